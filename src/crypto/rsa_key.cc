@@ -1,0 +1,129 @@
+#include "crypto/rsa_key.h"
+
+#include <cstdlib>
+
+#include <openssl/core_names.h>
+#include <openssl/err.h>
+#include <openssl/param_build.h>
+#include <openssl/pem.h>
+#include <openssl/rsa.h>
+
+#include "crypto/openssl_ptr.h"
+
+namespace coffer::crypto {
+namespace {
+
+EVP_PKEY* P(void* p) { return static_cast<EVP_PKEY*>(p); }
+
+std::string BignumParam(EVP_PKEY* pkey, const char* name) {
+  BIGNUM* bn = nullptr;
+  if (EVP_PKEY_get_bn_param(pkey, name, &bn) != 1) {
+    return {};
+  }
+  BignumPtr holder(bn);
+  std::string out(static_cast<size_t>(BN_num_bytes(bn)), '\0');
+  BN_bn2bin(bn, reinterpret_cast<unsigned char*>(out.data()));
+  return out;
+}
+
+}  // namespace
+
+RsaKey::~RsaKey() { EVP_PKEY_free(P(pkey_)); }
+
+StatusOr<std::unique_ptr<RsaKey>> RsaKey::Generate(int bits) {
+  EVP_PKEY* pkey = EVP_RSA_gen(static_cast<unsigned int>(bits));
+  if (pkey == nullptr) {
+    ERR_clear_error();
+    return InternalError("RSA key generation failed");
+  }
+  return std::unique_ptr<RsaKey>(new RsaKey(pkey, true));
+}
+
+StatusOr<std::unique_ptr<RsaKey>> RsaKey::FromPrivatePem(std::string_view pem) {
+  BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  EVP_PKEY* pkey = PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr);
+  if (pkey == nullptr) {
+    ERR_clear_error();
+    return InvalidArgumentError("not a PEM private key");
+  }
+  if (EVP_PKEY_get_base_id(pkey) != EVP_PKEY_RSA) {
+    EVP_PKEY_free(pkey);
+    return InvalidArgumentError("private key is not RSA");
+  }
+  return std::unique_ptr<RsaKey>(new RsaKey(pkey, true));
+}
+
+StatusOr<std::unique_ptr<RsaKey>> RsaKey::FromPublicComponents(std::string_view n,
+                                                               std::string_view e) {
+  if (n.empty() || e.empty() || n.size() > 1024 || e.size() > 8) {
+    return InvalidArgumentError("RSA public key components out of range");
+  }
+  BignumPtr bn_n(BN_bin2bn(reinterpret_cast<const unsigned char*>(n.data()),
+                           static_cast<int>(n.size()), nullptr));
+  BignumPtr bn_e(BN_bin2bn(reinterpret_cast<const unsigned char*>(e.data()),
+                           static_cast<int>(e.size()), nullptr));
+  OSSL_PARAM_BLD* bld = OSSL_PARAM_BLD_new();
+  if (!bn_n || !bn_e || bld == nullptr ||
+      OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, bn_n.get()) != 1 ||
+      OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, bn_e.get()) != 1) {
+    OSSL_PARAM_BLD_free(bld);
+    return InternalError("cannot build RSA parameters");
+  }
+  OSSL_PARAM* params = OSSL_PARAM_BLD_to_param(bld);
+  OSSL_PARAM_BLD_free(bld);
+  EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_name(nullptr, "RSA", nullptr));
+  EVP_PKEY* pkey = nullptr;
+  bool ok = ctx && EVP_PKEY_fromdata_init(ctx.get()) == 1 &&
+            EVP_PKEY_fromdata(ctx.get(), &pkey, EVP_PKEY_PUBLIC_KEY, params) == 1;
+  OSSL_PARAM_free(params);
+  if (!ok) {
+    ERR_clear_error();
+    return InvalidArgumentError("invalid RSA public key");
+  }
+  return std::unique_ptr<RsaKey>(new RsaKey(pkey, false));
+}
+
+int RsaKey::bits() const { return EVP_PKEY_get_bits(P(pkey_)); }
+
+std::string RsaKey::PrivatePem() const {
+  BioPtr bio(BIO_new(BIO_s_mem()));
+  if (PEM_write_bio_PrivateKey(bio.get(), P(pkey_), nullptr, nullptr, 0, nullptr, nullptr) != 1) {
+    std::abort();
+  }
+  char* data = nullptr;
+  long len = BIO_get_mem_data(bio.get(), &data);
+  return std::string(data, static_cast<size_t>(len));
+}
+
+std::string RsaKey::Modulus() const { return BignumParam(P(pkey_), OSSL_PKEY_PARAM_RSA_N); }
+std::string RsaKey::Exponent() const { return BignumParam(P(pkey_), OSSL_PKEY_PARAM_RSA_E); }
+
+std::string RsaKey::SignRs256(std::string_view data) const {
+  EvpMdCtxPtr ctx(EVP_MD_CTX_new());
+  size_t len = 0;
+  if (!ctx || EVP_DigestSignInit(ctx.get(), nullptr, EVP_sha256(), nullptr, P(pkey_)) != 1 ||
+      EVP_DigestSign(ctx.get(), nullptr, &len,
+                     reinterpret_cast<const unsigned char*>(data.data()), data.size()) != 1) {
+    std::abort();
+  }
+  std::string sig(len, '\0');
+  if (EVP_DigestSign(ctx.get(), reinterpret_cast<unsigned char*>(sig.data()), &len,
+                     reinterpret_cast<const unsigned char*>(data.data()), data.size()) != 1) {
+    std::abort();
+  }
+  sig.resize(len);
+  return sig;
+}
+
+bool RsaKey::VerifyRs256(std::string_view data, std::string_view signature) const {
+  EvpMdCtxPtr ctx(EVP_MD_CTX_new());
+  bool ok = ctx &&
+            EVP_DigestVerifyInit(ctx.get(), nullptr, EVP_sha256(), nullptr, P(pkey_)) == 1 &&
+            EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(signature.data()),
+                             signature.size(), reinterpret_cast<const unsigned char*>(data.data()),
+                             data.size()) == 1;
+  ERR_clear_error();
+  return ok;
+}
+
+}  // namespace coffer::crypto

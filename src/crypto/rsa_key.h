@@ -1,0 +1,50 @@
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "common/status.h"
+
+namespace coffer::crypto {
+
+// RsaKey is an RSA key pair (or public key) used for RS256 signatures.
+// Immutable after creation; thread-safe.
+class RsaKey {
+ public:
+  ~RsaKey();
+  RsaKey(const RsaKey&) = delete;
+  RsaKey& operator=(const RsaKey&) = delete;
+
+  // Generate makes a new key pair. kInternal if OpenSSL fails.
+  static StatusOr<std::unique_ptr<RsaKey>> Generate(int bits);
+  // FromPrivatePem parses a PKCS#8 or traditional PEM private key.
+  // kInvalidArgument if it is not an RSA private key.
+  static StatusOr<std::unique_ptr<RsaKey>> FromPrivatePem(std::string_view pem);
+  // FromPublicComponents builds a public key from big-endian modulus and
+  // exponent bytes (JWK `n` and `e` after base64url decoding).
+  static StatusOr<std::unique_ptr<RsaKey>> FromPublicComponents(std::string_view n,
+                                                                std::string_view e);
+
+  bool has_private() const { return has_private_; }
+  int bits() const;
+  // REQUIRES: has_private().
+  std::string PrivatePem() const;
+  std::string Modulus() const;   // big-endian bytes
+  std::string Exponent() const;  // big-endian bytes
+
+  // SignRs256 signs with RSASSA-PKCS1-v1_5 over SHA-256. REQUIRES: has_private().
+  std::string SignRs256(std::string_view data) const;
+  // VerifyRs256 reports whether `signature` is valid for `data`.
+  bool VerifyRs256(std::string_view data, std::string_view signature) const;
+
+  // Opaque handle for crypto/x509.cc (an EVP_PKEY*).
+  void* native() const { return pkey_; }
+
+ private:
+  RsaKey(void* pkey, bool has_private) : pkey_(pkey), has_private_(has_private) {}
+  void* pkey_;  // EVP_PKEY*, owned.
+  bool has_private_;
+};
+
+}  // namespace coffer::crypto

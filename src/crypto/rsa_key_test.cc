@@ -1,0 +1,46 @@
+#include "crypto/rsa_key.h"
+
+#include <gtest/gtest.h>
+
+#include "crypto/x509.h"
+
+namespace coffer::crypto {
+namespace {
+
+TEST(RsaKey, SignsAndVerifiesThroughPemAndPublicComponents) {
+  auto key = RsaKey::Generate(2048);
+  ASSERT_TRUE(key.ok());
+  std::string sig = (*key)->SignRs256("payload");
+  auto reloaded = RsaKey::FromPrivatePem((*key)->PrivatePem());
+  ASSERT_TRUE(reloaded.ok());
+  EXPECT_TRUE((*reloaded)->VerifyRs256("payload", sig));
+  auto pub = RsaKey::FromPublicComponents((*key)->Modulus(), (*key)->Exponent());
+  ASSERT_TRUE(pub.ok());
+  EXPECT_FALSE((*pub)->has_private());
+  EXPECT_TRUE((*pub)->VerifyRs256("payload", sig));
+  EXPECT_FALSE((*pub)->VerifyRs256("payloaD", sig));
+  EXPECT_FALSE((*pub)->VerifyRs256("payload", sig.substr(1)));
+}
+
+TEST(RsaKey, RejectsGarbagePem) {
+  EXPECT_EQ(RsaKey::FromPrivatePem("not a key").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_FALSE(RsaKey::FromPublicComponents("", "\x01").ok());
+}
+
+TEST(X509, ServerCertificateCarriesRequestedNames) {
+  auto ca_key = RsaKey::Generate(2048);
+  auto srv_key = RsaKey::Generate(2048);
+  ASSERT_TRUE(ca_key.ok() && srv_key.ok());
+  auto ca = CreateCaCertificate(**ca_key, "Coffer test CA", 30);
+  ASSERT_TRUE(ca.ok());
+  auto cert = CreateServerCertificate(**srv_key, *ca, **ca_key,
+                                      {"localhost", "*.vault.localhost"}, {"127.0.0.1"}, 30);
+  ASSERT_TRUE(cert.ok());
+  auto names = CertificateDnsNames(*cert);
+  ASSERT_EQ(names.size(), 2u);
+  EXPECT_EQ(names[1], "*.vault.localhost");
+  EXPECT_FALSE(CreateServerCertificate(**srv_key, "junk", **ca_key, {"a"}, {}, 1).ok());
+}
+
+}  // namespace
+}  // namespace coffer::crypto

@@ -1,0 +1,129 @@
+#include "crypto/x509.h"
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+
+#include "crypto/openssl_ptr.h"
+#include "crypto/primitives.h"
+
+namespace coffer::crypto {
+namespace {
+
+EVP_PKEY* P(const RsaKey& key) { return static_cast<EVP_PKEY*>(key.native()); }
+
+bool AddExtension(X509* cert, X509* issuer, int nid, const std::string& value) {
+  X509V3_CTX ctx;
+  X509V3_set_ctx_nodb(&ctx);
+  X509V3_set_ctx(&ctx, issuer, cert, nullptr, nullptr, 0);
+  X509ExtensionPtr ext(X509V3_EXT_conf_nid(nullptr, &ctx, nid, value.c_str()));
+  return ext && X509_add_ext(cert, ext.get(), -1) == 1;
+}
+
+X509Ptr NewCertificate(const RsaKey& subject_key, const std::string& cn, int days) {
+  X509Ptr cert(X509_new());
+  if (!cert) {
+    return nullptr;
+  }
+  X509_set_version(cert.get(), 2);
+  std::string serial = RandomBytes(16);
+  serial[0] = static_cast<char>(serial[0] & 0x7f);
+  BignumPtr bn(BN_bin2bn(reinterpret_cast<const unsigned char*>(serial.data()), 16, nullptr));
+  BN_to_ASN1_INTEGER(bn.get(), X509_get_serialNumber(cert.get()));
+  X509_gmtime_adj(X509_getm_notBefore(cert.get()), -3600);
+  X509_gmtime_adj(X509_getm_notAfter(cert.get()), static_cast<long>(days) * 86400);
+  X509_set_pubkey(cert.get(), P(subject_key));
+  X509_NAME* name = X509_get_subject_name(cert.get());
+  X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC,
+                             reinterpret_cast<const unsigned char*>("Coffer"), -1, -1, 0);
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                             reinterpret_cast<const unsigned char*>(cn.c_str()), -1, -1, 0);
+  return cert;
+}
+
+std::string ToPem(X509* cert) {
+  BioPtr bio(BIO_new(BIO_s_mem()));
+  PEM_write_bio_X509(bio.get(), cert);
+  char* data = nullptr;
+  long len = BIO_get_mem_data(bio.get(), &data);
+  return std::string(data, static_cast<size_t>(len));
+}
+
+X509Ptr FromPem(const std::string& pem) {
+  BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  return X509Ptr(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+}
+
+}  // namespace
+
+StatusOr<std::string> CreateCaCertificate(const RsaKey& key, const std::string& common_name,
+                                          int days) {
+  X509Ptr cert = NewCertificate(key, common_name, days);
+  if (!cert || X509_set_issuer_name(cert.get(), X509_get_subject_name(cert.get())) != 1 ||
+      !AddExtension(cert.get(), cert.get(), NID_basic_constraints, "critical,CA:TRUE,pathlen:0") ||
+      !AddExtension(cert.get(), cert.get(), NID_key_usage, "critical,keyCertSign,cRLSign") ||
+      !AddExtension(cert.get(), cert.get(), NID_subject_key_identifier, "hash") ||
+      X509_sign(cert.get(), P(key), EVP_sha256()) == 0) {
+    ERR_clear_error();
+    return InternalError("cannot create CA certificate");
+  }
+  return ToPem(cert.get());
+}
+
+StatusOr<std::string> CreateServerCertificate(const RsaKey& server_key,
+                                              const std::string& ca_cert_pem, const RsaKey& ca_key,
+                                              const std::vector<std::string>& dns_names,
+                                              const std::vector<std::string>& ip_addresses,
+                                              int days) {
+  X509Ptr ca = FromPem(ca_cert_pem);
+  if (!ca) {
+    ERR_clear_error();
+    return InvalidArgumentError("cannot parse CA certificate");
+  }
+  std::string cn = dns_names.empty() ? "localhost" : dns_names.front();
+  X509Ptr cert = NewCertificate(server_key, cn, days);
+  std::string sans;
+  for (const auto& d : dns_names) {
+    sans += (sans.empty() ? "" : ",") + std::string("DNS:") + d;
+  }
+  for (const auto& ip : ip_addresses) {
+    sans += (sans.empty() ? "" : ",") + std::string("IP:") + ip;
+  }
+  if (!cert || X509_set_issuer_name(cert.get(), X509_get_subject_name(ca.get())) != 1 ||
+      !AddExtension(cert.get(), ca.get(), NID_basic_constraints, "critical,CA:FALSE") ||
+      !AddExtension(cert.get(), ca.get(), NID_key_usage,
+                    "critical,digitalSignature,keyEncipherment") ||
+      !AddExtension(cert.get(), ca.get(), NID_ext_key_usage, "serverAuth") ||
+      !AddExtension(cert.get(), ca.get(), NID_authority_key_identifier, "keyid:always") ||
+      (!sans.empty() && !AddExtension(cert.get(), ca.get(), NID_subject_alt_name, sans)) ||
+      X509_sign(cert.get(), P(ca_key), EVP_sha256()) == 0) {
+    ERR_clear_error();
+    return InternalError("cannot create server certificate");
+  }
+  return ToPem(cert.get());
+}
+
+std::vector<std::string> CertificateDnsNames(const std::string& cert_pem) {
+  std::vector<std::string> out;
+  X509Ptr cert = FromPem(cert_pem);
+  if (!cert) {
+    ERR_clear_error();
+    return out;
+  }
+  auto* names = static_cast<GENERAL_NAMES*>(
+      X509_get_ext_d2i(cert.get(), NID_subject_alt_name, nullptr, nullptr));
+  if (names == nullptr) {
+    return out;
+  }
+  for (int i = 0; i < sk_GENERAL_NAME_num(names); ++i) {
+    GENERAL_NAME* gn = sk_GENERAL_NAME_value(names, i);
+    if (gn->type == GEN_DNS) {
+      const unsigned char* data = ASN1_STRING_get0_data(gn->d.dNSName);
+      out.emplace_back(reinterpret_cast<const char*>(data),
+                       static_cast<size_t>(ASN1_STRING_length(gn->d.dNSName)));
+    }
+  }
+  GENERAL_NAMES_free(names);
+  return out;
+}
+
+}  // namespace coffer::crypto

@@ -1,0 +1,321 @@
+// One behavioural suite run against every Store backend.
+
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "storage/memory/memory_store.h"
+#include "storage/sqlite/sqlite_store.h"
+
+namespace coffer::storage {
+namespace {
+
+using Factory = std::function<std::unique_ptr<Store>(const std::string& dir)>;
+
+struct Backend {
+  std::string name;
+  Factory make;
+};
+
+void PrintTo(const Backend& b, std::ostream* os) { *os << b.name; }
+
+class StoreConformance : public ::testing::TestWithParam<Backend> {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("coffer-store-" + std::to_string(::getpid()) + "-" + std::to_string(counter_++));
+    std::filesystem::create_directories(dir_);
+    store_ = GetParam().make(dir_.string());
+    ASSERT_NE(store_, nullptr);
+    VaultRecord v;
+    v.name = "Main";
+    v.subscription_id = "sub";
+    v.resource_group = "rg";
+    v.location = "local";
+    v.tenant_id = "t";
+    v.properties_json = "{}";
+    v.tags_json = "{}";
+    v.wrapped_data_key = std::string("\x00\x01key", 5);
+    ASSERT_TRUE(store_->CreateVault(v).ok());
+  }
+  void TearDown() override {
+    store_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+  static SecretVersionRecord Version(const std::string& name, const std::string& version,
+                                     int64_t t = 100) {
+    SecretVersionRecord r;
+    r.name = name;
+    r.version = version;
+    r.sealed_value = "sealed:" + version;
+    r.content_type = "text/plain";
+    r.tags_json = "{}";
+    r.created = t;
+    r.updated = t;
+    return r;
+  }
+
+  static inline std::atomic<int> counter_{0};
+  std::filesystem::path dir_;
+  std::unique_ptr<Store> store_;
+};
+
+TEST_P(StoreConformance, MetaRoundTripsAndOverwrites) {
+  EXPECT_FALSE(store_->GetMeta("k")->has_value());
+  ASSERT_TRUE(store_->PutMeta("k", "1").ok());
+  ASSERT_TRUE(store_->PutMeta("k", "2").ok());
+  EXPECT_EQ(**store_->GetMeta("k"), "2");
+}
+
+TEST_P(StoreConformance, VaultsAreCaseInsensitiveAndUnique) {
+  auto v = store_->GetVault("MAIN");
+  ASSERT_TRUE(v.ok());
+  EXPECT_EQ(v->name, "Main");
+  EXPECT_EQ(v->wrapped_data_key, std::string("\x00\x01key", 5));
+  VaultRecord dup = *v;
+  dup.name = "main";
+  EXPECT_EQ(store_->CreateVault(dup).code(), StatusCode::kAlreadyExists);
+  dup.properties_json = R"({"x":1})";
+  dup.updated = 5;
+  ASSERT_TRUE(store_->UpdateVault(dup).ok());
+  EXPECT_EQ(store_->GetVault("main")->properties_json, R"({"x":1})");
+  EXPECT_EQ(store_->ListVaults()->size(), 1u);
+  EXPECT_EQ(store_->GetVault("other").status().code(), StatusCode::kNotFound);
+}
+
+TEST_P(StoreConformance, DeletingAVaultRemovesItsSecrets) {
+  ASSERT_TRUE(store_->AddSecretVersion("main", Version("a", "v1")).ok());
+  ASSERT_TRUE(store_->DeleteVault("main").ok());
+  EXPECT_EQ(store_->DeleteVault("main").code(), StatusCode::kNotFound);
+  VaultRecord v;
+  v.name = "main";
+  v.properties_json = v.tags_json = "{}";
+  ASSERT_TRUE(store_->CreateVault(v).ok());
+  EXPECT_EQ(store_->GetSecret("main", "a", "", false).status().code(), StatusCode::kNotFound);
+}
+
+TEST_P(StoreConformance, LatestVersionFollowsTheLastWrite) {
+  ASSERT_TRUE(store_->AddSecretVersion("main", Version("Db-Pass", "aa")).ok());
+  ASSERT_TRUE(store_->AddSecretVersion("main", Version("db-pass", "bb")).ok());
+  auto latest = store_->GetSecret("main", "DB-PASS", "", false);
+  ASSERT_TRUE(latest.ok());
+  EXPECT_EQ(latest->version.version, "bb");
+  EXPECT_EQ(latest->version.name, "Db-Pass");  // case of first creation
+  EXPECT_EQ(latest->version.sealed_value, "sealed:bb");
+  EXPECT_EQ(store_->GetSecret("main", "db-pass", "aa", false)->version.sealed_value, "sealed:aa");
+  EXPECT_EQ(store_->GetSecret("main", "db-pass", "cc", false).status().code(),
+            StatusCode::kNotFound);
+  EXPECT_EQ(store_->AddSecretVersion("main", Version("db-pass", "bb")).code(),
+            StatusCode::kAlreadyExists);
+  EXPECT_EQ(store_->AddSecretVersion("nope", Version("x", "aa")).code(), StatusCode::kNotFound);
+}
+
+TEST_P(StoreConformance, UpdateChangesAttributesOnly) {
+  ASSERT_TRUE(store_->AddSecretVersion("main", Version("a", "v1")).ok());
+  auto rec = Version("a", "v1");
+  rec.sealed_value = "must-not-change";
+  rec.enabled = false;
+  rec.exp = 999;
+  rec.tags_json = R"({"k":"v"})";
+  rec.updated = 200;
+  ASSERT_TRUE(store_->UpdateSecretVersion("main", rec).ok());
+  auto got = store_->GetSecret("main", "a", "v1", false);
+  ASSERT_TRUE(got.ok());
+  EXPECT_FALSE(got->version.enabled);
+  EXPECT_EQ(got->version.exp, 999);
+  EXPECT_FALSE(got->version.nbf.has_value());
+  EXPECT_EQ(got->version.tags_json, R"({"k":"v"})");
+  EXPECT_EQ(got->version.sealed_value, "sealed:v1");
+  EXPECT_EQ(got->version.updated, 200);
+  EXPECT_EQ(store_->UpdateSecretVersion("main", Version("a", "zz")).code(),
+            StatusCode::kNotFound);
+}
+
+TEST_P(StoreConformance, ListingPagesInNameOrderWithoutValues) {
+  for (int i = 0; i < 25; ++i) {
+    char name[8];
+    std::snprintf(name, sizeof(name), "s%02d", 24 - i);
+    ASSERT_TRUE(store_->AddSecretVersion("main", Version(name, "v" + std::to_string(i))).ok());
+  }
+  std::vector<std::string> seen;
+  std::string cursor;
+  int pages = 0;
+  do {
+    auto page = store_->ListSecrets("main", false, cursor, 10);
+    ASSERT_TRUE(page.ok());
+    for (const auto& item : page->items) {
+      seen.push_back(item.version.name);
+      EXPECT_TRUE(item.version.sealed_value.empty());
+    }
+    cursor = page->next_cursor;
+    ++pages;
+  } while (!cursor.empty());
+  EXPECT_EQ(pages, 3);
+  ASSERT_EQ(seen.size(), 25u);
+  EXPECT_EQ(seen.front(), "s00");
+  EXPECT_EQ(seen.back(), "s24");
+  // An exactly full last page reports no further cursor.
+  auto exact = store_->ListSecrets("main", false, "", 25);
+  EXPECT_TRUE(exact->next_cursor.empty());
+}
+
+TEST_P(StoreConformance, VersionListingPages) {
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(store_->AddSecretVersion("main", Version("a", "v" + std::to_string(i))).ok());
+  }
+  auto p1 = store_->ListSecretVersions("main", "A", "", 3);
+  ASSERT_TRUE(p1.ok());
+  EXPECT_EQ(p1->items.size(), 3u);
+  ASSERT_FALSE(p1->next_cursor.empty());
+  auto p2 = store_->ListSecretVersions("main", "a", p1->next_cursor, 3);
+  EXPECT_EQ(p2->items.size(), 2u);
+  EXPECT_TRUE(p2->next_cursor.empty());
+  EXPECT_EQ(store_->ListSecretVersions("main", "b", "", 3).status().code(),
+            StatusCode::kNotFound);
+}
+
+TEST_P(StoreConformance, SoftDeleteRecoverAndPurge) {
+  ASSERT_TRUE(store_->AddSecretVersion("main", Version("a", "v1")).ok());
+  ASSERT_TRUE(store_->MarkSecretDeleted("main", "a", 10, 20).ok());
+  EXPECT_EQ(store_->MarkSecretDeleted("main", "a", 10, 20).code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_->GetSecret("main", "a", "", false).status().code(), StatusCode::kNotFound);
+  auto deleted = store_->GetSecret("main", "a", "", true);
+  ASSERT_TRUE(deleted.ok());
+  EXPECT_TRUE(deleted->deleted);
+  EXPECT_EQ(deleted->scheduled_purge_date, 20);
+  EXPECT_EQ(store_->AddSecretVersion("main", Version("a", "v2")).code(),
+            StatusCode::kFailedPrecondition);
+  EXPECT_EQ(store_->ListSecrets("main", false, "", 10)->items.size(), 0u);
+  EXPECT_EQ(store_->ListSecrets("main", true, "", 10)->items.size(), 1u);
+  ASSERT_TRUE(store_->RecoverSecret("main", "a").ok());
+  EXPECT_EQ(store_->RecoverSecret("main", "a").code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_->PurgeSecret("main", "a").code(), StatusCode::kNotFound);
+  ASSERT_TRUE(store_->MarkSecretDeleted("main", "a", 10, 20).ok());
+  ASSERT_TRUE(store_->PurgeSecret("main", "a").ok());
+  EXPECT_EQ(store_->GetSecret("main", "a", "", true).status().code(), StatusCode::kNotFound);
+  ASSERT_TRUE(store_->AddSecretVersion("main", Version("a", "v3")).ok());
+}
+
+TEST_P(StoreConformance, PurgeExpiredTakesOnlyDueSecrets) {
+  ASSERT_TRUE(store_->AddSecretVersion("main", Version("a", "v1")).ok());
+  ASSERT_TRUE(store_->AddSecretVersion("main", Version("b", "v1")).ok());
+  ASSERT_TRUE(store_->AddSecretVersion("main", Version("c", "v1")).ok());
+  ASSERT_TRUE(store_->MarkSecretDeleted("main", "a", 1, 50).ok());
+  ASSERT_TRUE(store_->MarkSecretDeleted("main", "b", 1, 150).ok());
+  EXPECT_EQ(*store_->PurgeExpiredSecrets(100), 1);
+  EXPECT_EQ(store_->GetSecret("main", "a", "", true).status().code(), StatusCode::kNotFound);
+  EXPECT_TRUE(store_->GetSecret("main", "b", "", true).ok());
+  EXPECT_TRUE(store_->GetSecret("main", "c", "", false).ok());
+}
+
+TEST_P(StoreConformance, BackupVersionsRestoreWithTheSameLatest) {
+  ASSERT_TRUE(store_->AddSecretVersion("main", Version("a", "zz")).ok());
+  ASSERT_TRUE(store_->AddSecretVersion("main", Version("a", "aa")).ok());
+  auto all = store_->GetAllSecretVersions("main", "a");
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), 2u);
+  EXPECT_EQ(all->back().version, "aa");
+  EXPECT_EQ(store_->RestoreSecret("main", *all).code(), StatusCode::kAlreadyExists);
+  ASSERT_TRUE(store_->MarkSecretDeleted("main", "a", 1, 2).ok());
+  EXPECT_EQ(store_->RestoreSecret("main", *all).code(), StatusCode::kAlreadyExists);
+  ASSERT_TRUE(store_->PurgeSecret("main", "a").ok());
+  ASSERT_TRUE(store_->RestoreSecret("main", *all).ok());
+  EXPECT_EQ(store_->GetSecret("main", "a", "", false)->version.version, "aa");
+  EXPECT_EQ(store_->GetSecret("main", "a", "zz", false)->version.sealed_value, "sealed:zz");
+}
+
+TEST_P(StoreConformance, PrincipalsAndClientSecrets) {
+  PrincipalRecord p{"oid-1", "app-1", "t", "ci", "ServicePrincipal", 5};
+  ASSERT_TRUE(store_->CreatePrincipal(p).ok());
+  PrincipalRecord same_app{"oid-2", "app-1", "t", "x", "ServicePrincipal", 6};
+  EXPECT_EQ(store_->CreatePrincipal(same_app).code(), StatusCode::kAlreadyExists);
+  EXPECT_EQ(store_->GetPrincipalByAppId("app-1")->object_id, "oid-1");
+  ClientSecretRecord c{"k1", "oid-1", "salt", std::string("h\0sh", 4), 1000, "abc", 5, 99};
+  ASSERT_TRUE(store_->AddClientSecret(c).ok());
+  c.principal_object_id = "missing";
+  EXPECT_EQ(store_->AddClientSecret(c).code(), StatusCode::kNotFound);
+  auto secrets = store_->ListClientSecrets("oid-1");
+  ASSERT_EQ(secrets->size(), 1u);
+  EXPECT_EQ((*secrets)[0].hash, std::string("h\0sh", 4));
+  ASSERT_TRUE(store_->DeletePrincipal("oid-1").ok());
+  EXPECT_EQ(store_->GetPrincipal("oid-1").status().code(), StatusCode::kNotFound);
+  EXPECT_TRUE(store_->ListClientSecrets("oid-1")->empty());
+}
+
+TEST_P(StoreConformance, ConcurrentWritersAllLand) {
+  constexpr int kThreads = 8;
+  constexpr int kEach = 40;
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kEach; ++i) {
+        std::string name = "t" + std::to_string(t) + "-" + std::to_string(i);
+        if (!store_->AddSecretVersion("main", Version(name, "v")).ok()) {
+          ++failures;
+        }
+      }
+    });
+  }
+  for (auto& th : threads) {
+    th.join();
+  }
+  EXPECT_EQ(failures.load(), 0);
+  auto page = store_->ListSecrets("main", false, "", 1000);
+  EXPECT_EQ(page->items.size(), static_cast<size_t>(kThreads * kEach));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Backends, StoreConformance,
+    ::testing::Values(
+        Backend{"Memory", [](const std::string&) { return std::make_unique<MemoryStore>(); }},
+        Backend{"Sqlite",
+                [](const std::string& dir) -> std::unique_ptr<Store> {
+                  auto s = SqliteStore::Open(dir + "/coffer.db");
+                  return s.ok() ? std::move(s).value() : nullptr;
+                }}),
+    [](const auto& param_info) { return param_info.param.name; });
+
+TEST(SqliteStore, DataSurvivesReopen) {
+  auto dir = std::filesystem::temp_directory_path() /
+             ("coffer-reopen-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  std::string path = (dir / "coffer.db").string();
+  {
+    auto s = SqliteStore::Open(path);
+    ASSERT_TRUE(s.ok());
+    VaultRecord v;
+    v.name = "keep";
+    v.properties_json = v.tags_json = "{}";
+    ASSERT_TRUE((*s)->CreateVault(v).ok());
+  }
+  {
+    auto s = SqliteStore::Open(path);
+    ASSERT_TRUE(s.ok());
+    EXPECT_TRUE((*s)->GetVault("keep").ok());
+  }
+  std::filesystem::remove_all(dir);
+}
+
+TEST(SqliteStore, RejectsAFileThatIsNotADatabase) {
+  auto dir = std::filesystem::temp_directory_path() /
+             ("coffer-garbage-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  std::string path = (dir / "coffer.db").string();
+  FILE* f = std::fopen(path.c_str(), "wb");
+  std::fputs("this is definitely not an sqlite database, just some text......", f);
+  std::fclose(f);
+  auto s = SqliteStore::Open(path);
+  EXPECT_FALSE(s.ok());
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace coffer::storage

@@ -1,0 +1,372 @@
+#include "storage/memory/memory_store.h"
+
+#include "common/strings.h"
+
+namespace coffer::storage {
+namespace {
+
+Status VaultNotFound(const std::string& name) {
+  return NotFoundError("vault '" + name + "' not found", "VaultNotFound");
+}
+Status SecretNotFound(const std::string& name) {
+  return NotFoundError("secret '" + name + "' not found", "SecretNotFound");
+}
+
+}  // namespace
+
+MemoryStore::Vault* MemoryStore::FindVault(const std::string& name) {
+  auto it = vaults_.find(AsciiLower(name));
+  return it == vaults_.end() ? nullptr : &it->second;
+}
+
+StatusOr<std::optional<std::string>> MemoryStore::GetMeta(const std::string& key) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = meta_.find(key);
+  if (it == meta_.end()) {
+    return std::optional<std::string>();
+  }
+  return std::optional<std::string>(it->second);
+}
+
+Status MemoryStore::PutMeta(const std::string& key, const std::string& value) {
+  std::lock_guard<std::mutex> lock(mu_);
+  meta_[key] = value;
+  return OkStatus();
+}
+
+Status MemoryStore::CreatePrincipal(const PrincipalRecord& principal) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& [id, p] : principals_) {
+    if (id == principal.object_id || p.app_id == principal.app_id) {
+      return AlreadyExistsError("principal already exists");
+    }
+  }
+  principals_[principal.object_id] = principal;
+  return OkStatus();
+}
+
+StatusOr<PrincipalRecord> MemoryStore::GetPrincipalByAppId(const std::string& app_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& [id, p] : principals_) {
+    if (p.app_id == app_id) {
+      return p;
+    }
+  }
+  return NotFoundError("principal not found");
+}
+
+StatusOr<PrincipalRecord> MemoryStore::GetPrincipal(const std::string& object_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = principals_.find(object_id);
+  if (it == principals_.end()) {
+    return NotFoundError("principal not found");
+  }
+  return it->second;
+}
+
+StatusOr<std::vector<PrincipalRecord>> MemoryStore::ListPrincipals() {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<PrincipalRecord> out;
+  for (const auto& [id, p] : principals_) {
+    out.push_back(p);
+  }
+  return out;
+}
+
+Status MemoryStore::DeletePrincipal(const std::string& object_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (principals_.erase(object_id) == 0) {
+    return NotFoundError("principal not found");
+  }
+  client_secrets_.erase(object_id);
+  return OkStatus();
+}
+
+Status MemoryStore::AddClientSecret(const ClientSecretRecord& secret) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (principals_.count(secret.principal_object_id) == 0) {
+    return NotFoundError("principal not found");
+  }
+  client_secrets_[secret.principal_object_id].push_back(secret);
+  return OkStatus();
+}
+
+StatusOr<std::vector<ClientSecretRecord>> MemoryStore::ListClientSecrets(
+    const std::string& principal_object_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = client_secrets_.find(principal_object_id);
+  if (it == client_secrets_.end()) {
+    return std::vector<ClientSecretRecord>();
+  }
+  return it->second;
+}
+
+Status MemoryStore::CreateVault(const VaultRecord& vault) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::string key = AsciiLower(vault.name);
+  if (vaults_.count(key) != 0) {
+    return AlreadyExistsError("vault '" + vault.name + "' already exists");
+  }
+  vaults_[key].record = vault;
+  return OkStatus();
+}
+
+Status MemoryStore::UpdateVault(const VaultRecord& vault) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Vault* v = FindVault(vault.name);
+  if (v == nullptr) {
+    return VaultNotFound(vault.name);
+  }
+  v->record = vault;
+  return OkStatus();
+}
+
+StatusOr<VaultRecord> MemoryStore::GetVault(const std::string& name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Vault* v = FindVault(name);
+  if (v == nullptr) {
+    return VaultNotFound(name);
+  }
+  return v->record;
+}
+
+StatusOr<std::vector<VaultRecord>> MemoryStore::ListVaults() {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<VaultRecord> out;
+  for (const auto& [k, v] : vaults_) {
+    out.push_back(v.record);
+  }
+  return out;
+}
+
+Status MemoryStore::DeleteVault(const std::string& name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (vaults_.erase(AsciiLower(name)) == 0) {
+    return VaultNotFound(name);
+  }
+  return OkStatus();
+}
+
+Status MemoryStore::AddSecretVersion(const std::string& vault, const SecretVersionRecord& rec) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Vault* v = FindVault(vault);
+  if (v == nullptr) {
+    return VaultNotFound(vault);
+  }
+  auto& s = v->secrets[AsciiLower(rec.name)];
+  if (s.deleted) {
+    return FailedPreconditionError("secret '" + rec.name + "' is deleted but not purged",
+                                   "Conflict");
+  }
+  if (s.versions.count(rec.version) != 0) {
+    return AlreadyExistsError("secret version already exists");
+  }
+  SecretVersionRecord copy = rec;
+  if (!s.versions.empty()) {
+    copy.name = s.versions.begin()->second.name;
+  }
+  s.versions[rec.version] = copy;
+  s.latest = rec.version;
+  return OkStatus();
+}
+
+Status MemoryStore::UpdateSecretVersion(const std::string& vault, const SecretVersionRecord& rec) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Vault* v = FindVault(vault);
+  if (v == nullptr) {
+    return VaultNotFound(vault);
+  }
+  auto it = v->secrets.find(AsciiLower(rec.name));
+  if (it == v->secrets.end() || it->second.deleted) {
+    return SecretNotFound(rec.name);
+  }
+  auto vit = it->second.versions.find(rec.version);
+  if (vit == it->second.versions.end()) {
+    return SecretNotFound(rec.name);
+  }
+  auto& target = vit->second;
+  target.content_type = rec.content_type;
+  target.tags_json = rec.tags_json;
+  target.enabled = rec.enabled;
+  target.nbf = rec.nbf;
+  target.exp = rec.exp;
+  target.updated = rec.updated;
+  return OkStatus();
+}
+
+StatusOr<SecretView> MemoryStore::GetSecret(const std::string& vault, const std::string& name,
+                                            const std::string& version, bool include_deleted) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Vault* v = FindVault(vault);
+  if (v == nullptr) {
+    return VaultNotFound(vault);
+  }
+  auto it = v->secrets.find(AsciiLower(name));
+  if (it == v->secrets.end() || (it->second.deleted && !include_deleted)) {
+    return SecretNotFound(name);
+  }
+  const Secret& s = it->second;
+  auto vit = s.versions.find(version.empty() ? s.latest : version);
+  if (vit == s.versions.end()) {
+    return SecretNotFound(name);
+  }
+  return SecretView{vit->second, s.deleted, s.deleted_date, s.scheduled_purge_date};
+}
+
+StatusOr<SecretPage> MemoryStore::ListSecrets(const std::string& vault, bool deleted,
+                                              const std::string& cursor, int limit) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Vault* v = FindVault(vault);
+  if (v == nullptr) {
+    return VaultNotFound(vault);
+  }
+  SecretPage page;
+  for (auto it = v->secrets.upper_bound(cursor); it != v->secrets.end(); ++it) {
+    const Secret& s = it->second;
+    if (s.deleted != deleted || s.versions.empty()) {
+      continue;
+    }
+    if (static_cast<int>(page.items.size()) == limit) {
+      page.next_cursor = AsciiLower(page.items.back().version.name);
+      break;
+    }
+    page.items.push_back(
+        SecretView{s.versions.at(s.latest), s.deleted, s.deleted_date, s.scheduled_purge_date});
+    page.items.back().version.sealed_value.clear();
+  }
+  return page;
+}
+
+StatusOr<VersionPage> MemoryStore::ListSecretVersions(const std::string& vault,
+                                                      const std::string& name,
+                                                      const std::string& cursor, int limit) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Vault* v = FindVault(vault);
+  if (v == nullptr) {
+    return VaultNotFound(vault);
+  }
+  auto it = v->secrets.find(AsciiLower(name));
+  if (it == v->secrets.end() || it->second.deleted) {
+    return SecretNotFound(name);
+  }
+  VersionPage page;
+  const auto& versions = it->second.versions;
+  for (auto vit = versions.upper_bound(cursor); vit != versions.end(); ++vit) {
+    if (static_cast<int>(page.items.size()) == limit) {
+      page.next_cursor = page.items.back().version;
+      break;
+    }
+    page.items.push_back(vit->second);
+    page.items.back().sealed_value.clear();
+  }
+  return page;
+}
+
+StatusOr<std::vector<SecretVersionRecord>> MemoryStore::GetAllSecretVersions(
+    const std::string& vault, const std::string& name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Vault* v = FindVault(vault);
+  if (v == nullptr) {
+    return VaultNotFound(vault);
+  }
+  auto it = v->secrets.find(AsciiLower(name));
+  if (it == v->secrets.end() || it->second.deleted) {
+    return SecretNotFound(name);
+  }
+  std::vector<SecretVersionRecord> out;
+  for (const auto& [ver, rec] : it->second.versions) {
+    if (ver != it->second.latest) {
+      out.push_back(rec);
+    }
+  }
+  out.push_back(it->second.versions.at(it->second.latest));
+  return out;
+}
+
+Status MemoryStore::MarkSecretDeleted(const std::string& vault, const std::string& name,
+                                      int64_t deleted_date, int64_t scheduled_purge_date) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Vault* v = FindVault(vault);
+  if (v == nullptr) {
+    return VaultNotFound(vault);
+  }
+  auto it = v->secrets.find(AsciiLower(name));
+  if (it == v->secrets.end() || it->second.deleted) {
+    return SecretNotFound(name);
+  }
+  it->second.deleted = true;
+  it->second.deleted_date = deleted_date;
+  it->second.scheduled_purge_date = scheduled_purge_date;
+  return OkStatus();
+}
+
+Status MemoryStore::RecoverSecret(const std::string& vault, const std::string& name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Vault* v = FindVault(vault);
+  if (v == nullptr) {
+    return VaultNotFound(vault);
+  }
+  auto it = v->secrets.find(AsciiLower(name));
+  if (it == v->secrets.end() || !it->second.deleted) {
+    return NotFoundError("deleted secret '" + name + "' not found", "SecretNotFound");
+  }
+  it->second.deleted = false;
+  it->second.deleted_date = 0;
+  it->second.scheduled_purge_date = 0;
+  return OkStatus();
+}
+
+Status MemoryStore::PurgeSecret(const std::string& vault, const std::string& name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Vault* v = FindVault(vault);
+  if (v == nullptr) {
+    return VaultNotFound(vault);
+  }
+  auto it = v->secrets.find(AsciiLower(name));
+  if (it == v->secrets.end() || !it->second.deleted) {
+    return NotFoundError("deleted secret '" + name + "' not found", "SecretNotFound");
+  }
+  v->secrets.erase(it);
+  return OkStatus();
+}
+
+StatusOr<int> MemoryStore::PurgeExpiredSecrets(int64_t now) {
+  std::lock_guard<std::mutex> lock(mu_);
+  int count = 0;
+  for (auto& [vk, v] : vaults_) {
+    for (auto it = v.secrets.begin(); it != v.secrets.end();) {
+      if (it->second.deleted && it->second.scheduled_purge_date <= now) {
+        it = v.secrets.erase(it);
+        ++count;
+      } else {
+        ++it;
+      }
+    }
+  }
+  return count;
+}
+
+Status MemoryStore::RestoreSecret(const std::string& vault,
+                                  const std::vector<SecretVersionRecord>& versions) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Vault* v = FindVault(vault);
+  if (v == nullptr) {
+    return VaultNotFound(vault);
+  }
+  if (versions.empty()) {
+    return InvalidArgumentError("backup holds no versions");
+  }
+  std::string key = AsciiLower(versions.back().name);
+  if (v->secrets.count(key) != 0) {
+    return AlreadyExistsError("secret '" + versions.back().name + "' already exists");
+  }
+  Secret s;
+  for (const auto& rec : versions) {
+    s.versions[rec.version] = rec;
+  }
+  s.latest = versions.back().version;
+  v->secrets[key] = std::move(s);
+  return OkStatus();
+}
+
+}  // namespace coffer::storage

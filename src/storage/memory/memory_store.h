@@ -1,0 +1,74 @@
+#pragma once
+
+#include <map>
+#include <mutex>
+#include <string>
+
+#include "storage/store.h"
+
+namespace coffer::storage {
+
+// MemoryStore keeps everything in process memory. It is the fake used by
+// unit tests and the reference the conformance suite checks SqliteStore
+// against. Thread-safe (one mutex).
+class MemoryStore final : public Store {
+ public:
+  StatusOr<std::optional<std::string>> GetMeta(const std::string& key) override;
+  Status PutMeta(const std::string& key, const std::string& value) override;
+
+  Status CreatePrincipal(const PrincipalRecord& principal) override;
+  StatusOr<PrincipalRecord> GetPrincipalByAppId(const std::string& app_id) override;
+  StatusOr<PrincipalRecord> GetPrincipal(const std::string& object_id) override;
+  StatusOr<std::vector<PrincipalRecord>> ListPrincipals() override;
+  Status DeletePrincipal(const std::string& object_id) override;
+  Status AddClientSecret(const ClientSecretRecord& secret) override;
+  StatusOr<std::vector<ClientSecretRecord>> ListClientSecrets(
+      const std::string& principal_object_id) override;
+
+  Status CreateVault(const VaultRecord& vault) override;
+  Status UpdateVault(const VaultRecord& vault) override;
+  StatusOr<VaultRecord> GetVault(const std::string& name) override;
+  StatusOr<std::vector<VaultRecord>> ListVaults() override;
+  Status DeleteVault(const std::string& name) override;
+
+  Status AddSecretVersion(const std::string& vault, const SecretVersionRecord& rec) override;
+  Status UpdateSecretVersion(const std::string& vault, const SecretVersionRecord& rec) override;
+  StatusOr<SecretView> GetSecret(const std::string& vault, const std::string& name,
+                                 const std::string& version, bool include_deleted) override;
+  StatusOr<SecretPage> ListSecrets(const std::string& vault, bool deleted,
+                                   const std::string& cursor, int limit) override;
+  StatusOr<VersionPage> ListSecretVersions(const std::string& vault, const std::string& name,
+                                           const std::string& cursor, int limit) override;
+  StatusOr<std::vector<SecretVersionRecord>> GetAllSecretVersions(
+      const std::string& vault, const std::string& name) override;
+  Status MarkSecretDeleted(const std::string& vault, const std::string& name,
+                           int64_t deleted_date, int64_t scheduled_purge_date) override;
+  Status RecoverSecret(const std::string& vault, const std::string& name) override;
+  Status PurgeSecret(const std::string& vault, const std::string& name) override;
+  StatusOr<int> PurgeExpiredSecrets(int64_t now) override;
+  Status RestoreSecret(const std::string& vault,
+                       const std::vector<SecretVersionRecord>& versions) override;
+
+ private:
+  struct Secret {
+    std::string latest;
+    bool deleted = false;
+    int64_t deleted_date = 0;
+    int64_t scheduled_purge_date = 0;
+    std::map<std::string, SecretVersionRecord> versions;
+  };
+  struct Vault {
+    VaultRecord record;
+    std::map<std::string, Secret> secrets;  // key: lower-case name
+  };
+
+  Vault* FindVault(const std::string& name);
+
+  std::mutex mu_;
+  std::map<std::string, std::string> meta_;
+  std::map<std::string, PrincipalRecord> principals_;  // key: object id
+  std::map<std::string, std::vector<ClientSecretRecord>> client_secrets_;
+  std::map<std::string, Vault> vaults_;  // key: lower-case name
+};
+
+}  // namespace coffer::storage

@@ -1,0 +1,386 @@
+// The secret operations of SqliteStore.
+
+#include "common/strings.h"
+#include "storage/sqlite/sqlite_store.h"
+
+namespace coffer::storage {
+namespace {
+
+// Columns of secret_versions in the order ReadVersion expects, prefixed "v.".
+constexpr char kVersionColumns[] =
+    "v.version, v.sealed_value, v.content_type, v.tags_json, v.enabled, v.nbf, v.exp, "
+    "v.created, v.updated";
+
+SecretVersionRecord ReadVersion(const Stmt& st, int first, const std::string& name) {
+  SecretVersionRecord r;
+  r.name = name;
+  r.version = st.Text(first);
+  r.sealed_value = st.Blob(first + 1);
+  r.content_type = st.Text(first + 2);
+  r.tags_json = st.Text(first + 3);
+  r.enabled = st.Int(first + 4) != 0;
+  r.nbf = st.OptInt(first + 5);
+  r.exp = st.OptInt(first + 6);
+  r.created = st.Int(first + 7);
+  r.updated = st.Int(first + 8);
+  return r;
+}
+
+Status SecretNotFound(const std::string& name) {
+  return NotFoundError("secret '" + name + "' not found", "SecretNotFound");
+}
+Status DeletedSecretNotFound(const std::string& name) {
+  return NotFoundError("deleted secret '" + name + "' not found", "SecretNotFound");
+}
+
+Status CheckVault(Db& db, const std::string& vault_key, const std::string& vault) {
+  ASSIGN_OR_RETURN(Stmt * st, db.Prepare("SELECT 1 FROM vaults WHERE name_key = ?"));
+  st->Bind(1, vault_key);
+  ASSIGN_OR_RETURN(bool row, st->Step());
+  if (!row) {
+    return NotFoundError("vault '" + vault + "' not found", "VaultNotFound");
+  }
+  return OkStatus();
+}
+
+Status InsertVersion(Db& db, const std::string& vault_key, const std::string& name_key,
+                     const SecretVersionRecord& r) {
+  ASSIGN_OR_RETURN(Stmt * st, db.Prepare("INSERT INTO secret_versions(vault_key, name_key, "
+                                         "version, sealed_value, content_type, tags_json, "
+                                         "enabled, nbf, exp, created, updated) "
+                                         "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+  st->Bind(1, vault_key).Bind(2, name_key).Bind(3, r.version).BindBlob(4, r.sealed_value);
+  st->Bind(5, r.content_type).Bind(6, r.tags_json).Bind(7, static_cast<int64_t>(r.enabled));
+  st->Bind(8, r.nbf).Bind(9, r.exp).Bind(10, r.created).Bind(11, r.updated);
+  Status s = st->Exec();
+  if (s.code() == StatusCode::kAlreadyExists) {
+    return AlreadyExistsError("secret version already exists");
+  }
+  return s;
+}
+
+// Row of `secrets` for one name: nullopt if absent.
+struct SecretRow {
+  std::string name;
+  std::string latest;
+  bool deleted = false;
+  int64_t deleted_date = 0;
+  int64_t scheduled_purge_date = 0;
+};
+
+StatusOr<std::optional<SecretRow>> FindSecret(Db& db, const std::string& vault_key,
+                                              const std::string& name_key) {
+  ASSIGN_OR_RETURN(Stmt * st, db.Prepare("SELECT name, latest_version, deleted, deleted_date, "
+                                         "scheduled_purge_date FROM secrets "
+                                         "WHERE vault_key = ? AND name_key = ?"));
+  st->Bind(1, vault_key).Bind(2, name_key);
+  ASSIGN_OR_RETURN(bool row, st->Step());
+  if (!row) {
+    return std::optional<SecretRow>();
+  }
+  SecretRow r{st->Text(0), st->Text(1), st->Int(2) != 0, st->OptInt(3).value_or(0),
+              st->OptInt(4).value_or(0)};
+  st->Reset();
+  return std::optional<SecretRow>(r);
+}
+
+}  // namespace
+
+Status SqliteStore::AddSecretVersion(const std::string& vault, const SecretVersionRecord& rec) {
+  std::string vault_key = AsciiLower(vault);
+  std::string name_key = AsciiLower(rec.name);
+  return Write([&](Db& db) -> Status {
+    RETURN_IF_ERROR(CheckVault(db, vault_key, vault));
+    ASSIGN_OR_RETURN(auto existing, FindSecret(db, vault_key, name_key));
+    if (existing && existing->deleted) {
+      return FailedPreconditionError("secret '" + rec.name + "' is deleted but not purged",
+                                     "Conflict");
+    }
+    RETURN_IF_ERROR(InsertVersion(db, vault_key, name_key, rec));
+    if (existing) {
+      ASSIGN_OR_RETURN(Stmt * st, db.Prepare("UPDATE secrets SET latest_version = ? "
+                                             "WHERE vault_key = ? AND name_key = ?"));
+      st->Bind(1, rec.version).Bind(2, vault_key).Bind(3, name_key);
+      return st->Exec();
+    }
+    ASSIGN_OR_RETURN(Stmt * st, db.Prepare("INSERT INTO secrets(vault_key, name_key, name, "
+                                           "latest_version) VALUES(?, ?, ?, ?)"));
+    st->Bind(1, vault_key).Bind(2, name_key).Bind(3, rec.name).Bind(4, rec.version);
+    return st->Exec();
+  });
+}
+
+Status SqliteStore::UpdateSecretVersion(const std::string& vault, const SecretVersionRecord& rec) {
+  std::string vault_key = AsciiLower(vault);
+  std::string name_key = AsciiLower(rec.name);
+  return Write([&](Db& db) -> Status {
+    ASSIGN_OR_RETURN(auto existing, FindSecret(db, vault_key, name_key));
+    if (!existing || existing->deleted) {
+      return SecretNotFound(rec.name);
+    }
+    ASSIGN_OR_RETURN(Stmt * st, db.Prepare("UPDATE secret_versions SET content_type = ?, "
+                                           "tags_json = ?, enabled = ?, nbf = ?, exp = ?, "
+                                           "updated = ? WHERE vault_key = ? AND name_key = ? "
+                                           "AND version = ?"));
+    st->Bind(1, rec.content_type).Bind(2, rec.tags_json).Bind(3, static_cast<int64_t>(rec.enabled));
+    st->Bind(4, rec.nbf).Bind(5, rec.exp).Bind(6, rec.updated).Bind(7, vault_key);
+    st->Bind(8, name_key).Bind(9, rec.version);
+    RETURN_IF_ERROR(st->Exec());
+    if (db.Changes() == 0) {
+      return SecretNotFound(rec.name);
+    }
+    return OkStatus();
+  });
+}
+
+StatusOr<SecretView> SqliteStore::GetSecret(const std::string& vault, const std::string& name,
+                                            const std::string& version, bool include_deleted) {
+  std::string vault_key = AsciiLower(vault);
+  std::string name_key = AsciiLower(name);
+  std::optional<SecretView> out;
+  RETURN_IF_ERROR(Read([&](Db& db) -> Status {
+    // One statement serves both "latest" and "by version" so the hot read
+    // path is a single index lookup.
+    ASSIGN_OR_RETURN(Stmt * st,
+                     db.Prepare(std::string("SELECT s.name, s.deleted, s.deleted_date, "
+                                            "s.scheduled_purge_date, ") +
+                                kVersionColumns +
+                                " FROM secrets s JOIN secret_versions v ON "
+                                "v.vault_key = s.vault_key AND v.name_key = s.name_key AND "
+                                "v.version = CASE WHEN ?3 = '' THEN s.latest_version ELSE ?3 END "
+                                "WHERE s.vault_key = ?1 AND s.name_key = ?2"));
+    st->Bind(1, vault_key).Bind(2, name_key).Bind(3, version);
+    ASSIGN_OR_RETURN(bool row, st->Step());
+    if (!row) {
+      return OkStatus();
+    }
+    SecretView view;
+    view.deleted = st->Int(1) != 0;
+    view.deleted_date = st->OptInt(2).value_or(0);
+    view.scheduled_purge_date = st->OptInt(3).value_or(0);
+    view.version = ReadVersion(*st, 4, st->Text(0));
+    out = std::move(view);
+    return OkStatus();
+  }));
+  if (!out) {
+    // Distinguish a missing vault for a clearer error.
+    RETURN_IF_ERROR(GetVault(vault).status());
+    return SecretNotFound(name);
+  }
+  if (out->deleted && !include_deleted) {
+    return SecretNotFound(name);
+  }
+  return *out;
+}
+
+StatusOr<SecretPage> SqliteStore::ListSecrets(const std::string& vault, bool deleted,
+                                              const std::string& cursor, int limit) {
+  std::string vault_key = AsciiLower(vault);
+  SecretPage page;
+  RETURN_IF_ERROR(Read([&](Db& db) -> Status {
+    RETURN_IF_ERROR(CheckVault(db, vault_key, vault));
+    ASSIGN_OR_RETURN(Stmt * st,
+                     db.Prepare(std::string("SELECT s.name, s.deleted, s.deleted_date, "
+                                            "s.scheduled_purge_date, s.name_key, ") +
+                                kVersionColumns +
+                                " FROM secrets s JOIN secret_versions v ON "
+                                "v.vault_key = s.vault_key AND v.name_key = s.name_key AND "
+                                "v.version = s.latest_version "
+                                "WHERE s.vault_key = ? AND s.deleted = ? AND s.name_key > ? "
+                                "ORDER BY s.name_key LIMIT ?"));
+    st->Bind(1, vault_key).Bind(2, static_cast<int64_t>(deleted)).Bind(3, cursor);
+    st->Bind(4, static_cast<int64_t>(limit) + 1);
+    std::string last_key;
+    while (true) {
+      ASSIGN_OR_RETURN(bool row, st->Step());
+      if (!row) {
+        return OkStatus();
+      }
+      if (static_cast<int>(page.items.size()) == limit) {
+        page.next_cursor = last_key;
+        return OkStatus();
+      }
+      SecretView view;
+      view.deleted = st->Int(1) != 0;
+      view.deleted_date = st->OptInt(2).value_or(0);
+      view.scheduled_purge_date = st->OptInt(3).value_or(0);
+      last_key = st->Text(4);
+      view.version = ReadVersion(*st, 5, st->Text(0));
+      view.version.sealed_value.clear();  // listings never carry values
+      page.items.push_back(std::move(view));
+    }
+  }));
+  return page;
+}
+
+StatusOr<VersionPage> SqliteStore::ListSecretVersions(const std::string& vault,
+                                                      const std::string& name,
+                                                      const std::string& cursor, int limit) {
+  std::string vault_key = AsciiLower(vault);
+  std::string name_key = AsciiLower(name);
+  VersionPage page;
+  RETURN_IF_ERROR(Read([&](Db& db) -> Status {
+    RETURN_IF_ERROR(CheckVault(db, vault_key, vault));
+    ASSIGN_OR_RETURN(auto existing, FindSecret(db, vault_key, name_key));
+    if (!existing || existing->deleted) {
+      return SecretNotFound(name);
+    }
+    ASSIGN_OR_RETURN(Stmt * st, db.Prepare(std::string("SELECT ") + kVersionColumns +
+                                           " FROM secret_versions v WHERE v.vault_key = ? AND "
+                                           "v.name_key = ? AND v.version > ? "
+                                           "ORDER BY v.version LIMIT ?"));
+    st->Bind(1, vault_key).Bind(2, name_key).Bind(3, cursor);
+    st->Bind(4, static_cast<int64_t>(limit) + 1);
+    while (true) {
+      ASSIGN_OR_RETURN(bool row, st->Step());
+      if (!row) {
+        return OkStatus();
+      }
+      if (static_cast<int>(page.items.size()) == limit) {
+        page.next_cursor = page.items.back().version;
+        return OkStatus();
+      }
+      auto rec = ReadVersion(*st, 0, existing->name);
+      rec.sealed_value.clear();
+      page.items.push_back(std::move(rec));
+    }
+  }));
+  return page;
+}
+
+StatusOr<std::vector<SecretVersionRecord>> SqliteStore::GetAllSecretVersions(
+    const std::string& vault, const std::string& name) {
+  std::string vault_key = AsciiLower(vault);
+  std::string name_key = AsciiLower(name);
+  std::vector<SecretVersionRecord> out;
+  RETURN_IF_ERROR(Read([&](Db& db) -> Status {
+    RETURN_IF_ERROR(CheckVault(db, vault_key, vault));
+    ASSIGN_OR_RETURN(auto existing, FindSecret(db, vault_key, name_key));
+    if (!existing || existing->deleted) {
+      return SecretNotFound(name);
+    }
+    // The latest version sorts last so that a restore makes it latest again.
+    ASSIGN_OR_RETURN(Stmt * st, db.Prepare(std::string("SELECT ") + kVersionColumns +
+                                           " FROM secret_versions v WHERE v.vault_key = ? AND "
+                                           "v.name_key = ? ORDER BY (v.version = ?), v.version"));
+    st->Bind(1, vault_key).Bind(2, name_key).Bind(3, existing->latest);
+    while (true) {
+      ASSIGN_OR_RETURN(bool row, st->Step());
+      if (!row) {
+        return OkStatus();
+      }
+      out.push_back(ReadVersion(*st, 0, existing->name));
+    }
+  }));
+  return out;
+}
+
+Status SqliteStore::MarkSecretDeleted(const std::string& vault, const std::string& name,
+                                      int64_t deleted_date, int64_t scheduled_purge_date) {
+  std::string vault_key = AsciiLower(vault);
+  std::string name_key = AsciiLower(name);
+  return Write([&](Db& db) -> Status {
+    ASSIGN_OR_RETURN(Stmt * st, db.Prepare("UPDATE secrets SET deleted = 1, deleted_date = ?, "
+                                           "scheduled_purge_date = ? WHERE vault_key = ? AND "
+                                           "name_key = ? AND deleted = 0"));
+    st->Bind(1, deleted_date).Bind(2, scheduled_purge_date).Bind(3, vault_key).Bind(4, name_key);
+    RETURN_IF_ERROR(st->Exec());
+    if (db.Changes() == 0) {
+      return SecretNotFound(name);
+    }
+    return OkStatus();
+  });
+}
+
+Status SqliteStore::RecoverSecret(const std::string& vault, const std::string& name) {
+  std::string vault_key = AsciiLower(vault);
+  std::string name_key = AsciiLower(name);
+  return Write([&](Db& db) -> Status {
+    ASSIGN_OR_RETURN(Stmt * st, db.Prepare("UPDATE secrets SET deleted = 0, deleted_date = NULL, "
+                                           "scheduled_purge_date = NULL WHERE vault_key = ? AND "
+                                           "name_key = ? AND deleted = 1"));
+    st->Bind(1, vault_key).Bind(2, name_key);
+    RETURN_IF_ERROR(st->Exec());
+    if (db.Changes() == 0) {
+      return DeletedSecretNotFound(name);
+    }
+    return OkStatus();
+  });
+}
+
+namespace {
+
+Status RemoveSecret(Db& db, const std::string& vault_key, const std::string& name_key) {
+  ASSIGN_OR_RETURN(Stmt * v,
+                   db.Prepare("DELETE FROM secret_versions WHERE vault_key = ? AND name_key = ?"));
+  v->Bind(1, vault_key).Bind(2, name_key);
+  RETURN_IF_ERROR(v->Exec());
+  ASSIGN_OR_RETURN(Stmt * s, db.Prepare("DELETE FROM secrets WHERE vault_key = ? AND name_key = ?"));
+  s->Bind(1, vault_key).Bind(2, name_key);
+  return s->Exec();
+}
+
+}  // namespace
+
+Status SqliteStore::PurgeSecret(const std::string& vault, const std::string& name) {
+  std::string vault_key = AsciiLower(vault);
+  std::string name_key = AsciiLower(name);
+  return Write([&](Db& db) -> Status {
+    ASSIGN_OR_RETURN(auto existing, FindSecret(db, vault_key, name_key));
+    if (!existing || !existing->deleted) {
+      return DeletedSecretNotFound(name);
+    }
+    return RemoveSecret(db, vault_key, name_key);
+  });
+}
+
+StatusOr<int> SqliteStore::PurgeExpiredSecrets(int64_t now) {
+  int count = 0;
+  RETURN_IF_ERROR(Write([&](Db& db) -> Status {
+    count = 0;
+    std::vector<std::pair<std::string, std::string>> due;
+    ASSIGN_OR_RETURN(Stmt * st, db.Prepare("SELECT vault_key, name_key FROM secrets WHERE "
+                                           "deleted = 1 AND scheduled_purge_date <= ?"));
+    st->Bind(1, now);
+    while (true) {
+      ASSIGN_OR_RETURN(bool row, st->Step());
+      if (!row) {
+        break;
+      }
+      due.emplace_back(st->Text(0), st->Text(1));
+    }
+    st->Reset();
+    for (const auto& [vk, nk] : due) {
+      RETURN_IF_ERROR(RemoveSecret(db, vk, nk));
+      ++count;
+    }
+    return OkStatus();
+  }));
+  return count;
+}
+
+Status SqliteStore::RestoreSecret(const std::string& vault,
+                                  const std::vector<SecretVersionRecord>& versions) {
+  if (versions.empty()) {
+    return InvalidArgumentError("backup holds no versions");
+  }
+  std::string vault_key = AsciiLower(vault);
+  std::string name_key = AsciiLower(versions.back().name);
+  return Write([&](Db& db) -> Status {
+    RETURN_IF_ERROR(CheckVault(db, vault_key, vault));
+    ASSIGN_OR_RETURN(auto existing, FindSecret(db, vault_key, name_key));
+    if (existing) {
+      return AlreadyExistsError("secret '" + versions.back().name + "' already exists");
+    }
+    for (const auto& rec : versions) {
+      RETURN_IF_ERROR(InsertVersion(db, vault_key, name_key, rec));
+    }
+    ASSIGN_OR_RETURN(Stmt * st, db.Prepare("INSERT INTO secrets(vault_key, name_key, name, "
+                                           "latest_version) VALUES(?, ?, ?, ?)"));
+    st->Bind(1, vault_key).Bind(2, name_key).Bind(3, versions.back().name);
+    st->Bind(4, versions.back().version);
+    return st->Exec();
+  });
+}
+
+}  // namespace coffer::storage

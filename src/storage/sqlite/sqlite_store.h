@@ -1,0 +1,98 @@
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "storage/sqlite/sqlite_db.h"
+#include "storage/store.h"
+
+namespace coffer::storage {
+
+// SqliteStore is the embedded default Store: one SQLite file in WAL mode with
+// synchronous=FULL.
+//
+// Writes go through a single writer thread that commits them in groups: every
+// write waiting when a transaction starts joins it, each inside its own
+// savepoint, and all are acknowledged after the one fsync'd COMMIT. A failed
+// write rolls back to its savepoint and leaves the others intact. Reads use a
+// small pool of read-only connections and run concurrently with the writer.
+//
+// Thread-safe. Blocking: call from worker threads, never from I/O threads.
+class SqliteStore final : public Store {
+ public:
+  // Open opens or creates the database at `path` and applies the schema.
+  // kUnavailable if the file cannot be opened; kDataLoss if it is not a
+  // Coffer database or is corrupt.
+  static StatusOr<std::unique_ptr<SqliteStore>> Open(const std::string& path);
+  ~SqliteStore() override;
+
+  StatusOr<std::optional<std::string>> GetMeta(const std::string& key) override;
+  Status PutMeta(const std::string& key, const std::string& value) override;
+
+  Status CreatePrincipal(const PrincipalRecord& principal) override;
+  StatusOr<PrincipalRecord> GetPrincipalByAppId(const std::string& app_id) override;
+  StatusOr<PrincipalRecord> GetPrincipal(const std::string& object_id) override;
+  StatusOr<std::vector<PrincipalRecord>> ListPrincipals() override;
+  Status DeletePrincipal(const std::string& object_id) override;
+  Status AddClientSecret(const ClientSecretRecord& secret) override;
+  StatusOr<std::vector<ClientSecretRecord>> ListClientSecrets(
+      const std::string& principal_object_id) override;
+
+  Status CreateVault(const VaultRecord& vault) override;
+  Status UpdateVault(const VaultRecord& vault) override;
+  StatusOr<VaultRecord> GetVault(const std::string& name) override;
+  StatusOr<std::vector<VaultRecord>> ListVaults() override;
+  Status DeleteVault(const std::string& name) override;
+
+  Status AddSecretVersion(const std::string& vault, const SecretVersionRecord& rec) override;
+  Status UpdateSecretVersion(const std::string& vault, const SecretVersionRecord& rec) override;
+  StatusOr<SecretView> GetSecret(const std::string& vault, const std::string& name,
+                                 const std::string& version, bool include_deleted) override;
+  StatusOr<SecretPage> ListSecrets(const std::string& vault, bool deleted,
+                                   const std::string& cursor, int limit) override;
+  StatusOr<VersionPage> ListSecretVersions(const std::string& vault, const std::string& name,
+                                           const std::string& cursor, int limit) override;
+  StatusOr<std::vector<SecretVersionRecord>> GetAllSecretVersions(
+      const std::string& vault, const std::string& name) override;
+  Status MarkSecretDeleted(const std::string& vault, const std::string& name,
+                           int64_t deleted_date, int64_t scheduled_purge_date) override;
+  Status RecoverSecret(const std::string& vault, const std::string& name) override;
+  Status PurgeSecret(const std::string& vault, const std::string& name) override;
+  StatusOr<int> PurgeExpiredSecrets(int64_t now) override;
+  Status RestoreSecret(const std::string& vault,
+                       const std::vector<SecretVersionRecord>& versions) override;
+
+ private:
+  using WriteFn = std::function<Status(Db&)>;
+  struct PendingWrite;
+
+  explicit SqliteStore(std::string path) : path_(std::move(path)) {}
+  Status Init();
+  void WriterLoop();
+  // Write runs `fn` inside the next group commit and waits for it.
+  Status Write(WriteFn fn);
+  // Read runs `fn` on a pooled read-only connection.
+  Status Read(const std::function<Status(Db&)>& fn);
+  StatusOr<std::unique_ptr<Db>> AcquireReader();
+  void ReleaseReader(std::unique_ptr<Db> db);
+
+  const std::string path_;
+  std::unique_ptr<Db> writer_db_;  // used only by writer_thread_
+
+  std::mutex write_mu_;
+  std::condition_variable write_cv_;
+  std::deque<PendingWrite*> write_queue_;  // guarded by write_mu_
+  bool stopping_ = false;                  // guarded by write_mu_
+  std::thread writer_thread_;
+
+  std::mutex read_mu_;
+  std::vector<std::unique_ptr<Db>> readers_;  // guarded by read_mu_
+};
+
+}  // namespace coffer::storage

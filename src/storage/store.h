@@ -1,0 +1,100 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "storage/records.h"
+
+namespace coffer::storage {
+
+// Store is the persistence interface of the server. Names of vaults and
+// secrets are matched case-insensitively (Key Vault identifiers are); the
+// record keeps the case it was created with.
+//
+// Durability: every mutating call returns only after its effect is durable
+// (or has failed and left nothing behind). Each call is atomic.
+//
+// Thread safety: implementations are thread-safe.
+//
+// Errors common to all calls: kUnavailable or kInternal when the backend
+// fails; kDataLoss when stored data is corrupt.
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // --- installation metadata (tenant id, dev bootstrap state) ---
+  virtual StatusOr<std::optional<std::string>> GetMeta(const std::string& key) = 0;
+  virtual Status PutMeta(const std::string& key, const std::string& value) = 0;
+
+  // --- principals and their client secrets ---
+  // kAlreadyExists if the object id or app id is taken.
+  virtual Status CreatePrincipal(const PrincipalRecord& principal) = 0;
+  // kNotFound if no principal has that app (client) id.
+  virtual StatusOr<PrincipalRecord> GetPrincipalByAppId(const std::string& app_id) = 0;
+  virtual StatusOr<PrincipalRecord> GetPrincipal(const std::string& object_id) = 0;
+  virtual StatusOr<std::vector<PrincipalRecord>> ListPrincipals() = 0;
+  // Deletes the principal and its credentials. kNotFound if absent.
+  virtual Status DeletePrincipal(const std::string& object_id) = 0;
+  // kNotFound if the principal does not exist.
+  virtual Status AddClientSecret(const ClientSecretRecord& secret) = 0;
+  virtual StatusOr<std::vector<ClientSecretRecord>> ListClientSecrets(
+      const std::string& principal_object_id) = 0;
+
+  // --- vaults ---
+  // kAlreadyExists if a vault of that name (any case) exists.
+  virtual Status CreateVault(const VaultRecord& vault) = 0;
+  // Replaces the mutable fields. kNotFound if absent.
+  virtual Status UpdateVault(const VaultRecord& vault) = 0;
+  virtual StatusOr<VaultRecord> GetVault(const std::string& name) = 0;
+  virtual StatusOr<std::vector<VaultRecord>> ListVaults() = 0;
+  // Deletes the vault and every object in it. kNotFound if absent.
+  virtual Status DeleteVault(const std::string& name) = 0;
+
+  // --- secrets ---
+  // Adds a version and makes it the latest, creating the secret if needed.
+  // kFailedPrecondition (reason "Conflict") if the secret is soft-deleted;
+  // kNotFound if the vault does not exist; kAlreadyExists if the version id is
+  // taken.
+  virtual Status AddSecretVersion(const std::string& vault, const SecretVersionRecord& rec) = 0;
+  // Replaces the mutable attributes (content type, tags, enabled, nbf, exp,
+  // updated) of one version of a live secret. kNotFound if absent.
+  virtual Status UpdateSecretVersion(const std::string& vault,
+                                     const SecretVersionRecord& rec) = 0;
+  // `version` empty means the latest. Finds live secrets only unless
+  // `include_deleted`. kNotFound if absent.
+  virtual StatusOr<SecretView> GetSecret(const std::string& vault, const std::string& name,
+                                         const std::string& version, bool include_deleted) = 0;
+  // Lists secrets (latest version each) ordered by lower-case name, starting
+  // after `cursor`, at most `limit`. `deleted` selects soft-deleted secrets
+  // instead of live ones.
+  virtual StatusOr<SecretPage> ListSecrets(const std::string& vault, bool deleted,
+                                           const std::string& cursor, int limit) = 0;
+  // Lists the versions of a live secret ordered by version id.
+  virtual StatusOr<VersionPage> ListSecretVersions(const std::string& vault,
+                                                   const std::string& name,
+                                                   const std::string& cursor, int limit) = 0;
+  // Returns every version of a live secret (for backup).
+  virtual StatusOr<std::vector<SecretVersionRecord>> GetAllSecretVersions(
+      const std::string& vault, const std::string& name) = 0;
+  // Soft-deletes a live secret. kNotFound if there is no live secret.
+  virtual Status MarkSecretDeleted(const std::string& vault, const std::string& name,
+                                   int64_t deleted_date, int64_t scheduled_purge_date) = 0;
+  // Undoes a soft delete. kNotFound if the secret is not soft-deleted.
+  virtual Status RecoverSecret(const std::string& vault, const std::string& name) = 0;
+  // Removes a soft-deleted secret and all its versions. kNotFound if it is
+  // not soft-deleted.
+  virtual Status PurgeSecret(const std::string& vault, const std::string& name) = 0;
+  // Purges every soft-deleted secret whose scheduled purge date is <= now.
+  // Returns how many were purged.
+  virtual StatusOr<int> PurgeExpiredSecrets(int64_t now) = 0;
+  // Creates a secret from a backup, all versions at once, the last entry of
+  // `versions` becoming the latest. kAlreadyExists if the name is taken (live
+  // or soft-deleted).
+  virtual Status RestoreSecret(const std::string& vault,
+                               const std::vector<SecretVersionRecord>& versions) = 0;
+};
+
+}  // namespace coffer::storage
