@@ -97,6 +97,8 @@ std::string Pbkdf2Sha256(std::string_view password, std::string_view salt, int i
   return out;
 }
 
+void SecureWipe(std::string& s) { OPENSSL_cleanse(s.data(), s.size()); }
+
 bool ConstantTimeEquals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) {
     return false;

@@ -26,6 +26,9 @@ std::string HkdfSha256(std::string_view key, std::string_view salt, std::string_
 std::string Pbkdf2Sha256(std::string_view password, std::string_view salt, int iterations,
                          size_t length);
 
+// SecureWipe overwrites the bytes of `s` in a way the compiler keeps.
+void SecureWipe(std::string& s);
+
 // ConstantTimeEquals compares without data-dependent timing.
 bool ConstantTimeEquals(std::string_view a, std::string_view b);
 

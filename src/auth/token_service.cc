@@ -1,0 +1,248 @@
+#include "auth/token_service.h"
+
+#include <algorithm>
+#include <ctime>
+
+#include "common/encoding.h"
+#include "common/json.h"
+#include "common/log.h"
+#include "common/strings.h"
+#include "crypto/primitives.h"
+
+namespace coffer::auth {
+namespace {
+
+constexpr size_t kMaxFormBytes = 64 * 1024;
+
+std::string IsoNow(int64_t now) {
+  std::time_t t = static_cast<std::time_t>(now);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%SZ", &tm);
+  return buf;
+}
+
+// Entra's OAuth error body: {"error","error_description","error_codes",...}.
+http::Response OAuthError(int status, const std::string& error, int aadsts,
+                          const std::string& description, int64_t now) {
+  std::string trace = crypto::RandomUuid();
+  Json body = {{"error", error},
+               {"error_description", "AADSTS" + std::to_string(aadsts) + ": " + description +
+                                         " Trace ID: " + trace},
+               {"error_codes", Json::array({aadsts})},
+               {"timestamp", IsoNow(now)},
+               {"trace_id", trace},
+               {"correlation_id", crypto::RandomUuid()}};
+  return http::JsonResponse(status, ToJson(body));
+}
+
+StatusOr<std::map<std::string, std::string>> ParseForm(std::string_view body) {
+  std::map<std::string, std::string> out;
+  for (std::string_view pair : Split(body, '&')) {
+    if (pair.empty()) {
+      continue;
+    }
+    size_t eq = pair.find('=');
+    auto name = PercentDecode(pair.substr(0, eq), true);
+    auto value = PercentDecode(eq == std::string_view::npos ? "" : pair.substr(eq + 1), true);
+    if (!name || !value) {
+      return InvalidArgumentError("malformed form body");
+    }
+    out.emplace(std::move(*name), std::move(*value));
+  }
+  return out;
+}
+
+}  // namespace
+
+TokenService::TokenService(TokenServiceConfig config, Directory& directory,
+                           const SigningKeySet& keys, const Clock& clock)
+    : config_(std::move(config)), directory_(directory), keys_(keys), clock_(clock) {}
+
+std::string TokenService::IssuerFor(const std::string& host) const {
+  return "https://" + host + "/" + config_.tenant_id + "/v2.0";
+}
+
+std::vector<std::string> TokenService::Issuers() const {
+  std::vector<std::string> out;
+  for (const auto& h : config_.authority_hosts) {
+    out.push_back(IssuerFor(h));
+  }
+  return out;
+}
+
+std::optional<http::Response> TokenService::Handle(const http::Request& request) {
+  const auto& seg = request.segments;
+  if (seg.size() < 2) {
+    return std::nullopt;
+  }
+  const std::string& tenant = seg[0];
+  bool is_ours = tenant == config_.tenant_id;
+  std::string host = request.host;
+  if (std::find(config_.authority_hosts.begin(), config_.authority_hosts.end(), host) ==
+      config_.authority_hosts.end()) {
+    host = config_.authority_hosts.front();
+  }
+  std::string base = "https://" + host + "/" + tenant;
+  int64_t now = clock_.NowSeconds();
+
+  auto tenant_error = [&] {
+    return OAuthError(400, "invalid_request", 90002,
+                      "Tenant '" + tenant + "' not found. Check to make sure you have the "
+                      "correct tenant ID and are signing into the correct cloud.",
+                      now);
+  };
+
+  if (request.method == "GET" && seg.size() == 4 && seg[1] == "v2.0" &&
+      seg[2] == ".well-known" && seg[3] == "openid-configuration") {
+    return is_ours ? OpenIdConfiguration(base) : tenant_error();
+  }
+  if (request.method == "GET" && seg.size() == 4 && seg[1] == "discovery" && seg[2] == "v2.0" &&
+      seg[3] == "keys") {
+    return is_ours ? http::JsonResponse(200, ToJson(keys_.Jwks())) : tenant_error();
+  }
+  if (seg.size() == 4 && seg[1] == "oauth2" && seg[2] == "v2.0" && seg[3] == "token") {
+    if (request.method != "POST") {
+      return OAuthError(405, "invalid_request", 900561,
+                        "The endpoint only accepts POST requests.", now);
+    }
+    return is_ours ? Token(request, IssuerFor(host)) : tenant_error();
+  }
+  return std::nullopt;
+}
+
+http::Response TokenService::OpenIdConfiguration(const std::string& base) const {
+  Json doc = {
+      {"issuer", base + "/v2.0"},
+      {"authorization_endpoint", base + "/oauth2/v2.0/authorize"},
+      {"token_endpoint", base + "/oauth2/v2.0/token"},
+      {"jwks_uri", base + "/discovery/v2.0/keys"},
+      {"token_endpoint_auth_methods_supported",
+       Json::array({"client_secret_post", "private_key_jwt"})},
+      {"response_types_supported", Json::array({"token"})},
+      {"grant_types_supported", Json::array({"client_credentials"})},
+      {"subject_types_supported", Json::array({"pairwise"})},
+      {"id_token_signing_alg_values_supported", Json::array({"RS256"})},
+      {"scopes_supported", Json::array({"openid"})},
+      {"tenant_region_scope", nullptr},
+      {"cloud_instance_name", "coffer"},
+  };
+  return http::JsonResponse(200, ToJson(doc));
+}
+
+http::Response TokenService::Token(const http::Request& request, const std::string& issuer) {
+  int64_t now = clock_.NowSeconds();
+  if (request.body.size() > kMaxFormBytes) {
+    return OAuthError(400, "invalid_request", 900144, "The request body is too large.", now);
+  }
+  auto form = ParseForm(request.body);
+  if (!form.ok()) {
+    return OAuthError(400, "invalid_request", 900144, "The request body is malformed.", now);
+  }
+  auto field = [&](const char* name) -> std::string {
+    auto it = form->find(name);
+    return it == form->end() ? std::string() : it->second;
+  };
+  // claims, client_info, x-client-* and client-request-id are accepted and
+  // ignored, as clients send them unconditionally.
+  std::string grant = field("grant_type");
+  if (grant.empty()) {
+    return OAuthError(400, "invalid_request", 900144,
+                      "The request body must contain the following parameter: 'grant_type'.",
+                      now);
+  }
+  if (grant != "client_credentials") {
+    return OAuthError(400, "unsupported_grant_type", 70003,
+                      "The app requested an unsupported grant type '" + grant + "'.", now);
+  }
+  std::string client_id = field("client_id");
+  if (client_id.empty()) {
+    return OAuthError(400, "invalid_request", 900144,
+                      "The request body must contain the following parameter: 'client_id'.",
+                      now);
+  }
+  std::string resource;
+  const std::string scopes = field("scope");
+  for (std::string_view scope : Split(scopes, ' ')) {
+    if (EndsWith(scope, "/.default")) {
+      resource = std::string(scope.substr(0, scope.size() - 9));
+      break;
+    }
+  }
+  while (!resource.empty() && resource.back() == '/') {
+    resource.pop_back();
+  }
+  if (resource.empty()) {
+    return OAuthError(400, "invalid_scope", 1002012,
+                      "The provided value for scope is not valid. Client credential flows must "
+                      "have a scope value with /.default suffixed to the resource identifier.",
+                      now);
+  }
+  if (std::find(config_.resources.begin(), config_.resources.end(), resource) ==
+      config_.resources.end()) {
+    return OAuthError(400, "invalid_resource", 500011,
+                      "The resource principal named " + resource +
+                          " was not found in the tenant.",
+                      now);
+  }
+  if (!field("client_assertion").empty()) {
+    return OAuthError(401, "invalid_client", 700027,
+                      "Client assertions are not accepted by this token service yet; use a "
+                      "client secret.",
+                      now);
+  }
+  std::string secret = field("client_secret");
+  if (secret.empty()) {
+    return OAuthError(401, "invalid_client", 7000218,
+                      "The request body must contain the following parameter: "
+                      "'client_assertion' or 'client_secret'.",
+                      now);
+  }
+  auto principal = directory_.AuthenticateClientSecret(client_id, secret);
+  if (!principal.ok()) {
+    if (principal.status().code() == StatusCode::kUnauthenticated) {
+      COFFER_LOG(kInfo) << "token: client authentication failed for app " << client_id;
+      return OAuthError(401, "invalid_client", 7000215,
+                        "Invalid client secret provided. Ensure the secret being sent in the "
+                        "request is the client secret value, not the client secret ID, for a "
+                        "secret added to app '" + client_id + "'.",
+                        now);
+    }
+    return OAuthError(503, "temporarily_unavailable", 90033,
+                      "The token service is temporarily unavailable.", now);
+  }
+  std::string token = IssueAppToken(*principal, resource, issuer);
+  Json body = {{"token_type", "Bearer"},
+               {"expires_in", config_.token_lifetime_seconds},
+               {"ext_expires_in", config_.token_lifetime_seconds},
+               {"access_token", token}};
+  http::Response r = http::JsonResponse(200, ToJson(body));
+  r.SetHeader("Cache-Control", "no-store, no-cache");
+  r.SetHeader("Pragma", "no-cache");
+  return r;
+}
+
+std::string TokenService::IssueAppToken(const storage::PrincipalRecord& principal,
+                                        const std::string& resource,
+                                        const std::string& issuer) const {
+  int64_t now = clock_.NowSeconds();
+  Json claims = {{"aud", resource},
+                 {"iss", issuer},
+                 {"iat", now},
+                 {"nbf", now},
+                 {"exp", now + config_.token_lifetime_seconds},
+                 {"appid", principal.app_id},
+                 {"appidacr", "1"},
+                 {"azp", principal.app_id},
+                 {"azpacr", "1"},
+                 {"idtyp", "app"},
+                 {"oid", principal.object_id},
+                 {"sub", principal.object_id},
+                 {"tid", config_.tenant_id},
+                 {"uti", Base64UrlEncode(crypto::RandomBytes(16))},
+                 {"ver", "1.0"}};
+  return keys_.Sign(claims);
+}
+
+}  // namespace coffer::auth

@@ -1,0 +1,66 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "auth/signing_keys.h"
+#include "common/clock.h"
+#include "common/status.h"
+
+namespace coffer::auth {
+
+// VerifiedToken holds the claims of an access token whose signature, issuer,
+// audience and lifetime were checked. Only TokenVerifier creates one.
+class VerifiedToken {
+ public:
+  const std::string& issuer() const { return issuer_; }
+  const std::string& audience() const { return audience_; }
+  const std::string& tenant_id() const { return tenant_id_; }
+  const std::string& object_id() const { return object_id_; }
+  const std::string& app_id() const { return app_id_; }
+  const std::string& identity_type() const { return identity_type_; }  // "app"
+  int64_t expires() const { return expires_; }
+
+ private:
+  friend class TokenVerifier;
+  VerifiedToken() = default;
+  std::string issuer_;
+  std::string audience_;
+  std::string tenant_id_;
+  std::string object_id_;
+  std::string app_id_;
+  std::string identity_type_;
+  int64_t expires_ = 0;
+};
+
+// TokenVerifier checks Coffer-issued RS256 access tokens strictly:
+// - exactly three base64url parts; header alg must be "RS256" (never "none"
+//   or HMAC), `kid` must name a key of the set, no `crit`;
+// - the signature verifies with that key;
+// - `iss` is one of the accepted issuers, `aud` one of the given audiences,
+//   `tid` the installation's tenant, `oid` present;
+// - `exp` is required and in the future, `nbf` (if present) in the past,
+//   both with `skew_seconds` of tolerance.
+// Every failure is kUnauthenticated with a message that says which check
+// failed (never the token itself).
+//
+// Thread-safe. `keys` and `clock` must outlive the verifier.
+class TokenVerifier {
+ public:
+  TokenVerifier(const SigningKeySet& keys, const Clock& clock, std::vector<std::string> issuers,
+                std::string tenant_id, int64_t skew_seconds = 60);
+
+  StatusOr<VerifiedToken> Verify(std::string_view token,
+                                 const std::vector<std::string>& audiences) const;
+
+ private:
+  const SigningKeySet& keys_;
+  const Clock& clock_;
+  const std::vector<std::string> issuers_;
+  const std::string tenant_id_;
+  const int64_t skew_seconds_;
+};
+
+}  // namespace coffer::auth

@@ -1,0 +1,13 @@
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace coffer::cli {
+
+// Each Add* registers a command group on `app`. The callbacks exit the
+// process with az's conventions: 0 on success, 1 on a service error (printed
+// as "ERROR: (Code) message" on stderr), 2 on a usage error.
+void AddServerCommand(CLI::App& app);
+void AddKeyVaultCommands(CLI::App& app);
+
+}  // namespace coffer::cli

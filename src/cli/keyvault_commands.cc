@@ -1,0 +1,496 @@
+// `coffer keyvault ...`: the management and secrets commands, named and
+// flagged as `az keyvault ...`.
+
+#include <time.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "cli/commands.h"
+#include "client/api_client.h"
+#include "common/encoding.h"
+#include "common/json.h"
+#include "common/strings.h"
+
+namespace coffer::cli {
+namespace {
+
+constexpr char kArmApiVersion[] = "2023-07-01";
+constexpr char kKvApiVersion[] = "7.5";
+
+[[noreturn]] void Fail(const Status& s) {
+  std::string code(s.reason());
+  std::cerr << "ERROR: " << (code.empty() ? "" : "(" + code + ") ") << s.message() << "\n";
+  std::exit(1);
+}
+
+[[noreturn]] void Usage(const std::string& message) {
+  std::cerr << "ERROR: " << message << "\n";
+  std::exit(2);
+}
+
+void Print(const Json& j) { std::cout << j.dump(2, ' ', false, Json::error_handler_t::replace) << "\n"; }
+
+client::ApiClient MakeClient() {
+  auto config = client::ClientConfig::FromEnvironment();
+  if (!config.ok()) {
+    Fail(config.status());
+  }
+  return client::ApiClient(std::move(config).value());
+}
+
+Json Expect(const StatusOr<http::Response>& res, std::initializer_list<int> ok) {
+  if (!res.ok()) {
+    Fail(res.status());
+  }
+  for (int code : ok) {
+    if (res->status == code) {
+      if (res->body.empty()) {
+        return Json();
+      }
+      auto j = ParseJson(res->body, 64);
+      return j ? *j : Json();
+    }
+  }
+  Fail(client::ErrorFromResponse(*res));
+}
+
+// ParseTime accepts Unix seconds or ISO 8601 UTC (2027-01-31T00:00:00Z).
+int64_t ParseTime(const std::string& text, const char* flag) {
+  if (!text.empty() && text.find_first_not_of("0123456789") == std::string::npos) {
+    return std::stoll(text);
+  }
+  struct tm tm {};
+  const char* end = strptime(text.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
+  if (end == nullptr) {
+    end = strptime(text.c_str(), "%Y-%m-%d", &tm);
+  }
+  if (end == nullptr || (*end != '\0' && std::string(end) != "Z" && std::string(end) != "+00:00")) {
+    Usage(std::string("argument ") + flag + ": expected ISO 8601 UTC time, e.g. 2027-01-31T00:00:00Z");
+  }
+  return static_cast<int64_t>(timegm(&tm));
+}
+
+Json ParseTags(const std::vector<std::string>& tags) {
+  Json out = Json::object();
+  for (const auto& t : tags) {
+    size_t eq = t.find('=');
+    out[t.substr(0, eq)] = eq == std::string::npos ? "" : t.substr(eq + 1);
+  }
+  return out;
+}
+
+struct VaultTarget {
+  std::string name;
+  std::string resource_group;
+};
+
+std::string ArmUrl(const client::ApiClient& c, const std::string& path) {
+  return c.config().authority + "/subscriptions/" + c.config().subscription_id + path +
+         (path.find('?') == std::string::npos ? "?" : "&") + "api-version=" + kArmApiVersion;
+}
+
+std::string VaultArmPath(const std::string& rg, const std::string& name) {
+  return "/resourceGroups/" + rg + "/providers/Microsoft.KeyVault/vaults/" + name;
+}
+
+// FindResourceGroup looks a vault up by name when --resource-group is not
+// given, as az does.
+std::string FindResourceGroup(client::ApiClient& c, const std::string& name) {
+  Json list = Expect(c.Call("GET", ArmUrl(c, "/providers/Microsoft.KeyVault/vaults"),
+                            c.config().authority),
+                     {200});
+  for (const auto& v : list.value("value", Json::array())) {
+    if (EqualsIgnoreCase(v.value("name", ""), name)) {
+      std::string id = v.value("id", "");
+      auto parts = Split(id, '/');
+      if (parts.size() > 4) {
+        return std::string(parts[4]);
+      }
+    }
+  }
+  Fail(Status(StatusCode::kNotFound, "The Vault '" + name + "' not found within subscription.",
+              "ResourceNotFound"));
+}
+
+void RequireSubscription(const client::ApiClient& c) {
+  if (c.config().subscription_id.empty()) {
+    Usage("COFFER_SUBSCRIPTION_ID is not set (source the server's dev.env)");
+  }
+}
+
+void AddVaultCommands(CLI::App& kv) {
+  // create
+  {
+    auto* cmd = kv.add_subcommand("create", "Create a vault");
+    auto name = std::make_shared<std::string>();
+    auto rg = std::make_shared<std::string>();
+    auto location = std::make_shared<std::string>("local");
+    auto retention = std::make_shared<int>(90);
+    auto purge = std::make_shared<bool>(false);
+    auto rbac = std::make_shared<bool>(false);
+    auto tags = std::make_shared<std::vector<std::string>>();
+    cmd->add_option("--name,-n", *name, "Vault name")->required();
+    cmd->add_option("--resource-group,-g", *rg, "Resource group")->required();
+    cmd->add_option("--location,-l", *location, "Location")->capture_default_str();
+    cmd->add_option("--retention-days", *retention, "Soft-delete retention, 7-90 days")
+        ->capture_default_str();
+    cmd->add_flag("--enable-purge-protection", *purge, "Enable purge protection (irreversible)");
+    cmd->add_flag("--enable-rbac-authorization", *rbac, "Use Azure RBAC for data access");
+    cmd->add_option("--tags", *tags, "Space-separated key=value tags");
+    cmd->callback([=] {
+      auto c = MakeClient();
+      RequireSubscription(c);
+      Json props = {{"tenantId", c.config().tenant_id},
+                    {"sku", {{"family", "A"}, {"name", "standard"}}},
+                    {"softDeleteRetentionInDays", *retention},
+                    {"enableRbacAuthorization", *rbac},
+                    {"accessPolicies", Json::array()}};
+      if (*purge) props["enablePurgeProtection"] = true;
+      Json body = {{"location", *location}, {"properties", props}, {"tags", ParseTags(*tags)}};
+      Print(Expect(c.Call("PUT", ArmUrl(c, VaultArmPath(*rg, *name)), c.config().authority,
+                          ToJson(body)),
+                   {200, 201}));
+    });
+  }
+  // show / delete
+  for (const char* verb : {"show", "delete"}) {
+    auto* cmd = kv.add_subcommand(verb, std::string(verb) == "show" ? "Show a vault"
+                                                                     : "Delete a vault");
+    auto name = std::make_shared<std::string>();
+    auto rg = std::make_shared<std::string>();
+    cmd->add_option("--name,-n", *name, "Vault name")->required();
+    cmd->add_option("--resource-group,-g", *rg, "Resource group");
+    std::string v = verb;
+    cmd->callback([=] {
+      auto c = MakeClient();
+      RequireSubscription(c);
+      std::string group = rg->empty() ? FindResourceGroup(c, *name) : *rg;
+      if (v == "show") {
+        Print(Expect(c.Call("GET", ArmUrl(c, VaultArmPath(group, *name)), c.config().authority),
+                     {200}));
+      } else {
+        Expect(c.Call("DELETE", ArmUrl(c, VaultArmPath(group, *name)), c.config().authority),
+               {200, 204});
+      }
+    });
+  }
+  // list
+  {
+    auto* cmd = kv.add_subcommand("list", "List vaults");
+    auto rg = std::make_shared<std::string>();
+    cmd->add_option("--resource-group,-g", *rg, "Resource group");
+    cmd->callback([=] {
+      auto c = MakeClient();
+      RequireSubscription(c);
+      std::string path = rg->empty() ? "/providers/Microsoft.KeyVault/vaults"
+                                     : "/resourceGroups/" + *rg +
+                                           "/providers/Microsoft.KeyVault/vaults";
+      Json list = Expect(c.Call("GET", ArmUrl(c, path), c.config().authority), {200});
+      Print(list.value("value", Json::array()));
+    });
+  }
+  // update
+  {
+    auto* cmd = kv.add_subcommand("update", "Update a vault's properties");
+    auto name = std::make_shared<std::string>();
+    auto rg = std::make_shared<std::string>();
+    auto purge = std::make_shared<std::string>();
+    auto rbac = std::make_shared<std::string>();
+    auto tags = std::make_shared<std::vector<std::string>>();
+    cmd->add_option("--name,-n", *name, "Vault name")->required();
+    cmd->add_option("--resource-group,-g", *rg, "Resource group");
+    cmd->add_option("--enable-purge-protection", *purge, "true (it cannot be turned off)");
+    cmd->add_option("--enable-rbac-authorization", *rbac, "true or false");
+    cmd->add_option("--tags", *tags, "Space-separated key=value tags (replaces all)");
+    cmd->callback([=] {
+      auto c = MakeClient();
+      RequireSubscription(c);
+      std::string group = rg->empty() ? FindResourceGroup(c, *name) : *rg;
+      Json props = Json::object();
+      auto flag = [](const std::string& v, const char* f) {
+        if (v != "true" && v != "false") Usage(std::string(f) + " must be true or false");
+        return v == "true";
+      };
+      if (!purge->empty()) props["enablePurgeProtection"] = flag(*purge, "--enable-purge-protection");
+      if (!rbac->empty()) props["enableRbacAuthorization"] = flag(*rbac, "--enable-rbac-authorization");
+      Json body = {{"properties", props}};
+      if (!tags->empty()) body["tags"] = ParseTags(*tags);
+      Print(Expect(c.Call("PATCH", ArmUrl(c, VaultArmPath(group, *name)), c.config().authority,
+                          ToJson(body)),
+                   {200}));
+    });
+  }
+}
+
+// Secret commands share --vault-name/--name/--version/--id handling.
+struct SecretArgs {
+  std::string vault;
+  std::string name;
+  std::string version;
+  std::string id;
+};
+
+void AddSecretTarget(CLI::App* cmd, SecretArgs& a, bool with_version) {
+  cmd->add_option("--vault-name", a.vault, "Vault name");
+  cmd->add_option("--name,-n", a.name, "Secret name");
+  if (with_version) {
+    cmd->add_option("--version,-v", a.version, "Secret version (default: latest)");
+    cmd->add_option("--id", a.id, "Full secret id https://<vault>.../secrets/<name>[/<version>]");
+  }
+}
+
+// Resolve returns (vault base URL, vault resource) and fills name/version
+// from --id when given.
+std::pair<std::string, std::string> Resolve(const client::ApiClient& c, SecretArgs& a) {
+  std::string base;
+  if (!a.id.empty()) {
+    size_t p = a.id.find("/secrets/");
+    if (p == std::string::npos || !StartsWith(a.id, "https://")) {
+      Usage("--id must look like https://<vault>.<suffix>/secrets/<name>[/<version>]");
+    }
+    base = a.id.substr(0, p);
+    auto rest = Split(std::string_view(a.id).substr(p + 9), '/');
+    a.name = std::string(rest[0]);
+    if (rest.size() > 1) a.version = std::string(rest[1]);
+  } else {
+    if (a.vault.empty()) Usage("--vault-name or --id is required");
+    base = c.config().VaultUrl(a.vault);
+  }
+  // The resource is the vault host without its first label.
+  std::string host = base.substr(8);
+  size_t dot = host.find('.');
+  return {base, "https://" + (dot == std::string::npos ? host : host.substr(dot + 1))};
+}
+
+std::string KvUrl(const std::string& base, const std::string& path,
+                  const std::string& query = "") {
+  return base + path + "?api-version=" + kKvApiVersion + query;
+}
+
+Json ListAll(client::ApiClient& c, const std::string& url, const std::string& resource) {
+  Json all = Json::array();
+  std::string next = url;
+  while (!next.empty()) {
+    Json page = Expect(c.Call("GET", next, resource), {200});
+    for (const auto& item : page.value("value", Json::array())) all.push_back(item);
+    next = page.contains("nextLink") && page["nextLink"].is_string()
+               ? page["nextLink"].get<std::string>()
+               : "";
+  }
+  return all;
+}
+
+void RequireName(const SecretArgs& a) {
+  if (a.name.empty()) Usage("--name is required");
+}
+
+void AddSecretCommands(CLI::App& kv) {
+  auto* secret = kv.add_subcommand("secret", "Manage secrets");
+  secret->require_subcommand(1);
+
+  {
+    auto* cmd = secret->add_subcommand("set", "Create a secret or a new version of it");
+    auto a = std::make_shared<SecretArgs>();
+    auto value = std::make_shared<std::string>();
+    auto file = std::make_shared<std::string>();
+    auto content_type = std::make_shared<std::string>();
+    auto tags = std::make_shared<std::vector<std::string>>();
+    auto disabled = std::make_shared<std::string>();
+    auto expires = std::make_shared<std::string>();
+    auto not_before = std::make_shared<std::string>();
+    AddSecretTarget(cmd, *a, false);
+    cmd->add_option("--value", *value, "Secret value");
+    cmd->add_option("--file,-f", *file, "Read the value from a file");
+    cmd->add_option("--content-type", *content_type, "Content type");
+    cmd->add_option("--tags", *tags, "Space-separated key=value tags");
+    cmd->add_option("--disabled", *disabled, "true to create it disabled");
+    cmd->add_option("--expires", *expires, "Expiry (ISO 8601 UTC)");
+    cmd->add_option("--not-before", *not_before, "Not valid before (ISO 8601 UTC)");
+    cmd->callback([=] {
+      RequireName(*a);
+      if (value->empty() == file->empty()) Usage("give exactly one of --value and --file");
+      std::string v = *value;
+      if (!file->empty()) {
+        std::ifstream in(*file, std::ios::binary);
+        if (!in) Usage("cannot read " + *file);
+        std::ostringstream s;
+        s << in.rdbuf();
+        v = s.str();
+      }
+      auto c = MakeClient();
+      auto [base, resource] = Resolve(c, *a);
+      Json attrs = Json::object();
+      if (*disabled == "true") attrs["enabled"] = false;
+      if (!expires->empty()) attrs["exp"] = ParseTime(*expires, "--expires");
+      if (!not_before->empty()) attrs["nbf"] = ParseTime(*not_before, "--not-before");
+      Json body = {{"value", v}, {"attributes", attrs}};
+      if (!content_type->empty()) body["contentType"] = *content_type;
+      if (!tags->empty()) body["tags"] = ParseTags(*tags);
+      Print(Expect(c.Call("PUT", KvUrl(base, "/secrets/" + a->name), resource, ToJson(body)),
+                   {200}));
+    });
+  }
+  {
+    auto* cmd = secret->add_subcommand("show", "Show a secret and its value");
+    auto a = std::make_shared<SecretArgs>();
+    AddSecretTarget(cmd, *a, true);
+    cmd->callback([=] {
+      auto c = MakeClient();
+      auto [base, resource] = Resolve(c, *a);
+      RequireName(*a);
+      Print(Expect(c.Call("GET", KvUrl(base, "/secrets/" + a->name + "/" + a->version), resource),
+                   {200}));
+    });
+  }
+  {
+    auto* cmd = secret->add_subcommand("set-attributes", "Update a secret's attributes");
+    auto a = std::make_shared<SecretArgs>();
+    auto enabled = std::make_shared<std::string>();
+    auto content_type = std::make_shared<std::string>();
+    auto tags = std::make_shared<std::vector<std::string>>();
+    auto expires = std::make_shared<std::string>();
+    auto not_before = std::make_shared<std::string>();
+    AddSecretTarget(cmd, *a, true);
+    cmd->add_option("--enabled", *enabled, "true or false");
+    cmd->add_option("--content-type", *content_type, "Content type");
+    cmd->add_option("--tags", *tags, "Space-separated key=value tags (replaces all)");
+    cmd->add_option("--expires", *expires, "Expiry (ISO 8601 UTC)");
+    cmd->add_option("--not-before", *not_before, "Not valid before (ISO 8601 UTC)");
+    cmd->callback([=] {
+      auto c = MakeClient();
+      auto [base, resource] = Resolve(c, *a);
+      RequireName(*a);
+      Json attrs = Json::object();
+      if (!enabled->empty()) {
+        if (*enabled != "true" && *enabled != "false") Usage("--enabled must be true or false");
+        attrs["enabled"] = *enabled == "true";
+      }
+      if (!expires->empty()) attrs["exp"] = ParseTime(*expires, "--expires");
+      if (!not_before->empty()) attrs["nbf"] = ParseTime(*not_before, "--not-before");
+      Json body = {{"attributes", attrs}};
+      if (!content_type->empty()) body["contentType"] = *content_type;
+      if (!tags->empty()) body["tags"] = ParseTags(*tags);
+      Print(Expect(c.Call("PATCH", KvUrl(base, "/secrets/" + a->name + "/" + a->version),
+                          resource, ToJson(body)),
+                   {200}));
+    });
+  }
+  {
+    auto* cmd = secret->add_subcommand("list", "List secrets (no values)");
+    auto a = std::make_shared<SecretArgs>();
+    auto max = std::make_shared<int>(0);
+    AddSecretTarget(cmd, *a, false);
+    cmd->add_option("--maxresults", *max, "Page size, 1-25");
+    cmd->callback([=] {
+      auto c = MakeClient();
+      auto [base, resource] = Resolve(c, *a);
+      std::string q = *max > 0 ? "&maxresults=" + std::to_string(*max) : "";
+      Print(ListAll(c, KvUrl(base, "/secrets", q), resource));
+    });
+  }
+  {
+    auto* cmd = secret->add_subcommand("list-versions", "List the versions of a secret");
+    auto a = std::make_shared<SecretArgs>();
+    auto max = std::make_shared<int>(0);
+    AddSecretTarget(cmd, *a, false);
+    cmd->add_option("--maxresults", *max, "Page size, 1-25");
+    cmd->callback([=] {
+      auto c = MakeClient();
+      auto [base, resource] = Resolve(c, *a);
+      RequireName(*a);
+      std::string q = *max > 0 ? "&maxresults=" + std::to_string(*max) : "";
+      Print(ListAll(c, KvUrl(base, "/secrets/" + a->name + "/versions", q), resource));
+    });
+  }
+  {
+    auto* cmd = secret->add_subcommand("list-deleted", "List deleted secrets");
+    auto a = std::make_shared<SecretArgs>();
+    AddSecretTarget(cmd, *a, false);
+    cmd->callback([=] {
+      auto c = MakeClient();
+      auto [base, resource] = Resolve(c, *a);
+      Print(ListAll(c, KvUrl(base, "/deletedsecrets"), resource));
+    });
+  }
+  struct Simple {
+    const char* verb;
+    const char* help;
+    const char* method;
+    const char* path_prefix;
+    const char* path_suffix;
+    int ok;
+  };
+  for (const Simple& s : {Simple{"delete", "Delete a secret (soft delete)", "DELETE", "/secrets/",
+                                 "", 200},
+                          Simple{"show-deleted", "Show a deleted secret", "GET",
+                                 "/deletedsecrets/", "", 200},
+                          Simple{"recover", "Recover a deleted secret", "POST",
+                                 "/deletedsecrets/", "/recover", 200},
+                          Simple{"purge", "Permanently delete a deleted secret", "DELETE",
+                                 "/deletedsecrets/", "", 204}}) {
+    auto* cmd = secret->add_subcommand(s.verb, s.help);
+    auto a = std::make_shared<SecretArgs>();
+    AddSecretTarget(cmd, *a, false);
+    cmd->callback([=] {
+      auto c = MakeClient();
+      auto [base, resource] = Resolve(c, *a);
+      RequireName(*a);
+      Json out = Expect(c.Call(s.method, KvUrl(base, s.path_prefix + a->name + s.path_suffix),
+                               resource),
+                        {s.ok});
+      if (!out.is_null()) Print(out);
+    });
+  }
+  {
+    auto* cmd = secret->add_subcommand("backup", "Back up a secret to a file");
+    auto a = std::make_shared<SecretArgs>();
+    auto file = std::make_shared<std::string>();
+    AddSecretTarget(cmd, *a, false);
+    cmd->add_option("--file,-f", *file, "Output file")->required();
+    cmd->callback([=] {
+      auto c = MakeClient();
+      auto [base, resource] = Resolve(c, *a);
+      RequireName(*a);
+      Json out = Expect(c.Call("POST", KvUrl(base, "/secrets/" + a->name + "/backup"), resource),
+                        {200});
+      auto blob = Base64UrlDecode(out.value("value", ""));
+      if (!blob) Fail(InternalError("the server returned a malformed backup"));
+      std::ofstream f(*file, std::ios::binary | std::ios::trunc);
+      f << *blob;
+      if (!f) Usage("cannot write " + *file);
+    });
+  }
+  {
+    auto* cmd = secret->add_subcommand("restore", "Restore a secret from a backup file");
+    auto a = std::make_shared<SecretArgs>();
+    auto file = std::make_shared<std::string>();
+    AddSecretTarget(cmd, *a, false);
+    cmd->add_option("--file,-f", *file, "Backup file")->required();
+    cmd->callback([=] {
+      std::ifstream in(*file, std::ios::binary);
+      if (!in) Usage("cannot read " + *file);
+      std::ostringstream s;
+      s << in.rdbuf();
+      auto c = MakeClient();
+      auto [base, resource] = Resolve(c, *a);
+      Json body = {{"value", Base64UrlEncode(s.str())}};
+      Print(Expect(c.Call("POST", KvUrl(base, "/secrets/restore"), resource, ToJson(body)),
+                   {200}));
+    });
+  }
+}
+
+}  // namespace
+
+void AddKeyVaultCommands(CLI::App& app) {
+  auto* kv = app.add_subcommand("keyvault", "Manage vaults and secrets (as `az keyvault`)");
+  kv->require_subcommand(1);
+  AddVaultCommands(*kv);
+  AddSecretCommands(*kv);
+}
+
+}  // namespace coffer::cli

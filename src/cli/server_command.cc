@@ -1,0 +1,90 @@
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+
+#include "cli/commands.h"
+#include "common/log.h"
+#include "server/server.h"
+
+namespace coffer::cli {
+
+void AddServerCommand(CLI::App& app) {
+  auto* cmd = app.add_subcommand("server", "Run the vault server (HTTPS: Key Vault data plane, "
+                                           "token service, management plane)");
+  auto config = std::make_shared<server::ServerConfig>();
+  auto log_level = std::make_shared<std::string>("info");
+  cmd->add_flag("--dev", config->dev,
+                "Development mode: create (once) a vault named 'dev' and an administrator "
+                "service principal, and write DATA_DIR/dev.env");
+  cmd->add_option("--data-dir", config->data_dir, "Data directory")->capture_default_str();
+  cmd->add_option("--port", config->port, "HTTPS port (0 picks a free one)")
+      ->capture_default_str();
+  cmd->add_option("--listen", config->listen, "Addresses to listen on")->capture_default_str();
+  cmd->add_option("--dns-suffix", config->dns_suffix,
+                  "Vaults are served at https://<vault>.<suffix>:<port>")
+      ->capture_default_str();
+  cmd->add_option("--io-threads", config->io_threads, "Network threads")->capture_default_str();
+  cmd->add_option("--worker-threads", config->worker_threads, "Request worker threads")
+      ->capture_default_str();
+  cmd->add_option("--read-timeout", config->read_timeout_seconds,
+                  "Seconds a client has to send each request")
+      ->capture_default_str();
+  cmd->add_option("--purge-interval", config->purge_interval_seconds,
+                  "Seconds between scheduled purges of expired deleted secrets")
+      ->capture_default_str();
+  cmd->add_option("--log-level", *log_level, "debug, info, warning or error")
+      ->capture_default_str();
+  cmd->callback([config, log_level] {
+    if (*log_level == "debug") SetLogLevel(LogLevel::kDebug);
+    if (*log_level == "warning") SetLogLevel(LogLevel::kWarning);
+    if (*log_level == "error") SetLogLevel(LogLevel::kError);
+    // Block termination signals before threads start so that only sigwait
+    // below receives them.
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+    ::signal(SIGPIPE, SIG_IGN);
+    // SECURITY: everything the server creates (database, keys) is owner-only.
+    ::umask(077);
+
+    auto created = server::CofferServer::Create(*config);
+    if (!created.ok()) {
+      std::cerr << "coffer server: " << created.status().ToString() << "\n";
+      std::exit(1);
+    }
+    auto& srv = **created;
+    srv.Start();
+    const auto& info = srv.connection_info();
+    std::cout << "Coffer is listening on https://localhost:" << srv.port() << "\n";
+    if (!info.vault_url.empty()) {
+      std::cout << "Dev vault: " << info.vault_url << "\n";
+    }
+    std::cout << "CA certificate: " << info.ca_path << "\n"
+              << "Credentials (source this file): " << info.env_file << "\n\n";
+    if (config->dev) {
+      // The dev credentials are printed so a newcomer can paste them; the
+      // same file is written with mode 0600.
+      std::cout << "export AZURE_TENANT_ID=" << info.tenant_id << "\n"
+                << "export AZURE_CLIENT_ID=" << info.client_id << "\n"
+                << "export AZURE_CLIENT_SECRET=" << info.client_secret << "\n"
+                << "export AZURE_AUTHORITY_HOST=" << info.authority_host << "\n"
+                << "export COFFER_VAULT_URL=" << info.vault_url << "\n"
+                << "export NODE_EXTRA_CA_CERTS=" << info.ca_path << "\n"
+                << "export REQUESTS_CA_BUNDLE=" << info.ca_path << "\n";
+    }
+    std::cout.flush();
+    COFFER_LOG(kInfo) << "ready on port " << srv.port();
+    int sig = 0;
+    sigwait(&signals, &sig);
+    COFFER_LOG(kInfo) << "stopping on signal " << sig;
+    srv.Stop();
+    std::exit(0);
+  });
+}
+
+}  // namespace coffer::cli

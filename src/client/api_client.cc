@@ -1,0 +1,113 @@
+#include "client/api_client.h"
+
+#include <cstdlib>
+
+#include "common/encoding.h"
+#include "common/strings.h"
+#include "net/https_client.h"
+
+namespace coffer::client {
+namespace {
+
+std::string Env(const char* name) {
+  const char* v = std::getenv(name);
+  return v == nullptr ? "" : v;
+}
+
+}  // namespace
+
+StatusOr<ClientConfig> ClientConfig::FromEnvironment() {
+  ClientConfig c;
+  c.tenant_id = Env("AZURE_TENANT_ID");
+  c.client_id = Env("AZURE_CLIENT_ID");
+  c.client_secret = Env("AZURE_CLIENT_SECRET");
+  c.authority = Env("AZURE_AUTHORITY_HOST");
+  c.ca_file = Env("COFFER_CA_FILE");
+  if (c.ca_file.empty()) {
+    c.ca_file = Env("REQUESTS_CA_BUNDLE");
+  }
+  c.subscription_id = Env("COFFER_SUBSCRIPTION_ID");
+  if (!Env("COFFER_VAULT_DNS_SUFFIX").empty()) {
+    c.vault_dns_suffix = Env("COFFER_VAULT_DNS_SUFFIX");
+  }
+  for (const auto& [name, value] :
+       {std::pair{"AZURE_TENANT_ID", c.tenant_id}, std::pair{"AZURE_CLIENT_ID", c.client_id},
+        std::pair{"AZURE_CLIENT_SECRET", c.client_secret},
+        std::pair{"AZURE_AUTHORITY_HOST", c.authority}}) {
+    if (value.empty()) {
+      return FailedPreconditionError(std::string(name) +
+                                     " is not set (source the server's dev.env)");
+    }
+  }
+  while (!c.authority.empty() && c.authority.back() == '/') {
+    c.authority.pop_back();
+  }
+  return c;
+}
+
+std::string ClientConfig::VaultUrl(const std::string& vault) const {
+  // The port is the authority's: one server answers both.
+  std::string port;
+  size_t scheme = authority.find("://");
+  std::string host_port = scheme == std::string::npos ? authority : authority.substr(scheme + 3);
+  size_t colon = host_port.rfind(':');
+  if (colon != std::string::npos && host_port.find(']', colon) == std::string::npos) {
+    port = host_port.substr(colon);
+  }
+  return "https://" + AsciiLower(vault) + "." + vault_dns_suffix + port;
+}
+
+StatusOr<std::string> ApiClient::Token(const std::string& resource) {
+  auto it = tokens_.find(resource);
+  if (it != tokens_.end()) {
+    return it->second;
+  }
+  net::ClientRequest req;
+  req.method = "POST";
+  req.url = config_.authority + "/" + config_.tenant_id + "/oauth2/v2.0/token";
+  req.headers = {{"Content-Type", "application/x-www-form-urlencoded"}};
+  req.body = "grant_type=client_credentials&client_id=" + PercentEncode(config_.client_id) +
+             "&client_secret=" + PercentEncode(config_.client_secret) +
+             "&scope=" + PercentEncode(resource + "/.default");
+  req.ca_file = config_.ca_file;
+  ASSIGN_OR_RETURN(http::Response res, net::HttpsRequest(req));
+  auto body = ParseJson(res.body);
+  if (res.status != 200 || !body || !body->is_object() ||
+      !body->value("access_token", Json()).is_string()) {
+    std::string why = body && body->is_object() ? body->value("error_description", "") : "";
+    return UnauthenticatedError("cannot get a token for " + resource + ": " +
+                                (why.empty() ? "HTTP " + std::to_string(res.status) : why));
+  }
+  std::string token = (*body)["access_token"].get<std::string>();
+  tokens_[resource] = token;
+  return token;
+}
+
+StatusOr<http::Response> ApiClient::Call(const std::string& method, const std::string& url,
+                                         const std::string& resource, const std::string& body) {
+  ASSIGN_OR_RETURN(std::string token, Token(resource));
+  net::ClientRequest req;
+  req.method = method;
+  req.url = url;
+  req.headers = {{"Authorization", "Bearer " + token}, {"Accept", "application/json"}};
+  if (!body.empty() || method == "PUT" || method == "PATCH" || method == "POST") {
+    req.headers.emplace_back("Content-Type", "application/json");
+  }
+  req.body = body;
+  req.ca_file = config_.ca_file;
+  return net::HttpsRequest(req);
+}
+
+Status ErrorFromResponse(const http::Response& response) {
+  auto body = ParseJson(response.body);
+  std::string code = "HTTP" + std::to_string(response.status);
+  std::string message = "the server answered " + std::to_string(response.status);
+  if (body && body->is_object() && body->contains("error") && (*body)["error"].is_object()) {
+    const auto& e = (*body)["error"];
+    code = e.value("code", code);
+    message = e.value("message", message);
+  }
+  return Status(StatusCode::kUnknown, message, code);
+}
+
+}  // namespace coffer::client

@@ -1,0 +1,55 @@
+#pragma once
+
+#include <map>
+#include <string>
+
+#include "common/json.h"
+#include "common/status.h"
+#include "http/message.h"
+
+namespace coffer::client {
+
+// Credentials and endpoints, read from the same environment variables the
+// Azure SDKs use (plus Coffer's own, written to dev.env by the server).
+struct ClientConfig {
+  std::string tenant_id;      // AZURE_TENANT_ID
+  std::string client_id;      // AZURE_CLIENT_ID
+  std::string client_secret;  // AZURE_CLIENT_SECRET
+  std::string authority;      // AZURE_AUTHORITY_HOST, e.g. https://localhost:8443
+  std::string ca_file;        // COFFER_CA_FILE or REQUESTS_CA_BUNDLE
+  std::string subscription_id;  // COFFER_SUBSCRIPTION_ID
+  std::string vault_dns_suffix = "vault.localhost";  // COFFER_VAULT_DNS_SUFFIX
+
+  // FromEnvironment reads the variables above. kFailedPrecondition naming
+  // the first missing required variable.
+  static StatusOr<ClientConfig> FromEnvironment();
+  // VaultUrl builds https://<vault>.<suffix>[:port of the authority].
+  std::string VaultUrl(const std::string& vault) const;
+};
+
+// ApiClient calls Coffer with client-credentials tokens it obtains and
+// caches per resource. Not thread-safe.
+class ApiClient {
+ public:
+  explicit ApiClient(ClientConfig config) : config_(std::move(config)) {}
+
+  // Call sends a request to `url` with a bearer token for `resource`.
+  // Returns the response whatever its status; transport failures and token
+  // failures are errors.
+  StatusOr<http::Response> Call(const std::string& method, const std::string& url,
+                                const std::string& resource, const std::string& body = "");
+
+  const ClientConfig& config() const { return config_; }
+
+ private:
+  StatusOr<std::string> Token(const std::string& resource);
+
+  ClientConfig config_;
+  std::map<std::string, std::string> tokens_;
+};
+
+// ErrorFromResponse turns a non-2xx response into a Status whose reason is
+// the service's error code and whose message is its message.
+Status ErrorFromResponse(const http::Response& response);
+
+}  // namespace coffer::client

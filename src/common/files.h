@@ -1,0 +1,25 @@
+#pragma once
+
+#include <string>
+
+#include "common/status.h"
+
+namespace coffer {
+
+// ReadFile returns the whole file. kNotFound if absent, kUnavailable on other
+// I/O errors.
+StatusOr<std::string> ReadFile(const std::string& path);
+
+// WriteFileAtomic writes `data` to a temporary file in the same directory
+// with `mode`, fsyncs it, renames it over `path` and fsyncs the directory, so
+// readers see either the old or the new content, never a mix.
+Status WriteFileAtomic(const std::string& path, const std::string& data, int mode);
+
+// EnsurePrivateDirectory creates `path` (and parents) with mode 0700 if
+// absent. kUnavailable on failure.
+Status EnsurePrivateDirectory(const std::string& path);
+
+// FileMode returns the permission bits of `path`, or -1 if it cannot be read.
+int FileMode(const std::string& path);
+
+}  // namespace coffer

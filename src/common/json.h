@@ -1,0 +1,21 @@
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+namespace coffer {
+
+using Json = nlohmann::json;
+
+// ParseJson parses untrusted text without throwing. Returns nullopt for
+// malformed JSON or nesting deeper than `max_depth`.
+std::optional<Json> ParseJson(std::string_view text, int max_depth = 32);
+
+// ToJson serialises without throwing: invalid UTF-8 in strings is replaced
+// rather than raising.
+std::string ToJson(const Json& value);
+
+}  // namespace coffer

@@ -1,0 +1,65 @@
+#pragma once
+
+#include <map>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "common/status.h"
+
+namespace coffer::http {
+
+// Request is a parsed HTTP request as handlers see it: plain data, no
+// network-library types. Header names are lower-case.
+struct Request {
+  std::string method;  // upper-case, e.g. "GET"
+  std::string target;  // as received
+  // Path segments after the leading '/', percent-decoded, empty segments
+  // kept ("/secrets/a/" gives {"secrets", "a", ""}).
+  std::vector<std::string> segments;
+  // Query parameters with percent-decoded names and values (clients send
+  // "api%2Dversion"). A repeated name keeps the first value.
+  std::map<std::string, std::string> query;
+  std::map<std::string, std::string> headers;
+  std::string body;
+  std::string host;  // Host header as sent, with port
+  std::string remote_address;
+  std::string tls_version;
+
+  // Header returns the value of a lower-case header name, or "".
+  std::string_view Header(const std::string& lower_name) const;
+  std::string_view Query(const std::string& name) const;
+};
+
+struct Response {
+  int status = 200;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+
+  void SetHeader(std::string name, std::string value);
+};
+
+// ParseTarget fills `segments` and `query` from a request target.
+// kInvalidArgument on a malformed percent escape or a target that does not
+// start with '/'.
+Status ParseTarget(std::string_view target, Request& request);
+
+// JsonResponse makes a response with a JSON body and the content type Key
+// Vault clients expect.
+Response JsonResponse(int status, std::string body);
+
+// HttpStatusFor maps a status code to the HTTP status and the default error
+// code a client sees. One table for the whole server (docs/errors.md).
+struct HttpError {
+  int http_status;
+  const char* code;
+};
+HttpError HttpStatusFor(StatusCode code);
+
+// ErrorResponse renders `status` in Key Vault's error shape:
+// {"error":{"code":..., "message":...}}. The reason of the status, when
+// set, is the code.
+Response ErrorResponse(const Status& status);
+
+}  // namespace coffer::http

@@ -1,0 +1,20 @@
+#pragma once
+
+#include <string>
+
+#include "common/status.h"
+
+namespace coffer::keyvault {
+
+// Key Vault's naming rules (anchors §1.2). Each returns kInvalidArgument with
+// reason "BadParameter" and a message naming the offending value.
+
+// Object (secret, key, certificate) names: 1-127 of [0-9a-zA-Z-].
+Status ValidateObjectName(const std::string& name);
+// Versions: 32 hex digits.
+Status ValidateVersion(const std::string& version);
+// Vault names: 3-24 characters of [0-9a-zA-Z-], starting with a letter,
+// ending with a letter or digit, no consecutive hyphens.
+Status ValidateVaultName(const std::string& name);
+
+}  // namespace coffer::keyvault

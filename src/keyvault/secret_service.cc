@@ -1,0 +1,371 @@
+#include "keyvault/secret_service.h"
+
+#include "common/encoding.h"
+#include "common/json.h"
+#include "common/strings.h"
+#include "crypto/primitives.h"
+#include "keyvault/names.h"
+
+namespace coffer::keyvault {
+namespace {
+
+Status BadParameter(const std::string& message) {
+  return InvalidArgumentError(message, "BadParameter");
+}
+
+Status ValidateSecretInput(const SecretInput& in) {
+  if (in.value.size() > kMaxSecretValueBytes) {
+    return BadParameter("Secret value is too large: the limit is " +
+                        std::to_string(kMaxSecretValueBytes) + " bytes.");
+  }
+  if (in.content_type.size() > kMaxContentTypeChars) {
+    return BadParameter("contentType is longer than 255 characters.");
+  }
+  return ValidateTagsJson(in.tags_json);
+}
+
+}  // namespace
+
+Status ValidateTagsJson(const std::string& tags_json) {
+  auto tags = ParseJson(tags_json, 2);
+  if (!tags || !tags->is_object()) {
+    return BadParameter("tags must be an object of string values.");
+  }
+  if (tags->size() > kMaxTags) {
+    return BadParameter("Too many tags: the limit is 15.");
+  }
+  for (const auto& [k, v] : tags->items()) {
+    if (!v.is_string()) {
+      return BadParameter("Tag values must be strings.");
+    }
+    if (k.empty() || k.size() > kMaxTagChars || v.get<std::string>().size() > kMaxTagChars) {
+      return BadParameter("Tag names must be 1-512 and values 0-512 characters.");
+    }
+  }
+  return OkStatus();
+}
+
+SecretService::SecretService(storage::Store& store, VaultRegistry& vaults,
+                             const Envelope& envelope, const Clock& clock)
+    : store_(store), vaults_(vaults), envelope_(envelope), clock_(clock) {}
+
+Secret SecretService::FromView(const storage::SecretView& view, const OpenVault& vault) const {
+  Secret s;
+  s.record = view.version;
+  s.record.sealed_value.clear();
+  s.deleted = view.deleted;
+  s.deleted_date = view.deleted_date;
+  s.scheduled_purge_date = view.scheduled_purge_date;
+  s.recoverable_days = vault.settings.retention_days;
+  s.recovery_level = RecoveryLevel(vault.settings);
+  return s;
+}
+
+StatusOr<Secret> SecretService::Set(const std::string& vault_name, const std::string& name,
+                                    SecretInput input) {
+  RETURN_IF_ERROR(ValidateObjectName(name));
+  RETURN_IF_ERROR(ValidateSecretInput(input));
+  ASSIGN_OR_RETURN(auto vault, vaults_.Get(vault_name));
+  storage::SecretVersionRecord rec;
+  rec.name = name;
+  rec.version = crypto::RandomHex(16);
+  rec.sealed_value =
+      Envelope::SealValue(vault->data_key, vault->record.name, name, rec.version, input.value);
+  rec.content_type = std::move(input.content_type);
+  rec.tags_json = std::move(input.tags_json);
+  rec.enabled = input.enabled;
+  rec.nbf = input.nbf;
+  rec.exp = input.exp;
+  rec.created = rec.updated = clock_.NowSeconds();
+  Status added = store_.AddSecretVersion(vault->record.name, rec);
+  if (added.code() == StatusCode::kFailedPrecondition) {
+    return FailedPreconditionError(
+        "Secret " + name +
+            " is currently in a deleted but recoverable state, and its name cannot be reused; "
+            "in this state, the secret can only be recovered or purged.",
+        "Conflict");
+  }
+  RETURN_IF_ERROR(added);
+  // The stored name keeps the case of the secret's first version.
+  ASSIGN_OR_RETURN(storage::SecretView view,
+                   store_.GetSecret(vault->record.name, name, rec.version, false));
+  Secret s = FromView(view, *vault);
+  s.value = std::move(input.value);
+  crypto::SecureWipe(input.value);
+  return s;
+}
+
+StatusOr<Secret> SecretService::Get(const std::string& vault_name, const std::string& name,
+                                    const std::string& version) {
+  RETURN_IF_ERROR(ValidateObjectName(name));
+  if (!version.empty()) {
+    RETURN_IF_ERROR(ValidateVersion(version));
+  }
+  ASSIGN_OR_RETURN(auto vault, vaults_.Get(vault_name));
+  auto view = store_.GetSecret(vault->record.name, name, AsciiLower(version), false);
+  if (!view.ok()) {
+    if (view.status().code() == StatusCode::kNotFound) {
+      return NotFoundError("A secret with (name/id) " + name +
+                               (version.empty() ? "" : "/" + version) +
+                               " was not found in this key vault. If you recently deleted this "
+                               "secret you may be able to recover it using the correct recovery "
+                               "command.",
+                           "SecretNotFound");
+    }
+    return view.status();
+  }
+  if (!view->version.enabled) {
+    return PermissionDeniedError("Operation get is not allowed on a disabled secret.",
+                                 "Forbidden");
+  }
+  ASSIGN_OR_RETURN(std::string value,
+                   Envelope::OpenValue(vault->data_key, vault->record.name, view->version.name,
+                                       view->version.version, view->version.sealed_value));
+  Secret s = FromView(*view, *vault);
+  s.value = std::move(value);
+  return s;
+}
+
+namespace {
+
+Status NotFoundSecret(const std::string& name) {
+  return NotFoundError("A secret with (name/id) " + name + " was not found in this key vault.",
+                       "SecretNotFound");
+}
+
+Status NotFoundDeleted(const std::string& name) {
+  return NotFoundError("Deleted Secret not found: " + name, "SecretNotFound");
+}
+
+Status Rename(const Status& s, const std::string& name, bool deleted) {
+  if (s.code() == StatusCode::kNotFound && s.reason() == "SecretNotFound") {
+    return deleted ? NotFoundDeleted(name) : NotFoundSecret(name);
+  }
+  return s;
+}
+
+}  // namespace
+
+StatusOr<Secret> SecretService::Update(const std::string& vault_name, const std::string& name,
+                                       const std::string& version, const SecretPatch& patch) {
+  RETURN_IF_ERROR(ValidateObjectName(name));
+  if (!version.empty()) {
+    RETURN_IF_ERROR(ValidateVersion(version));
+  }
+  if (patch.content_type && patch.content_type->size() > kMaxContentTypeChars) {
+    return BadParameter("contentType is longer than 255 characters.");
+  }
+  if (patch.tags_json) {
+    RETURN_IF_ERROR(ValidateTagsJson(*patch.tags_json));
+  }
+  ASSIGN_OR_RETURN(auto vault, vaults_.Get(vault_name));
+  auto view = store_.GetSecret(vault->record.name, name, AsciiLower(version), false);
+  if (!view.ok()) {
+    return Rename(view.status(), name, false);
+  }
+  storage::SecretVersionRecord rec = view->version;
+  if (patch.content_type) rec.content_type = *patch.content_type;
+  if (patch.tags_json) rec.tags_json = *patch.tags_json;
+  if (patch.enabled) rec.enabled = *patch.enabled;
+  if (patch.nbf) rec.nbf = *patch.nbf;
+  if (patch.exp) rec.exp = *patch.exp;
+  rec.updated = clock_.NowSeconds();
+  Status updated = store_.UpdateSecretVersion(vault->record.name, rec);
+  if (!updated.ok()) {
+    return Rename(updated, name, false);
+  }
+  view->version = rec;
+  return FromView(*view, *vault);
+}
+
+StatusOr<SecretList> SecretService::List(const std::string& vault_name, const std::string& cursor,
+                                         int limit) {
+  ASSIGN_OR_RETURN(auto vault, vaults_.Get(vault_name));
+  ASSIGN_OR_RETURN(storage::SecretPage page,
+                   store_.ListSecrets(vault->record.name, false, cursor, limit));
+  SecretList out;
+  for (const auto& item : page.items) {
+    out.items.push_back(FromView(item, *vault));
+  }
+  out.next_cursor = std::move(page.next_cursor);
+  return out;
+}
+
+StatusOr<SecretList> SecretService::ListVersions(const std::string& vault_name,
+                                                 const std::string& name,
+                                                 const std::string& cursor, int limit) {
+  RETURN_IF_ERROR(ValidateObjectName(name));
+  ASSIGN_OR_RETURN(auto vault, vaults_.Get(vault_name));
+  auto page = store_.ListSecretVersions(vault->record.name, name, cursor, limit);
+  if (!page.ok()) {
+    return Rename(page.status(), name, false);
+  }
+  SecretList out;
+  for (const auto& rec : page->items) {
+    out.items.push_back(FromView(storage::SecretView{rec, false, 0, 0}, *vault));
+  }
+  out.next_cursor = std::move(page->next_cursor);
+  return out;
+}
+
+StatusOr<Secret> SecretService::Delete(const std::string& vault_name, const std::string& name) {
+  RETURN_IF_ERROR(ValidateObjectName(name));
+  ASSIGN_OR_RETURN(auto vault, vaults_.Get(vault_name));
+  int64_t now = clock_.NowSeconds();
+  int64_t purge_at = now + int64_t{vault->settings.retention_days} * 86400;
+  Status marked = store_.MarkSecretDeleted(vault->record.name, name, now, purge_at);
+  if (!marked.ok()) {
+    return Rename(marked, name, false);
+  }
+  ASSIGN_OR_RETURN(storage::SecretView view, store_.GetSecret(vault->record.name, name, "", true));
+  return FromView(view, *vault);
+}
+
+StatusOr<Secret> SecretService::GetDeleted(const std::string& vault_name,
+                                           const std::string& name) {
+  RETURN_IF_ERROR(ValidateObjectName(name));
+  ASSIGN_OR_RETURN(auto vault, vaults_.Get(vault_name));
+  auto view = store_.GetSecret(vault->record.name, name, "", true);
+  if (!view.ok()) {
+    return Rename(view.status(), name, true);
+  }
+  if (!view->deleted) {
+    return NotFoundDeleted(name);
+  }
+  return FromView(*view, *vault);
+}
+
+StatusOr<SecretList> SecretService::ListDeleted(const std::string& vault_name,
+                                                const std::string& cursor, int limit) {
+  ASSIGN_OR_RETURN(auto vault, vaults_.Get(vault_name));
+  ASSIGN_OR_RETURN(storage::SecretPage page,
+                   store_.ListSecrets(vault->record.name, true, cursor, limit));
+  SecretList out;
+  for (const auto& item : page.items) {
+    out.items.push_back(FromView(item, *vault));
+  }
+  out.next_cursor = std::move(page.next_cursor);
+  return out;
+}
+
+StatusOr<Secret> SecretService::Recover(const std::string& vault_name, const std::string& name) {
+  RETURN_IF_ERROR(ValidateObjectName(name));
+  ASSIGN_OR_RETURN(auto vault, vaults_.Get(vault_name));
+  Status recovered = store_.RecoverSecret(vault->record.name, name);
+  if (!recovered.ok()) {
+    return Rename(recovered, name, true);
+  }
+  ASSIGN_OR_RETURN(storage::SecretView view,
+                   store_.GetSecret(vault->record.name, name, "", false));
+  return FromView(view, *vault);
+}
+
+Status SecretService::Purge(const std::string& vault_name, const std::string& name) {
+  RETURN_IF_ERROR(ValidateObjectName(name));
+  ASSIGN_OR_RETURN(auto vault, vaults_.Get(vault_name));
+  auto view = store_.GetSecret(vault->record.name, name, "", true);
+  if (!view.ok()) {
+    return Rename(view.status(), name, true);
+  }
+  if (!view->deleted) {
+    return NotFoundDeleted(name);
+  }
+  // SECURITY: purge protection is absolute until the retention period ends;
+  // only the scheduled purge removes the secret earlier than that.
+  if (vault->settings.purge_protection) {
+    return PermissionDeniedError(
+        "Operation \"purge\" is not allowed because purge protection is enabled for this "
+        "vault. The secret will be purged automatically on its scheduled purge date.",
+        "Forbidden");
+  }
+  return Rename(store_.PurgeSecret(vault->record.name, name), name, true);
+}
+
+StatusOr<std::string> SecretService::Backup(const std::string& vault_name,
+                                            const std::string& name) {
+  RETURN_IF_ERROR(ValidateObjectName(name));
+  ASSIGN_OR_RETURN(auto vault, vaults_.Get(vault_name));
+  auto versions = store_.GetAllSecretVersions(vault->record.name, name);
+  if (!versions.ok()) {
+    return Rename(versions.status(), name, false);
+  }
+  if (versions->size() > static_cast<size_t>(kMaxBackupVersions)) {
+    return BadParameter("Backup is not allowed for a secret with more than 500 versions.");
+  }
+  Json doc = {{"format", "coffer-secret-backup"}, {"v", 1}, {"versions", Json::array()}};
+  for (const auto& rec : *versions) {
+    ASSIGN_OR_RETURN(std::string value, Envelope::OpenValue(vault->data_key, vault->record.name,
+                                                            rec.name, rec.version,
+                                                            rec.sealed_value));
+    Json v = {{"name", rec.name},
+              {"version", rec.version},
+              {"value", Base64Encode(value)},
+              {"contentType", rec.content_type},
+              {"tags", rec.tags_json},
+              {"enabled", rec.enabled},
+              {"created", rec.created},
+              {"updated", rec.updated}};
+    if (rec.nbf) v["nbf"] = *rec.nbf;
+    if (rec.exp) v["exp"] = *rec.exp;
+    crypto::SecureWipe(value);
+    doc["versions"].push_back(std::move(v));
+  }
+  std::string plain = ToJson(doc);
+  std::string blob = envelope_.SealBackup(plain);
+  crypto::SecureWipe(plain);
+  return blob;
+}
+
+StatusOr<Secret> SecretService::Restore(const std::string& vault_name, const std::string& blob) {
+  ASSIGN_OR_RETURN(auto vault, vaults_.Get(vault_name));
+  ASSIGN_OR_RETURN(std::string plain, envelope_.OpenBackup(blob));
+  auto doc = ParseJson(plain, 8);
+  crypto::SecureWipe(plain);
+  if (!doc || !doc->is_object() || doc->value("format", "") != "coffer-secret-backup" ||
+      !doc->contains("versions") || !(*doc)["versions"].is_array() ||
+      (*doc)["versions"].empty()) {
+    return BadParameter("backup blob has an unknown format");
+  }
+  std::vector<storage::SecretVersionRecord> records;
+  for (const auto& v : (*doc)["versions"]) {
+    storage::SecretVersionRecord rec;
+    if (!v.is_object() || !v.value("name", Json()).is_string() ||
+        !v.value("version", Json()).is_string() || !v.value("value", Json()).is_string()) {
+      return BadParameter("backup blob has an unknown format");
+    }
+    rec.name = v["name"].get<std::string>();
+    rec.version = v["version"].get<std::string>();
+    RETURN_IF_ERROR(ValidateObjectName(rec.name));
+    RETURN_IF_ERROR(ValidateVersion(rec.version));
+    auto value = Base64Decode(v["value"].get<std::string>());
+    if (!value) {
+      return BadParameter("backup blob has an unknown format");
+    }
+    rec.sealed_value =
+        Envelope::SealValue(vault->data_key, vault->record.name, rec.name, rec.version, *value);
+    crypto::SecureWipe(*value);
+    rec.content_type = v.value("contentType", "");
+    rec.tags_json = v.value("tags", "{}");
+    rec.enabled = v.value("enabled", true);
+    rec.created = v.value("created", int64_t{0});
+    rec.updated = v.value("updated", int64_t{0});
+    if (v.contains("nbf") && v["nbf"].is_number_integer()) rec.nbf = v["nbf"].get<int64_t>();
+    if (v.contains("exp") && v["exp"].is_number_integer()) rec.exp = v["exp"].get<int64_t>();
+    records.push_back(std::move(rec));
+  }
+  const std::string name = records.back().name;
+  Status restored = store_.RestoreSecret(vault->record.name, records);
+  if (restored.code() == StatusCode::kAlreadyExists) {
+    return AlreadyExistsError("Secret " + name + " already exists.", "Conflict");
+  }
+  RETURN_IF_ERROR(restored);
+  ASSIGN_OR_RETURN(storage::SecretView view,
+                   store_.GetSecret(vault->record.name, name, "", false));
+  return FromView(view, *vault);
+}
+
+StatusOr<int> SecretService::PurgeExpired() {
+  return store_.PurgeExpiredSecrets(clock_.NowSeconds());
+}
+
+}  // namespace coffer::keyvault

@@ -1,0 +1,106 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/status.h"
+#include "keyvault/envelope.h"
+#include "keyvault/vault_registry.h"
+#include "storage/store.h"
+
+namespace coffer::keyvault {
+
+// Key Vault's limits for secrets (anchors §1.2).
+inline constexpr size_t kMaxSecretValueBytes = 25 * 1024;
+inline constexpr size_t kMaxContentTypeChars = 255;
+inline constexpr size_t kMaxTags = 15;
+inline constexpr size_t kMaxTagChars = 512;
+inline constexpr int kMaxBackupVersions = 500;
+
+struct SecretInput {
+  std::string value;
+  std::string content_type;
+  std::string tags_json = "{}";
+  bool enabled = true;
+  std::optional<int64_t> nbf;
+  std::optional<int64_t> exp;
+};
+
+// SecretPatch: absent fields stay as they are. For nbf/exp an inner nullopt
+// clears the attribute.
+struct SecretPatch {
+  std::optional<std::string> content_type;
+  std::optional<std::string> tags_json;
+  std::optional<bool> enabled;
+  std::optional<std::optional<int64_t>> nbf;
+  std::optional<std::optional<int64_t>> exp;
+};
+
+struct Secret {
+  storage::SecretVersionRecord record;  // sealed_value is always empty here
+  std::optional<std::string> value;     // set only by Set and Get
+  bool deleted = false;
+  int64_t deleted_date = 0;
+  int64_t scheduled_purge_date = 0;
+  int recoverable_days = 0;
+  std::string recovery_level;
+};
+
+struct SecretList {
+  std::vector<Secret> items;
+  std::string next_cursor;  // empty on the last page
+};
+
+// SecretService implements the Key Vault secrets operations on top of a
+// Store: validation, versioning, envelope encryption, soft delete with
+// retention and purge protection, backup and restore. Authorization is the
+// caller's job. Errors carry Key Vault's codes as reasons ("SecretNotFound",
+// "BadParameter", "Conflict", "Forbidden").
+//
+// Thread-safe. The referenced objects must outlive it.
+class SecretService {
+ public:
+  SecretService(storage::Store& store, VaultRegistry& vaults, const Envelope& envelope,
+                const Clock& clock);
+
+  StatusOr<Secret> Set(const std::string& vault, const std::string& name, SecretInput input);
+  // `version` empty means the latest. A disabled version is kPermissionDenied.
+  StatusOr<Secret> Get(const std::string& vault, const std::string& name,
+                       const std::string& version);
+  StatusOr<Secret> Update(const std::string& vault, const std::string& name,
+                          const std::string& version, const SecretPatch& patch);
+  StatusOr<SecretList> List(const std::string& vault, const std::string& cursor, int limit);
+  StatusOr<SecretList> ListVersions(const std::string& vault, const std::string& name,
+                                    const std::string& cursor, int limit);
+  StatusOr<Secret> Delete(const std::string& vault, const std::string& name);
+  StatusOr<Secret> GetDeleted(const std::string& vault, const std::string& name);
+  StatusOr<SecretList> ListDeleted(const std::string& vault, const std::string& cursor,
+                                   int limit);
+  StatusOr<Secret> Recover(const std::string& vault, const std::string& name);
+  // kPermissionDenied while purge protection holds the secret.
+  Status Purge(const std::string& vault, const std::string& name);
+  // Backup returns an encrypted, authenticated blob of every version.
+  StatusOr<std::string> Backup(const std::string& vault, const std::string& name);
+  // Restore recreates a secret from a blob made by Backup on this
+  // installation. kAlreadyExists (reason "Conflict") if the name is in use.
+  StatusOr<Secret> Restore(const std::string& vault, const std::string& blob);
+  // PurgeExpired removes soft-deleted secrets whose retention has ended.
+  StatusOr<int> PurgeExpired();
+
+ private:
+  Secret FromView(const storage::SecretView& view, const OpenVault& vault) const;
+
+  storage::Store& store_;
+  VaultRegistry& vaults_;
+  const Envelope& envelope_;
+  const Clock& clock_;
+};
+
+// ValidateTags checks a tags object (JSON text): at most 15 string values,
+// names and values at most 512 characters. kInvalidArgument otherwise.
+Status ValidateTagsJson(const std::string& tags_json);
+
+}  // namespace coffer::keyvault

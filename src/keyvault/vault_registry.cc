@@ -1,0 +1,64 @@
+#include "keyvault/vault_registry.h"
+
+#include "common/json.h"
+#include "common/strings.h"
+#include "crypto/primitives.h"
+
+namespace coffer::keyvault {
+
+VaultSettings ParseVaultSettings(const std::string& properties_json) {
+  VaultSettings s;
+  auto props = ParseJson(properties_json);
+  if (!props || !props->is_object()) {
+    return s;
+  }
+  if (auto it = props->find("softDeleteRetentionInDays");
+      it != props->end() && it->is_number_integer()) {
+    s.retention_days = it->get<int>();
+  }
+  if (auto it = props->find("enablePurgeProtection"); it != props->end() && it->is_boolean()) {
+    s.purge_protection = it->get<bool>();
+  }
+  if (auto it = props->find("enableRbacAuthorization"); it != props->end() && it->is_boolean()) {
+    s.rbac_authorization = it->get<bool>();
+  }
+  return s;
+}
+
+std::string RecoveryLevel(const VaultSettings& s) {
+  std::string level = s.retention_days < 90 ? "CustomizedRecoverable" : "Recoverable";
+  return s.purge_protection ? level : level + "+Purgeable";
+}
+
+OpenVault::~OpenVault() { crypto::SecureWipe(data_key); }
+
+VaultRegistry::VaultRegistry(storage::Store& store, const Envelope& envelope, const Clock& clock,
+                             int64_t ttl_seconds)
+    : store_(store), envelope_(envelope), clock_(clock), ttl_seconds_(ttl_seconds) {}
+
+StatusOr<std::shared_ptr<const OpenVault>> VaultRegistry::Get(const std::string& name) {
+  std::string key = AsciiLower(name);
+  int64_t now = clock_.NowSeconds();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = cache_.find(key);
+    if (it != cache_.end() && now - it->second.fetched < ttl_seconds_) {
+      return it->second.vault;
+    }
+  }
+  ASSIGN_OR_RETURN(storage::VaultRecord record, store_.GetVault(name));
+  auto vault = std::make_shared<OpenVault>();
+  ASSIGN_OR_RETURN(vault->data_key, envelope_.UnwrapDataKey(record.name, record.wrapped_data_key));
+  vault->settings = ParseVaultSettings(record.properties_json);
+  vault->record = std::move(record);
+  std::lock_guard<std::mutex> lock(mu_);
+  cache_[key] = Entry{vault, now};
+  return std::shared_ptr<const OpenVault>(vault);
+}
+
+void VaultRegistry::Invalidate(const std::string& name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  cache_.erase(AsciiLower(name));
+}
+
+}  // namespace coffer::keyvault

@@ -1,0 +1,66 @@
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "common/clock.h"
+#include "common/status.h"
+#include "keyvault/envelope.h"
+#include "storage/store.h"
+
+namespace coffer::keyvault {
+
+// VaultSettings are the vault properties the data plane acts on.
+struct VaultSettings {
+  int retention_days = 90;
+  bool purge_protection = false;
+  bool rbac_authorization = false;
+};
+
+// VaultSettings parsed from ARM `properties` JSON; unknown or missing
+// fields keep their defaults.
+VaultSettings ParseVaultSettings(const std::string& properties_json);
+// RecoveryLevel is Key Vault's recoveryLevel string for these settings.
+std::string RecoveryLevel(const VaultSettings& settings);
+
+// An open vault: its record, parsed settings and unwrapped data key.
+struct OpenVault {
+  storage::VaultRecord record;
+  VaultSettings settings;
+  std::string data_key;
+  ~OpenVault();
+};
+
+// VaultRegistry resolves vault names to open vaults, caching them briefly so
+// the hot read path does not unwrap keys or re-read vault rows per request.
+// Writers on this process invalidate at once; the short TTL bounds how long
+// another replica's change can go unseen.
+//
+// Thread-safe. `store`, `envelope` and `clock` must outlive it.
+class VaultRegistry {
+ public:
+  VaultRegistry(storage::Store& store, const Envelope& envelope, const Clock& clock,
+                int64_t ttl_seconds = 5);
+
+  // Get returns the vault. kNotFound (reason "VaultNotFound") if absent;
+  // kDataLoss if its data key does not open.
+  StatusOr<std::shared_ptr<const OpenVault>> Get(const std::string& name);
+  void Invalidate(const std::string& name);
+
+ private:
+  struct Entry {
+    std::shared_ptr<const OpenVault> vault;
+    int64_t fetched = 0;
+  };
+  storage::Store& store_;
+  const Envelope& envelope_;
+  const Clock& clock_;
+  const int64_t ttl_seconds_;
+  std::mutex mu_;
+  std::map<std::string, Entry> cache_;  // guarded by mu_; key: lower-case name
+};
+
+}  // namespace coffer::keyvault

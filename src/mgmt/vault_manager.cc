@@ -1,0 +1,356 @@
+#include "mgmt/vault_manager.h"
+
+#include "common/strings.h"
+#include "keyvault/names.h"
+
+namespace coffer::mgmt {
+namespace {
+
+constexpr size_t kMaxAccessPolicies = 1024;
+constexpr size_t kMaxArmTags = 50;
+
+http::Response ArmError(int status, const std::string& code, const std::string& message) {
+  Json body = {{"error", {{"code", code}, {"message", message}}}};
+  return http::JsonResponse(status, ToJson(body));
+}
+
+http::Response ArmError(const Status& s) {
+  int status = http::HttpStatusFor(s.code()).http_status;
+  std::string code = s.reason().empty() ? (status == 400 ? "BadRequest" : "Conflict")
+                                        : std::string(s.reason());
+  return ArmError(status, code, std::string(s.message()));
+}
+
+Status BadRequest(const std::string& message, const std::string& code = "BadRequest") {
+  return InvalidArgumentError(message, code);
+}
+
+bool ValidResourceGroup(const std::string& rg) {
+  if (rg.empty() || rg.size() > 90 || rg.back() == '.') {
+    return false;
+  }
+  for (char c : rg) {
+    bool ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              c == '-' || c == '_' || c == '.' || c == '(' || c == ')';
+    if (!ok) {
+      return false;
+    }
+  }
+  return true;
+}
+
+Status ValidateAccessPolicies(const Json& policies) {
+  if (!policies.is_array()) {
+    return BadRequest("properties.accessPolicies must be an array.");
+  }
+  if (policies.size() > kMaxAccessPolicies) {
+    return BadRequest("A vault may have at most 1024 access policies.");
+  }
+  for (const auto& p : policies) {
+    if (!p.is_object() || !p.value("tenantId", Json()).is_string() ||
+        !p.value("objectId", Json()).is_string() || !p.value("permissions", Json()).is_object()) {
+      return BadRequest(
+          "Each access policy needs string 'tenantId' and 'objectId' and a 'permissions' "
+          "object.");
+    }
+    for (const auto& [kind, list] : p["permissions"].items()) {
+      if (!list.is_array()) {
+        return BadRequest("permissions." + kind + " must be an array of strings.");
+      }
+      for (const auto& perm : list) {
+        if (!perm.is_string()) {
+          return BadRequest("permissions." + kind + " must be an array of strings.");
+        }
+      }
+    }
+  }
+  return OkStatus();
+}
+
+}  // namespace
+
+VaultManager::VaultManager(ManagementConfig config, storage::Store& store,
+                           const keyvault::Envelope& envelope, keyvault::VaultRegistry& registry,
+                           const Clock& clock)
+    : config_(std::move(config)),
+      store_(store),
+      envelope_(envelope),
+      registry_(registry),
+      clock_(clock) {}
+
+std::string VaultManager::ResourceId(const storage::VaultRecord& v) const {
+  return "/subscriptions/" + v.subscription_id + "/resourceGroups/" + v.resource_group +
+         "/providers/Microsoft.KeyVault/vaults/" + v.name;
+}
+
+Json VaultManager::ToArm(const storage::VaultRecord& v) const {
+  Json props = ParseJson(v.properties_json).value_or(Json::object());
+  props["vaultUri"] = "https://" + AsciiLower(v.name) + config_.vault_host_suffix;
+  props["provisioningState"] = "Succeeded";
+  Json tags = ParseJson(v.tags_json).value_or(Json::object());
+  return Json{{"id", ResourceId(v)},
+              {"name", v.name},
+              {"type", "Microsoft.KeyVault/vaults"},
+              {"location", v.location},
+              {"tags", tags},
+              {"properties", props}};
+}
+
+StatusOr<std::pair<storage::VaultRecord, bool>> VaultManager::CreateOrUpdate(
+    const std::string& resource_group, const std::string& name, const Json& body,
+    bool replace) {
+  RETURN_IF_ERROR(keyvault::ValidateVaultName(name));
+  if (!ValidResourceGroup(resource_group)) {
+    return BadRequest("Resource group name '" + resource_group + "' is invalid.",
+                      "InvalidResourceGroupName");
+  }
+  if (!body.is_object()) {
+    return BadRequest("The request body must be a JSON object.", "InvalidRequestContent");
+  }
+  auto existing = store_.GetVault(name);
+  if (!existing.ok() && existing.status().code() != StatusCode::kNotFound) {
+    return existing.status();
+  }
+  bool create = !existing.ok();
+  if (!create && !EqualsIgnoreCase(existing->resource_group, resource_group)) {
+    return AlreadyExistsError("The vault name '" + name + "' is already in use.",
+                              "VaultAlreadyExists");
+  }
+  const Json no_props = Json::object();
+  const Json& in = body.contains("properties") ? body["properties"] : no_props;
+  if (!in.is_object()) {
+    return BadRequest("'properties' must be an object.", "InvalidRequestContent");
+  }
+  Json props = create || replace ? Json::object()
+                                 : ParseJson(existing->properties_json).value_or(Json::object());
+  Json old = create ? Json::object() : ParseJson(existing->properties_json).value_or(Json());
+
+  // tenantId
+  if (auto it = in.find("tenantId"); it != in.end() && !it->is_null()) {
+    if (!it->is_string() || !EqualsIgnoreCase(it->get<std::string>(), config_.tenant_id)) {
+      return BadRequest("properties.tenantId must be this installation's tenant '" +
+                        config_.tenant_id + "'.");
+    }
+  }
+  props["tenantId"] = config_.tenant_id;
+  // sku
+  Json sku = {{"family", "A"}, {"name", "standard"}};
+  if (auto it = in.find("sku"); it != in.end() && !it->is_null()) {
+    std::string sku_name = it->is_object() ? it->value("name", "") : "";
+    if (sku_name != "standard" && sku_name != "premium") {
+      return BadRequest("properties.sku.name must be 'standard' or 'premium'.");
+    }
+    sku["name"] = sku_name;
+  } else if (!create && old.contains("sku")) {
+    sku = old["sku"];
+  }
+  props["sku"] = sku;
+  // Soft delete is always on.
+  if (auto it = in.find("enableSoftDelete"); it != in.end() && !it->is_null()) {
+    if (!it->is_boolean() || !it->get<bool>()) {
+      return BadRequest("Soft delete cannot be disabled: it is always on for Coffer vaults.");
+    }
+  }
+  props["enableSoftDelete"] = true;
+  // Retention: 7-90 days, fixed at creation.
+  int old_retention = old.is_object() ? old.value("softDeleteRetentionInDays", 90) : 90;
+  int retention = create ? 90 : old_retention;
+  if (auto it = in.find("softDeleteRetentionInDays"); it != in.end() && !it->is_null()) {
+    if (!it->is_number_integer() || it->get<int64_t>() < 7 || it->get<int64_t>() > 90) {
+      return BadRequest("properties.softDeleteRetentionInDays must be an integer from 7 to 90.");
+    }
+    int requested = it->get<int>();
+    if (!create && requested != old_retention) {
+      return BadRequest(
+          "The property softDeleteRetentionInDays cannot be changed after the vault is "
+          "created.");
+    }
+    retention = requested;
+  }
+  props["softDeleteRetentionInDays"] = retention;
+  // Purge protection: once on, never off.
+  bool old_purge = old.is_object() && old.value("enablePurgeProtection", false) == true;
+  bool purge = old_purge;
+  if (auto it = in.find("enablePurgeProtection"); it != in.end() && !it->is_null()) {
+    if (!it->is_boolean()) {
+      return BadRequest("properties.enablePurgeProtection must be a boolean.");
+    }
+    if (old_purge && !it->get<bool>()) {
+      return BadRequest(
+          "Purge protection cannot be disabled once it has been enabled on a vault.");
+    }
+    purge = purge || it->get<bool>();
+  }
+  if (purge) {
+    props["enablePurgeProtection"] = true;
+  } else {
+    props.erase("enablePurgeProtection");
+  }
+  // RBAC switch.
+  bool rbac = old.is_object() && old.value("enableRbacAuthorization", false) == true;
+  if (auto it = in.find("enableRbacAuthorization"); it != in.end() && !it->is_null()) {
+    if (!it->is_boolean()) {
+      return BadRequest("properties.enableRbacAuthorization must be a boolean.");
+    }
+    rbac = it->get<bool>();
+  }
+  props["enableRbacAuthorization"] = rbac;
+  // Access policies.
+  if (auto it = in.find("accessPolicies"); it != in.end() && !it->is_null()) {
+    RETURN_IF_ERROR(ValidateAccessPolicies(*it));
+    props["accessPolicies"] = *it;
+  } else if (!props.contains("accessPolicies")) {
+    props["accessPolicies"] = old.is_object() && old.contains("accessPolicies")
+                                  ? old["accessPolicies"]
+                                  : Json::array();
+  }
+  // Tags and location.
+  Json tags = create ? Json::object() : ParseJson(existing->tags_json).value_or(Json::object());
+  if (auto it = body.find("tags"); it != body.end() && !it->is_null()) {
+    if (!it->is_object() || it->size() > kMaxArmTags) {
+      return BadRequest("tags must be an object of at most 50 string values.");
+    }
+    for (const auto& [k, v] : it->items()) {
+      if (!v.is_string() || k.size() > 512 || v.get<std::string>().size() > 256) {
+        return BadRequest("Tag names must be at most 512 and values 256 characters.");
+      }
+    }
+    tags = *it;
+  }
+  std::string location = create ? config_.default_location : existing->location;
+  if (auto it = body.find("location"); it != body.end() && !it->is_null()) {
+    if (!it->is_string() || it->get<std::string>().empty()) {
+      return BadRequest("location must be a non-empty string.", "LocationRequired");
+    }
+    location = it->get<std::string>();
+  }
+  // Derived and read-only properties are never stored.
+  props.erase("vaultUri");
+  props.erase("provisioningState");
+
+  int64_t now = clock_.NowSeconds();
+  storage::VaultRecord rec = create ? storage::VaultRecord() : *existing;
+  rec.location = location;
+  rec.tenant_id = config_.tenant_id;
+  rec.properties_json = ToJson(props);
+  rec.tags_json = ToJson(tags);
+  rec.updated = now;
+  if (create) {
+    rec.name = name;
+    rec.subscription_id = config_.subscription_id;
+    rec.resource_group = resource_group;
+    rec.created = now;
+    rec.wrapped_data_key = envelope_.NewWrappedDataKey(name);
+    RETURN_IF_ERROR(store_.CreateVault(rec));
+  } else {
+    RETURN_IF_ERROR(store_.UpdateVault(rec));
+  }
+  registry_.Invalidate(name);
+  return std::make_pair(rec, create);
+}
+
+std::optional<http::Response> VaultManager::Handle(const http::Request& req) {
+  const auto& seg = req.segments;
+  // subscriptions/{s}/resourceGroups/{rg}/providers/Microsoft.KeyVault/vaults[/{name}]
+  // subscriptions/{s}/providers/Microsoft.KeyVault/vaults
+  if (seg.size() < 2 || !EqualsIgnoreCase(seg[0], "subscriptions")) {
+    return std::nullopt;
+  }
+  bool by_rg = seg.size() >= 7 && EqualsIgnoreCase(seg[2], "resourceGroups") &&
+               EqualsIgnoreCase(seg[4], "providers") &&
+               EqualsIgnoreCase(seg[5], "Microsoft.KeyVault") && EqualsIgnoreCase(seg[6], "vaults");
+  bool by_sub = seg.size() == 5 && EqualsIgnoreCase(seg[2], "providers") &&
+                EqualsIgnoreCase(seg[3], "Microsoft.KeyVault") && EqualsIgnoreCase(seg[4], "vaults");
+  if (!(by_rg && seg.size() <= 8) && !by_sub) {
+    return std::nullopt;
+  }
+  if (req.Query("api-version").empty()) {
+    return ArmError(400, "MissingApiVersionParameter",
+                    "The api-version query parameter (?api-version=) is required for all "
+                    "requests.");
+  }
+  if (!EqualsIgnoreCase(seg[1], config_.subscription_id)) {
+    return ArmError(404, "SubscriptionNotFound",
+                    "The subscription '" + seg[1] + "' could not be found.");
+  }
+  const std::string& m = req.method;
+
+  if (by_sub || seg.size() == 7) {
+    if (m != "GET") {
+      return ArmError(405, "MethodNotAllowed", "Only GET is allowed on a vault collection.");
+    }
+    auto vaults = store_.ListVaults();
+    if (!vaults.ok()) {
+      return ArmError(vaults.status());
+    }
+    Json items = Json::array();
+    for (const auto& v : *vaults) {
+      if (by_rg && !EqualsIgnoreCase(v.resource_group, seg[3])) {
+        continue;
+      }
+      items.push_back(ToArm(v));
+    }
+    return http::JsonResponse(200, ToJson(Json{{"value", items}}));
+  }
+
+  const std::string& rg = seg[3];
+  const std::string& name = seg[7];
+  auto not_found = [&] {
+    return ArmError(404, "ResourceNotFound",
+                    "The Resource 'Microsoft.KeyVault/vaults/" + name +
+                        "' under resource group '" + rg + "' was not found.");
+  };
+  if (m == "GET" || m == "DELETE") {
+    auto v = store_.GetVault(name);
+    if (!v.ok()) {
+      if (v.status().code() != StatusCode::kNotFound) {
+        return ArmError(v.status());
+      }
+      if (m == "DELETE") {
+        http::Response r;
+        r.status = 204;
+        return r;
+      }
+      return not_found();
+    }
+    if (!EqualsIgnoreCase(v->resource_group, rg)) {
+      if (m == "DELETE") {
+        http::Response r;
+        r.status = 204;
+        return r;
+      }
+      return not_found();
+    }
+    if (m == "GET") {
+      return http::JsonResponse(200, ToJson(ToArm(*v)));
+    }
+    Status deleted = store_.DeleteVault(v->name);
+    registry_.Invalidate(v->name);
+    if (!deleted.ok()) {
+      return ArmError(deleted);
+    }
+    http::Response r;
+    r.status = 200;
+    return r;
+  }
+  if (m == "PUT" || m == "PATCH") {
+    auto body = ParseJson(req.body);
+    if (!body) {
+      return ArmError(400, "InvalidRequestContent", "The request content is not valid JSON.");
+    }
+    if (m == "PATCH") {
+      auto v = store_.GetVault(name);
+      if (!v.ok() || !EqualsIgnoreCase(v->resource_group, rg)) {
+        return not_found();
+      }
+    }
+    auto result = CreateOrUpdate(rg, name, *body, m == "PUT");
+    if (!result.ok()) {
+      return ArmError(result.status());
+    }
+    return http::JsonResponse(result->second ? 201 : 200, ToJson(ToArm(result->first)));
+  }
+  return ArmError(405, "MethodNotAllowed", "Method " + m + " is not allowed on a vault.");
+}
+
+}  // namespace coffer::mgmt

@@ -1,0 +1,58 @@
+#pragma once
+
+#include <string>
+
+#include "common/clock.h"
+#include "common/json.h"
+#include "http/message.h"
+#include "keyvault/envelope.h"
+#include "keyvault/vault_registry.h"
+#include "storage/store.h"
+
+namespace coffer::mgmt {
+
+struct ManagementConfig {
+  std::string subscription_id;
+  std::string tenant_id;
+  std::string default_location = "local";
+  // vaultUri is "https://" + name + vault_host_suffix, e.g. suffix
+  // ".vault.localhost:8443/".
+  std::string vault_host_suffix;
+};
+
+// VaultManager is the ARM-shaped management plane for vaults:
+//   PUT|PATCH|GET|DELETE /subscriptions/{s}/resourceGroups/{rg}/providers/
+//                        Microsoft.KeyVault/vaults/{name}?api-version=...
+//   GET /subscriptions/{s}/resourceGroups/{rg}/providers/Microsoft.KeyVault/vaults
+//   GET /subscriptions/{s}/providers/Microsoft.KeyVault/vaults
+// with Azure's property names, immutability rules and error codes
+// (docs/management-plane.md). Authorization is the caller's job.
+//
+// Thread-safe. The referenced objects must outlive it.
+class VaultManager {
+ public:
+  VaultManager(ManagementConfig config, storage::Store& store, const keyvault::Envelope& envelope,
+               keyvault::VaultRegistry& registry, const Clock& clock);
+
+  // Handle answers a /subscriptions/... request, or returns nullopt when the
+  // path is not a vault path.
+  std::optional<http::Response> Handle(const http::Request& request);
+
+  // ResourceId of a vault record.
+  std::string ResourceId(const storage::VaultRecord& vault) const;
+  // CreateOrUpdate applies an ARM PUT (replace=true) or PATCH body. Returns
+  // the resulting record and whether it was created.
+  StatusOr<std::pair<storage::VaultRecord, bool>> CreateOrUpdate(const std::string& resource_group,
+                                                                 const std::string& name,
+                                                                 const Json& body, bool replace);
+  Json ToArm(const storage::VaultRecord& vault) const;
+
+ private:
+  const ManagementConfig config_;
+  storage::Store& store_;
+  const keyvault::Envelope& envelope_;
+  keyvault::VaultRegistry& registry_;
+  const Clock& clock_;
+};
+
+}  // namespace coffer::mgmt

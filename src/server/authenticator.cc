@@ -1,0 +1,72 @@
+#include "server/authenticator.h"
+
+#include <algorithm>
+
+#include "common/strings.h"
+#include "crypto/primitives.h"
+
+namespace coffer::server {
+namespace {
+
+constexpr size_t kMaxCachedTokens = 20000;
+
+}  // namespace
+
+Authenticator::Authenticator(const auth::TokenVerifier& verifier, storage::Store& store,
+                             const Clock& clock)
+    : verifier_(verifier), store_(store), clock_(clock) {}
+
+StatusOr<Caller> Authenticator::Authenticate(std::string_view authorization,
+                                             const std::vector<std::string>& audiences) {
+  constexpr std::string_view kBearer = "bearer ";
+  if (authorization.size() <= kBearer.size() ||
+      !EqualsIgnoreCase(authorization.substr(0, kBearer.size()), kBearer)) {
+    return UnauthenticatedError("AKV10000: Request is missing a Bearer or PoP token.",
+                                "Unauthorized");
+  }
+  std::string_view token = TrimWhitespace(authorization.substr(kBearer.size()));
+  std::string key = crypto::Sha256(token);
+  int64_t now = clock_.NowSeconds();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = cache_.find(key);
+    if (it != cache_.end()) {
+      if (it->second.expires > now &&
+          std::find(audiences.begin(), audiences.end(), it->second.audience) != audiences.end()) {
+        return it->second.caller;
+      }
+    }
+  }
+  ASSIGN_OR_RETURN(auth::VerifiedToken verified, verifier_.Verify(token, audiences));
+  // SECURITY: a token outlives nothing it names: a deleted principal's
+  // tokens stop working even though their signatures still verify.
+  auto principal = store_.GetPrincipal(verified.object_id());
+  if (!principal.ok()) {
+    if (principal.status().code() == StatusCode::kNotFound) {
+      return UnauthenticatedError("the access token's principal no longer exists",
+                                  "Unauthorized");
+    }
+    return principal.status();
+  }
+  Caller caller{verified.object_id(), verified.app_id(), verified.tenant_id(),
+                verified.identity_type()};
+  std::lock_guard<std::mutex> lock(mu_);
+  if (cache_.size() >= kMaxCachedTokens) {
+    cache_.clear();
+  }
+  cache_[key] = Entry{caller, verified.audience(), verified.expires()};
+  return caller;
+}
+
+void Authenticator::ForgetPrincipal(const std::string& object_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto it = cache_.begin(); it != cache_.end();) {
+    if (it->second.caller.object_id == object_id) {
+      it = cache_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+}  // namespace coffer::server

@@ -1,0 +1,118 @@
+// First-start initialisation of an installation: the administrator service
+// principal, its credentials file, and in dev mode the `dev` vault.
+
+#include <map>
+#include <sstream>
+
+#include "common/files.h"
+#include "common/json.h"
+#include "common/log.h"
+#include "common/strings.h"
+#include "server/server.h"
+
+namespace coffer::server {
+namespace {
+
+constexpr char kDevVault[] = "dev";
+constexpr char kDevResourceGroup[] = "coffer-dev";
+constexpr int kAdminSecretDays = 365;
+
+std::map<std::string, std::string> ReadEnvFile(const std::string& path) {
+  std::map<std::string, std::string> out;
+  auto text = ReadFile(path);
+  if (!text.ok()) {
+    return out;
+  }
+  for (std::string_view line : Split(*text, '\n')) {
+    line = TrimWhitespace(line);
+    if (StartsWith(line, "export ")) {
+      line.remove_prefix(7);
+    }
+    size_t eq = line.find('=');
+    if (eq != std::string_view::npos) {
+      out.emplace(std::string(line.substr(0, eq)), std::string(line.substr(eq + 1)));
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+Status CofferServer::Bootstrap() {
+  ASSIGN_OR_RETURN(auto admins_json, store_->GetMeta("admin_object_ids"));
+  if (admins_json) {
+    auto parsed = ParseJson(*admins_json);
+    if (parsed && parsed->is_array()) {
+      for (const auto& a : *parsed) {
+        if (a.is_string()) {
+          admins_.push_back(a.get<std::string>());
+        }
+      }
+    }
+  }
+  info_.env_file = config_.data_dir + (config_.dev ? "/dev.env" : "/admin.env");
+  auto env = ReadEnvFile(info_.env_file);
+
+  if (admins_.empty()) {
+    ASSIGN_OR_RETURN(auto sp, directory_->CreateServicePrincipal(
+                                  config_.dev ? "coffer-dev" : "coffer-admin", kAdminSecretDays));
+    admins_.push_back(sp.principal.object_id);
+    RETURN_IF_ERROR(store_->PutMeta("admin_object_ids", ToJson(Json(admins_))));
+    info_.client_id = sp.principal.app_id;
+    info_.client_secret = sp.client_secret;
+    COFFER_LOG(kInfo) << "created administrator service principal " << sp.principal.app_id;
+  } else {
+    ASSIGN_OR_RETURN(auto admin, store_->GetPrincipal(admins_.front()));
+    info_.client_id = admin.app_id;
+    auto it = env.find("AZURE_CLIENT_SECRET");
+    bool reusable = env["AZURE_CLIENT_ID"] == admin.app_id && it != env.end() &&
+                    directory_->AuthenticateClientSecret(admin.app_id, it->second).ok();
+    if (reusable) {
+      info_.client_secret = it->second;
+    } else {
+      ASSIGN_OR_RETURN(info_.client_secret,
+                       directory_->AddClientSecret(admin.object_id, kAdminSecretDays));
+      COFFER_LOG(kInfo) << "issued a new client secret for " << admin.app_id
+                        << " (credentials file was missing or stale)";
+    }
+  }
+
+  if (config_.dev) {
+    info_.resource_group = kDevResourceGroup;
+    auto existing = store_->GetVault(kDevVault);
+    if (!existing.ok()) {
+      if (existing.status().code() != StatusCode::kNotFound) {
+        return existing.status();
+      }
+      Json body = {{"location", "local"},
+                   {"properties", {{"softDeleteRetentionInDays", 7}}}};
+      auto created = vault_manager_->CreateOrUpdate(kDevResourceGroup, kDevVault, body, true);
+      if (!created.ok()) {
+        return created.status();
+      }
+      COFFER_LOG(kInfo) << "created vault '" << kDevVault << "'";
+    }
+    info_.vault_url = "https://" + std::string(kDevVault) + "." + AsciiLower(config_.dns_suffix) +
+                      port_suffix_;
+  }
+
+  std::ostringstream out;
+  out << "export AZURE_TENANT_ID=" << info_.tenant_id << "\n"
+      << "export AZURE_CLIENT_ID=" << info_.client_id << "\n"
+      << "export AZURE_CLIENT_SECRET=" << info_.client_secret << "\n"
+      << "export AZURE_AUTHORITY_HOST=" << info_.authority_host << "\n";
+  if (!info_.vault_url.empty()) {
+    out << "export COFFER_VAULT_URL=" << info_.vault_url << "\n";
+  }
+  out << "export COFFER_SUBSCRIPTION_ID=" << info_.subscription_id << "\n";
+  if (!info_.resource_group.empty()) {
+    out << "export COFFER_RESOURCE_GROUP=" << info_.resource_group << "\n";
+  }
+  out << "export COFFER_VAULT_DNS_SUFFIX=" << AsciiLower(config_.dns_suffix) << "\n"
+      << "export NODE_EXTRA_CA_CERTS=" << info_.ca_path << "\n"
+      << "export REQUESTS_CA_BUNDLE=" << info_.ca_path << "\n";
+  // SECURITY: the file holds a client secret; owner-only.
+  return WriteFileAtomic(info_.env_file, out.str(), 0600);
+}
+
+}  // namespace coffer::server

@@ -1,0 +1,253 @@
+#include "server/server.h"
+
+#include <chrono>
+
+#include "common/files.h"
+#include "common/json.h"
+#include "common/log.h"
+#include "common/strings.h"
+#include "crypto/primitives.h"
+#include "server/tls_material.h"
+#include "storage/sqlite/sqlite_store.h"
+
+namespace coffer::server {
+
+StatusOr<std::unique_ptr<CofferServer>> CofferServer::Create(ServerConfig config) {
+  std::unique_ptr<CofferServer> server(new CofferServer(std::move(config)));
+  RETURN_IF_ERROR(server->Init());
+  return server;
+}
+
+CofferServer::~CofferServer() { Stop(); }
+
+Status CofferServer::Init() {
+  const std::string& dir = config_.data_dir;
+  RETURN_IF_ERROR(EnsurePrivateDirectory(dir));
+  std::string suffix = AsciiLower(config_.dns_suffix);
+  ASSIGN_OR_RETURN(TlsMaterial tls,
+                   LoadOrCreateTls(dir + "/tls", {"localhost", suffix, "*." + suffix}));
+
+  net::ServerOptions options;
+  options.addresses = config_.listen;
+  options.port = config_.port;
+  options.io_threads = config_.io_threads;
+  options.worker_threads = config_.worker_threads;
+  options.read_timeout_seconds = config_.read_timeout_seconds;
+  options.max_body_bytes = config_.max_body_bytes;
+  options.certificate_chain_pem = tls.certificate_chain_pem;
+  options.private_key_pem = tls.private_key_pem;
+  crypto::SecureWipe(tls.private_key_pem);
+  ASSIGN_OR_RETURN(https_, net::HttpsServer::Create(
+                               std::move(options),
+                               [this](http::Request& r) { return Route(r); },
+                               [this](const http::Request& r) { return Head(r); }));
+  port_ = https_->port();
+  port_suffix_ = port_ == 443 ? "" : ":" + std::to_string(port_);
+  vault_resource_ = "https://" + suffix + port_suffix_;
+  vault_audiences_ = {vault_resource_, vault_resource_ + "/"};
+  std::string authority = "https://localhost" + port_suffix_;
+  arm_audiences_ = {authority, authority + "/", "https://management.azure.com",
+                    "https://management.azure.com/", "https://management.core.windows.net/"};
+
+  ASSIGN_OR_RETURN(std::string master_key, keyvault::Envelope::LoadMasterKey(dir + "/master.key"));
+  ASSIGN_OR_RETURN(envelope_, keyvault::Envelope::Create(std::move(master_key)));
+  ASSIGN_OR_RETURN(auto sqlite, storage::SqliteStore::Open(dir + "/coffer.db"));
+  store_ = std::move(sqlite);
+
+  ASSIGN_OR_RETURN(auto tenant, store_->GetMeta("tenant_id"));
+  if (!tenant) {
+    tenant = crypto::RandomUuid();
+    RETURN_IF_ERROR(store_->PutMeta("tenant_id", *tenant));
+  }
+  ASSIGN_OR_RETURN(auto subscription, store_->GetMeta("subscription_id"));
+  if (!subscription) {
+    subscription = crypto::RandomUuid();
+    RETURN_IF_ERROR(store_->PutMeta("subscription_id", *subscription));
+  }
+  info_.tenant_id = *tenant;
+  info_.subscription_id = *subscription;
+  info_.authority_host = authority;
+  info_.ca_path = tls.ca_path;
+
+  ASSIGN_OR_RETURN(keys_, auth::SigningKeySet::LoadOrCreate(dir + "/keys"));
+  directory_ = std::make_unique<auth::Directory>(*store_, clock_, *tenant);
+  auth::TokenServiceConfig ts;
+  ts.tenant_id = *tenant;
+  ts.authority_hosts = {"localhost" + port_suffix_, "127.0.0.1" + port_suffix_,
+                        "[::1]" + port_suffix_};
+  ts.resources = {vault_resource_, authority, "https://management.azure.com",
+                  "https://management.core.windows.net"};
+  token_service_ = std::make_unique<auth::TokenService>(ts, *directory_, *keys_, clock_);
+  verifier_ = std::make_unique<auth::TokenVerifier>(*keys_, clock_, token_service_->Issuers(),
+                                                    *tenant);
+  authenticator_ = std::make_unique<Authenticator>(*verifier_, *store_, clock_);
+
+  registry_ = std::make_unique<keyvault::VaultRegistry>(*store_, *envelope_, clock_);
+  secrets_ = std::make_unique<keyvault::SecretService>(*store_, *registry_, *envelope_, clock_);
+  secrets_api_ = std::make_unique<keyvault::SecretsApi>(*secrets_);
+  mgmt::ManagementConfig mc;
+  mc.subscription_id = *subscription;
+  mc.tenant_id = *tenant;
+  mc.vault_host_suffix = "." + suffix + port_suffix_ + "/";
+  vault_manager_ =
+      std::make_unique<mgmt::VaultManager>(mc, *store_, *envelope_, *registry_, clock_);
+  return Bootstrap();
+}
+
+void CofferServer::Start() {
+  https_->Start();
+  purge_thread_ = std::thread([this] { PurgeLoop(); });
+}
+
+void CofferServer::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(purge_mu_);
+    if (stopping_) {
+      return;
+    }
+    stopping_ = true;
+  }
+  purge_cv_.notify_all();
+  if (purge_thread_.joinable()) {
+    purge_thread_.join();
+  }
+  if (https_) {
+    https_->Stop();
+  }
+}
+
+void CofferServer::PurgeLoop() {
+  std::unique_lock<std::mutex> lock(purge_mu_);
+  while (!stopping_) {
+    purge_cv_.wait_for(lock, std::chrono::seconds(config_.purge_interval_seconds));
+    if (stopping_) {
+      return;
+    }
+    lock.unlock();
+    auto purged = secrets_->PurgeExpired();
+    if (!purged.ok()) {
+      COFFER_LOG(kWarning) << "scheduled purge failed: " << purged.status().ToString();
+    } else if (*purged > 0) {
+      COFFER_LOG(kInfo) << "scheduled purge removed " << *purged << " secret(s)";
+    }
+    lock.lock();
+  }
+}
+
+std::string CofferServer::VaultFromHost(const std::string& host) const {
+  std::string h = AsciiLower(host);
+  if (!h.empty() && h.front() == '[') {
+    return "";
+  }
+  size_t colon = h.rfind(':');
+  if (colon != std::string::npos) {
+    h = h.substr(0, colon);
+  }
+  std::string suffix = "." + AsciiLower(config_.dns_suffix);
+  if (!EndsWith(h, suffix) || h.size() == suffix.size()) {
+    return "";
+  }
+  std::string vault = h.substr(0, h.size() - suffix.size());
+  return vault.find('.') == std::string::npos ? vault : "";
+}
+
+http::Response CofferServer::Challenge(const Status& why) const {
+  http::Response r = http::ErrorResponse(why);
+  r.status = 401;
+  r.SetHeader("WWW-Authenticate", "Bearer authorization=\"" + info_.authority_host + "/" +
+                                      info_.tenant_id + "\", resource=\"" + vault_resource_ +
+                                      "\"");
+  return r;
+}
+
+std::optional<http::Response> CofferServer::Head(const http::Request& request) {
+  // Clients probe with an unauthenticated, bodiless request first; answer
+  // it with the challenge before looking at path or body.
+  if (!VaultFromHost(request.host).empty() && request.Header("authorization").empty()) {
+    return Challenge(
+        UnauthenticatedError("AKV10000: Request is missing a Bearer or PoP token.",
+                             "Unauthorized"));
+  }
+  return std::nullopt;
+}
+
+bool CofferServer::IsAdmin(const std::string& object_id) {
+  std::lock_guard<std::mutex> lock(admin_mu_);
+  for (const auto& a : admins_) {
+    if (a == object_id) {
+      return true;
+    }
+  }
+  return false;
+}
+
+http::Response CofferServer::Route(http::Request& request) {
+  std::string vault = VaultFromHost(request.host);
+  http::Response response =
+      vault.empty() ? AuthorityRequest(request) : VaultRequest(vault, request);
+  COFFER_LOG(kInfo) << request.method << " " << request.host << " /"
+                    << (request.segments.empty() ? "" : request.segments[0]) << " -> "
+                    << response.status;
+  return response;
+}
+
+http::Response CofferServer::VaultRequest(const std::string& vault, http::Request& request) {
+  auto caller = authenticator_->Authenticate(request.Header("authorization"), vault_audiences_);
+  if (!caller.ok()) {
+    if (caller.status().code() == StatusCode::kUnauthenticated) {
+      return Challenge(caller.status());
+    }
+    return http::ErrorResponse(caller.status());
+  }
+  // Interim authorization model (docs/authorization.md): the tenant's
+  // administrators only, until access policies and RBAC are enforced.
+  if (!IsAdmin(caller->object_id)) {
+    return http::ErrorResponse(PermissionDeniedError(
+        "Caller is not authorized to perform action on resource. Caller: appid=" +
+            caller->app_id + ";oid=" + caller->object_id + ". Vault: " + vault +
+            ". Authorization model: tenant administrators only.",
+        "Forbidden"));
+  }
+  return secrets_api_->Handle(vault, request);
+}
+
+http::Response CofferServer::AuthorityRequest(http::Request& request) {
+  const auto& seg = request.segments;
+  if (request.method == "GET" && seg.size() == 1 && seg[0] == "healthz") {
+    return http::JsonResponse(200, R"({"status":"ok"})");
+  }
+  if (auto r = token_service_->Handle(request)) {
+    return *r;
+  }
+  if (!seg.empty() && EqualsIgnoreCase(seg[0], "subscriptions")) {
+    auto caller = authenticator_->Authenticate(request.Header("authorization"), arm_audiences_);
+    if (!caller.ok()) {
+      Json body = {{"error",
+                    {{"code", "InvalidAuthenticationToken"},
+                     {"message", std::string(caller.status().message())}}}};
+      http::Response r = http::JsonResponse(401, ToJson(body));
+      r.SetHeader("WWW-Authenticate", "Bearer authorization_uri=\"" + info_.authority_host +
+                                          "/" + info_.tenant_id + "\", error=\"invalid_token\"");
+      return r;
+    }
+    if (!IsAdmin(caller->object_id)) {
+      Json body = {{"error",
+                    {{"code", "AuthorizationFailed"},
+                     {"message", "The client '" + caller->app_id + "' with object id '" +
+                                     caller->object_id +
+                                     "' does not have authorization to perform this action "
+                                     "over scope '/" + seg[0] + "/" +
+                                     (seg.size() > 1 ? seg[1] : "") + "'."}}}};
+      return http::JsonResponse(403, ToJson(body));
+    }
+    if (auto r = vault_manager_->Handle(request)) {
+      return *r;
+    }
+  }
+  Json body = {{"error",
+                {{"code", "NotFound"}, {"message", "No route for " + request.method + " " +
+                                                       request.target.substr(0, 200)}}}};
+  return http::JsonResponse(404, ToJson(body));
+}
+
+}  // namespace coffer::server

@@ -1,0 +1,111 @@
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "auth/directory.h"
+#include "auth/signing_keys.h"
+#include "auth/token_service.h"
+#include "auth/token_verifier.h"
+#include "common/clock.h"
+#include "keyvault/secret_service.h"
+#include "keyvault/secrets_api.h"
+#include "mgmt/vault_manager.h"
+#include "net/https_server.h"
+#include "server/authenticator.h"
+#include "storage/store.h"
+
+namespace coffer::server {
+
+struct ServerConfig {
+  std::string data_dir = ".coffer";
+  std::vector<std::string> listen = {"127.0.0.1", "::1"};
+  uint16_t port = 8443;  // 0: any free port
+  // Vaults are served at https://<vault>.<dns_suffix>:<port>.
+  std::string dns_suffix = "vault.localhost";
+  bool dev = false;
+  int io_threads = 2;
+  int worker_threads = 16;
+  int read_timeout_seconds = 30;
+  size_t max_body_bytes = 2 * 1024 * 1024;
+  int purge_interval_seconds = 60;
+};
+
+// What a client needs to connect, as written to dev.env / admin.env.
+struct ConnectionInfo {
+  std::string tenant_id;
+  std::string subscription_id;
+  std::string client_id;
+  std::string client_secret;
+  std::string authority_host;  // https://localhost:<port>
+  std::string vault_url;       // dev vault (dev mode only)
+  std::string resource_group;
+  std::string ca_path;
+  std::string env_file;
+};
+
+// CofferServer wires the layers together: TLS listener, token service,
+// management plane and the Key Vault data plane, on one port, routed by
+// Host (docs/architecture.md).
+class CofferServer {
+ public:
+  // Create opens (or initialises) the data directory and binds the port.
+  static StatusOr<std::unique_ptr<CofferServer>> Create(ServerConfig config);
+  ~CofferServer();
+
+  void Start();
+  void Stop();
+  uint16_t port() const { return port_; }
+  const ConnectionInfo& connection_info() const { return info_; }
+
+ private:
+  explicit CofferServer(ServerConfig config) : config_(std::move(config)) {}
+  Status Init();
+  Status Bootstrap();
+  http::Response Route(http::Request& request);
+  std::optional<http::Response> Head(const http::Request& request);
+  http::Response VaultRequest(const std::string& vault, http::Request& request);
+  http::Response AuthorityRequest(http::Request& request);
+  http::Response Challenge(const Status& why) const;
+  // Returns the vault name when `host` is a vault host; "" otherwise.
+  std::string VaultFromHost(const std::string& host) const;
+  bool IsAdmin(const std::string& object_id);
+  void PurgeLoop();
+
+  const ServerConfig config_;
+  uint16_t port_ = 0;
+  std::string port_suffix_;  // ":<port>" or "" for 443
+  std::string vault_resource_;
+  std::vector<std::string> vault_audiences_;
+  std::vector<std::string> arm_audiences_;
+  ConnectionInfo info_;
+
+  SystemClock& clock_ = SystemClock::Get();
+  std::unique_ptr<net::HttpsServer> https_;
+  std::unique_ptr<storage::Store> store_;
+  std::unique_ptr<keyvault::Envelope> envelope_;
+  std::unique_ptr<keyvault::VaultRegistry> registry_;
+  std::unique_ptr<auth::SigningKeySet> keys_;
+  std::unique_ptr<auth::Directory> directory_;
+  std::unique_ptr<auth::TokenService> token_service_;
+  std::unique_ptr<auth::TokenVerifier> verifier_;
+  std::unique_ptr<Authenticator> authenticator_;
+  std::unique_ptr<keyvault::SecretService> secrets_;
+  std::unique_ptr<keyvault::SecretsApi> secrets_api_;
+  std::unique_ptr<mgmt::VaultManager> vault_manager_;
+
+  std::mutex admin_mu_;
+  std::vector<std::string> admins_;  // guarded by admin_mu_
+
+  std::mutex purge_mu_;
+  std::condition_variable purge_cv_;
+  bool stopping_ = false;  // guarded by purge_mu_
+  std::thread purge_thread_;
+};
+
+}  // namespace coffer::server

@@ -1,0 +1,73 @@
+#include "server/tls_material.h"
+
+#include <algorithm>
+#include <filesystem>
+
+#include "common/files.h"
+#include "common/log.h"
+#include "crypto/rsa_key.h"
+#include "crypto/x509.h"
+
+namespace coffer::server {
+namespace {
+
+constexpr int kCaDays = 3650;
+constexpr int kServerDays = 397;
+
+}  // namespace
+
+StatusOr<TlsMaterial> LoadOrCreateTls(const std::string& dir,
+                                      const std::vector<std::string>& dns_names) {
+  RETURN_IF_ERROR(EnsurePrivateDirectory(dir));
+  const std::string ca_path = dir + "/ca.pem";
+  const std::string ca_key_path = dir + "/ca-key.pem";
+  const std::string cert_path = dir + "/server.pem";
+  const std::string key_path = dir + "/server-key.pem";
+
+  std::unique_ptr<crypto::RsaKey> ca_key;
+  std::string ca_pem;
+  if (!std::filesystem::exists(ca_path) || !std::filesystem::exists(ca_key_path)) {
+    ASSIGN_OR_RETURN(ca_key, crypto::RsaKey::Generate(2048));
+    ASSIGN_OR_RETURN(ca_pem, crypto::CreateCaCertificate(*ca_key, "Coffer local CA", kCaDays));
+    RETURN_IF_ERROR(WriteFileAtomic(ca_key_path, ca_key->PrivatePem(), 0600));
+    RETURN_IF_ERROR(WriteFileAtomic(ca_path, ca_pem, 0644));
+    std::filesystem::remove(cert_path);
+    COFFER_LOG(kInfo) << "created local CA " << ca_path;
+  } else {
+    ASSIGN_OR_RETURN(std::string ca_key_pem, ReadFile(ca_key_path));
+    auto loaded = crypto::RsaKey::FromPrivatePem(ca_key_pem);
+    if (!loaded.ok()) {
+      return DataLossError("CA key " + ca_key_path + " is corrupt");
+    }
+    ca_key = std::move(loaded).value();
+    ASSIGN_OR_RETURN(ca_pem, ReadFile(ca_path));
+  }
+
+  bool reissue = !std::filesystem::exists(cert_path) || !std::filesystem::exists(key_path);
+  if (!reissue) {
+    auto pem = ReadFile(cert_path);
+    auto have = pem.ok() ? crypto::CertificateDnsNames(*pem) : std::vector<std::string>();
+    for (const auto& want : dns_names) {
+      if (std::find(have.begin(), have.end(), want) == have.end()) {
+        reissue = true;
+      }
+    }
+  }
+  if (reissue) {
+    ASSIGN_OR_RETURN(auto server_key, crypto::RsaKey::Generate(2048));
+    ASSIGN_OR_RETURN(std::string cert,
+                     crypto::CreateServerCertificate(*server_key, ca_pem, *ca_key, dns_names,
+                                                     {"127.0.0.1", "::1"}, kServerDays));
+    RETURN_IF_ERROR(WriteFileAtomic(key_path, server_key->PrivatePem(), 0600));
+    RETURN_IF_ERROR(WriteFileAtomic(cert_path, cert, 0644));
+    COFFER_LOG(kInfo) << "issued server certificate " << cert_path;
+  }
+  TlsMaterial out;
+  out.ca_path = std::filesystem::absolute(ca_path).string();
+  ASSIGN_OR_RETURN(std::string cert_pem, ReadFile(cert_path));
+  out.certificate_chain_pem = cert_pem + ca_pem;
+  ASSIGN_OR_RETURN(out.private_key_pem, ReadFile(key_path));
+  return out;
+}
+
+}  // namespace coffer::server
