@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs what Coffer needs to build and test on Debian 12: Debian packages
+# (only those missing) and the npm packages of the SDK tests (from the lock
+# file). Safe to run repeatedly.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(
+  build-essential cmake ninja-build ccache pkg-config
+  libboost-dev libssl-dev libsqlite3-dev nlohmann-json3-dev libcli11-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  python3 python3-azure libnss-myhostname sqlite3 curl ca-certificates
+)
+if ! command -v node >/dev/null 2>&1; then
+  packages+=(nodejs npm)
+fi
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  sudo_cmd=""
+  [[ $(id -u) -ne 0 ]] && sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# *.localhost must resolve to loopback (nss-myhostname); the package's
+# installer normally adds it to nsswitch.conf.
+if ! grep -qE '^hosts:.*myhostname' /etc/nsswitch.conf; then
+  sudo_cmd=""
+  [[ $(id -u) -ne 0 ]] && sudo_cmd="sudo"
+  $sudo_cmd sed -i -E 's/^(hosts:\s+files)/\1 myhostname/' /etc/nsswitch.conf
+fi
+
+# SDK test dependencies, pinned by package-lock.json.
+if [[ -f tests/sdk-js/package-lock.json ]]; then
+  stamp=tests/sdk-js/node_modules/.lock-stamp
+  if [[ ! -f $stamp ]] || ! cmp -s tests/sdk-js/package-lock.json "$stamp"; then
+    (cd tests/sdk-js && npm ci --no-audit --no-fund --loglevel=error)
+    cp tests/sdk-js/package-lock.json "$stamp"
+  fi
+fi
