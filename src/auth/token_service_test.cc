@@ -1,1 +1,131 @@
+#include "auth/token_service.h"
+
 #include <gtest/gtest.h>
+
+#include "auth/token_verifier.h"
+#include "common/json.h"
+#include "storage/memory/memory_store.h"
+
+namespace coffer::auth {
+namespace {
+
+class TokenServiceTest : public ::testing::Test {
+ protected:
+  TokenServiceTest()
+      : clock_(1800000000),
+        keys_(SigningKeySet::ForTest()),
+        directory_(store_, clock_, "t1"),
+        service_(Config(), directory_, *keys_, clock_) {}
+
+  static TokenServiceConfig Config() {
+    TokenServiceConfig c;
+    c.tenant_id = "t1";
+    c.authority_hosts = {"localhost:8443", "127.0.0.1:8443"};
+    c.resources = {"https://vault.localhost:8443"};
+    return c;
+  }
+
+  http::Response Post(const std::string& body, const std::string& tenant = "t1") {
+    http::Request r;
+    r.method = "POST";
+    r.host = "localhost:8443";
+    r.segments = {tenant, "oauth2", "v2.0", "token"};
+    r.body = body;
+    auto res = service_.Handle(r);
+    EXPECT_TRUE(res.has_value());
+    return *res;
+  }
+
+  storage::MemoryStore store_;
+  FakeClock clock_;
+  std::unique_ptr<SigningKeySet> keys_;
+  Directory directory_;
+  TokenService service_;
+};
+
+TEST_F(TokenServiceTest, DiscoveryNamesTheAuthorityAsIssuer) {
+  http::Request r;
+  r.method = "GET";
+  r.host = "localhost:8443";
+  r.segments = {"t1", "v2.0", ".well-known", "openid-configuration"};
+  auto res = service_.Handle(r);
+  ASSERT_TRUE(res.has_value());
+  auto doc = ParseJson(res->body);
+  EXPECT_EQ((*doc)["issuer"], "https://localhost:8443/t1/v2.0");
+  EXPECT_EQ((*doc)["token_endpoint"], "https://localhost:8443/t1/oauth2/v2.0/token");
+  EXPECT_EQ((*doc)["jwks_uri"], "https://localhost:8443/t1/discovery/v2.0/keys");
+  EXPECT_TRUE(doc->contains("authorization_endpoint"));
+  r.segments[0] = "other";
+  EXPECT_EQ(service_.Handle(r)->status, 400);
+}
+
+TEST_F(TokenServiceTest, ClientCredentialsIssueAVerifiableToken) {
+  auto sp = directory_.CreateServicePrincipal("app", 30);
+  ASSERT_TRUE(sp.ok());
+  // Telemetry fields and claims are ignored, as clients always send them.
+  auto res = Post("grant_type=client_credentials&client_id=" + sp->principal.app_id +
+                  "&client_secret=" + sp->client_secret +
+                  "&scope=https%3A%2F%2Fvault.localhost%3A8443%2F.default&client_info=1"
+                  "&claims=%7B%7D&x-client-SKU=msal.js.node");
+  ASSERT_EQ(res.status, 200) << res.body;
+  auto body = ParseJson(res.body);
+  EXPECT_EQ((*body)["token_type"], "Bearer");
+  EXPECT_EQ((*body)["expires_in"], 3600);
+  EXPECT_FALSE(body->contains("id_token"));
+  TokenVerifier verifier(*keys_, clock_, service_.Issuers(), "t1");
+  auto t = verifier.Verify((*body)["access_token"].get<std::string>(),
+                           {"https://vault.localhost:8443"});
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  EXPECT_EQ(t->object_id(), sp->principal.object_id);
+  EXPECT_EQ(t->app_id(), sp->principal.app_id);
+}
+
+TEST_F(TokenServiceTest, RejectsBadClientsScopesAndGrants) {
+  auto sp = directory_.CreateServicePrincipal("app", 30);
+  ASSERT_TRUE(sp.ok());
+  std::string ok_scope = "&scope=https://vault.localhost:8443/.default";
+  std::string id = "&client_id=" + sp->principal.app_id;
+  auto error_of = [](const http::Response& r) { return (*ParseJson(r.body))["error"]; };
+  auto wrong = Post("grant_type=client_credentials" + id + "&client_secret=nope" + ok_scope);
+  EXPECT_EQ(wrong.status, 401);
+  EXPECT_EQ(error_of(wrong), "invalid_client");
+  EXPECT_NE(wrong.body.find("AADSTS7000215"), std::string::npos);
+  auto unknown = Post("grant_type=client_credentials&client_id=x&client_secret=y" + ok_scope);
+  EXPECT_EQ(unknown.status, 401);
+  auto no_default = Post("grant_type=client_credentials" + id + "&client_secret=" +
+                         sp->client_secret + "&scope=https://vault.localhost:8443");
+  EXPECT_EQ(error_of(no_default), "invalid_scope");
+  auto foreign = Post("grant_type=client_credentials" + id + "&client_secret=" +
+                      sp->client_secret + "&scope=https://graph.microsoft.com/.default");
+  EXPECT_EQ(error_of(foreign), "invalid_resource");
+  EXPECT_EQ(error_of(Post("grant_type=password" + id)), "unsupported_grant_type");
+  EXPECT_EQ(error_of(Post("client_id=x")), "invalid_request");
+  EXPECT_EQ(error_of(Post("grant_type=%zz")), "invalid_request");
+  EXPECT_EQ(Post("grant_type=client_credentials" + id, "t2").status, 400);
+}
+
+TEST_F(TokenServiceTest, ExpiredClientSecretIsRefused) {
+  auto sp = directory_.CreateServicePrincipal("app", 1);
+  ASSERT_TRUE(sp.ok());
+  EXPECT_TRUE(directory_.AuthenticateClientSecret(sp->principal.app_id, sp->client_secret).ok());
+  clock_.Advance(2 * 86400);
+  EXPECT_EQ(directory_.AuthenticateClientSecret(sp->principal.app_id, sp->client_secret)
+                .status()
+                .code(),
+            StatusCode::kUnauthenticated);
+}
+
+TEST_F(TokenServiceTest, ClientSecretsAreStoredOnlyAsSaltedHashes) {
+  auto sp = directory_.CreateServicePrincipal("app", 30);
+  ASSERT_TRUE(sp.ok());
+  auto stored = store_.ListClientSecrets(sp->principal.object_id);
+  ASSERT_EQ(stored->size(), 1u);
+  const auto& rec = (*stored)[0];
+  EXPECT_EQ(rec.hash.find(sp->client_secret), std::string::npos);
+  EXPECT_EQ(rec.hint, sp->client_secret.substr(0, 3));
+  EXPECT_GE(rec.iterations, 100000);
+  EXPECT_EQ(rec.salt.size(), 16u);
+}
+
+}  // namespace
+}  // namespace coffer::auth

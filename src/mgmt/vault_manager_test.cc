@@ -1,1 +1,132 @@
+#include "mgmt/vault_manager.h"
+
 #include <gtest/gtest.h>
+
+#include "crypto/primitives.h"
+#include "storage/memory/memory_store.h"
+
+namespace coffer::mgmt {
+namespace {
+
+class VaultManagerTest : public ::testing::Test {
+ protected:
+  VaultManagerTest()
+      : clock_(1800000000),
+        envelope_(keyvault::Envelope::Create(crypto::RandomBytes(32)).value()),
+        registry_(store_, *envelope_, clock_),
+        manager_(Config(), store_, *envelope_, registry_, clock_) {}
+
+  static ManagementConfig Config() {
+    ManagementConfig c;
+    c.subscription_id = "sub1";
+    c.tenant_id = "t1";
+    c.vault_host_suffix = ".vault.localhost:8443/";
+    return c;
+  }
+
+  http::Response Call(const std::string& method, const std::string& path,
+                      const std::string& body = "", bool api_version = true) {
+    http::Request r;
+    r.method = method;
+    EXPECT_TRUE(http::ParseTarget(path + (api_version ? "?api-version=2023-07-01" : ""), r).ok());
+    r.body = body;
+    auto res = manager_.Handle(r);
+    EXPECT_TRUE(res.has_value()) << path;
+    return res.value_or(http::Response{});
+  }
+
+  static std::string Path(const std::string& name) {
+    return "/subscriptions/sub1/resourceGroups/rg1/providers/Microsoft.KeyVault/vaults/" + name;
+  }
+  static std::string Code(const http::Response& r) {
+    return (*ParseJson(r.body))["error"]["code"].get<std::string>();
+  }
+
+  storage::MemoryStore store_;
+  FakeClock clock_;
+  std::unique_ptr<keyvault::Envelope> envelope_;
+  keyvault::VaultRegistry registry_;
+  VaultManager manager_;
+};
+
+TEST_F(VaultManagerTest, CreateGetListDelete) {
+  auto created = Call("PUT", Path("kv1"),
+                      R"({"location":"westeurope","tags":{"a":"b"},
+                          "properties":{"tenantId":"t1","sku":{"family":"A","name":"standard"},
+                          "softDeleteRetentionInDays":7}})");
+  ASSERT_EQ(created.status, 201) << created.body;
+  auto j = *ParseJson(created.body);
+  EXPECT_EQ(j["id"], Path("kv1"));
+  EXPECT_EQ(j["type"], "Microsoft.KeyVault/vaults");
+  EXPECT_EQ(j["properties"]["vaultUri"], "https://kv1.vault.localhost:8443/");
+  EXPECT_EQ(j["properties"]["softDeleteRetentionInDays"], 7);
+  EXPECT_EQ(j["properties"]["enableSoftDelete"], true);
+  EXPECT_EQ(j["tags"]["a"], "b");
+  EXPECT_EQ(Call("PUT", Path("kv1"), R"({"properties":{"softDeleteRetentionInDays":7}})").status,
+            200);
+  EXPECT_EQ(Call("GET", Path("KV1")).status, 200);
+  auto list = *ParseJson(
+      Call("GET", "/subscriptions/sub1/providers/Microsoft.KeyVault/vaults").body);
+  EXPECT_EQ(list["value"].size(), 1u);
+  auto other_rg = *ParseJson(
+      Call("GET", "/subscriptions/sub1/resourceGroups/rg2/providers/Microsoft.KeyVault/vaults")
+          .body);
+  EXPECT_EQ(other_rg["value"].size(), 0u);
+  EXPECT_EQ(Call("DELETE", Path("kv1")).status, 200);
+  EXPECT_EQ(Call("DELETE", Path("kv1")).status, 204);
+  auto missing = Call("GET", Path("kv1"));
+  EXPECT_EQ(missing.status, 404);
+  EXPECT_EQ(Code(missing), "ResourceNotFound");
+}
+
+TEST_F(VaultManagerTest, RetentionAndPurgeProtectionAreOneWay) {
+  ASSERT_EQ(Call("PUT", Path("kv2"), R"({"properties":{"softDeleteRetentionInDays":30,
+                                                       "enablePurgeProtection":true}})")
+                .status,
+            201);
+  EXPECT_EQ(Call("PATCH", Path("kv2"), R"({"properties":{"softDeleteRetentionInDays":31}})").status,
+            400);
+  EXPECT_EQ(Call("PATCH", Path("kv2"), R"({"properties":{"enablePurgeProtection":false}})").status,
+            400);
+  EXPECT_EQ(Call("PUT", Path("kv2"), R"({"properties":{}})").status, 200);
+  auto j = *ParseJson(Call("GET", Path("kv2")).body);
+  EXPECT_EQ(j["properties"]["enablePurgeProtection"], true);
+  EXPECT_EQ(j["properties"]["softDeleteRetentionInDays"], 30);
+  auto patched = Call("PATCH", Path("kv2"), R"({"properties":{"enableRbacAuthorization":true}})");
+  EXPECT_EQ((*ParseJson(patched.body))["properties"]["enableRbacAuthorization"], true);
+}
+
+TEST_F(VaultManagerTest, RejectsInvalidInputWithoutChangingAnything) {
+  for (const char* name : {"ab", "1abc", "a--b", "abcdefghijklmnopqrstuvwxy", "ab-"}) {
+    auto r = Call("PUT", Path(name), "{}");
+    EXPECT_EQ(r.status, 400) << name;
+    EXPECT_EQ(Code(r), "VaultNameNotValid") << name;
+  }
+  for (const char* body :
+       {R"({"properties":{"softDeleteRetentionInDays":6}})",
+        R"({"properties":{"softDeleteRetentionInDays":91}})",
+        R"({"properties":{"softDeleteRetentionInDays":"30"}})",
+        R"({"properties":{"enableSoftDelete":false}})", R"({"properties":{"tenantId":"other"}})",
+        R"({"properties":{"sku":{"name":"gold"}}})", R"({"properties":{"accessPolicies":{}}})",
+        R"({"properties":{"accessPolicies":[{"tenantId":"t1"}]}})", R"({"properties":[]})",
+        R"({"location":""})", R"([])", "not json"}) {
+    EXPECT_EQ(Call("PUT", Path("kv3"), body).status, 400) << body;
+  }
+  EXPECT_TRUE(store_.ListVaults()->empty());
+  auto no_version = Call("GET", Path("kv3"), "", false);
+  EXPECT_EQ(Code(no_version), "MissingApiVersionParameter");
+  EXPECT_EQ(Call("GET", "/subscriptions/other/providers/Microsoft.KeyVault/vaults").status, 404);
+  EXPECT_EQ(Call("PATCH", Path("kv3"), "{}").status, 404);
+}
+
+TEST_F(VaultManagerTest, VaultNamesAreUniqueAcrossResourceGroups) {
+  ASSERT_EQ(Call("PUT", Path("shared"), "{}").status, 201);
+  auto r = Call("PUT",
+                "/subscriptions/sub1/resourceGroups/rg2/providers/Microsoft.KeyVault/vaults/shared",
+                "{}");
+  EXPECT_EQ(r.status, 409);
+  EXPECT_EQ(Code(r), "VaultAlreadyExists");
+}
+
+}  // namespace
+}  // namespace coffer::mgmt
