@@ -185,7 +185,7 @@ http::Response CofferServer::Route(http::Request& request) {
   std::string vault = VaultFromHost(request.host);
   http::Response response =
       vault.empty() ? AuthorityRequest(request) : VaultRequest(vault, request);
-  COFFER_LOG(kInfo) << request.method << " " << request.host << " /"
+  COFFER_LOG(kDebug) << request.method << " " << request.host << " /"
                     << (request.segments.empty() ? "" : request.segments[0]) << " -> "
                     << response.status;
   return response;
