@@ -45,9 +45,73 @@ Status ValidateTagsJson(const std::string& tags_json) {
   return OkStatus();
 }
 
+namespace {
+constexpr size_t kMaxCacheEntries = 100000;
+}  // namespace
+
 SecretService::SecretService(storage::Store& store, VaultRegistry& vaults,
-                             const Envelope& envelope, const Clock& clock)
-    : store_(store), vaults_(vaults), envelope_(envelope), clock_(clock) {}
+                             const Envelope& envelope, const Clock& clock,
+                             int64_t cache_ttl_seconds)
+    : store_(store),
+      vaults_(vaults),
+      envelope_(envelope),
+      clock_(clock),
+      cache_ttl_seconds_(cache_ttl_seconds) {}
+
+std::string SecretService::CacheKey(const std::string& vault, const std::string& name,
+                                    const std::string& version) {
+  return AsciiLower(vault) + '\x1f' + AsciiLower(name) + '\x1f' + AsciiLower(version);
+}
+
+void SecretService::Invalidate(const std::string& vault, const std::string& name) {
+  std::string prefix = CacheKey(vault, name, "");
+  std::lock_guard<std::mutex> lock(cache_mu_);
+  ++cache_generation_;
+  auto it = cache_.lower_bound(prefix);
+  while (it != cache_.end() && it->first.compare(0, prefix.size(), prefix) == 0) {
+    it = cache_.erase(it);
+  }
+}
+
+void SecretService::InvalidateAll() {
+  std::lock_guard<std::mutex> lock(cache_mu_);
+  ++cache_generation_;
+  cache_.clear();
+}
+
+StatusOr<Secret> SecretService::Finish(const storage::SecretView& view,
+                                       const OpenVault& vault) const {
+  if (!view.version.enabled) {
+    return PermissionDeniedError("Operation get is not allowed on a disabled secret.",
+                                 "Forbidden");
+  }
+  ASSIGN_OR_RETURN(std::string value,
+                   Envelope::OpenValue(vault.data_key, vault.record.name, view.version.name,
+                                       view.version.version, view.version.sealed_value));
+  Secret s = FromView(view, vault);
+  s.value = std::move(value);
+  return s;
+}
+
+std::optional<StatusOr<Secret>> SecretService::TryGetCached(const std::string& vault_name,
+                                                            const std::string& name,
+                                                            const std::string& version) {
+  auto vault = vaults_.TryGetCached(vault_name);
+  if (vault == nullptr) {
+    return std::nullopt;
+  }
+  storage::SecretView view;
+  {
+    std::lock_guard<std::mutex> lock(cache_mu_);
+    auto it = cache_.find(CacheKey(vault_name, name, version));
+    if (it == cache_.end() || it->second.vault != vault ||
+        clock_.NowSeconds() - it->second.fetched >= cache_ttl_seconds_) {
+      return std::nullopt;
+    }
+    view = it->second.view;
+  }
+  return Finish(view, *vault);
+}
 
 Secret SecretService::FromView(const storage::SecretView& view, const OpenVault& vault) const {
   Secret s;
@@ -78,6 +142,7 @@ StatusOr<Secret> SecretService::Set(const std::string& vault_name, const std::st
   rec.exp = input.exp;
   rec.created = rec.updated = clock_.NowSeconds();
   Status added = store_.AddSecretVersion(vault->record.name, rec);
+  Invalidate(vault_name, name);
   if (added.code() == StatusCode::kFailedPrecondition) {
     return FailedPreconditionError(
         "Secret " + name +
@@ -102,6 +167,11 @@ StatusOr<Secret> SecretService::Get(const std::string& vault_name, const std::st
     RETURN_IF_ERROR(ValidateVersion(version));
   }
   ASSIGN_OR_RETURN(auto vault, vaults_.Get(vault_name));
+  uint64_t generation = 0;
+  {
+    std::lock_guard<std::mutex> lock(cache_mu_);
+    generation = cache_generation_;
+  }
   auto view = store_.GetSecret(vault->record.name, name, AsciiLower(version), false);
   if (!view.ok()) {
     if (view.status().code() == StatusCode::kNotFound) {
@@ -114,16 +184,16 @@ StatusOr<Secret> SecretService::Get(const std::string& vault_name, const std::st
     }
     return view.status();
   }
-  if (!view->version.enabled) {
-    return PermissionDeniedError("Operation get is not allowed on a disabled secret.",
-                                 "Forbidden");
+  if (cache_ttl_seconds_ > 0) {
+    std::lock_guard<std::mutex> lock(cache_mu_);
+    if (generation == cache_generation_) {
+      if (cache_.size() >= kMaxCacheEntries) {
+        cache_.clear();
+      }
+      cache_[CacheKey(vault_name, name, version)] = CacheEntry{*view, vault, clock_.NowSeconds()};
+    }
   }
-  ASSIGN_OR_RETURN(std::string value,
-                   Envelope::OpenValue(vault->data_key, vault->record.name, view->version.name,
-                                       view->version.version, view->version.sealed_value));
-  Secret s = FromView(*view, *vault);
-  s.value = std::move(value);
-  return s;
+  return Finish(*view, *vault);
 }
 
 namespace {
@@ -171,6 +241,7 @@ StatusOr<Secret> SecretService::Update(const std::string& vault_name, const std:
   if (patch.exp) rec.exp = *patch.exp;
   rec.updated = clock_.NowSeconds();
   Status updated = store_.UpdateSecretVersion(vault->record.name, rec);
+  Invalidate(vault_name, name);
   if (!updated.ok()) {
     return Rename(updated, name, false);
   }
@@ -214,6 +285,7 @@ StatusOr<Secret> SecretService::Delete(const std::string& vault_name, const std:
   int64_t now = clock_.NowSeconds();
   int64_t purge_at = now + int64_t{vault->settings.retention_days} * 86400;
   Status marked = store_.MarkSecretDeleted(vault->record.name, name, now, purge_at);
+  Invalidate(vault_name, name);
   if (!marked.ok()) {
     return Rename(marked, name, false);
   }
@@ -252,6 +324,7 @@ StatusOr<Secret> SecretService::Recover(const std::string& vault_name, const std
   RETURN_IF_ERROR(ValidateObjectName(name));
   ASSIGN_OR_RETURN(auto vault, vaults_.Get(vault_name));
   Status recovered = store_.RecoverSecret(vault->record.name, name);
+  Invalidate(vault_name, name);
   if (!recovered.ok()) {
     return Rename(recovered, name, true);
   }
@@ -278,7 +351,9 @@ Status SecretService::Purge(const std::string& vault_name, const std::string& na
         "vault. The secret will be purged automatically on its scheduled purge date.",
         "Forbidden");
   }
-  return Rename(store_.PurgeSecret(vault->record.name, name), name, true);
+  Status purged = store_.PurgeSecret(vault->record.name, name);
+  Invalidate(vault_name, name);
+  return Rename(purged, name, true);
 }
 
 StatusOr<std::string> SecretService::Backup(const std::string& vault_name,
@@ -355,6 +430,7 @@ StatusOr<Secret> SecretService::Restore(const std::string& vault_name, const std
   }
   const std::string name = records.back().name;
   Status restored = store_.RestoreSecret(vault->record.name, records);
+  Invalidate(vault_name, name);
   if (restored.code() == StatusCode::kAlreadyExists) {
     return AlreadyExistsError("Secret " + name + " already exists.", "Conflict");
   }
@@ -365,7 +441,9 @@ StatusOr<Secret> SecretService::Restore(const std::string& vault_name, const std
 }
 
 StatusOr<int> SecretService::PurgeExpired() {
-  return store_.PurgeExpiredSecrets(clock_.NowSeconds());
+  auto purged = store_.PurgeExpiredSecrets(clock_.NowSeconds());
+  InvalidateAll();
+  return purged;
 }
 
 }  // namespace coffer::keyvault

@@ -1,6 +1,8 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -60,16 +62,25 @@ struct SecretList {
 // caller's job. Errors carry Key Vault's codes as reasons ("SecretNotFound",
 // "BadParameter", "Conflict", "Forbidden").
 //
+// Reads are cached in memory (values stay sealed there) for at most
+// `cache_ttl_seconds`; every write through this service invalidates the
+// secret's entries at once, so the TTL only bounds how long a change made by
+// another server replica can go unseen.
+//
 // Thread-safe. The referenced objects must outlive it.
 class SecretService {
  public:
   SecretService(storage::Store& store, VaultRegistry& vaults, const Envelope& envelope,
-                const Clock& clock);
+                const Clock& clock, int64_t cache_ttl_seconds = 5);
 
   StatusOr<Secret> Set(const std::string& vault, const std::string& name, SecretInput input);
   // `version` empty means the latest. A disabled version is kPermissionDenied.
   StatusOr<Secret> Get(const std::string& vault, const std::string& name,
                        const std::string& version);
+  // TryGetCached answers Get from memory without blocking, or returns
+  // nullopt when the answer is not cached.
+  std::optional<StatusOr<Secret>> TryGetCached(const std::string& vault, const std::string& name,
+                                               const std::string& version);
   StatusOr<Secret> Update(const std::string& vault, const std::string& name,
                           const std::string& version, const SecretPatch& patch);
   StatusOr<SecretList> List(const std::string& vault, const std::string& cursor, int limit);
@@ -92,11 +103,32 @@ class SecretService {
 
  private:
   Secret FromView(const storage::SecretView& view, const OpenVault& vault) const;
+  // Finish turns a stored version into Get's answer: refuses disabled
+  // versions and opens the value.
+  StatusOr<Secret> Finish(const storage::SecretView& view, const OpenVault& vault) const;
+  static std::string CacheKey(const std::string& vault, const std::string& name,
+                              const std::string& version);
+  void Invalidate(const std::string& vault, const std::string& name);
+  void InvalidateAll();
+
+  struct CacheEntry {
+    storage::SecretView view;
+    // The vault as it was when read; a recreated vault never matches.
+    std::shared_ptr<const OpenVault> vault;
+    int64_t fetched = 0;
+  };
 
   storage::Store& store_;
   VaultRegistry& vaults_;
   const Envelope& envelope_;
   const Clock& clock_;
+  const int64_t cache_ttl_seconds_;
+
+  std::mutex cache_mu_;
+  std::map<std::string, CacheEntry> cache_;  // guarded by cache_mu_
+  // Bumped by every invalidation, so a read that started before a write
+  // cannot put its stale result into the cache afterwards.
+  uint64_t cache_generation_ = 0;  // guarded by cache_mu_
 };
 
 // ValidateTags checks a tags object (JSON text): at most 15 string values,

@@ -157,6 +157,24 @@ Status ReadCommon(const Json& body, SecretPatch& patch) {
 
 }  // namespace
 
+std::optional<http::Response> SecretsApi::TryFast(const std::string& vault,
+                                                  const http::Request& req) {
+  const auto& seg = req.segments;
+  if (req.method != "GET" || seg.size() < 2 || seg.size() > 3 || seg[0] != "secrets" ||
+      req.Query("api-version").empty()) {
+    return std::nullopt;
+  }
+  const std::string& version = seg.size() == 3 ? seg[2] : std::string();
+  if (version == "versions" || seg[1] == "restore") {
+    return std::nullopt;
+  }
+  auto s = service_.TryGetCached(vault, seg[1], version);
+  if (!s) {
+    return std::nullopt;
+  }
+  return s->ok() ? Ok(SecretJson(**s, req, true)) : Error(s->status());
+}
+
 http::Response SecretsApi::Handle(const std::string& vault, const http::Request& req) {
   const auto& seg = req.segments;
   const std::string& m = req.method;

@@ -56,6 +56,17 @@ StatusOr<std::shared_ptr<const OpenVault>> VaultRegistry::Get(const std::string&
   return std::shared_ptr<const OpenVault>(vault);
 }
 
+std::shared_ptr<const OpenVault> VaultRegistry::TryGetCached(const std::string& name) {
+  std::string key = AsciiLower(name);
+  int64_t now = clock_.NowSeconds();
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = cache_.find(key);
+  if (it == cache_.end() || now - it->second.fetched >= ttl_seconds_) {
+    return nullptr;
+  }
+  return it->second.vault;
+}
+
 void VaultRegistry::Invalidate(const std::string& name) {
   std::lock_guard<std::mutex> lock(mu_);
   cache_.erase(AsciiLower(name));

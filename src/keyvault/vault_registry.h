@@ -48,6 +48,9 @@ class VaultRegistry {
   // Get returns the vault. kNotFound (reason "VaultNotFound") if absent;
   // kDataLoss if its data key does not open.
   StatusOr<std::shared_ptr<const OpenVault>> Get(const std::string& name);
+  // TryGetCached returns the cached vault if it is fresh, else nullptr.
+  // Never blocks.
+  std::shared_ptr<const OpenVault> TryGetCached(const std::string& name);
   void Invalidate(const std::string& name);
 
  private:

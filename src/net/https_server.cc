@@ -26,10 +26,11 @@ using tcp = asio::ip::tcp;
 
 class HttpsServer::Impl {
  public:
-  Impl(ServerOptions options, Handler handler, HeadHook head_hook)
+  Impl(ServerOptions options, Handler handler, HeadHook head_hook, FastPath fast_path)
       : options_(std::move(options)),
         handler_(std::move(handler)),
         head_hook_(std::move(head_hook)),
+        fast_path_(std::move(fast_path)),
         ssl_ctx_(asio::ssl::context::tls_server),
         pool_(static_cast<size_t>(options_.worker_threads)),
         ioc_(options_.io_threads) {}
@@ -57,6 +58,17 @@ class HttpsServer::Impl {
   std::optional<http::Response> RunHeadHook(const http::Request& request) {
     return head_hook_ ? head_hook_(request) : std::nullopt;
   }
+  std::optional<http::Response> RunFastPath(http::Request& request) {
+    if (!fast_path_) {
+      return std::nullopt;
+    }
+    try {
+      return fast_path_(request);
+    } catch (const std::exception& e) {
+      COFFER_LOG(kError) << "fast path raised an exception: " << e.what();
+      return http::ErrorResponse(InternalError("internal error"));
+    }
+  }
 
  private:
   void DoAccept(tcp::acceptor& acceptor);
@@ -64,6 +76,7 @@ class HttpsServer::Impl {
   const ServerOptions options_;
   Handler handler_;
   HeadHook head_hook_;
+  FastPath fast_path_;
   asio::ssl::context ssl_ctx_;
   asio::thread_pool pool_;
   asio::io_context ioc_;
@@ -180,6 +193,9 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void Dispatch() {
     request_.body = std::move(parser_->get().body());
+    if (auto fast = server_.RunFastPath(request_)) {
+      return Send(std::move(*fast), false);
+    }
     if (server_.queued().fetch_add(1) >= opts().max_queued_requests) {
       server_.queued().fetch_sub(1);
       return SendError(503, "ServiceUnavailable", "server is overloaded, retry later", false);
@@ -335,11 +351,13 @@ HttpsServer::HttpsServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 HttpsServer::~HttpsServer() { impl_->Stop(); }
 
 StatusOr<std::unique_ptr<HttpsServer>> HttpsServer::Create(ServerOptions options,
-                                                           Handler handler, HeadHook head_hook) {
+                                                           Handler handler, HeadHook head_hook,
+                                                           FastPath fast_path) {
   if (options.io_threads < 1 || options.worker_threads < 1) {
     return InvalidArgumentError("thread counts must be at least 1");
   }
-  auto impl = std::make_unique<Impl>(std::move(options), std::move(handler), std::move(head_hook));
+  auto impl = std::make_unique<Impl>(std::move(options), std::move(handler), std::move(head_hook),
+                                     std::move(fast_path));
   RETURN_IF_ERROR(impl->Init());
   return std::unique_ptr<HttpsServer>(new HttpsServer(std::move(impl)));
 }

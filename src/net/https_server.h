@@ -36,6 +36,10 @@ using Handler = std::function<http::Response(http::Request&)>;
 // request: the body is not read (the connection is closed if one was sent).
 // It must not block. `request.body` is empty when it runs.
 using HeadHook = std::function<std::optional<http::Response>(const http::Request&)>;
+// A fast path runs on the I/O thread once the whole request is read. It may
+// answer from memory (returning a response) but must never block; returning
+// nullopt sends the request to the worker pool and the handler.
+using FastPath = std::function<std::optional<http::Response>(http::Request&)>;
 
 // HttpsServer serves HTTP/1.1 over TLS 1.2+ with keep-alive.
 //
@@ -50,7 +54,8 @@ class HttpsServer {
   // Create validates the options and the certificate. kInvalidArgument for a
   // bad certificate or key, kUnavailable if an address cannot be bound.
   static StatusOr<std::unique_ptr<HttpsServer>> Create(ServerOptions options, Handler handler,
-                                                       HeadHook head_hook);
+                                                       HeadHook head_hook,
+                                                       FastPath fast_path = nullptr);
   ~HttpsServer();
   HttpsServer(const HttpsServer&) = delete;
   HttpsServer& operator=(const HttpsServer&) = delete;

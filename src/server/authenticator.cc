@@ -58,6 +58,24 @@ StatusOr<Caller> Authenticator::Authenticate(std::string_view authorization,
   return caller;
 }
 
+std::optional<Caller> Authenticator::TryCached(std::string_view authorization,
+                                               const std::vector<std::string>& audiences) {
+  constexpr std::string_view kBearer = "bearer ";
+  if (authorization.size() <= kBearer.size() ||
+      !EqualsIgnoreCase(authorization.substr(0, kBearer.size()), kBearer)) {
+    return std::nullopt;
+  }
+  std::string key = crypto::Sha256(TrimWhitespace(authorization.substr(kBearer.size())));
+  int64_t now = clock_.NowSeconds();
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = cache_.find(key);
+  if (it == cache_.end() || it->second.expires <= now ||
+      std::find(audiences.begin(), audiences.end(), it->second.audience) == audiences.end()) {
+    return std::nullopt;
+  }
+  return it->second.caller;
+}
+
 void Authenticator::ForgetPrincipal(const std::string& object_id) {
   std::lock_guard<std::mutex> lock(mu_);
   for (auto it = cache_.begin(); it != cache_.end();) {

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -34,6 +35,11 @@ class Authenticator {
 
   StatusOr<Caller> Authenticate(std::string_view authorization,
                                 const std::vector<std::string>& audiences);
+
+  // TryCached answers from the cache only, without blocking: the caller of a
+  // token verified before, or nullopt.
+  std::optional<Caller> TryCached(std::string_view authorization,
+                                  const std::vector<std::string>& audiences);
 
   // ForgetPrincipal drops cached tokens of a deleted principal.
   void ForgetPrincipal(const std::string& object_id);

@@ -40,7 +40,8 @@ Status CofferServer::Init() {
   ASSIGN_OR_RETURN(https_, net::HttpsServer::Create(
                                std::move(options),
                                [this](http::Request& r) { return Route(r); },
-                               [this](const http::Request& r) { return Head(r); }));
+                               [this](const http::Request& r) { return Head(r); },
+                               [this](http::Request& r) { return Fast(r); }));
   port_ = https_->port();
   port_suffix_ = port_ == 443 ? "" : ":" + std::to_string(port_);
   vault_resource_ = "https://" + suffix + port_suffix_;
@@ -169,6 +170,20 @@ std::optional<http::Response> CofferServer::Head(const http::Request& request) {
                              "Unauthorized"));
   }
   return std::nullopt;
+}
+
+std::optional<http::Response> CofferServer::Fast(http::Request& request) {
+  // Only reads whose every input is already in memory are answered here;
+  // anything that would touch storage goes to the worker pool.
+  std::string vault = VaultFromHost(request.host);
+  if (vault.empty() || request.method != "GET") {
+    return std::nullopt;
+  }
+  auto caller = authenticator_->TryCached(request.Header("authorization"), vault_audiences_);
+  if (!caller || !IsAdmin(caller->object_id)) {
+    return std::nullopt;
+  }
+  return secrets_api_->TryFast(vault, request);
 }
 
 bool CofferServer::IsAdmin(const std::string& object_id) {

@@ -69,6 +69,7 @@ class CofferServer {
   Status Bootstrap();
   http::Response Route(http::Request& request);
   std::optional<http::Response> Head(const http::Request& request);
+  std::optional<http::Response> Fast(http::Request& request);
   http::Response VaultRequest(const std::string& vault, http::Request& request);
   http::Response AuthorityRequest(http::Request& request);
   http::Response Challenge(const Status& why) const;

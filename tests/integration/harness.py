@@ -409,11 +409,14 @@ class CofferServer:
         env.update(self.env)
         return env
 
-    def cli(self, *args, timeout=60, input_bytes=None):
-        """Runs `coffer keyvault <args>` with dev.env; returns (rc, stdout, stderr)."""
+    def cli(self, *args, timeout=60, env=None):
+        """Runs `coffer keyvault <args>` with dev.env (plus `env` overrides) in its environment;
+        returns (rc, stdout, stderr)."""
+        full_env = self.cli_env()
+        full_env.update(env or {})
         p = subprocess.run([coffer_binary(), "keyvault"] + [str(a) for a in args],
-                           env=self.cli_env(), capture_output=True, timeout=timeout,
-                           input=input_bytes, stdin=None if input_bytes else subprocess.DEVNULL)
+                           env=full_env, capture_output=True, timeout=timeout,
+                           stdin=subprocess.DEVNULL)
         return p.returncode, p.stdout.decode("utf-8", "replace"), p.stderr.decode(
             "utf-8", "replace")
 
@@ -466,7 +469,7 @@ class ServerTestCase(unittest.TestCase):
 
     # -- assertions shared by the suites --
 
-    def assertKvError(self, resp, status, code=None, msg=""):
+    def assertErrorBody(self, resp, status, code=None, msg=""):
         """resp has `status` and a Key Vault error body {"error":{"code","message"}}."""
         self.assertEqual(resp.status, status, f"{msg} {resp!r}")
         try:
