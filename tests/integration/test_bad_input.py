@@ -354,6 +354,17 @@ class BodyValidationTests(SecretStateMixin, ServerTestCase):
         r = self.srv.kv("PUT", "/secrets/ct-255", {"value": "x", "contentType": "c" * 255})
         self.assertEqual(r.status, 200, r)
 
+    def test_rejections_never_echo_the_submitted_value(self):
+        canary = "canary-" + uuid.uuid4().hex
+        bodies = ['{"value": "%s"' % canary, {"value": canary, "tags": [canary]},
+                  {"value": canary * 2000}, {"value": canary, "contentType": canary * 10},
+                  {"value": canary, "attributes": {"exp": canary}}]
+        for body in bodies:
+            r = self.srv.kv("PUT", "/secrets/echo", body)
+            self.assertErrorBody(r, 400, "BadParameter")
+            self.assertNotIn(canary.encode(), r.body)
+        self.assertNotIn(canary, self.srv.stderr_text())
+
     def test_restore_of_a_bogus_backup_is_rejected(self):
         before = self.snapshot("stable")
         for body in ({"value": "not base64 !!"}, {"value": b64url(b"CKB1" + os.urandom(64))},
@@ -417,6 +428,11 @@ class UrlValidationTests(ServerTestCase):
                 r = self.srv.request(method, path, body)
                 self.assertErrorBody(r, 400, "BadParameter")
         self.assertEqual(self.srv.kv("GET", "/secrets/no-version").status, 404)
+
+    def test_percent_encoded_api_version_key_and_empty_version_segment_are_accepted(self):
+        r = self.srv.request("GET", "/secrets/present/?api%2Dversion=2025-07-01")
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json()["value"], "p")
 
     def test_request_for_a_vault_that_does_not_exist_is_an_error_not_a_crash(self):
         r = self.srv.kv("GET", "/secrets/present", vault="nosuchvault")
@@ -538,6 +554,65 @@ class TransportTests(ServerTestCase):
         self.assertNotEqual(ended, "timeout")
         self.assertLess(took, 5)
         self.assertServing()
+
+    def test_client_trickling_one_byte_at_a_time_is_dropped_within_5_seconds(self):
+        request = self.head("GET", f"/secrets?api-version={KV_API}").encode()
+        sock = self.srv.tls_socket(timeout=10)
+        t0 = time.monotonic()
+        dropped = None
+        try:
+            for i in range(len(request)):
+                try:
+                    sock.sendall(request[i:i + 1])
+                except OSError as e:
+                    dropped = e
+                    break
+                time.sleep(0.25)
+                if time.monotonic() - t0 > 8:
+                    break
+            if dropped is None:
+                data, _, ended = recv_all(sock, 3)
+                dropped = ended if not data.startswith(b"HTTP/1.1 200") else None
+        finally:
+            sock.close()
+        took = time.monotonic() - t0
+        self.assertIsNotNone(dropped, "a request trickled over many seconds was still served")
+        self.assertLess(took, 6, f"the trickling client was held for {took:.1f} s")
+        self.assertServing()
+
+    def test_pipelined_requests_are_all_answered_in_order(self):
+        names = ("pipe-a", "pipe-b", "pipe-c")
+        for n in names:
+            self.assertEqual(self.srv.kv("PUT", f"/secrets/{n}", {"value": n}).status, 200)
+        data = b"".join(self.head("GET", f"/secrets/{n}?api-version={KV_API}").encode()
+                        for n in names)
+        sock = self.srv.tls_socket()
+        try:
+            sock.sendall(data)
+            got = b""
+            sock.settimeout(5)
+            while got.count(b"HTTP/1.1 ") < 3 or not got.rstrip().endswith(b"}"):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                got += chunk
+        finally:
+            sock.close()
+        values = [json.loads(part.partition(b"\r\n\r\n")[2] or b"{}").get("value")
+                  for part in got.split(b"HTTP/1.1 ")[1:]]
+        self.assertEqual(values, list(names), got[:600])
+
+    def test_hundred_idle_connections_do_not_block_other_clients(self):
+        socks = []
+        try:
+            for _ in range(100):
+                socks.append(self.srv.tls_socket())
+            t0 = time.monotonic()
+            self.assertServing()
+            self.assertLess(time.monotonic() - t0, 2)
+        finally:
+            for sk in socks:
+                sk.close()
 
     def test_garbage_after_tls_gets_400_or_close(self):
         for garbage in (b"\x00\x01\x02\xff\xfe garbage\r\n\r\n", b"HELLO WORLD\r\n\r\n",
@@ -687,6 +762,15 @@ class ManagementValidationTests(ServerTestCase):
                 self.assertErrorBody(r, 400)
         self.assertNotIn("badbody", self.vault_names())
 
+    def test_vault_name_taken_in_another_resource_group_gets_409(self):
+        self.assertEqual(self.create("taken", rg="rg-one").status, 201)
+        r = self.create("taken", rg="rg-two")
+        self.assertErrorBody(r, 409, "VaultAlreadyExists")
+        r = self.create("TAKEN", rg="rg-two")
+        self.assertErrorBody(r, 409, "VaultAlreadyExists", "names are case-insensitive")
+        self.assertIn("/resourceGroups/rg-one/", self.srv.arm("GET", rg_vault("taken", "rg-one"))
+                      .json()["id"])
+
     def test_wrong_subscription_gets_404(self):
         other = str(uuid.uuid4())
         for path in (VAULTS, rg_vault("dev", "coffer-dev")):
@@ -714,3 +798,74 @@ class ManagementValidationTests(ServerTestCase):
         self.assertEqual(srv.kv("GET", "/secrets/keep", vault="ppvault").json()["value"], "kept")
         self.assertServing()
 
+    def test_deleting_a_purge_protected_vault_does_not_destroy_its_deleted_secrets(self):
+        """Purge protection is irreversible: nothing may be purged before retention ends, and a
+        deleted vault's name stays reserved (Key Vault soft-deletes vaults). Deleting the vault
+        must therefore not be a way to purge its secrets."""
+        srv = self.srv
+        self.assertEqual(self.create("ppdel", {"enablePurgeProtection": True}).status, 201)
+        self.assertEqual(srv.kv("PUT", "/secrets/held", {"value": "held-value"},
+                                vault="ppdel").status, 200)
+        self.assertEqual(srv.kv("DELETE", "/secrets/held", vault="ppdel").status, 200)
+        self.assertEqual(srv.kv("DELETE", "/deletedsecrets/held", vault="ppdel").status, 403)
+        deleted = srv.arm("DELETE", rg_vault("ppdel"))
+        if deleted.status < 400:
+            recreate = self.create("ppdel", {"enablePurgeProtection": True})
+            self.assertNotEqual(
+                recreate.status, 201,
+                "a purge-protected vault was deleted at once and its name re-created empty: "
+                "its soft-deleted secrets were purged before their retention ended")
+            # Key Vault's way back: PUT with createMode "recover".
+            self.create("ppdel", {"createMode": "recover"})
+        r = srv.kv("GET", "/deletedsecrets/held", vault="ppdel")
+        self.assertEqual(r.status, 200, f"the protected deleted secret is gone: {r!r}")
+
+
+class TokenEndpointTests(ServerTestCase):
+    """Bad token requests get Entra-shaped errors {"error","error_description","error_codes"}."""
+
+    def post(self, form, tenant=None):
+        return self.srv.request("POST", f"/{tenant or self.srv.tenant}/oauth2/v2.0/token", form,
+                                headers={"Content-Type": "application/x-www-form-urlencoded"},
+                                host="localhost", auth=False)
+
+    def assertOAuthError(self, r, status, error):
+        self.assertEqual(r.status, status, r)
+        body = r.json()
+        self.assertEqual(body.get("error"), error, r)
+        self.assertTrue(body.get("error_description"), r)
+        self.assertIsInstance(body.get("error_codes"), list, r)
+        self.assertNotIn("access_token", body)
+
+    def test_wrong_client_secret_gets_401_invalid_client(self):
+        r = self.srv.token_response(self.srv.vault_resource, client_secret="wrong-secret")
+        self.assertOAuthError(r, 401, "invalid_client")
+        self.assertNotIn(b"wrong-secret", r.body)
+        r = self.srv.token_response(self.srv.vault_resource, client_id=str(uuid.uuid4()))
+        self.assertOAuthError(r, 401, "invalid_client")
+
+    def test_unknown_tenant_gets_400(self):
+        r = self.srv.token_response(self.srv.vault_resource, tenant=str(uuid.uuid4()))
+        self.assertOAuthError(r, 400, "invalid_request")
+
+    def test_unknown_resource_or_scope_without_default_gets_400(self):
+        self.assertOAuthError(self.srv.token_response("https://other.example"), 400,
+                              "invalid_resource")
+        form = (f"grant_type=client_credentials&client_id={self.srv.env['AZURE_CLIENT_ID']}"
+                f"&client_secret={self.srv.env['AZURE_CLIENT_SECRET']}"
+                f"&scope={self.srv.vault_resource}")
+        self.assertOAuthError(self.post(form), 400, "invalid_scope")
+
+    def test_unsupported_grant_missing_fields_and_malformed_form_get_400(self):
+        self.assertOAuthError(self.post("grant_type=password&client_id=x"), 400,
+                              "unsupported_grant_type")
+        self.assertOAuthError(self.post("client_id=x"), 400, "invalid_request")
+        self.assertOAuthError(self.post("grant_type=client_credentials"), 400, "invalid_request")
+        self.assertOAuthError(self.post("grant_type=client_credentials&client_id=%zz"), 400,
+                              "invalid_request")
+        self.assertOAuthError(self.post("x" * (70 * 1024)), 400, "invalid_request")
+
+    def test_get_on_the_token_endpoint_gets_405(self):
+        r = self.srv.request("GET", f"/{self.srv.tenant}/oauth2/v2.0/token", host="localhost",
+                             auth=False)
+        self.assertOAuthError(r, 405, "invalid_request")

@@ -130,6 +130,18 @@ class SecretCommandTests(CliTestCase):
         self.secret("set", *self.DEV, "--name", "from-file", "--file", path)
         self.assertEqual(self.secret("show", *self.DEV, "--name", "from-file")["value"], content)
 
+    def test_set_from_a_file_that_is_not_utf8_fails_instead_of_storing_altered_bytes(self):
+        content = b"\xff\xfebinary\x00data\xc3"
+        path = os.path.join(self.srv.root, "value.bin")
+        with open(path, "wb") as f:
+            f.write(content)
+        rc, out, err = self.srv.cli("secret", "set", *self.DEV, "--name", "binary", "--file", path)
+        stored = self.srv.kv("GET", "/secrets/binary")
+        self.assertNotEqual(rc, 0, "a file a JSON string cannot carry was accepted; the server "
+                            f"now holds {stored.json().get('value')!r} instead of {content!r}")
+        self.assertTrue(err.startswith("ERROR:"), err)
+        self.assertEqual(stored.status, 404, "a refused --file still stored a secret")
+
     def test_set_with_tags_content_type_and_expiry(self):
         out = self.secret("set", *self.DEV, "--name", "tagged", "--value", "v", "--tags", "a=b",
                           "c=d=e", "--content-type", "text/plain", "--expires",

@@ -18,7 +18,7 @@ import time
 import unittest
 import urllib.parse
 
-from harness import KV_API, read_text, start_server
+from harness import KV_API, ServerTestCase, read_text, start_server
 
 LOAD_THREADS = 16
 KILL_AFTER_S = 1.5
@@ -145,6 +145,128 @@ class CrashDurabilityTests(unittest.TestCase):
             self.assertEqual(r.json().get("value"), sent[name],
                              f"listed secret {name} holds a value that was never sent")
         self.assertEqual(bad, [], "PUTs answered before the kill were not all 200")
+
+
+class ReadAfterWriteTests(ServerTestCase):
+    """Reads (which the server may answer from an in-memory cache) always reflect every write
+    that was acknowledged before the read was sent."""
+
+    def get(self, name, version="", vault="dev"):
+        r = self.srv.kv("GET", f"/secrets/{name}/{version}" if version else f"/secrets/{name}",
+                        vault=vault)
+        return r
+
+    def warm(self, name, version="", vault="dev"):
+        for _ in range(3):
+            self.get(name, version, vault)
+
+    def test_new_version_is_read_right_after_it_is_written(self):
+        self.assertEqual(self.srv.kv("PUT", "/secrets/raw1", {"value": "one"}).status, 200)
+        self.warm("raw1")
+        self.assertEqual(self.srv.kv("PUT", "/secrets/RAW1", {"value": "two"}).status, 200)
+        self.assertEqual(self.get("raw1").json()["value"], "two")
+        self.assertEqual(self.get("Raw1").json()["value"], "two")
+
+    def test_attribute_changes_are_read_right_after_they_are_written(self):
+        r = self.srv.kv("PUT", "/secrets/raw2", {"value": "v", "tags": {"a": "1"}})
+        version = r.json()["id"].rsplit("/", 1)[1]
+        self.warm("raw2")
+        self.warm("raw2", version)
+        r = self.srv.kv("PATCH", f"/secrets/raw2/{version}", {"tags": {"a": "2"}})
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(self.get("raw2", version).json()["tags"], {"a": "2"})
+        self.assertEqual(self.get("raw2").json()["tags"], {"a": "2"})
+        self.srv.kv("PATCH", f"/secrets/raw2/{version}", {"attributes": {"enabled": False}})
+        self.assertEqual(self.get("raw2").status, 403)
+        self.assertEqual(self.get("raw2", version).status, 403)
+        self.srv.kv("PATCH", f"/secrets/raw2/{version}", {"attributes": {"enabled": True}})
+        self.assertEqual(self.get("raw2").status, 200)
+
+    def test_delete_recover_purge_and_restore_are_read_right_after_they_happen(self):
+        srv = self.srv
+        srv.kv("PUT", "/secrets/raw3", {"value": "v1"})
+        backup = srv.kv("POST", "/secrets/raw3/backup").json()["value"]
+        self.warm("raw3")
+        self.assertEqual(srv.kv("DELETE", "/secrets/raw3").status, 200)
+        self.assertEqual(self.get("raw3").status, 404, "a deleted secret is still served")
+        self.assertEqual(srv.kv("POST", "/deletedsecrets/raw3/recover").status, 200)
+        self.assertEqual(self.get("raw3").json()["value"], "v1")
+        self.warm("raw3")
+        srv.kv("DELETE", "/secrets/raw3")
+        self.assertEqual(srv.kv("DELETE", "/deletedsecrets/raw3").status, 204)
+        self.assertEqual(self.get("raw3").status, 404, "a purged secret is still served")
+        self.assertEqual(srv.kv("POST", "/secrets/restore", {"value": backup}).status, 200)
+        self.assertEqual(self.get("raw3").json()["value"], "v1")
+
+    def test_vault_changes_are_read_right_after_they_happen(self):
+        srv = self.srv
+        path = "/resourceGroups/rg-raw/providers/Microsoft.KeyVault/vaults/rawvault"
+        self.assertEqual(srv.arm("PUT", path, {"location": "local", "properties": {
+            "softDeleteRetentionInDays": 7}}).status, 201)
+        srv.kv("PUT", "/secrets/in-vault", {"value": "x"}, vault="rawvault")
+        self.warm("in-vault", vault="rawvault")
+        self.assertEqual(self.get("in-vault", vault="rawvault").json()["attributes"]
+                         ["recoveryLevel"], "CustomizedRecoverable+Purgeable")
+        srv.arm("PATCH", path, {"properties": {"enablePurgeProtection": True}})
+        self.assertEqual(self.get("in-vault", vault="rawvault").json()["attributes"]
+                         ["recoveryLevel"], "CustomizedRecoverable")
+        self.warm("in-vault", vault="rawvault")
+        self.assertEqual(srv.arm("DELETE", path).status, 200)
+        r = self.get("in-vault", vault="rawvault")
+        self.assertEqual(r.status, 404, f"a secret of a deleted vault is still served: {r!r}")
+
+    def test_concurrent_readers_never_see_a_value_older_than_the_last_acknowledged_write(self):
+        srv = self.srv
+        token = srv.token(srv.vault_resource)
+        srv.kv("PUT", "/secrets/counter", {"value": "0"})
+        acked = [0]
+        stale = []
+        errors = []
+        stop = threading.Event()
+
+        def writer():
+            conn = srv.connection()
+            try:
+                for i in range(1, 100000):
+                    if stop.is_set():
+                        return
+                    r = srv.send(conn, "PUT", f"/secrets/counter?api-version={KV_API}",
+                                 {"value": str(i)}, {"Authorization": "Bearer " + token})
+                    if r.status != 200:
+                        errors.append(r)
+                        return
+                    acked[0] = i
+            finally:
+                conn.close()
+
+        def reader():
+            conn = srv.connection()
+            try:
+                while not stop.is_set():
+                    floor = acked[0]
+                    r = srv.send(conn, "GET", f"/secrets/counter?api-version={KV_API}",
+                                 headers={"Authorization": "Bearer " + token})
+                    if r.status != 200:
+                        errors.append(r)
+                        return
+                    seen = int(r.json()["value"])
+                    if seen < floor:
+                        stale.append((floor, seen))
+            finally:
+                conn.close()
+
+        threads = [threading.Thread(target=writer)] + [threading.Thread(target=reader)
+                                                       for _ in range(4)]
+        for t in threads:
+            t.start()
+        time.sleep(2.0)
+        stop.set()
+        for t in threads:
+            t.join(timeout=30)
+        self.assertEqual(errors, [])
+        self.assertGreater(acked[0], 10, "the writer made too little progress to prove anything")
+        self.assertEqual(stale[:10], [], f"{len(stale)} reads returned a value older than an "
+                                         "already acknowledged write")
 
 
 class RestartTests(unittest.TestCase):

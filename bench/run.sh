@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# Coffer's benchmarks for the vault server foundation, measured in one run on
+# this machine (docs/benchmarks.md records results and how to read them):
+#   1. GET secret over TLS keep-alive vs nginx serving the same bytes with the
+#      same certificate, TLS settings and number of server threads;
+#   2. durable SET (new secret per request) with 32 concurrent clients;
+#   3. listing one page in a vault holding 100,000 secrets.
+# Usage: bench/run.sh [--threads N] [--duration S] [--secrets N]
+# Needs: wrk, nginx-light (installed if missing). Uses loopback only and
+# stops every process it started.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+threads=2
+duration=10
+secrets=100000
+while (($#)); do
+  case $1 in
+    --threads) threads=$2; shift 2 ;;
+    --duration) duration=$2; shift 2 ;;
+    --secrets) secrets=$2; shift 2 ;;
+    *) echo "unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+
+bash scripts/setup.sh
+for p in wrk nginx-light; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || {
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$p" >/dev/null; }
+done
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build --target coffer >/dev/null
+
+work=$(mktemp -d /tmp/coffer-bench.XXXXXX)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+port=$(free_port)
+ngx_port=$(free_port)
+
+./build/coffer server --dev --data-dir "$work/data" --port "$port" --io-threads "$threads" \
+  --log-level warning >"$work/coffer.out" 2>"$work/coffer.err" &
+pids+=($!)
+for _ in $(seq 100); do
+  curl -sf --cacert "$work/data/tls/ca.pem" "https://localhost:$port/healthz" >/dev/null && break
+  sleep 0.1
+done
+set -a; source "$work/data/dev.env"; set +a
+ca=$REQUESTS_CA_BUNDLE
+TOKEN=$(curl -sf --cacert "$ca" \
+  -d "grant_type=client_credentials&client_id=$AZURE_CLIENT_ID&client_secret=$AZURE_CLIENT_SECRET&scope=https://vault.localhost:$port/.default" \
+  "https://localhost:$port/$AZURE_TENANT_ID/oauth2/v2.0/token" |
+  python3 -c 'import sys,json; print(json.load(sys.stdin)["access_token"])')
+export TOKEN
+vault="https://dev.vault.localhost:$port"
+auth=(-H "Authorization: Bearer $TOKEN")
+
+echo "== machine: $(nproc) cores; server threads: $threads; wrk duration ${duration}s"
+
+# 1. GET: Coffer vs nginx with the same response bytes.
+curl -sf --cacert "$ca" "${auth[@]}" -X PUT -H 'Content-Type: application/json' \
+  -d '{"value":"s3cr3t-value-for-the-benchmark","contentType":"text/plain","tags":{"env":"bench"}}' \
+  "$vault/secrets/bench-get?api-version=7.5" >/dev/null
+path="/secrets/bench-get/?api-version=7.5"
+mkdir -p "$work/ngx/html/secrets/bench-get"
+curl -sf --cacert "$ca" "${auth[@]}" "$vault$path" >"$work/ngx/html/secrets/bench-get/index.json"
+cat "$work/data/tls/server.pem" "$work/data/tls/ca.pem" >"$work/ngx/chain.pem"
+cat >"$work/ngx/nginx.conf" <<NGX
+daemon off;
+worker_processes $threads;
+pid $work/ngx/nginx.pid;
+error_log $work/ngx/error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  default_type application/json;
+  keepalive_requests 100000000;
+  server {
+    listen 127.0.0.1:$ngx_port ssl;
+    ssl_certificate $work/ngx/chain.pem;
+    ssl_certificate_key $work/data/tls/server-key.pem;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    location /secrets/bench-get/ { root $work/ngx/html; index index.json; }
+  }
+}
+NGX
+nginx -c "$work/ngx/nginx.conf" -p "$work/ngx" &
+pids+=($!)
+sleep 0.5
+coffer_bytes=$(curl -sf --cacert "$ca" "${auth[@]}" "$vault$path" | wc -c)
+nginx_bytes=$(curl -sf --cacert "$ca" "${auth[@]}" "https://dev.vault.localhost:$ngx_port$path" | wc -c)
+echo "response body bytes: coffer $coffer_bytes, nginx $nginx_bytes"
+
+run_get() {  # label url
+  wrk -t2 -c32 -d"${duration}s" --latency "${auth[@]}" "$2" >"$work/$1.txt"
+  local rps p50 p99
+  rps=$(awk '/Requests\/sec/ {print $2}' "$work/$1.txt")
+  p50=$(awk '$1=="50%" {print $2}' "$work/$1.txt")
+  p99=$(awk '$1=="99%" {print $2}' "$work/$1.txt")
+  echo "$1: $rps req/s, p50 $p50, p99 $p99"
+  eval "${1}_rps=$rps"
+}
+run_get nginx_get "https://dev.vault.localhost:$ngx_port$path"
+run_get coffer_get "$vault$path"
+python3 -c "print('GET ratio coffer/nginx: %.2f (target >= 0.70)' % ($coffer_get_rps/$nginx_get_rps))"
+
+# 2. Durable SET, 32 concurrent clients, a new secret per request.
+wrk -t2 -c32 -d"${duration}s" --latency -s bench/put_unique.lua "$vault" >"$work/set.txt"
+echo "durable SET: $(awk '/Requests\/sec/ {print $2}' "$work/set.txt") writes/s" \
+  "(p50 $(awk '$1=="50%" {print $2}' "$work/set.txt"), p99 $(awk '$1=="99%" {print $2}' "$work/set.txt"));" \
+  "$(grep non-200 "$work/set.txt") (target >= 2000/s)"
+
+# 3. Listing one page among $secrets secrets.
+have=$(sqlite3 "$work/data/coffer.db" "SELECT count(*) FROM secrets WHERE vault_key='dev'")
+need=$((secrets - have))
+if ((need > 0)); then
+  LIMIT=$(((need + 1) / 2)) PREFIX=L wrk -t2 -c32 -d600s -s bench/put_unique.lua "$vault" >"$work/fill.txt"
+fi
+count=$(sqlite3 "$work/data/coffer.db" "SELECT count(*) FROM secrets WHERE vault_key='dev'")
+echo "vault holds $count secrets"
+middle=$(python3 -c "import base64;print(base64.urlsafe_b64encode(b'c1:l0-25000').decode().rstrip('='))")
+for conns in 1 4; do
+  for page in first middle; do
+    q="api-version=7.5&maxresults=25"
+    [[ $page == middle ]] && q="$q&\$skiptoken=$middle"
+    wrk -t1 -c"$conns" -d"${duration}s" --latency "${auth[@]}" "$vault/secrets?$q" >"$work/list.txt"
+    echo "list page ($page, $conns conn): $(awk '/Requests\/sec/ {print $2}' "$work/list.txt") req/s," \
+      "p50 $(awk '$1=="50%" {print $2}' "$work/list.txt"), p99 $(awk '$1=="99%" {print $2}' "$work/list.txt") (target p99 < 5ms)"
+  done
+done
