@@ -755,7 +755,15 @@ class ManagementValidationTests(ServerTestCase):
 
     def test_malformed_vault_body_gets_400(self):
         for body in ('{"location":', "[]", '{"properties": []}', '{"tags": ["a"]}',
-                     '{"location": 5}'):
+                     '{"location": 5}', '{"location": ""}',
+                     '{"location": "local", "properties": ' + "[" * 10000 + "}",
+                     '{"location": "local", "properties": {"sku": {"name": "basic"}}}',
+                     '{"location": "local", "properties": {"tenantId": "%s"}}' % uuid.uuid4(),
+                     '{"location": "local", "properties": {"accessPolicies": [{"x": 1}]}}',
+                     '{"location": "local", "properties": {"enablePurgeProtection": "true"}}',
+                     '{"location": "local", "properties": {"enableRbacAuthorization": 1}}',
+                     json.dumps({"location": "local",
+                                 "tags": {f"t{i}": "v" for i in range(51)}})):
             with self.subTest(body=body):
                 r = self.srv.arm("PUT", rg_vault("badbody"), body,
                                  headers={"Content-Type": "application/json"})

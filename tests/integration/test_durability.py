@@ -459,5 +459,30 @@ class MasterKeyTests(unittest.TestCase):
                          "a write refused under the wrong key left a secret behind")
 
 
+    def test_group_readable_master_key_file_is_refused_at_startup(self):
+        srv = start_server(self)
+        self.assertEqual(srv.stop(), 0)
+        key = os.path.join(srv.data_dir, "master.key")
+        os.chmod(key, 0o640)
+        with self.assertRaises(RuntimeError) as ctx:
+            srv.start()
+        self.assertIn("master key", str(ctx.exception))
+        self.assertFalse(srv.running())
+        os.chmod(key, 0o600)
+        srv.start()
+        self.assertEqual(srv.kv("GET", "/secrets").status, 200)
+
+    def test_malformed_master_key_in_the_environment_is_refused_at_startup(self):
+        srv = start_server(self)
+        self.assertEqual(srv.stop(), 0)
+        for bad in ("not base64 at all!", base64.b64encode(os.urandom(16)).decode()):
+            with self.subTest(key=bad):
+                with self.assertRaises(RuntimeError) as ctx:
+                    srv.start(env={"COFFER_MASTER_KEY": bad})
+                self.assertIn("COFFER_MASTER_KEY", str(ctx.exception))
+                self.assertFalse(srv.running())
+        srv.start()
+        self.assertEqual(srv.kv("GET", "/secrets").status, 200)
+
 if __name__ == "__main__":
     unittest.main()
