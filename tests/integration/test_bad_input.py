@@ -99,22 +99,24 @@ class UnauthenticatedRequestTests(ServerTestCase):
         self.assertEqual(self.srv.kv("GET", "/secrets/probe").status, 404)
 
     def test_unauthenticated_put_announcing_a_body_is_answered_without_reading_it(self):
-        sock = self.srv.tls_socket()
-        try:
-            sock.sendall((f"PUT /secrets/unread?api-version={KV_API} HTTP/1.1\r\n"
-                          f"Host: dev.vault.localhost:{self.srv.port}\r\n"
-                          "Content-Type: application/json\r\n"
-                          "Content-Length: 100000\r\n\r\n").encode())
-            data, took, _ = recv_all(sock, 5)
-        finally:
-            sock.close()
-        parsed = parse_raw_response(data)
-        self.assertIsNotNone(parsed, f"no HTTP response while the body was withheld: {data!r}")
-        status, headers, body = parsed
-        self.assertEqual(status, 401, data)
-        self.assertEqual(headers.get("www-authenticate"), self.challenge())
-        self.assertEqual(json.loads(body)["error"]["code"], "Unauthorized")
-        self.assertLess(took, 3, "the server waited for the body before answering")
+        for framing in ("Content-Length: 100000", "Transfer-Encoding: chunked"):
+            with self.subTest(framing=framing):
+                sock = self.srv.tls_socket()
+                try:
+                    sock.sendall((f"PUT /secrets/unread?api-version={KV_API} HTTP/1.1\r\n"
+                                  f"Host: dev.vault.localhost:{self.srv.port}\r\n"
+                                  "Content-Type: application/json\r\n"
+                                  f"{framing}\r\n\r\n").encode())
+                    data, took, _ = recv_all(sock, 5)
+                finally:
+                    sock.close()
+                parsed = parse_raw_response(data)
+                self.assertIsNotNone(parsed, f"no response while the body was withheld: {data!r}")
+                status, headers, body = parsed
+                self.assertEqual(status, 401, data)
+                self.assertEqual(headers.get("www-authenticate"), self.challenge())
+                self.assertEqual(json.loads(body)["error"]["code"], "Unauthorized")
+                self.assertLess(took, 3, "the server waited for the body before answering")
         self.assertEqual(self.srv.kv("GET", "/secrets/unread").status, 404)
         self.assertServing()
 
@@ -158,9 +160,12 @@ class ForgedTokenTests(ServerTestCase):
 
     def test_malformed_tokens_get_401(self):
         h, p, s = self.real.split(".")
-        for label, tok in [("garbage", "not-a-jwt"), ("two parts", f"{h}.{p}"),
-                           ("four parts", f"{h}.{p}.{s}.{s}"), ("empty signature", f"{h}.{p}."),
-                           ("bad base64", f"{h}.{p}.!!!***"), ("header not json", f"{b64url('x')}.{p}.{s}"),
+        for label, tok in [("garbage", "not-a-jwt"),
+                           ("two parts", f"{h}.{p}"),
+                           ("four parts", f"{h}.{p}.{s}.{s}"),
+                           ("empty signature", f"{h}.{p}."),
+                           ("bad base64", f"{h}.{p}.!!!***"),
+                           ("header not json", f"{b64url('x')}.{p}.{s}"),
                            ("15000-byte signature", f"{h}.{p}." + "A" * 15000)]:
             with self.subTest(label):
                 self.assertRejected(tok, label)
@@ -667,7 +672,8 @@ class SecretStateConflictTests(SecretStateMixin, ServerTestCase):
         self.assertUnchanged("alive", before)
 
     def test_getting_a_disabled_secret_gets_403(self):
-        r = self.srv.kv("PUT", "/secrets/off", {"value": "hidden", "attributes": {"enabled": False}})
+        r = self.srv.kv("PUT", "/secrets/off",
+                        {"value": "hidden", "attributes": {"enabled": False}})
         self.assertEqual(r.status, 200, r)
         r = self.srv.kv("GET", "/secrets/off")
         self.assertErrorBody(r, 403, "Forbidden")
@@ -735,7 +741,8 @@ class ManagementValidationTests(ServerTestCase):
     def test_purge_protection_cannot_be_turned_off(self):
         self.assertEqual(self.create("pp-on", {"enablePurgeProtection": True}).status, 201)
         before = self.srv.arm("GET", rg_vault("pp-on")).json()
-        r = self.srv.arm("PATCH", rg_vault("pp-on"), {"properties": {"enablePurgeProtection": False}})
+        r = self.srv.arm("PATCH", rg_vault("pp-on"),
+                         {"properties": {"enablePurgeProtection": False}})
         self.assertErrorBody(r, 400, msg="PATCH")
         r = self.create("pp-on", {"enablePurgeProtection": False})
         self.assertErrorBody(r, 400, msg="PUT")
