@@ -45,8 +45,7 @@ StatusOr<NewServicePrincipal> Directory::CreateServicePrincipal(const std::strin
   return out;
 }
 
-StatusOr<std::string> Directory::AddClientSecret(const std::string& object_id,
-                                                 int lifetime_days) {
+StatusOr<std::string> Directory::AddClientSecret(const std::string& object_id, int lifetime_days) {
   if (lifetime_days < 1 || lifetime_days > 3650) {
     return InvalidArgumentError("secret lifetime must be 1-3650 days");
   }

@@ -51,8 +51,8 @@ class SigningKeySet {
 
   std::string dir_;  // empty: not persisted
   mutable std::mutex mu_;
-  Entry current_;                   // guarded by mu_
-  std::vector<Entry> previous_;     // guarded by mu_
+  Entry current_;                // guarded by mu_
+  std::vector<Entry> previous_;  // guarded by mu_
 };
 
 }  // namespace coffer::auth

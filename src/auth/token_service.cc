@@ -28,8 +28,8 @@ http::Response OAuthError(int status, const std::string& error, int aadsts,
                           const std::string& description, int64_t now) {
   std::string trace = crypto::RandomUuid();
   Json body = {{"error", error},
-               {"error_description", "AADSTS" + std::to_string(aadsts) + ": " + description +
-                                         " Trace ID: " + trace},
+               {"error_description",
+                "AADSTS" + std::to_string(aadsts) + ": " + description + " Trace ID: " + trace},
                {"error_codes", Json::array({aadsts})},
                {"timestamp", IsoNow(now)},
                {"trace_id", trace},
@@ -89,13 +89,14 @@ std::optional<http::Response> TokenService::Handle(const http::Request& request)
 
   auto tenant_error = [&] {
     return OAuthError(400, "invalid_request", 90002,
-                      "Tenant '" + tenant + "' not found. Check to make sure you have the "
-                      "correct tenant ID and are signing into the correct cloud.",
+                      "Tenant '" + tenant +
+                          "' not found. Check to make sure you have the "
+                          "correct tenant ID and are signing into the correct cloud.",
                       now);
   };
 
-  if (request.method == "GET" && seg.size() == 4 && seg[1] == "v2.0" &&
-      seg[2] == ".well-known" && seg[3] == "openid-configuration") {
+  if (request.method == "GET" && seg.size() == 4 && seg[1] == "v2.0" && seg[2] == ".well-known" &&
+      seg[3] == "openid-configuration") {
     return is_ours ? OpenIdConfiguration(base) : tenant_error();
   }
   if (request.method == "GET" && seg.size() == 4 && seg[1] == "discovery" && seg[2] == "v2.0" &&
@@ -104,8 +105,8 @@ std::optional<http::Response> TokenService::Handle(const http::Request& request)
   }
   if (seg.size() == 4 && seg[1] == "oauth2" && seg[2] == "v2.0" && seg[3] == "token") {
     if (request.method != "POST") {
-      return OAuthError(405, "invalid_request", 900561,
-                        "The endpoint only accepts POST requests.", now);
+      return OAuthError(405, "invalid_request", 900561, "The endpoint only accepts POST requests.",
+                        now);
     }
     return is_ours ? Token(request, IssuerFor(host)) : tenant_error();
   }
@@ -149,8 +150,7 @@ http::Response TokenService::Token(const http::Request& request, const std::stri
   std::string grant = field("grant_type");
   if (grant.empty()) {
     return OAuthError(400, "invalid_request", 900144,
-                      "The request body must contain the following parameter: 'grant_type'.",
-                      now);
+                      "The request body must contain the following parameter: 'grant_type'.", now);
   }
   if (grant != "client_credentials") {
     return OAuthError(400, "unsupported_grant_type", 70003,
@@ -159,8 +159,7 @@ http::Response TokenService::Token(const http::Request& request, const std::stri
   std::string client_id = field("client_id");
   if (client_id.empty()) {
     return OAuthError(400, "invalid_request", 900144,
-                      "The request body must contain the following parameter: 'client_id'.",
-                      now);
+                      "The request body must contain the following parameter: 'client_id'.", now);
   }
   std::string resource;
   const std::string scopes = field("scope");
@@ -182,8 +181,7 @@ http::Response TokenService::Token(const http::Request& request, const std::stri
   if (std::find(config_.resources.begin(), config_.resources.end(), resource) ==
       config_.resources.end()) {
     return OAuthError(400, "invalid_resource", 500011,
-                      "The resource principal named " + resource +
-                          " was not found in the tenant.",
+                      "The resource principal named " + resource + " was not found in the tenant.",
                       now);
   }
   if (!field("client_assertion").empty()) {
@@ -206,7 +204,8 @@ http::Response TokenService::Token(const http::Request& request, const std::stri
       return OAuthError(401, "invalid_client", 7000215,
                         "Invalid client secret provided. Ensure the secret being sent in the "
                         "request is the client secret value, not the client secret ID, for a "
-                        "secret added to app '" + client_id + "'.",
+                        "secret added to app '" +
+                            client_id + "'.",
                         now);
     }
     return OAuthError(503, "temporarily_unavailable", 90033,

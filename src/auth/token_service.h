@@ -43,8 +43,8 @@ class TokenService {
 
   // IssueAppToken mints an access token for a principal (used by the token
   // endpoint; exposed for tests and benchmarks).
-  std::string IssueAppToken(const storage::PrincipalRecord& principal,
-                            const std::string& resource, const std::string& issuer) const;
+  std::string IssueAppToken(const storage::PrincipalRecord& principal, const std::string& resource,
+                            const std::string& issuer) const;
 
  private:
   http::Response OpenIdConfiguration(const std::string& base) const;

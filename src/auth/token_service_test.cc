@@ -73,8 +73,8 @@ TEST_F(TokenServiceTest, ClientCredentialsIssueAVerifiableToken) {
   EXPECT_EQ((*body)["expires_in"], 3600);
   EXPECT_FALSE(body->contains("id_token"));
   TokenVerifier verifier(*keys_, clock_, service_.Issuers(), "t1");
-  auto t = verifier.Verify((*body)["access_token"].get<std::string>(),
-                           {"https://vault.localhost:8443"});
+  auto t =
+      verifier.Verify((*body)["access_token"].get<std::string>(), {"https://vault.localhost:8443"});
   ASSERT_TRUE(t.ok()) << t.status().ToString();
   EXPECT_EQ(t->object_id(), sp->principal.object_id);
   EXPECT_EQ(t->app_id(), sp->principal.app_id);
@@ -92,11 +92,12 @@ TEST_F(TokenServiceTest, RejectsBadClientsScopesAndGrants) {
   EXPECT_NE(wrong.body.find("AADSTS7000215"), std::string::npos);
   auto unknown = Post("grant_type=client_credentials&client_id=x&client_secret=y" + ok_scope);
   EXPECT_EQ(unknown.status, 401);
-  auto no_default = Post("grant_type=client_credentials" + id + "&client_secret=" +
-                         sp->client_secret + "&scope=https://vault.localhost:8443");
+  auto no_default =
+      Post("grant_type=client_credentials" + id + "&client_secret=" + sp->client_secret +
+           "&scope=https://vault.localhost:8443");
   EXPECT_EQ(error_of(no_default), "invalid_scope");
-  auto foreign = Post("grant_type=client_credentials" + id + "&client_secret=" +
-                      sp->client_secret + "&scope=https://graph.microsoft.com/.default");
+  auto foreign = Post("grant_type=client_credentials" + id + "&client_secret=" + sp->client_secret +
+                      "&scope=https://graph.microsoft.com/.default");
   EXPECT_EQ(error_of(foreign), "invalid_resource");
   EXPECT_EQ(error_of(Post("grant_type=password" + id)), "unsupported_grant_type");
   EXPECT_EQ(error_of(Post("client_id=x")), "invalid_request");
@@ -109,10 +110,9 @@ TEST_F(TokenServiceTest, ExpiredClientSecretIsRefused) {
   ASSERT_TRUE(sp.ok());
   EXPECT_TRUE(directory_.AuthenticateClientSecret(sp->principal.app_id, sp->client_secret).ok());
   clock_.Advance(2 * 86400);
-  EXPECT_EQ(directory_.AuthenticateClientSecret(sp->principal.app_id, sp->client_secret)
-                .status()
-                .code(),
-            StatusCode::kUnauthenticated);
+  EXPECT_EQ(
+      directory_.AuthenticateClientSecret(sp->principal.app_id, sp->client_secret).status().code(),
+      StatusCode::kUnauthenticated);
 }
 
 TEST_F(TokenServiceTest, ClientSecretsAreStoredOnlyAsSaltedHashes) {

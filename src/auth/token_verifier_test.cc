@@ -20,9 +20,14 @@ class TokenVerifierTest : public ::testing::Test {
         verifier_(*keys_, clock_, {"https://localhost:8443/t1/v2.0"}, "t1") {}
 
   Json Claims() const {
-    return Json{{"aud", "https://vault.localhost:8443"}, {"iss", "https://localhost:8443/t1/v2.0"},
-                {"tid", "t1"},  {"oid", "o1"}, {"appid", "a1"}, {"idtyp", "app"},
-                {"nbf", kNow - 10}, {"exp", kNow + 3600}};
+    return Json{{"aud", "https://vault.localhost:8443"},
+                {"iss", "https://localhost:8443/t1/v2.0"},
+                {"tid", "t1"},
+                {"oid", "o1"},
+                {"appid", "a1"},
+                {"idtyp", "app"},
+                {"nbf", kNow - 10},
+                {"exp", kNow + 3600}};
   }
 
   static std::string Unsigned(const Json& header, const Json& claims) {
@@ -48,13 +53,11 @@ TEST_F(TokenVerifierTest, RejectsEachBrokenClaim) {
     const char* claim;
     Json value;
   };
-  for (const auto& c : {Case{"wrong audience", "aud", "https://localhost:8443"},
-                        Case{"wrong issuer", "iss", "https://evil/t1/v2.0"},
-                        Case{"wrong tenant", "tid", "t2"},
-                        Case{"expired", "exp", kNow - 61},
-                        Case{"not yet valid", "nbf", kNow + 61},
-                        Case{"exp as string", "exp", "9999999999"},
-                        Case{"empty oid", "oid", ""}}) {
+  for (const auto& c :
+       {Case{"wrong audience", "aud", "https://localhost:8443"},
+        Case{"wrong issuer", "iss", "https://evil/t1/v2.0"}, Case{"wrong tenant", "tid", "t2"},
+        Case{"expired", "exp", kNow - 61}, Case{"not yet valid", "nbf", kNow + 61},
+        Case{"exp as string", "exp", "9999999999"}, Case{"empty oid", "oid", ""}}) {
     Json claims = Claims();
     claims[c.claim] = c.value;
     auto t = verifier_.Verify(keys_->Sign(claims), kVaultAud);

@@ -32,7 +32,9 @@ constexpr char kKvApiVersion[] = "7.5";
   std::exit(2);
 }
 
-void Print(const Json& j) { std::cout << j.dump(2, ' ', false, Json::error_handler_t::replace) << "\n"; }
+void Print(const Json& j) {
+  std::cout << j.dump(2, ' ', false, Json::error_handler_t::replace) << "\n";
+}
 
 client::ApiClient MakeClient() {
   auto config = client::ClientConfig::FromEnvironment();
@@ -69,7 +71,8 @@ int64_t ParseTime(const std::string& text, const char* flag) {
     end = strptime(text.c_str(), "%Y-%m-%d", &tm);
   }
   if (end == nullptr || (*end != '\0' && std::string(end) != "Z" && std::string(end) != "+00:00")) {
-    Usage(std::string("argument ") + flag + ": expected ISO 8601 UTC time, e.g. 2027-01-31T00:00:00Z");
+    Usage(std::string("argument ") + flag +
+          ": expected ISO 8601 UTC time, e.g. 2027-01-31T00:00:00Z");
   }
   return static_cast<int64_t>(timegm(&tm));
 }
@@ -100,9 +103,9 @@ std::string VaultArmPath(const std::string& rg, const std::string& name) {
 // FindResourceGroup looks a vault up by name when --resource-group is not
 // given, as az does.
 std::string FindResourceGroup(client::ApiClient& c, const std::string& name) {
-  Json list = Expect(c.Call("GET", ArmUrl(c, "/providers/Microsoft.KeyVault/vaults"),
-                            c.config().authority),
-                     {200});
+  Json list =
+      Expect(c.Call("GET", ArmUrl(c, "/providers/Microsoft.KeyVault/vaults"), c.config().authority),
+             {200});
   for (const auto& v : list.value("value", Json::array())) {
     if (EqualsIgnoreCase(v.value("name", ""), name)) {
       std::string id = v.value("id", "");
@@ -149,17 +152,18 @@ void AddVaultCommands(CLI::App& kv) {
                     {"softDeleteRetentionInDays", *retention},
                     {"enableRbacAuthorization", *rbac},
                     {"accessPolicies", Json::array()}};
-      if (*purge) props["enablePurgeProtection"] = true;
+      if (*purge)
+        props["enablePurgeProtection"] = true;
       Json body = {{"location", *location}, {"properties", props}, {"tags", ParseTags(*tags)}};
-      Print(Expect(c.Call("PUT", ArmUrl(c, VaultArmPath(*rg, *name)), c.config().authority,
-                          ToJson(body)),
-                   {200, 201}));
+      Print(Expect(
+          c.Call("PUT", ArmUrl(c, VaultArmPath(*rg, *name)), c.config().authority, ToJson(body)),
+          {200, 201}));
     });
   }
   // show / delete
   for (const char* verb : {"show", "delete"}) {
-    auto* cmd = kv.add_subcommand(verb, std::string(verb) == "show" ? "Show a vault"
-                                                                     : "Delete a vault");
+    auto* cmd =
+        kv.add_subcommand(verb, std::string(verb) == "show" ? "Show a vault" : "Delete a vault");
     auto name = std::make_shared<std::string>();
     auto rg = std::make_shared<std::string>();
     cmd->add_option("--name,-n", *name, "Vault name")->required();
@@ -186,9 +190,9 @@ void AddVaultCommands(CLI::App& kv) {
     cmd->callback([=] {
       auto c = MakeClient();
       RequireSubscription(c);
-      std::string path = rg->empty() ? "/providers/Microsoft.KeyVault/vaults"
-                                     : "/resourceGroups/" + *rg +
-                                           "/providers/Microsoft.KeyVault/vaults";
+      std::string path = rg->empty()
+                             ? "/providers/Microsoft.KeyVault/vaults"
+                             : "/resourceGroups/" + *rg + "/providers/Microsoft.KeyVault/vaults";
       Json list = Expect(c.Call("GET", ArmUrl(c, path), c.config().authority), {200});
       Print(list.value("value", Json::array()));
     });
@@ -212,13 +216,17 @@ void AddVaultCommands(CLI::App& kv) {
       std::string group = rg->empty() ? FindResourceGroup(c, *name) : *rg;
       Json props = Json::object();
       auto flag = [](const std::string& v, const char* f) {
-        if (v != "true" && v != "false") Usage(std::string(f) + " must be true or false");
+        if (v != "true" && v != "false")
+          Usage(std::string(f) + " must be true or false");
         return v == "true";
       };
-      if (!purge->empty()) props["enablePurgeProtection"] = flag(*purge, "--enable-purge-protection");
-      if (!rbac->empty()) props["enableRbacAuthorization"] = flag(*rbac, "--enable-rbac-authorization");
+      if (!purge->empty())
+        props["enablePurgeProtection"] = flag(*purge, "--enable-purge-protection");
+      if (!rbac->empty())
+        props["enableRbacAuthorization"] = flag(*rbac, "--enable-rbac-authorization");
       Json body = {{"properties", props}};
-      if (!tags->empty()) body["tags"] = ParseTags(*tags);
+      if (!tags->empty())
+        body["tags"] = ParseTags(*tags);
       Print(Expect(c.Call("PATCH", ArmUrl(c, VaultArmPath(group, *name)), c.config().authority,
                           ToJson(body)),
                    {200}));
@@ -255,9 +263,11 @@ std::pair<std::string, std::string> Resolve(const client::ApiClient& c, SecretAr
     base = a.id.substr(0, p);
     auto rest = Split(std::string_view(a.id).substr(p + 9), '/');
     a.name = std::string(rest[0]);
-    if (rest.size() > 1) a.version = std::string(rest[1]);
+    if (rest.size() > 1)
+      a.version = std::string(rest[1]);
   } else {
-    if (a.vault.empty()) Usage("--vault-name or --id is required");
+    if (a.vault.empty())
+      Usage("--vault-name or --id is required");
     base = c.config().VaultUrl(a.vault);
   }
   // The resource is the vault host without its first label.
@@ -266,8 +276,7 @@ std::pair<std::string, std::string> Resolve(const client::ApiClient& c, SecretAr
   return {base, "https://" + (dot == std::string::npos ? host : host.substr(dot + 1))};
 }
 
-std::string KvUrl(const std::string& base, const std::string& path,
-                  const std::string& query = "") {
+std::string KvUrl(const std::string& base, const std::string& path, const std::string& query = "") {
   return base + path + "?api-version=" + kKvApiVersion + query;
 }
 
@@ -276,7 +285,8 @@ Json ListAll(client::ApiClient& c, const std::string& url, const std::string& re
   std::string next = url;
   while (!next.empty()) {
     Json page = Expect(c.Call("GET", next, resource), {200});
-    for (const auto& item : page.value("value", Json::array())) all.push_back(item);
+    for (const auto& item : page.value("value", Json::array()))
+      all.push_back(item);
     next = page.contains("nextLink") && page["nextLink"].is_string()
                ? page["nextLink"].get<std::string>()
                : "";
@@ -285,7 +295,8 @@ Json ListAll(client::ApiClient& c, const std::string& url, const std::string& re
 }
 
 void RequireName(const SecretArgs& a) {
-  if (a.name.empty()) Usage("--name is required");
+  if (a.name.empty())
+    Usage("--name is required");
 }
 
 void AddSecretCommands(CLI::App& kv) {
@@ -312,11 +323,13 @@ void AddSecretCommands(CLI::App& kv) {
     cmd->add_option("--not-before", *not_before, "Not valid before (ISO 8601 UTC)");
     cmd->callback([=] {
       RequireName(*a);
-      if (value->empty() == file->empty()) Usage("give exactly one of --value and --file");
+      if (value->empty() == file->empty())
+        Usage("give exactly one of --value and --file");
       std::string v = *value;
       if (!file->empty()) {
         std::ifstream in(*file, std::ios::binary);
-        if (!in) Usage("cannot read " + *file);
+        if (!in)
+          Usage("cannot read " + *file);
         std::ostringstream s;
         s << in.rdbuf();
         v = s.str();
@@ -324,14 +337,19 @@ void AddSecretCommands(CLI::App& kv) {
       auto c = MakeClient();
       auto [base, resource] = Resolve(c, *a);
       Json attrs = Json::object();
-      if (*disabled == "true") attrs["enabled"] = false;
-      if (!expires->empty()) attrs["exp"] = ParseTime(*expires, "--expires");
-      if (!not_before->empty()) attrs["nbf"] = ParseTime(*not_before, "--not-before");
+      if (*disabled == "true")
+        attrs["enabled"] = false;
+      if (!expires->empty())
+        attrs["exp"] = ParseTime(*expires, "--expires");
+      if (!not_before->empty())
+        attrs["nbf"] = ParseTime(*not_before, "--not-before");
       Json body = {{"value", v}, {"attributes", attrs}};
-      if (!content_type->empty()) body["contentType"] = *content_type;
-      if (!tags->empty()) body["tags"] = ParseTags(*tags);
-      Print(Expect(c.Call("PUT", KvUrl(base, "/secrets/" + a->name), resource, ToJson(body)),
-                   {200}));
+      if (!content_type->empty())
+        body["contentType"] = *content_type;
+      if (!tags->empty())
+        body["tags"] = ParseTags(*tags);
+      Print(
+          Expect(c.Call("PUT", KvUrl(base, "/secrets/" + a->name), resource, ToJson(body)), {200}));
     });
   }
   {
@@ -366,16 +384,21 @@ void AddSecretCommands(CLI::App& kv) {
       RequireName(*a);
       Json attrs = Json::object();
       if (!enabled->empty()) {
-        if (*enabled != "true" && *enabled != "false") Usage("--enabled must be true or false");
+        if (*enabled != "true" && *enabled != "false")
+          Usage("--enabled must be true or false");
         attrs["enabled"] = *enabled == "true";
       }
-      if (!expires->empty()) attrs["exp"] = ParseTime(*expires, "--expires");
-      if (!not_before->empty()) attrs["nbf"] = ParseTime(*not_before, "--not-before");
+      if (!expires->empty())
+        attrs["exp"] = ParseTime(*expires, "--expires");
+      if (!not_before->empty())
+        attrs["nbf"] = ParseTime(*not_before, "--not-before");
       Json body = {{"attributes", attrs}};
-      if (!content_type->empty()) body["contentType"] = *content_type;
-      if (!tags->empty()) body["tags"] = ParseTags(*tags);
-      Print(Expect(c.Call("PATCH", KvUrl(base, "/secrets/" + a->name + "/" + a->version),
-                          resource, ToJson(body)),
+      if (!content_type->empty())
+        body["contentType"] = *content_type;
+      if (!tags->empty())
+        body["tags"] = ParseTags(*tags);
+      Print(Expect(c.Call("PATCH", KvUrl(base, "/secrets/" + a->name + "/" + a->version), resource,
+                          ToJson(body)),
                    {200}));
     });
   }
@@ -424,14 +447,12 @@ void AddSecretCommands(CLI::App& kv) {
     const char* path_suffix;
     int ok;
   };
-  for (const Simple& s : {Simple{"delete", "Delete a secret (soft delete)", "DELETE", "/secrets/",
-                                 "", 200},
-                          Simple{"show-deleted", "Show a deleted secret", "GET",
-                                 "/deletedsecrets/", "", 200},
-                          Simple{"recover", "Recover a deleted secret", "POST",
-                                 "/deletedsecrets/", "/recover", 200},
-                          Simple{"purge", "Permanently delete a deleted secret", "DELETE",
-                                 "/deletedsecrets/", "", 204}}) {
+  for (const Simple& s :
+       {Simple{"delete", "Delete a secret (soft delete)", "DELETE", "/secrets/", "", 200},
+        Simple{"show-deleted", "Show a deleted secret", "GET", "/deletedsecrets/", "", 200},
+        Simple{"recover", "Recover a deleted secret", "POST", "/deletedsecrets/", "/recover", 200},
+        Simple{"purge", "Permanently delete a deleted secret", "DELETE", "/deletedsecrets/", "",
+               204}}) {
     auto* cmd = secret->add_subcommand(s.verb, s.help);
     auto a = std::make_shared<SecretArgs>();
     AddSecretTarget(cmd, *a, false);
@@ -439,10 +460,10 @@ void AddSecretCommands(CLI::App& kv) {
       auto c = MakeClient();
       auto [base, resource] = Resolve(c, *a);
       RequireName(*a);
-      Json out = Expect(c.Call(s.method, KvUrl(base, s.path_prefix + a->name + s.path_suffix),
-                               resource),
-                        {s.ok});
-      if (!out.is_null()) Print(out);
+      Json out = Expect(
+          c.Call(s.method, KvUrl(base, s.path_prefix + a->name + s.path_suffix), resource), {s.ok});
+      if (!out.is_null())
+        Print(out);
     });
   }
   {
@@ -455,13 +476,15 @@ void AddSecretCommands(CLI::App& kv) {
       auto c = MakeClient();
       auto [base, resource] = Resolve(c, *a);
       RequireName(*a);
-      Json out = Expect(c.Call("POST", KvUrl(base, "/secrets/" + a->name + "/backup"), resource),
-                        {200});
+      Json out =
+          Expect(c.Call("POST", KvUrl(base, "/secrets/" + a->name + "/backup"), resource), {200});
       auto blob = Base64UrlDecode(out.value("value", ""));
-      if (!blob) Fail(InternalError("the server returned a malformed backup"));
+      if (!blob)
+        Fail(InternalError("the server returned a malformed backup"));
       std::ofstream f(*file, std::ios::binary | std::ios::trunc);
       f << *blob;
-      if (!f) Usage("cannot write " + *file);
+      if (!f)
+        Usage("cannot write " + *file);
     });
   }
   {
@@ -472,14 +495,14 @@ void AddSecretCommands(CLI::App& kv) {
     cmd->add_option("--file,-f", *file, "Backup file")->required();
     cmd->callback([=] {
       std::ifstream in(*file, std::ios::binary);
-      if (!in) Usage("cannot read " + *file);
+      if (!in)
+        Usage("cannot read " + *file);
       std::ostringstream s;
       s << in.rdbuf();
       auto c = MakeClient();
       auto [base, resource] = Resolve(c, *a);
       Json body = {{"value", Base64UrlEncode(s.str())}};
-      Print(Expect(c.Call("POST", KvUrl(base, "/secrets/restore"), resource, ToJson(body)),
-                   {200}));
+      Print(Expect(c.Call("POST", KvUrl(base, "/secrets/restore"), resource, ToJson(body)), {200}));
     });
   }
 }

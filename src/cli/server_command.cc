@@ -1,5 +1,4 @@
 #include <signal.h>
-#include <sys/stat.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -9,19 +8,21 @@
 #include "common/log.h"
 #include "server/server.h"
 
+#include <sys/stat.h>
+
 namespace coffer::cli {
 
 void AddServerCommand(CLI::App& app) {
-  auto* cmd = app.add_subcommand("server", "Run the vault server (HTTPS: Key Vault data plane, "
-                                           "token service, management plane)");
+  auto* cmd = app.add_subcommand("server",
+                                 "Run the vault server (HTTPS: Key Vault data plane, "
+                                 "token service, management plane)");
   auto config = std::make_shared<server::ServerConfig>();
   auto log_level = std::make_shared<std::string>("info");
   cmd->add_flag("--dev", config->dev,
                 "Development mode: create (once) a vault named 'dev' and an administrator "
                 "service principal, and write DATA_DIR/dev.env");
   cmd->add_option("--data-dir", config->data_dir, "Data directory")->capture_default_str();
-  cmd->add_option("--port", config->port, "HTTPS port (0 picks a free one)")
-      ->capture_default_str();
+  cmd->add_option("--port", config->port, "HTTPS port (0 picks a free one)")->capture_default_str();
   cmd->add_option("--listen", config->listen, "Addresses to listen on")->capture_default_str();
   cmd->add_option("--dns-suffix", config->dns_suffix,
                   "Vaults are served at https://<vault>.<suffix>:<port>")
@@ -38,9 +39,12 @@ void AddServerCommand(CLI::App& app) {
   cmd->add_option("--log-level", *log_level, "debug, info, warning or error")
       ->capture_default_str();
   cmd->callback([config, log_level] {
-    if (*log_level == "debug") SetLogLevel(LogLevel::kDebug);
-    if (*log_level == "warning") SetLogLevel(LogLevel::kWarning);
-    if (*log_level == "error") SetLogLevel(LogLevel::kError);
+    if (*log_level == "debug")
+      SetLogLevel(LogLevel::kDebug);
+    if (*log_level == "warning")
+      SetLogLevel(LogLevel::kWarning);
+    if (*log_level == "error")
+      SetLogLevel(LogLevel::kError);
     // Block termination signals before threads start so that only sigwait
     // below receives them.
     sigset_t signals;

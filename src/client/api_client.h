@@ -12,11 +12,11 @@ namespace coffer::client {
 // Credentials and endpoints, read from the same environment variables the
 // Azure SDKs use (plus Coffer's own, written to dev.env by the server).
 struct ClientConfig {
-  std::string tenant_id;      // AZURE_TENANT_ID
-  std::string client_id;      // AZURE_CLIENT_ID
-  std::string client_secret;  // AZURE_CLIENT_SECRET
-  std::string authority;      // AZURE_AUTHORITY_HOST, e.g. https://localhost:8443
-  std::string ca_file;        // COFFER_CA_FILE or REQUESTS_CA_BUNDLE
+  std::string tenant_id;        // AZURE_TENANT_ID
+  std::string client_id;        // AZURE_CLIENT_ID
+  std::string client_secret;    // AZURE_CLIENT_SECRET
+  std::string authority;        // AZURE_AUTHORITY_HOST, e.g. https://localhost:8443
+  std::string ca_file;          // COFFER_CA_FILE or REQUESTS_CA_BUNDLE
   std::string subscription_id;  // COFFER_SUBSCRIPTION_ID
   std::string vault_dns_suffix = "vault.localhost";  // COFFER_VAULT_DNS_SUFFIX
 

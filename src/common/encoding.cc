@@ -82,22 +82,29 @@ std::optional<std::string> Decode(std::string_view in, const std::array<int8_t, 
 }
 
 int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F')
+    return c - 'A' + 10;
   return -1;
 }
 
 }  // namespace
 
-std::string Base64Encode(std::string_view bytes) { return Encode(bytes, kStd, true); }
+std::string Base64Encode(std::string_view bytes) {
+  return Encode(bytes, kStd, true);
+}
 
 std::optional<std::string> Base64Decode(std::string_view text) {
   static const auto table = MakeTable(kStd);
   return Decode(text, table);
 }
 
-std::string Base64UrlEncode(std::string_view bytes) { return Encode(bytes, kUrl, false); }
+std::string Base64UrlEncode(std::string_view bytes) {
+  return Encode(bytes, kUrl, false);
+}
 
 std::optional<std::string> Base64UrlDecode(std::string_view text) {
   static const auto table = MakeTable(kUrl);

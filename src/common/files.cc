@@ -1,12 +1,13 @@
 #include "common/files.h"
 
 #include <fcntl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+
+#include <sys/stat.h>
 
 namespace coffer {
 namespace {

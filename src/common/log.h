@@ -34,7 +34,7 @@ class LogLine {
 
 }  // namespace coffer
 
-#define COFFER_LOG(level)                                         \
-  if (!::coffer::LogEnabled(::coffer::LogLevel::level)) {         \
-  } else                                                          \
+#define COFFER_LOG(level)                                 \
+  if (!::coffer::LogEnabled(::coffer::LogLevel::level)) { \
+  } else                                                  \
     ::coffer::LogLine(::coffer::LogLevel::level)

@@ -55,7 +55,9 @@ class [[nodiscard]] Status {
   std::string reason_;
 };
 
-inline Status OkStatus() { return Status(); }
+inline Status OkStatus() {
+  return Status();
+}
 Status InvalidArgumentError(std::string message, std::string reason = {});
 Status NotFoundError(std::string message, std::string reason = {});
 Status AlreadyExistsError(std::string message, std::string reason = {});
@@ -105,12 +107,12 @@ class [[nodiscard]] StatusOr {
 
 // RETURN_IF_ERROR(expr): returns the status of `expr` from the current
 // function when it is not OK.
-#define RETURN_IF_ERROR(expr) \
-  RETURN_IF_ERROR_IMPL_(COFFER_CONCAT_(coffer_status_, __LINE__), expr)
+#define RETURN_IF_ERROR(expr) RETURN_IF_ERROR_IMPL_(COFFER_CONCAT_(coffer_status_, __LINE__), expr)
 #define RETURN_IF_ERROR_IMPL_(tmp, expr) \
   do {                                   \
     ::coffer::Status tmp = (expr);       \
-    if (!tmp.ok()) return tmp;           \
+    if (!tmp.ok())                       \
+      return tmp;                        \
   } while (false)
 
 // ASSIGN_OR_RETURN(lhs, expr): evaluates a StatusOr expression, returns its
@@ -120,5 +122,6 @@ class [[nodiscard]] StatusOr {
   ASSIGN_OR_RETURN_IMPL_(COFFER_CONCAT_(coffer_statusor_, __LINE__), lhs, expr)
 #define ASSIGN_OR_RETURN_IMPL_(tmp, lhs, expr) \
   auto tmp = (expr);                           \
-  if (!tmp.ok()) return tmp.status();          \
+  if (!tmp.ok())                               \
+    return tmp.status();                       \
   lhs = std::move(tmp).value()

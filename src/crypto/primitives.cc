@@ -16,7 +16,9 @@
 namespace coffer::crypto {
 namespace {
 
-unsigned char* U(std::string& s) { return reinterpret_cast<unsigned char*>(s.data()); }
+unsigned char* U(std::string& s) {
+  return reinterpret_cast<unsigned char*>(s.data());
+}
 const unsigned char* U(std::string_view s) {
   return reinterpret_cast<const unsigned char*>(s.data());
 }
@@ -36,7 +38,9 @@ std::string RandomBytes(size_t n) {
   return out;
 }
 
-std::string RandomHex(size_t n) { return HexEncode(RandomBytes(n)); }
+std::string RandomHex(size_t n) {
+  return HexEncode(RandomBytes(n));
+}
 
 std::string RandomUuid() {
   std::string b = RandomBytes(16);
@@ -97,7 +101,9 @@ std::string Pbkdf2Sha256(std::string_view password, std::string_view salt, int i
   return out;
 }
 
-void SecureWipe(std::string& s) { OPENSSL_cleanse(s.data(), s.size()); }
+void SecureWipe(std::string& s) {
+  OPENSSL_cleanse(s.data(), s.size());
+}
 
 bool ConstantTimeEquals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) {
@@ -122,8 +128,8 @@ std::string AesGcmSeal(std::string_view key, std::string_view plaintext, std::st
       EVP_EncryptUpdate(ctx.get(), ct, &len, U(plaintext), static_cast<int>(plaintext.size())) !=
           1 ||
       EVP_EncryptFinal_ex(ctx.get(), ct + len, &len) != 1 ||
-      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, kGcmTagSize,
-                          ct + plaintext.size()) != 1) {
+      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, kGcmTagSize, ct + plaintext.size()) !=
+          1) {
     Fatal("AES-GCM seal");
   }
   return out;

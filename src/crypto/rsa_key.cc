@@ -13,7 +13,9 @@
 namespace coffer::crypto {
 namespace {
 
-EVP_PKEY* P(void* p) { return static_cast<EVP_PKEY*>(p); }
+EVP_PKEY* P(void* p) {
+  return static_cast<EVP_PKEY*>(p);
+}
 
 std::string BignumParam(EVP_PKEY* pkey, const char* name) {
   BIGNUM* bn = nullptr;
@@ -28,7 +30,9 @@ std::string BignumParam(EVP_PKEY* pkey, const char* name) {
 
 }  // namespace
 
-RsaKey::~RsaKey() { EVP_PKEY_free(P(pkey_)); }
+RsaKey::~RsaKey() {
+  EVP_PKEY_free(P(pkey_));
+}
 
 StatusOr<std::unique_ptr<RsaKey>> RsaKey::Generate(int bits) {
   EVP_PKEY* pkey = EVP_RSA_gen(static_cast<unsigned int>(bits));
@@ -83,7 +87,9 @@ StatusOr<std::unique_ptr<RsaKey>> RsaKey::FromPublicComponents(std::string_view 
   return std::unique_ptr<RsaKey>(new RsaKey(pkey, false));
 }
 
-int RsaKey::bits() const { return EVP_PKEY_get_bits(P(pkey_)); }
+int RsaKey::bits() const {
+  return EVP_PKEY_get_bits(P(pkey_));
+}
 
 std::string RsaKey::PrivatePem() const {
   BioPtr bio(BIO_new(BIO_s_mem()));
@@ -95,15 +101,19 @@ std::string RsaKey::PrivatePem() const {
   return std::string(data, static_cast<size_t>(len));
 }
 
-std::string RsaKey::Modulus() const { return BignumParam(P(pkey_), OSSL_PKEY_PARAM_RSA_N); }
-std::string RsaKey::Exponent() const { return BignumParam(P(pkey_), OSSL_PKEY_PARAM_RSA_E); }
+std::string RsaKey::Modulus() const {
+  return BignumParam(P(pkey_), OSSL_PKEY_PARAM_RSA_N);
+}
+std::string RsaKey::Exponent() const {
+  return BignumParam(P(pkey_), OSSL_PKEY_PARAM_RSA_E);
+}
 
 std::string RsaKey::SignRs256(std::string_view data) const {
   EvpMdCtxPtr ctx(EVP_MD_CTX_new());
   size_t len = 0;
   if (!ctx || EVP_DigestSignInit(ctx.get(), nullptr, EVP_sha256(), nullptr, P(pkey_)) != 1 ||
-      EVP_DigestSign(ctx.get(), nullptr, &len,
-                     reinterpret_cast<const unsigned char*>(data.data()), data.size()) != 1) {
+      EVP_DigestSign(ctx.get(), nullptr, &len, reinterpret_cast<const unsigned char*>(data.data()),
+                     data.size()) != 1) {
     std::abort();
   }
   std::string sig(len, '\0');
@@ -117,8 +127,7 @@ std::string RsaKey::SignRs256(std::string_view data) const {
 
 bool RsaKey::VerifyRs256(std::string_view data, std::string_view signature) const {
   EvpMdCtxPtr ctx(EVP_MD_CTX_new());
-  bool ok = ctx &&
-            EVP_DigestVerifyInit(ctx.get(), nullptr, EVP_sha256(), nullptr, P(pkey_)) == 1 &&
+  bool ok = ctx && EVP_DigestVerifyInit(ctx.get(), nullptr, EVP_sha256(), nullptr, P(pkey_)) == 1 &&
             EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(signature.data()),
                              signature.size(), reinterpret_cast<const unsigned char*>(data.data()),
                              data.size()) == 1;

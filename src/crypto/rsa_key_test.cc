@@ -33,8 +33,8 @@ TEST(X509, ServerCertificateCarriesRequestedNames) {
   ASSERT_TRUE(ca_key.ok() && srv_key.ok());
   auto ca = CreateCaCertificate(**ca_key, "Coffer test CA", 30);
   ASSERT_TRUE(ca.ok());
-  auto cert = CreateServerCertificate(**srv_key, *ca, **ca_key,
-                                      {"localhost", "*.vault.localhost"}, {"127.0.0.1"}, 30);
+  auto cert = CreateServerCertificate(**srv_key, *ca, **ca_key, {"localhost", "*.vault.localhost"},
+                                      {"127.0.0.1"}, 30);
   ASSERT_TRUE(cert.ok());
   auto names = CertificateDnsNames(*cert);
   ASSERT_EQ(names.size(), 2u);

@@ -9,7 +9,9 @@
 namespace coffer::crypto {
 namespace {
 
-EVP_PKEY* P(const RsaKey& key) { return static_cast<EVP_PKEY*>(key.native()); }
+EVP_PKEY* P(const RsaKey& key) {
+  return static_cast<EVP_PKEY*>(key.native());
+}
 
 bool AddExtension(X509* cert, X509* issuer, int nid, const std::string& value) {
   X509V3_CTX ctx;

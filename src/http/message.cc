@@ -75,23 +75,37 @@ Response JsonResponse(int status, std::string body) {
 
 HttpError HttpStatusFor(StatusCode code) {
   switch (code) {
-    case StatusCode::kOk: return {200, "OK"};
-    case StatusCode::kInvalidArgument: return {400, "BadParameter"};
-    case StatusCode::kOutOfRange: return {400, "BadParameter"};
-    case StatusCode::kUnauthenticated: return {401, "Unauthorized"};
-    case StatusCode::kPermissionDenied: return {403, "Forbidden"};
-    case StatusCode::kNotFound: return {404, "NotFound"};
-    case StatusCode::kAlreadyExists: return {409, "Conflict"};
-    case StatusCode::kFailedPrecondition: return {409, "Conflict"};
-    case StatusCode::kAborted: return {409, "Conflict"};
-    case StatusCode::kResourceExhausted: return {429, "Throttled"};
-    case StatusCode::kUnimplemented: return {501, "NotImplemented"};
-    case StatusCode::kUnavailable: return {503, "ServiceUnavailable"};
-    case StatusCode::kDeadlineExceeded: return {504, "GatewayTimeout"};
+    case StatusCode::kOk:
+      return {200, "OK"};
+    case StatusCode::kInvalidArgument:
+      return {400, "BadParameter"};
+    case StatusCode::kOutOfRange:
+      return {400, "BadParameter"};
+    case StatusCode::kUnauthenticated:
+      return {401, "Unauthorized"};
+    case StatusCode::kPermissionDenied:
+      return {403, "Forbidden"};
+    case StatusCode::kNotFound:
+      return {404, "NotFound"};
+    case StatusCode::kAlreadyExists:
+      return {409, "Conflict"};
+    case StatusCode::kFailedPrecondition:
+      return {409, "Conflict"};
+    case StatusCode::kAborted:
+      return {409, "Conflict"};
+    case StatusCode::kResourceExhausted:
+      return {429, "Throttled"};
+    case StatusCode::kUnimplemented:
+      return {501, "NotImplemented"};
+    case StatusCode::kUnavailable:
+      return {503, "ServiceUnavailable"};
+    case StatusCode::kDeadlineExceeded:
+      return {504, "GatewayTimeout"};
     case StatusCode::kCancelled:
     case StatusCode::kUnknown:
     case StatusCode::kInternal:
-    case StatusCode::kDataLoss: return {500, "InternalServerError"};
+    case StatusCode::kDataLoss:
+      return {500, "InternalServerError"};
   }
   return {500, "InternalServerError"};
 }
@@ -99,7 +113,8 @@ HttpError HttpStatusFor(StatusCode code) {
 Response ErrorResponse(const Status& status) {
   HttpError e = HttpStatusFor(status.code());
   Json body;
-  body["error"]["code"] = status.reason().empty() ? std::string(e.code) : std::string(status.reason());
+  body["error"]["code"] =
+      status.reason().empty() ? std::string(e.code) : std::string(status.reason());
   body["error"]["message"] = std::string(status.message());
   return JsonResponse(e.http_status, ToJson(body));
 }

@@ -45,9 +45,8 @@ StatusOr<std::string> Envelope::LoadMasterKey(const std::string& path) {
     return *key;
   }
   if (!std::filesystem::exists(path)) {
-    RETURN_IF_ERROR(
-        WriteFileAtomic(path, Base64Encode(crypto::RandomBytes(crypto::kAes256KeySize)) + "\n",
-                        0600));
+    RETURN_IF_ERROR(WriteFileAtomic(
+        path, Base64Encode(crypto::RandomBytes(crypto::kAes256KeySize)) + "\n", 0600));
   }
   // SECURITY: refuse a master key that other users could read.
   int mode = FileMode(path);
@@ -74,8 +73,7 @@ StatusOr<std::string> Envelope::UnwrapDataKey(const std::string& vault,
                                               const std::string& wrapped) const {
   auto dek = crypto::AesGcmOpen(master_key_, wrapped, "coffer-dek-v1|" + AsciiLower(vault));
   if (!dek.ok()) {
-    return DataLossError("data key of vault '" + vault +
-                         "' does not open with this master key");
+    return DataLossError("data key of vault '" + vault + "' does not open with this master key");
   }
   return dek;
 }
@@ -106,8 +104,8 @@ StatusOr<std::string> Envelope::OpenBackup(const std::string& sealed) const {
   }
   auto plain = crypto::AesGcmOpen(backup_key_, sealed.substr(4), kBackupMagic);
   if (!plain.ok()) {
-    return InvalidArgumentError(
-        "backup blob is corrupt or was made by another installation", "BadParameter");
+    return InvalidArgumentError("backup blob is corrupt or was made by another installation",
+                                "BadParameter");
   }
   return plain;
 }

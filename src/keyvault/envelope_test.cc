@@ -1,7 +1,5 @@
 #include "keyvault/envelope.h"
 
-#include <sys/stat.h>
-
 #include <cstdlib>
 #include <filesystem>
 
@@ -9,6 +7,8 @@
 
 #include "common/files.h"
 #include "crypto/primitives.h"
+
+#include <sys/stat.h>
 
 namespace coffer::keyvault {
 namespace {

@@ -6,7 +6,9 @@ namespace {
 bool IsAlnum(char c) {
   return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
 }
-bool IsAlpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+bool IsAlpha(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
 bool IsHex(char c) {
   return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
@@ -48,8 +50,7 @@ Status ValidateVersion(const std::string& version) {
 }
 
 Status ValidateVaultName(const std::string& name) {
-  bool ok = name.size() >= 3 && name.size() <= 24 && IsAlpha(name.front()) &&
-            IsAlnum(name.back());
+  bool ok = name.size() >= 3 && name.size() <= 24 && IsAlpha(name.front()) && IsAlnum(name.back());
   for (size_t i = 0; ok && i < name.size(); ++i) {
     char c = name[i];
     ok = IsAlnum(c) || (c == '-' && name[i - 1] != '-');

@@ -49,9 +49,8 @@ namespace {
 constexpr size_t kMaxCacheEntries = 100000;
 }  // namespace
 
-SecretService::SecretService(storage::Store& store, VaultRegistry& vaults,
-                             const Envelope& envelope, const Clock& clock,
-                             int64_t cache_ttl_seconds)
+SecretService::SecretService(storage::Store& store, VaultRegistry& vaults, const Envelope& envelope,
+                             const Clock& clock, int64_t cache_ttl_seconds)
     : store_(store),
       vaults_(vaults),
       envelope_(envelope),
@@ -82,8 +81,7 @@ void SecretService::InvalidateAll() {
 StatusOr<Secret> SecretService::Finish(const storage::SecretView& view,
                                        const OpenVault& vault) const {
   if (!view.version.enabled) {
-    return PermissionDeniedError("Operation get is not allowed on a disabled secret.",
-                                 "Forbidden");
+    return PermissionDeniedError("Operation get is not allowed on a disabled secret.", "Forbidden");
   }
   ASSIGN_OR_RETURN(std::string value,
                    Envelope::OpenValue(vault.data_key, vault.record.name, view.version.name,
@@ -234,11 +232,16 @@ StatusOr<Secret> SecretService::Update(const std::string& vault_name, const std:
     return Rename(view.status(), name, false);
   }
   storage::SecretVersionRecord rec = view->version;
-  if (patch.content_type) rec.content_type = *patch.content_type;
-  if (patch.tags_json) rec.tags_json = *patch.tags_json;
-  if (patch.enabled) rec.enabled = *patch.enabled;
-  if (patch.nbf) rec.nbf = *patch.nbf;
-  if (patch.exp) rec.exp = *patch.exp;
+  if (patch.content_type)
+    rec.content_type = *patch.content_type;
+  if (patch.tags_json)
+    rec.tags_json = *patch.tags_json;
+  if (patch.enabled)
+    rec.enabled = *patch.enabled;
+  if (patch.nbf)
+    rec.nbf = *patch.nbf;
+  if (patch.exp)
+    rec.exp = *patch.exp;
   rec.updated = clock_.NowSeconds();
   Status updated = store_.UpdateSecretVersion(vault->record.name, rec);
   Invalidate(vault_name, name);
@@ -263,8 +266,8 @@ StatusOr<SecretList> SecretService::List(const std::string& vault_name, const st
 }
 
 StatusOr<SecretList> SecretService::ListVersions(const std::string& vault_name,
-                                                 const std::string& name,
-                                                 const std::string& cursor, int limit) {
+                                                 const std::string& name, const std::string& cursor,
+                                                 int limit) {
   RETURN_IF_ERROR(ValidateObjectName(name));
   ASSIGN_OR_RETURN(auto vault, vaults_.Get(vault_name));
   auto page = store_.ListSecretVersions(vault->record.name, name, cursor, limit);
@@ -293,8 +296,7 @@ StatusOr<Secret> SecretService::Delete(const std::string& vault_name, const std:
   return FromView(view, *vault);
 }
 
-StatusOr<Secret> SecretService::GetDeleted(const std::string& vault_name,
-                                           const std::string& name) {
+StatusOr<Secret> SecretService::GetDeleted(const std::string& vault_name, const std::string& name) {
   RETURN_IF_ERROR(ValidateObjectName(name));
   ASSIGN_OR_RETURN(auto vault, vaults_.Get(vault_name));
   auto view = store_.GetSecret(vault->record.name, name, "", true);
@@ -328,8 +330,7 @@ StatusOr<Secret> SecretService::Recover(const std::string& vault_name, const std
   if (!recovered.ok()) {
     return Rename(recovered, name, true);
   }
-  ASSIGN_OR_RETURN(storage::SecretView view,
-                   store_.GetSecret(vault->record.name, name, "", false));
+  ASSIGN_OR_RETURN(storage::SecretView view, store_.GetSecret(vault->record.name, name, "", false));
   return FromView(view, *vault);
 }
 
@@ -369,9 +370,9 @@ StatusOr<std::string> SecretService::Backup(const std::string& vault_name,
   }
   Json doc = {{"format", "coffer-secret-backup"}, {"v", 1}, {"versions", Json::array()}};
   for (const auto& rec : *versions) {
-    ASSIGN_OR_RETURN(std::string value, Envelope::OpenValue(vault->data_key, vault->record.name,
-                                                            rec.name, rec.version,
-                                                            rec.sealed_value));
+    ASSIGN_OR_RETURN(std::string value,
+                     Envelope::OpenValue(vault->data_key, vault->record.name, rec.name, rec.version,
+                                         rec.sealed_value));
     Json v = {{"name", rec.name},
               {"version", rec.version},
               {"value", Base64Encode(value)},
@@ -380,8 +381,10 @@ StatusOr<std::string> SecretService::Backup(const std::string& vault_name,
               {"enabled", rec.enabled},
               {"created", rec.created},
               {"updated", rec.updated}};
-    if (rec.nbf) v["nbf"] = *rec.nbf;
-    if (rec.exp) v["exp"] = *rec.exp;
+    if (rec.nbf)
+      v["nbf"] = *rec.nbf;
+    if (rec.exp)
+      v["exp"] = *rec.exp;
     crypto::SecureWipe(value);
     doc["versions"].push_back(std::move(v));
   }
@@ -397,8 +400,7 @@ StatusOr<Secret> SecretService::Restore(const std::string& vault_name, const std
   auto doc = ParseJson(plain, 8);
   crypto::SecureWipe(plain);
   if (!doc || !doc->is_object() || doc->value("format", "") != "coffer-secret-backup" ||
-      !doc->contains("versions") || !(*doc)["versions"].is_array() ||
-      (*doc)["versions"].empty()) {
+      !doc->contains("versions") || !(*doc)["versions"].is_array() || (*doc)["versions"].empty()) {
     return BadParameter("backup blob has an unknown format");
   }
   std::vector<storage::SecretVersionRecord> records;
@@ -424,8 +426,10 @@ StatusOr<Secret> SecretService::Restore(const std::string& vault_name, const std
     rec.enabled = v.value("enabled", true);
     rec.created = v.value("created", int64_t{0});
     rec.updated = v.value("updated", int64_t{0});
-    if (v.contains("nbf") && v["nbf"].is_number_integer()) rec.nbf = v["nbf"].get<int64_t>();
-    if (v.contains("exp") && v["exp"].is_number_integer()) rec.exp = v["exp"].get<int64_t>();
+    if (v.contains("nbf") && v["nbf"].is_number_integer())
+      rec.nbf = v["nbf"].get<int64_t>();
+    if (v.contains("exp") && v["exp"].is_number_integer())
+      rec.exp = v["exp"].get<int64_t>();
     records.push_back(std::move(rec));
   }
   const std::string name = records.back().name;
@@ -435,8 +439,7 @@ StatusOr<Secret> SecretService::Restore(const std::string& vault_name, const std
     return AlreadyExistsError("Secret " + name + " already exists.", "Conflict");
   }
   RETURN_IF_ERROR(restored);
-  ASSIGN_OR_RETURN(storage::SecretView view,
-                   store_.GetSecret(vault->record.name, name, "", false));
+  ASSIGN_OR_RETURN(storage::SecretView view, store_.GetSecret(vault->record.name, name, "", false));
   return FromView(view, *vault);
 }
 

@@ -88,8 +88,7 @@ class SecretService {
                                     const std::string& cursor, int limit);
   StatusOr<Secret> Delete(const std::string& vault, const std::string& name);
   StatusOr<Secret> GetDeleted(const std::string& vault, const std::string& name);
-  StatusOr<SecretList> ListDeleted(const std::string& vault, const std::string& cursor,
-                                   int limit);
+  StatusOr<SecretList> ListDeleted(const std::string& vault, const std::string& cursor, int limit);
   StatusOr<Secret> Recover(const std::string& vault, const std::string& name);
   // kPermissionDenied while purge protection holds the secret.
   Status Purge(const std::string& vault, const std::string& name);

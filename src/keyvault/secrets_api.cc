@@ -17,9 +17,13 @@ Status BadParameter(const std::string& message) {
   return InvalidArgumentError(message, "BadParameter");
 }
 
-http::Response Error(const Status& s) { return http::ErrorResponse(s); }
+http::Response Error(const Status& s) {
+  return http::ErrorResponse(s);
+}
 
-std::string Base(const http::Request& r) { return "https://" + r.host; }
+std::string Base(const http::Request& r) {
+  return "https://" + r.host;
+}
 
 Json Attributes(const Secret& s) {
   const auto& r = s.record;
@@ -28,8 +32,10 @@ Json Attributes(const Secret& s) {
             {"updated", r.updated},
             {"recoverableDays", s.recoverable_days},
             {"recoveryLevel", s.recovery_level}};
-  if (r.nbf) a["nbf"] = *r.nbf;
-  if (r.exp) a["exp"] = *r.exp;
+  if (r.nbf)
+    a["nbf"] = *r.nbf;
+  if (r.exp)
+    a["exp"] = *r.exp;
   return a;
 }
 
@@ -42,10 +48,13 @@ Json SecretJson(const Secret& s, const http::Request& req, bool with_version) {
     id += "/" + r.version;
   }
   Json j = {{"id", id}, {"attributes", Attributes(s)}};
-  if (s.value) j["value"] = *s.value;
-  if (!r.content_type.empty()) j["contentType"] = r.content_type;
+  if (s.value)
+    j["value"] = *s.value;
+  if (!r.content_type.empty())
+    j["contentType"] = r.content_type;
   auto tags = ParseJson(r.tags_json, 2);
-  if (tags && tags->is_object() && !tags->empty()) j["tags"] = *tags;
+  if (tags && tags->is_object() && !tags->empty())
+    j["tags"] = *tags;
   if (s.deleted) {
     j["recoveryId"] = Base(req) + "/deletedsecrets/" + r.name;
     j["deletedDate"] = s.deleted_date;
@@ -54,7 +63,9 @@ Json SecretJson(const Secret& s, const http::Request& req, bool with_version) {
   return j;
 }
 
-http::Response Ok(const Json& body) { return http::JsonResponse(200, ToJson(body)); }
+http::Response Ok(const Json& body) {
+  return http::JsonResponse(200, ToJson(body));
+}
 
 // Paging: `maxresults` 1-25 and an opaque `$skiptoken`.
 struct Paging {
@@ -116,8 +127,7 @@ Status TypeError(const std::string& field, const char* expected) {
 }
 
 // Reads nbf/exp: absent -> nullopt; null -> inner nullopt; integer -> value.
-Status ReadTime(const Json& attrs, const char* field,
-                std::optional<std::optional<int64_t>>& out) {
+Status ReadTime(const Json& attrs, const char* field, std::optional<std::optional<int64_t>>& out) {
   auto it = attrs.find(field);
   if (it == attrs.end()) {
     return OkStatus();
@@ -136,17 +146,21 @@ Status ReadTime(const Json& attrs, const char* field,
 // Fields shared by set and update.
 Status ReadCommon(const Json& body, SecretPatch& patch) {
   if (auto it = body.find("contentType"); it != body.end() && !it->is_null()) {
-    if (!it->is_string()) return TypeError("contentType", "a string");
+    if (!it->is_string())
+      return TypeError("contentType", "a string");
     patch.content_type = it->get<std::string>();
   }
   if (auto it = body.find("tags"); it != body.end() && !it->is_null()) {
-    if (!it->is_object()) return TypeError("tags", "an object of strings");
+    if (!it->is_object())
+      return TypeError("tags", "an object of strings");
     patch.tags_json = ToJson(*it);
   }
   if (auto it = body.find("attributes"); it != body.end() && !it->is_null()) {
-    if (!it->is_object()) return TypeError("attributes", "an object");
+    if (!it->is_object())
+      return TypeError("attributes", "an object");
     if (auto e = it->find("enabled"); e != it->end() && !e->is_null()) {
-      if (!e->is_boolean()) return TypeError("attributes.enabled", "a boolean");
+      if (!e->is_boolean())
+        return TypeError("attributes.enabled", "a boolean");
       patch.enabled = e->get<bool>();
     }
     RETURN_IF_ERROR(ReadTime(*it, "nbf", patch.nbf));
@@ -191,26 +205,31 @@ http::Response SecretsApi::Handle(const std::string& vault, const http::Request&
 
   // GET /secrets and GET /deletedsecrets (a trailing slash is tolerated).
   if ((secrets || deleted) && (seg.size() == 1 || (seg.size() == 2 && seg[1].empty()))) {
-    if (m != "GET") return method_not_allowed();
+    if (m != "GET")
+      return method_not_allowed();
     auto paging = ReadPaging(req);
-    if (!paging.ok()) return Error(paging.status());
+    if (!paging.ok())
+      return Error(paging.status());
     auto list = secrets ? service_.List(vault, paging->cursor, paging->limit)
                         : service_.ListDeleted(vault, paging->cursor, paging->limit);
-    if (!list.ok()) return Error(list.status());
-    return ListResponse(*list, req, secrets ? "/secrets" : "/deletedsecrets", paging->limit,
-                        false);
+    if (!list.ok())
+      return Error(list.status());
+    return ListResponse(*list, req, secrets ? "/secrets" : "/deletedsecrets", paging->limit, false);
   }
 
   if (secrets && seg.size() == 2 && seg[1] == "restore") {
-    if (m != "POST") return method_not_allowed();
+    if (m != "POST")
+      return method_not_allowed();
     auto body = ParseBody(req);
-    if (!body.ok()) return Error(body.status());
+    if (!body.ok())
+      return Error(body.status());
     auto it = body->find("value");
     if (it == body->end() || !it->is_string()) {
       return Error(TypeError("value", "a base64url string"));
     }
     auto blob = Base64UrlDecode(it->get<std::string>());
-    if (!blob) return Error(BadParameter("Property 'value' is not valid base64url."));
+    if (!blob)
+      return Error(BadParameter("Property 'value' is not valid base64url."));
     auto s = service_.Restore(vault, *blob);
     return s.ok() ? Ok(SecretJson(*s, req, true)) : Error(s.status());
   }
@@ -219,12 +238,15 @@ http::Response SecretsApi::Handle(const std::string& vault, const http::Request&
     const std::string& name = seg[1];
     if (m == "PUT") {
       auto body = ParseBody(req);
-      if (!body.ok()) return Error(body.status());
+      if (!body.ok())
+        return Error(body.status());
       auto v = body->find("value");
-      if (v == body->end() || !v->is_string()) return Error(TypeError("value", "a string"));
+      if (v == body->end() || !v->is_string())
+        return Error(TypeError("value", "a string"));
       SecretPatch common;
       Status read = ReadCommon(*body, common);
-      if (!read.ok()) return Error(read);
+      if (!read.ok())
+        return Error(read);
       SecretInput in;
       in.value = v->get<std::string>();
       in.content_type = common.content_type.value_or("");
@@ -250,15 +272,19 @@ http::Response SecretsApi::Handle(const std::string& vault, const http::Request&
     const std::string& name = seg[1];
     const std::string& third = seg[2];
     if (third == "versions") {
-      if (m != "GET") return method_not_allowed();
+      if (m != "GET")
+        return method_not_allowed();
       auto paging = ReadPaging(req);
-      if (!paging.ok()) return Error(paging.status());
+      if (!paging.ok())
+        return Error(paging.status());
       auto list = service_.ListVersions(vault, name, paging->cursor, paging->limit);
-      if (!list.ok()) return Error(list.status());
+      if (!list.ok())
+        return Error(list.status());
       return ListResponse(*list, req, "/secrets/" + name + "/versions", paging->limit, true);
     }
     if (third == "backup") {
-      if (m != "POST") return method_not_allowed();
+      if (m != "POST")
+        return method_not_allowed();
       auto blob = service_.Backup(vault, name);
       return blob.ok() ? Ok(Json{{"value", Base64UrlEncode(*blob)}}) : Error(blob.status());
     }
@@ -268,10 +294,12 @@ http::Response SecretsApi::Handle(const std::string& vault, const http::Request&
     }
     if (m == "PATCH") {
       auto body = ParseBody(req);
-      if (!body.ok()) return Error(body.status());
+      if (!body.ok())
+        return Error(body.status());
       SecretPatch patch;
       Status read = ReadCommon(*body, patch);
-      if (!read.ok()) return Error(read);
+      if (!read.ok())
+        return Error(read);
       auto s = service_.Update(vault, name, third, patch);
       return s.ok() ? Ok(SecretJson(*s, req, true)) : Error(s.status());
     }
@@ -286,7 +314,8 @@ http::Response SecretsApi::Handle(const std::string& vault, const http::Request&
     }
     if (m == "DELETE") {
       Status s = service_.Purge(vault, name);
-      if (!s.ok()) return Error(s);
+      if (!s.ok())
+        return Error(s);
       http::Response r;
       r.status = 204;
       return r;
@@ -295,7 +324,8 @@ http::Response SecretsApi::Handle(const std::string& vault, const http::Request&
   }
 
   if (deleted && seg.size() == 3 && seg[2] == "recover") {
-    if (m != "POST") return method_not_allowed();
+    if (m != "POST")
+      return method_not_allowed();
     auto s = service_.Recover(vault, seg[1]);
     return s.ok() ? Ok(SecretJson(*s, req, true)) : Error(s.status());
   }

@@ -84,8 +84,7 @@ TEST_F(SecretsApiTest, StatusCodesMatchKeyVault) {
 
 TEST_F(SecretsApiTest, PaginatesWithAbsoluteNextLinks) {
   for (int i = 0; i < 7; ++i) {
-    ASSERT_EQ(Call("PUT", "/secrets/s" + std::to_string(i) + "?api-version=7.3",
-                   R"({"value":"x"})")
+    ASSERT_EQ(Call("PUT", "/secrets/s" + std::to_string(i) + "?api-version=7.3", R"({"value":"x"})")
                   .status,
               200);
   }
@@ -155,8 +154,8 @@ TEST_F(SecretsApiTest, BackupRestoreRoundTrip) {
   ASSERT_TRUE(backup["value"].is_string());
   ASSERT_EQ(Call("DELETE", "/secrets/db?api-version=7.3").status, 200);
   ASSERT_EQ(Call("DELETE", "/deletedsecrets/db?api-version=7.3").status, 204);
-  auto restored = Call("POST", "/secrets/restore?api-version=7.3",
-                       ToJson(Json{{"value", backup["value"]}}));
+  auto restored =
+      Call("POST", "/secrets/restore?api-version=7.3", ToJson(Json{{"value", backup["value"]}}));
   EXPECT_EQ(restored.status, 200) << restored.body;
   EXPECT_EQ(J(Call("GET", "/secrets/db/?api-version=7.3"))["value"], "x");
 }

@@ -30,7 +30,9 @@ std::string RecoveryLevel(const VaultSettings& s) {
   return s.purge_protection ? level : level + "+Purgeable";
 }
 
-OpenVault::~OpenVault() { crypto::SecureWipe(data_key); }
+OpenVault::~OpenVault() {
+  crypto::SecureWipe(data_key);
+}
 
 VaultRegistry::VaultRegistry(storage::Store& store, const Envelope& envelope, const Clock& clock,
                              int64_t ttl_seconds)

@@ -16,8 +16,8 @@ http::Response ArmError(int status, const std::string& code, const std::string& 
 
 http::Response ArmError(const Status& s) {
   int status = http::HttpStatusFor(s.code()).http_status;
-  std::string code = s.reason().empty() ? (status == 400 ? "BadRequest" : "Conflict")
-                                        : std::string(s.reason());
+  std::string code =
+      s.reason().empty() ? (status == 400 ? "BadRequest" : "Conflict") : std::string(s.reason());
   return ArmError(status, code, std::string(s.message()));
 }
 
@@ -88,17 +88,12 @@ Json VaultManager::ToArm(const storage::VaultRecord& v) const {
   props["vaultUri"] = "https://" + AsciiLower(v.name) + config_.vault_host_suffix;
   props["provisioningState"] = "Succeeded";
   Json tags = ParseJson(v.tags_json).value_or(Json::object());
-  return Json{{"id", ResourceId(v)},
-              {"name", v.name},
-              {"type", "Microsoft.KeyVault/vaults"},
-              {"location", v.location},
-              {"tags", tags},
-              {"properties", props}};
+  return Json{{"id", ResourceId(v)},    {"name", v.name}, {"type", "Microsoft.KeyVault/vaults"},
+              {"location", v.location}, {"tags", tags},   {"properties", props}};
 }
 
 StatusOr<std::pair<storage::VaultRecord, bool>> VaultManager::CreateOrUpdate(
-    const std::string& resource_group, const std::string& name, const Json& body,
-    bool replace) {
+    const std::string& resource_group, const std::string& name, const Json& body, bool replace) {
   RETURN_IF_ERROR(keyvault::ValidateVaultName(name));
   if (!ValidResourceGroup(resource_group)) {
     return BadRequest("Resource group name '" + resource_group + "' is invalid.",
@@ -176,8 +171,7 @@ StatusOr<std::pair<storage::VaultRecord, bool>> VaultManager::CreateOrUpdate(
       return BadRequest("properties.enablePurgeProtection must be a boolean.");
     }
     if (old_purge && !it->get<bool>()) {
-      return BadRequest(
-          "Purge protection cannot be disabled once it has been enabled on a vault.");
+      return BadRequest("Purge protection cannot be disabled once it has been enabled on a vault.");
     }
     purge = purge || it->get<bool>();
   }
@@ -200,9 +194,8 @@ StatusOr<std::pair<storage::VaultRecord, bool>> VaultManager::CreateOrUpdate(
     RETURN_IF_ERROR(ValidateAccessPolicies(*it));
     props["accessPolicies"] = *it;
   } else if (!props.contains("accessPolicies")) {
-    props["accessPolicies"] = old.is_object() && old.contains("accessPolicies")
-                                  ? old["accessPolicies"]
-                                  : Json::array();
+    props["accessPolicies"] =
+        old.is_object() && old.contains("accessPolicies") ? old["accessPolicies"] : Json::array();
   }
   // Tags and location.
   Json tags = create ? Json::object() : ParseJson(existing->tags_json).value_or(Json::object());
@@ -260,7 +253,8 @@ std::optional<http::Response> VaultManager::Handle(const http::Request& req) {
                EqualsIgnoreCase(seg[4], "providers") &&
                EqualsIgnoreCase(seg[5], "Microsoft.KeyVault") && EqualsIgnoreCase(seg[6], "vaults");
   bool by_sub = seg.size() == 5 && EqualsIgnoreCase(seg[2], "providers") &&
-                EqualsIgnoreCase(seg[3], "Microsoft.KeyVault") && EqualsIgnoreCase(seg[4], "vaults");
+                EqualsIgnoreCase(seg[3], "Microsoft.KeyVault") &&
+                EqualsIgnoreCase(seg[4], "vaults");
   if (!(by_rg && seg.size() <= 8) && !by_sub) {
     return std::nullopt;
   }
@@ -297,8 +291,8 @@ std::optional<http::Response> VaultManager::Handle(const http::Request& req) {
   const std::string& name = seg[7];
   auto not_found = [&] {
     return ArmError(404, "ResourceNotFound",
-                    "The Resource 'Microsoft.KeyVault/vaults/" + name +
-                        "' under resource group '" + rg + "' was not found.");
+                    "The Resource 'Microsoft.KeyVault/vaults/" + name + "' under resource group '" +
+                        rg + "' was not found.");
   };
   if (m == "GET" || m == "DELETE") {
     auto v = store_.GetVault(name);

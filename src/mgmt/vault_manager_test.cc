@@ -65,8 +65,8 @@ TEST_F(VaultManagerTest, CreateGetListDelete) {
   EXPECT_EQ(Call("PUT", Path("kv1"), R"({"properties":{"softDeleteRetentionInDays":7}})").status,
             200);
   EXPECT_EQ(Call("GET", Path("KV1")).status, 200);
-  auto list = *ParseJson(
-      Call("GET", "/subscriptions/sub1/providers/Microsoft.KeyVault/vaults").body);
+  auto list =
+      *ParseJson(Call("GET", "/subscriptions/sub1/providers/Microsoft.KeyVault/vaults").body);
   EXPECT_EQ(list["value"].size(), 1u);
   auto other_rg = *ParseJson(
       Call("GET", "/subscriptions/sub1/resourceGroups/rg2/providers/Microsoft.KeyVault/vaults")

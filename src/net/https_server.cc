@@ -161,8 +161,8 @@ class Session : public std::enable_shared_from_this<Session> {
     if (!parsed.ok()) {
       return Send(http::ErrorResponse(parsed), true);
     }
-    bool has_body = parser_->chunked() ||
-                    (parser_->content_length() && *parser_->content_length() > 0);
+    bool has_body =
+        parser_->chunked() || (parser_->content_length() && *parser_->content_length() > 0);
     if (auto early = server_.RunHeadHook(request_)) {
       // SECURITY: the body of an unauthenticated request is never read. If
       // one was announced, the connection cannot be reused.
@@ -313,17 +313,17 @@ Status HttpsServer::Impl::Init() {
 }
 
 void HttpsServer::Impl::DoAccept(tcp::acceptor& acceptor) {
-  acceptor.async_accept(asio::make_strand(ioc_), [this, &acceptor](beast::error_code ec,
-                                                                    tcp::socket socket) {
-    if (stopped_) {
-      return;
-    }
-    if (!ec) {
-      socket.set_option(tcp::no_delay(true), ec);
-      std::make_shared<Session>(std::move(socket), *this)->Run();
-    }
-    DoAccept(acceptor);
-  });
+  acceptor.async_accept(asio::make_strand(ioc_),
+                        [this, &acceptor](beast::error_code ec, tcp::socket socket) {
+                          if (stopped_) {
+                            return;
+                          }
+                          if (!ec) {
+                            socket.set_option(tcp::no_delay(true), ec);
+                            std::make_shared<Session>(std::move(socket), *this)->Run();
+                          }
+                          DoAccept(acceptor);
+                        });
 }
 
 void HttpsServer::Impl::Start() {
@@ -348,11 +348,12 @@ void HttpsServer::Impl::Stop() {
 
 HttpsServer::HttpsServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
-HttpsServer::~HttpsServer() { impl_->Stop(); }
+HttpsServer::~HttpsServer() {
+  impl_->Stop();
+}
 
-StatusOr<std::unique_ptr<HttpsServer>> HttpsServer::Create(ServerOptions options,
-                                                           Handler handler, HeadHook head_hook,
-                                                           FastPath fast_path) {
+StatusOr<std::unique_ptr<HttpsServer>> HttpsServer::Create(ServerOptions options, Handler handler,
+                                                           HeadHook head_hook, FastPath fast_path) {
   if (options.io_threads < 1 || options.worker_threads < 1) {
     return InvalidArgumentError("thread counts must be at least 1");
   }
@@ -362,8 +363,14 @@ StatusOr<std::unique_ptr<HttpsServer>> HttpsServer::Create(ServerOptions options
   return std::unique_ptr<HttpsServer>(new HttpsServer(std::move(impl)));
 }
 
-uint16_t HttpsServer::port() const { return impl_->port(); }
-void HttpsServer::Start() { impl_->Start(); }
-void HttpsServer::Stop() { impl_->Stop(); }
+uint16_t HttpsServer::port() const {
+  return impl_->port();
+}
+void HttpsServer::Start() {
+  impl_->Start();
+}
+void HttpsServer::Stop() {
+  impl_->Stop();
+}
 
 }  // namespace coffer::net

@@ -43,8 +43,7 @@ StatusOr<Caller> Authenticator::Authenticate(std::string_view authorization,
   auto principal = store_.GetPrincipal(verified.object_id());
   if (!principal.ok()) {
     if (principal.status().code() == StatusCode::kNotFound) {
-      return UnauthenticatedError("the access token's principal no longer exists",
-                                  "Unauthorized");
+      return UnauthenticatedError("the access token's principal no longer exists", "Unauthorized");
     }
     return principal.status();
   }

@@ -84,16 +84,15 @@ Status CofferServer::Bootstrap() {
       if (existing.status().code() != StatusCode::kNotFound) {
         return existing.status();
       }
-      Json body = {{"location", "local"},
-                   {"properties", {{"softDeleteRetentionInDays", 7}}}};
+      Json body = {{"location", "local"}, {"properties", {{"softDeleteRetentionInDays", 7}}}};
       auto created = vault_manager_->CreateOrUpdate(kDevResourceGroup, kDevVault, body, true);
       if (!created.ok()) {
         return created.status();
       }
       COFFER_LOG(kInfo) << "created vault '" << kDevVault << "'";
     }
-    info_.vault_url = "https://" + std::string(kDevVault) + "." + AsciiLower(config_.dns_suffix) +
-                      port_suffix_;
+    info_.vault_url =
+        "https://" + std::string(kDevVault) + "." + AsciiLower(config_.dns_suffix) + port_suffix_;
   }
 
   std::ostringstream out;

@@ -18,7 +18,9 @@ StatusOr<std::unique_ptr<CofferServer>> CofferServer::Create(ServerConfig config
   return server;
 }
 
-CofferServer::~CofferServer() { Stop(); }
+CofferServer::~CofferServer() {
+  Stop();
+}
 
 Status CofferServer::Init() {
   const std::string& dir = config_.data_dir;
@@ -38,8 +40,7 @@ Status CofferServer::Init() {
   options.private_key_pem = tls.private_key_pem;
   crypto::SecureWipe(tls.private_key_pem);
   ASSIGN_OR_RETURN(https_, net::HttpsServer::Create(
-                               std::move(options),
-                               [this](http::Request& r) { return Route(r); },
+                               std::move(options), [this](http::Request& r) { return Route(r); },
                                [this](const http::Request& r) { return Head(r); },
                                [this](http::Request& r) { return Fast(r); }));
   port_ = https_->port();
@@ -79,8 +80,8 @@ Status CofferServer::Init() {
   ts.resources = {vault_resource_, authority, "https://management.azure.com",
                   "https://management.core.windows.net"};
   token_service_ = std::make_unique<auth::TokenService>(ts, *directory_, *keys_, clock_);
-  verifier_ = std::make_unique<auth::TokenVerifier>(*keys_, clock_, token_service_->Issuers(),
-                                                    *tenant);
+  verifier_ =
+      std::make_unique<auth::TokenVerifier>(*keys_, clock_, token_service_->Issuers(), *tenant);
   authenticator_ = std::make_unique<Authenticator>(*verifier_, *store_, clock_);
 
   registry_ = std::make_unique<keyvault::VaultRegistry>(*store_, *envelope_, clock_);
@@ -156,8 +157,7 @@ http::Response CofferServer::Challenge(const Status& why) const {
   http::Response r = http::ErrorResponse(why);
   r.status = 401;
   r.SetHeader("WWW-Authenticate", "Bearer authorization=\"" + info_.authority_host + "/" +
-                                      info_.tenant_id + "\", resource=\"" + vault_resource_ +
-                                      "\"");
+                                      info_.tenant_id + "\", resource=\"" + vault_resource_ + "\"");
   return r;
 }
 
@@ -165,9 +165,8 @@ std::optional<http::Response> CofferServer::Head(const http::Request& request) {
   // Clients probe with an unauthenticated, bodiless request first; answer
   // it with the challenge before looking at path or body.
   if (!VaultFromHost(request.host).empty() && request.Header("authorization").empty()) {
-    return Challenge(
-        UnauthenticatedError("AKV10000: Request is missing a Bearer or PoP token.",
-                             "Unauthorized"));
+    return Challenge(UnauthenticatedError("AKV10000: Request is missing a Bearer or PoP token.",
+                                          "Unauthorized"));
   }
   return std::nullopt;
 }
@@ -201,8 +200,8 @@ http::Response CofferServer::Route(http::Request& request) {
   http::Response response =
       vault.empty() ? AuthorityRequest(request) : VaultRequest(vault, request);
   COFFER_LOG(kDebug) << request.method << " " << request.host << " /"
-                    << (request.segments.empty() ? "" : request.segments[0]) << " -> "
-                    << response.status;
+                     << (request.segments.empty() ? "" : request.segments[0]) << " -> "
+                     << response.status;
   return response;
 }
 
@@ -218,8 +217,8 @@ http::Response CofferServer::VaultRequest(const std::string& vault, http::Reques
   // administrators only, until access policies and RBAC are enforced.
   if (!IsAdmin(caller->object_id)) {
     return http::ErrorResponse(PermissionDeniedError(
-        "Caller is not authorized to perform action on resource. Caller: appid=" +
-            caller->app_id + ";oid=" + caller->object_id + ". Vault: " + vault +
+        "Caller is not authorized to perform action on resource. Caller: appid=" + caller->app_id +
+            ";oid=" + caller->object_id + ". Vault: " + vault +
             ". Authorization model: tenant administrators only.",
         "Forbidden"));
   }
@@ -241,27 +240,28 @@ http::Response CofferServer::AuthorityRequest(http::Request& request) {
                     {{"code", "InvalidAuthenticationToken"},
                      {"message", std::string(caller.status().message())}}}};
       http::Response r = http::JsonResponse(401, ToJson(body));
-      r.SetHeader("WWW-Authenticate", "Bearer authorization_uri=\"" + info_.authority_host +
-                                          "/" + info_.tenant_id + "\", error=\"invalid_token\"");
+      r.SetHeader("WWW-Authenticate", "Bearer authorization_uri=\"" + info_.authority_host + "/" +
+                                          info_.tenant_id + "\", error=\"invalid_token\"");
       return r;
     }
     if (!IsAdmin(caller->object_id)) {
-      Json body = {{"error",
-                    {{"code", "AuthorizationFailed"},
-                     {"message", "The client '" + caller->app_id + "' with object id '" +
-                                     caller->object_id +
-                                     "' does not have authorization to perform this action "
-                                     "over scope '/" + seg[0] + "/" +
-                                     (seg.size() > 1 ? seg[1] : "") + "'."}}}};
+      Json body = {
+          {"error",
+           {{"code", "AuthorizationFailed"},
+            {"message", "The client '" + caller->app_id + "' with object id '" + caller->object_id +
+                            "' does not have authorization to perform this action "
+                            "over scope '/" +
+                            seg[0] + "/" + (seg.size() > 1 ? seg[1] : "") + "'."}}}};
       return http::JsonResponse(403, ToJson(body));
     }
     if (auto r = vault_manager_->Handle(request)) {
       return *r;
     }
   }
-  Json body = {{"error",
-                {{"code", "NotFound"}, {"message", "No route for " + request.method + " " +
-                                                       request.target.substr(0, 200)}}}};
+  Json body = {
+      {"error",
+       {{"code", "NotFound"},
+        {"message", "No route for " + request.method + " " + request.target.substr(0, 200)}}}};
   return http::JsonResponse(404, ToJson(body));
 }
 

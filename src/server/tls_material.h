@@ -8,7 +8,7 @@
 namespace coffer::server {
 
 struct TlsMaterial {
-  std::string ca_path;               // PEM of the local CA, for clients to trust
+  std::string ca_path;                // PEM of the local CA, for clients to trust
   std::string certificate_chain_pem;  // server certificate followed by the CA
   std::string private_key_pem;
 };

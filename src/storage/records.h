@@ -36,8 +36,8 @@ struct VaultRecord {
   std::string resource_group;
   std::string location;
   std::string tenant_id;
-  std::string properties_json;  // ARM `properties` as last written (without vaultUri)
-  std::string tags_json;        // ARM `tags`
+  std::string properties_json;   // ARM `properties` as last written (without vaultUri)
+  std::string tags_json;         // ARM `tags`
   std::string wrapped_data_key;  // per-vault data key sealed by the master key
   int64_t created = 0;
   int64_t updated = 0;

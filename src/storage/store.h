@@ -61,8 +61,7 @@ class Store {
   virtual Status AddSecretVersion(const std::string& vault, const SecretVersionRecord& rec) = 0;
   // Replaces the mutable attributes (content type, tags, enabled, nbf, exp,
   // updated) of one version of a live secret. kNotFound if absent.
-  virtual Status UpdateSecretVersion(const std::string& vault,
-                                     const SecretVersionRecord& rec) = 0;
+  virtual Status UpdateSecretVersion(const std::string& vault, const SecretVersionRecord& rec) = 0;
   // `version` empty means the latest. Finds live secrets only unless
   // `include_deleted`. kNotFound if absent.
   virtual StatusOr<SecretView> GetSecret(const std::string& vault, const std::string& name,

@@ -23,7 +23,9 @@ struct Backend {
   Factory make;
 };
 
-void PrintTo(const Backend& b, std::ostream* os) { *os << b.name; }
+void PrintTo(const Backend& b, std::ostream* os) {
+  *os << b.name;
+}
 
 class StoreConformance : public ::testing::TestWithParam<Backend> {
  protected:
@@ -134,8 +136,7 @@ TEST_P(StoreConformance, UpdateChangesAttributesOnly) {
   EXPECT_EQ(got->version.tags_json, R"({"k":"v"})");
   EXPECT_EQ(got->version.sealed_value, "sealed:v1");
   EXPECT_EQ(got->version.updated, 200);
-  EXPECT_EQ(store_->UpdateSecretVersion("main", Version("a", "zz")).code(),
-            StatusCode::kNotFound);
+  EXPECT_EQ(store_->UpdateSecretVersion("main", Version("a", "zz")).code(), StatusCode::kNotFound);
 }
 
 TEST_P(StoreConformance, ListingPagesInNameOrderWithoutValues) {
@@ -177,8 +178,7 @@ TEST_P(StoreConformance, VersionListingPages) {
   auto p2 = store_->ListSecretVersions("main", "a", p1->next_cursor, 3);
   EXPECT_EQ(p2->items.size(), 2u);
   EXPECT_TRUE(p2->next_cursor.empty());
-  EXPECT_EQ(store_->ListSecretVersions("main", "b", "", 3).status().code(),
-            StatusCode::kNotFound);
+  EXPECT_EQ(store_->ListSecretVersions("main", "b", "", 3).status().code(), StatusCode::kNotFound);
 }
 
 TEST_P(StoreConformance, SoftDeleteRecoverAndPurge) {
@@ -274,18 +274,18 @@ TEST_P(StoreConformance, ConcurrentWritersAllLand) {
 
 INSTANTIATE_TEST_SUITE_P(
     Backends, StoreConformance,
-    ::testing::Values(
-        Backend{"Memory", [](const std::string&) { return std::make_unique<MemoryStore>(); }},
-        Backend{"Sqlite",
-                [](const std::string& dir) -> std::unique_ptr<Store> {
-                  auto s = SqliteStore::Open(dir + "/coffer.db");
-                  return s.ok() ? std::move(s).value() : nullptr;
-                }}),
+    ::testing::Values(Backend{"Memory",
+                              [](const std::string&) { return std::make_unique<MemoryStore>(); }},
+                      Backend{"Sqlite",
+                              [](const std::string& dir) -> std::unique_ptr<Store> {
+                                auto s = SqliteStore::Open(dir + "/coffer.db");
+                                return s.ok() ? std::move(s).value() : nullptr;
+                              }}),
     [](const auto& param_info) { return param_info.param.name; });
 
 TEST(SqliteStore, DataSurvivesReopen) {
-  auto dir = std::filesystem::temp_directory_path() /
-             ("coffer-reopen-" + std::to_string(::getpid()));
+  auto dir =
+      std::filesystem::temp_directory_path() / ("coffer-reopen-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   std::string path = (dir / "coffer.db").string();
   {
@@ -305,8 +305,8 @@ TEST(SqliteStore, DataSurvivesReopen) {
 }
 
 TEST(SqliteStore, RejectsAFileThatIsNotADatabase) {
-  auto dir = std::filesystem::temp_directory_path() /
-             ("coffer-garbage-" + std::to_string(::getpid()));
+  auto dir =
+      std::filesystem::temp_directory_path() / ("coffer-garbage-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   std::string path = (dir / "coffer.db").string();
   FILE* f = std::fopen(path.c_str(), "wb");

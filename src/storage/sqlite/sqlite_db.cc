@@ -4,7 +4,9 @@
 
 namespace coffer::storage {
 
-Stmt::~Stmt() { sqlite3_finalize(stmt_); }
+Stmt::~Stmt() {
+  sqlite3_finalize(stmt_);
+}
 
 Stmt& Stmt::Bind(int index, std::string_view text) {
   sqlite3_bind_text(stmt_, index, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT);
@@ -85,7 +87,9 @@ std::string Stmt::Blob(int column) const {
   return p == nullptr ? std::string() : std::string(static_cast<const char*>(p), n);
 }
 
-int64_t Stmt::Int(int column) const { return sqlite3_column_int64(stmt_, column); }
+int64_t Stmt::Int(int column) const {
+  return sqlite3_column_int64(stmt_, column);
+}
 
 std::optional<int64_t> Stmt::OptInt(int column) const {
   if (sqlite3_column_type(stmt_, column) == SQLITE_NULL) {
@@ -144,7 +148,9 @@ Status Db::ExecScript(const std::string& sql) {
   return OkStatus();
 }
 
-int Db::Changes() const { return sqlite3_changes(db_); }
+int Db::Changes() const {
+  return sqlite3_changes(db_);
+}
 
 void Db::ResetAll() {
   for (auto& [sql, stmt] : cache_) {

@@ -315,7 +315,8 @@ Status RemoveSecret(Db& db, const std::string& vault_key, const std::string& nam
                    db.Prepare("DELETE FROM secret_versions WHERE vault_key = ? AND name_key = ?"));
   v->Bind(1, vault_key).Bind(2, name_key);
   RETURN_IF_ERROR(v->Exec());
-  ASSIGN_OR_RETURN(Stmt * s, db.Prepare("DELETE FROM secrets WHERE vault_key = ? AND name_key = ?"));
+  ASSIGN_OR_RETURN(Stmt * s,
+                   db.Prepare("DELETE FROM secrets WHERE vault_key = ? AND name_key = ?"));
   s->Bind(1, vault_key).Bind(2, name_key);
   return s->Exec();
 }

@@ -71,8 +71,7 @@ Status SqliteStore::Init() {
     return DataLossError("database schema version " + std::to_string(user_version) +
                          " is newer than this server supports");
   }
-  RETURN_IF_ERROR(writer_db_->ExecScript(std::string("BEGIN;") + kSchema +
-                                         "PRAGMA user_version=" +
+  RETURN_IF_ERROR(writer_db_->ExecScript(std::string("BEGIN;") + kSchema + "PRAGMA user_version=" +
                                          std::to_string(kSchemaVersion) + ";COMMIT;"));
   writer_thread_ = std::thread([this] { WriterLoop(); });
   return OkStatus();
@@ -206,8 +205,9 @@ StatusOr<std::optional<std::string>> SqliteStore::GetMeta(const std::string& key
 
 Status SqliteStore::PutMeta(const std::string& key, const std::string& value) {
   return Write([&](Db& db) -> Status {
-    ASSIGN_OR_RETURN(Stmt * st, db.Prepare("INSERT INTO meta(key, value) VALUES(?, ?) "
-                                           "ON CONFLICT(key) DO UPDATE SET value = excluded.value"));
+    ASSIGN_OR_RETURN(Stmt * st,
+                     db.Prepare("INSERT INTO meta(key, value) VALUES(?, ?) "
+                                "ON CONFLICT(key) DO UPDATE SET value = excluded.value"));
     st->Bind(1, key).Bind(2, value);
     return st->Exec();
   });
@@ -261,8 +261,7 @@ StatusOr<PrincipalRecord> SqliteStore::GetPrincipalByAppId(const std::string& ap
 StatusOr<PrincipalRecord> SqliteStore::GetPrincipal(const std::string& object_id) {
   std::optional<PrincipalRecord> out;
   RETURN_IF_ERROR(Read([&](Db& db) -> Status {
-    ASSIGN_OR_RETURN(Stmt * st,
-                     db.Prepare(std::string(kPrincipalColumns) + "WHERE object_id = ?"));
+    ASSIGN_OR_RETURN(Stmt * st, db.Prepare(std::string(kPrincipalColumns) + "WHERE object_id = ?"));
     st->Bind(1, object_id);
     ASSIGN_OR_RETURN(bool row, st->Step());
     if (row) {
@@ -357,7 +356,7 @@ constexpr char kVaultColumns[] =
 
 VaultRecord ReadVault(const Stmt& st) {
   return VaultRecord{st.Text(0), st.Text(1), st.Text(2), st.Text(3), st.Text(4),
-                     st.Text(5), st.Text(6), st.Blob(7), st.Int(8), st.Int(9)};
+                     st.Text(5), st.Text(6), st.Blob(7), st.Int(8),  st.Int(9)};
 }
 
 }  // namespace

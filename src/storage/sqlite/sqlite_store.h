@@ -58,10 +58,10 @@ class SqliteStore final : public Store {
                                    const std::string& cursor, int limit) override;
   StatusOr<VersionPage> ListSecretVersions(const std::string& vault, const std::string& name,
                                            const std::string& cursor, int limit) override;
-  StatusOr<std::vector<SecretVersionRecord>> GetAllSecretVersions(
-      const std::string& vault, const std::string& name) override;
-  Status MarkSecretDeleted(const std::string& vault, const std::string& name,
-                           int64_t deleted_date, int64_t scheduled_purge_date) override;
+  StatusOr<std::vector<SecretVersionRecord>> GetAllSecretVersions(const std::string& vault,
+                                                                  const std::string& name) override;
+  Status MarkSecretDeleted(const std::string& vault, const std::string& name, int64_t deleted_date,
+                           int64_t scheduled_purge_date) override;
   Status RecoverSecret(const std::string& vault, const std::string& name) override;
   Status PurgeSecret(const std::string& vault, const std::string& name) override;
   StatusOr<int> PurgeExpiredSecrets(int64_t now) override;
