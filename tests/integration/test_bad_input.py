@@ -12,7 +12,7 @@ import subprocess
 import time
 import uuid
 
-from harness import KV_API, ServerTestCase, b64url, jwt_parts, new_rsa_key
+from harness import KV_API, ServerTestCase, b64url, jwt_parts, kid_for_key, new_rsa_key
 
 VAULTS = "/providers/Microsoft.KeyVault/vaults"
 
@@ -155,6 +155,7 @@ class ForgedTokenTests(ServerTestCase):
         self.assertNotIn(b"guarded-value", r.body)
 
     def test_the_forging_helper_itself_produces_an_accepted_token(self):
+        self.assertEqual(self.header["kid"], kid_for_key(self.srv.signing_key_path))
         r = self.srv.kv("GET", "/secrets/guarded", token=self.srv.forge_token())
         self.assertEqual(r.status, 200, r)
 
@@ -207,6 +208,10 @@ class ForgedTokenTests(ServerTestCase):
         self.assertRejected(self.srv.forge_token(header_changes={"kid": "AAAAAAAAAAAAAAAAAAAA"}),
                             "unknown kid")
         self.assertRejected(self.srv.forge_token(header_changes={"kid": None}), "no kid")
+        own_kid = kid_for_key(self.other_key)
+        self.assertRejected(self.srv.forge_token(header_changes={"kid": own_kid},
+                                                 key_path=self.other_key),
+                            "another key under its own kid")
 
     def test_expired_token_gets_401(self):
         tok = self.srv.forge_token(claim_changes={"exp": self.now - 300, "nbf": self.now - 3600,
@@ -513,6 +518,14 @@ class TransportTests(ServerTestCase):
         self.assertEqual(json.loads(parsed[2])["error"]["code"], "RequestHeaderFieldsTooLarge")
         self.assertServing()
 
+    def test_request_target_over_16_kib_gets_431(self):
+        data, _, ended = self.raw_exchange(
+            self.head("GET", f"/secrets/{'a' * 20000}?api-version={KV_API}"))
+        parsed = parse_raw_response(data)
+        self.assertIsNotNone(parsed, f"no response ({ended})")
+        self.assertIn(parsed[0], (414, 431), data[:400])
+        self.assertServing()
+
     def test_many_small_headers_over_16_kib_get_431(self):
         extra = "".join(f"X-H{i}: {'b' * 100}\r\n" for i in range(200))
         data, _, ended = self.raw_exchange(self.head("GET", f"/secrets?api-version={KV_API}",
@@ -614,7 +627,7 @@ class TransportTests(ServerTestCase):
                 socks.append(self.srv.tls_socket())
             t0 = time.monotonic()
             self.assertServing()
-            self.assertLess(time.monotonic() - t0, 2)
+            self.assertLess(time.monotonic() - t0, 5)
         finally:
             for sk in socks:
                 sk.close()

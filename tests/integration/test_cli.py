@@ -39,25 +39,40 @@ class CliTestCase(ServerTestCase):
         return self.ok("secret", *args)
 
 
-class NewcomerTourTests(CliTestCase):
-    """The steps a newcomer takes after `coffer server --dev`, in order."""
+class ReadmeTourTests(CliTestCase):
+    """README.md "A quick tour", CLI steps in order (the SDK steps live in tests/sdk-*)."""
 
-    def test_tour_set_show_list_update_delete_recover_works_end_to_end(self):
+    def test_readme_tour_set_show_list_then_create_and_list_vaults(self):
         dev = ("--vault-name", "dev")
-        vaults = self.ok("list")
-        self.assertIn("dev", [v["name"] for v in vaults])
-        created = self.secret("set", *dev, "--name", "db-password", "--value", "s3cret!")
-        self.assertEqual(created["value"], "s3cret!")
-        self.assertEqual(self.secret("show", *dev, "--name", "db-password")["value"], "s3cret!")
-        self.assertEqual([i["id"].rsplit("/", 1)[1] for i in self.secret("list", *dev)],
-                         ["db-password"])
-        self.secret("set", *dev, "--name", "db-password", "--value", "rotated")
-        self.assertEqual(len(self.secret("list-versions", *dev, "--name", "db-password")), 2)
-        self.assertEqual(self.secret("show", *dev, "--name", "db-password")["value"], "rotated")
-        self.secret("delete", *dev, "--name", "db-password")
-        self.fails("SecretNotFound", "secret", "show", *dev, "--name", "db-password")
-        self.secret("recover", *dev, "--name", "db-password")
-        self.assertEqual(self.secret("show", *dev, "--name", "db-password")["value"], "rotated")
+        created = self.secret("set", *dev, "--name", "db-password", "--value", "correct horse")
+        self.assertEqual(created["value"], "correct horse")
+        self.assertRegex(created["id"], r"^https://dev\.vault\.localhost:%d/secrets/db-password/"
+                                        r"[0-9a-f]{32}$" % self.srv.port)
+        self.assertEqual(self.secret("show", *dev, "--name", "db-password")["value"],
+                         "correct horse")
+        listed = {i["id"]: i for i in self.secret("list", *dev)}
+        item = listed.get(f"https://dev.vault.localhost:{self.srv.port}/secrets/db-password")
+        self.assertIsNotNone(item, list(listed))
+        self.assertNotIn("value", item)
+
+        vault = self.ok("create", "--name", "team-a", "--resource-group", RG,
+                        "--retention-days", "30")
+        self.assertEqual(vault["name"], "team-a")
+        self.assertEqual(vault["properties"]["softDeleteRetentionInDays"], 30)
+        self.assertEqual(vault["properties"]["vaultUri"],
+                         f"https://team-a.vault.localhost:{self.srv.port}/")
+        self.assertTrue({"dev", "team-a"} <= {v["name"] for v in self.ok("list")})
+
+    def test_newcomer_rotates_deletes_and_recovers_a_secret(self):
+        dev = ("--vault-name", "dev")
+        self.secret("set", *dev, "--name", "api-key", "--value", "first")
+        self.secret("set", *dev, "--name", "api-key", "--value", "rotated")
+        self.assertEqual(len(self.secret("list-versions", *dev, "--name", "api-key")), 2)
+        self.assertEqual(self.secret("show", *dev, "--name", "api-key")["value"], "rotated")
+        self.secret("delete", *dev, "--name", "api-key")
+        self.fails("SecretNotFound", "secret", "show", *dev, "--name", "api-key")
+        self.secret("recover", *dev, "--name", "api-key")
+        self.assertEqual(self.secret("show", *dev, "--name", "api-key")["value"], "rotated")
 
 
 class VaultCommandTests(CliTestCase):

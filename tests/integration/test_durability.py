@@ -147,6 +147,87 @@ class CrashDurabilityTests(unittest.TestCase):
         self.assertEqual(bad, [], "PUTs answered before the kill were not all 200")
 
 
+class MixedFailureLoadTests(unittest.TestCase):
+
+    def test_failing_writes_grouped_with_good_ones_neither_undo_nor_leak_into_them(self):
+        """Writes are committed in groups; a write that fails inside a group (409 on a
+        soft-deleted name, 404 deleting a missing secret) must not disturb the others."""
+        srv = start_server(self)
+        token = srv.token(srv.vault_resource)
+        self.assertEqual(srv.kv("PUT", "/secrets/tombstone", {"value": "buried"}).status, 200)
+        self.assertEqual(srv.kv("DELETE", "/secrets/tombstone").status, 200)
+        deleted_before = srv.kv("GET", "/deletedsecrets/tombstone").json()
+        acked = {}
+        unexpected = []
+        lock = threading.Lock()
+        stop = threading.Event()
+
+        def good(t):
+            conn = srv.connection()
+            i = 0
+            try:
+                while not stop.is_set():
+                    name, value = f"good{t}-{i}", secrets.token_hex(12)
+                    r = srv.send(conn, "PUT", f"/secrets/{name}?api-version={KV_API}",
+                                 {"value": value}, {"Authorization": "Bearer " + token})
+                    with lock:
+                        if r.status == 200:
+                            acked[name] = value
+                        else:
+                            unexpected.append((name, r.status, r.body[:200]))
+                    i += 1
+            finally:
+                conn.close()
+
+        def bad(t):
+            conn = srv.connection()
+            i = 0
+            try:
+                while not stop.is_set():
+                    if t % 2:
+                        r = srv.send(conn, "PUT", f"/secrets/tombstone?api-version={KV_API}",
+                                     {"value": f"intruder-{t}-{i}"},
+                                     {"Authorization": "Bearer " + token})
+                        expected = 409
+                    else:
+                        r = srv.send(conn, "DELETE",
+                                     f"/secrets/missing{t}-{i}?api-version={KV_API}",
+                                     headers={"Authorization": "Bearer " + token})
+                        expected = 404
+                    if r.status != expected:
+                        with lock:
+                            unexpected.append(("bad", r.status, r.body[:200]))
+                    i += 1
+            finally:
+                conn.close()
+
+        threads = ([threading.Thread(target=good, args=(t,)) for t in range(8)] +
+                   [threading.Thread(target=bad, args=(t,)) for t in range(8)])
+        for t in threads:
+            t.start()
+        time.sleep(1.5)
+        stop.set()
+        for t in threads:
+            t.join(timeout=30)
+        self.assertEqual(unexpected[:5], [])
+        self.assertGreater(len(acked), 8)
+        srv.kill()
+        srv.start()
+
+        got = fetch_values(srv, acked)
+        self.assertEqual({n for n in acked if got[n].status != 200}, set(),
+                         "acknowledged writes were lost")
+        self.assertEqual({n for n in acked if got[n].json().get("value") != acked[n]}, set())
+        listed = {item["id"].split("/")[4] for item in list_all(srv, "/secrets")}
+        self.assertEqual(listed, set(acked), "listing differs from the acknowledged writes")
+        self.assertEqual(srv.kv("GET", "/secrets/tombstone").status, 404)
+        self.assertEqual(srv.kv("GET", "/deletedsecrets/tombstone").json(), deleted_before)
+        self.assertEqual(srv.kv("POST", "/deletedsecrets/tombstone/recover").status, 200)
+        versions = srv.kv("GET", "/secrets/tombstone/versions").json()["value"]
+        self.assertEqual(len(versions), 1, "a refused PUT left a version behind")
+        self.assertEqual(srv.kv("GET", "/secrets/tombstone").json()["value"], "buried")
+
+
 class ReadAfterWriteTests(ServerTestCase):
     """Reads (which the server may answer from an in-memory cache) always reflect every write
     that was acknowledged before the read was sent."""
