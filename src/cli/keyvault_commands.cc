@@ -32,6 +32,24 @@ constexpr char kKvApiVersion[] = "7.5";
   std::exit(2);
 }
 
+bool IsValidUtf8(const std::string& s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    auto c = static_cast<unsigned char>(s[i]);
+    size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
+    if (n == 0 || i + n > s.size()) {
+      return false;
+    }
+    for (size_t k = 1; k < n; ++k) {
+      if ((static_cast<unsigned char>(s[i + k]) >> 6) != 0x2) {
+        return false;
+      }
+    }
+    i += n;
+  }
+  return true;
+}
+
 void Print(const Json& j) {
   std::cout << j.dump(2, ' ', false, Json::error_handler_t::replace) << "\n";
 }
@@ -197,6 +215,63 @@ void AddVaultCommands(CLI::App& kv) {
       Print(list.value("value", Json::array()));
     });
   }
+  // list-deleted
+  {
+    auto* cmd = kv.add_subcommand("list-deleted", "List soft-deleted vaults");
+    cmd->callback([] {
+      auto c = MakeClient();
+      RequireSubscription(c);
+      Json list = Expect(c.Call("GET", ArmUrl(c, "/providers/Microsoft.KeyVault/deletedVaults"),
+                                c.config().authority),
+                         {200});
+      Print(list.value("value", Json::array()));
+    });
+  }
+  // recover / purge a deleted vault
+  for (const char* verb : {"recover", "purge"}) {
+    std::string v = verb;
+    auto* cmd = kv.add_subcommand(verb, v == "recover" ? "Recover a soft-deleted vault"
+                                                       : "Permanently delete a soft-deleted vault");
+    auto name = std::make_shared<std::string>();
+    cmd->add_option("--name,-n", *name, "Vault name")->required();
+    cmd->callback([=] {
+      auto c = MakeClient();
+      RequireSubscription(c);
+      Json list = Expect(c.Call("GET", ArmUrl(c, "/providers/Microsoft.KeyVault/deletedVaults"),
+                                c.config().authority),
+                         {200});
+      Json found;
+      for (const auto& d : list.value("value", Json::array())) {
+        if (EqualsIgnoreCase(d.value("name", ""), *name)) {
+          found = d;
+        }
+      }
+      if (found.is_null()) {
+        Fail(Status(StatusCode::kNotFound, "Deleted vault '" + *name + "' not found.",
+                    "DeletedVaultNotFound"));
+      }
+      if (v == "purge") {
+        Expect(
+            c.Call(
+                "POST",
+                ArmUrl(c, found.value("id", "").substr(found.value("id", "").find("/providers/")) +
+                              "/purge"),
+                c.config().authority),
+            {200, 202});
+        return;
+      }
+      // The original resource id names the resource group to recover into.
+      std::string vault_id = found["properties"].value("vaultId", "");
+      auto parts = Split(vault_id, '/');
+      if (parts.size() < 5)
+        Fail(InternalError("malformed deleted vault id"));
+      Json body = {{"location", found["properties"].value("location", "local")},
+                   {"properties", {{"createMode", "recover"}}}};
+      Print(Expect(c.Call("PUT", ArmUrl(c, VaultArmPath(std::string(parts[4]), *name)),
+                          c.config().authority, ToJson(body)),
+                   {200, 201}));
+    });
+  }
   // update
   {
     auto* cmd = kv.add_subcommand("update", "Update a vault's properties");
@@ -333,6 +408,11 @@ void AddSecretCommands(CLI::App& kv) {
         std::ostringstream s;
         s << in.rdbuf();
         v = s.str();
+      }
+      // Key Vault stores secret values as strings; refuse bytes that are not
+      // UTF-8 rather than store something other than what was given.
+      if (!IsValidUtf8(v)) {
+        Usage("the secret value is not UTF-8 text; encode binary content first (e.g. base64)");
       }
       auto c = MakeClient();
       auto [base, resource] = Resolve(c, *a);

@@ -8,6 +8,13 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "coffer 0.1.0");
   coffer::cli::AddServerCommand(app);
   coffer::cli::AddKeyVaultCommands(app);
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help and --version are "errors" with exit code 0; every real usage
+    // error exits 2, as az does.
+    int code = app.exit(e);
+    return code == 0 ? 0 : 2;
+  }
   return 0;
 }

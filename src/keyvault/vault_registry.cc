@@ -49,6 +49,9 @@ StatusOr<std::shared_ptr<const OpenVault>> VaultRegistry::Get(const std::string&
     }
   }
   ASSIGN_OR_RETURN(storage::VaultRecord record, store_.GetVault(name));
+  if (record.deleted()) {
+    return NotFoundError("vault '" + name + "' not found", "VaultNotFound");
+  }
   auto vault = std::make_shared<OpenVault>();
   ASSIGN_OR_RETURN(vault->data_key, envelope_.UnwrapDataKey(record.name, record.wrapped_data_key));
   vault->settings = ParseVaultSettings(record.properties_json);
@@ -72,6 +75,15 @@ std::shared_ptr<const OpenVault> VaultRegistry::TryGetCached(const std::string& 
 void VaultRegistry::Invalidate(const std::string& name) {
   std::lock_guard<std::mutex> lock(mu_);
   cache_.erase(AsciiLower(name));
+}
+
+}  // namespace coffer::keyvault
+
+namespace coffer::keyvault {
+
+void VaultRegistry::InvalidateAll() {
+  std::lock_guard<std::mutex> lock(mu_);
+  cache_.clear();
 }
 
 }  // namespace coffer::keyvault

@@ -52,6 +52,7 @@ class VaultRegistry {
   // Never blocks.
   std::shared_ptr<const OpenVault> TryGetCached(const std::string& name);
   void Invalidate(const std::string& name);
+  void InvalidateAll();
 
  private:
   struct Entry {

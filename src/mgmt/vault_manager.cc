@@ -1,5 +1,7 @@
 #include "mgmt/vault_manager.h"
 
+#include <ctime>
+
 #include "common/strings.h"
 #include "keyvault/names.h"
 
@@ -116,6 +118,28 @@ StatusOr<std::pair<storage::VaultRecord, bool>> VaultManager::CreateOrUpdate(
   if (!in.is_object()) {
     return BadRequest("'properties' must be an object.", "InvalidRequestContent");
   }
+  std::string create_mode = "default";
+  if (auto it = in.find("createMode"); it != in.end() && !it->is_null()) {
+    if (!it->is_string() ||
+        (it->get<std::string>() != "default" && it->get<std::string>() != "recover")) {
+      return BadRequest("properties.createMode must be 'default' or 'recover'.");
+    }
+    create_mode = it->get<std::string>();
+  }
+  if (create_mode == "recover") {
+    if (create || !existing->deleted()) {
+      return BadRequest("There is no deleted vault named '" + name + "' to recover.");
+    }
+    RETURN_IF_ERROR(store_.RecoverVault(existing->name));
+    registry_.Invalidate(existing->name);
+    existing->deleted_date = existing->scheduled_purge_date = 0;
+    replace = false;  // a recovery brings the vault back as it was
+  } else if (!create && existing->deleted()) {
+    return AlreadyExistsError("A vault named '" + name +
+                                  "' exists in the deleted state. Recover it with createMode "
+                                  "'recover' or purge it before reusing the name.",
+                              "ConflictError");
+  }
   Json props = create || replace ? Json::object()
                                  : ParseJson(existing->properties_json).value_or(Json::object());
   Json old = create ? Json::object() : ParseJson(existing->properties_json).value_or(Json());
@@ -220,6 +244,7 @@ StatusOr<std::pair<storage::VaultRecord, bool>> VaultManager::CreateOrUpdate(
   // Derived and read-only properties are never stored.
   props.erase("vaultUri");
   props.erase("provisioningState");
+  props.erase("createMode");
 
   int64_t now = clock_.NowSeconds();
   storage::VaultRecord rec = create ? storage::VaultRecord() : *existing;
@@ -242,10 +267,113 @@ StatusOr<std::pair<storage::VaultRecord, bool>> VaultManager::CreateOrUpdate(
   return std::make_pair(rec, create);
 }
 
+namespace {
+
+std::string IsoTime(int64_t t) {
+  std::time_t tt = static_cast<std::time_t>(t);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+http::Response Empty(int status) {
+  http::Response r;
+  r.status = status;
+  return r;
+}
+
+}  // namespace
+
+Json VaultManager::ToArmDeleted(const storage::VaultRecord& v) const {
+  auto props = keyvault::ParseVaultSettings(v.properties_json);
+  return Json{
+      {"id", "/subscriptions/" + v.subscription_id + "/providers/Microsoft.KeyVault/locations/" +
+                 v.location + "/deletedVaults/" + v.name},
+      {"name", v.name},
+      {"type", "Microsoft.KeyVault/deletedVaults"},
+      {"properties",
+       {{"vaultId", ResourceId(v)},
+        {"location", v.location},
+        {"deletionDate", IsoTime(v.deleted_date)},
+        {"scheduledPurgeDate", IsoTime(v.scheduled_purge_date)},
+        {"tags", ParseJson(v.tags_json).value_or(Json::object())},
+        {"purgeProtectionEnabled", props.purge_protection}}}};
+}
+
+StatusOr<int> VaultManager::PurgeExpired() {
+  auto purged = store_.PurgeExpiredVaults(clock_.NowSeconds());
+  if (purged.ok() && *purged > 0) {
+    registry_.InvalidateAll();
+  }
+  return purged;
+}
+
+std::optional<http::Response> VaultManager::HandleDeleted(const http::Request& req) {
+  // subscriptions/{s}/providers/Microsoft.KeyVault/deletedVaults
+  // subscriptions/{s}/providers/Microsoft.KeyVault/locations/{l}/deletedVaults/{name}[/purge]
+  const auto& seg = req.segments;
+  bool list = seg.size() == 5 && EqualsIgnoreCase(seg[4], "deletedVaults");
+  bool one = (seg.size() == 8 || seg.size() == 9) && EqualsIgnoreCase(seg[4], "locations") &&
+             EqualsIgnoreCase(seg[6], "deletedVaults");
+  if (!list && !one) {
+    return std::nullopt;
+  }
+  if (list) {
+    if (req.method != "GET") {
+      return ArmError(405, "MethodNotAllowed", "Only GET is allowed on deletedVaults.");
+    }
+    auto vaults = store_.ListVaults();
+    if (!vaults.ok()) {
+      return ArmError(vaults.status());
+    }
+    Json items = Json::array();
+    for (const auto& v : *vaults) {
+      if (v.deleted()) {
+        items.push_back(ToArmDeleted(v));
+      }
+    }
+    return http::JsonResponse(200, ToJson(Json{{"value", items}}));
+  }
+  const std::string& name = seg[7];
+  auto v = store_.GetVault(name);
+  if (!v.ok() || !v->deleted() || !EqualsIgnoreCase(v->location, seg[5])) {
+    if (v.ok() || v.status().code() == StatusCode::kNotFound) {
+      return ArmError(404, "DeletedVaultNotFound",
+                      "Deleted vault '" + name + "' was not found in location '" + seg[5] + "'.");
+    }
+    return ArmError(v.status());
+  }
+  if (seg.size() == 8) {
+    if (req.method != "GET") {
+      return ArmError(405, "MethodNotAllowed", "Only GET is allowed on a deleted vault.");
+    }
+    return http::JsonResponse(200, ToJson(ToArmDeleted(*v)));
+  }
+  if (!EqualsIgnoreCase(seg[8], "purge") || req.method != "POST") {
+    return ArmError(404, "NotFound", "Unknown operation on a deleted vault.");
+  }
+  // SECURITY: purge protection holds a deleted vault, and everything in it,
+  // until its scheduled purge date; nobody can purge it earlier.
+  if (keyvault::ParseVaultSettings(v->properties_json).purge_protection &&
+      clock_.NowSeconds() < v->scheduled_purge_date) {
+    return ArmError(409, "Conflict",
+                    "Vault '" + name +
+                        "' has purge protection enabled and cannot be purged "
+                        "before " +
+                        IsoTime(v->scheduled_purge_date) + ".");
+  }
+  Status purged = store_.PurgeVault(v->name);
+  registry_.Invalidate(v->name);
+  if (!purged.ok()) {
+    return ArmError(purged);
+  }
+  return Empty(200);
+}
+
 std::optional<http::Response> VaultManager::Handle(const http::Request& req) {
   const auto& seg = req.segments;
-  // subscriptions/{s}/resourceGroups/{rg}/providers/Microsoft.KeyVault/vaults[/{name}]
-  // subscriptions/{s}/providers/Microsoft.KeyVault/vaults
   if (seg.size() < 2 || !EqualsIgnoreCase(seg[0], "subscriptions")) {
     return std::nullopt;
   }
@@ -255,7 +383,11 @@ std::optional<http::Response> VaultManager::Handle(const http::Request& req) {
   bool by_sub = seg.size() == 5 && EqualsIgnoreCase(seg[2], "providers") &&
                 EqualsIgnoreCase(seg[3], "Microsoft.KeyVault") &&
                 EqualsIgnoreCase(seg[4], "vaults");
-  if (!(by_rg && seg.size() <= 8) && !by_sub) {
+  bool deleted_path =
+      seg.size() >= 5 && EqualsIgnoreCase(seg[2], "providers") &&
+      EqualsIgnoreCase(seg[3], "Microsoft.KeyVault") &&
+      (EqualsIgnoreCase(seg[4], "deletedVaults") || EqualsIgnoreCase(seg[4], "locations"));
+  if (!(by_rg && seg.size() <= 8) && !by_sub && !deleted_path) {
     return std::nullopt;
   }
   if (req.Query("api-version").empty()) {
@@ -266,6 +398,9 @@ std::optional<http::Response> VaultManager::Handle(const http::Request& req) {
   if (!EqualsIgnoreCase(seg[1], config_.subscription_id)) {
     return ArmError(404, "SubscriptionNotFound",
                     "The subscription '" + seg[1] + "' could not be found.");
+  }
+  if (deleted_path) {
+    return HandleDeleted(req);
   }
   const std::string& m = req.method;
 
@@ -279,7 +414,7 @@ std::optional<http::Response> VaultManager::Handle(const http::Request& req) {
     }
     Json items = Json::array();
     for (const auto& v : *vaults) {
-      if (by_rg && !EqualsIgnoreCase(v.resource_group, seg[3])) {
+      if (v.deleted() || (by_rg && !EqualsIgnoreCase(v.resource_group, seg[3]))) {
         continue;
       }
       items.push_back(ToArm(v));
@@ -294,49 +429,45 @@ std::optional<http::Response> VaultManager::Handle(const http::Request& req) {
                     "The Resource 'Microsoft.KeyVault/vaults/" + name + "' under resource group '" +
                         rg + "' was not found.");
   };
-  if (m == "GET" || m == "DELETE") {
+  auto live = [&]() -> StatusOr<storage::VaultRecord> {
     auto v = store_.GetVault(name);
+    if (!v.ok()) {
+      return v.status();
+    }
+    if (v->deleted() || !EqualsIgnoreCase(v->resource_group, rg)) {
+      return NotFoundError("vault not found");
+    }
+    return v;
+  };
+  if (m == "GET" || m == "DELETE") {
+    auto v = live();
     if (!v.ok()) {
       if (v.status().code() != StatusCode::kNotFound) {
         return ArmError(v.status());
       }
-      if (m == "DELETE") {
-        http::Response r;
-        r.status = 204;
-        return r;
-      }
-      return not_found();
-    }
-    if (!EqualsIgnoreCase(v->resource_group, rg)) {
-      if (m == "DELETE") {
-        http::Response r;
-        r.status = 204;
-        return r;
-      }
-      return not_found();
+      return m == "DELETE" ? Empty(204) : not_found();
     }
     if (m == "GET") {
       return http::JsonResponse(200, ToJson(ToArm(*v)));
     }
-    Status deleted = store_.DeleteVault(v->name);
+    // Vaults are soft-deleted, as in Azure: the name stays reserved and the
+    // contents recoverable for the retention period.
+    int64_t now = clock_.NowSeconds();
+    int retention = keyvault::ParseVaultSettings(v->properties_json).retention_days;
+    Status deleted = store_.MarkVaultDeleted(v->name, now, now + int64_t{retention} * 86400);
     registry_.Invalidate(v->name);
     if (!deleted.ok()) {
       return ArmError(deleted);
     }
-    http::Response r;
-    r.status = 200;
-    return r;
+    return Empty(200);
   }
   if (m == "PUT" || m == "PATCH") {
     auto body = ParseJson(req.body);
-    if (!body) {
-      return ArmError(400, "InvalidRequestContent", "The request content is not valid JSON.");
+    if (!body || !body->is_object()) {
+      return ArmError(400, "InvalidRequestContent", "The request content is not a JSON object.");
     }
-    if (m == "PATCH") {
-      auto v = store_.GetVault(name);
-      if (!v.ok() || !EqualsIgnoreCase(v->resource_group, rg)) {
-        return not_found();
-      }
+    if (m == "PATCH" && !live().ok()) {
+      return not_found();
     }
     auto result = CreateOrUpdate(rg, name, *body, m == "PUT");
     if (!result.ok()) {

@@ -25,8 +25,13 @@ struct ManagementConfig {
 //                        Microsoft.KeyVault/vaults/{name}?api-version=...
 //   GET /subscriptions/{s}/resourceGroups/{rg}/providers/Microsoft.KeyVault/vaults
 //   GET /subscriptions/{s}/providers/Microsoft.KeyVault/vaults
+//   GET  /subscriptions/{s}/providers/Microsoft.KeyVault/deletedVaults
+//   GET  /subscriptions/{s}/providers/Microsoft.KeyVault/locations/{l}/deletedVaults/{name}
+//   POST .../deletedVaults/{name}/purge
 // with Azure's property names, immutability rules and error codes
-// (docs/management-plane.md). Authorization is the caller's job.
+// (docs/management-plane.md). Deleting a vault soft-deletes it; PUT with
+// properties.createMode "recover" brings it back. Authorization is the
+// caller's job.
 //
 // Thread-safe. The referenced objects must outlive it.
 class VaultManager {
@@ -46,8 +51,14 @@ class VaultManager {
                                                                  const std::string& name,
                                                                  const Json& body, bool replace);
   Json ToArm(const storage::VaultRecord& vault) const;
+  Json ToArmDeleted(const storage::VaultRecord& vault) const;
+
+  // PurgeExpired removes soft-deleted vaults whose retention has ended.
+  StatusOr<int> PurgeExpired();
 
  private:
+  std::optional<http::Response> HandleDeleted(const http::Request& request);
+
   const ManagementConfig config_;
   storage::Store& store_;
   const keyvault::Envelope& envelope_;

@@ -119,6 +119,58 @@ TEST_F(VaultManagerTest, RejectsInvalidInputWithoutChangingAnything) {
   EXPECT_EQ(Call("PATCH", Path("kv3"), "{}").status, 404);
 }
 
+TEST_F(VaultManagerTest, DeletedVaultsAreRecoverableAndKeepTheirName) {
+  ASSERT_EQ(Call("PUT", Path("soft"),
+                 R"({"location":"west","properties":{"softDeleteRetentionInDays":7}})")
+                .status,
+            201);
+  ASSERT_EQ(Call("DELETE", Path("soft")).status, 200);
+  EXPECT_EQ(Call("GET", Path("soft")).status, 404);
+  auto list =
+      *ParseJson(Call("GET", "/subscriptions/sub1/providers/Microsoft.KeyVault/vaults").body);
+  EXPECT_TRUE(list["value"].empty());
+  auto reuse = Call("PUT", Path("soft"), "{}");
+  EXPECT_EQ(reuse.status, 409);
+  EXPECT_EQ(Code(reuse), "ConflictError");
+  auto deleted = *ParseJson(
+      Call("GET", "/subscriptions/sub1/providers/Microsoft.KeyVault/deletedVaults").body);
+  ASSERT_EQ(deleted["value"].size(), 1u);
+  EXPECT_EQ(deleted["value"][0]["properties"]["vaultId"], Path("soft"));
+  EXPECT_EQ(deleted["value"][0]["type"], "Microsoft.KeyVault/deletedVaults");
+  const std::string one =
+      "/subscriptions/sub1/providers/Microsoft.KeyVault/locations/west/deletedVaults/soft";
+  EXPECT_EQ(Call("GET", one).status, 200);
+  EXPECT_EQ(
+      Call("GET",
+           "/subscriptions/sub1/providers/Microsoft.KeyVault/locations/east/deletedVaults/soft")
+          .status,
+      404);
+  auto recovered = Call("PUT", Path("soft"), R"({"properties":{"createMode":"recover"}})");
+  ASSERT_EQ(recovered.status, 200) << recovered.body;
+  EXPECT_EQ((*ParseJson(recovered.body))["properties"]["softDeleteRetentionInDays"], 7);
+  EXPECT_EQ(Call("GET", one).status, 404);
+  EXPECT_EQ(Call("PUT", Path("soft"), R"({"properties":{"createMode":"recover"}})").status, 400);
+  ASSERT_EQ(Call("DELETE", Path("soft")).status, 200);
+  EXPECT_EQ(Call("POST", one + "/purge").status, 200);
+  EXPECT_EQ(Call("GET", one).status, 404);
+  EXPECT_EQ(Call("PUT", Path("soft"), "{}").status, 201);
+}
+
+TEST_F(VaultManagerTest, PurgeProtectionHoldsADeletedVault) {
+  ASSERT_EQ(Call("PUT", Path("held"),
+                 R"({"properties":{"softDeleteRetentionInDays":7,"enablePurgeProtection":true}})")
+                .status,
+            201);
+  ASSERT_EQ(Call("DELETE", Path("held")).status, 200);
+  const std::string one =
+      "/subscriptions/sub1/providers/Microsoft.KeyVault/locations/local/deletedVaults/held";
+  EXPECT_EQ(Call("POST", one + "/purge").status, 409);
+  EXPECT_EQ(*manager_.PurgeExpired(), 0);
+  clock_.Advance(7 * 86400);
+  EXPECT_EQ(*manager_.PurgeExpired(), 1);
+  EXPECT_EQ(Call("GET", one).status, 404);
+}
+
 TEST_F(VaultManagerTest, VaultNamesAreUniqueAcrossResourceGroups) {
   ASSERT_EQ(Call("PUT", Path("shared"), "{}").status, 201);
   auto r = Call("PUT",

@@ -139,6 +139,12 @@ class Session : public std::enable_shared_from_this<Session> {
         ec == asio::ssl::error::stream_truncated) {
       return Close();
     }
+    if (ec == bhttp::error::body_limit) {
+      // A Content-Length over the limit is refused before any body is read.
+      return SendError(413, "RequestEntityTooLarge",
+                       "request body exceeds " + std::to_string(opts().max_body_bytes) + " bytes",
+                       true);
+    }
     if (ec == bhttp::error::header_limit) {
       return SendError(431, "RequestHeaderFieldsTooLarge", "request headers are too large", true);
     }

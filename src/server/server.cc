@@ -132,6 +132,12 @@ void CofferServer::PurgeLoop() {
     } else if (*purged > 0) {
       COFFER_LOG(kInfo) << "scheduled purge removed " << *purged << " secret(s)";
     }
+    auto vaults = vault_manager_->PurgeExpired();
+    if (!vaults.ok()) {
+      COFFER_LOG(kWarning) << "scheduled vault purge failed: " << vaults.status().ToString();
+    } else if (*vaults > 0) {
+      COFFER_LOG(kInfo) << "scheduled purge removed " << *vaults << " vault(s)";
+    }
     lock.lock();
   }
 }

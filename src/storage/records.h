@@ -41,6 +41,11 @@ struct VaultRecord {
   std::string wrapped_data_key;  // per-vault data key sealed by the master key
   int64_t created = 0;
   int64_t updated = 0;
+  // Soft delete: both 0 while the vault is live.
+  int64_t deleted_date = 0;
+  int64_t scheduled_purge_date = 0;
+
+  bool deleted() const { return deleted_date != 0; }
 };
 
 struct SecretVersionRecord {

@@ -44,14 +44,23 @@ class Store {
       const std::string& principal_object_id) = 0;
 
   // --- vaults ---
-  // kAlreadyExists if a vault of that name (any case) exists.
+  // Vault records include soft-deleted vaults (VaultRecord::deleted()); a
+  // deleted vault keeps its name reserved until it is purged.
+  // kAlreadyExists if a vault of that name (any case) exists, deleted or not.
   virtual Status CreateVault(const VaultRecord& vault) = 0;
-  // Replaces the mutable fields. kNotFound if absent.
+  // Replaces the mutable fields of a live vault. kNotFound if absent.
   virtual Status UpdateVault(const VaultRecord& vault) = 0;
   virtual StatusOr<VaultRecord> GetVault(const std::string& name) = 0;
   virtual StatusOr<std::vector<VaultRecord>> ListVaults() = 0;
-  // Deletes the vault and every object in it. kNotFound if absent.
-  virtual Status DeleteVault(const std::string& name) = 0;
+  // Soft-deletes a live vault. kNotFound if there is no live vault.
+  virtual Status MarkVaultDeleted(const std::string& name, int64_t deleted_date,
+                                  int64_t scheduled_purge_date) = 0;
+  // Undoes a vault's soft delete. kNotFound if it is not soft-deleted.
+  virtual Status RecoverVault(const std::string& name) = 0;
+  // Removes a vault and every object in it. kNotFound if absent.
+  virtual Status PurgeVault(const std::string& name) = 0;
+  // Purges every soft-deleted vault whose scheduled purge date is <= now.
+  virtual StatusOr<int> PurgeExpiredVaults(int64_t now) = 0;
 
   // --- secrets ---
   // Adds a version and makes it the latest, creating the secret if needed.

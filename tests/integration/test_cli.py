@@ -337,3 +337,33 @@ class UsageErrorTests(CliTestCase):
         self.usage_error("secret", "set", *self.DEV, "--name", "never", "--value", "v", "--file",
                          "/etc/hostname")
         self.assertEqual(self.srv.kv("GET", "/secrets").body, before)
+
+
+class DeletedVaultCommandTests(CliTestCase):
+    """`keyvault delete` soft-deletes; `list-deleted`, `recover` and `purge` act on it."""
+
+    def test_deleted_vault_is_listed_recovered_with_its_secrets_then_purged(self):
+        self.ok("create", "--name", "comeback", "--resource-group", "rg-del", "--retention-days", "7")
+        self.secret("set", "--vault-name", "comeback", "--name", "kept", "--value", "still-here")
+        self.assertIsNone(self.ok("delete", "--name", "comeback"))
+        self.assertNotIn("comeback", [v["name"] for v in self.ok("list")])
+        deleted = {v["name"]: v for v in self.ok("list-deleted")}
+        self.assertIn("comeback", deleted)
+        self.assertTrue(deleted["comeback"]["properties"]["vaultId"].endswith(
+            "/resourceGroups/rg-del/providers/Microsoft.KeyVault/vaults/comeback"))
+        self.fails("ConflictError", "create", "--name", "comeback", "--resource-group", "rg-del")
+        recovered = self.ok("recover", "--name", "comeback")
+        self.assertEqual(recovered["properties"]["softDeleteRetentionInDays"], 7)
+        self.assertEqual(self.secret("show", "--vault-name", "comeback", "--name", "kept")["value"],
+                         "still-here")
+        self.assertIsNone(self.ok("delete", "--name", "comeback"))
+        self.assertIsNone(self.ok("purge", "--name", "comeback"))
+        self.assertNotIn("comeback", [v["name"] for v in self.ok("list-deleted")])
+        self.fails("DeletedVaultNotFound", "recover", "--name", "comeback")
+
+    def test_purge_protected_deleted_vault_cannot_be_purged(self):
+        self.ok("create", "--name", "held-vault", "--resource-group", "rg-del",
+                "--enable-purge-protection")
+        self.ok("delete", "--name", "held-vault")
+        self.fails("Conflict", "purge", "--name", "held-vault")
+        self.assertIn("held-vault", [v["name"] for v in self.ok("list-deleted")])

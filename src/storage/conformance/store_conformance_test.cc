@@ -92,15 +92,36 @@ TEST_P(StoreConformance, VaultsAreCaseInsensitiveAndUnique) {
   EXPECT_EQ(store_->GetVault("other").status().code(), StatusCode::kNotFound);
 }
 
-TEST_P(StoreConformance, DeletingAVaultRemovesItsSecrets) {
+TEST_P(StoreConformance, PurgingAVaultRemovesItsSecrets) {
   ASSERT_TRUE(store_->AddSecretVersion("main", Version("a", "v1")).ok());
-  ASSERT_TRUE(store_->DeleteVault("main").ok());
-  EXPECT_EQ(store_->DeleteVault("main").code(), StatusCode::kNotFound);
+  ASSERT_TRUE(store_->PurgeVault("main").ok());
+  EXPECT_EQ(store_->PurgeVault("main").code(), StatusCode::kNotFound);
   VaultRecord v;
   v.name = "main";
   v.properties_json = v.tags_json = "{}";
   ASSERT_TRUE(store_->CreateVault(v).ok());
   EXPECT_EQ(store_->GetSecret("main", "a", "", false).status().code(), StatusCode::kNotFound);
+}
+
+TEST_P(StoreConformance, SoftDeletedVaultKeepsItsNameAndSecrets) {
+  ASSERT_TRUE(store_->AddSecretVersion("main", Version("a", "v1")).ok());
+  ASSERT_TRUE(store_->MarkVaultDeleted("main", 10, 20).ok());
+  EXPECT_EQ(store_->MarkVaultDeleted("main", 10, 20).code(), StatusCode::kNotFound);
+  auto v = store_->GetVault("main");
+  ASSERT_TRUE(v.ok());
+  EXPECT_TRUE(v->deleted());
+  EXPECT_EQ(v->scheduled_purge_date, 20);
+  VaultRecord again = *v;
+  EXPECT_EQ(store_->CreateVault(again).code(), StatusCode::kAlreadyExists);
+  EXPECT_EQ(store_->UpdateVault(again).code(), StatusCode::kNotFound);
+  EXPECT_EQ(*store_->PurgeExpiredVaults(19), 0);
+  ASSERT_TRUE(store_->RecoverVault("main").ok());
+  EXPECT_EQ(store_->RecoverVault("main").code(), StatusCode::kNotFound);
+  EXPECT_FALSE(store_->GetVault("main")->deleted());
+  EXPECT_TRUE(store_->GetSecret("main", "a", "", false).ok());
+  ASSERT_TRUE(store_->MarkVaultDeleted("main", 10, 20).ok());
+  EXPECT_EQ(*store_->PurgeExpiredVaults(20), 1);
+  EXPECT_EQ(store_->GetVault("main").status().code(), StatusCode::kNotFound);
 }
 
 TEST_P(StoreConformance, LatestVersionFollowsTheLastWrite) {

@@ -114,10 +114,15 @@ Status MemoryStore::CreateVault(const VaultRecord& vault) {
 Status MemoryStore::UpdateVault(const VaultRecord& vault) {
   std::lock_guard<std::mutex> lock(mu_);
   Vault* v = FindVault(vault.name);
-  if (v == nullptr) {
+  if (v == nullptr || v->record.deleted()) {
     return VaultNotFound(vault.name);
   }
-  v->record = vault;
+  VaultRecord updated = vault;
+  updated.deleted_date = 0;
+  updated.scheduled_purge_date = 0;
+  updated.wrapped_data_key = v->record.wrapped_data_key;
+  updated.created = v->record.created;
+  v->record = updated;
   return OkStatus();
 }
 
@@ -139,12 +144,49 @@ StatusOr<std::vector<VaultRecord>> MemoryStore::ListVaults() {
   return out;
 }
 
-Status MemoryStore::DeleteVault(const std::string& name) {
+Status MemoryStore::MarkVaultDeleted(const std::string& name, int64_t deleted_date,
+                                     int64_t scheduled_purge_date) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Vault* v = FindVault(name);
+  if (v == nullptr || v->record.deleted()) {
+    return VaultNotFound(name);
+  }
+  v->record.deleted_date = deleted_date;
+  v->record.scheduled_purge_date = scheduled_purge_date;
+  return OkStatus();
+}
+
+Status MemoryStore::RecoverVault(const std::string& name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Vault* v = FindVault(name);
+  if (v == nullptr || !v->record.deleted()) {
+    return NotFoundError("deleted vault '" + name + "' not found", "VaultNotFound");
+  }
+  v->record.deleted_date = 0;
+  v->record.scheduled_purge_date = 0;
+  return OkStatus();
+}
+
+Status MemoryStore::PurgeVault(const std::string& name) {
   std::lock_guard<std::mutex> lock(mu_);
   if (vaults_.erase(AsciiLower(name)) == 0) {
     return VaultNotFound(name);
   }
   return OkStatus();
+}
+
+StatusOr<int> MemoryStore::PurgeExpiredVaults(int64_t now) {
+  std::lock_guard<std::mutex> lock(mu_);
+  int count = 0;
+  for (auto it = vaults_.begin(); it != vaults_.end();) {
+    if (it->second.record.deleted() && it->second.record.scheduled_purge_date <= now) {
+      it = vaults_.erase(it);
+      ++count;
+    } else {
+      ++it;
+    }
+  }
+  return count;
 }
 
 Status MemoryStore::AddSecretVersion(const std::string& vault, const SecretVersionRecord& rec) {

@@ -29,7 +29,11 @@ class MemoryStore final : public Store {
   Status UpdateVault(const VaultRecord& vault) override;
   StatusOr<VaultRecord> GetVault(const std::string& name) override;
   StatusOr<std::vector<VaultRecord>> ListVaults() override;
-  Status DeleteVault(const std::string& name) override;
+  Status MarkVaultDeleted(const std::string& name, int64_t deleted_date,
+                          int64_t scheduled_purge_date) override;
+  Status RecoverVault(const std::string& name) override;
+  Status PurgeVault(const std::string& name) override;
+  StatusOr<int> PurgeExpiredVaults(int64_t now) override;
 
   Status AddSecretVersion(const std::string& vault, const SecretVersionRecord& rec) override;
   Status UpdateSecretVersion(const std::string& vault, const SecretVersionRecord& rec) override;

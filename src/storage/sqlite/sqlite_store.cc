@@ -8,7 +8,7 @@
 namespace coffer::storage {
 namespace {
 
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;
 constexpr size_t kMaxReaders = 16;
 constexpr size_t kMaxGroup = 512;
 
@@ -28,7 +28,9 @@ CREATE TABLE IF NOT EXISTS vaults(
   name_key TEXT PRIMARY KEY, name TEXT NOT NULL, subscription_id TEXT NOT NULL,
   resource_group TEXT NOT NULL, location TEXT NOT NULL, tenant_id TEXT NOT NULL,
   properties_json TEXT NOT NULL, tags_json TEXT NOT NULL, wrapped_data_key BLOB NOT NULL,
-  created INTEGER NOT NULL, updated INTEGER NOT NULL) WITHOUT ROWID;
+  created INTEGER NOT NULL, updated INTEGER NOT NULL,
+  deleted_date INTEGER NOT NULL DEFAULT 0, scheduled_purge_date INTEGER NOT NULL DEFAULT 0)
+  WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS secrets(
   vault_key TEXT NOT NULL, name_key TEXT NOT NULL, name TEXT NOT NULL,
   latest_version TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0,
@@ -42,6 +44,12 @@ CREATE TABLE IF NOT EXISTS secret_versions(
   enabled INTEGER NOT NULL, nbf INTEGER, exp INTEGER,
   created INTEGER NOT NULL, updated INTEGER NOT NULL,
   PRIMARY KEY(vault_key, name_key, version)) WITHOUT ROWID;
+)sql";
+
+// Migrations from older schema versions, applied in order before kSchema.
+constexpr char kMigrateFrom1[] = R"sql(
+ALTER TABLE vaults ADD COLUMN deleted_date INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE vaults ADD COLUMN scheduled_purge_date INTEGER NOT NULL DEFAULT 0;
 )sql";
 
 }  // namespace
@@ -71,8 +79,10 @@ Status SqliteStore::Init() {
     return DataLossError("database schema version " + std::to_string(user_version) +
                          " is newer than this server supports");
   }
-  RETURN_IF_ERROR(writer_db_->ExecScript(std::string("BEGIN;") + kSchema + "PRAGMA user_version=" +
-                                         std::to_string(kSchemaVersion) + ";COMMIT;"));
+  std::string migrations = user_version == 1 ? kMigrateFrom1 : "";
+  RETURN_IF_ERROR(writer_db_->ExecScript(std::string("BEGIN;") + migrations + kSchema +
+                                         "PRAGMA user_version=" + std::to_string(kSchemaVersion) +
+                                         ";COMMIT;"));
   writer_thread_ = std::thread([this] { WriterLoop(); });
   return OkStatus();
 }
@@ -352,11 +362,12 @@ namespace {
 
 constexpr char kVaultColumns[] =
     "SELECT name, subscription_id, resource_group, location, tenant_id, properties_json, "
-    "tags_json, wrapped_data_key, created, updated FROM vaults ";
+    "tags_json, wrapped_data_key, created, updated, deleted_date, scheduled_purge_date "
+    "FROM vaults ";
 
 VaultRecord ReadVault(const Stmt& st) {
-  return VaultRecord{st.Text(0), st.Text(1), st.Text(2), st.Text(3), st.Text(4),
-                     st.Text(5), st.Text(6), st.Blob(7), st.Int(8),  st.Int(9)};
+  return VaultRecord{st.Text(0), st.Text(1), st.Text(2), st.Text(3), st.Text(4), st.Text(5),
+                     st.Text(6), st.Blob(7), st.Int(8),  st.Int(9),  st.Int(10), st.Int(11)};
 }
 
 }  // namespace
@@ -384,7 +395,7 @@ Status SqliteStore::UpdateVault(const VaultRecord& v) {
   return Write([&](Db& db) -> Status {
     ASSIGN_OR_RETURN(Stmt * st, db.Prepare("UPDATE vaults SET location = ?, tenant_id = ?, "
                                            "properties_json = ?, tags_json = ?, updated = ? "
-                                           "WHERE name_key = ?"));
+                                           "WHERE name_key = ? AND deleted_date = 0"));
     st->Bind(1, v.location).Bind(2, v.tenant_id).Bind(3, v.properties_json);
     st->Bind(4, v.tags_json).Bind(5, v.updated).Bind(6, AsciiLower(v.name));
     RETURN_IF_ERROR(st->Exec());
@@ -427,22 +438,87 @@ StatusOr<std::vector<VaultRecord>> SqliteStore::ListVaults() {
   return out;
 }
 
-Status SqliteStore::DeleteVault(const std::string& name) {
-  std::string key = AsciiLower(name);
+Status SqliteStore::MarkVaultDeleted(const std::string& name, int64_t deleted_date,
+                                     int64_t scheduled_purge_date) {
   return Write([&](Db& db) -> Status {
-    ASSIGN_OR_RETURN(Stmt * st, db.Prepare("DELETE FROM vaults WHERE name_key = ?"));
-    st->Bind(1, key);
+    ASSIGN_OR_RETURN(Stmt * st, db.Prepare("UPDATE vaults SET deleted_date = ?, "
+                                           "scheduled_purge_date = ? WHERE name_key = ? AND "
+                                           "deleted_date = 0"));
+    st->Bind(1, deleted_date).Bind(2, scheduled_purge_date).Bind(3, AsciiLower(name));
     RETURN_IF_ERROR(st->Exec());
     if (db.Changes() == 0) {
       return NotFoundError("vault '" + name + "' not found", "VaultNotFound");
     }
-    ASSIGN_OR_RETURN(Stmt * s1, db.Prepare("DELETE FROM secret_versions WHERE vault_key = ?"));
-    s1->Bind(1, key);
-    RETURN_IF_ERROR(s1->Exec());
-    ASSIGN_OR_RETURN(Stmt * s2, db.Prepare("DELETE FROM secrets WHERE vault_key = ?"));
-    s2->Bind(1, key);
-    return s2->Exec();
+    return OkStatus();
   });
+}
+
+Status SqliteStore::RecoverVault(const std::string& name) {
+  return Write([&](Db& db) -> Status {
+    ASSIGN_OR_RETURN(Stmt * st, db.Prepare("UPDATE vaults SET deleted_date = 0, "
+                                           "scheduled_purge_date = 0 WHERE name_key = ? AND "
+                                           "deleted_date <> 0"));
+    st->Bind(1, AsciiLower(name));
+    RETURN_IF_ERROR(st->Exec());
+    if (db.Changes() == 0) {
+      return NotFoundError("deleted vault '" + name + "' not found", "VaultNotFound");
+    }
+    return OkStatus();
+  });
+}
+
+namespace {
+
+Status RemoveVault(Db& db, const std::string& key) {
+  for (const char* sql :
+       {"DELETE FROM secret_versions WHERE vault_key = ?",
+        "DELETE FROM secrets WHERE vault_key = ?", "DELETE FROM vaults WHERE name_key = ?"}) {
+    ASSIGN_OR_RETURN(Stmt * st, db.Prepare(sql));
+    st->Bind(1, key);
+    RETURN_IF_ERROR(st->Exec());
+  }
+  return OkStatus();
+}
+
+}  // namespace
+
+Status SqliteStore::PurgeVault(const std::string& name) {
+  std::string key = AsciiLower(name);
+  return Write([&](Db& db) -> Status {
+    ASSIGN_OR_RETURN(Stmt * st, db.Prepare("SELECT 1 FROM vaults WHERE name_key = ?"));
+    st->Bind(1, key);
+    ASSIGN_OR_RETURN(bool exists, st->Step());
+    st->Reset();
+    if (!exists) {
+      return NotFoundError("vault '" + name + "' not found", "VaultNotFound");
+    }
+    return RemoveVault(db, key);
+  });
+}
+
+StatusOr<int> SqliteStore::PurgeExpiredVaults(int64_t now) {
+  int count = 0;
+  RETURN_IF_ERROR(Write([&](Db& db) -> Status {
+    count = 0;
+    std::vector<std::string> due;
+    ASSIGN_OR_RETURN(Stmt * st, db.Prepare("SELECT name_key FROM vaults WHERE deleted_date <> 0 "
+                                           "AND scheduled_purge_date <= ?"));
+    st->Bind(1, now);
+    while (true) {
+      ASSIGN_OR_RETURN(bool row, st->Step());
+      if (!row) {
+        break;
+      }
+      due.push_back(st->Text(0));
+    }
+    st->Reset();
+    for (const auto& key : due) {
+      RETURN_IF_ERROR(RemoveVault(db, key));
+      ++count;
+    }
+    return OkStatus();
+  }));
+  return count;
 }
 
 }  // namespace coffer::storage
