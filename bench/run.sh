@@ -32,6 +32,8 @@ cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build --target coffer >/dev/null
 
 work=$(mktemp -d /tmp/coffer-bench.XXXXXX)
+# nginx workers run unprivileged and must read the static copy of the response.
+chmod 755 "$work"
 pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
@@ -90,9 +92,9 @@ http {
   }
 }
 NGX
-nginx -c "$work/ngx/nginx.conf" -p "$work/ngx" &
+nginx -c "$work/ngx/nginx.conf" -p "$work/ngx" 2>"$work/ngx/stderr.log" &
 pids+=($!)
-sleep 0.5
+for _ in $(seq 50); do [[ -f "$work/ngx/nginx.pid" ]] && break; sleep 0.1; done; sleep 0.2
 coffer_bytes=$(curl -sf --cacert "$ca" "${auth[@]}" "$vault$path" | wc -c)
 nginx_bytes=$(curl -sf --cacert "$ca" "${auth[@]}" "https://dev.vault.localhost:$ngx_port$path" | wc -c)
 echo "response body bytes: coffer $coffer_bytes, nginx $nginx_bytes"

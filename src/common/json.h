@@ -18,4 +18,9 @@ std::optional<Json> ParseJson(std::string_view text, int max_depth = 32);
 // rather than raising.
 std::string ToJson(const Json& value);
 
+// AppendJsonString appends `text` as a quoted JSON string, escaping quotes,
+// backslashes and control characters; invalid UTF-8 becomes U+FFFD, as in
+// ToJson. For hot paths that build JSON text directly.
+void AppendJsonString(std::string& out, std::string_view text);
+
 }  // namespace coffer

@@ -30,3 +30,31 @@ TEST(ToJson, ReplacesInvalidUtf8InsteadOfThrowing) {
 
 }  // namespace
 }  // namespace coffer
+
+namespace coffer {
+namespace {
+
+TEST(AppendJsonString, EscapesAndRoundTripsThroughTheParser) {
+  std::string tricky =
+      std::string("q\"b\\s/\n\r\t\b\f\x01\x1f ") + "\xc3\xa9\xe2\x82\xac\xf0\x9f\x94\x91";
+  std::string out;
+  AppendJsonString(out, tricky);
+  auto parsed = ParseJson(out);
+  ASSERT_TRUE(parsed.has_value()) << out;
+  EXPECT_EQ(parsed->get<std::string>(), tricky);
+}
+
+TEST(AppendJsonString, ReplacesInvalidUtf8WithReplacementCharacters) {
+  for (std::string bad :
+       {std::string("a\xff"), std::string("\xc0\x80"), std::string("\xed\xa0\x80"),
+        std::string("\xe2\x82"), std::string("\xf5\x80\x80\x80")}) {
+    std::string out;
+    AppendJsonString(out, bad);
+    auto parsed = ParseJson(out);
+    ASSERT_TRUE(parsed.has_value()) << out;
+    EXPECT_NE(parsed->get<std::string>().find("\xef\xbf\xbd"), std::string::npos) << out;
+  }
+}
+
+}  // namespace
+}  // namespace coffer

@@ -28,6 +28,25 @@ const unsigned char* U(std::string_view s) {
   std::abort();
 }
 
+// OpenSSL 3 looks algorithms up in its provider tables on every implicit
+// use (EVP_sha256(), EVP_aes_256_gcm()), taking global locks; the hot paths
+// fetch each algorithm once and reuse it.
+const EVP_MD* FetchedSha256() {
+  static EVP_MD* md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  if (md == nullptr) {
+    Fatal("EVP_MD_fetch(SHA256)");
+  }
+  return md;
+}
+
+const EVP_CIPHER* FetchedAes256Gcm() {
+  static EVP_CIPHER* cipher = EVP_CIPHER_fetch(nullptr, "AES-256-GCM", nullptr);
+  if (cipher == nullptr) {
+    Fatal("EVP_CIPHER_fetch(AES-256-GCM)");
+  }
+  return cipher;
+}
+
 }  // namespace
 
 std::string RandomBytes(size_t n) {
@@ -53,7 +72,13 @@ std::string RandomUuid() {
 
 std::string Sha256(std::string_view data) {
   std::string out(SHA256_DIGEST_LENGTH, '\0');
-  SHA256(U(data), data.size(), U(out));
+  EvpMdCtxPtr ctx(EVP_MD_CTX_new());
+  unsigned int len = 0;
+  if (!ctx || EVP_DigestInit_ex(ctx.get(), FetchedSha256(), nullptr) != 1 ||
+      EVP_DigestUpdate(ctx.get(), data.data(), data.size()) != 1 ||
+      EVP_DigestFinal_ex(ctx.get(), U(out), &len) != 1) {
+    Fatal("SHA-256");
+  }
   return out;
 }
 
@@ -122,7 +147,7 @@ std::string AesGcmSeal(std::string_view key, std::string_view plaintext, std::st
   EvpCipherCtxPtr ctx(EVP_CIPHER_CTX_new());
   int len = 0;
   auto* ct = reinterpret_cast<unsigned char*>(out.data()) + kGcmNonceSize;
-  if (!ctx || EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, U(key), U(nonce)) != 1 ||
+  if (!ctx || EVP_EncryptInit_ex(ctx.get(), FetchedAes256Gcm(), nullptr, U(key), U(nonce)) != 1 ||
       (!aad.empty() &&
        EVP_EncryptUpdate(ctx.get(), nullptr, &len, U(aad), static_cast<int>(aad.size())) != 1) ||
       EVP_EncryptUpdate(ctx.get(), ct, &len, U(plaintext), static_cast<int>(plaintext.size())) !=
@@ -149,7 +174,7 @@ StatusOr<std::string> AesGcmOpen(std::string_view key, std::string_view sealed,
   std::string out(ct.size(), '\0');
   EvpCipherCtxPtr ctx(EVP_CIPHER_CTX_new());
   int len = 0;
-  if (!ctx || EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, U(key), U(nonce)) != 1 ||
+  if (!ctx || EVP_DecryptInit_ex(ctx.get(), FetchedAes256Gcm(), nullptr, U(key), U(nonce)) != 1 ||
       (!aad.empty() &&
        EVP_DecryptUpdate(ctx.get(), nullptr, &len, U(aad), static_cast<int>(aad.size())) != 1) ||
       EVP_DecryptUpdate(ctx.get(), U(out), &len, U(ct), static_cast<int>(ct.size())) != 1 ||

@@ -423,6 +423,7 @@ StatusOr<Secret> SecretService::Restore(const std::string& vault_name, const std
     crypto::SecureWipe(*value);
     rec.content_type = v.value("contentType", "");
     rec.tags_json = v.value("tags", "{}");
+    RETURN_IF_ERROR(ValidateTagsJson(rec.tags_json));
     rec.enabled = v.value("enabled", true);
     rec.created = v.value("created", int64_t{0});
     rec.updated = v.value("updated", int64_t{0});

@@ -4,11 +4,12 @@
 #include <chrono>
 #include <thread>
 
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl.hpp>
-#include <boost/asio/strand.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -24,6 +25,18 @@ namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 using tcp = asio::ip::tcp;
 
+namespace {
+
+std::vector<std::unique_ptr<asio::io_context>> MakeContexts(int n) {
+  std::vector<std::unique_ptr<asio::io_context>> out;
+  for (int i = 0; i < n; ++i) {
+    out.push_back(std::make_unique<asio::io_context>(1));
+  }
+  return out;
+}
+
+}  // namespace
+
 class HttpsServer::Impl {
  public:
   Impl(ServerOptions options, Handler handler, HeadHook head_hook, FastPath fast_path)
@@ -33,7 +46,7 @@ class HttpsServer::Impl {
         fast_path_(std::move(fast_path)),
         ssl_ctx_(asio::ssl::context::tls_server),
         pool_(static_cast<size_t>(options_.worker_threads)),
-        ioc_(options_.io_threads) {}
+        iocs_(MakeContexts(options_.io_threads)) {}
 
   Status Init();
   void Start();
@@ -79,7 +92,13 @@ class HttpsServer::Impl {
   FastPath fast_path_;
   asio::ssl::context ssl_ctx_;
   asio::thread_pool pool_;
-  asio::io_context ioc_;
+  // One single-threaded io_context per I/O thread, nginx-style: a
+  // connection lives on one thread, so its handlers need no strand and
+  // completions never wake another thread.
+  std::vector<std::unique_ptr<asio::io_context>> iocs_;
+  // Keeps each context's run() going while it has no connection yet.
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> work_;
+  std::atomic<size_t> next_ioc_{0};
   std::vector<std::unique_ptr<tcp::acceptor>> acceptors_;
   std::vector<std::thread> threads_;
   std::atomic<size_t> queued_{0};
@@ -292,7 +311,7 @@ Status HttpsServer::Impl::Init() {
     if (ec) {
       return InvalidArgumentError("invalid listen address '" + address + "'");
     }
-    auto acceptor = std::make_unique<tcp::acceptor>(asio::make_strand(ioc_));
+    auto acceptor = std::make_unique<tcp::acceptor>(*iocs_.front());
     tcp::endpoint ep(addr, port_);
     acceptor->open(ep.protocol(), ec);
     if (!ec && addr.is_v6()) {
@@ -319,25 +338,28 @@ Status HttpsServer::Impl::Init() {
 }
 
 void HttpsServer::Impl::DoAccept(tcp::acceptor& acceptor) {
-  acceptor.async_accept(asio::make_strand(ioc_),
-                        [this, &acceptor](beast::error_code ec, tcp::socket socket) {
-                          if (stopped_) {
-                            return;
-                          }
-                          if (!ec) {
-                            socket.set_option(tcp::no_delay(true), ec);
-                            std::make_shared<Session>(std::move(socket), *this)->Run();
-                          }
-                          DoAccept(acceptor);
-                        });
+  asio::io_context& target = *iocs_[next_ioc_.fetch_add(1) % iocs_.size()];
+  acceptor.async_accept(target, [this, &acceptor](beast::error_code ec, tcp::socket socket) {
+    if (stopped_) {
+      return;
+    }
+    if (!ec) {
+      socket.set_option(tcp::no_delay(true), ec);
+      std::make_shared<Session>(std::move(socket), *this)->Run();
+    }
+    DoAccept(acceptor);
+  });
 }
 
 void HttpsServer::Impl::Start() {
   for (auto& a : acceptors_) {
     DoAccept(*a);
   }
+  for (auto& ioc : iocs_) {
+    work_.push_back(asio::make_work_guard(*ioc));
+  }
   for (int i = 0; i < options_.io_threads; ++i) {
-    threads_.emplace_back([this] { ioc_.run(); });
+    threads_.emplace_back([this, i] { iocs_[static_cast<size_t>(i)]->run(); });
   }
 }
 
@@ -345,7 +367,12 @@ void HttpsServer::Impl::Stop() {
   if (stopped_.exchange(true)) {
     return;
   }
-  ioc_.stop();
+  for (auto& w : work_) {
+    w.reset();
+  }
+  for (auto& ioc : iocs_) {
+    ioc->stop();
+  }
   for (auto& t : threads_) {
     t.join();
   }
