@@ -12,7 +12,7 @@ constexpr int kPbkdf2Iterations = 120000;
 constexpr int64_t kVerifiedCacheSeconds = 300;
 constexpr size_t kVerifiedCacheMax = 10000;
 
-std::string NewClientSecret() {
+std::string NewSecretText() {
   // 30 random bytes: 40 characters of base64url, the length of Entra's.
   return Base64UrlEncode(crypto::RandomBytes(30));
 }
@@ -39,17 +39,19 @@ StatusOr<NewServicePrincipal> Directory::CreateServicePrincipal(const std::strin
   out.principal.kind = "ServicePrincipal";
   out.principal.created = clock_.NowSeconds();
   RETURN_IF_ERROR(store_.CreatePrincipal(out.principal));
-  ASSIGN_OR_RETURN(out.client_secret,
+  ASSIGN_OR_RETURN(NewClientSecret secret,
                    AddClientSecret(out.principal.object_id, secret_lifetime_days));
+  out.client_secret = std::move(secret.secret);
   out.secret_expires = out.principal.created + int64_t{secret_lifetime_days} * 86400;
   return out;
 }
 
-StatusOr<std::string> Directory::AddClientSecret(const std::string& object_id, int lifetime_days) {
+StatusOr<NewClientSecret> Directory::AddClientSecret(const std::string& object_id,
+                                                     int lifetime_days) {
   if (lifetime_days < 1 || lifetime_days > 3650) {
     return InvalidArgumentError("secret lifetime must be 1-3650 days");
   }
-  std::string secret = NewClientSecret();
+  std::string secret = NewSecretText();
   storage::ClientSecretRecord rec;
   rec.key_id = crypto::RandomUuid();
   rec.principal_object_id = object_id;
@@ -59,8 +61,62 @@ StatusOr<std::string> Directory::AddClientSecret(const std::string& object_id, i
   rec.hint = secret.substr(0, 3);
   rec.created = clock_.NowSeconds();
   rec.expires = rec.created + int64_t{lifetime_days} * 86400;
-  RETURN_IF_ERROR(store_.AddClientSecret(rec));
-  return secret;
+  Status added = store_.AddClientSecret(rec);
+  if (added.code() == StatusCode::kNotFound) {
+    return NotFoundError("Service principal '" + object_id + "' does not exist.");
+  }
+  RETURN_IF_ERROR(added);
+  return NewClientSecret{ClientSecretInfo{rec.key_id, rec.hint, rec.created, rec.expires},
+                         std::move(secret)};
+}
+
+Status Directory::RemoveClientSecret(const std::string& object_id, const std::string& key_id) {
+  RETURN_IF_ERROR(GetServicePrincipal(object_id).status());
+  Status removed = store_.RemoveClientSecret(object_id, key_id);
+  Forget(object_id);
+  if (removed.code() == StatusCode::kNotFound) {
+    return NotFoundError("Password credential '" + key_id + "' does not exist.");
+  }
+  return removed;
+}
+
+StatusOr<ServicePrincipalInfo> Directory::GetServicePrincipal(const std::string& object_id) {
+  auto p = store_.GetPrincipal(object_id);
+  if (!p.ok()) {
+    if (p.status().code() == StatusCode::kNotFound) {
+      return NotFoundError("Service principal '" + object_id + "' does not exist.");
+    }
+    return p.status();
+  }
+  ServicePrincipalInfo info;
+  info.principal = std::move(p).value();
+  ASSIGN_OR_RETURN(auto secrets, store_.ListClientSecrets(object_id));
+  for (const auto& c : secrets) {
+    info.secrets.push_back(ClientSecretInfo{c.key_id, c.hint, c.created, c.expires});
+  }
+  return info;
+}
+
+StatusOr<std::vector<ServicePrincipalInfo>> Directory::ListServicePrincipals() {
+  ASSIGN_OR_RETURN(auto principals, store_.ListPrincipals());
+  std::vector<ServicePrincipalInfo> out;
+  for (const auto& p : principals) {
+    if (p.kind != "ServicePrincipal") {
+      continue;
+    }
+    ASSIGN_OR_RETURN(ServicePrincipalInfo info, GetServicePrincipal(p.object_id));
+    out.push_back(std::move(info));
+  }
+  return out;
+}
+
+Status Directory::DeleteServicePrincipal(const std::string& object_id) {
+  Status deleted = store_.DeletePrincipal(object_id);
+  Forget(object_id);
+  if (deleted.code() == StatusCode::kNotFound) {
+    return NotFoundError("Service principal '" + object_id + "' does not exist.");
+  }
+  return deleted;
 }
 
 StatusOr<storage::PrincipalRecord> Directory::AuthenticateClientSecret(const std::string& app_id,

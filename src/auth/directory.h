@@ -4,12 +4,30 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "common/clock.h"
 #include "common/status.h"
 #include "storage/store.h"
 
 namespace coffer::auth {
+
+struct ClientSecretInfo {
+  std::string key_id;
+  std::string hint;  // the first three characters
+  int64_t created = 0;
+  int64_t expires = 0;
+};
+
+struct NewClientSecret {
+  ClientSecretInfo info;
+  std::string secret;  // in the clear, this once
+};
+
+struct ServicePrincipalInfo {
+  storage::PrincipalRecord principal;
+  std::vector<ClientSecretInfo> secrets;
+};
 
 struct NewServicePrincipal {
   storage::PrincipalRecord principal;
@@ -32,7 +50,16 @@ class Directory {
 
   // AddClientSecret adds a new secret to an existing principal. kNotFound if
   // the principal does not exist.
-  StatusOr<std::string> AddClientSecret(const std::string& object_id, int lifetime_days);
+  StatusOr<NewClientSecret> AddClientSecret(const std::string& object_id, int lifetime_days);
+  // RemoveClientSecret removes one secret. kNotFound if there is no such key.
+  Status RemoveClientSecret(const std::string& object_id, const std::string& key_id);
+
+  StatusOr<std::vector<ServicePrincipalInfo>> ListServicePrincipals();
+  // kNotFound if there is no such principal.
+  StatusOr<ServicePrincipalInfo> GetServicePrincipal(const std::string& object_id);
+  // DeleteServicePrincipal removes the principal and its credentials.
+  // kNotFound if absent.
+  Status DeleteServicePrincipal(const std::string& object_id);
 
   // AuthenticateClientSecret returns the principal whose app id is `app_id`
   // if `secret` matches one of its unexpired secrets. kUnauthenticated

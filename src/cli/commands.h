@@ -9,5 +9,6 @@ namespace coffer::cli {
 // as "ERROR: (Code) message" on stderr), 2 on a usage error.
 void AddServerCommand(CLI::App& app);
 void AddKeyVaultCommands(CLI::App& app);
+void AddAdCommands(CLI::App& app);
 
 }  // namespace coffer::cli

@@ -8,6 +8,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "coffer 0.1.0");
   coffer::cli::AddServerCommand(app);
   coffer::cli::AddKeyVaultCommands(app);
+  coffer::cli::AddAdCommands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -70,8 +70,8 @@ Status CofferServer::Bootstrap() {
     if (reusable) {
       info_.client_secret = it->second;
     } else {
-      ASSIGN_OR_RETURN(info_.client_secret,
-                       directory_->AddClientSecret(admin.object_id, kAdminSecretDays));
+      ASSIGN_OR_RETURN(auto secret, directory_->AddClientSecret(admin.object_id, kAdminSecretDays));
+      info_.client_secret = std::move(secret.secret);
       COFFER_LOG(kInfo) << "issued a new client secret for " << admin.app_id
                         << " (credentials file was missing or stale)";
     }

@@ -78,11 +78,18 @@ Status CofferServer::Init() {
   ts.authority_hosts = {"localhost" + port_suffix_, "127.0.0.1" + port_suffix_,
                         "[::1]" + port_suffix_};
   ts.resources = {vault_resource_, authority, "https://management.azure.com",
-                  "https://management.core.windows.net"};
+                  "https://management.core.windows.net", "https://graph.microsoft.com"};
+  directory_audiences_ = arm_audiences_;
+  directory_audiences_.push_back("https://graph.microsoft.com");
   token_service_ = std::make_unique<auth::TokenService>(ts, *directory_, *keys_, clock_);
   verifier_ =
       std::make_unique<auth::TokenVerifier>(*keys_, clock_, token_service_->Issuers(), *tenant);
   authenticator_ = std::make_unique<Authenticator>(*verifier_, *store_, clock_);
+  graph_api_ = std::make_unique<auth::GraphApi>(
+      *directory_, clock_,
+      auth::GraphApi::Hooks{
+          [this](const std::string& oid) { authenticator_->ForgetPrincipal(oid); },
+          [this](const std::string& oid) { return IsAdmin(oid); }});
 
   registry_ = std::make_unique<keyvault::VaultRegistry>(*store_, *envelope_, clock_);
   secrets_ = std::make_unique<keyvault::SecretService>(*store_, *registry_, *envelope_, clock_);
@@ -239,6 +246,9 @@ http::Response CofferServer::AuthorityRequest(http::Request& request) {
   if (auto r = token_service_->Handle(request)) {
     return *r;
   }
+  if (!seg.empty() && seg[0] == "v1.0") {
+    return DirectoryRequest(request);
+  }
   if (!seg.empty() && EqualsIgnoreCase(seg[0], "subscriptions")) {
     auto caller = authenticator_->Authenticate(request.Header("authorization"), arm_audiences_);
     if (!caller.ok()) {
@@ -268,6 +278,34 @@ http::Response CofferServer::AuthorityRequest(http::Request& request) {
       {"error",
        {{"code", "NotFound"},
         {"message", "No route for " + request.method + " " + request.target.substr(0, 200)}}}};
+  return http::JsonResponse(404, ToJson(body));
+}
+
+http::Response CofferServer::DirectoryRequest(http::Request& request) {
+  auto caller = authenticator_->Authenticate(request.Header("authorization"), directory_audiences_);
+  if (!caller.ok()) {
+    Json body = {{"error",
+                  {{"code", "InvalidAuthenticationToken"},
+                   {"message", std::string(caller.status().message())}}}};
+    http::Response r = http::JsonResponse(401, ToJson(body));
+    r.SetHeader("WWW-Authenticate", "Bearer authorization_uri=\"" + info_.authority_host + "/" +
+                                        info_.tenant_id + "\", error=\"invalid_token\"");
+    return r;
+  }
+  // Interim model (docs/authorization.md): administrators manage the
+  // directory.
+  if (!IsAdmin(caller->object_id)) {
+    Json body = {{"error",
+                  {{"code", "Authorization_RequestDenied"},
+                   {"message", "Insufficient privileges to complete the operation. Caller: appid=" +
+                                   caller->app_id + ";oid=" + caller->object_id + "."}}}};
+    return http::JsonResponse(403, ToJson(body));
+  }
+  if (auto r = graph_api_->Handle(request)) {
+    return *r;
+  }
+  Json body = {
+      {"error", {{"code", "Request_ResourceNotFound"}, {"message", "Unknown directory path."}}}};
   return http::JsonResponse(404, ToJson(body));
 }
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "auth/directory.h"
+#include "auth/graph_api.h"
 #include "auth/signing_keys.h"
 #include "auth/token_service.h"
 #include "auth/token_verifier.h"
@@ -72,6 +73,7 @@ class CofferServer {
   std::optional<http::Response> Fast(http::Request& request);
   http::Response VaultRequest(const std::string& vault, http::Request& request);
   http::Response AuthorityRequest(http::Request& request);
+  http::Response DirectoryRequest(http::Request& request);
   http::Response Challenge(const Status& why) const;
   // Returns the vault name when `host` is a vault host; "" otherwise.
   std::string VaultFromHost(const std::string& host) const;
@@ -84,6 +86,7 @@ class CofferServer {
   std::string vault_resource_;
   std::vector<std::string> vault_audiences_;
   std::vector<std::string> arm_audiences_;
+  std::vector<std::string> directory_audiences_;
   ConnectionInfo info_;
 
   SystemClock& clock_ = SystemClock::Get();
@@ -94,6 +97,7 @@ class CofferServer {
   std::unique_ptr<auth::SigningKeySet> keys_;
   std::unique_ptr<auth::Directory> directory_;
   std::unique_ptr<auth::TokenService> token_service_;
+  std::unique_ptr<auth::GraphApi> graph_api_;
   std::unique_ptr<auth::TokenVerifier> verifier_;
   std::unique_ptr<Authenticator> authenticator_;
   std::unique_ptr<keyvault::SecretService> secrets_;

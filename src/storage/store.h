@@ -42,6 +42,9 @@ class Store {
   virtual Status AddClientSecret(const ClientSecretRecord& secret) = 0;
   virtual StatusOr<std::vector<ClientSecretRecord>> ListClientSecrets(
       const std::string& principal_object_id) = 0;
+  // Removes one client secret. kNotFound if the principal has no such key.
+  virtual Status RemoveClientSecret(const std::string& principal_object_id,
+                                    const std::string& key_id) = 0;
 
   // --- vaults ---
   // Vault records include soft-deleted vaults (VaultRecord::deleted()); a

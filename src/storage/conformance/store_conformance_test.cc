@@ -265,6 +265,12 @@ TEST_P(StoreConformance, PrincipalsAndClientSecrets) {
   auto secrets = store_->ListClientSecrets("oid-1");
   ASSERT_EQ(secrets->size(), 1u);
   EXPECT_EQ((*secrets)[0].hash, std::string("h\0sh", 4));
+  EXPECT_EQ(store_->RemoveClientSecret("oid-1", "nope").code(), StatusCode::kNotFound);
+  ClientSecretRecord second{"k2", "oid-1", "s", "h", 1000, "def", 6, 99};
+  ASSERT_TRUE(store_->AddClientSecret(second).ok());
+  ASSERT_TRUE(store_->RemoveClientSecret("oid-1", "k1").ok());
+  ASSERT_EQ(store_->ListClientSecrets("oid-1")->size(), 1u);
+  EXPECT_EQ((*store_->ListClientSecrets("oid-1"))[0].key_id, "k2");
   ASSERT_TRUE(store_->DeletePrincipal("oid-1").ok());
   EXPECT_EQ(store_->GetPrincipal("oid-1").status().code(), StatusCode::kNotFound);
   EXPECT_TRUE(store_->ListClientSecrets("oid-1")->empty());

@@ -101,6 +101,22 @@ StatusOr<std::vector<ClientSecretRecord>> MemoryStore::ListClientSecrets(
   return it->second;
 }
 
+Status MemoryStore::RemoveClientSecret(const std::string& principal_object_id,
+                                       const std::string& key_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = client_secrets_.find(principal_object_id);
+  if (it != client_secrets_.end()) {
+    auto& list = it->second;
+    for (auto c = list.begin(); c != list.end(); ++c) {
+      if (c->key_id == key_id) {
+        list.erase(c);
+        return OkStatus();
+      }
+    }
+  }
+  return NotFoundError("client secret '" + key_id + "' not found");
+}
+
 Status MemoryStore::CreateVault(const VaultRecord& vault) {
   std::lock_guard<std::mutex> lock(mu_);
   std::string key = AsciiLower(vault.name);

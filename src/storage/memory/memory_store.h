@@ -24,6 +24,8 @@ class MemoryStore final : public Store {
   Status AddClientSecret(const ClientSecretRecord& secret) override;
   StatusOr<std::vector<ClientSecretRecord>> ListClientSecrets(
       const std::string& principal_object_id) override;
+  Status RemoveClientSecret(const std::string& principal_object_id,
+                            const std::string& key_id) override;
 
   Status CreateVault(const VaultRecord& vault) override;
   Status UpdateVault(const VaultRecord& vault) override;

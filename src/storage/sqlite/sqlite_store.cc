@@ -356,6 +356,20 @@ StatusOr<std::vector<ClientSecretRecord>> SqliteStore::ListClientSecrets(
   return out;
 }
 
+Status SqliteStore::RemoveClientSecret(const std::string& principal_object_id,
+                                       const std::string& key_id) {
+  return Write([&](Db& db) -> Status {
+    ASSIGN_OR_RETURN(Stmt * st, db.Prepare("DELETE FROM client_secrets WHERE "
+                                           "principal_object_id = ? AND key_id = ?"));
+    st->Bind(1, principal_object_id).Bind(2, key_id);
+    RETURN_IF_ERROR(st->Exec());
+    if (db.Changes() == 0) {
+      return NotFoundError("client secret '" + key_id + "' not found");
+    }
+    return OkStatus();
+  });
+}
+
 // ---------------------------------------------------------------- vaults
 
 namespace {

@@ -1,0 +1,214 @@
+#include "auth/graph_api.h"
+
+#include <time.h>
+
+#include "common/json.h"
+#include "common/strings.h"
+
+namespace coffer::auth {
+namespace {
+
+constexpr int kDefaultSecretDays = 365;
+
+std::string IsoTime(int64_t t) {
+  std::time_t tt = static_cast<std::time_t>(t);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+// Graph's error shape: {"error":{"code","message"}}.
+http::Response GraphError(int status, const std::string& code, const std::string& message) {
+  Json body = {{"error", {{"code", code}, {"message", message}}}};
+  return http::JsonResponse(status, ToJson(body));
+}
+
+http::Response GraphError(const Status& s) {
+  switch (s.code()) {
+    case StatusCode::kNotFound:
+      return GraphError(404, "Request_ResourceNotFound", std::string(s.message()));
+    case StatusCode::kInvalidArgument:
+      return GraphError(400, "Request_BadRequest", std::string(s.message()));
+    case StatusCode::kFailedPrecondition:
+      return GraphError(409, "Request_BadRequest", std::string(s.message()));
+    default:
+      return GraphError(http::HttpStatusFor(s.code()).http_status, "Service_InternalServerError",
+                        std::string(s.message()));
+  }
+}
+
+Json SecretInfoJson(const ClientSecretInfo& c) {
+  return Json{{"keyId", c.key_id},
+              {"hint", c.hint},
+              {"displayName", nullptr},
+              {"customKeyIdentifier", nullptr},
+              {"startDateTime", IsoTime(c.created)},
+              {"endDateTime", IsoTime(c.expires)}};
+}
+
+Json PrincipalJson(const ServicePrincipalInfo& sp) {
+  Json secrets = Json::array();
+  for (const auto& c : sp.secrets) {
+    secrets.push_back(SecretInfoJson(c));
+  }
+  const auto& p = sp.principal;
+  return Json{{"id", p.object_id},
+              {"appId", p.app_id},
+              {"displayName", p.display_name},
+              {"servicePrincipalType", "Application"},
+              {"accountEnabled", true},
+              {"appOwnerOrganizationId", p.tenant_id},
+              {"createdDateTime", IsoTime(p.created)},
+              {"passwordCredentials", secrets}};
+}
+
+// Lifetime in days from an optional passwordCredential.endDateTime.
+StatusOr<int> LifetimeDays(const Json& credential, int64_t now) {
+  if (!credential.is_object() || !credential.contains("endDateTime") ||
+      credential["endDateTime"].is_null()) {
+    return kDefaultSecretDays;
+  }
+  if (!credential["endDateTime"].is_string()) {
+    return InvalidArgumentError("passwordCredential.endDateTime must be an ISO 8601 string.");
+  }
+  std::string text = credential["endDateTime"].get<std::string>();
+  std::tm tm{};
+  const char* end = strptime(text.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
+  if (end == nullptr) {
+    return InvalidArgumentError("passwordCredential.endDateTime must be an ISO 8601 UTC time.");
+  }
+  int64_t days = (static_cast<int64_t>(timegm(&tm)) - now + 86399) / 86400;
+  if (days < 1 || days > 3650) {
+    return InvalidArgumentError(
+        "passwordCredential.endDateTime must be between 1 day and 10 years from now.");
+  }
+  return static_cast<int>(days);
+}
+
+}  // namespace
+
+GraphApi::GraphApi(Directory& directory, const Clock& clock, Hooks hooks)
+    : directory_(directory), clock_(clock), hooks_(std::move(hooks)) {}
+
+std::optional<http::Response> GraphApi::Handle(const http::Request& req) {
+  const auto& seg = req.segments;
+  if (seg.size() < 2 || seg[0] != "v1.0" || seg[1] != "servicePrincipals") {
+    return std::nullopt;
+  }
+  const std::string& m = req.method;
+  auto body = [&]() -> StatusOr<Json> {
+    auto j = ParseJson(req.body.empty() ? "{}" : req.body);
+    if (!j || !j->is_object()) {
+      return InvalidArgumentError("The request body is not a JSON object.");
+    }
+    return *j;
+  };
+
+  if (seg.size() == 2) {
+    if (m == "GET") {
+      auto all = directory_.ListServicePrincipals();
+      if (!all.ok()) {
+        return GraphError(all.status());
+      }
+      Json items = Json::array();
+      for (const auto& sp : *all) {
+        items.push_back(PrincipalJson(sp));
+      }
+      return http::JsonResponse(200, ToJson(Json{{"value", items}}));
+    }
+    if (m == "POST") {
+      auto j = body();
+      if (!j.ok()) {
+        return GraphError(j.status());
+      }
+      auto name = j->find("displayName");
+      if (name == j->end() || !name->is_string()) {
+        return GraphError(400, "Request_BadRequest", "displayName is required.");
+      }
+      auto created =
+          directory_.CreateServicePrincipal(name->get<std::string>(), kDefaultSecretDays);
+      if (!created.ok()) {
+        return GraphError(created.status());
+      }
+      auto info = directory_.GetServicePrincipal(created->principal.object_id);
+      if (!info.ok()) {
+        return GraphError(info.status());
+      }
+      Json out = PrincipalJson(*info);
+      // The one response that carries the first secret, as az's
+      // create-for-rbac shows its password once.
+      out["passwordCredentials"][0]["secretText"] = created->client_secret;
+      return http::JsonResponse(201, ToJson(out));
+    }
+    return GraphError(405, "Request_BadRequest", "Method not allowed.");
+  }
+
+  const std::string& id = seg[2];
+  if (seg.size() == 3) {
+    if (m == "GET") {
+      auto sp = directory_.GetServicePrincipal(id);
+      return sp.ok() ? http::JsonResponse(200, ToJson(PrincipalJson(*sp)))
+                     : GraphError(sp.status());
+    }
+    if (m == "DELETE") {
+      if (hooks_.is_protected && hooks_.is_protected(id)) {
+        return GraphError(400, "Request_BadRequest",
+                          "Service principal '" + id +
+                              "' is an administrator of this installation and cannot be deleted.");
+      }
+      Status deleted = directory_.DeleteServicePrincipal(id);
+      if (!deleted.ok()) {
+        return GraphError(deleted);
+      }
+      if (hooks_.on_deleted) {
+        hooks_.on_deleted(id);
+      }
+      http::Response r;
+      r.status = 204;
+      return r;
+    }
+    return GraphError(405, "Request_BadRequest", "Method not allowed.");
+  }
+  if (seg.size() == 4 && seg[3] == "addPassword" && m == "POST") {
+    auto j = body();
+    if (!j.ok()) {
+      return GraphError(j.status());
+    }
+    Json credential = j->value("passwordCredential", Json::object());
+    auto days = LifetimeDays(credential, clock_.NowSeconds());
+    if (!days.ok()) {
+      return GraphError(days.status());
+    }
+    auto added = directory_.AddClientSecret(id, *days);
+    if (!added.ok()) {
+      return GraphError(added.status());
+    }
+    Json out = SecretInfoJson(added->info);
+    out["secretText"] = added->secret;
+    return http::JsonResponse(200, ToJson(out));
+  }
+  if (seg.size() == 4 && seg[3] == "removePassword" && m == "POST") {
+    auto j = body();
+    if (!j.ok()) {
+      return GraphError(j.status());
+    }
+    auto key = j->find("keyId");
+    if (key == j->end() || !key->is_string()) {
+      return GraphError(400, "Request_BadRequest", "keyId is required.");
+    }
+    Status removed = directory_.RemoveClientSecret(id, key->get<std::string>());
+    if (!removed.ok()) {
+      return GraphError(removed);
+    }
+    // Tokens already issued with the removed secret stay valid until they
+    // expire, as in Entra; the secret itself stops working at once.
+    http::Response r;
+    r.status = 204;
+    return r;
+  }
+  return GraphError(404, "Request_ResourceNotFound", "Unknown directory path.");
+}
+
+}  // namespace coffer::auth

@@ -1,0 +1,137 @@
+"""Service principals: the Graph-shaped directory API and `coffer ad sp ...`.
+
+Secrets are shown once, stored only as hashes, expire, and can be reset; deleting a principal
+makes its tokens stop working at once.
+"""
+
+import json
+import subprocess
+
+from harness import ServerTestCase, coffer_binary
+
+
+class DirectoryTestCase(ServerTestCase):
+
+    def ad(self, *args, expect=0):
+        p = subprocess.run([coffer_binary(), "ad", "sp"] + [str(a) for a in args],
+                           env=self.srv.cli_env(), capture_output=True, timeout=60,
+                           stdin=subprocess.DEVNULL)
+        out = p.stdout.decode()
+        err = p.stderr.decode()
+        self.assertEqual(p.returncode, expect, f"ad sp {args}\nstdout: {out}\nstderr: {err}")
+        return json.loads(out) if expect == 0 and out.strip() else err
+
+    def graph(self, method, path, body=None, token=None):
+        return self.srv.request(method, "/v1.0/servicePrincipals" + path, body, host="localhost",
+                                token=token or self.srv.token(self.srv.mgmt_resource))
+
+    def token_for(self, app_id, secret, resource=None):
+        return self.srv.token_response(resource or self.srv.vault_resource, client_id=app_id,
+                                       client_secret=secret)
+
+
+class ServicePrincipalLifecycleTests(DirectoryTestCase):
+
+    def test_create_for_rbac_shows_the_secret_once_and_it_authenticates(self):
+        sp = self.ad("create-for-rbac", "--name", "ci-pipeline")
+        self.assertEqual(set(sp), {"appId", "displayName", "password", "tenant"})
+        self.assertEqual(sp["tenant"], self.srv.tenant)
+        self.assertEqual(sp["displayName"], "ci-pipeline")
+        r = self.token_for(sp["appId"], sp["password"])
+        self.assertEqual(r.status, 200, r)
+        listed = {p["appId"]: p for p in self.ad("list")}
+        self.assertIn(sp["appId"], listed)
+        creds = listed[sp["appId"]]["passwordCredentials"]
+        self.assertEqual(len(creds), 1)
+        self.assertEqual(creds[0]["hint"], sp["password"][:3])
+        self.assertNotIn("secretText", creds[0])
+        self.assertNotIn(sp["password"], json.dumps(listed))
+        shown = self.ad("show", "--id", sp["appId"])
+        self.assertEqual(shown["id"], listed[sp["appId"]]["id"])
+
+    def test_a_new_principal_has_no_access_until_granted(self):
+        sp = self.ad("create-for-rbac", "--name", "no-grants")
+        token = self.token_for(sp["appId"], sp["password"]).json()["access_token"]
+        r = self.srv.kv("GET", "/secrets", token=token)
+        self.assertEqual(r.status, 403, r)
+        self.assertEqual(r.json()["error"]["code"], "Forbidden")
+        self.assertIn(sp["appId"], r.json()["error"]["message"])
+        mgmt = self.token_for(sp["appId"], sp["password"], self.srv.mgmt_resource)
+        r = self.graph("GET", "", token=mgmt.json()["access_token"])
+        self.assertEqual(r.status, 403, r)
+
+    def test_credential_reset_replaces_the_secret_and_append_keeps_both(self):
+        sp = self.ad("create-for-rbac", "--name", "rotating")
+        reset = self.ad("credential", "reset", "--id", sp["appId"], "--years", "2")
+        self.assertEqual(reset["appId"], sp["appId"])
+        self.assertNotEqual(reset["password"], sp["password"])
+        old = self.token_for(sp["appId"], sp["password"])
+        self.assertEqual(old.status, 401, old)
+        self.assertEqual(old.json()["error"], "invalid_client")
+        self.assertEqual(self.token_for(sp["appId"], reset["password"]).status, 200)
+        appended = self.ad("credential", "reset", "--id", sp["appId"], "--append")
+        self.assertEqual(self.token_for(sp["appId"], reset["password"]).status, 200)
+        self.assertEqual(self.token_for(sp["appId"], appended["password"]).status, 200)
+        shown = self.ad("show", "--id", sp["appId"])
+        self.assertEqual(len(shown["passwordCredentials"]), 2)
+
+    def test_deleting_a_principal_stops_its_tokens_at_once(self):
+        sp = self.ad("create-for-rbac", "--name", "short-lived")
+        token = self.token_for(sp["appId"], sp["password"]).json()["access_token"]
+        self.assertEqual(self.srv.kv("GET", "/secrets", token=token).status, 403)
+        self.ad("delete", "--id", sp["appId"])
+        r = self.srv.kv("GET", "/secrets", token=token)
+        self.assertEqual(r.status, 401, r)
+        self.assertIn("WWW-Authenticate".lower(), r.headers)
+        again = self.token_for(sp["appId"], sp["password"])
+        self.assertEqual(again.status, 401, again)
+        self.assertNotIn(sp["appId"], [p["appId"] for p in self.ad("list")])
+        err = self.ad("delete", "--id", sp["appId"], expect=1)
+        self.assertIn("Request_ResourceNotFound", err)
+
+    def test_the_administrator_cannot_be_deleted(self):
+        err = self.ad("delete", "--id", self.srv.env["AZURE_CLIENT_ID"], expect=1)
+        self.assertIn("Request_BadRequest", err)
+        self.assertEqual(self.srv.token_response(self.srv.vault_resource).status, 200)
+
+
+class DirectoryBadInputTests(DirectoryTestCase):
+
+    def test_malformed_requests_get_graph_errors_and_change_nothing(self):
+        before = self.graph("GET", "").json()["value"]
+        for body in ("", "[]", "{", json.dumps({"displayName": 5}), json.dumps({})):
+            r = self.graph("POST", "", body)
+            self.assertEqual(r.status, 400, (body, r))
+            self.assertEqual(r.json()["error"]["code"], "Request_BadRequest")
+        self.assertEqual(self.graph("POST", "", json.dumps({"displayName": ""})).status, 400)
+        self.assertEqual(self.graph("POST", "", json.dumps({"displayName": "x" * 121})).status,
+                         400)
+        self.assertEqual(self.graph("GET", "").json()["value"], before)
+
+    def test_unknown_ids_and_paths_get_404(self):
+        self.assertEqual(self.graph("GET", "/00000000-0000-0000-0000-000000000000").status, 404)
+        self.assertEqual(self.graph("DELETE", "/nope").status, 404)
+        r = self.graph("POST", "/nope/addPassword", json.dumps({}))
+        self.assertEqual(r.status, 404)
+        self.assertEqual(r.json()["error"]["code"], "Request_ResourceNotFound")
+
+    def test_bad_password_credentials_are_refused(self):
+        sp = self.ad("create-for-rbac", "--name", "bad-creds")
+        oid = self.ad("show", "--id", sp["appId"])["id"]
+        for cred in ({"endDateTime": "yesterday"}, {"endDateTime": "2001-01-01T00:00:00Z"},
+                     {"endDateTime": "2999-01-01T00:00:00Z"}, {"endDateTime": 5}):
+            r = self.graph("POST", f"/{oid}/addPassword",
+                           json.dumps({"passwordCredential": cred}))
+            self.assertEqual(r.status, 400, (cred, r))
+        r = self.graph("POST", f"/{oid}/removePassword", json.dumps({"keyId": "nope"}))
+        self.assertEqual(r.status, 404, r)
+        self.assertEqual(len(self.ad("show", "--id", oid)["passwordCredentials"]), 1)
+
+    def test_unauthenticated_and_vault_tokens_are_refused(self):
+        r = self.srv.request("GET", "/v1.0/servicePrincipals", host="localhost", auth=False)
+        self.assertEqual(r.status, 401, r)
+        r = self.graph("GET", "", token=self.srv.token(self.srv.vault_resource))
+        self.assertEqual(r.status, 401, r)
+
+    def test_years_out_of_range_is_a_usage_error(self):
+        self.ad("create-for-rbac", "--name", "x", "--years", "11", expect=2)
