@@ -51,6 +51,9 @@ StatusOr<NewClientSecret> Directory::AddClientSecret(const std::string& object_i
   if (lifetime_days < 1 || lifetime_days > 3650) {
     return InvalidArgumentError("secret lifetime must be 1-3650 days");
   }
+  // Only service principals have client secrets; a managed identity's
+  // credentials are held by the platform.
+  RETURN_IF_ERROR(GetServicePrincipal(object_id).status());
   std::string secret = NewSecretText();
   storage::ClientSecretRecord rec;
   rec.key_id = crypto::RandomUuid();
@@ -82,6 +85,9 @@ Status Directory::RemoveClientSecret(const std::string& object_id, const std::st
 
 StatusOr<ServicePrincipalInfo> Directory::GetServicePrincipal(const std::string& object_id) {
   auto p = store_.GetPrincipal(object_id);
+  if (p.ok() && p->kind != "ServicePrincipal") {
+    p = NotFoundError("not a service principal");
+  }
   if (!p.ok()) {
     if (p.status().code() == StatusCode::kNotFound) {
       return NotFoundError("Service principal '" + object_id + "' does not exist.");
@@ -111,6 +117,11 @@ StatusOr<std::vector<ServicePrincipalInfo>> Directory::ListServicePrincipals() {
 }
 
 Status Directory::DeleteServicePrincipal(const std::string& object_id) {
+  // Managed identities are deleted through their ARM resource only.
+  auto existing = store_.GetPrincipal(object_id);
+  if (existing.ok() && existing->kind != "ServicePrincipal") {
+    return NotFoundError("Service principal '" + object_id + "' does not exist.");
+  }
   Status deleted = store_.DeletePrincipal(object_id);
   Forget(object_id);
   if (deleted.code() == StatusCode::kNotFound) {

@@ -10,5 +10,6 @@ namespace coffer::cli {
 void AddServerCommand(CLI::App& app);
 void AddKeyVaultCommands(CLI::App& app);
 void AddAdCommands(CLI::App& app);
+void AddIdentityCommands(CLI::App& app);
 
 }  // namespace coffer::cli

@@ -9,6 +9,7 @@ int main(int argc, char** argv) {
   coffer::cli::AddServerCommand(app);
   coffer::cli::AddKeyVaultCommands(app);
   coffer::cli::AddAdCommands(app);
+  coffer::cli::AddIdentityCommands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -100,6 +100,9 @@ Status CofferServer::Init() {
   mc.vault_host_suffix = "." + suffix + port_suffix_ + "/";
   vault_manager_ =
       std::make_unique<mgmt::VaultManager>(mc, *store_, *envelope_, *registry_, clock_);
+  identity_manager_ = std::make_unique<mgmt::IdentityManager>(
+      *subscription, *tenant, *store_, clock_,
+      [this](const std::string& oid) { authenticator_->ForgetPrincipal(oid); });
   return Bootstrap();
 }
 
@@ -271,6 +274,9 @@ http::Response CofferServer::AuthorityRequest(http::Request& request) {
       return http::JsonResponse(403, ToJson(body));
     }
     if (auto r = vault_manager_->Handle(request)) {
+      return *r;
+    }
+    if (auto r = identity_manager_->Handle(request)) {
       return *r;
     }
   }

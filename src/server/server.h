@@ -16,6 +16,7 @@
 #include "common/clock.h"
 #include "keyvault/secret_service.h"
 #include "keyvault/secrets_api.h"
+#include "mgmt/identity_manager.h"
 #include "mgmt/vault_manager.h"
 #include "net/https_server.h"
 #include "server/authenticator.h"
@@ -103,6 +104,7 @@ class CofferServer {
   std::unique_ptr<keyvault::SecretService> secrets_;
   std::unique_ptr<keyvault::SecretsApi> secrets_api_;
   std::unique_ptr<mgmt::VaultManager> vault_manager_;
+  std::unique_ptr<mgmt::IdentityManager> identity_manager_;
 
   std::mutex admin_mu_;
   std::vector<std::string> admins_;  // guarded by admin_mu_

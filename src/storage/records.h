@@ -15,8 +15,13 @@ struct PrincipalRecord {
   std::string app_id;     // client id, `appid` claim
   std::string tenant_id;
   std::string display_name;
-  std::string kind;  // "ServicePrincipal"
+  std::string kind;  // "ServicePrincipal" or "UserAssignedIdentity"
   int64_t created = 0;
+  // Managed identities are also ARM resources: their resource id (as
+  // created), location and tags. Empty for service principals.
+  std::string resource_id;
+  std::string location;
+  std::string tags_json = "{}";
 };
 
 struct ClientSecretRecord {

@@ -36,6 +36,8 @@ class Store {
   virtual StatusOr<PrincipalRecord> GetPrincipalByAppId(const std::string& app_id) = 0;
   virtual StatusOr<PrincipalRecord> GetPrincipal(const std::string& object_id) = 0;
   virtual StatusOr<std::vector<PrincipalRecord>> ListPrincipals() = 0;
+  // Replaces display name, location and tags. kNotFound if absent.
+  virtual Status UpdatePrincipal(const PrincipalRecord& principal) = 0;
   // Deletes the principal and its credentials. kNotFound if absent.
   virtual Status DeletePrincipal(const std::string& object_id) = 0;
   // kNotFound if the principal does not exist.

@@ -135,3 +135,64 @@ class DirectoryBadInputTests(DirectoryTestCase):
 
     def test_years_out_of_range_is_a_usage_error(self):
         self.ad("create-for-rbac", "--name", "x", "--years", "11", expect=2)
+
+
+class UserAssignedIdentityTests(DirectoryTestCase):
+    """`coffer identity ...` and the Microsoft.ManagedIdentity resources behind it."""
+
+    def identity(self, *args, expect=0):
+        p = subprocess.run([coffer_binary(), "identity"] + [str(a) for a in args],
+                           env=self.srv.cli_env(), capture_output=True, timeout=60,
+                           stdin=subprocess.DEVNULL)
+        out, err = p.stdout.decode(), p.stderr.decode()
+        self.assertEqual(p.returncode, expect, f"identity {args}\nstdout: {out}\nstderr: {err}")
+        return json.loads(out) if expect == 0 and out.strip() else err
+
+    def test_create_show_list_delete(self):
+        created = self.identity("create", "--name", "web-id", "--resource-group", "rg-web",
+                                "--tags", "app=web")
+        self.assertEqual(created["name"], "web-id")
+        self.assertEqual(created["resourceGroup"], "rg-web")
+        self.assertEqual(created["tenantId"], self.srv.tenant)
+        self.assertEqual(created["tags"], {"app": "web"})
+        self.assertRegex(created["principalId"], r"^[0-9a-f-]{36}$")
+        self.assertRegex(created["clientId"], r"^[0-9a-f-]{36}$")
+        shown = self.identity("show", "--name", "web-id", "--resource-group", "rg-web")
+        self.assertEqual(shown["principalId"], created["principalId"])
+        again = self.identity("create", "--name", "web-id", "--resource-group", "rg-web")
+        self.assertEqual(again["clientId"], created["clientId"], "create is idempotent")
+        self.identity("create", "--name", "batch-id", "--resource-group", "rg-batch")
+        self.assertEqual([i["name"] for i in self.identity("list", "--resource-group", "rg-web")],
+                         ["web-id"])
+        self.assertEqual(sorted(i["name"] for i in self.identity("list")), ["batch-id", "web-id"])
+        self.identity("delete", "--name", "web-id", "--resource-group", "rg-web")
+        err = self.identity("show", "--name", "web-id", "--resource-group", "rg-web", expect=1)
+        self.assertIn("ResourceNotFound", err)
+        self.assertEqual([i["name"] for i in self.identity("list")], ["batch-id"])
+
+    def test_identities_are_not_service_principals(self):
+        created = self.identity("create", "--name", "not-an-sp", "--resource-group", "rg-x")
+        self.assertNotIn(created["clientId"], [p["appId"] for p in self.ad("list")])
+        r = self.graph("DELETE", "/" + created["principalId"])
+        self.assertEqual(r.status, 404, r)
+        self.assertEqual(self.identity("show", "--name", "not-an-sp", "--resource-group", "rg-x")
+                         ["principalId"], created["principalId"])
+        # No client secret can be attached to a managed identity.
+        r = self.graph("POST", "/" + created["principalId"] + "/addPassword", "{}")
+        self.assertEqual(r.status, 404, r)
+
+    def test_bad_names_and_bodies_are_refused(self):
+        for name in ("ab", "-lead", "has space", "x" * 129):
+            r = self.srv.arm("PUT", "/resourceGroups/rg/providers/Microsoft.ManagedIdentity/"
+                                    "userAssignedIdentities/" + name.replace(" ", "%20"),
+                             {"location": "local"})
+            self.assertEqual(r.status, 400, (name, r))
+        path = "/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/ok-id"
+        for body in ("[]", "{", json.dumps({"tags": []}), json.dumps({"location": 5}),
+                     json.dumps({"tags": {"k": 1}})):
+            r = self.srv.arm("PUT", path, body)
+            self.assertEqual(r.status, 400, (body, r))
+        self.assertEqual(self.srv.arm("GET", path).status, 404)
+        self.assertEqual(self.srv.arm("PATCH", path, {"tags": {}}).status, 404)
+        r = self.srv.arm("GET", path, api_version=None)
+        self.assertEqual(r.json()["error"]["code"], "MissingApiVersionParameter")

@@ -253,11 +253,24 @@ TEST_P(StoreConformance, BackupVersionsRestoreWithTheSameLatest) {
 }
 
 TEST_P(StoreConformance, PrincipalsAndClientSecrets) {
-  PrincipalRecord p{"oid-1", "app-1", "t", "ci", "ServicePrincipal", 5};
+  PrincipalRecord p{"oid-1", "app-1", "t", "ci", "ServicePrincipal", 5, "", "", "{}"};
   ASSERT_TRUE(store_->CreatePrincipal(p).ok());
-  PrincipalRecord same_app{"oid-2", "app-1", "t", "x", "ServicePrincipal", 6};
+  PrincipalRecord same_app{"oid-2", "app-1", "t", "x", "ServicePrincipal", 6, "", "", "{}"};
   EXPECT_EQ(store_->CreatePrincipal(same_app).code(), StatusCode::kAlreadyExists);
   EXPECT_EQ(store_->GetPrincipalByAppId("app-1")->object_id, "oid-1");
+  PrincipalRecord mi{
+      "oid-9",  "app-9",       "t", "mi", "UserAssignedIdentity", 7, "/subscriptions/s/x",
+      "westus", R"({"a":"b"})"};
+  ASSERT_TRUE(store_->CreatePrincipal(mi).ok());
+  mi.tags_json = R"({"c":"d"})";
+  mi.location = "eastus";
+  ASSERT_TRUE(store_->UpdatePrincipal(mi).ok());
+  auto got_mi = store_->GetPrincipal("oid-9");
+  EXPECT_EQ(got_mi->resource_id, "/subscriptions/s/x");
+  EXPECT_EQ(got_mi->location, "eastus");
+  EXPECT_EQ(got_mi->tags_json, R"({"c":"d"})");
+  mi.object_id = "missing";
+  EXPECT_EQ(store_->UpdatePrincipal(mi).code(), StatusCode::kNotFound);
   ClientSecretRecord c{"k1", "oid-1", "salt", std::string("h\0sh", 4), 1000, "abc", 5, 99};
   ASSERT_TRUE(store_->AddClientSecret(c).ok());
   c.principal_object_id = "missing";

@@ -73,6 +73,18 @@ StatusOr<std::vector<PrincipalRecord>> MemoryStore::ListPrincipals() {
   return out;
 }
 
+Status MemoryStore::UpdatePrincipal(const PrincipalRecord& principal) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = principals_.find(principal.object_id);
+  if (it == principals_.end()) {
+    return NotFoundError("principal not found");
+  }
+  it->second.display_name = principal.display_name;
+  it->second.location = principal.location;
+  it->second.tags_json = principal.tags_json;
+  return OkStatus();
+}
+
 Status MemoryStore::DeletePrincipal(const std::string& object_id) {
   std::lock_guard<std::mutex> lock(mu_);
   if (principals_.erase(object_id) == 0) {

@@ -8,7 +8,7 @@
 namespace coffer::storage {
 namespace {
 
-constexpr int kSchemaVersion = 2;
+constexpr int kSchemaVersion = 3;
 constexpr size_t kMaxReaders = 16;
 constexpr size_t kMaxGroup = 512;
 
@@ -18,7 +18,9 @@ CREATE TABLE IF NOT EXISTS meta(
   key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS principals(
   object_id TEXT PRIMARY KEY, app_id TEXT NOT NULL UNIQUE, tenant_id TEXT NOT NULL,
-  display_name TEXT NOT NULL, kind TEXT NOT NULL, created INTEGER NOT NULL) WITHOUT ROWID;
+  display_name TEXT NOT NULL, kind TEXT NOT NULL, created INTEGER NOT NULL,
+  resource_id TEXT NOT NULL DEFAULT '', location TEXT NOT NULL DEFAULT '',
+  tags_json TEXT NOT NULL DEFAULT '{}') WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS client_secrets(
   key_id TEXT PRIMARY KEY, principal_object_id TEXT NOT NULL, salt BLOB NOT NULL,
   hash BLOB NOT NULL, iterations INTEGER NOT NULL, hint TEXT NOT NULL,
@@ -52,6 +54,12 @@ ALTER TABLE vaults ADD COLUMN deleted_date INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE vaults ADD COLUMN scheduled_purge_date INTEGER NOT NULL DEFAULT 0;
 )sql";
 
+constexpr char kMigrateFrom2[] = R"sql(
+ALTER TABLE principals ADD COLUMN resource_id TEXT NOT NULL DEFAULT '';
+ALTER TABLE principals ADD COLUMN location TEXT NOT NULL DEFAULT '';
+ALTER TABLE principals ADD COLUMN tags_json TEXT NOT NULL DEFAULT '{}';
+)sql";
+
 }  // namespace
 
 struct SqliteStore::PendingWrite {
@@ -79,7 +87,13 @@ Status SqliteStore::Init() {
     return DataLossError("database schema version " + std::to_string(user_version) +
                          " is newer than this server supports");
   }
-  std::string migrations = user_version == 1 ? kMigrateFrom1 : "";
+  std::string migrations;
+  if (user_version >= 1 && user_version < 2) {
+    migrations += kMigrateFrom1;
+  }
+  if (user_version >= 1 && user_version < 3) {
+    migrations += kMigrateFrom2;
+  }
   RETURN_IF_ERROR(writer_db_->ExecScript(std::string("BEGIN;") + migrations + kSchema +
                                          "PRAGMA user_version=" + std::to_string(kSchemaVersion) +
                                          ";COMMIT;"));
@@ -228,10 +242,12 @@ Status SqliteStore::PutMeta(const std::string& key, const std::string& value) {
 namespace {
 
 constexpr char kPrincipalColumns[] =
-    "SELECT object_id, app_id, tenant_id, display_name, kind, created FROM principals ";
+    "SELECT object_id, app_id, tenant_id, display_name, kind, created, resource_id, location, "
+    "tags_json FROM principals ";
 
 PrincipalRecord ReadPrincipal(const Stmt& st) {
-  return PrincipalRecord{st.Text(0), st.Text(1), st.Text(2), st.Text(3), st.Text(4), st.Int(5)};
+  return PrincipalRecord{st.Text(0), st.Text(1), st.Text(2), st.Text(3), st.Text(4),
+                         st.Int(5),  st.Text(6), st.Text(7), st.Text(8)};
 }
 
 }  // namespace
@@ -240,9 +256,11 @@ Status SqliteStore::CreatePrincipal(const PrincipalRecord& p) {
   return Write([&](Db& db) -> Status {
     ASSIGN_OR_RETURN(Stmt * st,
                      db.Prepare("INSERT INTO principals(object_id, app_id, tenant_id, "
-                                "display_name, kind, created) VALUES(?, ?, ?, ?, ?, ?)"));
+                                "display_name, kind, created, resource_id, location, tags_json) "
+                                "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)"));
     st->Bind(1, p.object_id).Bind(2, p.app_id).Bind(3, p.tenant_id).Bind(4, p.display_name);
-    st->Bind(5, p.kind).Bind(6, p.created);
+    st->Bind(5, p.kind).Bind(6, p.created).Bind(7, p.resource_id).Bind(8, p.location);
+    st->Bind(9, p.tags_json);
     Status s = st->Exec();
     if (s.code() == StatusCode::kAlreadyExists) {
       return AlreadyExistsError("principal already exists");
@@ -298,6 +316,19 @@ StatusOr<std::vector<PrincipalRecord>> SqliteStore::ListPrincipals() {
     }
   }));
   return out;
+}
+
+Status SqliteStore::UpdatePrincipal(const PrincipalRecord& p) {
+  return Write([&](Db& db) -> Status {
+    ASSIGN_OR_RETURN(Stmt * st, db.Prepare("UPDATE principals SET display_name = ?, location = ?, "
+                                           "tags_json = ? WHERE object_id = ?"));
+    st->Bind(1, p.display_name).Bind(2, p.location).Bind(3, p.tags_json).Bind(4, p.object_id);
+    RETURN_IF_ERROR(st->Exec());
+    if (db.Changes() == 0) {
+      return NotFoundError("principal not found");
+    }
+    return OkStatus();
+  });
 }
 
 Status SqliteStore::DeletePrincipal(const std::string& object_id) {

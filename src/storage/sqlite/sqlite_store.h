@@ -39,6 +39,7 @@ class SqliteStore final : public Store {
   StatusOr<PrincipalRecord> GetPrincipalByAppId(const std::string& app_id) override;
   StatusOr<PrincipalRecord> GetPrincipal(const std::string& object_id) override;
   StatusOr<std::vector<PrincipalRecord>> ListPrincipals() override;
+  Status UpdatePrincipal(const PrincipalRecord& principal) override;
   Status DeletePrincipal(const std::string& object_id) override;
   Status AddClientSecret(const ClientSecretRecord& secret) override;
   StatusOr<std::vector<ClientSecretRecord>> ListClientSecrets(

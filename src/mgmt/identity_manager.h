@@ -1,0 +1,48 @@
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "common/clock.h"
+#include "common/json.h"
+#include "http/message.h"
+#include "storage/store.h"
+
+namespace coffer::mgmt {
+
+// IdentityManager is the ARM-shaped management plane for user-assigned
+// managed identities (Microsoft.ManagedIdentity):
+//   PUT|PATCH|GET|DELETE /subscriptions/{s}/resourceGroups/{rg}/providers/
+//                        Microsoft.ManagedIdentity/userAssignedIdentities/{name}
+//   GET .../resourceGroups/{rg}/providers/Microsoft.ManagedIdentity/userAssignedIdentities
+//   GET /subscriptions/{s}/providers/Microsoft.ManagedIdentity/userAssignedIdentities
+// Each identity is a principal of the directory (kind "UserAssignedIdentity")
+// with its own principalId (object id) and clientId, and it lives until it
+// is deleted explicitly (docs/identities.md). Authorization is the caller's
+// job.
+//
+// Thread-safe. The referenced objects must outlive it.
+class IdentityManager {
+ public:
+  IdentityManager(std::string subscription_id, std::string tenant_id, storage::Store& store,
+                  const Clock& clock, std::function<void(const std::string&)> on_deleted);
+
+  // Handle answers a user-assigned identity request, or returns nullopt for
+  // other paths.
+  std::optional<http::Response> Handle(const http::Request& request);
+
+  Json ToArm(const storage::PrincipalRecord& identity) const;
+
+ private:
+  StatusOr<std::optional<storage::PrincipalRecord>> Find(const std::string& resource_group,
+                                                         const std::string& name);
+
+  const std::string subscription_id_;
+  const std::string tenant_id_;
+  storage::Store& store_;
+  const Clock& clock_;
+  std::function<void(const std::string&)> on_deleted_;
+};
+
+}  // namespace coffer::mgmt
