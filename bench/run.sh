@@ -4,7 +4,8 @@
 #   1. GET secret over TLS keep-alive vs nginx serving the same bytes with the
 #      same certificate, TLS settings and number of server threads;
 #   2. durable SET (new secret per request) with 32 concurrent clients;
-#   3. listing one page in a vault holding 100,000 secrets.
+#   3. listing one page in a vault holding 100,000 secrets;
+#   4. token issuance (client credentials).
 # Usage: bench/run.sh [--threads N] [--duration S] [--secrets N]
 # Needs: wrk, nginx-light (installed if missing). Uses loopback only and
 # stops every process it started.
@@ -136,3 +137,10 @@ for conns in 1 4; do
       "p50 $(awk '$1=="50%" {print $2}' "$work/list.txt"), p99 $(awk '$1=="99%" {print $2}' "$work/list.txt") (target p99 < 5ms)"
   done
 done
+
+# 4. Token issuance (client credentials), 16 concurrent clients.
+SCOPE="https://vault.localhost:$port/.default" wrk -t2 -c16 -d"${duration}s" --latency \
+  -s bench/token.lua "https://localhost:$port/$AZURE_TENANT_ID/oauth2/v2.0/token" >"$work/token.txt"
+echo "token issuance: $(awk '/Requests\/sec/ {print $2}' "$work/token.txt") tokens/s" \
+  "(p50 $(awk '$1=="50%" {print $2}' "$work/token.txt"), p99 $(awk '$1=="99%" {print $2}' "$work/token.txt"));" \
+  "$(grep non-200 "$work/token.txt") (target >= 1500/s)"
