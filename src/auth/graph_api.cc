@@ -1,23 +1,13 @@
 #include "auth/graph_api.h"
 
-#include <time.h>
-
 #include "common/json.h"
 #include "common/strings.h"
+#include "common/time_format.h"
 
 namespace coffer::auth {
 namespace {
 
 constexpr int kDefaultSecretDays = 365;
-
-std::string IsoTime(int64_t t) {
-  std::time_t tt = static_cast<std::time_t>(t);
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 // Graph's error shape: {"error":{"code","message"}}.
 http::Response GraphError(int status, const std::string& code, const std::string& message) {
@@ -44,8 +34,8 @@ Json SecretInfoJson(const ClientSecretInfo& c) {
               {"hint", c.hint},
               {"displayName", nullptr},
               {"customKeyIdentifier", nullptr},
-              {"startDateTime", IsoTime(c.created)},
-              {"endDateTime", IsoTime(c.expires)}};
+              {"startDateTime", FormatIsoTime(c.created)},
+              {"endDateTime", FormatIsoTime(c.expires)}};
 }
 
 Json PrincipalJson(const ServicePrincipalInfo& sp) {
@@ -60,7 +50,7 @@ Json PrincipalJson(const ServicePrincipalInfo& sp) {
               {"servicePrincipalType", "Application"},
               {"accountEnabled", true},
               {"appOwnerOrganizationId", p.tenant_id},
-              {"createdDateTime", IsoTime(p.created)},
+              {"createdDateTime", FormatIsoTime(p.created)},
               {"passwordCredentials", secrets}};
 }
 
@@ -73,13 +63,11 @@ StatusOr<int> LifetimeDays(const Json& credential, int64_t now) {
   if (!credential["endDateTime"].is_string()) {
     return InvalidArgumentError("passwordCredential.endDateTime must be an ISO 8601 string.");
   }
-  std::string text = credential["endDateTime"].get<std::string>();
-  std::tm tm{};
-  const char* end = strptime(text.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
-  if (end == nullptr) {
+  auto end = ParseIsoTime(credential["endDateTime"].get<std::string>());
+  if (!end) {
     return InvalidArgumentError("passwordCredential.endDateTime must be an ISO 8601 UTC time.");
   }
-  int64_t days = (static_cast<int64_t>(timegm(&tm)) - now + 86399) / 86400;
+  int64_t days = (*end - now + 86399) / 86400;
   if (days < 1 || days > 3650) {
     return InvalidArgumentError(
         "passwordCredential.endDateTime must be between 1 day and 10 years from now.");

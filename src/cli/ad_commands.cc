@@ -4,50 +4,19 @@
 #include <cstdlib>
 #include <iostream>
 
+#include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "client/api_client.h"
 #include "common/json.h"
 #include "common/strings.h"
+#include "common/time_format.h"
 
 namespace coffer::cli {
 namespace {
 
-[[noreturn]] void Fail(const Status& s) {
-  std::string code(s.reason());
-  std::cerr << "ERROR: " << (code.empty() ? "" : "(" + code + ") ") << s.message() << "\n";
-  std::exit(1);
-}
-
-[[noreturn]] void Usage(const std::string& message) {
-  std::cerr << "ERROR: " << message << "\n";
-  std::exit(2);
-}
-
-void Print(const Json& j) {
-  std::cout << j.dump(2, ' ', false, Json::error_handler_t::replace) << "\n";
-}
-
-client::ApiClient MakeClient() {
-  auto config = client::ClientConfig::FromEnvironment();
-  if (!config.ok()) {
-    Fail(config.status());
-  }
-  return client::ApiClient(std::move(config).value());
-}
-
 Json Call(client::ApiClient& c, const std::string& method, const std::string& path,
           std::initializer_list<int> ok, const std::string& body = "") {
-  auto res = c.Call(method, c.config().authority + path, c.config().authority, body);
-  if (!res.ok()) {
-    Fail(res.status());
-  }
-  for (int code : ok) {
-    if (res->status == code) {
-      auto j = res->body.empty() ? std::optional<Json>(Json()) : ParseJson(res->body, 64);
-      return j ? *j : Json();
-    }
-  }
-  Fail(client::ErrorFromResponse(*res));
+  return Expect(c.Call(method, c.config().authority + path, c.config().authority, body), ok);
 }
 
 // Resolve finds a service principal by object id or app (client) id.
@@ -66,12 +35,7 @@ std::string EndDate(int years) {
   if (years < 1 || years > 10) {
     Usage("--years must be from 1 to 10");
   }
-  std::time_t t = std::time(nullptr) + static_cast<std::time_t>(years) * 365 * 86400;
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
+  return FormatIsoTime(static_cast<int64_t>(std::time(nullptr)) + int64_t{years} * 365 * 86400);
 }
 
 }  // namespace

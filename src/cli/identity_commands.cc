@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <iostream>
 
+#include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "client/api_client.h"
 #include "common/json.h"
@@ -14,39 +15,19 @@ namespace {
 
 constexpr char kMsiApiVersion[] = "2023-01-31";
 
-[[noreturn]] void Fail(const Status& s) {
-  std::string code(s.reason());
-  std::cerr << "ERROR: " << (code.empty() ? "" : "(" + code + ") ") << s.message() << "\n";
-  std::exit(1);
-}
-
-client::ApiClient MakeClient() {
-  auto config = client::ClientConfig::FromEnvironment();
-  if (!config.ok()) {
-    Fail(config.status());
+client::ApiClient MakeArmClient() {
+  client::ApiClient c = MakeClient();
+  if (c.config().subscription_id.empty()) {
+    Usage("COFFER_SUBSCRIPTION_ID is not set (source the server's dev.env)");
   }
-  if (config->subscription_id.empty()) {
-    std::cerr << "ERROR: COFFER_SUBSCRIPTION_ID is not set (source the server's dev.env)\n";
-    std::exit(2);
-  }
-  return client::ApiClient(std::move(config).value());
+  return c;
 }
 
 Json Call(client::ApiClient& c, const std::string& method, const std::string& path,
           std::initializer_list<int> ok, const std::string& body = "") {
   std::string url = c.config().authority + "/subscriptions/" + c.config().subscription_id + path +
                     "?api-version=" + kMsiApiVersion;
-  auto res = c.Call(method, url, c.config().authority, body);
-  if (!res.ok()) {
-    Fail(res.status());
-  }
-  for (int code : ok) {
-    if (res->status == code) {
-      auto j = res->body.empty() ? std::optional<Json>(Json()) : ParseJson(res->body, 64);
-      return j ? *j : Json();
-    }
-  }
-  Fail(client::ErrorFromResponse(*res));
+  return Expect(c.Call(method, url, c.config().authority, body), ok);
 }
 
 // Flatten prints an identity as `az identity show` does.
@@ -70,10 +51,6 @@ std::string Path(const std::string& rg, const std::string& name) {
          (name.empty() ? "" : "/" + name);
 }
 
-void Print(const Json& j) {
-  std::cout << j.dump(2, ' ', false, Json::error_handler_t::replace) << "\n";
-}
-
 }  // namespace
 
 void AddIdentityCommands(CLI::App& app) {
@@ -92,7 +69,7 @@ void AddIdentityCommands(CLI::App& app) {
     cmd->add_option("--location,-l", *location, "Location")->capture_default_str();
     cmd->add_option("--tags", *tags, "Space-separated key=value tags");
     cmd->callback([=] {
-      auto c = MakeClient();
+      auto c = MakeArmClient();
       Json t = Json::object();
       for (const auto& kv : *tags) {
         size_t eq = kv.find('=');
@@ -112,7 +89,7 @@ void AddIdentityCommands(CLI::App& app) {
     cmd->add_option("--name,-n", *name, "Identity name")->required();
     cmd->add_option("--resource-group,-g", *rg, "Resource group")->required();
     cmd->callback([=] {
-      auto c = MakeClient();
+      auto c = MakeArmClient();
       if (v == "show") {
         Print(Flatten(Call(c, "GET", Path(*rg, *name), {200})));
       } else {
@@ -125,7 +102,7 @@ void AddIdentityCommands(CLI::App& app) {
     auto rg = std::make_shared<std::string>();
     cmd->add_option("--resource-group,-g", *rg, "Resource group");
     cmd->callback([=] {
-      auto c = MakeClient();
+      auto c = MakeArmClient();
       std::string path = rg->empty() ? "/providers/Microsoft.ManagedIdentity/userAssignedIdentities"
                                      : Path(*rg, "");
       Json out = Json::array();

@@ -9,28 +9,19 @@
 #include <iostream>
 #include <sstream>
 
+#include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "client/api_client.h"
 #include "common/encoding.h"
 #include "common/json.h"
 #include "common/strings.h"
+#include "common/time_format.h"
 
 namespace coffer::cli {
 namespace {
 
 constexpr char kArmApiVersion[] = "2023-07-01";
 constexpr char kKvApiVersion[] = "7.5";
-
-[[noreturn]] void Fail(const Status& s) {
-  std::string code(s.reason());
-  std::cerr << "ERROR: " << (code.empty() ? "" : "(" + code + ") ") << s.message() << "\n";
-  std::exit(1);
-}
-
-[[noreturn]] void Usage(const std::string& message) {
-  std::cerr << "ERROR: " << message << "\n";
-  std::exit(2);
-}
 
 bool IsValidUtf8(const std::string& s) {
   size_t i = 0;
@@ -50,49 +41,18 @@ bool IsValidUtf8(const std::string& s) {
   return true;
 }
 
-void Print(const Json& j) {
-  std::cout << j.dump(2, ' ', false, Json::error_handler_t::replace) << "\n";
-}
-
-client::ApiClient MakeClient() {
-  auto config = client::ClientConfig::FromEnvironment();
-  if (!config.ok()) {
-    Fail(config.status());
-  }
-  return client::ApiClient(std::move(config).value());
-}
-
-Json Expect(const StatusOr<http::Response>& res, std::initializer_list<int> ok) {
-  if (!res.ok()) {
-    Fail(res.status());
-  }
-  for (int code : ok) {
-    if (res->status == code) {
-      if (res->body.empty()) {
-        return Json();
-      }
-      auto j = ParseJson(res->body, 64);
-      return j ? *j : Json();
-    }
-  }
-  Fail(client::ErrorFromResponse(*res));
-}
-
 // ParseTime accepts Unix seconds or ISO 8601 UTC (2027-01-31T00:00:00Z).
 int64_t ParseTime(const std::string& text, const char* flag) {
-  if (!text.empty() && text.find_first_not_of("0123456789") == std::string::npos) {
+  if (!text.empty() && text.size() < 12 &&
+      text.find_first_not_of("0123456789") == std::string::npos) {
     return std::stoll(text);
   }
-  struct tm tm {};
-  const char* end = strptime(text.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
-  if (end == nullptr) {
-    end = strptime(text.c_str(), "%Y-%m-%d", &tm);
-  }
-  if (end == nullptr || (*end != '\0' && std::string(end) != "Z" && std::string(end) != "+00:00")) {
+  auto t = ParseIsoTime(text);
+  if (!t) {
     Usage(std::string("argument ") + flag +
           ": expected ISO 8601 UTC time, e.g. 2027-01-31T00:00:00Z");
   }
-  return static_cast<int64_t>(timegm(&tm));
+  return *t;
 }
 
 Json ParseTags(const std::vector<std::string>& tags) {

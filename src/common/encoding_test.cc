@@ -49,3 +49,22 @@ TEST(PercentEncode, KeepsUnreserved) {
 
 }  // namespace
 }  // namespace coffer
+
+#include "common/time_format.h"
+
+namespace coffer {
+namespace {
+
+TEST(TimeFormat, RoundTripsAndRejectsJunk) {
+  EXPECT_EQ(FormatIsoTime(0), "1970-01-01T00:00:00Z");
+  EXPECT_EQ(*ParseIsoTime("2027-01-31T00:00:00Z"), 1801353600);
+  EXPECT_EQ(*ParseIsoTime(FormatIsoTime(1795820022)), 1795820022);
+  EXPECT_EQ(*ParseIsoTime("2027-01-31"), 1801353600);
+  EXPECT_EQ(*ParseIsoTime("2027-01-31T00:00:00+00:00"), 1801353600);
+  for (const char* bad : {"", "yesterday", "2027-01-31T00:00:00+02:00", "2027-13-45", "2027"}) {
+    EXPECT_FALSE(ParseIsoTime(bad).has_value()) << bad;
+  }
+}
+
+}  // namespace
+}  // namespace coffer

@@ -1,8 +1,7 @@
 #include "mgmt/vault_manager.h"
 
-#include <ctime>
-
 #include "common/strings.h"
+#include "common/time_format.h"
 #include "keyvault/names.h"
 
 namespace coffer::mgmt {
@@ -269,15 +268,6 @@ StatusOr<std::pair<storage::VaultRecord, bool>> VaultManager::CreateOrUpdate(
 
 namespace {
 
-std::string IsoTime(int64_t t) {
-  std::time_t tt = static_cast<std::time_t>(t);
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
 http::Response Empty(int status) {
   http::Response r;
   r.status = status;
@@ -296,8 +286,8 @@ Json VaultManager::ToArmDeleted(const storage::VaultRecord& v) const {
       {"properties",
        {{"vaultId", ResourceId(v)},
         {"location", v.location},
-        {"deletionDate", IsoTime(v.deleted_date)},
-        {"scheduledPurgeDate", IsoTime(v.scheduled_purge_date)},
+        {"deletionDate", FormatIsoTime(v.deleted_date)},
+        {"scheduledPurgeDate", FormatIsoTime(v.scheduled_purge_date)},
         {"tags", ParseJson(v.tags_json).value_or(Json::object())},
         {"purgeProtectionEnabled", props.purge_protection}}}};
 }
@@ -362,7 +352,7 @@ std::optional<http::Response> VaultManager::HandleDeleted(const http::Request& r
                     "Vault '" + name +
                         "' has purge protection enabled and cannot be purged "
                         "before " +
-                        IsoTime(v->scheduled_purge_date) + ".");
+                        FormatIsoTime(v->scheduled_purge_date) + ".");
   }
   Status purged = store_.PurgeVault(v->name);
   registry_.Invalidate(v->name);
