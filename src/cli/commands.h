@@ -11,5 +11,6 @@ void AddServerCommand(CLI::App& app);
 void AddKeyVaultCommands(CLI::App& app);
 void AddAdCommands(CLI::App& app);
 void AddIdentityCommands(CLI::App& app);
+void AddTokenCommands(CLI::App& app);
 
 }  // namespace coffer::cli

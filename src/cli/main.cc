@@ -10,6 +10,7 @@ int main(int argc, char** argv) {
   coffer::cli::AddKeyVaultCommands(app);
   coffer::cli::AddAdCommands(app);
   coffer::cli::AddIdentityCommands(app);
+  coffer::cli::AddTokenCommands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -75,6 +75,11 @@ std::optional<Caller> Authenticator::TryCached(std::string_view authorization,
   return it->second.caller;
 }
 
+void Authenticator::ForgetAll() {
+  std::lock_guard<std::mutex> lock(mu_);
+  cache_.clear();
+}
+
 void Authenticator::ForgetPrincipal(const std::string& object_id) {
   std::lock_guard<std::mutex> lock(mu_);
   for (auto it = cache_.begin(); it != cache_.end();) {

@@ -43,6 +43,8 @@ class Authenticator {
 
   // ForgetPrincipal drops cached tokens of a deleted principal.
   void ForgetPrincipal(const std::string& object_id);
+  // ForgetAll drops every cached token (after a signing key is retired).
+  void ForgetAll();
 
  private:
   struct Entry {

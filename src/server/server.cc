@@ -252,6 +252,9 @@ http::Response CofferServer::AuthorityRequest(http::Request& request) {
   if (!seg.empty() && seg[0] == "v1.0") {
     return DirectoryRequest(request);
   }
+  if (!seg.empty() && seg[0] == "coffer") {
+    return AdminRequest(request);
+  }
   if (!seg.empty() && EqualsIgnoreCase(seg[0], "subscriptions")) {
     auto caller = authenticator_->Authenticate(request.Header("authorization"), arm_audiences_);
     if (!caller.ok()) {
@@ -285,6 +288,45 @@ http::Response CofferServer::AuthorityRequest(http::Request& request) {
        {{"code", "NotFound"},
         {"message", "No route for " + request.method + " " + request.target.substr(0, 200)}}}};
   return http::JsonResponse(404, ToJson(body));
+}
+
+http::Response CofferServer::AdminRequest(http::Request& request) {
+  // Coffer's own administration API (docs/token-service.md):
+  //   POST /coffer/v1/signing-keys/rotate
+  auto caller = authenticator_->Authenticate(request.Header("authorization"), arm_audiences_);
+  if (!caller.ok()) {
+    http::Response r = http::ErrorResponse(caller.status());
+    r.status = 401;
+    return r;
+  }
+  if (!IsAdmin(caller->object_id)) {
+    return http::ErrorResponse(PermissionDeniedError(
+        "Only administrators may call the administration API. Caller: appid=" + caller->app_id +
+            ";oid=" + caller->object_id + ".",
+        "Forbidden"));
+  }
+  const auto& seg = request.segments;
+  if (seg.size() == 4 && seg[1] == "v1" && seg[2] == "signing-keys" && seg[3] == "rotate") {
+    if (request.method != "POST") {
+      http::Response r = http::ErrorResponse(InvalidArgumentError("Use POST.", "BadParameter"));
+      r.status = 405;
+      return r;
+    }
+    Status rotated = keys_->Rotate();
+    if (!rotated.ok()) {
+      return http::ErrorResponse(rotated);
+    }
+    // Tokens signed by the retired key must fail now, not when they expire.
+    authenticator_->ForgetAll();
+    COFFER_LOG(kInfo) << "signing keys rotated; current kid " << keys_->current_kid();
+    Json kids = Json::array();
+    for (const auto& k : keys_->Jwks()["keys"]) {
+      kids.push_back(k["kid"]);
+    }
+    return http::JsonResponse(200,
+                              ToJson(Json{{"currentKid", keys_->current_kid()}, {"kids", kids}}));
+  }
+  return http::ErrorResponse(NotFoundError("Unknown administration path.", "NotFound"));
 }
 
 http::Response CofferServer::DirectoryRequest(http::Request& request) {

@@ -75,6 +75,7 @@ class CofferServer {
   http::Response VaultRequest(const std::string& vault, http::Request& request);
   http::Response AuthorityRequest(http::Request& request);
   http::Response DirectoryRequest(http::Request& request);
+  http::Response AdminRequest(http::Request& request);
   http::Response Challenge(const Status& why) const;
   // Returns the vault name when `host` is a vault host; "" otherwise.
   std::string VaultFromHost(const std::string& host) const;
