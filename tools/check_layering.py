@@ -26,7 +26,7 @@ ALLOWED = {
     "client": {"common", "http", "net", "client"},
     "server": {"common", "crypto", "storage", "http", "auth", "keyvault", "mgmt", "net",
                "server"},
-    "cli": {"common", "http", "server", "client", "cli"},
+    "cli": {"common", "crypto", "http", "server", "client", "cli"},
 }
 THIRD_PARTY = {
     "boost/": {"net"},

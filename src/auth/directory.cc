@@ -1,7 +1,13 @@
 #include "auth/directory.h"
 
+#include <cctype>
+
 #include "common/encoding.h"
+#include "common/json.h"
+#include "common/strings.h"
 #include "crypto/primitives.h"
+#include "crypto/rsa_key.h"
+#include "crypto/x509.h"
 
 namespace coffer::auth {
 namespace {
@@ -83,6 +89,178 @@ Status Directory::RemoveClientSecret(const std::string& object_id, const std::st
   return removed;
 }
 
+StatusOr<ClientCertificateInfo> Directory::AddClientCertificate(const std::string& object_id,
+                                                                const std::string& certificate) {
+  RETURN_IF_ERROR(GetServicePrincipal(object_id).status());
+  if (certificate.size() > 64 * 1024) {
+    return InvalidArgumentError("The certificate is too large.");
+  }
+  auto parsed = crypto::ParseCertificate(certificate);
+  if (!parsed.ok()) {
+    return InvalidArgumentError("The key is not a valid X.509 certificate with an RSA key.");
+  }
+  int64_t now = clock_.NowSeconds();
+  if (parsed->not_after <= now) {
+    return InvalidArgumentError("The certificate has expired.");
+  }
+  storage::ClientCertificateRecord rec;
+  rec.key_id = crypto::RandomUuid();
+  rec.principal_object_id = object_id;
+  rec.certificate_der = parsed->der;
+  rec.sha1_thumbprint = parsed->sha1_thumbprint;
+  rec.sha256_thumbprint = parsed->sha256_thumbprint;
+  rec.created = now;
+  rec.not_before = parsed->not_before;
+  rec.not_after = parsed->not_after;
+  Status added = store_.AddClientCertificate(rec);
+  if (added.code() == StatusCode::kAlreadyExists) {
+    return AlreadyExistsError("The certificate is already registered for this application.");
+  }
+  RETURN_IF_ERROR(added);
+  std::string hex = HexEncode(rec.sha1_thumbprint);
+  for (char& c : hex) {
+    c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  }
+  return ClientCertificateInfo{rec.key_id, hex, rec.created, rec.not_before, rec.not_after};
+}
+
+Status Directory::RemoveClientCertificate(const std::string& object_id, const std::string& key_id) {
+  RETURN_IF_ERROR(GetServicePrincipal(object_id).status());
+  Status removed = store_.RemoveClientCertificate(object_id, key_id);
+  if (removed.code() == StatusCode::kNotFound) {
+    return NotFoundError("Key credential '" + key_id + "' does not exist.");
+  }
+  return removed;
+}
+
+StatusOr<storage::PrincipalRecord> Directory::AuthenticateClientAssertion(
+    const std::string& app_id, const std::string& assertion,
+    const std::vector<std::string>& audiences) {
+  auto deny = [](const std::string& why) {
+    return UnauthenticatedError("AADSTS700027: Client assertion failed validation: " + why + ".",
+                                "invalid_client");
+  };
+  constexpr int64_t kSkew = 300;
+  if (assertion.size() > 16 * 1024) {
+    return deny("the assertion is too large");
+  }
+  auto parts = Split(assertion, '.');
+  if (parts.size() != 3) {
+    return deny("the assertion is not a signed JWT");
+  }
+  auto header_text = Base64UrlDecode(parts[0]);
+  auto payload_text = Base64UrlDecode(parts[1]);
+  auto signature = Base64UrlDecode(parts[2]);
+  if (!header_text || !payload_text || !signature) {
+    return deny("the assertion is not base64url");
+  }
+  auto header = ParseJson(*header_text, 4);
+  auto claims = ParseJson(*payload_text, 8);
+  if (!header || !header->is_object() || !claims || !claims->is_object()) {
+    return deny("the assertion is not a JWT");
+  }
+  std::string alg = header->value("alg", "");
+  // SECURITY: only asymmetric algorithms bound to a registered certificate.
+  if (alg != "RS256" && alg != "PS256") {
+    return deny("unsupported algorithm '" + alg.substr(0, 16) + "'");
+  }
+  std::optional<std::string> x5t;
+  bool sha256 = false;
+  if (header->contains("x5t#S256") && (*header)["x5t#S256"].is_string()) {
+    x5t = Base64UrlDecode((*header)["x5t#S256"].get<std::string>());
+    sha256 = true;
+  } else if (header->contains("x5t") && (*header)["x5t"].is_string()) {
+    x5t = Base64UrlDecode((*header)["x5t"].get<std::string>());
+  }
+  if (!x5t) {
+    return deny("the assertion names no certificate thumbprint (x5t)");
+  }
+  auto principal = store_.GetPrincipalByAppId(app_id);
+  if (!principal.ok() || principal->kind != "ServicePrincipal") {
+    return deny("unknown application");
+  }
+  ASSIGN_OR_RETURN(auto certs, store_.ListClientCertificates(principal->object_id));
+  const storage::ClientCertificateRecord* match = nullptr;
+  for (const auto& c : certs) {
+    if ((sha256 ? c.sha256_thumbprint : c.sha1_thumbprint) == *x5t) {
+      match = &c;
+    }
+  }
+  if (match == nullptr) {
+    return deny("the certificate is not registered for the application");
+  }
+  int64_t now = clock_.NowSeconds();
+  if (now < match->not_before - kSkew || now >= match->not_after) {
+    return deny("the certificate is not valid now");
+  }
+  auto cert = crypto::ParseCertificate(match->certificate_der);
+  if (!cert.ok()) {
+    return InternalError("a stored certificate does not parse");
+  }
+  std::string signing_input = std::string(parts[0]) + "." + std::string(parts[1]);
+  bool valid = alg == "RS256" ? cert->public_key->VerifyRs256(signing_input, *signature)
+                              : cert->public_key->VerifyPs256(signing_input, *signature);
+  if (!valid) {
+    return deny("the signature does not verify");
+  }
+  if (claims->value("iss", "") != app_id || claims->value("sub", "") != app_id) {
+    return deny("iss and sub must be the client id");
+  }
+  bool aud_ok = false;
+  const Json aud = claims->value("aud", Json());
+  for (const auto& a : aud.is_array() ? aud : Json::array({aud})) {
+    for (const auto& want : audiences) {
+      aud_ok = aud_ok || (a.is_string() && a.get<std::string>() == want);
+    }
+  }
+  if (!aud_ok) {
+    return deny("the audience is not this token endpoint");
+  }
+  // NumericDate (RFC 7519) allows fractions; MSAL for Python sends them.
+  auto seconds = [&](const char* name) -> std::optional<int64_t> {
+    auto it = claims->find(name);
+    if (it == claims->end() || !it->is_number()) {
+      return std::nullopt;
+    }
+    if (it->is_number_float()) {
+      double d = it->get<double>();
+      if (!(d > -1e12 && d < 1e12)) {  // also refuses NaN
+        return std::nullopt;
+      }
+      return static_cast<int64_t>(d);
+    }
+    if (it->is_number_unsigned() && it->get<uint64_t>() > uint64_t{1} << 40) {
+      return std::nullopt;
+    }
+    return it->get<int64_t>();
+  };
+  auto exp = seconds("exp");
+  if (!exp || *exp + kSkew <= now) {
+    return deny("the assertion is expired or has no exp");
+  }
+  auto nbf = seconds("nbf");
+  if (!nbf) {
+    nbf = seconds("iat");
+  }
+  int64_t start = nbf.value_or(now);
+  if (start - kSkew > now || *exp - start > 86400) {
+    return deny("the assertion is not yet valid or lives longer than a day");
+  }
+  std::string jti = claims->value("jti", "");
+  if (jti.empty() || jti.size() > 256) {
+    return deny("the assertion has no jti");
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto it = seen_assertions_.begin(); it != seen_assertions_.end();) {
+    it = it->second + kSkew <= now ? seen_assertions_.erase(it) : std::next(it);
+  }
+  // SECURITY: an assertion is good for one token; a replayed one is refused.
+  if (!seen_assertions_.emplace(app_id + '\0' + jti, *exp).second) {
+    return deny("the assertion was already used (jti replay)");
+  }
+  return *principal;
+}
+
 StatusOr<ServicePrincipalInfo> Directory::GetServicePrincipal(const std::string& object_id) {
   auto p = store_.GetPrincipal(object_id);
   if (p.ok() && p->kind != "ServicePrincipal") {
@@ -99,6 +277,15 @@ StatusOr<ServicePrincipalInfo> Directory::GetServicePrincipal(const std::string&
   ASSIGN_OR_RETURN(auto secrets, store_.ListClientSecrets(object_id));
   for (const auto& c : secrets) {
     info.secrets.push_back(ClientSecretInfo{c.key_id, c.hint, c.created, c.expires});
+  }
+  ASSIGN_OR_RETURN(auto certs, store_.ListClientCertificates(object_id));
+  for (const auto& c : certs) {
+    std::string hex = HexEncode(c.sha1_thumbprint);
+    for (char& ch : hex) {
+      ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+    }
+    info.certificates.push_back(
+        ClientCertificateInfo{c.key_id, hex, c.created, c.not_before, c.not_after});
   }
   return info;
 }

@@ -24,9 +24,18 @@ struct NewClientSecret {
   std::string secret;  // in the clear, this once
 };
 
+struct ClientCertificateInfo {
+  std::string key_id;
+  std::string thumbprint;  // SHA-1, upper-case hex (Entra's customKeyIdentifier)
+  int64_t created = 0;
+  int64_t not_before = 0;
+  int64_t not_after = 0;
+};
+
 struct ServicePrincipalInfo {
   storage::PrincipalRecord principal;
   std::vector<ClientSecretInfo> secrets;
+  std::vector<ClientCertificateInfo> certificates;
 };
 
 struct NewServicePrincipal {
@@ -53,6 +62,23 @@ class Directory {
   StatusOr<NewClientSecret> AddClientSecret(const std::string& object_id, int lifetime_days);
   // RemoveClientSecret removes one secret. kNotFound if there is no such key.
   Status RemoveClientSecret(const std::string& object_id, const std::string& key_id);
+
+  // AddClientCertificate registers a certificate (PEM, base64 DER or DER)
+  // whose key may sign client assertions. kInvalidArgument for a malformed,
+  // non-RSA or expired certificate; kAlreadyExists if already registered.
+  StatusOr<ClientCertificateInfo> AddClientCertificate(const std::string& object_id,
+                                                       const std::string& certificate);
+  Status RemoveClientCertificate(const std::string& object_id, const std::string& key_id);
+
+  // AuthenticateClientAssertion checks a client assertion (RFC 7523 JWT
+  // bearer) signed with one of the app's registered certificates: RS256 with
+  // `x5t` or PS256 with `x5t#S256`; `iss` and `sub` the client id; `aud`
+  // one of `audiences` (the token endpoint); `exp` in the future, lifetime at
+  // most one day; `jti` never seen before (replays are refused).
+  // kUnauthenticated with a message for the OAuth error otherwise.
+  StatusOr<storage::PrincipalRecord> AuthenticateClientAssertion(
+      const std::string& app_id, const std::string& assertion,
+      const std::vector<std::string>& audiences);
 
   StatusOr<std::vector<ServicePrincipalInfo>> ListServicePrincipals();
   // kNotFound if there is no such principal.
@@ -86,6 +112,8 @@ class Directory {
   // SHA-256(app id, secret) -> a recent successful verification, so that the
   // slow hash runs once per credential every few minutes, not per token.
   std::map<std::string, CacheEntry> verified_;  // guarded by mu_
+  // jti of accepted client assertions -> their expiry, to refuse replays.
+  std::map<std::string, int64_t> seen_assertions_;  // guarded by mu_
 };
 
 }  // namespace coffer::auth

@@ -22,6 +22,7 @@ http::Response GraphError(const Status& s) {
     case StatusCode::kInvalidArgument:
       return GraphError(400, "Request_BadRequest", std::string(s.message()));
     case StatusCode::kFailedPrecondition:
+    case StatusCode::kAlreadyExists:
       return GraphError(409, "Request_BadRequest", std::string(s.message()));
     default:
       return GraphError(http::HttpStatusFor(s.code()).http_status, "Service_InternalServerError",
@@ -38,10 +39,24 @@ Json SecretInfoJson(const ClientSecretInfo& c) {
               {"endDateTime", FormatIsoTime(c.expires)}};
 }
 
+Json KeyInfoJson(const ClientCertificateInfo& c) {
+  return Json{{"keyId", c.key_id},
+              {"type", "AsymmetricX509Cert"},
+              {"usage", "Verify"},
+              {"customKeyIdentifier", c.thumbprint},
+              {"displayName", nullptr},
+              {"startDateTime", FormatIsoTime(c.not_before)},
+              {"endDateTime", FormatIsoTime(c.not_after)}};
+}
+
 Json PrincipalJson(const ServicePrincipalInfo& sp) {
   Json secrets = Json::array();
   for (const auto& c : sp.secrets) {
     secrets.push_back(SecretInfoJson(c));
+  }
+  Json keys = Json::array();
+  for (const auto& c : sp.certificates) {
+    keys.push_back(KeyInfoJson(c));
   }
   const auto& p = sp.principal;
   return Json{{"id", p.object_id},
@@ -51,7 +66,8 @@ Json PrincipalJson(const ServicePrincipalInfo& sp) {
               {"accountEnabled", true},
               {"appOwnerOrganizationId", p.tenant_id},
               {"createdDateTime", FormatIsoTime(p.created)},
-              {"passwordCredentials", secrets}};
+              {"passwordCredentials", secrets},
+              {"keyCredentials", keys}};
 }
 
 // Lifetime in days from an optional passwordCredential.endDateTime.
@@ -176,6 +192,41 @@ std::optional<http::Response> GraphApi::Handle(const http::Request& req) {
     Json out = SecretInfoJson(added->info);
     out["secretText"] = added->secret;
     return http::JsonResponse(200, ToJson(out));
+  }
+  if (seg.size() == 4 && seg[3] == "addKey" && m == "POST") {
+    auto j = body();
+    if (!j.ok()) {
+      return GraphError(j.status());
+    }
+    Json key = j->value("keyCredential", Json::object());
+    if (!key.is_object() || key.value("type", "") != "AsymmetricX509Cert" ||
+        key.value("usage", "") != "Verify" || !key.value("key", Json()).is_string()) {
+      return GraphError(400, "Request_BadRequest",
+                        "keyCredential needs type AsymmetricX509Cert, usage Verify and the "
+                        "certificate as 'key' (base64 DER or PEM).");
+    }
+    auto added = directory_.AddClientCertificate(id, key["key"].get<std::string>());
+    if (!added.ok()) {
+      return GraphError(added.status());
+    }
+    return http::JsonResponse(200, ToJson(KeyInfoJson(*added)));
+  }
+  if (seg.size() == 4 && seg[3] == "removeKey" && m == "POST") {
+    auto j = body();
+    if (!j.ok()) {
+      return GraphError(j.status());
+    }
+    auto key = j->find("keyId");
+    if (key == j->end() || !key->is_string()) {
+      return GraphError(400, "Request_BadRequest", "keyId is required.");
+    }
+    Status removed = directory_.RemoveClientCertificate(id, key->get<std::string>());
+    if (!removed.ok()) {
+      return GraphError(removed);
+    }
+    http::Response r;
+    r.status = 204;
+    return r;
   }
   if (seg.size() == 4 && seg[3] == "removePassword" && m == "POST") {
     auto j = body();

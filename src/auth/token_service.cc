@@ -184,11 +184,39 @@ http::Response TokenService::Token(const http::Request& request, const std::stri
                       "The resource principal named " + resource + " was not found in the tenant.",
                       now);
   }
-  if (!field("client_assertion").empty()) {
-    return OAuthError(401, "invalid_client", 700027,
-                      "Client assertions are not accepted by this token service yet; use a "
-                      "client secret.",
-                      now);
+  const std::string assertion(TrimWhitespace(field("client_assertion")));
+  if (!assertion.empty()) {
+    if (field("client_assertion_type") !=
+        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer") {
+      return OAuthError(400, "invalid_request", 50027,
+                        "client_assertion_type must be "
+                        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer.",
+                        now);
+    }
+    // Clients sign for the token endpoint they call; accept any of the
+    // authority's host names.
+    std::vector<std::string> audiences;
+    for (const auto& host : config_.authority_hosts) {
+      audiences.push_back("https://" + host + "/" + config_.tenant_id + "/oauth2/v2.0/token");
+    }
+    auto principal = directory_.AuthenticateClientAssertion(client_id, assertion, audiences);
+    if (!principal.ok()) {
+      if (principal.status().code() == StatusCode::kUnauthenticated) {
+        COFFER_LOG(kInfo) << "token: client assertion refused for app " << client_id;
+        return OAuthError(401, "invalid_client", 700027,
+                          std::string(principal.status().message()).substr(14), now);
+      }
+      return OAuthError(503, "temporarily_unavailable", 90033,
+                        "The token service is temporarily unavailable.", now);
+    }
+    std::string token = IssueAppToken(*principal, resource, issuer);
+    Json body = {{"token_type", "Bearer"},
+                 {"expires_in", config_.token_lifetime_seconds},
+                 {"ext_expires_in", config_.token_lifetime_seconds},
+                 {"access_token", token}};
+    http::Response r = http::JsonResponse(200, ToJson(body));
+    r.SetHeader("Cache-Control", "no-store, no-cache");
+    return r;
   }
   std::string secret = field("client_secret");
   if (secret.empty()) {

@@ -125,6 +125,51 @@ std::string RsaKey::SignRs256(std::string_view data) const {
   return sig;
 }
 
+std::unique_ptr<RsaKey> RsaKey::FromNative(void* pkey, bool has_private) {
+  return std::unique_ptr<RsaKey>(new RsaKey(pkey, has_private));
+}
+
+namespace {
+
+bool SetPss(EVP_PKEY_CTX* pctx) {
+  return EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) == 1 &&
+         EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, 32) == 1 &&
+         EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, EVP_sha256()) == 1;
+}
+
+}  // namespace
+
+bool RsaKey::VerifyPs256(std::string_view data, std::string_view signature) const {
+  EvpMdCtxPtr ctx(EVP_MD_CTX_new());
+  EVP_PKEY_CTX* pctx = nullptr;
+  bool ok = ctx && EVP_DigestVerifyInit(ctx.get(), &pctx, EVP_sha256(), nullptr, P(pkey_)) == 1 &&
+            SetPss(pctx) &&
+            EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(signature.data()),
+                             signature.size(), reinterpret_cast<const unsigned char*>(data.data()),
+                             data.size()) == 1;
+  ERR_clear_error();
+  return ok;
+}
+
+std::string RsaKey::SignPs256(std::string_view data) const {
+  EvpMdCtxPtr ctx(EVP_MD_CTX_new());
+  EVP_PKEY_CTX* pctx = nullptr;
+  size_t len = 0;
+  if (!ctx || EVP_DigestSignInit(ctx.get(), &pctx, EVP_sha256(), nullptr, P(pkey_)) != 1 ||
+      !SetPss(pctx) ||
+      EVP_DigestSign(ctx.get(), nullptr, &len, reinterpret_cast<const unsigned char*>(data.data()),
+                     data.size()) != 1) {
+    std::abort();
+  }
+  std::string sig(len, '\0');
+  if (EVP_DigestSign(ctx.get(), reinterpret_cast<unsigned char*>(sig.data()), &len,
+                     reinterpret_cast<const unsigned char*>(data.data()), data.size()) != 1) {
+    std::abort();
+  }
+  sig.resize(len);
+  return sig;
+}
+
 bool RsaKey::VerifyRs256(std::string_view data, std::string_view signature) const {
   EvpMdCtxPtr ctx(EVP_MD_CTX_new());
   bool ok = ctx && EVP_DigestVerifyInit(ctx.get(), nullptr, EVP_sha256(), nullptr, P(pkey_)) == 1 &&

@@ -37,9 +37,16 @@ class RsaKey {
   std::string SignRs256(std::string_view data) const;
   // VerifyRs256 reports whether `signature` is valid for `data`.
   bool VerifyRs256(std::string_view data, std::string_view signature) const;
+  // VerifyPs256 checks an RSASSA-PSS signature over SHA-256 (MGF1-SHA-256,
+  // salt length 32), as JWS PS256.
+  bool VerifyPs256(std::string_view data, std::string_view signature) const;
+  // SignPs256 makes such a signature. REQUIRES: has_private().
+  std::string SignPs256(std::string_view data) const;
 
   // Opaque handle for crypto/x509.cc (an EVP_PKEY*).
   void* native() const { return pkey_; }
+  // FromNative takes ownership of an EVP_PKEY* holding an RSA public key.
+  static std::unique_ptr<RsaKey> FromNative(void* pkey, bool has_private);
 
  private:
   RsaKey(void* pkey, bool has_private) : pkey_(pkey), has_private_(has_private) {}

@@ -1,8 +1,11 @@
 #include "crypto/x509.h"
 
+#include <ctime>
+
 #include <openssl/err.h>
 #include <openssl/pem.h>
 
+#include "common/encoding.h"
 #include "crypto/openssl_ptr.h"
 #include "crypto/primitives.h"
 
@@ -100,6 +103,66 @@ StatusOr<std::string> CreateServerCertificate(const RsaKey& server_key,
       X509_sign(cert.get(), P(ca_key), EVP_sha256()) == 0) {
     ERR_clear_error();
     return InternalError("cannot create server certificate");
+  }
+  return ToPem(cert.get());
+}
+
+namespace {
+
+int64_t AsnTimeToUnix(const ASN1_TIME* t) {
+  std::tm tm{};
+  if (ASN1_TIME_to_tm(t, &tm) != 1) {
+    return 0;
+  }
+  return static_cast<int64_t>(timegm(&tm));
+}
+
+}  // namespace
+
+StatusOr<CertificateInfo> ParseCertificate(const std::string& text) {
+  X509Ptr cert;
+  if (text.find("-----BEGIN CERTIFICATE-----") != std::string::npos) {
+    cert = FromPem(text);
+  } else {
+    std::string der = text;
+    if (auto decoded = Base64Decode(text); decoded && !text.empty()) {
+      der = *decoded;
+    }
+    const auto* p = reinterpret_cast<const unsigned char*>(der.data());
+    cert.reset(d2i_X509(nullptr, &p, static_cast<long>(der.size())));
+  }
+  if (!cert) {
+    ERR_clear_error();
+    return InvalidArgumentError("not an X.509 certificate (PEM, base64 DER or DER)");
+  }
+  CertificateInfo info;
+  int len = i2d_X509(cert.get(), nullptr);
+  info.der.resize(static_cast<size_t>(len));
+  auto* out = reinterpret_cast<unsigned char*>(info.der.data());
+  i2d_X509(cert.get(), &out);
+  info.sha1_thumbprint = Sha1(info.der);
+  info.sha256_thumbprint = Sha256(info.der);
+  info.not_before = AsnTimeToUnix(X509_get0_notBefore(cert.get()));
+  info.not_after = AsnTimeToUnix(X509_get0_notAfter(cert.get()));
+  EVP_PKEY* pkey = X509_get_pubkey(cert.get());
+  if (pkey == nullptr || EVP_PKEY_get_base_id(pkey) != EVP_PKEY_RSA) {
+    EVP_PKEY_free(pkey);
+    ERR_clear_error();
+    return InvalidArgumentError("the certificate's key is not RSA");
+  }
+  info.public_key = RsaKey::FromNative(pkey, false);
+  return info;
+}
+
+StatusOr<std::string> CreateSelfSignedCertificate(const RsaKey& key, const std::string& common_name,
+                                                  int days) {
+  X509Ptr cert = NewCertificate(key, common_name, days);
+  if (!cert || X509_set_issuer_name(cert.get(), X509_get_subject_name(cert.get())) != 1 ||
+      !AddExtension(cert.get(), cert.get(), NID_basic_constraints, "critical,CA:FALSE") ||
+      !AddExtension(cert.get(), cert.get(), NID_key_usage, "critical,digitalSignature") ||
+      X509_sign(cert.get(), P(key), EVP_sha256()) == 0) {
+    ERR_clear_error();
+    return InternalError("cannot create a self-signed certificate");
   }
   return ToPem(cert.get());
 }

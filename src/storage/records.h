@@ -35,6 +35,17 @@ struct ClientSecretRecord {
   int64_t expires = 0;
 };
 
+struct ClientCertificateRecord {
+  std::string key_id;
+  std::string principal_object_id;
+  std::string certificate_der;
+  std::string sha1_thumbprint;    // raw bytes
+  std::string sha256_thumbprint;  // raw bytes
+  int64_t created = 0;
+  int64_t not_before = 0;
+  int64_t not_after = 0;
+};
+
 struct VaultRecord {
   std::string name;  // as created; lookups are case-insensitive
   std::string subscription_id;

@@ -44,6 +44,14 @@ class Store {
   virtual Status AddClientSecret(const ClientSecretRecord& secret) = 0;
   virtual StatusOr<std::vector<ClientSecretRecord>> ListClientSecrets(
       const std::string& principal_object_id) = 0;
+  // Certificates a principal may sign client assertions with. Add:
+  // kNotFound if the principal does not exist, kAlreadyExists if the
+  // principal already has this certificate. Remove: kNotFound if absent.
+  virtual Status AddClientCertificate(const ClientCertificateRecord& certificate) = 0;
+  virtual StatusOr<std::vector<ClientCertificateRecord>> ListClientCertificates(
+      const std::string& principal_object_id) = 0;
+  virtual Status RemoveClientCertificate(const std::string& principal_object_id,
+                                         const std::string& key_id) = 0;
   // Removes one client secret. kNotFound if the principal has no such key.
   virtual Status RemoveClientSecret(const std::string& principal_object_id,
                                     const std::string& key_id) = 0;

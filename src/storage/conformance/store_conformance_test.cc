@@ -284,7 +284,19 @@ TEST_P(StoreConformance, PrincipalsAndClientSecrets) {
   ASSERT_TRUE(store_->RemoveClientSecret("oid-1", "k1").ok());
   ASSERT_EQ(store_->ListClientSecrets("oid-1")->size(), 1u);
   EXPECT_EQ((*store_->ListClientSecrets("oid-1"))[0].key_id, "k2");
+  ClientCertificateRecord cert{"c1", "oid-1", std::string("d\0er", 4), "sha1", "sha256", 1, 2, 3};
+  ASSERT_TRUE(store_->AddClientCertificate(cert).ok());
+  cert.key_id = "c2";
+  EXPECT_EQ(store_->AddClientCertificate(cert).code(), StatusCode::kAlreadyExists);
+  cert.principal_object_id = "missing";
+  EXPECT_EQ(store_->AddClientCertificate(cert).code(), StatusCode::kNotFound);
+  auto certs = store_->ListClientCertificates("oid-1");
+  ASSERT_EQ(certs->size(), 1u);
+  EXPECT_EQ((*certs)[0].certificate_der, std::string("d\0er", 4));
+  EXPECT_EQ((*certs)[0].not_after, 3);
+  EXPECT_EQ(store_->RemoveClientCertificate("oid-1", "c2").code(), StatusCode::kNotFound);
   ASSERT_TRUE(store_->DeletePrincipal("oid-1").ok());
+  EXPECT_TRUE(store_->ListClientCertificates("oid-1")->empty());
   EXPECT_EQ(store_->GetPrincipal("oid-1").status().code(), StatusCode::kNotFound);
   EXPECT_TRUE(store_->ListClientSecrets("oid-1")->empty());
 }

@@ -91,6 +91,7 @@ Status MemoryStore::DeletePrincipal(const std::string& object_id) {
     return NotFoundError("principal not found");
   }
   client_secrets_.erase(object_id);
+  client_certificates_.erase(object_id);
   return OkStatus();
 }
 
@@ -127,6 +128,46 @@ Status MemoryStore::RemoveClientSecret(const std::string& principal_object_id,
     }
   }
   return NotFoundError("client secret '" + key_id + "' not found");
+}
+
+Status MemoryStore::AddClientCertificate(const ClientCertificateRecord& certificate) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (principals_.count(certificate.principal_object_id) == 0) {
+    return NotFoundError("principal not found");
+  }
+  auto& list = client_certificates_[certificate.principal_object_id];
+  for (const auto& c : list) {
+    if (c.sha256_thumbprint == certificate.sha256_thumbprint) {
+      return AlreadyExistsError("the principal already has this certificate");
+    }
+  }
+  list.push_back(certificate);
+  return OkStatus();
+}
+
+StatusOr<std::vector<ClientCertificateRecord>> MemoryStore::ListClientCertificates(
+    const std::string& principal_object_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = client_certificates_.find(principal_object_id);
+  if (it == client_certificates_.end()) {
+    return std::vector<ClientCertificateRecord>();
+  }
+  return it->second;
+}
+
+Status MemoryStore::RemoveClientCertificate(const std::string& principal_object_id,
+                                            const std::string& key_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = client_certificates_.find(principal_object_id);
+  if (it != client_certificates_.end()) {
+    for (auto c = it->second.begin(); c != it->second.end(); ++c) {
+      if (c->key_id == key_id) {
+        it->second.erase(c);
+        return OkStatus();
+      }
+    }
+  }
+  return NotFoundError("client certificate '" + key_id + "' not found");
 }
 
 Status MemoryStore::CreateVault(const VaultRecord& vault) {

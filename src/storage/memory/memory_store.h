@@ -27,6 +27,11 @@ class MemoryStore final : public Store {
       const std::string& principal_object_id) override;
   Status RemoveClientSecret(const std::string& principal_object_id,
                             const std::string& key_id) override;
+  Status AddClientCertificate(const ClientCertificateRecord& certificate) override;
+  StatusOr<std::vector<ClientCertificateRecord>> ListClientCertificates(
+      const std::string& principal_object_id) override;
+  Status RemoveClientCertificate(const std::string& principal_object_id,
+                                 const std::string& key_id) override;
 
   Status CreateVault(const VaultRecord& vault) override;
   Status UpdateVault(const VaultRecord& vault) override;
@@ -75,6 +80,7 @@ class MemoryStore final : public Store {
   std::map<std::string, std::string> meta_;
   std::map<std::string, PrincipalRecord> principals_;  // key: object id
   std::map<std::string, std::vector<ClientSecretRecord>> client_secrets_;
+  std::map<std::string, std::vector<ClientCertificateRecord>> client_certificates_;
   std::map<std::string, Vault> vaults_;  // key: lower-case name
 };
 

@@ -8,7 +8,7 @@
 namespace coffer::storage {
 namespace {
 
-constexpr int kSchemaVersion = 3;
+constexpr int kSchemaVersion = 4;
 constexpr size_t kMaxReaders = 16;
 constexpr size_t kMaxGroup = 512;
 
@@ -26,6 +26,11 @@ CREATE TABLE IF NOT EXISTS client_secrets(
   hash BLOB NOT NULL, iterations INTEGER NOT NULL, hint TEXT NOT NULL,
   created INTEGER NOT NULL, expires INTEGER NOT NULL) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS client_secrets_by_principal ON client_secrets(principal_object_id);
+CREATE TABLE IF NOT EXISTS client_certificates(
+  key_id TEXT PRIMARY KEY, principal_object_id TEXT NOT NULL, certificate_der BLOB NOT NULL,
+  sha1_thumbprint BLOB NOT NULL, sha256_thumbprint BLOB NOT NULL, created INTEGER NOT NULL,
+  not_before INTEGER NOT NULL, not_after INTEGER NOT NULL,
+  UNIQUE(principal_object_id, sha256_thumbprint)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS vaults(
   name_key TEXT PRIMARY KEY, name TEXT NOT NULL, subscription_id TEXT NOT NULL,
   resource_group TEXT NOT NULL, location TEXT NOT NULL, tenant_id TEXT NOT NULL,
@@ -342,7 +347,11 @@ Status SqliteStore::DeletePrincipal(const std::string& object_id) {
     ASSIGN_OR_RETURN(Stmt * cs,
                      db.Prepare("DELETE FROM client_secrets WHERE principal_object_id = ?"));
     cs->Bind(1, object_id);
-    return cs->Exec();
+    RETURN_IF_ERROR(cs->Exec());
+    ASSIGN_OR_RETURN(Stmt * cc,
+                     db.Prepare("DELETE FROM client_certificates WHERE principal_object_id = ?"));
+    cc->Bind(1, object_id);
+    return cc->Exec();
   });
 }
 
@@ -396,6 +405,65 @@ Status SqliteStore::RemoveClientSecret(const std::string& principal_object_id,
     RETURN_IF_ERROR(st->Exec());
     if (db.Changes() == 0) {
       return NotFoundError("client secret '" + key_id + "' not found");
+    }
+    return OkStatus();
+  });
+}
+
+Status SqliteStore::AddClientCertificate(const ClientCertificateRecord& c) {
+  return Write([&](Db& db) -> Status {
+    ASSIGN_OR_RETURN(Stmt * chk, db.Prepare("SELECT 1 FROM principals WHERE object_id = ?"));
+    chk->Bind(1, c.principal_object_id);
+    ASSIGN_OR_RETURN(bool exists, chk->Step());
+    chk->Reset();
+    if (!exists) {
+      return NotFoundError("principal not found");
+    }
+    ASSIGN_OR_RETURN(Stmt * st,
+                     db.Prepare("INSERT INTO client_certificates(key_id, principal_object_id, "
+                                "certificate_der, sha1_thumbprint, sha256_thumbprint, created, "
+                                "not_before, not_after) VALUES(?, ?, ?, ?, ?, ?, ?, ?)"));
+    st->Bind(1, c.key_id).Bind(2, c.principal_object_id).BindBlob(3, c.certificate_der);
+    st->BindBlob(4, c.sha1_thumbprint).BindBlob(5, c.sha256_thumbprint).Bind(6, c.created);
+    st->Bind(7, c.not_before).Bind(8, c.not_after);
+    Status s = st->Exec();
+    if (s.code() == StatusCode::kAlreadyExists) {
+      return AlreadyExistsError("the principal already has this certificate");
+    }
+    return s;
+  });
+}
+
+StatusOr<std::vector<ClientCertificateRecord>> SqliteStore::ListClientCertificates(
+    const std::string& principal_object_id) {
+  std::vector<ClientCertificateRecord> out;
+  RETURN_IF_ERROR(Read([&](Db& db) -> Status {
+    ASSIGN_OR_RETURN(Stmt * st, db.Prepare("SELECT key_id, principal_object_id, certificate_der, "
+                                           "sha1_thumbprint, sha256_thumbprint, created, "
+                                           "not_before, not_after FROM client_certificates "
+                                           "WHERE principal_object_id = ? ORDER BY created"));
+    st->Bind(1, principal_object_id);
+    while (true) {
+      ASSIGN_OR_RETURN(bool row, st->Step());
+      if (!row) {
+        return OkStatus();
+      }
+      out.push_back(ClientCertificateRecord{st->Text(0), st->Text(1), st->Blob(2), st->Blob(3),
+                                            st->Blob(4), st->Int(5), st->Int(6), st->Int(7)});
+    }
+  }));
+  return out;
+}
+
+Status SqliteStore::RemoveClientCertificate(const std::string& principal_object_id,
+                                            const std::string& key_id) {
+  return Write([&](Db& db) -> Status {
+    ASSIGN_OR_RETURN(Stmt * st, db.Prepare("DELETE FROM client_certificates WHERE "
+                                           "principal_object_id = ? AND key_id = ?"));
+    st->Bind(1, principal_object_id).Bind(2, key_id);
+    RETURN_IF_ERROR(st->Exec());
+    if (db.Changes() == 0) {
+      return NotFoundError("client certificate '" + key_id + "' not found");
     }
     return OkStatus();
   });

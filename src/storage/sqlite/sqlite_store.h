@@ -46,6 +46,11 @@ class SqliteStore final : public Store {
       const std::string& principal_object_id) override;
   Status RemoveClientSecret(const std::string& principal_object_id,
                             const std::string& key_id) override;
+  Status AddClientCertificate(const ClientCertificateRecord& certificate) override;
+  StatusOr<std::vector<ClientCertificateRecord>> ListClientCertificates(
+      const std::string& principal_object_id) override;
+  Status RemoveClientCertificate(const std::string& principal_object_id,
+                                 const std::string& key_id) override;
 
   Status CreateVault(const VaultRecord& vault) override;
   Status UpdateVault(const VaultRecord& vault) override;

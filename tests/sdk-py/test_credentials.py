@@ -1,0 +1,76 @@
+"""Credentials of azure-identity (Debian's python3-azure) against Coffer's token service, each
+then reading a secret with azure-keyvault-secrets: CertificateCredential (client assertion signed
+with a registered certificate) and ClientSecretCredential."""
+
+import os
+import subprocess
+import unittest
+
+from azure.core.exceptions import ClientAuthenticationError
+from azure.identity import CertificateCredential, ClientSecretCredential
+from azure.keyvault.secrets import SecretClient
+
+import coffer_server
+
+SERVER = None
+
+
+def setUpModule():
+    global SERVER
+    SERVER = coffer_server.CofferServer().start()
+
+
+def tearDownModule():
+    if SERVER is not None:
+        SERVER.cleanup()
+
+
+def coffer(*args):
+    env = dict(os.environ)
+    env.update(SERVER.env)
+    env["COFFER_CA_FILE"] = SERVER.ca_path
+    return subprocess.run([coffer_server.coffer_binary()] + list(args), env=env, check=True,
+                          capture_output=True, stdin=subprocess.DEVNULL).stdout.decode()
+
+
+class CertificateCredentialTests(unittest.TestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        cls.cert_path = os.path.join(SERVER.root, "admin-cert.pem")
+        # A self-signed certificate for the dev administrator, next to its secret.
+        coffer("ad", "sp", "credential", "reset", "--id", SERVER.env["AZURE_CLIENT_ID"],
+               "--create-cert", "--cert-file", cls.cert_path, "--append")
+        setter = SecretClient(SERVER.vault_url, ClientSecretCredential(
+            SERVER.env["AZURE_TENANT_ID"], SERVER.env["AZURE_CLIENT_ID"],
+            SERVER.env["AZURE_CLIENT_SECRET"], authority=SERVER.authority_host,
+            instance_discovery=False, connection_verify=SERVER.ca_path),
+            connection_verify=SERVER.ca_path)
+        setter.set_secret("via-certificate", "read-with-a-certificate")
+
+    def credential(self, path):
+        return CertificateCredential(
+            SERVER.env["AZURE_TENANT_ID"], SERVER.env["AZURE_CLIENT_ID"], certificate_path=path,
+            authority=SERVER.authority_host, instance_discovery=False,
+            connection_verify=SERVER.ca_path)
+
+    def test_certificate_credential_reads_a_secret(self):
+        client = SecretClient(SERVER.vault_url, self.credential(self.cert_path),
+                              connection_verify=SERVER.ca_path)
+        self.assertEqual(client.get_secret("via-certificate").value, "read-with-a-certificate")
+
+    def test_an_unregistered_certificate_is_refused(self):
+        other = os.path.join(SERVER.root, "other.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                        other + ".key", "-out", other + ".crt", "-days", "1", "-subj", "/CN=x"],
+                       check=True, capture_output=True)
+        with open(other, "wb") as f:
+            f.write(open(other + ".key", "rb").read() + open(other + ".crt", "rb").read())
+        with self.assertRaises(ClientAuthenticationError) as ctx:
+            self.credential(other).get_token(SERVER.vault_url.replace("dev.", "", 1) + "/.default")
+        self.assertIn("AADSTS700027", str(ctx.exception))
+        self.assertIn("not registered", str(ctx.exception))
+
+
+if __name__ == "__main__":
+    unittest.main()
