@@ -320,7 +320,8 @@ http::Response CofferServer::AdminRequest(http::Request& request) {
     authenticator_->ForgetAll();
     COFFER_LOG(kInfo) << "signing keys rotated; current kid " << keys_->current_kid();
     Json kids = Json::array();
-    for (const auto& k : keys_->Jwks()["keys"]) {
+    const Json jwks = keys_->Jwks();
+    for (const auto& k : jwks["keys"]) {
       kids.push_back(k["kid"]);
     }
     return http::JsonResponse(200,
