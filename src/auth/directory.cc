@@ -1,5 +1,6 @@
 #include "auth/directory.h"
 
+#include <algorithm>
 #include <cctype>
 
 #include "common/encoding.h"
@@ -327,13 +328,45 @@ StatusOr<storage::PrincipalRecord> Directory::AuthenticateClientSecret(const std
   }
   int64_t now = clock_.NowSeconds();
   std::string cache_key = CacheKey(app_id, secret);
+  std::shared_ptr<InFlight> flight;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::unique_lock<std::mutex> lock(mu_);
     auto it = verified_.find(cache_key);
     if (it != verified_.end() && it->second.valid_until > now) {
       return it->second.principal;
     }
+    // Single flight: concurrent requests with the same credential wait for
+    // one slow hash instead of each computing it.
+    if (auto running = in_flight_.find(cache_key); running != in_flight_.end()) {
+      std::shared_ptr<InFlight> other = running->second;
+      in_flight_cv_.wait(lock, [&] { return other->result.has_value(); });
+      return *other->result;
+    }
+    flight = std::make_shared<InFlight>();
+    in_flight_[cache_key] = flight;
   }
+  int64_t secret_expires = 0;
+  StatusOr<storage::PrincipalRecord> result =
+      VerifyClientSecret(app_id, secret, now, denied, secret_expires);
+  std::lock_guard<std::mutex> lock(mu_);
+  if (result.ok()) {
+    if (verified_.size() >= kVerifiedCacheMax) {
+      verified_.clear();
+    }
+    // A cached verification never outlives the secret itself.
+    verified_[cache_key] =
+        CacheEntry{*result, std::min(now + kVerifiedCacheSeconds, secret_expires)};
+  }
+  flight->result = result;
+  in_flight_.erase(cache_key);
+  in_flight_cv_.notify_all();
+  return result;
+}
+
+StatusOr<storage::PrincipalRecord> Directory::VerifyClientSecret(const std::string& app_id,
+                                                                 const std::string& secret,
+                                                                 int64_t now, const Status& denied,
+                                                                 int64_t& secret_expires) {
   auto principal = store_.GetPrincipalByAppId(app_id);
   if (!principal.ok()) {
     if (principal.status().code() == StatusCode::kNotFound) {
@@ -348,12 +381,7 @@ StatusOr<storage::PrincipalRecord> Directory::AuthenticateClientSecret(const std
     }
     std::string hash = crypto::Pbkdf2Sha256(secret, rec.salt, rec.iterations, rec.hash.size());
     if (crypto::ConstantTimeEquals(hash, rec.hash)) {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (verified_.size() >= kVerifiedCacheMax) {
-        verified_.clear();
-      }
-      int64_t until = std::min(now + kVerifiedCacheSeconds, rec.expires);
-      verified_[cache_key] = CacheEntry{*principal, until};
+      secret_expires = rec.expires;
       return *principal;
     }
   }

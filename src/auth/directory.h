@@ -1,8 +1,11 @@
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -104,6 +107,14 @@ class Directory {
     storage::PrincipalRecord principal;
     int64_t valid_until;
   };
+  struct InFlight {
+    std::optional<StatusOr<storage::PrincipalRecord>> result;  // guarded by mu_
+  };
+
+  StatusOr<storage::PrincipalRecord> VerifyClientSecret(const std::string& app_id,
+                                                        const std::string& secret, int64_t now,
+                                                        const Status& denied,
+                                                        int64_t& secret_expires);
 
   storage::Store& store_;
   const Clock& clock_;
@@ -112,6 +123,8 @@ class Directory {
   // SHA-256(app id, secret) -> a recent successful verification, so that the
   // slow hash runs once per credential every few minutes, not per token.
   std::map<std::string, CacheEntry> verified_;  // guarded by mu_
+  std::condition_variable in_flight_cv_;
+  std::map<std::string, std::shared_ptr<InFlight>> in_flight_;  // guarded by mu_
   // jti of accepted client assertions -> their expiry, to refuse replays.
   std::map<std::string, int64_t> seen_assertions_;  // guarded by mu_
 };

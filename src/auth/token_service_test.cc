@@ -1,5 +1,8 @@
 #include "auth/token_service.h"
 
+#include <atomic>
+#include <thread>
+
 #include <gtest/gtest.h>
 
 #include "auth/token_verifier.h"
@@ -113,6 +116,29 @@ TEST_F(TokenServiceTest, ExpiredClientSecretIsRefused) {
   EXPECT_EQ(
       directory_.AuthenticateClientSecret(sp->principal.app_id, sp->client_secret).status().code(),
       StatusCode::kUnauthenticated);
+}
+
+TEST_F(TokenServiceTest, ConcurrentVerificationsOfOneCredentialAgree) {
+  auto sp = directory_.CreateServicePrincipal("app", 30);
+  ASSERT_TRUE(sp.ok());
+  std::vector<std::thread> threads;
+  std::atomic<int> accepted{0};
+  std::atomic<int> refused{0};
+  for (int i = 0; i < 8; ++i) {
+    threads.emplace_back([&, i] {
+      std::string secret = i % 2 == 0 ? sp->client_secret : std::string("wrong");
+      if (directory_.AuthenticateClientSecret(sp->principal.app_id, secret).ok()) {
+        ++accepted;
+      } else {
+        ++refused;
+      }
+    });
+  }
+  for (auto& t : threads) {
+    t.join();
+  }
+  EXPECT_EQ(accepted.load(), 4);
+  EXPECT_EQ(refused.load(), 4);
 }
 
 TEST_F(TokenServiceTest, ClientSecretsAreStoredOnlyAsSaltedHashes) {
