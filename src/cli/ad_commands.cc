@@ -91,14 +91,18 @@ void AddAdCommands(CLI::App& app) {
   auto* sp = ad->add_subcommand("sp", "Manage service principals");
   sp->require_subcommand(1);
 
-  {
-    auto* cmd =
-        sp->add_subcommand("create-for-rbac", "Create a service principal with a client secret");
+  // `create-for-rbac --name` as az; `create --display-name` as the issue of
+  // app and principal in one step (Coffer's apps and principals are one object).
+  for (const auto& [verb, flag] : {std::pair{"create-for-rbac", "--name,-n"},
+                                   std::pair{"create", "--display-name,--name,-n"}}) {
+    auto* cmd = sp->add_subcommand(verb, "Create a service principal with a client secret");
     auto name = std::make_shared<std::string>();
     auto years = std::make_shared<int>(1);
-    cmd->add_option("--name,-n", *name, "Display name")->required();
+    cmd->add_option(flag, *name, "Display name")->required();
     cmd->add_option("--years", *years, "Secret lifetime in years (1-10)")->capture_default_str();
     cmd->callback([=] {
+      // Validate everything before the first call, so a usage error creates nothing.
+      std::string end = EndDate(*years);
       auto c = MakeClient();
       Json created =
           Call(c, "POST", "/v1.0/servicePrincipals", {201}, ToJson(Json{{"displayName", *name}}));
@@ -109,7 +113,7 @@ void AddAdCommands(CLI::App& app) {
       } else {
         // The first secret lasts one year; replace it with one of the asked lifetime.
         Json added = Call(c, "POST", "/v1.0/servicePrincipals/" + id + "/addPassword", {200},
-                          ToJson(Json{{"passwordCredential", {{"endDateTime", EndDate(*years)}}}}));
+                          ToJson(Json{{"passwordCredential", {{"endDateTime", end}}}}));
         password = added.value("secretText", "");
         Call(c, "POST", "/v1.0/servicePrincipals/" + id + "/removePassword", {204},
              ToJson(Json{{"keyId", created["passwordCredentials"][0].value("keyId", "")}}));

@@ -133,8 +133,21 @@ class DirectoryBadInputTests(DirectoryTestCase):
         r = self.graph("GET", "", token=self.srv.token(self.srv.vault_resource))
         self.assertEqual(r.status, 401, r)
 
-    def test_years_out_of_range_is_a_usage_error(self):
+    def test_years_out_of_range_is_a_usage_error_and_creates_nothing(self):
+        before = len(self.ad("list"))
         self.ad("create-for-rbac", "--name", "x", "--years", "11", expect=2)
+        self.ad("create", "--display-name", "x", "--years", "0", expect=2)
+        self.assertEqual(len(self.ad("list")), before)
+
+    def test_create_with_display_name_and_years(self):
+        sp = self.ad("create", "--display-name", "two-years", "--years", "2")
+        self.assertEqual(sp["displayName"], "two-years")
+        shown = self.ad("show", "--id", sp["appId"])
+        self.assertEqual(len(shown["passwordCredentials"]), 1)
+        self.assertEqual(shown["passwordCredentials"][0]["hint"], sp["password"][:3])
+        self.assertGreater(shown["passwordCredentials"][0]["endDateTime"][:4],
+                           shown["passwordCredentials"][0]["startDateTime"][:4])
+        self.assertEqual(self.token_for(sp["appId"], sp["password"]).status, 200)
 
 
 class UserAssignedIdentityTests(DirectoryTestCase):
