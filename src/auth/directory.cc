@@ -138,7 +138,7 @@ StatusOr<storage::PrincipalRecord> Directory::AuthenticateClientAssertion(
     const std::string& app_id, const std::string& assertion,
     const std::vector<std::string>& audiences) {
   auto deny = [](const std::string& why) {
-    return UnauthenticatedError("AADSTS700027: Client assertion failed validation: " + why + ".",
+    return UnauthenticatedError("Client assertion failed validation: " + why + ".",
                                 "invalid_client");
   };
   constexpr int64_t kSkew = 300;

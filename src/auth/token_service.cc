@@ -184,7 +184,13 @@ http::Response TokenService::Token(const http::Request& request, const std::stri
                       "The resource principal named " + resource + " was not found in the tenant.",
                       now);
   }
+  // The client proves itself with a certificate-signed assertion or a secret;
+  // either way the token issued is the same.
   const std::string assertion(TrimWhitespace(field("client_assertion")));
+  const std::string secret = field("client_secret");
+  StatusOr<storage::PrincipalRecord> principal = InternalError("no credential was checked");
+  int failure_code = 0;
+  std::string failure;
   if (!assertion.empty()) {
     if (field("client_assertion_type") !=
         "urn:ietf:params:oauth:client-assertion-type:jwt-bearer") {
@@ -199,51 +205,34 @@ http::Response TokenService::Token(const http::Request& request, const std::stri
     for (const auto& host : config_.authority_hosts) {
       audiences.push_back("https://" + host + "/" + config_.tenant_id + "/oauth2/v2.0/token");
     }
-    auto principal = directory_.AuthenticateClientAssertion(client_id, assertion, audiences);
-    if (!principal.ok()) {
-      if (principal.status().code() == StatusCode::kUnauthenticated) {
-        COFFER_LOG(kInfo) << "token: client assertion refused for app " << client_id;
-        return OAuthError(401, "invalid_client", 700027,
-                          std::string(principal.status().message()).substr(14), now);
-      }
-      return OAuthError(503, "temporarily_unavailable", 90033,
-                        "The token service is temporarily unavailable.", now);
-    }
-    std::string token = IssueAppToken(*principal, resource, issuer);
-    Json body = {{"token_type", "Bearer"},
-                 {"expires_in", config_.token_lifetime_seconds},
-                 {"ext_expires_in", config_.token_lifetime_seconds},
-                 {"access_token", token}};
-    http::Response r = http::JsonResponse(200, ToJson(body));
-    r.SetHeader("Cache-Control", "no-store, no-cache");
-    return r;
-  }
-  std::string secret = field("client_secret");
-  if (secret.empty()) {
+    principal = directory_.AuthenticateClientAssertion(client_id, assertion, audiences);
+    failure_code = 700027;
+    failure = std::string(principal.status().message());
+  } else if (!secret.empty()) {
+    principal = directory_.AuthenticateClientSecret(client_id, secret);
+    failure_code = 7000215;
+    failure =
+        "Invalid client secret provided. Ensure the secret being sent in the request is the "
+        "client secret value, not the client secret ID, for a secret added to app '" +
+        client_id + "'.";
+  } else {
     return OAuthError(401, "invalid_client", 7000218,
                       "The request body must contain the following parameter: "
                       "'client_assertion' or 'client_secret'.",
                       now);
   }
-  auto principal = directory_.AuthenticateClientSecret(client_id, secret);
   if (!principal.ok()) {
     if (principal.status().code() == StatusCode::kUnauthenticated) {
       COFFER_LOG(kInfo) << "token: client authentication failed for app " << client_id;
-      return OAuthError(401, "invalid_client", 7000215,
-                        "Invalid client secret provided. Ensure the secret being sent in the "
-                        "request is the client secret value, not the client secret ID, for a "
-                        "secret added to app '" +
-                            client_id + "'.",
-                        now);
+      return OAuthError(401, "invalid_client", failure_code, failure, now);
     }
     return OAuthError(503, "temporarily_unavailable", 90033,
                       "The token service is temporarily unavailable.", now);
   }
-  std::string token = IssueAppToken(*principal, resource, issuer);
   Json body = {{"token_type", "Bearer"},
                {"expires_in", config_.token_lifetime_seconds},
                {"ext_expires_in", config_.token_lifetime_seconds},
-               {"access_token", token}};
+               {"access_token", IssueAppToken(*principal, resource, issuer)}};
   http::Response r = http::JsonResponse(200, ToJson(body));
   r.SetHeader("Cache-Control", "no-store, no-cache");
   r.SetHeader("Pragma", "no-cache");
