@@ -9,24 +9,18 @@ namespace {
 
 constexpr int kDefaultSecretDays = 365;
 
-// Graph's error shape: {"error":{"code","message"}}.
-http::Response GraphError(int status, const std::string& code, const std::string& message) {
-  Json body = {{"error", {{"code", code}, {"message", message}}}};
-  return http::JsonResponse(status, ToJson(body));
-}
-
 http::Response GraphError(const Status& s) {
   switch (s.code()) {
     case StatusCode::kNotFound:
-      return GraphError(404, "Request_ResourceNotFound", std::string(s.message()));
+      return http::ErrorResponse(404, "Request_ResourceNotFound", std::string(s.message()));
     case StatusCode::kInvalidArgument:
-      return GraphError(400, "Request_BadRequest", std::string(s.message()));
+      return http::ErrorResponse(400, "Request_BadRequest", std::string(s.message()));
     case StatusCode::kFailedPrecondition:
     case StatusCode::kAlreadyExists:
-      return GraphError(409, "Request_BadRequest", std::string(s.message()));
+      return http::ErrorResponse(409, "Request_BadRequest", std::string(s.message()));
     default:
-      return GraphError(http::HttpStatusFor(s.code()).http_status, "Service_InternalServerError",
-                        std::string(s.message()));
+      return http::ErrorResponse(http::HttpStatusFor(s.code()).http_status,
+                                 "Service_InternalServerError", std::string(s.message()));
   }
 }
 
@@ -129,7 +123,7 @@ std::optional<http::Response> GraphApi::Handle(const http::Request& req) {
       }
       auto name = j->find("displayName");
       if (name == j->end() || !name->is_string()) {
-        return GraphError(400, "Request_BadRequest", "displayName is required.");
+        return http::ErrorResponse(400, "Request_BadRequest", "displayName is required.");
       }
       auto created =
           directory_.CreateServicePrincipal(name->get<std::string>(), kDefaultSecretDays);
@@ -146,7 +140,7 @@ std::optional<http::Response> GraphApi::Handle(const http::Request& req) {
       out["passwordCredentials"][0]["secretText"] = created->client_secret;
       return http::JsonResponse(201, ToJson(out));
     }
-    return GraphError(405, "Request_BadRequest", "Method not allowed.");
+    return http::ErrorResponse(405, "Request_BadRequest", "Method not allowed.");
   }
 
   const std::string& id = seg[2];
@@ -158,9 +152,10 @@ std::optional<http::Response> GraphApi::Handle(const http::Request& req) {
     }
     if (m == "DELETE") {
       if (hooks_.is_protected && hooks_.is_protected(id)) {
-        return GraphError(400, "Request_BadRequest",
-                          "Service principal '" + id +
-                              "' is an administrator of this installation and cannot be deleted.");
+        return http::ErrorResponse(
+            400, "Request_BadRequest",
+            "Service principal '" + id +
+                "' is an administrator of this installation and cannot be deleted.");
       }
       Status deleted = directory_.DeleteServicePrincipal(id);
       if (!deleted.ok()) {
@@ -169,11 +164,9 @@ std::optional<http::Response> GraphApi::Handle(const http::Request& req) {
       if (hooks_.on_deleted) {
         hooks_.on_deleted(id);
       }
-      http::Response r;
-      r.status = 204;
-      return r;
+      return http::EmptyResponse(204);
     }
-    return GraphError(405, "Request_BadRequest", "Method not allowed.");
+    return http::ErrorResponse(405, "Request_BadRequest", "Method not allowed.");
   }
   if (seg.size() == 4 && seg[3] == "addPassword" && m == "POST") {
     auto j = body();
@@ -201,9 +194,10 @@ std::optional<http::Response> GraphApi::Handle(const http::Request& req) {
     Json key = j->value("keyCredential", Json::object());
     if (!key.is_object() || key.value("type", "") != "AsymmetricX509Cert" ||
         key.value("usage", "") != "Verify" || !key.value("key", Json()).is_string()) {
-      return GraphError(400, "Request_BadRequest",
-                        "keyCredential needs type AsymmetricX509Cert, usage Verify and the "
-                        "certificate as 'key' (base64 DER or PEM).");
+      return http::ErrorResponse(
+          400, "Request_BadRequest",
+          "keyCredential needs type AsymmetricX509Cert, usage Verify and the "
+          "certificate as 'key' (base64 DER or PEM).");
     }
     auto added = directory_.AddClientCertificate(id, key["key"].get<std::string>());
     if (!added.ok()) {
@@ -218,15 +212,13 @@ std::optional<http::Response> GraphApi::Handle(const http::Request& req) {
     }
     auto key = j->find("keyId");
     if (key == j->end() || !key->is_string()) {
-      return GraphError(400, "Request_BadRequest", "keyId is required.");
+      return http::ErrorResponse(400, "Request_BadRequest", "keyId is required.");
     }
     Status removed = directory_.RemoveClientCertificate(id, key->get<std::string>());
     if (!removed.ok()) {
       return GraphError(removed);
     }
-    http::Response r;
-    r.status = 204;
-    return r;
+    return http::EmptyResponse(204);
   }
   if (seg.size() == 4 && seg[3] == "removePassword" && m == "POST") {
     auto j = body();
@@ -235,7 +227,7 @@ std::optional<http::Response> GraphApi::Handle(const http::Request& req) {
     }
     auto key = j->find("keyId");
     if (key == j->end() || !key->is_string()) {
-      return GraphError(400, "Request_BadRequest", "keyId is required.");
+      return http::ErrorResponse(400, "Request_BadRequest", "keyId is required.");
     }
     Status removed = directory_.RemoveClientSecret(id, key->get<std::string>());
     if (!removed.ok()) {
@@ -243,11 +235,9 @@ std::optional<http::Response> GraphApi::Handle(const http::Request& req) {
     }
     // Tokens already issued with the removed secret stay valid until they
     // expire, as in Entra; the secret itself stops working at once.
-    http::Response r;
-    r.status = 204;
-    return r;
+    return http::EmptyResponse(204);
   }
-  return GraphError(404, "Request_ResourceNotFound", "Unknown directory path.");
+  return http::ErrorResponse(404, "Request_ResourceNotFound", "Unknown directory path.");
 }
 
 }  // namespace coffer::auth

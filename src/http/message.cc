@@ -110,13 +110,23 @@ HttpError HttpStatusFor(StatusCode code) {
   return {500, "InternalServerError"};
 }
 
+Response ErrorResponse(int http_status, std::string_view code, std::string_view message) {
+  Json body;
+  body["error"]["code"] = std::string(code);
+  body["error"]["message"] = std::string(message);
+  return JsonResponse(http_status, ToJson(body));
+}
+
+Response EmptyResponse(int http_status) {
+  Response r;
+  r.status = http_status;
+  return r;
+}
+
 Response ErrorResponse(const Status& status) {
   HttpError e = HttpStatusFor(status.code());
-  Json body;
-  body["error"]["code"] =
-      status.reason().empty() ? std::string(e.code) : std::string(status.reason());
-  body["error"]["message"] = std::string(status.message());
-  return JsonResponse(e.http_status, ToJson(body));
+  return ErrorResponse(e.http_status, status.reason().empty() ? e.code : status.reason(),
+                       status.message());
 }
 
 }  // namespace coffer::http

@@ -57,6 +57,13 @@ struct HttpError {
 };
 HttpError HttpStatusFor(StatusCode code);
 
+// ErrorResponse renders {"error":{"code","message"}}, the error shape Key
+// Vault, ARM and Graph share, with an explicit HTTP status.
+Response ErrorResponse(int http_status, std::string_view code, std::string_view message);
+
+// EmptyResponse is a response with a status and no body (204, bodiless 200).
+Response EmptyResponse(int http_status);
+
 // ErrorResponse renders `status` in Key Vault's error shape:
 // {"error":{"code":..., "message":...}}. The reason of the status, when
 // set, is the code.

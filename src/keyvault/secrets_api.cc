@@ -335,9 +335,7 @@ http::Response SecretsApi::Handle(const std::string& vault, const http::Request&
       Status s = service_.Purge(vault, name);
       if (!s.ok())
         return Error(s);
-      http::Response r;
-      r.status = 204;
-      return r;
+      return http::EmptyResponse(204);
     }
     return method_not_allowed();
   }

@@ -9,17 +9,6 @@ namespace {
 constexpr char kKind[] = "UserAssignedIdentity";
 constexpr char kType[] = "Microsoft.ManagedIdentity/userAssignedIdentities";
 
-http::Response ArmError(int status, const std::string& code, const std::string& message) {
-  Json body = {{"error", {{"code", code}, {"message", message}}}};
-  return http::JsonResponse(status, ToJson(body));
-}
-
-http::Response Empty(int status) {
-  http::Response r;
-  r.status = status;
-  return r;
-}
-
 // Azure's rule: 3-128 characters of letters, digits, '-' and '_', starting
 // with a letter or digit.
 bool ValidIdentityName(const std::string& name) {
@@ -103,22 +92,23 @@ std::optional<http::Response> IdentityManager::Handle(const http::Request& req) 
     return std::nullopt;
   }
   if (req.Query("api-version").empty()) {
-    return ArmError(400, "MissingApiVersionParameter",
-                    "The api-version query parameter (?api-version=) is required for all "
-                    "requests.");
+    return http::ErrorResponse(
+        400, "MissingApiVersionParameter",
+        "The api-version query parameter (?api-version=) is required for all "
+        "requests.");
   }
   if (!EqualsIgnoreCase(seg[1], subscription_id_)) {
-    return ArmError(404, "SubscriptionNotFound",
-                    "The subscription '" + seg[1] + "' could not be found.");
+    return http::ErrorResponse(404, "SubscriptionNotFound",
+                               "The subscription '" + seg[1] + "' could not be found.");
   }
   const std::string& m = req.method;
   if (by_sub || seg.size() == 7) {
     if (m != "GET") {
-      return ArmError(405, "MethodNotAllowed", "Only GET is allowed on a collection.");
+      return http::ErrorResponse(405, "MethodNotAllowed", "Only GET is allowed on a collection.");
     }
     auto all = store_.ListPrincipals();
     if (!all.ok()) {
-      return ArmError(500, "InternalServerError", std::string(all.status().message()));
+      return http::ErrorResponse(500, "InternalServerError", std::string(all.status().message()));
     }
     Json items = Json::array();
     for (const auto& p : *all) {
@@ -132,42 +122,44 @@ std::optional<http::Response> IdentityManager::Handle(const http::Request& req) 
   const std::string& rg = seg[3];
   const std::string& name = seg[7];
   if (!ValidIdentityName(name)) {
-    return ArmError(400, "InvalidResourceName",
-                    "The resource name '" + name.substr(0, 130) +
-                        "' is invalid. It must be 3-128 characters of letters, digits, '-' and "
-                        "'_', starting with a letter or digit.");
+    return http::ErrorResponse(
+        400, "InvalidResourceName",
+        "The resource name '" + name.substr(0, 130) +
+            "' is invalid. It must be 3-128 characters of letters, digits, '-' and "
+            "'_', starting with a letter or digit.");
   }
   auto found = Find(rg, name);
   if (!found.ok()) {
-    return ArmError(500, "InternalServerError", std::string(found.status().message()));
+    return http::ErrorResponse(500, "InternalServerError", std::string(found.status().message()));
   }
   auto not_found = [&] {
-    return ArmError(404, "ResourceNotFound",
-                    "The Resource '" + std::string(kType) + "/" + name +
-                        "' under resource group '" + rg + "' was not found.");
+    return http::ErrorResponse(404, "ResourceNotFound",
+                               "The Resource '" + std::string(kType) + "/" + name +
+                                   "' under resource group '" + rg + "' was not found.");
   };
   if (m == "GET") {
     return *found ? http::JsonResponse(200, ToJson(ToArm(**found))) : not_found();
   }
   if (m == "DELETE") {
     if (!*found) {
-      return Empty(204);
+      return http::EmptyResponse(204);
     }
     // SECURITY: the identity's principal goes with it, so its tokens stop
     // working on the next request.
     Status deleted = store_.DeletePrincipal((*found)->object_id);
     if (!deleted.ok()) {
-      return ArmError(500, "InternalServerError", std::string(deleted.message()));
+      return http::ErrorResponse(500, "InternalServerError", std::string(deleted.message()));
     }
     on_deleted_((*found)->object_id);
-    return Empty(200);
+    return http::EmptyResponse(200);
   }
   if (m != "PUT" && m != "PATCH") {
-    return ArmError(405, "MethodNotAllowed", "Method " + m + " is not allowed.");
+    return http::ErrorResponse(405, "MethodNotAllowed", "Method " + m + " is not allowed.");
   }
   auto body = ParseJson(req.body.empty() ? "{}" : req.body);
   if (!body || !body->is_object()) {
-    return ArmError(400, "InvalidRequestContent", "The request content is not a JSON object.");
+    return http::ErrorResponse(400, "InvalidRequestContent",
+                               "The request content is not a JSON object.");
   }
   if (m == "PATCH" && !*found) {
     return not_found();
@@ -176,20 +168,20 @@ std::optional<http::Response> IdentityManager::Handle(const http::Request& req) 
   if (auto it = body->find("tags"); it != body->end() && !it->is_null()) {
     Status tags = CheckTags(*it);
     if (!tags.ok()) {
-      return ArmError(400, "InvalidRequestContent", std::string(tags.message()));
+      return http::ErrorResponse(400, "InvalidRequestContent", std::string(tags.message()));
     }
     rec.tags_json = ToJson(*it);
   }
   if (auto it = body->find("location"); it != body->end() && !it->is_null()) {
     if (!it->is_string() || it->get<std::string>().empty()) {
-      return ArmError(400, "LocationRequired", "location must be a non-empty string.");
+      return http::ErrorResponse(400, "LocationRequired", "location must be a non-empty string.");
     }
     rec.location = it->get<std::string>();
   }
   if (*found) {
     Status updated = store_.UpdatePrincipal(rec);
     if (!updated.ok()) {
-      return ArmError(500, "InternalServerError", std::string(updated.message()));
+      return http::ErrorResponse(500, "InternalServerError", std::string(updated.message()));
     }
     return http::JsonResponse(200, ToJson(ToArm(rec)));
   }
@@ -206,7 +198,7 @@ std::optional<http::Response> IdentityManager::Handle(const http::Request& req) 
                     "/providers/Microsoft.ManagedIdentity/userAssignedIdentities/" + name;
   Status created = store_.CreatePrincipal(rec);
   if (!created.ok()) {
-    return ArmError(500, "InternalServerError", std::string(created.message()));
+    return http::ErrorResponse(500, "InternalServerError", std::string(created.message()));
   }
   return http::JsonResponse(201, ToJson(ToArm(rec)));
 }

@@ -10,16 +10,11 @@ namespace {
 constexpr size_t kMaxAccessPolicies = 1024;
 constexpr size_t kMaxArmTags = 50;
 
-http::Response ArmError(int status, const std::string& code, const std::string& message) {
-  Json body = {{"error", {{"code", code}, {"message", message}}}};
-  return http::JsonResponse(status, ToJson(body));
-}
-
 http::Response ArmError(const Status& s) {
   int status = http::HttpStatusFor(s.code()).http_status;
   std::string code =
       s.reason().empty() ? (status == 400 ? "BadRequest" : "Conflict") : std::string(s.reason());
-  return ArmError(status, code, std::string(s.message()));
+  return http::ErrorResponse(status, code, s.message());
 }
 
 Status BadRequest(const std::string& message, const std::string& code = "BadRequest") {
@@ -266,15 +261,7 @@ StatusOr<std::pair<storage::VaultRecord, bool>> VaultManager::CreateOrUpdate(
   return std::make_pair(rec, create);
 }
 
-namespace {
-
-http::Response Empty(int status) {
-  http::Response r;
-  r.status = status;
-  return r;
-}
-
-}  // namespace
+namespace {}  // namespace
 
 Json VaultManager::ToArmDeleted(const storage::VaultRecord& v) const {
   auto props = keyvault::ParseVaultSettings(v.properties_json);
@@ -312,7 +299,7 @@ std::optional<http::Response> VaultManager::HandleDeleted(const http::Request& r
   }
   if (list) {
     if (req.method != "GET") {
-      return ArmError(405, "MethodNotAllowed", "Only GET is allowed on deletedVaults.");
+      return http::ErrorResponse(405, "MethodNotAllowed", "Only GET is allowed on deletedVaults.");
     }
     auto vaults = store_.ListVaults();
     if (!vaults.ok()) {
@@ -330,36 +317,38 @@ std::optional<http::Response> VaultManager::HandleDeleted(const http::Request& r
   auto v = store_.GetVault(name);
   if (!v.ok() || !v->deleted() || !EqualsIgnoreCase(v->location, seg[5])) {
     if (v.ok() || v.status().code() == StatusCode::kNotFound) {
-      return ArmError(404, "DeletedVaultNotFound",
-                      "Deleted vault '" + name + "' was not found in location '" + seg[5] + "'.");
+      return http::ErrorResponse(
+          404, "DeletedVaultNotFound",
+          "Deleted vault '" + name + "' was not found in location '" + seg[5] + "'.");
     }
     return ArmError(v.status());
   }
   if (seg.size() == 8) {
     if (req.method != "GET") {
-      return ArmError(405, "MethodNotAllowed", "Only GET is allowed on a deleted vault.");
+      return http::ErrorResponse(405, "MethodNotAllowed",
+                                 "Only GET is allowed on a deleted vault.");
     }
     return http::JsonResponse(200, ToJson(ToArmDeleted(*v)));
   }
   if (!EqualsIgnoreCase(seg[8], "purge") || req.method != "POST") {
-    return ArmError(404, "NotFound", "Unknown operation on a deleted vault.");
+    return http::ErrorResponse(404, "NotFound", "Unknown operation on a deleted vault.");
   }
   // SECURITY: purge protection holds a deleted vault, and everything in it,
   // until its scheduled purge date; nobody can purge it earlier.
   if (keyvault::ParseVaultSettings(v->properties_json).purge_protection &&
       clock_.NowSeconds() < v->scheduled_purge_date) {
-    return ArmError(409, "Conflict",
-                    "Vault '" + name +
-                        "' has purge protection enabled and cannot be purged "
-                        "before " +
-                        FormatIsoTime(v->scheduled_purge_date) + ".");
+    return http::ErrorResponse(409, "Conflict",
+                               "Vault '" + name +
+                                   "' has purge protection enabled and cannot be purged "
+                                   "before " +
+                                   FormatIsoTime(v->scheduled_purge_date) + ".");
   }
   Status purged = store_.PurgeVault(v->name);
   registry_.Invalidate(v->name);
   if (!purged.ok()) {
     return ArmError(purged);
   }
-  return Empty(200);
+  return http::EmptyResponse(200);
 }
 
 std::optional<http::Response> VaultManager::Handle(const http::Request& req) {
@@ -381,13 +370,14 @@ std::optional<http::Response> VaultManager::Handle(const http::Request& req) {
     return std::nullopt;
   }
   if (req.Query("api-version").empty()) {
-    return ArmError(400, "MissingApiVersionParameter",
-                    "The api-version query parameter (?api-version=) is required for all "
-                    "requests.");
+    return http::ErrorResponse(
+        400, "MissingApiVersionParameter",
+        "The api-version query parameter (?api-version=) is required for all "
+        "requests.");
   }
   if (!EqualsIgnoreCase(seg[1], config_.subscription_id)) {
-    return ArmError(404, "SubscriptionNotFound",
-                    "The subscription '" + seg[1] + "' could not be found.");
+    return http::ErrorResponse(404, "SubscriptionNotFound",
+                               "The subscription '" + seg[1] + "' could not be found.");
   }
   if (deleted_path) {
     return HandleDeleted(req);
@@ -396,7 +386,8 @@ std::optional<http::Response> VaultManager::Handle(const http::Request& req) {
 
   if (by_sub || seg.size() == 7) {
     if (m != "GET") {
-      return ArmError(405, "MethodNotAllowed", "Only GET is allowed on a vault collection.");
+      return http::ErrorResponse(405, "MethodNotAllowed",
+                                 "Only GET is allowed on a vault collection.");
     }
     auto vaults = store_.ListVaults();
     if (!vaults.ok()) {
@@ -415,9 +406,9 @@ std::optional<http::Response> VaultManager::Handle(const http::Request& req) {
   const std::string& rg = seg[3];
   const std::string& name = seg[7];
   auto not_found = [&] {
-    return ArmError(404, "ResourceNotFound",
-                    "The Resource 'Microsoft.KeyVault/vaults/" + name + "' under resource group '" +
-                        rg + "' was not found.");
+    return http::ErrorResponse(404, "ResourceNotFound",
+                               "The Resource 'Microsoft.KeyVault/vaults/" + name +
+                                   "' under resource group '" + rg + "' was not found.");
   };
   auto live = [&]() -> StatusOr<storage::VaultRecord> {
     auto v = store_.GetVault(name);
@@ -435,7 +426,7 @@ std::optional<http::Response> VaultManager::Handle(const http::Request& req) {
       if (v.status().code() != StatusCode::kNotFound) {
         return ArmError(v.status());
       }
-      return m == "DELETE" ? Empty(204) : not_found();
+      return m == "DELETE" ? http::EmptyResponse(204) : not_found();
     }
     if (m == "GET") {
       return http::JsonResponse(200, ToJson(ToArm(*v)));
@@ -449,12 +440,13 @@ std::optional<http::Response> VaultManager::Handle(const http::Request& req) {
     if (!deleted.ok()) {
       return ArmError(deleted);
     }
-    return Empty(200);
+    return http::EmptyResponse(200);
   }
   if (m == "PUT" || m == "PATCH") {
     auto body = ParseJson(req.body);
     if (!body || !body->is_object()) {
-      return ArmError(400, "InvalidRequestContent", "The request content is not a JSON object.");
+      return http::ErrorResponse(400, "InvalidRequestContent",
+                                 "The request content is not a JSON object.");
     }
     if (m == "PATCH" && !live().ok()) {
       return not_found();
@@ -465,7 +457,8 @@ std::optional<http::Response> VaultManager::Handle(const http::Request& req) {
     }
     return http::JsonResponse(result->second ? 201 : 200, ToJson(ToArm(result->first)));
   }
-  return ArmError(405, "MethodNotAllowed", "Method " + m + " is not allowed on a vault.");
+  return http::ErrorResponse(405, "MethodNotAllowed",
+                             "Method " + m + " is not allowed on a vault.");
 }
 
 }  // namespace coffer::mgmt

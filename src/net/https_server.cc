@@ -237,9 +237,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void SendError(int status, const char* code, const std::string& message, bool close) {
-    http::Response r = http::ErrorResponse(Status(StatusCode::kUnknown, message, code));
-    r.status = status;
-    Send(std::move(r), close);
+    Send(http::ErrorResponse(status, code, message), close);
   }
 
   void Send(http::Response response, bool close) {

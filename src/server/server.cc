@@ -169,6 +169,17 @@ std::string CofferServer::VaultFromHost(const std::string& host) const {
   return vault.find('.') == std::string::npos ? vault : "";
 }
 
+http::Response CofferServer::InvalidToken(const Status& why) const {
+  if (why.code() != StatusCode::kUnauthenticated) {
+    return http::ErrorResponse(why);  // e.g. storage unavailable: 503, not 401
+  }
+  // ARM and Graph answer a bad token with 401 InvalidAuthenticationToken.
+  http::Response r = http::ErrorResponse(401, "InvalidAuthenticationToken", why.message());
+  r.SetHeader("WWW-Authenticate", "Bearer authorization_uri=\"" + info_.authority_host + "/" +
+                                      info_.tenant_id + "\", error=\"invalid_token\"");
+  return r;
+}
+
 http::Response CofferServer::Challenge(const Status& why) const {
   http::Response r = http::ErrorResponse(why);
   r.status = 401;
@@ -258,23 +269,15 @@ http::Response CofferServer::AuthorityRequest(http::Request& request) {
   if (!seg.empty() && EqualsIgnoreCase(seg[0], "subscriptions")) {
     auto caller = authenticator_->Authenticate(request.Header("authorization"), arm_audiences_);
     if (!caller.ok()) {
-      Json body = {{"error",
-                    {{"code", "InvalidAuthenticationToken"},
-                     {"message", std::string(caller.status().message())}}}};
-      http::Response r = http::JsonResponse(401, ToJson(body));
-      r.SetHeader("WWW-Authenticate", "Bearer authorization_uri=\"" + info_.authority_host + "/" +
-                                          info_.tenant_id + "\", error=\"invalid_token\"");
-      return r;
+      return InvalidToken(caller.status());
     }
     if (!IsAdmin(caller->object_id)) {
-      Json body = {
-          {"error",
-           {{"code", "AuthorizationFailed"},
-            {"message", "The client '" + caller->app_id + "' with object id '" + caller->object_id +
-                            "' does not have authorization to perform this action "
-                            "over scope '/" +
-                            seg[0] + "/" + (seg.size() > 1 ? seg[1] : "") + "'."}}}};
-      return http::JsonResponse(403, ToJson(body));
+      return http::ErrorResponse(403, "AuthorizationFailed",
+                                 "The client '" + caller->app_id + "' with object id '" +
+                                     caller->object_id +
+                                     "' does not have authorization to perform this action over "
+                                     "scope '/" +
+                                     seg[0] + "/" + (seg.size() > 1 ? seg[1] : "") + "'.");
     }
     if (auto r = vault_manager_->Handle(request)) {
       return *r;
@@ -283,11 +286,8 @@ http::Response CofferServer::AuthorityRequest(http::Request& request) {
       return *r;
     }
   }
-  Json body = {
-      {"error",
-       {{"code", "NotFound"},
-        {"message", "No route for " + request.method + " " + request.target.substr(0, 200)}}}};
-  return http::JsonResponse(404, ToJson(body));
+  return http::ErrorResponse(
+      404, "NotFound", "No route for " + request.method + " " + request.target.substr(0, 200));
 }
 
 http::Response CofferServer::AdminRequest(http::Request& request) {
@@ -295,9 +295,7 @@ http::Response CofferServer::AdminRequest(http::Request& request) {
   //   POST /coffer/v1/signing-keys/rotate
   auto caller = authenticator_->Authenticate(request.Header("authorization"), arm_audiences_);
   if (!caller.ok()) {
-    http::Response r = http::ErrorResponse(caller.status());
-    r.status = 401;
-    return r;
+    return InvalidToken(caller.status());
   }
   if (!IsAdmin(caller->object_id)) {
     return http::ErrorResponse(PermissionDeniedError(
@@ -333,29 +331,19 @@ http::Response CofferServer::AdminRequest(http::Request& request) {
 http::Response CofferServer::DirectoryRequest(http::Request& request) {
   auto caller = authenticator_->Authenticate(request.Header("authorization"), directory_audiences_);
   if (!caller.ok()) {
-    Json body = {{"error",
-                  {{"code", "InvalidAuthenticationToken"},
-                   {"message", std::string(caller.status().message())}}}};
-    http::Response r = http::JsonResponse(401, ToJson(body));
-    r.SetHeader("WWW-Authenticate", "Bearer authorization_uri=\"" + info_.authority_host + "/" +
-                                        info_.tenant_id + "\", error=\"invalid_token\"");
-    return r;
+    return InvalidToken(caller.status());
   }
   // Interim model (docs/authorization.md): administrators manage the
   // directory.
   if (!IsAdmin(caller->object_id)) {
-    Json body = {{"error",
-                  {{"code", "Authorization_RequestDenied"},
-                   {"message", "Insufficient privileges to complete the operation. Caller: appid=" +
-                                   caller->app_id + ";oid=" + caller->object_id + "."}}}};
-    return http::JsonResponse(403, ToJson(body));
+    return http::ErrorResponse(403, "Authorization_RequestDenied",
+                               "Insufficient privileges to complete the operation. Caller: appid=" +
+                                   caller->app_id + ";oid=" + caller->object_id + ".");
   }
   if (auto r = graph_api_->Handle(request)) {
     return *r;
   }
-  Json body = {
-      {"error", {{"code", "Request_ResourceNotFound"}, {"message", "Unknown directory path."}}}};
-  return http::JsonResponse(404, ToJson(body));
+  return http::ErrorResponse(404, "Request_ResourceNotFound", "Unknown directory path.");
 }
 
 }  // namespace coffer::server

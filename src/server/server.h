@@ -77,6 +77,10 @@ class CofferServer {
   http::Response DirectoryRequest(http::Request& request);
   http::Response AdminRequest(http::Request& request);
   http::Response Challenge(const Status& why) const;
+  // InvalidToken answers a failed authentication on the authority host:
+  // 401 InvalidAuthenticationToken, or the status itself when the failure is
+  // not the token's (storage unavailable).
+  http::Response InvalidToken(const Status& why) const;
   // Returns the vault name when `host` is a vault host; "" otherwise.
   std::string VaultFromHost(const std::string& host) const;
   bool IsAdmin(const std::string& object_id);
