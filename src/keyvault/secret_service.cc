@@ -139,22 +139,20 @@ StatusOr<Secret> SecretService::Set(const std::string& vault_name, const std::st
   rec.nbf = input.nbf;
   rec.exp = input.exp;
   rec.created = rec.updated = clock_.NowSeconds();
-  Status added = store_.AddSecretVersion(vault->record.name, rec);
+  auto added = store_.AddSecretVersion(vault->record.name, rec);
   Invalidate(vault_name, name);
-  if (added.code() == StatusCode::kFailedPrecondition) {
+  if (added.status().code() == StatusCode::kFailedPrecondition) {
     return FailedPreconditionError(
         "Secret " + name +
             " is currently in a deleted but recoverable state, and its name cannot be reused; "
             "in this state, the secret can only be recovered or purged.",
         "Conflict");
   }
-  RETURN_IF_ERROR(added);
+  RETURN_IF_ERROR(added.status());
   // The stored name keeps the case of the secret's first version.
-  ASSIGN_OR_RETURN(storage::SecretView view,
-                   store_.GetSecret(vault->record.name, name, rec.version, false));
-  Secret s = FromView(view, *vault);
+  rec.name = std::move(added).value();
+  Secret s = FromView(storage::SecretView{std::move(rec), false, 0, 0}, *vault);
   s.value = std::move(input.value);
-  crypto::SecureWipe(input.value);
   return s;
 }
 

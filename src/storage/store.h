@@ -77,10 +77,12 @@ class Store {
 
   // --- secrets ---
   // Adds a version and makes it the latest, creating the secret if needed.
-  // kFailedPrecondition (reason "Conflict") if the secret is soft-deleted;
+  // Returns the secret's stored name, whose case is that of its first
+  // version. kFailedPrecondition (reason "Conflict") if the secret is soft-deleted;
   // kNotFound if the vault does not exist; kAlreadyExists if the version id is
   // taken.
-  virtual Status AddSecretVersion(const std::string& vault, const SecretVersionRecord& rec) = 0;
+  virtual StatusOr<std::string> AddSecretVersion(const std::string& vault,
+                                                 const SecretVersionRecord& rec) = 0;
   // Replaces the mutable attributes (content type, tags, enabled, nbf, exp,
   // updated) of one version of a live secret. kNotFound if absent.
   virtual Status UpdateSecretVersion(const std::string& vault, const SecretVersionRecord& rec) = 0;

@@ -125,8 +125,8 @@ TEST_P(StoreConformance, SoftDeletedVaultKeepsItsNameAndSecrets) {
 }
 
 TEST_P(StoreConformance, LatestVersionFollowsTheLastWrite) {
-  ASSERT_TRUE(store_->AddSecretVersion("main", Version("Db-Pass", "aa")).ok());
-  ASSERT_TRUE(store_->AddSecretVersion("main", Version("db-pass", "bb")).ok());
+  EXPECT_EQ(*store_->AddSecretVersion("main", Version("Db-Pass", "aa")), "Db-Pass");
+  EXPECT_EQ(*store_->AddSecretVersion("main", Version("db-pass", "bb")), "Db-Pass");
   auto latest = store_->GetSecret("main", "DB-PASS", "", false);
   ASSERT_TRUE(latest.ok());
   EXPECT_EQ(latest->version.version, "bb");
@@ -135,9 +135,10 @@ TEST_P(StoreConformance, LatestVersionFollowsTheLastWrite) {
   EXPECT_EQ(store_->GetSecret("main", "db-pass", "aa", false)->version.sealed_value, "sealed:aa");
   EXPECT_EQ(store_->GetSecret("main", "db-pass", "cc", false).status().code(),
             StatusCode::kNotFound);
-  EXPECT_EQ(store_->AddSecretVersion("main", Version("db-pass", "bb")).code(),
+  EXPECT_EQ(store_->AddSecretVersion("main", Version("db-pass", "bb")).status().code(),
             StatusCode::kAlreadyExists);
-  EXPECT_EQ(store_->AddSecretVersion("nope", Version("x", "aa")).code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_->AddSecretVersion("nope", Version("x", "aa")).status().code(),
+            StatusCode::kNotFound);
 }
 
 TEST_P(StoreConformance, UpdateChangesAttributesOnly) {
@@ -211,7 +212,7 @@ TEST_P(StoreConformance, SoftDeleteRecoverAndPurge) {
   ASSERT_TRUE(deleted.ok());
   EXPECT_TRUE(deleted->deleted);
   EXPECT_EQ(deleted->scheduled_purge_date, 20);
-  EXPECT_EQ(store_->AddSecretVersion("main", Version("a", "v2")).code(),
+  EXPECT_EQ(store_->AddSecretVersion("main", Version("a", "v2")).status().code(),
             StatusCode::kFailedPrecondition);
   EXPECT_EQ(store_->ListSecrets("main", false, "", 10)->items.size(), 0u);
   EXPECT_EQ(store_->ListSecrets("main", true, "", 10)->items.size(), 1u);

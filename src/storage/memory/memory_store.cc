@@ -258,7 +258,8 @@ StatusOr<int> MemoryStore::PurgeExpiredVaults(int64_t now) {
   return count;
 }
 
-Status MemoryStore::AddSecretVersion(const std::string& vault, const SecretVersionRecord& rec) {
+StatusOr<std::string> MemoryStore::AddSecretVersion(const std::string& vault,
+                                                    const SecretVersionRecord& rec) {
   std::lock_guard<std::mutex> lock(mu_);
   Vault* v = FindVault(vault);
   if (v == nullptr) {
@@ -278,7 +279,7 @@ Status MemoryStore::AddSecretVersion(const std::string& vault, const SecretVersi
   }
   s.versions[rec.version] = copy;
   s.latest = rec.version;
-  return OkStatus();
+  return copy.name;
 }
 
 Status MemoryStore::UpdateSecretVersion(const std::string& vault, const SecretVersionRecord& rec) {

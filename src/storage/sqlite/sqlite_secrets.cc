@@ -86,10 +86,12 @@ StatusOr<std::optional<SecretRow>> FindSecret(Db& db, const std::string& vault_k
 
 }  // namespace
 
-Status SqliteStore::AddSecretVersion(const std::string& vault, const SecretVersionRecord& rec) {
+StatusOr<std::string> SqliteStore::AddSecretVersion(const std::string& vault,
+                                                    const SecretVersionRecord& rec) {
   std::string vault_key = AsciiLower(vault);
   std::string name_key = AsciiLower(rec.name);
-  return Write([&](Db& db) -> Status {
+  std::string stored_name = rec.name;
+  RETURN_IF_ERROR(Write([&](Db& db) -> Status {
     RETURN_IF_ERROR(CheckVault(db, vault_key, vault));
     ASSIGN_OR_RETURN(auto existing, FindSecret(db, vault_key, name_key));
     if (existing && existing->deleted) {
@@ -98,6 +100,7 @@ Status SqliteStore::AddSecretVersion(const std::string& vault, const SecretVersi
     }
     RETURN_IF_ERROR(InsertVersion(db, vault_key, name_key, rec));
     if (existing) {
+      stored_name = existing->name;
       ASSIGN_OR_RETURN(Stmt * st, db.Prepare("UPDATE secrets SET latest_version = ? "
                                              "WHERE vault_key = ? AND name_key = ?"));
       st->Bind(1, rec.version).Bind(2, vault_key).Bind(3, name_key);
@@ -107,7 +110,8 @@ Status SqliteStore::AddSecretVersion(const std::string& vault, const SecretVersi
                                            "latest_version) VALUES(?, ?, ?, ?)"));
     st->Bind(1, vault_key).Bind(2, name_key).Bind(3, rec.name).Bind(4, rec.version);
     return st->Exec();
-  });
+  }));
+  return stored_name;
 }
 
 Status SqliteStore::UpdateSecretVersion(const std::string& vault, const SecretVersionRecord& rec) {

@@ -62,7 +62,8 @@ class SqliteStore final : public Store {
   Status PurgeVault(const std::string& name) override;
   StatusOr<int> PurgeExpiredVaults(int64_t now) override;
 
-  Status AddSecretVersion(const std::string& vault, const SecretVersionRecord& rec) override;
+  StatusOr<std::string> AddSecretVersion(const std::string& vault,
+                                         const SecretVersionRecord& rec) override;
   Status UpdateSecretVersion(const std::string& vault, const SecretVersionRecord& rec) override;
   StatusOr<SecretView> GetSecret(const std::string& vault, const std::string& name,
                                  const std::string& version, bool include_deleted) override;
