@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "common/encoding.h"
+#include "crypto/primitives.h"
 #include "crypto/x509.h"
 
 namespace coffer::crypto {
@@ -40,6 +42,39 @@ TEST(X509, ServerCertificateCarriesRequestedNames) {
   ASSERT_EQ(names.size(), 2u);
   EXPECT_EQ(names[1], "*.vault.localhost");
   EXPECT_FALSE(CreateServerCertificate(**srv_key, "junk", **ca_key, {"a"}, {}, 1).ok());
+}
+
+}  // namespace
+}  // namespace coffer::crypto
+
+namespace coffer::crypto {
+namespace {
+
+TEST(RsaKey, Ps256IsDistinctFromRs256) {
+  auto key = RsaKey::Generate(2048);
+  ASSERT_TRUE(key.ok());
+  std::string pss = (*key)->SignPs256("payload");
+  EXPECT_TRUE((*key)->VerifyPs256("payload", pss));
+  EXPECT_FALSE((*key)->VerifyPs256("payloaD", pss));
+  EXPECT_FALSE((*key)->VerifyRs256("payload", pss));
+  EXPECT_FALSE((*key)->VerifyPs256("payload", (*key)->SignRs256("payload")));
+}
+
+TEST(X509, ParsesSelfSignedCertificatesInEveryEncoding) {
+  auto key = RsaKey::Generate(2048);
+  ASSERT_TRUE(key.ok());
+  auto pem = CreateSelfSignedCertificate(**key, "app", 30);
+  ASSERT_TRUE(pem.ok());
+  auto parsed = ParseCertificate(*pem);
+  ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
+  EXPECT_EQ(parsed->sha1_thumbprint, Sha1(parsed->der));
+  EXPECT_EQ(parsed->sha256_thumbprint.size(), 32u);
+  EXPECT_GT(parsed->not_after, parsed->not_before);
+  EXPECT_TRUE(parsed->public_key->VerifyPs256("x", (*key)->SignPs256("x")));
+  EXPECT_TRUE(ParseCertificate(parsed->der).ok());
+  EXPECT_TRUE(ParseCertificate(Base64Encode(parsed->der)).ok());
+  EXPECT_EQ(ParseCertificate("not a certificate").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_FALSE(ParseCertificate(parsed->der.substr(0, 100)).ok());
 }
 
 }  // namespace
