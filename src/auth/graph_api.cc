@@ -205,7 +205,7 @@ std::optional<http::Response> GraphApi::Handle(const http::Request& req) {
     }
     return http::JsonResponse(200, ToJson(KeyInfoJson(*added)));
   }
-  if (seg.size() == 4 && seg[3] == "removeKey" && m == "POST") {
+  if (seg.size() == 4 && (seg[3] == "removeKey" || seg[3] == "removePassword") && m == "POST") {
     auto j = body();
     if (!j.ok()) {
       return GraphError(j.status());
@@ -214,27 +214,14 @@ std::optional<http::Response> GraphApi::Handle(const http::Request& req) {
     if (key == j->end() || !key->is_string()) {
       return http::ErrorResponse(400, "Request_BadRequest", "keyId is required.");
     }
-    Status removed = directory_.RemoveClientCertificate(id, key->get<std::string>());
+    // A removed credential stops working at once; tokens already issued with
+    // it stay valid until they expire, as in Entra.
+    Status removed = seg[3] == "removeKey"
+                         ? directory_.RemoveClientCertificate(id, key->get<std::string>())
+                         : directory_.RemoveClientSecret(id, key->get<std::string>());
     if (!removed.ok()) {
       return GraphError(removed);
     }
-    return http::EmptyResponse(204);
-  }
-  if (seg.size() == 4 && seg[3] == "removePassword" && m == "POST") {
-    auto j = body();
-    if (!j.ok()) {
-      return GraphError(j.status());
-    }
-    auto key = j->find("keyId");
-    if (key == j->end() || !key->is_string()) {
-      return http::ErrorResponse(400, "Request_BadRequest", "keyId is required.");
-    }
-    Status removed = directory_.RemoveClientSecret(id, key->get<std::string>());
-    if (!removed.ok()) {
-      return GraphError(removed);
-    }
-    // Tokens already issued with the removed secret stay valid until they
-    // expire, as in Entra; the secret itself stops working at once.
     return http::EmptyResponse(204);
   }
   return http::ErrorResponse(404, "Request_ResourceNotFound", "Unknown directory path.");
