@@ -250,17 +250,22 @@ StatusOr<Secret> SecretService::Update(const std::string& vault_name, const std:
   return FromView(*view, *vault);
 }
 
-StatusOr<SecretList> SecretService::List(const std::string& vault_name, const std::string& cursor,
-                                         int limit) {
+StatusOr<SecretList> SecretService::ListPage(const std::string& vault_name, bool deleted,
+                                             const std::string& cursor, int limit) {
   ASSIGN_OR_RETURN(auto vault, vaults_.Get(vault_name));
   ASSIGN_OR_RETURN(storage::SecretPage page,
-                   store_.ListSecrets(vault->record.name, false, cursor, limit));
+                   store_.ListSecrets(vault->record.name, deleted, cursor, limit));
   SecretList out;
   for (const auto& item : page.items) {
     out.items.push_back(FromView(item, *vault));
   }
   out.next_cursor = std::move(page.next_cursor);
   return out;
+}
+
+StatusOr<SecretList> SecretService::List(const std::string& vault_name, const std::string& cursor,
+                                         int limit) {
+  return ListPage(vault_name, false, cursor, limit);
 }
 
 StatusOr<SecretList> SecretService::ListVersions(const std::string& vault_name,
@@ -309,15 +314,7 @@ StatusOr<Secret> SecretService::GetDeleted(const std::string& vault_name, const 
 
 StatusOr<SecretList> SecretService::ListDeleted(const std::string& vault_name,
                                                 const std::string& cursor, int limit) {
-  ASSIGN_OR_RETURN(auto vault, vaults_.Get(vault_name));
-  ASSIGN_OR_RETURN(storage::SecretPage page,
-                   store_.ListSecrets(vault->record.name, true, cursor, limit));
-  SecretList out;
-  for (const auto& item : page.items) {
-    out.items.push_back(FromView(item, *vault));
-  }
-  out.next_cursor = std::move(page.next_cursor);
-  return out;
+  return ListPage(vault_name, true, cursor, limit);
 }
 
 StatusOr<Secret> SecretService::Recover(const std::string& vault_name, const std::string& name) {

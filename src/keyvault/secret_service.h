@@ -102,6 +102,9 @@ class SecretService {
 
  private:
   Secret FromView(const storage::SecretView& view, const OpenVault& vault) const;
+  // ListPage lists live or soft-deleted secrets.
+  StatusOr<SecretList> ListPage(const std::string& vault, bool deleted, const std::string& cursor,
+                                int limit);
   // Finish turns a stored version into Get's answer: refuses disabled
   // versions and opens the value.
   StatusOr<Secret> Finish(const storage::SecretView& view, const OpenVault& vault) const;
