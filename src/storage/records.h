@@ -15,10 +15,12 @@ struct PrincipalRecord {
   std::string app_id;     // client id, `appid` claim
   std::string tenant_id;
   std::string display_name;
-  std::string kind;  // "ServicePrincipal" or "UserAssignedIdentity"
+  // "ServicePrincipal", "UserAssignedIdentity" or "SystemAssignedIdentity".
+  std::string kind;
   int64_t created = 0;
-  // Managed identities are also ARM resources: their resource id (as
-  // created), location and tags. Empty for service principals.
+  // A user-assigned identity is an ARM resource: its resource id (as
+  // created), location and tags. A system-assigned identity carries the
+  // resource id of its workload. Empty for service principals.
   std::string resource_id;
   std::string location;
   std::string tags_json = "{}";
@@ -44,6 +46,36 @@ struct ClientCertificateRecord {
   int64_t created = 0;
   int64_t not_before = 0;
   int64_t not_after = 0;
+};
+
+// A federated identity credential: the user-assigned identity trusts tokens
+// of `issuer` whose subject is `subject` and whose audience is one of
+// `audiences`.
+struct FederatedCredentialRecord {
+  std::string principal_object_id;
+  std::string name;  // as created; unique per identity, case-insensitively
+  std::string issuer;
+  std::string subject;
+  std::vector<std::string> audiences;
+  int64_t created = 0;
+};
+
+// A workload resource: an ARM resource that runs code and may carry managed
+// identities (docs/identities.md).
+struct WorkloadRecord {
+  std::string uid;          // random, stable; the identity header names it
+  std::string resource_id;  // as created; unique case-insensitively
+  std::string type;         // e.g. "Microsoft.Web/sites"
+  std::string location;
+  std::string tags_json = "{}";
+  // Object id of the system-assigned identity's principal, or "" when the
+  // workload has none.
+  std::string system_principal_id;
+  // Resource ids of the user-assigned identities assigned to it, as given.
+  std::vector<std::string> user_assigned;
+  // Bumped to invalidate every identity header issued before.
+  int64_t header_generation = 1;
+  int64_t created = 0;
 };
 
 struct VaultRecord {

@@ -56,6 +56,32 @@ class Store {
   virtual Status RemoveClientSecret(const std::string& principal_object_id,
                                     const std::string& key_id) = 0;
 
+  // Federated identity credentials of a principal. Put creates or replaces
+  // (matched by name, case-insensitively); kNotFound if the principal does
+  // not exist. Delete: kNotFound if absent. DeletePrincipal removes them.
+  virtual Status PutFederatedCredential(const FederatedCredentialRecord& credential) = 0;
+  virtual StatusOr<std::vector<FederatedCredentialRecord>> ListFederatedCredentials(
+      const std::string& principal_object_id) = 0;
+  virtual Status DeleteFederatedCredential(const std::string& principal_object_id,
+                                           const std::string& name) = 0;
+
+  // --- workload resources ---
+  // PutWorkload creates or replaces (by uid) a workload and, in the same
+  // transaction, creates `add_principal` (its new system-assigned identity)
+  // and deletes the principal `remove_principal_id` (the one it dropped).
+  // kAlreadyExists if another workload has the same resource id or the new
+  // principal's ids are taken; kNotFound if `remove_principal_id` does not
+  // exist. Nothing is written on error.
+  virtual Status PutWorkload(const WorkloadRecord& workload,
+                             const std::optional<PrincipalRecord>& add_principal,
+                             const std::string& remove_principal_id) = 0;
+  // kNotFound if absent.
+  virtual StatusOr<WorkloadRecord> GetWorkload(const std::string& uid) = 0;
+  virtual StatusOr<std::vector<WorkloadRecord>> ListWorkloads() = 0;
+  // Deletes the workload and its system-assigned principal (with its
+  // credentials) atomically. kNotFound if absent.
+  virtual Status DeleteWorkload(const std::string& uid) = 0;
+
   // --- vaults ---
   // Vault records include soft-deleted vaults (VaultRecord::deleted()); a
   // deleted vault keeps its name reserved until it is purged.

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cctype>
 #include <filesystem>
 #include <functional>
 #include <memory>
@@ -22,6 +23,13 @@ struct Backend {
   std::string name;
   Factory make;
 };
+
+std::string AsciiLowerForTest(std::string s) {
+  for (char& c : s) {
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  }
+  return s;
+}
 
 void PrintTo(const Backend& b, std::ostream* os) {
   *os << b.name;
@@ -300,6 +308,86 @@ TEST_P(StoreConformance, PrincipalsAndClientSecrets) {
   EXPECT_TRUE(store_->ListClientCertificates("oid-1")->empty());
   EXPECT_EQ(store_->GetPrincipal("oid-1").status().code(), StatusCode::kNotFound);
   EXPECT_TRUE(store_->ListClientSecrets("oid-1")->empty());
+}
+
+TEST_P(StoreConformance, FederatedCredentialsBelongToTheirIdentity) {
+  PrincipalRecord mi{"oid-m", "app-m", "t", "mi", "UserAssignedIdentity", 1, "/x", "l", "{}"};
+  ASSERT_TRUE(store_->CreatePrincipal(mi).ok());
+  FederatedCredentialRecord fic{"oid-m", "Kube", "https://issuer", "system:sa:ns:app",
+                                {"api://AzureADTokenExchange"}, 3};
+  ASSERT_TRUE(store_->PutFederatedCredential(fic).ok());
+  fic.subject = "system:sa:ns:other";
+  fic.name = "kube";  // same name, other case: replaces
+  ASSERT_TRUE(store_->PutFederatedCredential(fic).ok());
+  auto list = store_->ListFederatedCredentials("oid-m");
+  ASSERT_EQ(list->size(), 1u);
+  EXPECT_EQ((*list)[0].subject, "system:sa:ns:other");
+  EXPECT_EQ((*list)[0].audiences, std::vector<std::string>{"api://AzureADTokenExchange"});
+  fic.principal_object_id = "missing";
+  EXPECT_EQ(store_->PutFederatedCredential(fic).code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_->DeleteFederatedCredential("oid-m", "nope").code(), StatusCode::kNotFound);
+  FederatedCredentialRecord other{"oid-m", "second", "https://i2", "s", {"a", "b"}, 4};
+  ASSERT_TRUE(store_->PutFederatedCredential(other).ok());
+  ASSERT_TRUE(store_->DeleteFederatedCredential("oid-m", "KUBE").ok());
+  ASSERT_EQ(store_->ListFederatedCredentials("oid-m")->size(), 1u);
+  ASSERT_TRUE(store_->DeletePrincipal("oid-m").ok());
+  EXPECT_TRUE(store_->ListFederatedCredentials("oid-m")->empty());
+}
+
+TEST_P(StoreConformance, WorkloadsOwnTheirSystemAssignedIdentity) {
+  PrincipalRecord uai{"oid-u", "app-u", "t", "u", "UserAssignedIdentity", 1, "/uai", "l", "{}"};
+  ASSERT_TRUE(store_->CreatePrincipal(uai).ok());
+  WorkloadRecord w;
+  w.uid = "w1";
+  w.resource_id = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Web/sites/App";
+  w.type = "Microsoft.Web/sites";
+  w.location = "local";
+  w.system_principal_id = "oid-s";
+  w.user_assigned = {"/uai"};
+  w.created = 5;
+  PrincipalRecord sys{"oid-s", "app-s", "t", "App", "SystemAssignedIdentity", 5, w.resource_id,
+                      "", "{}"};
+  ASSERT_TRUE(store_->PutWorkload(w, sys, "").ok());
+  auto got = store_->GetWorkload("w1");
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->resource_id, w.resource_id);
+  EXPECT_EQ(got->user_assigned, std::vector<std::string>{"/uai"});
+  EXPECT_EQ(got->header_generation, 1);
+  EXPECT_EQ(store_->GetPrincipal("oid-s")->kind, "SystemAssignedIdentity");
+
+  // Another workload may not take the same resource id (any case).
+  WorkloadRecord clash = w;
+  clash.uid = "w2";
+  clash.resource_id = AsciiLowerForTest(w.resource_id);
+  clash.system_principal_id = "";
+  EXPECT_EQ(store_->PutWorkload(clash, std::nullopt, "").code(), StatusCode::kAlreadyExists);
+  // A failed put changes nothing: the principal to drop is still there.
+  WorkloadRecord bad = w;
+  bad.system_principal_id = "oid-x";
+  PrincipalRecord taken{"oid-x", "app-u", "t", "x", "SystemAssignedIdentity", 6, "", "", "{}"};
+  EXPECT_EQ(store_->PutWorkload(bad, taken, "oid-s").code(), StatusCode::kAlreadyExists);
+  EXPECT_TRUE(store_->GetPrincipal("oid-s").ok());
+  EXPECT_EQ(store_->GetWorkload("w1")->system_principal_id, "oid-s");
+
+  // Dropping the system-assigned identity deletes its principal.
+  w.system_principal_id = "";
+  w.header_generation = 2;
+  ASSERT_TRUE(store_->PutWorkload(w, std::nullopt, "oid-s").ok());
+  EXPECT_EQ(store_->GetPrincipal("oid-s").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_->GetWorkload("w1")->header_generation, 2);
+  EXPECT_EQ(store_->ListWorkloads()->size(), 1u);
+
+  // Deleting the workload deletes a system-assigned identity, never a
+  // user-assigned one.
+  w.system_principal_id = "oid-s2";
+  PrincipalRecord sys2{"oid-s2", "app-s2", "t", "App", "SystemAssignedIdentity", 7, "", "", "{}"};
+  ASSERT_TRUE(store_->PutWorkload(w, sys2, "").ok());
+  ASSERT_TRUE(store_->DeleteWorkload("w1").ok());
+  EXPECT_EQ(store_->GetPrincipal("oid-s2").status().code(), StatusCode::kNotFound);
+  EXPECT_TRUE(store_->GetPrincipal("oid-u").ok());
+  EXPECT_EQ(store_->GetWorkload("w1").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_->DeleteWorkload("w1").code(), StatusCode::kNotFound);
+  EXPECT_TRUE(store_->ListWorkloads()->empty());
 }
 
 TEST_P(StoreConformance, ConcurrentWritersAllLand) {

@@ -85,13 +85,113 @@ Status MemoryStore::UpdatePrincipal(const PrincipalRecord& principal) {
   return OkStatus();
 }
 
-Status MemoryStore::DeletePrincipal(const std::string& object_id) {
-  std::lock_guard<std::mutex> lock(mu_);
+bool MemoryStore::ErasePrincipalLocked(const std::string& object_id) {
   if (principals_.erase(object_id) == 0) {
-    return NotFoundError("principal not found");
+    return false;
   }
   client_secrets_.erase(object_id);
   client_certificates_.erase(object_id);
+  federated_.erase(object_id);
+  return true;
+}
+
+Status MemoryStore::DeletePrincipal(const std::string& object_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!ErasePrincipalLocked(object_id)) {
+    return NotFoundError("principal not found");
+  }
+  return OkStatus();
+}
+
+Status MemoryStore::PutFederatedCredential(const FederatedCredentialRecord& credential) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (principals_.count(credential.principal_object_id) == 0) {
+    return NotFoundError("principal not found");
+  }
+  federated_[credential.principal_object_id][AsciiLower(credential.name)] = credential;
+  return OkStatus();
+}
+
+StatusOr<std::vector<FederatedCredentialRecord>> MemoryStore::ListFederatedCredentials(
+    const std::string& principal_object_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<FederatedCredentialRecord> out;
+  auto it = federated_.find(principal_object_id);
+  if (it != federated_.end()) {
+    for (const auto& [key, c] : it->second) {
+      out.push_back(c);
+    }
+  }
+  return out;
+}
+
+Status MemoryStore::DeleteFederatedCredential(const std::string& principal_object_id,
+                                              const std::string& name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = federated_.find(principal_object_id);
+  if (it == federated_.end() || it->second.erase(AsciiLower(name)) == 0) {
+    return NotFoundError("federated identity credential '" + name + "' not found");
+  }
+  return OkStatus();
+}
+
+Status MemoryStore::PutWorkload(const WorkloadRecord& workload,
+                                const std::optional<PrincipalRecord>& add_principal,
+                                const std::string& remove_principal_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& [uid, w] : workloads_) {
+    if (uid != workload.uid && EqualsIgnoreCase(w.resource_id, workload.resource_id)) {
+      return AlreadyExistsError("a workload with this resource id exists");
+    }
+  }
+  if (add_principal) {
+    for (const auto& [id, p] : principals_) {
+      if (id == add_principal->object_id || p.app_id == add_principal->app_id) {
+        return AlreadyExistsError("principal already exists");
+      }
+    }
+  }
+  if (!remove_principal_id.empty() && principals_.count(remove_principal_id) == 0) {
+    return NotFoundError("principal not found");
+  }
+  if (!remove_principal_id.empty()) {
+    ErasePrincipalLocked(remove_principal_id);
+  }
+  if (add_principal) {
+    principals_[add_principal->object_id] = *add_principal;
+  }
+  workloads_[workload.uid] = workload;
+  return OkStatus();
+}
+
+StatusOr<WorkloadRecord> MemoryStore::GetWorkload(const std::string& uid) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = workloads_.find(uid);
+  if (it == workloads_.end()) {
+    return NotFoundError("workload not found");
+  }
+  return it->second;
+}
+
+StatusOr<std::vector<WorkloadRecord>> MemoryStore::ListWorkloads() {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<WorkloadRecord> out;
+  for (const auto& [uid, w] : workloads_) {
+    out.push_back(w);
+  }
+  return out;
+}
+
+Status MemoryStore::DeleteWorkload(const std::string& uid) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = workloads_.find(uid);
+  if (it == workloads_.end()) {
+    return NotFoundError("workload not found");
+  }
+  if (!it->second.system_principal_id.empty()) {
+    ErasePrincipalLocked(it->second.system_principal_id);
+  }
+  workloads_.erase(it);
   return OkStatus();
 }
 

@@ -33,6 +33,17 @@ class MemoryStore final : public Store {
   Status RemoveClientCertificate(const std::string& principal_object_id,
                                  const std::string& key_id) override;
 
+  Status PutFederatedCredential(const FederatedCredentialRecord& credential) override;
+  StatusOr<std::vector<FederatedCredentialRecord>> ListFederatedCredentials(
+      const std::string& principal_object_id) override;
+  Status DeleteFederatedCredential(const std::string& principal_object_id,
+                                   const std::string& name) override;
+  Status PutWorkload(const WorkloadRecord& workload,
+                     const std::optional<PrincipalRecord>& add_principal,
+                     const std::string& remove_principal_id) override;
+  StatusOr<WorkloadRecord> GetWorkload(const std::string& uid) override;
+  StatusOr<std::vector<WorkloadRecord>> ListWorkloads() override;
+  Status DeleteWorkload(const std::string& uid) override;
   Status CreateVault(const VaultRecord& vault) override;
   Status UpdateVault(const VaultRecord& vault) override;
   StatusOr<VaultRecord> GetVault(const std::string& name) override;
@@ -76,13 +87,18 @@ class MemoryStore final : public Store {
   };
 
   Vault* FindVault(const std::string& name);
+  // Erases a principal and its credentials; false if absent. mu_ held.
+  bool ErasePrincipalLocked(const std::string& object_id);
 
   std::mutex mu_;
   std::map<std::string, std::string> meta_;
   std::map<std::string, PrincipalRecord> principals_;  // key: object id
   std::map<std::string, std::vector<ClientSecretRecord>> client_secrets_;
   std::map<std::string, std::vector<ClientCertificateRecord>> client_certificates_;
-  std::map<std::string, Vault> vaults_;  // key: lower-case name
+  // key: object id, then lower-case name
+  std::map<std::string, std::map<std::string, FederatedCredentialRecord>> federated_;
+  std::map<std::string, WorkloadRecord> workloads_;  // key: uid
+  std::map<std::string, Vault> vaults_;              // key: lower-case name
 };
 
 }  // namespace coffer::storage

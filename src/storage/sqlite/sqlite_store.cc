@@ -8,7 +8,7 @@
 namespace coffer::storage {
 namespace {
 
-constexpr int kSchemaVersion = 4;
+constexpr int kSchemaVersion = 5;
 constexpr size_t kMaxReaders = 16;
 constexpr size_t kMaxGroup = 512;
 
@@ -31,6 +31,15 @@ CREATE TABLE IF NOT EXISTS client_certificates(
   sha1_thumbprint BLOB NOT NULL, sha256_thumbprint BLOB NOT NULL, created INTEGER NOT NULL,
   not_before INTEGER NOT NULL, not_after INTEGER NOT NULL,
   UNIQUE(principal_object_id, sha256_thumbprint)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS federated_credentials(
+  principal_object_id TEXT NOT NULL, name_key TEXT NOT NULL, name TEXT NOT NULL,
+  issuer TEXT NOT NULL, subject TEXT NOT NULL, audiences_json TEXT NOT NULL,
+  created INTEGER NOT NULL, PRIMARY KEY(principal_object_id, name_key)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS workloads(
+  uid TEXT PRIMARY KEY, resource_key TEXT NOT NULL UNIQUE, resource_id TEXT NOT NULL,
+  type TEXT NOT NULL, location TEXT NOT NULL, tags_json TEXT NOT NULL,
+  system_principal_id TEXT NOT NULL, user_assigned_json TEXT NOT NULL,
+  header_generation INTEGER NOT NULL, created INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS vaults(
   name_key TEXT PRIMARY KEY, name TEXT NOT NULL, subscription_id TEXT NOT NULL,
   resource_group TEXT NOT NULL, location TEXT NOT NULL, tenant_id TEXT NOT NULL,
@@ -257,21 +266,23 @@ PrincipalRecord ReadPrincipal(const Stmt& st) {
 
 }  // namespace
 
+Status SqliteStore::InsertPrincipal(Db& db, const PrincipalRecord& p) {
+  ASSIGN_OR_RETURN(Stmt * st,
+                   db.Prepare("INSERT INTO principals(object_id, app_id, tenant_id, "
+                              "display_name, kind, created, resource_id, location, tags_json) "
+                              "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+  st->Bind(1, p.object_id).Bind(2, p.app_id).Bind(3, p.tenant_id).Bind(4, p.display_name);
+  st->Bind(5, p.kind).Bind(6, p.created).Bind(7, p.resource_id).Bind(8, p.location);
+  st->Bind(9, p.tags_json);
+  Status s = st->Exec();
+  if (s.code() == StatusCode::kAlreadyExists) {
+    return AlreadyExistsError("principal already exists");
+  }
+  return s;
+}
+
 Status SqliteStore::CreatePrincipal(const PrincipalRecord& p) {
-  return Write([&](Db& db) -> Status {
-    ASSIGN_OR_RETURN(Stmt * st,
-                     db.Prepare("INSERT INTO principals(object_id, app_id, tenant_id, "
-                                "display_name, kind, created, resource_id, location, tags_json) "
-                                "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)"));
-    st->Bind(1, p.object_id).Bind(2, p.app_id).Bind(3, p.tenant_id).Bind(4, p.display_name);
-    st->Bind(5, p.kind).Bind(6, p.created).Bind(7, p.resource_id).Bind(8, p.location);
-    st->Bind(9, p.tags_json);
-    Status s = st->Exec();
-    if (s.code() == StatusCode::kAlreadyExists) {
-      return AlreadyExistsError("principal already exists");
-    }
-    return s;
-  });
+  return Write([&](Db& db) { return InsertPrincipal(db, p); });
 }
 
 StatusOr<PrincipalRecord> SqliteStore::GetPrincipalByAppId(const std::string& app_id) {
@@ -336,23 +347,25 @@ Status SqliteStore::UpdatePrincipal(const PrincipalRecord& p) {
   });
 }
 
+Status SqliteStore::DeletePrincipalRows(Db& db, const std::string& object_id) {
+  ASSIGN_OR_RETURN(Stmt * st, db.Prepare("DELETE FROM principals WHERE object_id = ?"));
+  st->Bind(1, object_id);
+  RETURN_IF_ERROR(st->Exec());
+  if (db.Changes() == 0) {
+    return NotFoundError("principal not found");
+  }
+  for (const char* sql : {"DELETE FROM client_secrets WHERE principal_object_id = ?",
+                          "DELETE FROM client_certificates WHERE principal_object_id = ?",
+                          "DELETE FROM federated_credentials WHERE principal_object_id = ?"}) {
+    ASSIGN_OR_RETURN(Stmt * del, db.Prepare(sql));
+    del->Bind(1, object_id);
+    RETURN_IF_ERROR(del->Exec());
+  }
+  return OkStatus();
+}
+
 Status SqliteStore::DeletePrincipal(const std::string& object_id) {
-  return Write([&](Db& db) -> Status {
-    ASSIGN_OR_RETURN(Stmt * st, db.Prepare("DELETE FROM principals WHERE object_id = ?"));
-    st->Bind(1, object_id);
-    RETURN_IF_ERROR(st->Exec());
-    if (db.Changes() == 0) {
-      return NotFoundError("principal not found");
-    }
-    ASSIGN_OR_RETURN(Stmt * cs,
-                     db.Prepare("DELETE FROM client_secrets WHERE principal_object_id = ?"));
-    cs->Bind(1, object_id);
-    RETURN_IF_ERROR(cs->Exec());
-    ASSIGN_OR_RETURN(Stmt * cc,
-                     db.Prepare("DELETE FROM client_certificates WHERE principal_object_id = ?"));
-    cc->Bind(1, object_id);
-    return cc->Exec();
-  });
+  return Write([&](Db& db) { return DeletePrincipalRows(db, object_id); });
 }
 
 Status SqliteStore::AddClientSecret(const ClientSecretRecord& c) {

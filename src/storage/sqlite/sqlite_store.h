@@ -52,6 +52,19 @@ class SqliteStore final : public Store {
   Status RemoveClientCertificate(const std::string& principal_object_id,
                                  const std::string& key_id) override;
 
+  Status PutFederatedCredential(const FederatedCredentialRecord& credential) override;
+  StatusOr<std::vector<FederatedCredentialRecord>> ListFederatedCredentials(
+      const std::string& principal_object_id) override;
+  Status DeleteFederatedCredential(const std::string& principal_object_id,
+                                   const std::string& name) override;
+
+  Status PutWorkload(const WorkloadRecord& workload,
+                     const std::optional<PrincipalRecord>& add_principal,
+                     const std::string& remove_principal_id) override;
+  StatusOr<WorkloadRecord> GetWorkload(const std::string& uid) override;
+  StatusOr<std::vector<WorkloadRecord>> ListWorkloads() override;
+  Status DeleteWorkload(const std::string& uid) override;
+
   Status CreateVault(const VaultRecord& vault) override;
   Status UpdateVault(const VaultRecord& vault) override;
   StatusOr<VaultRecord> GetVault(const std::string& name) override;
@@ -93,6 +106,10 @@ class SqliteStore final : public Store {
   // Read runs `fn` on a pooled read-only connection.
   Status Read(const std::function<Status(Db&)>& fn);
   StatusOr<std::unique_ptr<Db>> AcquireReader();
+  // Statements shared by several writes, run inside a write.
+  static Status InsertPrincipal(Db& db, const PrincipalRecord& principal);
+  // Deletes a principal and its credentials; kNotFound if absent.
+  static Status DeletePrincipalRows(Db& db, const std::string& object_id);
   void ReleaseReader(std::unique_ptr<Db> db);
 
   const std::string path_;
