@@ -4,7 +4,7 @@
 
 #include "common/encoding.h"
 #include "common/strings.h"
-#include "net/https_client.h"
+#include "net/http_client.h"
 
 namespace coffer::client {
 namespace {
@@ -70,7 +70,7 @@ StatusOr<std::string> ApiClient::Token(const std::string& resource) {
              "&client_secret=" + PercentEncode(config_.client_secret) +
              "&scope=" + PercentEncode(resource + "/.default");
   req.ca_file = config_.ca_file;
-  ASSIGN_OR_RETURN(http::Response res, net::HttpsRequest(req));
+  ASSIGN_OR_RETURN(http::Response res, net::SendRequest(req));
   auto body = ParseJson(res.body);
   if (res.status != 200 || !body || !body->is_object() ||
       !body->value("access_token", Json()).is_string()) {
@@ -95,7 +95,7 @@ StatusOr<http::Response> ApiClient::Call(const std::string& method, const std::s
   }
   req.body = body;
   req.ca_file = config_.ca_file;
-  return net::HttpsRequest(req);
+  return net::SendRequest(req);
 }
 
 Status ErrorFromResponse(const http::Response& response) {

@@ -39,7 +39,7 @@ Status CofferServer::Init() {
   options.certificate_chain_pem = tls.certificate_chain_pem;
   options.private_key_pem = tls.private_key_pem;
   crypto::SecureWipe(tls.private_key_pem);
-  ASSIGN_OR_RETURN(https_, net::HttpsServer::Create(
+  ASSIGN_OR_RETURN(https_, net::HttpServer::Create(
                                std::move(options), [this](http::Request& r) { return Route(r); },
                                [this](const http::Request& r) { return Head(r); },
                                [this](http::Request& r) { return Fast(r); }));

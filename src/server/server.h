@@ -18,7 +18,7 @@
 #include "keyvault/secrets_api.h"
 #include "mgmt/identity_manager.h"
 #include "mgmt/vault_manager.h"
-#include "net/https_server.h"
+#include "net/http_server.h"
 #include "server/authenticator.h"
 #include "storage/store.h"
 
@@ -96,7 +96,7 @@ class CofferServer {
   ConnectionInfo info_;
 
   SystemClock& clock_ = SystemClock::Get();
-  std::unique_ptr<net::HttpsServer> https_;
+  std::unique_ptr<net::HttpServer> https_;
   std::unique_ptr<storage::Store> store_;
   std::unique_ptr<keyvault::Envelope> envelope_;
   std::unique_ptr<keyvault::VaultRegistry> registry_;

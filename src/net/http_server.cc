@@ -1,8 +1,9 @@
-#include "net/https_server.h"
+#include "net/http_server.h"
 
 #include <atomic>
 #include <chrono>
 #include <thread>
+#include <type_traits>
 
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/executor_work_guard.hpp>
@@ -37,7 +38,7 @@ std::vector<std::unique_ptr<asio::io_context>> MakeContexts(int n) {
 
 }  // namespace
 
-class HttpsServer::Impl {
+class HttpServer::Impl {
  public:
   Impl(ServerOptions options, Handler handler, HeadHook head_hook, FastPath fast_path)
       : options_(std::move(options)),
@@ -84,6 +85,7 @@ class HttpsServer::Impl {
   }
 
  private:
+  Status Listen();
   void DoAccept(tcp::acceptor& acceptor);
 
   const ServerOptions options_;
@@ -108,10 +110,16 @@ class HttpsServer::Impl {
 
 namespace {
 
-class Session : public std::enable_shared_from_this<Session> {
+// One connection. `Stream` is a TLS stream, or a plain TCP stream for
+// loopback-only listeners (ServerOptions::tls).
+template <class Stream>
+class Session : public std::enable_shared_from_this<Session<Stream>> {
+  static constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
+  using std::enable_shared_from_this<Session<Stream>>::shared_from_this;
+
  public:
-  Session(tcp::socket&& socket, HttpsServer::Impl& server)
-      : stream_(std::move(socket), server.ssl_ctx()), server_(server) {
+  Session(tcp::socket&& socket, HttpServer::Impl& server)
+      : stream_(MakeStream(std::move(socket), server)), server_(server) {
     beast::error_code ec;
     auto ep = beast::get_lowest_layer(stream_).socket().remote_endpoint(ec);
     if (!ec) {
@@ -127,20 +135,39 @@ class Session : public std::enable_shared_from_this<Session> {
  private:
   const ServerOptions& opts() const { return server_.options(); }
 
+  static Stream MakeStream(tcp::socket&& socket, HttpServer::Impl& server) {
+    if constexpr (kTls) {
+      return Stream(std::move(socket), server.ssl_ctx());
+    } else {
+      return Stream(std::move(socket));
+    }
+  }
+
   void OnRun() {
-    beast::get_lowest_layer(stream_).expires_after(
-        std::chrono::seconds(opts().read_timeout_seconds));
-    stream_.async_handshake(asio::ssl::stream_base::server,
-                            beast::bind_front_handler(&Session::OnHandshake, shared_from_this()));
+    if constexpr (kTls) {
+      beast::get_lowest_layer(stream_).expires_after(
+          std::chrono::seconds(opts().read_timeout_seconds));
+      stream_.async_handshake(asio::ssl::stream_base::server,
+                              beast::bind_front_handler(&Session::OnHandshake, shared_from_this()));
+    } else {
+      DoRead();
+    }
   }
 
   void OnHandshake(beast::error_code ec) {
     if (ec) {
       return;  // handshake failures are the client's; nothing to answer
     }
-    const char* v = SSL_get_version(stream_.native_handle());
-    tls_version_ = v != nullptr ? v : "";
+    if constexpr (kTls) {
+      const char* v = SSL_get_version(stream_.native_handle());
+      tls_version_ = v != nullptr ? v : "";
+    }
     DoRead();
+  }
+
+  static bool PeerClosed(beast::error_code ec) {
+    return ec == bhttp::error::end_of_stream || ec == beast::error::timeout ||
+           ec == asio::ssl::error::stream_truncated;
   }
 
   void DoRead() {
@@ -154,8 +181,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void OnHeader(beast::error_code ec, size_t) {
-    if (ec == bhttp::error::end_of_stream || ec == beast::error::timeout ||
-        ec == asio::ssl::error::stream_truncated) {
+    if (PeerClosed(ec)) {
       return Close();
     }
     if (ec == bhttp::error::body_limit) {
@@ -206,8 +232,7 @@ class Session : public std::enable_shared_from_this<Session> {
                        "request body exceeds " + std::to_string(opts().max_body_bytes) + " bytes",
                        true);
     }
-    if (ec == beast::error::timeout || ec == bhttp::error::end_of_stream ||
-        ec == asio::ssl::error::stream_truncated) {
+    if (PeerClosed(ec)) {
       return Close();
     }
     if (ec) {
@@ -270,12 +295,17 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void Close() {
-    beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(5));
-    stream_.async_shutdown([self = shared_from_this()](beast::error_code) {});
+    if constexpr (kTls) {
+      beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(5));
+      stream_.async_shutdown([self = shared_from_this()](beast::error_code) {});
+    } else {
+      beast::error_code ec;
+      stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    }
   }
 
-  beast::ssl_stream<beast::tcp_stream> stream_;
-  HttpsServer::Impl& server_;
+  Stream stream_;
+  HttpServer::Impl& server_;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   std::shared_ptr<void> response_;
@@ -288,8 +318,20 @@ class Session : public std::enable_shared_from_this<Session> {
 
 }  // namespace
 
-Status HttpsServer::Impl::Init() {
+Status HttpServer::Impl::Init() {
   beast::error_code ec;
+  port_ = options_.port;
+  if (!options_.tls) {
+    // SECURITY: plain HTTP is for loopback only (tokens travel on it).
+    for (const auto& address : options_.addresses) {
+      auto addr = asio::ip::make_address(address, ec);
+      if (ec || !addr.is_loopback()) {
+        return InvalidArgumentError("plain HTTP may listen on loopback addresses only, not '" +
+                                    address + "'");
+      }
+    }
+    return Listen();
+  }
   ssl_ctx_.set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
                        asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
                        asio::ssl::context::no_tlsv1_1 | asio::ssl::context::single_dh_use);
@@ -303,7 +345,11 @@ Status HttpsServer::Impl::Init() {
   if (ec) {
     return InvalidArgumentError("cannot load TLS private key: " + ec.message());
   }
-  port_ = options_.port;
+  return Listen();
+}
+
+Status HttpServer::Impl::Listen() {
+  beast::error_code ec;
   for (const auto& address : options_.addresses) {
     auto addr = asio::ip::make_address(address, ec);
     if (ec) {
@@ -335,7 +381,7 @@ Status HttpsServer::Impl::Init() {
   return OkStatus();
 }
 
-void HttpsServer::Impl::DoAccept(tcp::acceptor& acceptor) {
+void HttpServer::Impl::DoAccept(tcp::acceptor& acceptor) {
   asio::io_context& target = *iocs_[next_ioc_.fetch_add(1) % iocs_.size()];
   acceptor.async_accept(target, [this, &acceptor](beast::error_code ec, tcp::socket socket) {
     if (stopped_) {
@@ -343,13 +389,18 @@ void HttpsServer::Impl::DoAccept(tcp::acceptor& acceptor) {
     }
     if (!ec) {
       socket.set_option(tcp::no_delay(true), ec);
-      std::make_shared<Session>(std::move(socket), *this)->Run();
+      if (options_.tls) {
+        std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(std::move(socket), *this)
+            ->Run();
+      } else {
+        std::make_shared<Session<beast::tcp_stream>>(std::move(socket), *this)->Run();
+      }
     }
     DoAccept(acceptor);
   });
 }
 
-void HttpsServer::Impl::Start() {
+void HttpServer::Impl::Start() {
   for (auto& a : acceptors_) {
     DoAccept(*a);
   }
@@ -361,7 +412,7 @@ void HttpsServer::Impl::Start() {
   }
 }
 
-void HttpsServer::Impl::Stop() {
+void HttpServer::Impl::Stop() {
   if (stopped_.exchange(true)) {
     return;
   }
@@ -377,13 +428,13 @@ void HttpsServer::Impl::Stop() {
   pool_.join();
 }
 
-HttpsServer::HttpsServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+HttpServer::HttpServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
-HttpsServer::~HttpsServer() {
+HttpServer::~HttpServer() {
   impl_->Stop();
 }
 
-StatusOr<std::unique_ptr<HttpsServer>> HttpsServer::Create(ServerOptions options, Handler handler,
+StatusOr<std::unique_ptr<HttpServer>> HttpServer::Create(ServerOptions options, Handler handler,
                                                            HeadHook head_hook, FastPath fast_path) {
   if (options.io_threads < 1 || options.worker_threads < 1) {
     return InvalidArgumentError("thread counts must be at least 1");
@@ -391,16 +442,16 @@ StatusOr<std::unique_ptr<HttpsServer>> HttpsServer::Create(ServerOptions options
   auto impl = std::make_unique<Impl>(std::move(options), std::move(handler), std::move(head_hook),
                                      std::move(fast_path));
   RETURN_IF_ERROR(impl->Init());
-  return std::unique_ptr<HttpsServer>(new HttpsServer(std::move(impl)));
+  return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));
 }
 
-uint16_t HttpsServer::port() const {
+uint16_t HttpServer::port() const {
   return impl_->port();
 }
-void HttpsServer::Start() {
+void HttpServer::Start() {
   impl_->Start();
 }
-void HttpsServer::Stop() {
+void HttpServer::Stop() {
   impl_->Stop();
 }
 

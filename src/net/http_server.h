@@ -25,6 +25,9 @@ struct ServerOptions {
   int read_timeout_seconds = 30;
   // Idle time allowed between keep-alive requests.
   int idle_timeout_seconds = 120;
+  // TLS (the default) needs the certificate and key. Without TLS the
+  // server speaks plain HTTP and may listen on loopback addresses only.
+  bool tls = true;
   std::string certificate_chain_pem;
   std::string private_key_pem;
 };
@@ -41,7 +44,8 @@ using HeadHook = std::function<std::optional<http::Response>(const http::Request
 // nullopt sends the request to the worker pool and the handler.
 using FastPath = std::function<std::optional<http::Response>(http::Request&)>;
 
-// HttpsServer serves HTTP/1.1 over TLS 1.2+ with keep-alive.
+// HttpServer serves HTTP/1.1 with keep-alive, over TLS 1.2+ or, on loopback
+// only, in plain text (as Azure's IMDS and App Service identity endpoints).
 //
 // Every read has a deadline and a size limit: a client that is slow to send
 // its request, or sends oversized headers or body, gets an error response or
@@ -49,16 +53,17 @@ using FastPath = std::function<std::optional<http::Response>(http::Request&)>;
 // worker pool so that I/O threads never block.
 //
 // Thread-safe: Start and Stop may be called from any thread, once each.
-class HttpsServer {
+class HttpServer {
  public:
   // Create validates the options and the certificate. kInvalidArgument for a
-  // bad certificate or key, kUnavailable if an address cannot be bound.
-  static StatusOr<std::unique_ptr<HttpsServer>> Create(ServerOptions options, Handler handler,
+  // bad certificate or key or a plain-HTTP address that is not loopback,
+  // kUnavailable if an address cannot be bound.
+  static StatusOr<std::unique_ptr<HttpServer>> Create(ServerOptions options, Handler handler,
                                                        HeadHook head_hook,
                                                        FastPath fast_path = nullptr);
-  ~HttpsServer();
-  HttpsServer(const HttpsServer&) = delete;
-  HttpsServer& operator=(const HttpsServer&) = delete;
+  ~HttpServer();
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
 
   // The bound port (useful with port 0).
   uint16_t port() const;
@@ -70,7 +75,7 @@ class HttpsServer {
   class Impl;
 
  private:
-  explicit HttpsServer(std::unique_ptr<Impl> impl);
+  explicit HttpServer(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
 
