@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 
+#include "auth/jwt.h"
 #include "common/encoding.h"
 #include "common/json.h"
 #include "common/strings.h"
@@ -142,25 +143,13 @@ StatusOr<storage::PrincipalRecord> Directory::AuthenticateClientAssertion(
                                 "invalid_client");
   };
   constexpr int64_t kSkew = 300;
-  if (assertion.size() > 16 * 1024) {
-    return deny("the assertion is too large");
+  auto jwt = ParseJwt(assertion);
+  if (!jwt.ok()) {
+    return deny(std::string(jwt.status().message()));
   }
-  auto parts = Split(assertion, '.');
-  if (parts.size() != 3) {
-    return deny("the assertion is not a signed JWT");
-  }
-  auto header_text = Base64UrlDecode(parts[0]);
-  auto payload_text = Base64UrlDecode(parts[1]);
-  auto signature = Base64UrlDecode(parts[2]);
-  if (!header_text || !payload_text || !signature) {
-    return deny("the assertion is not base64url");
-  }
-  auto header = ParseJson(*header_text, 4);
-  auto claims = ParseJson(*payload_text, 8);
-  if (!header || !header->is_object() || !claims || !claims->is_object()) {
-    return deny("the assertion is not a JWT");
-  }
-  std::string alg = header->value("alg", "");
+  const Json* header = &jwt->header;
+  const Json* claims = &jwt->claims;
+  std::string alg = StringMember(*header, "alg");
   // SECURITY: only asymmetric algorithms bound to a registered certificate.
   if (alg != "RS256" && alg != "PS256") {
     return deny("unsupported algorithm '" + alg.substr(0, 16) + "'");
@@ -198,43 +187,18 @@ StatusOr<storage::PrincipalRecord> Directory::AuthenticateClientAssertion(
   if (!cert.ok()) {
     return InternalError("a stored certificate does not parse");
   }
-  std::string signing_input = std::string(parts[0]) + "." + std::string(parts[1]);
-  bool valid = alg == "RS256" ? cert->public_key->VerifyRs256(signing_input, *signature)
-                              : cert->public_key->VerifyPs256(signing_input, *signature);
+  bool valid = alg == "RS256" ? cert->public_key->VerifyRs256(jwt->signing_input, jwt->signature)
+                              : cert->public_key->VerifyPs256(jwt->signing_input, jwt->signature);
   if (!valid) {
     return deny("the signature does not verify");
   }
-  if (claims->value("iss", "") != app_id || claims->value("sub", "") != app_id) {
+  if (StringMember(*claims, "iss") != app_id || StringMember(*claims, "sub") != app_id) {
     return deny("iss and sub must be the client id");
   }
-  bool aud_ok = false;
-  const Json aud = claims->value("aud", Json());
-  for (const auto& a : aud.is_array() ? aud : Json::array({aud})) {
-    for (const auto& want : audiences) {
-      aud_ok = aud_ok || (a.is_string() && a.get<std::string>() == want);
-    }
-  }
-  if (!aud_ok) {
+  if (!AudienceMatches(*claims, audiences)) {
     return deny("the audience is not this token endpoint");
   }
-  // NumericDate (RFC 7519) allows fractions; MSAL for Python sends them.
-  auto seconds = [&](const char* name) -> std::optional<int64_t> {
-    auto it = claims->find(name);
-    if (it == claims->end() || !it->is_number()) {
-      return std::nullopt;
-    }
-    if (it->is_number_float()) {
-      double d = it->get<double>();
-      if (!(d > -1e12 && d < 1e12)) {  // also refuses NaN
-        return std::nullopt;
-      }
-      return static_cast<int64_t>(d);
-    }
-    if (it->is_number_unsigned() && it->get<uint64_t>() > uint64_t{1} << 40) {
-      return std::nullopt;
-    }
-    return it->get<int64_t>();
-  };
+  auto seconds = [&](const char* name) { return NumericDate(*claims, name); };
   auto exp = seconds("exp");
   if (!exp || *exp + kSkew <= now) {
     return deny("the assertion is expired or has no exp");
@@ -247,7 +211,7 @@ StatusOr<storage::PrincipalRecord> Directory::AuthenticateClientAssertion(
   if (start - kSkew > now || *exp - start > 86400) {
     return deny("the assertion is not yet valid or lives longer than a day");
   }
-  std::string jti = claims->value("jti", "");
+  std::string jti = StringMember(*claims, "jti");
   if (jti.empty() || jti.size() > 256) {
     return deny("the assertion has no jti");
   }

@@ -96,6 +96,12 @@ class Directory {
   StatusOr<storage::PrincipalRecord> AuthenticateClientSecret(const std::string& app_id,
                                                               const std::string& secret);
 
+  // FindPrincipalByAppId returns the principal (of any kind) with this
+  // client id. kNotFound if there is none.
+  StatusOr<storage::PrincipalRecord> FindPrincipalByAppId(const std::string& app_id) {
+    return store_.GetPrincipalByAppId(app_id);
+  }
+
   // Forget drops cached verifications for a principal (after deletion or a
   // credential change).
   void Forget(const std::string& object_id);

@@ -192,8 +192,8 @@ std::optional<http::Response> GraphApi::Handle(const http::Request& req) {
       return GraphError(j.status());
     }
     Json key = j->value("keyCredential", Json::object());
-    if (!key.is_object() || key.value("type", "") != "AsymmetricX509Cert" ||
-        key.value("usage", "") != "Verify" || !key.value("key", Json()).is_string()) {
+    if (!key.is_object() || StringMember(key, "type") != "AsymmetricX509Cert" ||
+        StringMember(key, "usage") != "Verify" || !key.value("key", Json()).is_string()) {
       return http::ErrorResponse(
           400, "Request_BadRequest",
           "keyCredential needs type AsymmetricX509Cert, usage Verify and the "

@@ -57,8 +57,28 @@ StatusOr<std::map<std::string, std::string>> ParseForm(std::string_view body) {
 }  // namespace
 
 TokenService::TokenService(TokenServiceConfig config, Directory& directory,
-                           const SigningKeySet& keys, const Clock& clock)
-    : config_(std::move(config)), directory_(directory), keys_(keys), clock_(clock) {}
+                           const SigningKeySet& keys, const Clock& clock,
+                           FederatedTrust* federation)
+    : config_(std::move(config)),
+      directory_(directory),
+      keys_(keys),
+      clock_(clock),
+      federation_(federation) {}
+
+std::optional<std::string> TokenService::Resource(std::string_view resource_or_scope) const {
+  std::string resource(resource_or_scope);
+  if (EndsWith(resource, "/.default")) {
+    resource.resize(resource.size() - 9);
+  }
+  while (!resource.empty() && resource.back() == '/') {
+    resource.pop_back();
+  }
+  if (std::find(config_.resources.begin(), config_.resources.end(), resource) ==
+      config_.resources.end()) {
+    return std::nullopt;
+  }
+  return resource;
+}
 
 std::string TokenService::IssuerFor(const std::string& host) const {
   return "https://" + host + "/" + config_.tenant_id + "/v2.0";
@@ -161,27 +181,26 @@ http::Response TokenService::Token(const http::Request& request, const std::stri
     return OAuthError(400, "invalid_request", 900144,
                       "The request body must contain the following parameter: 'client_id'.", now);
   }
-  std::string resource;
+  std::string_view scope;
   const std::string scopes = field("scope");
-  for (std::string_view scope : Split(scopes, ' ')) {
-    if (EndsWith(scope, "/.default")) {
-      resource = std::string(scope.substr(0, scope.size() - 9));
+  for (std::string_view s : Split(scopes, ' ')) {
+    if (EndsWith(s, "/.default")) {
+      scope = s;
       break;
     }
   }
-  while (!resource.empty() && resource.back() == '/') {
-    resource.pop_back();
-  }
-  if (resource.empty()) {
+  if (scope.empty()) {
     return OAuthError(400, "invalid_scope", 1002012,
                       "The provided value for scope is not valid. Client credential flows must "
                       "have a scope value with /.default suffixed to the resource identifier.",
                       now);
   }
-  if (std::find(config_.resources.begin(), config_.resources.end(), resource) ==
-      config_.resources.end()) {
+  std::optional<std::string> resource = Resource(scope);
+  if (!resource) {
     return OAuthError(400, "invalid_resource", 500011,
-                      "The resource principal named " + resource + " was not found in the tenant.",
+                      "The resource principal named " +
+                          std::string(scope.substr(0, scope.size() - 9)).substr(0, 200) +
+                          " was not found in the tenant.",
                       now);
   }
   // The client proves itself with a certificate-signed assertion or a secret;
@@ -205,8 +224,21 @@ http::Response TokenService::Token(const http::Request& request, const std::stri
     for (const auto& host : config_.authority_hosts) {
       audiences.push_back("https://" + host + "/" + config_.tenant_id + "/oauth2/v2.0/token");
     }
-    principal = directory_.AuthenticateClientAssertion(client_id, assertion, audiences);
-    failure_code = 700027;
+    // A user-assigned identity presents its federated issuer's token; an
+    // application signs with its own certificate.
+    auto identity = directory_.FindPrincipalByAppId(client_id);
+    if (!identity.ok() && identity.status().code() != StatusCode::kNotFound) {
+      principal = identity.status();
+    } else if (identity.ok() && identity->kind == "UserAssignedIdentity") {
+      principal = federation_ != nullptr
+                      ? federation_->Authenticate(*identity, assertion)
+                      : StatusOr<storage::PrincipalRecord>(UnauthenticatedError(
+                            "Federated credentials are not accepted by this server."));
+      failure_code = 70021;
+    } else {
+      principal = directory_.AuthenticateClientAssertion(client_id, assertion, audiences);
+      failure_code = 700027;
+    }
     failure = std::string(principal.status().message());
   } else if (!secret.empty()) {
     principal = directory_.AuthenticateClientSecret(client_id, secret);
@@ -232,7 +264,7 @@ http::Response TokenService::Token(const http::Request& request, const std::stri
   Json body = {{"token_type", "Bearer"},
                {"expires_in", config_.token_lifetime_seconds},
                {"ext_expires_in", config_.token_lifetime_seconds},
-               {"access_token", IssueAppToken(*principal, resource, issuer)}};
+               {"access_token", IssueAppToken(*principal, *resource, issuer)}};
   http::Response r = http::JsonResponse(200, ToJson(body));
   r.SetHeader("Cache-Control", "no-store, no-cache");
   r.SetHeader("Pragma", "no-cache");
@@ -258,6 +290,14 @@ std::string TokenService::IssueAppToken(const storage::PrincipalRecord& principa
                  {"tid", config_.tenant_id},
                  {"uti", Base64UrlEncode(crypto::RandomBytes(16))},
                  {"ver", "1.0"}};
+  if (principal.kind != "ServicePrincipal" && !principal.resource_id.empty()) {
+    // Managed identities: Entra names the identity's (or, for a
+    // system-assigned one, its workload's) resource, and signs the
+    // credential as a certificate.
+    claims["xms_mirid"] = principal.resource_id;
+    claims["appidacr"] = "2";
+    claims["azpacr"] = "2";
+  }
   return keys_.Sign(claims);
 }
 

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "auth/directory.h"
+#include "auth/federation.h"
 #include "auth/signing_keys.h"
 #include "common/clock.h"
 #include "http/message.h"
@@ -26,13 +27,17 @@ struct TokenServiceConfig {
 //   GET  /{tenant}/v2.0/.well-known/openid-configuration
 //   GET  /{tenant}/discovery/v2.0/keys
 //   POST /{tenant}/oauth2/v2.0/token   (client_credentials)
-// Responses and errors follow Entra's shapes (docs/token-service.md).
+// Clients prove themselves with a client secret, a certificate-signed
+// assertion, or (user-assigned identities) an assertion of a federated
+// issuer. Responses and errors follow Entra's shapes
+// (docs/token-service.md).
 //
 // Thread-safe. The referenced objects must outlive it.
 class TokenService {
  public:
+  // `federation` may be null: no federated credentials are then accepted.
   TokenService(TokenServiceConfig config, Directory& directory, const SigningKeySet& keys,
-               const Clock& clock);
+               const Clock& clock, FederatedTrust* federation = nullptr);
 
   // Handle answers a request on an authority host, or returns nullopt when
   // the path is not one of the token service's.
@@ -41,8 +46,16 @@ class TokenService {
   // Issuers lists every issuer string this service puts in tokens.
   std::vector<std::string> Issuers() const;
 
-  // IssueAppToken mints an access token for a principal (used by the token
-  // endpoint; exposed for tests and benchmarks).
+  // Resource turns a requested resource or scope ("<resource>/.default")
+  // into the audience tokens are issued for; nullopt if it is not one of
+  // the configured resources.
+  std::optional<std::string> Resource(std::string_view resource_or_scope) const;
+  // The issuer of tokens not tied to a request host (managed identities).
+  std::string CanonicalIssuer() const { return IssuerFor(config_.authority_hosts.front()); }
+  int64_t token_lifetime_seconds() const { return config_.token_lifetime_seconds; }
+
+  // IssueAppToken mints an access token for a principal. A managed
+  // identity's token also carries `xms_mirid`, its resource id.
   std::string IssueAppToken(const storage::PrincipalRecord& principal, const std::string& resource,
                             const std::string& issuer) const;
 
@@ -55,6 +68,7 @@ class TokenService {
   Directory& directory_;
   const SigningKeySet& keys_;
   const Clock& clock_;
+  FederatedTrust* const federation_;
 };
 
 }  // namespace coffer::auth

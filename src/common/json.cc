@@ -132,4 +132,12 @@ void AppendJsonString(std::string& out, std::string_view text) {
   out += '"';
 }
 
+std::string StringMember(const Json& object, const char* name) {
+  if (!object.is_object()) {
+    return std::string();
+  }
+  auto it = object.find(name);
+  return it != object.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
 }  // namespace coffer

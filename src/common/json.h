@@ -23,4 +23,9 @@ std::string ToJson(const Json& value);
 // ToJson. For hot paths that build JSON text directly.
 void AppendJsonString(std::string& out, std::string_view text);
 
+// StringMember returns the string member `name` of `object`, or "" when
+// `object` is not an object or the member is absent or not a string. Unlike
+// Json::value it never throws.
+std::string StringMember(const Json& object, const char* name);
+
 }  // namespace coffer

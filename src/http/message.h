@@ -40,6 +40,11 @@ struct Response {
   void SetHeader(std::string name, std::string value);
 };
 
+// IsTrustworthyUrl reports whether a server may fetch `url` for keys: an
+// https:// URL, or http:// to a loopback host (127.0.0.1, [::1],
+// localhost). No user info, no fragment, at most 2,048 characters.
+bool IsTrustworthyUrl(std::string_view url);
+
 // ParseTarget fills `segments` and `query` from a request target.
 // kInvalidArgument on a malformed percent escape or a target that does not
 // start with '/'.

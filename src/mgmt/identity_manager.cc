@@ -1,6 +1,7 @@
 #include "mgmt/identity_manager.h"
 
 #include "common/strings.h"
+#include "mgmt/arm.h"
 #include "crypto/primitives.h"
 
 namespace coffer::mgmt {
@@ -25,18 +26,38 @@ bool ValidIdentityName(const std::string& name) {
   return true;
 }
 
-std::string ResourceGroupOf(const std::string& resource_id) {
-  auto parts = Split(resource_id, '/');
-  return parts.size() > 4 ? std::string(parts[4]) : std::string();
+// Azure's rule for federated identity credential names: 3-120 characters of
+// letters, digits, '-' and '_', starting with a letter or digit.
+bool ValidCredentialName(const std::string& name) {
+  return name.size() >= 3 && name.size() <= 120 && ValidIdentityName(name);
 }
 
-Status CheckTags(const Json& tags) {
-  if (!tags.is_object() || tags.size() > 50) {
-    return InvalidArgumentError("tags must be an object of at most 50 string values.");
+constexpr char kFicType[] = "Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials";
+constexpr size_t kMaxFederatedCredentials = 1000;
+
+Status CheckFederatedCredential(const Json& props) {
+  auto bad = [](const std::string& why) {
+    return InvalidArgumentError(why, "BadRequest");
+  };
+  if (!props.is_object()) {
+    return bad("properties must be an object with issuer, subject and audiences.");
   }
-  for (const auto& [k, v] : tags.items()) {
-    if (!v.is_string() || k.size() > 512 || v.get<std::string>().size() > 256) {
-      return InvalidArgumentError("Tag names must be at most 512 and values 256 characters.");
+  std::string issuer = StringMember(props, "issuer");
+  if (!http::IsTrustworthyUrl(issuer)) {
+    return bad("issuer must be an https URL (or http on a loopback host) of at most 2048 "
+               "characters.");
+  }
+  std::string subject = StringMember(props, "subject");
+  if (subject.empty() || subject.size() > 600) {
+    return bad("subject must be a string of 1-600 characters.");
+  }
+  auto aud = props.find("audiences");
+  if (aud == props.end() || !aud->is_array() || aud->empty() || aud->size() > 10) {
+    return bad("audiences must be an array of 1-10 strings.");
+  }
+  for (const auto& a : *aud) {
+    if (!a.is_string() || a.get<std::string>().empty() || a.get<std::string>().size() > 600) {
+      return bad("each audience must be a string of 1-600 characters.");
     }
   }
   return OkStatus();
@@ -54,9 +75,8 @@ IdentityManager::IdentityManager(std::string subscription_id, std::string tenant
       on_deleted_(std::move(on_deleted)) {}
 
 Json IdentityManager::ToArm(const storage::PrincipalRecord& p) const {
-  auto parts = Split(p.resource_id, '/');
   return Json{{"id", p.resource_id},
-              {"name", parts.empty() ? "" : std::string(parts.back())},
+              {"name", NameOf(p.resource_id)},
               {"type", kType},
               {"location", p.location},
               {"tags", ParseJson(p.tags_json).value_or(Json::object())},
@@ -71,8 +91,7 @@ StatusOr<std::optional<storage::PrincipalRecord>> IdentityManager::Find(
     if (p.kind != kKind) {
       continue;
     }
-    auto parts = Split(p.resource_id, '/');
-    if (!parts.empty() && EqualsIgnoreCase(parts.back(), name) &&
+    if (EqualsIgnoreCase(NameOf(p.resource_id), name) &&
         EqualsIgnoreCase(ResourceGroupOf(p.resource_id), resource_group)) {
       return std::optional<storage::PrincipalRecord>(std::move(p));
     }
@@ -83,7 +102,7 @@ StatusOr<std::optional<storage::PrincipalRecord>> IdentityManager::Find(
 std::optional<http::Response> IdentityManager::Handle(const http::Request& req) {
   const auto& seg = req.segments;
   auto is = [&](size_t i, const char* v) { return seg.size() > i && EqualsIgnoreCase(seg[i], v); };
-  bool by_rg = seg.size() >= 7 && seg.size() <= 8 && is(0, "subscriptions") &&
+  bool by_rg = seg.size() >= 7 && seg.size() <= 10 && is(0, "subscriptions") &&
                is(2, "resourceGroups") && is(4, "providers") &&
                is(5, "Microsoft.ManagedIdentity") && is(6, "userAssignedIdentities");
   bool by_sub = seg.size() == 5 && is(0, "subscriptions") && is(2, "providers") &&
@@ -91,15 +110,11 @@ std::optional<http::Response> IdentityManager::Handle(const http::Request& req) 
   if (!by_rg && !by_sub) {
     return std::nullopt;
   }
-  if (req.Query("api-version").empty()) {
-    return http::ErrorResponse(
-        400, "MissingApiVersionParameter",
-        "The api-version query parameter (?api-version=) is required for all "
-        "requests.");
+  if (by_rg && seg.size() >= 9 && !is(8, "federatedIdentityCredentials")) {
+    return std::nullopt;
   }
-  if (!EqualsIgnoreCase(seg[1], subscription_id_)) {
-    return http::ErrorResponse(404, "SubscriptionNotFound",
-                               "The subscription '" + seg[1] + "' could not be found.");
+  if (auto refused = CheckArmRequest(req, subscription_id_)) {
+    return refused;
   }
   const std::string& m = req.method;
   if (by_sub || seg.size() == 7) {
@@ -108,7 +123,7 @@ std::optional<http::Response> IdentityManager::Handle(const http::Request& req) 
     }
     auto all = store_.ListPrincipals();
     if (!all.ok()) {
-      return http::ErrorResponse(500, "InternalServerError", std::string(all.status().message()));
+      return ArmError(all.status());
     }
     Json items = Json::array();
     for (const auto& p : *all) {
@@ -130,13 +145,16 @@ std::optional<http::Response> IdentityManager::Handle(const http::Request& req) 
   }
   auto found = Find(rg, name);
   if (!found.ok()) {
-    return http::ErrorResponse(500, "InternalServerError", std::string(found.status().message()));
+    return ArmError(found.status());
   }
   auto not_found = [&] {
     return http::ErrorResponse(404, "ResourceNotFound",
                                "The Resource '" + std::string(kType) + "/" + name +
                                    "' under resource group '" + rg + "' was not found.");
   };
+  if (seg.size() >= 9) {
+    return *found ? HandleFederated(req, **found) : not_found();
+  }
   if (m == "GET") {
     return *found ? http::JsonResponse(200, ToJson(ToArm(**found))) : not_found();
   }
@@ -148,7 +166,7 @@ std::optional<http::Response> IdentityManager::Handle(const http::Request& req) 
     // working on the next request.
     Status deleted = store_.DeletePrincipal((*found)->object_id);
     if (!deleted.ok()) {
-      return http::ErrorResponse(500, "InternalServerError", std::string(deleted.message()));
+      return ArmError(deleted);
     }
     on_deleted_((*found)->object_id);
     return http::EmptyResponse(200);
@@ -166,9 +184,9 @@ std::optional<http::Response> IdentityManager::Handle(const http::Request& req) 
   }
   storage::PrincipalRecord rec = *found ? **found : storage::PrincipalRecord();
   if (auto it = body->find("tags"); it != body->end() && !it->is_null()) {
-    Status tags = CheckTags(*it);
+    Status tags = CheckArmTags(*it);
     if (!tags.ok()) {
-      return http::ErrorResponse(400, "InvalidRequestContent", std::string(tags.message()));
+      return ArmError(tags);
     }
     rec.tags_json = ToJson(*it);
   }
@@ -181,7 +199,7 @@ std::optional<http::Response> IdentityManager::Handle(const http::Request& req) 
   if (*found) {
     Status updated = store_.UpdatePrincipal(rec);
     if (!updated.ok()) {
-      return http::ErrorResponse(500, "InternalServerError", std::string(updated.message()));
+      return ArmError(updated);
     }
     return http::JsonResponse(200, ToJson(ToArm(rec)));
   }
@@ -198,9 +216,102 @@ std::optional<http::Response> IdentityManager::Handle(const http::Request& req) 
                     "/providers/Microsoft.ManagedIdentity/userAssignedIdentities/" + name;
   Status created = store_.CreatePrincipal(rec);
   if (!created.ok()) {
-    return http::ErrorResponse(500, "InternalServerError", std::string(created.message()));
+    return ArmError(created);
   }
   return http::JsonResponse(201, ToJson(ToArm(rec)));
+}
+
+Json IdentityManager::FederatedToArm(const storage::PrincipalRecord& identity,
+                                     const storage::FederatedCredentialRecord& c) const {
+  Json audiences = Json::array();
+  for (const auto& a : c.audiences) {
+    audiences.push_back(a);
+  }
+  return Json{{"id", identity.resource_id + "/federatedIdentityCredentials/" + c.name},
+              {"name", c.name},
+              {"type", kFicType},
+              {"properties", {{"issuer", c.issuer}, {"subject", c.subject}, {"audiences", audiences}}}};
+}
+
+http::Response IdentityManager::HandleFederated(const http::Request& req,
+                                                const storage::PrincipalRecord& identity) {
+  const auto& seg = req.segments;
+  auto existing = store_.ListFederatedCredentials(identity.object_id);
+  if (!existing.ok()) {
+    return ArmError(existing.status());
+  }
+  if (seg.size() == 9) {
+    if (req.method != "GET") {
+      return http::ErrorResponse(405, "MethodNotAllowed", "Only GET is allowed on a collection.");
+    }
+    Json items = Json::array();
+    for (const auto& c : *existing) {
+      items.push_back(FederatedToArm(identity, c));
+    }
+    return http::JsonResponse(200, ToJson(Json{{"value", items}}));
+  }
+  const std::string& name = seg[9];
+  if (!ValidCredentialName(name)) {
+    return http::ErrorResponse(400, "InvalidResourceName",
+                               "The federated identity credential name '" + name.substr(0, 130) +
+                                   "' is invalid. It must be 3-120 characters of letters, digits, "
+                                   "'-' and '_', starting with a letter or digit.");
+  }
+  const storage::FederatedCredentialRecord* found = nullptr;
+  for (const auto& c : *existing) {
+    if (EqualsIgnoreCase(c.name, name)) {
+      found = &c;
+    }
+  }
+  if (req.method == "GET") {
+    if (found == nullptr) {
+      return http::ErrorResponse(404, "NotFound",
+                                 "The federated identity credential '" + name +
+                                     "' was not found on identity '" + identity.display_name +
+                                     "'.");
+    }
+    return http::JsonResponse(200, ToJson(FederatedToArm(identity, *found)));
+  }
+  if (req.method == "DELETE") {
+    if (found == nullptr) {
+      return http::EmptyResponse(204);
+    }
+    Status deleted = store_.DeleteFederatedCredential(identity.object_id, name);
+    return deleted.ok() ? http::EmptyResponse(200) : ArmError(deleted);
+  }
+  if (req.method != "PUT") {
+    return http::ErrorResponse(405, "MethodNotAllowed", "Method " + req.method + " is not allowed.");
+  }
+  auto body = ParseJson(req.body.empty() ? "{}" : req.body);
+  if (!body || !body->is_object()) {
+    return http::ErrorResponse(400, "InvalidRequestContent",
+                               "The request content is not a JSON object.");
+  }
+  Json props = body->value("properties", Json());
+  Status valid = CheckFederatedCredential(props);
+  if (!valid.ok()) {
+    return ArmError(valid);
+  }
+  if (found == nullptr && existing->size() >= kMaxFederatedCredentials) {
+    return http::ErrorResponse(400, "BadRequest",
+                               "An identity may hold at most " +
+                                   std::to_string(kMaxFederatedCredentials) +
+                                   " federated identity credentials.");
+  }
+  storage::FederatedCredentialRecord rec;
+  rec.principal_object_id = identity.object_id;
+  rec.name = found != nullptr ? found->name : name;
+  rec.issuer = StringMember(props, "issuer");
+  rec.subject = StringMember(props, "subject");
+  for (const auto& a : props["audiences"]) {
+    rec.audiences.push_back(a.get<std::string>());
+  }
+  rec.created = found != nullptr ? found->created : clock_.NowSeconds();
+  Status put = store_.PutFederatedCredential(rec);
+  if (!put.ok()) {
+    return ArmError(put);
+  }
+  return http::JsonResponse(found != nullptr ? 200 : 201, ToJson(FederatedToArm(identity, rec)));
 }
 
 }  // namespace coffer::mgmt

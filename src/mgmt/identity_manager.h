@@ -17,6 +17,8 @@ namespace coffer::mgmt {
 //                        Microsoft.ManagedIdentity/userAssignedIdentities/{name}
 //   GET .../resourceGroups/{rg}/providers/Microsoft.ManagedIdentity/userAssignedIdentities
 //   GET /subscriptions/{s}/providers/Microsoft.ManagedIdentity/userAssignedIdentities
+//   PUT|GET|DELETE .../userAssignedIdentities/{name}/federatedIdentityCredentials/{fic}
+//   GET .../userAssignedIdentities/{name}/federatedIdentityCredentials
 // Each identity is a principal of the directory (kind "UserAssignedIdentity")
 // with its own principalId (object id) and clientId, and it lives until it
 // is deleted explicitly (docs/identities.md). Authorization is the caller's
@@ -35,6 +37,10 @@ class IdentityManager {
   Json ToArm(const storage::PrincipalRecord& identity) const;
 
  private:
+  http::Response HandleFederated(const http::Request& request,
+                                 const storage::PrincipalRecord& identity);
+  Json FederatedToArm(const storage::PrincipalRecord& identity,
+                      const storage::FederatedCredentialRecord& credential) const;
   StatusOr<std::optional<storage::PrincipalRecord>> Find(const std::string& resource_group,
                                                          const std::string& name);
 

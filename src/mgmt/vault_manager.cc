@@ -3,37 +3,17 @@
 #include "common/strings.h"
 #include "common/time_format.h"
 #include "keyvault/names.h"
+#include "mgmt/arm.h"
 
 namespace coffer::mgmt {
 namespace {
 
 constexpr size_t kMaxAccessPolicies = 1024;
-constexpr size_t kMaxArmTags = 50;
-
-http::Response ArmError(const Status& s) {
-  int status = http::HttpStatusFor(s.code()).http_status;
-  std::string code =
-      s.reason().empty() ? (status == 400 ? "BadRequest" : "Conflict") : std::string(s.reason());
-  return http::ErrorResponse(status, code, s.message());
-}
 
 Status BadRequest(const std::string& message, const std::string& code = "BadRequest") {
   return InvalidArgumentError(message, code);
 }
 
-bool ValidResourceGroup(const std::string& rg) {
-  if (rg.empty() || rg.size() > 90 || rg.back() == '.') {
-    return false;
-  }
-  for (char c : rg) {
-    bool ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-              c == '-' || c == '_' || c == '.' || c == '(' || c == ')';
-    if (!ok) {
-      return false;
-    }
-  }
-  return true;
-}
 
 Status ValidateAccessPolicies(const Json& policies) {
   if (!policies.is_array()) {
@@ -218,14 +198,7 @@ StatusOr<std::pair<storage::VaultRecord, bool>> VaultManager::CreateOrUpdate(
   // Tags and location.
   Json tags = create ? Json::object() : ParseJson(existing->tags_json).value_or(Json::object());
   if (auto it = body.find("tags"); it != body.end() && !it->is_null()) {
-    if (!it->is_object() || it->size() > kMaxArmTags) {
-      return BadRequest("tags must be an object of at most 50 string values.");
-    }
-    for (const auto& [k, v] : it->items()) {
-      if (!v.is_string() || k.size() > 512 || v.get<std::string>().size() > 256) {
-        return BadRequest("Tag names must be at most 512 and values 256 characters.");
-      }
-    }
+    RETURN_IF_ERROR(CheckArmTags(*it));
     tags = *it;
   }
   std::string location = create ? config_.default_location : existing->location;
@@ -369,15 +342,8 @@ std::optional<http::Response> VaultManager::Handle(const http::Request& req) {
   if (!(by_rg && seg.size() <= 8) && !by_sub && !deleted_path) {
     return std::nullopt;
   }
-  if (req.Query("api-version").empty()) {
-    return http::ErrorResponse(
-        400, "MissingApiVersionParameter",
-        "The api-version query parameter (?api-version=) is required for all "
-        "requests.");
-  }
-  if (!EqualsIgnoreCase(seg[1], config_.subscription_id)) {
-    return http::ErrorResponse(404, "SubscriptionNotFound",
-                               "The subscription '" + seg[1] + "' could not be found.");
+  if (auto refused = CheckArmRequest(req, config_.subscription_id)) {
+    return refused;
   }
   if (deleted_path) {
     return HandleDeleted(req);

@@ -7,6 +7,7 @@
 #include "common/log.h"
 #include "common/strings.h"
 #include "crypto/primitives.h"
+#include "net/http_client.h"
 #include "server/tls_material.h"
 #include "storage/sqlite/sqlite_store.h"
 
@@ -52,6 +53,10 @@ Status CofferServer::Init() {
                     "https://management.azure.com/", "https://management.core.windows.net/"};
 
   ASSIGN_OR_RETURN(std::string master_key, keyvault::Envelope::LoadMasterKey(dir + "/master.key"));
+  // Workload identity headers are MACs under a key of their own, derived
+  // from the master key (docs/encryption.md).
+  identity_headers_ = std::make_unique<auth::IdentityHeaders>(
+      crypto::HkdfSha256(master_key, "", "coffer identity header v1", 32));
   ASSIGN_OR_RETURN(envelope_, keyvault::Envelope::Create(std::move(master_key)));
   ASSIGN_OR_RETURN(auto sqlite, storage::SqliteStore::Open(dir + "/coffer.db"));
   store_ = std::move(sqlite);
@@ -81,7 +86,22 @@ Status CofferServer::Init() {
                   "https://management.core.windows.net", "https://graph.microsoft.com"};
   directory_audiences_ = arm_audiences_;
   directory_audiences_.push_back("https://graph.microsoft.com");
-  token_service_ = std::make_unique<auth::TokenService>(ts, *directory_, *keys_, clock_);
+  federation_ = std::make_unique<auth::FederatedTrust>(
+      *store_, clock_, [](const std::string& url) -> StatusOr<std::string> {
+        net::ClientRequest req;
+        req.url = url;
+        req.timeout_seconds = 5;
+        req.max_response_bytes = 1024 * 1024;
+        ASSIGN_OR_RETURN(http::Response res, net::SendRequest(req));
+        if (res.status != 200) {
+          return UnavailableError("HTTP " + std::to_string(res.status));
+        }
+        return std::move(res.body);
+      });
+  token_service_ =
+      std::make_unique<auth::TokenService>(ts, *directory_, *keys_, clock_, federation_.get());
+  managed_identity_ = std::make_unique<auth::ManagedIdentityEndpoint>(
+      *store_, *identity_headers_, *token_service_, clock_);
   verifier_ =
       std::make_unique<auth::TokenVerifier>(*keys_, clock_, token_service_->Issuers(), *tenant);
   authenticator_ = std::make_unique<Authenticator>(*verifier_, *store_, clock_);
@@ -103,6 +123,17 @@ Status CofferServer::Init() {
   identity_manager_ = std::make_unique<mgmt::IdentityManager>(
       *subscription, *tenant, *store_, clock_,
       [this](const std::string& oid) { authenticator_->ForgetPrincipal(oid); });
+  mgmt::WorkloadConfig wc;
+  wc.subscription_id = *subscription;
+  wc.tenant_id = *tenant;
+  wc.identity_endpoint = authority + "/msi/token";
+  wc.identity_header = [this](const storage::WorkloadRecord& w) {
+    return identity_headers_->For(w);
+  };
+  wc.on_principal_deleted = [this](const std::string& oid) {
+    authenticator_->ForgetPrincipal(oid);
+  };
+  workload_manager_ = std::make_unique<mgmt::WorkloadManager>(std::move(wc), *store_, clock_);
   return Bootstrap();
 }
 
@@ -260,6 +291,9 @@ http::Response CofferServer::AuthorityRequest(http::Request& request) {
   if (auto r = token_service_->Handle(request)) {
     return *r;
   }
+  if (auto r = managed_identity_->Handle(request)) {
+    return *r;
+  }
   if (!seg.empty() && seg[0] == "v1.0") {
     return DirectoryRequest(request);
   }
@@ -283,6 +317,9 @@ http::Response CofferServer::AuthorityRequest(http::Request& request) {
       return *r;
     }
     if (auto r = identity_manager_->Handle(request)) {
+      return *r;
+    }
+    if (auto r = workload_manager_->Handle(request)) {
       return *r;
     }
   }

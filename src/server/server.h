@@ -9,7 +9,9 @@
 #include <vector>
 
 #include "auth/directory.h"
+#include "auth/federation.h"
 #include "auth/graph_api.h"
+#include "auth/managed_identity.h"
 #include "auth/signing_keys.h"
 #include "auth/token_service.h"
 #include "auth/token_verifier.h"
@@ -18,6 +20,7 @@
 #include "keyvault/secrets_api.h"
 #include "mgmt/identity_manager.h"
 #include "mgmt/vault_manager.h"
+#include "mgmt/workload_manager.h"
 #include "net/http_server.h"
 #include "server/authenticator.h"
 #include "storage/store.h"
@@ -102,7 +105,10 @@ class CofferServer {
   std::unique_ptr<keyvault::VaultRegistry> registry_;
   std::unique_ptr<auth::SigningKeySet> keys_;
   std::unique_ptr<auth::Directory> directory_;
+  std::unique_ptr<auth::IdentityHeaders> identity_headers_;
+  std::unique_ptr<auth::FederatedTrust> federation_;
   std::unique_ptr<auth::TokenService> token_service_;
+  std::unique_ptr<auth::ManagedIdentityEndpoint> managed_identity_;
   std::unique_ptr<auth::GraphApi> graph_api_;
   std::unique_ptr<auth::TokenVerifier> verifier_;
   std::unique_ptr<Authenticator> authenticator_;
@@ -110,6 +116,7 @@ class CofferServer {
   std::unique_ptr<keyvault::SecretsApi> secrets_api_;
   std::unique_ptr<mgmt::VaultManager> vault_manager_;
   std::unique_ptr<mgmt::IdentityManager> identity_manager_;
+  std::unique_ptr<mgmt::WorkloadManager> workload_manager_;
 
   std::mutex admin_mu_;
   std::vector<std::string> admins_;  // guarded by admin_mu_

@@ -1,0 +1,384 @@
+#include "mgmt/workload_manager.h"
+
+#include <algorithm>
+
+#include "common/strings.h"
+#include "crypto/primitives.h"
+#include "mgmt/arm.h"
+
+namespace coffer::mgmt {
+
+namespace {
+
+constexpr WorkloadManager::Kind kKinds[] = {
+    {"Microsoft.Web", "sites", "Microsoft.Web/sites"},
+    {"Microsoft.Compute", "virtualMachines", "Microsoft.Compute/virtualMachines"},
+};
+constexpr size_t kMaxUserAssigned = 100;
+constexpr char kUaiKind[] = "UserAssignedIdentity";
+
+// 1-64 characters of letters, digits, '-', '_' and '.', starting with a
+// letter or digit.
+bool ValidWorkloadName(const std::string& name) {
+  if (name.empty() || name.size() > 64) {
+    return false;
+  }
+  for (size_t i = 0; i < name.size(); ++i) {
+    char c = name[i];
+    bool alnum = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+    if (!alnum && (i == 0 || (c != '-' && c != '_' && c != '.'))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+Status BadRequest(const std::string& message, const char* code = "BadRequest") {
+  return InvalidArgumentError(message, code);
+}
+
+// The identity a request asks for, before user-assigned ids are resolved.
+struct IdentityWish {
+  bool system = false;
+  bool user = false;
+  std::vector<std::string> user_assigned;  // as given
+};
+
+std::string TypeName(bool system, bool user) {
+  if (system && user) {
+    return "SystemAssigned, UserAssigned";
+  }
+  return system ? "SystemAssigned" : user ? "UserAssigned" : "None";
+}
+
+// ParseIdentity reads Azure's identity block. PUT replaces the identities;
+// PATCH merges `userAssignedIdentities` into the current ones, a null value
+// removing an entry.
+StatusOr<IdentityWish> ParseIdentity(const Json& block,
+                                     const std::optional<storage::WorkloadRecord>& current,
+                                     bool patch) {
+  IdentityWish wish;
+  if (block.is_null()) {
+    if (patch && current) {
+      wish.system = !current->system_principal_id.empty();
+      wish.user_assigned = current->user_assigned;
+      wish.user = !wish.user_assigned.empty();
+    }
+    return wish;
+  }
+  if (!block.is_object()) {
+    return BadRequest("identity must be an object.");
+  }
+  std::string type = AsciiLower(StringMember(block, "type"));
+  type.erase(std::remove(type.begin(), type.end(), ' '), type.end());
+  if (type == "systemassigned,userassigned") {
+    wish.system = wish.user = true;
+  } else if (type == "systemassigned") {
+    wish.system = true;
+  } else if (type == "userassigned") {
+    wish.user = true;
+  } else if (type != "none") {
+    return BadRequest("The identity type '" + StringMember(block, "type").substr(0, 64) +
+                          "' is not supported. Use None, SystemAssigned, UserAssigned or "
+                          "'SystemAssigned, UserAssigned'.",
+                      "InvalidIdentityType");
+  }
+  std::vector<std::string> ids;
+  if (patch && current && wish.user) {
+    ids = current->user_assigned;
+  }
+  auto uai = block.find("userAssignedIdentities");
+  if (uai != block.end() && !uai->is_null()) {
+    if (!uai->is_object()) {
+      return BadRequest("userAssignedIdentities must be an object keyed by resource id.");
+    }
+    if (!wish.user && !uai->empty()) {
+      return BadRequest(
+          "userAssignedIdentities may only be given when the identity type includes "
+          "UserAssigned.",
+          "InvalidIdentityType");
+    }
+    for (const auto& [id, value] : uai->items()) {
+      if (!value.is_null() && !value.is_object()) {
+        return BadRequest("Each user-assigned identity maps to {} (or null to remove it).");
+      }
+      auto same = [&](const std::string& other) { return EqualsIgnoreCase(other, id); };
+      ids.erase(std::remove_if(ids.begin(), ids.end(), same), ids.end());
+      if (!value.is_null()) {
+        ids.push_back(id);
+      }
+    }
+  }
+  if (wish.user && ids.empty()) {
+    return BadRequest("The identity type UserAssigned needs at least one user-assigned identity.",
+                      "InvalidIdentityType");
+  }
+  if (ids.size() > kMaxUserAssigned) {
+    return BadRequest("A resource may have at most 100 user-assigned identities.");
+  }
+  wish.user_assigned = std::move(ids);
+  return wish;
+}
+
+}  // namespace
+
+WorkloadManager::WorkloadManager(WorkloadConfig config, storage::Store& store, const Clock& clock)
+    : config_(std::move(config)), store_(store), clock_(clock) {}
+
+StatusOr<std::optional<storage::WorkloadRecord>> WorkloadManager::Find(
+    const std::string& resource_id) {
+  ASSIGN_OR_RETURN(auto all, store_.ListWorkloads());
+  for (auto& w : all) {
+    if (EqualsIgnoreCase(w.resource_id, resource_id)) {
+      return std::optional<storage::WorkloadRecord>(std::move(w));
+    }
+  }
+  return std::optional<storage::WorkloadRecord>();
+}
+
+StatusOr<Json> WorkloadManager::ToArm(const storage::WorkloadRecord& w) {
+  bool system = !w.system_principal_id.empty();
+  bool user = !w.user_assigned.empty();
+  Json identity = {{"type", TypeName(system, user)}};
+  if (system) {
+    identity["principalId"] = w.system_principal_id;
+    identity["tenantId"] = config_.tenant_id;
+  }
+  if (user) {
+    ASSIGN_OR_RETURN(auto principals, store_.ListPrincipals());
+    Json map = Json::object();
+    for (const auto& id : w.user_assigned) {
+      Json entry = Json::object();
+      for (const auto& p : principals) {
+        if (p.kind == kUaiKind && EqualsIgnoreCase(p.resource_id, id)) {
+          entry = {{"principalId", p.object_id}, {"clientId", p.app_id}};
+        }
+      }
+      map[id] = entry;
+    }
+    identity["userAssignedIdentities"] = map;
+  }
+  return Json{{"id", w.resource_id},
+              {"name", NameOf(w.resource_id)},
+              {"type", w.type},
+              {"location", w.location},
+              {"tags", ParseJson(w.tags_json).value_or(Json::object())},
+              {"identity", identity},
+              {"properties", {{"provisioningState", "Succeeded"}}}};
+}
+
+std::optional<http::Response> WorkloadManager::Handle(const http::Request& req) {
+  const auto& seg = req.segments;
+  auto is = [&](size_t i, const char* v) { return seg.size() > i && EqualsIgnoreCase(seg[i], v); };
+  const Kind* kind = nullptr;
+  bool by_sub = false;
+  for (const auto& k : kKinds) {
+    if (seg.size() >= 7 && seg.size() <= 9 && is(0, "subscriptions") && is(2, "resourceGroups") &&
+        is(4, "providers") && is(5, k.provider) && is(6, k.type)) {
+      kind = &k;
+    } else if (seg.size() == 5 && is(0, "subscriptions") && is(2, "providers") &&
+               is(3, k.provider) && is(4, k.type)) {
+      kind = &k;
+      by_sub = true;
+    }
+  }
+  if (kind == nullptr) {
+    return std::nullopt;
+  }
+  if (auto refused = CheckArmRequest(req, config_.subscription_id)) {
+    return refused;
+  }
+  if (by_sub || seg.size() == 7) {
+    if (req.method != "GET") {
+      return http::ErrorResponse(405, "MethodNotAllowed", "Only GET is allowed on a collection.");
+    }
+    auto all = store_.ListWorkloads();
+    if (!all.ok()) {
+      return ArmError(all.status());
+    }
+    Json items = Json::array();
+    for (const auto& w : *all) {
+      if (w.type == kind->full_type &&
+          (by_sub || EqualsIgnoreCase(ResourceGroupOf(w.resource_id), seg[3]))) {
+        auto arm = ToArm(w);
+        if (!arm.ok()) {
+          return ArmError(arm.status());
+        }
+        items.push_back(*arm);
+      }
+    }
+    return http::JsonResponse(200, ToJson(Json{{"value", items}}));
+  }
+  const std::string& rg = seg[3];
+  const std::string& name = seg[7];
+  if (!ValidResourceGroup(rg)) {
+    return http::ErrorResponse(400, "InvalidResourceGroupName",
+                               "The resource group name is invalid.");
+  }
+  if (!ValidWorkloadName(name)) {
+    return http::ErrorResponse(400, "InvalidResourceName",
+                               "The resource name '" + name.substr(0, 70) +
+                                   "' is invalid. It must be 1-64 characters of letters, digits, "
+                                   "'-', '_' and '.', starting with a letter or digit.");
+  }
+  std::string resource_id = "/subscriptions/" + config_.subscription_id + "/resourceGroups/" + rg +
+                            "/providers/" + kind->full_type + "/" + name;
+  auto found = Find(resource_id);
+  if (!found.ok()) {
+    return ArmError(found.status());
+  }
+  auto not_found = [&] {
+    return http::ErrorResponse(404, "ResourceNotFound",
+                               "The Resource '" + std::string(kind->full_type) + "/" + name +
+                                   "' under resource group '" + rg + "' was not found.");
+  };
+  if (seg.size() == 9) {
+    if (req.method != "POST") {
+      return http::ErrorResponse(405, "MethodNotAllowed", "Use POST for resource actions.");
+    }
+    return *found ? Action(seg[8], **found) : not_found();
+  }
+  if (req.method == "GET") {
+    if (!*found) {
+      return not_found();
+    }
+    auto arm = ToArm(**found);
+    return arm.ok() ? http::JsonResponse(200, ToJson(*arm)) : ArmError(arm.status());
+  }
+  if (req.method == "DELETE") {
+    return *found ? Delete(**found) : http::EmptyResponse(204);
+  }
+  if (req.method == "PATCH" && !*found) {
+    return not_found();
+  }
+  if (req.method != "PUT" && req.method != "PATCH") {
+    return http::ErrorResponse(405, "MethodNotAllowed", "Method " + req.method + " is not allowed.");
+  }
+  return Put(req, *kind, rg, name, *found);
+}
+
+http::Response WorkloadManager::Put(const http::Request& req, const Kind& kind,
+                                    const std::string& rg, const std::string& name,
+                                    const std::optional<storage::WorkloadRecord>& found) {
+  bool patch = req.method == "PATCH";
+  auto body = ParseJson(req.body.empty() ? "{}" : req.body);
+  if (!body || !body->is_object()) {
+    return http::ErrorResponse(400, "InvalidRequestContent",
+                               "The request content is not a JSON object.");
+  }
+  storage::WorkloadRecord w;
+  if (found) {
+    w = *found;
+  } else {
+    w.uid = crypto::RandomUuid();
+    w.resource_id = "/subscriptions/" + config_.subscription_id + "/resourceGroups/" + rg +
+                    "/providers/" + kind.full_type + "/" + name;
+    w.type = kind.full_type;
+    w.location = "local";
+    w.created = clock_.NowSeconds();
+  }
+  if (auto it = body->find("location"); it != body->end() && !it->is_null()) {
+    if (!it->is_string() || it->get<std::string>().empty() || it->get<std::string>().size() > 64) {
+      return http::ErrorResponse(400, "LocationRequired", "location must be a non-empty string.");
+    }
+    w.location = it->get<std::string>();
+  }
+  if (auto it = body->find("tags"); it != body->end() && !it->is_null()) {
+    Status tags = CheckArmTags(*it);
+    if (!tags.ok()) {
+      return ArmError(tags);
+    }
+    w.tags_json = ToJson(*it);
+  } else if (!patch) {
+    w.tags_json = "{}";
+  }
+  auto wish = ParseIdentity(body->value("identity", Json()), found, patch);
+  if (!wish.ok()) {
+    return ArmError(wish.status());
+  }
+  // User-assigned identities must exist; the stored id is the identity's own.
+  auto principals = store_.ListPrincipals();
+  if (!principals.ok()) {
+    return ArmError(principals.status());
+  }
+  w.user_assigned.clear();
+  for (const auto& id : wish->user_assigned) {
+    const storage::PrincipalRecord* match = nullptr;
+    for (const auto& p : *principals) {
+      if (p.kind == kUaiKind && EqualsIgnoreCase(p.resource_id, id)) {
+        match = &p;
+      }
+    }
+    if (match == nullptr) {
+      return http::ErrorResponse(400, "FailedIdentityOperation",
+                                 "Identity operation failed: the user-assigned identity '" +
+                                     id.substr(0, 300) + "' was not found.");
+    }
+    w.user_assigned.push_back(match->resource_id);
+  }
+  // The system-assigned identity is born and dies with the resource.
+  std::optional<storage::PrincipalRecord> add;
+  std::string remove;
+  if (wish->system && w.system_principal_id.empty()) {
+    storage::PrincipalRecord p;
+    p.object_id = crypto::RandomUuid();
+    p.app_id = crypto::RandomUuid();
+    p.tenant_id = config_.tenant_id;
+    p.display_name = name;
+    p.kind = "SystemAssignedIdentity";
+    p.created = clock_.NowSeconds();
+    p.resource_id = w.resource_id;
+    w.system_principal_id = p.object_id;
+    add = std::move(p);
+  } else if (!wish->system && !w.system_principal_id.empty()) {
+    remove = w.system_principal_id;
+    w.system_principal_id.clear();
+  }
+  Status put = store_.PutWorkload(w, add, remove);
+  if (!put.ok()) {
+    return ArmError(put);
+  }
+  if (!remove.empty()) {
+    config_.on_principal_deleted(remove);
+  }
+  auto arm = ToArm(w);
+  if (!arm.ok()) {
+    return ArmError(arm.status());
+  }
+  return http::JsonResponse(found ? 200 : 201, ToJson(*arm));
+}
+
+http::Response WorkloadManager::Delete(const storage::WorkloadRecord& w) {
+  // SECURITY: the system-assigned identity goes with its resource, and its
+  // tokens stop working on the next request. User-assigned ones stay.
+  Status deleted = store_.DeleteWorkload(w.uid);
+  if (!deleted.ok() && deleted.code() != StatusCode::kNotFound) {
+    return ArmError(deleted);
+  }
+  if (!w.system_principal_id.empty()) {
+    config_.on_principal_deleted(w.system_principal_id);
+  }
+  return http::EmptyResponse(200);
+}
+
+http::Response WorkloadManager::Action(const std::string& action, storage::WorkloadRecord w) {
+  if (EqualsIgnoreCase(action, "regenerateIdentityHeader")) {
+    ++w.header_generation;
+    Status put = store_.PutWorkload(w, std::nullopt, "");
+    if (!put.ok()) {
+      return ArmError(put);
+    }
+  } else if (!EqualsIgnoreCase(action, "listIdentityEndpoint")) {
+    return http::ErrorResponse(404, "NotFound",
+                               "Unknown action '" + action.substr(0, 64) +
+                                   "'. Workloads have listIdentityEndpoint and "
+                                   "regenerateIdentityHeader.");
+  }
+  http::Response r = http::JsonResponse(
+      200, ToJson(Json{{"identityEndpoint", config_.identity_endpoint},
+                       {"identityHeader", config_.identity_header(w)}}));
+  r.SetHeader("Cache-Control", "no-store");
+  return r;
+}
+
+}  // namespace coffer::mgmt

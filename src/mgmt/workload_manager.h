@@ -1,0 +1,67 @@
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "common/clock.h"
+#include "common/json.h"
+#include "http/message.h"
+#include "storage/store.h"
+
+namespace coffer::mgmt {
+
+struct WorkloadConfig {
+  std::string subscription_id;
+  std::string tenant_id;
+  // The App Service style token endpoint, e.g. https://localhost:8443/msi/token.
+  std::string identity_endpoint;
+  // Returns a workload's current identity header (auth::IdentityHeaders).
+  std::function<std::string(const storage::WorkloadRecord&)> identity_header;
+  // Called with the object id of each principal deleted here, so that its
+  // tokens stop working on the next request.
+  std::function<void(const std::string&)> on_principal_deleted;
+};
+
+// WorkloadManager is the ARM-shaped management plane for workload resources,
+// the things that run code and hold managed identities (docs/identities.md):
+//   Microsoft.Web/sites/{name}                   an app (App Service style)
+//   Microsoft.Compute/virtualMachines/{name}     a node (IMDS style)
+// with the same operations for both:
+//   PUT|PATCH|GET|DELETE /subscriptions/{s}/resourceGroups/{rg}/providers/{type}/{name}
+//   GET .../resourceGroups/{rg}/providers/{type}, GET /subscriptions/{s}/providers/{type}
+//   POST .../{name}/listIdentityEndpoint        IDENTITY_ENDPOINT and IDENTITY_HEADER
+//   POST .../{name}/regenerateIdentityHeader    revokes the old header
+// Each carries Azure's `identity` block. A system-assigned identity is
+// created with the workload (or when the type gains it) and deleted with it
+// (or when the type drops it), in the same transaction. User-assigned
+// identities must exist when assigned and outlive the workload.
+// Authorization is the caller's job. Thread-safe.
+class WorkloadManager {
+ public:
+  WorkloadManager(WorkloadConfig config, storage::Store& store, const Clock& clock);
+
+  // Handle answers a workload request, or returns nullopt for other paths.
+  std::optional<http::Response> Handle(const http::Request& request);
+
+  // A resource type served here.
+  struct Kind {
+    const char* provider;  // "Microsoft.Web"
+    const char* type;      // "sites"
+    const char* full_type;  // "Microsoft.Web/sites"
+  };
+
+ private:
+  http::Response Put(const http::Request& request, const Kind& kind, const std::string& rg,
+                     const std::string& name, const std::optional<storage::WorkloadRecord>& found);
+  http::Response Delete(const storage::WorkloadRecord& workload);
+  http::Response Action(const std::string& action, storage::WorkloadRecord workload);
+  StatusOr<std::optional<storage::WorkloadRecord>> Find(const std::string& resource_id);
+  StatusOr<Json> ToArm(const storage::WorkloadRecord& workload);
+
+  const WorkloadConfig config_;
+  storage::Store& store_;
+  const Clock& clock_;
+};
+
+}  // namespace coffer::mgmt
