@@ -12,6 +12,7 @@ import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent / "src"
 LAYERS = ["common", "crypto", "storage", "http", "auth", "keyvault", "mgmt", "net", "client",
+          "agent",
           "server", "cli"]
 # Which src/ folders each layer may include.
 ALLOWED = {
@@ -26,7 +27,8 @@ ALLOWED = {
     "client": {"common", "http", "net", "client"},
     "server": {"common", "crypto", "storage", "http", "auth", "keyvault", "mgmt", "net",
                "server"},
-    "cli": {"common", "crypto", "http", "server", "client", "cli"},
+    "agent": {"common", "http", "net", "client", "agent"},
+    "cli": {"common", "crypto", "http", "server", "client", "agent", "cli"},
 }
 THIRD_PARTY = {
     "boost/": {"net"},

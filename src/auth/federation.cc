@@ -140,8 +140,9 @@ StatusOr<storage::PrincipalRecord> FederatedTrust::Authenticate(
     }
   }
   if (match == nullptr) {
-    return Deny("no federated identity credential of the identity matches the assertion's "
-                "issuer, subject and audience");
+    return Deny(
+        "no federated identity credential of the identity matches the assertion's "
+        "issuer, subject and audience");
   }
   ASSIGN_OR_RETURN(auto key, KeyFor(issuer, kid));
   if (!key->VerifyRs256(jwt->signing_input, jwt->signature)) {

@@ -13,8 +13,8 @@ namespace coffer::auth {
 
 // A compact JWS split and decoded, not yet verified.
 struct Jwt {
-  Json header;  // a JSON object
-  Json claims;  // a JSON object
+  Json header;                // a JSON object
+  Json claims;                // a JSON object
   std::string signing_input;  // "<header>.<payload>" as received
   std::string signature;      // raw bytes
 };

@@ -13,8 +13,8 @@ constexpr size_t kUidLength = 36;  // a UUID
 constexpr char kApiVersion[] = "2019-08-01";
 
 http::Response MiError(int status, const std::string& error, const std::string& description) {
-  http::Response r =
-      http::JsonResponse(status, ToJson(Json{{"error", error}, {"error_description", description}}));
+  http::Response r = http::JsonResponse(
+      status, ToJson(Json{{"error", error}, {"error_description", description}}));
   r.SetHeader("Cache-Control", "no-store");
   return r;
 }
@@ -37,8 +37,8 @@ IdentityHeaders::~IdentityHeaders() {
 }
 
 std::string IdentityHeaders::For(const storage::WorkloadRecord& workload) const {
-  std::string mac = crypto::HmacSha256(
-      key_, workload.uid + ":" + std::to_string(workload.header_generation));
+  std::string mac =
+      crypto::HmacSha256(key_, workload.uid + ":" + std::to_string(workload.header_generation));
   return workload.uid + "." + Base64UrlEncode(mac);
 }
 
@@ -156,12 +156,11 @@ std::optional<http::Response> ManagedIdentityEndpoint::Handle(const http::Reques
   }
   IdentitySelector selector;
   int named = 0;
-  for (const auto& [name, by] :
-       {std::pair{"client_id", IdentitySelector::By::kClientId},
-        std::pair{"principal_id", IdentitySelector::By::kObjectId},
-        std::pair{"object_id", IdentitySelector::By::kObjectId},
-        std::pair{"mi_res_id", IdentitySelector::By::kResourceId},
-        std::pair{"msi_res_id", IdentitySelector::By::kResourceId}}) {
+  for (const auto& [name, by] : {std::pair{"client_id", IdentitySelector::By::kClientId},
+                                 std::pair{"principal_id", IdentitySelector::By::kObjectId},
+                                 std::pair{"object_id", IdentitySelector::By::kObjectId},
+                                 std::pair{"mi_res_id", IdentitySelector::By::kResourceId},
+                                 std::pair{"msi_res_id", IdentitySelector::By::kResourceId}}) {
     std::string_view v = request.Query(name);
     if (!v.empty()) {
       ++named;

@@ -28,6 +28,32 @@ client::ApiClient MakeClient() {
   return client::ApiClient(std::move(config).value());
 }
 
+client::ApiClient MakeArmClient() {
+  client::ApiClient c = MakeClient();
+  if (c.config().subscription_id.empty()) {
+    Usage("COFFER_SUBSCRIPTION_ID is not set (source the server's dev.env)");
+  }
+  return c;
+}
+
+Json ArmCall(client::ApiClient& c, const std::string& method, const std::string& path,
+             const std::string& api_version, std::initializer_list<int> ok,
+             const std::string& body) {
+  std::string url = c.config().authority + "/subscriptions/" + c.config().subscription_id + path +
+                    (path.find('?') == std::string::npos ? "?" : "&") +
+                    "api-version=" + api_version;
+  return Expect(c.Call(method, url, c.config().authority, body), ok);
+}
+
+Json ParseTags(const std::vector<std::string>& tags) {
+  Json out = Json::object();
+  for (const auto& t : tags) {
+    size_t eq = t.find('=');
+    out[t.substr(0, eq)] = eq == std::string::npos ? "" : t.substr(eq + 1);
+  }
+  return out;
+}
+
 Json Expect(const StatusOr<http::Response>& res, std::initializer_list<int> ok) {
   if (!res.ok()) {
     Fail(res.status());

@@ -2,6 +2,7 @@
 
 #include <initializer_list>
 #include <string>
+#include <vector>
 
 #include "client/api_client.h"
 #include "common/json.h"
@@ -18,6 +19,20 @@ void Print(const Json& value);
 
 // MakeClient reads the credentials from the environment (dev.env) or fails.
 client::ApiClient MakeClient();
+
+// MakeArmClient is MakeClient for management commands: it also needs the
+// subscription (COFFER_SUBSCRIPTION_ID).
+client::ApiClient MakeArmClient();
+
+// ArmCall sends a management request to
+// {authority}/subscriptions/{subscription}{path}?api-version={api_version}
+// and returns the body as Expect does.
+Json ArmCall(client::ApiClient& c, const std::string& method, const std::string& path,
+             const std::string& api_version, std::initializer_list<int> ok,
+             const std::string& body = "");
+
+// ParseTags turns az-style "key=value" arguments into a tags object.
+Json ParseTags(const std::vector<std::string>& tags);
 
 // Expect returns the parsed body when the response has one of the `ok`
 // statuses (null JSON for an empty body), and fails otherwise.

@@ -11,6 +11,8 @@ void AddServerCommand(CLI::App& app);
 void AddKeyVaultCommands(CLI::App& app);
 void AddAdCommands(CLI::App& app);
 void AddIdentityCommands(CLI::App& app);
+void AddWorkloadCommands(CLI::App& app);
+void AddAgentCommand(CLI::App& app);
 void AddTokenCommands(CLI::App& app);
 
 }  // namespace coffer::cli

@@ -15,19 +15,9 @@ namespace {
 
 constexpr char kMsiApiVersion[] = "2023-01-31";
 
-client::ApiClient MakeArmClient() {
-  client::ApiClient c = MakeClient();
-  if (c.config().subscription_id.empty()) {
-    Usage("COFFER_SUBSCRIPTION_ID is not set (source the server's dev.env)");
-  }
-  return c;
-}
-
 Json Call(client::ApiClient& c, const std::string& method, const std::string& path,
           std::initializer_list<int> ok, const std::string& body = "") {
-  std::string url = c.config().authority + "/subscriptions/" + c.config().subscription_id + path +
-                    "?api-version=" + kMsiApiVersion;
-  return Expect(c.Call(method, url, c.config().authority, body), ok);
+  return ArmCall(c, method, path, kMsiApiVersion, ok, body);
 }
 
 // Flatten prints an identity as `az identity show` does.
@@ -51,6 +41,77 @@ std::string Path(const std::string& rg, const std::string& name) {
          (name.empty() ? "" : "/" + name);
 }
 
+// FlattenCredential prints a federated identity credential as az does.
+Json FlattenCredential(const Json& arm) {
+  Json props = arm.value("properties", Json::object());
+  std::string id = StringMember(arm, "id");
+  auto parts = Split(id, '/');
+  return Json{{"id", id},
+              {"name", arm.value("name", "")},
+              {"resourceGroup", parts.size() > 4 ? std::string(parts[4]) : ""},
+              {"type", arm.value("type", "")},
+              {"issuer", props.value("issuer", "")},
+              {"subject", props.value("subject", "")},
+              {"audiences", props.value("audiences", Json::array())}};
+}
+
+// `coffer identity federated-credential ...`, as `az identity
+// federated-credential`: trust an external OIDC issuer's subject.
+void AddFederatedCredentialCommands(CLI::App& identity) {
+  auto* fc = identity.add_subcommand(
+      "federated-credential",
+      "Manage federated identity credentials (workload identity federation)");
+  fc->require_subcommand(1);
+  struct Args {
+    std::string name, identity, rg, issuer, subject;
+    std::vector<std::string> audiences{"api://AzureADTokenExchange"};
+  };
+  auto path = [](const Args& a, bool one) {
+    return Path(a.rg, a.identity) + "/federatedIdentityCredentials" + (one ? "/" + a.name : "");
+  };
+  for (const char* verb : {"create", "update", "show", "delete", "list"}) {
+    std::string v = verb;
+    auto* cmd = fc->add_subcommand(verb, v == "create"   ? "Trust an issuer's subject"
+                                         : v == "update" ? "Change a federated credential"
+                                         : v == "show"   ? "Show a federated credential"
+                                         : v == "delete" ? "Delete a federated credential"
+                                                         : "List an identity's federated "
+                                                           "credentials");
+    auto a = std::make_shared<Args>();
+    if (v != "list") {
+      cmd->add_option("--name,-n", a->name, "Credential name")->required();
+    }
+    cmd->add_option("--identity-name", a->identity, "User-assigned identity name")->required();
+    cmd->add_option("--resource-group,-g", a->rg, "Resource group")->required();
+    if (v == "create" || v == "update") {
+      cmd->add_option("--issuer", a->issuer, "OIDC issuer URL")->required();
+      cmd->add_option("--subject", a->subject, "Subject, e.g. system:serviceaccount:ns:name")
+          ->required();
+      cmd->add_option("--audiences", a->audiences, "Audiences")->capture_default_str();
+    }
+    cmd->callback([=] {
+      auto c = MakeArmClient();
+      if (v == "create" || v == "update") {
+        Json body = {
+            {"properties",
+             {{"issuer", a->issuer}, {"subject", a->subject}, {"audiences", a->audiences}}}};
+        Print(FlattenCredential(Call(c, "PUT", path(*a, true), {200, 201}, ToJson(body))));
+      } else if (v == "show") {
+        Print(FlattenCredential(Call(c, "GET", path(*a, true), {200})));
+      } else if (v == "delete") {
+        Call(c, "DELETE", path(*a, true), {200, 204});
+      } else {
+        Json out = Json::array();
+        for (const auto& item :
+             Call(c, "GET", path(*a, false), {200}).value("value", Json::array())) {
+          out.push_back(FlattenCredential(item));
+        }
+        Print(out);
+      }
+    });
+  }
+}
+
 }  // namespace
 
 void AddIdentityCommands(CLI::App& app) {
@@ -70,12 +131,7 @@ void AddIdentityCommands(CLI::App& app) {
     cmd->add_option("--tags", *tags, "Space-separated key=value tags");
     cmd->callback([=] {
       auto c = MakeArmClient();
-      Json t = Json::object();
-      for (const auto& kv : *tags) {
-        size_t eq = kv.find('=');
-        t[kv.substr(0, eq)] = eq == std::string::npos ? "" : kv.substr(eq + 1);
-      }
-      Json body = {{"location", *location}, {"tags", t}};
+      Json body = {{"location", *location}, {"tags", ParseTags(*tags)}};
       Print(Flatten(Call(c, "PUT", Path(*rg, *name), {200, 201}, ToJson(body))));
     });
   }
@@ -112,6 +168,7 @@ void AddIdentityCommands(CLI::App& app) {
       Print(out);
     });
   }
+  AddFederatedCredentialCommands(*identity);
 }
 
 }  // namespace coffer::cli

@@ -55,15 +55,6 @@ int64_t ParseTime(const std::string& text, const char* flag) {
   return *t;
 }
 
-Json ParseTags(const std::vector<std::string>& tags) {
-  Json out = Json::object();
-  for (const auto& t : tags) {
-    size_t eq = t.find('=');
-    out[t.substr(0, eq)] = eq == std::string::npos ? "" : t.substr(eq + 1);
-  }
-  return out;
-}
-
 struct VaultTarget {
   std::string name;
   std::string resource_group;
@@ -97,12 +88,6 @@ std::string FindResourceGroup(client::ApiClient& c, const std::string& name) {
               "ResourceNotFound"));
 }
 
-void RequireSubscription(const client::ApiClient& c) {
-  if (c.config().subscription_id.empty()) {
-    Usage("COFFER_SUBSCRIPTION_ID is not set (source the server's dev.env)");
-  }
-}
-
 void AddVaultCommands(CLI::App& kv) {
   // create
   {
@@ -123,8 +108,7 @@ void AddVaultCommands(CLI::App& kv) {
     cmd->add_flag("--enable-rbac-authorization", *rbac, "Use Azure RBAC for data access");
     cmd->add_option("--tags", *tags, "Space-separated key=value tags");
     cmd->callback([=] {
-      auto c = MakeClient();
-      RequireSubscription(c);
+      auto c = MakeArmClient();
       Json props = {{"tenantId", c.config().tenant_id},
                     {"sku", {{"family", "A"}, {"name", "standard"}}},
                     {"softDeleteRetentionInDays", *retention},
@@ -148,8 +132,7 @@ void AddVaultCommands(CLI::App& kv) {
     cmd->add_option("--resource-group,-g", *rg, "Resource group");
     std::string v = verb;
     cmd->callback([=] {
-      auto c = MakeClient();
-      RequireSubscription(c);
+      auto c = MakeArmClient();
       std::string group = rg->empty() ? FindResourceGroup(c, *name) : *rg;
       if (v == "show") {
         Print(Expect(c.Call("GET", ArmUrl(c, VaultArmPath(group, *name)), c.config().authority),
@@ -166,8 +149,7 @@ void AddVaultCommands(CLI::App& kv) {
     auto rg = std::make_shared<std::string>();
     cmd->add_option("--resource-group,-g", *rg, "Resource group");
     cmd->callback([=] {
-      auto c = MakeClient();
-      RequireSubscription(c);
+      auto c = MakeArmClient();
       std::string path = rg->empty()
                              ? "/providers/Microsoft.KeyVault/vaults"
                              : "/resourceGroups/" + *rg + "/providers/Microsoft.KeyVault/vaults";
@@ -179,8 +161,7 @@ void AddVaultCommands(CLI::App& kv) {
   {
     auto* cmd = kv.add_subcommand("list-deleted", "List soft-deleted vaults");
     cmd->callback([] {
-      auto c = MakeClient();
-      RequireSubscription(c);
+      auto c = MakeArmClient();
       Json list = Expect(c.Call("GET", ArmUrl(c, "/providers/Microsoft.KeyVault/deletedVaults"),
                                 c.config().authority),
                          {200});
@@ -195,8 +176,7 @@ void AddVaultCommands(CLI::App& kv) {
     auto name = std::make_shared<std::string>();
     cmd->add_option("--name,-n", *name, "Vault name")->required();
     cmd->callback([=] {
-      auto c = MakeClient();
-      RequireSubscription(c);
+      auto c = MakeArmClient();
       Json list = Expect(c.Call("GET", ArmUrl(c, "/providers/Microsoft.KeyVault/deletedVaults"),
                                 c.config().authority),
                          {200});
@@ -246,8 +226,7 @@ void AddVaultCommands(CLI::App& kv) {
     cmd->add_option("--enable-rbac-authorization", *rbac, "true or false");
     cmd->add_option("--tags", *tags, "Space-separated key=value tags (replaces all)");
     cmd->callback([=] {
-      auto c = MakeClient();
-      RequireSubscription(c);
+      auto c = MakeArmClient();
       std::string group = rg->empty() ? FindResourceGroup(c, *name) : *rg;
       Json props = Json::object();
       auto flag = [](const std::string& v, const char* f) {

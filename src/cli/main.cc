@@ -10,6 +10,8 @@ int main(int argc, char** argv) {
   coffer::cli::AddKeyVaultCommands(app);
   coffer::cli::AddAdCommands(app);
   coffer::cli::AddIdentityCommands(app);
+  coffer::cli::AddWorkloadCommands(app);
+  coffer::cli::AddAgentCommand(app);
   coffer::cli::AddTokenCommands(app);
   try {
     app.parse(argc, argv);

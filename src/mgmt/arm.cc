@@ -60,10 +60,10 @@ bool ValidResourceGroup(const std::string& rg) {
 http::Response ArmError(const Status& s) {
   int status = http::HttpStatusFor(s.code()).http_status;
   std::string code = !s.reason().empty() ? std::string(s.reason())
-                     : status == 400         ? "BadRequest"
-                     : status == 404         ? "ResourceNotFound"
-                     : status >= 500         ? "InternalServerError"
-                                             : "Conflict";
+                     : status == 400     ? "BadRequest"
+                     : status == 404     ? "ResourceNotFound"
+                     : status >= 500     ? "InternalServerError"
+                                         : "Conflict";
   return http::ErrorResponse(status, code, s.message());
 }
 

@@ -1,8 +1,8 @@
 #include "mgmt/identity_manager.h"
 
 #include "common/strings.h"
-#include "mgmt/arm.h"
 #include "crypto/primitives.h"
+#include "mgmt/arm.h"
 
 namespace coffer::mgmt {
 namespace {
@@ -32,20 +32,20 @@ bool ValidCredentialName(const std::string& name) {
   return name.size() >= 3 && name.size() <= 120 && ValidIdentityName(name);
 }
 
-constexpr char kFicType[] = "Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials";
+constexpr char kFicType[] =
+    "Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials";
 constexpr size_t kMaxFederatedCredentials = 1000;
 
 Status CheckFederatedCredential(const Json& props) {
-  auto bad = [](const std::string& why) {
-    return InvalidArgumentError(why, "BadRequest");
-  };
+  auto bad = [](const std::string& why) { return InvalidArgumentError(why, "BadRequest"); };
   if (!props.is_object()) {
     return bad("properties must be an object with issuer, subject and audiences.");
   }
   std::string issuer = StringMember(props, "issuer");
   if (!http::IsTrustworthyUrl(issuer)) {
-    return bad("issuer must be an https URL (or http on a loopback host) of at most 2048 "
-               "characters.");
+    return bad(
+        "issuer must be an https URL (or http on a loopback host) of at most 2048 "
+        "characters.");
   }
   std::string subject = StringMember(props, "subject");
   if (subject.empty() || subject.size() > 600) {
@@ -227,10 +227,11 @@ Json IdentityManager::FederatedToArm(const storage::PrincipalRecord& identity,
   for (const auto& a : c.audiences) {
     audiences.push_back(a);
   }
-  return Json{{"id", identity.resource_id + "/federatedIdentityCredentials/" + c.name},
-              {"name", c.name},
-              {"type", kFicType},
-              {"properties", {{"issuer", c.issuer}, {"subject", c.subject}, {"audiences", audiences}}}};
+  return Json{
+      {"id", identity.resource_id + "/federatedIdentityCredentials/" + c.name},
+      {"name", c.name},
+      {"type", kFicType},
+      {"properties", {{"issuer", c.issuer}, {"subject", c.subject}, {"audiences", audiences}}}};
 }
 
 http::Response IdentityManager::HandleFederated(const http::Request& req,
@@ -280,7 +281,8 @@ http::Response IdentityManager::HandleFederated(const http::Request& req,
     return deleted.ok() ? http::EmptyResponse(200) : ArmError(deleted);
   }
   if (req.method != "PUT") {
-    return http::ErrorResponse(405, "MethodNotAllowed", "Method " + req.method + " is not allowed.");
+    return http::ErrorResponse(405, "MethodNotAllowed",
+                               "Method " + req.method + " is not allowed.");
   }
   auto body = ParseJson(req.body.empty() ? "{}" : req.body);
   if (!body || !body->is_object()) {

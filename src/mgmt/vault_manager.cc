@@ -14,7 +14,6 @@ Status BadRequest(const std::string& message, const std::string& code = "BadRequ
   return InvalidArgumentError(message, code);
 }
 
-
 Status ValidateAccessPolicies(const Json& policies) {
   if (!policies.is_array()) {
     return BadRequest("properties.accessPolicies must be an array.");

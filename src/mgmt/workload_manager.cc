@@ -252,7 +252,8 @@ std::optional<http::Response> WorkloadManager::Handle(const http::Request& req) 
     return not_found();
   }
   if (req.method != "PUT" && req.method != "PATCH") {
-    return http::ErrorResponse(405, "MethodNotAllowed", "Method " + req.method + " is not allowed.");
+    return http::ErrorResponse(405, "MethodNotAllowed",
+                               "Method " + req.method + " is not allowed.");
   }
   return Put(req, *kind, rg, name, *found);
 }
@@ -374,9 +375,9 @@ http::Response WorkloadManager::Action(const std::string& action, storage::Workl
                                    "'. Workloads have listIdentityEndpoint and "
                                    "regenerateIdentityHeader.");
   }
-  http::Response r = http::JsonResponse(
-      200, ToJson(Json{{"identityEndpoint", config_.identity_endpoint},
-                       {"identityHeader", config_.identity_header(w)}}));
+  http::Response r =
+      http::JsonResponse(200, ToJson(Json{{"identityEndpoint", config_.identity_endpoint},
+                                          {"identityHeader", config_.identity_header(w)}}));
   r.SetHeader("Cache-Control", "no-store");
   return r;
 }

@@ -46,8 +46,8 @@ class WorkloadManager {
 
   // A resource type served here.
   struct Kind {
-    const char* provider;  // "Microsoft.Web"
-    const char* type;      // "sites"
+    const char* provider;   // "Microsoft.Web"
+    const char* type;       // "sites"
     const char* full_type;  // "Microsoft.Web/sites"
   };
 

@@ -68,8 +68,7 @@ StatusOr<Url> ParseUrl(const std::string& url) {
 // Exchange connects, (for TLS) handshakes, writes `req` and reads the
 // response, all under the stream's deadline. Returns the first failure.
 template <class Stream>
-Status Exchange(asio::io_context& ioc, Stream& stream,
-                const tcp::resolver::results_type& endpoints,
+Status Exchange(asio::io_context& ioc, Stream& stream, const tcp::resolver::results_type& endpoints,
                 bhttp::request<bhttp::string_body>& req,
                 bhttp::response_parser<bhttp::string_body>& parser) {
   Status result = OkStatus();
@@ -152,8 +151,7 @@ StatusOr<http::Response> SendRequest(const ClientRequest& request) {
       ctx.load_verify_file(request.ca_file, ec);
     }
     if (ec) {
-      return InvalidArgumentError("cannot load CA file '" + request.ca_file +
-                                  "': " + ec.message());
+      return InvalidArgumentError("cannot load CA file '" + request.ca_file + "': " + ec.message());
     }
     ctx.set_verify_mode(asio::ssl::verify_peer);
     beast::ssl_stream<beast::tcp_stream> stream(ioc, ctx);

@@ -25,8 +25,8 @@ struct ClientRequest {
 
 // SendRequest sends one request over a fresh connection (TLS 1.2+ with the
 // certificate and host name verified for https://, plain TCP for http://)
-// and returns the response, whatever its status. kInvalidArgument for a malformed URL, kUnavailable when the server
-// cannot be reached or the TLS handshake fails, kDeadlineExceeded on timeout.
+// and returns the response, whatever its status. kInvalidArgument for a malformed URL, kUnavailable
+// when the server cannot be reached or the TLS handshake fails, kDeadlineExceeded on timeout.
 // Thread-safe.
 StatusOr<http::Response> SendRequest(const ClientRequest& request);
 

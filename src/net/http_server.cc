@@ -435,7 +435,7 @@ HttpServer::~HttpServer() {
 }
 
 StatusOr<std::unique_ptr<HttpServer>> HttpServer::Create(ServerOptions options, Handler handler,
-                                                           HeadHook head_hook, FastPath fast_path) {
+                                                         HeadHook head_hook, FastPath fast_path) {
   if (options.io_threads < 1 || options.worker_threads < 1) {
     return InvalidArgumentError("thread counts must be at least 1");
   }

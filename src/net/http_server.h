@@ -59,8 +59,8 @@ class HttpServer {
   // bad certificate or key or a plain-HTTP address that is not loopback,
   // kUnavailable if an address cannot be bound.
   static StatusOr<std::unique_ptr<HttpServer>> Create(ServerOptions options, Handler handler,
-                                                       HeadHook head_hook,
-                                                       FastPath fast_path = nullptr);
+                                                      HeadHook head_hook,
+                                                      FastPath fast_path = nullptr);
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;

@@ -100,8 +100,8 @@ Status CofferServer::Init() {
       });
   token_service_ =
       std::make_unique<auth::TokenService>(ts, *directory_, *keys_, clock_, federation_.get());
-  managed_identity_ = std::make_unique<auth::ManagedIdentityEndpoint>(
-      *store_, *identity_headers_, *token_service_, clock_);
+  managed_identity_ = std::make_unique<auth::ManagedIdentityEndpoint>(*store_, *identity_headers_,
+                                                                      *token_service_, clock_);
   verifier_ =
       std::make_unique<auth::TokenVerifier>(*keys_, clock_, token_service_->Issuers(), *tenant);
   authenticator_ = std::make_unique<Authenticator>(*verifier_, *store_, clock_);

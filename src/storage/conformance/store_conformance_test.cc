@@ -313,8 +313,8 @@ TEST_P(StoreConformance, PrincipalsAndClientSecrets) {
 TEST_P(StoreConformance, FederatedCredentialsBelongToTheirIdentity) {
   PrincipalRecord mi{"oid-m", "app-m", "t", "mi", "UserAssignedIdentity", 1, "/x", "l", "{}"};
   ASSERT_TRUE(store_->CreatePrincipal(mi).ok());
-  FederatedCredentialRecord fic{"oid-m", "Kube", "https://issuer", "system:sa:ns:app",
-                                {"api://AzureADTokenExchange"}, 3};
+  FederatedCredentialRecord fic{
+      "oid-m", "Kube", "https://issuer", "system:sa:ns:app", {"api://AzureADTokenExchange"}, 3};
   ASSERT_TRUE(store_->PutFederatedCredential(fic).ok());
   fic.subject = "system:sa:ns:other";
   fic.name = "kube";  // same name, other case: replaces
@@ -345,8 +345,8 @@ TEST_P(StoreConformance, WorkloadsOwnTheirSystemAssignedIdentity) {
   w.system_principal_id = "oid-s";
   w.user_assigned = {"/uai"};
   w.created = 5;
-  PrincipalRecord sys{"oid-s", "app-s", "t", "App", "SystemAssignedIdentity", 5, w.resource_id,
-                      "", "{}"};
+  PrincipalRecord sys{"oid-s", "app-s",       "t", "App", "SystemAssignedIdentity",
+                      5,       w.resource_id, "",  "{}"};
   ASSERT_TRUE(store_->PutWorkload(w, sys, "").ok());
   auto got = store_->GetWorkload("w1");
   ASSERT_TRUE(got.ok());

@@ -81,8 +81,8 @@ StatusOr<std::vector<FederatedCredentialRecord>> SqliteStore::ListFederatedCrede
       if (!row) {
         return OkStatus();
       }
-      FederatedCredentialRecord c{st->Text(0), st->Text(1), st->Text(2), st->Text(3), {},
-                                  st->Int(5)};
+      FederatedCredentialRecord c{st->Text(0), st->Text(1), st->Text(2),
+                                  st->Text(3), {},          st->Int(5)};
       ASSIGN_OR_RETURN(c.audiences, ListFromJson(st->Text(4)));
       out.push_back(std::move(c));
     }
@@ -114,16 +114,17 @@ Status SqliteStore::PutWorkload(const WorkloadRecord& w,
     if (add_principal) {
       RETURN_IF_ERROR(InsertPrincipal(db, *add_principal));
     }
-    ASSIGN_OR_RETURN(Stmt * st,
-                     db.Prepare("INSERT INTO workloads(uid, resource_key, resource_id, type, "
-                                "location, tags_json, system_principal_id, user_assigned_json, "
-                                "header_generation, created) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                                "ON CONFLICT(uid) DO UPDATE SET resource_key = excluded.resource_key, "
-                                "resource_id = excluded.resource_id, type = excluded.type, "
-                                "location = excluded.location, tags_json = excluded.tags_json, "
-                                "system_principal_id = excluded.system_principal_id, "
-                                "user_assigned_json = excluded.user_assigned_json, "
-                                "header_generation = excluded.header_generation"));
+    ASSIGN_OR_RETURN(
+        Stmt * st,
+        db.Prepare("INSERT INTO workloads(uid, resource_key, resource_id, type, "
+                   "location, tags_json, system_principal_id, user_assigned_json, "
+                   "header_generation, created) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                   "ON CONFLICT(uid) DO UPDATE SET resource_key = excluded.resource_key, "
+                   "resource_id = excluded.resource_id, type = excluded.type, "
+                   "location = excluded.location, tags_json = excluded.tags_json, "
+                   "system_principal_id = excluded.system_principal_id, "
+                   "user_assigned_json = excluded.user_assigned_json, "
+                   "header_generation = excluded.header_generation"));
     st->Bind(1, w.uid).Bind(2, AsciiLower(w.resource_id)).Bind(3, w.resource_id).Bind(4, w.type);
     st->Bind(5, w.location).Bind(6, w.tags_json).Bind(7, w.system_principal_id);
     st->Bind(8, ListToJson(w.user_assigned)).Bind(9, w.header_generation).Bind(10, w.created);
