@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <sstream>
 
 #include "cli/cli_util.h"
@@ -241,6 +242,66 @@ void AddVaultCommands(CLI::App& kv) {
       Json body = {{"properties", props}};
       if (!tags->empty())
         body["tags"] = ParseTags(*tags);
+      Print(Expect(c.Call("PATCH", ArmUrl(c, VaultArmPath(group, *name)), c.config().authority,
+                          ToJson(body)),
+                   {200}));
+    });
+  }
+}
+
+// `coffer keyvault set-policy|delete-policy`, as az's: edit the vault's
+// access policies (GET the vault, change its list, PATCH it back).
+void AddPolicyCommands(CLI::App& kv) {
+  for (const char* verb : {"set-policy", "delete-policy"}) {
+    std::string v = verb;
+    auto* cmd = kv.add_subcommand(
+        verb, v == "set-policy" ? "Grant a principal permissions through an access policy"
+                                : "Remove a principal's access policy");
+    auto name = std::make_shared<std::string>();
+    auto rg = std::make_shared<std::string>();
+    auto object_id = std::make_shared<std::string>();
+    auto perms = std::make_shared<std::map<std::string, std::vector<std::string>>>();
+    cmd->add_option("--name,-n", *name, "Vault name")->required();
+    cmd->add_option("--resource-group,-g", *rg, "Resource group");
+    cmd->add_option("--object-id", *object_id, "Object (principal) id")->required();
+    std::vector<std::pair<std::string, CLI::Option*>> lists;
+    if (v == "set-policy") {
+      for (const char* kind : {"secrets", "keys", "certificates"}) {
+        std::string flag = std::string("--") +
+                           (std::string(kind) == "secrets" ? "secret"
+                            : std::string(kind) == "keys"  ? "key"
+                                                           : "certificate") +
+                           "-permissions";
+        lists.emplace_back(kind, cmd->add_option(flag, (*perms)[kind],
+                                                 "Space-separated permissions, e.g. get list"));
+      }
+    }
+    cmd->callback([=] {
+      auto c = MakeArmClient();
+      std::string group = rg->empty() ? FindResourceGroup(c, *name) : *rg;
+      Json vault =
+          Expect(c.Call("GET", ArmUrl(c, VaultArmPath(group, *name)), c.config().authority), {200});
+      Json props = vault.value("properties", Json::object());
+      std::string tenant = StringMember(props, "tenantId");
+      Json policies = props.value("accessPolicies", Json::array());
+      Json kept = Json::array();
+      Json mine = {{"tenantId", tenant}, {"objectId", *object_id}, {"permissions", Json::object()}};
+      for (const auto& p : policies) {
+        if (EqualsIgnoreCase(StringMember(p, "objectId"), *object_id)) {
+          mine = p;
+        } else {
+          kept.push_back(p);
+        }
+      }
+      if (v == "set-policy") {
+        for (const auto& [kind, opt] : lists) {
+          if (opt->count() > 0) {
+            mine["permissions"][kind] = perms->at(kind);
+          }
+        }
+        kept.push_back(mine);
+      }
+      Json body = {{"properties", {{"accessPolicies", kept}}}};
       Print(Expect(c.Call("PATCH", ArmUrl(c, VaultArmPath(group, *name)), c.config().authority,
                           ToJson(body)),
                    {200}));
@@ -532,6 +593,7 @@ void AddKeyVaultCommands(CLI::App& app) {
   auto* kv = app.add_subcommand("keyvault", "Manage vaults and secrets (as `az keyvault`)");
   kv->require_subcommand(1);
   AddVaultCommands(*kv);
+  AddPolicyCommands(*kv);
   AddSecretCommands(*kv);
 }
 

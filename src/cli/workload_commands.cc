@@ -46,7 +46,8 @@ bool IsSystem(const std::string& arg) {
 
 // Flatten prints a workload as az does: the ARM object plus resourceGroup.
 Json Flatten(Json arm) {
-  auto parts = Split(StringMember(arm, "id"), '/');
+  const std::string id = StringMember(arm, "id");
+  auto parts = Split(id, '/');
   arm["resourceGroup"] = parts.size() > 4 ? std::string(parts[4]) : "";
   return arm;
 }

@@ -7,6 +7,7 @@
 #include "common/log.h"
 #include "common/strings.h"
 #include "crypto/primitives.h"
+#include "keyvault/access_policy.h"
 #include "net/http_client.h"
 #include "server/tls_material.h"
 #include "storage/sqlite/sqlite_store.h"
@@ -272,13 +273,28 @@ http::Response CofferServer::VaultRequest(const std::string& vault, http::Reques
     return http::ErrorResponse(caller.status());
   }
   // Interim authorization model (docs/authorization.md): the tenant's
-  // administrators only, until access policies and RBAC are enforced.
+  // administrators, and what a vault's access policies grant on secrets.
   if (!IsAdmin(caller->object_id)) {
-    return http::ErrorResponse(PermissionDeniedError(
-        "Caller is not authorized to perform action on resource. Caller: appid=" + caller->app_id +
-            ";oid=" + caller->object_id + ". Vault: " + vault +
-            ". Authorization model: tenant administrators only.",
-        "Forbidden"));
+    std::string permission = keyvault::SecretPermission(request);
+    if (!permission.empty()) {
+      auto open = registry_->Get(vault);
+      if (!open.ok()) {
+        return http::ErrorResponse(open.status());
+      }
+      const auto& v = **open;
+      if (v.settings.rbac_authorization ||
+          !keyvault::AccessPolicyAllows(v.record.properties_json, info_.tenant_id,
+                                        caller->object_id, permission)) {
+        std::string model = v.settings.rbac_authorization
+                                ? "Azure RBAC (not yet enforced: only administrators)"
+                                : "access policies";
+        return http::ErrorResponse(PermissionDeniedError(
+            "Caller is not authorized to perform action on resource. Caller: appid=" +
+                caller->app_id + ";oid=" + caller->object_id + ". Action: secrets/" + permission +
+                ". Vault: " + vault + ". Authorization model: " + model + ".",
+            "Forbidden"));
+      }
+    }
   }
   return secrets_api_->Handle(vault, request);
 }
