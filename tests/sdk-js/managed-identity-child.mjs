@@ -4,7 +4,8 @@
 // msal-node keeps the managed-identity source it picked (with its IDENTITY_ENDPOINT and
 // IDENTITY_HEADER) in a process-wide static, so a second workload's endpoint can only be used from
 // another process.  The environment chooses the mode; argv[2] is JSON:
-//   { vaultUrl, caPath, secretName, clientId?, resourceId?, objectId? }
+//   { vaultUrl, caPath, secretName, clientId?, resourceId?, objectId?, scope? }
+// With `scope`, the access token the credential obtained is printed too, as "token".
 
 import fs from "node:fs";
 
@@ -22,6 +23,7 @@ try {
   const credential = new ManagedIdentityCredential({ ...id, tlsOptions });
   const secret = await new SecretClient(args.vaultUrl, credential, { tlsOptions }).getSecret(args.secretName);
   out = { value: secret.value };
+  if (args.scope) out.token = (await credential.getToken(args.scope)).token;
 } catch (err) {
   out = { error: { name: err.name, statusCode: err.statusCode, message: err.message } };
 }
