@@ -5,7 +5,9 @@
 #      same certificate, TLS settings and number of server threads;
 #   2. durable SET (new secret per request) with 32 concurrent clients;
 #   3. listing one page in a vault holding 100,000 secrets;
-#   4. token issuance (client credentials).
+#   4. token issuance (client credentials);
+#   5. the cost of token validation on the GET path, as a share of the
+#      server's CPU time per GET in run 1.
 # Usage: bench/run.sh [--threads N] [--duration S] [--secrets N]
 # Needs: wrk, nginx-light (installed if missing). Uses loopback only and
 # stops every process it started.
@@ -30,7 +32,7 @@ for p in wrk nginx-light; do
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$p" >/dev/null; }
 done
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build --target coffer >/dev/null
+cmake --build build --target coffer token_validation_bench >/dev/null
 
 work=$(mktemp -d /tmp/coffer-bench.XXXXXX)
 # nginx workers run unprivileged and must read the static copy of the response.
@@ -50,6 +52,8 @@ ngx_port=$(free_port)
 ./build/coffer server --dev --data-dir "$work/data" --port "$port" --io-threads "$threads" \
   --log-level warning >"$work/coffer.out" 2>"$work/coffer.err" &
 pids+=($!)
+coffer_pid=$!
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$coffer_pid/stat"; }
 for _ in $(seq 100); do
   curl -sf --cacert "$work/data/tls/ca.pem" "https://localhost:$port/healthz" >/dev/null && break
   sleep 0.1
@@ -110,7 +114,10 @@ run_get() {  # label url
   eval "${1}_rps=$rps"
 }
 run_get nginx_get "https://dev.vault.localhost:$ngx_port$path"
+ticks_before=$(cpu_ticks)
 run_get coffer_get "$vault$path"
+ticks_after=$(cpu_ticks)
+coffer_get_requests=$(awk '/requests in/ {print $1}' "$work/coffer_get.txt")
 python3 -c "print('GET ratio coffer/nginx: %.2f (target >= 0.70)' % ($coffer_get_rps/$nginx_get_rps))"
 
 # 2. Durable SET, 32 concurrent clients, a new secret per request.
@@ -144,3 +151,15 @@ SCOPE="https://vault.localhost:$port/.default" wrk -t2 -c16 -d"${duration}s" --l
 echo "token issuance: $(awk '/Requests\/sec/ {print $2}' "$work/token.txt") tokens/s" \
   "(p50 $(awk '$1=="50%" {print $2}' "$work/token.txt"), p99 $(awk '$1=="99%" {print $2}' "$work/token.txt"));" \
   "$(grep non-200 "$work/token.txt") (target >= 1500/s)"
+
+# 5. Token validation on the GET path: its CPU cost per request (measured with
+# the server's own classes) as a share of the server's CPU time per GET in run 1.
+./build/bench/token_validation_bench --threads "$threads" --seconds 3 | tee "$work/validation.txt"
+cached_ns=$(sed -E 's/.*cached ([0-9]+) ns.*/\1/' "$work/validation.txt")
+python3 - "$ticks_before" "$ticks_after" "$coffer_get_requests" "$cached_ns" "$(getconf CLK_TCK)" <<'PY'
+import sys
+before, after, requests, cached, hz = (float(x) for x in sys.argv[1:])
+per_get = (after - before) / hz / requests * 1e9
+print("server CPU per GET: %.0f ns; token validation (cached): %.0f ns = %.2f%% of a GET "
+      "(target <= 5%%)" % (per_get, cached, 100 * cached / per_get))
+PY
