@@ -120,8 +120,16 @@ void AddKind(CLI::App& app, const WorkloadKind& k) {
       auto c = MakeArmClient();
       Json body = {{"location", *location}, {"tags", ParseTags(*tags)}};
       if (assign_opt->count() > 0) {
-        std::vector<std::string> ids =
-            assign->empty() ? std::vector<std::string>{"[system]"} : *assign;
+        // CLI11 gives {""} for a flag without values.
+        std::vector<std::string> ids;
+        for (const auto& a : *assign) {
+          if (!a.empty()) {
+            ids.push_back(a);
+          }
+        }
+        if (ids.empty()) {
+          ids.push_back("[system]");
+        }
         body["identity"] = IdentityBlock(c, *rg, Json::object(), ids, true);
       }
       Print(

@@ -10,7 +10,11 @@ Status CheckArmTags(const Json& tags) {
                                 "InvalidRequestContent");
   }
   for (const auto& [k, v] : tags.items()) {
-    if (!v.is_string() || k.size() > 512 || v.get<std::string>().size() > 256) {
+    if (!v.is_string()) {
+      return InvalidArgumentError("The value of tag '" + k.substr(0, 64) + "' is not a string.",
+                                  "InvalidRequestContent");
+    }
+    if (k.size() > 512 || v.get<std::string>().size() > 256) {
       return InvalidArgumentError("Tag names must be at most 512 and values 256 characters.",
                                   "InvalidRequestContent");
     }

@@ -294,6 +294,17 @@ http::Response IdentityManager::HandleFederated(const http::Request& req,
   if (!valid.ok()) {
     return ArmError(valid);
   }
+  // As in Azure, an issuer and subject pair may appear once per identity:
+  // two credentials for one subject would make deleting one of them a
+  // silent no-op.
+  for (const auto& c : *existing) {
+    if (!EqualsIgnoreCase(c.name, name) && c.issuer == StringMember(props, "issuer") &&
+        c.subject == StringMember(props, "subject")) {
+      return http::ErrorResponse(400, "BadRequest",
+                                 "The federated identity credential '" + c.name +
+                                     "' of this identity already has this issuer and subject.");
+    }
+  }
   if (found == nullptr && existing->size() >= kMaxFederatedCredentials) {
     return http::ErrorResponse(400, "BadRequest",
                                "An identity may hold at most " +

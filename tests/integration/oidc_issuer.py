@@ -64,6 +64,7 @@ class OidcIssuer:
         self.key = SigningKey()
         self.published = [self.key]
         self.requests = []  # paths served, in order
+        self.jwks_uri = None  # what the discovery document names; None: our own JWKS
         self._lock = threading.Lock()
         issuer = self
 
@@ -73,7 +74,8 @@ class OidcIssuer:
                     issuer.requests.append(self.path)
                     keys = list(issuer.published)
                 if self.path == "/.well-known/openid-configuration":
-                    body = {"issuer": issuer.url, "jwks_uri": issuer.url + JWKS_PATH,
+                    body = {"issuer": issuer.url,
+                            "jwks_uri": issuer.jwks_uri or issuer.url + JWKS_PATH,
                             "response_types_supported": ["id_token"],
                             "subject_types_supported": ["public"],
                             "id_token_signing_alg_values_supported": ["RS256"]}

@@ -2,8 +2,8 @@
 // IDENTITY_HEADER from `coffer webapp identity endpoint`), reading a secret with
 // @azure/keyvault-secrets: the system-assigned identity, and a user-assigned one named by clientId,
 // resourceId and objectId.  Then the identity lifecycle: an unassigned identity is refused, a
-// removed system identity and a deleted web app lose their tokens at once, and the user-assigned
-// identity lives on.
+// removed system identity and a deleted web app lose their tokens at once, the user-assigned
+// identity lives on, and a regenerated identity header replaces the old one.
 //
 // msal-node caches the managed-identity source (endpoint, header and HTTP client) in a
 // process-wide static (and its tokens in a process-wide cache), so this process is bound to the web
@@ -157,5 +157,15 @@ describe("ManagedIdentityCredential in App Service mode against coffer", () => {
     assert.deepEqual(await readInChild(endpoint, { clientId: sharedId.clientId }), { value: VALUE });
     // web now has only this one identity, so it is also its default.
     assert.deepEqual(await readInChild(endpoint, {}), { value: VALUE });
+  });
+
+  it("`identity endpoint --regenerate` issues a new header and the old one is refused", async () => {
+    const old = await identityEndpoint(coffer, "webapp", "web", RG);
+    const renewed = await identityEndpoint(coffer, "webapp", "web", RG, "--regenerate");
+    assert.equal(renewed.IDENTITY_ENDPOINT, old.IDENTITY_ENDPOINT);
+    assert.notEqual(renewed.IDENTITY_HEADER, old.IDENTITY_HEADER);
+    const refusedOld = await readInChild(old, { clientId: sharedId.clientId });
+    assert.match(refusedOld.error?.message ?? "", /invalid_client/, JSON.stringify(refusedOld));
+    assert.deepEqual(await readInChild(renewed, { clientId: sharedId.clientId }), { value: VALUE });
   });
 });

@@ -3,12 +3,18 @@
 // The federated tokens come from a real OIDC issuer on loopback (oidc-issuer.mjs) whose discovery
 // document and keys Coffer fetches itself.  Negative cases: an issuer that is not registered, the
 // wrong audience or subject, an expired token, and a token signed by another key.
+// Also ManagedIdentityCredential's token-exchange mode (AKS: AZURE_FEDERATED_TOKEN_FILE), run in a
+// child process: that mode builds its WorkloadIdentityCredential without the credential's
+// tlsOptions (@azure/identity 4.13.1, tokenExchangeMsi.js), so the CA must come from
+// NODE_EXTRA_CA_CERTS, which Node reads only at start-up.
 
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { promisify } from "node:util";
 
 import { ClientSecretCredential, WorkloadIdentityCredential } from "@azure/identity";
 import { SecretClient } from "@azure/keyvault-secrets";
@@ -46,6 +52,8 @@ function credentialFor(federatedToken) {
 
 // msal-node raises the token endpoint's OAuth error as a ServerError, which @azure/identity 4.13.1
 // wraps in AuthenticationRequiredError with msal's message.
+const execFileAsync = promisify(execFile);
+
 const refused = (why) => (err) => {
   assert.equal(err.name, "AuthenticationRequiredError", err.message);
   assert.match(err.message, /invalid_client/);
@@ -131,5 +139,29 @@ describe("WorkloadIdentityCredential against coffer", () => {
   it("a token with the registered issuer's name and kid but signed by another key is refused", async () => {
     const forged = rogue.mint({ iss: issuer.issuer, sub: SUBJECT }, { kid: issuer.kid });
     await assert.rejects(credentialFor(forged).getToken(scope), refused(/signature does not verify/));
+  });
+
+  it("ManagedIdentityCredential in token-exchange mode (AZURE_FEDERATED_TOKEN_FILE) reads a secret", async () => {
+    const tokenFile = path.join(tmp, "aks-token");
+    fs.writeFileSync(tokenFile, issuer.mint({ sub: SUBJECT }));
+    const env = { ...process.env };
+    for (const v of ["IDENTITY_ENDPOINT", "IDENTITY_HEADER", "MSI_ENDPOINT", "MSI_SECRET", "AZURE_CLIENT_SECRET",
+      "AZURE_POD_IDENTITY_AUTHORITY_HOST"]) {
+      delete env[v];
+    }
+    Object.assign(env, {
+      AZURE_TENANT_ID: coffer.env.AZURE_TENANT_ID,
+      AZURE_CLIENT_ID: uai.clientId,
+      AZURE_FEDERATED_TOKEN_FILE: tokenFile,
+      AZURE_AUTHORITY_HOST: coffer.authorityHost,
+      NODE_EXTRA_CA_CERTS: coffer.caPath,
+    });
+    const args = { vaultUrl: coffer.vaultUrl, caPath: coffer.caPath, secretName: SECRET, scope };
+    const { stdout } = await execFileAsync(process.execPath,
+      [path.join(import.meta.dirname, "managed-identity-child.mjs"), JSON.stringify(args)],
+      { env, timeout: 30_000 });
+    const out = JSON.parse(stdout);
+    assert.equal(out.value, VALUE, stdout);
+    assert.equal(claimsOf(out.token).oid, uai.principalId);
   });
 });

@@ -132,10 +132,13 @@ def _provision():
 class ImdsAgent:
     """`coffer agent --imds --port 0` for one workload; stopped by PID."""
 
+    started = 0
+
     def __init__(self, base_env, endpoint_env):
         self.env = dict(base_env)
         self.env.update(endpoint_env)
-        self.stderr_path = os.path.join(SERVER.root, "agent.stderr.log")
+        ImdsAgent.started += 1
+        self.stderr_path = os.path.join(SERVER.root, f"agent-{ImdsAgent.started}.stderr.log")
         self.proc = None
         self.authority = None
         self.returncode = None
@@ -246,7 +249,8 @@ class AppServiceTests(ManagedIdentityTestCase):
         self.assertIn("not assigned", str(ctx.exception))
 
     def test_a_wrong_identity_header_is_refused(self):
-        os.environ["IDENTITY_HEADER"] = os.environ["IDENTITY_HEADER"][:-2] + "AA"
+        header = os.environ["IDENTITY_HEADER"]
+        os.environ["IDENTITY_HEADER"] = header[:-1] + ("A" if header[-1] != "A" else "B")
         with self.assertRaises(ClientAuthenticationError) as ctx:
             self.closing(ManagedIdentityCredential()).get_token(self.scope)
         self.assertIn("invalid_client", str(ctx.exception))
