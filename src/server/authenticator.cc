@@ -3,7 +3,6 @@
 #include <algorithm>
 
 #include "common/strings.h"
-#include "crypto/primitives.h"
 
 namespace coffer::server {
 namespace {
@@ -25,11 +24,10 @@ StatusOr<Caller> Authenticator::Authenticate(std::string_view authorization,
                                 "Unauthorized");
   }
   std::string_view token = TrimWhitespace(authorization.substr(kBearer.size()));
-  std::string key = crypto::Sha256(token);
   int64_t now = clock_.NowSeconds();
   {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = cache_.find(key);
+    std::shared_lock<std::shared_mutex> lock(mu_);
+    auto it = cache_.find(token);
     if (it != cache_.end()) {
       if (it->second.expires > now &&
           std::find(audiences.begin(), audiences.end(), it->second.audience) != audiences.end()) {
@@ -49,11 +47,14 @@ StatusOr<Caller> Authenticator::Authenticate(std::string_view authorization,
   }
   Caller caller{verified.object_id(), verified.app_id(), verified.tenant_id(),
                 verified.identity_type()};
-  std::lock_guard<std::mutex> lock(mu_);
+  std::lock_guard<std::shared_mutex> lock(mu_);
   if (cache_.size() >= kMaxCachedTokens) {
     cache_.clear();
   }
-  cache_[key] = Entry{caller, verified.audience(), verified.expires()};
+  // SECURITY: the key is the whole token, compared in full: a lookup can
+  // only find the very token that was verified.
+  cache_.insert_or_assign(std::string(token),
+                          Entry{caller, verified.audience(), verified.expires()});
   return caller;
 }
 
@@ -64,10 +65,10 @@ std::optional<Caller> Authenticator::TryCached(std::string_view authorization,
       !EqualsIgnoreCase(authorization.substr(0, kBearer.size()), kBearer)) {
     return std::nullopt;
   }
-  std::string key = crypto::Sha256(TrimWhitespace(authorization.substr(kBearer.size())));
+  std::string_view token = TrimWhitespace(authorization.substr(kBearer.size()));
   int64_t now = clock_.NowSeconds();
-  std::lock_guard<std::mutex> lock(mu_);
-  auto it = cache_.find(key);
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  auto it = cache_.find(token);
   if (it == cache_.end() || it->second.expires <= now ||
       std::find(audiences.begin(), audiences.end(), it->second.audience) == audiences.end()) {
     return std::nullopt;
@@ -76,12 +77,12 @@ std::optional<Caller> Authenticator::TryCached(std::string_view authorization,
 }
 
 void Authenticator::ForgetAll() {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::lock_guard<std::shared_mutex> lock(mu_);
   cache_.clear();
 }
 
 void Authenticator::ForgetPrincipal(const std::string& object_id) {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::lock_guard<std::shared_mutex> lock(mu_);
   for (auto it = cache_.begin(); it != cache_.end();) {
     if (it->second.caller.object_id == object_id) {
       it = cache_.erase(it);

@@ -1,11 +1,13 @@
 #pragma once
 
 #include <cstdint>
-#include <map>
+#include <functional>
 #include <mutex>
 #include <optional>
+#include <shared_mutex>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "auth/token_verifier.h"
@@ -24,8 +26,9 @@ struct Caller {
 
 // Authenticator turns an Authorization header into a Caller: a Bearer token
 // verified by TokenVerifier, whose principal still exists. Successful
-// verifications are cached by the token's SHA-256 until the token expires
-// (bounded), so the RSA check and the principal lookup run once per token.
+// verifications are cached, keyed by the whole token, until the token
+// expires (bounded), so the RSA check and the principal lookup run once per
+// token; a hit costs one hash of the token and one comparison.
 //
 // Errors are kUnauthenticated with a message for the 401 body.
 // Thread-safe. The referenced objects must outlive it.
@@ -55,8 +58,13 @@ class Authenticator {
   const auth::TokenVerifier& verifier_;
   storage::Store& store_;
   const Clock& clock_;
-  std::mutex mu_;
-  std::map<std::string, Entry> cache_;  // guarded by mu_
+  std::shared_mutex mu_;  // lookups share it; inserts and removals own it
+  // Transparent hashing: lookups take the token as a string_view, uncopied.
+  struct TokenHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view token) const { return std::hash<std::string_view>()(token); }
+  };
+  std::unordered_map<std::string, Entry, TokenHash, std::equal_to<>> cache_;  // guarded by mu_
 };
 
 }  // namespace coffer::server
