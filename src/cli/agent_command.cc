@@ -1,8 +1,6 @@
 // `coffer agent`: the node agent. Today it serves the IMDS token endpoint for
 // its workload resource (`--imds`).
 
-#include <signal.h>
-
 #include <cstdlib>
 #include <iostream>
 
@@ -58,12 +56,7 @@ void AddAgentCommand(CLI::App& app) {
         opts.ca_file = std::getenv(var);
       }
     }
-    sigset_t signals;
-    sigemptyset(&signals);
-    sigaddset(&signals, SIGINT);
-    sigaddset(&signals, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-    ::signal(SIGPIPE, SIG_IGN);
+    BlockTerminationSignals();
     auto server = agent::ImdsServer::Create(std::move(opts));
     if (!server.ok()) {
       Fail(server.status());
@@ -74,8 +67,7 @@ void AddAgentCommand(CLI::App& app) {
               << "export AZURE_POD_IDENTITY_AUTHORITY_HOST=http://" << options->address << ":"
               << (*server)->port() << "\n";
     std::cout.flush();
-    int sig = 0;
-    sigwait(&signals, &sig);
+    int sig = WaitForTermination();
     COFFER_LOG(kInfo) << "agent stopping on signal " << sig;
     (*server)->Stop();
     std::exit(0);

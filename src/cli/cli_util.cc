@@ -1,5 +1,8 @@
 #include "cli/cli_util.h"
 
+#include <pthread.h>
+#include <signal.h>
+
 #include <cstdlib>
 #include <iostream>
 
@@ -26,6 +29,29 @@ client::ApiClient MakeClient() {
     Fail(config.status());
   }
   return client::ApiClient(std::move(config).value());
+}
+
+namespace {
+sigset_t TerminationSignals() {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  return signals;
+}
+}  // namespace
+
+void BlockTerminationSignals() {
+  sigset_t signals = TerminationSignals();
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+}
+
+int WaitForTermination() {
+  sigset_t signals = TerminationSignals();
+  int sig = 0;
+  sigwait(&signals, &sig);
+  return sig;
 }
 
 client::ApiClient MakeArmClient() {

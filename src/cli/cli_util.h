@@ -20,6 +20,13 @@ void Print(const Json& value);
 // MakeClient reads the credentials from the environment (dev.env) or fails.
 client::ApiClient MakeClient();
 
+// BlockTerminationSignals blocks SIGINT and SIGTERM in this thread and every
+// thread started after it (so that only WaitForTermination receives them)
+// and ignores SIGPIPE. Call it before starting threads.
+void BlockTerminationSignals();
+// WaitForTermination waits for SIGINT or SIGTERM and returns its number.
+int WaitForTermination();
+
 // MakeArmClient is MakeClient for management commands: it also needs the
 // subscription (COFFER_SUBSCRIPTION_ID).
 client::ApiClient MakeArmClient();

@@ -1,9 +1,8 @@
-#include <signal.h>
-
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
 
+#include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "common/log.h"
 #include "server/server.h"
@@ -45,14 +44,8 @@ void AddServerCommand(CLI::App& app) {
       SetLogLevel(LogLevel::kWarning);
     if (*log_level == "error")
       SetLogLevel(LogLevel::kError);
-    // Block termination signals before threads start so that only sigwait
-    // below receives them.
-    sigset_t signals;
-    sigemptyset(&signals);
-    sigaddset(&signals, SIGINT);
-    sigaddset(&signals, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-    ::signal(SIGPIPE, SIG_IGN);
+    // Before any thread starts, so that only WaitForTermination sees them.
+    BlockTerminationSignals();
     // SECURITY: everything the server creates (database, keys) is owner-only.
     ::umask(077);
 
@@ -83,8 +76,7 @@ void AddServerCommand(CLI::App& app) {
     }
     std::cout.flush();
     COFFER_LOG(kInfo) << "ready on port " << srv.port();
-    int sig = 0;
-    sigwait(&signals, &sig);
+    int sig = WaitForTermination();
     COFFER_LOG(kInfo) << "stopping on signal " << sig;
     srv.Stop();
     std::exit(0);

@@ -347,6 +347,17 @@ Status SqliteStore::UpdatePrincipal(const PrincipalRecord& p) {
   });
 }
 
+Status SqliteStore::RequirePrincipal(Db& db, const std::string& object_id) {
+  ASSIGN_OR_RETURN(Stmt * chk, db.Prepare("SELECT 1 FROM principals WHERE object_id = ?"));
+  chk->Bind(1, object_id);
+  ASSIGN_OR_RETURN(bool exists, chk->Step());
+  chk->Reset();
+  if (!exists) {
+    return NotFoundError("principal not found");
+  }
+  return OkStatus();
+}
+
 Status SqliteStore::DeletePrincipalRows(Db& db, const std::string& object_id) {
   ASSIGN_OR_RETURN(Stmt * st, db.Prepare("DELETE FROM principals WHERE object_id = ?"));
   st->Bind(1, object_id);
@@ -370,13 +381,7 @@ Status SqliteStore::DeletePrincipal(const std::string& object_id) {
 
 Status SqliteStore::AddClientSecret(const ClientSecretRecord& c) {
   return Write([&](Db& db) -> Status {
-    ASSIGN_OR_RETURN(Stmt * chk, db.Prepare("SELECT 1 FROM principals WHERE object_id = ?"));
-    chk->Bind(1, c.principal_object_id);
-    ASSIGN_OR_RETURN(bool exists, chk->Step());
-    chk->Reset();
-    if (!exists) {
-      return NotFoundError("principal not found");
-    }
+    RETURN_IF_ERROR(RequirePrincipal(db, c.principal_object_id));
     ASSIGN_OR_RETURN(Stmt * st, db.Prepare("INSERT INTO client_secrets(key_id, "
                                            "principal_object_id, salt, hash, iterations, hint, "
                                            "created, expires) VALUES(?, ?, ?, ?, ?, ?, ?, ?)"));
@@ -425,13 +430,7 @@ Status SqliteStore::RemoveClientSecret(const std::string& principal_object_id,
 
 Status SqliteStore::AddClientCertificate(const ClientCertificateRecord& c) {
   return Write([&](Db& db) -> Status {
-    ASSIGN_OR_RETURN(Stmt * chk, db.Prepare("SELECT 1 FROM principals WHERE object_id = ?"));
-    chk->Bind(1, c.principal_object_id);
-    ASSIGN_OR_RETURN(bool exists, chk->Step());
-    chk->Reset();
-    if (!exists) {
-      return NotFoundError("principal not found");
-    }
+    RETURN_IF_ERROR(RequirePrincipal(db, c.principal_object_id));
     ASSIGN_OR_RETURN(Stmt * st,
                      db.Prepare("INSERT INTO client_certificates(key_id, principal_object_id, "
                                 "certificate_der, sha1_thumbprint, sha256_thumbprint, created, "

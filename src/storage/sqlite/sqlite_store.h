@@ -108,6 +108,8 @@ class SqliteStore final : public Store {
   StatusOr<std::unique_ptr<Db>> AcquireReader();
   // Statements shared by several writes, run inside a write.
   static Status InsertPrincipal(Db& db, const PrincipalRecord& principal);
+  // kNotFound unless the principal exists.
+  static Status RequirePrincipal(Db& db, const std::string& object_id);
   // Deletes a principal and its credentials; kNotFound if absent.
   static Status DeletePrincipalRows(Db& db, const std::string& object_id);
   void ReleaseReader(std::unique_ptr<Db> db);

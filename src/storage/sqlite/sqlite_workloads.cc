@@ -52,13 +52,7 @@ StatusOr<WorkloadRecord> ReadWorkload(const Stmt& st) {
 
 Status SqliteStore::PutFederatedCredential(const FederatedCredentialRecord& c) {
   return Write([&](Db& db) -> Status {
-    ASSIGN_OR_RETURN(Stmt * chk, db.Prepare("SELECT 1 FROM principals WHERE object_id = ?"));
-    chk->Bind(1, c.principal_object_id);
-    ASSIGN_OR_RETURN(bool exists, chk->Step());
-    chk->Reset();
-    if (!exists) {
-      return NotFoundError("principal not found");
-    }
+    RETURN_IF_ERROR(RequirePrincipal(db, c.principal_object_id));
     ASSIGN_OR_RETURN(Stmt * st, db.Prepare("INSERT OR REPLACE INTO federated_credentials("
                                            "principal_object_id, name_key, name, issuer, subject, "
                                            "audiences_json, created) VALUES(?, ?, ?, ?, ?, ?, ?)"));
