@@ -8,6 +8,9 @@ import { execFile } from "node:child_process";
 import path from "node:path";
 import { promisify } from "node:util";
 
+import { ClientSecretCredential } from "@azure/identity";
+import { SecretClient } from "@azure/keyvault-secrets";
+
 import { parseDevEnv } from "./coffer-server.mjs";
 
 const execFileAsync = promisify(execFile);
@@ -56,4 +59,13 @@ export async function grantSecretGet(coffer, objectId) {
 /** The claims of a JWT access token (Coffer's tokens are JWTs; no signature check here). */
 export function claimsOf(token) {
   return JSON.parse(Buffer.from(token.split(".")[1], "base64url").toString("utf8"));
+}
+
+/** Sets a secret in the dev vault as the dev administrator (ClientSecretCredential). */
+export async function seedSecret(coffer, name, value) {
+  const tlsOptions = { ca: coffer.ca };
+  const admin = new ClientSecretCredential(
+    coffer.env.AZURE_TENANT_ID, coffer.env.AZURE_CLIENT_ID, coffer.env.AZURE_CLIENT_SECRET,
+    { authorityHost: coffer.authorityHost, disableInstanceDiscovery: true, tlsOptions });
+  await new SecretClient(coffer.vaultUrl, admin, { tlsOptions }).setSecret(name, value);
 }

@@ -8,13 +8,13 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 
-import { ClientSecretCredential, DefaultAzureCredential } from "@azure/identity";
+import { DefaultAzureCredential } from "@azure/identity";
 import { SecretClient } from "@azure/keyvault-secrets";
 // @azure/identity's own logger: "Result for <credential class>" names the credential that answered.
 import { AzureLogger, setLogLevel } from "@azure/logger";
 
 import { startCoffer } from "./coffer-server.mjs";
-import { claimsOf, cliJson, grantSecretGet, identityEndpoint } from "./coffer-cli.mjs";
+import { claimsOf, cliJson, grantSecretGet, identityEndpoint, seedSecret } from "./coffer-cli.mjs";
 
 const SECRET = "default-mi-secret";
 const VALUE = "read-with-the-default-credential-as-a-managed-identity";
@@ -55,10 +55,7 @@ describe("DefaultAzureCredential as a managed identity (App Service) against cof
     coffer = await startCoffer();
     tlsOptions = { ca: coffer.ca };
     scope = `https://vault.localhost:${coffer.port}/.default`;
-    const admin = new ClientSecretCredential(
-      coffer.env.AZURE_TENANT_ID, coffer.env.AZURE_CLIENT_ID, coffer.env.AZURE_CLIENT_SECRET,
-      { authorityHost: coffer.authorityHost, disableInstanceDiscovery: true, tlsOptions });
-    await new SecretClient(coffer.vaultUrl, admin, { tlsOptions }).setSecret(SECRET, VALUE);
+    await seedSecret(coffer, SECRET, VALUE);
 
     uai = await cliJson(coffer, "identity", "create", "-n", "site-id", "-g", RG);
     app = await cliJson(coffer, "webapp", "create", "-n", "site", "-g", RG,

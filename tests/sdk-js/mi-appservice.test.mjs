@@ -18,11 +18,11 @@ import { execFile } from "node:child_process";
 import path from "node:path";
 import { promisify } from "node:util";
 
-import { ClientSecretCredential, ManagedIdentityCredential } from "@azure/identity";
+import { ManagedIdentityCredential } from "@azure/identity";
 import { SecretClient } from "@azure/keyvault-secrets";
 
 import { startCoffer } from "./coffer-server.mjs";
-import { claimsOf, cli, cliJson, grantSecretGet, identityEndpoint } from "./coffer-cli.mjs";
+import { claimsOf, cli, cliJson, grantSecretGet, identityEndpoint, seedSecret } from "./coffer-cli.mjs";
 
 const execFileAsync = promisify(execFile);
 const SECRET = "app-secret";
@@ -71,10 +71,7 @@ describe("ManagedIdentityCredential in App Service mode against coffer", () => {
     coffer = await startCoffer();
     tlsOptions = { ca: coffer.ca };
     scope = `https://vault.localhost:${coffer.port}/.default`;
-    const admin = new ClientSecretCredential(
-      coffer.env.AZURE_TENANT_ID, coffer.env.AZURE_CLIENT_ID, coffer.env.AZURE_CLIENT_SECRET,
-      { authorityHost: coffer.authorityHost, disableInstanceDiscovery: true, tlsOptions });
-    await new SecretClient(coffer.vaultUrl, admin, { tlsOptions }).setSecret(SECRET, VALUE);
+    await seedSecret(coffer, SECRET, VALUE);
 
     sharedId = await cliJson(coffer, "identity", "create", "-n", "shared-id", "-g", RG);
     strangerId = await cliJson(coffer, "identity", "create", "-n", "stranger-id", "-g", RG);

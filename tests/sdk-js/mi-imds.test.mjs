@@ -11,11 +11,11 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 
-import { ClientSecretCredential, ManagedIdentityCredential } from "@azure/identity";
+import { ManagedIdentityCredential } from "@azure/identity";
 import { SecretClient } from "@azure/keyvault-secrets";
 
 import { startCoffer } from "./coffer-server.mjs";
-import { claimsOf, cliJson, cofferBin, grantSecretGet, identityEndpoint } from "./coffer-cli.mjs";
+import { claimsOf, cliJson, cofferBin, grantSecretGet, identityEndpoint, seedSecret } from "./coffer-cli.mjs";
 
 const SECRET = "vm-secret";
 const VALUE = "read-through-imds";
@@ -96,10 +96,7 @@ describe("ManagedIdentityCredential in IMDS mode through `coffer agent --imds`",
     coffer = await startCoffer();
     tlsOptions = { ca: coffer.ca };
     scope = `https://vault.localhost:${coffer.port}/.default`;
-    const admin = new ClientSecretCredential(
-      coffer.env.AZURE_TENANT_ID, coffer.env.AZURE_CLIENT_ID, coffer.env.AZURE_CLIENT_SECRET,
-      { authorityHost: coffer.authorityHost, disableInstanceDiscovery: true, tlsOptions });
-    await new SecretClient(coffer.vaultUrl, admin, { tlsOptions }).setSecret(SECRET, VALUE);
+    await seedSecret(coffer, SECRET, VALUE);
 
     vmId = await cliJson(coffer, "identity", "create", "-n", "vm-id", "-g", RG);
     strangerId = await cliJson(coffer, "identity", "create", "-n", "stranger-id", "-g", RG);

@@ -16,11 +16,11 @@ import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 
-import { ClientSecretCredential, WorkloadIdentityCredential } from "@azure/identity";
+import { WorkloadIdentityCredential } from "@azure/identity";
 import { SecretClient } from "@azure/keyvault-secrets";
 
 import { startCoffer } from "./coffer-server.mjs";
-import { claimsOf, cli, cliJson, grantSecretGet } from "./coffer-cli.mjs";
+import { claimsOf, cli, cliJson, grantSecretGet, seedSecret } from "./coffer-cli.mjs";
 import { startOidcIssuer } from "./oidc-issuer.mjs";
 
 const SECRET = "federated-secret";
@@ -71,10 +71,7 @@ describe("WorkloadIdentityCredential against coffer", () => {
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), "coffer-sdk-js-wl-"));
     tlsOptions = { ca: coffer.ca };
     scope = `https://vault.localhost:${coffer.port}/.default`;
-    const admin = new ClientSecretCredential(
-      coffer.env.AZURE_TENANT_ID, coffer.env.AZURE_CLIENT_ID, coffer.env.AZURE_CLIENT_SECRET,
-      { authorityHost: coffer.authorityHost, disableInstanceDiscovery: true, tlsOptions });
-    await new SecretClient(coffer.vaultUrl, admin, { tlsOptions }).setSecret(SECRET, VALUE);
+    await seedSecret(coffer, SECRET, VALUE);
 
     uai = await cliJson(coffer, "identity", "create", "-n", "payments-api", "-g", RG);
     await grantSecretGet(coffer, uai.principalId);
