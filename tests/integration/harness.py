@@ -35,6 +35,18 @@ KV_API = "7.5"
 ARM_API = "2023-07-01"
 
 
+def stop_process(proc):
+    """SIGTERM, wait up to STOP_TIMEOUT_S, then SIGKILL. Returns the exit code."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
+
+
 def coffer_binary():
     path = os.environ.get("COFFER_BIN") or os.path.join(HERE, "..", "..", "build", "coffer")
     path = os.path.abspath(path)
@@ -229,14 +241,7 @@ class CofferServer:
         """SIGTERM, wait, SIGKILL fallback. Returns the exit code."""
         if self.proc is None:
             return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
+        return stop_process(self.proc)
 
     def kill(self):
         """SIGKILL by PID, no grace."""

@@ -20,7 +20,6 @@ import http.client
 import json
 import os
 import select
-import signal
 import subprocess
 import time
 import urllib.parse
@@ -29,7 +28,7 @@ import uuid
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 
-from harness import (CofferServer, ServerTestCase, b64url, b64url_decode, coffer_binary,
+from harness import (CofferServer, stop_process, ServerTestCase, b64url, b64url_decode, coffer_binary,
                      jwt_parts, read_text)
 from oidc_issuer import OidcIssuer
 
@@ -41,7 +40,6 @@ MI_API = "2019-08-01"
 IMDS_API = "2018-02-01"
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 AGENT_READY_TIMEOUT_S = 20.0
-STOP_TIMEOUT_S = 10.0
 UUID_RE = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 
 
@@ -553,15 +551,9 @@ class ImdsAgent:
     def stop(self):
         if self.proc is None:
             return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        code = stop_process(self.proc)
         self.proc.stdout.close()
-        return self.proc.returncode
+        return code
 
     def request(self, method="GET", path="/metadata/identity/oauth2/token", query=None,
                 headers=None):

@@ -21,6 +21,20 @@ READY_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 10.0
 
 
+def stop_process(proc):
+    """SIGTERM, wait up to STOP_TIMEOUT_S, then SIGKILL. Returns (returncode, killed_hard)."""
+    killed_hard = False
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            killed_hard = True
+            proc.kill()
+            proc.wait()
+    return proc.returncode, killed_hard
+
+
 def coffer_binary():
     path = os.environ.get("COFFER_BIN") or os.path.join(HERE, "..", "..", "build", "coffer")
     path = os.path.abspath(path)
@@ -148,16 +162,7 @@ class CofferServer:
     def stop(self):
         """SIGTERM, wait up to 10 s, then SIGKILL. Returns (returncode, killed_hard). Idempotent."""
         if self.stop_result is None and self.proc is not None:
-            killed_hard = False
-            if self.proc.poll() is None:
-                self.proc.send_signal(signal.SIGTERM)
-                try:
-                    self.proc.wait(timeout=STOP_TIMEOUT_S)
-                except subprocess.TimeoutExpired:
-                    killed_hard = True
-                    self.proc.kill()
-                    self.proc.wait()
-            self.stop_result = (self.proc.returncode, killed_hard)
+            self.stop_result = stop_process(self.proc)
         return self.stop_result
 
     def logs(self):

@@ -21,7 +21,6 @@ import json
 import os
 import select
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -39,7 +38,6 @@ sys.path.insert(0, os.path.join(coffer_server.HERE, "..", "integration"))
 from oidc_issuer import OidcIssuer  # noqa: E402  (shared with the integration tests)
 
 AGENT_READY_TIMEOUT_S = 20.0
-STOP_TIMEOUT_S = 10.0
 SECRET_NAME = "workload-secret"
 SECRET_VALUE = "read-with-a-managed-identity"
 RG = "rg-sdk"
@@ -166,15 +164,8 @@ class ImdsAgent:
 
     def stop(self):
         if self.proc is not None and self.returncode is None:
-            if self.proc.poll() is None:
-                self.proc.send_signal(signal.SIGTERM)
-                try:
-                    self.proc.wait(timeout=STOP_TIMEOUT_S)
-                except subprocess.TimeoutExpired:
-                    self.proc.kill()
-                    self.proc.wait()
+            self.returncode, _ = coffer_server.stop_process(self.proc)
             self.proc.stdout.close()
-            self.returncode = self.proc.returncode
         return self.returncode
 
 
