@@ -1,11 +1,12 @@
-# Official-SDK conformance tests: the unmodified Azure Key Vault secrets clients (JS and Python)
-# against a real `coffer server --dev` process.  Included from tests/CMakeLists.txt.
+# Official-SDK conformance tests: the unmodified Azure SDKs (JS and Python) -- Key Vault secrets,
+# identity credentials (client secret and certificate, managed identity in App Service and IMDS
+# mode, workload identity, DefaultAzureCredential) and the ARM clients -- against a real
+# `coffer server --dev` process (and `coffer agent --imds`).  Included from tests/CMakeLists.txt.
 #
 #   ctest -L sdk --output-on-failure
 #
 # sdk_js   Node 20 test runner + @azure/keyvault-secrets 4.11.2, @azure/arm-keyvault 5.0.0,
-#          @azure/arm-msi 2.2.0 and
-#          @azure/identity 4.13.1
+#          @azure/arm-msi 2.2.0, @azure/identity 4.13.1 and @azure/logger 1.3.0
 #          (pinned in sdk-js/package-lock.json; sdk_js_deps runs `npm ci` when they are missing).
 # sdk_py   Debian's /usr/bin/python3 with the python3-azure package (azure-keyvault-secrets 4.7.0b1,
 #          azure-identity 1.13.0b2).  The pyenv python3 on PATH has no azure packages.
