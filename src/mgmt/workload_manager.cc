@@ -44,6 +44,16 @@ struct IdentityWish {
   std::vector<std::string> user_assigned;  // as given
 };
 
+const storage::PrincipalRecord* FindUserAssigned(
+    const std::vector<storage::PrincipalRecord>& principals, const std::string& resource_id) {
+  for (const auto& p : principals) {
+    if (p.kind == kUaiKind && EqualsIgnoreCase(p.resource_id, resource_id)) {
+      return &p;
+    }
+  }
+  return nullptr;
+}
+
 std::string TypeName(bool system, bool user) {
   if (system && user) {
     return "SystemAssigned, UserAssigned";
@@ -136,7 +146,8 @@ StatusOr<std::optional<storage::WorkloadRecord>> WorkloadManager::Find(
   return std::optional<storage::WorkloadRecord>();
 }
 
-StatusOr<Json> WorkloadManager::ToArm(const storage::WorkloadRecord& w) {
+Json WorkloadManager::ToArm(const storage::WorkloadRecord& w,
+                            const std::vector<storage::PrincipalRecord>& principals) const {
   bool system = !w.system_principal_id.empty();
   bool user = !w.user_assigned.empty();
   Json identity = {{"type", TypeName(system, user)}};
@@ -145,16 +156,11 @@ StatusOr<Json> WorkloadManager::ToArm(const storage::WorkloadRecord& w) {
     identity["tenantId"] = config_.tenant_id;
   }
   if (user) {
-    ASSIGN_OR_RETURN(auto principals, store_.ListPrincipals());
     Json map = Json::object();
     for (const auto& id : w.user_assigned) {
-      Json entry = Json::object();
-      for (const auto& p : principals) {
-        if (p.kind == kUaiKind && EqualsIgnoreCase(p.resource_id, id)) {
-          entry = {{"principalId", p.object_id}, {"clientId", p.app_id}};
-        }
-      }
-      map[id] = entry;
+      const storage::PrincipalRecord* p = FindUserAssigned(principals, id);
+      map[id] = p == nullptr ? Json::object()
+                             : Json{{"principalId", p->object_id}, {"clientId", p->app_id}};
     }
     identity["userAssignedIdentities"] = map;
   }
@@ -196,15 +202,15 @@ std::optional<http::Response> WorkloadManager::Handle(const http::Request& req) 
     if (!all.ok()) {
       return ArmError(all.status());
     }
+    auto principals = store_.ListPrincipals();
+    if (!principals.ok()) {
+      return ArmError(principals.status());
+    }
     Json items = Json::array();
     for (const auto& w : *all) {
       if (w.type == kind->full_type &&
           (by_sub || EqualsIgnoreCase(ResourceGroupOf(w.resource_id), seg[3]))) {
-        auto arm = ToArm(w);
-        if (!arm.ok()) {
-          return ArmError(arm.status());
-        }
-        items.push_back(*arm);
+        items.push_back(ToArm(w, *principals));
       }
     }
     return http::JsonResponse(200, ToJson(Json{{"value", items}}));
@@ -242,8 +248,9 @@ std::optional<http::Response> WorkloadManager::Handle(const http::Request& req) 
     if (!*found) {
       return not_found();
     }
-    auto arm = ToArm(**found);
-    return arm.ok() ? http::JsonResponse(200, ToJson(*arm)) : ArmError(arm.status());
+    auto principals = store_.ListPrincipals();
+    return principals.ok() ? http::JsonResponse(200, ToJson(ToArm(**found, *principals)))
+                           : ArmError(principals.status());
   }
   if (req.method == "DELETE") {
     return *found ? Delete(**found) : http::EmptyResponse(204);
@@ -304,12 +311,7 @@ http::Response WorkloadManager::Put(const http::Request& req, const Kind& kind,
   }
   w.user_assigned.clear();
   for (const auto& id : wish->user_assigned) {
-    const storage::PrincipalRecord* match = nullptr;
-    for (const auto& p : *principals) {
-      if (p.kind == kUaiKind && EqualsIgnoreCase(p.resource_id, id)) {
-        match = &p;
-      }
-    }
+    const storage::PrincipalRecord* match = FindUserAssigned(*principals, id);
     if (match == nullptr) {
       return http::ErrorResponse(400, "FailedIdentityOperation",
                                  "Identity operation failed: the user-assigned identity '" +
@@ -342,11 +344,7 @@ http::Response WorkloadManager::Put(const http::Request& req, const Kind& kind,
   if (!remove.empty()) {
     config_.on_principal_deleted(remove);
   }
-  auto arm = ToArm(w);
-  if (!arm.ok()) {
-    return ArmError(arm.status());
-  }
-  return http::JsonResponse(found ? 200 : 201, ToJson(*arm));
+  return http::JsonResponse(found ? 200 : 201, ToJson(ToArm(w, *principals)));
 }
 
 http::Response WorkloadManager::Delete(const storage::WorkloadRecord& w) {

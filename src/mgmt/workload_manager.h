@@ -3,6 +3,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "common/clock.h"
 #include "common/json.h"
@@ -57,7 +58,9 @@ class WorkloadManager {
   http::Response Delete(const storage::WorkloadRecord& workload);
   http::Response Action(const std::string& action, storage::WorkloadRecord workload);
   StatusOr<std::optional<storage::WorkloadRecord>> Find(const std::string& resource_id);
-  StatusOr<Json> ToArm(const storage::WorkloadRecord& workload);
+  // `principals`: the directory, to show user-assigned identities' ids.
+  Json ToArm(const storage::WorkloadRecord& workload,
+             const std::vector<storage::PrincipalRecord>& principals) const;
 
   const WorkloadConfig config_;
   storage::Store& store_;
