@@ -136,7 +136,7 @@ Status Directory::RemoveClientCertificate(const std::string& object_id, const st
 }
 
 StatusOr<storage::PrincipalRecord> Directory::AuthenticateClientAssertion(
-    const std::string& app_id, const std::string& assertion,
+    const storage::PrincipalRecord* app, const std::string& assertion,
     const std::vector<std::string>& audiences) {
   auto deny = [](const std::string& why) {
     return UnauthenticatedError("Client assertion failed validation: " + why + ".",
@@ -165,11 +165,11 @@ StatusOr<storage::PrincipalRecord> Directory::AuthenticateClientAssertion(
   if (!x5t) {
     return deny("the assertion names no certificate thumbprint (x5t)");
   }
-  auto principal = store_.GetPrincipalByAppId(app_id);
-  if (!principal.ok() || principal->kind != "ServicePrincipal") {
+  if (app == nullptr || app->kind != "ServicePrincipal") {
     return deny("unknown application");
   }
-  ASSIGN_OR_RETURN(auto certs, store_.ListClientCertificates(principal->object_id));
+  const std::string& app_id = app->app_id;
+  ASSIGN_OR_RETURN(auto certs, store_.ListClientCertificates(app->object_id));
   const storage::ClientCertificateRecord* match = nullptr;
   for (const auto& c : certs) {
     if ((sha256 ? c.sha256_thumbprint : c.sha1_thumbprint) == *x5t) {
@@ -223,7 +223,7 @@ StatusOr<storage::PrincipalRecord> Directory::AuthenticateClientAssertion(
   if (!seen_assertions_.emplace(app_id + '\0' + jti, *exp).second) {
     return deny("the assertion was already used (jti replay)");
   }
-  return *principal;
+  return *app;
 }
 
 StatusOr<ServicePrincipalInfo> Directory::GetServicePrincipal(const std::string& object_id) {

@@ -74,13 +74,14 @@ class Directory {
   Status RemoveClientCertificate(const std::string& object_id, const std::string& key_id);
 
   // AuthenticateClientAssertion checks a client assertion (RFC 7523 JWT
-  // bearer) signed with one of the app's registered certificates: RS256 with
+  // bearer) for `app`, the principal of the requested client id (null when
+  // there is none), signed with one of its registered certificates: RS256 with
   // `x5t` or PS256 with `x5t#S256`; `iss` and `sub` the client id; `aud`
   // one of `audiences` (the token endpoint); `exp` in the future, lifetime at
   // most one day; `jti` never seen before (replays are refused).
   // kUnauthenticated with a message for the OAuth error otherwise.
   StatusOr<storage::PrincipalRecord> AuthenticateClientAssertion(
-      const std::string& app_id, const std::string& assertion,
+      const storage::PrincipalRecord* app, const std::string& assertion,
       const std::vector<std::string>& audiences);
 
   StatusOr<std::vector<ServicePrincipalInfo>> ListServicePrincipals();

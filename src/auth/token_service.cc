@@ -236,7 +236,8 @@ http::Response TokenService::Token(const http::Request& request, const std::stri
                             "Federated credentials are not accepted by this server."));
       failure_code = 70021;
     } else {
-      principal = directory_.AuthenticateClientAssertion(client_id, assertion, audiences);
+      principal = directory_.AuthenticateClientAssertion(identity.ok() ? &*identity : nullptr,
+                                                         assertion, audiences);
       failure_code = 700027;
     }
     failure = std::string(principal.status().message());
