@@ -1,12 +1,12 @@
 #include "auth/token_service.h"
 
 #include <algorithm>
-#include <ctime>
 
 #include "common/encoding.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "common/strings.h"
+#include "common/time_format.h"
 #include "crypto/primitives.h"
 
 namespace coffer::auth {
@@ -14,13 +14,11 @@ namespace {
 
 constexpr size_t kMaxFormBytes = 64 * 1024;
 
-std::string IsoNow(int64_t now) {
-  std::time_t t = static_cast<std::time_t>(now);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%SZ", &tm);
-  return buf;
+// Entra's `timestamp`: ISO 8601 with a space for the "T".
+std::string EntraTimestamp(int64_t now) {
+  std::string t = FormatIsoTime(now);
+  t[10] = ' ';
+  return t;
 }
 
 // Entra's OAuth error body: {"error","error_description","error_codes",...}.
@@ -31,7 +29,7 @@ http::Response OAuthError(int status, const std::string& error, int aadsts,
                {"error_description",
                 "AADSTS" + std::to_string(aadsts) + ": " + description + " Trace ID: " + trace},
                {"error_codes", Json::array({aadsts})},
-               {"timestamp", IsoNow(now)},
+               {"timestamp", EntraTimestamp(now)},
                {"trace_id", trace},
                {"correlation_id", crypto::RandomUuid()}};
   return http::JsonResponse(status, ToJson(body));
