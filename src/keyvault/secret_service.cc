@@ -299,17 +299,23 @@ StatusOr<Secret> SecretService::Delete(const std::string& vault_name, const std:
   return FromView(view, *vault);
 }
 
-StatusOr<Secret> SecretService::GetDeleted(const std::string& vault_name, const std::string& name) {
-  RETURN_IF_ERROR(ValidateObjectName(name));
-  ASSIGN_OR_RETURN(auto vault, vaults_.Get(vault_name));
-  auto view = store_.GetSecret(vault->record.name, name, "", true);
+StatusOr<storage::SecretView> SecretService::FindDeleted(const OpenVault& vault,
+                                                         const std::string& name) {
+  auto view = store_.GetSecret(vault.record.name, name, "", true);
   if (!view.ok()) {
     return Rename(view.status(), name, true);
   }
   if (!view->deleted) {
     return NotFoundDeleted(name);
   }
-  return FromView(*view, *vault);
+  return view;
+}
+
+StatusOr<Secret> SecretService::GetDeleted(const std::string& vault_name, const std::string& name) {
+  RETURN_IF_ERROR(ValidateObjectName(name));
+  ASSIGN_OR_RETURN(auto vault, vaults_.Get(vault_name));
+  ASSIGN_OR_RETURN(storage::SecretView view, FindDeleted(*vault, name));
+  return FromView(view, *vault);
 }
 
 StatusOr<SecretList> SecretService::ListDeleted(const std::string& vault_name,
@@ -332,13 +338,7 @@ StatusOr<Secret> SecretService::Recover(const std::string& vault_name, const std
 Status SecretService::Purge(const std::string& vault_name, const std::string& name) {
   RETURN_IF_ERROR(ValidateObjectName(name));
   ASSIGN_OR_RETURN(auto vault, vaults_.Get(vault_name));
-  auto view = store_.GetSecret(vault->record.name, name, "", true);
-  if (!view.ok()) {
-    return Rename(view.status(), name, true);
-  }
-  if (!view->deleted) {
-    return NotFoundDeleted(name);
-  }
+  RETURN_IF_ERROR(FindDeleted(*vault, name).status());
   // SECURITY: purge protection is absolute until the retention period ends;
   // only the scheduled purge removes the secret earlier than that.
   if (vault->settings.purge_protection) {

@@ -102,6 +102,9 @@ class SecretService {
 
  private:
   Secret FromView(const storage::SecretView& view, const OpenVault& vault) const;
+  // FindDeleted reads a soft-deleted secret; kNotFound (DeletedSecret's
+  // message) when it is live or absent.
+  StatusOr<storage::SecretView> FindDeleted(const OpenVault& vault, const std::string& name);
   // ListPage lists live or soft-deleted secrets.
   StatusOr<SecretList> ListPage(const std::string& vault, bool deleted, const std::string& cursor,
                                 int limit);
