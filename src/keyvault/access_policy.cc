@@ -41,17 +41,12 @@ std::string SecretPermission(const http::Request& req) {
   return "";
 }
 
-bool AccessPolicyAllows(const std::string& properties_json, const std::string& tenant_id,
+bool AccessPolicyAllows(const Json& policies, const std::string& tenant_id,
                         const std::string& object_id, const std::string& permission) {
-  auto props = ParseJson(properties_json);
-  if (!props || !props->is_object() || permission.empty()) {
+  if (!policies.is_array() || permission.empty()) {
     return false;
   }
-  auto policies = props->find("accessPolicies");
-  if (policies == props->end() || !policies->is_array()) {
-    return false;
-  }
-  for (const auto& p : *policies) {
+  for (const auto& p : policies) {
     if (!p.is_object() || !EqualsIgnoreCase(StringMember(p, "objectId"), object_id) ||
         !EqualsIgnoreCase(StringMember(p, "tenantId"), tenant_id)) {
       continue;

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "keyvault/vault_registry.h"
+
 namespace coffer::keyvault {
 namespace {
 
@@ -32,22 +34,28 @@ TEST(SecretPermission, EveryOperationMapsToKeyVaultsPermission) {
   EXPECT_EQ(SecretPermission(Req("GET", "/keys/a")), "");
 }
 
+// The policies as the vault registry parses them from ARM `properties`.
+Json Policies(const std::string& properties_json) {
+  return ParseVaultSettings(properties_json).access_policies;
+}
+
 TEST(AccessPolicyAllows, OnlyTheGrantedPermissionOfTheNamedPrincipal) {
   const std::string props = R"({"accessPolicies":[
     {"tenantId":"T","objectId":"reader","permissions":{"secrets":["Get","list"],"keys":["all"]}},
     {"tenantId":"T","objectId":"owner","permissions":{"secrets":["all"]}},
     {"tenantId":"other","objectId":"foreign","permissions":{"secrets":["all"]}},
     "not an object", {"objectId":7}]})";
-  EXPECT_TRUE(AccessPolicyAllows(props, "T", "reader", "get"));
-  EXPECT_TRUE(AccessPolicyAllows(props, "t", "READER", "list"));
-  EXPECT_FALSE(AccessPolicyAllows(props, "T", "reader", "set"));
-  EXPECT_TRUE(AccessPolicyAllows(props, "T", "owner", "purge"));
-  EXPECT_FALSE(AccessPolicyAllows(props, "T", "foreign", "get"));  // another tenant's entry
-  EXPECT_FALSE(AccessPolicyAllows(props, "T", "nobody", "get"));
-  EXPECT_FALSE(AccessPolicyAllows(props, "T", "owner", ""));
-  EXPECT_FALSE(AccessPolicyAllows("{}", "T", "owner", "get"));
-  EXPECT_FALSE(AccessPolicyAllows("not json", "T", "owner", "get"));
-  EXPECT_FALSE(AccessPolicyAllows(R"({"accessPolicies":{}})", "T", "owner", "get"));
+  EXPECT_TRUE(AccessPolicyAllows(Policies(props), "T", "reader", "get"));
+  EXPECT_TRUE(AccessPolicyAllows(Policies(props), "t", "READER", "list"));
+  EXPECT_FALSE(AccessPolicyAllows(Policies(props), "T", "reader", "set"));
+  EXPECT_TRUE(AccessPolicyAllows(Policies(props), "T", "owner", "purge"));
+  EXPECT_FALSE(
+      AccessPolicyAllows(Policies(props), "T", "foreign", "get"));  // another tenant's entry
+  EXPECT_FALSE(AccessPolicyAllows(Policies(props), "T", "nobody", "get"));
+  EXPECT_FALSE(AccessPolicyAllows(Policies(props), "T", "owner", ""));
+  EXPECT_FALSE(AccessPolicyAllows(Policies("{}"), "T", "owner", "get"));
+  EXPECT_FALSE(AccessPolicyAllows(Policies("not json"), "T", "owner", "get"));
+  EXPECT_FALSE(AccessPolicyAllows(Policies(R"({"accessPolicies":{}})"), "T", "owner", "get"));
 }
 
 }  // namespace

@@ -22,6 +22,9 @@ VaultSettings ParseVaultSettings(const std::string& properties_json) {
   if (auto it = props->find("enableRbacAuthorization"); it != props->end() && it->is_boolean()) {
     s.rbac_authorization = it->get<bool>();
   }
+  if (auto it = props->find("accessPolicies"); it != props->end() && it->is_array()) {
+    s.access_policies = *it;
+  }
   return s;
 }
 

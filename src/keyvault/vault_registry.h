@@ -7,6 +7,7 @@
 #include <string>
 
 #include "common/clock.h"
+#include "common/json.h"
 #include "common/status.h"
 #include "keyvault/envelope.h"
 #include "storage/store.h"
@@ -18,6 +19,9 @@ struct VaultSettings {
   int retention_days = 90;
   bool purge_protection = false;
   bool rbac_authorization = false;
+  // `accessPolicies` as stored (validated by the management plane); an
+  // empty array when absent or malformed.
+  Json access_policies = Json::array();
 };
 
 // VaultSettings parsed from ARM `properties` JSON; unknown or missing

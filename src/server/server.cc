@@ -283,7 +283,7 @@ http::Response CofferServer::VaultRequest(const std::string& vault, http::Reques
       }
       const auto& v = **open;
       if (v.settings.rbac_authorization ||
-          !keyvault::AccessPolicyAllows(v.record.properties_json, info_.tenant_id,
+          !keyvault::AccessPolicyAllows(v.settings.access_policies, info_.tenant_id,
                                         caller->object_id, permission)) {
         std::string model = v.settings.rbac_authorization
                                 ? "Azure RBAC (not yet enforced: only administrators)"
