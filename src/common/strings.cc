@@ -64,4 +64,8 @@ std::string_view TrimWhitespace(std::string_view s) {
   return s;
 }
 
+bool StartsWithIgnoreCase(std::string_view s, std::string_view prefix) {
+  return s.size() >= prefix.size() && EqualsIgnoreCase(s.substr(0, prefix.size()), prefix);
+}
+
 }  // namespace coffer

@@ -6,10 +6,14 @@
 
 namespace coffer {
 
+inline char AsciiToLower(char c) {
+  return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+}
 std::string AsciiLower(std::string_view s);
 bool EqualsIgnoreCase(std::string_view a, std::string_view b);
 bool StartsWith(std::string_view s, std::string_view prefix);
 bool EndsWith(std::string_view s, std::string_view suffix);
+bool StartsWithIgnoreCase(std::string_view s, std::string_view prefix);
 // Splits on every occurrence of `sep`; keeps empty pieces.
 std::vector<std::string_view> Split(std::string_view s, char sep);
 std::string_view TrimWhitespace(std::string_view s);

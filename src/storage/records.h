@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace coffer::storage {
@@ -78,6 +79,34 @@ struct WorkloadRecord {
   int64_t created = 0;
 };
 
+// A custom role definition (built-in roles live in code: authz/roles.h).
+struct RoleDefinitionRecord {
+  std::string id;         // GUID, lower-case
+  std::string role_name;  // unique case-insensitively
+  // roleName, description, permissions and assignableScopes, as validated.
+  std::string definition_json;
+  int64_t created = 0;
+  int64_t updated = 0;
+};
+
+// A role assignment: `principal_id` holds role `role_definition_id` at
+// `scope` and every scope below it.
+struct RoleAssignmentRecord {
+  std::string id;     // GUID, lower-case (the ARM name)
+  std::string scope;  // as given, without a trailing '/'
+  std::string role_definition_id;  // GUID, lower-case
+  std::string principal_id;
+  std::string principal_type;  // "ServicePrincipal", ...
+  std::string description;
+  std::string created_by;  // object id of the principal that created it
+  int64_t created = 0;
+  int64_t updated = 0;
+};
+
+// RoleScopeKey is the form scopes are compared in: lower-case, without a
+// trailing '/'.
+std::string RoleScopeKey(std::string_view scope);
+
 struct VaultRecord {
   std::string name;  // as created; lookups are case-insensitive
   std::string subscription_id;
@@ -94,6 +123,8 @@ struct VaultRecord {
   int64_t scheduled_purge_date = 0;
 
   bool deleted() const { return deleted_date != 0; }
+  // The vault's ARM resource id.
+  std::string ResourceId() const;
 };
 
 struct SecretVersionRecord {

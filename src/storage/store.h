@@ -82,6 +82,21 @@ class Store {
   // credentials) atomically. kNotFound if absent.
   virtual Status DeleteWorkload(const std::string& uid) = 0;
 
+  // --- role definitions and assignments (docs/authorization.md) ---
+  // Creates or replaces (by id) a custom role. kAlreadyExists (reason
+  // "RoleDefinitionWithSameNameExists") if another role has the same name.
+  virtual Status PutRoleDefinition(const RoleDefinitionRecord& role) = 0;
+  virtual StatusOr<std::vector<RoleDefinitionRecord>> ListRoleDefinitions() = 0;
+  // kNotFound if absent; kFailedPrecondition (reason
+  // "RoleDefinitionHasAssignments") while an assignment uses it.
+  virtual Status DeleteRoleDefinition(const std::string& id) = 0;
+  // kAlreadyExists (reason "RoleAssignmentExists") if the id is taken or the
+  // same principal already holds the same role at the same scope.
+  virtual Status CreateRoleAssignment(const RoleAssignmentRecord& assignment) = 0;
+  virtual StatusOr<std::vector<RoleAssignmentRecord>> ListRoleAssignments() = 0;
+  // kNotFound if absent.
+  virtual Status DeleteRoleAssignment(const std::string& id) = 0;
+
   // --- vaults ---
   // Vault records include soft-deleted vaults (VaultRecord::deleted()); a
   // deleted vault keeps its name reserved until it is purged.
@@ -91,7 +106,9 @@ class Store {
   virtual Status UpdateVault(const VaultRecord& vault) = 0;
   virtual StatusOr<VaultRecord> GetVault(const std::string& name) = 0;
   virtual StatusOr<std::vector<VaultRecord>> ListVaults() = 0;
-  // Soft-deletes a live vault. kNotFound if there is no live vault.
+  // Soft-deletes a live vault and, in the same transaction, deletes the
+  // role assignments at its scope and below (as Azure does; recovering the
+  // vault does not bring them back). kNotFound if there is no live vault.
   virtual Status MarkVaultDeleted(const std::string& name, int64_t deleted_date,
                                   int64_t scheduled_purge_date) = 0;
   // Undoes a vault's soft delete. kNotFound if it is not soft-deleted.

@@ -11,6 +11,8 @@
 
 #include <gtest/gtest.h>
 
+#include "common/strings.h"
+
 #include "storage/memory/memory_store.h"
 #include "storage/sqlite/sqlite_store.h"
 
@@ -388,6 +390,82 @@ TEST_P(StoreConformance, WorkloadsOwnTheirSystemAssignedIdentity) {
   EXPECT_EQ(store_->GetWorkload("w1").status().code(), StatusCode::kNotFound);
   EXPECT_EQ(store_->DeleteWorkload("w1").code(), StatusCode::kNotFound);
   EXPECT_TRUE(store_->ListWorkloads()->empty());
+}
+
+TEST_P(StoreConformance, CustomRolesHaveUniqueNamesAndCannotBeDeletedWhileAssigned) {
+  RoleDefinitionRecord role{"r1", "Secret Reader", R"({"roleName":"Secret Reader"})", 5, 5};
+  ASSERT_TRUE(store_->PutRoleDefinition(role).ok());
+  RoleDefinitionRecord clash{"r2", "SECRET reader", "{}", 6, 6};
+  Status s = store_->PutRoleDefinition(clash);
+  EXPECT_EQ(s.code(), StatusCode::kAlreadyExists);
+  EXPECT_EQ(s.reason(), "RoleDefinitionWithSameNameExists");
+  role.definition_json = R"({"roleName":"Secret Reader","description":"x"})";
+  role.updated = 9;
+  ASSERT_TRUE(store_->PutRoleDefinition(role).ok());  // replace by id keeps one row
+  auto roles = store_->ListRoleDefinitions();
+  ASSERT_EQ(roles->size(), 1u);
+  EXPECT_EQ((*roles)[0].updated, 9);
+  EXPECT_EQ((*roles)[0].definition_json, role.definition_json);
+
+  RoleAssignmentRecord a{"a1", "/subscriptions/sub/resourceGroups/rg", "r1", "p1",
+                         "ServicePrincipal", "", "admin", 7, 7};
+  ASSERT_TRUE(store_->CreateRoleAssignment(a).ok());
+  s = store_->DeleteRoleDefinition("r1");
+  EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(s.reason(), "RoleDefinitionHasAssignments");
+  ASSERT_TRUE(store_->DeleteRoleAssignment("a1").ok());
+  EXPECT_EQ(store_->DeleteRoleAssignment("a1").code(), StatusCode::kNotFound);
+  ASSERT_TRUE(store_->DeleteRoleDefinition("r1").ok());
+  EXPECT_EQ(store_->DeleteRoleDefinition("r1").code(), StatusCode::kNotFound);
+  EXPECT_TRUE(store_->ListRoleDefinitions()->empty());
+}
+
+TEST_P(StoreConformance, RoleAssignmentsAreUniquePerScopeRoleAndPrincipal) {
+  RoleAssignmentRecord a{"a1", "/subscriptions/sub/resourceGroups/RG/", "role", "p1",
+                         "ServicePrincipal", "d", "admin", 7, 7};
+  ASSERT_TRUE(store_->CreateRoleAssignment(a).ok());
+  RoleAssignmentRecord same_id = a;
+  same_id.principal_id = "p2";
+  EXPECT_EQ(store_->CreateRoleAssignment(same_id).code(), StatusCode::kAlreadyExists);
+  RoleAssignmentRecord same_grant = a;
+  same_grant.id = "a2";
+  same_grant.scope = "/SUBSCRIPTIONS/sub/resourcegroups/rg";  // the same scope, spelled otherwise
+  Status s = store_->CreateRoleAssignment(same_grant);
+  EXPECT_EQ(s.code(), StatusCode::kAlreadyExists);
+  EXPECT_EQ(s.reason(), "RoleAssignmentExists");
+  RoleAssignmentRecord other = a;
+  other.id = "a3";
+  other.principal_id = "p2";
+  other.created = 8;
+  ASSERT_TRUE(store_->CreateRoleAssignment(other).ok());
+  auto all = store_->ListRoleAssignments();
+  ASSERT_EQ(all->size(), 2u);
+  EXPECT_EQ((*all)[0].id, "a1");
+  EXPECT_EQ((*all)[0].scope, a.scope);
+  EXPECT_EQ((*all)[0].description, "d");
+  EXPECT_EQ((*all)[1].id, "a3");
+}
+
+TEST_P(StoreConformance, DeletingAVaultDeletesTheAssignmentsAtAndBelowIt) {
+  const std::string vault = "/subscriptions/sub/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/Main";
+  auto add = [&](const std::string& id, const std::string& scope) {
+    RoleAssignmentRecord a{id, scope, "role", "p", "ServicePrincipal", "", "admin", 1, 1};
+    ASSERT_TRUE(store_->CreateRoleAssignment(a).ok());
+  };
+  add("at", vault);
+  add("below", AsciiLower(vault) + "/secrets/db");
+  add("above", "/subscriptions/sub/resourceGroups/rg");
+  add("sibling", vault + "2");
+  ASSERT_TRUE(store_->MarkVaultDeleted("main", 10, 20).ok());
+  auto listed = store_->ListRoleAssignments();
+  ASSERT_TRUE(listed.ok());
+  std::vector<std::string> left;
+  for (size_t i = 0; i < listed->size(); ++i) {
+    left.push_back((*listed)[i].id);
+  }
+  EXPECT_EQ(left, (std::vector<std::string>{"above", "sibling"}));
+  ASSERT_TRUE(store_->RecoverVault("main").ok());
+  EXPECT_EQ(store_->ListRoleAssignments()->size(), 2u);  // recovery does not bring them back
 }
 
 TEST_P(StoreConformance, ConcurrentWritersAllLand) {

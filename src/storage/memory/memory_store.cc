@@ -1,5 +1,7 @@
 #include "storage/memory/memory_store.h"
 
+#include <algorithm>
+
 #include "common/strings.h"
 
 namespace coffer::storage {
@@ -131,6 +133,81 @@ Status MemoryStore::DeleteFederatedCredential(const std::string& principal_objec
   auto it = federated_.find(principal_object_id);
   if (it == federated_.end() || it->second.erase(AsciiLower(name)) == 0) {
     return NotFoundError("federated identity credential '" + name + "' not found");
+  }
+  return OkStatus();
+}
+
+Status MemoryStore::PutRoleDefinition(const RoleDefinitionRecord& role) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& [id, r] : role_definitions_) {
+    if (id != role.id && EqualsIgnoreCase(r.role_name, role.role_name)) {
+      return AlreadyExistsError("A custom role named '" + role.role_name + "' already exists.",
+                                "RoleDefinitionWithSameNameExists");
+    }
+  }
+  auto it = role_definitions_.find(role.id);
+  RoleDefinitionRecord stored = role;
+  if (it != role_definitions_.end()) {
+    stored.created = it->second.created;
+  }
+  role_definitions_[role.id] = stored;
+  return OkStatus();
+}
+
+StatusOr<std::vector<RoleDefinitionRecord>> MemoryStore::ListRoleDefinitions() {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<RoleDefinitionRecord> out;
+  for (const auto& [id, r] : role_definitions_) {
+    out.push_back(r);
+  }
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
+    return AsciiLower(a.role_name) < AsciiLower(b.role_name);
+  });
+  return out;
+}
+
+Status MemoryStore::DeleteRoleDefinition(const std::string& id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& a : role_assignments_) {
+    if (a.role_definition_id == id) {
+      return FailedPreconditionError(
+          "There are existing role assignments referencing role '" + id + "'.",
+          "RoleDefinitionHasAssignments");
+    }
+  }
+  if (role_definitions_.erase(id) == 0) {
+    return NotFoundError("role definition '" + id + "' not found", "RoleDefinitionDoesNotExist");
+  }
+  return OkStatus();
+}
+
+Status MemoryStore::CreateRoleAssignment(const RoleAssignmentRecord& assignment) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::string key = RoleScopeKey(assignment.scope);
+  for (const auto& a : role_assignments_) {
+    if (a.id == assignment.id ||
+        (RoleScopeKey(a.scope) == key && a.role_definition_id == assignment.role_definition_id &&
+         a.principal_id == assignment.principal_id)) {
+      return AlreadyExistsError("The role assignment already exists.", "RoleAssignmentExists");
+    }
+  }
+  role_assignments_.push_back(assignment);
+  return OkStatus();
+}
+
+StatusOr<std::vector<RoleAssignmentRecord>> MemoryStore::ListRoleAssignments() {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<RoleAssignmentRecord> out = role_assignments_;
+  std::stable_sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
+    return a.created != b.created ? a.created < b.created : a.id < b.id;
+  });
+  return out;
+}
+
+Status MemoryStore::DeleteRoleAssignment(const std::string& id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (std::erase_if(role_assignments_, [&](const auto& a) { return a.id == id; }) == 0) {
+    return NotFoundError("role assignment '" + id + "' not found", "RoleAssignmentNotFound");
   }
   return OkStatus();
 }
@@ -322,6 +399,11 @@ Status MemoryStore::MarkVaultDeleted(const std::string& name, int64_t deleted_da
   }
   v->record.deleted_date = deleted_date;
   v->record.scheduled_purge_date = scheduled_purge_date;
+  std::string key = RoleScopeKey(v->record.ResourceId());
+  std::erase_if(role_assignments_, [&](const RoleAssignmentRecord& a) {
+    std::string scope = RoleScopeKey(a.scope);
+    return scope == key || StartsWith(scope, key + "/");
+  });
   return OkStatus();
 }
 

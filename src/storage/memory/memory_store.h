@@ -3,6 +3,7 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "storage/store.h"
 
@@ -38,6 +39,13 @@ class MemoryStore final : public Store {
       const std::string& principal_object_id) override;
   Status DeleteFederatedCredential(const std::string& principal_object_id,
                                    const std::string& name) override;
+  Status PutRoleDefinition(const RoleDefinitionRecord& role) override;
+  StatusOr<std::vector<RoleDefinitionRecord>> ListRoleDefinitions() override;
+  Status DeleteRoleDefinition(const std::string& id) override;
+  Status CreateRoleAssignment(const RoleAssignmentRecord& assignment) override;
+  StatusOr<std::vector<RoleAssignmentRecord>> ListRoleAssignments() override;
+  Status DeleteRoleAssignment(const std::string& id) override;
+
   Status PutWorkload(const WorkloadRecord& workload,
                      const std::optional<PrincipalRecord>& add_principal,
                      const std::string& remove_principal_id) override;
@@ -99,6 +107,8 @@ class MemoryStore final : public Store {
   std::map<std::string, std::map<std::string, FederatedCredentialRecord>> federated_;
   std::map<std::string, WorkloadRecord> workloads_;  // key: uid
   std::map<std::string, Vault> vaults_;              // key: lower-case name
+  std::map<std::string, RoleDefinitionRecord> role_definitions_;  // key: id
+  std::vector<RoleAssignmentRecord> role_assignments_;           // in creation order
 };
 
 }  // namespace coffer::storage

@@ -8,7 +8,7 @@
 namespace coffer::storage {
 namespace {
 
-constexpr int kSchemaVersion = 5;
+constexpr int kSchemaVersion = 6;
 constexpr size_t kMaxReaders = 16;
 constexpr size_t kMaxGroup = 512;
 
@@ -40,6 +40,16 @@ CREATE TABLE IF NOT EXISTS workloads(
   type TEXT NOT NULL, location TEXT NOT NULL, tags_json TEXT NOT NULL,
   system_principal_id TEXT NOT NULL, user_assigned_json TEXT NOT NULL,
   header_generation INTEGER NOT NULL, created INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS role_definitions(
+  id TEXT PRIMARY KEY, name_key TEXT NOT NULL UNIQUE, role_name TEXT NOT NULL,
+  definition_json TEXT NOT NULL, created INTEGER NOT NULL, updated INTEGER NOT NULL)
+  WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS role_assignments(
+  id TEXT PRIMARY KEY, scope TEXT NOT NULL, scope_key TEXT NOT NULL,
+  role_definition_id TEXT NOT NULL, principal_id TEXT NOT NULL, principal_type TEXT NOT NULL,
+  description TEXT NOT NULL, created_by TEXT NOT NULL, created INTEGER NOT NULL,
+  updated INTEGER NOT NULL, UNIQUE(scope_key, role_definition_id, principal_id)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS role_assignments_by_role ON role_assignments(role_definition_id);
 CREATE TABLE IF NOT EXISTS vaults(
   name_key TEXT PRIMARY KEY, name TEXT NOT NULL, subscription_id TEXT NOT NULL,
   resource_group TEXT NOT NULL, location TEXT NOT NULL, tenant_id TEXT NOT NULL,
@@ -574,7 +584,18 @@ Status SqliteStore::MarkVaultDeleted(const std::string& name, int64_t deleted_da
     if (db.Changes() == 0) {
       return NotFoundError("vault '" + name + "' not found", "VaultNotFound");
     }
-    return OkStatus();
+    ASSIGN_OR_RETURN(Stmt * scope, db.Prepare("SELECT subscription_id, resource_group, name "
+                                              "FROM vaults WHERE name_key = ?"));
+    scope->Bind(1, AsciiLower(name));
+    ASSIGN_OR_RETURN(bool row, scope->Step());
+    if (!row) {
+      return InternalError("vault row vanished inside its transaction");
+    }
+    VaultRecord v;
+    v.subscription_id = scope->Text(0);
+    v.resource_group = scope->Text(1);
+    v.name = scope->Text(2);
+    return DeleteRoleAssignmentsUnder(db, v.ResourceId());
   });
 }
 

@@ -58,6 +58,13 @@ class SqliteStore final : public Store {
   Status DeleteFederatedCredential(const std::string& principal_object_id,
                                    const std::string& name) override;
 
+  Status PutRoleDefinition(const RoleDefinitionRecord& role) override;
+  StatusOr<std::vector<RoleDefinitionRecord>> ListRoleDefinitions() override;
+  Status DeleteRoleDefinition(const std::string& id) override;
+  Status CreateRoleAssignment(const RoleAssignmentRecord& assignment) override;
+  StatusOr<std::vector<RoleAssignmentRecord>> ListRoleAssignments() override;
+  Status DeleteRoleAssignment(const std::string& id) override;
+
   Status PutWorkload(const WorkloadRecord& workload,
                      const std::optional<PrincipalRecord>& add_principal,
                      const std::string& remove_principal_id) override;
@@ -110,6 +117,8 @@ class SqliteStore final : public Store {
   static Status InsertPrincipal(Db& db, const PrincipalRecord& principal);
   // kNotFound unless the principal exists.
   static Status RequirePrincipal(Db& db, const std::string& object_id);
+  // Deletes the role assignments at `scope` and below.
+  static Status DeleteRoleAssignmentsUnder(Db& db, const std::string& scope);
   // Deletes a principal and its credentials; kNotFound if absent.
   static Status DeletePrincipalRows(Db& db, const std::string& object_id);
   void ReleaseReader(std::unique_ptr<Db> db);
