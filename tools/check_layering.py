@@ -11,7 +11,7 @@ import re
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent / "src"
-LAYERS = ["common", "crypto", "storage", "http", "auth", "keyvault", "mgmt", "net", "client",
+LAYERS = ["common", "crypto", "storage", "http", "auth", "authz", "keyvault", "mgmt", "net", "client",
           "agent",
           "server", "cli"]
 # Which src/ folders each layer may include.
@@ -21,11 +21,12 @@ ALLOWED = {
     "storage": {"common", "storage"},
     "http": {"common", "http"},
     "auth": {"common", "crypto", "storage", "http", "auth"},
-    "keyvault": {"common", "crypto", "storage", "http", "keyvault"},
-    "mgmt": {"common", "crypto", "storage", "http", "keyvault", "mgmt"},
+    "authz": {"common", "storage", "http", "authz"},
+    "keyvault": {"common", "crypto", "storage", "http", "authz", "keyvault"},
+    "mgmt": {"common", "crypto", "storage", "http", "authz", "keyvault", "mgmt"},
     "net": {"common", "http", "net"},
     "client": {"common", "http", "net", "client"},
-    "server": {"common", "crypto", "storage", "http", "auth", "keyvault", "mgmt", "net",
+    "server": {"common", "crypto", "storage", "http", "auth", "authz", "keyvault", "mgmt", "net",
                "server"},
     "agent": {"common", "http", "net", "client", "agent"},
     "cli": {"common", "crypto", "http", "server", "client", "agent", "cli"},

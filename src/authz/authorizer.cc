@@ -1,0 +1,226 @@
+#include "authz/authorizer.h"
+
+#include "common/strings.h"
+
+namespace coffer::authz {
+namespace {
+
+bool SameId(std::string_view a, std::string_view b) {
+  return EqualsIgnoreCase(a, b);
+}
+
+bool IsRoleAssignmentWrite(std::string_view action) {
+  return EqualsIgnoreCase(action, "Microsoft.Authorization/roleAssignments/write") ||
+         EqualsIgnoreCase(action, "Microsoft.Authorization/roleAssignments/delete");
+}
+
+std::string PermissionList(ObjectType type, PermissionSet set) {
+  std::string out;
+  auto names = PermissionNames(type);
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (set & (PermissionSet{1} << i)) {
+      out += (out.empty() ? "" : ", ") + std::string(names[i]);
+    }
+  }
+  return out.empty() ? "nothing" : out;
+}
+
+}  // namespace
+
+std::string_view ModelName(Model model) {
+  return model == Model::kRbac ? "Azure RBAC" : "access policies";
+}
+
+std::string_view ReasonName(Reason reason) {
+  switch (reason) {
+    case Reason::kAccessPolicyMatch:
+      return "AccessPolicyMatch";
+    case Reason::kNoAccessPolicy:
+      return "NoAccessPolicy";
+    case Reason::kAccessPolicyLacksPermission:
+      return "AccessPolicyLacksPermission";
+    case Reason::kRoleAssignmentMatch:
+      return "RoleAssignmentMatch";
+    case Reason::kNoRoleAssignment:
+      return "NoRoleAssignment";
+    case Reason::kRoleLacksAction:
+      return "RoleLacksAction";
+    case Reason::kConditionNotMet:
+      return "ConditionNotMet";
+  }
+  return "";
+}
+
+bool Covers(std::string_view scope_key, std::string_view resource) {
+  if (scope_key == "/") {
+    return true;
+  }
+  if (!StartsWithIgnoreCase(resource, scope_key)) {
+    return false;
+  }
+  return resource.size() == scope_key.size() || resource[scope_key.size()] == '/';
+}
+
+Authorizer::Authorizer(storage::Store& store) : store_(store) {
+  auto empty = std::make_shared<Snapshot>();
+  for (const auto& role : BuiltInRoles()) {
+    auto shared = std::make_shared<const RoleDefinition>(role);
+    empty->roles.push_back(shared);
+    empty->roles_by_id[role.id] = shared;
+  }
+  snapshot_.store(std::move(empty));
+}
+
+Status Authorizer::Reload() {
+  auto next = std::make_shared<Snapshot>();
+  for (const auto& role : BuiltInRoles()) {
+    auto shared = std::make_shared<const RoleDefinition>(role);
+    next->roles.push_back(shared);
+    next->roles_by_id[role.id] = shared;
+  }
+  ASSIGN_OR_RETURN(auto customs, store_.ListRoleDefinitions());
+  for (const auto& rec : customs) {
+    ASSIGN_OR_RETURN(RoleDefinition role, CustomRoleFromJson(rec.id, rec.definition_json,
+                                                             rec.created, rec.updated));
+    auto shared = std::make_shared<const RoleDefinition>(std::move(role));
+    next->roles.push_back(shared);
+    next->roles_by_id[rec.id] = shared;
+  }
+  ASSIGN_OR_RETURN(auto assignments, store_.ListRoleAssignments());
+  for (const auto& a : assignments) {
+    auto role = next->roles_by_id.find(a.role_definition_id);
+    if (role == next->roles_by_id.end()) {
+      continue;  // a role deleted under it cannot grant anything
+    }
+    next->by_principal[AsciiLower(a.principal_id)].push_back(
+        {a.id, a.scope, storage::RoleScopeKey(a.scope), role->second});
+  }
+  snapshot_.store(std::move(next));
+  return OkStatus();
+}
+
+std::shared_ptr<const RoleDefinition> Authorizer::FindRole(std::string_view id) const {
+  auto snap = snapshot_.load();
+  auto it = snap->roles_by_id.find(AsciiLower(id));
+  return it == snap->roles_by_id.end() ? nullptr : it->second;
+}
+
+std::vector<std::shared_ptr<const RoleDefinition>> Authorizer::Roles() const {
+  return snapshot_.load()->roles;
+}
+
+Decision Authorizer::CheckData(const Principal& who, const VaultContext& vault,
+                               const DataOperation& op, std::string_view object_name,
+                               bool explain) const {
+  if (vault.rbac) {
+    std::string resource(vault.resource_id);
+    if (op.on_object && !object_name.empty()) {
+      resource += "/";
+      resource += ObjectTypeName(op.type);
+      resource += "/";
+      resource += object_name;
+    }
+    return CheckRbac(who, op.data_action, true, resource, {}, explain);
+  }
+  Decision d;
+  d.model = Model::kAccessPolicy;
+  d.reason = Reason::kNoAccessPolicy;
+  if (vault.policies == nullptr) {
+    return d;
+  }
+  const int type = static_cast<int>(op.type);
+  for (size_t i = 0; i < vault.policies->size(); ++i) {
+    const AccessPolicy& p = (*vault.policies)[i];
+    if (!SameId(p.object_id, who.object_id)) {
+      continue;
+    }
+    Considered c;
+    c.source = "accessPolicy";
+    c.id = "accessPolicies[" + std::to_string(i) + "]";
+    if (!SameId(p.tenant_id, who.tenant_id)) {
+      c.note = "names the principal in another tenant";
+    } else if (!p.application_id.empty() && !SameId(p.application_id, who.app_id)) {
+      c.note = "compound identity: applies only through application " + p.application_id;
+    } else {
+      c.covers = true;
+      c.grants = (p.granted[type] & op.bit) != 0;
+      if (!d.allowed && d.reason == Reason::kNoAccessPolicy) {
+        d.reason = Reason::kAccessPolicyLacksPermission;
+      }
+      if (c.grants && !d.allowed) {
+        d.allowed = true;
+        d.reason = Reason::kAccessPolicyMatch;
+        d.applied = c.id;
+      }
+      if (explain) {
+        c.note = std::string(ObjectTypeName(op.type)) + ": " + PermissionList(op.type, p.granted[type]);
+      }
+    }
+    if (explain) {
+      d.considered.push_back(std::move(c));
+    } else if (d.allowed) {
+      return d;
+    }
+  }
+  return d;
+}
+
+Decision Authorizer::CheckAction(const Principal& who, std::string_view action,
+                                 std::string_view scope, std::string_view assigned_role_id,
+                                 bool explain) const {
+  return CheckRbac(who, action, false, scope, assigned_role_id, explain);
+}
+
+Decision Authorizer::CheckRbac(const Principal& who, std::string_view action, bool data,
+                               std::string_view resource, std::string_view assigned_role_id,
+                               bool explain) const {
+  Decision d;
+  d.model = Model::kRbac;
+  d.reason = Reason::kNoRoleAssignment;
+  auto snap = snapshot_.load();
+  auto it = snap->by_principal.find(AsciiLower(who.object_id));
+  if (it == snap->by_principal.end()) {
+    return d;
+  }
+  for (const Assignment& a : it->second) {
+    bool covers = Covers(a.scope_key, resource);
+    bool grants = covers && Grants(*a.role, action, data);
+    bool condition_ok = true;
+    if (grants && !data && !a.role->delegable_role_ids.empty() && IsRoleAssignmentWrite(action)) {
+      condition_ok = false;
+      for (const auto& id : a.role->delegable_role_ids) {
+        condition_ok = condition_ok || SameId(id, assigned_role_id);
+      }
+    }
+    if (covers && !d.allowed) {
+      if (grants && condition_ok) {
+        d.allowed = true;
+        d.reason = Reason::kRoleAssignmentMatch;
+        d.applied = a.id;
+      } else if (grants) {
+        d.reason = Reason::kConditionNotMet;
+      } else if (d.reason == Reason::kNoRoleAssignment) {
+        d.reason = Reason::kRoleLacksAction;
+      }
+    }
+    if (explain) {
+      Considered c;
+      c.source = "roleAssignment";
+      c.id = a.id;
+      c.role = a.role->role_name;
+      c.scope = a.scope;
+      c.covers = covers;
+      c.grants = grants && condition_ok;
+      c.note = !covers                ? "scope does not cover the resource"
+               : !grants              ? "role does not grant the action"
+               : !condition_ok        ? "role's condition allows assigning only Key Vault data roles"
+                                      : "grants the action";
+      d.considered.push_back(std::move(c));
+    } else if (d.allowed) {
+      return d;
+    }
+  }
+  return d;
+}
+
+}  // namespace coffer::authz

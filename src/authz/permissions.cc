@@ -1,0 +1,256 @@
+#include "authz/permissions.h"
+
+#include "common/strings.h"
+
+namespace coffer::authz {
+namespace {
+
+// Key Vault's permission names (reference: anchors §1.4).
+constexpr std::string_view kSecretPermissions[] = {"get",    "list",    "set",     "delete",
+                                                   "recover", "backup", "restore", "purge"};
+constexpr std::string_view kKeyPermissions[] = {
+    "get",     "list",    "update",  "create",  "import",  "delete",            "recover",
+    "backup",  "restore", "decrypt", "encrypt", "unwrapKey", "wrapKey",         "verify",
+    "sign",    "purge",   "release", "rotate",  "getrotationpolicy", "setrotationpolicy"};
+constexpr std::string_view kCertificatePermissions[] = {
+    "get",     "list",           "update",        "create",     "import",     "delete",
+    "recover", "backup",         "restore",       "managecontacts", "manageissuers",
+    "getissuers", "listissuers", "setissuers",    "deleteissuers",  "purge"};
+constexpr std::string_view kStoragePermissions[] = {
+    "get",    "list",    "delete",  "set",    "update", "regeneratekey", "recover",
+    "purge",  "backup",  "restore", "setsas", "listsas", "getsas",       "deletesas"};
+
+constexpr PermissionSet Bit(ObjectType type, std::string_view name) {
+  std::span<const std::string_view> names;
+  switch (type) {
+    case ObjectType::kSecrets:
+      names = kSecretPermissions;
+      break;
+    case ObjectType::kKeys:
+      names = kKeyPermissions;
+      break;
+    case ObjectType::kCertificates:
+      names = kCertificatePermissions;
+      break;
+    case ObjectType::kStorage:
+      names = kStoragePermissions;
+      break;
+  }
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (names[i] == name) {
+      return PermissionSet{1} << i;
+    }
+  }
+  return 0;
+}
+
+// The secrets operations and what each needs (docs/authorization.md).
+// Reading a deleted secret needs "list", as in Key Vault; updating a
+// version's attributes needs "set" under access policies.
+#define COFFER_SECRET_OP(name, perm, action, on_object)                                         \
+  DataOperation {                                                                               \
+    name, ObjectType::kSecrets, perm, "Microsoft.KeyVault/vaults/secrets/" action, on_object,  \
+        Bit(ObjectType::kSecrets, perm)                                                         \
+  }
+constexpr DataOperation kOperations[] = {
+    COFFER_SECRET_OP("SecretGet", "get", "getSecret/action", true),
+    COFFER_SECRET_OP("SecretList", "list", "readMetadata/action", false),
+    COFFER_SECRET_OP("SecretListVersions", "list", "readMetadata/action", true),
+    COFFER_SECRET_OP("SecretSet", "set", "setSecret/action", true),
+    COFFER_SECRET_OP("SecretUpdate", "set", "update/action", true),
+    COFFER_SECRET_OP("SecretDelete", "delete", "delete", true),
+    COFFER_SECRET_OP("SecretBackup", "backup", "backup/action", true),
+    COFFER_SECRET_OP("SecretRestore", "restore", "restore/action", false),
+    COFFER_SECRET_OP("SecretRecover", "recover", "recover/action", true),
+    COFFER_SECRET_OP("SecretPurge", "purge", "purge/action", true),
+    COFFER_SECRET_OP("SecretGetDeleted", "list", "readMetadata/action", true),
+    COFFER_SECRET_OP("SecretListDeleted", "list", "readMetadata/action", false),
+};
+#undef COFFER_SECRET_OP
+
+constexpr std::string_view kDataActions[] = {
+    // secrets
+    "Microsoft.KeyVault/vaults/secrets/delete",
+    "Microsoft.KeyVault/vaults/secrets/backup/action",
+    "Microsoft.KeyVault/vaults/secrets/purge/action",
+    "Microsoft.KeyVault/vaults/secrets/update/action",
+    "Microsoft.KeyVault/vaults/secrets/recover/action",
+    "Microsoft.KeyVault/vaults/secrets/restore/action",
+    "Microsoft.KeyVault/vaults/secrets/readMetadata/action",
+    "Microsoft.KeyVault/vaults/secrets/getSecret/action",
+    "Microsoft.KeyVault/vaults/secrets/setSecret/action",
+    // keys
+    "Microsoft.KeyVault/vaults/keys/read",
+    "Microsoft.KeyVault/vaults/keys/update/action",
+    "Microsoft.KeyVault/vaults/keys/create/action",
+    "Microsoft.KeyVault/vaults/keys/import/action",
+    "Microsoft.KeyVault/vaults/keys/recover/action",
+    "Microsoft.KeyVault/vaults/keys/restore/action",
+    "Microsoft.KeyVault/vaults/keys/delete",
+    "Microsoft.KeyVault/vaults/keys/backup/action",
+    "Microsoft.KeyVault/vaults/keys/purge/action",
+    "Microsoft.KeyVault/vaults/keys/encrypt/action",
+    "Microsoft.KeyVault/vaults/keys/decrypt/action",
+    "Microsoft.KeyVault/vaults/keys/wrap/action",
+    "Microsoft.KeyVault/vaults/keys/unwrap/action",
+    "Microsoft.KeyVault/vaults/keys/sign/action",
+    "Microsoft.KeyVault/vaults/keys/verify/action",
+    "Microsoft.KeyVault/vaults/keys/release/action",
+    "Microsoft.KeyVault/vaults/keys/rotate/action",
+    "Microsoft.KeyVault/vaults/keyrotationpolicies/read",
+    "Microsoft.KeyVault/vaults/keyrotationpolicies/write",
+    // certificates
+    "Microsoft.KeyVault/vaults/certificates/read",
+    "Microsoft.KeyVault/vaults/certificates/delete",
+    "Microsoft.KeyVault/vaults/certificates/backup/action",
+    "Microsoft.KeyVault/vaults/certificates/purge/action",
+    "Microsoft.KeyVault/vaults/certificates/update/action",
+    "Microsoft.KeyVault/vaults/certificates/create/action",
+    "Microsoft.KeyVault/vaults/certificates/import/action",
+    "Microsoft.KeyVault/vaults/certificates/recover/action",
+    "Microsoft.KeyVault/vaults/certificates/restore/action",
+    "Microsoft.KeyVault/vaults/certificatecas/delete",
+    "Microsoft.KeyVault/vaults/certificatecas/read",
+    "Microsoft.KeyVault/vaults/certificatecas/write",
+    "Microsoft.KeyVault/vaults/certificatecontacts/write",
+};
+
+Status Invalid(const std::string& message) {
+  return InvalidArgumentError(message, "BadRequest");
+}
+
+}  // namespace
+
+std::string_view ObjectTypeName(ObjectType type) {
+  switch (type) {
+    case ObjectType::kSecrets:
+      return "secrets";
+    case ObjectType::kKeys:
+      return "keys";
+    case ObjectType::kCertificates:
+      return "certificates";
+    case ObjectType::kStorage:
+      return "storage";
+  }
+  return "";
+}
+
+std::span<const std::string_view> PermissionNames(ObjectType type) {
+  switch (type) {
+    case ObjectType::kSecrets:
+      return kSecretPermissions;
+    case ObjectType::kKeys:
+      return kKeyPermissions;
+    case ObjectType::kCertificates:
+      return kCertificatePermissions;
+    case ObjectType::kStorage:
+      return kStoragePermissions;
+  }
+  return {};
+}
+
+std::optional<PermissionSet> ParsePermission(ObjectType type, std::string_view name) {
+  auto names = PermissionNames(type);
+  if (EqualsIgnoreCase(name, "all")) {
+    return (PermissionSet{1} << names.size()) - 1;
+  }
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (EqualsIgnoreCase(names[i], name)) {
+      return PermissionSet{1} << i;
+    }
+  }
+  return std::nullopt;
+}
+
+std::span<const DataOperation> DataOperations() {
+  return kOperations;
+}
+
+const DataOperation* FindOperation(std::string_view name) {
+  for (const auto& op : kOperations) {
+    if (EqualsIgnoreCase(op.name, name)) {
+      return &op;
+    }
+  }
+  return nullptr;
+}
+
+std::span<const std::string_view> KnownDataActions() {
+  return kDataActions;
+}
+
+StatusOr<std::vector<AccessPolicy>> CompileAccessPolicies(const Json& policies) {
+  if (!policies.is_array()) {
+    return Invalid("properties.accessPolicies must be an array.");
+  }
+  if (policies.size() > kMaxAccessPolicies) {
+    return Invalid("A vault may have at most 1024 access policies; this request has " +
+                   std::to_string(policies.size()) + ".");
+  }
+  std::vector<AccessPolicy> out;
+  out.reserve(policies.size());
+  for (size_t i = 0; i < policies.size(); ++i) {
+    const Json& p = policies[i];
+    std::string where = "accessPolicies[" + std::to_string(i) + "]";
+    if (!p.is_object()) {
+      return Invalid(where + " must be an object.");
+    }
+    AccessPolicy policy;
+    for (const char* field : {"tenantId", "objectId"}) {
+      auto it = p.find(field);
+      if (it == p.end() || !it->is_string() || it->get<std::string>().empty() ||
+          it->get<std::string>().size() > 64) {
+        return Invalid(where + "." + field + " must be a non-empty string.");
+      }
+    }
+    policy.tenant_id = AsciiLower(p["tenantId"].get<std::string>());
+    policy.object_id = AsciiLower(p["objectId"].get<std::string>());
+    if (auto it = p.find("applicationId"); it != p.end() && !it->is_null()) {
+      if (!it->is_string() || it->get<std::string>().size() > 64) {
+        return Invalid(where + ".applicationId must be a string.");
+      }
+      policy.application_id = AsciiLower(it->get<std::string>());
+    }
+    auto perms = p.find("permissions");
+    if (perms == p.end() || !perms->is_object()) {
+      return Invalid(where + ".permissions must be an object.");
+    }
+    for (const auto& [kind, list] : perms->items()) {
+      std::optional<ObjectType> type;
+      for (ObjectType t : {ObjectType::kSecrets, ObjectType::kKeys, ObjectType::kCertificates,
+                           ObjectType::kStorage}) {
+        if (EqualsIgnoreCase(ObjectTypeName(t), kind)) {
+          type = t;
+        }
+      }
+      if (!type) {
+        return Invalid(where + ".permissions." + kind.substr(0, 64) +
+                       " is not an object type; use secrets, keys, certificates or storage.");
+      }
+      if (list.is_null()) {
+        continue;
+      }
+      if (!list.is_array()) {
+        return Invalid(where + ".permissions." + kind + " must be an array of strings.");
+      }
+      for (const auto& name : list) {
+        auto bit = name.is_string() ? ParsePermission(*type, name.get<std::string>())
+                                    : std::nullopt;
+        if (!bit) {
+          std::string allowed;
+          for (auto n : PermissionNames(*type)) {
+            allowed += std::string(n) + ", ";
+          }
+          return Invalid(where + ".permissions." + kind + " holds '" +
+                         (name.is_string() ? name.get<std::string>().substr(0, 64) : ToJson(name).substr(0, 64)) +
+                         "', which is not a permission. Valid: " + allowed + "all.");
+        }
+        policy.granted[static_cast<int>(*type)] |= *bit;
+      }
+    }
+    out.push_back(std::move(policy));
+  }
+  return out;
+}
+
+}  // namespace coffer::authz
