@@ -80,8 +80,8 @@ Status Authorizer::Reload() {
   }
   ASSIGN_OR_RETURN(auto customs, store_.ListRoleDefinitions());
   for (const auto& rec : customs) {
-    ASSIGN_OR_RETURN(RoleDefinition role, CustomRoleFromJson(rec.id, rec.definition_json,
-                                                             rec.created, rec.updated));
+    ASSIGN_OR_RETURN(RoleDefinition role,
+                     CustomRoleFromJson(rec.id, rec.definition_json, rec.created, rec.updated));
     auto shared = std::make_shared<const RoleDefinition>(std::move(role));
     next->roles.push_back(shared);
     next->roles_by_id[rec.id] = shared;
@@ -153,7 +153,8 @@ Decision Authorizer::CheckData(const Principal& who, const VaultContext& vault,
         d.applied = c.id;
       }
       if (explain) {
-        c.note = std::string(ObjectTypeName(op.type)) + ": " + PermissionList(op.type, p.granted[type]);
+        c.note =
+            std::string(ObjectTypeName(op.type)) + ": " + PermissionList(op.type, p.granted[type]);
       }
     }
     if (explain) {
@@ -211,10 +212,10 @@ Decision Authorizer::CheckRbac(const Principal& who, std::string_view action, bo
       c.scope = a.scope;
       c.covers = covers;
       c.grants = grants && condition_ok;
-      c.note = !covers                ? "scope does not cover the resource"
-               : !grants              ? "role does not grant the action"
-               : !condition_ok        ? "role's condition allows assigning only Key Vault data roles"
-                                      : "grants the action";
+      c.note = !covers         ? "scope does not cover the resource"
+               : !grants       ? "role does not grant the action"
+               : !condition_ok ? "role's condition allows assigning only Key Vault data roles"
+                               : "grants the action";
       d.considered.push_back(std::move(c));
     } else if (d.allowed) {
       return d;

@@ -39,10 +39,10 @@ struct Principal {
 
 // One policy entry or role assignment looked at while deciding.
 struct Considered {
-  std::string source;  // "accessPolicy" or "roleAssignment"
-  std::string id;      // "accessPolicies[3]" or the assignment's id
-  std::string role;    // role name (assignments)
-  std::string scope;   // assignment scope (assignments)
+  std::string source;   // "accessPolicy" or "roleAssignment"
+  std::string id;       // "accessPolicies[3]" or the assignment's id
+  std::string role;     // role name (assignments)
+  std::string scope;    // assignment scope (assignments)
   bool covers = false;  // names the principal and covers the resource
   bool grants = false;  // and grants what was asked
   std::string note;     // what it grants, or why it does not apply

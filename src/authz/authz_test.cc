@@ -1,6 +1,6 @@
-#include <gtest/gtest.h>
-
 #include <set>
+
+#include <gtest/gtest.h>
 
 #include "authz/arm_action.h"
 #include "authz/authorizer.h"
@@ -35,8 +35,8 @@ TEST(ActionMatchesTest, IsACaseInsensitiveGlob) {
   EXPECT_TRUE(ActionMatches("*", "Microsoft.KeyVault/vaults/read"));
   EXPECT_TRUE(ActionMatches("*/read", "Microsoft.KeyVault/vaults/read"));
   EXPECT_FALSE(ActionMatches("*/read", "Microsoft.KeyVault/vaults/write"));
-  EXPECT_TRUE(ActionMatches("Microsoft.KeyVault/vaults/*/read",
-                            "microsoft.keyvault/vaults/keys/read"));
+  EXPECT_TRUE(
+      ActionMatches("Microsoft.KeyVault/vaults/*/read", "microsoft.keyvault/vaults/keys/read"));
   EXPECT_FALSE(ActionMatches("Microsoft.KeyVault/vaults/*/read",
                              "Microsoft.KeyVault/vaults/secrets/readMetadata/action"));
   EXPECT_TRUE(ActionMatches("Microsoft.Authorization/*/Write",
@@ -55,10 +55,14 @@ TEST(BuiltInRolesTest, HaveAzureNamesAndGrantWhatAzureGrants) {
     EXPECT_TRUE(ids.insert(r.id).second) << r.role_name;
   }
   EXPECT_EQ(Role(kSecretsUser).role_name, "Key Vault Secrets User");
-  EXPECT_TRUE(Grants(Role(kSecretsUser), "Microsoft.KeyVault/vaults/secrets/getSecret/action", true));
-  EXPECT_FALSE(Grants(Role(kSecretsUser), "Microsoft.KeyVault/vaults/secrets/setSecret/action", true));
-  EXPECT_TRUE(Grants(Role(kSecretsOfficer), "Microsoft.KeyVault/vaults/secrets/purge/action", true));
-  EXPECT_TRUE(Grants(Role(kCertificateUser), "Microsoft.KeyVault/vaults/secrets/getSecret/action", true));
+  EXPECT_TRUE(
+      Grants(Role(kSecretsUser), "Microsoft.KeyVault/vaults/secrets/getSecret/action", true));
+  EXPECT_FALSE(
+      Grants(Role(kSecretsUser), "Microsoft.KeyVault/vaults/secrets/setSecret/action", true));
+  EXPECT_TRUE(
+      Grants(Role(kSecretsOfficer), "Microsoft.KeyVault/vaults/secrets/purge/action", true));
+  EXPECT_TRUE(
+      Grants(Role(kCertificateUser), "Microsoft.KeyVault/vaults/secrets/getSecret/action", true));
   // Control-plane roles grant no data actions.
   EXPECT_FALSE(Grants(Role(kOwner), "Microsoft.KeyVault/vaults/secrets/getSecret/action", true));
   EXPECT_TRUE(Grants(Role(kOwner), "Microsoft.Authorization/roleAssignments/write", false));
@@ -68,7 +72,8 @@ TEST(BuiltInRolesTest, HaveAzureNamesAndGrantWhatAzureGrants) {
   EXPECT_TRUE(Grants(Role(kContributor), "Microsoft.Authorization/roleAssignments/read", false));
   const auto& kv_contributor = Role("f25e0fa2-a7c8-4377-a976-54943a77a395");
   EXPECT_TRUE(Grants(kv_contributor, "Microsoft.KeyVault/vaults/write", false));
-  EXPECT_FALSE(Grants(kv_contributor, "Microsoft.KeyVault/locations/deletedVaults/purge/action", false));
+  EXPECT_FALSE(
+      Grants(kv_contributor, "Microsoft.KeyVault/locations/deletedVaults/purge/action", false));
   EXPECT_FALSE(Grants(kv_contributor, "Microsoft.Web/sites/write", false));
   EXPECT_NE(DelegationCondition(Role(kDataAccessAdmin)).find(kSecretsUser), std::string::npos);
   EXPECT_EQ(DelegationCondition(Role(kOwner)), "");
@@ -100,7 +105,8 @@ TEST(AccessPolicyTest, CompilesKeyVaultsPermissionNamesStrictly) {
   }
   Json many = Json::array();
   for (int i = 0; i < 1025; ++i) {
-    many.push_back({{"tenantId", "t"}, {"objectId", std::to_string(i)}, {"permissions", Json::object()}});
+    many.push_back(
+        {{"tenantId", "t"}, {"objectId", std::to_string(i)}, {"permissions", Json::object()}});
   }
   EXPECT_EQ(CompileAccessPolicies(many).status().code(), StatusCode::kInvalidArgument);
   many.erase(many.begin());
@@ -111,7 +117,7 @@ TEST(AccessPolicyTest, CompoundIdentityAppliesOnlyThroughItsApplication) {
   auto policies = *CompileAccessPolicies(ParseJson(R"([
       {"tenantId":"tenant-1","objectId":"user","applicationId":"app-a","permissions":{"secrets":["get"]}},
       {"tenantId":"tenant-1","objectId":"user","permissions":{"secrets":["list"]}}])")
-                                               .value());
+                                             .value());
   storage::MemoryStore store;
   Authorizer authz(store);
   VaultContext vault{false, &policies, kVault};
@@ -169,15 +175,19 @@ TEST_F(RbacTest, DataAccessAdministratorMayOnlyDelegateKeyVaultDataRoles) {
   Assign("daa", "admin", kDataAccessAdmin, kVault);
   Principal p{"admin", "app", kTenant};
   std::string scope = std::string(kVault) + "/providers/Microsoft.Authorization/roleAssignments/x";
-  auto ok = authz_.CheckAction(p, "Microsoft.Authorization/roleAssignments/write", scope, kSecretsUser);
+  auto ok =
+      authz_.CheckAction(p, "Microsoft.Authorization/roleAssignments/write", scope, kSecretsUser);
   EXPECT_TRUE(ok.allowed);
-  auto owner = authz_.CheckAction(p, "Microsoft.Authorization/roleAssignments/write", scope, kOwner);
+  auto owner =
+      authz_.CheckAction(p, "Microsoft.Authorization/roleAssignments/write", scope, kOwner);
   EXPECT_FALSE(owner.allowed);
   EXPECT_EQ(owner.reason, Reason::kConditionNotMet);
-  EXPECT_FALSE(authz_.CheckAction(p, "Microsoft.Authorization/roleAssignments/delete", scope,
-                                  kCertificateUser)
-                   .allowed);
-  EXPECT_TRUE(authz_.CheckAction(p, "Microsoft.Authorization/roleAssignments/read", kVault).allowed);
+  EXPECT_FALSE(
+      authz_
+          .CheckAction(p, "Microsoft.Authorization/roleAssignments/delete", scope, kCertificateUser)
+          .allowed);
+  EXPECT_TRUE(
+      authz_.CheckAction(p, "Microsoft.Authorization/roleAssignments/read", kVault).allowed);
   EXPECT_FALSE(authz_.CheckAction(p, "Microsoft.KeyVault/vaults/write", kVault).allowed);
 }
 
@@ -189,30 +199,50 @@ TEST(ArmOperationTest, NamesActionsAsAzureDoes) {
     const char* scope;
   };
   const std::vector<Case> cases = {
-      {"GET", {"subscriptions", "s", "providers", "Microsoft.KeyVault", "vaults"},
-       "Microsoft.KeyVault/vaults/read", "/subscriptions/s"},
-      {"PUT", {"subscriptions", "s", "resourceGroups", "rg", "providers", "Microsoft.KeyVault", "vaults", "v"},
-       "Microsoft.KeyVault/vaults/write", "/subscriptions/s/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/v"},
-      {"PUT", {"subscriptions", "s", "resourceGroups", "rg", "providers", "Microsoft.KeyVault", "vaults", "v", "accessPolicies", "add"},
+      {"GET",
+       {"subscriptions", "s", "providers", "Microsoft.KeyVault", "vaults"},
+       "Microsoft.KeyVault/vaults/read",
+       "/subscriptions/s"},
+      {"PUT",
+       {"subscriptions", "s", "resourceGroups", "rg", "providers", "Microsoft.KeyVault", "vaults",
+        "v"},
+       "Microsoft.KeyVault/vaults/write",
+       "/subscriptions/s/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/v"},
+      {"PUT",
+       {"subscriptions", "s", "resourceGroups", "rg", "providers", "Microsoft.KeyVault", "vaults",
+        "v", "accessPolicies", "add"},
        "Microsoft.KeyVault/vaults/accessPolicies/write",
-       "/subscriptions/s/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/v/accessPolicies/add"},
-      {"POST", {"subscriptions", "s", "providers", "Microsoft.KeyVault", "locations", "l", "deletedVaults", "v", "purge"},
+       "/subscriptions/s/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/v/accessPolicies/"
+       "add"},
+      {"POST",
+       {"subscriptions", "s", "providers", "Microsoft.KeyVault", "locations", "l", "deletedVaults",
+        "v", "purge"},
        "Microsoft.KeyVault/locations/deletedVaults/purge/action",
        "/subscriptions/s/providers/Microsoft.KeyVault/locations/l/deletedVaults/v"},
-      {"DELETE", {"subscriptions", "s", "resourceGroups", "rg", "providers", "Microsoft.ManagedIdentity", "userAssignedIdentities", "id", "federatedIdentityCredentials", "f"},
+      {"DELETE",
+       {"subscriptions", "s", "resourceGroups", "rg", "providers", "Microsoft.ManagedIdentity",
+        "userAssignedIdentities", "id", "federatedIdentityCredentials", "f"},
        "Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials/delete",
-       "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id/federatedIdentityCredentials/f"},
-      {"POST", {"subscriptions", "s", "resourceGroups", "rg", "providers", "Microsoft.Web", "sites", "app", "listIdentityEndpoint"},
+       "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ManagedIdentity/"
+       "userAssignedIdentities/id/federatedIdentityCredentials/f"},
+      {"POST",
+       {"subscriptions", "s", "resourceGroups", "rg", "providers", "Microsoft.Web", "sites", "app",
+        "listIdentityEndpoint"},
        "Microsoft.Web/sites/listIdentityEndpoint/action",
        "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Web/sites/app"},
-      {"GET", {"subscriptions", "s", "resourceGroups", "rg", "providers", "Microsoft.KeyVault", "vaults", "v", "providers", "Microsoft.Authorization", "roleAssignments"},
+      {"GET",
+       {"subscriptions", "s", "resourceGroups", "rg", "providers", "Microsoft.KeyVault", "vaults",
+        "v", "providers", "Microsoft.Authorization", "roleAssignments"},
        "Microsoft.Authorization/roleAssignments/read",
        "/subscriptions/s/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/v"},
-      {"PUT", {"subscriptions", "s", "providers", "Microsoft.Authorization", "roleAssignments", "a"},
+      {"PUT",
+       {"subscriptions", "s", "providers", "Microsoft.Authorization", "roleAssignments", "a"},
        "Microsoft.Authorization/roleAssignments/write",
        "/subscriptions/s/providers/Microsoft.Authorization/roleAssignments/a"},
-      {"GET", {"subscriptions", "s", "resourceGroups", "rg"},
-       "Microsoft.Resources/subscriptions/resourceGroups/read", "/subscriptions/s/resourceGroups/rg"},
+      {"GET",
+       {"subscriptions", "s", "resourceGroups", "rg"},
+       "Microsoft.Resources/subscriptions/resourceGroups/read",
+       "/subscriptions/s/resourceGroups/rg"},
   };
   for (const auto& c : cases) {
     auto op = ArmOperationOf(c.method, c.path);
@@ -237,19 +267,20 @@ TEST(CustomRoleTest, RejectsMalformedDefinitions) {
   auto again = CustomRoleFromJson("abc", CustomRoleToJson(*good), 1, 2);
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(again->permissions[0].not_data_actions, good->permissions[0].not_data_actions);
-  for (const char* bad : {
-           R"({})",
-           R"({"properties":{"permissions":[{}],"assignableScopes":["/"]}})",
-           R"({"properties":{"roleName":"x","assignableScopes":["/"]}})",
-           R"({"properties":{"roleName":"x","permissions":[],"assignableScopes":["/"]}})",
-           R"({"properties":{"roleName":"x","permissions":[{"actions":"*"}],"assignableScopes":["/"]}})",
-           R"({"properties":{"roleName":"x","permissions":[{"actions":["nope"]}],"assignableScopes":["/"]}})",
-           R"({"properties":{"roleName":"x","permissions":[{"dataActions":["Microsoft.Storage/blobs/read"]}],"assignableScopes":["/"]}})",
-           R"({"properties":{"roleName":"x","permissions":[{"actions":["*"]}],"assignableScopes":[]}})",
-           R"({"properties":{"roleName":"x","permissions":[{"actions":["*"]}],"assignableScopes":["subscriptions/s"]}})",
-           R"({"properties":{"roleName":"x","type":"BuiltInRole","permissions":[{"actions":["*"]}],"assignableScopes":["/"]}})",
-           R"({"properties":{"roleName":"x","permissions":[{"actions":["*"],"condition":"true"}],"assignableScopes":["/"]}})",
-       }) {
+  for (
+      const char* bad : {
+          R"({})",
+          R"({"properties":{"permissions":[{}],"assignableScopes":["/"]}})",
+          R"({"properties":{"roleName":"x","assignableScopes":["/"]}})",
+          R"({"properties":{"roleName":"x","permissions":[],"assignableScopes":["/"]}})",
+          R"({"properties":{"roleName":"x","permissions":[{"actions":"*"}],"assignableScopes":["/"]}})",
+          R"({"properties":{"roleName":"x","permissions":[{"actions":["nope"]}],"assignableScopes":["/"]}})",
+          R"({"properties":{"roleName":"x","permissions":[{"dataActions":["Microsoft.Storage/blobs/read"]}],"assignableScopes":["/"]}})",
+          R"({"properties":{"roleName":"x","permissions":[{"actions":["*"]}],"assignableScopes":[]}})",
+          R"({"properties":{"roleName":"x","permissions":[{"actions":["*"]}],"assignableScopes":["subscriptions/s"]}})",
+          R"({"properties":{"roleName":"x","type":"BuiltInRole","permissions":[{"actions":["*"]}],"assignableScopes":["/"]}})",
+          R"({"properties":{"roleName":"x","permissions":[{"actions":["*"],"condition":"true"}],"assignableScopes":["/"]}})",
+      }) {
     EXPECT_EQ(CustomRoleFromArm("id", ParseJson(bad).value()).status().code(),
               StatusCode::kInvalidArgument)
         << bad;

@@ -6,19 +6,35 @@ namespace coffer::authz {
 namespace {
 
 // Key Vault's permission names (reference: anchors §1.4).
-constexpr std::string_view kSecretPermissions[] = {"get",    "list",    "set",     "delete",
+constexpr std::string_view kSecretPermissions[] = {"get",     "list",   "set",     "delete",
                                                    "recover", "backup", "restore", "purge"};
-constexpr std::string_view kKeyPermissions[] = {
-    "get",     "list",    "update",  "create",  "import",  "delete",            "recover",
-    "backup",  "restore", "decrypt", "encrypt", "unwrapKey", "wrapKey",         "verify",
-    "sign",    "purge",   "release", "rotate",  "getrotationpolicy", "setrotationpolicy"};
+constexpr std::string_view kKeyPermissions[] = {"get",
+                                                "list",
+                                                "update",
+                                                "create",
+                                                "import",
+                                                "delete",
+                                                "recover",
+                                                "backup",
+                                                "restore",
+                                                "decrypt",
+                                                "encrypt",
+                                                "unwrapKey",
+                                                "wrapKey",
+                                                "verify",
+                                                "sign",
+                                                "purge",
+                                                "release",
+                                                "rotate",
+                                                "getrotationpolicy",
+                                                "setrotationpolicy"};
 constexpr std::string_view kCertificatePermissions[] = {
-    "get",     "list",           "update",        "create",     "import",     "delete",
-    "recover", "backup",         "restore",       "managecontacts", "manageissuers",
-    "getissuers", "listissuers", "setissuers",    "deleteissuers",  "purge"};
+    "get",         "list",       "update",        "create",         "import",        "delete",
+    "recover",     "backup",     "restore",       "managecontacts", "manageissuers", "getissuers",
+    "listissuers", "setissuers", "deleteissuers", "purge"};
 constexpr std::string_view kStoragePermissions[] = {
-    "get",    "list",    "delete",  "set",    "update", "regeneratekey", "recover",
-    "purge",  "backup",  "restore", "setsas", "listsas", "getsas",       "deletesas"};
+    "get",   "list",   "delete",  "set",    "update",  "regeneratekey", "recover",
+    "purge", "backup", "restore", "setsas", "listsas", "getsas",        "deletesas"};
 
 constexpr PermissionSet Bit(ObjectType type, std::string_view name) {
   std::span<const std::string_view> names;
@@ -47,10 +63,10 @@ constexpr PermissionSet Bit(ObjectType type, std::string_view name) {
 // The secrets operations and what each needs (docs/authorization.md).
 // Reading a deleted secret needs "list", as in Key Vault; updating a
 // version's attributes needs "set" under access policies.
-#define COFFER_SECRET_OP(name, perm, action, on_object)                                         \
-  DataOperation {                                                                               \
-    name, ObjectType::kSecrets, perm, "Microsoft.KeyVault/vaults/secrets/" action, on_object,  \
-        Bit(ObjectType::kSecrets, perm)                                                         \
+#define COFFER_SECRET_OP(name, perm, action, on_object)                                       \
+  DataOperation {                                                                             \
+    name, ObjectType::kSecrets, perm, "Microsoft.KeyVault/vaults/secrets/" action, on_object, \
+        Bit(ObjectType::kSecrets, perm)                                                       \
   }
 constexpr DataOperation kOperations[] = {
     COFFER_SECRET_OP("SecretGet", "get", "getSecret/action", true),
@@ -234,15 +250,16 @@ StatusOr<std::vector<AccessPolicy>> CompileAccessPolicies(const Json& policies) 
         return Invalid(where + ".permissions." + kind + " must be an array of strings.");
       }
       for (const auto& name : list) {
-        auto bit = name.is_string() ? ParsePermission(*type, name.get<std::string>())
-                                    : std::nullopt;
+        auto bit =
+            name.is_string() ? ParsePermission(*type, name.get<std::string>()) : std::nullopt;
         if (!bit) {
           std::string allowed;
           for (auto n : PermissionNames(*type)) {
             allowed += std::string(n) + ", ";
           }
           return Invalid(where + ".permissions." + kind + " holds '" +
-                         (name.is_string() ? name.get<std::string>().substr(0, 64) : ToJson(name).substr(0, 64)) +
+                         (name.is_string() ? name.get<std::string>().substr(0, 64)
+                                           : ToJson(name).substr(0, 64)) +
                          "', which is not a permission. Valid: " + allowed + "all.");
         }
         policy.granted[static_cast<int>(*type)] |= *bit;

@@ -242,11 +242,11 @@ Json RoleDefinitionToArm(const RoleDefinition& role, std::string_view scope) {
                 {"updatedOn", role.updated ? Json(FormatIsoTime(role.updated)) : Json()},
                 {"createdBy", Json()},
                 {"updatedBy", Json()}};
-  return Json{{"id", std::string(scope) + "/providers/Microsoft.Authorization/roleDefinitions/" +
-                         role.id},
-              {"type", "Microsoft.Authorization/roleDefinitions"},
-              {"name", role.id},
-              {"properties", props}};
+  return Json{
+      {"id", std::string(scope) + "/providers/Microsoft.Authorization/roleDefinitions/" + role.id},
+      {"type", "Microsoft.Authorization/roleDefinitions"},
+      {"name", role.id},
+      {"properties", props}};
 }
 
 StatusOr<RoleDefinition> CustomRoleFromArm(const std::string& id, const Json& body) {
@@ -278,8 +278,7 @@ StatusOr<RoleDefinition> CustomRoleFromArm(const std::string& id, const Json& bo
   }
   ASSIGN_OR_RETURN(role.permissions, ParsePermissions(*perms));
   auto scopes = in.find("assignableScopes");
-  if (scopes == in.end() || !scopes->is_array() || scopes->empty() ||
-      scopes->size() > kMaxScopes) {
+  if (scopes == in.end() || !scopes->is_array() || scopes->empty() || scopes->size() > kMaxScopes) {
     return Invalid("properties.assignableScopes must be an array of 1 to 100 scopes.",
                    "InvalidAssignableScopes");
   }
@@ -316,8 +315,8 @@ StatusOr<RoleDefinition> CustomRoleFromJson(const std::string& id, const std::st
   }
   auto role = CustomRoleFromArm(id, Json{{"properties", *parsed}});
   if (!role.ok()) {
-    return DataLossError("stored role definition " + id + " is invalid: " +
-                         std::string(role.status().message()));
+    return DataLossError("stored role definition " + id +
+                         " is invalid: " + std::string(role.status().message()));
   }
   role->created = created;
   role->updated = updated;

@@ -22,8 +22,11 @@ VaultSettings ParseVaultSettings(const std::string& properties_json) {
   if (auto it = props->find("enableRbacAuthorization"); it != props->end() && it->is_boolean()) {
     s.rbac_authorization = it->get<bool>();
   }
-  if (auto it = props->find("accessPolicies"); it != props->end() && it->is_array()) {
-    s.access_policies = *it;
+  if (auto it = props->find("accessPolicies"); it != props->end()) {
+    auto compiled = authz::CompileAccessPolicies(*it);
+    if (compiled.ok()) {
+      s.access_policies = std::move(*compiled);
+    }
   }
   return s;
 }
@@ -58,6 +61,7 @@ StatusOr<std::shared_ptr<const OpenVault>> VaultRegistry::Get(const std::string&
   auto vault = std::make_shared<OpenVault>();
   ASSIGN_OR_RETURN(vault->data_key, envelope_.UnwrapDataKey(record.name, record.wrapped_data_key));
   vault->settings = ParseVaultSettings(record.properties_json);
+  vault->resource_id = record.ResourceId();
   vault->record = std::move(record);
   std::lock_guard<std::mutex> lock(mu_);
   cache_[key] = Entry{vault, now};

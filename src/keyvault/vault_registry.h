@@ -6,6 +6,7 @@
 #include <mutex>
 #include <string>
 
+#include "authz/permissions.h"
 #include "common/clock.h"
 #include "common/json.h"
 #include "common/status.h"
@@ -19,9 +20,9 @@ struct VaultSettings {
   int retention_days = 90;
   bool purge_protection = false;
   bool rbac_authorization = false;
-  // `accessPolicies` as stored (validated by the management plane); an
-  // empty array when absent or malformed.
-  Json access_policies = Json::array();
+  // `accessPolicies`, compiled (validated by the management plane when
+  // written); empty when absent or malformed.
+  std::vector<authz::AccessPolicy> access_policies;
 };
 
 // VaultSettings parsed from ARM `properties` JSON; unknown or missing
@@ -33,6 +34,7 @@ std::string RecoveryLevel(const VaultSettings& settings);
 // An open vault: its record, parsed settings and unwrapped data key.
 struct OpenVault {
   storage::VaultRecord record;
+  std::string resource_id;  // record.ResourceId()
   VaultSettings settings;
   std::string data_key;
   ~OpenVault();

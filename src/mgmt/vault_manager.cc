@@ -1,5 +1,6 @@
 #include "mgmt/vault_manager.h"
 
+#include "authz/permissions.h"
 #include "common/strings.h"
 #include "common/time_format.h"
 #include "keyvault/names.h"
@@ -8,38 +9,92 @@
 namespace coffer::mgmt {
 namespace {
 
-constexpr size_t kMaxAccessPolicies = 1024;
-
 Status BadRequest(const std::string& message, const std::string& code = "BadRequest") {
   return InvalidArgumentError(message, code);
 }
 
-Status ValidateAccessPolicies(const Json& policies) {
-  if (!policies.is_array()) {
-    return BadRequest("properties.accessPolicies must be an array.");
-  }
-  if (policies.size() > kMaxAccessPolicies) {
-    return BadRequest("A vault may have at most 1024 access policies.");
-  }
-  for (const auto& p : policies) {
-    if (!p.is_object() || !p.value("tenantId", Json()).is_string() ||
-        !p.value("objectId", Json()).is_string() || !p.value("permissions", Json()).is_object()) {
-      return BadRequest(
-          "Each access policy needs string 'tenantId' and 'objectId' and a 'permissions' "
-          "object.");
+// The identity an access-policy entry names: tenant, object and (for a
+// compound identity) application, compared case-insensitively.
+bool SameEntry(const Json& a, const Json& b) {
+  return EqualsIgnoreCase(StringMember(a, "tenantId"), StringMember(b, "tenantId")) &&
+         EqualsIgnoreCase(StringMember(a, "objectId"), StringMember(b, "objectId")) &&
+         EqualsIgnoreCase(StringMember(a, "applicationId"), StringMember(b, "applicationId"));
+}
+
+bool HasPermission(const Json& list, const std::string& name) {
+  for (const auto& p : list) {
+    if (p.is_string() && EqualsIgnoreCase(p.get<std::string>(), name)) {
+      return true;
     }
-    for (const auto& [kind, list] : p["permissions"].items()) {
-      if (!list.is_array()) {
-        return BadRequest("permissions." + kind + " must be an array of strings.");
+  }
+  return false;
+}
+
+// Applies one entry of an accessPolicies/{kind} request to the list.
+void ApplyPolicyEdit(Json& policies, const Json& entry, const std::string& kind) {
+  Json* existing = nullptr;
+  for (auto& p : policies) {
+    if (SameEntry(p, entry)) {
+      existing = &p;
+      break;
+    }
+  }
+  const Json& perms = entry["permissions"];
+  if (kind == "add" || kind == "replace") {
+    if (existing == nullptr) {
+      policies.push_back(entry);
+      return;
+    }
+    Json& target = (*existing)["permissions"];
+    for (const auto& [type, list] : perms.items()) {
+      if (list.is_null()) {
+        continue;
       }
-      for (const auto& perm : list) {
-        if (!perm.is_string()) {
-          return BadRequest("permissions." + kind + " must be an array of strings.");
+      if (kind == "replace" || !target.contains(type) || !target[type].is_array()) {
+        target[type] = list;
+        continue;
+      }
+      for (const auto& name : list) {
+        if (!HasPermission(target[type], name.get<std::string>())) {
+          target[type].push_back(name);
         }
       }
     }
+    return;
   }
-  return OkStatus();
+  // remove: the listed permissions; an entry listing none removes the whole
+  // entry, and an entry left with none is dropped.
+  if (existing == nullptr) {
+    return;
+  }
+  bool lists_any = false;
+  Json& target = (*existing)["permissions"];
+  for (const auto& [type, list] : perms.items()) {
+    if (!list.is_array() || list.empty() || !target.contains(type) || !target[type].is_array()) {
+      continue;
+    }
+    lists_any = true;
+    bool all = HasPermission(list, "all");
+    Json kept = Json::array();
+    for (const auto& name : target[type]) {
+      if (!all && !HasPermission(list, name.get<std::string>())) {
+        kept.push_back(name);
+      }
+    }
+    target[type] = kept;
+  }
+  bool empty = true;
+  for (const auto& [type, list] : target.items()) {
+    empty = empty && (!list.is_array() || list.empty());
+  }
+  if (!lists_any || empty) {
+    for (size_t i = 0; i < policies.size(); ++i) {
+      if (&policies[i] == existing) {
+        policies.erase(i);
+        break;
+      }
+    }
+  }
 }
 
 }  // namespace
@@ -68,7 +123,8 @@ Json VaultManager::ToArm(const storage::VaultRecord& v) const {
 }
 
 StatusOr<std::pair<storage::VaultRecord, bool>> VaultManager::CreateOrUpdate(
-    const std::string& resource_group, const std::string& name, const Json& body, bool replace) {
+    const std::string& resource_group, const std::string& name, const Json& body, bool replace,
+    const std::string& api_version) {
   RETURN_IF_ERROR(keyvault::ValidateVaultName(name));
   if (!ValidResourceGroup(resource_group)) {
     return BadRequest("Resource group name '" + resource_group + "' is invalid.",
@@ -178,7 +234,10 @@ StatusOr<std::pair<storage::VaultRecord, bool>> VaultManager::CreateOrUpdate(
     props.erase("enablePurgeProtection");
   }
   // RBAC switch.
-  bool rbac = old.is_object() && old.value("enableRbacAuthorization", false) == true;
+  // New vaults use Azure RBAC from api-version 2026-02-01 on, access
+  // policies before, as in Azure.
+  bool rbac = create ? api_version >= "2026-02-01"
+                     : old.is_object() && old.value("enableRbacAuthorization", false) == true;
   if (auto it = in.find("enableRbacAuthorization"); it != in.end() && !it->is_null()) {
     if (!it->is_boolean()) {
       return BadRequest("properties.enableRbacAuthorization must be a boolean.");
@@ -188,7 +247,7 @@ StatusOr<std::pair<storage::VaultRecord, bool>> VaultManager::CreateOrUpdate(
   props["enableRbacAuthorization"] = rbac;
   // Access policies.
   if (auto it = in.find("accessPolicies"); it != in.end() && !it->is_null()) {
-    RETURN_IF_ERROR(ValidateAccessPolicies(*it));
+    RETURN_IF_ERROR(authz::CompileAccessPolicies(*it).status());
     props["accessPolicies"] = *it;
   } else if (!props.contains("accessPolicies")) {
     props["accessPolicies"] =
@@ -232,8 +291,6 @@ StatusOr<std::pair<storage::VaultRecord, bool>> VaultManager::CreateOrUpdate(
   registry_.Invalidate(name);
   return std::make_pair(rec, create);
 }
-
-namespace {}  // namespace
 
 Json VaultManager::ToArmDeleted(const storage::VaultRecord& v) const {
   auto props = keyvault::ParseVaultSettings(v.properties_json);
@@ -323,6 +380,79 @@ std::optional<http::Response> VaultManager::HandleDeleted(const http::Request& r
   return http::EmptyResponse(200);
 }
 
+http::Response VaultManager::HandleAccessPolicies(const http::Request& req) {
+  // PUT .../vaults/{name}/accessPolicies/{add|replace|remove}
+  const auto& seg = req.segments;
+  const std::string& rg = seg[3];
+  const std::string& name = seg[7];
+  std::string kind = AsciiLower(seg[9]);
+  if (kind != "add" && kind != "replace" && kind != "remove") {
+    return http::ErrorResponse(400, "BadRequest",
+                               "The access policy operation must be add, replace or remove.");
+  }
+  if (req.method != "PUT") {
+    return http::ErrorResponse(405, "MethodNotAllowed",
+                               "Only PUT is allowed on a vault's access policies.");
+  }
+  auto body = ParseJson(req.body);
+  if (!body || !body->is_object() || !body->contains("properties") ||
+      !(*body)["properties"].is_object() || !(*body)["properties"].contains("accessPolicies")) {
+    return http::ErrorResponse(
+        400, "InvalidRequestContent",
+        "The request content must be {\"properties\":{\"accessPolicies\":[...]}}.");
+  }
+  const Json& edits = (*body)["properties"]["accessPolicies"];
+  if (auto valid = authz::CompileAccessPolicies(edits); !valid.ok()) {
+    return ArmError(valid.status());
+  }
+  for (const auto& e : edits) {
+    if (!EqualsIgnoreCase(StringMember(e, "tenantId"), config_.tenant_id)) {
+      return http::ErrorResponse(
+          400, "BadRequest",
+          "Access policy tenantId must be this installation's tenant '" + config_.tenant_id + "'.");
+    }
+  }
+  auto v = store_.GetVault(name);
+  if (!v.ok() || v->deleted() || !EqualsIgnoreCase(v->resource_group, rg)) {
+    if (v.ok() || v.status().code() == StatusCode::kNotFound) {
+      return http::ErrorResponse(404, "ResourceNotFound",
+                                 "The Resource 'Microsoft.KeyVault/vaults/" + name +
+                                     "' under resource group '" + rg + "' was not found.");
+    }
+    return ArmError(v.status());
+  }
+  Json props = ParseJson(v->properties_json).value_or(Json::object());
+  if (props.value("enableRbacAuthorization", false) == true) {
+    return http::ErrorResponse(
+        400, "BadRequest",
+        "Vault '" + v->name +
+            "' uses the Azure role-based access control permission model; its access policies "
+            "cannot be changed. Use role assignments, or switch the vault to access policies.");
+  }
+  Json policies = props.contains("accessPolicies") && props["accessPolicies"].is_array()
+                      ? props["accessPolicies"]
+                      : Json::array();
+  for (const auto& e : edits) {
+    ApplyPolicyEdit(policies, e, kind);
+  }
+  if (auto valid = authz::CompileAccessPolicies(policies); !valid.ok()) {
+    return ArmError(valid.status());  // e.g. more than 1024 entries: nothing is written
+  }
+  props["accessPolicies"] = policies;
+  v->properties_json = ToJson(props);
+  v->updated = clock_.NowSeconds();
+  Status updated = store_.UpdateVault(*v);
+  registry_.Invalidate(v->name);
+  if (!updated.ok()) {
+    return ArmError(updated);
+  }
+  return http::JsonResponse(200, ToJson(Json{{"id", ResourceId(*v) + "/accessPolicies/" + kind},
+                                             {"name", kind},
+                                             {"type", "Microsoft.KeyVault/vaults/accessPolicies"},
+                                             {"location", v->location},
+                                             {"properties", {{"accessPolicies", policies}}}}));
+}
+
 std::optional<http::Response> VaultManager::Handle(const http::Request& req) {
   const auto& seg = req.segments;
   if (seg.size() < 2 || !EqualsIgnoreCase(seg[0], "subscriptions")) {
@@ -338,7 +468,8 @@ std::optional<http::Response> VaultManager::Handle(const http::Request& req) {
       seg.size() >= 5 && EqualsIgnoreCase(seg[2], "providers") &&
       EqualsIgnoreCase(seg[3], "Microsoft.KeyVault") &&
       (EqualsIgnoreCase(seg[4], "deletedVaults") || EqualsIgnoreCase(seg[4], "locations"));
-  if (!(by_rg && seg.size() <= 8) && !by_sub && !deleted_path) {
+  bool policy_path = by_rg && seg.size() == 10 && EqualsIgnoreCase(seg[8], "accessPolicies");
+  if (!(by_rg && seg.size() <= 8) && !by_sub && !deleted_path && !policy_path) {
     return std::nullopt;
   }
   if (auto refused = CheckArmRequest(req, config_.subscription_id)) {
@@ -346,6 +477,9 @@ std::optional<http::Response> VaultManager::Handle(const http::Request& req) {
   }
   if (deleted_path) {
     return HandleDeleted(req);
+  }
+  if (policy_path) {
+    return HandleAccessPolicies(req);
   }
   const std::string& m = req.method;
 
@@ -402,6 +536,9 @@ std::optional<http::Response> VaultManager::Handle(const http::Request& req) {
     int retention = keyvault::ParseVaultSettings(v->properties_json).retention_days;
     Status deleted = store_.MarkVaultDeleted(v->name, now, now + int64_t{retention} * 86400);
     registry_.Invalidate(v->name);
+    if (config_.on_assignments_changed) {
+      config_.on_assignments_changed();  // the vault's role assignments went with it
+    }
     if (!deleted.ok()) {
       return ArmError(deleted);
     }
@@ -416,7 +553,8 @@ std::optional<http::Response> VaultManager::Handle(const http::Request& req) {
     if (m == "PATCH" && !live().ok()) {
       return not_found();
     }
-    auto result = CreateOrUpdate(rg, name, *body, m == "PUT");
+    auto result =
+        CreateOrUpdate(rg, name, *body, m == "PUT", std::string(req.Query("api-version")));
     if (!result.ok()) {
       return ArmError(result.status());
     }

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <functional>
 #include <string>
 
 #include "common/clock.h"
@@ -18,6 +19,9 @@ struct ManagementConfig {
   // vaultUri is "https://" + name + vault_host_suffix, e.g. suffix
   // ".vault.localhost:8443/".
   std::string vault_host_suffix;
+  // Called after a change to role assignments (deleting a vault deletes
+  // its own), so the authorizer reloads.
+  std::function<void()> on_assignments_changed;
 };
 
 // VaultManager is the ARM-shaped management plane for vaults:
@@ -28,6 +32,7 @@ struct ManagementConfig {
 //   GET  /subscriptions/{s}/providers/Microsoft.KeyVault/deletedVaults
 //   GET  /subscriptions/{s}/providers/Microsoft.KeyVault/locations/{l}/deletedVaults/{name}
 //   POST .../deletedVaults/{name}/purge
+//   PUT  .../vaults/{name}/accessPolicies/{add|replace|remove}
 // with Azure's property names, immutability rules and error codes
 // (docs/management-plane.md). Deleting a vault soft-deletes it; PUT with
 // properties.createMode "recover" brings it back. Authorization is the
@@ -45,11 +50,13 @@ class VaultManager {
 
   // ResourceId of a vault record.
   std::string ResourceId(const storage::VaultRecord& vault) const;
-  // CreateOrUpdate applies an ARM PUT (replace=true) or PATCH body. Returns
-  // the resulting record and whether it was created.
+  // CreateOrUpdate applies an ARM PUT (replace=true) or PATCH body sent
+  // with `api_version` (which picks a new vault's default permission
+  // model). Returns the resulting record and whether it was created.
   StatusOr<std::pair<storage::VaultRecord, bool>> CreateOrUpdate(const std::string& resource_group,
                                                                  const std::string& name,
-                                                                 const Json& body, bool replace);
+                                                                 const Json& body, bool replace,
+                                                                 const std::string& api_version);
   Json ToArm(const storage::VaultRecord& vault) const;
   Json ToArmDeleted(const storage::VaultRecord& vault) const;
 
@@ -58,6 +65,7 @@ class VaultManager {
 
  private:
   std::optional<http::Response> HandleDeleted(const http::Request& request);
+  http::Response HandleAccessPolicies(const http::Request& request);
 
   const ManagementConfig config_;
   storage::Store& store_;

@@ -16,6 +16,8 @@ namespace {
 constexpr char kDevVault[] = "dev";
 constexpr char kDevResourceGroup[] = "coffer-dev";
 constexpr int kAdminSecretDays = 365;
+constexpr char kOwnerRole[] = "8e3af657-a8ff-443c-a75c-2fe8c4bcb635";
+constexpr char kKeyVaultAdministratorRole[] = "00482a5a-887f-4fb3-b363-3b7fe8e74483";
 
 std::map<std::string, std::string> ReadEnvFile(const std::string& path) {
   std::map<std::string, std::string> out;
@@ -85,7 +87,8 @@ Status CofferServer::Bootstrap() {
         return existing.status();
       }
       Json body = {{"location", "local"}, {"properties", {{"softDeleteRetentionInDays", 7}}}};
-      auto created = vault_manager_->CreateOrUpdate(kDevResourceGroup, kDevVault, body, true);
+      auto created =
+          vault_manager_->CreateOrUpdate(kDevResourceGroup, kDevVault, body, true, "2023-07-01");
       if (!created.ok()) {
         return created.status();
       }
@@ -94,6 +97,8 @@ Status CofferServer::Bootstrap() {
     info_.vault_url =
         "https://" + std::string(kDevVault) + "." + AsciiLower(config_.dns_suffix) + port_suffix_;
   }
+
+  RETURN_IF_ERROR(GrantAdministrators());
 
   std::ostringstream out;
   out << "export AZURE_TENANT_ID=" << info_.tenant_id << "\n"
@@ -112,6 +117,54 @@ Status CofferServer::Bootstrap() {
       << "export REQUESTS_CA_BUNDLE=" << info_.ca_path << "\n";
   // SECURITY: the file holds a client secret; owner-only.
   return WriteFileAtomic(info_.env_file, out.str(), 0600);
+}
+
+Status CofferServer::GrantAdministrators() {
+  ASSIGN_OR_RETURN(auto done, store_->GetMeta("administrator_grants"));
+  if (done) {
+    return OkStatus();
+  }
+  // The administrators own the subscription and administer the data of
+  // every RBAC vault, through ordinary role assignments anyone can list
+  // and remove (docs/authorization.md).
+  std::vector<std::string> admins;
+  {
+    std::lock_guard<std::mutex> lock(admin_mu_);
+    admins = admins_;
+  }
+  const std::string scope = "/subscriptions/" + info_.subscription_id;
+  for (const auto& admin : admins) {
+    for (const char* role : {kOwnerRole, kKeyVaultAdministratorRole}) {
+      auto assigned = role_manager_->Assign(scope, role, admin, admin);
+      if (!assigned.ok() && assigned.status().code() != StatusCode::kAlreadyExists) {
+        return assigned.status();
+      }
+    }
+  }
+  // The dev vault uses access policies, as vaults created before
+  // api-version 2026-02-01 do: the administrators get every permission.
+  if (config_.dev) {
+    auto dev = store_->GetVault(kDevVault);
+    if (dev.ok() && !dev->deleted()) {
+      Json props = ParseJson(dev->properties_json).value_or(Json::object());
+      Json policies = props.value("accessPolicies", Json::array());
+      for (const auto& admin : admins) {
+        Json all = Json::array({"all"});
+        policies.push_back(
+            {{"tenantId", info_.tenant_id},
+             {"objectId", admin},
+             {"permissions",
+              {{"secrets", all}, {"keys", all}, {"certificates", all}, {"storage", all}}}});
+      }
+      Json body = {{"properties", {{"accessPolicies", policies}}}};
+      auto updated =
+          vault_manager_->CreateOrUpdate(dev->resource_group, dev->name, body, false, "2023-07-01");
+      if (!updated.ok()) {
+        return updated.status();
+      }
+    }
+  }
+  return store_->PutMeta("administrator_grants", "1");
 }
 
 }  // namespace coffer::server

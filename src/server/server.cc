@@ -7,7 +7,7 @@
 #include "common/log.h"
 #include "common/strings.h"
 #include "crypto/primitives.h"
-#include "keyvault/access_policy.h"
+#include "mgmt/arm.h"
 #include "net/http_client.h"
 #include "server/tls_material.h"
 #include "storage/sqlite/sqlite_store.h"
@@ -112,6 +112,10 @@ Status CofferServer::Init() {
           [this](const std::string& oid) { authenticator_->ForgetPrincipal(oid); },
           [this](const std::string& oid) { return IsAdmin(oid); }});
 
+  authorizer_ = std::make_unique<authz::Authorizer>(*store_);
+  RETURN_IF_ERROR(authorizer_->Reload());
+  role_manager_ =
+      std::make_unique<mgmt::RoleManager>(*subscription, *tenant, *store_, *authorizer_, clock_);
   registry_ = std::make_unique<keyvault::VaultRegistry>(*store_, *envelope_, clock_);
   secrets_ = std::make_unique<keyvault::SecretService>(*store_, *registry_, *envelope_, clock_);
   secrets_api_ = std::make_unique<keyvault::SecretsApi>(*secrets_);
@@ -119,6 +123,12 @@ Status CofferServer::Init() {
   mc.subscription_id = *subscription;
   mc.tenant_id = *tenant;
   mc.vault_host_suffix = "." + suffix + port_suffix_ + "/";
+  mc.on_assignments_changed = [this] {
+    Status reloaded = authorizer_->Reload();
+    if (!reloaded.ok()) {
+      COFFER_LOG(kWarning) << "reloading role assignments failed: " << reloaded.ToString();
+    }
+  };
   vault_manager_ =
       std::make_unique<mgmt::VaultManager>(mc, *store_, *envelope_, *registry_, clock_);
   identity_manager_ = std::make_unique<mgmt::IdentityManager>(
@@ -238,8 +248,15 @@ std::optional<http::Response> CofferServer::Fast(http::Request& request) {
     return std::nullopt;
   }
   auto caller = authenticator_->TryCached(request.Header("authorization"), vault_audiences_);
-  if (!caller || !IsAdmin(caller->object_id)) {
+  if (!caller) {
     return std::nullopt;
+  }
+  auto open = registry_->TryGetCached(vault);
+  if (open == nullptr) {
+    return std::nullopt;
+  }
+  if (auto denied = AuthorizeData(*caller, *open, request)) {
+    return denied;
   }
   return secrets_api_->TryFast(vault, request);
 }
@@ -272,34 +289,22 @@ http::Response CofferServer::VaultRequest(const std::string& vault, http::Reques
     }
     return http::ErrorResponse(caller.status());
   }
-  // Interim authorization model (docs/authorization.md): the tenant's
-  // administrators, and what a vault's access policies grant on secrets.
-  if (!IsAdmin(caller->object_id)) {
-    std::string permission = keyvault::SecretPermission(request);
-    if (!permission.empty()) {
-      auto open = registry_->Get(vault);
-      if (!open.ok()) {
-        return http::ErrorResponse(open.status());
-      }
-      const auto& v = **open;
-      if (v.settings.rbac_authorization ||
-          !keyvault::AccessPolicyAllows(v.settings.access_policies, info_.tenant_id,
-                                        caller->object_id, permission)) {
-        std::string model = v.settings.rbac_authorization
-                                ? "Azure RBAC (not yet enforced: only administrators)"
-                                : "access policies";
-        return http::ErrorResponse(PermissionDeniedError(
-            "Caller is not authorized to perform action on resource. Caller: appid=" +
-                caller->app_id + ";oid=" + caller->object_id + ". Action: secrets/" + permission +
-                ". Vault: " + vault + ". Authorization model: " + model + ".",
-            "Forbidden"));
-      }
-    }
+  auto open = registry_->Get(vault);
+  if (!open.ok()) {
+    // An unknown vault answers as Key Vault does, whoever asks.
+    return secrets_api_->Handle(vault, request);
+  }
+  if (auto denied = AuthorizeData(*caller, **open, request)) {
+    return *denied;
   }
   return secrets_api_->Handle(vault, request);
 }
 
 http::Response CofferServer::AuthorityRequest(http::Request& request) {
+  // Some ARM clients join "/" and a scope that starts with "/".
+  while (request.segments.size() > 1 && request.segments[0].empty()) {
+    request.segments.erase(request.segments.begin());
+  }
   const auto& seg = request.segments;
   if (request.method == "GET" && seg.size() == 1 && seg[0] == "healthz") {
     return http::JsonResponse(200, R"({"status":"ok"})");
@@ -316,27 +321,49 @@ http::Response CofferServer::AuthorityRequest(http::Request& request) {
   if (!seg.empty() && seg[0] == "coffer") {
     return AdminRequest(request);
   }
-  if (!seg.empty() && EqualsIgnoreCase(seg[0], "subscriptions")) {
+  bool arm = !seg.empty() && EqualsIgnoreCase(seg[0], "subscriptions");
+  bool tenant_roles = seg.size() >= 3 && EqualsIgnoreCase(seg[0], "providers") &&
+                      EqualsIgnoreCase(seg[1], "Microsoft.Authorization") &&
+                      EqualsIgnoreCase(seg[2], "roleDefinitions");
+  if (arm || tenant_roles) {
     auto caller = authenticator_->Authenticate(request.Header("authorization"), arm_audiences_);
     if (!caller.ok()) {
       return InvalidToken(caller.status());
     }
-    if (!IsAdmin(caller->object_id)) {
-      return http::ErrorResponse(403, "AuthorizationFailed",
-                                 "The client '" + caller->app_id + "' with object id '" +
-                                     caller->object_id +
-                                     "' does not have authorization to perform this action over "
-                                     "scope '/" +
-                                     seg[0] + "/" + (seg.size() > 1 ? seg[1] : "") + "'.");
-    }
-    if (auto r = vault_manager_->Handle(request)) {
-      return *r;
-    }
-    if (auto r = identity_manager_->Handle(request)) {
-      return *r;
-    }
-    if (auto r = workload_manager_->Handle(request)) {
-      return *r;
+    authz::Principal who{caller->object_id, caller->app_id, caller->tenant_id};
+    if (tenant_roles) {
+      // Role definitions at the root are readable by every principal.
+      if (request.method != "GET") {
+        return http::ErrorResponse(405, "MethodNotAllowed",
+                                   "Role definitions are written under a subscription scope.");
+      }
+      if (auto r = role_manager_->Handle(request, who)) {
+        return *r;
+      }
+    } else {
+      if (auto refused = mgmt::CheckArmRequest(request, info_.subscription_id)) {
+        return *refused;
+      }
+      bool filter = false;
+      if (auto denied = AuthorizeArm(*caller, request, &filter)) {
+        return *denied;
+      }
+      std::optional<http::Response> r = role_manager_->Handle(request, who);
+      if (!r) {
+        r = vault_manager_->Handle(request);
+      }
+      if (!r) {
+        r = identity_manager_->Handle(request);
+      }
+      if (!r) {
+        r = workload_manager_->Handle(request);
+      }
+      if (r) {
+        if (filter) {
+          FilterList(*caller, *r);
+        }
+        return *r;
+      }
     }
   }
   return http::ErrorResponse(
@@ -346,17 +373,26 @@ http::Response CofferServer::AuthorityRequest(http::Request& request) {
 http::Response CofferServer::AdminRequest(http::Request& request) {
   // Coffer's own administration API (docs/token-service.md):
   //   POST /coffer/v1/signing-keys/rotate
+  //   GET  /coffer/v1/authz/explain?assignee=&vault=&action=[&object=]
   auto caller = authenticator_->Authenticate(request.Header("authorization"), arm_audiences_);
   if (!caller.ok()) {
     return InvalidToken(caller.status());
   }
+  const auto& seg = request.segments;
+  if (seg.size() == 4 && seg[1] == "v1" && seg[2] == "authz" && seg[3] == "explain") {
+    if (request.method != "GET") {
+      http::Response r = http::ErrorResponse(InvalidArgumentError("Use GET.", "BadParameter"));
+      r.status = 405;
+      return r;
+    }
+    return ExplainRequest(*caller, request);
+  }
   if (!IsAdmin(caller->object_id)) {
     return http::ErrorResponse(PermissionDeniedError(
-        "Only administrators may call the administration API. Caller: appid=" + caller->app_id +
-            ";oid=" + caller->object_id + ".",
+        "Only directory administrators may call the administration API. Caller: appid=" +
+            caller->app_id + ";oid=" + caller->object_id + ".",
         "Forbidden"));
   }
-  const auto& seg = request.segments;
   if (seg.size() == 4 && seg[1] == "v1" && seg[2] == "signing-keys" && seg[3] == "rotate") {
     if (request.method != "POST") {
       http::Response r = http::ErrorResponse(InvalidArgumentError("Use POST.", "BadParameter"));

@@ -15,10 +15,12 @@
 #include "auth/signing_keys.h"
 #include "auth/token_service.h"
 #include "auth/token_verifier.h"
+#include "authz/authorizer.h"
 #include "common/clock.h"
 #include "keyvault/secret_service.h"
 #include "keyvault/secrets_api.h"
 #include "mgmt/identity_manager.h"
+#include "mgmt/role_manager.h"
 #include "mgmt/vault_manager.h"
 #include "mgmt/workload_manager.h"
 #include "net/http_server.h"
@@ -87,6 +89,23 @@ class CofferServer {
   // Returns the vault name when `host` is a vault host; "" otherwise.
   std::string VaultFromHost(const std::string& host) const;
   bool IsAdmin(const std::string& object_id);
+  // authorization.cc: a denial, or nullopt when the request may go on.
+  std::optional<http::Response> AuthorizeData(const Caller& caller,
+                                              const keyvault::OpenVault& vault,
+                                              const http::Request& request);
+  // Sets *filter_list when the caller may not read a whole collection and
+  // the answer must be filtered to what it may read (FilterList).
+  std::optional<http::Response> AuthorizeArm(const Caller& caller, const http::Request& request,
+                                             bool* filter_list);
+  void FilterList(const Caller& caller, http::Response& response);
+  http::Response DataDenial(const Caller& caller, const keyvault::OpenVault& vault,
+                            const authz::DataOperation& op, std::string_view object,
+                            const authz::Decision& decision) const;
+  http::Response ExplainRequest(const Caller& caller, const http::Request& request);
+  std::string CallerString(const Caller& caller) const;
+  // Gives the administrators their role assignments and the dev vault's
+  // access policy, once per installation.
+  Status GrantAdministrators();
   void PurgeLoop();
 
   const ServerConfig config_;
@@ -117,6 +136,8 @@ class CofferServer {
   std::unique_ptr<mgmt::VaultManager> vault_manager_;
   std::unique_ptr<mgmt::IdentityManager> identity_manager_;
   std::unique_ptr<mgmt::WorkloadManager> workload_manager_;
+  std::unique_ptr<authz::Authorizer> authorizer_;
+  std::unique_ptr<mgmt::RoleManager> role_manager_;
 
   std::mutex admin_mu_;
   std::vector<std::string> admins_;  // guarded by admin_mu_

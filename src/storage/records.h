@@ -92,8 +92,8 @@ struct RoleDefinitionRecord {
 // A role assignment: `principal_id` holds role `role_definition_id` at
 // `scope` and every scope below it.
 struct RoleAssignmentRecord {
-  std::string id;     // GUID, lower-case (the ARM name)
-  std::string scope;  // as given, without a trailing '/'
+  std::string id;                  // GUID, lower-case (the ARM name)
+  std::string scope;               // as given, without a trailing '/'
   std::string role_definition_id;  // GUID, lower-case
   std::string principal_id;
   std::string principal_type;  // "ServicePrincipal", ...

@@ -12,7 +12,6 @@
 #include <gtest/gtest.h>
 
 #include "common/strings.h"
-
 #include "storage/memory/memory_store.h"
 #include "storage/sqlite/sqlite_store.h"
 
@@ -407,8 +406,9 @@ TEST_P(StoreConformance, CustomRolesHaveUniqueNamesAndCannotBeDeletedWhileAssign
   EXPECT_EQ((*roles)[0].updated, 9);
   EXPECT_EQ((*roles)[0].definition_json, role.definition_json);
 
-  RoleAssignmentRecord a{"a1", "/subscriptions/sub/resourceGroups/rg", "r1", "p1",
-                         "ServicePrincipal", "", "admin", 7, 7};
+  RoleAssignmentRecord a{
+      "a1", "/subscriptions/sub/resourceGroups/rg", "r1", "p1", "ServicePrincipal", "", "admin", 7,
+      7};
   ASSERT_TRUE(store_->CreateRoleAssignment(a).ok());
   s = store_->DeleteRoleDefinition("r1");
   EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition);
@@ -421,8 +421,15 @@ TEST_P(StoreConformance, CustomRolesHaveUniqueNamesAndCannotBeDeletedWhileAssign
 }
 
 TEST_P(StoreConformance, RoleAssignmentsAreUniquePerScopeRoleAndPrincipal) {
-  RoleAssignmentRecord a{"a1", "/subscriptions/sub/resourceGroups/RG/", "role", "p1",
-                         "ServicePrincipal", "d", "admin", 7, 7};
+  RoleAssignmentRecord a{"a1",
+                         "/subscriptions/sub/resourceGroups/RG/",
+                         "role",
+                         "p1",
+                         "ServicePrincipal",
+                         "d",
+                         "admin",
+                         7,
+                         7};
   ASSERT_TRUE(store_->CreateRoleAssignment(a).ok());
   RoleAssignmentRecord same_id = a;
   same_id.principal_id = "p2";
@@ -447,7 +454,8 @@ TEST_P(StoreConformance, RoleAssignmentsAreUniquePerScopeRoleAndPrincipal) {
 }
 
 TEST_P(StoreConformance, DeletingAVaultDeletesTheAssignmentsAtAndBelowIt) {
-  const std::string vault = "/subscriptions/sub/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/Main";
+  const std::string vault =
+      "/subscriptions/sub/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/Main";
   auto add = [&](const std::string& id, const std::string& scope) {
     RoleAssignmentRecord a{id, scope, "role", "p", "ServicePrincipal", "", "admin", 1, 1};
     ASSERT_TRUE(store_->CreateRoleAssignment(a).ok());

@@ -105,10 +105,10 @@ class MemoryStore final : public Store {
   std::map<std::string, std::vector<ClientCertificateRecord>> client_certificates_;
   // key: object id, then lower-case name
   std::map<std::string, std::map<std::string, FederatedCredentialRecord>> federated_;
-  std::map<std::string, WorkloadRecord> workloads_;  // key: uid
-  std::map<std::string, Vault> vaults_;              // key: lower-case name
+  std::map<std::string, WorkloadRecord> workloads_;               // key: uid
+  std::map<std::string, Vault> vaults_;                           // key: lower-case name
   std::map<std::string, RoleDefinitionRecord> role_definitions_;  // key: id
-  std::vector<RoleAssignmentRecord> role_assignments_;           // in creation order
+  std::vector<RoleAssignmentRecord> role_assignments_;            // in creation order
 };
 
 }  // namespace coffer::storage

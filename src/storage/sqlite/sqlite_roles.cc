@@ -51,9 +51,9 @@ Status SqliteStore::DeleteRoleDefinition(const std::string& id) {
     used->Bind(1, id);
     ASSIGN_OR_RETURN(bool in_use, used->Step());
     if (in_use) {
-      return FailedPreconditionError("There are existing role assignments referencing role '" +
-                                         id + "'.",
-                                     "RoleDefinitionHasAssignments");
+      return FailedPreconditionError(
+          "There are existing role assignments referencing role '" + id + "'.",
+          "RoleDefinitionHasAssignments");
     }
     ASSIGN_OR_RETURN(Stmt * st, db.Prepare("DELETE FROM role_definitions WHERE id = ?"));
     st->Bind(1, id);
@@ -67,10 +67,11 @@ Status SqliteStore::DeleteRoleDefinition(const std::string& id) {
 
 Status SqliteStore::CreateRoleAssignment(const RoleAssignmentRecord& a) {
   return Write([&](Db& db) -> Status {
-    ASSIGN_OR_RETURN(Stmt * st,
-                     db.Prepare("INSERT INTO role_assignments(id, scope, scope_key, "
-                                "role_definition_id, principal_id, principal_type, description, "
-                                "created_by, created, updated) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+    ASSIGN_OR_RETURN(
+        Stmt * st,
+        db.Prepare("INSERT INTO role_assignments(id, scope, scope_key, "
+                   "role_definition_id, principal_id, principal_type, description, "
+                   "created_by, created, updated) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
     st->Bind(1, a.id).Bind(2, a.scope).Bind(3, RoleScopeKey(a.scope));
     st->Bind(4, a.role_definition_id).Bind(5, a.principal_id).Bind(6, a.principal_type);
     st->Bind(7, a.description).Bind(8, a.created_by).Bind(9, a.created).Bind(10, a.updated);
