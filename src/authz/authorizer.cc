@@ -129,11 +129,12 @@ Decision Authorizer::CheckData(const Principal& who, const VaultContext& vault,
     return d;
   }
   const int type = static_cast<int>(op.type);
-  for (size_t i = 0; i < vault.policies->size(); ++i) {
-    const AccessPolicy& p = (*vault.policies)[i];
-    if (!SameId(p.object_id, who.object_id)) {
-      continue;
-    }
+  auto mine = vault.policies->by_object.find(AsciiLower(who.object_id));
+  if (mine == vault.policies->by_object.end()) {
+    return d;
+  }
+  for (uint32_t i : mine->second) {
+    const AccessPolicy& p = vault.policies->entries[i];
     Considered c;
     c.source = "accessPolicy";
     c.id = "accessPolicies[" + std::to_string(i) + "]";

@@ -61,7 +61,7 @@ struct Decision {
 // The vault side of a data-plane check.
 struct VaultContext {
   bool rbac = false;
-  const std::vector<AccessPolicy>* policies = nullptr;
+  const AccessPolicySet* policies = nullptr;
   std::string_view resource_id;  // the vault's ARM id, any case
 };
 

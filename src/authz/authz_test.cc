@@ -84,10 +84,10 @@ TEST(AccessPolicyTest, CompilesKeyVaultsPermissionNamesStrictly) {
       "permissions":{"secrets":["Get","list"],"keys":["all"],"certificates":[],"storage":null}}])")
                                       .value());
   ASSERT_TRUE(ok.ok()) << ok.status().ToString();
-  EXPECT_EQ((*ok)[0].object_id, "o");
-  EXPECT_EQ((*ok)[0].granted[0], *ParsePermission(ObjectType::kSecrets, "get") |
-                                     *ParsePermission(ObjectType::kSecrets, "list"));
-  EXPECT_EQ((*ok)[0].granted[1], *ParsePermission(ObjectType::kKeys, "all"));
+  EXPECT_EQ(ok->entries[0].object_id, "o");
+  EXPECT_EQ(ok->entries[0].granted[0], *ParsePermission(ObjectType::kSecrets, "get") |
+                                           *ParsePermission(ObjectType::kSecrets, "list"));
+  EXPECT_EQ(ok->entries[0].granted[1], *ParsePermission(ObjectType::kKeys, "all"));
   for (const char* bad : {
            R"({})",
            R"([1])",

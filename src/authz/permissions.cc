@@ -195,7 +195,7 @@ std::span<const std::string_view> KnownDataActions() {
   return kDataActions;
 }
 
-StatusOr<std::vector<AccessPolicy>> CompileAccessPolicies(const Json& policies) {
+StatusOr<AccessPolicySet> CompileAccessPolicies(const Json& policies) {
   if (!policies.is_array()) {
     return Invalid("properties.accessPolicies must be an array.");
   }
@@ -203,8 +203,8 @@ StatusOr<std::vector<AccessPolicy>> CompileAccessPolicies(const Json& policies) 
     return Invalid("A vault may have at most 1024 access policies; this request has " +
                    std::to_string(policies.size()) + ".");
   }
-  std::vector<AccessPolicy> out;
-  out.reserve(policies.size());
+  AccessPolicySet out;
+  out.entries.reserve(policies.size());
   for (size_t i = 0; i < policies.size(); ++i) {
     const Json& p = policies[i];
     std::string where = "accessPolicies[" + std::to_string(i) + "]";
@@ -265,7 +265,8 @@ StatusOr<std::vector<AccessPolicy>> CompileAccessPolicies(const Json& policies) 
         policy.granted[static_cast<int>(*type)] |= *bit;
       }
     }
-    out.push_back(std::move(policy));
+    out.by_object[policy.object_id].push_back(static_cast<uint32_t>(out.entries.size()));
+    out.entries.push_back(std::move(policy));
   }
   return out;
 }

@@ -6,6 +6,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "common/json.h"
@@ -66,12 +67,19 @@ struct AccessPolicy {
   std::array<PermissionSet, kObjectTypes> granted{};
 };
 
+// A vault's access policies, compiled, with the entries of each object id
+// indexed so a decision looks only at the caller's.
+struct AccessPolicySet {
+  std::vector<AccessPolicy> entries;
+  std::unordered_map<std::string, std::vector<uint32_t>> by_object;  // lower-case oid
+};
+
 // CompileAccessPolicies checks ARM `properties.accessPolicies` strictly:
 // an array of at most 1024 objects with string tenantId and objectId, an
 // optional string applicationId and a permissions object whose members are
 // object types holding arrays of Key Vault's permission names (or "all").
 // kInvalidArgument names the first fault.
-StatusOr<std::vector<AccessPolicy>> CompileAccessPolicies(const Json& policies);
+StatusOr<AccessPolicySet> CompileAccessPolicies(const Json& policies);
 
 inline constexpr size_t kMaxAccessPolicies = 1024;
 

@@ -14,5 +14,7 @@ void AddIdentityCommands(CLI::App& app);
 void AddWorkloadCommands(CLI::App& app);
 void AddAgentCommand(CLI::App& app);
 void AddTokenCommands(CLI::App& app);
+// coffer role ... and coffer authz explain.
+void AddRoleCommands(CLI::App& app);
 
 }  // namespace coffer::cli

@@ -98,7 +98,8 @@ void AddVaultCommands(CLI::App& kv) {
     auto location = std::make_shared<std::string>("local");
     auto retention = std::make_shared<int>(90);
     auto purge = std::make_shared<bool>(false);
-    auto rbac = std::make_shared<bool>(false);
+    auto rbac = std::make_shared<std::string>("true");
+    auto no_self = std::make_shared<bool>(false);
     auto tags = std::make_shared<std::vector<std::string>>();
     cmd->add_option("--name,-n", *name, "Vault name")->required();
     cmd->add_option("--resource-group,-g", *rg, "Resource group")->required();
@@ -106,15 +107,35 @@ void AddVaultCommands(CLI::App& kv) {
     cmd->add_option("--retention-days", *retention, "Soft-delete retention, 7-90 days")
         ->capture_default_str();
     cmd->add_flag("--enable-purge-protection", *purge, "Enable purge protection (irreversible)");
-    cmd->add_flag("--enable-rbac-authorization", *rbac, "Use Azure RBAC for data access");
+    cmd->add_option("--enable-rbac-authorization", *rbac,
+                    "true: Azure RBAC (the default); false: access policies")
+        ->check(CLI::IsMember({"true", "false"}))
+        ->capture_default_str();
+    cmd->add_flag("--no-self-perms", *no_self,
+                  "With access policies: do not grant the caller every permission");
     cmd->add_option("--tags", *tags, "Space-separated key=value tags");
     cmd->callback([=] {
       auto c = MakeArmClient();
+      bool use_rbac = *rbac == "true";
+      Json policies = Json::array();
+      if (!use_rbac && !*no_self) {
+        // As az: the creator gets every permission through an access policy.
+        auto oid = c.SignedInObjectId(c.config().authority);
+        if (!oid.ok()) {
+          Fail(oid.status());
+        }
+        Json all = Json::array({"all"});
+        policies.push_back(
+            {{"tenantId", c.config().tenant_id},
+             {"objectId", *oid},
+             {"permissions",
+              {{"secrets", all}, {"keys", all}, {"certificates", all}, {"storage", all}}}});
+      }
       Json props = {{"tenantId", c.config().tenant_id},
                     {"sku", {{"family", "A"}, {"name", "standard"}}},
                     {"softDeleteRetentionInDays", *retention},
-                    {"enableRbacAuthorization", *rbac},
-                    {"accessPolicies", Json::array()}};
+                    {"enableRbacAuthorization", use_rbac},
+                    {"accessPolicies", policies}};
       if (*purge)
         props["enablePurgeProtection"] = true;
       Json body = {{"location", *location}, {"properties", props}, {"tags", ParseTags(*tags)}};
@@ -276,35 +297,30 @@ void AddPolicyCommands(CLI::App& kv) {
                                                  "Space-separated permissions, e.g. get list"));
       }
     }
+    auto application_id = std::make_shared<std::string>();
+    cmd->add_option("--application-id", *application_id,
+                    "Application id, for a compound identity entry");
     cmd->callback([=] {
       auto c = MakeArmClient();
       std::string group = rg->empty() ? FindResourceGroup(c, *name) : *rg;
-      Json vault =
-          Expect(c.Call("GET", ArmUrl(c, VaultArmPath(group, *name)), c.config().authority), {200});
-      Json props = vault.value("properties", Json::object());
-      std::string tenant = StringMember(props, "tenantId");
-      Json policies = props.value("accessPolicies", Json::array());
-      Json kept = Json::array();
-      Json mine = {{"tenantId", tenant}, {"objectId", *object_id}, {"permissions", Json::object()}};
-      for (const auto& p : policies) {
-        if (EqualsIgnoreCase(StringMember(p, "objectId"), *object_id)) {
-          mine = p;
-        } else {
-          kept.push_back(p);
+      // set-policy replaces the lists it is given in the principal's entry
+      // and keeps the others; delete-policy removes the entry.
+      Json entry = {{"tenantId", c.config().tenant_id},
+                    {"objectId", *object_id},
+                    {"permissions", Json::object()}};
+      if (!application_id->empty()) {
+        entry["applicationId"] = *application_id;
+      }
+      for (const auto& [kind, opt] : lists) {
+        if (opt->count() > 0) {
+          entry["permissions"][kind] = perms->at(kind);
         }
       }
-      if (v == "set-policy") {
-        for (const auto& [kind, opt] : lists) {
-          if (opt->count() > 0) {
-            mine["permissions"][kind] = perms->at(kind);
-          }
-        }
-        kept.push_back(mine);
-      }
-      Json body = {{"properties", {{"accessPolicies", kept}}}};
-      Print(Expect(c.Call("PATCH", ArmUrl(c, VaultArmPath(group, *name)), c.config().authority,
+      Json body = {{"properties", {{"accessPolicies", Json::array({entry})}}}};
+      std::string op = v == "set-policy" ? "/accessPolicies/replace" : "/accessPolicies/remove";
+      Print(Expect(c.Call("PUT", ArmUrl(c, VaultArmPath(group, *name) + op), c.config().authority,
                           ToJson(body)),
-                   {200}));
+                   {200, 201}));
     });
   }
 }

@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   coffer::cli::AddWorkloadCommands(app);
   coffer::cli::AddAgentCommand(app);
   coffer::cli::AddTokenCommands(app);
+  coffer::cli::AddRoleCommands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

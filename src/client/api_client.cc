@@ -3,6 +3,7 @@
 #include <cstdlib>
 
 #include "common/encoding.h"
+#include "common/json.h"
 #include "common/strings.h"
 #include "net/http_client.h"
 
@@ -55,6 +56,18 @@ std::string ClientConfig::VaultUrl(const std::string& vault) const {
     port = host_port.substr(colon);
   }
   return "https://" + AsciiLower(vault) + "." + vault_dns_suffix + port;
+}
+
+StatusOr<std::string> ApiClient::SignedInObjectId(const std::string& resource) {
+  ASSIGN_OR_RETURN(std::string token, Token(resource));
+  auto parts = Split(token, '.');
+  auto payload = parts.size() == 3 ? Base64UrlDecode(parts[1]) : std::nullopt;
+  auto claims = payload ? ParseJson(*payload) : std::nullopt;
+  std::string oid = claims && claims->is_object() ? StringMember(*claims, "oid") : "";
+  if (oid.empty()) {
+    return UnauthenticatedError("the access token carries no oid claim");
+  }
+  return oid;
 }
 
 StatusOr<std::string> ApiClient::Token(const std::string& resource) {

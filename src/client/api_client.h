@@ -41,6 +41,10 @@ class ApiClient {
 
   const ClientConfig& config() const { return config_; }
 
+  // SignedInObjectId is the object id (`oid`) of the signed-in principal,
+  // read from its token for `resource`.
+  StatusOr<std::string> SignedInObjectId(const std::string& resource);
+
  private:
   StatusOr<std::string> Token(const std::string& resource);
 

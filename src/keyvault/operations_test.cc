@@ -69,10 +69,12 @@ TEST(ClassifyRequest, EveryOperationMapsToOnePermissionAndOneDataAction) {
 TEST(VaultSettings, CompilesAccessPoliciesAndTreatsMalformedOnesAsNone) {
   auto s = ParseVaultSettings(R"({"accessPolicies":[
     {"tenantId":"T","objectId":"reader","permissions":{"secrets":["Get","list"]}}]})");
-  ASSERT_EQ(s.access_policies.size(), 1u);
-  EXPECT_EQ(s.access_policies[0].object_id, "reader");
-  EXPECT_TRUE(ParseVaultSettings(R"({"accessPolicies":[{"objectId":7}]})").access_policies.empty());
-  EXPECT_TRUE(ParseVaultSettings("not json").access_policies.empty());
+  ASSERT_EQ(s.access_policies.entries.size(), 1u);
+  EXPECT_EQ(s.access_policies.entries[0].object_id, "reader");
+  EXPECT_EQ(s.access_policies.by_object.at("reader"), std::vector<uint32_t>{0});
+  EXPECT_TRUE(
+      ParseVaultSettings(R"({"accessPolicies":[{"objectId":7}]})").access_policies.entries.empty());
+  EXPECT_TRUE(ParseVaultSettings("not json").access_policies.entries.empty());
 }
 
 }  // namespace

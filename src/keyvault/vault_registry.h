@@ -22,7 +22,7 @@ struct VaultSettings {
   bool rbac_authorization = false;
   // `accessPolicies`, compiled (validated by the management plane when
   // written); empty when absent or malformed.
-  std::vector<authz::AccessPolicy> access_policies;
+  authz::AccessPolicySet access_policies;
 };
 
 // VaultSettings parsed from ARM `properties` JSON; unknown or missing

@@ -813,7 +813,8 @@ class ManagementValidationTests(ServerTestCase):
         self.assertErrorBody(r, 404, "ResourceNotFound")
 
     def test_purge_is_forbidden_under_purge_protection_and_the_secret_stays_recoverable(self):
-        self.assertEqual(self.create("ppvault", {"enablePurgeProtection": True}).status, 201)
+        self.assertEqual(self.create("ppvault", {"enablePurgeProtection": True,
+                                                     "enableRbacAuthorization": True}).status, 201)
         srv = self.srv
         self.assertEqual(srv.kv("PUT", "/secrets/keep", {"value": "kept"}, vault="ppvault").status,
                          200)
@@ -831,14 +832,16 @@ class ManagementValidationTests(ServerTestCase):
         deleted vault's name stays reserved (Key Vault soft-deletes vaults). Deleting the vault
         must therefore not be a way to purge its secrets."""
         srv = self.srv
-        self.assertEqual(self.create("ppdel", {"enablePurgeProtection": True}).status, 201)
+        self.assertEqual(self.create("ppdel", {"enablePurgeProtection": True,
+                                                   "enableRbacAuthorization": True}).status, 201)
         self.assertEqual(srv.kv("PUT", "/secrets/held", {"value": "held-value"},
                                 vault="ppdel").status, 200)
         self.assertEqual(srv.kv("DELETE", "/secrets/held", vault="ppdel").status, 200)
         self.assertEqual(srv.kv("DELETE", "/deletedsecrets/held", vault="ppdel").status, 403)
         deleted = srv.arm("DELETE", rg_vault("ppdel"))
         if deleted.status < 400:
-            recreate = self.create("ppdel", {"enablePurgeProtection": True})
+            recreate = self.create("ppdel", {"enablePurgeProtection": True,
+                                                   "enableRbacAuthorization": True})
             self.assertNotEqual(
                 recreate.status, 201,
                 "a purge-protected vault was deleted at once and its name re-created empty: "

@@ -283,7 +283,7 @@ class ReadAfterWriteTests(ServerTestCase):
         srv = self.srv
         path = "/resourceGroups/rg-raw/providers/Microsoft.KeyVault/vaults/rawvault"
         self.assertEqual(srv.arm("PUT", path, {"location": "local", "properties": {
-            "softDeleteRetentionInDays": 7}}).status, 201)
+            "softDeleteRetentionInDays": 7, "enableRbacAuthorization": True}}).status, 201)
         srv.kv("PUT", "/secrets/in-vault", {"value": "x"}, vault="rawvault")
         self.warm("in-vault", vault="rawvault")
         self.assertEqual(self.get("in-vault", vault="rawvault").json()["attributes"]
@@ -356,7 +356,8 @@ class RestartTests(unittest.TestCase):
         srv = start_server(self)
         vault_body = {"location": "local",
                       "properties": {"softDeleteRetentionInDays": 30,
-                                     "enablePurgeProtection": True},
+                                     "enablePurgeProtection": True,
+                                     "enableRbacAuthorization": True},
                       "tags": {"team": "infra"}}
         r = srv.arm("PUT", "/resourceGroups/rg-keep/providers/Microsoft.KeyVault/vaults/keepme",
                     vault_body)
