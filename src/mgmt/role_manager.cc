@@ -279,9 +279,11 @@ StatusOr<storage::RoleAssignmentRecord> RoleManager::Validate(const Target& targ
           "InvalidPrincipalType");
     }
     if (!EqualsIgnoreCase(it->get<std::string>(), "ServicePrincipal")) {
-      return InvalidArgumentError("Principal " + principal_id + " is a ServicePrincipal, not a " +
-                                      it->get<std::string>() + ".",
-                                  "PrincipalTypeNotSupported");
+      return InvalidArgumentError("The PrincipalId '" + principal_id +
+                                      "' has type 'ServicePrincipal', which is different from "
+                                      "specified PrincipalType '" +
+                                      it->get<std::string>() + "'.",
+                                  "UnmatchedPrincipalType");
     }
   }
   for (const char* f : {"condition", "conditionVersion"}) {
