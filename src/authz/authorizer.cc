@@ -114,7 +114,10 @@ Decision Authorizer::CheckData(const Principal& who, const VaultContext& vault,
                                bool explain) const {
   if (vault.rbac) {
     std::string resource(vault.resource_id);
-    if (op.on_object && !object_name.empty()) {
+    // SECURITY: a name holding '/' is no object's name (the API refuses
+    // it); it must not reach below an object-scope assignment of another
+    // name ("s/../t" under ".../secrets/s"), so it is decided vault-wide.
+    if (op.on_object && !object_name.empty() && object_name.find('/') == std::string_view::npos) {
       resource += "/";
       resource += ObjectTypeName(op.type);
       resource += "/";

@@ -79,7 +79,8 @@ class Authorizer {
   Status Reload();
 
   // Data plane: may `who` perform `op` on the vault (and on the object
-  // `object_name`, when the operation names one)?
+  // `object_name`, when the operation names one)? A name holding '/' is
+  // decided at the vault's scope.
   Decision CheckData(const Principal& who, const VaultContext& vault, const DataOperation& op,
                      std::string_view object_name, bool explain = false) const;
 

@@ -5,6 +5,7 @@
 #include "authz/arm_action.h"
 #include "common/json.h"
 #include "common/strings.h"
+#include "keyvault/names.h"
 #include "keyvault/operations.h"
 #include "server/server.h"
 
@@ -160,10 +161,16 @@ http::Response CofferServer::ExplainRequest(const Caller& caller, const http::Re
   std::string vault_name(request.Query("vault"));
   std::string action(request.Query("action"));
   std::string object(request.Query("object"));
-  if (assignee.empty() || vault_name.empty() || action.empty() || assignee.size() > 128 ||
-      object.size() > 127) {
+  if (assignee.empty() || vault_name.empty() || action.empty() || assignee.size() > 128) {
     return http::ErrorResponse(400, "BadParameter",
                                "assignee, vault and action are required (object optional).");
+  }
+  if (!object.empty()) {
+    if (Status valid = keyvault::ValidateObjectName(object); !valid.ok()) {
+      return http::ErrorResponse(400, "BadParameter",
+                                 "object '" + object.substr(0, 128) +
+                                     "' is not a secret name: " + std::string(valid.message()));
+    }
   }
   auto vault = registry_->Get(vault_name);
   if (!vault.ok()) {
