@@ -1520,7 +1520,7 @@ class BadInputTests(AuthzTestCase):
             ("principal is an app id", vault, None, props(principalId=self.p.app_id), 400,
              "PrincipalNotFound"),
             ("principal type User", vault, None, props(principalType="User"), 400,
-             "PrincipalTypeNotSupported"),
+             "UnmatchedPrincipalType"),
             ("principal type unknown", vault, None, props(principalType="Robot"), 400,
              "InvalidPrincipalType"),
             ("a condition", vault, None, props(condition="@Resource[x] StringEquals 'y'",
