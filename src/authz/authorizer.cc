@@ -5,8 +5,27 @@
 namespace coffer::authz {
 namespace {
 
-bool SameId(std::string_view a, std::string_view b) {
-  return EqualsIgnoreCase(a, b);
+std::atomic<uint64_t> next_generation{1};
+
+// Azure's built-in roles, shared by every snapshot.
+const std::vector<std::shared_ptr<const RoleDefinition>>& SharedBuiltIns() {
+  static const auto* roles = [] {
+    auto* out = new std::vector<std::shared_ptr<const RoleDefinition>>;
+    for (const auto& role : BuiltInRoles()) {
+      out->push_back(std::make_shared<const RoleDefinition>(role));
+    }
+    return out;
+  }();
+  return *roles;
+}
+
+bool HasUpper(std::string_view s) {
+  for (char c : s) {
+    if (c >= 'A' && c <= 'Z') {
+      return true;
+    }
+  }
+  return false;
 }
 
 bool IsRoleAssignmentWrite(std::string_view action) {
@@ -51,32 +70,50 @@ std::string_view ReasonName(Reason reason) {
   return "";
 }
 
-bool Covers(std::string_view scope_key, std::string_view resource) {
+bool Covers(std::string_view scope_key, std::string_view resource_key) {
   if (scope_key == "/") {
     return true;
   }
-  if (!StartsWithIgnoreCase(resource, scope_key)) {
+  if (!resource_key.starts_with(scope_key)) {
     return false;
   }
-  return resource.size() == scope_key.size() || resource[scope_key.size()] == '/';
+  return resource_key.size() == scope_key.size() || resource_key[scope_key.size()] == '/';
 }
 
 Authorizer::Authorizer(storage::Store& store) : store_(store) {
-  auto empty = std::make_shared<Snapshot>();
-  for (const auto& role : BuiltInRoles()) {
-    auto shared = std::make_shared<const RoleDefinition>(role);
-    empty->roles.push_back(shared);
-    empty->roles_by_id[role.id] = shared;
+  auto builtins = std::make_shared<Snapshot>();
+  for (const auto& role : SharedBuiltIns()) {
+    builtins->roles.push_back(role);
+    builtins->roles_by_id[role->id] = role;
   }
-  snapshot_.store(std::move(empty));
+  Publish(std::move(builtins));
+}
+
+void Authorizer::Publish(std::shared_ptr<Snapshot> snapshot) {
+  snapshot->generation = next_generation.fetch_add(1);
+  uint64_t generation = snapshot->generation;
+  snapshot_.store(std::move(snapshot));
+  generation_.store(generation, std::memory_order_release);
+}
+
+const Authorizer::Snapshot& Authorizer::Current() const {
+  struct Cached {
+    uint64_t generation = 0;
+    std::shared_ptr<const Snapshot> snapshot;
+  };
+  thread_local Cached cached;
+  if (cached.generation != generation_.load(std::memory_order_acquire)) {
+    cached.snapshot = snapshot_.load();
+    cached.generation = cached.snapshot->generation;
+  }
+  return *cached.snapshot;
 }
 
 Status Authorizer::Reload() {
   auto next = std::make_shared<Snapshot>();
-  for (const auto& role : BuiltInRoles()) {
-    auto shared = std::make_shared<const RoleDefinition>(role);
-    next->roles.push_back(shared);
-    next->roles_by_id[role.id] = shared;
+  for (const auto& role : SharedBuiltIns()) {
+    next->roles.push_back(role);
+    next->roles_by_id[role->id] = role;
   }
   ASSIGN_OR_RETURN(auto customs, store_.ListRoleDefinitions());
   for (const auto& rec : customs) {
@@ -95,7 +132,7 @@ Status Authorizer::Reload() {
     next->by_principal[AsciiLower(a.principal_id)].push_back(
         {a.id, a.scope, storage::RoleScopeKey(a.scope), role->second});
   }
-  snapshot_.store(std::move(next));
+  Publish(std::move(next));
   return OkStatus();
 }
 
@@ -123,6 +160,9 @@ Decision Authorizer::CheckData(const Principal& who, const VaultContext& vault,
       resource += "/";
       resource += object_name;
     }
+    for (char& ch : resource) {
+      ch = AsciiToLower(ch);  // scopes compare lower-case: one pass, then memcmp
+    }
     return CheckRbac(who, op.data_action, true, resource, {}, explain);
   }
   Decision d;
@@ -132,7 +172,9 @@ Decision Authorizer::CheckData(const Principal& who, const VaultContext& vault,
     return d;
   }
   const int type = static_cast<int>(op.type);
-  auto mine = vault.policies->by_object.find(AsciiLower(who.object_id));
+  const auto& index = vault.policies->by_object;
+  auto mine =
+      HasUpper(who.object_id) ? index.find(AsciiLower(who.object_id)) : index.find(who.object_id);
   if (mine == vault.policies->by_object.end()) {
     return d;
   }
@@ -141,9 +183,9 @@ Decision Authorizer::CheckData(const Principal& who, const VaultContext& vault,
     Considered c;
     c.source = "accessPolicy";
     c.id = "accessPolicies[" + std::to_string(i) + "]";
-    if (!SameId(p.tenant_id, who.tenant_id)) {
+    if (!EqualsIgnoreCase(p.tenant_id, who.tenant_id)) {
       c.note = "names the principal in another tenant";
-    } else if (!p.application_id.empty() && !SameId(p.application_id, who.app_id)) {
+    } else if (!p.application_id.empty() && !EqualsIgnoreCase(p.application_id, who.app_id)) {
       c.note = "compound identity: applies only through application " + p.application_id;
     } else {
       c.covers = true;
@@ -173,28 +215,29 @@ Decision Authorizer::CheckData(const Principal& who, const VaultContext& vault,
 Decision Authorizer::CheckAction(const Principal& who, std::string_view action,
                                  std::string_view scope, std::string_view assigned_role_id,
                                  bool explain) const {
-  return CheckRbac(who, action, false, scope, assigned_role_id, explain);
+  return CheckRbac(who, action, false, storage::RoleScopeKey(scope), assigned_role_id, explain);
 }
 
 Decision Authorizer::CheckRbac(const Principal& who, std::string_view action, bool data,
-                               std::string_view resource, std::string_view assigned_role_id,
+                               std::string_view resource_key, std::string_view assigned_role_id,
                                bool explain) const {
   Decision d;
   d.model = Model::kRbac;
   d.reason = Reason::kNoRoleAssignment;
-  auto snap = snapshot_.load();
-  auto it = snap->by_principal.find(AsciiLower(who.object_id));
-  if (it == snap->by_principal.end()) {
+  const Snapshot& snap = Current();
+  auto it = HasUpper(who.object_id) ? snap.by_principal.find(AsciiLower(who.object_id))
+                                    : snap.by_principal.find(who.object_id);
+  if (it == snap.by_principal.end()) {
     return d;
   }
   for (const Assignment& a : it->second) {
-    bool covers = Covers(a.scope_key, resource);
+    bool covers = Covers(a.scope_key, resource_key);
     bool grants = covers && Grants(*a.role, action, data);
     bool condition_ok = true;
     if (grants && !data && !a.role->delegable_role_ids.empty() && IsRoleAssignmentWrite(action)) {
       condition_ok = false;
       for (const auto& id : a.role->delegable_role_ids) {
-        condition_ok = condition_ok || SameId(id, assigned_role_id);
+        condition_ok = condition_ok || EqualsIgnoreCase(id, assigned_role_id);
       }
     }
     if (covers && !d.allowed) {

@@ -103,20 +103,30 @@ class Authorizer {
     std::shared_ptr<const RoleDefinition> role;
   };
   struct Snapshot {
+    uint64_t generation = 0;  // unique among all snapshots of all Authorizers
     std::vector<std::shared_ptr<const RoleDefinition>> roles;
     std::unordered_map<std::string, std::shared_ptr<const RoleDefinition>> roles_by_id;
-    std::unordered_map<std::string, std::vector<Assignment>> by_principal;  // key: lower-case oid
+    // key: lower-case oid
+    std::unordered_map<std::string, std::vector<Assignment>, StringHash, std::equal_to<>>
+        by_principal;
   };
+  // Current is the latest snapshot, kept per thread until a newer one is
+  // published, so a decision touches no shared reference count.
+  const Snapshot& Current() const;
+  void Publish(std::shared_ptr<Snapshot> snapshot);
+  // `resource_key` is lower-case (storage::RoleScopeKey).
   Decision CheckRbac(const Principal& who, std::string_view action, bool data,
-                     std::string_view resource, std::string_view assigned_role_id,
+                     std::string_view resource_key, std::string_view assigned_role_id,
                      bool explain) const;
 
   storage::Store& store_;
   std::atomic<std::shared_ptr<const Snapshot>> snapshot_;
+  std::atomic<uint64_t> generation_{0};  // snapshot_->generation
 };
 
-// Covers reports whether an assignment at `scope_key` (lower-case) applies
-// to `resource` (any case): the same resource or one below it.
-bool Covers(std::string_view scope_key, std::string_view resource);
+// Covers reports whether an assignment at `scope_key` applies to the
+// resource `resource_key`: the same resource or one below it. Both are
+// lower-case (storage::RoleScopeKey).
+bool Covers(std::string_view scope_key, std::string_view resource_key);
 
 }  // namespace coffer::authz

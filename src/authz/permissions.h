@@ -67,11 +67,19 @@ struct AccessPolicy {
   std::array<PermissionSet, kObjectTypes> granted{};
 };
 
+// Hashes strings so that maps keyed by std::string are searched with a
+// std::string_view, uncopied.
+struct StringHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
+};
+
 // A vault's access policies, compiled, with the entries of each object id
 // indexed so a decision looks only at the caller's.
 struct AccessPolicySet {
   std::vector<AccessPolicy> entries;
-  std::unordered_map<std::string, std::vector<uint32_t>> by_object;  // lower-case oid
+  // key: lower-case oid
+  std::unordered_map<std::string, std::vector<uint32_t>, StringHash, std::equal_to<>> by_object;
 };
 
 // CompileAccessPolicies checks ARM `properties.accessPolicies` strictly:

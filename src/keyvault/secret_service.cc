@@ -91,17 +91,13 @@ StatusOr<Secret> SecretService::Finish(const storage::SecretView& view,
   return s;
 }
 
-std::optional<StatusOr<Secret>> SecretService::TryGetCached(const std::string& vault_name,
-                                                            const std::string& name,
-                                                            const std::string& version) {
-  auto vault = vaults_.TryGetCached(vault_name);
-  if (vault == nullptr) {
-    return std::nullopt;
-  }
+std::optional<StatusOr<Secret>> SecretService::TryGetCached(
+    const std::shared_ptr<const OpenVault>& vault, const std::string& name,
+    const std::string& version) {
   storage::SecretView view;
   {
     std::lock_guard<std::mutex> lock(cache_mu_);
-    auto it = cache_.find(CacheKey(vault_name, name, version));
+    auto it = cache_.find(CacheKey(vault->record.name, name, version));
     if (it == cache_.end() || it->second.vault != vault ||
         clock_.NowSeconds() - it->second.fetched >= cache_ttl_seconds_) {
       return std::nullopt;

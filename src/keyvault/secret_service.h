@@ -78,9 +78,10 @@ class SecretService {
   StatusOr<Secret> Get(const std::string& vault, const std::string& name,
                        const std::string& version);
   // TryGetCached answers Get from memory without blocking, or returns
-  // nullopt when the answer is not cached.
-  std::optional<StatusOr<Secret>> TryGetCached(const std::string& vault, const std::string& name,
-                                               const std::string& version);
+  // nullopt when the answer is not cached. `vault` is the open vault the
+  // caller already holds (VaultRegistry::TryGetCached).
+  std::optional<StatusOr<Secret>> TryGetCached(const std::shared_ptr<const OpenVault>& vault,
+                                               const std::string& name, const std::string& version);
   StatusOr<Secret> Update(const std::string& vault, const std::string& name,
                           const std::string& version, const SecretPatch& patch);
   StatusOr<SecretList> List(const std::string& vault, const std::string& cursor, int limit);

@@ -190,7 +190,7 @@ Status ReadCommon(const Json& body, SecretPatch& patch) {
 
 }  // namespace
 
-std::optional<http::Response> SecretsApi::TryFast(const std::string& vault,
+std::optional<http::Response> SecretsApi::TryFast(const std::shared_ptr<const OpenVault>& vault,
                                                   const http::Request& req) {
   const auto& seg = req.segments;
   if (req.method != "GET" || seg.size() < 2 || seg.size() > 3 || seg[0] != "secrets" ||

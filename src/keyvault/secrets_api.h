@@ -20,9 +20,11 @@ class SecretsApi {
   // 404; known paths with another method get 405.
   http::Response Handle(const std::string& vault, const http::Request& request);
 
-  // TryFast answers a GET of a secret from the service's cache without
-  // blocking, or returns nullopt (then call Handle on a worker thread).
-  std::optional<http::Response> TryFast(const std::string& vault, const http::Request& request);
+  // TryFast answers a GET of a secret of the open `vault` from the
+  // service's cache without blocking, or returns nullopt (then call Handle
+  // on a worker thread).
+  std::optional<http::Response> TryFast(const std::shared_ptr<const OpenVault>& vault,
+                                        const http::Request& request);
 
  private:
   SecretService& service_;

@@ -317,7 +317,8 @@ StatusOr<storage::RoleAssignmentRecord> RoleManager::Validate(const Target& targ
   }
   bool assignable = false;
   for (const auto& s : role->assignable_scopes) {
-    assignable = assignable || authz::Covers(storage::RoleScopeKey(s), target.scope);
+    assignable =
+        assignable || authz::Covers(storage::RoleScopeKey(s), storage::RoleScopeKey(target.scope));
   }
   if (!assignable) {
     return InvalidArgumentError("The role '" + role->role_name +

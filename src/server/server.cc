@@ -258,7 +258,7 @@ std::optional<http::Response> CofferServer::Fast(http::Request& request) {
   if (auto denied = AuthorizeData(*caller, *open, request)) {
     return denied;
   }
-  return secrets_api_->TryFast(vault, request);
+  return secrets_api_->TryFast(open, request);
 }
 
 bool CofferServer::IsAdmin(const std::string& object_id) {
