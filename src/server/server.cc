@@ -291,8 +291,9 @@ http::Response CofferServer::VaultRequest(const std::string& vault, http::Reques
   }
   auto open = registry_->Get(vault);
   if (!open.ok()) {
-    // An unknown vault answers as Key Vault does, whoever asks.
-    return secrets_api_->Handle(vault, request);
+    // SECURITY: answer here; handing the request on would let it run,
+    // unauthorized, if the vault appeared in between.
+    return http::ErrorResponse(open.status());
   }
   if (auto denied = AuthorizeData(*caller, **open, request)) {
     return *denied;
