@@ -265,7 +265,7 @@ void AddAssignmentCommands(CLI::App& role) {
           continue;
         }
         // Without --all, as az: assignments at the scope itself.
-        if (!*all && scope->empty() == false && AsciiLower(StringMember(p, "scope")) != key) {
+        if (!*all && !scope->empty() && AsciiLower(StringMember(p, "scope")) != key) {
           continue;
         }
         out.push_back(a);

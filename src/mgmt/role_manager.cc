@@ -353,6 +353,12 @@ StatusOr<storage::RoleAssignmentRecord> RoleManager::Assign(const std::string& s
   return a;
 }
 
+http::Response RoleManager::Changed(http::Response answer) {
+  // The change is committed; decisions must see it before the caller does.
+  Status reloaded = authorizer_.Reload();
+  return reloaded.ok() ? answer : ArmError(reloaded);
+}
+
 std::string RoleManager::AssignedRole(const http::Request& req) {
   auto t = Parse(req);
   if (!t || t->definitions || t->name.empty()) {
@@ -458,11 +464,7 @@ http::Response RoleManager::Assignments(const http::Request& req, const Target& 
     if (!deleted.ok() && deleted.code() != StatusCode::kNotFound) {
       return ArmError(deleted);
     }
-    Status reloaded = authorizer_.Reload();
-    if (!reloaded.ok()) {
-      return ArmError(reloaded);
-    }
-    return http::JsonResponse(200, ToJson(AssignmentToArm(gone)));
+    return Changed(http::JsonResponse(200, ToJson(AssignmentToArm(gone))));
   }
   if (m != "PUT") {
     return Error(405, "MethodNotAllowed", "Method " + m + " is not allowed on a role assignment.");
@@ -503,11 +505,7 @@ http::Response RoleManager::Assignments(const http::Request& req, const Target& 
     }
     return ArmError(created);
   }
-  Status reloaded = authorizer_.Reload();
-  if (!reloaded.ok()) {
-    return ArmError(reloaded);
-  }
-  return http::JsonResponse(201, ToJson(AssignmentToArm(*a)));
+  return Changed(http::JsonResponse(201, ToJson(AssignmentToArm(*a))));
 }
 
 http::Response RoleManager::Definitions(const http::Request& req, const Target& t,
@@ -570,11 +568,7 @@ http::Response RoleManager::Definitions(const http::Request& req, const Target& 
         return ArmError(deleted);
       }
     }
-    Status reloaded = authorizer_.Reload();
-    if (!reloaded.ok()) {
-      return ArmError(reloaded);
-    }
-    return http::JsonResponse(200, ToJson(authz::RoleDefinitionToArm(*existing, prefix)));
+    return Changed(http::JsonResponse(200, ToJson(authz::RoleDefinitionToArm(*existing, prefix))));
   }
   if (m != "PUT") {
     return Error(405, "MethodNotAllowed", "Method " + m + " is not allowed on a role definition.");
@@ -624,13 +618,9 @@ http::Response RoleManager::Definitions(const http::Request& req, const Target& 
   if (!put.ok()) {
     return ArmError(put);
   }
-  Status reloaded = authorizer_.Reload();
-  if (!reloaded.ok()) {
-    return ArmError(reloaded);
-  }
   role->created = rec.created;
   role->updated = rec.updated;
-  return http::JsonResponse(201, ToJson(authz::RoleDefinitionToArm(*role, prefix)));
+  return Changed(http::JsonResponse(201, ToJson(authz::RoleDefinitionToArm(*role, prefix))));
 }
 
 }  // namespace coffer::mgmt

@@ -57,6 +57,9 @@ class RoleManager {
                              const authz::Principal& caller);
   http::Response Definitions(const http::Request& request, const Target& target,
                              const authz::Principal& caller);
+  // Changed reloads the Authorizer after a committed change and returns
+  // `answer`, or the error if the reload failed.
+  http::Response Changed(http::Response answer);
   Json AssignmentToArm(const storage::RoleAssignmentRecord& a) const;
   std::string RoleDefinitionPath(const std::string& id) const;
   StatusOr<storage::RoleAssignmentRecord> Validate(const Target& target, const Json& body,
