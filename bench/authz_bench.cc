@@ -77,66 +77,50 @@ World& TheWorld() {
   return world;
 }
 
-void RbacAllow(benchmark::State& state) {
-  World& w = TheWorld();
-  VaultContext vault{true, nullptr, kVault};
-  const auto& op = *coffer::authz::FindOperation("SecretGet");
+const coffer::authz::Principal kMe{"me", "app", "t"};
+
+// Decide times `decide` and checks every answer is `allowed`.
+template <class Fn>
+void Decide(benchmark::State& state, bool allowed, Fn decide) {
   for (auto _ : state) {
-    auto d = w.authz.CheckData({"me", "app", "t"}, vault, op, "db-password");
+    auto d = decide();
     benchmark::DoNotOptimize(d.allowed);
-    if (!d.allowed)
-      state.SkipWithError("expected allow");
+    if (d.allowed != allowed) {
+      state.SkipWithError(allowed ? "expected allow" : "expected deny");
+    }
   }
+}
+
+void DataPlane(benchmark::State& state, bool allowed, const VaultContext& vault,
+               const char* operation, const char* object) {
+  World& w = TheWorld();
+  const auto& op = *coffer::authz::FindOperation(operation);
+  Decide(state, allowed, [&] { return w.authz.CheckData(kMe, vault, op, object); });
+}
+
+void RbacAllow(benchmark::State& state) {
+  DataPlane(state, true, {true, nullptr, kVault}, "SecretGet", "db-password");
 }
 
 void RbacDeny(benchmark::State& state) {
-  World& w = TheWorld();
   const std::string other =
       std::string(kSub) + "/resourceGroups/rg-9/providers/Microsoft.KeyVault/vaults/vault-9";
-  VaultContext vault{true, nullptr, other};
-  const auto& op = *coffer::authz::FindOperation("SecretGet");
-  for (auto _ : state) {
-    auto d = w.authz.CheckData({"me", "app", "t"}, vault, op, "db-password");
-    benchmark::DoNotOptimize(d.allowed);
-    if (d.allowed)
-      state.SkipWithError("expected deny");
-  }
+  DataPlane(state, false, {true, nullptr, other}, "SecretGet", "db-password");
 }
 
 void AllScopes(benchmark::State& state) {
-  World& w = TheWorld();
   // Secrets User grants no set: every assignment of "me" is looked at.
-  VaultContext vault{true, nullptr, kVault};
-  const auto& op = *coffer::authz::FindOperation("SecretSet");
-  for (auto _ : state) {
-    auto d = w.authz.CheckData({"me", "app", "t"}, vault, op, "only-this");
-    benchmark::DoNotOptimize(d.allowed);
-    if (d.allowed)
-      state.SkipWithError("expected deny");
-  }
+  DataPlane(state, false, {true, nullptr, kVault}, "SecretSet", "only-this");
 }
 
 void AccessPolicy(benchmark::State& state) {
-  World& w = TheWorld();
-  VaultContext vault{false, &w.policies, kVault};
-  const auto& op = *coffer::authz::FindOperation("SecretGet");
-  for (auto _ : state) {
-    auto d = w.authz.CheckData({"me", "app", "t"}, vault, op, "db-password");
-    benchmark::DoNotOptimize(d.allowed);
-    if (!d.allowed)
-      state.SkipWithError("expected allow");
-  }
+  DataPlane(state, true, {false, &TheWorld().policies, kVault}, "SecretGet", "db-password");
 }
 
 void Management(benchmark::State& state) {
   World& w = TheWorld();
   const std::string scope = kRg + "/providers/Microsoft.Web/sites/app";
-  for (auto _ : state) {
-    auto d = w.authz.CheckAction({"me", "app", "t"}, "Microsoft.Web/sites/write", scope);
-    benchmark::DoNotOptimize(d.allowed);
-    if (!d.allowed)
-      state.SkipWithError("expected allow");
-  }
+  Decide(state, true, [&] { return w.authz.CheckAction(kMe, "Microsoft.Web/sites/write", scope); });
 }
 
 BENCHMARK(RbacAllow);
