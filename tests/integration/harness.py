@@ -472,6 +472,29 @@ class ServerTestCase(unittest.TestCase):
         super().setUpClass()
         cls.srv = start_server(cls, extra_args=cls.SERVER_ARGS)
 
+    # -- the coffer CLI, as the server's administrator --
+
+    @classmethod
+    def coffer_env(cls):
+        env = cls.srv.cli_env()
+        env["COFFER_CA_FILE"] = cls.srv.ca_path
+        return env
+
+    @classmethod
+    def run_coffer(cls, *args):
+        """Runs `coffer <args>`; returns (rc, stdout, stderr)."""
+        p = subprocess.run([coffer_binary()] + [str(a) for a in args], env=cls.coffer_env(),
+                           capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
+        return p.returncode, p.stdout.decode(), p.stderr.decode()
+
+    @classmethod
+    def coffer_json(cls, *args):
+        """Runs `coffer <args>`, which must succeed; returns its JSON output (or None)."""
+        rc, out, err = cls.run_coffer(*args)
+        if rc != 0:
+            raise AssertionError(f"coffer {args} exited with {rc}\nstdout: {out}\nstderr: {err}")
+        return json.loads(out) if out.strip() else None
+
     # -- assertions shared by the suites --
 
     def assertErrorBody(self, resp, status, code=None, msg=""):

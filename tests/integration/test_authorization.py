@@ -25,12 +25,10 @@
 import http.client
 import json
 import ssl
-import subprocess
-import unittest
 import urllib.parse
 import uuid
 
-from harness import KV_API, ServerTestCase, coffer_binary, jwt_parts
+from harness import KV_API, ServerTestCase, jwt_parts
 
 AUTHZ_API = "2022-04-01"
 VAULT_API = "2023-07-01"
@@ -171,21 +169,6 @@ class AuthzTestCase(ServerTestCase):
         cls.sub_id = f"/subscriptions/{cls.srv.subscription}"
 
     # ---- CLI ---------------------------------------------------------------------------------
-
-    @classmethod
-    def run_coffer(cls, *args):
-        env = cls.srv.cli_env()
-        env["COFFER_CA_FILE"] = cls.srv.ca_path
-        p = subprocess.run([coffer_binary()] + [str(a) for a in args], env=env,
-                           capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
-        return p.returncode, p.stdout.decode(), p.stderr.decode()
-
-    @classmethod
-    def coffer_json(cls, *args):
-        rc, out, err = cls.run_coffer(*args)
-        if rc != 0:
-            raise AssertionError(f"coffer {args} exited with {rc}\nstdout: {out}\nstderr: {err}")
-        return json.loads(out) if out.strip() else None
 
     def coffer(self, *args, expect=0):
         rc, out, err = self.run_coffer(*args)

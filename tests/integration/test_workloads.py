@@ -48,25 +48,6 @@ class WorkloadTestCase(ServerTestCase):
 
     # ---- CLI ---------------------------------------------------------------------------------
 
-    @classmethod
-    def coffer_env(cls):
-        env = cls.srv.cli_env()
-        env["COFFER_CA_FILE"] = cls.srv.ca_path
-        return env
-
-    @classmethod
-    def run_coffer(cls, *args):
-        p = subprocess.run([coffer_binary()] + [str(a) for a in args], env=cls.coffer_env(),
-                           capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
-        return p.returncode, p.stdout.decode(), p.stderr.decode()
-
-    @classmethod
-    def coffer_json(cls, *args):
-        rc, out, err = cls.run_coffer(*args)
-        if rc != 0:
-            raise AssertionError(f"coffer {args} exited with {rc}\nstdout: {out}\nstderr: {err}")
-        return json.loads(out) if out.strip() else None
-
     def coffer(self, *args, expect=0):
         rc, out, err = self.run_coffer(*args)
         self.assertEqual(rc, expect, f"coffer {args}\nstdout: {out}\nstderr: {err}")
