@@ -36,22 +36,22 @@ constexpr std::string_view kStoragePermissions[] = {
     "get",   "list",   "delete",  "set",    "update",  "regeneratekey", "recover",
     "purge", "backup", "restore", "setsas", "listsas", "getsas",        "deletesas"};
 
-constexpr PermissionSet Bit(ObjectType type, std::string_view name) {
-  std::span<const std::string_view> names;
+constexpr std::span<const std::string_view> Names(ObjectType type) {
   switch (type) {
     case ObjectType::kSecrets:
-      names = kSecretPermissions;
-      break;
+      return kSecretPermissions;
     case ObjectType::kKeys:
-      names = kKeyPermissions;
-      break;
+      return kKeyPermissions;
     case ObjectType::kCertificates:
-      names = kCertificatePermissions;
-      break;
+      return kCertificatePermissions;
     case ObjectType::kStorage:
-      names = kStoragePermissions;
-      break;
+      return kStoragePermissions;
   }
+  return {};
+}
+
+constexpr PermissionSet Bit(ObjectType type, std::string_view name) {
+  auto names = Names(type);
   for (size_t i = 0; i < names.size(); ++i) {
     if (names[i] == name) {
       return PermissionSet{1} << i;
@@ -152,17 +152,7 @@ std::string_view ObjectTypeName(ObjectType type) {
 }
 
 std::span<const std::string_view> PermissionNames(ObjectType type) {
-  switch (type) {
-    case ObjectType::kSecrets:
-      return kSecretPermissions;
-    case ObjectType::kKeys:
-      return kKeyPermissions;
-    case ObjectType::kCertificates:
-      return kCertificatePermissions;
-    case ObjectType::kStorage:
-      return kStoragePermissions;
-  }
-  return {};
+  return Names(type);
 }
 
 std::optional<PermissionSet> ParsePermission(ObjectType type, std::string_view name) {
