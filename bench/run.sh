@@ -182,19 +182,33 @@ curl -sf --cacert "$ca" "${auth[@]}" -X PUT -H 'Content-Type: application/json' 
   "$rbac/secrets/bench-get?api-version=7.5" >/dev/null
 # Three alternated pairs; each change of the tenant is followed by a pause, so
 # neither side is measured while the server still settles after the writes.
+# Throughput on this 2-core machine varies by about +-15% between runs, so the
+# server's CPU time per GET (from /proc, as in step 5) is reported as well.
+cpu_get() {  # label url: run_get, plus the server's CPU ns per request
+  local before after
+  before=$(cpu_ticks)
+  run_get "$1" "$2"
+  after=$(cpu_ticks)
+  eval "${1}_cpu=$(python3 -c "print(($after - $before) / $(getconf CLK_TCK) / \
+    $(awk '/requests in/ {print $1}' "$work/$1.txt") * 1e9)")"
+}
 for pair in 1 2 3; do
-  run_get "rbac_get_a$pair" "$rbac$path"
+  cpu_get "rbac_get_a$pair" "$rbac$path"
   python3 bench/assignments.py create 1000
   sleep 5
-  run_get "rbac_get_b$pair" "$rbac$path"
+  cpu_get "rbac_get_b$pair" "$rbac$path"
   python3 bench/assignments.py delete
   sleep 5
 done
 python3 - "$rbac_get_a1_rps" "$rbac_get_b1_rps" "$rbac_get_a2_rps" "$rbac_get_b2_rps" \
-  "$rbac_get_a3_rps" "$rbac_get_b3_rps" <<'PY'
+  "$rbac_get_a3_rps" "$rbac_get_b3_rps" "$rbac_get_a1_cpu" "$rbac_get_b1_cpu" \
+  "$rbac_get_a2_cpu" "$rbac_get_b2_cpu" "$rbac_get_a3_cpu" "$rbac_get_b3_cpu" <<'PY'
 import sys
-a = [float(x) for x in sys.argv[1::2]]
-b = [float(x) for x in sys.argv[2::2]]
-print("GET on an RBAC vault, with/without 1,000 assignments, per pair: %s; overall %.3f "
-      "(target >= 0.95)" % (", ".join("%.3f" % (y / x) for x, y in zip(a, b)), sum(b) / sum(a)))
+v = [float(x) for x in sys.argv[1:]]
+rps_a, rps_b, cpu_a, cpu_b = v[0:6:2], v[1:6:2], v[6::2], v[7::2]
+print("GET on an RBAC vault, with/without 1,000 assignments: throughput per pair %s, overall "
+      "%.3f (target >= 0.95)" % (", ".join("%.3f" % (b / a) for a, b in zip(rps_a, rps_b)),
+                                sum(rps_b) / sum(rps_a)))
+print("  server CPU per GET without / with: %.0f / %.0f ns (with/without %.3f)"
+      % (sum(cpu_a) / 3, sum(cpu_b) / 3, sum(cpu_b) / sum(cpu_a)))
 PY
