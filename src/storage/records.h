@@ -159,4 +159,43 @@ struct VersionPage {
   std::string next_cursor;
 };
 
+// One entry of the change feed (docs/events.md): written by the store in the
+// same transaction as the change it describes, numbered in commit order.
+struct ChangeRecord {
+  int64_t seq = 0;       // 1, 2, ... in commit order; never reused
+  std::string event_id;  // UUID, lower-case
+  int64_t time_ms = 0;   // when it was committed (UTC, milliseconds)
+  std::string vault;     // the vault's name as created
+  // Key Vault's event type without the "Microsoft.KeyVault." prefix
+  // ("SecretNewVersionCreated", "SecretNearExpiry", "SecretExpired",
+  // "VaultAccessPolicyChanged") or one of Coffer's own ("SecretUpdated",
+  // "SecretDeleted", "SecretRecovered", "SecretPurged").
+  std::string type;
+  std::string object_type;  // "Secret" or "Vault"
+  std::string name;         // object name, case as stored ("" for the vault)
+  std::string version;      // "" when the event is not about one version
+  std::optional<int64_t> nbf;
+  std::optional<int64_t> exp;
+};
+
+// The current version of a live secret that has an expiry date.
+struct ExpiringSecret {
+  std::string vault;
+  std::string name;
+  std::string version;
+  std::optional<int64_t> nbf;
+  int64_t exp = 0;
+};
+
+// An Event Grid subscription on a vault (docs/events.md).
+struct EventSubscriptionRecord {
+  std::string vault;            // the vault's name as created
+  std::string name;             // unique per vault, case-insensitively
+  std::string properties_json;  // ARM `properties` as validated
+  int64_t key_generation = 1;   // the HMAC key is derived from it
+  int64_t start_seq = 0;        // changes after this one are delivered
+  int64_t created = 0;
+  int64_t updated = 0;
+};
+
 }  // namespace coffer::storage

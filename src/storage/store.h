@@ -161,6 +161,45 @@ class Store {
   // or soft-deleted).
   virtual Status RestoreSecret(const std::string& vault,
                                const std::vector<SecretVersionRecord>& versions) = 0;
+
+  // --- change feed (docs/events.md) ---
+  // Every change to a secret (new latest version, attributes updated,
+  // deleted, recovered, purged) and to a vault's access model (access
+  // policies, enableRbacAuthorization) appends a ChangeRecord in the same
+  // transaction, so the feed has exactly the committed changes, in commit
+  // order.
+  //
+  // Changes with seq > after_seq, oldest first, at most `limit`.
+  virtual StatusOr<std::vector<ChangeRecord>> ListChanges(int64_t after_seq, int limit) = 0;
+  // The newest seq ever assigned (0 when none) and the oldest still kept
+  // (newest + 1 when the feed is empty).
+  struct ChangeBounds {
+    int64_t oldest = 1;
+    int64_t newest = 0;
+  };
+  virtual StatusOr<ChangeBounds> GetChangeBounds() = 0;
+  // Removes changes committed before `before_ms`, keeping at least the newest
+  // `keep`. Returns how many were removed.
+  virtual StatusOr<int> PruneChanges(int64_t before_ms, int keep) = 0;
+  // Current versions of live secrets whose exp <= exp_before and that have
+  // no notice of `type` yet, at most `limit`.
+  virtual StatusOr<std::vector<ExpiringSecret>> ListExpiringSecrets(const std::string& type,
+                                                                    int64_t exp_before,
+                                                                    int limit) = 0;
+  // Records a notice (change.type for change.vault/name/version) and appends
+  // `change` to the feed, once: false, appending nothing, when that notice
+  // exists. Notices go when their secret is purged.
+  virtual StatusOr<bool> RecordNotice(const ChangeRecord& change) = 0;
+
+  // --- event subscriptions ---
+  // Creates or replaces (same vault and name, any case). kNotFound if the
+  // vault does not exist. Purging a vault removes its subscriptions.
+  virtual Status PutEventSubscription(const EventSubscriptionRecord& subscription) = 0;
+  // `vault` empty lists every vault's.
+  virtual StatusOr<std::vector<EventSubscriptionRecord>> ListEventSubscriptions(
+      const std::string& vault) = 0;
+  // kNotFound if absent.
+  virtual Status DeleteEventSubscription(const std::string& vault, const std::string& name) = 0;
 };
 
 }  // namespace coffer::storage

@@ -476,6 +476,162 @@ TEST_P(StoreConformance, DeletingAVaultDeletesTheAssignmentsAtAndBelowIt) {
   EXPECT_EQ(store_->ListRoleAssignments()->size(), 2u);  // recovery does not bring them back
 }
 
+// Type, name and version of every change after `after`, as one string each.
+std::vector<std::string> ChangeSummary(Store& store, int64_t after = 0) {
+  std::vector<std::string> out;
+  auto changes = store.ListChanges(after, 1000);
+  EXPECT_TRUE(changes.ok());
+  int64_t last = after;
+  for (const auto& c : *changes) {
+    EXPECT_GT(c.seq, last);
+    last = c.seq;
+    EXPECT_EQ(c.event_id.size(), 36u);
+    EXPECT_GT(c.time_ms, 1600000000000);
+    out.push_back(c.type + " " + c.vault + "/" + c.name + "/" + c.version);
+  }
+  return out;
+}
+
+TEST_P(StoreConformance, EveryCommittedChangeIsInTheFeedInOrder) {
+  auto v1 = Version("Db-Password", "v1");
+  v1.exp = 5000;
+  ASSERT_TRUE(store_->AddSecretVersion("main", v1).ok());
+  ASSERT_TRUE(store_->AddSecretVersion("main", Version("db-password", "v2")).ok());
+  // A refused write changes nothing, so it records nothing.
+  ASSERT_FALSE(store_->AddSecretVersion("main", Version("db-password", "v2")).ok());
+  auto upd = Version("db-password", "v2");
+  upd.enabled = false;
+  ASSERT_TRUE(store_->UpdateSecretVersion("main", upd).ok());
+  ASSERT_TRUE(store_->MarkSecretDeleted("main", "db-password", 10, 20).ok());
+  ASSERT_TRUE(store_->RecoverSecret("main", "db-password").ok());
+  ASSERT_TRUE(store_->MarkSecretDeleted("main", "db-password", 10, 20).ok());
+  ASSERT_TRUE(store_->PurgeSecret("main", "db-password").ok());
+  ASSERT_TRUE(store_->RestoreSecret("main", {Version("r", "a1"), Version("r", "a2")}).ok());
+
+  auto vault = store_->GetVault("main");
+  ASSERT_TRUE(vault.ok());
+  vault->tags_json = R"({"team":"x"})";
+  ASSERT_TRUE(store_->UpdateVault(*vault).ok());  // not the access model: no event
+  vault->properties_json = R"({"enableRbacAuthorization":true})";
+  ASSERT_TRUE(store_->UpdateVault(*vault).ok());
+  vault->properties_json = R"({"enableRbacAuthorization":true,"accessPolicies":[]})";
+  ASSERT_TRUE(store_->UpdateVault(*vault).ok());
+
+  std::vector<std::string> want = {"SecretNewVersionCreated Main/Db-Password/v1",
+                                   "SecretNewVersionCreated Main/Db-Password/v2",
+                                   "SecretUpdated Main/Db-Password/v2",
+                                   "SecretDeleted Main/Db-Password/v2",
+                                   "SecretRecovered Main/Db-Password/v2",
+                                   "SecretDeleted Main/Db-Password/v2",
+                                   "SecretPurged Main/Db-Password/",
+                                   "SecretNewVersionCreated Main/r/a2",
+                                   "VaultAccessPolicyChanged Main/Main/",
+                                   "VaultAccessPolicyChanged Main/Main/"};
+  EXPECT_EQ(ChangeSummary(*store_), want);
+  auto first = store_->ListChanges(0, 1);
+  ASSERT_TRUE(first.ok());
+  ASSERT_EQ(first->size(), 1u);
+  EXPECT_EQ(first->front().exp, std::optional<int64_t>(5000));
+  EXPECT_EQ(first->front().object_type, "Secret");
+  // Paging from a seq gives exactly the rest.
+  auto rest = ChangeSummary(*store_, first->front().seq);
+  EXPECT_EQ(rest, std::vector<std::string>(want.begin() + 1, want.end()));
+
+  auto bounds = store_->GetChangeBounds();
+  ASSERT_TRUE(bounds.ok());
+  EXPECT_EQ(bounds->newest - bounds->oldest + 1, static_cast<int64_t>(want.size()));
+  // Pruning keeps the newest and never reuses a seq.
+  auto pruned = store_->PruneChanges(int64_t{1} << 62, 3);
+  ASSERT_TRUE(pruned.ok());
+  EXPECT_EQ(*pruned, static_cast<int>(want.size()) - 3);
+  auto after = store_->GetChangeBounds();
+  EXPECT_EQ(after->newest, bounds->newest);
+  EXPECT_EQ(after->oldest, bounds->newest - 2);
+  ASSERT_TRUE(store_->AddSecretVersion("main", Version("n", "x")).ok());
+  EXPECT_EQ(store_->GetChangeBounds()->newest, bounds->newest + 1);
+}
+
+TEST_P(StoreConformance, NoticesFireOncePerVersionAndGoWithThePurge) {
+  auto a = Version("a", "v1");
+  a.exp = 1000;
+  auto b = Version("b", "v1");
+  b.exp = 3000;
+  ASSERT_TRUE(store_->AddSecretVersion("main", a).ok());
+  ASSERT_TRUE(store_->AddSecretVersion("main", b).ok());
+  ASSERT_TRUE(store_->AddSecretVersion("main", Version("c", "v1")).ok());  // no exp
+  auto due = store_->ListExpiringSecrets("SecretNearExpiry", 2000, 10);
+  ASSERT_TRUE(due.ok());
+  ASSERT_EQ(due->size(), 1u);
+  EXPECT_EQ(due->front().vault, "Main");
+  EXPECT_EQ(due->front().name, "a");
+  EXPECT_EQ(due->front().exp, 1000);
+  ChangeRecord c;
+  c.event_id = "00000000-0000-4000-8000-000000000001";
+  c.time_ms = 1700000000000;
+  c.vault = "Main";
+  c.type = "SecretNearExpiry";
+  c.object_type = "Secret";
+  c.name = "a";
+  c.version = "v1";
+  c.exp = 1000;
+  int64_t before = store_->GetChangeBounds()->newest;
+  EXPECT_TRUE(*store_->RecordNotice(c));
+  EXPECT_FALSE(*store_->RecordNotice(c));
+  EXPECT_EQ(store_->GetChangeBounds()->newest, before + 1);
+  EXPECT_TRUE(store_->ListExpiringSecrets("SecretNearExpiry", 2000, 10)->empty());
+  // Another kind of notice is separate; a new version needs its own.
+  EXPECT_EQ(store_->ListExpiringSecrets("SecretExpired", 2000, 10)->size(), 1u);
+  auto a2 = Version("a", "v2");
+  a2.exp = 1500;
+  ASSERT_TRUE(store_->AddSecretVersion("main", a2).ok());
+  EXPECT_EQ(store_->ListExpiringSecrets("SecretNearExpiry", 2000, 10)->front().version, "v2");
+  // Purging forgets the notices: a secret of the same name starts afresh.
+  c.version = "v2";
+  EXPECT_TRUE(*store_->RecordNotice(c));
+  ASSERT_TRUE(store_->MarkSecretDeleted("main", "a", 10, 20).ok());
+  EXPECT_TRUE(store_->ListExpiringSecrets("SecretExpired", 2000, 10)->empty());
+  ASSERT_TRUE(store_->PurgeSecret("main", "a").ok());
+  ASSERT_TRUE(store_->AddSecretVersion("main", a2).ok());
+  EXPECT_TRUE(*store_->RecordNotice(c));
+}
+
+TEST_P(StoreConformance, EventSubscriptionsBelongToTheirVault) {
+  EventSubscriptionRecord s;
+  s.vault = "Main";
+  s.name = "Hook";
+  s.properties_json = R"({"a":1})";
+  s.start_seq = 7;
+  s.created = s.updated = 100;
+  ASSERT_TRUE(store_->PutEventSubscription(s).ok());
+  s.name = "hook";  // same subscription, any case
+  s.properties_json = R"({"a":2})";
+  s.key_generation = 2;
+  s.start_seq = 99;  // kept from creation
+  s.updated = 200;
+  ASSERT_TRUE(store_->PutEventSubscription(s).ok());
+  auto all = store_->ListEventSubscriptions("");
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), 1u);
+  EXPECT_EQ(all->front().name, "Hook");
+  EXPECT_EQ(all->front().properties_json, R"({"a":2})");
+  EXPECT_EQ(all->front().key_generation, 2);
+  EXPECT_EQ(all->front().start_seq, 7);
+  EXPECT_EQ(all->front().created, 100);
+  EXPECT_EQ(all->front().updated, 200);
+  EXPECT_EQ(store_->ListEventSubscriptions("MAIN")->size(), 1u);
+  EXPECT_TRUE(store_->ListEventSubscriptions("other")->empty());
+  s.vault = "nope";
+  EXPECT_EQ(store_->PutEventSubscription(s).code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_->DeleteEventSubscription("main", "other").code(), StatusCode::kNotFound);
+  ASSERT_TRUE(store_->DeleteEventSubscription("main", "HOOK").ok());
+  EXPECT_TRUE(store_->ListEventSubscriptions("")->empty());
+  s.vault = "Main";
+  ASSERT_TRUE(store_->PutEventSubscription(s).ok());
+  ASSERT_TRUE(store_->MarkVaultDeleted("main", 10, 20).ok());
+  ASSERT_TRUE(store_->PurgeVault("main").ok());
+  EXPECT_TRUE(store_->ListEventSubscriptions("")->empty());
+}
+
 TEST_P(StoreConformance, ConcurrentWritersAllLand) {
   constexpr int kThreads = 8;
   constexpr int kEach = 40;

@@ -1,7 +1,11 @@
 #include "storage/memory/memory_store.h"
 
 #include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <random>
 
+#include "common/json.h"
 #include "common/strings.h"
 
 namespace coffer::storage {
@@ -14,7 +18,58 @@ Status SecretNotFound(const std::string& name) {
   return NotFoundError("secret '" + name + "' not found", "SecretNotFound");
 }
 
+std::string FakeUuid() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  uint64_t a = rng();
+  uint64_t b = rng();
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%08x-%04x-4%03x-%04x-%012llx", static_cast<unsigned>(a >> 32),
+                static_cast<unsigned>((a >> 16) & 0xffff), static_cast<unsigned>(a & 0xfff),
+                static_cast<unsigned>(0x8000 | ((b >> 48) & 0x3fff)),
+                static_cast<unsigned long long>(b & 0xffffffffffffULL));
+  return buf;
+}
+
+// The value of one top-level property of a vault's properties JSON, as text.
+std::string AccessModel(const std::string& properties_json) {
+  Json p = Json::parse(properties_json, nullptr, false);
+  if (!p.is_object()) {
+    return "";
+  }
+  return ToJson(p.value("accessPolicies", Json())) + "|" +
+         ToJson(p.value("enableRbacAuthorization", Json()));
+}
+
 }  // namespace
+
+void MemoryStore::AppendChangeLocked(const std::string& vault, std::string type,
+                                     std::string object_type, std::string name, std::string version,
+                                     std::optional<int64_t> nbf, std::optional<int64_t> exp) {
+  ChangeRecord c;
+  c.seq = ++last_change_seq_;
+  c.event_id = FakeUuid();
+  c.time_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                  std::chrono::system_clock::now().time_since_epoch())
+                  .count();
+  c.vault = vault;
+  c.type = std::move(type);
+  c.object_type = std::move(object_type);
+  c.name = std::move(name);
+  c.version = std::move(version);
+  c.nbf = nbf;
+  c.exp = exp;
+  changes_.push_back(std::move(c));
+}
+
+void MemoryStore::SecretPurgedLocked(const Vault& v, const std::string& key, const Secret& s) {
+  std::string name = s.versions.empty() ? key : s.versions.begin()->second.name;
+  AppendChangeLocked(v.record.name, "SecretPurged", "Secret", name, "", std::nullopt, std::nullopt);
+  std::string prefix = AsciiLower(v.record.name) + "/" + key + "/";
+  for (auto it = notices_.lower_bound(prefix);
+       it != notices_.end() && it->compare(0, prefix.size(), prefix) == 0;) {
+    it = notices_.erase(it);
+  }
+}
 
 MemoryStore::Vault* MemoryStore::FindVault(const std::string& name) {
   auto it = vaults_.find(AsciiLower(name));
@@ -368,7 +423,13 @@ Status MemoryStore::UpdateVault(const VaultRecord& vault) {
   updated.scheduled_purge_date = 0;
   updated.wrapped_data_key = v->record.wrapped_data_key;
   updated.created = v->record.created;
+  bool access_changed =
+      AccessModel(v->record.properties_json) != AccessModel(updated.properties_json);
   v->record = updated;
+  if (access_changed) {
+    AppendChangeLocked(updated.name, "VaultAccessPolicyChanged", "Vault", updated.name, "",
+                       std::nullopt, std::nullopt);
+  }
   return OkStatus();
 }
 
@@ -420,10 +481,21 @@ Status MemoryStore::RecoverVault(const std::string& name) {
 
 Status MemoryStore::PurgeVault(const std::string& name) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (vaults_.erase(AsciiLower(name)) == 0) {
+  auto it = vaults_.find(AsciiLower(name));
+  if (it == vaults_.end()) {
     return VaultNotFound(name);
   }
+  EraseVaultLocked(it);
   return OkStatus();
+}
+
+std::map<std::string, MemoryStore::Vault>::iterator MemoryStore::EraseVaultLocked(
+    std::map<std::string, Vault>::iterator it) {
+  for (const auto& [key, secret] : it->second.secrets) {
+    SecretPurgedLocked(it->second, key, secret);
+  }
+  event_subscriptions_.erase(it->first);
+  return vaults_.erase(it);
 }
 
 StatusOr<int> MemoryStore::PurgeExpiredVaults(int64_t now) {
@@ -431,7 +503,7 @@ StatusOr<int> MemoryStore::PurgeExpiredVaults(int64_t now) {
   int count = 0;
   for (auto it = vaults_.begin(); it != vaults_.end();) {
     if (it->second.record.deleted() && it->second.record.scheduled_purge_date <= now) {
-      it = vaults_.erase(it);
+      it = EraseVaultLocked(it);
       ++count;
     } else {
       ++it;
@@ -461,6 +533,8 @@ StatusOr<std::string> MemoryStore::AddSecretVersion(const std::string& vault,
   }
   s.versions[rec.version] = copy;
   s.latest = rec.version;
+  AppendChangeLocked(v->record.name, "SecretNewVersionCreated", "Secret", copy.name, rec.version,
+                     rec.nbf, rec.exp);
   return copy.name;
 }
 
@@ -485,6 +559,8 @@ Status MemoryStore::UpdateSecretVersion(const std::string& vault, const SecretVe
   target.nbf = rec.nbf;
   target.exp = rec.exp;
   target.updated = rec.updated;
+  AppendChangeLocked(v->record.name, "SecretUpdated", "Secret", target.name, target.version,
+                     target.nbf, target.exp);
   return OkStatus();
 }
 
@@ -591,6 +667,9 @@ Status MemoryStore::MarkSecretDeleted(const std::string& vault, const std::strin
   it->second.deleted = true;
   it->second.deleted_date = deleted_date;
   it->second.scheduled_purge_date = scheduled_purge_date;
+  AppendChangeLocked(v->record.name, "SecretDeleted", "Secret",
+                     it->second.versions.begin()->second.name, it->second.latest, std::nullopt,
+                     std::nullopt);
   return OkStatus();
 }
 
@@ -607,6 +686,9 @@ Status MemoryStore::RecoverSecret(const std::string& vault, const std::string& n
   it->second.deleted = false;
   it->second.deleted_date = 0;
   it->second.scheduled_purge_date = 0;
+  AppendChangeLocked(v->record.name, "SecretRecovered", "Secret",
+                     it->second.versions.begin()->second.name, it->second.latest, std::nullopt,
+                     std::nullopt);
   return OkStatus();
 }
 
@@ -620,6 +702,7 @@ Status MemoryStore::PurgeSecret(const std::string& vault, const std::string& nam
   if (it == v->secrets.end() || !it->second.deleted) {
     return NotFoundError("deleted secret '" + name + "' not found", "SecretNotFound");
   }
+  SecretPurgedLocked(*v, it->first, it->second);
   v->secrets.erase(it);
   return OkStatus();
 }
@@ -630,6 +713,7 @@ StatusOr<int> MemoryStore::PurgeExpiredSecrets(int64_t now) {
   for (auto& [vk, v] : vaults_) {
     for (auto it = v.secrets.begin(); it != v.secrets.end();) {
       if (it->second.deleted && it->second.scheduled_purge_date <= now) {
+        SecretPurgedLocked(v, it->first, it->second);
         it = v.secrets.erase(it);
         ++count;
       } else {
@@ -660,6 +744,118 @@ Status MemoryStore::RestoreSecret(const std::string& vault,
   }
   s.latest = versions.back().version;
   v->secrets[key] = std::move(s);
+  const SecretVersionRecord& latest = versions.back();
+  AppendChangeLocked(v->record.name, "SecretNewVersionCreated", "Secret", latest.name,
+                     latest.version, latest.nbf, latest.exp);
+  return OkStatus();
+}
+
+StatusOr<std::vector<ChangeRecord>> MemoryStore::ListChanges(int64_t after_seq, int limit) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<ChangeRecord> out;
+  for (const auto& c : changes_) {
+    if (c.seq > after_seq && static_cast<int>(out.size()) < limit) {
+      out.push_back(c);
+    }
+  }
+  return out;
+}
+
+StatusOr<Store::ChangeBounds> MemoryStore::GetChangeBounds() {
+  std::lock_guard<std::mutex> lock(mu_);
+  ChangeBounds b;
+  b.newest = last_change_seq_;
+  b.oldest = changes_.empty() ? last_change_seq_ + 1 : changes_.front().seq;
+  return b;
+}
+
+StatusOr<int> MemoryStore::PruneChanges(int64_t before_ms, int keep) {
+  std::lock_guard<std::mutex> lock(mu_);
+  int removed = 0;
+  while (!changes_.empty() && changes_.front().time_ms < before_ms &&
+         changes_.front().seq <= last_change_seq_ - keep) {
+    changes_.pop_front();
+    ++removed;
+  }
+  return removed;
+}
+
+StatusOr<std::vector<ExpiringSecret>> MemoryStore::ListExpiringSecrets(const std::string& type,
+                                                                       int64_t exp_before,
+                                                                       int limit) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<ExpiringSecret> out;
+  for (const auto& [vk, v] : vaults_) {
+    if (v.record.deleted()) {
+      continue;
+    }
+    for (const auto& [key, s] : v.secrets) {
+      const SecretVersionRecord& latest = s.versions.at(s.latest);
+      if (s.deleted || !latest.exp || *latest.exp > exp_before ||
+          notices_.count(vk + "/" + key + "/" + s.latest + "/" + type) != 0) {
+        continue;
+      }
+      out.push_back({v.record.name, latest.name, latest.version, latest.nbf, *latest.exp});
+    }
+  }
+  std::sort(out.begin(), out.end(),
+            [](const ExpiringSecret& a, const ExpiringSecret& b) { return a.exp < b.exp; });
+  if (static_cast<int>(out.size()) > limit) {
+    out.resize(static_cast<size_t>(limit));
+  }
+  return out;
+}
+
+StatusOr<bool> MemoryStore::RecordNotice(const ChangeRecord& change) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::string key = AsciiLower(change.vault) + "/" + AsciiLower(change.name) + "/" +
+                    change.version + "/" + change.type;
+  if (!notices_.insert(key).second) {
+    return false;
+  }
+  ChangeRecord c = change;
+  c.seq = ++last_change_seq_;
+  changes_.push_back(std::move(c));
+  return true;
+}
+
+Status MemoryStore::PutEventSubscription(const EventSubscriptionRecord& subscription) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Vault* v = FindVault(subscription.vault);
+  if (v == nullptr || v->record.deleted()) {
+    return NotFoundError("vault '" + subscription.vault + "' not found", "ResourceNotFound");
+  }
+  auto& subs = event_subscriptions_[AsciiLower(subscription.vault)];
+  auto [it, inserted] = subs.try_emplace(AsciiLower(subscription.name), subscription);
+  if (!inserted) {
+    it->second.properties_json = subscription.properties_json;
+    it->second.key_generation = subscription.key_generation;
+    it->second.updated = subscription.updated;
+  }
+  return OkStatus();
+}
+
+StatusOr<std::vector<EventSubscriptionRecord>> MemoryStore::ListEventSubscriptions(
+    const std::string& vault) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<EventSubscriptionRecord> out;
+  for (const auto& [vk, subs] : event_subscriptions_) {
+    if (!vault.empty() && vk != AsciiLower(vault)) {
+      continue;
+    }
+    for (const auto& [nk, sub] : subs) {
+      out.push_back(sub);
+    }
+  }
+  return out;
+}
+
+Status MemoryStore::DeleteEventSubscription(const std::string& vault, const std::string& name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = event_subscriptions_.find(AsciiLower(vault));
+  if (it == event_subscriptions_.end() || it->second.erase(AsciiLower(name)) == 0) {
+    return NotFoundError("event subscription '" + name + "' not found", "ResourceNotFound");
+  }
   return OkStatus();
 }
 

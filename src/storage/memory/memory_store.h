@@ -1,7 +1,9 @@
 #pragma once
 
+#include <deque>
 #include <map>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -81,6 +83,17 @@ class MemoryStore final : public Store {
   Status RestoreSecret(const std::string& vault,
                        const std::vector<SecretVersionRecord>& versions) override;
 
+  StatusOr<std::vector<ChangeRecord>> ListChanges(int64_t after_seq, int limit) override;
+  StatusOr<ChangeBounds> GetChangeBounds() override;
+  StatusOr<int> PruneChanges(int64_t before_ms, int keep) override;
+  StatusOr<std::vector<ExpiringSecret>> ListExpiringSecrets(const std::string& type,
+                                                            int64_t exp_before, int limit) override;
+  StatusOr<bool> RecordNotice(const ChangeRecord& change) override;
+  Status PutEventSubscription(const EventSubscriptionRecord& subscription) override;
+  StatusOr<std::vector<EventSubscriptionRecord>> ListEventSubscriptions(
+      const std::string& vault) override;
+  Status DeleteEventSubscription(const std::string& vault, const std::string& name) override;
+
  private:
   struct Secret {
     std::string latest;
@@ -95,6 +108,13 @@ class MemoryStore final : public Store {
   };
 
   Vault* FindVault(const std::string& name);
+  // The change feed, as SqliteStore's triggers write it. mu_ held.
+  void AppendChangeLocked(const std::string& vault, std::string type, std::string object_type,
+                          std::string name, std::string version, std::optional<int64_t> nbf,
+                          std::optional<int64_t> exp);
+  void SecretPurgedLocked(const Vault& v, const std::string& key, const Secret& s);
+  std::map<std::string, Vault>::iterator EraseVaultLocked(
+      std::map<std::string, Vault>::iterator it);
   // Erases a principal and its credentials; false if absent. mu_ held.
   bool ErasePrincipalLocked(const std::string& object_id);
 
@@ -109,6 +129,11 @@ class MemoryStore final : public Store {
   std::map<std::string, Vault> vaults_;                           // key: lower-case name
   std::map<std::string, RoleDefinitionRecord> role_definitions_;  // key: id
   std::vector<RoleAssignmentRecord> role_assignments_;            // in creation order
+  std::deque<ChangeRecord> changes_;
+  int64_t last_change_seq_ = 0;
+  std::set<std::string> notices_;  // "<vault key>/<name key>/<version>/<type>"
+  // key: lower-case vault name, then lower-case subscription name
+  std::map<std::string, std::map<std::string, EventSubscriptionRecord>> event_subscriptions_;
 };
 
 }  // namespace coffer::storage

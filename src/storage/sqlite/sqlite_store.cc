@@ -8,7 +8,7 @@
 namespace coffer::storage {
 namespace {
 
-constexpr int kSchemaVersion = 6;
+constexpr int kSchemaVersion = 7;
 constexpr size_t kMaxReaders = 16;
 constexpr size_t kMaxGroup = 512;
 
@@ -70,7 +70,67 @@ CREATE TABLE IF NOT EXISTS secret_versions(
   enabled INTEGER NOT NULL, nbf INTEGER, exp INTEGER,
   created INTEGER NOT NULL, updated INTEGER NOT NULL,
   PRIMARY KEY(vault_key, name_key, version)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS changes(
+  seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL, time_ms INTEGER NOT NULL,
+  vault TEXT NOT NULL, type TEXT NOT NULL, object_type TEXT NOT NULL, name TEXT NOT NULL,
+  version TEXT NOT NULL, nbf INTEGER, exp INTEGER);
+CREATE INDEX IF NOT EXISTS changes_by_time ON changes(time_ms);
+CREATE TABLE IF NOT EXISTS notices(
+  vault_key TEXT NOT NULL, name_key TEXT NOT NULL, version TEXT NOT NULL, type TEXT NOT NULL,
+  PRIMARY KEY(vault_key, name_key, version, type)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS event_subscriptions(
+  vault_key TEXT NOT NULL, name_key TEXT NOT NULL, vault TEXT NOT NULL, name TEXT NOT NULL,
+  properties_json TEXT NOT NULL, key_generation INTEGER NOT NULL, start_seq INTEGER NOT NULL,
+  created INTEGER NOT NULL, updated INTEGER NOT NULL,
+  PRIMARY KEY(vault_key, name_key)) WITHOUT ROWID;
 )sql";
+
+// The change feed is written by triggers, so that every path that changes a
+// secret or a vault's access model records it in the same transaction
+// (docs/events.md). NEW_CHANGE(...) expands to an INSERT into `changes`.
+#define COFFER_UUID_SQL                                                                  \
+  "lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4' || "                    \
+  "substr(hex(randomblob(2)), 2) || '-' || substr('89AB', 1 + abs(random() % 4), 1) || " \
+  "substr(hex(randomblob(2)), 2) || '-' || hex(randomblob(6)))"
+#define COFFER_NOW_MS_SQL "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)"
+#define COFFER_CHANGE_INSERT                                                              \
+  "INSERT INTO changes(event_id, time_ms, vault, type, object_type, name, version, nbf, " \
+  "exp) SELECT " COFFER_UUID_SQL ", " COFFER_NOW_MS_SQL ", "
+
+constexpr char kTriggers[] =
+    "CREATE TRIGGER IF NOT EXISTS change_secret_created AFTER INSERT ON secrets "
+    "BEGIN " COFFER_CHANGE_INSERT
+    "(SELECT name FROM vaults WHERE name_key = NEW.vault_key), 'SecretNewVersionCreated', "
+    "'Secret', NEW.name, NEW.latest_version, v.nbf, v.exp FROM secret_versions v "
+    "WHERE v.vault_key = NEW.vault_key AND v.name_key = NEW.name_key "
+    "AND v.version = NEW.latest_version; END;"
+    "CREATE TRIGGER IF NOT EXISTS change_secret_version AFTER UPDATE OF latest_version ON secrets "
+    "WHEN NEW.latest_version <> OLD.latest_version BEGIN " COFFER_CHANGE_INSERT
+    "(SELECT name FROM vaults WHERE name_key = NEW.vault_key), 'SecretNewVersionCreated', "
+    "'Secret', NEW.name, NEW.latest_version, v.nbf, v.exp FROM secret_versions v "
+    "WHERE v.vault_key = NEW.vault_key AND v.name_key = NEW.name_key "
+    "AND v.version = NEW.latest_version; END;"
+    "CREATE TRIGGER IF NOT EXISTS change_secret_deleted AFTER UPDATE OF deleted ON secrets "
+    "WHEN NEW.deleted <> OLD.deleted BEGIN " COFFER_CHANGE_INSERT
+    "(SELECT name FROM vaults WHERE name_key = NEW.vault_key), "
+    "CASE NEW.deleted WHEN 0 THEN 'SecretRecovered' ELSE 'SecretDeleted' END, 'Secret', "
+    "NEW.name, NEW.latest_version, NULL, NULL; END;"
+    "CREATE TRIGGER IF NOT EXISTS change_secret_purged AFTER DELETE ON secrets "
+    "BEGIN " COFFER_CHANGE_INSERT
+    "(SELECT name FROM vaults WHERE name_key = OLD.vault_key), 'SecretPurged', 'Secret', "
+    "OLD.name, '', NULL, NULL; "
+    "DELETE FROM notices WHERE vault_key = OLD.vault_key AND name_key = OLD.name_key; END;"
+    "CREATE TRIGGER IF NOT EXISTS change_secret_updated AFTER UPDATE ON secret_versions "
+    "BEGIN " COFFER_CHANGE_INSERT
+    "(SELECT name FROM vaults WHERE name_key = NEW.vault_key), 'SecretUpdated', 'Secret', "
+    "s.name, NEW.version, NEW.nbf, NEW.exp FROM secrets s WHERE s.vault_key = NEW.vault_key "
+    "AND s.name_key = NEW.name_key; END;"
+    "CREATE TRIGGER IF NOT EXISTS change_vault_access AFTER UPDATE OF properties_json ON vaults "
+    "WHEN json_extract(OLD.properties_json, '$.accessPolicies') IS NOT "
+    "json_extract(NEW.properties_json, '$.accessPolicies') OR "
+    "json_extract(OLD.properties_json, '$.enableRbacAuthorization') IS NOT "
+    "json_extract(NEW.properties_json, '$.enableRbacAuthorization') BEGIN " COFFER_CHANGE_INSERT
+    "NEW.name, 'VaultAccessPolicyChanged', 'Vault', NEW.name, '', NULL, NULL; END;";
 
 // Migrations from older schema versions, applied in order before kSchema.
 constexpr char kMigrateFrom1[] = R"sql(
@@ -118,7 +178,7 @@ Status SqliteStore::Init() {
   if (user_version >= 1 && user_version < 3) {
     migrations += kMigrateFrom2;
   }
-  RETURN_IF_ERROR(writer_db_->ExecScript(std::string("BEGIN;") + migrations + kSchema +
+  RETURN_IF_ERROR(writer_db_->ExecScript(std::string("BEGIN;") + migrations + kSchema + kTriggers +
                                          "PRAGMA user_version=" + std::to_string(kSchemaVersion) +
                                          ";COMMIT;"));
   writer_thread_ = std::thread([this] { WriterLoop(); });
@@ -616,9 +676,10 @@ Status SqliteStore::RecoverVault(const std::string& name) {
 namespace {
 
 Status RemoveVault(Db& db, const std::string& key) {
-  for (const char* sql :
-       {"DELETE FROM secret_versions WHERE vault_key = ?",
-        "DELETE FROM secrets WHERE vault_key = ?", "DELETE FROM vaults WHERE name_key = ?"}) {
+  for (const char* sql : {"DELETE FROM secret_versions WHERE vault_key = ?",
+                          "DELETE FROM secrets WHERE vault_key = ?",
+                          "DELETE FROM event_subscriptions WHERE vault_key = ?",
+                          "DELETE FROM vaults WHERE name_key = ?"}) {
     ASSIGN_OR_RETURN(Stmt * st, db.Prepare(sql));
     st->Bind(1, key);
     RETURN_IF_ERROR(st->Exec());

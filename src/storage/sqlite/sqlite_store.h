@@ -101,6 +101,17 @@ class SqliteStore final : public Store {
   Status RestoreSecret(const std::string& vault,
                        const std::vector<SecretVersionRecord>& versions) override;
 
+  StatusOr<std::vector<ChangeRecord>> ListChanges(int64_t after_seq, int limit) override;
+  StatusOr<ChangeBounds> GetChangeBounds() override;
+  StatusOr<int> PruneChanges(int64_t before_ms, int keep) override;
+  StatusOr<std::vector<ExpiringSecret>> ListExpiringSecrets(const std::string& type,
+                                                            int64_t exp_before, int limit) override;
+  StatusOr<bool> RecordNotice(const ChangeRecord& change) override;
+  Status PutEventSubscription(const EventSubscriptionRecord& subscription) override;
+  StatusOr<std::vector<EventSubscriptionRecord>> ListEventSubscriptions(
+      const std::string& vault) override;
+  Status DeleteEventSubscription(const std::string& vault, const std::string& name) override;
+
  private:
   using WriteFn = std::function<Status(Db&)>;
   struct PendingWrite;
