@@ -11,7 +11,8 @@ import re
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent / "src"
-LAYERS = ["common", "crypto", "storage", "http", "auth", "authz", "keyvault", "mgmt", "net", "client",
+LAYERS = ["common", "crypto", "storage", "http", "auth", "authz", "events", "keyvault", "mgmt", "net",
+          "client",
           "agent",
           "server", "cli"]
 # Which src/ folders each layer may include.
@@ -22,12 +23,13 @@ ALLOWED = {
     "http": {"common", "http"},
     "auth": {"common", "crypto", "storage", "http", "auth"},
     "authz": {"common", "storage", "http", "authz"},
+    "events": {"common", "crypto", "storage", "http", "events"},
     "keyvault": {"common", "crypto", "storage", "http", "authz", "keyvault"},
-    "mgmt": {"common", "crypto", "storage", "http", "authz", "keyvault", "mgmt"},
+    "mgmt": {"common", "crypto", "storage", "http", "authz", "events", "keyvault", "mgmt"},
     "net": {"common", "http", "net"},
     "client": {"common", "http", "net", "client"},
-    "server": {"common", "crypto", "storage", "http", "auth", "authz", "keyvault", "mgmt", "net",
-               "server"},
+    "server": {"common", "crypto", "storage", "http", "auth", "authz", "events", "keyvault", "mgmt",
+               "net", "server"},
     "agent": {"common", "http", "net", "client", "agent"},
     "cli": {"common", "crypto", "http", "server", "client", "agent", "cli"},
 }

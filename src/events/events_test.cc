@@ -1,0 +1,546 @@
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <mutex>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "common/encoding.h"
+#include "common/files.h"
+#include "crypto/primitives.h"
+#include "events/change_hub.h"
+#include "events/event_format.h"
+#include "events/expiry.h"
+#include "events/watch.h"
+#include "events/webhooks.h"
+#include "storage/memory/memory_store.h"
+
+namespace coffer::events {
+namespace {
+
+VaultNaming Naming() {
+  return {[](const std::string& v) { return "https://" + v + ".vault.localhost:8443"; },
+          [](const std::string& v) {
+            return "/subscriptions/s/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/" + v;
+          }};
+}
+
+storage::ChangeRecord Change(int64_t seq, std::string type, std::string name,
+                             std::string version = "v1", std::string vault = "Main") {
+  storage::ChangeRecord c;
+  c.seq = seq;
+  c.event_id = "00000000-0000-4000-8000-00000000000" + std::to_string(seq % 10);
+  c.time_ms = 1700000000123;
+  c.vault = std::move(vault);
+  c.type = std::move(type);
+  c.object_type = "Secret";
+  c.name = std::move(name);
+  c.version = std::move(version);
+  return c;
+}
+
+// Waits, bounded, for `done`.
+template <class F>
+bool Eventually(F done) {
+  for (int i = 0; i < 500; ++i) {
+    if (done()) {
+      return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return done();
+}
+
+TEST(EventFormat, EventGridAndCloudEventsCarryKeyVaultsData) {
+  auto c = Change(7, "SecretNewVersionCreated", "db-password", "abc");
+  c.nbf = 100;
+  c.exp = 200;
+  Json eg = EventGridEvent(c, Naming());
+  EXPECT_EQ(eg["id"], c.event_id);
+  EXPECT_EQ(eg["topic"],
+            "/subscriptions/s/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/Main");
+  EXPECT_EQ(eg["subject"], "db-password");
+  EXPECT_EQ(eg["eventType"], "Microsoft.KeyVault.SecretNewVersionCreated");
+  EXPECT_EQ(eg["eventTime"], "2023-11-14T22:13:20.1230000Z");
+  EXPECT_EQ(eg["dataVersion"], "1");
+  EXPECT_EQ(eg["metadataVersion"], "1");
+  const Json& d = eg["data"];
+  EXPECT_EQ(d["Id"], "https://Main.vault.localhost:8443/secrets/db-password/abc");
+  EXPECT_EQ(d["VaultName"], "Main");
+  EXPECT_EQ(d["ObjectType"], "Secret");
+  EXPECT_EQ(d["ObjectName"], "db-password");
+  EXPECT_EQ(d["Version"], "abc");
+  EXPECT_EQ(d["NBF"], 100);
+  EXPECT_EQ(d["EXP"], 200);
+  Json ce = CloudEvent(c, Naming());
+  EXPECT_EQ(ce["specversion"], "1.0");
+  EXPECT_EQ(ce["type"], "Microsoft.KeyVault.SecretNewVersionCreated");
+  EXPECT_EQ(ce["source"], eg["topic"]);
+  EXPECT_EQ(ce["subject"], "db-password");
+  EXPECT_EQ(ce["time"], eg["eventTime"]);
+  EXPECT_EQ(ce["data"], d);
+
+  auto vault = Change(8, "VaultAccessPolicyChanged", "Main", "");
+  vault.object_type = "Vault";
+  Json ve = EventGridEvent(vault, Naming());
+  EXPECT_EQ(ve["data"]["Id"], "https://Main.vault.localhost:8443");
+  EXPECT_TRUE(ve["data"]["EXP"].is_null());
+  EXPECT_EQ(EventType(Change(9, "SecretDeleted", "a")), "Coffer.KeyVault.SecretDeleted");
+  EXPECT_TRUE(IsKeyVaultEventType("Microsoft.KeyVault.SecretExpired"));
+  EXPECT_FALSE(IsKeyVaultEventType("Microsoft.KeyVault.SecretDeleted"));
+  EXPECT_FALSE(IsKeyVaultEventType("Coffer.KeyVault.SecretDeleted"));
+}
+
+Json WebhookProps(std::string url = "https://hooks.example/x?code=1") {
+  return Json{
+      {"destination", {{"endpointType", "WebHook"}, {"properties", {{"endpointUrl", url}}}}}};
+}
+
+TEST(Subscriptions, ValidateLikeEventGrid) {
+  Subscription s;
+  ASSERT_TRUE(ParseSubscription(WebhookProps(), s).ok());
+  EXPECT_FALSE(s.cloud_events);
+  EXPECT_EQ(s.max_delivery_attempts, 30);
+  EXPECT_EQ(s.event_ttl_minutes, 1440);
+  Json p = WebhookProps("http://127.0.0.1:9/hook");
+  p["filter"] = {{"includedEventTypes", {"Microsoft.KeyVault.SecretNewVersionCreated"}},
+                 {"subjectBeginsWith", "db-"}};
+  p["eventDeliverySchema"] = "CloudEventSchemaV1_0";
+  p["retryPolicy"] = {{"maxDeliveryAttempts", 3}, {"eventTimeToLiveInMinutes", 5}};
+  ASSERT_TRUE(ParseSubscription(p, s).ok());
+  EXPECT_TRUE(s.cloud_events);
+  EXPECT_EQ(s.max_delivery_attempts, 3);
+
+  auto bad = [](Json props) -> std::string {
+    Subscription out;
+    Status st = ParseSubscription(props, out);
+    EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << ToJson(props);
+    return std::string(st.message());
+  };
+  bad(Json::array());
+  bad(Json::object());
+  bad(WebhookProps("http://example.com/hook"));  // plain HTTP off loopback
+  bad(WebhookProps("ftp://x"));
+  bad(WebhookProps(std::string(3000, 'a')));
+  Json q = WebhookProps();
+  q["destination"]["endpointType"] = "EventHub";
+  EXPECT_NE(bad(q).find("WebHook"), std::string::npos);
+  q = WebhookProps();
+  q["filter"] = {{"includedEventTypes", {"Microsoft.KeyVault.Nope"}}};
+  EXPECT_NE(bad(q).find("Microsoft.KeyVault.Nope"), std::string::npos);
+  q["filter"] = {{"includedEventTypes", "Microsoft.KeyVault.SecretExpired"}};
+  bad(q);
+  q["filter"] = {{"subjectBeginsWith", std::string(2000, 'x')}};
+  bad(q);
+  q = WebhookProps();
+  q["eventDeliverySchema"] = "CustomInputSchema";
+  bad(q);
+  q = WebhookProps();
+  q["retryPolicy"] = {{"maxDeliveryAttempts", 31}};
+  bad(q);
+  q["retryPolicy"] = {{"eventTimeToLiveInMinutes", "5"}};
+  bad(q);
+}
+
+TEST(Subscriptions, MatchTypesSubjectsVaultAndStart) {
+  Subscription s;
+  s.vault = "Main";
+  s.start_seq = 5;
+  EXPECT_TRUE(s.Matches(Change(6, "SecretNewVersionCreated", "a")));
+  EXPECT_FALSE(s.Matches(Change(5, "SecretNewVersionCreated", "a")));  // before it existed
+  EXPECT_TRUE(s.Matches(Change(6, "SecretNewVersionCreated", "a", "v", "MAIN")));
+  EXPECT_FALSE(s.Matches(Change(6, "SecretNewVersionCreated", "a", "v", "other")));
+  // Without a filter, Key Vault's types only.
+  EXPECT_FALSE(s.Matches(Change(6, "SecretDeleted", "a")));
+  s.included_types = {"Coffer.KeyVault.SecretDeleted"};
+  EXPECT_TRUE(s.Matches(Change(6, "SecretDeleted", "a")));
+  EXPECT_FALSE(s.Matches(Change(6, "SecretNewVersionCreated", "a")));
+  s.included_types.clear();
+  s.subject_begins_with = "DB-";
+  s.subject_ends_with = "-prod";
+  EXPECT_TRUE(s.Matches(Change(6, "SecretExpired", "db-password-prod")));
+  EXPECT_FALSE(s.Matches(Change(6, "SecretExpired", "db-password-test")));
+  EXPECT_FALSE(s.Matches(Change(6, "SecretExpired", "api-prod")));
+}
+
+class FakeWriter : public http::StreamWriter {
+ public:
+  bool Write(std::string data) override {
+    std::lock_guard<std::mutex> lock(mu);
+    if (closed_) {
+      return false;
+    }
+    text += data;
+    return true;
+  }
+  bool closed() const override { return closed_; }
+  void Close() override { closed_ = true; }
+  std::string Text() {
+    std::lock_guard<std::mutex> lock(mu);
+    return text;
+  }
+
+  std::mutex mu;
+  std::string text;
+  std::atomic<bool> closed_{false};
+};
+
+// The ids of the events (not the ready marker) in a server-sent event text.
+std::vector<std::string> EventIds(const std::string& text) {
+  std::vector<std::string> ids;
+  size_t pos = 0;
+  while ((pos = text.find("id: ", pos)) != std::string::npos) {
+    size_t end = text.find('\n', pos);
+    std::string id = text.substr(pos + 4, end - pos - 4);
+    size_t ev = text.find("event: ", end);
+    if (text.compare(ev + 7, 12, "coffer.ready") != 0) {
+      ids.push_back(id);
+    }
+    pos = end;
+  }
+  return ids;
+}
+
+class WatchTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    storage::VaultRecord v;
+    v.name = "Main";
+    v.properties_json = "{}";
+    v.tags_json = "{}";
+    ASSERT_TRUE(store_.CreateVault(v).ok());
+    v.name = "Other";
+    ASSERT_TRUE(store_.CreateVault(v).ok());
+  }
+  void Set(const std::string& vault, const std::string& name, const std::string& version) {
+    storage::SecretVersionRecord r;
+    r.name = name;
+    r.version = version;
+    r.tags_json = "{}";
+    ASSERT_TRUE(store_.AddSecretVersion(vault, r).ok());
+  }
+  // Hands the feed after `after` to the registry, as the hub does.
+  int64_t Publish(WatchRegistry& reg, int64_t after) {
+    auto changes = store_.ListChanges(after, 1000);
+    if (!changes->empty()) {
+      reg.OnChanges(*changes);
+      return changes->back().seq;
+    }
+    return after;
+  }
+
+  storage::MemoryStore store_;
+};
+
+TEST_F(WatchTest, ResumesWithNoGapAndNoDuplicate) {
+  WatchRegistry reg(store_, Naming());
+  Set("Main", "a", "1");  // seq 1
+  Set("Main", "b", "1");  // seq 2
+  int64_t published = Publish(reg, 0);
+  WatchRequest req;
+  req.vault = "main";
+  req.after_seq = 1;
+  http::Response r = reg.Open(req);
+  ASSERT_EQ(r.status, 200);
+  ASSERT_TRUE(r.stream);
+  // Changes between Open and Attach: one already in the backlog is not sent
+  // twice.
+  Set("Main", "c", "1");   // seq 3
+  Set("Other", "x", "1");  // seq 4: another vault
+  published = Publish(reg, published);
+  auto w = std::make_shared<FakeWriter>();
+  r.stream(w);
+  Set("Main", "d", "1");  // seq 5, live
+  Publish(reg, published);
+  std::string all = r.body + w->Text();
+  EXPECT_EQ(EventIds(all), (std::vector<std::string>{"2", "3", "5"}));
+  EXPECT_NE(r.body.find("event: Microsoft.KeyVault.SecretNewVersionCreated\ndata: {"),
+            std::string::npos);
+  EXPECT_NE(r.body.find("event: coffer.ready"), std::string::npos);
+}
+
+TEST_F(WatchTest, FiltersByPermissionNamesAndTypes) {
+  WatchRegistry reg(store_, Naming());
+  WatchRequest req;
+  req.vault = "Main";
+  req.may_read = [](const storage::ChangeRecord& c) { return c.name != "hidden"; };
+  http::Response all = reg.Open(req);
+  req.names = {"b"};
+  http::Response only_b = reg.Open(req);
+  req.names.clear();
+  req.types = {"Coffer.KeyVault.SecretDeleted"};
+  http::Response deletes = reg.Open(req);
+  auto w1 = std::make_shared<FakeWriter>();
+  auto w2 = std::make_shared<FakeWriter>();
+  auto w3 = std::make_shared<FakeWriter>();
+  all.stream(w1);
+  only_b.stream(w2);
+  deletes.stream(w3);
+  Set("Main", "hidden", "1");
+  Set("Main", "b", "1");
+  ASSERT_TRUE(store_.MarkSecretDeleted("Main", "b", 1, 2).ok());
+  Publish(reg, 0);
+  EXPECT_EQ(EventIds(w1->Text()), (std::vector<std::string>{"2", "3"}));
+  EXPECT_EQ(w1->Text().find("hidden"), std::string::npos);
+  EXPECT_EQ(EventIds(w2->Text()), (std::vector<std::string>{"2", "3"}));
+  EXPECT_EQ(EventIds(w3->Text()), (std::vector<std::string>{"3"}));
+}
+
+TEST_F(WatchTest, TokensAreCheckedAndClosedStreamsReaped) {
+  WatchRegistry reg(store_, Naming());
+  EXPECT_EQ(WatchRegistry::ParseToken("").value(), -1);
+  EXPECT_EQ(WatchRegistry::ParseToken("42").value(), 42);
+  for (const char* bad : {"-1", "abc", "1 ", "99999999999999999999", "0x10"}) {
+    EXPECT_FALSE(WatchRegistry::ParseToken(bad).ok()) << bad;
+  }
+  Set("Main", "a", "1");
+  WatchRequest req;
+  req.vault = "Main";
+  req.after_seq = 5;  // beyond the newest
+  EXPECT_EQ(reg.Open(req).status, 400);
+  Set("Main", "a", "2");
+  Set("Main", "a", "3");
+  ASSERT_TRUE(store_.PruneChanges(int64_t{1} << 62, 1).ok());
+  req.after_seq = 0;  // changes 1 and 2 are gone
+  http::Response gone = reg.Open(req);
+  EXPECT_EQ(gone.status, 410);
+  EXPECT_NE(gone.body.find("ResumeTokenExpired"), std::string::npos);
+  req.after_seq = 2;
+  http::Response ok = reg.Open(req);
+  EXPECT_EQ(ok.status, 200);
+  auto w = std::make_shared<FakeWriter>();
+  ok.stream(w);
+  EXPECT_EQ(reg.size(), 1u);
+  reg.Tick();
+  EXPECT_NE(w->Text().find(": keep-alive"), std::string::npos);
+  w->Close();
+  reg.Tick();
+  EXPECT_EQ(reg.size(), 0u);
+  // A stream whose connection never attached goes after a while.
+  http::Response never = reg.Open(req);
+  EXPECT_EQ(reg.size(), 1u);
+  for (int i = 0; i < 20; ++i) {
+    reg.Tick();
+  }
+  EXPECT_EQ(reg.size(), 0u);
+}
+
+TEST(ChangeHubTest, HandsEachChangeOnceInOrder) {
+  storage::MemoryStore store;
+  storage::VaultRecord v;
+  v.name = "Main";
+  v.properties_json = "{}";
+  ASSERT_TRUE(store.CreateVault(v).ok());
+  storage::SecretVersionRecord r;
+  r.name = "before";
+  r.version = "1";
+  ASSERT_TRUE(store.AddSecretVersion("Main", r).ok());  // before Start: not handed on
+  ChangeHub hub(store, 50);
+  std::mutex mu;
+  std::vector<int64_t> seen;
+  std::atomic<int> ticks{0};
+  hub.AddListener([&](const std::vector<storage::ChangeRecord>& changes) {
+    std::lock_guard<std::mutex> lock(mu);
+    for (const auto& c : changes) {
+      seen.push_back(c.seq);
+    }
+  });
+  hub.AddTicker(10, [&] { ticks++; });
+  ASSERT_TRUE(hub.Start().ok());
+  for (int i = 0; i < 600; ++i) {  // more than one page
+    r.name = "s" + std::to_string(i % 7);
+    r.version = std::to_string(i);
+    ASSERT_TRUE(store.AddSecretVersion("Main", r).ok());
+    if (i % 100 == 0) {
+      hub.Notify();
+    }
+  }
+  hub.Notify();
+  ASSERT_TRUE(Eventually([&] {
+    std::lock_guard<std::mutex> lock(mu);
+    return seen.size() == 600;
+  }));
+  EXPECT_TRUE(Eventually([&] { return ticks.load() > 2; }));
+  hub.Stop();
+  for (size_t i = 0; i < seen.size(); ++i) {
+    EXPECT_EQ(seen[i], static_cast<int64_t>(i + 2));
+  }
+}
+
+class WebhookTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() / ("coffer-events-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir_);
+    storage::VaultRecord v;
+    v.name = "Main";
+    v.properties_json = "{}";
+    ASSERT_TRUE(store_.CreateVault(v).ok());
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  void Subscribe(const std::string& name, Json props) {
+    storage::EventSubscriptionRecord r;
+    r.vault = "Main";
+    r.name = name;
+    r.properties_json = ToJson(props);
+    r.key_generation = 3;
+    ASSERT_TRUE(store_.PutEventSubscription(r).ok());
+  }
+
+  struct Sent {
+    std::string url;
+    std::vector<std::pair<std::string, std::string>> headers;
+    std::string body;
+  };
+  std::string Header(const Sent& s, const std::string& name) {
+    for (const auto& [k, v] : s.headers) {
+      if (k == name) {
+        return v;
+      }
+    }
+    return "";
+  }
+
+  std::filesystem::path dir_;
+  storage::MemoryStore store_;
+  std::mutex mu_;
+  std::vector<Sent> sent_;
+};
+
+TEST_F(WebhookTest, DeliversSignedRetriesAndDeadLetters) {
+  Json ok_props = WebhookProps("https://hooks.example/ok");
+  Subscribe("ok", ok_props);
+  Json flaky = WebhookProps("https://hooks.example/flaky");
+  flaky["eventDeliverySchema"] = "CloudEventSchemaV1_0";
+  Subscribe("flaky", flaky);
+  Json down = WebhookProps("https://hooks.example/down");
+  down["retryPolicy"] = {{"maxDeliveryAttempts", 3}};
+  Subscribe("down", down);
+  Subscribe("rejects", WebhookProps("https://hooks.example/rejects"));
+
+  std::atomic<int> flaky_calls{0};
+  WebhookOptions options;
+  options.base_backoff_ms = 5;
+  options.dead_letter_path = (dir_ / "deadletter.jsonl").string();
+  WebhookDispatcher dispatcher(
+      store_, Naming(),
+      [&](const std::string& url, const std::vector<std::pair<std::string, std::string>>& headers,
+          const std::string& body, int) -> StatusOr<int> {
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          sent_.push_back({url, headers, body});
+        }
+        if (url.find("/flaky") != std::string::npos) {
+          return flaky_calls++ < 2 ? StatusOr<int>(UnavailableError("connection refused"))
+                                   : StatusOr<int>(200);
+        }
+        if (url.find("/down") != std::string::npos) {
+          return 503;
+        }
+        if (url.find("/rejects") != std::string::npos) {
+          return 400;
+        }
+        return 200;
+      },
+      [](const std::string& vault, const std::string& name, int64_t gen) {
+        return "key:" + vault + "/" + name + "/" + std::to_string(gen);
+      },
+      options);
+  ASSERT_TRUE(dispatcher.Start().ok());
+  dispatcher.OnChanges({Change(1, "SecretNewVersionCreated", "db")});
+  ASSERT_TRUE(Eventually([&] {
+    auto s = dispatcher.stats();
+    return s.delivered == 2 && s.dead_lettered == 2;
+  }));
+  dispatcher.Stop();
+  auto stats = dispatcher.stats();
+  EXPECT_EQ(stats.failed_attempts, 2u + 3u + 1u);
+
+  std::lock_guard<std::mutex> lock(mu_);
+  int ok_seen = 0;
+  for (const auto& s : sent_) {
+    if (s.url != "https://hooks.example/ok") {
+      continue;
+    }
+    ++ok_seen;
+    EXPECT_EQ(Header(s, "aeg-event-type"), "Notification");
+    EXPECT_EQ(Header(s, "aeg-subscription-name"), "OK");
+    EXPECT_EQ(Header(s, "aeg-delivery-count"), "0");
+    Json body = Json::parse(s.body);
+    ASSERT_TRUE(body.is_array());
+    EXPECT_EQ(body[0]["eventType"], "Microsoft.KeyVault.SecretNewVersionCreated");
+    // The signature is an HMAC of "<t>.<body>" under the subscription's key.
+    std::string sig = Header(s, "Coffer-Signature");
+    std::string t = sig.substr(2, sig.find(',') - 2);
+    EXPECT_EQ(sig,
+              "t=" + t + ",v1=" + HexEncode(crypto::HmacSha256("key:Main/ok/3", t + "." + s.body)));
+  }
+  EXPECT_EQ(ok_seen, 1);
+  std::vector<std::string> flaky_counts;
+  for (const auto& s : sent_) {
+    if (s.url == "https://hooks.example/flaky") {
+      flaky_counts.push_back(Header(s, "aeg-delivery-count"));
+      EXPECT_EQ(Header(s, "Content-Type"), "application/cloudevents+json; charset=utf-8");
+      EXPECT_EQ(Json::parse(s.body)["specversion"], "1.0");
+    }
+  }
+  EXPECT_EQ(flaky_counts, (std::vector<std::string>{"0", "1", "2"}));
+
+  auto dead = ReadFile(options.dead_letter_path);
+  ASSERT_TRUE(dead.ok());
+  EXPECT_EQ(FileMode(options.dead_letter_path), 0600);
+  std::vector<Json> lines;
+  size_t start = 0;
+  while (start < dead->size()) {
+    size_t end = dead->find('\n', start);
+    lines.push_back(Json::parse(dead->substr(start, end - start)));
+    start = end + 1;
+  }
+  ASSERT_EQ(lines.size(), 2u);
+  std::map<std::string, Json> by_sub;
+  for (const auto& l : lines) {
+    by_sub[l["subscriptionName"].get<std::string>()] = l;
+  }
+  EXPECT_EQ(by_sub["down"]["deadLetterReason"], "MaxDeliveryAttemptsExceeded");
+  EXPECT_EQ(by_sub["down"]["deliveryAttempts"], 3);
+  EXPECT_EQ(by_sub["down"]["lastHttpStatusCode"], 503);
+  EXPECT_EQ(by_sub["rejects"]["deadLetterReason"], "NonRetryableResponse");
+  EXPECT_EQ(by_sub["rejects"]["deliveryAttempts"], 1);
+  EXPECT_EQ(by_sub["rejects"]["event"]["data"]["ObjectName"], "db");
+}
+
+TEST(ExpiryTest, NearExpiryAndExpiryFireOnceEach) {
+  storage::MemoryStore store;
+  storage::VaultRecord v;
+  v.name = "Main";
+  v.properties_json = "{}";
+  ASSERT_TRUE(store.CreateVault(v).ok());
+  FakeClock clock(1000000);
+  storage::SecretVersionRecord r;
+  r.name = "cert-password";
+  r.version = "v1";
+  r.exp = 1000000 + 40 * 86400;
+  ASSERT_TRUE(store.AddSecretVersion("Main", r).ok());
+  ExpiryScheduler scheduler(store, clock);
+  int64_t after = store.GetChangeBounds()->newest;
+  EXPECT_EQ(scheduler.RunOnce().value(), 0);
+  clock.Advance(11 * 86400);  // 29 days before exp
+  EXPECT_EQ(scheduler.RunOnce().value(), 1);
+  EXPECT_EQ(scheduler.RunOnce().value(), 0);
+  clock.Advance(30 * 86400);  // past exp
+  EXPECT_EQ(scheduler.RunOnce().value(), 1);
+  EXPECT_EQ(scheduler.RunOnce().value(), 0);
+  auto changes = store.ListChanges(after, 10);
+  ASSERT_EQ(changes->size(), 2u);
+  EXPECT_EQ((*changes)[0].type, "SecretNearExpiry");
+  EXPECT_EQ((*changes)[1].type, "SecretExpired");
+  EXPECT_EQ((*changes)[1].exp, r.exp);
+  EXPECT_EQ((*changes)[1].version, "v1");
+}
+
+}  // namespace
+}  // namespace coffer::events
