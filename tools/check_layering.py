@@ -12,6 +12,7 @@ import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent / "src"
 LAYERS = ["common", "crypto", "storage", "http", "auth", "authz", "events", "keyvault", "mgmt", "net",
+          "audit",
           "client",
           "agent",
           "server", "cli"]
@@ -19,6 +20,7 @@ LAYERS = ["common", "crypto", "storage", "http", "auth", "authz", "events", "key
 ALLOWED = {
     "common": {"common"},
     "crypto": {"common", "crypto"},
+    "audit": {"common", "crypto", "audit"},
     "storage": {"common", "storage"},
     "http": {"common", "http"},
     "auth": {"common", "crypto", "storage", "http", "auth"},
@@ -29,9 +31,9 @@ ALLOWED = {
     "net": {"common", "http", "net"},
     "client": {"common", "http", "net", "client"},
     "server": {"common", "crypto", "storage", "http", "auth", "authz", "events", "keyvault", "mgmt",
-               "net", "server"},
+               "net", "audit", "server"},
     "agent": {"common", "http", "net", "client", "agent"},
-    "cli": {"common", "crypto", "http", "server", "client", "agent", "cli"},
+    "cli": {"common", "crypto", "audit", "http", "server", "client", "agent", "cli"},
 }
 THIRD_PARTY = {
     "boost/": {"net"},

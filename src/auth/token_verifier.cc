@@ -105,6 +105,8 @@ StatusOr<VerifiedToken> TokenVerifier::Verify(std::string_view token,
   }
   StringClaim(*claims, "appid", t.app_id_);
   StringClaim(*claims, "idtyp", t.identity_type_);
+  StringClaim(*claims, "xms_mirid", t.mi_resource_id_);
+  StringClaim(*claims, "appidacr", t.app_id_acr_);
   int64_t now = clock_.NowSeconds();
   if (!IntClaim(*claims, "exp", t.expires_)) {
     return Reject("missing expiry");

@@ -21,6 +21,9 @@ class VerifiedToken {
   const std::string& object_id() const { return object_id_; }
   const std::string& app_id() const { return app_id_; }
   const std::string& identity_type() const { return identity_type_; }  // "app"
+  // The managed identity's ARM resource id (xms_mirid); "" for others.
+  const std::string& mi_resource_id() const { return mi_resource_id_; }
+  const std::string& app_id_acr() const { return app_id_acr_; }  // appidacr
   int64_t expires() const { return expires_; }
 
  private:
@@ -32,6 +35,8 @@ class VerifiedToken {
   std::string object_id_;
   std::string app_id_;
   std::string identity_type_;
+  std::string mi_resource_id_;
+  std::string app_id_acr_;
   int64_t expires_ = 0;
 };
 

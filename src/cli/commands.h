@@ -16,5 +16,7 @@ void AddAgentCommand(CLI::App& app);
 void AddTokenCommands(CLI::App& app);
 // coffer role ... and coffer authz explain.
 void AddRoleCommands(CLI::App& app);
+// coffer audit ... and coffer eventgrid event-subscription ...
+void AddAuditCommands(CLI::App& app);
 
 }  // namespace coffer::cli

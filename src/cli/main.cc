@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   coffer::cli::AddAgentCommand(app);
   coffer::cli::AddTokenCommands(app);
   coffer::cli::AddRoleCommands(app);
+  coffer::cli::AddAuditCommands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

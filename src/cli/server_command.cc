@@ -35,6 +35,31 @@ void AddServerCommand(CLI::App& app) {
   cmd->add_option("--purge-interval", config->purge_interval_seconds,
                   "Seconds between scheduled purges of expired deleted secrets")
       ->capture_default_str();
+  auto audit = std::make_shared<std::string>("on");
+  cmd->add_option("--audit", *audit, "on or off: the audit log (docs/audit.md)")
+      ->check(CLI::IsMember({"on", "off"}))
+      ->capture_default_str()
+      ->each([config](const std::string& v) { config->audit = v == "on"; });
+  cmd->add_option("--audit-max-file-bytes", config->audit_max_file_bytes,
+                  "Rotate an audit file at this size")
+      ->capture_default_str();
+  cmd->add_option("--audit-max-file-age", config->audit_max_file_age_seconds,
+                  "Rotate an audit file after this many seconds")
+      ->capture_default_str();
+  cmd->add_option("--audit-retention-days", config->audit_retention_days,
+                  "Delete rotated audit files older than this (0 keeps them)")
+      ->capture_default_str();
+  cmd->add_option("--event-retry-base-ms", config->event_retry_base_ms,
+                  "First webhook retry delay; later ones follow Event Grid's schedule")
+      ->capture_default_str();
+  cmd->add_option("--expiry-scan-interval", config->expiry_scan_seconds,
+                  "Seconds between scans for secrets near expiry or expired")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 86400));
+  cmd->add_option("--watch-heartbeat", config->watch_heartbeat_seconds,
+                  "Seconds between heartbeats on watch streams")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 3600));
   cmd->add_option("--log-level", *log_level, "debug, info, warning or error")
       ->capture_default_str();
   cmd->callback([config, log_level] {

@@ -1,6 +1,8 @@
 #pragma once
 
+#include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -32,10 +34,46 @@ struct Request {
   std::string_view Query(const std::string& name) const;
 };
 
+// StreamWriter pushes the body of a long-lived response (server-sent events,
+// watch streams) after the handler has returned. The server owns the
+// connection; a writer only refers to it, so it may outlive the connection and
+// the server: from then on every Write returns false.
+//
+// Thread-safe: any thread may call any method at any time.
+class StreamWriter {
+ public:
+  virtual ~StreamWriter() = default;
+
+  // Write queues `data` to be sent as one chunk, in the order of the calls,
+  // and returns at once (it never blocks on the network). An empty `data`
+  // sends nothing and returns !closed(). Returns false, sending nothing, once
+  // the stream is closed: the peer went away, the server is stopping, Close()
+  // was called, or the unsent backlog would exceed the server's limit (a slow
+  // consumer is disconnected rather than buffered without bound).
+  virtual bool Write(std::string data) = 0;
+  // True once Write would return false. It becomes true without any Write
+  // when the peer closes the connection, so an idle stream can be reaped.
+  virtual bool closed() const = 0;
+  // Close ends the response after the chunks already queued (terminating
+  // chunk) and then the connection. Idempotent.
+  virtual void Close() = 0;
+};
+
 struct Response {
   int status = 200;
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
+  // When set, the response is streamed: status and headers are sent with
+  // Transfer-Encoding: chunked (no Content-Length), `body` (if not empty) is
+  // sent as the first chunk, then `stream` is called once with the
+  // writer for the rest of the body. It runs on a server I/O thread and must
+  // not block; it may keep the writer and use it from any thread. The stream
+  // has no idle timeout (send heartbeats to detect dead peers sooner than TCP
+  // does), and the connection is never reused for another request. If the
+  // connection fails first, the writer soon reports closed(); if the server
+  // stops before the headers are sent, `stream` is never called. Meant for
+  // bodiless requests (GET): an unread request body ends the stream.
+  std::function<void(std::shared_ptr<StreamWriter>)> stream;
 
   void SetHeader(std::string name, std::string value);
 };

@@ -45,8 +45,8 @@ StatusOr<Caller> Authenticator::Authenticate(std::string_view authorization,
     }
     return principal.status();
   }
-  Caller caller{verified.object_id(), verified.app_id(), verified.tenant_id(),
-                verified.identity_type()};
+  Caller caller{verified.object_id(),     verified.app_id(),         verified.tenant_id(),
+                verified.identity_type(), verified.mi_resource_id(), verified.app_id_acr()};
   std::lock_guard<std::shared_mutex> lock(mu_);
   if (cache_.size() >= kMaxCachedTokens) {
     cache_.clear();

@@ -22,6 +22,8 @@ struct Caller {
   std::string app_id;
   std::string tenant_id;
   std::string identity_type;
+  std::string mi_resource_id;  // xms_mirid, for managed identities
+  std::string app_id_acr;
 };
 
 // Authenticator turns an Authorization header into a Caller: a Bearer token

@@ -81,7 +81,8 @@ http::Response CofferServer::DataDenial(const Caller& caller, const keyvault::Op
 
 std::optional<http::Response> CofferServer::AuthorizeData(const Caller& caller,
                                                           const keyvault::OpenVault& vault,
-                                                          const http::Request& request) {
+                                                          const http::Request& request,
+                                                          AuditNote* note) {
   auto requested = keyvault::ClassifyRequest(request);
   if (requested.op == nullptr) {
     return std::nullopt;  // no operation: the API answers 404/405 without data
@@ -89,6 +90,15 @@ std::optional<http::Response> CofferServer::AuthorizeData(const Caller& caller,
   authz::VaultContext ctx{vault.settings.rbac_authorization, &vault.settings.access_policies,
                           vault.resource_id};
   auto d = authorizer_->CheckData(PrincipalOf(caller), ctx, *requested.op, requested.object);
+  if (note != nullptr) {
+    note->operation = std::string(requested.op->name);
+    bool rbac = vault.settings.rbac_authorization;
+    note->rbac_authorized = rbac && d.allowed;
+    note->access_policy_match = !rbac && d.allowed;
+    if (rbac && d.allowed) {
+      note->applied_assignment = d.applied;
+    }
+  }
   if (d.allowed) {
     return std::nullopt;
   }
@@ -97,19 +107,25 @@ std::optional<http::Response> CofferServer::AuthorizeData(const Caller& caller,
 
 std::optional<http::Response> CofferServer::AuthorizeArm(const Caller& caller,
                                                          const http::Request& request,
-                                                         bool* filter_list) {
+                                                         bool* filter_list, AuditNote* note) {
   *filter_list = false;
   auto op = authz::ArmOperationOf(request.method, request.segments);
   if (!op) {
+    note->operation = "Unknown";
     return std::nullopt;  // not a resource: the handlers answer 404
   }
+  note->operation = ArmOperationName(request.method, op->action, op->collection);
+  note->resource_id = op->scope;
+  note->object_uri = op->scope;
   std::string assigned;
   if (EqualsIgnoreCase(op->action, "Microsoft.Authorization/roleAssignments/write") ||
       EqualsIgnoreCase(op->action, "Microsoft.Authorization/roleAssignments/delete")) {
     assigned = role_manager_->AssignedRole(request);
   }
   auto d = authorizer_->CheckAction(PrincipalOf(caller), op->action, op->scope, assigned);
+  note->rbac_authorized = d.allowed;
   if (d.allowed) {
+    note->applied_assignment = d.applied;
     return std::nullopt;
   }
   if (op->collection) {

@@ -58,6 +58,8 @@ Status CofferServer::Init() {
   // from the master key (docs/encryption.md).
   identity_headers_ = std::make_unique<auth::IdentityHeaders>(
       crypto::HkdfSha256(master_key, "", "coffer identity header v1", 32));
+  // Webhook deliveries are signed with keys derived from one of their own.
+  webhook_root_key_ = crypto::HkdfSha256(master_key, "", "coffer webhook signing v1", 32);
   ASSIGN_OR_RETURN(envelope_, keyvault::Envelope::Create(std::move(master_key)));
   ASSIGN_OR_RETURN(auto sqlite, storage::SqliteStore::Open(dir + "/coffer.db"));
   store_ = std::move(sqlite);
@@ -145,10 +147,105 @@ Status CofferServer::Init() {
     authenticator_->ForgetPrincipal(oid);
   };
   workload_manager_ = std::make_unique<mgmt::WorkloadManager>(std::move(wc), *store_, clock_);
-  return Bootstrap();
+
+  if (config_.audit) {
+    audit::LogOptions ao;
+    audit_dir_ = dir + "/audit";
+    ao.dir = audit_dir_;
+    ao.max_file_bytes = config_.audit_max_file_bytes;
+    ao.max_file_age_seconds = config_.audit_max_file_age_seconds;
+    ao.retention_days = config_.audit_retention_days;
+    ASSIGN_OR_RETURN(audit_, audit::Log::Open(std::move(ao), clock_));
+  }
+  RETURN_IF_ERROR(Bootstrap());
+  return StartEvents();
+}
+
+Status CofferServer::StartEvents() {
+  std::string suffix = "." + AsciiLower(config_.dns_suffix) + port_suffix_;
+  events::VaultNaming naming;
+  naming.vault_url = [suffix](const std::string& vault) {
+    return "https://" + AsciiLower(vault) + suffix;
+  };
+  naming.resource_id = [this](const std::string& vault) {
+    auto open = registry_->TryGetCached(vault);
+    if (open != nullptr) {
+      return open->resource_id;
+    }
+    auto record = store_->GetVault(vault);
+    return record.ok() ? record->ResourceId()
+                       : "/subscriptions/" + info_.subscription_id +
+                             "/providers/Microsoft.KeyVault/vaults/" + vault;
+  };
+  events::SigningKeyFor key_for = [this](const std::string& vault, const std::string& name,
+                                         int64_t generation) {
+    return crypto::HkdfSha256(
+        webhook_root_key_, "",
+        AsciiLower(vault) + "/" + AsciiLower(name) + "/" + std::to_string(generation), 32);
+  };
+  events::WebhookOptions wo;
+  wo.base_backoff_ms = config_.event_retry_base_ms;
+  RETURN_IF_ERROR(EnsurePrivateDirectory(config_.data_dir + "/events"));
+  wo.dead_letter_path = config_.data_dir + "/events/deadletter.jsonl";
+  webhooks_ = std::make_unique<events::WebhookDispatcher>(
+      *store_, naming,
+      [](const std::string& url, const std::vector<std::pair<std::string, std::string>>& headers,
+         const std::string& body, int timeout_seconds) -> StatusOr<int> {
+        net::ClientRequest req;
+        req.method = "POST";
+        req.url = url;
+        req.headers = headers;
+        req.body = body;
+        req.timeout_seconds = timeout_seconds;
+        req.max_response_bytes = 64 * 1024;
+        ASSIGN_OR_RETURN(http::Response res, net::SendRequest(req));
+        return res.status;
+      },
+      key_for, wo);
+  watches_ = std::make_unique<events::WatchRegistry>(*store_, naming);
+  expiry_ = std::make_unique<events::ExpiryScheduler>(*store_, clock_);
+  event_subscriptions_ = std::make_unique<mgmt::EventSubscriptionManager>(
+      info_.subscription_id, *store_, clock_,
+      mgmt::EventSubscriptionManager::Hooks{key_for, [this] {
+                                              Status reloaded = webhooks_->Reload();
+                                              if (!reloaded.ok()) {
+                                                COFFER_LOG(kWarning)
+                                                    << "reloading event subscriptions failed: "
+                                                    << reloaded.ToString();
+                                              }
+                                            }});
+  hub_ = std::make_unique<events::ChangeHub>(*store_);
+  hub_->AddListener([this](const auto& changes) { watches_->OnChanges(changes); });
+  hub_->AddListener([this](const auto& changes) { webhooks_->OnChanges(changes); });
+  hub_->AddListener([this](const auto& changes) { AuditNotifications(changes); });
+  hub_->AddTicker(config_.watch_heartbeat_seconds * 1000, [this] { watches_->Tick(); });
+  hub_->AddTicker(config_.expiry_scan_seconds * 1000, [this] {
+    auto found = expiry_->RunOnce();
+    if (!found.ok()) {
+      COFFER_LOG(kWarning) << "expiry scan failed: " << found.status().ToString();
+    } else if (*found > 0) {
+      hub_->Notify();
+    }
+  });
+  hub_->AddTicker(3600 * 1000, [this] {
+    int64_t keep_ms = int64_t{config_.change_retention_days} * 86400 * 1000;
+    auto pruned = store_->PruneChanges(clock_.NowSeconds() * 1000 - keep_ms, 1000);
+    if (!pruned.ok()) {
+      COFFER_LOG(kWarning) << "pruning the change feed failed: " << pruned.status().ToString();
+    }
+  });
+  return OkStatus();
 }
 
 void CofferServer::Start() {
+  Status started = hub_->Start();
+  if (!started.ok()) {
+    COFFER_LOG(kError) << "the change feed could not start: " << started.ToString();
+  }
+  started = webhooks_->Start();
+  if (!started.ok()) {
+    COFFER_LOG(kError) << "webhook delivery could not start: " << started.ToString();
+  }
   https_->Start();
   purge_thread_ = std::thread([this] { PurgeLoop(); });
 }
@@ -168,6 +265,16 @@ void CofferServer::Stop() {
   if (https_) {
     https_->Stop();
   }
+  if (hub_) {
+    hub_->Stop();
+  }
+  if (webhooks_) {
+    webhooks_->Stop();
+  }
+  if (audit_) {
+    audit_->Close();
+  }
+  crypto::SecureWipe(webhook_root_key_);
 }
 
 void CofferServer::PurgeLoop() {
@@ -233,9 +340,16 @@ http::Response CofferServer::Challenge(const Status& why) const {
 std::optional<http::Response> CofferServer::Head(const http::Request& request) {
   // Clients probe with an unauthenticated, bodiless request first; answer
   // it with the challenge before looking at path or body.
-  if (!VaultFromHost(request.host).empty() && request.Header("authorization").empty()) {
-    return Challenge(UnauthenticatedError("AKV10000: Request is missing a Bearer or PoP token.",
-                                          "Unauthorized"));
+  std::string vault = VaultFromHost(request.host);
+  if (!vault.empty() && request.Header("authorization").empty()) {
+    int64_t start = NowMicros();
+    http::Response r = Challenge(UnauthenticatedError(
+        "AKV10000: Request is missing a Bearer or PoP token.", "Unauthorized"));
+    AuditNote note;
+    note.operation = "Authentication";
+    note.resource_id = VaultResourceId(vault);
+    Audit(request, r, note, start, false);
+    return r;
   }
   return std::nullopt;
 }
@@ -244,9 +358,10 @@ std::optional<http::Response> CofferServer::Fast(http::Request& request) {
   // Only reads whose every input is already in memory are answered here;
   // anything that would touch storage goes to the worker pool.
   std::string vault = VaultFromHost(request.host);
-  if (vault.empty() || request.method != "GET") {
+  if (vault.empty() || request.method != "GET" || IsWatchPath(request)) {
     return std::nullopt;
   }
+  int64_t start = NowMicros();
   auto caller = authenticator_->TryCached(request.Header("authorization"), vault_audiences_);
   if (!caller) {
     return std::nullopt;
@@ -255,10 +370,17 @@ std::optional<http::Response> CofferServer::Fast(http::Request& request) {
   if (open == nullptr) {
     return std::nullopt;
   }
-  if (auto denied = AuthorizeData(*caller, *open, request)) {
-    return denied;
+  AuditNote note;
+  auto response = AuthorizeData(*caller, *open, request, &note);
+  if (!response) {
+    response = secrets_api_->TryFast(open, request);
   }
-  return secrets_api_->TryFast(open, request);
+  if (response) {
+    note.caller = std::move(*caller);
+    note.resource_id = open->resource_id;
+    Audit(request, *response, note, start, false);
+  }
+  return response;
 }
 
 bool CofferServer::IsAdmin(const std::string& object_id) {
@@ -272,16 +394,26 @@ bool CofferServer::IsAdmin(const std::string& object_id) {
 }
 
 http::Response CofferServer::Route(http::Request& request) {
+  int64_t start = NowMicros();
   std::string vault = VaultFromHost(request.host);
+  AuditNote note;
   http::Response response =
-      vault.empty() ? AuthorityRequest(request) : VaultRequest(vault, request);
+      vault.empty() ? AuthorityRequest(request, note) : VaultRequest(vault, request, note);
+  bool write = request.method != "GET" && request.method != "HEAD";
+  if (write && response.status < 400) {
+    hub_->Notify();  // a change may have been committed: hand it on now
+  }
+  Audit(request, response, note, start, write);
   COFFER_LOG(kDebug) << request.method << " " << request.host << " /"
                      << (request.segments.empty() ? "" : request.segments[0]) << " -> "
                      << response.status;
   return response;
 }
 
-http::Response CofferServer::VaultRequest(const std::string& vault, http::Request& request) {
+http::Response CofferServer::VaultRequest(const std::string& vault, http::Request& request,
+                                          AuditNote& note) {
+  note.operation = "Authentication";
+  note.resource_id = VaultResourceId(vault);
   auto caller = authenticator_->Authenticate(request.Header("authorization"), vault_audiences_);
   if (!caller.ok()) {
     if (caller.status().code() == StatusCode::kUnauthenticated) {
@@ -289,19 +421,25 @@ http::Response CofferServer::VaultRequest(const std::string& vault, http::Reques
     }
     return http::ErrorResponse(caller.status());
   }
+  note.caller = *caller;
+  note.operation = IsWatchPath(request) ? "SecretWatch" : "Unknown";
   auto open = registry_->Get(vault);
   if (!open.ok()) {
     // SECURITY: answer here; handing the request on would let it run,
     // unauthorized, if the vault appeared in between.
     return http::ErrorResponse(open.status());
   }
-  if (auto denied = AuthorizeData(*caller, **open, request)) {
+  note.resource_id = (*open)->resource_id;
+  if (IsWatchPath(request)) {
+    return WatchRequest(*caller, (*open)->record.name, request);
+  }
+  if (auto denied = AuthorizeData(*caller, **open, request, &note)) {
     return *denied;
   }
   return secrets_api_->Handle(vault, request);
 }
 
-http::Response CofferServer::AuthorityRequest(http::Request& request) {
+http::Response CofferServer::AuthorityRequest(http::Request& request, AuditNote& note) {
   // Some ARM clients join "/" and a scope that starts with "/".
   while (request.segments.size() > 1 && request.segments[0].empty()) {
     request.segments.erase(request.segments.begin());
@@ -320,17 +458,21 @@ http::Response CofferServer::AuthorityRequest(http::Request& request) {
     return DirectoryRequest(request);
   }
   if (!seg.empty() && seg[0] == "coffer") {
-    return AdminRequest(request);
+    return AdminRequest(request, note);
   }
   bool arm = !seg.empty() && EqualsIgnoreCase(seg[0], "subscriptions");
   bool tenant_roles = seg.size() >= 3 && EqualsIgnoreCase(seg[0], "providers") &&
                       EqualsIgnoreCase(seg[1], "Microsoft.Authorization") &&
                       EqualsIgnoreCase(seg[2], "roleDefinitions");
   if (arm || tenant_roles) {
+    note.operation = "Authentication";
+    note.resource_id = "/subscriptions/" + info_.subscription_id;
     auto caller = authenticator_->Authenticate(request.Header("authorization"), arm_audiences_);
     if (!caller.ok()) {
       return InvalidToken(caller.status());
     }
+    note.caller = *caller;
+    note.operation = "Microsoft.Authorization/roleDefinitions/read";
     authz::Principal who{caller->object_id, caller->app_id, caller->tenant_id};
     if (tenant_roles) {
       // Role definitions at the root are readable by every principal.
@@ -346,10 +488,13 @@ http::Response CofferServer::AuthorityRequest(http::Request& request) {
         return *refused;
       }
       bool filter = false;
-      if (auto denied = AuthorizeArm(*caller, request, &filter)) {
+      if (auto denied = AuthorizeArm(*caller, request, &filter, &note)) {
         return *denied;
       }
-      std::optional<http::Response> r = role_manager_->Handle(request, who);
+      std::optional<http::Response> r = event_subscriptions_->Handle(request);
+      if (!r) {
+        r = role_manager_->Handle(request, who);
+      }
       if (!r) {
         r = vault_manager_->Handle(request);
       }
@@ -371,21 +516,34 @@ http::Response CofferServer::AuthorityRequest(http::Request& request) {
       404, "NotFound", "No route for " + request.method + " " + request.target.substr(0, 200));
 }
 
-http::Response CofferServer::AdminRequest(http::Request& request) {
+http::Response CofferServer::AdminRequest(http::Request& request, AuditNote& note) {
   // Coffer's own administration API (docs/token-service.md):
   //   POST /coffer/v1/signing-keys/rotate
   //   GET  /coffer/v1/authz/explain?assignee=&vault=&action=[&object=]
+  //   GET  /coffer/v1/audit?vault=&operation=&caller=&result=&from=&to=&top= (docs/audit.md)
+  note.operation = "Authentication";
+  note.resource_id = "/subscriptions/" + info_.subscription_id;
   auto caller = authenticator_->Authenticate(request.Header("authorization"), arm_audiences_);
   if (!caller.ok()) {
     return InvalidToken(caller.status());
   }
+  note.caller = *caller;
+  note.operation = "CofferAdministration";
   const auto& seg = request.segments;
+  if (seg.size() == 3 && seg[1] == "v1" && seg[2] == "audit") {
+    note.operation = "AuditQuery";
+    if (request.method != "GET") {
+      return http::ErrorResponse(405, "BadParameter", "Use GET.");
+    }
+    return AuditQueryRequest(*caller, request);
+  }
   if (seg.size() == 4 && seg[1] == "v1" && seg[2] == "authz" && seg[3] == "explain") {
     if (request.method != "GET") {
       http::Response r = http::ErrorResponse(InvalidArgumentError("Use GET.", "BadParameter"));
       r.status = 405;
       return r;
     }
+    note.operation = "AuthorizationExplain";
     return ExplainRequest(*caller, request);
   }
   if (!IsAdmin(caller->object_id)) {

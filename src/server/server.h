@@ -8,6 +8,7 @@
 #include <thread>
 #include <vector>
 
+#include "audit/log.h"
 #include "auth/directory.h"
 #include "auth/federation.h"
 #include "auth/graph_api.h"
@@ -17,8 +18,13 @@
 #include "auth/token_verifier.h"
 #include "authz/authorizer.h"
 #include "common/clock.h"
+#include "events/change_hub.h"
+#include "events/expiry.h"
+#include "events/watch.h"
+#include "events/webhooks.h"
 #include "keyvault/secret_service.h"
 #include "keyvault/secrets_api.h"
+#include "mgmt/event_subscription_manager.h"
 #include "mgmt/identity_manager.h"
 #include "mgmt/role_manager.h"
 #include "mgmt/vault_manager.h"
@@ -41,6 +47,28 @@ struct ServerConfig {
   int read_timeout_seconds = 30;
   size_t max_body_bytes = 2 * 1024 * 1024;
   int purge_interval_seconds = 60;
+  // Audit log (docs/audit.md): on unless turned off.
+  bool audit = true;
+  uint64_t audit_max_file_bytes = 64ull << 20;
+  int64_t audit_max_file_age_seconds = 86400;
+  int64_t audit_retention_days = 90;
+  // Events (docs/events.md).
+  int64_t event_retry_base_ms = 10000;
+  int expiry_scan_seconds = 60;
+  int watch_heartbeat_seconds = 15;
+  int change_retention_days = 7;
+};
+
+// What a request's audit record needs besides the request and the response,
+// filled in as the request is handled.
+struct AuditNote {
+  std::string operation;    // operationName; "" means no record
+  std::string resource_id;  // the vault's (or ARM resource's) id
+  std::string object_uri;   // properties.id
+  std::optional<Caller> caller;
+  std::optional<bool> rbac_authorized;
+  std::optional<bool> access_policy_match;
+  std::string applied_assignment;
 };
 
 // What a client needs to connect, as written to dev.env / admin.env.
@@ -55,6 +83,14 @@ struct ConnectionInfo {
   std::string ca_path;
   std::string env_file;
 };
+
+// Helpers of the request pipeline (audit_trail.cc).
+int64_t NowMicros();
+// True for the watch stream's path on a vault host: /coffer/watch.
+bool IsWatchPath(const http::Request& request);
+// The audit operationName of an ARM request: Key Vault's names for vault
+// operations (VaultGet, VaultPut, ...), else the action itself.
+std::string ArmOperationName(std::string_view method, std::string_view action, bool collection);
 
 // CofferServer wires the layers together: TLS listener, token service,
 // management plane and the Key Vault data plane, on one port, routed by
@@ -74,29 +110,43 @@ class CofferServer {
   explicit CofferServer(ServerConfig config) : config_(std::move(config)) {}
   Status Init();
   Status Bootstrap();
+  Status StartEvents();
   http::Response Route(http::Request& request);
   std::optional<http::Response> Head(const http::Request& request);
   std::optional<http::Response> Fast(http::Request& request);
-  http::Response VaultRequest(const std::string& vault, http::Request& request);
-  http::Response AuthorityRequest(http::Request& request);
+  http::Response VaultRequest(const std::string& vault, http::Request& request, AuditNote& note);
+  http::Response AuthorityRequest(http::Request& request, AuditNote& note);
   http::Response DirectoryRequest(http::Request& request);
-  http::Response AdminRequest(http::Request& request);
+  http::Response AdminRequest(http::Request& request, AuditNote& note);
+  // audit_trail.cc: the audit record of one request. `durable` waits until
+  // it is on disk (writes are acknowledged only then); a failure to write it
+  // turns the response into a 503.
+  void Audit(const http::Request& request, http::Response& response, const AuditNote& note,
+             int64_t start_us, bool durable);
+  // The audit of a change notification (SecretNearExpiry, ...).
+  void AuditNotifications(const std::vector<storage::ChangeRecord>& changes);
+  http::Response AuditQueryRequest(const Caller& caller, const http::Request& request);
+  http::Response WatchRequest(const Caller& caller, const std::string& vault,
+                              const http::Request& request);
   http::Response Challenge(const Status& why) const;
   // InvalidToken answers a failed authentication on the authority host:
   // 401 InvalidAuthenticationToken, or the status itself when the failure is
   // not the token's (storage unavailable).
   http::Response InvalidToken(const Status& why) const;
+  // The ARM id of a vault, from the cache or the store, or a best guess
+  // without its resource group when it does not exist.
+  std::string VaultResourceId(const std::string& vault) const;
   // Returns the vault name when `host` is a vault host; "" otherwise.
   std::string VaultFromHost(const std::string& host) const;
   bool IsAdmin(const std::string& object_id);
   // authorization.cc: a denial, or nullopt when the request may go on.
   std::optional<http::Response> AuthorizeData(const Caller& caller,
                                               const keyvault::OpenVault& vault,
-                                              const http::Request& request);
+                                              const http::Request& request, AuditNote* note);
   // Sets *filter_list when the caller may not read a whole collection and
   // the answer must be filtered to what it may read (FilterList).
   std::optional<http::Response> AuthorizeArm(const Caller& caller, const http::Request& request,
-                                             bool* filter_list);
+                                             bool* filter_list, AuditNote* note);
   void FilterList(const Caller& caller, http::Response& response);
   http::Response DataDenial(const Caller& caller, const keyvault::OpenVault& vault,
                             const authz::DataOperation& op, std::string_view object,
@@ -138,6 +188,15 @@ class CofferServer {
   std::unique_ptr<mgmt::WorkloadManager> workload_manager_;
   std::unique_ptr<authz::Authorizer> authorizer_;
   std::unique_ptr<mgmt::RoleManager> role_manager_;
+  std::unique_ptr<mgmt::EventSubscriptionManager> event_subscriptions_;
+
+  std::unique_ptr<audit::Log> audit_;
+  std::string audit_dir_;
+  std::string webhook_root_key_;
+  std::unique_ptr<events::ChangeHub> hub_;
+  std::unique_ptr<events::WatchRegistry> watches_;
+  std::unique_ptr<events::WebhookDispatcher> webhooks_;
+  std::unique_ptr<events::ExpiryScheduler> expiry_;
 
   std::mutex admin_mu_;
   std::vector<std::string> admins_;  // guarded by admin_mu_

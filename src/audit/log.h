@@ -1,0 +1,173 @@
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "audit/record.h"
+#include "common/clock.h"
+#include "common/status.h"
+
+namespace coffer::crypto {
+class Ed25519Key;
+}
+
+namespace coffer::audit {
+
+struct LogOptions {
+  // Created 0700 if missing; log files are 0600.
+  std::string dir;
+  // Ed25519 private key (PKCS#8 PEM), created 0600 if missing; default
+  // dir/checkpoint.key. The public key is written beside it (".key" becomes
+  // ".pub", 0644); verifiers need only that.
+  std::string signing_key_path;
+  uint64_t max_file_bytes = 64 << 20;    // rotate by size
+  int64_t max_file_age_seconds = 86400;  // rotate by age
+  int64_t retention_days = 90;           // delete rotated files older than this; 0 = keep
+  uint64_t checkpoint_every = 1000;      // records between signed checkpoints
+  int checkpoint_interval_seconds = 60;  // or this long after an uncovered record
+  int flush_interval_ms = 200;           // Append()ed records reach the file within this
+  size_t max_queued = 100000;            // Append blocks while this many wait
+};
+
+// Log is the append-only, hash-chained, signed audit log of docs/audit.md.
+//
+// One background thread formats, hashes and writes records in batches (one
+// write(2) per batch). Every line carries "seq" (1, 2, ... across files) and
+// "prev", the SHA-256 of the previous line; checkpoint lines sign the chain
+// with the Ed25519 key, and the head file names the last line written.
+//
+// Thread-safe: any thread may Append / AppendDurable concurrently. The Clock
+// is borrowed and must outlive the Log; it times rotation, checkpoints and
+// retention and stamps the Log's own lines.
+class Log {
+ public:
+  // Open creates or resumes the log in options.dir. A torn last line (a crash
+  // mid-write) is truncated away and that fact written as a record of its
+  // own (category CofferAuditRecovery), as is a head that names records the
+  // files no longer hold. kInvalidArgument for bad options; kUnavailable for
+  // I/O errors; kFailedPrecondition for a signing key others can read;
+  // kDataLoss if the last line is not an audit record (run Verify).
+  static StatusOr<std::unique_ptr<Log>> Open(LogOptions options, const Clock& clock);
+  ~Log();  // Close()s.
+  Log(const Log&) = delete;
+  Log& operator=(const Log&) = delete;
+
+  // Append queues a record and returns without touching the disk; it is
+  // written within flush_interval_ms. For reads. Blocks only while
+  // max_queued records wait (a writer that cannot keep up, or a failing
+  // disk): records are never dropped. After Close() the record is reported
+  // to the error log and discarded.
+  void Append(Entry entry);
+  // AppendDurable queues a record and returns once it and every record
+  // before it are written and fdatasync'ed. For writes: acknowledge a change
+  // only after this returns OK. Concurrent callers share one write and one
+  // fdatasync. kUnavailable if the write failed (the record stays queued and
+  // is retried); kFailedPrecondition after Close().
+  Status AppendDurable(Entry entry);
+  // Close writes everything queued and a final checkpoint, fsyncs and stops
+  // the writer thread. Idempotent.
+  void Close();
+
+  // The seq of the last line written to the file (records and checkpoints).
+  uint64_t last_seq() const { return last_seq_.load(); }
+  const std::string& public_key_path() const { return public_key_path_; }
+
+ private:
+  Log(LogOptions options, const Clock& clock);
+
+  struct ChainState;
+
+  Status LoadOrCreateKey();
+  Status Recover();
+  // Returns the record's ticket, or 0 once closing.
+  uint64_t Enqueue(Entry&& entry, bool durable);
+  void Run();
+
+  // The rest runs on the writer thread (or in Open before it starts and in
+  // Close after it ends). A failed write undoes its changes to the chain
+  // state (RestoreChain) so that the records are retried with the same seq.
+  //
+  // WriteBatch writes `batch`; on failure *committed counts the entries that
+  // reached the file (a rotation part-way through) and need no retry.
+  Status WriteBatch(std::vector<Entry>& batch, bool sync, size_t* committed);
+  // Maintain does what falls due with time: age rotation, the checkpoint
+  // interval, retention.
+  Status Maintain(bool sync);
+  ChainState SaveChain() const;
+  void RestoreChain(const ChainState& state);
+  void FormatRecord(const Entry& entry);  // into line_, as seq next_seq_
+  void CommitLine();                      // line_ into buffer_
+  void CommitRecord();
+  void AddCheckpoint();
+  // FlushBuffer writes buffer_ (one write(2)), fdatasyncs if `sync`, then
+  // rewrites the head. On failure the file is cut back to file_bytes_.
+  Status FlushBuffer(bool sync);
+  Status OpenNewFile(uint64_t first_seq);
+  // Rotate ends the current file with a checkpoint, applies retention and
+  // closes it; the next line opens audit-<its seq>.jsonl.
+  Status Rotate();
+  // PlanRetention lists the rotated files retention deletes and sets
+  // *retained_from to the first seq that remains.
+  std::vector<std::string> PlanRetention(uint64_t* retained_from);
+  void DeleteFiles(const std::vector<std::string>& paths);
+  bool AgeExceeded() const;
+  void WriteHead();
+  int64_t NowUs() const { return clock_.NowSeconds() * 1000000; }
+  // Queue length that wakes the writer before the flush interval is up.
+  size_t WakeBatch() const { return std::min<size_t>(1024, options_.max_queued); }
+
+  const LogOptions options_;
+  const Clock& clock_;
+  std::string public_key_path_;
+  std::unique_ptr<crypto::Ed25519Key> key_;
+  std::string key_id_;
+
+  // Shared between callers and the writer thread. Guarded by mu_.
+  std::mutex mu_;
+  std::condition_variable work_cv_;  // wakes the writer
+  std::condition_variable done_cv_;  // wakes AppendDurable and blocked Append
+  std::vector<Entry> queue_;
+  std::chrono::steady_clock::time_point first_queued_at_;
+  std::chrono::steady_clock::time_point retry_after_;
+  // Tickets number the records in queue order: queue_ holds written_ + 1 ..
+  // enqueued_.
+  uint64_t enqueued_ = 0;
+  uint64_t written_ = 0;         // write(2) done
+  uint64_t synced_ = 0;          // fdatasync done
+  uint64_t sync_wanted_ = 0;     // highest ticket an AppendDurable waits on
+  uint64_t failed_through_ = 0;  // tickets whose last write attempt failed
+  Status write_error_;
+  bool closing_ = false;
+  bool stopped_ = false;  // the writer thread has exited
+  std::mutex close_mu_;   // serialises Close()
+  std::atomic<uint64_t> last_seq_{0};
+
+  // Writer state: touched only by the writer thread, or by Open/Close when
+  // the thread is not running.
+  int fd_ = -1;
+  int head_fd_ = -1;
+  std::string file_path_;
+  uint64_t file_bytes_ = 0;     // bytes in the current file
+  int64_t file_started_s_ = 0;  // clock time of the current file's first line
+  uint64_t next_seq_ = 1;
+  std::string last_hash_;          // hash of line next_seq_ - 1
+  uint64_t since_checkpoint_ = 0;  // lines after the last checkpoint
+  int64_t first_uncovered_s_ = 0;  // when the oldest of those was written
+  uint64_t retained_from_ = 1;
+  int64_t next_retention_check_s_ = 0;
+  std::string buffer_;  // formatted lines not yet written
+  uint64_t buffer_first_seq_ = 0;
+  std::string line_;  // scratch for one line
+
+  std::thread thread_;
+};
+
+}  // namespace coffer::audit

@@ -1,0 +1,239 @@
+#include "mgmt/event_subscription_manager.h"
+
+#include "common/encoding.h"
+#include "common/strings.h"
+#include "mgmt/arm.h"
+
+namespace coffer::mgmt {
+
+namespace {
+
+constexpr size_t kMaxSubscriptionsPerVault = 100;
+
+// Event Grid's rule for subscription names: 3-64 letters, digits and '-'.
+bool ValidName(const std::string& name) {
+  if (name.size() < 3 || name.size() > 64) {
+    return false;
+  }
+  for (char c : name) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-') {
+      return false;
+    }
+  }
+  return true;
+}
+
+std::string BaseUrl(const std::string& url) {
+  size_t q = url.find_first_of("?#");
+  return q == std::string::npos ? url : url.substr(0, q);
+}
+
+http::Response Error(int status, const std::string& code, const std::string& message) {
+  return http::ErrorResponse(status, code, message);
+}
+
+// The properties as stored: what ParseSubscription accepted, normalised.
+Json Normalized(const events::Subscription& s) {
+  Json types = s.included_types.empty() ? Json(nullptr) : Json(s.included_types);
+  return Json{{"destination",
+               {{"endpointType", "WebHook"}, {"properties", {{"endpointUrl", s.endpoint_url}}}}},
+              {"filter",
+               {{"includedEventTypes", types},
+                {"subjectBeginsWith", s.subject_begins_with},
+                {"subjectEndsWith", s.subject_ends_with},
+                {"isSubjectCaseSensitive", false}}},
+              {"eventDeliverySchema", s.cloud_events ? "CloudEventSchemaV1_0" : "EventGridSchema"},
+              {"retryPolicy",
+               {{"maxDeliveryAttempts", s.max_delivery_attempts},
+                {"eventTimeToLiveInMinutes", s.event_ttl_minutes}}}};
+}
+
+}  // namespace
+
+EventSubscriptionManager::EventSubscriptionManager(std::string subscription_id,
+                                                   storage::Store& store, const Clock& clock,
+                                                   Hooks hooks)
+    : subscription_id_(std::move(subscription_id)),
+      store_(store),
+      clock_(clock),
+      hooks_(std::move(hooks)) {}
+
+Json EventSubscriptionManager::ToArm(const storage::VaultRecord& vault,
+                                     const storage::EventSubscriptionRecord& r) const {
+  Json p = Json::parse(r.properties_json, nullptr, false);
+  if (!p.is_object()) {
+    p = Json::object();
+  }
+  std::string url = p["destination"]["properties"].value("endpointUrl", "");
+  p["destination"]["properties"] = {{"endpointBaseUrl", BaseUrl(url)},
+                                    {"maxEventsPerBatch", 1},
+                                    {"preferredBatchSizeInKilobytes", 64}};
+  p["topic"] = vault.ResourceId();
+  p["provisioningState"] = "Succeeded";
+  p["labels"] = Json::array();
+  return Json{
+      {"id", vault.ResourceId() + "/providers/Microsoft.EventGrid/eventSubscriptions/" + r.name},
+      {"name", r.name},
+      {"type", "Microsoft.EventGrid/eventSubscriptions"},
+      {"properties", p}};
+}
+
+std::optional<http::Response> EventSubscriptionManager::Handle(const http::Request& req) {
+  const auto& seg = req.segments;
+  // subscriptions/{s}/resourceGroups/{rg}/providers/Microsoft.KeyVault/vaults/{v}/
+  //   providers/Microsoft.EventGrid/eventSubscriptions[/{name}[/{action}]]
+  if (seg.size() < 11 || seg.size() > 13 || !EqualsIgnoreCase(seg[0], "subscriptions") ||
+      !EqualsIgnoreCase(seg[2], "resourceGroups") || !EqualsIgnoreCase(seg[4], "providers") ||
+      !EqualsIgnoreCase(seg[5], "Microsoft.KeyVault") || !EqualsIgnoreCase(seg[6], "vaults") ||
+      !EqualsIgnoreCase(seg[8], "providers") || !EqualsIgnoreCase(seg[9], "Microsoft.EventGrid") ||
+      !EqualsIgnoreCase(seg[10], "eventSubscriptions")) {
+    return std::nullopt;
+  }
+  if (auto refused = CheckArmRequest(req, subscription_id_)) {
+    return refused;
+  }
+  auto vault = store_.GetVault(seg[7]);
+  if (!vault.ok() || vault->deleted() || !EqualsIgnoreCase(vault->resource_group, seg[3])) {
+    if (vault.ok() || vault.status().code() == StatusCode::kNotFound) {
+      return Error(404, "ResourceNotFound",
+                   "The Resource 'Microsoft.KeyVault/vaults/" + seg[7] +
+                       "' under resource group '" + seg[3] + "' was not found.");
+    }
+    return ArmError(vault.status());
+  }
+  auto subs = store_.ListEventSubscriptions(vault->name);
+  if (!subs.ok()) {
+    return ArmError(subs.status());
+  }
+  if (seg.size() == 11) {
+    if (req.method != "GET") {
+      return Error(405, "MethodNotAllowed", "Only GET is allowed on eventSubscriptions.");
+    }
+    Json items = Json::array();
+    for (const auto& s : *subs) {
+      items.push_back(ToArm(*vault, s));
+    }
+    return http::JsonResponse(200, ToJson(Json{{"value", items}}));
+  }
+  const std::string& name = seg[11];
+  const storage::EventSubscriptionRecord* found = nullptr;
+  for (const auto& s : *subs) {
+    if (EqualsIgnoreCase(s.name, name)) {
+      found = &s;
+    }
+  }
+  if (seg.size() == 12 && (req.method == "PUT" || req.method == "PATCH")) {
+    return Put(*vault, name, req);
+  }
+  if (found == nullptr) {
+    return Error(404, "ResourceNotFound",
+                 "Event subscription '" + name.substr(0, 100) + "' does not exist on vault '" +
+                     vault->name + "'.");
+  }
+  if (seg.size() == 12) {
+    if (req.method == "GET") {
+      return http::JsonResponse(200, ToJson(ToArm(*vault, *found)));
+    }
+    if (req.method == "DELETE") {
+      Status deleted = store_.DeleteEventSubscription(vault->name, found->name);
+      if (!deleted.ok()) {
+        return ArmError(deleted);
+      }
+      hooks_.changed();
+      return http::EmptyResponse(200);
+    }
+    return Error(405, "MethodNotAllowed", "Use GET, PUT, PATCH or DELETE.");
+  }
+  const std::string& action = seg[12];
+  if (req.method != "POST") {
+    return Error(405, "MethodNotAllowed", "Actions are called with POST.");
+  }
+  if (EqualsIgnoreCase(action, "getFullUrl")) {
+    Json p = Json::parse(found->properties_json, nullptr, false);
+    std::string url =
+        p.is_object() ? p["destination"]["properties"].value("endpointUrl", "") : std::string();
+    return http::JsonResponse(200, ToJson(Json{{"endpointUrl", url}}));
+  }
+  if (EqualsIgnoreCase(action, "getSigningKey") ||
+      EqualsIgnoreCase(action, "regenerateSigningKey")) {
+    storage::EventSubscriptionRecord r = *found;
+    if (EqualsIgnoreCase(action, "regenerateSigningKey")) {
+      r.key_generation++;
+      r.updated = clock_.NowSeconds();
+      Status put = store_.PutEventSubscription(r);
+      if (!put.ok()) {
+        return ArmError(put);
+      }
+      hooks_.changed();
+    }
+    std::string key = hooks_.signing_key(r.vault, r.name, r.key_generation);
+    return http::JsonResponse(200, ToJson(Json{{"signingKey", Base64UrlEncode(key)},
+                                               {"keyGeneration", r.key_generation},
+                                               {"header", "Coffer-Signature"}}));
+  }
+  return Error(404, "NotFound", "Unknown event subscription action.");
+}
+
+http::Response EventSubscriptionManager::Put(const storage::VaultRecord& vault,
+                                             const std::string& name, const http::Request& req) {
+  if (!ValidName(name)) {
+    return Error(400, "InvalidRequest",
+                 "Event subscription names have 3-64 letters, digits and '-'.");
+  }
+  Json body = Json::parse(req.body, nullptr, false);
+  if (!body.is_object()) {
+    return Error(400, "InvalidRequestContent", "The request body must be a JSON object.");
+  }
+  auto existing = store_.ListEventSubscriptions(vault.name);
+  if (!existing.ok()) {
+    return ArmError(existing.status());
+  }
+  const storage::EventSubscriptionRecord* old = nullptr;
+  for (const auto& s : *existing) {
+    if (EqualsIgnoreCase(s.name, name)) {
+      old = &s;
+    }
+  }
+  Json props = body.value("properties", Json::object());
+  if (req.method == "PATCH") {
+    // PATCH merges into the stored properties.
+    if (old == nullptr) {
+      return Error(404, "ResourceNotFound", "Event subscription '" + name + "' does not exist.");
+    }
+    Json merged = Json::parse(old->properties_json, nullptr, false);
+    if (!merged.is_object() || !props.is_object()) {
+      return Error(400, "InvalidRequestContent", "'properties' must be an object.");
+    }
+    merged.merge_patch(props);
+    props = merged;
+  }
+  events::Subscription parsed;
+  Status ok = events::ParseSubscription(props, parsed);
+  if (!ok.ok()) {
+    return ArmError(ok);
+  }
+  if (old == nullptr && existing->size() >= kMaxSubscriptionsPerVault) {
+    return Error(400, "InvalidRequest", "A vault has at most 100 event subscriptions.");
+  }
+  auto bounds = store_.GetChangeBounds();
+  if (!bounds.ok()) {
+    return ArmError(bounds.status());
+  }
+  storage::EventSubscriptionRecord r;
+  r.vault = vault.name;
+  r.name = old != nullptr ? old->name : name;
+  r.properties_json = ToJson(Normalized(parsed));
+  r.key_generation = old != nullptr ? old->key_generation : 1;
+  // Events committed from now on (Event Grid delivers nothing older).
+  r.start_seq = old != nullptr ? old->start_seq : bounds->newest;
+  r.created = old != nullptr ? old->created : clock_.NowSeconds();
+  r.updated = clock_.NowSeconds();
+  Status put = store_.PutEventSubscription(r);
+  if (!put.ok()) {
+    return ArmError(put);
+  }
+  hooks_.changed();
+  return http::JsonResponse(old != nullptr ? 200 : 201, ToJson(ToArm(vault, r)));
+}
+
+}  // namespace coffer::mgmt
