@@ -412,7 +412,11 @@ class WebhookTest : public ::testing::Test {
 };
 
 TEST_F(WebhookTest, DeliversSignedRetriesAndDeadLetters) {
+  // Stored as the management plane stores it: the URL sealed.
   Json ok_props = WebhookProps("https://hooks.example/ok");
+  ok_props["destination"]["properties"] = {
+      {"endpointUrlSealed",
+       UrlSeal(std::string(32, 'k')).Seal("Main", "ok", "https://hooks.example/ok")}};
   Subscribe("ok", ok_props);
   Json flaky = WebhookProps("https://hooks.example/flaky");
   flaky["eventDeliverySchema"] = "CloudEventSchemaV1_0";
@@ -449,7 +453,7 @@ TEST_F(WebhookTest, DeliversSignedRetriesAndDeadLetters) {
       [](const std::string& vault, const std::string& name, int64_t gen) {
         return "key:" + vault + "/" + name + "/" + std::to_string(gen);
       },
-      options);
+      UrlSeal(std::string(32, 'k')), options);
   ASSERT_TRUE(dispatcher.Start().ok());
   dispatcher.OnChanges({Change(1, "SecretNewVersionCreated", "db")});
   ASSERT_TRUE(Eventually([&] {
@@ -511,6 +515,30 @@ TEST_F(WebhookTest, DeliversSignedRetriesAndDeadLetters) {
   EXPECT_EQ(by_sub["rejects"]["deadLetterReason"], "NonRetryableResponse");
   EXPECT_EQ(by_sub["rejects"]["deliveryAttempts"], 1);
   EXPECT_EQ(by_sub["rejects"]["event"]["data"]["ObjectName"], "db");
+}
+
+TEST(UrlSealTest, StoredUrlsAreSealedAndBoundToTheirSubscription) {
+  UrlSeal seal(std::string(32, 'k'));
+  std::string url = "https://hooks.example/x?code=s3cr3t";
+  std::string sealed = seal.Seal("Main", "Hook", url);
+  EXPECT_EQ(sealed.find("s3cr3t"), std::string::npos);
+  EXPECT_EQ(seal.Open("main", "hook", sealed).value(), url);
+  EXPECT_EQ(seal.Open("main", "other", sealed).status().code(), StatusCode::kDataLoss);
+  EXPECT_EQ(UrlSeal(std::string(32, 'x')).Open("main", "hook", sealed).status().code(),
+            StatusCode::kDataLoss);
+  EXPECT_FALSE(seal.Open("main", "hook", "not base64!").ok());
+  storage::EventSubscriptionRecord r;
+  r.vault = "Main";
+  r.name = "Hook";
+  r.properties_json = ToJson(
+      Json{{"destination",
+            {{"endpointType", "WebHook"}, {"properties", {{"endpointUrlSealed", sealed}}}}}});
+  auto props = seal.Unseal(r);
+  ASSERT_TRUE(props.ok());
+  EXPECT_EQ((*props)["destination"]["properties"]["endpointUrl"], url);
+  EXPECT_FALSE((*props)["destination"]["properties"].contains("endpointUrlSealed"));
+  r.properties_json = "[]";
+  EXPECT_EQ(seal.Unseal(r).status().code(), StatusCode::kDataLoss);
 }
 
 TEST(ExpiryTest, NearExpiryAndExpiryFireOnceEach) {

@@ -165,13 +165,45 @@ Status ParseSubscription(const Json& p, Subscription& out) {
   return OkStatus();
 }
 
+std::string UrlSeal::Seal(const std::string& vault, const std::string& name,
+                          const std::string& url) const {
+  return Base64Encode(crypto::AesGcmSeal(key_, url, AsciiLower(vault) + "/" + AsciiLower(name)));
+}
+
+StatusOr<std::string> UrlSeal::Open(const std::string& vault, const std::string& name,
+                                    const std::string& sealed) const {
+  auto bytes = Base64Decode(sealed);
+  if (!bytes) {
+    return DataLossError("the stored endpoint URL is not base64");
+  }
+  return crypto::AesGcmOpen(key_, *bytes, AsciiLower(vault) + "/" + AsciiLower(name));
+}
+
+StatusOr<Json> UrlSeal::Unseal(const storage::EventSubscriptionRecord& r) const {
+  Json props = Json::parse(r.properties_json, nullptr, false);
+  if (!props.is_object() || !props.contains("destination") || !props["destination"].is_object() ||
+      !props["destination"].contains("properties") ||
+      !props["destination"]["properties"].is_object()) {
+    return DataLossError("stored event subscription properties are malformed");
+  }
+  Json& dp = props["destination"]["properties"];
+  std::string sealed = StringMember(dp, "endpointUrlSealed");
+  if (!sealed.empty()) {
+    ASSIGN_OR_RETURN(std::string url, Open(r.vault, r.name, sealed));
+    dp.erase("endpointUrlSealed");
+    dp["endpointUrl"] = url;
+  }
+  return props;
+}
+
 WebhookDispatcher::WebhookDispatcher(storage::Store& store, VaultNaming naming,
-                                     WebhookSender sender, SigningKeyFor key_for,
+                                     WebhookSender sender, SigningKeyFor key_for, UrlSeal seal,
                                      WebhookOptions options)
     : store_(store),
       naming_(std::move(naming)),
       sender_(std::move(sender)),
       key_for_(std::move(key_for)),
+      seal_(std::move(seal)),
       options_(std::move(options)) {}
 
 WebhookDispatcher::~WebhookDispatcher() {
@@ -205,8 +237,8 @@ Status WebhookDispatcher::Reload() {
   std::vector<std::shared_ptr<const Subscription>> subs;
   for (const auto& r : records) {
     auto s = std::make_shared<Subscription>();
-    Json props = Json::parse(r.properties_json, nullptr, false);
-    Status parsed = ParseSubscription(props, *s);
+    auto props = seal_.Unseal(r);
+    Status parsed = props.ok() ? ParseSubscription(*props, *s) : props.status();
     if (!parsed.ok()) {
       COFFER_LOG(kWarning) << "event subscription " << r.vault << "/" << r.name
                            << " is not usable: " << parsed.message();

@@ -44,6 +44,24 @@ struct Subscription {
 // names the bad field.
 Status ParseSubscription(const Json& properties, Subscription& out);
 
+// UrlSeal keeps webhook URLs sealed in the store (they often carry a code,
+// which Event Grid also never shows): AES-256-GCM under a key derived from
+// the master key, bound to the vault and subscription names.
+class UrlSeal {
+ public:
+  explicit UrlSeal(std::string key) : key_(std::move(key)) {}
+  // base64 of the sealed URL.
+  std::string Seal(const std::string& vault, const std::string& name, const std::string& url) const;
+  // kDataLoss when the text was not sealed by this key for this subscription.
+  StatusOr<std::string> Open(const std::string& vault, const std::string& name,
+                             const std::string& sealed) const;
+  // The stored properties with destination.properties.endpointUrl restored.
+  StatusOr<Json> Unseal(const storage::EventSubscriptionRecord& record) const;
+
+ private:
+  std::string key_;
+};
+
 struct WebhookOptions {
   int threads = 2;
   // The first retry waits this long; later ones follow Event Grid's
@@ -72,7 +90,7 @@ using SigningKeyFor = std::function<std::string(const std::string& vault, const 
 class WebhookDispatcher {
  public:
   WebhookDispatcher(storage::Store& store, VaultNaming naming, WebhookSender sender,
-                    SigningKeyFor key_for, WebhookOptions options);
+                    SigningKeyFor key_for, UrlSeal seal, WebhookOptions options);
   ~WebhookDispatcher();
 
   Status Start();
@@ -116,6 +134,7 @@ class WebhookDispatcher {
   const VaultNaming naming_;
   const WebhookSender sender_;
   const SigningKeyFor key_for_;
+  const UrlSeal seal_;
   const WebhookOptions options_;
 
   std::mutex mu_;

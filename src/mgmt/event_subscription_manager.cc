@@ -32,20 +32,24 @@ http::Response Error(int status, const std::string& code, const std::string& mes
   return http::ErrorResponse(status, code, message);
 }
 
-// The properties as stored: what ParseSubscription accepted, normalised.
-Json Normalized(const events::Subscription& s) {
+// The properties as stored: what ParseSubscription accepted, normalised,
+// with the endpoint URL sealed.
+Json Normalized(const events::Subscription& s, const std::string& sealed_url) {
   Json types = s.included_types.empty() ? Json(nullptr) : Json(s.included_types);
-  return Json{{"destination",
-               {{"endpointType", "WebHook"}, {"properties", {{"endpointUrl", s.endpoint_url}}}}},
-              {"filter",
-               {{"includedEventTypes", types},
-                {"subjectBeginsWith", s.subject_begins_with},
-                {"subjectEndsWith", s.subject_ends_with},
-                {"isSubjectCaseSensitive", false}}},
-              {"eventDeliverySchema", s.cloud_events ? "CloudEventSchemaV1_0" : "EventGridSchema"},
-              {"retryPolicy",
-               {{"maxDeliveryAttempts", s.max_delivery_attempts},
-                {"eventTimeToLiveInMinutes", s.event_ttl_minutes}}}};
+  return Json{
+      {"destination",
+       {{"endpointType", "WebHook"},
+        {"properties",
+         {{"endpointUrlSealed", sealed_url}, {"endpointBaseUrl", BaseUrl(s.endpoint_url)}}}}},
+      {"filter",
+       {{"includedEventTypes", types},
+        {"subjectBeginsWith", s.subject_begins_with},
+        {"subjectEndsWith", s.subject_ends_with},
+        {"isSubjectCaseSensitive", false}}},
+      {"eventDeliverySchema", s.cloud_events ? "CloudEventSchemaV1_0" : "EventGridSchema"},
+      {"retryPolicy",
+       {{"maxDeliveryAttempts", s.max_delivery_attempts},
+        {"eventTimeToLiveInMinutes", s.event_ttl_minutes}}}};
 }
 
 }  // namespace
@@ -64,10 +68,9 @@ Json EventSubscriptionManager::ToArm(const storage::VaultRecord& vault,
   if (!p.is_object()) {
     p = Json::object();
   }
-  std::string url = p["destination"]["properties"].value("endpointUrl", "");
-  p["destination"]["properties"] = {{"endpointBaseUrl", BaseUrl(url)},
-                                    {"maxEventsPerBatch", 1},
-                                    {"preferredBatchSizeInKilobytes", 64}};
+  std::string base = p["destination"]["properties"].value("endpointBaseUrl", "");
+  p["destination"]["properties"] = {
+      {"endpointBaseUrl", base}, {"maxEventsPerBatch", 1}, {"preferredBatchSizeInKilobytes", 64}};
   p["topic"] = vault.ResourceId();
   p["provisioningState"] = "Succeeded";
   p["labels"] = Json::array();
@@ -149,10 +152,12 @@ std::optional<http::Response> EventSubscriptionManager::Handle(const http::Reque
     return Error(405, "MethodNotAllowed", "Actions are called with POST.");
   }
   if (EqualsIgnoreCase(action, "getFullUrl")) {
-    Json p = Json::parse(found->properties_json, nullptr, false);
-    std::string url =
-        p.is_object() ? p["destination"]["properties"].value("endpointUrl", "") : std::string();
-    return http::JsonResponse(200, ToJson(Json{{"endpointUrl", url}}));
+    auto p = hooks_.url_seal.Unseal(*found);
+    if (!p.ok()) {
+      return ArmError(p.status());
+    }
+    return http::JsonResponse(
+        200, ToJson(Json{{"endpointUrl", (*p)["destination"]["properties"]["endpointUrl"]}}));
   }
   if (EqualsIgnoreCase(action, "getSigningKey") ||
       EqualsIgnoreCase(action, "regenerateSigningKey")) {
@@ -200,12 +205,15 @@ http::Response EventSubscriptionManager::Put(const storage::VaultRecord& vault,
     if (old == nullptr) {
       return Error(404, "ResourceNotFound", "Event subscription '" + name + "' does not exist.");
     }
-    Json merged = Json::parse(old->properties_json, nullptr, false);
-    if (!merged.is_object() || !props.is_object()) {
+    auto merged = hooks_.url_seal.Unseal(*old);
+    if (!merged.ok()) {
+      return ArmError(merged.status());
+    }
+    if (!props.is_object()) {
       return Error(400, "InvalidRequestContent", "'properties' must be an object.");
     }
-    merged.merge_patch(props);
-    props = merged;
+    merged->merge_patch(props);
+    props = std::move(*merged);
   }
   events::Subscription parsed;
   Status ok = events::ParseSubscription(props, parsed);
@@ -222,7 +230,8 @@ http::Response EventSubscriptionManager::Put(const storage::VaultRecord& vault,
   storage::EventSubscriptionRecord r;
   r.vault = vault.name;
   r.name = old != nullptr ? old->name : name;
-  r.properties_json = ToJson(Normalized(parsed));
+  r.properties_json =
+      ToJson(Normalized(parsed, hooks_.url_seal.Seal(vault.name, r.name, parsed.endpoint_url)));
   r.key_generation = old != nullptr ? old->key_generation : 1;
   // Events committed from now on (Event Grid delivers nothing older).
   r.start_seq = old != nullptr ? old->start_seq : bounds->newest;

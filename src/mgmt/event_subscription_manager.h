@@ -32,6 +32,8 @@ class EventSubscriptionManager {
     events::SigningKeyFor signing_key;
     // Called after a subscription was created, changed or deleted.
     std::function<void()> changed;
+    // Endpoint URLs are stored sealed.
+    events::UrlSeal url_seal;
   };
   EventSubscriptionManager(std::string subscription_id, storage::Store& store, const Clock& clock,
                            Hooks hooks);

@@ -60,6 +60,7 @@ Status CofferServer::Init() {
       crypto::HkdfSha256(master_key, "", "coffer identity header v1", 32));
   // Webhook deliveries are signed with keys derived from one of their own.
   webhook_root_key_ = crypto::HkdfSha256(master_key, "", "coffer webhook signing v1", 32);
+  webhook_url_key_ = crypto::HkdfSha256(master_key, "", "coffer webhook url v1", 32);
   ASSIGN_OR_RETURN(envelope_, keyvault::Envelope::Create(std::move(master_key)));
   ASSIGN_OR_RETURN(auto sqlite, storage::SqliteStore::Open(dir + "/coffer.db"));
   store_ = std::move(sqlite);
@@ -201,19 +202,21 @@ Status CofferServer::StartEvents() {
         ASSIGN_OR_RETURN(http::Response res, net::SendRequest(req));
         return res.status;
       },
-      key_for, wo);
+      key_for, events::UrlSeal(webhook_url_key_), wo);
   watches_ = std::make_unique<events::WatchRegistry>(*store_, naming);
   expiry_ = std::make_unique<events::ExpiryScheduler>(*store_, clock_);
   event_subscriptions_ = std::make_unique<mgmt::EventSubscriptionManager>(
       info_.subscription_id, *store_, clock_,
-      mgmt::EventSubscriptionManager::Hooks{key_for, [this] {
+      mgmt::EventSubscriptionManager::Hooks{key_for,
+                                            [this] {
                                               Status reloaded = webhooks_->Reload();
                                               if (!reloaded.ok()) {
                                                 COFFER_LOG(kWarning)
                                                     << "reloading event subscriptions failed: "
                                                     << reloaded.ToString();
                                               }
-                                            }});
+                                            },
+                                            events::UrlSeal(webhook_url_key_)});
   hub_ = std::make_unique<events::ChangeHub>(*store_);
   hub_->AddListener([this](const auto& changes) { watches_->OnChanges(changes); });
   hub_->AddListener([this](const auto& changes) { webhooks_->OnChanges(changes); });
@@ -275,6 +278,7 @@ void CofferServer::Stop() {
     audit_->Close();
   }
   crypto::SecureWipe(webhook_root_key_);
+  crypto::SecureWipe(webhook_url_key_);
 }
 
 void CofferServer::PurgeLoop() {

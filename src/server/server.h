@@ -193,6 +193,7 @@ class CofferServer {
   std::unique_ptr<audit::Log> audit_;
   std::string audit_dir_;
   std::string webhook_root_key_;
+  std::string webhook_url_key_;
   std::unique_ptr<events::ChangeHub> hub_;
   std::unique_ptr<events::WatchRegistry> watches_;
   std::unique_ptr<events::WebhookDispatcher> webhooks_;
