@@ -3,12 +3,15 @@
 
 #include <time.h>
 
+#include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <map>
 #include <sstream>
+#include <thread>
 
 #include "cli/cli_util.h"
 #include "cli/commands.h"
@@ -509,6 +512,80 @@ void AddSecretCommands(CLI::App& kv) {
       auto [base, resource] = Resolve(c, *a);
       std::string q = *max > 0 ? "&maxresults=" + std::to_string(*max) : "";
       Print(ListAll(c, KvUrl(base, "/secrets", q), resource));
+    });
+  }
+  {
+    // Not in az: the watch stream (docs/events.md), one JSON line per event.
+    auto* cmd = secret->add_subcommand(
+        "watch", "Print change events as they happen, one JSON line each (resumable by id)");
+    auto a = std::make_shared<SecretArgs>();
+    auto names = std::make_shared<std::vector<std::string>>();
+    auto from = std::make_shared<std::string>();
+    auto count = std::make_shared<int>(0);
+    auto seconds = std::make_shared<int>(0);
+    AddSecretTarget(cmd, *a, false);
+    cmd->add_option("--names", *names, "Only these secrets");
+    cmd->add_option("--from", *from, "Resume after this event id");
+    cmd->add_option("--count", *count, "Stop after this many events (0: never)");
+    cmd->add_option("--timeout", *seconds, "Stop after this many seconds (0: never)");
+    cmd->callback([=] {
+      auto c = MakeClient();
+      auto [base, resource] = Resolve(c, *a);
+      std::vector<std::string> wanted = *names;
+      if (!a->name.empty()) {
+        wanted.push_back(a->name);
+      }
+      std::string query;
+      for (const auto& n : wanted) {
+        query += (query.empty() ? "" : ",") + PercentEncode(n);
+      }
+      std::string url = base + "/coffer/watch?api-version=" + kKvApiVersion +
+                        (query.empty() ? "" : "&names=" + query) +
+                        (from->empty() ? "" : "&from=" + PercentEncode(*from));
+      std::atomic<bool> cancel{false};
+      std::thread timer;
+      if (*seconds > 0) {
+        timer = std::thread([&cancel, s = *seconds] {
+          for (int i = 0; i < s * 10 && !cancel.load(); ++i) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+          }
+          cancel = true;
+        });
+      }
+      std::string buffer;
+      std::string id;
+      std::string event;
+      int seen = 0;
+      auto r = c.Stream(
+          url, resource, {},
+          [&](std::string_view piece) {
+            buffer.append(piece);
+            size_t end;
+            while ((end = buffer.find('\n')) != std::string::npos) {
+              std::string line = buffer.substr(0, end);
+              buffer.erase(0, end + 1);
+              if (StartsWith(line, "id: ")) {
+                id = line.substr(4);
+              } else if (StartsWith(line, "event: ")) {
+                event = line.substr(7);
+              } else if (StartsWith(line, "data: ") && event != "coffer.ready") {
+                auto data = ParseJson(line.substr(6));
+                Json out = {{"id", id}, {"event", data ? *data : Json(line.substr(6))}};
+                std::printf("%s\n", ToJson(out).c_str());
+                std::fflush(stdout);
+                if (*count > 0 && ++seen >= *count) {
+                  return false;
+                }
+              }
+            }
+            return true;
+          },
+          &cancel);
+      cancel = true;
+      if (timer.joinable()) {
+        timer.join();
+      }
+      Expect(r, {200});
     });
   }
   {

@@ -96,6 +96,19 @@ StatusOr<std::string> ApiClient::Token(const std::string& resource) {
   return token;
 }
 
+StatusOr<http::Response> ApiClient::Stream(
+    const std::string& url, const std::string& resource,
+    const std::vector<std::pair<std::string, std::string>>& headers,
+    const std::function<bool(std::string_view)>& on_data, const std::atomic<bool>* cancel) {
+  ASSIGN_OR_RETURN(std::string token, Token(resource));
+  net::ClientRequest req;
+  req.url = url;
+  req.headers = {{"Authorization", "Bearer " + token}, {"Accept", "text/event-stream"}};
+  req.headers.insert(req.headers.end(), headers.begin(), headers.end());
+  req.ca_file = config_.ca_file;
+  return net::StreamRequest(req, on_data, cancel);
+}
+
 StatusOr<http::Response> ApiClient::Call(const std::string& method, const std::string& url,
                                          const std::string& resource, const std::string& body) {
   ASSIGN_OR_RETURN(std::string token, Token(resource));

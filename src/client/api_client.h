@@ -1,5 +1,7 @@
 #pragma once
 
+#include <atomic>
+#include <functional>
 #include <map>
 #include <string>
 
@@ -38,6 +40,14 @@ class ApiClient {
   // failures are errors.
   StatusOr<http::Response> Call(const std::string& method, const std::string& url,
                                 const std::string& resource, const std::string& body = "");
+
+  // Stream sends a GET for a streamed response (server-sent events) and
+  // calls `on_data` with each piece of the body until the stream ends,
+  // `on_data` returns false or `*cancel` becomes true; as net::StreamRequest.
+  StatusOr<http::Response> Stream(const std::string& url, const std::string& resource,
+                                  const std::vector<std::pair<std::string, std::string>>& headers,
+                                  const std::function<bool(std::string_view)>& on_data,
+                                  const std::atomic<bool>* cancel = nullptr);
 
   const ClientConfig& config() const { return config_; }
 

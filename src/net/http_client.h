@@ -1,6 +1,9 @@
 #pragma once
 
+#include <atomic>
+#include <functional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -29,5 +32,26 @@ struct ClientRequest {
 // when the server cannot be reached or the TLS handshake fails, kDeadlineExceeded on timeout.
 // Thread-safe.
 StatusOr<http::Response> SendRequest(const ClientRequest& request);
+
+// StreamRequest sends one request, as SendRequest, for a long-lived streamed
+// response (server-sent events). For a 2xx response it calls `on_data` with
+// each piece of the body as it arrives (de-chunked; pieces need not match the
+// server's chunks) until the server ends the response, `on_data` returns
+// false, or `*cancel` (if `cancel` is not null) becomes true, which is checked
+// at least every `poll_ms` milliseconds. It then returns the status and headers
+// with an empty body: stopping by `on_data` or `cancel` is a clean end too
+// (but a cancel before the headers of a 2xx response have arrived, or while an
+// error body is read, gives kCancelled).
+// Any other status is answered whole, as SendRequest does (body bounded by
+// `max_response_bytes`), without calling `on_data`.
+//
+// `timeout_seconds` bounds the connection, the request and the response
+// headers (and a non-2xx body), not the stream: an idle stream waits for ever.
+// Errors as SendRequest; a stream that breaks before its end is kUnavailable.
+// `on_data` runs on the calling thread. Thread-safe.
+StatusOr<http::Response> StreamRequest(const ClientRequest& request,
+                                       const std::function<bool(std::string_view)>& on_data,
+                                       const std::atomic<bool>* cancel = nullptr,
+                                       int poll_ms = 100);
 
 }  // namespace coffer::net

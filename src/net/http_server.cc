@@ -2,6 +2,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
+#include <list>
+#include <mutex>
 #include <thread>
 #include <type_traits>
 
@@ -12,12 +15,15 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/thread_pool.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 
 #include "common/log.h"
 #include "common/strings.h"
+
+#include <sys/resource.h>
 
 namespace coffer::net {
 
@@ -35,6 +41,137 @@ std::vector<std::unique_ptr<asio::io_context>> MakeContexts(int n) {
   }
   return out;
 }
+
+// StreamSink is what a stream's writer and the server see of a session that
+// streams its response.
+class StreamSink {
+ public:
+  virtual ~StreamSink() = default;
+  // Sends what the writer queued, or acts on its Close or overflow. Runs on
+  // the session's I/O thread.
+  virtual void Drain() = 0;
+  // Closes the socket at once. Only while no I/O thread runs (Stop).
+  virtual void CloseNow() = 0;
+};
+
+// StreamChannel is the writer handed to the application. It holds the queued
+// chunks; the session takes them on its I/O thread. It refers to the session
+// weakly, and once detached (session gone, server stopping) it never touches
+// the session's executor again, so it may outlive both.
+class StreamChannel final : public http::StreamWriter {
+ public:
+  struct Batch {
+    std::string bytes;  // framed chunks, ready for the wire
+    bool finish = false;
+  };
+
+  StreamChannel(asio::any_io_executor executor, std::weak_ptr<StreamSink> sink, size_t max_backlog)
+      : executor_(std::move(executor)), sink_(std::move(sink)), max_backlog_(max_backlog) {}
+
+  bool Write(std::string data) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (state_ != State::kOpen) {
+      return false;
+    }
+    if (data.empty()) {
+      return true;
+    }
+    char size_line[24];
+    int n = std::snprintf(size_line, sizeof(size_line), "%zx\r\n", data.size());
+    size_t framed = static_cast<size_t>(n) + data.size() + 2;
+    if (pending_.size() + in_flight_ + framed > max_backlog_) {
+      // A consumer this far behind is disconnected, not buffered for.
+      EndLocked(State::kAborted);
+      PostLocked();
+      return false;
+    }
+    pending_.append(size_line, static_cast<size_t>(n)).append(data).append("\r\n");
+    if (!drain_posted_) {
+      drain_posted_ = true;
+      PostLocked();
+    }
+    return true;
+  }
+
+  bool closed() const override { return closed_.load(std::memory_order_acquire); }
+
+  void Close() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (state_ != State::kOpen) {
+      return;
+    }
+    EndLocked(State::kClosing);
+    PostLocked();
+  }
+
+  // For the session, on its I/O thread.
+  bool aborted() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return state_ == State::kAborted;
+  }
+  // Take moves the queued chunks out; they count against the backlog until
+  // Sent. `finish` asks for the terminating chunk after them.
+  Batch Take() {
+    std::lock_guard<std::mutex> lock(mu_);
+    Batch batch;
+    batch.bytes.swap(pending_);
+    batch.finish = state_ == State::kClosing;
+    in_flight_ = batch.bytes.size();
+    drain_posted_ = false;
+    return batch;
+  }
+  void Sent() {
+    std::lock_guard<std::mutex> lock(mu_);
+    in_flight_ = 0;
+  }
+  // Abort marks the stream closed: the peer went away or a write failed.
+  void Abort() {
+    std::lock_guard<std::mutex> lock(mu_);
+    EndLocked(State::kAborted);
+  }
+  // Detach is Abort, and the session is never posted to again.
+  void Detach() {
+    std::lock_guard<std::mutex> lock(mu_);
+    EndLocked(State::kAborted);
+    detached_ = true;
+  }
+
+ private:
+  enum class State { kOpen, kClosing, kAborted };
+
+  void EndLocked(State state) {
+    if (state_ == State::kAborted) {
+      return;
+    }
+    state_ = state;
+    closed_.store(true, std::memory_order_release);
+    if (state == State::kAborted) {
+      std::string().swap(pending_);
+    }
+  }
+  void PostLocked() {
+    if (detached_) {
+      return;
+    }
+    asio::post(executor_, [sink = sink_] {
+      if (auto s = sink.lock()) {
+        s->Drain();
+      }
+    });
+  }
+
+  const asio::any_io_executor executor_;
+  const std::weak_ptr<StreamSink> sink_;
+  const size_t max_backlog_;
+  std::atomic<bool> closed_{false};
+  mutable std::mutex mu_;
+  // Guarded by mu_.
+  State state_ = State::kOpen;
+  std::string pending_;
+  size_t in_flight_ = 0;
+  bool drain_posted_ = false;  // a Drain is coming; no need to post another
+  bool detached_ = false;
+};
 
 }  // namespace
 
@@ -58,6 +195,16 @@ class HttpServer::Impl {
   asio::ssl::context& ssl_ctx() { return ssl_ctx_; }
   asio::thread_pool& pool() { return pool_; }
   std::atomic<size_t>& queued() { return queued_; }
+
+  using StreamRegistration = std::list<StreamSink*>::iterator;
+  StreamRegistration RegisterStream(StreamSink* sink) {
+    std::lock_guard<std::mutex> lock(streams_mu_);
+    return streams_.insert(streams_.end(), sink);
+  }
+  void UnregisterStream(StreamRegistration registration) {
+    std::lock_guard<std::mutex> lock(streams_mu_);
+    streams_.erase(registration);
+  }
 
   http::Response RunHandler(http::Request& request) {
     try {
@@ -94,6 +241,10 @@ class HttpServer::Impl {
   FastPath fast_path_;
   asio::ssl::context ssl_ctx_;
   asio::thread_pool pool_;
+  // Sessions streaming a response, for Stop to close. Declared before iocs_:
+  // sessions left in a stopped context unregister when it is destroyed.
+  std::mutex streams_mu_;
+  std::list<StreamSink*> streams_;  // guarded by streams_mu_
   // One single-threaded io_context per I/O thread, nginx-style: a
   // connection lives on one thread, so its handlers need no strand and
   // completions never wake another thread.
@@ -113,9 +264,10 @@ namespace {
 // One connection. `Stream` is a TLS stream, or a plain TCP stream for
 // loopback-only listeners (ServerOptions::tls).
 template <class Stream>
-class Session : public std::enable_shared_from_this<Session<Stream>> {
+class Session final : public std::enable_shared_from_this<Session<Stream>>, public StreamSink {
   static constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
   using std::enable_shared_from_this<Session<Stream>>::shared_from_this;
+  using std::enable_shared_from_this<Session<Stream>>::weak_from_this;
 
  public:
   Session(tcp::socket&& socket, HttpServer::Impl& server)
@@ -127,9 +279,46 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     }
   }
 
+  ~Session() override {
+    if (channel_) {
+      channel_->Detach();
+      server_.UnregisterStream(registration_);
+    }
+  }
+
   void Run() {
     asio::dispatch(stream_.get_executor(),
                    beast::bind_front_handler(&Session::OnRun, shared_from_this()));
+  }
+
+  void Drain() override {
+    if (aborted_) {
+      return;
+    }
+    if (channel_->aborted()) {
+      return Abort();
+    }
+    if (writing_ || finishing_) {
+      return;  // OnChunks drains again
+    }
+    StreamChannel::Batch batch = channel_->Take();
+    last_batch_ = batch.finish;
+    if (batch.finish) {
+      batch.bytes.append("0\r\n\r\n");
+    }
+    if (batch.bytes.empty()) {
+      return;
+    }
+    out_ = std::move(batch.bytes);
+    writing_ = true;
+    asio::async_write(stream_, asio::buffer(out_),
+                      beast::bind_front_handler(&Session::OnChunks, shared_from_this()));
+  }
+
+  void CloseNow() override {
+    aborted_ = true;
+    channel_->Detach();
+    beast::get_lowest_layer(stream_).close();
   }
 
  private:
@@ -266,6 +455,9 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   }
 
   void Send(http::Response response, bool close) {
+    if (response.stream) {
+      return SendStream(std::move(response));
+    }
     auto res = std::make_shared<bhttp::response<bhttp::string_body>>();
     res->result(static_cast<unsigned>(response.status));
     res->version(11);
@@ -294,6 +486,103 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     DoRead();
   }
 
+  // The head of a streamed response, alive while it is written.
+  struct StreamHead {
+    bhttp::response<bhttp::empty_body> message;
+    std::optional<bhttp::response_serializer<bhttp::empty_body>> serializer;
+  };
+
+  void SendStream(http::Response response) {
+    auto start = std::move(response.stream);
+    // The request is answered for good; an idle stream should hold nothing
+    // it no longer needs.
+    request_ = http::Request();
+    parser_.reset();
+    buffer_.clear();
+    buffer_.shrink_to_fit();
+    channel_ = std::make_shared<StreamChannel>(stream_.get_executor(),
+                                               std::weak_ptr<StreamSink>(weak_from_this()),
+                                               opts().max_stream_backlog_bytes);
+    registration_ = server_.RegisterStream(this);
+    auto head = std::make_shared<StreamHead>();
+    head->message.result(static_cast<unsigned>(response.status));
+    head->message.version(11);
+    for (auto& [k, v] : response.headers) {
+      head->message.set(k, v);
+    }
+    head->message.erase(bhttp::field::content_length);
+    head->message.chunked(true);
+    head->message.keep_alive(false);
+    head->serializer.emplace(head->message);
+    response_ = head;
+    // Streams have no deadline: a watcher may rightly sit idle for hours, and
+    // the application sends its own heartbeats.
+    beast::get_lowest_layer(stream_).expires_never();
+    writing_ = true;
+    bhttp::async_write_header(
+        stream_, *head->serializer,
+        beast::bind_front_handler(&Session::OnStreamHead, shared_from_this()));
+    if (!response.body.empty()) {
+      channel_->Write(std::move(response.body));
+    }
+    start(channel_);
+  }
+
+  void OnStreamHead(beast::error_code ec, size_t) {
+    response_.reset();
+    writing_ = false;
+    if (ec || aborted_) {
+      return Abort();
+    }
+    // A streaming client sends nothing more, so the socket becoming readable
+    // (EOF, reset, stray bytes) means it is gone. Waiting on the socket rather
+    // than reading keeps the TLS layer out of it: no read buffer while idle,
+    // and no read in progress when the response ends with a close_notify.
+    beast::get_lowest_layer(stream_).socket().async_wait(
+        tcp::socket::wait_read, beast::bind_front_handler(&Session::OnProbe, shared_from_this()));
+    Drain();
+  }
+
+  void OnProbe(beast::error_code) {
+    if (aborted_) {
+      return;
+    }
+    if (finishing_) {
+      return Close();  // the wait was cancelled to end the response cleanly
+    }
+    // End of stream, an error, or bytes a streaming client has no reason to
+    // send: the stream is over either way.
+    Abort();
+  }
+
+  void OnChunks(beast::error_code ec, size_t) {
+    writing_ = false;
+    std::string().swap(out_);
+    channel_->Sent();
+    if (ec) {
+      return Abort();
+    }
+    if (last_batch_) {
+      // The terminating chunk is out. Cancel the pending wait; OnProbe then
+      // closes the connection (with a TLS close_notify).
+      finishing_ = true;
+      beast::get_lowest_layer(stream_).cancel();
+      return;
+    }
+    Drain();
+  }
+
+  // Abort drops the connection at once; pending operations complete with
+  // errors and release the session.
+  void Abort() {
+    if (aborted_) {
+      return;
+    }
+    aborted_ = true;
+    channel_->Abort();
+    beast::get_lowest_layer(stream_).close();
+  }
+
   void Close() {
     if constexpr (kTls) {
       beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(5));
@@ -314,11 +603,28 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   std::string tls_version_;
   bool keep_alive_ = true;
   bool close_after_write_ = false;
+  // Set once the response is streamed.
+  std::shared_ptr<StreamChannel> channel_;
+  HttpServer::Impl::StreamRegistration registration_;
+  std::string out_;  // chunks being written
+  bool writing_ = false;
+  bool last_batch_ = false;  // out_ ends with the terminating chunk
+  bool finishing_ = false;
+  bool aborted_ = false;
 };
 
 }  // namespace
 
 Status HttpServer::Impl::Init() {
+  // Each connection, idle streams included, is a file descriptor; the
+  // default soft limit (often 1,024) is far below what a server holds.
+  rlimit files{};
+  if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+    files.rlim_cur = files.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &files) != 0) {
+      COFFER_LOG(kWarning) << "cannot raise the open-file limit to " << files.rlim_max;
+    }
+  }
   beast::error_code ec;
   port_ = options_.port;
   if (!options_.tls) {
@@ -337,6 +643,9 @@ Status HttpServer::Impl::Init() {
                        asio::ssl::context::no_tlsv1_1 | asio::ssl::context::single_dh_use);
   // SECURITY: TLS 1.2 is the floor, as for Key Vault itself.
   SSL_CTX_set_min_proto_version(ssl_ctx_.native_handle(), TLS1_2_VERSION);
+  // Asio already sets SSL_MODE_RELEASE_BUFFERS on each connection, so idle
+  // streams hold no OpenSSL record buffers. What remains per TLS connection is
+  // mostly Asio's own (2 x 17 KiB in ssl::stream plus a 2 x 17 KiB BIO pair).
   ssl_ctx_.use_certificate_chain(asio::buffer(options_.certificate_chain_pem), ec);
   if (ec) {
     return InvalidArgumentError("cannot load TLS certificate chain: " + ec.message());
@@ -424,6 +733,14 @@ void HttpServer::Impl::Stop() {
   }
   for (auto& t : threads_) {
     t.join();
+  }
+  {
+    // No I/O thread runs now, so sockets may be closed from here: peers of
+    // open streams see the end at once, and their writers report closed().
+    std::lock_guard<std::mutex> lock(streams_mu_);
+    for (StreamSink* stream : streams_) {
+      stream->CloseNow();
+    }
   }
   pool_.join();
 }

@@ -25,6 +25,9 @@ struct ServerOptions {
   int read_timeout_seconds = 30;
   // Idle time allowed between keep-alive requests.
   int idle_timeout_seconds = 120;
+  // A streamed response (http::Response::stream) whose unsent data would
+  // exceed this is closed: its consumer is too slow.
+  size_t max_stream_backlog_bytes = 1024 * 1024;
   // TLS (the default) needs the certificate and key. Without TLS the
   // server speaks plain HTTP and may listen on loopback addresses only.
   bool tls = true;
@@ -52,12 +55,18 @@ using FastPath = std::function<std::optional<http::Response>(http::Request&)>;
 // a closed connection and never holds a worker. Handlers run on a bounded
 // worker pool so that I/O threads never block.
 //
+// A response with `stream` set stays open after the handler returns and holds
+// no thread: an idle stream costs one socket and its TLS state. Stop closes
+// open streams; their writers report closed() from then on.
+//
 // Thread-safe: Start and Stop may be called from any thread, once each.
 class HttpServer {
  public:
-  // Create validates the options and the certificate. kInvalidArgument for a
-  // bad certificate or key or a plain-HTTP address that is not loopback,
-  // kUnavailable if an address cannot be bound.
+  // Create validates the options and the certificate, and raises the
+  // process's soft limit on open files to its hard limit (every connection is
+  // a file descriptor). kInvalidArgument for a bad certificate or key or a
+  // plain-HTTP address that is not loopback, kUnavailable if an address
+  // cannot be bound.
   static StatusOr<std::unique_ptr<HttpServer>> Create(ServerOptions options, Handler handler,
                                                       HeadHook head_hook,
                                                       FastPath fast_path = nullptr);
@@ -69,7 +78,8 @@ class HttpServer {
   uint16_t port() const;
   // Start begins accepting on I/O threads; returns at once.
   void Start();
-  // Stop stops accepting, ends connections and joins all threads.
+  // Stop stops accepting, ends connections (closing streams at once) and joins
+  // all threads.
   void Stop();
 
   class Impl;
