@@ -317,6 +317,22 @@ void WebhookDispatcher::Worker() {
 }
 
 void WebhookDispatcher::Attempt(Delivery d) {
+  {
+    // Deliver under the subscription as it is now: a deleted one gets
+    // nothing more; a changed one gets its new URL, key and filter.
+    std::lock_guard<std::mutex> lock(mu_);
+    std::shared_ptr<const Subscription> current;
+    for (const auto& s : subscriptions_) {
+      if (EqualsIgnoreCase(s->vault, d.subscription->vault) &&
+          EqualsIgnoreCase(s->name, d.subscription->name)) {
+        current = s;
+      }
+    }
+    if (current == nullptr || !current->Matches(d.change)) {
+      return;
+    }
+    d.subscription = std::move(current);
+  }
   const Subscription& s = *d.subscription;
   Json event = s.cloud_events ? CloudEvent(d.change, naming_)
                               : Json::array({EventGridEvent(d.change, naming_)});

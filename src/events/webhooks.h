@@ -95,7 +95,9 @@ class WebhookDispatcher {
 
   Status Start();
   void Stop();
-  // Re-reads the subscriptions (after one was created, changed or deleted).
+  // Re-reads the subscriptions: after one was created, changed or deleted,
+  // and after a vault was purged (its subscriptions went with it). Pending
+  // deliveries follow: a deleted subscription gets no more attempts.
   Status Reload();
   // The hub's listener.
   void OnChanges(const std::vector<storage::ChangeRecord>& changes);

@@ -67,17 +67,33 @@ const char* NotificationOperation(const std::string& type) {
   return nullptr;
 }
 
+// An ISO 8601 UTC time, with up to 9 fractional digits (the log's own
+// `time` values have 7), as microseconds.
 StatusOr<int64_t> ParseTimeParam(std::string_view text) {
   if (text.empty()) {
     return 0;
   }
-  auto t = ParseIsoTime(text);
+  std::string whole(text);
+  int64_t micros = 0;
+  size_t dot = whole.find('.');
+  if (dot != std::string::npos) {
+    size_t end = dot + 1;
+    while (end < whole.size() && end - dot <= 9 && whole[end] >= '0' && whole[end] <= '9') {
+      micros = end - dot <= 6 ? micros * 10 + (whole[end] - '0') : micros;
+      ++end;
+    }
+    for (size_t digits = end - dot - 1; digits < 6; ++digits) {
+      micros *= 10;
+    }
+    whole.erase(dot, end - dot);
+  }
+  auto t = ParseIsoTime(whole);
   if (!t) {
     return InvalidArgumentError("'" + std::string(text.substr(0, 64)) +
                                     "' is not an ISO 8601 UTC time such as 2026-11-28T10:00:00Z.",
                                 "BadParameter");
   }
-  return *t * 1000000;
+  return *t * 1000000 + micros;
 }
 
 }  // namespace

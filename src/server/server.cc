@@ -162,6 +162,13 @@ Status CofferServer::Init() {
   return StartEvents();
 }
 
+void CofferServer::ReloadEventSubscriptions() {
+  Status reloaded = webhooks_->Reload();
+  if (!reloaded.ok()) {
+    COFFER_LOG(kWarning) << "reloading event subscriptions failed: " << reloaded.ToString();
+  }
+}
+
 Status CofferServer::StartEvents() {
   std::string suffix = "." + AsciiLower(config_.dns_suffix) + port_suffix_;
   events::VaultNaming naming;
@@ -207,15 +214,7 @@ Status CofferServer::StartEvents() {
   expiry_ = std::make_unique<events::ExpiryScheduler>(*store_, clock_);
   event_subscriptions_ = std::make_unique<mgmt::EventSubscriptionManager>(
       info_.subscription_id, *store_, clock_,
-      mgmt::EventSubscriptionManager::Hooks{key_for,
-                                            [this] {
-                                              Status reloaded = webhooks_->Reload();
-                                              if (!reloaded.ok()) {
-                                                COFFER_LOG(kWarning)
-                                                    << "reloading event subscriptions failed: "
-                                                    << reloaded.ToString();
-                                              }
-                                            },
+      mgmt::EventSubscriptionManager::Hooks{key_for, [this] { ReloadEventSubscriptions(); },
                                             events::UrlSeal(webhook_url_key_)});
   hub_ = std::make_unique<events::ChangeHub>(*store_);
   hub_->AddListener([this](const auto& changes) { watches_->OnChanges(changes); });
@@ -300,6 +299,7 @@ void CofferServer::PurgeLoop() {
       COFFER_LOG(kWarning) << "scheduled vault purge failed: " << vaults.status().ToString();
     } else if (*vaults > 0) {
       COFFER_LOG(kInfo) << "scheduled purge removed " << *vaults << " vault(s)";
+      ReloadEventSubscriptions();
     }
     lock.lock();
   }
@@ -511,6 +511,11 @@ http::Response CofferServer::AuthorityRequest(http::Request& request, AuditNote&
       if (r) {
         if (filter) {
           FilterList(*caller, *r);
+        }
+        if (request.method != "GET" && r->status < 400) {
+          // A purged vault takes its event subscriptions with it; a vault
+          // created again under its name must not inherit them.
+          ReloadEventSubscriptions();
         }
         return *r;
       }

@@ -111,6 +111,7 @@ class CofferServer {
   Status Init();
   Status Bootstrap();
   Status StartEvents();
+  void ReloadEventSubscriptions();
   http::Response Route(http::Request& request);
   std::optional<http::Response> Head(const http::Request& request);
   std::optional<http::Response> Fast(http::Request& request);
