@@ -10,7 +10,12 @@
 #      server's CPU time per GET in run 1;
 #   6. authorization: one decision with 1,000 role assignments in the tenant
 #      (Google Benchmark), and GET on an RBAC vault with and without 1,000
-#      assignments present, alternated.
+#      assignments present, alternated;
+#   7. audit: GET with the audit log on (this server) and off (a second server,
+#      `--audit off`), alternated, with the server's CPU time per GET;
+#   8. SET -> watch stream: the time from a SET's response to its event on an
+#      open watch stream;
+#   9. 2,000 idle watch streams: the server's resident memory before and after.
 # Usage: bench/run.sh [--threads N] [--duration S] [--secrets N]
 # Needs: wrk, nginx-light (installed if missing). Uses loopback only and
 # stops every process it started.
@@ -212,3 +217,60 @@ print("GET on an RBAC vault, with/without 1,000 assignments: throughput per pair
 print("  server CPU per GET without / with: %.0f / %.0f ns (with/without %.3f)"
       % (sum(cpu_a) / 3, sum(cpu_b) / 3, sum(cpu_b) / sum(cpu_a)))
 PY
+
+# 7. Audit on (this server) vs off (a second server with --audit off), alternated.
+port_off=$(free_port)
+./build/coffer server --dev --audit off --data-dir "$work/data-off" --port "$port_off" \
+  --io-threads "$threads" --log-level warning >"$work/coffer-off.out" 2>"$work/coffer-off.err" &
+pids+=($!)
+off_pid=$!
+for _ in $(seq 100); do
+  curl -sf --cacert "$work/data-off/tls/ca.pem" "https://localhost:$port_off/healthz" >/dev/null && break
+  sleep 0.1
+done
+off_token=$(set -a; source "$work/data-off/dev.env"; curl -sf --cacert "$REQUESTS_CA_BUNDLE" \
+  -d "grant_type=client_credentials&client_id=$AZURE_CLIENT_ID&client_secret=$AZURE_CLIENT_SECRET&scope=https://vault.localhost:$port_off/.default" \
+  "https://localhost:$port_off/$AZURE_TENANT_ID/oauth2/v2.0/token" |
+  python3 -c 'import sys,json; print(json.load(sys.stdin)["access_token"])')
+off_vault="https://dev.vault.localhost:$port_off"
+curl -sf --cacert "$work/data-off/tls/ca.pem" -H "Authorization: Bearer $off_token" -X PUT \
+  -H 'Content-Type: application/json' \
+  -d '{"value":"s3cr3t-value-for-the-benchmark","contentType":"text/plain","tags":{"env":"bench"}}' \
+  "$off_vault/secrets/bench-get?api-version=7.5" >/dev/null
+cpu_of() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+get_on_off() {  # label pid token url: wrk with that token, plus the server's CPU ns per GET
+  local before after
+  before=$(cpu_of "$2")
+  wrk -t2 -c32 -d"${duration}s" --latency -H "Authorization: Bearer $3" "$4" >"$work/$1.txt"
+  after=$(cpu_of "$2")
+  eval "${1}_rps=$(awk '/Requests\/sec/ {print $2}' "$work/$1.txt")"
+  eval "${1}_cpu=$(python3 -c "print(($after - $before) / $(getconf CLK_TCK) / \
+    $(awk '/requests in/ {print $1}' "$work/$1.txt") * 1e9)")"
+  echo "$1: $(awk '/Requests\/sec/ {print $2}' "$work/$1.txt") req/s," \
+    "p50 $(awk '$1=="50%" {print $2}' "$work/$1.txt"), p99 $(awk '$1=="99%" {print $2}' "$work/$1.txt")"
+}
+for pair in 1 2 3; do
+  get_on_off "audit_off$pair" "$off_pid" "$off_token" "$off_vault$path"
+  sleep 2
+  get_on_off "audit_on$pair" "$coffer_pid" "$TOKEN" "$vault$path"
+  sleep 2
+done
+python3 - "$audit_off1_rps" "$audit_on1_rps" "$audit_off2_rps" "$audit_on2_rps" \
+  "$audit_off3_rps" "$audit_on3_rps" "$audit_off1_cpu" "$audit_on1_cpu" \
+  "$audit_off2_cpu" "$audit_on2_cpu" "$audit_off3_cpu" "$audit_on3_cpu" <<'PY'
+import sys
+v = [float(x) for x in sys.argv[1:]]
+off, on, cpu_off, cpu_on = v[0:6:2], v[1:6:2], v[6::2], v[7::2]
+print("GET with audit on / off: throughput per pair %s, overall %.3f (target >= 0.90)"
+      % (", ".join("%.3f" % (b / a) for a, b in zip(off, on)), sum(on) / sum(off)))
+print("  server CPU per GET off / on: %.0f / %.0f ns (on/off %.3f)"
+      % (sum(cpu_off) / 3, sum(cpu_on) / 3, sum(cpu_on) / sum(cpu_off)))
+PY
+lines=$(cat "$work"/data/audit/*.jsonl | wc -l)
+echo "audit log after the run: $lines lines; $(./build/coffer audit verify --data-dir "$work/data" | tail -1)"
+
+# 8. SET -> watch event latency (1,000 sequential SETs).
+python3 bench/watch.py latency 1000
+
+# 9. 2,000 idle watch streams.
+python3 bench/watch.py idle 2000 "$coffer_pid"

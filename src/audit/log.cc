@@ -299,7 +299,10 @@ uint64_t Log::Enqueue(Entry&& entry, bool durable) {
   if (durable) {
     sync_wanted_ = ticket;
   }
-  bool wake = durable || queue_.size() == 1 || queue_.size() == WakeBatch();
+  // Reads do not wake the writer one by one: it polls every flush interval
+  // (a read reaches the file within two), so that a busy read path costs no
+  // context switch per record. Durable records and full batches wake it.
+  bool wake = durable || queue_.size() == WakeBatch();
   lock.unlock();
   if (wake) {
     work_cv_.notify_one();
@@ -401,7 +404,7 @@ void Log::Run() {
       continue;
     }
     work_cv_.wait_until(lock, queue_.empty()
-                                  ? now + kIdlePoll
+                                  ? now + std::min<SteadyClock::duration>(kIdlePoll, flush_interval)
                                   : std::max(first_queued_at_ + flush_interval, retry_after_));
   }
   lock.unlock();

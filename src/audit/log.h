@@ -33,7 +33,7 @@ struct LogOptions {
   int64_t retention_days = 90;           // delete rotated files older than this; 0 = keep
   uint64_t checkpoint_every = 1000;      // records between signed checkpoints
   int checkpoint_interval_seconds = 60;  // or this long after an uncovered record
-  int flush_interval_ms = 200;           // Append()ed records reach the file within this
+  int flush_interval_ms = 200;           // Append()ed records reach the file within twice this
   size_t max_queued = 100000;            // Append blocks while this many wait
 };
 
@@ -61,7 +61,8 @@ class Log {
   Log& operator=(const Log&) = delete;
 
   // Append queues a record and returns without touching the disk; it is
-  // written within flush_interval_ms. For reads. Blocks only while
+  // written within twice flush_interval_ms (the writer is not woken per
+  // record; it polls). For reads. Blocks only while
   // max_queued records wait (a writer that cannot keep up, or a failing
   // disk): records are never dropped. After Close() the record is reported
   // to the error log and discarded.

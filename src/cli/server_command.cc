@@ -38,8 +38,7 @@ void AddServerCommand(CLI::App& app) {
   auto audit = std::make_shared<std::string>("on");
   cmd->add_option("--audit", *audit, "on or off: the audit log (docs/audit.md)")
       ->check(CLI::IsMember({"on", "off"}))
-      ->capture_default_str()
-      ->each([config](const std::string& v) { config->audit = v == "on"; });
+      ->capture_default_str();
   cmd->add_option("--audit-max-file-bytes", config->audit_max_file_bytes,
                   "Rotate an audit file at this size")
       ->capture_default_str();
@@ -62,7 +61,8 @@ void AddServerCommand(CLI::App& app) {
       ->check(CLI::Range(1, 3600));
   cmd->add_option("--log-level", *log_level, "debug, info, warning or error")
       ->capture_default_str();
-  cmd->callback([config, log_level] {
+  cmd->callback([config, log_level, audit] {
+    config->audit = *audit == "on";
     if (*log_level == "debug")
       SetLogLevel(LogLevel::kDebug);
     if (*log_level == "warning")

@@ -158,6 +158,7 @@ void CofferServer::Audit(const http::Request& request, http::Response& response,
   e.correlation_id = Bounded(request.Header("x-ms-client-request-id"), kMaxCorrelationId);
   if (note.caller) {
     const Caller& c = *note.caller;
+    e.claims.reserve(7);
     e.claims.emplace_back("oid", c.object_id);
     e.claims.emplace_back("http://schemas.microsoft.com/identity/claims/objectidentifier",
                           c.object_id);

@@ -653,6 +653,22 @@ class SecretsStayOutOfTheLogTests(ServerTestCase):
         srv.start()
 
 
+class AuditOffTests(ServerTestCase):
+    """--audit off: no audit files, and the query API says the log is off."""
+
+    SERVER_ARGS = ("--audit", "off")
+
+    def test_no_log_and_the_api_says_so(self):
+        srv = self.srv
+        r = srv.kv("PUT", "/secrets/off", {"value": "x"})
+        self.assertEqual(r.status, 200)
+        audit_dir = os.path.join(srv.data_dir, "audit")
+        self.assertFalse(os.path.exists(audit_dir) and os.listdir(audit_dir))
+        r = srv.request("GET", "/coffer/v1/audit", host="localhost",
+                        token=srv.token(srv.mgmt_resource))
+        self.assertErrorBody(r, 404, "AuditDisabled")
+
+
 class AuditChainTests(AuditTestCase):
     """Small files: rotation, verify, and tampering found in copies of the log."""
 
