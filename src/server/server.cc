@@ -404,8 +404,10 @@ http::Response CofferServer::Route(http::Request& request) {
   http::Response response =
       vault.empty() ? AuthorityRequest(request, note) : VaultRequest(vault, request, note);
   bool write = request.method != "GET" && request.method != "HEAD";
-  if (write && response.status < 400) {
-    hub_->Notify();  // a change may have been committed: hand it on now
+  if (write && response.status < 400 && !note.operation.empty()) {
+    // A vault or management write may have committed a change: hand it on
+    // now (token requests and the like change nothing the feed holds).
+    hub_->Notify();
   }
   Audit(request, response, note, start, write);
   COFFER_LOG(kDebug) << request.method << " " << request.host << " /"
