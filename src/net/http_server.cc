@@ -1,6 +1,7 @@
 #include "net/http_server.h"
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <list>
@@ -15,15 +16,18 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/thread_pool.hpp>
-#include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "common/log.h"
 #include "common/strings.h"
 
 #include <sys/resource.h>
+#include <sys/socket.h>
 
 namespace coffer::net {
 
@@ -42,22 +46,22 @@ std::vector<std::unique_ptr<asio::io_context>> MakeContexts(int n) {
   return out;
 }
 
-// StreamSink is what a stream's writer and the server see of a session that
-// streams its response.
+// StreamSink is what a stream's writer and the server see of a connection
+// that streams a response.
 class StreamSink {
  public:
   virtual ~StreamSink() = default;
   // Sends what the writer queued, or acts on its Close or overflow. Runs on
-  // the session's I/O thread.
+  // the connection's I/O thread.
   virtual void Drain() = 0;
   // Closes the socket at once. Only while no I/O thread runs (Stop).
   virtual void CloseNow() = 0;
 };
 
 // StreamChannel is the writer handed to the application. It holds the queued
-// chunks; the session takes them on its I/O thread. It refers to the session
-// weakly, and once detached (session gone, server stopping) it never touches
-// the session's executor again, so it may outlive both.
+// chunks; the connection takes them on its I/O thread. It refers to the
+// connection weakly, and once detached (connection gone, server stopping) it
+// never touches the connection's executor again, so it may outlive both.
 class StreamChannel final : public http::StreamWriter {
  public:
   struct Batch {
@@ -104,7 +108,7 @@ class StreamChannel final : public http::StreamWriter {
     PostLocked();
   }
 
-  // For the session, on its I/O thread.
+  // For the connection, on its I/O thread.
   bool aborted() const {
     std::lock_guard<std::mutex> lock(mu_);
     return state_ == State::kAborted;
@@ -129,7 +133,7 @@ class StreamChannel final : public http::StreamWriter {
     std::lock_guard<std::mutex> lock(mu_);
     EndLocked(State::kAborted);
   }
-  // Detach is Abort, and the session is never posted to again.
+  // Detach is Abort, and the connection is never posted to again.
   void Detach() {
     std::lock_guard<std::mutex> lock(mu_);
     EndLocked(State::kAborted);
@@ -241,8 +245,8 @@ class HttpServer::Impl {
   FastPath fast_path_;
   asio::ssl::context ssl_ctx_;
   asio::thread_pool pool_;
-  // Sessions streaming a response, for Stop to close. Declared before iocs_:
-  // sessions left in a stopped context unregister when it is destroyed.
+  // Connections streaming a response, for Stop to close. Declared before iocs_:
+  // connections left in a stopped context unregister when it is destroyed.
   std::mutex streams_mu_;
   std::list<StreamSink*> streams_;  // guarded by streams_mu_
   // One single-threaded io_context per I/O thread, nginx-style: a
@@ -261,13 +265,348 @@ class HttpServer::Impl {
 
 namespace {
 
+struct SslFree {
+  void operator()(SSL* ssl) const { SSL_free(ssl); }
+};
+using SslPtr = std::unique_ptr<SSL, SslFree>;
+
+// SendNow sends what the socket takes at once. It looks the descriptor up at
+// each call, so once the socket is closed it fails (EBADF) rather than write
+// to whatever connection reuses the number. MSG_NOSIGNAL: a peer that went
+// away must not raise SIGPIPE.
+ssize_t SendNow(tcp::socket& socket, const void* data, size_t size) {
+  return ::send(socket.native_handle(), data, size, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+// TryLater: the socket is full (or empty), or a signal came first.
+bool TryLater(int error) {
+  return error == EAGAIN || error == EWOULDBLOCK || error == EINTR;
+}
+
+// A BIO over an Asio socket, for OpenSSL to read and write it directly and
+// never block. (OpenSSL's own socket BIO writes with write(2), which raises
+// SIGPIPE.) The socket must outlive the BIO.
+tcp::socket& BioSocket(BIO* bio) {
+  return *static_cast<tcp::socket*>(BIO_get_data(bio));
+}
+
+int SocketBioWrite(BIO* bio, const char* data, int size) {
+  BIO_clear_retry_flags(bio);
+  ssize_t n = SendNow(BioSocket(bio), data, static_cast<size_t>(size));
+  if (n < 0 && TryLater(errno)) {
+    BIO_set_retry_write(bio);
+  }
+  return static_cast<int>(n);
+}
+
+int SocketBioRead(BIO* bio, char* data, int size) {
+  BIO_clear_retry_flags(bio);
+  ssize_t n = ::recv(BioSocket(bio).native_handle(), data, static_cast<size_t>(size), MSG_DONTWAIT);
+  if (n < 0 && TryLater(errno)) {
+    BIO_set_retry_read(bio);
+  }
+  return static_cast<int>(n);
+}
+
+long SocketBioCtrl(BIO*, int cmd, long, void*) {
+  // Nothing is buffered here, so a flush (after each record) has nothing to do.
+  return cmd == BIO_CTRL_FLUSH ? 1 : 0;
+}
+
+// NewSocketBio returns a BIO over `socket`, or null if OpenSSL is out of memory.
+BIO* NewSocketBio(tcp::socket& socket) {
+  static BIO_METHOD* const method = []() -> BIO_METHOD* {
+    int index = BIO_get_new_index();
+    BIO_METHOD* m =
+        index == -1 ? nullptr : BIO_meth_new(index | BIO_TYPE_SOURCE_SINK, "coffer socket");
+    if (m != nullptr) {
+      BIO_meth_set_write(m, SocketBioWrite);
+      BIO_meth_set_read(m, SocketBioRead);
+      BIO_meth_set_ctrl(m, SocketBioCtrl);
+    }
+    return m;
+  }();
+  BIO* bio = method != nullptr ? BIO_new(method) : nullptr;
+  if (bio != nullptr) {
+    BIO_set_data(bio, &socket);
+    BIO_set_init(bio, 1);
+  }
+  return bio;
+}
+
+// StreamConnection carries a streamed response from the moment its request is
+// answered. It keeps only what an idle stream needs: the socket, the writer's
+// channel and, over TLS, OpenSSL's connection. Asio's TLS stream would keep
+// about 70 KB per connection that an idle stream never uses (two 17 KiB
+// buffers of its own and a BIO pair with two more), so the session hands the
+// SSL* over and is freed; OpenSSL then reads and writes the socket itself,
+// without blocking, and Asio only waits for the socket to be ready.
+//
+// Everything runs on the socket's I/O thread. Pending waits own the
+// connection; closing the socket ends them, and with them the connection.
+class StreamConnection final : public std::enable_shared_from_this<StreamConnection>,
+                               public StreamSink {
+  struct Token {};
+
+ public:
+  using StartFn = std::function<void(std::shared_ptr<http::StreamWriter>)>;
+
+  // Create takes over `socket` and, for TLS, `ssl`: a connection past its
+  // handshake whose previous owner has nothing in progress and no output left
+  // unsent. Null `ssl` for plain HTTP. kResourceExhausted if OpenSSL cannot
+  // allocate.
+  static StatusOr<std::shared_ptr<StreamConnection>> Create(tcp::socket socket, SslPtr ssl,
+                                                            HttpServer::Impl& server) {
+    auto connection =
+        std::make_shared<StreamConnection>(Token(), std::move(socket), std::move(ssl), server);
+    if (SSL* native = connection->ssl_.get()) {
+      BIO* bio = NewSocketBio(connection->socket_);
+      if (bio == nullptr) {
+        ERR_clear_error();
+        return ResourceExhaustedError("cannot allocate a BIO for a TLS stream");
+      }
+      // This frees the connection's end of Asio's BIO pair; Asio frees the
+      // other end, and drops its reference to the SSL, with its stream.
+      SSL_set_bio(native, bio, bio);
+    }
+    return connection;
+  }
+
+  StreamConnection(Token, tcp::socket socket, SslPtr ssl, HttpServer::Impl& server)
+      : socket_(std::move(socket)), ssl_(std::move(ssl)), server_(server) {}
+
+  ~StreamConnection() override {
+    if (channel_) {
+      channel_->Detach();
+      server_.UnregisterStream(registration_);
+    }
+  }
+
+  // Start sends `head` (status line and headers) and `first` (the first chunk
+  // unless empty), and hands the writer to `start`.
+  void Start(std::string head, std::string first, const StartFn& start) {
+    channel_ = std::make_shared<StreamChannel>(socket_.get_executor(),
+                                               std::weak_ptr<StreamSink>(weak_from_this()),
+                                               server_.options().max_stream_backlog_bytes);
+    registration_ = server_.RegisterStream(this);
+    if (!first.empty()) {
+      channel_->Write(std::move(first));
+    }
+    start(channel_);
+    // The head goes out with whatever `start` queued, in one write.
+    TakeBatch(std::move(head));
+    // A streaming client sends nothing more, so the socket becoming readable
+    // (EOF, reset, stray bytes) means it is gone; TLS messages that are not
+    // data (a KeyUpdate) are the exception. Waiting rather than reading keeps
+    // no buffer while idle.
+    WaitReadable();
+    Pump();
+  }
+
+  void Drain() override {
+    if (done_) {
+      return;
+    }
+    if (channel_->aborted()) {
+      return Abort();
+    }
+    if (!writing_) {
+      Pump();
+    }
+  }
+
+  void CloseNow() override {
+    done_ = true;
+    channel_->Detach();
+    beast::error_code ec;
+    socket_.close(ec);
+  }
+
+ private:
+  enum class Io { kDone, kWantRead, kWantWrite, kFailed };
+
+  // TakeBatch puts `prefix` and the queued chunks in out_, with the
+  // terminating chunk if the writer closed. False if there is nothing to send.
+  bool TakeBatch(std::string prefix) {
+    StreamChannel::Batch batch = channel_->Take();
+    if (prefix.empty()) {
+      out_ = std::move(batch.bytes);
+    } else {
+      out_ = std::move(prefix);
+      out_.append(batch.bytes);
+    }
+    out_offset_ = 0;
+    last_batch_ = batch.finish;
+    if (last_batch_) {
+      out_.append("0\r\n\r\n");
+    }
+    return !out_.empty();
+  }
+
+  // Pump writes out_, then whatever was queued meanwhile, until nothing is
+  // left, the stream ends, or the socket is full (a wait resumes it then).
+  void Pump() {
+    writing_ = false;
+    for (;;) {
+      if (out_offset_ == out_.size()) {
+        std::string().swap(out_);  // an idle stream keeps no buffer
+        out_offset_ = 0;
+        channel_->Sent();
+        if (last_batch_) {
+          return Finish();
+        }
+        if (channel_->aborted()) {
+          return Abort();
+        }
+        if (!TakeBatch({})) {
+          if (probe_deferred_) {
+            probe_deferred_ = false;
+            WaitReadable();
+          }
+          return;
+        }
+      }
+      size_t n = 0;
+      Io io = WriteSome(n);
+      if (io == Io::kDone) {
+        out_offset_ += n;
+        continue;
+      }
+      if (io == Io::kFailed) {
+        return Abort();
+      }
+      // OpenSSL keeps the record it could not finish; the retry passes the
+      // same bytes again, as it requires.
+      writing_ = true;
+      Wait(io == Io::kWantRead ? tcp::socket::wait_read : tcp::socket::wait_write,
+           &StreamConnection::OnWritable);
+      return;
+    }
+  }
+
+  Io WriteSome(size_t& written) {
+    const char* data = out_.data() + out_offset_;
+    size_t size = out_.size() - out_offset_;
+    if (!ssl_) {
+      ssize_t n = SendNow(socket_, data, size);
+      if (n < 0) {
+        return TryLater(errno) ? Io::kWantWrite : Io::kFailed;
+      }
+      written = static_cast<size_t>(n);
+      return Io::kDone;
+    }
+    ERR_clear_error();
+    if (SSL_write_ex(ssl_.get(), data, size, &written) == 1) {
+      return Io::kDone;
+    }
+    return SslWants(SSL_get_error(ssl_.get(), 0));
+  }
+
+  static Io SslWants(int ssl_error) {
+    switch (ssl_error) {
+      case SSL_ERROR_WANT_READ:
+        return Io::kWantRead;
+      case SSL_ERROR_WANT_WRITE:
+        return Io::kWantWrite;
+      default:
+        // The thread's error queue is shared with its other connections.
+        ERR_clear_error();
+        return Io::kFailed;
+    }
+  }
+
+  void OnWritable(beast::error_code ec) {
+    if (done_) {
+      return;
+    }
+    if (ec) {
+      return Abort();
+    }
+    Pump();
+  }
+
+  void WaitReadable() { Wait(tcp::socket::wait_read, &StreamConnection::OnReadable); }
+
+  void OnReadable(beast::error_code ec) {
+    if (done_) {
+      return;
+    }
+    if (ec || !ssl_) {
+      return Abort();  // plain HTTP: EOF, reset or stray bytes, the stream is over
+    }
+    if (writing_) {
+      // OpenSSL must not take input while a record waits to go out: input
+      // such as a KeyUpdate calls for output of its own. The write's end
+      // looks again; a peer that is gone fails the write meanwhile.
+      probe_deferred_ = true;
+      return;
+    }
+    char buffer[256];
+    size_t n = 0;
+    ERR_clear_error();
+    if (SSL_read_ex(ssl_.get(), buffer, sizeof(buffer), &n) == 1) {
+      return Abort();  // application data, which a streaming client never sends
+    }
+    switch (SslWants(SSL_get_error(ssl_.get(), 0))) {
+      case Io::kWantRead:  // a message that is not data, handled by OpenSSL
+        return WaitReadable();
+      case Io::kWantWrite:  // its answer (a KeyUpdate) waits for room
+        return Wait(tcp::socket::wait_write, &StreamConnection::OnReadable);
+      default:  // close_notify, EOF, reset or a TLS error
+        return Abort();
+    }
+  }
+
+  void Wait(tcp::socket::wait_type type, void (StreamConnection::*on_ready)(beast::error_code)) {
+    socket_.async_wait(type, beast::bind_front_handler(on_ready, shared_from_this()));
+  }
+
+  // Finish ends a response whose terminating chunk is out.
+  void Finish() {
+    if (ssl_) {
+      // A close_notify if the socket takes it now: a peer that reads no more
+      // does not get to hold the connection open for it.
+      ERR_clear_error();
+      SSL_shutdown(ssl_.get());
+      ERR_clear_error();
+    }
+    done_ = true;
+    beast::error_code ec;
+    socket_.close(ec);
+  }
+
+  // Abort drops the connection at once: the peer went away, a write failed,
+  // or the writer overflowed its backlog.
+  void Abort() {
+    if (done_) {
+      return;
+    }
+    done_ = true;
+    channel_->Abort();
+    beast::error_code ec;
+    socket_.close(ec);
+  }
+
+  tcp::socket socket_;
+  SslPtr ssl_;  // null for plain HTTP; its BIO refers to socket_
+  HttpServer::Impl& server_;
+  std::shared_ptr<StreamChannel> channel_;
+  HttpServer::Impl::StreamRegistration registration_;
+  std::string out_;  // being written, from out_offset_ on
+  size_t out_offset_ = 0;
+  bool writing_ = false;         // out_ waits for the socket
+  bool last_batch_ = false;      // out_ ends with the terminating chunk
+  bool probe_deferred_ = false;  // input arrived while writing_
+  bool done_ = false;            // the socket is closed
+};
+
 // One connection. `Stream` is a TLS stream, or a plain TCP stream for
-// loopback-only listeners (ServerOptions::tls).
+// loopback-only listeners (ServerOptions::tls). A streamed response moves the
+// connection to a StreamConnection and ends the session.
 template <class Stream>
-class Session final : public std::enable_shared_from_this<Session<Stream>>, public StreamSink {
+class Session final : public std::enable_shared_from_this<Session<Stream>> {
   static constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
   using std::enable_shared_from_this<Session<Stream>>::shared_from_this;
-  using std::enable_shared_from_this<Session<Stream>>::weak_from_this;
 
  public:
   Session(tcp::socket&& socket, HttpServer::Impl& server)
@@ -279,46 +618,9 @@ class Session final : public std::enable_shared_from_this<Session<Stream>>, publ
     }
   }
 
-  ~Session() override {
-    if (channel_) {
-      channel_->Detach();
-      server_.UnregisterStream(registration_);
-    }
-  }
-
   void Run() {
     asio::dispatch(stream_.get_executor(),
                    beast::bind_front_handler(&Session::OnRun, shared_from_this()));
-  }
-
-  void Drain() override {
-    if (aborted_) {
-      return;
-    }
-    if (channel_->aborted()) {
-      return Abort();
-    }
-    if (writing_ || finishing_) {
-      return;  // OnChunks drains again
-    }
-    StreamChannel::Batch batch = channel_->Take();
-    last_batch_ = batch.finish;
-    if (batch.finish) {
-      batch.bytes.append("0\r\n\r\n");
-    }
-    if (batch.bytes.empty()) {
-      return;
-    }
-    out_ = std::move(batch.bytes);
-    writing_ = true;
-    asio::async_write(stream_, asio::buffer(out_),
-                      beast::bind_front_handler(&Session::OnChunks, shared_from_this()));
-  }
-
-  void CloseNow() override {
-    aborted_ = true;
-    channel_->Detach();
-    beast::get_lowest_layer(stream_).close();
   }
 
  private:
@@ -486,101 +788,43 @@ class Session final : public std::enable_shared_from_this<Session<Stream>>, publ
     DoRead();
   }
 
-  // The head of a streamed response, alive while it is written.
-  struct StreamHead {
-    bhttp::response<bhttp::empty_body> message;
-    std::optional<bhttp::response_serializer<bhttp::empty_body>> serializer;
-  };
-
+  // SendStream hands the connection to a StreamConnection, which sends the
+  // head and the chunks. The session then has no operation pending and is
+  // freed, Asio stream and buffers with it.
   void SendStream(http::Response response) {
-    auto start = std::move(response.stream);
-    // The request is answered for good; an idle stream should hold nothing
-    // it no longer needs.
-    request_ = http::Request();
-    parser_.reset();
-    buffer_.clear();
-    buffer_.shrink_to_fit();
-    channel_ = std::make_shared<StreamChannel>(stream_.get_executor(),
-                                               std::weak_ptr<StreamSink>(weak_from_this()),
-                                               opts().max_stream_backlog_bytes);
-    registration_ = server_.RegisterStream(this);
-    auto head = std::make_shared<StreamHead>();
-    head->message.result(static_cast<unsigned>(response.status));
-    head->message.version(11);
+    bhttp::response<bhttp::empty_body> head;
+    head.result(static_cast<unsigned>(response.status));
+    head.version(11);
     for (auto& [k, v] : response.headers) {
-      head->message.set(k, v);
+      head.set(k, v);
     }
-    head->message.erase(bhttp::field::content_length);
-    head->message.chunked(true);
-    head->message.keep_alive(false);
-    head->serializer.emplace(head->message);
-    response_ = head;
-    // Streams have no deadline: a watcher may rightly sit idle for hours, and
-    // the application sends its own heartbeats.
-    beast::get_lowest_layer(stream_).expires_never();
-    writing_ = true;
-    bhttp::async_write_header(
-        stream_, *head->serializer,
-        beast::bind_front_handler(&Session::OnStreamHead, shared_from_this()));
-    if (!response.body.empty()) {
-      channel_->Write(std::move(response.body));
+    head.erase(bhttp::field::content_length);
+    head.chunked(true);
+    head.keep_alive(false);
+    bhttp::fields::writer head_writer(head, head.version(), head.result_int());
+    std::string head_bytes = beast::buffers_to_string(head_writer.get());
+    SslPtr ssl;
+    if constexpr (kTls) {
+      // The request is answered and nothing else is in progress, so Asio has
+      // sent all of OpenSSL's output: the SSL* can change hands. Asio keeps a
+      // reference until its stream goes. Bytes Asio read that OpenSSL has not
+      // can only be ones a streaming client should not send; they are lost,
+      // and the stream ends at the client's next record, as they would have
+      // ended it.
+      SSL* native = stream_.native_handle();
+      SSL_up_ref(native);
+      ssl.reset(native);
     }
-    start(channel_);
-  }
-
-  void OnStreamHead(beast::error_code ec, size_t) {
-    response_.reset();
-    writing_ = false;
-    if (ec || aborted_) {
-      return Abort();
+    // The socket leaves the session's timer behind: streams have no deadline,
+    // as a watcher may rightly sit idle for hours (the application sends its
+    // own heartbeats).
+    auto connection = StreamConnection::Create(std::move(beast::get_lowest_layer(stream_).socket()),
+                                               std::move(ssl), server_);
+    if (!connection.ok()) {
+      COFFER_LOG(kError) << "cannot stream a response: " << connection.status().ToString();
+      return;  // the connection closes with the session
     }
-    // A streaming client sends nothing more, so the socket becoming readable
-    // (EOF, reset, stray bytes) means it is gone. Waiting on the socket rather
-    // than reading keeps the TLS layer out of it: no read buffer while idle,
-    // and no read in progress when the response ends with a close_notify.
-    beast::get_lowest_layer(stream_).socket().async_wait(
-        tcp::socket::wait_read, beast::bind_front_handler(&Session::OnProbe, shared_from_this()));
-    Drain();
-  }
-
-  void OnProbe(beast::error_code) {
-    if (aborted_) {
-      return;
-    }
-    if (finishing_) {
-      return Close();  // the wait was cancelled to end the response cleanly
-    }
-    // End of stream, an error, or bytes a streaming client has no reason to
-    // send: the stream is over either way.
-    Abort();
-  }
-
-  void OnChunks(beast::error_code ec, size_t) {
-    writing_ = false;
-    std::string().swap(out_);
-    channel_->Sent();
-    if (ec) {
-      return Abort();
-    }
-    if (last_batch_) {
-      // The terminating chunk is out. Cancel the pending wait; OnProbe then
-      // closes the connection (with a TLS close_notify).
-      finishing_ = true;
-      beast::get_lowest_layer(stream_).cancel();
-      return;
-    }
-    Drain();
-  }
-
-  // Abort drops the connection at once; pending operations complete with
-  // errors and release the session.
-  void Abort() {
-    if (aborted_) {
-      return;
-    }
-    aborted_ = true;
-    channel_->Abort();
-    beast::get_lowest_layer(stream_).close();
+    (*connection)->Start(std::move(head_bytes), std::move(response.body), response.stream);
   }
 
   void Close() {
@@ -603,14 +847,6 @@ class Session final : public std::enable_shared_from_this<Session<Stream>>, publ
   std::string tls_version_;
   bool keep_alive_ = true;
   bool close_after_write_ = false;
-  // Set once the response is streamed.
-  std::shared_ptr<StreamChannel> channel_;
-  HttpServer::Impl::StreamRegistration registration_;
-  std::string out_;  // chunks being written
-  bool writing_ = false;
-  bool last_batch_ = false;  // out_ ends with the terminating chunk
-  bool finishing_ = false;
-  bool aborted_ = false;
 };
 
 }  // namespace
@@ -643,9 +879,9 @@ Status HttpServer::Impl::Init() {
                        asio::ssl::context::no_tlsv1_1 | asio::ssl::context::single_dh_use);
   // SECURITY: TLS 1.2 is the floor, as for Key Vault itself.
   SSL_CTX_set_min_proto_version(ssl_ctx_.native_handle(), TLS1_2_VERSION);
-  // Asio already sets SSL_MODE_RELEASE_BUFFERS on each connection, so idle
-  // streams hold no OpenSSL record buffers. What remains per TLS connection is
-  // mostly Asio's own (2 x 17 KiB in ssl::stream plus a 2 x 17 KiB BIO pair).
+  // Asio sets SSL_MODE_RELEASE_BUFFERS on each connection, so idle streams
+  // hold no OpenSSL record buffers; they hold no Asio buffers either
+  // (StreamConnection).
   ssl_ctx_.use_certificate_chain(asio::buffer(options_.certificate_chain_pem), ec);
   if (ec) {
     return InvalidArgumentError("cannot load TLS certificate chain: " + ec.message());

@@ -11,6 +11,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <mutex>
@@ -27,11 +28,13 @@
 #include <gtest/gtest.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
 #include "net/http_client.h"
 
+#include <netinet/in.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -454,6 +457,177 @@ TEST_P(HttpStreamTest, StopClosesOpenStreams) {
     EXPECT_FALSE(writer->Write("after destruction"));
     writer->Close();
   }
+}
+
+// Pattern makes `size` bytes that differ with `seed`, so that a lost, repeated
+// or reordered piece cannot go unnoticed.
+std::string Pattern(size_t seed, size_t size) {
+  std::string out(size, '\0');
+  for (size_t i = 0; i < size; ++i) {
+    out[i] = static_cast<char>('a' + (seed * 7 + i) % 26);
+  }
+  return out;
+}
+
+// ShrinkServerSendBuffers gives the server's connections on `port` (the
+// server runs in this process) a small send buffer, so that a reader that
+// falls behind soon fills it: on loopback the kernel would buffer megabytes,
+// more than a stream's backlog limit. Returns how many it found.
+int ShrinkServerSendBuffers(uint16_t port) {
+  int shrunk = 0;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd", ec)) {
+    int fd = std::atoi(entry.path().filename().c_str());
+    sockaddr_in local{};
+    sockaddr_in peer{};
+    socklen_t local_size = sizeof(local);
+    socklen_t peer_size = sizeof(peer);
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_size) != 0 ||
+        local.sin_family != AF_INET || ntohs(local.sin_port) != port ||
+        getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peer_size) != 0) {
+      continue;  // not a connection accepted on `port`
+    }
+    int size = 8 * 1024;
+    if (setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size)) == 0) {
+      ++shrunk;
+    }
+  }
+  return shrunk;
+}
+
+TEST_P(HttpStreamTest, LargeChunksReachASlowReaderWhole) {
+  // The reader sits on its first piece until every chunk is queued: the
+  // server's socket fills, and the rest goes out piecemeal as the reader
+  // catches up (partial writes, and for TLS OpenSSL's WANT_WRITE retries).
+  std::mutex mu;
+  std::condition_variable cv;
+  bool go = false;
+  std::string data;
+  std::optional<StatusOr<http::Response>> result;
+  std::thread reader([&] {
+    auto r = StreamRequest(Get("/stream?first=start;"), [&](std::string_view piece) {
+      std::unique_lock<std::mutex> lock(mu);
+      cv.wait(lock, [&] { return go; });
+      data.append(piece);
+      return true;
+    });
+    std::lock_guard<std::mutex> lock(mu);
+    result.emplace(std::move(r));
+  });
+  auto writers = hub_.Wait(1);
+  std::string expected = "start;";
+  if (writers.size() == 1) {
+    EXPECT_EQ(ShrinkServerSendBuffers(server_->port()), 1);
+    for (size_t i = 0; i < 300; ++i) {
+      // Mostly small events, a 300 KB one in the middle and a few of 20 KB.
+      size_t size = i == 150 ? 300 * 1024 : i % 50 == 0 ? 20 * 1024 : 1 + i % 100;
+      std::string chunk = Pattern(i, size);
+      expected += chunk;
+      EXPECT_TRUE(writers[0]->Write(std::move(chunk))) << i;
+    }
+    writers[0]->Close();
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    go = true;
+  }
+  cv.notify_all();
+  reader.join();
+  ASSERT_EQ(writers.size(), 1u);
+  ASSERT_TRUE(result.has_value());
+  ASSERT_TRUE(result->ok()) << result->status().ToString();
+  EXPECT_EQ(data.size(), expected.size());
+  EXPECT_TRUE(data == expected);  // not EXPECT_EQ: a mismatch would print 700 KB
+}
+
+// TlsClient is a bare TLS client that sends a GET, for what the real client
+// never does. Every read gives up after 20 seconds.
+class TlsClient {
+ public:
+  TlsClient(uint16_t port, const std::string& target)
+      : ctx_(asio::ssl::context::tls_client), stream_(ioc_, ctx_) {
+    ctx_.set_verify_mode(asio::ssl::verify_none);  // the server's identity is not under test
+    boost::system::error_code ec;
+    stream_.lowest_layer().connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port), ec);
+    if (!ec) {
+      stream_.handshake(asio::ssl::stream_base::client, ec);
+    }
+    if (!ec) {
+      Send("GET " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", ec);
+    }
+    EXPECT_FALSE(ec) << ec.message();
+  }
+
+  void Send(const std::string& bytes, boost::system::error_code& ec) {
+    asio::write(stream_, asio::buffer(bytes), ec);
+  }
+  // ReadUntil reads until `want` has arrived; false on an error or timeout.
+  bool ReadUntil(const std::string& want) {
+    bool done = false;
+    boost::system::error_code result;
+    asio::async_read_until(stream_, asio::dynamic_buffer(data_), want,
+                           [&](boost::system::error_code ec, size_t) {
+                             result = ec;
+                             done = true;
+                           });
+    ioc_.restart();
+    ioc_.run_for(seconds(20));
+    if (!done) {
+      stream_.lowest_layer().close();
+      ioc_.restart();
+      ioc_.run();
+    }
+    return done && !result;
+  }
+  SSL* native_handle() { return stream_.native_handle(); }
+  // KeyUpdate sends a TLS 1.3 KeyUpdate that asks the server for one too.
+  bool KeyUpdate() {
+    if (SSL_version(native_handle()) != TLS1_3_VERSION ||
+        SSL_key_update(native_handle(), SSL_KEY_UPDATE_REQUESTED) != 1) {
+      return false;
+    }
+    boost::system::error_code ec;
+    stream_.handshake(asio::ssl::stream_base::client, ec);  // sends it now
+    return !ec;
+  }
+
+ private:
+  asio::io_context ioc_;
+  asio::ssl::context ctx_;
+  asio::ssl::stream<tcp::socket> stream_;
+  std::string data_;
+};
+
+TEST(HttpStreamTlsTest, KeyUpdateKeepsTheStreamAndStrayDataEndsIt) {
+  StreamHub hub;
+  PemPair pem = SelfSigned();
+  auto server = StartServer(true, pem, hub);
+  ASSERT_NE(server, nullptr);
+  TlsClient client(server->port(), "/stream?first=hello");
+  auto writers = hub.Wait(1);
+  ASSERT_EQ(writers.size(), 1u);
+  ASSERT_TRUE(client.ReadUntil("hello"));
+  // A KeyUpdate is input that is not data: the stream goes on, under new keys
+  // both ways (the server answers with its own).
+  ASSERT_TRUE(client.KeyUpdate());
+  EXPECT_TRUE(writers[0]->Write("after-update"));
+  EXPECT_TRUE(client.ReadUntil("after-update"));
+  EXPECT_FALSE(writers[0]->closed());
+  // Again while the server waits to write a large chunk the client does not
+  // read yet: the server takes the KeyUpdate once the chunk is out.
+  EXPECT_EQ(ShrinkServerSendBuffers(server->port()), 1);
+  EXPECT_TRUE(writers[0]->Write(Pattern(1, 300 * 1024) + "end-of-large"));
+  ASSERT_TRUE(client.KeyUpdate());
+  EXPECT_TRUE(client.ReadUntil("end-of-large"));
+  EXPECT_TRUE(writers[0]->Write("after-second-update"));
+  EXPECT_TRUE(client.ReadUntil("after-second-update"));
+  EXPECT_FALSE(writers[0]->closed());
+  // Data from a streaming client is not expected: the stream ends.
+  boost::system::error_code ec;
+  client.Send("stray", ec);
+  EXPECT_FALSE(ec) << ec.message();
+  EXPECT_TRUE(Eventually([&] { return writers[0]->closed(); }));
+  EXPECT_FALSE(writers[0]->Write("late"));
 }
 
 // RawClient is a plain-HTTP client that sends a GET and reads only when told.
