@@ -16,7 +16,7 @@
 #   8. SET -> watch stream: the time from a SET's response to its event on an
 #      open watch stream;
 #   9. 2,000 idle watch streams: the server's resident memory before and after.
-# Usage: bench/run.sh [--threads N] [--duration S] [--secrets N]
+# Usage: bench/run.sh [--threads N] [--duration S] [--secrets N] [--steps 1,2,...]
 # Needs: wrk, nginx-light (installed if missing). Uses loopback only and
 # stops every process it started.
 set -euo pipefail
@@ -25,8 +25,10 @@ cd "$(dirname "$0")/.."
 threads=2
 duration=10
 secrets=100000
+steps=1,2,3,4,5,6,7,8,9
 while (($#)); do
   case $1 in
+    --steps) steps=$2; shift 2 ;;
     --threads) threads=$2; shift 2 ;;
     --duration) duration=$2; shift 2 ;;
     --secrets) secrets=$2; shift 2 ;;
@@ -76,13 +78,24 @@ export TOKEN
 vault="https://dev.vault.localhost:$port"
 auth=(-H "Authorization: Bearer $TOKEN")
 
-echo "== machine: $(nproc) cores; server threads: $threads; wrk duration ${duration}s"
-
-# 1. GET: Coffer vs nginx with the same response bytes.
+echo "== machine: $(nproc) cores; server threads: $threads; wrk duration ${duration}s; steps $steps"
+want() { [[ ",$steps," == *",$1,"* ]]; }
+path="/secrets/bench-get/?api-version=7.5"
 curl -sf --cacert "$ca" "${auth[@]}" -X PUT -H 'Content-Type: application/json' \
   -d '{"value":"s3cr3t-value-for-the-benchmark","contentType":"text/plain","tags":{"env":"bench"}}' \
   "$vault/secrets/bench-get?api-version=7.5" >/dev/null
-path="/secrets/bench-get/?api-version=7.5"
+run_get() {  # label url
+  wrk -t2 -c32 -d"${duration}s" --latency "${auth[@]}" "$2" >"$work/$1.txt"
+  local rps p50 p99
+  rps=$(awk '/Requests\/sec/ {print $2}' "$work/$1.txt")
+  p50=$(awk '$1=="50%" {print $2}' "$work/$1.txt")
+  p99=$(awk '$1=="99%" {print $2}' "$work/$1.txt")
+  echo "$1: $rps req/s, p50 $p50, p99 $p99"
+  eval "${1}_rps=$rps"
+}
+
+# 1. GET: Coffer vs nginx with the same response bytes.
+if want 1 || want 5; then
 mkdir -p "$work/ngx/html/secrets/bench-get"
 curl -sf --cacert "$ca" "${auth[@]}" "$vault$path" >"$work/ngx/html/secrets/bench-get/index.json"
 cat "$work/data/tls/server.pem" "$work/data/tls/ca.pem" >"$work/ngx/chain.pem"
@@ -112,29 +125,24 @@ coffer_bytes=$(curl -sf --cacert "$ca" "${auth[@]}" "$vault$path" | wc -c)
 nginx_bytes=$(curl -sf --cacert "$ca" "${auth[@]}" "https://dev.vault.localhost:$ngx_port$path" | wc -c)
 echo "response body bytes: coffer $coffer_bytes, nginx $nginx_bytes"
 
-run_get() {  # label url
-  wrk -t2 -c32 -d"${duration}s" --latency "${auth[@]}" "$2" >"$work/$1.txt"
-  local rps p50 p99
-  rps=$(awk '/Requests\/sec/ {print $2}' "$work/$1.txt")
-  p50=$(awk '$1=="50%" {print $2}' "$work/$1.txt")
-  p99=$(awk '$1=="99%" {print $2}' "$work/$1.txt")
-  echo "$1: $rps req/s, p50 $p50, p99 $p99"
-  eval "${1}_rps=$rps"
-}
 run_get nginx_get "https://dev.vault.localhost:$ngx_port$path"
 ticks_before=$(cpu_ticks)
 run_get coffer_get "$vault$path"
 ticks_after=$(cpu_ticks)
 coffer_get_requests=$(awk '/requests in/ {print $1}' "$work/coffer_get.txt")
 python3 -c "print('GET ratio coffer/nginx: %.2f (target >= 0.70)' % ($coffer_get_rps/$nginx_get_rps))"
+fi
 
 # 2. Durable SET, 32 concurrent clients, a new secret per request.
+if want 2; then
 wrk -t2 -c32 -d"${duration}s" --latency -s bench/put_unique.lua "$vault" >"$work/set.txt"
 echo "durable SET: $(awk '/Requests\/sec/ {print $2}' "$work/set.txt") writes/s" \
   "(p50 $(awk '$1=="50%" {print $2}' "$work/set.txt"), p99 $(awk '$1=="99%" {print $2}' "$work/set.txt"));" \
   "$(grep non-200 "$work/set.txt") (target >= 2000/s)"
+fi
 
 # 3. Listing one page among $secrets secrets.
+if want 3; then
 have=$(sqlite3 "$work/data/coffer.db" "SELECT count(*) FROM secrets WHERE vault_key='dev'")
 need=$((secrets - have))
 if ((need > 0)); then
@@ -152,16 +160,20 @@ for conns in 1 4; do
       "p50 $(awk '$1=="50%" {print $2}' "$work/list.txt"), p99 $(awk '$1=="99%" {print $2}' "$work/list.txt") (target p99 < 5ms)"
   done
 done
+fi
 
 # 4. Token issuance (client credentials), 16 concurrent clients.
+if want 4; then
 SCOPE="https://vault.localhost:$port/.default" wrk -t2 -c16 -d"${duration}s" --latency \
   -s bench/token.lua "https://localhost:$port/$AZURE_TENANT_ID/oauth2/v2.0/token" >"$work/token.txt"
 echo "token issuance: $(awk '/Requests\/sec/ {print $2}' "$work/token.txt") tokens/s" \
   "(p50 $(awk '$1=="50%" {print $2}' "$work/token.txt"), p99 $(awk '$1=="99%" {print $2}' "$work/token.txt"));" \
   "$(grep non-200 "$work/token.txt") (target >= 1500/s)"
+fi
 
 # 5. Token validation on the GET path: its CPU cost per request (measured with
 # the server's own classes) as a share of the server's CPU time per GET in run 1.
+if want 5; then
 ./build/bench/token_validation_bench --threads "$threads" --seconds 3 | tee "$work/validation.txt"
 cached_ns=$(sed -E 's/.*cached ([0-9]+) ns.*/\1/' "$work/validation.txt")
 python3 - "$ticks_before" "$ticks_after" "$coffer_get_requests" "$cached_ns" "$(getconf CLK_TCK)" <<'PY'
@@ -171,8 +183,10 @@ per_get = (after - before) / hz / requests * 1e9
 print("server CPU per GET: %.0f ns; token validation (cached): %.0f ns = %.2f%% of a GET "
       "(target <= 5%%)" % (per_get, cached, 100 * cached / per_get))
 PY
+fi
 
 # 6. Authorization with 1,000 role assignments in the tenant.
+if want 6; then
 ./build/bench/authz_bench --benchmark_repetitions=10 --benchmark_report_aggregates_only=true \
   --benchmark_min_time=0.2 2>/dev/null | awk '/_median/ {printf "decision %s: %s %s (median of 10; target p50 < 2 us)\n", $1, $2, $3}'
 curl -sf --cacert "$ca" -X PUT -H "Authorization: Bearer $(curl -sf --cacert "$ca" \
@@ -217,26 +231,34 @@ print("GET on an RBAC vault, with/without 1,000 assignments: throughput per pair
 print("  server CPU per GET without / with: %.0f / %.0f ns (with/without %.3f)"
       % (sum(cpu_a) / 3, sum(cpu_b) / 3, sum(cpu_b) / sum(cpu_a)))
 PY
+fi
 
-# 7. Audit on (this server) vs off (a second server with --audit off), alternated.
-port_off=$(free_port)
-./build/coffer server --dev --audit off --data-dir "$work/data-off" --port "$port_off" \
-  --io-threads "$threads" --log-level warning >"$work/coffer-off.out" 2>"$work/coffer-off.err" &
-pids+=($!)
-off_pid=$!
-for _ in $(seq 100); do
-  curl -sf --cacert "$work/data-off/tls/ca.pem" "https://localhost:$port_off/healthz" >/dev/null && break
-  sleep 0.1
-done
-off_token=$(set -a; source "$work/data-off/dev.env"; curl -sf --cacert "$REQUESTS_CA_BUNDLE" \
-  -d "grant_type=client_credentials&client_id=$AZURE_CLIENT_ID&client_secret=$AZURE_CLIENT_SECRET&scope=https://vault.localhost:$port_off/.default" \
-  "https://localhost:$port_off/$AZURE_TENANT_ID/oauth2/v2.0/token" |
-  python3 -c 'import sys,json; print(json.load(sys.stdin)["access_token"])')
-off_vault="https://dev.vault.localhost:$port_off"
-curl -sf --cacert "$work/data-off/tls/ca.pem" -H "Authorization: Bearer $off_token" -X PUT \
-  -H 'Content-Type: application/json' \
-  -d '{"value":"s3cr3t-value-for-the-benchmark","contentType":"text/plain","tags":{"env":"bench"}}' \
-  "$off_vault/secrets/bench-get?api-version=7.5" >/dev/null
+# 7. Audit on vs off: two fresh servers, alike but for --audit, alternated.
+if want 7; then
+fresh_server() {  # name audit: starts it; sets <name>_pid, <name>_token, <name>_vault
+  local p t
+  p=$(free_port)
+  ./build/coffer server --dev --audit "$2" --data-dir "$work/data-$1" --port "$p" \
+    --io-threads "$threads" --log-level warning >"$work/coffer-$1.out" 2>"$work/coffer-$1.err" &
+  pids+=($!)
+  eval "${1}_pid=$!"
+  for _ in $(seq 100); do
+    curl -sf --cacert "$work/data-$1/tls/ca.pem" "https://localhost:$p/healthz" >/dev/null && break
+    sleep 0.1
+  done
+  t=$(set -a; source "$work/data-$1/dev.env"; curl -sf --cacert "$REQUESTS_CA_BUNDLE" \
+    -d "grant_type=client_credentials&client_id=$AZURE_CLIENT_ID&client_secret=$AZURE_CLIENT_SECRET&scope=https://vault.localhost:$p/.default" \
+    "https://localhost:$p/$AZURE_TENANT_ID/oauth2/v2.0/token" |
+    python3 -c 'import sys,json; print(json.load(sys.stdin)["access_token"])')
+  eval "${1}_token=$t"
+  eval "${1}_vault=https://dev.vault.localhost:$p"
+  curl -sf --cacert "$work/data-$1/tls/ca.pem" -H "Authorization: Bearer $t" -X PUT \
+    -H 'Content-Type: application/json' \
+    -d '{"value":"s3cr3t-value-for-the-benchmark","contentType":"text/plain","tags":{"env":"bench"}}' \
+    "https://dev.vault.localhost:$p/secrets/bench-get?api-version=7.5" >/dev/null
+}
+fresh_server on on
+fresh_server off off
 cpu_of() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 get_on_off() {  # label pid token url: wrk with that token, plus the server's CPU ns per GET
   local before after
@@ -252,7 +274,7 @@ get_on_off() {  # label pid token url: wrk with that token, plus the server's CP
 for pair in 1 2 3; do
   get_on_off "audit_off$pair" "$off_pid" "$off_token" "$off_vault$path"
   sleep 2
-  get_on_off "audit_on$pair" "$coffer_pid" "$TOKEN" "$vault$path"
+  get_on_off "audit_on$pair" "$on_pid" "$on_token" "$on_vault$path"
   sleep 2
 done
 python3 - "$audit_off1_rps" "$audit_on1_rps" "$audit_off2_rps" "$audit_on2_rps" \
@@ -266,11 +288,15 @@ print("GET with audit on / off: throughput per pair %s, overall %.3f (target >= 
 print("  server CPU per GET off / on: %.0f / %.0f ns (on/off %.3f)"
       % (sum(cpu_off) / 3, sum(cpu_on) / 3, sum(cpu_on) / sum(cpu_off)))
 PY
-lines=$(cat "$work"/data/audit/*.jsonl | wc -l)
-echo "audit log after the run: $lines lines; $(./build/coffer audit verify --data-dir "$work/data" | tail -1)"
+echo "audit log of the audited server: $(./build/coffer audit verify --data-dir "$work/data-on" | tail -1)"
+fi
 
 # 8. SET -> watch event latency (1,000 sequential SETs).
+if want 8; then
 python3 bench/watch.py latency 1000
+fi
 
 # 9. 2,000 idle watch streams.
+if want 9; then
 python3 bench/watch.py idle 2000 "$coffer_pid"
+fi

@@ -89,7 +89,9 @@ def latency(n):
     headers = {"Authorization": "Bearer " + os.environ["TOKEN"],
                "Content-Type": "application/json"}
     acked = {}
+    sent = {}
     for i in range(n):
+        t0 = time.perf_counter()
         conn.request("PUT", "/secrets/watch-latency?api-version=7.5",
                      json.dumps({"value": "v%d" % i}), headers)
         r = conn.getresponse()
@@ -97,7 +99,9 @@ def latency(n):
         t = time.perf_counter()
         if r.status != 200:
             sys.exit("SET failed: %d %s" % (r.status, body[:200]))
-        acked[json.loads(body)["id"].rsplit("/", 1)[1]] = t
+        version = json.loads(body)["id"].rsplit("/", 1)[1]
+        acked[version] = t
+        sent[version] = t0
     deadline = time.time() + 10
     while len([v for v in acked if v in arrived]) < n and time.time() < deadline:
         time.sleep(0.01)
@@ -105,9 +109,13 @@ def latency(n):
     # An event may arrive before the client has read the SET's response; that
     # counts as zero.
     lat = [max(0.0, arrived[v] - acked[v]) * 1000 for v in acked if v in arrived]
+    # And from the moment the SET was sent, which includes the write itself.
+    whole = [(arrived[v] - sent[v]) * 1000 for v in acked if v in arrived]
     print("SET -> watch event over %d SETs: p50 %.2f ms, p99 %.2f ms, max %.2f ms, missing %d "
           "(target p99 < 50 ms)" % (n, percentile(lat, 50), percentile(lat, 99), max(lat),
                                     len(missing)))
+    print("  from the SET being sent to its event: p50 %.2f ms, p99 %.2f ms"
+          % (percentile(whole, 50), percentile(whole, 99)))
     stream.close()
 
 

@@ -257,11 +257,11 @@ Status Log::Recover() {
 }
 
 void Log::Append(Entry entry) {
-  (void)Enqueue(std::move(entry), false);
+  (void)Enqueue(entry, false);
 }
 
 Status Log::AppendDurable(Entry entry) {
-  uint64_t ticket = Enqueue(std::move(entry), true);
+  uint64_t ticket = Enqueue(entry, true);
   if (ticket == 0) {
     return FailedPreconditionError("audit log is closed");
   }
@@ -274,9 +274,15 @@ Status Log::AppendDurable(Entry entry) {
                            : write_error_;
 }
 
-uint64_t Log::Enqueue(Entry&& entry, bool durable) {
+uint64_t Log::Enqueue(const Entry& entry, bool durable) {
+  std::string body;
+  body.reserve(1024);
   if (entry.time_us == 0) {
-    entry.time_us = NowUs();
+    Entry stamped = entry;
+    stamped.time_us = NowUs();
+    AppendRecordBody(body, stamped);
+  } else {
+    AppendRecordBody(body, entry);
   }
   std::unique_lock lock(mu_);
   while (queue_.size() >= options_.max_queued && !closing_) {
@@ -294,7 +300,7 @@ uint64_t Log::Enqueue(Entry&& entry, bool durable) {
   if (queue_.empty()) {
     first_queued_at_ = SteadyClock::now();
   }
-  queue_.push_back(std::move(entry));
+  queue_.push_back(std::move(body));
   uint64_t ticket = ++enqueued_;
   if (durable) {
     sync_wanted_ = ticket;
@@ -344,7 +350,7 @@ void Log::Run() {
     return now >= retry_after_ && (sync_wanted_ > written_ || queue_.size() >= WakeBatch() ||
                                    now >= first_queued_at_ + flush_interval);
   };
-  std::vector<Entry> batch;
+  std::vector<std::string> batch;
   std::unique_lock lock(mu_);
   while (true) {
     if (batch_due(SteadyClock::now())) {
@@ -374,7 +380,7 @@ void Log::Run() {
         write_error_ = s;
         retry_after_ = SteadyClock::now() + kRetryDelay;
         batch.erase(batch.begin(), batch.begin() + static_cast<ptrdiff_t>(committed));
-        for (Entry& e : queue_) {
+        for (std::string& e : queue_) {
           batch.push_back(std::move(e));
         }
         queue_.swap(batch);
@@ -422,7 +428,7 @@ void Log::Run() {
   done_cv_.notify_all();
 }
 
-Status Log::WriteBatch(std::vector<Entry>& batch, bool sync, size_t* committed) {
+Status Log::WriteBatch(std::vector<std::string>& batch, bool sync, size_t* committed) {
   *committed = 0;
   ChainState saved = SaveChain();
   if (AgeExceeded()) {
@@ -434,7 +440,7 @@ Status Log::WriteBatch(std::vector<Entry>& batch, bool sync, size_t* committed) 
     saved = SaveChain();
   }
   for (size_t i = 0; i < batch.size(); ++i) {
-    FormatRecord(batch[i]);
+    FormatBody(batch[i]);
     uint64_t in_file = file_bytes_ + buffer_.size();
     if (in_file > 0 && in_file + line_.size() + 1 + kCheckpointReserve > options_.max_file_bytes) {
       Status s = Rotate();
@@ -444,7 +450,7 @@ Status Log::WriteBatch(std::vector<Entry>& batch, bool sync, size_t* committed) 
       }
       saved = SaveChain();
       *committed = i;
-      FormatRecord(batch[i]);  // again, with the seq and prev after the checkpoint
+      FormatBody(batch[i]);  // again, with the seq and prev after the checkpoint
     }
     CommitRecord();
     if (since_checkpoint_ >= options_.checkpoint_every) {
@@ -503,6 +509,11 @@ Status Log::Maintain(bool sync) {
 void Log::FormatRecord(const Entry& entry) {
   line_.clear();
   AppendRecordLine(line_, entry, next_seq_, last_hash_);
+}
+
+void Log::FormatBody(std::string_view body) {
+  line_.assign(body);
+  AppendChainSuffix(line_, next_seq_, last_hash_);
 }
 
 void Log::CommitLine() {

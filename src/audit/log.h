@@ -89,7 +89,7 @@ class Log {
   Status LoadOrCreateKey();
   Status Recover();
   // Returns the record's ticket, or 0 once closing.
-  uint64_t Enqueue(Entry&& entry, bool durable);
+  uint64_t Enqueue(const Entry& entry, bool durable);
   void Run();
 
   // The rest runs on the writer thread (or in Open before it starts and in
@@ -98,14 +98,15 @@ class Log {
   //
   // WriteBatch writes `batch`; on failure *committed counts the entries that
   // reached the file (a rotation part-way through) and need no retry.
-  Status WriteBatch(std::vector<Entry>& batch, bool sync, size_t* committed);
+  Status WriteBatch(std::vector<std::string>& batch, bool sync, size_t* committed);
   // Maintain does what falls due with time: age rotation, the checkpoint
   // interval, retention.
   Status Maintain(bool sync);
   ChainState SaveChain() const;
   void RestoreChain(const ChainState& state);
-  void FormatRecord(const Entry& entry);  // into line_, as seq next_seq_
-  void CommitLine();                      // line_ into buffer_
+  void FormatRecord(const Entry& entry);   // into line_, as seq next_seq_
+  void FormatBody(std::string_view body);  // likewise, from AppendRecordBody's output
+  void CommitLine();                       // line_ into buffer_
   void CommitRecord();
   void AddCheckpoint();
   // FlushBuffer writes buffer_ (one write(2)), fdatasyncs if `sync`, then
@@ -135,7 +136,9 @@ class Log {
   std::mutex mu_;
   std::condition_variable work_cv_;  // wakes the writer
   std::condition_variable done_cv_;  // wakes AppendDurable and blocked Append
-  std::vector<Entry> queue_;
+  // Record bodies (AppendRecordBody), formatted by the appending thread so
+  // that the writer only chains, hashes and writes them.
+  std::vector<std::string> queue_;
   std::chrono::steady_clock::time_point first_queued_at_;
   std::chrono::steady_clock::time_point retry_after_;
   // Tickets number the records in queue order: queue_ holds written_ + 1 ..

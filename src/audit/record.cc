@@ -172,6 +172,19 @@ constexpr std::pair<int, std::string_view> kReasonPhrases[] = {
 }  // namespace
 
 void AppendRecordLine(std::string& out, const Entry& e, uint64_t seq, std::string_view prev) {
+  AppendRecordBody(out, e);
+  AppendChainSuffix(out, seq, prev);
+}
+
+void AppendChainSuffix(std::string& out, uint64_t seq, std::string_view prev) {
+  out += ",\"seq\":";
+  AppendUint(out, seq);
+  out += ",\"prev\":\"";
+  out += prev;
+  out += "\"}";
+}
+
+void AppendRecordBody(std::string& out, const Entry& e) {
   out += "{\"time\":\"";
   AppendTime(out, e.time_us);
   out += '"';
@@ -234,11 +247,7 @@ void AppendRecordLine(std::string& out, const Entry& e, uint64_t seq, std::strin
     out += ':';
     AppendJsonString(out, value);
   }
-  out += "},\"seq\":";
-  AppendUint(out, seq);
-  out += ",\"prev\":\"";
-  out += prev;
-  out += "\"}";
+  out += '}';
 }
 
 void AppendCheckpointLine(std::string& out, int64_t time_us, uint64_t seq, std::string_view prev,

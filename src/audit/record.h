@@ -53,6 +53,11 @@ inline constexpr std::string_view kGenesisHash =
 // (control characters, quotes, backslashes; invalid UTF-8 becomes U+FFFD), so
 // no value can end the line or break out of its field. Thread-safe.
 void AppendRecordLine(std::string& out, const Entry& entry, uint64_t seq, std::string_view prev);
+// The same line in two parts: the body (every field but the chain's, an
+// unterminated object), which a caller can format on its own thread, and the
+// chain suffix the writer adds in order.
+void AppendRecordBody(std::string& out, const Entry& entry);
+void AppendChainSuffix(std::string& out, uint64_t seq, std::string_view prev);
 
 // AppendCheckpointLine appends a checkpoint line covering record `seq - 1`,
 // whose hash is `prev` (docs/audit.md), without a trailing newline.
