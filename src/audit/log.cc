@@ -24,6 +24,8 @@ constexpr auto kRetryDelay = std::chrono::seconds(1);
 // How often an idle writer looks at the Clock for checkpoints, age rotation
 // and retention.
 constexpr auto kIdlePoll = std::chrono::seconds(1);
+// Bodies kept for reuse (about 1 KiB each).
+constexpr size_t kMaxSpare = 4096;
 // Room left in a file for its closing checkpoint line.
 constexpr uint64_t kCheckpointReserve = 512;
 constexpr int64_t kRetentionCheckSeconds = 3600;
@@ -275,8 +277,8 @@ Status Log::AppendDurable(Entry entry) {
 }
 
 uint64_t Log::Enqueue(const Entry& entry, bool durable) {
-  std::string body;
-  body.reserve(1024);
+  thread_local std::string body;
+  body.clear();
   if (entry.time_us == 0) {
     Entry stamped = entry;
     stamped.time_us = NowUs();
@@ -300,7 +302,13 @@ uint64_t Log::Enqueue(const Entry& entry, bool durable) {
   if (queue_.empty()) {
     first_queued_at_ = SteadyClock::now();
   }
-  queue_.push_back(std::move(body));
+  std::string slot;
+  if (!spare_.empty()) {
+    slot = std::move(spare_.back());
+    spare_.pop_back();
+  }
+  slot.assign(body);
+  queue_.push_back(std::move(slot));
   uint64_t ticket = ++enqueued_;
   if (durable) {
     sync_wanted_ = ticket;
@@ -369,6 +377,13 @@ void Log::Run() {
           synced_ = end;
         }
         write_error_ = OkStatus();
+        for (std::string& b : batch) {
+          if (spare_.size() >= kMaxSpare) {
+            break;
+          }
+          b.clear();
+          spare_.push_back(std::move(b));
+        }
         batch.clear();
       } else {
         COFFER_LOG(kError) << "audit: writing " << (batch.size() - committed)

@@ -139,6 +139,9 @@ class Log {
   // Record bodies (AppendRecordBody), formatted by the appending thread so
   // that the writer only chains, hashes and writes them.
   std::vector<std::string> queue_;
+  // Written bodies, cleared, for Enqueue to reuse: the buffers stay with the
+  // log instead of being allocated on one thread and freed on another.
+  std::vector<std::string> spare_;
   std::chrono::steady_clock::time_point first_queued_at_;
   std::chrono::steady_clock::time_point retry_after_;
   // Tickets number the records in queue order: queue_ holds written_ + 1 ..
