@@ -258,12 +258,41 @@ Status Log::Recover() {
   return OkStatus();
 }
 
-void Log::Append(Entry entry) {
-  (void)Enqueue(entry, false);
+namespace {
+// The body being appended, formatted on the appending thread.
+thread_local std::string t_body;
+}  // namespace
+
+template <class E>
+uint64_t Log::FormatAndEnqueue(const E& entry, bool durable) {
+  t_body.clear();
+  if (entry.time_us == 0) {
+    E stamped = entry;
+    stamped.time_us = NowUs();
+    AppendRecordBody(t_body, stamped);
+  } else {
+    AppendRecordBody(t_body, entry);
+  }
+  return Enqueue(t_body, durable, entry.operation_name);
 }
 
-Status Log::AppendDurable(Entry entry) {
-  uint64_t ticket = Enqueue(entry, true);
+void Log::Append(const Entry& entry) {
+  (void)FormatAndEnqueue(entry, false);
+}
+
+void Log::Append(const EntryView& entry) {
+  (void)FormatAndEnqueue(entry, false);
+}
+
+Status Log::AppendDurable(const Entry& entry) {
+  return WaitFor(FormatAndEnqueue(entry, true));
+}
+
+Status Log::AppendDurable(const EntryView& entry) {
+  return WaitFor(FormatAndEnqueue(entry, true));
+}
+
+Status Log::WaitFor(uint64_t ticket) {
   if (ticket == 0) {
     return FailedPreconditionError("audit log is closed");
   }
@@ -276,16 +305,7 @@ Status Log::AppendDurable(Entry entry) {
                            : write_error_;
 }
 
-uint64_t Log::Enqueue(const Entry& entry, bool durable) {
-  thread_local std::string body;
-  body.clear();
-  if (entry.time_us == 0) {
-    Entry stamped = entry;
-    stamped.time_us = NowUs();
-    AppendRecordBody(body, stamped);
-  } else {
-    AppendRecordBody(body, entry);
-  }
+uint64_t Log::Enqueue(const std::string& body, bool durable, std::string_view operation) {
   std::unique_lock lock(mu_);
   while (queue_.size() >= options_.max_queued && !closing_) {
     // SECURITY: an audit record is never dropped to keep up; the caller
@@ -295,8 +315,7 @@ uint64_t Log::Enqueue(const Entry& entry, bool durable) {
   }
   if (closing_) {
     lock.unlock();
-    COFFER_LOG(kError) << "audit: " << entry.operation_name
-                       << " record appended after Close() was discarded";
+    COFFER_LOG(kError) << "audit: " << operation << " record appended after Close() was discarded";
     return 0;
   }
   if (queue_.empty()) {

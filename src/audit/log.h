@@ -8,6 +8,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -66,13 +67,16 @@ class Log {
   // max_queued records wait (a writer that cannot keep up, or a failing
   // disk): records are never dropped. After Close() the record is reported
   // to the error log and discarded.
-  void Append(Entry entry);
+  void Append(const Entry& entry);
+  // The same for borrowed fields (formatted before it returns).
+  void Append(const EntryView& entry);
   // AppendDurable queues a record and returns once it and every record
   // before it are written and fdatasync'ed. For writes: acknowledge a change
   // only after this returns OK. Concurrent callers share one write and one
   // fdatasync. kUnavailable if the write failed (the record stays queued and
   // is retried); kFailedPrecondition after Close().
-  Status AppendDurable(Entry entry);
+  Status AppendDurable(const Entry& entry);
+  Status AppendDurable(const EntryView& entry);
   // Close writes everything queued and a final checkpoint, fsyncs and stops
   // the writer thread. Idempotent.
   void Close();
@@ -88,8 +92,13 @@ class Log {
 
   Status LoadOrCreateKey();
   Status Recover();
+  // Formats a record's body on the calling thread and queues it.
+  template <class E>
+  uint64_t FormatAndEnqueue(const E& entry, bool durable);
   // Returns the record's ticket, or 0 once closing.
-  uint64_t Enqueue(const Entry& entry, bool durable);
+  uint64_t Enqueue(const std::string& body, bool durable, std::string_view operation);
+  // Waits until the record with this ticket is synced.
+  Status WaitFor(uint64_t ticket);
   void Run();
 
   // The rest runs on the writer thread (or in Open before it starts and in

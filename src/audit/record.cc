@@ -184,7 +184,48 @@ void AppendChainSuffix(std::string& out, uint64_t seq, std::string_view prev) {
   out += "\"}";
 }
 
+void AppendClaimsJson(std::string& out,
+                      const std::vector<std::pair<std::string, std::string>>& claims) {
+  out += '{';
+  for (size_t i = 0; i < claims.size(); ++i) {
+    if (i > 0) {
+      out += ',';
+    }
+    AppendJsonString(out, claims[i].first);
+    out += ':';
+    AppendJsonString(out, claims[i].second);
+  }
+  out += '}';
+}
+
 void AppendRecordBody(std::string& out, const Entry& e) {
+  thread_local std::string claims;
+  claims.clear();
+  AppendClaimsJson(claims, e.claims);
+  EntryView v;
+  v.time_us = e.time_us;
+  v.resource_id = e.resource_id;
+  v.operation_name = e.operation_name;
+  v.operation_version = e.operation_version;
+  v.category = e.category;
+  v.http_status = e.http_status;
+  v.result_description = e.result_description;
+  v.duration_ms = e.duration_ms;
+  v.caller_ip = e.caller_ip;
+  v.correlation_id = e.correlation_id;
+  v.claims_json = claims;
+  v.id = e.id;
+  v.request_uri = e.request_uri;
+  v.client_info = e.client_info;
+  v.tls_version = e.tls_version;
+  v.is_rbac_authorized = e.is_rbac_authorized;
+  v.is_access_policy_match = e.is_access_policy_match;
+  v.applied_assignment_id = e.applied_assignment_id;
+  v.extra = &e.extra;
+  AppendRecordBody(out, v);
+}
+
+void AppendRecordBody(std::string& out, const EntryView& e) {
   out += "{\"time\":\"";
   AppendTime(out, e.time_us);
   out += '"';
@@ -210,16 +251,10 @@ void AppendRecordBody(std::string& out, const Entry& e) {
   AppendInt(out, e.duration_ms);
   AppendStringField(out, "callerIpAddress", e.caller_ip);
   AppendStringField(out, "correlationId", e.correlation_id);
-  out += ",\"identity\":{\"claim\":{";
-  for (size_t i = 0; i < e.claims.size(); ++i) {
-    if (i > 0) {
-      out += ',';
-    }
-    AppendJsonString(out, e.claims[i].first);
-    out += ':';
-    AppendJsonString(out, e.claims[i].second);
-  }
-  out += "}},\"properties\":{\"id\":";
+  // SECURITY: claims_json is the server's own AppendClaimsJson output.
+  out += ",\"identity\":{\"claim\":";
+  out += e.claims_json.empty() ? std::string_view("{}") : e.claims_json;
+  out += "},\"properties\":{\"id\":";
   AppendJsonString(out, e.id);
   AppendStringField(out, "requestUri", e.request_uri);
   AppendStringField(out, "clientInfo", e.client_info);
@@ -237,7 +272,8 @@ void AppendRecordBody(std::string& out, const Entry& e) {
     AppendStringField(out, "appliedAssignmentId", e.applied_assignment_id);
   }
   AppendStringField(out, "tlsVersion", e.tls_version);
-  for (const auto& [name, value] : e.extra) {
+  static const std::vector<std::pair<std::string, std::string>> kNone;
+  for (const auto& [name, value] : e.extra != nullptr ? *e.extra : kNone) {
     // A duplicate key would let readers disagree on which value counts.
     if (IsFixedProperty(name)) {
       continue;

@@ -44,6 +44,36 @@ struct Entry {
   std::vector<std::pair<std::string, std::string>> extra;
 };
 
+// EntryView is an Entry whose fields are borrowed, for the request path: the
+// server fills it from the request without copying a string, and the log
+// formats it before Append returns. `claims_json` is the identity.claim
+// object already in JSON (AppendClaimsJson), "" for none.
+struct EntryView {
+  int64_t time_us = 0;
+  std::string_view resource_id;
+  std::string_view operation_name;
+  std::string_view operation_version;
+  std::string_view category = kAuditEventCategory;
+  int http_status = 0;
+  std::string_view result_description;
+  int64_t duration_ms = 0;
+  std::string_view caller_ip;
+  std::string_view correlation_id;
+  std::string_view claims_json;
+  std::string_view id;
+  std::string_view request_uri;
+  std::string_view client_info;
+  std::string_view tls_version;
+  std::optional<bool> is_rbac_authorized;
+  std::optional<bool> is_access_policy_match;
+  std::string_view applied_assignment_id;
+  const std::vector<std::pair<std::string, std::string>>* extra = nullptr;
+};
+
+// AppendClaimsJson appends claims as the JSON object identity.claim holds.
+void AppendClaimsJson(std::string& out,
+                      const std::vector<std::pair<std::string, std::string>>& claims);
+
 // The `prev` of the first line ever written: 64 zeros.
 inline constexpr std::string_view kGenesisHash =
     "0000000000000000000000000000000000000000000000000000000000000000";
@@ -57,6 +87,7 @@ void AppendRecordLine(std::string& out, const Entry& entry, uint64_t seq, std::s
 // unterminated object), which a caller can format on its own thread, and the
 // chain suffix the writer adds in order.
 void AppendRecordBody(std::string& out, const Entry& entry);
+void AppendRecordBody(std::string& out, const EntryView& entry);
 void AppendChainSuffix(std::string& out, uint64_t seq, std::string_view prev);
 
 // AppendCheckpointLine appends a checkpoint line covering record `seq - 1`,

@@ -28,17 +28,14 @@ std::string Bounded(std::string_view s, size_t max) {
 }
 
 // "TLSv1.3" (OpenSSL's name) as Key Vault logs it: "TLS1_3".
-std::string TlsName(std::string_view v) {
-  if (v.size() > 4 && v.substr(0, 4) == "TLSv") {
-    std::string out = "TLS" + std::string(v.substr(4));
-    for (char& c : out) {
-      if (c == '.') {
-        c = '_';
-      }
-    }
-    return out;
+std::string_view TlsName(std::string_view v) {
+  if (v == "TLSv1.3") {
+    return "TLS1_3";
   }
-  return std::string(v);
+  if (v == "TLSv1.2") {
+    return "TLS1_2";
+  }
+  return v;
 }
 
 // The message of an error body ({"error":{"message"}}), bounded.
@@ -146,49 +143,50 @@ void CofferServer::Audit(const http::Request& request, http::Response& response,
   if (!audit_ || note.operation.empty()) {
     return;
   }
-  audit::Entry e;
+  // Every field is borrowed from the request, the note or a per-thread
+  // buffer: the read path formats its record without allocating.
+  thread_local std::string id;
+  thread_local std::string uri;
+  thread_local std::string claims;
+  std::string description = ErrorDescription(response);
+  audit::EntryView e;
   e.time_us = NowMicros();
   e.resource_id = note.resource_id;
   e.operation_name = note.operation;
-  e.operation_version = Bounded(request.Query("api-version"), 64);
+  e.operation_version = request.Query("api-version").substr(0, 64);
   e.http_status = response.status;
-  e.result_description = ErrorDescription(response);
+  e.result_description = description;
   e.duration_ms = (e.time_us - start_us) / 1000;
   e.caller_ip = request.remote_address;
-  e.correlation_id = Bounded(request.Header("x-ms-client-request-id"), kMaxCorrelationId);
+  e.correlation_id = request.Header("x-ms-client-request-id").substr(0, kMaxCorrelationId);
   if (note.caller) {
-    const Caller& c = *note.caller;
-    e.claims.reserve(7);
-    e.claims.emplace_back("oid", c.object_id);
-    e.claims.emplace_back("http://schemas.microsoft.com/identity/claims/objectidentifier",
-                          c.object_id);
-    e.claims.emplace_back("appid", c.app_id);
-    e.claims.emplace_back("tid", c.tenant_id);
-    if (!c.app_id_acr.empty()) {
-      e.claims.emplace_back("appidacr", c.app_id_acr);
-    }
-    if (!c.identity_type.empty()) {
-      e.claims.emplace_back("idtyp", c.identity_type);
-    }
-    if (!c.mi_resource_id.empty()) {
-      e.claims.emplace_back("xms_mirid", c.mi_resource_id);
+    if (note.caller->audit_claims) {
+      e.claims_json = *note.caller->audit_claims;
+    } else {
+      claims = AuditClaims(*note.caller);
+      e.claims_json = claims;
     }
   }
   std::string_view target = request.target;
   target = target.substr(0, target.find('?'));
-  e.id =
-      note.object_uri.empty() ? "https://" + request.host + std::string(target) : note.object_uri;
-  e.request_uri = Bounded("https://" + request.host + request.target, kMaxRequestUri);
-  e.client_info = Bounded(request.Header("user-agent"), kMaxClientInfo);
+  if (note.object_uri.empty()) {
+    id.assign("https://").append(request.host).append(target);
+    e.id = id;
+  } else {
+    e.id = note.object_uri;
+  }
+  uri.assign("https://").append(request.host).append(request.target);
+  e.request_uri = std::string_view(uri).substr(0, kMaxRequestUri);
+  e.client_info = request.Header("user-agent").substr(0, kMaxClientInfo);
   e.tls_version = TlsName(request.tls_version);
   e.is_rbac_authorized = note.rbac_authorized;
   e.is_access_policy_match = note.access_policy_match;
   e.applied_assignment_id = note.applied_assignment;
   if (!durable) {
-    audit_->Append(std::move(e));
+    audit_->Append(e);
     return;
   }
-  Status written = audit_->AppendDurable(std::move(e));
+  Status written = audit_->AppendDurable(e);
   if (!written.ok()) {
     // SECURITY: never acknowledge what the audit log does not hold.
     COFFER_LOG(kError) << "the audit log could not be written: " << written.ToString();

@@ -2,9 +2,30 @@
 
 #include <algorithm>
 
+#include "audit/record.h"
 #include "common/strings.h"
 
 namespace coffer::server {
+
+std::string AuditClaims(const Caller& c) {
+  std::vector<std::pair<std::string, std::string>> claims = {
+      {"oid", c.object_id},
+      {"http://schemas.microsoft.com/identity/claims/objectidentifier", c.object_id},
+      {"appid", c.app_id},
+      {"tid", c.tenant_id}};
+  if (!c.app_id_acr.empty()) {
+    claims.emplace_back("appidacr", c.app_id_acr);
+  }
+  if (!c.identity_type.empty()) {
+    claims.emplace_back("idtyp", c.identity_type);
+  }
+  if (!c.mi_resource_id.empty()) {
+    claims.emplace_back("xms_mirid", c.mi_resource_id);
+  }
+  std::string out;
+  audit::AppendClaimsJson(out, claims);
+  return out;
+}
 namespace {
 
 constexpr size_t kMaxCachedTokens = 20000;
@@ -45,8 +66,14 @@ StatusOr<Caller> Authenticator::Authenticate(std::string_view authorization,
     }
     return principal.status();
   }
-  Caller caller{verified.object_id(),     verified.app_id(),         verified.tenant_id(),
-                verified.identity_type(), verified.mi_resource_id(), verified.app_id_acr()};
+  Caller caller{verified.object_id(),
+                verified.app_id(),
+                verified.tenant_id(),
+                verified.identity_type(),
+                verified.mi_resource_id(),
+                verified.app_id_acr(),
+                nullptr};
+  caller.audit_claims = std::make_shared<const std::string>(AuditClaims(caller));
   std::lock_guard<std::shared_mutex> lock(mu_);
   if (cache_.size() >= kMaxCachedTokens) {
     cache_.clear();

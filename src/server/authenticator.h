@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <shared_mutex>
@@ -24,7 +25,14 @@ struct Caller {
   std::string identity_type;
   std::string mi_resource_id;  // xms_mirid, for managed identities
   std::string app_id_acr;
+  // The caller's identity.claim object for audit records, formatted once
+  // per verified token.
+  std::shared_ptr<const std::string> audit_claims;
 };
+
+// AuditClaims formats a caller's claims as audit records carry them:
+// identity.claim.{oid, its URI form, appid, tid, appidacr, idtyp, xms_mirid}.
+std::string AuditClaims(const Caller& caller);
 
 // Authenticator turns an Authorization header into a Caller: a Bearer token
 // verified by TokenVerifier, whose principal still exists. Successful
