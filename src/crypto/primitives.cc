@@ -72,7 +72,9 @@ std::string RandomUuid() {
 
 std::string Sha256(std::string_view data) {
   std::string out(SHA256_DIGEST_LENGTH, '\0');
-  EvpMdCtxPtr ctx(EVP_MD_CTX_new());
+  // One context per thread, re-initialised per call: the audit log hashes
+  // every record, and a fresh context costs allocations each time.
+  thread_local EvpMdCtxPtr ctx(EVP_MD_CTX_new());
   unsigned int len = 0;
   if (!ctx || EVP_DigestInit_ex(ctx.get(), FetchedSha256(), nullptr) != 1 ||
       EVP_DigestUpdate(ctx.get(), data.data(), data.size()) != 1 ||
