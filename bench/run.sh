@@ -63,7 +63,6 @@ ngx_port=$(free_port)
   --log-level warning >"$work/coffer.out" 2>"$work/coffer.err" &
 pids+=($!)
 coffer_pid=$!
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$coffer_pid/stat"; }
 for _ in $(seq 100); do
   curl -sf --cacert "$work/data/tls/ca.pem" "https://localhost:$port/healthz" >/dev/null && break
   sleep 0.1
@@ -84,14 +83,24 @@ path="/secrets/bench-get/?api-version=7.5"
 curl -sf --cacert "$ca" "${auth[@]}" -X PUT -H 'Content-Type: application/json' \
   -d '{"value":"s3cr3t-value-for-the-benchmark","contentType":"text/plain","tags":{"env":"bench"}}' \
   "$vault/secrets/bench-get?api-version=7.5" >/dev/null
-run_get() {  # label url
-  wrk -t2 -c32 -d"${duration}s" --latency "${auth[@]}" "$2" >"$work/$1.txt"
+run_get() {  # label url [token]
+  wrk -t2 -c32 -d"${duration}s" --latency -H "Authorization: Bearer ${3:-$TOKEN}" "$2" \
+    >"$work/$1.txt"
   local rps p50 p99
   rps=$(awk '/Requests\/sec/ {print $2}' "$work/$1.txt")
   p50=$(awk '$1=="50%" {print $2}' "$work/$1.txt")
   p99=$(awk '$1=="99%" {print $2}' "$work/$1.txt")
   echo "$1: $rps req/s, p50 $p50, p99 $p99"
   eval "${1}_rps=$rps"
+}
+cpu_of() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+cpu_get() {  # label pid url [token]: run_get, plus that server's CPU ns per request
+  local before after
+  before=$(cpu_of "$2")
+  run_get "$1" "$3" "${4:-$TOKEN}"
+  after=$(cpu_of "$2")
+  eval "${1}_cpu=$(python3 -c "print(($after - $before) / $(getconf CLK_TCK) / \
+    $(awk '/requests in/ {print $1}' "$work/$1.txt") * 1e9)")"
 }
 
 # 1. GET: Coffer vs nginx with the same response bytes.
@@ -126,9 +135,9 @@ nginx_bytes=$(curl -sf --cacert "$ca" "${auth[@]}" "https://dev.vault.localhost:
 echo "response body bytes: coffer $coffer_bytes, nginx $nginx_bytes"
 
 run_get nginx_get "https://dev.vault.localhost:$ngx_port$path"
-ticks_before=$(cpu_ticks)
+ticks_before=$(cpu_of "$coffer_pid")
 run_get coffer_get "$vault$path"
-ticks_after=$(cpu_ticks)
+ticks_after=$(cpu_of "$coffer_pid")
 coffer_get_requests=$(awk '/requests in/ {print $1}' "$work/coffer_get.txt")
 python3 -c "print('GET ratio coffer/nginx: %.2f (target >= 0.70)' % ($coffer_get_rps/$nginx_get_rps))"
 fi
@@ -203,19 +212,11 @@ curl -sf --cacert "$ca" "${auth[@]}" -X PUT -H 'Content-Type: application/json' 
 # neither side is measured while the server still settles after the writes.
 # Throughput on this 2-core machine varies by about +-15% between runs, so the
 # server's CPU time per GET (from /proc, as in step 5) is reported as well.
-cpu_get() {  # label url: run_get, plus the server's CPU ns per request
-  local before after
-  before=$(cpu_ticks)
-  run_get "$1" "$2"
-  after=$(cpu_ticks)
-  eval "${1}_cpu=$(python3 -c "print(($after - $before) / $(getconf CLK_TCK) / \
-    $(awk '/requests in/ {print $1}' "$work/$1.txt") * 1e9)")"
-}
 for pair in 1 2 3; do
-  cpu_get "rbac_get_a$pair" "$rbac$path"
+  cpu_get "rbac_get_a$pair" "$coffer_pid" "$rbac$path"
   python3 bench/assignments.py create 1000
   sleep 5
-  cpu_get "rbac_get_b$pair" "$rbac$path"
+  cpu_get "rbac_get_b$pair" "$coffer_pid" "$rbac$path"
   python3 bench/assignments.py delete
   sleep 5
 done
@@ -259,22 +260,10 @@ fresh_server() {  # name audit: starts it; sets <name>_pid, <name>_token, <name>
 }
 fresh_server on on
 fresh_server off off
-cpu_of() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-get_on_off() {  # label pid token url: wrk with that token, plus the server's CPU ns per GET
-  local before after
-  before=$(cpu_of "$2")
-  wrk -t2 -c32 -d"${duration}s" --latency -H "Authorization: Bearer $3" "$4" >"$work/$1.txt"
-  after=$(cpu_of "$2")
-  eval "${1}_rps=$(awk '/Requests\/sec/ {print $2}' "$work/$1.txt")"
-  eval "${1}_cpu=$(python3 -c "print(($after - $before) / $(getconf CLK_TCK) / \
-    $(awk '/requests in/ {print $1}' "$work/$1.txt") * 1e9)")"
-  echo "$1: $(awk '/Requests\/sec/ {print $2}' "$work/$1.txt") req/s," \
-    "p50 $(awk '$1=="50%" {print $2}' "$work/$1.txt"), p99 $(awk '$1=="99%" {print $2}' "$work/$1.txt")"
-}
 for pair in 1 2 3; do
-  get_on_off "audit_off$pair" "$off_pid" "$off_token" "$off_vault$path"
+  cpu_get "audit_off$pair" "$off_pid" "$off_vault$path" "$off_token"
   sleep 2
-  get_on_off "audit_on$pair" "$on_pid" "$on_token" "$on_vault$path"
+  cpu_get "audit_on$pair" "$on_pid" "$on_vault$path" "$on_token"
   sleep 2
 done
 python3 - "$audit_off1_rps" "$audit_on1_rps" "$audit_off2_rps" "$audit_on2_rps" \
