@@ -55,6 +55,10 @@ void AddServerCommand(CLI::App& app) {
                   "Seconds between scans for secrets near expiry or expired")
       ->capture_default_str()
       ->check(CLI::Range(1, 86400));
+  cmd->add_option("--change-retention-days", config->change_retention_days,
+                  "Days the change feed keeps changes for watch streams to resume from")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 365));
   cmd->add_option("--watch-heartbeat", config->watch_heartbeat_seconds,
                   "Seconds between heartbeats on watch streams")
       ->capture_default_str()
