@@ -40,10 +40,10 @@ struct LogOptions {
 
 // Log is the append-only, hash-chained, signed audit log of docs/audit.md.
 //
-// One background thread formats, hashes and writes records in batches (one
-// write(2) per batch). Every line carries "seq" (1, 2, ... across files) and
-// "prev", the SHA-256 of the previous line; checkpoint lines sign the chain
-// with the Ed25519 key, and the head file names the last line written.
+// Callers format their records' bodies; one background thread chains,
+// hashes and writes them in batches (one write(2) per batch). Every line carries "seq" (1, 2, ...
+// across files) and "prev", the SHA-256 of the previous line; checkpoint lines sign the chain with
+// the Ed25519 key, and the head file names the last line written.
 //
 // Thread-safe: any thread may Append / AppendDurable concurrently. The Clock
 // is borrowed and must outlive the Log; it times rotation, checkpoints and
