@@ -6,6 +6,7 @@
 #include <map>
 
 #include "audit/query.h"
+#include "audit/record.h"
 #include "authz/authorizer.h"
 #include "common/json.h"
 #include "common/log.h"
@@ -64,33 +65,21 @@ const char* NotificationOperation(const std::string& type) {
   return nullptr;
 }
 
-// An ISO 8601 UTC time, with up to 9 fractional digits (the log's own
-// `time` values have 7), as microseconds.
+// An ISO 8601 UTC time as microseconds: the log's own form (fractional
+// seconds, "Z") or any form ParseIsoTime takes (a date alone, "+00:00").
 StatusOr<int64_t> ParseTimeParam(std::string_view text) {
   if (text.empty()) {
     return 0;
   }
-  std::string whole(text);
-  int64_t micros = 0;
-  size_t dot = whole.find('.');
-  if (dot != std::string::npos) {
-    size_t end = dot + 1;
-    while (end < whole.size() && end - dot <= 9 && whole[end] >= '0' && whole[end] <= '9') {
-      micros = end - dot <= 6 ? micros * 10 + (whole[end] - '0') : micros;
-      ++end;
-    }
-    for (size_t digits = end - dot - 1; digits < 6; ++digits) {
-      micros *= 10;
-    }
-    whole.erase(dot, end - dot);
+  if (auto us = audit::ParseAuditTime(text)) {
+    return *us;
   }
-  auto t = ParseIsoTime(whole);
-  if (!t) {
-    return InvalidArgumentError("'" + std::string(text.substr(0, 64)) +
-                                    "' is not an ISO 8601 UTC time such as 2026-11-28T10:00:00Z.",
-                                "BadParameter");
+  if (auto t = ParseIsoTime(text)) {
+    return *t * 1000000;
   }
-  return *t * 1000000 + micros;
+  return InvalidArgumentError("'" + std::string(text.substr(0, 64)) +
+                                  "' is not an ISO 8601 UTC time such as 2026-11-28T10:00:00Z.",
+                              "BadParameter");
 }
 
 }  // namespace

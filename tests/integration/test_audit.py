@@ -1180,6 +1180,13 @@ class AuditQueryTests(AuditTestCase):
         recs = self.query_json("--vault-name", self.V2, "--to", iso_seconds(t1), "--top", "1000")
         self.assertEqual({r["correlationId"] for r in recs} & set(before + inside + after),
                          set(before))
+        # A record's own time (seven fractional digits) is a valid bound, to the microsecond:
+        # from the second "inside" record on, only it and the "after" ones.
+        second = next(r for r in self.query_json("--vault-name", self.V2, "--top", "1000")
+                      if r["correlationId"] == inside[1])
+        recs = self.query_json("--vault-name", self.V2, "--from", second["time"], "--top", "1000")
+        self.assertEqual({r["correlationId"] for r in recs} & set(before + inside + after),
+                         set(inside[1:] + after))
 
     def test_table_output(self):
         for i in range(2):
