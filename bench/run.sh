@@ -94,6 +94,23 @@ run_get() {  # label url [token]
   eval "${1}_rps=$rps"
 }
 cpu_of() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# Prints throughput and CPU per GET of three alternated pairs run by cpu_get as
+# <a>1..3 (the baseline) and <b>1..3.
+pair_summary() {  # title target a b
+  local args=() i
+  for i in 1 2 3; do args+=("$(eval echo "\$${3}${i}_rps")" "$(eval echo "\$${4}${i}_rps")"); done
+  for i in 1 2 3; do args+=("$(eval echo "\$${3}${i}_cpu")" "$(eval echo "\$${4}${i}_cpu")"); done
+  python3 - "$1" "$2" "${args[@]}" <<'PY'
+import sys
+title, target, v = sys.argv[1], sys.argv[2], [float(x) for x in sys.argv[3:]]
+rps_a, rps_b, cpu_a, cpu_b = v[0:6:2], v[1:6:2], v[6::2], v[7::2]
+print("%s: throughput per pair %s, overall %.3f (target %s)"
+      % (title, ", ".join("%.3f" % (b / a) for a, b in zip(rps_a, rps_b)),
+         sum(rps_b) / sum(rps_a), target))
+print("  server CPU per GET, baseline / compared: %.0f / %.0f ns (ratio %.3f)"
+      % (sum(cpu_a) / 3, sum(cpu_b) / 3, sum(cpu_b) / sum(cpu_a)))
+PY
+}
 cpu_get() {  # label pid url [token]: run_get, plus that server's CPU ns per request
   local before after
   before=$(cpu_of "$2")
@@ -220,18 +237,7 @@ for pair in 1 2 3; do
   python3 bench/assignments.py delete
   sleep 5
 done
-python3 - "$rbac_get_a1_rps" "$rbac_get_b1_rps" "$rbac_get_a2_rps" "$rbac_get_b2_rps" \
-  "$rbac_get_a3_rps" "$rbac_get_b3_rps" "$rbac_get_a1_cpu" "$rbac_get_b1_cpu" \
-  "$rbac_get_a2_cpu" "$rbac_get_b2_cpu" "$rbac_get_a3_cpu" "$rbac_get_b3_cpu" <<'PY'
-import sys
-v = [float(x) for x in sys.argv[1:]]
-rps_a, rps_b, cpu_a, cpu_b = v[0:6:2], v[1:6:2], v[6::2], v[7::2]
-print("GET on an RBAC vault, with/without 1,000 assignments: throughput per pair %s, overall "
-      "%.3f (target >= 0.95)" % (", ".join("%.3f" % (b / a) for a, b in zip(rps_a, rps_b)),
-                                sum(rps_b) / sum(rps_a)))
-print("  server CPU per GET without / with: %.0f / %.0f ns (with/without %.3f)"
-      % (sum(cpu_a) / 3, sum(cpu_b) / 3, sum(cpu_b) / sum(cpu_a)))
-PY
+pair_summary "GET on an RBAC vault, with/without 1,000 assignments" ">= 0.95" rbac_get_a rbac_get_b
 fi
 
 # 7. Audit on vs off: two fresh servers, alike but for --audit, alternated.
@@ -266,17 +272,7 @@ for pair in 1 2 3; do
   cpu_get "audit_on$pair" "$on_pid" "$on_vault$path" "$on_token"
   sleep 2
 done
-python3 - "$audit_off1_rps" "$audit_on1_rps" "$audit_off2_rps" "$audit_on2_rps" \
-  "$audit_off3_rps" "$audit_on3_rps" "$audit_off1_cpu" "$audit_on1_cpu" \
-  "$audit_off2_cpu" "$audit_on2_cpu" "$audit_off3_cpu" "$audit_on3_cpu" <<'PY'
-import sys
-v = [float(x) for x in sys.argv[1:]]
-off, on, cpu_off, cpu_on = v[0:6:2], v[1:6:2], v[6::2], v[7::2]
-print("GET with audit on / off: throughput per pair %s, overall %.3f (target >= 0.90)"
-      % (", ".join("%.3f" % (b / a) for a, b in zip(off, on)), sum(on) / sum(off)))
-print("  server CPU per GET off / on: %.0f / %.0f ns (on/off %.3f)"
-      % (sum(cpu_off) / 3, sum(cpu_on) / 3, sum(cpu_on) / sum(cpu_off)))
-PY
+pair_summary "GET with audit on / off" ">= 0.90" audit_off audit_on
 echo "audit log of the audited server: $(./build/coffer audit verify --data-dir "$work/data-on" | tail -1)"
 fi
 

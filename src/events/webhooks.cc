@@ -272,8 +272,8 @@ void WebhookDispatcher::OnChanges(const std::vector<storage::ChangeRecord>& chan
         if (queue_.size() >= kMaxQueued) {
           d.last_outcome = "the delivery queue is full";
           stats_.dead_lettered++;
-          // Written outside the lock below would reorder nothing that
-          // matters; keep it simple and write here (rare).
+          // Only when 100,000 deliveries wait: the file write under the
+          // lock is the rare case.
           DeadLetter(d, "DeliveryQueueFull");
           continue;
         }
