@@ -514,7 +514,7 @@ http::Response CofferServer::AuthorityRequest(http::Request& request, AuditNote&
         if (filter) {
           FilterList(*caller, *r);
         }
-        if (request.method != "GET" && r->status < 400) {
+        if (note.operation == "VaultPurge" && r->status < 400) {
           // A purged vault takes its event subscriptions with it; a vault
           // created again under its name must not inherit them.
           ReloadEventSubscriptions();
