@@ -10,7 +10,10 @@ endif()
 function(coffer_cc_library)
   cmake_parse_arguments(CC "" "NAME" "SRCS;DEPS" ${ARGN})
   add_library(${CC_NAME} STATIC ${CC_SRCS})
-  target_include_directories(${CC_NAME} PUBLIC ${PROJECT_SOURCE_DIR}/src)
+  # Build-tree paths only: the installed SDK exports these targets, and its
+  # users see include/coffer and nothing of src/.
+  target_include_directories(${CC_NAME} PUBLIC $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}/src>
+                             $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}/include>)
   target_compile_options(${CC_NAME} PRIVATE ${COFFER_WARNINGS})
   target_link_libraries(${CC_NAME} PUBLIC ${CC_DEPS})
 endfunction()

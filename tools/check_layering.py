@@ -13,7 +13,9 @@ import sys
 ROOT = pathlib.Path(__file__).resolve().parent.parent / "src"
 LAYERS = ["common", "crypto", "storage", "http", "auth", "authz", "events", "keyvault", "mgmt", "net",
           "audit",
+          "sdk",
           "client",
+          "exec",
           "agent",
           "server", "cli"]
 # Which src/ folders each layer may include.
@@ -29,11 +31,13 @@ ALLOWED = {
     "keyvault": {"common", "crypto", "storage", "http", "authz", "keyvault"},
     "mgmt": {"common", "crypto", "storage", "http", "authz", "events", "keyvault", "mgmt"},
     "net": {"common", "http", "net"},
-    "client": {"common", "http", "net", "client"},
+    "sdk": {"common", "crypto", "http", "net", "sdk"},
+    "client": {"common", "http", "net", "sdk", "client"},
+    "exec": {"common", "sdk", "client", "exec"},
     "server": {"common", "crypto", "storage", "http", "auth", "authz", "events", "keyvault", "mgmt",
                "net", "audit", "server"},
     "agent": {"common", "http", "net", "client", "agent"},
-    "cli": {"common", "crypto", "audit", "http", "server", "client", "agent", "cli"},
+    "cli": {"common", "crypto", "audit", "http", "server", "sdk", "client", "exec", "agent", "cli"},
 }
 THIRD_PARTY = {
     "boost/": {"net"},

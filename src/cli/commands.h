@@ -13,6 +13,8 @@ void AddAdCommands(CLI::App& app);
 void AddIdentityCommands(CLI::App& app);
 void AddWorkloadCommands(CLI::App& app);
 void AddAgentCommand(CLI::App& app);
+// coffer exec: @Microsoft.KeyVault(...) references for a child process.
+void AddExecCommand(CLI::App& app);
 void AddTokenCommands(CLI::App& app);
 // coffer role ... and coffer authz explain.
 void AddRoleCommands(CLI::App& app);

@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   coffer::cli::AddIdentityCommands(app);
   coffer::cli::AddWorkloadCommands(app);
   coffer::cli::AddAgentCommand(app);
+  coffer::cli::AddExecCommand(app);
   coffer::cli::AddTokenCommands(app);
   coffer::cli::AddRoleCommands(app);
   coffer::cli::AddAuditCommands(app);

@@ -1,0 +1,165 @@
+#pragma once
+
+// Credentials: how a program proves who it is to Coffer (or to Azure), named
+// and configured as in the Azure SDKs. Every credential caches its tokens per
+// scope and fetches a new one shortly before the cached one expires; all are
+// thread-safe. Errors are values: kUnauthenticated when the token service
+// refuses (its error_description in the message), kFailedPrecondition when
+// the credential is not configured (what is missing in the message),
+// kUnavailable when the endpoint cannot be reached. No message ever carries a
+// secret, an assertion or a token.
+
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "coffer/http_transport.h"
+#include "coffer/status.h"
+
+namespace coffer {
+
+struct AccessToken {
+  std::string token;
+  std::chrono::system_clock::time_point expires_on;
+};
+
+struct CredentialOptions {
+  // The token service, e.g. https://localhost:8443. "" means
+  // $AZURE_AUTHORITY_HOST, then https://login.microsoftonline.com.
+  std::string authority_host;
+  // How the credential reaches its endpoint; null means MakeDefaultTransport.
+  std::shared_ptr<HttpTransport> transport;
+  TransportOptions transport_options;  // for the default transport
+  // A cached token is replaced this long before it expires (as the Azure
+  // SDKs: five minutes).
+  std::chrono::seconds refresh_before_expiry{300};
+};
+
+// TokenCredential is the interface every credential implements.
+class TokenCredential {
+ public:
+  virtual ~TokenCredential() = default;
+  // GetToken returns a token for `scope` ("https://vault.azure.net/.default").
+  virtual StatusOr<AccessToken> GetToken(const std::string& scope) = 0;
+};
+
+// CachingCredential holds the token cache the concrete credentials share;
+// subclasses implement FetchToken.
+class CachingCredential : public TokenCredential {
+ public:
+  explicit CachingCredential(CredentialOptions options);
+  StatusOr<AccessToken> GetToken(const std::string& scope) final;
+
+ protected:
+  virtual StatusOr<AccessToken> FetchToken(const std::string& scope) = 0;
+  // PostTokenRequest posts an OAuth2 form to {authority}/{tenant}/oauth2/v2.0/token
+  // and reads access_token with expires_in or expires_on.
+  StatusOr<AccessToken> PostTokenRequest(const std::string& tenant_id, const std::string& form);
+  const CredentialOptions& options() const { return options_; }
+  HttpTransport& transport() { return *options_.transport; }
+
+ private:
+  CredentialOptions options_;
+  std::mutex mu_;
+  std::unordered_map<std::string, AccessToken> tokens_;  // GUARDED_BY(mu_)
+};
+
+// ClientSecretCredential: a service principal with a client secret.
+class ClientSecretCredential : public CachingCredential {
+ public:
+  ClientSecretCredential(std::string tenant_id, std::string client_id, std::string client_secret,
+                         CredentialOptions options = {});
+
+ private:
+  StatusOr<AccessToken> FetchToken(const std::string& scope) override;
+  std::string tenant_id_, client_id_, client_secret_;
+};
+
+// ClientCertificateCredential: a service principal with a certificate. The
+// PEM file holds the certificate and its unencrypted RSA private key (as
+// AZURE_CLIENT_CERTIFICATE_PATH); each token request carries a fresh RS256
+// client assertion with the certificate's x5t. The file is read on first use;
+// kInvalidArgument if it holds no usable certificate and key.
+class ClientCertificateCredential : public CachingCredential {
+ public:
+  ClientCertificateCredential(std::string tenant_id, std::string client_id,
+                              std::string certificate_path, CredentialOptions options = {});
+
+ private:
+  StatusOr<AccessToken> FetchToken(const std::string& scope) override;
+  std::string tenant_id_, client_id_, certificate_path_;
+};
+
+// WorkloadIdentityCredential: a federated token (a Kubernetes service-account
+// token) exchanged for an access token. Empty arguments are read from
+// AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_FEDERATED_TOKEN_FILE; the file is
+// read again (and trimmed) for every exchange, since the kubelet rotates it.
+class WorkloadIdentityCredential : public CachingCredential {
+ public:
+  explicit WorkloadIdentityCredential(CredentialOptions options = {}, std::string tenant_id = "",
+                                      std::string client_id = "", std::string token_file = "");
+
+ private:
+  StatusOr<AccessToken> FetchToken(const std::string& scope) override;
+  std::string tenant_id_, client_id_, token_file_;
+};
+
+// Which managed identity to ask for: the system-assigned one (the default) or
+// a user-assigned one by client id, object (principal) id or resource id.
+struct ManagedIdentityId {
+  enum class Kind { kSystem, kClientId, kObjectId, kResourceId };
+  Kind kind = Kind::kSystem;
+  std::string value;
+
+  static ManagedIdentityId System() { return {}; }
+  static ManagedIdentityId ClientId(std::string id) { return {Kind::kClientId, std::move(id)}; }
+  static ManagedIdentityId ObjectId(std::string id) { return {Kind::kObjectId, std::move(id)}; }
+  static ManagedIdentityId ResourceId(std::string id) {
+    return {Kind::kResourceId, std::move(id)};
+  }
+  // Parse takes a resource id ("/subscriptions/…") or a client id; "" is
+  // the system-assigned identity.
+  static ManagedIdentityId Parse(const std::string& text);
+};
+
+// ManagedIdentityCredential: the workload's managed identity, through the App
+// Service endpoint (IDENTITY_ENDPOINT + IDENTITY_HEADER) when those are set,
+// else IMDS at $AZURE_POD_IDENTITY_AUTHORITY_HOST (default
+// http://169.254.169.254) with `Metadata: true`.
+class ManagedIdentityCredential : public CachingCredential {
+ public:
+  explicit ManagedIdentityCredential(ManagedIdentityId id = {}, CredentialOptions options = {});
+
+ private:
+  StatusOr<AccessToken> FetchToken(const std::string& scope) override;
+  ManagedIdentityId id_;
+  std::string identity_endpoint_, identity_header_, imds_host_;
+};
+
+// ChainedTokenCredential tries each credential in order and returns the
+// first token; the error names every credential's failure.
+class ChainedTokenCredential : public TokenCredential {
+ public:
+  ChainedTokenCredential(std::vector<std::pair<std::string, std::shared_ptr<TokenCredential>>>
+                             named_credentials);
+  StatusOr<AccessToken> GetToken(const std::string& scope) override;
+
+ private:
+  std::vector<std::pair<std::string, std::shared_ptr<TokenCredential>>> credentials_;
+  std::mutex mu_;
+  int chosen_ = -1;  // GUARDED_BY(mu_): once one works, the chain keeps it
+};
+
+// MakeDefaultAzureCredential builds the chain of DefaultAzureCredential from
+// the environment, in the Azure SDKs' order: environment (AZURE_TENANT_ID +
+// AZURE_CLIENT_ID + AZURE_CLIENT_SECRET or AZURE_CLIENT_CERTIFICATE_PATH),
+// workload identity (AZURE_FEDERATED_TOKEN_FILE), managed identity
+// (`managed_identity` chooses which; AZURE_CLIENT_ID is the default
+// user-assigned one when it is set alone, as in the Azure SDKs).
+std::shared_ptr<TokenCredential> MakeDefaultAzureCredential(CredentialOptions options = {},
+                                                            ManagedIdentityId managed_identity = {});
+
+}  // namespace coffer

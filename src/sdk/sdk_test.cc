@@ -1,0 +1,638 @@
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "coffer/credentials.h"
+#include "coffer/secret_cache.h"
+#include "coffer/secret_client.h"
+#include "common/encoding.h"
+#include "common/json.h"
+#include "common/strings.h"
+#include "crypto/rsa_key.h"
+#include "crypto/x509.h"
+#include "sdk/wire.h"
+
+namespace coffer {
+namespace {
+
+using namespace std::chrono_literals;
+
+// FakeTransport answers with a handler and records every request.
+class FakeTransport : public HttpTransport {
+ public:
+  using Handler = std::function<HttpResponse(const HttpRequest&)>;
+  explicit FakeTransport(Handler handler) : handler_(std::move(handler)) {}
+
+  StatusOr<HttpResponse> Send(const HttpRequest& request) override {
+    Handler h;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      requests_.push_back(request);
+      times_.push_back(std::chrono::steady_clock::now());
+      h = handler_;
+    }
+    return h(request);
+  }
+  StatusOr<HttpResponse> Stream(const HttpRequest& request,
+                                const std::function<bool(std::string_view)>& on_data,
+                                const std::atomic<bool>* cancel) override {
+    (void)on_data;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      streams_.push_back(request);
+    }
+    while (cancel != nullptr && !cancel->load()) {
+      std::this_thread::sleep_for(5ms);
+    }
+    return UnavailableError("no stream in this fake");
+  }
+
+  void set_handler(Handler h) {
+    std::lock_guard<std::mutex> lock(mu_);
+    handler_ = std::move(h);
+  }
+  std::vector<HttpRequest> requests() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return requests_;
+  }
+  std::vector<std::chrono::steady_clock::time_point> times() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return times_;
+  }
+  size_t count() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return requests_.size();
+  }
+
+ private:
+  std::mutex mu_;
+  Handler handler_;
+  std::vector<HttpRequest> requests_;
+  std::vector<HttpRequest> streams_;
+  std::vector<std::chrono::steady_clock::time_point> times_;
+};
+
+std::string HeaderOf(const HttpRequest& r, std::string_view name) {
+  for (const auto& [k, v] : r.headers) {
+    if (EqualsIgnoreCase(k, name)) {
+      return v;
+    }
+  }
+  return "";
+}
+
+HttpResponse Json200(const Json& body) {
+  return HttpResponse{200, {{"Content-Type", "application/json"}}, ToJson(body)};
+}
+
+HttpResponse Challenge() {
+  return HttpResponse{401,
+                      {{"WWW-Authenticate",
+                        "Bearer authorization=\"https://localhost:8443/t1\", "
+                        "resource=\"https://vault.localhost:8443\""}},
+                      "{\"error\":{\"code\":\"Unauthorized\",\"message\":\"no token\"}}"};
+}
+
+class FixedCredential : public TokenCredential {
+ public:
+  StatusOr<AccessToken> GetToken(const std::string& scope) override {
+    std::lock_guard<std::mutex> lock(mu);
+    scopes.push_back(scope);
+    return AccessToken{"tok", std::chrono::system_clock::now() + 1h};
+  }
+  std::mutex mu;
+  std::vector<std::string> scopes;
+};
+
+// A small vault: name -> (version, value); the probe gets a challenge.
+class FakeVault {
+ public:
+  HttpResponse Handle(const HttpRequest& r) {
+    if (HeaderOf(r, "Authorization").empty()) {
+      return Challenge();
+    }
+    std::lock_guard<std::mutex> lock(mu);
+    if (down) {
+      return HttpResponse{503, {}, "{\"error\":{\"code\":\"ServiceUnavailable\",\"message\":\"down\"}}"};
+    }
+    std::string path = r.url.substr(r.url.find("/secrets/") + 9);
+    path = path.substr(0, path.find('?'));
+    auto parts = Split(path, '/');
+    std::string name(parts[0]);
+    auto it = secrets.find(name);
+    if (it == secrets.end()) {
+      return HttpResponse{404, {}, "{\"error\":{\"code\":\"SecretNotFound\",\"message\":\"A secret with (name/id) " + name + " was not found in this key vault.\"}}"};
+    }
+    ++reads[name];
+    std::string version = parts.size() > 1 && !parts[1].empty() ? std::string(parts[1]) : it->second.first;
+    return Json200({{"id", "https://dev.vault.localhost:8443/secrets/" + name + "/" + version},
+                    {"value", it->second.second},
+                    {"attributes", {{"enabled", true}, {"created", 1}, {"updated", 2}}}});
+  }
+  std::mutex mu;
+  bool down = false;
+  std::map<std::string, std::pair<std::string, std::string>> secrets;
+  std::map<std::string, int> reads;
+};
+
+std::shared_ptr<SecretClient> ClientFor(std::shared_ptr<FakeTransport> t,
+                                        std::shared_ptr<TokenCredential> cred = nullptr) {
+  SecretClientOptions o;
+  o.transport = std::move(t);
+  o.retry.max_retries = 1;
+  o.retry.initial_delay = 1ms;
+  return std::make_shared<SecretClient>("https://dev.vault.localhost:8443/",
+                                        cred ? cred : std::make_shared<FixedCredential>(), o);
+}
+
+// ---- wire ------------------------------------------------------------------------------
+
+TEST(Wire, ChallengeScopeAndDomainCheck) {
+  auto scope = ScopeFromChallenge(Challenge(), "https://dev.vault.localhost:8443");
+  ASSERT_TRUE(scope.ok()) << scope.status().ToString();
+  EXPECT_EQ(*scope, "https://vault.localhost:8443/.default");
+  HttpResponse foreign = Challenge();
+  foreign.headers = {{"www-authenticate", "Bearer resource=\"https://evil.example\""}};
+  EXPECT_EQ(ScopeFromChallenge(foreign, "https://dev.vault.localhost:8443").status().code(),
+            StatusCode::kUnauthenticated);
+  // A suffix that is not a parent domain ("xvault.localhost") is not accepted.
+  foreign.headers = {{"WWW-Authenticate", "Bearer resource=\"https://ault.localhost\""}};
+  EXPECT_FALSE(ScopeFromChallenge(foreign, "https://dev.vault.localhost").ok());
+  HttpResponse with_scope{401, {{"WWW-Authenticate", "Bearer scope=\"https://vault.localhost/.default\""}}, ""};
+  EXPECT_EQ(*ScopeFromChallenge(with_scope, "https://a.vault.localhost"),
+            "https://vault.localhost/.default");
+  EXPECT_FALSE(ScopeFromChallenge(HttpResponse{200, {}, ""}, "https://a.vault.localhost").ok());
+  EXPECT_FALSE(ScopeFromChallenge(HttpResponse{401, {{"WWW-Authenticate", "Bearer"}}, ""},
+                                  "https://a.vault.localhost").ok());
+}
+
+TEST(Wire, ErrorsMapToCanonicalCodesAndKeepKeyVaultsCode) {
+  Status s = ErrorFromResponse(
+      {404, {}, "{\"error\":{\"code\":\"SecretNotFound\",\"message\":\"gone\"}}"});
+  EXPECT_EQ(s.code(), StatusCode::kNotFound);
+  EXPECT_EQ(s.reason(), "SecretNotFound");
+  EXPECT_EQ(s.message(), "gone");
+  EXPECT_EQ(ErrorFromResponse({403, {}, "not json"}).code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(ErrorFromResponse({429, {}, ""}).code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(ErrorFromResponse({502, {}, ""}).code(), StatusCode::kUnavailable);
+  EXPECT_EQ(ErrorFromResponse({400, {}, "{\"error\":[1]}"}).reason(), "HTTP400");
+}
+
+TEST(Wire, RetryAfterForms) {
+  EXPECT_EQ(RetryAfter({429, {{"Retry-After", "3"}}, ""}), 3000ms);
+  EXPECT_EQ(RetryAfter({429, {{"retry-after-ms", "250"}, {"Retry-After", "3"}}, ""}), 250ms);
+  EXPECT_EQ(RetryAfter({429, {{"Retry-After", "Wed, 21 Oct 2015 07:28:00 GMT"}}, ""}), 0ms);
+  EXPECT_EQ(RetryAfter({429, {{"Retry-After", "99999999"}}, ""}), 3600000ms);
+  EXPECT_EQ(RetryAfter({429, {{"Retry-After", "-1"}}, ""}), 0ms);
+}
+
+TEST(Wire, NamesThatCouldChangeThePathAreRefused) {
+  EXPECT_TRUE(CheckName("db-password").ok());
+  for (const char* bad : {"", "a/b", "..", "a?b", "a%2Fb", "a b", "\xc3\xa9"}) {
+    EXPECT_EQ(CheckName(bad).code(), StatusCode::kInvalidArgument) << bad;
+  }
+  EXPECT_FALSE(CheckName(std::string(128, 'a')).ok());
+}
+
+TEST(Wire, ObjectIds) {
+  std::string v, n, ver;
+  SplitObjectId("https://dev.vault.localhost:8443/secrets/db/abc", &v, &n, &ver);
+  EXPECT_EQ(v, "https://dev.vault.localhost:8443");
+  EXPECT_EQ(n, "db");
+  EXPECT_EQ(ver, "abc");
+  SplitObjectId("https://x/keys/db/abc", &v, &n, &ver);
+  EXPECT_EQ(n, "");
+  SplitObjectId("garbage", &v, &n, &ver);
+  EXPECT_EQ(v, "");
+}
+
+TEST(Wire, ServerSentEventsInAnyPieces) {
+  std::string body =
+      ": coffer watch\n\nid: 41\r\nevent: Microsoft.KeyVault.SecretNewVersionCreated\n"
+      "data: {\"subject\":\"db\",\"data\":{\"ObjectName\":\"db\",\"Version\":\"v2\"}}\n\n"
+      "id: 41\nevent: coffer.ready\ndata: {\"token\":\"41\"}\n\n: keep-alive\n\n";
+  for (size_t step : {size_t{1}, size_t{7}, body.size()}) {
+    SseParser parser;
+    std::vector<SecretChange> got;
+    for (size_t i = 0; i < body.size(); i += step) {
+      ASSERT_TRUE(parser
+                      .Feed(std::string_view(body).substr(i, step),
+                            [&](const SseEvent& e) {
+                              got.push_back(ChangeFromEvent(e));
+                              return true;
+                            })
+                      .ok());
+    }
+    ASSERT_EQ(got.size(), 2u) << step;
+    EXPECT_EQ(got[0].name, "db");
+    EXPECT_EQ(got[0].version, "v2");
+    EXPECT_EQ(got[0].token, "41");
+    EXPECT_EQ(got[1].type, "coffer.ready");
+    EXPECT_EQ(got[1].token, "41");
+  }
+}
+
+TEST(Wire, AnEndlessEventIsRefusedAndTheParserStaysFailed) {
+  SseParser parser;
+  std::string chunk(64 * 1024, 'x');
+  Status s;
+  for (int i = 0; i < 20 && s.ok(); ++i) {
+    s = parser.Feed(chunk, [](const SseEvent&) { return true; });
+  }
+  EXPECT_EQ(s.code(), StatusCode::kResourceExhausted);
+  EXPECT_TRUE(parser.overflowed());
+  EXPECT_FALSE(parser.Feed("\n\n", [](const SseEvent&) { return true; }).ok());
+}
+
+// ---- credentials ------------------------------------------------------------------------
+
+TEST(Credentials, ClientSecretTokensAreCachedAndRefreshedBeforeExpiry) {
+  int issued = 0;
+  auto t = std::make_shared<FakeTransport>([&](const HttpRequest& r) {
+    EXPECT_EQ(r.method, "POST");
+    EXPECT_EQ(r.url, "https://localhost:8443/t1/oauth2/v2.0/token");
+    EXPECT_NE(r.body.find("client_secret=s%3Dcr%26t"), std::string::npos) << r.body;
+    ++issued;
+    // The first token is already inside the refresh window; the second is not.
+    return Json200({{"access_token", "t" + std::to_string(issued)},
+                    {"expires_in", issued == 1 ? 60 : 3600}});
+  });
+  CredentialOptions o;
+  o.authority_host = "https://localhost:8443/";
+  o.transport = t;
+  ClientSecretCredential c("t1", "app", "s=cr&t", o);
+  EXPECT_EQ(c.GetToken("https://vault.localhost/.default")->token, "t1");
+  EXPECT_EQ(c.GetToken("https://vault.localhost/.default")->token, "t2");
+  EXPECT_EQ(c.GetToken("https://vault.localhost/.default")->token, "t2");
+  EXPECT_EQ(t->count(), 2u);
+  // Another scope is another token.
+  EXPECT_EQ(c.GetToken("https://localhost/.default")->token, "t3");
+}
+
+TEST(Credentials, RefusalsCarryTheServicesReasonButNoSecret) {
+  auto t = std::make_shared<FakeTransport>([](const HttpRequest&) {
+    return HttpResponse{401, {}, "{\"error\":\"invalid_client\",\"error_description\":\"bad secret\"}"};
+  });
+  CredentialOptions o;
+  o.authority_host = "https://localhost:8443";
+  o.transport = t;
+  ClientSecretCredential c("t1", "app", "hunter2", o);
+  auto token = c.GetToken("s");
+  EXPECT_EQ(token.status().code(), StatusCode::kUnauthenticated);
+  EXPECT_NE(token.status().message().find("bad secret"), std::string::npos);
+  EXPECT_EQ(token.status().message().find("hunter2"), std::string::npos);
+  t->set_handler([](const HttpRequest&) { return HttpResponse{200, {}, "{\"access_token\":1}"}; });
+  EXPECT_FALSE(c.GetToken("s").ok());
+  t->set_handler([](const HttpRequest&) { return Json200({{"access_token", "x"}}); });
+  EXPECT_FALSE(c.GetToken("s").ok()) << "a token without expiry is refused";
+}
+
+TEST(Credentials, ManagedIdentityAppServiceAndImdsRequests) {
+  std::vector<HttpRequest> seen;
+  auto t = std::make_shared<FakeTransport>([&](const HttpRequest& r) {
+    seen.push_back(r);
+    return Json200({{"access_token", "mi"}, {"expires_on", "4102444800"}});
+  });
+  CredentialOptions o;
+  o.transport = t;
+  setenv("IDENTITY_ENDPOINT", "https://localhost:8443/msi/token", 1);
+  setenv("IDENTITY_HEADER", "hdr", 1);
+  ManagedIdentityCredential app(ManagedIdentityId::Parse("/subscriptions/s/x"), o);
+  auto tok = app.GetToken("https://vault.localhost:8443/.default");
+  ASSERT_TRUE(tok.ok()) << tok.status().ToString();
+  EXPECT_EQ(tok->expires_on.time_since_epoch(), std::chrono::seconds(4102444800));
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0].url,
+            "https://localhost:8443/msi/token?api-version=2019-08-01&resource=https%3A%2F%2F"
+            "vault.localhost%3A8443&mi_res_id=%2Fsubscriptions%2Fs%2Fx");
+  EXPECT_EQ(HeaderOf(seen[0], "X-IDENTITY-HEADER"), "hdr");
+  unsetenv("IDENTITY_ENDPOINT");
+  unsetenv("IDENTITY_HEADER");
+  setenv("AZURE_POD_IDENTITY_AUTHORITY_HOST", "http://127.0.0.1:50342/", 1);
+  ManagedIdentityCredential imds(ManagedIdentityId::ClientId("c1"), o);
+  ASSERT_TRUE(imds.GetToken("https://vault.localhost/.default").ok());
+  EXPECT_EQ(seen[1].url,
+            "http://127.0.0.1:50342/metadata/identity/oauth2/token?api-version=2018-02-01&"
+            "resource=https%3A%2F%2Fvault.localhost&client_id=c1");
+  EXPECT_EQ(HeaderOf(seen[1], "Metadata"), "true");
+  unsetenv("AZURE_POD_IDENTITY_AUTHORITY_HOST");
+  ManagedIdentityCredential none({}, o);
+  EXPECT_EQ(none.GetToken("s").status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(seen.size(), 2u) << "nothing is probed without an endpoint";
+}
+
+TEST(Credentials, ClientCertificateSendsAnAssertionSignedByTheCertificatesKey) {
+  auto key = crypto::RsaKey::Generate(2048);
+  ASSERT_TRUE(key.ok());
+  auto cert = crypto::CreateSelfSignedCertificate(**key, "app", 1);
+  ASSERT_TRUE(cert.ok());
+  std::string path = ::testing::TempDir() + "/sdk_cert.pem";
+  std::ofstream(path) << *cert << (*key)->PrivatePem();
+  std::string assertion;
+  auto t = std::make_shared<FakeTransport>([&](const HttpRequest& r) {
+    for (std::string_view kv : Split(r.body, '&')) {
+      if (StartsWith(kv, "client_assertion=")) {
+        assertion = std::string(kv.substr(17));
+      }
+    }
+    EXPECT_EQ(r.body.find("client_secret"), std::string::npos);
+    return Json200({{"access_token", "c"}, {"expires_in", 3600}});
+  });
+  CredentialOptions o;
+  o.authority_host = "https://localhost:8443";
+  o.transport = t;
+  ClientCertificateCredential c("t1", "app-id", path, o);
+  ASSERT_TRUE(c.GetToken("s").ok());
+  auto parts = Split(assertion, '.');
+  ASSERT_EQ(parts.size(), 3u) << assertion;
+  auto header = ParseJson(*Base64UrlDecode(parts[0]));
+  auto claims = ParseJson(*Base64UrlDecode(parts[1]));
+  auto info = crypto::ParseCertificate(*cert);
+  EXPECT_EQ(StringMember(*header, "x5t"), Base64UrlEncode(info->sha1_thumbprint));
+  EXPECT_EQ(StringMember(*claims, "aud"), "https://localhost:8443/t1/oauth2/v2.0/token");
+  EXPECT_EQ(StringMember(*claims, "iss"), "app-id");
+  EXPECT_EQ(StringMember(*claims, "sub"), "app-id");
+  std::string input = std::string(parts[0]) + "." + std::string(parts[1]);
+  EXPECT_TRUE(info->public_key->VerifyRs256(input, *Base64UrlDecode(parts[2])));
+
+  // A key that is not the certificate's is refused before anything is sent.
+  auto other = crypto::RsaKey::Generate(2048);
+  std::ofstream(path) << *cert << (*other)->PrivatePem();
+  ClientCertificateCredential mismatched("t1", "app-id", path, o);
+  EXPECT_EQ(mismatched.GetToken("s").status().code(), StatusCode::kInvalidArgument);
+  ClientCertificateCredential missing("t1", "app-id", path + ".absent", o);
+  EXPECT_EQ(missing.GetToken("s").status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(t->count(), 1u);
+}
+
+TEST(Credentials, WorkloadIdentityReadsAndTrimsTheTokenFileEachTime) {
+  std::string path = ::testing::TempDir() + "/sdk_federated_token";
+  std::ofstream(path) << "eyJ.first.sig\n";
+  std::vector<std::string> bodies;
+  auto t = std::make_shared<FakeTransport>([&](const HttpRequest& r) {
+    bodies.push_back(r.body);
+    return Json200({{"access_token", "w"}, {"expires_in", 10}});  // always due for refresh
+  });
+  CredentialOptions o;
+  o.authority_host = "https://localhost:8443";
+  o.transport = t;
+  WorkloadIdentityCredential c(o, "t1", "client", path);
+  ASSERT_TRUE(c.GetToken("s").ok());
+  std::ofstream(path) << "eyJ.second.sig";
+  ASSERT_TRUE(c.GetToken("s").ok());
+  ASSERT_EQ(bodies.size(), 2u);
+  EXPECT_NE(bodies[0].find("client_assertion=eyJ.first.sig"), std::string::npos) << bodies[0];
+  EXPECT_NE(bodies[1].find("client_assertion=eyJ.second.sig"), std::string::npos);
+  EXPECT_EQ(bodies[0].find("%0A"), std::string::npos) << "the newline was trimmed";
+  std::ofstream(path) << "   ";
+  WorkloadIdentityCredential empty(o, "t1", "client", path);
+  EXPECT_EQ(empty.GetToken("s").status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST(Credentials, ChainPassesOverUnconfiguredAndStopsAtARefusal) {
+  struct Fails : TokenCredential {
+    explicit Fails(Status status) : status_(std::move(status)) {}
+    StatusOr<AccessToken> GetToken(const std::string&) override { return status_; }
+    Status status_;
+  };
+  auto good = std::make_shared<FixedCredential>();
+  ChainedTokenCredential chain({{"A", std::make_shared<Fails>(FailedPreconditionError("not set"))},
+                                {"B", good}});
+  EXPECT_TRUE(chain.GetToken("s").ok());
+  ChainedTokenCredential refused({{"A", std::make_shared<Fails>(UnauthenticatedError("no"))},
+                                  {"B", good}});
+  auto r = refused.GetToken("s");
+  EXPECT_EQ(r.status().code(), StatusCode::kUnauthenticated);
+  EXPECT_NE(r.status().message().find("A: no"), std::string::npos);
+}
+
+// ---- secret client ---------------------------------------------------------------------
+
+TEST(SecretClient, ChallengeThenBearerAndTheScopeIsKept) {
+  FakeVault vault;
+  vault.secrets["db"] = {"v1", "pw"};
+  auto t = std::make_shared<FakeTransport>([&](const HttpRequest& r) { return vault.Handle(r); });
+  auto cred = std::make_shared<FixedCredential>();
+  auto client = ClientFor(t, cred);
+  auto s = client->GetSecret("db");
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(s->value, "pw");
+  EXPECT_EQ(s->properties.name, "db");
+  EXPECT_EQ(s->properties.version, "v1");
+  ASSERT_TRUE(client->GetSecret("db", "v0").ok());
+  auto reqs = t->requests();
+  ASSERT_EQ(reqs.size(), 3u);
+  EXPECT_EQ(HeaderOf(reqs[0], "Authorization"), "");
+  EXPECT_EQ(reqs[0].body, "");
+  EXPECT_EQ(HeaderOf(reqs[1], "Authorization"), "Bearer tok");
+  EXPECT_EQ(reqs[1].url, "https://dev.vault.localhost:8443/secrets/db/?api-version=7.5");
+  EXPECT_EQ(cred->scopes.front(), "https://vault.localhost:8443/.default");
+  auto missing = client->GetSecret("nope");
+  EXPECT_EQ(missing.status().reason(), "SecretNotFound");
+  EXPECT_EQ(client->GetSecret("../admin").status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST(SecretClient, NoTokenGoesToAHostTheChallengeDoesNotMatch) {
+  auto t = std::make_shared<FakeTransport>([](const HttpRequest&) {
+    return HttpResponse{401, {{"WWW-Authenticate", "Bearer resource=\"https://evil.example\""}}, ""};
+  });
+  auto cred = std::make_shared<FixedCredential>();
+  EXPECT_EQ(ClientFor(t, cred)->GetSecret("db").status().code(), StatusCode::kUnauthenticated);
+  EXPECT_TRUE(cred->scopes.empty());
+}
+
+TEST(SecretClient, ThrottlingIsRetriedAfterRetryAfter) {
+  int calls = 0;
+  auto t = std::make_shared<FakeTransport>([&](const HttpRequest& r) {
+    if (HeaderOf(r, "Authorization").empty()) {
+      return Challenge();
+    }
+    if (++calls == 1) {
+      return HttpResponse{429, {{"Retry-After", "1"}}, "{\"error\":{\"code\":\"Throttled\",\"message\":\"slow down\"}}"};
+    }
+    return Json200({{"id", "https://dev.vault.localhost:8443/secrets/db/v1"}, {"value", "pw"}});
+  });
+  auto client = ClientFor(t);
+  ASSERT_TRUE(client->GetSecret("db").ok());
+  auto times = t->times();
+  ASSERT_EQ(times.size(), 3u);
+  EXPECT_GE(times[2] - times[1], 1000ms) << "the retry waited for Retry-After";
+  calls = -100;  // always throttled: the last answer comes back as the error
+  t->set_handler([](const HttpRequest&) {
+    return HttpResponse{429, {{"retry-after-ms", "1"}}, "{\"error\":{\"code\":\"Throttled\",\"message\":\"x\"}}"};
+  });
+  auto r = client->GetSecret("db");
+  EXPECT_EQ(r.status().code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(r.status().reason(), "Throttled");
+}
+
+TEST(SecretClient, NextLinksAreFollowedOnlyOnTheVaultsOrigin) {
+  auto t = std::make_shared<FakeTransport>([](const HttpRequest& r) {
+    if (HeaderOf(r, "Authorization").empty()) {
+      return Challenge();
+    }
+    if (r.url.find("skiptoken") == std::string::npos) {
+      return Json200({{"value", {{{"id", "https://dev.vault.localhost:8443/secrets/a"}}}},
+                      {"nextLink", "https://dev.vault.localhost:8443/secrets?api-version=7.5&$skiptoken=x"}});
+    }
+    return Json200({{"value", {{{"id", "https://dev.vault.localhost:8443/secrets/b"}}}},
+                    {"nextLink", "https://evil.example/secrets?$skiptoken=y"}});
+  });
+  auto client = ClientFor(t);
+  auto r = client->ListPropertiesOfSecrets();
+  EXPECT_EQ(r.status().code(), StatusCode::kInternal);
+  for (const HttpRequest& req : t->requests()) {
+    EXPECT_EQ(req.url.find("evil"), std::string::npos);
+  }
+  auto urls = t->requests();
+  EXPECT_EQ(urls.back().url, "https://dev.vault.localhost:8443/secrets?api-version=7.5&$skiptoken=x");
+}
+
+// ---- cache -----------------------------------------------------------------------------
+
+SecretCacheOptions NoBackground() {
+  SecretCacheOptions o;
+  o.watch = false;
+  o.poll_interval = std::chrono::hours(1);
+  return o;
+}
+
+TEST(SecretCache, HitsMakeNoRequest) {
+  FakeVault vault;
+  vault.secrets["db"] = {"v1", "pw"};
+  auto t = std::make_shared<FakeTransport>([&](const HttpRequest& r) { return vault.Handle(r); });
+  SecretCache cache(ClientFor(t), NoBackground());
+  ASSERT_EQ(cache.GetSecret("db")->value, "pw");
+  size_t after_first = t->count();
+  for (int i = 0; i < 100; ++i) {
+    ASSERT_EQ(cache.GetSecret("db")->value, "pw");
+    ASSERT_EQ(cache.GetSecret("DB")->value, "pw") << "names are case-insensitive";
+  }
+  EXPECT_EQ(t->count(), after_first);
+  EXPECT_EQ(cache.stats().hits, 200u);
+  EXPECT_EQ(cache.stats().misses, 1u);
+}
+
+TEST(SecretCache, StaleValuesAreServedWhileARefreshRuns) {
+  FakeVault vault;
+  vault.secrets["db"] = {"v1", "old"};
+  auto t = std::make_shared<FakeTransport>([&](const HttpRequest& r) { return vault.Handle(r); });
+  SecretCacheOptions o = NoBackground();
+  o.ttl = 1ms;
+  o.stale_while_revalidate = std::chrono::hours(1);
+  SecretCache cache(ClientFor(t), o);
+  ASSERT_EQ(cache.GetSecret("db")->value, "old");
+  {
+    std::lock_guard<std::mutex> lock(vault.mu);
+    vault.secrets["db"] = {"v2", "new"};
+  }
+  std::this_thread::sleep_for(5ms);
+  EXPECT_EQ(cache.GetSecret("db")->value, "old") << "stale, served at once";
+  for (int i = 0; i < 500 && cache.stats().refreshes == 0; ++i) {
+    std::this_thread::sleep_for(10ms);
+  }
+  std::this_thread::sleep_for(5ms);
+  EXPECT_EQ(cache.GetSecret("db")->value, "new");
+  EXPECT_GE(cache.stats().stale_hits, 1u);
+}
+
+TEST(SecretCache, AnOutageServesCachedValuesAndRecovers) {
+  FakeVault vault;
+  vault.secrets["db"] = {"v1", "pw"};
+  auto t = std::make_shared<FakeTransport>([&](const HttpRequest& r) { return vault.Handle(r); });
+  SecretCacheOptions o = NoBackground();
+  o.ttl = 0ms;
+  o.stale_while_revalidate = 0ms;  // every read goes to the vault
+  SecretCache cache(ClientFor(t), o);
+  ASSERT_EQ(cache.GetSecret("db")->value, "pw");
+  {
+    std::lock_guard<std::mutex> lock(vault.mu);
+    vault.down = true;
+  }
+  auto during = cache.GetSecret("db");
+  ASSERT_TRUE(during.ok());
+  EXPECT_EQ(during->value, "pw");
+  EXPECT_EQ(cache.LastError("db").code(), StatusCode::kUnavailable);
+  EXPECT_EQ(cache.GetSecret("other").status().code(), StatusCode::kUnavailable);
+  {
+    std::lock_guard<std::mutex> lock(vault.mu);
+    vault.down = false;
+    vault.secrets["db"] = {"v2", "pw2"};
+  }
+  EXPECT_EQ(cache.GetSecret("db")->value, "pw2");
+  EXPECT_TRUE(cache.LastError("db").ok());
+}
+
+TEST(SecretCache, ADeletedSecretIsNotServedFromTheCache) {
+  FakeVault vault;
+  vault.secrets["db"] = {"v1", "pw"};
+  auto t = std::make_shared<FakeTransport>([&](const HttpRequest& r) { return vault.Handle(r); });
+  SecretCacheOptions o = NoBackground();
+  o.ttl = 0ms;
+  o.stale_while_revalidate = 0ms;
+  SecretCache cache(ClientFor(t), o);
+  ASSERT_TRUE(cache.GetSecret("db").ok());
+  {
+    std::lock_guard<std::mutex> lock(vault.mu);
+    vault.secrets.erase("db");
+  }
+  EXPECT_EQ(cache.GetSecret("db").status().reason(), "SecretNotFound");
+}
+
+TEST(SecretCache, ARotationFiresTheCallbackOnce) {
+  FakeVault vault;
+  vault.secrets["db"] = {"v1", "pw1"};
+  auto t = std::make_shared<FakeTransport>([&](const HttpRequest& r) { return vault.Handle(r); });
+  SecretCache cache(ClientFor(t), NoBackground());
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<std::string> seen;
+  cache.OnChange("db", [&](const KeyVaultSecret& s) {
+    std::lock_guard<std::mutex> lock(mu);
+    seen.push_back(s.properties.version + ":" + s.value);
+    cv.notify_all();
+  });
+  cache.Refresh();  // nothing changed: no callback
+  {
+    std::lock_guard<std::mutex> lock(vault.mu);
+    vault.secrets["db"] = {"v2", "pw2"};
+  }
+  cache.Refresh();
+  cache.Refresh();
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait_for(lock, 10s, [&] { return !seen.empty(); });
+  }
+  // Let any further (wrong) callback arrive before counting.
+  for (int i = 0; i < 50; ++i) {
+    cache.Refresh();
+    std::this_thread::sleep_for(2ms);
+  }
+  std::this_thread::sleep_for(100ms);
+  std::lock_guard<std::mutex> lock(mu);
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0], "v2:pw2");
+  EXPECT_EQ(cache.GetSecret("db")->value, "pw2");
+}
+
+TEST(SecretCache, PinnedVersionsAreNeverRefreshed) {
+  FakeVault vault;
+  vault.secrets["db"] = {"v1", "pw"};
+  auto t = std::make_shared<FakeTransport>([&](const HttpRequest& r) { return vault.Handle(r); });
+  SecretCacheOptions o = NoBackground();
+  o.ttl = 0ms;
+  o.stale_while_revalidate = 0ms;
+  SecretCache cache(ClientFor(t), o);
+  ASSERT_TRUE(cache.GetSecret("db", "v1").ok());
+  size_t n = t->count();
+  ASSERT_TRUE(cache.GetSecret("db", "v1").ok());
+  EXPECT_EQ(t->count(), n);
+}
+
+}  // namespace
+}  // namespace coffer
