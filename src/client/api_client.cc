@@ -70,30 +70,21 @@ StatusOr<std::string> ApiClient::SignedInObjectId(const std::string& resource) {
   return oid;
 }
 
+ApiClient::ApiClient(ClientConfig config) : config_(std::move(config)) {
+  CredentialOptions options;
+  options.authority_host = config_.authority;
+  options.transport_options.ca_file = config_.ca_file;
+  credential_ = std::make_shared<ClientSecretCredential>(config_.tenant_id, config_.client_id,
+                                                         config_.client_secret, options);
+}
+
 StatusOr<std::string> ApiClient::Token(const std::string& resource) {
-  auto it = tokens_.find(resource);
-  if (it != tokens_.end()) {
-    return it->second;
+  StatusOr<AccessToken> token = credential_->GetToken(resource + "/.default");
+  if (!token.ok()) {
+    return Status(token.status().code(),
+                  "cannot get a token for " + resource + ": " + std::string(token.status().message()));
   }
-  net::ClientRequest req;
-  req.method = "POST";
-  req.url = config_.authority + "/" + config_.tenant_id + "/oauth2/v2.0/token";
-  req.headers = {{"Content-Type", "application/x-www-form-urlencoded"}};
-  req.body = "grant_type=client_credentials&client_id=" + PercentEncode(config_.client_id) +
-             "&client_secret=" + PercentEncode(config_.client_secret) +
-             "&scope=" + PercentEncode(resource + "/.default");
-  req.ca_file = config_.ca_file;
-  ASSIGN_OR_RETURN(http::Response res, net::SendRequest(req));
-  auto body = ParseJson(res.body);
-  if (res.status != 200 || !body || !body->is_object() ||
-      !body->value("access_token", Json()).is_string()) {
-    std::string why = body && body->is_object() ? body->value("error_description", "") : "";
-    return UnauthenticatedError("cannot get a token for " + resource + ": " +
-                                (why.empty() ? "HTTP " + std::to_string(res.status) : why));
-  }
-  std::string token = (*body)["access_token"].get<std::string>();
-  tokens_[resource] = token;
-  return token;
+  return token->token;
 }
 
 StatusOr<http::Response> ApiClient::Stream(

@@ -5,6 +5,7 @@
 #include <map>
 #include <string>
 
+#include "coffer/credentials.h"
 #include "common/json.h"
 #include "common/status.h"
 #include "http/message.h"
@@ -29,11 +30,12 @@ struct ClientConfig {
   std::string VaultUrl(const std::string& vault) const;
 };
 
-// ApiClient calls Coffer with client-credentials tokens it obtains and
-// caches per resource. Not thread-safe.
+// ApiClient calls Coffer with client-credentials tokens from the SDK's
+// ClientSecretCredential (cached per resource, refreshed before expiry).
+// Not thread-safe.
 class ApiClient {
  public:
-  explicit ApiClient(ClientConfig config) : config_(std::move(config)) {}
+  explicit ApiClient(ClientConfig config);
 
   // Call sends a request to `url` with a bearer token for `resource`.
   // Returns the response whatever its status; transport failures and token
@@ -59,7 +61,7 @@ class ApiClient {
   StatusOr<std::string> Token(const std::string& resource);
 
   ClientConfig config_;
-  std::map<std::string, std::string> tokens_;
+  std::shared_ptr<ClientSecretCredential> credential_;
 };
 
 // ErrorFromResponse turns a non-2xx response into a Status whose reason is
