@@ -16,6 +16,10 @@
 #   8. SET -> watch stream: the time from a SET's response to its event on an
 #      open watch stream;
 #   9. 2,000 idle watch streams: the server's resident memory before and after.
+#  10. SDK: a cached GetSecret (Google Benchmark) against a GetSecret from this
+#      server over loopback TLS;
+#  11. coffer exec with 20 references: from start to the child running, against
+#      no references and against starting the child directly.
 # Usage: bench/run.sh [--threads N] [--duration S] [--secrets N] [--steps 1,2,...]
 # Needs: wrk, nginx-light (installed if missing). Uses loopback only and
 # stops every process it started.
@@ -25,7 +29,7 @@ cd "$(dirname "$0")/.."
 threads=2
 duration=10
 secrets=100000
-steps=1,2,3,4,5,6,7,8,9
+steps=1,2,3,4,5,6,7,8,9,10,11
 while (($#)); do
   case $1 in
     --steps) steps=$2; shift 2 ;;
@@ -42,7 +46,7 @@ for p in wrk nginx-light; do
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$p" >/dev/null; }
 done
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build --target coffer token_validation_bench >/dev/null
+cmake --build build --target coffer token_validation_bench sdk_cache_bench >/dev/null
 
 work=$(mktemp -d /tmp/coffer-bench.XXXXXX)
 # nginx workers run unprivileged and must read the static copy of the response.
@@ -284,4 +288,15 @@ fi
 # 9. 2,000 idle watch streams.
 if want 9; then
 python3 bench/watch.py idle 2000 "$coffer_pid"
+fi
+
+# 10. SDK: cached GetSecret vs a read from the server.
+if want 10; then
+./build/bench/sdk_cache_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true \
+  --benchmark_min_time=0.5 2>/dev/null | grep -E '_(median|mean)'
+fi
+
+# 11. coffer exec start-up with 20 references.
+if want 11; then
+python3 bench/exec_start.py ./build/coffer 20 30
 fi
