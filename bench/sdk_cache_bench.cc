@@ -34,7 +34,7 @@ class OneSecret : public coffer::HttpTransport {
   coffer::StatusOr<coffer::HttpResponse> Stream(const coffer::HttpRequest&,
                                                 const std::function<bool(std::string_view)>&,
                                                 const std::atomic<bool>*) override {
-    return coffer::UnavailableError("no stream");
+    return coffer::Status(coffer::StatusCode::kUnavailable, "no stream");
   }
 };
 

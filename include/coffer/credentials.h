@@ -127,8 +127,9 @@ struct ManagedIdentityId {
 
 // ManagedIdentityCredential: the workload's managed identity, through the App
 // Service endpoint (IDENTITY_ENDPOINT + IDENTITY_HEADER) when those are set,
-// else IMDS at $AZURE_POD_IDENTITY_AUTHORITY_HOST (default
-// http://169.254.169.254) with `Metadata: true`.
+// else IMDS at $AZURE_POD_IDENTITY_AUTHORITY_HOST with `Metadata: true`
+// (`coffer agent --imds`). With neither set, GetToken is kFailedPrecondition:
+// the credential never probes 169.254.169.254 on its own.
 class ManagedIdentityCredential : public CachingCredential {
  public:
   explicit ManagedIdentityCredential(ManagedIdentityId id = {}, CredentialOptions options = {});
