@@ -6,9 +6,9 @@
 //                        step 10 sets them).
 // Run with --benchmark_repetitions to get the median (p50) across repetitions.
 
-#include <benchmark/benchmark.h>
-
 #include <cstdlib>
+
+#include <benchmark/benchmark.h>
 
 #include "coffer/credentials.h"
 #include "coffer/secret_cache.h"
@@ -23,9 +23,11 @@ class OneSecret : public coffer::HttpTransport {
     for (const auto& header : r.headers) {
       if (header.first == "Authorization") {
         return coffer::HttpResponse{
-            200, {}, R"({"id":"https://dev.vault.localhost/secrets/db-password/v1",)"
-                     R"("value":"s3cr3t-value-for-the-benchmark","contentType":"text/plain",)"
-                     R"("attributes":{"enabled":true,"created":1,"updated":1},"tags":{"env":"bench"}})"};
+            200,
+            {},
+            R"({"id":"https://dev.vault.localhost/secrets/db-password/v1",)"
+            R"("value":"s3cr3t-value-for-the-benchmark","contentType":"text/plain",)"
+            R"("attributes":{"enabled":true,"created":1,"updated":1},"tags":{"env":"bench"}})"};
       }
     }
     return coffer::HttpResponse{

@@ -117,9 +117,7 @@ struct ManagedIdentityId {
   static ManagedIdentityId System() { return {}; }
   static ManagedIdentityId ClientId(std::string id) { return {Kind::kClientId, std::move(id)}; }
   static ManagedIdentityId ObjectId(std::string id) { return {Kind::kObjectId, std::move(id)}; }
-  static ManagedIdentityId ResourceId(std::string id) {
-    return {Kind::kResourceId, std::move(id)};
-  }
+  static ManagedIdentityId ResourceId(std::string id) { return {Kind::kResourceId, std::move(id)}; }
   // Parse takes a resource id ("/subscriptions/…") or a client id; "" is
   // the system-assigned identity.
   static ManagedIdentityId Parse(const std::string& text);
@@ -144,8 +142,8 @@ class ManagedIdentityCredential : public CachingCredential {
 // first token; the error names every credential's failure.
 class ChainedTokenCredential : public TokenCredential {
  public:
-  ChainedTokenCredential(std::vector<std::pair<std::string, std::shared_ptr<TokenCredential>>>
-                             named_credentials);
+  ChainedTokenCredential(
+      std::vector<std::pair<std::string, std::shared_ptr<TokenCredential>>> named_credentials);
   StatusOr<AccessToken> GetToken(const std::string& scope) override;
 
  private:
@@ -160,7 +158,7 @@ class ChainedTokenCredential : public TokenCredential {
 // workload identity (AZURE_FEDERATED_TOKEN_FILE), managed identity
 // (`managed_identity` chooses which; AZURE_CLIENT_ID is the default
 // user-assigned one when it is set alone, as in the Azure SDKs).
-std::shared_ptr<TokenCredential> MakeDefaultAzureCredential(CredentialOptions options = {},
-                                                            ManagedIdentityId managed_identity = {});
+std::shared_ptr<TokenCredential> MakeDefaultAzureCredential(
+    CredentialOptions options = {}, ManagedIdentityId managed_identity = {});
 
 }  // namespace coffer

@@ -30,7 +30,7 @@ int ParseSignal(const std::string& text) {
     name = name.substr(3);
   }
   static const std::pair<const char*, int> kNames[] = {
-      {"hup", SIGHUP},   {"int", SIGINT},   {"quit", SIGQUIT}, {"term", SIGTERM},
+      {"hup", SIGHUP},   {"int", SIGINT},   {"quit", SIGQUIT},  {"term", SIGTERM},
       {"usr1", SIGUSR1}, {"usr2", SIGUSR2}, {"winch", SIGWINCH}};
   for (const auto& [n, s] : kNames) {
     if (name == n) {
@@ -143,9 +143,9 @@ void AddExecCommand(CLI::App& app) {
     bool managed = !f->identity.empty() ||
                    (!Env("IDENTITY_ENDPOINT").empty() && !Env("IDENTITY_HEADER").empty()) ||
                    !Env("AZURE_POD_IDENTITY_AUTHORITY_HOST").empty();
-    ro.credential = managed ? std::make_shared<ManagedIdentityCredential>(
-                                  ManagedIdentityId::Parse(f->identity))
-                            : MakeDefaultAzureCredential();
+    ro.credential =
+        managed ? std::make_shared<ManagedIdentityCredential>(ManagedIdentityId::Parse(f->identity))
+                : MakeDefaultAzureCredential();
     // The child waits for the first resolution: keep retries short.
     ro.client.retry.max_retries = 2;
     ro.client.retry.initial_delay = std::chrono::milliseconds(200);

@@ -81,8 +81,8 @@ ApiClient::ApiClient(ClientConfig config) : config_(std::move(config)) {
 StatusOr<std::string> ApiClient::Token(const std::string& resource) {
   StatusOr<AccessToken> token = credential_->GetToken(resource + "/.default");
   if (!token.ok()) {
-    return Status(token.status().code(),
-                  "cannot get a token for " + resource + ": " + std::string(token.status().message()));
+    return Status(token.status().code(), "cannot get a token for " + resource + ": " +
+                                             std::string(token.status().message()));
   }
   return token->token;
 }

@@ -1,15 +1,16 @@
-#include <gtest/gtest.h>
 #include <signal.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 
 #include <fstream>
-
 #include <thread>
+
+#include <gtest/gtest.h>
 
 #include "common/json.h"
 #include "exec/resolver.h"
 #include "exec/supervisor.h"
+
+#include <sys/stat.h>
+#include <sys/wait.h>
 
 namespace coffer::exec {
 namespace {
@@ -25,20 +26,24 @@ class OneSecretVault : public HttpTransport {
       authorized |= k == "Authorization";
     }
     if (!authorized) {
-      return HttpResponse{401, {{"WWW-Authenticate", "Bearer resource=\"https://vault.localhost:8443\""}}, ""};
+      return HttpResponse{
+          401, {{"WWW-Authenticate", "Bearer resource=\"https://vault.localhost:8443\""}}, ""};
     }
     if (r.url.find("/secrets/db/") != std::string::npos &&
         r.url.find("/secrets/db/?") == std::string::npos &&
         r.url.find("/secrets/db/v1?") == std::string::npos) {
-      return HttpResponse{404, {}, "{\"error\":{\"code\":\"SecretNotFound\",\"message\":\"no such version\"}}"};
+      return HttpResponse{
+          404, {}, "{\"error\":{\"code\":\"SecretNotFound\",\"message\":\"no such version\"}}"};
     }
     if (r.url.find("/secrets/db/") != std::string::npos) {
-      return HttpResponse{200, {}, "{\"id\":\"https://dev.vault.localhost:8443/secrets/db/v1\",\"value\":\"pw\"}"};
+      return HttpResponse{
+          200, {}, "{\"id\":\"https://dev.vault.localhost:8443/secrets/db/v1\",\"value\":\"pw\"}"};
     }
     if (r.url.find("/secrets/locked/") != std::string::npos) {
       return HttpResponse{403, {}, "{\"error\":{\"code\":\"Forbidden\",\"message\":\"denied\"}}"};
     }
-    return HttpResponse{404, {}, "{\"error\":{\"code\":\"SecretNotFound\",\"message\":\"missing\"}}"};
+    return HttpResponse{
+        404, {}, "{\"error\":{\"code\":\"SecretNotFound\",\"message\":\"missing\"}}"};
   }
   StatusOr<HttpResponse> Stream(const HttpRequest&, const std::function<bool(std::string_view)>&,
                                 const std::atomic<bool>*) override {
@@ -67,9 +72,10 @@ ResolverOptions Options(std::shared_ptr<OneSecretVault> vault) {
 
 TEST(Resolver, ResolvesBothFormsAndLeavesEverythingElseAsItIs) {
   auto vault = std::make_shared<OneSecretVault>();
-  Resolver r({"PLAIN=x=y", "A=@Microsoft.KeyVault(SecretUri=https://dev.vault.localhost:8443/secrets/db)",
-              "B=@Microsoft.KeyVault(VaultName=dev;SecretName=db;SecretVersion=v1)", "EMPTY="},
-             Options(vault));
+  Resolver r(
+      {"PLAIN=x=y", "A=@Microsoft.KeyVault(SecretUri=https://dev.vault.localhost:8443/secrets/db)",
+       "B=@Microsoft.KeyVault(VaultName=dev;SecretName=db;SecretVersion=v1)", "EMPTY="},
+      Options(vault));
   EXPECT_EQ(r.reference_count(), 2u);
   auto env = r.Resolve();
   EXPECT_EQ(env, (std::vector<std::string>{"PLAIN=x=y", "A=pw", "B=pw", "EMPTY="}));
@@ -113,7 +119,8 @@ TEST(Resolver, StatusNames) {
   EXPECT_EQ(ResolveStatusFor(FailedPreconditionError("no endpoint"), false), "MSINotEnabled");
   EXPECT_EQ(ResolveStatusFor(UnauthenticatedError("refused"), false), "UnauthorizedClient");
   EXPECT_EQ(ResolveStatusFor(NotFoundError("x", "VaultNotFound"), true), "VaultNotFound");
-  EXPECT_EQ(ResolveStatusFor(Status(StatusCode::kDeadlineExceeded, "slow"), false), "FetchTimedOut");
+  EXPECT_EQ(ResolveStatusFor(Status(StatusCode::kDeadlineExceeded, "slow"), false),
+            "FetchTimedOut");
   EXPECT_EQ(ResolveStatusFor(UnavailableError("down"), false), "OtherReasons");
 }
 

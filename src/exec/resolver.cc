@@ -133,8 +133,9 @@ std::vector<std::string> Resolver::Resolve() {
       }
       st.resolved_version = secret->properties.version;
       st.status = refresh.ok() ? "Resolved" : ResolveStatusFor(refresh, false);
-      st.details = refresh.ok() ? "" : "serving the last value read; the latest read failed: " +
-                                           std::string(refresh.message());
+      st.details = refresh.ok() ? ""
+                                : "serving the last value read; the latest read failed: " +
+                                      std::string(refresh.message());
       continue;
     }
     Status failure = secret.status();
@@ -164,16 +165,17 @@ std::vector<ReferenceStatus> Resolver::statuses() const {
 Json Resolver::StatusJson(int64_t pid, int restarts) const {
   Json refs = Json::array();
   for (const ReferenceStatus& st : statuses()) {
-    refs.push_back({{"name", st.name},
-                    {"status", st.status},
-                    {"vaultName", st.reference.vault_name},
-                    {"secretName", st.reference.secret_name},
-                    {"secretVersion", st.reference.version},
-                    {"vaultUrl", st.vault_url},
-                    {"resolvedVersion", st.resolved_version},
-                    {"details", st.details},
-                    {"lastResolved", st.last_resolved == 0 ? Json(nullptr)
-                                                           : Json(FormatIsoTime(st.last_resolved))}});
+    refs.push_back(
+        {{"name", st.name},
+         {"status", st.status},
+         {"vaultName", st.reference.vault_name},
+         {"secretName", st.reference.secret_name},
+         {"secretVersion", st.reference.version},
+         {"vaultUrl", st.vault_url},
+         {"resolvedVersion", st.resolved_version},
+         {"details", st.details},
+         {"lastResolved",
+          st.last_resolved == 0 ? Json(nullptr) : Json(FormatIsoTime(st.last_resolved))}});
   }
   return {{"updated", FormatIsoTime(NowSeconds())},
           {"pid", pid},

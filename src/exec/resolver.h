@@ -18,9 +18,9 @@ namespace coffer::exec {
 
 // The outcome of one reference, as App Service's config-reference status.
 struct ReferenceStatus {
-  std::string name;    // the environment variable
-  std::string status;  // ResolveStatus: "Resolved", "SecretNotFound", … (docs/exec.md)
-  std::string details; // why, in words; never a value
+  std::string name;     // the environment variable
+  std::string status;   // ResolveStatus: "Resolved", "SecretNotFound", … (docs/exec.md)
+  std::string details;  // why, in words; never a value
   client::KeyVaultReference reference;
   std::string vault_url;
   std::string resolved_version;
@@ -72,7 +72,7 @@ class Resolver {
   ResolverOptions options_;
   std::vector<Ref> refs_;
   std::map<std::string, std::unique_ptr<SecretCache>> caches_;  // by vault URL
-  mutable std::mutex mu_;  // guards refs_[*].status
+  mutable std::mutex mu_;                                       // guards refs_[*].status
 };
 
 }  // namespace coffer::exec

@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -14,6 +13,8 @@
 
 #include "common/files.h"
 #include "common/json.h"
+
+#include <sys/wait.h>
 
 namespace coffer::exec {
 namespace {

@@ -1,13 +1,13 @@
 #pragma once
 
-#include <sys/types.h>
-
 #include <chrono>
 #include <string>
 #include <vector>
 
 #include "common/status.h"
 #include "exec/resolver.h"
+
+#include <sys/types.h>
 
 namespace coffer::exec {
 

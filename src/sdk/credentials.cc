@@ -150,8 +150,7 @@ StatusOr<AccessToken> CachingCredential::PostTokenRequest(const std::string& ten
 // ---- client secret -----------------------------------------------------------------------
 
 ClientSecretCredential::ClientSecretCredential(std::string tenant_id, std::string client_id,
-                                               std::string client_secret,
-                                               CredentialOptions options)
+                                               std::string client_secret, CredentialOptions options)
     : CachingCredential(std::move(options)),
       tenant_id_(std::move(tenant_id)),
       client_id_(std::move(client_id)),
@@ -162,10 +161,10 @@ StatusOr<AccessToken> ClientSecretCredential::FetchToken(const std::string& scop
     return FailedPreconditionError(
         "ClientSecretCredential needs a tenant id, a client id and a client secret");
   }
-  return PostTokenRequest(tenant_id_, "grant_type=client_credentials&client_id=" +
-                                          PercentEncode(client_id_) +
-                                          "&client_secret=" + PercentEncode(client_secret_) +
-                                          "&scope=" + PercentEncode(scope));
+  return PostTokenRequest(tenant_id_,
+                          "grant_type=client_credentials&client_id=" + PercentEncode(client_id_) +
+                              "&client_secret=" + PercentEncode(client_secret_) +
+                              "&scope=" + PercentEncode(scope));
 }
 
 // ---- client certificate ------------------------------------------------------------------
@@ -207,32 +206,28 @@ StatusOr<AccessToken> ClientCertificateCredential::FetchToken(const std::string&
                     std::chrono::system_clock::now().time_since_epoch())
                     .count();
   Json header = {{"alg", "RS256"}, {"typ", "JWT"}, {"x5t", Base64UrlEncode(cert->sha1_thumbprint)}};
-  Json claims = {{"aud", audience},   {"iss", client_id_},       {"sub", client_id_},
-                 {"jti", crypto::RandomUuid()}, {"nbf", now}, {"iat", now},
-                 {"exp", now + 600}};
+  Json claims = {
+      {"aud", audience}, {"iss", client_id_}, {"sub", client_id_}, {"jti", crypto::RandomUuid()},
+      {"nbf", now},      {"iat", now},        {"exp", now + 600}};
   std::string signing_input =
       Base64UrlEncode(ToJson(header)) + "." + Base64UrlEncode(ToJson(claims));
   std::string assertion = signing_input + "." + Base64UrlEncode((*key)->SignRs256(signing_input));
   return PostTokenRequest(
-      tenant_id_,
-      "grant_type=client_credentials&client_id=" + PercentEncode(client_id_) +
-          "&scope=" + PercentEncode(scope) +
-          "&client_assertion_type=" +
-          PercentEncode("urn:ietf:params:oauth:client-assertion-type:jwt-bearer") +
-          "&client_assertion=" + PercentEncode(assertion));
+      tenant_id_, "grant_type=client_credentials&client_id=" + PercentEncode(client_id_) +
+                      "&scope=" + PercentEncode(scope) + "&client_assertion_type=" +
+                      PercentEncode("urn:ietf:params:oauth:client-assertion-type:jwt-bearer") +
+                      "&client_assertion=" + PercentEncode(assertion));
 }
 
 // ---- workload identity -------------------------------------------------------------------
 
 WorkloadIdentityCredential::WorkloadIdentityCredential(CredentialOptions options,
-                                                       std::string tenant_id,
-                                                       std::string client_id,
+                                                       std::string tenant_id, std::string client_id,
                                                        std::string token_file)
     : CachingCredential(std::move(options)),
       tenant_id_(tenant_id.empty() ? Env("AZURE_TENANT_ID") : std::move(tenant_id)),
       client_id_(client_id.empty() ? Env("AZURE_CLIENT_ID") : std::move(client_id)),
-      token_file_(token_file.empty() ? Env("AZURE_FEDERATED_TOKEN_FILE") : std::move(token_file)) {
-}
+      token_file_(token_file.empty() ? Env("AZURE_FEDERATED_TOKEN_FILE") : std::move(token_file)) {}
 
 StatusOr<AccessToken> WorkloadIdentityCredential::FetchToken(const std::string& scope) {
   if (tenant_id_.empty() || client_id_.empty() || token_file_.empty()) {
@@ -247,12 +242,10 @@ StatusOr<AccessToken> WorkloadIdentityCredential::FetchToken(const std::string& 
                                 " is empty or longer than 16 KiB");
   }
   return PostTokenRequest(
-      tenant_id_,
-      "grant_type=client_credentials&client_id=" + PercentEncode(client_id_) +
-          "&scope=" + PercentEncode(scope) +
-          "&client_assertion_type=" +
-          PercentEncode("urn:ietf:params:oauth:client-assertion-type:jwt-bearer") +
-          "&client_assertion=" + PercentEncode(assertion));
+      tenant_id_, "grant_type=client_credentials&client_id=" + PercentEncode(client_id_) +
+                      "&scope=" + PercentEncode(scope) + "&client_assertion_type=" +
+                      PercentEncode("urn:ietf:params:oauth:client-assertion-type:jwt-bearer") +
+                      "&client_assertion=" + PercentEncode(assertion));
 }
 
 // ---- managed identity --------------------------------------------------------------------

@@ -1,11 +1,11 @@
-#include <gtest/gtest.h>
-
 #include <chrono>
 #include <condition_variable>
 #include <fstream>
 #include <map>
 #include <mutex>
 #include <thread>
+
+#include <gtest/gtest.h>
 
 #include "coffer/credentials.h"
 #include "coffer/secret_cache.h"
@@ -118,7 +118,8 @@ class FakeVault {
     }
     std::lock_guard<std::mutex> lock(mu);
     if (down) {
-      return HttpResponse{503, {}, "{\"error\":{\"code\":\"ServiceUnavailable\",\"message\":\"down\"}}"};
+      return HttpResponse{
+          503, {}, "{\"error\":{\"code\":\"ServiceUnavailable\",\"message\":\"down\"}}"};
     }
     std::string path = r.url.substr(r.url.find("/secrets/") + 9);
     path = path.substr(0, path.find('?'));
@@ -126,10 +127,15 @@ class FakeVault {
     std::string name(parts[0]);
     auto it = secrets.find(name);
     if (it == secrets.end()) {
-      return HttpResponse{404, {}, "{\"error\":{\"code\":\"SecretNotFound\",\"message\":\"A secret with (name/id) " + name + " was not found in this key vault.\"}}"};
+      return HttpResponse{
+          404,
+          {},
+          "{\"error\":{\"code\":\"SecretNotFound\",\"message\":\"A secret with (name/id) " + name +
+              " was not found in this key vault.\"}}"};
     }
     ++reads[name];
-    std::string version = parts.size() > 1 && !parts[1].empty() ? std::string(parts[1]) : it->second.first;
+    std::string version =
+        parts.size() > 1 && !parts[1].empty() ? std::string(parts[1]) : it->second.first;
     return Json200({{"id", "https://dev.vault.localhost:8443/secrets/" + name + "/" + version},
                     {"value", it->second.second},
                     {"attributes", {{"enabled", true}, {"created", 1}, {"updated", 2}}}});
@@ -163,12 +169,14 @@ TEST(Wire, ChallengeScopeAndDomainCheck) {
   // A suffix that is not a parent domain ("xvault.localhost") is not accepted.
   foreign.headers = {{"WWW-Authenticate", "Bearer resource=\"https://ault.localhost\""}};
   EXPECT_FALSE(ScopeFromChallenge(foreign, "https://dev.vault.localhost").ok());
-  HttpResponse with_scope{401, {{"WWW-Authenticate", "Bearer scope=\"https://vault.localhost/.default\""}}, ""};
+  HttpResponse with_scope{
+      401, {{"WWW-Authenticate", "Bearer scope=\"https://vault.localhost/.default\""}}, ""};
   EXPECT_EQ(*ScopeFromChallenge(with_scope, "https://a.vault.localhost"),
             "https://vault.localhost/.default");
   EXPECT_FALSE(ScopeFromChallenge(HttpResponse{200, {}, ""}, "https://a.vault.localhost").ok());
   EXPECT_FALSE(ScopeFromChallenge(HttpResponse{401, {{"WWW-Authenticate", "Bearer"}}, ""},
-                                  "https://a.vault.localhost").ok());
+                                  "https://a.vault.localhost")
+                   .ok());
 }
 
 TEST(Wire, ErrorsMapToCanonicalCodesAndKeepKeyVaultsCode) {
@@ -259,8 +267,8 @@ TEST(Credentials, ClientSecretTokensAreCachedAndRefreshedBeforeExpiry) {
     EXPECT_NE(r.body.find("client_secret=s%3Dcr%26t"), std::string::npos) << r.body;
     ++issued;
     // The first token is already inside the refresh window; the second is not.
-    return Json200({{"access_token", "t" + std::to_string(issued)},
-                    {"expires_in", issued == 1 ? 60 : 3600}});
+    return Json200(
+        {{"access_token", "t" + std::to_string(issued)}, {"expires_in", issued == 1 ? 60 : 3600}});
   });
   CredentialOptions o;
   o.authority_host = "https://localhost:8443/";
@@ -276,7 +284,8 @@ TEST(Credentials, ClientSecretTokensAreCachedAndRefreshedBeforeExpiry) {
 
 TEST(Credentials, RefusalsCarryTheServicesReasonButNoSecret) {
   auto t = std::make_shared<FakeTransport>([](const HttpRequest&) {
-    return HttpResponse{401, {}, "{\"error\":\"invalid_client\",\"error_description\":\"bad secret\"}"};
+    return HttpResponse{
+        401, {}, "{\"error\":\"invalid_client\",\"error_description\":\"bad secret\"}"};
   });
   CredentialOptions o;
   o.authority_host = "https://localhost:8443";
@@ -401,11 +410,11 @@ TEST(Credentials, ChainPassesOverUnconfiguredAndStopsAtARefusal) {
     Status status_;
   };
   auto good = std::make_shared<FixedCredential>();
-  ChainedTokenCredential chain({{"A", std::make_shared<Fails>(FailedPreconditionError("not set"))},
-                                {"B", good}});
+  ChainedTokenCredential chain(
+      {{"A", std::make_shared<Fails>(FailedPreconditionError("not set"))}, {"B", good}});
   EXPECT_TRUE(chain.GetToken("s").ok());
-  ChainedTokenCredential refused({{"A", std::make_shared<Fails>(UnauthenticatedError("no"))},
-                                  {"B", good}});
+  ChainedTokenCredential refused(
+      {{"A", std::make_shared<Fails>(UnauthenticatedError("no"))}, {"B", good}});
   auto r = refused.GetToken("s");
   EXPECT_EQ(r.status().code(), StatusCode::kUnauthenticated);
   EXPECT_NE(r.status().message().find("A: no"), std::string::npos);
@@ -439,7 +448,8 @@ TEST(SecretClient, ChallengeThenBearerAndTheScopeIsKept) {
 
 TEST(SecretClient, NoTokenGoesToAHostTheChallengeDoesNotMatch) {
   auto t = std::make_shared<FakeTransport>([](const HttpRequest&) {
-    return HttpResponse{401, {{"WWW-Authenticate", "Bearer resource=\"https://evil.example\""}}, ""};
+    return HttpResponse{
+        401, {{"WWW-Authenticate", "Bearer resource=\"https://evil.example\""}}, ""};
   });
   auto cred = std::make_shared<FixedCredential>();
   EXPECT_EQ(ClientFor(t, cred)->GetSecret("db").status().code(), StatusCode::kUnauthenticated);
@@ -453,7 +463,9 @@ TEST(SecretClient, ThrottlingIsRetriedAfterRetryAfter) {
       return Challenge();
     }
     if (++calls == 1) {
-      return HttpResponse{429, {{"Retry-After", "1"}}, "{\"error\":{\"code\":\"Throttled\",\"message\":\"slow down\"}}"};
+      return HttpResponse{429,
+                          {{"Retry-After", "1"}},
+                          "{\"error\":{\"code\":\"Throttled\",\"message\":\"slow down\"}}"};
     }
     return Json200({{"id", "https://dev.vault.localhost:8443/secrets/db/v1"}, {"value", "pw"}});
   });
@@ -464,7 +476,8 @@ TEST(SecretClient, ThrottlingIsRetriedAfterRetryAfter) {
   EXPECT_GE(times[2] - times[1], 1000ms) << "the retry waited for Retry-After";
   calls = -100;  // always throttled: the last answer comes back as the error
   t->set_handler([](const HttpRequest&) {
-    return HttpResponse{429, {{"retry-after-ms", "1"}}, "{\"error\":{\"code\":\"Throttled\",\"message\":\"x\"}}"};
+    return HttpResponse{
+        429, {{"retry-after-ms", "1"}}, "{\"error\":{\"code\":\"Throttled\",\"message\":\"x\"}}"};
   });
   auto r = client->GetSecret("db");
   EXPECT_EQ(r.status().code(), StatusCode::kResourceExhausted);
@@ -477,8 +490,9 @@ TEST(SecretClient, NextLinksAreFollowedOnlyOnTheVaultsOrigin) {
       return Challenge();
     }
     if (r.url.find("skiptoken") == std::string::npos) {
-      return Json200({{"value", {{{"id", "https://dev.vault.localhost:8443/secrets/a"}}}},
-                      {"nextLink", "https://dev.vault.localhost:8443/secrets?api-version=7.5&$skiptoken=x"}});
+      return Json200(
+          {{"value", {{{"id", "https://dev.vault.localhost:8443/secrets/a"}}}},
+           {"nextLink", "https://dev.vault.localhost:8443/secrets?api-version=7.5&$skiptoken=x"}});
     }
     return Json200({{"value", {{{"id", "https://dev.vault.localhost:8443/secrets/b"}}}},
                     {"nextLink", "https://evil.example/secrets?$skiptoken=y"}});
@@ -490,7 +504,8 @@ TEST(SecretClient, NextLinksAreFollowedOnlyOnTheVaultsOrigin) {
     EXPECT_EQ(req.url.find("evil"), std::string::npos);
   }
   auto urls = t->requests();
-  EXPECT_EQ(urls.back().url, "https://dev.vault.localhost:8443/secrets?api-version=7.5&$skiptoken=x");
+  EXPECT_EQ(urls.back().url,
+            "https://dev.vault.localhost:8443/secrets?api-version=7.5&$skiptoken=x");
 }
 
 // ---- cache -----------------------------------------------------------------------------

@@ -263,9 +263,7 @@ class SecretCache::Impl {
       for (const auto& [name, b] : backoff_) {
         wake = std::min(wake, b.next);
       }
-      q_cv_.wait_until(lock, wake, [&] {
-        return stop_ || !pending_.empty() || !changed_.empty();
-      });
+      q_cv_.wait_until(lock, wake, [&] { return stop_ || !pending_.empty() || !changed_.empty(); });
       if (stop_) {
         break;
       }
@@ -356,14 +354,14 @@ class SecretCache::Impl {
 
   std::mutex cb_mu_;
   std::map<int, std::pair<std::string, ChangeCallback>> callbacks_;  // GUARDED_BY(cb_mu_)
-  int next_id_ = 1;                                                   // GUARDED_BY(cb_mu_)
+  int next_id_ = 1;                                                  // GUARDED_BY(cb_mu_)
 
   std::mutex q_mu_;
   std::condition_variable q_cv_;
-  bool stop_ = false;                             // GUARDED_BY(q_mu_)
-  std::set<std::string> pending_;                 // GUARDED_BY(q_mu_)
-  std::vector<KeyVaultSecret> changed_;           // GUARDED_BY(q_mu_)
-  std::map<std::string, Backoff> backoff_;        // GUARDED_BY(q_mu_)
+  bool stop_ = false;                       // GUARDED_BY(q_mu_)
+  std::set<std::string> pending_;           // GUARDED_BY(q_mu_)
+  std::vector<KeyVaultSecret> changed_;     // GUARDED_BY(q_mu_)
+  std::map<std::string, Backoff> backoff_;  // GUARDED_BY(q_mu_)
   std::atomic<bool> cancel_{false};
 
   std::atomic<uint64_t> hits_{0}, stale_hits_{0}, misses_{0}, refreshes_{0}, errors_{0},

@@ -16,7 +16,8 @@ SecretProperties ParseProperties(const Json& item) {
   p.id = StringMember(item, "id");
   SplitObjectId(p.id, &p.vault_url, &p.name, &p.version);
   p.content_type = StringMember(item, "contentType");
-  p.managed = item.contains("managed") && item["managed"].is_boolean() && item["managed"].get<bool>();
+  p.managed =
+      item.contains("managed") && item["managed"].is_boolean() && item["managed"].get<bool>();
   if (item.contains("attributes") && item["attributes"].is_object()) {
     const Json& a = item["attributes"];
     if (a.contains("enabled") && a["enabled"].is_boolean()) {
@@ -178,7 +179,8 @@ StatusOr<HttpResponse> SecretClient::Call(const std::string& method, const std::
       // Exponential back-off with jitter, as the Azure SDKs' retry policy.
       auto base = options_.retry.initial_delay.count() << std::min(attempt, 16);
       std::uniform_real_distribution<double> jitter(0.8, 1.2);
-      delay = std::chrono::milliseconds(static_cast<int64_t>(static_cast<double>(base) * jitter(rng)));
+      delay =
+          std::chrono::milliseconds(static_cast<int64_t>(static_cast<double>(base) * jitter(rng)));
     }
     std::this_thread::sleep_for(std::min(delay, options_.retry.max_delay));
   }
@@ -223,9 +225,10 @@ StatusOr<SecretProperties> SecretClient::UpdateSecretProperties(const SecretProp
   if (!p.content_type.empty()) {
     body["contentType"] = p.content_type;
   }
-  ASSIGN_OR_RETURN(HttpResponse res,
-                   Call("PATCH", "/secrets/" + PercentEncode(p.name) + "/" + PercentEncode(p.version),
-                        ToJson(body)));
+  ASSIGN_OR_RETURN(
+      HttpResponse res,
+      Call("PATCH", "/secrets/" + PercentEncode(p.name) + "/" + PercentEncode(p.version),
+           ToJson(body)));
   if (res.status != 200) {
     return ErrorFromResponse(res);
   }
@@ -378,9 +381,9 @@ StatusOr<SecretProperties> SecretClient::RestoreSecretBackup(const std::string& 
   return ParseProperties(json);
 }
 
-StatusOr<std::string> SecretClient::Watch(
-    const WatchOptions& options, const std::function<bool(const SecretChange&)>& on_change,
-    const std::atomic<bool>* cancel) {
+StatusOr<std::string> SecretClient::Watch(const WatchOptions& options,
+                                          const std::function<bool(const SecretChange&)>& on_change,
+                                          const std::atomic<bool>* cancel) {
   std::string query;
   if (!options.names.empty()) {
     std::string names;

@@ -79,7 +79,8 @@ void SplitObjectId(const std::string& id, std::string* vault_url, std::string* n
     return;
   }
   auto parts = Split(std::string_view(id).substr(path + 1), '/');
-  if (parts.size() < 2 || parts.size() > 3 || (parts[0] != "secrets" && parts[0] != "deletedsecrets")) {
+  if (parts.size() < 2 || parts.size() > 3 ||
+      (parts[0] != "secrets" && parts[0] != "deletedsecrets")) {
     return;
   }
   *vault_url = id.substr(0, path);
@@ -90,14 +91,14 @@ void SplitObjectId(const std::string& id, std::string* vault_url, std::string* n
 }
 
 Status CheckName(const std::string& name) {
-  bool ok = !name.empty() && name.size() <= 127 &&
-            std::all_of(name.begin(), name.end(), [](char c) {
-              return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                     c == '-';
-            });
+  bool ok =
+      !name.empty() && name.size() <= 127 && std::all_of(name.begin(), name.end(), [](char c) {
+        return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+               c == '-';
+      });
   if (!ok) {
-    return InvalidArgumentError(
-        "a secret name is 1-127 characters of 0-9, a-z, A-Z and '-'", "BadParameter");
+    return InvalidArgumentError("a secret name is 1-127 characters of 0-9, a-z, A-Z and '-'",
+                                "BadParameter");
   }
   return OkStatus();
 }
@@ -118,10 +119,10 @@ StatusOr<std::string> ScopeFromChallenge(const HttpResponse& response,
   std::string want = HostOf(resource);
   std::string host = HostOf(vault_url);
   bool same_domain =
-      !want.empty() && (host == want || (host.size() > want.size() &&
-                                         host.compare(host.size() - want.size(), want.size(),
-                                                      want) == 0 &&
-                                         host[host.size() - want.size() - 1] == '.'));
+      !want.empty() &&
+      (host == want || (host.size() > want.size() &&
+                        host.compare(host.size() - want.size(), want.size(), want) == 0 &&
+                        host[host.size() - want.size() - 1] == '.'));
   if (!same_domain) {
     return UnauthenticatedError("the challenge resource '" + resource +
                                 "' does not match the vault's domain " + host +
