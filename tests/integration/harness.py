@@ -35,6 +35,17 @@ KV_API = "7.5"
 ARM_API = "2023-07-01"
 
 
+def wait_until(fn, timeout=20.0, interval=0.05):
+    """Polls fn() until it returns something true; returns that (or the last falsy value).
+    `timeout` bounds the wait; it is never a performance claim."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = fn()
+        if v or time.monotonic() > deadline:
+            return v
+        time.sleep(interval)
+
+
 def stop_process(proc):
     """SIGTERM, wait up to STOP_TIMEOUT_S, then SIGKILL. Returns the exit code."""
     if proc.poll() is None:

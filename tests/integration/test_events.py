@@ -29,7 +29,7 @@ import time
 import urllib.parse
 import uuid
 
-from harness import b64url_decode, free_port, read_text
+from harness import b64url_decode, free_port, read_text, wait_until
 from test_audit import wait_for_records
 from test_authorization import ROLES, AuthzTestCase
 
@@ -44,16 +44,6 @@ POLICY_CHANGED = "Microsoft.KeyVault.VaultAccessPolicyChanged"
 DELETED = "Coffer.KeyVault.SecretDeleted"
 EVENT_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{7}Z$")
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-
-
-def wait_until(fn, timeout=WAIT_S, interval=0.05):
-    """Polls fn() until it returns something true; returns that (or the last falsy value)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        v = fn()
-        if v or time.monotonic() > deadline:
-            return v
-        time.sleep(interval)
 
 
 # ---- the webhook receiver -------------------------------------------------------------------
@@ -365,7 +355,7 @@ class EventsTestCase(AuthzTestCase):
     def wait_dead_letter(self, subscription):
         def found():
             return [d for d in self.dead_letters() if d["subscriptionName"] == subscription]
-        wait_until(found)
+        wait_until(found, WAIT_S)
         return found()
 
 
@@ -758,7 +748,7 @@ class NoticeTests(EventsTestCase):
 
         self.assertTrue(wait_until(lambda: notices("soon", NEAR_EXPIRY) and
                                    notices("ten-days", NEAR_EXPIRY) and
-                                   notices("soon", EXPIRED)),
+                                   notices("soon", EXPIRED), WAIT_S),
                         [json.loads(c["body"]) for c in self.receiver.received("/expiry")])
         time.sleep(QUIET_S + 1)  # a few more scans: nothing is announced twice
         for subject, etype, secret in (("soon", NEAR_EXPIRY, soon), ("soon", EXPIRED, soon),
@@ -803,7 +793,7 @@ class NoticeTests(EventsTestCase):
 
         r = self.edit_policies(f"rg-{vault}", vault, "add", [self.policy_entry(sp.oid, ["get"])])
         self.assertEqual(r.status, 200, r)
-        self.assertTrue(wait_until(lambda: len(changes()) >= 1))
+        self.assertTrue(wait_until(lambda: len(changes()) >= 1, WAIT_S))
         r = self.srv.arm("PATCH", f"/resourceGroups/rg-{vault}/providers/Microsoft.KeyVault/"
                                   f"vaults/{vault}", {"tags": {"only": "tags"}},
                          api_version=VAULT_API)
@@ -813,7 +803,7 @@ class NoticeTests(EventsTestCase):
                                   f"vaults/{vault}",
                          {"properties": {"enableRbacAuthorization": True}}, api_version=VAULT_API)
         self.assertEqual(r.status, 200, r)
-        self.assertTrue(wait_until(lambda: len(changes()) >= 2))
+        self.assertTrue(wait_until(lambda: len(changes()) >= 2, WAIT_S))
         time.sleep(QUIET_S)
         got = changes()
         self.assertEqual(len(got), 2, got)

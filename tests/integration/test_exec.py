@@ -40,7 +40,7 @@ import threading
 import time
 import uuid
 
-from harness import ServerTestCase, coffer_binary, free_port, read_text, stop_process
+from harness import ServerTestCase, coffer_binary, free_port, read_text, stop_process, wait_until
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CHILD = os.path.join(HERE, "exec_child.py")
@@ -55,16 +55,6 @@ TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 CLAIM_URI = "http://schemas.microsoft.com/identity/claims/objectidentifier"
 REF_KEYS = {"name", "status", "vaultName", "secretName", "secretVersion", "resolvedVersion",
             "details", "lastResolved"}
-
-
-def wait_until(fn, timeout=WAIT_S, interval=0.05):
-    """Polls fn() until it returns something true; returns that (or the last falsy value)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        v = fn()
-        if v or time.monotonic() > deadline:
-            return v
-        time.sleep(interval)
 
 
 def proc_stat(pid):

@@ -39,7 +39,7 @@ import unittest
 import urllib.parse
 import uuid
 
-from harness import ServerTestCase, jwt_parts, read_text, stop_process
+from harness import ServerTestCase, jwt_parts, read_text, stop_process, wait_until
 from oidc_issuer import OidcIssuer
 from test_workloads import ImdsAgent
 
@@ -57,16 +57,6 @@ def probe_binary():
 
 def sha256_hex(text):
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def wait_until(fn, timeout=WAIT_S, interval=0.05):
-    """Polls fn() until it returns something true; returns that (or the last falsy value)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        v = fn()
-        if v or time.monotonic() > deadline:
-            return v
-        time.sleep(interval)
 
 
 def openssl(*args):
