@@ -1,6 +1,10 @@
 #include "exec/resolver.h"
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <set>
+#include <thread>
 
 #include "common/strings.h"
 #include "common/time_format.h"
@@ -114,14 +118,56 @@ void Resolver::OnChange(std::function<void()> callback) {
   }
 }
 
+std::vector<StatusOr<KeyVaultSecret>> Resolver::ReadAll() {
+  std::vector<StatusOr<KeyVaultSecret>> results(refs_.size(), UnavailableError("not read"));
+  auto read = [&](size_t i) {
+    const client::KeyVaultReference& r = refs_[i].status.reference;
+    results[i] = refs_[i].cache->GetSecret(r.secret_name, r.version);
+  };
+  // The first read of each vault goes alone: it learns the vault's challenge
+  // and fetches the token that every other read then reuses. The rest run in
+  // parallel, so start-up costs about one round trip per vault plus one per
+  // kMaxParallelReads references rather than one per reference.
+  std::set<SecretCache*> warmed;
+  std::vector<size_t> rest;
+  for (size_t i = 0; i < refs_.size(); ++i) {
+    if (refs_[i].cache == nullptr) {
+      continue;
+    }
+    if (warmed.insert(refs_[i].cache).second) {
+      read(i);
+    } else {
+      rest.push_back(i);
+    }
+  }
+  constexpr size_t kMaxParallelReads = 8;
+  std::atomic<size_t> next{0};
+  auto worker = [&] {
+    for (size_t k = next++; k < rest.size(); k = next++) {
+      read(rest[k]);
+    }
+  };
+  std::vector<std::thread> threads;
+  for (size_t t = 1; t < std::min(kMaxParallelReads, rest.size()); ++t) {
+    threads.emplace_back(worker);
+  }
+  worker();
+  for (std::thread& t : threads) {
+    t.join();
+  }
+  return results;
+}
+
 std::vector<std::string> Resolver::Resolve() {
   std::vector<std::string> env = environment_;
-  for (Ref& ref : refs_) {
+  std::vector<StatusOr<KeyVaultSecret>> results = ReadAll();
+  for (size_t i = 0; i < refs_.size(); ++i) {
+    Ref& ref = refs_[i];
     if (ref.cache == nullptr) {
       continue;  // stays literal; its status says why
     }
     const client::KeyVaultReference& r = ref.status.reference;
-    StatusOr<KeyVaultSecret> secret = ref.cache->GetSecret(r.secret_name, r.version);
+    StatusOr<KeyVaultSecret>& secret = results[i];
     Status refresh = r.version.empty() ? ref.cache->LastError(r.secret_name) : OkStatus();
     std::lock_guard<std::mutex> lock(mu_);
     ReferenceStatus& st = ref.status;

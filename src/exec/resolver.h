@@ -46,9 +46,10 @@ class Resolver {
   // `environment` holds NAME=value strings; order is kept.
   Resolver(std::vector<std::string> environment, ResolverOptions options);
 
-  // Resolve reads every reference (from the caches once read) and returns the
-  // child's environment: resolved references replaced by their values,
-  // everything else as given. Updates statuses().
+  // Resolve reads every reference (from the caches once read; up to eight
+  // reads in parallel) and returns the child's environment: resolved
+  // references replaced by their values, everything else as given. Updates
+  // statuses().
   std::vector<std::string> Resolve();
 
   std::vector<ReferenceStatus> statuses() const;
@@ -67,6 +68,10 @@ class Resolver {
     ReferenceStatus status;
     SecretCache* cache = nullptr;  // null when the reference is unusable
   };
+
+  // ReadAll reads every usable reference through its cache, in parallel;
+  // results are indexed like refs_.
+  std::vector<StatusOr<KeyVaultSecret>> ReadAll();
 
   std::vector<std::string> environment_;
   ResolverOptions options_;
