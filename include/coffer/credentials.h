@@ -10,6 +10,7 @@
 // secret, an assertion or a token.
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -105,6 +106,23 @@ class WorkloadIdentityCredential : public CachingCredential {
  private:
   StatusOr<AccessToken> FetchToken(const std::string& scope) override;
   std::string tenant_id_, client_id_, token_file_;
+};
+
+// ClientAssertionCredential: an application that proves itself with a JWT
+// assertion it gets from `assertion` (a federated token such as a Kubernetes
+// service-account token, as the Azure SDKs' ClientAssertionCredential). The
+// callback is called for every exchange, so it may hand out a rotated token;
+// its error is returned as is.
+class ClientAssertionCredential : public CachingCredential {
+ public:
+  using AssertionProvider = std::function<StatusOr<std::string>()>;
+  ClientAssertionCredential(std::string tenant_id, std::string client_id,
+                            AssertionProvider assertion, CredentialOptions options = {});
+
+ private:
+  StatusOr<AccessToken> FetchToken(const std::string& scope) override;
+  std::string tenant_id_, client_id_;
+  AssertionProvider assertion_;
 };
 
 // Which managed identity to ask for: the system-assigned one (the default) or

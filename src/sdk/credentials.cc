@@ -37,6 +37,16 @@ std::string ResourceOf(const std::string& scope) {
   return scope;
 }
 
+// AssertionForm is the client-credentials grant that proves the client with
+// a JWT (a certificate's, or a federated token) instead of a secret.
+std::string AssertionForm(const std::string& client_id, const std::string& scope,
+                          const std::string& assertion) {
+  return "grant_type=client_credentials&client_id=" + PercentEncode(client_id) +
+         "&scope=" + PercentEncode(scope) + "&client_assertion_type=" +
+         PercentEncode("urn:ietf:params:oauth:client-assertion-type:jwt-bearer") +
+         "&client_assertion=" + PercentEncode(assertion);
+}
+
 StatusOr<std::string> ReadFile(const std::string& path, const char* what) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
@@ -212,11 +222,7 @@ StatusOr<AccessToken> ClientCertificateCredential::FetchToken(const std::string&
   std::string signing_input =
       Base64UrlEncode(ToJson(header)) + "." + Base64UrlEncode(ToJson(claims));
   std::string assertion = signing_input + "." + Base64UrlEncode((*key)->SignRs256(signing_input));
-  return PostTokenRequest(
-      tenant_id_, "grant_type=client_credentials&client_id=" + PercentEncode(client_id_) +
-                      "&scope=" + PercentEncode(scope) + "&client_assertion_type=" +
-                      PercentEncode("urn:ietf:params:oauth:client-assertion-type:jwt-bearer") +
-                      "&client_assertion=" + PercentEncode(assertion));
+  return PostTokenRequest(tenant_id_, AssertionForm(client_id_, scope, assertion));
 }
 
 // ---- workload identity -------------------------------------------------------------------
@@ -241,11 +247,29 @@ StatusOr<AccessToken> WorkloadIdentityCredential::FetchToken(const std::string& 
     return InvalidArgumentError("the federated token file " + token_file_ +
                                 " is empty or longer than 16 KiB");
   }
-  return PostTokenRequest(
-      tenant_id_, "grant_type=client_credentials&client_id=" + PercentEncode(client_id_) +
-                      "&scope=" + PercentEncode(scope) + "&client_assertion_type=" +
-                      PercentEncode("urn:ietf:params:oauth:client-assertion-type:jwt-bearer") +
-                      "&client_assertion=" + PercentEncode(assertion));
+  return PostTokenRequest(tenant_id_, AssertionForm(client_id_, scope, assertion));
+}
+
+// ---- client assertion --------------------------------------------------------------------
+
+ClientAssertionCredential::ClientAssertionCredential(std::string tenant_id, std::string client_id,
+                                                     AssertionProvider assertion,
+                                                     CredentialOptions options)
+    : CachingCredential(std::move(options)),
+      tenant_id_(std::move(tenant_id)),
+      client_id_(std::move(client_id)),
+      assertion_(std::move(assertion)) {}
+
+StatusOr<AccessToken> ClientAssertionCredential::FetchToken(const std::string& scope) {
+  if (tenant_id_.empty() || client_id_.empty() || !assertion_) {
+    return FailedPreconditionError(
+        "ClientAssertionCredential needs a tenant id, a client id and an assertion");
+  }
+  ASSIGN_OR_RETURN(std::string assertion, assertion_());
+  if (assertion.empty() || assertion.size() > 16 * 1024) {
+    return InvalidArgumentError("the client assertion is empty or longer than 16 KiB");
+  }
+  return PostTokenRequest(tenant_id_, AssertionForm(client_id_, scope, assertion));
 }
 
 // ---- managed identity --------------------------------------------------------------------

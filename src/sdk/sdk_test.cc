@@ -403,6 +403,47 @@ TEST(Credentials, WorkloadIdentityReadsAndTrimsTheTokenFileEachTime) {
   EXPECT_EQ(empty.GetToken("s").status().code(), StatusCode::kInvalidArgument);
 }
 
+TEST(Credentials, ClientAssertionAsksItsProviderForEveryExchange) {
+  std::vector<std::string> bodies;
+  auto t = std::make_shared<FakeTransport>([&](const HttpRequest& r) {
+    bodies.push_back(r.body);
+    return Json200({{"access_token", "a"}, {"expires_in", 10}});  // always due for refresh
+  });
+  CredentialOptions o;
+  o.authority_host = "https://localhost:8443";
+  o.transport = t;
+  int calls = 0;
+  ClientAssertionCredential c(
+      "t1", "client",
+      [&]() -> StatusOr<std::string> {
+        ++calls;
+        return "eyJ.n" + std::to_string(calls) + ".sig";
+      },
+      o);
+  ASSERT_TRUE(c.GetToken("s").ok());
+  ASSERT_TRUE(c.GetToken("s").ok());
+  ASSERT_EQ(bodies.size(), 2u);
+  EXPECT_NE(bodies[0].find("client_id=client"), std::string::npos) << bodies[0];
+  EXPECT_NE(bodies[0].find("client_assertion=eyJ.n1.sig"), std::string::npos) << bodies[0];
+  EXPECT_NE(bodies[1].find("client_assertion=eyJ.n2.sig"), std::string::npos) << bodies[1];
+  EXPECT_NE(bodies[0].find("jwt-bearer"), std::string::npos);
+
+  ClientAssertionCredential failing(
+      "t1", "client",
+      []() -> StatusOr<std::string> {
+        return NotFoundError("no token for audience api://AzureADTokenExchange");
+      },
+      o);
+  EXPECT_EQ(failing.GetToken("s").status().code(), StatusCode::kNotFound);
+  ClientAssertionCredential empty(
+      "t1", "client", [] { return StatusOr<std::string>(""); }, o);
+  EXPECT_EQ(empty.GetToken("s").status().code(), StatusCode::kInvalidArgument);
+  ClientAssertionCredential no_client(
+      "t1", "", [] { return StatusOr<std::string>("x"); }, o);
+  EXPECT_EQ(no_client.GetToken("s").status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(bodies.size(), 2u) << "failed assertions never reach the token service";
+}
+
 TEST(Credentials, ChainPassesOverUnconfiguredAndStopsAtARefusal) {
   struct Fails : TokenCredential {
     explicit Fails(Status status) : status_(std::move(status)) {}
