@@ -385,16 +385,18 @@ class Writer {
   // What a top-level name of the new payload holds now.
   enum class Top { kMissing, kLinkOk, kLinkWrong, kLeftoverFile, kLeftoverDir };
 
-  // Do runs a system call (returning < 0 and errno on failure) unless the
-  // test hook fails the step first; 0 or the errno.
+  // Try runs one mutation, a system call returning < 0 with errno on
+  // failure, unless the test hook fails it first: 0 or the errno.
   template <typename Call>
-  int Do(std::string_view step, Call&& call) {
-    if (opts_.inject_fault) {
-      if (int err = opts_.inject_fault(step); err != 0) {
-        return err;
-      }
-    }
-    return call() < 0 ? errno : 0;
+  int Try(std::string_view step, Call&& call) {
+    int err = opts_.inject_fault ? opts_.inject_fault(step) : 0;
+    return err != 0 ? err : call() < 0 ? errno : 0;
+  }
+  // Step is Try with the error as a Status naming `rel` (in the target).
+  template <typename Call>
+  Status Step(std::string_view step, std::string_view rel, Call&& call) {
+    int err = Try(step, std::forward<Call>(call));
+    return err == 0 ? OkStatus() : Fail(err, step, rel);
   }
   Status Fail(int err, std::string_view step, std::string_view rel) const {
     return ErrnoError(err, step, Shown(rel.empty() ? target_ : target_ + "/" + std::string(rel)));
@@ -402,16 +404,24 @@ class Writer {
   bool Owned() const { return opts_.uid.has_value() || opts_.gid.has_value(); }
   uid_t Uid() const { return opts_.uid ? static_cast<uid_t>(*opts_.uid) : static_cast<uid_t>(-1); }
   gid_t Gid() const { return opts_.gid ? static_cast<gid_t>(*opts_.gid) : static_cast<gid_t>(-1); }
+  Status LinkOwner(const std::string& link) {
+    if (!Owned()) {
+      return OkStatus();
+    }
+    return Step("chown link", link, [&] {
+      return ::fchownat(target_fd_.get(), link.c_str(), Uid(), Gid(), AT_SYMLINK_NOFOLLOW);
+    });
+  }
 
   Status OpenTarget();
   Status InspectOld();
   Status InspectTop(const std::vector<const PayloadFile*>& files);
   Status CreateTimestampDir();
-  Status SetUpDir(int fd, const std::string& rel);
+  Status SetUpDir(int fd, const std::string& rel, mode_t mode);
   StatusOr<int> EnsureDir(const std::string& rel);
   Status WriteFile(const PayloadFile& f);
   Status SyncDirs();
-  Status Link(const std::string& name, const std::string& dest, Top state);
+  Status Link(const std::string& name, Top state);
   Status PrepareSwitch();
   void Rollback();
   Status Cleanup();
@@ -439,35 +449,26 @@ Status Writer::OpenTarget() {
   if (errno != ENOENT) {
     return Fail(errno, "open target", "");
   }
-  if (int err = Do("create target", [&] { return ::mkdir(target_.c_str(), 0700); }); err != 0) {
-    if (err == ENOENT) {
-      return NotFoundError("atomic writer: the parent of target " + Shown(target_) +
-                           " does not exist");
-    }
-    return Fail(err, "create target", "");
+  Status s = Step("create target", "", [&] { return ::mkdir(target_.c_str(), 0700); });
+  if (s.code() == StatusCode::kNotFound) {
+    return NotFoundError("atomic writer: the parent of " + Shown(target_) + " does not exist");
   }
+  RETURN_IF_ERROR(s);
   created_target_ = true;
   target_fd_ = Fd(::open(target_.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
   if (!target_fd_.valid()) {
     return Fail(errno, "open target", "");
   }
-  return SetUpDir(target_fd_.get(), "");
+  return SetUpDir(target_fd_.get(), "", kTargetMode);
 }
 
 // SetUpDir gives a directory the writer created its owner and its exact
 // mode; chown first, since it may clear mode bits.
-Status Writer::SetUpDir(int fd, const std::string& rel) {
-  bool is_target = rel.empty() && fd == target_fd_.get();
+Status Writer::SetUpDir(int fd, const std::string& rel, mode_t mode) {
   if (Owned()) {
-    if (int err = Do("chown directory", [&] { return ::fchown(fd, Uid(), Gid()); }); err != 0) {
-      return Fail(err, "chown directory", rel);
-    }
+    RETURN_IF_ERROR(Step("chown directory", rel, [&] { return ::fchown(fd, Uid(), Gid()); }));
   }
-  mode_t mode = is_target ? kTargetMode : kDirMode;
-  if (int err = Do("chmod directory", [&] { return ::fchmod(fd, mode); }); err != 0) {
-    return Fail(err, "chmod directory", rel);
-  }
-  return OkStatus();
+  return Step("chmod directory", rel, [&] { return ::fchmod(fd, mode); });
 }
 
 Status Writer::InspectOld() {
@@ -546,8 +547,8 @@ Status Writer::CreateTimestampDir() {
     // As Go's os.MkdirTemp, which kubelet uses: the prefix plus a random
     // uint32 in decimal, created 0700 and opened up once set up.
     std::string name = stamp + std::to_string(RandomSuffix());
-    int err =
-        Do("create timestamp dir", [&] { return ::mkdirat(target_fd_.get(), name.c_str(), 0700); });
+    int err = Try("create timestamp dir",
+                  [&] { return ::mkdirat(target_fd_.get(), name.c_str(), 0700); });
     if (err == EEXIST && attempt < kMaxNameAttempts) {
       continue;
     }
@@ -561,7 +562,7 @@ Status Writer::CreateTimestampDir() {
   if (int err = OpenDirAt(target_fd_.get(), new_ts_, &fd); err != 0) {
     return Fail(err, "open", new_ts_);
   }
-  RETURN_IF_ERROR(SetUpDir(fd.get(), new_ts_));
+  RETURN_IF_ERROR(SetUpDir(fd.get(), new_ts_, kDirMode));
   dirs_[""] = std::move(fd);
   return OkStatus();
 }
@@ -575,15 +576,13 @@ StatusOr<int> Writer::EnsureDir(const std::string& rel) {
   std::string leaf = slash == std::string::npos ? rel : rel.substr(slash + 1);
   ASSIGN_OR_RETURN(int parent_fd, EnsureDir(parent));
   std::string shown = new_ts_ + "/" + rel;
-  if (int err = Do("create directory", [&] { return ::mkdirat(parent_fd, leaf.c_str(), 0700); });
-      err != 0) {
-    return Fail(err, "create directory", shown);
-  }
+  RETURN_IF_ERROR(
+      Step("create directory", shown, [&] { return ::mkdirat(parent_fd, leaf.c_str(), 0700); }));
   Fd fd;
   if (int err = OpenDirAt(parent_fd, leaf, &fd); err != 0) {
     return Fail(err, "open", shown);
   }
-  RETURN_IF_ERROR(SetUpDir(fd.get(), shown));
+  RETURN_IF_ERROR(SetUpDir(fd.get(), shown, kDirMode));
   int raw = fd.get();
   dirs_[rel] = std::move(fd);
   return raw;
@@ -595,79 +594,49 @@ Status Writer::WriteFile(const PayloadFile& f) {
   std::string leaf = slash == std::string::npos ? f.path : f.path.substr(slash + 1);
   ASSIGN_OR_RETURN(int parent_fd, EnsureDir(parent));
   std::string shown = new_ts_ + "/" + f.path;
-  int raw = -1;
-  int err = Do("create file", [&] {
-    raw = ::openat(parent_fd, leaf.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                   0600);
-    return raw;
-  });
-  if (err != 0) {
-    return Fail(err, "create file", shown);
-  }
-  Fd fd(raw);
-  if (err = Do("write file", [&] { return AsSyscall(WriteAll(fd.get(), f.contents)); }); err != 0) {
-    return Fail(err, "write file", shown);
-  }
+  Fd fd;
+  RETURN_IF_ERROR(Step("create file", shown, [&] {
+    fd = Fd(::openat(parent_fd, leaf.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                     0600));
+    return fd.get();
+  }));
+  RETURN_IF_ERROR(
+      Step("write file", shown, [&] { return AsSyscall(WriteAll(fd.get(), f.contents)); }));
   if (Owned()) {
-    if (err = Do("chown file", [&] { return ::fchown(fd.get(), Uid(), Gid()); }); err != 0) {
-      return Fail(err, "chown file", shown);
-    }
+    RETURN_IF_ERROR(Step("chown file", shown, [&] { return ::fchown(fd.get(), Uid(), Gid()); }));
   }
   // The mode given to openat() is filtered by the umask; set it exactly.
-  if (err = Do("chmod file", [&] { return ::fchmod(fd.get(), static_cast<mode_t>(f.mode)); });
-      err != 0) {
-    return Fail(err, "chmod file", shown);
-  }
-  if (err = Do("fsync file", [&] { return ::fsync(fd.get()); }); err != 0) {
-    return Fail(err, "fsync file", shown);
-  }
-  return OkStatus();
+  RETURN_IF_ERROR(Step("chmod file", shown, [&] { return ::fchmod(fd.get(), f.mode); }));
+  return Step("fsync file", shown, [&] { return ::fsync(fd.get()); });
 }
 
 Status Writer::SyncDirs() {
   // Deepest first, so each directory is synced after the entries made in it.
   for (auto it = dirs_.rbegin(); it != dirs_.rend(); ++it) {
-    if (int err = Do("fsync directory", [&] { return ::fsync(it->second.get()); }); err != 0) {
-      return Fail(err, "fsync directory", new_ts_ + "/" + it->first);
-    }
+    RETURN_IF_ERROR(Step("fsync directory", new_ts_ + "/" + it->first,
+                         [&] { return ::fsync(it->second.get()); }));
   }
   return OkStatus();
 }
 
-// Link makes top-level `name` the symlink `dest`, according to what is there.
-Status Writer::Link(const std::string& name, const std::string& dest, Top state) {
+// Link makes top-level `name` the symlink `..data/name`, according to what is
+// there now.
+Status Writer::Link(const std::string& name, Top state) {
   int fd = target_fd_.get();
-  auto lchown = [&](const std::string& link) {
-    if (!Owned()) {
-      return OkStatus();
-    }
-    if (int err =
-            Do("chown link",
-               [&] { return ::fchownat(fd, link.c_str(), Uid(), Gid(), AT_SYMLINK_NOFOLLOW); });
-        err != 0) {
-      return Fail(err, "chown link", link);
-    }
-    return OkStatus();
-  };
+  std::string dest = std::string(kDataDir) + "/" + name;
   switch (state) {
     case Top::kLinkOk:
       return OkStatus();
     case Top::kLeftoverDir:
       // As the driver: what a provider wrote directly makes way for the link.
-      if (int err =
-              Do("remove leftover directory", [&] { return AsSyscall(RemoveTreeAt(fd, name)); });
-          err != 0) {
-        return Fail(err, "remove leftover directory", name);
-      }
+      RETURN_IF_ERROR(Step("remove leftover directory", name,
+                           [&] { return AsSyscall(RemoveTreeAt(fd, name)); }));
       [[fallthrough]];
-    case Top::kMissing: {
-      if (int err = Do("create link", [&] { return ::symlinkat(dest.c_str(), fd, name.c_str()); });
-          err != 0) {
-        return Fail(err, "create link", name);
-      }
+    case Top::kMissing:
+      RETURN_IF_ERROR(
+          Step("create link", name, [&] { return ::symlinkat(dest.c_str(), fd, name.c_str()); }));
       created_links_.push_back(name);
-      return lchown(name);
-    }
+      return LinkOwner(name);
     case Top::kLinkWrong:
     case Top::kLeftoverFile: {
       // rename(2) replaces the entry itself (a link is not followed), and a
@@ -675,19 +644,19 @@ Status Writer::Link(const std::string& name, const std::string& dest, Top state)
       if (int err = RemoveTreeAt(fd, kLinkTmp); err != 0) {
         return Fail(err, "remove stale", kLinkTmp);
       }
-      if (int err = Do("create link", [&] { return ::symlinkat(dest.c_str(), fd, kLinkTmp); });
-          err != 0) {
-        return Fail(err, "create link", kLinkTmp);
+      Status s =
+          Step("create link", kLinkTmp, [&] { return ::symlinkat(dest.c_str(), fd, kLinkTmp); });
+      if (s.ok()) {
+        s = LinkOwner(kLinkTmp);
       }
-      Status s = lchown(kLinkTmp);
-      int err = s.ok() ? Do("replace top-level entry",
-                            [&] { return ::renameat(fd, kLinkTmp, fd, name.c_str()); })
-                       : 0;
-      if (!s.ok() || err != 0) {
+      if (s.ok()) {
+        s = Step("replace top-level entry", name,
+                 [&] { return ::renameat(fd, kLinkTmp, fd, name.c_str()); });
+      }
+      if (!s.ok()) {
         ::unlinkat(fd, kLinkTmp, 0);
-        return s.ok() ? Fail(err, "replace top-level entry", name) : s;
       }
-      return OkStatus();
+      return s;
     }
   }
   return OkStatus();
@@ -696,25 +665,14 @@ Status Writer::Link(const std::string& name, const std::string& dest, Top state)
 Status Writer::PrepareSwitch() {
   int fd = target_fd_.get();
   // A crashed write may have left ..data_tmp behind; it is ours to replace.
-  if (int err =
-          Do("remove stale ..data_tmp", [&] { return AsSyscall(RemoveTreeAt(fd, kDataTmp)); });
-      err != 0) {
-    return Fail(err, "remove stale", kDataTmp);
-  }
-  if (int err = Do("create ..data_tmp", [&] { return ::symlinkat(new_ts_.c_str(), fd, kDataTmp); });
-      err != 0) {
-    return Fail(err, "create link", kDataTmp);
-  }
+  RETURN_IF_ERROR(Step("remove stale ..data_tmp", kDataTmp,
+                       [&] { return AsSyscall(RemoveTreeAt(fd, kDataTmp)); }));
+  RETURN_IF_ERROR(Step("create ..data_tmp", kDataTmp,
+                       [&] { return ::symlinkat(new_ts_.c_str(), fd, kDataTmp); }));
   created_data_tmp_ = true;
-  if (Owned()) {
-    if (int err = Do("chown link",
-                     [&] { return ::fchownat(fd, kDataTmp, Uid(), Gid(), AT_SYMLINK_NOFOLLOW); });
-        err != 0) {
-      return Fail(err, "chown link", kDataTmp);
-    }
-  }
+  RETURN_IF_ERROR(LinkOwner(kDataTmp));
   for (const auto& [name, state] : top_) {
-    RETURN_IF_ERROR(Link(name, std::string(kDataDir) + "/" + name, state));
+    RETURN_IF_ERROR(Link(name, state));
   }
   return OkStatus();
 }
@@ -739,6 +697,8 @@ void Writer::Rollback() {
   }
 }
 
+// Cleanup runs after the switch; it goes on past failures and returns the
+// first.
 Status Writer::Cleanup() {
   int fd = target_fd_.get();
   Status first;
@@ -747,49 +707,34 @@ Status Writer::Cleanup() {
       first = std::move(s);
     }
   };
-  if (int err = Do("fsync target", [&] { return ::fsync(fd); }); err != 0) {
-    note(Fail(err, "fsync target", ""));
-  }
+  note(Step("fsync target", "", [&] { return ::fsync(fd); }));
   std::vector<std::string> names;
   if (int err = ListDir(fd, &names); err != 0) {
     note(Fail(err, "list", ""));
     names.clear();
   }
   for (const std::string& name : names) {
+    struct stat st {};
     if (StartsWith(name, "..")) {
-      if (IsTimestampName(name) && name != new_ts_ && name != old_ts_) {
-        struct stat st {};
-        if (LstatAt(fd, name, &st) == 0 && S_ISDIR(st.st_mode)) {
-          if (int err = Do("remove stale timestamp dir",
-                           [&] { return AsSyscall(RemoveTreeAt(fd, name)); });
-              err != 0) {
-            note(Fail(err, "remove stale timestamp dir", name));
-          }
-        }
+      if (IsTimestampName(name) && name != new_ts_ && name != old_ts_ &&
+          LstatAt(fd, name, &st) == 0 && S_ISDIR(st.st_mode)) {
+        note(Step("remove stale timestamp dir", name,
+                  [&] { return AsSyscall(RemoveTreeAt(fd, name)); }));
       }
-      continue;
-    }
-    if (top_.count(name) != 0) {
       continue;
     }
     // Only links this layout made go: `name -> ..data/name` for a name the
     // new payload lacks (vanished, or left by a crashed write).
     std::string dest;
-    if (ReadLinkAt(fd, name, &dest) != 0 || dest != std::string(kDataDir) + "/" + name) {
-      continue;
-    }
-    if (int err = Do("remove vanished link", [&] { return ::unlinkat(fd, name.c_str(), 0); });
-        err != 0) {
-      note(Fail(err, "remove vanished link", name));
+    if (top_.count(name) == 0 && ReadLinkAt(fd, name, &dest) == 0 &&
+        dest == std::string(kDataDir) + "/" + name) {
+      note(Step("remove vanished link", name, [&] { return ::unlinkat(fd, name.c_str(), 0); }));
     }
   }
   if (!old_ts_.empty() && old_ts_ != new_ts_) {
     old_ts_fd_.Reset();
-    if (int err =
-            Do("remove old timestamp dir", [&] { return AsSyscall(RemoveTreeAt(fd, old_ts_)); });
-        err != 0) {
-      note(Fail(err, "remove old timestamp dir", old_ts_));
-    }
+    note(Step("remove old timestamp dir", old_ts_,
+              [&] { return AsSyscall(RemoveTreeAt(fd, old_ts_)); }));
   }
   return first;
 }
@@ -839,12 +784,9 @@ StatusOr<WriteResult> Writer::Run(const std::vector<const PayloadFile*>& files) 
     s = PrepareSwitch();
   }
   if (s.ok()) {
-    int fd = target_fd_.get();
     // The switch: from here on the new payload is what readers see.
-    if (int err = Do("rename ..data", [&] { return ::renameat(fd, kDataTmp, fd, kDataDir); });
-        err != 0) {
-      s = Fail(err, "rename ..data_tmp to", kDataDir);
-    }
+    int fd = target_fd_.get();
+    s = Step("rename ..data", kDataDir, [&] { return ::renameat(fd, kDataTmp, fd, kDataDir); });
   }
   if (!s.ok()) {
     Rollback();
