@@ -228,6 +228,14 @@ StatusOr<MountConfig> ParseMount(const YamlNode& node, size_t index, const std::
     ASSIGN_OR_RETURN(mount.pod_namespace, Text(*pod, "namespace", pod_where));
     ASSIGN_OR_RETURN(mount.pod_uid, Text(*pod, "uid", pod_where));
     ASSIGN_OR_RETURN(mount.service_account, Text(*pod, "serviceAccount", pod_where));
+    for (const auto& [key, value] :
+         {std::pair{"name", &mount.pod_name}, std::pair{"namespace", &mount.pod_namespace},
+          std::pair{"uid", &mount.pod_uid}, std::pair{"serviceAccount", &mount.service_account}}) {
+      if (value->size() > 253 || !std::all_of(value->begin(), value->end(), IsNameChar)) {
+        return InvalidArgumentError(pod_where + key + " " + QuoteForError(*value) +
+                                    " is not a Kubernetes name");
+      }
+    }
   }
   if (const YamlNode* reload = node.Find("reload"); reload != nullptr) {
     ASSIGN_OR_RETURN(mount.reload, ParseReload(*reload, where + "reload: ", base_dir));

@@ -604,6 +604,17 @@ StatusOr<AzureMountParameters> ParseAzureProviderParameters(
   out.pod_namespace = get(kAttrPodNamespace);
   out.pod_uid = get(kAttrPodUid);
   out.service_account = get(kAttrServiceAccount);
+  // SECURITY: pod name and namespace become NMI request headers (pod
+  // identity); Kubernetes names and UIDs never leave this alphabet.
+  for (const auto& [key, value] :
+       {std::pair{kAttrPodName, &out.pod_name}, std::pair{kAttrPodNamespace, &out.pod_namespace},
+        std::pair{kAttrPodUid, &out.pod_uid},
+        std::pair{kAttrServiceAccount, &out.service_account}}) {
+    if (!IsToken(*value, 0, 253, "._-")) {
+      return InvalidArgumentError(std::string(key) + " " + QuoteForError(*value) +
+                                  " is not a Kubernetes name");
+    }
+  }
   if (opts.require_pod_info) {
     if (out.pod_name.empty()) {
       return InvalidArgumentError(std::string(kAttrPodName) + " is not set");

@@ -423,6 +423,15 @@ TEST(AzureTest, PodInfoRequiredOnTheCsiPathOnly) {
   ExpectError(Parse(a).status(), "csi.storage.k8s.io/pod.namespace is not set");
 }
 
+TEST(AzureTest, PodFieldsMustBeKubernetesNames) {
+  Map a = BaseAttributes();
+  a["csi.storage.k8s.io/pod.name"] = "app\r\nEvil: 1";
+  ExpectError(Parse(a).status(), "csi.storage.k8s.io/pod.name \"app\\x0d\\x0aEvil: 1\"");
+  a = BaseAttributes();
+  a["csi.storage.k8s.io/serviceAccount.name"] = "a/b";
+  ExpectError(Parse(a).status(), "serviceAccount.name");
+}
+
 TEST(AzureTest, PodIdentity) {
   Map a = BaseAttributes();
   a["usePodIdentity"] = "true";
@@ -1013,6 +1022,12 @@ TEST(ConfigTest, Defaults) {
   EXPECT_EQ(c->poll_interval, std::chrono::milliseconds(120000));
   EXPECT_DOUBLE_EQ(c->jitter, 0.1);
   EXPECT_EQ(c->vault_dns_suffix, "");
+  EXPECT_EQ(c->mounts[0].permission, 0644u);
+  // A plain (unquoted) octal scalar keeps its leading zero.
+  c = ParseAgentConfig(
+      "mounts:\n  - {name: a, secretProviderClass: /s.yaml, target: /t, permission: 0750}\n", "");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->mounts[0].permission, 0750u);
 }
 
 TEST(ConfigTest, Signals) {
@@ -1087,6 +1102,8 @@ TEST(ConfigTest, Errors) {
   ExpectError(mount("    uid: [1]\n"), "uid must be a string, not a sequence");
   ExpectError(mount("    pod: [a]\n"), "pod must be a map");
   ExpectError(mount("    pod: {nam: x}\n"), "pod: unknown key \"nam\"");
+  ExpectError(mount("    pod: {name: \"a\\r\\nX: y\"}\n"), "pod.name \"a\\x0d\\x0aX: y\" is not");
+  ExpectError(mount("    pod: {namespace: a b}\n"), "pod.namespace \"a b\" is not");
   ExpectError(mount("    reload: x\n"), "reload: must be a map");
   ExpectError(mount("    reload: {}\n"), "reload: needs signal and pidFile, or command");
   ExpectError(mount("    reload: {signal: HUP}\n"), "signal needs pidFile");
