@@ -37,7 +37,7 @@ ALLOWED = {
     "exec": {"common", "sdk", "client", "exec"},
     "server": {"common", "crypto", "storage", "http", "auth", "authz", "events", "keyvault", "mgmt",
                "net", "audit", "server"},
-    "agent": {"common", "crypto", "http", "net", "sdk", "client", "agent"},
+    "agent": {"common", "crypto", "http", "net", "sdk", "client", "exec", "agent"},
     "cli": {"common", "crypto", "audit", "http", "server", "sdk", "client", "exec", "agent", "cli"},
 }
 THIRD_PARTY = {

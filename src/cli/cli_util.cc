@@ -96,4 +96,31 @@ Json Expect(const StatusOr<http::Response>& res, std::initializer_list<int> ok) 
   Fail(client::ErrorFromResponse(*res));
 }
 
+std::string VaultSuffix(std::string suffix) {
+  auto env = [](const char* name) {
+    const char* v = std::getenv(name);
+    return std::string(v == nullptr ? "" : v);
+  };
+  if (suffix.empty()) {
+    suffix = env("COFFER_VAULT_DNS_SUFFIX");
+  }
+  if (suffix.empty()) {
+    suffix = "vault.localhost";
+  }
+  if (suffix.find(':') != std::string::npos) {
+    return suffix;
+  }
+  std::string authority = env("AZURE_AUTHORITY_HOST");
+  size_t scheme = authority.find("://");
+  if (scheme != std::string::npos) {
+    std::string host_port = authority.substr(scheme + 3);
+    host_port = host_port.substr(0, host_port.find('/'));
+    size_t colon = host_port.rfind(':');
+    if (colon != std::string::npos && host_port.find(']', colon) == std::string::npos) {
+      suffix += host_port.substr(colon);
+    }
+  }
+  return suffix;
+}
+
 }  // namespace coffer::cli

@@ -14,6 +14,12 @@ namespace coffer::cli {
 [[noreturn]] void Fail(const Status& status);
 [[noreturn]] void Usage(const std::string& message);
 
+// VaultSuffix is the DNS suffix (with port) that vault names are completed
+// with: `suffix`, else $COFFER_VAULT_DNS_SUFFIX, else "vault.localhost"; a
+// suffix without a port takes the port of $AZURE_AUTHORITY_HOST, since one
+// Coffer server answers the token service and its vaults on one port.
+std::string VaultSuffix(std::string suffix);
+
 // Print writes JSON indented by two spaces, as az's default output.
 void Print(const Json& value);
 

@@ -40,31 +40,6 @@ int ParseSignal(const std::string& text) {
   Usage("--signal must be one of SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH");
 }
 
-// VaultSuffix is the suffix (with port) of VaultName references.
-std::string VaultSuffix(std::string suffix) {
-  if (suffix.empty()) {
-    suffix = Env("COFFER_VAULT_DNS_SUFFIX");
-  }
-  if (suffix.empty()) {
-    suffix = "vault.localhost";
-  }
-  if (suffix.find(':') != std::string::npos) {
-    return suffix;
-  }
-  // One Coffer server answers the token service and its vaults on one port.
-  std::string authority = Env("AZURE_AUTHORITY_HOST");
-  size_t scheme = authority.find("://");
-  if (scheme != std::string::npos) {
-    std::string host_port = authority.substr(scheme + 3);
-    host_port = host_port.substr(0, host_port.find('/'));
-    size_t colon = host_port.rfind(':');
-    if (colon != std::string::npos && host_port.find(']', colon) == std::string::npos) {
-      suffix += host_port.substr(colon);
-    }
-  }
-  return suffix;
-}
-
 struct ExecFlags {
   std::vector<std::string> command;
   std::string identity;

@@ -18,6 +18,9 @@ std::string Base64UrlEncode(std::string_view bytes);
 std::optional<std::string> Base64UrlDecode(std::string_view text);
 
 std::string HexEncode(std::string_view bytes);
+// Decodes hex digits of either case. Returns nullopt for an odd length or a
+// character that is not a hex digit.
+std::optional<std::string> HexDecode(std::string_view text);
 
 // Percent-decodes `text`. When `plus_is_space` (form bodies) '+' becomes ' '.
 // Returns nullopt on a malformed escape.

@@ -68,3 +68,18 @@ TEST(TimeFormat, RoundTripsAndRejectsJunk) {
 
 }  // namespace
 }  // namespace coffer
+
+namespace coffer {
+namespace {
+
+TEST(Hex, RoundTripsEitherCaseAndRejectsJunk) {
+  EXPECT_EQ(*HexDecode("00ff7fAb"), std::string("\x00\xff\x7f\xab", 4));
+  EXPECT_EQ(*HexDecode(HexEncode(std::string("a\0b", 3))), std::string("a\0b", 3));
+  EXPECT_EQ(*HexDecode(""), "");
+  for (const char* bad : {"0", "0g", "zz", "0 ", "-1"}) {
+    EXPECT_FALSE(HexDecode(bad).has_value()) << bad;
+  }
+}
+
+}  // namespace
+}  // namespace coffer

@@ -1,0 +1,173 @@
+#include "agent/doctor.h"
+
+#include <unistd.h>
+
+#include <cstdlib>
+
+#include "agent/mount_builder.h"
+#include "agent/mount_manager.h"
+#include "agent/vault_reader.h"
+#include "coffer/secret_client.h"
+#include "common/strings.h"
+
+namespace coffer::agent {
+namespace {
+
+std::string Env(const char* name) {
+  const char* v = std::getenv(name);
+  return v == nullptr ? "" : v;
+}
+
+// ChallengeResource reads resource="…" (or scope="…") from Key Vault's
+// WWW-Authenticate challenge.
+std::string ChallengeResource(std::string_view header) {
+  for (const char* key : {"resource=\"", "scope=\""}) {
+    size_t at = header.find(key);
+    if (at != std::string_view::npos) {
+      size_t begin = at + std::string_view(key).size();
+      size_t end = header.find('"', begin);
+      if (end != std::string_view::npos) {
+        return std::string(header.substr(begin, end - begin));
+      }
+    }
+  }
+  return "";
+}
+
+std::string GrantHint(const std::string& vault, const MountIdentity& identity,
+                      const std::string& object) {
+  return "grant the identity read access to secret " + object + ": an access policy " +
+         "(coffer keyvault set-policy --name " + vault + " --spn|--object-id … " +
+         "--secret-permissions get list) or the role \"Key Vault Secrets User\" on the vault " +
+         "(coffer role assignment create); identity: " + identity.Describe();
+}
+
+}  // namespace
+
+std::vector<DoctorCheck> CheckMount(const MountConfig& mount, const DoctorOptions& options) {
+  std::vector<DoctorCheck> checks;
+  // 1. The SecretProviderClass and the mount's files.
+  StatusOr<LoadedMount> loaded = LoadMount(mount);
+  if (!loaded.ok()) {
+    bool unsupported = loaded.status().code() == StatusCode::kUnimplemented;
+    checks.push_back({unsupported ? "identity" : "SecretProviderClass", false,
+                      std::string(loaded.status().message()),
+                      unsupported ? "choose useVMManagedIdentity, clientID (workload identity) or "
+                                    "a nodePublishSecretRef with clientid/clientsecret"
+                                  : "fix the SecretProviderClass (parameters keyvaultName, "
+                                    "tenantID, objects as the Azure provider documents them)"});
+    return checks;
+  }
+  const AzureMountParameters& params = loaded->params;
+  const MountIdentity& identity = loaded->identity;
+  checks.push_back({"SecretProviderClass", true,
+                    mount.spc_file + ": vault " + params.keyvault_name + ", " +
+                        std::to_string(params.objects.size()) + " object(s)",
+                    ""});
+
+  // 2. The identity and what it needs locally.
+  DoctorCheck id{"identity", true, identity.Describe(), ""};
+  if (identity.mode == IdentityMode::kVmManagedIdentity) {
+    bool app_service = !Env("IDENTITY_ENDPOINT").empty() && !Env("IDENTITY_HEADER").empty();
+    if (!app_service && Env("AZURE_POD_IDENTITY_AUTHORITY_HOST").empty()) {
+      id.ok = false;
+      id.detail += ": no managed-identity endpoint in the agent's environment";
+      id.fix =
+          "give the agent the node's identity: IDENTITY_ENDPOINT and IDENTITY_HEADER "
+          "(coffer vm identity endpoint) or AZURE_POD_IDENTITY_AUTHORITY_HOST "
+          "(coffer agent --imds)";
+    }
+  } else if (identity.mode == IdentityMode::kWorkloadIdentity && !identity.token_file.empty() &&
+             access(identity.token_file.c_str(), R_OK) != 0) {
+    id.ok = false;
+    id.detail += ": cannot read the service-account token " + identity.token_file;
+    id.fix = "point serviceAccountTokenFile at a readable projected token";
+  }
+  checks.push_back(id);
+  if (!id.ok) {
+    return checks;
+  }
+
+  // 3. The network path: an unauthenticated request must come back as
+  // Key Vault's 401 challenge.
+  std::string vault_url = VaultUrlFor(params.keyvault_name, options.vault_dns_suffix);
+  auto transport = MakeDefaultTransport(options.transport);
+  HttpRequest probe;
+  probe.url = vault_url + "/secrets?api-version=7.5&maxresults=1";
+  StatusOr<HttpResponse> answer = transport->Send(probe);
+  std::string resource;
+  if (!answer.ok()) {
+    checks.push_back({"vault", false,
+                      "cannot reach " + vault_url + ": " + std::string(answer.status().message()),
+                      "check that the server runs and that vaultDnsSuffix (or "
+                      "COFFER_VAULT_DNS_SUFFIX) and the CA (COFFER_CA_FILE) are right"});
+    return checks;
+  }
+  resource = ChallengeResource(answer->Header("WWW-Authenticate"));
+  if (answer->status != 401 || resource.empty()) {
+    checks.push_back({"vault", false,
+                      vault_url + " answered " + std::to_string(answer->status) +
+                          " without a Key Vault challenge",
+                      "keyvaultName " + params.keyvault_name +
+                          " may not exist: create it (coffer keyvault create --name " +
+                          params.keyvault_name + ")"});
+    return checks;
+  }
+  checks.push_back({"vault", true, vault_url + " reachable", ""});
+
+  // 4. The token.
+  VaultReaderOptions ro;
+  ro.client.transport = transport;
+  ro.client.retry.max_retries = 1;
+  ro.credential = options.credential;
+  ro.credential.transport = transport;
+  VaultReader reader(ro);
+  auto client = reader.Client(vault_url, identity);
+  if (!client.ok()) {
+    checks.push_back({"token", false, std::string(client.status().message()), ""});
+    return checks;
+  }
+  std::shared_ptr<ReadRound> round = reader.NewRound();
+  // 5. Each object (the first read also proves the token).
+  bool token_checked = false;
+  for (const AzureObject& object : params.objects) {
+    if (object.type != ObjectType::kSecret) {
+      checks.push_back({std::string(object.TypeName()) + " " + object.name, false,
+                        "objectType " + std::string(object.TypeName()) + " is not supported yet",
+                        "Coffer serves secrets: use objectType secret"});
+      continue;
+    }
+    Status s = object.version_history > 1
+                   ? round->ListVersions(vault_url, identity, object.name).status()
+                   : round->GetSecret(vault_url, identity, object.name, object.version).status();
+    if (!token_checked) {
+      bool token_refused = s.code() == StatusCode::kUnauthenticated ||
+                           s.code() == StatusCode::kFailedPrecondition ||
+                           (s.code() == StatusCode::kUnavailable && !s.reason().empty());
+      if (token_refused) {
+        checks.push_back({"token", false, std::string(s.message()),
+                          "check tenantID and the client id, and for workload identity the "
+                          "federated credential's issuer and subject (coffer identity "
+                          "federated-credential list)"});
+        return checks;
+      }
+      checks.push_back(
+          {"token", true, "the vault accepted the token of " + identity.Describe(), ""});
+      token_checked = true;
+    }
+    DoctorCheck c{"secret " + object.name, s.ok(), s.ok() ? "readable" : std::string(s.message()),
+                  ""};
+    if (s.code() == StatusCode::kPermissionDenied) {
+      c.fix = GrantHint(params.keyvault_name, identity, object.name);
+    } else if (s.code() == StatusCode::kNotFound) {
+      c.fix = "create it (coffer keyvault secret set --vault-name " + params.keyvault_name +
+              " --name " + object.name + ") or fix objectName/objectVersion";
+    } else if (!s.ok()) {
+      c.fix = "look at the server's log and the agent's log for this request";
+    }
+    checks.push_back(std::move(c));
+  }
+  return checks;
+}
+
+}  // namespace coffer::agent

@@ -1,0 +1,597 @@
+#include "agent/mount_manager.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <csignal>
+#include <random>
+#include <utility>
+
+#include "agent/atomic_writer.h"
+#include "common/files.h"
+#include "common/log.h"
+#include "common/strings.h"
+#include "exec/supervisor.h"
+
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+extern char** environ;
+
+namespace coffer::agent {
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+
+int64_t NowUnix() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Worth retrying soon: the vault is throttling, failing or unreachable.
+bool Transient(const Status& s) {
+  return s.code() == StatusCode::kResourceExhausted || s.code() == StatusCode::kUnavailable ||
+         s.code() == StatusCode::kDeadlineExceeded;
+}
+
+bool ChangesFiles(const std::string& type) {
+  for (const char* t : {"SecretNewVersionCreated", "SecretUpdated", "SecretDeleted",
+                        "SecretRecovered", "SecretPurged"}) {
+    if (type.find(t) != std::string::npos) {
+      return true;
+    }
+  }
+  return false;
+}
+
+Status InFile(const std::string& what, const std::string& file, const Status& s) {
+  return Status(s.code(), what + " " + file + ": " + std::string(s.message()),
+                std::string(s.reason()));
+}
+
+}  // namespace
+
+StatusOr<LoadedMount> LoadMount(const MountConfig& config) {
+  auto text = ReadFile(config.spc_file);
+  if (!text.ok()) {
+    return InFile("SecretProviderClass", config.spc_file, text.status());
+  }
+  auto classes = ParseSecretProviderClasses(*text);
+  if (!classes.ok()) {
+    return InFile("SecretProviderClass", config.spc_file, classes.status());
+  }
+  auto spc = SelectSecretProviderClass(*std::move(classes), config.class_name);
+  if (!spc.ok()) {
+    return InFile("SecretProviderClass", config.spc_file, spc.status());
+  }
+  if (spc->provider != "azure" && spc->provider != "coffer") {
+    return InvalidArgumentError("SecretProviderClass " + spc->name + " in " + config.spc_file +
+                                " is for provider \"" + spc->provider +
+                                "\": the agent serves provider azure (or coffer)");
+  }
+  std::map<std::string, std::string> secrets;
+  if (!config.node_publish_secret_ref_file.empty()) {
+    auto secret_text = ReadFile(config.node_publish_secret_ref_file);
+    if (!secret_text.ok()) {
+      return InFile("nodePublishSecretRef", config.node_publish_secret_ref_file,
+                    secret_text.status());
+    }
+    auto parsed = ParseKubernetesSecret(*secret_text);
+    if (!parsed.ok()) {
+      return InFile("nodePublishSecretRef", config.node_publish_secret_ref_file, parsed.status());
+    }
+    secrets = *std::move(parsed);
+  }
+  AzureParseOptions opts;
+  opts.require_pod_info = false;
+  opts.service_account_token_file = config.service_account_token_file;
+  auto params = ParseAzureProviderParameters(StandaloneAttributes(config, *spc), secrets, opts);
+  if (!params.ok()) {
+    return InFile("SecretProviderClass", config.spc_file, params.status());
+  }
+  ASSIGN_OR_RETURN(MountIdentity identity, IdentityOf(*params));
+  return LoadedMount{*std::move(params), std::move(identity)};
+}
+
+Json MountStatus::ToJson() const {
+  Json objs = Json::array();
+  for (const ObjectResult& o : objects) {
+    Json j = {{"id", o.id}, {"version", o.version}, {"file", o.file}};
+    if (!o.status.ok()) {
+      j["error"] = std::string(o.status.message());
+    }
+    objs.push_back(std::move(j));
+  }
+  return {{"name", name},
+          {"target", target},
+          {"secretProviderClass", secret_provider_class},
+          {"identity", identity},
+          {"mounted", mounted},
+          {"objects", std::move(objs)},
+          {"lastError", last_error},
+          {"lastAttempt", last_attempt},
+          {"lastSuccess", last_success},
+          {"lastChange", last_change},
+          {"consecutiveFailures", consecutive_failures},
+          {"reloads", reloads}};
+}
+
+struct MountManager::Mount {
+  MountConfig config;
+  std::mutex refresh_mu;  // one refresh of a mount at a time
+  mutable std::mutex mu;
+  MountStatus status;                               // GUARDED_BY(mu)
+  std::string vault_url;                            // GUARDED_BY(mu): "" until the SPC was read
+  std::set<std::string> names;                      // GUARDED_BY(mu): lower-case object names
+  std::optional<SteadyClock::time_point> retry_at;  // GUARDED_BY(mu)
+};
+
+struct MountManager::Watcher {
+  std::string vault_url;
+  MountIdentity identity;
+  std::thread thread;
+};
+
+MountManager::MountManager(MountManagerOptions options, AgentMetrics* metrics)
+    : options_(std::move(options)), metrics_(metrics), reader_(options_.reader) {
+  if (metrics_ != nullptr) {
+    reader_.observe = [m = metrics_](const std::string& object, const Status& s, double secs) {
+      m->KeyvaultRequest("secret", object, s.ok() ? "" : ErrorType(s), secs);
+    };
+  }
+  for (const MountConfig& c : options_.config.mounts) {
+    auto m = std::make_unique<Mount>();
+    m->config = c;
+    m->status.name = c.name;
+    m->status.target = c.target;
+    m->status.secret_provider_class = c.spc_file;
+    mounts_.push_back(std::move(m));
+  }
+}
+
+StatusOr<std::unique_ptr<MountManager>> MountManager::Create(MountManagerOptions options,
+                                                             AgentMetrics* metrics) {
+  if (options.config.mounts.empty()) {
+    return InvalidArgumentError("the agent's configuration has no mounts");
+  }
+  if (options.state_dir.empty()) {
+    return InvalidArgumentError("the agent needs a state directory (--state-dir)");
+  }
+  RETURN_IF_ERROR(EnsurePrivateDirectory(options.state_dir + "/mounts"));
+  return std::unique_ptr<MountManager>(new MountManager(std::move(options), metrics));
+}
+
+MountManager::~MountManager() {
+  Stop();
+}
+
+void MountManager::Start() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (started_) {
+      return;
+    }
+    started_ = true;
+  }
+  RunCycle();
+  poll_thread_ = std::thread([this] { PollLoop(); });
+  push_thread_ = std::thread([this] { PushLoop(); });
+}
+
+void MountManager::Stop() {
+  std::map<std::string, std::unique_ptr<Watcher>> watchers;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) {
+      return;
+    }
+    stopping_ = true;
+    cancel_.store(true);
+  }
+  cv_.notify_all();
+  if (poll_thread_.joinable()) {
+    poll_thread_.join();
+  }
+  if (push_thread_.joinable()) {
+    push_thread_.join();
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    watchers.swap(watchers_);
+  }
+  for (auto& [key, w] : watchers) {
+    if (w->thread.joinable()) {
+      w->thread.join();
+    }
+  }
+  std::unique_lock<std::mutex> lock(hooks_mu_);
+  hooks_cv_.wait(lock, [&] { return running_hooks_ == 0; });
+}
+
+void MountManager::RunCycle() {
+  std::vector<Mount*> all;
+  for (auto& m : mounts_) {
+    all.push_back(m.get());
+  }
+  RefreshMounts(all);
+}
+
+void MountManager::RefreshMounts(const std::vector<Mount*>& mounts) {
+  if (mounts.empty()) {
+    return;
+  }
+  std::shared_ptr<ReadRound> round = reader_.NewRound();
+  std::atomic<size_t> next{0};
+  auto work = [&] {
+    for (size_t i = next++; i < mounts.size(); i = next++) {
+      std::lock_guard<std::mutex> lock(mounts[i]->refresh_mu);
+      Refresh(*mounts[i], *round);
+    }
+  };
+  // Reads are shared through the round; writes are what runs in parallel.
+  size_t threads = std::min<size_t>(4, mounts.size());
+  std::vector<std::thread> pool;
+  for (size_t t = 1; t < threads; ++t) {
+    pool.emplace_back(work);
+  }
+  work();
+  for (std::thread& t : pool) {
+    t.join();
+  }
+}
+
+void MountManager::Refresh(Mount& mount, ReadRound& round) {
+  const MountConfig& config = mount.config;
+  auto start = SteadyClock::now();
+  bool first;
+  {
+    std::lock_guard<std::mutex> lock(mount.mu);
+    first = !mount.status.mounted;
+  }
+  Status result;
+  BuiltMount built;
+  bool changed = false;
+  bool had_files = false;
+  std::vector<std::string> changed_paths;
+  // Read again on every refresh, so that edits of the SecretProviderClass are
+  // picked up as the driver picks them up at rotation.
+  StatusOr<LoadedMount> loaded = LoadMount(config);
+  if (!loaded.ok()) {
+    result = loaded.status();
+  } else {
+    std::string vault_url =
+        VaultUrlFor(loaded->params.keyvault_name, options_.config.vault_dns_suffix);
+    {
+      std::lock_guard<std::mutex> lock(mount.mu);
+      mount.vault_url = vault_url;
+      mount.names.clear();
+      for (const AzureObject& o : loaded->params.objects) {
+        mount.names.insert(AsciiLower(o.name));
+      }
+      mount.status.identity = loaded->identity.Describe();
+    }
+    BuildOptions bo;
+    bo.vault_dns_suffix = options_.config.vault_dns_suffix;
+    bo.default_mode = config.permission;
+    built = BuildMount(loaded->params, loaded->identity, round, bo);
+    if (options_.watch) {
+      EnsureWatcher(vault_url, loaded->identity);
+    }
+    result = built.status;
+    if (result.ok()) {
+      struct stat st;
+      had_files = lstat((config.target + "/..data").c_str(), &st) == 0;
+      WriteOptions wo;
+      wo.uid = config.uid;
+      wo.gid = config.gid;
+      StatusOr<WriteResult> written = WritePayload(config.target, built.files, wo);
+      if (!written.ok()) {
+        result = Status(written.status().code(), "writing " + config.target + ": " +
+                                                     std::string(written.status().message()));
+      } else {
+        changed = written->changed;
+        changed_paths = written->changed_paths;
+        if (!written->cleanup_status.ok()) {
+          COFFER_LOG(kWarning) << "mount " << config.name << ": "
+                               << written->cleanup_status.ToString();
+        }
+      }
+    }
+  }
+  double seconds = std::chrono::duration<double>(SteadyClock::now() - start).count();
+  int64_t now = NowUnix();
+  MountStatus snapshot;
+  bool reload = false;
+  {
+    std::lock_guard<std::mutex> lock(mount.mu);
+    MountStatus& st = mount.status;
+    st.last_attempt = now;
+    st.objects = built.objects;
+    if (result.ok()) {
+      st.mounted = true;
+      st.last_success = now;
+      st.last_error.clear();
+      st.consecutive_failures = 0;
+      if (changed) {
+        st.last_change = now;
+        reload = (!first || had_files) && config.reload.kind != ReloadAction::Kind::kNone;
+        if (reload) {
+          ++st.reloads;
+        }
+      }
+      mount.retry_at.reset();
+    } else {
+      st.last_error = std::string(result.message());
+      ++st.consecutive_failures;
+      if (Transient(result)) {
+        auto delay = options_.initial_backoff * (1LL << std::min(st.consecutive_failures - 1, 16));
+        delay = std::min<std::chrono::milliseconds>(
+            std::chrono::duration_cast<std::chrono::milliseconds>(delay),
+            options_.config.poll_interval);
+        mount.retry_at = SteadyClock::now() + Jittered(delay);
+      } else {
+        mount.retry_at.reset();  // the next cycle tries again
+      }
+    }
+    snapshot = st;
+  }
+  if (result.ok()) {
+    if (changed) {
+      std::string paths;
+      for (const std::string& p : changed_paths) {
+        paths += (paths.empty() ? "" : ", ") + p;
+      }
+      COFFER_LOG(kInfo) << "mount " << config.name << ": updated " << paths << " in "
+                        << config.target;
+    }
+  } else {
+    COFFER_LOG(kWarning) << "mount " << config.name << ": " << result.message()
+                         << (snapshot.mounted ? " (the files in place are kept)" : "");
+  }
+  if (metrics_ != nullptr) {
+    std::string error = result.ok() ? "" : ErrorType(result);
+    if (first) {
+      metrics_->NodePublish(error);
+    } else {
+      metrics_->RotationReconcile(changed, error, seconds);
+    }
+  }
+  WriteStatus(snapshot);
+  if (reload) {
+    RunReload(config, config.name);
+  }
+}
+
+void MountManager::WriteStatus(const MountStatus& status) {
+  std::string path = options_.state_dir + "/mounts/" + status.name + ".json";
+  Status s = WriteFileAtomic(path, status.ToJson().dump(2) + "\n", 0600);
+  if (!s.ok()) {
+    COFFER_LOG(kWarning) << "mount " << status.name << ": status record: " << s.ToString();
+  }
+}
+
+std::vector<MountStatus> MountManager::Statuses() const {
+  std::vector<MountStatus> out;
+  for (const auto& m : mounts_) {
+    std::lock_guard<std::mutex> lock(m->mu);
+    out.push_back(m->status);
+  }
+  return out;
+}
+
+std::chrono::milliseconds MountManager::Jittered(std::chrono::milliseconds interval) {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  double jitter = std::clamp(options_.config.jitter, 0.0, 1.0);
+  std::uniform_real_distribution<double> dist(-jitter, jitter);
+  auto ms = static_cast<int64_t>(static_cast<double>(interval.count()) * (1.0 + dist(rng)));
+  return std::chrono::milliseconds(std::max<int64_t>(ms, 1));
+}
+
+// ---- poll -------------------------------------------------------------------------------
+
+void MountManager::PollLoop() {
+  auto next_cycle = SteadyClock::now() + Jittered(options_.config.poll_interval);
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stopping_) {
+    auto wake = next_cycle;
+    for (const auto& m : mounts_) {
+      std::lock_guard<std::mutex> ml(m->mu);
+      if (m->retry_at.has_value()) {
+        wake = std::min(wake, *m->retry_at);
+      }
+    }
+    cv_.wait_until(lock, wake, [&] { return stopping_; });
+    if (stopping_) {
+      break;
+    }
+    auto now = SteadyClock::now();
+    std::vector<Mount*> due;
+    bool cycle = now >= next_cycle;
+    for (const auto& m : mounts_) {
+      std::lock_guard<std::mutex> ml(m->mu);
+      if (cycle || (m->retry_at.has_value() && *m->retry_at <= now)) {
+        due.push_back(m.get());
+      }
+    }
+    if (cycle) {
+      next_cycle = now + Jittered(options_.config.poll_interval);
+    }
+    lock.unlock();
+    RefreshMounts(due);
+    lock.lock();
+  }
+}
+
+// ---- push -------------------------------------------------------------------------------
+
+void MountManager::EnsureWatcher(const std::string& vault_url, const MountIdentity& identity) {
+  std::string key = vault_url + "|" + identity.CredentialKey();
+  std::lock_guard<std::mutex> lock(mu_);
+  if (stopping_ || watchers_.count(key) != 0) {
+    return;
+  }
+  auto w = std::make_unique<Watcher>();
+  w->vault_url = vault_url;
+  w->identity = identity;
+  Watcher* raw = w.get();
+  watchers_.emplace(key, std::move(w));
+  raw->thread = std::thread([this, raw] { WatchLoop(raw); });
+}
+
+void MountManager::WatchLoop(Watcher* watcher) {
+  std::string token;
+  std::chrono::milliseconds delay(0);
+  bool first_ready = true;
+  while (!cancel_.load()) {
+    bool ready = false;
+    auto client = reader_.Client(watcher->vault_url, watcher->identity);
+    if (!client.ok()) {
+      return;  // an identity the reader refuses never will be accepted
+    }
+    StatusOr<std::string> end = (*client)->Watch(
+        {{}, token},
+        [&](const SecretChange& change) {
+          std::string name;
+          if (change.type == "coffer.ready") {
+            ready = true;
+            // What changed between the first read and the stream's start
+            // was not seen: read this vault once more.
+            name = first_ready ? "*" : "";
+            first_ready = false;
+          } else if (ChangesFiles(change.type) && !change.name.empty()) {
+            name = AsciiLower(change.name);
+          }
+          if (!change.token.empty()) {
+            token = change.token;
+          }
+          if (!name.empty()) {
+            {
+              std::lock_guard<std::mutex> lock(mu_);
+              pushed_[watcher->vault_url].insert(name);
+            }
+            cv_.notify_all();
+          }
+          return true;
+        },
+        &cancel_);
+    if (cancel_.load()) {
+      break;
+    }
+    if (!end.ok() && end.status().reason() == "ResumeTokenExpired") {
+      token.clear();
+      first_ready = true;  // missed changes: read everything afresh once connected
+    } else if (!end.ok()) {
+      COFFER_LOG(kDebug) << "watch " << watcher->vault_url << ": " << end.status().ToString();
+    }
+    delay = ready ? std::chrono::milliseconds(500)
+                  : std::min(std::max(delay * 2, std::chrono::milliseconds(1000)),
+                             std::chrono::milliseconds(60000));
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait_for(lock, delay, [&] { return stopping_; });
+  }
+}
+
+void MountManager::PushLoop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (true) {
+    cv_.wait(lock, [&] { return stopping_ || !pushed_.empty(); });
+    if (stopping_) {
+      return;
+    }
+    std::map<std::string, std::set<std::string>> pushed;
+    pushed.swap(pushed_);
+    lock.unlock();
+    std::vector<Mount*> due;
+    for (const auto& m : mounts_) {
+      std::lock_guard<std::mutex> ml(m->mu);
+      auto it = pushed.find(m->vault_url);
+      if (it == pushed.end()) {
+        continue;
+      }
+      bool hit = it->second.count("*") != 0;
+      for (const std::string& name : it->second) {
+        hit = hit || m->names.count(name) != 0;
+      }
+      if (hit) {
+        due.push_back(m.get());
+      }
+    }
+    RefreshMounts(due);
+    lock.lock();
+  }
+}
+
+// ---- reload hooks -----------------------------------------------------------------------
+
+void MountManager::RunReload(const MountConfig& config, const std::string& name) {
+  const ReloadAction& action = config.reload;
+  if (action.kind == ReloadAction::Kind::kSignal) {
+    auto text = ReadFile(action.pid_file);
+    long pid = 0;
+    if (text.ok()) {
+      std::string digits(TrimWhitespace(*text));
+      char* end = nullptr;
+      pid = std::strtol(digits.c_str(), &end, 10);
+      if (digits.empty() || *end != '\0') {
+        pid = 0;
+      }
+    }
+    if (pid <= 1) {
+      COFFER_LOG(kWarning) << "mount " << name << ": reload: no process id in " << action.pid_file;
+      return;
+    }
+    if (kill(static_cast<pid_t>(pid), action.signal) != 0) {
+      COFFER_LOG(kWarning) << "mount " << name << ": reload: cannot signal process " << pid;
+    }
+    return;
+  }
+  if (action.kind != ReloadAction::Kind::kCommand) {
+    return;
+  }
+  std::vector<std::string> env;
+  for (char** e = environ; *e != nullptr; ++e) {
+    env.emplace_back(*e);
+  }
+  env.push_back("COFFER_MOUNT=" + name);
+  env.push_back("COFFER_MOUNT_TARGET=" + config.target);
+  StatusOr<pid_t> child = exec::SpawnChild(action.argv, env);
+  if (!child.ok()) {
+    COFFER_LOG(kWarning) << "mount " << name << ": reload command: " << child.status().ToString();
+    return;
+  }
+  pid_t pid = *child;
+  {
+    std::lock_guard<std::mutex> lock(hooks_mu_);
+    ++running_hooks_;
+  }
+  std::thread([this, pid, name] {
+    Reap(pid, name);
+    std::lock_guard<std::mutex> lock(hooks_mu_);
+    --running_hooks_;
+    hooks_cv_.notify_all();
+  }).detach();
+}
+
+void MountManager::Reap(pid_t pid, const std::string& name) {
+  {
+    // Reap the command; one that hangs is killed after a minute.
+    for (int waited_ms = 0;; waited_ms += 50) {
+      int status = 0;
+      pid_t r = waitpid(pid, &status, WNOHANG);
+      if (r == pid || r < 0) {
+        if (r == pid && exec::ExitCodeOf(status) != 0) {
+          COFFER_LOG(kWarning) << "mount " << name << ": reload command exited with "
+                               << exec::ExitCodeOf(status);
+        }
+        return;
+      }
+      if (waited_ms == 60000) {
+        kill(pid, SIGKILL);
+      }
+      usleep(50 * 1000);
+    }
+  }
+}
+
+}  // namespace coffer::agent

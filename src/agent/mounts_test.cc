@@ -1,0 +1,537 @@
+// The mounts layer against an in-process fake of the token service and one
+// vault (HttpTransport seam): shared reads, authorization per identity, the
+// Azure provider's output rules, the CSI Mount, standalone mounts with
+// last-known-good files and reload hooks. The real server is exercised in
+// tests/integration/test_agent.py.
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "agent/csi_provider.h"
+#include "agent/metrics.h"
+#include "agent/mount_builder.h"
+#include "agent/mount_manager.h"
+#include "agent/vault_reader.h"
+#include "common/encoding.h"
+#include "common/json.h"
+#include "common/strings.h"
+
+namespace coffer::agent {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+constexpr char kVault[] = "https://dev.vault.localhost:8443";
+constexpr char kSuffix[] = "vault.localhost:8443";
+
+std::string HeaderOf(const HttpRequest& r, std::string_view name) {
+  for (const auto& [k, v] : r.headers) {
+    if (EqualsIgnoreCase(k, name)) {
+      return v;
+    }
+  }
+  return "";
+}
+
+std::string FormValue(const std::string& body, const std::string& key) {
+  for (std::string_view part : Split(body, '&')) {
+    if (StartsWith(part, key + "=")) {
+      return PercentDecode(part.substr(key.size() + 1), true).value_or("");
+    }
+  }
+  return "";
+}
+
+HttpResponse Error(int status, const std::string& code) {
+  return HttpResponse{status, {}, ToJson({{"error", {{"code", code}, {"message", code}}}})};
+}
+
+// The token service (client secret "good-<client>", or an assertion
+// "jwt-<client>") and one vault whose readers are listed per secret.
+class FakeCloud : public HttpTransport {
+ public:
+  struct Version {
+    std::string id;
+    std::string value;
+    int64_t created;
+    bool enabled = true;
+  };
+
+  StatusOr<HttpResponse> Send(const HttpRequest& r) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (r.url.find("/oauth2/v2.0/token") != std::string::npos) {
+      std::string client = FormValue(r.body, "client_id");
+      bool good = FormValue(r.body, "client_secret") == "good-" + client ||
+                  FormValue(r.body, "client_assertion") == "jwt-" + client;
+      ++token_requests_;
+      if (!good) {
+        return HttpResponse{
+            401, {}, "{\"error\":\"invalid_client\",\"error_description\":\"bad proof\"}"};
+      }
+      return HttpResponse{
+          200, {}, ToJson({{"access_token", "tok:" + client}, {"expires_in", 3600}})};
+    }
+    std::string auth = HeaderOf(r, "Authorization");
+    if (auth.empty()) {
+      return HttpResponse{401,
+                          {{"WWW-Authenticate",
+                            "Bearer authorization=\"https://localhost:8443/t1\", "
+                            "resource=\"https://vault.localhost:8443\""}},
+                          ""};
+    }
+    if (down_) {
+      return Error(503, "ServiceUnavailable");
+    }
+    std::string client = auth.substr(std::string("Bearer tok:").size());
+    std::string path = r.url.substr(r.url.find("/secrets/") + 9);
+    path = path.substr(0, path.find('?'));
+    std::vector<std::string_view> parts = Split(path, '/');
+    std::string name(parts[0]);
+    ++reads_;
+    if (readers_[name].count(client) == 0) {
+      return Error(403, "Forbidden");
+    }
+    auto it = secrets_.find(name);
+    if (it == secrets_.end()) {
+      return Error(404, "SecretNotFound");
+    }
+    if (parts.size() == 2 && parts[1] == "versions") {
+      Json items = Json::array();
+      for (const Version& v : it->second) {
+        items.push_back({{"id", std::string(kVault) + "/secrets/" + name + "/" + v.id},
+                         {"attributes", {{"enabled", v.enabled}, {"created", v.created}}}});
+      }
+      return HttpResponse{200, {}, ToJson({{"value", items}, {"nextLink", nullptr}})};
+    }
+    const Version* found = &it->second.back();
+    if (parts.size() == 2 && !parts[1].empty()) {
+      found = nullptr;
+      for (const Version& v : it->second) {
+        if (v.id == parts[1]) {
+          found = &v;
+        }
+      }
+      if (found == nullptr) {
+        return Error(404, "SecretNotFound");
+      }
+    }
+    return HttpResponse{200,
+                        {},
+                        ToJson({{"id", std::string(kVault) + "/secrets/" + name + "/" + found->id},
+                                {"value", found->value},
+                                {"attributes", {{"enabled", true}, {"created", found->created}}}})};
+  }
+
+  StatusOr<HttpResponse> Stream(const HttpRequest&, const std::function<bool(std::string_view)>&,
+                                const std::atomic<bool>*) override {
+    return UnavailableError("no stream in this fake");
+  }
+
+  void Put(const std::string& name, const std::string& value,
+           std::vector<std::string> readers = {"app"}) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto& versions = secrets_[name];
+    versions.push_back({HexEncode(name).substr(0, 8) + std::to_string(versions.size()), value,
+                        1000 + static_cast<int64_t>(versions.size())});
+    for (auto& r : readers) {
+      readers_[name].insert(r);
+    }
+  }
+  void Disable(const std::string& name, size_t index) {
+    std::lock_guard<std::mutex> lock(mu_);
+    secrets_[name][index].enabled = false;
+  }
+  void SetDown(bool down) {
+    std::lock_guard<std::mutex> lock(mu_);
+    down_ = down;
+  }
+  int reads() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return reads_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::map<std::string, std::vector<Version>> secrets_;
+  std::map<std::string, std::set<std::string>> readers_;
+  bool down_ = false;
+  int reads_ = 0;
+  int token_requests_ = 0;
+};
+
+class MountsTest : public ::testing::Test {
+ protected:
+  MountsTest() : cloud_(std::make_shared<FakeCloud>()) {
+    options_.client.transport = cloud_;
+    options_.client.retry.max_retries = 0;
+    options_.credential.transport = cloud_;
+    options_.credential.authority_host = "https://localhost:8443";
+  }
+
+  static MountIdentity Sp(const std::string& client, const std::string& secret) {
+    MountIdentity id;
+    id.mode = IdentityMode::kServicePrincipal;
+    id.tenant_id = "t1";
+    id.client_id = client;
+    id.proof = secret;
+    return id;
+  }
+
+  static AzureObject Secret(const std::string& name) {
+    AzureObject o;
+    o.name = name;
+    o.type = ObjectType::kSecret;
+    o.format = "pem";
+    return o;
+  }
+
+  static AzureMountParameters Params(std::vector<AzureObject> objects) {
+    AzureMountParameters p;
+    p.keyvault_name = "dev";
+    p.tenant_id = "t1";
+    p.objects = std::move(objects);
+    return p;
+  }
+
+  BuiltMount Build(const AzureMountParameters& p, const MountIdentity& id, ReadRound& round,
+                   uint32_t mode = 0644) {
+    BuildOptions bo;
+    bo.vault_dns_suffix = kSuffix;
+    bo.default_mode = mode;
+    return BuildMount(p, id, round, bo);
+  }
+
+  std::shared_ptr<FakeCloud> cloud_;
+  VaultReaderOptions options_;
+};
+
+TEST_F(MountsTest, OneReadPerObjectAndPrincipalPerRoundHoweverManyMounts) {
+  std::vector<AzureObject> objects;
+  for (int i = 0; i < 10; ++i) {
+    cloud_->Put("s" + std::to_string(i), "v" + std::to_string(i));
+    objects.push_back(Secret("s" + std::to_string(i)));
+  }
+  VaultReader reader(options_);
+  auto round = reader.NewRound();
+  std::vector<std::thread> mounts;
+  std::atomic<int> complete{0};
+  for (int m = 0; m < 100; ++m) {
+    mounts.emplace_back([&] {
+      BuiltMount b = Build(Params(objects), Sp("app", "good-app"), *round);
+      if (b.status.ok() && b.files.size() == 10 && b.files[3].contents == "v3") {
+        ++complete;
+      }
+    });
+  }
+  for (auto& t : mounts) {
+    t.join();
+  }
+  EXPECT_EQ(complete.load(), 100);
+  EXPECT_EQ(cloud_->reads(), 10);
+  EXPECT_EQ(reader.upstream_reads(), 10u);
+  // A new round reads again.
+  auto next = reader.NewRound();
+  ASSERT_TRUE(Build(Params(objects), Sp("app", "good-app"), *next).status.ok());
+  EXPECT_EQ(cloud_->reads(), 20);
+}
+
+TEST_F(MountsTest, AuthorizationStaysPerIdentity) {
+  cloud_->Put("db", "hunter2", {"app"});
+  VaultReader reader(options_);
+  auto round = reader.NewRound();
+  ASSERT_TRUE(Build(Params({Secret("db")}), Sp("app", "good-app"), *round).status.ok());
+  // Another principal is refused by the vault, not served from the round.
+  BuiltMount other = Build(Params({Secret("db")}), Sp("other", "good-other"), *round);
+  EXPECT_EQ(other.status.code(), StatusCode::kPermissionDenied);
+  EXPECT_TRUE(other.files.empty());
+  // The same principal with a wrong secret does not share the round's read.
+  BuiltMount forged = Build(Params({Secret("db")}), Sp("app", "guess"), *round);
+  EXPECT_EQ(forged.status.code(), StatusCode::kUnauthenticated) << forged.status.ToString();
+  EXPECT_TRUE(forged.files.empty());
+  EXPECT_EQ(forged.status.message().find("hunter2"), std::string::npos);
+  EXPECT_EQ(forged.status.message().find("guess"), std::string::npos);
+  // The same principal with its proof shares it after its own first read.
+  int before = cloud_->reads();
+  ASSERT_TRUE(Build(Params({Secret("db")}), Sp("app", "good-app"), *round).status.ok());
+  EXPECT_EQ(cloud_->reads(), before);
+}
+
+TEST_F(MountsTest, OutputRulesOfTheAzureProvider) {
+  cloud_->Put("hexed", "00ff41");
+  cloud_->Put("b64", Base64Encode(std::string("\x01\x00\x02", 3)));
+  cloud_->Put("plain", "text\n");
+  cloud_->Put("hist", "one");
+  cloud_->Put("hist", "two");
+  cloud_->Put("hist", "three");
+  cloud_->Put("hist", "four");
+  cloud_->Disable("hist", 2);  // "three"
+  VaultReader reader(options_);
+  auto round = reader.NewRound();
+  AzureObject hexed = Secret("hexed");
+  hexed.encoding = ObjectEncoding::kHex;
+  AzureObject b64 = Secret("b64");
+  b64.encoding = ObjectEncoding::kBase64;
+  b64.alias = "sub/dir/b64.bin";
+  AzureObject plain = Secret("plain");
+  plain.file_permission = 0600;
+  AzureObject hist = Secret("hist");
+  hist.version_history = 2;
+  BuiltMount b = Build(Params({hexed, b64, plain, hist}), Sp("app", "good-app"), *round, 0640);
+  ASSERT_TRUE(b.status.ok()) << b.status.ToString();
+  ASSERT_EQ(b.files.size(), 5u);
+  EXPECT_EQ(b.files[0].path, "hexed");
+  EXPECT_EQ(b.files[0].contents, std::string("\x00\xff\x41", 3));
+  EXPECT_EQ(b.files[0].mode, 0640u);
+  EXPECT_EQ(b.files[1].path, "sub/dir/b64.bin");
+  EXPECT_EQ(b.files[1].contents, std::string("\x01\x00\x02", 3));
+  EXPECT_EQ(b.files[2].contents, "text\n");
+  EXPECT_EQ(b.files[2].mode, 0600u);
+  // Newest enabled first: four, then two (three is disabled).
+  EXPECT_EQ(b.files[3].path, "hist/0");
+  EXPECT_EQ(b.files[3].contents, "four");
+  EXPECT_EQ(b.files[4].path, "hist/1");
+  EXPECT_EQ(b.files[4].contents, "two");
+  ASSERT_EQ(b.objects.size(), 5u);
+  EXPECT_EQ(b.objects[0].id, "secret/hexed");
+  EXPECT_EQ(b.objects[3].id, "secret/hist/0");
+  EXPECT_EQ(b.objects[4].id, "secret/hist/1");
+  EXPECT_FALSE(b.objects[4].version.empty());
+  EXPECT_NE(b.objects[3].version, b.objects[4].version);
+
+  // A value that is not what objectEncoding says fails the mount.
+  AzureObject bad = Secret("plain");
+  bad.encoding = ObjectEncoding::kHex;
+  BuiltMount failed = Build(Params({Secret("hexed"), bad}), Sp("app", "good-app"), *round);
+  EXPECT_EQ(failed.status.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(failed.status.message().find("objectName:plain"), std::string::npos);
+  EXPECT_EQ(failed.status.message().find("text"), std::string::npos) << "no value in errors";
+  EXPECT_TRUE(failed.files.empty()) << "all or nothing";
+}
+
+TEST_F(MountsTest, KeysCertificatesAndMissingOrDeniedObjectsFailTheWholeMount) {
+  cloud_->Put("ok", "fine");
+  cloud_->Put("denied", "x", {"someone-else"});
+  VaultReader reader(options_);
+  auto round = reader.NewRound();
+  AzureObject key = Secret("signing");
+  key.type = ObjectType::kKey;
+  BuiltMount k = Build(Params({Secret("ok"), key}), Sp("app", "good-app"), *round);
+  EXPECT_EQ(k.status.code(), StatusCode::kUnimplemented);
+  EXPECT_NE(k.status.message().find("objectType key"), std::string::npos) << k.status.ToString();
+  EXPECT_TRUE(k.files.empty());
+  BuiltMount d = Build(Params({Secret("ok"), Secret("denied")}), Sp("app", "good-app"), *round);
+  EXPECT_EQ(d.status.code(), StatusCode::kPermissionDenied);
+  ASSERT_EQ(d.objects.size(), 2u);
+  EXPECT_TRUE(d.objects[0].status.ok());
+  EXPECT_FALSE(d.objects[1].status.ok());
+  BuiltMount m = Build(Params({Secret("missing")}), Sp("app", "good-app"), *round);
+  EXPECT_EQ(m.status.code(), StatusCode::kPermissionDenied);  // no reader listed for it
+}
+
+TEST_F(MountsTest, CsiMountAsTheDriverSendsIt) {
+  cloud_->Put("db-pass", "s3cret");
+  VaultReader reader(options_);
+  Json attributes = {
+      {"keyvaultName", "dev"},
+      {"tenantID", "t1"},
+      {"clientID", "app"},
+      {"objects", "array:\n  - |\n    objectName: db-pass\n    objectType: secret\n"},
+      {"secretProviderClass", "app-spc"},
+      {"csi.storage.k8s.io/pod.name", "web-1"},
+      {"csi.storage.k8s.io/pod.namespace", "prod"},
+      {"csi.storage.k8s.io/pod.uid", "1b7b"},
+      {"csi.storage.k8s.io/serviceAccount.name", "web"},
+      {"csi.storage.k8s.io/ephemeral", "true"},
+      {"csi.storage.k8s.io/serviceAccount.tokens",
+       ToJson({{"api://AzureADTokenExchange",
+                {{"token", "jwt-app"}, {"expirationTimestamp", "2030-01-01T00:00:00Z"}}}})}};
+  CsiMountRequest req;
+  req.attributes = ToJson(attributes);
+  req.secrets = "null";
+  req.permission = "420";
+  req.target_path = "/var/lib/kubelet/pods/1b7b/volumes/kubernetes.io~csi/v/mount";
+  CsiProviderOptions po;
+  po.vault_dns_suffix = kSuffix;
+  AgentMetrics metrics;
+  CsiMountHandler handler = MakeCsiMountHandler(reader, &metrics, po);
+  StatusOr<CsiMountResponse> res = handler(req);
+  ASSERT_TRUE(res.ok()) << res.status().ToString();
+  ASSERT_EQ(res->files.size(), 1u);
+  EXPECT_EQ(res->files[0].path, "db-pass");
+  EXPECT_EQ(res->files[0].mode, 420);
+  EXPECT_EQ(res->files[0].contents, "s3cret");
+  ASSERT_EQ(res->object_version.size(), 1u);
+  EXPECT_EQ(res->object_version[0].id, "secret/db-pass");
+  EXPECT_TRUE(CheckDriverResponse(*res).ok());
+
+  // A forged workload token is refused by the token service.
+  Json forged = attributes;
+  forged["csi.storage.k8s.io/serviceAccount.tokens"] =
+      ToJson({{"api://AzureADTokenExchange", {{"token", "jwt-forged"}}}});
+  req.attributes = ToJson(forged);
+  StatusOr<CsiMountResponse> refused = handler(req);
+  EXPECT_EQ(refused.status().code(), StatusCode::kUnauthenticated);
+  EXPECT_NE(refused.status().message().find("prod/web-1"), std::string::npos);
+
+  for (const char* bad : {"", "[]", "{\"keyvaultName\":1}", "{", "null"}) {
+    req.attributes = bad;
+    EXPECT_EQ(handler(req).status().code(), StatusCode::kInvalidArgument) << bad;
+  }
+  req.attributes = ToJson(attributes);
+  req.permission = "0x1ff";
+  EXPECT_EQ(handler(req).status().code(), StatusCode::kInvalidArgument);
+  std::string text = metrics.Render();
+  EXPECT_NE(text.find("node_publish_total{provider=\"coffer\",os_type=\"linux\"} 1"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("node_publish_error_total{"), std::string::npos);
+}
+
+TEST(AgentMetrics, DriverNamesAndBuckets) {
+  AgentMetrics m;
+  m.RotationReconcile(true, "", 0.15);
+  m.RotationReconcile(false, "Forbidden", 3.0);
+  m.KeyvaultRequest("secret", "db\"x", "", 0.05);
+  std::string text = m.Render();
+  EXPECT_NE(text.find("rotation_reconcile_total{provider=\"coffer\",os_type=\"linux\","
+                      "rotated=\"true\"} 1"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("rotation_reconcile_error_total{provider=\"coffer\",os_type=\"linux\","
+                      "error_type=\"Forbidden\""),
+            std::string::npos);
+  EXPECT_NE(text.find("rotation_reconcile_duration_sec_bucket{os_type=\"linux\",le=\"0.1\"} 0"),
+            std::string::npos);
+  EXPECT_NE(text.find("rotation_reconcile_duration_sec_bucket{os_type=\"linux\",le=\"2\"} 1"),
+            std::string::npos);
+  EXPECT_NE(text.find("rotation_reconcile_duration_sec_bucket{os_type=\"linux\",le=\"+Inf\"} 2"),
+            std::string::npos);
+  EXPECT_NE(text.find("object_name=\"db\\\"x\""), std::string::npos) << "label escaped";
+}
+
+// ---- standalone mounts ------------------------------------------------------------------
+
+class ManagerTest : public MountsTest {
+ protected:
+  void SetUp() override {
+    dir_ = fs::path(::testing::TempDir()) / ("agent_mounts_" + std::to_string(getpid()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    std::ofstream(dir_ / "spc.yaml") << Spc({"db"});
+    std::ofstream(dir_ / "sp.yaml") << "apiVersion: v1\nkind: Secret\nmetadata:\n  name: sp\n"
+                                       "stringData:\n  clientid: app\n  clientsecret: good-app\n";
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  static std::string Spc(const std::vector<std::string>& names) {
+    std::string objects;
+    for (const std::string& n : names) {
+      objects += "        - |\n          objectName: " + n + "\n          objectType: secret\n";
+    }
+    return "apiVersion: secrets-store.csi.x-k8s.io/v1\nkind: SecretProviderClass\n"
+           "metadata:\n  name: app\nspec:\n  provider: azure\n  parameters:\n"
+           "    keyvaultName: dev\n    tenantID: t1\n    objects: |\n      array:\n" +
+           objects;
+  }
+
+  MountManagerOptions Options() {
+    MountManagerOptions o;
+    o.config.poll_interval = 1h;  // cycles are run by the test
+    o.config.vault_dns_suffix = kSuffix;
+    MountConfig m;
+    m.name = "web";
+    m.spc_file = (dir_ / "spc.yaml").string();
+    m.target = (dir_ / "target").string();
+    m.node_publish_secret_ref_file = (dir_ / "sp.yaml").string();
+    m.reload.kind = ReloadAction::Kind::kCommand;
+    m.reload.argv = {"/bin/sh", "-c", "echo x >> " + (dir_ / "reloads").string()};
+    o.config.mounts.push_back(m);
+    o.state_dir = (dir_ / "state").string();
+    o.reader = options_;
+    o.watch = false;
+    return o;
+  }
+
+  std::string Read(const fs::path& p) {
+    std::ifstream in(p);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }
+
+  int Reloads() {
+    std::string text = Read(dir_ / "reloads");
+    return static_cast<int>(std::count(text.begin(), text.end(), '\n'));
+  }
+
+  fs::path dir_;
+};
+
+TEST_F(ManagerTest, MountsRotatesKeepsLastKnownGoodAndReloadsOncePerChange) {
+  cloud_->Put("db", "v1");
+  AgentMetrics metrics;
+  auto manager = MountManager::Create(Options(), &metrics);
+  ASSERT_TRUE(manager.ok()) << manager.status().ToString();
+  (*manager)->RunCycle();
+  EXPECT_EQ(Read(dir_ / "target" / "db"), "v1");
+  EXPECT_EQ(fs::read_symlink(dir_ / "target" / "db"), "..data/db");
+  EXPECT_EQ(Reloads(), 0) << "no reload for the first mount";
+
+  (*manager)->RunCycle();  // unchanged: nothing written, no reload
+  EXPECT_EQ(Reloads(), 0);
+
+  cloud_->Put("db", "v2");
+  (*manager)->RunCycle();
+  EXPECT_EQ(Read(dir_ / "target" / "db"), "v2");
+  (*manager)->Stop();  // reaps the reload command
+  EXPECT_EQ(Reloads(), 1);
+
+  auto again = MountManager::Create(Options(), &metrics);
+  ASSERT_TRUE(again.ok());
+  cloud_->SetDown(true);
+  (*again)->RunCycle();
+  EXPECT_EQ(Read(dir_ / "target" / "db"), "v2") << "old files kept while the vault is down";
+  std::vector<MountStatus> st = (*again)->Statuses();
+  ASSERT_EQ(st.size(), 1u);
+  EXPECT_FALSE(st[0].last_error.empty());
+  EXPECT_EQ(st[0].consecutive_failures, 1);
+  std::string record = Read(dir_ / "state" / "mounts" / "web.json");
+  EXPECT_NE(record.find("\"lastError\""), std::string::npos);
+  EXPECT_EQ(record.find("v2"), std::string::npos) << "no value in the status record";
+
+  cloud_->SetDown(false);
+  (*again)->RunCycle();
+  st = (*again)->Statuses();
+  EXPECT_TRUE(st[0].last_error.empty());
+  EXPECT_TRUE(st[0].mounted);
+  ASSERT_EQ(st[0].objects.size(), 1u);
+  EXPECT_EQ(st[0].objects[0].id, "secret/db");
+
+  // A denied object and a malformed SPC leave the files as they were.
+  cloud_->Put("denied", "x", {"someone-else"});
+  std::ofstream(dir_ / "spc.yaml") << Spc({"db", "denied"});
+  (*again)->RunCycle();
+  EXPECT_EQ(Read(dir_ / "target" / "db"), "v2");
+  EXPECT_FALSE(fs::exists(dir_ / "target" / "denied"));
+  st = (*again)->Statuses();
+  EXPECT_NE(st[0].last_error.find("objectName:denied"), std::string::npos) << st[0].last_error;
+  std::ofstream(dir_ / "spc.yaml") << "kind: [";
+  (*again)->RunCycle();
+  EXPECT_EQ(Read(dir_ / "target" / "db"), "v2");
+  st = (*again)->Statuses();
+  EXPECT_NE(st[0].last_error.find("spc.yaml"), std::string::npos) << st[0].last_error;
+  (*again)->Stop();
+  EXPECT_EQ(Reloads(), 1);
+  std::string text = metrics.Render();
+  EXPECT_NE(text.find("node_publish_total{provider=\"coffer\",os_type=\"linux\"} 2"),
+            std::string::npos)
+      << text;
+}
+
+}  // namespace
+}  // namespace coffer::agent

@@ -1,0 +1,149 @@
+#pragma once
+
+// How the node agent reads from vaults: one credential and one SecretClient
+// per (vault, identity), and rounds that share reads between the mounts of a
+// node (docs/agent.md, "Shared reads").
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <future>
+#include <list>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "agent/spc.h"
+#include "coffer/credentials.h"
+#include "coffer/secret_client.h"
+#include "common/status.h"
+
+namespace coffer::agent {
+
+// MountIdentity is who one mount reads as (csi-driver.md §3.3).
+struct MountIdentity {
+  IdentityMode mode = IdentityMode::kVmManagedIdentity;
+  std::string tenant_id;
+  // The service principal's application id, the workload identity's client
+  // id, or the user-assigned identity's client id ("" is the node's
+  // system-assigned identity).
+  std::string client_id;
+  // SECURITY: the client secret or the service-account token; only its
+  // SHA-256 leaves this struct (in CredentialKey).
+  std::string proof;
+  std::string token_file;  // workload identity from a file (standalone mounts)
+
+  // Principal names the identity without its proof. Mounts of one principal
+  // share reads, once their own proof has been accepted in the round.
+  std::string Principal() const;
+  // CredentialKey names the identity with (a hash of) its proof: one
+  // credential, and so one token cache, per key.
+  std::string CredentialKey() const;
+  // Describe is for messages: the mode and the ids, never the proof.
+  std::string Describe() const;
+};
+
+// IdentityOf maps the Azure provider's parameters to an identity.
+// kUnimplemented for pod identity (NMI) and the AKS token proxy, which have no
+// counterpart here; the message says what to use instead.
+StatusOr<MountIdentity> IdentityOf(const AzureMountParameters& params);
+
+struct VaultReaderOptions {
+  SecretClientOptions client;
+  CredentialOptions credential;
+  // Credentials (and their token caches) kept for identities not used
+  // lately; the least recently used beyond this are dropped.
+  size_t max_identities = 1024;
+};
+
+class VaultReader;
+
+// A ReadRound is one sweep of reads: a poll cycle, one push, or (for the CSI
+// provider) the mounts that arrive within a short window. Within a round,
+// each (vault, principal, object, version) is read upstream once, however
+// many mounts ask, and concurrent askers wait for that one read (single
+// flight). Authorization stays per identity: an identity's first read in a
+// round goes upstream with its own token, and only when the vault accepted
+// that token (the read succeeded, or was refused as 403/404) does it share
+// the round's other reads of its principal. Thread-safe.
+class ReadRound {
+ public:
+  ReadRound(VaultReader& reader, std::chrono::steady_clock::time_point started);
+
+  StatusOr<KeyVaultSecret> GetSecret(const std::string& vault_url, const MountIdentity& identity,
+                                     const std::string& name, const std::string& version);
+  // ListVersions lists the versions' properties (no values).
+  StatusOr<std::vector<SecretProperties>> ListVersions(const std::string& vault_url,
+                                                       const MountIdentity& identity,
+                                                       const std::string& name);
+
+  std::chrono::steady_clock::time_point started() const { return started_; }
+
+ private:
+  template <typename T>
+  using Flight = std::shared_future<StatusOr<T>>;
+
+  // Proven waits for (or makes) the identity's first read of the round.
+  bool Proven(const std::string& vault_url, const MountIdentity& identity,
+              const std::function<Status()>& own_read);
+  template <typename T>
+  StatusOr<T> Shared(std::map<std::string, Flight<T>>& flights, const std::string& key,
+                     const std::function<StatusOr<T>()>& read);
+  // Offer records an identity's own read for the others of its principal.
+  template <typename T>
+  void Offer(std::map<std::string, Flight<T>>& flights, const std::string& key,
+             const StatusOr<T>& result);
+
+  VaultReader& reader_;
+  const std::chrono::steady_clock::time_point started_;
+  std::mutex mu_;
+  std::map<std::string, std::shared_future<bool>> proofs_;              // GUARDED_BY(mu_)
+  std::map<std::string, Flight<KeyVaultSecret>> secrets_;               // GUARDED_BY(mu_)
+  std::map<std::string, Flight<std::vector<SecretProperties>>> lists_;  // GUARDED_BY(mu_)
+};
+
+// VaultReader owns the credentials and clients. Thread-safe.
+class VaultReader {
+ public:
+  explicit VaultReader(VaultReaderOptions options);
+
+  // Client returns the client of (vault, identity), creating its credential
+  // and client on first use. kUnimplemented for modes IdentityOf refuses.
+  StatusOr<std::shared_ptr<SecretClient>> Client(const std::string& vault_url,
+                                                 const MountIdentity& identity);
+
+  // NewRound starts a round of its own (a poll cycle, a push).
+  std::shared_ptr<ReadRound> NewRound();
+  // SharedRound returns the current shared round, or a new one when it is
+  // older than `max_age` (for CSI mounts, which arrive one by one).
+  std::shared_ptr<ReadRound> SharedRound(std::chrono::milliseconds max_age);
+
+  // Upstream reads made (GetSecret and list calls), for metrics and tests.
+  uint64_t upstream_reads() const { return upstream_reads_.load(); }
+  // Observe records one upstream call's latency, for the metrics; set
+  // before use.
+  std::function<void(const std::string& object, const Status& status, double seconds)> observe;
+
+ private:
+  friend class ReadRound;
+  StatusOr<KeyVaultSecret> ReadSecret(SecretClient& client, const std::string& name,
+                                      const std::string& version);
+  StatusOr<std::vector<SecretProperties>> ReadVersions(SecretClient& client,
+                                                       const std::string& name);
+
+  struct Entry {
+    std::shared_ptr<SecretClient> client;
+    std::list<std::string>::iterator lru;
+  };
+  const VaultReaderOptions options_;
+  std::mutex mu_;
+  std::map<std::string, Entry> clients_;  // GUARDED_BY(mu_): vault|credential key
+  std::list<std::string> lru_;            // GUARDED_BY(mu_): most recent first
+  std::shared_ptr<ReadRound> shared_;     // GUARDED_BY(mu_)
+  std::atomic<uint64_t> upstream_reads_{0};
+};
+
+}  // namespace coffer::agent
