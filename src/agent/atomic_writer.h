@@ -53,7 +53,8 @@ struct WriteOptions {
   Clock* clock = nullptr;
   // TEST ONLY: called before every file-system mutation with a short name of
   // the step ("create file", "rename ..data", ...). A non-zero return is an
-  // errno value the step then fails with, as if the system call had.
+  // errno value the step then fails with, as if the system call had. The
+  // rollback after a failure does not consult it.
   std::function<int(std::string_view step)> inject_fault;
 };
 

@@ -580,7 +580,7 @@ TEST_F(AtomicWriterTest, ReadPayload) {
   ASSERT_EQ(::symlink((outside_ + "/a").c_str(), (target_ + "/evil").c_str()), 0);
   auto r = ReadPayload(target_);
   EXPECT_EQ(r.status().code(), StatusCode::kFailedPrecondition);
-  EXPECT_EQ(std::string(r.status().message()).find("outside"), std::string::npos);
+  EXPECT_NE(std::string(r.status().message()).find("\"evil\""), std::string::npos);
   ASSERT_EQ(::unlink((target_ + "/evil").c_str()), 0);
 
   ASSERT_EQ(::symlink(outside_.c_str(), (target_ + "/" + DataDir() + "/d/e/link").c_str()), 0);
