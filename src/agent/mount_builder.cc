@@ -157,6 +157,23 @@ class Renderer {
 
 }  // namespace
 
+void ParallelFor(size_t n, size_t max_threads, const std::function<void(size_t)>& fn) {
+  std::atomic<size_t> next{0};
+  auto work = [&] {
+    for (size_t i = next++; i < n; i = next++) {
+      fn(i);
+    }
+  };
+  std::vector<std::thread> pool;
+  for (size_t t = 1; t < std::min(max_threads, n); ++t) {
+    pool.emplace_back(work);
+  }
+  work();
+  for (std::thread& t : pool) {
+    t.join();
+  }
+}
+
 std::string VaultUrlFor(std::string_view keyvault_name, std::string_view vault_dns_suffix) {
   return "https://" + AsciiLower(keyvault_name) + "." + std::string(vault_dns_suffix);
 }
@@ -166,22 +183,8 @@ BuiltMount BuildMount(const AzureMountParameters& params, const MountIdentity& i
   std::string vault_url = VaultUrlFor(params.keyvault_name, options.vault_dns_suffix);
   Renderer renderer(vault_url, identity, round, options.default_mode);
   std::vector<Rendered> rendered(params.objects.size());
-  std::atomic<size_t> next{0};
-  auto work = [&] {
-    for (size_t i = next++; i < params.objects.size(); i = next++) {
-      rendered[i] = renderer.Render(params.objects[i]);
-    }
-  };
-  size_t threads = std::min<size_t>(static_cast<size_t>(std::max(options.max_parallel, 1)),
-                                    params.objects.size());
-  std::vector<std::thread> pool;
-  for (size_t t = 1; t < threads; ++t) {
-    pool.emplace_back(work);
-  }
-  work();
-  for (std::thread& t : pool) {
-    t.join();
-  }
+  ParallelFor(params.objects.size(), static_cast<size_t>(std::max(options.max_parallel, 1)),
+              [&](size_t i) { rendered[i] = renderer.Render(params.objects[i]); });
   BuiltMount out;
   for (Rendered& r : rendered) {
     if (out.status.ok() && !r.status.ok()) {

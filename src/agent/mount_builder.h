@@ -5,7 +5,9 @@
 // (which hands the files to the driver) and standalone mounts (which write
 // them with the atomic writer).
 
+#include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -42,6 +44,10 @@ struct BuildOptions {
   // Objects of one mount read at once.
   int max_parallel = 8;
 };
+
+// ParallelFor calls fn(0) … fn(n-1) on up to `max_threads` threads (the
+// caller's among them) and returns when all have returned.
+void ParallelFor(size_t n, size_t max_threads, const std::function<void(size_t)>& fn);
 
 // VaultUrlFor is https://<keyvaultName>.<suffix>, as the Azure provider
 // builds it.

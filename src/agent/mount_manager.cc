@@ -222,23 +222,11 @@ void MountManager::RefreshMounts(const std::vector<Mount*>& mounts) {
     return;
   }
   std::shared_ptr<ReadRound> round = reader_.NewRound();
-  std::atomic<size_t> next{0};
-  auto work = [&] {
-    for (size_t i = next++; i < mounts.size(); i = next++) {
-      std::lock_guard<std::mutex> lock(mounts[i]->refresh_mu);
-      Refresh(*mounts[i], *round);
-    }
-  };
   // Reads are shared through the round; writes are what runs in parallel.
-  size_t threads = std::min<size_t>(4, mounts.size());
-  std::vector<std::thread> pool;
-  for (size_t t = 1; t < threads; ++t) {
-    pool.emplace_back(work);
-  }
-  work();
-  for (std::thread& t : pool) {
-    t.join();
-  }
+  ParallelFor(mounts.size(), 4, [&](size_t i) {
+    std::lock_guard<std::mutex> lock(mounts[i]->refresh_mu);
+    Refresh(*mounts[i], *round);
+  });
 }
 
 void MountManager::Refresh(Mount& mount, ReadRound& round) {
