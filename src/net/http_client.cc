@@ -1,11 +1,19 @@
 #include "net/http_client.h"
 
+#include <fcntl.h>
+#include <poll.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <limits>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
 #include <type_traits>
+#include <vector>
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -13,6 +21,8 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+
+#include <sys/stat.h>
 
 namespace coffer::net {
 
@@ -76,46 +86,6 @@ Status Failure(const char* what, beast::error_code e) {
   return UnavailableError(std::string(what) + " failed: " + e.message());
 }
 
-// Exchange connects, (for TLS) handshakes, writes `req` and reads the
-// response, all under the stream's deadline. Returns the first failure.
-template <class Stream>
-Status Exchange(asio::io_context& ioc, Stream& stream, const tcp::resolver::results_type& endpoints,
-                bhttp::request<bhttp::string_body>& req,
-                bhttp::response_parser<bhttp::string_body>& parser) {
-  Status result = OkStatus();
-  auto fail = [&](const char* what, beast::error_code e) { result = Failure(what, e); };
-  beast::flat_buffer buffer;
-  auto write_and_read = [&] {
-    bhttp::async_write(stream, req, [&](beast::error_code e, size_t) {
-      if (e) {
-        return fail("write", e);
-      }
-      bhttp::async_read(stream, buffer, parser, [&](beast::error_code e2, size_t) {
-        if (e2) {
-          return fail("read", e2);
-        }
-      });
-    });
-  };
-  beast::get_lowest_layer(stream).async_connect(endpoints, [&](beast::error_code e, auto) {
-    if (e) {
-      return fail("connect", e);
-    }
-    if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
-      write_and_read();
-    } else {
-      stream.async_handshake(asio::ssl::stream_base::client, [&](beast::error_code e2) {
-        if (e2) {
-          return fail("TLS handshake", e2);
-        }
-        write_and_read();
-      });
-    }
-  });
-  ioc.run();
-  return result;
-}
-
 bhttp::request<bhttp::string_body> MakeRequest(const ClientRequest& request, const Url& url) {
   bool default_port = url.port == (url.tls ? "443" : "80");
   bhttp::request<bhttp::string_body> req;
@@ -132,10 +102,205 @@ bhttp::request<bhttp::string_body> MakeRequest(const ClientRequest& request, con
   return req;
 }
 
+// A TLS client context per CA file (TLS 1.2+, peer verified), loaded once
+// and again when the file changes (its size or mtime), so a request does
+// not parse the CA bundle each time.
+StatusOr<std::shared_ptr<asio::ssl::context>> ClientContext(const std::string& ca_file) {
+  std::string stamp;
+  if (!ca_file.empty()) {
+    struct stat st {};
+    if (::stat(ca_file.c_str(), &st) == 0) {
+      stamp = std::to_string(st.st_size) + "/" + std::to_string(st.st_mtim.tv_sec) + "." +
+              std::to_string(st.st_mtim.tv_nsec);
+    }
+  }
+  static std::mutex mu;
+  // Leaked on purpose: connections in the pool hold contexts until exit.
+  static auto* cache =
+      new std::map<std::string, std::pair<std::string, std::shared_ptr<asio::ssl::context>>>();
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    auto found = cache->find(ca_file);
+    if (found != cache->end() && found->second.first == stamp) {
+      return found->second.second;
+    }
+  }
+  auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
+  SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_2_VERSION);
+  beast::error_code ec;
+  if (ca_file.empty()) {
+    ctx->set_default_verify_paths(ec);
+  } else {
+    ctx->load_verify_file(ca_file, ec);
+  }
+  if (ec) {
+    return InvalidArgumentError("cannot load CA file '" + ca_file + "': " + ec.message());
+  }
+  ctx->set_verify_mode(asio::ssl::verify_peer);
+  std::lock_guard<std::mutex> lock(mu);
+  if (cache->size() >= 16) {
+    cache->clear();
+  }
+  (*cache)[ca_file] = {stamp, ctx};
+  return ctx;
+}
+
+// CloseOnExec keeps client sockets out of the processes this one starts
+// (coffer exec's child, an agent's reload command).
+void CloseOnExec(beast::tcp_stream& stream) {
+  int fd = stream.socket().native_handle();
+  int flags = ::fcntl(fd, F_GETFD);
+  if (flags >= 0) {
+    ::fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
+  }
+}
+
+// A client connection: its own io_context (the calling thread runs it), the
+// TLS context it was made with, and the stream.
+struct Connection {
+  asio::io_context ioc;
+  std::shared_ptr<asio::ssl::context> tls_ctx;
+  std::optional<beast::tcp_stream> plain;
+  std::optional<beast::ssl_stream<beast::tcp_stream>> tls;
+  std::chrono::steady_clock::time_point idle_since;
+
+  beast::tcp_stream& lowest() { return plain ? *plain : beast::get_lowest_layer(*tls); }
+};
+
+// Run runs a connection's context until its one pending operation is done.
+void Run(Connection& c) {
+  c.ioc.restart();
+  c.ioc.run();
+}
+
+// Open resolves the URL's host, connects and (for https://) handshakes with
+// the certificate and host name verified, all before `deadline`.
+StatusOr<std::unique_ptr<Connection>> Open(const ClientRequest& request, const Url& url,
+                                           std::chrono::steady_clock::time_point deadline) {
+  auto c = std::make_unique<Connection>();
+  beast::error_code ec;
+  tcp::resolver resolver(c->ioc);
+  auto endpoints = resolver.resolve(url.host, url.port, ec);
+  if (ec) {
+    return UnavailableError("cannot resolve " + url.host + ": " + ec.message());
+  }
+  if (url.tls) {
+    ASSIGN_OR_RETURN(c->tls_ctx, ClientContext(request.ca_file));
+    c->tls.emplace(c->ioc, *c->tls_ctx);
+    // SSL_set_tlsext_host_name is a macro with a C cast; call what it expands to.
+    if (SSL_ctrl(c->tls->native_handle(), SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
+                 const_cast<char*>(url.host.c_str())) != 1) {
+      return InvalidArgumentError("cannot set SNI host name");
+    }
+    c->tls->set_verify_callback(asio::ssl::host_name_verification(url.host));
+  } else {
+    c->plain.emplace(c->ioc);
+  }
+  c->lowest().expires_at(deadline);
+  c->lowest().async_connect(endpoints, [&](beast::error_code e, auto) { ec = e; });
+  Run(*c);
+  if (ec) {
+    return Failure("connect", ec);
+  }
+  CloseOnExec(c->lowest());
+  if (c->tls) {
+    c->tls->async_handshake(asio::ssl::stream_base::client, [&](beast::error_code e) { ec = e; });
+    Run(*c);
+    if (ec) {
+      return Failure("TLS handshake", ec);
+    }
+  }
+  return c;
+}
+
+// RoundTrip writes `req` and reads the whole response before `deadline`.
+// `*reusable` tells whether the connection may carry another request.
+template <class Stream>
+Status RoundTrip(Connection& c, Stream& stream, bhttp::request<bhttp::string_body>& req,
+                 bhttp::response_parser<bhttp::string_body>& parser,
+                 std::chrono::steady_clock::time_point deadline, bool* reusable) {
+  Status result = OkStatus();
+  beast::flat_buffer buffer;
+  c.lowest().expires_at(deadline);
+  bhttp::async_write(stream, req, [&](beast::error_code e, size_t) {
+    if (e) {
+      result = Failure("write", e);
+      return;
+    }
+    bhttp::async_read(stream, buffer, parser, [&](beast::error_code e2, size_t) {
+      if (e2) {
+        result = Failure("read", e2);
+      }
+    });
+  });
+  Run(c);
+  *reusable = result.ok() && parser.is_done() && parser.keep_alive() && buffer.size() == 0;
+  return result;
+}
+
+// The pool of idle keep-alive connections, per scheme, host, port and CA
+// file. A connection idle for longer than kMaxIdle, or that the server has
+// closed (its socket is readable while no request is in flight: EOF, a TLS
+// close_notify, or stray bytes), is not used again.
+class ConnectionPool {
+ public:
+  static constexpr auto kMaxIdle = std::chrono::seconds(30);
+  static constexpr size_t kMaxPerKey = 8;
+  static constexpr size_t kMaxTotal = 64;
+
+  std::unique_ptr<Connection> Take(const std::string& key) {
+    std::vector<std::unique_ptr<Connection>> dropped;  // closed outside the lock
+    std::lock_guard<std::mutex> lock(mu_);
+    auto found = idle_.find(key);
+    if (found == idle_.end()) {
+      return nullptr;
+    }
+    auto& list = found->second;
+    const auto now = std::chrono::steady_clock::now();
+    while (!list.empty()) {
+      std::unique_ptr<Connection> c = std::move(list.back());
+      list.pop_back();
+      --total_;
+      if (now - c->idle_since < kMaxIdle && Quiet(*c)) {
+        return c;
+      }
+      dropped.push_back(std::move(c));
+    }
+    return nullptr;
+  }
+
+  void Give(const std::string& key, std::unique_ptr<Connection> c) {
+    c->lowest().expires_never();
+    c->idle_since = std::chrono::steady_clock::now();
+    std::lock_guard<std::mutex> lock(mu_);
+    auto& list = idle_[key];
+    if (list.size() >= kMaxPerKey || total_ >= kMaxTotal) {
+      return;  // `c` closes
+    }
+    list.push_back(std::move(c));
+    ++total_;
+  }
+
+ private:
+  static bool Quiet(Connection& c) {
+    pollfd p{c.lowest().socket().native_handle(), POLLIN, 0};
+    return ::poll(&p, 1, 0) == 0;
+  }
+
+  std::mutex mu_;
+  std::map<std::string, std::vector<std::unique_ptr<Connection>>> idle_;  // GUARDED_BY(mu_)
+  size_t total_ = 0;                                                      // GUARDED_BY(mu_)
+};
+
+ConnectionPool& Pool() {
+  static auto* pool = new ConnectionPool();  // leaked on purpose: used until exit
+  return *pool;
+}
+
 // WithStream resolves the URL's host and calls
 // `fn(ioc, stream, endpoints) -> StatusOr<http::Response>` with an
-// unconnected stream: plain TCP for http://, TLS 1.2+ with the certificate and
-// host name verified for https://.
+// unconnected stream of its own: plain TCP for http://, TLS 1.2+ with the
+// certificate and host name verified for https://.
 template <class Fn>
 StatusOr<http::Response> WithStream(const ClientRequest& request, const Url& url, Fn&& fn) {
   asio::io_context ioc;
@@ -149,18 +314,8 @@ StatusOr<http::Response> WithStream(const ClientRequest& request, const Url& url
     beast::tcp_stream stream(ioc);
     return fn(ioc, stream, endpoints);
   }
-  asio::ssl::context ctx(asio::ssl::context::tls_client);
-  SSL_CTX_set_min_proto_version(ctx.native_handle(), TLS1_2_VERSION);
-  if (request.ca_file.empty()) {
-    ctx.set_default_verify_paths(ec);
-  } else {
-    ctx.load_verify_file(request.ca_file, ec);
-  }
-  if (ec) {
-    return InvalidArgumentError("cannot load CA file '" + request.ca_file + "': " + ec.message());
-  }
-  ctx.set_verify_mode(asio::ssl::verify_peer);
-  beast::ssl_stream<beast::tcp_stream> stream(ioc, ctx);
+  ASSIGN_OR_RETURN(std::shared_ptr<asio::ssl::context> ctx, ClientContext(request.ca_file));
+  beast::ssl_stream<beast::tcp_stream> stream(ioc, *ctx);
   // SSL_set_tlsext_host_name is a macro with a C cast; call what it expands to.
   if (SSL_ctrl(stream.native_handle(), SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
                const_cast<char*>(url.host.c_str())) != 1) {
@@ -223,7 +378,8 @@ class Poller {
   const std::chrono::milliseconds poll_;
 };
 
-// StreamExchange is Exchange for a streamed response; see StreamRequest.
+// StreamExchange connects, sends the request and streams the response; see
+// StreamRequest.
 template <class Stream>
 StatusOr<http::Response> StreamExchange(Stream& stream,
                                         const tcp::resolver::results_type& endpoints,
@@ -263,6 +419,9 @@ StatusOr<http::Response> StreamExchange(Stream& stream,
     beast::get_lowest_layer(stream).async_connect(endpoints,
                                                   [&](beast::error_code e, auto) { finish(e); });
   });
+  if (ok) {
+    CloseOnExec(beast::get_lowest_layer(stream));
+  }
   if constexpr (!std::is_same_v<Stream, beast::tcp_stream>) {
     ok = ok && run("TLS handshake",
                    [&] { stream.async_handshake(asio::ssl::stream_base::client, finish); });
@@ -327,20 +486,44 @@ StatusOr<http::Response> StreamExchange(Stream& stream,
 
 StatusOr<http::Response> SendRequest(const ClientRequest& request) {
   ASSIGN_OR_RETURN(Url url, ParseUrl(request.url));
-  bhttp::request<bhttp::string_body> req = MakeRequest(request, url);
-  bhttp::response_parser<bhttp::string_body> parser;
-  parser.body_limit(request.max_response_bytes);
-  auto deadline = std::chrono::seconds(request.timeout_seconds);
-  auto exchange = [&](asio::io_context& ioc, auto& stream,
-                      const tcp::resolver::results_type& endpoints) -> StatusOr<http::Response> {
-    beast::get_lowest_layer(stream).expires_after(deadline);
-    RETURN_IF_ERROR(Exchange(ioc, stream, endpoints, req, parser));
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::seconds(request.timeout_seconds);
+  const std::string key =
+      std::string(url.tls ? "https|" : "http|") + url.host + "|" + url.port + "|" + request.ca_file;
+  // A request that changes nothing may be sent again when a kept-alive
+  // connection turns out to have been closed under it before any byte of the
+  // response came back.
+  const bool replayable =
+      request.method == "GET" || request.method == "HEAD" || request.method == "OPTIONS";
+  for (int attempt = 0;; ++attempt) {
+    std::unique_ptr<Connection> c = request.keep_alive && attempt == 0 ? Pool().Take(key) : nullptr;
+    const bool reused = c != nullptr;
+    if (!reused) {
+      ASSIGN_OR_RETURN(c, Open(request, url, deadline));
+    }
+    bhttp::request<bhttp::string_body> req = MakeRequest(request, url);
+    if (!request.keep_alive) {
+      req.keep_alive(false);
+    }
+    bhttp::response_parser<bhttp::string_body> parser;
+    parser.body_limit(request.max_response_bytes);
+    bool reusable = false;
+    Status sent = c->tls ? RoundTrip(*c, *c->tls, req, parser, deadline, &reusable)
+                         : RoundTrip(*c, *c->plain, req, parser, deadline, &reusable);
+    if (!sent.ok()) {
+      if (reused && replayable && !parser.got_some() && sent.code() == StatusCode::kUnavailable) {
+        continue;
+      }
+      return sent;
+    }
     auto& res = parser.get();
     http::Response out = StatusAndHeaders(res.base());
     out.body = std::move(res.body());
+    if (reusable && request.keep_alive) {
+      Pool().Give(key, std::move(c));
+    }
     return out;
-  };
-  return WithStream(request, url, exchange);
+  }
 }
 
 StatusOr<http::Response> StreamRequest(const ClientRequest& request,
