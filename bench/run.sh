@@ -20,6 +20,10 @@
 #      server over loopback TLS;
 #  11. coffer exec with 20 references: from start to the child running, against
 #      no references and against starting the child directly.
+#  12. the node agent: mounting 50 secrets (standalone and over the CSI socket,
+#      against 50 reads one after another); with 100 mounts sharing 10 secrets,
+#      SET -> file changed by push, resident memory, and upstream reads per poll
+#      cycle against reading per mount.
 # Usage: bench/run.sh [--threads N] [--duration S] [--secrets N] [--steps 1,2,...]
 # Needs: wrk, nginx-light (installed if missing). Uses loopback only and
 # stops every process it started.
@@ -29,7 +33,7 @@ cd "$(dirname "$0")/.."
 threads=2
 duration=10
 secrets=100000
-steps=1,2,3,4,5,6,7,8,9,10,11
+steps=1,2,3,4,5,6,7,8,9,10,11,12
 while (($#)); do
   case $1 in
     --steps) steps=$2; shift 2 ;;
@@ -46,7 +50,7 @@ for p in wrk nginx-light; do
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$p" >/dev/null; }
 done
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build --target coffer token_validation_bench sdk_cache_bench >/dev/null
+cmake --build build --target coffer token_validation_bench sdk_cache_bench agent_mount_bench >/dev/null
 
 work=$(mktemp -d /tmp/coffer-bench.XXXXXX)
 # nginx workers run unprivileged and must read the static copy of the response.
@@ -56,6 +60,7 @@ cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
   rm -rf "$work"
+  if [[ -n ${shm:-} ]]; then rm -rf "$shm"; fi
 }
 trap cleanup EXIT
 
@@ -299,4 +304,12 @@ fi
 # 11. coffer exec start-up with 20 references.
 if want 11; then
 python3 bench/exec_start.py ./build/coffer 20 30
+fi
+
+# 12. The node agent.
+if want 12; then
+shm=$(mktemp -d /dev/shm/coffer-mount-bench.XXXXXX)
+./build/bench/agent_mount_bench --dir "$shm" --objects 50 --runs 30
+rm -rf "$shm"
+python3 bench/agent_bench.py ./build/coffer 100 10 30
 fi
