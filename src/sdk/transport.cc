@@ -1,5 +1,6 @@
-// The SDK's default transport: net::SendRequest / net::StreamRequest, one
-// connection per request.
+// The SDK's default transport: net::SendRequest (kept-alive connections,
+// shared by every client of the process) and net::StreamRequest (a
+// connection of its own per stream).
 
 #include <cstdlib>
 
