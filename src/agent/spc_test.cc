@@ -93,7 +93,7 @@ TEST(YamlTest, ParsesScalarsSequencesMapsAndStyles) {
   const YamlNode& d = docs->front();
   ASSERT_TRUE(d.IsMap());
   ASSERT_EQ(d.members.size(), 6u);
-  EXPECT_EQ(d.members[0].first, "a");  // document order
+  EXPECT_EQ(d.members[0].key, "a");  // document order
   EXPECT_TRUE(d.Find("a")->plain);
   EXPECT_EQ(d.Find("a")->scalar, "true");
   EXPECT_FALSE(d.Find("b")->plain);

@@ -135,8 +135,8 @@ class Copier {
         return InvalidArgumentError("YAML map at line " + std::to_string(out.line) +
                                     " has the key " + QuoteForError(key.scalar) + " twice");
       }
-      out.members.emplace_back(std::move(key.scalar), YamlNode());
-      RETURN_IF_ERROR(Copy(pair.second, depth + 1, out.members.back().second));
+      out.members.push_back(YamlMember{std::move(key.scalar), YamlNode()});
+      RETURN_IF_ERROR(Copy(pair.second, depth + 1, out.members.back().value));
     }
     return OkStatus();
   }

@@ -16,6 +16,8 @@
 
 namespace coffer::agent {
 
+struct YamlMember;
+
 // One YAML node, copied out of the parser. Aliases are expanded (copied), so
 // the tree is finite and owns everything; YamlLimits bound what that costs.
 struct YamlNode {
@@ -33,8 +35,8 @@ struct YamlNode {
   std::string tag;
   // 1-based line of the node in the parsed text (0 when unknown).
   int line = 0;
-  std::vector<YamlNode> items;                            // kSequence
-  std::vector<std::pair<std::string, YamlNode>> members;  // kMap, document order
+  std::vector<YamlNode> items;      // kSequence
+  std::vector<YamlMember> members;  // kMap, document order
 
   bool IsNull() const { return kind == Kind::kNull; }
   bool IsScalar() const { return kind == Kind::kScalar; }
@@ -45,6 +47,13 @@ struct YamlNode {
   // or has no such member. Map keys are unique (ParseYamlDocuments refuses
   // duplicates), so there is at most one.
   const YamlNode* Find(std::string_view key) const;
+};
+
+// One member of a map. (Not a std::pair: a pair may not hold the incomplete
+// YamlNode inside YamlNode's own definition, and clang refuses it.)
+struct YamlMember {
+  std::string key;
+  YamlNode value;
 };
 
 // Bounds on what hostile YAML may cost. Exceeding one is kInvalidArgument.
