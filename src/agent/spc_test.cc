@@ -205,6 +205,17 @@ TEST(YamlTest, SelfReferencingAnchorStops) {
   ExpectError(ParseYamlDocuments("a: &a {b: *a}\n", YamlLimits()).status(), "nests deeper");
 }
 
+// yaml-cpp 0.7 alone reads these as documents without end and grows until
+// memory runs out (found by fuzz/spc_fuzzer); the limit stops them.
+TEST(YamlTest, EndlessDocumentsStopAtTheLimit) {
+  for (const char* text : {",", ",a: [*b]\n", "- a\n,", "---\n,", "\"a\"\n,", "&x ,"}) {
+    ExpectError(ParseYamlDocuments(text, YamlLimits()).status(), "documents");
+  }
+  auto spc = ParseSecretProviderClasses(",aa,M!1: &c [*b,*d]\n");
+  ASSERT_FALSE(spc.ok());
+  EXPECT_EQ(spc.status().code(), StatusCode::kInvalidArgument);
+}
+
 TEST(YamlTest, HelpersQuoteAndConvert) {
   EXPECT_EQ(QuoteForError("a\"b\n"), "\"a\\\"b\\x0a\"");
   EXPECT_EQ(QuoteForError(std::string(100, 'x')), "\"" + std::string(64, 'x') + "\"...");

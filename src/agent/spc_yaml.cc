@@ -1,8 +1,10 @@
 #include "agent/spc_yaml.h"
 
 #include <set>
+#include <sstream>
 
 #include <yaml-cpp/depthguard.h>
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 namespace coffer::agent {
@@ -157,6 +159,54 @@ class Copier {
   size_t scalar_bytes_ = 0;
 };
 
+// EventCounter counts the parser's events and keeps nothing.
+class EventCounter : public YAML::EventHandler {
+ public:
+  size_t events = 0;
+  void OnDocumentStart(const YAML::Mark&) override { ++events; }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override { ++events; }
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override { ++events; }
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {
+    ++events;
+  }
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {
+    ++events;
+  }
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {
+    ++events;
+  }
+  void OnMapEnd() override {}
+};
+
+// CheckDocuments runs the parser alone, one document at a time, before
+// YAML::LoadAll builds anything. yaml-cpp 0.7 never ends on some short
+// inputs: a `,` where a block node should start (",", "- a\n,") yields empty
+// documents without end, and LoadAll keeps them all until memory runs out.
+// Counting documents here stops that at the limit, holding nothing.
+// yaml-cpp's exceptions propagate to the caller.
+Status CheckDocuments(const std::string& text, const YamlLimits& limits) {
+  std::istringstream in(text);
+  YAML::Parser parser(in);
+  EventCounter counter;
+  size_t documents = 0;
+  while (parser.HandleNextDocument(counter)) {
+    if (++documents > limits.max_documents) {
+      return InvalidArgumentError("YAML has more than " + std::to_string(limits.max_documents) +
+                                  " documents");
+    }
+    if (counter.events > limits.max_nodes) {
+      return InvalidArgumentError("YAML has more than " + std::to_string(limits.max_nodes) +
+                                  " nodes");
+    }
+  }
+  return OkStatus();
+}
+
 std::string Where(const YAML::Mark& mark) {
   if (mark.line < 0) {
     return "";
@@ -180,7 +230,9 @@ StatusOr<std::vector<YamlNode>> ParseYamlDocuments(std::string_view text,
     return InvalidArgumentError("YAML contains a NUL byte");
   }
   try {
-    std::vector<YAML::Node> parsed = YAML::LoadAll(std::string(text));
+    const std::string copy(text);
+    RETURN_IF_ERROR(CheckDocuments(copy, limits));
+    std::vector<YAML::Node> parsed = YAML::LoadAll(copy);
     if (parsed.size() > limits.max_documents) {
       return InvalidArgumentError("YAML has " + std::to_string(parsed.size()) +
                                   " documents, more than the limit of " +
