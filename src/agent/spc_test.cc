@@ -644,7 +644,8 @@ TEST(AzureTest, ObjectsShapeErrors) {
   ExpectError(ParseObjectsOnly("array:\n  - objectName: a\n    objectType: secret\n").status(),
               "objects[0]: must be a string holding a YAML mapping");
   ExpectError(ParseObjectsOnly("array: [\n").status(), "objects: malformed YAML");
-  ExpectError(ParseObjectsOnly("array: []\n---\narray: []\n").status(), "objects: YAML has 2");
+  ExpectError(ParseObjectsOnly("array: []\n---\narray: []\n").status(),
+              "objects: YAML has more documents than the limit of 1");
   ExpectError(ParseObjectsOnly(Objects({"objectName: a\nobjectType: secret", "- x"})).status(),
               "objects[1]: must be a YAML mapping, not a sequence");
   ExpectError(ParseObjectsOnly("array:\n  - ''\n").status(), "objects[0]: is empty");

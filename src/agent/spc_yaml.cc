@@ -196,12 +196,12 @@ Status CheckDocuments(const std::string& text, const YamlLimits& limits) {
   size_t documents = 0;
   while (parser.HandleNextDocument(counter)) {
     if (++documents > limits.max_documents) {
-      return InvalidArgumentError("YAML has more than " + std::to_string(limits.max_documents) +
-                                  " documents");
+      return InvalidArgumentError("YAML has more documents than the limit of " +
+                                  std::to_string(limits.max_documents));
     }
     if (counter.events > limits.max_nodes) {
-      return InvalidArgumentError("YAML has more than " + std::to_string(limits.max_nodes) +
-                                  " nodes");
+      return InvalidArgumentError("YAML has more nodes than the limit of " +
+                                  std::to_string(limits.max_nodes));
     }
   }
   return OkStatus();
@@ -233,11 +233,6 @@ StatusOr<std::vector<YamlNode>> ParseYamlDocuments(std::string_view text,
     const std::string copy(text);
     RETURN_IF_ERROR(CheckDocuments(copy, limits));
     std::vector<YAML::Node> parsed = YAML::LoadAll(copy);
-    if (parsed.size() > limits.max_documents) {
-      return InvalidArgumentError("YAML has " + std::to_string(parsed.size()) +
-                                  " documents, more than the limit of " +
-                                  std::to_string(limits.max_documents));
-    }
     Copier copier(limits);
     std::vector<YamlNode> docs(parsed.size());
     for (size_t i = 0; i < parsed.size(); ++i) {
