@@ -12,6 +12,7 @@
 #include "common/log.h"
 #include "common/strings.h"
 #include "exec/supervisor.h"
+#include "sdk/follow.h"
 
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -33,16 +34,6 @@ int64_t NowUnix() {
 bool Transient(const Status& s) {
   return s.code() == StatusCode::kResourceExhausted || s.code() == StatusCode::kUnavailable ||
          s.code() == StatusCode::kDeadlineExceeded;
-}
-
-bool ChangesFiles(const std::string& type) {
-  for (const char* t : {"SecretNewVersionCreated", "SecretUpdated", "SecretDeleted",
-                        "SecretRecovered", "SecretPurged"}) {
-    if (type.find(t) != std::string::npos) {
-      return true;
-    }
-  }
-  return false;
 }
 
 Status InFile(const std::string& what, const std::string& file, const Status& s) {
@@ -428,56 +419,32 @@ void MountManager::EnsureWatcher(const std::string& vault_url, const MountIdenti
 }
 
 void MountManager::WatchLoop(Watcher* watcher) {
-  std::string token;
-  std::chrono::milliseconds delay(0);
-  bool first_ready = true;
-  while (!cancel_.load()) {
-    bool ready = false;
-    auto client = reader_.Client(watcher->vault_url, watcher->identity);
-    if (!client.ok()) {
-      return;  // an identity the reader refuses never will be accepted
-    }
-    StatusOr<std::string> end = (*client)->Watch(
-        {{}, token},
-        [&](const SecretChange& change) {
-          std::string name;
-          if (change.type == "coffer.ready") {
-            ready = true;
-            // What changed between the first read and the stream's start
-            // was not seen: read this vault once more.
-            name = first_ready ? "*" : "";
-            first_ready = false;
-          } else if (ChangesFiles(change.type) && !change.name.empty()) {
-            name = AsciiLower(change.name);
-          }
-          if (!change.token.empty()) {
-            token = change.token;
-          }
-          if (!name.empty()) {
-            {
-              std::lock_guard<std::mutex> lock(mu_);
-              pushed_[watcher->vault_url].insert(name);
-            }
-            cv_.notify_all();
-          }
-          return true;
-        },
-        &cancel_);
-    if (cancel_.load()) {
-      break;
-    }
-    if (!end.ok() && end.status().reason() == "ResumeTokenExpired") {
-      token.clear();
-      first_ready = true;  // missed changes: read everything afresh once connected
-    } else if (!end.ok()) {
-      COFFER_LOG(kDebug) << "watch " << watcher->vault_url << ": " << end.status().ToString();
-    }
-    delay = ready ? std::chrono::milliseconds(500)
-                  : std::min(std::max(delay * 2, std::chrono::milliseconds(1000)),
-                             std::chrono::milliseconds(60000));
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait_for(lock, delay, [&] { return stopping_; });
+  auto client = reader_.Client(watcher->vault_url, watcher->identity);
+  if (!client.ok()) {
+    return;  // an identity the reader refuses never will be accepted
   }
+  auto push = [this, watcher](const std::string& name) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      pushed_[watcher->vault_url].insert(name);
+    }
+    cv_.notify_all();
+  };
+  FollowOptions follow;
+  // What changed between the first read and the stream's start was not
+  // seen: read the vault's mounts once more when the first stream is live.
+  follow.resync_on_first_stream = true;
+  FollowHandlers handlers;
+  handlers.changed = push;
+  handlers.resync = [push] { push("*"); };
+  handlers.error = [watcher](const Status& s) {
+    COFFER_LOG(kDebug) << "watch " << watcher->vault_url << ": " << s.ToString();
+  };
+  handlers.wait = [this](std::chrono::milliseconds delay) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return !cv_.wait_for(lock, delay, [&] { return stopping_; });
+  };
+  FollowChanges(**client, follow, handlers, cancel_);
 }
 
 void MountManager::PushLoop() {

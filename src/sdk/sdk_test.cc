@@ -15,6 +15,7 @@
 #include "common/strings.h"
 #include "crypto/rsa_key.h"
 #include "crypto/x509.h"
+#include "sdk/follow.h"
 #include "sdk/wire.h"
 
 namespace coffer {
@@ -688,6 +689,110 @@ TEST(SecretCache, PinnedVersionsAreNeverRefreshed) {
   size_t n = t->count();
   ASSERT_TRUE(cache.GetSecret("db", "v1").ok());
   EXPECT_EQ(t->count(), n);
+}
+
+// Scripted watch streams for FollowChanges: each Stream call plays the next
+// session (a 200 with its SSE body, after which the stream ends, or an error
+// status with its body); the probe gets a challenge.
+class ScriptedStreams : public HttpTransport {
+ public:
+  struct Session {
+    int status;
+    std::string body;
+  };
+  explicit ScriptedStreams(std::vector<Session> sessions) : sessions_(std::move(sessions)) {}
+
+  StatusOr<HttpResponse> Send(const HttpRequest&) override { return Challenge(); }
+  StatusOr<HttpResponse> Stream(const HttpRequest& request,
+                                const std::function<bool(std::string_view)>& on_data,
+                                const std::atomic<bool>*) override {
+    urls.push_back(request.url);
+    if (urls.size() > sessions_.size()) {
+      return UnavailableError("no more sessions");
+    }
+    const Session& s = sessions_[urls.size() - 1];
+    if (s.status != 200) {
+      return HttpResponse{s.status, {}, s.body};
+    }
+    on_data(s.body);
+    return HttpResponse{200, {}, ""};
+  }
+
+  std::vector<std::string> urls;
+
+ private:
+  std::vector<Session> sessions_;
+};
+
+std::string Event(const std::string& id, const std::string& type, const std::string& name) {
+  return "id: " + id + "\nevent: " + type + "\ndata: {\"subject\":\"" + name +
+         "\",\"data\":{\"ObjectName\":\"" + name + "\",\"Version\":\"v" + id + "\"}}\n\n";
+}
+std::string Ready(const std::string& id) {
+  return "id: " + id + "\nevent: coffer.ready\ndata: {\"token\":\"" + id + "\"}\n\n";
+}
+
+TEST(FollowChanges, ResumesFromTheLastTokenAndResyncsOnceLiveAfterTheTokenExpired) {
+  auto t = std::make_shared<ScriptedStreams>(std::vector<ScriptedStreams::Session>{
+      {200, Event("1", "Microsoft.KeyVault.SecretNewVersionCreated", "DB") + Ready("1")},
+      {410, R"({"error":{"code":"ResumeTokenExpired","message":"too old"}})"},
+      {200, Ready("5") + Event("6", "Microsoft.KeyVault.SecretUpdated", "api") +
+                Event("7", "Microsoft.KeyVault.SecretNearExpiry", "api")},
+  });
+  SecretClientOptions options;
+  options.transport = t;
+  SecretClient client("https://dev.vault.localhost:8443", std::make_shared<FixedCredential>(),
+                      options);
+  std::atomic<bool> cancel{false};
+  std::vector<std::string> seen;
+  std::vector<std::chrono::milliseconds> delays;
+  int errors = 0;
+  FollowHandlers h;
+  h.changed = [&](const std::string& name) { seen.push_back("changed " + name); };
+  h.resync = [&] { seen.push_back("resync"); };
+  h.error = [&](const Status&) { ++errors; };
+  h.wait = [&](std::chrono::milliseconds d) {
+    delays.push_back(d);
+    if (delays.size() == 3) {
+      cancel = true;
+    }
+    return true;
+  };
+  FollowChanges(client, FollowOptions{}, h, cancel);
+  EXPECT_EQ(seen, (std::vector<std::string>{"changed db", "resync", "changed api"}));
+  ASSERT_EQ(t->urls.size(), 3u);
+  EXPECT_EQ(t->urls[0].find("from="), std::string::npos);
+  EXPECT_NE(t->urls[1].find("from=1"), std::string::npos) << t->urls[1];
+  EXPECT_EQ(t->urls[2].find("from="), std::string::npos) << t->urls[2];  // expired: from now
+  EXPECT_EQ(delays, (std::vector<std::chrono::milliseconds>{500ms, 1000ms, 500ms}));
+  EXPECT_EQ(errors, 2);  // the two streams that ended; the expiry is not an error
+}
+
+TEST(FollowChanges, BacksOffWhileTheVaultFailsAndResyncsTheFirstStreamWhenAsked) {
+  auto t = std::make_shared<ScriptedStreams>(std::vector<ScriptedStreams::Session>{
+      {503, ""}, {503, ""}, {503, ""}, {200, Ready("9")}, {503, ""}});
+  SecretClientOptions options;
+  options.transport = t;
+  options.retry.max_retries = 0;
+  SecretClient client("https://dev.vault.localhost:8443", std::make_shared<FixedCredential>(),
+                      options);
+  std::atomic<bool> cancel{false};
+  int resyncs = 0;
+  std::vector<std::chrono::milliseconds> delays;
+  FollowOptions follow;
+  follow.max_backoff = 3s;
+  follow.resync_on_first_stream = true;
+  FollowHandlers h;
+  h.resync = [&] { ++resyncs; };
+  h.wait = [&](std::chrono::milliseconds d) {
+    delays.push_back(d);
+    return delays.size() < 5;  // false stops following
+  };
+  FollowChanges(client, follow, h, cancel);
+  EXPECT_EQ(resyncs, 1);
+  EXPECT_EQ(delays,
+            (std::vector<std::chrono::milliseconds>{1000ms, 2000ms, 3000ms, 500ms, 1000ms}));
+  EXPECT_EQ(t->urls.size(), 5u);
 }
 
 }  // namespace

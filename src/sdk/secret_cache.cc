@@ -11,6 +11,7 @@
 
 #include "common/status.h"
 #include "common/strings.h"
+#include "sdk/follow.h"
 
 namespace coffer {
 namespace {
@@ -30,14 +31,6 @@ bool Transient(const Status& s) {
     default:
       return false;
   }
-}
-
-bool Changes(std::string_view type) {
-  return type.find("SecretNewVersionCreated") != std::string_view::npos ||
-         type.find("SecretUpdated") != std::string_view::npos ||
-         type.find("SecretDeleted") != std::string_view::npos ||
-         type.find("SecretRecovered") != std::string_view::npos ||
-         type.find("SecretPurged") != std::string_view::npos;
 }
 
 }  // namespace
@@ -305,37 +298,16 @@ class SecretCache::Impl {
   }
 
   void WatchLoop() {
-    std::string token;
-    std::chrono::milliseconds delay(0);
-    while (!cancel_.load()) {
-      bool ready = false;
-      StatusOr<std::string> end = client_->Watch(
-          {{}, token},
-          [&](const SecretChange& change) {
-            if (change.type == "coffer.ready") {
-              ready = true;
-            } else if (Changes(change.type) && !change.name.empty()) {
-              Enqueue(AsciiLower(change.name));
-            }
-            if (!change.token.empty()) {
-              token = change.token;
-            }
-            return true;
-          },
-          &cancel_);
-      if (cancel_.load()) {
-        break;
-      }
-      if (!end.ok() && end.status().reason() == "ResumeTokenExpired") {
-        token.clear();
-        RefreshAll();  // changes were missed: read everything afresh
-      }
-      delay = ready ? std::chrono::milliseconds(500)
-                    : std::min(std::max(delay * 2, std::chrono::milliseconds(1000)),
-                               options_.max_backoff);
+    FollowOptions follow;
+    follow.max_backoff = options_.max_backoff;
+    FollowHandlers handlers;
+    handlers.changed = [this](const std::string& name) { Enqueue(name); };
+    handlers.resync = [this] { RefreshAll(); };  // changes were missed: read everything afresh
+    handlers.wait = [this](std::chrono::milliseconds delay) {
       std::unique_lock<std::mutex> lock(q_mu_);
-      q_cv_.wait_for(lock, delay, [&] { return stop_; });
-    }
+      return !q_cv_.wait_for(lock, delay, [&] { return stop_; });
+    };
+    FollowChanges(*client_, follow, handlers, cancel_);
   }
 
   struct Backoff {

@@ -1,0 +1,63 @@
+#include "sdk/follow.h"
+
+#include <algorithm>
+
+#include "common/strings.h"
+
+namespace coffer {
+
+bool ChangesValue(std::string_view event_type) {
+  for (std::string_view t : {"SecretNewVersionCreated", "SecretUpdated", "SecretDeleted",
+                             "SecretRecovered", "SecretPurged"}) {
+    if (event_type.find(t) != std::string_view::npos) {
+      return true;
+    }
+  }
+  return false;
+}
+
+void FollowChanges(SecretClient& client, const FollowOptions& options,
+                   const FollowHandlers& handlers, const std::atomic<bool>& cancel) {
+  WatchOptions watch = options.watch;
+  watch.from.clear();
+  bool resync = options.resync_on_first_stream;
+  std::chrono::milliseconds delay(0);
+  while (!cancel.load()) {
+    bool live = false;
+    StatusOr<std::string> end = client.Watch(
+        watch,
+        [&](const SecretChange& change) {
+          if (change.type == "coffer.ready") {
+            live = true;
+            if (resync && handlers.resync) {
+              handlers.resync();
+            }
+            resync = false;
+          } else if (ChangesValue(change.type) && !change.name.empty() && handlers.changed) {
+            handlers.changed(AsciiLower(change.name));
+          }
+          if (!change.token.empty()) {
+            watch.from = change.token;
+          }
+          return true;
+        },
+        &cancel);
+    if (cancel.load()) {
+      return;
+    }
+    if (!end.ok() && end.status().reason() == "ResumeTokenExpired") {
+      watch.from.clear();
+      resync = true;
+    } else if (!end.ok() && handlers.error) {
+      handlers.error(end.status());
+    }
+    delay =
+        live ? std::chrono::milliseconds(500)
+             : std::min(std::max(delay * 2, std::chrono::milliseconds(1000)), options.max_backoff);
+    if (!handlers.wait(delay)) {
+      return;
+    }
+  }
+}
+
+}  // namespace coffer

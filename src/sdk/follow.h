@@ -1,0 +1,52 @@
+#pragma once
+
+// Following a vault's watch stream for as long as a caller runs: reconnect
+// with the last resume token, back off while the vault cannot be reached,
+// and say when the caller must read afresh. Shared by SecretCache and the
+// node agent's push loop.
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <string>
+#include <string_view>
+
+#include "coffer/secret_client.h"
+
+namespace coffer {
+
+struct FollowOptions {
+  // Which secrets; `from` is ignored (following starts now).
+  WatchOptions watch;
+  // Reconnects after a failed connection start at 1 s and double up to this.
+  // After a stream that was live, the next connection comes after 500 ms.
+  std::chrono::milliseconds max_backoff{60000};
+  // Also call `resync` when the first stream is live (for a caller that read
+  // before following began).
+  bool resync_on_first_stream = false;
+};
+
+struct FollowHandlers {
+  // A secret's value may have changed (a new version, an update, a deletion,
+  // a recovery, a purge): its name, lower-cased.
+  std::function<void(const std::string& name)> changed;
+  // Changes may have been missed: the resume token expired (and the first
+  // stream, with resync_on_first_stream). Called once the new stream is
+  // live, so nothing between the caller's fresh read and the stream is lost.
+  std::function<void()> resync;
+  // A stream ended with this error; it is retried. Optional.
+  std::function<void(const Status&)> error;
+  // Sleeps for `delay`, or less when the caller stops; false stops following.
+  std::function<bool(std::chrono::milliseconds delay)> wait;
+};
+
+// ChangesValue tells whether an event of this type may change what a read
+// of the secret returns.
+bool ChangesValue(std::string_view event_type);
+
+// FollowChanges follows `client`'s watch stream until `cancel` becomes true
+// or `handlers.wait` returns false. Handlers run on the calling thread.
+void FollowChanges(SecretClient& client, const FollowOptions& options,
+                   const FollowHandlers& handlers, const std::atomic<bool>& cancel);
+
+}  // namespace coffer
