@@ -866,7 +866,7 @@ std::string CurrentTimestampDir(int root) {
 }
 
 // ReadOnce reads the target with the timestamp dir `ts`; *moved when `..data`
-// no longer points there by the time an entry was found missing.
+// no longer points there, once an entry was found missing or at the end.
 Status ReadOnce(int root, const std::string& ts, std::map<std::string, std::string>* out,
                 bool* moved) {
   out->clear();
@@ -911,6 +911,13 @@ Status ReadOnce(int root, const std::string& ts, std::map<std::string, std::stri
     }
     // A link into an unchanged ..data whose name is missing was left by a
     // crashed write: not part of the payload.
+  }
+  // The writer removes a timestamp dir only after switching ..data away from
+  // it, and never reuses a name, so an unchanged ..data means nothing was
+  // removed under this read. A moved one may have emptied a directory of the
+  // old set while it was listed, which no ENOENT reports.
+  if (CurrentTimestampDir(root) != ts) {
+    *moved = true;
   }
   return OkStatus();
 }
