@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <limits>
@@ -12,6 +13,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <type_traits>
 #include <vector>
 
@@ -242,15 +244,71 @@ Status RoundTrip(Connection& c, Stream& stream, bhttp::request<bhttp::string_bod
 // file. A connection idle for longer than kMaxIdle, or that the server has
 // closed (its socket is readable while no request is in flight: EOF, a TLS
 // close_notify, or stray bytes), is not used again.
+//
+// At most one connection to a place is being opened at a time. A burst of
+// requests to a place with no idle connection (a mount's parallel reads at
+// start) would otherwise open one connection each, all at once: a storm of
+// full TLS handshakes, which on loopback cost far more than the requests.
+// Instead the others wait for that connection, or for one coming back, and
+// the pool grows one connection at a time while requests wait.
 class ConnectionPool {
  public:
   static constexpr auto kMaxIdle = std::chrono::seconds(30);
   static constexpr size_t kMaxPerKey = 8;
   static constexpr size_t kMaxTotal = 64;
 
-  std::unique_ptr<Connection> Take(const std::string& key) {
-    std::vector<std::unique_ptr<Connection>> dropped;  // closed outside the lock
-    std::lock_guard<std::mutex> lock(mu_);
+  struct Lease {
+    std::unique_ptr<Connection> connection;  // an idle one, or null: open one
+    bool opener = false;                     // then call Opened(key) once opened
+  };
+
+  // Acquire returns an idle connection to `key`, or none when the caller is
+  // to open one: because nobody else is opening one, or because `deadline`
+  // passed while waiting.
+  Lease Acquire(const std::string& key, std::chrono::steady_clock::time_point deadline) {
+    std::vector<std::unique_ptr<Connection>> dropped;  // closed after the lock is released
+    std::unique_lock<std::mutex> lock(mu_);
+    for (;;) {
+      if (std::unique_ptr<Connection> c = TakeLocked(key, &dropped)) {
+        return {std::move(c), false};
+      }
+      if (opening_.insert(key).second) {
+        return {nullptr, true};
+      }
+      if (cv_.wait_until(lock, deadline) == std::cv_status::timeout) {
+        return {nullptr, false};
+      }
+    }
+  }
+
+  // Opened ends the opening that Acquire handed to the caller, whether the
+  // connection could be opened or not.
+  void Opened(const std::string& key) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      opening_.erase(key);
+    }
+    cv_.notify_all();
+  }
+
+  void Give(const std::string& key, std::unique_ptr<Connection> c) {
+    c->lowest().expires_never();
+    c->idle_since = std::chrono::steady_clock::now();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto& list = idle_[key];
+      if (list.size() >= kMaxPerKey || total_ >= kMaxTotal) {
+        return;  // `c` closes
+      }
+      list.push_back(std::move(c));
+      ++total_;
+    }
+    cv_.notify_all();
+  }
+
+ private:
+  std::unique_ptr<Connection> TakeLocked(const std::string& key,
+                                         std::vector<std::unique_ptr<Connection>>* dropped) {
     auto found = idle_.find(key);
     if (found == idle_.end()) {
       return nullptr;
@@ -264,31 +322,20 @@ class ConnectionPool {
       if (now - c->idle_since < kMaxIdle && Quiet(*c)) {
         return c;
       }
-      dropped.push_back(std::move(c));
+      dropped->push_back(std::move(c));
     }
     return nullptr;
   }
 
-  void Give(const std::string& key, std::unique_ptr<Connection> c) {
-    c->lowest().expires_never();
-    c->idle_since = std::chrono::steady_clock::now();
-    std::lock_guard<std::mutex> lock(mu_);
-    auto& list = idle_[key];
-    if (list.size() >= kMaxPerKey || total_ >= kMaxTotal) {
-      return;  // `c` closes
-    }
-    list.push_back(std::move(c));
-    ++total_;
-  }
-
- private:
   static bool Quiet(Connection& c) {
     pollfd p{c.lowest().socket().native_handle(), POLLIN, 0};
     return ::poll(&p, 1, 0) == 0;
   }
 
   std::mutex mu_;
+  std::condition_variable cv_;
   std::map<std::string, std::vector<std::unique_ptr<Connection>>> idle_;  // GUARDED_BY(mu_)
+  std::set<std::string> opening_;                                         // GUARDED_BY(mu_)
   size_t total_ = 0;                                                      // GUARDED_BY(mu_)
 };
 
@@ -496,10 +543,23 @@ StatusOr<http::Response> SendRequest(const ClientRequest& request) {
   const bool replayable =
       request.method == "GET" || request.method == "HEAD" || request.method == "OPTIONS";
   for (int attempt = 0;; ++attempt) {
-    std::unique_ptr<Connection> c = request.keep_alive && attempt == 0 ? Pool().Take(key) : nullptr;
+    std::unique_ptr<Connection> c;
+    bool opener = false;
+    if (request.keep_alive && attempt == 0) {
+      ConnectionPool::Lease lease = Pool().Acquire(key, deadline);
+      c = std::move(lease.connection);
+      opener = lease.opener;
+    }
     const bool reused = c != nullptr;
     if (!reused) {
-      ASSIGN_OR_RETURN(c, Open(request, url, deadline));
+      StatusOr<std::unique_ptr<Connection>> opened = Open(request, url, deadline);
+      if (opener) {
+        Pool().Opened(key);
+      }
+      if (!opened.ok()) {
+        return opened.status();
+      }
+      c = std::move(opened).value();
     }
     bhttp::request<bhttp::string_body> req = MakeRequest(request, url);
     if (!request.keep_alive) {

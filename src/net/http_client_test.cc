@@ -281,5 +281,58 @@ TEST(HttpClientPool, PooledSocketsAreCloseOnExec) {
   EXPECT_EQ(client_sockets, 1);  // the kept-alive connection
 }
 
+// A TLS listener that never accepts: connecting succeeds (the kernel's
+// backlog), the handshake never ends. Four requests at once to it: one opens
+// a connection, the other three wait for it, so exactly one connection is in
+// the accept queue. Closing the listener fails them all; none hangs.
+TEST(HttpClientPool, AtMostOneConnectionToAPlaceIsOpenedAtATime) {
+  int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&addr), len), 0);
+  ASSERT_EQ(::listen(listener, 16), 0);
+  ASSERT_EQ(::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  ClientRequest r;
+  r.url = "https://127.0.0.1:" + std::to_string(ntohs(addr.sin_port)) + "/hello";
+  r.timeout_seconds = 20;
+  std::atomic<int> failed{0};
+  std::vector<std::thread> clients;
+  for (int i = 0; i < 4; ++i) {
+    clients.emplace_back([&] {
+      if (!SendRequest(r).ok()) {
+        ++failed;
+      }
+    });
+  }
+  // Collect what reaches the queue: wait for the first connection, then a
+  // while longer for any other that would have been opened beside it.
+  int queued = 0;
+  std::vector<int> accepted;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (std::chrono::steady_clock::now() < deadline) {
+    int fd = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);  // the listener does not block
+    if (fd >= 0) {
+      if (accepted.empty()) {
+        deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(500);
+      }
+      accepted.push_back(fd);
+      ++queued;
+      continue;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(queued, 1);
+  ::close(listener);
+  for (int fd : accepted) {
+    ::close(fd);  // the handshake in flight ends; the waiters find nobody listening
+  }
+  for (auto& t : clients) {
+    t.join();
+  }
+  EXPECT_EQ(failed, 4);
+}
+
 }  // namespace
 }  // namespace coffer::net
