@@ -20,7 +20,7 @@ struct World {
         api(service) {
     coffer::storage::VaultRecord v;
     v.name = "kv";
-    v.properties_json = v.tags_json = "{}";
+    v.tags_json = "{}";
     v.wrapped_data_key = envelope->NewWrappedDataKey("kv");
     (void)store.CreateVault(v);
   }

@@ -215,12 +215,10 @@ StatusOr<storage::PrincipalRecord> Directory::AuthenticateClientAssertion(
   if (jti.empty() || jti.size() > 256) {
     return deny("the assertion has no jti");
   }
-  std::lock_guard<std::mutex> lock(mu_);
-  for (auto it = seen_assertions_.begin(); it != seen_assertions_.end();) {
-    it = it->second + kSkew <= now ? seen_assertions_.erase(it) : std::next(it);
-  }
-  // SECURITY: an assertion is good for one token; a replayed one is refused.
-  if (!seen_assertions_.emplace(app_id + '\0' + jti, *exp).second) {
+  // SECURITY: an assertion is good for one token; a replayed one is
+  // refused, also after a restart and on another server of the same store.
+  ASSIGN_OR_RETURN(bool fresh, store_.RecordAssertionId(app_id, jti, *exp + kSkew, now));
+  if (!fresh) {
     return deny("the assertion was already used (jti replay)");
   }
   return *app;

@@ -132,8 +132,6 @@ class Directory {
   std::map<std::string, CacheEntry> verified_;  // guarded by mu_
   std::condition_variable in_flight_cv_;
   std::map<std::string, std::shared_ptr<InFlight>> in_flight_;  // guarded by mu_
-  // jti of accepted client assertions -> their expiry, to refuse replays.
-  std::map<std::string, int64_t> seen_assertions_;  // guarded by mu_
 };
 
 }  // namespace coffer::auth

@@ -46,6 +46,15 @@ std::string PermissionList(ObjectType type, PermissionSet set) {
 
 }  // namespace
 
+bool AssignableAt(const RoleDefinition& role, std::string_view scope_key) {
+  for (const auto& s : role.assignable_scopes) {
+    if (Covers(storage::RoleScopeKey(s), scope_key)) {
+      return true;
+    }
+  }
+  return false;
+}
+
 std::string_view ModelName(Model model) {
   return model == Model::kRbac ? "Azure RBAC" : "access policies";
 }
@@ -129,8 +138,14 @@ Status Authorizer::Reload() {
     if (role == next->roles_by_id.end()) {
       continue;  // a role deleted under it cannot grant anything
     }
+    std::string scope_key = storage::RoleScopeKey(a.scope);
+    if (!AssignableAt(*role->second, scope_key)) {
+      // SECURITY: a role narrowed (or an assignment made in a race with the
+      // narrowing) never grants outside its assignable scopes.
+      continue;
+    }
     next->by_principal[AsciiLower(a.principal_id)].push_back(
-        {a.id, a.scope, storage::RoleScopeKey(a.scope), role->second});
+        {a.id, a.scope, std::move(scope_key), role->second});
   }
   Publish(std::move(next));
   return OkStatus();

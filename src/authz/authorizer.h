@@ -129,4 +129,9 @@ class Authorizer {
 // lower-case (storage::RoleScopeKey).
 bool Covers(std::string_view scope_key, std::string_view resource_key);
 
+// AssignableAt reports whether `role` may be assigned at `scope_key` (lower-case,
+// storage::RoleScopeKey): one of its assignable scopes covers it. Built-in
+// roles are assignable everywhere.
+bool AssignableAt(const RoleDefinition& role, std::string_view scope_key);
+
 }  // namespace coffer::authz

@@ -48,6 +48,23 @@ TEST(ActionMatchesTest, IsACaseInsensitiveGlob) {
   EXPECT_FALSE(ActionMatches(std::string(200, '*') + "b", std::string(5000, 'a')));
 }
 
+TEST(ActionMatchesTest, AStarSegmentMayStandForNoSegment) {
+  // Managed Identity Operator's pattern grants the action Azure checks when
+  // an identity is attached to a workload.
+  EXPECT_TRUE(ActionMatches("Microsoft.ManagedIdentity/userAssignedIdentities/*/assign/action",
+                            "Microsoft.ManagedIdentity/userAssignedIdentities/assign/action"));
+  EXPECT_TRUE(ActionMatches("Microsoft.ManagedIdentity/userAssignedIdentities/*/assign/action",
+                            "Microsoft.ManagedIdentity/userAssignedIdentities/x/assign/action"));
+  EXPECT_FALSE(ActionMatches("Microsoft.ManagedIdentity/userAssignedIdentities/*/assign/action",
+                             "Microsoft.ManagedIdentity/userAssignedIdentities/assign"));
+  EXPECT_FALSE(ActionMatches("Microsoft.ManagedIdentity/userAssignedIdentities/*/assign/action",
+                             "Microsoft.ManagedIdentity/userAssignedIdentitiesassign/action"));
+  EXPECT_TRUE(Grants(Role("f1a07417-d97a-45cb-824c-7a7467783830"),
+                     "Microsoft.ManagedIdentity/userAssignedIdentities/assign/action", false));
+  EXPECT_FALSE(Grants(Role("acdd72a7-3385-48ef-bd42-f606fba81ae7"),  // Reader
+                      "Microsoft.ManagedIdentity/userAssignedIdentities/assign/action", false));
+}
+
 TEST(BuiltInRolesTest, HaveAzureNamesAndGrantWhatAzureGrants) {
   std::set<std::string> ids;
   for (const auto& r : BuiltInRoles()) {
@@ -189,6 +206,35 @@ TEST_F(RbacTest, DataAccessAdministratorMayOnlyDelegateKeyVaultDataRoles) {
   EXPECT_TRUE(
       authz_.CheckAction(p, "Microsoft.Authorization/roleAssignments/read", kVault).allowed);
   EXPECT_FALSE(authz_.CheckAction(p, "Microsoft.KeyVault/vaults/write", kVault).allowed);
+}
+
+TEST_F(RbacTest, AnAssignmentOutsideItsRolesAssignableScopesGrantsNothing) {
+  // A custom role narrowed to one resource group after it was assigned at
+  // the subscription (or assigned there in a race with the narrowing).
+  RoleDefinition role;
+  role.role_name = "narrowed";
+  role.permissions.push_back({{"*"}, {}, {}, {}});
+  role.assignable_scopes = {"/subscriptions/sub/resourceGroups/RG-B"};
+  const std::string id = "11111111-2222-3333-4444-555555555555";
+  storage::RoleDefinitionRecord rec{id, "narrowed", CustomRoleToJson(role), 1, 1};
+  ASSERT_TRUE(
+      store_
+          .PutRoleDefinition(
+              id, [&](const auto&) -> StatusOr<storage::RoleDefinitionRecord> { return rec; })
+          .ok());
+  Assign("wide", "p1", id, "/subscriptions/sub");
+  Assign("narrow", "p2", id, "/subscriptions/sub/resourceGroups/rg-b/");
+  Principal wide{"p1", "app", kTenant};
+  Principal narrow{"p2", "app", kTenant};
+  const std::string in_b = "/subscriptions/sub/resourceGroups/rg-b/providers/X/y/z";
+  EXPECT_FALSE(
+      authz_
+          .CheckAction(wide, "Microsoft.Authorization/roleAssignments/write", "/subscriptions/sub")
+          .allowed);
+  EXPECT_FALSE(authz_.CheckAction(wide, "X/y/write", in_b).allowed);
+  EXPECT_TRUE(authz_.CheckAction(narrow, "X/y/write", in_b).allowed);
+  EXPECT_FALSE(
+      authz_.CheckAction(narrow, "X/y/write", "/subscriptions/sub/resourceGroups/rg-c").allowed);
 }
 
 TEST(ArmOperationTest, NamesActionsAsAzureDoes) {

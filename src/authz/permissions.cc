@@ -185,7 +185,30 @@ std::span<const std::string_view> KnownDataActions() {
   return kDataActions;
 }
 
-StatusOr<AccessPolicySet> CompileAccessPolicies(const Json& policies) {
+namespace {
+
+// The permission list of one object type in an entry (const or not).
+template <typename Policy>
+auto& ListOf(Policy& p, ObjectType type) {
+  switch (type) {
+    case ObjectType::kKeys:
+      return p.keys;
+    case ObjectType::kCertificates:
+      return p.certificates;
+    case ObjectType::kStorage:
+      return p.storage;
+    case ObjectType::kSecrets:
+      break;
+  }
+  return p.secrets;
+}
+
+constexpr ObjectType kTypes[] = {ObjectType::kKeys, ObjectType::kSecrets, ObjectType::kCertificates,
+                                 ObjectType::kStorage};
+
+}  // namespace
+
+StatusOr<std::vector<storage::AccessPolicyRecord>> ParseAccessPolicies(const Json& policies) {
   if (!policies.is_array()) {
     return Invalid("properties.accessPolicies must be an array.");
   }
@@ -193,15 +216,15 @@ StatusOr<AccessPolicySet> CompileAccessPolicies(const Json& policies) {
     return Invalid("A vault may have at most 1024 access policies; this request has " +
                    std::to_string(policies.size()) + ".");
   }
-  AccessPolicySet out;
-  out.entries.reserve(policies.size());
+  std::vector<storage::AccessPolicyRecord> out;
+  out.reserve(policies.size());
   for (size_t i = 0; i < policies.size(); ++i) {
     const Json& p = policies[i];
     std::string where = "accessPolicies[" + std::to_string(i) + "]";
     if (!p.is_object()) {
       return Invalid(where + " must be an object.");
     }
-    AccessPolicy policy;
+    storage::AccessPolicyRecord policy;
     for (const char* field : {"tenantId", "objectId"}) {
       auto it = p.find(field);
       if (it == p.end() || !it->is_string() || it->get<std::string>().empty() ||
@@ -209,13 +232,13 @@ StatusOr<AccessPolicySet> CompileAccessPolicies(const Json& policies) {
         return Invalid(where + "." + field + " must be a non-empty string.");
       }
     }
-    policy.tenant_id = AsciiLower(p["tenantId"].get<std::string>());
-    policy.object_id = AsciiLower(p["objectId"].get<std::string>());
+    policy.tenant_id = p["tenantId"].get<std::string>();
+    policy.object_id = p["objectId"].get<std::string>();
     if (auto it = p.find("applicationId"); it != p.end() && !it->is_null()) {
       if (!it->is_string() || it->get<std::string>().size() > 64) {
         return Invalid(where + ".applicationId must be a string.");
       }
-      policy.application_id = AsciiLower(it->get<std::string>());
+      policy.application_id = it->get<std::string>();
     }
     auto perms = p.find("permissions");
     if (perms == p.end() || !perms->is_object()) {
@@ -223,8 +246,7 @@ StatusOr<AccessPolicySet> CompileAccessPolicies(const Json& policies) {
     }
     for (const auto& [kind, list] : perms->items()) {
       std::optional<ObjectType> type;
-      for (ObjectType t : {ObjectType::kSecrets, ObjectType::kKeys, ObjectType::kCertificates,
-                           ObjectType::kStorage}) {
+      for (ObjectType t : kTypes) {
         if (EqualsIgnoreCase(ObjectTypeName(t), kind)) {
           type = t;
         }
@@ -239,6 +261,10 @@ StatusOr<AccessPolicySet> CompileAccessPolicies(const Json& policies) {
       if (!list.is_array()) {
         return Invalid(where + ".permissions." + kind + " must be an array of strings.");
       }
+      auto& names = ListOf(policy, *type);
+      if (!names) {
+        names.emplace();
+      }
       for (const auto& name : list) {
         auto bit =
             name.is_string() ? ParsePermission(*type, name.get<std::string>()) : std::nullopt;
@@ -252,11 +278,63 @@ StatusOr<AccessPolicySet> CompileAccessPolicies(const Json& policies) {
                                            : ToJson(name).substr(0, 64)) +
                          "', which is not a permission. Valid: " + allowed + "all.");
         }
-        policy.granted[static_cast<int>(*type)] |= *bit;
+        names->push_back(name.get<std::string>());
+      }
+    }
+    out.push_back(std::move(policy));
+  }
+  return out;
+}
+
+AccessPolicySet CompileAccessPolicies(const std::vector<storage::AccessPolicyRecord>& policies) {
+  AccessPolicySet out;
+  out.entries.reserve(policies.size());
+  for (const auto& p : policies) {
+    AccessPolicy policy;
+    policy.tenant_id = AsciiLower(p.tenant_id);
+    policy.object_id = AsciiLower(p.object_id);
+    policy.application_id = AsciiLower(p.application_id);
+    for (ObjectType t : kTypes) {
+      const auto& names = ListOf(p, t);
+      if (!names) {
+        continue;
+      }
+      for (const auto& name : *names) {
+        // Names were checked when written; one that is not a permission
+        // grants nothing.
+        policy.granted[static_cast<int>(t)] |= ParsePermission(t, name).value_or(0);
       }
     }
     out.by_object[policy.object_id].push_back(static_cast<uint32_t>(out.entries.size()));
     out.entries.push_back(std::move(policy));
+  }
+  return out;
+}
+
+StatusOr<AccessPolicySet> CompileAccessPolicies(const Json& policies) {
+  ASSIGN_OR_RETURN(auto parsed, ParseAccessPolicies(policies));
+  return CompileAccessPolicies(parsed);
+}
+
+Json AccessPoliciesToArm(const std::vector<storage::AccessPolicyRecord>& policies) {
+  Json out = Json::array();
+  for (const auto& p : policies) {
+    Json entry = {{"tenantId", p.tenant_id}, {"objectId", p.object_id}};
+    if (!p.application_id.empty()) {
+      entry["applicationId"] = p.application_id;
+    }
+    Json permissions = Json::object();
+    for (ObjectType t : kTypes) {
+      if (const auto& names = ListOf(p, t)) {
+        Json list = Json::array();
+        for (const auto& n : *names) {
+          list.push_back(n);
+        }
+        permissions[std::string(ObjectTypeName(t))] = std::move(list);
+      }
+    }
+    entry["permissions"] = std::move(permissions);
+    out.push_back(std::move(entry));
   }
   return out;
 }

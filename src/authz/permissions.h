@@ -11,6 +11,7 @@
 
 #include "common/json.h"
 #include "common/status.h"
+#include "storage/records.h"
 
 namespace coffer::authz {
 
@@ -82,12 +83,21 @@ struct AccessPolicySet {
   std::unordered_map<std::string, std::vector<uint32_t>, StringHash, std::equal_to<>> by_object;
 };
 
-// CompileAccessPolicies checks ARM `properties.accessPolicies` strictly:
-// an array of at most 1024 objects with string tenantId and objectId, an
+// ParseAccessPolicies checks ARM `properties.accessPolicies` strictly: an
+// array of at most 1024 objects with string tenantId and objectId, an
 // optional string applicationId and a permissions object whose members are
-// object types holding arrays of Key Vault's permission names (or "all").
-// kInvalidArgument names the first fault.
+// object types (any case) holding arrays of Key Vault's permission names
+// (or "all"). kInvalidArgument names the first fault. Names are kept as
+// written; a null list is as if absent.
+StatusOr<std::vector<storage::AccessPolicyRecord>> ParseAccessPolicies(const Json& policies);
+
+// CompileAccessPolicies indexes stored access policies for decisions.
+AccessPolicySet CompileAccessPolicies(const std::vector<storage::AccessPolicyRecord>& policies);
+// Parse, then compile.
 StatusOr<AccessPolicySet> CompileAccessPolicies(const Json& policies);
+
+// AccessPoliciesToArm renders access policies in ARM's shape.
+Json AccessPoliciesToArm(const std::vector<storage::AccessPolicyRecord>& policies);
 
 inline constexpr size_t kMaxAccessPolicies = 1024;
 

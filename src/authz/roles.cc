@@ -150,9 +150,11 @@ std::span<const RoleDefinition> BuiltInRoles() {
   return roles;
 }
 
-bool ActionMatches(std::string_view pattern, std::string_view action) {
-  // Glob with '*' over ASCII, case-insensitive; iterative with one
-  // backtrack point, so hostile patterns stay linear-ish.
+namespace {
+
+// Glob with '*' over ASCII, case-insensitive; iterative with one backtrack
+// point, so hostile patterns stay linear-ish.
+bool Glob(std::string_view pattern, std::string_view action) {
   size_t p = 0, a = 0, star = std::string_view::npos, mark = 0;
   while (a < action.size()) {
     if (p < pattern.size() && pattern[p] == '*') {
@@ -172,6 +174,25 @@ bool ActionMatches(std::string_view pattern, std::string_view action) {
     ++p;
   }
   return p == pattern.size();
+}
+
+}  // namespace
+
+bool ActionMatches(std::string_view pattern, std::string_view action) {
+  if (Glob(pattern, action)) {
+    return true;
+  }
+  // A '*' segment also stands for no segment at all, as in Azure: Managed
+  // Identity Operator's "userAssignedIdentities/*/assign/action" grants
+  // "userAssignedIdentities/assign/action".
+  if (pattern.find("/*/") == std::string_view::npos) {
+    return false;
+  }
+  std::string collapsed(pattern);
+  for (size_t at = collapsed.find("/*/"); at != std::string::npos; at = collapsed.find("/*/", at)) {
+    collapsed.erase(at, 2);
+  }
+  return Glob(collapsed, action);
 }
 
 bool Grants(const RoleDefinition& role, std::string_view action, bool data) {

@@ -209,7 +209,6 @@ class WatchTest : public ::testing::Test {
   void SetUp() override {
     storage::VaultRecord v;
     v.name = "Main";
-    v.properties_json = "{}";
     v.tags_json = "{}";
     ASSERT_TRUE(store_.CreateVault(v).ok());
     v.name = "Other";
@@ -332,7 +331,6 @@ TEST(ChangeHubTest, HandsEachChangeOnceInOrder) {
   storage::MemoryStore store;
   storage::VaultRecord v;
   v.name = "Main";
-  v.properties_json = "{}";
   ASSERT_TRUE(store.CreateVault(v).ok());
   storage::SecretVersionRecord r;
   r.name = "before";
@@ -377,7 +375,6 @@ class WebhookTest : public ::testing::Test {
     std::filesystem::create_directories(dir_);
     storage::VaultRecord v;
     v.name = "Main";
-    v.properties_json = "{}";
     ASSERT_TRUE(store_.CreateVault(v).ok());
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
@@ -388,7 +385,13 @@ class WebhookTest : public ::testing::Test {
     r.name = name;
     r.properties_json = ToJson(props);
     r.key_generation = 3;
-    ASSERT_TRUE(store_.PutEventSubscription(r).ok());
+    ASSERT_TRUE(store_
+                    .PutEventSubscription(
+                        "Main", name,
+                        [&](const auto&, size_t) -> StatusOr<storage::EventSubscriptionRecord> {
+                          return r;
+                        })
+                    .ok());
   }
 
   struct Sent {
@@ -545,7 +548,6 @@ TEST(ExpiryTest, NearExpiryAndExpiryFireOnceEach) {
   storage::MemoryStore store;
   storage::VaultRecord v;
   v.name = "Main";
-  v.properties_json = "{}";
   ASSERT_TRUE(store.CreateVault(v).ok());
   FakeClock clock(1000000);
   storage::SecretVersionRecord r;

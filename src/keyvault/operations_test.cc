@@ -66,15 +66,26 @@ TEST(ClassifyRequest, EveryOperationMapsToOnePermissionAndOneDataAction) {
   }
 }
 
-TEST(VaultSettings, CompilesAccessPoliciesAndTreatsMalformedOnesAsNone) {
-  auto s = ParseVaultSettings(R"({"accessPolicies":[
-    {"tenantId":"T","objectId":"reader","permissions":{"secrets":["Get","list"]}}]})");
+TEST(VaultSettings, CompilesAccessPoliciesAndIgnoresNamesThatAreNoPermission) {
+  storage::VaultRecord v;
+  v.retention_days = 7;
+  v.purge_protection = true;
+  storage::AccessPolicyRecord reader;
+  reader.tenant_id = "T";
+  reader.object_id = "Reader";
+  reader.secrets = std::vector<std::string>{"Get", "list", "no-such-permission"};
+  v.access_policies = {reader};
+  auto s = SettingsOf(v);
   ASSERT_EQ(s.access_policies.entries.size(), 1u);
   EXPECT_EQ(s.access_policies.entries[0].object_id, "reader");
+  EXPECT_EQ(s.access_policies.entries[0].tenant_id, "t");
   EXPECT_EQ(s.access_policies.by_object.at("reader"), std::vector<uint32_t>{0});
-  EXPECT_TRUE(
-      ParseVaultSettings(R"({"accessPolicies":[{"objectId":7}]})").access_policies.entries.empty());
-  EXPECT_TRUE(ParseVaultSettings("not json").access_policies.entries.empty());
+  EXPECT_EQ(s.access_policies.entries[0].granted[static_cast<int>(authz::ObjectType::kSecrets)],
+            *authz::ParsePermission(authz::ObjectType::kSecrets, "get") |
+                *authz::ParsePermission(authz::ObjectType::kSecrets, "list"));
+  EXPECT_EQ(s.retention_days, 7);
+  EXPECT_TRUE(s.purge_protection);
+  EXPECT_EQ(RecoveryLevel(s), "CustomizedRecoverable");
 }
 
 }  // namespace

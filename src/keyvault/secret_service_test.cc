@@ -15,14 +15,15 @@ class SecretServiceTest : public ::testing::Test {
         envelope_(Envelope::Create(crypto::RandomBytes(32)).value()),
         registry_(store_, *envelope_, clock_, 0),
         service_(store_, registry_, *envelope_, clock_) {
-    AddVault("kv", R"({"softDeleteRetentionInDays":7})");
-    AddVault("protected", R"({"softDeleteRetentionInDays":90,"enablePurgeProtection":true})");
+    AddVault("kv", 7, false);
+    AddVault("protected", 90, true);
   }
 
-  void AddVault(const std::string& name, const std::string& props) {
+  void AddVault(const std::string& name, int retention_days, bool purge_protection) {
     storage::VaultRecord v;
     v.name = name;
-    v.properties_json = props;
+    v.retention_days = retention_days;
+    v.purge_protection = purge_protection;
     v.tags_json = "{}";
     v.wrapped_data_key = envelope_->NewWrappedDataKey(name);
     ASSERT_TRUE(store_.CreateVault(v).ok());

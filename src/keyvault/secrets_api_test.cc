@@ -19,7 +19,6 @@ class SecretsApiTest : public ::testing::Test {
         api_(service_) {
     storage::VaultRecord v;
     v.name = "kv";
-    v.properties_json = "{}";
     v.tags_json = "{}";
     v.wrapped_data_key = envelope_->NewWrappedDataKey("kv");
     EXPECT_TRUE(store_.CreateVault(v).ok());

@@ -1,33 +1,16 @@
 #include "keyvault/vault_registry.h"
 
-#include "common/json.h"
 #include "common/strings.h"
 #include "crypto/primitives.h"
 
 namespace coffer::keyvault {
 
-VaultSettings ParseVaultSettings(const std::string& properties_json) {
+VaultSettings SettingsOf(const storage::VaultRecord& record) {
   VaultSettings s;
-  auto props = ParseJson(properties_json);
-  if (!props || !props->is_object()) {
-    return s;
-  }
-  if (auto it = props->find("softDeleteRetentionInDays");
-      it != props->end() && it->is_number_integer()) {
-    s.retention_days = it->get<int>();
-  }
-  if (auto it = props->find("enablePurgeProtection"); it != props->end() && it->is_boolean()) {
-    s.purge_protection = it->get<bool>();
-  }
-  if (auto it = props->find("enableRbacAuthorization"); it != props->end() && it->is_boolean()) {
-    s.rbac_authorization = it->get<bool>();
-  }
-  if (auto it = props->find("accessPolicies"); it != props->end()) {
-    auto compiled = authz::CompileAccessPolicies(*it);
-    if (compiled.ok()) {
-      s.access_policies = std::move(*compiled);
-    }
-  }
+  s.retention_days = record.retention_days;
+  s.purge_protection = record.purge_protection;
+  s.rbac_authorization = record.rbac_authorization;
+  s.access_policies = authz::CompileAccessPolicies(record.access_policies);
   return s;
 }
 
@@ -60,7 +43,7 @@ StatusOr<std::shared_ptr<const OpenVault>> VaultRegistry::Get(const std::string&
   }
   auto vault = std::make_shared<OpenVault>();
   ASSIGN_OR_RETURN(vault->data_key, envelope_.UnwrapDataKey(record.name, record.wrapped_data_key));
-  vault->settings = ParseVaultSettings(record.properties_json);
+  vault->settings = SettingsOf(record);
   vault->resource_id = record.ResourceId();
   vault->record = std::move(record);
   std::lock_guard<std::mutex> lock(mu_);

@@ -20,14 +20,13 @@ struct VaultSettings {
   int retention_days = 90;
   bool purge_protection = false;
   bool rbac_authorization = false;
-  // `accessPolicies`, compiled (validated by the management plane when
-  // written); empty when absent or malformed.
+  // The access policies, compiled (validated by the management plane when
+  // written).
   authz::AccessPolicySet access_policies;
 };
 
-// VaultSettings parsed from ARM `properties` JSON; unknown or missing
-// fields keep their defaults.
-VaultSettings ParseVaultSettings(const std::string& properties_json);
+// The settings of a vault record, with its access policies compiled.
+VaultSettings SettingsOf(const storage::VaultRecord& record);
 // RecoveryLevel is Key Vault's recoveryLevel string for these settings.
 std::string RecoveryLevel(const VaultSettings& settings);
 

@@ -61,7 +61,57 @@ bool ValidResourceGroup(const std::string& rg) {
   return true;
 }
 
+std::string ETag(int64_t version) {
+  return "\"" + std::to_string(version) + "\"";
+}
+
+namespace {
+
+// True when an If-Match / If-None-Match value names `version`: "*" or one of
+// its comma-separated (optionally weak) entity tags.
+bool Names(std::string_view header, std::optional<int64_t> version) {
+  for (auto piece : Split(header, ',')) {
+    std::string_view tag = TrimWhitespace(piece);
+    if (tag == "*") {
+      return version.has_value();
+    }
+    if (StartsWith(tag, "W/")) {
+      tag.remove_prefix(2);
+    }
+    if (version && tag == ETag(*version)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+Status CheckPreconditions(const http::Request& request, std::optional<int64_t> version) {
+  std::string_view match = request.Header("if-match");
+  if (!match.empty() && !Names(match, version)) {
+    return FailedPreconditionError(
+        version ? "The resource has changed since it was read (If-Match does not hold)."
+                : "The resource does not exist (If-Match does not hold).",
+        "PreconditionFailed");
+  }
+  std::string_view none = request.Header("if-none-match");
+  if (!none.empty() && Names(none, version)) {
+    return FailedPreconditionError("The resource exists (If-None-Match does not hold).",
+                                   "PreconditionFailed");
+  }
+  return OkStatus();
+}
+
+Precondition PreconditionOf(const http::Request& request) {
+  return
+      [&request](std::optional<int64_t> version) { return CheckPreconditions(request, version); };
+}
+
 http::Response ArmError(const Status& s) {
+  if (s.reason() == "PreconditionFailed") {
+    return http::ErrorResponse(412, s.reason(), s.message());
+  }
   int status = http::HttpStatusFor(s.code()).http_status;
   std::string code = !s.reason().empty() ? std::string(s.reason())
                      : status == 400     ? "BadRequest"

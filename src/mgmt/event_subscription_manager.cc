@@ -163,12 +163,22 @@ std::optional<http::Response> EventSubscriptionManager::Handle(const http::Reque
       EqualsIgnoreCase(action, "regenerateSigningKey")) {
     storage::EventSubscriptionRecord r = *found;
     if (EqualsIgnoreCase(action, "regenerateSigningKey")) {
-      r.key_generation++;
-      r.updated = clock_.NowSeconds();
-      Status put = store_.PutEventSubscription(r);
+      auto put = store_.PutEventSubscription(
+          vault->name, found->name,
+          [&](const std::optional<storage::EventSubscriptionRecord>& current,
+              size_t) -> StatusOr<storage::EventSubscriptionRecord> {
+            if (!current) {
+              return NotFoundError("The event subscription was deleted.", "ResourceNotFound");
+            }
+            storage::EventSubscriptionRecord next = *current;
+            next.key_generation++;
+            next.updated = clock_.NowSeconds();
+            return next;
+          });
       if (!put.ok()) {
-        return ArmError(put);
+        return ArmError(put.status());
       }
+      r = *put;
       hooks_.changed();
     }
     std::string key = hooks_.signing_key(r.vault, r.name, r.key_generation);
@@ -189,60 +199,58 @@ http::Response EventSubscriptionManager::Put(const storage::VaultRecord& vault,
   if (!body.is_object()) {
     return Error(400, "InvalidRequestContent", "The request body must be a JSON object.");
   }
-  auto existing = store_.ListEventSubscriptions(vault.name);
-  if (!existing.ok()) {
-    return ArmError(existing.status());
-  }
-  const storage::EventSubscriptionRecord* old = nullptr;
-  for (const auto& s : *existing) {
-    if (EqualsIgnoreCase(s.name, name)) {
-      old = &s;
-    }
-  }
   Json props = body.value("properties", Json::object());
-  if (req.method == "PATCH") {
-    // PATCH merges into the stored properties.
-    if (old == nullptr) {
-      return Error(404, "ResourceNotFound", "Event subscription '" + name + "' does not exist.");
-    }
-    auto merged = hooks_.url_seal.Unseal(*old);
-    if (!merged.ok()) {
-      return ArmError(merged.status());
-    }
-    if (!props.is_object()) {
-      return Error(400, "InvalidRequestContent", "'properties' must be an object.");
-    }
-    merged->merge_patch(props);
-    props = std::move(*merged);
-  }
-  events::Subscription parsed;
-  Status ok = events::ParseSubscription(props, parsed);
-  if (!ok.ok()) {
-    return ArmError(ok);
-  }
-  if (old == nullptr && existing->size() >= kMaxSubscriptionsPerVault) {
-    return Error(400, "InvalidRequest", "A vault has at most 100 event subscriptions.");
+  if (req.method == "PATCH" && !props.is_object()) {
+    return Error(400, "InvalidRequestContent", "'properties' must be an object.");
   }
   auto bounds = store_.GetChangeBounds();
   if (!bounds.ok()) {
     return ArmError(bounds.status());
   }
-  storage::EventSubscriptionRecord r;
-  r.vault = vault.name;
-  r.name = old != nullptr ? old->name : name;
-  r.properties_json =
-      ToJson(Normalized(parsed, hooks_.url_seal.Seal(vault.name, r.name, parsed.endpoint_url)));
-  r.key_generation = old != nullptr ? old->key_generation : 1;
-  // Events committed from now on (Event Grid delivers nothing older).
-  r.start_seq = old != nullptr ? old->start_seq : bounds->newest;
-  r.created = old != nullptr ? old->created : clock_.NowSeconds();
-  r.updated = clock_.NowSeconds();
-  Status put = store_.PutEventSubscription(r);
+  bool created = false;
+  // PATCH merges into the properties as they are when the change is
+  // written; the limit counts what the vault holds then.
+  auto put = store_.PutEventSubscription(
+      vault.name, name,
+      [&](const std::optional<storage::EventSubscriptionRecord>& old,
+          size_t existing) -> StatusOr<storage::EventSubscriptionRecord> {
+        Json merged = props;
+        if (req.method == "PATCH") {
+          if (!old) {
+            return NotFoundError("Event subscription '" + name + "' does not exist.",
+                                 "ResourceNotFound");
+          }
+          ASSIGN_OR_RETURN(merged, hooks_.url_seal.Unseal(*old));
+          merged.merge_patch(props);
+        }
+        RETURN_IF_ERROR(
+            CheckPreconditions(req, old ? std::optional<int64_t>(old->version) : std::nullopt));
+        events::Subscription parsed;
+        RETURN_IF_ERROR(events::ParseSubscription(merged, parsed));
+        if (!old && existing >= kMaxSubscriptionsPerVault) {
+          return InvalidArgumentError("A vault has at most 100 event subscriptions.",
+                                      "InvalidRequest");
+        }
+        storage::EventSubscriptionRecord r;
+        r.vault = vault.name;
+        r.name = old ? old->name : name;
+        r.properties_json = ToJson(
+            Normalized(parsed, hooks_.url_seal.Seal(vault.name, r.name, parsed.endpoint_url)));
+        r.key_generation = old ? old->key_generation : 1;
+        // Events committed from now on (Event Grid delivers nothing older).
+        r.start_seq = old ? old->start_seq : bounds->newest;
+        r.created = old ? old->created : clock_.NowSeconds();
+        r.updated = clock_.NowSeconds();
+        created = !old;
+        return r;
+      });
   if (!put.ok()) {
-    return ArmError(put);
+    return ArmError(put.status());
   }
   hooks_.changed();
-  return http::JsonResponse(old != nullptr ? 200 : 201, ToJson(ToArm(vault, r)));
+  http::Response r = http::JsonResponse(created ? 201 : 200, ToJson(ToArm(vault, *put)));
+  r.SetHeader("ETag", ETag(put->version));
+  return r;
 }
 
 }  // namespace coffer::mgmt

@@ -99,7 +99,7 @@ StatusOr<std::optional<storage::PrincipalRecord>> IdentityManager::Find(
   return std::optional<storage::PrincipalRecord>();
 }
 
-std::optional<http::Response> IdentityManager::Handle(const http::Request& req) {
+std::optional<http::Response> IdentityManager::Handle(const http::Request& req, int attempt) {
   const auto& seg = req.segments;
   auto is = [&](size_t i, const char* v) { return seg.size() > i && EqualsIgnoreCase(seg[i], v); };
   bool by_rg = seg.size() >= 7 && seg.size() <= 10 && is(0, "subscriptions") &&
@@ -136,6 +136,10 @@ std::optional<http::Response> IdentityManager::Handle(const http::Request& req) 
 
   const std::string& rg = seg[3];
   const std::string& name = seg[7];
+  if (!ValidResourceGroup(rg)) {
+    return http::ErrorResponse(400, "InvalidResourceGroupName",
+                               "The resource group name '" + rg.substr(0, 100) + "' is invalid.");
+  }
   if (!ValidIdentityName(name)) {
     return http::ErrorResponse(
         400, "InvalidResourceName",
@@ -156,7 +160,12 @@ std::optional<http::Response> IdentityManager::Handle(const http::Request& req) 
     return *found ? HandleFederated(req, **found) : not_found();
   }
   if (m == "GET") {
-    return *found ? http::JsonResponse(200, ToJson(ToArm(**found))) : not_found();
+    if (!*found) {
+      return not_found();
+    }
+    http::Response r = http::JsonResponse(200, ToJson(ToArm(**found)));
+    r.SetHeader("ETag", ETag((*found)->version));
+    return r;
   }
   if (m == "DELETE") {
     if (!*found) {
@@ -182,30 +191,43 @@ std::optional<http::Response> IdentityManager::Handle(const http::Request& req) 
   if (m == "PATCH" && !*found) {
     return not_found();
   }
-  storage::PrincipalRecord rec = *found ? **found : storage::PrincipalRecord();
+  std::optional<std::string> tags;
   if (auto it = body->find("tags"); it != body->end() && !it->is_null()) {
-    Status tags = CheckArmTags(*it);
-    if (!tags.ok()) {
-      return ArmError(tags);
+    Status valid = CheckArmTags(*it);
+    if (!valid.ok()) {
+      return ArmError(valid);
     }
-    rec.tags_json = ToJson(*it);
+    tags = ToJson(*it);
   }
+  std::optional<std::string> location;
   if (auto it = body->find("location"); it != body->end() && !it->is_null()) {
     if (!it->is_string() || it->get<std::string>().empty()) {
       return http::ErrorResponse(400, "LocationRequired", "location must be a non-empty string.");
     }
-    rec.location = it->get<std::string>();
+    location = it->get<std::string>();
   }
   if (*found) {
-    Status updated = store_.UpdatePrincipal(rec);
+    // Applied to the identity as it is when written: concurrent changes of
+    // different tags or of the location all land.
+    auto updated = store_.UpdatePrincipal((*found)->object_id, [&](storage::PrincipalRecord& p) {
+      RETURN_IF_ERROR(CheckPreconditions(req, p.version));
+      p.tags_json = tags.value_or(p.tags_json);
+      p.location = location.value_or(p.location);
+      return OkStatus();
+    });
     if (!updated.ok()) {
-      return ArmError(updated);
+      return ArmError(updated.status());
     }
-    return http::JsonResponse(200, ToJson(ToArm(rec)));
+    http::Response r = http::JsonResponse(200, ToJson(ToArm(*updated)));
+    r.SetHeader("ETag", ETag(updated->version));
+    return r;
   }
-  if (rec.location.empty()) {
-    rec.location = "local";
+  if (Status pre = CheckPreconditions(req, std::nullopt); !pre.ok()) {
+    return ArmError(pre);
   }
+  storage::PrincipalRecord rec;
+  rec.tags_json = tags.value_or("{}");
+  rec.location = location.value_or("local");
   rec.object_id = crypto::RandomUuid();
   rec.app_id = crypto::RandomUuid();
   rec.tenant_id = tenant_id_;
@@ -215,10 +237,17 @@ std::optional<http::Response> IdentityManager::Handle(const http::Request& req) 
   rec.resource_id = "/subscriptions/" + subscription_id_ + "/resourcegroups/" + rg +
                     "/providers/Microsoft.ManagedIdentity/userAssignedIdentities/" + name;
   Status created = store_.CreatePrincipal(rec);
+  if (created.code() == StatusCode::kAlreadyExists && attempt == 0) {
+    // Another request created it first: this one updates it.
+    return Handle(req, attempt + 1);
+  }
   if (!created.ok()) {
     return ArmError(created);
   }
-  return http::JsonResponse(201, ToJson(ToArm(rec)));
+  rec.version = 1;
+  http::Response r = http::JsonResponse(201, ToJson(ToArm(rec)));
+  r.SetHeader("ETag", ETag(rec.version));
+  return r;
 }
 
 Json IdentityManager::FederatedToArm(const storage::PrincipalRecord& identity,
@@ -294,37 +323,50 @@ http::Response IdentityManager::HandleFederated(const http::Request& req,
   if (!valid.ok()) {
     return ArmError(valid);
   }
-  // As in Azure, an issuer and subject pair may appear once per identity:
-  // two credentials for one subject would make deleting one of them a
-  // silent no-op.
-  for (const auto& c : *existing) {
-    if (!EqualsIgnoreCase(c.name, name) && c.issuer == StringMember(props, "issuer") &&
-        c.subject == StringMember(props, "subject")) {
-      return http::ErrorResponse(400, "BadRequest",
-                                 "The federated identity credential '" + c.name +
-                                     "' of this identity already has this issuer and subject.");
-    }
-  }
-  if (found == nullptr && existing->size() >= kMaxFederatedCredentials) {
-    return http::ErrorResponse(400, "BadRequest",
-                               "An identity may hold at most " +
-                                   std::to_string(kMaxFederatedCredentials) +
-                                   " federated identity credentials.");
-  }
-  storage::FederatedCredentialRecord rec;
-  rec.principal_object_id = identity.object_id;
-  rec.name = found != nullptr ? found->name : name;
-  rec.issuer = StringMember(props, "issuer");
-  rec.subject = StringMember(props, "subject");
-  for (const auto& a : props["audiences"]) {
-    rec.audiences.push_back(a.get<std::string>());
-  }
-  rec.created = found != nullptr ? found->created : clock_.NowSeconds();
-  Status put = store_.PutFederatedCredential(rec);
+  bool replaced = false;
+  // Uniqueness and the limit are checked against the credentials as they
+  // are when this one is written.
+  auto put = store_.PutFederatedCredential(
+      identity.object_id, name,
+      [&](const std::vector<storage::FederatedCredentialRecord>& held)
+          -> StatusOr<storage::FederatedCredentialRecord> {
+        const storage::FederatedCredentialRecord* same = nullptr;
+        for (const auto& c : held) {
+          if (EqualsIgnoreCase(c.name, name)) {
+            same = &c;
+          } else if (c.issuer == StringMember(props, "issuer") &&
+                     c.subject == StringMember(props, "subject")) {
+            // As in Azure, an issuer and subject pair may appear once per
+            // identity: two credentials for one subject would make deleting
+            // one of them a silent no-op.
+            return InvalidArgumentError("The federated identity credential '" + c.name +
+                                            "' of this identity already has this issuer and "
+                                            "subject.",
+                                        "BadRequest");
+          }
+        }
+        if (same == nullptr && held.size() >= kMaxFederatedCredentials) {
+          return InvalidArgumentError("An identity may hold at most " +
+                                          std::to_string(kMaxFederatedCredentials) +
+                                          " federated identity credentials.",
+                                      "BadRequest");
+        }
+        storage::FederatedCredentialRecord rec;
+        rec.principal_object_id = identity.object_id;
+        rec.name = same != nullptr ? same->name : name;
+        rec.issuer = StringMember(props, "issuer");
+        rec.subject = StringMember(props, "subject");
+        for (const auto& a : props["audiences"]) {
+          rec.audiences.push_back(a.get<std::string>());
+        }
+        rec.created = same != nullptr ? same->created : clock_.NowSeconds();
+        replaced = same != nullptr;
+        return rec;
+      });
   if (!put.ok()) {
-    return ArmError(put);
+    return ArmError(put.status());
   }
-  return http::JsonResponse(found != nullptr ? 200 : 201, ToJson(FederatedToArm(identity, rec)));
+  return http::JsonResponse(replaced ? 200 : 201, ToJson(FederatedToArm(identity, *put)));
 }
 
 }  // namespace coffer::mgmt

@@ -32,11 +32,13 @@ class IdentityManager {
 
   // Handle answers a user-assigned identity request, or returns nullopt for
   // other paths.
-  std::optional<http::Response> Handle(const http::Request& request);
+  std::optional<http::Response> Handle(const http::Request& request) { return Handle(request, 0); }
 
   Json ToArm(const storage::PrincipalRecord& identity) const;
 
  private:
+  // `attempt` 1 is the retry of a create that lost a race with another.
+  std::optional<http::Response> Handle(const http::Request& request, int attempt);
   http::Response HandleFederated(const http::Request& request,
                                  const storage::PrincipalRecord& identity);
   Json FederatedToArm(const storage::PrincipalRecord& identity,

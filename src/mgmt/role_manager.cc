@@ -315,12 +315,7 @@ StatusOr<storage::RoleAssignmentRecord> RoleManager::Validate(const Target& targ
                                   "InvalidScope");
     }
   }
-  bool assignable = false;
-  for (const auto& s : role->assignable_scopes) {
-    assignable =
-        assignable || authz::Covers(storage::RoleScopeKey(s), storage::RoleScopeKey(target.scope));
-  }
-  if (!assignable) {
+  if (!authz::AssignableAt(*role, storage::RoleScopeKey(target.scope))) {
     return InvalidArgumentError("The role '" + role->role_name +
                                     "' is not available for assignment at scope '" + target.scope +
                                     "'.",
@@ -386,7 +381,8 @@ std::string RoleManager::AssignedRole(const http::Request& req) {
 }
 
 std::optional<http::Response> RoleManager::Handle(const http::Request& req,
-                                                  const authz::Principal& caller) {
+                                                  const authz::Principal& caller,
+                                                  const LinkedCheck& linked) {
   auto t = Parse(req);
   if (!t) {
     return std::nullopt;
@@ -395,7 +391,7 @@ std::optional<http::Response> RoleManager::Handle(const http::Request& req,
     return Error(400, "MissingApiVersionParameter",
                  "The api-version query parameter (?api-version=) is required for all requests.");
   }
-  return t->definitions ? Definitions(req, *t, caller) : Assignments(req, *t, caller);
+  return t->definitions ? Definitions(req, *t, linked) : Assignments(req, *t, caller);
 }
 
 http::Response RoleManager::Assignments(const http::Request& req, const Target& t,
@@ -509,7 +505,7 @@ http::Response RoleManager::Assignments(const http::Request& req, const Target& 
 }
 
 http::Response RoleManager::Definitions(const http::Request& req, const Target& t,
-                                        const authz::Principal& caller) {
+                                        const LinkedCheck& linked) {
   const std::string& m = req.method;
   std::string prefix = t.scope.empty() ? "" : "/subscriptions/" + subscription_id_;
   if (t.name.empty()) {
@@ -559,12 +555,25 @@ http::Response RoleManager::Definitions(const http::Request& req, const Target& 
     if (existing == nullptr) {
       return http::EmptyResponse(204);
     }
-    Status deleted = store_.DeleteRoleDefinition(id);
+    Status deleted = store_.DeleteRoleDefinition(id, [&](const storage::RoleDefinitionRecord& rec) {
+      ASSIGN_OR_RETURN(
+          authz::RoleDefinition stored,
+          authz::CustomRoleFromJson(rec.id, rec.definition_json, rec.created, rec.updated));
+      RETURN_IF_ERROR(CheckPreconditions(req, rec.version));
+      // SECURITY: a role is deleted wherever it can be assigned, so deleting
+      // it needs the right at each of those scopes, not only where it is
+      // named. The stored definition is the one checked.
+      for (const auto& scope : stored.assignable_scopes) {
+        RETURN_IF_ERROR(linked("Microsoft.Authorization/roleDefinitions/delete", scope));
+      }
+      return OkStatus();
+    });
     if (!deleted.ok()) {
-      if (deleted.code() == StatusCode::kFailedPrecondition) {
+      if (deleted.code() == StatusCode::kFailedPrecondition &&
+          deleted.reason() != "PreconditionFailed") {
         return Error(409, "RoleDefinitionHasAssignments", std::string(deleted.message()));
       }
-      if (deleted.code() != StatusCode::kNotFound) {
+      if (deleted.code() != StatusCode::kNotFound || !deleted.reason().empty()) {
         return ArmError(deleted);
       }
     }
@@ -593,34 +602,64 @@ http::Response RoleManager::Definitions(const http::Request& req, const Target& 
                                  "' is not valid: " + std::string(exists.message()),
                              "InvalidAssignableScopes"));
     }
-    // Azure checks the write on every scope the role can be assigned at.
-    auto d =
-        authorizer_.CheckAction(caller, "Microsoft.Authorization/roleDefinitions/write", scope);
-    if (!d.allowed) {
-      return Error(403, "LinkedAuthorizationFailed",
-                   "The client '" + std::string(caller.object_id) + "' with object id '" +
-                       std::string(caller.object_id) +
-                       "' does not have permission to perform action "
-                       "'Microsoft.Authorization/roleDefinitions/write' on the linked scope(s) '" +
-                       scope + "' or the linked scope(s) are invalid.");
-    }
   }
   for (const auto& other : authorizer_.Roles()) {
-    if (other->id != id && EqualsIgnoreCase(other->role_name, role->role_name)) {
+    if (other->built_in && EqualsIgnoreCase(other->role_name, role->role_name)) {
       return Error(409, "RoleDefinitionWithSameNameExists",
                    "A role named '" + role->role_name + "' already exists. Use a different name.");
     }
   }
-  int64_t now = clock_.NowSeconds();
-  storage::RoleDefinitionRecord rec{id, role->role_name, authz::CustomRoleToJson(*role),
-                                    existing != nullptr ? existing->created : now, now};
-  Status put = store_.PutRoleDefinition(rec);
-  if (!put.ok()) {
-    return ArmError(put);
+  // Assignments are read first; one made in a race with a narrowing never
+  // grants outside the role's assignable scopes (authz::AssignableAt).
+  auto assignments = store_.ListRoleAssignments();
+  if (!assignments.ok()) {
+    return ArmError(assignments.status());
   }
-  role->created = rec.created;
-  role->updated = rec.updated;
-  return Changed(http::JsonResponse(201, ToJson(authz::RoleDefinitionToArm(*role, prefix))));
+  int64_t now = clock_.NowSeconds();
+  auto put = store_.PutRoleDefinition(
+      id,
+      [&](const std::optional<storage::RoleDefinitionRecord>& current)
+          -> StatusOr<storage::RoleDefinitionRecord> {
+        RETURN_IF_ERROR(CheckPreconditions(
+            req, current ? std::optional<int64_t>(current->version) : std::nullopt));
+        // SECURITY: a role definition applies at every scope it can be
+        // assigned at, before and after the change. Writing it needs the
+        // right at each of them, so a narrow scope cannot rewrite a role
+        // that is assigned wider. The stored definition is the one checked.
+        std::vector<std::string> scopes = role->assignable_scopes;
+        std::optional<authz::RoleDefinition> old;
+        if (current) {
+          ASSIGN_OR_RETURN(old, authz::CustomRoleFromJson(current->id, current->definition_json,
+                                                          current->created, current->updated));
+          scopes.insert(scopes.end(), old->assignable_scopes.begin(), old->assignable_scopes.end());
+        }
+        for (const auto& scope : scopes) {
+          RETURN_IF_ERROR(linked("Microsoft.Authorization/roleDefinitions/write", scope));
+        }
+        if (old) {
+          // A role cannot be narrowed away from where it is assigned.
+          for (const auto& a : *assignments) {
+            if (a.role_definition_id == id &&
+                !authz::AssignableAt(*role, storage::RoleScopeKey(a.scope))) {
+              return FailedPreconditionError(
+                  "The role '" + old->role_name + "' is assigned at scope '" + a.scope +
+                      "' (assignment " + a.id +
+                      "), outside the new assignable scopes. Remove the assignment first.",
+                  "RoleDefinitionHasAssignments");
+            }
+          }
+        }
+        return storage::RoleDefinitionRecord{id, role->role_name, authz::CustomRoleToJson(*role),
+                                             current ? current->created : now, now};
+      });
+  if (!put.ok()) {
+    return ArmError(put.status());
+  }
+  role->created = put->created;
+  role->updated = put->updated;
+  http::Response r = http::JsonResponse(201, ToJson(authz::RoleDefinitionToArm(*role, prefix)));
+  r.SetHeader("ETag", ETag(put->version));
+  return Changed(std::move(r));
 }
 
 }  // namespace coffer::mgmt

@@ -6,6 +6,7 @@
 #include "authz/authorizer.h"
 #include "common/clock.h"
 #include "http/message.h"
+#include "mgmt/arm.h"
 #include "storage/store.h"
 
 namespace coffer::mgmt {
@@ -17,8 +18,9 @@ namespace coffer::mgmt {
 // secret (`.../vaults/{v}/secrets/{name}`), with Azure's shapes, $filter
 // values and error codes (docs/authorization.md). Every change reloads the
 // Authorizer. Authorization of the request itself is the caller's job,
-// except that writing a custom role also needs roleDefinitions/write on
-// each of its assignable scopes.
+// except that writing a custom role also needs roleDefinitions/write (and
+// deleting it roleDefinitions/delete) on each of its assignable scopes, old
+// and new, which Handle asks `linked`.
 //
 // Thread-safe. The referenced objects must outlive it.
 class RoleManager {
@@ -28,8 +30,8 @@ class RoleManager {
 
   // Handle answers a Microsoft.Authorization request, or nullopt when the
   // path is not one. `caller` made the request.
-  std::optional<http::Response> Handle(const http::Request& request,
-                                       const authz::Principal& caller);
+  std::optional<http::Response> Handle(const http::Request& request, const authz::Principal& caller,
+                                       const LinkedCheck& linked);
 
   // AssignedRole returns the role id a roleAssignments PUT assigns or a
   // DELETE removes, for delegation conditions; "" when there is none.
@@ -56,7 +58,7 @@ class RoleManager {
   http::Response Assignments(const http::Request& request, const Target& target,
                              const authz::Principal& caller);
   http::Response Definitions(const http::Request& request, const Target& target,
-                             const authz::Principal& caller);
+                             const LinkedCheck& linked);
   // Changed reloads the Authorizer after a committed change and returns
   // `answer`, or the error if the reload failed.
   http::Response Changed(http::Response answer);

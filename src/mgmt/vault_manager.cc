@@ -1,5 +1,8 @@
 #include "mgmt/vault_manager.h"
 
+#include <algorithm>
+#include <array>
+
 #include "authz/permissions.h"
 #include "common/strings.h"
 #include "common/time_format.h"
@@ -15,48 +18,50 @@ Status BadRequest(const std::string& message, const std::string& code = "BadRequ
 
 // The identity an access-policy entry names: tenant, object and (for a
 // compound identity) application, compared case-insensitively.
-bool SameEntry(const Json& a, const Json& b) {
-  return EqualsIgnoreCase(StringMember(a, "tenantId"), StringMember(b, "tenantId")) &&
-         EqualsIgnoreCase(StringMember(a, "objectId"), StringMember(b, "objectId")) &&
-         EqualsIgnoreCase(StringMember(a, "applicationId"), StringMember(b, "applicationId"));
+bool SameEntry(const storage::AccessPolicyRecord& a, const storage::AccessPolicyRecord& b) {
+  return EqualsIgnoreCase(a.tenant_id, b.tenant_id) && EqualsIgnoreCase(a.object_id, b.object_id) &&
+         EqualsIgnoreCase(a.application_id, b.application_id);
 }
 
-bool HasPermission(const Json& list, const std::string& name) {
+bool HasPermission(const std::vector<std::string>& list, const std::string& name) {
   for (const auto& p : list) {
-    if (p.is_string() && EqualsIgnoreCase(p.get<std::string>(), name)) {
+    if (EqualsIgnoreCase(p, name)) {
       return true;
     }
   }
   return false;
 }
 
+using PermissionList = std::optional<std::vector<std::string>>;
+
+// The four permission lists of an entry, in one order.
+std::array<PermissionList*, 4> Lists(storage::AccessPolicyRecord& p) {
+  return {&p.keys, &p.secrets, &p.certificates, &p.storage};
+}
+
 // Applies one entry of an accessPolicies/{kind} request to the list.
-void ApplyPolicyEdit(Json& policies, const Json& entry, const std::string& kind) {
-  Json* existing = nullptr;
-  for (auto& p : policies) {
-    if (SameEntry(p, entry)) {
-      existing = &p;
-      break;
-    }
-  }
-  const Json& perms = entry["permissions"];
+void ApplyPolicyEdit(std::vector<storage::AccessPolicyRecord>& policies,
+                     storage::AccessPolicyRecord entry, const std::string& kind) {
+  auto existing = std::find_if(policies.begin(), policies.end(),
+                               [&](const auto& p) { return SameEntry(p, entry); });
   if (kind == "add" || kind == "replace") {
-    if (existing == nullptr) {
-      policies.push_back(entry);
+    if (existing == policies.end()) {
+      policies.push_back(std::move(entry));
       return;
     }
-    Json& target = (*existing)["permissions"];
-    for (const auto& [type, list] : perms.items()) {
-      if (list.is_null()) {
+    auto target = Lists(*existing);
+    auto given = Lists(entry);
+    for (size_t t = 0; t < target.size(); ++t) {
+      if (!*given[t]) {
         continue;
       }
-      if (kind == "replace" || !target.contains(type) || !target[type].is_array()) {
-        target[type] = list;
+      if (kind == "replace" || !*target[t]) {
+        *target[t] = *given[t];
         continue;
       }
-      for (const auto& name : list) {
-        if (!HasPermission(target[type], name.get<std::string>())) {
-          target[type].push_back(name);
+      for (const auto& name : **given[t]) {
+        if (!HasPermission(**target[t], name)) {
+          (*target[t])->push_back(name);
         }
       }
     }
@@ -64,37 +69,115 @@ void ApplyPolicyEdit(Json& policies, const Json& entry, const std::string& kind)
   }
   // remove: the listed permissions; an entry listing none removes the whole
   // entry, and an entry left with none is dropped.
-  if (existing == nullptr) {
+  if (existing == policies.end()) {
     return;
   }
   bool lists_any = false;
-  Json& target = (*existing)["permissions"];
-  for (const auto& [type, list] : perms.items()) {
-    if (!list.is_array() || list.empty() || !target.contains(type) || !target[type].is_array()) {
+  auto target = Lists(*existing);
+  auto given = Lists(entry);
+  for (size_t t = 0; t < target.size(); ++t) {
+    if (!*given[t] || (*given[t])->empty() || !*target[t]) {
       continue;
     }
     lists_any = true;
-    bool all = HasPermission(list, "all");
-    Json kept = Json::array();
-    for (const auto& name : target[type]) {
-      if (!all && !HasPermission(list, name.get<std::string>())) {
+    bool all = HasPermission(**given[t], "all");
+    std::vector<std::string> kept;
+    for (const auto& name : **target[t]) {
+      if (!all && !HasPermission(**given[t], name)) {
         kept.push_back(name);
       }
     }
-    target[type] = kept;
+    *target[t] = std::move(kept);
   }
   bool empty = true;
-  for (const auto& [type, list] : target.items()) {
-    empty = empty && (!list.is_array() || list.empty());
+  for (auto* list : target) {
+    empty = empty && (!*list || (*list)->empty());
   }
   if (!lists_any || empty) {
-    for (size_t i = 0; i < policies.size(); ++i) {
-      if (&policies[i] == existing) {
-        policies.erase(i);
-        break;
-      }
+    policies.erase(existing);
+  }
+}
+
+// ApplyVaultBody validates an ARM PUT or PATCH body of a vault and applies
+// it to `v`, a new vault's defaults when `create`. PUT and PATCH both keep
+// what the body does not mention: every stored property is either
+// immutable or defaults to its current value, as in Azure. `api_version`
+// picks a new vault's permission model.
+Status ApplyVaultBody(const Json& body, bool create, const std::string& api_version,
+                      const std::string& tenant_id, storage::VaultRecord& v) {
+  const Json no_props = Json::object();
+  const Json& in = body.contains("properties") ? body["properties"] : no_props;
+  if (!in.is_object()) {
+    return BadRequest("'properties' must be an object.", "InvalidRequestContent");
+  }
+  if (auto it = in.find("tenantId"); it != in.end() && !it->is_null()) {
+    if (!it->is_string() || !EqualsIgnoreCase(it->get<std::string>(), tenant_id)) {
+      return BadRequest("properties.tenantId must be this installation's tenant '" + tenant_id +
+                        "'.");
     }
   }
+  v.tenant_id = tenant_id;
+  if (auto it = in.find("sku"); it != in.end() && !it->is_null()) {
+    std::string sku_name = it->is_object() ? it->value("name", "") : "";
+    if (sku_name != "standard" && sku_name != "premium") {
+      return BadRequest("properties.sku.name must be 'standard' or 'premium'.");
+    }
+    v.sku = sku_name;
+  }
+  // Soft delete is always on.
+  if (auto it = in.find("enableSoftDelete"); it != in.end() && !it->is_null()) {
+    if (!it->is_boolean() || !it->get<bool>()) {
+      return BadRequest("Soft delete cannot be disabled: it is always on for Coffer vaults.");
+    }
+  }
+  // Retention: 7-90 days, fixed at creation.
+  if (auto it = in.find("softDeleteRetentionInDays"); it != in.end() && !it->is_null()) {
+    if (!it->is_number_integer() || it->get<int64_t>() < 7 || it->get<int64_t>() > 90) {
+      return BadRequest("properties.softDeleteRetentionInDays must be an integer from 7 to 90.");
+    }
+    int requested = it->get<int>();
+    if (!create && requested != v.retention_days) {
+      return BadRequest(
+          "The property softDeleteRetentionInDays cannot be changed after the vault is "
+          "created.");
+    }
+    v.retention_days = requested;
+  }
+  // Purge protection: once on, never off.
+  if (auto it = in.find("enablePurgeProtection"); it != in.end() && !it->is_null()) {
+    if (!it->is_boolean()) {
+      return BadRequest("properties.enablePurgeProtection must be a boolean.");
+    }
+    if (v.purge_protection && !it->get<bool>()) {
+      return BadRequest("Purge protection cannot be disabled once it has been enabled on a vault.");
+    }
+    v.purge_protection = v.purge_protection || it->get<bool>();
+  }
+  // New vaults use Azure RBAC from api-version 2026-02-01 on, access
+  // policies before, as in Azure.
+  if (create) {
+    v.rbac_authorization = api_version >= "2026-02-01";
+  }
+  if (auto it = in.find("enableRbacAuthorization"); it != in.end() && !it->is_null()) {
+    if (!it->is_boolean()) {
+      return BadRequest("properties.enableRbacAuthorization must be a boolean.");
+    }
+    v.rbac_authorization = it->get<bool>();
+  }
+  if (auto it = in.find("accessPolicies"); it != in.end() && !it->is_null()) {
+    ASSIGN_OR_RETURN(v.access_policies, authz::ParseAccessPolicies(*it));
+  }
+  if (auto it = body.find("tags"); it != body.end() && !it->is_null()) {
+    RETURN_IF_ERROR(CheckArmTags(*it));
+    v.tags_json = ToJson(*it);
+  }
+  if (auto it = body.find("location"); it != body.end() && !it->is_null()) {
+    if (!it->is_string() || it->get<std::string>().empty()) {
+      return BadRequest("location must be a non-empty string.", "LocationRequired");
+    }
+    v.location = it->get<std::string>();
+  }
+  return OkStatus();
 }
 
 }  // namespace
@@ -114,17 +197,25 @@ std::string VaultManager::ResourceId(const storage::VaultRecord& v) const {
 }
 
 Json VaultManager::ToArm(const storage::VaultRecord& v) const {
-  Json props = ParseJson(v.properties_json).value_or(Json::object());
-  props["vaultUri"] = "https://" + AsciiLower(v.name) + config_.vault_host_suffix;
-  props["provisioningState"] = "Succeeded";
+  Json props = {{"tenantId", v.tenant_id},
+                {"sku", {{"family", "A"}, {"name", v.sku}}},
+                {"enableSoftDelete", true},
+                {"softDeleteRetentionInDays", v.retention_days},
+                {"enableRbacAuthorization", v.rbac_authorization},
+                {"accessPolicies", authz::AccessPoliciesToArm(v.access_policies)},
+                {"vaultUri", "https://" + AsciiLower(v.name) + config_.vault_host_suffix},
+                {"provisioningState", "Succeeded"}};
+  if (v.purge_protection) {
+    props["enablePurgeProtection"] = true;
+  }
   Json tags = ParseJson(v.tags_json).value_or(Json::object());
   return Json{{"id", ResourceId(v)},    {"name", v.name}, {"type", "Microsoft.KeyVault/vaults"},
               {"location", v.location}, {"tags", tags},   {"properties", props}};
 }
 
 StatusOr<std::pair<storage::VaultRecord, bool>> VaultManager::CreateOrUpdate(
-    const std::string& resource_group, const std::string& name, const Json& body, bool replace,
-    const std::string& api_version) {
+    const std::string& resource_group, const std::string& name, const Json& body,
+    const std::string& api_version, const Precondition& precondition) {
   RETURN_IF_ERROR(keyvault::ValidateVaultName(name));
   if (!ValidResourceGroup(resource_group)) {
     return BadRequest("Resource group name '" + resource_group + "' is invalid.",
@@ -133,167 +224,83 @@ StatusOr<std::pair<storage::VaultRecord, bool>> VaultManager::CreateOrUpdate(
   if (!body.is_object()) {
     return BadRequest("The request body must be a JSON object.", "InvalidRequestContent");
   }
-  auto existing = store_.GetVault(name);
-  if (!existing.ok() && existing.status().code() != StatusCode::kNotFound) {
-    return existing.status();
-  }
-  bool create = !existing.ok();
-  if (!create && !EqualsIgnoreCase(existing->resource_group, resource_group)) {
-    return AlreadyExistsError("The vault name '" + name + "' is already in use.",
-                              "VaultAlreadyExists");
-  }
-  const Json no_props = Json::object();
-  const Json& in = body.contains("properties") ? body["properties"] : no_props;
-  if (!in.is_object()) {
-    return BadRequest("'properties' must be an object.", "InvalidRequestContent");
-  }
   std::string create_mode = "default";
-  if (auto it = in.find("createMode"); it != in.end() && !it->is_null()) {
+  const Json& in = body.value("properties", Json::object());
+  if (auto it = in.is_object() ? in.find("createMode") : in.end();
+      in.is_object() && it != in.end() && !it->is_null()) {
     if (!it->is_string() ||
         (it->get<std::string>() != "default" && it->get<std::string>() != "recover")) {
       return BadRequest("properties.createMode must be 'default' or 'recover'.");
     }
     create_mode = it->get<std::string>();
   }
-  if (create_mode == "recover") {
-    if (create || !existing->deleted()) {
-      return BadRequest("There is no deleted vault named '" + name + "' to recover.");
+  auto in_group = [&](const storage::VaultRecord& v) -> Status {
+    if (!EqualsIgnoreCase(v.resource_group, resource_group)) {
+      return AlreadyExistsError("The vault name '" + name + "' is already in use.",
+                                "VaultAlreadyExists");
     }
-    RETURN_IF_ERROR(store_.RecoverVault(existing->name));
-    registry_.Invalidate(existing->name);
-    existing->deleted_date = existing->scheduled_purge_date = 0;
-    replace = false;  // a recovery brings the vault back as it was
-  } else if (!create && existing->deleted()) {
-    return AlreadyExistsError("A vault named '" + name +
-                                  "' exists in the deleted state. Recover it with createMode "
-                                  "'recover' or purge it before reusing the name.",
-                              "ConflictError");
-  }
-  Json props = create || replace ? Json::object()
-                                 : ParseJson(existing->properties_json).value_or(Json::object());
-  Json old = create ? Json::object() : ParseJson(existing->properties_json).value_or(Json());
-
-  // tenantId
-  if (auto it = in.find("tenantId"); it != in.end() && !it->is_null()) {
-    if (!it->is_string() || !EqualsIgnoreCase(it->get<std::string>(), config_.tenant_id)) {
-      return BadRequest("properties.tenantId must be this installation's tenant '" +
-                        config_.tenant_id + "'.");
+    return OkStatus();
+  };
+  // A create that loses a race with another create of the same name
+  // becomes an update of the vault the other one made.
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    auto existing = store_.GetVault(name);
+    if (!existing.ok() && existing.status().code() != StatusCode::kNotFound) {
+      return existing.status();
     }
-  }
-  props["tenantId"] = config_.tenant_id;
-  // sku
-  Json sku = {{"family", "A"}, {"name", "standard"}};
-  if (auto it = in.find("sku"); it != in.end() && !it->is_null()) {
-    std::string sku_name = it->is_object() ? it->value("name", "") : "";
-    if (sku_name != "standard" && sku_name != "premium") {
-      return BadRequest("properties.sku.name must be 'standard' or 'premium'.");
+    if (!existing.ok()) {
+      if (create_mode == "recover") {
+        return BadRequest("There is no deleted vault named '" + name + "' to recover.");
+      }
+      RETURN_IF_ERROR(precondition(std::nullopt));
+      int64_t now = clock_.NowSeconds();
+      storage::VaultRecord rec;
+      rec.name = name;
+      rec.subscription_id = config_.subscription_id;
+      rec.resource_group = resource_group;
+      rec.location = config_.default_location;
+      rec.created = rec.updated = now;
+      RETURN_IF_ERROR(ApplyVaultBody(body, true, api_version, config_.tenant_id, rec));
+      rec.wrapped_data_key = envelope_.NewWrappedDataKey(name);
+      Status created = store_.CreateVault(rec);
+      if (created.code() == StatusCode::kAlreadyExists) {
+        continue;
+      }
+      RETURN_IF_ERROR(created);
+      registry_.Invalidate(name);
+      rec.version = 1;
+      return std::make_pair(rec, true);
     }
-    sku["name"] = sku_name;
-  } else if (!create && old.contains("sku")) {
-    sku = old["sku"];
-  }
-  props["sku"] = sku;
-  // Soft delete is always on.
-  if (auto it = in.find("enableSoftDelete"); it != in.end() && !it->is_null()) {
-    if (!it->is_boolean() || !it->get<bool>()) {
-      return BadRequest("Soft delete cannot be disabled: it is always on for Coffer vaults.");
+    RETURN_IF_ERROR(in_group(*existing));
+    if (create_mode == "recover") {
+      if (!existing->deleted()) {
+        return BadRequest("There is no deleted vault named '" + name + "' to recover.");
+      }
+      // A recovery brings the vault back as it was; the body then patches it.
+      RETURN_IF_ERROR(store_.RecoverVault(existing->name));
+      registry_.Invalidate(existing->name);
+    } else if (existing->deleted()) {
+      return AlreadyExistsError("A vault named '" + name +
+                                    "' exists in the deleted state. Recover it with createMode "
+                                    "'recover' or purge it before reusing the name.",
+                                "ConflictError");
     }
+    auto updated = store_.UpdateVault(name, [&](storage::VaultRecord& v) -> Status {
+      RETURN_IF_ERROR(in_group(v));
+      RETURN_IF_ERROR(precondition(v.version));
+      RETURN_IF_ERROR(ApplyVaultBody(body, false, api_version, config_.tenant_id, v));
+      v.updated = clock_.NowSeconds();
+      return OkStatus();
+    });
+    registry_.Invalidate(name);
+    RETURN_IF_ERROR(updated.status());
+    return std::make_pair(*updated, false);
   }
-  props["enableSoftDelete"] = true;
-  // Retention: 7-90 days, fixed at creation.
-  int old_retention = old.is_object() ? old.value("softDeleteRetentionInDays", 90) : 90;
-  int retention = create ? 90 : old_retention;
-  if (auto it = in.find("softDeleteRetentionInDays"); it != in.end() && !it->is_null()) {
-    if (!it->is_number_integer() || it->get<int64_t>() < 7 || it->get<int64_t>() > 90) {
-      return BadRequest("properties.softDeleteRetentionInDays must be an integer from 7 to 90.");
-    }
-    int requested = it->get<int>();
-    if (!create && requested != old_retention) {
-      return BadRequest(
-          "The property softDeleteRetentionInDays cannot be changed after the vault is "
-          "created.");
-    }
-    retention = requested;
-  }
-  props["softDeleteRetentionInDays"] = retention;
-  // Purge protection: once on, never off.
-  bool old_purge = old.is_object() && old.value("enablePurgeProtection", false) == true;
-  bool purge = old_purge;
-  if (auto it = in.find("enablePurgeProtection"); it != in.end() && !it->is_null()) {
-    if (!it->is_boolean()) {
-      return BadRequest("properties.enablePurgeProtection must be a boolean.");
-    }
-    if (old_purge && !it->get<bool>()) {
-      return BadRequest("Purge protection cannot be disabled once it has been enabled on a vault.");
-    }
-    purge = purge || it->get<bool>();
-  }
-  if (purge) {
-    props["enablePurgeProtection"] = true;
-  } else {
-    props.erase("enablePurgeProtection");
-  }
-  // RBAC switch.
-  // New vaults use Azure RBAC from api-version 2026-02-01 on, access
-  // policies before, as in Azure.
-  bool rbac = create ? api_version >= "2026-02-01"
-                     : old.is_object() && old.value("enableRbacAuthorization", false) == true;
-  if (auto it = in.find("enableRbacAuthorization"); it != in.end() && !it->is_null()) {
-    if (!it->is_boolean()) {
-      return BadRequest("properties.enableRbacAuthorization must be a boolean.");
-    }
-    rbac = it->get<bool>();
-  }
-  props["enableRbacAuthorization"] = rbac;
-  // Access policies.
-  if (auto it = in.find("accessPolicies"); it != in.end() && !it->is_null()) {
-    RETURN_IF_ERROR(authz::CompileAccessPolicies(*it).status());
-    props["accessPolicies"] = *it;
-  } else if (!props.contains("accessPolicies")) {
-    props["accessPolicies"] =
-        old.is_object() && old.contains("accessPolicies") ? old["accessPolicies"] : Json::array();
-  }
-  // Tags and location.
-  Json tags = create ? Json::object() : ParseJson(existing->tags_json).value_or(Json::object());
-  if (auto it = body.find("tags"); it != body.end() && !it->is_null()) {
-    RETURN_IF_ERROR(CheckArmTags(*it));
-    tags = *it;
-  }
-  std::string location = create ? config_.default_location : existing->location;
-  if (auto it = body.find("location"); it != body.end() && !it->is_null()) {
-    if (!it->is_string() || it->get<std::string>().empty()) {
-      return BadRequest("location must be a non-empty string.", "LocationRequired");
-    }
-    location = it->get<std::string>();
-  }
-  // Derived and read-only properties are never stored.
-  props.erase("vaultUri");
-  props.erase("provisioningState");
-  props.erase("createMode");
-
-  int64_t now = clock_.NowSeconds();
-  storage::VaultRecord rec = create ? storage::VaultRecord() : *existing;
-  rec.location = location;
-  rec.tenant_id = config_.tenant_id;
-  rec.properties_json = ToJson(props);
-  rec.tags_json = ToJson(tags);
-  rec.updated = now;
-  if (create) {
-    rec.name = name;
-    rec.subscription_id = config_.subscription_id;
-    rec.resource_group = resource_group;
-    rec.created = now;
-    rec.wrapped_data_key = envelope_.NewWrappedDataKey(name);
-    RETURN_IF_ERROR(store_.CreateVault(rec));
-  } else {
-    RETURN_IF_ERROR(store_.UpdateVault(rec));
-  }
-  registry_.Invalidate(name);
-  return std::make_pair(rec, create);
+  return AbortedError("The vault '" + name + "' changed while it was being created; try again.",
+                      "Conflict");
 }
 
 Json VaultManager::ToArmDeleted(const storage::VaultRecord& v) const {
-  auto props = keyvault::ParseVaultSettings(v.properties_json);
   return Json{
       {"id", "/subscriptions/" + v.subscription_id + "/providers/Microsoft.KeyVault/locations/" +
                  v.location + "/deletedVaults/" + v.name},
@@ -305,7 +312,7 @@ Json VaultManager::ToArmDeleted(const storage::VaultRecord& v) const {
         {"deletionDate", FormatIsoTime(v.deleted_date)},
         {"scheduledPurgeDate", FormatIsoTime(v.scheduled_purge_date)},
         {"tags", ParseJson(v.tags_json).value_or(Json::object())},
-        {"purgeProtectionEnabled", props.purge_protection}}}};
+        {"purgeProtectionEnabled", v.purge_protection}}}};
 }
 
 StatusOr<int> VaultManager::PurgeExpired() {
@@ -364,8 +371,7 @@ std::optional<http::Response> VaultManager::HandleDeleted(const http::Request& r
   }
   // SECURITY: purge protection holds a deleted vault, and everything in it,
   // until its scheduled purge date; nobody can purge it earlier.
-  if (keyvault::ParseVaultSettings(v->properties_json).purge_protection &&
-      clock_.NowSeconds() < v->scheduled_purge_date) {
+  if (v->purge_protection && clock_.NowSeconds() < v->scheduled_purge_date) {
     return http::ErrorResponse(409, "Conflict",
                                "Vault '" + name +
                                    "' has purge protection enabled and cannot be purged "
@@ -401,56 +407,65 @@ http::Response VaultManager::HandleAccessPolicies(const http::Request& req) {
         400, "InvalidRequestContent",
         "The request content must be {\"properties\":{\"accessPolicies\":[...]}}.");
   }
-  const Json& edits = (*body)["properties"]["accessPolicies"];
-  if (auto valid = authz::CompileAccessPolicies(edits); !valid.ok()) {
-    return ArmError(valid.status());
+  auto edits = authz::ParseAccessPolicies((*body)["properties"]["accessPolicies"]);
+  if (!edits.ok()) {
+    return ArmError(edits.status());
   }
-  for (const auto& e : edits) {
-    if (!EqualsIgnoreCase(StringMember(e, "tenantId"), config_.tenant_id)) {
+  for (const auto& e : *edits) {
+    if (!EqualsIgnoreCase(e.tenant_id, config_.tenant_id)) {
       return http::ErrorResponse(
           400, "BadRequest",
           "Access policy tenantId must be this installation's tenant '" + config_.tenant_id + "'.");
     }
   }
-  auto v = store_.GetVault(name);
-  if (!v.ok() || v->deleted() || !EqualsIgnoreCase(v->resource_group, rg)) {
-    if (v.ok() || v.status().code() == StatusCode::kNotFound) {
+  auto updated = store_.UpdateVault(name, [&](storage::VaultRecord& v) -> Status {
+    if (!EqualsIgnoreCase(v.resource_group, rg)) {
+      return NotFoundError("The Resource 'Microsoft.KeyVault/vaults/" + name +
+                               "' under resource group '" + rg + "' was not found.",
+                           "ResourceNotFound");
+    }
+    RETURN_IF_ERROR(CheckPreconditions(req, v.version));
+    if (v.rbac_authorization) {
+      return InvalidArgumentError(
+          "Vault '" + v.name +
+              "' uses the Azure role-based access control permission model; its access "
+              "policies cannot be changed. Use role assignments, or switch the vault to access "
+              "policies.",
+          "BadRequest");
+    }
+    for (const auto& e : *edits) {
+      ApplyPolicyEdit(v.access_policies, e, kind);
+    }
+    if (v.access_policies.size() > authz::kMaxAccessPolicies) {
+      // Nothing is written.
+      return InvalidArgumentError(
+          "A vault may have at most 1024 access policies; this change "
+          "would leave " +
+              std::to_string(v.access_policies.size()) + ".",
+          "BadRequest");
+    }
+    v.updated = clock_.NowSeconds();
+    return OkStatus();
+  });
+  registry_.Invalidate(name);
+  if (!updated.ok()) {
+    if (updated.status().code() == StatusCode::kNotFound && updated.status().reason().empty()) {
       return http::ErrorResponse(404, "ResourceNotFound",
                                  "The Resource 'Microsoft.KeyVault/vaults/" + name +
                                      "' under resource group '" + rg + "' was not found.");
     }
-    return ArmError(v.status());
+    return ArmError(updated.status());
   }
-  Json props = ParseJson(v->properties_json).value_or(Json::object());
-  if (props.value("enableRbacAuthorization", false) == true) {
-    return http::ErrorResponse(
-        400, "BadRequest",
-        "Vault '" + v->name +
-            "' uses the Azure role-based access control permission model; its access policies "
-            "cannot be changed. Use role assignments, or switch the vault to access policies.");
-  }
-  Json policies = props.contains("accessPolicies") && props["accessPolicies"].is_array()
-                      ? props["accessPolicies"]
-                      : Json::array();
-  for (const auto& e : edits) {
-    ApplyPolicyEdit(policies, e, kind);
-  }
-  if (auto valid = authz::CompileAccessPolicies(policies); !valid.ok()) {
-    return ArmError(valid.status());  // e.g. more than 1024 entries: nothing is written
-  }
-  props["accessPolicies"] = policies;
-  v->properties_json = ToJson(props);
-  v->updated = clock_.NowSeconds();
-  Status updated = store_.UpdateVault(*v);
-  registry_.Invalidate(v->name);
-  if (!updated.ok()) {
-    return ArmError(updated);
-  }
-  return http::JsonResponse(200, ToJson(Json{{"id", ResourceId(*v) + "/accessPolicies/" + kind},
-                                             {"name", kind},
-                                             {"type", "Microsoft.KeyVault/vaults/accessPolicies"},
-                                             {"location", v->location},
-                                             {"properties", {{"accessPolicies", policies}}}}));
+  const storage::VaultRecord& v = *updated;
+  http::Response r = http::JsonResponse(
+      200, ToJson(Json{{"id", ResourceId(v) + "/accessPolicies/" + kind},
+                       {"name", kind},
+                       {"type", "Microsoft.KeyVault/vaults/accessPolicies"},
+                       {"location", v.location},
+                       {"properties",
+                        {{"accessPolicies", authz::AccessPoliciesToArm(v.access_policies)}}}}));
+  r.SetHeader("ETag", ETag(v.version));
+  return r;
 }
 
 std::optional<http::Response> VaultManager::Handle(const http::Request& req) {
@@ -528,13 +543,18 @@ std::optional<http::Response> VaultManager::Handle(const http::Request& req) {
       return m == "DELETE" ? http::EmptyResponse(204) : not_found();
     }
     if (m == "GET") {
-      return http::JsonResponse(200, ToJson(ToArm(*v)));
+      http::Response r = http::JsonResponse(200, ToJson(ToArm(*v)));
+      r.SetHeader("ETag", ETag(v->version));
+      return r;
+    }
+    if (Status pre = CheckPreconditions(req, v->version); !pre.ok()) {
+      return ArmError(pre);
     }
     // Vaults are soft-deleted, as in Azure: the name stays reserved and the
     // contents recoverable for the retention period.
     int64_t now = clock_.NowSeconds();
-    int retention = keyvault::ParseVaultSettings(v->properties_json).retention_days;
-    Status deleted = store_.MarkVaultDeleted(v->name, now, now + int64_t{retention} * 86400);
+    Status deleted =
+        store_.MarkVaultDeleted(v->name, now, now + int64_t{v->retention_days} * 86400);
     registry_.Invalidate(v->name);
     if (config_.on_assignments_changed) {
       config_.on_assignments_changed();  // the vault's role assignments went with it
@@ -550,15 +570,30 @@ std::optional<http::Response> VaultManager::Handle(const http::Request& req) {
       return http::ErrorResponse(400, "InvalidRequestContent",
                                  "The request content is not a JSON object.");
     }
-    if (m == "PATCH" && !live().ok()) {
-      return not_found();
+    Precondition precondition = PreconditionOf(req);
+    if (m == "PATCH") {
+      // PATCH never creates: a vault that does not exist fails its
+      // precondition.
+      precondition = [&req, &name, &rg](std::optional<int64_t> version) -> Status {
+        if (!version) {
+          return NotFoundError("The Resource 'Microsoft.KeyVault/vaults/" + name +
+                                   "' under resource group '" + rg + "' was not found.",
+                               "ResourceNotFound");
+        }
+        return CheckPreconditions(req, version);
+      };
+      if (!live().ok()) {
+        return not_found();
+      }
     }
     auto result =
-        CreateOrUpdate(rg, name, *body, m == "PUT", std::string(req.Query("api-version")));
+        CreateOrUpdate(rg, name, *body, std::string(req.Query("api-version")), precondition);
     if (!result.ok()) {
       return ArmError(result.status());
     }
-    return http::JsonResponse(result->second ? 201 : 200, ToJson(ToArm(result->first)));
+    http::Response r = http::JsonResponse(result->second ? 201 : 200, ToJson(ToArm(result->first)));
+    r.SetHeader("ETag", ETag(result->first.version));
+    return r;
   }
   return http::ErrorResponse(405, "MethodNotAllowed",
                              "Method " + m + " is not allowed on a vault.");

@@ -8,6 +8,7 @@
 #include "http/message.h"
 #include "keyvault/envelope.h"
 #include "keyvault/vault_registry.h"
+#include "mgmt/arm.h"
 #include "storage/store.h"
 
 namespace coffer::mgmt {
@@ -50,13 +51,16 @@ class VaultManager {
 
   // ResourceId of a vault record.
   std::string ResourceId(const storage::VaultRecord& vault) const;
-  // CreateOrUpdate applies an ARM PUT (replace=true) or PATCH body sent
-  // with `api_version` (which picks a new vault's default permission
-  // model). Returns the resulting record and whether it was created.
-  StatusOr<std::pair<storage::VaultRecord, bool>> CreateOrUpdate(const std::string& resource_group,
-                                                                 const std::string& name,
-                                                                 const Json& body, bool replace,
-                                                                 const std::string& api_version);
+  // CreateOrUpdate applies an ARM PUT or PATCH body sent with
+  // `api_version` (which picks a new vault's default permission model),
+  // atomically: the body is applied to the vault as it is when the change
+  // is written. `precondition` is asked with the current version (nullopt
+  // when the vault does not exist) before anything is written. Returns the
+  // resulting record and whether it was created.
+  StatusOr<std::pair<storage::VaultRecord, bool>> CreateOrUpdate(
+      const std::string& resource_group, const std::string& name, const Json& body,
+      const std::string& api_version,
+      const Precondition& precondition = [](std::optional<int64_t>) { return OkStatus(); });
   Json ToArm(const storage::VaultRecord& vault) const;
   Json ToArmDeleted(const storage::VaultRecord& vault) const;
 

@@ -54,6 +54,18 @@ const storage::PrincipalRecord* FindUserAssigned(
   return nullptr;
 }
 
+// True when `id` has the shape of a user-assigned identity's resource id in
+// this subscription.
+bool IsIdentityId(const std::string& id, const std::string& subscription_id) {
+  auto parts = Split(id, '/');
+  return parts.size() == 9 && parts[0].empty() && EqualsIgnoreCase(parts[1], "subscriptions") &&
+         EqualsIgnoreCase(parts[2], subscription_id) &&
+         EqualsIgnoreCase(parts[3], "resourceGroups") &&
+         ValidResourceGroup(std::string(parts[4])) && EqualsIgnoreCase(parts[5], "providers") &&
+         EqualsIgnoreCase(parts[6], "Microsoft.ManagedIdentity") &&
+         EqualsIgnoreCase(parts[7], "userAssignedIdentities") && !parts[8].empty();
+}
+
 std::string TypeName(bool system, bool user) {
   if (system && user) {
     return "SystemAssigned, UserAssigned";
@@ -173,7 +185,8 @@ Json WorkloadManager::ToArm(const storage::WorkloadRecord& w,
               {"properties", {{"provisioningState", "Succeeded"}}}};
 }
 
-std::optional<http::Response> WorkloadManager::Handle(const http::Request& req) {
+std::optional<http::Response> WorkloadManager::Handle(const http::Request& req,
+                                                      const LinkedCheck& linked) {
   const auto& seg = req.segments;
   auto is = [&](size_t i, const char* v) { return seg.size() > i && EqualsIgnoreCase(seg[i], v); };
   const Kind* kind = nullptr;
@@ -249,8 +262,12 @@ std::optional<http::Response> WorkloadManager::Handle(const http::Request& req) 
       return not_found();
     }
     auto principals = store_.ListPrincipals();
-    return principals.ok() ? http::JsonResponse(200, ToJson(ToArm(**found, *principals)))
-                           : ArmError(principals.status());
+    if (!principals.ok()) {
+      return ArmError(principals.status());
+    }
+    http::Response r = http::JsonResponse(200, ToJson(ToArm(**found, *principals)));
+    r.SetHeader("ETag", ETag((*found)->version));
+    return r;
   }
   if (req.method == "DELETE") {
     return *found ? Delete(**found) : http::EmptyResponse(204);
@@ -262,89 +279,127 @@ std::optional<http::Response> WorkloadManager::Handle(const http::Request& req) 
     return http::ErrorResponse(405, "MethodNotAllowed",
                                "Method " + req.method + " is not allowed.");
   }
-  return Put(req, *kind, rg, name, *found);
+  return Put(req, *kind, rg, name, linked);
 }
 
 http::Response WorkloadManager::Put(const http::Request& req, const Kind& kind,
                                     const std::string& rg, const std::string& name,
-                                    const std::optional<storage::WorkloadRecord>& found) {
+                                    const LinkedCheck& linked) {
   bool patch = req.method == "PATCH";
   auto body = ParseJson(req.body.empty() ? "{}" : req.body);
   if (!body || !body->is_object()) {
     return http::ErrorResponse(400, "InvalidRequestContent",
                                "The request content is not a JSON object.");
   }
-  storage::WorkloadRecord w;
-  if (found) {
-    w = *found;
-  } else {
-    w.uid = crypto::RandomUuid();
-    w.resource_id = "/subscriptions/" + config_.subscription_id + "/resourceGroups/" + rg +
-                    "/providers/" + kind.full_type + "/" + name;
-    w.type = kind.full_type;
-    w.location = "local";
-    w.created = clock_.NowSeconds();
-  }
+  std::optional<std::string> location;
   if (auto it = body->find("location"); it != body->end() && !it->is_null()) {
     if (!it->is_string() || it->get<std::string>().empty() || it->get<std::string>().size() > 64) {
       return http::ErrorResponse(400, "LocationRequired", "location must be a non-empty string.");
     }
-    w.location = it->get<std::string>();
+    location = it->get<std::string>();
   }
+  std::optional<std::string> tags;
   if (auto it = body->find("tags"); it != body->end() && !it->is_null()) {
-    Status tags = CheckArmTags(*it);
-    if (!tags.ok()) {
-      return ArmError(tags);
+    Status valid = CheckArmTags(*it);
+    if (!valid.ok()) {
+      return ArmError(valid);
     }
-    w.tags_json = ToJson(*it);
-  } else if (!patch) {
-    w.tags_json = "{}";
+    tags = ToJson(*it);
   }
-  auto wish = ParseIdentity(body->value("identity", Json()), found, patch);
-  if (!wish.ok()) {
-    return ArmError(wish.status());
-  }
+  Json identity = body->value("identity", Json());
   // User-assigned identities must exist; the stored id is the identity's own.
   auto principals = store_.ListPrincipals();
   if (!principals.ok()) {
     return ArmError(principals.status());
   }
-  w.user_assigned.clear();
-  for (const auto& id : wish->user_assigned) {
-    const storage::PrincipalRecord* match = FindUserAssigned(*principals, id);
-    if (match == nullptr) {
-      return http::ErrorResponse(400, "FailedIdentityOperation",
-                                 "Identity operation failed: the user-assigned identity '" +
-                                     id.substr(0, 300) + "' was not found.");
-    }
-    w.user_assigned.push_back(match->resource_id);
+  std::string resource_id = "/subscriptions/" + config_.subscription_id + "/resourceGroups/" + rg +
+                            "/providers/" + kind.full_type + "/" + name;
+  bool created = false;
+  std::string removed;
+  // The change is made to the workload as it is when it is written, so
+  // concurrent changes (tags, identities) all land.
+  auto stored = store_.PutWorkload(
+      resource_id,
+      [&](const std::optional<storage::WorkloadWrite>& current)
+          -> StatusOr<storage::WorkloadWrite> {
+        std::optional<storage::WorkloadRecord> found;
+        if (current) {
+          found = current->workload;
+        }
+        if (patch && !found) {
+          return NotFoundError("The Resource '" + std::string(kind.full_type) + "/" + name +
+                                   "' under resource group '" + rg + "' was not found.",
+                               "ResourceNotFound");
+        }
+        RETURN_IF_ERROR(
+            CheckPreconditions(req, found ? std::optional<int64_t>(found->version) : std::nullopt));
+        storage::WorkloadWrite write;
+        storage::WorkloadRecord& w = write.workload;
+        if (found) {
+          w = *found;
+        } else {
+          w.uid = crypto::RandomUuid();
+          w.resource_id = resource_id;
+          w.type = kind.full_type;
+          w.location = "local";
+          w.created = clock_.NowSeconds();
+        }
+        w.location = location.value_or(w.location);
+        w.tags_json = tags.value_or(patch ? w.tags_json : "{}");
+        ASSIGN_OR_RETURN(IdentityWish wish, ParseIdentity(identity, found, patch));
+        w.user_assigned.clear();
+        for (const auto& id : wish.user_assigned) {
+          bool attached = false;
+          if (found) {
+            for (const auto& now : found->user_assigned) {
+              attached = attached || EqualsIgnoreCase(now, id);
+            }
+          }
+          if (!attached && IsIdentityId(id, config_.subscription_id)) {
+            // SECURITY: a workload's code acts as every identity attached to
+            // it, so attaching one needs a right on the identity itself, not
+            // only on the workload (Azure's linked check). It comes before
+            // the existence check, so a caller learns nothing of identities
+            // it may not assign.
+            RETURN_IF_ERROR(linked(kAssignIdentityAction, id));
+          }
+          const storage::PrincipalRecord* match = FindUserAssigned(*principals, id);
+          if (match == nullptr) {
+            return InvalidArgumentError("Identity operation failed: the user-assigned identity '" +
+                                            id.substr(0, 300) + "' was not found.",
+                                        "FailedIdentityOperation");
+          }
+          w.user_assigned.push_back(match->resource_id);
+        }
+        // The system-assigned identity is born and dies with the resource.
+        if (wish.system && w.system_principal_id.empty()) {
+          storage::PrincipalRecord p;
+          p.object_id = crypto::RandomUuid();
+          p.app_id = crypto::RandomUuid();
+          p.tenant_id = config_.tenant_id;
+          p.display_name = name;
+          p.kind = "SystemAssignedIdentity";
+          p.created = clock_.NowSeconds();
+          p.resource_id = w.resource_id;
+          w.system_principal_id = p.object_id;
+          write.add_principal = std::move(p);
+        } else if (!wish.system && !w.system_principal_id.empty()) {
+          write.remove_principal_id = w.system_principal_id;
+          w.system_principal_id.clear();
+        }
+        created = !found;
+        removed = write.remove_principal_id;
+        return write;
+      });
+  if (!stored.ok()) {
+    return ArmError(stored.status());
   }
-  // The system-assigned identity is born and dies with the resource.
-  std::optional<storage::PrincipalRecord> add;
-  std::string remove;
-  if (wish->system && w.system_principal_id.empty()) {
-    storage::PrincipalRecord p;
-    p.object_id = crypto::RandomUuid();
-    p.app_id = crypto::RandomUuid();
-    p.tenant_id = config_.tenant_id;
-    p.display_name = name;
-    p.kind = "SystemAssignedIdentity";
-    p.created = clock_.NowSeconds();
-    p.resource_id = w.resource_id;
-    w.system_principal_id = p.object_id;
-    add = std::move(p);
-  } else if (!wish->system && !w.system_principal_id.empty()) {
-    remove = w.system_principal_id;
-    w.system_principal_id.clear();
+  if (!removed.empty()) {
+    config_.on_principal_deleted(removed);
   }
-  Status put = store_.PutWorkload(w, add, remove);
-  if (!put.ok()) {
-    return ArmError(put);
-  }
-  if (!remove.empty()) {
-    config_.on_principal_deleted(remove);
-  }
-  return http::JsonResponse(found ? 200 : 201, ToJson(ToArm(w, *principals)));
+  http::Response r = http::JsonResponse(created ? 201 : 200, ToJson(ToArm(*stored, *principals)));
+  r.SetHeader("ETag", ETag(stored->version));
+  return r;
 }
 
 http::Response WorkloadManager::Delete(const storage::WorkloadRecord& w) {
@@ -362,11 +417,21 @@ http::Response WorkloadManager::Delete(const storage::WorkloadRecord& w) {
 
 http::Response WorkloadManager::Action(const std::string& action, storage::WorkloadRecord w) {
   if (EqualsIgnoreCase(action, "regenerateIdentityHeader")) {
-    ++w.header_generation;
-    Status put = store_.PutWorkload(w, std::nullopt, "");
+    auto put = store_.PutWorkload(w.resource_id,
+                                  [&](const std::optional<storage::WorkloadWrite>& current)
+                                      -> StatusOr<storage::WorkloadWrite> {
+                                    if (!current) {
+                                      return NotFoundError("The workload was deleted.",
+                                                           "ResourceNotFound");
+                                    }
+                                    storage::WorkloadWrite write = *current;
+                                    ++write.workload.header_generation;
+                                    return write;
+                                  });
     if (!put.ok()) {
-      return ArmError(put);
+      return ArmError(put.status());
     }
+    w = *put;
   } else if (!EqualsIgnoreCase(action, "listIdentityEndpoint")) {
     return http::ErrorResponse(404, "NotFound",
                                "Unknown action '" + action.substr(0, 64) +

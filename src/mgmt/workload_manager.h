@@ -8,6 +8,7 @@
 #include "common/clock.h"
 #include "common/json.h"
 #include "http/message.h"
+#include "mgmt/arm.h"
 #include "storage/store.h"
 
 namespace coffer::mgmt {
@@ -37,13 +38,16 @@ struct WorkloadConfig {
 // created with the workload (or when the type gains it) and deleted with it
 // (or when the type drops it), in the same transaction. User-assigned
 // identities must exist when assigned and outlive the workload.
-// Authorization is the caller's job. Thread-safe.
+// Authorization of the request is the caller's job; attaching a
+// user-assigned identity the workload does not hold yet also needs
+// kAssignIdentityAction on that identity, which Handle asks `linked`.
+// Thread-safe.
 class WorkloadManager {
  public:
   WorkloadManager(WorkloadConfig config, storage::Store& store, const Clock& clock);
 
   // Handle answers a workload request, or returns nullopt for other paths.
-  std::optional<http::Response> Handle(const http::Request& request);
+  std::optional<http::Response> Handle(const http::Request& request, const LinkedCheck& linked);
 
   // A resource type served here.
   struct Kind {
@@ -54,7 +58,7 @@ class WorkloadManager {
 
  private:
   http::Response Put(const http::Request& request, const Kind& kind, const std::string& rg,
-                     const std::string& name, const std::optional<storage::WorkloadRecord>& found);
+                     const std::string& name, const LinkedCheck& linked);
   http::Response Delete(const storage::WorkloadRecord& workload);
   http::Response Action(const std::string& action, storage::WorkloadRecord workload);
   StatusOr<std::optional<storage::WorkloadRecord>> Find(const std::string& resource_id);

@@ -145,6 +145,28 @@ std::optional<http::Response> CofferServer::AuthorizeArm(const Caller& caller,
           "credentials.");
 }
 
+mgmt::LinkedCheck CofferServer::LinkedFor(const Caller& caller, const http::Request& request) {
+  auto op = authz::ArmOperationOf(request.method, request.segments);
+  std::string action = op ? op->action : request.method;
+  std::string scope = op ? op->scope : "";
+  return [this, caller, action, scope](std::string_view linked_action,
+                                       std::string_view linked_scope) -> Status {
+    auto d = authorizer_->CheckAction(PrincipalOf(caller), linked_action, linked_scope);
+    if (d.allowed) {
+      return OkStatus();
+    }
+    // Azure's words for a linked denial.
+    return PermissionDeniedError(
+        "The client '" + caller.object_id + "' with object id '" + caller.object_id +
+            "' has permission to perform action '" + action + "' on scope '" + scope +
+            "'; however, it does not have permission to perform action(s) '" +
+            std::string(linked_action) + "' on the linked scope(s) '" +
+            std::string(linked_scope.substr(0, 400)) +
+            "' (respectively) or the linked scope(s) are invalid.",
+        "LinkedAuthorizationFailed");
+  };
+}
+
 void CofferServer::FilterList(const Caller& caller, http::Response& response) {
   auto body = ParseJson(response.body);
   if (response.status != 200 || !body || !body->is_object() || !body->contains("value") ||

@@ -88,7 +88,7 @@ Status CofferServer::Bootstrap() {
       }
       Json body = {{"location", "local"}, {"properties", {{"softDeleteRetentionInDays", 7}}}};
       auto created =
-          vault_manager_->CreateOrUpdate(kDevResourceGroup, kDevVault, body, true, "2023-07-01");
+          vault_manager_->CreateOrUpdate(kDevResourceGroup, kDevVault, body, "2023-07-01");
       if (!created.ok()) {
         return created.status();
       }
@@ -144,24 +144,19 @@ Status CofferServer::GrantAdministrators() {
   // The dev vault uses access policies, as vaults created before
   // api-version 2026-02-01 do: the administrators get every permission.
   if (config_.dev) {
-    auto dev = store_->GetVault(kDevVault);
-    if (dev.ok() && !dev->deleted()) {
-      Json props = ParseJson(dev->properties_json).value_or(Json::object());
-      Json policies = props.value("accessPolicies", Json::array());
+    auto updated = store_->UpdateVault(kDevVault, [&](storage::VaultRecord& v) {
       for (const auto& admin : admins) {
-        Json all = Json::array({"all"});
-        policies.push_back(
-            {{"tenantId", info_.tenant_id},
-             {"objectId", admin},
-             {"permissions",
-              {{"secrets", all}, {"keys", all}, {"certificates", all}, {"storage", all}}}});
+        storage::AccessPolicyRecord p;
+        p.tenant_id = info_.tenant_id;
+        p.object_id = admin;
+        p.secrets = p.keys = p.certificates = p.storage = std::vector<std::string>{"all"};
+        v.access_policies.push_back(std::move(p));
       }
-      Json body = {{"properties", {{"accessPolicies", policies}}}};
-      auto updated =
-          vault_manager_->CreateOrUpdate(dev->resource_group, dev->name, body, false, "2023-07-01");
-      if (!updated.ok()) {
-        return updated.status();
-      }
+      return OkStatus();
+    });
+    registry_->Invalidate(kDevVault);
+    if (!updated.ok() && updated.status().code() != StatusCode::kNotFound) {
+      return updated.status();
     }
   }
   return store_->PutMeta("administrator_grants", "1");

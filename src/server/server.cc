@@ -148,6 +148,7 @@ Status CofferServer::Init() {
     authenticator_->ForgetPrincipal(oid);
   };
   workload_manager_ = std::make_unique<mgmt::WorkloadManager>(std::move(wc), *store_, clock_);
+  tags_api_ = std::make_unique<mgmt::TagsApi>(*subscription, *store_, *registry_);
 
   if (config_.audit) {
     audit::LogOptions ao;
@@ -486,7 +487,7 @@ http::Response CofferServer::AuthorityRequest(http::Request& request, AuditNote&
         return http::ErrorResponse(405, "MethodNotAllowed",
                                    "Role definitions are written under a subscription scope.");
       }
-      if (auto r = role_manager_->Handle(request, who)) {
+      if (auto r = role_manager_->Handle(request, who, LinkedFor(*caller, request))) {
         return *r;
       }
     } else {
@@ -497,9 +498,13 @@ http::Response CofferServer::AuthorityRequest(http::Request& request, AuditNote&
       if (auto denied = AuthorizeArm(*caller, request, &filter, &note)) {
         return *denied;
       }
-      std::optional<http::Response> r = event_subscriptions_->Handle(request);
+      mgmt::LinkedCheck linked = LinkedFor(*caller, request);
+      std::optional<http::Response> r = tags_api_->Handle(request);
       if (!r) {
-        r = role_manager_->Handle(request, who);
+        r = event_subscriptions_->Handle(request);
+      }
+      if (!r) {
+        r = role_manager_->Handle(request, who, linked);
       }
       if (!r) {
         r = vault_manager_->Handle(request);
@@ -508,7 +513,7 @@ http::Response CofferServer::AuthorityRequest(http::Request& request, AuditNote&
         r = identity_manager_->Handle(request);
       }
       if (!r) {
-        r = workload_manager_->Handle(request);
+        r = workload_manager_->Handle(request, linked);
       }
       if (r) {
         if (filter) {

@@ -27,6 +27,7 @@
 #include "mgmt/event_subscription_manager.h"
 #include "mgmt/identity_manager.h"
 #include "mgmt/role_manager.h"
+#include "mgmt/tags_api.h"
 #include "mgmt/vault_manager.h"
 #include "mgmt/workload_manager.h"
 #include "net/http_server.h"
@@ -149,6 +150,8 @@ class CofferServer {
   std::optional<http::Response> AuthorizeArm(const Caller& caller, const http::Request& request,
                                              bool* filter_list, AuditNote* note);
   void FilterList(const Caller& caller, http::Response& response);
+  // The linked checks of one management request by `caller`.
+  mgmt::LinkedCheck LinkedFor(const Caller& caller, const http::Request& request);
   http::Response DataDenial(const Caller& caller, const keyvault::OpenVault& vault,
                             const authz::DataOperation& op, std::string_view object,
                             const authz::Decision& decision) const;
@@ -187,6 +190,7 @@ class CofferServer {
   std::unique_ptr<mgmt::VaultManager> vault_manager_;
   std::unique_ptr<mgmt::IdentityManager> identity_manager_;
   std::unique_ptr<mgmt::WorkloadManager> workload_manager_;
+  std::unique_ptr<mgmt::TagsApi> tags_api_;
   std::unique_ptr<authz::Authorizer> authorizer_;
   std::unique_ptr<mgmt::RoleManager> role_manager_;
   std::unique_ptr<mgmt::EventSubscriptionManager> event_subscriptions_;

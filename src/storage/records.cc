@@ -16,4 +16,9 @@ std::string VaultRecord::ResourceId() const {
          "/providers/Microsoft.KeyVault/vaults/" + name;
 }
 
+bool AccessModelChanged(const VaultRecord& before, const VaultRecord& after) {
+  return before.rbac_authorization != after.rbac_authorization ||
+         before.access_policies != after.access_policies;
+}
+
 }  // namespace coffer::storage

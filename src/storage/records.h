@@ -25,6 +25,8 @@ struct PrincipalRecord {
   std::string resource_id;
   std::string location;
   std::string tags_json = "{}";
+  // 1 when created, incremented by every update; the ARM etag.
+  int64_t version = 0;
 };
 
 struct ClientSecretRecord {
@@ -77,6 +79,8 @@ struct WorkloadRecord {
   // Bumped to invalidate every identity header issued before.
   int64_t header_generation = 1;
   int64_t created = 0;
+  // 1 when created, incremented by every update; the ARM etag.
+  int64_t version = 0;
 };
 
 // A custom role definition (built-in roles live in code: authz/roles.h).
@@ -87,6 +91,8 @@ struct RoleDefinitionRecord {
   std::string definition_json;
   int64_t created = 0;
   int64_t updated = 0;
+  // 1 when created, incremented by every update; the ARM etag.
+  int64_t version = 0;
 };
 
 // A role assignment: `principal_id` holds role `role_definition_id` at
@@ -107,25 +113,53 @@ struct RoleAssignmentRecord {
 // trailing '/'.
 std::string RoleScopeKey(std::string_view scope);
 
+// One entry of a vault's access policies: whom it names and the permission
+// names it grants per object type, as written (the management plane
+// validates them; authz::CompileAccessPolicies compiles them).
+struct AccessPolicyRecord {
+  std::string tenant_id;
+  std::string object_id;
+  std::string application_id;  // "" unless a compound identity
+  // Permission names per object type as written, or nullopt when the entry
+  // does not mention the type.
+  std::optional<std::vector<std::string>> keys;
+  std::optional<std::vector<std::string>> secrets;
+  std::optional<std::vector<std::string>> certificates;
+  std::optional<std::vector<std::string>> storage;
+
+  bool operator==(const AccessPolicyRecord&) const = default;
+};
+
 struct VaultRecord {
   std::string name;  // as created; lookups are case-insensitive
   std::string subscription_id;
   std::string resource_group;
   std::string location;
   std::string tenant_id;
-  std::string properties_json;   // ARM `properties` as last written (without vaultUri)
-  std::string tags_json;         // ARM `tags`
+  // The settings Key Vault's properties carry (docs/management-plane.md).
+  std::string sku = "standard";  // "standard" or "premium"
+  int retention_days = 90;       // soft-delete retention, 7-90
+  bool purge_protection = false;
+  bool rbac_authorization = false;
+  std::vector<AccessPolicyRecord> access_policies;
+  std::string tags_json = "{}";  // ARM `tags`
   std::string wrapped_data_key;  // per-vault data key sealed by the master key
   int64_t created = 0;
   int64_t updated = 0;
   // Soft delete: both 0 while the vault is live.
   int64_t deleted_date = 0;
   int64_t scheduled_purge_date = 0;
+  // 1 when created, incremented by every update; the ARM etag.
+  int64_t version = 0;
 
   bool deleted() const { return deleted_date != 0; }
   // The vault's ARM resource id.
   std::string ResourceId() const;
 };
+
+// AccessModelChanged is the one rule for Key Vault's VaultAccessPolicyChanged
+// event: the permission model or the access policies differ.
+bool AccessModelChanged(const VaultRecord& before, const VaultRecord& after);
 
 struct SecretVersionRecord {
   std::string name;  // display name, case as first created
@@ -196,6 +230,8 @@ struct EventSubscriptionRecord {
   int64_t start_seq = 0;        // changes after this one are delivered
   int64_t created = 0;
   int64_t updated = 0;
+  // 1 when created, incremented by every update; the ARM etag.
+  int64_t version = 0;
 };
 
 }  // namespace coffer::storage

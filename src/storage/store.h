@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -21,6 +22,32 @@ namespace coffer::storage {
 //
 // Errors common to all calls: kUnavailable or kInternal when the backend
 // fails; kDataLoss when stored data is corrupt.
+//
+// Atomic changes: management state is changed by read-modify-write, and two
+// requests must never lose each other's change. The calls that change a
+// record take a function instead of the new record: the store reads the
+// current record inside its write transaction, calls the function and
+// stores what it returns (or what it left in the record), incrementing
+// `version`. When the function returns an error, nothing is written and the
+// call returns that error. The function runs while the store holds its
+// write lock (on SQLite, on the writer thread inside the group commit): it
+// must be quick, deterministic apart from fresh ids, and must never call the
+// store.
+template <typename Record>
+using Mutation = std::function<Status(Record& record)>;
+// Makes the record to store from the current one, or from nothing when
+// there is none yet.
+template <typename Record>
+using Upsert = std::function<StatusOr<Record>(const std::optional<Record>& current)>;
+
+// What a workload change writes: the workload, and in the same transaction
+// its new system-assigned principal and the one it dropped.
+struct WorkloadWrite {
+  WorkloadRecord workload;
+  std::optional<PrincipalRecord> add_principal;
+  std::string remove_principal_id;
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -30,14 +57,17 @@ class Store {
   virtual Status PutMeta(const std::string& key, const std::string& value) = 0;
 
   // --- principals and their client secrets ---
-  // kAlreadyExists if the object id or app id is taken.
+  // kAlreadyExists if the object id or app id is taken, or a user-assigned
+  // identity with the same resource id (any case) exists.
   virtual Status CreatePrincipal(const PrincipalRecord& principal) = 0;
   // kNotFound if no principal has that app (client) id.
   virtual StatusOr<PrincipalRecord> GetPrincipalByAppId(const std::string& app_id) = 0;
   virtual StatusOr<PrincipalRecord> GetPrincipal(const std::string& object_id) = 0;
   virtual StatusOr<std::vector<PrincipalRecord>> ListPrincipals() = 0;
-  // Replaces display name, location and tags. kNotFound if absent.
-  virtual Status UpdatePrincipal(const PrincipalRecord& principal) = 0;
+  // Changes display name, location and tags (other fields are kept) as
+  // `mutate` leaves them. kNotFound if absent.
+  virtual StatusOr<PrincipalRecord> UpdatePrincipal(const std::string& object_id,
+                                                    const Mutation<PrincipalRecord>& mutate) = 0;
   // Deletes the principal and its credentials. kNotFound if absent.
   virtual Status DeletePrincipal(const std::string& object_id) = 0;
   // kNotFound if the principal does not exist.
@@ -56,25 +86,37 @@ class Store {
   virtual Status RemoveClientSecret(const std::string& principal_object_id,
                                     const std::string& key_id) = 0;
 
+  // RecordAssertionId remembers that the client assertion `jti` of `app_id`
+  // was used, until `expires` (Unix seconds): true when it is new, false
+  // when it was seen before (a replay). Forgets assertions expired at `now`.
+  virtual StatusOr<bool> RecordAssertionId(const std::string& app_id, const std::string& jti,
+                                           int64_t expires, int64_t now) = 0;
+
   // Federated identity credentials of a principal. Put creates or replaces
-  // (matched by name, case-insensitively); kNotFound if the principal does
+  // the credential `name` (matched case-insensitively) with what `make`
+  // returns, given every credential the principal holds now (so that limits
+  // and uniqueness are checked atomically); kNotFound if the principal does
   // not exist. Delete: kNotFound if absent. DeletePrincipal removes them.
-  virtual Status PutFederatedCredential(const FederatedCredentialRecord& credential) = 0;
+  using FederatedCredentialsUpsert = std::function<StatusOr<FederatedCredentialRecord>(
+      const std::vector<FederatedCredentialRecord>& existing)>;
+  virtual StatusOr<FederatedCredentialRecord> PutFederatedCredential(
+      const std::string& principal_object_id, const std::string& name,
+      const FederatedCredentialsUpsert& make) = 0;
   virtual StatusOr<std::vector<FederatedCredentialRecord>> ListFederatedCredentials(
       const std::string& principal_object_id) = 0;
   virtual Status DeleteFederatedCredential(const std::string& principal_object_id,
                                            const std::string& name) = 0;
 
   // --- workload resources ---
-  // PutWorkload creates or replaces (by uid) a workload and, in the same
-  // transaction, creates `add_principal` (its new system-assigned identity)
-  // and deletes the principal `remove_principal_id` (the one it dropped).
-  // kAlreadyExists if another workload has the same resource id or the new
-  // principal's ids are taken; kNotFound if `remove_principal_id` does not
-  // exist. Nothing is written on error.
-  virtual Status PutWorkload(const WorkloadRecord& workload,
-                             const std::optional<PrincipalRecord>& add_principal,
-                             const std::string& remove_principal_id) = 0;
+  // PutWorkload creates or changes the workload with this resource id
+  // (case-insensitively): `make` gets the current one (or nullopt) and
+  // returns the workload to store and, in the same transaction, the
+  // principal to create (its new system-assigned identity) and the one to
+  // delete (the identity it dropped). The uid of an existing workload never
+  // changes. kAlreadyExists if the new principal's ids are taken; kNotFound
+  // if the principal to delete does not exist. Nothing is written on error.
+  virtual StatusOr<WorkloadRecord> PutWorkload(const std::string& resource_id,
+                                               const Upsert<WorkloadWrite>& make) = 0;
   // kNotFound if absent.
   virtual StatusOr<WorkloadRecord> GetWorkload(const std::string& uid) = 0;
   virtual StatusOr<std::vector<WorkloadRecord>> ListWorkloads() = 0;
@@ -83,13 +125,17 @@ class Store {
   virtual Status DeleteWorkload(const std::string& uid) = 0;
 
   // --- role definitions and assignments (docs/authorization.md) ---
-  // Creates or replaces (by id) a custom role. kAlreadyExists (reason
+  // Creates or replaces the custom role `id` with what `make` returns from
+  // the current one. kAlreadyExists (reason
   // "RoleDefinitionWithSameNameExists") if another role has the same name.
-  virtual Status PutRoleDefinition(const RoleDefinitionRecord& role) = 0;
+  virtual StatusOr<RoleDefinitionRecord> PutRoleDefinition(
+      const std::string& id, const Upsert<RoleDefinitionRecord>& make) = 0;
   virtual StatusOr<std::vector<RoleDefinitionRecord>> ListRoleDefinitions() = 0;
-  // kNotFound if absent; kFailedPrecondition (reason
+  // Deletes the role when `check` accepts the current definition (its error
+  // is returned otherwise). kNotFound if absent; kFailedPrecondition (reason
   // "RoleDefinitionHasAssignments") while an assignment uses it.
-  virtual Status DeleteRoleDefinition(const std::string& id) = 0;
+  virtual Status DeleteRoleDefinition(
+      const std::string& id, const std::function<Status(const RoleDefinitionRecord&)>& check) = 0;
   // kAlreadyExists (reason "RoleAssignmentExists") if the id is taken or the
   // same principal already holds the same role at the same scope.
   virtual Status CreateRoleAssignment(const RoleAssignmentRecord& assignment) = 0;
@@ -102,8 +148,14 @@ class Store {
   // deleted vault keeps its name reserved until it is purged.
   // kAlreadyExists if a vault of that name (any case) exists, deleted or not.
   virtual Status CreateVault(const VaultRecord& vault) = 0;
-  // Replaces the mutable fields of a live vault. kNotFound if absent.
-  virtual Status UpdateVault(const VaultRecord& vault) = 0;
+  // Changes a live vault as `mutate` leaves it: location, tags and the
+  // settings (sku, retention, purge protection, permission model, access
+  // policies) and `updated`; name, group, key and deletion state are kept.
+  // When the access model changes (AccessModelChanged), a
+  // VaultAccessPolicyChanged change is appended in the same transaction.
+  // kNotFound if there is no live vault.
+  virtual StatusOr<VaultRecord> UpdateVault(const std::string& name,
+                                            const Mutation<VaultRecord>& mutate) = 0;
   virtual StatusOr<VaultRecord> GetVault(const std::string& name) = 0;
   virtual StatusOr<std::vector<VaultRecord>> ListVaults() = 0;
   // Soft-deletes a live vault and, in the same transaction, deletes the
@@ -192,9 +244,14 @@ class Store {
   virtual StatusOr<bool> RecordNotice(const ChangeRecord& change) = 0;
 
   // --- event subscriptions ---
-  // Creates or replaces (same vault and name, any case). kNotFound if the
-  // vault does not exist. Purging a vault removes its subscriptions.
-  virtual Status PutEventSubscription(const EventSubscriptionRecord& subscription) = 0;
+  // Creates or replaces the subscription `name` of `vault` (any case) with
+  // what `make` returns from the current one; `existing` is how many the
+  // vault holds now, for the limit. kNotFound if the vault does not exist.
+  // Purging a vault removes its subscriptions.
+  using EventSubscriptionUpsert = std::function<StatusOr<EventSubscriptionRecord>(
+      const std::optional<EventSubscriptionRecord>& current, size_t existing)>;
+  virtual StatusOr<EventSubscriptionRecord> PutEventSubscription(
+      const std::string& vault, const std::string& name, const EventSubscriptionUpsert& make) = 0;
   // `vault` empty lists every vault's.
   virtual StatusOr<std::vector<EventSubscriptionRecord>> ListEventSubscriptions(
       const std::string& vault) = 0;

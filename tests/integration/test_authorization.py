@@ -25,10 +25,12 @@
 import http.client
 import json
 import ssl
+import subprocess
+import threading
 import urllib.parse
 import uuid
 
-from harness import KV_API, ServerTestCase, jwt_parts
+from harness import KV_API, ServerTestCase, coffer_binary, jwt_parts
 
 AUTHZ_API = "2022-04-01"
 VAULT_API = "2023-07-01"
@@ -187,7 +189,9 @@ class AuthzTestCase(ServerTestCase):
                 raise AssertionError(f"token for {name}: {r!r}")
             tokens.append(r.json()["access_token"])
         oid = jwt_parts(tokens[0])[1]["oid"]
-        return Principal(name, "ServicePrincipal", oid, sp["appId"], *tokens)
+        p = Principal(name, "ServicePrincipal", oid, sp["appId"], *tokens)
+        p.secret = sp["password"]
+        return p
 
     @classmethod
     def new_workload_identities(cls, rg, app, uai_name):
@@ -1027,6 +1031,277 @@ class ManagementPlaneTests(AuthzTestCase):
         self.assertAccessPolicyDenial(
             self.http.kv("GET", "mgmtap", "/secrets/s", token=n.vault_token), n, "mgmtap", "get",
             "NoAccessPolicy")
+
+
+class LinkedAuthorizationTests(AuthzTestCase):
+    """Rights reached through linked resources (reproductions of two privilege escalations):
+    attaching a user-assigned identity to a workload needs assign/action on the identity, and
+    rewriting a role definition needs the right at every scope it can be assigned at, old and
+    new."""
+
+    MIO = "f1a07417-d97a-45cb-824c-7a7467783830"  # Managed Identity Operator
+    ASSIGN = "Microsoft.ManagedIdentity/userAssignedIdentities/assign/action"
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.prod_id = cls.coffer_json("identity", "create", "-n", "prod-id", "-g", "rg-prod")
+        cls.dev_id = cls.coffer_json("identity", "create", "-n", "dev-id", "-g", "rg-dev")
+
+    def site(self, rg, name, kind="Microsoft.Web/sites"):
+        return f"{self.sub_id}/resourceGroups/{rg}/providers/{kind}/{name}"
+
+    def put_site(self, p, rg, name, identity, method="PUT", kind="Microsoft.Web/sites"):
+        body = {"location": "local"}
+        if identity is not None:
+            body["identity"] = identity
+        return self.http.arm(method, self.site(rg, name, kind), body, token=p.mgmt_token,
+                             api_version=SITES_API)
+
+    @staticmethod
+    def user_assigned(*ids, system=False):
+        return {"type": ("SystemAssigned, " if system else "") + "UserAssigned",
+                "userAssignedIdentities": {i: {} for i in ids}}
+
+    def assertLinkedDenied(self, r, scope, action=None, msg=""):
+        body = self.assertErrorBody(r, 403, "LinkedAuthorizationFailed", msg)
+        text = body["error"]["message"]
+        self.assertIn(f"'{action or self.ASSIGN}'", text, msg)
+        self.assertIn(f"linked scope(s) '{scope}'", text, msg)
+
+    def mi_token_for(self, rg, name, identity):
+        r = self.http.arm("POST", self.site(rg, name) + "/listIdentityEndpoint",
+                          api_version=SITES_API)
+        self.assertEqual(r.status, 200, r)
+        q = urllib.parse.urlencode({"api-version": MI_API, "resource": self.srv.vault_resource,
+                                    "mi_res_id": identity["id"]})
+        return self.srv.request("GET", "/msi/token?" + q, host="localhost", auth=False,
+                                headers={"X-IDENTITY-HEADER": r.json()["identityHeader"]})
+
+    def test_a_workload_cannot_be_given_an_identity_the_caller_may_not_assign(self):
+        dev = self.new_sp("rg-dev contributor")
+        self.assign_ok(f"{self.sub_id}/resourceGroups/rg-dev", ROLES["Contributor"], dev.oid)
+        self.assertArmDenied(self.http.arm("GET", self.prod_id["id"], token=dev.mgmt_token,
+                                           api_version=MI_API))
+        prod = self.prod_id["id"]
+        for kind in ("Microsoft.Web/sites", "Microsoft.Compute/virtualMachines"):
+            with self.subTest(kind=kind):
+                r = self.put_site(dev, "rg-dev", "app1", self.user_assigned(prod), kind=kind)
+                self.assertLinkedDenied(r, prod)
+                self.assertEqual(self.http.arm("GET", self.site("rg-dev", "app1", kind),
+                                               api_version=SITES_API).status, 404,
+                                 "a refused PUT created the workload")
+        # An identity in its own resource group is fine; adding prod-id by PATCH or by PUT to
+        # an existing workload is not, and leaves the workload as it was.
+        r = self.put_site(dev, "rg-dev", "app2", self.user_assigned(self.dev_id["id"],
+                                                                    system=True))
+        self.assertEqual(r.status, 201, r)
+        before = r.json()["identity"]
+        for method in ("PATCH", "PUT"):
+            with self.subTest(method=method):
+                r = self.put_site(dev, "rg-dev", "app2",
+                                  self.user_assigned(self.dev_id["id"], prod, system=True),
+                                  method=method)
+                self.assertLinkedDenied(r, prod)
+        shown = self.http.arm("GET", self.site("rg-dev", "app2"), api_version=SITES_API)
+        self.assertEqual(shown.json()["identity"], before)
+        # A case-changed or otherwise respelled id is the same identity.
+        r = self.put_site(dev, "rg-dev", "app2",
+                          self.user_assigned(prod.upper().replace("/SUBSCRIPTIONS/",
+                                                                  "/subscriptions/")),
+                          method="PATCH")
+        self.assertEqual(r.status, 403, r)
+        # `coffer webapp identity assign` with the contributor's credentials is refused too.
+        env = self.coffer_env()
+        env.update({"AZURE_CLIENT_ID": dev.app_id, "AZURE_CLIENT_SECRET": dev.secret})
+        p = subprocess.run([coffer_binary(), "webapp", "identity", "assign", "-n", "app2", "-g",
+                            "rg-dev", "--identities", prod], env=env, capture_output=True,
+                           timeout=60, stdin=subprocess.DEVNULL)
+        self.assertNotEqual(p.returncode, 0, p)
+        self.assertIn(b"LinkedAuthorizationFailed", p.stdout + p.stderr)
+        self.assertEqual(self.http.arm("GET", self.site("rg-dev", "app2"),
+                                       api_version=SITES_API).json()["identity"], before)
+
+    def test_managed_identity_operator_on_the_identity_allows_attaching_it(self):
+        dev = self.new_sp("rg-dev contributor and operator")
+        self.assign_ok(f"{self.sub_id}/resourceGroups/rg-dev", ROLES["Contributor"], dev.oid)
+        prod = self.prod_id["id"]
+        self.assertLinkedDenied(self.put_site(dev, "rg-dev", "app3", self.user_assigned(prod)),
+                                prod)
+        self.assign_ok(prod, self.MIO, dev.oid)
+        r = self.put_site(dev, "rg-dev", "app3", self.user_assigned(prod))
+        self.assertEqual(r.status, 201, r)
+        t = self.mi_token_for("rg-dev", "app3", self.prod_id)
+        self.assertEqual(t.status, 200, t)
+        self.assertEqual(jwt_parts(t.json()["access_token"])[1]["oid"],
+                         self.prod_id["principalId"])
+
+    def test_an_identity_already_attached_needs_no_new_right(self):
+        other = self.new_sp("rg-dev contributor, later")
+        self.assign_ok(f"{self.sub_id}/resourceGroups/rg-dev", ROLES["Contributor"], other.oid)
+        prod = self.prod_id["id"]
+        r = self.http.arm("PUT", self.site("rg-dev", "app4"),
+                          {"location": "local", "identity": self.user_assigned(prod)},
+                          api_version=SITES_API)
+        self.assertEqual(r.status, 201, r)
+        r = self.http.arm("PATCH", self.site("rg-dev", "app4"), {"tags": {"team": "a"}},
+                          token=other.mgmt_token, api_version=SITES_API)
+        self.assertEqual(r.status, 200, r)
+        r = self.put_site(other, "rg-dev", "app4", self.user_assigned(prod), method="PUT")
+        self.assertEqual(r.status, 200, r)
+        # Dropping it is allowed; bringing it back is attaching it anew.
+        r = self.put_site(other, "rg-dev", "app4", {"type": "SystemAssigned"})
+        self.assertEqual(r.status, 200, r)
+        self.assertLinkedDenied(self.put_site(other, "rg-dev", "app4",
+                                              self.user_assigned(prod)), prod)
+
+    def test_a_narrow_scope_cannot_rewrite_a_role_assigned_wider(self):
+        rg_b = f"{self.sub_id}/resourceGroups/rg-b"
+        self.coffer_json("identity", "create", "-n", "b-id", "-g", "rg-b")
+        guid = self.create_custom_role("wide reader", [], actions=["Microsoft.KeyVault/vaults/read"])
+        role_at_sub = f"{self.sub_id}/providers/Microsoft.Authorization/roleDefinitions/{guid}"
+        role_at_rg = f"{rg_b}/providers/Microsoft.Authorization/roleDefinitions/{guid}"
+        b = self.new_sp("sp-b")
+        self.assign_ok(self.sub_id, guid, b.oid)
+        self.assign_ok(rg_b, ROLES["User Access Administrator"], b.oid)
+        r, _ = self.assign(self.sub_id, ROLES["Owner"], b.oid, token=b.mgmt_token)
+        self.assertArmDenied(r, "Microsoft.Authorization/roleAssignments/write")
+        before = self.custom_roles()[guid]
+        widened = {"properties": {"roleName": "wide reader", "assignableScopes": [rg_b],
+                                  "permissions": [{"actions": ["*"]}]}}
+        r = self.http.arm("PUT", role_at_rg, widened, token=b.mgmt_token, api_version=AUTHZ_API)
+        self.assertLinkedDenied(r, f"/subscriptions/{self.srv.subscription}",
+                                "Microsoft.Authorization/roleDefinitions/write")
+        self.assertEqual(self.custom_roles()[guid], before)
+        r, _ = self.assign(self.sub_id, ROLES["Owner"], b.oid, token=b.mgmt_token)
+        self.assertArmDenied(r, "Microsoft.Authorization/roleAssignments/write")
+        r = self.http.arm("DELETE", role_at_rg, token=b.mgmt_token, api_version=AUTHZ_API)
+        self.assertLinkedDenied(r, f"/subscriptions/{self.srv.subscription}",
+                                "Microsoft.Authorization/roleDefinitions/delete")
+        self.assertEqual(self.custom_roles()[guid], before)
+        # Even the administrator cannot narrow it away from where it is assigned.
+        r = self.http.arm("PUT", role_at_sub, widened, api_version=AUTHZ_API)
+        self.assertErrorBody(r, 409, "RoleDefinitionHasAssignments")
+        self.assertIn(self.sub_id, r.json()["error"]["message"])
+        self.assertEqual(self.custom_roles()[guid], before)
+
+
+class ConcurrentChangeTests(AuthzTestCase):
+    """Read-modify-write of management state is atomic: concurrent changes all land, and ARM's
+    If-Match / If-None-Match hold."""
+
+    def concurrently(self, calls):
+        """Runs each zero-argument call on its own thread (all released together); returns the
+        results in order."""
+        results = [None] * len(calls)
+        start = threading.Barrier(len(calls))
+
+        def run(i):
+            start.wait()
+            results[i] = calls[i]()
+
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return results
+
+    def test_concurrent_access_policy_adds_all_land(self):
+        self.create_vault("rg-race", "raceap", False, [])
+        oids = [str(uuid.uuid4()) for _ in range(24)]
+        path = f"{self.sub_id}{self.vault_path('rg-race', 'raceap')}/accessPolicies/add"
+        token = self.srv.token(self.srv.mgmt_resource)
+        results = self.concurrently([
+            (lambda oid=oid: self.srv.arm_raw(
+                "PUT", f"{path}?api-version={VAULT_API}",
+                {"properties": {"accessPolicies": [self.policy_entry(oid, ["get"])]}},
+                token=token))
+            for oid in oids])
+        self.assertEqual([r.status for r in results], [200] * 24, results)
+        kept = {e["objectId"] for e in self.vault_props("rg-race", "raceap")["accessPolicies"]}
+        self.assertEqual(kept, set(oids))
+
+    def test_concurrent_tag_merges_all_land(self):
+        self.create_vault("rg-race", "racetags", True)
+        uai = self.coffer_json("identity", "create", "-n", "race-id", "-g", "rg-race")
+        site = f"{self.sub_id}/resourceGroups/rg-race/providers/Microsoft.Web/sites/race-app"
+        r = self.http.arm("PUT", site, {"location": "local", "tags": {"keep": "me"}},
+                          api_version=SITES_API)
+        self.assertEqual(r.status, 201, r)
+        token = self.srv.token(self.srv.mgmt_resource)
+        tags_api = "providers/Microsoft.Resources/tags/default?api-version=2021-04-01"
+        for label, target in (("vault", self.vault_id("rg-race", "racetags")),
+                              ("identity", uai["id"]), ("web app", site)):
+            with self.subTest(resource=label):
+                # What `az tag update --operation Merge` sends, 12 at once, each its own tag.
+                results = self.concurrently([
+                    (lambda i=i: self.srv.arm_raw(
+                        "PATCH", f"{target}/{tags_api}",
+                        {"operation": "Merge", "properties": {"tags": {f"k{i}": str(i)}}},
+                        token=token))
+                    for i in range(12)])
+                self.assertEqual([r.status for r in results], [200] * 12, results)
+                shown = self.srv.arm_raw("GET", f"{target}/{tags_api}").json()
+                want = {f"k{i}": str(i) for i in range(12)}
+                if label == "web app":
+                    want["keep"] = "me"
+                self.assertEqual(shown["properties"]["tags"], want)
+        # The resource itself shows them too; Delete removes one; a PUT replaces them all.
+        r = self.srv.arm_raw("GET", f"{site}?api-version={SITES_API}")
+        self.assertEqual(len(r.json()["tags"]), 13, r)
+        r = self.srv.arm_raw("PATCH", f"{site}/{tags_api}",
+                             {"operation": "Delete", "properties": {"tags": {"keep": ""}}})
+        self.assertNotIn("keep", r.json()["properties"]["tags"])
+        r = self.srv.arm_raw("PUT", f"{site}/{tags_api}", {"properties": {"tags": {"a": "b"}}})
+        self.assertEqual(r.json()["properties"]["tags"], {"a": "b"})
+        self.assertEqual(self.srv.arm_raw("GET", f"{site}?api-version={SITES_API}").json()["tags"],
+                         {"a": "b"})
+
+    def test_concurrent_patches_of_different_properties_all_land(self):
+        self.create_vault("rg-race", "raceprops", False, [])
+        target = f"{self.vault_id('rg-race', 'raceprops')}?api-version={VAULT_API}"
+        token = self.srv.token(self.srv.mgmt_resource)
+        oid = str(uuid.uuid4())
+        bodies = [{"tags": {"team": "a"}},
+                  {"properties": {"enablePurgeProtection": True}},
+                  {"properties": {"sku": {"family": "A", "name": "premium"}}},
+                  {"properties": {"accessPolicies": [self.policy_entry(oid, ["get"])]}}]
+        results = self.concurrently([(lambda b=b: self.srv.arm_raw("PATCH", target, b,
+                                                                   token=token))
+                                     for b in bodies])
+        self.assertEqual([r.status for r in results], [200] * 4, results)
+        v = self.srv.arm_raw("GET", target).json()
+        self.assertEqual(v["tags"], {"team": "a"})
+        self.assertIs(v["properties"].get("enablePurgeProtection"), True)
+        self.assertEqual(v["properties"]["sku"]["name"], "premium")
+        self.assertEqual([e["objectId"] for e in v["properties"]["accessPolicies"]], [oid])
+
+    def test_if_match_guards_a_read_modify_write(self):
+        self.create_vault("rg-race", "raceetag", True)
+        target = f"{self.vault_id('rg-race', 'raceetag')}?api-version={VAULT_API}"
+        r = self.srv.arm_raw("GET", target)
+        self.assertEqual(r.status, 200, r)
+        etag = r.headers["etag"]
+        ok = self.srv.arm_raw("PATCH", target, {"tags": {"a": "1"}}, headers={"If-Match": etag})
+        self.assertEqual(ok.status, 200, ok)
+        self.assertNotEqual(ok.headers["etag"], etag)
+        stale = self.srv.arm_raw("PATCH", target, {"tags": {"b": "2"}},
+                                 headers={"If-Match": etag})
+        self.assertErrorBody(stale, 412, "PreconditionFailed")
+        self.assertEqual(self.srv.arm_raw("GET", target).json()["tags"], {"a": "1"})
+        self.assertEqual(self.srv.arm_raw("PATCH", target, {"tags": {"c": "3"}},
+                                          headers={"If-Match": "*"}).status, 200)
+        exists = self.srv.arm_raw("PUT", target, {"location": "local"},
+                                  headers={"If-None-Match": "*"})
+        self.assertErrorBody(exists, 412, "PreconditionFailed")
+        fresh = f"{self.vault_id('rg-race', 'raceetag2')}?api-version={VAULT_API}"
+        self.assertErrorBody(self.srv.arm_raw("PUT", fresh, {"location": "local"},
+                                              headers={"If-Match": etag}), 412,
+                             "PreconditionFailed")
+        self.assertEqual(self.srv.arm_raw("GET", fresh).status, 404)
+        r = self.srv.arm_raw("PUT", fresh, {"location": "local"}, headers={"If-None-Match": "*"})
+        self.assertEqual(r.status, 201, r)
 
 
 class ExplainApiTests(AuthzTestCase):

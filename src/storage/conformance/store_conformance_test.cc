@@ -50,7 +50,6 @@ class StoreConformance : public ::testing::TestWithParam<Backend> {
     v.resource_group = "rg";
     v.location = "local";
     v.tenant_id = "t";
-    v.properties_json = "{}";
     v.tags_json = "{}";
     v.wrapped_data_key = std::string("\x00\x01key", 5);
     ASSERT_TRUE(store_->CreateVault(v).ok());
@@ -90,13 +89,21 @@ TEST_P(StoreConformance, VaultsAreCaseInsensitiveAndUnique) {
   ASSERT_TRUE(v.ok());
   EXPECT_EQ(v->name, "Main");
   EXPECT_EQ(v->wrapped_data_key, std::string("\x00\x01key", 5));
+  EXPECT_EQ(v->version, 1);
   VaultRecord dup = *v;
   dup.name = "main";
   EXPECT_EQ(store_->CreateVault(dup).code(), StatusCode::kAlreadyExists);
-  dup.properties_json = R"({"x":1})";
-  dup.updated = 5;
-  ASSERT_TRUE(store_->UpdateVault(dup).ok());
-  EXPECT_EQ(store_->GetVault("main")->properties_json, R"({"x":1})");
+  auto updated = store_->UpdateVault("mAIN", [](VaultRecord& r) {
+    r.sku = "premium";
+    r.updated = 5;
+    r.name = "renamed";  // not the mutation's to change
+    return OkStatus();
+  });
+  ASSERT_TRUE(updated.ok());
+  EXPECT_EQ(updated->version, 2);
+  EXPECT_EQ(store_->GetVault("main")->sku, "premium");
+  EXPECT_EQ(store_->GetVault("main")->name, "Main");
+  EXPECT_EQ(store_->GetVault("main")->version, 2);
   EXPECT_EQ(store_->ListVaults()->size(), 1u);
   EXPECT_EQ(store_->GetVault("other").status().code(), StatusCode::kNotFound);
 }
@@ -107,7 +114,6 @@ TEST_P(StoreConformance, PurgingAVaultRemovesItsSecrets) {
   EXPECT_EQ(store_->PurgeVault("main").code(), StatusCode::kNotFound);
   VaultRecord v;
   v.name = "main";
-  v.properties_json = v.tags_json = "{}";
   ASSERT_TRUE(store_->CreateVault(v).ok());
   EXPECT_EQ(store_->GetSecret("main", "a", "", false).status().code(), StatusCode::kNotFound);
 }
@@ -122,7 +128,8 @@ TEST_P(StoreConformance, SoftDeletedVaultKeepsItsNameAndSecrets) {
   EXPECT_EQ(v->scheduled_purge_date, 20);
   VaultRecord again = *v;
   EXPECT_EQ(store_->CreateVault(again).code(), StatusCode::kAlreadyExists);
-  EXPECT_EQ(store_->UpdateVault(again).code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_->UpdateVault("main", [](VaultRecord&) { return OkStatus(); }).status().code(),
+            StatusCode::kNotFound);
   EXPECT_EQ(*store_->PurgeExpiredVaults(19), 0);
   ASSERT_TRUE(store_->RecoverVault("main").ok());
   EXPECT_EQ(store_->RecoverVault("main").code(), StatusCode::kNotFound);
@@ -272,15 +279,19 @@ TEST_P(StoreConformance, PrincipalsAndClientSecrets) {
       "oid-9",  "app-9",       "t", "mi", "UserAssignedIdentity", 7, "/subscriptions/s/x",
       "westus", R"({"a":"b"})"};
   ASSERT_TRUE(store_->CreatePrincipal(mi).ok());
-  mi.tags_json = R"({"c":"d"})";
-  mi.location = "eastus";
-  ASSERT_TRUE(store_->UpdatePrincipal(mi).ok());
+  auto change = [](PrincipalRecord& r) {
+    r.tags_json = R"({"c":"d"})";
+    r.location = "eastus";
+    r.resource_id = "/elsewhere";  // not the mutation's to change
+    return OkStatus();
+  };
+  ASSERT_TRUE(store_->UpdatePrincipal("oid-9", change).ok());
   auto got_mi = store_->GetPrincipal("oid-9");
   EXPECT_EQ(got_mi->resource_id, "/subscriptions/s/x");
   EXPECT_EQ(got_mi->location, "eastus");
   EXPECT_EQ(got_mi->tags_json, R"({"c":"d"})");
-  mi.object_id = "missing";
-  EXPECT_EQ(store_->UpdatePrincipal(mi).code(), StatusCode::kNotFound);
+  EXPECT_EQ(got_mi->version, 2);
+  EXPECT_EQ(store_->UpdatePrincipal("missing", change).status().code(), StatusCode::kNotFound);
   ClientSecretRecord c{"k1", "oid-1", "salt", std::string("h\0sh", 4), 1000, "abc", 5, 99};
   ASSERT_TRUE(store_->AddClientSecret(c).ok());
   c.principal_object_id = "missing";
@@ -311,24 +322,68 @@ TEST_P(StoreConformance, PrincipalsAndClientSecrets) {
   EXPECT_TRUE(store_->ListClientSecrets("oid-1")->empty());
 }
 
+TEST_P(StoreConformance, AnAssertionIdIsAcceptedOnceUntilItExpires) {
+  EXPECT_TRUE(*store_->RecordAssertionId("app", "j1", 100, 10));
+  EXPECT_FALSE(*store_->RecordAssertionId("app", "j1", 100, 20));
+  EXPECT_TRUE(*store_->RecordAssertionId("other-app", "j1", 100, 20));
+  EXPECT_TRUE(*store_->RecordAssertionId("app", "j2", 50, 20));
+  // Once expired it is forgotten (an expired assertion is refused anyway).
+  EXPECT_TRUE(*store_->RecordAssertionId("app", "j1", 300, 100));
+  EXPECT_FALSE(*store_->RecordAssertionId("app", "j1", 300, 299));
+}
+
+TEST_P(StoreConformance, OneUserAssignedIdentityPerResourceId) {
+  PrincipalRecord a{"oid-a", "app-a", "t", "id", "UserAssignedIdentity", 1, "/rg/X/id", "l", "{}"};
+  ASSERT_TRUE(store_->CreatePrincipal(a).ok());
+  PrincipalRecord b{"oid-b", "app-b", "t", "id", "UserAssignedIdentity", 2, "/RG/x/ID", "l", "{}"};
+  EXPECT_EQ(store_->CreatePrincipal(b).code(), StatusCode::kAlreadyExists);
+  // A system-assigned identity carries its workload's id; it is not counted.
+  PrincipalRecord c{"oid-c", "app-c", "t", "id", "SystemAssignedIdentity", 3, "/rg/X/id", "", "{}"};
+  EXPECT_TRUE(store_->CreatePrincipal(c).ok());
+}
+
 TEST_P(StoreConformance, FederatedCredentialsBelongToTheirIdentity) {
   PrincipalRecord mi{"oid-m", "app-m", "t", "mi", "UserAssignedIdentity", 1, "/x", "l", "{}"};
   ASSERT_TRUE(store_->CreatePrincipal(mi).ok());
   FederatedCredentialRecord fic{
       "oid-m", "Kube", "https://issuer", "system:sa:ns:app", {"api://AzureADTokenExchange"}, 3};
-  ASSERT_TRUE(store_->PutFederatedCredential(fic).ok());
+  auto put = [&](const std::string& owner, const FederatedCredentialRecord& c) {
+    return store_
+        ->PutFederatedCredential(
+            owner, c.name, [&](const auto&) -> StatusOr<FederatedCredentialRecord> { return c; })
+        .status();
+  };
+  ASSERT_TRUE(put("oid-m", fic).ok());
   fic.subject = "system:sa:ns:other";
   fic.name = "kube";  // same name, other case: replaces
-  ASSERT_TRUE(store_->PutFederatedCredential(fic).ok());
+  size_t seen = 99;
+  ASSERT_TRUE(store_
+                  ->PutFederatedCredential(
+                      "oid-m", "KUBE",
+                      [&](const auto& existing) -> StatusOr<FederatedCredentialRecord> {
+                        seen = existing.size();
+                        return fic;
+                      })
+                  .ok());
+  EXPECT_EQ(seen, 1u);
   auto list = store_->ListFederatedCredentials("oid-m");
   ASSERT_EQ(list->size(), 1u);
   EXPECT_EQ((*list)[0].subject, "system:sa:ns:other");
   EXPECT_EQ((*list)[0].audiences, std::vector<std::string>{"api://AzureADTokenExchange"});
-  fic.principal_object_id = "missing";
-  EXPECT_EQ(store_->PutFederatedCredential(fic).code(), StatusCode::kNotFound);
+  EXPECT_EQ(put("missing", fic).code(), StatusCode::kNotFound);
+  // A refusal from the function writes nothing.
+  EXPECT_EQ(store_
+                ->PutFederatedCredential("oid-m", "third",
+                                         [](const auto&) -> StatusOr<FederatedCredentialRecord> {
+                                           return InvalidArgumentError("no");
+                                         })
+                .status()
+                .code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->ListFederatedCredentials("oid-m")->size(), 1u);
   EXPECT_EQ(store_->DeleteFederatedCredential("oid-m", "nope").code(), StatusCode::kNotFound);
   FederatedCredentialRecord other{"oid-m", "second", "https://i2", "s", {"a", "b"}, 4};
-  ASSERT_TRUE(store_->PutFederatedCredential(other).ok());
+  ASSERT_TRUE(put("oid-m", other).ok());
   ASSERT_TRUE(store_->DeleteFederatedCredential("oid-m", "KUBE").ok());
   ASSERT_EQ(store_->ListFederatedCredentials("oid-m")->size(), 1u);
   ASSERT_TRUE(store_->DeletePrincipal("oid-m").ok());
@@ -338,42 +393,71 @@ TEST_P(StoreConformance, FederatedCredentialsBelongToTheirIdentity) {
 TEST_P(StoreConformance, WorkloadsOwnTheirSystemAssignedIdentity) {
   PrincipalRecord uai{"oid-u", "app-u", "t", "u", "UserAssignedIdentity", 1, "/uai", "l", "{}"};
   ASSERT_TRUE(store_->CreatePrincipal(uai).ok());
+  const std::string id = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Web/sites/App";
   WorkloadRecord w;
   w.uid = "w1";
-  w.resource_id = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Web/sites/App";
   w.type = "Microsoft.Web/sites";
   w.location = "local";
   w.system_principal_id = "oid-s";
   w.user_assigned = {"/uai"};
   w.created = 5;
-  PrincipalRecord sys{"oid-s", "app-s",       "t", "App", "SystemAssignedIdentity",
-                      5,       w.resource_id, "",  "{}"};
-  ASSERT_TRUE(store_->PutWorkload(w, sys, "").ok());
+  PrincipalRecord sys{"oid-s", "app-s", "t", "App", "SystemAssignedIdentity", 5, id, "", "{}"};
+  // `write` is what the function returns; `seen` what it was given.
+  std::optional<WorkloadWrite> seen;
+  auto put = [&](const std::string& resource_id, WorkloadWrite write) {
+    return store_->PutWorkload(
+        resource_id, [&](const std::optional<WorkloadWrite>& current) -> StatusOr<WorkloadWrite> {
+          seen = current;
+          return write;
+        });
+  };
+  auto made = put(id, {w, sys, ""});
+  ASSERT_TRUE(made.ok());
+  EXPECT_FALSE(seen.has_value());
+  EXPECT_EQ(made->version, 1);
   auto got = store_->GetWorkload("w1");
   ASSERT_TRUE(got.ok());
-  EXPECT_EQ(got->resource_id, w.resource_id);
+  EXPECT_EQ(got->resource_id, id);
   EXPECT_EQ(got->user_assigned, std::vector<std::string>{"/uai"});
   EXPECT_EQ(got->header_generation, 1);
   EXPECT_EQ(store_->GetPrincipal("oid-s")->kind, "SystemAssignedIdentity");
 
-  // Another workload may not take the same resource id (any case).
-  WorkloadRecord clash = w;
-  clash.uid = "w2";
-  clash.resource_id = AsciiLowerForTest(w.resource_id);
-  clash.system_principal_id = "";
-  EXPECT_EQ(store_->PutWorkload(clash, std::nullopt, "").code(), StatusCode::kAlreadyExists);
+  // The same resource id in another case is the same workload: its uid and
+  // id are kept.
+  WorkloadRecord again = w;
+  again.uid = "w2";
+  again.location = "elsewhere";
+  auto changed = put(AsciiLowerForTest(id), {again, std::nullopt, ""});
+  ASSERT_TRUE(changed.ok());
+  ASSERT_TRUE(seen.has_value());
+  EXPECT_EQ(seen->workload.uid, "w1");
+  EXPECT_EQ(changed->uid, "w1");
+  EXPECT_EQ(changed->resource_id, id);
+  EXPECT_EQ(changed->version, 2);
+  EXPECT_EQ(store_->ListWorkloads()->size(), 1u);
   // A failed put changes nothing: the principal to drop is still there.
   WorkloadRecord bad = w;
   bad.system_principal_id = "oid-x";
   PrincipalRecord taken{"oid-x", "app-u", "t", "x", "SystemAssignedIdentity", 6, "", "", "{}"};
-  EXPECT_EQ(store_->PutWorkload(bad, taken, "oid-s").code(), StatusCode::kAlreadyExists);
+  EXPECT_EQ(put(id, {bad, taken, "oid-s"}).status().code(), StatusCode::kAlreadyExists);
   EXPECT_TRUE(store_->GetPrincipal("oid-s").ok());
   EXPECT_EQ(store_->GetWorkload("w1")->system_principal_id, "oid-s");
+  EXPECT_EQ(store_->GetWorkload("w1")->version, 2);
+  // So does a refusal from the function.
+  EXPECT_EQ(store_
+                ->PutWorkload(id,
+                              [](const auto&) -> StatusOr<WorkloadWrite> {
+                                return PermissionDeniedError("no");
+                              })
+                .status()
+                .code(),
+            StatusCode::kPermissionDenied);
+  EXPECT_EQ(store_->GetWorkload("w1")->version, 2);
 
   // Dropping the system-assigned identity deletes its principal.
   w.system_principal_id = "";
   w.header_generation = 2;
-  ASSERT_TRUE(store_->PutWorkload(w, std::nullopt, "oid-s").ok());
+  ASSERT_TRUE(put(id, {w, std::nullopt, "oid-s"}).ok());
   EXPECT_EQ(store_->GetPrincipal("oid-s").status().code(), StatusCode::kNotFound);
   EXPECT_EQ(store_->GetWorkload("w1")->header_generation, 2);
   EXPECT_EQ(store_->ListWorkloads()->size(), 1u);
@@ -382,7 +466,7 @@ TEST_P(StoreConformance, WorkloadsOwnTheirSystemAssignedIdentity) {
   // user-assigned one.
   w.system_principal_id = "oid-s2";
   PrincipalRecord sys2{"oid-s2", "app-s2", "t", "App", "SystemAssignedIdentity", 7, "", "", "{}"};
-  ASSERT_TRUE(store_->PutWorkload(w, sys2, "").ok());
+  ASSERT_TRUE(put(id, {w, sys2, ""}).ok());
   ASSERT_TRUE(store_->DeleteWorkload("w1").ok());
   EXPECT_EQ(store_->GetPrincipal("oid-s2").status().code(), StatusCode::kNotFound);
   EXPECT_TRUE(store_->GetPrincipal("oid-u").ok());
@@ -392,32 +476,156 @@ TEST_P(StoreConformance, WorkloadsOwnTheirSystemAssignedIdentity) {
 }
 
 TEST_P(StoreConformance, CustomRolesHaveUniqueNamesAndCannotBeDeletedWhileAssigned) {
+  auto put = [&](const RoleDefinitionRecord& r) {
+    return store_->PutRoleDefinition(
+        r.id, [&](const auto&) -> StatusOr<RoleDefinitionRecord> { return r; });
+  };
   RoleDefinitionRecord role{"r1", "Secret Reader", R"({"roleName":"Secret Reader"})", 5, 5};
-  ASSERT_TRUE(store_->PutRoleDefinition(role).ok());
+  ASSERT_TRUE(put(role).ok());
   RoleDefinitionRecord clash{"r2", "SECRET reader", "{}", 6, 6};
-  Status s = store_->PutRoleDefinition(clash);
+  Status s = put(clash).status();
   EXPECT_EQ(s.code(), StatusCode::kAlreadyExists);
   EXPECT_EQ(s.reason(), "RoleDefinitionWithSameNameExists");
   role.definition_json = R"({"roleName":"Secret Reader","description":"x"})";
   role.updated = 9;
-  ASSERT_TRUE(store_->PutRoleDefinition(role).ok());  // replace by id keeps one row
+  role.created = 1;  // kept from creation
+  std::optional<RoleDefinitionRecord> seen;
+  auto replaced = store_->PutRoleDefinition(
+      "r1",
+      [&](const std::optional<RoleDefinitionRecord>& current) -> StatusOr<RoleDefinitionRecord> {
+        seen = current;
+        return role;
+      });
+  ASSERT_TRUE(replaced.ok());  // replace by id keeps one row
+  ASSERT_TRUE(seen.has_value());
+  EXPECT_EQ(seen->definition_json, R"({"roleName":"Secret Reader"})");
+  EXPECT_EQ(replaced->version, 2);
   auto roles = store_->ListRoleDefinitions();
   ASSERT_EQ(roles->size(), 1u);
   EXPECT_EQ((*roles)[0].updated, 9);
+  EXPECT_EQ((*roles)[0].created, 5);
+  EXPECT_EQ((*roles)[0].version, 2);
   EXPECT_EQ((*roles)[0].definition_json, role.definition_json);
 
   RoleAssignmentRecord a{
       "a1", "/subscriptions/sub/resourceGroups/rg", "r1", "p1", "ServicePrincipal", "", "admin", 7,
       7};
   ASSERT_TRUE(store_->CreateRoleAssignment(a).ok());
-  s = store_->DeleteRoleDefinition("r1");
+  auto any = [](const RoleDefinitionRecord&) { return OkStatus(); };
+  s = store_->DeleteRoleDefinition("r1", any);
   EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition);
   EXPECT_EQ(s.reason(), "RoleDefinitionHasAssignments");
   ASSERT_TRUE(store_->DeleteRoleAssignment("a1").ok());
   EXPECT_EQ(store_->DeleteRoleAssignment("a1").code(), StatusCode::kNotFound);
-  ASSERT_TRUE(store_->DeleteRoleDefinition("r1").ok());
-  EXPECT_EQ(store_->DeleteRoleDefinition("r1").code(), StatusCode::kNotFound);
+  // The check sees the stored definition and may refuse.
+  std::string checked;
+  s = store_->DeleteRoleDefinition("r1", [&](const RoleDefinitionRecord& r) {
+    checked = r.definition_json;
+    return PermissionDeniedError("no");
+  });
+  EXPECT_EQ(s.code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(checked, role.definition_json);
+  EXPECT_EQ(store_->ListRoleDefinitions()->size(), 1u);
+  ASSERT_TRUE(store_->DeleteRoleDefinition("r1", any).ok());
+  EXPECT_EQ(store_->DeleteRoleDefinition("r1", any).code(), StatusCode::kNotFound);
   EXPECT_TRUE(store_->ListRoleDefinitions()->empty());
+}
+
+TEST_P(StoreConformance, AccessPoliciesRoundTripAsWritten) {
+  AccessPolicyRecord a;
+  a.tenant_id = "T";
+  a.object_id = "Oid-1";
+  a.secrets = std::vector<std::string>{"Get", "list"};
+  a.keys = std::vector<std::string>{};
+  AccessPolicyRecord b;
+  b.tenant_id = "t";
+  b.object_id = "oid-2";
+  b.application_id = "app";
+  b.certificates = std::vector<std::string>{"all"};
+  ASSERT_TRUE(store_
+                  ->UpdateVault("main",
+                                [&](VaultRecord& v) {
+                                  v.access_policies = {a, b};
+                                  v.rbac_authorization = false;
+                                  v.retention_days = 7;
+                                  v.purge_protection = true;
+                                  return OkStatus();
+                                })
+                  .ok());
+  auto got = store_->GetVault("main");
+  ASSERT_TRUE(got.ok());
+  ASSERT_EQ(got->access_policies.size(), 2u);
+  EXPECT_EQ(got->access_policies[0], a);
+  EXPECT_EQ(got->access_policies[1], b);
+  EXPECT_FALSE(got->access_policies[0].storage.has_value());
+  ASSERT_TRUE(got->access_policies[0].keys.has_value());
+  EXPECT_TRUE(got->access_policies[0].keys->empty());
+  EXPECT_EQ(got->retention_days, 7);
+  EXPECT_TRUE(got->purge_protection);
+  EXPECT_EQ(store_->ListVaults()->front().access_policies, got->access_policies);
+  // Removing one keeps the other, in order.
+  ASSERT_TRUE(store_
+                  ->UpdateVault("main",
+                                [&](VaultRecord& v) {
+                                  v.access_policies.erase(v.access_policies.begin());
+                                  return OkStatus();
+                                })
+                  .ok());
+  ASSERT_EQ(store_->GetVault("main")->access_policies.size(), 1u);
+  EXPECT_EQ(store_->GetVault("main")->access_policies[0], b);
+  // A refusal writes nothing.
+  EXPECT_EQ(store_
+                ->UpdateVault("main",
+                              [&](VaultRecord& v) {
+                                v.access_policies.clear();
+                                return InvalidArgumentError("no");
+                              })
+                .status()
+                .code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->GetVault("main")->access_policies.size(), 1u);
+  ASSERT_TRUE(store_->MarkVaultDeleted("main", 10, 20).ok());
+  ASSERT_TRUE(store_->PurgeVault("main").ok());
+  VaultRecord fresh;
+  fresh.name = "main";
+  ASSERT_TRUE(store_->CreateVault(fresh).ok());
+  EXPECT_TRUE(store_->GetVault("main")->access_policies.empty());
+}
+
+TEST_P(StoreConformance, ConcurrentMutationsOfOneRecordAllLand) {
+  // Read-modify-write under contention: each thread adds its own entry (and
+  // its own tag) to the same vault; none may be lost.
+  constexpr int kThreads = 24;
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      auto r = store_->UpdateVault("main", [t](VaultRecord& v) {
+        AccessPolicyRecord p;
+        p.tenant_id = "t";
+        p.object_id = "oid-" + std::to_string(t);
+        p.secrets = std::vector<std::string>{"get"};
+        v.access_policies.push_back(p);
+        v.tags_json = v.tags_json.substr(0, v.tags_json.size() - 1) +
+                      (v.tags_json == "{}" ? "" : ",") + "\"k" + std::to_string(t) + "\":\"v\"}";
+        return OkStatus();
+      });
+      if (!r.ok()) {
+        failures++;
+      }
+    });
+  }
+  for (auto& th : threads) {
+    th.join();
+  }
+  EXPECT_EQ(failures.load(), 0);
+  auto v = store_->GetVault("main");
+  ASSERT_TRUE(v.ok());
+  EXPECT_EQ(v->access_policies.size(), static_cast<size_t>(kThreads));
+  EXPECT_EQ(v->version, 1 + kThreads);
+  for (int t = 0; t < kThreads; ++t) {
+    EXPECT_NE(v->tags_json.find("\"k" + std::to_string(t) + "\""), std::string::npos) << t;
+  }
 }
 
 TEST_P(StoreConformance, RoleAssignmentsAreUniquePerScopeRoleAndPrincipal) {
@@ -508,14 +716,24 @@ TEST_P(StoreConformance, EveryCommittedChangeIsInTheFeedInOrder) {
   ASSERT_TRUE(store_->PurgeSecret("main", "db-password").ok());
   ASSERT_TRUE(store_->RestoreSecret("main", {Version("r", "a1"), Version("r", "a2")}).ok());
 
-  auto vault = store_->GetVault("main");
-  ASSERT_TRUE(vault.ok());
-  vault->tags_json = R"({"team":"x"})";
-  ASSERT_TRUE(store_->UpdateVault(*vault).ok());  // not the access model: no event
-  vault->properties_json = R"({"enableRbacAuthorization":true})";
-  ASSERT_TRUE(store_->UpdateVault(*vault).ok());
-  vault->properties_json = R"({"enableRbacAuthorization":true,"accessPolicies":[]})";
-  ASSERT_TRUE(store_->UpdateVault(*vault).ok());
+  auto update = [&](const std::function<void(VaultRecord&)>& change) {
+    return store_
+        ->UpdateVault("main",
+                      [&](VaultRecord& v) {
+                        change(v);
+                        return OkStatus();
+                      })
+        .ok();
+  };
+  // Not the access model: no event.
+  ASSERT_TRUE(update([](VaultRecord& v) { v.tags_json = R"({"team":"x"})"; }));
+  ASSERT_TRUE(update([](VaultRecord& v) { v.rbac_authorization = true; }));
+  ASSERT_TRUE(update([](VaultRecord& v) { v.sku = "premium"; }));
+  ASSERT_TRUE(update([](VaultRecord& v) {
+    AccessPolicyRecord p;
+    p.object_id = "o";
+    v.access_policies.push_back(p);
+  }));
 
   std::vector<std::string> want = {"SecretNewVersionCreated Main/Db-Password/v1",
                                    "SecretNewVersionCreated Main/Db-Password/v2",
@@ -597,18 +815,33 @@ TEST_P(StoreConformance, NoticesFireOncePerVersionAndGoWithThePurge) {
 
 TEST_P(StoreConformance, EventSubscriptionsBelongToTheirVault) {
   EventSubscriptionRecord s;
-  s.vault = "Main";
-  s.name = "Hook";
   s.properties_json = R"({"a":1})";
   s.start_seq = 7;
   s.created = s.updated = 100;
-  ASSERT_TRUE(store_->PutEventSubscription(s).ok());
-  s.name = "hook";  // same subscription, any case
+  size_t count = 99;
+  std::optional<EventSubscriptionRecord> seen;
+  auto put = [&](const std::string& vault, const std::string& name) {
+    return store_->PutEventSubscription(vault, name,
+                                        [&](const std::optional<EventSubscriptionRecord>& current,
+                                            size_t existing) -> StatusOr<EventSubscriptionRecord> {
+                                          seen = current;
+                                          count = existing;
+                                          return s;
+                                        });
+  };
+  auto made = put("mAIN", "Hook");
+  ASSERT_TRUE(made.ok());
+  EXPECT_EQ(made->vault, "Main");
+  EXPECT_EQ(made->version, 1);
+  EXPECT_FALSE(seen.has_value());
+  EXPECT_EQ(count, 0u);
   s.properties_json = R"({"a":2})";
   s.key_generation = 2;
-  s.start_seq = 99;  // kept from creation
   s.updated = 200;
-  ASSERT_TRUE(store_->PutEventSubscription(s).ok());
+  ASSERT_TRUE(put("Main", "hook").ok());  // same subscription, any case
+  ASSERT_TRUE(seen.has_value());
+  EXPECT_EQ(seen->properties_json, R"({"a":1})");
+  EXPECT_EQ(count, 1u);
   auto all = store_->ListEventSubscriptions("");
   ASSERT_TRUE(all.ok());
   ASSERT_EQ(all->size(), 1u);
@@ -618,15 +851,14 @@ TEST_P(StoreConformance, EventSubscriptionsBelongToTheirVault) {
   EXPECT_EQ(all->front().start_seq, 7);
   EXPECT_EQ(all->front().created, 100);
   EXPECT_EQ(all->front().updated, 200);
+  EXPECT_EQ(all->front().version, 2);
   EXPECT_EQ(store_->ListEventSubscriptions("MAIN")->size(), 1u);
   EXPECT_TRUE(store_->ListEventSubscriptions("other")->empty());
-  s.vault = "nope";
-  EXPECT_EQ(store_->PutEventSubscription(s).code(), StatusCode::kNotFound);
+  EXPECT_EQ(put("nope", "hook").status().code(), StatusCode::kNotFound);
   EXPECT_EQ(store_->DeleteEventSubscription("main", "other").code(), StatusCode::kNotFound);
   ASSERT_TRUE(store_->DeleteEventSubscription("main", "HOOK").ok());
   EXPECT_TRUE(store_->ListEventSubscriptions("")->empty());
-  s.vault = "Main";
-  ASSERT_TRUE(store_->PutEventSubscription(s).ok());
+  ASSERT_TRUE(put("Main", "Hook").ok());
   ASSERT_TRUE(store_->MarkVaultDeleted("main", 10, 20).ok());
   ASSERT_TRUE(store_->PurgeVault("main").ok());
   EXPECT_TRUE(store_->ListEventSubscriptions("")->empty());
@@ -676,7 +908,6 @@ TEST(SqliteStore, DataSurvivesReopen) {
     ASSERT_TRUE(s.ok());
     VaultRecord v;
     v.name = "keep";
-    v.properties_json = v.tags_json = "{}";
     ASSERT_TRUE((*s)->CreateVault(v).ok());
   }
   {

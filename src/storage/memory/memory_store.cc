@@ -30,16 +30,6 @@ std::string FakeUuid() {
   return buf;
 }
 
-// The value of one top-level property of a vault's properties JSON, as text.
-std::string AccessModel(const std::string& properties_json) {
-  Json p = Json::parse(properties_json, nullptr, false);
-  if (!p.is_object()) {
-    return "";
-  }
-  return ToJson(p.value("accessPolicies", Json())) + "|" +
-         ToJson(p.value("enableRbacAuthorization", Json()));
-}
-
 }  // namespace
 
 void MemoryStore::AppendChangeLocked(const std::string& vault, std::string type,
@@ -97,8 +87,13 @@ Status MemoryStore::CreatePrincipal(const PrincipalRecord& principal) {
     if (id == principal.object_id || p.app_id == principal.app_id) {
       return AlreadyExistsError("principal already exists");
     }
+    if (principal.kind == "UserAssignedIdentity" && p.kind == principal.kind &&
+        EqualsIgnoreCase(p.resource_id, principal.resource_id)) {
+      return AlreadyExistsError("an identity with this resource id exists");
+    }
   }
   principals_[principal.object_id] = principal;
+  principals_[principal.object_id].version = 1;
   return OkStatus();
 }
 
@@ -130,16 +125,20 @@ StatusOr<std::vector<PrincipalRecord>> MemoryStore::ListPrincipals() {
   return out;
 }
 
-Status MemoryStore::UpdatePrincipal(const PrincipalRecord& principal) {
+StatusOr<PrincipalRecord> MemoryStore::UpdatePrincipal(const std::string& object_id,
+                                                       const Mutation<PrincipalRecord>& mutate) {
   std::lock_guard<std::mutex> lock(mu_);
-  auto it = principals_.find(principal.object_id);
+  auto it = principals_.find(object_id);
   if (it == principals_.end()) {
     return NotFoundError("principal not found");
   }
-  it->second.display_name = principal.display_name;
-  it->second.location = principal.location;
-  it->second.tags_json = principal.tags_json;
-  return OkStatus();
+  PrincipalRecord changed = it->second;
+  RETURN_IF_ERROR(mutate(changed));
+  it->second.display_name = changed.display_name;
+  it->second.location = changed.location;
+  it->second.tags_json = changed.tags_json;
+  ++it->second.version;
+  return it->second;
 }
 
 bool MemoryStore::ErasePrincipalLocked(const std::string& object_id) {
@@ -160,13 +159,25 @@ Status MemoryStore::DeletePrincipal(const std::string& object_id) {
   return OkStatus();
 }
 
-Status MemoryStore::PutFederatedCredential(const FederatedCredentialRecord& credential) {
+StatusOr<FederatedCredentialRecord> MemoryStore::PutFederatedCredential(
+    const std::string& principal_object_id, const std::string& name,
+    const FederatedCredentialsUpsert& make) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (principals_.count(credential.principal_object_id) == 0) {
+  if (principals_.count(principal_object_id) == 0) {
     return NotFoundError("principal not found");
   }
-  federated_[credential.principal_object_id][AsciiLower(credential.name)] = credential;
-  return OkStatus();
+  auto& mine = federated_[principal_object_id];
+  std::vector<FederatedCredentialRecord> existing;
+  for (const auto& [key, c] : mine) {
+    existing.push_back(c);
+  }
+  ASSIGN_OR_RETURN(FederatedCredentialRecord made, make(existing));
+  made.principal_object_id = principal_object_id;
+  if (!EqualsIgnoreCase(made.name, name)) {
+    return InvalidArgumentError("a federated credential keeps its name");
+  }
+  mine[AsciiLower(name)] = made;
+  return made;
 }
 
 StatusOr<std::vector<FederatedCredentialRecord>> MemoryStore::ListFederatedCredentials(
@@ -192,21 +203,30 @@ Status MemoryStore::DeleteFederatedCredential(const std::string& principal_objec
   return OkStatus();
 }
 
-Status MemoryStore::PutRoleDefinition(const RoleDefinitionRecord& role) {
+StatusOr<RoleDefinitionRecord> MemoryStore::PutRoleDefinition(
+    const std::string& id, const Upsert<RoleDefinitionRecord>& make) {
   std::lock_guard<std::mutex> lock(mu_);
-  for (const auto& [id, r] : role_definitions_) {
-    if (id != role.id && EqualsIgnoreCase(r.role_name, role.role_name)) {
+  auto it = role_definitions_.find(id);
+  std::optional<RoleDefinitionRecord> current;
+  if (it != role_definitions_.end()) {
+    current = it->second;
+  }
+  ASSIGN_OR_RETURN(RoleDefinitionRecord role, make(current));
+  role.id = id;
+  for (const auto& [other, r] : role_definitions_) {
+    if (other != id && EqualsIgnoreCase(r.role_name, role.role_name)) {
       return AlreadyExistsError("A custom role named '" + role.role_name + "' already exists.",
                                 "RoleDefinitionWithSameNameExists");
     }
   }
-  auto it = role_definitions_.find(role.id);
-  RoleDefinitionRecord stored = role;
-  if (it != role_definitions_.end()) {
-    stored.created = it->second.created;
+  if (current) {
+    role.created = current->created;
+    role.version = current->version + 1;
+  } else {
+    role.version = 1;
   }
-  role_definitions_[role.id] = stored;
-  return OkStatus();
+  role_definitions_[id] = role;
+  return role;
 }
 
 StatusOr<std::vector<RoleDefinitionRecord>> MemoryStore::ListRoleDefinitions() {
@@ -221,8 +241,14 @@ StatusOr<std::vector<RoleDefinitionRecord>> MemoryStore::ListRoleDefinitions() {
   return out;
 }
 
-Status MemoryStore::DeleteRoleDefinition(const std::string& id) {
+Status MemoryStore::DeleteRoleDefinition(
+    const std::string& id, const std::function<Status(const RoleDefinitionRecord&)>& check) {
   std::lock_guard<std::mutex> lock(mu_);
+  auto it = role_definitions_.find(id);
+  if (it == role_definitions_.end()) {
+    return NotFoundError("role definition '" + id + "' not found", "RoleDefinitionDoesNotExist");
+  }
+  RETURN_IF_ERROR(check(it->second));
   for (const auto& a : role_assignments_) {
     if (a.role_definition_id == id) {
       return FailedPreconditionError(
@@ -230,9 +256,7 @@ Status MemoryStore::DeleteRoleDefinition(const std::string& id) {
           "RoleDefinitionHasAssignments");
     }
   }
-  if (role_definitions_.erase(id) == 0) {
-    return NotFoundError("role definition '" + id + "' not found", "RoleDefinitionDoesNotExist");
-  }
+  role_definitions_.erase(it);
   return OkStatus();
 }
 
@@ -267,13 +291,28 @@ Status MemoryStore::DeleteRoleAssignment(const std::string& id) {
   return OkStatus();
 }
 
-Status MemoryStore::PutWorkload(const WorkloadRecord& workload,
-                                const std::optional<PrincipalRecord>& add_principal,
-                                const std::string& remove_principal_id) {
+StatusOr<WorkloadRecord> MemoryStore::PutWorkload(const std::string& resource_id,
+                                                  const Upsert<WorkloadWrite>& make) {
   std::lock_guard<std::mutex> lock(mu_);
+  std::optional<WorkloadWrite> current;
   for (const auto& [uid, w] : workloads_) {
-    if (uid != workload.uid && EqualsIgnoreCase(w.resource_id, workload.resource_id)) {
-      return AlreadyExistsError("a workload with this resource id exists");
+    if (EqualsIgnoreCase(w.resource_id, resource_id)) {
+      current = WorkloadWrite{w, std::nullopt, ""};
+    }
+  }
+  ASSIGN_OR_RETURN(WorkloadWrite write, make(current));
+  WorkloadRecord& workload = write.workload;
+  const auto& add_principal = write.add_principal;
+  const std::string& remove_principal_id = write.remove_principal_id;
+  if (current) {
+    workload.uid = current->workload.uid;
+    workload.resource_id = current->workload.resource_id;
+    workload.version = current->workload.version + 1;
+  } else {
+    workload.resource_id = resource_id;
+    workload.version = 1;
+    if (workload.uid.empty() || workloads_.count(workload.uid) != 0) {
+      return AlreadyExistsError("a workload with this uid exists");
     }
   }
   if (add_principal) {
@@ -293,7 +332,7 @@ Status MemoryStore::PutWorkload(const WorkloadRecord& workload,
     principals_[add_principal->object_id] = *add_principal;
   }
   workloads_[workload.uid] = workload;
-  return OkStatus();
+  return workload;
 }
 
 StatusOr<WorkloadRecord> MemoryStore::GetWorkload(const std::string& uid) {
@@ -402,6 +441,13 @@ Status MemoryStore::RemoveClientCertificate(const std::string& principal_object_
   return NotFoundError("client certificate '" + key_id + "' not found");
 }
 
+StatusOr<bool> MemoryStore::RecordAssertionId(const std::string& app_id, const std::string& jti,
+                                              int64_t expires, int64_t now) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::erase_if(assertion_ids_, [now](const auto& entry) { return entry.second <= now; });
+  return assertion_ids_.emplace(app_id + '\0' + jti, expires).second;
+}
+
 Status MemoryStore::CreateVault(const VaultRecord& vault) {
   std::lock_guard<std::mutex> lock(mu_);
   std::string key = AsciiLower(vault.name);
@@ -409,28 +455,36 @@ Status MemoryStore::CreateVault(const VaultRecord& vault) {
     return AlreadyExistsError("vault '" + vault.name + "' already exists");
   }
   vaults_[key].record = vault;
+  vaults_[key].record.version = 1;
   return OkStatus();
 }
 
-Status MemoryStore::UpdateVault(const VaultRecord& vault) {
+StatusOr<VaultRecord> MemoryStore::UpdateVault(const std::string& name,
+                                               const Mutation<VaultRecord>& mutate) {
   std::lock_guard<std::mutex> lock(mu_);
-  Vault* v = FindVault(vault.name);
+  Vault* v = FindVault(name);
   if (v == nullptr || v->record.deleted()) {
-    return VaultNotFound(vault.name);
+    return VaultNotFound(name);
   }
-  VaultRecord updated = vault;
-  updated.deleted_date = 0;
-  updated.scheduled_purge_date = 0;
-  updated.wrapped_data_key = v->record.wrapped_data_key;
-  updated.created = v->record.created;
-  bool access_changed =
-      AccessModel(v->record.properties_json) != AccessModel(updated.properties_json);
+  VaultRecord updated = v->record;
+  RETURN_IF_ERROR(mutate(updated));
+  // Identity, key and deletion state are not the mutation's to change.
+  const VaultRecord& old = v->record;
+  updated.name = old.name;
+  updated.subscription_id = old.subscription_id;
+  updated.resource_group = old.resource_group;
+  updated.wrapped_data_key = old.wrapped_data_key;
+  updated.created = old.created;
+  updated.deleted_date = old.deleted_date;
+  updated.scheduled_purge_date = old.scheduled_purge_date;
+  updated.version = old.version + 1;
+  bool access_changed = AccessModelChanged(old, updated);
   v->record = updated;
   if (access_changed) {
     AppendChangeLocked(updated.name, "VaultAccessPolicyChanged", "Vault", updated.name, "",
                        std::nullopt, std::nullopt);
   }
-  return OkStatus();
+  return updated;
 }
 
 StatusOr<VaultRecord> MemoryStore::GetVault(const std::string& name) {
@@ -819,20 +873,25 @@ StatusOr<bool> MemoryStore::RecordNotice(const ChangeRecord& change) {
   return true;
 }
 
-Status MemoryStore::PutEventSubscription(const EventSubscriptionRecord& subscription) {
+StatusOr<EventSubscriptionRecord> MemoryStore::PutEventSubscription(
+    const std::string& vault, const std::string& name, const EventSubscriptionUpsert& make) {
   std::lock_guard<std::mutex> lock(mu_);
-  Vault* v = FindVault(subscription.vault);
+  Vault* v = FindVault(vault);
   if (v == nullptr || v->record.deleted()) {
-    return NotFoundError("vault '" + subscription.vault + "' not found", "ResourceNotFound");
+    return NotFoundError("vault '" + vault + "' not found", "ResourceNotFound");
   }
-  auto& subs = event_subscriptions_[AsciiLower(subscription.vault)];
-  auto [it, inserted] = subs.try_emplace(AsciiLower(subscription.name), subscription);
-  if (!inserted) {
-    it->second.properties_json = subscription.properties_json;
-    it->second.key_generation = subscription.key_generation;
-    it->second.updated = subscription.updated;
+  auto& subs = event_subscriptions_[AsciiLower(vault)];
+  auto it = subs.find(AsciiLower(name));
+  std::optional<EventSubscriptionRecord> current;
+  if (it != subs.end()) {
+    current = it->second;
   }
-  return OkStatus();
+  ASSIGN_OR_RETURN(EventSubscriptionRecord made, make(current, subs.size()));
+  made.vault = v->record.name;
+  made.name = current ? current->name : name;
+  made.version = current ? current->version + 1 : 1;
+  subs[AsciiLower(name)] = made;
+  return made;
 }
 
 StatusOr<std::vector<EventSubscriptionRecord>> MemoryStore::ListEventSubscriptions(

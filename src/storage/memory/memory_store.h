@@ -23,7 +23,8 @@ class MemoryStore final : public Store {
   StatusOr<PrincipalRecord> GetPrincipalByAppId(const std::string& app_id) override;
   StatusOr<PrincipalRecord> GetPrincipal(const std::string& object_id) override;
   StatusOr<std::vector<PrincipalRecord>> ListPrincipals() override;
-  Status UpdatePrincipal(const PrincipalRecord& principal) override;
+  StatusOr<PrincipalRecord> UpdatePrincipal(const std::string& object_id,
+                                            const Mutation<PrincipalRecord>& mutate) override;
   Status DeletePrincipal(const std::string& object_id) override;
   Status AddClientSecret(const ClientSecretRecord& secret) override;
   StatusOr<std::vector<ClientSecretRecord>> ListClientSecrets(
@@ -35,27 +36,34 @@ class MemoryStore final : public Store {
       const std::string& principal_object_id) override;
   Status RemoveClientCertificate(const std::string& principal_object_id,
                                  const std::string& key_id) override;
+  StatusOr<bool> RecordAssertionId(const std::string& app_id, const std::string& jti,
+                                   int64_t expires, int64_t now) override;
 
-  Status PutFederatedCredential(const FederatedCredentialRecord& credential) override;
+  StatusOr<FederatedCredentialRecord> PutFederatedCredential(
+      const std::string& principal_object_id, const std::string& name,
+      const FederatedCredentialsUpsert& make) override;
   StatusOr<std::vector<FederatedCredentialRecord>> ListFederatedCredentials(
       const std::string& principal_object_id) override;
   Status DeleteFederatedCredential(const std::string& principal_object_id,
                                    const std::string& name) override;
-  Status PutRoleDefinition(const RoleDefinitionRecord& role) override;
+  StatusOr<RoleDefinitionRecord> PutRoleDefinition(
+      const std::string& id, const Upsert<RoleDefinitionRecord>& make) override;
   StatusOr<std::vector<RoleDefinitionRecord>> ListRoleDefinitions() override;
-  Status DeleteRoleDefinition(const std::string& id) override;
+  Status DeleteRoleDefinition(
+      const std::string& id,
+      const std::function<Status(const RoleDefinitionRecord&)>& check) override;
   Status CreateRoleAssignment(const RoleAssignmentRecord& assignment) override;
   StatusOr<std::vector<RoleAssignmentRecord>> ListRoleAssignments() override;
   Status DeleteRoleAssignment(const std::string& id) override;
 
-  Status PutWorkload(const WorkloadRecord& workload,
-                     const std::optional<PrincipalRecord>& add_principal,
-                     const std::string& remove_principal_id) override;
+  StatusOr<WorkloadRecord> PutWorkload(const std::string& resource_id,
+                                       const Upsert<WorkloadWrite>& make) override;
   StatusOr<WorkloadRecord> GetWorkload(const std::string& uid) override;
   StatusOr<std::vector<WorkloadRecord>> ListWorkloads() override;
   Status DeleteWorkload(const std::string& uid) override;
   Status CreateVault(const VaultRecord& vault) override;
-  Status UpdateVault(const VaultRecord& vault) override;
+  StatusOr<VaultRecord> UpdateVault(const std::string& name,
+                                    const Mutation<VaultRecord>& mutate) override;
   StatusOr<VaultRecord> GetVault(const std::string& name) override;
   StatusOr<std::vector<VaultRecord>> ListVaults() override;
   Status MarkVaultDeleted(const std::string& name, int64_t deleted_date,
@@ -89,7 +97,9 @@ class MemoryStore final : public Store {
   StatusOr<std::vector<ExpiringSecret>> ListExpiringSecrets(const std::string& type,
                                                             int64_t exp_before, int limit) override;
   StatusOr<bool> RecordNotice(const ChangeRecord& change) override;
-  Status PutEventSubscription(const EventSubscriptionRecord& subscription) override;
+  StatusOr<EventSubscriptionRecord> PutEventSubscription(
+      const std::string& vault, const std::string& name,
+      const EventSubscriptionUpsert& make) override;
   StatusOr<std::vector<EventSubscriptionRecord>> ListEventSubscriptions(
       const std::string& vault) override;
   Status DeleteEventSubscription(const std::string& vault, const std::string& name) override;
@@ -131,7 +141,9 @@ class MemoryStore final : public Store {
   std::vector<RoleAssignmentRecord> role_assignments_;            // in creation order
   std::deque<ChangeRecord> changes_;
   int64_t last_change_seq_ = 0;
-  std::set<std::string> notices_;  // "<vault key>/<name key>/<version>/<type>"
+  std::set<std::string> notices_;
+  std::map<std::string, int64_t>
+      assertion_ids_;  // app id '\0' jti -> expires  // "<vault key>/<name key>/<version>/<type>"
   // key: lower-case vault name, then lower-case subscription name
   std::map<std::string, std::map<std::string, EventSubscriptionRecord>> event_subscriptions_;
 };

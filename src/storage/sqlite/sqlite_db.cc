@@ -91,6 +91,13 @@ int64_t Stmt::Int(int column) const {
   return sqlite3_column_int64(stmt_, column);
 }
 
+std::optional<std::string> Stmt::OptText(int column) const {
+  if (sqlite3_column_type(stmt_, column) == SQLITE_NULL) {
+    return std::nullopt;
+  }
+  return Text(column);
+}
+
 std::optional<int64_t> Stmt::OptInt(int column) const {
   if (sqlite3_column_type(stmt_, column) == SQLITE_NULL) {
     return std::nullopt;

@@ -39,6 +39,7 @@ class Stmt {
   std::string Blob(int column) const;
   int64_t Int(int column) const;
   std::optional<int64_t> OptInt(int column) const;
+  std::optional<std::string> OptText(int column) const;
 
  private:
   sqlite3_stmt* stmt_;

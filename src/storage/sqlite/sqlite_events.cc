@@ -123,46 +123,78 @@ StatusOr<bool> SqliteStore::RecordNotice(const ChangeRecord& c) {
   return recorded;
 }
 
-Status SqliteStore::PutEventSubscription(const EventSubscriptionRecord& r) {
-  return Write([&](Db& db) -> Status {
-    ASSIGN_OR_RETURN(Stmt * vault, db.Prepare("SELECT 1 FROM vaults WHERE name_key = ? AND "
-                                              "deleted_date = 0"));
-    vault->Bind(1, AsciiLower(r.vault));
-    ASSIGN_OR_RETURN(bool exists, vault->Step());
-    vault->Reset();
+namespace {
+
+constexpr char kSubscriptionColumns[] =
+    "SELECT vault, name, properties_json, key_generation, start_seq, created, updated, version "
+    "FROM event_subscriptions ";
+
+EventSubscriptionRecord ReadSubscription(const Stmt& st) {
+  return {st.Text(0), st.Text(1), st.Text(2), st.Int(3),
+          st.Int(4),  st.Int(5),  st.Int(6),  st.Int(7)};
+}
+
+}  // namespace
+
+StatusOr<EventSubscriptionRecord> SqliteStore::PutEventSubscription(
+    const std::string& vault, const std::string& name, const EventSubscriptionUpsert& make) {
+  EventSubscriptionRecord r;
+  RETURN_IF_ERROR(Write([&](Db& db) -> Status {
+    ASSIGN_OR_RETURN(Stmt * live, db.Prepare("SELECT name FROM vaults WHERE name_key = ? AND "
+                                             "deleted_date = 0"));
+    live->Bind(1, AsciiLower(vault));
+    ASSIGN_OR_RETURN(bool exists, live->Step());
+    std::string vault_name = exists ? live->Text(0) : "";
+    live->Reset();
     if (!exists) {
-      return NotFoundError("vault '" + r.vault + "' not found", "ResourceNotFound");
+      return NotFoundError("vault '" + vault + "' not found", "ResourceNotFound");
     }
+    ASSIGN_OR_RETURN(Stmt * count,
+                     db.Prepare("SELECT count(*) FROM event_subscriptions WHERE vault_key = ?"));
+    count->Bind(1, AsciiLower(vault));
+    ASSIGN_OR_RETURN(bool counted, count->Step());
+    size_t existing = counted ? static_cast<size_t>(count->Int(0)) : 0;
+    count->Reset();
+    ASSIGN_OR_RETURN(Stmt * find, db.Prepare(std::string(kSubscriptionColumns) +
+                                             "WHERE vault_key = ? AND name_key = ?"));
+    find->Bind(1, AsciiLower(vault)).Bind(2, AsciiLower(name));
+    ASSIGN_OR_RETURN(bool row, find->Step());
+    std::optional<EventSubscriptionRecord> current;
+    if (row) {
+      current = ReadSubscription(*find);
+    }
+    find->Reset();
+    ASSIGN_OR_RETURN(r, make(current, existing));
+    r.vault = vault_name;
+    r.name = current ? current->name : name;
+    r.version = current ? current->version + 1 : 1;
     ASSIGN_OR_RETURN(
         Stmt * st,
-        db.Prepare("INSERT INTO event_subscriptions(vault_key, name_key, vault, name, "
-                   "properties_json, key_generation, start_seq, created, updated) "
-                   "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(vault_key, name_key) DO "
-                   "UPDATE SET properties_json = excluded.properties_json, "
-                   "key_generation = excluded.key_generation, updated = excluded.updated"));
+        db.Prepare("INSERT OR REPLACE INTO event_subscriptions(vault_key, name_key, vault, name, "
+                   "properties_json, key_generation, start_seq, created, updated, version) "
+                   "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
     st->Bind(1, AsciiLower(r.vault)).Bind(2, AsciiLower(r.name)).Bind(3, r.vault).Bind(4, r.name);
     st->Bind(5, r.properties_json).Bind(6, r.key_generation).Bind(7, r.start_seq);
-    st->Bind(8, r.created).Bind(9, r.updated);
+    st->Bind(8, r.created).Bind(9, r.updated).Bind(10, r.version);
     return st->Exec();
-  });
+  }));
+  return r;
 }
 
 StatusOr<std::vector<EventSubscriptionRecord>> SqliteStore::ListEventSubscriptions(
     const std::string& vault) {
   std::vector<EventSubscriptionRecord> out;
   RETURN_IF_ERROR(Read([&](Db& db) -> Status {
-    ASSIGN_OR_RETURN(Stmt * st,
-                     db.Prepare("SELECT vault, name, properties_json, key_generation, start_seq, "
-                                "created, updated FROM event_subscriptions WHERE ? = '' OR "
-                                "vault_key = ? ORDER BY vault_key, name_key"));
+    ASSIGN_OR_RETURN(
+        Stmt * st, db.Prepare(std::string(kSubscriptionColumns) + "WHERE ? = '' OR vault_key = ? "
+                                                                  "ORDER BY vault_key, name_key"));
     st->Bind(1, vault).Bind(2, AsciiLower(vault));
     while (true) {
       ASSIGN_OR_RETURN(bool row, st->Step());
       if (!row) {
         return OkStatus();
       }
-      out.push_back(
-          {st->Text(0), st->Text(1), st->Text(2), st->Int(3), st->Int(4), st->Int(5), st->Int(6)});
+      out.push_back(ReadSubscription(*st));
     }
   }));
   return out;

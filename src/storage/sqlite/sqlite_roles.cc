@@ -5,47 +5,85 @@
 
 namespace coffer::storage {
 
-Status SqliteStore::PutRoleDefinition(const RoleDefinitionRecord& r) {
-  return Write([&](Db& db) -> Status {
+namespace {
+
+constexpr char kRoleColumns[] =
+    "SELECT id, role_name, definition_json, created, updated, version FROM role_definitions ";
+
+RoleDefinitionRecord ReadRole(const Stmt& st) {
+  return {st.Text(0), st.Text(1), st.Text(2), st.Int(3), st.Int(4), st.Int(5)};
+}
+
+}  // namespace
+
+StatusOr<RoleDefinitionRecord> SqliteStore::PutRoleDefinition(
+    const std::string& id, const Upsert<RoleDefinitionRecord>& make) {
+  RoleDefinitionRecord r;
+  RETURN_IF_ERROR(Write([&](Db& db) -> Status {
+    ASSIGN_OR_RETURN(Stmt * find, db.Prepare(std::string(kRoleColumns) + "WHERE id = ?"));
+    find->Bind(1, id);
+    ASSIGN_OR_RETURN(bool row, find->Step());
+    std::optional<RoleDefinitionRecord> current;
+    if (row) {
+      current = ReadRole(*find);
+    }
+    find->Reset();
+    ASSIGN_OR_RETURN(r, make(current));
+    r.id = id;
+    r.created = current ? current->created : r.created;
+    r.version = current ? current->version + 1 : 1;
     ASSIGN_OR_RETURN(Stmt * same, db.Prepare("SELECT id FROM role_definitions WHERE name_key = ? "
                                              "AND id <> ?"));
     same->Bind(1, AsciiLower(r.role_name)).Bind(2, r.id);
     ASSIGN_OR_RETURN(bool taken, same->Step());
+    same->Reset();
     if (taken) {
       return AlreadyExistsError("A custom role named '" + r.role_name + "' already exists.",
                                 "RoleDefinitionWithSameNameExists");
     }
     ASSIGN_OR_RETURN(Stmt * st,
                      db.Prepare("INSERT INTO role_definitions(id, name_key, role_name, "
-                                "definition_json, created, updated) VALUES(?, ?, ?, ?, ?, ?) "
+                                "definition_json, created, updated, version) "
+                                "VALUES(?, ?, ?, ?, ?, ?, ?) "
                                 "ON CONFLICT(id) DO UPDATE SET name_key = excluded.name_key, "
                                 "role_name = excluded.role_name, "
                                 "definition_json = excluded.definition_json, "
-                                "updated = excluded.updated"));
+                                "updated = excluded.updated, version = excluded.version"));
     st->Bind(1, r.id).Bind(2, AsciiLower(r.role_name)).Bind(3, r.role_name);
-    st->Bind(4, r.definition_json).Bind(5, r.created).Bind(6, r.updated);
+    st->Bind(4, r.definition_json).Bind(5, r.created).Bind(6, r.updated).Bind(7, r.version);
     return st->Exec();
-  });
+  }));
+  return r;
 }
 
 StatusOr<std::vector<RoleDefinitionRecord>> SqliteStore::ListRoleDefinitions() {
   std::vector<RoleDefinitionRecord> out;
   RETURN_IF_ERROR(Read([&](Db& db) -> Status {
-    ASSIGN_OR_RETURN(Stmt * st, db.Prepare("SELECT id, role_name, definition_json, created, "
-                                           "updated FROM role_definitions ORDER BY name_key"));
+    ASSIGN_OR_RETURN(Stmt * st, db.Prepare(std::string(kRoleColumns) + "ORDER BY name_key"));
     while (true) {
       ASSIGN_OR_RETURN(bool row, st->Step());
       if (!row) {
         return OkStatus();
       }
-      out.push_back({st->Text(0), st->Text(1), st->Text(2), st->Int(3), st->Int(4)});
+      out.push_back(ReadRole(*st));
     }
   }));
   return out;
 }
 
-Status SqliteStore::DeleteRoleDefinition(const std::string& id) {
+Status SqliteStore::DeleteRoleDefinition(
+    const std::string& id, const std::function<Status(const RoleDefinitionRecord&)>& check) {
   return Write([&](Db& db) -> Status {
+    ASSIGN_OR_RETURN(Stmt * find, db.Prepare(std::string(kRoleColumns) + "WHERE id = ?"));
+    find->Bind(1, id);
+    ASSIGN_OR_RETURN(bool row, find->Step());
+    if (!row) {
+      find->Reset();
+      return NotFoundError("role definition '" + id + "' not found", "RoleDefinitionDoesNotExist");
+    }
+    RoleDefinitionRecord current = ReadRole(*find);
+    find->Reset();
+    RETURN_IF_ERROR(check(current));
     ASSIGN_OR_RETURN(Stmt * used,
                      db.Prepare("SELECT 1 FROM role_assignments WHERE role_definition_id = ?"));
     used->Bind(1, id);

@@ -1,0 +1,36 @@
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "http/message.h"
+#include "keyvault/vault_registry.h"
+#include "storage/store.h"
+
+namespace coffer::mgmt {
+
+// TagsApi is ARM's Microsoft.Resources/tags API on the resources Coffer
+// keeps (vaults, user-assigned identities, workloads):
+//   GET    {resource}/providers/Microsoft.Resources/tags/default
+//   PUT    ... {"properties":{"tags":{...}}}              replaces the tags
+//   PATCH  ... {"operation":"Merge|Replace|Delete",
+//               "properties":{"tags":{...}}}               as `az tag update`
+//   DELETE ...                                            removes every tag
+// Each change is applied to the tags as they are when it is written, so
+// concurrent merges of different tags all land. Authorization
+// (Microsoft.Resources/tags/*) is the caller's job. Thread-safe.
+class TagsApi {
+ public:
+  TagsApi(std::string subscription_id, storage::Store& store, keyvault::VaultRegistry& registry)
+      : subscription_id_(std::move(subscription_id)), store_(store), registry_(registry) {}
+
+  // Handle answers a tags request, or nullopt for other paths.
+  std::optional<http::Response> Handle(const http::Request& request);
+
+ private:
+  const std::string subscription_id_;
+  storage::Store& store_;
+  keyvault::VaultRegistry& registry_;
+};
+
+}  // namespace coffer::mgmt
