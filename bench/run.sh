@@ -68,7 +68,9 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 port=$(free_port)
 ngx_port=$(free_port)
 
+# Step 9's 2,000 streams are all the dev principal's: raise its cap of watch streams.
 ./build/coffer server --dev --data-dir "$work/data" --port "$port" --io-threads "$threads" \
+  --watch-streams-per-principal 2100 \
   --log-level warning >"$work/coffer.out" 2>"$work/coffer.err" &
 pids+=($!)
 coffer_pid=$!

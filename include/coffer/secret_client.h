@@ -83,7 +83,11 @@ struct SecretClientOptions {
 
 // One event of the watch stream. `type` is the event type
 // ("Microsoft.KeyVault.SecretNewVersionCreated", "Coffer.KeyVault.SecretDeleted"…),
-// or "coffer.ready" when the backlog has been sent (only `token` is set).
+// or one of the stream's own, which set only `token` (docs/events.md):
+// "coffer.ready" when the backlog has been sent; "coffer.resync" when it was
+// too large to send (read afresh, then carry on from `token`); "coffer.closed"
+// just before the server ends the stream (its token expired, or its principal
+// was deleted: reconnect with a fresh token).
 struct SecretChange {
   std::string token;  // resume token (the event id)
   std::string type;

@@ -227,6 +227,14 @@ Decision Authorizer::CheckData(const Principal& who, const VaultContext& vault,
   return d;
 }
 
+Decision Authorizer::CheckDataInVault(const Principal& who, const VaultContext& vault,
+                                      const DataOperation& op) const {
+  if (!vault.rbac) {
+    return CheckData(who, vault, op, "");
+  }
+  return CheckRbac(who, op.data_action, true, AsciiLower(vault.resource_id), {}, false, true);
+}
+
 Decision Authorizer::CheckAction(const Principal& who, std::string_view action,
                                  std::string_view scope, std::string_view assigned_role_id,
                                  bool explain) const {
@@ -235,7 +243,7 @@ Decision Authorizer::CheckAction(const Principal& who, std::string_view action,
 
 Decision Authorizer::CheckRbac(const Principal& who, std::string_view action, bool data,
                                std::string_view resource_key, std::string_view assigned_role_id,
-                               bool explain) const {
+                               bool explain, bool or_below) const {
   Decision d;
   d.model = Model::kRbac;
   d.reason = Reason::kNoRoleAssignment;
@@ -246,7 +254,8 @@ Decision Authorizer::CheckRbac(const Principal& who, std::string_view action, bo
     return d;
   }
   for (const Assignment& a : it->second) {
-    bool covers = Covers(a.scope_key, resource_key);
+    bool covers =
+        Covers(a.scope_key, resource_key) || (or_below && Covers(resource_key, a.scope_key));
     bool grants = covers && Grants(*a.role, action, data);
     bool condition_ok = true;
     if (grants && !data && !a.role->delegable_role_ids.empty() && IsRoleAssignmentWrite(action)) {

@@ -84,6 +84,14 @@ class Authorizer {
   Decision CheckData(const Principal& who, const VaultContext& vault, const DataOperation& op,
                      std::string_view object_name, bool explain = false) const;
 
+  // CheckDataInVault: may `who` perform `op` on the vault or on at least
+  // one object in it? Access policies are vault-wide, so this is CheckData
+  // at the vault's scope; under RBAC an assignment on one of the vault's
+  // objects also counts, besides those at or above the vault. For deciding
+  // whether a caller may ask at all (the watch stream), never for an object.
+  Decision CheckDataInVault(const Principal& who, const VaultContext& vault,
+                            const DataOperation& op) const;
+
   // Management plane: may `who` perform `action` on the resource `scope`?
   // For role-assignment writes and deletes, `assigned_role_id` is the role
   // being assigned or removed (delegation conditions look at it).
@@ -115,9 +123,11 @@ class Authorizer {
   const Snapshot& Current() const;
   void Publish(std::shared_ptr<Snapshot> snapshot);
   // `resource_key` is lower-case (storage::RoleScopeKey).
+  // With `or_below`, an assignment at a scope below the resource covers it
+  // too.
   Decision CheckRbac(const Principal& who, std::string_view action, bool data,
-                     std::string_view resource_key, std::string_view assigned_role_id,
-                     bool explain) const;
+                     std::string_view resource_key, std::string_view assigned_role_id, bool explain,
+                     bool or_below = false) const;
 
   storage::Store& store_;
   std::atomic<std::shared_ptr<const Snapshot>> snapshot_;

@@ -188,6 +188,27 @@ TEST_F(RbacTest, AssignmentsApplyAtTheirScopeAndBelow) {
   EXPECT_TRUE(authz_.CheckData(p, vault_, set, "db").allowed);
 }
 
+TEST_F(RbacTest, InVaultCountsAnAssignmentOnOneOfItsObjects) {
+  const DataOperation& get = *FindOperation("SecretGet");
+  const DataOperation& list = *FindOperation("SecretList");
+  Principal p{"p1", "app", kTenant};
+  EXPECT_FALSE(authz_.CheckDataInVault(p, vault_, get).allowed);
+  // A secret of another vault whose name extends this one's is not in it.
+  Assign("sibling", "p1", kSecretsUser, std::string(kVault) + "2/secrets/db");
+  EXPECT_FALSE(authz_.CheckDataInVault(p, vault_, get).allowed);
+  Assign("obj", "p1", kSecretsUser, std::string(kVault) + "/secrets/DB");
+  EXPECT_TRUE(authz_.CheckDataInVault(p, vault_, get).allowed);
+  EXPECT_EQ(authz_.CheckDataInVault(p, vault_, get).applied, "obj");
+  EXPECT_TRUE(authz_.CheckDataInVault(p, vault_, list).allowed);  // readMetadata on that one
+  EXPECT_FALSE(authz_.CheckData(p, vault_, get, "").allowed) << "not vault-wide";
+  EXPECT_FALSE(authz_.CheckData(p, vault_, list, "").allowed) << "not vault-wide";
+  const DataOperation& set = *FindOperation("SecretSet");
+  EXPECT_FALSE(authz_.CheckDataInVault(p, vault_, set).allowed) << "only what the role grants";
+  Principal q{"p2", "app", kTenant};
+  Assign("rg", "p2", kSecretsUser, "/subscriptions/sub/resourceGroups/RG");
+  EXPECT_TRUE(authz_.CheckDataInVault(q, vault_, list).allowed);
+}
+
 TEST_F(RbacTest, DataAccessAdministratorMayOnlyDelegateKeyVaultDataRoles) {
   Assign("daa", "admin", kDataAccessAdmin, kVault);
   Principal p{"admin", "app", kTenant};

@@ -573,7 +573,9 @@ void AddSecretCommands(CLI::App& kv) {
                 Json out = {{"id", id}, {"event", data ? *data : Json(line.substr(6))}};
                 std::printf("%s\n", ToJson(out).c_str());
                 std::fflush(stdout);
-                if (*count > 0 && ++seen >= *count) {
+                // The stream's own events (coffer.resync, coffer.closed)
+                // are shown but are no change.
+                if (*count > 0 && !StartsWith(event, "coffer.") && ++seen >= *count) {
                   return false;
                 }
               }

@@ -63,6 +63,10 @@ void AddServerCommand(CLI::App& app) {
                   "Seconds between heartbeats on watch streams")
       ->capture_default_str()
       ->check(CLI::Range(1, 3600));
+  cmd->add_option("--watch-streams-per-principal", config->watch_streams_per_principal,
+                  "Watch streams one principal may hold open on this server")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000000));
   cmd->add_option("--log-level", *log_level, "debug, info, warning or error")
       ->capture_default_str();
   cmd->callback([config, log_level, audit] {

@@ -14,7 +14,6 @@
 #include "events/change_hub.h"
 #include "events/event_format.h"
 #include "events/expiry.h"
-#include "events/watch.h"
 #include "events/webhooks.h"
 #include "storage/memory/memory_store.h"
 
@@ -166,167 +165,6 @@ TEST(Subscriptions, MatchTypesSubjectsVaultAndStart) {
   EXPECT_FALSE(s.Matches(Change(6, "SecretExpired", "api-prod")));
 }
 
-class FakeWriter : public http::StreamWriter {
- public:
-  bool Write(std::string data) override {
-    std::lock_guard<std::mutex> lock(mu);
-    if (closed_) {
-      return false;
-    }
-    text += data;
-    return true;
-  }
-  bool closed() const override { return closed_; }
-  void Close() override { closed_ = true; }
-  std::string Text() {
-    std::lock_guard<std::mutex> lock(mu);
-    return text;
-  }
-
-  std::mutex mu;
-  std::string text;
-  std::atomic<bool> closed_{false};
-};
-
-// The ids of the events (not the ready marker) in a server-sent event text.
-std::vector<std::string> EventIds(const std::string& text) {
-  std::vector<std::string> ids;
-  size_t pos = 0;
-  while ((pos = text.find("id: ", pos)) != std::string::npos) {
-    size_t end = text.find('\n', pos);
-    std::string id = text.substr(pos + 4, end - pos - 4);
-    size_t ev = text.find("event: ", end);
-    if (text.compare(ev + 7, 12, "coffer.ready") != 0) {
-      ids.push_back(id);
-    }
-    pos = end;
-  }
-  return ids;
-}
-
-class WatchTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    storage::VaultRecord v;
-    v.name = "Main";
-    v.tags_json = "{}";
-    ASSERT_TRUE(store_.CreateVault(v).ok());
-    v.name = "Other";
-    ASSERT_TRUE(store_.CreateVault(v).ok());
-  }
-  void Set(const std::string& vault, const std::string& name, const std::string& version) {
-    storage::SecretVersionRecord r;
-    r.name = name;
-    r.version = version;
-    r.tags_json = "{}";
-    ASSERT_TRUE(store_.AddSecretVersion(vault, r).ok());
-  }
-  // Hands the feed after `after` to the registry, as the hub does.
-  int64_t Publish(WatchRegistry& reg, int64_t after) {
-    auto changes = store_.ListChanges(after, 1000);
-    if (!changes->empty()) {
-      reg.OnChanges(*changes);
-      return changes->back().seq;
-    }
-    return after;
-  }
-
-  storage::MemoryStore store_;
-};
-
-TEST_F(WatchTest, ResumesWithNoGapAndNoDuplicate) {
-  WatchRegistry reg(store_, Naming());
-  Set("Main", "a", "1");  // seq 1
-  Set("Main", "b", "1");  // seq 2
-  int64_t published = Publish(reg, 0);
-  WatchRequest req;
-  req.vault = "main";
-  req.after_seq = 1;
-  http::Response r = reg.Open(req);
-  ASSERT_EQ(r.status, 200);
-  ASSERT_TRUE(r.stream);
-  // Changes between Open and Attach: one already in the backlog is not sent
-  // twice.
-  Set("Main", "c", "1");   // seq 3
-  Set("Other", "x", "1");  // seq 4: another vault
-  published = Publish(reg, published);
-  auto w = std::make_shared<FakeWriter>();
-  r.stream(w);
-  Set("Main", "d", "1");  // seq 5, live
-  Publish(reg, published);
-  std::string all = r.body + w->Text();
-  EXPECT_EQ(EventIds(all), (std::vector<std::string>{"2", "3", "5"}));
-  EXPECT_NE(r.body.find("event: Microsoft.KeyVault.SecretNewVersionCreated\ndata: {"),
-            std::string::npos);
-  EXPECT_NE(r.body.find("event: coffer.ready"), std::string::npos);
-}
-
-TEST_F(WatchTest, FiltersByPermissionNamesAndTypes) {
-  WatchRegistry reg(store_, Naming());
-  WatchRequest req;
-  req.vault = "Main";
-  req.may_read = [](const storage::ChangeRecord& c) { return c.name != "hidden"; };
-  http::Response all = reg.Open(req);
-  req.names = {"b"};
-  http::Response only_b = reg.Open(req);
-  req.names.clear();
-  req.types = {"Coffer.KeyVault.SecretDeleted"};
-  http::Response deletes = reg.Open(req);
-  auto w1 = std::make_shared<FakeWriter>();
-  auto w2 = std::make_shared<FakeWriter>();
-  auto w3 = std::make_shared<FakeWriter>();
-  all.stream(w1);
-  only_b.stream(w2);
-  deletes.stream(w3);
-  Set("Main", "hidden", "1");
-  Set("Main", "b", "1");
-  ASSERT_TRUE(store_.MarkSecretDeleted("Main", "b", 1, 2).ok());
-  Publish(reg, 0);
-  EXPECT_EQ(EventIds(w1->Text()), (std::vector<std::string>{"2", "3"}));
-  EXPECT_EQ(w1->Text().find("hidden"), std::string::npos);
-  EXPECT_EQ(EventIds(w2->Text()), (std::vector<std::string>{"2", "3"}));
-  EXPECT_EQ(EventIds(w3->Text()), (std::vector<std::string>{"3"}));
-}
-
-TEST_F(WatchTest, TokensAreCheckedAndClosedStreamsReaped) {
-  WatchRegistry reg(store_, Naming());
-  EXPECT_EQ(WatchRegistry::ParseToken("").value(), -1);
-  EXPECT_EQ(WatchRegistry::ParseToken("42").value(), 42);
-  for (const char* bad : {"-1", "abc", "1 ", "99999999999999999999", "0x10"}) {
-    EXPECT_FALSE(WatchRegistry::ParseToken(bad).ok()) << bad;
-  }
-  Set("Main", "a", "1");
-  WatchRequest req;
-  req.vault = "Main";
-  req.after_seq = 5;  // beyond the newest
-  EXPECT_EQ(reg.Open(req).status, 400);
-  Set("Main", "a", "2");
-  Set("Main", "a", "3");
-  ASSERT_TRUE(store_.PruneChanges(int64_t{1} << 62, 1).ok());
-  req.after_seq = 0;  // changes 1 and 2 are gone
-  http::Response gone = reg.Open(req);
-  EXPECT_EQ(gone.status, 410);
-  EXPECT_NE(gone.body.find("ResumeTokenExpired"), std::string::npos);
-  req.after_seq = 2;
-  http::Response ok = reg.Open(req);
-  EXPECT_EQ(ok.status, 200);
-  auto w = std::make_shared<FakeWriter>();
-  ok.stream(w);
-  EXPECT_EQ(reg.size(), 1u);
-  reg.Tick();
-  EXPECT_NE(w->Text().find(": keep-alive"), std::string::npos);
-  w->Close();
-  reg.Tick();
-  EXPECT_EQ(reg.size(), 0u);
-  // A stream whose connection never attached goes after a while.
-  http::Response never = reg.Open(req);
-  EXPECT_EQ(reg.size(), 1u);
-  for (int i = 0; i < 20; ++i) {
-    reg.Tick();
-  }
-  EXPECT_EQ(reg.size(), 0u);
-}
-
 TEST(ChangeHubTest, HandsEachChangeOnceInOrder) {
   storage::MemoryStore store;
   storage::VaultRecord v;
@@ -386,11 +224,11 @@ class WebhookTest : public ::testing::Test {
     r.properties_json = ToJson(props);
     r.key_generation = 3;
     ASSERT_TRUE(store_
-                    .PutEventSubscription(
-                        "Main", name,
-                        [&](const auto&, size_t) -> StatusOr<storage::EventSubscriptionRecord> {
-                          return r;
-                        })
+                    .PutEventSubscription("Main", name,
+                                          [&](const auto&, size_t)
+                                              -> StatusOr<storage::EventSubscriptionRecord> {
+                                            return r;
+                                          })
                     .ok());
   }
 

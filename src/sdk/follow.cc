@@ -27,12 +27,18 @@ void FollowChanges(SecretClient& client, const FollowOptions& options,
     StatusOr<std::string> end = client.Watch(
         watch,
         [&](const SecretChange& change) {
-          if (change.type == "coffer.ready") {
-            live = true;
-            if (resync && handlers.resync) {
-              handlers.resync();
+          if (change.type == "coffer.ready" || change.type == "coffer.resync") {
+            // A resync is the server's word that changes were skipped: the
+            // caller reads afresh, once the stream is live (at once if it
+            // already is), and the stream goes on from the resync's token.
+            live = live || change.type == "coffer.ready";
+            resync = resync || change.type == "coffer.resync";
+            if (live && resync) {
+              if (handlers.resync) {
+                handlers.resync();
+              }
+              resync = false;
             }
-            resync = false;
           } else if (ChangesValue(change.type) && !change.name.empty() && handlers.changed) {
             handlers.changed(AsciiLower(change.name));
           }

@@ -30,9 +30,11 @@ struct FollowHandlers {
   // A secret's value may have changed (a new version, an update, a deletion,
   // a recovery, a purge): its name, lower-cased.
   std::function<void(const std::string& name)> changed;
-  // Changes may have been missed: the resume token expired (and the first
-  // stream, with resync_on_first_stream). Called once the new stream is
-  // live, so nothing between the caller's fresh read and the stream is lost.
+  // Changes may have been missed: the resume token expired, or the server
+  // sent `coffer.resync` because the changes after it were too many to send
+  // (and the first stream, with resync_on_first_stream). Called once the
+  // stream is live, so nothing between the caller's fresh read and the
+  // stream is lost.
   std::function<void()> resync;
   // A stream ended with this error; it is retried. Optional.
   std::function<void(const Status&)> error;

@@ -768,6 +768,48 @@ TEST(FollowChanges, ResumesFromTheLastTokenAndResyncsOnceLiveAfterTheTokenExpire
   EXPECT_EQ(errors, 2);  // the two streams that ended; the expiry is not an error
 }
 
+std::string Control(const std::string& type, const std::string& id, const std::string& reason) {
+  return "id: " + id + "\nevent: " + type + "\ndata: {\"token\":\"" + id + "\",\"reason\":\"" +
+         reason + "\"}\n\n";
+}
+
+TEST(FollowChanges, AResyncEventReadsAfreshOnceLiveAndTheStreamGoesOnFromItsToken) {
+  auto t = std::make_shared<ScriptedStreams>(std::vector<ScriptedStreams::Session>{
+      {200, Event("1", "Microsoft.KeyVault.SecretNewVersionCreated", "DB") + Ready("1")},
+      // Resuming after 1, the backlog was too large: a resync before the
+      // ready marker, and later one on the live stream.
+      {200, ": coffer watch\n\n" + Control("coffer.resync", "50", "BacklogTooLarge") + Ready("50") +
+                Event("51", "Microsoft.KeyVault.SecretUpdated", "api") +
+                Control("coffer.resync", "90", "BacklogTooLarge") +
+                Event("91", "Microsoft.KeyVault.SecretNewVersionCreated", "x")},
+      // The token expired: the last event names the place to resume from.
+      {200, Ready("91") + Control("coffer.closed", "95", "TokenExpired")},
+  });
+  SecretClientOptions options;
+  options.transport = t;
+  SecretClient client("https://dev.vault.localhost:8443", std::make_shared<FixedCredential>(),
+                      options);
+  std::atomic<bool> cancel{false};
+  std::vector<std::string> seen;
+  FollowHandlers h;
+  h.changed = [&](const std::string& name) { seen.push_back("changed " + name); };
+  h.resync = [&] { seen.push_back("resync"); };
+  int waits = 0;
+  h.wait = [&](std::chrono::milliseconds) {
+    if (++waits == 4) {
+      cancel = true;
+    }
+    return true;
+  };
+  FollowChanges(client, FollowOptions{}, h, cancel);
+  EXPECT_EQ(seen, (std::vector<std::string>{"changed db", "resync", "changed api", "resync",
+                                            "changed x"}));
+  ASSERT_EQ(t->urls.size(), 4u);
+  EXPECT_NE(t->urls[1].find("from=1"), std::string::npos) << t->urls[1];
+  EXPECT_NE(t->urls[2].find("from=91"), std::string::npos) << t->urls[2];
+  EXPECT_NE(t->urls[3].find("from=95"), std::string::npos) << t->urls[3];
+}
+
 TEST(FollowChanges, BacksOffWhileTheVaultFailsAndResyncsTheFirstStreamWhenAsked) {
   auto t = std::make_shared<ScriptedStreams>(std::vector<ScriptedStreams::Session>{
       {503, ""}, {503, ""}, {503, ""}, {200, Ready("9")}, {503, ""}});

@@ -270,7 +270,9 @@ SecretChange ChangeFromEvent(const SseEvent& event) {
   if (!body || !body->is_object()) {
     return change;
   }
-  if (change.type == "coffer.ready") {
+  if (change.type.starts_with("coffer.")) {
+    // The stream's own events (ready, resync, closed) carry the token in
+    // their data too.
     std::string token = StringMember(*body, "token");
     if (!token.empty()) {
       change.token = token;

@@ -72,7 +72,8 @@ StatusOr<Caller> Authenticator::Authenticate(std::string_view authorization,
                 verified.identity_type(),
                 verified.mi_resource_id(),
                 verified.app_id_acr(),
-                nullptr};
+                nullptr,
+                verified.expires()};
   caller.audit_claims = std::make_shared<const std::string>(AuditClaims(caller));
   std::lock_guard<std::shared_mutex> lock(mu_);
   if (cache_.size() >= kMaxCachedTokens) {
@@ -109,14 +110,23 @@ void Authenticator::ForgetAll() {
 }
 
 void Authenticator::ForgetPrincipal(const std::string& object_id) {
-  std::lock_guard<std::shared_mutex> lock(mu_);
-  for (auto it = cache_.begin(); it != cache_.end();) {
-    if (it->second.caller.object_id == object_id) {
-      it = cache_.erase(it);
-    } else {
-      ++it;
+  {
+    std::lock_guard<std::shared_mutex> lock(mu_);
+    for (auto it = cache_.begin(); it != cache_.end();) {
+      if (it->second.caller.object_id == object_id) {
+        it = cache_.erase(it);
+      } else {
+        ++it;
+      }
     }
   }
+  for (const auto& listener : forget_listeners_) {
+    listener(object_id);
+  }
+}
+
+void Authenticator::OnForgetPrincipal(std::function<void(const std::string&)> listener) {
+  forget_listeners_.push_back(std::move(listener));
 }
 
 }  // namespace coffer::server

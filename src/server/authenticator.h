@@ -28,6 +28,8 @@ struct Caller {
   // The caller's identity.claim object for audit records, formatted once
   // per verified token.
   std::shared_ptr<const std::string> audit_claims;
+  // When the token expires (its `exp`, Unix seconds).
+  int64_t expires = 0;
 };
 
 // AuditClaims formats a caller's claims as audit records carry them:
@@ -54,8 +56,13 @@ class Authenticator {
   std::optional<Caller> TryCached(std::string_view authorization,
                                   const std::vector<std::string>& audiences);
 
-  // ForgetPrincipal drops cached tokens of a deleted principal.
+  // ForgetPrincipal drops cached tokens of a deleted principal, then tells
+  // the listeners.
   void ForgetPrincipal(const std::string& object_id);
+  // OnForgetPrincipal adds a listener that ForgetPrincipal calls with the
+  // object id, for what outlives a request (watch streams). Before serving
+  // only; a listener must not block.
+  void OnForgetPrincipal(std::function<void(const std::string& object_id)> listener);
   // ForgetAll drops every cached token (after a signing key is retired).
   void ForgetAll();
 
@@ -75,6 +82,7 @@ class Authenticator {
     size_t operator()(std::string_view token) const { return std::hash<std::string_view>()(token); }
   };
   std::unordered_map<std::string, Entry, TokenHash, std::equal_to<>> cache_;  // guarded by mu_
+  std::vector<std::function<void(const std::string&)>> forget_listeners_;     // set before serving
 };
 
 }  // namespace coffer::server

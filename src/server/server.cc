@@ -211,7 +211,12 @@ Status CofferServer::StartEvents() {
         return res.status;
       },
       key_for, events::UrlSeal(webhook_url_key_), wo);
-  watches_ = std::make_unique<events::WatchRegistry>(*store_, naming);
+  events::WatchLimits watch_limits;
+  watch_limits.max_streams_per_principal = static_cast<size_t>(config_.watch_streams_per_principal);
+  watches_ = std::make_unique<events::WatchRegistry>(*store_, naming, clock_, watch_limits);
+  // A deleted principal's streams end with its tokens.
+  authenticator_->OnForgetPrincipal(
+      [this](const std::string& oid) { watches_->ClosePrincipal(oid); });
   expiry_ = std::make_unique<events::ExpiryScheduler>(*store_, clock_);
   event_subscriptions_ = std::make_unique<mgmt::EventSubscriptionManager>(
       info_.subscription_id, *store_, clock_,
@@ -222,6 +227,7 @@ Status CofferServer::StartEvents() {
   hub_->AddListener([this](const auto& changes) { webhooks_->OnChanges(changes); });
   hub_->AddListener([this](const auto& changes) { AuditNotifications(changes); });
   hub_->AddTicker(config_.watch_heartbeat_seconds * 1000, [this] { watches_->Tick(); });
+  hub_->AddTicker(1000, [this] { watches_->Expire(); });
   hub_->AddTicker(config_.expiry_scan_seconds * 1000, [this] {
     auto found = expiry_->RunOnce();
     if (!found.ok()) {

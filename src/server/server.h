@@ -57,6 +57,7 @@ struct ServerConfig {
   int64_t event_retry_base_ms = 10000;
   int expiry_scan_seconds = 60;
   int watch_heartbeat_seconds = 15;
+  int watch_streams_per_principal = 16;
   int change_retention_days = 7;
 };
 

@@ -58,10 +58,30 @@ http::Response CofferServer::WatchRequest(const Caller& caller, const std::strin
     return http::ErrorResponse(after.status());
   }
   watch.after_seq = *after;
-  // Each change is shown only to a caller who may read it now: get on the
-  // secret, list for changes of the vault itself.
   const authz::DataOperation* get = authz::FindOperation("SecretGet");
   const authz::DataOperation* list = authz::FindOperation("SecretList");
+  auto opened = registry_->Get(vault);
+  if (!opened.ok()) {
+    return http::ErrorResponse(opened.status());
+  }
+  {
+    // SECURITY: a stream is a connection held open for as long as the
+    // caller likes; only a caller who may read or list something in the
+    // vault gets one. Under RBAC a role on a single secret is enough: the
+    // stream then shows that secret's changes only.
+    const keyvault::OpenVault& v = **opened;
+    authz::VaultContext ctx{v.settings.rbac_authorization, &v.settings.access_policies,
+                            v.resource_id};
+    authz::Principal who{caller.object_id, caller.app_id, caller.tenant_id};
+    authz::Decision listing = authorizer_->CheckDataInVault(who, ctx, *list);
+    if (!listing.allowed && !authorizer_->CheckDataInVault(who, ctx, *get).allowed) {
+      return DataDenial(caller, v, *list, "", listing);
+    }
+  }
+  watch.principal = caller.object_id;
+  watch.expires = caller.expires;
+  // Each change is shown only to a caller who may read it now: get on the
+  // secret, list for changes of the vault itself.
   watch.may_read = [this, caller, get, list](const storage::ChangeRecord& c) {
     auto open = registry_->Get(c.vault);
     if (!open.ok()) {

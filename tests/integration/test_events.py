@@ -13,7 +13,10 @@ stream.
   the permission model change; each notification audited once.
 * The watch stream: live events, resuming from the last id under concurrent writes with nothing
   lost or repeated, only what the caller may read, names= and types=, bad tokens, Last-Event-ID,
-  no secret values on the wire.
+  no secret values on the wire.  Resuming after 10,000 changes gets all of them or a resync,
+  never a closed connection; opening a stream needs a right to read or list in the vault; a
+  principal holds at most 16 streams; a stream ends, saying why, when its token expires or its
+  principal is deleted.
 """
 
 import hashlib
@@ -985,20 +988,24 @@ class WatchTests(EventsTestCase):
             return [f["json"]["subject"] for f in
                     self.backlog(vault, start[vault], token=p.vault_token if p else None)]
 
+        def refused(vault, p):
+            w = self.watch(vault, f"from={start[vault]}", token=p.vault_token)
+            return w.status == 403 and not w.chunked
+
         self.assertEqual(subjects(rbac, None), ["two", "one", "two", "one"], "the administrator")
         self.assertEqual(subjects(rbac, one_secret), ["one", "one"])
-        self.assertEqual(subjects(rbac, no_role), [])
+        self.assertTrue(refused(rbac, no_role), "no right at all: no stream")
         self.assertEqual(subjects(rbac, metadata), [], "listing is not reading")
         self.assertEqual(subjects(ap, one_secret), ["two", "one", "two", "one"],
                          "an access policy's get covers every secret of the vault")
         self.assertEqual(subjects(ap, metadata), [], "list is not get")
-        self.assertEqual(subjects(ap, no_role), [])
+        self.assertTrue(refused(ap, no_role))
         # A grant taken away takes effect on the streams too, live ones included.
         live_ap = self.watch(ap, token=one_secret.vault_token)
         live_ap.ready()
         r = self.edit_policies(f"rg-{ap}", ap, "remove", [self.policy_entry(one_secret.oid)])
         self.assertEqual(r.status, 200, r)
-        self.assertEqual(subjects(ap, one_secret), [])
+        self.assertTrue(refused(ap, one_secret))
         admin_live = self.watch(ap)
         admin_live.ready()
         self.set_secret(ap, "one", "one-value-3")
@@ -1009,7 +1016,7 @@ class WatchTests(EventsTestCase):
         # That edit is a change of the vault itself: shown to those who may list.
         self.assertEqual(subjects(ap, None)[-2:], [ap, "one"])
         self.assertEqual(subjects(ap, metadata), [ap])
-        self.assertEqual(subjects(ap, no_role), [])
+        self.assertTrue(refused(ap, no_role))
 
     def test_names_and_types_filters(self):
         vault = "evnames"
@@ -1057,6 +1064,152 @@ class WatchTests(EventsTestCase):
                 self.assertEqual(w.json()["error"]["code"], "BadParameter")
         w = self.watch(vault, "from=1", token="not-a-jwt")
         self.assertEqual(w.status, 401, w.wire[:500])
+
+    def test_resume_after_ten_thousand_changes_gets_them_all_or_a_resync(self):
+        vault = "evbacklog"
+        self.new_vault(vault)
+        start = int(self.token_now(vault))
+        n, threads = 10000, 4
+        errors = []
+
+        def writer(k):
+            conn = self.srv.connection(self.srv.vault_host(vault))
+            hdrs = {"Authorization": "Bearer " + self.srv.token(self.srv.vault_resource)}
+            try:
+                for i in range(k, n, threads):
+                    r = self.srv.send(conn, "PUT", f"/secrets/bl-{i % 16}?api-version=7.5",
+                                      {"value": "v"}, hdrs)
+                    if r.status != 200:
+                        errors.append(r)
+                        return
+            except Exception as e:  # noqa: BLE001 - reported below
+                errors.append(e)
+            finally:
+                conn.close()
+
+        ts = [threading.Thread(target=writer, args=(k,)) for k in range(threads)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        self.assertEqual(errors, [])
+        newest = int(self.token_now(vault))
+        self.assertGreaterEqual(newest - start, n)
+
+        w = self.watch(vault, f"from={start}")
+        self.assertEqual(w.status, 200, w.body)
+        ready = w.read_until(lambda f: f.get("event") == "coffer.ready")
+        self.assertIsNotNone(ready, f"the stream ended (closed={w.closed}) before its ready "
+                                    f"marker: {w.wire[:300]!r} ... {w.wire[-300:]!r}")
+        events = [f for f in w.frames if "event" in f and f["event"] != "coffer.ready"]
+        resyncs = [f for f in events if f["event"] == "coffer.resync"]
+        if resyncs:
+            self.assertEqual(len(events), 1, "a resync, and no part of the backlog")
+            self.assertEqual(resyncs[0]["json"],
+                             {"token": resyncs[0]["id"], "reason": "BacklogTooLarge"})
+            self.assertGreaterEqual(int(resyncs[0]["id"]), newest,
+                                    "the resync's token covers every change written")
+            self.assertEqual(ready["id"], resyncs[0]["id"])
+        else:
+            seqs = [int(f["id"]) for f in events]
+            self.assertEqual(len(seqs), n, "every change")
+            self.assertEqual(seqs, sorted(set(seqs)), "in order, each once")
+        # The stream stays open and carries what comes next.
+        self.set_secret(vault, "after-backlog")
+        f = w.read_until(lambda f: f.get("json", {}).get("subject") == "after-backlog")
+        self.assertIsNotNone(f, f"closed={w.closed}: {w.wire[-1000:]!r}")
+        self.assertGreater(int(f["id"]), int(ready["id"]))
+
+    def test_opening_a_watch_needs_a_right_to_read_or_list(self):
+        rbac, ap = "evopenrbac", "evopenap"
+        rbac_v = self.new_vault(rbac, rbac=True)
+        self.new_vault(ap)
+        nobody = self.new_sp("watch-open-nobody")
+        setter = self.new_sp("watch-open-set-only")
+        crypto = self.new_sp("watch-open-keys-only")
+        r = self.edit_policies(f"rg-{ap}", ap, "add", [self.policy_entry(setter.oid, ["set"])])
+        self.assertEqual(r.status, 200, r)
+        self.assign_ok(rbac_v["id"], ROLES["Key Vault Crypto Officer"], crypto.oid)
+        for label, vault, p in (("no role", rbac, nobody), ("keys only", rbac, crypto),
+                                ("no policy", ap, nobody), ("set only", ap, setter)):
+            with self.subTest(label):
+                w = self.watch(vault, token=p.vault_token)
+                self.assertEqual(w.status, 403, w.wire[:500])
+                self.assertFalse(w.chunked, "an error, not a stream")
+                err = w.json()["error"]
+                self.assertEqual(err["code"], "Forbidden")
+                self.assertIn(p.oid, err["message"], "the denial names the principal")
+        recs = wait_for_records(self.srv, lambda r: r["operationName"] == "SecretWatch" and
+                                r["properties"]["httpStatusCode"] == 403)
+        self.assertTrue(recs, "refusals are audited")
+
+    def test_a_principal_holds_at_most_sixteen_streams(self):
+        vault = "evcap"
+        self.new_vault(vault)
+        p = self.new_sp("watch-cap")
+        r = self.edit_policies(f"rg-{vault}", vault, "add", [self.policy_entry(p.oid, ["get"])])
+        self.assertEqual(r.status, 200, r)
+        streams = []
+        for i in range(16):
+            w = self.watch(vault, token=p.vault_token)
+            self.assertEqual(w.status, 200, f"stream {i + 1}: {w.wire[:300]!r}")
+            w.ready()
+            streams.append(w)
+        w = self.watch(vault, token=p.vault_token)
+        self.assertEqual(w.status, 429, w.wire[:500])
+        self.assertEqual(w.json()["error"]["code"], "Throttled")
+        self.assertEqual(w.headers.get("retry-after"), "30")
+        other = self.watch(vault)
+        self.assertEqual(other.status, 200, "another principal is not held back")
+        # A stream that ends frees its place.
+        streams.pop().close()
+
+        def reopened():
+            again = self.watch(vault, token=p.vault_token)
+            return again.status == 200
+        self.assertTrue(wait_until(reopened, WAIT_S))
+        # The streams it holds still work.
+        self.set_secret(vault, "cap")
+        for s in streams:
+            self.assertIsNotNone(s.read_until(lambda f: f.get("event") == NEW_VERSION))
+
+    def test_a_stream_ends_when_its_token_expires(self):
+        vault = "evexpiry"
+        self.new_vault(vault)
+        token = self.srv.forge_token(claim_changes={"exp": int(time.time()) + 3})
+        w = self.watch(vault, token=token)
+        self.assertEqual(w.status, 200, w.wire[:500])
+        ready = w.ready()
+        f = w.read_until(lambda f: f.get("event") == "coffer.closed")
+        self.assertIsNotNone(f, f"closed={w.closed}: {w.wire[-1000:]!r}")
+        self.assertEqual(f["json"], {"token": ready["id"], "reason": "TokenExpired"})
+        self.assertEqual(f["id"], ready["id"], "the id to resume from")
+        w.read_until(lambda f: False)
+        self.assertTrue(w.closed, "the response ends after the final event")
+        self.assertIs(w.frames[-1], f, "nothing after the final event")
+
+    def test_a_stream_ends_when_its_principal_is_deleted(self):
+        vault = "evgone"
+        self.new_vault(vault)
+        p = self.new_sp("watch-deleted")
+        r = self.edit_policies(f"rg-{vault}", vault, "add", [self.policy_entry(p.oid, ["get"])])
+        self.assertEqual(r.status, 200, r)
+        w = self.watch(vault, token=p.vault_token)
+        self.assertEqual(w.status, 200, w.wire[:500])
+        w.ready()
+        other = self.watch(vault)
+        other.ready()
+        self.coffer("ad", "sp", "delete", "--id", p.app_id)
+        f = w.read_until(lambda f: f.get("event") == "coffer.closed")
+        self.assertIsNotNone(f, f"closed={w.closed}: {w.wire[-1000:]!r}")
+        self.assertEqual(f["json"]["reason"], "PrincipalDeleted")
+        w.read_until(lambda f: False)
+        self.assertTrue(w.closed)
+        self.assertEqual(self.watch(vault, token=p.vault_token).status, 401)
+        self.set_secret(vault, "still-watched")
+        self.assertIsNotNone(other.read_until(
+            lambda f: f.get("json", {}).get("subject") == "still-watched"),
+            "another principal's stream goes on")
 
     def backlog_header(self, vault, token):
         w = self.watch(vault, headers={"Last-Event-ID": token})
