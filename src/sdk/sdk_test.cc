@@ -16,6 +16,7 @@
 #include "crypto/rsa_key.h"
 #include "crypto/x509.h"
 #include "sdk/follow.h"
+#include "sdk/secret_cache_testing.h"
 #include "sdk/wire.h"
 
 namespace coffer {
@@ -590,12 +591,57 @@ TEST(SecretCache, StaleValuesAreServedWhileARefreshRuns) {
   }
   std::this_thread::sleep_for(5ms);
   EXPECT_EQ(cache.GetSecret("db")->value, "old") << "stale, served at once";
-  for (int i = 0; i < 500 && cache.stats().refreshes == 0; ++i) {
+  for (int i = 0; i < 3000 && cache.stats().refreshes == 0; ++i) {
     std::this_thread::sleep_for(10ms);
   }
-  std::this_thread::sleep_for(5ms);
-  EXPECT_EQ(cache.GetSecret("db")->value, "new");
+  ASSERT_NE(cache.stats().refreshes, 0u);
+  EXPECT_EQ(cache.GetSecret("db")->value, "new") << "a counted refresh is served";
   EXPECT_GE(cache.stats().stale_hits, 1u);
+}
+
+// RefreshHook installs a SecretCache refresh hook for its lifetime.
+class RefreshHook {
+ public:
+  explicit RefreshHook(std::function<void(const std::string&)> hook) {
+    SetSecretCacheRefreshHookForTesting(std::move(hook));
+  }
+  ~RefreshHook() { SetSecretCacheRefreshHookForTesting(nullptr); }
+  RefreshHook(const RefreshHook&) = delete;
+  RefreshHook& operator=(const RefreshHook&) = delete;
+};
+
+TEST(SecretCache, ARefreshIsCountedOnlyOnceItsValueIsServed) {
+  FakeVault vault;
+  vault.secrets["db"] = {"v1", "old"};
+  auto t = std::make_shared<FakeTransport>([&](const HttpRequest& r) { return vault.Handle(r); });
+  SecretCacheOptions o = NoBackground();
+  o.ttl = 1ms;
+  std::mutex mu;
+  std::condition_variable cv;
+  std::string served;  // GUARDED_BY(mu): what a reader got right after the first count
+  SecretCache cache(ClientFor(t), o);
+  ASSERT_EQ(cache.GetSecret("db")->value, "old");
+  {
+    std::lock_guard<std::mutex> lock(vault.mu);
+    vault.secrets["db"] = {"v2", "new"};
+  }
+  std::atomic<bool> first{true};
+  // The hook reads where a reader that has just seen `refreshes` go up
+  // reads: between the count and whatever the cache does after it.
+  RefreshHook hook([&](const std::string& name) {
+    if (!first.exchange(false)) {
+      return;
+    }
+    auto s = cache.GetSecret(name);
+    std::lock_guard<std::mutex> lock(mu);
+    served = s.ok() ? s->value : s.status().ToString();
+    cv.notify_all();
+  });
+  std::this_thread::sleep_for(5ms);  // older than the ttl: the next read queues a refresh
+  EXPECT_EQ(cache.GetSecret("db")->value, "old");
+  std::unique_lock<std::mutex> lock(mu);
+  ASSERT_TRUE(cv.wait_for(lock, 30s, [&] { return !served.empty(); }));
+  EXPECT_EQ(served, "new") << "the refresh was counted before its value was stored";
 }
 
 TEST(SecretCache, AnOutageServesCachedValuesAndRecovers) {
