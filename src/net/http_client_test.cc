@@ -144,11 +144,13 @@ class ScriptedServer {
         res += "Connection: close\r\n";
       }
       res += "\r\nok";
+      // Counted before it is written: the client may return, and the test
+      // read the count, as soon as the answer is on the wire.
+      ++answered_;
       if (::write(c.fd, res.data(), res.size()) != static_cast<ssize_t>(res.size())) {
         Close(c);
         return;
       }
-      ++answered_;
       if (mode_ == Mode::kCloseWhenIdle || mode_ == Mode::kConnectionClose) {
         Close(c);
       }
