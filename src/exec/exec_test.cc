@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "common/json.h"
+#include "common/testing/temp_dir.h"
 #include "exec/resolver.h"
 #include "exec/supervisor.h"
 
@@ -127,7 +128,9 @@ TEST(Resolver, StatusNames) {
 TEST(Supervisor, SpawnReportsMissingAndUnrunnableCommands) {
   auto missing = SpawnChild({"/nonexistent/command"}, {});
   EXPECT_EQ(missing.status().code(), StatusCode::kNotFound);
-  std::string plain = ::testing::TempDir() + "/exec_test_not_executable";
+  auto dir = test::TempDir::Create("coffer-exec-test-");
+  ASSERT_TRUE(dir.ok()) << dir.status().ToString();
+  std::string plain = dir->Join("not_executable");
   std::ofstream(plain) << "#!/bin/sh\nexit 0\n";
   chmod(plain.c_str(), 0644);
   auto not_executable = SpawnChild({plain}, {});

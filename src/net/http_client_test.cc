@@ -20,6 +20,8 @@
 
 #include <gtest/gtest.h>
 
+#include "common/testing/wait.h"
+
 #include <netinet/in.h>
 #include <sys/socket.h>
 
@@ -193,18 +195,6 @@ void ExpectOk(const StatusOr<http::Response>& r) {
   EXPECT_EQ(r->body, "ok");
 }
 
-// WaitFor polls `done` for at most 10 s.
-bool WaitFor(const std::function<bool()>& done) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > deadline) {
-      return false;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return true;
-}
-
 TEST(HttpClientPool, ConsecutiveRequestsShareOneConnection) {
   ScriptedServer server(Mode::kKeepAlive);
   for (int i = 0; i < 5; ++i) {
@@ -233,7 +223,7 @@ TEST(HttpClientPool, AConnectionTheServerClosedIsNotReused) {
     // Each request, a POST too, goes out on a new connection once the server
     // has closed the last one; none fails.
     ExpectOk(SendRequest(Request(server, i == 1 ? "POST" : "GET")));
-    ASSERT_TRUE(WaitFor([&] { return server.closed() == i + 1; }));
+    ASSERT_TRUE(test::WaitUntil([&] { return server.closed() == i + 1; }));
   }
   EXPECT_EQ(server.accepted(), 3);
   EXPECT_EQ(server.answered(), 3);

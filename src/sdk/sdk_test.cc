@@ -13,6 +13,8 @@
 #include "common/encoding.h"
 #include "common/json.h"
 #include "common/strings.h"
+#include "common/testing/temp_dir.h"
+#include "common/testing/wait.h"
 #include "crypto/rsa_key.h"
 #include "crypto/x509.h"
 #include "sdk/follow.h"
@@ -342,7 +344,9 @@ TEST(Credentials, ClientCertificateSendsAnAssertionSignedByTheCertificatesKey) {
   ASSERT_TRUE(key.ok());
   auto cert = crypto::CreateSelfSignedCertificate(**key, "app", 1);
   ASSERT_TRUE(cert.ok());
-  std::string path = ::testing::TempDir() + "/sdk_cert.pem";
+  auto dir = test::TempDir::Create("coffer-sdk-test-");
+  ASSERT_TRUE(dir.ok()) << dir.status().ToString();
+  std::string path = dir->Join("cert.pem");
   std::ofstream(path) << *cert << (*key)->PrivatePem();
   std::string assertion;
   auto t = std::make_shared<FakeTransport>([&](const HttpRequest& r) {
@@ -382,7 +386,9 @@ TEST(Credentials, ClientCertificateSendsAnAssertionSignedByTheCertificatesKey) {
 }
 
 TEST(Credentials, WorkloadIdentityReadsAndTrimsTheTokenFileEachTime) {
-  std::string path = ::testing::TempDir() + "/sdk_federated_token";
+  auto dir = test::TempDir::Create("coffer-sdk-test-");
+  ASSERT_TRUE(dir.ok()) << dir.status().ToString();
+  std::string path = dir->Join("federated_token");
   std::ofstream(path) << "eyJ.first.sig\n";
   std::vector<std::string> bodies;
   auto t = std::make_shared<FakeTransport>([&](const HttpRequest& r) {
@@ -591,10 +597,7 @@ TEST(SecretCache, StaleValuesAreServedWhileARefreshRuns) {
   }
   std::this_thread::sleep_for(5ms);
   EXPECT_EQ(cache.GetSecret("db")->value, "old") << "stale, served at once";
-  for (int i = 0; i < 3000 && cache.stats().refreshes == 0; ++i) {
-    std::this_thread::sleep_for(10ms);
-  }
-  ASSERT_NE(cache.stats().refreshes, 0u);
+  ASSERT_TRUE(test::WaitUntil([&] { return cache.stats().refreshes != 0; }));
   EXPECT_EQ(cache.GetSecret("db")->value, "new") << "a counted refresh is served";
   EXPECT_GE(cache.stats().stale_hits, 1u);
 }

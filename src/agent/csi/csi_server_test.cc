@@ -19,6 +19,8 @@
 #include <gtest/gtest.h>
 
 #include "agent/csi/provider.grpc.pb.h"
+#include "common/testing/temp_dir.h"
+#include "common/testing/wait.h"
 
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
@@ -122,14 +124,11 @@ class Client {
 class CsiServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char pattern[] = "/tmp/coffer-csi-XXXXXX";
-    ASSERT_NE(::mkdtemp(pattern), nullptr);
-    dir_ = pattern;
+    auto tmp = test::TempDir::Create("coffer-csi-", "/tmp");  // short: a socket goes inside
+    ASSERT_TRUE(tmp.ok()) << tmp.status().ToString();
+    tmp_ = std::move(*tmp);
+    dir_ = tmp_.path();
     path_ = dir_ + "/coffer.sock";
-  }
-  void TearDown() override {
-    std::error_code ignored;
-    std::filesystem::remove_all(dir_, ignored);
   }
 
   std::unique_ptr<CsiProviderServer> StartOrDie(CsiMountHandler handler,
@@ -139,6 +138,7 @@ class CsiServerTest : public ::testing::Test {
     return server.ok() ? std::move(*server) : nullptr;
   }
 
+  test::TempDir tmp_;
   std::string dir_;
   std::string path_;
 };
@@ -531,9 +531,7 @@ TEST_F(CsiServerTest, CallsWaitForAHandlerButNotPastTheirDeadline) {
     pb::MountResponse response;
     return client.Mount(pb::MountRequest(), &response);
   });
-  while (calls.load() == 0) {
-    std::this_thread::sleep_for(milliseconds(5));
-  }
+  ASSERT_TRUE(test::WaitUntil([&] { return calls.load() != 0; }));
   pb::MountResponse response;
   grpc::Status late = client.Mount(pb::MountRequest(), &response, milliseconds(400));
   EXPECT_EQ(late.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
@@ -584,10 +582,7 @@ TEST_F(CsiServerTest, CallsBeyondTheWaitingBoundAreRefused) {
     }
     return n;
   };
-  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (ready() < kCalls - kAccepted && std::chrono::steady_clock::now() < give_up) {
-    std::this_thread::sleep_for(milliseconds(10));
-  }
+  EXPECT_TRUE(test::WaitUntil([&] { return ready() >= kCalls - kAccepted; }));
   std::this_thread::sleep_for(milliseconds(300));
   EXPECT_EQ(ready(), kCalls - kAccepted);
   EXPECT_EQ(calls.load(), 1);
@@ -663,9 +658,7 @@ TEST_F(CsiServerTest, ShutdownWaitsForRunningHandlers) {
     pb::MountResponse response;
     return client.Mount(pb::MountRequest(), &response);
   });
-  while (calls.load() == 0) {
-    std::this_thread::sleep_for(milliseconds(5));
-  }
+  ASSERT_TRUE(test::WaitUntil([&] { return calls.load() != 0; }));
   std::thread opener([&] {
     std::this_thread::sleep_for(milliseconds(200));
     gate.Open();
