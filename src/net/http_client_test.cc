@@ -276,7 +276,8 @@ TEST(HttpClientPool, PooledSocketsAreCloseOnExec) {
 // A listener that never answers: connecting succeeds (the kernel's backlog),
 // the TLS handshake never ends. Four requests at once to it: one opens
 // a connection, the other three wait for it, so exactly one connection is in
-// the accept queue. Closing the listener fails them all; none hangs.
+// the accept queue once the three are waiting. Closing the listener fails
+// them all; none hangs.
 TEST(HttpClientPool, AtMostOneConnectionToAPlaceIsOpenedAtATime) {
   int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   sockaddr_in addr{};
@@ -298,21 +299,19 @@ TEST(HttpClientPool, AtMostOneConnectionToAPlaceIsOpenedAtATime) {
       }
     });
   }
-  // Collect what reaches the queue: wait for the first connection, then a
-  // while longer for any other that would have been opened beside it.
+  // The first connection reaches the queue; once the other three wait for
+  // it, no other can come, so the queue then holds exactly that one.
   std::vector<int> accepted;
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (std::chrono::steady_clock::now() < deadline) {
-    int fd = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);  // the listener does not block
-    if (fd >= 0) {
-      if (accepted.empty()) {
-        deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(500);
-      }
+  auto accept_all = [&] {
+    for (int fd; (fd = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC)) >= 0;) {  // no block
       accepted.push_back(fd);
-      continue;
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  };
+  EXPECT_TRUE(test::WaitUntil([&] {
+    accept_all();
+    return !accepted.empty() && ConnectionWaitersForTesting() == 3;
+  }));
+  accept_all();
   EXPECT_EQ(accepted.size(), 1u);
   ::close(listener);
   for (int fd : accepted) {

@@ -712,14 +712,17 @@ TEST(SecretCache, ARotationFiresTheCallbackOnce) {
   cache.Refresh();
   {
     std::unique_lock<std::mutex> lock(mu);
-    cv.wait_for(lock, 10s, [&] { return !seen.empty(); });
+    ASSERT_TRUE(cv.wait_for(lock, 30s, [&] { return !seen.empty(); }));
   }
-  // Let any further (wrong) callback arrive before counting.
-  for (int i = 0; i < 50; ++i) {
+  // More refreshes of the unchanged value, each waited for by its count.
+  // The callbacks of what a refresh found run at the refresh thread's next
+  // turn, before that turn's refreshes: once a later refresh is counted, any
+  // (wrong) callback of an earlier one has run.
+  for (int i = 0; i < 5; ++i) {
+    const uint64_t before = cache.stats().refreshes;
     cache.Refresh();
-    std::this_thread::sleep_for(2ms);
+    ASSERT_TRUE(test::WaitUntil([&] { return cache.stats().refreshes > before; }));
   }
-  std::this_thread::sleep_for(100ms);
   std::lock_guard<std::mutex> lock(mu);
   ASSERT_EQ(seen.size(), 1u);
   EXPECT_EQ(seen[0], "v2:pw2");
