@@ -6,7 +6,8 @@ Standalone mounts (SecretProviderClass files + a target directory each):
   nodePublishSecretRef, the node's managed identity (a VM's identity endpoint in the agent's
   environment), a user-assigned identity of that VM, and workload identity (a service-account
   token file from a local OIDC issuer). The kubelet atomic-writer layout (..data symlink swap),
-  file modes and ownership as asked, aliases, objectEncoding, version history folders.
+  file modes and ownership as asked (ownership only as root: chown to another uid needs it, and
+  the test says so when it skips), aliases, objectEncoding, version history folders.
 * Rotation by push (the watch stream, with a poll interval of an hour) and by poll (--no-watch):
   the file content changes, the reload hook fires once per change, never when bytes are
   unchanged.
@@ -239,7 +240,7 @@ class StandaloneMountTests(AgentTestCase):
             f.write(self.issuer.mint() + "\n")
         self.secrets["the service-account token"] = read_text(token_file).strip()
         mounts = [
-            self.mount("sp", ["agent-db"], permission="0640", uid=1234, gid=5678),
+            self.mount("sp", ["agent-db"], permission="0640"),
             self.mount("node", ["agent-db"], {"useVMManagedIdentity": "true"}),
             self.mount("uai", ["agent-db"], {"useVMManagedIdentity": "true",
                                              "userAssignedIdentityID": self.uai["clientId"]}),
@@ -256,9 +257,7 @@ class StandaloneMountTests(AgentTestCase):
             self.assertEqual(st["lastError"], "", st)
             self.assertEqual([o["id"] for o in st["objects"]], ["secret/agent-db"])
         f = os.path.join(mounts[0]["target"], "..data", "agent-db")
-        s = os.stat(f)
-        self.assertEqual(stat.S_IMODE(s.st_mode), 0o640)
-        self.assertEqual((s.st_uid, s.st_gid), (1234, 5678))
+        self.assertEqual(stat.S_IMODE(os.stat(f).st_mode), 0o640)
         self.assertEqual(stat.S_IMODE(os.stat(os.path.join(mounts[1]["target"], "..data",
                                                            "agent-db")).st_mode), 0o644)
         self.assertIn("user-assigned", agent.status("uai")["identity"])
@@ -272,6 +271,19 @@ class StandaloneMountTests(AgentTestCase):
         status_texts = [read_text(os.path.join(agent.state, "mounts", n + ".json"))
                         for n in ("sp", "node", "uai", "wi")]
         self.assertNoSecrets(agent.output(), rc.stdout, *status_texts)
+
+    @unittest.skipUnless(os.geteuid() == 0, "needs root: the agent gives the mounted files to "
+                         "uid 1234 and gid 5678 (fchown), which only root may do")
+    def test_files_are_owned_as_asked(self):
+        v1 = self.value("owned")
+        self.set_secret("agent-owned", v1)
+        m = self.mount("owned", ["agent-owned"], permission="0640", uid=1234, gid=5678)
+        agent = Agent(self, [m])
+        self.assertEqual(self.read(m, "agent-owned"), v1)
+        s = os.stat(os.path.join(m["target"], "..data", "agent-owned"))
+        self.assertEqual(stat.S_IMODE(s.st_mode), 0o640)
+        self.assertEqual((s.st_uid, s.st_gid), (1234, 5678))
+        self.assertTrue(agent.status("owned")["mounted"])
 
     def test_output_rules_aliases_encodings_and_version_history(self):
         raw = os.urandom(24)
