@@ -10,7 +10,8 @@
 #          @azure/logger 1.3.0
 #          (pinned in sdk-js/package-lock.json; sdk_js_deps runs `npm ci` when they are missing).
 # sdk_py   Debian's /usr/bin/python3 with the python3-azure package (azure-keyvault-secrets 4.7.0b1,
-#          azure-identity 1.13.0b2).  The pyenv python3 on PATH has no azure packages.
+#          azure-identity 1.13.0b2).  The pyenv python3 on PATH has no azure packages.  Its server
+#          comes from tests/integration/harness.py, the launcher the integration suites use.
 
 set(COFFER_SDK_JS_DIR ${CMAKE_CURRENT_SOURCE_DIR}/sdk-js)
 set(COFFER_SDK_PY_DIR ${CMAKE_CURRENT_SOURCE_DIR}/sdk-py)
