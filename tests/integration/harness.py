@@ -62,7 +62,7 @@ KV_API = "7.5"
 ARM_API = "2023-07-01"
 
 
-def wait_until(fn, timeout=20.0, interval=0.05):
+def wait_until(fn, timeout=60.0, interval=0.05):
     """Polls fn() until it returns something true; returns that (or the last falsy value).
     `timeout` bounds the wait; it is never a performance claim."""
     deadline = time.monotonic() + timeout
@@ -425,12 +425,12 @@ class CofferServer:
 
     # ---- raw TLS ---------------------------------------------------------------------------
 
-    def tls_socket(self, timeout=10, host=None):
+    def tls_socket(self, timeout=30, host=None):
         """A TLS socket to the server (verified against the server CA), for hand-made bytes."""
         sock = socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
         return self._ctx.wrap_socket(sock, server_hostname=host or self.vault_host())
 
-    def plain_socket(self, timeout=10):
+    def plain_socket(self, timeout=30):
         return socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
 
     # ---- forged tokens ---------------------------------------------------------------------

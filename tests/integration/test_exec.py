@@ -45,7 +45,7 @@ from harness import ServerTestCase, coffer_binary, free_port, read_text, stop_pr
 HERE = os.path.dirname(os.path.abspath(__file__))
 CHILD = os.path.join(HERE, "exec_child.py")
 RG = "rg-exec"
-WAIT_S = 20.0   # bounds a wait for something that should happen; never a performance claim
+WAIT_S = 60.0   # bounds a wait for something that should happen; never a performance claim
 QUIET_S = 3.0   # how long to keep watching for something that must not happen
 TERM_CODE = 42  # what exec_child.py exits with on SIGTERM
 STATUSES = {"Resolved", "InvalidSyntax", "MSINotEnabled", "VaultNotFound", "SecretNotFound",
@@ -146,10 +146,9 @@ class ExecRun:
     def wait_starts(self, count, timeout=WAIT_S):
         """Waits until the child has started `count` times; returns the start records."""
         wait_until(lambda: len(self.starts()) >= count or self.proc.poll() is not None, timeout)
+        # A child writes its start line before it can exit, and exec exits after its child:
+        # once exec has exited, the log is complete.
         starts = self.starts()
-        if len(starts) < count:  # exec may have exited just after the child's start line
-            time.sleep(0.2)
-            starts = self.starts()
         rc = self.proc.poll()
         self.case.assertGreaterEqual(
             len(starts), count, f"the child did not start {count} time(s) within {timeout} s; "
@@ -787,7 +786,7 @@ class ExecRotationTests(ExecTestCase):
         def gone():
             st = proc_stat(old_pid)
             return st is None or (st[0] != "Z" and st[1] != run.pid)
-        self.assertTrue(wait_until(gone, 5.0),
+        self.assertTrue(wait_until(gone, WAIT_S),
                         f"old child {old_pid} still there: {proc_stat(old_pid)}")
         kids = children_of(run.pid)
         self.assertNotIn("Z", kids.values(), f"exec has zombie children: {kids}")
@@ -941,11 +940,11 @@ class ExecProcessTests(ExecTestCase):
                 sent.append(sig.name)
                 run.wait_signal(sig.name, start["pid"], count=sent.count(sig.name))
                 run.assertRunning()
-        time.sleep(0.5)
-        self.assertEqual(run.signals(), sent, "each signal forwarded once, in order")
+        # SIGTERM ends the child, and it comes after the others: a signal forwarded twice or out
+        # of order shows in the list the child leaves.
         run.send(signal.SIGTERM)
         rc = run.wait_exit()
-        self.assertEqual(run.signals(), sent + ["SIGTERM"])
+        self.assertEqual(run.signals(), sent + ["SIGTERM"], "each signal forwarded once, in order")
         self.assertEqual(rc, TERM_CODE, run.diagnostics())
         run.assertNoSanitizerReport()
         self.assertEqual(len(run.starts()), 1)
