@@ -19,10 +19,13 @@ function(coffer_cc_library)
 endfunction()
 
 # coffer_cc_test(NAME n SRCS ... DEPS ...): a GoogleTest binary registered with ctest.
+# Every test links coffer_testing (src/common/testing: bounded waits, temporary
+# directories), which no other target links.
 function(coffer_cc_test)
   cmake_parse_arguments(CC "" "NAME" "SRCS;DEPS" ${ARGN})
   add_executable(${CC_NAME} ${CC_SRCS})
   target_compile_options(${CC_NAME} PRIVATE ${COFFER_WARNINGS})
-  target_link_libraries(${CC_NAME} PRIVATE ${CC_DEPS} GTest::gtest GTest::gtest_main)
+  target_link_libraries(${CC_NAME} PRIVATE ${CC_DEPS} coffer_testing GTest::gtest
+                        GTest::gtest_main)
   gtest_discover_tests(${CC_NAME} DISCOVERY_TIMEOUT 60 PROPERTIES LABELS unit)
 endfunction()

@@ -35,6 +35,27 @@ if ! grep -qE '^hosts:.*myhostname' /etc/nsswitch.conf; then
   $sudo_cmd sed -i -E 's/^(hosts:\s+files)/\1 myhostname/' /etc/nsswitch.conf
 fi
 
+# The SDK test packages (package-lock.json's `engines`) need a recent Node.js;
+# Debian 12's own nodejs is 18. Say so plainly rather than let sdk_js fail
+# later with a syntax or API error.
+node_too_old=""
+if [[ -f tests/sdk-js/package-lock.json ]] && command -v node >/dev/null 2>&1; then
+  node_version=$(node --version 2>/dev/null || echo v0)
+  engines_status=0
+  need=$(python3 scripts/node_engines.py tests/sdk-js/package-lock.json "$node_version") ||
+    engines_status=$?
+  if ((engines_status == 3)); then
+    node_too_old="setup: Node.js $node_version ($(command -v node)) is older than the SDK test
+  packages need: ${need%% *} or later (engines of ${need#* } in tests/sdk-js/package-lock.json).
+  The sdk_js conformance test (ctest -L sdk) will fail; everything else is unaffected.
+  Install Node.js ${need%%.*} or later -- e.g. the nodejs package of https://deb.nodesource.com
+  (node_${need%%.*}.x) or nvm -- and run scripts/setup.sh again."
+    echo "$node_too_old" >&2
+  elif ((engines_status != 0)); then
+    echo "setup: could not read the Node.js versions tests/sdk-js/package-lock.json asks for" >&2
+  fi
+fi
+
 # SDK test dependencies, pinned by package-lock.json.
 if [[ -f tests/sdk-js/package-lock.json ]]; then
   stamp=tests/sdk-js/node_modules/.lock-stamp
@@ -42,4 +63,7 @@ if [[ -f tests/sdk-js/package-lock.json ]]; then
     (cd tests/sdk-js && npm ci --no-audit --no-fund --loglevel=error)
     cp tests/sdk-js/package-lock.json "$stamp"
   fi
+fi
+if [[ -n $node_too_old ]]; then
+  echo "$node_too_old" >&2  # again, last, where it is seen
 fi

@@ -43,7 +43,7 @@ struct SecretCacheStats {
   uint64_t hits = 0;        // answered from the cache, no request
   uint64_t stale_hits = 0;  // answered from the cache, refresh queued or read failed
   uint64_t misses = 0;      // read synchronously
-  uint64_t refreshes = 0;   // background reads that succeeded
+  uint64_t refreshes = 0;   // background reads that succeeded, counted once GetSecret serves them
   uint64_t errors = 0;      // reads that failed
   uint64_t changes = 0;     // changes observed (callbacks fired per subscriber)
 };

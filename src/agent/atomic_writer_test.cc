@@ -16,6 +16,8 @@
 
 #include <gtest/gtest.h>
 
+#include "common/testing/temp_dir.h"
+
 #include <sys/resource.h>
 #include <sys/stat.h>
 
@@ -136,9 +138,10 @@ std::vector<PayloadFile> Payload(const Files& files, uint32_t mode = 0644) {
 class AtomicWriterTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/coffer_writer_test_XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
+    auto tmp = test::TempDir::Create("coffer-writer-test-");
+    ASSERT_TRUE(tmp.ok()) << tmp.status().ToString();
+    tmp_ = std::move(*tmp);
+    dir_ = tmp_.path();
     target_ = dir_ + "/mount";
     outside_ = dir_ + "/elsewhere";
     ASSERT_EQ(::mkdir(target_.c_str(), 0755), 0);
@@ -148,11 +151,7 @@ class AtomicWriterTest : public ::testing::Test {
     opts_.clock = &clock_;
     old_umask_ = ::umask(022);
   }
-  void TearDown() override {
-    ::umask(old_umask_);
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
-  }
+  void TearDown() override { ::umask(old_umask_); }
 
   // Write is WritePayload that must succeed.
   WriteResult Write(const std::vector<PayloadFile>& files) {
@@ -183,6 +182,7 @@ class AtomicWriterTest : public ::testing::Test {
     return out;
   }
 
+  test::TempDir tmp_;
   std::string dir_;
   std::string target_;
   std::string outside_;

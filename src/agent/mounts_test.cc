@@ -21,6 +21,7 @@
 #include "common/encoding.h"
 #include "common/json.h"
 #include "common/strings.h"
+#include "common/testing/temp_dir.h"
 
 namespace coffer::agent {
 namespace {
@@ -421,15 +422,14 @@ TEST(AgentMetrics, DriverNamesAndBuckets) {
 class ManagerTest : public MountsTest {
  protected:
   void SetUp() override {
-    dir_ = fs::path(::testing::TempDir()) / ("agent_mounts_" + std::to_string(getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
+    auto tmp = test::TempDir::Create("coffer-agent-mounts-");
+    ASSERT_TRUE(tmp.ok()) << tmp.status().ToString();
+    tmp_ = std::move(*tmp);
+    dir_ = tmp_.path();
     std::ofstream(dir_ / "spc.yaml") << Spc({"db"});
     std::ofstream(dir_ / "sp.yaml") << "apiVersion: v1\nkind: Secret\nmetadata:\n  name: sp\n"
                                        "stringData:\n  clientid: app\n  clientsecret: good-app\n";
   }
-  void TearDown() override { fs::remove_all(dir_); }
-
   static std::string Spc(const std::vector<std::string>& names) {
     std::string objects;
     for (const std::string& n : names) {
@@ -469,6 +469,7 @@ class ManagerTest : public MountsTest {
     return static_cast<int>(std::count(text.begin(), text.end(), '\n'));
   }
 
+  test::TempDir tmp_;
   fs::path dir_;
 };
 

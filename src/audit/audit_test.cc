@@ -21,6 +21,8 @@
 #include "common/encoding.h"
 #include "common/files.h"
 #include "common/json.h"
+#include "common/testing/temp_dir.h"
+#include "common/testing/wait.h"
 #include "crypto/ed25519.h"
 
 #include <sys/resource.h>
@@ -106,13 +108,11 @@ bool HasProblem(const VerifyReport& r, const std::string& file, uint64_t seq,
 class AuditLogTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = (fs::temp_directory_path() /
-            ("coffer-audit-" + std::to_string(::getpid()) + "-" +
-             ::testing::UnitTest::GetInstance()->current_test_info()->name()))
-               .string();
-    fs::remove_all(dir_);
+    auto root = test::TempDir::Create("coffer-audit-");
+    ASSERT_TRUE(root.ok()) << root.status().ToString();
+    root_ = std::move(*root);
+    dir_ = root_.Join("audit");  // the log makes it
   }
-  void TearDown() override { fs::remove_all(dir_); }
 
   LogOptions Options() const {
     LogOptions o;
@@ -191,6 +191,7 @@ class AuditLogTest : public ::testing::Test {
   }
 
   FakeClock clock_{kBaseSeconds};
+  test::TempDir root_;
   std::string dir_;
 };
 
@@ -420,9 +421,7 @@ TEST_F(AuditLogTest, AppendReachesTheFileWithoutDurableCallers) {
   auto log = OpenLog(Options());
   ASSERT_NE(log, nullptr);
   log->Append(MakeEntry(0));
-  for (int i = 0; i < 2000 && AllLines().empty(); ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
+  ASSERT_TRUE(test::WaitUntil([&] { return !AllLines().empty(); }));
   ASSERT_EQ(AllLines().size(), 1u);
   EXPECT_EQ(Parse(AllLines()[0])["correlationId"], "corr-0");
 }

@@ -8,6 +8,7 @@
 
 #include "common/encoding.h"
 #include "common/files.h"
+#include "common/testing/temp_dir.h"
 
 namespace coffer::crypto {
 namespace {
@@ -85,9 +86,9 @@ TEST(Ed25519, RejectsOtherKeysAndGarbage) {
 }
 
 TEST(Ed25519, FilesHaveTheirModesAndLoadBack) {
-  std::string dir = std::filesystem::temp_directory_path() /
-                    ("coffer-ed25519-test-" + std::to_string(::getpid()));
-  std::filesystem::remove_all(dir);
+  auto tmp = test::TempDir::Create("coffer-ed25519-test-");
+  ASSERT_TRUE(tmp.ok()) << tmp.status().ToString();
+  std::string dir = tmp->Join("keys");
   ASSERT_TRUE(EnsurePrivateDirectory(dir).ok());
   auto key = Ed25519Key::Generate();
   ASSERT_TRUE(key.ok());
@@ -109,7 +110,6 @@ TEST(Ed25519, FilesHaveTheirModesAndLoadBack) {
   EXPECT_EQ(LoadEd25519PublicKey(dir + "/absent.pub").status().code(), StatusCode::kNotFound);
   std::filesystem::permissions(dir + "/k.key", std::filesystem::perms(0644));
   EXPECT_EQ(LoadEd25519PrivateKey(dir + "/k.key").status().code(), StatusCode::kFailedPrecondition);
-  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

@@ -1,15 +1,12 @@
-#include <unistd.h>
-
 #include <atomic>
-#include <chrono>
-#include <filesystem>
 #include <mutex>
-#include <thread>
 
 #include <gtest/gtest.h>
 
 #include "common/encoding.h"
 #include "common/files.h"
+#include "common/testing/temp_dir.h"
+#include "common/testing/wait.h"
 #include "crypto/primitives.h"
 #include "events/change_hub.h"
 #include "events/event_format.h"
@@ -41,17 +38,7 @@ storage::ChangeRecord Change(int64_t seq, std::string type, std::string name,
   return c;
 }
 
-// Waits, bounded, for `done`.
-template <class F>
-bool Eventually(F done) {
-  for (int i = 0; i < 500; ++i) {
-    if (done()) {
-      return true;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return done();
-}
+using test::WaitUntil;
 
 TEST(EventFormat, EventGridAndCloudEventsCarryKeyVaultsData) {
   auto c = Change(7, "SecretNewVersionCreated", "db-password", "abc");
@@ -195,11 +182,11 @@ TEST(ChangeHubTest, HandsEachChangeOnceInOrder) {
     }
   }
   hub.Notify();
-  ASSERT_TRUE(Eventually([&] {
+  ASSERT_TRUE(WaitUntil([&] {
     std::lock_guard<std::mutex> lock(mu);
     return seen.size() == 600;
   }));
-  EXPECT_TRUE(Eventually([&] { return ticks.load() > 2; }));
+  EXPECT_TRUE(WaitUntil([&] { return ticks.load() > 2; }));
   hub.Stop();
   for (size_t i = 0; i < seen.size(); ++i) {
     EXPECT_EQ(seen[i], static_cast<int64_t>(i + 2));
@@ -209,14 +196,13 @@ TEST(ChangeHubTest, HandsEachChangeOnceInOrder) {
 class WebhookTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() / ("coffer-events-" + std::to_string(::getpid()));
-    std::filesystem::create_directories(dir_);
+    auto dir = test::TempDir::Create("coffer-events-");
+    ASSERT_TRUE(dir.ok()) << dir.status().ToString();
+    dir_ = std::move(*dir);
     storage::VaultRecord v;
     v.name = "Main";
     ASSERT_TRUE(store_.CreateVault(v).ok());
   }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-
   void Subscribe(const std::string& name, Json props) {
     storage::EventSubscriptionRecord r;
     r.vault = "Main";
@@ -246,7 +232,7 @@ class WebhookTest : public ::testing::Test {
     return "";
   }
 
-  std::filesystem::path dir_;
+  test::TempDir dir_;
   storage::MemoryStore store_;
   std::mutex mu_;
   std::vector<Sent> sent_;
@@ -270,7 +256,7 @@ TEST_F(WebhookTest, DeliversSignedRetriesAndDeadLetters) {
   std::atomic<int> flaky_calls{0};
   WebhookOptions options;
   options.base_backoff_ms = 5;
-  options.dead_letter_path = (dir_ / "deadletter.jsonl").string();
+  options.dead_letter_path = dir_.Join("deadletter.jsonl");
   WebhookDispatcher dispatcher(
       store_, Naming(),
       [&](const std::string& url, const std::vector<std::pair<std::string, std::string>>& headers,
@@ -297,7 +283,7 @@ TEST_F(WebhookTest, DeliversSignedRetriesAndDeadLetters) {
       UrlSeal(std::string(32, 'k')), options);
   ASSERT_TRUE(dispatcher.Start().ok());
   dispatcher.OnChanges({Change(1, "SecretNewVersionCreated", "db")});
-  ASSERT_TRUE(Eventually([&] {
+  ASSERT_TRUE(WaitUntil([&] {
     auto s = dispatcher.stats();
     return s.delivered == 2 && s.dead_lettered == 2;
   }));

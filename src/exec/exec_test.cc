@@ -1,11 +1,13 @@
 #include <signal.h>
 
 #include <fstream>
+#include <mutex>
 #include <thread>
 
 #include <gtest/gtest.h>
 
 #include "common/json.h"
+#include "common/testing/temp_dir.h"
 #include "exec/resolver.h"
 #include "exec/supervisor.h"
 
@@ -16,11 +18,15 @@ namespace coffer::exec {
 namespace {
 
 // A vault that knows one secret, "db" = "pw" (version v1), and denies "locked".
+// The resolver reads from several threads at once.
 class OneSecretVault : public HttpTransport {
  public:
   StatusOr<HttpResponse> Send(const HttpRequest& r) override {
     ++requests;
-    hosts.push_back(r.url.substr(0, r.url.find('/', 8)));
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      hosts_.push_back(r.url.substr(0, r.url.find('/', 8)));
+    }
     bool authorized = false;
     for (const auto& [k, v] : r.headers) {
       authorized |= k == "Authorization";
@@ -49,8 +55,15 @@ class OneSecretVault : public HttpTransport {
                                 const std::atomic<bool>*) override {
     return UnavailableError("no stream");
   }
+  std::vector<std::string> hosts() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return hosts_;
+  }
   std::atomic<int> requests{0};
-  std::vector<std::string> hosts;
+
+ private:
+  std::mutex mu_;
+  std::vector<std::string> hosts_;  // GUARDED_BY(mu_)
 };
 
 class Token : public TokenCredential {
@@ -110,7 +123,7 @@ TEST(Resolver, UnresolvableReferencesStayLiteralWithAppServicesStatus) {
   EXPECT_EQ(by_name["BROKEN"], "InvalidSyntax");
   EXPECT_EQ(by_name["ELSEWHERE"], "InvalidSyntax");
   EXPECT_EQ(by_name["OTHERPORT"], "InvalidSyntax");
-  for (const std::string& host : vault->hosts) {
+  for (const std::string& host : vault->hosts()) {
     EXPECT_EQ(host, "https://dev.vault.localhost:8443") << "nothing was sent elsewhere";
   }
 }
@@ -127,7 +140,9 @@ TEST(Resolver, StatusNames) {
 TEST(Supervisor, SpawnReportsMissingAndUnrunnableCommands) {
   auto missing = SpawnChild({"/nonexistent/command"}, {});
   EXPECT_EQ(missing.status().code(), StatusCode::kNotFound);
-  std::string plain = ::testing::TempDir() + "/exec_test_not_executable";
+  auto dir = test::TempDir::Create("coffer-exec-test-");
+  ASSERT_TRUE(dir.ok()) << dir.status().ToString();
+  std::string plain = dir->Join("not_executable");
   std::ofstream(plain) << "#!/bin/sh\nexit 0\n";
   chmod(plain.c_str(), 0644);
   auto not_executable = SpawnChild({plain}, {});

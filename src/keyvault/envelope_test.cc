@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "common/files.h"
+#include "common/testing/temp_dir.h"
 #include "crypto/primitives.h"
 
 #include <sys/stat.h>
@@ -47,9 +48,9 @@ TEST(Envelope, BackupsOpenOnlyInTheSameInstallation) {
 
 TEST(Envelope, MasterKeyFileIsCreatedPrivateAndRefusedWhenShared) {
   ::unsetenv("COFFER_MASTER_KEY");
-  auto dir = std::filesystem::temp_directory_path() / ("coffer-mk-" + std::to_string(getpid()));
-  std::filesystem::create_directories(dir);
-  std::string path = (dir / "master.key").string();
+  auto dir = test::TempDir::Create("coffer-mk-");
+  ASSERT_TRUE(dir.ok()) << dir.status().ToString();
+  std::string path = dir->Join("master.key");
   auto key = Envelope::LoadMasterKey(path);
   ASSERT_TRUE(key.ok());
   EXPECT_EQ(key->size(), 32u);
@@ -60,7 +61,6 @@ TEST(Envelope, MasterKeyFileIsCreatedPrivateAndRefusedWhenShared) {
   ::setenv("COFFER_MASTER_KEY", "bm90LTMyLWJ5dGVz", 1);
   EXPECT_EQ(Envelope::LoadMasterKey(path).status().code(), StatusCode::kInvalidArgument);
   ::unsetenv("COFFER_MASTER_KEY");
-  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

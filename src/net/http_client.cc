@@ -275,10 +275,18 @@ class ConnectionPool {
       if (opening_.insert(key).second) {
         return {nullptr, true};
       }
-      if (cv_.wait_until(lock, deadline) == std::cv_status::timeout) {
+      ++waiting_;
+      const std::cv_status woke = cv_.wait_until(lock, deadline);
+      --waiting_;
+      if (woke == std::cv_status::timeout) {
         return {nullptr, false};
       }
     }
+  }
+
+  size_t waiting() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return waiting_;
   }
 
   // Opened ends the opening that Acquire handed to the caller, whether the
@@ -337,6 +345,7 @@ class ConnectionPool {
   std::map<std::string, std::vector<std::unique_ptr<Connection>>> idle_;  // GUARDED_BY(mu_)
   std::set<std::string> opening_;                                         // GUARDED_BY(mu_)
   size_t total_ = 0;                                                      // GUARDED_BY(mu_)
+  size_t waiting_ = 0;  // GUARDED_BY(mu_): Acquire calls waiting for an opening
 };
 
 ConnectionPool& Pool() {
@@ -530,6 +539,10 @@ StatusOr<http::Response> StreamExchange(Stream& stream,
 }
 
 }  // namespace
+
+size_t ConnectionWaitersForTesting() {
+  return Pool().waiting();
+}
 
 StatusOr<http::Response> SendRequest(const ClientRequest& request) {
   ASSIGN_OR_RETURN(Url url, ParseUrl(request.url));

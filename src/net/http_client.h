@@ -62,4 +62,10 @@ StatusOr<http::Response> StreamRequest(const ClientRequest& request,
                                        const std::atomic<bool>* cancel = nullptr,
                                        int poll_ms = 100);
 
+// ConnectionWaitersForTesting is how many requests are now waiting for a
+// connection that another request to the same place is opening (see
+// SendRequest: at most one is opened at a time). For tests, which wait for
+// it instead of for a while.
+size_t ConnectionWaitersForTesting();
+
 }  // namespace coffer::net

@@ -20,6 +20,8 @@
 
 #include <gtest/gtest.h>
 
+#include "common/testing/wait.h"
+
 #include <netinet/in.h>
 #include <sys/socket.h>
 
@@ -144,11 +146,13 @@ class ScriptedServer {
         res += "Connection: close\r\n";
       }
       res += "\r\nok";
+      // Counted before it is written: the client may return, and the test
+      // read the count, as soon as the answer is on the wire.
+      ++answered_;
       if (::write(c.fd, res.data(), res.size()) != static_cast<ssize_t>(res.size())) {
         Close(c);
         return;
       }
-      ++answered_;
       if (mode_ == Mode::kCloseWhenIdle || mode_ == Mode::kConnectionClose) {
         Close(c);
       }
@@ -191,18 +195,6 @@ void ExpectOk(const StatusOr<http::Response>& r) {
   EXPECT_EQ(r->body, "ok");
 }
 
-// WaitFor polls `done` for at most 10 s.
-bool WaitFor(const std::function<bool()>& done) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > deadline) {
-      return false;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return true;
-}
-
 TEST(HttpClientPool, ConsecutiveRequestsShareOneConnection) {
   ScriptedServer server(Mode::kKeepAlive);
   for (int i = 0; i < 5; ++i) {
@@ -231,7 +223,7 @@ TEST(HttpClientPool, AConnectionTheServerClosedIsNotReused) {
     // Each request, a POST too, goes out on a new connection once the server
     // has closed the last one; none fails.
     ExpectOk(SendRequest(Request(server, i == 1 ? "POST" : "GET")));
-    ASSERT_TRUE(WaitFor([&] { return server.closed() == i + 1; }));
+    ASSERT_TRUE(test::WaitUntil([&] { return server.closed() == i + 1; }));
   }
   EXPECT_EQ(server.accepted(), 3);
   EXPECT_EQ(server.answered(), 3);
@@ -284,7 +276,8 @@ TEST(HttpClientPool, PooledSocketsAreCloseOnExec) {
 // A listener that never answers: connecting succeeds (the kernel's backlog),
 // the TLS handshake never ends. Four requests at once to it: one opens
 // a connection, the other three wait for it, so exactly one connection is in
-// the accept queue. Closing the listener fails them all; none hangs.
+// the accept queue once the three are waiting. Closing the listener fails
+// them all; none hangs.
 TEST(HttpClientPool, AtMostOneConnectionToAPlaceIsOpenedAtATime) {
   int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   sockaddr_in addr{};
@@ -306,21 +299,19 @@ TEST(HttpClientPool, AtMostOneConnectionToAPlaceIsOpenedAtATime) {
       }
     });
   }
-  // Collect what reaches the queue: wait for the first connection, then a
-  // while longer for any other that would have been opened beside it.
+  // The first connection reaches the queue; once the other three wait for
+  // it, no other can come, so the queue then holds exactly that one.
   std::vector<int> accepted;
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (std::chrono::steady_clock::now() < deadline) {
-    int fd = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);  // the listener does not block
-    if (fd >= 0) {
-      if (accepted.empty()) {
-        deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(500);
-      }
+  auto accept_all = [&] {
+    for (int fd; (fd = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC)) >= 0;) {  // no block
       accepted.push_back(fd);
-      continue;
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  };
+  EXPECT_TRUE(test::WaitUntil([&] {
+    accept_all();
+    return !accepted.empty() && ConnectionWaitersForTesting() == 3;
+  }));
+  accept_all();
   EXPECT_EQ(accepted.size(), 1u);
   ::close(listener);
   for (int fd : accepted) {

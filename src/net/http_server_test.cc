@@ -32,6 +32,8 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "common/testing/temp_dir.h"
+#include "common/testing/wait.h"
 #include "net/http_client.h"
 
 #include <netinet/in.h>
@@ -50,17 +52,7 @@ using tcp = asio::ip::tcp;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
-// Eventually polls `condition` until it holds or `limit` passes.
-bool Eventually(const std::function<bool()>& condition, seconds limit = seconds(20)) {
-  auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!condition()) {
-    if (std::chrono::steady_clock::now() > deadline) {
-      return false;
-    }
-    std::this_thread::sleep_for(milliseconds(5));
-  }
-  return true;
-}
+using test::WaitUntil;
 
 struct PemPair {
   std::string certificate;
@@ -129,7 +121,7 @@ class StreamHub {
   }
   // Wait returns the first `n` writers, or an empty vector if they do not come.
   std::vector<std::shared_ptr<http::StreamWriter>> Wait(size_t n) const {
-    if (!Eventually([&] { return size() >= n; })) {
+    if (!WaitUntil([&] { return size() >= n; })) {
       return {};
     }
     std::lock_guard<std::mutex> lock(mu_);
@@ -221,7 +213,7 @@ class StreamReader {
     return data_;
   }
   bool WaitForData(const std::string& want) const {
-    return Eventually([&] { return data().find(want) != std::string::npos; });
+    return WaitUntil([&] { return data().find(want) != std::string::npos; });
   }
   bool finished() const {
     std::lock_guard<std::mutex> lock(mu_);
@@ -230,7 +222,7 @@ class StreamReader {
   void Cancel() { cancel_ = true; }
   // Result waits (bounded) for the request to end.
   StatusOr<http::Response> Result() const {
-    if (!Eventually([&] { return finished(); })) {
+    if (!WaitUntil([&] { return finished(); })) {
       return Status(StatusCode::kDeadlineExceeded, "stream request did not end");
     }
     std::lock_guard<std::mutex> lock(mu_);
@@ -251,22 +243,16 @@ class HttpStreamTest : public ::testing::TestWithParam<bool> {
     if (tls()) {
       pem_ = SelfSigned();
       ASSERT_FALSE(pem_.certificate.empty());
-      char dir_template[] = "/tmp/coffer_net_test_XXXXXX";
-      ASSERT_NE(mkdtemp(dir_template), nullptr);
-      dir_ = dir_template;
-      ca_file_ = dir_ + "/ca.pem";
+      auto dir = test::TempDir::Create("coffer-net-test-");
+      ASSERT_TRUE(dir.ok()) << dir.status().ToString();
+      dir_ = std::move(*dir);
+      ca_file_ = dir_.Join("ca.pem");
       std::ofstream(ca_file_) << pem_.certificate;
     }
     server_ = StartServer(tls(), pem_, hub_, max_backlog_);
     ASSERT_NE(server_, nullptr);
   }
-  void TearDown() override {
-    server_.reset();
-    if (!dir_.empty()) {
-      std::remove(ca_file_.c_str());
-      rmdir(dir_.c_str());
-    }
-  }
+  void TearDown() override { server_.reset(); }
 
   bool tls() const { return GetParam(); }
   ClientRequest Get(const std::string& target) const {
@@ -280,7 +266,7 @@ class HttpStreamTest : public ::testing::TestWithParam<bool> {
 
   size_t max_backlog_ = 1024 * 1024;
   PemPair pem_;
-  std::string dir_;
+  test::TempDir dir_;
   std::string ca_file_;
   StreamHub hub_;  // outlives the server, which calls into it
   std::unique_ptr<HttpServer> server_;
@@ -344,7 +330,7 @@ TEST_P(HttpStreamTest, CancelEndsTheRequestAndTheServerNotices) {
   ASSERT_TRUE(result.ok()) << result.status().ToString();
   EXPECT_EQ(result->status, 200);
   // The idle stream notices its peer leave without writing anything.
-  EXPECT_TRUE(Eventually([&] { return writers[0]->closed(); }));
+  EXPECT_TRUE(WaitUntil([&] { return writers[0]->closed(); }));
   EXPECT_FALSE(writers[0]->Write("two"));
 }
 
@@ -365,7 +351,7 @@ TEST_P(HttpStreamTest, CancelIsSeenWhileDataKeepsComing) {
   EXPECT_EQ(calls, 1);
   auto writers = hub_.Wait(1);
   ASSERT_EQ(writers.size(), 1u);
-  EXPECT_TRUE(Eventually([&] { return writers[0]->closed(); }));
+  EXPECT_TRUE(WaitUntil([&] { return writers[0]->closed(); }));
 }
 
 TEST_P(HttpStreamTest, OnDataReturningFalseStops) {
@@ -626,7 +612,7 @@ TEST(HttpStreamTlsTest, KeyUpdateKeepsTheStreamAndStrayDataEndsIt) {
   boost::system::error_code ec;
   client.Send("stray", ec);
   EXPECT_FALSE(ec) << ec.message();
-  EXPECT_TRUE(Eventually([&] { return writers[0]->closed(); }));
+  EXPECT_TRUE(WaitUntil([&] { return writers[0]->closed(); }));
   EXPECT_FALSE(writers[0]->Write("late"));
 }
 
@@ -679,7 +665,7 @@ TEST(HttpStreamRawTest, PeerDisconnectClosesTheWriter) {
   ASSERT_EQ(writers.size(), 1u);
   EXPECT_TRUE(writers[0]->Write("x"));
   client.Close();
-  EXPECT_TRUE(Eventually([&] { return writers[0]->closed(); }));
+  EXPECT_TRUE(WaitUntil([&] { return writers[0]->closed(); }));
   EXPECT_FALSE(writers[0]->Write("y"));
 }
 
@@ -692,7 +678,7 @@ TEST(HttpStreamRawTest, SlowConsumerIsDisconnected) {
   ASSERT_EQ(writers.size(), 1u);
   // The client reads nothing: kernel buffers fill, then the backlog does.
   std::string event(8 * 1024, 'e');
-  bool refused = Eventually([&] { return !writers[0]->Write(event); });
+  bool refused = WaitUntil([&] { return !writers[0]->Write(event); });
   ASSERT_TRUE(refused);
   EXPECT_TRUE(writers[0]->closed());
   EXPECT_TRUE(client.ReadToEnd());
@@ -758,9 +744,9 @@ TEST(HttpServerMemoryTest, DISABLED_IdleTlsStreamMemory) {
   files.rlim_cur = files.rlim_max;
   setrlimit(RLIMIT_NOFILE, &files);
 
-  char dir_template[] = "/tmp/coffer_rss_XXXXXX";
-  ASSERT_NE(mkdtemp(dir_template), nullptr);
-  std::string port_file = std::string(dir_template) + "/port";
+  auto dir = test::TempDir::Create("coffer-rss-");
+  ASSERT_TRUE(dir.ok()) << dir.status().ToString();
+  std::string port_file = dir->Join("port");
   char exe[4096];
   ssize_t len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
   ASSERT_GT(len, 0);
@@ -790,7 +776,7 @@ TEST(HttpServerMemoryTest, DISABLED_IdleTlsStreamMemory) {
   ASSERT_EQ(spawned, 0);
 
   uint16_t port = 0;
-  EXPECT_TRUE(Eventually([&] {
+  EXPECT_TRUE(WaitUntil([&] {
     std::ifstream in(port_file);
     int p = 0;
     if (in >> p) {
@@ -837,8 +823,6 @@ TEST(HttpServerMemoryTest, DISABLED_IdleTlsStreamMemory) {
   close(to_child[1]);
   kill(child, SIGKILL);
   waitpid(child, nullptr, 0);
-  std::remove(port_file.c_str());
-  rmdir(dir_template);
   ASSERT_TRUE(opened);
   double per_stream = static_cast<double>(after - before) * 1024.0 / static_cast<double>(n);
   std::printf(

@@ -13,9 +13,12 @@
 #include "common/encoding.h"
 #include "common/json.h"
 #include "common/strings.h"
+#include "common/testing/temp_dir.h"
+#include "common/testing/wait.h"
 #include "crypto/rsa_key.h"
 #include "crypto/x509.h"
 #include "sdk/follow.h"
+#include "sdk/secret_cache_testing.h"
 #include "sdk/wire.h"
 
 namespace coffer {
@@ -341,7 +344,9 @@ TEST(Credentials, ClientCertificateSendsAnAssertionSignedByTheCertificatesKey) {
   ASSERT_TRUE(key.ok());
   auto cert = crypto::CreateSelfSignedCertificate(**key, "app", 1);
   ASSERT_TRUE(cert.ok());
-  std::string path = ::testing::TempDir() + "/sdk_cert.pem";
+  auto dir = test::TempDir::Create("coffer-sdk-test-");
+  ASSERT_TRUE(dir.ok()) << dir.status().ToString();
+  std::string path = dir->Join("cert.pem");
   std::ofstream(path) << *cert << (*key)->PrivatePem();
   std::string assertion;
   auto t = std::make_shared<FakeTransport>([&](const HttpRequest& r) {
@@ -381,7 +386,9 @@ TEST(Credentials, ClientCertificateSendsAnAssertionSignedByTheCertificatesKey) {
 }
 
 TEST(Credentials, WorkloadIdentityReadsAndTrimsTheTokenFileEachTime) {
-  std::string path = ::testing::TempDir() + "/sdk_federated_token";
+  auto dir = test::TempDir::Create("coffer-sdk-test-");
+  ASSERT_TRUE(dir.ok()) << dir.status().ToString();
+  std::string path = dir->Join("federated_token");
   std::ofstream(path) << "eyJ.first.sig\n";
   std::vector<std::string> bodies;
   auto t = std::make_shared<FakeTransport>([&](const HttpRequest& r) {
@@ -590,12 +597,54 @@ TEST(SecretCache, StaleValuesAreServedWhileARefreshRuns) {
   }
   std::this_thread::sleep_for(5ms);
   EXPECT_EQ(cache.GetSecret("db")->value, "old") << "stale, served at once";
-  for (int i = 0; i < 500 && cache.stats().refreshes == 0; ++i) {
-    std::this_thread::sleep_for(10ms);
-  }
-  std::this_thread::sleep_for(5ms);
-  EXPECT_EQ(cache.GetSecret("db")->value, "new");
+  ASSERT_TRUE(test::WaitUntil([&] { return cache.stats().refreshes != 0; }));
+  EXPECT_EQ(cache.GetSecret("db")->value, "new") << "a counted refresh is served";
   EXPECT_GE(cache.stats().stale_hits, 1u);
+}
+
+// RefreshHook installs a SecretCache refresh hook for its lifetime.
+class RefreshHook {
+ public:
+  explicit RefreshHook(std::function<void(const std::string&)> hook) {
+    SetSecretCacheRefreshHookForTesting(std::move(hook));
+  }
+  ~RefreshHook() { SetSecretCacheRefreshHookForTesting(nullptr); }
+  RefreshHook(const RefreshHook&) = delete;
+  RefreshHook& operator=(const RefreshHook&) = delete;
+};
+
+TEST(SecretCache, ARefreshIsCountedOnlyOnceItsValueIsServed) {
+  FakeVault vault;
+  vault.secrets["db"] = {"v1", "old"};
+  auto t = std::make_shared<FakeTransport>([&](const HttpRequest& r) { return vault.Handle(r); });
+  SecretCacheOptions o = NoBackground();
+  o.ttl = 1ms;
+  std::mutex mu;
+  std::condition_variable cv;
+  std::string served;  // GUARDED_BY(mu): what a reader got right after the first count
+  SecretCache cache(ClientFor(t), o);
+  ASSERT_EQ(cache.GetSecret("db")->value, "old");
+  {
+    std::lock_guard<std::mutex> lock(vault.mu);
+    vault.secrets["db"] = {"v2", "new"};
+  }
+  std::atomic<bool> first{true};
+  // The hook reads where a reader that has just seen `refreshes` go up
+  // reads: between the count and whatever the cache does after it.
+  RefreshHook hook([&](const std::string& name) {
+    if (!first.exchange(false)) {
+      return;
+    }
+    auto s = cache.GetSecret(name);
+    std::lock_guard<std::mutex> lock(mu);
+    served = s.ok() ? s->value : s.status().ToString();
+    cv.notify_all();
+  });
+  std::this_thread::sleep_for(5ms);  // older than the ttl: the next read queues a refresh
+  EXPECT_EQ(cache.GetSecret("db")->value, "old");
+  std::unique_lock<std::mutex> lock(mu);
+  ASSERT_TRUE(cv.wait_for(lock, 30s, [&] { return !served.empty(); }));
+  EXPECT_EQ(served, "new") << "the refresh was counted before its value was stored";
 }
 
 TEST(SecretCache, AnOutageServesCachedValuesAndRecovers) {
@@ -663,14 +712,17 @@ TEST(SecretCache, ARotationFiresTheCallbackOnce) {
   cache.Refresh();
   {
     std::unique_lock<std::mutex> lock(mu);
-    cv.wait_for(lock, 10s, [&] { return !seen.empty(); });
+    ASSERT_TRUE(cv.wait_for(lock, 30s, [&] { return !seen.empty(); }));
   }
-  // Let any further (wrong) callback arrive before counting.
-  for (int i = 0; i < 50; ++i) {
+  // More refreshes of the unchanged value, each waited for by its count.
+  // The callbacks of what a refresh found run at the refresh thread's next
+  // turn, before that turn's refreshes: once a later refresh is counted, any
+  // (wrong) callback of an earlier one has run.
+  for (int i = 0; i < 5; ++i) {
+    const uint64_t before = cache.stats().refreshes;
     cache.Refresh();
-    std::this_thread::sleep_for(2ms);
+    ASSERT_TRUE(test::WaitUntil([&] { return cache.stats().refreshes > before; }));
   }
-  std::this_thread::sleep_for(100ms);
   std::lock_guard<std::mutex> lock(mu);
   ASSERT_EQ(seen.size(), 1u);
   EXPECT_EQ(seen[0], "v2:pw2");

@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <map>
+#include <mutex>
 #include <set>
 #include <shared_mutex>
 #include <thread>
@@ -12,11 +14,33 @@
 #include "common/status.h"
 #include "common/strings.h"
 #include "sdk/follow.h"
+#include "sdk/secret_cache_testing.h"
 
 namespace coffer {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+struct RefreshHook {
+  std::mutex mu;
+  std::function<void(const std::string&)> fn;  // GUARDED_BY(mu)
+};
+
+RefreshHook& TheRefreshHook() {
+  static auto* hook = new RefreshHook();  // leaked on purpose: caches may refresh until exit
+  return *hook;
+}
+
+void RunRefreshHook(const std::string& name) {
+  std::function<void(const std::string&)> fn;
+  {
+    std::lock_guard<std::mutex> lock(TheRefreshHook().mu);
+    fn = TheRefreshHook().fn;
+  }
+  if (fn) {
+    fn(name);
+  }
+}
 
 // Transient failures serve what is cached; any other answer (the secret is
 // gone, access was revoked) is the truth and drops the cached value.
@@ -229,8 +253,11 @@ class SecretCache::Impl {
     std::string key = Key(name, "");
     StatusOr<KeyVaultSecret> fresh = client_->GetSecret(name, "");
     if (fresh.ok()) {
-      refreshes_.fetch_add(1, std::memory_order_relaxed);
       Store(key, *fresh, true);
+      // Counted only once stored: whoever sees the count is served the new
+      // value (and its callbacks are queued).
+      refreshes_.fetch_add(1, std::memory_order_release);
+      RunRefreshHook(name);
       std::lock_guard<std::mutex> lock(q_mu_);
       backoff_.erase(name);
       return;
@@ -342,6 +369,11 @@ class SecretCache::Impl {
   std::thread refresher_;
   std::thread watcher_;
 };
+
+void SetSecretCacheRefreshHookForTesting(std::function<void(const std::string& name)> hook) {
+  std::lock_guard<std::mutex> lock(TheRefreshHook().mu);
+  TheRefreshHook().fn = std::move(hook);
+}
 
 SecretCache::SecretCache(std::shared_ptr<SecretClient> client, SecretCacheOptions options)
     : impl_(std::make_unique<Impl>(std::move(client), options)) {}

@@ -3,6 +3,22 @@
 Standard library only (Debian's /usr/bin/python3).  The binary is $COFFER_BIN (CTest sets it);
 without it ../../build/coffer relative to this file is used.
 
+This is the one server launcher of the Python suites: tests/integration imports it, and so does
+tests/sdk-py (through sys.path; launch_server() there).  tests/sdk-js/coffer-server.mjs is its
+JavaScript twin and starts the server the same way; a change to one is made to both:
+  * command: `coffer server --dev --data-dir <tmp>/data --port <port>`; the server makes the data
+    directory itself; COFFER_MASTER_KEY is removed from its environment (the dev server keeps its
+    master key in the data directory);
+  * port: free on both 127.0.0.1 and ::1; when another process takes it before the server binds
+    it ("already in use"), a new port is tried, up to 5 starts;
+  * ready: ca.pem and dev.env exist and GET https://localhost:<port>/healthz, trusting only the
+    server's CA, answers 200 -- waited for at most READY_TIMEOUT_S, a bound and never a
+    performance claim; a server that exits first fails the start with its stderr;
+  * dev.env must name AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET, AZURE_AUTHORITY_HOST,
+    COFFER_SUBSCRIPTION_ID and COFFER_VAULT_URL;
+  * stop: SIGTERM by PID, SIGKILL after STOP_TIMEOUT_S (recorded: killed_hard); cleanup stops it
+    and removes the temporary directory, also when the start failed.
+
 CofferServer runs `coffer server --dev` in a fresh temporary directory and talks to it:
   * vault requests go to https://dev.vault.localhost:<port> (nss-myhostname resolves *.localhost),
   * token and management requests go to https://localhost:<port>,
@@ -10,6 +26,14 @@ CofferServer runs `coffer server --dev` in a fresh temporary directory and talks
   * the `coffer keyvault ...` CLI runs with the server's dev.env in its environment,
   * forge_token() signs JWTs with the server's own signing key so that tests can vary one claim.
 Every process the harness starts is stopped by PID; the temporary directory is removed.
+
+Waits: wait_until() polls for an event with a generous bound; the bound is when to give up, never
+a performance claim, and no test asserts on how long something took (timing targets live in
+bench/).
+
+Skips: a test that cannot run here (no root for a chown to another uid, no sdk_probe) says why in
+its skip reason.  Run through CTest, each suite's runner (run_suite.py) prints every skip and fails
+the CTest test when it has any, unless COFFER_IT_ALLOW_SKIPS=1 (tests/README.md).
 """
 
 import base64
@@ -29,13 +53,16 @@ import unittest
 import urllib.parse
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-READY_TIMEOUT_S = 20.0
-STOP_TIMEOUT_S = 10.0
+READY_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 30.0
+# What every dev server writes to dev.env.
+DEV_ENV_KEYS = ("AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET", "AZURE_AUTHORITY_HOST",
+                "COFFER_SUBSCRIPTION_ID", "COFFER_VAULT_URL")
 KV_API = "7.5"
 ARM_API = "2023-07-01"
 
 
-def wait_until(fn, timeout=20.0, interval=0.05):
+def wait_until(fn, timeout=60.0, interval=0.05):
     """Polls fn() until it returns something true; returns that (or the last falsy value).
     `timeout` bounds the wait; it is never a performance claim."""
     deadline = time.monotonic() + timeout
@@ -46,16 +73,23 @@ def wait_until(fn, timeout=20.0, interval=0.05):
         time.sleep(interval)
 
 
-def stop_process(proc):
-    """SIGTERM, wait up to STOP_TIMEOUT_S, then SIGKILL. Returns the exit code."""
+def terminate(proc):
+    """SIGTERM, wait up to STOP_TIMEOUT_S, then SIGKILL. Returns (exit code, killed_hard)."""
+    killed_hard = False
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         try:
             proc.wait(timeout=STOP_TIMEOUT_S)
         except subprocess.TimeoutExpired:
+            killed_hard = True
             proc.kill()
             proc.wait()
-    return proc.returncode
+    return proc.returncode, killed_hard
+
+
+def stop_process(proc):
+    """SIGTERM, wait up to STOP_TIMEOUT_S, then SIGKILL. Returns the exit code."""
+    return terminate(proc)[0]
 
 
 def coffer_binary():
@@ -147,9 +181,9 @@ class Response:
 class CofferServer:
     """A `coffer server --dev` process in its own temporary directory.
 
-    start() waits for /healthz; stop() sends SIGTERM (SIGKILL after 10 s); kill() sends SIGKILL;
-    start() again restarts on the same data directory and port.  cleanup() stops and removes
-    everything and is registered by the test case helpers.
+    start() waits for /healthz; stop() sends SIGTERM (SIGKILL after STOP_TIMEOUT_S); kill()
+    sends SIGKILL; start() again restarts on the same data directory and port.  cleanup() stops
+    and removes everything and is registered by the test case helpers.
     """
 
     def __init__(self, extra_args=(), env=None):
@@ -161,6 +195,7 @@ class CofferServer:
         self.extra_env = dict(env or {})
         self.port = None
         self.proc = None
+        self.killed_hard = False  # the last stop needed SIGKILL
         self.starts = 0
         self.env = {}
         self.log_paths = []
@@ -207,8 +242,7 @@ class CofferServer:
                     continue
                 raise
         self.env = parse_env_file(read_text(self.dev_env_path))
-        for key in ("AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET",
-                    "AZURE_AUTHORITY_HOST", "COFFER_SUBSCRIPTION_ID"):
+        for key in DEV_ENV_KEYS:
             if not self.env.get(key):
                 raise RuntimeError(f"dev.env lacks {key}:\n{read_text(self.dev_env_path)}")
         self._ctx = ssl.create_default_context(cafile=self.ca_path)
@@ -249,10 +283,13 @@ class CofferServer:
         return self.proc is not None and self.proc.poll() is None
 
     def stop(self):
-        """SIGTERM, wait, SIGKILL fallback. Returns the exit code."""
+        """SIGTERM, wait, SIGKILL fallback (then killed_hard is true). Returns the exit code."""
         if self.proc is None:
             return None
-        return stop_process(self.proc)
+        if self.proc.poll() is not None:
+            return self.proc.returncode
+        code, self.killed_hard = terminate(self.proc)
+        return code
 
     def kill(self):
         """SIGKILL by PID, no grace."""
@@ -267,6 +304,10 @@ class CofferServer:
     def stderr_text(self):
         return "".join(read_text(p) for p in self.log_paths if p.endswith(".stderr.log"))
 
+    def logs(self):
+        """Everything every start of the server wrote to stdout and stderr."""
+        return "".join(read_text(p) for p in self.log_paths)
+
     # ---- identities ------------------------------------------------------------------------
 
     @property
@@ -280,6 +321,16 @@ class CofferServer:
     @property
     def authority(self):
         return f"https://localhost:{self.port}"
+
+    @property
+    def authority_host(self):
+        """AZURE_AUTHORITY_HOST of dev.env (the token service's origin)."""
+        return self.env["AZURE_AUTHORITY_HOST"]
+
+    @property
+    def vault_url(self):
+        """COFFER_VAULT_URL of dev.env: https://dev.vault.localhost:<port>."""
+        return self.env["COFFER_VAULT_URL"]
 
     @property
     def vault_resource(self):
@@ -374,12 +425,12 @@ class CofferServer:
 
     # ---- raw TLS ---------------------------------------------------------------------------
 
-    def tls_socket(self, timeout=10, host=None):
+    def tls_socket(self, timeout=30, host=None):
         """A TLS socket to the server (verified against the server CA), for hand-made bytes."""
         sock = socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
         return self._ctx.wrap_socket(sock, server_hostname=host or self.vault_host())
 
-    def plain_socket(self, timeout=10):
+    def plain_socket(self, timeout=30):
         return socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
 
     # ---- forged tokens ---------------------------------------------------------------------
@@ -457,18 +508,25 @@ def kid_for_key(key_path):
     return b64url(hashlib.sha256(modulus).digest()[:15])
 
 
-def start_server(test_case_or_class, *args, **kw):
-    """Starts a server and registers its cleanup on the test case (or test class)."""
+def launch_server(*args, **kw):
+    """Starts a server whose owner calls cleanup() (e.g. in tearDownModule); a start that fails
+    leaves no process or directory behind."""
     srv = CofferServer(*args, **kw)
-    if isinstance(test_case_or_class, type):
-        test_case_or_class.addClassCleanup(srv.cleanup)
-    else:
-        test_case_or_class.addCleanup(srv.cleanup)
     try:
         srv.start()
     except BaseException:
         srv.cleanup()
         raise
+    return srv
+
+
+def start_server(test_case_or_class, *args, **kw):
+    """Starts a server and registers its cleanup on the test case (or test class)."""
+    srv = launch_server(*args, **kw)
+    if isinstance(test_case_or_class, type):
+        test_case_or_class.addClassCleanup(srv.cleanup)
+    else:
+        test_case_or_class.addCleanup(srv.cleanup)
     return srv
 
 

@@ -963,7 +963,10 @@ class AuditDurabilityTests(AuditTestCase):
                 read_ids.append(corr)
         finally:
             conn.close()
-        time.sleep(1.5)  # reads reach the file within a second; these are older than that
+        # Reads are written behind (within a second): these are in the file before the burst.
+        ids = set(read_ids)
+        self.assertEqual(len(wait_for_records(srv, lambda r: r.get("correlationId") in ids,
+                                              count=len(ids))), len(ids))
 
         acked = []
         lock = threading.Lock()

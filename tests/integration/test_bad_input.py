@@ -8,11 +8,13 @@ import hashlib
 import hmac
 import json
 import os
+import ssl
 import subprocess
 import time
 import uuid
 
-from harness import KV_API, ServerTestCase, b64url, jwt_parts, kid_for_key, new_rsa_key
+from harness import (KV_API, ServerTestCase, b64url, jwt_parts, kid_for_key, new_rsa_key,
+                     start_server)
 
 VAULTS = "/providers/Microsoft.KeyVault/vaults"
 
@@ -21,8 +23,16 @@ def rg_vault(name, rg="rg-bad"):
     return f"/resourceGroups/{rg}/providers/Microsoft.KeyVault/vaults/{name}"
 
 
-def recv_all(sock, timeout):
-    """Reads until EOF, error or timeout; returns (bytes, seconds, how it ended)."""
+# Bounds how long a test reads from a raw socket for an answer or a close that should come.  It
+# is never a performance claim: a test that shows the server *drops* a stalled client reads for
+# this long with the server's read deadline at 2 s (TransportTests), far below it, and nothing
+# else would end such a connection before the 120 s idle timeout.
+WAIT_S = 30.0
+
+
+def recv_all(sock, timeout, until_response=False):
+    """Reads until EOF, error or timeout -- or, with until_response, until one whole response
+    (head and Content-Length body) is in; returns (bytes, seconds, how it ended)."""
     sock.settimeout(timeout)
     data = b""
     t0 = time.monotonic()
@@ -33,11 +43,22 @@ def recv_all(sock, timeout):
             if not chunk:
                 break
             data += chunk
+            if until_response and whole_response(data):
+                ended = "response"
+                break
     except TimeoutError:
         ended = "timeout"
     except OSError as e:  # reset, TLS errors: the server dropped the connection
         ended = f"error: {e!r}"
     return data, time.monotonic() - t0, ended
+
+
+def whole_response(data):
+    parsed = parse_raw_response(data)
+    if parsed is None or b"\r\n\r\n" not in data:
+        return False
+    length = parsed[1].get("content-length")
+    return length is not None and length.isdigit() and len(parsed[2]) >= int(length)
 
 
 def parse_raw_response(data):
@@ -107,7 +128,9 @@ class UnauthenticatedRequestTests(ServerTestCase):
                                   f"Host: dev.vault.localhost:{self.srv.port}\r\n"
                                   "Content-Type: application/json\r\n"
                                   f"{framing}\r\n\r\n").encode())
-                    data, took, _ = recv_all(sock, 5)
+                    # The body never comes: an answer within the server's read deadline (30 s
+                    # here, longer than this wait) is one given without waiting for it.
+                    data, _, _ = recv_all(sock, 20, until_response=True)
                 finally:
                     sock.close()
                 parsed = parse_raw_response(data)
@@ -116,7 +139,6 @@ class UnauthenticatedRequestTests(ServerTestCase):
                 self.assertEqual(status, 401, data)
                 self.assertEqual(headers.get("www-authenticate"), self.challenge())
                 self.assertEqual(json.loads(body)["error"]["code"], "Unauthorized")
-                self.assertLess(took, 3, "the server waited for the body before answering")
         self.assertEqual(self.srv.kv("GET", "/secrets/unread").status, 404)
         self.assertServing()
 
@@ -455,7 +477,7 @@ class TransportTests(ServerTestCase):
 
     SERVER_ARGS = ("--read-timeout", "2")
 
-    def raw_exchange(self, data, timeout=5, **kw):
+    def raw_exchange(self, data, timeout=WAIT_S, **kw):
         sock = self.srv.tls_socket(**kw)
         try:
             if isinstance(data, str):
@@ -464,7 +486,7 @@ class TransportTests(ServerTestCase):
                 sock.sendall(data)
             except OSError:
                 pass  # the server may stop reading early; what it answered is still readable
-            return recv_all(sock, timeout)
+            return recv_all(sock, timeout, until_response=True)
         finally:
             sock.close()
 
@@ -535,48 +557,46 @@ class TransportTests(ServerTestCase):
         self.assertEqual(parsed[0], 431, data[:400])
         self.assertServing()
 
-    def test_slow_client_sending_half_a_request_line_is_dropped_within_5_seconds(self):
-        sock = self.srv.tls_socket(timeout=10)
+    def test_slow_client_sending_half_a_request_line_is_dropped_by_the_read_deadline(self):
+        sock = self.srv.tls_socket(timeout=WAIT_S)
         try:
             sock.sendall(b"GET /secre")
             # Meanwhile the server keeps answering other clients.
             self.assertServing()
-            data, took, ended = recv_all(sock, 10)
+            data, _, ended = recv_all(sock, WAIT_S)
         finally:
             sock.close()
-        self.assertNotEqual(ended, "timeout", "the connection was still open after 10 s")
-        self.assertLess(took, 5, f"the server held a stalled request for {took:.1f} s")
+        self.assertNotEqual(ended, "timeout", f"the connection was still open after {WAIT_S} s")
         self.assertFalse(data.startswith(b"HTTP/1.1 2"), data)
         self.assertServing()
 
-    def test_client_stalling_mid_body_is_dropped_within_5_seconds(self):
-        sock = self.srv.tls_socket(timeout=10)
+    def test_client_stalling_mid_body_is_dropped_by_the_read_deadline(self):
+        sock = self.srv.tls_socket(timeout=WAIT_S)
         try:
             sock.sendall(self.head("PUT", f"/secrets/stalled?api-version={KV_API}",
                                    "Content-Type: application/json\r\nContent-Length: 100\r\n")
                          .encode() + b'{"value":')
-            data, took, ended = recv_all(sock, 10)
+            data, _, ended = recv_all(sock, WAIT_S)
         finally:
             sock.close()
-        self.assertNotEqual(ended, "timeout", "the connection was still open after 10 s")
-        self.assertLess(took, 5, f"the server held a stalled body for {took:.1f} s")
+        self.assertNotEqual(ended, "timeout", f"the connection was still open after {WAIT_S} s")
         self.assertEqual(self.srv.kv("GET", "/secrets/stalled").status, 404)
         self.assertServing()
 
-    def test_client_that_never_finishes_the_tls_handshake_is_dropped_within_5_seconds(self):
-        sock = self.srv.plain_socket(timeout=10)
+    def test_client_that_never_finishes_the_tls_handshake_is_dropped_by_the_read_deadline(self):
+        sock = self.srv.plain_socket(timeout=WAIT_S)
         try:
-            data, took, ended = recv_all(sock, 10)
+            data, _, ended = recv_all(sock, WAIT_S)
         finally:
             sock.close()
-        self.assertNotEqual(ended, "timeout")
-        self.assertLess(took, 5)
+        self.assertNotEqual(ended, "timeout", f"the connection was still open after {WAIT_S} s")
         self.assertServing()
 
-    def test_client_trickling_one_byte_at_a_time_is_dropped_within_5_seconds(self):
+    def test_client_trickling_one_byte_at_a_time_is_dropped_by_the_read_deadline(self):
+        # The deadline is for the whole request, not for each byte: trickled a byte every
+        # 0.25 s, the request would take far longer than the 2 s deadline to arrive.
         request = self.head("GET", f"/secrets?api-version={KV_API}").encode()
-        sock = self.srv.tls_socket(timeout=10)
-        t0 = time.monotonic()
+        sock = self.srv.tls_socket(timeout=WAIT_S)
         dropped = None
         try:
             for i in range(len(request)):
@@ -586,16 +606,13 @@ class TransportTests(ServerTestCase):
                     dropped = e
                     break
                 time.sleep(0.25)
-                if time.monotonic() - t0 > 8:
-                    break
             if dropped is None:
-                data, _, ended = recv_all(sock, 3)
+                data, _, ended = recv_all(sock, WAIT_S)
                 dropped = ended if not data.startswith(b"HTTP/1.1 200") else None
         finally:
             sock.close()
-        took = time.monotonic() - t0
-        self.assertIsNotNone(dropped, "a request trickled over many seconds was still served")
-        self.assertLess(took, 6, f"the trickling client was held for {took:.1f} s")
+        self.assertIsNotNone(dropped, f"a request trickled over {len(request) * 0.25:.0f} s "
+                                      "was still served")
         self.assertServing()
 
     def test_pipelined_requests_are_all_answered_in_order(self):
@@ -608,7 +625,7 @@ class TransportTests(ServerTestCase):
         try:
             sock.sendall(data)
             got = b""
-            sock.settimeout(5)
+            sock.settimeout(WAIT_S)
             while got.count(b"HTTP/1.1 ") < 3 or not got.rstrip().endswith(b"}"):
                 chunk = sock.recv(65536)
                 if not chunk:
@@ -621,13 +638,21 @@ class TransportTests(ServerTestCase):
         self.assertEqual(values, list(names), got[:600])
 
     def test_hundred_idle_connections_do_not_block_other_clients(self):
+        # A server of its own with the default read deadline (30 s), so that the idle
+        # connections stay open: the request is answered while the server holds all of them.
+        srv = start_server(self)
         socks = []
         try:
             for _ in range(100):
-                socks.append(self.srv.tls_socket())
-            t0 = time.monotonic()
-            self.assertServing()
-            self.assertLess(time.monotonic() - t0, 5)
+                socks.append(srv.tls_socket(timeout=WAIT_S))
+            r = srv.kv("GET", "/secrets", query={"maxresults": "1"})
+            self.assertEqual(r.status, 200, r)
+            for i, sk in enumerate(socks):
+                sk.setblocking(False)
+                try:
+                    self.fail(f"idle connection {i} was answered or closed: {sk.recv(1)!r}")
+                except ssl.SSLWantReadError:
+                    pass  # open, nothing to read
         finally:
             for sk in socks:
                 sk.close()
@@ -648,11 +673,11 @@ class TransportTests(ServerTestCase):
         self.assertServing()
 
     def test_plain_http_to_the_tls_port_gets_no_http_answer(self):
-        sock = self.srv.plain_socket(timeout=5)
+        sock = self.srv.plain_socket(timeout=WAIT_S)
         try:
             sock.sendall(f"GET /healthz HTTP/1.1\r\nHost: localhost:{self.srv.port}\r\n\r\n"
                          .encode())
-            data, _, ended = recv_all(sock, 5)
+            data, _, ended = recv_all(sock, WAIT_S)
         finally:
             sock.close()
         self.assertNotEqual(ended, "timeout", "the plain-HTTP connection was left open")

@@ -45,7 +45,7 @@ from harness import ServerTestCase, coffer_binary, free_port, read_text, stop_pr
 HERE = os.path.dirname(os.path.abspath(__file__))
 CHILD = os.path.join(HERE, "exec_child.py")
 RG = "rg-exec"
-WAIT_S = 20.0   # bounds a wait for something that should happen; never a performance claim
+WAIT_S = 60.0   # bounds a wait for something that should happen; never a performance claim
 QUIET_S = 3.0   # how long to keep watching for something that must not happen
 TERM_CODE = 42  # what exec_child.py exits with on SIGTERM
 STATUSES = {"Resolved", "InvalidSyntax", "MSINotEnabled", "VaultNotFound", "SecretNotFound",
@@ -146,10 +146,9 @@ class ExecRun:
     def wait_starts(self, count, timeout=WAIT_S):
         """Waits until the child has started `count` times; returns the start records."""
         wait_until(lambda: len(self.starts()) >= count or self.proc.poll() is not None, timeout)
+        # A child writes its start line before it can exit, and exec exits after its child:
+        # once exec has exited, the log is complete.
         starts = self.starts()
-        if len(starts) < count:  # exec may have exited just after the child's start line
-            time.sleep(0.2)
-            starts = self.starts()
         rc = self.proc.poll()
         self.case.assertGreaterEqual(
             len(starts), count, f"the child did not start {count} time(s) within {timeout} s; "
@@ -787,7 +786,7 @@ class ExecRotationTests(ExecTestCase):
         def gone():
             st = proc_stat(old_pid)
             return st is None or (st[0] != "Z" and st[1] != run.pid)
-        self.assertTrue(wait_until(gone, 5.0),
+        self.assertTrue(wait_until(gone, WAIT_S),
                         f"old child {old_pid} still there: {proc_stat(old_pid)}")
         kids = children_of(run.pid)
         self.assertNotIn("Z", kids.values(), f"exec has zombie children: {kids}")
@@ -869,10 +868,11 @@ class ExecRotationTests(ExecTestCase):
         run.terminate()
 
     def test_a_burst_of_changes_inside_the_interval_restarts_once_with_the_last_value(self):
+        interval = 3
         self.set_secret("rot-burst", self.value("burst-0"))
         watches = len(self.watch_records(self.principal))
         run = self.start_exec({"ROTATED": uri_ref(self.url("rot-burst"))},
-                              exec_args=["--min-restart-interval", "3"])
+                              exec_args=["--min-restart-interval", str(interval)])
         first = run.wait_starts(1)[0]
         run.wait_status_pid(first["pid"])
         self.wait_watching(run, self.principal, watches)
@@ -880,18 +880,36 @@ class ExecRotationTests(ExecTestCase):
         values = [self.value(f"burst-{i}") for i in range(1, 6)]
         t0 = time.monotonic()
         versions = [self.set_secret("rot-burst", v) for v in values]
-        if time.monotonic() - t0 > 2.0:
-            self.skipTest("the five writes took longer than the restart interval allows for")
-        starts = run.wait_starts(2, timeout=WAIT_S + 3)
-        self.assertEqual(starts[1]["env"]["ROTATED"], values[-1])
-        time.sleep(3 + QUIET_S)  # one more interval and then some
-        starts = run.starts()
-        self.assertEqual(len(starts), 2, f"five changes in one interval, one restart\n"
-                                         f"{run.diagnostics()}")
-        self.assertReaped(run, first["pid"])
-        status = run.wait_status(lambda s: s.get("pid") == starts[1]["pid"], "the new pid")
-        self.assertEqual(status["restarts"], 1, status)
+
+        def last_resolved(s):
+            ref = self.refs_by_name(s).get("ROTATED", {})
+            return s.get("restarts", 0) >= 1 and ref.get("resolvedVersion") == versions[-1]
+        status = run.wait_status(last_resolved, "a restart with the last version",
+                                 timeout=WAIT_S + interval)
+        watched = time.monotonic() - t0
+        # A restart comes an interval after the change that asks for it and an interval after
+        # the last restart, and every change came after t0: within the `watched` seconds, at
+        # most this many fit.  When exec (and this machine) keep up, that is one restart for
+        # all five changes; on a machine so slow that the writes or their events straddle an
+        # interval, more restarts are right, never more than one per interval.
+        most = int(watched // interval)
+        self.assertGreaterEqual(most, 1, f"a restart {watched:.1f} s after the first change, "
+                                         f"before the {interval} s interval\n{run.diagnostics()}")
+        self.assertLessEqual(status["restarts"], most,
+                             f"{status['restarts']} restarts within {watched:.1f} s: more than "
+                             f"one per {interval} s interval\n{run.diagnostics()}")
+        starts = run.wait_starts(status["restarts"] + 1)  # exec writes the status first
+        self.assertEqual(len(starts), status["restarts"] + 1, run.diagnostics())
+        self.assertEqual(starts[-1]["pid"], status["pid"])
+        self.assertEqual(starts[-1]["env"]["ROTATED"], values[-1])
         self.assertResolved(status, "ROTATED", "dev", "rot-burst", "", versions[-1])
+        # Nothing is left over: no event can show that a restart does not come, so this waits
+        # out the earliest moment one could (one interval) and a little more.  It cannot fail
+        # a correct exec; it catches one that restarts once per change.
+        time.sleep(interval + QUIET_S)
+        self.assertEqual(len(run.starts()), len(starts),
+                         f"a restart with nothing changed\n{run.diagnostics()}")
+        self.assertReaped(run, first["pid"])
         self.assertNoValues(run, values)
         run.terminate()
 
@@ -922,11 +940,11 @@ class ExecProcessTests(ExecTestCase):
                 sent.append(sig.name)
                 run.wait_signal(sig.name, start["pid"], count=sent.count(sig.name))
                 run.assertRunning()
-        time.sleep(0.5)
-        self.assertEqual(run.signals(), sent, "each signal forwarded once, in order")
+        # SIGTERM ends the child, and it comes after the others: a signal forwarded twice or out
+        # of order shows in the list the child leaves.
         run.send(signal.SIGTERM)
         rc = run.wait_exit()
-        self.assertEqual(run.signals(), sent + ["SIGTERM"])
+        self.assertEqual(run.signals(), sent + ["SIGTERM"], "each signal forwarded once, in order")
         self.assertEqual(rc, TERM_CODE, run.diagnostics())
         run.assertNoSanitizerReport()
         self.assertEqual(len(run.starts()), 1)

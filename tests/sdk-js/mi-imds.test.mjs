@@ -20,8 +20,8 @@ import { claimsOf, cliJson, cofferBin, grantSecretGet, identityEndpoint, seedSec
 const SECRET = "vm-secret";
 const VALUE = "read-through-imds";
 const RG = "rg-vm";
-const AGENT_READY_MS = 20_000;
-const AGENT_STOP_MS = 10_000;
+const AGENT_READY_MS = 60_000;
+const AGENT_STOP_MS = 30_000;
 
 let coffer;
 let agent;

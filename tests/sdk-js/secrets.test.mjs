@@ -381,9 +381,9 @@ describe("@azure/keyvault-secrets 4.11.2 against coffer", () => {
   });
 
   describe("server process", () => {
-    it("the server exits with status 0 within 10 s of SIGTERM", async () => {
+    it("the server exits with status 0 on SIGTERM", async () => {
       const result = await coffer.stop();
-      assert.equal(result.killedHard, false, "needed SIGKILL after 10 s");
+      assert.equal(result.killedHard, false, "needed SIGKILL: SIGTERM did not end it");
       // A sanitizer report at exit (e.g. a leak) shows up here as a non-zero status.
       assert.deepEqual(
         { code: result.code, signal: result.signal },

@@ -7,13 +7,15 @@ assignment create` or `coffer keyvault set-policy` opens exactly what it names.
 import json
 import os
 import subprocess
+import sys
 import unittest
 
 from azure.core.exceptions import HttpResponseError
 from azure.identity import ClientSecretCredential
 from azure.keyvault.secrets import SecretClient
 
-import coffer_server
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
+import harness  # noqa: E402  (the one server launcher, shared with tests/integration)
 
 SERVER = None
 RG = "rg-sdk-authz"
@@ -21,7 +23,7 @@ RG = "rg-sdk-authz"
 
 def setUpModule():
     global SERVER
-    SERVER = coffer_server.CofferServer().start()
+    SERVER = harness.launch_server()
 
 
 def tearDownModule():
@@ -33,7 +35,7 @@ def coffer(*args):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "COFFER_"))}
     env.update(SERVER.env)
     env["COFFER_CA_FILE"] = SERVER.ca_path
-    p = subprocess.run([coffer_server.coffer_binary()] + list(args), env=env,
+    p = subprocess.run([harness.coffer_binary()] + list(args), env=env,
                        capture_output=True, stdin=subprocess.DEVNULL, timeout=60)
     if p.returncode != 0:
         raise AssertionError(f"coffer {' '.join(args)} exited with {p.returncode}:\n"

@@ -4,20 +4,22 @@ with a registered certificate) and ClientSecretCredential."""
 
 import os
 import subprocess
+import sys
 import unittest
 
 from azure.core.exceptions import ClientAuthenticationError
 from azure.identity import CertificateCredential, ClientSecretCredential
 from azure.keyvault.secrets import SecretClient
 
-import coffer_server
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
+import harness  # noqa: E402  (the one server launcher, shared with tests/integration)
 
 SERVER = None
 
 
 def setUpModule():
     global SERVER
-    SERVER = coffer_server.CofferServer().start()
+    SERVER = harness.launch_server()
 
 
 def tearDownModule():
@@ -29,7 +31,7 @@ def coffer(*args):
     env = dict(os.environ)
     env.update(SERVER.env)
     env["COFFER_CA_FILE"] = SERVER.ca_path
-    return subprocess.run([coffer_server.coffer_binary()] + list(args), env=env, check=True,
+    return subprocess.run([harness.coffer_binary()] + list(args), env=env, check=True,
                           capture_output=True, stdin=subprocess.DEVNULL).stdout.decode()
 
 

@@ -24,6 +24,7 @@
 #include "common/encoding.h"
 #include "common/files.h"
 #include "common/json.h"
+#include "common/testing/temp_dir.h"
 
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -93,14 +94,11 @@ ClientRun RunClient(const std::vector<std::string>& args, const std::string& std
 class CsiClientBinaryTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char pattern[] = "/tmp/coffer-csi-XXXXXX";
-    ASSERT_NE(::mkdtemp(pattern), nullptr);
-    dir_ = pattern;
+    auto tmp = test::TempDir::Create("coffer-csi-", "/tmp");  // short: a socket goes inside
+    ASSERT_TRUE(tmp.ok()) << tmp.status().ToString();
+    tmp_ = std::move(*tmp);
+    dir_ = tmp_.path();
     path_ = dir_ + "/coffer.sock";
-  }
-  void TearDown() override {
-    std::error_code ignored;
-    std::filesystem::remove_all(dir_, ignored);
   }
 
   std::unique_ptr<CsiProviderServer> StartOrDie(CsiMountHandler handler) {
@@ -120,6 +118,7 @@ class CsiClientBinaryTest : public ::testing::Test {
     return RunClient(args, dir_ + "/client.stderr");
   }
 
+  test::TempDir tmp_;
   std::string dir_;
   std::string path_;
 };

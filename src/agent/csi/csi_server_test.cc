@@ -19,6 +19,8 @@
 #include <gtest/gtest.h>
 
 #include "agent/csi/provider.grpc.pb.h"
+#include "common/testing/temp_dir.h"
+#include "common/testing/wait.h"
 
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
@@ -122,14 +124,11 @@ class Client {
 class CsiServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char pattern[] = "/tmp/coffer-csi-XXXXXX";
-    ASSERT_NE(::mkdtemp(pattern), nullptr);
-    dir_ = pattern;
+    auto tmp = test::TempDir::Create("coffer-csi-", "/tmp");  // short: a socket goes inside
+    ASSERT_TRUE(tmp.ok()) << tmp.status().ToString();
+    tmp_ = std::move(*tmp);
+    dir_ = tmp_.path();
     path_ = dir_ + "/coffer.sock";
-  }
-  void TearDown() override {
-    std::error_code ignored;
-    std::filesystem::remove_all(dir_, ignored);
   }
 
   std::unique_ptr<CsiProviderServer> StartOrDie(CsiMountHandler handler,
@@ -139,6 +138,7 @@ class CsiServerTest : public ::testing::Test {
     return server.ok() ? std::move(*server) : nullptr;
   }
 
+  test::TempDir tmp_;
   std::string dir_;
   std::string path_;
 };
@@ -467,15 +467,22 @@ TEST_F(CsiServerTest, OversizedMessagesAreRefusedAndServingGoesOn) {
 }
 
 TEST_F(CsiServerTest, ConcurrentMountsAreAllAnsweredWithinTheThreadBound) {
+  const int bound = CsiServerOptions().max_threads;
   std::atomic<int> running{0};
   std::atomic<int> most{0};
   std::atomic<int> calls{0};
+  std::atomic<bool> gave_up{false};
   auto server = StartOrDie([&](const CsiMountRequest& request) {
     const int now = ++running;
     int seen = most.load();
     while (now > seen && !most.compare_exchange_weak(seen, now)) {
     }
-    std::this_thread::sleep_for(milliseconds(50));
+    // Each handler holds its thread until the bound is reached, however
+    // slowly the calls arrive: then `bound` handlers ran side by side. A
+    // server that runs fewer at once makes the first wait give up (once).
+    if (!gave_up.load() && !test::WaitUntil([&] { return most.load() >= bound; })) {
+      gave_up = true;
+    }
     --running;
     ++calls;
     CsiMountResponse response;
@@ -509,8 +516,8 @@ TEST_F(CsiServerTest, ConcurrentMountsAreAllAnsweredWithinTheThreadBound) {
     EXPECT_EQ(echoes[i], "call " + std::to_string(i));
   }
   EXPECT_EQ(calls.load(), kCalls);
-  EXPECT_LE(most.load(), CsiServerOptions().max_threads);
-  EXPECT_GE(most.load(), 2);
+  EXPECT_EQ(most.load(), bound);
+  EXPECT_FALSE(gave_up.load()) << "never " << bound << " handlers at once";
 }
 
 TEST_F(CsiServerTest, CallsWaitForAHandlerButNotPastTheirDeadline) {
@@ -531,24 +538,26 @@ TEST_F(CsiServerTest, CallsWaitForAHandlerButNotPastTheirDeadline) {
     pb::MountResponse response;
     return client.Mount(pb::MountRequest(), &response);
   });
-  while (calls.load() == 0) {
-    std::this_thread::sleep_for(milliseconds(5));
-  }
+  ASSERT_TRUE(test::WaitUntil([&] { return calls.load() != 0; }));
   pb::MountResponse response;
   grpc::Status late = client.Mount(pb::MountRequest(), &response, milliseconds(400));
   EXPECT_EQ(late.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
   EXPECT_EQ(calls.load(), 1) << "the second call ran beside the first";
 
+  // A call without a deadline is answered once the handler is free (the
+  // late call above showed that calls wait meanwhile).
   auto waiting = std::async(std::launch::async, [&] {
     pb::MountResponse r;
     return client.Mount(pb::MountRequest(), &r);
   });
-  std::this_thread::sleep_for(milliseconds(300));
-  EXPECT_EQ(calls.load(), 1);
   gate.Open();
   EXPECT_TRUE(first.get().ok());
   EXPECT_TRUE(waiting.get().ok());
-  EXPECT_EQ(calls.load(), 2);
+  // The server keeps the late call waiting until its own deadline, which it
+  // reckons from the call's arrival, a little after the client gave up: if
+  // the handler came free before that, the late call ran too.
+  EXPECT_GE(calls.load(), 2);
+  EXPECT_LE(calls.load(), 3);
 }
 
 TEST_F(CsiServerTest, CallsBeyondTheWaitingBoundAreRefused) {
@@ -584,11 +593,7 @@ TEST_F(CsiServerTest, CallsBeyondTheWaitingBoundAreRefused) {
     }
     return n;
   };
-  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (ready() < kCalls - kAccepted && std::chrono::steady_clock::now() < give_up) {
-    std::this_thread::sleep_for(milliseconds(10));
-  }
-  std::this_thread::sleep_for(milliseconds(300));
+  EXPECT_TRUE(test::WaitUntil([&] { return ready() >= kCalls - kAccepted; }));
   EXPECT_EQ(ready(), kCalls - kAccepted);
   EXPECT_EQ(calls.load(), 1);
   int refused = 0;
@@ -663,11 +668,13 @@ TEST_F(CsiServerTest, ShutdownWaitsForRunningHandlers) {
     pb::MountResponse response;
     return client.Mount(pb::MountRequest(), &response);
   });
-  while (calls.load() == 0) {
-    std::this_thread::sleep_for(milliseconds(5));
-  }
+  ASSERT_TRUE(test::WaitUntil([&] { return calls.load() != 0; }));
+  // The gate opens once Shutdown is under way (it refuses new calls), so
+  // that Shutdown has the handler to wait for.
   std::thread opener([&] {
-    std::this_thread::sleep_for(milliseconds(200));
+    Client late(path_);
+    pb::VersionResponse response;
+    EXPECT_TRUE(test::WaitUntil([&] { return !late.Version(&response).ok(); }));
     gate.Open();
   });
   server->Shutdown();

@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 
 #include "common/strings.h"
+#include "common/testing/temp_dir.h"
 #include "storage/memory/memory_store.h"
 #include "storage/sqlite/sqlite_store.h"
 
@@ -39,10 +40,10 @@ void PrintTo(const Backend& b, std::ostream* os) {
 class StoreConformance : public ::testing::TestWithParam<Backend> {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("coffer-store-" + std::to_string(::getpid()) + "-" + std::to_string(counter_++));
-    std::filesystem::create_directories(dir_);
-    store_ = GetParam().make(dir_.string());
+    auto dir = test::TempDir::Create("coffer-store-");
+    ASSERT_TRUE(dir.ok()) << dir.status().ToString();
+    dir_ = std::move(*dir);
+    store_ = GetParam().make(dir_.path());
     ASSERT_NE(store_, nullptr);
     VaultRecord v;
     v.name = "Main";
@@ -54,10 +55,7 @@ class StoreConformance : public ::testing::TestWithParam<Backend> {
     v.wrapped_data_key = std::string("\x00\x01key", 5);
     ASSERT_TRUE(store_->CreateVault(v).ok());
   }
-  void TearDown() override {
-    store_.reset();
-    std::filesystem::remove_all(dir_);
-  }
+  void TearDown() override { store_.reset(); }
 
   static SecretVersionRecord Version(const std::string& name, const std::string& version,
                                      int64_t t = 100) {
@@ -72,8 +70,7 @@ class StoreConformance : public ::testing::TestWithParam<Backend> {
     return r;
   }
 
-  static inline std::atomic<int> counter_{0};
-  std::filesystem::path dir_;
+  test::TempDir dir_;
   std::unique_ptr<Store> store_;
 };
 
@@ -899,10 +896,9 @@ INSTANTIATE_TEST_SUITE_P(
     [](const auto& param_info) { return param_info.param.name; });
 
 TEST(SqliteStore, DataSurvivesReopen) {
-  auto dir =
-      std::filesystem::temp_directory_path() / ("coffer-reopen-" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
-  std::string path = (dir / "coffer.db").string();
+  auto dir = test::TempDir::Create("coffer-reopen-");
+  ASSERT_TRUE(dir.ok()) << dir.status().ToString();
+  std::string path = dir->Join("coffer.db");
   {
     auto s = SqliteStore::Open(path);
     ASSERT_TRUE(s.ok());
@@ -915,20 +911,17 @@ TEST(SqliteStore, DataSurvivesReopen) {
     ASSERT_TRUE(s.ok());
     EXPECT_TRUE((*s)->GetVault("keep").ok());
   }
-  std::filesystem::remove_all(dir);
 }
 
 TEST(SqliteStore, RejectsAFileThatIsNotADatabase) {
-  auto dir =
-      std::filesystem::temp_directory_path() / ("coffer-garbage-" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
-  std::string path = (dir / "coffer.db").string();
+  auto dir = test::TempDir::Create("coffer-garbage-");
+  ASSERT_TRUE(dir.ok()) << dir.status().ToString();
+  std::string path = dir->Join("coffer.db");
   FILE* f = std::fopen(path.c_str(), "wb");
   std::fputs("this is definitely not an sqlite database, just some text......", f);
   std::fclose(f);
   auto s = SqliteStore::Open(path);
   EXPECT_FALSE(s.ok());
-  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
