@@ -22,8 +22,6 @@ namespace {
 // Lines read ahead of their turn before a missing seq is declared deleted.
 constexpr size_t kReorderWindow = 4096;
 constexpr int kAttempts = 3;
-// How long a live writer has to let its head catch up with the lines read.
-constexpr auto kCatchUpBudget = std::chrono::seconds(2);
 constexpr uint64_t kNoLimit = std::numeric_limits<uint64_t>::max();
 
 struct LineInfo {
@@ -97,10 +95,16 @@ class Verifier {
   void Problem(const std::string& file, uint64_t line, uint64_t seq, std::string what) {
     report_.problems.push_back(VerifyProblem{file, line, seq, std::move(what)});
   }
-  // ReadHead reads and checks the head file: the head if it is signed, else
-  // nullopt. A forged head is a problem at once; *problem says why a head is
-  // missing or unreadable (which --without-head forgives).
-  std::optional<Head> ReadHead(std::string* problem);
+  // What reading the head file found.
+  struct HeadRead {
+    std::optional<Head> head;  // set when it parses and the key signed it
+    std::string problem;       // else why not
+    bool empty = false;        // the file is there but empty: a log's first batch is on its way
+    bool forged = false;       // it parses, but the key did not sign it
+  };
+  HeadRead ReadHead();
+  // WriterIsLive reports whether a process holds the log (Log's lock).
+  bool WriterIsLive();
   // ScanFile feeds the complete lines of `f` from the cursor (or its start)
   // on, and stops before a line whose seq is past `stop_after`. kNotFound if
   // the file is gone.
@@ -113,8 +117,8 @@ class Verifier {
   void Consume(const LineInfo& info);
   void DrainPending();
   void ResolveGap();
-  // CatchUp waits, within kCatchUpBudget, for a live writer's head to vouch
-  // for the lines read past the first head.
+  // CatchUp waits, within options_.live_writer_wait_ms, for a live writer's
+  // head to vouch for the lines read past the first head.
   Status CatchUp();
   void Finish(const std::vector<LogFile>& files);
 
@@ -126,7 +130,8 @@ class Verifier {
   bool raced_ = false;
 
   std::optional<Head> head_;      // the head read first
-  std::string head_problem_;      // why there is none
+  std::string head_problem_;      // why there is none (missing or unreadable)
+  bool head_empty_ = false;       // the head file is there, but empty
   std::optional<LineInfo> last_;  // the last line consumed in seq order
   uint64_t expected_ = 0;         // next seq in order; 0 before the first line
   std::map<uint64_t, LineInfo> pending_;
@@ -139,35 +144,49 @@ class Verifier {
   Cursor cursor_;
 };
 
-std::optional<Head> Verifier::ReadHead(std::string* problem) {
+Verifier::HeadRead Verifier::ReadHead() {
+  HeadRead out;
   auto text = ReadWholeFile(fs_, HeadPath(dir_));
   if (!text.ok() && text.status().code() != StatusCode::kNotFound) {
-    *problem = "the head file cannot be read (" + std::string(text.status().message()) + ")";
-    return std::nullopt;
+    out.problem = "the head file cannot be read (" + std::string(text.status().message()) + ")";
+  } else if (!text.ok() || text->empty()) {
+    out.empty = text.ok();
+    out.problem = "the head file is missing";
+  } else if (auto head = ParseHead(*text); !head) {
+    out.problem = "the head file is unreadable (garbled)";
+  } else if (!VerifyHead(*head, key_)) {
+    out.forged = true;
+    out.problem = "the head's signature does not verify (forged, or signed by another key)";
+    out.head = std::move(head);  // for its seq only
+  } else {
+    out.head = std::move(head);
   }
-  if (!text.ok() || text->empty()) {
-    *problem = "the head file is missing";
-    return std::nullopt;
-  }
-  auto head = ParseHead(*text);
-  if (!head) {
-    *problem = "the head file is unreadable (garbled)";
-    return std::nullopt;
-  }
-  if (!VerifyHead(*head, key_)) {
-    Problem("head", 0, head->seq,
-            "the head's signature does not verify (forged, or signed by another key)");
-    return std::nullopt;
-  }
-  return head;
+  return out;
+}
+
+bool Verifier::WriterIsLive() {
+  auto live = fs_.IsLocked(HeadPath(dir_));
+  return live.ok() && *live;
 }
 
 Status Verifier::Run() {
   // The head first: the writer updates it after the lines it names, so
   // whatever it says is already in the files read next.
-  head_ = ReadHead(&head_problem_);
-  if (head_) {
+  HeadRead read = ReadHead();
+  // A head being rewritten as it is read can come out torn: a live writer
+  // gets two more reads.
+  for (int i = 0; i < 2 && !read.problem.empty() && !read.empty && WriterIsLive(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    read = ReadHead();
+  }
+  if (read.forged) {
+    Problem("head", 0, read.head->seq, read.problem);
+  } else if (read.head) {
+    head_ = std::move(read.head);
     vouched_through_ = head_->seq;
+  } else {
+    head_problem_ = read.problem;
+    head_empty_ = read.empty;
   }
   ASSIGN_OR_RETURN(std::vector<LogFile> files, ListLogFiles(fs_, dir_));
   for (size_t i = 0; i < files.size(); ++i) {
@@ -380,22 +399,28 @@ void Verifier::ResolveGap() {
 }
 
 Status Verifier::CatchUp() {
-  if (unvouched_.empty() || !head_) {
-    return OkStatus();
-  }
-  auto live = fs_.IsLocked(HeadPath(dir_));
-  if (!live.ok() || !*live) {
+  if (unvouched_.empty() || (!head_ && !head_empty_) || !WriterIsLive()) {
     return OkStatus();  // nobody writes: what is not vouched for now never will be
   }
-  const auto deadline = std::chrono::steady_clock::now() + kCatchUpBudget;
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.live_writer_wait_ms);
   auto delay = std::chrono::milliseconds(1);
   while (!unvouched_.empty() && std::chrono::steady_clock::now() < deadline) {
-    std::string problem;
-    std::optional<Head> head = ReadHead(&problem);
-    if (!head) {
+    HeadRead read = ReadHead();
+    if (read.empty) {
+      std::this_thread::sleep_for(delay);  // the first head is on its way
+      delay = std::min(delay * 2, std::chrono::milliseconds(100));
+      continue;
+    }
+    if (!read.head || read.forged) {
       return OkStatus();  // Finish reports the unvouched lines
     }
-    if (head->seq > report_.last_seq) {
+    const Head& head = *read.head;
+    if (!head_) {
+      head_ = head;
+      head_problem_.clear();
+    }
+    if (head.seq > report_.last_seq) {
       // The writer went on: read up to the line this head names, no
       // further (later lines are past this verification's snapshot).
       ASSIGN_OR_RETURN(std::vector<LogFile> files, ListLogFiles(fs_, dir_));
@@ -403,21 +428,21 @@ Status Verifier::CatchUp() {
         if (files[i].first_seq < cursor_.first_seq) {
           continue;
         }
-        RETURN_IF_ERROR(ScanFile(files[i], i + 1 == files.size(), head->seq));
+        RETURN_IF_ERROR(ScanFile(files[i], i + 1 == files.size(), head.seq));
         if (cursor_.stopped) {
           break;
         }
       }
       ResolveGap();
     }
-    auto it = unvouched_.find(head->seq);
+    auto it = unvouched_.find(head.seq);
     if (it != unvouched_.end()) {
-      if (it->second.hash != head->hash) {
-        Problem(it->second.file, it->second.line, head->seq,
+      if (it->second.hash != head.hash) {
+        Problem(it->second.file, it->second.line, head.seq,
                 "the record differs from the one the head signed (altered)");
         return OkStatus();
       }
-      Vouch(head->seq);
+      Vouch(head.seq);
     }
     if (!unvouched_.empty()) {
       std::this_thread::sleep_for(delay);

@@ -33,6 +33,10 @@ struct VerifyOptions {
   // go unnoticed (the records after it that nothing vouches for are still
   // problems). For copies of rotated files, or a log whose head was lost.
   bool without_head = false;
+  // How long a live writer's head may stay behind the lines read before
+  // they are called unvouched (a durable batch's head follows its
+  // fdatasync, which a busy disk can hold up).
+  int live_writer_wait_ms = 10000;
 };
 
 // Verify checks the audit log in `dir` against the Ed25519 public key in
@@ -48,8 +52,8 @@ struct VerifyOptions {
 //
 // It tolerates a writer appending at the same time: when a process holds the
 // log (Log's lock on dir/head) and the files go past the head it read first,
-// it reads the head again, and the lines it then names, for up to about two
-// seconds before it calls the rest unvouched.
+// it reads the head again, and the lines it then names, for up to
+// options.live_writer_wait_ms before it calls the rest unvouched.
 //
 // Returns kNotFound if `dir` or the key does not exist, kInvalidArgument if
 // the key file holds no Ed25519 key, kUnavailable on I/O errors. Problems in
