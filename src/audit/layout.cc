@@ -1,8 +1,6 @@
 #include "audit/layout.h"
 
-#include <dirent.h>
 #include <fcntl.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -22,48 +20,6 @@ constexpr std::string_view kPrefix = "audit-";
 constexpr std::string_view kSuffix = ".jsonl";
 constexpr size_t kSeqDigits = 20;
 constexpr size_t kReadChunk = size_t{64} * 1024;
-
-Status Errno(const std::string& what, const std::string& path) {
-  if (errno == ENOENT) {
-    return NotFoundError(what + " " + path + ": " + std::strerror(errno));
-  }
-  return UnavailableError(what + " " + path + ": " + std::strerror(errno));
-}
-
-// Closes a descriptor on every return path.
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) {
-      ::close(fd_);
-    }
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
-
-Status PreadFully(int fd, char* buf, size_t n, uint64_t offset, const std::string& path) {
-  size_t done = 0;
-  while (done < n) {
-    ssize_t r = ::pread(fd, buf + done, n - done, static_cast<off_t>(offset + done));
-    if (r < 0) {
-      if (errno == EINTR) {
-        continue;
-      }
-      return Errno("cannot read", path);
-    }
-    if (r == 0) {
-      return UnavailableError("file shrank while reading: " + path);
-    }
-    done += static_cast<size_t>(r);
-  }
-  return OkStatus();
-}
 
 }  // namespace
 
@@ -87,19 +43,14 @@ std::optional<uint64_t> SeqFromLogFileName(std::string_view name) {
   return seq;
 }
 
-StatusOr<std::vector<LogFile>> ListLogFiles(const std::string& dir) {
-  DIR* d = ::opendir(dir.c_str());
-  if (d == nullptr) {
-    return Errno("cannot open audit directory", dir);
-  }
+StatusOr<std::vector<LogFile>> ListLogFiles(FileSystem& fs, const std::string& dir) {
+  ASSIGN_OR_RETURN(std::vector<std::string> names, fs.ListDirectory(dir));
   std::vector<LogFile> files;
-  while (dirent* e = ::readdir(d)) {
-    std::string_view name(e->d_name);
+  for (std::string& name : names) {
     if (auto seq = SeqFromLogFileName(name)) {
-      files.push_back(LogFile{dir + "/" + std::string(name), std::string(name), *seq});
+      files.push_back(LogFile{dir + "/" + name, std::move(name), *seq});
     }
   }
-  ::closedir(d);
   std::sort(files.begin(), files.end(),
             [](const LogFile& a, const LogFile& b) { return a.first_seq < b.first_seq; });
   return files;
@@ -109,11 +60,8 @@ std::string DefaultSigningKeyPath(const std::string& dir) {
   return dir + "/checkpoint.key";
 }
 
-std::string PublicKeyPathFor(const std::string& signing_key_path) {
-  if (EndsWith(signing_key_path, ".key")) {
-    return signing_key_path.substr(0, signing_key_path.size() - 4) + ".pub";
-  }
-  return signing_key_path + ".pub";
+std::string PublicKeyPath(const std::string& dir) {
+  return dir + "/checkpoint.pub";
 }
 
 std::string KeyId(const crypto::Ed25519Key& key) {
@@ -163,17 +111,11 @@ bool VerifyHead(const Head& head, const crypto::Ed25519Key& key) {
          key.Verify(HeadSigningInput(head.seq, head.hash), head.signature);
 }
 
-StatusOr<Tail> ReadTail(const std::string& path) {
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (fd.get() < 0) {
-    return Errno("cannot open", path);
-  }
-  off_t end = ::lseek(fd.get(), 0, SEEK_END);
-  if (end < 0) {
-    return Errno("cannot seek", path);
-  }
+StatusOr<Tail> ReadTail(FileSystem& fs, const std::string& path) {
+  ASSIGN_OR_RETURN(std::unique_ptr<File> file, fs.Open(path, O_RDONLY));
+  ASSIGN_OR_RETURN(FileInfo info, file->Stat());
   Tail tail;
-  tail.size = static_cast<uint64_t>(end);
+  tail.size = info.size;
   // `window` holds the bytes [pos, size) read so far.
   std::string window;
   uint64_t pos = tail.size;
@@ -182,7 +124,7 @@ StatusOr<Tail> ReadTail(const std::string& path) {
     size_t n = static_cast<size_t>(std::min<uint64_t>(kReadChunk, pos));
     pos -= n;
     std::string chunk(n, '\0');
-    RETURN_IF_ERROR(PreadFully(fd.get(), chunk.data(), n, pos, path));
+    RETURN_IF_ERROR(PReadFully(*file, chunk.data(), n, pos));
     window.insert(0, chunk);
     if (!have_end) {
       size_t nl = window.rfind('\n');
@@ -206,25 +148,16 @@ StatusOr<Tail> ReadTail(const std::string& path) {
   return tail;
 }
 
-StatusOr<std::optional<std::string>> ReadFirstLine(const std::string& path) {
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (fd.get() < 0) {
-    return Errno("cannot open", path);
-  }
+StatusOr<std::optional<std::string>> ReadFirstLine(FileSystem& fs, const std::string& path) {
+  ASSIGN_OR_RETURN(std::unique_ptr<File> file, fs.Open(path, O_RDONLY));
   std::string line;
-  char buf[kReadChunk];
+  std::string buf(kReadChunk, '\0');
   while (true) {
-    ssize_t r = ::read(fd.get(), buf, sizeof(buf));
-    if (r < 0) {
-      if (errno == EINTR) {
-        continue;
-      }
-      return Errno("cannot read", path);
-    }
+    ASSIGN_OR_RETURN(size_t r, file->Read(buf.data(), buf.size()));
     if (r == 0) {
       return std::optional<std::string>();
     }
-    std::string_view got(buf, static_cast<size_t>(r));
+    std::string_view got(buf.data(), r);
     size_t nl = got.find('\n');
     if (nl != std::string_view::npos) {
       line.append(got.substr(0, nl));
@@ -232,6 +165,117 @@ StatusOr<std::optional<std::string>> ReadFirstLine(const std::string& path) {
     }
     line.append(got);
   }
+}
+
+StatusOr<ReverseLineReader> ReverseLineReader::Open(FileSystem& fs, const std::string& path) {
+  ASSIGN_OR_RETURN(std::unique_ptr<File> file, fs.Open(path, O_RDONLY));
+  ASSIGN_OR_RETURN(FileInfo info, file->Stat());
+  return ReverseLineReader(std::move(file), info.size);
+}
+
+StatusOr<std::optional<std::string>> ReverseLineReader::Next() {
+  while (true) {
+    if (at_end_) {
+      // Drop a trailing fragment: only lines that end with '\n' count.
+      size_t nl = window_.rfind('\n');
+      if (nl != std::string::npos) {
+        window_.resize(nl + 1);
+        at_end_ = false;
+      } else if (pos_ == 0) {
+        return std::optional<std::string>();
+      }
+    }
+    if (!at_end_ && !window_.empty()) {
+      // window_ ends with the newline of the line to return.
+      size_t before =
+          window_.size() >= 2 ? window_.rfind('\n', window_.size() - 2) : std::string::npos;
+      if (before != std::string::npos || pos_ == 0) {
+        size_t start = before == std::string::npos ? 0 : before + 1;
+        std::string line = window_.substr(start, window_.size() - start - 1);
+        window_.resize(start);
+        return std::optional<std::string>(std::move(line));
+      }
+    }
+    if (pos_ == 0) {
+      return std::optional<std::string>();
+    }
+    size_t n = static_cast<size_t>(std::min<uint64_t>(kReadChunk, pos_));
+    pos_ -= n;
+    std::string chunk(n, '\0');
+    RETURN_IF_ERROR(PReadFully(*file_, chunk.data(), n, pos_));
+    window_.insert(0, chunk);
+  }
+}
+
+std::optional<Checkpoint> ParseCheckpoint(const Json& line) {
+  auto it = line.find("checkpoint");
+  if (it == line.end() || !it->is_object() || !line.contains("seq") ||
+      !line["seq"].is_number_unsigned()) {
+    return std::nullopt;
+  }
+  const Json& cp = *it;
+  auto uint_member = [&](const char* name) -> std::optional<uint64_t> {
+    if (!cp.contains(name) || !cp[name].is_number_unsigned()) {
+      return std::nullopt;
+    }
+    return cp[name].get<uint64_t>();
+  };
+  auto covered = uint_member("seq");
+  auto retained_from = uint_member("retainedFrom");
+  auto signature = Base64Decode(StringMember(cp, "signature"));
+  Checkpoint out;
+  out.seq = line["seq"].get<uint64_t>();
+  out.prev = StringMember(line, "prev");
+  out.hash = StringMember(cp, "hash");
+  out.key_id = StringMember(cp, "keyId");
+  if (!covered || !retained_from || out.hash.empty() || !signature) {
+    return std::nullopt;
+  }
+  out.covered = *covered;
+  out.retained_from = *retained_from;
+  out.signature = std::move(*signature);
+  return out;
+}
+
+std::string CheckCheckpoint(const Checkpoint& cp, const crypto::Ed25519Key& key) {
+  if (cp.covered + 1 != cp.seq || cp.hash != cp.prev) {
+    return "the checkpoint does not cover the record before it (seq or hash altered)";
+  }
+  if (cp.key_id != KeyId(key)) {
+    return "the checkpoint is signed by another key (keyId " + cp.key_id + ")";
+  }
+  if (!key.Verify(CheckpointSigningInput(cp.covered, cp.hash, cp.retained_from), cp.signature)) {
+    return "the checkpoint's signature does not verify (forged or altered)";
+  }
+  return "";
+}
+
+StatusOr<std::string> FindLine(FileSystem& fs, const std::string& dir, uint64_t seq) {
+  ASSIGN_OR_RETURN(std::vector<LogFile> files, ListLogFiles(fs, dir));
+  // The file that begins at or before `seq` and last among those.
+  auto it = std::upper_bound(files.begin(), files.end(), seq,
+                             [](uint64_t s, const LogFile& f) { return s < f.first_seq; });
+  if (it == files.begin()) {
+    return NotFoundError("no audit log file holds seq " + std::to_string(seq));
+  }
+  --it;
+  ASSIGN_OR_RETURN(std::string text, ReadWholeFile(fs, it->path));
+  size_t pos = 0;
+  while (true) {
+    size_t nl = text.find('\n', pos);
+    if (nl == std::string::npos) {
+      break;
+    }
+    std::string_view line(text.data() + pos, nl - pos);
+    auto json = ParseJson(line, 8);
+    if (json && json->is_object() && json->contains("seq") && (*json)["seq"].is_number_unsigned() &&
+        (*json)["seq"].get<uint64_t>() == seq) {
+      return std::string(line);
+    }
+    pos = nl + 1;
+  }
+  return NotFoundError("no audit log file holds seq " + std::to_string(seq) + " (" + it->name +
+                       " should)");
 }
 
 std::optional<int64_t> LineTimeUs(std::string_view line) {

@@ -1,26 +1,22 @@
+// The writer of the audit log: the queue, the writer thread, batches,
+// checkpoints, rotation and retention. Opening and resuming a log are in
+// log_recovery.cc.
+
 #include "audit/log.h"
 
 #include <fcntl.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
 
 #include "audit/layout.h"
-#include "common/files.h"
-#include "common/json.h"
 #include "common/log.h"
 #include "crypto/ed25519.h"
-
-#include <sys/stat.h>
 
 namespace coffer::audit {
 namespace {
 
 using SteadyClock = std::chrono::steady_clock;
 
-constexpr auto kRetryDelay = std::chrono::seconds(1);
 // How often an idle writer looks at the Clock for checkpoints, age rotation
 // and retention.
 constexpr auto kIdlePoll = std::chrono::seconds(1);
@@ -29,32 +25,8 @@ constexpr size_t kMaxSpare = 4096;
 // Room left in a file for its closing checkpoint line.
 constexpr uint64_t kCheckpointReserve = 512;
 constexpr int64_t kRetentionCheckSeconds = 3600;
-
-Status Errno(const std::string& what, const std::string& path) {
-  return UnavailableError(what + " " + path + ": " + std::strerror(errno));
-}
-
-Status WriteAll(int fd, std::string_view data, const std::string& path) {
-  while (!data.empty()) {
-    ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0) {
-      if (errno == EINTR) {
-        continue;
-      }
-      return Errno("cannot write", path);
-    }
-    data.remove_prefix(static_cast<size_t>(n));
-  }
-  return OkStatus();
-}
-
-void FsyncDirectory(const std::string& dir) {
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd >= 0) {
-    ::fsync(fd);
-    ::close(fd);
-  }
-}
+// Writes tried after Close() began before what is still queued is given up.
+constexpr int kCloseAttempts = 3;
 
 }  // namespace
 
@@ -82,180 +54,13 @@ void Log::RestoreChain(const ChainState& s) {
 }
 
 Log::Log(LogOptions options, const Clock& clock)
-    : options_(std::move(options)), clock_(clock), last_hash_(kGenesisHash) {}
+    : options_(std::move(options)),
+      clock_(clock),
+      fs_(options_.file_system != nullptr ? *options_.file_system : FileSystem::Default()),
+      last_hash_(kGenesisHash) {}
 
 Log::~Log() {
   Close();
-}
-
-StatusOr<std::unique_ptr<Log>> Log::Open(LogOptions options, const Clock& clock) {
-  if (options.dir.empty()) {
-    return InvalidArgumentError("audit log directory not set");
-  }
-  if (options.max_file_bytes < 4096 || options.max_file_age_seconds <= 0 ||
-      options.retention_days < 0 || options.checkpoint_every == 0 ||
-      options.checkpoint_interval_seconds <= 0 || options.flush_interval_ms < 0 ||
-      options.max_queued == 0) {
-    return InvalidArgumentError("audit log options out of range");
-  }
-  if (options.signing_key_path.empty()) {
-    options.signing_key_path = DefaultSigningKeyPath(options.dir);
-  }
-  RETURN_IF_ERROR(EnsurePrivateDirectory(options.dir));
-  std::unique_ptr<Log> log(new Log(std::move(options), clock));
-  RETURN_IF_ERROR(log->LoadOrCreateKey());
-  RETURN_IF_ERROR(log->Recover());
-  log->thread_ = std::thread([l = log.get()] { l->Run(); });
-  return log;
-}
-
-Status Log::LoadOrCreateKey() {
-  const std::string& path = options_.signing_key_path;
-  public_key_path_ = PublicKeyPathFor(path);
-  auto loaded = crypto::LoadEd25519PrivateKey(path);
-  if (loaded.ok()) {
-    key_ = std::move(loaded).value();
-  } else if (loaded.status().code() == StatusCode::kNotFound) {
-    ASSIGN_OR_RETURN(key_, crypto::Ed25519Key::Generate());
-    RETURN_IF_ERROR(crypto::SaveEd25519PrivateKey(*key_, path));
-    COFFER_LOG(kInfo) << "audit: created checkpoint signing key " << path;
-  } else {
-    return loaded.status();
-  }
-  std::string public_pem = key_->PublicPem();
-  auto existing = ReadFile(public_key_path_);
-  if (!existing.ok() || *existing != public_pem) {
-    RETURN_IF_ERROR(crypto::SaveEd25519PublicKey(*key_, public_key_path_));
-  }
-  key_id_ = KeyId(*key_);
-  return OkStatus();
-}
-
-Status Log::Recover() {
-  const int64_t now_s = clock_.NowSeconds();
-  std::vector<std::string> notes;
-
-  std::string head_path = HeadPath(options_.dir);
-  head_fd_ = ::open(head_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (head_fd_ < 0) {
-    return Errno("cannot open", head_path);
-  }
-  std::optional<Head> head;
-  char head_buf[kHeadSize];
-  ssize_t head_len = ::pread(head_fd_, head_buf, sizeof(head_buf), 0);
-  if (head_len > 0) {
-    head = ParseHead(std::string_view(head_buf, static_cast<size_t>(head_len)));
-    if (head && !VerifyHead(*head, *key_)) {
-      notes.push_back("the head file's signature did not verify; it was replaced");
-      head.reset();
-    }
-  }
-
-  ASSIGN_OR_RETURN(std::vector<LogFile> files, ListLogFiles(options_.dir));
-  std::optional<std::string> last_line;
-  bool resumed_from_head = false;
-  while (!files.empty()) {
-    const LogFile& f = files.back();
-    ASSIGN_OR_RETURN(Tail tail, ReadTail(f.path));
-    if (tail.complete_end < tail.size) {
-      // A crash stopped a write(2) part-way; the partial line was never
-      // acknowledged to anyone, and leaving it would break the chain.
-      int fd = ::open(f.path.c_str(), O_WRONLY | O_CLOEXEC);
-      if (fd < 0 || ::ftruncate(fd, static_cast<off_t>(tail.complete_end)) != 0 ||
-          ::fsync(fd) != 0) {
-        Status s = Errno("cannot truncate the torn tail of", f.path);
-        if (fd >= 0) {
-          ::close(fd);
-        }
-        return s;
-      }
-      ::close(fd);
-      notes.push_back("truncated a partial last line of " +
-                      std::to_string(tail.size - tail.complete_end) + " bytes from " + f.name +
-                      " (the writer stopped mid-write)");
-    }
-    if (tail.complete_end > 0) {
-      last_line = std::move(tail.last_line);
-      file_bytes_ = tail.complete_end;
-      file_path_ = f.path;
-      break;
-    }
-    // An empty file: a rotation created it and nothing reached it.
-    if (files.size() == 1 && f.first_seq != 1) {
-      if (!head || head->seq + 1 != f.first_seq) {
-        return DataLossError("cannot resume the audit log: " + f.path +
-                             " is empty and nothing names the record before it");
-      }
-      next_seq_ = f.first_seq;
-      last_hash_ = head->hash;
-      resumed_from_head = true;
-    }
-    if (::unlink(f.path.c_str()) != 0) {
-      return Errno("cannot remove empty", f.path);
-    }
-    files.pop_back();
-  }
-
-  if (last_line) {
-    auto json = ParseJson(*last_line);
-    const Json* seq = nullptr;
-    if (json && json->is_object() && json->contains("seq") && (*json)["seq"].is_number_unsigned()) {
-      seq = &(*json)["seq"];
-    }
-    if (seq == nullptr) {
-      return DataLossError("the last line of " + file_path_ +
-                           " is not an audit record; run `coffer audit verify`");
-    }
-    next_seq_ = seq->get<uint64_t>() + 1;
-    last_hash_ = LineHash(*last_line);
-    since_checkpoint_ = StringMember(*json, "category") == kCheckpointCategory ? 0 : 1;
-    fd_ = ::open(file_path_.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
-    if (fd_ < 0) {
-      return Errno("cannot open", file_path_);
-    }
-    file_started_s_ = now_s;
-    ASSIGN_OR_RETURN(std::optional<std::string> first, ReadFirstLine(file_path_));
-    if (first) {
-      if (auto t = LineTimeUs(*first)) {
-        file_started_s_ = *t / 1000000;
-      }
-    }
-  } else if (head && !resumed_from_head && head->seq > 0) {
-    notes.push_back("no log files remain but the head names seq " + std::to_string(head->seq) +
-                    "; the chain continues after it");
-    next_seq_ = head->seq + 1;
-    last_hash_ = head->hash;
-  }
-  const uint64_t last = next_seq_ - 1;
-  if (head && head->seq > last) {
-    notes.push_back("the head names seq " + std::to_string(head->seq) +
-                    " but the log ends at seq " + std::to_string(last) + ": records " +
-                    std::to_string(last + 1) + ".." + std::to_string(head->seq) +
-                    " were lost (power failure or truncation)");
-  } else if (head && head->seq == last && head->hash != last_hash_) {
-    notes.push_back("the last line (seq " + std::to_string(last) +
-                    ") differs from the one the head signed");
-  }
-  retained_from_ = files.empty() ? next_seq_ : files.front().first_seq;
-  last_seq_.store(last);
-
-  if (!notes.empty()) {
-    Entry e;
-    e.time_us = NowUs();
-    e.category = std::string(kRecoveryCategory);
-    e.operation_name = "AuditLogRecovery";
-    for (const std::string& n : notes) {
-      e.result_description += (e.result_description.empty() ? "" : "; ") + n;
-    }
-    COFFER_LOG(kWarning) << "audit: " << e.result_description;
-    FormatRecord(e);
-    CommitRecord();
-    RETURN_IF_ERROR(FlushBuffer(true));
-  }
-  next_retention_check_s_ = now_s;
-  RETURN_IF_ERROR(Maintain(true));
-  WriteHead();
-  return OkStatus();
 }
 
 namespace {
@@ -305,7 +110,7 @@ Status Log::WaitFor(uint64_t ticket) {
                            : write_error_;
 }
 
-uint64_t Log::Enqueue(const std::string& body, bool durable, std::string_view operation) {
+uint64_t Log::Enqueue(std::string_view body, bool durable, std::string_view operation) {
   std::unique_lock lock(mu_);
   while (queue_.size() >= options_.max_queued && !closing_) {
     // SECURITY: an audit record is never dropped to keep up; the caller
@@ -354,14 +159,8 @@ void Log::Close() {
   if (thread_.joinable()) {
     thread_.join();
   }
-  if (fd_ >= 0) {
-    ::close(fd_);
-    fd_ = -1;
-  }
-  if (head_fd_ >= 0) {
-    ::close(head_fd_);
-    head_fd_ = -1;
-  }
+  file_.reset();
+  head_.reset();  // releases the lock
 }
 
 void Log::Run() {
@@ -412,14 +211,14 @@ void Log::Run() {
         synced_ = std::max(synced_, written_);
         failed_through_ = end;
         write_error_ = s;
-        retry_after_ = SteadyClock::now() + kRetryDelay;
+        retry_after_ = SteadyClock::now() + std::chrono::milliseconds(options_.retry_delay_ms);
         batch.erase(batch.begin(), batch.begin() + static_cast<ptrdiff_t>(committed));
         for (std::string& e : queue_) {
           batch.push_back(std::move(e));
         }
         queue_.swap(batch);
         batch.clear();
-        if (closing_) {
+        if (closing_ && ++close_attempts_ >= kCloseAttempts) {
           COFFER_LOG(kError) << "audit: " << queue_.size()
                              << " records could not be written before close and are lost";
           written_ = enqueued_;
@@ -448,14 +247,20 @@ void Log::Run() {
                                   : std::max(first_queued_at_ + flush_interval, retry_after_));
   }
   lock.unlock();
-  ChainState before = SaveChain();
-  if (since_checkpoint_ > 0) {
-    AddCheckpoint();
-  }
-  Status s = FlushBuffer(true);
-  if (!s.ok()) {
+  for (int attempt = 1;; ++attempt) {
+    ChainState before = SaveChain();
+    if (since_checkpoint_ > 0) {
+      AddCheckpoint();
+    }
+    Status s = FlushBuffer(true);
+    if (s.ok()) {
+      break;
+    }
     RestoreChain(before);
-    COFFER_LOG(kError) << "audit: final checkpoint failed: " << s.ToString();
+    if (attempt == kCloseAttempts) {
+      COFFER_LOG(kError) << "audit: final checkpoint failed: " << s.ToString();
+      break;
+    }
   }
   lock.lock();
   stopped_ = true;
@@ -506,6 +311,9 @@ Status Log::WriteBatch(std::vector<std::string>& batch, bool sync, size_t* commi
 
 Status Log::Maintain(bool sync) {
   const int64_t now_s = clock_.NowSeconds();
+  if (head_stale_) {
+    WriteHead();
+  }
   ChainState saved = SaveChain();
   Status s;
   if (AgeExceeded()) {
@@ -542,7 +350,8 @@ Status Log::Maintain(bool sync) {
 
 void Log::FormatRecord(const Entry& entry) {
   line_.clear();
-  AppendRecordLine(line_, entry, next_seq_, last_hash_);
+  AppendOwnRecordBody(line_, entry);
+  AppendChainSuffix(line_, next_seq_, last_hash_);
 }
 
 void Log::FormatBody(std::string_view body) {
@@ -578,18 +387,16 @@ void Log::AddCheckpoint() {
 
 Status Log::OpenNewFile(uint64_t first_seq) {
   std::string path = options_.dir + "/" + LogFileName(first_seq);
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-  if (fd < 0) {
-    return Errno("cannot create", path);
-  }
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || st.st_size != 0) {
-    ::close(fd);
+  ASSIGN_OR_RETURN(std::unique_ptr<File> file, fs_.Open(path, O_WRONLY | O_CREAT | O_APPEND, 0600));
+  ASSIGN_OR_RETURN(FileInfo info, file->Stat());
+  if (info.size != 0) {
     return DataLossError("audit log file " + path + " already exists");
   }
-  ::fchmod(fd, 0600);
-  FsyncDirectory(options_.dir);
-  fd_ = fd;
+  RETURN_IF_ERROR(file->Chmod(0600));
+  // The new name must be durable before a record in it is acknowledged. A
+  // failure leaves an empty file, which the retry opens again.
+  RETURN_IF_ERROR(fs_.SyncDirectory(options_.dir));
+  file_ = std::move(file);
   file_path_ = std::move(path);
   file_bytes_ = 0;
   file_started_s_ = clock_.NowSeconds();
@@ -597,30 +404,45 @@ Status Log::OpenNewFile(uint64_t first_seq) {
 }
 
 Status Log::FlushBuffer(bool sync) {
+  if (needs_truncate_) {
+    // An earlier failed write left part of its batch in the file and the
+    // cut after it failed too: the chain must end at file_bytes_ before
+    // anything more is written.
+    Status cut = file_->Truncate(file_bytes_);
+    if (!cut.ok()) {
+      buffer_.clear();
+      return cut;
+    }
+    needs_truncate_ = false;
+  }
   if (buffer_.empty()) {
-    if (sync && fd_ >= 0 && ::fdatasync(fd_) != 0) {
-      return Errno("cannot fdatasync", file_path_);
+    if (sync && file_ != nullptr) {
+      RETURN_IF_ERROR(file_->DataSync());
+    }
+    if (head_stale_) {
+      WriteHead();
     }
     return OkStatus();
   }
-  if (fd_ < 0) {
+  if (file_ == nullptr) {
     Status s = OpenNewFile(buffer_first_seq_);
     if (!s.ok()) {
       buffer_.clear();
       return s;
     }
   }
-  Status s = WriteAll(fd_, buffer_, file_path_);
-  if (s.ok() && sync && ::fdatasync(fd_) != 0) {
-    s = Errno("cannot fdatasync", file_path_);
+  Status s = WriteFully(*file_, buffer_);
+  if (s.ok() && sync) {
+    s = file_->DataSync();
   }
   if (!s.ok()) {
     // Cut what part of the batch did reach the file, so that the retry
     // writes the same records with the same seq numbers after the intact
-    // chain.
-    if (::ftruncate(fd_, static_cast<off_t>(file_bytes_)) != 0) {
-      COFFER_LOG(kError) << "audit: cannot truncate " << file_path_
-                         << " after a failed write: " << std::strerror(errno);
+    // chain. If the cut fails too, the next flush cuts first.
+    Status cut = file_->Truncate(file_bytes_);
+    if (!cut.ok()) {
+      needs_truncate_ = true;
+      COFFER_LOG(kError) << "audit: after a failed write: " << cut.ToString();
     }
     buffer_.clear();
     return s;
@@ -644,8 +466,7 @@ Status Log::Rotate() {
   // goes, so a crash in between leaves files retention meant to delete,
   // never a gap the checkpoints do not explain.
   DeleteFiles(doomed);
-  ::close(fd_);
-  fd_ = -1;
+  file_.reset();
   file_bytes_ = 0;
   file_path_.clear();
   return OkStatus();
@@ -656,7 +477,7 @@ std::vector<std::string> Log::PlanRetention(uint64_t* retained_from) {
   if (options_.retention_days <= 0) {
     return doomed;
   }
-  auto files = ListLogFiles(options_.dir);
+  auto files = ListLogFiles(fs_, options_.dir);
   if (!files.ok()) {
     COFFER_LOG(kError) << "audit: retention: " << files.status().ToString();
     return doomed;
@@ -668,7 +489,7 @@ std::vector<std::string> Log::PlanRetention(uint64_t* retained_from) {
     if (f.path == file_path_) {
       break;
     }
-    auto tail = ReadTail(f.path);
+    auto tail = ReadTail(fs_, f.path);
     if (!tail.ok()) {
       break;
     }
@@ -684,31 +505,38 @@ std::vector<std::string> Log::PlanRetention(uint64_t* retained_from) {
 
 void Log::DeleteFiles(const std::vector<std::string>& paths) {
   for (const std::string& p : paths) {
-    if (::unlink(p.c_str()) != 0) {
-      COFFER_LOG(kError) << "audit: retention cannot remove " << p << ": " << std::strerror(errno);
+    Status s = fs_.Unlink(p);
+    if (!s.ok()) {
+      COFFER_LOG(kError) << "audit: retention: " << s.ToString();
     } else {
       COFFER_LOG(kInfo) << "audit: retention removed " << p;
     }
   }
   if (!paths.empty()) {
-    FsyncDirectory(options_.dir);
+    Status s = fs_.SyncDirectory(options_.dir);
+    if (!s.ok()) {
+      COFFER_LOG(kError) << "audit: retention: " << s.ToString();
+    }
   }
 }
 
 bool Log::AgeExceeded() const {
-  return fd_ >= 0 && file_bytes_ > 0 &&
+  return file_ != nullptr && file_bytes_ > 0 &&
          clock_.NowSeconds() - file_started_s_ >= options_.max_file_age_seconds;
 }
 
 void Log::WriteHead() {
-  if (next_seq_ <= 1 || head_fd_ < 0) {
+  if (next_seq_ <= 1 || head_ == nullptr) {
     return;
   }
   // No fsync: the head guards against truncation after the fact, and a
   // pwrite that returned survives the process being killed.
   std::string head = FormatHead(next_seq_ - 1, last_hash_, *key_);
-  if (::pwrite(head_fd_, head.data(), head.size(), 0) != static_cast<ssize_t>(head.size())) {
-    COFFER_LOG(kError) << "audit: cannot write the head file: " << std::strerror(errno);
+  auto wrote = head_->PWrite(head, 0);
+  head_stale_ = !wrote.ok() || *wrote != head.size();
+  if (head_stale_) {
+    COFFER_LOG(kError) << "audit: cannot write the head file: "
+                       << (wrote.ok() ? "short write" : wrote.status().ToString());
   }
 }
 

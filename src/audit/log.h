@@ -7,13 +7,16 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
 #include <vector>
 
+#include "audit/layout.h"
 #include "audit/record.h"
 #include "common/clock.h"
+#include "common/file_system.h"
 #include "common/status.h"
 
 namespace coffer::crypto {
@@ -25,9 +28,12 @@ namespace coffer::audit {
 struct LogOptions {
   // Created 0700 if missing; log files are 0600.
   std::string dir;
-  // Ed25519 private key (PKCS#8 PEM), created 0600 if missing; default
-  // dir/checkpoint.key. The public key is written beside it (".key" becomes
-  // ".pub", 0644); verifiers need only that.
+  // The Ed25519 private key that signs checkpoints and the head (PKCS#8 PEM);
+  // default dir/checkpoint.key. It may live outside `dir`, so that whoever
+  // can write the log directory cannot re-sign the log (docs/audit.md). Open
+  // creates it (0600) only while the log holds no files; otherwise a missing
+  // key is kFailedPrecondition. The public key is written to
+  // dir/checkpoint.pub (0644), where verifiers look for it.
   std::string signing_key_path;
   uint64_t max_file_bytes = 64 << 20;    // rotate by size
   int64_t max_file_age_seconds = 86400;  // rotate by age
@@ -36,6 +42,11 @@ struct LogOptions {
   int checkpoint_interval_seconds = 60;  // or this long after an uncovered record
   int flush_interval_ms = 200;           // Append()ed records reach the file within twice this
   size_t max_queued = 100000;            // Append blocks while this many wait
+  int retry_delay_ms = 1000;             // a failed write is tried again after this long
+  // The operations on the log files, the head and the directory go through
+  // this seam (the signing key is read and written with common/files).
+  // nullptr means FileSystem::Default(). Not owned; must outlive the Log.
+  FileSystem* file_system = nullptr;
 };
 
 // Log is the append-only, hash-chained, signed audit log of docs/audit.md.
@@ -50,12 +61,22 @@ struct LogOptions {
 // retention and stamps the Log's own lines.
 class Log {
  public:
-  // Open creates or resumes the log in options.dir. A torn last line (a crash
-  // mid-write) is truncated away and that fact written as a record of its
-  // own (category CofferAuditRecovery), as is a head that names records the
-  // files no longer hold. kInvalidArgument for bad options; kUnavailable for
-  // I/O errors; kFailedPrecondition for a signing key others can read;
-  // kDataLoss if the last line is not an audit record (run Verify).
+  // Open creates or resumes the log in options.dir and holds it (an
+  // exclusive lock on dir/head) until Close(). Whatever resuming finds
+  // amiss is written as a record of its own (category CofferAuditRecovery,
+  // docs/audit.md), which Verify reports until an operator acknowledges it:
+  // a torn last line (a crash mid-write, truncated away); a head that is
+  // missing, unreadable or not signed by the key, or that names records the
+  // files no longer hold or not the last one; records that neither the head
+  // nor a checkpoint vouches for; files missing before the first seq the
+  // newest checkpoint keeps (retainedFrom).
+  //
+  // kInvalidArgument for bad options; kUnavailable for I/O errors;
+  // kFailedPrecondition when another process holds the log, or for a
+  // signing key that is missing while the log has files, unreadable, not a
+  // regular file, readable by group or others, or owned by another user than
+  // this process's or root; kDataLoss if the last line is not an audit
+  // record (run Verify).
   static StatusOr<std::unique_ptr<Log>> Open(LogOptions options, const Clock& clock);
   ~Log();  // Close()s.
   Log(const Log&) = delete;
@@ -77,26 +98,51 @@ class Log {
   // is retried); kFailedPrecondition after Close().
   Status AppendDurable(const Entry& entry);
   Status AppendDurable(const EntryView& entry);
-  // Close writes everything queued and a final checkpoint, fsyncs and stops
-  // the writer thread. Idempotent.
+  // Acknowledge appends an acknowledgement of the recovery record with seq
+  // `recovery_seq` (category CofferAuditAcknowledgement, docs/audit.md): it
+  // names that record's seq and hash, `reason` and `operator_name`, and is
+  // chained like every line; the next checkpoint (Close writes one) signs
+  // it. Returns once it is durable. kInvalidArgument if `reason` is empty or
+  // longer than 512 bytes, or the line is not a recovery record; kNotFound
+  // if no log file holds that seq; kUnavailable on I/O errors.
+  Status Acknowledge(uint64_t recovery_seq, std::string_view reason,
+                     std::string_view operator_name);
+  // Close writes everything queued and a final checkpoint, fsyncs, stops
+  // the writer thread and releases the log. Idempotent.
   void Close();
 
   // The seq of the last line written to the file (records and checkpoints).
   uint64_t last_seq() const { return last_seq_.load(); }
   const std::string& public_key_path() const { return public_key_path_; }
+  // The seq of the recovery record Open wrote, 0 if it wrote none.
+  uint64_t recovery_seq() const { return recovery_seq_; }
 
  private:
   Log(LogOptions options, const Clock& clock);
 
   struct ChainState;
 
+  // Opening and resuming (log_recovery.cc). OpenHead opens dir/head and
+  // takes the log's lock on it.
+  struct HeadState;
+  struct ScanResult;
+  Status OpenHead();
   Status LoadOrCreateKey();
   Status Recover();
+  StatusOr<HeadState> ReadHead();
+  // ResumeFromFiles repairs a torn tail, drops an empty newest file and
+  // takes the chain position from the last line (or the head); it removes
+  // the dropped files from `files`.
+  Status ResumeFromFiles(std::vector<LogFile>& files, const std::optional<Head>& head,
+                         std::vector<std::string>& notes);
+  // ScanBack reads lines backwards from the end to the newest checkpoint,
+  // noting the hash of the head's line on the way.
+  StatusOr<ScanResult> ScanBack(const std::vector<LogFile>& files, const std::optional<Head>& head);
   // Formats a record's body on the calling thread and queues it.
   template <class E>
   uint64_t FormatAndEnqueue(const E& entry, bool durable);
   // Returns the record's ticket, or 0 once closing.
-  uint64_t Enqueue(const std::string& body, bool durable, std::string_view operation);
+  uint64_t Enqueue(std::string_view body, bool durable, std::string_view operation);
   // Waits until the record with this ticket is synced.
   Status WaitFor(uint64_t ticket);
   void Run();
@@ -130,14 +176,18 @@ class Log {
   std::vector<std::string> PlanRetention(uint64_t* retained_from);
   void DeleteFiles(const std::vector<std::string>& paths);
   bool AgeExceeded() const;
+  // WriteHead rewrites the head; a failure is logged and the head retried
+  // after the next batch or within a second.
   void WriteHead();
-  int64_t NowUs() const { return clock_.NowSeconds() * 1000000; }
+  int64_t NowUs() const { return clock_.NowMicros(); }
   // Queue length that wakes the writer before the flush interval is up.
   size_t WakeBatch() const { return std::min<size_t>(1024, options_.max_queued); }
 
   const LogOptions options_;
   const Clock& clock_;
+  FileSystem& fs_;
   std::string public_key_path_;
+  uint64_t recovery_seq_ = 0;
   std::unique_ptr<crypto::Ed25519Key> key_;
   std::string key_id_;
 
@@ -161,6 +211,7 @@ class Log {
   uint64_t sync_wanted_ = 0;     // highest ticket an AppendDurable waits on
   uint64_t failed_through_ = 0;  // tickets whose last write attempt failed
   Status write_error_;
+  int close_attempts_ = 0;  // writes tried after Close() began
   bool closing_ = false;
   bool stopped_ = false;  // the writer thread has exited
   std::mutex close_mu_;   // serialises Close()
@@ -168,10 +219,14 @@ class Log {
 
   // Writer state: touched only by the writer thread, or by Open/Close when
   // the thread is not running.
-  int fd_ = -1;
-  int head_fd_ = -1;
+  std::unique_ptr<File> file_;  // the newest log file, O_APPEND; null between files
+  std::unique_ptr<File> head_;  // dir/head, locked
   std::string file_path_;
-  uint64_t file_bytes_ = 0;     // bytes in the current file
+  uint64_t file_bytes_ = 0;  // bytes in the current file that belong to the chain
+  // A failed write left bytes past file_bytes_ that could not be cut off
+  // yet; the next flush cuts them before writing.
+  bool needs_truncate_ = false;
+  bool head_stale_ = false;     // the last head write failed
   int64_t file_started_s_ = 0;  // clock time of the current file's first line
   uint64_t next_seq_ = 1;
   std::string last_hash_;          // hash of line next_seq_ - 1

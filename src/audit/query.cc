@@ -106,7 +106,7 @@ class Matcher {
 // first and last lines. Errors answer yes: the full read will report them.
 bool MayOverlap(const LogFile& file, const Filter& filter, bool* older_files_too_old) {
   if (filter.from_us != 0) {
-    auto tail = ReadTail(file.path);
+    auto tail = ReadTail(FileSystem::Default(), file.path);
     if (tail.ok()) {
       auto t = LineTimeUs(tail->last_line);
       if (t && *t < filter.from_us - kTimeSlackUs) {
@@ -116,7 +116,7 @@ bool MayOverlap(const LogFile& file, const Filter& filter, bool* older_files_too
     }
   }
   if (filter.to_us != 0) {
-    auto first = ReadFirstLine(file.path);
+    auto first = ReadFirstLine(FileSystem::Default(), file.path);
     if (first.ok() && first->has_value()) {
       auto t = LineTimeUs(**first);
       if (t && *t > filter.to_us + kTimeSlackUs) {
@@ -132,7 +132,7 @@ bool MayOverlap(const LogFile& file, const Filter& filter, bool* older_files_too
 StatusOr<std::vector<Json>> Query(const std::string& dir, const Filter& filter,
                                   const std::function<bool(const Json&)>& may_read) {
   ASSIGN_OR_RETURN(Matcher matcher, Matcher::Create(filter));
-  ASSIGN_OR_RETURN(std::vector<LogFile> files, ListLogFiles(dir));
+  ASSIGN_OR_RETURN(std::vector<LogFile> files, ListLogFiles(FileSystem::Default(), dir));
   std::vector<Json> out;
   if (filter.top == 0) {
     return out;

@@ -198,7 +198,17 @@ void AppendClaimsJson(std::string& out,
   out += '}';
 }
 
-void AppendRecordBody(std::string& out, const Entry& e) {
+namespace {
+
+// Whether a caller's record may carry `category`.
+bool IsOwnCategory(std::string_view category) {
+  return category == kCheckpointCategory || category == kRecoveryCategory ||
+         category == kAcknowledgementCategory;
+}
+
+void AppendBody(std::string& out, const EntryView& e, bool own);
+
+void AppendEntryBody(std::string& out, const Entry& e, bool own) {
   thread_local std::string claims;
   claims.clear();
   AppendClaimsJson(claims, e.claims);
@@ -222,10 +232,10 @@ void AppendRecordBody(std::string& out, const Entry& e) {
   v.is_access_policy_match = e.is_access_policy_match;
   v.applied_assignment_id = e.applied_assignment_id;
   v.extra = &e.extra;
-  AppendRecordBody(out, v);
+  AppendBody(out, v, own);
 }
 
-void AppendRecordBody(std::string& out, const EntryView& e) {
+void AppendBody(std::string& out, const EntryView& e, bool own) {
   out += "{\"time\":\"";
   AppendTime(out, e.time_us);
   out += '"';
@@ -233,9 +243,10 @@ void AppendRecordBody(std::string& out, const EntryView& e) {
   AppendUpperString(out, e.resource_id);
   AppendStringField(out, "operationName", e.operation_name);
   AppendStringField(out, "operationVersion", e.operation_version);
-  // SECURITY: a record must never pose as a checkpoint; see record.h.
-  AppendStringField(out, "category",
-                    e.category == kCheckpointCategory ? kAuditEventCategory : e.category);
+  // SECURITY: a record must never pose as one of the log's own lines (a
+  // checkpoint, a recovery or its acknowledgement); see record.h.
+  bool keep = !IsOwnCategory(e.category) || (own && e.category != kCheckpointCategory);
+  AppendStringField(out, "category", keep ? e.category : kAuditEventCategory);
   AppendStringField(out, "resultType", ResultType(e.http_status));
   AppendKey(out, "resultSignature");
   std::string_view signature = ResultSignature(e.http_status);
@@ -284,6 +295,20 @@ void AppendRecordBody(std::string& out, const EntryView& e) {
     AppendJsonString(out, value);
   }
   out += '}';
+}
+
+}  // namespace
+
+void AppendRecordBody(std::string& out, const Entry& e) {
+  AppendEntryBody(out, e, false);
+}
+
+void AppendOwnRecordBody(std::string& out, const Entry& e) {
+  AppendEntryBody(out, e, true);
+}
+
+void AppendRecordBody(std::string& out, const EntryView& e) {
+  AppendBody(out, e, false);
 }
 
 void AppendCheckpointLine(std::string& out, int64_t time_us, uint64_t seq, std::string_view prev,

@@ -10,11 +10,17 @@
 namespace coffer::audit {
 
 // Categories of the lines Coffer itself writes. A caller's Entry never
-// carries kCheckpointCategory: the formatter rewrites it to "AuditEvent", so
-// only the Log can produce a line that verifiers treat as a checkpoint.
+// carries one of the log's own categories (checkpoint, recovery,
+// acknowledgement): the formatter rewrites them to "AuditEvent", so only the
+// Log can produce a line that verifiers treat as one (AppendOwnRecordBody).
 inline constexpr std::string_view kAuditEventCategory = "AuditEvent";
 inline constexpr std::string_view kCheckpointCategory = "CofferAuditCheckpoint";
 inline constexpr std::string_view kRecoveryCategory = "CofferAuditRecovery";
+inline constexpr std::string_view kAcknowledgementCategory = "CofferAuditAcknowledgement";
+// The properties of an acknowledgement line (docs/audit.md).
+inline constexpr char kAcknowledgedSeqProperty[] = "acknowledgedSeq";
+inline constexpr char kAcknowledgedHashProperty[] = "acknowledgedHash";
+inline constexpr char kOperatorProperty[] = "operator";
 
 // Entry is one operation as the server saw it: plain data in the shape of
 // Azure Key Vault's `AuditEvent` record (docs/audit.md). SECURITY: the server
@@ -89,6 +95,10 @@ void AppendRecordLine(std::string& out, const Entry& entry, uint64_t seq, std::s
 void AppendRecordBody(std::string& out, const Entry& entry);
 void AppendRecordBody(std::string& out, const EntryView& entry);
 void AppendChainSuffix(std::string& out, uint64_t seq, std::string_view prev);
+// AppendOwnRecordBody is AppendRecordBody for the Log's own records: it
+// keeps the recovery and acknowledgement categories (never the checkpoint's,
+// which only AppendCheckpointLine writes).
+void AppendOwnRecordBody(std::string& out, const Entry& entry);
 
 // AppendCheckpointLine appends a checkpoint line covering record `seq - 1`,
 // whose hash is `prev` (docs/audit.md), without a trailing newline.

@@ -1,12 +1,18 @@
 #include "audit/verify.h"
 
+#include <fcntl.h>
+
+#include <charconv>
+#include <chrono>
+#include <limits>
 #include <map>
 #include <optional>
+#include <thread>
 
 #include "audit/layout.h"
 #include "audit/record.h"
 #include "common/encoding.h"
-#include "common/files.h"
+#include "common/file_system.h"
 #include "common/json.h"
 #include "crypto/ed25519.h"
 
@@ -16,6 +22,7 @@ namespace {
 // Lines read ahead of their turn before a missing seq is declared deleted.
 constexpr size_t kReorderWindow = 4096;
 constexpr int kAttempts = 3;
+constexpr uint64_t kNoLimit = std::numeric_limits<uint64_t>::max();
 
 struct LineInfo {
   std::string file;
@@ -24,6 +31,18 @@ struct LineInfo {
   std::string hash;
   std::string prev;
   bool malformed = false;
+};
+
+// A recovery record, and an acknowledgement of one.
+struct Recovery {
+  LineInfo at;
+  std::string what;
+};
+struct Acknowledgement {
+  uint64_t seq = 0;  // the acknowledgement's own
+  std::string hash;  // of the recovery line it names
+  std::string by;
+  std::string reason;
 };
 
 std::string Range(uint64_t from, uint64_t to) {
@@ -42,122 +61,190 @@ bool IsHash(const std::string& s) {
   return true;
 }
 
+std::optional<uint64_t> SeqOf(const std::optional<Json>& json) {
+  if (!json || !json->is_object() || !json->contains("seq") ||
+      !(*json)["seq"].is_number_unsigned()) {
+    return std::nullopt;
+  }
+  return (*json)["seq"].get<uint64_t>();
+}
+
 // One pass over the directory. Lines are fed in file order; the chain is
 // checked in seq order, so that two swapped lines read as one reordering
 // rather than as a deletion and an insertion.
 class Verifier {
  public:
-  Verifier(const std::string& dir, const crypto::Ed25519Key& key)
-      : dir_(dir), key_(key), key_id_(KeyId(key)) {}
+  Verifier(const std::string& dir, const crypto::Ed25519Key& key, const VerifyOptions& options)
+      : dir_(dir), key_(key), options_(options) {}
 
   Status Run();
   VerifyReport& report() { return report_; }
   bool raced() const { return raced_; }
 
  private:
+  // Where reading stopped in the newest file read so far.
+  struct Cursor {
+    std::string name;
+    uint64_t first_seq = 0;
+    uint64_t offset = 0;      // just past the last line fed
+    uint64_t lines = 0;       // lines fed
+    bool incomplete = false;  // bytes follow that end no line
+    bool stopped = false;     // a line past the limit follows
+  };
+
   void Problem(const std::string& file, uint64_t line, uint64_t seq, std::string what) {
     report_.problems.push_back(VerifyProblem{file, line, seq, std::move(what)});
   }
-  void ReadHead();
+  // What reading the head file found.
+  struct HeadRead {
+    std::optional<Head> head;  // set when it parses and the key signed it
+    std::string problem;       // else why not
+    bool empty = false;        // the file is there but empty: a log's first batch is on its way
+    bool forged = false;       // it parses, but the key did not sign it
+  };
+  HeadRead ReadHead();
+  // WriterIsLive reports whether a process holds the log (Log's lock).
+  bool WriterIsLive();
+  // ScanFile feeds the complete lines of `f` from the cursor (or its start)
+  // on, and stops before a line whose seq is past `stop_after`. kNotFound if
+  // the file is gone.
+  Status ScanFile(const LogFile& f, bool newest, uint64_t stop_after);
   void OnLine(const std::string& file, uint64_t line_no, std::string_view line);
-  void CheckCheckpoint(const LineInfo& info, const Json& json);
+  void OnCheckpoint(const LineInfo& info, const Json& json);
+  void OnAcknowledgement(const LineInfo& info, const Json& json);
+  void Vouch(uint64_t seq);
   void Place(LineInfo info);
   void Consume(const LineInfo& info);
   void DrainPending();
   void ResolveGap();
-  void Finish(const std::vector<LogFile>& files, uint64_t lines_in_newest);
+  // CatchUp waits, within options_.live_writer_wait_ms, for a live writer's
+  // head to vouch for the lines read past the first head.
+  Status CatchUp();
+  void Finish(const std::vector<LogFile>& files);
 
   const std::string& dir_;
   const crypto::Ed25519Key& key_;
-  const std::string key_id_;
+  const VerifyOptions& options_;
+  FileSystem& fs_ = FileSystem::Default();
   VerifyReport report_;
   bool raced_ = false;
 
-  std::optional<Head> head_;
+  std::optional<Head> head_;      // the head read first
+  std::string head_problem_;      // why there is none (missing or unreadable)
+  bool head_empty_ = false;       // the head file is there, but empty
   std::optional<LineInfo> last_;  // the last line consumed in seq order
   uint64_t expected_ = 0;         // next seq in order; 0 before the first line
   std::map<uint64_t, LineInfo> pending_;
-  uint64_t signed_through_ = 0;
+  uint64_t vouched_through_ = 0;            // the head's seq, or the newest valid checkpoint's
+  std::map<uint64_t, LineInfo> unvouched_;  // lines consumed past vouched_through_
   uint64_t latest_checkpoint_seq_ = 0;
   uint64_t retained_from_ = 0;  // of the newest valid checkpoint
+  std::vector<Recovery> recoveries_;
+  std::map<uint64_t, Acknowledgement> acknowledgements_;  // by the seq acknowledged
+  Cursor cursor_;
 };
 
-void Verifier::ReadHead() {
-  auto text = ReadFile(HeadPath(dir_));
-  if (!text.ok()) {
-    report_.notes.push_back("no head file: the end of the log cannot be proven");
-    return;
+Verifier::HeadRead Verifier::ReadHead() {
+  HeadRead out;
+  auto text = ReadWholeFile(fs_, HeadPath(dir_));
+  if (!text.ok() && text.status().code() != StatusCode::kNotFound) {
+    out.problem = "the head file cannot be read (" + std::string(text.status().message()) + ")";
+  } else if (!text.ok() || text->empty()) {
+    out.empty = text.ok();
+    out.problem = "the head file is missing";
+  } else if (auto head = ParseHead(*text); !head) {
+    out.problem = "the head file is unreadable (garbled)";
+  } else if (!VerifyHead(*head, key_)) {
+    out.forged = true;
+    out.problem = "the head's signature does not verify (forged, or signed by another key)";
+    out.head = std::move(head);  // for its seq only
+  } else {
+    out.head = std::move(head);
   }
-  auto head = ParseHead(*text);
-  if (!head) {
-    report_.notes.push_back("the head file is unreadable: the end of the log cannot be proven");
-    return;
-  }
-  if (!VerifyHead(*head, key_)) {
-    Problem("head", 0, head->seq,
-            "the head's signature does not verify (forged, or signed by another key)");
-    return;
-  }
-  head_ = std::move(head);
-  signed_through_ = head_->seq;
+  return out;
+}
+
+bool Verifier::WriterIsLive() {
+  auto live = fs_.IsLocked(HeadPath(dir_));
+  return live.ok() && *live;
 }
 
 Status Verifier::Run() {
   // The head first: the writer updates it after the lines it names, so
   // whatever it says is already in the files read next.
-  ReadHead();
-  ASSIGN_OR_RETURN(std::vector<LogFile> files, ListLogFiles(dir_));
-  uint64_t lines_in_newest = 0;
+  HeadRead read = ReadHead();
+  // A head being rewritten as it is read can come out torn: a live writer
+  // gets two more reads.
+  for (int i = 0; i < 2 && !read.problem.empty() && !read.empty && WriterIsLive(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    read = ReadHead();
+  }
+  if (read.forged) {
+    Problem("head", 0, read.head->seq, read.problem);
+  } else if (read.head) {
+    head_ = std::move(read.head);
+    vouched_through_ = head_->seq;
+  } else {
+    head_problem_ = read.problem;
+    head_empty_ = read.empty;
+  }
+  ASSIGN_OR_RETURN(std::vector<LogFile> files, ListLogFiles(fs_, dir_));
   for (size_t i = 0; i < files.size(); ++i) {
-    const LogFile& f = files[i];
-    const bool newest = i + 1 == files.size();
-    auto content = ReadFile(f.path);
-    if (!content.ok()) {
-      if (content.status().code() == StatusCode::kNotFound) {
-        raced_ = true;  // retention removed it after the listing
-        return OkStatus();
-      }
-      return content.status();
+    Status s = ScanFile(files[i], i + 1 == files.size(), kNoLimit);
+    if (s.code() == StatusCode::kNotFound) {
+      raced_ = true;  // retention removed it after the listing
+      return OkStatus();
     }
-    std::string_view text = *content;
-    uint64_t line_no = 0;
-    size_t pos = 0;
-    while (pos < text.size()) {
-      size_t nl = text.find('\n', pos);
-      if (nl == std::string_view::npos) {
-        break;
-      }
-      ++line_no;
-      std::string_view line = text.substr(pos, nl - pos);
-      if (line_no == 1) {
-        auto json = ParseJson(line, 8);
-        if (json && json->is_object() && json->contains("seq") &&
-            (*json)["seq"].is_number_unsigned() && (*json)["seq"].get<uint64_t>() != f.first_seq) {
-          Problem(f.name, 1, (*json)["seq"].get<uint64_t>(),
-                  "the file name says it begins at seq " + std::to_string(f.first_seq));
-        }
-      }
-      OnLine(f.name, line_no, line);
-      pos = nl + 1;
-    }
-    if (pos < text.size()) {
-      if (newest) {
-        report_.notes.push_back(f.name +
-                                " ends with an incomplete line (being written now, or "
-                                "torn by a crash and not yet repaired)");
-      } else {
-        Problem(f.name, line_no + 1, expected_, "the file ends with an incomplete line");
-      }
-    }
-    if (line_no == 0 && !newest) {
-      Problem(f.name, 0, f.first_seq, "the log file is empty");
-    }
-    if (newest) {
-      lines_in_newest = line_no;
-    }
+    RETURN_IF_ERROR(s);
   }
   ResolveGap();
-  Finish(files, lines_in_newest);
+  RETURN_IF_ERROR(CatchUp());
+  Finish(files);
+  return OkStatus();
+}
+
+Status Verifier::ScanFile(const LogFile& f, bool newest, uint64_t stop_after) {
+  const bool resume = f.name == cursor_.name;
+  uint64_t offset = resume ? cursor_.offset : 0;
+  uint64_t line_no = resume ? cursor_.lines : 0;
+  ASSIGN_OR_RETURN(std::unique_ptr<File> file, fs_.Open(f.path, O_RDONLY));
+  ASSIGN_OR_RETURN(FileInfo info, file->Stat());
+  std::string text(info.size > offset ? info.size - offset : 0, '\0');
+  RETURN_IF_ERROR(PReadFully(*file, text.data(), text.size(), offset));
+  size_t pos = 0;
+  bool stopped = false;
+  while (pos < text.size()) {
+    size_t nl = text.find('\n', pos);
+    if (nl == std::string::npos) {
+      break;
+    }
+    std::string_view line(text.data() + pos, nl - pos);
+    if (stop_after != kNoLimit) {
+      auto seq = SeqOf(ParseJson(line, 8));
+      if (seq && *seq > stop_after) {
+        stopped = true;
+        break;
+      }
+    }
+    ++line_no;
+    if (line_no == 1) {
+      auto seq = SeqOf(ParseJson(line, 8));
+      if (seq && *seq != f.first_seq) {
+        Problem(f.name, 1, *seq,
+                "the file name says it begins at seq " + std::to_string(f.first_seq));
+      }
+    }
+    OnLine(f.name, line_no, line);
+    pos = nl + 1;
+  }
+  const bool incomplete = !stopped && pos < text.size();
+  if (incomplete && !newest) {
+    Problem(f.name, line_no + 1, expected_, "the file ends with an incomplete line");
+  }
+  if (line_no == 0 && !newest) {
+    Problem(f.name, 0, f.first_seq, "the log file is empty");
+  }
+  cursor_ = Cursor{f.name, f.first_seq, offset + pos, line_no, incomplete, stopped};
   return OkStatus();
 }
 
@@ -167,8 +254,7 @@ void Verifier::OnLine(const std::string& file, uint64_t line_no, std::string_vie
   info.line = line_no;
   info.hash = LineHash(line);
   auto json = ParseJson(line, 8);
-  if (!json || !json->is_object() || !json->contains("seq") ||
-      !(*json)["seq"].is_number_unsigned() || !IsHash(StringMember(*json, "prev"))) {
+  if (!SeqOf(json) || !IsHash(StringMember(*json, "prev"))) {
     info.malformed = true;
     info.seq = expected_;
     ++report_.records;
@@ -179,18 +265,18 @@ void Verifier::OnLine(const std::string& file, uint64_t line_no, std::string_vie
     }
     return;
   }
-  info.seq = (*json)["seq"].get<uint64_t>();
+  info.seq = *SeqOf(json);
   info.prev = StringMember(*json, "prev");
   std::string category = StringMember(*json, "category");
   if (category == kCheckpointCategory) {
     ++report_.checkpoints;
-    CheckCheckpoint(info, *json);
+    OnCheckpoint(info, *json);
   } else {
     ++report_.records;
     if (category == kRecoveryCategory) {
-      report_.notes.push_back(
-          file + ":" + std::to_string(line_no) + " seq " + std::to_string(info.seq) +
-          ": the writer recovered: " + StringMember(*json, "resultDescription"));
+      recoveries_.push_back(Recovery{info, StringMember(*json, "resultDescription")});
+    } else if (category == kAcknowledgementCategory) {
+      OnAcknowledgement(info, *json);
     }
   }
   if (head_ && info.seq == head_->seq && info.hash != head_->hash) {
@@ -199,44 +285,46 @@ void Verifier::OnLine(const std::string& file, uint64_t line_no, std::string_vie
   Place(std::move(info));
 }
 
-void Verifier::CheckCheckpoint(const LineInfo& info, const Json& json) {
-  auto it = json.find("checkpoint");
-  const Json* cp = it != json.end() && it->is_object() ? &*it : nullptr;
-  auto uint_member = [&](const char* name) -> std::optional<uint64_t> {
-    if (cp == nullptr || !cp->contains(name) || !(*cp)[name].is_number_unsigned()) {
-      return std::nullopt;
-    }
-    return (*cp)[name].get<uint64_t>();
-  };
-  auto covered = uint_member("seq");
-  auto retained_from = uint_member("retainedFrom");
-  std::string hash = cp != nullptr ? StringMember(*cp, "hash") : "";
-  std::string key_id = cp != nullptr ? StringMember(*cp, "keyId") : "";
-  auto signature = Base64Decode(cp != nullptr ? StringMember(*cp, "signature") : "");
-  if (!covered || !retained_from || hash.empty() || !signature) {
+void Verifier::OnCheckpoint(const LineInfo& info, const Json& json) {
+  auto cp = ParseCheckpoint(json);
+  if (!cp) {
     Problem(info.file, info.line, info.seq, "malformed checkpoint");
     return;
   }
-  if (*covered + 1 != info.seq || hash != info.prev) {
-    Problem(info.file, info.line, info.seq,
-            "the checkpoint does not cover the record before it (seq or hash altered)");
+  std::string wrong = CheckCheckpoint(*cp, key_);
+  if (!wrong.empty()) {
+    Problem(info.file, info.line, info.seq, wrong);
     return;
   }
-  if (key_id != key_id_) {
-    Problem(info.file, info.line, info.seq,
-            "the checkpoint is signed by another key (keyId " + key_id + ")");
-    return;
-  }
-  if (!key_.Verify(CheckpointSigningInput(*covered, hash, *retained_from), *signature)) {
-    Problem(info.file, info.line, info.seq,
-            "the checkpoint's signature does not verify (forged or altered)");
-    return;
-  }
-  signed_through_ = std::max(signed_through_, *covered);
+  // Everything the checkpoint signs is the chain up to it, and the line
+  // itself: its seq and prev are what it signs.
+  Vouch(info.seq);
   if (info.seq > latest_checkpoint_seq_) {
     latest_checkpoint_seq_ = info.seq;
-    retained_from_ = *retained_from;
+    retained_from_ = cp->retained_from;
   }
+}
+
+void Verifier::OnAcknowledgement(const LineInfo& info, const Json& json) {
+  const Json* props =
+      json.contains("properties") && json["properties"].is_object() ? &json["properties"] : nullptr;
+  std::string acknowledged = props != nullptr ? StringMember(*props, kAcknowledgedSeqProperty) : "";
+  uint64_t seq = 0;
+  auto [end, ec] =
+      std::from_chars(acknowledged.data(), acknowledged.data() + acknowledged.size(), seq);
+  if (acknowledged.empty() || ec != std::errc() ||
+      end != acknowledged.data() + acknowledged.size()) {
+    Problem(info.file, info.line, info.seq, "malformed acknowledgement");
+    return;
+  }
+  acknowledgements_[seq] = Acknowledgement{
+      info.seq, StringMember(*props, kAcknowledgedHashProperty),
+      StringMember(*props, kOperatorProperty), StringMember(json, "resultDescription")};
+}
+
+void Verifier::Vouch(uint64_t seq) {
+  vouched_through_ = std::max(vouched_through_, seq);
+  unvouched_.erase(unvouched_.begin(), unvouched_.upper_bound(vouched_through_));
 }
 
 void Verifier::Place(LineInfo info) {
@@ -284,6 +372,9 @@ void Verifier::Consume(const LineInfo& info) {
   last_ = info;
   expected_ = info.seq + 1;
   report_.last_seq = info.seq;
+  if (info.seq > vouched_through_) {
+    unvouched_[info.seq] = info;
+  }
 }
 
 void Verifier::DrainPending() {
@@ -307,7 +398,66 @@ void Verifier::ResolveGap() {
   }
 }
 
-void Verifier::Finish(const std::vector<LogFile>& files, uint64_t lines_in_newest) {
+Status Verifier::CatchUp() {
+  if (unvouched_.empty() || (!head_ && !head_empty_) || !WriterIsLive()) {
+    return OkStatus();  // nobody writes: what is not vouched for now never will be
+  }
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.live_writer_wait_ms);
+  auto delay = std::chrono::milliseconds(1);
+  while (!unvouched_.empty() && std::chrono::steady_clock::now() < deadline) {
+    HeadRead read = ReadHead();
+    if (read.empty) {
+      std::this_thread::sleep_for(delay);  // the first head is on its way
+      delay = std::min(delay * 2, std::chrono::milliseconds(100));
+      continue;
+    }
+    if (!read.head || read.forged) {
+      return OkStatus();  // Finish reports the unvouched lines
+    }
+    const Head& head = *read.head;
+    if (!head_) {
+      head_ = head;
+      head_problem_.clear();
+    }
+    if (head.seq > report_.last_seq) {
+      // The writer went on: read up to the line this head names, no
+      // further (later lines are past this verification's snapshot).
+      ASSIGN_OR_RETURN(std::vector<LogFile> files, ListLogFiles(fs_, dir_));
+      for (size_t i = 0; i < files.size(); ++i) {
+        if (files[i].first_seq < cursor_.first_seq) {
+          continue;
+        }
+        RETURN_IF_ERROR(ScanFile(files[i], i + 1 == files.size(), head.seq));
+        if (cursor_.stopped) {
+          break;
+        }
+      }
+      ResolveGap();
+    }
+    auto it = unvouched_.find(head.seq);
+    if (it != unvouched_.end()) {
+      if (it->second.hash != head.hash) {
+        Problem(it->second.file, it->second.line, head.seq,
+                "the record differs from the one the head signed (altered)");
+        return OkStatus();
+      }
+      Vouch(head.seq);
+    }
+    if (!unvouched_.empty()) {
+      std::this_thread::sleep_for(delay);
+      delay = std::min(delay * 2, std::chrono::milliseconds(100));
+    }
+  }
+  return OkStatus();
+}
+
+void Verifier::Finish(const std::vector<LogFile>& files) {
+  if (cursor_.incomplete) {
+    report_.notes.push_back(cursor_.name +
+                            " ends with an incomplete line (being written now, or torn by a "
+                            "crash and not yet repaired)");
+  }
   if (expected_ == 0) {
     if (head_ && head_->seq > 0) {
       Problem("head", 0, head_->seq,
@@ -318,16 +468,41 @@ void Verifier::Finish(const std::vector<LogFile>& files, uint64_t lines_in_newes
     return;
   }
   const uint64_t last = report_.last_seq;
+  if (!head_problem_.empty() && !options_.without_head) {
+    Problem("head", 0, 0,
+            head_problem_ +
+                ": where the log ends cannot be proven, and records after the newest "
+                "checkpoint may have been cut or rewritten");
+  } else if (!head_problem_.empty()) {
+    report_.notes.push_back("WITHOUT THE HEAD: " + head_problem_ +
+                            "; records cut after the newest checkpoint cannot be detected");
+  }
   if (head_ && head_->seq > last) {
-    Problem(files.back().name, lines_in_newest + 1, last + 1,
+    Problem(cursor_.name, cursor_.lines + 1, last + 1,
             "the log ends at seq " + std::to_string(last) + " but the head names seq " +
                 std::to_string(head_->seq) + ": the tail was truncated (records " +
                 Range(last + 1, head_->seq) + " are missing)");
   }
-  if (signed_through_ < last) {
-    report_.notes.push_back("records " + Range(signed_through_ + 1, last) +
-                            " are not covered by a signature (written after the head was read, "
-                            "or added by someone without the key)");
+  if (!unvouched_.empty()) {
+    const LineInfo& first = unvouched_.begin()->second;
+    Problem(first.file, first.line, first.seq,
+            "records " + Range(first.seq, last) +
+                " are vouched for by neither the head nor a checkpoint: added or rewritten by "
+                "someone without the key, or written just before the writer stopped");
+  }
+  for (const Recovery& r : recoveries_) {
+    auto a = acknowledgements_.find(r.at.seq);
+    std::string where = r.at.file + ":" + std::to_string(r.at.line) + " seq " +
+                        std::to_string(r.at.seq) + ": the writer recovered: " + r.what;
+    if (a != acknowledgements_.end() && a->second.hash == r.at.hash && a->second.seq > r.at.seq) {
+      report_.notes.push_back(where + "; acknowledged at seq " + std::to_string(a->second.seq) +
+                              " by " + a->second.by + ": " + a->second.reason);
+    } else {
+      Problem(r.at.file, r.at.line, r.at.seq,
+              "the writer recovered: " + r.what +
+                  "; not acknowledged (coffer audit acknowledge --seq " + std::to_string(r.at.seq) +
+                  " --reason ...)");
+    }
   }
   const uint64_t first = report_.first_seq;
   if (retained_from_ == 0) {
@@ -351,11 +526,12 @@ void Verifier::Finish(const std::vector<LogFile>& files, uint64_t lines_in_newes
 
 }  // namespace
 
-StatusOr<VerifyReport> Verify(const std::string& dir, const std::string& public_key_path) {
+StatusOr<VerifyReport> Verify(const std::string& dir, const std::string& public_key_path,
+                              const VerifyOptions& options) {
   ASSIGN_OR_RETURN(std::unique_ptr<crypto::Ed25519Key> key,
                    crypto::LoadEd25519PublicKey(public_key_path));
   for (int attempt = 1;; ++attempt) {
-    Verifier verifier(dir, *key);
+    Verifier verifier(dir, *key, options);
     RETURN_IF_ERROR(verifier.Run());
     if (!verifier.raced() || attempt == kAttempts) {
       VerifyReport report = std::move(verifier.report());

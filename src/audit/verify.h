@@ -27,18 +27,39 @@ struct VerifyReport {
   std::vector<std::string> notes;  // facts that are not tampering
 };
 
+struct VerifyOptions {
+  // A missing or unreadable head file is a note instead of a problem. Then
+  // nothing proves where the log ends: lines cut after the newest checkpoint
+  // go unnoticed (the records after it that nothing vouches for are still
+  // problems). For copies of rotated files, or a log whose head was lost.
+  bool without_head = false;
+  // How long a live writer's head may stay behind the lines read before
+  // they are called unvouched (a durable batch's head follows its
+  // fdatasync, which a busy disk can hold up).
+  int live_writer_wait_ms = 10000;
+};
+
 // Verify checks the audit log in `dir` against the Ed25519 public key in
 // `public_key_path` (docs/audit.md): every line links to the one before it
-// by hash and seq, every checkpoint's signature holds, the head (if present)
-// matches the last line, and the files begin where the newest checkpoint's
-// retainedFrom says retention left them. It finds edited, deleted and
-// reordered records, a truncated tail, forged checkpoints and files removed
-// by hand, and tolerates a last line being written at the same time.
+// by hash and seq, every checkpoint's signature holds, the head is present,
+// signed and names a line that is there, every line is vouched for by the
+// head or a checkpoint after it, the files begin where the newest
+// checkpoint's retainedFrom says retention left them, and every recovery
+// record the writer wrote is acknowledged by a later acknowledgement line.
+// It finds edited, deleted and reordered records, a truncated tail, a
+// deleted or garbled head, records appended or rewritten after the newest
+// checkpoint, forged checkpoints and files removed by hand.
+//
+// It tolerates a writer appending at the same time: when a process holds the
+// log (Log's lock on dir/head) and the files go past the head it read first,
+// it reads the head again, and the lines it then names, for up to
+// options.live_writer_wait_ms before it calls the rest unvouched.
 //
 // Returns kNotFound if `dir` or the key does not exist, kInvalidArgument if
 // the key file holds no Ed25519 key, kUnavailable on I/O errors. Problems in
 // the log itself are reported in the VerifyReport, not as a status.
 // Thread-safe; reads only.
-StatusOr<VerifyReport> Verify(const std::string& dir, const std::string& public_key_path);
+StatusOr<VerifyReport> Verify(const std::string& dir, const std::string& public_key_path,
+                              const VerifyOptions& options = {});
 
 }  // namespace coffer::audit

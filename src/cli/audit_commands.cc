@@ -1,12 +1,20 @@
-// coffer audit verify|query (docs/audit.md) and coffer eventgrid
+// coffer audit verify|acknowledge|query (docs/audit.md) and coffer eventgrid
 // event-subscription ... (docs/events.md), as `az eventgrid`.
 
+#include <pwd.h>
+#include <unistd.h>
+
 #include <cstdio>
+#include <cstdlib>
+#include <iostream>
 #include <memory>
 
+#include "audit/layout.h"
+#include "audit/log.h"
 #include "audit/verify.h"
 #include "cli/cli_util.h"
 #include "cli/commands.h"
+#include "common/clock.h"
 #include "common/encoding.h"
 #include "common/strings.h"
 
@@ -15,22 +23,42 @@ namespace {
 
 constexpr char kEventGridApi[] = "2022-06-15";
 
+// Where the audit log of --data-dir or --dir is.
+struct AuditDir {
+  std::string data_dir = ".coffer";
+  std::string dir;
+
+  void Add(CLI::App* cmd) {
+    cmd->add_option("--data-dir", data_dir, "The server's data directory")->capture_default_str();
+    cmd->add_option("--dir", dir, "The audit directory (default <data-dir>/audit)");
+  }
+  std::string Path() const { return dir.empty() ? data_dir + "/audit" : dir; }
+};
+
 void AddVerify(CLI::App& audit) {
   auto* cmd = audit.add_subcommand(
       "verify", "Check the audit log's hash chain, checkpoints and head; say where it breaks");
-  auto data_dir = std::make_shared<std::string>(".coffer");
-  auto dir = std::make_shared<std::string>();
+  auto where = std::make_shared<AuditDir>();
   auto key = std::make_shared<std::string>();
   auto json = std::make_shared<bool>(false);
-  cmd->add_option("--data-dir", *data_dir, "The server's data directory")->capture_default_str();
-  cmd->add_option("--dir", *dir, "The audit directory (default <data-dir>/audit)");
+  auto without_head = std::make_shared<bool>(false);
+  where->Add(cmd);
   cmd->add_option("--public-key", *key,
-                  "The checkpoint public key (default <audit dir>/checkpoint.pub)");
+                  "The checkpoint public key (default <audit dir>/checkpoint.pub); a copy kept "
+                  "apart from the log proves more than the one beside it");
+  cmd->add_flag("--without-head", *without_head,
+                "Accept a missing or unreadable head file: the end of the log is then unproven");
   cmd->add_flag("--json", *json, "Print the report as JSON");
   cmd->callback([=] {
-    std::string audit_dir = dir->empty() ? *data_dir + "/audit" : *dir;
-    std::string pub = key->empty() ? audit_dir + "/checkpoint.pub" : *key;
-    auto report = audit::Verify(audit_dir, pub);
+    std::string audit_dir = where->Path();
+    std::string pub = key->empty() ? audit::PublicKeyPath(audit_dir) : *key;
+    if (*without_head) {
+      std::cerr << "WARNING: verifying without the head file: records cut from the end of the "
+                   "log after its newest checkpoint cannot be detected.\n";
+    }
+    audit::VerifyOptions options;
+    options.without_head = *without_head;
+    auto report = audit::Verify(audit_dir, pub, options);
     if (!report.ok()) {
       Fail(report.status());
     }
@@ -45,6 +73,7 @@ void AddVerify(CLI::App& audit) {
                  {"firstSeq", report->first_seq},
                  {"lastSeq", report->last_seq},
                  {"checkpoints", report->checkpoints},
+                 {"withoutHead", *without_head},
                  {"problems", problems},
                  {"notes", report->notes}});
     } else {
@@ -56,15 +85,81 @@ void AddVerify(CLI::App& audit) {
       for (const auto& n : report->notes) {
         std::printf("note: %s\n", n.c_str());
       }
-      std::printf("%s: %llu records (seq %llu-%llu), %llu checkpoints\n",
+      std::printf("%s: %llu records (seq %llu-%llu), %llu checkpoints%s\n",
                   report->ok ? "OK" : "FAILED", static_cast<unsigned long long>(report->records),
                   static_cast<unsigned long long>(report->first_seq),
                   static_cast<unsigned long long>(report->last_seq),
-                  static_cast<unsigned long long>(report->checkpoints));
+                  static_cast<unsigned long long>(report->checkpoints),
+                  *without_head ? ", WITHOUT THE HEAD" : "");
     }
     std::fflush(stdout);
     if (!report->ok) {
       std::exit(1);
+    }
+  });
+}
+
+// Who runs the command, as the acknowledgement records it: the real uid and
+// its name, and the user sudo ran it for.
+std::string OperatorName() {
+  uid_t uid = ::getuid();
+  std::string out = "uid=" + std::to_string(uid);
+  struct passwd pw {};
+  struct passwd* found = nullptr;
+  char buf[4096];
+  if (::getpwuid_r(uid, &pw, buf, sizeof(buf), &found) == 0 && found != nullptr) {
+    out += "(" + std::string(found->pw_name) + ")";
+  }
+  if (const char* sudo = std::getenv("SUDO_USER"); sudo != nullptr && *sudo != '\0') {
+    out += " sudo_user=" + std::string(sudo).substr(0, 64);
+  }
+  return out;
+}
+
+void AddAcknowledge(CLI::App& audit) {
+  auto* cmd = audit.add_subcommand(
+      "acknowledge",
+      "Acknowledge recovery records (what the server found amiss when it opened the log) after "
+      "checking them; the acknowledgement is itself a signed record of the log. The server must "
+      "be stopped");
+  auto where = std::make_shared<AuditDir>();
+  auto key = std::make_shared<std::string>();
+  auto seqs = std::make_shared<std::vector<uint64_t>>();
+  auto reason = std::make_shared<std::string>();
+  where->Add(cmd);
+  cmd->add_option("--audit-signing-key", *key,
+                  "The checkpoint signing key, as given to coffer server (default <audit "
+                  "dir>/checkpoint.key)");
+  cmd->add_option("--seq", *seqs, "The seq of a recovery record (coffer audit verify names it)")
+      ->required();
+  cmd->add_option("--reason", *reason, "Why it is acceptable, up to 512 bytes")->required();
+  cmd->callback([=] {
+    audit::LogOptions options;
+    options.dir = where->Path();
+    options.signing_key_path = *key;
+    options.retention_days = 0;  // retention is the server's business
+    auto opened = audit::Log::Open(options, SystemClock::Get());
+    if (!opened.ok()) {
+      Fail(opened.status());
+    }
+    auto& log = **opened;
+    if (log.recovery_seq() != 0) {
+      std::cout << "note: opening the log wrote a recovery record of its own, seq "
+                << log.recovery_seq() << "; coffer audit verify shows it\n";
+    }
+    Status failed;
+    for (uint64_t seq : *seqs) {
+      Status s = log.Acknowledge(seq, *reason, OperatorName());
+      if (!s.ok()) {
+        failed = s;
+        break;
+      }
+      std::cout << "acknowledged seq " << seq << " (the acknowledgement is seq " << log.last_seq()
+                << ")\n";
+    }
+    log.Close();  // its final checkpoint signs the acknowledgements
+    if (!failed.ok()) {
+      Fail(failed);
     }
   });
 }
@@ -270,6 +365,7 @@ void AddAuditCommands(CLI::App& app) {
   auto* audit = app.add_subcommand("audit", "The tamper-evident audit log");
   audit->require_subcommand(1);
   AddVerify(*audit);
+  AddAcknowledge(*audit);
   AddQuery(*audit);
   AddEventSubscriptionCommands(app);
 }

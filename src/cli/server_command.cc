@@ -48,6 +48,9 @@ void AddServerCommand(CLI::App& app) {
   cmd->add_option("--audit-retention-days", config->audit_retention_days,
                   "Delete rotated audit files older than this (0 keeps them)")
       ->capture_default_str();
+  cmd->add_option("--audit-signing-key", config->audit_signing_key,
+                  "The audit checkpoint signing key (default DATA_DIR/audit/checkpoint.key); "
+                  "keep it where whoever can write the audit directory cannot");
   cmd->add_option("--event-retry-base-ms", config->event_retry_base_ms,
                   "First webhook retry delay; later ones follow Event Grid's schedule")
       ->capture_default_str();

@@ -10,6 +10,12 @@ int64_t SystemClock::NowSeconds() const {
       .count();
 }
 
+int64_t SystemClock::NowMicros() const {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 SystemClock& SystemClock::Get() {
   static SystemClock clock;
   return clock;

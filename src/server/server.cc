@@ -157,6 +157,7 @@ Status CofferServer::Init() {
     ao.max_file_bytes = config_.audit_max_file_bytes;
     ao.max_file_age_seconds = config_.audit_max_file_age_seconds;
     ao.retention_days = config_.audit_retention_days;
+    ao.signing_key_path = config_.audit_signing_key;
     ASSIGN_OR_RETURN(audit_, audit::Log::Open(std::move(ao), clock_));
   }
   RETURN_IF_ERROR(Bootstrap());

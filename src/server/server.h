@@ -53,6 +53,8 @@ struct ServerConfig {
   uint64_t audit_max_file_bytes = 64ull << 20;
   int64_t audit_max_file_age_seconds = 86400;
   int64_t audit_retention_days = 90;
+  // The checkpoint signing key; "" = <data_dir>/audit/checkpoint.key.
+  std::string audit_signing_key;
   // Events (docs/events.md).
   int64_t event_retry_base_ms = 10000;
   int expiry_scan_seconds = 60;

@@ -15,6 +15,13 @@
 * Acknowledged writes have their records after a SIGKILL; reads made a second before it too.
 * `coffer audit query` and GET /coffer/v1/audit: every filter, table and JSON output, and only
   the records of resources where the caller holds Microsoft.Insights/logs/read.
+* A deleted or garbled head, and records after the newest checkpoint cut or rewritten, fail
+  verify (`--without-head` forgives the head only, and says so).
+* Old files deleted while the server is down: its restart writes a recovery record, which fails
+  verify until `coffer audit acknowledge` appends a signed acknowledgement.
+* `--audit-signing-key` keeps the key out of the audit directory: a log re-signed with a key
+  written into the directory fails verify with the server's public key; a missing or loose key
+  stops the server.
 """
 
 import base64
@@ -29,10 +36,11 @@ import tempfile
 import subprocess
 import threading
 import time
+import unittest
 import urllib.parse
 import uuid
 
-from harness import KV_API, ServerTestCase, coffer_binary, jwt_parts
+from harness import KV_API, ServerTestCase, coffer_binary, jwt_parts, start_server
 from test_authorization import ROLES, AuthzTestCase, Principal
 
 VAULT_API = "2023-07-01"
@@ -1269,3 +1277,362 @@ class AuditQueryTests(AuditTestCase):
         rc, out, err = self.run_coffer("audit", "query", "--from", "yesterday")
         self.assertNotEqual(rc, 0, out)
         self.assertIn("yesterday", err)
+
+
+# ---- the end of the log, recovery records, the signing key (issue 18 §3) --------------------
+
+CHECKPOINT = "CofferAuditCheckpoint"
+FOREIGN_CHECKPOINT = "the checkpoint is signed by another key"
+
+
+def coffer(*args):
+    """Runs `coffer <args>` with no credentials; returns (rc, stdout, stderr)."""
+    p = subprocess.run([coffer_binary()] + [str(a) for a in args], capture_output=True,
+                       timeout=60, stdin=subprocess.DEVNULL)
+    return p.returncode, p.stdout.decode(), p.stderr.decode()
+
+
+def verify_json(data_dir, *extra):
+    """`coffer audit verify --json` on a data directory: (rc, report, stderr)."""
+    rc, out, err = coffer("audit", "verify", "--data-dir", data_dir, "--json", *extra)
+    try:
+        report = json.loads(out)
+    except ValueError as e:
+        raise AssertionError(f"verify printed no report ({e}): {out}{err}") from e
+    if report["ok"] != (rc == 0):
+        raise AssertionError(f"rc {rc} but ok={report['ok']}: {out}{err}")
+    return rc, report, err
+
+
+def problems_with(report, word):
+    return [p for p in report["problems"] if word in p["problem"]]
+
+
+def copy_audit(src_data_dir, root, label):
+    """A copy of a data directory's audit log, as the data directory root/label."""
+    d = os.path.join(root, label)
+    shutil.copytree(os.path.join(src_data_dir, "audit"), os.path.join(d, "audit"))
+    return d
+
+
+def file_lines(path):
+    with open(path, "rb") as f:
+        return f.read().split(b"\n")[:-1]
+
+
+def put_lines(path, lines):
+    with open(path, "wb") as f:
+        f.write(b"".join(line + b"\n" for line in lines))
+
+
+def rewrite_after(directory, seq, edit):
+    """Applies edit(line) to every record from `seq` on and recomputes every later prev: a
+    rewrite by someone without the key."""
+    prev = None
+    for name in audit_files(directory):
+        path = os.path.join(directory, name)
+        out = []
+        for line in file_lines(path):
+            rec = json.loads(line)
+            if rec["seq"] >= seq:
+                if rec["category"] != CHECKPOINT:
+                    line = edit(line)
+                line = line.replace(f'"prev":"{rec["prev"]}"'.encode(), f'"prev":"{prev}"'.encode())
+            prev = sha256_hex(line)
+            out.append(line)
+        put_lines(path, out)
+
+
+def last_checkpoint_seq(directory):
+    return max(json.loads(line)["seq"] for _, _, line in raw_lines(directory)
+               if json.loads(line)["category"] == CHECKPOINT)
+
+
+class AuditEndOfLogTests(ServerTestCase):
+    """`coffer audit verify` fails when the head file is deleted or garbled, and when records
+    after the newest checkpoint are cut or rewritten; `--without-head` accepts a lost head, and
+    says so, but still not records that nothing vouches for."""
+
+    def write_some(self, label, n=5):
+        for i in range(n):
+            r = self.srv.kv("PUT", f"/secrets/{label}-{i}", {"value": f"{label} {i}"})
+            self.assertEqual(r.status, 200, r)
+
+    def test_a_lost_head_and_a_cut_or_rewritten_tail(self):
+        srv = self.srv
+        root = tempfile.mkdtemp(prefix="coffer-audit-end-")
+        self.addCleanup(shutil.rmtree, root, True)
+        # A log closed by a stop (it ends with a checkpoint), and one left by a SIGKILL (records
+        # after its newest checkpoint, vouched for by the head alone).
+        self.write_some("closed")
+        srv.stop()
+        closed = copy_audit(srv.data_dir, root, "closed")
+        srv.start()
+        self.write_some("killed")
+        srv.kill()
+        killed = copy_audit(srv.data_dir, root, "killed")
+        srv.start()
+        for d in (closed, killed):
+            rc, report, _ = verify_json(d)
+            self.assertEqual((rc, report["problems"]), (0, []), d)
+        killed_audit = os.path.join(killed, "audit")
+        after = last_checkpoint_seq(killed_audit) + 1
+        last = raw_lines(killed_audit)[-1]
+        self.assertGreaterEqual(json.loads(last[2])["seq"] - after, 3, "records after it")
+
+        # 1. The head deleted, or garbled.
+        for label, damage in (("deleted", None), ("garbled", b"x" * 256)):
+            with self.subTest(f"head {label}"):
+                d = copy_audit(closed, root, f"head-{label}")
+                head = os.path.join(d, "audit", "head")
+                os.unlink(head)
+                if damage is not None:
+                    with open(head, "wb") as f:
+                        f.write(damage)
+                rc, report, _ = verify_json(d)
+                self.assertEqual(rc, 1)
+                word = "missing" if damage is None else "unreadable"
+                self.assertTrue([p for p in problems_with(report, word) if p["file"] == "head"],
+                                report)
+                rc, out, err = coffer("audit", "verify", "--data-dir", d)
+                self.assertIn(f"TAMPERED: head line 0 (seq 0): the head file is {word}", out)
+                # Asked for, the rest is checked and the output says what was not.
+                rc, report, err = verify_json(d, "--without-head")
+                self.assertEqual((rc, report["problems"]), (0, []), report)
+                self.assertTrue(report["withoutHead"])
+                self.assertIn("WARNING", err)
+                self.assertTrue([n for n in report["notes"] if "WITHOUT THE HEAD" in n], report)
+                rc, out, err = coffer("audit", "verify", "--data-dir", d, "--without-head")
+                self.assertEqual(rc, 0, out + err)
+                self.assertRegex(out, r"(?m)^OK: .*, WITHOUT THE HEAD$")
+
+        # 2. The head deleted and the last two records cut.
+        d = copy_audit(killed, root, "head-deleted-tail-cut")
+        os.unlink(os.path.join(d, "audit", "head"))
+        newest = os.path.join(d, "audit", audit_files(os.path.join(d, "audit"))[-1])
+        lines = file_lines(newest)
+        put_lines(newest, lines[:-2])
+        for extra in ((), ("--without-head",)):
+            with self.subTest("head deleted, tail cut", extra=extra):
+                rc, report, _ = verify_json(d, *extra)
+                self.assertEqual(rc, 1, report)
+                found = problems_with(report, "vouched for by neither the head nor a checkpoint")
+                self.assertEqual([p["seq"] for p in found], [after], report)
+
+        # 3. Every record after the newest checkpoint rewritten, prev recomputed.
+        def edit(line):
+            self.assertIn(b'"operationName":"SecretSet"', line)
+            return line.replace(b'"operationName":"SecretSet"', b'"operationName":"SecretGet"')
+
+        for head in ("kept", "deleted", "garbled"):
+            d = copy_audit(killed, root, f"rewritten-head-{head}")
+            rewrite_after(os.path.join(d, "audit"), after, edit)
+            head_path = os.path.join(d, "audit", "head")
+            if head != "kept":
+                os.unlink(head_path)
+            if head == "garbled":
+                with open(head_path, "wb") as f:
+                    f.write(b"{" * 256)
+            for extra in ((), ("--without-head",)):
+                with self.subTest("tail rewritten", head=head, extra=extra):
+                    rc, report, _ = verify_json(d, *extra)
+                    self.assertEqual(rc, 1, report)
+                    if head == "kept":
+                        self.assertTrue(problems_with(report, "differs from the one the head"),
+                                        report)
+                    else:
+                        found = problems_with(report, "vouched for by neither")
+                        self.assertEqual([p["seq"] for p in found], [after], report)
+
+
+class AuditRecoveryTests(ServerTestCase):
+    """Old log files deleted while the server is down: the restart writes a recovery record,
+    verify fails until `coffer audit acknowledge` (with the server stopped) appends a signed
+    acknowledgement to the chain."""
+
+    SERVER_ARGS = ("--audit-max-file-bytes", "20000")
+
+    def test_deleted_files_are_recorded_at_the_restart_until_acknowledged(self):
+        srv = self.srv
+        directory = audit_dir(srv)
+        for i in range(60):
+            r = srv.kv("PUT", f"/secrets/rec-{i % 5}", {"value": f"v{i}"})
+            self.assertEqual(r.status, 200, r)
+        srv.stop()
+        files = audit_files(directory)
+        self.assertGreaterEqual(len(files), 4, files)
+        kept_from = int(AUDIT_FILE.match(files[2]).group(1))
+        os.unlink(os.path.join(directory, files[0]))
+        os.unlink(os.path.join(directory, files[1]))
+        srv.start()
+
+        recoveries = [json.loads(line) for _, _, line in raw_lines(directory)
+                      if b"CofferAuditRecovery" in line]
+        self.assertEqual(len(recoveries), 1, recoveries)
+        recovery = recoveries[0]
+        self.assertEqual(recovery["operationName"], "AuditLogRecovery")
+        self.assertIn(f"records 1..{kept_from - 1} are missing: log files were removed other "
+                      "than by retention", recovery["resultDescription"])
+        self.assertIn("coffer audit verify fails until it is acknowledged", srv.stderr_text())
+        rc, report, _ = verify_json(srv.data_dir)
+        self.assertEqual(rc, 1, report)
+        found = problems_with(report, "not acknowledged")
+        self.assertEqual([p["seq"] for p in found], [recovery["seq"]], report)
+        self.assertIn("removed other than by retention", found[0]["problem"])
+
+        reason = "files removed by the backup job, ticket OPS-1234"
+        # The log has one writer: not while the server holds it.
+        rc, out, err = coffer("audit", "acknowledge", "--data-dir", srv.data_dir,
+                              "--seq", recovery["seq"], "--reason", reason)
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn("is open in another process", err)
+        srv.stop()
+        rc, out, err = coffer("audit", "acknowledge", "--data-dir", srv.data_dir,
+                              "--seq", recovery["seq"] - 1, "--reason", reason)
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn("is not a recovery record", err)
+        rc, out, err = coffer("audit", "acknowledge", "--data-dir", srv.data_dir,
+                              "--seq", recovery["seq"], "--reason", reason)
+        self.assertEqual(rc, 0, out + err)
+        self.assertIn(f"acknowledged seq {recovery['seq']}", out)
+
+        lines = raw_lines(directory)
+        acks = [json.loads(line) for _, _, line in lines if b"CofferAuditAcknowledgement" in line]
+        self.assertEqual(len(acks), 1, acks)
+        ack = acks[0]
+        recovery_line = next(line for _, _, line in lines
+                             if json.loads(line)["seq"] == recovery["seq"])
+        self.assertEqual((ack["operationName"], ack["resultDescription"]),
+                         ("AuditLogAcknowledge", reason))
+        self.assertEqual(ack["properties"]["acknowledgedSeq"], str(recovery["seq"]))
+        self.assertEqual(ack["properties"]["acknowledgedHash"], sha256_hex(recovery_line))
+        self.assertRegex(ack["properties"]["operator"], r"^uid=\d+")
+        # Chained, and signed by the checkpoint written after it.
+        self.assertEqual(json.loads(lines[-1][2])["category"], CHECKPOINT)
+        self.assertEqual(json.loads(lines[-1][2])["seq"], ack["seq"] + 1)
+        rc, report, _ = verify_json(srv.data_dir)
+        self.assertEqual((rc, report["problems"]), (0, []), report)
+        self.assertTrue([n for n in report["notes"]
+                         if f"acknowledged at seq {ack['seq']}" in n and reason in n], report)
+        srv.start()
+        r = srv.kv("PUT", "/secrets/after-ack", {"value": "x"})
+        self.assertEqual(r.status, 200, r)
+        rc, report, _ = verify_json(srv.data_dir)
+        self.assertEqual((rc, report["problems"]), (0, []), report)
+
+
+def resign(directory, key):
+    """Re-signs every checkpoint and the head of the log in `directory` with `key` (an
+    Ed25519PrivateKey), recomputing the chain, and puts the key in the directory: what someone
+    who can write the directory, but not read the real key, can do."""
+    from cryptography.hazmat.primitives import serialization
+    raw = key.public_key().public_bytes(serialization.Encoding.Raw,
+                                        serialization.PublicFormat.Raw)
+    key_id = hashlib.sha256(raw).hexdigest()[:16]
+    prev, last = "0" * 64, 0
+    for name in audit_files(directory):
+        path = os.path.join(directory, name)
+        out = []
+        for line in file_lines(path):
+            rec = json.loads(line)
+            if rec["category"] == CHECKPOINT:
+                kept = rec["checkpoint"]["retainedFrom"]
+                signed = f"coffer-audit-checkpoint-v1|{rec['seq'] - 1}|{prev}|{kept}".encode()
+                sig = base64.b64encode(key.sign(signed)).decode()
+                line = (f'{{"time":"{rec["time"]}","category":"{CHECKPOINT}","seq":{rec["seq"]},'
+                        f'"prev":"{prev}","checkpoint":{{"seq":{rec["seq"] - 1},"hash":"{prev}",'
+                        f'"retainedFrom":{kept},"keyId":"{key_id}","signature":"{sig}"}}}}'
+                        ).encode()
+            else:
+                line = line.replace(f'"prev":"{rec["prev"]}"'.encode(), f'"prev":"{prev}"'.encode())
+            prev, last = sha256_hex(line), rec["seq"]
+            out.append(line)
+        put_lines(path, out)
+    sig = base64.b64encode(key.sign(f"coffer-audit-head-v1|{last}|{prev}".encode())).decode()
+    head = f'{{"seq":{last},"hash":"{prev}","keyId":"{key_id}","signature":"{sig}"}}'
+    with open(os.path.join(directory, "head"), "wb") as f:
+        f.write(head.ljust(255).encode() + b"\n")
+    with open(os.path.join(directory, "checkpoint.key"), "wb") as f:
+        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption()))
+    os.chmod(os.path.join(directory, "checkpoint.key"), 0o600)
+    with open(os.path.join(directory, "checkpoint.pub"), "wb") as f:
+        f.write(key.public_key().public_bytes(serialization.Encoding.PEM,
+                                              serialization.PublicFormat.SubjectPublicKeyInfo))
+
+
+class AuditSigningKeyTests(unittest.TestCase):
+    """`coffer server --audit-signing-key PATH` keeps the checkpoint key out of the audit
+    directory: a log re-signed with a key written into the directory fails `verify
+    --public-key` with the server's public key, and the server, restarted, keeps its own key and
+    records what it found. A key that is missing (for an existing log) or readable by others
+    stops the server with a message that says so."""
+
+    def test_a_key_outside_the_audit_directory(self):
+        from cryptography.hazmat.primitives.asymmetric import ed25519
+        keys = tempfile.mkdtemp(prefix="coffer-audit-keys-")
+        self.addCleanup(shutil.rmtree, keys, True)
+        os.chmod(keys, 0o700)
+        key_path = os.path.join(keys, "audit-signing.key")
+        srv = start_server(self, extra_args=["--audit-signing-key", key_path])
+        for i in range(5):
+            self.assertEqual(srv.kv("PUT", f"/secrets/k-{i}", {"value": "v"}).status, 200)
+        directory = audit_dir(srv)
+        self.assertEqual(os.stat(key_path).st_mode & 0o777, 0o600)
+        self.assertFalse(os.path.exists(os.path.join(directory, "checkpoint.key")))
+        self.assertTrue(os.path.exists(os.path.join(directory, "checkpoint.pub")))
+        # The operator keeps a copy of the public key apart from the log.
+        trusted = os.path.join(keys, "trusted.pub")
+        subprocess.run(["openssl", "pkey", "-in", key_path, "-pubout", "-out", trusted],
+                       check=True, capture_output=True)
+        with open(trusted, "rb") as a, open(os.path.join(directory, "checkpoint.pub"), "rb") as b:
+            self.assertEqual(a.read(), b.read())
+        srv.stop()
+        rc, report, _ = verify_json(srv.data_dir, "--public-key", trusted)
+        self.assertEqual((rc, report["problems"]), (0, []), report)
+
+        resign(directory, ed25519.Ed25519PrivateKey.generate())
+        # Consistent with the key now in the directory: that is all the directory can prove...
+        rc, report, _ = verify_json(srv.data_dir)
+        self.assertEqual(rc, 0, report)
+        # ...and the server's public key shows every signature to be another key's.
+        rc, report, _ = verify_json(srv.data_dir, "--public-key", trusted)
+        self.assertEqual(rc, 1, report)
+        checkpoints = [json.loads(line)["seq"] for _, _, line in raw_lines(directory)
+                       if b'"category":"CofferAuditCheckpoint"' in line]
+        self.assertTrue(checkpoints)
+        signed_by_other = {p["seq"] for p in report["problems"]
+                           if p["problem"].startswith(FOREIGN_CHECKPOINT)}
+        self.assertEqual(signed_by_other, set(checkpoints), report)
+        self.assertTrue([p for p in report["problems"] if p["file"] == "head"], report)
+
+        # The restarted server signs with its own key, not the one in the directory, puts its
+        # public key back and records the foreign head and checkpoints.
+        srv.start()
+        with open(trusted, "rb") as a, open(os.path.join(directory, "checkpoint.pub"), "rb") as b:
+            self.assertEqual(a.read(), b.read())
+        recoveries = [json.loads(line) for _, _, line in raw_lines(directory)
+                      if b"CofferAuditRecovery" in line]
+        self.assertEqual(len(recoveries), 1)
+        self.assertIn("the head file's signature did not verify",
+                      recoveries[0]["resultDescription"])
+        srv.stop()
+        rc, report, _ = verify_json(srv.data_dir)
+        self.assertEqual(rc, 1, report)
+        self.assertEqual(signed_by_other, {p["seq"] for p in report["problems"]
+                                           if p["problem"].startswith(FOREIGN_CHECKPOINT)})
+
+        # A key readable by others, or missing while the log exists: the server does not start.
+        os.chmod(key_path, 0o640)
+        with self.assertRaises(RuntimeError) as ctx:
+            srv.start()
+        self.assertIn("is readable by group or others", str(ctx.exception))
+        os.chmod(key_path, 0o600)
+        os.rename(key_path, key_path + ".away")
+        with self.assertRaises(RuntimeError) as ctx:
+            srv.start()
+        self.assertIn(f"the audit signing key {key_path} does not exist, but", str(ctx.exception))
+        self.assertFalse(os.path.exists(key_path), "no new key was made")
+        os.rename(key_path + ".away", key_path)
+        srv.start()
+        self.assertEqual(srv.kv("PUT", "/secrets/k-after", {"value": "v"}).status, 200)
