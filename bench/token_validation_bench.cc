@@ -84,7 +84,8 @@ int main(int argc, char** argv) {
   storage::PrincipalRecord p{"oid-bench", "app-bench", tenant, "bench", "ServicePrincipal",
                              0,           "",          "",     "{}"};
   (void)store.CreatePrincipal(p);
-  auth::Directory directory(store, clock, tenant);
+  auth::Directory directory(store, clock, tenant,
+                            auth::DirectoryOptions{std::string(32, 'k'), {}, {}, 16384});
   auth::TokenServiceConfig ts;
   ts.tenant_id = tenant;
   ts.authority_hosts = {"localhost:8443"};

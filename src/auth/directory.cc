@@ -10,13 +10,11 @@
 #include "crypto/primitives.h"
 #include "crypto/rsa_key.h"
 #include "crypto/x509.h"
+#include "http/client_address.h"
 
 namespace coffer::auth {
 namespace {
 
-// SECURITY: client secrets are stored as PBKDF2-HMAC-SHA256 with a random
-// 16-byte salt; the iteration count is kept per record so it can be raised.
-constexpr int kPbkdf2Iterations = 120000;
 constexpr int64_t kVerifiedCacheSeconds = 300;
 constexpr size_t kVerifiedCacheMax = 10000;
 
@@ -29,10 +27,28 @@ std::string CacheKey(const std::string& app_id, const std::string& secret) {
   return crypto::Sha256(app_id + '\0' + secret);
 }
 
+// A record with iterations 0 holds HMAC-SHA256(key, salt || secret); any
+// other holds PBKDF2-HMAC-SHA256(secret, salt, iterations), as every record
+// of earlier releases does (docs/directory.md).
+std::string KeyedSecretHash(const std::string& key, const std::string& salt,
+                            const std::string& secret) {
+  return crypto::HmacSha256(key, salt + secret);
+}
+
 }  // namespace
 
-Directory::Directory(storage::Store& store, const Clock& clock, std::string tenant_id)
-    : store_(store), clock_(clock), tenant_id_(std::move(tenant_id)) {}
+Directory::Directory(storage::Store& store, const Clock& clock, std::string tenant_id,
+                     DirectoryOptions options)
+    : store_(store),
+      clock_(clock),
+      tenant_id_(std::move(tenant_id)),
+      secret_hash_key_(std::move(options.secret_hash_key)),
+      client_id_failures_(clock, options.per_client_id, options.max_limited_keys),
+      address_failures_(clock, options.per_address, options.max_limited_keys) {}
+
+Directory::~Directory() {
+  crypto::SecureWipe(secret_hash_key_);
+}
 
 StatusOr<NewServicePrincipal> Directory::CreateServicePrincipal(const std::string& display_name,
                                                                 int secret_lifetime_days) {
@@ -50,7 +66,8 @@ StatusOr<NewServicePrincipal> Directory::CreateServicePrincipal(const std::strin
   ASSIGN_OR_RETURN(NewClientSecret secret,
                    AddClientSecret(out.principal.object_id, secret_lifetime_days));
   out.client_secret = std::move(secret.secret);
-  out.secret_expires = out.principal.created + int64_t{secret_lifetime_days} * 86400;
+  out.secret_key_id = secret.info.key_id;
+  out.secret_expires = secret.info.expires;
   return out;
 }
 
@@ -58,6 +75,9 @@ StatusOr<NewClientSecret> Directory::AddClientSecret(const std::string& object_i
                                                      int lifetime_days) {
   if (lifetime_days < 1 || lifetime_days > 3650) {
     return InvalidArgumentError("secret lifetime must be 1-3650 days");
+  }
+  if (secret_hash_key_.empty()) {
+    return FailedPreconditionError("the directory has no key to hash client secrets with");
   }
   // Only service principals have client secrets; a managed identity's
   // credentials are held by the platform.
@@ -67,8 +87,8 @@ StatusOr<NewClientSecret> Directory::AddClientSecret(const std::string& object_i
   rec.key_id = crypto::RandomUuid();
   rec.principal_object_id = object_id;
   rec.salt = crypto::RandomBytes(16);
-  rec.iterations = kPbkdf2Iterations;
-  rec.hash = crypto::Pbkdf2Sha256(secret, rec.salt, rec.iterations, 32);
+  rec.iterations = 0;
+  rec.hash = KeyedSecretHash(secret_hash_key_, rec.salt, secret);
   rec.hint = secret.substr(0, 3);
   rec.created = clock_.NowSeconds();
   rec.expires = rec.created + int64_t{lifetime_days} * 86400;
@@ -280,23 +300,56 @@ Status Directory::DeleteServicePrincipal(const std::string& object_id) {
   return deleted;
 }
 
-StatusOr<storage::PrincipalRecord> Directory::AuthenticateClientSecret(const std::string& app_id,
-                                                                       const std::string& secret) {
+StatusOr<storage::PrincipalRecord> Directory::AuthenticateClientSecret(
+    const std::string& app_id, const std::string& secret, const std::string& client_address,
+    int64_t* retry_after_seconds) {
   const Status denied = UnauthenticatedError(
       "AADSTS7000215: Invalid client secret provided, or the application was not found.",
       "invalid_client");
-  if (app_id.empty() || secret.empty() || secret.size() > 256) {
-    return denied;
-  }
+  const std::string address_key =
+      client_address.empty() ? std::string() : http::ClientAddressKey(client_address);
   int64_t now = clock_.NowSeconds();
   std::string cache_key = CacheKey(app_id, secret);
-  std::shared_ptr<InFlight> flight;
   {
-    std::unique_lock<std::mutex> lock(mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     auto it = verified_.find(cache_key);
     if (it != verified_.end() && it->second.valid_until > now) {
       return it->second.principal;
     }
+  }
+  int64_t retry_after = client_id_failures_.RetryAfter(app_id);
+  if (!address_key.empty()) {
+    retry_after = std::max(retry_after, address_failures_.RetryAfter(address_key));
+  }
+  const bool limited = retry_after > 0;
+  auto failed = [&](const Status& status) -> Status {
+    if (status.code() != StatusCode::kUnauthenticated) {
+      return status;  // the store failed, not the client
+    }
+    if (!limited) {
+      client_id_failures_.RecordFailure(app_id);
+      if (!address_key.empty()) {
+        address_failures_.RecordFailure(address_key);
+      }
+      return status;
+    }
+    // Failures while limited are not counted: the limit is a rate, and the
+    // Retry-After it gives holds.
+    if (retry_after_seconds != nullptr) {
+      *retry_after_seconds = retry_after;
+    }
+    return ResourceExhaustedError(
+        "Too many failed client secret checks for this client id or from this address. Retry "
+        "after " +
+            std::to_string(retry_after) + " seconds.",
+        "invalid_client");
+  };
+  if (app_id.empty() || secret.empty() || secret.size() > 256) {
+    return failed(denied);
+  }
+  std::shared_ptr<InFlight> flight;
+  if (!limited) {
+    std::unique_lock<std::mutex> lock(mu_);
     // Single flight: concurrent requests with the same credential wait for
     // one slow hash instead of each computing it.
     if (auto running = in_flight_.find(cache_key); running != in_flight_.end()) {
@@ -309,7 +362,10 @@ StatusOr<storage::PrincipalRecord> Directory::AuthenticateClientSecret(const std
   }
   int64_t secret_expires = 0;
   StatusOr<storage::PrincipalRecord> result =
-      VerifyClientSecret(app_id, secret, now, denied, secret_expires);
+      VerifyClientSecret(app_id, secret, now, !limited, denied, secret_expires);
+  if (!result.ok()) {
+    result = failed(result.status());
+  }
   std::lock_guard<std::mutex> lock(mu_);
   if (result.ok()) {
     if (verified_.size() >= kVerifiedCacheMax) {
@@ -319,15 +375,54 @@ StatusOr<storage::PrincipalRecord> Directory::AuthenticateClientSecret(const std
     verified_[cache_key] =
         CacheEntry{*result, std::min(now + kVerifiedCacheSeconds, secret_expires)};
   }
-  flight->result = result;
-  in_flight_.erase(cache_key);
-  in_flight_cv_.notify_all();
+  if (flight) {
+    flight->result = result;
+    in_flight_.erase(cache_key);
+    in_flight_cv_.notify_all();
+  }
   return result;
+}
+
+StatusOr<ClientSecretInfo> Directory::FindClientSecret(const std::string& object_id,
+                                                       const std::string& secret) {
+  ASSIGN_OR_RETURN(auto records, store_.ListClientSecrets(object_id));
+  const storage::ClientSecretRecord* match =
+      MatchSecret(records, secret, clock_.NowSeconds(), true);
+  if (match == nullptr) {
+    return UnauthenticatedError("the secret is not one of the principal's");
+  }
+  const auto& rec = *match;
+  return ClientSecretInfo{rec.key_id, rec.hint, rec.created, rec.expires};
+}
+
+const storage::ClientSecretRecord* Directory::MatchSecret(
+    const std::vector<storage::ClientSecretRecord>& records, const std::string& secret, int64_t now,
+    bool allow_slow) const {
+  // Keyed hashes first: a match there spares the slow hashes of older
+  // records.
+  for (const auto& rec : records) {
+    if (rec.expires > now && rec.iterations == 0 && !secret_hash_key_.empty() &&
+        crypto::ConstantTimeEquals(KeyedSecretHash(secret_hash_key_, rec.salt, secret), rec.hash)) {
+      return &rec;
+    }
+  }
+  if (!allow_slow) {
+    return nullptr;
+  }
+  for (const auto& rec : records) {
+    if (rec.expires > now && rec.iterations > 0 &&
+        crypto::ConstantTimeEquals(
+            crypto::Pbkdf2Sha256(secret, rec.salt, rec.iterations, rec.hash.size()), rec.hash)) {
+      return &rec;
+    }
+  }
+  return nullptr;
 }
 
 StatusOr<storage::PrincipalRecord> Directory::VerifyClientSecret(const std::string& app_id,
                                                                  const std::string& secret,
-                                                                 int64_t now, const Status& denied,
+                                                                 int64_t now, bool allow_slow,
+                                                                 const Status& denied,
                                                                  int64_t& secret_expires) {
   auto principal = store_.GetPrincipalByAppId(app_id);
   if (!principal.ok()) {
@@ -336,18 +431,13 @@ StatusOr<storage::PrincipalRecord> Directory::VerifyClientSecret(const std::stri
     }
     return principal.status();
   }
-  ASSIGN_OR_RETURN(auto secrets, store_.ListClientSecrets(principal->object_id));
-  for (const auto& rec : secrets) {
-    if (rec.expires <= now) {
-      continue;
-    }
-    std::string hash = crypto::Pbkdf2Sha256(secret, rec.salt, rec.iterations, rec.hash.size());
-    if (crypto::ConstantTimeEquals(hash, rec.hash)) {
-      secret_expires = rec.expires;
-      return *principal;
-    }
+  ASSIGN_OR_RETURN(auto records, store_.ListClientSecrets(principal->object_id));
+  const storage::ClientSecretRecord* match = MatchSecret(records, secret, now, allow_slow);
+  if (match == nullptr) {
+    return denied;
   }
-  return denied;
+  secret_expires = match->expires;
+  return *principal;
 }
 
 void Directory::Forget(const std::string& object_id) {

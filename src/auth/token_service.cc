@@ -12,8 +12,6 @@
 namespace coffer::auth {
 namespace {
 
-constexpr size_t kMaxFormBytes = 64 * 1024;
-
 // Entra's `timestamp`: ISO 8601 with a space for the "T".
 std::string EntraTimestamp(int64_t now) {
   std::string t = FormatIsoTime(now);
@@ -62,6 +60,14 @@ TokenService::TokenService(TokenServiceConfig config, Directory& directory,
       keys_(keys),
       clock_(clock),
       federation_(federation) {}
+
+bool TokenService::IsTokenRequest(const http::Request& request) {
+  const auto& seg = request.segments;
+  if (request.method != "POST" || seg.size() < 3 || seg.size() > 4 || seg[1] != "oauth2") {
+    return false;
+  }
+  return seg.size() == 3 ? seg[2] == "token" : seg[2] == "v2.0" && seg[3] == "token";
+}
 
 std::optional<std::string> TokenService::Resource(std::string_view resource_or_scope) const {
   std::string resource(resource_or_scope);
@@ -152,7 +158,7 @@ http::Response TokenService::OpenIdConfiguration(const std::string& base) const 
 
 http::Response TokenService::Token(const http::Request& request, const std::string& issuer) {
   int64_t now = clock_.NowSeconds();
-  if (request.body.size() > kMaxFormBytes) {
+  if (request.body.size() > kMaxRequestBytes) {
     return OAuthError(400, "invalid_request", 900144, "The request body is too large.", now);
   }
   auto form = ParseForm(request.body);
@@ -206,6 +212,7 @@ http::Response TokenService::Token(const http::Request& request, const std::stri
   const std::string assertion(TrimWhitespace(field("client_assertion")));
   const std::string secret = field("client_secret");
   StatusOr<storage::PrincipalRecord> principal = InternalError("no credential was checked");
+  int64_t retry_after = 0;
   int failure_code = 0;
   std::string failure;
   if (!assertion.empty()) {
@@ -240,7 +247,8 @@ http::Response TokenService::Token(const http::Request& request, const std::stri
     }
     failure = std::string(principal.status().message());
   } else if (!secret.empty()) {
-    principal = directory_.AuthenticateClientSecret(client_id, secret);
+    principal = directory_.AuthenticateClientSecret(client_id, secret, request.remote_address,
+                                                    &retry_after);
     failure_code = 7000215;
     failure =
         "Invalid client secret provided. Ensure the secret being sent in the request is the "
@@ -256,6 +264,19 @@ http::Response TokenService::Token(const http::Request& request, const std::stri
     if (principal.status().code() == StatusCode::kUnauthenticated) {
       COFFER_LOG(kInfo) << "token: client authentication failed for app " << client_id;
       return OAuthError(401, "invalid_client", failure_code, failure, now);
+    }
+    if (principal.status().code() == StatusCode::kResourceExhausted) {
+      COFFER_LOG(kInfo) << "token: failed client secret checks limited for app " << client_id
+                        << " from " << request.remote_address;
+      // Entra's code for a credential locked after repeated failures; the
+      // SDKs honour Retry-After on a 429.
+      http::Response r = OAuthError(429, "invalid_client", 50053,
+                                    "Too many requests with a wrong client secret for this "
+                                    "application or from this address. Retry after " +
+                                        std::to_string(retry_after) + " seconds.",
+                                    now);
+      r.SetHeader("Retry-After", std::to_string(retry_after));
+      return r;
     }
     return OAuthError(503, "temporarily_unavailable", 90033,
                       "The token service is temporarily unavailable.", now);

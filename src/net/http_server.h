@@ -21,9 +21,24 @@ struct ServerOptions {
   size_t max_queued_requests = 4096;
   size_t max_header_bytes = 16 * 1024;
   size_t max_body_bytes = 2 * 1024 * 1024;
+  // A lower body limit for some requests, decided from the request line and
+  // headers before any of the body is read (`body` is empty): a larger
+  // Content-Length gets 413 at once, a chunked body stops at the limit.
+  // Returns 0 to keep max_body_bytes. Runs on the I/O thread after the head
+  // hook, must not block, and may be empty.
+  std::function<size_t(const http::Request&)> body_limit;
+  // Connections open at once, in all and from one client address (an IPv6
+  // client's /64 counts as one address; http/client_address.h). A connection
+  // over either cap is closed as soon as it is accepted, before any TLS.
+  // Streamed responses count. 0 means no cap. Create lowers max_connections
+  // to what the open-file limit allows.
+  size_t max_connections = 16384;
+  size_t max_connections_per_address = 4096;
   // Time allowed for the TLS handshake and for each whole request to arrive.
   int read_timeout_seconds = 30;
-  // Idle time allowed between keep-alive requests.
+  // Time a kept-alive connection may wait, after a response, for the first
+  // byte of its next request; it is then closed. The rest of that request has
+  // read_timeout_seconds.
   int idle_timeout_seconds = 120;
   // A streamed response (http::Response::stream) whose unsent data would
   // exceed this is closed: its consumer is too slow.
@@ -52,8 +67,10 @@ using FastPath = std::function<std::optional<http::Response>(http::Request&)>;
 //
 // Every read has a deadline and a size limit: a client that is slow to send
 // its request, or sends oversized headers or body, gets an error response or
-// a closed connection and never holds a worker. Handlers run on a bounded
-// worker pool so that I/O threads never block.
+// a closed connection and never holds a worker. A kept-alive connection that
+// sends nothing is closed after the idle timeout, and connections beyond the
+// caps (in all, per client address) are closed at once. Handlers run on a
+// bounded worker pool so that I/O threads never block.
 //
 // A response with `stream` set stays open after the handler returns and holds
 // no thread: an idle stream costs one socket and its TLS state. Stop closes
@@ -64,9 +81,9 @@ class HttpServer {
  public:
   // Create validates the options and the certificate, and raises the
   // process's soft limit on open files to its hard limit (every connection is
-  // a file descriptor). kInvalidArgument for a bad certificate or key or a
-  // plain-HTTP address that is not loopback, kUnavailable if an address
-  // cannot be bound.
+  // a file descriptor). kInvalidArgument for a bad certificate or key, a
+  // plain-HTTP address that is not loopback, or a timeout below one second;
+  // kUnavailable if an address cannot be bound.
   static StatusOr<std::unique_ptr<HttpServer>> Create(ServerOptions options, Handler handler,
                                                       HeadHook head_hook,
                                                       FastPath fast_path = nullptr);

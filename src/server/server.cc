@@ -37,7 +37,16 @@ Status CofferServer::Init() {
   options.io_threads = config_.io_threads;
   options.worker_threads = config_.worker_threads;
   options.read_timeout_seconds = config_.read_timeout_seconds;
+  options.idle_timeout_seconds = config_.idle_timeout_seconds;
   options.max_body_bytes = config_.max_body_bytes;
+  options.max_connections = config_.max_connections;
+  options.max_connections_per_address = config_.max_connections_per_address;
+  options.body_limit = [this](const http::Request& r) -> size_t {
+    // SECURITY: the token endpoint is open to anyone; its forms are small.
+    return VaultFromHost(r.host).empty() && auth::TokenService::IsTokenRequest(r)
+               ? auth::TokenService::kMaxRequestBytes
+               : 0;
+  };
   options.certificate_chain_pem = tls.certificate_chain_pem;
   options.private_key_pem = tls.private_key_pem;
   crypto::SecureWipe(tls.private_key_pem);
@@ -61,6 +70,10 @@ Status CofferServer::Init() {
   // Webhook deliveries are signed with keys derived from one of their own.
   webhook_root_key_ = crypto::HkdfSha256(master_key, "", "coffer webhook signing v1", 32);
   webhook_url_key_ = crypto::HkdfSha256(master_key, "", "coffer webhook url v1", 32);
+  // Client secrets are stored as MACs under a key of their own.
+  auth::DirectoryOptions directory_options;
+  directory_options.secret_hash_key =
+      crypto::HkdfSha256(master_key, "", "coffer client secret hash v1", 32);
   ASSIGN_OR_RETURN(envelope_, keyvault::Envelope::Create(std::move(master_key)));
   ASSIGN_OR_RETURN(auto sqlite, storage::SqliteStore::Open(dir + "/coffer.db"));
   store_ = std::move(sqlite);
@@ -81,7 +94,8 @@ Status CofferServer::Init() {
   info_.ca_path = tls.ca_path;
 
   ASSIGN_OR_RETURN(keys_, auth::SigningKeySet::LoadOrCreate(dir + "/keys"));
-  directory_ = std::make_unique<auth::Directory>(*store_, clock_, *tenant);
+  directory_ =
+      std::make_unique<auth::Directory>(*store_, clock_, *tenant, std::move(directory_options));
   auth::TokenServiceConfig ts;
   ts.tenant_id = *tenant;
   ts.authority_hosts = {"localhost" + port_suffix_, "127.0.0.1" + port_suffix_,

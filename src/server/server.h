@@ -46,7 +46,11 @@ struct ServerConfig {
   int io_threads = 2;
   int worker_threads = 16;
   int read_timeout_seconds = 30;
+  int idle_timeout_seconds = 120;
   size_t max_body_bytes = 2 * 1024 * 1024;
+  // Connection caps (net::ServerOptions); 0 means no cap.
+  size_t max_connections = 16384;
+  size_t max_connections_per_address = 4096;
   int purge_interval_seconds = 60;
   // Audit log (docs/audit.md): on unless turned off.
   bool audit = true;

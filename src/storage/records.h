@@ -33,7 +33,9 @@ struct ClientSecretRecord {
   std::string key_id;
   std::string principal_object_id;
   std::string salt;
-  std::string hash;  // PBKDF2-SHA256 of the secret
+  // iterations 0: HMAC-SHA256(key, salt || secret) under a key derived from
+  // the master key; above 0: PBKDF2-SHA256 of the secret (earlier releases).
+  std::string hash;
   int iterations = 0;
   std::string hint;  // first characters, as Entra shows them
   int64_t created = 0;

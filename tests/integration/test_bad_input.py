@@ -14,7 +14,7 @@ import time
 import uuid
 
 from harness import (KV_API, ServerTestCase, b64url, jwt_parts, kid_for_key, new_rsa_key,
-                     start_server)
+                     start_server, wait_until)
 
 VAULTS = "/providers/Microsoft.KeyVault/vaults"
 
@@ -919,9 +919,92 @@ class TokenEndpointTests(ServerTestCase):
         self.assertOAuthError(self.post("grant_type=client_credentials"), 400, "invalid_request")
         self.assertOAuthError(self.post("grant_type=client_credentials&client_id=%zz"), 400,
                               "invalid_request")
-        self.assertOAuthError(self.post("x" * (70 * 1024)), 400, "invalid_request")
+
+    def test_form_over_64_kib_gets_413_before_it_is_sent(self):
+        # 1 MiB announced and none of it sent: an answer that waited for the body would never
+        # come (the server's read timeout is 30 s, the wait here 60 s).
+        sock = self.srv.tls_socket(timeout=60, host="localhost")
+        try:
+            sock.sendall((f"POST /{self.srv.tenant}/oauth2/v2.0/token HTTP/1.1\r\n"
+                          f"Host: localhost:{self.srv.port}\r\n"
+                          "Content-Type: application/x-www-form-urlencoded\r\n"
+                          f"Content-Length: {1024 * 1024}\r\n\r\n").encode())
+            data, _, ended = recv_all(sock, 60)
+        finally:
+            sock.close()
+        parsed = parse_raw_response(data)
+        self.assertIsNotNone(parsed, f"no response ({ended})")
+        self.assertEqual(parsed[0], 413, data[:400])
+        self.assertEqual(json.loads(parsed[2])["error"]["code"], "RequestEntityTooLarge")
+        # A form of ordinary size is still served.
+        self.assertEqual(self.srv.token_response(self.srv.vault_resource).status, 200)
 
     def test_get_on_the_token_endpoint_gets_405(self):
         r = self.srv.request("GET", f"/{self.srv.tenant}/oauth2/v2.0/token", host="localhost",
                              auth=False)
         self.assertOAuthError(r, 405, "invalid_request")
+
+
+class ClientSecretLimitTests(ServerTestCase):
+    """Failed client-secret checks are limited per client id and per address (token-service.md):
+    10 failures at once per client id, then one every 6 s."""
+
+    def test_repeated_wrong_secrets_get_429_while_the_right_secret_and_other_clients_work(self):
+        admin = self.srv.env["AZURE_CLIENT_ID"]
+        right = self.srv.env["AZURE_CLIENT_SECRET"]
+        rc, out, err = self.run_coffer("ad", "sp", "create-for-rbac", "--name", "limit-other")
+        self.assertEqual(rc, 0, err)
+        other = json.loads(out)
+        resource = self.srv.vault_resource
+
+        # Ten failures are allowed at once; one more every 6 s, so on a slow machine a few more
+        # may pass before the 429.
+        statuses = []
+        while len(statuses) < 25 and 429 not in statuses:
+            limited = self.srv.token_response(resource, client_secret=f"wrong-{len(statuses)}")
+            statuses.append(limited.status)
+        self.assertEqual(statuses[:10], [401] * 10)
+        self.assertEqual(statuses[-1], 429, statuses)
+        body = limited.json()
+        self.assertEqual(body["error"], "invalid_client")
+        self.assertEqual(body["error_codes"], [50053])
+        self.assertNotIn(b"wrong-", limited.body)
+        retry_after = int(limited.headers["retry-after"])
+        self.assertGreaterEqual(retry_after, 1)
+
+        # The right secret is not locked out by the failures.
+        self.assertEqual(self.srv.token_response(resource).status, 200)
+        # Another client id from the same address is unaffected.
+        self.assertEqual(self.srv.token_response(resource, client_id=other["appId"],
+                                                 client_secret="wrong").status, 401)
+        self.assertEqual(self.srv.token_response(resource, client_id=other["appId"],
+                                                 client_secret=other["password"]).status, 200)
+
+        # After the window a wrong secret is an ordinary 401 again; the 429s meanwhile did not
+        # extend it.
+        def window_over():
+            return self.srv.token_response(resource, client_secret="wrong-later").status == 401
+        self.assertTrue(wait_until(window_over, timeout=60, interval=1),
+                        f"still limited a minute after Retry-After: {retry_after}")
+        self.assertEqual(self.srv.token_response(resource, client_id=admin,
+                                                 client_secret=right).status, 200)
+
+
+class IdleConnectionTests(ServerTestCase):
+    """A kept-alive connection that sends nothing is closed after --idle-timeout, which is far
+    shorter here than --read-timeout."""
+
+    SERVER_ARGS = ("--idle-timeout", "1", "--read-timeout", "300")
+
+    def test_idle_kept_alive_connection_is_closed(self):
+        sock = self.srv.tls_socket(timeout=60, host="localhost")
+        try:
+            sock.sendall(f"GET /healthz HTTP/1.1\r\nHost: localhost:{self.srv.port}\r\n\r\n"
+                         .encode())
+            data, _, ended = recv_all(sock, 60)
+        finally:
+            sock.close()
+        self.assertTrue(data.startswith(b"HTTP/1.1 200"), data[:200])
+        self.assertNotIn(b"Connection: close", data)
+        self.assertNotEqual(ended, "timeout", "the idle connection was still open after 60 s")
+        self.assertServing()

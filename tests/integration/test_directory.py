@@ -5,9 +5,12 @@ makes its tokens stop working at once.
 """
 
 import json
+import os
+import sqlite3
 import subprocess
+import unittest
 
-from harness import ServerTestCase, coffer_binary
+from harness import ServerTestCase, coffer_binary, parse_env_file, read_text, start_server
 
 
 class DirectoryTestCase(ServerTestCase):
@@ -93,6 +96,79 @@ class ServicePrincipalLifecycleTests(DirectoryTestCase):
         err = self.ad("delete", "--id", self.srv.env["AZURE_CLIENT_ID"], expect=1)
         self.assertIn("Request_BadRequest", err)
         self.assertEqual(self.srv.token_response(self.srv.vault_resource).status, 200)
+
+
+class AdministratorCredentialsFileTests(DirectoryTestCase):
+    """The administrator's dev.env across restarts (directory.md): a secret the file no longer
+    holds stops working. Each test has a server of its own, restarted in the test."""
+
+    @classmethod
+    def setUpClass(cls):
+        unittest.TestCase.setUpClass()
+
+    def setUp(self):
+        self.srv = start_server(self)
+
+    def secret_works(self, secret):
+        status = self.token_for(self.srv.env["AZURE_CLIENT_ID"], secret).status
+        self.assertIn(status, (200, 401))
+        return status == 200
+
+    def restart(self, remove_env=False):
+        self.srv.stop()
+        if remove_env:
+            os.remove(self.srv.dev_env_path)
+        self.srv.start()
+        return self.srv.env["AZURE_CLIENT_SECRET"]
+
+    def test_a_replaced_file_revokes_the_secret_it_held_and_keeps_graph_added_ones(self):
+        first = self.srv.env["AZURE_CLIENT_SECRET"]
+        added = self.ad("credential", "reset", "--id", self.srv.env["AZURE_CLIENT_ID"],
+                        "--append")["password"]
+        # With the file in place, its secret is kept.
+        self.assertEqual(self.restart(), first)
+        self.assertTrue(self.secret_works(first))
+
+        second = self.restart(remove_env=True)
+        self.assertNotEqual(second, first)
+        self.assertTrue(self.secret_works(second))
+        self.assertFalse(self.secret_works(first), "the secret of the deleted dev.env still works")
+        self.assertTrue(self.secret_works(added), "a secret added through the Graph API was lost")
+
+        # A stale file (its secret is not the administrator's) is replaced the same way.
+        self.srv.stop()
+        text = read_text(self.srv.dev_env_path).replace(second, "not-the-secret")
+        with open(self.srv.dev_env_path, "w", encoding="utf-8") as f:
+            f.write(text)
+        self.srv.start()
+        third = self.srv.env["AZURE_CLIENT_SECRET"]
+        self.assertNotIn(third, (first, second, "not-the-secret"))
+        self.assertTrue(self.secret_works(third))
+        self.assertFalse(self.secret_works(second))
+        self.assertTrue(self.secret_works(added))
+        shown = self.ad("show", "--id", self.srv.env["AZURE_CLIENT_ID"])
+        self.assertEqual(len(shown["passwordCredentials"]), 2)
+
+    def test_an_installation_that_recorded_nothing_revokes_every_older_secret(self):
+        first = self.srv.env["AZURE_CLIENT_SECRET"]
+        added = self.ad("credential", "reset", "--id", self.srv.env["AZURE_CLIENT_ID"],
+                        "--append")["password"]
+        self.srv.stop()
+        # As an earlier release left it: no record of the secrets bootstrap issued.
+        db = sqlite3.connect(os.path.join(self.srv.data_dir, "coffer.db"))
+        try:
+            with db:
+                db.execute("DELETE FROM meta WHERE key = 'admin_env_secret_key_ids'")
+        finally:
+            db.close()
+        os.remove(self.srv.dev_env_path)
+        self.srv.start()
+        second = self.srv.env["AZURE_CLIENT_SECRET"]
+        self.assertTrue(self.secret_works(second))
+        self.assertFalse(self.secret_works(first))
+        self.assertFalse(self.secret_works(added))
+        self.assertEqual(parse_env_file(read_text(self.srv.dev_env_path))["AZURE_CLIENT_SECRET"],
+                         second)
 
 
 class DirectoryBadInputTests(DirectoryTestCase):
