@@ -41,6 +41,23 @@ bool ParseDecimal(std::string_view s, uint32_t max, uint32_t* out) {
   return true;
 }
 
+// EndsInANumber is WHATWG URL's test for a host the resolver reads as an
+// IPv4 address: its last label is decimal digits, or "0x" and hex digits.
+bool EndsInANumber(std::string_view last_label) {
+  std::string_view digits = last_label;
+  bool hex = digits.size() >= 2 && digits[0] == '0' && (digits[1] == 'x' || digits[1] == 'X');
+  if (hex) {
+    digits.remove_prefix(2);
+  }
+  for (char c : digits) {
+    bool ok = IsDigit(c) || (hex && ((c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')));
+    if (!ok) {
+      return false;
+    }
+  }
+  return true;
+}
+
 bool IsCanonicalIpv4(std::string_view host) {
   std::vector<std::string_view> parts = Split(host, '.');
   if (parts.size() != 4) {
@@ -77,7 +94,7 @@ StatusOr<std::string> ParseName(std::string_view host) {
   // SECURITY: a host the resolver would read as an IPv4 address must be
   // written the one way the checks compare ("127.1", "2130706433" and
   // "0177.0.0.1" all reach 127.0.0.1).
-  if (IsDigit(labels.back().front()) && !IsCanonicalIpv4(host)) {
+  if (EndsInANumber(labels.back()) && !IsCanonicalIpv4(host)) {
     return Bad("a numeric host must be a dotted-quad IPv4 address in canonical form");
   }
   return AsciiLower(host);

@@ -56,8 +56,9 @@ inline constexpr size_t kMaxUrlLength = 8192;
 // - the host is a DNS name (labels of 1-63 of [A-Za-z0-9_-], dot-separated,
 //   no empty label, at most 253 characters), a dotted-quad IPv4 address in
 //   canonical form (four decimal parts 0-255 without leading zeros; a name
-//   whose last label starts with a digit must be one, so "127.1" and
-//   "0x7f.0.0.1" are refused rather than left to the resolver's reading), or
+//   whose last label is a number, decimal or "0x" hex, must be one, as in
+//   WHATWG URL, so "127.1", "2130706433" and "0x7f.0.0.1" are refused
+//   rather than left to the resolver's reading), or
 //   an IPv6 address in brackets (no zone id); an IPv6 address is only ever
 //   read in brackets;
 // - the port, when present, is 1-65535 in decimal without leading zeros;

@@ -40,6 +40,10 @@ TEST(ParseUrl, DefaultsThePortAndThePath) {
   EXPECT_EQ(t.Origin(), "https://example.com");  // the default port is not written
   EXPECT_EQ(MustParse("https://a.example/?q").Query(), "q");
   EXPECT_EQ(MustParse("https://a_b.example/").host, "a_b.example");
+  // A last label that is not a number is a name ("1password", a container's id).
+  EXPECT_EQ(MustParse("https://1password.example/").host, "1password.example");
+  EXPECT_EQ(MustParse("http://3f4e5a6b7c8d:8080/").host, "3f4e5a6b7c8d");
+  EXPECT_EQ(MustParse("http://10.0.0.1x/").host, "10.0.0.1x");
 }
 
 TEST(ParseUrl, ReadsIpv6OnlyInBracketsAndCanonicalises) {
@@ -75,6 +79,9 @@ TEST(ParseUrl, RefusesWhatCouldBeReadAsAnotherHost) {
            "http://127.1/",
            "http://2130706433/",
            "http://0x7f.0.0.1/",
+           "http://127.0.0.0x1/",
+           "http://0x7f000001/",
+           "http://0x/",
            "http://0177.0.0.1/",
            "http://127.000.000.001/",
            "http://127.0.0.1.5/",
