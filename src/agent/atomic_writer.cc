@@ -13,6 +13,7 @@
 #include <set>
 #include <utility>
 
+#include "agent/owner_check.h"
 #include "common/strings.h"
 
 #include <sys/random.h>
@@ -429,6 +430,8 @@ class Writer {
   const std::string target_;
   const WriteOptions& opts_;
   const Clock& clock_;
+  Fd parent_fd_;
+  std::string leaf_;  // the target's name in its parent
   Fd target_fd_;
   bool created_target_ = false;
   std::string old_ts_;  // empty: no valid current payload
@@ -442,20 +445,49 @@ class Writer {
 };
 
 Status Writer::OpenTarget() {
-  target_fd_ = Fd(::open(target_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  // SECURITY: the target is opened through its parent, whose owner and mode
+  // are checked first, and never through a symlink: a user who could write
+  // the parent could otherwise plant a link (or a directory of their own)
+  // at the target's name and have the payload written where they choose.
+  std::string path = target_;
+  while (path.size() > 1 && path.back() == '/') {
+    path.pop_back();
+  }
+  size_t slash = path.rfind('/');
+  std::string parent = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  leaf_ = slash == std::string::npos ? path : path.substr(slash + 1);
+  if (leaf_.empty() || leaf_ == "." || leaf_ == "..") {
+    return InvalidArgumentError("atomic writer: " + Shown(target_) + " names no directory");
+  }
+  parent_fd_ = Fd(::open(parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!parent_fd_.valid()) {
+    if (errno == ENOENT) {
+      return NotFoundError("atomic writer: the parent of " + Shown(target_) + " does not exist");
+    }
+    return ErrnoError(errno, "open the parent of", Shown(target_));
+  }
+  struct stat st {};
+  if (::fstat(parent_fd_.get(), &st) != 0) {
+    return ErrnoError(errno, "stat the parent of", Shown(target_));
+  }
+  RETURN_IF_ERROR(CheckWritableOnlyByTrusted(st, ::geteuid(),
+                                             "atomic writer: the parent of " + Shown(target_)));
+  constexpr int kOpenDir = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
+  target_fd_ = Fd(::openat(parent_fd_.get(), leaf_.c_str(), kOpenDir));
   if (target_fd_.valid()) {
     return OkStatus();
+  }
+  if (errno == ELOOP || errno == ENOTDIR) {
+    return FailedPreconditionError("atomic writer: " + Shown(target_) +
+                                   " is a symlink or not a directory; it is not followed");
   }
   if (errno != ENOENT) {
     return Fail(errno, "open target", "");
   }
-  Status s = Step("create target", "", [&] { return ::mkdir(target_.c_str(), 0700); });
-  if (s.code() == StatusCode::kNotFound) {
-    return NotFoundError("atomic writer: the parent of " + Shown(target_) + " does not exist");
-  }
-  RETURN_IF_ERROR(s);
+  RETURN_IF_ERROR(
+      Step("create target", "", [&] { return ::mkdirat(parent_fd_.get(), leaf_.c_str(), 0700); }));
   created_target_ = true;
-  target_fd_ = Fd(::open(target_.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  target_fd_ = Fd(::openat(parent_fd_.get(), leaf_.c_str(), kOpenDir));
   if (!target_fd_.valid()) {
     return Fail(errno, "open target", "");
   }
@@ -693,7 +725,7 @@ void Writer::Rollback() {
   }
   if (created_target_) {
     target_fd_.Reset();
-    ::rmdir(target_.c_str());
+    ::unlinkat(parent_fd_.get(), leaf_.c_str(), AT_REMOVEDIR);
   }
 }
 
@@ -976,8 +1008,12 @@ StatusOr<WriteResult> WritePayload(const std::string& target_dir,
 }
 
 StatusOr<std::map<std::string, std::string>> ReadPayload(const std::string& target_dir) {
-  Fd root(::open(target_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  Fd root(::open(target_dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
   if (!root.valid()) {
+    if (errno == ELOOP || errno == ENOTDIR) {
+      return FailedPreconditionError("atomic writer: " + Shown(target_dir) +
+                                     " is a symlink or not a directory; it is not followed");
+    }
     return ErrnoError(errno, "open target", Shown(target_dir));
   }
   std::map<std::string, std::string> out;

@@ -82,7 +82,11 @@ Status ValidatePayloadPath(std::string_view path);
 // WritePayload makes `target_dir` hold exactly `files` (see the layout above).
 //
 // `target_dir` is created with mode 0750 when missing (its parent must
-// exist: kNotFound otherwise). The whole payload is validated before anything
+// exist: kNotFound otherwise). Its parent must be writable only by root and
+// the writer's own user (CheckWritableOnlyByTrusted, agent/owner_check.h):
+// kPermissionDenied otherwise, before anything is created; a `target_dir`
+// that is a symlink (or not a directory) is kFailedPrecondition, never
+// followed. The whole payload is validated before anything
 // is written: a bad path or mode, a duplicate path, or a path that is both a
 // file and a directory of another is kInvalidArgument.
 //
@@ -118,7 +122,8 @@ StatusOr<WriteResult> WritePayload(const std::string& target_dir,
 //
 // SECURITY: only links of the form `<name> -> ..data/<name>` are followed;
 // any other symlink, or a special file, is kFailedPrecondition rather than
-// a read outside the target. kNotFound when the target does not exist.
+// a read outside the target, and so is a target that is itself a symlink.
+// kNotFound when the target does not exist.
 StatusOr<std::map<std::string, std::string>> ReadPayload(const std::string& target_dir);
 
 }  // namespace coffer::agent

@@ -615,6 +615,64 @@ TEST_F(AtomicWriterTest, OwnershipWhenRequested) {
   EXPECT_EQ(Lstat(fresh + "/" + ReadLinkOf(fresh + "/..data") + "/a").st_uid, 1234u);
 }
 
+TEST_F(AtomicWriterTest, ASymlinkedTargetIsNotFollowed) {
+  std::string before = Describe(outside_);
+  std::string link = dir_ + "/linked";
+  ASSERT_EQ(::symlink(outside_.c_str(), link.c_str()), 0);
+  auto r = WritePayload(link, Payload({{"a", "s3cr3t"}}), opts_);
+  EXPECT_EQ(r.status().code(), StatusCode::kFailedPrecondition) << r.status().ToString();
+  EXPECT_EQ(std::string(r.status().message()).find("s3cr3t"), std::string::npos);
+  EXPECT_EQ(Describe(outside_), before) << "nothing written where the link points";
+  EXPECT_EQ(ReadPayload(link).status().code(), StatusCode::kFailedPrecondition);
+  // A dangling link: nothing is created where it points either.
+  std::string dangling = dir_ + "/dangling";
+  ASSERT_EQ(::symlink((outside_ + "/new").c_str(), dangling.c_str()), 0);
+  EXPECT_FALSE(WritePayload(dangling, Payload({{"a", "s3cr3t"}}), opts_).ok());
+  EXPECT_FALSE(Exists(outside_ + "/new"));
+  EXPECT_EQ(Describe(outside_), before);
+}
+
+TEST_F(AtomicWriterTest, ATargetInADirectoryEveryoneCanWriteIsRefused) {
+  std::string shared = dir_ + "/shared";
+  ASSERT_EQ(::mkdir(shared.c_str(), 0755), 0);
+  ASSERT_EQ(::chmod(shared.c_str(), 01777), 0);  // as /tmp: sticky, writable by all
+  auto r = WritePayload(shared + "/mount", Payload({{"a", "s3cr3t"}}), opts_);
+  EXPECT_EQ(r.status().code(), StatusCode::kPermissionDenied) << r.status().ToString();
+  EXPECT_NE(r.status().message().find("writable by every user"), std::string::npos)
+      << r.status().ToString();
+  EXPECT_FALSE(Exists(shared + "/mount"));
+  // An existing target there is refused too, and left as it was.
+  ASSERT_EQ(::mkdir((shared + "/mount").c_str(), 0755), 0);
+  EXPECT_EQ(WritePayload(shared + "/mount", Payload({{"a", "s3cr3t"}}), opts_).status().code(),
+            StatusCode::kPermissionDenied);
+  EXPECT_TRUE(Names(shared + "/mount").empty());
+  ASSERT_EQ(::chmod(shared.c_str(), 0755), 0);
+  EXPECT_TRUE(WritePayload(shared + "/mount", Payload({{"a", "1"}}), opts_).ok());
+}
+
+TEST_F(AtomicWriterTest, ATargetInADirectoryAnotherUserCanWriteIsRefused) {
+  if (::geteuid() != 0) {
+    GTEST_SKIP() << "needs root, to give a directory to another user";
+  }
+  std::string theirs = dir_ + "/theirs";
+  ASSERT_EQ(::mkdir(theirs.c_str(), 0755), 0);
+  ASSERT_EQ(::chown(theirs.c_str(), 4242, 0), 0);
+  auto r = WritePayload(theirs + "/mount", Payload({{"a", "s3cr3t"}}), opts_);
+  EXPECT_EQ(r.status().code(), StatusCode::kPermissionDenied) << r.status().ToString();
+  EXPECT_NE(r.status().message().find("owned by uid 4242"), std::string::npos)
+      << r.status().ToString();
+  EXPECT_FALSE(Exists(theirs + "/mount"));
+  // Root's, but writable by a group that is not root's.
+  ASSERT_EQ(::chown(theirs.c_str(), 0, 4242), 0);
+  ASSERT_EQ(::chmod(theirs.c_str(), 0775), 0);
+  r = WritePayload(theirs + "/mount", Payload({{"a", "s3cr3t"}}), opts_);
+  EXPECT_EQ(r.status().code(), StatusCode::kPermissionDenied) << r.status().ToString();
+  EXPECT_FALSE(Exists(theirs + "/mount"));
+  // Readable by that group is fine.
+  ASSERT_EQ(::chmod(theirs.c_str(), 0755), 0);
+  EXPECT_TRUE(WritePayload(theirs + "/mount", Payload({{"a", "1"}}), opts_).ok());
+}
+
 TEST_F(AtomicWriterTest, ConcurrentReadersSeeTheOldOrTheNewSet) {
   auto version = [](char v) {
     return Files{{"a", std::string(70000, v)}, {"b", std::string(100, v)}, {"d/c", {v}}};

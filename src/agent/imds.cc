@@ -6,6 +6,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "common/strings.h"
+#include "http/url.h"
 #include "net/http_client.h"
 #include "net/http_server.h"
 
@@ -27,12 +28,45 @@ bool IsTokenPath(const std::vector<std::string>& seg) {
   return base && (seg.size() == 4 || (seg.size() == 5 && seg[4].empty()));
 }
 
+// HostOf reads a Host header (host[:port]) with the URL parser, or "" when
+// it is not one: the host lower-case, an IPv6 address without brackets.
+std::string HostOf(std::string_view host_header) {
+  if (host_header.empty() || host_header.find('/') != std::string_view::npos) {
+    return "";
+  }
+  StatusOr<http::Url> url = http::ParseUrl("http://" + std::string(host_header));
+  return url.ok() ? url->host : "";
+}
+
 }  // namespace
 
 ImdsEndpoint::ImdsEndpoint(ImdsOptions options, Upstream upstream, const Clock& clock)
-    : options_(std::move(options)), upstream_(std::move(upstream)), clock_(clock) {}
+    : options_(std::move(options)),
+      upstream_(std::move(upstream)),
+      clock_(clock),
+      hosts_{"127.0.0.1", "localhost", "169.254.169.254"} {
+  // The address the endpoint listens on, when it is another IP literal
+  // (127.0.0.2, ::1): that is the name `coffer agent` tells clients to use.
+  std::string listen = options_.address.find(':') != std::string::npos
+                           ? "[" + options_.address + "]"
+                           : options_.address;
+  std::string own = HostOf(listen);
+  bool ip_literal = !own.empty() && (own.find(':') != std::string::npos ||
+                                     own.find_first_not_of("0123456789.") == std::string::npos);
+  if (ip_literal) {
+    hosts_.insert(own);
+  }
+}
 
 http::Response ImdsEndpoint::Handle(const http::Request& request) {
+  // SECURITY: DNS rebinding. A web page whose name its owner points at
+  // 127.0.0.1 can make a browser on the node send requests here, but the
+  // Host header still names the page; only the names IMDS is reached by are
+  // served, and nothing else is looked at before this check.
+  if (hosts_.count(HostOf(request.host)) == 0) {
+    return ImdsError(400, "invalid_request",
+                     "The Host header must be 127.0.0.1, localhost or 169.254.169.254.");
+  }
   if (!IsTokenPath(request.segments)) {
     return ImdsError(404, "not_found", "Only /metadata/identity/oauth2/token is served here.");
   }

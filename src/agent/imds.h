@@ -5,6 +5,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 
 #include "common/clock.h"
@@ -42,6 +43,11 @@ using Upstream = std::function<StatusOr<http::Response>(const std::string& url,
 // identity header, through the App Service style endpoint, so the server
 // decides which identities the workload may use. Tokens are cached per
 // (resource, identity) until five minutes before they expire.
+//
+// SECURITY: a request whose Host header (with any port) is not 127.0.0.1,
+// localhost, 169.254.169.254 or the IP address the endpoint listens on
+// (ImdsOptions::address) is answered 400 before anything else is looked at:
+// a page of another name that DNS rebinding points at loopback gets nothing.
 // Thread-safe.
 class ImdsEndpoint {
  public:
@@ -57,6 +63,7 @@ class ImdsEndpoint {
   const ImdsOptions options_;
   Upstream upstream_;
   const Clock& clock_;
+  std::set<std::string> hosts_;  // accepted Host names, as http::ParseUrl writes them
   std::mutex mu_;
   std::map<std::string, Cached> cache_;  // guarded by mu_
 };

@@ -26,9 +26,11 @@ class ImdsEndpointTest : public ::testing::Test {
     return answer_;
   }
 
-  static http::Request TokenRequest(const std::string& target, bool metadata = true) {
+  static http::Request TokenRequest(const std::string& target, bool metadata = true,
+                                    const std::string& host = "127.0.0.1:50342") {
     http::Request r;
     r.method = "GET";
+    r.host = host;
     r.target = target;
     EXPECT_TRUE(http::ParseTarget(target, r).ok());
     if (metadata) {
@@ -107,6 +109,56 @@ TEST_F(ImdsEndpointTest, RefusesRequestsAzureRefuses) {
   EXPECT_TRUE(calls_.empty());
   auto bad = endpoint_.Handle(TokenRequest(ok, false));
   EXPECT_EQ(ParseJson(bad.body)->at("error"), "invalid_request");
+}
+
+TEST_F(ImdsEndpointTest, AnswersOnlyTheHostNamesImdsIsReachedBy) {
+  const std::string ok = "/metadata/identity/oauth2/token?api-version=2018-02-01&resource=r";
+  for (const char* host : {"127.0.0.1", "127.0.0.1:50342", "localhost", "LocalHost:50342",
+                           "169.254.169.254", "169.254.169.254:80"}) {
+    EXPECT_EQ(endpoint_.Handle(TokenRequest(ok, true, host)).status, 200) << host;
+  }
+  // DNS rebinding: a page whose name resolves to 127.0.0.1 sends its own name.
+  for (const char* host :
+       {"attacker.example", "attacker.example:50342", "", "127.0.0.1.nip.io",
+        "localhost.attacker.example", "127.0.0.1@attacker.example", "attacker.example@127.0.0.1",
+        "127.0.0.1:50342/x", "127.0.0.2", "[::1]:50342", "0.0.0.0", "127.1", "2130706433",
+        "127.0.0.1:0", "127.0.0.1:99999", "127.0.0.1 ", "localhost."}) {
+    size_t calls = calls_.size();
+    http::Response r = endpoint_.Handle(TokenRequest(ok, true, host));
+    EXPECT_EQ(r.status, 400) << host;
+    EXPECT_EQ(ParseJson(r.body)->at("error"), "invalid_request") << host;
+    EXPECT_EQ(r.body.find("access_token"), std::string::npos) << host;
+    EXPECT_EQ(calls_.size(), calls) << host << ": nothing reached the server";
+  }
+  // Before any other check: an unknown path on a foreign Host is 400, not 404.
+  EXPECT_EQ(endpoint_.Handle(TokenRequest("/metadata/instance", true, "attacker.example")).status,
+            400);
+}
+
+TEST(ImdsEndpoint, AlsoAnswersTheAddressItListensOn) {
+  FakeClock clock(1'000'000);
+  auto upstream = [](const std::string&, const std::string&) -> StatusOr<http::Response> {
+    return http::JsonResponse(200, R"({"access_token":"t","expires_on":"1003600"})");
+  };
+  const std::string ok = "/metadata/identity/oauth2/token?api-version=2018-02-01&resource=r";
+  auto request = [&](const std::string& host) {
+    http::Request r;
+    r.method = "GET";
+    r.host = host;
+    r.target = ok;
+    EXPECT_TRUE(http::ParseTarget(ok, r).ok());
+    r.headers["metadata"] = "true";
+    return r;
+  };
+  ImdsEndpoint v6(ImdsOptions{"::1", 0, "https://localhost:8443/msi/token", "h", ""}, upstream,
+                  clock);
+  EXPECT_EQ(v6.Handle(request("[::1]:50342")).status, 200);
+  EXPECT_EQ(v6.Handle(request("[0:0::1]")).status, 200);
+  EXPECT_EQ(v6.Handle(request("127.0.0.1:50342")).status, 200);
+  ImdsEndpoint other(ImdsOptions{"127.0.0.2", 0, "https://localhost:8443/msi/token", "h", ""},
+                     upstream, clock);
+  EXPECT_EQ(other.Handle(request("127.0.0.2:50342")).status, 200);
+  EXPECT_EQ(other.Handle(request("127.0.0.3:50342")).status, 400);
 }
 
 TEST_F(ImdsEndpointTest, PassesServerErrorsAndSurvivesOutages) {

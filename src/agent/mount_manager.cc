@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "agent/atomic_writer.h"
+#include "agent/reload_hook.h"
 #include "common/files.h"
 #include "common/log.h"
 #include "common/strings.h"
@@ -16,8 +17,6 @@
 
 #include <sys/stat.h>
 #include <sys/wait.h>
-
-extern char** environ;
 
 namespace coffer::agent {
 namespace {
@@ -482,34 +481,21 @@ void MountManager::PushLoop() {
 void MountManager::RunReload(const MountConfig& config, const std::string& name) {
   const ReloadAction& action = config.reload;
   if (action.kind == ReloadAction::Kind::kSignal) {
-    auto text = ReadFile(action.pid_file);
-    long pid = 0;
-    if (text.ok()) {
-      std::string digits(TrimWhitespace(*text));
-      char* end = nullptr;
-      pid = std::strtol(digits.c_str(), &end, 10);
-      if (digits.empty() || *end != '\0') {
-        pid = 0;
-      }
-    }
-    if (pid <= 1) {
-      COFFER_LOG(kWarning) << "mount " << name << ": reload: no process id in " << action.pid_file;
+    StatusOr<pid_t> pid = ReadReloadPid(action.pid_file);
+    if (!pid.ok()) {
+      COFFER_LOG(kWarning) << "mount " << name << ": reload: " << pid.status().message()
+                           << "; no signal sent";
       return;
     }
-    if (kill(static_cast<pid_t>(pid), action.signal) != 0) {
-      COFFER_LOG(kWarning) << "mount " << name << ": reload: cannot signal process " << pid;
+    if (kill(*pid, action.signal) != 0) {
+      COFFER_LOG(kWarning) << "mount " << name << ": reload: cannot signal process " << *pid;
     }
     return;
   }
   if (action.kind != ReloadAction::Kind::kCommand) {
     return;
   }
-  std::vector<std::string> env;
-  for (char** e = environ; *e != nullptr; ++e) {
-    env.emplace_back(*e);
-  }
-  env.push_back("COFFER_MOUNT=" + name);
-  env.push_back("COFFER_MOUNT_TARGET=" + config.target);
+  std::vector<std::string> env = ReloadEnvironment(name, config.target);
   StatusOr<pid_t> child = exec::SpawnChild(action.argv, env);
   if (!child.ok()) {
     COFFER_LOG(kWarning) << "mount " << name << ": reload command: " << child.status().ToString();

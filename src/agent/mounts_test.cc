@@ -4,11 +4,15 @@
 // last-known-good files and reload hooks. The real server is exercised in
 // tests/integration/test_agent.py.
 
+#include <pthread.h>
+#include <signal.h>
+
 #include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -22,6 +26,8 @@
 #include "common/json.h"
 #include "common/strings.h"
 #include "common/testing/temp_dir.h"
+
+#include <sys/wait.h>
 
 namespace coffer::agent {
 namespace {
@@ -532,6 +538,125 @@ TEST_F(ManagerTest, MountsRotatesKeepsLastKnownGoodAndReloadsOncePerChange) {
   EXPECT_NE(text.find("node_publish_total{provider=\"coffer\",os_type=\"linux\"} 2"),
             std::string::npos)
       << text;
+}
+
+// ---- reload hooks -------------------------------------------------------------------------
+
+// BlockedChild is a process that blocks SIGHUP: a SIGHUP sent to it stays
+// pending and shows in /proc/<pid>/status, so a test can tell whether the
+// agent sent one without waiting for anything.
+class BlockedChild {
+ public:
+  BlockedChild() {
+    sigset_t hup;
+    sigset_t old;
+    sigemptyset(&hup);
+    sigaddset(&hup, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &hup, &old);  // inherited by the child
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      for (;;) {
+        ::pause();
+      }
+    }
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  }
+  ~BlockedChild() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+  }
+  pid_t pid() const { return pid_; }
+
+  bool HupPending() const {
+    std::ifstream in("/proc/" + std::to_string(pid_) + "/status");
+    std::string line;
+    while (std::getline(in, line)) {
+      if (StartsWith(line, "ShdPnd:")) {
+        return (std::stoull(std::string(TrimWhitespace(line.substr(7))), nullptr, 16) &
+                (1ull << (SIGHUP - 1))) != 0;
+      }
+    }
+    ADD_FAILURE() << "no ShdPnd for process " << pid_;
+    return false;
+  }
+
+ private:
+  pid_t pid_ = -1;
+};
+
+TEST_F(ManagerTest, ASignalGoesOnlyToTheProcessOfATrustedPidFile) {
+  BlockedChild child;
+  ASSERT_GT(child.pid(), 0);
+  fs::path pid_file = dir_ / "app.pid";
+  std::ofstream(pid_file) << child.pid() << "\n";
+  ASSERT_EQ(::chmod(pid_file.c_str(), 0666), 0);
+  MountManagerOptions o = Options();
+  o.config.mounts[0].reload =
+      ReloadAction{ReloadAction::Kind::kSignal, SIGHUP, pid_file.string(), {}};
+  cloud_->Put("db", "v1");
+  AgentMetrics metrics;
+  auto manager = MountManager::Create(o, &metrics);
+  ASSERT_TRUE(manager.ok()) << manager.status().ToString();
+  (*manager)->RunCycle();
+  int version = 1;
+  auto rotate = [&] {
+    cloud_->Put("db", "v" + std::to_string(++version));
+    (*manager)->RunCycle();
+    EXPECT_EQ(Read(dir_ / "target" / "db"), "v" + std::to_string(version));
+  };
+  // Anyone could have written the pid file: whoever did chose the process.
+  rotate();
+  EXPECT_FALSE(child.HupPending()) << "a pid file everyone can write is not trusted";
+  if (::geteuid() == 0) {
+    ASSERT_EQ(::chmod(pid_file.c_str(), 0644), 0);
+    ASSERT_EQ(::chown(pid_file.c_str(), 4242, 4242), 0);
+    rotate();
+    EXPECT_FALSE(child.HupPending()) << "a pid file of another user is not trusted";
+    ASSERT_EQ(::chown(pid_file.c_str(), 0, 0), 0);
+  }
+  ASSERT_EQ(::chmod(pid_file.c_str(), 0644), 0);
+  rotate();
+  EXPECT_TRUE(child.HupPending()) << "the agent's own pid file is";
+  (*manager)->Stop();
+}
+
+TEST_F(ManagerTest, AReloadCommandGetsNoneOfTheAgentsEnvironment) {
+  const std::vector<std::pair<const char*, const char*>> planted = {
+      {"AZURE_CLIENT_SECRET", "s3cr3t-client"},
+      {"IDENTITY_HEADER", "s3cr3t-header"},
+      {"COFFER_MASTER_KEY", "s3cr3t-master"},
+      {"SOME_OTHER_SETTING", "s3cr3t-other"}};
+  for (const auto& [name, value] : planted) {
+    ::setenv(name, value, 1);
+  }
+  MountManagerOptions o = Options();
+  o.config.mounts[0].reload.argv = {"/bin/sh", "-c", "env > " + (dir_ / "env").string()};
+  cloud_->Put("db", "v1");
+  AgentMetrics metrics;
+  auto manager = MountManager::Create(o, &metrics);
+  ASSERT_TRUE(manager.ok()) << manager.status().ToString();
+  (*manager)->RunCycle();
+  cloud_->Put("db", "v2");
+  (*manager)->RunCycle();
+  (*manager)->Stop();  // reaps the command
+  for (const auto& entry : planted) {
+    ::unsetenv(entry.first);
+  }
+  std::string env = Read(dir_ / "env");
+  EXPECT_EQ(env.find("s3cr3t"), std::string::npos) << env;
+  std::set<std::string> names;
+  for (std::string_view line : Split(env, '\n')) {
+    if (!line.empty()) {
+      names.insert(std::string(line.substr(0, line.find('='))));
+    }
+  }
+  names.erase("PWD");  // the shell's own
+  EXPECT_EQ(names, (std::set<std::string>{"PATH", "COFFER_MOUNT", "COFFER_MOUNT_TARGET"})) << env;
+  EXPECT_NE(env.find("COFFER_MOUNT=web\n"), std::string::npos) << env;
+  EXPECT_NE(env.find("COFFER_MOUNT_TARGET=" + (dir_ / "target").string() + "\n"), std::string::npos)
+      << env;
 }
 
 }  // namespace

@@ -1,6 +1,8 @@
 #include "auth/federation.h"
 
 #include <algorithm>
+#include <iterator>
+#include <optional>
 
 #include "auth/jwt.h"
 #include "common/encoding.h"
@@ -16,10 +18,31 @@ constexpr int64_t kSkew = 60;
 constexpr int64_t kKeysTtl = 600;
 constexpr int64_t kRefetchAfter = 30;
 constexpr size_t kMaxKeys = 64;
+constexpr int64_t kFirstBackoff = 1;
+constexpr int64_t kMaxBackoff = 300;
+constexpr size_t kMaxIssuers = 1024;
 
 Status Deny(const std::string& why) {
   return UnauthenticatedError("Federated assertion failed validation: " + why + ".",
                               "invalid_client");
+}
+
+// Unobtainable is the one answer to every failed or backed-off fetch.
+Status Unobtainable() {
+  return Deny("the issuer's signing keys could not be obtained");
+}
+
+// Backoff is the wait after `failures` consecutive failed fetches: none
+// after the first, then 1 s doubling up to kMaxBackoff.
+int64_t Backoff(int failures) {
+  if (failures < 2) {
+    return 0;
+  }
+  int64_t wait = kFirstBackoff;
+  for (int i = 2; i < failures && wait < kMaxBackoff; ++i) {
+    wait *= 2;
+  }
+  return std::min(wait, kMaxBackoff);
 }
 
 }  // namespace
@@ -29,6 +52,11 @@ FederatedTrust::FederatedTrust(storage::Store& store, const Clock& clock, UrlFet
 
 FederatedTrust::~FederatedTrust() = default;
 
+size_t FederatedTrust::waiting() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return waiting_;
+}
+
 StatusOr<FederatedTrust::IssuerKeys> FederatedTrust::FetchKeys(const std::string& issuer) {
   std::string base = issuer;
   while (!base.empty() && base.back() == '/') {
@@ -37,29 +65,28 @@ StatusOr<FederatedTrust::IssuerKeys> FederatedTrust::FetchKeys(const std::string
   std::string discovery_url = base + "/.well-known/openid-configuration";
   // SECURITY: only https, or http on loopback, is fetched (docs/identities.md).
   if (!http::IsTrustworthyUrl(discovery_url)) {
-    return Deny("the issuer is not an https URL");
+    return UnavailableError("the issuer is not an https URL");
   }
   auto discovery = fetch_(discovery_url);
   if (!discovery.ok()) {
-    return Deny("the issuer's OpenID configuration could not be fetched (" +
-                std::string(discovery.status().message()) + ")");
+    return UnavailableError("the OpenID configuration could not be fetched: " +
+                            std::string(discovery.status().message()));
   }
   auto doc = ParseJson(*discovery, 8);
   std::string jwks_uri = doc ? StringMember(*doc, "jwks_uri") : "";
   if (jwks_uri.empty() || !http::IsTrustworthyUrl(jwks_uri)) {
-    return Deny("the issuer's OpenID configuration has no usable jwks_uri");
+    return UnavailableError("the OpenID configuration has no usable jwks_uri");
   }
   auto jwks_text = fetch_(jwks_uri);
   if (!jwks_text.ok()) {
-    return Deny("the issuer's keys could not be fetched (" +
-                std::string(jwks_text.status().message()) + ")");
+    return UnavailableError("the keys could not be fetched from " + jwks_uri + ": " +
+                            std::string(jwks_text.status().message()));
   }
   auto jwks = ParseJson(*jwks_text, 8);
   if (!jwks || !jwks->is_object() || !jwks->contains("keys") || !(*jwks)["keys"].is_array()) {
-    return Deny("the issuer's key set is not a JWKS");
+    return UnavailableError("the key set at " + jwks_uri + " is not a JWKS");
   }
   IssuerKeys out;
-  out.fetched = clock_.NowSeconds();
   for (const auto& k : (*jwks)["keys"]) {
     if (out.keys.size() >= kMaxKeys) {
       break;
@@ -78,36 +105,84 @@ StatusOr<FederatedTrust::IssuerKeys> FederatedTrust::FetchKeys(const std::string
   return out;
 }
 
+void FederatedTrust::EvictIdleLocked() {
+  // Issuers only enter through credentials, but credentials are cheap to
+  // make: keep the map bounded, dropping what nobody is fetching.
+  if (issuers_.size() < kMaxIssuers) {
+    return;
+  }
+  for (auto it = issuers_.begin(); it != issuers_.end();) {
+    it = it->second.fetching ? std::next(it) : issuers_.erase(it);
+  }
+}
+
 StatusOr<std::shared_ptr<const crypto::RsaKey>> FederatedTrust::KeyFor(const std::string& issuer,
                                                                        const std::string& kid) {
-  int64_t now = clock_.NowSeconds();
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = cache_.find(issuer);
-    if (it != cache_.end()) {
-      auto key = it->second.keys.find(kid);
-      bool fresh = now - it->second.fetched < kKeysTtl;
-      if (key != it->second.keys.end() && fresh) {
-        return key->second;
-      }
-      if (now - it->second.fetched < kRefetchAfter) {
-        return Deny("the issuer has no key '" + kid.substr(0, 64) + "'");
-      }
+  std::unique_lock<std::mutex> lock(mu_);
+  if (issuers_.find(issuer) == issuers_.end()) {
+    EvictIdleLocked();
+  }
+  std::optional<uint64_t> waited_for;
+  for (;;) {
+    IssuerState& st = issuers_[issuer];
+    int64_t now = clock_.NowSeconds();
+    auto key = st.keys.find(kid);
+    if (key != st.keys.end() && now - st.fetched < kKeysTtl) {
+      return key->second;
     }
+    if (waited_for && st.attempts != *waited_for && st.last_failed) {
+      return Unobtainable();  // the fetch this caller waited for failed
+    }
+    if (st.fetching) {
+      // Single flight: share the fetch under way instead of starting another.
+      waited_for = st.attempts;
+      ++waiting_;
+      fetched_.wait(lock, [&] { return !issuers_[issuer].fetching; });
+      --waiting_;
+      continue;
+    }
+    if (st.fetched != 0 && now - st.fetched < kRefetchAfter && !st.last_failed) {
+      return Deny("the issuer has no key '" + kid.substr(0, 64) + "'");
+    }
+    if (now < st.retry_at) {
+      return Unobtainable();  // backed off
+    }
+    st.fetching = true;
+    break;
   }
+
   // Fetched without the lock: a slow issuer must not stall other issuers.
-  auto fetched = FetchKeys(issuer);
-  if (!fetched.ok()) {
-    COFFER_LOG(kWarning) << "federation: " << fetched.status().message();
-    return fetched.status();
-  }
+  lock.unlock();
+  StatusOr<IssuerKeys> fetched = FetchKeys(issuer);
+  lock.lock();
+  IssuerState& st = issuers_[issuer];
+  int64_t now = clock_.NowSeconds();
+  st.fetching = false;
+  ++st.attempts;
+  st.last_failed = !fetched.ok();
   std::shared_ptr<const crypto::RsaKey> found;
-  if (auto key = fetched->keys.find(kid); key != fetched->keys.end()) {
-    found = key->second;
+  if (fetched.ok()) {
+    st.keys = std::move(fetched->keys);
+    st.fetched = now;
+    st.failures = 0;
+    st.retry_at = 0;
+    if (auto key = st.keys.find(kid); key != st.keys.end()) {
+      found = key->second;
+    }
+  } else {
+    ++st.failures;
+    st.retry_at = now + Backoff(st.failures);
+    COFFER_LOG(kWarning) << "federation: issuer " << issuer << ": " << fetched.status().message()
+                         << " (failure " << st.failures << "; "
+                         << (st.retry_at == now ? std::string("retried on the next request")
+                                                : "not fetched again for " +
+                                                      std::to_string(st.retry_at - now) + " s")
+                         << ")";
   }
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    cache_[issuer] = std::move(*fetched);
+  lock.unlock();
+  fetched_.notify_all();
+  if (!fetched.ok()) {
+    return Unobtainable();
   }
   if (!found) {
     return Deny("the issuer has no key '" + kid.substr(0, 64) + "'");

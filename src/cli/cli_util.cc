@@ -6,6 +6,8 @@
 #include <cstdlib>
 #include <iostream>
 
+#include "http/url.h"
+
 namespace coffer::cli {
 
 void Fail(const Status& s) {
@@ -110,15 +112,9 @@ std::string VaultSuffix(std::string suffix) {
   if (suffix.find(':') != std::string::npos) {
     return suffix;
   }
-  std::string authority = env("AZURE_AUTHORITY_HOST");
-  size_t scheme = authority.find("://");
-  if (scheme != std::string::npos) {
-    std::string host_port = authority.substr(scheme + 3);
-    host_port = host_port.substr(0, host_port.find('/'));
-    size_t colon = host_port.rfind(':');
-    if (colon != std::string::npos && host_port.find(']', colon) == std::string::npos) {
-      suffix += host_port.substr(colon);
-    }
+  StatusOr<http::Url> authority = http::ParseUrl(env("AZURE_AUTHORITY_HOST"));
+  if (authority.ok() && !authority->default_port()) {
+    suffix += ":" + std::to_string(authority->port);
   }
   return suffix;
 }

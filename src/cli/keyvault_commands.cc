@@ -20,6 +20,7 @@
 #include "common/json.h"
 #include "common/strings.h"
 #include "common/time_format.h"
+#include "http/url.h"
 
 namespace coffer::cli {
 namespace {
@@ -349,13 +350,17 @@ void AddSecretTarget(CLI::App* cmd, SecretArgs& a, bool with_version) {
 // from --id when given.
 std::pair<std::string, std::string> Resolve(const client::ApiClient& c, SecretArgs& a) {
   std::string base;
+  std::string host;
   if (!a.id.empty()) {
-    size_t p = a.id.find("/secrets/");
-    if (p == std::string::npos || !StartsWith(a.id, "https://")) {
+    StatusOr<http::Url> id = http::ParseUrl(a.id);
+    std::string_view path = id.ok() ? id->Path() : "";
+    if (!id.ok() || !id->tls() || id->ipv6 || !StartsWith(path, "/secrets/") ||
+        path.size() != id->path_and_query.size()) {
       Usage("--id must look like https://<vault>.<suffix>/secrets/<name>[/<version>]");
     }
-    base = a.id.substr(0, p);
-    auto rest = Split(std::string_view(a.id).substr(p + 9), '/');
+    base = id->Origin();
+    host = id->Authority();
+    auto rest = Split(path.substr(9), '/');
     a.name = std::string(rest[0]);
     if (rest.size() > 1)
       a.version = std::string(rest[1]);
@@ -363,9 +368,9 @@ std::pair<std::string, std::string> Resolve(const client::ApiClient& c, SecretAr
     if (a.vault.empty())
       Usage("--vault-name or --id is required");
     base = c.config().VaultUrl(a.vault);
+    host = base.substr(8);
   }
   // The resource is the vault host without its first label.
-  std::string host = base.substr(8);
   size_t dot = host.find('.');
   return {base, "https://" + (dot == std::string::npos ? host : host.substr(dot + 1))};
 }

@@ -5,6 +5,7 @@
 #include "common/encoding.h"
 #include "common/json.h"
 #include "common/strings.h"
+#include "http/url.h"
 #include "net/http_client.h"
 
 namespace coffer::client {
@@ -49,11 +50,9 @@ StatusOr<ClientConfig> ClientConfig::FromEnvironment() {
 std::string ClientConfig::VaultUrl(const std::string& vault) const {
   // The port is the authority's: one server answers both.
   std::string port;
-  size_t scheme = authority.find("://");
-  std::string host_port = scheme == std::string::npos ? authority : authority.substr(scheme + 3);
-  size_t colon = host_port.rfind(':');
-  if (colon != std::string::npos && host_port.find(']', colon) == std::string::npos) {
-    port = host_port.substr(colon);
+  StatusOr<http::Url> url = http::ParseUrl(authority);
+  if (url.ok() && !url->default_port()) {
+    port = ":" + std::to_string(url->port);
   }
   return "https://" + AsciiLower(vault) + "." + vault_dns_suffix + port;
 }

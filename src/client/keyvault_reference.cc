@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "common/strings.h"
+#include "http/url.h"
 
 namespace coffer::client {
 
@@ -60,26 +61,24 @@ bool ValidVersion(std::string_view v) {
 }
 
 Status ParseSecretUri(std::string_view uri, KeyVaultReference& out) {
-  constexpr std::string_view kScheme = "https://";
-  if (uri.size() < kScheme.size() || !EqualsIgnoreCase(uri.substr(0, kScheme.size()), kScheme)) {
-    return Bad("SecretUri must be an https:// URL.");
+  // SECURITY: read by the parser the HTTP client uses (http/url.h), so the
+  // vault this reference names is the host a request goes to.
+  StatusOr<http::Url> url = http::ParseUrl(uri);
+  if (!url.ok() || !url->tls()) {
+    return Bad("SecretUri must be an https:// URL without user information or a fragment.");
   }
-  std::string_view rest = uri.substr(kScheme.size());
-  if (rest.find_first_of("?#@\\ ") != std::string_view::npos) {
-    return Bad("SecretUri must not hold a query, a fragment, user information or spaces.");
+  if (url->path_and_query.find('?') != std::string::npos) {
+    return Bad("SecretUri must not hold a query.");
   }
-  size_t slash = rest.find('/');
-  if (slash == std::string_view::npos || slash == 0) {
-    return Bad("SecretUri must look like https://<vault>.<suffix>/secrets/<name>[/<version>].");
-  }
-  std::string_view host = rest.substr(0, slash);
-  std::string_view path = rest.substr(slash + 1);
-  size_t dot = host.find('.');
-  if (dot == std::string_view::npos) {
+  size_t dot = url->host.find('.');
+  if (url->ipv6 || dot == std::string::npos) {
     return Bad("SecretUri's host must be <vault>.<suffix>.");
   }
-  out.vault_name = std::string(host.substr(0, dot));
-  out.vault_url = "https://" + AsciiLower(host);
+  // The name as written (status output shows it): the first label of the
+  // authority, which the parser only lower-cased.
+  out.vault_name = std::string(uri.substr(uri.find("://") + 3, dot));
+  out.vault_url = url->Origin();
+  std::string_view path = std::string_view(url->path_and_query).substr(1);
   if (!path.empty() && path.back() == '/') {
     path.remove_suffix(1);  // a trailing slash on a versionless URI still means the latest
   }

@@ -78,6 +78,11 @@ TEST(KeyVaultReference, MalformedReferencesSayWhy) {
   Refused("@Microsoft.KeyVault(SecretUri=https://kv1.vault.azure.net/secrets/a#f)");
   Refused("@Microsoft.KeyVault(SecretUri=https://evil@kv1.vault.azure.net/secrets/a)");
   Refused("@Microsoft.KeyVault(SecretUri=https://localhost/secrets/a)");
+  // Read by the HTTP client's URL parser: a port is a port, a host a host.
+  Refused("@Microsoft.KeyVault(SecretUri=https://kv1.vault.azure.net:99999/secrets/a)");
+  Refused("@Microsoft.KeyVault(SecretUri=https://kv1.vault.azure.net:8443x/secrets/a)");
+  Refused("@Microsoft.KeyVault(SecretUri=https://kv1.vault..azure.net/secrets/a)");
+  Refused("@Microsoft.KeyVault(SecretUri=https://[::1]:8443/secrets/a)");
   // Names.
   Refused("@Microsoft.KeyVault(VaultName=k;SecretName=a)");
   Refused("@Microsoft.KeyVault(VaultName=1kv;SecretName=a)");

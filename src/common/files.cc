@@ -4,16 +4,58 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 
+#include <sys/random.h>
 #include <sys/stat.h>
 
 namespace coffer {
 namespace {
 
+constexpr int kMaxTempAttempts = 100;
+
 Status Errno(const std::string& what, const std::string& path) {
   return UnavailableError(what + " " + path + ": " + std::strerror(errno));
+}
+
+// RandomSuffix is 12 characters of [A-Za-z0-9_-] (72 bits) from the
+// kernel's CSPRNG.
+std::string RandomSuffix() {
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";
+  static_assert(sizeof(kAlphabet) - 1 == 64);
+  unsigned char bytes[12];
+  size_t got = 0;
+  while (got < sizeof(bytes)) {
+    ssize_t n = ::getrandom(bytes + got, sizeof(bytes) - got, 0);
+    if (n > 0) {
+      got += static_cast<size_t>(n);
+    } else if (errno != EINTR) {
+      std::abort();  // no randomness: never fall back to a predictable name
+    }
+  }
+  std::string out;
+  for (unsigned char b : bytes) {
+    out += kAlphabet[b & 63];
+  }
+  return out;
+}
+
+// CreateTemp creates a new file next to `path` with a random name, as
+// mkstemp does: O_CREAT|O_EXCL|O_NOFOLLOW, mode 0600 until the caller sets
+// it. Returns the descriptor and fills `tmp`, or -1 with errno set.
+int CreateTemp(const std::string& path, std::string* tmp) {
+  for (int attempt = 0; attempt < kMaxTempAttempts; ++attempt) {
+    *tmp = path + ".tmp." + RandomSuffix();
+    int fd = ::open(tmp->c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd >= 0 || errno != EEXIST) {
+      return fd;
+    }
+  }
+  errno = EEXIST;
+  return -1;
 }
 
 }  // namespace
@@ -50,10 +92,13 @@ StatusOr<std::string> ReadFile(const std::string& path) {
 Status WriteFileAtomic(const std::string& path, const std::string& data, int mode) {
   std::filesystem::path p(path);
   std::string dir = p.has_parent_path() ? p.parent_path().string() : ".";
-  std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+  // SECURITY: the temporary name is random and the file is new (O_EXCL,
+  // O_NOFOLLOW): a file or symlink planted at a predictable name (the old
+  // "<path>.tmp.<pid>") would have been truncated and written through.
+  std::string tmp;
+  int fd = CreateTemp(path, &tmp);
   if (fd < 0) {
-    return Errno("cannot create", tmp);
+    return Errno("cannot create a temporary file for", path);
   }
   // The mode given to open() is filtered by the umask; set it exactly.
   if (::fchmod(fd, static_cast<mode_t>(mode)) != 0) {

@@ -12,7 +12,11 @@ StatusOr<std::string> ReadFile(const std::string& path);
 
 // WriteFileAtomic writes `data` to a temporary file in the same directory
 // with `mode`, fsyncs it, renames it over `path` and fsyncs the directory, so
-// readers see either the old or the new content, never a mix.
+// readers see either the old or the new content, never a mix. The temporary
+// file is created new under a random name ("<path>.tmp.<12 random
+// characters>", O_CREAT|O_EXCL|O_NOFOLLOW, as mkstemp), so nothing planted in
+// the directory is written through; it is removed on failure. A symlink at
+// `path` itself is replaced, not followed. kUnavailable on I/O errors.
 Status WriteFileAtomic(const std::string& path, const std::string& data, int mode);
 
 // EnsurePrivateDirectory creates `path` (and parents) with mode 0700 if

@@ -87,11 +87,12 @@ TEST(Resolver, ResolvesBothFormsAndLeavesEverythingElseAsItIs) {
   auto vault = std::make_shared<OneSecretVault>();
   Resolver r(
       {"PLAIN=x=y", "A=@Microsoft.KeyVault(SecretUri=https://dev.vault.localhost:8443/secrets/db)",
-       "B=@Microsoft.KeyVault(VaultName=dev;SecretName=db;SecretVersion=v1)", "EMPTY="},
+       "B=@Microsoft.KeyVault(VaultName=dev;SecretName=db;SecretVersion=v1)",
+       "EMPTY=", "C=@Microsoft.KeyVault(SecretUri=HTTPS://Dev.Vault.LocalHost:8443/secrets/db)"},
       Options(vault));
-  EXPECT_EQ(r.reference_count(), 2u);
+  EXPECT_EQ(r.reference_count(), 3u);
   auto env = r.Resolve();
-  EXPECT_EQ(env, (std::vector<std::string>{"PLAIN=x=y", "A=pw", "B=pw", "EMPTY="}));
+  EXPECT_EQ(env, (std::vector<std::string>{"PLAIN=x=y", "A=pw", "B=pw", "EMPTY=", "C=pw"}));
   for (const auto& st : r.statuses()) {
     EXPECT_EQ(st.status, "Resolved") << st.name;
     EXPECT_EQ(st.resolved_version, "v1");
@@ -109,7 +110,10 @@ TEST(Resolver, UnresolvableReferencesStayLiteralWithAppServicesStatus) {
       "DENIED=@Microsoft.KeyVault(VaultName=dev;SecretName=locked)",
       "BROKEN=@Microsoft.KeyVault(VaultName=dev;SecretName=",
       "ELSEWHERE=@Microsoft.KeyVault(SecretUri=https://dev.evil.example/secrets/db)",
-      "OTHERPORT=@Microsoft.KeyVault(SecretUri=https://dev.vault.localhost:9999/secrets/db)"};
+      "OTHERPORT=@Microsoft.KeyVault(SecretUri=https://dev.vault.localhost:9999/secrets/db)",
+      "NOPORT=@Microsoft.KeyVault(SecretUri=https://dev.vault.localhost/secrets/db)",
+      "USERINFO=@Microsoft.KeyVault(SecretUri=https://dev.vault.localhost:8443@evil.example/"
+      "secrets/db)"};
   Resolver r(in, Options(vault));
   EXPECT_EQ(r.Resolve(), in);
   std::map<std::string, std::string> by_name;
@@ -123,6 +127,8 @@ TEST(Resolver, UnresolvableReferencesStayLiteralWithAppServicesStatus) {
   EXPECT_EQ(by_name["BROKEN"], "InvalidSyntax");
   EXPECT_EQ(by_name["ELSEWHERE"], "InvalidSyntax");
   EXPECT_EQ(by_name["OTHERPORT"], "InvalidSyntax");
+  EXPECT_EQ(by_name["NOPORT"], "InvalidSyntax");
+  EXPECT_EQ(by_name["USERINFO"], "InvalidSyntax");
   for (const std::string& host : vault->hosts()) {
     EXPECT_EQ(host, "https://dev.vault.localhost:8443") << "nothing was sent elsewhere";
   }

@@ -56,6 +56,13 @@ std::string ResolveStatusFor(const Status& failure, bool versioned) {
 Resolver::Resolver(std::vector<std::string> environment, ResolverOptions options)
     : environment_(std::move(environment)), options_(std::move(options)) {
   auto [suffix_host, suffix_port] = SplitHostPort(options_.vault_dns_suffix);
+  // A vault's URL in the canonical form of http::ParseUrl (the form
+  // KeyVaultReference::vault_url has): lower-case, no default port.
+  const std::string port_suffix =
+      suffix_port.empty() || suffix_port == "443" ? "" : ":" + suffix_port;
+  auto vault_url_of = [&](const std::string& vault) {
+    return "https://" + AsciiLower(vault) + "." + suffix_host + port_suffix;
+  };
   for (size_t i = 0; i < environment_.size(); ++i) {
     const std::string& entry = environment_[i];
     size_t eq = entry.find('=');
@@ -78,15 +85,12 @@ Resolver::Resolver(std::vector<std::string> environment, ResolverOptions options
     ref.status.reference = **parsed;
     const client::KeyVaultReference& r = ref.status.reference;
     if (r.vault_url.empty()) {
-      ref.status.vault_url = "https://" + AsciiLower(r.vault_name) + "." + suffix_host +
-                             (suffix_port.empty() ? "" : ":" + suffix_port);
+      ref.status.vault_url = vault_url_of(r.vault_name);
     } else {
       // SECURITY: a reference may only name a vault under the configured
       // suffix, so that an environment value cannot make exec send requests
       // (and, after a challenge, tokens) to a host of its choosing.
-      auto [host, port] = SplitHostPort(std::string_view(r.vault_url).substr(8));
-      std::string expected = AsciiLower(r.vault_name) + "." + suffix_host;
-      if (host != expected || port != suffix_port) {
+      if (r.vault_url != vault_url_of(r.vault_name)) {
         ref.status.status = "InvalidSyntax";
         ref.status.details = "the SecretUri's host is not a vault under " +
                              options_.vault_dns_suffix + " (set --vault-dns-suffix)";

@@ -3,6 +3,7 @@
 #include "common/encoding.h"
 #include "common/json.h"
 #include "common/strings.h"
+#include "http/url.h"
 
 namespace coffer::http {
 
@@ -130,33 +131,11 @@ Response ErrorResponse(const Status& status) {
 }
 
 bool IsTrustworthyUrl(std::string_view url) {
-  if (url.size() > 2048 || url.find('#') != std::string_view::npos) {
+  if (url.size() > kMaxTrustworthyUrlLength) {
     return false;
   }
-  bool tls = url.rfind("https://", 0) == 0;
-  if (!tls && url.rfind("http://", 0) != 0) {
-    return false;
-  }
-  std::string_view rest = url.substr(tls ? 8 : 7);
-  std::string_view authority = rest.substr(0, rest.find_first_of("/?"));
-  if (authority.empty() || authority.find('@') != std::string_view::npos) {
-    return false;
-  }
-  for (char c : authority) {
-    if (static_cast<unsigned char>(c) <= 0x20 || c == '\\') {
-      return false;
-    }
-  }
-  if (tls) {
-    return true;
-  }
-  std::string_view host = authority;
-  if (host.front() == '[') {
-    host = host.substr(0, host.find(']') + 1);
-  } else {
-    host = host.substr(0, host.find(':'));
-  }
-  return host == "127.0.0.1" || host == "[::1]" || host == "localhost";
+  StatusOr<Url> parsed = ParseUrl(url);
+  return parsed.ok() && (parsed->tls() || parsed->IsLoopback());
 }
 
 }  // namespace coffer::http

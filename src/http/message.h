@@ -78,9 +78,13 @@ struct Response {
   void SetHeader(std::string name, std::string value);
 };
 
-// IsTrustworthyUrl reports whether a server may fetch `url` for keys: an
-// https:// URL, or http:// to a loopback host (127.0.0.1, [::1],
-// localhost). No user info, no fragment, at most 2,048 characters.
+// IsTrustworthyUrl reports whether a server may fetch `url` for keys: a URL
+// that http::ParseUrl accepts (http/url.h: no userinfo, '?' or '#' in the
+// authority, no fragment, canonical hosts, IPv6 only in brackets), at most
+// 2,048 characters, https:// or http:// to a loopback host (127.0.0.1, [::1],
+// localhost). The HTTP client reads URLs with the same parser, so the host
+// approved here is the host it connects to.
+inline constexpr size_t kMaxTrustworthyUrlLength = 2048;
 bool IsTrustworthyUrl(std::string_view url);
 
 // ParseTarget fills `segments` and `query` from a request target.

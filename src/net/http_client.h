@@ -15,7 +15,8 @@ namespace coffer::net {
 struct ClientRequest {
   std::string method = "GET";
   // https://host[:port]/path?query, or http:// (plain text, for loopback
-  // services such as the IMDS endpoint).
+  // services such as the IMDS endpoint), as http::ParseUrl accepts it
+  // (http/url.h: no userinfo, no fragment, IPv6 only in brackets).
   std::string url;
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
@@ -36,7 +37,8 @@ struct ClientRequest {
 // place when there is one (at most 8 per place, 64 in all, each idle at
 // most 30 s; one the server has closed is dropped); a GET, HEAD or OPTIONS
 // whose reused connection fails before any response byte is sent once more on
-// a new one. Client sockets are close-on-exec. kInvalidArgument for a malformed URL, kUnavailable
+// a new one. Client sockets are close-on-exec. kInvalidArgument for a URL http::ParseUrl
+// refuses, kUnavailable
 // when the server cannot be reached or the TLS handshake fails, kDeadlineExceeded on timeout.
 // Thread-safe.
 StatusOr<http::Response> SendRequest(const ClientRequest& request);

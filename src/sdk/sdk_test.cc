@@ -183,6 +183,26 @@ TEST(Wire, ChallengeScopeAndDomainCheck) {
                    .ok());
 }
 
+TEST(Wire, ChallengeResourceIsReadAsTheHttpClientReadsUrls) {
+  // A resource with user information, or one the client would not send a
+  // request to, names no domain: no token is asked for it.
+  for (const char* resource :
+       {"https://evil.example@vault.localhost", "https://vault.localhost:8443@evil.example",
+        "https://vault.localhost\\@evil.example", "https://[::1"}) {
+    HttpResponse challenge{
+        401, {{"WWW-Authenticate", std::string("Bearer resource=\"") + resource + "\""}}, ""};
+    EXPECT_EQ(ScopeFromChallenge(challenge, "https://dev.vault.localhost:8443").status().code(),
+              StatusCode::kUnauthenticated)
+        << resource;
+  }
+  std::string v, n, ver;
+  SplitObjectId("https://evil.example@dev.vault.localhost/secrets/db", &v, &n, &ver);
+  EXPECT_EQ(v, "");
+  SplitObjectId("https://DEV.vault.localhost:443/secrets/db", &v, &n, &ver);
+  EXPECT_EQ(v, "https://dev.vault.localhost");
+  EXPECT_EQ(n, "db");
+}
+
 TEST(Wire, ErrorsMapToCanonicalCodesAndKeepKeyVaultsCode) {
   Status s = ErrorFromResponse(
       {404, {}, "{\"error\":{\"code\":\"SecretNotFound\",\"message\":\"gone\"}}"});

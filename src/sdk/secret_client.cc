@@ -6,6 +6,7 @@
 #include "common/encoding.h"
 #include "common/json.h"
 #include "common/strings.h"
+#include "http/url.h"
 #include "sdk/wire.h"
 
 namespace coffer {
@@ -245,6 +246,12 @@ template <typename Call>
 Status ListPages(const std::string& vault_url, const std::string& first_path,
                  const std::string& first_query, Call call,
                  const std::function<void(const Json&)>& each) {
+  StatusOr<http::Url> base = http::ParseUrl(vault_url);
+  const std::string origin = base.ok() ? base->Origin() : "";
+  std::string base_path = base.ok() ? std::string(base->Path()) : "";
+  while (!base_path.empty() && base_path.back() == '/') {
+    base_path.pop_back();
+  }
   std::string path = first_path;
   std::string query = first_query;
   for (int page = 0; page < 10000; ++page) {
@@ -264,10 +271,12 @@ Status ListPages(const std::string& vault_url, const std::string& first_path,
     if (next.empty()) {
       return OkStatus();
     }
-    if (!StartsWith(next, vault_url + "/")) {
+    StatusOr<http::Url> link = http::ParseUrl(next);
+    if (!link.ok() || origin.empty() || link->Origin() != origin ||
+        !StartsWith(link->path_and_query, base_path + "/")) {
       return InternalError("the vault's nextLink leaves the vault's origin; not followed");
     }
-    std::string rest = next.substr(vault_url.size());
+    std::string rest = link->path_and_query.substr(base_path.size());
     size_t q = rest.find('?');
     path = rest.substr(0, q);
     query.clear();

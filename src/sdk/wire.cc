@@ -4,26 +4,17 @@
 
 #include "common/json.h"
 #include "common/strings.h"
+#include "http/url.h"
 
 namespace coffer {
 namespace {
 
-// HostOf returns the lower-case host (no port, no brackets) of an https URL.
+// HostOf returns the host of a URL as http::ParseUrl reads it (lower-case,
+// no port, IPv6 without brackets), or "" when it is not a URL that parser
+// accepts (userinfo, a '?' in the authority, ...).
 std::string HostOf(std::string_view url) {
-  size_t scheme = url.find("://");
-  if (scheme == std::string_view::npos) {
-    return "";
-  }
-  std::string_view rest = url.substr(scheme + 3);
-  rest = rest.substr(0, rest.find_first_of("/?#"));
-  size_t at = rest.rfind('@');
-  if (at != std::string_view::npos) {
-    rest = rest.substr(at + 1);
-  }
-  if (!rest.empty() && rest[0] == '[') {
-    return AsciiLower(rest.substr(0, rest.find(']') + 1));
-  }
-  return AsciiLower(rest.substr(0, rest.find(':')));
+  StatusOr<http::Url> parsed = http::ParseUrl(url);
+  return parsed.ok() ? parsed->host : "";
 }
 
 // ChallengeParameter reads name="value" (or name=value) from a Bearer challenge.
@@ -71,19 +62,16 @@ void SplitObjectId(const std::string& id, std::string* vault_url, std::string* n
   vault_url->clear();
   name->clear();
   version->clear();
-  if (!StartsWith(id, "https://")) {
-    return;
+  StatusOr<http::Url> url = http::ParseUrl(id);
+  if (!url.ok() || !url->tls() || url->Path() != url->path_and_query) {
+    return;  // not an https URL, or one with a query
   }
-  size_t path = id.find('/', 8);
-  if (path == std::string::npos) {
-    return;
-  }
-  auto parts = Split(std::string_view(id).substr(path + 1), '/');
+  auto parts = Split(std::string_view(url->path_and_query).substr(1), '/');
   if (parts.size() < 2 || parts.size() > 3 ||
       (parts[0] != "secrets" && parts[0] != "deletedsecrets")) {
     return;
   }
-  *vault_url = id.substr(0, path);
+  *vault_url = url->Origin();
   *name = std::string(parts[1]);
   if (parts.size() == 3) {
     *version = std::string(parts[2]);

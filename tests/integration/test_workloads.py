@@ -7,7 +7,8 @@ HTTP against the real server:
   identity header revokes the old one;
 * the App Service endpoint (/msi/token) refuses bad headers, identities that are not the
   workload's, ambiguous selections and bad queries with an OAuth2 error body and no token;
-* `coffer agent --imds` serves only well-formed IMDS requests;
+* `coffer agent --imds` serves only well-formed IMDS requests sent to the Host names IMDS is
+  reached by;
 * federated assertions from a local OIDC issuer (oidc_issuer.py): a good one gets a token, every
   kind of bad one gets 401 invalid_client (AADSTS70021) and nothing is issued;
 * ARM refuses bad identity blocks, names, bodies and federated identity credentials and changes
@@ -604,6 +605,18 @@ class ImdsAgentTests(WorkloadTestCase):
                                                    "X-Forwarded-For": "203.0.113.7"})):
             with self.subTest(name):
                 self.assertOAuthError(self.imds(headers), 400, "invalid_request", name)
+
+    def test_a_host_header_of_another_name_is_refused(self):
+        # DNS rebinding: a web page whose name resolves to 127.0.0.1 still sends its own name.
+        port = self.agent.port
+        for host in ("attacker.example", f"attacker.example:{port}", "localhost.attacker.example",
+                     f"127.0.0.1.nip.io:{port}", "127.0.0.1@attacker.example"):
+            with self.subTest(host):
+                r = self.imds({"Metadata": "true", "Host": host})
+                self.assertOAuthError(r, 400, "invalid_request", host)
+        for host in (f"127.0.0.1:{port}", f"localhost:{port}", "169.254.169.254"):
+            with self.subTest(host):
+                self.assertEqual(self.imds({"Metadata": "true", "Host": host}).status, 200, host)
 
     def test_other_paths_and_methods_are_refused(self):
         for path in ("/", "/metadata/instance", "/metadata/identity/oauth2/tokens",
