@@ -16,8 +16,9 @@ struct World {
       : clock(1800000000),
         envelope(coffer::keyvault::Envelope::Create(coffer::crypto::RandomBytes(32)).value()),
         registry(store, *envelope, clock),
-        service(store, registry, *envelope, clock),
-        api(service) {
+        service(store, *envelope, clock),
+        api(service),
+        routes(api.Operations()) {
     coffer::storage::VaultRecord v;
     v.name = "kv";
     v.tags_json = "{}";
@@ -30,6 +31,7 @@ struct World {
   coffer::keyvault::VaultRegistry registry;
   coffer::keyvault::SecretService service;
   coffer::keyvault::SecretsApi api;
+  coffer::keyvault::VaultRoutes routes;
 };
 
 }  // namespace
@@ -49,7 +51,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return 0;
   }
   r.body = nl == std::string::npos ? "" : in.substr(nl + 1);
-  auto res = world.api.Handle("kv", r);
+  auto found = world.routes.Find(r);
+  coffer::http::Response res;
+  if (found.operation == nullptr) {
+    res = coffer::keyvault::VaultRoutes::Unmatched(found);
+  } else {
+    auto vault = world.registry.Get("kv").value();
+    coffer::authz::Principal who{"oid", "app", "tenant"};
+    res = found.operation->handle(coffer::keyvault::VaultCall{vault, r, found.params, who});
+  }
   if (res.status < 200 || res.status > 599) {
     std::abort();
   }

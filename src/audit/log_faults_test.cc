@@ -48,7 +48,8 @@ class AuditFaultTest : public AuditLogTest, public ::testing::WithParamInterface
     // Hundreds of runs of a few dozen fdatasyncs each: on tmpfs, where they
     // cost nothing, if there is one. The faults are the fake's, not the disk's.
     if (fs::is_directory("/dev/shm")) {
-      dir_ = "/dev/shm/" + fs::path(dir_).filename().string();
+      // Named after the test's own temporary directory: tests run in parallel.
+      dir_ = "/dev/shm/" + fs::path(root_.path()).filename().string() + "-audit";
     }
     // One key for every run, kept outside the log directory, and its public
     // half put in place before each run: making them costs fsyncs, and is no
@@ -61,6 +62,7 @@ class AuditFaultTest : public AuditLogTest, public ::testing::WithParamInterface
   }
   void TearDown() override {
     fs::remove(key_path_);
+    fs::remove_all(dir_);
     AuditLogTest::TearDown();
   }
   void FreshDirectory() {

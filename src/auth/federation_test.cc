@@ -121,7 +121,12 @@ class FederationTest : public ::testing::Test {
     c.issuer = kIssuer;
     c.subject = kSubject;
     c.audiences = {kAudience};
-    EXPECT_TRUE(store_.PutFederatedCredential(c).ok());
+    EXPECT_TRUE(
+        store_
+            .PutFederatedCredential(
+                c.principal_object_id, c.name,
+                [&](const auto&) -> StatusOr<storage::FederatedCredentialRecord> { return c; })
+            .ok());
     trust_ = std::make_unique<FederatedTrust>(store_, clock_, issuer_.Fetcher());
   }
 

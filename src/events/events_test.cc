@@ -210,11 +210,11 @@ class WebhookTest : public ::testing::Test {
     r.properties_json = ToJson(props);
     r.key_generation = 3;
     ASSERT_TRUE(store_
-                    .PutEventSubscription("Main", name,
-                                          [&](const auto&, size_t)
-                                              -> StatusOr<storage::EventSubscriptionRecord> {
-                                            return r;
-                                          })
+                    .PutEventSubscription(
+                        "Main", name,
+                        [&](const auto&, size_t) -> StatusOr<storage::EventSubscriptionRecord> {
+                          return r;
+                        })
                     .ok());
   }
 

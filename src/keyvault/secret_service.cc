@@ -49,13 +49,9 @@ namespace {
 constexpr size_t kMaxCacheEntries = 100000;
 }  // namespace
 
-SecretService::SecretService(storage::Store& store, VaultRegistry& vaults, const Envelope& envelope,
-                             const Clock& clock, int64_t cache_ttl_seconds)
-    : store_(store),
-      vaults_(vaults),
-      envelope_(envelope),
-      clock_(clock),
-      cache_ttl_seconds_(cache_ttl_seconds) {}
+SecretService::SecretService(storage::Store& store, const Envelope& envelope, const Clock& clock,
+                             int64_t cache_ttl_seconds)
+    : store_(store), envelope_(envelope), clock_(clock), cache_ttl_seconds_(cache_ttl_seconds) {}
 
 std::string SecretService::CacheKey(const std::string& vault, const std::string& name,
                                     const std::string& version) {
@@ -91,9 +87,9 @@ StatusOr<Secret> SecretService::Finish(const storage::SecretView& view,
   return s;
 }
 
-std::optional<StatusOr<Secret>> SecretService::TryGetCached(
-    const std::shared_ptr<const OpenVault>& vault, const std::string& name,
-    const std::string& version) {
+std::optional<StatusOr<Secret>> SecretService::TryGetCached(const Vault& vault,
+                                                            const std::string& name,
+                                                            const std::string& version) {
   storage::SecretView view;
   {
     std::lock_guard<std::mutex> lock(cache_mu_);
@@ -119,11 +115,10 @@ Secret SecretService::FromView(const storage::SecretView& view, const OpenVault&
   return s;
 }
 
-StatusOr<Secret> SecretService::Set(const std::string& vault_name, const std::string& name,
+StatusOr<Secret> SecretService::Set(const Vault& vault, const std::string& name,
                                     SecretInput input) {
   RETURN_IF_ERROR(ValidateObjectName(name));
   RETURN_IF_ERROR(ValidateSecretInput(input));
-  ASSIGN_OR_RETURN(auto vault, vaults_.Get(vault_name));
   storage::SecretVersionRecord rec;
   rec.name = name;
   rec.version = crypto::RandomHex(16);
@@ -136,7 +131,7 @@ StatusOr<Secret> SecretService::Set(const std::string& vault_name, const std::st
   rec.exp = input.exp;
   rec.created = rec.updated = clock_.NowSeconds();
   auto added = store_.AddSecretVersion(vault->record.name, rec);
-  Invalidate(vault_name, name);
+  Invalidate(vault->record.name, name);
   if (added.status().code() == StatusCode::kFailedPrecondition) {
     return FailedPreconditionError(
         "Secret " + name +
@@ -152,13 +147,12 @@ StatusOr<Secret> SecretService::Set(const std::string& vault_name, const std::st
   return s;
 }
 
-StatusOr<Secret> SecretService::Get(const std::string& vault_name, const std::string& name,
+StatusOr<Secret> SecretService::Get(const Vault& vault, const std::string& name,
                                     const std::string& version) {
   RETURN_IF_ERROR(ValidateObjectName(name));
   if (!version.empty()) {
     RETURN_IF_ERROR(ValidateVersion(version));
   }
-  ASSIGN_OR_RETURN(auto vault, vaults_.Get(vault_name));
   uint64_t generation = 0;
   {
     std::lock_guard<std::mutex> lock(cache_mu_);
@@ -182,7 +176,8 @@ StatusOr<Secret> SecretService::Get(const std::string& vault_name, const std::st
       if (cache_.size() >= kMaxCacheEntries) {
         cache_.clear();
       }
-      cache_[CacheKey(vault_name, name, version)] = CacheEntry{*view, vault, clock_.NowSeconds()};
+      cache_[CacheKey(vault->record.name, name, version)] =
+          CacheEntry{*view, vault, clock_.NowSeconds()};
     }
   }
   return Finish(*view, *vault);
@@ -208,7 +203,7 @@ Status Rename(const Status& s, const std::string& name, bool deleted) {
 
 }  // namespace
 
-StatusOr<Secret> SecretService::Update(const std::string& vault_name, const std::string& name,
+StatusOr<Secret> SecretService::Update(const Vault& vault, const std::string& name,
                                        const std::string& version, const SecretPatch& patch) {
   RETURN_IF_ERROR(ValidateObjectName(name));
   if (!version.empty()) {
@@ -220,7 +215,6 @@ StatusOr<Secret> SecretService::Update(const std::string& vault_name, const std:
   if (patch.tags_json) {
     RETURN_IF_ERROR(ValidateTagsJson(*patch.tags_json));
   }
-  ASSIGN_OR_RETURN(auto vault, vaults_.Get(vault_name));
   auto view = store_.GetSecret(vault->record.name, name, AsciiLower(version), false);
   if (!view.ok()) {
     return Rename(view.status(), name, false);
@@ -238,7 +232,7 @@ StatusOr<Secret> SecretService::Update(const std::string& vault_name, const std:
     rec.exp = *patch.exp;
   rec.updated = clock_.NowSeconds();
   Status updated = store_.UpdateSecretVersion(vault->record.name, rec);
-  Invalidate(vault_name, name);
+  Invalidate(vault->record.name, name);
   if (!updated.ok()) {
     return Rename(updated, name, false);
   }
@@ -246,9 +240,8 @@ StatusOr<Secret> SecretService::Update(const std::string& vault_name, const std:
   return FromView(*view, *vault);
 }
 
-StatusOr<SecretList> SecretService::ListPage(const std::string& vault_name, bool deleted,
+StatusOr<SecretList> SecretService::ListPage(const Vault& vault, bool deleted,
                                              const std::string& cursor, int limit) {
-  ASSIGN_OR_RETURN(auto vault, vaults_.Get(vault_name));
   ASSIGN_OR_RETURN(storage::SecretPage page,
                    store_.ListSecrets(vault->record.name, deleted, cursor, limit));
   SecretList out;
@@ -259,16 +252,13 @@ StatusOr<SecretList> SecretService::ListPage(const std::string& vault_name, bool
   return out;
 }
 
-StatusOr<SecretList> SecretService::List(const std::string& vault_name, const std::string& cursor,
-                                         int limit) {
-  return ListPage(vault_name, false, cursor, limit);
+StatusOr<SecretList> SecretService::List(const Vault& vault, const std::string& cursor, int limit) {
+  return ListPage(vault, false, cursor, limit);
 }
 
-StatusOr<SecretList> SecretService::ListVersions(const std::string& vault_name,
-                                                 const std::string& name, const std::string& cursor,
-                                                 int limit) {
+StatusOr<SecretList> SecretService::ListVersions(const Vault& vault, const std::string& name,
+                                                 const std::string& cursor, int limit) {
   RETURN_IF_ERROR(ValidateObjectName(name));
-  ASSIGN_OR_RETURN(auto vault, vaults_.Get(vault_name));
   auto page = store_.ListSecretVersions(vault->record.name, name, cursor, limit);
   if (!page.ok()) {
     return Rename(page.status(), name, false);
@@ -281,13 +271,12 @@ StatusOr<SecretList> SecretService::ListVersions(const std::string& vault_name,
   return out;
 }
 
-StatusOr<Secret> SecretService::Delete(const std::string& vault_name, const std::string& name) {
+StatusOr<Secret> SecretService::Delete(const Vault& vault, const std::string& name) {
   RETURN_IF_ERROR(ValidateObjectName(name));
-  ASSIGN_OR_RETURN(auto vault, vaults_.Get(vault_name));
   int64_t now = clock_.NowSeconds();
   int64_t purge_at = now + int64_t{vault->settings.retention_days} * 86400;
   Status marked = store_.MarkSecretDeleted(vault->record.name, name, now, purge_at);
-  Invalidate(vault_name, name);
+  Invalidate(vault->record.name, name);
   if (!marked.ok()) {
     return Rename(marked, name, false);
   }
@@ -307,23 +296,21 @@ StatusOr<storage::SecretView> SecretService::FindDeleted(const OpenVault& vault,
   return view;
 }
 
-StatusOr<Secret> SecretService::GetDeleted(const std::string& vault_name, const std::string& name) {
+StatusOr<Secret> SecretService::GetDeleted(const Vault& vault, const std::string& name) {
   RETURN_IF_ERROR(ValidateObjectName(name));
-  ASSIGN_OR_RETURN(auto vault, vaults_.Get(vault_name));
   ASSIGN_OR_RETURN(storage::SecretView view, FindDeleted(*vault, name));
   return FromView(view, *vault);
 }
 
-StatusOr<SecretList> SecretService::ListDeleted(const std::string& vault_name,
-                                                const std::string& cursor, int limit) {
-  return ListPage(vault_name, true, cursor, limit);
+StatusOr<SecretList> SecretService::ListDeleted(const Vault& vault, const std::string& cursor,
+                                                int limit) {
+  return ListPage(vault, true, cursor, limit);
 }
 
-StatusOr<Secret> SecretService::Recover(const std::string& vault_name, const std::string& name) {
+StatusOr<Secret> SecretService::Recover(const Vault& vault, const std::string& name) {
   RETURN_IF_ERROR(ValidateObjectName(name));
-  ASSIGN_OR_RETURN(auto vault, vaults_.Get(vault_name));
   Status recovered = store_.RecoverSecret(vault->record.name, name);
-  Invalidate(vault_name, name);
+  Invalidate(vault->record.name, name);
   if (!recovered.ok()) {
     return Rename(recovered, name, true);
   }
@@ -331,9 +318,8 @@ StatusOr<Secret> SecretService::Recover(const std::string& vault_name, const std
   return FromView(view, *vault);
 }
 
-Status SecretService::Purge(const std::string& vault_name, const std::string& name) {
+Status SecretService::Purge(const Vault& vault, const std::string& name) {
   RETURN_IF_ERROR(ValidateObjectName(name));
-  ASSIGN_OR_RETURN(auto vault, vaults_.Get(vault_name));
   RETURN_IF_ERROR(FindDeleted(*vault, name).status());
   // SECURITY: purge protection is absolute until the retention period ends;
   // only the scheduled purge removes the secret earlier than that.
@@ -344,14 +330,12 @@ Status SecretService::Purge(const std::string& vault_name, const std::string& na
         "Forbidden");
   }
   Status purged = store_.PurgeSecret(vault->record.name, name);
-  Invalidate(vault_name, name);
+  Invalidate(vault->record.name, name);
   return Rename(purged, name, true);
 }
 
-StatusOr<std::string> SecretService::Backup(const std::string& vault_name,
-                                            const std::string& name) {
+StatusOr<std::string> SecretService::Backup(const Vault& vault, const std::string& name) {
   RETURN_IF_ERROR(ValidateObjectName(name));
-  ASSIGN_OR_RETURN(auto vault, vaults_.Get(vault_name));
   auto versions = store_.GetAllSecretVersions(vault->record.name, name);
   if (!versions.ok()) {
     return Rename(versions.status(), name, false);
@@ -385,8 +369,7 @@ StatusOr<std::string> SecretService::Backup(const std::string& vault_name,
   return blob;
 }
 
-StatusOr<Secret> SecretService::Restore(const std::string& vault_name, const std::string& blob) {
-  ASSIGN_OR_RETURN(auto vault, vaults_.Get(vault_name));
+StatusOr<Secret> SecretService::Restore(const Vault& vault, const std::string& blob) {
   ASSIGN_OR_RETURN(std::string plain, envelope_.OpenBackup(blob));
   auto doc = ParseJson(plain, 8);
   crypto::SecureWipe(plain);
@@ -426,7 +409,7 @@ StatusOr<Secret> SecretService::Restore(const std::string& vault_name, const std
   }
   const std::string name = records.back().name;
   Status restored = store_.RestoreSecret(vault->record.name, records);
-  Invalidate(vault_name, name);
+  Invalidate(vault->record.name, name);
   if (restored.code() == StatusCode::kAlreadyExists) {
     return AlreadyExistsError("Secret " + name + " already exists.", "Conflict");
   }

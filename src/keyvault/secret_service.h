@@ -70,34 +70,36 @@ struct SecretList {
 // Thread-safe. The referenced objects must outlive it.
 class SecretService {
  public:
-  SecretService(storage::Store& store, VaultRegistry& vaults, const Envelope& envelope,
-                const Clock& clock, int64_t cache_ttl_seconds = 5);
+  SecretService(storage::Store& store, const Envelope& envelope, const Clock& clock,
+                int64_t cache_ttl_seconds = 5);
 
-  StatusOr<Secret> Set(const std::string& vault, const std::string& name, SecretInput input);
+  // `vault` is the open vault the request resolved once (VaultRegistry);
+  // every call acts on it.
+  using Vault = std::shared_ptr<const OpenVault>;
+
+  StatusOr<Secret> Set(const Vault& vault, const std::string& name, SecretInput input);
   // `version` empty means the latest. A disabled version is kPermissionDenied.
-  StatusOr<Secret> Get(const std::string& vault, const std::string& name,
-                       const std::string& version);
+  StatusOr<Secret> Get(const Vault& vault, const std::string& name, const std::string& version);
   // TryGetCached answers Get from memory without blocking, or returns
-  // nullopt when the answer is not cached. `vault` is the open vault the
-  // caller already holds (VaultRegistry::TryGetCached).
-  std::optional<StatusOr<Secret>> TryGetCached(const std::shared_ptr<const OpenVault>& vault,
-                                               const std::string& name, const std::string& version);
-  StatusOr<Secret> Update(const std::string& vault, const std::string& name,
-                          const std::string& version, const SecretPatch& patch);
-  StatusOr<SecretList> List(const std::string& vault, const std::string& cursor, int limit);
-  StatusOr<SecretList> ListVersions(const std::string& vault, const std::string& name,
+  // nullopt when the answer is not cached.
+  std::optional<StatusOr<Secret>> TryGetCached(const Vault& vault, const std::string& name,
+                                               const std::string& version);
+  StatusOr<Secret> Update(const Vault& vault, const std::string& name, const std::string& version,
+                          const SecretPatch& patch);
+  StatusOr<SecretList> List(const Vault& vault, const std::string& cursor, int limit);
+  StatusOr<SecretList> ListVersions(const Vault& vault, const std::string& name,
                                     const std::string& cursor, int limit);
-  StatusOr<Secret> Delete(const std::string& vault, const std::string& name);
-  StatusOr<Secret> GetDeleted(const std::string& vault, const std::string& name);
-  StatusOr<SecretList> ListDeleted(const std::string& vault, const std::string& cursor, int limit);
-  StatusOr<Secret> Recover(const std::string& vault, const std::string& name);
+  StatusOr<Secret> Delete(const Vault& vault, const std::string& name);
+  StatusOr<Secret> GetDeleted(const Vault& vault, const std::string& name);
+  StatusOr<SecretList> ListDeleted(const Vault& vault, const std::string& cursor, int limit);
+  StatusOr<Secret> Recover(const Vault& vault, const std::string& name);
   // kPermissionDenied while purge protection holds the secret.
-  Status Purge(const std::string& vault, const std::string& name);
+  Status Purge(const Vault& vault, const std::string& name);
   // Backup returns an encrypted, authenticated blob of every version.
-  StatusOr<std::string> Backup(const std::string& vault, const std::string& name);
+  StatusOr<std::string> Backup(const Vault& vault, const std::string& name);
   // Restore recreates a secret from a blob made by Backup on this
   // installation. kAlreadyExists (reason "Conflict") if the name is in use.
-  StatusOr<Secret> Restore(const std::string& vault, const std::string& blob);
+  StatusOr<Secret> Restore(const Vault& vault, const std::string& blob);
   // PurgeExpired removes soft-deleted secrets whose retention has ended.
   StatusOr<int> PurgeExpired();
 
@@ -107,7 +109,7 @@ class SecretService {
   // message) when it is live or absent.
   StatusOr<storage::SecretView> FindDeleted(const OpenVault& vault, const std::string& name);
   // ListPage lists live or soft-deleted secrets.
-  StatusOr<SecretList> ListPage(const std::string& vault, bool deleted, const std::string& cursor,
+  StatusOr<SecretList> ListPage(const Vault& vault, bool deleted, const std::string& cursor,
                                 int limit);
   // Finish turns a stored version into Get's answer: refuses disabled
   // versions and opens the value.
@@ -125,7 +127,6 @@ class SecretService {
   };
 
   storage::Store& store_;
-  VaultRegistry& vaults_;
   const Envelope& envelope_;
   const Clock& clock_;
   const int64_t cache_ttl_seconds_;

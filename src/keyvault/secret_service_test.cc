@@ -14,7 +14,7 @@ class SecretServiceTest : public ::testing::Test {
       : clock_(1800000000),
         envelope_(Envelope::Create(crypto::RandomBytes(32)).value()),
         registry_(store_, *envelope_, clock_, 0),
-        service_(store_, registry_, *envelope_, clock_) {
+        service_(store_, *envelope_, clock_) {
     AddVault("kv", 7, false);
     AddVault("protected", 90, true);
   }
@@ -27,6 +27,11 @@ class SecretServiceTest : public ::testing::Test {
     v.tags_json = "{}";
     v.wrapped_data_key = envelope_->NewWrappedDataKey(name);
     ASSERT_TRUE(store_.CreateVault(v).ok());
+  }
+
+  // The open vault, as the data plane resolves it once per request.
+  std::shared_ptr<const OpenVault> V(const std::string& name) {
+    return registry_.Get(name).value();
   }
 
   static SecretInput Input(const std::string& value) {
@@ -43,31 +48,31 @@ class SecretServiceTest : public ::testing::Test {
 };
 
 TEST_F(SecretServiceTest, SetGetAndVersions) {
-  auto v1 = service_.Set("kv", "db", Input("one"));
+  auto v1 = service_.Set(V("kv"), "db", Input("one"));
   ASSERT_TRUE(v1.ok());
   EXPECT_EQ(v1->record.version.size(), 32u);
   EXPECT_EQ(*v1->value, "one");
   EXPECT_EQ(v1->recovery_level, "CustomizedRecoverable+Purgeable");
   EXPECT_EQ(v1->recoverable_days, 7);
-  auto v2 = service_.Set("kv", "DB", Input("two"));
-  EXPECT_EQ(*service_.Get("kv", "db", "")->value, "two");
-  EXPECT_EQ(*service_.Get("kv", "db", v1->record.version)->value, "one");
-  EXPECT_EQ(service_.Get("kv", "db", "")->record.name, "db");
-  auto missing = service_.Get("kv", "nope", "");
+  auto v2 = service_.Set(V("kv"), "DB", Input("two"));
+  EXPECT_EQ(*service_.Get(V("kv"), "db", "")->value, "two");
+  EXPECT_EQ(*service_.Get(V("kv"), "db", v1->record.version)->value, "one");
+  EXPECT_EQ(service_.Get(V("kv"), "db", "")->record.name, "db");
+  auto missing = service_.Get(V("kv"), "nope", "");
   EXPECT_EQ(missing.status().reason(), "SecretNotFound");
-  EXPECT_EQ(service_.Get("nokv", "db", "").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(registry_.Get("nokv").status().code(), StatusCode::kNotFound);
 }
 
 TEST_F(SecretServiceTest, StoresOnlyCiphertext) {
-  ASSERT_TRUE(service_.Set("kv", "db", Input("plain-marker-value")).ok());
+  ASSERT_TRUE(service_.Set(V("kv"), "db", Input("plain-marker-value")).ok());
   auto view = store_.GetSecret("kv", "db", "", false);
   ASSERT_TRUE(view.ok());
   EXPECT_EQ(view->version.sealed_value.find("plain-marker-value"), std::string::npos);
 }
 
 TEST_F(SecretServiceTest, EnforcesKeyVaultLimits) {
-  EXPECT_TRUE(service_.Set("kv", "big", Input(std::string(kMaxSecretValueBytes, 'x'))).ok());
-  EXPECT_EQ(service_.Set("kv", "big", Input(std::string(kMaxSecretValueBytes + 1, 'x')))
+  EXPECT_TRUE(service_.Set(V("kv"), "big", Input(std::string(kMaxSecretValueBytes, 'x'))).ok());
+  EXPECT_EQ(service_.Set(V("kv"), "big", Input(std::string(kMaxSecretValueBytes + 1, 'x')))
                 .status()
                 .reason(),
             "BadParameter");
@@ -77,93 +82,93 @@ TEST_F(SecretServiceTest, EnforcesKeyVaultLimits) {
     tags.tags_json += (i ? ",\"t" : "\"t") + std::to_string(i) + "\":\"v\"";
   }
   tags.tags_json += "}";
-  EXPECT_FALSE(service_.Set("kv", "t", tags).ok());
+  EXPECT_FALSE(service_.Set(V("kv"), "t", tags).ok());
   SecretInput ct = Input("v");
   ct.content_type = std::string(256, 'c');
-  EXPECT_FALSE(service_.Set("kv", "t", ct).ok());
-  EXPECT_FALSE(service_.Set("kv", "bad_name", Input("v")).ok());
+  EXPECT_FALSE(service_.Set(V("kv"), "t", ct).ok());
+  EXPECT_FALSE(service_.Set(V("kv"), "bad_name", Input("v")).ok());
   EXPECT_FALSE(store_.GetSecret("kv", "t", "", true).ok());
 }
 
 TEST_F(SecretServiceTest, UpdateAndDisable) {
-  auto v1 = service_.Set("kv", "db", Input("one"));
+  auto v1 = service_.Set(V("kv"), "db", Input("one"));
   SecretPatch patch;
   patch.enabled = false;
   patch.exp = std::optional<int64_t>(1900000000);
   patch.tags_json = R"({"k":"v"})";
   clock_.Advance(5);
-  auto updated = service_.Update("kv", "db", "", patch);
+  auto updated = service_.Update(V("kv"), "db", "", patch);
   ASSERT_TRUE(updated.ok());
   EXPECT_FALSE(updated->record.enabled);
   EXPECT_EQ(updated->record.exp, 1900000000);
   EXPECT_EQ(updated->record.updated, v1->record.created + 5);
   EXPECT_FALSE(updated->value.has_value());
-  auto get = service_.Get("kv", "db", "");
+  auto get = service_.Get(V("kv"), "db", "");
   EXPECT_EQ(get.status().code(), StatusCode::kPermissionDenied);
   SecretPatch clear;
   clear.exp = std::optional<int64_t>();
   clear.enabled = true;
-  auto cleared = service_.Update("kv", "db", v1->record.version, clear);
+  auto cleared = service_.Update(V("kv"), "db", v1->record.version, clear);
   EXPECT_FALSE(cleared->record.exp.has_value());
-  EXPECT_EQ(*service_.Get("kv", "db", "")->value, "one");
+  EXPECT_EQ(*service_.Get(V("kv"), "db", "")->value, "one");
 }
 
 TEST_F(SecretServiceTest, SoftDeleteLifecycle) {
-  ASSERT_TRUE(service_.Set("kv", "db", Input("one")).ok());
-  auto deleted = service_.Delete("kv", "db");
+  ASSERT_TRUE(service_.Set(V("kv"), "db", Input("one")).ok());
+  auto deleted = service_.Delete(V("kv"), "db");
   ASSERT_TRUE(deleted.ok());
   EXPECT_TRUE(deleted->deleted);
   EXPECT_EQ(deleted->scheduled_purge_date - deleted->deleted_date, 7 * 86400);
-  EXPECT_EQ(service_.Get("kv", "db", "").status().reason(), "SecretNotFound");
-  EXPECT_EQ(service_.Set("kv", "db", Input("x")).status().reason(), "Conflict");
-  EXPECT_EQ(service_.ListDeleted("kv", "", 25)->items.size(), 1u);
-  ASSERT_TRUE(service_.Recover("kv", "db").ok());
-  EXPECT_EQ(*service_.Get("kv", "db", "")->value, "one");
-  EXPECT_EQ(service_.Purge("kv", "db").reason(), "SecretNotFound");
-  ASSERT_TRUE(service_.Delete("kv", "db").ok());
-  ASSERT_TRUE(service_.Purge("kv", "db").ok());
-  EXPECT_EQ(service_.GetDeleted("kv", "db").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(service_.Get(V("kv"), "db", "").status().reason(), "SecretNotFound");
+  EXPECT_EQ(service_.Set(V("kv"), "db", Input("x")).status().reason(), "Conflict");
+  EXPECT_EQ(service_.ListDeleted(V("kv"), "", 25)->items.size(), 1u);
+  ASSERT_TRUE(service_.Recover(V("kv"), "db").ok());
+  EXPECT_EQ(*service_.Get(V("kv"), "db", "")->value, "one");
+  EXPECT_EQ(service_.Purge(V("kv"), "db").reason(), "SecretNotFound");
+  ASSERT_TRUE(service_.Delete(V("kv"), "db").ok());
+  ASSERT_TRUE(service_.Purge(V("kv"), "db").ok());
+  EXPECT_EQ(service_.GetDeleted(V("kv"), "db").status().code(), StatusCode::kNotFound);
 }
 
 TEST_F(SecretServiceTest, PurgeProtectionHoldsUntilRetentionEnds) {
-  ASSERT_TRUE(service_.Set("protected", "db", Input("one")).ok());
-  auto deleted = service_.Delete("protected", "db");
+  ASSERT_TRUE(service_.Set(V("protected"), "db", Input("one")).ok());
+  auto deleted = service_.Delete(V("protected"), "db");
   EXPECT_EQ(deleted->recovery_level, "Recoverable");
-  Status purge = service_.Purge("protected", "db");
+  Status purge = service_.Purge(V("protected"), "db");
   EXPECT_EQ(purge.code(), StatusCode::kPermissionDenied);
-  EXPECT_TRUE(service_.GetDeleted("protected", "db").ok());
+  EXPECT_TRUE(service_.GetDeleted(V("protected"), "db").ok());
   clock_.Advance(89 * 86400);
   EXPECT_EQ(*service_.PurgeExpired(), 0);
   clock_.Advance(86400);
   EXPECT_EQ(*service_.PurgeExpired(), 1);
-  EXPECT_FALSE(service_.GetDeleted("protected", "db").ok());
+  EXPECT_FALSE(service_.GetDeleted(V("protected"), "db").ok());
 }
 
 TEST_F(SecretServiceTest, BackupRestoresEveryVersionIntoAnotherVault) {
-  auto v1 = service_.Set("kv", "db", Input("one"));
-  auto v2 = service_.Set("kv", "db", Input("two"));
-  auto blob = service_.Backup("kv", "db");
+  auto v1 = service_.Set(V("kv"), "db", Input("one"));
+  auto v2 = service_.Set(V("kv"), "db", Input("two"));
+  auto blob = service_.Backup(V("kv"), "db");
   ASSERT_TRUE(blob.ok());
   EXPECT_EQ(blob->find("two"), std::string::npos);
-  EXPECT_EQ(service_.Restore("kv", *blob).status().reason(), "Conflict");
-  auto restored = service_.Restore("protected", *blob);
+  EXPECT_EQ(service_.Restore(V("kv"), *blob).status().reason(), "Conflict");
+  auto restored = service_.Restore(V("protected"), *blob);
   ASSERT_TRUE(restored.ok()) << restored.status().ToString();
   EXPECT_EQ(restored->record.version, v2->record.version);
-  EXPECT_EQ(*service_.Get("protected", "db", "")->value, "two");
-  EXPECT_EQ(*service_.Get("protected", "db", v1->record.version)->value, "one");
+  EXPECT_EQ(*service_.Get(V("protected"), "db", "")->value, "two");
+  EXPECT_EQ(*service_.Get(V("protected"), "db", v1->record.version)->value, "one");
   std::string tampered = *blob;
   tampered[tampered.size() / 2] ^= 1;
-  EXPECT_EQ(service_.Restore("kv", tampered).status().reason(), "BadParameter");
+  EXPECT_EQ(service_.Restore(V("kv"), tampered).status().reason(), "BadParameter");
 }
 
 TEST_F(SecretServiceTest, ListingPages) {
   for (int i = 0; i < 30; ++i) {
-    ASSERT_TRUE(service_.Set("kv", "s" + std::to_string(100 + i), Input("v")).ok());
+    ASSERT_TRUE(service_.Set(V("kv"), "s" + std::to_string(100 + i), Input("v")).ok());
   }
-  auto p1 = service_.List("kv", "", 25);
+  auto p1 = service_.List(V("kv"), "", 25);
   ASSERT_EQ(p1->items.size(), 25u);
   EXPECT_FALSE(p1->items[0].value.has_value());
-  auto p2 = service_.List("kv", p1->next_cursor, 25);
+  auto p2 = service_.List(V("kv"), p1->next_cursor, 25);
   EXPECT_EQ(p2->items.size(), 5u);
   EXPECT_TRUE(p2->next_cursor.empty());
 }

@@ -79,6 +79,10 @@ http::Response Ok(const Secret& s, const http::Request& req) {
   return http::JsonResponse(200, std::move(body));
 }
 
+http::Response Answer(const StatusOr<Secret>& s, const http::Request& req) {
+  return s.ok() ? Ok(*s, req) : Error(s.status());
+}
+
 // Paging: `maxresults` 1-25 and an opaque `$skiptoken`.
 struct Paging {
   int limit = kDefaultPageSize;
@@ -190,164 +194,176 @@ Status ReadCommon(const Json& body, SecretPatch& patch) {
 
 }  // namespace
 
-std::optional<http::Response> SecretsApi::TryFast(const std::shared_ptr<const OpenVault>& vault,
-                                                  const http::Request& req) {
-  const auto& seg = req.segments;
-  if (req.method != "GET" || seg.size() < 2 || seg.size() > 3 || seg[0] != "secrets" ||
-      req.Query("api-version").empty()) {
-    return std::nullopt;
+http::Response SecretsApi::ListLive(const VaultCall& call) {
+  return List(call, false);
+}
+
+http::Response SecretsApi::ListDeleted(const VaultCall& call) {
+  return List(call, true);
+}
+
+http::Response SecretsApi::List(const VaultCall& call, bool deleted) {
+  auto paging = ReadPaging(call.request);
+  if (!paging.ok()) {
+    return Error(paging.status());
   }
-  const std::string& version = seg.size() == 3 ? seg[2] : std::string();
-  if (version == "versions" || seg[1] == "restore") {
-    return std::nullopt;
+  auto list = deleted ? service_.ListDeleted(call.vault, paging->cursor, paging->limit)
+                      : service_.List(call.vault, paging->cursor, paging->limit);
+  if (!list.ok()) {
+    return Error(list.status());
   }
-  auto s = service_.TryGetCached(vault, seg[1], version);
+  return ListResponse(*list, call.request, deleted ? "/deletedsecrets" : "/secrets", paging->limit,
+                      false);
+}
+
+http::Response SecretsApi::Restore(const VaultCall& call) {
+  auto body = ParseBody(call.request);
+  if (!body.ok()) {
+    return Error(body.status());
+  }
+  auto it = body->find("value");
+  if (it == body->end() || !it->is_string()) {
+    return Error(TypeError("value", "a base64url string"));
+  }
+  auto blob = Base64UrlDecode(it->get<std::string>());
+  if (!blob) {
+    return Error(BadParameter("Property 'value' is not valid base64url."));
+  }
+  return Answer(service_.Restore(call.vault, *blob), call.request);
+}
+
+http::Response SecretsApi::Set(const VaultCall& call) {
+  auto body = ParseBody(call.request);
+  if (!body.ok()) {
+    return Error(body.status());
+  }
+  auto v = body->find("value");
+  if (v == body->end() || !v->is_string()) {
+    return Error(TypeError("value", "a string"));
+  }
+  SecretPatch common;
+  if (Status read = ReadCommon(*body, common); !read.ok()) {
+    return Error(read);
+  }
+  SecretInput in;
+  in.value = v->get<std::string>();
+  in.content_type = common.content_type.value_or("");
+  in.tags_json = common.tags_json.value_or("{}");
+  in.enabled = common.enabled.value_or(true);
+  in.nbf = common.nbf.value_or(std::nullopt);
+  in.exp = common.exp.value_or(std::nullopt);
+  return Answer(service_.Set(call.vault, std::string(call.params.Get("name")), std::move(in)),
+                call.request);
+}
+
+http::Response SecretsApi::Get(const VaultCall& call) {
+  return Answer(service_.Get(call.vault, std::string(call.params.Get("name")),
+                             std::string(call.params.Get("version"))),
+                call.request);
+}
+
+std::optional<http::Response> SecretsApi::GetCached(const VaultCall& call) {
+  auto s = service_.TryGetCached(call.vault, std::string(call.params.Get("name")),
+                                 std::string(call.params.Get("version")));
   if (!s) {
     return std::nullopt;
   }
-  return s->ok() ? Ok(**s, req) : Error(s->status());
+  return Answer(std::move(*s), call.request);
 }
 
-http::Response SecretsApi::Handle(const std::string& vault, const http::Request& req) {
-  const auto& seg = req.segments;
-  const std::string& m = req.method;
-  if (req.Query("api-version").empty()) {
-    return Error(BadParameter("The 'api-version' query parameter is missing."));
+http::Response SecretsApi::Update(const VaultCall& call) {
+  auto body = ParseBody(call.request);
+  if (!body.ok()) {
+    return Error(body.status());
   }
-  auto method_not_allowed = [&] {
-    http::Response r = Error(BadParameter("Method " + m + " is not allowed on this path."));
-    r.status = 405;
-    return r;
+  SecretPatch patch;
+  if (Status read = ReadCommon(*body, patch); !read.ok()) {
+    return Error(read);
+  }
+  return Answer(service_.Update(call.vault, std::string(call.params.Get("name")),
+                                std::string(call.params.Get("version")), patch),
+                call.request);
+}
+
+http::Response SecretsApi::ListVersions(const VaultCall& call) {
+  auto paging = ReadPaging(call.request);
+  if (!paging.ok()) {
+    return Error(paging.status());
+  }
+  std::string name(call.params.Get("name"));
+  auto list = service_.ListVersions(call.vault, name, paging->cursor, paging->limit);
+  if (!list.ok()) {
+    return Error(list.status());
+  }
+  return ListResponse(*list, call.request, "/secrets/" + name + "/versions", paging->limit, true);
+}
+
+http::Response SecretsApi::Backup(const VaultCall& call) {
+  auto blob = service_.Backup(call.vault, std::string(call.params.Get("name")));
+  return blob.ok() ? Ok(Json{{"value", Base64UrlEncode(*blob)}}) : Error(blob.status());
+}
+
+http::Response SecretsApi::Delete(const VaultCall& call) {
+  return Answer(service_.Delete(call.vault, std::string(call.params.Get("name"))), call.request);
+}
+
+http::Response SecretsApi::GetDeleted(const VaultCall& call) {
+  return Answer(service_.GetDeleted(call.vault, std::string(call.params.Get("name"))),
+                call.request);
+}
+
+http::Response SecretsApi::Purge(const VaultCall& call) {
+  Status s = service_.Purge(call.vault, std::string(call.params.Get("name")));
+  return s.ok() ? http::EmptyResponse(204) : Error(s);
+}
+
+http::Response SecretsApi::Recover(const VaultCall& call) {
+  return Answer(service_.Recover(call.vault, std::string(call.params.Get("name"))), call.request);
+}
+
+std::vector<VaultOperation> SecretsApi::Operations() {
+  using Handle = http::Response (SecretsApi::*)(const VaultCall&);
+  auto op = [this](std::string_view method, std::string_view pattern, std::string_view operation,
+                   std::string_view object, Handle handle, bool cached = false) {
+    VaultOperation o;
+    o.method = method;
+    o.pattern = pattern;
+    o.operation = operation;
+    o.object_param = object;
+    // Every operation needs api-version, as Key Vault's do.
+    o.handle = [this, handle](const VaultCall& call) {
+      if (call.request.Query("api-version").empty()) {
+        return Error(BadParameter("The 'api-version' query parameter is missing."));
+      }
+      return (this->*handle)(call);
+    };
+    if (cached) {
+      o.fast = [this](const VaultCall& call) -> std::optional<http::Response> {
+        if (call.request.Query("api-version").empty()) {
+          return std::nullopt;
+        }
+        return GetCached(call);
+      };
+    }
+    return o;
   };
-  bool secrets = !seg.empty() && seg[0] == "secrets";
-  bool deleted = !seg.empty() && seg[0] == "deletedsecrets";
-
-  // GET /secrets and GET /deletedsecrets (a trailing slash is tolerated).
-  if ((secrets || deleted) && (seg.size() == 1 || (seg.size() == 2 && seg[1].empty()))) {
-    if (m != "GET")
-      return method_not_allowed();
-    auto paging = ReadPaging(req);
-    if (!paging.ok())
-      return Error(paging.status());
-    auto list = secrets ? service_.List(vault, paging->cursor, paging->limit)
-                        : service_.ListDeleted(vault, paging->cursor, paging->limit);
-    if (!list.ok())
-      return Error(list.status());
-    return ListResponse(*list, req, secrets ? "/secrets" : "/deletedsecrets", paging->limit, false);
-  }
-
-  if (secrets && seg.size() == 2 && seg[1] == "restore") {
-    if (m != "POST")
-      return method_not_allowed();
-    auto body = ParseBody(req);
-    if (!body.ok())
-      return Error(body.status());
-    auto it = body->find("value");
-    if (it == body->end() || !it->is_string()) {
-      return Error(TypeError("value", "a base64url string"));
-    }
-    auto blob = Base64UrlDecode(it->get<std::string>());
-    if (!blob)
-      return Error(BadParameter("Property 'value' is not valid base64url."));
-    auto s = service_.Restore(vault, *blob);
-    return s.ok() ? Ok(*s, req) : Error(s.status());
-  }
-
-  if (secrets && seg.size() == 2) {
-    const std::string& name = seg[1];
-    if (m == "PUT") {
-      auto body = ParseBody(req);
-      if (!body.ok())
-        return Error(body.status());
-      auto v = body->find("value");
-      if (v == body->end() || !v->is_string())
-        return Error(TypeError("value", "a string"));
-      SecretPatch common;
-      Status read = ReadCommon(*body, common);
-      if (!read.ok())
-        return Error(read);
-      SecretInput in;
-      in.value = v->get<std::string>();
-      in.content_type = common.content_type.value_or("");
-      in.tags_json = common.tags_json.value_or("{}");
-      in.enabled = common.enabled.value_or(true);
-      in.nbf = common.nbf.value_or(std::nullopt);
-      in.exp = common.exp.value_or(std::nullopt);
-      auto s = service_.Set(vault, name, std::move(in));
-      return s.ok() ? Ok(*s, req) : Error(s.status());
-    }
-    if (m == "GET") {
-      auto s = service_.Get(vault, name, "");
-      return s.ok() ? Ok(*s, req) : Error(s.status());
-    }
-    if (m == "DELETE") {
-      auto s = service_.Delete(vault, name);
-      return s.ok() ? Ok(*s, req) : Error(s.status());
-    }
-    return method_not_allowed();
-  }
-
-  if (secrets && seg.size() == 3) {
-    const std::string& name = seg[1];
-    const std::string& third = seg[2];
-    if (third == "versions") {
-      if (m != "GET")
-        return method_not_allowed();
-      auto paging = ReadPaging(req);
-      if (!paging.ok())
-        return Error(paging.status());
-      auto list = service_.ListVersions(vault, name, paging->cursor, paging->limit);
-      if (!list.ok())
-        return Error(list.status());
-      return ListResponse(*list, req, "/secrets/" + name + "/versions", paging->limit, true);
-    }
-    if (third == "backup") {
-      if (m != "POST")
-        return method_not_allowed();
-      auto blob = service_.Backup(vault, name);
-      return blob.ok() ? Ok(Json{{"value", Base64UrlEncode(*blob)}}) : Error(blob.status());
-    }
-    if (m == "GET") {
-      auto s = service_.Get(vault, name, third);
-      return s.ok() ? Ok(*s, req) : Error(s.status());
-    }
-    if (m == "PATCH") {
-      auto body = ParseBody(req);
-      if (!body.ok())
-        return Error(body.status());
-      SecretPatch patch;
-      Status read = ReadCommon(*body, patch);
-      if (!read.ok())
-        return Error(read);
-      auto s = service_.Update(vault, name, third, patch);
-      return s.ok() ? Ok(*s, req) : Error(s.status());
-    }
-    return method_not_allowed();
-  }
-
-  if (deleted && seg.size() == 2) {
-    const std::string& name = seg[1];
-    if (m == "GET") {
-      auto s = service_.GetDeleted(vault, name);
-      return s.ok() ? Ok(*s, req) : Error(s.status());
-    }
-    if (m == "DELETE") {
-      Status s = service_.Purge(vault, name);
-      if (!s.ok())
-        return Error(s);
-      return http::EmptyResponse(204);
-    }
-    return method_not_allowed();
-  }
-
-  if (deleted && seg.size() == 3 && seg[2] == "recover") {
-    if (m != "POST")
-      return method_not_allowed();
-    auto s = service_.Recover(vault, seg[1]);
-    return s.ok() ? Ok(*s, req) : Error(s.status());
-  }
-
-  return Error(NotFoundError("The requested path does not exist on this vault.", "NotFound"));
+  // Key Vault's secrets REST surface (reference azure-sdk-compat.md §4.1).
+  return {
+      op("GET", "/secrets", "SecretList", "", &SecretsApi::ListLive),
+      op("POST", "/secrets/restore", "SecretRestore", "", &SecretsApi::Restore),
+      op("PUT", "/secrets/{name}", "SecretSet", "name", &SecretsApi::Set),
+      op("GET", "/secrets/{name}", "SecretGet", "name", &SecretsApi::Get, true),
+      op("DELETE", "/secrets/{name}", "SecretDelete", "name", &SecretsApi::Delete),
+      op("GET", "/secrets/{name}/versions", "SecretListVersions", "name",
+         &SecretsApi::ListVersions),
+      op("POST", "/secrets/{name}/backup", "SecretBackup", "name", &SecretsApi::Backup),
+      op("GET", "/secrets/{name}/{version}", "SecretGet", "name", &SecretsApi::Get, true),
+      op("PATCH", "/secrets/{name}/{version}", "SecretUpdate", "name", &SecretsApi::Update),
+      op("GET", "/deletedsecrets", "SecretListDeleted", "", &SecretsApi::ListDeleted),
+      op("GET", "/deletedsecrets/{name}", "SecretGetDeleted", "name", &SecretsApi::GetDeleted),
+      op("DELETE", "/deletedsecrets/{name}", "SecretPurge", "name", &SecretsApi::Purge),
+      op("POST", "/deletedsecrets/{name}/recover", "SecretRecover", "name", &SecretsApi::Recover),
+  };
 }
 
 }  // namespace coffer::keyvault

@@ -1,7 +1,10 @@
 #pragma once
 
+#include <vector>
+
 #include "http/message.h"
 #include "keyvault/secret_service.h"
+#include "keyvault/vault_api.h"
 
 namespace coffer::keyvault {
 
@@ -10,23 +13,33 @@ namespace coffer::keyvault {
 // /deletedsecrets on a vault host, JSON bodies, ids built from the request's
 // Host, status codes exactly as Key Vault's (purge 204, all else 200).
 //
-// The caller has already authenticated and authorized the request.
+// Operations() is its route table; the server's vault plane matches,
+// authenticates and authorizes each request before a handler runs.
 // Thread-safe. `service` must outlive it.
 class SecretsApi {
  public:
   explicit SecretsApi(SecretService& service) : service_(service) {}
 
-  // Handles a data-plane request for `vault`. Paths it does not know get
-  // 404; known paths with another method get 405.
-  http::Response Handle(const std::string& vault, const http::Request& request);
-
-  // TryFast answers a GET of a secret of the open `vault` from the
-  // service's cache without blocking, or returns nullopt (then call Handle
-  // on a worker thread).
-  std::optional<http::Response> TryFast(const std::shared_ptr<const OpenVault>& vault,
-                                        const http::Request& request);
+  // The operations, one per method and path (GET of a secret has a fast
+  // handler that answers from the service's cache).
+  std::vector<VaultOperation> Operations();
 
  private:
+  http::Response ListLive(const VaultCall& call);
+  http::Response ListDeleted(const VaultCall& call);
+  http::Response List(const VaultCall& call, bool deleted);
+  http::Response Restore(const VaultCall& call);
+  http::Response Set(const VaultCall& call);
+  http::Response Get(const VaultCall& call);
+  std::optional<http::Response> GetCached(const VaultCall& call);
+  http::Response Update(const VaultCall& call);
+  http::Response ListVersions(const VaultCall& call);
+  http::Response Backup(const VaultCall& call);
+  http::Response Delete(const VaultCall& call);
+  http::Response GetDeleted(const VaultCall& call);
+  http::Response Purge(const VaultCall& call);
+  http::Response Recover(const VaultCall& call);
+
   SecretService& service_;
 };
 

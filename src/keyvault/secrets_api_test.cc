@@ -15,8 +15,9 @@ class SecretsApiTest : public ::testing::Test {
       : clock_(1800000000),
         envelope_(Envelope::Create(crypto::RandomBytes(32)).value()),
         registry_(store_, *envelope_, clock_, 0),
-        service_(store_, registry_, *envelope_, clock_),
-        api_(service_) {
+        service_(store_, *envelope_, clock_),
+        api_(service_),
+        routes_(api_.Operations()) {
     storage::VaultRecord v;
     v.name = "kv";
     v.tags_json = "{}";
@@ -31,7 +32,14 @@ class SecretsApiTest : public ::testing::Test {
     r.host = "kv.vault.localhost:8443";
     EXPECT_TRUE(http::ParseTarget(target, r).ok());
     r.body = body;
-    return api_.Handle("kv", r);
+    // As the vault plane runs it, authorization aside.
+    auto found = routes_.Find(r);
+    if (found.operation == nullptr) {
+      return VaultRoutes::Unmatched(found);
+    }
+    auto vault = registry_.Get("kv").value();
+    authz::Principal who{"oid", "app", "tenant"};
+    return found.operation->handle(VaultCall{vault, r, found.params, who});
   }
 
   static Json J(const http::Response& r) { return ParseJson(r.body).value_or(Json()); }
@@ -42,6 +50,7 @@ class SecretsApiTest : public ::testing::Test {
   VaultRegistry registry_;
   SecretService service_;
   SecretsApi api_;
+  VaultRoutes routes_;
 };
 
 TEST_F(SecretsApiTest, SetAndGetUseHostBasedIdsAndKeyVaultShapes) {

@@ -81,26 +81,52 @@ Json EventSubscriptionManager::ToArm(const storage::VaultRecord& vault,
       {"properties", p}};
 }
 
-std::optional<http::Response> EventSubscriptionManager::Handle(const http::Request& req) {
-  const auto& seg = req.segments;
-  // subscriptions/{s}/resourceGroups/{rg}/providers/Microsoft.KeyVault/vaults/{v}/
-  //   providers/Microsoft.EventGrid/eventSubscriptions[/{name}[/{action}]]
-  if (seg.size() < 11 || seg.size() > 13 || !EqualsIgnoreCase(seg[0], "subscriptions") ||
-      !EqualsIgnoreCase(seg[2], "resourceGroups") || !EqualsIgnoreCase(seg[4], "providers") ||
-      !EqualsIgnoreCase(seg[5], "Microsoft.KeyVault") || !EqualsIgnoreCase(seg[6], "vaults") ||
-      !EqualsIgnoreCase(seg[8], "providers") || !EqualsIgnoreCase(seg[9], "Microsoft.EventGrid") ||
-      !EqualsIgnoreCase(seg[10], "eventSubscriptions")) {
-    return std::nullopt;
-  }
-  if (auto refused = CheckArmRequest(req, subscription_id_)) {
-    return refused;
-  }
-  auto vault = store_.GetVault(seg[7]);
-  if (!vault.ok() || vault->deleted() || !EqualsIgnoreCase(vault->resource_group, seg[3])) {
+std::vector<ArmRoute> EventSubscriptionManager::Routes() {
+  auto route = [this](std::string_view method, std::string_view pattern, std::string_view action,
+                      bool collection, std::string_view verb = "") {
+    return ArmRoute{method, pattern, action, collection,
+                    [this, verb](const ArmCall& call) { return Handle(call, verb); }};
+  };
+  constexpr std::string_view kAll =
+      "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.KeyVault/vaults/{vault}/"
+      "providers/Microsoft.EventGrid/eventSubscriptions";
+  constexpr std::string_view kOne =
+      "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.KeyVault/vaults/{vault}/"
+      "providers/Microsoft.EventGrid/eventSubscriptions/{name}";
+  constexpr std::string_view kRead = "Microsoft.EventGrid/eventSubscriptions/read";
+  constexpr std::string_view kWrite = "Microsoft.EventGrid/eventSubscriptions/write";
+  return {
+      route("GET", kAll, kRead, true),
+      route("GET", kOne, kRead, false),
+      route("PUT", kOne, kWrite, false),
+      route("PATCH", kOne, kWrite, false),
+      route("DELETE", kOne, "Microsoft.EventGrid/eventSubscriptions/delete", false),
+      route("POST",
+            "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.KeyVault/vaults/{vault}/"
+            "providers/Microsoft.EventGrid/eventSubscriptions/{name}/getFullUrl",
+            "Microsoft.EventGrid/eventSubscriptions/getFullUrl/action", false, "getFullUrl"),
+      route("POST",
+            "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.KeyVault/vaults/{vault}/"
+            "providers/Microsoft.EventGrid/eventSubscriptions/{name}/getSigningKey",
+            "Microsoft.EventGrid/eventSubscriptions/getSigningKey/action", false, "getSigningKey"),
+      route("POST",
+            "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.KeyVault/vaults/{vault}/"
+            "providers/Microsoft.EventGrid/eventSubscriptions/{name}/regenerateSigningKey",
+            "Microsoft.EventGrid/eventSubscriptions/regenerateSigningKey/action", false,
+            "regenerateSigningKey"),
+  };
+}
+
+http::Response EventSubscriptionManager::Handle(const ArmCall& call, std::string_view action) {
+  const http::Request& req = call.request;
+  const std::string rg(call.params.Get("rg"));
+  const std::string vault_name(call.params.Get("vault"));
+  auto vault = store_.GetVault(vault_name);
+  if (!vault.ok() || vault->deleted() || !EqualsIgnoreCase(vault->resource_group, rg)) {
     if (vault.ok() || vault.status().code() == StatusCode::kNotFound) {
       return Error(404, "ResourceNotFound",
-                   "The Resource 'Microsoft.KeyVault/vaults/" + seg[7] +
-                       "' under resource group '" + seg[3] + "' was not found.");
+                   "The Resource 'Microsoft.KeyVault/vaults/" + vault_name +
+                       "' under resource group '" + rg + "' was not found.");
     }
     return ArmError(vault.status());
   }
@@ -108,24 +134,21 @@ std::optional<http::Response> EventSubscriptionManager::Handle(const http::Reque
   if (!subs.ok()) {
     return ArmError(subs.status());
   }
-  if (seg.size() == 11) {
-    if (req.method != "GET") {
-      return Error(405, "MethodNotAllowed", "Only GET is allowed on eventSubscriptions.");
-    }
+  const std::string name(call.params.Get("name"));
+  if (name.empty()) {
     Json items = Json::array();
     for (const auto& s : *subs) {
       items.push_back(ToArm(*vault, s));
     }
     return http::JsonResponse(200, ToJson(Json{{"value", items}}));
   }
-  const std::string& name = seg[11];
   const storage::EventSubscriptionRecord* found = nullptr;
   for (const auto& s : *subs) {
     if (EqualsIgnoreCase(s.name, name)) {
       found = &s;
     }
   }
-  if (seg.size() == 12 && (req.method == "PUT" || req.method == "PATCH")) {
+  if (action.empty() && (req.method == "PUT" || req.method == "PATCH")) {
     return Put(*vault, name, req);
   }
   if (found == nullptr) {
@@ -133,7 +156,7 @@ std::optional<http::Response> EventSubscriptionManager::Handle(const http::Reque
                  "Event subscription '" + name.substr(0, 100) + "' does not exist on vault '" +
                      vault->name + "'.");
   }
-  if (seg.size() == 12) {
+  if (action.empty()) {
     if (req.method == "GET") {
       return http::JsonResponse(200, ToJson(ToArm(*vault, *found)));
     }
@@ -146,10 +169,6 @@ std::optional<http::Response> EventSubscriptionManager::Handle(const http::Reque
       return http::EmptyResponse(200);
     }
     return Error(405, "MethodNotAllowed", "Use GET, PUT, PATCH or DELETE.");
-  }
-  const std::string& action = seg[12];
-  if (req.method != "POST") {
-    return Error(405, "MethodNotAllowed", "Actions are called with POST.");
   }
   if (EqualsIgnoreCase(action, "getFullUrl")) {
     auto p = hooks_.url_seal.Unseal(*found);

@@ -3,11 +3,14 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "common/clock.h"
 #include "common/json.h"
 #include "events/webhooks.h"
 #include "http/message.h"
+#include "mgmt/arm_routes.h"
 #include "storage/store.h"
 
 namespace coffer::mgmt {
@@ -21,8 +24,8 @@ namespace coffer::mgmt {
 //   POST   .../eventSubscriptions/{name}/regenerateSigningKey  (Coffer)
 // where ... is /subscriptions/{s}/resourceGroups/{rg}/providers/Microsoft.KeyVault.
 // Reads never show the endpoint's query string (it often holds a code),
-// as Event Grid returns only endpointBaseUrl. Authorization is the caller's
-// job.
+// as Event Grid returns only endpointBaseUrl. The plane authenticates and
+// authorizes each request before a handler runs.
 //
 // Thread-safe.
 class EventSubscriptionManager {
@@ -38,10 +41,14 @@ class EventSubscriptionManager {
   EventSubscriptionManager(std::string subscription_id, storage::Store& store, const Clock& clock,
                            Hooks hooks);
 
-  // nullopt when the path is not an event subscription path.
-  std::optional<http::Response> Handle(const http::Request& request);
+  // The event subscription operations of the management plane's route
+  // table.
+  std::vector<ArmRoute> Routes();
 
  private:
+  // One request: the collection ({name} empty), one subscription, or one of
+  // its actions (`action`).
+  http::Response Handle(const ArmCall& call, std::string_view action);
   Json ToArm(const storage::VaultRecord& vault, const storage::EventSubscriptionRecord& r) const;
   http::Response Put(const storage::VaultRecord& vault, const std::string& name,
                      const http::Request& request);

@@ -99,89 +99,85 @@ StatusOr<std::optional<storage::PrincipalRecord>> IdentityManager::Find(
   return std::optional<storage::PrincipalRecord>();
 }
 
-std::optional<http::Response> IdentityManager::Handle(const http::Request& req, int attempt) {
-  const auto& seg = req.segments;
-  auto is = [&](size_t i, const char* v) { return seg.size() > i && EqualsIgnoreCase(seg[i], v); };
-  bool by_rg = seg.size() >= 7 && seg.size() <= 10 && is(0, "subscriptions") &&
-               is(2, "resourceGroups") && is(4, "providers") &&
-               is(5, "Microsoft.ManagedIdentity") && is(6, "userAssignedIdentities");
-  bool by_sub = seg.size() == 5 && is(0, "subscriptions") && is(2, "providers") &&
-                is(3, "Microsoft.ManagedIdentity") && is(4, "userAssignedIdentities");
-  if (!by_rg && !by_sub) {
-    return std::nullopt;
+http::Response IdentityManager::List(const ArmCall& call) {
+  std::string_view rg = call.params.Get("rg");
+  auto all = store_.ListPrincipals();
+  if (!all.ok()) {
+    return ArmError(all.status());
   }
-  if (by_rg && seg.size() >= 9 && !is(8, "federatedIdentityCredentials")) {
-    return std::nullopt;
-  }
-  if (auto refused = CheckArmRequest(req, subscription_id_)) {
-    return refused;
-  }
-  const std::string& m = req.method;
-  if (by_sub || seg.size() == 7) {
-    if (m != "GET") {
-      return http::ErrorResponse(405, "MethodNotAllowed", "Only GET is allowed on a collection.");
+  Json items = Json::array();
+  for (const auto& p : *all) {
+    if (p.kind == kKind && (rg.empty() || EqualsIgnoreCase(ResourceGroupOf(p.resource_id), rg))) {
+      items.push_back(ToArm(p));
     }
-    auto all = store_.ListPrincipals();
-    if (!all.ok()) {
-      return ArmError(all.status());
-    }
-    Json items = Json::array();
-    for (const auto& p : *all) {
-      if (p.kind == kKind && (by_sub || EqualsIgnoreCase(ResourceGroupOf(p.resource_id), seg[3]))) {
-        items.push_back(ToArm(p));
-      }
-    }
-    return http::JsonResponse(200, ToJson(Json{{"value", items}}));
   }
+  return http::JsonResponse(200, ToJson(Json{{"value", items}}));
+}
 
-  const std::string& rg = seg[3];
-  const std::string& name = seg[7];
+StatusOr<std::optional<storage::PrincipalRecord>> IdentityManager::FindNamed(const ArmCall& call) {
+  const std::string rg(call.params.Get("rg"));
+  const std::string name(call.params.Get("name"));
   if (!ValidResourceGroup(rg)) {
-    return http::ErrorResponse(400, "InvalidResourceGroupName",
-                               "The resource group name '" + rg.substr(0, 100) + "' is invalid.");
+    return InvalidArgumentError("The resource group name '" + rg.substr(0, 100) + "' is invalid.",
+                                "InvalidResourceGroupName");
   }
   if (!ValidIdentityName(name)) {
-    return http::ErrorResponse(
-        400, "InvalidResourceName",
+    return InvalidArgumentError(
         "The resource name '" + name.substr(0, 130) +
             "' is invalid. It must be 3-128 characters of letters, digits, '-' and "
-            "'_', starting with a letter or digit.");
+            "'_', starting with a letter or digit.",
+        "InvalidResourceName");
   }
-  auto found = Find(rg, name);
+  return Find(rg, name);
+}
+
+Status IdentityManager::NotFound(const ArmCall& call) const {
+  return NotFoundError("The Resource '" + std::string(kType) + "/" +
+                           std::string(call.params.Get("name")) + "' under resource group '" +
+                           std::string(call.params.Get("rg")) + "' was not found.",
+                       "ResourceNotFound");
+}
+
+http::Response IdentityManager::Get(const ArmCall& call) {
+  auto found = FindNamed(call);
+  if (!found.ok() || !*found) {
+    return ArmError(found.ok() ? NotFound(call) : found.status());
+  }
+  http::Response r = http::JsonResponse(200, ToJson(ToArm(**found)));
+  r.SetHeader("ETag", ETag((*found)->version));
+  return r;
+}
+
+http::Response IdentityManager::Delete(const ArmCall& call) {
+  auto found = FindNamed(call);
   if (!found.ok()) {
     return ArmError(found.status());
   }
-  auto not_found = [&] {
-    return http::ErrorResponse(404, "ResourceNotFound",
-                               "The Resource '" + std::string(kType) + "/" + name +
-                                   "' under resource group '" + rg + "' was not found.");
-  };
-  if (seg.size() >= 9) {
-    return *found ? HandleFederated(req, **found) : not_found();
+  if (!*found) {
+    return http::EmptyResponse(204);
   }
-  if (m == "GET") {
-    if (!*found) {
-      return not_found();
-    }
-    http::Response r = http::JsonResponse(200, ToJson(ToArm(**found)));
-    r.SetHeader("ETag", ETag((*found)->version));
-    return r;
+  // SECURITY: the identity's principal goes with it, so its tokens stop
+  // working on the next request.
+  Status deleted = store_.DeletePrincipal((*found)->object_id);
+  if (!deleted.ok()) {
+    return ArmError(deleted);
   }
-  if (m == "DELETE") {
-    if (!*found) {
-      return http::EmptyResponse(204);
-    }
-    // SECURITY: the identity's principal goes with it, so its tokens stop
-    // working on the next request.
-    Status deleted = store_.DeletePrincipal((*found)->object_id);
-    if (!deleted.ok()) {
-      return ArmError(deleted);
-    }
-    on_deleted_((*found)->object_id);
-    return http::EmptyResponse(200);
-  }
-  if (m != "PUT" && m != "PATCH") {
-    return http::ErrorResponse(405, "MethodNotAllowed", "Method " + m + " is not allowed.");
+  on_deleted_((*found)->object_id);
+  return http::EmptyResponse(200);
+}
+
+http::Response IdentityManager::Put(const ArmCall& call) {
+  return Put(call, 0);
+}
+
+http::Response IdentityManager::Put(const ArmCall& call, int attempt) {
+  const http::Request& req = call.request;
+  const std::string& m = req.method;
+  const std::string rg(call.params.Get("rg"));
+  const std::string name(call.params.Get("name"));
+  auto found = FindNamed(call);
+  if (!found.ok()) {
+    return ArmError(found.status());
   }
   auto body = ParseJson(req.body.empty() ? "{}" : req.body);
   if (!body || !body->is_object()) {
@@ -189,7 +185,7 @@ std::optional<http::Response> IdentityManager::Handle(const http::Request& req, 
                                "The request content is not a JSON object.");
   }
   if (m == "PATCH" && !*found) {
-    return not_found();
+    return ArmError(NotFound(call));
   }
   std::optional<std::string> tags;
   if (auto it = body->find("tags"); it != body->end() && !it->is_null()) {
@@ -239,7 +235,7 @@ std::optional<http::Response> IdentityManager::Handle(const http::Request& req, 
   Status created = store_.CreatePrincipal(rec);
   if (created.code() == StatusCode::kAlreadyExists && attempt == 0) {
     // Another request created it first: this one updates it.
-    return Handle(req, attempt + 1);
+    return Put(call, attempt + 1);
   }
   if (!created.ok()) {
     return ArmError(created);
@@ -263,24 +259,34 @@ Json IdentityManager::FederatedToArm(const storage::PrincipalRecord& identity,
       {"properties", {{"issuer", c.issuer}, {"subject", c.subject}, {"audiences", audiences}}}};
 }
 
-http::Response IdentityManager::HandleFederated(const http::Request& req,
-                                                const storage::PrincipalRecord& identity) {
-  const auto& seg = req.segments;
+http::Response IdentityManager::ListFederated(const ArmCall& call) {
+  auto identity = FindNamed(call);
+  if (!identity.ok() || !*identity) {
+    return ArmError(identity.ok() ? NotFound(call) : identity.status());
+  }
+  auto existing = store_.ListFederatedCredentials((*identity)->object_id);
+  if (!existing.ok()) {
+    return ArmError(existing.status());
+  }
+  Json items = Json::array();
+  for (const auto& c : *existing) {
+    items.push_back(FederatedToArm(**identity, c));
+  }
+  return http::JsonResponse(200, ToJson(Json{{"value", items}}));
+}
+
+http::Response IdentityManager::Federated(const ArmCall& call) {
+  const http::Request& req = call.request;
+  auto named = FindNamed(call);
+  if (!named.ok() || !*named) {
+    return ArmError(named.ok() ? NotFound(call) : named.status());
+  }
+  const storage::PrincipalRecord& identity = **named;
   auto existing = store_.ListFederatedCredentials(identity.object_id);
   if (!existing.ok()) {
     return ArmError(existing.status());
   }
-  if (seg.size() == 9) {
-    if (req.method != "GET") {
-      return http::ErrorResponse(405, "MethodNotAllowed", "Only GET is allowed on a collection.");
-    }
-    Json items = Json::array();
-    for (const auto& c : *existing) {
-      items.push_back(FederatedToArm(identity, c));
-    }
-    return http::JsonResponse(200, ToJson(Json{{"value", items}}));
-  }
-  const std::string& name = seg[9];
+  const std::string name(call.params.Get("credential"));
   if (!ValidCredentialName(name)) {
     return http::ErrorResponse(400, "InvalidResourceName",
                                "The federated identity credential name '" + name.substr(0, 130) +
@@ -308,10 +314,6 @@ http::Response IdentityManager::HandleFederated(const http::Request& req,
     }
     Status deleted = store_.DeleteFederatedCredential(identity.object_id, name);
     return deleted.ok() ? http::EmptyResponse(200) : ArmError(deleted);
-  }
-  if (req.method != "PUT") {
-    return http::ErrorResponse(405, "MethodNotAllowed",
-                               "Method " + req.method + " is not allowed.");
   }
   auto body = ParseJson(req.body.empty() ? "{}" : req.body);
   if (!body || !body->is_object()) {
@@ -367,6 +369,53 @@ http::Response IdentityManager::HandleFederated(const http::Request& req,
     return ArmError(put.status());
   }
   return http::JsonResponse(replaced ? 200 : 201, ToJson(FederatedToArm(identity, *put)));
+}
+
+std::vector<ArmRoute> IdentityManager::Routes() {
+  using Handler = http::Response (IdentityManager::*)(const ArmCall&);
+  auto route = [this](std::string_view method, std::string_view pattern, std::string_view action,
+                      bool collection, Handler handler) {
+    return ArmRoute{method, pattern, action, collection,
+                    [this, handler](const ArmCall& call) { return (this->*handler)(call); }};
+  };
+  constexpr std::string_view kOne =
+      "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.ManagedIdentity/"
+      "userAssignedIdentities/{name}";
+  constexpr std::string_view kCredentials =
+      "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.ManagedIdentity/"
+      "userAssignedIdentities/{name}/federatedIdentityCredentials";
+  constexpr std::string_view kCredential =
+      "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.ManagedIdentity/"
+      "userAssignedIdentities/{name}/federatedIdentityCredentials/{credential}";
+  return {
+      route("GET",
+            "/subscriptions/{sub}/providers/Microsoft.ManagedIdentity/userAssignedIdentities",
+            "Microsoft.ManagedIdentity/userAssignedIdentities/read", true, &IdentityManager::List),
+      route("GET",
+            "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.ManagedIdentity/"
+            "userAssignedIdentities",
+            "Microsoft.ManagedIdentity/userAssignedIdentities/read", true, &IdentityManager::List),
+      route("GET", kOne, "Microsoft.ManagedIdentity/userAssignedIdentities/read", false,
+            &IdentityManager::Get),
+      route("PUT", kOne, "Microsoft.ManagedIdentity/userAssignedIdentities/write", false,
+            &IdentityManager::Put),
+      route("PATCH", kOne, "Microsoft.ManagedIdentity/userAssignedIdentities/write", false,
+            &IdentityManager::Put),
+      route("DELETE", kOne, "Microsoft.ManagedIdentity/userAssignedIdentities/delete", false,
+            &IdentityManager::Delete),
+      route("GET", kCredentials,
+            "Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials/read",
+            true, &IdentityManager::ListFederated),
+      route("GET", kCredential,
+            "Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials/read",
+            false, &IdentityManager::Federated),
+      route("PUT", kCredential,
+            "Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials/write",
+            false, &IdentityManager::Federated),
+      route("DELETE", kCredential,
+            "Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials/delete",
+            false, &IdentityManager::Federated),
+  };
 }
 
 }  // namespace coffer::mgmt

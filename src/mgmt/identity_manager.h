@@ -7,6 +7,7 @@
 #include "common/clock.h"
 #include "common/json.h"
 #include "http/message.h"
+#include "mgmt/arm_routes.h"
 #include "storage/store.h"
 
 namespace coffer::mgmt {
@@ -30,17 +31,24 @@ class IdentityManager {
   IdentityManager(std::string subscription_id, std::string tenant_id, storage::Store& store,
                   const Clock& clock, std::function<void(const std::string&)> on_deleted);
 
-  // Handle answers a user-assigned identity request, or returns nullopt for
-  // other paths.
-  std::optional<http::Response> Handle(const http::Request& request) { return Handle(request, 0); }
+  // The identity operations of the management plane's route table.
+  std::vector<ArmRoute> Routes();
 
   Json ToArm(const storage::PrincipalRecord& identity) const;
 
  private:
+  http::Response List(const ArmCall& call);
+  http::Response Get(const ArmCall& call);
+  http::Response Put(const ArmCall& call);  // and PATCH
   // `attempt` 1 is the retry of a create that lost a race with another.
-  std::optional<http::Response> Handle(const http::Request& request, int attempt);
-  http::Response HandleFederated(const http::Request& request,
-                                 const storage::PrincipalRecord& identity);
+  http::Response Put(const ArmCall& call, int attempt);
+  http::Response Delete(const ArmCall& call);
+  http::Response ListFederated(const ArmCall& call);
+  http::Response Federated(const ArmCall& call);  // GET, PUT, DELETE of one
+  // The identity {rg}/{name} (nullopt when absent); kInvalidArgument for a
+  // malformed group or name.
+  StatusOr<std::optional<storage::PrincipalRecord>> FindNamed(const ArmCall& call);
+  Status NotFound(const ArmCall& call) const;
   Json FederatedToArm(const storage::PrincipalRecord& identity,
                       const storage::FederatedCredentialRecord& credential) const;
   StatusOr<std::optional<storage::PrincipalRecord>> Find(const std::string& resource_group,

@@ -95,38 +95,6 @@ RoleManager::RoleManager(std::string subscription_id, std::string tenant_id, sto
       authorizer_(authorizer),
       clock_(clock) {}
 
-std::optional<RoleManager::Target> RoleManager::Parse(const http::Request& req) const {
-  std::vector<std::string_view> seg;
-  for (const auto& s : req.segments) {
-    if (!s.empty()) {
-      seg.push_back(s);
-    }
-  }
-  // ... /providers/Microsoft.Authorization/{roleAssignments|roleDefinitions}[/{name}]
-  for (size_t i = 0; i + 2 < seg.size(); ++i) {
-    if (!EqualsIgnoreCase(seg[i], "providers") ||
-        !EqualsIgnoreCase(seg[i + 1], "Microsoft.Authorization")) {
-      continue;
-    }
-    bool definitions = EqualsIgnoreCase(seg[i + 2], "roleDefinitions");
-    if (!definitions && !EqualsIgnoreCase(seg[i + 2], "roleAssignments")) {
-      return std::nullopt;
-    }
-    if (seg.size() > i + 4) {
-      return std::nullopt;
-    }
-    Target t;
-    for (size_t j = 0; j < i; ++j) {
-      t.scope += "/";
-      t.scope += seg[j];
-    }
-    t.definitions = definitions;
-    t.name = seg.size() == i + 4 ? std::string(seg[i + 3]) : "";
-    return t;
-  }
-  return std::nullopt;
-}
-
 std::string RoleManager::RoleDefinitionPath(const std::string& id) const {
   return "/subscriptions/" + subscription_id_ + kProvider + "roleDefinitions/" + id;
 }
@@ -354,9 +322,9 @@ http::Response RoleManager::Changed(http::Response answer) {
   return reloaded.ok() ? answer : ArmError(reloaded);
 }
 
-std::string RoleManager::AssignedRole(const http::Request& req) {
-  auto t = Parse(req);
-  if (!t || t->definitions || t->name.empty()) {
+std::string RoleManager::AssignedRole(const http::Request& req, const http::PathParams& params) {
+  std::string_view id = params.Get("id");
+  if (id.empty()) {
     return "";
   }
   if (req.method == "PUT") {
@@ -371,7 +339,7 @@ std::string RoleManager::AssignedRole(const http::Request& req) {
     auto all = store_.ListRoleAssignments();
     if (all.ok()) {
       for (const auto& a : *all) {
-        if (EqualsIgnoreCase(a.id, t->name)) {
+        if (EqualsIgnoreCase(a.id, id)) {
           return a.role_definition_id;
         }
       }
@@ -380,18 +348,37 @@ std::string RoleManager::AssignedRole(const http::Request& req) {
   return "";
 }
 
-std::optional<http::Response> RoleManager::Handle(const http::Request& req,
-                                                  const authz::Principal& caller,
-                                                  const LinkedCheck& linked) {
-  auto t = Parse(req);
-  if (!t) {
-    return std::nullopt;
-  }
-  if (req.Query("api-version").empty()) {
-    return Error(400, "MissingApiVersionParameter",
-                 "The api-version query parameter (?api-version=) is required for all requests.");
-  }
-  return t->definitions ? Definitions(req, *t, linked) : Assignments(req, *t, caller);
+std::vector<ArmRoute> RoleManager::Routes() {
+  auto assignments = [this](const ArmCall& call) {
+    Target t{std::string(call.params.Get("scope")), false, std::string(call.params.Get("id"))};
+    return Assignments(call.request, t, call.caller);
+  };
+  auto definitions = [this](const ArmCall& call) {
+    Target t{std::string(call.params.Get("scope")), true, std::string(call.params.Get("id"))};
+    return Definitions(call.request, t, call.linked);
+  };
+  constexpr std::string_view kAssignments =
+      "/{scope...}/providers/Microsoft.Authorization/roleAssignments";
+  constexpr std::string_view kAssignment =
+      "/{scope...}/providers/Microsoft.Authorization/roleAssignments/{id}";
+  constexpr std::string_view kDefinitions =
+      "/{scope...}/providers/Microsoft.Authorization/roleDefinitions";
+  constexpr std::string_view kDefinition =
+      "/{scope...}/providers/Microsoft.Authorization/roleDefinitions/{id}";
+  return {
+      {"GET", kAssignments, "Microsoft.Authorization/roleAssignments/read", true, assignments},
+      {"GET", kAssignment, "Microsoft.Authorization/roleAssignments/read", false, assignments},
+      {"PUT", kAssignment, "Microsoft.Authorization/roleAssignments/write", false, assignments},
+      {"DELETE", kAssignment, "Microsoft.Authorization/roleAssignments/delete", false, assignments},
+      {"GET", kDefinitions, "Microsoft.Authorization/roleDefinitions/read", true, definitions},
+      {"GET", kDefinition, "Microsoft.Authorization/roleDefinitions/read", false, definitions},
+      {"PUT", kDefinition, "Microsoft.Authorization/roleDefinitions/write", false, definitions},
+      {"DELETE", kDefinition, "Microsoft.Authorization/roleDefinitions/delete", false, definitions},
+      // The tenant's role definitions, readable by every principal (an
+      // empty action: no right needed beyond a valid token).
+      {"GET", "/providers/Microsoft.Authorization/roleDefinitions", "", true, definitions},
+      {"GET", "/providers/Microsoft.Authorization/roleDefinitions/{id}", "", false, definitions},
+  };
 }
 
 http::Response RoleManager::Assignments(const http::Request& req, const Target& t,

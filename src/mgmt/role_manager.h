@@ -7,6 +7,7 @@
 #include "common/clock.h"
 #include "http/message.h"
 #include "mgmt/arm.h"
+#include "mgmt/arm_routes.h"
 #include "storage/store.h"
 
 namespace coffer::mgmt {
@@ -20,7 +21,7 @@ namespace coffer::mgmt {
 // Authorizer. Authorization of the request itself is the caller's job,
 // except that writing a custom role also needs roleDefinitions/write (and
 // deleting it roleDefinitions/delete) on each of its assignable scopes, old
-// and new, which Handle asks `linked`.
+// and new, which it asks the request's linked checks.
 //
 // Thread-safe. The referenced objects must outlive it.
 class RoleManager {
@@ -28,14 +29,14 @@ class RoleManager {
   RoleManager(std::string subscription_id, std::string tenant_id, storage::Store& store,
               authz::Authorizer& authorizer, const Clock& clock);
 
-  // Handle answers a Microsoft.Authorization request, or nullopt when the
-  // path is not one. `caller` made the request.
-  std::optional<http::Response> Handle(const http::Request& request, const authz::Principal& caller,
-                                       const LinkedCheck& linked);
+  // The Microsoft.Authorization operations of the management plane's route
+  // table.
+  std::vector<ArmRoute> Routes();
 
   // AssignedRole returns the role id a roleAssignments PUT assigns or a
-  // DELETE removes, for delegation conditions; "" when there is none.
-  std::string AssignedRole(const http::Request& request);
+  // DELETE removes (the route's {id}), for delegation conditions; "" when
+  // there is none.
+  std::string AssignedRole(const http::Request& request, const http::PathParams& params);
 
   // ScopeExists checks that a scope names something that exists: this
   // subscription, a resource group holding a resource, a vault, a secret,
@@ -54,7 +55,6 @@ class RoleManager {
     bool definitions = false;
     std::string name;  // "" for the collection
   };
-  std::optional<Target> Parse(const http::Request& request) const;
   http::Response Assignments(const http::Request& request, const Target& target,
                              const authz::Principal& caller);
   http::Response Definitions(const http::Request& request, const Target& target,

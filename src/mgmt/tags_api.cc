@@ -40,27 +40,27 @@ Status ApplyTags(const std::string& operation, const Json& given, std::string& t
 
 }  // namespace
 
-std::optional<http::Response> TagsApi::Handle(const http::Request& req) {
-  const auto& seg = req.segments;
-  size_t n = seg.size();
-  if (n < 4 || !EqualsIgnoreCase(seg[n - 4], "providers") ||
-      !EqualsIgnoreCase(seg[n - 3], "Microsoft.Resources") ||
-      !EqualsIgnoreCase(seg[n - 2], "tags") || !EqualsIgnoreCase(seg[0], "subscriptions")) {
-    return std::nullopt;
-  }
-  if (auto refused = CheckArmRequest(req, subscription_id_)) {
-    return refused;
-  }
-  if (!EqualsIgnoreCase(seg[n - 1], "default")) {
-    return http::ErrorResponse(404, "NotFound", "The tags resource is named 'default'.");
-  }
-  std::string resource;
-  for (size_t i = 0; i + 4 < n; ++i) {
-    resource += "/" + seg[i];
-  }
-  auto is = [&](size_t i, const char* v) { return n > i && EqualsIgnoreCase(seg[i], v); };
+std::vector<ArmRoute> TagsApi::Routes() {
+  auto handle = [this](const ArmCall& call) { return Handle(call); };
+  constexpr std::string_view kTags = "/{resource...}/providers/Microsoft.Resources/tags/default";
+  return {
+      {"GET", kTags, "Microsoft.Resources/tags/read", false, handle},
+      {"PUT", kTags, "Microsoft.Resources/tags/write", false, handle},
+      {"PATCH", kTags, "Microsoft.Resources/tags/write", false, handle},
+      {"DELETE", kTags, "Microsoft.Resources/tags/delete", false, handle},
+  };
+}
+
+http::Response TagsApi::Handle(const ArmCall& call) {
+  const http::Request& req = call.request;
+  const std::string resource(call.params.Get("resource"));
   // {resource} = /subscriptions/{s}/resourceGroups/{rg}/providers/{ns}/{type}/{name}
-  bool resource_shape = n == 12 && is(2, "resourceGroups") && is(4, "providers");
+  auto pieces = Split(resource, '/');
+  std::vector<std::string> seg(pieces.begin() + 1, pieces.end());
+  size_t n = seg.size();
+  auto is = [&](size_t i, const char* v) { return n > i && EqualsIgnoreCase(seg[i], v); };
+  bool resource_shape =
+      n == 8 && is(0, "subscriptions") && is(2, "resourceGroups") && is(4, "providers");
   bool vault = resource_shape && is(5, "Microsoft.KeyVault") && is(6, "vaults");
   bool identity =
       resource_shape && is(5, "Microsoft.ManagedIdentity") && is(6, "userAssignedIdentities");

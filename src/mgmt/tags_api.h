@@ -2,9 +2,11 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "http/message.h"
 #include "keyvault/vault_registry.h"
+#include "mgmt/arm_routes.h"
 #include "storage/store.h"
 
 namespace coffer::mgmt {
@@ -17,17 +19,20 @@ namespace coffer::mgmt {
 //               "properties":{"tags":{...}}}               as `az tag update`
 //   DELETE ...                                            removes every tag
 // Each change is applied to the tags as they are when it is written, so
-// concurrent merges of different tags all land. Authorization
-// (Microsoft.Resources/tags/*) is the caller's job. Thread-safe.
+// concurrent merges of different tags all land. The plane authorizes
+// Microsoft.Resources/tags/* at the resource before a handler runs.
+// Thread-safe.
 class TagsApi {
  public:
   TagsApi(std::string subscription_id, storage::Store& store, keyvault::VaultRegistry& registry)
       : subscription_id_(std::move(subscription_id)), store_(store), registry_(registry) {}
 
-  // Handle answers a tags request, or nullopt for other paths.
-  std::optional<http::Response> Handle(const http::Request& request);
+  // The tags operations of the management plane's route table.
+  std::vector<ArmRoute> Routes();
 
  private:
+  http::Response Handle(const ArmCall& call);
+
   const std::string subscription_id_;
   storage::Store& store_;
   keyvault::VaultRegistry& registry_;

@@ -323,57 +323,50 @@ StatusOr<int> VaultManager::PurgeExpired() {
   return purged;
 }
 
-std::optional<http::Response> VaultManager::HandleDeleted(const http::Request& req) {
-  // subscriptions/{s}/providers/Microsoft.KeyVault/deletedVaults
-  // subscriptions/{s}/providers/Microsoft.KeyVault/locations/{l}/deletedVaults/{name}[/purge]
-  const auto& seg = req.segments;
-  bool list = seg.size() == 5 && EqualsIgnoreCase(seg[4], "deletedVaults");
-  bool one = (seg.size() == 8 || seg.size() == 9) && EqualsIgnoreCase(seg[4], "locations") &&
-             EqualsIgnoreCase(seg[6], "deletedVaults");
-  if (!list && !one) {
-    return std::nullopt;
+http::Response VaultManager::ListDeleted(const ArmCall&) {
+  auto vaults = store_.ListVaults();
+  if (!vaults.ok()) {
+    return ArmError(vaults.status());
   }
-  if (list) {
-    if (req.method != "GET") {
-      return http::ErrorResponse(405, "MethodNotAllowed", "Only GET is allowed on deletedVaults.");
+  Json items = Json::array();
+  for (const auto& v : *vaults) {
+    if (v.deleted()) {
+      items.push_back(ToArmDeleted(v));
     }
-    auto vaults = store_.ListVaults();
-    if (!vaults.ok()) {
-      return ArmError(vaults.status());
-    }
-    Json items = Json::array();
-    for (const auto& v : *vaults) {
-      if (v.deleted()) {
-        items.push_back(ToArmDeleted(v));
-      }
-    }
-    return http::JsonResponse(200, ToJson(Json{{"value", items}}));
   }
-  const std::string& name = seg[7];
+  return http::JsonResponse(200, ToJson(Json{{"value", items}}));
+}
+
+StatusOr<storage::VaultRecord> VaultManager::FindDeleted(const ArmCall& call) {
+  std::string name(call.params.Get("name"));
+  std::string location(call.params.Get("location"));
   auto v = store_.GetVault(name);
-  if (!v.ok() || !v->deleted() || !EqualsIgnoreCase(v->location, seg[5])) {
+  if (!v.ok() || !v->deleted() || !EqualsIgnoreCase(v->location, location)) {
     if (v.ok() || v.status().code() == StatusCode::kNotFound) {
-      return http::ErrorResponse(
-          404, "DeletedVaultNotFound",
-          "Deleted vault '" + name + "' was not found in location '" + seg[5] + "'.");
+      return NotFoundError(
+          "Deleted vault '" + name + "' was not found in location '" + location + "'.",
+          "DeletedVaultNotFound");
     }
+    return v.status();
+  }
+  return v;
+}
+
+http::Response VaultManager::GetDeleted(const ArmCall& call) {
+  auto v = FindDeleted(call);
+  return v.ok() ? http::JsonResponse(200, ToJson(ToArmDeleted(*v))) : ArmError(v.status());
+}
+
+http::Response VaultManager::PurgeDeleted(const ArmCall& call) {
+  auto v = FindDeleted(call);
+  if (!v.ok()) {
     return ArmError(v.status());
-  }
-  if (seg.size() == 8) {
-    if (req.method != "GET") {
-      return http::ErrorResponse(405, "MethodNotAllowed",
-                                 "Only GET is allowed on a deleted vault.");
-    }
-    return http::JsonResponse(200, ToJson(ToArmDeleted(*v)));
-  }
-  if (!EqualsIgnoreCase(seg[8], "purge") || req.method != "POST") {
-    return http::ErrorResponse(404, "NotFound", "Unknown operation on a deleted vault.");
   }
   // SECURITY: purge protection holds a deleted vault, and everything in it,
   // until its scheduled purge date; nobody can purge it earlier.
   if (v->purge_protection && clock_.NowSeconds() < v->scheduled_purge_date) {
     return http::ErrorResponse(409, "Conflict",
-                               "Vault '" + name +
+                               "Vault '" + v->name +
                                    "' has purge protection enabled and cannot be purged "
                                    "before " +
                                    FormatIsoTime(v->scheduled_purge_date) + ".");
@@ -383,22 +376,21 @@ std::optional<http::Response> VaultManager::HandleDeleted(const http::Request& r
   if (!purged.ok()) {
     return ArmError(purged);
   }
+  if (config_.on_vault_purged) {
+    config_.on_vault_purged();
+  }
   return http::EmptyResponse(200);
 }
 
-http::Response VaultManager::HandleAccessPolicies(const http::Request& req) {
+http::Response VaultManager::EditAccessPolicies(const ArmCall& call) {
   // PUT .../vaults/{name}/accessPolicies/{add|replace|remove}
-  const auto& seg = req.segments;
-  const std::string& rg = seg[3];
-  const std::string& name = seg[7];
-  std::string kind = AsciiLower(seg[9]);
+  const http::Request& req = call.request;
+  const std::string rg(call.params.Get("rg"));
+  const std::string name(call.params.Get("name"));
+  std::string kind = AsciiLower(call.params.Get("kind"));
   if (kind != "add" && kind != "replace" && kind != "remove") {
     return http::ErrorResponse(400, "BadRequest",
                                "The access policy operation must be add, replace or remove.");
-  }
-  if (req.method != "PUT") {
-    return http::ErrorResponse(405, "MethodNotAllowed",
-                               "Only PUT is allowed on a vault's access policies.");
   }
   auto body = ParseJson(req.body);
   if (!body || !body->is_object() || !body->contains("properties") ||
@@ -468,135 +460,141 @@ http::Response VaultManager::HandleAccessPolicies(const http::Request& req) {
   return r;
 }
 
-std::optional<http::Response> VaultManager::Handle(const http::Request& req) {
-  const auto& seg = req.segments;
-  if (seg.size() < 2 || !EqualsIgnoreCase(seg[0], "subscriptions")) {
-    return std::nullopt;
+http::Response VaultManager::List(const ArmCall& call) {
+  std::string_view rg = call.params.Get("rg");
+  auto vaults = store_.ListVaults();
+  if (!vaults.ok()) {
+    return ArmError(vaults.status());
   }
-  bool by_rg = seg.size() >= 7 && EqualsIgnoreCase(seg[2], "resourceGroups") &&
-               EqualsIgnoreCase(seg[4], "providers") &&
-               EqualsIgnoreCase(seg[5], "Microsoft.KeyVault") && EqualsIgnoreCase(seg[6], "vaults");
-  bool by_sub = seg.size() == 5 && EqualsIgnoreCase(seg[2], "providers") &&
-                EqualsIgnoreCase(seg[3], "Microsoft.KeyVault") &&
-                EqualsIgnoreCase(seg[4], "vaults");
-  bool deleted_path =
-      seg.size() >= 5 && EqualsIgnoreCase(seg[2], "providers") &&
-      EqualsIgnoreCase(seg[3], "Microsoft.KeyVault") &&
-      (EqualsIgnoreCase(seg[4], "deletedVaults") || EqualsIgnoreCase(seg[4], "locations"));
-  bool policy_path = by_rg && seg.size() == 10 && EqualsIgnoreCase(seg[8], "accessPolicies");
-  if (!(by_rg && seg.size() <= 8) && !by_sub && !deleted_path && !policy_path) {
-    return std::nullopt;
+  Json items = Json::array();
+  for (const auto& v : *vaults) {
+    if (v.deleted() || (!rg.empty() && !EqualsIgnoreCase(v.resource_group, rg))) {
+      continue;
+    }
+    items.push_back(ToArm(v));
   }
-  if (auto refused = CheckArmRequest(req, config_.subscription_id)) {
-    return refused;
-  }
-  if (deleted_path) {
-    return HandleDeleted(req);
-  }
-  if (policy_path) {
-    return HandleAccessPolicies(req);
-  }
-  const std::string& m = req.method;
+  return http::JsonResponse(200, ToJson(Json{{"value", items}}));
+}
 
-  if (by_sub || seg.size() == 7) {
-    if (m != "GET") {
-      return http::ErrorResponse(405, "MethodNotAllowed",
-                                 "Only GET is allowed on a vault collection.");
-    }
-    auto vaults = store_.ListVaults();
-    if (!vaults.ok()) {
-      return ArmError(vaults.status());
-    }
-    Json items = Json::array();
-    for (const auto& v : *vaults) {
-      if (v.deleted() || (by_rg && !EqualsIgnoreCase(v.resource_group, seg[3]))) {
-        continue;
-      }
-      items.push_back(ToArm(v));
-    }
-    return http::JsonResponse(200, ToJson(Json{{"value", items}}));
+StatusOr<storage::VaultRecord> VaultManager::FindLive(const ArmCall& call) {
+  std::string rg(call.params.Get("rg"));
+  std::string name(call.params.Get("name"));
+  auto v = store_.GetVault(name);
+  if (!v.ok() && v.status().code() != StatusCode::kNotFound) {
+    return v.status();
   }
+  if (!v.ok() || v->deleted() || !EqualsIgnoreCase(v->resource_group, rg)) {
+    return NotFoundError("The Resource 'Microsoft.KeyVault/vaults/" + name +
+                             "' under resource group '" + rg + "' was not found.",
+                         "ResourceNotFound");
+  }
+  return v;
+}
 
-  const std::string& rg = seg[3];
-  const std::string& name = seg[7];
-  auto not_found = [&] {
-    return http::ErrorResponse(404, "ResourceNotFound",
-                               "The Resource 'Microsoft.KeyVault/vaults/" + name +
-                                   "' under resource group '" + rg + "' was not found.");
-  };
-  auto live = [&]() -> StatusOr<storage::VaultRecord> {
-    auto v = store_.GetVault(name);
-    if (!v.ok()) {
-      return v.status();
-    }
-    if (v->deleted() || !EqualsIgnoreCase(v->resource_group, rg)) {
-      return NotFoundError("vault not found");
-    }
-    return v;
-  };
-  if (m == "GET" || m == "DELETE") {
-    auto v = live();
-    if (!v.ok()) {
-      if (v.status().code() != StatusCode::kNotFound) {
-        return ArmError(v.status());
-      }
-      return m == "DELETE" ? http::EmptyResponse(204) : not_found();
-    }
-    if (m == "GET") {
-      http::Response r = http::JsonResponse(200, ToJson(ToArm(*v)));
-      r.SetHeader("ETag", ETag(v->version));
-      return r;
-    }
-    if (Status pre = CheckPreconditions(req, v->version); !pre.ok()) {
-      return ArmError(pre);
-    }
-    // Vaults are soft-deleted, as in Azure: the name stays reserved and the
-    // contents recoverable for the retention period.
-    int64_t now = clock_.NowSeconds();
-    Status deleted =
-        store_.MarkVaultDeleted(v->name, now, now + int64_t{v->retention_days} * 86400);
-    registry_.Invalidate(v->name);
-    if (config_.on_assignments_changed) {
-      config_.on_assignments_changed();  // the vault's role assignments went with it
-    }
-    if (!deleted.ok()) {
-      return ArmError(deleted);
-    }
-    return http::EmptyResponse(200);
+http::Response VaultManager::Get(const ArmCall& call) {
+  auto v = FindLive(call);
+  if (!v.ok()) {
+    return ArmError(v.status());
   }
-  if (m == "PUT" || m == "PATCH") {
-    auto body = ParseJson(req.body);
-    if (!body || !body->is_object()) {
-      return http::ErrorResponse(400, "InvalidRequestContent",
-                                 "The request content is not a JSON object.");
-    }
-    Precondition precondition = PreconditionOf(req);
-    if (m == "PATCH") {
-      // PATCH never creates: a vault that does not exist fails its
-      // precondition.
-      precondition = [&req, &name, &rg](std::optional<int64_t> version) -> Status {
-        if (!version) {
-          return NotFoundError("The Resource 'Microsoft.KeyVault/vaults/" + name +
-                                   "' under resource group '" + rg + "' was not found.",
-                               "ResourceNotFound");
-        }
-        return CheckPreconditions(req, version);
-      };
-      if (!live().ok()) {
-        return not_found();
-      }
-    }
-    auto result =
-        CreateOrUpdate(rg, name, *body, std::string(req.Query("api-version")), precondition);
-    if (!result.ok()) {
-      return ArmError(result.status());
-    }
-    http::Response r = http::JsonResponse(result->second ? 201 : 200, ToJson(ToArm(result->first)));
-    r.SetHeader("ETag", ETag(result->first.version));
-    return r;
+  http::Response r = http::JsonResponse(200, ToJson(ToArm(*v)));
+  r.SetHeader("ETag", ETag(v->version));
+  return r;
+}
+
+http::Response VaultManager::Delete(const ArmCall& call) {
+  auto v = FindLive(call);
+  if (!v.ok()) {
+    return v.status().code() == StatusCode::kNotFound ? http::EmptyResponse(204)
+                                                      : ArmError(v.status());
   }
-  return http::ErrorResponse(405, "MethodNotAllowed",
-                             "Method " + m + " is not allowed on a vault.");
+  if (Status pre = CheckPreconditions(call.request, v->version); !pre.ok()) {
+    return ArmError(pre);
+  }
+  // Vaults are soft-deleted, as in Azure: the name stays reserved and the
+  // contents recoverable for the retention period.
+  int64_t now = clock_.NowSeconds();
+  Status deleted = store_.MarkVaultDeleted(v->name, now, now + int64_t{v->retention_days} * 86400);
+  registry_.Invalidate(v->name);
+  if (config_.on_assignments_changed) {
+    config_.on_assignments_changed();  // the vault's role assignments went with it
+  }
+  if (!deleted.ok()) {
+    return ArmError(deleted);
+  }
+  return http::EmptyResponse(200);
+}
+
+http::Response VaultManager::Put(const ArmCall& call) {
+  const http::Request& req = call.request;
+  std::string rg(call.params.Get("rg"));
+  std::string name(call.params.Get("name"));
+  auto body = ParseJson(req.body);
+  if (!body || !body->is_object()) {
+    return http::ErrorResponse(400, "InvalidRequestContent",
+                               "The request content is not a JSON object.");
+  }
+  Precondition precondition = PreconditionOf(req);
+  if (req.method == "PATCH") {
+    auto live = FindLive(call);
+    if (!live.ok()) {
+      return ArmError(live.status());
+    }
+    // PATCH never creates: a vault that is gone by the time the change is
+    // written fails its precondition.
+    precondition = [&req, &name, &rg](std::optional<int64_t> version) -> Status {
+      if (!version) {
+        return NotFoundError("The Resource 'Microsoft.KeyVault/vaults/" + name +
+                                 "' under resource group '" + rg + "' was not found.",
+                             "ResourceNotFound");
+      }
+      return CheckPreconditions(req, version);
+    };
+  }
+  auto result =
+      CreateOrUpdate(rg, name, *body, std::string(req.Query("api-version")), precondition);
+  if (!result.ok()) {
+    return ArmError(result.status());
+  }
+  http::Response r = http::JsonResponse(result->second ? 201 : 200, ToJson(ToArm(result->first)));
+  r.SetHeader("ETag", ETag(result->first.version));
+  return r;
+}
+
+std::vector<ArmRoute> VaultManager::Routes() {
+  using Handler = http::Response (VaultManager::*)(const ArmCall&);
+  auto route = [this](std::string_view method, std::string_view pattern, std::string_view action,
+                      bool collection, Handler handler) {
+    return ArmRoute{method, pattern, action, collection,
+                    [this, handler](const ArmCall& call) { return (this->*handler)(call); }};
+  };
+  constexpr std::string_view kVault =
+      "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.KeyVault/vaults/{name}";
+  return {
+      route("GET", "/subscriptions/{sub}/providers/Microsoft.KeyVault/vaults",
+            "Microsoft.KeyVault/vaults/read", true, &VaultManager::List),
+      route("GET", "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.KeyVault/vaults",
+            "Microsoft.KeyVault/vaults/read", true, &VaultManager::List),
+      route("GET", kVault, "Microsoft.KeyVault/vaults/read", false, &VaultManager::Get),
+      route("PUT", kVault, "Microsoft.KeyVault/vaults/write", false, &VaultManager::Put),
+      route("PATCH", kVault, "Microsoft.KeyVault/vaults/write", false, &VaultManager::Put),
+      route("DELETE", kVault, "Microsoft.KeyVault/vaults/delete", false, &VaultManager::Delete),
+      route("PUT",
+            "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.KeyVault/vaults/{name}/"
+            "accessPolicies/{kind}",
+            "Microsoft.KeyVault/vaults/accessPolicies/write", false,
+            &VaultManager::EditAccessPolicies),
+      route("GET", "/subscriptions/{sub}/providers/Microsoft.KeyVault/deletedVaults",
+            "Microsoft.KeyVault/deletedVaults/read", true, &VaultManager::ListDeleted),
+      route("GET",
+            "/subscriptions/{sub}/providers/Microsoft.KeyVault/locations/{location}/"
+            "deletedVaults/{name}",
+            "Microsoft.KeyVault/locations/deletedVaults/read", false, &VaultManager::GetDeleted),
+      route("POST",
+            "/subscriptions/{sub}/providers/Microsoft.KeyVault/locations/{location}/"
+            "deletedVaults/{name}/purge",
+            "Microsoft.KeyVault/locations/deletedVaults/purge/action", false,
+            &VaultManager::PurgeDeleted),
+  };
 }
 
 }  // namespace coffer::mgmt

@@ -9,6 +9,7 @@
 #include "keyvault/envelope.h"
 #include "keyvault/vault_registry.h"
 #include "mgmt/arm.h"
+#include "mgmt/arm_routes.h"
 #include "storage/store.h"
 
 namespace coffer::mgmt {
@@ -23,6 +24,8 @@ struct ManagementConfig {
   // Called after a change to role assignments (deleting a vault deletes
   // its own), so the authorizer reloads.
   std::function<void()> on_assignments_changed;
+  // Called after a vault is purged (its event subscriptions went with it).
+  std::function<void()> on_vault_purged;
 };
 
 // VaultManager is the ARM-shaped management plane for vaults:
@@ -36,8 +39,9 @@ struct ManagementConfig {
 //   PUT  .../vaults/{name}/accessPolicies/{add|replace|remove}
 // with Azure's property names, immutability rules and error codes
 // (docs/management-plane.md). Deleting a vault soft-deletes it; PUT with
-// properties.createMode "recover" brings it back. Authorization is the
-// caller's job.
+// properties.createMode "recover" brings it back. Routes() is its part of
+// the management plane's route table; the plane authenticates and
+// authorizes each request before a handler runs.
 //
 // Thread-safe. The referenced objects must outlive it.
 class VaultManager {
@@ -45,9 +49,8 @@ class VaultManager {
   VaultManager(ManagementConfig config, storage::Store& store, const keyvault::Envelope& envelope,
                keyvault::VaultRegistry& registry, const Clock& clock);
 
-  // Handle answers a /subscriptions/... request, or returns nullopt when the
-  // path is not a vault path.
-  std::optional<http::Response> Handle(const http::Request& request);
+  // The vault operations of the management plane's route table.
+  std::vector<ArmRoute> Routes();
 
   // ResourceId of a vault record.
   std::string ResourceId(const storage::VaultRecord& vault) const;
@@ -68,8 +71,19 @@ class VaultManager {
   StatusOr<int> PurgeExpired();
 
  private:
-  std::optional<http::Response> HandleDeleted(const http::Request& request);
-  http::Response HandleAccessPolicies(const http::Request& request);
+  http::Response List(const ArmCall& call);
+  http::Response Get(const ArmCall& call);
+  http::Response Put(const ArmCall& call);  // and PATCH
+  http::Response Delete(const ArmCall& call);
+  http::Response EditAccessPolicies(const ArmCall& call);
+  http::Response ListDeleted(const ArmCall& call);
+  http::Response GetDeleted(const ArmCall& call);
+  http::Response PurgeDeleted(const ArmCall& call);
+  // The live vault {name} of resource group {rg}; kNotFound
+  // (ResourceNotFound) when there is none.
+  StatusOr<storage::VaultRecord> FindLive(const ArmCall& call);
+  // The deleted vault {name} of {location}; kNotFound (DeletedVaultNotFound).
+  StatusOr<storage::VaultRecord> FindDeleted(const ArmCall& call);
 
   const ManagementConfig config_;
   storage::Store& store_;

@@ -185,81 +185,59 @@ Json WorkloadManager::ToArm(const storage::WorkloadRecord& w,
               {"properties", {{"provisioningState", "Succeeded"}}}};
 }
 
-std::optional<http::Response> WorkloadManager::Handle(const http::Request& req,
-                                                      const LinkedCheck& linked) {
-  const auto& seg = req.segments;
-  auto is = [&](size_t i, const char* v) { return seg.size() > i && EqualsIgnoreCase(seg[i], v); };
-  const Kind* kind = nullptr;
-  bool by_sub = false;
-  for (const auto& k : kKinds) {
-    if (seg.size() >= 7 && seg.size() <= 9 && is(0, "subscriptions") && is(2, "resourceGroups") &&
-        is(4, "providers") && is(5, k.provider) && is(6, k.type)) {
-      kind = &k;
-    } else if (seg.size() == 5 && is(0, "subscriptions") && is(2, "providers") &&
-               is(3, k.provider) && is(4, k.type)) {
-      kind = &k;
-      by_sub = true;
+http::Response WorkloadManager::List(const ArmCall& call, const Kind& kind) {
+  std::string_view rg = call.params.Get("rg");
+  auto all = store_.ListWorkloads();
+  if (!all.ok()) {
+    return ArmError(all.status());
+  }
+  auto principals = store_.ListPrincipals();
+  if (!principals.ok()) {
+    return ArmError(principals.status());
+  }
+  Json items = Json::array();
+  for (const auto& w : *all) {
+    if (w.type == kind.full_type &&
+        (rg.empty() || EqualsIgnoreCase(ResourceGroupOf(w.resource_id), rg))) {
+      items.push_back(ToArm(w, *principals));
     }
   }
-  if (kind == nullptr) {
-    return std::nullopt;
-  }
-  if (auto refused = CheckArmRequest(req, config_.subscription_id)) {
-    return refused;
-  }
-  if (by_sub || seg.size() == 7) {
-    if (req.method != "GET") {
-      return http::ErrorResponse(405, "MethodNotAllowed", "Only GET is allowed on a collection.");
-    }
-    auto all = store_.ListWorkloads();
-    if (!all.ok()) {
-      return ArmError(all.status());
-    }
-    auto principals = store_.ListPrincipals();
-    if (!principals.ok()) {
-      return ArmError(principals.status());
-    }
-    Json items = Json::array();
-    for (const auto& w : *all) {
-      if (w.type == kind->full_type &&
-          (by_sub || EqualsIgnoreCase(ResourceGroupOf(w.resource_id), seg[3]))) {
-        items.push_back(ToArm(w, *principals));
-      }
-    }
-    return http::JsonResponse(200, ToJson(Json{{"value", items}}));
-  }
-  const std::string& rg = seg[3];
-  const std::string& name = seg[7];
+  return http::JsonResponse(200, ToJson(Json{{"value", items}}));
+}
+
+StatusOr<std::optional<storage::WorkloadRecord>> WorkloadManager::FindNamed(const ArmCall& call,
+                                                                            const Kind& kind) {
+  std::string rg(call.params.Get("rg"));
+  std::string name(call.params.Get("name"));
   if (!ValidResourceGroup(rg)) {
-    return http::ErrorResponse(400, "InvalidResourceGroupName",
-                               "The resource group name is invalid.");
+    return InvalidArgumentError("The resource group name is invalid.", "InvalidResourceGroupName");
   }
   if (!ValidWorkloadName(name)) {
-    return http::ErrorResponse(400, "InvalidResourceName",
-                               "The resource name '" + name.substr(0, 70) +
-                                   "' is invalid. It must be 1-64 characters of letters, digits, "
-                                   "'-', '_' and '.', starting with a letter or digit.");
+    return InvalidArgumentError("The resource name '" + name.substr(0, 70) +
+                                    "' is invalid. It must be 1-64 characters of letters, digits, "
+                                    "'-', '_' and '.', starting with a letter or digit.",
+                                "InvalidResourceName");
   }
-  std::string resource_id = "/subscriptions/" + config_.subscription_id + "/resourceGroups/" + rg +
-                            "/providers/" + kind->full_type + "/" + name;
-  auto found = Find(resource_id);
+  return Find("/subscriptions/" + config_.subscription_id + "/resourceGroups/" + rg +
+              "/providers/" + kind.full_type + "/" + name);
+}
+
+Status WorkloadManager::NotFound(const ArmCall& call, const Kind& kind) const {
+  return NotFoundError("The Resource '" + std::string(kind.full_type) + "/" +
+                           std::string(call.params.Get("name")) + "' under resource group '" +
+                           std::string(call.params.Get("rg")) + "' was not found.",
+                       "ResourceNotFound");
+}
+
+http::Response WorkloadManager::Resource(const ArmCall& call, const Kind& kind) {
+  const http::Request& req = call.request;
+  auto found = FindNamed(call, kind);
   if (!found.ok()) {
     return ArmError(found.status());
   }
-  auto not_found = [&] {
-    return http::ErrorResponse(404, "ResourceNotFound",
-                               "The Resource '" + std::string(kind->full_type) + "/" + name +
-                                   "' under resource group '" + rg + "' was not found.");
-  };
-  if (seg.size() == 9) {
-    if (req.method != "POST") {
-      return http::ErrorResponse(405, "MethodNotAllowed", "Use POST for resource actions.");
-    }
-    return *found ? Action(seg[8], **found) : not_found();
-  }
   if (req.method == "GET") {
     if (!*found) {
-      return not_found();
+      return ArmError(NotFound(call, kind));
     }
     auto principals = store_.ListPrincipals();
     if (!principals.ok()) {
@@ -273,13 +251,55 @@ std::optional<http::Response> WorkloadManager::Handle(const http::Request& req,
     return *found ? Delete(**found) : http::EmptyResponse(204);
   }
   if (req.method == "PATCH" && !*found) {
-    return not_found();
+    return ArmError(NotFound(call, kind));
   }
-  if (req.method != "PUT" && req.method != "PATCH") {
-    return http::ErrorResponse(405, "MethodNotAllowed",
-                               "Method " + req.method + " is not allowed.");
+  return Put(req, kind, std::string(call.params.Get("rg")), std::string(call.params.Get("name")),
+             call.linked);
+}
+
+http::Response WorkloadManager::Act(const ArmCall& call, const Kind& kind,
+                                    std::string_view action) {
+  auto found = FindNamed(call, kind);
+  if (!found.ok()) {
+    return ArmError(found.status());
   }
-  return Put(req, *kind, rg, name, linked);
+  if (!*found) {
+    return ArmError(NotFound(call, kind));
+  }
+  return Action(std::string(action), **found);
+}
+
+std::vector<ArmRoute> WorkloadManager::Routes() {
+  std::vector<ArmRoute> out;
+  // The paths of one kind, built once and kept for the table's lifetime.
+  for (const auto& k : kKinds) {
+    const Kind* kind = &k;
+    std::string type = std::string(k.provider) + "/" + k.type;
+    std::string by_sub = "/subscriptions/{sub}/providers/" + type;
+    std::string by_rg = "/subscriptions/{sub}/resourceGroups/{rg}/providers/" + type;
+    std::string one = by_rg + "/{name}";
+    auto keep = [this](std::string text) -> std::string_view {
+      patterns_.push_back(std::make_unique<std::string>(std::move(text)));
+      return *patterns_.back();
+    };
+    std::string_view read = keep(type + "/read");
+    std::string_view write = keep(type + "/write");
+    auto list = [this, kind](const ArmCall& call) { return List(call, *kind); };
+    auto resource = [this, kind](const ArmCall& call) { return Resource(call, *kind); };
+    out.push_back({"GET", keep(by_sub), read, true, list});
+    out.push_back({"GET", keep(by_rg), read, true, list});
+    std::string_view one_view = keep(one);
+    out.push_back({"GET", one_view, read, false, resource});
+    out.push_back({"PUT", one_view, write, false, resource});
+    out.push_back({"PATCH", one_view, write, false, resource});
+    out.push_back({"DELETE", one_view, keep(type + "/delete"), false, resource});
+    for (const char* action : {"listIdentityEndpoint", "regenerateIdentityHeader"}) {
+      out.push_back(
+          {"POST", keep(one + "/" + action), keep(type + "/" + action + "/action"), false,
+           [this, kind, action](const ArmCall& call) { return Act(call, *kind, action); }});
+    }
+  }
+  return out;
 }
 
 http::Response WorkloadManager::Put(const http::Request& req, const Kind& kind,
@@ -432,11 +452,6 @@ http::Response WorkloadManager::Action(const std::string& action, storage::Workl
       return ArmError(put.status());
     }
     w = *put;
-  } else if (!EqualsIgnoreCase(action, "listIdentityEndpoint")) {
-    return http::ErrorResponse(404, "NotFound",
-                               "Unknown action '" + action.substr(0, 64) +
-                                   "'. Workloads have listIdentityEndpoint and "
-                                   "regenerateIdentityHeader.");
   }
   http::Response r =
       http::JsonResponse(200, ToJson(Json{{"identityEndpoint", config_.identity_endpoint},

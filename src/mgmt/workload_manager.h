@@ -1,6 +1,7 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -9,6 +10,7 @@
 #include "common/json.h"
 #include "http/message.h"
 #include "mgmt/arm.h"
+#include "mgmt/arm_routes.h"
 #include "storage/store.h"
 
 namespace coffer::mgmt {
@@ -46,8 +48,8 @@ class WorkloadManager {
  public:
   WorkloadManager(WorkloadConfig config, storage::Store& store, const Clock& clock);
 
-  // Handle answers a workload request, or returns nullopt for other paths.
-  std::optional<http::Response> Handle(const http::Request& request, const LinkedCheck& linked);
+  // The workload operations of the management plane's route table.
+  std::vector<ArmRoute> Routes();
 
   // A resource type served here.
   struct Kind {
@@ -59,6 +61,14 @@ class WorkloadManager {
  private:
   http::Response Put(const http::Request& request, const Kind& kind, const std::string& rg,
                      const std::string& name, const LinkedCheck& linked);
+  http::Response List(const ArmCall& call, const Kind& kind);
+  // GET, PUT, PATCH and DELETE of one workload.
+  http::Response Resource(const ArmCall& call, const Kind& kind);
+  http::Response Act(const ArmCall& call, const Kind& kind, std::string_view action);
+  // The workload {rg}/{name} of `kind` (nullopt when absent);
+  // kInvalidArgument for a malformed group or name.
+  StatusOr<std::optional<storage::WorkloadRecord>> FindNamed(const ArmCall& call, const Kind& kind);
+  Status NotFound(const ArmCall& call, const Kind& kind) const;
   http::Response Delete(const storage::WorkloadRecord& workload);
   http::Response Action(const std::string& action, storage::WorkloadRecord workload);
   StatusOr<std::optional<storage::WorkloadRecord>> Find(const std::string& resource_id);
@@ -67,6 +77,8 @@ class WorkloadManager {
              const std::vector<storage::PrincipalRecord>& principals) const;
 
   const WorkloadConfig config_;
+  // Route patterns and actions built from the kinds; the table views them.
+  std::vector<std::unique_ptr<std::string>> patterns_;
   storage::Store& store_;
   const Clock& clock_;
 };

@@ -90,35 +90,6 @@ int64_t NowMicros() {
       .count();
 }
 
-bool IsWatchPath(const http::Request& request) {
-  return request.segments.size() == 2 && request.segments[0] == "coffer" &&
-         request.segments[1] == "watch";
-}
-
-std::string ArmOperationName(std::string_view method, std::string_view action, bool collection) {
-  auto is = [&](std::string_view a) { return EqualsIgnoreCase(action, a); };
-  if (is("Microsoft.KeyVault/vaults/read")) {
-    return collection ? "VaultList" : "VaultGet";
-  }
-  if (is("Microsoft.KeyVault/vaults/write")) {
-    return method == "PATCH" ? "VaultPatch" : "VaultPut";
-  }
-  if (is("Microsoft.KeyVault/vaults/delete")) {
-    return "VaultDelete";
-  }
-  if (is("Microsoft.KeyVault/vaults/accessPolicies/write")) {
-    return "VaultPatch";
-  }
-  if (is("Microsoft.KeyVault/deletedVaults/read") ||
-      is("Microsoft.KeyVault/locations/deletedVaults/read")) {
-    return collection ? "VaultListDeleted" : "VaultGetDeleted";
-  }
-  if (is("Microsoft.KeyVault/locations/deletedVaults/purge/action")) {
-    return "VaultPurge";
-  }
-  return std::string(action);
-}
-
 std::string CofferServer::VaultResourceId(const std::string& vault) const {
   if (auto open = registry_->TryGetCached(vault)) {
     return open->resource_id;

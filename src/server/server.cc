@@ -134,12 +134,23 @@ Status CofferServer::Init() {
   role_manager_ =
       std::make_unique<mgmt::RoleManager>(*subscription, *tenant, *store_, *authorizer_, clock_);
   registry_ = std::make_unique<keyvault::VaultRegistry>(*store_, *envelope_, clock_);
-  secrets_ = std::make_unique<keyvault::SecretService>(*store_, *registry_, *envelope_, clock_);
+  secrets_ = std::make_unique<keyvault::SecretService>(*store_, *envelope_, clock_);
   secrets_api_ = std::make_unique<keyvault::SecretsApi>(*secrets_);
+  // The data plane's one route table: every vault API's operations and the
+  // watch stream.
+  std::vector<keyvault::VaultOperation> vault_operations = secrets_api_->Operations();
+  vault_operations.push_back(WatchOperation());
+  vault_plane_ = std::make_unique<VaultPlane>(
+      VaultPlane::Config{authority, *tenant, vault_resource_, vault_audiences_,
+                         token_service_->CanonicalIssuer(), *subscription},
+      *authenticator_, *registry_, *authorizer_, std::move(vault_operations));
   mgmt::ManagementConfig mc;
   mc.subscription_id = *subscription;
   mc.tenant_id = *tenant;
   mc.vault_host_suffix = "." + suffix + port_suffix_ + "/";
+  // A purged vault takes its event subscriptions with it; a vault created
+  // again under its name must not inherit them.
+  mc.on_vault_purged = [this] { ReloadEventSubscriptions(); };
   mc.on_assignments_changed = [this] {
     Status reloaded = authorizer_->Reload();
     if (!reloaded.ok()) {
@@ -175,7 +186,21 @@ Status CofferServer::Init() {
     ASSIGN_OR_RETURN(audit_, audit::Log::Open(std::move(ao), clock_));
   }
   RETURN_IF_ERROR(Bootstrap());
-  return StartEvents();
+  RETURN_IF_ERROR(StartEvents());
+  // The management plane's one route table, from every manager's routes.
+  std::vector<mgmt::ArmRoute> arm_routes;
+  for (auto routes :
+       {vault_manager_->Routes(), identity_manager_->Routes(), workload_manager_->Routes(),
+        role_manager_->Routes(), event_subscriptions_->Routes(), tags_api_->Routes()}) {
+    arm_routes.insert(arm_routes.end(), routes.begin(), routes.end());
+  }
+  arm_plane_ = std::make_unique<ArmPlane>(
+      ArmPlane::Config{info_.subscription_id, arm_audiences_}, *authenticator_, *authorizer_,
+      std::move(arm_routes),
+      ArmPlane::Hooks{[this](const http::Request& r, const http::PathParams& params) {
+        return role_manager_->AssignedRole(r, params);
+      }});
+  return OkStatus();
 }
 
 void CofferServer::ReloadEventSubscriptions() {
@@ -355,55 +380,31 @@ http::Response CofferServer::InvalidToken(const Status& why) const {
   return r;
 }
 
-http::Response CofferServer::Challenge(const Status& why) const {
-  http::Response r = http::ErrorResponse(why);
-  r.status = 401;
-  r.SetHeader("WWW-Authenticate", "Bearer authorization=\"" + info_.authority_host + "/" +
-                                      info_.tenant_id + "\", resource=\"" + vault_resource_ + "\"");
-  return r;
-}
-
 std::optional<http::Response> CofferServer::Head(const http::Request& request) {
-  // Clients probe with an unauthenticated, bodiless request first; answer
-  // it with the challenge before looking at path or body.
   std::string vault = VaultFromHost(request.host);
-  if (!vault.empty() && request.Header("authorization").empty()) {
-    int64_t start = NowMicros();
-    http::Response r = Challenge(UnauthenticatedError(
-        "AKV10000: Request is missing a Bearer or PoP token.", "Unauthorized"));
-    AuditNote note;
-    note.operation = "Authentication";
-    note.resource_id = VaultResourceId(vault);
-    Audit(request, r, note, start, false);
-    return r;
+  if (vault.empty()) {
+    return std::nullopt;
   }
-  return std::nullopt;
+  int64_t start = NowMicros();
+  AuditNote note;
+  auto r = vault_plane_->Head(vault, request, note);
+  if (r) {
+    Audit(request, *r, note, start, false);
+  }
+  return r;
 }
 
 std::optional<http::Response> CofferServer::Fast(http::Request& request) {
   // Only reads whose every input is already in memory are answered here;
   // anything that would touch storage goes to the worker pool.
   std::string vault = VaultFromHost(request.host);
-  if (vault.empty() || request.method != "GET" || IsWatchPath(request)) {
+  if (vault.empty()) {
     return std::nullopt;
   }
   int64_t start = NowMicros();
-  auto caller = authenticator_->TryCached(request.Header("authorization"), vault_audiences_);
-  if (!caller) {
-    return std::nullopt;
-  }
-  auto open = registry_->TryGetCached(vault);
-  if (open == nullptr) {
-    return std::nullopt;
-  }
   AuditNote note;
-  auto response = AuthorizeData(*caller, *open, request, &note);
-  if (!response) {
-    response = secrets_api_->TryFast(open, request);
-  }
+  auto response = vault_plane_->Fast(vault, request, note);
   if (response) {
-    note.caller = std::move(*caller);
-    note.resource_id = open->resource_id;
     Audit(request, *response, note, start, false);
   }
   return response;
@@ -424,7 +425,7 @@ http::Response CofferServer::Route(http::Request& request) {
   std::string vault = VaultFromHost(request.host);
   AuditNote note;
   http::Response response =
-      vault.empty() ? AuthorityRequest(request, note) : VaultRequest(vault, request, note);
+      vault.empty() ? AuthorityRequest(request, note) : vault_plane_->Handle(vault, request, note);
   bool write = request.method != "GET" && request.method != "HEAD";
   if (write && response.status < 400 && !note.operation.empty()) {
     // A vault or management write may have committed a change: hand it on
@@ -436,35 +437,6 @@ http::Response CofferServer::Route(http::Request& request) {
                      << (request.segments.empty() ? "" : request.segments[0]) << " -> "
                      << response.status;
   return response;
-}
-
-http::Response CofferServer::VaultRequest(const std::string& vault, http::Request& request,
-                                          AuditNote& note) {
-  note.operation = "Authentication";
-  note.resource_id = VaultResourceId(vault);
-  auto caller = authenticator_->Authenticate(request.Header("authorization"), vault_audiences_);
-  if (!caller.ok()) {
-    if (caller.status().code() == StatusCode::kUnauthenticated) {
-      return Challenge(caller.status());
-    }
-    return http::ErrorResponse(caller.status());
-  }
-  note.caller = *caller;
-  note.operation = IsWatchPath(request) ? "SecretWatch" : "Unknown";
-  auto open = registry_->Get(vault);
-  if (!open.ok()) {
-    // SECURITY: answer here; handing the request on would let it run,
-    // unauthorized, if the vault appeared in between.
-    return http::ErrorResponse(open.status());
-  }
-  note.resource_id = (*open)->resource_id;
-  if (IsWatchPath(request)) {
-    return WatchRequest(*caller, (*open)->record.name, request);
-  }
-  if (auto denied = AuthorizeData(*caller, **open, request, &note)) {
-    return *denied;
-  }
-  return secrets_api_->Handle(vault, request);
 }
 
 http::Response CofferServer::AuthorityRequest(http::Request& request, AuditNote& note) {
@@ -488,66 +460,9 @@ http::Response CofferServer::AuthorityRequest(http::Request& request, AuditNote&
   if (!seg.empty() && seg[0] == "coffer") {
     return AdminRequest(request, note);
   }
-  bool arm = !seg.empty() && EqualsIgnoreCase(seg[0], "subscriptions");
-  bool tenant_roles = seg.size() >= 3 && EqualsIgnoreCase(seg[0], "providers") &&
-                      EqualsIgnoreCase(seg[1], "Microsoft.Authorization") &&
-                      EqualsIgnoreCase(seg[2], "roleDefinitions");
-  if (arm || tenant_roles) {
-    note.operation = "Authentication";
-    note.resource_id = "/subscriptions/" + info_.subscription_id;
-    auto caller = authenticator_->Authenticate(request.Header("authorization"), arm_audiences_);
-    if (!caller.ok()) {
-      return InvalidToken(caller.status());
-    }
-    note.caller = *caller;
-    note.operation = "Microsoft.Authorization/roleDefinitions/read";
-    authz::Principal who{caller->object_id, caller->app_id, caller->tenant_id};
-    if (tenant_roles) {
-      // Role definitions at the root are readable by every principal.
-      if (request.method != "GET") {
-        return http::ErrorResponse(405, "MethodNotAllowed",
-                                   "Role definitions are written under a subscription scope.");
-      }
-      if (auto r = role_manager_->Handle(request, who, LinkedFor(*caller, request))) {
-        return *r;
-      }
-    } else {
-      if (auto refused = mgmt::CheckArmRequest(request, info_.subscription_id)) {
-        return *refused;
-      }
-      bool filter = false;
-      if (auto denied = AuthorizeArm(*caller, request, &filter, &note)) {
-        return *denied;
-      }
-      mgmt::LinkedCheck linked = LinkedFor(*caller, request);
-      std::optional<http::Response> r = tags_api_->Handle(request);
-      if (!r) {
-        r = event_subscriptions_->Handle(request);
-      }
-      if (!r) {
-        r = role_manager_->Handle(request, who, linked);
-      }
-      if (!r) {
-        r = vault_manager_->Handle(request);
-      }
-      if (!r) {
-        r = identity_manager_->Handle(request);
-      }
-      if (!r) {
-        r = workload_manager_->Handle(request, linked);
-      }
-      if (r) {
-        if (filter) {
-          FilterList(*caller, *r);
-        }
-        if (note.operation == "VaultPurge" && r->status < 400) {
-          // A purged vault takes its event subscriptions with it; a vault
-          // created again under its name must not inherit them.
-          ReloadEventSubscriptions();
-        }
-        return *r;
-      }
-    }
+  if (!seg.empty() &&
+      (EqualsIgnoreCase(seg[0], "subscriptions") || EqualsIgnoreCase(seg[0], "providers"))) {
+    return arm_plane_->Handle(request, note);
   }
   return http::ErrorResponse(
       404, "NotFound", "No route for " + request.method + " " + request.target.substr(0, 200));
@@ -556,6 +471,7 @@ http::Response CofferServer::AuthorityRequest(http::Request& request, AuditNote&
 http::Response CofferServer::AdminRequest(http::Request& request, AuditNote& note) {
   // Coffer's own administration API (docs/token-service.md):
   //   POST /coffer/v1/signing-keys/rotate
+  //   GET  /coffer/v1/routes (docs/architecture.md)
   //   GET  /coffer/v1/authz/explain?assignee=&vault=&action=[&object=]
   //   GET  /coffer/v1/audit?vault=&operation=&caller=&result=&from=&to=&top= (docs/audit.md)
   note.operation = "Authentication";
@@ -589,6 +505,12 @@ http::Response CofferServer::AdminRequest(http::Request& request, AuditNote& not
             caller->app_id + ";oid=" + caller->object_id + ".",
         "Forbidden"));
   }
+  if (seg.size() == 3 && seg[1] == "v1" && seg[2] == "routes") {
+    if (request.method != "GET") {
+      return http::ErrorResponse(405, "BadParameter", "Use GET.");
+    }
+    return RoutesRequest();
+  }
   if (seg.size() == 4 && seg[1] == "v1" && seg[2] == "signing-keys" && seg[3] == "rotate") {
     if (request.method != "POST") {
       http::Response r = http::ErrorResponse(InvalidArgumentError("Use POST.", "BadParameter"));
@@ -611,6 +533,30 @@ http::Response CofferServer::AdminRequest(http::Request& request, AuditNote& not
                               ToJson(Json{{"currentKid", keys_->current_kid()}, {"kids", kids}}));
   }
   return http::ErrorResponse(NotFoundError("Unknown administration path.", "NotFound"));
+}
+
+http::Response CofferServer::RoutesRequest() const {
+  // Every route of the vault and management planes and what it needs, so
+  // that a test (and an operator) can walk them all.
+  Json vault = Json::array();
+  for (const auto& op : vault_plane_->routes().operations()) {
+    Json item = {{"method", op.method}, {"pattern", op.pattern}, {"operation", op.operation}};
+    if (op.anywhere_in_vault) {
+      item["anywhereInVault"] = true;
+    }
+    if (!op.alternative.empty()) {
+      item["alternative"] = op.alternative;
+    }
+    vault.push_back(std::move(item));
+  }
+  Json arm = Json::array();
+  for (const auto& r : arm_plane_->routes()) {
+    arm.push_back({{"method", r.method},
+                   {"pattern", r.pattern},
+                   {"action", r.action},
+                   {"collection", r.collection}});
+  }
+  return http::JsonResponse(200, ToJson(Json{{"vault", vault}, {"arm", arm}}));
 }
 
 http::Response CofferServer::DirectoryRequest(http::Request& request) {

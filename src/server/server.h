@@ -31,7 +31,10 @@
 #include "mgmt/vault_manager.h"
 #include "mgmt/workload_manager.h"
 #include "net/http_server.h"
+#include "server/arm_plane.h"
 #include "server/authenticator.h"
+#include "server/pipeline.h"
+#include "server/vault_plane.h"
 #include "storage/store.h"
 
 namespace coffer::server {
@@ -67,18 +70,6 @@ struct ServerConfig {
   int change_retention_days = 7;
 };
 
-// What a request's audit record needs besides the request and the response,
-// filled in as the request is handled.
-struct AuditNote {
-  std::string operation;    // operationName; "" means no record
-  std::string resource_id;  // the vault's (or ARM resource's) id
-  std::string object_uri;   // properties.id
-  std::optional<Caller> caller;
-  std::optional<bool> rbac_authorized;
-  std::optional<bool> access_policy_match;
-  std::string applied_assignment;
-};
-
 // What a client needs to connect, as written to dev.env / admin.env.
 struct ConnectionInfo {
   std::string tenant_id;
@@ -94,11 +85,6 @@ struct ConnectionInfo {
 
 // Helpers of the request pipeline (audit_trail.cc).
 int64_t NowMicros();
-// True for the watch stream's path on a vault host: /coffer/watch.
-bool IsWatchPath(const http::Request& request);
-// The audit operationName of an ARM request: Key Vault's names for vault
-// operations (VaultGet, VaultPut, ...), else the action itself.
-std::string ArmOperationName(std::string_view method, std::string_view action, bool collection);
 
 // CofferServer wires the layers together: TLS listener, token service,
 // management plane and the Key Vault data plane, on one port, routed by
@@ -123,9 +109,10 @@ class CofferServer {
   http::Response Route(http::Request& request);
   std::optional<http::Response> Head(const http::Request& request);
   std::optional<http::Response> Fast(http::Request& request);
-  http::Response VaultRequest(const std::string& vault, http::Request& request, AuditNote& note);
   http::Response AuthorityRequest(http::Request& request, AuditNote& note);
   http::Response DirectoryRequest(http::Request& request);
+  // GET /coffer/v1/routes: the planes' route tables (administrators only).
+  http::Response RoutesRequest() const;
   http::Response AdminRequest(http::Request& request, AuditNote& note);
   // audit_trail.cc: the audit record of one request. `durable` waits until
   // it is on disk (writes are acknowledged only then); a failure to write it
@@ -135,9 +122,9 @@ class CofferServer {
   // The audit of a change notification (SecretNearExpiry, ...).
   void AuditNotifications(const std::vector<storage::ChangeRecord>& changes);
   http::Response AuditQueryRequest(const Caller& caller, const http::Request& request);
-  http::Response WatchRequest(const Caller& caller, const std::string& vault,
-                              const http::Request& request);
-  http::Response Challenge(const Status& why) const;
+  // watch_endpoint.cc: the watch stream's route of the vault plane.
+  keyvault::VaultOperation WatchOperation();
+  http::Response WatchRequest(const keyvault::VaultCall& call);
   // InvalidToken answers a failed authentication on the authority host:
   // 401 InvalidAuthenticationToken, or the status itself when the failure is
   // not the token's (storage unavailable).
@@ -148,22 +135,8 @@ class CofferServer {
   // Returns the vault name when `host` is a vault host; "" otherwise.
   std::string VaultFromHost(const std::string& host) const;
   bool IsAdmin(const std::string& object_id);
-  // authorization.cc: a denial, or nullopt when the request may go on.
-  std::optional<http::Response> AuthorizeData(const Caller& caller,
-                                              const keyvault::OpenVault& vault,
-                                              const http::Request& request, AuditNote* note);
-  // Sets *filter_list when the caller may not read a whole collection and
-  // the answer must be filtered to what it may read (FilterList).
-  std::optional<http::Response> AuthorizeArm(const Caller& caller, const http::Request& request,
-                                             bool* filter_list, AuditNote* note);
-  void FilterList(const Caller& caller, http::Response& response);
-  // The linked checks of one management request by `caller`.
-  mgmt::LinkedCheck LinkedFor(const Caller& caller, const http::Request& request);
-  http::Response DataDenial(const Caller& caller, const keyvault::OpenVault& vault,
-                            const authz::DataOperation& op, std::string_view object,
-                            const authz::Decision& decision) const;
+  // authorization.cc: the explanation API behind `coffer authz explain`.
   http::Response ExplainRequest(const Caller& caller, const http::Request& request);
-  std::string CallerString(const Caller& caller) const;
   // Gives the administrators their role assignments and the dev vault's
   // access policy, once per installation.
   Status GrantAdministrators();
@@ -194,6 +167,8 @@ class CofferServer {
   std::unique_ptr<Authenticator> authenticator_;
   std::unique_ptr<keyvault::SecretService> secrets_;
   std::unique_ptr<keyvault::SecretsApi> secrets_api_;
+  std::unique_ptr<VaultPlane> vault_plane_;
+  std::unique_ptr<ArmPlane> arm_plane_;
   std::unique_ptr<mgmt::VaultManager> vault_manager_;
   std::unique_ptr<mgmt::IdentityManager> identity_manager_;
   std::unique_ptr<mgmt::WorkloadManager> workload_manager_;

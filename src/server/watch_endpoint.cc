@@ -1,4 +1,5 @@
-// The watch stream on a vault host (docs/events.md):
+// The watch stream on a vault host (docs/events.md), a route of the vault
+// plane:
 //   GET /coffer/watch[?names=a,b][&types=T1,T2][&from=<token>]
 // (or the token in Last-Event-ID, as EventSource clients resend it).
 
@@ -37,13 +38,26 @@ bool SplitList(std::string_view text, std::set<std::string>& out, bool lower) {
 
 }  // namespace
 
-http::Response CofferServer::WatchRequest(const Caller& caller, const std::string& vault,
-                                          const http::Request& request) {
-  if (request.method != "GET") {
-    return http::ErrorResponse(405, "BadParameter", "Open a watch stream with GET.");
-  }
+keyvault::VaultOperation CofferServer::WatchOperation() {
+  keyvault::VaultOperation op;
+  op.method = "GET";
+  op.pattern = "/coffer/watch";
+  // SECURITY: a stream is a connection held open for as long as the caller
+  // likes; only a caller who may list or read something in the vault gets
+  // one. Under RBAC a role on a single secret is enough: the stream then
+  // shows that secret's changes only (may_read below).
+  op.operation = "SecretList";
+  op.alternative = "SecretGet";
+  op.anywhere_in_vault = true;
+  op.audit_operation = "SecretWatch";
+  op.handle = [this](const keyvault::VaultCall& call) { return WatchRequest(call); };
+  return op;
+}
+
+http::Response CofferServer::WatchRequest(const keyvault::VaultCall& call) {
+  const http::Request& request = call.request;
   events::WatchRequest watch;
-  watch.vault = vault;
+  watch.vault = call.vault->record.name;
   if (!SplitList(request.Query("names"), watch.names, true) ||
       !SplitList(request.Query("types"), watch.types, false)) {
     return http::ErrorResponse(400, "BadParameter",
@@ -58,44 +72,28 @@ http::Response CofferServer::WatchRequest(const Caller& caller, const std::strin
     return http::ErrorResponse(after.status());
   }
   watch.after_seq = *after;
-  const authz::DataOperation* get = authz::FindOperation("SecretGet");
-  const authz::DataOperation* list = authz::FindOperation("SecretList");
-  auto opened = registry_->Get(vault);
-  if (!opened.ok()) {
-    return http::ErrorResponse(opened.status());
-  }
-  {
-    // SECURITY: a stream is a connection held open for as long as the
-    // caller likes; only a caller who may read or list something in the
-    // vault gets one. Under RBAC a role on a single secret is enough: the
-    // stream then shows that secret's changes only.
-    const keyvault::OpenVault& v = **opened;
-    authz::VaultContext ctx{v.settings.rbac_authorization, &v.settings.access_policies,
-                            v.resource_id};
-    authz::Principal who{caller.object_id, caller.app_id, caller.tenant_id};
-    authz::Decision listing = authorizer_->CheckDataInVault(who, ctx, *list);
-    if (!listing.allowed && !authorizer_->CheckDataInVault(who, ctx, *get).allowed) {
-      return DataDenial(caller, v, *list, "", listing);
-    }
-  }
-  watch.principal = caller.object_id;
-  watch.expires = caller.expires;
+  watch.principal = std::string(call.principal.object_id);
+  watch.expires = call.token_expires;
   // Each change is shown only to a caller who may read it now: get on the
   // secret, list for changes of the vault itself.
-  watch.may_read = [this, caller, get, list](const storage::ChangeRecord& c) {
-    auto open = registry_->Get(c.vault);
-    if (!open.ok()) {
-      return false;
-    }
-    const keyvault::OpenVault& v = **open;
-    authz::VaultContext ctx{v.settings.rbac_authorization, &v.settings.access_policies,
-                            v.resource_id};
-    authz::Principal who{caller.object_id, caller.app_id, caller.tenant_id};
-    if (c.object_type == "Vault") {
-      return authorizer_->CheckData(who, ctx, *list, "").allowed;
-    }
-    return authorizer_->CheckData(who, ctx, *get, c.name).allowed;
-  };
+  const authz::DataOperation* get = authz::FindOperation("SecretGet");
+  const authz::DataOperation* list = authz::FindOperation("SecretList");
+  watch.may_read =
+      [this, oid = std::string(call.principal.object_id), app = std::string(call.principal.app_id),
+       tenant = std::string(call.principal.tenant_id), get, list](const storage::ChangeRecord& c) {
+        auto open = registry_->Get(c.vault);
+        if (!open.ok()) {
+          return false;
+        }
+        const keyvault::OpenVault& v = **open;
+        authz::VaultContext ctx{v.settings.rbac_authorization, &v.settings.access_policies,
+                                v.resource_id};
+        authz::Principal who{oid, app, tenant};
+        if (c.object_type == "Vault") {
+          return authorizer_->CheckData(who, ctx, *list, "").allowed;
+        }
+        return authorizer_->CheckData(who, ctx, *get, c.name).allowed;
+      };
   return watches_->Open(std::move(watch));
 }
 

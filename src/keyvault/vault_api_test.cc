@@ -1,10 +1,13 @@
-#include "keyvault/operations.h"
+#include "keyvault/vault_api.h"
 
 #include <set>
+#include <tuple>
 
 #include <gtest/gtest.h>
 
-#include "keyvault/vault_registry.h"
+#include "crypto/primitives.h"
+#include "keyvault/secrets_api.h"
+#include "storage/memory/memory_store.h"
 
 namespace coffer::keyvault {
 namespace {
@@ -17,7 +20,24 @@ http::Request Req(const std::string& method, const std::string& target) {
   return r;
 }
 
-TEST(ClassifyRequest, EveryOperationMapsToOnePermissionAndOneDataAction) {
+class VaultRoutesTest : public ::testing::Test {
+ protected:
+  VaultRoutesTest()
+      : clock_(1800000000),
+        envelope_(Envelope::Create(crypto::RandomBytes(32)).value()),
+        service_(store_, *envelope_, clock_),
+        api_(service_),
+        routes_(api_.Operations()) {}
+
+  storage::MemoryStore store_;
+  FakeClock clock_;
+  std::unique_ptr<Envelope> envelope_;
+  SecretService service_;
+  SecretsApi api_;
+  VaultRoutes routes_;
+};
+
+TEST_F(VaultRoutesTest, EveryOperationMapsToOnePermissionAndOneDataAction) {
   struct Case {
     const char* method;
     const char* target;
@@ -32,6 +52,7 @@ TEST(ClassifyRequest, EveryOperationMapsToOnePermissionAndOneDataAction) {
       {"GET", "/deletedsecrets", "SecretListDeleted", "", "list", "readMetadata/action"},
       {"PUT", "/secrets/Db", "SecretSet", "Db", "set", "setSecret/action"},
       {"GET", "/secrets/a", "SecretGet", "a", "get", "getSecret/action"},
+      {"GET", "/secrets/a/", "SecretGet", "a", "get", "getSecret/action"},
       {"GET", "/secrets/a/0123", "SecretGet", "a", "get", "getSecret/action"},
       {"PATCH", "/secrets/a/0123", "SecretUpdate", "a", "set", "update/action"},
       {"DELETE", "/secrets/a", "SecretDelete", "a", "delete", "delete"},
@@ -45,24 +66,37 @@ TEST(ClassifyRequest, EveryOperationMapsToOnePermissionAndOneDataAction) {
   std::set<std::string> seen;
   for (const auto& c : cases) {
     const http::Request request = Req(c.method, c.target);
-    auto r = ClassifyRequest(request);
-    ASSERT_NE(r.op, nullptr) << c.method << " " << c.target;
-    EXPECT_EQ(r.op->name, c.operation);
-    EXPECT_EQ(r.object, c.object) << c.target;
-    EXPECT_EQ(r.op->permission, c.permission) << c.target;
-    EXPECT_EQ(r.op->data_action, std::string("Microsoft.KeyVault/vaults/secrets/") + c.data_action);
-    seen.insert(std::string(r.op->name));
+    auto found = routes_.Find(request);
+    ASSERT_NE(found.operation, nullptr) << c.method << " " << c.target;
+    const authz::DataOperation* op = authz::FindOperation(found.operation->operation);
+    ASSERT_NE(op, nullptr) << c.target;
+    EXPECT_EQ(op->name, c.operation);
+    std::string_view object = found.operation->object_param.empty()
+                                  ? ""
+                                  : found.params.Get(found.operation->object_param);
+    EXPECT_EQ(object, c.object) << c.target;
+    EXPECT_EQ(op->permission, c.permission) << c.target;
+    EXPECT_EQ(op->data_action, std::string("Microsoft.KeyVault/vaults/secrets/") + c.data_action);
+    seen.insert(std::string(op->name));
   }
-  // Every operation of the table is reachable.
+  // Every operation of the permission table is reachable, and every route
+  // names one.
   EXPECT_EQ(seen.size(), authz::DataOperations().size());
-  for (const auto& [m, t] :
-       std::vector<std::pair<const char*, const char*>>{{"POST", "/secrets/a"},
-                                                        {"GET", "/keys/a"},
-                                                        {"PUT", "/secrets"},
-                                                        {"GET", "/secrets/a/b/c"},
-                                                        {"PUT", "/deletedsecrets/a"},
-                                                        {"GET", "/"}}) {
-    EXPECT_EQ(ClassifyRequest(Req(m, t)).op, nullptr) << m << " " << t;
+  for (const auto& route : routes_.operations()) {
+    EXPECT_NE(authz::FindOperation(route.operation), nullptr) << route.pattern;
+  }
+  for (const auto& [m, t, status] :
+       std::vector<std::tuple<const char*, const char*, int>>{{"POST", "/secrets/a", 405},
+                                                              {"GET", "/keys/a", 404},
+                                                              {"PUT", "/secrets", 405},
+                                                              {"GET", "/secrets/a/b/c", 404},
+                                                              {"PUT", "/deletedsecrets/a", 405},
+                                                              {"GET", "/secrets/restore", 405},
+                                                              {"GET", "/", 404}}) {
+    auto found = routes_.Find(Req(m, t));
+    EXPECT_EQ(found.operation, nullptr) << m << " " << t;
+    EXPECT_EQ(found.status, status) << m << " " << t;
+    EXPECT_EQ(VaultRoutes::Unmatched(found).status, status);
   }
 }
 
