@@ -352,8 +352,9 @@ HandshakeResult WebhookDispatcher::Validate(const Subscription& s,
     COFFER_LOG(kWarning) << "validating event subscription " << s.vault << "/" << s.name
                          << ": no answer: " << response.status().message();
     return {HandshakeResult::Outcome::kFailed,
-            "the endpoint did not answer the validation request within " +
-                std::to_string(options_.timeout_seconds) + " s"};
+            "the endpoint did not answer the validation request (no connection, or no answer "
+            "within " +
+                std::to_string(options_.timeout_seconds) + " s)"};
   }
   return s.cloud_events ? JudgeCloudEventsValidation(*response, options_.origin)
                         : JudgeEventGridValidation(*response, code);
