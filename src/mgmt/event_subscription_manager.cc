@@ -290,10 +290,7 @@ http::Response EventSubscriptionManager::Put(const storage::VaultRecord& vault,
   std::optional<HandshakeSlot> slot;
   std::string token;
   if (pre->revalidate) {
-    Status target = hooks_.check_target(pre->parsed.endpoint_url);
-    if (!target.ok()) {
-      return ArmError(target);
-    }
+    // The slot bounds the name lookup too: both block this thread.
     slot.emplace(handshakes_);
     if (!slot->taken()) {
       http::Response busy = Error(429, "TooManyRequests",
@@ -301,6 +298,10 @@ http::Response EventSubscriptionManager::Put(const storage::VaultRecord& vault,
                                   "at once; retry shortly.");
       busy.SetHeader("Retry-After", "5");
       return busy;
+    }
+    Status target = hooks_.check_target(pre->parsed.endpoint_url);
+    if (!target.ok()) {
+      return ArmError(target);
     }
     // SECURITY: the validation URL's token: 256 random bits, stored only as
     // its hash, cleared once used.
