@@ -74,7 +74,7 @@ void AddServerCommand(CLI::App& app) {
                                       "--webhook-allow-loopback=false");
   cmd->add_flag("--webhook-allow-private", config->webhook_allow_private,
                 "Deliver webhooks to private addresses (10/8, 172.16/12, 192.168/16, "
-                "100.64/10, fc00::/7)");
+                "100.64/10, 198.18/15, fc00::/7)");
   cmd->add_flag("--webhook-allow-link-local", config->webhook_allow_link_local,
                 "Deliver webhooks to link-local addresses (169.254/16, fe80::/10), cloud "
                 "metadata endpoints included");
