@@ -84,10 +84,24 @@ void AddServerCommand(CLI::App& app) {
                   "Watch streams one principal may hold open on this server")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000000));
+  auto allow_loopback = std::make_shared<bool>(false);
+  auto* loopback_flag = cmd->add_flag("--webhook-allow-loopback", *allow_loopback,
+                                      "Deliver webhooks to loopback addresses (127.0.0.0/8, ::1); "
+                                      "on with --dev unless given as "
+                                      "--webhook-allow-loopback=false");
+  cmd->add_flag("--webhook-allow-private", config->webhook_allow_private,
+                "Deliver webhooks to private addresses (10/8, 172.16/12, 192.168/16, "
+                "100.64/10, 198.18/15, fc00::/7)");
+  cmd->add_flag("--webhook-allow-link-local", config->webhook_allow_link_local,
+                "Deliver webhooks to link-local addresses (169.254/16, fe80::/10), cloud "
+                "metadata endpoints included");
   cmd->add_option("--log-level", *log_level, "debug, info, warning or error")
       ->capture_default_str();
-  cmd->callback([config, log_level, audit] {
+  cmd->callback([config, log_level, audit, allow_loopback, loopback_flag] {
     config->audit = *audit == "on";
+    if (loopback_flag->count() > 0) {
+      config->webhook_allow_loopback = *allow_loopback;
+    }
     if (*log_level == "debug")
       SetLogLevel(LogLevel::kDebug);
     if (*log_level == "warning")

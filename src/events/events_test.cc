@@ -257,25 +257,34 @@ TEST_F(WebhookTest, DeliversSignedRetriesAndDeadLetters) {
   WebhookOptions options;
   options.base_backoff_ms = 5;
   options.dead_letter_path = dir_.Join("deadletter.jsonl");
+  options.resolver = [](const std::string&) -> StatusOr<std::vector<std::string>> {
+    return std::vector<std::string>{"203.0.113.10"};
+  };
+  auto answer = [](int status) {
+    http::Response r;
+    r.status = status;
+    return StatusOr<http::Response>(r);
+  };
   WebhookDispatcher dispatcher(
       store_, Naming(),
-      [&](const std::string& url, const std::vector<std::pair<std::string, std::string>>& headers,
-          const std::string& body, int) -> StatusOr<int> {
+      [&](const WebhookRequest& request) -> StatusOr<http::Response> {
+        const std::string& url = request.url;
         {
           std::lock_guard<std::mutex> lock(mu_);
-          sent_.push_back({url, headers, body});
+          sent_.push_back({url, request.headers, request.body});
         }
         if (url.find("/flaky") != std::string::npos) {
-          return flaky_calls++ < 2 ? StatusOr<int>(UnavailableError("connection refused"))
-                                   : StatusOr<int>(200);
+          return flaky_calls++ < 2
+                     ? StatusOr<http::Response>(UnavailableError("connection refused"))
+                     : answer(200);
         }
         if (url.find("/down") != std::string::npos) {
-          return 503;
+          return answer(503);
         }
         if (url.find("/rejects") != std::string::npos) {
-          return 400;
+          return answer(400);
         }
-        return 200;
+        return answer(200);
       },
       [](const std::string& vault, const std::string& name, int64_t gen) {
         return "key:" + vault + "/" + name + "/" + std::to_string(gen);

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <limits>
 
 #include "common/encoding.h"
 #include "common/log.h"
@@ -16,11 +17,13 @@ namespace coffer::events {
 
 namespace {
 
-constexpr size_t kMaxTypes = 25;
-constexpr size_t kMaxSubjectFilter = 1024;
 constexpr size_t kMaxQueued = 100000;
 // Event Grid's retry schedule, in units of the base back-off (10 s).
 constexpr int64_t kSchedule[] = {1, 3, 6, 30, 60, 180, 360};
+
+std::string LaneKey(const std::string& vault, const std::string& name) {
+  return AsciiLower(vault) + "/" + AsciiLower(name);
+}
 
 int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -28,173 +31,7 @@ int64_t NowMs() {
       .count();
 }
 
-Status Bad(const std::string& message) {
-  return InvalidArgumentError(message, "InvalidRequest");
-}
-
-const std::vector<std::string>& CofferTypes() {
-  static const std::vector<std::string> kTypes = {
-      "Coffer.KeyVault.SecretUpdated", "Coffer.KeyVault.SecretDeleted",
-      "Coffer.KeyVault.SecretRecovered", "Coffer.KeyVault.SecretPurged"};
-  return kTypes;
-}
-
-bool KnownType(const std::string& type) {
-  return IsKeyVaultEventType(type) ||
-         std::find(CofferTypes().begin(), CofferTypes().end(), type) != CofferTypes().end();
-}
-
-bool StartsWithIgnoreCase(std::string_view s, std::string_view prefix) {
-  return s.size() >= prefix.size() && EqualsIgnoreCase(s.substr(0, prefix.size()), prefix);
-}
-
-bool EndsWithIgnoreCase(std::string_view s, std::string_view suffix) {
-  return s.size() >= suffix.size() && EqualsIgnoreCase(s.substr(s.size() - suffix.size()), suffix);
-}
-
-StatusOr<int> IntIn(const Json& object, const char* name, int low, int high, int fallback) {
-  auto it = object.find(name);
-  if (it == object.end() || it->is_null()) {
-    return fallback;
-  }
-  if (!it->is_number_integer() || it->get<int64_t>() < low || it->get<int64_t>() > high) {
-    return Bad(std::string("retryPolicy.") + name + " must be an integer from " +
-               std::to_string(low) + " to " + std::to_string(high) + ".");
-  }
-  return static_cast<int>(it->get<int64_t>());
-}
-
 }  // namespace
-
-bool Subscription::Matches(const storage::ChangeRecord& change) const {
-  if (change.seq <= start_seq || !EqualsIgnoreCase(change.vault, vault)) {
-    return false;
-  }
-  std::string type = EventType(change);
-  if (included_types.empty()) {
-    if (!IsKeyVaultEventType(type)) {
-      return false;
-    }
-  } else if (std::find(included_types.begin(), included_types.end(), type) ==
-             included_types.end()) {
-    return false;
-  }
-  const std::string& subject = change.name.empty() ? change.vault : change.name;
-  return StartsWithIgnoreCase(subject, subject_begins_with) &&
-         EndsWithIgnoreCase(subject, subject_ends_with);
-}
-
-Status ParseSubscription(const Json& p, Subscription& out) {
-  if (!p.is_object()) {
-    return Bad("properties must be an object.");
-  }
-  auto dest = p.find("destination");
-  if (dest == p.end() || !dest->is_object()) {
-    return Bad("properties.destination is required.");
-  }
-  std::string endpoint_type = StringMember(*dest, "endpointType");
-  if (!EqualsIgnoreCase(endpoint_type, "WebHook")) {
-    return Bad(
-        "properties.destination.endpointType must be 'WebHook'; Coffer delivers to "
-        "webhooks only.");
-  }
-  auto dp = dest->find("properties");
-  if (dp == dest->end() || !dp->is_object()) {
-    return Bad("properties.destination.properties.endpointUrl is required.");
-  }
-  out.endpoint_url = StringMember(*dp, "endpointUrl");
-  if (out.endpoint_url.empty() || !http::IsTrustworthyUrl(out.endpoint_url)) {
-    return Bad(
-        "properties.destination.properties.endpointUrl must be an https:// URL (or "
-        "http:// to a loopback address) of at most 2,048 characters.");
-  }
-  out.included_types.clear();
-  out.subject_begins_with.clear();
-  out.subject_ends_with.clear();
-  if (auto f = p.find("filter"); f != p.end() && !f->is_null()) {
-    if (!f->is_object()) {
-      return Bad("properties.filter must be an object.");
-    }
-    if (auto t = f->find("includedEventTypes"); t != f->end() && !t->is_null()) {
-      if (!t->is_array() || t->size() > kMaxTypes) {
-        return Bad("properties.filter.includedEventTypes must be an array of at most 25 types.");
-      }
-      for (const auto& type : *t) {
-        if (!type.is_string() || !KnownType(type.get<std::string>())) {
-          return Bad("properties.filter.includedEventTypes holds an unknown event type: " +
-                     (type.is_string() ? type.get<std::string>().substr(0, 100)
-                                       : std::string("(not a string)")) +
-                     ".");
-        }
-        out.included_types.push_back(type.get<std::string>());
-      }
-    }
-    for (auto [field, target] :
-         {std::pair<const char*, std::string*>{"subjectBeginsWith", &out.subject_begins_with},
-          {"subjectEndsWith", &out.subject_ends_with}}) {
-      auto it = f->find(field);
-      if (it == f->end() || it->is_null()) {
-        continue;
-      }
-      if (!it->is_string() || it->get<std::string>().size() > kMaxSubjectFilter) {
-        return Bad(std::string("properties.filter.") + field +
-                   " must be a string of at most 1,024 characters.");
-      }
-      *target = it->get<std::string>();
-    }
-  }
-  std::string schema = StringMember(p, "eventDeliverySchema");
-  if (schema.empty() || EqualsIgnoreCase(schema, "EventGridSchema")) {
-    out.cloud_events = false;
-  } else if (EqualsIgnoreCase(schema, "CloudEventSchemaV1_0")) {
-    out.cloud_events = true;
-  } else {
-    return Bad(
-        "properties.eventDeliverySchema must be 'EventGridSchema' or "
-        "'CloudEventSchemaV1_0'.");
-  }
-  out.max_delivery_attempts = 30;
-  out.event_ttl_minutes = 1440;
-  if (auto r = p.find("retryPolicy"); r != p.end() && !r->is_null()) {
-    if (!r->is_object()) {
-      return Bad("properties.retryPolicy must be an object.");
-    }
-    ASSIGN_OR_RETURN(out.max_delivery_attempts, IntIn(*r, "maxDeliveryAttempts", 1, 30, 30));
-    ASSIGN_OR_RETURN(out.event_ttl_minutes, IntIn(*r, "eventTimeToLiveInMinutes", 1, 1440, 1440));
-  }
-  return OkStatus();
-}
-
-std::string UrlSeal::Seal(const std::string& vault, const std::string& name,
-                          const std::string& url) const {
-  return Base64Encode(crypto::AesGcmSeal(key_, url, AsciiLower(vault) + "/" + AsciiLower(name)));
-}
-
-StatusOr<std::string> UrlSeal::Open(const std::string& vault, const std::string& name,
-                                    const std::string& sealed) const {
-  auto bytes = Base64Decode(sealed);
-  if (!bytes) {
-    return DataLossError("the stored endpoint URL is not base64");
-  }
-  return crypto::AesGcmOpen(key_, *bytes, AsciiLower(vault) + "/" + AsciiLower(name));
-}
-
-StatusOr<Json> UrlSeal::Unseal(const storage::EventSubscriptionRecord& r) const {
-  Json props = Json::parse(r.properties_json, nullptr, false);
-  if (!props.is_object() || !props.contains("destination") || !props["destination"].is_object() ||
-      !props["destination"].contains("properties") ||
-      !props["destination"]["properties"].is_object()) {
-    return DataLossError("stored event subscription properties are malformed");
-  }
-  Json& dp = props["destination"]["properties"];
-  std::string sealed = StringMember(dp, "endpointUrlSealed");
-  if (!sealed.empty()) {
-    ASSIGN_OR_RETURN(std::string url, Open(r.vault, r.name, sealed));
-    dp.erase("endpointUrlSealed");
-    dp["endpointUrl"] = url;
-  }
-  return props;
-}
 
 WebhookDispatcher::WebhookDispatcher(storage::Store& store, VaultNaming naming,
                                      WebhookSender sender, SigningKeyFor key_for, UrlSeal seal,
@@ -244,6 +81,10 @@ Status WebhookDispatcher::Reload() {
                            << " is not usable: " << parsed.message();
       continue;
     }
+    // SECURITY: an endpoint that has not proved it wants the events gets none.
+    if (!IsValidated(ReadValidation(*props))) {
+      continue;
+    }
     s->vault = r.vault;
     s->name = r.name;
     s->start_seq = r.start_seq;
@@ -251,37 +92,100 @@ Status WebhookDispatcher::Reload() {
     subs.push_back(std::move(s));
   }
   std::lock_guard<std::mutex> lock(mu_);
-  subscriptions_ = std::move(subs);
+  std::map<std::string, Lane> next;
+  for (auto& s : subs) {
+    std::string key = LaneKey(s->vault, s->name);
+    auto it = lanes_.find(key);
+    Lane lane;
+    if (it != lanes_.end()) {
+      lane = std::move(it->second);
+      lanes_.erase(it);
+    } else {
+      lane.id = next_lane_id_++;
+    }
+    lane.subscription = std::move(s);
+    next.emplace(std::move(key), std::move(lane));
+  }
+  for (const auto& [key, gone] : lanes_) {
+    queued_ -= gone.queued();  // a deleted subscription's deliveries go with it
+  }
+  lanes_ = std::move(next);
   return OkStatus();
 }
 
 void WebhookDispatcher::OnChanges(const std::vector<storage::ChangeRecord>& changes) {
-  int64_t now = NowMs();
+  int64_t now = Now();
+  std::vector<DeadLetterNote> full;
   {
     std::lock_guard<std::mutex> lock(mu_);
     for (const auto& c : changes) {
-      for (const auto& s : subscriptions_) {
-        if (!s->Matches(c)) {
+      for (auto& [key, lane] : lanes_) {
+        if (!lane.subscription->Matches(c)) {
           continue;
         }
         Delivery d;
-        d.subscription = s;
         d.change = c;
         d.due_ms = now;
         d.first_ms = now;
-        if (queue_.size() >= kMaxQueued) {
+        if (lane.queued() >= options_.max_queued_per_subscription || queued_ >= kMaxQueued) {
           d.last_outcome = "the delivery queue is full";
           stats_.dead_lettered++;
-          // Only when 100,000 deliveries wait: the file write under the
-          // lock is the rare case.
-          DeadLetter(d, "DeliveryQueueFull");
+          full.push_back({lane.subscription, std::move(d), "DeliveryQueueFull"});
           continue;
         }
-        queue_.push(std::move(d));
+        lane.ready.push_back(std::move(d));
+        queued_++;
       }
     }
   }
   cv_.notify_all();
+  for (const auto& note : full) {
+    DeadLetter(note);
+  }
+}
+
+Status WebhookDispatcher::CheckTarget(const std::string& url) const {
+  RETURN_IF_ERROR(CheckLiteralTarget(url, options_.targets));
+  auto address = ResolveTarget(url, options_.targets, options_.resolver);
+  if (!address.ok()) {
+    return InvalidArgumentError("properties.destination.properties.endpointUrl is refused: " +
+                                    std::string(address.status().message()) + ".",
+                                "InvalidRequest");
+  }
+  return OkStatus();
+}
+
+HandshakeResult WebhookDispatcher::Validate(const Subscription& s,
+                                            const std::string& validation_url) {
+  auto address = ResolveTarget(s.endpoint_url, options_.targets, options_.resolver);
+  if (!address.ok()) {
+    return {HandshakeResult::Outcome::kFailed, std::string(address.status().message())};
+  }
+  std::string code = crypto::RandomUuid();
+  HandshakeMessage m =
+      s.cloud_events
+          ? CloudEventsValidationRequest(options_.origin, validation_url)
+          : EventGridValidationRequest(s.name, naming_.resource_id(s.vault), code, validation_url);
+  WebhookRequest request;
+  request.method = m.method;
+  request.url = s.endpoint_url;
+  request.connect_address = *address;
+  request.headers = std::move(m.headers);
+  request.body = std::move(m.body);
+  request.timeout_seconds = options_.timeout_seconds;
+  auto response = sender_(request);
+  if (!response.ok()) {
+    // The detail goes to the log only: to the caller it would tell which
+    // hosts and ports this server can reach.
+    COFFER_LOG(kWarning) << "validating event subscription " << s.vault << "/" << s.name
+                         << ": no answer: " << response.status().message();
+    return {HandshakeResult::Outcome::kFailed,
+            "the endpoint did not answer the validation request (no connection, or no answer "
+            "within " +
+                std::to_string(options_.timeout_seconds) + " s)"};
+  }
+  return s.cloud_events ? JudgeCloudEventsValidation(*response, options_.origin)
+                        : JudgeEventGridValidation(*response, code);
 }
 
 int64_t WebhookDispatcher::BackoffMs(int attempts) const {
@@ -290,109 +194,203 @@ int64_t WebhookDispatcher::BackoffMs(int attempts) const {
   return kSchedule[i] * options_.base_backoff_ms;
 }
 
+int64_t WebhookDispatcher::Now() const {
+  return options_.now_ms ? options_.now_ms() : NowMs();
+}
+
+int WebhookDispatcher::LimitFor(const Lane& lane) const {
+  return lane.failing ? 1 : std::max(1, options_.max_in_flight);
+}
+
 std::string WebhookDispatcher::SignatureHeader(const std::string& key, int64_t unix_seconds,
                                                const std::string& body) {
   std::string t = std::to_string(unix_seconds);
   return "t=" + t + ",v1=" + HexEncode(crypto::HmacSha256(key, t + "." + body));
 }
 
+std::optional<WebhookDispatcher::Picked> WebhookDispatcher::PickLocked(int64_t now,
+                                                                       int64_t* wake_ms) {
+  const int failing_cap = std::max(1, options_.threads / 2);
+  Lane* best = nullptr;
+  const std::string* best_key = nullptr;
+  for (auto& [key, lane] : lanes_) {
+    while (!lane.later.empty() && lane.later.top().due_ms <= now) {
+      lane.ready.push_back(lane.later.top());
+      lane.later.pop();
+    }
+    if (lane.ready.empty()) {
+      if (!lane.later.empty()) {
+        *wake_ms = std::min(*wake_ms, lane.later.top().due_ms);
+      }
+      continue;
+    }
+    // A lane at its limit is woken by the completion that frees it.
+    if (lane.in_flight >= LimitFor(lane) || (lane.failing && failing_in_flight_ >= failing_cap)) {
+      continue;
+    }
+    if (now - lane.window_start_ms >= options_.budget_window_ms) {
+      lane.window_start_ms = now;
+      lane.spent_ms = 0;
+    }
+    if (lane.spent_ms >= options_.budget_ms) {
+      *wake_ms = std::min(*wake_ms, lane.window_start_ms + options_.budget_window_ms);
+      continue;
+    }
+    if (best == nullptr || lane.served < best->served) {
+      best = &lane;
+      best_key = &key;
+    }
+  }
+  if (best == nullptr) {
+    return std::nullopt;
+  }
+  Picked p;
+  p.key = *best_key;
+  p.lane_id = best->id;
+  p.subscription = best->subscription;
+  p.delivery = std::move(best->ready.front());
+  best->ready.pop_front();
+  queued_--;
+  best->in_flight++;
+  best->served = ++turn_;
+  if (best->failing) {
+    failing_in_flight_++;
+    p.counted_failing = true;
+  }
+  return p;
+}
+
 void WebhookDispatcher::Worker() {
   std::unique_lock<std::mutex> lock(mu_);
   while (!stopping_) {
-    if (queue_.empty()) {
-      cv_.wait(lock);
+    int64_t now = Now();
+    int64_t wake = std::numeric_limits<int64_t>::max();
+    std::optional<Picked> picked = PickLocked(now, &wake);
+    if (!picked) {
+      if (wake == std::numeric_limits<int64_t>::max()) {
+        cv_.wait(lock);
+      } else {
+        cv_.wait_for(lock, std::chrono::milliseconds(std::max<int64_t>(wake - now, 1)));
+      }
       continue;
     }
-    int64_t now = NowMs();
-    if (queue_.top().due_ms > now) {
-      cv_.wait_for(lock, std::chrono::milliseconds(queue_.top().due_ms - now));
-      continue;
-    }
-    Delivery d = queue_.top();
-    queue_.pop();
     lock.unlock();
-    Attempt(std::move(d));
+    Attempt(std::move(*picked));
     lock.lock();
   }
 }
 
-void WebhookDispatcher::Attempt(Delivery d) {
+void WebhookDispatcher::Attempt(Picked p) {
+  // Delivered under the subscription as it was when picked: a changed one
+  // has its new URL, key and filter.
+  const Subscription& s = *p.subscription;
+  Delivery& d = p.delivery;
+  const bool matches = s.Matches(d.change);
+  const int64_t started = Now();
+  StatusOr<http::Response> response = Status(StatusCode::kCancelled, "not sent");
+  if (matches) {
+    Json event = s.cloud_events ? CloudEvent(d.change, naming_)
+                                : Json::array({EventGridEvent(d.change, naming_)});
+    WebhookRequest request;
+    request.url = s.endpoint_url;
+    request.body = ToJson(event);
+    request.timeout_seconds = options_.timeout_seconds;
+    request.headers = {
+        {"Content-Type", s.cloud_events ? "application/cloudevents+json; charset=utf-8"
+                                        : "application/json; charset=utf-8"},
+        {"aeg-event-type", "Notification"},
+        {"aeg-subscription-name", AsciiUpper(s.name)},
+        {"aeg-delivery-count", std::to_string(d.attempts)},
+        {"aeg-data-version", "1"},
+        {"aeg-metadata-version", "1"},
+        {"Coffer-Signature", SignatureHeader(key_for_(s.vault, s.name, s.key_generation),
+                                             started / 1000, request.body)}};
+    if (s.cloud_events) {
+      // CloudEvents' abuse protection: each delivery names the origin the
+      // endpoint agreed to.
+      request.headers.emplace_back("Origin", options_.origin);
+    }
+    auto address = ResolveTarget(s.endpoint_url, options_.targets, options_.resolver);
+    if (address.ok()) {
+      request.connect_address = *address;
+      response = sender_(request);
+    } else {
+      COFFER_LOG(kWarning) << "event subscription " << s.vault << "/" << s.name
+                           << ": delivery refused: " << address.status().message();
+      response = address.status();
+    }
+  }
+  const int64_t spent = Now() - started;
+  const bool ok = matches && response.ok() && response->status >= 200 && response->status <= 204;
+  std::optional<DeadLetterNote> dead;
   {
-    // Deliver under the subscription as it is now: a deleted one gets
-    // nothing more; a changed one gets its new URL, key and filter.
     std::lock_guard<std::mutex> lock(mu_);
-    std::shared_ptr<const Subscription> current;
-    for (const auto& s : subscriptions_) {
-      if (EqualsIgnoreCase(s->vault, d.subscription->vault) &&
-          EqualsIgnoreCase(s->name, d.subscription->name)) {
-        current = s;
+    if (p.counted_failing) {
+      failing_in_flight_--;
+    }
+    auto it = lanes_.find(p.key);
+    Lane* lane = it != lanes_.end() && it->second.id == p.lane_id ? &it->second : nullptr;
+    if (lane != nullptr) {
+      lane->in_flight--;
+      lane->spent_ms += spent;
+      if (matches) {
+        lane->failing = !ok;
       }
     }
-    if (current == nullptr || !current->Matches(d.change)) {
+    cv_.notify_all();
+    if (!matches) {
+      return;  // the subscription's filter changed: not for it any more
+    }
+    d.attempts++;
+    if (ok) {
+      stats_.delivered++;
       return;
     }
-    d.subscription = std::move(current);
+    stats_.failed_attempts++;
+    d.last_status = response.ok() ? response->status : 0;
+    d.last_outcome = response.ok() ? "HTTP " + std::to_string(response->status)
+                                   : std::string(response.status().message());
+    std::string reason;
+    if (response.ok() && (response->status == 400 || response->status == 413)) {
+      reason = "NonRetryableResponse";
+    } else if (d.attempts >= s.max_delivery_attempts) {
+      reason = "MaxDeliveryAttemptsExceeded";
+    } else if (Now() + BackoffMs(d.attempts) - d.first_ms >
+               int64_t{s.event_ttl_minutes} * 60 * 1000) {
+      reason = "TimeToLiveExceeded";
+    }
+    if (!reason.empty()) {
+      stats_.dead_lettered++;
+      dead = DeadLetterNote{p.subscription, d, reason};
+    } else if (lane != nullptr) {
+      d.due_ms = Now() + BackoffMs(d.attempts);
+      lane->later.push(std::move(d));
+      queued_++;
+    }
+    // else the subscription is gone (deleted, or no longer validated): no
+    // more attempts.
   }
-  const Subscription& s = *d.subscription;
-  Json event = s.cloud_events ? CloudEvent(d.change, naming_)
-                              : Json::array({EventGridEvent(d.change, naming_)});
-  std::string body = ToJson(event);
-  int64_t now_ms = NowMs();
-  std::vector<std::pair<std::string, std::string>> headers = {
-      {"Content-Type", s.cloud_events ? "application/cloudevents+json; charset=utf-8"
-                                      : "application/json; charset=utf-8"},
-      {"aeg-event-type", "Notification"},
-      {"aeg-subscription-name", AsciiUpper(s.name)},
-      {"aeg-delivery-count", std::to_string(d.attempts)},
-      {"aeg-data-version", "1"},
-      {"aeg-metadata-version", "1"},
-      {"Coffer-Signature",
-       SignatureHeader(key_for_(s.vault, s.name, s.key_generation), now_ms / 1000, body)}};
-  auto status = sender_(s.endpoint_url, headers, body, options_.timeout_seconds);
-  d.attempts++;
-  if (status.ok() && *status >= 200 && *status <= 204) {
-    std::lock_guard<std::mutex> lock(mu_);
-    stats_.delivered++;
-    return;
+  if (dead) {
+    DeadLetter(*dead);
   }
-  d.last_status = status.ok() ? *status : 0;
-  d.last_outcome = status.ok() ? "HTTP " + std::to_string(*status) : status.status().message();
-  std::string reason;
-  if (status.ok() && (*status == 400 || *status == 413)) {
-    reason = "NonRetryableResponse";
-  } else if (d.attempts >= s.max_delivery_attempts) {
-    reason = "MaxDeliveryAttemptsExceeded";
-  } else if (NowMs() + BackoffMs(d.attempts) - d.first_ms >
-             int64_t{s.event_ttl_minutes} * 60 * 1000) {
-    reason = "TimeToLiveExceeded";
-  }
-  std::lock_guard<std::mutex> lock(mu_);
-  stats_.failed_attempts++;
-  if (!reason.empty()) {
-    stats_.dead_lettered++;
-    DeadLetter(d, reason);
-    return;
-  }
-  d.due_ms = NowMs() + BackoffMs(d.attempts);
-  queue_.push(std::move(d));
-  cv_.notify_one();
 }
 
-void WebhookDispatcher::DeadLetter(const Delivery& d, const std::string& reason) {
-  const Subscription& s = *d.subscription;
-  Json line = {{"deadLetterReason", reason},
+void WebhookDispatcher::DeadLetter(const DeadLetterNote& note) {
+  const Subscription& s = *note.subscription;
+  const Delivery& d = note.delivery;
+  Json line = {{"deadLetterReason", note.reason},
                {"deliveryAttempts", d.attempts},
                {"lastDeliveryOutcome", d.last_outcome},
                {"lastHttpStatusCode", d.last_status},
                {"publishTime", FormatEventTime(d.change.time_ms)},
-               {"lastDeliveryAttemptTime", FormatEventTime(NowMs())},
+               {"lastDeliveryAttemptTime", FormatEventTime(Now())},
                {"vaultName", s.vault},
                {"subscriptionName", s.name},
                {"event", s.cloud_events ? CloudEvent(d.change, naming_)
                                         : EventGridEvent(d.change, naming_)}};
   std::string text = ToJson(line) + "\n";
   COFFER_LOG(kWarning) << "event " << d.change.event_id << " for subscription " << s.vault << "/"
-                       << s.name << " dead-lettered: " << reason;
+                       << s.name << " dead-lettered: " << note.reason;
   if (options_.dead_letter_path.empty()) {
     return;
   }

@@ -2,6 +2,7 @@
 
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -17,74 +18,79 @@
 #include "common/json.h"
 #include "common/status.h"
 #include "events/event_format.h"
+#include "events/subscription.h"
+#include "events/webhook_target.h"
+#include "events/webhook_validation.h"
+#include "http/message.h"
 #include "storage/store.h"
 
 namespace coffer::events {
 
-// An event subscription as the dispatcher uses it, parsed from
-// EventSubscriptionRecord::properties_json (docs/events.md).
-struct Subscription {
-  std::string vault;
-  std::string name;
-  std::string endpoint_url;
-  std::vector<std::string> included_types;  // full names; empty: every Key Vault type
-  std::string subject_begins_with;
-  std::string subject_ends_with;
-  bool cloud_events = false;  // CloudEventSchemaV1_0 instead of EventGridSchema
-  int max_delivery_attempts = 30;
-  int event_ttl_minutes = 1440;
-  int64_t start_seq = 0;
-  int64_t key_generation = 1;
-
-  bool Matches(const storage::ChangeRecord& change) const;
-};
-
-// ParseSubscription validates ARM `properties` of an event subscription and
-// fills `out` (vault, name and seq fields are left alone). kInvalidArgument
-// names the bad field.
-Status ParseSubscription(const Json& properties, Subscription& out);
-
-// UrlSeal keeps webhook URLs sealed in the store (they often carry a code,
-// which Event Grid also never shows): AES-256-GCM under a key derived from
-// the master key, bound to the vault and subscription names.
-class UrlSeal {
- public:
-  explicit UrlSeal(std::string key) : key_(std::move(key)) {}
-  // base64 of the sealed URL.
-  std::string Seal(const std::string& vault, const std::string& name, const std::string& url) const;
-  // kDataLoss when the text was not sealed by this key for this subscription.
-  StatusOr<std::string> Open(const std::string& vault, const std::string& name,
-                             const std::string& sealed) const;
-  // The stored properties with destination.properties.endpointUrl restored.
-  StatusOr<Json> Unseal(const storage::EventSubscriptionRecord& record) const;
-
- private:
-  std::string key_;
-};
-
 struct WebhookOptions {
-  int threads = 2;
-  // The first retry waits this long; later ones follow Event Grid's
-  // schedule (10 s, 30 s, 1 min, 5 min, 10 min, 30 min, 1 h, then hourly)
-  // scaled by base_backoff_ms / 10,000.
+  // Delivery threads, shared by every subscription.
+  int threads = 4;
+  // Deliveries in flight to one subscription at once; one while its last
+  // attempt failed. Subscriptions whose last attempt failed together hold at
+  // most half the threads, so endpoints that hang or fail cannot take every
+  // thread from those that answer.
+  int max_in_flight = 2;
+  // The first retry waits this long; later ones follow Event Grid's schedule
+  // (10 s, 30 s, 1 min, 5 min, 10 min, 30 min, 1 h, then hourly) scaled by
+  // base_backoff_ms / 10,000.
   int64_t base_backoff_ms = 10000;
+  // Per attempt (connection, request and response).
   int timeout_seconds = 30;
+  // A subscription's time budget: once its attempts took `budget_ms` within
+  // a window of `budget_window_ms`, its next attempt waits for the next
+  // window (the events stay queued; their time to live runs on).
+  int64_t budget_window_ms = 60000;
+  int64_t budget_ms = 30000;
+  // Events queued for one subscription (new and awaiting retry); more are
+  // dead-lettered as DeliveryQueueFull.
+  size_t max_queued_per_subscription = 10000;
   std::string dead_letter_path;  // JSON lines, created 0600
+  // Which addresses deliveries and validations may reach.
+  TargetPolicy targets;
+  // Empty: the system resolver.
+  HostResolver resolver;
+  // This server's host name, the CloudEvents WebHook-Request-Origin.
+  std::string origin = "localhost";
+  // Milliseconds since the epoch, for retries, time to live and budgets;
+  // empty: the system clock. Tests move it.
+  std::function<int64_t()> now_ms;
 };
 
-// Sends one POST; returns the HTTP status, or an error when no response came.
-using WebhookSender = std::function<StatusOr<int>(
-    const std::string& url, const std::vector<std::pair<std::string, std::string>>& headers,
-    const std::string& body, int timeout_seconds)>;
+// One request to a webhook endpoint.
+struct WebhookRequest {
+  std::string method = "POST";
+  std::string url;
+  // The numeric address the URL's host was resolved to and checked against
+  // the target policy. SECURITY: the sender connects to this address and
+  // never resolves the host itself (DNS rebinding); the Host header, SNI and
+  // certificate check still use the URL's host.
+  std::string connect_address;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+  int timeout_seconds = 30;
+};
+
+// Sends one request; returns the response (body bounded), or an error when
+// none came.
+using WebhookSender = std::function<StatusOr<http::Response>(const WebhookRequest& request)>;
 // The HMAC key of a subscription (derived from the server's master key and
 // the subscription's key generation, never stored).
 using SigningKeyFor = std::function<std::string(const std::string& vault, const std::string& name,
                                                 int64_t generation)>;
 
-// WebhookDispatcher delivers each change to the webhooks of the
+// WebhookDispatcher delivers each change to the webhooks of the validated
 // subscriptions it matches: signed, retried with back-off, and written to
 // the dead-letter file when it cannot be delivered. Delivery runs on its own
-// threads and never blocks a request.
+// threads and never blocks a request. Each subscription has its own queue,
+// in-flight limit and time budget (WebhookOptions), and the threads serve
+// the subscriptions in turn, so a slow endpoint delays only its own events.
+// Every attempt resolves the endpoint's host, refuses it unless every
+// address is allowed (webhook_target.h), and connects to the address it
+// checked.
 //
 // Thread-safe.
 class WebhookDispatcher {
@@ -95,12 +101,22 @@ class WebhookDispatcher {
 
   Status Start();
   void Stop();
-  // Re-reads the subscriptions: after one was created, changed or deleted,
-  // and after a vault was purged (its subscriptions went with it). Pending
-  // deliveries follow: a deleted subscription gets no more attempts.
+  // Re-reads the subscriptions: after one was created, changed, validated or
+  // deleted, and after a vault was purged (its subscriptions went with it).
+  // Pending deliveries follow: a deleted (or not validated) subscription
+  // gets no more attempts.
   Status Reload();
   // The hub's listener.
   void OnChanges(const std::vector<storage::ChangeRecord>& changes);
+
+  // CheckTarget refuses (kInvalidArgument, saying why and which operator
+  // flag would allow it) an endpoint URL whose host is, or resolves to, an
+  // address the target policy does not allow, or does not resolve.
+  Status CheckTarget(const std::string& url) const;
+  // Validate runs the endpoint validation handshake for `subscription`
+  // (webhook_validation.h) on the calling thread, bounded by the attempt
+  // timeout; `validation_url` is offered for manual validation.
+  HandshakeResult Validate(const Subscription& subscription, const std::string& validation_url);
 
   struct Stats {
     uint64_t delivered = 0;
@@ -116,7 +132,6 @@ class WebhookDispatcher {
 
  private:
   struct Delivery {
-    std::shared_ptr<const Subscription> subscription;
     storage::ChangeRecord change;
     int attempts = 0;  // made so far
     int64_t due_ms = 0;
@@ -127,10 +142,40 @@ class WebhookDispatcher {
   struct Later {
     bool operator()(const Delivery& a, const Delivery& b) const { return a.due_ms > b.due_ms; }
   };
+  // One subscription's deliveries and budget.
+  struct Lane {
+    uint64_t id = 0;  // a lane re-created under the same key is another lane
+    std::shared_ptr<const Subscription> subscription;
+    std::deque<Delivery> ready;                                         // due, oldest first
+    std::priority_queue<Delivery, std::vector<Delivery>, Later> later;  // retries, by due time
+    int in_flight = 0;
+    bool failing = false;  // the last attempt failed
+    int64_t window_start_ms = 0;
+    int64_t spent_ms = 0;  // attempt time within the window
+    uint64_t served = 0;   // when it was last given a thread: the least recent goes first
+    size_t queued() const { return ready.size() + later.size(); }
+  };
+  struct Picked {
+    std::string key;
+    uint64_t lane_id = 0;
+    std::shared_ptr<const Subscription> subscription;
+    Delivery delivery;
+    bool counted_failing = false;
+  };
+  struct DeadLetterNote {
+    std::shared_ptr<const Subscription> subscription;
+    Delivery delivery;
+    std::string reason;
+  };
+
   void Worker();
-  void Attempt(Delivery d);
-  void DeadLetter(const Delivery& d, const std::string& reason);
+  // Picks the next delivery under mu_, or sets `*wake_ms` to when one may be due.
+  std::optional<Picked> PickLocked(int64_t now, int64_t* wake_ms);
+  void Attempt(Picked p);
+  void DeadLetter(const DeadLetterNote& note);
   int64_t BackoffMs(int attempts) const;
+  int LimitFor(const Lane& lane) const;
+  int64_t Now() const;
 
   storage::Store& store_;
   const VaultNaming naming_;
@@ -141,10 +186,13 @@ class WebhookDispatcher {
 
   std::mutex mu_;
   std::condition_variable cv_;
-  std::vector<std::shared_ptr<const Subscription>> subscriptions_;     // guarded by mu_
-  std::priority_queue<Delivery, std::vector<Delivery>, Later> queue_;  // guarded by mu_
-  bool stopping_ = false;                                              // guarded by mu_
-  Stats stats_;                                                        // guarded by mu_
+  std::map<std::string, Lane> lanes_;  // guarded by mu_; by "<vault>/<name>", lower-case
+  uint64_t next_lane_id_ = 1;          // guarded by mu_
+  uint64_t turn_ = 0;                  // guarded by mu_
+  size_t queued_ = 0;                  // guarded by mu_; over all lanes
+  int failing_in_flight_ = 0;          // guarded by mu_
+  bool stopping_ = false;              // guarded by mu_
+  Stats stats_;                        // guarded by mu_
   std::mutex dead_letter_mu_;
   std::vector<std::thread> threads_;
 };

@@ -2,6 +2,8 @@
 
 #include "common/encoding.h"
 #include "common/strings.h"
+#include "crypto/primitives.h"
+#include "events/webhook_validation.h"
 #include "mgmt/arm.h"
 
 namespace coffer::mgmt {
@@ -9,6 +11,8 @@ namespace coffer::mgmt {
 namespace {
 
 constexpr size_t kMaxSubscriptionsPerVault = 100;
+// Handshakes block a request thread for up to the delivery timeout each.
+constexpr int kMaxHandshakes = 4;
 
 // Event Grid's rule for subscription names: 3-64 letters, digits and '-'.
 bool ValidName(const std::string& name) {
@@ -34,7 +38,8 @@ http::Response Error(int status, const std::string& code, const std::string& mes
 
 // The properties as stored: what ParseSubscription accepted, normalised,
 // with the endpoint URL sealed.
-Json Normalized(const events::Subscription& s, const std::string& sealed_url) {
+Json Normalized(const events::Subscription& s, const std::string& sealed_url,
+                const events::Validation& validation) {
   Json types = s.included_types.empty() ? Json(nullptr) : Json(s.included_types);
   return Json{
       {"destination",
@@ -49,8 +54,63 @@ Json Normalized(const events::Subscription& s, const std::string& sealed_url) {
       {"eventDeliverySchema", s.cloud_events ? "CloudEventSchemaV1_0" : "EventGridSchema"},
       {"retryPolicy",
        {{"maxDeliveryAttempts", s.max_delivery_attempts},
-        {"eventTimeToLiveInMinutes", s.event_ttl_minutes}}}};
+        {"eventTimeToLiveInMinutes", s.event_ttl_minutes}}},
+      {"validation", events::ValidationJson(validation)}};
 }
+
+// What a PUT or PATCH makes of the subscription `old` (none: a create).
+struct Plan {
+  events::Subscription parsed;
+  // The endpoint must (again) prove that it wants the events: the
+  // subscription is new, its URL or schema changes, or it was never
+  // validated.
+  bool revalidate = true;
+  events::Validation old_validation;
+};
+
+StatusOr<Plan> MakePlan(const http::Request& req, const Json& props,
+                        const std::optional<storage::EventSubscriptionRecord>& old,
+                        const events::UrlSeal& seal, const std::string& name) {
+  Plan plan;
+  Json merged = props;
+  std::optional<Json> stored;
+  if (old) {
+    ASSIGN_OR_RETURN(stored, seal.Unseal(*old));
+  }
+  if (req.method == "PATCH") {
+    if (!stored) {
+      return NotFoundError("Event subscription '" + name + "' does not exist.", "ResourceNotFound");
+    }
+    merged = *stored;
+    merged.merge_patch(props);
+  }
+  RETURN_IF_ERROR(events::ParseSubscription(merged, plan.parsed));
+  if (stored) {
+    // SECURITY: the state comes from the stored record, never from the
+    // request body (a PATCH could carry a "validation" member).
+    plan.old_validation = events::ReadValidation(*stored);
+    events::Subscription before;
+    bool same_endpoint = events::ParseSubscription(*stored, before).ok() &&
+                         before.endpoint_url == plan.parsed.endpoint_url &&
+                         before.cloud_events == plan.parsed.cloud_events;
+    plan.revalidate = !same_endpoint || !events::IsValidated(plan.old_validation);
+  }
+  return plan;
+}
+
+// Counts a handshake in flight for as long as it lives.
+class HandshakeSlot {
+ public:
+  explicit HandshakeSlot(std::atomic<int>& count) : count_(count) {
+    taken_ = count_.fetch_add(1) < kMaxHandshakes;
+  }
+  ~HandshakeSlot() { count_.fetch_sub(1); }
+  bool taken() const { return taken_; }
+
+ private:
+  std::atomic<int>& count_;
+  bool taken_ = false;
+};
 
 }  // namespace
 
@@ -68,11 +128,13 @@ Json EventSubscriptionManager::ToArm(const storage::VaultRecord& vault,
   if (!p.is_object()) {
     p = Json::object();
   }
+  events::Validation validation = events::ReadValidation(p);
+  p.erase("validation");
   std::string base = p["destination"]["properties"].value("endpointBaseUrl", "");
   p["destination"]["properties"] = {
       {"endpointBaseUrl", base}, {"maxEventsPerBatch", 1}, {"preferredBatchSizeInKilobytes", 64}};
   p["topic"] = vault.ResourceId();
-  p["provisioningState"] = "Succeeded";
+  p["provisioningState"] = events::ProvisioningState(validation, clock_.NowSeconds());
   p["labels"] = Json::array();
   return Json{
       {"id", vault.ResourceId() + "/providers/Microsoft.EventGrid/eventSubscriptions/" + r.name},
@@ -149,7 +211,7 @@ http::Response EventSubscriptionManager::Handle(const ArmCall& call, std::string
     }
   }
   if (action.empty() && (req.method == "PUT" || req.method == "PATCH")) {
-    return Put(*vault, name, req);
+    return Put(*vault, name, found, req);
   }
   if (found == nullptr) {
     return Error(404, "ResourceNotFound",
@@ -209,7 +271,9 @@ http::Response EventSubscriptionManager::Handle(const ArmCall& call, std::string
 }
 
 http::Response EventSubscriptionManager::Put(const storage::VaultRecord& vault,
-                                             const std::string& name, const http::Request& req) {
+                                             const std::string& name,
+                                             const storage::EventSubscriptionRecord* found,
+                                             const http::Request& req) {
   if (!ValidName(name)) {
     return Error(400, "InvalidRequest",
                  "Event subscription names have 3-64 letters, digits and '-'.");
@@ -226,50 +290,248 @@ http::Response EventSubscriptionManager::Put(const storage::VaultRecord& vault,
   if (!bounds.ok()) {
     return ArmError(bounds.status());
   }
+  // What the request makes of the subscription as read: its endpoint is
+  // checked before anything is written. The write makes it again from the
+  // record as it is then.
+  std::optional<storage::EventSubscriptionRecord> seen;
+  if (found != nullptr) {
+    seen = *found;
+  }
+  auto pre = MakePlan(req, props, seen, hooks_.url_seal, name);
+  if (!pre.ok()) {
+    return ArmError(pre.status());
+  }
+  Status precondition =
+      CheckPreconditions(req, seen ? std::optional<int64_t>(seen->version) : std::nullopt);
+  if (!precondition.ok()) {
+    return ArmError(precondition);
+  }
+  std::optional<HandshakeSlot> slot;
+  std::string token;
+  if (pre->revalidate) {
+    // The slot bounds the name lookup too: both block this thread.
+    slot.emplace(handshakes_);
+    if (!slot->taken()) {
+      http::Response busy = Error(429, "TooManyRequests",
+                                  "Too many event subscription endpoints are being validated "
+                                  "at once; retry shortly.");
+      busy.SetHeader("Retry-After", "5");
+      return busy;
+    }
+    Status target = hooks_.check_target(pre->parsed.endpoint_url);
+    if (!target.ok()) {
+      return ArmError(target);
+    }
+    // SECURITY: the validation URL's token: 256 random bits, stored only as
+    // its hash, cleared once used.
+    token = Base64UrlEncode(crypto::RandomBytes(32));
+  }
   bool created = false;
+  std::optional<storage::EventSubscriptionRecord> before;
   // PATCH merges into the properties as they are when the change is
   // written; the limit counts what the vault holds then.
   auto put = store_.PutEventSubscription(
       vault.name, name,
       [&](const std::optional<storage::EventSubscriptionRecord>& old,
           size_t existing) -> StatusOr<storage::EventSubscriptionRecord> {
-        Json merged = props;
-        if (req.method == "PATCH") {
-          if (!old) {
-            return NotFoundError("Event subscription '" + name + "' does not exist.",
-                                 "ResourceNotFound");
-          }
-          ASSIGN_OR_RETURN(merged, hooks_.url_seal.Unseal(*old));
-          merged.merge_patch(props);
-        }
+        ASSIGN_OR_RETURN(Plan plan, MakePlan(req, props, old, hooks_.url_seal, name));
         RETURN_IF_ERROR(
             CheckPreconditions(req, old ? std::optional<int64_t>(old->version) : std::nullopt));
-        events::Subscription parsed;
-        RETURN_IF_ERROR(events::ParseSubscription(merged, parsed));
         if (!old && existing >= kMaxSubscriptionsPerVault) {
           return InvalidArgumentError("A vault has at most 100 event subscriptions.",
                                       "InvalidRequest");
         }
+        if (plan.revalidate != pre->revalidate ||
+            plan.parsed.endpoint_url != pre->parsed.endpoint_url) {
+          return AbortedError(
+              "The event subscription was changed by another request meanwhile; retry.",
+              "Conflict");
+        }
+        events::Validation validation = plan.old_validation;
+        if (plan.revalidate) {
+          validation = {events::Validation::State::kPending, events::ValidationTokenHash(token),
+                        clock_.NowSeconds() + events::kValidationUrlSeconds, ""};
+        }
         storage::EventSubscriptionRecord r;
         r.vault = vault.name;
         r.name = old ? old->name : name;
-        r.properties_json = ToJson(
-            Normalized(parsed, hooks_.url_seal.Seal(vault.name, r.name, parsed.endpoint_url)));
+        r.properties_json = ToJson(Normalized(
+            plan.parsed, hooks_.url_seal.Seal(vault.name, r.name, plan.parsed.endpoint_url),
+            validation));
         r.key_generation = old ? old->key_generation : 1;
-        // Events committed from now on (Event Grid delivers nothing older).
+        // Events committed from now on (Event Grid delivers nothing older);
+        // validation moves the start to when it succeeded.
         r.start_seq = old ? old->start_seq : bounds->newest;
         r.created = old ? old->created : clock_.NowSeconds();
         r.updated = clock_.NowSeconds();
         created = !old;
+        before = old;
         return r;
       });
   if (!put.ok()) {
     return ArmError(put.status());
   }
   hooks_.changed();
-  http::Response r = http::JsonResponse(created ? 201 : 200, ToJson(ToArm(vault, *put)));
-  r.SetHeader("ETag", ETag(put->version));
+  if (!pre->revalidate) {
+    http::Response r = http::JsonResponse(created ? 201 : 200, ToJson(ToArm(vault, *put)));
+    r.SetHeader("ETag", ETag(put->version));
+    return r;
+  }
+  events::Subscription target = pre->parsed;
+  target.vault = vault.name;
+  target.name = put->name;
+  return Finish(vault, before, *put, target, token, created);
+}
+
+http::Response EventSubscriptionManager::Finish(
+    const storage::VaultRecord& vault,
+    const std::optional<storage::EventSubscriptionRecord>& before,
+    const storage::EventSubscriptionRecord& written, const events::Subscription& target,
+    const std::string& token, bool created) {
+  std::string validation_url = hooks_.validation_base + "/eventsubscriptions/" +
+                               PercentEncode(vault.name) + "/" + PercentEncode(written.name) +
+                               "/validate?token=" + token;
+  events::HandshakeResult result = hooks_.validate(target, validation_url);
+  auto bounds = store_.GetChangeBounds();
+  if (!bounds.ok()) {
+    return ArmError(bounds.status());
+  }
+  const std::string hash = events::ValidationTokenHash(token);
+  bool restored = false;
+  auto put = store_.PutEventSubscription(
+      vault.name, written.name,
+      [&](const std::optional<storage::EventSubscriptionRecord>& current,
+          size_t) -> StatusOr<storage::EventSubscriptionRecord> {
+        if (!current) {
+          return NotFoundError(
+              "The event subscription was deleted while its endpoint was "
+              "being validated.",
+              "ResourceNotFound");
+        }
+        Json stored = Json::parse(current->properties_json, nullptr, false);
+        events::Validation v = events::ReadValidation(stored);
+        if (!stored.is_object() || v.token_hash != hash) {
+          // Validated through its URL meanwhile, or changed by another
+          // request: that state stands.
+          return AbortedError("superseded");
+        }
+        storage::EventSubscriptionRecord next = *current;
+        next.updated = clock_.NowSeconds();
+        restored = false;
+        switch (result.outcome) {
+          case events::HandshakeResult::Outcome::kSucceeded:
+            v = {events::Validation::State::kSucceeded, "", 0, ""};
+            next.start_seq = std::max(next.start_seq, bounds->newest);
+            break;
+          case events::HandshakeResult::Outcome::kAwaitingManualAction:
+            v.state = events::Validation::State::kAwaitingManualAction;
+            break;
+          case events::HandshakeResult::Outcome::kFailed:
+            if (before && events::IsValidated(events::ReadValidation(
+                              Json::parse(before->properties_json, nullptr, false)))) {
+              // A working subscription is not lost to a bad new endpoint.
+              next.properties_json = before->properties_json;
+              next.start_seq = before->start_seq;
+              restored = true;
+              return next;
+            }
+            v = {events::Validation::State::kFailed, "", 0, result.reason};
+            break;
+        }
+        stored["validation"] = events::ValidationJson(v);
+        next.properties_json = ToJson(stored);
+        return next;
+      });
+  std::optional<storage::EventSubscriptionRecord> now;
+  if (put.ok()) {
+    hooks_.changed();
+    now = *put;
+  } else if (put.status().code() == StatusCode::kAborted) {
+    auto subs = store_.ListEventSubscriptions(vault.name);
+    if (!subs.ok()) {
+      return ArmError(subs.status());
+    }
+    for (const auto& s : *subs) {
+      if (EqualsIgnoreCase(s.name, written.name)) {
+        now = s;
+      }
+    }
+    if (!now) {
+      return Error(404, "ResourceNotFound", "The event subscription was deleted meanwhile.");
+    }
+    result.outcome = events::HandshakeResult::Outcome::kSucceeded;  // answer what stands
+  } else {
+    return ArmError(put.status());
+  }
+  if (result.outcome == events::HandshakeResult::Outcome::kFailed) {
+    return Error(400, "InvalidRequest",
+                 "Webhook validation handshake failed for " + BaseUrl(target.endpoint_url) + ": " +
+                     result.reason + ". " +
+                     (restored ? "The event subscription is unchanged."
+                               : "The event subscription is kept as 'Failed' and receives no "
+                                 "events; correct the endpoint and PUT it again, or delete it."));
+  }
+  http::Response r = http::JsonResponse(created ? 201 : 200, ToJson(ToArm(vault, *now)));
+  r.SetHeader("ETag", ETag(now->version));
   return r;
+}
+
+http::Response EventSubscriptionManager::Validate(const http::Request& req,
+                                                  const std::string& vault_name,
+                                                  const std::string& name) {
+  // SECURITY: one answer for every wrong case, so the URL tells nothing
+  // about which subscriptions exist or wait.
+  http::Response invalid = Error(404, "NotFound",
+                                 "This validation URL is not valid: it was used already, has "
+                                 "expired, or was never issued.");
+  std::string token(req.Query("token"));
+  if (token.empty() || token.size() > 128) {
+    return invalid;
+  }
+  auto vault = store_.GetVault(vault_name);
+  if (!vault.ok()) {
+    return vault.status().code() == StatusCode::kNotFound ? invalid : ArmError(vault.status());
+  }
+  if (vault->deleted()) {
+    return invalid;
+  }
+  auto bounds = store_.GetChangeBounds();
+  if (!bounds.ok()) {
+    return ArmError(bounds.status());
+  }
+  const std::string hash = events::ValidationTokenHash(token);
+  const int64_t now = clock_.NowSeconds();
+  auto put = store_.PutEventSubscription(
+      vault->name, name,
+      [&](const std::optional<storage::EventSubscriptionRecord>& current,
+          size_t) -> StatusOr<storage::EventSubscriptionRecord> {
+        Status no = NotFoundError("invalid validation URL");
+        if (!current) {
+          return no;
+        }
+        Json stored = Json::parse(current->properties_json, nullptr, false);
+        events::Validation v = events::ReadValidation(stored);
+        bool waiting = v.state == events::Validation::State::kPending ||
+                       v.state == events::Validation::State::kAwaitingManualAction;
+        if (!stored.is_object() || !waiting || v.token_hash.empty() || now >= v.expires ||
+            !crypto::ConstantTimeEquals(v.token_hash, hash)) {
+          return no;
+        }
+        stored["validation"] =
+            events::ValidationJson({events::Validation::State::kSucceeded, "", 0, ""});
+        storage::EventSubscriptionRecord next = *current;
+        next.properties_json = ToJson(stored);
+        next.start_seq = std::max(next.start_seq, bounds->newest);
+        next.updated = now;
+        return next;
+      });
+  if (!put.ok()) {
+    return put.status().code() == StatusCode::kNotFound ? invalid : ArmError(put.status());
+  }
+  hooks_.changed();
+  return http::JsonResponse(200, ToJson(Json{{"subscription", put->name},
+                                             {"vault", put->vault},
+                                             {"provisioningState", "Succeeded"}}));
 }
 
 }  // namespace coffer::mgmt

@@ -133,6 +133,18 @@ void Run(Connection& c) {
   c.ioc.run();
 }
 
+// Resolve gives the addresses to connect to: the request's connect_address
+// alone (numeric only: never a name lookup) when it has one, else the URL's
+// host's.
+tcp::resolver::results_type Resolve(tcp::resolver& resolver, const ClientRequest& request,
+                                    const Url& url, beast::error_code& ec) {
+  if (!request.connect_address.empty()) {
+    return resolver.resolve(request.connect_address, std::to_string(url.port),
+                            tcp::resolver::numeric_host | tcp::resolver::numeric_service, ec);
+  }
+  return resolver.resolve(url.host, std::to_string(url.port), ec);
+}
+
 // Open resolves the URL's host, connects and (for https://) handshakes with
 // the certificate and host name verified, all before `deadline`.
 StatusOr<std::unique_ptr<Connection>> Open(const ClientRequest& request, const Url& url,
@@ -140,7 +152,7 @@ StatusOr<std::unique_ptr<Connection>> Open(const ClientRequest& request, const U
   auto c = std::make_unique<Connection>();
   beast::error_code ec;
   tcp::resolver resolver(c->ioc);
-  auto endpoints = resolver.resolve(url.host, std::to_string(url.port), ec);
+  auto endpoints = Resolve(resolver, request, url, ec);
   if (ec) {
     return UnavailableError("cannot resolve " + url.host + ": " + ec.message());
   }
@@ -320,7 +332,7 @@ StatusOr<http::Response> WithStream(const ClientRequest& request, const Url& url
   asio::io_context ioc;
   beast::error_code ec;
   tcp::resolver resolver(ioc);
-  auto endpoints = resolver.resolve(url.host, std::to_string(url.port), ec);
+  auto endpoints = Resolve(resolver, request, url, ec);
   if (ec) {
     return UnavailableError("cannot resolve " + url.host + ": " + ec.message());
   }
@@ -508,8 +520,8 @@ StatusOr<http::Response> SendRequest(const ClientRequest& request) {
   ASSIGN_OR_RETURN(Url url, http::ParseUrl(request.url));
   const auto deadline =
       std::chrono::steady_clock::now() + std::chrono::seconds(request.timeout_seconds);
-  const std::string key =
-      url.scheme + "|" + url.host + "|" + std::to_string(url.port) + "|" + request.ca_file;
+  const std::string key = url.scheme + "|" + url.host + "|" + std::to_string(url.port) + "|" +
+                          request.ca_file + "|" + request.connect_address;
   // A request that changes nothing may be sent again when a kept-alive
   // connection turns out to have been closed under it before any byte of the
   // response came back.

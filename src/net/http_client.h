@@ -29,6 +29,13 @@ struct ClientRequest {
   // to the same scheme, host, port and CA file (HTTP/1.1 keep-alive);
   // false sends `Connection: close` and uses a connection of its own.
   bool keep_alive = true;
+  // When set (a numeric IPv4 or IPv6 address), the connection goes to this
+  // address instead of wherever the URL's host resolves to; the Host header,
+  // SNI and the certificate's host name check still use the URL's host. For
+  // callers that checked the address they may connect to (webhooks): the host
+  // is never resolved again, so its answer cannot change in between (DNS
+  // rebinding). Kept-alive connections are pooled per address too.
+  std::string connect_address;
 };
 
 // SendRequest sends one request (TLS 1.2+ with the certificate and host name

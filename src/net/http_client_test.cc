@@ -323,5 +323,31 @@ TEST(HttpClientPool, AtMostOneConnectionToAPlaceIsOpenedAtATime) {
   EXPECT_EQ(failed, 4);
 }
 
+// A request with a connect_address goes to that address, whatever its host
+// resolves to (".invalid" never resolves), and names its host in Host; a
+// kept-alive connection to the host at another address is not reused for it.
+TEST(HttpClientConnectAddress, ConnectsToTheGivenAddressAndNamesTheUrlsHost) {
+  ScriptedServer server(Mode::kKeepAlive);
+  ClientRequest r = Request(server);
+  const std::string host = "hooks.rebind.invalid:" + std::to_string(server.port());
+  r.url = "http://" + host + "/hello";
+  r.connect_address = "127.0.0.1";
+  ExpectOk(SendRequest(r));
+  ASSERT_EQ(server.requests().size(), 1u);
+  EXPECT_NE(server.requests()[0].find("\r\nHost: " + host), std::string::npos)
+      << server.requests()[0];
+  // The same host at another address: nothing listens there (the server
+  // binds 127.0.0.1 only), so only a connection of its own could answer.
+  r.connect_address = "127.0.0.2";
+  auto elsewhere = SendRequest(r);
+  EXPECT_EQ(elsewhere.status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(server.answered(), 1);
+  // An address, never a name to look up.
+  r.connect_address = "localhost";
+  EXPECT_FALSE(SendRequest(r).ok());
+  r.connect_address.clear();
+  EXPECT_FALSE(SendRequest(r).ok()) << "the host itself does not resolve";
+}
+
 }  // namespace
 }  // namespace coffer::net

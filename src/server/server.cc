@@ -236,19 +236,26 @@ Status CofferServer::StartEvents() {
   wo.base_backoff_ms = config_.event_retry_base_ms;
   RETURN_IF_ERROR(EnsurePrivateDirectory(config_.data_dir + "/events"));
   wo.dead_letter_path = config_.data_dir + "/events/deadletter.jsonl";
+  // SECURITY: webhooks reach public addresses only, unless the operator
+  // allows more; dev mode allows loopback (its receivers run on the laptop).
+  wo.targets.allow_loopback = config_.webhook_allow_loopback.value_or(config_.dev);
+  wo.targets.allow_private = config_.webhook_allow_private;
+  wo.targets.allow_link_local = config_.webhook_allow_link_local;
+  // The CloudEvents origin: the authority's host name, without scheme or port.
+  std::string origin = info_.authority_host.substr(info_.authority_host.find("://") + 3);
+  wo.origin = origin.substr(0, origin.rfind(':'));
   webhooks_ = std::make_unique<events::WebhookDispatcher>(
       *store_, naming,
-      [](const std::string& url, const std::vector<std::pair<std::string, std::string>>& headers,
-         const std::string& body, int timeout_seconds) -> StatusOr<int> {
+      [](const events::WebhookRequest& w) -> StatusOr<http::Response> {
         net::ClientRequest req;
-        req.method = "POST";
-        req.url = url;
-        req.headers = headers;
-        req.body = body;
-        req.timeout_seconds = timeout_seconds;
+        req.method = w.method;
+        req.url = w.url;
+        req.connect_address = w.connect_address;
+        req.headers = w.headers;
+        req.body = w.body;
+        req.timeout_seconds = w.timeout_seconds;
         req.max_response_bytes = 64 * 1024;
-        ASSIGN_OR_RETURN(http::Response res, net::SendRequest(req));
-        return res.status;
+        return net::SendRequest(req);
       },
       key_for, events::UrlSeal(webhook_url_key_), wo);
   events::WatchLimits watch_limits;
@@ -260,8 +267,13 @@ Status CofferServer::StartEvents() {
   expiry_ = std::make_unique<events::ExpiryScheduler>(*store_, clock_);
   event_subscriptions_ = std::make_unique<mgmt::EventSubscriptionManager>(
       info_.subscription_id, *store_, clock_,
-      mgmt::EventSubscriptionManager::Hooks{key_for, [this] { ReloadEventSubscriptions(); },
-                                            events::UrlSeal(webhook_url_key_)});
+      mgmt::EventSubscriptionManager::Hooks{
+          key_for, [this] { ReloadEventSubscriptions(); }, events::UrlSeal(webhook_url_key_),
+          [this](const std::string& url) { return webhooks_->CheckTarget(url); },
+          [this](const events::Subscription& s, const std::string& validation_url) {
+            return webhooks_->Validate(s, validation_url);
+          },
+          info_.authority_host});
   hub_ = std::make_unique<events::ChangeHub>(*store_);
   hub_->AddListener([this](const auto& changes) { watches_->OnChanges(changes); });
   hub_->AddListener([this](const auto& changes) { webhooks_->OnChanges(changes); });
@@ -459,6 +471,16 @@ http::Response CofferServer::AuthorityRequest(http::Request& request, AuditNote&
   }
   if (!seg.empty() && seg[0] == "coffer") {
     return AdminRequest(request, note);
+  }
+  if (seg.size() == 4 && EqualsIgnoreCase(seg[0], "eventsubscriptions") && seg[3] == "validate" &&
+      (request.method == "GET" || request.method == "POST")) {
+    // The token in the URL is the proof: no bearer token here.
+    note.operation = "EventSubscriptionValidate";
+    note.resource_id = VaultResourceId(seg[1]);
+    http::Response r = event_subscriptions_->Validate(request, seg[1], seg[2]);
+    // SECURITY: the token stays out of the audit log's requestUri.
+    request.target = request.target.substr(0, request.target.find('?')) + "?token=(redacted)";
+    return r;
   }
   if (!seg.empty() &&
       (EqualsIgnoreCase(seg[0], "subscriptions") || EqualsIgnoreCase(seg[0], "providers"))) {

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -68,6 +69,11 @@ struct ServerConfig {
   int watch_heartbeat_seconds = 15;
   int watch_streams_per_principal = 16;
   int change_retention_days = 7;
+  // Webhook targets (docs/events.md): public addresses always; loopback when
+  // allowed (unset: in dev mode only); private and link-local when allowed.
+  std::optional<bool> webhook_allow_loopback;
+  bool webhook_allow_private = false;
+  bool webhook_allow_link_local = false;
 };
 
 // What a client needs to connect, as written to dev.env / admin.env.

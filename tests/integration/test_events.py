@@ -55,41 +55,91 @@ class Receiver:
     """A loopback HTTP server that records every POST and answers as planned per path.
 
     plan(path, [s1, s2, ...]) answers the next requests to path with those statuses, then
-    `always` (default 200).  hold(path) makes requests to path wait until release().
+    `always` (default 200).  hold(path) makes requests to path wait until release(path) (or
+    release()).
+
+    Endpoint validation (Event Grid's SubscriptionValidationEvent POST, CloudEvents' OPTIONS) is
+    recorded apart, in `validations`, and answered as validate(path, mode) says: "echo" (the
+    default: the code back, or WebHook-Allowed-Origin), "ignore" (200 without it: manual
+    validation) or "reject" (403).
     """
 
     def __init__(self):
         self.cond = threading.Condition()
         self.calls = []
+        self.validations = []
+        self.modes = {}
         self.plans = {}
         self.always = {}
-        self.held = set()
-        self.gate = threading.Event()
-        self.finished_held = 0
+        self.gates = {}
+        self.finished = {}
+        self.sockets = set()
         receiver = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
+            def setup(self):
+                super().setup()
+                with receiver.cond:
+                    receiver.sockets.add(self.connection)
+
+            def finish(self):
+                with receiver.cond:
+                    receiver.sockets.discard(self.connection)
+                super().finish()
+
+            def _record(self, body):
+                url = urllib.parse.urlsplit(self.path)
+                return {"method": self.command, "path": url.path, "query": url.query,
+                        "body": body, "headers": {k.lower(): v for k, v in self.headers.items()},
+                        "at": time.time()}
+
+            def _answer(self, status, headers=(), body=b""):
+                self.send_response(status)
+                for k, v in headers:
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def _validation(self, call):
+                with receiver.cond:
+                    receiver.validations.append(call)
+                    mode = receiver.modes.get(call["path"], "echo")
+                    receiver.cond.notify_all()
+                if mode == "reject":
+                    return self._answer(403)
+                if mode == "ignore":
+                    return self._answer(200)
+                if call["method"] == "OPTIONS":
+                    origin = call["headers"].get("webhook-request-origin", "")
+                    return self._answer(200, [("WebHook-Allowed-Origin", origin),
+                                              ("Allow", "POST")])
+                code = json.loads(call["body"])[0]["data"]["validationCode"]
+                return self._answer(200, [("Content-Type", "application/json")],
+                                    json.dumps({"validationResponse": code}).encode())
+
+            def do_OPTIONS(self):  # noqa: N802 - http.server's name
+                self._validation(self._record(b""))
+
             def do_POST(self):  # noqa: N802 - http.server's name
                 length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length)
-                url = urllib.parse.urlsplit(self.path)
-                call = {"path": url.path, "query": url.query, "body": body,
-                        "headers": {k.lower(): v for k, v in self.headers.items()},
-                        "at": time.time()}
+                call = self._record(self.rfile.read(length))
+                if call["headers"].get("aeg-event-type") == "SubscriptionValidation":
+                    return self._validation(call)
+                path = call["path"]
                 with receiver.cond:
                     receiver.calls.append(call)
-                    queue = receiver.plans.get(url.path)
-                    status = queue.pop(0) if queue else receiver.always.get(url.path, 200)
+                    queue = receiver.plans.get(path)
+                    status = queue.pop(0) if queue else receiver.always.get(path, 200)
+                    gate = receiver.gates.get(path)
                     receiver.cond.notify_all()
-                if url.path in receiver.held:
-                    receiver.gate.wait(60)
+                if gate is not None:
+                    gate.wait(60)
                     with receiver.cond:
-                        receiver.finished_held += 1
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+                        receiver.finished[path] = receiver.finished.get(path, 0) + 1
+                self._answer(status)
 
             def log_message(self, *args):
                 pass
@@ -100,6 +150,11 @@ class Receiver:
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
 
+    @property
+    def finished_held(self):
+        with self.cond:
+            return sum(self.finished.values())
+
     def url(self, path, query=""):
         return f"http://127.0.0.1:{self.port}{path}" + (f"?{query}" if query else "")
 
@@ -108,15 +163,27 @@ class Receiver:
             self.plans[path] = list(statuses)
             self.always[path] = always
 
-    def hold(self, path):
-        self.held.add(path)
+    def validate(self, path, mode):
+        with self.cond:
+            self.modes[path] = mode
 
-    def release(self):
-        self.gate.set()
+    def hold(self, path):
+        with self.cond:
+            self.gates[path] = threading.Event()
+
+    def release(self, path=None):
+        with self.cond:
+            gates = [self.gates[path]] if path else list(self.gates.values())
+        for g in gates:
+            g.set()
 
     def received(self, path):
         with self.cond:
             return [c for c in self.calls if c["path"] == path]
+
+    def validations_of(self, path):
+        with self.cond:
+            return [c for c in self.validations if c["path"] == path]
 
     def wait(self, path, match=lambda c: True, count=1, timeout=WAIT_S):
         """Waits until `count` calls to path satisfy match; returns all that do."""
@@ -130,9 +197,17 @@ class Receiver:
                 self.cond.wait(min(left, 0.5))
 
     def close(self):
-        self.gate.set()
+        """Stops listening and closes the connections kept alive, so nothing answers."""
+        self.release()
         self.httpd.shutdown()
         self.httpd.server_close()
+        with self.cond:
+            sockets = list(self.sockets)
+        for sock in sockets:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
 
 def events_of(call):
@@ -323,7 +398,20 @@ class EventsTestCase(AuthzTestCase):
     def subscribe(self, vault, name, url, **kw):
         r = self.sub_call("PUT", vault, name, body=self.sub_body(url, **kw))
         self.assertEqual(r.status, 201, r)
+        self.assertEqual(r.json()["properties"]["provisioningState"], "Succeeded", r)
         return r.json()
+
+    def state(self, vault, name):
+        r = self.sub_call("GET", vault, name)
+        self.assertEqual(r.status, 200, r)
+        return r.json()["properties"]["provisioningState"]
+
+    def use_validation_url(self, url, method="GET"):
+        """Calls a validation URL as the endpoint's owner would: no token, nothing else."""
+        parts = urllib.parse.urlsplit(url)
+        self.assertEqual(f"{parts.scheme}://{parts.netloc}", self.srv.authority, url)
+        return self.srv.request(method, parts.path + "?" + parts.query, host="localhost",
+                                auth=False)
 
     def signing_key(self, vault, name):
         r = self.sub_call("POST", vault, name, "getSigningKey")
@@ -460,6 +548,12 @@ class WebhookTests(EventsTestCase):
         v = self.new_vault(vault)
         self.subscribe(vault, "cloud-sub", self.receiver.url("/cloud"),
                        schema="CloudEventSchemaV1_0")
+        # CloudEvents' abuse protection instead of Event Grid's validation event.
+        (handshake,) = self.receiver.validations_of("/cloud")
+        self.assertEqual(handshake["method"], "OPTIONS")
+        self.assertEqual(handshake["headers"]["webhook-request-origin"], "localhost")
+        self.assertTrue(handshake["headers"]["webhook-request-callback"].startswith(
+            f"{self.srv.authority}/eventsubscriptions/{vault}/cloud-sub/validate?token="))
         key = self.signing_key(vault, "cloud-sub")["signingKey"]
         got = self.sub_call("GET", vault, "cloud-sub").json()
         self.assertEqual(got["properties"]["eventDeliverySchema"], "CloudEventSchemaV1_0")
@@ -468,6 +562,7 @@ class WebhookTests(EventsTestCase):
         self.assertEqual(call["headers"]["content-type"],
                          "application/cloudevents+json; charset=utf-8")
         self.assertEqual(call["headers"]["aeg-subscription-name"], "CLOUD-SUB")
+        self.assertEqual(call["headers"]["origin"], "localhost")
         self.assertSigned(call, key)
         e = json.loads(call["body"])
         self.assertIsInstance(e, dict, "CloudEvents are sent one object at a time")
@@ -479,6 +574,167 @@ class WebhookTests(EventsTestCase):
         self.assertEqual(e["data"]["Id"], secret["id"])
         self.assertEqual(e["data"]["Version"], secret["id"].rsplit("/", 1)[1])
         self.assertNotIn(b"cloud-value-do-not-send", call["body"])
+        # An endpoint that answers OPTIONS without allowing the origin waits for its callback.
+        self.receiver.validate("/cloud-manual", "ignore")
+        r = self.sub_call("PUT", vault, "cloud-manual",
+                          body=self.sub_body(self.receiver.url("/cloud-manual"),
+                                             schema="CloudEventSchemaV1_0"))
+        self.assertEqual((r.status, r.json()["properties"]["provisioningState"]),
+                         (201, "AwaitingManualAction"), r)
+        callback = self.receiver.validations_of("/cloud-manual")[0]["headers"][
+            "webhook-request-callback"]
+        self.assertEqual(self.use_validation_url(callback, "POST").status, 200)
+        self.assertEqual(self.state(vault, "cloud-manual"), "Succeeded")
+
+    def test_the_endpoint_validates_before_any_delivery(self):
+        vault = "evvalid"
+        v = self.new_vault(vault)
+        self.set_secret(vault, "before")
+        url = self.receiver.url("/valid", "code=s3cr3t-v")
+        self.subscribe(vault, "valid-sub", url)
+        calls = self.receiver.validations_of("/valid")
+        self.assertEqual(len(calls), 1, calls)
+        call = calls[0]
+        self.assertEqual((call["method"], call["query"]), ("POST", "code=s3cr3t-v"))
+        h = call["headers"]
+        self.assertEqual(h["aeg-event-type"], "SubscriptionValidation")
+        self.assertEqual(h["aeg-subscription-name"], "VALID-SUB")
+        self.assertTrue(h["content-type"].startswith("application/json"), h)
+        body = json.loads(call["body"])
+        self.assertIsInstance(body, list)
+        self.assertEqual(len(body), 1)
+        e = body[0]
+        self.assertEqual(e["eventType"], "Microsoft.EventGrid.SubscriptionValidationEvent")
+        self.assertEqual(e["topic"], v["id"])
+        self.assertRegex(e["id"], UUID_RE)
+        self.assertRegex(e["eventTime"], EVENT_TIME)
+        self.assertRegex(e["data"]["validationCode"], UUID_RE)
+        validation_url = e["data"]["validationUrl"]
+        self.assertTrue(validation_url.startswith(
+            f"{self.srv.authority}/eventsubscriptions/{vault}/valid-sub/validate?token="),
+            validation_url)
+        self.assertEqual(self.receiver.received("/valid"), [], "the handshake is no notification")
+        self.set_secret(vault, "after")
+        self.assertEqual(len(self.receiver.wait("/valid", subject_is("after"))), 1)
+        # The echo used the handshake up: its validation URL no longer works.
+        self.assertErrorBody(self.use_validation_url(validation_url), 404, "NotFound")
+        # The same endpoint again: no new handshake; another URL: a new one, to that URL.
+        r = self.sub_call("PUT", vault, "valid-sub", body=self.sub_body(url, begins="a"))
+        self.assertEqual((r.status, r.json()["properties"]["provisioningState"]),
+                         (200, "Succeeded"), r)
+        self.assertEqual(len(self.receiver.validations_of("/valid")), 1)
+        r = self.sub_call("PUT", vault, "valid-sub",
+                          body=self.sub_body(self.receiver.url("/valid-moved")))
+        self.assertEqual((r.status, r.json()["properties"]["provisioningState"]),
+                         (200, "Succeeded"), r)
+        self.assertEqual(len(self.receiver.validations_of("/valid-moved")), 1)
+        subjects = [e["subject"] for c in self.receiver.received("/valid") for e in events_of(c)]
+        self.assertEqual(subjects, ["after"])
+
+    def test_an_endpoint_that_does_not_echo_awaits_manual_validation_and_gets_nothing(self):
+        vault = "evmanual"
+        self.new_vault(vault)
+        self.receiver.validate("/manual", "ignore")
+        r = self.sub_call("PUT", vault, "manual-sub",
+                          body=self.sub_body(self.receiver.url("/manual")))
+        self.assertEqual(r.status, 201, r)
+        self.assertEqual(r.json()["properties"]["provisioningState"], "AwaitingManualAction")
+        self.assertNotIn(b"validation", r.body, "no validation state or token in the resource")
+        # A subscription that echoed shows when the waiting one would have had the event.
+        self.subscribe(vault, "manual-marker", self.receiver.url("/manual-marker"))
+        self.set_secret(vault, "while-awaiting")
+        self.assertEqual(len(self.receiver.wait("/manual-marker", subject_is("while-awaiting"))),
+                         1)
+        self.assertEqual(self.receiver.received("/manual"), [])
+        self.assertEqual(self.state(vault, "manual-sub"), "AwaitingManualAction")
+        event = json.loads(self.receiver.validations_of("/manual")[0]["body"])[0]
+        validation_url = event["data"]["validationUrl"]
+        token = urllib.parse.parse_qs(urllib.parse.urlsplit(validation_url).query)["token"][0]
+        self.assertGreaterEqual(len(token), 43, "256 random bits")
+        # A wrong token, or the right one on another subscription, does nothing and says
+        # nothing about why.
+        wrong = validation_url.replace(token, ("A" if token[0] != "A" else "B") + token[1:])
+        other = validation_url.replace("/manual-sub/", "/manual-marker/")
+        for label, u in (("wrong token", wrong), ("other subscription", other)):
+            with self.subTest(label):
+                err = self.assertErrorBody(self.use_validation_url(u), 404, "NotFound", label)
+                self.assertIn("not valid", err["error"]["message"])
+        self.assertEqual(self.state(vault, "manual-sub"), "AwaitingManualAction")
+        # The owner opens the URL: validated, once.
+        r = self.use_validation_url(validation_url)
+        self.assertEqual(r.status, 200, r)
+        self.assertErrorBody(self.use_validation_url(validation_url), 404, "NotFound")
+        self.assertEqual(self.state(vault, "manual-sub"), "Succeeded")
+        self.set_secret(vault, "after-manual")
+        self.assertEqual(len(self.receiver.wait("/manual", subject_is("after-manual"))), 1)
+        subjects = [e["subject"] for c in self.receiver.received("/manual") for e in events_of(c)]
+        self.assertEqual(subjects, ["after-manual"], "nothing from before it was validated")
+        # The token reached neither the audit log nor the server's log.
+        recs = wait_for_records(
+            self.srv, lambda rec: (rec["operationName"] == "EventSubscriptionValidate" and
+                                   rec["resourceId"].endswith("/VAULTS/EVMANUAL")), count=4)
+        self.assertEqual(len(recs), 4, recs)
+        self.assertEqual(sorted(rec["properties"]["httpStatusCode"] for rec in recs),
+                         [200, 404, 404, 404])
+        for rec in recs:
+            self.assertNotIn(token, json.dumps(rec))
+            self.assertNotIn(token[1:], json.dumps(rec))
+        self.assertNotIn(token, self.srv.stderr_text())
+
+    def test_a_failed_validation_delivers_nothing_and_loses_nothing(self):
+        vault = "evfail"
+        self.new_vault(vault)
+        self.receiver.validate("/refuses", "reject")
+        refusing = self.receiver.url("/refuses")
+        r = self.sub_call("PUT", vault, "refused-sub", body=self.sub_body(refusing))
+        err = self.assertErrorBody(r, 400, "InvalidRequest")["error"]["message"]
+        self.assertIn(f"Webhook validation handshake failed for {refusing}: ", err)
+        self.assertIn("HTTP 403", err)
+        self.assertEqual(self.state(vault, "refused-sub"), "Failed")
+        # A validated subscription moved to an endpoint that refuses stays as it was.
+        self.subscribe(vault, "moving-sub", self.receiver.url("/stays"))
+        r = self.sub_call("PUT", vault, "moving-sub", body=self.sub_body(refusing))
+        err = self.assertErrorBody(r, 400, "InvalidRequest")["error"]["message"]
+        self.assertIn("unchanged", err)
+        self.assertEqual(self.state(vault, "moving-sub"), "Succeeded")
+        full = self.sub_call("POST", vault, "moving-sub", "getFullUrl")
+        self.assertEqual(full.json(), {"endpointUrl": self.receiver.url("/stays")})
+        # Nothing listens: refused the same way, without saying what the connection met.
+        r = self.sub_call("PUT", vault, "nobody-sub",
+                          body=self.sub_body(f"http://127.0.0.1:{free_port()}/hook"))
+        err = self.assertErrorBody(r, 400, "InvalidRequest")["error"]["message"]
+        self.assertIn("did not answer", err)
+        self.assertNotIn("refused", err.lower().replace("is refused", ""))
+        self.set_secret(vault, "after-failures")
+        self.assertEqual(len(self.receiver.wait("/stays", subject_is("after-failures"))), 1)
+        self.assertEqual(self.receiver.received("/refuses"), [])
+        # A Failed subscription is validated again by a PUT.
+        self.receiver.validate("/refuses", "echo")
+        r = self.sub_call("PUT", vault, "refused-sub", body=self.sub_body(refusing))
+        self.assertEqual((r.status, r.json()["properties"]["provisioningState"]),
+                         (200, "Succeeded"), r)
+
+    def test_a_slow_endpoint_does_not_delay_another(self):
+        vault = "evisolate"
+        self.new_vault(vault)
+        self.receiver.hold("/isolate-slow")
+        self.subscribe(vault, "slow-sub", self.receiver.url("/isolate-slow"))
+        self.subscribe(vault, "fast-sub", self.receiver.url("/isolate-fast"))
+        try:
+            for i in range(2):
+                self.set_secret(vault, f"first-{i}")
+            # The slow endpoint holds every delivery it may have in flight.
+            self.assertEqual(len(self.receiver.wait("/isolate-slow", count=2)), 2)
+            for i in range(5):
+                self.set_secret(vault, f"then-{i}")
+            # Measured by order: all of the fast endpoint's events arrive while the slow one
+            # has finished none.
+            self.assertEqual(len(self.receiver.wait("/isolate-fast", count=7)), 7,
+                             "the fast endpoint waited for the slow one")
+            self.assertEqual(self.receiver.finished.get("/isolate-slow", 0), 0)
+        finally:
+            self.receiver.release("/isolate-slow")
+        self.assertEqual(len(self.receiver.wait("/isolate-slow", count=7)), 7)
 
     def test_filters(self):
         vault = "evfilter"
@@ -539,8 +795,10 @@ class WebhookTests(EventsTestCase):
         self.subscribe(vault, "down-sub", self.receiver.url("/down"), begins="down-", attempts=3)
         self.subscribe(vault, "reject-sub", self.receiver.url("/reject"), begins="reject-",
                        attempts=10)
-        self.subscribe(vault, "nowhere-sub", f"http://127.0.0.1:{free_port()}/hook",
-                       begins="nowhere-", attempts=2)
+        # An endpoint that validated, then went away.
+        gone = Receiver()
+        self.subscribe(vault, "nowhere-sub", gone.url("/hook"), begins="nowhere-", attempts=2)
+        gone.close()
         self.set_secret(vault, "down-1")
         self.set_secret(vault, "reject-1")
         self.set_secret(vault, "nowhere-1")
@@ -627,7 +885,7 @@ class WebhookTests(EventsTestCase):
         try:
             for i in range(3):
                 self.set_secret(vault, f"slow-{i}")
-            # Every delivery thread is now stuck in the receiver.
+            # The subscription's deliveries in flight are now stuck in the receiver.
             self.assertGreaterEqual(len(self.receiver.wait("/slow", count=2)), 2)
             self.assertEqual(self.receiver.finished_held, 0)
             secret = self.set_secret(vault, "while-stuck")
@@ -638,7 +896,7 @@ class WebhookTests(EventsTestCase):
             self.assertEqual(self.receiver.finished_held, 0,
                              "the requests were answered while the receiver still held")
         finally:
-            self.receiver.release()
+            self.receiver.release("/slow")
         self.assertEqual(len(self.receiver.wait("/slow", subject_is("while-stuck"))), 1)
 
     def test_bad_subscription_bodies_are_refused(self):
@@ -663,6 +921,21 @@ class WebhookTests(EventsTestCase):
              "eventTimeToLiveInMinutes must be an integer from 1 to 1440"),
             ("unknown schema", "bad-sub", self.sub_body(good, schema="CustomInputSchema"),
              "eventDeliverySchema"),
+            ("private address", "bad-sub", self.sub_body("https://10.1.2.3/hook"),
+             "private address, which this server does not deliver webhooks to (the operator "
+             "allows it with --webhook-allow-private)"),
+            ("cloud metadata address", "bad-sub",
+             self.sub_body("https://169.254.169.254/metadata/instance"),
+             "--webhook-allow-link-local"),
+            ("IPv6 link-local", "bad-sub", self.sub_body("https://[fe80::1]/hook"), "link-local"),
+            ("IPv6 unique local", "bad-sub", self.sub_body("https://[fd00::1]/hook"), "private"),
+            ("private address mapped into IPv6", "bad-sub",
+             self.sub_body("https://[::ffff:192.168.1.1]/hook"), "private"),
+            ("unspecified address", "bad-sub", self.sub_body("https://0.0.0.0/hook"),
+             "unspecified, multicast or reserved"),
+            ("a query before the path", "bad-sub",
+             self.sub_body("http://localhost?.attacker.example/"), "path"),
+            ("userinfo", "bad-sub", self.sub_body("https://user@hooks.example/"), "endpointUrl"),
             ("name too short", "a", self.sub_body(good), "3-64"),
             ("name with a dot", "bad.sub", self.sub_body(good), "3-64"),
         )
@@ -728,6 +1001,33 @@ class WebhookTests(EventsTestCase):
         self.assertEqual(r.status, 200, r)
         names = [s["name"] for s in self.sub_call("GET", vault).json()["value"]]
         self.assertEqual(names, ["owned"], "the denied requests changed nothing")
+
+
+class TargetTests(EventsTestCase):
+    """A server that delivers to no loopback address, as without --dev."""
+
+    SERVER_ARGS = EventsTestCase.SERVER_ARGS + ("--webhook-allow-loopback=false",)
+
+    def test_loopback_endpoints_are_refused_by_address_and_by_name(self):
+        vault = "evtargets"
+        self.new_vault(vault)
+        port = self.receiver.port
+        cases = (("IPv4 literal", f"http://127.0.0.1:{port}/t-literal"),
+                 ("IPv6 literal", f"http://[::1]:{port}/t-v6"),
+                 ("localhost, which resolves to 127.0.0.1", f"http://localhost:{port}/t-name"),
+                 ("a name under .localhost", f"https://hooks.localhost:{port}/t-sub"))
+        for label, url in cases:
+            with self.subTest(label):
+                r = self.sub_call("PUT", vault, "target-sub", body=self.sub_body(url))
+                msg = self.assertErrorBody(r, 400, "InvalidRequest", label)["error"]["message"]
+                self.assertIn("loopback address, which this server does not deliver webhooks to",
+                              msg, label)
+                self.assertIn("--webhook-allow-loopback", msg, label)
+        self.assertEqual(self.sub_call("GET", vault).json(), {"value": []},
+                         "nothing was written")
+        with self.receiver.cond:
+            self.assertEqual((self.receiver.validations, self.receiver.calls), ([], []),
+                             "nothing was sent")
 
 
 class NoticeTests(EventsTestCase):
