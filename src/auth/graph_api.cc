@@ -90,11 +90,8 @@ StatusOr<int> LifetimeDays(const Json& credential, int64_t now) {
 GraphApi::GraphApi(Directory& directory, const Clock& clock, Hooks hooks)
     : directory_(directory), clock_(clock), hooks_(std::move(hooks)) {}
 
-std::optional<http::Response> GraphApi::Handle(const http::Request& req) {
-  const auto& seg = req.segments;
-  if (seg.size() < 2 || seg[0] != "v1.0" || seg[1] != "servicePrincipals") {
-    return std::nullopt;
-  }
+http::Response GraphApi::Handle(const http::Request& req, const std::string& id,
+                                std::string_view verb) {
   const std::string& m = req.method;
   auto body = [&]() -> StatusOr<Json> {
     auto j = ParseJson(req.body.empty() ? "{}" : req.body);
@@ -104,7 +101,7 @@ std::optional<http::Response> GraphApi::Handle(const http::Request& req) {
     return *j;
   };
 
-  if (seg.size() == 2) {
+  if (id.empty()) {
     if (m == "GET") {
       auto all = directory_.ListServicePrincipals();
       if (!all.ok()) {
@@ -143,8 +140,7 @@ std::optional<http::Response> GraphApi::Handle(const http::Request& req) {
     return http::ErrorResponse(405, "Request_BadRequest", "Method not allowed.");
   }
 
-  const std::string& id = seg[2];
-  if (seg.size() == 3) {
+  if (verb.empty()) {
     if (m == "GET") {
       auto sp = directory_.GetServicePrincipal(id);
       return sp.ok() ? http::JsonResponse(200, ToJson(PrincipalJson(*sp)))
@@ -168,7 +164,7 @@ std::optional<http::Response> GraphApi::Handle(const http::Request& req) {
     }
     return http::ErrorResponse(405, "Request_BadRequest", "Method not allowed.");
   }
-  if (seg.size() == 4 && seg[3] == "addPassword" && m == "POST") {
+  if (verb == "addPassword") {
     auto j = body();
     if (!j.ok()) {
       return GraphError(j.status());
@@ -186,7 +182,7 @@ std::optional<http::Response> GraphApi::Handle(const http::Request& req) {
     out["secretText"] = added->secret;
     return http::JsonResponse(200, ToJson(out));
   }
-  if (seg.size() == 4 && seg[3] == "addKey" && m == "POST") {
+  if (verb == "addKey") {
     auto j = body();
     if (!j.ok()) {
       return GraphError(j.status());
@@ -205,7 +201,7 @@ std::optional<http::Response> GraphApi::Handle(const http::Request& req) {
     }
     return http::JsonResponse(200, ToJson(KeyInfoJson(*added)));
   }
-  if (seg.size() == 4 && (seg[3] == "removeKey" || seg[3] == "removePassword") && m == "POST") {
+  if (verb == "removeKey" || verb == "removePassword") {
     auto j = body();
     if (!j.ok()) {
       return GraphError(j.status());
@@ -216,7 +212,7 @@ std::optional<http::Response> GraphApi::Handle(const http::Request& req) {
     }
     // A removed credential stops working at once; tokens already issued with
     // it stay valid until they expire, as in Entra.
-    Status removed = seg[3] == "removeKey"
+    Status removed = verb == "removeKey"
                          ? directory_.RemoveClientCertificate(id, key->get<std::string>())
                          : directory_.RemoveClientSecret(id, key->get<std::string>());
     if (!removed.ok()) {

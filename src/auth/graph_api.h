@@ -35,8 +35,12 @@ class GraphApi {
   };
   GraphApi(Directory& directory, const Clock& clock, Hooks hooks);
 
-  // Handle answers a /v1.0/... request, or returns nullopt for other paths.
-  std::optional<http::Response> Handle(const http::Request& request);
+  // Handle answers the directory's routes: /v1.0/servicePrincipals (GET,
+  // POST: `id` empty), /v1.0/servicePrincipals/{id} (GET, DELETE: `verb`
+  // empty) and POST .../{id}/{verb} for addPassword, removePassword, addKey
+  // and removeKey. The authority plane has matched the route and checked
+  // the caller.
+  http::Response Handle(const http::Request& request, const std::string& id, std::string_view verb);
 
  private:
   Directory& directory_;

@@ -109,11 +109,7 @@ ManagedIdentityEndpoint::ManagedIdentityEndpoint(storage::Store& store,
                                                  const TokenService& tokens, const Clock& clock)
     : store_(store), headers_(headers), tokens_(tokens), clock_(clock) {}
 
-std::optional<http::Response> ManagedIdentityEndpoint::Handle(const http::Request& request) {
-  const auto& seg = request.segments;
-  if (seg.size() != 2 || seg[0] != "msi" || seg[1] != "token") {
-    return std::nullopt;
-  }
+http::Response ManagedIdentityEndpoint::Token(const http::Request& request) {
   if (request.method != "GET") {
     return MiError(405, "invalid_request", "The managed identity endpoint only accepts GET.");
   }

@@ -62,9 +62,9 @@ class ManagedIdentityEndpoint {
   ManagedIdentityEndpoint(storage::Store& store, const IdentityHeaders& headers,
                           const TokenService& tokens, const Clock& clock);
 
-  // Handle answers a request for /msi/token, or returns nullopt for other
-  // paths.
-  std::optional<http::Response> Handle(const http::Request& request);
+  // Token answers the route /msi/token (every method: other than GET is
+  // 405 in the endpoint's own shape).
+  http::Response Token(const http::Request& request);
 
  private:
   storage::Store& store_;

@@ -96,45 +96,52 @@ std::vector<std::string> TokenService::Issuers() const {
   return out;
 }
 
-std::optional<http::Response> TokenService::Handle(const http::Request& request) {
-  const auto& seg = request.segments;
-  if (seg.size() < 2) {
-    return std::nullopt;
-  }
-  const std::string& tenant = seg[0];
-  bool is_ours = tenant == config_.tenant_id;
+std::string TokenService::BaseFor(const http::Request& request, const std::string& tenant) const {
   std::string host = request.host;
   if (std::find(config_.authority_hosts.begin(), config_.authority_hosts.end(), host) ==
       config_.authority_hosts.end()) {
     host = config_.authority_hosts.front();
   }
-  std::string base = "https://" + host + "/" + tenant;
-  int64_t now = clock_.NowSeconds();
+  return "https://" + host + "/" + tenant;
+}
 
-  auto tenant_error = [&] {
-    return OAuthError(400, "invalid_request", 90002,
-                      "Tenant '" + tenant +
-                          "' not found. Check to make sure you have the "
-                          "correct tenant ID and are signing into the correct cloud.",
-                      now);
-  };
+http::Response TokenService::UnknownTenant(const std::string& tenant) const {
+  return OAuthError(400, "invalid_request", 90002,
+                    "Tenant '" + tenant.substr(0, 100) +
+                        "' not found. Check to make sure you have the "
+                        "correct tenant ID and are signing into the correct cloud.",
+                    clock_.NowSeconds());
+}
 
-  if (request.method == "GET" && seg.size() == 4 && seg[1] == "v2.0" && seg[2] == ".well-known" &&
-      seg[3] == "openid-configuration") {
-    return is_ours ? OpenIdConfiguration(base) : tenant_error();
+http::Response TokenService::Discovery(const http::Request& request, const std::string& tenant) {
+  if (tenant != config_.tenant_id) {
+    return UnknownTenant(tenant);
   }
-  if (request.method == "GET" && seg.size() == 4 && seg[1] == "discovery" && seg[2] == "v2.0" &&
-      seg[3] == "keys") {
-    return is_ours ? http::JsonResponse(200, ToJson(keys_.Jwks())) : tenant_error();
+  return OpenIdConfiguration(BaseFor(request, tenant));
+}
+
+http::Response TokenService::Keys(const std::string& tenant) {
+  if (tenant != config_.tenant_id) {
+    return UnknownTenant(tenant);
   }
-  if (seg.size() == 4 && seg[1] == "oauth2" && seg[2] == "v2.0" && seg[3] == "token") {
-    if (request.method != "POST") {
-      return OAuthError(405, "invalid_request", 900561, "The endpoint only accepts POST requests.",
-                        now);
-    }
-    return is_ours ? Token(request, IssuerFor(host)) : tenant_error();
+  return http::JsonResponse(200, ToJson(keys_.Jwks()));
+}
+
+http::Response TokenService::TokenEndpoint(const http::Request& request,
+                                           const std::string& tenant) {
+  if (request.method != "POST") {
+    return OAuthError(405, "invalid_request", 900561, "The endpoint only accepts POST requests.",
+                      clock_.NowSeconds());
   }
-  return std::nullopt;
+  if (tenant != config_.tenant_id) {
+    return UnknownTenant(tenant);
+  }
+  std::string host = request.host;
+  if (std::find(config_.authority_hosts.begin(), config_.authority_hosts.end(), host) ==
+      config_.authority_hosts.end()) {
+    host = config_.authority_hosts.front();
+  }
+  return Token(request, IssuerFor(host));
 }
 
 http::Response TokenService::OpenIdConfiguration(const std::string& base) const {

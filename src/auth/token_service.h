@@ -49,9 +49,13 @@ class TokenService {
   TokenService(TokenServiceConfig config, Directory& directory, const SigningKeySet& keys,
                const Clock& clock, FederatedTrust* federation = nullptr);
 
-  // Handle answers a request on an authority host, or returns nullopt when
-  // the path is not one of the token service's.
-  std::optional<http::Response> Handle(const http::Request& request);
+  // The routes of the authority host's table ({tenant} is the path's):
+  // GET /{tenant}/v2.0/.well-known/openid-configuration,
+  // GET /{tenant}/discovery/v2.0/keys, and /{tenant}/oauth2/v2.0/token (any
+  // method: other than POST is OAuth's 405). An unknown tenant is AADSTS90002.
+  http::Response Discovery(const http::Request& request, const std::string& tenant);
+  http::Response Keys(const std::string& tenant);
+  http::Response TokenEndpoint(const http::Request& request, const std::string& tenant);
 
   // Issuers lists every issuer string this service puts in tokens.
   std::vector<std::string> Issuers() const;
@@ -71,6 +75,9 @@ class TokenService {
 
  private:
   http::Response OpenIdConfiguration(const std::string& base) const;
+  // https://<the request's authority host, or the canonical one>/<tenant>
+  std::string BaseFor(const http::Request& request, const std::string& tenant) const;
+  http::Response UnknownTenant(const std::string& tenant) const;
   http::Response Token(const http::Request& request, const std::string& issuer);
   std::string IssuerFor(const std::string& host) const;
 

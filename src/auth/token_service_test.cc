@@ -36,9 +36,7 @@ class TokenServiceTest : public ::testing::Test {
     r.remote_address = from;
     r.segments = {tenant, "oauth2", "v2.0", "token"};
     r.body = body;
-    auto res = service_.Handle(r);
-    EXPECT_TRUE(res.has_value());
-    return *res;
+    return service_.TokenEndpoint(r, tenant);
   }
 
   storage::MemoryStore store_;
@@ -53,15 +51,13 @@ TEST_F(TokenServiceTest, DiscoveryNamesTheAuthorityAsIssuer) {
   r.method = "GET";
   r.host = "localhost:8443";
   r.segments = {"t1", "v2.0", ".well-known", "openid-configuration"};
-  auto res = service_.Handle(r);
-  ASSERT_TRUE(res.has_value());
-  auto doc = ParseJson(res->body);
+  auto res = service_.Discovery(r, "t1");
+  auto doc = ParseJson(res.body);
   EXPECT_EQ((*doc)["issuer"], "https://localhost:8443/t1/v2.0");
   EXPECT_EQ((*doc)["token_endpoint"], "https://localhost:8443/t1/oauth2/v2.0/token");
   EXPECT_EQ((*doc)["jwks_uri"], "https://localhost:8443/t1/discovery/v2.0/keys");
   EXPECT_TRUE(doc->contains("authorization_endpoint"));
-  r.segments[0] = "other";
-  EXPECT_EQ(service_.Handle(r)->status, 400);
+  EXPECT_EQ(service_.Discovery(r, "other").status, 400);
 }
 
 TEST_F(TokenServiceTest, ClientCredentialsIssueAVerifiableToken) {

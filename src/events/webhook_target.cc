@@ -7,10 +7,10 @@
 #include <cstdint>
 #include <memory>
 
+#include "http/url.h"
+
 #include <arpa/inet.h>
 #include <sys/socket.h>
-
-#include "http/url.h"
 
 namespace coffer::events {
 

@@ -126,7 +126,7 @@ RouteTable::Match RouteTable::Find(std::string_view method,
       best.status = 405;
     }
     if (better || same) {
-      if (p.method == method) {
+      if (p.method == method || p.method == "*") {
         best.status = 200;
         best.index = i;
         best.params = std::move(params);

@@ -30,6 +30,8 @@ class PathParams {
 //                "/keys/{name}//decrypt" names no version)
 //   {name...}    matches one or more segments; at most one per pattern,
 //                anywhere in it
+// An entry's method "*" takes every method (an endpoint that answers the
+// others itself, in its protocol's words).
 // A path that several patterns match goes to the most specific one (most
 // literal segments, then the fewest segments captured by a "..."
 // parameter); patterns must not tie. One trailing empty segment ("/a/") is

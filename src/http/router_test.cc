@@ -94,6 +94,13 @@ TEST(RouteTableTest, AnOptionalParameterMayBeEmpty) {
   EXPECT_EQ(keys.Find("POST", Segments("/keys//v1/decrypt")).status, 404);
 }
 
+TEST(RouteTableTest, AStarMethodTakesEveryMethod) {
+  RouteTable table({{"*", "/{tenant}/oauth2/v2.0/token"}, {"GET", "/healthz"}}, false);
+  EXPECT_EQ(table.Find("GET", Segments("/t/oauth2/v2.0/token")).status, 200);
+  EXPECT_EQ(table.Find("DELETE", Segments("/t/oauth2/v2.0/token")).status, 200);
+  EXPECT_EQ(table.Find("POST", Segments("/healthz")).status, 405);
+}
+
 TEST(RouteTableTest, HostileAndLongPathsMatchNothing) {
   std::string deep;
   for (int i = 0; i < 2000; ++i) {

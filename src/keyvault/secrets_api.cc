@@ -358,6 +358,8 @@ std::vector<VaultOperation> SecretsApi::Operations() {
          &SecretsApi::ListVersions),
       op("POST", "/secrets/{name}/backup", "SecretBackup", "name", &SecretsApi::Backup),
       op("GET", "/secrets/{name}/{version}", "SecretGet", "name", &SecretsApi::Get, true),
+      // An empty version ("/secrets/{name}/") names the latest.
+      op("PATCH", "/secrets/{name}", "SecretUpdate", "name", &SecretsApi::Update),
       op("PATCH", "/secrets/{name}/{version}", "SecretUpdate", "name", &SecretsApi::Update),
       op("GET", "/deletedsecrets", "SecretListDeleted", "", &SecretsApi::ListDeleted),
       op("GET", "/deletedsecrets/{name}", "SecretGetDeleted", "name", &SecretsApi::GetDeleted),

@@ -55,6 +55,7 @@ TEST_F(VaultRoutesTest, EveryOperationMapsToOnePermissionAndOneDataAction) {
       {"GET", "/secrets/a/", "SecretGet", "a", "get", "getSecret/action"},
       {"GET", "/secrets/a/0123", "SecretGet", "a", "get", "getSecret/action"},
       {"PATCH", "/secrets/a/0123", "SecretUpdate", "a", "set", "update/action"},
+      {"PATCH", "/secrets/a/", "SecretUpdate", "a", "set", "update/action"},
       {"DELETE", "/secrets/a", "SecretDelete", "a", "delete", "delete"},
       {"GET", "/secrets/a/versions", "SecretListVersions", "a", "list", "readMetadata/action"},
       {"POST", "/secrets/a/backup", "SecretBackup", "a", "backup", "backup/action"},

@@ -19,14 +19,6 @@ authz::Principal PrincipalOf(const Caller& c) {
   return {c.object_id, c.app_id, c.tenant_id};
 }
 
-// ARM and Graph answer a bad token with 401 InvalidAuthenticationToken.
-http::Response InvalidToken(const Status& why) {
-  if (why.code() != StatusCode::kUnauthenticated) {
-    return http::ErrorResponse(why);  // e.g. storage unavailable: 503, not 401
-  }
-  return http::ErrorResponse(401, "InvalidAuthenticationToken", why.message());
-}
-
 }  // namespace
 
 std::string ArmOperationName(std::string_view method, std::string_view action, bool collection) {
@@ -61,6 +53,16 @@ ArmPlane::ArmPlane(Config config, Authenticator& authenticator, const authz::Aut
       routes_(std::move(routes)),
       hooks_(std::move(hooks)),
       table_(Entries(routes_), true) {}
+
+http::Response ArmPlane::InvalidToken(const Status& why) const {
+  if (why.code() != StatusCode::kUnauthenticated) {
+    return http::ErrorResponse(why);  // e.g. storage unavailable: 503, not 401
+  }
+  http::Response r = http::ErrorResponse(401, "InvalidAuthenticationToken", why.message());
+  r.SetHeader("WWW-Authenticate", "Bearer authorization_uri=\"" + config_.authority_host + "/" +
+                                      config_.tenant_id + "\", error=\"invalid_token\"");
+  return r;
+}
 
 mgmt::LinkedCheck ArmPlane::LinkedFor(const Caller& caller, std::string action,
                                       std::string scope) const {

@@ -29,6 +29,8 @@ class ArmPlane {
   struct Config {
     std::string subscription_id;
     std::vector<std::string> audiences;
+    std::string authority_host;  // https://localhost:<port>, for the 401 challenge
+    std::string tenant_id;
   };
   struct Hooks {
     // The role a roleAssignments write or delete assigns or removes, for
@@ -49,6 +51,9 @@ class ArmPlane {
   // The linked checks of one request by `caller` (mgmt::LinkedCheck).
   mgmt::LinkedCheck LinkedFor(const Caller& caller, std::string action, std::string scope) const;
   void FilterList(const authz::Principal& who, http::Response& response) const;
+  // 401 InvalidAuthenticationToken with ARM's challenge, or the failure
+  // itself when it is not the token's (storage unavailable: 503).
+  http::Response InvalidToken(const Status& why) const;
 
   const Config config_;
   Authenticator& authenticator_;

@@ -195,11 +195,16 @@ Status CofferServer::Init() {
     arm_routes.insert(arm_routes.end(), routes.begin(), routes.end());
   }
   arm_plane_ = std::make_unique<ArmPlane>(
-      ArmPlane::Config{info_.subscription_id, arm_audiences_}, *authenticator_, *authorizer_,
-      std::move(arm_routes),
+      ArmPlane::Config{info_.subscription_id, arm_audiences_, info_.authority_host,
+                       info_.tenant_id},
+      *authenticator_, *authorizer_, std::move(arm_routes),
       ArmPlane::Hooks{[this](const http::Request& r, const http::PathParams& params) {
         return role_manager_->AssignedRole(r, params);
       }});
+  authority_plane_ = std::make_unique<AuthorityPlane>(
+      AuthorityPlane::Config{info_.subscription_id, info_.authority_host, info_.tenant_id,
+                             arm_audiences_, directory_audiences_},
+      *authenticator_, [this](const std::string& oid) { return IsAdmin(oid); }, AuthorityRoutes());
   return OkStatus();
 }
 
@@ -381,17 +386,6 @@ std::string CofferServer::VaultFromHost(const std::string& host) const {
   return vault.find('.') == std::string::npos ? vault : "";
 }
 
-http::Response CofferServer::InvalidToken(const Status& why) const {
-  if (why.code() != StatusCode::kUnauthenticated) {
-    return http::ErrorResponse(why);  // e.g. storage unavailable: 503, not 401
-  }
-  // ARM and Graph answer a bad token with 401 InvalidAuthenticationToken.
-  http::Response r = http::ErrorResponse(401, "InvalidAuthenticationToken", why.message());
-  r.SetHeader("WWW-Authenticate", "Bearer authorization_uri=\"" + info_.authority_host + "/" +
-                                      info_.tenant_id + "\", error=\"invalid_token\"");
-  return r;
-}
-
 std::optional<http::Response> CofferServer::Head(const http::Request& request) {
   std::string vault = VaultFromHost(request.host);
   if (vault.empty()) {
@@ -436,8 +430,8 @@ http::Response CofferServer::Route(http::Request& request) {
   int64_t start = NowMicros();
   std::string vault = VaultFromHost(request.host);
   AuditNote note;
-  http::Response response =
-      vault.empty() ? AuthorityRequest(request, note) : vault_plane_->Handle(vault, request, note);
+  http::Response response = vault.empty() ? authority_plane_->Handle(request, note)
+                                          : vault_plane_->Handle(vault, request, note);
   bool write = request.method != "GET" && request.method != "HEAD";
   if (write && response.status < 400 && !note.operation.empty()) {
     // A vault or management write may have committed a change: hand it on
@@ -451,110 +445,91 @@ http::Response CofferServer::Route(http::Request& request) {
   return response;
 }
 
-http::Response CofferServer::AuthorityRequest(http::Request& request, AuditNote& note) {
-  // Some ARM clients join "/" and a scope that starts with "/".
-  while (request.segments.size() > 1 && request.segments[0].empty()) {
-    request.segments.erase(request.segments.begin());
-  }
-  const auto& seg = request.segments;
-  if (request.method == "GET" && seg.size() == 1 && seg[0] == "healthz") {
-    return http::JsonResponse(200, R"({"status":"ok"})");
-  }
-  if (auto r = token_service_->Handle(request)) {
-    return *r;
-  }
-  if (auto r = managed_identity_->Handle(request)) {
-    return *r;
-  }
-  if (!seg.empty() && seg[0] == "v1.0") {
-    return DirectoryRequest(request);
-  }
-  if (!seg.empty() && seg[0] == "coffer") {
-    return AdminRequest(request, note);
-  }
-  if (seg.size() == 4 && EqualsIgnoreCase(seg[0], "eventsubscriptions") && seg[3] == "validate" &&
-      (request.method == "GET" || request.method == "POST")) {
-    // The token in the URL is the proof: no bearer token here.
-    note.operation = "EventSubscriptionValidate";
-    note.resource_id = VaultResourceId(seg[1]);
-    http::Response r = event_subscriptions_->Validate(request, seg[1], seg[2]);
-    // SECURITY: the token stays out of the audit log's requestUri.
-    request.target = request.target.substr(0, request.target.find('?')) + "?token=(redacted)";
-    return r;
-  }
-  if (!seg.empty() &&
-      (EqualsIgnoreCase(seg[0], "subscriptions") || EqualsIgnoreCase(seg[0], "providers"))) {
-    return arm_plane_->Handle(request, note);
-  }
-  return http::ErrorResponse(
-      404, "NotFound", "No route for " + request.method + " " + request.target.substr(0, 200));
+std::vector<AuthorityRoute> CofferServer::AuthorityRoutes() {
+  using Access = AuthorityRoute::Access;
+  auto tenant = [](const AuthorityCall& call) { return std::string(call.params.Get("tenant")); };
+  auto graph = [this](std::string_view verb) {
+    return [this, verb](const AuthorityCall& call) {
+      return graph_api_->Handle(call.request, std::string(call.params.Get("id")), verb);
+    };
+  };
+  auto arm = [this](const AuthorityCall& call) {
+    return arm_plane_->Handle(call.request, call.note);
+  };
+  auto validate = [this](const AuthorityCall& call) {
+    std::string vault(call.params.Get("vault"));
+    call.note.operation = "EventSubscriptionValidate";
+    call.note.resource_id = VaultResourceId(vault);
+    return event_subscriptions_->Validate(call.request, vault,
+                                          std::string(call.params.Get("name")));
+  };
+  return {
+      {"GET", "/healthz", Access::kPublic, "",
+       [](const AuthorityCall&) { return http::JsonResponse(200, R"({"status":"ok"})"); }},
+      // The token service (token-service.md).
+      {"GET", "/{tenant}/v2.0/.well-known/openid-configuration", Access::kPublic, "",
+       [this, tenant](const AuthorityCall& c) {
+         return token_service_->Discovery(c.request, tenant(c));
+       }},
+      {"GET", "/{tenant}/discovery/v2.0/keys", Access::kPublic, "",
+       [this, tenant](const AuthorityCall& c) { return token_service_->Keys(tenant(c)); }},
+      {"*", "/{tenant}/oauth2/v2.0/token", Access::kPublic, "",
+       [this, tenant](const AuthorityCall& c) {
+         return token_service_->TokenEndpoint(c.request, tenant(c));
+       }},
+      // App Service's managed-identity endpoint: the identity header is its
+      // credential (identities.md).
+      {"*", "/msi/token", Access::kPublic, "",
+       [this](const AuthorityCall& c) { return managed_identity_->Token(c.request); }},
+      // The directory (directory.md): administrators only.
+      {"GET", "/v1.0/servicePrincipals", Access::kDirectory, "", graph("")},
+      {"POST", "/v1.0/servicePrincipals", Access::kDirectory, "", graph("")},
+      {"GET", "/v1.0/servicePrincipals/{id}", Access::kDirectory, "", graph("")},
+      {"DELETE", "/v1.0/servicePrincipals/{id}", Access::kDirectory, "", graph("")},
+      {"POST", "/v1.0/servicePrincipals/{id}/addPassword", Access::kDirectory, "",
+       graph("addPassword")},
+      {"POST", "/v1.0/servicePrincipals/{id}/removePassword", Access::kDirectory, "",
+       graph("removePassword")},
+      {"POST", "/v1.0/servicePrincipals/{id}/addKey", Access::kDirectory, "", graph("addKey")},
+      {"POST", "/v1.0/servicePrincipals/{id}/removeKey", Access::kDirectory, "",
+       graph("removeKey")},
+      // Coffer's administration API (token-service.md, audit.md,
+      // authorization.md, architecture.md).
+      {"GET", "/coffer/v1/audit", Access::kCaller, "AuditQuery",
+       [this](const AuthorityCall& c) { return AuditQueryRequest(*c.caller, c.request); }},
+      {"GET", "/coffer/v1/authz/explain", Access::kCaller, "AuthorizationExplain",
+       [this](const AuthorityCall& c) { return ExplainRequest(*c.caller, c.request); }},
+      {"POST", "/coffer/v1/signing-keys/rotate", Access::kAdministrator, "CofferAdministration",
+       [this](const AuthorityCall&) { return RotateSigningKeys(); }},
+      {"GET", "/coffer/v1/routes", Access::kAdministrator, "CofferAdministration",
+       [this](const AuthorityCall&) { return RoutesRequest(); }},
+      // Event Grid's manual validation URL: the token in it is the proof
+      // (events.md); the token stays out of the audit log's requestUri.
+      {"GET", "/eventsubscriptions/{vault}/{name}/validate", Access::kPublic,
+       "EventSubscriptionValidate", validate, true},
+      {"POST", "/eventsubscriptions/{vault}/{name}/validate", Access::kPublic,
+       "EventSubscriptionValidate", validate, true},
+      // The management plane, with its own table (ArmPlane).
+      {"*", "/subscriptions/{rest...}", Access::kManagement, "", arm},
+      {"*", "/providers/{rest...}", Access::kManagement, "", arm},
+  };
 }
 
-http::Response CofferServer::AdminRequest(http::Request& request, AuditNote& note) {
-  // Coffer's own administration API (docs/token-service.md):
-  //   POST /coffer/v1/signing-keys/rotate
-  //   GET  /coffer/v1/routes (docs/architecture.md)
-  //   GET  /coffer/v1/authz/explain?assignee=&vault=&action=[&object=]
-  //   GET  /coffer/v1/audit?vault=&operation=&caller=&result=&from=&to=&top= (docs/audit.md)
-  note.operation = "Authentication";
-  note.resource_id = "/subscriptions/" + info_.subscription_id;
-  auto caller = authenticator_->Authenticate(request.Header("authorization"), arm_audiences_);
-  if (!caller.ok()) {
-    return InvalidToken(caller.status());
+http::Response CofferServer::RotateSigningKeys() {
+  Status rotated = keys_->Rotate();
+  if (!rotated.ok()) {
+    return http::ErrorResponse(rotated);
   }
-  note.caller = *caller;
-  note.operation = "CofferAdministration";
-  const auto& seg = request.segments;
-  if (seg.size() == 3 && seg[1] == "v1" && seg[2] == "audit") {
-    note.operation = "AuditQuery";
-    if (request.method != "GET") {
-      return http::ErrorResponse(405, "BadParameter", "Use GET.");
-    }
-    return AuditQueryRequest(*caller, request);
+  // Tokens signed by the retired key must fail now, not when they expire.
+  authenticator_->ForgetAll();
+  COFFER_LOG(kInfo) << "signing keys rotated; current kid " << keys_->current_kid();
+  Json kids = Json::array();
+  const Json jwks = keys_->Jwks();
+  for (const auto& k : jwks["keys"]) {
+    kids.push_back(k["kid"]);
   }
-  if (seg.size() == 4 && seg[1] == "v1" && seg[2] == "authz" && seg[3] == "explain") {
-    if (request.method != "GET") {
-      http::Response r = http::ErrorResponse(InvalidArgumentError("Use GET.", "BadParameter"));
-      r.status = 405;
-      return r;
-    }
-    note.operation = "AuthorizationExplain";
-    return ExplainRequest(*caller, request);
-  }
-  if (!IsAdmin(caller->object_id)) {
-    return http::ErrorResponse(PermissionDeniedError(
-        "Only directory administrators may call the administration API. Caller: appid=" +
-            caller->app_id + ";oid=" + caller->object_id + ".",
-        "Forbidden"));
-  }
-  if (seg.size() == 3 && seg[1] == "v1" && seg[2] == "routes") {
-    if (request.method != "GET") {
-      return http::ErrorResponse(405, "BadParameter", "Use GET.");
-    }
-    return RoutesRequest();
-  }
-  if (seg.size() == 4 && seg[1] == "v1" && seg[2] == "signing-keys" && seg[3] == "rotate") {
-    if (request.method != "POST") {
-      http::Response r = http::ErrorResponse(InvalidArgumentError("Use POST.", "BadParameter"));
-      r.status = 405;
-      return r;
-    }
-    Status rotated = keys_->Rotate();
-    if (!rotated.ok()) {
-      return http::ErrorResponse(rotated);
-    }
-    // Tokens signed by the retired key must fail now, not when they expire.
-    authenticator_->ForgetAll();
-    COFFER_LOG(kInfo) << "signing keys rotated; current kid " << keys_->current_kid();
-    Json kids = Json::array();
-    const Json jwks = keys_->Jwks();
-    for (const auto& k : jwks["keys"]) {
-      kids.push_back(k["kid"]);
-    }
-    return http::JsonResponse(200,
-                              ToJson(Json{{"currentKid", keys_->current_kid()}, {"kids", kids}}));
-  }
-  return http::ErrorResponse(NotFoundError("Unknown administration path.", "NotFound"));
+  return http::JsonResponse(200,
+                            ToJson(Json{{"currentKid", keys_->current_kid()}, {"kids", kids}}));
 }
 
 http::Response CofferServer::RoutesRequest() const {
@@ -571,6 +546,17 @@ http::Response CofferServer::RoutesRequest() const {
     }
     vault.push_back(std::move(item));
   }
+  Json authority = Json::array();
+  for (const auto& r : authority_plane_->routes()) {
+    using Access = AuthorityRoute::Access;
+    authority.push_back({{"method", r.method},
+                         {"pattern", r.pattern},
+                         {"access", r.access == Access::kPublic          ? "public"
+                                    : r.access == Access::kCaller        ? "caller"
+                                    : r.access == Access::kAdministrator ? "administrator"
+                                    : r.access == Access::kDirectory     ? "directory"
+                                                                         : "management"}});
+  }
   Json arm = Json::array();
   for (const auto& r : arm_plane_->routes()) {
     arm.push_back({{"method", r.method},
@@ -578,25 +564,8 @@ http::Response CofferServer::RoutesRequest() const {
                    {"action", r.action},
                    {"collection", r.collection}});
   }
-  return http::JsonResponse(200, ToJson(Json{{"vault", vault}, {"arm", arm}}));
-}
-
-http::Response CofferServer::DirectoryRequest(http::Request& request) {
-  auto caller = authenticator_->Authenticate(request.Header("authorization"), directory_audiences_);
-  if (!caller.ok()) {
-    return InvalidToken(caller.status());
-  }
-  // Interim model (docs/authorization.md): administrators manage the
-  // directory.
-  if (!IsAdmin(caller->object_id)) {
-    return http::ErrorResponse(403, "Authorization_RequestDenied",
-                               "Insufficient privileges to complete the operation. Caller: appid=" +
-                                   caller->app_id + ";oid=" + caller->object_id + ".");
-  }
-  if (auto r = graph_api_->Handle(request)) {
-    return *r;
-  }
-  return http::ErrorResponse(404, "Request_ResourceNotFound", "Unknown directory path.");
+  return http::JsonResponse(200,
+                            ToJson(Json{{"vault", vault}, {"authority", authority}, {"arm", arm}}));
 }
 
 }  // namespace coffer::server

@@ -34,6 +34,7 @@
 #include "net/http_server.h"
 #include "server/arm_plane.h"
 #include "server/authenticator.h"
+#include "server/authority_plane.h"
 #include "server/pipeline.h"
 #include "server/vault_plane.h"
 #include "storage/store.h"
@@ -115,11 +116,11 @@ class CofferServer {
   http::Response Route(http::Request& request);
   std::optional<http::Response> Head(const http::Request& request);
   std::optional<http::Response> Fast(http::Request& request);
-  http::Response AuthorityRequest(http::Request& request, AuditNote& note);
-  http::Response DirectoryRequest(http::Request& request);
   // GET /coffer/v1/routes: the planes' route tables (administrators only).
   http::Response RoutesRequest() const;
-  http::Response AdminRequest(http::Request& request, AuditNote& note);
+  // The authority host's routes (AuthorityPlane).
+  std::vector<AuthorityRoute> AuthorityRoutes();
+  http::Response RotateSigningKeys();
   // audit_trail.cc: the audit record of one request. `durable` waits until
   // it is on disk (writes are acknowledged only then); a failure to write it
   // turns the response into a 503.
@@ -131,10 +132,6 @@ class CofferServer {
   // watch_endpoint.cc: the watch stream's route of the vault plane.
   keyvault::VaultOperation WatchOperation();
   http::Response WatchRequest(const keyvault::VaultCall& call);
-  // InvalidToken answers a failed authentication on the authority host:
-  // 401 InvalidAuthenticationToken, or the status itself when the failure is
-  // not the token's (storage unavailable).
-  http::Response InvalidToken(const Status& why) const;
   // The ARM id of a vault, from the cache or the store, or a best guess
   // without its resource group when it does not exist.
   std::string VaultResourceId(const std::string& vault) const;
@@ -175,6 +172,7 @@ class CofferServer {
   std::unique_ptr<keyvault::SecretsApi> secrets_api_;
   std::unique_ptr<VaultPlane> vault_plane_;
   std::unique_ptr<ArmPlane> arm_plane_;
+  std::unique_ptr<AuthorityPlane> authority_plane_;
   std::unique_ptr<mgmt::VaultManager> vault_manager_;
   std::unique_ptr<mgmt::IdentityManager> identity_manager_;
   std::unique_ptr<mgmt::WorkloadManager> workload_manager_;

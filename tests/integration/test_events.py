@@ -659,6 +659,9 @@ class WebhookTests(EventsTestCase):
             with self.subTest(label):
                 err = self.assertErrorBody(self.use_validation_url(u), 404, "NotFound", label)
                 self.assertIn("not valid", err["error"]["message"])
+        # Another method is not a way in, and does not use the URL up.
+        r = self.use_validation_url(validation_url, "PUT")
+        self.assertEqual(r.status, 405, r)
         self.assertEqual(self.state(vault, "manual-sub"), "AwaitingManualAction")
         # The owner opens the URL: validated, once.
         r = self.use_validation_url(validation_url)

@@ -54,11 +54,14 @@ class RouteTableTests(ServerTestCase):
     def fill(self, pattern):
         """A concrete path for a pattern: real subscription and vault, made-up names."""
         values = {"sub": self.srv.subscription, "rg": "rg-routes", "name": "routesrbac",
+                  "tenant": self.srv.tenant,
                   "vault": "routesrbac", "kind": "add", "location": "local",
                   "scope...": self.sub + "/resourceGroups/rg-routes",
                   "resource...": self.sub + "/resourceGroups/rg-routes/providers/"
                                  "Microsoft.KeyVault/vaults/routesrbac",
                   "id": str(uuid.uuid4()), "credential": "cred-one", "version": "0" * 32}
+        if "/roleDefinitions/{id}" in pattern:
+            values["id"] = "acdd72a7-3385-48ef-bd42-f606fba81ae7"  # Reader, which exists
 
         def value(m):
             key = m.group(1)
@@ -70,7 +73,7 @@ class RouteTableTests(ServerTestCase):
         return path if path.startswith("/") else "/" + path
 
     def test_the_tables_list_every_plane(self):
-        self.assertGreaterEqual(len(self.routes["vault"]), 15, self.routes["vault"])
+        self.assertGreaterEqual(len(self.routes["vault"]), 16, self.routes["vault"])
         self.assertGreaterEqual(len(self.routes["arm"]), 40, self.routes["arm"])
         for route in self.routes["vault"]:
             self.assertTrue(route["operation"], route)
@@ -107,6 +110,31 @@ class RouteTableTests(ServerTestCase):
                     self.assertErrorBody(r, 403, "AuthorizationFailed")
                     self.assertIn(f"'{route['action']}'", r.json()["error"]["message"])
 
+    def test_no_authority_route_serves_a_principal_with_no_rights_beyond_its_own(self):
+        """The authority host's table: public routes answer in their own protocol; the
+        directory and the administration API refuse a principal that is no administrator;
+        routes any caller may use (the audit query, explain) show it nothing it may not see."""
+        token = self.nobody[self.srv.mgmt_resource]
+        seen = set()
+        for route in self.routes["authority"]:
+            seen.add(route["access"])
+            if route["access"] not in ("administrator", "directory"):
+                continue
+            path = self.fill(route["pattern"])
+            with self.subTest(method=route["method"], path=path):
+                body = {} if route["method"] in ("PUT", "PATCH", "POST") else None
+                r = self.srv.arm_raw(route["method"], path, body, token=token)
+                self.assertEqual(r.status, 403, r)
+        self.assertEqual(seen, {"public", "caller", "administrator", "directory", "management"})
+        r = self.srv.arm_raw("GET", "/coffer/v1/audit?top=1000", token=token)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json()["value"], [], "the audit query showed records of resources "
+                                                "the caller may not read")
+        r = self.srv.arm_raw("GET", "/coffer/v1/authz/explain?" + urllib.parse.urlencode(
+            {"assignee": self.nobody_oid, "vault": "routesrbac", "action": "SecretGet"}),
+            token=token)
+        self.assertEqual(r.status, 403, r)
+
     def test_a_request_that_names_no_route_runs_no_handler(self):
         admin_vault = self.srv.token(self.srv.vault_resource)
         for method, path, status in (("GET", "/keys/k", 404), ("POST", "/secrets/a", 405),
@@ -119,7 +147,9 @@ class RouteTableTests(ServerTestCase):
                 ("GET", f"{self.sub}/providers/Microsoft.Nothing/things", 404),
                 ("POST", f"{self.sub}/providers/Microsoft.KeyVault/vaults", 405),
                 ("GET", f"{self.sub}/resourceGroups/rg/providers/Microsoft.Web/sites/a/nope", 404),
-                ("PUT", "/providers/Microsoft.Authorization/roleDefinitions/x", 405)):
+                ("PUT", "/providers/Microsoft.Authorization/roleDefinitions/x", 405),
+                ("GET", "/coffer/v1/nothing", 404), ("POST", "/coffer/v1/routes", 405),
+                ("GET", "/v1.0/users", 404), ("GET", "/no/such/path", 404)):
             with self.subTest(method=method, path=path):
                 r = self.srv.arm_raw(method, f"{path}?api-version={ARM_API}")
                 self.assertErrorBody(r, status)
