@@ -15,6 +15,15 @@ std::vector<http::RouteTable::Entry> Entries(const std::vector<mgmt::ArmRoute>& 
   return out;
 }
 
+std::vector<mgmt::ArmRoute> RoutesOf(const ArmPlane::Managers& m) {
+  std::vector<mgmt::ArmRoute> out;
+  for (auto routes : {m.vaults->Routes(), m.identities->Routes(), m.workloads->Routes(),
+                      m.roles->Routes(), m.event_subscriptions->Routes(), m.tags->Routes()}) {
+    out.insert(out.end(), routes.begin(), routes.end());
+  }
+  return out;
+}
+
 authz::Principal PrincipalOf(const Caller& c) {
   return {c.object_id, c.app_id, c.tenant_id};
 }
@@ -46,12 +55,12 @@ std::string ArmOperationName(std::string_view method, std::string_view action, b
 }
 
 ArmPlane::ArmPlane(Config config, Authenticator& authenticator, const authz::Authorizer& authorizer,
-                   std::vector<mgmt::ArmRoute> routes, Hooks hooks)
+                   Managers managers)
     : config_(std::move(config)),
       authenticator_(authenticator),
       authorizer_(authorizer),
-      routes_(std::move(routes)),
-      hooks_(std::move(hooks)),
+      managers_(std::move(managers)),
+      routes_(RoutesOf(managers_)),
       table_(Entries(routes_), true) {}
 
 http::Response ArmPlane::InvalidToken(const Status& why) const {
@@ -166,7 +175,9 @@ http::Response ArmPlane::Handle(const http::Request& request, AuditNote& note) c
     note.operation = ArmOperationName(request.method, route.action, route.collection);
     note.resource_id = scope;
     note.object_uri = scope;
-    std::string assigned = hooks_.assigned_role ? hooks_.assigned_role(request, match.params) : "";
+    // The role a roleAssignments write or delete assigns or removes, for
+    // delegation conditions ("" when none).
+    std::string assigned = managers_.roles->AssignedRole(request, match.params);
     auto d = authorizer_.CheckAction(who, route.action, scope, assigned);
     note.rbac_authorized = d.allowed;
     if (d.allowed) {

@@ -1,22 +1,29 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "authz/authorizer.h"
 #include "http/router.h"
 #include "mgmt/arm_routes.h"
+#include "mgmt/event_subscription_manager.h"
+#include "mgmt/identity_manager.h"
+#include "mgmt/role_manager.h"
+#include "mgmt/tags_api.h"
+#include "mgmt/vault_manager.h"
+#include "mgmt/workload_manager.h"
 #include "server/authenticator.h"
 #include "server/pipeline.h"
 
 namespace coffer::server {
 
 // ArmPlane serves the ARM-shaped management plane on the authority host
-// (/subscriptions/... and /providers/Microsoft.Authorization/...): one route
-// table assembled from the managers' routes (vaults, identities, workloads,
-// role assignments and definitions, event subscriptions, tags). Every
-// request goes through the same stages:
+// (/subscriptions/... and /providers/Microsoft.Authorization/...). It owns
+// the managers (vaults, identities, workloads, role assignments and
+// definitions, event subscriptions, tags) and serves from one route table
+// assembled from their routes. Every request goes through the same stages:
 //
 //   authenticate -> match the route (404/405: nothing runs) -> api-version
 //   and subscription -> authorize the route's action at the request's scope
@@ -32,20 +39,33 @@ class ArmPlane {
     std::string authority_host;  // https://localhost:<port>, for the 401 challenge
     std::string tenant_id;
   };
-  struct Hooks {
-    // The role a roleAssignments write or delete assigns or removes, for
-    // delegation conditions ("" when none).
-    std::function<std::string(const http::Request&, const http::PathParams&)> assigned_role;
+  // Every manager is required.
+  struct Managers {
+    std::unique_ptr<mgmt::VaultManager> vaults;
+    std::unique_ptr<mgmt::IdentityManager> identities;
+    std::unique_ptr<mgmt::WorkloadManager> workloads;
+    std::unique_ptr<mgmt::RoleManager> roles;
+    std::unique_ptr<mgmt::EventSubscriptionManager> event_subscriptions;
+    std::unique_ptr<mgmt::TagsApi> tags;
   };
 
   ArmPlane(Config config, Authenticator& authenticator, const authz::Authorizer& authorizer,
-           std::vector<mgmt::ArmRoute> routes, Hooks hooks);
+           Managers managers);
   ArmPlane(const ArmPlane&) = delete;
   ArmPlane& operator=(const ArmPlane&) = delete;
 
   http::Response Handle(const http::Request& request, AuditNote& note) const;
 
   const std::vector<mgmt::ArmRoute>& routes() const { return routes_; }
+
+  // What the server does with the managers outside a request: the dev
+  // vault and the administrators' grants at bootstrap, purging expired
+  // vaults, and the event subscriptions' validation URL.
+  mgmt::VaultManager& vaults() const { return *managers_.vaults; }
+  mgmt::RoleManager& roles() const { return *managers_.roles; }
+  mgmt::EventSubscriptionManager& event_subscriptions() const {
+    return *managers_.event_subscriptions;
+  }
 
  private:
   // The linked checks of one request by `caller` (mgmt::LinkedCheck).
@@ -58,8 +78,8 @@ class ArmPlane {
   const Config config_;
   Authenticator& authenticator_;
   const authz::Authorizer& authorizer_;
+  const Managers managers_;
   const std::vector<mgmt::ArmRoute> routes_;
-  const Hooks hooks_;
   const http::RouteTable table_;
 };
 

@@ -166,7 +166,7 @@ Status CofferServer::Bootstrap() {
       }
       Json body = {{"location", "local"}, {"properties", {{"softDeleteRetentionInDays", 7}}}};
       auto created =
-          vault_manager_->CreateOrUpdate(kDevResourceGroup, kDevVault, body, "2023-07-01");
+          arm_plane_->vaults().CreateOrUpdate(kDevResourceGroup, kDevVault, body, "2023-07-01");
       if (!created.ok()) {
         return created.status();
       }
@@ -217,7 +217,7 @@ Status CofferServer::GrantAdministrators() {
   const std::string scope = "/subscriptions/" + info_.subscription_id;
   for (const auto& admin : admins) {
     for (const char* role : {kOwnerRole, kKeyVaultAdministratorRole}) {
-      auto assigned = role_manager_->Assign(scope, role, admin, admin);
+      auto assigned = arm_plane_->roles().Assign(scope, role, admin, admin);
       if (!assigned.ok() && assigned.status().code() != StatusCode::kAlreadyExists) {
         return assigned.status();
       }

@@ -131,8 +131,6 @@ Status CofferServer::Init() {
 
   authorizer_ = std::make_unique<authz::Authorizer>(*store_);
   RETURN_IF_ERROR(authorizer_->Reload());
-  role_manager_ =
-      std::make_unique<mgmt::RoleManager>(*subscription, *tenant, *store_, *authorizer_, clock_);
   registry_ = std::make_unique<keyvault::VaultRegistry>(*store_, *envelope_, clock_);
   secrets_ = std::make_unique<keyvault::SecretService>(*store_, *envelope_, clock_);
   secrets_api_ = std::make_unique<keyvault::SecretsApi>(*secrets_);
@@ -157,9 +155,11 @@ Status CofferServer::Init() {
       COFFER_LOG(kWarning) << "reloading role assignments failed: " << reloaded.ToString();
     }
   };
-  vault_manager_ =
+  // The management plane owns its managers and serves from their routes.
+  ArmPlane::Managers managers;
+  managers.vaults =
       std::make_unique<mgmt::VaultManager>(mc, *store_, *envelope_, *registry_, clock_);
-  identity_manager_ = std::make_unique<mgmt::IdentityManager>(
+  managers.identities = std::make_unique<mgmt::IdentityManager>(
       *subscription, *tenant, *store_, clock_,
       [this](const std::string& oid) { authenticator_->ForgetPrincipal(oid); });
   mgmt::WorkloadConfig wc;
@@ -172,8 +172,27 @@ Status CofferServer::Init() {
   wc.on_principal_deleted = [this](const std::string& oid) {
     authenticator_->ForgetPrincipal(oid);
   };
-  workload_manager_ = std::make_unique<mgmt::WorkloadManager>(std::move(wc), *store_, clock_);
-  tags_api_ = std::make_unique<mgmt::TagsApi>(*subscription, *store_, *registry_);
+  managers.workloads = std::make_unique<mgmt::WorkloadManager>(std::move(wc), *store_, clock_);
+  managers.roles =
+      std::make_unique<mgmt::RoleManager>(*subscription, *tenant, *store_, *authorizer_, clock_);
+  // Its hooks reach the webhook dispatcher, which StartEvents makes, only
+  // when a request runs.
+  managers.event_subscriptions = std::make_unique<mgmt::EventSubscriptionManager>(
+      *subscription, *store_, clock_,
+      mgmt::EventSubscriptionManager::Hooks{
+          [this](const std::string& vault, const std::string& name, int64_t generation) {
+            return WebhookSigningKey(vault, name, generation);
+          },
+          [this] { ReloadEventSubscriptions(); }, events::UrlSeal(webhook_url_key_),
+          [this](const std::string& url) { return webhooks_->CheckTarget(url); },
+          [this](const events::Subscription& s, const std::string& validation_url) {
+            return webhooks_->Validate(s, validation_url);
+          },
+          authority});
+  managers.tags = std::make_unique<mgmt::TagsApi>(*subscription, *store_, *registry_);
+  arm_plane_ = std::make_unique<ArmPlane>(
+      ArmPlane::Config{*subscription, arm_audiences_, authority, *tenant}, *authenticator_,
+      *authorizer_, std::move(managers));
 
   if (config_.audit) {
     audit::LogOptions ao;
@@ -187,25 +206,18 @@ Status CofferServer::Init() {
   }
   RETURN_IF_ERROR(Bootstrap());
   RETURN_IF_ERROR(StartEvents());
-  // The management plane's one route table, from every manager's routes.
-  std::vector<mgmt::ArmRoute> arm_routes;
-  for (auto routes :
-       {vault_manager_->Routes(), identity_manager_->Routes(), workload_manager_->Routes(),
-        role_manager_->Routes(), event_subscriptions_->Routes(), tags_api_->Routes()}) {
-    arm_routes.insert(arm_routes.end(), routes.begin(), routes.end());
-  }
-  arm_plane_ = std::make_unique<ArmPlane>(
-      ArmPlane::Config{info_.subscription_id, arm_audiences_, info_.authority_host,
-                       info_.tenant_id},
-      *authenticator_, *authorizer_, std::move(arm_routes),
-      ArmPlane::Hooks{[this](const http::Request& r, const http::PathParams& params) {
-        return role_manager_->AssignedRole(r, params);
-      }});
   authority_plane_ = std::make_unique<AuthorityPlane>(
       AuthorityPlane::Config{info_.subscription_id, info_.authority_host, info_.tenant_id,
                              arm_audiences_, directory_audiences_},
       *authenticator_, [this](const std::string& oid) { return IsAdmin(oid); }, AuthorityRoutes());
   return OkStatus();
+}
+
+std::string CofferServer::WebhookSigningKey(const std::string& vault, const std::string& name,
+                                            int64_t generation) const {
+  return crypto::HkdfSha256(
+      webhook_root_key_, "",
+      AsciiLower(vault) + "/" + AsciiLower(name) + "/" + std::to_string(generation), 32);
 }
 
 void CofferServer::ReloadEventSubscriptions() {
@@ -233,9 +245,7 @@ Status CofferServer::StartEvents() {
   };
   events::SigningKeyFor key_for = [this](const std::string& vault, const std::string& name,
                                          int64_t generation) {
-    return crypto::HkdfSha256(
-        webhook_root_key_, "",
-        AsciiLower(vault) + "/" + AsciiLower(name) + "/" + std::to_string(generation), 32);
+    return WebhookSigningKey(vault, name, generation);
   };
   events::WebhookOptions wo;
   wo.base_backoff_ms = config_.event_retry_base_ms;
@@ -270,15 +280,6 @@ Status CofferServer::StartEvents() {
   authenticator_->OnForgetPrincipal(
       [this](const std::string& oid) { watches_->ClosePrincipal(oid); });
   expiry_ = std::make_unique<events::ExpiryScheduler>(*store_, clock_);
-  event_subscriptions_ = std::make_unique<mgmt::EventSubscriptionManager>(
-      info_.subscription_id, *store_, clock_,
-      mgmt::EventSubscriptionManager::Hooks{
-          key_for, [this] { ReloadEventSubscriptions(); }, events::UrlSeal(webhook_url_key_),
-          [this](const std::string& url) { return webhooks_->CheckTarget(url); },
-          [this](const events::Subscription& s, const std::string& validation_url) {
-            return webhooks_->Validate(s, validation_url);
-          },
-          info_.authority_host});
   hub_ = std::make_unique<events::ChangeHub>(*store_);
   hub_->AddListener([this](const auto& changes) { watches_->OnChanges(changes); });
   hub_->AddListener([this](const auto& changes) { webhooks_->OnChanges(changes); });
@@ -358,7 +359,7 @@ void CofferServer::PurgeLoop() {
     } else if (*purged > 0) {
       COFFER_LOG(kInfo) << "scheduled purge removed " << *purged << " secret(s)";
     }
-    auto vaults = vault_manager_->PurgeExpired();
+    auto vaults = arm_plane_->vaults().PurgeExpired();
     if (!vaults.ok()) {
       COFFER_LOG(kWarning) << "scheduled vault purge failed: " << vaults.status().ToString();
     } else if (*vaults > 0) {
@@ -460,8 +461,8 @@ std::vector<AuthorityRoute> CofferServer::AuthorityRoutes() {
     std::string vault(call.params.Get("vault"));
     call.note.operation = "EventSubscriptionValidate";
     call.note.resource_id = VaultResourceId(vault);
-    return event_subscriptions_->Validate(call.request, vault,
-                                          std::string(call.params.Get("name")));
+    return arm_plane_->event_subscriptions().Validate(call.request, vault,
+                                                      std::string(call.params.Get("name")));
   };
   return {
       {"GET", "/healthz", Access::kPublic, "",

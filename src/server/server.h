@@ -25,12 +25,6 @@
 #include "events/webhooks.h"
 #include "keyvault/secret_service.h"
 #include "keyvault/secrets_api.h"
-#include "mgmt/event_subscription_manager.h"
-#include "mgmt/identity_manager.h"
-#include "mgmt/role_manager.h"
-#include "mgmt/tags_api.h"
-#include "mgmt/vault_manager.h"
-#include "mgmt/workload_manager.h"
 #include "net/http_server.h"
 #include "server/arm_plane.h"
 #include "server/authenticator.h"
@@ -113,6 +107,10 @@ class CofferServer {
   Status Bootstrap();
   Status StartEvents();
   void ReloadEventSubscriptions();
+  // The key that signs one event subscription's deliveries (derived from
+  // the webhook root key; a new generation is a new key).
+  std::string WebhookSigningKey(const std::string& vault, const std::string& name,
+                                int64_t generation) const;
   http::Response Route(http::Request& request);
   std::optional<http::Response> Head(const http::Request& request);
   std::optional<http::Response> Fast(http::Request& request);
@@ -173,13 +171,7 @@ class CofferServer {
   std::unique_ptr<VaultPlane> vault_plane_;
   std::unique_ptr<ArmPlane> arm_plane_;
   std::unique_ptr<AuthorityPlane> authority_plane_;
-  std::unique_ptr<mgmt::VaultManager> vault_manager_;
-  std::unique_ptr<mgmt::IdentityManager> identity_manager_;
-  std::unique_ptr<mgmt::WorkloadManager> workload_manager_;
-  std::unique_ptr<mgmt::TagsApi> tags_api_;
   std::unique_ptr<authz::Authorizer> authorizer_;
-  std::unique_ptr<mgmt::RoleManager> role_manager_;
-  std::unique_ptr<mgmt::EventSubscriptionManager> event_subscriptions_;
 
   std::unique_ptr<audit::Log> audit_;
   std::string audit_dir_;
