@@ -15,6 +15,7 @@
 
 #include "agent/owner_check.h"
 #include "common/strings.h"
+#include "common/unique_fd.h"
 
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -34,36 +35,6 @@ constexpr mode_t kTargetMode = 0750;
 constexpr int kMaxDepth = 2100;
 constexpr int kMaxReadAttempts = 5;
 constexpr int kMaxNameAttempts = 100;
-
-// Fd owns a file descriptor.
-class Fd {
- public:
-  Fd() = default;
-  explicit Fd(int fd) : fd_(fd) {}
-  Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  Fd& operator=(Fd&& other) noexcept {
-    if (this != &other) {
-      Reset();
-      fd_ = std::exchange(other.fd_, -1);
-    }
-    return *this;
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() { Reset(); }
-
-  int get() const { return fd_; }
-  bool valid() const { return fd_ >= 0; }
-  void Reset() {
-    if (fd_ >= 0) {
-      ::close(fd_);
-    }
-    fd_ = -1;
-  }
-
- private:
-  int fd_ = -1;
-};
 
 // Shown quotes a path for a message: control bytes escaped, long ones cut.
 std::string Shown(std::string_view path) {
@@ -129,27 +100,27 @@ int ReadLinkAt(int dirfd, const std::string& name, std::string* out) {
   return 0;
 }
 
-int OpenDirAt(int dirfd, const std::string& name, Fd* out) {
+int OpenDirAt(int dirfd, const std::string& name, UniqueFd* out) {
   int fd = ::openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) {
     return errno;
   }
-  *out = Fd(fd);
+  *out = UniqueFd(fd);
   return 0;
 }
 
 // ListDir returns the sorted names in `dirfd`, without "." and "..".
 int ListDir(int dirfd, std::vector<std::string>* names) {
-  int dup = ::fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
-  if (dup < 0) {
+  UniqueFd dup(::fcntl(dirfd, F_DUPFD_CLOEXEC, 0));
+  if (!dup.valid()) {
     return errno;
   }
-  DIR* dir = ::fdopendir(dup);
+  DIR* dir = ::fdopendir(dup.get());
   if (dir == nullptr) {
-    int err = errno;
-    ::close(dup);
-    return err;
+    return errno;
   }
+  // The stream owns the duplicate now; closedir closes it.
+  static_cast<void>(dup.release());
   // The duplicate shares the offset of `dirfd`, which an earlier listing moved.
   ::rewinddir(dir);
   names->clear();
@@ -217,7 +188,7 @@ int RemoveTreeAt(int dirfd, const std::string& name, int depth = 0) {
   if (depth > kMaxDepth) {
     return ELOOP;
   }
-  Fd sub;
+  UniqueFd sub;
   std::vector<std::string> names;
   if (int err = OpenDirAt(dirfd, name, &sub); err != 0) {
     return err;
@@ -230,7 +201,7 @@ int RemoveTreeAt(int dirfd, const std::string& name, int depth = 0) {
       return err;
     }
   }
-  sub.Reset();
+  sub.reset();
   return ::unlinkat(dirfd, name.c_str(), AT_REMOVEDIR) == 0 || errno == ENOENT ? 0 : errno;
 }
 
@@ -283,7 +254,7 @@ int WalkFiles(int dirfd, const std::string& prefix, int depth, std::set<std::str
       out->insert(prefix + name);
       continue;
     }
-    Fd sub;
+    UniqueFd sub;
     if (int err = OpenDirAt(dirfd, name, &sub); err != 0) {
       return err;
     }
@@ -298,10 +269,10 @@ int WalkFiles(int dirfd, const std::string& prefix, int depth, std::set<std::str
 // mode and, where requested, its owner. Any doubt (an error) means "differs".
 bool SameFile(int root, const PayloadFile& f, const WriteOptions& opts) {
   std::vector<std::string_view> parts = Split(f.path, '/');
-  Fd dir;
+  UniqueFd dir;
   int dirfd = root;
   for (size_t i = 0; i + 1 < parts.size(); ++i) {
-    Fd next;
+    UniqueFd next;
     if (OpenDirAt(dirfd, std::string(parts[i]), &next) != 0) {
       return false;
     }
@@ -309,8 +280,8 @@ bool SameFile(int root, const PayloadFile& f, const WriteOptions& opts) {
     dirfd = dir.get();
   }
   // O_NONBLOCK: a FIFO planted here must not hang the comparison.
-  Fd file(::openat(dirfd, std::string(parts.back()).c_str(),
-                   O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+  UniqueFd file(::openat(dirfd, std::string(parts.back()).c_str(),
+                         O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
   struct stat st {};
   if (!file.valid() || ::fstat(file.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
     return false;
@@ -430,16 +401,16 @@ class Writer {
   const std::string target_;
   const WriteOptions& opts_;
   const Clock& clock_;
-  Fd parent_fd_;
+  UniqueFd parent_fd_;
   std::string leaf_;  // the target's name in its parent
-  Fd target_fd_;
+  UniqueFd target_fd_;
   bool created_target_ = false;
   std::string old_ts_;  // empty: no valid current payload
-  Fd old_ts_fd_;
+  UniqueFd old_ts_fd_;
   std::set<std::string> old_files_;
   std::map<std::string, Top> top_;
   std::string new_ts_;
-  std::map<std::string, Fd> dirs_;  // below the new timestamp dir; "" is itself
+  std::map<std::string, UniqueFd> dirs_;  // below the new timestamp dir; "" is itself
   std::vector<std::string> created_links_;
   bool created_data_tmp_ = false;
 };
@@ -459,7 +430,7 @@ Status Writer::OpenTarget() {
   if (leaf_.empty() || leaf_ == "." || leaf_ == "..") {
     return InvalidArgumentError("atomic writer: " + Shown(target_) + " names no directory");
   }
-  parent_fd_ = Fd(::open(parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  parent_fd_ = UniqueFd(::open(parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!parent_fd_.valid()) {
     if (errno == ENOENT) {
       return NotFoundError("atomic writer: the parent of " + Shown(target_) + " does not exist");
@@ -473,7 +444,7 @@ Status Writer::OpenTarget() {
   RETURN_IF_ERROR(CheckWritableOnlyByTrusted(st, ::geteuid(),
                                              "atomic writer: the parent of " + Shown(target_)));
   constexpr int kOpenDir = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
-  target_fd_ = Fd(::openat(parent_fd_.get(), leaf_.c_str(), kOpenDir));
+  target_fd_ = UniqueFd(::openat(parent_fd_.get(), leaf_.c_str(), kOpenDir));
   if (target_fd_.valid()) {
     return OkStatus();
   }
@@ -487,7 +458,7 @@ Status Writer::OpenTarget() {
   RETURN_IF_ERROR(
       Step("create target", "", [&] { return ::mkdirat(parent_fd_.get(), leaf_.c_str(), 0700); }));
   created_target_ = true;
-  target_fd_ = Fd(::openat(parent_fd_.get(), leaf_.c_str(), kOpenDir));
+  target_fd_ = UniqueFd(::openat(parent_fd_.get(), leaf_.c_str(), kOpenDir));
   if (!target_fd_.valid()) {
     return Fail(errno, "open target", "");
   }
@@ -590,7 +561,7 @@ Status Writer::CreateTimestampDir() {
     new_ts_ = name;
     break;
   }
-  Fd fd;
+  UniqueFd fd;
   if (int err = OpenDirAt(target_fd_.get(), new_ts_, &fd); err != 0) {
     return Fail(err, "open", new_ts_);
   }
@@ -610,7 +581,7 @@ StatusOr<int> Writer::EnsureDir(const std::string& rel) {
   std::string shown = new_ts_ + "/" + rel;
   RETURN_IF_ERROR(
       Step("create directory", shown, [&] { return ::mkdirat(parent_fd, leaf.c_str(), 0700); }));
-  Fd fd;
+  UniqueFd fd;
   if (int err = OpenDirAt(parent_fd, leaf, &fd); err != 0) {
     return Fail(err, "open", shown);
   }
@@ -626,10 +597,10 @@ Status Writer::WriteFile(const PayloadFile& f) {
   std::string leaf = slash == std::string::npos ? f.path : f.path.substr(slash + 1);
   ASSIGN_OR_RETURN(int parent_fd, EnsureDir(parent));
   std::string shown = new_ts_ + "/" + f.path;
-  Fd fd;
+  UniqueFd fd;
   RETURN_IF_ERROR(Step("create file", shown, [&] {
-    fd = Fd(::openat(parent_fd, leaf.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                     0600));
+    fd = UniqueFd(::openat(parent_fd, leaf.c_str(),
+                           O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
     return fd.get();
   }));
   RETURN_IF_ERROR(
@@ -724,7 +695,7 @@ void Writer::Rollback() {
     RemoveTreeAt(fd, new_ts_);
   }
   if (created_target_) {
-    target_fd_.Reset();
+    target_fd_.reset();
     ::unlinkat(parent_fd_.get(), leaf_.c_str(), AT_REMOVEDIR);
   }
 }
@@ -764,7 +735,7 @@ Status Writer::Cleanup() {
     }
   }
   if (!old_ts_.empty() && old_ts_ != new_ts_) {
-    old_ts_fd_.Reset();
+    old_ts_fd_.reset();
     note(Step("remove old timestamp dir", old_ts_,
               [&] { return AsSyscall(RemoveTreeAt(fd, old_ts_)); }));
   }
@@ -844,7 +815,7 @@ Status ReadEntry(int dirfd, const std::string& name, const std::string& key, int
     return ErrnoError(err, "stat", Shown(key));
   }
   if (S_ISREG(st.st_mode)) {
-    Fd fd(::openat(dirfd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+    UniqueFd fd(::openat(dirfd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
     if (!fd.valid()) {
       if (errno == ENOENT) {
         *vanished = true;
@@ -870,7 +841,7 @@ Status ReadEntry(int dirfd, const std::string& name, const std::string& key, int
   if (depth > kMaxDepth) {
     return FailedPreconditionError("atomic writer: " + Shown(key) + " is nested too deeply");
   }
-  Fd sub;
+  UniqueFd sub;
   std::vector<std::string> names;
   if (err = OpenDirAt(dirfd, name, &sub); err == 0) {
     err = ListDir(sub.get(), &names);
@@ -902,7 +873,7 @@ std::string CurrentTimestampDir(int root) {
 Status ReadOnce(int root, const std::string& ts, std::map<std::string, std::string>* out,
                 bool* moved) {
   out->clear();
-  Fd ts_fd;
+  UniqueFd ts_fd;
   if (!ts.empty() && OpenDirAt(root, ts, &ts_fd) != 0 && CurrentTimestampDir(root) != ts) {
     *moved = true;
     return OkStatus();
@@ -1008,7 +979,7 @@ StatusOr<WriteResult> WritePayload(const std::string& target_dir,
 }
 
 StatusOr<std::map<std::string, std::string>> ReadPayload(const std::string& target_dir) {
-  Fd root(::open(target_dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  UniqueFd root(::open(target_dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
   if (!root.valid()) {
     if (errno == ELOOP || errno == ENOTDIR) {
       return FailedPreconditionError("atomic writer: " + Shown(target_dir) +

@@ -9,6 +9,7 @@
 
 #include "agent/owner_check.h"
 #include "common/strings.h"
+#include "common/unique_fd.h"
 
 #include <sys/stat.h>
 
@@ -38,13 +39,13 @@ Status OpenError(int err, const std::string& what) {
 StatusOr<pid_t> ReadReloadPid(const std::string& pid_file) {
   const std::string what = "the pidFile " + pid_file;
   // O_NONBLOCK: a FIFO planted at the name must not block the agent.
-  int fd = ::open(pid_file.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-  if (fd < 0) {
+  UniqueFd fd(::open(pid_file.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+  if (!fd.valid()) {
     return OpenError(errno, what);
   }
   struct stat st {};
   Status checked = OkStatus();
-  if (::fstat(fd, &st) != 0) {
+  if (::fstat(fd.get(), &st) != 0) {
     checked = UnavailableError("cannot stat " + what + ": " + std::strerror(errno));
   } else if (!S_ISREG(st.st_mode)) {
     checked = FailedPreconditionError(what + " is not a regular file");
@@ -52,9 +53,9 @@ StatusOr<pid_t> ReadReloadPid(const std::string& pid_file) {
     checked = CheckWritableOnlyByTrusted(st, ::geteuid(), what);
   }
   char buf[kMaxPidFileBytes + 1];
-  ssize_t n = checked.ok() ? ::read(fd, buf, sizeof(buf)) : 0;
+  ssize_t n = checked.ok() ? ::read(fd.get(), buf, sizeof(buf)) : 0;
   int read_errno = errno;
-  ::close(fd);
+  fd.reset();
   RETURN_IF_ERROR(checked);
   if (n < 0) {
     return UnavailableError("cannot read " + what + ": " + std::strerror(read_errno));

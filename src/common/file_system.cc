@@ -7,6 +7,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "common/unique_fd.h"
+
 #include <sys/stat.h>
 
 namespace coffer {
@@ -39,12 +41,11 @@ struct flock WholeFileLock() {
 
 class PosixFile final : public File {
  public:
-  PosixFile(std::string path, int fd) : File(std::move(path)), fd_(fd) {}
-  ~PosixFile() override { ::close(fd_); }
+  PosixFile(std::string path, UniqueFd fd) : File(std::move(path)), fd_(std::move(fd)) {}
 
   StatusOr<size_t> Write(std::string_view data) override {
     while (true) {
-      ssize_t n = ::write(fd_, data.data(), data.size());
+      ssize_t n = ::write(fd_.get(), data.data(), data.size());
       if (n >= 0) {
         return static_cast<size_t>(n);
       }
@@ -56,7 +57,7 @@ class PosixFile final : public File {
 
   StatusOr<size_t> PWrite(std::string_view data, uint64_t offset) override {
     while (true) {
-      ssize_t n = ::pwrite(fd_, data.data(), data.size(), static_cast<off_t>(offset));
+      ssize_t n = ::pwrite(fd_.get(), data.data(), data.size(), static_cast<off_t>(offset));
       if (n >= 0) {
         return static_cast<size_t>(n);
       }
@@ -68,7 +69,7 @@ class PosixFile final : public File {
 
   StatusOr<size_t> PRead(char* buf, size_t n, uint64_t offset) override {
     while (true) {
-      ssize_t r = ::pread(fd_, buf, n, static_cast<off_t>(offset));
+      ssize_t r = ::pread(fd_.get(), buf, n, static_cast<off_t>(offset));
       if (r >= 0) {
         return static_cast<size_t>(r);
       }
@@ -80,7 +81,7 @@ class PosixFile final : public File {
 
   StatusOr<size_t> Read(char* buf, size_t n) override {
     while (true) {
-      ssize_t r = ::read(fd_, buf, n);
+      ssize_t r = ::read(fd_.get(), buf, n);
       if (r >= 0) {
         return static_cast<size_t>(r);
       }
@@ -91,31 +92,34 @@ class PosixFile final : public File {
   }
 
   Status DataSync() override {
-    return ::fdatasync(fd_) == 0 ? OkStatus() : LastError("fdatasync", path());
+    return ::fdatasync(fd_.get()) == 0 ? OkStatus() : LastError("fdatasync", path());
   }
 
-  Status Sync() override { return ::fsync(fd_) == 0 ? OkStatus() : LastError("fsync", path()); }
+  Status Sync() override {
+    return ::fsync(fd_.get()) == 0 ? OkStatus() : LastError("fsync", path());
+  }
 
   Status Truncate(uint64_t size) override {
-    return ::ftruncate(fd_, static_cast<off_t>(size)) == 0 ? OkStatus()
-                                                           : LastError("ftruncate", path());
+    return ::ftruncate(fd_.get(), static_cast<off_t>(size)) == 0 ? OkStatus()
+                                                                 : LastError("ftruncate", path());
   }
 
   StatusOr<FileInfo> Stat() override {
     struct stat st {};
-    if (::fstat(fd_, &st) != 0) {
+    if (::fstat(fd_.get(), &st) != 0) {
       return LastError("fstat", path());
     }
     return InfoOf(st);
   }
 
   Status Chmod(uint32_t mode) override {
-    return ::fchmod(fd_, static_cast<mode_t>(mode)) == 0 ? OkStatus() : LastError("fchmod", path());
+    return ::fchmod(fd_.get(), static_cast<mode_t>(mode)) == 0 ? OkStatus()
+                                                               : LastError("fchmod", path());
   }
 
   Status TryLockExclusive() override {
     struct flock lock = WholeFileLock();
-    if (::fcntl(fd_, F_OFD_SETLK, &lock) == 0) {
+    if (::fcntl(fd_.get(), F_OFD_SETLK, &lock) == 0) {
       return OkStatus();
     }
     if (errno == EAGAIN || errno == EACCES) {
@@ -125,17 +129,17 @@ class PosixFile final : public File {
   }
 
  private:
-  const int fd_;
+  const UniqueFd fd_;  // closed when the File is destroyed
 };
 
 class PosixFileSystem final : public FileSystem {
  public:
   StatusOr<std::unique_ptr<File>> Open(const std::string& path, int flags, uint32_t mode) override {
-    int fd = ::open(path.c_str(), flags | O_CLOEXEC, static_cast<mode_t>(mode));
-    if (fd < 0) {
+    UniqueFd fd(::open(path.c_str(), flags | O_CLOEXEC, static_cast<mode_t>(mode)));
+    if (!fd.valid()) {
       return LastError("open", path);
     }
-    return std::unique_ptr<File>(new PosixFile(path, fd));
+    return std::unique_ptr<File>(new PosixFile(path, std::move(fd)));
   }
 
   Status Unlink(const std::string& path) override {
@@ -169,13 +173,11 @@ class PosixFileSystem final : public FileSystem {
   }
 
   Status SyncDirectory(const std::string& dir) override {
-    int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) {
+    UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!fd.valid()) {
       return LastError("open", dir);
     }
-    Status s = ::fsync(fd) == 0 ? OkStatus() : LastError("fsync", dir);
-    ::close(fd);
-    return s;
+    return ::fsync(fd.get()) == 0 ? OkStatus() : LastError("fsync", dir);
   }
 
   Status CreateDirectories(const std::string& path, uint32_t mode) override {
@@ -204,18 +206,15 @@ class PosixFileSystem final : public FileSystem {
   }
 
   StatusOr<bool> IsLocked(const std::string& path) override {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd.valid()) {
       return LastError("open", path);
     }
     // F_OFD_GETLK asks without taking anything, so a reader never gets in
     // the way of a writer that is starting.
     struct flock lock = WholeFileLock();
-    int r = ::fcntl(fd, F_OFD_GETLK, &lock);
-    Status s = r == 0 ? OkStatus() : LastError("lock query", path);
-    ::close(fd);
-    if (!s.ok()) {
-      return s;
+    if (::fcntl(fd.get(), F_OFD_GETLK, &lock) != 0) {
+      return LastError("lock query", path);
     }
     return lock.l_type != F_UNLCK;
   }

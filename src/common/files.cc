@@ -8,6 +8,8 @@
 #include <cstring>
 #include <filesystem>
 
+#include "common/unique_fd.h"
+
 #include <sys/random.h>
 #include <sys/stat.h>
 
@@ -45,24 +47,25 @@ std::string RandomSuffix() {
 
 // CreateTemp creates a new file next to `path` with a random name, as
 // mkstemp does: O_CREAT|O_EXCL|O_NOFOLLOW, mode 0600 until the caller sets
-// it. Returns the descriptor and fills `tmp`, or -1 with errno set.
-int CreateTemp(const std::string& path, std::string* tmp) {
+// it. Returns the descriptor and fills `tmp`, or an empty UniqueFd with
+// errno set.
+UniqueFd CreateTemp(const std::string& path, std::string* tmp) {
   for (int attempt = 0; attempt < kMaxTempAttempts; ++attempt) {
     *tmp = path + ".tmp." + RandomSuffix();
-    int fd = ::open(tmp->c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd >= 0 || errno != EEXIST) {
+    UniqueFd fd(::open(tmp->c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+    if (fd.valid() || errno != EEXIST) {
       return fd;
     }
   }
   errno = EEXIST;
-  return -1;
+  return UniqueFd();
 }
 
 }  // namespace
 
 StatusOr<std::string> ReadFile(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) {
     if (errno == ENOENT) {
       return NotFoundError("file not found: " + path);
     }
@@ -71,21 +74,18 @@ StatusOr<std::string> ReadFile(const std::string& path) {
   std::string out;
   char buf[65536];
   while (true) {
-    ssize_t n = ::read(fd, buf, sizeof(buf));
+    ssize_t n = ::read(fd.get(), buf, sizeof(buf));
     if (n < 0) {
       if (errno == EINTR) {
         continue;
       }
-      Status s = Errno("cannot read", path);
-      ::close(fd);
-      return s;
+      return Errno("cannot read", path);
     }
     if (n == 0) {
       break;
     }
     out.append(buf, static_cast<size_t>(n));
   }
-  ::close(fd);
   return out;
 }
 
@@ -96,47 +96,45 @@ Status WriteFileAtomic(const std::string& path, const std::string& data, int mod
   // O_NOFOLLOW): a file or symlink planted at a predictable name (the old
   // "<path>.tmp.<pid>") would have been truncated and written through.
   std::string tmp;
-  int fd = CreateTemp(path, &tmp);
-  if (fd < 0) {
+  UniqueFd fd = CreateTemp(path, &tmp);
+  if (!fd.valid()) {
     return Errno("cannot create a temporary file for", path);
   }
   // The mode given to open() is filtered by the umask; set it exactly.
-  if (::fchmod(fd, static_cast<mode_t>(mode)) != 0) {
+  if (::fchmod(fd.get(), static_cast<mode_t>(mode)) != 0) {
     Status s = Errno("cannot chmod", tmp);
-    ::close(fd);
+    fd.reset();
     ::unlink(tmp.c_str());
     return s;
   }
   size_t off = 0;
   while (off < data.size()) {
-    ssize_t n = ::write(fd, data.data() + off, data.size() - off);
+    ssize_t n = ::write(fd.get(), data.data() + off, data.size() - off);
     if (n < 0) {
       if (errno == EINTR) {
         continue;
       }
       Status s = Errno("cannot write", tmp);
-      ::close(fd);
+      fd.reset();
       ::unlink(tmp.c_str());
       return s;
     }
     off += static_cast<size_t>(n);
   }
-  if (::fsync(fd) != 0) {
+  if (::fsync(fd.get()) != 0) {
     Status s = Errno("cannot fsync", tmp);
-    ::close(fd);
+    fd.reset();
     ::unlink(tmp.c_str());
     return s;
   }
-  ::close(fd);
+  fd.reset();
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     Status s = Errno("cannot rename", tmp);
     ::unlink(tmp.c_str());
     return s;
   }
-  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
+  if (UniqueFd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)); dfd.valid()) {
+    ::fsync(dfd.get());
   }
   return OkStatus();
 }

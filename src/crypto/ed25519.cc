@@ -1,6 +1,7 @@
 #include "crypto/ed25519.h"
 
 #include <cstdlib>
+#include <utility>
 
 #include <openssl/err.h>
 #include <openssl/pem.h>
@@ -12,10 +13,6 @@
 
 namespace coffer::crypto {
 namespace {
-
-EVP_PKEY* P(void* p) {
-  return static_cast<EVP_PKEY*>(p);
-}
 
 const unsigned char* U(std::string_view s) {
   return reinterpret_cast<const unsigned char*>(s.data());
@@ -34,63 +31,57 @@ std::string BioContents(BIO* bio) {
 
 }  // namespace
 
-Ed25519Key::~Ed25519Key() {
-  EVP_PKEY_free(P(pkey_));
-}
-
 StatusOr<std::unique_ptr<Ed25519Key>> Ed25519Key::Generate() {
-  EVP_PKEY* pkey = EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519");
-  if (pkey == nullptr) {
+  EvpPkeyPtr pkey(EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519"));
+  if (!pkey) {
     ERR_clear_error();
     return InternalError("Ed25519 key generation failed");
   }
-  return std::unique_ptr<Ed25519Key>(new Ed25519Key(pkey, true));
+  return std::unique_ptr<Ed25519Key>(new Ed25519Key(std::move(pkey), true));
 }
 
 StatusOr<std::unique_ptr<Ed25519Key>> Ed25519Key::FromPrivatePem(std::string_view pem) {
   BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
-  EVP_PKEY* pkey = PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr);
-  if (pkey == nullptr) {
+  EvpPkeyPtr pkey(PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr));
+  if (!pkey) {
     ERR_clear_error();
     return InvalidArgumentError("not a PEM private key");
   }
-  if (EVP_PKEY_get_base_id(pkey) != EVP_PKEY_ED25519) {
-    EVP_PKEY_free(pkey);
+  if (EVP_PKEY_get_base_id(pkey.get()) != EVP_PKEY_ED25519) {
     return InvalidArgumentError("private key is not Ed25519");
   }
-  return std::unique_ptr<Ed25519Key>(new Ed25519Key(pkey, true));
+  return std::unique_ptr<Ed25519Key>(new Ed25519Key(std::move(pkey), true));
 }
 
 StatusOr<std::unique_ptr<Ed25519Key>> Ed25519Key::FromPublicPem(std::string_view pem) {
   BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
-  EVP_PKEY* pkey = PEM_read_bio_PUBKEY(bio.get(), nullptr, nullptr, nullptr);
-  if (pkey == nullptr) {
+  EvpPkeyPtr pkey(PEM_read_bio_PUBKEY(bio.get(), nullptr, nullptr, nullptr));
+  if (!pkey) {
     ERR_clear_error();
     return InvalidArgumentError("not a PEM public key");
   }
-  if (EVP_PKEY_get_base_id(pkey) != EVP_PKEY_ED25519) {
-    EVP_PKEY_free(pkey);
+  if (EVP_PKEY_get_base_id(pkey.get()) != EVP_PKEY_ED25519) {
     return InvalidArgumentError("public key is not Ed25519");
   }
-  return std::unique_ptr<Ed25519Key>(new Ed25519Key(pkey, false));
+  return std::unique_ptr<Ed25519Key>(new Ed25519Key(std::move(pkey), false));
 }
 
 StatusOr<std::unique_ptr<Ed25519Key>> Ed25519Key::FromPublicRaw(std::string_view raw) {
   if (raw.size() != kEd25519PublicKeySize) {
     return InvalidArgumentError("Ed25519 public key must be 32 bytes");
   }
-  EVP_PKEY* pkey = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nullptr, U(raw), raw.size());
-  if (pkey == nullptr) {
+  EvpPkeyPtr pkey(EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nullptr, U(raw), raw.size()));
+  if (!pkey) {
     ERR_clear_error();
     return InvalidArgumentError("invalid Ed25519 public key");
   }
-  return std::unique_ptr<Ed25519Key>(new Ed25519Key(pkey, false));
+  return std::unique_ptr<Ed25519Key>(new Ed25519Key(std::move(pkey), false));
 }
 
 std::string Ed25519Key::PrivatePem() const {
   BioPtr bio(BIO_new(BIO_s_mem()));
-  if (!bio ||
-      PEM_write_bio_PrivateKey(bio.get(), P(pkey_), nullptr, nullptr, 0, nullptr, nullptr) != 1) {
+  if (!bio || PEM_write_bio_PrivateKey(bio.get(), pkey_.get(), nullptr, nullptr, 0, nullptr,
+                                       nullptr) != 1) {
     Fatal("PEM_write_bio_PrivateKey");
   }
   return BioContents(bio.get());
@@ -98,7 +89,7 @@ std::string Ed25519Key::PrivatePem() const {
 
 std::string Ed25519Key::PublicPem() const {
   BioPtr bio(BIO_new(BIO_s_mem()));
-  if (!bio || PEM_write_bio_PUBKEY(bio.get(), P(pkey_)) != 1) {
+  if (!bio || PEM_write_bio_PUBKEY(bio.get(), pkey_.get()) != 1) {
     Fatal("PEM_write_bio_PUBKEY");
   }
   return BioContents(bio.get());
@@ -107,8 +98,8 @@ std::string Ed25519Key::PublicPem() const {
 std::string Ed25519Key::PublicRaw() const {
   std::string out(kEd25519PublicKeySize, '\0');
   size_t len = out.size();
-  if (EVP_PKEY_get_raw_public_key(P(pkey_), reinterpret_cast<unsigned char*>(out.data()), &len) !=
-          1 ||
+  if (EVP_PKEY_get_raw_public_key(pkey_.get(), reinterpret_cast<unsigned char*>(out.data()),
+                                  &len) != 1 ||
       len != kEd25519PublicKeySize) {
     Fatal("EVP_PKEY_get_raw_public_key");
   }
@@ -120,7 +111,7 @@ std::string Ed25519Key::Sign(std::string_view data) const {
   std::string sig(kEd25519SignatureSize, '\0');
   size_t len = sig.size();
   // Ed25519 is one-shot: no digest is named and no streaming update exists.
-  if (!ctx || EVP_DigestSignInit(ctx.get(), nullptr, nullptr, nullptr, P(pkey_)) != 1 ||
+  if (!ctx || EVP_DigestSignInit(ctx.get(), nullptr, nullptr, nullptr, pkey_.get()) != 1 ||
       EVP_DigestSign(ctx.get(), reinterpret_cast<unsigned char*>(sig.data()), &len, U(data),
                      data.size()) != 1 ||
       len != kEd25519SignatureSize) {
@@ -134,7 +125,7 @@ bool Ed25519Key::Verify(std::string_view data, std::string_view signature) const
     return false;
   }
   EvpMdCtxPtr ctx(EVP_MD_CTX_new());
-  bool ok = ctx && EVP_DigestVerifyInit(ctx.get(), nullptr, nullptr, nullptr, P(pkey_)) == 1 &&
+  bool ok = ctx && EVP_DigestVerifyInit(ctx.get(), nullptr, nullptr, nullptr, pkey_.get()) == 1 &&
             EVP_DigestVerify(ctx.get(), U(signature), signature.size(), U(data), data.size()) == 1;
   ERR_clear_error();
   return ok;

@@ -3,8 +3,10 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "common/status.h"
+#include "crypto/evp_pkey_ptr.h"
 
 namespace coffer::crypto {
 
@@ -16,7 +18,6 @@ constexpr size_t kEd25519SignatureSize = 64;
 // checkpoints. Immutable after creation; thread-safe.
 class Ed25519Key {
  public:
-  ~Ed25519Key();
   Ed25519Key(const Ed25519Key&) = delete;
   Ed25519Key& operator=(const Ed25519Key&) = delete;
 
@@ -46,9 +47,10 @@ class Ed25519Key {
   bool Verify(std::string_view data, std::string_view signature) const;
 
  private:
-  Ed25519Key(void* pkey, bool has_private) : pkey_(pkey), has_private_(has_private) {}
-  void* pkey_;  // EVP_PKEY*, owned.
-  bool has_private_;
+  Ed25519Key(EvpPkeyPtr pkey, bool has_private)
+      : pkey_(std::move(pkey)), has_private_(has_private) {}
+  const EvpPkeyPtr pkey_;
+  const bool has_private_;
 };
 
 // LoadEd25519PrivateKey reads a PEM private key file. kNotFound if absent;

@@ -1,6 +1,7 @@
 #include "crypto/rsa_key.h"
 
 #include <cstdlib>
+#include <utility>
 
 #include <openssl/core_names.h>
 #include <openssl/err.h>
@@ -12,10 +13,6 @@
 
 namespace coffer::crypto {
 namespace {
-
-EVP_PKEY* P(void* p) {
-  return static_cast<EVP_PKEY*>(p);
-}
 
 std::string BignumParam(EVP_PKEY* pkey, const char* name) {
   BIGNUM* bn = nullptr;
@@ -30,31 +27,26 @@ std::string BignumParam(EVP_PKEY* pkey, const char* name) {
 
 }  // namespace
 
-RsaKey::~RsaKey() {
-  EVP_PKEY_free(P(pkey_));
-}
-
 StatusOr<std::unique_ptr<RsaKey>> RsaKey::Generate(int bits) {
-  EVP_PKEY* pkey = EVP_RSA_gen(static_cast<unsigned int>(bits));
-  if (pkey == nullptr) {
+  EvpPkeyPtr pkey(EVP_RSA_gen(static_cast<unsigned int>(bits)));
+  if (!pkey) {
     ERR_clear_error();
     return InternalError("RSA key generation failed");
   }
-  return std::unique_ptr<RsaKey>(new RsaKey(pkey, true));
+  return std::unique_ptr<RsaKey>(new RsaKey(std::move(pkey), true));
 }
 
 StatusOr<std::unique_ptr<RsaKey>> RsaKey::FromPrivatePem(std::string_view pem) {
   BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
-  EVP_PKEY* pkey = PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr);
-  if (pkey == nullptr) {
+  EvpPkeyPtr pkey(PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr));
+  if (!pkey) {
     ERR_clear_error();
     return InvalidArgumentError("not a PEM private key");
   }
-  if (EVP_PKEY_get_base_id(pkey) != EVP_PKEY_RSA) {
-    EVP_PKEY_free(pkey);
+  if (EVP_PKEY_get_base_id(pkey.get()) != EVP_PKEY_RSA) {
     return InvalidArgumentError("private key is not RSA");
   }
-  return std::unique_ptr<RsaKey>(new RsaKey(pkey, true));
+  return std::unique_ptr<RsaKey>(new RsaKey(std::move(pkey), true));
 }
 
 StatusOr<std::unique_ptr<RsaKey>> RsaKey::FromPublicComponents(std::string_view n,
@@ -66,34 +58,34 @@ StatusOr<std::unique_ptr<RsaKey>> RsaKey::FromPublicComponents(std::string_view 
                            static_cast<int>(n.size()), nullptr));
   BignumPtr bn_e(BN_bin2bn(reinterpret_cast<const unsigned char*>(e.data()),
                            static_cast<int>(e.size()), nullptr));
-  OSSL_PARAM_BLD* bld = OSSL_PARAM_BLD_new();
-  if (!bn_n || !bn_e || bld == nullptr ||
-      OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, bn_n.get()) != 1 ||
-      OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, bn_e.get()) != 1) {
-    OSSL_PARAM_BLD_free(bld);
+  OsslParamBldPtr bld(OSSL_PARAM_BLD_new());
+  if (!bn_n || !bn_e || !bld ||
+      OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_RSA_N, bn_n.get()) != 1 ||
+      OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_RSA_E, bn_e.get()) != 1) {
     return InternalError("cannot build RSA parameters");
   }
-  OSSL_PARAM* params = OSSL_PARAM_BLD_to_param(bld);
-  OSSL_PARAM_BLD_free(bld);
+  OsslParamPtr params(OSSL_PARAM_BLD_to_param(bld.get()));
   EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_name(nullptr, "RSA", nullptr));
-  EVP_PKEY* pkey = nullptr;
+  EVP_PKEY* made = nullptr;
   bool ok = ctx && EVP_PKEY_fromdata_init(ctx.get()) == 1 &&
-            EVP_PKEY_fromdata(ctx.get(), &pkey, EVP_PKEY_PUBLIC_KEY, params) == 1;
-  OSSL_PARAM_free(params);
-  if (!ok) {
+            EVP_PKEY_fromdata(ctx.get(), &made, EVP_PKEY_PUBLIC_KEY, params.get()) == 1;
+  EvpPkeyPtr pkey(made);
+  if (!ok || !pkey) {
     ERR_clear_error();
     return InvalidArgumentError("invalid RSA public key");
   }
-  return std::unique_ptr<RsaKey>(new RsaKey(pkey, false));
+  return std::unique_ptr<RsaKey>(new RsaKey(std::move(pkey), false));
 }
 
 int RsaKey::bits() const {
-  return EVP_PKEY_get_bits(P(pkey_));
+  return EVP_PKEY_get_bits(pkey_.get());
 }
 
 std::string RsaKey::PrivatePem() const {
   BioPtr bio(BIO_new(BIO_s_mem()));
-  if (PEM_write_bio_PrivateKey(bio.get(), P(pkey_), nullptr, nullptr, 0, nullptr, nullptr) != 1) {
+  int written =
+      PEM_write_bio_PrivateKey(bio.get(), pkey_.get(), nullptr, nullptr, 0, nullptr, nullptr);
+  if (written != 1) {
     std::abort();
   }
   char* data = nullptr;
@@ -102,16 +94,16 @@ std::string RsaKey::PrivatePem() const {
 }
 
 std::string RsaKey::Modulus() const {
-  return BignumParam(P(pkey_), OSSL_PKEY_PARAM_RSA_N);
+  return BignumParam(pkey_.get(), OSSL_PKEY_PARAM_RSA_N);
 }
 std::string RsaKey::Exponent() const {
-  return BignumParam(P(pkey_), OSSL_PKEY_PARAM_RSA_E);
+  return BignumParam(pkey_.get(), OSSL_PKEY_PARAM_RSA_E);
 }
 
 std::string RsaKey::SignRs256(std::string_view data) const {
   EvpMdCtxPtr ctx(EVP_MD_CTX_new());
   size_t len = 0;
-  if (!ctx || EVP_DigestSignInit(ctx.get(), nullptr, EVP_sha256(), nullptr, P(pkey_)) != 1 ||
+  if (!ctx || EVP_DigestSignInit(ctx.get(), nullptr, EVP_sha256(), nullptr, pkey_.get()) != 1 ||
       EVP_DigestSign(ctx.get(), nullptr, &len, reinterpret_cast<const unsigned char*>(data.data()),
                      data.size()) != 1) {
     std::abort();
@@ -125,8 +117,8 @@ std::string RsaKey::SignRs256(std::string_view data) const {
   return sig;
 }
 
-std::unique_ptr<RsaKey> RsaKey::FromNative(void* pkey, bool has_private) {
-  return std::unique_ptr<RsaKey>(new RsaKey(pkey, has_private));
+std::unique_ptr<RsaKey> RsaKey::FromNative(EvpPkeyPtr pkey, bool has_private) {
+  return std::unique_ptr<RsaKey>(new RsaKey(std::move(pkey), has_private));
 }
 
 namespace {
@@ -142,7 +134,8 @@ bool SetPss(EVP_PKEY_CTX* pctx) {
 bool RsaKey::VerifyPs256(std::string_view data, std::string_view signature) const {
   EvpMdCtxPtr ctx(EVP_MD_CTX_new());
   EVP_PKEY_CTX* pctx = nullptr;
-  bool ok = ctx && EVP_DigestVerifyInit(ctx.get(), &pctx, EVP_sha256(), nullptr, P(pkey_)) == 1 &&
+  bool ok = ctx &&
+            EVP_DigestVerifyInit(ctx.get(), &pctx, EVP_sha256(), nullptr, pkey_.get()) == 1 &&
             SetPss(pctx) &&
             EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(signature.data()),
                              signature.size(), reinterpret_cast<const unsigned char*>(data.data()),
@@ -155,7 +148,7 @@ std::string RsaKey::SignPs256(std::string_view data) const {
   EvpMdCtxPtr ctx(EVP_MD_CTX_new());
   EVP_PKEY_CTX* pctx = nullptr;
   size_t len = 0;
-  if (!ctx || EVP_DigestSignInit(ctx.get(), &pctx, EVP_sha256(), nullptr, P(pkey_)) != 1 ||
+  if (!ctx || EVP_DigestSignInit(ctx.get(), &pctx, EVP_sha256(), nullptr, pkey_.get()) != 1 ||
       !SetPss(pctx) ||
       EVP_DigestSign(ctx.get(), nullptr, &len, reinterpret_cast<const unsigned char*>(data.data()),
                      data.size()) != 1) {
@@ -172,7 +165,8 @@ std::string RsaKey::SignPs256(std::string_view data) const {
 
 bool RsaKey::VerifyRs256(std::string_view data, std::string_view signature) const {
   EvpMdCtxPtr ctx(EVP_MD_CTX_new());
-  bool ok = ctx && EVP_DigestVerifyInit(ctx.get(), nullptr, EVP_sha256(), nullptr, P(pkey_)) == 1 &&
+  bool ok = ctx &&
+            EVP_DigestVerifyInit(ctx.get(), nullptr, EVP_sha256(), nullptr, pkey_.get()) == 1 &&
             EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(signature.data()),
                              signature.size(), reinterpret_cast<const unsigned char*>(data.data()),
                              data.size()) == 1;

@@ -3,8 +3,10 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "common/status.h"
+#include "crypto/evp_pkey_ptr.h"
 
 namespace coffer::crypto {
 
@@ -12,7 +14,6 @@ namespace coffer::crypto {
 // Immutable after creation; thread-safe.
 class RsaKey {
  public:
-  ~RsaKey();
   RsaKey(const RsaKey&) = delete;
   RsaKey& operator=(const RsaKey&) = delete;
 
@@ -43,15 +44,17 @@ class RsaKey {
   // SignPs256 makes such a signature. REQUIRES: has_private().
   std::string SignPs256(std::string_view data) const;
 
-  // Opaque handle for crypto/x509.cc (an EVP_PKEY*).
-  void* native() const { return pkey_; }
-  // FromNative takes ownership of an EVP_PKEY* holding an RSA public key.
-  static std::unique_ptr<RsaKey> FromNative(void* pkey, bool has_private);
+  // The key as OpenSSL's EVP_PKEY, for crypto/x509.cc. Borrowed: valid while
+  // this RsaKey lives; never null.
+  evp_pkey_st* native() const { return pkey_.get(); }
+  // FromNative takes ownership of `pkey`. REQUIRES: `pkey` is a non-null RSA
+  // key, holding the private half if `has_private`.
+  static std::unique_ptr<RsaKey> FromNative(EvpPkeyPtr pkey, bool has_private);
 
  private:
-  RsaKey(void* pkey, bool has_private) : pkey_(pkey), has_private_(has_private) {}
-  void* pkey_;  // EVP_PKEY*, owned.
-  bool has_private_;
+  RsaKey(EvpPkeyPtr pkey, bool has_private) : pkey_(std::move(pkey)), has_private_(has_private) {}
+  const EvpPkeyPtr pkey_;
+  const bool has_private_;
 };
 
 }  // namespace coffer::crypto

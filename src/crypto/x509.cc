@@ -1,6 +1,7 @@
 #include "crypto/x509.h"
 
 #include <ctime>
+#include <utility>
 
 #include <openssl/err.h>
 #include <openssl/pem.h>
@@ -11,10 +12,6 @@
 
 namespace coffer::crypto {
 namespace {
-
-EVP_PKEY* P(const RsaKey& key) {
-  return static_cast<EVP_PKEY*>(key.native());
-}
 
 bool AddExtension(X509* cert, X509* issuer, int nid, const std::string& value) {
   X509V3_CTX ctx;
@@ -36,7 +33,7 @@ X509Ptr NewCertificate(const RsaKey& subject_key, const std::string& cn, int day
   BN_to_ASN1_INTEGER(bn.get(), X509_get_serialNumber(cert.get()));
   X509_gmtime_adj(X509_getm_notBefore(cert.get()), -3600);
   X509_gmtime_adj(X509_getm_notAfter(cert.get()), static_cast<long>(days) * 86400);
-  X509_set_pubkey(cert.get(), P(subject_key));
+  X509_set_pubkey(cert.get(), subject_key.native());
   X509_NAME* name = X509_get_subject_name(cert.get());
   X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC,
                              reinterpret_cast<const unsigned char*>("Coffer"), -1, -1, 0);
@@ -67,7 +64,7 @@ StatusOr<std::string> CreateCaCertificate(const RsaKey& key, const std::string& 
       !AddExtension(cert.get(), cert.get(), NID_basic_constraints, "critical,CA:TRUE,pathlen:0") ||
       !AddExtension(cert.get(), cert.get(), NID_key_usage, "critical,keyCertSign,cRLSign") ||
       !AddExtension(cert.get(), cert.get(), NID_subject_key_identifier, "hash") ||
-      X509_sign(cert.get(), P(key), EVP_sha256()) == 0) {
+      X509_sign(cert.get(), key.native(), EVP_sha256()) == 0) {
     ERR_clear_error();
     return InternalError("cannot create CA certificate");
   }
@@ -100,7 +97,7 @@ StatusOr<std::string> CreateServerCertificate(const RsaKey& server_key,
       !AddExtension(cert.get(), ca.get(), NID_ext_key_usage, "serverAuth") ||
       !AddExtension(cert.get(), ca.get(), NID_authority_key_identifier, "keyid:always") ||
       (!sans.empty() && !AddExtension(cert.get(), ca.get(), NID_subject_alt_name, sans)) ||
-      X509_sign(cert.get(), P(ca_key), EVP_sha256()) == 0) {
+      X509_sign(cert.get(), ca_key.native(), EVP_sha256()) == 0) {
     ERR_clear_error();
     return InternalError("cannot create server certificate");
   }
@@ -144,13 +141,12 @@ StatusOr<CertificateInfo> ParseCertificate(const std::string& text) {
   info.sha256_thumbprint = Sha256(info.der);
   info.not_before = AsnTimeToUnix(X509_get0_notBefore(cert.get()));
   info.not_after = AsnTimeToUnix(X509_get0_notAfter(cert.get()));
-  EVP_PKEY* pkey = X509_get_pubkey(cert.get());
-  if (pkey == nullptr || EVP_PKEY_get_base_id(pkey) != EVP_PKEY_RSA) {
-    EVP_PKEY_free(pkey);
+  EvpPkeyPtr pkey(X509_get_pubkey(cert.get()));
+  if (!pkey || EVP_PKEY_get_base_id(pkey.get()) != EVP_PKEY_RSA) {
     ERR_clear_error();
     return InvalidArgumentError("the certificate's key is not RSA");
   }
-  info.public_key = RsaKey::FromNative(pkey, false);
+  info.public_key = RsaKey::FromNative(std::move(pkey), false);
   return info;
 }
 
@@ -160,7 +156,7 @@ StatusOr<std::string> CreateSelfSignedCertificate(const RsaKey& key, const std::
   if (!cert || X509_set_issuer_name(cert.get(), X509_get_subject_name(cert.get())) != 1 ||
       !AddExtension(cert.get(), cert.get(), NID_basic_constraints, "critical,CA:FALSE") ||
       !AddExtension(cert.get(), cert.get(), NID_key_usage, "critical,digitalSignature") ||
-      X509_sign(cert.get(), P(key), EVP_sha256()) == 0) {
+      X509_sign(cert.get(), key.native(), EVP_sha256()) == 0) {
     ERR_clear_error();
     return InternalError("cannot create a self-signed certificate");
   }
@@ -174,20 +170,19 @@ std::vector<std::string> CertificateDnsNames(const std::string& cert_pem) {
     ERR_clear_error();
     return out;
   }
-  auto* names = static_cast<GENERAL_NAMES*>(
-      X509_get_ext_d2i(cert.get(), NID_subject_alt_name, nullptr, nullptr));
-  if (names == nullptr) {
+  GeneralNamesPtr names(static_cast<GENERAL_NAMES*>(
+      X509_get_ext_d2i(cert.get(), NID_subject_alt_name, nullptr, nullptr)));
+  if (!names) {
     return out;
   }
-  for (int i = 0; i < sk_GENERAL_NAME_num(names); ++i) {
-    GENERAL_NAME* gn = sk_GENERAL_NAME_value(names, i);
+  for (int i = 0; i < sk_GENERAL_NAME_num(names.get()); ++i) {
+    GENERAL_NAME* gn = sk_GENERAL_NAME_value(names.get(), i);
     if (gn->type == GEN_DNS) {
       const unsigned char* data = ASN1_STRING_get0_data(gn->d.dNSName);
       out.emplace_back(reinterpret_cast<const char*>(data),
                        static_cast<size_t>(ASN1_STRING_length(gn->d.dNSName)));
     }
   }
-  GENERAL_NAMES_free(names);
   return out;
 }
 

@@ -10,6 +10,7 @@
 #include "common/encoding.h"
 #include "common/log.h"
 #include "common/strings.h"
+#include "common/unique_fd.h"
 #include "crypto/primitives.h"
 #include "http/message.h"
 
@@ -395,18 +396,17 @@ void WebhookDispatcher::DeadLetter(const DeadLetterNote& note) {
     return;
   }
   std::lock_guard<std::mutex> lock(dead_letter_mu_);
-  int fd =
-      ::open(options_.dead_letter_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-  if (fd < 0) {
+  UniqueFd fd(
+      ::open(options_.dead_letter_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
+  if (!fd.valid()) {
     COFFER_LOG(kError) << "cannot open the dead-letter file " << options_.dead_letter_path;
     return;
   }
-  ssize_t n = ::write(fd, text.data(), text.size());
+  ssize_t n = ::write(fd.get(), text.data(), text.size());
   if (n != static_cast<ssize_t>(text.size())) {
     COFFER_LOG(kError) << "writing the dead-letter file failed";
   }
-  ::fsync(fd);
-  ::close(fd);
+  ::fsync(fd.get());
 }
 
 WebhookDispatcher::Stats WebhookDispatcher::stats() {

@@ -13,6 +13,7 @@
 
 #include "common/files.h"
 #include "common/json.h"
+#include "common/unique_fd.h"
 
 #include <sys/wait.h>
 
@@ -236,32 +237,33 @@ StatusOr<pid_t> SpawnChild(const std::vector<std::string>& argv,
   if (pipe2(report, O_CLOEXEC) != 0) {
     return UnavailableError(std::string("pipe: ") + std::strerror(errno));
   }
+  // The child writes its exec error to report_write (close-on-exec, so a
+  // successful exec closes it and the read sees end of file).
+  UniqueFd report_read(report[0]);
+  UniqueFd report_write(report[1]);
   pid_t pid = fork();
   if (pid < 0) {
-    int e = errno;
-    close(report[0]);
-    close(report[1]);
-    return UnavailableError(std::string("fork: ") + std::strerror(e));
+    return UnavailableError(std::string("fork: ") + std::strerror(errno));
   }
   if (pid == 0) {
-    close(report[0]);
+    report_read.reset();  // close(2) alone: async-signal-safe
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
     signal(SIGPIPE, SIG_DFL);
     execvpe(cargv[0], cargv.data(), cenv.data());
     int e = errno;
-    ssize_t ignored = write(report[1], &e, sizeof e);
+    ssize_t ignored = write(report_write.get(), &e, sizeof e);
     (void)ignored;
     _exit(e == ENOENT ? 127 : 126);
   }
-  close(report[1]);
+  report_write.reset();
   int child_errno = 0;
   ssize_t n;
   do {
-    n = read(report[0], &child_errno, sizeof child_errno);
+    n = read(report_read.get(), &child_errno, sizeof child_errno);
   } while (n < 0 && errno == EINTR);
-  close(report[0]);
+  report_read.reset();
   if (n == static_cast<ssize_t>(sizeof child_errno)) {
     int ignored;
     waitpid(pid, &ignored, 0);

@@ -84,12 +84,12 @@ PemPair SelfSigned() {
                              reinterpret_cast<const unsigned char*>("localhost"), -1, -1, 0);
   X509_set_issuer_name(cert.get(), name);
   std::string san = "DNS:localhost,IP:127.0.0.1";
-  X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, nullptr, NID_subject_alt_name, san.data());
-  if (ext == nullptr) {
+  std::unique_ptr<X509_EXTENSION, decltype(&X509_EXTENSION_free)> ext(
+      X509V3_EXT_conf_nid(nullptr, nullptr, NID_subject_alt_name, san.data()), X509_EXTENSION_free);
+  if (!ext) {
     return {};
   }
-  X509_add_ext(cert.get(), ext, -1);
-  X509_EXTENSION_free(ext);
+  X509_add_ext(cert.get(), ext.get(), -1);
   if (X509_sign(cert.get(), key.get(), EVP_sha256()) == 0) {
     return {};
   }

@@ -37,6 +37,7 @@
 #include "common/files.h"
 #include "common/json.h"
 #include "common/status.h"
+#include "common/unique_fd.h"
 
 #include <grpcpp/grpcpp.h>
 #include <sys/stat.h>
@@ -300,28 +301,25 @@ Status WriteFiles(const std::string& dir, const pb::MountResponse& mount) {
       RETURN_IF_ERROR(MakeDirs(path.substr(0, slash)));
     }
     const mode_t mode = static_cast<mode_t>(file.mode()) & 0777;
-    const int fd =
-        ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, mode);
-    if (fd < 0) {
+    UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, mode));
+    if (!fd.valid()) {
       return UnavailableError(ErrnoText("cannot create", path));
     }
     const std::string& contents = file.contents();
     size_t done = 0;
     while (done < contents.size()) {
-      const ssize_t n = ::write(fd, contents.data() + done, contents.size() - done);
+      const ssize_t n = ::write(fd.get(), contents.data() + done, contents.size() - done);
       if (n < 0 && errno == EINTR) {
         continue;
       }
       if (n <= 0) {
-        const Status error = UnavailableError(ErrnoText("cannot write", path));
-        ::close(fd);
-        return error;
+        return UnavailableError(ErrnoText("cannot write", path));
       }
       done += static_cast<size_t>(n);
     }
     // The umask must not narrow the mode the provider asked for.
-    const bool chmod_ok = ::fchmod(fd, mode) == 0;
-    if (::close(fd) != 0 || !chmod_ok) {
+    const bool chmod_ok = ::fchmod(fd.get(), mode) == 0;
+    if (fd.Close() != 0 || !chmod_ok) {
       return UnavailableError(ErrnoText("cannot finish", path));
     }
   }

@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "agent/csi/provider.grpc.pb.h"
+#include "common/unique_fd.h"
 
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
@@ -248,16 +249,16 @@ Status RemoveStaleSocket(const std::string& path) {
     return FailedPreconditionError("'" + path +
                                    "' exists and is not a socket; refusing to remove it");
   }
-  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (fd < 0) {
+  UniqueFd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  if (!probe.valid()) {
     return InternalError("socket(AF_UNIX): " + ErrnoText(errno));
   }
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   std::memcpy(addr.sun_path, path.data(), path.size());
-  const int rc = ::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr));
+  const int rc = ::connect(probe.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof(addr));
   const int connect_errno = errno;
-  ::close(fd);
+  probe.reset();
   // A full backlog (EAGAIN) still means a live listener.
   if (rc == 0 || connect_errno == EAGAIN || connect_errno == EINPROGRESS) {
     return FailedPreconditionError("another server accepts connections on '" + path + "'");
