@@ -227,6 +227,9 @@ Status ErrnoStatus(std::string_view op, const std::string& path, int err) {
   if (err == ENOENT) {
     return NotFoundError(std::move(message));
   }
+  if (err == EEXIST) {
+    return AlreadyExistsError(std::move(message));
+  }
   return UnavailableError(std::move(message));
 }
 

@@ -17,7 +17,7 @@
 //
 // Errors: every failure is a Status whose message names the operation, the
 // path and strerror(errno) ("write /x/a.jsonl: No space left on device");
-// kNotFound for ENOENT, kUnavailable for any other errno (a lock held
+// kNotFound for ENOENT, kAlreadyExists for EEXIST, kUnavailable for any other errno (a lock held
 // elsewhere is kFailedPrecondition, see TryLockExclusive). ErrnoStatus() builds them, so that an
 // injected failure reads exactly like a real one.
 namespace coffer {

@@ -7,8 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-
-#include "common/unique_fd.h"
+#include <memory>
 
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -17,10 +16,6 @@ namespace coffer {
 namespace {
 
 constexpr int kMaxTempAttempts = 100;
-
-Status Errno(const std::string& what, const std::string& path) {
-  return UnavailableError(what + " " + path + ": " + std::strerror(errno));
-}
 
 // RandomSuffix is 12 characters of [A-Za-z0-9_-] (72 bits) from the
 // kernel's CSPRNG.
@@ -47,95 +42,67 @@ std::string RandomSuffix() {
 
 // CreateTemp creates a new file next to `path` with a random name, as
 // mkstemp does: O_CREAT|O_EXCL|O_NOFOLLOW, mode 0600 until the caller sets
-// it. Returns the descriptor and fills `tmp`, or an empty UniqueFd with
-// errno set.
-UniqueFd CreateTemp(const std::string& path, std::string* tmp) {
+// it, and fills `tmp` with its name.
+StatusOr<std::unique_ptr<File>> CreateTemp(FileSystem& fs, const std::string& path,
+                                           std::string* tmp) {
+  Status last;
   for (int attempt = 0; attempt < kMaxTempAttempts; ++attempt) {
     *tmp = path + ".tmp." + RandomSuffix();
-    UniqueFd fd(::open(tmp->c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
-    if (fd.valid() || errno != EEXIST) {
-      return fd;
+    auto file = fs.Open(*tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
+    if (file.ok() || file.status().code() != StatusCode::kAlreadyExists) {
+      return file;
     }
+    last = file.status();
   }
-  errno = EEXIST;
-  return UniqueFd();
+  return last;
+}
+
+// Every failure of WriteFileAtomic is kUnavailable, whatever the errno.
+Status Unavailable(const Status& s) {
+  return UnavailableError(std::string(s.message()));
 }
 
 }  // namespace
 
 StatusOr<std::string> ReadFile(const std::string& path) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd.valid()) {
-    if (errno == ENOENT) {
-      return NotFoundError("file not found: " + path);
-    }
-    return Errno("cannot open", path);
-  }
-  std::string out;
-  char buf[65536];
-  while (true) {
-    ssize_t n = ::read(fd.get(), buf, sizeof(buf));
-    if (n < 0) {
-      if (errno == EINTR) {
-        continue;
-      }
-      return Errno("cannot read", path);
-    }
-    if (n == 0) {
-      break;
-    }
-    out.append(buf, static_cast<size_t>(n));
-  }
-  return out;
+  return ReadWholeFile(FileSystem::Default(), path);
 }
 
 Status WriteFileAtomic(const std::string& path, const std::string& data, int mode) {
+  return WriteFileAtomic(FileSystem::Default(), path, data, mode);
+}
+
+Status WriteFileAtomic(FileSystem& fs, const std::string& path, const std::string& data, int mode) {
   std::filesystem::path p(path);
   std::string dir = p.has_parent_path() ? p.parent_path().string() : ".";
   // SECURITY: the temporary name is random and the file is new (O_EXCL,
   // O_NOFOLLOW): a file or symlink planted at a predictable name (the old
   // "<path>.tmp.<pid>") would have been truncated and written through.
   std::string tmp;
-  UniqueFd fd = CreateTemp(path, &tmp);
-  if (!fd.valid()) {
-    return Errno("cannot create a temporary file for", path);
+  auto created = CreateTemp(fs, path, &tmp);
+  if (!created.ok()) {
+    return Unavailable(created.status());
   }
-  // The mode given to open() is filtered by the umask; set it exactly.
-  if (::fchmod(fd.get(), static_cast<mode_t>(mode)) != 0) {
-    Status s = Errno("cannot chmod", tmp);
-    fd.reset();
-    ::unlink(tmp.c_str());
-    return s;
+  std::unique_ptr<File> file = std::move(*created);
+  Status written = [&]() -> Status {
+    // The mode given to open() is filtered by the umask; set it exactly.
+    RETURN_IF_ERROR(file->Chmod(static_cast<uint32_t>(mode)));
+    RETURN_IF_ERROR(WriteFully(*file, data));
+    return file->Sync();
+  }();
+  file.reset();
+  if (written.ok()) {
+    written = fs.Rename(tmp, path);
   }
-  size_t off = 0;
-  while (off < data.size()) {
-    ssize_t n = ::write(fd.get(), data.data() + off, data.size() - off);
-    if (n < 0) {
-      if (errno == EINTR) {
-        continue;
-      }
-      Status s = Errno("cannot write", tmp);
-      fd.reset();
-      ::unlink(tmp.c_str());
-      return s;
-    }
-    off += static_cast<size_t>(n);
+  if (!written.ok()) {
+    // Nothing half written stays behind (a failure here leaves a temporary
+    // name no reader opens).
+    (void)fs.Unlink(tmp);
+    return Unavailable(written);
   }
-  if (::fsync(fd.get()) != 0) {
-    Status s = Errno("cannot fsync", tmp);
-    fd.reset();
-    ::unlink(tmp.c_str());
-    return s;
-  }
-  fd.reset();
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    Status s = Errno("cannot rename", tmp);
-    ::unlink(tmp.c_str());
-    return s;
-  }
-  if (UniqueFd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)); dfd.valid()) {
-    ::fsync(dfd.get());
-  }
+  // The rename is done: the new content is what readers see. Making the
+  // name durable is best effort, as before.
+  (void)fs.SyncDirectory(dir);
   return OkStatus();
 }
 
@@ -149,7 +116,7 @@ Status EnsurePrivateDirectory(const std::string& path) {
     return UnavailableError("cannot create directory " + path + ": " + ec.message());
   }
   if (::chmod(path.c_str(), 0700) != 0) {
-    return Errno("cannot chmod", path);
+    return UnavailableError("cannot chmod " + path + ": " + std::strerror(errno));
   }
   return OkStatus();
 }

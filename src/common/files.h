@@ -2,12 +2,14 @@
 
 #include <string>
 
+#include "common/file_system.h"
 #include "common/status.h"
 
 namespace coffer {
 
 // ReadFile returns the whole file. kNotFound if absent, kUnavailable on other
 // I/O errors.
+// (ReadWholeFile on FileSystem::Default().)
 StatusOr<std::string> ReadFile(const std::string& path);
 
 // WriteFileAtomic writes `data` to a temporary file in the same directory
@@ -17,7 +19,10 @@ StatusOr<std::string> ReadFile(const std::string& path);
 // characters>", O_CREAT|O_EXCL|O_NOFOLLOW, as mkstemp), so nothing planted in
 // the directory is written through; it is removed on failure. A symlink at
 // `path` itself is replaced, not followed. kUnavailable on I/O errors.
+// Every file operation goes through `fs` (FileSystem::Default() by
+// default).
 Status WriteFileAtomic(const std::string& path, const std::string& data, int mode);
+Status WriteFileAtomic(FileSystem& fs, const std::string& path, const std::string& data, int mode);
 
 // EnsurePrivateDirectory creates `path` (and parents) with mode 0700 if
 // absent. kUnavailable on failure.

@@ -8,6 +8,8 @@
 
 #include <gtest/gtest.h>
 
+#include "common/fault_injecting_file_system.h"
+
 #include <sys/stat.h>
 
 namespace coffer {
@@ -90,6 +92,52 @@ TEST_F(WriteFileAtomicTest, FailureLeavesNothingBehind) {
   Status s = WriteFileAtomic(path, "x", 0600);
   EXPECT_EQ(s.code(), StatusCode::kUnavailable);
   EXPECT_EQ(std::distance(fs::directory_iterator(dir_), fs::directory_iterator()), 0);
+}
+
+TEST_F(WriteFileAtomicTest, EachFailingOperationKeepsTheOldContentAndLeavesNoTemporaryFile) {
+  // Count the operations of one write, then fail each in turn, once with a
+  // full disk and once with an I/O error.
+  const std::string path = dir_ + "/dev.env";
+  const std::string old_content(100000, 'o');
+  const std::string new_content(150000, 'n');
+  ASSERT_TRUE(WriteFileAtomic(path, old_content, 0600).ok());
+  uint64_t count = 0;
+  {
+    FaultInjectingFileSystem counting(FileSystem::Default());
+    ASSERT_TRUE(WriteFileAtomic(counting, path, old_content, 0600).ok());
+    count = counting.operations();
+  }
+  ASSERT_GE(count, 5u) << "open, chmod, write, fsync, rename at least";
+  for (int err : {ENOSPC, EIO}) {
+    for (uint64_t n = 1; n <= count; ++n) {
+      SCOPED_TRACE("operation " + std::to_string(n) + " fails with " + std::strerror(err));
+      FaultInjectingFileSystem faulty(FileSystem::Default());
+      faulty.FailAt(n, err);
+      Status s = WriteFileAtomic(faulty, path, new_content, 0644);
+      const std::string trace = ::testing::PrintToString(faulty.Trace());
+      std::string now = Read(path);
+      if (s.ok()) {
+        // Only making the new name durable may fail without failing the
+        // write: the rename has happened.
+        EXPECT_EQ(faulty.Trace()[n - 1], std::to_string(n) + " fsync " + dir_ + " FAILED");
+        EXPECT_EQ(now, new_content) << trace;
+        EXPECT_EQ(FileMode(path), 0644);
+      } else {
+        EXPECT_EQ(s.code(), StatusCode::kUnavailable) << s.ToString();
+        EXPECT_NE(s.ToString().find(std::strerror(err)), std::string::npos) << s.ToString();
+        EXPECT_EQ(now, old_content) << trace;
+        EXPECT_EQ(FileMode(path), 0600);
+      }
+      int entries = 0;
+      for (const auto& e : fs::directory_iterator(dir_)) {
+        EXPECT_EQ(e.path().filename(), "dev.env") << trace;
+        ++entries;
+      }
+      EXPECT_EQ(entries, 1) << trace;
+      // Put the old content back for the next round.
+      ASSERT_TRUE(WriteFileAtomic(path, old_content, 0600).ok());
+    }
+  }
 }
 
 }  // namespace

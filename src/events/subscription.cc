@@ -91,14 +91,17 @@ Status ParseSubscription(const Json& p, Subscription& out) {
     return Bad("properties.destination.properties.endpointUrl is required.");
   }
   out.endpoint_url = StringMember(*dp, "endpointUrl");
+  // A URL that does not parse says why (a query before the path, user
+  // information, ...); one that parses must still be https, or http to a
+  // loopback address.
+  if (auto host = ParseTargetHost(out.endpoint_url); !host.ok() && !out.endpoint_url.empty()) {
+    return Bad("properties.destination.properties.endpointUrl: " +
+               std::string(host.status().message()) + ".");
+  }
   if (out.endpoint_url.empty() || !http::IsTrustworthyUrl(out.endpoint_url)) {
     return Bad(
         "properties.destination.properties.endpointUrl must be an https:// URL (or "
         "http:// to a loopback address) of at most 2,048 characters.");
-  }
-  if (auto host = ParseTargetHost(out.endpoint_url); !host.ok()) {
-    return Bad("properties.destination.properties.endpointUrl: " +
-               std::string(host.status().message()) + ".");
   }
   out.included_types.clear();
   out.subject_begins_with.clear();
