@@ -271,17 +271,31 @@ class ConnectionPool {
 
   void Give(const std::string& key, std::unique_ptr<Connection> c) {
     c->lowest().expires_never();
-    c->idle_since = std::chrono::steady_clock::now();
+    const auto now = std::chrono::steady_clock::now();
+    c->idle_since = now;
+    std::vector<std::unique_ptr<Connection>> dropped;  // closed after the lock is released
     {
       std::lock_guard<std::mutex> lock(mu_);
+      // Connections to places no longer asked for would otherwise hold
+      // their slots for ever, and the pool would stop keeping any.
+      EvictLocked(now, &dropped);
       auto& list = idle_[key];
-      if (list.size() >= kMaxPerKey || total_ >= kMaxTotal) {
-        return;  // `c` closes
+      if (list.size() >= kMaxPerKey) {
+        dropped.push_back(std::move(c));
+        return;
+      }
+      if (total_ >= kMaxTotal) {
+        EvictOldestLocked(&dropped);
       }
       list.push_back(std::move(c));
       ++total_;
     }
     cv_.notify_all();
+  }
+
+  size_t idle() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return total_;
   }
 
  private:
@@ -303,6 +317,44 @@ class ConnectionPool {
       dropped->push_back(std::move(c));
     }
     return nullptr;
+  }
+
+  // Drops every connection idle for kMaxIdle or longer, whatever its place.
+  void EvictLocked(std::chrono::steady_clock::time_point now,
+                   std::vector<std::unique_ptr<Connection>>* dropped) {
+    for (auto it = idle_.begin(); it != idle_.end();) {
+      auto& list = it->second;
+      for (auto c = list.begin(); c != list.end();) {
+        if (now - (*c)->idle_since >= kMaxIdle) {
+          dropped->push_back(std::move(*c));
+          c = list.erase(c);
+          --total_;
+        } else {
+          ++c;
+        }
+      }
+      it = list.empty() ? idle_.erase(it) : std::next(it);
+    }
+  }
+
+  // Drops the connection that has been idle longest.
+  void EvictOldestLocked(std::vector<std::unique_ptr<Connection>>* dropped) {
+    std::vector<std::unique_ptr<Connection>>* oldest_list = nullptr;
+    size_t oldest_index = 0;
+    for (auto& [key, list] : idle_) {
+      for (size_t i = 0; i < list.size(); ++i) {
+        if (oldest_list == nullptr ||
+            list[i]->idle_since < (*oldest_list)[oldest_index]->idle_since) {
+          oldest_list = &list;
+          oldest_index = i;
+        }
+      }
+    }
+    if (oldest_list != nullptr) {
+      dropped->push_back(std::move((*oldest_list)[oldest_index]));
+      oldest_list->erase(oldest_list->begin() + static_cast<std::ptrdiff_t>(oldest_index));
+      --total_;
+    }
   }
 
   static bool Quiet(Connection& c) {

@@ -13,6 +13,7 @@
 #include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -202,6 +203,21 @@ TEST(HttpClientPool, ConsecutiveRequestsShareOneConnection) {
   }
   EXPECT_EQ(server.answered(), 5);
   EXPECT_EQ(server.accepted(), 1);
+}
+
+TEST(HttpClientPool, ConnectionsToPlacesNoLongerAskedForDoNotTakeEveryIdleSlot) {
+  // One idle connection to each of more places than the pool keeps in all:
+  // the newest place's connection is kept (the oldest idle one gives way),
+  // so asking it again opens nothing new.
+  constexpr int kPlaces = 65;  // the pool keeps 64 idle connections
+  std::vector<std::unique_ptr<ScriptedServer>> servers;
+  for (int i = 0; i < kPlaces; ++i) {
+    servers.push_back(std::make_unique<ScriptedServer>(Mode::kKeepAlive));
+    ExpectOk(SendRequest(Request(*servers.back())));
+  }
+  ScriptedServer& newest = *servers.back();
+  ExpectOk(SendRequest(Request(newest)));
+  EXPECT_EQ(newest.accepted(), 1);
 }
 
 TEST(HttpClientPool, KeepAliveFalseSendsConnectionCloseOnFreshConnections) {
