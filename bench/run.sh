@@ -167,7 +167,7 @@ ticks_before=$(cpu_of "$coffer_pid")
 run_get coffer_get "$vault$path"
 ticks_after=$(cpu_of "$coffer_pid")
 coffer_get_requests=$(awk '/requests in/ {print $1}' "$work/coffer_get.txt")
-python3 -c "print('GET ratio coffer/nginx: %.2f (target >= 0.70)' % ($coffer_get_rps/$nginx_get_rps))"
+python3 -c "print('GET ratio coffer/nginx: %.2f (target >= 0.80)' % ($coffer_get_rps/$nginx_get_rps))"
 fi
 
 # 2. Durable SET, 32 concurrent clients, a new secret per request.
