@@ -1,10 +1,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <tuple>
 
 #include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "common/log.h"
+#include "server/public_names.h"
 #include "server/server.h"
 
 #include <sys/stat.h>
@@ -23,8 +25,16 @@ void AddServerCommand(CLI::App& app) {
   cmd->add_option("--data-dir", config->data_dir, "Data directory")->capture_default_str();
   cmd->add_option("--port", config->port, "HTTPS port (0 picks a free one)")->capture_default_str();
   cmd->add_option("--listen", config->listen, "Addresses to listen on")->capture_default_str();
-  cmd->add_option("--dns-suffix", config->dns_suffix,
-                  "Vaults are served at https://<vault>.<suffix>:<port>")
+  auto authority_host = std::make_shared<std::string>("localhost");
+  auto dns_suffix = std::make_shared<std::string>("vault.localhost");
+  cmd->add_option("--authority-host", *authority_host,
+                  "NAME[:PORT] clients reach the token service and management plane at; every "
+                  "URL the server writes uses it (PORT defaults to --port)")
+      ->capture_default_str();
+  cmd->add_option("--dns-suffix", *dns_suffix,
+                  "SUFFIX[:PORT]: vaults are served at https://<vault>.<SUFFIX>:<PORT> (PORT "
+                  "defaults to --port); a request for a host that is neither this nor the "
+                  "authority is answered 421")
       ->capture_default_str();
   cmd->add_option("--io-threads", config->io_threads, "Network threads")->capture_default_str();
   cmd->add_option("--worker-threads", config->worker_threads, "Request worker threads")
@@ -97,8 +107,21 @@ void AddServerCommand(CLI::App& app) {
                 "metadata endpoints included");
   cmd->add_option("--log-level", *log_level, "debug, info, warning or error")
       ->capture_default_str();
-  cmd->callback([config, log_level, audit, allow_loopback, loopback_flag] {
+  cmd->callback([config, log_level, audit, allow_loopback, loopback_flag, authority_host,
+                 dns_suffix] {
     config->audit = *audit == "on";
+    for (auto [value, flag, name, port] :
+         {std::tuple{authority_host.get(), "--authority-host", &config->authority_name,
+                     &config->authority_port},
+          std::tuple{dns_suffix.get(), "--dns-suffix", &config->dns_suffix, &config->vault_port}}) {
+      auto parsed = server::ParsePublicName(*value, flag);
+      if (!parsed.ok()) {
+        std::cerr << "coffer server: " << parsed.status().message() << "\n";
+        std::exit(2);
+      }
+      *name = parsed->name;
+      *port = parsed->port;
+    }
     if (loopback_flag->count() > 0) {
       config->webhook_allow_loopback = *allow_loopback;
     }
@@ -121,7 +144,8 @@ void AddServerCommand(CLI::App& app) {
     auto& srv = **created;
     srv.Start();
     const auto& info = srv.connection_info();
-    std::cout << "Coffer is listening on https://localhost:" << srv.port() << "\n";
+    std::cout << "Coffer is listening on port " << srv.port() << " as " << info.authority_host
+              << "\n";
     if (!info.vault_url.empty()) {
       std::cout << "Dev vault: " << info.vault_url << "\n";
     }

@@ -28,8 +28,14 @@ Status CofferServer::Init() {
   const std::string& dir = config_.data_dir;
   RETURN_IF_ERROR(EnsurePrivateDirectory(dir));
   std::string suffix = AsciiLower(config_.dns_suffix);
-  ASSIGN_OR_RETURN(TlsMaterial tls,
-                   LoadOrCreateTls(dir + "/tls", {"localhost", suffix, "*." + suffix}));
+  std::string authority_name = AsciiLower(config_.authority_name);
+  // The certificate covers every configured name (and the loopback
+  // addresses, for local administration).
+  std::vector<std::string> names = {authority_name, suffix, "*." + suffix};
+  if (authority_name != "localhost") {
+    names.push_back("localhost");
+  }
+  ASSIGN_OR_RETURN(TlsMaterial tls, LoadOrCreateTls(dir + "/tls", names));
 
   net::ServerOptions options;
   options.addresses = config_.listen;
@@ -55,10 +61,15 @@ Status CofferServer::Init() {
                                [this](const http::Request& r) { return Head(r); },
                                [this](http::Request& r) { return Fast(r); }));
   port_ = https_->port();
-  port_suffix_ = port_ == 443 ? "" : ":" + std::to_string(port_);
-  vault_resource_ = "https://" + suffix + port_suffix_;
+  auto port_suffix = [this](uint16_t configured) {
+    uint16_t p = configured != 0 ? configured : port_;
+    return p == 443 ? std::string() : ":" + std::to_string(p);
+  };
+  port_suffix_ = port_suffix(config_.authority_port);
+  vault_port_suffix_ = port_suffix(config_.vault_port);
+  vault_resource_ = "https://" + suffix + vault_port_suffix_;
   vault_audiences_ = {vault_resource_, vault_resource_ + "/"};
-  std::string authority = "https://localhost" + port_suffix_;
+  std::string authority = "https://" + authority_name + port_suffix_;
   arm_audiences_ = {authority, authority + "/", "https://management.azure.com",
                     "https://management.azure.com/", "https://management.core.windows.net/"};
 
@@ -98,8 +109,11 @@ Status CofferServer::Init() {
       std::make_unique<auth::Directory>(*store_, clock_, *tenant, std::move(directory_options));
   auth::TokenServiceConfig ts;
   ts.tenant_id = *tenant;
-  ts.authority_hosts = {"localhost" + port_suffix_, "127.0.0.1" + port_suffix_,
-                        "[::1]" + port_suffix_};
+  ts.authority_hosts = {authority_name + port_suffix_};
+  if (authority_name == "localhost") {
+    ts.authority_hosts.push_back("127.0.0.1" + port_suffix_);
+    ts.authority_hosts.push_back("[::1]" + port_suffix_);
+  }
   ts.resources = {vault_resource_, authority, "https://management.azure.com",
                   "https://management.core.windows.net", "https://graph.microsoft.com"};
   directory_audiences_ = arm_audiences_;
@@ -145,7 +159,7 @@ Status CofferServer::Init() {
   mgmt::ManagementConfig mc;
   mc.subscription_id = *subscription;
   mc.tenant_id = *tenant;
-  mc.vault_host_suffix = "." + suffix + port_suffix_ + "/";
+  mc.vault_host_suffix = "." + suffix + vault_port_suffix_ + "/";
   // A purged vault takes its event subscriptions with it; a vault created
   // again under its name must not inherit them.
   mc.on_vault_purged = [this] { ReloadEventSubscriptions(); };
@@ -228,7 +242,7 @@ void CofferServer::ReloadEventSubscriptions() {
 }
 
 Status CofferServer::StartEvents() {
-  std::string suffix = "." + AsciiLower(config_.dns_suffix) + port_suffix_;
+  std::string suffix = "." + AsciiLower(config_.dns_suffix) + vault_port_suffix_;
   events::VaultNaming naming;
   naming.vault_url = [suffix](const std::string& vault) {
     return "https://" + AsciiLower(vault) + suffix;
@@ -387,6 +401,21 @@ std::string CofferServer::VaultFromHost(const std::string& host) const {
   return vault.find('.') == std::string::npos ? vault : "";
 }
 
+bool CofferServer::IsAuthorityHost(const std::string& host) const {
+  std::string h = AsciiLower(host);
+  if (!h.empty() && h.front() == '[') {
+    h = h.substr(0, h.find(']') + 1);
+  } else if (size_t colon = h.rfind(':'); colon != std::string::npos) {
+    h = h.substr(0, colon);
+  }
+  const std::string name = AsciiLower(config_.authority_name);
+  if (h == name) {
+    return true;
+  }
+  // localhost is also reached by its addresses.
+  return name == "localhost" && (h == "127.0.0.1" || h == "[::1]");
+}
+
 std::optional<http::Response> CofferServer::Head(const http::Request& request) {
   std::string vault = VaultFromHost(request.host);
   if (vault.empty()) {
@@ -431,8 +460,21 @@ http::Response CofferServer::Route(http::Request& request) {
   int64_t start = NowMicros();
   std::string vault = VaultFromHost(request.host);
   AuditNote note;
-  http::Response response = vault.empty() ? authority_plane_->Handle(request, note)
-                                          : vault_plane_->Handle(vault, request, note);
+  http::Response response;
+  if (!vault.empty()) {
+    response = vault_plane_->Handle(vault, request, note);
+  } else if (IsAuthorityHost(request.host) ||
+             (request.method == "GET" && request.target == "/healthz")) {
+    // Liveness is answered whatever the Host: probes name an address.
+    response = authority_plane_->Handle(request, note);
+  } else {
+    // A name this server does not serve: a client that resolved it here
+    // must not get answers (or URLs) for another name.
+    response = http::ErrorResponse(
+        421, "MisdirectedRequest",
+        "This server does not serve the host named in the request. It serves " +
+            AsciiLower(config_.authority_name) + " and *." + AsciiLower(config_.dns_suffix) + ".");
+  }
   bool write = request.method != "GET" && request.method != "HEAD";
   if (write && response.status < 400 && !note.operation.empty()) {
     // A vault or management write may have committed a change: hand it on

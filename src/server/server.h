@@ -39,8 +39,16 @@ struct ServerConfig {
   std::string data_dir = ".coffer";
   std::vector<std::string> listen = {"127.0.0.1", "::1"};
   uint16_t port = 8443;  // 0: any free port
-  // Vaults are served at https://<vault>.<dns_suffix>:<port>.
+  // The public names (docs/deployment.md): the authority host (token
+  // service, management plane) and the vault DNS suffix, each with the port
+  // clients use (0: the port the server listens on). Vaults are served at
+  // https://<vault>.<dns_suffix>[:<vault_port>]. Every URL the server writes
+  // uses them, and a request for any other host is answered 421. The
+  // default authority, localhost, is also reached as 127.0.0.1 and [::1].
+  std::string authority_name = "localhost";
+  uint16_t authority_port = 0;
   std::string dns_suffix = "vault.localhost";
+  uint16_t vault_port = 0;
   bool dev = false;
   int io_threads = 2;
   int worker_threads = 16;
@@ -77,7 +85,7 @@ struct ConnectionInfo {
   std::string subscription_id;
   std::string client_id;
   std::string client_secret;
-  std::string authority_host;  // https://localhost:<port>
+  std::string authority_host;  // https://<authority name>[:<port>]
   std::string vault_url;       // dev vault (dev mode only)
   std::string resource_group;
   std::string ca_path;
@@ -135,6 +143,8 @@ class CofferServer {
   std::string VaultResourceId(const std::string& vault) const;
   // Returns the vault name when `host` is a vault host; "" otherwise.
   std::string VaultFromHost(const std::string& host) const;
+  // Whether `host` (a Host header, port ignored) names the authority.
+  bool IsAuthorityHost(const std::string& host) const;
   bool IsAdmin(const std::string& object_id);
   // authorization.cc: the explanation API behind `coffer authz explain`.
   http::Response ExplainRequest(const Caller& caller, const http::Request& request);
@@ -145,7 +155,8 @@ class CofferServer {
 
   const ServerConfig config_;
   uint16_t port_ = 0;
-  std::string port_suffix_;  // ":<port>" or "" for 443
+  std::string port_suffix_;        // the authority's ":<port>", or "" for 443
+  std::string vault_port_suffix_;  // the vaults' ":<port>", or "" for 443
   std::string vault_resource_;
   std::vector<std::string> vault_audiences_;
   std::vector<std::string> arm_audiences_;
