@@ -172,7 +172,8 @@ void CofferServer::AuditNotifications(const std::vector<storage::ChangeRecord>& 
     e.operation_name = op;
     e.operation_version = "";
     e.http_status = 200;
-    e.id = "https://" + AsciiLower(c.vault) + "." + AsciiLower(config_.dns_suffix) + vault_port_suffix_ +
+    e.id = "https://" + AsciiLower(c.vault) + "." + AsciiLower(config_.dns_suffix) +
+           vault_port_suffix_ +
            (c.object_type == "Secret" ? "/secrets/" + c.name + "/" + c.version : "");
     e.extra.emplace_back("eventId", c.event_id);
     audit_->Append(std::move(e));

@@ -172,8 +172,8 @@ Status CofferServer::Bootstrap() {
       }
       COFFER_LOG(kInfo) << "created vault '" << kDevVault << "'";
     }
-    info_.vault_url =
-        "https://" + std::string(kDevVault) + "." + AsciiLower(config_.dns_suffix) + vault_port_suffix_;
+    info_.vault_url = "https://" + std::string(kDevVault) + "." + AsciiLower(config_.dns_suffix) +
+                      vault_port_suffix_;
   }
 
   RETURN_IF_ERROR(GrantAdministrators());
