@@ -8,6 +8,8 @@ namespace coffer::cli {
 // process with az's conventions: 0 on success, 1 on a service error (printed
 // as "ERROR: (Code) message" on stderr), 2 on a usage error.
 void AddServerCommand(CLI::App& app);
+// coffer ca export: the built-in CA's certificate.
+void AddCaCommands(CLI::App& app);
 void AddKeyVaultCommands(CLI::App& app);
 void AddAdCommands(CLI::App& app);
 void AddIdentityCommands(CLI::App& app);

@@ -7,6 +7,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_version_flag("--version", "coffer 0.1.0");
   coffer::cli::AddServerCommand(app);
+  coffer::cli::AddCaCommands(app);
   coffer::cli::AddKeyVaultCommands(app);
   coffer::cli::AddAdCommands(app);
   coffer::cli::AddIdentityCommands(app);

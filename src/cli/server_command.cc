@@ -1,3 +1,5 @@
+#include <signal.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
@@ -5,6 +7,7 @@
 
 #include "cli/cli_util.h"
 #include "cli/commands.h"
+#include "common/files.h"
 #include "common/log.h"
 #include "server/public_names.h"
 #include "server/server.h"
@@ -36,6 +39,16 @@ void AddServerCommand(CLI::App& app) {
                   "defaults to --port); a request for a host that is neither this nor the "
                   "authority is answered 421")
       ->capture_default_str();
+  cmd->add_option("--tls-cert", config->tls_cert,
+                  "The server's certificate chain (PEM file, server certificate first); it "
+                  "must cover the authority host and *.<dns suffix>. Without it the built-in CA "
+                  "issues one (DATA_DIR/tls) and renews it");
+  cmd->add_option("--tls-key", config->tls_key, "The certificate's private key (PEM file)");
+  cmd->add_option("--tls-reload-interval", config->tls_reload_seconds,
+                  "Seconds between checks of the certificate files: a changed file is served "
+                  "to new connections (SIGHUP reloads at once)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 86400));
   cmd->add_option("--io-threads", config->io_threads, "Network threads")->capture_default_str();
   cmd->add_option("--worker-threads", config->worker_threads, "Request worker threads")
       ->capture_default_str();
@@ -122,6 +135,10 @@ void AddServerCommand(CLI::App& app) {
       *name = parsed->name;
       *port = parsed->port;
     }
+    if (config->tls_cert.empty() != config->tls_key.empty()) {
+      std::cerr << "coffer server: --tls-cert and --tls-key go together\n";
+      std::exit(2);
+    }
     if (loopback_flag->count() > 0) {
       config->webhook_allow_loopback = *allow_loopback;
     }
@@ -131,8 +148,12 @@ void AddServerCommand(CLI::App& app) {
       SetLogLevel(LogLevel::kWarning);
     if (*log_level == "error")
       SetLogLevel(LogLevel::kError);
-    // Before any thread starts, so that only WaitForTermination sees them.
+    // Before any thread starts, so that only the wait below sees them.
     BlockTerminationSignals();
+    sigset_t hup;
+    sigemptyset(&hup);
+    sigaddset(&hup, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &hup, nullptr);
     // SECURITY: everything the server creates (database, keys) is owner-only.
     ::umask(077);
 
@@ -149,8 +170,10 @@ void AddServerCommand(CLI::App& app) {
     if (!info.vault_url.empty()) {
       std::cout << "Dev vault: " << info.vault_url << "\n";
     }
-    std::cout << "CA certificate: " << info.ca_path << "\n"
-              << "Credentials (source this file): " << info.env_file << "\n\n";
+    if (!info.ca_path.empty()) {
+      std::cout << "CA certificate: " << info.ca_path << "\n";
+    }
+    std::cout << "Credentials (source this file): " << info.env_file << "\n\n";
     if (config->dev) {
       // The dev credentials are printed so a newcomer can paste them; the
       // same file is written with mode 0600.
@@ -158,15 +181,47 @@ void AddServerCommand(CLI::App& app) {
                 << "export AZURE_CLIENT_ID=" << info.client_id << "\n"
                 << "export AZURE_CLIENT_SECRET=" << info.client_secret << "\n"
                 << "export AZURE_AUTHORITY_HOST=" << info.authority_host << "\n"
-                << "export COFFER_VAULT_URL=" << info.vault_url << "\n"
-                << "export NODE_EXTRA_CA_CERTS=" << info.ca_path << "\n"
-                << "export REQUESTS_CA_BUNDLE=" << info.ca_path << "\n";
+                << "export COFFER_VAULT_URL=" << info.vault_url << "\n";
+      if (!info.ca_path.empty()) {
+        std::cout << "export NODE_EXTRA_CA_CERTS=" << info.ca_path << "\n"
+                  << "export REQUESTS_CA_BUNDLE=" << info.ca_path << "\n";
+      }
     }
     std::cout.flush();
     COFFER_LOG(kInfo) << "ready on port " << srv.port();
-    int sig = WaitForTermination();
+    // SIGHUP reloads the TLS certificate; SIGINT and SIGTERM stop.
+    sigset_t waited;
+    sigemptyset(&waited);
+    for (int s : {SIGINT, SIGTERM, SIGHUP}) {
+      sigaddset(&waited, s);
+    }
+    int sig = 0;
+    while (sigwait(&waited, &sig) == 0 && sig == SIGHUP) {
+      COFFER_LOG(kInfo) << "reloading the TLS certificate on SIGHUP";
+      (void)srv.ReloadTls();
+    }
     COFFER_LOG(kInfo) << "stopping on signal " << sig;
     srv.Stop();
+    std::exit(0);
+  });
+}
+
+void AddCaCommands(CLI::App& app) {
+  auto* ca = app.add_subcommand("ca", "The server's built-in certificate authority");
+  ca->require_subcommand(1);
+  auto* exp = ca->add_subcommand("export",
+                                 "Print the built-in CA's certificate (PEM), for clients to trust");
+  auto data_dir = std::make_shared<std::string>(".coffer");
+  exp->add_option("--data-dir", *data_dir, "The server's data directory")->capture_default_str();
+  exp->callback([data_dir] {
+    // Only the certificate: the CA's key never leaves DATA_DIR/tls.
+    auto pem = ReadFile(*data_dir + "/tls/ca.pem");
+    if (!pem.ok()) {
+      std::cerr << "coffer ca export: " << pem.status().message()
+                << " (the server makes its CA on first start, unless given --tls-cert)\n";
+      std::exit(1);
+    }
+    std::cout << *pem;
     std::exit(0);
   });
 }

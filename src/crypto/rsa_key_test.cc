@@ -1,5 +1,6 @@
 #include "crypto/rsa_key.h"
 
+#include <ctime>
 #include <type_traits>
 #include <utility>
 
@@ -7,6 +8,7 @@
 #include <openssl/evp.h>
 
 #include "common/encoding.h"
+#include "crypto/ed25519.h"
 #include "crypto/openssl_ptr.h"
 #include "crypto/primitives.h"
 #include "crypto/x509.h"
@@ -54,10 +56,11 @@ TEST(RsaKey, RejectsGarbagePem) {
   EXPECT_FALSE(RsaKey::FromPublicComponents("", "\x01").ok());
 }
 
-TEST(X509, ServerCertificateCarriesRequestedNames) {
-  auto ca_key = RsaKey::Generate(2048);
-  auto srv_key = RsaKey::Generate(2048);
+TEST(X509, ServerCertificateCarriesRequestedNamesAndExpiry) {
+  auto ca_key = TlsKey::GenerateP256();
+  auto srv_key = TlsKey::GenerateP256();
   ASSERT_TRUE(ca_key.ok() && srv_key.ok());
+  EXPECT_TRUE((*srv_key)->is_ec());
   auto ca = CreateCaCertificate(**ca_key, "Coffer test CA", 30);
   ASSERT_TRUE(ca.ok());
   auto cert = CreateServerCertificate(**srv_key, *ca, **ca_key, {"localhost", "*.vault.localhost"},
@@ -66,7 +69,33 @@ TEST(X509, ServerCertificateCarriesRequestedNames) {
   auto names = CertificateDnsNames(*cert);
   ASSERT_EQ(names.size(), 2u);
   EXPECT_EQ(names[1], "*.vault.localhost");
+  int64_t now = static_cast<int64_t>(std::time(nullptr));
+  EXPECT_NEAR(static_cast<double>(CertificateNotAfter(*cert)),
+              static_cast<double>(now + 30 * 86400), 120.0);
+  EXPECT_EQ(CertificateNotAfter("junk"), 0);
   EXPECT_FALSE(CreateServerCertificate(**srv_key, "junk", **ca_key, {"a"}, {}, 1).ok());
+}
+
+TEST(TlsKey, LoadsEcAndRsaKeysOfEarlierReleasesAndNothingElse) {
+  auto ec = TlsKey::GenerateP256();
+  ASSERT_TRUE(ec.ok());
+  auto again = TlsKey::FromPrivatePem((*ec)->PrivatePem());
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_TRUE((*again)->is_ec());
+  auto rsa = RsaKey::Generate(2048);
+  ASSERT_TRUE(rsa.ok());
+  auto from_rsa = TlsKey::FromPrivatePem((*rsa)->PrivatePem());
+  ASSERT_TRUE(from_rsa.ok());
+  EXPECT_FALSE((*from_rsa)->is_ec());
+  // An RSA CA of an earlier release issues for a new EC server key.
+  auto ca = CreateCaCertificate(**from_rsa, "Coffer test CA", 30);
+  ASSERT_TRUE(ca.ok());
+  EXPECT_TRUE(CreateServerCertificate(**ec, *ca, **from_rsa, {"localhost"}, {}, 30).ok());
+  auto ed = Ed25519Key::Generate();
+  ASSERT_TRUE(ed.ok());
+  EXPECT_EQ(TlsKey::FromPrivatePem((*ed)->PrivatePem()).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(TlsKey::FromPrivatePem("junk").status().code(), StatusCode::kInvalidArgument);
 }
 
 }  // namespace

@@ -21,7 +21,7 @@ bool AddExtension(X509* cert, X509* issuer, int nid, const std::string& value) {
   return ext && X509_add_ext(cert, ext.get(), -1) == 1;
 }
 
-X509Ptr NewCertificate(const RsaKey& subject_key, const std::string& cn, int days) {
+X509Ptr NewCertificate(EVP_PKEY* subject_key, const std::string& cn, int days) {
   X509Ptr cert(X509_new());
   if (!cert) {
     return nullptr;
@@ -33,7 +33,7 @@ X509Ptr NewCertificate(const RsaKey& subject_key, const std::string& cn, int day
   BN_to_ASN1_INTEGER(bn.get(), X509_get_serialNumber(cert.get()));
   X509_gmtime_adj(X509_getm_notBefore(cert.get()), -3600);
   X509_gmtime_adj(X509_getm_notAfter(cert.get()), static_cast<long>(days) * 86400);
-  X509_set_pubkey(cert.get(), subject_key.native());
+  X509_set_pubkey(cert.get(), subject_key);
   X509_NAME* name = X509_get_subject_name(cert.get());
   X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC,
                              reinterpret_cast<const unsigned char*>("Coffer"), -1, -1, 0);
@@ -57,25 +57,24 @@ X509Ptr FromPem(const std::string& pem) {
 
 }  // namespace
 
-StatusOr<std::string> CreateCaCertificate(const RsaKey& key, const std::string& common_name,
-                                          int days) {
+namespace {
+
+StatusOr<std::string> CaCertificate(EVP_PKEY* key, const std::string& common_name, int days) {
   X509Ptr cert = NewCertificate(key, common_name, days);
   if (!cert || X509_set_issuer_name(cert.get(), X509_get_subject_name(cert.get())) != 1 ||
       !AddExtension(cert.get(), cert.get(), NID_basic_constraints, "critical,CA:TRUE,pathlen:0") ||
       !AddExtension(cert.get(), cert.get(), NID_key_usage, "critical,keyCertSign,cRLSign") ||
       !AddExtension(cert.get(), cert.get(), NID_subject_key_identifier, "hash") ||
-      X509_sign(cert.get(), key.native(), EVP_sha256()) == 0) {
+      X509_sign(cert.get(), key, EVP_sha256()) == 0) {
     ERR_clear_error();
     return InternalError("cannot create CA certificate");
   }
   return ToPem(cert.get());
 }
 
-StatusOr<std::string> CreateServerCertificate(const RsaKey& server_key,
-                                              const std::string& ca_cert_pem, const RsaKey& ca_key,
-                                              const std::vector<std::string>& dns_names,
-                                              const std::vector<std::string>& ip_addresses,
-                                              int days) {
+StatusOr<std::string> ServerCertificate(EVP_PKEY* server_key, const std::string& ca_cert_pem,
+                                        EVP_PKEY* ca_key, const std::vector<std::string>& dns_names,
+                                        const std::vector<std::string>& ip_addresses, int days) {
   X509Ptr ca = FromPem(ca_cert_pem);
   if (!ca) {
     ERR_clear_error();
@@ -92,16 +91,36 @@ StatusOr<std::string> CreateServerCertificate(const RsaKey& server_key,
   }
   if (!cert || X509_set_issuer_name(cert.get(), X509_get_subject_name(ca.get())) != 1 ||
       !AddExtension(cert.get(), ca.get(), NID_basic_constraints, "critical,CA:FALSE") ||
+      // An EC key only signs; an RSA key may also encipher (TLS 1.2's RSA
+      // key exchange, which the server does not offer but clients may check).
       !AddExtension(cert.get(), ca.get(), NID_key_usage,
-                    "critical,digitalSignature,keyEncipherment") ||
+                    EVP_PKEY_get_base_id(server_key) == EVP_PKEY_EC
+                        ? "critical,digitalSignature"
+                        : "critical,digitalSignature,keyEncipherment") ||
       !AddExtension(cert.get(), ca.get(), NID_ext_key_usage, "serverAuth") ||
       !AddExtension(cert.get(), ca.get(), NID_authority_key_identifier, "keyid:always") ||
       (!sans.empty() && !AddExtension(cert.get(), ca.get(), NID_subject_alt_name, sans)) ||
-      X509_sign(cert.get(), ca_key.native(), EVP_sha256()) == 0) {
+      X509_sign(cert.get(), ca_key, EVP_sha256()) == 0) {
     ERR_clear_error();
     return InternalError("cannot create server certificate");
   }
   return ToPem(cert.get());
+}
+
+}  // namespace
+
+StatusOr<std::string> CreateCaCertificate(const TlsKey& key, const std::string& common_name,
+                                          int days) {
+  return CaCertificate(key.native(), common_name, days);
+}
+
+StatusOr<std::string> CreateServerCertificate(const TlsKey& server_key,
+                                              const std::string& ca_cert_pem, const TlsKey& ca_key,
+                                              const std::vector<std::string>& dns_names,
+                                              const std::vector<std::string>& ip_addresses,
+                                              int days) {
+  return ServerCertificate(server_key.native(), ca_cert_pem, ca_key.native(), dns_names,
+                           ip_addresses, days);
 }
 
 namespace {
@@ -152,7 +171,7 @@ StatusOr<CertificateInfo> ParseCertificate(const std::string& text) {
 
 StatusOr<std::string> CreateSelfSignedCertificate(const RsaKey& key, const std::string& common_name,
                                                   int days) {
-  X509Ptr cert = NewCertificate(key, common_name, days);
+  X509Ptr cert = NewCertificate(key.native(), common_name, days);
   if (!cert || X509_set_issuer_name(cert.get(), X509_get_subject_name(cert.get())) != 1 ||
       !AddExtension(cert.get(), cert.get(), NID_basic_constraints, "critical,CA:FALSE") ||
       !AddExtension(cert.get(), cert.get(), NID_key_usage, "critical,digitalSignature") ||
@@ -184,6 +203,15 @@ std::vector<std::string> CertificateDnsNames(const std::string& cert_pem) {
     }
   }
   return out;
+}
+
+int64_t CertificateNotAfter(const std::string& cert_pem) {
+  X509Ptr cert = FromPem(cert_pem);
+  if (!cert) {
+    ERR_clear_error();
+    return 0;
+  }
+  return AsnTimeToUnix(X509_get0_notAfter(cert.get()));
 }
 
 }  // namespace coffer::crypto

@@ -188,7 +188,6 @@ class HttpServer::Impl {
         handler_(std::move(handler)),
         head_hook_(std::move(head_hook)),
         fast_path_(std::move(fast_path)),
-        ssl_ctx_(asio::ssl::context::tls_server),
         pool_(static_cast<size_t>(options_.worker_threads)),
         limits_(options_.max_connections, options_.max_connections_per_address),
         iocs_(MakeContexts(options_.io_threads)) {}
@@ -199,7 +198,13 @@ class HttpServer::Impl {
   uint16_t port() const { return port_; }
 
   const ServerOptions& options() const { return options_; }
-  asio::ssl::context& ssl_ctx() { return ssl_ctx_; }
+  // The TLS context new connections get; a connection keeps the one it
+  // was made with (SetCertificate replaces it for later ones only).
+  std::shared_ptr<asio::ssl::context> ssl_ctx() {
+    std::lock_guard<std::mutex> lock(ssl_mu_);
+    return ssl_ctx_;
+  }
+  Status SetCertificate(const std::string& chain_pem, const std::string& key_pem);
   asio::thread_pool& pool() { return pool_; }
   std::atomic<size_t>& queued() { return queued_; }
 
@@ -252,7 +257,11 @@ class HttpServer::Impl {
   Handler handler_;
   HeadHook head_hook_;
   FastPath fast_path_;
-  asio::ssl::context ssl_ctx_;
+  std::mutex ssl_mu_;
+  std::shared_ptr<asio::ssl::context> ssl_ctx_;  // GUARDED_BY(ssl_mu_)
+  // Contexts replaced by SetCertificate, kept for the life of the server
+  // (replacements are rare: an operator's or a renewal's).
+  std::vector<std::shared_ptr<asio::ssl::context>> retired_ctx_;  // GUARDED_BY(ssl_mu_)
   asio::thread_pool pool_;
   // Counts every open connection, streams included. Declared before iocs_:
   // connections left in a stopped context release their count when it is
@@ -647,7 +656,8 @@ class Session final : public std::enable_shared_from_this<Session<Stream>> {
 
   static Stream MakeStream(tcp::socket&& socket, HttpServer::Impl& server) {
     if constexpr (kTls) {
-      return Stream(std::move(socket), server.ssl_ctx());
+      // The SSL object holds its own reference to the context's SSL_CTX.
+      return Stream(std::move(socket), *server.ssl_ctx());
     } else {
       return Stream(std::move(socket));
     }
@@ -940,23 +950,55 @@ Status HttpServer::Impl::Init() {
     }
     return Listen();
   }
-  ssl_ctx_.set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
-                       asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
-                       asio::ssl::context::no_tlsv1_1 | asio::ssl::context::single_dh_use);
-  // SECURITY: TLS 1.2 is the floor, as for Key Vault itself.
-  SSL_CTX_set_min_proto_version(ssl_ctx_.native_handle(), TLS1_2_VERSION);
+  RETURN_IF_ERROR(SetCertificate(options_.certificate_chain_pem, options_.private_key_pem));
+  return Listen();
+}
+
+namespace {
+
+// A TLS server context with the certificate chain and key.
+StatusOr<std::shared_ptr<asio::ssl::context>> MakeTlsContext(const std::string& chain_pem,
+                                                             const std::string& key_pem) {
+  auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
+  ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                   asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                   asio::ssl::context::no_tlsv1_1 | asio::ssl::context::single_dh_use);
+  // SECURITY: TLS 1.2 is the floor, as for Key Vault itself, and TLS 1.2
+  // offers only forward-secret AEAD suites (TLS 1.3's are all of that kind).
+  SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_2_VERSION);
+  if (SSL_CTX_set_cipher_list(ctx->native_handle(), "ECDHE+AESGCM:ECDHE+CHACHA20") != 1) {
+    return InternalError("cannot set the TLS 1.2 cipher suites");
+  }
+  SSL_CTX_set_options(ctx->native_handle(), SSL_OP_CIPHER_SERVER_PREFERENCE);
   // Asio sets SSL_MODE_RELEASE_BUFFERS on each connection, so idle streams
   // hold no OpenSSL record buffers; they hold no Asio buffers either
   // (StreamConnection).
-  ssl_ctx_.use_certificate_chain(asio::buffer(options_.certificate_chain_pem), ec);
+  beast::error_code ec;
+  ctx->use_certificate_chain(asio::buffer(chain_pem), ec);
   if (ec) {
     return InvalidArgumentError("cannot load TLS certificate chain: " + ec.message());
   }
-  ssl_ctx_.use_private_key(asio::buffer(options_.private_key_pem), asio::ssl::context::pem, ec);
+  // OpenSSL also checks here that the key is the certificate's.
+  ctx->use_private_key(asio::buffer(key_pem), asio::ssl::context::pem, ec);
   if (ec) {
     return InvalidArgumentError("cannot load TLS private key: " + ec.message());
   }
-  return Listen();
+  return ctx;
+}
+
+}  // namespace
+
+Status HttpServer::Impl::SetCertificate(const std::string& chain_pem, const std::string& key_pem) {
+  if (!options_.tls) {
+    return FailedPreconditionError("this server speaks plain HTTP");
+  }
+  ASSIGN_OR_RETURN(auto ctx, MakeTlsContext(chain_pem, key_pem));
+  std::lock_guard<std::mutex> lock(ssl_mu_);
+  if (ssl_ctx_ != nullptr) {
+    retired_ctx_.push_back(std::move(ssl_ctx_));
+  }
+  ssl_ctx_ = std::move(ctx);
+  return OkStatus();
 }
 
 Status HttpServer::Impl::Listen() {
@@ -1115,6 +1157,9 @@ void HttpServer::Start() {
 }
 void HttpServer::Stop() {
   impl_->Stop();
+}
+Status HttpServer::SetCertificate(const std::string& chain_pem, const std::string& key_pem) {
+  return impl_->SetCertificate(chain_pem, key_pem);
 }
 
 }  // namespace coffer::net

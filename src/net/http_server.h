@@ -98,6 +98,11 @@ class HttpServer {
   // Stop stops accepting, ends connections (closing streams at once) and joins
   // all threads.
   void Stop();
+  // SetCertificate replaces the certificate chain and key (PEM) for the
+  // connections accepted from now on; established ones keep theirs. On
+  // kInvalidArgument (a chain or key that does not load, or a key that is
+  // not the certificate's) nothing changes. Thread-safe.
+  Status SetCertificate(const std::string& chain_pem, const std::string& key_pem);
 
   class Impl;
 

@@ -190,9 +190,13 @@ Status CofferServer::Bootstrap() {
   if (!info_.resource_group.empty()) {
     out << "export COFFER_RESOURCE_GROUP=" << info_.resource_group << "\n";
   }
-  out << "export COFFER_VAULT_DNS_SUFFIX=" << AsciiLower(config_.dns_suffix) << "\n"
-      << "export NODE_EXTRA_CA_CERTS=" << info_.ca_path << "\n"
-      << "export REQUESTS_CA_BUNDLE=" << info_.ca_path << "\n";
+  out << "export COFFER_VAULT_DNS_SUFFIX=" << AsciiLower(config_.dns_suffix) << "\n";
+  // With an operator's certificate, clients trust its issuer as they do
+  // already (the system's store, or their own settings).
+  if (!info_.ca_path.empty()) {
+    out << "export NODE_EXTRA_CA_CERTS=" << info_.ca_path << "\n"
+        << "export REQUESTS_CA_BUNDLE=" << info_.ca_path << "\n";
+  }
   // SECURITY: the file holds a client secret; owner-only.
   RETURN_IF_ERROR(WriteFileAtomic(info_.env_file, out.str(), 0600));
   // SECURITY: once the file holds the new secret, the ones it held before

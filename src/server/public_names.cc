@@ -49,4 +49,21 @@ StatusOr<PublicName> ParsePublicName(std::string_view value, std::string_view wh
   return out;
 }
 
+bool CoversName(const std::vector<std::string>& sans, const std::string& name) {
+  const std::string host = AsciiLower(name);
+  for (const auto& san : sans) {
+    const std::string s = AsciiLower(san);
+    if (s == host) {
+      return true;
+    }
+    if (s.size() > 2 && s.compare(0, 2, "*.") == 0) {
+      size_t dot = host.find('.');
+      if (dot != std::string::npos && dot > 0 && host.substr(dot + 1) == s.substr(2)) {
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
 }  // namespace coffer::server

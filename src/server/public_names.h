@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/status.h"
 
@@ -21,5 +22,10 @@ struct PublicName {
 // digits: no IP address, no wildcard); the port 1-65535. kInvalidArgument
 // names `what` and the rule broken.
 StatusOr<PublicName> ParsePublicName(std::string_view value, std::string_view what);
+
+// CoversName reports whether a certificate with DNS SANs `sans` is valid
+// for host `name` (RFC 6125: a wildcard stands for exactly one left-most
+// label). Case-insensitive.
+bool CoversName(const std::vector<std::string>& sans, const std::string& name);
 
 }  // namespace coffer::server

@@ -36,5 +36,19 @@ TEST(PublicNameTest, AnythingButANameIsRefusedAndTheErrorNamesTheFlag) {
   EXPECT_FALSE(ParsePublicName(std::string(300, 'a'), "--authority-host").ok());
 }
 
+TEST(CoversNameTest, ExactNamesAndOneLabelWildcards) {
+  const std::vector<std::string> sans = {"Coffer.Test", "*.vault.coffer.test"};
+  EXPECT_TRUE(CoversName(sans, "coffer.test"));
+  EXPECT_TRUE(CoversName(sans, "dev.VAULT.coffer.test"));
+  EXPECT_TRUE(CoversName(sans, "*.vault.coffer.test")) << "every vault";
+  EXPECT_FALSE(CoversName(sans, "vault.coffer.test")) << "a wildcard needs a label";
+  EXPECT_FALSE(CoversName(sans, "a.b.vault.coffer.test")) << "one label only";
+  EXPECT_FALSE(CoversName(sans, ".vault.coffer.test"));
+  EXPECT_FALSE(CoversName(sans, "x.coffer.test"));
+  EXPECT_FALSE(CoversName(sans, "coffer.test.evil"));
+  EXPECT_FALSE(CoversName({}, "coffer.test"));
+  EXPECT_FALSE(CoversName({"*."}, "a."));
+}
+
 }  // namespace
 }  // namespace coffer::server

@@ -29,13 +29,7 @@ Status CofferServer::Init() {
   RETURN_IF_ERROR(EnsurePrivateDirectory(dir));
   std::string suffix = AsciiLower(config_.dns_suffix);
   std::string authority_name = AsciiLower(config_.authority_name);
-  // The certificate covers every configured name (and the loopback
-  // addresses, for local administration).
-  std::vector<std::string> names = {authority_name, suffix, "*." + suffix};
-  if (authority_name != "localhost") {
-    names.push_back("localhost");
-  }
-  ASSIGN_OR_RETURN(TlsMaterial tls, LoadOrCreateTls(dir + "/tls", names));
+  ASSIGN_OR_RETURN(TlsMaterial tls, LoadTls());
 
   net::ServerOptions options;
   options.addresses = config_.listen;
@@ -329,6 +323,7 @@ void CofferServer::Start() {
   }
   https_->Start();
   purge_thread_ = std::thread([this] { PurgeLoop(); });
+  tls_thread_ = std::thread([this] { TlsLoop(); });
 }
 
 void CofferServer::Stop() {
@@ -342,6 +337,9 @@ void CofferServer::Stop() {
   purge_cv_.notify_all();
   if (purge_thread_.joinable()) {
     purge_thread_.join();
+  }
+  if (tls_thread_.joinable()) {
+    tls_thread_.join();
   }
   if (https_) {
     https_->Stop();

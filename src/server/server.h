@@ -30,6 +30,7 @@
 #include "server/authenticator.h"
 #include "server/authority_plane.h"
 #include "server/pipeline.h"
+#include "server/tls_material.h"
 #include "server/vault_plane.h"
 #include "storage/store.h"
 
@@ -49,6 +50,13 @@ struct ServerConfig {
   uint16_t authority_port = 0;
   std::string dns_suffix = "vault.localhost";
   uint16_t vault_port = 0;
+  // The TLS certificate chain and key (PEM files; both or neither). Without
+  // them the built-in CA issues one for the names above and renews it. The
+  // files are read again on ReloadTls (SIGHUP) and when they change, checked
+  // every tls_reload_seconds.
+  std::string tls_cert;
+  std::string tls_key;
+  int tls_reload_seconds = 10;
   bool dev = false;
   int io_threads = 2;
   int worker_threads = 16;
@@ -106,6 +114,11 @@ class CofferServer {
 
   void Start();
   void Stop();
+  // ReloadTls reads the certificate and key again (the operator's files, or
+  // the built-in CA's, renewed if due) and serves them to new connections;
+  // established ones keep theirs. On failure the certificate in use stays
+  // and the error is logged and returned.
+  Status ReloadTls();
   uint16_t port() const { return port_; }
   const ConnectionInfo& connection_info() const { return info_; }
 
@@ -152,6 +165,10 @@ class CofferServer {
   // access policy, once per installation.
   Status GrantAdministrators();
   void PurgeLoop();
+  // tls.cc: the certificate for the configured names, and the loop that
+  // reloads it when its files change or it is due for renewal.
+  StatusOr<TlsMaterial> LoadTls();
+  void TlsLoop();
 
   const ServerConfig config_;
   uint16_t port_ = 0;
@@ -200,6 +217,12 @@ class CofferServer {
   std::condition_variable purge_cv_;
   bool stopping_ = false;  // guarded by purge_mu_
   std::thread purge_thread_;
+
+  std::vector<std::string> tls_names_;  // what the certificate must cover
+  std::mutex tls_mu_;                   // one reload at a time
+  std::string tls_stamp_;               // GUARDED_BY(tls_mu_): the files as last loaded
+  int64_t tls_not_after_ = 0;           // GUARDED_BY(tls_mu_)
+  std::thread tls_thread_;
 };
 
 }  // namespace coffer::server
