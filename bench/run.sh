@@ -24,6 +24,9 @@
 #      against 50 reads one after another); with 100 mounts sharing 10 secrets,
 #      SET -> file changed by push, resident memory, and upstream reads per poll
 #      cycle against reading per mount.
+#  13. TLS handshakes: new connections per second (one request each) with the
+#      built-in CA's ECDSA P-256 material against an RSA-2048 certificate, on two
+#      servers alike but for the certificate, alternated.
 # Usage: bench/run.sh [--threads N] [--duration S] [--secrets N] [--steps 1,2,...]
 # Needs: wrk, nginx-light (installed if missing). Uses loopback only and
 # stops every process it started.
@@ -33,7 +36,7 @@ cd "$(dirname "$0")/.."
 threads=2
 duration=10
 secrets=100000
-steps=1,2,3,4,5,6,7,8,9,10,11,12
+steps=1,2,3,4,5,6,7,8,9,10,11,12,13
 while (($#)); do
   case $1 in
     --steps) steps=$2; shift 2 ;;
@@ -168,6 +171,31 @@ run_get coffer_get "$vault$path"
 ticks_after=$(cpu_of "$coffer_pid")
 coffer_get_requests=$(awk '/requests in/ {print $1}' "$work/coffer_get.txt")
 python3 -c "print('GET ratio coffer/nginx: %.2f (target >= 0.80)' % ($coffer_get_rps/$nginx_get_rps))"
+
+# The same GET through public names (--authority-host, --dns-suffix) on a
+# second server; *.localhost resolves to loopback, so no DNS is needed.
+named_port=$(free_port)
+./build/coffer server --dev --data-dir "$work/named" --port "$named_port" --io-threads "$threads" \
+  --authority-host coffer.localhost --dns-suffix vault.coffer.localhost \
+  --log-level warning >"$work/named.out" 2>"$work/named.err" &
+pids+=($!)
+for _ in $(seq 100); do
+  curl -sf --cacert "$work/named/tls/ca.pem" "https://coffer.localhost:$named_port/healthz" \
+    >/dev/null && break
+  sleep 0.1
+done
+named_env=$(env -i bash -c "set -a; source '$work/named/dev.env'; env")
+named_token=$(curl -sf --cacert "$work/named/tls/ca.pem" \
+  -d "grant_type=client_credentials&client_id=$(sed -n 's/^AZURE_CLIENT_ID=//p' <<<"$named_env")&client_secret=$(sed -n 's/^AZURE_CLIENT_SECRET=//p' <<<"$named_env")&scope=https://vault.coffer.localhost:$named_port/.default" \
+  "https://coffer.localhost:$named_port/$(sed -n 's/^AZURE_TENANT_ID=//p' <<<"$named_env")/oauth2/v2.0/token" |
+  python3 -c 'import sys,json; print(json.load(sys.stdin)["access_token"])')
+named_vault="https://dev.vault.coffer.localhost:$named_port"
+curl -sf --cacert "$work/named/tls/ca.pem" -H "Authorization: Bearer $named_token" -X PUT \
+  -H 'Content-Type: application/json' \
+  -d '{"value":"s3cr3t-value-for-the-benchmark","contentType":"text/plain","tags":{"env":"bench"}}' \
+  "$named_vault/secrets/bench-get?api-version=7.5" >/dev/null
+run_get named_get "$named_vault$path" "$named_token"
+python3 -c "print('GET through public names / localhost names: %.2f (no change expected)' % ($named_get_rps/$coffer_get_rps))"
 fi
 
 # 2. Durable SET, 32 concurrent clients, a new secret per request.
@@ -314,4 +342,39 @@ shm=$(mktemp -d /dev/shm/coffer-mount-bench.XXXXXX)
 ./build/bench/agent_mount_bench --dir "$shm" --objects 50 --runs 30
 rm -rf "$shm"
 python3 bench/agent_bench.py ./build/coffer 100 10 30
+fi
+
+# 13. TLS handshakes: ECDSA P-256 (the built-in CA's) against RSA-2048.
+if want 13; then
+rsa_port=$(free_port)
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$work/rsa-ca.key" -out "$work/rsa-ca.pem" \
+  -days 2 -subj "/CN=bench RSA CA" 2>/dev/null
+openssl req -new -newkey rsa:2048 -nodes -keyout "$work/rsa.key" -out "$work/rsa.csr" \
+  -subj "/CN=localhost" 2>/dev/null
+printf 'subjectAltName=DNS:localhost,DNS:vault.localhost,DNS:*.vault.localhost\n' >"$work/rsa.ext"
+openssl x509 -req -in "$work/rsa.csr" -CA "$work/rsa-ca.pem" -CAkey "$work/rsa-ca.key" \
+  -set_serial 1 -days 2 -extfile "$work/rsa.ext" -out "$work/rsa.pem" 2>/dev/null
+cat "$work/rsa.pem" "$work/rsa-ca.pem" >"$work/rsa-chain.pem"
+./build/coffer server --dev --data-dir "$work/rsa-data" --port "$rsa_port" --io-threads "$threads" \
+  --tls-cert "$work/rsa-chain.pem" --tls-key "$work/rsa.key" \
+  --log-level warning >"$work/rsa.out" 2>"$work/rsa.err" &
+pids+=($!)
+for _ in $(seq 100); do
+  curl -sf --cacert "$work/rsa-ca.pem" "https://localhost:$rsa_port/healthz" >/dev/null && break
+  sleep 0.1
+done
+echo "key types: $(openssl x509 -noout -text -in "$work/data/tls/server.pem" |
+  grep -m1 'Public Key Algorithm' | sed 's/.*: //') (built-in) / $(openssl x509 -noout -text \
+  -in "$work/rsa.pem" | grep -m1 'Public Key Algorithm' | sed 's/.*: //') (RSA)"
+handshakes() {  # label url: wrk with a new connection (full handshake) per request
+  wrk -t2 -c32 -d"${duration}s" -H "Connection: close" "$2" >"$work/$1.txt"
+  local rps; rps=$(awk '/Requests\/sec/ {print $2}' "$work/$1.txt")
+  echo "$1: $rps handshakes/s"
+  eval "${1}_rps=$rps"
+}
+for i in 1 2; do
+  handshakes "ecdsa$i" "https://localhost:$port/healthz"
+  handshakes "rsa$i" "https://localhost:$rsa_port/healthz"
+done
+python3 -c "print('handshakes ECDSA/RSA: %.2f' % (($ecdsa1_rps + $ecdsa2_rps) / ($rsa1_rps + $rsa2_rps)))"
 fi

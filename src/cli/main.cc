@@ -1,6 +1,12 @@
+#include <algorithm>
+#include <iostream>
+#include <string>
+#include <vector>
+
 #include <CLI/CLI.hpp>
 
 #include "cli/commands.h"
+#include "cli/server_config.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"Coffer: a self-hosted, Azure Key Vault compatible secrets platform"};
@@ -18,7 +24,20 @@ int main(int argc, char** argv) {
   coffer::cli::AddRoleCommands(app);
   coffer::cli::AddAuditCommands(app);
   try {
-    app.parse(argc, argv);
+    if (argc >= 2 && std::string(argv[1]) == "server") {
+      // The server's flags may also come from COFFER_* variables and a
+      // --config file (server_config.h).
+      auto args = coffer::cli::ServerArguments(*app.get_subcommand("server"),
+                                               std::vector<std::string>(argv + 1, argv + argc));
+      if (!args.ok()) {
+        std::cerr << "coffer server: " << args.status().message() << "\n";
+        return 2;
+      }
+      std::reverse(args->begin(), args->end());  // CLI11 takes them last first
+      app.parse(*args);
+    } else {
+      app.parse(argc, argv);
+    }
   } catch (const CLI::ParseError& e) {
     // --help and --version are "errors" with exit code 0; every real usage
     // error exits 2, as az does.

@@ -7,6 +7,7 @@
 
 #include "cli/cli_util.h"
 #include "cli/commands.h"
+#include "cli/server_config.h"
 #include "common/files.h"
 #include "common/log.h"
 #include "server/public_names.h"
@@ -22,6 +23,14 @@ void AddServerCommand(CLI::App& app) {
                                  "token service, management plane)");
   auto config = std::make_shared<server::ServerConfig>();
   auto log_level = std::make_shared<std::string>("info");
+  auto config_file = std::make_shared<std::string>();
+  auto print_config = std::make_shared<bool>(false);
+  // Read by ServerArguments before this parser runs (server_config.h).
+  cmd->add_option("--config", *config_file,
+                  "A YAML file of settings: each key a flag's name without dashes; the command "
+                  "line, then COFFER_<FLAG> variables, override it");
+  cmd->add_flag("--print-config", *print_config,
+                "Print the effective configuration as --config takes it, and exit");
   cmd->add_flag("--dev", config->dev,
                 "Development mode: create (once) a vault named 'dev' and an administrator "
                 "service principal, and write DATA_DIR/dev.env");
@@ -120,8 +129,8 @@ void AddServerCommand(CLI::App& app) {
                 "metadata endpoints included");
   cmd->add_option("--log-level", *log_level, "debug, info, warning or error")
       ->capture_default_str();
-  cmd->callback([config, log_level, audit, allow_loopback, loopback_flag, authority_host,
-                 dns_suffix] {
+  cmd->callback([cmd, config, log_level, audit, allow_loopback, loopback_flag, authority_host,
+                 dns_suffix, print_config, config_file] {
     config->audit = *audit == "on";
     for (auto [value, flag, name, port] :
          {std::tuple{authority_host.get(), "--authority-host", &config->authority_name,
@@ -138,6 +147,11 @@ void AddServerCommand(CLI::App& app) {
     if (config->tls_cert.empty() != config->tls_key.empty()) {
       std::cerr << "coffer server: --tls-cert and --tls-key go together\n";
       std::exit(2);
+    }
+    // Printed once every value has been checked.
+    if (*print_config) {
+      std::cout << EffectiveServerConfig(*cmd);
+      std::exit(0);
     }
     if (loopback_flag->count() > 0) {
       config->webhook_allow_loopback = *allow_loopback;
