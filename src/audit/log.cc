@@ -163,6 +163,11 @@ void Log::Close() {
   head_.reset();  // releases the lock
 }
 
+Log::Health Log::health() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return Health{enqueued_ - written_, write_error_};
+}
+
 void Log::Run() {
   const auto flush_interval = std::chrono::milliseconds(options_.flush_interval_ms);
   // Whether the queue should be written now. Called with mu_ held.

@@ -111,6 +111,14 @@ class Log {
   // the writer thread and releases the log. Idempotent.
   void Close();
 
+  // What the writer reports, for readiness and metrics: records queued and
+  // not yet written, and the last write's failure (OK when it succeeded).
+  struct Health {
+    uint64_t queued = 0;
+    Status last_write;
+  };
+  Health health();
+
   // The seq of the last line written to the file (records and checkpoints).
   uint64_t last_seq() const { return last_seq_.load(); }
   const std::string& public_key_path() const { return public_key_path_; }

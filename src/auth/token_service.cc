@@ -325,6 +325,7 @@ std::string TokenService::IssueAppToken(const storage::PrincipalRecord& principa
     claims["appidacr"] = "2";
     claims["azpacr"] = "2";
   }
+  issued_.fetch_add(1, std::memory_order_relaxed);
   return keys_.Sign(claims);
 }
 

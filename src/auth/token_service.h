@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -72,6 +73,9 @@ class TokenService {
   // identity's token also carries `xms_mirid`, its resource id.
   std::string IssueAppToken(const storage::PrincipalRecord& principal, const std::string& resource,
                             const std::string& issuer) const;
+  // How many access tokens this service has issued (every grant, managed
+  // identities included).
+  uint64_t issued() const { return issued_.load(std::memory_order_relaxed); }
 
  private:
   http::Response OpenIdConfiguration(const std::string& base) const;
@@ -86,6 +90,7 @@ class TokenService {
   const SigningKeySet& keys_;
   const Clock& clock_;
   FederatedTrust* const federation_;
+  mutable std::atomic<uint64_t> issued_{0};
 };
 
 }  // namespace coffer::auth

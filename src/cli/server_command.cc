@@ -58,6 +58,9 @@ void AddServerCommand(CLI::App& app) {
                   "to new connections (SIGHUP reloads at once)")
       ->capture_default_str()
       ->check(CLI::Range(1, 86400));
+  cmd->add_option("--metrics-listen", config->metrics_listen,
+                  "ADDR:PORT of a plain-HTTP listener for GET /metrics (Prometheus), /healthz "
+                  "and /readyz; never the public port (PORT 0 picks a free one)");
   cmd->add_option("--io-threads", config->io_threads, "Network threads")->capture_default_str();
   cmd->add_option("--worker-threads", config->worker_threads, "Request worker threads")
       ->capture_default_str();
@@ -186,6 +189,9 @@ void AddServerCommand(CLI::App& app) {
     }
     if (!info.ca_path.empty()) {
       std::cout << "CA certificate: " << info.ca_path << "\n";
+    }
+    if (srv.metrics_port() != 0) {
+      std::cout << "Metrics on port " << srv.metrics_port() << "\n";
     }
     std::cout << "Credentials (source this file): " << info.env_file << "\n\n";
     if (config->dev) {

@@ -943,7 +943,7 @@ Status HttpServer::Impl::Init() {
     // SECURITY: plain HTTP is for loopback only (tokens travel on it).
     for (const auto& address : options_.addresses) {
       auto addr = asio::ip::make_address(address, ec);
-      if (ec || !addr.is_loopback()) {
+      if (ec || (!addr.is_loopback() && !options_.plain_any_address)) {
         return InvalidArgumentError("plain HTTP may listen on loopback addresses only, not '" +
                                     address + "'");
       }

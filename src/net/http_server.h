@@ -46,6 +46,10 @@ struct ServerOptions {
   // TLS (the default) needs the certificate and key. Without TLS the
   // server speaks plain HTTP and may listen on loopback addresses only.
   bool tls = true;
+  // Plain HTTP on any address, for a listener whose answers carry no
+  // credential and that takes none (the server's metrics). Never for one
+  // that tokens travel to.
+  bool plain_any_address = false;
   std::string certificate_chain_pem;
   std::string private_key_pem;
 };

@@ -55,6 +55,10 @@ Status CofferServer::Init() {
                                [this](const http::Request& r) { return Head(r); },
                                [this](http::Request& r) { return Fast(r); }));
   port_ = https_->port();
+  // Bound now, so that a bad address stops the server before it creates
+  // anything; it serves from Start().
+  metrics_ = std::make_unique<ServerMetrics>(clock_);
+  RETURN_IF_ERROR(StartMetricsListener());
   auto port_suffix = [this](uint16_t configured) {
     uint16_t p = configured != 0 ? configured : port_;
     return p == 443 ? std::string() : ":" + std::to_string(p);
@@ -322,6 +326,9 @@ void CofferServer::Start() {
     COFFER_LOG(kError) << "webhook delivery could not start: " << started.ToString();
   }
   https_->Start();
+  if (metrics_http_) {
+    metrics_http_->Start();
+  }
   purge_thread_ = std::thread([this] { PurgeLoop(); });
   tls_thread_ = std::thread([this] { TlsLoop(); });
 }
@@ -343,6 +350,9 @@ void CofferServer::Stop() {
   }
   if (https_) {
     https_->Stop();
+  }
+  if (metrics_http_) {
+    metrics_http_->Stop();
   }
   if (hub_) {
     hub_->Stop();
@@ -424,6 +434,7 @@ std::optional<http::Response> CofferServer::Head(const http::Request& request) {
   auto r = vault_plane_->Head(vault, request, note);
   if (r) {
     Audit(request, *r, note, start, false);
+    Observe(request, *r, note, start);
   }
   return r;
 }
@@ -440,6 +451,7 @@ std::optional<http::Response> CofferServer::Fast(http::Request& request) {
   auto response = vault_plane_->Fast(vault, request, note);
   if (response) {
     Audit(request, *response, note, start, false);
+    Observe(request, *response, note, start);
   }
   return response;
 }
@@ -462,8 +474,10 @@ http::Response CofferServer::Route(http::Request& request) {
   if (!vault.empty()) {
     response = vault_plane_->Handle(vault, request, note);
   } else if (IsAuthorityHost(request.host) ||
-             (request.method == "GET" && request.target == "/healthz")) {
-    // Liveness is answered whatever the Host: probes name an address.
+             (request.method == "GET" &&
+              (request.target == "/healthz" || request.target == "/readyz"))) {
+    // Liveness and readiness are answered whatever the Host: probes name an
+    // address.
     response = authority_plane_->Handle(request, note);
   } else {
     // A name this server does not serve: a client that resolved it here
@@ -480,6 +494,7 @@ http::Response CofferServer::Route(http::Request& request) {
     hub_->Notify();
   }
   Audit(request, response, note, start, write);
+  Observe(request, response, note, start);
   COFFER_LOG(kDebug) << request.method << " " << request.host << " /"
                      << (request.segments.empty() ? "" : request.segments[0]) << " -> "
                      << response.status;
@@ -507,6 +522,7 @@ std::vector<AuthorityRoute> CofferServer::AuthorityRoutes() {
   return {
       {"GET", "/healthz", Access::kPublic, "",
        [](const AuthorityCall&) { return http::JsonResponse(200, R"({"status":"ok"})"); }},
+      {"GET", "/readyz", Access::kPublic, "", [this](const AuthorityCall&) { return Readiness(); }},
       // The token service (token-service.md).
       {"GET", "/{tenant}/v2.0/.well-known/openid-configuration", Access::kPublic, "",
        [this, tenant](const AuthorityCall& c) {

@@ -29,6 +29,7 @@
 #include "server/arm_plane.h"
 #include "server/authenticator.h"
 #include "server/authority_plane.h"
+#include "server/metrics.h"
 #include "server/pipeline.h"
 #include "server/tls_material.h"
 #include "server/vault_plane.h"
@@ -57,6 +58,9 @@ struct ServerConfig {
   std::string tls_cert;
   std::string tls_key;
   int tls_reload_seconds = 10;
+  // The metrics listener, "ADDR:PORT" (plain HTTP: GET /metrics, /healthz,
+  // /readyz); "" for none. Never the public port.
+  std::string metrics_listen;
   bool dev = false;
   int io_threads = 2;
   int worker_threads = 16;
@@ -119,6 +123,8 @@ class CofferServer {
   // established ones keep theirs. On failure the certificate in use stays
   // and the error is logged and returned.
   Status ReloadTls();
+  // The metrics listener's port (0 when there is none).
+  uint16_t metrics_port() const;
   uint16_t port() const { return port_; }
   const ConnectionInfo& connection_info() const { return info_; }
 
@@ -169,6 +175,12 @@ class CofferServer {
   // reloads it when its files change or it is due for renewal.
   StatusOr<TlsMaterial> LoadTls();
   void TlsLoop();
+  // metrics_endpoint.cc: what a request adds to the metrics, the /readyz
+  // answer, and the metrics listener.
+  void Observe(const http::Request& request, const http::Response& response, const AuditNote& note,
+               int64_t start_us);
+  http::Response Readiness();
+  Status StartMetricsListener();
 
   const ServerConfig config_;
   uint16_t port_ = 0;
@@ -223,6 +235,9 @@ class CofferServer {
   std::string tls_stamp_;               // GUARDED_BY(tls_mu_): the files as last loaded
   int64_t tls_not_after_ = 0;           // GUARDED_BY(tls_mu_)
   std::thread tls_thread_;
+
+  std::unique_ptr<ServerMetrics> metrics_;
+  std::unique_ptr<net::HttpServer> metrics_http_;
 };
 
 }  // namespace coffer::server
