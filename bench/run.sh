@@ -376,7 +376,7 @@ handshakes() {  # label port pid
   n=$(openssl s_time -connect "127.0.0.1:$2" -new -time "$duration" 2>/dev/null |
     awk '/real seconds/ {print $1}')
   after=$(cpu_of "$3")
-  eval "${1}_us=$(python3 -c "print(($after - $before) / $(getconf CLK_TCK) / $n * 1e6)")"
+  eval "${1}_us=$(python3 -c "print(round(($after - $before) / $(getconf CLK_TCK) / $n * 1e6))")"
   echo "$1: $n handshakes in ${duration}s, server CPU $(eval echo "\$${1}_us") us each"
 }
 for i in 1 2; do
