@@ -57,6 +57,19 @@ class RouteTable {
 
   RouteTable(const std::vector<Entry>& entries, bool ignore_case);
 
+  // EntriesOf gives the entries of a plane's rows (anything with `method`
+  // and `pattern` members), entry i for row i, so that Match::index names
+  // the row.
+  template <class Row>
+  static std::vector<Entry> EntriesOf(const std::vector<Row>& rows) {
+    std::vector<Entry> out;
+    out.reserve(rows.size());
+    for (const auto& row : rows) {
+      out.push_back({row.method, row.pattern});
+    }
+    return out;
+  }
+
   Match Find(std::string_view method, const std::vector<std::string>& segments) const;
   size_t size() const { return patterns_.size(); }
 

@@ -1,21 +1,8 @@
 #include "keyvault/vault_api.h"
 
 namespace coffer::keyvault {
-namespace {
-
-std::vector<http::RouteTable::Entry> Entries(const std::vector<VaultOperation>& operations) {
-  std::vector<http::RouteTable::Entry> out;
-  out.reserve(operations.size());
-  for (const auto& op : operations) {
-    out.push_back({op.method, op.pattern});
-  }
-  return out;
-}
-
-}  // namespace
-
 VaultRoutes::VaultRoutes(std::vector<VaultOperation> operations)
-    : operations_(std::move(operations)), table_(Entries(operations_), false) {}
+    : operations_(std::move(operations)), table_(http::RouteTable::EntriesOf(operations_), false) {}
 
 VaultRoutes::Found VaultRoutes::Find(const http::Request& request) const {
   auto match = table_.Find(request.method, request.segments);

@@ -69,14 +69,6 @@ class EventSubscriptionManagerTest : public ::testing::Test {
     return routes_[match.index].handle(ArmCall{r, match.params, who, linked});
   }
 
-  static std::vector<http::RouteTable::Entry> Entries(const std::vector<ArmRoute>& routes) {
-    std::vector<http::RouteTable::Entry> out;
-    for (const auto& route : routes) {
-      out.push_back({route.method, route.pattern});
-    }
-    return out;
-  }
-
   http::Response Open(const std::string& validation_url) {
     http::Request r;
     r.method = "GET";
@@ -118,7 +110,7 @@ class EventSubscriptionManagerTest : public ::testing::Test {
   std::vector<std::pair<std::string, std::string>> handshakes_;  // endpoint, validation URL
   EventSubscriptionManager manager_;
   std::vector<ArmRoute> routes_ = manager_.Routes();
-  http::RouteTable table_{Entries(routes_), true};
+  http::RouteTable table_{http::RouteTable::EntriesOf(routes_), true};
 };
 
 TEST_F(EventSubscriptionManagerTest, AnEchoValidatesAndTheSameEndpointIsNotAskedAgain) {

@@ -41,14 +41,6 @@ class VaultManagerTest : public ::testing::Test {
     return routes_[match.index].handle(ArmCall{r, match.params, who, linked});
   }
 
-  static std::vector<http::RouteTable::Entry> Entries(const std::vector<ArmRoute>& routes) {
-    std::vector<http::RouteTable::Entry> out;
-    for (const auto& route : routes) {
-      out.push_back({route.method, route.pattern});
-    }
-    return out;
-  }
-
   static std::string Path(const std::string& name) {
     return "/subscriptions/sub1/resourceGroups/rg1/providers/Microsoft.KeyVault/vaults/" + name;
   }
@@ -62,7 +54,7 @@ class VaultManagerTest : public ::testing::Test {
   keyvault::VaultRegistry registry_;
   VaultManager manager_;
   std::vector<ArmRoute> routes_ = manager_.Routes();
-  http::RouteTable table_{Entries(routes_), true};
+  http::RouteTable table_{http::RouteTable::EntriesOf(routes_), true};
 };
 
 TEST_F(VaultManagerTest, CreateGetListDelete) {

@@ -7,14 +7,6 @@
 namespace coffer::server {
 namespace {
 
-std::vector<http::RouteTable::Entry> Entries(const std::vector<mgmt::ArmRoute>& routes) {
-  std::vector<http::RouteTable::Entry> out;
-  for (const auto& r : routes) {
-    out.push_back({r.method, r.pattern});
-  }
-  return out;
-}
-
 std::vector<mgmt::ArmRoute> RoutesOf(const ArmPlane::Managers& m) {
   std::vector<mgmt::ArmRoute> out;
   for (auto routes : {m.vaults->Routes(), m.identities->Routes(), m.workloads->Routes(),
@@ -61,7 +53,7 @@ ArmPlane::ArmPlane(Config config, Authenticator& authenticator, const authz::Aut
       authorizer_(authorizer),
       managers_(std::move(managers)),
       routes_(RoutesOf(managers_)),
-      table_(Entries(routes_), true) {}
+      table_(http::RouteTable::EntriesOf(routes_), true) {}
 
 http::Response ArmPlane::InvalidToken(const Status& why) const {
   if (why.code() != StatusCode::kUnauthenticated) {
@@ -131,16 +123,8 @@ http::Response ArmPlane::Handle(const http::Request& request, AuditNote& note) c
   // SECURITY: a request that names no route is answered here; no handler
   // runs without a route and its action.
   auto match = table_.Find(request.method, request.segments);
-  if (match.status == 405) {
-    http::Response r = http::ErrorResponse(
-        405, "MethodNotAllowed",
-        "Method " + request.method + " is not allowed; this path allows " + match.allowed + ".");
-    r.SetHeader("Allow", match.allowed);
-    return r;
-  }
   if (match.status != 200) {
-    return http::ErrorResponse(
-        404, "NotFound", "No route for " + request.method + " " + request.target.substr(0, 200));
+    return NoRouteResponse(match, request);
   }
   const mgmt::ArmRoute& route = routes_[match.index];
   authz::Principal who = PrincipalOf(*caller);

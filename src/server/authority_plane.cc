@@ -3,19 +3,6 @@
 #include "common/strings.h"
 
 namespace coffer::server {
-namespace {
-
-std::vector<http::RouteTable::Entry> Entries(const std::vector<AuthorityRoute>& routes) {
-  std::vector<http::RouteTable::Entry> out;
-  out.reserve(routes.size());
-  for (const auto& r : routes) {
-    out.push_back({r.method, r.pattern});
-  }
-  return out;
-}
-
-}  // namespace
-
 AuthorityPlane::AuthorityPlane(Config config, Authenticator& authenticator,
                                std::function<bool(const std::string&)> is_admin,
                                std::vector<AuthorityRoute> routes)
@@ -23,7 +10,7 @@ AuthorityPlane::AuthorityPlane(Config config, Authenticator& authenticator,
       authenticator_(authenticator),
       is_admin_(std::move(is_admin)),
       routes_(std::move(routes)),
-      table_(Entries(routes_), true) {}
+      table_(http::RouteTable::EntriesOf(routes_), true) {}
 
 http::Response AuthorityPlane::InvalidToken(const Status& why) const {
   if (why.code() != StatusCode::kUnauthenticated) {
@@ -40,16 +27,8 @@ http::Response AuthorityPlane::Handle(http::Request& request, AuditNote& note) c
   // SECURITY: a request that names no route is answered here; no handler
   // runs without a route and its access rule.
   auto match = table_.Find(request.method, request.segments);
-  if (match.status == 405) {
-    http::Response r = http::ErrorResponse(
-        405, "MethodNotAllowed",
-        "Method " + request.method + " is not allowed; this path allows " + match.allowed + ".");
-    r.SetHeader("Allow", match.allowed);
-    return r;
-  }
   if (match.status != 200) {
-    return http::ErrorResponse(
-        404, "NotFound", "No route for " + request.method + " " + request.target.substr(0, 200));
+    return NoRouteResponse(match, request);
   }
   const AuthorityRoute& route = routes_[match.index];
   using Access = AuthorityRoute::Access;

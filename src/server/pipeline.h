@@ -3,6 +3,8 @@
 #include <optional>
 #include <string>
 
+#include "http/message.h"
+#include "http/router.h"
 #include "server/authenticator.h"
 
 namespace coffer::server {
@@ -18,5 +20,21 @@ struct AuditNote {
   std::optional<bool> access_policy_match;
   std::string applied_assignment;
 };
+
+// NoRouteResponse answers a request its plane's table did not match, in
+// the ARM error shape the authority host and the management plane share:
+// 405 with Allow when the path has other methods, else 404.
+inline http::Response NoRouteResponse(const http::RouteTable::Match& match,
+                                      const http::Request& request) {
+  if (match.status == 405) {
+    http::Response r = http::ErrorResponse(
+        405, "MethodNotAllowed",
+        "Method " + request.method + " is not allowed; this path allows " + match.allowed + ".");
+    r.SetHeader("Allow", match.allowed);
+    return r;
+  }
+  return http::ErrorResponse(
+      404, "NotFound", "No route for " + request.method + " " + request.target.substr(0, 200));
+}
 
 }  // namespace coffer::server
