@@ -21,8 +21,16 @@ void Usage(const std::string& message) {
   std::exit(2);
 }
 
+namespace {
+OutputFormat output_format = OutputFormat::kJson;
+}  // namespace
+
+void SetOutputFormat(OutputFormat format) {
+  output_format = format;
+}
+
 void Print(const Json& j) {
-  std::cout << j.dump(2, ' ', false, Json::error_handler_t::replace) << "\n";
+  std::cout << FormatOutput(j, output_format);
 }
 
 client::ApiClient MakeClient() {

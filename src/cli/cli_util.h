@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/output.h"
 #include "client/api_client.h"
 #include "common/json.h"
 
@@ -20,8 +21,10 @@ namespace coffer::cli {
 // Coffer server answers the token service and its vaults on one port.
 std::string VaultSuffix(std::string suffix);
 
-// Print writes JSON indented by two spaces, as az's default output.
+// Print writes a command's result to stdout in the output format (`-o`,
+// output.h; JSON indented by two spaces unless set otherwise).
 void Print(const Json& value);
+void SetOutputFormat(OutputFormat format);
 
 // MakeClient reads the credentials from the environment (dev.env) or fails.
 client::ApiClient MakeClient();

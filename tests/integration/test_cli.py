@@ -6,6 +6,7 @@ Exit codes: 0 success, 1 a request failed (`ERROR: (<code>) <message>` on stderr
 
 import json
 import os
+import subprocess
 
 from harness import ServerTestCase
 
@@ -367,3 +368,76 @@ class DeletedVaultCommandTests(CliTestCase):
         self.ok("delete", "--name", "held-vault")
         self.fails("Conflict", "purge", "--name", "held-vault")
         self.assertIn("held-vault", [v["name"] for v in self.ok("list-deleted")])
+
+
+# knack's formatter, which az prints its results with (Debian's python3-knack, installed with
+# azure-cli): the reference the CLI's -o tsv and -o table are compared with.
+KNACK_FORMAT = r"""
+import json, sys
+from knack.output import format_table, format_tsv
+class Result:
+    def __init__(self, result):
+        self.result, self.table_transformer, self.is_query_active = result, None, False
+fmt = {"table": format_table, "tsv": format_tsv}[sys.argv[1]]
+sys.stdout.write(fmt(Result(json.load(sys.stdin))))
+"""
+
+
+class OutputFormatTests(CliTestCase):
+    """`-o json|tsv|table|none` prints a result as az does, wherever the flag stands."""
+
+    def knack(self, fmt, value):
+        p = subprocess.run(["/usr/bin/python3", "-c", KNACK_FORMAT, fmt], input=json.dumps(value),
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        return p.stdout
+
+    def raw(self, *args):
+        rc, out, err = self.srv.cli(*args)
+        self.assertEqual(rc, 0, f"{args}\nstdout: {out}\nstderr: {err}")
+        return out
+
+    def test_every_format_of_a_list_and_of_one_object(self):
+        dev = ("--vault-name", "dev")
+        self.secret("set", *dev, "--name", "fmt-a", "--value", "alpha", "--tags", "team=x",
+                    "--content-type", "text/plain")
+        self.secret("set", *dev, "--name", "fmt-b", "--value", "b\u00e9ta")
+        for command in (("secret", "show", *dev, "--name", "fmt-a"),
+                        ("secret", "show", *dev, "--name", "fmt-b"),
+                        ("secret", "list", *dev),
+                        ("secret", "list-versions", *dev, "--name", "fmt-a"),
+                        ("list",)):
+            value = json.loads(self.raw(*command))
+            for fmt in ("tsv", "table"):
+                with self.subTest(command=command, fmt=fmt):
+                    # The flag may stand before or after the command's own options.
+                    self.assertEqual(self.raw(*command, "-o", fmt), self.knack(fmt, value))
+                    self.assertEqual(self.raw(*command[:2], "--output", fmt, *command[2:]),
+                                     self.knack(fmt, value))
+            with self.subTest(command=command, fmt="json"):
+                self.assertEqual(json.loads(self.raw(*command, "-o", "json")), value)
+        # none prints nothing, and the command still runs.
+        self.assertEqual(self.raw("secret", "set", *dev, "--name", "fmt-c", "--value", "v",
+                                  "-o", "none"), "")
+        self.assertEqual(self.secret("show", *dev, "--name", "fmt-c")["value"], "v")
+
+    def test_a_bad_format_is_a_usage_error(self):
+        err = self.usage_error("list", "-o", "yaml")
+        self.assertIn("yaml", err)
+
+
+class UnknownCommandTests(CliTestCase):
+    """A word that is no command of its group is named, with the group's commands."""
+
+    def test_an_unknown_command_is_named(self):
+        err = self.usage_error("secret", "download", "--vault-name", "dev")
+        self.assertIn("'download' is not in the 'coffer keyvault secret' command group", err)
+        self.assertIn("set", err)
+        self.assertIn("See 'coffer keyvault secret --help'", err)
+        err = self.usage_error("vaults")
+        self.assertIn("'vaults' is not in the 'coffer keyvault' command group", err)
+
+    def test_a_missing_command_is_named(self):
+        err = self.usage_error("secret")
+        self.assertIn("coffer keyvault secret: a command is required", err)
+        self.assertIn("list", err)
