@@ -3,7 +3,7 @@
 
 Heavy dependencies stay in their folder:
   Boost only in src/net/; OpenSSL only in src/crypto/ and src/net/ (TLS
-  contexts); sqlite3.h only in src/storage/sqlite/; gRPC and protobuf only in
+  contexts); sqlite3.h only in src/storage/sqlite/; libpq-fe.h only in src/storage/postgres/; gRPC and protobuf only in
   src/agent/csi/; yaml-cpp only in its adapter, src/agent/spc_yaml.cc. Lower layers never include
   higher ones. No `throw` in our code and no `using namespace` in headers.
 """
@@ -44,6 +44,7 @@ THIRD_PARTY = {
     "boost/": {"net"},
     "openssl/": {"crypto", "net"},
     "sqlite3.h": {"storage/sqlite"},
+    "libpq-fe.h": {"storage/postgres"},
     "grpcpp/": {"agent/csi"},
     "grpc/": {"agent/csi"},
     "google/protobuf": {"agent/csi"},
