@@ -31,6 +31,11 @@ int PgRows::size() const {
   return result_ == nullptr ? 0 : PQntuples(result_);
 }
 
+std::string PgRows::command() const {
+  std::string tag = result_ == nullptr ? "" : PQcmdStatus(result_);
+  return tag.substr(0, tag.find(' '));
+}
+
 int64_t PgRows::affected() const {
   const char* n = result_ == nullptr ? "" : PQcmdTuples(result_);
   return *n == '\0' ? 0 : std::strtoll(n, nullptr, 10);

@@ -44,6 +44,8 @@ class PgRows {
   PgRows& operator=(const PgRows&) = delete;
 
   int size() const;
+  // The command's tag: "SELECT", "INSERT", "UPDATE", "DELETE", ...
+  std::string command() const;
   // Rows an INSERT, UPDATE or DELETE changed.
   int64_t affected() const;
   bool IsNull(int row, int column) const;

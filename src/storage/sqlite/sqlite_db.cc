@@ -4,40 +4,31 @@
 
 namespace coffer::storage {
 
-Stmt::~Stmt() {
+SqliteStmt::~SqliteStmt() {
   sqlite3_finalize(stmt_);
 }
 
-Stmt& Stmt::Bind(int index, std::string_view text) {
+Stmt& SqliteStmt::Bind(int index, std::string_view text) {
   sqlite3_bind_text(stmt_, index, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT);
   return *this;
 }
 
-Stmt& Stmt::BindBlob(int index, std::string_view bytes) {
+Stmt& SqliteStmt::BindBlob(int index, std::string_view bytes) {
   sqlite3_bind_blob(stmt_, index, bytes.data(), static_cast<int>(bytes.size()), SQLITE_TRANSIENT);
   return *this;
 }
 
-Stmt& Stmt::Bind(int index, int64_t value) {
+Stmt& SqliteStmt::Bind(int index, int64_t value) {
   sqlite3_bind_int64(stmt_, index, value);
   return *this;
 }
 
-Stmt& Stmt::Bind(int index, std::optional<int64_t> value) {
-  if (value) {
-    sqlite3_bind_int64(stmt_, index, *value);
-  } else {
-    sqlite3_bind_null(stmt_, index);
-  }
-  return *this;
-}
-
-Stmt& Stmt::BindNull(int index) {
+Stmt& SqliteStmt::BindNull(int index) {
   sqlite3_bind_null(stmt_, index);
   return *this;
 }
 
-StatusOr<bool> Stmt::Step() {
+StatusOr<bool> SqliteStmt::Step() {
   int rc = sqlite3_step(stmt_);
   if (rc == SQLITE_ROW) {
     return true;
@@ -58,7 +49,7 @@ StatusOr<bool> Stmt::Step() {
   return InternalError(std::string("storage error: ") + sqlite3_errstr(rc));
 }
 
-Status Stmt::Exec() {
+Status SqliteStmt::Exec() {
   while (true) {
     auto r = Step();
     if (!r.ok()) {
@@ -70,47 +61,47 @@ Status Stmt::Exec() {
   }
 }
 
-void Stmt::Reset() {
+void SqliteStmt::Reset() {
   sqlite3_reset(stmt_);
   sqlite3_clear_bindings(stmt_);
 }
 
-std::string Stmt::Text(int column) const {
+std::string SqliteStmt::Text(int column) const {
   const auto* p = sqlite3_column_text(stmt_, column);
   int n = sqlite3_column_bytes(stmt_, column);
   return p == nullptr ? std::string() : std::string(reinterpret_cast<const char*>(p), n);
 }
 
-std::string Stmt::Blob(int column) const {
+std::string SqliteStmt::Blob(int column) const {
   const void* p = sqlite3_column_blob(stmt_, column);
   int n = sqlite3_column_bytes(stmt_, column);
   return p == nullptr ? std::string() : std::string(static_cast<const char*>(p), n);
 }
 
-int64_t Stmt::Int(int column) const {
+int64_t SqliteStmt::Int(int column) const {
   return sqlite3_column_int64(stmt_, column);
 }
 
-std::optional<std::string> Stmt::OptText(int column) const {
+std::optional<std::string> SqliteStmt::OptText(int column) const {
   if (sqlite3_column_type(stmt_, column) == SQLITE_NULL) {
     return std::nullopt;
   }
   return Text(column);
 }
 
-std::optional<int64_t> Stmt::OptInt(int column) const {
+std::optional<int64_t> SqliteStmt::OptInt(int column) const {
   if (sqlite3_column_type(stmt_, column) == SQLITE_NULL) {
     return std::nullopt;
   }
   return sqlite3_column_int64(stmt_, column);
 }
 
-Db::~Db() {
+SqliteDb::~SqliteDb() {
   cache_.clear();
   sqlite3_close(db_);
 }
 
-StatusOr<std::unique_ptr<Db>> Db::Open(const std::string& path, bool read_only) {
+StatusOr<std::unique_ptr<SqliteDb>> SqliteDb::Open(const std::string& path, bool read_only) {
   sqlite3* db = nullptr;
   int flags = SQLITE_OPEN_NOMUTEX |
               (read_only ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE));
@@ -121,10 +112,10 @@ StatusOr<std::unique_ptr<Db>> Db::Open(const std::string& path, bool read_only) 
     return UnavailableError("cannot open database " + path + ": " + msg);
   }
   sqlite3_busy_timeout(db, 10000);
-  return std::unique_ptr<Db>(new Db(db));
+  return std::unique_ptr<SqliteDb>(new SqliteDb(db));
 }
 
-StatusOr<Stmt*> Db::Prepare(const std::string& sql) {
+StatusOr<Stmt*> SqliteDb::Prepare(const std::string& sql) {
   auto it = cache_.find(sql);
   if (it != cache_.end()) {
     it->second->Reset();
@@ -135,13 +126,13 @@ StatusOr<Stmt*> Db::Prepare(const std::string& sql) {
   if (rc != SQLITE_OK) {
     return InternalError(std::string("cannot prepare statement: ") + sqlite3_errmsg(db_));
   }
-  auto owned = std::make_unique<Stmt>(stmt);
-  Stmt* raw = owned.get();
+  auto owned = std::make_unique<SqliteStmt>(stmt);
+  SqliteStmt* raw = owned.get();
   cache_.emplace(sql, std::move(owned));
   return raw;
 }
 
-Status Db::ExecScript(const std::string& sql) {
+Status SqliteDb::ExecScript(const std::string& sql) {
   char* err = nullptr;
   int rc = sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err);
   if (rc != SQLITE_OK) {
@@ -155,11 +146,11 @@ Status Db::ExecScript(const std::string& sql) {
   return OkStatus();
 }
 
-int Db::Changes() const {
+int SqliteDb::Changes() const {
   return sqlite3_changes(db_);
 }
 
-void Db::ResetAll() {
+void SqliteDb::ResetAll() {
   for (auto& [sql, stmt] : cache_) {
     stmt->Reset();
   }

@@ -8,66 +8,60 @@
 #include <string_view>
 
 #include "common/status.h"
+#include "storage/sql_db.h"
 
 struct sqlite3;
 struct sqlite3_stmt;
 
 namespace coffer::storage {
 
-// Stmt is a prepared statement owned by its Db. Bind* indexes start at 1.
-// Not thread-safe: a Db and its statements belong to one thread at a time.
-class Stmt {
+// SqliteStmt and SqliteDb are Stmt and Db (sql_db.h) on one SQLite
+// connection.
+class SqliteStmt final : public Stmt {
  public:
-  explicit Stmt(sqlite3_stmt* stmt) : stmt_(stmt) {}
-  ~Stmt();
-  Stmt(const Stmt&) = delete;
-  Stmt& operator=(const Stmt&) = delete;
+  explicit SqliteStmt(sqlite3_stmt* stmt) : stmt_(stmt) {}
+  ~SqliteStmt() override;
+  SqliteStmt(const SqliteStmt&) = delete;
+  SqliteStmt& operator=(const SqliteStmt&) = delete;
 
-  Stmt& Bind(int index, std::string_view text);
-  Stmt& BindBlob(int index, std::string_view bytes);
-  Stmt& Bind(int index, int64_t value);
-  Stmt& Bind(int index, std::optional<int64_t> value);
-  Stmt& BindNull(int index);
+  using Stmt::Bind;
+  Stmt& Bind(int index, std::string_view text) override;
+  Stmt& BindBlob(int index, std::string_view bytes) override;
+  Stmt& Bind(int index, int64_t value) override;
+  Stmt& BindNull(int index) override;
 
-  // Step advances; returns true when a row is available, false when done.
-  StatusOr<bool> Step();
-  // Exec steps to completion.
-  Status Exec();
-  void Reset();
+  StatusOr<bool> Step() override;
+  Status Exec() override;
+  void Reset() override;
 
-  std::string Text(int column) const;
-  std::string Blob(int column) const;
-  int64_t Int(int column) const;
-  std::optional<int64_t> OptInt(int column) const;
-  std::optional<std::string> OptText(int column) const;
+  std::string Text(int column) const override;
+  std::string Blob(int column) const override;
+  int64_t Int(int column) const override;
+  std::optional<int64_t> OptInt(int column) const override;
+  std::optional<std::string> OptText(int column) const override;
 
  private:
   sqlite3_stmt* stmt_;
 };
 
-// Db is one SQLite connection with a statement cache.
-class Db {
+class SqliteDb final : public Db {
  public:
-  ~Db();
-  Db(const Db&) = delete;
-  Db& operator=(const Db&) = delete;
+  ~SqliteDb() override;
+  SqliteDb(const SqliteDb&) = delete;
+  SqliteDb& operator=(const SqliteDb&) = delete;
 
   // Open opens (creating if asked) the database at `path`.
-  static StatusOr<std::unique_ptr<Db>> Open(const std::string& path, bool read_only);
+  static StatusOr<std::unique_ptr<SqliteDb>> Open(const std::string& path, bool read_only);
 
-  // Prepare returns a cached statement for `sql`, reset and with bindings
-  // cleared. kInternal if the SQL does not compile.
-  StatusOr<Stmt*> Prepare(const std::string& sql);
-  // ExecScript runs semicolon-separated statements without results.
-  Status ExecScript(const std::string& sql);
-  int Changes() const;
-  // ResetAll resets every cached statement, ending any read they hold open.
-  void ResetAll();
+  StatusOr<Stmt*> Prepare(const std::string& sql) override;
+  Status ExecScript(const std::string& sql) override;
+  int Changes() const override;
+  void ResetAll() override;
 
  private:
-  explicit Db(sqlite3* db) : db_(db) {}
+  explicit SqliteDb(sqlite3* db) : db_(db) {}
   sqlite3* db_;
-  std::map<std::string, std::unique_ptr<Stmt>> cache_;
+  std::map<std::string, std::unique_ptr<SqliteStmt>> cache_;
 };
 
 }  // namespace coffer::storage

@@ -102,8 +102,8 @@ StatusOr<bool> SqliteStore::RecordNotice(const ChangeRecord& c) {
   bool recorded = false;
   RETURN_IF_ERROR(Write([&](Db& db) -> Status {
     recorded = false;
-    ASSIGN_OR_RETURN(Stmt * st, db.Prepare("INSERT OR IGNORE INTO notices(vault_key, name_key, "
-                                           "version, type) VALUES(?, ?, ?, ?)"));
+    ASSIGN_OR_RETURN(Stmt * st, db.Prepare("INSERT INTO notices(vault_key, name_key, version, "
+                                           "type) VALUES(?, ?, ?, ?) ON CONFLICT DO NOTHING"));
     st->Bind(1, AsciiLower(c.vault)).Bind(2, AsciiLower(c.name)).Bind(3, c.version);
     st->Bind(4, c.type);
     RETURN_IF_ERROR(st->Exec());
@@ -170,9 +170,14 @@ StatusOr<EventSubscriptionRecord> SqliteStore::PutEventSubscription(
     r.version = current ? current->version + 1 : 1;
     ASSIGN_OR_RETURN(
         Stmt * st,
-        db.Prepare("INSERT OR REPLACE INTO event_subscriptions(vault_key, name_key, vault, name, "
+        db.Prepare("INSERT INTO event_subscriptions(vault_key, name_key, vault, name, "
                    "properties_json, key_generation, start_seq, created, updated, version) "
-                   "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+                   "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(vault_key, name_key) DO "
+                   "UPDATE SET vault = excluded.vault, name = excluded.name, "
+                   "properties_json = excluded.properties_json, "
+                   "key_generation = excluded.key_generation, start_seq = excluded.start_seq, "
+                   "created = excluded.created, updated = excluded.updated, "
+                   "version = excluded.version"));
     st->Bind(1, AsciiLower(r.vault)).Bind(2, AsciiLower(r.name)).Bind(3, r.vault).Bind(4, r.name);
     st->Bind(5, r.properties_json).Bind(6, r.key_generation).Bind(7, r.start_seq);
     st->Bind(8, r.created).Bind(9, r.updated).Bind(10, r.version);

@@ -206,7 +206,7 @@ StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path
 }
 
 Status SqliteStore::Init() {
-  ASSIGN_OR_RETURN(writer_db_, Db::Open(path_, false));
+  ASSIGN_OR_RETURN(writer_db_, SqliteDb::Open(path_, false));
   // SECURITY/durability: WAL with synchronous=FULL fsyncs the log on every
   // commit, so an acknowledged write survives a crash or power loss.
   RETURN_IF_ERROR(writer_db_->ExecScript(
@@ -333,7 +333,7 @@ StatusOr<std::unique_ptr<Db>> SqliteStore::AcquireReader() {
       return db;
     }
   }
-  ASSIGN_OR_RETURN(auto db, Db::Open(path_, true));
+  ASSIGN_OR_RETURN(std::unique_ptr<Db> db, SqliteDb::Open(path_, true));
   return db;
 }
 
@@ -650,8 +650,8 @@ StatusOr<bool> SqliteStore::RecordAssertionId(const std::string& app_id, const s
     ASSIGN_OR_RETURN(Stmt * prune, db.Prepare("DELETE FROM used_assertions WHERE expires <= ?"));
     prune->Bind(1, now);
     RETURN_IF_ERROR(prune->Exec());
-    ASSIGN_OR_RETURN(Stmt * st, db.Prepare("INSERT OR IGNORE INTO used_assertions(app_id, jti, "
-                                           "expires) VALUES(?, ?, ?)"));
+    ASSIGN_OR_RETURN(Stmt * st, db.Prepare("INSERT INTO used_assertions(app_id, jti, expires) "
+                                           "VALUES(?, ?, ?) ON CONFLICT DO NOTHING"));
     st->Bind(1, app_id).Bind(2, jti).Bind(3, expires);
     RETURN_IF_ERROR(st->Exec());
     recorded = db.Changes() == 1;

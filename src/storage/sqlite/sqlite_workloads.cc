@@ -84,9 +84,14 @@ StatusOr<FederatedCredentialRecord> SqliteStore::PutFederatedCredential(
     if (!EqualsIgnoreCase(c.name, name)) {
       return InvalidArgumentError("a federated credential keeps its name");
     }
-    ASSIGN_OR_RETURN(Stmt * st, db.Prepare("INSERT OR REPLACE INTO federated_credentials("
+    ASSIGN_OR_RETURN(Stmt * st, db.Prepare("INSERT INTO federated_credentials("
                                            "principal_object_id, name_key, name, issuer, subject, "
-                                           "audiences_json, created) VALUES(?, ?, ?, ?, ?, ?, ?)"));
+                                           "audiences_json, created) VALUES(?, ?, ?, ?, ?, ?, ?) "
+                                           "ON CONFLICT(principal_object_id, name_key) DO UPDATE "
+                                           "SET name = excluded.name, issuer = excluded.issuer, "
+                                           "subject = excluded.subject, "
+                                           "audiences_json = excluded.audiences_json, "
+                                           "created = excluded.created"));
     st->Bind(1, c.principal_object_id).Bind(2, AsciiLower(c.name)).Bind(3, c.name);
     st->Bind(4, c.issuer).Bind(5, c.subject).Bind(6, ListToJson(c.audiences)).Bind(7, c.created);
     return st->Exec();
