@@ -124,7 +124,8 @@ Status AdministratorCredentials::AbandonClaim(const std::string& object_id) {
 }
 
 StatusOr<int64_t> AdministratorCredentials::MakeCurrent(const std::string& object_id,
-                                                        const std::string& key_id) {
+                                                        const std::string& key_id,
+                                                        bool unrecorded_are_issued) {
   // An installation of a release that recorded nothing cannot tell the
   // secrets it issued from ones added through the Graph API: every secret
   // of the administrator is taken as issued. Listed before the update,
@@ -136,7 +137,7 @@ StatusOr<int64_t> AdministratorCredentials::MakeCurrent(const std::string& objec
                      IssueRecord r;
                      if (current) {
                        r = ParseIssueRecord(*current);
-                     } else {
+                     } else if (unrecorded_are_issued) {
                        for (const auto& s : existing) {
                          r.key_ids.push_back(s.key_id);
                        }
@@ -192,7 +193,7 @@ StatusOr<AdministratorCredentials::Issued> AdministratorCredentials::Rotate(
   ASSIGN_OR_RETURN(NewClientSecret secret, directory_.AddClientSecret(object_id, lifetime_days_));
   // Recorded before anything is revoked or returned, so that a rotation
   // failing after this point leaves a secret the next one revokes.
-  ASSIGN_OR_RETURN(int64_t generation, MakeCurrent(object_id, secret.info.key_id));
+  ASSIGN_OR_RETURN(int64_t generation, MakeCurrent(object_id, secret.info.key_id, true));
   RETURN_IF_ERROR(RevokeSuperseded(object_id).status());
   // Read again: a rotation recorded after this one's, but revoking before
   // it, has revoked this secret or is about to.
@@ -214,7 +215,7 @@ StatusOr<AdministratorCredentials::Issued> AdministratorCredentials::Rotate(
 }
 
 Status AdministratorCredentials::Keep(const std::string& object_id, const std::string& key_id) {
-  ASSIGN_OR_RETURN(int64_t generation, MakeCurrent(object_id, key_id));
+  ASSIGN_OR_RETURN(int64_t generation, MakeCurrent(object_id, key_id, false));
   (void)generation;
   return RevokeSuperseded(object_id).status();
 }

@@ -67,11 +67,15 @@ class AdministratorCredentials {
   // Rotations are ordered by generation and the highest stays valid: a
   // rotation that a concurrent one superseded before it returns is
   // kAborted, and its secret is revoked (nobody ever holds it). kNotFound if
-  // the principal does not exist.
+  // the principal does not exist. Without a record of what was issued (a
+  // release that kept none), every secret of the principal counts as issued
+  // here.
   StatusOr<Issued> Rotate(const std::string& object_id);
 
   // Keep makes `key_id`, a secret of `object_id` that a credentials file
   // holds, the current one and revokes every other secret issued here.
+  // Without a record of what was issued (a release that kept none), it
+  // revokes nothing: a Rotate then takes every secret as issued.
   Status Keep(const std::string& object_id, const std::string& key_id);
 
   // Called by ClaimAdministrator after it has found no administrator and
@@ -79,8 +83,11 @@ class AdministratorCredentials {
   void SetClaimHookForTesting(std::function<void()> hook) { claim_hook_ = std::move(hook); }
 
  private:
-  // The issue record, and the update that makes `key_id` current.
-  StatusOr<int64_t> MakeCurrent(const std::string& object_id, const std::string& key_id);
+  // Makes `key_id` the current secret in the record and returns its
+  // generation. Without a record (a release that kept none), every secret
+  // of the principal counts as issued here when `unrecorded_are_issued`.
+  StatusOr<int64_t> MakeCurrent(const std::string& object_id, const std::string& key_id,
+                                bool unrecorded_are_issued);
   // Removes the recorded secrets other than the current one, then drops
   // them from the record. Returns the current key id it saw.
   StatusOr<std::string> RevokeSuperseded(const std::string& object_id);
