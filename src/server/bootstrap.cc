@@ -129,7 +129,14 @@ Status CofferServer::Bootstrap() {
     if (!info_.resource_group.empty()) {
       out << "export COFFER_RESOURCE_GROUP=" << info_.resource_group << "\n";
     }
-    out << "export COFFER_VAULT_DNS_SUFFIX=" << AsciiLower(config_.dns_suffix) << "\n";
+    // The vaults' port goes with the suffix when it is not the authority's:
+    // clients take the authority's port for a suffix without one.
+    std::string vault_port;
+    if (vault_port_suffix_ != port_suffix_) {
+      vault_port = vault_port_suffix_.empty() ? ":443" : vault_port_suffix_;
+    }
+    out << "export COFFER_VAULT_DNS_SUFFIX=" << AsciiLower(config_.dns_suffix) << vault_port
+        << "\n";
     // With an operator's certificate, clients trust its issuer as they do
     // already (the system's store, or their own settings).
     if (!info_.ca_path.empty()) {
