@@ -138,7 +138,7 @@ TEST_F(AdministratorCredentialsTest, ConcurrentRotationsLeaveTheLastOneValid) {
   auto claim = admin_.ClaimAdministrator("coffer-admin");
   ASSERT_TRUE(claim.ok() && claim->created);
   const std::string oid = claim->created->principal.object_id;
-  constexpr int kEach = 3;
+  constexpr int kEach = 8;
   std::mutex mu;
   std::vector<AdministratorCredentials::Issued> answered;
   int aborted = 0;
