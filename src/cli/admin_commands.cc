@@ -9,6 +9,7 @@
 #include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "common/files.h"
+#include "server/admin_recovery.h"
 
 namespace coffer::cli {
 namespace {
@@ -48,15 +49,32 @@ void AddAdminCommands(CLI::App& app) {
       "Issue a new client secret for the administrator and revoke the one it replaces; run as "
       "the administrator (its credentials in the environment)");
   auto file = std::make_shared<std::string>();
+  auto data_dir = std::make_shared<std::string>();
   rotate->add_option("--credentials-file", *file,
                      "Write the new credentials here (mode 0600, as admin.env) instead of "
                      "printing them");
-  rotate->callback([file] {
-    auto c = MakeClient();
-    Json issued =
-        Expect(c.Call("POST", c.config().authority + "/coffer/v1/administrator/credentials/rotate",
-                      c.config().authority),
-               {200});
+  rotate->add_option("--data-dir", *data_dir,
+                     "Rotate in the stopped server's data directory instead, as its operator: "
+                     "for credentials that were lost");
+  rotate->callback([file, data_dir] {
+    Json issued;
+    if (!data_dir->empty()) {
+      auto offline = server::RotateAdministratorOffline(*data_dir);
+      if (!offline.ok()) {
+        Fail(offline.status());
+      }
+      issued = Json{{"appId", offline->app_id},
+                    {"tenant", offline->tenant_id},
+                    {"password", offline->secret},
+                    {"keyId", offline->key_id},
+                    {"generation", offline->generation}};
+    } else {
+      auto c = MakeClient();
+      issued = Expect(
+          c.Call("POST", c.config().authority + "/coffer/v1/administrator/credentials/rotate",
+                 c.config().authority),
+          {200});
+    }
     if (file->empty()) {
       // Shown this once, as az prints a reset password.
       Print(issued);

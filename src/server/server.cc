@@ -9,6 +9,7 @@
 #include "crypto/primitives.h"
 #include "mgmt/arm.h"
 #include "net/http_client.h"
+#include "server/admin_recovery.h"
 #include "server/tls_material.h"
 #include "storage/sqlite/sqlite_store.h"
 
@@ -81,8 +82,7 @@ Status CofferServer::Init() {
   webhook_url_key_ = crypto::HkdfSha256(master_key, "", "coffer webhook url v1", 32);
   // Client secrets are stored as MACs under a key of their own.
   auth::DirectoryOptions directory_options;
-  directory_options.secret_hash_key =
-      crypto::HkdfSha256(master_key, "", "coffer client secret hash v1", 32);
+  directory_options.secret_hash_key = ClientSecretHashKey(master_key);
   ASSIGN_OR_RETURN(envelope_, keyvault::Envelope::Create(std::move(master_key)));
   ASSIGN_OR_RETURN(auto sqlite, storage::SqliteStore::Open(dir + "/coffer.db"));
   store_ = std::move(sqlite);

@@ -314,6 +314,30 @@ class RotationTests(BootstrapTestCase):
         self.assertEqual(status, 401)
         self.assertTrue(self.works(self.srv, self.creds), "a refused rotation changed nothing")
 
+    def test_an_operator_with_the_stopped_servers_data_directory_recovers_lost_credentials(self):
+        os.remove(os.path.join(self.data_dir, "admin.env"))  # lost
+        no_identity = {"AZURE_AUTHORITY_HOST": "", "AZURE_CLIENT_ID": "", "AZURE_CLIENT_SECRET": ""}
+        p = self.cli("admin", "credentials", "rotate", "--data-dir", self.data_dir,
+                     creds=no_identity, expect=1)
+        self.assertIn("running", p.stderr.decode(), "refused while the server runs")
+        self.srv.stop()
+        path = os.path.join(self.root, "recovered.env")
+        p = self.cli("admin", "credentials", "rotate", "--data-dir", self.data_dir,
+                     "--credentials-file", path, creds=no_identity)
+        self.assertEqual(json.loads(p.stdout)["credentialsFile"], path)
+        self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o600)
+        recovered = parse_env_file(read_text(path))
+        self.assertEqual(recovered["AZURE_CLIENT_ID"], self.creds["AZURE_CLIENT_ID"])
+        self.assertEqual(recovered["AZURE_TENANT_ID"], self.creds["AZURE_TENANT_ID"])
+        self.srv.start()
+        self.assertTrue(self.works(self.srv, recovered))
+        self.assertFalse(self.works(self.srv, self.creds), "the lost secret still works")
+        self.assertFalse(os.path.exists(os.path.join(self.data_dir, "admin.env")))
+        self.assert_nowhere_but(recovered["AZURE_CLIENT_SECRET"], self.srv, allowed=(path,))
+        p = self.cli("admin", "credentials", "rotate", "--data-dir",
+                     os.path.join(self.root, "nothing"), creds=no_identity, expect=1)
+        self.assertIn("no Coffer installation", p.stderr.decode())
+
     def test_concurrent_rotations_leave_exactly_the_last_secret_valid(self):
         # One token, got before any rotation, for every caller: all of them reach the rotation
         # (a token outlives the secret it was got with, as Entra's do).
