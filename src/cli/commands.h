@@ -18,6 +18,8 @@ void AddAgentCommand(CLI::App& app);
 // coffer exec: @Microsoft.KeyVault(...) references for a child process.
 void AddExecCommand(CLI::App& app);
 void AddTokenCommands(CLI::App& app);
+// coffer admin credentials rotate: the administrator's client secret.
+void AddAdminCommands(CLI::App& app);
 // coffer role ... and coffer authz explain.
 void AddRoleCommands(CLI::App& app);
 // coffer audit ... and coffer eventgrid event-subscription ...

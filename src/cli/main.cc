@@ -76,6 +76,7 @@ int main(int argc, char** argv) {
   coffer::cli::AddAgentCommand(app);
   coffer::cli::AddExecCommand(app);
   coffer::cli::AddTokenCommands(app);
+  coffer::cli::AddAdminCommands(app);
   coffer::cli::AddRoleCommands(app);
   coffer::cli::AddAuditCommands(app);
   try {

@@ -35,6 +35,11 @@ void AddServerCommand(CLI::App& app) {
                 "Development mode: create (once) a vault named 'dev' and an administrator "
                 "service principal, and write DATA_DIR/dev.env");
   cmd->add_option("--data-dir", config->data_dir, "Data directory")->capture_default_str();
+  cmd->add_option("--admin-credentials-file", config->admin_credentials_file,
+                  "Where the first start writes the administrator's credentials (mode 0600; "
+                  "default DATA_DIR/admin.env, with --dev DATA_DIR/dev.env); '-' prints them "
+                  "instead. Only the start that creates the administrator writes or prints them; "
+                  "`coffer admin credentials rotate` issues new ones");
   cmd->add_option("--port", config->port, "HTTPS port (0 picks a free one)")->capture_default_str();
   cmd->add_option("--listen", config->listen, "Addresses to listen on")->capture_default_str();
   auto authority_host = std::make_shared<std::string>("localhost");
@@ -147,6 +152,11 @@ void AddServerCommand(CLI::App& app) {
       *name = parsed->name;
       *port = parsed->port;
     }
+    if (config->dev && config->admin_credentials_file == "-") {
+      std::cerr << "coffer server: --admin-credentials-file - (print) is for servers without "
+                   "--dev; the dev server always writes its file\n";
+      std::exit(2);
+    }
     if (config->tls_cert.empty() != config->tls_key.empty()) {
       std::cerr << "coffer server: --tls-cert and --tls-key go together\n";
       std::exit(2);
@@ -193,7 +203,19 @@ void AddServerCommand(CLI::App& app) {
     if (srv.metrics_port() != 0) {
       std::cout << "Metrics on port " << srv.metrics_port() << "\n";
     }
-    std::cout << "Credentials (source this file): " << info.env_file << "\n\n";
+    if (config->dev) {
+      std::cout << "Credentials (source this file): " << info.env_file << "\n\n";
+    } else if (info.credentials_issued && info.env_file.empty()) {
+      // SECURITY: printed this once, as asked; no later start prints them.
+      std::cout << "Administrator credentials (shown once; keep them now):\n"
+                << info.credentials << "\n";
+    } else if (info.credentials_issued) {
+      std::cout << "Administrator credentials (written once, mode 0600): " << info.env_file << "\n";
+    } else {
+      std::cout << "Administrator " << info.client_id
+                << ": credentials were delivered at the first start; `coffer admin credentials "
+                   "rotate` issues new ones\n";
+    }
     if (config->dev) {
       // The dev credentials are printed so a newcomer can paste them; the
       // same file is written with mode 0600.

@@ -48,13 +48,22 @@ StatusOr<ClientConfig> ClientConfig::FromEnvironment() {
 }
 
 std::string ClientConfig::VaultUrl(const std::string& vault) const {
-  // The port is the authority's: one server answers both.
+  std::string suffix = vault_dns_suffix;
+  if (suffix.find(':') != std::string::npos) {
+    // The suffix names its own port: behind a load balancer or a port
+    // mapping it need not be the authority's.
+    if (suffix.size() > 4 && suffix.compare(suffix.size() - 4, 4, ":443") == 0) {
+      suffix.resize(suffix.size() - 4);
+    }
+    return "https://" + AsciiLower(vault) + "." + suffix;
+  }
+  // Otherwise the port is the authority's: one server answers both.
   std::string port;
   StatusOr<http::Url> url = http::ParseUrl(authority);
   if (url.ok() && !url->default_port()) {
     port = ":" + std::to_string(url->port);
   }
-  return "https://" + AsciiLower(vault) + "." + vault_dns_suffix + port;
+  return "https://" + AsciiLower(vault) + "." + suffix + port;
 }
 
 StatusOr<std::string> ApiClient::SignedInObjectId(const std::string& resource) {

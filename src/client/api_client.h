@@ -21,12 +21,14 @@ struct ClientConfig {
   std::string authority;        // AZURE_AUTHORITY_HOST, e.g. https://localhost:8443
   std::string ca_file;          // COFFER_CA_FILE or REQUESTS_CA_BUNDLE
   std::string subscription_id;  // COFFER_SUBSCRIPTION_ID
-  std::string vault_dns_suffix = "vault.localhost";  // COFFER_VAULT_DNS_SUFFIX
+  // COFFER_VAULT_DNS_SUFFIX: SUFFIX or SUFFIX:PORT.
+  std::string vault_dns_suffix = "vault.localhost";
 
   // FromEnvironment reads the variables above. kFailedPrecondition naming
   // the first missing required variable.
   static StatusOr<ClientConfig> FromEnvironment();
-  // VaultUrl builds https://<vault>.<suffix>[:port of the authority].
+  // VaultUrl builds https://<vault>.<suffix>[:port]: the suffix's own port
+  // when it names one (none for 443), else the authority's.
   std::string VaultUrl(const std::string& vault) const;
 };
 

@@ -18,10 +18,6 @@ namespace {
 constexpr char kDevVault[] = "dev";
 constexpr char kDevResourceGroup[] = "coffer-dev";
 constexpr int kAdminSecretDays = 365;
-// The key ids of the administrator's client secrets that bootstrap issued
-// and has not revoked yet: after a start, only the one in the credentials
-// file.
-constexpr char kIssuedSecretsMeta[] = "admin_env_secret_key_ids";
 constexpr char kOwnerRole[] = "8e3af657-a8ff-443c-a75c-2fe8c4bcb635";
 constexpr char kKeyVaultAdministratorRole[] = "00482a5a-887f-4fb3-b363-3b7fe8e74483";
 
@@ -44,117 +40,61 @@ std::map<std::string, std::string> ReadEnvFile(const std::string& path) {
   return out;
 }
 
-// The key ids bootstrap recorded as issued; nullopt for an installation of a
-// release that did not record them.
-StatusOr<std::optional<std::vector<std::string>>> IssuedSecrets(storage::Store& store) {
-  ASSIGN_OR_RETURN(auto json, store.GetMeta(kIssuedSecretsMeta));
-  if (!json) {
-    return std::optional<std::vector<std::string>>();
-  }
-  std::vector<std::string> out;
-  auto parsed = ParseJson(*json);
-  if (parsed && parsed->is_array()) {
-    for (const auto& id : *parsed) {
-      if (id.is_string()) {
-        out.push_back(id.get<std::string>());
-      }
-    }
-  }
-  return std::optional<std::vector<std::string>>(std::move(out));
-}
-
-Status RecordIssuedSecrets(storage::Store& store, const std::vector<std::string>& key_ids) {
-  return store.PutMeta(kIssuedSecretsMeta, ToJson(Json(key_ids)));
-}
-
-// RevokeSupersededSecrets removes the administrator's client secrets that
-// the one in the credentials file (`kept`) supersedes: those bootstrap
-// recorded as issued before it. It leaves secrets added through the Graph API
-// alone.
-Status RevokeSupersededSecrets(auth::Directory& directory, storage::Store& store,
-                               const std::string& admin_object_id, const std::string& kept) {
-  ASSIGN_OR_RETURN(auto issued, IssuedSecrets(store));
-  for (const auto& key_id : issued.value_or(std::vector<std::string>())) {
-    if (key_id == kept) {
-      continue;
-    }
-    Status removed = directory.RemoveClientSecret(admin_object_id, key_id);
-    if (!removed.ok() && removed.code() != StatusCode::kNotFound) {
-      return removed;
-    }
-    if (removed.ok()) {
-      COFFER_LOG(kInfo) << "revoked the administrator's client secret " << key_id
-                        << ", superseded by the one in the credentials file";
-    }
-  }
-  return RecordIssuedSecrets(store, {kept});
-}
-
 }  // namespace
 
 Status CofferServer::Bootstrap() {
-  ASSIGN_OR_RETURN(auto admins_json, store_->GetMeta("admin_object_ids"));
-  if (admins_json) {
-    auto parsed = ParseJson(*admins_json);
-    if (parsed && parsed->is_array()) {
-      for (const auto& a : *parsed) {
-        if (a.is_string()) {
-          admins_.push_back(a.get<std::string>());
-        }
-      }
-    }
+  const bool to_stdout = config_.admin_credentials_file == "-";
+  if (!to_stdout) {
+    info_.env_file = !config_.admin_credentials_file.empty()
+                         ? config_.admin_credentials_file
+                         : config_.data_dir + (config_.dev ? "/dev.env" : "/admin.env");
   }
-  info_.env_file = config_.data_dir + (config_.dev ? "/dev.env" : "/admin.env");
-  auto env = ReadEnvFile(info_.env_file);
+  admin_credentials_ =
+      std::make_unique<auth::AdministratorCredentials>(*directory_, *store_, kAdminSecretDays);
+  ASSIGN_OR_RETURN(auto claim, admin_credentials_->ClaimAdministrator(
+                                   config_.dev ? "coffer-dev" : "coffer-admin"));
+  {
+    std::lock_guard<std::mutex> lock(admin_mu_);
+    admins_ = claim.administrators;
+  }
+  const std::string admin_id = claim.administrators.front();
+  ASSIGN_OR_RETURN(auto admin, store_->GetPrincipal(admin_id));
+  info_.client_id = admin.app_id;
 
-  // The key id of the secret the credentials file holds.
-  std::string kept_key_id;
-  if (admins_.empty()) {
-    ASSIGN_OR_RETURN(auto sp, directory_->CreateServicePrincipal(
-                                  config_.dev ? "coffer-dev" : "coffer-admin", kAdminSecretDays));
-    admins_.push_back(sp.principal.object_id);
-    RETURN_IF_ERROR(RecordIssuedSecrets(*store_, {sp.secret_key_id}));
-    RETURN_IF_ERROR(store_->PutMeta("admin_object_ids", ToJson(Json(admins_))));
-    info_.client_id = sp.principal.app_id;
-    info_.client_secret = sp.client_secret;
-    kept_key_id = sp.secret_key_id;
-    COFFER_LOG(kInfo) << "created administrator service principal " << sp.principal.app_id;
-  } else {
-    ASSIGN_OR_RETURN(auto admin, store_->GetPrincipal(admins_.front()));
-    info_.client_id = admin.app_id;
+  if (claim.created) {
+    info_.client_secret = claim.created->client_secret;
+    info_.credentials_issued = true;
+    COFFER_LOG(kInfo) << "created administrator service principal " << admin.app_id;
+  } else if (config_.dev) {
+    // In dev mode the file is the credential's home, rewritten at every
+    // start (its URLs follow --port): a file that holds one of the
+    // administrator's secrets keeps it; a missing or stale one gets a new
+    // secret.
+    auto env = ReadEnvFile(info_.env_file);
     auto it = env.find("AZURE_CLIENT_SECRET");
     if (env["AZURE_CLIENT_ID"] == admin.app_id && it != env.end()) {
-      auto found = directory_->FindClientSecret(admin.object_id, it->second);
+      auto found = directory_->FindClientSecret(admin_id, it->second);
       if (found.ok()) {
         info_.client_secret = it->second;
-        kept_key_id = found->key_id;
+        RETURN_IF_ERROR(admin_credentials_->Keep(admin_id, found->key_id));
       } else if (found.status().code() != StatusCode::kUnauthenticated) {
         return found.status();
       }
     }
-    if (kept_key_id.empty()) {
-      ASSIGN_OR_RETURN(auto secret, directory_->AddClientSecret(admin.object_id, kAdminSecretDays));
-      // Recorded before the file is written, so that a start failing after
-      // this point still revokes what the new secret supersedes next time.
-      ASSIGN_OR_RETURN(auto issued, IssuedSecrets(*store_));
-      if (!issued) {
-        // An installation of a release that did not record what it issued
-        // cannot tell its secrets from ones added through the Graph API:
-        // every secret of the administrator is taken as superseded.
-        issued.emplace();
-        ASSIGN_OR_RETURN(auto all, store_->ListClientSecrets(admin.object_id));
-        for (const auto& existing : all) {
-          issued->push_back(existing.key_id);
-        }
-      } else {
-        issued->push_back(secret.info.key_id);
-      }
-      RETURN_IF_ERROR(RecordIssuedSecrets(*store_, *issued));
-      info_.client_secret = std::move(secret.secret);
-      kept_key_id = secret.info.key_id;
+    if (info_.client_secret.empty()) {
+      ASSIGN_OR_RETURN(auto issued, admin_credentials_->Rotate(admin_id));
+      info_.client_secret = std::move(issued.secret.secret);
       COFFER_LOG(kInfo) << "issued a new client secret for " << admin.app_id
                         << " (credentials file was missing or stale)";
     }
+    info_.credentials_issued = true;
+  } else {
+    // SECURITY: outside dev mode the credentials leave the server once, at
+    // the first start; a later start (the file deleted or not) neither
+    // writes nor prints them. `coffer admin credentials rotate` issues new
+    // ones to the administrator.
+    COFFER_LOG(kInfo) << "administrator " << admin.app_id
+                      << ": its credentials were delivered at the first start";
   }
 
   if (config_.dev) {
@@ -176,33 +116,77 @@ Status CofferServer::Bootstrap() {
                       vault_port_suffix_;
   }
 
-  RETURN_IF_ERROR(GrantAdministrators());
+  if (info_.credentials_issued) {
+    std::ostringstream out;
+    out << "export AZURE_TENANT_ID=" << info_.tenant_id << "\n"
+        << "export AZURE_CLIENT_ID=" << info_.client_id << "\n"
+        << "export AZURE_CLIENT_SECRET=" << info_.client_secret << "\n"
+        << "export AZURE_AUTHORITY_HOST=" << info_.authority_host << "\n";
+    if (!info_.vault_url.empty()) {
+      out << "export COFFER_VAULT_URL=" << info_.vault_url << "\n";
+    }
+    out << "export COFFER_SUBSCRIPTION_ID=" << info_.subscription_id << "\n";
+    if (!info_.resource_group.empty()) {
+      out << "export COFFER_RESOURCE_GROUP=" << info_.resource_group << "\n";
+    }
+    // The vaults' port goes with the suffix when it is not the authority's:
+    // clients take the authority's port for a suffix without one.
+    std::string vault_port;
+    if (vault_port_suffix_ != port_suffix_) {
+      vault_port = vault_port_suffix_.empty() ? ":443" : vault_port_suffix_;
+    }
+    out << "export COFFER_VAULT_DNS_SUFFIX=" << AsciiLower(config_.dns_suffix) << vault_port
+        << "\n";
+    // With an operator's certificate, clients trust its issuer as they do
+    // already (the system's store, or their own settings).
+    if (!info_.ca_path.empty()) {
+      out << "export NODE_EXTRA_CA_CERTS=" << info_.ca_path << "\n"
+          << "export REQUESTS_CA_BUNDLE=" << info_.ca_path << "\n";
+    }
+    info_.credentials = out.str();
+    if (!to_stdout) {
+      // SECURITY: the file holds a client secret; owner-only, and written
+      // whole or not at all.
+      Status written = WriteFileAtomic(info_.env_file, info_.credentials, 0600);
+      if (!written.ok()) {
+        if (claim.created && !config_.dev) {
+          // Nobody will ever hold this administrator's secret: the next
+          // start creates the administrator again.
+          Status abandoned = admin_credentials_->AbandonClaim(admin_id);
+          if (!abandoned.ok()) {
+            COFFER_LOG(kError) << "could not undo the administrator's creation: "
+                               << abandoned.ToString();
+          }
+        }
+        return FailedPreconditionError("cannot write the administrator's credentials to " +
+                                       info_.env_file + ": " + std::string(written.message()));
+      }
+    }
+  }
+  return GrantAdministrators();
+}
 
-  std::ostringstream out;
-  out << "export AZURE_TENANT_ID=" << info_.tenant_id << "\n"
-      << "export AZURE_CLIENT_ID=" << info_.client_id << "\n"
-      << "export AZURE_CLIENT_SECRET=" << info_.client_secret << "\n"
-      << "export AZURE_AUTHORITY_HOST=" << info_.authority_host << "\n";
-  if (!info_.vault_url.empty()) {
-    out << "export COFFER_VAULT_URL=" << info_.vault_url << "\n";
+http::Response CofferServer::RotateAdministratorCredentials() {
+  std::string admin_id;
+  {
+    std::lock_guard<std::mutex> lock(admin_mu_);
+    admin_id = admins_.front();
   }
-  out << "export COFFER_SUBSCRIPTION_ID=" << info_.subscription_id << "\n";
-  if (!info_.resource_group.empty()) {
-    out << "export COFFER_RESOURCE_GROUP=" << info_.resource_group << "\n";
+  auto admin = store_->GetPrincipal(admin_id);
+  if (!admin.ok()) {
+    return http::ErrorResponse(admin.status());
   }
-  out << "export COFFER_VAULT_DNS_SUFFIX=" << AsciiLower(config_.dns_suffix) << "\n";
-  // With an operator's certificate, clients trust its issuer as they do
-  // already (the system's store, or their own settings).
-  if (!info_.ca_path.empty()) {
-    out << "export NODE_EXTRA_CA_CERTS=" << info_.ca_path << "\n"
-        << "export REQUESTS_CA_BUNDLE=" << info_.ca_path << "\n";
+  auto issued = admin_credentials_->Rotate(admin_id);
+  if (!issued.ok()) {
+    return http::ErrorResponse(issued.status());
   }
-  // SECURITY: the file holds a client secret; owner-only.
-  RETURN_IF_ERROR(WriteFileAtomic(info_.env_file, out.str(), 0600));
-  // SECURITY: once the file holds the new secret, the ones it held before
-  // stop working: deleting the file and restarting is how an operator
-  // replaces a credential that leaked.
-  return RevokeSupersededSecrets(*directory_, *store_, admins_.front(), kept_key_id);
+  // The one response that carries the new secret, as az's `ad sp
+  // credential reset` shows its password once.
+  return http::JsonResponse(200, ToJson(Json{{"appId", admin->app_id},
+                                             {"tenant", info_.tenant_id},
+                                             {"password", issued->secret.secret},
+                                             {"keyId", issued->secret.info.key_id},
+                                             {"generation", issued->generation}}));
 }
 
 Status CofferServer::GrantAdministrators() {

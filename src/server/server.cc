@@ -9,6 +9,7 @@
 #include "crypto/primitives.h"
 #include "mgmt/arm.h"
 #include "net/http_client.h"
+#include "server/admin_recovery.h"
 #include "server/tls_material.h"
 #include "storage/sqlite/sqlite_store.h"
 
@@ -81,32 +82,29 @@ Status CofferServer::Init() {
   webhook_url_key_ = crypto::HkdfSha256(master_key, "", "coffer webhook url v1", 32);
   // Client secrets are stored as MACs under a key of their own.
   auth::DirectoryOptions directory_options;
-  directory_options.secret_hash_key =
-      crypto::HkdfSha256(master_key, "", "coffer client secret hash v1", 32);
+  directory_options.secret_hash_key = ClientSecretHashKey(master_key);
   ASSIGN_OR_RETURN(envelope_, keyvault::Envelope::Create(std::move(master_key)));
   ASSIGN_OR_RETURN(auto sqlite, storage::SqliteStore::Open(dir + "/coffer.db"));
   store_ = std::move(sqlite);
 
-  ASSIGN_OR_RETURN(auto tenant, store_->GetMeta("tenant_id"));
-  if (!tenant) {
-    tenant = crypto::RandomUuid();
-    RETURN_IF_ERROR(store_->PutMeta("tenant_id", *tenant));
-  }
-  ASSIGN_OR_RETURN(auto subscription, store_->GetMeta("subscription_id"));
-  if (!subscription) {
-    subscription = crypto::RandomUuid();
-    RETURN_IF_ERROR(store_->PutMeta("subscription_id", *subscription));
-  }
-  info_.tenant_id = *tenant;
-  info_.subscription_id = *subscription;
+  // Servers starting together on one store agree on the first tenant and
+  // subscription chosen.
+  auto first_chosen = [](const std::optional<std::string>& current) {
+    return StatusOr<std::string>(current ? *current : crypto::RandomUuid());
+  };
+  ASSIGN_OR_RETURN(const std::string tenant, store_->UpdateMeta("tenant_id", first_chosen));
+  ASSIGN_OR_RETURN(const std::string subscription,
+                   store_->UpdateMeta("subscription_id", first_chosen));
+  info_.tenant_id = tenant;
+  info_.subscription_id = subscription;
   info_.authority_host = authority;
   info_.ca_path = tls.ca_path;
 
   ASSIGN_OR_RETURN(keys_, auth::SigningKeySet::LoadOrCreate(dir + "/keys"));
   directory_ =
-      std::make_unique<auth::Directory>(*store_, clock_, *tenant, std::move(directory_options));
+      std::make_unique<auth::Directory>(*store_, clock_, tenant, std::move(directory_options));
   auth::TokenServiceConfig ts;
-  ts.tenant_id = *tenant;
+  ts.tenant_id = tenant;
   ts.authority_hosts = {authority_name + port_suffix_};
   if (authority_name == "localhost") {
     ts.authority_hosts.push_back("127.0.0.1" + port_suffix_);
@@ -133,7 +131,7 @@ Status CofferServer::Init() {
   managed_identity_ = std::make_unique<auth::ManagedIdentityEndpoint>(*store_, *identity_headers_,
                                                                       *token_service_, clock_);
   verifier_ =
-      std::make_unique<auth::TokenVerifier>(*keys_, clock_, token_service_->Issuers(), *tenant);
+      std::make_unique<auth::TokenVerifier>(*keys_, clock_, token_service_->Issuers(), tenant);
   authenticator_ = std::make_unique<Authenticator>(*verifier_, *store_, clock_);
   graph_api_ = std::make_unique<auth::GraphApi>(
       *directory_, clock_,
@@ -151,12 +149,12 @@ Status CofferServer::Init() {
   std::vector<keyvault::VaultOperation> vault_operations = secrets_api_->Operations();
   vault_operations.push_back(WatchOperation());
   vault_plane_ = std::make_unique<VaultPlane>(
-      VaultPlane::Config{authority, *tenant, vault_resource_, vault_audiences_,
-                         token_service_->CanonicalIssuer(), *subscription},
+      VaultPlane::Config{authority, tenant, vault_resource_, vault_audiences_,
+                         token_service_->CanonicalIssuer(), subscription},
       *authenticator_, *registry_, *authorizer_, std::move(vault_operations));
   mgmt::ManagementConfig mc;
-  mc.subscription_id = *subscription;
-  mc.tenant_id = *tenant;
+  mc.subscription_id = subscription;
+  mc.tenant_id = tenant;
   mc.vault_host_suffix = "." + suffix + vault_port_suffix_ + "/";
   // A purged vault takes its event subscriptions with it; a vault created
   // again under its name must not inherit them.
@@ -172,11 +170,11 @@ Status CofferServer::Init() {
   managers.vaults =
       std::make_unique<mgmt::VaultManager>(mc, *store_, *envelope_, *registry_, clock_);
   managers.identities = std::make_unique<mgmt::IdentityManager>(
-      *subscription, *tenant, *store_, clock_,
+      subscription, tenant, *store_, clock_,
       [this](const std::string& oid) { authenticator_->ForgetPrincipal(oid); });
   mgmt::WorkloadConfig wc;
-  wc.subscription_id = *subscription;
-  wc.tenant_id = *tenant;
+  wc.subscription_id = subscription;
+  wc.tenant_id = tenant;
   wc.identity_endpoint = authority + "/msi/token";
   wc.identity_header = [this](const storage::WorkloadRecord& w) {
     return identity_headers_->For(w);
@@ -186,11 +184,11 @@ Status CofferServer::Init() {
   };
   managers.workloads = std::make_unique<mgmt::WorkloadManager>(std::move(wc), *store_, clock_);
   managers.roles =
-      std::make_unique<mgmt::RoleManager>(*subscription, *tenant, *store_, *authorizer_, clock_);
+      std::make_unique<mgmt::RoleManager>(subscription, tenant, *store_, *authorizer_, clock_);
   // Its hooks reach the webhook dispatcher, which StartEvents makes, only
   // when a request runs.
   managers.event_subscriptions = std::make_unique<mgmt::EventSubscriptionManager>(
-      *subscription, *store_, clock_,
+      subscription, *store_, clock_,
       mgmt::EventSubscriptionManager::Hooks{
           [this](const std::string& vault, const std::string& name, int64_t generation) {
             return WebhookSigningKey(vault, name, generation);
@@ -201,10 +199,10 @@ Status CofferServer::Init() {
             return webhooks_->Validate(s, validation_url);
           },
           authority});
-  managers.tags = std::make_unique<mgmt::TagsApi>(*subscription, *store_, *registry_);
-  arm_plane_ = std::make_unique<ArmPlane>(
-      ArmPlane::Config{*subscription, arm_audiences_, authority, *tenant}, *authenticator_,
-      *authorizer_, std::move(managers));
+  managers.tags = std::make_unique<mgmt::TagsApi>(subscription, *store_, *registry_);
+  arm_plane_ =
+      std::make_unique<ArmPlane>(ArmPlane::Config{subscription, arm_audiences_, authority, tenant},
+                                 *authenticator_, *authorizer_, std::move(managers));
 
   if (config_.audit) {
     audit::LogOptions ao;
@@ -558,6 +556,12 @@ std::vector<AuthorityRoute> CofferServer::AuthorityRoutes() {
        [this](const AuthorityCall& c) { return ExplainRequest(*c.caller, c.request); }},
       {"POST", "/coffer/v1/signing-keys/rotate", Access::kAdministrator, "CofferAdministration",
        [this](const AuthorityCall&) { return RotateSigningKeys(); }},
+      // SECURITY: only an administrator replaces the administrator's
+      // credentials, with a token it got with them; the old secret stops
+      // working at once (directory.md).
+      {"POST", "/coffer/v1/administrator/credentials/rotate", Access::kAdministrator,
+       "CofferAdministration",
+       [this](const AuthorityCall&) { return RotateAdministratorCredentials(); }},
       {"GET", "/coffer/v1/routes", Access::kAdministrator, "CofferAdministration",
        [this](const AuthorityCall&) { return RoutesRequest(); }},
       // Event Grid's manual validation URL: the token in it is the proof

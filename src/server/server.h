@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "audit/log.h"
+#include "auth/admin_credentials.h"
 #include "auth/directory.h"
 #include "auth/federation.h"
 #include "auth/graph_api.h"
@@ -62,6 +63,11 @@ struct ServerConfig {
   // /readyz); "" for none. Never the public port.
   std::string metrics_listen;
   bool dev = false;
+  // Where the first start writes the administrator's credentials (mode
+  // 0600): "" for <data_dir>/admin.env (dev.env with `dev`), "-" to print
+  // them on standard output instead. Outside dev mode they are delivered
+  // once, by the start that creates the administrator, and never again.
+  std::string admin_credentials_file;
   int io_threads = 2;
   int worker_threads = 16;
   int read_timeout_seconds = 30;
@@ -101,7 +107,13 @@ struct ConnectionInfo {
   std::string vault_url;       // dev vault (dev mode only)
   std::string resource_group;
   std::string ca_path;
-  std::string env_file;
+  std::string env_file;  // "" when the credentials go to standard output
+  // Whether this start issued the administrator's credentials (always in
+  // dev mode; outside it, only the start that created the administrator):
+  // then `credentials` holds them, as the file holds them, to print when
+  // there is no file.
+  bool credentials_issued = false;
+  std::string credentials;
 };
 
 // Helpers of the request pipeline (audit_trail.cc).
@@ -132,6 +144,8 @@ class CofferServer {
   explicit CofferServer(ServerConfig config) : config_(std::move(config)) {}
   Status Init();
   Status Bootstrap();
+  // bootstrap.cc: POST /coffer/v1/administrator/credentials/rotate.
+  http::Response RotateAdministratorCredentials();
   Status StartEvents();
   void ReloadEventSubscriptions();
   // The key that signs one event subscription's deliveries (derived from
@@ -224,6 +238,7 @@ class CofferServer {
 
   std::mutex admin_mu_;
   std::vector<std::string> admins_;  // guarded by admin_mu_
+  std::unique_ptr<auth::AdministratorCredentials> admin_credentials_;
 
   std::mutex purge_mu_;
   std::condition_variable purge_cv_;

@@ -55,6 +55,13 @@ class Store {
   // --- installation metadata (tenant id, dev bootstrap state) ---
   virtual StatusOr<std::optional<std::string>> GetMeta(const std::string& key) = 0;
   virtual Status PutMeta(const std::string& key, const std::string& value) = 0;
+  // UpdateMeta stores what `make` returns given the current value (nullopt
+  // when there is none), in one write transaction, and returns it: the
+  // compare-and-set that several servers sharing a store use to agree on a
+  // value only one of them may choose (the tenant, the administrator). When
+  // `make` fails, nothing is written and its status is returned.
+  virtual StatusOr<std::string> UpdateMeta(const std::string& key,
+                                           const Upsert<std::string>& make) = 0;
 
   // --- principals and their client secrets ---
   // kAlreadyExists if the object id or app id is taken, or a user-assigned

@@ -72,6 +72,9 @@ class PublicNameTests(ServerTestCase):
     def test_dev_env_names_the_public_urls(self):
         self.assertEqual(self.srv.env["AZURE_AUTHORITY_HOST"], "https://" + AUTHORITY)
         self.assertEqual(self.srv.env["COFFER_VAULT_URL"], "https://dev." + SUFFIX)
+        # The vaults' port is not the authority's: the suffix carries it, for the CLI, the agent
+        # and exec, which otherwise take the authority's.
+        self.assertEqual(self.srv.env["COFFER_VAULT_DNS_SUFFIX"], SUFFIX)
 
     def test_discovery_and_tokens_name_the_authority(self):
         tenant = self.srv.tenant

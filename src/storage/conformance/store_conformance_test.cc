@@ -7,7 +7,9 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -79,6 +81,47 @@ TEST_P(StoreConformance, MetaRoundTripsAndOverwrites) {
   ASSERT_TRUE(store_->PutMeta("k", "1").ok());
   ASSERT_TRUE(store_->PutMeta("k", "2").ok());
   EXPECT_EQ(**store_->GetMeta("k"), "2");
+}
+
+TEST_P(StoreConformance, UpdateMetaIsACompareAndSet) {
+  auto first = store_->UpdateMeta("owner", [](const std::optional<std::string>& current) {
+    EXPECT_FALSE(current.has_value());
+    return StatusOr<std::string>(current.value_or("a"));
+  });
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  EXPECT_EQ(*first, "a");
+  // A second claimant finds the first one's value and keeps it.
+  auto second = store_->UpdateMeta("owner", [](const std::optional<std::string>& current) {
+    return StatusOr<std::string>(current.value_or("b"));
+  });
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(*second, "a");
+  // A failing function writes nothing.
+  auto refused = store_->UpdateMeta("owner", [](const std::optional<std::string>&) {
+    return StatusOr<std::string>(AbortedError("no"));
+  });
+  EXPECT_EQ(refused.status().code(), StatusCode::kAborted);
+  EXPECT_EQ(**store_->GetMeta("owner"), "a");
+}
+
+TEST_P(StoreConformance, ConcurrentMetaUpdatesLoseNothing) {
+  constexpr int kThreads = 4;
+  constexpr int kEach = 25;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([this] {
+      for (int i = 0; i < kEach; ++i) {
+        auto updated = store_->UpdateMeta("n", [](const std::optional<std::string>& current) {
+          return StatusOr<std::string>(std::to_string(current ? std::stoi(*current) + 1 : 1));
+        });
+        EXPECT_TRUE(updated.ok()) << updated.status().ToString();
+      }
+    });
+  }
+  for (auto& t : threads) {
+    t.join();
+  }
+  EXPECT_EQ(**store_->GetMeta("n"), std::to_string(kThreads * kEach));
 }
 
 TEST_P(StoreConformance, VaultsAreCaseInsensitiveAndUnique) {

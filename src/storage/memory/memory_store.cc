@@ -81,6 +81,17 @@ Status MemoryStore::PutMeta(const std::string& key, const std::string& value) {
   return OkStatus();
 }
 
+StatusOr<std::string> MemoryStore::UpdateMeta(const std::string& key,
+                                              const Upsert<std::string>& make) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = meta_.find(key);
+  ASSIGN_OR_RETURN(std::string value,
+                   make(it == meta_.end() ? std::optional<std::string>()
+                                          : std::optional<std::string>(it->second)));
+  meta_[key] = value;
+  return value;
+}
+
 Status MemoryStore::CreatePrincipal(const PrincipalRecord& principal) {
   std::lock_guard<std::mutex> lock(mu_);
   for (const auto& [id, p] : principals_) {

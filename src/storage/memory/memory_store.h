@@ -18,6 +18,8 @@ class MemoryStore final : public Store {
  public:
   StatusOr<std::optional<std::string>> GetMeta(const std::string& key) override;
   Status PutMeta(const std::string& key, const std::string& value) override;
+  StatusOr<std::string> UpdateMeta(const std::string& key,
+                                   const Upsert<std::string>& make) override;
 
   Status CreatePrincipal(const PrincipalRecord& principal) override;
   StatusOr<PrincipalRecord> GetPrincipalByAppId(const std::string& app_id) override;

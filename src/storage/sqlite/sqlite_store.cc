@@ -383,6 +383,30 @@ Status SqliteStore::PutMeta(const std::string& key, const std::string& value) {
   });
 }
 
+StatusOr<std::string> SqliteStore::UpdateMeta(const std::string& key,
+                                              const Upsert<std::string>& make) {
+  std::string value;
+  // Read and written inside the writer's BEGIN IMMEDIATE transaction, which
+  // holds the database's write lock: other processes on the same file wait.
+  RETURN_IF_ERROR(Write([&](Db& db) -> Status {
+    ASSIGN_OR_RETURN(Stmt * find, db.Prepare("SELECT value FROM meta WHERE key = ?"));
+    find->Bind(1, key);
+    ASSIGN_OR_RETURN(bool row, find->Step());
+    std::optional<std::string> current;
+    if (row) {
+      current = find->Text(0);
+    }
+    find->Reset();
+    ASSIGN_OR_RETURN(value, make(current));
+    ASSIGN_OR_RETURN(Stmt * st,
+                     db.Prepare("INSERT INTO meta(key, value) VALUES(?, ?) "
+                                "ON CONFLICT(key) DO UPDATE SET value = excluded.value"));
+    st->Bind(1, key).Bind(2, value);
+    return st->Exec();
+  }));
+  return value;
+}
+
 // ---------------------------------------------------------------- principals
 
 namespace {
