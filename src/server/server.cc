@@ -85,6 +85,7 @@ Status CofferServer::Init() {
       crypto::HkdfSha256(master_key, "", "coffer client secret hash v1", 32);
   ASSIGN_OR_RETURN(envelope_, keyvault::Envelope::Create(std::move(master_key)));
   ASSIGN_OR_RETURN(auto sqlite, storage::SqliteStore::Open(dir + "/coffer.db"));
+  commit_latency_ = &sqlite->commit_latency();
   store_ = std::move(sqlite);
 
   ASSIGN_OR_RETURN(auto tenant, store_->GetMeta("tenant_id"));
