@@ -20,12 +20,13 @@ endfunction()
 
 # coffer_cc_test(NAME n SRCS ... DEPS ...): a GoogleTest binary registered with ctest.
 # Every test links coffer_testing (src/common/testing: bounded waits, temporary
-# directories), which no other target links.
+# directories), which no other target links, and the sanitizer build's default
+# options (src/common/sanitizer_options.cc), as `coffer` does.
 function(coffer_cc_test)
   cmake_parse_arguments(CC "" "NAME" "SRCS;DEPS" ${ARGN})
   add_executable(${CC_NAME} ${CC_SRCS})
   target_compile_options(${CC_NAME} PRIVATE ${COFFER_WARNINGS})
-  target_link_libraries(${CC_NAME} PRIVATE ${CC_DEPS} coffer_testing GTest::gtest
-                        GTest::gtest_main)
+  target_link_libraries(${CC_NAME} PRIVATE ${CC_DEPS} coffer_testing coffer_sanitizer_options
+                        GTest::gtest GTest::gtest_main)
   gtest_discover_tests(${CC_NAME} DISCOVERY_TIMEOUT 60 PROPERTIES LABELS unit)
 endfunction()

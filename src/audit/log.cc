@@ -192,7 +192,10 @@ void Log::Run() {
       done_cv_.notify_all();  // room for callers blocked on a full queue
       lock.unlock();
       size_t committed = 0;
+      const auto write_started = SteadyClock::now();
       Status s = WriteBatch(batch, sync, &committed);
+      write_latency_.Observe(
+          std::chrono::duration<double>(SteadyClock::now() - write_started).count());
       lock.lock();
       if (s.ok()) {
         written_ = end;

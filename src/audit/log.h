@@ -17,6 +17,7 @@
 #include "audit/record.h"
 #include "common/clock.h"
 #include "common/file_system.h"
+#include "common/histogram.h"
 #include "common/status.h"
 
 namespace coffer::crypto {
@@ -118,6 +119,9 @@ class Log {
     Status last_write;
   };
   Health health();
+  // How long each batch took to write (write(2), the fdatasync when one was
+  // due, and the head), failed attempts included.
+  const LatencyHistogram& write_latency() const { return write_latency_; }
 
   // The seq of the last line written to the file (records and checkpoints).
   uint64_t last_seq() const { return last_seq_.load(); }
@@ -224,6 +228,7 @@ class Log {
   bool stopped_ = false;  // the writer thread has exited
   std::mutex close_mu_;   // serialises Close()
   std::atomic<uint64_t> last_seq_{0};
+  LatencyHistogram write_latency_;
 
   // Writer state: touched only by the writer thread, or by Open/Close when
   // the thread is not running.

@@ -45,7 +45,11 @@ TokenVerifier::TokenVerifier(const SigningKeySet& keys, const Clock& clock,
       skew_seconds_(skew_seconds) {}
 
 StatusOr<VerifiedToken> TokenVerifier::Verify(std::string_view token,
-                                              const std::vector<std::string>& audiences) const {
+                                              const std::vector<std::string>& audiences,
+                                              TokenRejection* rejection) const {
+  TokenRejection unused;
+  TokenRejection& why = rejection != nullptr ? *rejection : unused;
+  why = TokenRejection::kInvalid;
   if (token.empty() || token.size() > kMaxTokenBytes) {
     return Reject("malformed token");
   }
@@ -95,6 +99,7 @@ StatusOr<VerifiedToken> TokenVerifier::Verify(std::string_view token,
   }
   if (!StringClaim(*claims, "aud", t.audience_) ||
       std::find(audiences.begin(), audiences.end(), t.audience_) == audiences.end()) {
+    why = TokenRejection::kWrongAudience;
     return Reject("audience is not this resource");
   }
   if (!StringClaim(*claims, "tid", t.tenant_id_) || t.tenant_id_ != tenant_id_) {
@@ -112,10 +117,12 @@ StatusOr<VerifiedToken> TokenVerifier::Verify(std::string_view token,
     return Reject("missing expiry");
   }
   if (now >= t.expires_ + skew_seconds_) {
+    why = TokenRejection::kExpired;
     return Reject("token is expired");
   }
   int64_t nbf = 0;
   if (claims->contains("nbf") && (!IntClaim(*claims, "nbf", nbf) || now < nbf - skew_seconds_)) {
+    why = IntClaim(*claims, "nbf", nbf) ? TokenRejection::kExpired : TokenRejection::kInvalid;
     return Reject("token is not yet valid");
   }
   return t;

@@ -40,6 +40,14 @@ class VerifiedToken {
   int64_t expires_ = 0;
 };
 
+// Why Verify refused a token, in a word (the status message says it in
+// full): for the server's count of denials by reason.
+enum class TokenRejection {
+  kInvalid,        // malformed, not signed by a key of the set, another issuer or tenant
+  kWrongAudience,  // `aud` is none of the given audiences
+  kExpired,        // past `exp`, or before `nbf`
+};
+
 // TokenVerifier checks Coffer-issued RS256 access tokens strictly:
 // - exactly three base64url parts; header alg must be "RS256" (never "none"
 //   or HMAC), `kid` must name a key of the set, no `crit`;
@@ -49,7 +57,7 @@ class VerifiedToken {
 // - `exp` is required and in the future, `nbf` (if present) in the past,
 //   both with `skew_seconds` of tolerance.
 // Every failure is kUnauthenticated with a message that says which check
-// failed (never the token itself).
+// failed (never the token itself), and sets *rejection when given.
 //
 // Thread-safe. `keys` and `clock` must outlive the verifier.
 class TokenVerifier {
@@ -57,8 +65,8 @@ class TokenVerifier {
   TokenVerifier(const SigningKeySet& keys, const Clock& clock, std::vector<std::string> issuers,
                 std::string tenant_id, int64_t skew_seconds = 60);
 
-  StatusOr<VerifiedToken> Verify(std::string_view token,
-                                 const std::vector<std::string>& audiences) const;
+  StatusOr<VerifiedToken> Verify(std::string_view token, const std::vector<std::string>& audiences,
+                                 TokenRejection* rejection = nullptr) const;
 
  private:
   const SigningKeySet& keys_;

@@ -52,16 +52,23 @@ TEST_F(TokenVerifierTest, RejectsEachBrokenClaim) {
     const char* name;
     const char* claim;
     Json value;
+    TokenRejection rejection;
   };
-  for (const auto& c :
-       {Case{"wrong audience", "aud", "https://localhost:8443"},
-        Case{"wrong issuer", "iss", "https://evil/t1/v2.0"}, Case{"wrong tenant", "tid", "t2"},
-        Case{"expired", "exp", kNow - 61}, Case{"not yet valid", "nbf", kNow + 61},
-        Case{"exp as string", "exp", "9999999999"}, Case{"empty oid", "oid", ""}}) {
+  using R = TokenRejection;
+  for (const auto& c : {Case{"wrong audience", "aud", "https://localhost:8443", R::kWrongAudience},
+                        Case{"wrong issuer", "iss", "https://evil/t1/v2.0", R::kInvalid},
+                        Case{"wrong tenant", "tid", "t2", R::kInvalid},
+                        Case{"expired", "exp", kNow - 61, R::kExpired},
+                        Case{"not yet valid", "nbf", kNow + 61, R::kExpired},
+                        Case{"nbf as string", "nbf", "1", R::kInvalid},
+                        Case{"exp as string", "exp", "9999999999", R::kInvalid},
+                        Case{"empty oid", "oid", "", R::kInvalid}}) {
     Json claims = Claims();
     claims[c.claim] = c.value;
-    auto t = verifier_.Verify(keys_->Sign(claims), kVaultAud);
+    TokenRejection rejection = R::kWrongAudience;
+    auto t = verifier_.Verify(keys_->Sign(claims), kVaultAud, &rejection);
     EXPECT_EQ(t.status().code(), StatusCode::kUnauthenticated) << c.name;
+    EXPECT_EQ(rejection, c.rejection) << c.name;
   }
   Json no_exp = Claims();
   no_exp.erase("exp");

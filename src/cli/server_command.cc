@@ -10,6 +10,7 @@
 #include "cli/server_config.h"
 #include "common/files.h"
 #include "common/log.h"
+#include "common/log_context.h"
 #include "server/public_names.h"
 #include "server/server.h"
 
@@ -137,8 +138,15 @@ void AddServerCommand(CLI::App& app) {
                 "metadata endpoints included");
   cmd->add_option("--log-level", *log_level, "debug, info, warning or error")
       ->capture_default_str();
+  auto log_format = std::make_shared<std::string>("text");
+  cmd->add_option("--log-format", *log_format,
+                  "text, or json: one object per line, with requestId (the x-ms-request-id the "
+                  "response carries) and correlationId (the client's x-ms-client-request-id) on "
+                  "the lines of a request")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
   cmd->callback([cmd, config, log_level, audit, allow_loopback, loopback_flag, authority_host,
-                 dns_suffix, print_config, config_file] {
+                 dns_suffix, print_config, config_file, log_format] {
     config->audit = *audit == "on";
     for (auto [value, flag, name, port] :
          {std::tuple{authority_host.get(), "--authority-host", &config->authority_name,
@@ -169,6 +177,7 @@ void AddServerCommand(CLI::App& app) {
     if (loopback_flag->count() > 0) {
       config->webhook_allow_loopback = *allow_loopback;
     }
+    SetLogFormat(*log_format == "json" ? LogFormat::kJson : LogFormat::kText);
     if (*log_level == "debug")
       SetLogLevel(LogLevel::kDebug);
     if (*log_level == "warning")

@@ -299,6 +299,14 @@ TEST_F(WebhookTest, DeliversSignedRetriesAndDeadLetters) {
   dispatcher.Stop();
   auto stats = dispatcher.stats();
   EXPECT_EQ(stats.failed_attempts, 2u + 3u + 1u);
+  // By outcome: flaky's two went unanswered; down's three and rejects' one
+  // were answered with an error.
+  EXPECT_EQ(stats.unreachable, 2u);
+  EXPECT_EQ(stats.rejected, 3u + 1u);
+  EXPECT_EQ(stats.refused, 0u);
+  EXPECT_EQ(stats.dead_letter_reasons,
+            (std::map<std::string, uint64_t>{{"MaxDeliveryAttemptsExceeded", 1},
+                                             {"NonRetryableResponse", 1}}));
 
   std::lock_guard<std::mutex> lock(mu_);
   int ok_seen = 0;

@@ -131,6 +131,7 @@ void WebhookDispatcher::OnChanges(const std::vector<storage::ChangeRecord>& chan
         if (lane.queued() >= options_.max_queued_per_subscription || queued_ >= kMaxQueued) {
           d.last_outcome = "the delivery queue is full";
           stats_.dead_lettered++;
+          stats_.dead_letter_reasons["DeliveryQueueFull"]++;
           full.push_back({lane.subscription, std::move(d), "DeliveryQueueFull"});
           continue;
         }
@@ -289,6 +290,7 @@ void WebhookDispatcher::Attempt(Picked p) {
   const bool matches = s.Matches(d.change);
   const int64_t started = Now();
   StatusOr<http::Response> response = Status(StatusCode::kCancelled, "not sent");
+  bool refused = false;
   if (matches) {
     Json event = s.cloud_events ? CloudEvent(d.change, naming_)
                                 : Json::array({EventGridEvent(d.change, naming_)});
@@ -319,6 +321,7 @@ void WebhookDispatcher::Attempt(Picked p) {
       COFFER_LOG(kWarning) << "event subscription " << s.vault << "/" << s.name
                            << ": delivery refused: " << address.status().message();
       response = address.status();
+      refused = true;
     }
   }
   const int64_t spent = Now() - started;
@@ -348,6 +351,13 @@ void WebhookDispatcher::Attempt(Picked p) {
       return;
     }
     stats_.failed_attempts++;
+    if (response.ok()) {
+      stats_.rejected++;
+    } else if (refused) {
+      stats_.refused++;
+    } else {
+      stats_.unreachable++;
+    }
     d.last_status = response.ok() ? response->status : 0;
     d.last_outcome = response.ok() ? "HTTP " + std::to_string(response->status)
                                    : std::string(response.status().message());
@@ -362,6 +372,7 @@ void WebhookDispatcher::Attempt(Picked p) {
     }
     if (!reason.empty()) {
       stats_.dead_lettered++;
+      stats_.dead_letter_reasons[reason]++;
       dead = DeadLetterNote{p.subscription, d, reason};
     } else if (lane != nullptr) {
       d.due_ms = Now() + BackoffMs(d.attempts);

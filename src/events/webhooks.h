@@ -118,10 +118,17 @@ class WebhookDispatcher {
   // timeout; `validation_url` is offered for manual validation.
   HandshakeResult Validate(const Subscription& subscription, const std::string& validation_url);
 
+  // Attempts by outcome, and dead letters by their deadLetterReason
+  // (NonRetryableResponse, MaxDeliveryAttemptsExceeded, TimeToLiveExceeded,
+  // DeliveryQueueFull).
   struct Stats {
-    uint64_t delivered = 0;
-    uint64_t failed_attempts = 0;
+    uint64_t delivered = 0;        // answered 200-204
+    uint64_t failed_attempts = 0;  // rejected + unreachable + refused
+    uint64_t rejected = 0;         // the endpoint answered with another status
+    uint64_t unreachable = 0;      // no answer: no connection, a timeout, a broken response
+    uint64_t refused = 0;          // the target policy refused the address, or no address
     uint64_t dead_lettered = 0;
+    std::map<std::string, uint64_t> dead_letter_reasons;
   };
   Stats stats();
 

@@ -316,6 +316,13 @@ TEST_F(DispatcherTest, DeliversOnlyToTheAddressItCheckedAndRefusesInternalOnes) 
   EXPECT_TRUE(SentTo("/internal").empty());
   EXPECT_TRUE(SentTo("/dual").empty()) << "one internal address is enough to refuse";
   EXPECT_TRUE(SentTo("/literal").empty());
+  // Rebinding's first attempt was answered (503); its next two and all of
+  // the others' were refused before any connection.
+  auto stats = dispatcher_->stats();
+  EXPECT_EQ(stats.rejected, 1u);
+  EXPECT_EQ(stats.refused, 2u + 3u * 3u);
+  EXPECT_EQ(stats.unreachable, 0u);
+  EXPECT_EQ(stats.dead_letter_reasons["MaxDeliveryAttemptsExceeded"], 4u);
   // The count is kept before the line is written.
   std::map<std::string, Json> by_sub;
   ASSERT_TRUE(Eventually([&] {
@@ -467,6 +474,7 @@ TEST_F(DispatcherTest, QueuedEventsPerSubscriptionAreBounded) {
   }
   dispatcher_->OnChanges(more);
   EXPECT_EQ(dispatcher_->stats().dead_lettered, 5u) << "3 queued, 5 over the bound";
+  EXPECT_EQ(dispatcher_->stats().dead_letter_reasons["DeliveryQueueFull"], 5u);
   {
     std::lock_guard<std::mutex> lock(gate_mu);
     open = true;

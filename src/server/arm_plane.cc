@@ -65,14 +65,15 @@ http::Response ArmPlane::InvalidToken(const Status& why) const {
   return r;
 }
 
-mgmt::LinkedCheck ArmPlane::LinkedFor(const Caller& caller, std::string action,
-                                      std::string scope) const {
-  return [this, caller, action = std::move(action), scope = std::move(scope)](
+mgmt::LinkedCheck ArmPlane::LinkedFor(const Caller& caller, std::string action, std::string scope,
+                                      bool* denied) const {
+  return [this, caller, action = std::move(action), scope = std::move(scope), denied](
              std::string_view linked_action, std::string_view linked_scope) -> Status {
     auto d = authorizer_.CheckAction(PrincipalOf(caller), linked_action, linked_scope);
     if (d.allowed) {
       return OkStatus();
     }
+    *denied = true;
     // Azure's words for a linked denial.
     return PermissionDeniedError(
         "The client '" + caller.object_id + "' with object id '" + caller.object_id +
@@ -114,7 +115,8 @@ void ArmPlane::FilterList(const authz::Principal& who, http::Response& response)
 http::Response ArmPlane::Handle(const http::Request& request, AuditNote& note) const {
   note.operation = "Authentication";
   note.resource_id = "/subscriptions/" + config_.subscription_id;
-  auto caller = authenticator_.Authenticate(request.Header("authorization"), config_.audiences);
+  auto caller =
+      authenticator_.Authenticate(request.Header("authorization"), config_.audiences, &note.denial);
   if (!caller.ok()) {
     return InvalidToken(caller.status());
   }
@@ -171,6 +173,7 @@ http::Response ArmPlane::Handle(const http::Request& request, AuditNote& note) c
       // items one can read.
       filter = true;
     } else {
+      note.denial = DenialOf(d.reason);
       bool condition = d.reason == authz::Reason::kConditionNotMet;
       return http::ErrorResponse(
           403, "AuthorizationFailed",
@@ -186,8 +189,12 @@ http::Response ArmPlane::Handle(const http::Request& request, AuditNote& note) c
     // definitions).
     note.operation = "Microsoft.Authorization/roleDefinitions/read";
   }
-  mgmt::LinkedCheck linked = LinkedFor(*caller, std::string(route.action), scope);
+  bool linked_denied = false;
+  mgmt::LinkedCheck linked = LinkedFor(*caller, std::string(route.action), scope, &linked_denied);
   http::Response r = route.handle(mgmt::ArmCall{request, match.params, who, linked});
+  if (linked_denied && r.status == 403) {
+    note.denial = Denial::kLinkedScope;
+  }
   if (filter) {
     FilterList(who, r);
   }

@@ -68,8 +68,10 @@ class ArmPlane {
   }
 
  private:
-  // The linked checks of one request by `caller` (mgmt::LinkedCheck).
-  mgmt::LinkedCheck LinkedFor(const Caller& caller, std::string action, std::string scope) const;
+  // The linked checks of one request by `caller` (mgmt::LinkedCheck); a
+  // refusal sets *denied, which must outlive the request's handler.
+  mgmt::LinkedCheck LinkedFor(const Caller& caller, std::string action, std::string scope,
+                              bool* denied) const;
   void FilterList(const authz::Principal& who, http::Response& response) const;
   // 401 InvalidAuthenticationToken with ARM's challenge, or the failure
   // itself when it is not the token's (storage unavailable: 503).

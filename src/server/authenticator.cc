@@ -37,10 +37,14 @@ Authenticator::Authenticator(const auth::TokenVerifier& verifier, storage::Store
     : verifier_(verifier), store_(store), clock_(clock) {}
 
 StatusOr<Caller> Authenticator::Authenticate(std::string_view authorization,
-                                             const std::vector<std::string>& audiences) {
+                                             const std::vector<std::string>& audiences,
+                                             Denial* denial) {
+  Denial unused;
+  Denial& why = denial != nullptr ? *denial : unused;
   constexpr std::string_view kBearer = "bearer ";
   if (authorization.size() <= kBearer.size() ||
       !EqualsIgnoreCase(authorization.substr(0, kBearer.size()), kBearer)) {
+    why = Denial::kMissingToken;
     return UnauthenticatedError("AKV10000: Request is missing a Bearer or PoP token.",
                                 "Unauthorized");
   }
@@ -56,12 +60,21 @@ StatusOr<Caller> Authenticator::Authenticate(std::string_view authorization,
       }
     }
   }
-  ASSIGN_OR_RETURN(auth::VerifiedToken verified, verifier_.Verify(token, audiences));
+  auth::TokenRejection rejection = auth::TokenRejection::kInvalid;
+  auto checked = verifier_.Verify(token, audiences, &rejection);
+  if (!checked.ok()) {
+    why = rejection == auth::TokenRejection::kExpired         ? Denial::kExpiredToken
+          : rejection == auth::TokenRejection::kWrongAudience ? Denial::kWrongAudience
+                                                              : Denial::kInvalidToken;
+    return checked.status();
+  }
+  auth::VerifiedToken verified = std::move(checked).value();
   // SECURITY: a token outlives nothing it names: a deleted principal's
   // tokens stop working even though their signatures still verify.
   auto principal = store_.GetPrincipal(verified.object_id());
   if (!principal.ok()) {
     if (principal.status().code() == StatusCode::kNotFound) {
+      why = Denial::kUnknownPrincipal;
       return UnauthenticatedError("the access token's principal no longer exists", "Unauthorized");
     }
     return principal.status();

@@ -13,6 +13,7 @@
 
 #include "auth/token_verifier.h"
 #include "common/clock.h"
+#include "server/denial.h"
 #include "storage/store.h"
 
 namespace coffer::server {
@@ -42,14 +43,16 @@ std::string AuditClaims(const Caller& caller);
 // expires (bounded), so the RSA check and the principal lookup run once per
 // token; a hit costs one hash of the token and one comparison.
 //
-// Errors are kUnauthenticated with a message for the 401 body.
+// Errors are kUnauthenticated with a message for the 401 body, and then
+// *denial (when given) says why in a word; other errors (storage) leave it.
 // Thread-safe. The referenced objects must outlive it.
 class Authenticator {
  public:
   Authenticator(const auth::TokenVerifier& verifier, storage::Store& store, const Clock& clock);
 
   StatusOr<Caller> Authenticate(std::string_view authorization,
-                                const std::vector<std::string>& audiences);
+                                const std::vector<std::string>& audiences,
+                                Denial* denial = nullptr);
 
   // TryCached answers from the cache only, without blocking: the caller of a
   // token verified before, or nullopt.

@@ -41,7 +41,8 @@ http::Response AuthorityPlane::Handle(http::Request& request, AuditNote& note) c
     }
     const auto& audiences = route.access == Access::kDirectory ? config_.directory_audiences
                                                                : config_.management_audiences;
-    auto authenticated = authenticator_.Authenticate(request.Header("authorization"), audiences);
+    auto authenticated =
+        authenticator_.Authenticate(request.Header("authorization"), audiences, &note.denial);
     if (!authenticated.ok()) {
       return InvalidToken(authenticated.status());
     }
@@ -49,6 +50,7 @@ http::Response AuthorityPlane::Handle(http::Request& request, AuditNote& note) c
     note.caller = *caller;
     note.operation = std::string(route.operation);
     if (route.access != Access::kCaller && !is_admin_(caller->object_id)) {
+      note.denial = Denial::kNotAdministrator;
       if (route.access == Access::kDirectory) {
         return http::ErrorResponse(403, "Authorization_RequestDenied",
                                    "Insufficient privileges to complete the operation. Caller: "

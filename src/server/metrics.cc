@@ -6,9 +6,7 @@
 namespace coffer::server {
 namespace {
 
-// Latency buckets, in seconds.
-constexpr std::array<double, 12> kBounds = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
-                                            0.05,   0.1,   0.25,   0.5,   1.0,  5.0};
+constexpr auto& kBounds = LatencyHistogram::kBounds;
 
 // Label values are the server's own names (operations, vault names that
 // exist, status codes); quoting still escapes what the format requires.
@@ -29,26 +27,41 @@ std::string Number(double v) {
   return buf;
 }
 
+// The lines of one histogram's series `name` with `labels` ("" or
+// `a="x",b="y"`).
+void AppendHistogram(std::string& out, const std::string& name, const std::string& labels,
+                     const LatencyHistogram::Snapshot& h) {
+  const std::string sep = labels.empty() ? "" : ",";
+  uint64_t cumulative = 0;
+  for (size_t i = 0; i < kBounds.size(); ++i) {
+    cumulative += h.counts[i];
+    out += name + "_bucket{" + labels + sep + "le=\"" + Number(kBounds[i]) + "\"} " +
+           std::to_string(cumulative) + "\n";
+  }
+  out += name + "_bucket{" + labels + sep + "le=\"+Inf\"} " + std::to_string(h.count) + "\n";
+  const std::string braces = labels.empty() ? "" : "{" + labels + "}";
+  out += name + "_sum" + braces + " " + Number(h.sum) + "\n";
+  out += name + "_count" + braces + " " + std::to_string(h.count) + "\n";
+}
+
+void AppendHeader(std::string& out, const char* name, const char* type, const char* help) {
+  out += std::string("# HELP ") + name + " " + help + "\n";
+  out += std::string("# TYPE ") + name + " " + type + "\n";
+}
+
 }  // namespace
 
 void ServerMetrics::Request(std::string_view activity, std::string_view vault, int status,
-                            double seconds) {
+                            double seconds, Denial denial) {
   const int64_t minute = clock_.NowSeconds() / 60;
   Key key{activity.empty() ? "Other" : std::string(activity), std::string(vault)};
   std::lock_guard<std::mutex> lock(mu_);
   ++hits_[key];
   ++results_[{key.first, key.second, status}];
-  Histogram& h = latency_[key];
-  if (h.counts.empty()) {
-    h.counts.assign(kBounds.size() + 1, 0);
+  latency_[key].Add(seconds);
+  if (denial != Denial::kNone) {
+    ++denials_[denial];
   }
-  size_t i = 0;
-  while (i < kBounds.size() && seconds > kBounds[i]) {
-    ++i;
-  }
-  ++h.counts[i];
-  ++h.count;
-  h.sum += seconds;
   if (minute != minute_) {
     // The minute that just ended is what Availability shows; a minute
     // without requests in between shows as none.
@@ -88,19 +101,18 @@ std::string ServerMetrics::Render(const Figures& f) const {
       "ServiceApiLatency).\n";
   out += "# TYPE coffer_service_api_latency_seconds histogram\n";
   for (const auto& [k, h] : latency_) {
-    const std::string labels =
-        "activity_name=\"" + Label(k.first) + "\",vault=\"" + Label(k.second) + "\"";
-    uint64_t cumulative = 0;
-    for (size_t i = 0; i < kBounds.size(); ++i) {
-      cumulative += h.counts[i];
-      out += "coffer_service_api_latency_seconds_bucket{" + labels + ",le=\"" + Number(kBounds[i]) +
-             "\"} " + std::to_string(cumulative) + "\n";
-    }
-    out += "coffer_service_api_latency_seconds_bucket{" + labels + ",le=\"+Inf\"} " +
-           std::to_string(h.count) + "\n";
-    out += "coffer_service_api_latency_seconds_sum{" + labels + "} " + Number(h.sum) + "\n";
-    out += "coffer_service_api_latency_seconds_count{" + labels + "} " + std::to_string(h.count) +
-           "\n";
+    AppendHistogram(out, "coffer_service_api_latency_seconds",
+                    "activity_name=\"" + Label(k.first) + "\",vault=\"" + Label(k.second) + "\"",
+                    h);
+  }
+  // Every reason, counted or not: a series that appears only after its
+  // first denial hides the first denial from rate().
+  AppendHeader(out, "coffer_authorization_denials_total", "counter",
+               "Requests refused with 401 or 403, by reason.");
+  for (Denial d : kDenials) {
+    auto it = denials_.find(d);
+    out += "coffer_authorization_denials_total{reason=\"" + std::string(DenialName(d)) + "\"} " +
+           std::to_string(it == denials_.end() ? 0 : it->second) + "\n";
   }
   // The last whole minute: 1 when it had no requests (nothing failed).
   const int64_t now_minute = clock_.NowSeconds() / 60;
@@ -126,6 +138,29 @@ std::string ServerMetrics::Render(const Figures& f) const {
     out += "# HELP coffer_audit_write_failing 1 while the audit log's last write failed.\n";
     out += "# TYPE coffer_audit_write_failing gauge\n";
     out += std::string("coffer_audit_write_failing ") + (f.audit_write_failing ? "1" : "0") + "\n";
+    AppendHeader(out, "coffer_audit_write_latency_seconds", "histogram",
+                 "Time to write a batch of audit records, with its fdatasync when one was due.");
+    AppendHistogram(out, "coffer_audit_write_latency_seconds", "", f.audit_write_latency);
+  }
+  AppendHeader(out, "coffer_storage_commit_latency_seconds", "histogram",
+               "Time of a storage write transaction, from BEGIN to the durable COMMIT.");
+  AppendHistogram(out, "coffer_storage_commit_latency_seconds", "", f.storage_commit_latency);
+  AppendHeader(out, "coffer_webhook_deliveries_total", "counter",
+               "Webhook delivery attempts, by outcome.");
+  const auto& w = f.webhooks;
+  for (const auto& [outcome, n] :
+       {std::pair{"delivered", w.delivered}, std::pair{"rejected", w.rejected},
+        std::pair{"unreachable", w.unreachable}, std::pair{"refused", w.refused}}) {
+    out += std::string("coffer_webhook_deliveries_total{outcome=\"") + outcome + "\"} " +
+           std::to_string(n) + "\n";
+  }
+  AppendHeader(out, "coffer_webhook_dead_letters_total", "counter",
+               "Events given up and written to the dead-letter file, by deadLetterReason.");
+  for (const char* reason : {"NonRetryableResponse", "MaxDeliveryAttemptsExceeded",
+                             "TimeToLiveExceeded", "DeliveryQueueFull"}) {
+    auto it = w.dead_letter_reasons.find(reason);
+    out += std::string("coffer_webhook_dead_letters_total{reason=\"") + reason + "\"} " +
+           std::to_string(it == w.dead_letter_reasons.end() ? 0 : it->second) + "\n";
   }
   return out;
 }

@@ -9,6 +9,9 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "common/histogram.h"
+#include "events/webhooks.h"
+#include "server/denial.h"
 
 namespace coffer::server {
 
@@ -24,8 +27,10 @@ class ServerMetrics {
   // One answered request: its activity (the operation its route names, e.g.
   // "SecretGet"; "" when it names none), the vault ("" on the authority
   // host, and for a vault that does not exist: a Host is the caller's to
-  // choose, and labels must stay few), its HTTP status and how long it took.
-  void Request(std::string_view activity, std::string_view vault, int status, double seconds);
+  // choose, and labels must stay few), its HTTP status, how long it took,
+  // and why it was refused, if it was.
+  void Request(std::string_view activity, std::string_view vault, int status, double seconds,
+               Denial denial = Denial::kNone);
 
   // What other components report at the time of a scrape.
   struct Figures {
@@ -34,15 +39,14 @@ class ServerMetrics {
     bool audit = false;  // whether the audit log is on
     uint64_t audit_queued = 0;
     bool audit_write_failing = false;
+    LatencyHistogram::Snapshot audit_write_latency;
+    LatencyHistogram::Snapshot storage_commit_latency;
+    events::WebhookDispatcher::Stats webhooks;
   };
   std::string Render(const Figures& figures) const;
 
  private:
-  struct Histogram {
-    std::vector<uint64_t> counts;  // one per bound, not cumulative, and +Inf last
-    uint64_t count = 0;
-    double sum = 0;
-  };
+  using Histogram = LatencyHistogram::Snapshot;
   using Key = std::pair<std::string, std::string>;  // activity, vault
 
   const Clock& clock_;
@@ -50,6 +54,7 @@ class ServerMetrics {
   std::map<Key, uint64_t> hits_;                                           // GUARDED_BY(mu_)
   std::map<std::tuple<std::string, std::string, int>, uint64_t> results_;  // GUARDED_BY(mu_)
   std::map<Key, Histogram> latency_;                                       // GUARDED_BY(mu_)
+  std::map<Denial, uint64_t> denials_;                                     // GUARDED_BY(mu_)
   // Availability over the last whole minute, as Azure Monitor reports it:
   // requests not failed by the service (below 500) over all requests.
   int64_t minute_ = 0;                         // GUARDED_BY(mu_)

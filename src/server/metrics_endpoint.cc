@@ -16,7 +16,7 @@ void CofferServer::Observe(const http::Request& request, const http::Response& r
     vault.clear();
   }
   metrics_->Request(note.operation, vault, response.status,
-                    static_cast<double>(NowMicros() - start_us) / 1e6);
+                    static_cast<double>(NowMicros() - start_us) / 1e6, note.denial);
 }
 
 http::Response CofferServer::Readiness() {
@@ -80,6 +80,13 @@ Status CofferServer::StartMetricsListener() {
                              f.audit = true;
                              f.audit_queued = health.queued;
                              f.audit_write_failing = !health.last_write.ok();
+                             f.audit_write_latency = audit_->write_latency().Read();
+                           }
+                           if (commit_latency_ != nullptr) {
+                             f.storage_commit_latency = commit_latency_->Read();
+                           }
+                           if (webhooks_) {
+                             f.webhooks = webhooks_->stats();
                            }
                            http::Response res;
                            res.status = 200;

@@ -6,6 +6,7 @@
 #include "http/message.h"
 #include "http/router.h"
 #include "server/authenticator.h"
+#include "server/denial.h"
 
 namespace coffer::server {
 
@@ -19,6 +20,8 @@ struct AuditNote {
   std::optional<bool> rbac_authorized;
   std::optional<bool> access_policy_match;
   std::string applied_assignment;
+  // Why the request was refused, when it was (metrics).
+  Denial denial = Denial::kNone;
 };
 
 // NoRouteResponse answers a request its plane's table did not match, in

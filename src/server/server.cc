@@ -1,10 +1,13 @@
 #include "server/server.h"
 
+#include <atomic>
 #include <chrono>
+#include <cstdio>
 
 #include "common/files.h"
 #include "common/json.h"
 #include "common/log.h"
+#include "common/log_context.h"
 #include "common/strings.h"
 #include "crypto/primitives.h"
 #include "mgmt/arm.h"
@@ -14,6 +17,29 @@
 #include "storage/sqlite/sqlite_store.h"
 
 namespace coffer::server {
+namespace {
+
+// RequestId names one request in its x-ms-request-id header and in the log
+// lines written while it is handled: a random prefix per process and a
+// counter, in a UUID's form (cheap enough for the fast path).
+std::string RequestId() {
+  static const std::string prefix = [] {
+    std::string r = crypto::RandomBytes(8);
+    char buf[24];
+    std::snprintf(buf, sizeof(buf), "%02x%02x%02x%02x-%02x%02x-4%x%02x", r[0] & 0xff, r[1] & 0xff,
+                  r[2] & 0xff, r[3] & 0xff, r[4] & 0xff, r[5] & 0xff, r[6] & 0x0f, r[7] & 0xff);
+    return std::string(buf);
+  }();
+  static std::atomic<uint64_t> counter{0};
+  uint64_t n = counter.fetch_add(1, std::memory_order_relaxed);
+  char buf[40];
+  std::snprintf(buf, sizeof(buf), "%s-%04x-%012llx", prefix.c_str(),
+                static_cast<unsigned>(0x8000 | ((n >> 48) & 0x3fff)),
+                static_cast<unsigned long long>(n & 0xffffffffffffULL));
+  return buf;
+}
+
+}  // namespace
 
 StatusOr<std::unique_ptr<CofferServer>> CofferServer::Create(ServerConfig config) {
   std::unique_ptr<CofferServer> server(new CofferServer(std::move(config)));
@@ -85,6 +111,7 @@ Status CofferServer::Init() {
   directory_options.secret_hash_key = ClientSecretHashKey(master_key);
   ASSIGN_OR_RETURN(envelope_, keyvault::Envelope::Create(std::move(master_key)));
   ASSIGN_OR_RETURN(auto sqlite, storage::SqliteStore::Open(dir + "/coffer.db"));
+  commit_latency_ = &sqlite->commit_latency();
   store_ = std::move(sqlite);
 
   // Servers starting together on one store agree on the first tenant and
@@ -428,9 +455,12 @@ std::optional<http::Response> CofferServer::Head(const http::Request& request) {
     return std::nullopt;
   }
   int64_t start = NowMicros();
+  const std::string request_id = RequestId();
+  LogContext log(request_id, request.Header("x-ms-client-request-id"));
   AuditNote note;
   auto r = vault_plane_->Head(vault, request, note);
   if (r) {
+    r->SetHeader("x-ms-request-id", request_id);
     Audit(request, *r, note, start, false);
     Observe(request, *r, note, start);
   }
@@ -445,9 +475,12 @@ std::optional<http::Response> CofferServer::Fast(http::Request& request) {
     return std::nullopt;
   }
   int64_t start = NowMicros();
+  const std::string request_id = RequestId();
+  LogContext log(request_id, request.Header("x-ms-client-request-id"));
   AuditNote note;
   auto response = vault_plane_->Fast(vault, request, note);
   if (response) {
+    response->SetHeader("x-ms-request-id", request_id);
     Audit(request, *response, note, start, false);
     Observe(request, *response, note, start);
   }
@@ -466,6 +499,8 @@ bool CofferServer::IsAdmin(const std::string& object_id) {
 
 http::Response CofferServer::Route(http::Request& request) {
   int64_t start = NowMicros();
+  const std::string request_id = RequestId();
+  LogContext log(request_id, request.Header("x-ms-client-request-id"));
   std::string vault = VaultFromHost(request.host);
   AuditNote note;
   http::Response response;
@@ -491,6 +526,7 @@ http::Response CofferServer::Route(http::Request& request) {
     // now (token requests and the like change nothing the feed holds).
     hub_->Notify();
   }
+  response.SetHeader("x-ms-request-id", request_id);
   Audit(request, response, note, start, write);
   Observe(request, response, note, start);
   COFFER_LOG(kDebug) << request.method << " " << request.host << " /"

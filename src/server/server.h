@@ -209,6 +209,7 @@ class CofferServer {
   SystemClock& clock_ = SystemClock::Get();
   std::unique_ptr<net::HttpServer> https_;
   std::unique_ptr<storage::Store> store_;
+  const LatencyHistogram* commit_latency_ = nullptr;  // store_'s
   std::unique_ptr<keyvault::Envelope> envelope_;
   std::unique_ptr<keyvault::VaultRegistry> registry_;
   std::unique_ptr<auth::SigningKeySet> keys_;

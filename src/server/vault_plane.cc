@@ -94,6 +94,7 @@ std::optional<http::Response> VaultPlane::Head(const std::string& vault,
   }
   note.operation = "Authentication";
   note.resource_id = *resource_id;
+  note.denial = Denial::kMissingToken;
   return Challenge(
       UnauthenticatedError("AKV10000: Request is missing a Bearer or PoP token.", "Unauthorized"));
 }
@@ -130,6 +131,7 @@ std::optional<http::Response> VaultPlane::Authorize(const Caller& caller,
     }
     return std::nullopt;
   }
+  note.denial = DenialOf(d.reason);
   std::string who =
       "appid=" + caller.app_id + ";oid=" + caller.object_id + ";iss=" + config_.issuer;
   const std::string& location = vault.record.location;
@@ -198,7 +200,8 @@ std::optional<http::Response> VaultPlane::Fast(const std::string& vault,
 http::Response VaultPlane::Handle(const std::string& vault, const http::Request& request,
                                   AuditNote& note) const {
   note.operation = "Authentication";
-  auto caller = authenticator_.Authenticate(request.Header("authorization"), config_.audiences);
+  auto caller =
+      authenticator_.Authenticate(request.Header("authorization"), config_.audiences, &note.denial);
   if (!caller.ok()) {
     note.resource_id = ResourceId(vault);
     if (caller.status().code() == StatusCode::kUnauthenticated) {

@@ -1,5 +1,6 @@
 #include "storage/sqlite/sqlite_store.h"
 
+#include <chrono>
 #include <future>
 
 #include "common/log.h"
@@ -273,6 +274,7 @@ void SqliteStore::WriterLoop() {
       }
     }
     std::vector<Status> results(group.size());
+    const auto started = std::chrono::steady_clock::now();
     Status begin = writer_db_->ExecScript("BEGIN IMMEDIATE");
     if (begin.ok()) {
       for (size_t i = 0; i < group.size(); ++i) {
@@ -303,6 +305,8 @@ void SqliteStore::WriterLoop() {
         r = begin;
       }
     }
+    commit_latency_.Observe(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
     for (size_t i = 0; i < group.size(); ++i) {
       group[i]->done.set_value(results[i]);
     }

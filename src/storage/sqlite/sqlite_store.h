@@ -9,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/histogram.h"
 #include "storage/sqlite/sqlite_db.h"
 #include "storage/store.h"
 
@@ -31,6 +32,10 @@ class SqliteStore final : public Store {
   // Coffer database or is corrupt.
   static StatusOr<std::unique_ptr<SqliteStore>> Open(const std::string& path);
   ~SqliteStore() override;
+
+  // How long each write transaction took, from BEGIN to the fsync'd COMMIT
+  // (one per group of writes; failed ones included).
+  const LatencyHistogram& commit_latency() const { return commit_latency_; }
 
   StatusOr<std::optional<std::string>> GetMeta(const std::string& key) override;
   Status PutMeta(const std::string& key, const std::string& value) override;
@@ -154,6 +159,7 @@ class SqliteStore final : public Store {
   std::deque<PendingWrite*> write_queue_;  // guarded by write_mu_
   bool stopping_ = false;                  // guarded by write_mu_
   std::thread writer_thread_;
+  LatencyHistogram commit_latency_;
 
   std::mutex read_mu_;
   std::vector<std::unique_ptr<Db>> readers_;  // guarded by read_mu_
