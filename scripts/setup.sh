@@ -12,6 +12,7 @@ packages=(
   libyaml-cpp-dev libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   python3 python3-azure python3-cryptography python3-yaml libnss-myhostname sqlite3 curl
   ca-certificates systemd util-linux
+  buildah  # packaging/oci/build-image.sh and its test
 )
 if ! command -v node >/dev/null 2>&1; then
   packages+=(nodejs npm)

@@ -230,7 +230,7 @@ class ImageTests(unittest.TestCase):
         # Its home is the data directory's parent, the one place of the image it owns.
         st = os.stat(self.path(user[5]))
         self.assertEqual((st.st_uid, st.st_gid), (int(uid), int(gid)), user[5])
-        self.assertTrue(os.path.dirname(DATA_DIR) == user[5])
+        self.assertEqual(os.path.dirname(DATA_DIR), user[5])
         cmd = c["Cmd"]
         self.assertEqual(cmd[0], "server")
         self.assertEqual(list(c.get("ExposedPorts", {})), [cmd[cmd.index("--port") + 1] + "/tcp"])
