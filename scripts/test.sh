@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds Coffer with AddressSanitizer and
-# UndefinedBehaviorSanitizer, and runs every test (unit, integration and the
-# official-SDK conformance suites) with CTest.
+# UndefinedBehaviorSanitizer, and its Release program (for the OCI image's test),
+# and runs every test (unit, integration and the official-SDK conformance suites)
+# with CTest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
