@@ -52,7 +52,7 @@ for p in wrk nginx-light; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || {
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$p" >/dev/null; }
 done
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCOFFER_WERROR=ON >/dev/null
 cmake --build build --target coffer token_validation_bench sdk_cache_bench agent_mount_bench >/dev/null
 
 work=$(mktemp -d /tmp/coffer-bench.XXXXXX)

@@ -8,6 +8,25 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cmake --install "$build" --prefix "$work/prefix" >/dev/null
 test -f "$work/prefix/include/coffer/secret_client.h"
+# Debug information leaves the installed files (docs/deployment.md, "Release builds"): the
+# program's goes to lib/debug/<prefix>/bin/coffer.debug, named by its .gnu_debuglink; the
+# SDK's libraries have none. (A build without debug information has none to move.)
+# Not grep -q: readelf would die of SIGPIPE when grep stops early, and pipefail would see it.
+has_debug_info() { readelf -S --wide "$1" | grep ' \.debug_info ' >/dev/null; }
+if has_debug_info "$build/coffer"; then
+  debug_file=$work/prefix/lib/debug$work/prefix/bin/coffer.debug
+  if has_debug_info "$work/prefix/bin/coffer"; then
+    echo "the installed coffer has debug information" >&2; exit 1
+  fi
+  [[ $(readelf --string-dump=.gnu_debuglink "$work/prefix/bin/coffer") == *coffer.debug* ]] || {
+    echo "the installed coffer does not name coffer.debug" >&2; exit 1; }
+  has_debug_info "$debug_file" || { echo "$debug_file has no debug information" >&2; exit 1; }
+  libs=("$work/prefix/lib"*/libcoffer_*.a)
+  [[ -f ${libs[0]} ]] || { echo "no libcoffer_*.a installed" >&2; exit 1; }
+  for lib in "${libs[@]}"; do
+    if has_debug_info "$lib"; then echo "$lib has debug information" >&2; exit 1; fi
+  done
+fi
 # The public headers name only the standard library and each other.
 if grep -hE '^\s*#\s*include' "$work/prefix/include/coffer/"*.h | grep -vE '<[a-z_]+>|"coffer/'; then
   echo "public headers include something other than the standard library" >&2

@@ -1,6 +1,8 @@
 #include "crypto/x509.h"
 
 #include <ctime>
+#include <string>
+#include <string_view>
 #include <utility>
 
 #include <openssl/err.h>
@@ -82,12 +84,21 @@ StatusOr<std::string> ServerCertificate(EVP_PKEY* server_key, const std::string&
   }
   std::string cn = dns_names.empty() ? "localhost" : dns_names.front();
   X509Ptr cert = NewCertificate(server_key, cn, days);
+  // Appended piece by piece: GCC 12 at -O3 reports a false -Wrestrict on a
+  // concatenation of temporaries here (GCC bug 105329).
   std::string sans;
+  auto add_san = [&sans](std::string_view kind, const std::string& value) {
+    if (!sans.empty()) {
+      sans += ',';
+    }
+    sans += kind;
+    sans += value;
+  };
   for (const auto& d : dns_names) {
-    sans += (sans.empty() ? "" : ",") + std::string("DNS:") + d;
+    add_san("DNS:", d);
   }
   for (const auto& ip : ip_addresses) {
-    sans += (sans.empty() ? "" : ",") + std::string("IP:") + ip;
+    add_san("IP:", ip);
   }
   if (!cert || X509_set_issuer_name(cert.get(), X509_get_subject_name(ca.get())) != 1 ||
       !AddExtension(cert.get(), ca.get(), NID_basic_constraints, "critical,CA:FALSE") ||

@@ -229,10 +229,8 @@ class CofferServer:
             self.starts += 1
             self.log_paths += [self.stdout_path, self.stderr_path]
             with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
-                self.proc = subprocess.Popen(
-                    [coffer_binary(), "server", "--dev", "--data-dir", self.data_dir,
-                     "--port", str(self.port)] + args,
-                    stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=proc_env)
+                self.proc = subprocess.Popen(self.command(args), stdin=subprocess.DEVNULL,
+                                             stdout=out, stderr=err, env=proc_env)
             try:
                 self._wait_ready()
                 break
@@ -248,6 +246,12 @@ class CofferServer:
         self._ctx = ssl.create_default_context(cafile=self.ca_path)
         self._token_cache = {}
         return self
+
+    def command(self, args):
+        """The server's command line; a subclass may run it elsewhere (tests/integration's
+        test_image runs it in the image's root file system)."""
+        return [coffer_binary(), "server", "--dev", "--data-dir", self.data_dir,
+                "--port", str(self.port)] + list(args)
 
     def _wait_ready(self):
         deadline = time.monotonic() + READY_TIMEOUT_S
