@@ -528,6 +528,12 @@ std::vector<AuthorityRoute> CofferServer::AuthorityRoutes() {
        [this, tenant](const AuthorityCall& c) {
          return token_service_->Discovery(c.request, tenant(c));
        }},
+      // The tenant's alias "adfs" (token-service.md): the authority form
+      // MSAL and the SDKs use with no instance discovery.
+      {"GET", "/{tenant}/.well-known/openid-configuration", Access::kPublic, "",
+       [this, tenant](const AuthorityCall& c) {
+         return token_service_->AdfsDiscovery(c.request, tenant(c));
+       }},
       {"GET", "/{tenant}/discovery/v2.0/keys", Access::kPublic, "",
        [this, tenant](const AuthorityCall& c) { return token_service_->Keys(tenant(c)); }},
       {"*", "/{tenant}/oauth2/v2.0/token", Access::kPublic, "",
