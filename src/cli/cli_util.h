@@ -36,6 +36,8 @@ int WaitForTermination();
 // MakeArmClient is MakeClient for management commands: it also needs the
 // subscription (COFFER_SUBSCRIPTION_ID).
 client::ApiClient MakeArmClient();
+// TenantOf is the tenant's id (ApiClient::TenantId), or fails.
+std::string TenantOf(client::ApiClient& c);
 
 // ArmCall sends a management request to
 // {authority}/subscriptions/{subscription}{path}?api-version={api_version}

@@ -112,6 +112,10 @@ int64_t NowMicros();
 // Host (docs/architecture.md).
 class CofferServer {
  public:
+  // The tenant clients name in AZURE_TENANT_ID (dev.env): the alias "adfs"
+  // of the one tenant (auth::TokenService).
+  static constexpr const char* kClientTenant = "adfs";
+
   // Create opens (or initialises) the data directory and binds the port.
   static StatusOr<std::unique_ptr<CofferServer>> Create(ServerConfig config);
   ~CofferServer();
