@@ -556,6 +556,18 @@ std::vector<AuthorityRoute> CofferServer::AuthorityRoutes() {
       {"POST", "/v1.0/servicePrincipals/{id}/addKey", Access::kDirectory, "", graph("addKey")},
       {"POST", "/v1.0/servicePrincipals/{id}/removeKey", Access::kDirectory, "",
        graph("removeKey")},
+      {"POST", "/v1.0/directoryObjects/getByIds", Access::kDirectory, "",
+       [this](const AuthorityCall& c) { return graph_api_->GetByIds(c.request); }},
+      // Graph's answer to an application's token, for any caller (az tries
+      // /me before it looks up a service principal).
+      {"GET", "/v1.0/me", Access::kCaller, "",
+       [](const AuthorityCall&) { return auth::GraphApi::Me(); }},
+      // ARM's account listings, which az login reads: each caller sees only
+      // what it may (accounts.cc).
+      {"GET", "/subscriptions", Access::kCaller, "",
+       [this](const AuthorityCall& c) { return SubscriptionsRequest(*c.caller); }},
+      {"GET", "/tenants", Access::kCaller, "",
+       [this](const AuthorityCall&) { return TenantsRequest(); }},
       // Coffer's administration API (token-service.md, audit.md,
       // authorization.md, architecture.md).
       {"GET", "/coffer/v1/audit", Access::kCaller, "AuditQuery",

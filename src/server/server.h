@@ -158,6 +158,11 @@ class CofferServer {
   // The audit of a change notification (SecretNearExpiry, ...).
   void AuditNotifications(const std::vector<storage::ChangeRecord>& changes);
   http::Response AuditQueryRequest(const Caller& caller, const http::Request& request);
+  // accounts.cc: ARM's GET /subscriptions (the subscription, when the
+  // caller holds a role in it) and GET /tenants (the tenant), which
+  // az login reads.
+  http::Response SubscriptionsRequest(const Caller& caller) const;
+  http::Response TenantsRequest() const;
   // watch_endpoint.cc: the watch stream's route of the vault plane.
   keyvault::VaultOperation WatchOperation();
   http::Response WatchRequest(const keyvault::VaultCall& call);
