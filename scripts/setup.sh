@@ -10,7 +10,7 @@ packages=(
   libboost-dev libssl-dev libsqlite3-dev nlohmann-json3-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev clang-format
   libyaml-cpp-dev libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
-  python3 python3-azure python3-cryptography python3-yaml libnss-myhostname sqlite3 curl
+  python3 python3-azure python3-cryptography python3-yaml libnss-myhostname sqlite3 curl azure-cli
   ca-certificates systemd util-linux
 )
 if ! command -v node >/dev/null 2>&1; then

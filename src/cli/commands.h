@@ -22,5 +22,7 @@ void AddTokenCommands(CLI::App& app);
 void AddRoleCommands(CLI::App& app);
 // coffer audit ... and coffer eventgrid event-subscription ...
 void AddAuditCommands(CLI::App& app);
+// coffer cloud az-config: the custom cloud for azure-cli.
+void AddCloudCommands(CLI::App& app);
 
 }  // namespace coffer::cli
