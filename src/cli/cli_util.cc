@@ -21,10 +21,6 @@ void Usage(const std::string& message) {
   std::exit(2);
 }
 
-void Print(const Json& j) {
-  std::cout << j.dump(2, ' ', false, Json::error_handler_t::replace) << "\n";
-}
-
 client::ApiClient MakeClient() {
   auto config = client::ClientConfig::FromEnvironment();
   if (!config.ok()) {

@@ -20,8 +20,13 @@ namespace coffer::cli {
 // Coffer server answers the token service and its vaults on one port.
 std::string VaultSuffix(std::string suffix);
 
-// Print writes JSON indented by two spaces, as az's default output.
+// Print writes a command's result in the format of OutputFormat(), as az's
+// --output: "json" (the default) indented by two spaces; "tsv", one line
+// per item with the values of its members in key order, tab-separated;
+// "table", the scalar members as columns under a header; "none", nothing.
 void Print(const Json& value);
+// OutputFormat is the format Print uses; main binds -o/--output to it.
+std::string& OutputFormat();
 
 // MakeClient reads the credentials from the environment (dev.env) or fails.
 client::ApiClient MakeClient();

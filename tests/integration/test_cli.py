@@ -179,6 +179,32 @@ class SecretCommandTests(CliTestCase):
             self.assertNotIn("value", item)
             self.assertIn("attributes", item)
 
+    def test_output_formats_json_tsv_table_none(self):
+        self.secret("set", *self.DEV, "--name", "shown-as", "--value", "value-a",
+                    "--content-type", "text/plain")
+        args = ("secret", "show", *self.DEV, "--name", "shown-as")
+        shown = self.ok(*args, "-o", "json")
+        self.assertEqual(shown["value"], "value-a")
+        # tsv: the members' values in key order, tab-separated (objects empty), as az.
+        rc, out, err = self.srv.cli(*args, "-o", "tsv")
+        self.assertEqual(rc, 0, err)
+        keys = sorted(shown)
+        fields = out.rstrip("\n").split("\t")
+        self.assertEqual(len(fields), len(keys), out)
+        self.assertEqual(fields[keys.index("value")], "value-a")
+        self.assertEqual(fields[keys.index("contentType")], "text/plain")
+        self.assertEqual(fields[keys.index("attributes")], "")
+        # table: the scalar members as columns under a dashed rule; one row per item of a list.
+        rc, out, err = self.srv.cli("secret", "list", *self.DEV, "-o", "table")
+        self.assertEqual(rc, 0, err)
+        lines = out.splitlines()
+        self.assertIn("Id", lines[0].split())
+        self.assertEqual(set(lines[1].replace(" ", "")), {"-"})
+        self.assertTrue(any(w.endswith("/secrets/shown-as") for line in lines[2:]
+                            for w in line.split()), out)
+        rc, out, err = self.srv.cli(*args, "--output", "none")
+        self.assertEqual((rc, out), (0, ""), err)
+
     def test_list_follows_paging_to_the_end(self):
         for i in range(7):
             self.secret("set", *self.DEV, "--name", f"page-{i}", "--value", str(i))
@@ -323,6 +349,18 @@ class UsageErrorTests(CliTestCase):
                                                 "--bogus"), ("secret",), ()):
             with self.subTest(args=args):
                 self.usage_error(*args)
+
+    def test_an_unknown_command_is_named(self):
+        for args, group, word in ((("secret", "download"), "coffer keyvault secret", "download"),
+                                  (("secrets", "list"), "coffer keyvault", "secrets")):
+            with self.subTest(args=args):
+                err = self.usage_error(*args)
+                self.assertEqual(err.strip(), f"ERROR: '{word}' is not in the '{group}' command "
+                                              f"group. See '{group} --help'.")
+
+    def test_a_bad_output_format_exits_2(self):
+        err = self.usage_error("list", "-o", "yaml")
+        self.assertIn("yaml", err)
 
     def test_missing_required_option_or_malformed_number_exits_2(self):
         for args in (("create", "--name", "needs-rg"),
