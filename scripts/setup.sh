@@ -12,7 +12,7 @@ packages=(
   libyaml-cpp-dev libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   libpq-dev postgresql-15
   python3 python3-azure python3-cryptography python3-yaml python3-knack python3-tabulate
-  libnss-myhostname sqlite3 curl ca-certificates systemd util-linux iproute2 dnsmasq-base
+  libnss-myhostname sqlite3 curl azure-cli ca-certificates systemd util-linux iproute2 dnsmasq-base
   buildah  # packaging/oci/build-image.sh and its test
 )
 if ! command -v node >/dev/null 2>&1; then

@@ -139,8 +139,11 @@ class Directory {
   StatusOr<ClientSecretInfo> FindClientSecret(const std::string& object_id,
                                               const std::string& secret);
 
-  // FindPrincipalByAppId returns the principal (of any kind) with this
-  // client id. kNotFound if there is none.
+  // FindPrincipal and FindPrincipalByAppId return the principal (of any
+  // kind) with this object id or client id. kNotFound if there is none.
+  StatusOr<storage::PrincipalRecord> FindPrincipal(const std::string& object_id) {
+    return store_.GetPrincipal(object_id);
+  }
   StatusOr<storage::PrincipalRecord> FindPrincipalByAppId(const std::string& app_id) {
     return store_.GetPrincipalByAppId(app_id);
   }

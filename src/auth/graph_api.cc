@@ -56,12 +56,93 @@ Json PrincipalJson(const ServicePrincipalInfo& sp) {
   return Json{{"id", p.object_id},
               {"appId", p.app_id},
               {"displayName", p.display_name},
+              {"servicePrincipalNames", Json::array({p.app_id})},
               {"servicePrincipalType", "Application"},
               {"accountEnabled", true},
               {"appOwnerOrganizationId", p.tenant_id},
               {"createdDateTime", FormatIsoTime(p.created)},
               {"passwordCredentials", secrets},
               {"keyCredentials", keys}};
+}
+
+// A managed identity as Graph shows it: a service principal of type
+// ManagedIdentity, named by its client id and its resource id.
+Json IdentityJson(const storage::PrincipalRecord& p) {
+  Json names = Json::array({p.app_id});
+  if (!p.resource_id.empty()) {
+    names.push_back(p.resource_id);
+  }
+  return Json{{"id", p.object_id},
+              {"appId", p.app_id},
+              {"displayName", p.display_name},
+              {"servicePrincipalNames", names},
+              {"alternativeNames", names},
+              {"servicePrincipalType", "ManagedIdentity"},
+              {"accountEnabled", true},
+              {"appOwnerOrganizationId", nullptr},
+              {"createdDateTime", FormatIsoTime(p.created)},
+              {"passwordCredentials", Json::array()},
+              {"keyCredentials", Json::array()}};
+}
+
+// The OData string literal at the start of `s` ('it''s' is "it's"); the
+// rest of `s` after it is left in `s`. nullopt if `s` holds none.
+std::optional<std::string> TakeODataString(std::string_view& s) {
+  if (s.empty() || s.front() != '\'') {
+    return std::nullopt;
+  }
+  std::string out;
+  for (size_t i = 1; i < s.size(); ++i) {
+    if (s[i] != '\'') {
+      out.push_back(s[i]);
+    } else if (i + 1 < s.size() && s[i + 1] == '\'') {
+      out.push_back('\'');
+      ++i;
+    } else {
+      s.remove_prefix(i + 1);
+      return out;
+    }
+  }
+  return std::nullopt;
+}
+
+// Takes `word` (ignoring case) and the spaces after it from the start of `s`.
+bool TakeWord(std::string_view& s, std::string_view word) {
+  if (s.size() < word.size() || !EqualsIgnoreCase(s.substr(0, word.size()), word)) {
+    return false;
+  }
+  s.remove_prefix(word.size());
+  s = TrimWhitespace(s);
+  return true;
+}
+
+// The client id a supported $filter asks for:
+//   servicePrincipalNames/any(c:c eq '<id>')   (any lambda variable)
+//   appId eq '<id>'
+std::optional<std::string> FilteredAppId(std::string_view filter) {
+  std::string_view s = TrimWhitespace(filter);
+  if (TakeWord(s, "appId")) {
+    if (!TakeWord(s, "eq")) {
+      return std::nullopt;
+    }
+    auto value = TakeODataString(s);
+    return value && TrimWhitespace(s).empty() ? value : std::nullopt;
+  }
+  if (!TakeWord(s, "servicePrincipalNames/any(") || s.empty() || s.back() != ')') {
+    return std::nullopt;
+  }
+  s.remove_suffix(1);
+  size_t colon = s.find(':');
+  if (colon == std::string_view::npos) {
+    return std::nullopt;
+  }
+  std::string_view var = TrimWhitespace(s.substr(0, colon));
+  s = TrimWhitespace(s.substr(colon + 1));
+  if (var.empty() || !TakeWord(s, var) || !TakeWord(s, "eq")) {
+    return std::nullopt;
+  }
+  auto value = TakeODataString(s);
+  return value && TrimWhitespace(s).empty() ? value : std::nullopt;
 }
 
 // Lifetime in days from an optional passwordCredential.endDateTime.
@@ -102,6 +183,9 @@ http::Response GraphApi::Handle(const http::Request& req, const std::string& id,
   };
 
   if (id.empty()) {
+    if (m == "GET" && !req.Query("$filter").empty()) {
+      return Filtered(req.Query("$filter"));
+    }
     if (m == "GET") {
       auto all = directory_.ListServicePrincipals();
       if (!all.ok()) {
@@ -221,6 +305,91 @@ http::Response GraphApi::Handle(const http::Request& req, const std::string& id,
     return http::EmptyResponse(204);
   }
   return http::ErrorResponse(404, "Request_ResourceNotFound", "Unknown directory path.");
+}
+
+http::Response GraphApi::Filtered(std::string_view filter) {
+  std::optional<std::string> app_id = FilteredAppId(filter);
+  if (!app_id) {
+    // SECURITY: a filter not understood is refused, never ignored: a
+    // client that takes value[0] would act on the wrong principal.
+    return http::ErrorResponse(400, "Request_UnsupportedQuery",
+                               "Unsupported or invalid query filter clause specified. Coffer "
+                               "supports servicePrincipalNames/any(c:c eq '<appId>') and "
+                               "appId eq '<appId>'.");
+  }
+  Json items = Json::array();
+  auto found = directory_.FindPrincipalByAppId(*app_id);
+  if (!found.ok() && found.status().code() != StatusCode::kNotFound) {
+    return GraphError(found.status());
+  }
+  if (found.ok()) {
+    if (found->kind == "ServicePrincipal") {
+      auto sp = directory_.GetServicePrincipal(found->object_id);
+      if (!sp.ok()) {
+        return GraphError(sp.status());
+      }
+      items.push_back(PrincipalJson(*sp));
+    } else {
+      items.push_back(IdentityJson(*found));
+    }
+  }
+  return http::JsonResponse(200, ToJson(Json{{"value", items}}));
+}
+
+http::Response GraphApi::GetByIds(const http::Request& req) {
+  auto body = ParseJson(req.body.empty() ? "{}" : req.body);
+  if (!body || !body->is_object() || !body->contains("ids") || !(*body)["ids"].is_array()) {
+    return http::ErrorResponse(400, "Request_BadRequest",
+                               "The request body must be a JSON object with an 'ids' array.");
+  }
+  const Json& ids = (*body)["ids"];
+  if (ids.size() > 1000) {
+    return http::ErrorResponse(400, "Request_BadRequest",
+                               "At most 1000 ids may be given in one request.");
+  }
+  // Every principal Coffer keeps is a service principal to Graph; a types
+  // list without it asks for nothing Coffer has.
+  if (body->contains("types") && (*body)["types"].is_array()) {
+    bool wanted = false;
+    for (const auto& t : (*body)["types"]) {
+      wanted =
+          wanted || (t.is_string() && EqualsIgnoreCase(t.get<std::string>(), "servicePrincipal"));
+    }
+    if (!wanted) {
+      return http::JsonResponse(200, ToJson(Json{{"value", Json::array()}}));
+    }
+  }
+  Json items = Json::array();
+  for (const auto& id : ids) {
+    if (!id.is_string()) {
+      return http::ErrorResponse(400, "Request_BadRequest", "Every id must be a string.");
+    }
+    auto p = directory_.FindPrincipal(id.get<std::string>());
+    if (!p.ok()) {
+      if (p.status().code() == StatusCode::kNotFound) {
+        continue;
+      }
+      return GraphError(p.status());
+    }
+    Json item;
+    if (p->kind == "ServicePrincipal") {
+      auto sp = directory_.GetServicePrincipal(p->object_id);
+      if (!sp.ok()) {
+        return GraphError(sp.status());
+      }
+      item = PrincipalJson(*sp);
+    } else {
+      item = IdentityJson(*p);
+    }
+    item["@odata.type"] = "#microsoft.graph.servicePrincipal";
+    items.push_back(std::move(item));
+  }
+  return http::JsonResponse(200, ToJson(Json{{"value", items}}));
+}
+
+http::Response GraphApi::Me() {
+  return http::ErrorResponse(400, "BadRequest",
+                             "/me request is only valid with delegated authentication flow.");
 }
 
 }  // namespace coffer::auth

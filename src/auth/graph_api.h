@@ -18,6 +18,12 @@ namespace coffer::auth {
 //   DELETE /v1.0/servicePrincipals/{id}
 //   POST   /v1.0/servicePrincipals/{id}/addPassword   {"passwordCredential":{...}}
 //   POST   /v1.0/servicePrincipals/{id}/removePassword {"keyId"}
+//   GET    /v1.0/servicePrincipals?$filter=servicePrincipalNames/any(c:c eq '<appId>')
+//          (or appId eq '<appId>'): the principal of any kind, a managed
+//          identity included, whose client id that is (az resolves an
+//          assignee so); any other $filter is 400 Request_UnsupportedQuery
+//   POST   /v1.0/directoryObjects/getByIds          {"ids":[...],"types":[...]}
+//   GET    /v1.0/me                                 400: app tokens have no user
 // `{id}` is the object id. In Coffer an app registration and its service
 // principal are one object, so `appId` is also the client id. Secrets are
 // returned once, by the call that creates them (docs/directory.md).
@@ -41,8 +47,16 @@ class GraphApi {
   // and removeKey. The authority plane has matched the route and checked
   // the caller.
   http::Response Handle(const http::Request& request, const std::string& id, std::string_view verb);
+  // POST /v1.0/directoryObjects/getByIds: the principals among `ids` (at
+  // most 1000), each with its @odata.type; unknown ids are left out.
+  http::Response GetByIds(const http::Request& request);
+  // GET /v1.0/me: Graph's 400 for a token that names no user.
+  static http::Response Me();
 
  private:
+  // GET /v1.0/servicePrincipals with a $filter.
+  http::Response Filtered(std::string_view filter);
+
   Directory& directory_;
   const Clock& clock_;
   Hooks hooks_;

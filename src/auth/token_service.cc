@@ -12,6 +12,8 @@
 namespace coffer::auth {
 namespace {
 
+constexpr std::string_view kAdfsAlias = "adfs";
+
 // Entra's `timestamp`: ISO 8601 with a space for the "T".
 std::string EntraTimestamp(int64_t now) {
   std::string t = FormatIsoTime(now);
@@ -113,15 +115,31 @@ http::Response TokenService::UnknownTenant(const std::string& tenant) const {
                     clock_.NowSeconds());
 }
 
+bool TokenService::IsTenant(const std::string& tenant) const {
+  // Case matters: MSAL fetches /ADFS/v2.0/... for "ADFS", so only the lower
+  // case alias is one the clients treat as ADFS.
+  return tenant == config_.tenant_id || tenant == kAdfsAlias;
+}
+
 http::Response TokenService::Discovery(const http::Request& request, const std::string& tenant) {
-  if (tenant != config_.tenant_id) {
+  if (!IsTenant(tenant)) {
     return UnknownTenant(tenant);
   }
-  return OpenIdConfiguration(BaseFor(request, tenant));
+  // The document names the tenant's own endpoints under either name, so
+  // that clients of the alias get the same issuer and token endpoint.
+  return OpenIdConfiguration(BaseFor(request, config_.tenant_id));
+}
+
+http::Response TokenService::AdfsDiscovery(const http::Request& request,
+                                           const std::string& tenant) {
+  if (tenant != kAdfsAlias) {
+    return UnknownTenant(tenant);
+  }
+  return OpenIdConfiguration(BaseFor(request, config_.tenant_id));
 }
 
 http::Response TokenService::Keys(const std::string& tenant) {
-  if (tenant != config_.tenant_id) {
+  if (!IsTenant(tenant)) {
     return UnknownTenant(tenant);
   }
   return http::JsonResponse(200, ToJson(keys_.Jwks()));
@@ -133,7 +151,7 @@ http::Response TokenService::TokenEndpoint(const http::Request& request,
     return OAuthError(405, "invalid_request", 900561, "The endpoint only accepts POST requests.",
                       clock_.NowSeconds());
   }
-  if (tenant != config_.tenant_id) {
+  if (!IsTenant(tenant)) {
     return UnknownTenant(tenant);
   }
   std::string host = request.host;
@@ -234,7 +252,9 @@ http::Response TokenService::Token(const http::Request& request, const std::stri
     // authority's host names.
     std::vector<std::string> audiences;
     for (const auto& host : config_.authority_hosts) {
-      audiences.push_back("https://" + host + "/" + config_.tenant_id + "/oauth2/v2.0/token");
+      for (const std::string& t : {config_.tenant_id, std::string(kAdfsAlias)}) {
+        audiences.push_back("https://" + host + "/" + t + "/oauth2/v2.0/token");
+      }
     }
     // A user-assigned identity presents its federated issuer's token; an
     // application signs with its own certificate.

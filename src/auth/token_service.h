@@ -27,8 +27,14 @@ struct TokenServiceConfig {
 
 // TokenService is the Entra-shaped token authority of one tenant:
 //   GET  /{tenant}/v2.0/.well-known/openid-configuration
+//   GET  /adfs/.well-known/openid-configuration  (the same document)
 //   GET  /{tenant}/discovery/v2.0/keys
 //   POST /{tenant}/oauth2/v2.0/token   (client_credentials)
+// The tenant is the tenant's id or its alias "adfs" (lower case only): the
+// authority https://<host>/adfs is one MSAL and the Azure SDKs treat as
+// known to the developer, so they make no instance-discovery call to
+// login.microsoftonline.com and need no setting in code to reach Coffer
+// (docs/token-service.md). Tokens name the tenant's id whichever was used.
 // Clients prove themselves with a client secret, a certificate-signed
 // assertion, or (user-assigned identities) an assertion of a federated
 // issuer. Responses and errors follow Entra's shapes
@@ -55,6 +61,10 @@ class TokenService {
   // GET /{tenant}/discovery/v2.0/keys, and /{tenant}/oauth2/v2.0/token (any
   // method: other than POST is OAuth's 405). An unknown tenant is AADSTS90002.
   http::Response Discovery(const http::Request& request, const std::string& tenant);
+  // AdfsDiscovery answers GET /{tenant}/.well-known/openid-configuration,
+  // the path ADFS authorities use: the tenant's document for "adfs", else
+  // AADSTS90002 as for any unknown tenant.
+  http::Response AdfsDiscovery(const http::Request& request, const std::string& tenant);
   http::Response Keys(const std::string& tenant);
   http::Response TokenEndpoint(const http::Request& request, const std::string& tenant);
 
@@ -63,7 +73,9 @@ class TokenService {
 
   // Resource turns a requested resource or scope ("<resource>/.default")
   // into the audience tokens are issued for; nullopt if it is not one of
-  // the configured resources.
+  // the configured resources. Trailing slashes do not count, as in Entra:
+  // "<resource>//.default" (what az sends for a resource id ending in '/')
+  // is "<resource>/.default".
   std::optional<std::string> Resource(std::string_view resource_or_scope) const;
   // The issuer of tokens not tied to a request host (managed identities).
   std::string CanonicalIssuer() const { return IssuerFor(config_.authority_hosts.front()); }
@@ -82,6 +94,8 @@ class TokenService {
   // https://<the request's authority host, or the canonical one>/<tenant>
   std::string BaseFor(const http::Request& request, const std::string& tenant) const;
   http::Response UnknownTenant(const std::string& tenant) const;
+  // The tenant's id or its alias "adfs".
+  bool IsTenant(const std::string& tenant) const;
   http::Response Token(const http::Request& request, const std::string& issuer);
   std::string IssuerFor(const std::string& host) const;
 

@@ -60,6 +60,46 @@ TEST_F(TokenServiceTest, DiscoveryNamesTheAuthorityAsIssuer) {
   EXPECT_EQ(service_.Discovery(r, "other").status, 400);
 }
 
+TEST_F(TokenServiceTest, TheAdfsAliasServesTheTenantsDocumentAndTokens) {
+  http::Request r;
+  r.method = "GET";
+  r.host = "localhost:8443";
+  // MSAL's ADFS path: /adfs/.well-known/openid-configuration, with the
+  // tenant's own issuer and endpoints.
+  auto res = service_.AdfsDiscovery(r, "adfs");
+  ASSERT_EQ(res.status, 200) << res.body;
+  auto doc = ParseJson(res.body);
+  EXPECT_EQ((*doc)["issuer"], "https://localhost:8443/t1/v2.0");
+  EXPECT_EQ((*doc)["token_endpoint"], "https://localhost:8443/t1/oauth2/v2.0/token");
+  EXPECT_EQ((*doc)["jwks_uri"], "https://localhost:8443/t1/discovery/v2.0/keys");
+  EXPECT_TRUE(doc->contains("authorization_endpoint"));
+  EXPECT_EQ(service_.Discovery(r, "adfs").body, res.body);
+  EXPECT_EQ(service_.Keys("adfs").status, 200);
+  // Only the lower-case alias; the tenant's id is no ADFS path.
+  EXPECT_EQ(service_.AdfsDiscovery(r, "ADFS").status, 400);
+  EXPECT_EQ(service_.AdfsDiscovery(r, "t1").status, 400);
+  EXPECT_EQ(service_.Discovery(r, "Adfs").status, 400);
+
+  // Tokens through the alias are the tenant's, and a resource id ending in
+  // '/' gives "<resource>//.default", which is the resource.
+  auto sp = directory_.CreateServicePrincipal("app", 30);
+  ASSERT_TRUE(sp.ok());
+  auto token = Post("grant_type=client_credentials&client_id=" + sp->principal.app_id +
+                        "&client_secret=" + sp->client_secret +
+                        "&scope=https%3A%2F%2Fvault.localhost%3A8443%2F%2F.default",
+                    "adfs");
+  ASSERT_EQ(token.status, 200) << token.body;
+  TokenVerifier verifier(*keys_, clock_, service_.Issuers(), "t1");
+  auto t = verifier.Verify((*ParseJson(token.body))["access_token"].get<std::string>(),
+                           {"https://vault.localhost:8443"});
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  EXPECT_EQ(t->object_id(), sp->principal.object_id);
+  EXPECT_EQ(
+      Post("grant_type=client_credentials&client_id=x&client_secret=y&scope=a%2F.default", "ADFS")
+          .status,
+      400);
+}
+
 TEST_F(TokenServiceTest, ClientCredentialsIssueAVerifiableToken) {
   auto sp = directory_.CreateServicePrincipal("app", 30);
   ASSERT_TRUE(sp.ok());

@@ -241,6 +241,21 @@ Decision Authorizer::CheckAction(const Principal& who, std::string_view action,
   return CheckRbac(who, action, false, storage::RoleScopeKey(scope), assigned_role_id, explain);
 }
 
+bool Authorizer::HoldsRoleWithin(const Principal& who, std::string_view scope) const {
+  const Snapshot& snap = Current();
+  auto it = snap.by_principal.find(AsciiLower(who.object_id));
+  if (it == snap.by_principal.end()) {
+    return false;
+  }
+  const std::string key = storage::RoleScopeKey(scope);
+  for (const auto& a : it->second) {
+    if (Covers(a.scope_key, key) || Covers(key, a.scope_key)) {
+      return true;
+    }
+  }
+  return false;
+}
+
 Decision Authorizer::CheckRbac(const Principal& who, std::string_view action, bool data,
                                std::string_view resource_key, std::string_view assigned_role_id,
                                bool explain, bool or_below) const {

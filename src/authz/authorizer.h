@@ -98,6 +98,11 @@ class Authorizer {
   Decision CheckAction(const Principal& who, std::string_view action, std::string_view scope,
                        std::string_view assigned_role_id = {}, bool explain = false) const;
 
+  // HoldsRoleWithin: does `who` hold any role assignment at, above or below
+  // `scope`? What makes ARM list a subscription to a caller (az login's
+  // GET /subscriptions), whatever the roles grant.
+  bool HoldsRoleWithin(const Principal& who, std::string_view scope) const;
+
   // The role with this id (built-in or custom), or nullptr.
   std::shared_ptr<const RoleDefinition> FindRole(std::string_view id) const;
   // Every role, built-in first.

@@ -188,6 +188,21 @@ TEST_F(RbacTest, AssignmentsApplyAtTheirScopeAndBelow) {
   EXPECT_TRUE(authz_.CheckData(p, vault_, set, "db").allowed);
 }
 
+TEST_F(RbacTest, HoldsRoleWithinCountsAssignmentsAboveAtAndBelow) {
+  // What lists a subscription to a caller: any role in it, whatever it grants.
+  Principal p{"P1", "app", kTenant};
+  EXPECT_FALSE(authz_.HoldsRoleWithin(p, "/subscriptions/sub"));
+  Assign("other", "p2", kSecretsUser, "/subscriptions/sub");
+  EXPECT_FALSE(authz_.HoldsRoleWithin(p, "/subscriptions/sub"));
+  Assign("below", "p1", kSecretsUser, std::string(kVault) + "/secrets/db");
+  EXPECT_TRUE(authz_.HoldsRoleWithin(p, "/subscriptions/sub"));
+  EXPECT_TRUE(authz_.HoldsRoleWithin(p, "/Subscriptions/SUB"));
+  EXPECT_FALSE(authz_.HoldsRoleWithin(p, "/subscriptions/sub2"));
+  EXPECT_FALSE(authz_.HoldsRoleWithin(p, "/subscriptions/su"));
+  Assign("root", "p3", kSecretsUser, "/");
+  EXPECT_TRUE(authz_.HoldsRoleWithin({"p3", "app", kTenant}, "/subscriptions/sub2"));
+}
+
 TEST_F(RbacTest, InVaultCountsAnAssignmentOnOneOfItsObjects) {
   const DataOperation& get = *FindOperation("SecretGet");
   const DataOperation& list = *FindOperation("SecretList");

@@ -121,7 +121,7 @@ void AddAdCommands(CLI::App& app) {
       Print(Json{{"appId", created.value("appId", "")},
                  {"displayName", created.value("displayName", "")},
                  {"password", password},
-                 {"tenant", c.config().tenant_id}});
+                 {"tenant", TenantOf(c)}});
     });
   }
   {
@@ -172,7 +172,7 @@ void AddAdCommands(CLI::App& app) {
       std::string object_id = found.value("id", "");
       std::string app_id = found.value("appId", "");
       std::string base = "/v1.0/servicePrincipals/" + object_id;
-      Json out = {{"appId", app_id}, {"tenant", c.config().tenant_id}};
+      Json out = {{"appId", app_id}, {"tenant", TenantOf(c)}};
       if (choice->create_cert || !choice->cert_file.empty()) {
         std::string path = choice->cert_file.empty() ? app_id + ".pem" : choice->cert_file;
         std::string cert =

@@ -24,5 +24,7 @@ void AddAdminCommands(CLI::App& app);
 void AddRoleCommands(CLI::App& app);
 // coffer audit ... and coffer eventgrid event-subscription ...
 void AddAuditCommands(CLI::App& app);
+// coffer cloud az-config: the custom cloud for azure-cli.
+void AddCloudCommands(CLI::App& app);
 
 }  // namespace coffer::cli

@@ -130,12 +130,12 @@ void AddVaultCommands(CLI::App& kv) {
         }
         Json all = Json::array({"all"});
         policies.push_back(
-            {{"tenantId", c.config().tenant_id},
+            {{"tenantId", TenantOf(c)},
              {"objectId", *oid},
              {"permissions",
               {{"secrets", all}, {"keys", all}, {"certificates", all}, {"storage", all}}}});
       }
-      Json props = {{"tenantId", c.config().tenant_id},
+      Json props = {{"tenantId", TenantOf(c)},
                     {"sku", {{"family", "A"}, {"name", "standard"}}},
                     {"softDeleteRetentionInDays", *retention},
                     {"enableRbacAuthorization", use_rbac},
@@ -309,9 +309,8 @@ void AddPolicyCommands(CLI::App& kv) {
       std::string group = rg->empty() ? FindResourceGroup(c, *name) : *rg;
       // set-policy replaces the lists it is given in the principal's entry
       // and keeps the others; delete-policy removes the entry.
-      Json entry = {{"tenantId", c.config().tenant_id},
-                    {"objectId", *object_id},
-                    {"permissions", Json::object()}};
+      Json entry = {
+          {"tenantId", TenantOf(c)}, {"objectId", *object_id}, {"permissions", Json::object()}};
       if (!application_id->empty()) {
         entry["applicationId"] = *application_id;
       }

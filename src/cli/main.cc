@@ -1,6 +1,8 @@
 #include <algorithm>
 #include <iostream>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -79,6 +81,7 @@ int main(int argc, char** argv) {
   coffer::cli::AddAdminCommands(app);
   coffer::cli::AddRoleCommands(app);
   coffer::cli::AddAuditCommands(app);
+  coffer::cli::AddCloudCommands(app);
   try {
     if (argc >= 2 && std::string(argv[1]) == "server") {
       // The server's flags may also come from COFFER_* variables and a

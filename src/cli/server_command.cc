@@ -228,7 +228,8 @@ void AddServerCommand(CLI::App& app) {
     if (config->dev) {
       // The dev credentials are printed so a newcomer can paste them; the
       // same file is written with mode 0600.
-      std::cout << "export AZURE_TENANT_ID=" << info.tenant_id << "\n"
+      std::cout << "export AZURE_TENANT_ID=" << server::CofferServer::kClientTenant << "\n"
+                << "export COFFER_TENANT_ID=" << info.tenant_id << "\n"
                 << "export AZURE_CLIENT_ID=" << info.client_id << "\n"
                 << "export AZURE_CLIENT_SECRET=" << info.client_secret << "\n"
                 << "export AZURE_AUTHORITY_HOST=" << info.authority_host << "\n"

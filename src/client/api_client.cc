@@ -21,6 +21,7 @@ std::string Env(const char* name) {
 StatusOr<ClientConfig> ClientConfig::FromEnvironment() {
   ClientConfig c;
   c.tenant_id = Env("AZURE_TENANT_ID");
+  c.tenant_guid = Env("COFFER_TENANT_ID");
   c.client_id = Env("AZURE_CLIENT_ID");
   c.client_secret = Env("AZURE_CLIENT_SECRET");
   c.authority = Env("AZURE_AUTHORITY_HOST");
@@ -66,16 +67,30 @@ std::string ClientConfig::VaultUrl(const std::string& vault) const {
   return "https://" + AsciiLower(vault) + "." + suffix + port;
 }
 
-StatusOr<std::string> ApiClient::SignedInObjectId(const std::string& resource) {
+StatusOr<std::string> ApiClient::Claim(const std::string& resource, const std::string& name) {
   ASSIGN_OR_RETURN(std::string token, Token(resource));
   auto parts = Split(token, '.');
   auto payload = parts.size() == 3 ? Base64UrlDecode(parts[1]) : std::nullopt;
   auto claims = payload ? ParseJson(*payload) : std::nullopt;
-  std::string oid = claims && claims->is_object() ? StringMember(*claims, "oid") : "";
-  if (oid.empty()) {
-    return UnauthenticatedError("the access token carries no oid claim");
+  std::string value = claims && claims->is_object() ? StringMember(*claims, name.c_str()) : "";
+  if (value.empty()) {
+    return UnauthenticatedError("the access token carries no " + name + " claim");
   }
-  return oid;
+  return value;
+}
+
+StatusOr<std::string> ApiClient::SignedInObjectId(const std::string& resource) {
+  return Claim(resource, "oid");
+}
+
+StatusOr<std::string> ApiClient::TenantId() {
+  if (!config_.tenant_guid.empty()) {
+    return config_.tenant_guid;
+  }
+  if (config_.tenant_id != "adfs") {
+    return config_.tenant_id;
+  }
+  return Claim(config_.authority, "tid");
 }
 
 ApiClient::ApiClient(ClientConfig config) : config_(std::move(config)) {

@@ -15,7 +15,8 @@ namespace coffer::client {
 // Credentials and endpoints, read from the same environment variables the
 // Azure SDKs use (plus Coffer's own, written to dev.env by the server).
 struct ClientConfig {
-  std::string tenant_id;        // AZURE_TENANT_ID
+  std::string tenant_id;        // AZURE_TENANT_ID: the tenant's id or its alias "adfs"
+  std::string tenant_guid;      // COFFER_TENANT_ID: the tenant's id (optional)
   std::string client_id;        // AZURE_CLIENT_ID
   std::string client_secret;    // AZURE_CLIENT_SECRET
   std::string authority;        // AZURE_AUTHORITY_HOST, e.g. https://localhost:8443
@@ -58,9 +59,15 @@ class ApiClient {
   // SignedInObjectId is the object id (`oid`) of the signed-in principal,
   // read from its token for `resource`.
   StatusOr<std::string> SignedInObjectId(const std::string& resource);
+  // TenantId is the tenant's id, which ARM bodies name (a vault's
+  // tenantId): COFFER_TENANT_ID, else AZURE_TENANT_ID unless that is the
+  // alias "adfs", else the `tid` of a management token.
+  StatusOr<std::string> TenantId();
 
  private:
   StatusOr<std::string> Token(const std::string& resource);
+  // A string claim of the token for `resource`; kUnauthenticated if absent.
+  StatusOr<std::string> Claim(const std::string& resource, const std::string& name);
 
   ClientConfig config_;
   std::shared_ptr<ClientSecretCredential> credential_;

@@ -1,5 +1,7 @@
 #include "mgmt/tags_api.h"
 
+#include <cctype>
+
 #include "common/strings.h"
 #include "mgmt/arm.h"
 
@@ -48,7 +50,31 @@ std::vector<ArmRoute> TagsApi::Routes() {
       {"PUT", kTags, "Microsoft.Resources/tags/write", false, handle},
       {"PATCH", kTags, "Microsoft.Resources/tags/write", false, handle},
       {"DELETE", kTags, "Microsoft.Resources/tags/delete", false, handle},
+      {"GET", "/subscriptions/{sub}/resourceGroups/{rg}",
+       "Microsoft.Resources/subscriptions/resourceGroups/read", false,
+       [this](const ArmCall& call) { return ResourceGroup(call); }},
   };
+}
+
+http::Response TagsApi::ResourceGroup(const ArmCall& call) const {
+  const std::string rg(call.params.Get("rg"));
+  // ARM's rule for a group's name, so that a name no resource could carry
+  // does not read as a group.
+  bool ok = !rg.empty() && rg.size() <= 90 && rg.back() != '.';
+  for (char c : rg) {
+    ok = ok && (std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '-' || c == '_' ||
+                c == '.' || c == '(' || c == ')');
+  }
+  if (!ok) {
+    return http::ErrorResponse(404, "ResourceGroupNotFound",
+                               "Resource group '" + rg.substr(0, 90) + "' could not be found.");
+  }
+  Json body = {{"id", "/subscriptions/" + subscription_id_ + "/resourceGroups/" + rg},
+               {"name", rg},
+               {"type", "Microsoft.Resources/resourceGroups"},
+               {"location", "local"},
+               {"properties", {{"provisioningState", "Succeeded"}}}};
+  return http::JsonResponse(200, ToJson(body));
 }
 
 http::Response TagsApi::Handle(const ArmCall& call) {

@@ -21,6 +21,15 @@ namespace coffer::mgmt {
 // Each change is applied to the tags as they are when it is written, so
 // concurrent merges of different tags all land. The plane authorizes
 // Microsoft.Resources/tags/* at the resource before a handler runs.
+//
+// It also answers the one resource-group read clients make:
+//   GET /subscriptions/{s}/resourceGroups/{rg}   (az keyvault create
+//       without --location reads the group's location)
+// Coffer's resource groups are names that resources carry, made by the
+// first resource put in them; every name reads as a group in location
+// "local", the location Coffer's resources report by default. The plane
+// authorizes Microsoft.Resources/subscriptions/resourceGroups/read at the
+// group.
 // Thread-safe.
 class TagsApi {
  public:
@@ -32,6 +41,7 @@ class TagsApi {
 
  private:
   http::Response Handle(const ArmCall& call);
+  http::Response ResourceGroup(const ArmCall& call) const;
 
   const std::string subscription_id_;
   storage::Store& store_;

@@ -476,6 +476,36 @@ http::Response VaultManager::List(const ArmCall& call) {
   return http::JsonResponse(200, ToJson(Json{{"value", items}}));
 }
 
+http::Response VaultManager::ListResources(const ArmCall& call) {
+  std::string filter(TrimWhitespace(call.request.Query("$filter")));
+  if (!filter.empty() && !EqualsIgnoreCase(filter, "resourceType eq 'Microsoft.KeyVault/vaults'")) {
+    return http::ErrorResponse(400, "InvalidFilterInQueryString",
+                               "Coffer lists resources of one type: $filter=resourceType eq "
+                               "'Microsoft.KeyVault/vaults'.");
+  }
+  auto vaults = store_.ListVaults();
+  if (!vaults.ok()) {
+    return ArmError(vaults.status());
+  }
+  Json items = Json::array();
+  for (const auto& v : *vaults) {
+    if (v.deleted()) {
+      continue;
+    }
+    Json vault = ToArm(v);
+    items.push_back({{"id", vault["id"]},
+                     {"name", vault["name"]},
+                     {"type", vault["type"]},
+                     {"location", vault["location"]},
+                     {"tags", vault.value("tags", Json::object())}});
+  }
+  return http::JsonResponse(200, ToJson(Json{{"value", items}}));
+}
+
+http::Response VaultManager::ListNone(const ArmCall&) {
+  return http::JsonResponse(200, R"({"value":[]})");
+}
+
 StatusOr<storage::VaultRecord> VaultManager::FindLive(const ArmCall& call) {
   std::string rg(call.params.Get("rg"));
   std::string name(call.params.Get("name"));
@@ -574,6 +604,10 @@ std::vector<ArmRoute> VaultManager::Routes() {
             "Microsoft.KeyVault/vaults/read", true, &VaultManager::List),
       route("GET", "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.KeyVault/vaults",
             "Microsoft.KeyVault/vaults/read", true, &VaultManager::List),
+      // A caller that may not read the subscription's resources sees the
+      // vaults it may read (the plane filters the list).
+      route("GET", "/subscriptions/{sub}/resources",
+            "Microsoft.Resources/subscriptions/resources/read", true, &VaultManager::ListResources),
       route("GET", kVault, "Microsoft.KeyVault/vaults/read", false, &VaultManager::Get),
       route("PUT", kVault, "Microsoft.KeyVault/vaults/write", false, &VaultManager::Put),
       route("PATCH", kVault, "Microsoft.KeyVault/vaults/write", false, &VaultManager::Put),
@@ -583,6 +617,13 @@ std::vector<ArmRoute> VaultManager::Routes() {
             "accessPolicies/{kind}",
             "Microsoft.KeyVault/vaults/accessPolicies/write", false,
             &VaultManager::EditAccessPolicies),
+      route("GET", "/subscriptions/{sub}/providers/Microsoft.KeyVault/managedHSMs",
+            "Microsoft.KeyVault/managedHSMs/read", true, &VaultManager::ListNone),
+      route("GET",
+            "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.KeyVault/managedHSMs",
+            "Microsoft.KeyVault/managedHSMs/read", true, &VaultManager::ListNone),
+      route("GET", "/subscriptions/{sub}/providers/Microsoft.KeyVault/deletedManagedHSMs",
+            "Microsoft.KeyVault/deletedManagedHSMs/read", true, &VaultManager::ListNone),
       route("GET", "/subscriptions/{sub}/providers/Microsoft.KeyVault/deletedVaults",
             "Microsoft.KeyVault/deletedVaults/read", true, &VaultManager::ListDeleted),
       route("GET",

@@ -72,6 +72,13 @@ class VaultManager {
 
  private:
   http::Response List(const ArmCall& call);
+  // GET /subscriptions/{s}/resources?$filter=resourceType eq
+  // 'Microsoft.KeyVault/vaults': the vaults as generic resources (az finds
+  // a vault's resource group so); any other $filter is 400.
+  http::Response ListResources(const ArmCall& call);
+  // Coffer keeps no managed HSMs; their lists are empty, so that clients
+  // that list vaults and HSMs together (az keyvault list-deleted) work.
+  http::Response ListNone(const ArmCall& call);
   http::Response Get(const ArmCall& call);
   http::Response Put(const ArmCall& call);  // and PATCH
   http::Response Delete(const ArmCall& call);

@@ -118,7 +118,12 @@ Status CofferServer::Bootstrap() {
 
   if (info_.credentials_issued) {
     std::ostringstream out;
-    out << "export AZURE_TENANT_ID=" << info_.tenant_id << "\n"
+    // AZURE_TENANT_ID is the tenant's alias "adfs": with it the Azure SDKs'
+    // DefaultAzureCredential reaches this authority from these variables
+    // alone (token-service.md); COFFER_TENANT_ID is the tenant's id, which
+    // az login --tenant and ARM bodies name.
+    out << "export AZURE_TENANT_ID=" << kClientTenant << "\n"
+        << "export COFFER_TENANT_ID=" << info_.tenant_id << "\n"
         << "export AZURE_CLIENT_ID=" << info_.client_id << "\n"
         << "export AZURE_CLIENT_SECRET=" << info_.client_secret << "\n"
         << "export AZURE_AUTHORITY_HOST=" << info_.authority_host << "\n";

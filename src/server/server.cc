@@ -562,6 +562,12 @@ std::vector<AuthorityRoute> CofferServer::AuthorityRoutes() {
        [this, tenant](const AuthorityCall& c) {
          return token_service_->Discovery(c.request, tenant(c));
        }},
+      // The tenant's alias "adfs" (token-service.md): the authority form
+      // MSAL and the SDKs use with no instance discovery.
+      {"GET", "/{tenant}/.well-known/openid-configuration", Access::kPublic, "",
+       [this, tenant](const AuthorityCall& c) {
+         return token_service_->AdfsDiscovery(c.request, tenant(c));
+       }},
       {"GET", "/{tenant}/discovery/v2.0/keys", Access::kPublic, "",
        [this, tenant](const AuthorityCall& c) { return token_service_->Keys(tenant(c)); }},
       {"*", "/{tenant}/oauth2/v2.0/token", Access::kPublic, "",
@@ -584,6 +590,18 @@ std::vector<AuthorityRoute> CofferServer::AuthorityRoutes() {
       {"POST", "/v1.0/servicePrincipals/{id}/addKey", Access::kDirectory, "", graph("addKey")},
       {"POST", "/v1.0/servicePrincipals/{id}/removeKey", Access::kDirectory, "",
        graph("removeKey")},
+      {"POST", "/v1.0/directoryObjects/getByIds", Access::kDirectory, "",
+       [this](const AuthorityCall& c) { return graph_api_->GetByIds(c.request); }},
+      // Graph's answer to an application's token, for any caller (az tries
+      // /me before it looks up a service principal).
+      {"GET", "/v1.0/me", Access::kCaller, "",
+       [](const AuthorityCall&) { return auth::GraphApi::Me(); }},
+      // ARM's account listings, which az login reads: each caller sees only
+      // what it may (accounts.cc).
+      {"GET", "/subscriptions", Access::kCaller, "",
+       [this](const AuthorityCall& c) { return SubscriptionsRequest(*c.caller); }},
+      {"GET", "/tenants", Access::kCaller, "",
+       [this](const AuthorityCall&) { return TenantsRequest(); }},
       // Coffer's administration API (token-service.md, audit.md,
       // authorization.md, architecture.md).
       {"GET", "/coffer/v1/audit", Access::kCaller, "AuditQuery",

@@ -124,6 +124,10 @@ int64_t NowMicros();
 // Host (docs/architecture.md).
 class CofferServer {
  public:
+  // The tenant clients name in AZURE_TENANT_ID (dev.env): the alias "adfs"
+  // of the one tenant (auth::TokenService).
+  static constexpr const char* kClientTenant = "adfs";
+
   // Create opens (or initialises) the data directory and binds the port.
   static StatusOr<std::unique_ptr<CofferServer>> Create(ServerConfig config);
   ~CofferServer();
@@ -168,6 +172,11 @@ class CofferServer {
   // The audit of a change notification (SecretNearExpiry, ...).
   void AuditNotifications(const std::vector<storage::ChangeRecord>& changes);
   http::Response AuditQueryRequest(const Caller& caller, const http::Request& request);
+  // accounts.cc: ARM's GET /subscriptions (the subscription, when the
+  // caller holds a role in it) and GET /tenants (the tenant), which
+  // az login reads.
+  http::Response SubscriptionsRequest(const Caller& caller) const;
+  http::Response TenantsRequest() const;
   // watch_endpoint.cc: the watch stream's route of the vault plane.
   keyvault::VaultOperation WatchOperation();
   http::Response WatchRequest(const keyvault::VaultCall& call);

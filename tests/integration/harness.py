@@ -14,8 +14,9 @@ JavaScript twin and starts the server the same way; a change to one is made to b
   * ready: ca.pem and dev.env exist and GET https://localhost:<port>/healthz, trusting only the
     server's CA, answers 200 -- waited for at most READY_TIMEOUT_S, a bound and never a
     performance claim; a server that exits first fails the start with its stderr;
-  * dev.env must name AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET, AZURE_AUTHORITY_HOST,
-    COFFER_SUBSCRIPTION_ID and COFFER_VAULT_URL;
+  * dev.env must name AZURE_TENANT_ID (the tenant's alias "adfs"), COFFER_TENANT_ID (its id),
+    AZURE_CLIENT_ID, AZURE_CLIENT_SECRET, AZURE_AUTHORITY_HOST, COFFER_SUBSCRIPTION_ID and
+    COFFER_VAULT_URL;
   * stop: SIGTERM by PID, SIGKILL after STOP_TIMEOUT_S (recorded: killed_hard); cleanup stops it
     and removes the temporary directory, also when the start failed.
 
@@ -56,8 +57,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 30.0
 # What every dev server writes to dev.env.
-DEV_ENV_KEYS = ("AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET", "AZURE_AUTHORITY_HOST",
-                "COFFER_SUBSCRIPTION_ID", "COFFER_VAULT_URL")
+DEV_ENV_KEYS = ("AZURE_TENANT_ID", "COFFER_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET",
+                "AZURE_AUTHORITY_HOST", "COFFER_SUBSCRIPTION_ID", "COFFER_VAULT_URL")
 KV_API = "7.5"
 ARM_API = "2023-07-01"
 
@@ -316,7 +317,8 @@ class CofferServer:
 
     @property
     def tenant(self):
-        return self.env["AZURE_TENANT_ID"]
+        """The tenant's id (COFFER_TENANT_ID; AZURE_TENANT_ID is its alias "adfs")."""
+        return self.env["COFFER_TENANT_ID"]
 
     @property
     def subscription(self):

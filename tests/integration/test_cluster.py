@@ -473,11 +473,11 @@ class ClusterTests(unittest.TestCase):
         self.assertEqual(self.server.poll(), None, "the server kept running")
 
     def test_an_unconfigured_host_is_misdirected(self):
-        status, body = self.curl("node-2", f"https://{AUTHORITY}/{self.dev['AZURE_TENANT_ID']}"
+        status, body = self.curl("node-2", f"https://{AUTHORITY}/{self.dev['COFFER_TENANT_ID']}"
                                  "/v2.0/.well-known/openid-configuration", "-H", "Host: other.test")
         self.assertEqual(status, "421", body)
         self.assertEqual(json.loads(body)["error"]["code"], "MisdirectedRequest")
-        status, _ = self.curl("node-2", f"https://{AUTHORITY}/{self.dev['AZURE_TENANT_ID']}"
+        status, _ = self.curl("node-2", f"https://{AUTHORITY}/{self.dev['COFFER_TENANT_ID']}"
                               "/v2.0/.well-known/openid-configuration")
         self.assertEqual(status, "200")
         # Loopback on the vault host is not a name the server answers to, nor an address it

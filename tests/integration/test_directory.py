@@ -9,6 +9,7 @@ import os
 import sqlite3
 import subprocess
 import unittest
+import urllib.parse
 
 from harness import ServerTestCase, coffer_binary, parse_env_file, read_text, start_server
 
@@ -224,6 +225,78 @@ class DirectoryBadInputTests(DirectoryTestCase):
         self.assertGreater(shown["passwordCredentials"][0]["endDateTime"][:4],
                            shown["passwordCredentials"][0]["startDateTime"][:4])
         self.assertEqual(self.token_for(sp["appId"], sp["password"]).status, 200)
+
+
+class GraphLookupTests(DirectoryTestCase):
+    """The lookups az makes: a principal by client id ($filter), objects by id (getByIds) and
+    /me, which an application's token has none of."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.sps = [cls.coffer_json("ad", "sp", "create-for-rbac", "--name", f"lookup-{i}")
+                   for i in range(3)]
+        cls.oids = [cls.coffer_json("ad", "sp", "show", "--id", sp["appId"])["id"]
+                    for sp in cls.sps]
+        cls.mi = cls.coffer_json("identity", "create", "-n", "lookup-mi", "-g", "rg-lookup")
+
+    def filtered(self, odata_filter, token=None):
+        return self.graph("GET", "?" + urllib.parse.urlencode({"$filter": odata_filter}),
+                          token=token)
+
+    def test_the_filter_finds_the_principal_of_a_client_id(self):
+        for i in (2, 0, 1):
+            for odata_filter in (f"servicePrincipalNames/any(c:c eq '{self.sps[i]['appId']}')",
+                                 f"servicePrincipalNames/any( x : x eq '{self.sps[i]['appId']}' )",
+                                 f"appId eq '{self.sps[i]['appId']}'"):
+                with self.subTest(odata_filter=odata_filter):
+                    r = self.filtered(odata_filter)
+                    self.assertEqual(r.status, 200, r)
+                    self.assertEqual([(p["id"], p["servicePrincipalNames"])
+                                      for p in r.json()["value"]],
+                                     [(self.oids[i], [self.sps[i]["appId"]])])
+        r = self.filtered(f"servicePrincipalNames/any(c:c eq '{self.mi['clientId']}')")
+        self.assertEqual([(p["id"], p["servicePrincipalType"]) for p in r.json()["value"]],
+                         [(self.mi["principalId"], "ManagedIdentity")], r)
+        r = self.filtered("servicePrincipalNames/any(c:c eq '00000000-0000-0000-0000-000000000000')")
+        self.assertEqual((r.status, r.json()["value"]), (200, []), r)
+
+    def test_a_filter_not_understood_is_refused_not_ignored(self):
+        for odata_filter in ("displayName eq 'lookup-0'", "servicePrincipalNames/any(c:c eq x)",
+                             "appId eq 'a' or appId eq 'b'", "servicePrincipalNames/any(c:d eq 'a')"):
+            with self.subTest(odata_filter=odata_filter):
+                self.assertErrorBody(self.filtered(odata_filter), 400, "Request_UnsupportedQuery")
+
+    def test_get_by_ids_names_each_objects_type(self):
+        ids = [self.oids[1], "00000000-0000-0000-0000-000000000000", self.mi["principalId"]]
+        r = self.srv.request("POST", "/v1.0/directoryObjects/getByIds",
+                             {"ids": ids, "types": ["user", "group", "servicePrincipal"]},
+                             host="localhost", token=self.srv.token(self.srv.mgmt_resource))
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual([(o["id"], o["@odata.type"]) for o in r.json()["value"]],
+                         [(self.oids[1], "#microsoft.graph.servicePrincipal"),
+                          (self.mi["principalId"], "#microsoft.graph.servicePrincipal")])
+        r = self.srv.request("POST", "/v1.0/directoryObjects/getByIds",
+                             {"ids": ids, "types": ["user"]}, host="localhost",
+                             token=self.srv.token(self.srv.mgmt_resource))
+        self.assertEqual(r.json()["value"], [], r)
+        for body in ({}, {"ids": "x"}, {"ids": [1]}, {"ids": ["x"] * 1001}):
+            with self.subTest(body=body):
+                r = self.srv.request("POST", "/v1.0/directoryObjects/getByIds", body,
+                                     host="localhost", token=self.srv.token(self.srv.mgmt_resource))
+                self.assertErrorBody(r, 400, "Request_BadRequest")
+
+    def test_lookups_are_for_administrators_and_me_is_400_for_anyone(self):
+        nobody = self.token_for(self.sps[0]["appId"], self.sps[0]["password"],
+                                self.srv.mgmt_resource).json()["access_token"]
+        r = self.filtered(f"appId eq '{self.sps[1]['appId']}'", token=nobody)
+        self.assertErrorBody(r, 403, "Authorization_RequestDenied")
+        r = self.srv.request("POST", "/v1.0/directoryObjects/getByIds", {"ids": self.oids},
+                             host="localhost", token=nobody)
+        self.assertErrorBody(r, 403, "Authorization_RequestDenied")
+        for token in (nobody, self.srv.token(self.srv.mgmt_resource)):
+            r = self.srv.request("GET", "/v1.0/me", host="localhost", token=token)
+            self.assertErrorBody(r, 400, "BadRequest")
 
 
 class UserAssignedIdentityTests(DirectoryTestCase):

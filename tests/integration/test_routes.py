@@ -133,6 +133,19 @@ class RouteTableTests(ServerTestCase):
                 r = self.srv.arm_raw(route["method"], path, body, token=token)
                 self.assertEqual(r.status, 403, r)
         self.assertEqual(seen, {"public", "caller", "administrator", "directory", "management"})
+        # az login's listings: a subscription only to a caller that holds a role in it; the
+        # tenant its token names anyway; Graph's /me is 400 for any application.
+        r = self.srv.arm_raw("GET", "/subscriptions?api-version=2019-11-01", token=token)
+        self.assertEqual((r.status, r.json()["value"]), (200, []), r)
+        r = self.srv.arm_raw("GET", "/subscriptions?api-version=2019-11-01")
+        self.assertEqual([(s["id"], s["tenantId"]) for s in r.json()["value"]],
+                         [(self.sub, self.srv.tenant)], r)
+        r = self.srv.arm_raw("GET", "/tenants?api-version=2019-11-01", token=token)
+        self.assertEqual([t["tenantId"] for t in r.json()["value"]], [self.srv.tenant], r)
+        self.assertErrorBody(self.srv.arm_raw("GET", "/v1.0/me", token=token), 400, "BadRequest")
+        for path in ("/subscriptions", "/tenants", "/v1.0/me"):
+            self.assertErrorBody(self.srv.arm_raw("GET", path, auth=False), 401,
+                                 "InvalidAuthenticationToken")
         r = self.srv.arm_raw("GET", "/coffer/v1/audit?top=1000", token=token)
         self.assertEqual(r.status, 200, r)
         self.assertEqual(r.json()["value"], [], "the audit query showed records of resources "

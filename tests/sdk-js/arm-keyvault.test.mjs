@@ -54,7 +54,7 @@ describe("@azure/arm-keyvault 5.0.0 against coffer", () => {
     const v = await arm.vaults.createOrUpdate("rg-arm", "armvault1", {
       location: "local",
       properties: {
-        tenantId: coffer.env.AZURE_TENANT_ID,
+        tenantId: coffer.tenantId,
         sku: { family: "A", name: "standard" },
         softDeleteRetentionInDays: 7,
         accessPolicies: [],
@@ -114,7 +114,7 @@ describe("@azure/arm-keyvault 5.0.0 against coffer", () => {
   it("a vault without purge protection can be deleted and purged", async () => {
     await arm.vaults.createOrUpdate("rg-arm", "armvault2", {
       location: "local",
-      properties: { tenantId: coffer.env.AZURE_TENANT_ID, sku: { family: "A", name: "standard" } },
+      properties: { tenantId: coffer.tenantId, sku: { family: "A", name: "standard" } },
     });
     await arm.vaults.delete("rg-arm", "armvault2");
     await arm.vaults.purgeDeleted("armvault2", "local");
@@ -125,7 +125,7 @@ describe("@azure/arm-keyvault 5.0.0 against coffer", () => {
     await rejectsWith(
       arm.vaults.createOrUpdate("rg-arm", "a--b", {
         location: "local",
-        properties: { tenantId: coffer.env.AZURE_TENANT_ID, sku: { family: "A", name: "standard" } },
+        properties: { tenantId: coffer.tenantId, sku: { family: "A", name: "standard" } },
       }),
       400,
       "VaultNameNotValid",

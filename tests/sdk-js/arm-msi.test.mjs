@@ -57,7 +57,7 @@ describe("@azure/arm-msi 2.2.0 against coffer", () => {
     assert.equal(id.name, "app-identity");
     assert.equal(id.type, "Microsoft.ManagedIdentity/userAssignedIdentities");
     assert.match(id.id, /\/providers\/Microsoft\.ManagedIdentity\/userAssignedIdentities\/app-identity$/);
-    assert.equal(id.tenantId, coffer.env.AZURE_TENANT_ID);
+    assert.equal(id.tenantId, coffer.tenantId);
     assert.match(id.principalId, UUID);
     assert.match(id.clientId, UUID);
     assert.notEqual(id.principalId, id.clientId);

@@ -81,7 +81,7 @@ async function createVault(name, rbac, accessPolicies = []) {
   const v = await kv.vaults.createOrUpdate(RG, name, {
     location: "local",
     properties: {
-      tenantId: coffer.env.AZURE_TENANT_ID,
+      tenantId: coffer.tenantId,
       sku: { family: "A", name: "standard" },
       enableRbacAuthorization: rbac,
       accessPolicies,
@@ -92,7 +92,7 @@ async function createVault(name, rbac, accessPolicies = []) {
 }
 
 function policy(objectId, secrets) {
-  return { tenantId: coffer.env.AZURE_TENANT_ID, objectId, permissions: { secrets } };
+  return { tenantId: coffer.tenantId, objectId, permissions: { secrets } };
 }
 
 async function assign(scope, role, principalId, name = randomUUID()) {

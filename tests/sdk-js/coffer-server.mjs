@@ -31,6 +31,7 @@ const STOP_TIMEOUT_MS = 30_000;
 const START_ATTEMPTS = 5;
 const DEV_ENV_KEYS = [
   "AZURE_TENANT_ID",
+  "COFFER_TENANT_ID",
   "AZURE_CLIENT_ID",
   "AZURE_CLIENT_SECRET",
   "AZURE_AUTHORITY_HOST",
@@ -253,6 +254,8 @@ export async function startCoffer() {
       ca: fs.readFileSync(caPath),
       env,
       vaultUrl: env.COFFER_VAULT_URL,
+      // The tenant's id; dev.env's AZURE_TENANT_ID is its alias "adfs".
+      tenantId: env.COFFER_TENANT_ID,
       authorityHost: env.AZURE_AUTHORITY_HOST,
       pid: server.child.pid,
       stop,

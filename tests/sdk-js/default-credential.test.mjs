@@ -5,12 +5,15 @@
 //   - WorkloadIdentityCredential: AZURE_FEDERATED_TOKEN_FILE + AZURE_CLIENT_ID + AZURE_TENANT_ID +
 //     AZURE_AUTHORITY_HOST, the token file written from a loopback OIDC issuer.
 // DefaultAzureCredential hands its options to every credential of its chain, so
-// `disableInstanceDiscovery: true` and `tlsOptions` are given once.  None of these cases reaches
+// `disableInstanceDiscovery: true` and `tlsOptions` are given once. The last case gives none: a
+// child process whose environment is dev.env alone (AZURE_TENANT_ID=adfs) runs
+// `new DefaultAzureCredential()` (env-only-child.mjs).  None of these cases reaches
 // ManagedIdentityCredential, whose mode msal-node caches process-wide; the managed-identity case is
 // default-credential-mi.test.mjs.
 
 import { after, before, beforeEach, describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -24,6 +27,8 @@ import { SecretClient } from "@azure/keyvault-secrets";
 import { startCoffer } from "./coffer-server.mjs";
 import { claimsOf, cli, cliJson, grantSecretGet } from "./coffer-cli.mjs";
 import { startOidcIssuer } from "./oidc-issuer.mjs";
+
+const here = path.dirname(new URL(import.meta.url).pathname);
 
 const SECRET = "default-secret";
 const VALUE = "read-with-the-default-credential";
@@ -142,5 +147,21 @@ describe("DefaultAzureCredential against coffer", () => {
     assert.deepEqual(used, ["WorkloadIdentityCredential"]);
     assert.equal(claims.appid, uai.clientId);
     assert.equal(claims.oid, uai.principalId);
+  });
+
+  it("DefaultAzureCredential() with no argument, from dev.env alone", () => {
+    assert.equal(coffer.env.AZURE_TENANT_ID, "adfs");
+    const home = fs.mkdtempSync(path.join(tmp, "home-"));
+    // Only dev.env: no az login, no managed identity; an instance-discovery call to
+    // login.microsoftonline.com fails here (no network beyond loopback).
+    const env = { PATH: process.env.PATH, HOME: home, AZURE_CONFIG_DIR: home, ...coffer.env };
+    const stdout = execFileSync(process.execPath, [path.join(here, "env-only-child.mjs"), scope],
+      { env, cwd: here, timeout: 300_000 });
+    const out = JSON.parse(stdout.toString());
+    assert.equal(out.error, undefined, JSON.stringify(out.error));
+    assert.equal(out.value, "read-with-no-setting-in-code");
+    const claims = claimsOf(out.token);
+    assert.equal(claims.appid, coffer.env.AZURE_CLIENT_ID);
+    assert.equal(claims.tid, coffer.tenantId);
   });
 });

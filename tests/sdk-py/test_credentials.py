@@ -1,10 +1,13 @@
 """Credentials of azure-identity (Debian's python3-azure) against Coffer's token service, each
 then reading a secret with azure-keyvault-secrets: CertificateCredential (client assertion signed
-with a registered certificate) and ClientSecretCredential."""
+with a registered certificate), ClientSecretCredential, and DefaultAzureCredential() with no
+argument, from dev.env's variables alone (AZURE_TENANT_ID=adfs: no instance discovery)."""
 
+import json
 import os
 import subprocess
 import sys
+import tempfile
 import unittest
 
 from azure.core.exceptions import ClientAuthenticationError
@@ -72,6 +75,40 @@ class CertificateCredentialTests(unittest.TestCase):
             self.credential(other).get_token(SERVER.vault_url.replace("dev.", "", 1) + "/.default")
         self.assertIn("AADSTS700027", str(ctx.exception))
         self.assertIn("not registered", str(ctx.exception))
+
+
+# Run in a fresh interpreter whose environment is dev.env and nothing else: the application code
+# the README shows, with no argument to the credential or the client.
+ENV_ONLY_APP = """
+import json, os, sys
+from azure.identity import DefaultAzureCredential
+from azure.keyvault.secrets import SecretClient
+client = SecretClient(os.environ["COFFER_VAULT_URL"], DefaultAzureCredential())
+client.set_secret("env-only", "read-with-no-setting-in-code")
+token = DefaultAzureCredential().get_token(sys.argv[1]).token
+print(json.dumps({"value": client.get_secret("env-only").value, "token": token}))
+"""
+
+
+class EnvironmentOnlyTests(unittest.TestCase):
+
+    def test_default_credential_with_no_argument_reads_a_secret(self):
+        self.assertEqual(SERVER.env["AZURE_TENANT_ID"], "adfs")
+        with tempfile.TemporaryDirectory() as home:
+            # Only dev.env: no az login, no managed identity, no proxy. An instance-discovery
+            # call to login.microsoftonline.com fails here (no network beyond loopback).
+            env = {"PATH": "/usr/bin:/bin", "HOME": home, "AZURE_CONFIG_DIR": home}
+            env.update(SERVER.env)
+            scope = SERVER.vault_url.replace("dev.", "", 1) + "/.default"
+            run = subprocess.run(["/usr/bin/python3", "-c", ENV_ONLY_APP, scope], env=env,
+                                 capture_output=True, stdin=subprocess.DEVNULL, timeout=300)
+        self.assertEqual(run.returncode, 0, run.stderr.decode()[-3000:])
+        out = json.loads(run.stdout)
+        self.assertEqual(out["value"], "read-with-no-setting-in-code")
+        # EnvironmentCredential answered: the token is the dev administrator's, for the tenant.
+        claims = harness.jwt_parts(out["token"])[1]
+        self.assertEqual(claims["appid"], SERVER.env["AZURE_CLIENT_ID"])
+        self.assertEqual(claims["tid"], SERVER.env["COFFER_TENANT_ID"])
 
 
 if __name__ == "__main__":
