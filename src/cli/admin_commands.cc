@@ -10,6 +10,7 @@
 #include "cli/commands.h"
 #include "common/files.h"
 #include "server/admin_recovery.h"
+#include "server/server.h"
 
 namespace coffer::cli {
 namespace {
@@ -25,7 +26,10 @@ constexpr const char* kCarriedOver[] = {
 
 std::string CredentialsFile(const Json& issued) {
   std::ostringstream out;
-  out << "export AZURE_TENANT_ID=" << issued.value("tenant", "") << "\n"
+  // As the server's own file: the tenant's alias for the SDKs, its id for
+  // az login and ARM bodies (bootstrap.cc).
+  out << "export AZURE_TENANT_ID=" << server::CofferServer::kClientTenant << "\n"
+      << "export COFFER_TENANT_ID=" << issued.value("tenant", "") << "\n"
       << "export AZURE_CLIENT_ID=" << issued.value("appId", "") << "\n"
       << "export AZURE_CLIENT_SECRET=" << issued.value("password", "") << "\n";
   for (const char* name : kCarriedOver) {

@@ -127,4 +127,12 @@ std::string VaultSuffix(std::string suffix) {
   return suffix;
 }
 
+std::string TenantOf(client::ApiClient& c) {
+  auto tenant = c.TenantId();
+  if (!tenant.ok()) {
+    Fail(tenant.status());
+  }
+  return *tenant;
+}
+
 }  // namespace coffer::cli

@@ -26,6 +26,9 @@ std::string VaultSuffix(std::string suffix);
 void Print(const Json& value);
 void SetOutputFormat(OutputFormat format);
 
+// TenantOf is the tenant's id (ApiClient::TenantId), or fails.
+std::string TenantOf(client::ApiClient& c);
+
 // MakeClient reads the credentials from the environment (dev.env) or fails.
 client::ApiClient MakeClient();
 

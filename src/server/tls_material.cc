@@ -1,14 +1,21 @@
 #include "server/tls_material.h"
 
+#include <fcntl.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 
 #include "common/files.h"
 #include "common/log.h"
 #include "common/strings.h"
+#include "common/unique_fd.h"
 #include "crypto/tls_key.h"
 #include "crypto/x509.h"
 #include "server/public_names.h"
+
+#include <sys/file.h>
 
 namespace coffer::server {
 namespace {
@@ -21,6 +28,13 @@ constexpr int kServerDays = 397;
 StatusOr<TlsMaterial> LoadOrCreateTls(const std::string& dir,
                                       const std::vector<std::string>& dns_names, int64_t now) {
   RETURN_IF_ERROR(EnsurePrivateDirectory(dir));
+  // Servers sharing a data directory make and renew the material one at a
+  // time: without the lock two first starts each write a CA and a key, and
+  // one reads the other's certificate with its own key.
+  UniqueFd lock(::open((dir + "/.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  if (!lock.valid() || ::flock(lock.get(), LOCK_EX) != 0) {
+    return UnavailableError("cannot lock " + dir + ": " + std::strerror(errno));
+  }
   const std::string ca_path = dir + "/ca.pem";
   const std::string ca_key_path = dir + "/ca-key.pem";
   const std::string cert_path = dir + "/server.pem";

@@ -329,6 +329,7 @@ class RotationTests(BootstrapTestCase):
         recovered = parse_env_file(read_text(path))
         self.assertEqual(recovered["AZURE_CLIENT_ID"], self.creds["AZURE_CLIENT_ID"])
         self.assertEqual(recovered["AZURE_TENANT_ID"], self.creds["AZURE_TENANT_ID"])
+        self.assertEqual(recovered["COFFER_TENANT_ID"], self.creds["COFFER_TENANT_ID"])
         self.srv.start()
         self.assertTrue(self.works(self.srv, recovered))
         self.assertFalse(self.works(self.srv, self.creds), "the lost secret still works")

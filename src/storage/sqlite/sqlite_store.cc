@@ -212,6 +212,23 @@ Status SqliteStore::Init() {
   // commit, so an acknowledged write survives a crash or power loss.
   RETURN_IF_ERROR(writer_db_->ExecScript(
       "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;"));
+  // The schema is read and changed in one write transaction, taken at once
+  // (IMMEDIATE): a deferred one that reads first and then writes gets
+  // SQLITE_BUSY without waiting when another process (a second server on
+  // the same file) is writing, and its migrations would be computed from a
+  // version that process is changing.
+  RETURN_IF_ERROR(writer_db_->ExecScript("BEGIN IMMEDIATE"));
+  Status schema = ApplySchema();
+  if (!schema.ok()) {
+    (void)writer_db_->ExecScript("ROLLBACK");
+    return schema;
+  }
+  RETURN_IF_ERROR(writer_db_->ExecScript("COMMIT"));
+  writer_thread_ = std::thread([this] { WriterLoop(); });
+  return OkStatus();
+}
+
+Status SqliteStore::ApplySchema() {
   ASSIGN_OR_RETURN(Stmt * version, writer_db_->Prepare("PRAGMA user_version"));
   ASSIGN_OR_RETURN(bool has_row, version->Step());
   int64_t user_version = has_row ? version->Int(0) : 0;
@@ -241,11 +258,8 @@ Status SqliteStore::Init() {
   if (user_version == 7) {
     migrations += "ALTER TABLE event_subscriptions ADD COLUMN version INTEGER NOT NULL DEFAULT 1;";
   }
-  RETURN_IF_ERROR(writer_db_->ExecScript(
-      std::string("BEGIN;") + migrations + kSchema + data_migrations + kTriggers +
-      "PRAGMA user_version=" + std::to_string(kSchemaVersion) + ";COMMIT;"));
-  writer_thread_ = std::thread([this] { WriterLoop(); });
-  return OkStatus();
+  return writer_db_->ExecScript(migrations + kSchema + data_migrations + kTriggers +
+                                "PRAGMA user_version=" + std::to_string(kSchemaVersion) + ";");
 }
 
 SqliteStore::~SqliteStore() {

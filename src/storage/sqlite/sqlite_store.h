@@ -135,6 +135,8 @@ class SqliteStore final : public Store {
 
   explicit SqliteStore(std::string path) : path_(std::move(path)) {}
   Status Init();
+  // Reads the schema version and migrates, inside Init's transaction.
+  Status ApplySchema();
   void WriterLoop();
   // Write runs `fn` inside the next group commit and waits for it.
   Status Write(WriteFn fn);
