@@ -179,17 +179,19 @@ class CacheProbe:
     def changes(self, name=None):
         return self.select("change", **({} if name is None else {"for": name}))
 
-    def settle(self, rounds=2):
-        """Refreshes the cache `rounds` times, each awaited by its count.  The cache runs the
-        callbacks of what a refresh found before its next refresh, and counts a refresh once
-        its value is stored: afterwards every callback of what the cache had read before has
-        run, wrong ones included -- no need to watch for a while."""
+    def settle(self, rounds=2, names=1):
+        """Refreshes the cache `rounds` times, each awaited by its count: a refresh reads each of
+        the `names` secrets the cache holds and counts each once its value is stored, so a round
+        is over when the count has grown by `names` (waiting for any growth would let a test
+        go on while the round's other reads are still to be sent).  The cache runs the callbacks
+        of what a refresh found before its next refresh: afterwards every callback of what the
+        cache had read before has run, wrong ones included -- no need to watch for a while."""
         for _ in range(rounds):
             before = self.stats()["cache"]["refreshes"]
             self.case.assertTrue(self.command("refresh")["ok"])
             self.case.assertTrue(
-                wait_until(lambda: self.stats()["cache"]["refreshes"] > before, WAIT_S),
-                f"a refresh was never counted\n{self.diagnostics()}")
+                wait_until(lambda: self.stats()["cache"]["refreshes"] >= before + names, WAIT_S),
+                f"a refresh of {names} secret(s) was never counted\n{self.diagnostics()}")
 
     def wait_stream_open(self, count=1):
         """Waits until `count` watch-stream connections have received their first bytes (the
@@ -741,7 +743,7 @@ class SdkCacheTests(SdkTestCase):
         change = probe.wait_for(lambda e: e.get("event") == "change", "a change callback")
         self.assertEqual(change["for"], "sdk-rot-watch", change)
         self.assertSecret(change, "sdk-rot-watch", v2, new)
-        probe.settle()
+        probe.settle(names=2)  # sdk-rot-watch and sdk-rot-quiet
         self.assertEqual(len(probe.changes()), 1, f"one change, one callback\n"
                                                   f"{probe.diagnostics()}")
         vault = probe.stats()["requests"]["vault"]
