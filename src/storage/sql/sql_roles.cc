@@ -1,7 +1,7 @@
 // Custom role definitions and role assignments (docs/storage.md).
 
 #include "common/strings.h"
-#include "storage/sqlite/sqlite_store.h"
+#include "storage/sql/sql_store.h"
 
 namespace coffer::storage {
 
@@ -16,7 +16,7 @@ RoleDefinitionRecord ReadRole(const Stmt& st) {
 
 }  // namespace
 
-StatusOr<RoleDefinitionRecord> SqliteStore::PutRoleDefinition(
+StatusOr<RoleDefinitionRecord> SqlStore::PutRoleDefinition(
     const std::string& id, const Upsert<RoleDefinitionRecord>& make) {
   RoleDefinitionRecord r;
   RETURN_IF_ERROR(Write([&](Db& db) -> Status {
@@ -56,7 +56,7 @@ StatusOr<RoleDefinitionRecord> SqliteStore::PutRoleDefinition(
   return r;
 }
 
-StatusOr<std::vector<RoleDefinitionRecord>> SqliteStore::ListRoleDefinitions() {
+StatusOr<std::vector<RoleDefinitionRecord>> SqlStore::ListRoleDefinitions() {
   std::vector<RoleDefinitionRecord> out;
   RETURN_IF_ERROR(Read([&](Db& db) -> Status {
     ASSIGN_OR_RETURN(Stmt * st, db.Prepare(std::string(kRoleColumns) + "ORDER BY name_key"));
@@ -71,7 +71,7 @@ StatusOr<std::vector<RoleDefinitionRecord>> SqliteStore::ListRoleDefinitions() {
   return out;
 }
 
-Status SqliteStore::DeleteRoleDefinition(
+Status SqlStore::DeleteRoleDefinition(
     const std::string& id, const std::function<Status(const RoleDefinitionRecord&)>& check) {
   return Write([&](Db& db) -> Status {
     ASSIGN_OR_RETURN(Stmt * find, db.Prepare(std::string(kRoleColumns) + "WHERE id = ?"));
@@ -103,7 +103,7 @@ Status SqliteStore::DeleteRoleDefinition(
   });
 }
 
-Status SqliteStore::CreateRoleAssignment(const RoleAssignmentRecord& a) {
+Status SqlStore::CreateRoleAssignment(const RoleAssignmentRecord& a) {
   return Write([&](Db& db) -> Status {
     ASSIGN_OR_RETURN(
         Stmt * st,
@@ -121,7 +121,7 @@ Status SqliteStore::CreateRoleAssignment(const RoleAssignmentRecord& a) {
   });
 }
 
-StatusOr<std::vector<RoleAssignmentRecord>> SqliteStore::ListRoleAssignments() {
+StatusOr<std::vector<RoleAssignmentRecord>> SqlStore::ListRoleAssignments() {
   std::vector<RoleAssignmentRecord> out;
   RETURN_IF_ERROR(Read([&](Db& db) -> Status {
     ASSIGN_OR_RETURN(Stmt * st, db.Prepare("SELECT id, scope, role_definition_id, principal_id, "
@@ -139,7 +139,7 @@ StatusOr<std::vector<RoleAssignmentRecord>> SqliteStore::ListRoleAssignments() {
   return out;
 }
 
-Status SqliteStore::DeleteRoleAssignment(const std::string& id) {
+Status SqlStore::DeleteRoleAssignment(const std::string& id) {
   return Write([&](Db& db) -> Status {
     ASSIGN_OR_RETURN(Stmt * st, db.Prepare("DELETE FROM role_assignments WHERE id = ?"));
     st->Bind(1, id);
@@ -151,7 +151,7 @@ Status SqliteStore::DeleteRoleAssignment(const std::string& id) {
   });
 }
 
-Status SqliteStore::DeleteRoleAssignmentsUnder(Db& db, const std::string& scope) {
+Status SqlStore::DeleteRoleAssignmentsUnder(Db& db, const std::string& scope) {
   std::string key = RoleScopeKey(scope);
   ASSIGN_OR_RETURN(Stmt * st, db.Prepare("DELETE FROM role_assignments WHERE scope_key = ? OR "
                                          "substr(scope_key, 1, ?) = ?"));

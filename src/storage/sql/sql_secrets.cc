@@ -1,7 +1,7 @@
-// The secret operations of SqliteStore.
+// The secret operations of SqlStore.
 
 #include "common/strings.h"
-#include "storage/sqlite/sqlite_store.h"
+#include "storage/sql/sql_store.h"
 
 namespace coffer::storage {
 namespace {
@@ -86,8 +86,8 @@ StatusOr<std::optional<SecretRow>> FindSecret(Db& db, const std::string& vault_k
 
 }  // namespace
 
-StatusOr<std::string> SqliteStore::AddSecretVersion(const std::string& vault,
-                                                    const SecretVersionRecord& rec) {
+StatusOr<std::string> SqlStore::AddSecretVersion(const std::string& vault,
+                                                 const SecretVersionRecord& rec) {
   std::string vault_key = AsciiLower(vault);
   std::string name_key = AsciiLower(rec.name);
   std::string stored_name = rec.name;
@@ -114,7 +114,7 @@ StatusOr<std::string> SqliteStore::AddSecretVersion(const std::string& vault,
   return stored_name;
 }
 
-Status SqliteStore::UpdateSecretVersion(const std::string& vault, const SecretVersionRecord& rec) {
+Status SqlStore::UpdateSecretVersion(const std::string& vault, const SecretVersionRecord& rec) {
   std::string vault_key = AsciiLower(vault);
   std::string name_key = AsciiLower(rec.name);
   return Write([&](Db& db) -> Status {
@@ -137,8 +137,8 @@ Status SqliteStore::UpdateSecretVersion(const std::string& vault, const SecretVe
   });
 }
 
-StatusOr<SecretView> SqliteStore::GetSecret(const std::string& vault, const std::string& name,
-                                            const std::string& version, bool include_deleted) {
+StatusOr<SecretView> SqlStore::GetSecret(const std::string& vault, const std::string& name,
+                                         const std::string& version, bool include_deleted) {
   std::string vault_key = AsciiLower(vault);
   std::string name_key = AsciiLower(name);
   std::optional<SecretView> out;
@@ -177,8 +177,8 @@ StatusOr<SecretView> SqliteStore::GetSecret(const std::string& vault, const std:
   return *out;
 }
 
-StatusOr<SecretPage> SqliteStore::ListSecrets(const std::string& vault, bool deleted,
-                                              const std::string& cursor, int limit) {
+StatusOr<SecretPage> SqlStore::ListSecrets(const std::string& vault, bool deleted,
+                                           const std::string& cursor, int limit) {
   std::string vault_key = AsciiLower(vault);
   SecretPage page;
   RETURN_IF_ERROR(Read([&](Db& db) -> Status {
@@ -217,9 +217,9 @@ StatusOr<SecretPage> SqliteStore::ListSecrets(const std::string& vault, bool del
   return page;
 }
 
-StatusOr<VersionPage> SqliteStore::ListSecretVersions(const std::string& vault,
-                                                      const std::string& name,
-                                                      const std::string& cursor, int limit) {
+StatusOr<VersionPage> SqlStore::ListSecretVersions(const std::string& vault,
+                                                   const std::string& name,
+                                                   const std::string& cursor, int limit) {
   std::string vault_key = AsciiLower(vault);
   std::string name_key = AsciiLower(name);
   VersionPage page;
@@ -252,8 +252,8 @@ StatusOr<VersionPage> SqliteStore::ListSecretVersions(const std::string& vault,
   return page;
 }
 
-StatusOr<std::vector<SecretVersionRecord>> SqliteStore::GetAllSecretVersions(
-    const std::string& vault, const std::string& name) {
+StatusOr<std::vector<SecretVersionRecord>> SqlStore::GetAllSecretVersions(const std::string& vault,
+                                                                          const std::string& name) {
   std::string vault_key = AsciiLower(vault);
   std::string name_key = AsciiLower(name);
   std::vector<SecretVersionRecord> out;
@@ -279,8 +279,8 @@ StatusOr<std::vector<SecretVersionRecord>> SqliteStore::GetAllSecretVersions(
   return out;
 }
 
-Status SqliteStore::MarkSecretDeleted(const std::string& vault, const std::string& name,
-                                      int64_t deleted_date, int64_t scheduled_purge_date) {
+Status SqlStore::MarkSecretDeleted(const std::string& vault, const std::string& name,
+                                   int64_t deleted_date, int64_t scheduled_purge_date) {
   std::string vault_key = AsciiLower(vault);
   std::string name_key = AsciiLower(name);
   return Write([&](Db& db) -> Status {
@@ -296,7 +296,7 @@ Status SqliteStore::MarkSecretDeleted(const std::string& vault, const std::strin
   });
 }
 
-Status SqliteStore::RecoverSecret(const std::string& vault, const std::string& name) {
+Status SqlStore::RecoverSecret(const std::string& vault, const std::string& name) {
   std::string vault_key = AsciiLower(vault);
   std::string name_key = AsciiLower(name);
   return Write([&](Db& db) -> Status {
@@ -327,7 +327,7 @@ Status RemoveSecret(Db& db, const std::string& vault_key, const std::string& nam
 
 }  // namespace
 
-Status SqliteStore::PurgeSecret(const std::string& vault, const std::string& name) {
+Status SqlStore::PurgeSecret(const std::string& vault, const std::string& name) {
   std::string vault_key = AsciiLower(vault);
   std::string name_key = AsciiLower(name);
   return Write([&](Db& db) -> Status {
@@ -339,7 +339,7 @@ Status SqliteStore::PurgeSecret(const std::string& vault, const std::string& nam
   });
 }
 
-StatusOr<int> SqliteStore::PurgeExpiredSecrets(int64_t now) {
+StatusOr<int> SqlStore::PurgeExpiredSecrets(int64_t now) {
   int count = 0;
   RETURN_IF_ERROR(Write([&](Db& db) -> Status {
     count = 0;
@@ -364,8 +364,8 @@ StatusOr<int> SqliteStore::PurgeExpiredSecrets(int64_t now) {
   return count;
 }
 
-Status SqliteStore::RestoreSecret(const std::string& vault,
-                                  const std::vector<SecretVersionRecord>& versions) {
+Status SqlStore::RestoreSecret(const std::string& vault,
+                               const std::vector<SecretVersionRecord>& versions) {
   if (versions.empty()) {
     return InvalidArgumentError("backup holds no versions");
   }

@@ -1,8 +1,8 @@
 // The change feed, expiry notices and event subscriptions (docs/events.md).
-// The feed itself is written by the triggers in sqlite_store.cc.
+// The feed itself is written by the backend's triggers (sqlite_store.cc).
 
 #include "common/strings.h"
-#include "storage/sqlite/sqlite_store.h"
+#include "storage/sql/sql_store.h"
 
 namespace coffer::storage {
 
@@ -25,7 +25,7 @@ ChangeRecord ChangeFromRow(const Stmt& st) {
 
 }  // namespace
 
-StatusOr<std::vector<ChangeRecord>> SqliteStore::ListChanges(int64_t after_seq, int limit) {
+StatusOr<std::vector<ChangeRecord>> SqlStore::ListChanges(int64_t after_seq, int limit) {
   std::vector<ChangeRecord> out;
   RETURN_IF_ERROR(Read([&](Db& db) -> Status {
     ASSIGN_OR_RETURN(Stmt * st, db.Prepare("SELECT seq, event_id, time_ms, vault, type, "
@@ -43,11 +43,10 @@ StatusOr<std::vector<ChangeRecord>> SqliteStore::ListChanges(int64_t after_seq, 
   return out;
 }
 
-StatusOr<Store::ChangeBounds> SqliteStore::GetChangeBounds() {
+StatusOr<Store::ChangeBounds> SqlStore::GetChangeBounds() {
   ChangeBounds bounds;
   RETURN_IF_ERROR(Read([&](Db& db) -> Status {
-    ASSIGN_OR_RETURN(Stmt * st, db.Prepare("SELECT (SELECT seq FROM sqlite_sequence WHERE "
-                                           "name = 'changes'), (SELECT MIN(seq) FROM changes)"));
+    ASSIGN_OR_RETURN(Stmt * st, db.Prepare(ChangeBoundsSql()));
     ASSIGN_OR_RETURN(bool row, st->Step());
     if (row) {
       bounds.newest = st->OptInt(0).value_or(0);
@@ -59,7 +58,7 @@ StatusOr<Store::ChangeBounds> SqliteStore::GetChangeBounds() {
   return bounds;
 }
 
-StatusOr<int> SqliteStore::PruneChanges(int64_t before_ms, int keep) {
+StatusOr<int> SqlStore::PruneChanges(int64_t before_ms, int keep) {
   int removed = 0;
   RETURN_IF_ERROR(Write([&](Db& db) -> Status {
     ASSIGN_OR_RETURN(Stmt * st, db.Prepare("DELETE FROM changes WHERE time_ms < ? AND seq <= "
@@ -72,9 +71,8 @@ StatusOr<int> SqliteStore::PruneChanges(int64_t before_ms, int keep) {
   return removed;
 }
 
-StatusOr<std::vector<ExpiringSecret>> SqliteStore::ListExpiringSecrets(const std::string& type,
-                                                                       int64_t exp_before,
-                                                                       int limit) {
+StatusOr<std::vector<ExpiringSecret>> SqlStore::ListExpiringSecrets(const std::string& type,
+                                                                    int64_t exp_before, int limit) {
   std::vector<ExpiringSecret> out;
   RETURN_IF_ERROR(Read([&](Db& db) -> Status {
     ASSIGN_OR_RETURN(Stmt * st,
@@ -98,7 +96,7 @@ StatusOr<std::vector<ExpiringSecret>> SqliteStore::ListExpiringSecrets(const std
   return out;
 }
 
-StatusOr<bool> SqliteStore::RecordNotice(const ChangeRecord& c) {
+StatusOr<bool> SqlStore::RecordNotice(const ChangeRecord& c) {
   bool recorded = false;
   RETURN_IF_ERROR(Write([&](Db& db) -> Status {
     recorded = false;
@@ -136,7 +134,7 @@ EventSubscriptionRecord ReadSubscription(const Stmt& st) {
 
 }  // namespace
 
-StatusOr<EventSubscriptionRecord> SqliteStore::PutEventSubscription(
+StatusOr<EventSubscriptionRecord> SqlStore::PutEventSubscription(
     const std::string& vault, const std::string& name, const EventSubscriptionUpsert& make) {
   EventSubscriptionRecord r;
   RETURN_IF_ERROR(Write([&](Db& db) -> Status {
@@ -186,7 +184,7 @@ StatusOr<EventSubscriptionRecord> SqliteStore::PutEventSubscription(
   return r;
 }
 
-StatusOr<std::vector<EventSubscriptionRecord>> SqliteStore::ListEventSubscriptions(
+StatusOr<std::vector<EventSubscriptionRecord>> SqlStore::ListEventSubscriptions(
     const std::string& vault) {
   std::vector<EventSubscriptionRecord> out;
   RETURN_IF_ERROR(Read([&](Db& db) -> Status {
@@ -205,7 +203,7 @@ StatusOr<std::vector<EventSubscriptionRecord>> SqliteStore::ListEventSubscriptio
   return out;
 }
 
-Status SqliteStore::DeleteEventSubscription(const std::string& vault, const std::string& name) {
+Status SqlStore::DeleteEventSubscription(const std::string& vault, const std::string& name) {
   return Write([&](Db& db) -> Status {
     ASSIGN_OR_RETURN(Stmt * st, db.Prepare("DELETE FROM event_subscriptions WHERE vault_key = ? "
                                            "AND name_key = ?"));

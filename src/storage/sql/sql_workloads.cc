@@ -2,7 +2,7 @@
 
 #include "common/json.h"
 #include "common/strings.h"
-#include "storage/sqlite/sqlite_store.h"
+#include "storage/sql/sql_store.h"
 
 namespace coffer::storage {
 namespace {
@@ -61,7 +61,7 @@ constexpr char kFederatedColumns[] =
 
 }  // namespace
 
-StatusOr<FederatedCredentialRecord> SqliteStore::PutFederatedCredential(
+StatusOr<FederatedCredentialRecord> SqlStore::PutFederatedCredential(
     const std::string& principal_object_id, const std::string& name,
     const FederatedCredentialsUpsert& make) {
   FederatedCredentialRecord c;
@@ -99,7 +99,7 @@ StatusOr<FederatedCredentialRecord> SqliteStore::PutFederatedCredential(
   return c;
 }
 
-StatusOr<std::vector<FederatedCredentialRecord>> SqliteStore::ListFederatedCredentials(
+StatusOr<std::vector<FederatedCredentialRecord>> SqlStore::ListFederatedCredentials(
     const std::string& principal_object_id) {
   std::vector<FederatedCredentialRecord> out;
   RETURN_IF_ERROR(Read([&](Db& db) -> Status {
@@ -117,8 +117,8 @@ StatusOr<std::vector<FederatedCredentialRecord>> SqliteStore::ListFederatedCrede
   return out;
 }
 
-Status SqliteStore::DeleteFederatedCredential(const std::string& principal_object_id,
-                                              const std::string& name) {
+Status SqlStore::DeleteFederatedCredential(const std::string& principal_object_id,
+                                           const std::string& name) {
   return Write([&](Db& db) -> Status {
     ASSIGN_OR_RETURN(Stmt * st, db.Prepare("DELETE FROM federated_credentials WHERE "
                                            "principal_object_id = ? AND name_key = ?"));
@@ -131,8 +131,8 @@ Status SqliteStore::DeleteFederatedCredential(const std::string& principal_objec
   });
 }
 
-StatusOr<WorkloadRecord> SqliteStore::PutWorkload(const std::string& resource_id,
-                                                  const Upsert<WorkloadWrite>& make) {
+StatusOr<WorkloadRecord> SqlStore::PutWorkload(const std::string& resource_id,
+                                               const Upsert<WorkloadWrite>& make) {
   WorkloadRecord stored;
   RETURN_IF_ERROR(Write([&](Db& db) -> Status {
     ASSIGN_OR_RETURN(Stmt * find,
@@ -186,7 +186,7 @@ StatusOr<WorkloadRecord> SqliteStore::PutWorkload(const std::string& resource_id
   return stored;
 }
 
-StatusOr<WorkloadRecord> SqliteStore::GetWorkload(const std::string& uid) {
+StatusOr<WorkloadRecord> SqlStore::GetWorkload(const std::string& uid) {
   std::optional<WorkloadRecord> out;
   RETURN_IF_ERROR(Read([&](Db& db) -> Status {
     ASSIGN_OR_RETURN(Stmt * st, db.Prepare(std::string(kWorkloadColumns) + "WHERE uid = ?"));
@@ -203,7 +203,7 @@ StatusOr<WorkloadRecord> SqliteStore::GetWorkload(const std::string& uid) {
   return *out;
 }
 
-StatusOr<std::vector<WorkloadRecord>> SqliteStore::ListWorkloads() {
+StatusOr<std::vector<WorkloadRecord>> SqlStore::ListWorkloads() {
   std::vector<WorkloadRecord> out;
   RETURN_IF_ERROR(Read([&](Db& db) -> Status {
     ASSIGN_OR_RETURN(Stmt * st, db.Prepare(std::string(kWorkloadColumns) + "ORDER BY created"));
@@ -219,7 +219,7 @@ StatusOr<std::vector<WorkloadRecord>> SqliteStore::ListWorkloads() {
   return out;
 }
 
-Status SqliteStore::DeleteWorkload(const std::string& uid) {
+Status SqlStore::DeleteWorkload(const std::string& uid) {
   return Write([&](Db& db) -> Status {
     ASSIGN_OR_RETURN(Stmt * find,
                      db.Prepare("SELECT system_principal_id FROM workloads WHERE uid = ?"));
