@@ -237,6 +237,12 @@ class Store {
     int64_t newest = 0;
   };
   virtual StatusOr<ChangeBounds> GetChangeBounds() = 0;
+  // OnChange registers `fn`, called on a thread of the store's whenever
+  // another process sharing the store may have committed changes (and after
+  // any gap in the store's hearing of them), so that the caller reads the
+  // feed at once rather than at its next poll. Stores that no other process
+  // shares never call it.
+  virtual void OnChange(std::function<void()> fn) { (void)fn; }
   // Removes changes committed before `before_ms`, keeping at least the newest
   // `keep`. Returns how many were removed.
   virtual StatusOr<int> PruneChanges(int64_t before_ms, int keep) = 0;

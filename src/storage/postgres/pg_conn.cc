@@ -113,6 +113,22 @@ bool PgConn::Broken() const {
   return PQstatus(conn_) != CONNECTION_OK;
 }
 
+int PgConn::Socket() const {
+  return PQsocket(conn_);
+}
+
+StatusOr<std::vector<std::string>> PgConn::TakeNotifications() {
+  if (PQconsumeInput(conn_) == 0 || Broken()) {
+    return UnavailableError("PostgreSQL: the listening connection was lost");
+  }
+  std::vector<std::string> payloads;
+  while (PGnotify* n = PQnotifies(conn_)) {
+    payloads.emplace_back(n->extra != nullptr ? n->extra : "");
+    PQfreemem(n);
+  }
+  return payloads;
+}
+
 Status PgConn::ErrorOf(pg_result* result, std::string_view what) const {
   const char* state = result == nullptr ? nullptr : PQresultErrorField(result, PG_DIAG_SQLSTATE);
   const char* primary =

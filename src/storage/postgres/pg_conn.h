@@ -93,6 +93,12 @@ class PgConn {
   // Broken is true once the connection is lost; the owner reconnects.
   bool Broken() const;
 
+  // For a connection that LISTENs: its socket, to poll for input, and the
+  // payloads of the notifications received so far (reading what the socket
+  // holds without blocking). kUnavailable once the connection is lost.
+  int Socket() const;
+  StatusOr<std::vector<std::string>> TakeNotifications();
+
  private:
   explicit PgConn(pg_conn* conn) : conn_(conn) {}
   Status ErrorOf(pg_result* result, std::string_view what) const;

@@ -1,7 +1,6 @@
 #include "storage/sqlite/sqlite_store.h"
 
 #include <chrono>
-#include <future>
 
 #include "common/log.h"
 #include "common/strings.h"
@@ -195,10 +194,9 @@ constexpr char kMigrateTo8Data[] =
 
 }  // namespace
 
-struct SqliteStore::PendingWrite {
-  WriteFn fn;
-  std::promise<Status> done;
-};
+SqliteStore::SqliteStore(std::string path)
+    : path_(std::move(path)),
+      writes_([this](const auto& group, auto& results) { RunGroup(group, results); }, kMaxGroup) {}
 
 StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path) {
   std::unique_ptr<SqliteStore> store(new SqliteStore(path));
@@ -224,7 +222,7 @@ Status SqliteStore::Init() {
     return schema;
   }
   RETURN_IF_ERROR(writer_db_->ExecScript("COMMIT"));
-  writer_thread_ = std::thread([this] { WriterLoop(); });
+  writes_.Start();
   return OkStatus();
 }
 
@@ -263,83 +261,47 @@ Status SqliteStore::ApplySchema() {
 }
 
 SqliteStore::~SqliteStore() {
-  {
-    std::lock_guard<std::mutex> lock(write_mu_);
-    stopping_ = true;
-  }
-  write_cv_.notify_all();
-  if (writer_thread_.joinable()) {
-    writer_thread_.join();
-  }
+  writes_.Stop();
 }
 
-void SqliteStore::WriterLoop() {
-  std::vector<PendingWrite*> group;
-  while (true) {
-    {
-      std::unique_lock<std::mutex> lock(write_mu_);
-      write_cv_.wait(lock, [this] { return stopping_ || !write_queue_.empty(); });
-      if (write_queue_.empty()) {
-        return;  // stopping and drained
-      }
-      while (!write_queue_.empty() && group.size() < kMaxGroup) {
-        group.push_back(write_queue_.front());
-        write_queue_.pop_front();
-      }
-    }
-    std::vector<Status> results(group.size());
-    const auto started = std::chrono::steady_clock::now();
-    Status begin = writer_db_->ExecScript("BEGIN IMMEDIATE");
-    if (begin.ok()) {
-      for (size_t i = 0; i < group.size(); ++i) {
-        Status sp = writer_db_->ExecScript("SAVEPOINT w");
-        if (!sp.ok()) {
-          results[i] = sp;
-          continue;
-        }
-        results[i] = group[i]->fn(*writer_db_);
-        writer_db_->ResetAll();
-        if (!results[i].ok()) {
-          (void)writer_db_->ExecScript("ROLLBACK TO w");
-        }
-        (void)writer_db_->ExecScript("RELEASE w");
-      }
-      Status commit = writer_db_->ExecScript("COMMIT");
-      if (!commit.ok()) {
-        COFFER_LOG(kError) << "storage commit failed: " << commit.ToString();
-        (void)writer_db_->ExecScript("ROLLBACK");
-        for (auto& r : results) {
-          if (r.ok()) {
-            r = commit;
-          }
-        }
-      }
-    } else {
-      for (auto& r : results) {
-        r = begin;
-      }
-    }
-    commit_latency_.Observe(
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+void SqliteStore::RunGroup(const std::vector<const WriteFn*>& group, std::vector<Status>& results) {
+  const auto started = std::chrono::steady_clock::now();
+  Status begin = writer_db_->ExecScript("BEGIN IMMEDIATE");
+  if (begin.ok()) {
     for (size_t i = 0; i < group.size(); ++i) {
-      group[i]->done.set_value(results[i]);
+      Status sp = writer_db_->ExecScript("SAVEPOINT w");
+      if (!sp.ok()) {
+        results[i] = sp;
+        continue;
+      }
+      results[i] = (*group[i])(*writer_db_);
+      writer_db_->ResetAll();
+      if (!results[i].ok()) {
+        (void)writer_db_->ExecScript("ROLLBACK TO w");
+      }
+      (void)writer_db_->ExecScript("RELEASE w");
     }
-    group.clear();
+    Status commit = writer_db_->ExecScript("COMMIT");
+    if (!commit.ok()) {
+      COFFER_LOG(kError) << "storage commit failed: " << commit.ToString();
+      (void)writer_db_->ExecScript("ROLLBACK");
+      for (auto& r : results) {
+        if (r.ok()) {
+          r = commit;
+        }
+      }
+    }
+  } else {
+    for (auto& r : results) {
+      r = begin;
+    }
   }
+  commit_latency_.Observe(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
 }
 
 Status SqliteStore::Write(WriteFn fn) {
-  PendingWrite op{std::move(fn), {}};
-  std::future<Status> done = op.done.get_future();
-  {
-    std::lock_guard<std::mutex> lock(write_mu_);
-    if (stopping_) {
-      return UnavailableError("storage is shutting down");
-    }
-    write_queue_.push_back(&op);
-  }
-  write_cv_.notify_one();
-  return done.get();
+  return writes_.Submit(std::move(fn));
 }
 
 StatusOr<std::unique_ptr<Db>> SqliteStore::AcquireReader() {

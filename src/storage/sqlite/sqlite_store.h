@@ -1,16 +1,14 @@
 #pragma once
 
-#include <condition_variable>
-#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "common/histogram.h"
 #include "storage/sql/sql_store.h"
+#include "storage/sql/write_queue.h"
 #include "storage/sqlite/sqlite_db.h"
 
 namespace coffer::storage {
@@ -41,13 +39,12 @@ class SqliteStore final : public SqlStore {
   const LatencyHistogram& commit_latency() const { return commit_latency_; }
 
  private:
-  struct PendingWrite;
-
-  explicit SqliteStore(std::string path) : path_(std::move(path)) {}
+  explicit SqliteStore(std::string path);
   Status Init();
   // Reads the schema version and migrates, inside Init's transaction.
   Status ApplySchema();
-  void WriterLoop();
+  // Commits one group of writes (WriteQueue::RunGroup), on the writer thread.
+  void RunGroup(const std::vector<const WriteFn*>& group, std::vector<Status>& results);
   // Write runs `fn` inside the next group commit and waits for it.
   Status Write(WriteFn fn) override;
   // Read runs `fn` on a pooled read-only connection.
@@ -58,14 +55,9 @@ class SqliteStore final : public SqlStore {
   void ReleaseReader(std::unique_ptr<Db> db);
 
   const std::string path_;
-  std::unique_ptr<Db> writer_db_;  // used only by writer_thread_
-
-  std::mutex write_mu_;
-  std::condition_variable write_cv_;
-  std::deque<PendingWrite*> write_queue_;  // guarded by write_mu_
-  bool stopping_ = false;                  // guarded by write_mu_
-  std::thread writer_thread_;
+  std::unique_ptr<Db> writer_db_;  // used only by the writer thread
   LatencyHistogram commit_latency_;
+  WriteQueue writes_;
 
   std::mutex read_mu_;
   std::vector<std::unique_ptr<Db>> readers_;  // guarded by read_mu_

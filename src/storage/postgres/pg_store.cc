@@ -1,0 +1,472 @@
+#include "storage/postgres/pg_store.h"
+
+#include <poll.h>
+#include <unistd.h>
+
+#include <chrono>
+
+#include "common/log.h"
+
+#include <sys/eventfd.h>
+
+namespace coffer::storage::postgres {
+namespace {
+
+constexpr int kSchemaVersion = 1;
+constexpr size_t kMaxReaders = 16;
+constexpr size_t kMaxGroup = 512;
+// Attempts at a whole group before its writes run one by one, and at each
+// write alone.
+constexpr int kGroupAttempts = 2;
+constexpr int kSingleAttempts = 5;
+// Advisory lock keys (the two-int form, class 0x436f6666 = "Coff").
+constexpr char kSchemaLock[] = "pg_advisory_xact_lock(1131374182, 1)";
+
+// A serialization failure or deadlock: PostgreSQL aborted the transaction
+// and it may run again (a write's own kAborted carries no SQLSTATE).
+bool ConflictAborted(const Status& s) {
+  return s.code() == StatusCode::kAborted && (s.reason() == "40001" || s.reason() == "40P01");
+}
+
+// The schema: SQLite's (sqlite/sqlite_store.cc) in PostgreSQL's types. Text
+// compares byte-wise (COLLATE "C") as SQLite's does, so listings page in the
+// same order on both. Formats and decisions: docs/storage.md.
+constexpr char kSchema[] = R"sql(
+CREATE TABLE meta(
+  key text COLLATE "C" PRIMARY KEY, value text NOT NULL);
+CREATE TABLE principals(
+  object_id text COLLATE "C" PRIMARY KEY, app_id text COLLATE "C" NOT NULL UNIQUE,
+  tenant_id text NOT NULL, display_name text NOT NULL, kind text NOT NULL,
+  created bigint NOT NULL, resource_id text NOT NULL DEFAULT '',
+  location text NOT NULL DEFAULT '', tags_json text NOT NULL DEFAULT '{}',
+  version bigint NOT NULL DEFAULT 1);
+CREATE TABLE client_secrets(
+  key_id text COLLATE "C" PRIMARY KEY, principal_object_id text COLLATE "C" NOT NULL,
+  salt bytea NOT NULL, hash bytea NOT NULL, iterations bigint NOT NULL, hint text NOT NULL,
+  created bigint NOT NULL, expires bigint NOT NULL);
+CREATE INDEX client_secrets_by_principal ON client_secrets(principal_object_id);
+CREATE TABLE client_certificates(
+  key_id text COLLATE "C" PRIMARY KEY, principal_object_id text COLLATE "C" NOT NULL,
+  certificate_der bytea NOT NULL, sha1_thumbprint bytea NOT NULL,
+  sha256_thumbprint bytea NOT NULL, created bigint NOT NULL, not_before bigint NOT NULL,
+  not_after bigint NOT NULL, UNIQUE(principal_object_id, sha256_thumbprint));
+CREATE TABLE federated_credentials(
+  principal_object_id text COLLATE "C" NOT NULL, name_key text COLLATE "C" NOT NULL,
+  name text NOT NULL, issuer text NOT NULL, subject text NOT NULL,
+  audiences_json text NOT NULL, created bigint NOT NULL,
+  PRIMARY KEY(principal_object_id, name_key));
+CREATE TABLE workloads(
+  uid text COLLATE "C" PRIMARY KEY, resource_key text COLLATE "C" NOT NULL UNIQUE,
+  resource_id text NOT NULL, type text NOT NULL, location text NOT NULL,
+  tags_json text NOT NULL, system_principal_id text NOT NULL,
+  user_assigned_json text NOT NULL, header_generation bigint NOT NULL,
+  created bigint NOT NULL, version bigint NOT NULL DEFAULT 1);
+CREATE TABLE role_definitions(
+  id text COLLATE "C" PRIMARY KEY, name_key text COLLATE "C" NOT NULL UNIQUE,
+  role_name text NOT NULL, definition_json text NOT NULL, created bigint NOT NULL,
+  updated bigint NOT NULL, version bigint NOT NULL DEFAULT 1);
+CREATE TABLE role_assignments(
+  id text COLLATE "C" PRIMARY KEY, scope text NOT NULL, scope_key text COLLATE "C" NOT NULL,
+  role_definition_id text COLLATE "C" NOT NULL, principal_id text COLLATE "C" NOT NULL,
+  principal_type text NOT NULL, description text NOT NULL, created_by text NOT NULL,
+  created bigint NOT NULL, updated bigint NOT NULL,
+  UNIQUE(scope_key, role_definition_id, principal_id));
+CREATE INDEX role_assignments_by_role ON role_assignments(role_definition_id);
+CREATE TABLE vaults(
+  name_key text COLLATE "C" PRIMARY KEY, name text NOT NULL, subscription_id text NOT NULL,
+  resource_group text NOT NULL, location text NOT NULL, tenant_id text NOT NULL,
+  tags_json text NOT NULL, wrapped_data_key bytea NOT NULL,
+  created bigint NOT NULL, updated bigint NOT NULL,
+  deleted_date bigint NOT NULL DEFAULT 0, scheduled_purge_date bigint NOT NULL DEFAULT 0,
+  sku text NOT NULL DEFAULT 'standard', retention_days bigint NOT NULL DEFAULT 90,
+  purge_protection bigint NOT NULL DEFAULT 0, rbac_authorization bigint NOT NULL DEFAULT 0,
+  version bigint NOT NULL DEFAULT 1);
+CREATE TABLE vault_access_policies(
+  vault_key text COLLATE "C" NOT NULL, position bigint NOT NULL, tenant_id text NOT NULL,
+  object_id text NOT NULL, application_id text NOT NULL, keys text, secrets text,
+  certificates text, storage text, PRIMARY KEY(vault_key, position));
+CREATE TABLE secrets(
+  vault_key text COLLATE "C" NOT NULL, name_key text COLLATE "C" NOT NULL, name text NOT NULL,
+  latest_version text NOT NULL, deleted bigint NOT NULL DEFAULT 0,
+  deleted_date bigint, scheduled_purge_date bigint,
+  PRIMARY KEY(vault_key, name_key));
+CREATE INDEX secrets_listing ON secrets(vault_key, deleted, name_key);
+CREATE INDEX secrets_purge ON secrets(scheduled_purge_date) WHERE deleted = 1;
+CREATE TABLE secret_versions(
+  vault_key text COLLATE "C" NOT NULL, name_key text COLLATE "C" NOT NULL,
+  version text COLLATE "C" NOT NULL, sealed_value bytea NOT NULL, content_type text NOT NULL,
+  tags_json text NOT NULL, enabled bigint NOT NULL, nbf bigint, exp bigint,
+  created bigint NOT NULL, updated bigint NOT NULL,
+  PRIMARY KEY(vault_key, name_key, version));
+CREATE TABLE changes(
+  id bigserial PRIMARY KEY, seq bigint UNIQUE, event_id text NOT NULL, time_ms bigint NOT NULL,
+  vault text NOT NULL, type text NOT NULL, object_type text NOT NULL, name text NOT NULL,
+  version text NOT NULL, nbf bigint, exp bigint);
+CREATE INDEX changes_by_time ON changes(time_ms);
+CREATE SEQUENCE change_seq;
+CREATE TABLE changes_pruned(seq bigint NOT NULL);
+INSERT INTO changes_pruned VALUES(0);
+CREATE TABLE notices(
+  vault_key text COLLATE "C" NOT NULL, name_key text COLLATE "C" NOT NULL,
+  version text COLLATE "C" NOT NULL, type text COLLATE "C" NOT NULL,
+  PRIMARY KEY(vault_key, name_key, version, type));
+CREATE TABLE used_assertions(
+  app_id text COLLATE "C" NOT NULL, jti text COLLATE "C" NOT NULL, expires bigint NOT NULL,
+  PRIMARY KEY(app_id, jti));
+CREATE INDEX used_assertions_by_expiry ON used_assertions(expires);
+CREATE TABLE event_subscriptions(
+  vault_key text COLLATE "C" NOT NULL, name_key text COLLATE "C" NOT NULL, vault text NOT NULL,
+  name text NOT NULL, properties_json text NOT NULL, key_generation bigint NOT NULL,
+  start_seq bigint NOT NULL, created bigint NOT NULL, updated bigint NOT NULL,
+  version bigint NOT NULL DEFAULT 1, PRIMARY KEY(vault_key, name_key));
+)sql";
+
+// The change feed's triggers: the same changes as SQLite's, and the commit
+// order numbering (see pg_store.h). coffer_change() appends one row.
+constexpr char kTriggers[] = R"sql(
+CREATE FUNCTION coffer_change(p_vault_key text, p_type text, p_name text, p_version text,
+                              p_nbf bigint, p_exp bigint) RETURNS void LANGUAGE sql AS $$
+  INSERT INTO changes(event_id, time_ms, vault, type, object_type, name, version, nbf, exp)
+  SELECT gen_random_uuid()::text, (extract(epoch FROM clock_timestamp()) * 1000)::bigint,
+         v.name, p_type, 'Secret', p_name, p_version, p_nbf, p_exp
+  FROM vaults v WHERE v.name_key = p_vault_key;
+$$;
+CREATE FUNCTION coffer_secret_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+  v record;
+BEGIN
+  IF TG_OP = 'DELETE' THEN
+    PERFORM coffer_change(OLD.vault_key, 'SecretPurged', OLD.name, '', NULL, NULL);
+    DELETE FROM notices WHERE vault_key = OLD.vault_key AND name_key = OLD.name_key;
+    RETURN NULL;
+  END IF;
+  IF TG_OP = 'UPDATE' AND NEW.deleted <> OLD.deleted THEN
+    PERFORM coffer_change(NEW.vault_key,
+        CASE NEW.deleted WHEN 0 THEN 'SecretRecovered' ELSE 'SecretDeleted' END,
+        NEW.name, NEW.latest_version, NULL, NULL);
+  END IF;
+  IF TG_OP = 'INSERT' OR NEW.latest_version <> OLD.latest_version THEN
+    SELECT sv.nbf, sv.exp INTO v FROM secret_versions sv
+      WHERE sv.vault_key = NEW.vault_key AND sv.name_key = NEW.name_key
+        AND sv.version = NEW.latest_version;
+    IF FOUND THEN
+      PERFORM coffer_change(NEW.vault_key, 'SecretNewVersionCreated', NEW.name,
+                            NEW.latest_version, v.nbf, v.exp);
+    END IF;
+  END IF;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER change_secret AFTER INSERT OR UPDATE OR DELETE ON secrets
+  FOR EACH ROW EXECUTE FUNCTION coffer_secret_changed();
+CREATE FUNCTION coffer_secret_version_updated() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM coffer_change(NEW.vault_key, 'SecretUpdated', s.name, NEW.version, NEW.nbf, NEW.exp)
+    FROM secrets s WHERE s.vault_key = NEW.vault_key AND s.name_key = NEW.name_key;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER change_secret_updated AFTER UPDATE ON secret_versions
+  FOR EACH ROW EXECUTE FUNCTION coffer_secret_version_updated();
+CREATE FUNCTION coffer_number_change() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+  n bigint;
+BEGIN
+  PERFORM pg_advisory_xact_lock(1131374182, 2);
+  n := nextval('change_seq');
+  UPDATE changes SET seq = n WHERE id = NEW.id;
+  PERFORM pg_notify('coffer_changes', n::text);
+  RETURN NULL;
+END $$;
+CREATE CONSTRAINT TRIGGER change_number AFTER INSERT ON changes
+  DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION coffer_number_change();
+CREATE FUNCTION coffer_changes_pruned() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  UPDATE changes_pruned SET seq = GREATEST(seq, (SELECT COALESCE(MAX(seq), 0) FROM gone));
+  RETURN NULL;
+END $$;
+CREATE TRIGGER change_pruned AFTER DELETE ON changes REFERENCING OLD TABLE AS gone
+  FOR EACH STATEMENT EXECUTE FUNCTION coffer_changes_pruned();
+)sql";
+
+constexpr char kVaultAccessChange[] =
+    "INSERT INTO changes(event_id, time_ms, vault, type, object_type, name, version, nbf, exp) "
+    "VALUES(gen_random_uuid()::text, (extract(epoch FROM clock_timestamp()) * 1000)::bigint, "
+    "?1, 'VaultAccessPolicyChanged', 'Vault', ?1, '', NULL, NULL)";
+
+}  // namespace
+
+PostgresStore::PostgresStore(std::string conninfo)
+    : conninfo_(std::move(conninfo)),
+      writes_([this](const auto& group, auto& results) { RunGroup(group, results); }, kMaxGroup) {}
+
+StatusOr<std::unique_ptr<PostgresStore>> PostgresStore::Open(const std::string& conninfo) {
+  std::unique_ptr<PostgresStore> store(new PostgresStore(conninfo));
+  RETURN_IF_ERROR(store->Init());
+  return store;
+}
+
+Status PostgresStore::Init() {
+  ASSIGN_OR_RETURN(writer_db_, PgDb::Connect(conninfo_));
+  RETURN_IF_ERROR(writer_db_->ExecScript("BEGIN"));
+  Status schema = ApplySchema(*writer_db_);
+  if (!schema.ok()) {
+    (void)writer_db_->ExecScript("ROLLBACK");
+    return schema;
+  }
+  RETURN_IF_ERROR(writer_db_->ExecScript("COMMIT"));
+  writes_.Start();
+  return OkStatus();
+}
+
+Status PostgresStore::ApplySchema(Db& db) {
+  // Servers starting together on a new database: one creates the schema,
+  // the others wait for it and find it made.
+  RETURN_IF_ERROR(db.ExecScript(std::string("SELECT ") + kSchemaLock));
+  ASSIGN_OR_RETURN(Stmt * exists, db.Prepare("SELECT to_regclass('coffer_schema') IS NOT NULL, "
+                                             "to_regclass('meta') IS NOT NULL"));
+  ASSIGN_OR_RETURN(bool row, exists->Step());
+  std::string has_version = row ? exists->Text(0) : "f";
+  std::string has_tables = row ? exists->Text(1) : "f";
+  exists->Reset();
+  if (has_version != "t") {
+    if (has_tables == "t") {
+      return DataLossError("the database has tables but no Coffer schema version");
+    }
+    return db.ExecScript(std::string(kSchema) + kTriggers +
+                         "CREATE TABLE coffer_schema(version bigint NOT NULL);"
+                         "INSERT INTO coffer_schema VALUES(" +
+                         std::to_string(kSchemaVersion) + ");");
+  }
+  ASSIGN_OR_RETURN(Stmt * version, db.Prepare("SELECT version FROM coffer_schema"));
+  ASSIGN_OR_RETURN(bool has_row, version->Step());
+  int64_t current = has_row ? version->Int(0) : 0;
+  version->Reset();
+  if (current > kSchemaVersion) {
+    return DataLossError("database schema version " + std::to_string(current) +
+                         " is newer than this server supports (" + std::to_string(kSchemaVersion) +
+                         ")");
+  }
+  if (current < 1) {
+    return DataLossError("database schema version " + std::to_string(current) + " is not valid");
+  }
+  // Migrations from older versions go here, in order, as for SQLite.
+  return OkStatus();
+}
+
+PostgresStore::~PostgresStore() {
+  writes_.Stop();
+  stopping_ = true;
+  if (wake_fd_ >= 0) {
+    uint64_t one = 1;
+    (void)!write(wake_fd_, &one, sizeof(one));
+  }
+  if (listener_.joinable()) {
+    listener_.join();
+  }
+  if (wake_fd_ >= 0) {
+    close(wake_fd_);
+  }
+}
+
+void PostgresStore::RunGroup(const std::vector<const WriteFn*>& group,
+                             std::vector<Status>& results) {
+  for (int attempt = 0; attempt < kGroupAttempts; ++attempt) {
+    if (!TryGroup(group, results)) {
+      return;
+    }
+  }
+  // Aborted twice together (another server's writes conflict with some of
+  // these): each alone, so that one conflict does not hold up the rest.
+  for (size_t i = 0; i < group.size(); ++i) {
+    std::vector<const WriteFn*> one{group[i]};
+    std::vector<Status> result(1);
+    for (int attempt = 0; attempt < kSingleAttempts; ++attempt) {
+      if (!TryGroup(one, result)) {
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(2 << attempt));
+    }
+    results[i] = result[0];
+  }
+}
+
+bool PostgresStore::TryGroup(const std::vector<const WriteFn*>& group,
+                             std::vector<Status>& results) {
+  const auto started = std::chrono::steady_clock::now();
+  auto fail_all = [&](const Status& s) {
+    for (auto& r : results) {
+      r = s;
+    }
+  };
+  if (writer_db_ == nullptr || writer_db_->conn().Broken()) {
+    writer_db_.reset();
+    auto db = PgDb::Connect(conninfo_);
+    if (!db.ok()) {
+      fail_all(db.status());
+      return false;
+    }
+    writer_db_ = std::move(db).value();
+  }
+  PgDb& db = *writer_db_;
+  Status begin = db.ExecScript("BEGIN ISOLATION LEVEL SERIALIZABLE");
+  if (!begin.ok()) {
+    fail_all(begin);
+    return false;
+  }
+  bool retry = false;
+  for (size_t i = 0; i < group.size() && !retry; ++i) {
+    Status sp = db.ExecScript("SAVEPOINT w");
+    if (!sp.ok()) {
+      results[i] = sp;
+      retry = ConflictAborted(sp);
+      continue;
+    }
+    results[i] = (*group[i])(db);
+    db.ResetAll();
+    if (!results[i].ok()) {
+      // A serialization failure or deadlock dooms the transaction, not only
+      // this write: the whole group runs again.
+      if (ConflictAborted(results[i])) {
+        retry = true;
+        break;
+      }
+      (void)db.ExecScript("ROLLBACK TO w");
+    }
+    (void)db.ExecScript("RELEASE w");
+  }
+  if (retry) {
+    (void)db.ExecScript("ROLLBACK");
+    fail_all(AbortedError("storage: a concurrent write conflicted; try again"));
+    return true;
+  }
+  Status commit = db.ExecScript("COMMIT");
+  commit_latency_.Observe(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+  if (commit.ok()) {
+    return false;
+  }
+  if (ConflictAborted(commit)) {
+    (void)db.ExecScript("ROLLBACK");
+    fail_all(AbortedError("storage: a concurrent write conflicted; try again"));
+    return true;
+  }
+  // SECURITY/durability: a commit whose answer was lost may have landed;
+  // it is reported as failed, never retried here.
+  COFFER_LOG(kError) << "storage commit failed: " << commit.ToString();
+  (void)db.ExecScript("ROLLBACK");
+  for (auto& r : results) {
+    if (r.ok()) {
+      r = commit;
+    }
+  }
+  return false;
+}
+
+Status PostgresStore::Write(WriteFn fn) {
+  return writes_.Submit(std::move(fn));
+}
+
+StatusOr<std::unique_ptr<PgDb>> PostgresStore::AcquireReader() {
+  {
+    std::lock_guard<std::mutex> lock(read_mu_);
+    while (!readers_.empty()) {
+      auto db = std::move(readers_.back());
+      readers_.pop_back();
+      if (!db->conn().Broken()) {
+        return db;
+      }
+    }
+  }
+  return PgDb::Connect(conninfo_);
+}
+
+void PostgresStore::ReleaseReader(std::unique_ptr<PgDb> db) {
+  if (db->conn().Broken()) {
+    return;
+  }
+  std::lock_guard<std::mutex> lock(read_mu_);
+  if (readers_.size() < kMaxReaders) {
+    readers_.push_back(std::move(db));
+  }
+}
+
+Status PostgresStore::Read(const std::function<Status(Db&)>& fn) {
+  ASSIGN_OR_RETURN(auto db, AcquireReader());
+  Status s = db->ExecScript("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+  if (s.ok()) {
+    s = fn(*db);
+    db->ResetAll();
+    Status end = db->ExecScript(s.ok() ? "COMMIT" : "ROLLBACK");
+    if (s.ok() && !end.ok()) {
+      s = end;
+    }
+  }
+  ReleaseReader(std::move(db));
+  return s;
+}
+
+const char* PostgresStore::VaultAccessChangeSql() const {
+  return kVaultAccessChange;
+}
+
+const char* PostgresStore::ChangeBoundsSql() const {
+  // Pruning records the newest seq it removed, so the newest ever assigned
+  // survives it.
+  return "SELECT GREATEST((SELECT MAX(seq) FROM changes), (SELECT seq FROM changes_pruned)), "
+         "(SELECT MIN(seq) FROM changes)";
+}
+
+void PostgresStore::OnChange(std::function<void()> fn) {
+  std::lock_guard<std::mutex> lock(listen_mu_);
+  on_change_.push_back(std::move(fn));
+  if (!listener_.joinable()) {
+    wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    listener_ = std::thread([this] { ListenLoop(); });
+  }
+}
+
+void PostgresStore::ListenLoop() {
+  auto notify_all = [this] {
+    std::vector<std::function<void()>> fns;
+    {
+      std::lock_guard<std::mutex> lock(listen_mu_);
+      fns = on_change_;
+    }
+    for (auto& fn : fns) {
+      fn();
+    }
+  };
+  std::unique_ptr<PgConn> conn;
+  int backoff_ms = 100;
+  while (!stopping_) {
+    if (conn == nullptr || conn->Broken()) {
+      conn.reset();
+      auto made = PgConn::Connect(conninfo_);
+      Status listening = made.ok() ? (*made)->ExecScript("LISTEN coffer_changes") : made.status();
+      if (!listening.ok()) {
+        COFFER_LOG(kWarning) << "storage: listening for changes failed: " << listening.ToString();
+        pollfd wake{wake_fd_, POLLIN, 0};
+        (void)poll(&wake, 1, backoff_ms);
+        backoff_ms = std::min(backoff_ms * 2, 2000);
+        continue;
+      }
+      conn = std::move(made).value();
+      backoff_ms = 100;
+      // Changes committed while nobody listened: the caller re-reads.
+      notify_all();
+    }
+    pollfd fds[2] = {{conn->Socket(), POLLIN, 0}, {wake_fd_, POLLIN, 0}};
+    int ready = poll(fds, 2, 1000);
+    if (ready <= 0 || stopping_) {
+      continue;
+    }
+    auto payloads = conn->TakeNotifications();
+    if (!payloads.ok()) {
+      continue;  // the connection is broken; the next round reconnects
+    }
+    if (!payloads->empty()) {
+      notify_all();
+    }
+  }
+}
+
+}  // namespace coffer::storage::postgres

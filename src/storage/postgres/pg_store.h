@@ -1,0 +1,94 @@
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/histogram.h"
+#include "storage/postgres/pg_db.h"
+#include "storage/sql/sql_store.h"
+#include "storage/sql/write_queue.h"
+
+namespace coffer::storage::postgres {
+
+// PostgresStore is the Store that several servers share: one PostgreSQL
+// database (any libpq connection string, several hosts with
+// target_session_attrs=read-write included).
+//
+// Writes: one writer connection per store commits the waiting writes in
+// groups, each write in its own savepoint, as SqliteStore does; the
+// transaction is SERIALIZABLE, so that the read-modify-writes of two servers
+// cannot lose each other's change. A group that PostgreSQL aborts for a
+// serialization failure or deadlock runs again (the writes' functions are
+// deterministic, SqlStore's contract), and after that each write alone.
+//
+// The change feed's seq is commit order across servers: rows enter
+// `changes` without a seq, and a deferred trigger numbers them at COMMIT
+// under a transaction-level advisory lock that is released only once the
+// commit is visible; the same trigger NOTIFYs `coffer_changes` with the seq.
+// So a reader that sees seq N sees every seq below it (gaps are possible,
+// from transactions that failed after numbering; order is not).
+//
+// Reads use a pool of connections, each read a REPEATABLE READ READ ONLY
+// transaction (one snapshot).
+//
+// A lost connection is replaced on its next use; the write or read that
+// found it lost fails with kUnavailable and nothing half-written (a commit
+// whose outcome was not heard is reported as failed: it may have landed,
+// and a retry of the same write is safe only where the write is
+// idempotent, which is the caller's knowledge).
+//
+// Thread-safe. Blocking: call from worker threads, never from I/O threads.
+class PostgresStore final : public SqlStore {
+ public:
+  // Open connects, creates or migrates the schema (under an advisory lock,
+  // so servers starting together do it once) and starts the writer.
+  // kUnavailable if the database cannot be reached; kDataLoss if its schema
+  // is newer than this server's or is not Coffer's.
+  static StatusOr<std::unique_ptr<PostgresStore>> Open(const std::string& conninfo);
+  ~PostgresStore() override;
+
+  // OnChange registers `fn`, called on a listener thread after changes
+  // committed by any server (a NOTIFY on coffer_changes) and after the
+  // listener reconnected (when notifications may have been missed: the
+  // caller re-reads). The listener starts with the first OnChange.
+  void OnChange(std::function<void()> fn) override;
+
+  const LatencyHistogram& commit_latency() const { return commit_latency_; }
+
+ private:
+  explicit PostgresStore(std::string conninfo);
+  Status Init();
+  Status ApplySchema(Db& db);
+  void RunGroup(const std::vector<const WriteFn*>& group, std::vector<Status>& results);
+  // One attempt at a group in one transaction; true when it must be retried
+  // (aborted by PostgreSQL).
+  bool TryGroup(const std::vector<const WriteFn*>& group, std::vector<Status>& results);
+  Status Write(WriteFn fn) override;
+  Status Read(const std::function<Status(Db&)>& fn) override;
+  const char* VaultAccessChangeSql() const override;
+  const char* ChangeBoundsSql() const override;
+  StatusOr<std::unique_ptr<PgDb>> AcquireReader();
+  void ReleaseReader(std::unique_ptr<PgDb> db);
+  void ListenLoop();
+
+  const std::string conninfo_;
+  std::unique_ptr<PgDb> writer_db_;  // writer thread only; replaced when lost
+  LatencyHistogram commit_latency_;
+  WriteQueue writes_;
+
+  std::mutex read_mu_;
+  std::vector<std::unique_ptr<PgDb>> readers_;  // guarded by read_mu_
+
+  std::mutex listen_mu_;
+  std::vector<std::function<void()>> on_change_;  // guarded by listen_mu_
+  std::atomic<bool> stopping_{false};
+  int wake_fd_ = -1;  // eventfd that ends the listener's wait
+  std::thread listener_;
+};
+
+}  // namespace coffer::storage::postgres

@@ -1,0 +1,178 @@
+// What PostgresStore adds to the Store contract (the contract itself is the
+// conformance suite's): hearing other servers' commits, surviving lost
+// connections, and refusing a schema it does not know.
+
+#include "storage/postgres/pg_store.h"
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "common/testing/wait.h"
+#include "storage/postgres/testing/pg_test_server.h"
+
+namespace coffer::storage::postgres {
+namespace {
+
+class PgStoreTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    auto server = testing::PgTestServer::Start();
+    ASSERT_TRUE(server.ok()) << server.status().message();
+    server_ = std::move(server).value().release();
+  }
+  static void TearDownTestSuite() {
+    delete server_;
+    server_ = nullptr;
+  }
+  void SetUp() override {
+    static int n = 0;
+    auto conninfo = server_->CreateDatabase("pg_store_" + std::to_string(n++));
+    ASSERT_TRUE(conninfo.ok()) << conninfo.status().message();
+    conninfo_ = *conninfo;
+  }
+  std::unique_ptr<PostgresStore> Open() {
+    auto store = PostgresStore::Open(conninfo_);
+    EXPECT_TRUE(store.ok()) << store.status().message();
+    return store.ok() ? std::move(store).value() : nullptr;
+  }
+  // Runs `sql` on a connection of the test's own.
+  void Admin(const std::string& sql) {
+    auto conn = PgConn::Connect(conninfo_);
+    ASSERT_TRUE(conn.ok()) << conn.status().message();
+    Status s = (*conn)->ExecScript(sql);
+    ASSERT_TRUE(s.ok()) << s.ToString();
+  }
+  static VaultRecord Vault(const std::string& name) {
+    VaultRecord v;
+    v.name = name;
+    v.tags_json = "{}";
+    v.wrapped_data_key = "k";
+    return v;
+  }
+  static SecretVersionRecord Version(const std::string& name, const std::string& version) {
+    SecretVersionRecord r;
+    r.name = name;
+    r.version = version;
+    r.sealed_value = "sealed";
+    r.tags_json = "{}";
+    return r;
+  }
+
+  static testing::PgTestServer* server_;
+  std::string conninfo_;
+};
+
+testing::PgTestServer* PgStoreTest::server_ = nullptr;
+
+TEST_F(PgStoreTest, AServerHearsTheOtherServersCommits) {
+  auto a = Open();
+  auto b = Open();
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  std::atomic<int> heard{0};
+  b->OnChange([&] { ++heard; });
+  // The listener reports once when it starts listening.
+  ASSERT_TRUE(test::WaitUntil([&] { return heard.load() >= 1; }));
+  int before = heard.load();
+  ASSERT_TRUE(a->CreateVault(Vault("v")).ok());
+  ASSERT_TRUE(a->AddSecretVersion("v", Version("s", "1")).ok());
+  ASSERT_TRUE(test::WaitUntil([&] { return heard.load() > before; }));
+  auto changes = b->ListChanges(0, 10);
+  ASSERT_TRUE(changes.ok());
+  ASSERT_EQ(changes->size(), 1u);
+  EXPECT_EQ(changes->front().type, "SecretNewVersionCreated");
+}
+
+TEST_F(PgStoreTest, ListeningResumesAfterTheConnectionIsLostAndSaysSo) {
+  auto a = Open();
+  auto b = Open();
+  std::atomic<int> heard{0};
+  b->OnChange([&] { ++heard; });
+  ASSERT_TRUE(test::WaitUntil([&] { return heard.load() >= 1; }));
+  int before = heard.load();
+  Admin(
+      "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+      "WHERE query LIKE 'LISTEN%' AND pid <> pg_backend_pid()");
+  // Reconnected: the store reports the gap, then hears commits again.
+  ASSERT_TRUE(test::WaitUntil([&] { return heard.load() > before; }));
+  int reconnected = heard.load();
+  ASSERT_TRUE(a->CreateVault(Vault("v")).ok());
+  ASSERT_TRUE(a->AddSecretVersion("v", Version("s", "1")).ok());
+  EXPECT_TRUE(test::WaitUntil([&] { return heard.load() > reconnected; }));
+}
+
+TEST_F(PgStoreTest, LostConnectionsFailOneCallAndAreReplaced) {
+  auto store = Open();
+  ASSERT_TRUE(store->CreateVault(Vault("v")).ok());
+  ASSERT_TRUE(store->GetVault("v").ok());
+  Admin(
+      "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+      "WHERE datname = current_database() AND pid <> pg_backend_pid()");
+  // The write that finds its connection gone fails as unavailable; the
+  // next one reconnects. Nothing of the failed one remains.
+  auto failed = store->AddSecretVersion("v", Version("s", "1"));
+  if (!failed.ok()) {
+    EXPECT_EQ(failed.status().code(), StatusCode::kUnavailable) << failed.status().ToString();
+  }
+  auto added = store->AddSecretVersion("v", Version("t", "1"));
+  ASSERT_TRUE(added.ok()) << added.status().ToString();
+  // Reads: the pooled connection was lost too.
+  auto read = store->GetVault("v");
+  if (!read.ok()) {
+    EXPECT_EQ(read.status().code(), StatusCode::kUnavailable);
+    read = store->GetVault("v");
+  }
+  EXPECT_TRUE(read.ok()) << read.status().ToString();
+  auto page = store->ListSecrets("v", false, "", 10);
+  ASSERT_TRUE(page.ok());
+  EXPECT_EQ(page->items.size(), failed.ok() ? 2u : 1u);
+}
+
+TEST_F(PgStoreTest, ANewerSchemaIsRefusedWithItsVersion) {
+  ASSERT_NE(Open(), nullptr);
+  Admin("UPDATE coffer_schema SET version = 99");
+  auto store = PostgresStore::Open(conninfo_);
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), StatusCode::kDataLoss);
+  EXPECT_NE(store.status().message().find("99"), std::string::npos);
+}
+
+TEST_F(PgStoreTest, ADatabaseWithOtherTablesIsNotTakenOver) {
+  Admin("CREATE TABLE meta(x int)");
+  auto store = PostgresStore::Open(conninfo_);
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), StatusCode::kDataLoss);
+}
+
+TEST_F(PgStoreTest, ServersStartingTogetherMakeTheSchemaOnce) {
+  std::vector<std::thread> threads;
+  std::atomic<int> opened{0};
+  for (int i = 0; i < 4; ++i) {
+    threads.emplace_back([&] {
+      auto store = PostgresStore::Open(conninfo_);
+      EXPECT_TRUE(store.ok()) << store.status().ToString();
+      if (store.ok()) {
+        ++opened;
+      }
+    });
+  }
+  for (auto& t : threads) {
+    t.join();
+  }
+  EXPECT_EQ(opened.load(), 4);
+}
+
+TEST_F(PgStoreTest, AnUnreachableDatabaseIsUnavailableWithoutThePassword) {
+  auto store = PostgresStore::Open("host=/nonexistent port=1 user=u password=hunter2 dbname=x");
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(store.status().message().find("hunter2"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace coffer::storage::postgres
