@@ -60,10 +60,14 @@ void AddAdminCommands(CLI::App& app) {
   rotate->add_option("--data-dir", *data_dir,
                      "Rotate in the stopped server's data directory instead, as its operator: "
                      "for credentials that were lost");
-  rotate->callback([file, data_dir] {
+  auto store = std::make_shared<std::string>();
+  rotate->add_option("--store", *store,
+                     "With --data-dir: the server's --store, when it is not SQLite in the data "
+                     "directory");
+  rotate->callback([file, data_dir, store] {
     Json issued;
     if (!data_dir->empty()) {
-      auto offline = server::RotateAdministratorOffline(*data_dir);
+      auto offline = server::RotateAdministratorOffline(*data_dir, *store);
       if (!offline.ok()) {
         Fail(offline.status());
       }

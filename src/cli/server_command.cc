@@ -36,6 +36,10 @@ void AddServerCommand(CLI::App& app) {
                 "Development mode: create (once) a vault named 'dev' and an administrator "
                 "service principal, and write DATA_DIR/dev.env");
   cmd->add_option("--data-dir", config->data_dir, "Data directory")->capture_default_str();
+  cmd->add_option("--store", config->store,
+                  "Where the data lives: SQLite in the data directory (the default), or a "
+                  "PostgreSQL connection string (postgresql://... or key=value) that several "
+                  "servers share (docs/ha.md); put its password in PGPASSFILE or PGPASSWORD");
   cmd->add_option("--admin-credentials-file", config->admin_credentials_file,
                   "Where the first start writes the administrator's credentials (mode 0600; "
                   "default DATA_DIR/admin.env, with --dev DATA_DIR/dev.env); '-' prints them "

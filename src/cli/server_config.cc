@@ -10,6 +10,7 @@
 #include "common/files.h"
 #include "common/json.h"
 #include "common/strings.h"
+#include "server/store_backend.h"
 
 namespace coffer::cli {
 namespace {
@@ -218,7 +219,8 @@ std::string EffectiveServerConfig(const CLI::App& server) {
       }
       out += list.dump();
     } else {
-      out += Json(values.back()).dump();
+      // SECURITY: a store's connection string may carry a password.
+      out += Json(name == "store" ? server::RedactStore(values.back()) : values.back()).dump();
     }
     out += "\n";
   }

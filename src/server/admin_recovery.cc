@@ -12,7 +12,7 @@
 #include "common/json.h"
 #include "crypto/primitives.h"
 #include "keyvault/envelope.h"
-#include "storage/sqlite/sqlite_store.h"
+#include "server/store_backend.h"
 
 namespace coffer::server {
 namespace {
@@ -25,14 +25,15 @@ std::string ClientSecretHashKey(std::string_view master_key) {
   return crypto::HkdfSha256(master_key, "", "coffer client secret hash v1", 32);
 }
 
-StatusOr<OfflineRotation> RotateAdministratorOffline(const std::string& data_dir) {
+StatusOr<OfflineRotation> RotateAdministratorOffline(const std::string& data_dir,
+                                                     const std::string& store_spec) {
   FileSystem& fs = FileSystem::Default();
   const std::string db_path = data_dir + "/coffer.db";
-  if (!fs.Stat(db_path).ok()) {
+  if (store_spec.empty() && !fs.Stat(db_path).ok()) {
     return NotFoundError("no Coffer installation in " + data_dir + " (no coffer.db)");
   }
   auto locked = fs.IsLocked(audit::HeadPath(data_dir + "/audit"));
-  if (locked.ok() && *locked) {
+  if (store_spec.empty() && locked.ok() && *locked) {
     return FailedPreconditionError("a coffer server is running on " + data_dir +
                                    "; stop it first, or rotate through it as the administrator");
   }
@@ -46,7 +47,8 @@ StatusOr<OfflineRotation> RotateAdministratorOffline(const std::string& data_dir
   auth::DirectoryOptions options;
   options.secret_hash_key = ClientSecretHashKey(master_key);
   crypto::SecureWipe(master_key);
-  ASSIGN_OR_RETURN(auto store, storage::SqliteStore::Open(db_path));
+  ASSIGN_OR_RETURN(OpenedStore opened, OpenStore(store_spec, data_dir));
+  std::unique_ptr<storage::Store> store = std::move(opened.store);
   ASSIGN_OR_RETURN(auto tenant, store->GetMeta("tenant_id"));
   ASSIGN_OR_RETURN(auto admins_json, store->GetMeta("admin_object_ids"));
   auto admins = admins_json ? ParseJson(*admins_json) : std::nullopt;

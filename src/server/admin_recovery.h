@@ -34,6 +34,11 @@ struct OfflineRotation {
 // `data_dir` is held open by a running server, or the master key file is
 // missing (a master key is never made here). kNotFound when `data_dir`
 // holds no installation or no administrator.
-StatusOr<OfflineRotation> RotateAdministratorOffline(const std::string& data_dir);
+//
+// `store` is the server's --store (store_backend.h). On a shared PostgreSQL
+// store other servers may be running: the rotation is one transaction there
+// and they hear of it as of any change.
+StatusOr<OfflineRotation> RotateAdministratorOffline(const std::string& data_dir,
+                                                     const std::string& store = "");
 
 }  // namespace coffer::server

@@ -13,8 +13,8 @@
 #include "mgmt/arm.h"
 #include "net/http_client.h"
 #include "server/admin_recovery.h"
+#include "server/store_backend.h"
 #include "server/tls_material.h"
-#include "storage/sqlite/sqlite_store.h"
 
 namespace coffer::server {
 namespace {
@@ -110,9 +110,9 @@ Status CofferServer::Init() {
   auth::DirectoryOptions directory_options;
   directory_options.secret_hash_key = ClientSecretHashKey(master_key);
   ASSIGN_OR_RETURN(envelope_, keyvault::Envelope::Create(std::move(master_key)));
-  ASSIGN_OR_RETURN(auto sqlite, storage::SqliteStore::Open(dir + "/coffer.db"));
-  commit_latency_ = &sqlite->commit_latency();
-  store_ = std::move(sqlite);
+  ASSIGN_OR_RETURN(OpenedStore opened, OpenStore(config_.store, dir));
+  commit_latency_ = opened.commit_latency;
+  store_ = std::move(opened.store);
 
   // Servers starting together on one store agree on the first tenant and
   // subscription chosen.

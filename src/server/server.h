@@ -40,6 +40,9 @@ namespace coffer::server {
 
 struct ServerConfig {
   std::string data_dir = ".coffer";
+  // The store (store_backend.h): "" for SQLite in data_dir, or a PostgreSQL
+  // connection string that several servers share.
+  std::string store;
   std::vector<std::string> listen = {"127.0.0.1", "::1"};
   uint16_t port = 8443;  // 0: any free port
   // The public names (docs/deployment.md): the authority host (token
