@@ -451,4 +451,9 @@ void Directory::Forget(const std::string& object_id) {
   }
 }
 
+void Directory::ForgetAll() {
+  std::lock_guard<std::mutex> lock(mu_);
+  verified_.clear();
+}
+
 }  // namespace coffer::auth

@@ -151,6 +151,8 @@ class Directory {
   // Forget drops cached verifications for a principal (after deletion or a
   // credential change).
   void Forget(const std::string& object_id);
+  // ForgetAll drops every cached verification.
+  void ForgetAll();
 
   const std::string& tenant_id() const { return tenant_id_; }
 

@@ -103,6 +103,11 @@ class SecretService {
   // PurgeExpired removes soft-deleted secrets whose retention has ended.
   StatusOr<int> PurgeExpired();
 
+  // Invalidate drops the cached versions of one secret (any case), for a
+  // change another server made; this service drops its own at once.
+  void Invalidate(const std::string& vault, const std::string& name);
+  void InvalidateAll();
+
  private:
   Secret FromView(const storage::SecretView& view, const OpenVault& vault) const;
   // FindDeleted reads a soft-deleted secret; kNotFound (DeletedSecret's
@@ -116,9 +121,6 @@ class SecretService {
   StatusOr<Secret> Finish(const storage::SecretView& view, const OpenVault& vault) const;
   static std::string CacheKey(const std::string& vault, const std::string& name,
                               const std::string& version);
-  void Invalidate(const std::string& vault, const std::string& name);
-  void InvalidateAll();
-
   struct CacheEntry {
     storage::SecretView view;
     // The vault as it was when read; a recreated vault never matches.

@@ -186,12 +186,7 @@ Status CofferServer::Init() {
   // A purged vault takes its event subscriptions with it; a vault created
   // again under its name must not inherit them.
   mc.on_vault_purged = [this] { ReloadEventSubscriptions(); };
-  mc.on_assignments_changed = [this] {
-    Status reloaded = authorizer_->Reload();
-    if (!reloaded.ok()) {
-      COFFER_LOG(kWarning) << "reloading role assignments failed: " << reloaded.ToString();
-    }
-  };
+  mc.on_assignments_changed = [this] { ReloadRoles(); };
   // The management plane owns its managers and serves from their routes.
   ArmPlane::Managers managers;
   managers.vaults =
@@ -257,6 +252,69 @@ std::string CofferServer::WebhookSigningKey(const std::string& vault, const std:
       AsciiLower(vault) + "/" + AsciiLower(name) + "/" + std::to_string(generation), 32);
 }
 
+void CofferServer::ReloadRoles() {
+  Status reloaded = authorizer_->Reload();
+  if (!reloaded.ok()) {
+    COFFER_LOG(kWarning) << "reloading role assignments failed: " << reloaded.ToString();
+  }
+}
+
+void CofferServer::OnStoreChange(const storage::Store::ExternalChange& change) {
+  using Kind = storage::Store::ExternalChange::Kind;
+  std::lock_guard<std::mutex> lock(store_changes_mu_);
+  if (!store_changes_open_) {
+    return;
+  }
+  if (change.kind == Kind::kFeed) {
+    hub_->Notify();  // its listeners drop the secrets it names (ForgetChanged)
+    return;
+  }
+  const std::string& table = change.table;
+  const bool all = change.kind == Kind::kAll;
+  // SECURITY: a revoked permission or credential must stop working here as
+  // soon as it is committed elsewhere; the caches below are the only places
+  // it could outlive the commit.
+  if (all || table == "principals" || table == "client_secrets" || table == "client_certificates" ||
+      table == "federated_credentials") {
+    if (all) {
+      directory_->ForgetAll();
+      authenticator_->ForgetAll();
+    } else {
+      directory_->Forget(change.key);
+      if (table == "principals" && change.deleted) {
+        authenticator_->ForgetPrincipal(change.key);
+      }
+    }
+  }
+  if (all || table == "role_definitions" || table == "role_assignments") {
+    ReloadRoles();
+  }
+  if (all || table == "vaults" || table == "vault_access_policies") {
+    if (all) {
+      registry_->InvalidateAll();
+    } else {
+      registry_->Invalidate(change.key);
+    }
+  }
+  if (all || table == "event_subscriptions") {
+    ReloadEventSubscriptions();
+  }
+  if (all) {
+    secrets_->InvalidateAll();
+    hub_->Notify();
+  }
+}
+
+void CofferServer::ForgetChanged(const std::vector<storage::ChangeRecord>& changes) {
+  for (const auto& c : changes) {
+    if (c.object_type == "Secret") {
+      secrets_->Invalidate(c.vault, c.name);
+    } else if (c.type == "VaultAccessPolicyChanged") {
+      registry_->Invalidate(c.vault);
+    }
+  }
+}
+
 void CofferServer::ReloadEventSubscriptions() {
   Status reloaded = webhooks_->Reload();
   if (!reloaded.ok()) {
@@ -318,6 +376,7 @@ Status CofferServer::StartEvents() {
       [this](const std::string& oid) { watches_->ClosePrincipal(oid); });
   expiry_ = std::make_unique<events::ExpiryScheduler>(*store_, clock_);
   hub_ = std::make_unique<events::ChangeHub>(*store_);
+  hub_->AddListener([this](const auto& changes) { ForgetChanged(changes); });
   hub_->AddListener([this](const auto& changes) { watches_->OnChanges(changes); });
   hub_->AddListener([this](const auto& changes) { webhooks_->OnChanges(changes); });
   hub_->AddListener([this](const auto& changes) { AuditNotifications(changes); });
@@ -346,6 +405,11 @@ void CofferServer::Start() {
   if (!started.ok()) {
     COFFER_LOG(kError) << "the change feed could not start: " << started.ToString();
   }
+  {
+    std::lock_guard<std::mutex> lock(store_changes_mu_);
+    store_changes_open_ = true;
+  }
+  store_->OnChange([this](const storage::Store::ExternalChange& c) { OnStoreChange(c); });
   started = webhooks_->Start();
   if (!started.ok()) {
     COFFER_LOG(kError) << "webhook delivery could not start: " << started.ToString();
@@ -365,6 +429,10 @@ void CofferServer::Stop() {
       return;
     }
     stopping_ = true;
+  }
+  {
+    std::lock_guard<std::mutex> lock(store_changes_mu_);
+    store_changes_open_ = false;
   }
   purge_cv_.notify_all();
   if (purge_thread_.joinable()) {

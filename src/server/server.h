@@ -155,6 +155,12 @@ class CofferServer {
   http::Response RotateAdministratorCredentials();
   Status StartEvents();
   void ReloadEventSubscriptions();
+  void ReloadRoles();
+  // What another server sharing the store changed (docs/ha.md): drops the
+  // caches it touches. On the store's listener thread.
+  void OnStoreChange(const storage::Store::ExternalChange& change);
+  // Drops the cached secrets and vaults the feed's changes touch.
+  void ForgetChanged(const std::vector<storage::ChangeRecord>& changes);
   // The key that signs one event subscription's deliveries (derived from
   // the webhook root key; a new generation is a new key).
   std::string WebhookSigningKey(const std::string& vault, const std::string& name,
@@ -256,6 +262,10 @@ class CofferServer {
   std::mutex purge_mu_;
   std::condition_variable purge_cv_;
   bool stopping_ = false;  // guarded by purge_mu_
+  // Whether OnStoreChange may run: from Start to Stop. Held while it runs,
+  // so that Stop waits for a call in progress.
+  std::mutex store_changes_mu_;
+  bool store_changes_open_ = false;  // guarded by store_changes_mu_
   std::thread purge_thread_;
 
   std::vector<std::string> tls_names_;  // what the certificate must cover

@@ -237,12 +237,29 @@ class Store {
     int64_t newest = 0;
   };
   virtual StatusOr<ChangeBounds> GetChangeBounds() = 0;
-  // OnChange registers `fn`, called on a thread of the store's whenever
-  // another process sharing the store may have committed changes (and after
-  // any gap in the store's hearing of them), so that the caller reads the
-  // feed at once rather than at its next poll. Stores that no other process
-  // shares never call it.
-  virtual void OnChange(std::function<void()> fn) { (void)fn; }
+  // What a process sharing the store committed, as OnChange reports it:
+  //   kFeed    changes were appended to the feed: read it;
+  //   kRecord  a record of `table` ("principals", "client_secrets",
+  //            "client_certificates", "federated_credentials",
+  //            "role_definitions", "role_assignments", "vaults",
+  //            "vault_access_policies", "workloads", "event_subscriptions")
+  //            was written (`deleted`: removed), `key` its principal's
+  //            object id, the vault's lower-case name, or its id;
+  //   kAll     anything may have changed (the store could not hear for a
+  //            while): drop every cache and read the feed.
+  struct ExternalChange {
+    enum class Kind { kFeed, kRecord, kAll };
+    Kind kind = Kind::kAll;
+    std::string table;
+    std::string key;
+    bool deleted = false;
+  };
+  // OnChange registers `fn`, called on a thread of the store's for each
+  // change committed by any process sharing the store (this one's
+  // included), so that caches are dropped and the feed read at once rather
+  // than at the next poll. Stores that no other process shares never call
+  // it. `fn` must not block for long.
+  virtual void OnChange(std::function<void(const ExternalChange&)> fn) { (void)fn; }
   // Removes changes committed before `before_ms`, keeping at least the newest
   // `keep`. Returns how many were removed.
   virtual StatusOr<int> PruneChanges(int64_t before_ms, int keep) = 0;

@@ -482,6 +482,22 @@ class CofferServer:
         env.update(self.env)
         return env
 
+    def run_coffer(self, *args, timeout=60):
+        """Runs `coffer <args>` as the administrator of this server; returns (rc, out, err)."""
+        env = self.cli_env()
+        env["COFFER_CA_FILE"] = self.ca_path
+        p = subprocess.run([coffer_binary()] + [str(a) for a in args], env=env,
+                           capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        return p.returncode, p.stdout.decode("utf-8", "replace"), p.stderr.decode(
+            "utf-8", "replace")
+
+    def coffer_json(self, *args):
+        """Runs `coffer <args>`, which must succeed; returns its JSON output (or None)."""
+        rc, out, err = self.run_coffer(*args)
+        if rc != 0:
+            raise AssertionError(f"coffer {args} exited with {rc}\nstdout: {out}\nstderr: {err}")
+        return json.loads(out) if out.strip() else None
+
     def cli(self, *args, timeout=60, env=None):
         """Runs `coffer keyvault <args>` with dev.env (plus `env` overrides) in its environment;
         returns (rc, stdout, stderr)."""

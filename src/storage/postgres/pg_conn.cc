@@ -117,16 +117,16 @@ int PgConn::Socket() const {
   return PQsocket(conn_);
 }
 
-StatusOr<std::vector<std::string>> PgConn::TakeNotifications() {
+StatusOr<std::vector<PgConn::Notification>> PgConn::TakeNotifications() {
   if (PQconsumeInput(conn_) == 0 || Broken()) {
     return UnavailableError("PostgreSQL: the listening connection was lost");
   }
-  std::vector<std::string> payloads;
+  std::vector<Notification> out;
   while (PGnotify* n = PQnotifies(conn_)) {
-    payloads.emplace_back(n->extra != nullptr ? n->extra : "");
+    out.push_back({n->relname != nullptr ? n->relname : "", n->extra != nullptr ? n->extra : ""});
     PQfreemem(n);
   }
-  return payloads;
+  return out;
 }
 
 Status PgConn::ErrorOf(pg_result* result, std::string_view what) const {

@@ -94,10 +94,14 @@ class PgConn {
   bool Broken() const;
 
   // For a connection that LISTENs: its socket, to poll for input, and the
-  // payloads of the notifications received so far (reading what the socket
-  // holds without blocking). kUnavailable once the connection is lost.
+  // notifications received so far (reading what the socket holds without
+  // blocking). kUnavailable once the connection is lost.
+  struct Notification {
+    std::string channel;
+    std::string payload;
+  };
   int Socket() const;
-  StatusOr<std::vector<std::string>> TakeNotifications();
+  StatusOr<std::vector<Notification>> TakeNotifications();
 
  private:
   explicit PgConn(pg_conn* conn) : conn_(conn) {}

@@ -185,6 +185,35 @@ BEGIN
 END $$;
 CREATE TRIGGER change_pruned AFTER DELETE ON changes REFERENCING OLD TABLE AS gone
   FOR EACH STATEMENT EXECUTE FUNCTION coffer_changes_pruned();
+CREATE FUNCTION coffer_record_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM pg_notify('coffer_records', TG_TABLE_NAME || ':' || TG_OP || ':' ||
+      (to_jsonb(CASE TG_OP WHEN 'DELETE' THEN OLD ELSE NEW END) ->> TG_ARGV[0]));
+  RETURN NULL;
+END $$;
+CREATE TRIGGER record_principal AFTER INSERT OR UPDATE OR DELETE ON principals
+  FOR EACH ROW EXECUTE FUNCTION coffer_record_changed('object_id');
+CREATE TRIGGER record_client_secret AFTER INSERT OR UPDATE OR DELETE ON client_secrets
+  FOR EACH ROW EXECUTE FUNCTION coffer_record_changed('principal_object_id');
+CREATE TRIGGER record_client_certificate AFTER INSERT OR UPDATE OR DELETE ON client_certificates
+  FOR EACH ROW EXECUTE FUNCTION coffer_record_changed('principal_object_id');
+CREATE TRIGGER record_federated_credential AFTER INSERT OR UPDATE OR DELETE
+  ON federated_credentials
+  FOR EACH ROW EXECUTE FUNCTION coffer_record_changed('principal_object_id');
+CREATE TRIGGER record_role_definition AFTER INSERT OR UPDATE OR DELETE ON role_definitions
+  FOR EACH ROW EXECUTE FUNCTION coffer_record_changed('id');
+CREATE TRIGGER record_role_assignment AFTER INSERT OR UPDATE OR DELETE ON role_assignments
+  FOR EACH ROW EXECUTE FUNCTION coffer_record_changed('id');
+CREATE TRIGGER record_vault AFTER INSERT OR UPDATE OR DELETE ON vaults
+  FOR EACH ROW EXECUTE FUNCTION coffer_record_changed('name_key');
+CREATE TRIGGER record_vault_access_policy AFTER INSERT OR UPDATE OR DELETE
+  ON vault_access_policies
+  FOR EACH ROW EXECUTE FUNCTION coffer_record_changed('vault_key');
+CREATE TRIGGER record_workload AFTER INSERT OR UPDATE OR DELETE ON workloads
+  FOR EACH ROW EXECUTE FUNCTION coffer_record_changed('uid');
+CREATE TRIGGER record_event_subscription AFTER INSERT OR UPDATE OR DELETE
+  ON event_subscriptions
+  FOR EACH ROW EXECUTE FUNCTION coffer_record_changed('vault_key');
 )sql";
 
 constexpr char kVaultAccessChange[] =
@@ -415,7 +444,7 @@ const char* PostgresStore::ChangeBoundsSql() const {
          "(SELECT MIN(seq) FROM changes)";
 }
 
-void PostgresStore::OnChange(std::function<void()> fn) {
+void PostgresStore::OnChange(std::function<void(const ExternalChange&)> fn) {
   std::lock_guard<std::mutex> lock(listen_mu_);
   on_change_.push_back(std::move(fn));
   if (!listener_.joinable()) {
@@ -425,14 +454,14 @@ void PostgresStore::OnChange(std::function<void()> fn) {
 }
 
 void PostgresStore::ListenLoop() {
-  auto notify_all = [this] {
-    std::vector<std::function<void()>> fns;
+  auto tell = [this](const ExternalChange& change) {
+    std::vector<std::function<void(const ExternalChange&)>> fns;
     {
       std::lock_guard<std::mutex> lock(listen_mu_);
       fns = on_change_;
     }
     for (auto& fn : fns) {
-      fn();
+      fn(change);
     }
   };
   std::unique_ptr<PgConn> conn;
@@ -441,7 +470,10 @@ void PostgresStore::ListenLoop() {
     if (conn == nullptr || conn->Broken()) {
       conn.reset();
       auto made = PgConn::Connect(conninfo_);
-      Status listening = made.ok() ? (*made)->ExecScript("LISTEN coffer_changes") : made.status();
+      Status listening = made.ok() ? (*made)->ExecScript(
+                                         "LISTEN coffer_changes; "
+                                         "LISTEN coffer_records")
+                                   : made.status();
       if (!listening.ok()) {
         COFFER_LOG(kWarning) << "storage: listening for changes failed: " << listening.ToString();
         pollfd wake{wake_fd_, POLLIN, 0};
@@ -451,20 +483,42 @@ void PostgresStore::ListenLoop() {
       }
       conn = std::move(made).value();
       backoff_ms = 100;
-      // Changes committed while nobody listened: the caller re-reads.
-      notify_all();
+      // What was committed while nobody listened is unknown.
+      tell(ExternalChange{});
     }
     pollfd fds[2] = {{conn->Socket(), POLLIN, 0}, {wake_fd_, POLLIN, 0}};
     int ready = poll(fds, 2, 1000);
     if (ready <= 0 || stopping_) {
       continue;
     }
-    auto payloads = conn->TakeNotifications();
-    if (!payloads.ok()) {
+    auto notifications = conn->TakeNotifications();
+    if (!notifications.ok()) {
       continue;  // the connection is broken; the next round reconnects
     }
-    if (!payloads->empty()) {
-      notify_all();
+    bool feed = false;
+    for (const auto& n : *notifications) {
+      if (n.channel == "coffer_changes") {
+        feed = true;  // one read of the feed covers them all
+        continue;
+      }
+      // "table:op:key"
+      size_t first = n.payload.find(':');
+      size_t second = first == std::string::npos ? first : n.payload.find(':', first + 1);
+      if (second == std::string::npos) {
+        tell(ExternalChange{});
+        continue;
+      }
+      ExternalChange change;
+      change.kind = ExternalChange::Kind::kRecord;
+      change.table = n.payload.substr(0, first);
+      change.deleted = n.payload.substr(first + 1, second - first - 1) == "DELETE";
+      change.key = n.payload.substr(second + 1);
+      tell(change);
+    }
+    if (feed) {
+      ExternalChange change;
+      change.kind = ExternalChange::Kind::kFeed;
+      tell(change);
     }
   }
 }

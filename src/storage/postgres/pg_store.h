@@ -52,11 +52,11 @@ class PostgresStore final : public SqlStore {
   static StatusOr<std::unique_ptr<PostgresStore>> Open(const std::string& conninfo);
   ~PostgresStore() override;
 
-  // OnChange registers `fn`, called on a listener thread after changes
-  // committed by any server (a NOTIFY on coffer_changes) and after the
-  // listener reconnected (when notifications may have been missed: the
-  // caller re-reads). The listener starts with the first OnChange.
-  void OnChange(std::function<void()> fn) override;
+  // OnChange (Store): NOTIFYs on coffer_changes (the feed) and
+  // coffer_records ("table:op:key", written by the schema's triggers), heard
+  // on a listener connection of its own; kAll after that connection was
+  // (re)made. The listener starts with the first OnChange.
+  void OnChange(std::function<void(const ExternalChange&)> fn) override;
 
   const LatencyHistogram& commit_latency() const { return commit_latency_; }
 
@@ -85,7 +85,7 @@ class PostgresStore final : public SqlStore {
   std::vector<std::unique_ptr<PgDb>> readers_;  // guarded by read_mu_
 
   std::mutex listen_mu_;
-  std::vector<std::function<void()>> on_change_;  // guarded by listen_mu_
+  std::vector<std::function<void(const ExternalChange&)>> on_change_;  // guarded by listen_mu_
   std::atomic<bool> stopping_{false};
   int wake_fd_ = -1;  // eventfd that ends the listener's wait
   std::thread listener_;

@@ -4,8 +4,10 @@
 
 #include "storage/postgres/pg_store.h"
 
+#include <algorithm>
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -75,7 +77,7 @@ TEST_F(PgStoreTest, AServerHearsTheOtherServersCommits) {
   ASSERT_NE(a, nullptr);
   ASSERT_NE(b, nullptr);
   std::atomic<int> heard{0};
-  b->OnChange([&] { ++heard; });
+  b->OnChange([&](const Store::ExternalChange&) { ++heard; });
   // The listener reports once when it starts listening.
   ASSERT_TRUE(test::WaitUntil([&] { return heard.load() >= 1; }));
   int before = heard.load();
@@ -88,11 +90,50 @@ TEST_F(PgStoreTest, AServerHearsTheOtherServersCommits) {
   EXPECT_EQ(changes->front().type, "SecretNewVersionCreated");
 }
 
+TEST_F(PgStoreTest, RecordChangesAreHeardWithTheirKey) {
+  auto a = Open();
+  auto b = Open();
+  std::mutex mu;
+  std::vector<std::string> heard;
+  b->OnChange([&](const Store::ExternalChange& c) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (c.kind == Store::ExternalChange::Kind::kRecord) {
+      heard.push_back(c.table + (c.deleted ? " deleted " : " ") + c.key);
+    } else if (c.kind == Store::ExternalChange::Kind::kAll) {
+      heard.push_back("all");
+    }
+  });
+  auto has = [&](const std::string& what) {
+    std::lock_guard<std::mutex> lock(mu);
+    return std::find(heard.begin(), heard.end(), what) != heard.end();
+  };
+  ASSERT_TRUE(test::WaitUntil([&] { return has("all"); }));
+  PrincipalRecord p;
+  p.object_id = "oid-1";
+  p.app_id = "app-1";
+  p.kind = "ServicePrincipal";
+  ASSERT_TRUE(a->CreatePrincipal(p).ok());
+  ASSERT_TRUE(a->CreateVault(Vault("Main")).ok());
+  RoleAssignmentRecord ra;
+  ra.id = "ra-1";
+  ra.scope = "/subscriptions/s";
+  ra.role_definition_id = "role";
+  ra.principal_id = "oid-1";
+  ASSERT_TRUE(a->CreateRoleAssignment(ra).ok());
+  ASSERT_TRUE(a->DeleteRoleAssignment("ra-1").ok());
+  ASSERT_TRUE(a->DeletePrincipal("oid-1").ok());
+  EXPECT_TRUE(test::WaitUntil([&] { return has("principals deleted oid-1"); }));
+  EXPECT_TRUE(has("principals oid-1"));
+  EXPECT_TRUE(has("vaults main"));
+  EXPECT_TRUE(has("role_assignments ra-1"));
+  EXPECT_TRUE(has("role_assignments deleted ra-1"));
+}
+
 TEST_F(PgStoreTest, ListeningResumesAfterTheConnectionIsLostAndSaysSo) {
   auto a = Open();
   auto b = Open();
   std::atomic<int> heard{0};
-  b->OnChange([&] { ++heard; });
+  b->OnChange([&](const Store::ExternalChange&) { ++heard; });
   ASSERT_TRUE(test::WaitUntil([&] { return heard.load() >= 1; }));
   int before = heard.load();
   Admin(

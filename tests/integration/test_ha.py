@@ -1,0 +1,148 @@
+"""Several Coffer servers on one PostgreSQL database (docs/ha.md).
+
+Two servers, A and B, share a database (`--store postgresql://...`) and the master key, signing
+keys and TLS material (copied from A's data directory into B's, as an operator distributes them).
+Each test makes a change through one server and checks that the other honours it: what was
+written is served, and what was revoked (a role assignment, a secret disabled, a vault deleted)
+stops working there too, without waiting for any cache to expire.  The wait for the other server
+is bounded generously; how fast it happens is measured in bench/ (docs/benchmarks.md), never
+asserted here.
+"""
+
+import os
+import shutil
+import time
+import unittest
+import uuid
+
+from harness import CofferServer, coffer_binary, jwt_parts, wait_until  # noqa: F401
+from postgres import start_postgres
+
+AUTHZ_API = "2022-04-01"
+SECRETS_USER = "4633458b-17de-408a-b874-0445c86b69e6"
+# How long the other server may take before the test calls it a failure: a bound, not a claim.
+HONOURED_WITHIN_S = 10.0
+
+
+def start_pair(test_class, pg):
+    """A and B on `pg`'s database; B gets A's keys before it starts."""
+    store = ["--store", pg.conninfo()]
+    a = CofferServer(extra_args=store)
+    b = CofferServer(extra_args=store)
+    test_class.addClassCleanup(a.cleanup)
+    test_class.addClassCleanup(b.cleanup)
+    a.start()
+    os.makedirs(b.data_dir, mode=0o700)
+    # dev.env too: a dev server without one would issue the administrator a new secret.
+    for name in ("master.key", "dev.env"):
+        shutil.copy2(os.path.join(a.data_dir, name), b.data_dir)
+    for name in ("keys", "tls"):
+        shutil.copytree(os.path.join(a.data_dir, name), os.path.join(b.data_dir, name))
+    b.start()
+    return a, b
+
+
+class TwoServersOneDatabase(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.pg = start_postgres(cls)
+        cls.a, cls.b = start_pair(cls, cls.pg)
+
+    def vault_path(self, name):
+        return f"/resourceGroups/ha/providers/Microsoft.KeyVault/vaults/{name}"
+
+    def create_vault(self, srv, name, rbac):
+        r = srv.arm("PUT", self.vault_path(name),
+                    {"location": "local", "properties": {"enableRbacAuthorization": rbac}})
+        self.assertEqual(r.status, 201, r)
+        return r.json()["id"]
+
+    def eventually(self, fn, what):
+        """Waits (bounded) until fn() is true; fails naming `what`."""
+        if not wait_until(fn, timeout=HONOURED_WITHIN_S):
+            self.fail(f"the other server did not honour it within {HONOURED_WITHIN_S} s: {what}")
+
+    def test_each_server_serves_what_the_other_wrote(self):
+        r = self.a.kv("PUT", "/secrets/from-a", body={"value": "written by A"})
+        self.assertEqual(r.status, 200, r)
+        r = self.b.kv("GET", "/secrets/from-a")
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json()["value"], "written by A")
+        r = self.b.kv("PUT", "/secrets/from-a", body={"value": "then by B"})
+        self.assertEqual(r.status, 200, r)
+        r = self.a.kv("GET", "/secrets/from-a")
+        self.assertEqual(r.json()["value"], "then by B")
+        # Versions made through both are one history.
+        r = self.b.kv("GET", "/secrets/from-a/versions")
+        self.assertEqual(len(r.json()["value"]), 2, r)
+
+    def test_a_new_version_and_a_disabled_secret_reach_the_other_servers_cache(self):
+        r = self.a.kv("PUT", "/secrets/cached", body={"value": "one"})
+        self.assertEqual(r.status, 200, r)
+        # B reads it, so it holds it in its cache.
+        self.assertEqual(self.b.kv("GET", "/secrets/cached").json()["value"], "one")
+        self.assertEqual(self.a.kv("PUT", "/secrets/cached", body={"value": "two"}).status, 200)
+        self.eventually(lambda: self.b.kv("GET", "/secrets/cached").json().get("value") == "two",
+                        "a new version")
+        version = self.a.kv("GET", "/secrets/cached").json()["id"].rsplit("/", 1)[1]
+        r = self.a.kv("PATCH", f"/secrets/cached/{version}",
+                      body={"attributes": {"enabled": False}})
+        self.assertEqual(r.status, 200, r)
+        self.eventually(lambda: self.b.kv("GET", "/secrets/cached").status == 403,
+                        "a disabled secret")
+
+    def test_a_revoked_role_assignment_is_refused_by_the_other_server(self):
+        vault_id = self.create_vault(self.a, "ha-rbac", rbac=True)
+        sp = self.a.coffer_json("ad", "sp", "create-for-rbac", "--name", "ha-reader")
+        name = str(uuid.uuid4())
+        assignment = f"{vault_id}/providers/Microsoft.Authorization/roleAssignments/{name}"
+        # The administrator (Key Vault Administrator at the subscription) writes the secret.
+        r = self.a.kv("PUT", "/secrets/guarded", body={"value": "v"}, vault="ha-rbac")
+        self.assertEqual(r.status, 200, r)
+        sp_oid = None
+        tokens = {}
+        for srv in (self.a, self.b):
+            t = srv.token_response(srv.vault_resource, sp["appId"], sp["password"])
+            self.assertEqual(t.status, 200, t)
+            tokens[srv] = t.json()["access_token"]
+            sp_oid = jwt_parts(tokens[srv])[1]["oid"]
+
+        def read_via_b():
+            return self.b.kv("GET", "/secrets/guarded", vault="ha-rbac", token=tokens[self.b])
+
+        self.assertEqual(read_via_b().status, 403)
+        r = self.a.arm_raw("PUT", assignment + f"?api-version={AUTHZ_API}", {"properties": {
+            "roleDefinitionId": f"/subscriptions/{self.a.subscription}/providers/"
+                                f"Microsoft.Authorization/roleDefinitions/{SECRETS_USER}",
+            "principalId": sp_oid}})
+        self.assertEqual(r.status, 201, r)
+        self.eventually(lambda: read_via_b().status == 200, "a new role assignment")
+        r = self.a.arm_raw("DELETE", assignment + f"?api-version={AUTHZ_API}")
+        self.assertEqual(r.status, 200, r)
+        self.eventually(lambda: read_via_b().status == 403, "a deleted role assignment")
+
+    def test_a_deleted_vault_and_a_deleted_principal_are_gone_on_the_other_server(self):
+        self.create_vault(self.a, "ha-gone", rbac=True)
+        self.assertEqual(self.a.kv("PUT", "/secrets/s", body={"value": "v"},
+                                   vault="ha-gone").status, 200)
+        self.assertEqual(self.b.kv("GET", "/secrets/s", vault="ha-gone").status, 200)
+        r = self.a.arm("DELETE", self.vault_path("ha-gone"))
+        self.assertIn(r.status, (200, 204), r)
+        self.eventually(lambda: self.b.kv("GET", "/secrets/s", vault="ha-gone").status == 404,
+                        "a deleted vault")
+
+        sp = self.a.coffer_json("ad", "sp", "create-for-rbac", "--name", "ha-doomed")
+        t = self.b.token_response(self.b.vault_resource, sp["appId"], sp["password"])
+        self.assertEqual(t.status, 200, t)
+        token = t.json()["access_token"]
+        self.assertEqual(self.b.kv("GET", "/secrets", token=token).status, 403)
+        rc, out, err = self.a.run_coffer("ad", "sp", "delete", "--id", sp["appId"])
+        self.assertEqual(rc, 0, err)
+        self.eventually(lambda: self.b.kv("GET", "/secrets", token=token).status == 401,
+                        "a deleted principal's token")
+        t = self.b.token_response(self.b.vault_resource, sp["appId"], sp["password"])
+        self.assertEqual(t.status, 401, t)
+
+
+if __name__ == "__main__":
+    unittest.main()
