@@ -20,11 +20,15 @@ namespace coffer::storage::postgres {
 // target_session_attrs=read-write included).
 //
 // Writes: one writer connection per store commits the waiting writes in
-// groups, each write in its own savepoint, as SqliteStore does; the
-// transaction is SERIALIZABLE, so that the read-modify-writes of two servers
-// cannot lose each other's change. A group that PostgreSQL aborts for a
-// serialization failure or deadlock runs again (the writes' functions are
-// deterministic, SqlStore's contract), and after that each write alone.
+// groups, each write in its own savepoint, as SqliteStore does. A group's
+// transaction first takes a transaction-level advisory lock that every
+// server's writer takes, so the groups of all servers run one at a time
+// (serially: no read-modify-write of one server can lose another's, and no
+// check is made on data another is changing), while the group commit keeps
+// the throughput. A group that PostgreSQL aborts anyway (a serialization
+// failure or deadlock, from a writer outside Coffer) runs again (the
+// writes' functions are deterministic, SqlStore's contract), and after that
+// each write alone.
 //
 // The change feed's seq is commit order across servers: rows enter
 // `changes` without a seq, and a deferred trigger numbers them at COMMIT
