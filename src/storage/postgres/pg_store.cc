@@ -344,8 +344,8 @@ bool PostgresStore::TryGroup(const std::vector<const WriteFn*>& group,
   // cannot lose each other's updates or skew each other's checks, and
   // nothing is aborted for a conflict, as SERIALIZABLE's false positives
   // on small tables would.
-  Status begin = db.ExecScript(std::string("BEGIN ISOLATION LEVEL READ COMMITTED; SELECT ") +
-                               kWriterLock);
+  Status begin =
+      db.ExecScript(std::string("BEGIN ISOLATION LEVEL READ COMMITTED; SELECT ") + kWriterLock);
   if (!begin.ok()) {
     fail_all(begin);
     return false;
