@@ -434,6 +434,9 @@ void CofferServer::Stop() {
     std::lock_guard<std::mutex> lock(store_changes_mu_);
     store_changes_open_ = false;
   }
+  if (store_) {
+    store_->StopChanges();
+  }
   purge_cv_.notify_all();
   if (purge_thread_.joinable()) {
     purge_thread_.join();

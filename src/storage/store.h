@@ -260,6 +260,9 @@ class Store {
   // than at the next poll. Stores that no other process shares never call
   // it. `fn` must not block for long.
   virtual void OnChange(std::function<void(const ExternalChange&)> fn) { (void)fn; }
+  // StopChanges stops calling the functions OnChange registered, waiting for
+  // a call in progress; call it before what they use goes away.
+  virtual void StopChanges() {}
   // Removes changes committed before `before_ms`, keeping at least the newest
   // `keep`. Returns how many were removed.
   virtual StatusOr<int> PruneChanges(int64_t before_ms, int keep) = 0;

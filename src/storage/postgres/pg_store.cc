@@ -284,16 +284,25 @@ Status PostgresStore::ApplySchema(Db& db) {
 
 PostgresStore::~PostgresStore() {
   writes_.Stop();
+  StopChanges();
+  if (wake_fd_ >= 0) {
+    close(wake_fd_);
+  }
+}
+
+void PostgresStore::StopChanges() {
   stopping_ = true;
   if (wake_fd_ >= 0) {
     uint64_t one = 1;
     (void)!write(wake_fd_, &one, sizeof(one));
   }
-  if (listener_.joinable()) {
-    listener_.join();
+  std::thread listener;
+  {
+    std::lock_guard<std::mutex> lock(listen_mu_);
+    listener = std::move(listener_);
   }
-  if (wake_fd_ >= 0) {
-    close(wake_fd_);
+  if (listener.joinable()) {
+    listener.join();
   }
 }
 

@@ -61,6 +61,7 @@ class PostgresStore final : public SqlStore {
   // on a listener connection of its own; kAll after that connection was
   // (re)made. The listener starts with the first OnChange.
   void OnChange(std::function<void(const ExternalChange&)> fn) override;
+  void StopChanges() override;
 
   const LatencyHistogram& commit_latency() const { return commit_latency_; }
 
