@@ -1,6 +1,7 @@
 #include "server/server.h"
 
 #include <atomic>
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 
@@ -378,11 +379,16 @@ Status CofferServer::StartEvents() {
   hub_ = std::make_unique<events::ChangeHub>(*store_);
   hub_->AddListener([this](const auto& changes) { ForgetChanged(changes); });
   hub_->AddListener([this](const auto& changes) { watches_->OnChanges(changes); });
-  hub_->AddListener([this](const auto& changes) { webhooks_->OnChanges(changes); });
-  hub_->AddListener([this](const auto& changes) { AuditNotifications(changes); });
+  // Webhooks and the audit of notifications: once per installation, by
+  // the leader, from the feed position stored in the database.
+  hub_->AddListener([this](const auto&) { PumpLeaderFeed(); });
+  hub_->AddTicker(1000, [this] { PumpLeaderFeed(); });
   hub_->AddTicker(config_.watch_heartbeat_seconds * 1000, [this] { watches_->Tick(); });
   hub_->AddTicker(1000, [this] { watches_->Expire(); });
   hub_->AddTicker(config_.expiry_scan_seconds * 1000, [this] {
+    if (!store_->Leads()) {
+      return;
+    }
     auto found = expiry_->RunOnce();
     if (!found.ok()) {
       COFFER_LOG(kWarning) << "expiry scan failed: " << found.status().ToString();
@@ -391,6 +397,9 @@ Status CofferServer::StartEvents() {
     }
   });
   hub_->AddTicker(3600 * 1000, [this] {
+    if (!store_->Leads()) {
+      return;
+    }
     int64_t keep_ms = int64_t{config_.change_retention_days} * 86400 * 1000;
     auto pruned = store_->PruneChanges(clock_.NowSeconds() * 1000 - keep_ms, 1000);
     if (!pruned.ok()) {
@@ -400,7 +409,66 @@ Status CofferServer::StartEvents() {
   return OkStatus();
 }
 
+namespace {
+
+// A whole decimal int64, nothing else.
+bool ParseInt64(const std::string& text, int64_t* out) {
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), *out);
+  return ec == std::errc() && end == text.data() + text.size() && !text.empty();
+}
+
+}  // namespace
+
+void CofferServer::PumpLeaderFeed() {
+  if (!store_->Leads()) {
+    leader_cursor_.reset();  // read it again when this server leads again
+    return;
+  }
+  if (!leader_cursor_) {
+    auto stored = store_->GetMeta(kLeaderCursorKey);
+    if (!stored.ok()) {
+      return;
+    }
+    int64_t seq = feed_start_seq_;
+    if (stored->has_value() && !ParseInt64(**stored, &seq)) {
+      COFFER_LOG(kWarning) << "the stored webhook position is not a number; starting at "
+                           << feed_start_seq_;
+      seq = feed_start_seq_;
+    }
+    leader_cursor_ = seq;
+  }
+  constexpr int kPage = 512;
+  while (true) {
+    auto changes = store_->ListChanges(*leader_cursor_, kPage);
+    if (!changes.ok() || changes->empty()) {
+      return;
+    }
+    webhooks_->OnChanges(*changes);
+    AuditNotifications(*changes);
+    int64_t reached = changes->back().seq;
+    leader_cursor_ = reached;
+    // Never backwards: a leader that lost its lease without knowing it yet
+    // must not undo the new one's progress.
+    auto saved =
+        store_->UpdateMeta(kLeaderCursorKey, [reached](const std::optional<std::string>& current) {
+          int64_t stored = 0;
+          if (current && ParseInt64(*current, &stored) && stored > reached) {
+            return StatusOr<std::string>(*current);
+          }
+          return StatusOr<std::string>(std::to_string(reached));
+        });
+    if (!saved.ok()) {
+      COFFER_LOG(kWarning) << "saving the webhook position failed: " << saved.status().ToString();
+    }
+    if (changes->size() < static_cast<size_t>(kPage)) {
+      return;
+    }
+  }
+}
+
 void CofferServer::Start() {
+  auto bounds = store_->GetChangeBounds();
+  feed_start_seq_ = bounds.ok() ? bounds->newest : 0;
   Status started = hub_->Start();
   if (!started.ok()) {
     COFFER_LOG(kError) << "the change feed could not start: " << started.ToString();
@@ -469,6 +537,9 @@ void CofferServer::PurgeLoop() {
     purge_cv_.wait_for(lock, std::chrono::seconds(config_.purge_interval_seconds));
     if (stopping_) {
       return;
+    }
+    if (!store_->Leads()) {
+      continue;
     }
     lock.unlock();
     auto purged = secrets_->PurgeExpired();

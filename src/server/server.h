@@ -161,6 +161,11 @@ class CofferServer {
   void OnStoreChange(const storage::Store::ExternalChange& change);
   // Drops the cached secrets and vaults the feed's changes touch.
   void ForgetChanged(const std::vector<storage::ChangeRecord>& changes);
+  // On the leader: hands the feed's changes after the stored position
+  // (meta kLeaderCursorKey) to the webhooks and the audit of
+  // notifications, and stores the new position. On the hub's thread.
+  void PumpLeaderFeed();
+  static constexpr char kLeaderCursorKey[] = "webhook_feed_seq";
   // The key that signs one event subscription's deliveries (derived from
   // the webhook root key; a new generation is a new key).
   std::string WebhookSigningKey(const std::string& vault, const std::string& name,
@@ -264,6 +269,10 @@ class CofferServer {
   bool stopping_ = false;  // guarded by purge_mu_
   // Whether OnStoreChange may run: from Start to Stop. Held while it runs,
   // so that Stop waits for a call in progress.
+  // The feed's newest seq when this server started: where the first leader
+  // of an installation starts delivering. Then the hub's thread only.
+  int64_t feed_start_seq_ = 0;
+  std::optional<int64_t> leader_cursor_;  // hub thread only; set while leading
   std::mutex store_changes_mu_;
   bool store_changes_open_ = false;  // guarded by store_changes_mu_
   std::thread purge_thread_;

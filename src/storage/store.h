@@ -263,6 +263,12 @@ class Store {
   // StopChanges stops calling the functions OnChange registered, waiting for
   // a call in progress; call it before what they use goes away.
   virtual void StopChanges() {}
+  // Leads says whether this process is, now, the one of all those sharing
+  // the store that does the work done once per installation (expiry scans,
+  // scheduled purges, pruning the feed, webhook deliveries). At most one
+  // process leads at a time, as far as the store can tell; when the leader
+  // dies another takes over. A store no other process shares always leads.
+  virtual bool Leads() { return true; }
   // Removes changes committed before `before_ms`, keeping at least the newest
   // `keep`. Returns how many were removed.
   virtual StatusOr<int> PruneChanges(int64_t before_ms, int keep) = 0;

@@ -15,8 +15,9 @@ import time
 import unittest
 import uuid
 
-from harness import CofferServer, coffer_binary, jwt_parts, wait_until  # noqa: F401
+from harness import CofferServer, jwt_parts, read_text, wait_until
 from postgres import start_postgres
+from test_events import EG_API, Receiver, events_of, subject_is
 
 AUTHZ_API = "2022-04-01"
 SECRETS_USER = "4633458b-17de-408a-b874-0445c86b69e6"
@@ -142,6 +143,64 @@ class TwoServersOneDatabase(unittest.TestCase):
                         "a deleted principal's token")
         t = self.b.token_response(self.b.vault_resource, sp["appId"], sp["password"])
         self.assertEqual(t.status, 401, t)
+
+
+class OneLeader(unittest.TestCase):
+    """Work done once per installation (here: webhook deliveries) is done by one server, and by
+    the other when the first dies."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.pg = start_postgres(cls)
+        cls.a, cls.b = start_pair(cls, cls.pg)
+        cls.receiver = Receiver()
+        cls.addClassCleanup(cls.receiver.close)
+
+    @staticmethod
+    def leads(srv):
+        return "now leads the installation" in srv.stderr_text()
+
+    def deliveries(self, subject):
+        return [c for c in self.receiver.received("/hook") if subject_is(subject)(c)]
+
+    def test_webhooks_are_delivered_once_and_by_the_next_leader_when_the_leader_dies(self):
+        self.assertTrue(wait_until(lambda: self.leads(self.a) or self.leads(self.b),
+                                   timeout=HONOURED_WITHIN_S), "no server leads")
+        leader, other = (self.a, self.b) if self.leads(self.a) else (self.b, self.a)
+        self.assertFalse(self.leads(other), "both servers lead")
+        r = self.a.arm("PUT", "/resourceGroups/ha/providers/Microsoft.KeyVault/vaults/ha-events",
+                       {"location": "local", "properties": {"enableRbacAuthorization": True}})
+        self.assertEqual(r.status, 201, r)
+        sub = ("/resourceGroups/ha/providers/Microsoft.KeyVault/vaults/ha-events/providers/"
+               "Microsoft.EventGrid/eventSubscriptions/hook")
+        r = self.a.arm("PUT", sub, {"properties": {
+            "destination": {"endpointType": "WebHook",
+                            "properties": {"endpointUrl": self.receiver.url("/hook")}},
+            "filter": {"includedEventTypes": ["Microsoft.KeyVault.SecretNewVersionCreated"]}}},
+            api_version=EG_API)
+        self.assertEqual(r.status, 201, r)
+
+        # Written through the server that does not lead: delivered once, by the leader.
+        r = other.kv("PUT", "/secrets/first", body={"value": "1"}, vault="ha-events")
+        self.assertEqual(r.status, 200, r)
+        self.assertTrue(self.receiver.wait("/hook", subject_is("first")), "not delivered")
+        r = leader.kv("PUT", "/secrets/second", body={"value": "2"}, vault="ha-events")
+        self.assertEqual(r.status, 200, r)
+        self.assertTrue(self.receiver.wait("/hook", subject_is("second")), "not delivered")
+
+        leader.kill()
+        self.assertTrue(wait_until(lambda: self.leads(other), timeout=HONOURED_WITHIN_S),
+                        "the other server did not take over:\n" + read_text(other.stderr_path))
+        r = other.kv("PUT", "/secrets/third", body={"value": "3"}, vault="ha-events")
+        self.assertEqual(r.status, 200, r)
+        self.assertTrue(self.receiver.wait("/hook", subject_is("third")),
+                        "the new leader did not deliver")
+        # Give a second delivery every chance to arrive before counting.
+        r = other.kv("PUT", "/secrets/fourth", body={"value": "4"}, vault="ha-events")
+        self.assertTrue(self.receiver.wait("/hook", subject_is("fourth")))
+        for subject in ("first", "second", "third", "fourth"):
+            ids = [e["id"] for c in self.deliveries(subject) for e in events_of(c)]
+            self.assertEqual(len(ids), 1, f"{subject}: delivered {len(ids)} times")
 
 
 if __name__ == "__main__":

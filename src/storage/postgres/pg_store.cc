@@ -22,6 +22,7 @@ constexpr int kSingleAttempts = 5;
 // Advisory lock keys (the two-int form, class 0x436f6666 = "Coff").
 constexpr char kSchemaLock[] = "pg_advisory_xact_lock(1131374182, 1)";
 constexpr char kWriterLock[] = "pg_advisory_xact_lock(1131374182, 3)";
+constexpr char kLeaderLock[] = "SELECT pg_try_advisory_lock(1131374182, 4)";
 
 // A serialization failure or deadlock: PostgreSQL aborted the transaction
 // and it may run again (a write's own kAborted carries no SQLSTATE).
@@ -484,13 +485,18 @@ void PostgresStore::ListenLoop() {
   };
   std::unique_ptr<PgConn> conn;
   int backoff_ms = 100;
+  auto next_leader_try = std::chrono::steady_clock::now();
   while (!stopping_) {
     if (conn == nullptr || conn->Broken()) {
+      // SECURITY/once-only work: the lock went with the session.
+      leads_ = false;
       conn.reset();
       auto made = PgConn::Connect(conninfo_);
+      // Named, so that an operator sees in pg_stat_activity which session
+      // holds the leader's lock.
       Status listening = made.ok() ? (*made)->ExecScript(
-                                         "LISTEN coffer_changes; "
-                                         "LISTEN coffer_records")
+                                         "SET application_name = 'coffer listener'; "
+                                         "LISTEN coffer_changes; LISTEN coffer_records")
                                    : made.status();
       if (!listening.ok()) {
         COFFER_LOG(kWarning) << "storage: listening for changes failed: " << listening.ToString();
@@ -504,14 +510,26 @@ void PostgresStore::ListenLoop() {
       // What was committed while nobody listened is unknown.
       tell(ExternalChange{});
     }
-    pollfd fds[2] = {{conn->Socket(), POLLIN, 0}, {wake_fd_, POLLIN, 0}};
-    int ready = poll(fds, 2, 1000);
-    if (ready <= 0 || stopping_) {
-      continue;
+    const auto now = std::chrono::steady_clock::now();
+    if (!leads_ && now >= next_leader_try) {
+      next_leader_try = now + std::chrono::seconds(1);
+      auto won = conn->Exec(kLeaderLock);
+      if (won.ok() && won->size() == 1 && won->Text(0, 0) == "t") {
+        leads_ = true;
+        COFFER_LOG(kInfo) << "storage: this server now leads the installation's scheduled work";
+      }
     }
+    // Notifications that arrived during the statement above are already
+    // read off the socket: take them before waiting on it.
     auto notifications = conn->TakeNotifications();
     if (!notifications.ok()) {
+      leads_ = false;
       continue;  // the connection is broken; the next round reconnects
+    }
+    if (notifications->empty()) {
+      pollfd fds[2] = {{conn->Socket(), POLLIN, 0}, {wake_fd_, POLLIN, 0}};
+      (void)poll(fds, 2, 1000);
+      continue;
     }
     bool feed = false;
     for (const auto& n : *notifications) {

@@ -62,6 +62,12 @@ class PostgresStore final : public SqlStore {
   // (re)made. The listener starts with the first OnChange.
   void OnChange(std::function<void(const ExternalChange&)> fn) override;
   void StopChanges() override;
+  // Leads (Store): the listener's session holds a session-level advisory
+  // lock, tried when it connects and every second while another holds it.
+  // A leader that dies or loses that connection lets it go (PostgreSQL ends
+  // the session), and stops leading the moment it finds the connection
+  // lost. False until OnChange started the listener.
+  bool Leads() override { return leads_.load(); }
 
   const LatencyHistogram& commit_latency() const { return commit_latency_; }
 
@@ -92,6 +98,7 @@ class PostgresStore final : public SqlStore {
   std::mutex listen_mu_;
   std::vector<std::function<void(const ExternalChange&)>> on_change_;  // guarded by listen_mu_
   std::atomic<bool> stopping_{false};
+  std::atomic<bool> leads_{false};
   int wake_fd_ = -1;  // eventfd that ends the listener's wait
   std::thread listener_;
 };

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -138,13 +139,58 @@ TEST_F(PgStoreTest, ListeningResumesAfterTheConnectionIsLostAndSaysSo) {
   int before = heard.load();
   Admin(
       "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-      "WHERE query LIKE 'LISTEN%' AND pid <> pg_backend_pid()");
+      "WHERE application_name = 'coffer listener' AND datname = current_database()");
   // Reconnected: the store reports the gap, then hears commits again.
   ASSERT_TRUE(test::WaitUntil([&] { return heard.load() > before; }));
   int reconnected = heard.load();
   ASSERT_TRUE(a->CreateVault(Vault("v")).ok());
   ASSERT_TRUE(a->AddSecretVersion("v", Version("s", "1")).ok());
   EXPECT_TRUE(test::WaitUntil([&] { return heard.load() > reconnected; }));
+}
+
+TEST_F(PgStoreTest, OneServerLeadsAndAnotherTakesOverWhenItGoes) {
+  auto a = Open();
+  auto b = Open();
+  EXPECT_FALSE(a->Leads());  // not before it listens
+  a->OnChange([](const Store::ExternalChange&) {});
+  ASSERT_TRUE(test::WaitUntil([&] { return a->Leads(); }));
+  b->OnChange([](const Store::ExternalChange&) {});
+  // b is listening (it reported so) and tries the lock every second: it
+  // must not get it while a holds it.
+  std::atomic<int> heard{0};
+  b->OnChange([&](const Store::ExternalChange&) { ++heard; });
+  ASSERT_TRUE(a->CreateVault(Vault("v")).ok());
+  ASSERT_TRUE(a->AddSecretVersion("v", Version("s", "1")).ok());
+  ASSERT_TRUE(test::WaitUntil([&] { return heard.load() > 0; }));
+  EXPECT_TRUE(a->Leads());
+  EXPECT_FALSE(b->Leads());
+  a.reset();  // the leader goes
+  EXPECT_TRUE(test::WaitUntil([&] { return b->Leads(); }));
+}
+
+TEST_F(PgStoreTest, ALeaderWhoseSessionEndsLeadsAgainOnceItReconnects) {
+  auto a = Open();
+  std::atomic<int> gaps{0};
+  a->OnChange([&](const Store::ExternalChange& c) {
+    if (c.kind == Store::ExternalChange::Kind::kAll) {
+      ++gaps;
+    }
+  });
+  ASSERT_TRUE(test::WaitUntil([&] { return a->Leads(); }));
+  int before = gaps.load();
+  Admin(
+      "SELECT pg_terminate_backend(l.pid) FROM pg_locks l "
+      "WHERE l.locktype = 'advisory' AND l.objid = 4 AND l.granted");
+  // It noticed (a new listening session reports the gap) and holds the
+  // lock again in that session.
+  ASSERT_TRUE(test::WaitUntil([&] { return gaps.load() > before; }));
+  EXPECT_TRUE(test::WaitUntil([&] { return a->Leads(); }));
+  auto conn = PgConn::Connect(conninfo_);
+  ASSERT_TRUE(conn.ok());
+  auto held = (*conn)->Exec(
+      "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 4 AND granted");
+  ASSERT_TRUE(held.ok());
+  EXPECT_EQ(held->Text(0, 0), "1");
 }
 
 TEST_F(PgStoreTest, LostConnectionsFailOneCallAndAreReplaced) {
