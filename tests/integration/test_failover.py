@@ -60,9 +60,18 @@ READY_S = 60.0
 LOAD_S = 60.0
 RESUME_S = 60.0
 HONOURED_S = 15.0
+# The whole suite gives up when this runs out, so that it stops by itself well within 3 minutes
+# whatever hangs; every wait below is cut to what is left of it.
+SUITE_BUDGET_S = 150.0
+SUITE_DEADLINE = [time.monotonic() + SUITE_BUDGET_S]
 # The SDK's transport timeouts, so a request that hangs fails (and is reported) within the
 # test's bounds instead of after the transport's default of 300 s.
 SDK_TIMEOUTS = {"connection_timeout": 5, "read_timeout": 30}
+
+
+def bound(seconds):
+    """`seconds`, or less when the suite's budget ends sooner (then 0: a wait checks once)."""
+    return max(0.0, min(seconds, SUITE_DEADLINE[0] - time.monotonic()))
 
 
 class Haproxy:
@@ -116,7 +125,10 @@ class Haproxy:
             f.write("\n".join(lines) + "\n")
 
     def start(self):
-        subprocess.run([HAPROXY, "-c", "-q", "-f", self.cfg], check=True, capture_output=True)
+        p = subprocess.run([HAPROXY, "-c", "-f", self.cfg], capture_output=True, text=True,
+                           stdin=subprocess.DEVNULL, timeout=30)
+        if p.returncode != 0:
+            raise RuntimeError(f"haproxy -c refused the configuration:\n{p.stdout}{p.stderr}")
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen([HAPROXY, "-db", "-f", self.cfg], stdout=log,
                                          stderr=log, stdin=subprocess.DEVNULL)
@@ -191,7 +203,7 @@ class Topology:
         # The standby's own setting is empty: once promoted it waits for no standby of its own.
         s.init_standby(p, ["synchronous_standby_names = ''"]).start()
         if not wait_until(lambda: p.psql("SELECT sync_state FROM pg_stat_replication") == ["sync"],
-                          timeout=READY_S):
+                          timeout=bound(READY_S)):
             raise RuntimeError("the standby never became synchronous: "
                                f"{p.psql('SELECT * FROM pg_stat_replication')}")
         p.psql("CREATE DATABASE coffer")
@@ -214,7 +226,7 @@ class Topology:
         self.haproxy.start()
         if not wait_until(lambda: self.haproxy.status("a") == "UP" and
                           self.haproxy.status("b") == "UP" or self.haproxy.proc.poll() is not None,
-                          timeout=READY_S) or self.haproxy.proc.poll() is not None:
+                          timeout=bound(READY_S)) or self.haproxy.proc.poll() is not None:
             raise RuntimeError(f"HAProxy does not see both servers up: {self.haproxy.stats()}\n"
                                f"{read_text(self.haproxy.log_path, 3000)}")
         self.ctx = ssl.create_default_context(cafile=self.a.ca_path)
@@ -296,6 +308,7 @@ SUITE_STARTED = []
 
 def setUpModule():
     SUITE_STARTED.append(time.monotonic())
+    SUITE_DEADLINE[0] = SUITE_STARTED[0] + SUITE_BUDGET_S
 
 
 def tearDownModule():
@@ -307,6 +320,8 @@ class FailoverTests(unittest.TestCase):
     maxDiff = 4000
 
     def setUp(self):
+        if bound(1.0) == 0:
+            self.fail(f"the suite's budget of {SUITE_BUDGET_S} s ran out before this test")
         started = time.monotonic()
         self.topo = Topology()
         self.addCleanup(self.topo.cleanup)
@@ -354,14 +369,14 @@ class FailoverTests(unittest.TestCase):
         for w in workers:
             w.start()
         # Kill A once half the operations completed, with both servers having served some.
-        if not wait_until(lambda: len(done) >= total // 2 or errors, timeout=LOAD_S):
+        if not wait_until(lambda: len(done) >= total // 2 or errors, timeout=bound(LOAD_S)):
             self.fail_with_logs(f"the load did not get half-way: {len(done)} of {total} done")
         served_a_before = topo.haproxy.sessions("a")
         served_b_before = topo.haproxy.sessions("b")
         topo.a.kill()
         killed_at.append(time.monotonic())
         for w in workers:
-            w.join(timeout=LOAD_S)
+            w.join(timeout=bound(LOAD_S))
         if any(w.is_alive() for w in workers):
             self.fail_with_logs(f"the load did not finish after A was killed: {len(done)} of "
                                 f"{total} done, errors {errors}")
@@ -374,7 +389,7 @@ class FailoverTests(unittest.TestCase):
         # Everything after the kill was served by B (A is gone, HAProxy took it out).
         self.assertFalse(topo.a.running())
         self.assertTrue(wait_until(lambda: topo.haproxy.status("a").startswith("DOWN"),
-                                   timeout=READY_S), topo.haproxy.stats())
+                                   timeout=bound(READY_S)), topo.haproxy.stats())
         self.assertTrue(topo.haproxy.status("b").startswith("UP"), topo.haproxy.stats())
         self.assertGreater(topo.haproxy.sessions("b"), served_b_before,
                            "B made no new connection after A was killed")
@@ -416,18 +431,19 @@ class FailoverTests(unittest.TestCase):
         for w in workers:
             w.start()
         try:
-            if not wait_until(lambda: len(acked) >= 30, timeout=LOAD_S):
+            if not wait_until(lambda: len(acked) >= 30, timeout=bound(LOAD_S)):
                 self.fail_with_logs(f"the write load did not start: {len(acked)} acknowledged, "
                                     f"failures {failures[:3]}")
             topo.primary.kill()
             killed_at = time.monotonic()
             # The loss is seen: a write fails (after the SDK's own retries) with no primary.
-            if not wait_until(lambda: any(f[0] > killed_at for f in failures), timeout=LOAD_S):
+            if not wait_until(lambda: any(f[0] > killed_at for f in failures),
+                              timeout=bound(LOAD_S)):
                 self.fail_with_logs("no write failed after the primary was killed")
             topo.standby.promote()
             promoted_at = time.monotonic()
             first = wait_until(lambda: next((a[0] for a in acked if a[0] > promoted_at), None),
-                               timeout=RESUME_S)
+                               timeout=bound(RESUME_S))
             if first is None:
                 self.fail_with_logs(f"writes did not resume within {RESUME_S} s of the "
                                     f"promotion; last failures: {failures[-3:]}")
@@ -445,16 +461,16 @@ class FailoverTests(unittest.TestCase):
                                          token=token, body={"value": srv})[0] == 200
                     except (OSError, http.client.HTTPException):
                         return False
-                if not wait_until(put, timeout=RESUME_S, interval=0.2):
+                if not wait_until(put, timeout=bound(RESUME_S), interval=0.2):
                     self.fail_with_logs(f"server {srv.upper()} does not write after the "
                                         "promotion")
             # A few more after the first, so the survivors' later writes are checked too.
             n = len(acked)
-            wait_until(lambda: len(acked) >= n + 10, timeout=RESUME_S)
+            wait_until(lambda: len(acked) >= n + 10, timeout=bound(RESUME_S))
         finally:
             stop.set()
             for w in workers:
-                w.join(timeout=LOAD_S)
+                w.join(timeout=bound(LOAD_S))
         self.assertFalse(any(w.is_alive() for w in workers), "a writer hung")
         with lock:
             writes = list(acked)
@@ -533,22 +549,23 @@ class FailoverTests(unittest.TestCase):
         reader = threading.Thread(target=read_via_b, daemon=True)
         reader.start()
         try:
-            if not wait_until(lambda: any(s == 200 for _, s in reads), timeout=HONOURED_S):
+            if not wait_until(lambda: any(s == 200 for _, s in reads),
+                              timeout=bound(HONOURED_S)):
                 self.fail_with_logs(f"B never served the granted read: {reads[-5:]}")
             status, body = topo.call("DELETE", assignment, topo.public, port=via_a,
                                      token=admin_mgmt)
             self.assertEqual(status, 200, body)
             revoked_at = time.monotonic()
             if not wait_until(lambda: any(t > revoked_at and s == 403 for t, s in reads),
-                              timeout=HONOURED_S):
+                              timeout=bound(HONOURED_S)):
                 self.fail_with_logs(f"B still serves the revoked reader after {HONOURED_S} s: "
                                     f"{reads[-5:]}")
             # And it stays refused: a few more reads after the first refusal.
             n = len(reads)
-            wait_until(lambda: len(reads) >= n + 10, timeout=HONOURED_S)
+            wait_until(lambda: len(reads) >= n + 10, timeout=bound(HONOURED_S))
         finally:
             stop.set()
-            reader.join(timeout=60)
+            reader.join(timeout=bound(LOAD_S))
         first_403 = next(t for t, s in reads if t > revoked_at and s == 403)
         later = [s for t, s in reads if t >= first_403]
         self.assertEqual(set(later), {403}, f"B served the revoked reader again: {later}")
