@@ -30,6 +30,28 @@ bool ConflictAborted(const Status& s) {
   return s.code() == StatusCode::kAborted && (s.reason() == "40001" || s.reason() == "40P01");
 }
 
+// SECURITY: what PostgreSQL and libpq say (host names, ports, socket paths,
+// table and constraint names) is for the operator's log, not for clients:
+// a status that came from PgConn leaves the store with the same code and a
+// message of its own. The store's own statuses (not found, conflict with
+// a reason of Key Vault's) pass unchanged.
+Status ForClients(Status s) {
+  if (s.ok() || s.message().rfind("PostgreSQL", 0) != 0) {
+    return s;
+  }
+  COFFER_LOG(kWarning) << "storage: " << s.ToString();
+  switch (s.code()) {
+    case StatusCode::kUnavailable:
+      return UnavailableError("storage is unavailable: the database cannot be reached; try again");
+    case StatusCode::kAlreadyExists:
+      return AlreadyExistsError("storage: the record exists already");
+    case StatusCode::kAborted:
+      return AbortedError("storage: a concurrent write conflicted; try again");
+    default:
+      return InternalError("storage: the database failed the request");
+  }
+}
+
 // The schema: SQLite's (sqlite/sqlite_store.cc) in PostgreSQL's types. Text
 // compares byte-wise (COLLATE "C") as SQLite's does, so listings page in the
 // same order on both. Formats and decisions: docs/storage.md.
@@ -410,7 +432,7 @@ bool PostgresStore::TryGroup(const std::vector<const WriteFn*>& group,
 }
 
 Status PostgresStore::Write(WriteFn fn) {
-  return writes_.Submit(std::move(fn));
+  return ForClients(writes_.Submit(std::move(fn)));
 }
 
 StatusOr<std::unique_ptr<PgDb>> PostgresStore::AcquireReader() {
@@ -438,7 +460,11 @@ void PostgresStore::ReleaseReader(std::unique_ptr<PgDb> db) {
 }
 
 Status PostgresStore::Read(const std::function<Status(Db&)>& fn) {
-  ASSIGN_OR_RETURN(auto db, AcquireReader());
+  auto acquired = AcquireReader();
+  if (!acquired.ok()) {
+    return ForClients(acquired.status());
+  }
+  std::unique_ptr<PgDb> db = std::move(acquired).value();
   Status s = db->ExecScript("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
   if (s.ok()) {
     s = fn(*db);
@@ -449,7 +475,7 @@ Status PostgresStore::Read(const std::function<Status(Db&)>& fn) {
     }
   }
   ReleaseReader(std::move(db));
-  return s;
+  return ForClients(s);
 }
 
 const char* PostgresStore::VaultAccessChangeSql() const {

@@ -220,6 +220,33 @@ TEST_F(PgStoreTest, LostConnectionsFailOneCallAndAreReplaced) {
   EXPECT_EQ(page->items.size(), failed.ok() ? 2u : 1u);
 }
 
+TEST_F(PgStoreTest, ClientsAreNotToldWhereTheDatabaseIs) {
+  auto store = Open();
+  ASSERT_TRUE(store->CreateVault(Vault("v")).ok());
+  std::string db = conninfo_.substr(conninfo_.find("dbname=") + 7);
+  std::string socket_dir = conninfo_.substr(5, conninfo_.find(' ') - 5);
+  auto admin = PgConn::Connect(server_->conninfo());
+  ASSERT_TRUE(admin.ok());
+  ASSERT_TRUE((*admin)->ExecScript("ALTER DATABASE " + db + " WITH ALLOW_CONNECTIONS false").ok());
+  ASSERT_TRUE((*admin)
+                  ->ExecScript("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                               "WHERE datname = '" +
+                               db + "'")
+                  .ok());
+  auto read = store->GetVault("v");
+  auto write = store->AddSecretVersion("v", Version("s", "1"));
+  ASSERT_TRUE((*admin)->ExecScript("ALTER DATABASE " + db + " WITH ALLOW_CONNECTIONS true").ok());
+  for (const Status& s : {read.status(), write.status()}) {
+    EXPECT_EQ(s.code(), StatusCode::kUnavailable) << s.ToString();
+    EXPECT_EQ(s.ToString().find("PostgreSQL"), std::string::npos) << s.ToString();
+    EXPECT_EQ(s.ToString().find(socket_dir), std::string::npos) << s.ToString();
+    EXPECT_EQ(s.ToString().find(db), std::string::npos) << s.ToString();
+    EXPECT_TRUE(s.reason().empty()) << s.ToString();
+  }
+  // And it serves again once the database does.
+  EXPECT_TRUE(store->AddSecretVersion("v", Version("s", "1")).ok());
+}
+
 TEST_F(PgStoreTest, ANewerSchemaIsRefusedWithItsVersion) {
   ASSERT_NE(Open(), nullptr);
   Admin("UPDATE coffer_schema SET version = 99");
