@@ -11,6 +11,8 @@
 #include "common/files.h"
 #include "server/admin_recovery.h"
 #include "server/server.h"
+#include "server/store_backend.h"
+#include "server/store_migration.h"
 
 namespace coffer::cli {
 namespace {
@@ -41,6 +43,38 @@ std::string CredentialsFile(const Json& issued) {
 }
 
 }  // namespace
+
+void AddStorageCommands(CLI::App& app) {
+  auto* storage = app.add_subcommand("storage", "The installation's store");
+  storage->require_subcommand(1);
+  auto* migrate = storage->add_subcommand(
+      "migrate",
+      "Copy a stopped SQLite installation into a PostgreSQL database, in one transaction, and "
+      "verify every table (rows and digest); run it again after an interruption");
+  auto from = std::make_shared<std::string>();
+  auto to = std::make_shared<std::string>();
+  migrate->add_option("--from", *from, "The stopped server's data directory")->required();
+  migrate
+      ->add_option("--to", *to, "The PostgreSQL connection string the servers will take as --store")
+      ->required();
+  migrate->callback([from, to] {
+    if (!server::IsPostgresStore(*to)) {
+      Fail(
+          InvalidArgumentError("--to: expected a PostgreSQL connection string "
+                               "(postgresql://... or key=value)"));
+    }
+    auto migrated = server::MigrateToPostgres(*from, *to);
+    if (!migrated.ok()) {
+      Fail(migrated.status());
+    }
+    Json tables = Json::array();
+    for (const auto& t : *migrated) {
+      tables.push_back({{"table", t.table}, {"rows", t.rows}, {"digest", t.digest}});
+    }
+    Print(tables);
+    std::exit(0);
+  });
+}
 
 void AddAdminCommands(CLI::App& app) {
   auto* admin = app.add_subcommand("admin", "The installation's administrator");

@@ -20,6 +20,8 @@ void AddExecCommand(CLI::App& app);
 void AddTokenCommands(CLI::App& app);
 // coffer admin credentials rotate: the administrator's client secret.
 void AddAdminCommands(CLI::App& app);
+// coffer storage migrate: a SQLite installation into PostgreSQL.
+void AddStorageCommands(CLI::App& app);
 // coffer role ... and coffer authz explain.
 void AddRoleCommands(CLI::App& app);
 // coffer audit ... and coffer eventgrid event-subscription ...

@@ -79,6 +79,7 @@ int main(int argc, char** argv) {
   coffer::cli::AddExecCommand(app);
   coffer::cli::AddTokenCommands(app);
   coffer::cli::AddAdminCommands(app);
+  coffer::cli::AddStorageCommands(app);
   coffer::cli::AddRoleCommands(app);
   coffer::cli::AddAuditCommands(app);
   coffer::cli::AddCloudCommands(app);
