@@ -7,12 +7,13 @@ the keys, and HAProxy in TCP mode in front of them, all on loopback. Then, in on
 
   1. GET through HAProxy (wrk -t2 -c32, as step 1) against nginx serving the same response
      bytes with A's certificate and key and 2 worker processes (each server has its default 2
-     I/O threads); with the CPU time of each process during the Coffer run;
+     I/O threads), directly and behind an HAProxy of its own configured alike; with the CPU
+     time of each process during the Coffer run;
   2. durable SET through HAProxy (wrk -t2 -c32, bench/put_unique.lua), first with the
      synchronous standby, then with `synchronous_standby_names` cleared on the primary (the
      standby still streams, nobody waits for it), then synchronous again; with each process's
-     CPU time, the primary's write transactions (xids assigned) and samples of what its active
-     backends wait for;
+     CPU time, the commits in the primary's WAL (pg_waldump) and samples of what its
+     backends are doing;
   3. cross-server invalidation: N rounds of a PUT through A's own HAProxy frontend, then GETs
      through B's own frontend until one returns the new value; the time from A's response to
      B's first correct answer;
@@ -53,8 +54,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
 
 import test_failover  # noqa: E402
+from postgres import BIN  # noqa: E402
 from harness import KV_API, free_port, read_text, stop_process, wait_until  # noqa: E402
-from test_failover import NamedConnection, Topology, bound  # noqa: E402
+from test_failover import Haproxy, NamedConnection, Topology, bound  # noqa: E402
 
 # The step gives up when this runs out (every wait is cut to what is left of it), so that it
 # stops by itself well within 5 minutes whatever hangs.
@@ -183,6 +185,7 @@ class Bench:
         self.children = []  # processes started here (wrk, nginx), stopped by PID
         self.topo = None
         self.work = None
+        self.nginx_haproxy = None
 
     def log(self, text):
         print(text, flush=True)
@@ -244,6 +247,7 @@ http {{
     ssl_certificate_key {a_tls}/server-key.pem;
     ssl_protocols TLSv1.2 TLSv1.3;
     location /secrets/bench-get/ {{ root {ngx}/html; index index.json; }}
+    location = /healthz {{ return 200 "ok"; }}
   }}
 }}
 """)
@@ -281,6 +285,23 @@ http {{
         ngx = run_wrk(self.children, common + [f"https://dev.vault.localhost:{ngx_port}{GET_PATH}"],
                       limit=bound(self.opts.duration + 30))
         self.log(f"nginx_get: {describe(ngx)}")
+        # nginx behind an HAProxy configured as the servers' (Haproxy.write_config): what the
+        # extra hop costs on its own.
+        self.nginx_haproxy = Haproxy(os.path.join(self.work, "ngx"), free_port())
+        self.nginx_haproxy.write_config({"nginx": ngx_port})
+        self.nginx_haproxy.start()
+        if not wait_until(lambda: self.nginx_haproxy.status("nginx") == "UP", timeout=bound(30)):
+            raise Failed(f"HAProxy does not see nginx up: {self.nginx_haproxy.stats()}")
+        before = process_ticks(self.nginx_haproxy.proc.pid)
+        started = time.monotonic()
+        ngx_ha = run_wrk(self.children,
+                         common + [f"https://dev.vault.localhost:{self.nginx_haproxy.port}"
+                                   f"{GET_PATH}"], limit=bound(self.opts.duration + 30))
+        hx_cores = ((process_ticks(self.nginx_haproxy.proc.pid) - before) / HZ /
+                    (time.monotonic() - started))
+        self.log(f"nginx_haproxy_get (nginx behind HAProxy): {describe(ngx_ha)}; HAProxy "
+                 f"{hx_cores:.2f} cores")
+        self.nginx_haproxy.stop()
         stop_process(nginx)
         meter = CpuMeter(self.topo)
         meter.start()
@@ -295,6 +316,8 @@ http {{
         self.log(f"GET ratio coffer(HAProxy, 2 servers, PostgreSQL)/nginx: "
                  f"{ha['rps'] / ngx['rps']:.2f}{single} (target: the single-server ratio "
                  f"within 10%)")
+        self.log(f"GET ratio coffer(HAProxy, 2 servers, PostgreSQL)/nginx behind HAProxy: "
+                 f"{ha['rps'] / ngx_ha['rps']:.2f}")
 
     # 2 -----------------------------------------------------------------------------------------
 
@@ -306,14 +329,17 @@ http {{
         stop = threading.Event()
 
         def sample():
-            # What the primary's active backends of the coffer database wait for, sampled
-            # twice a second ("running" when on the CPU or not waiting on anything named).
+            # What the primary's backends of the coffer database are doing, sampled twice a
+            # second: waiting for something named (a lock, the standby, WAL), running ("on
+            # CPU" when it waits for nothing named), or in a transaction waiting for Coffer.
             while not stop.wait(0.5):
                 try:
                     rows = primary.psql(
-                        "SELECT coalesce(wait_event_type || ':' || wait_event, 'running'), "
-                        "count(*) FROM pg_stat_activity WHERE datname = 'coffer' AND "
-                        "state = 'active' AND pid <> pg_backend_pid() GROUP BY 1")
+                        "SELECT CASE WHEN state = 'idle in transaction' THEN 'waiting for "
+                        "Coffer in a transaction' ELSE coalesce(wait_event_type || ':' || "
+                        "wait_event, 'on CPU') END, count(*) FROM pg_stat_activity WHERE "
+                        "datname = 'coffer' AND state IN ('active', 'idle in transaction') AND "
+                        "pid <> pg_backend_pid() GROUP BY 1")
                 except RuntimeError:
                     continue
                 samples[0] += 1
@@ -321,7 +347,7 @@ http {{
                     what, n = row.rsplit("|", 1)
                     waits[what] = waits.get(what, 0) + int(n)
 
-        xid_before = int(primary.psql("SELECT pg_current_xact_id()", db="coffer")[0])
+        lsn_before = primary.psql("SELECT pg_current_wal_flush_lsn()")[0]
         sampler = threading.Thread(target=sample, daemon=True)
         meter = CpuMeter(self.topo)
         meter.start()
@@ -336,17 +362,26 @@ http {{
             stop.set()
             sampler.join(timeout=10)
         cores = meter.stop(w["cpu"])
-        xacts = int(primary.psql("SELECT pg_current_xact_id()", db="coffer")[0]) - xid_before - 1
+        commits = self.commits(lsn_before, primary.psql("SELECT pg_current_wal_flush_lsn()")[0])
         self.log(f"{label}: {w['rps']:,.0f} writes/s, p50 {w['p50']}, p99 {w['p99']}; "
                  f"{w['errors']}")
         self.log(f"  CPU (cores): {format_cores(cores)}")
-        self.log(f"  primary: {xacts:,} write transactions, {w['requests'] / max(1, xacts):.1f} "
-                 f"SETs per transaction")
+        self.log(f"  primary: {commits:,} commits in the WAL (every server's, of every kind), "
+                 f"{w['requests'] / max(1, commits):.1f} SETs per commit")
         n = max(1, samples[0])
-        self.log("  the primary's active backends, average over %d samples: %s" % (
+        self.log("  the primary's busy backends, average over %d samples: %s" % (
             samples[0], ", ".join(f"{k} {v / n:.1f}" for k, v in
                                   sorted(waits.items(), key=lambda kv: -kv[1])) or "none"))
         return w
+
+    def commits(self, start, end):
+        """COMMIT records in the primary's WAL between two LSNs: the transactions that wrote,
+        exactly (a savepoint has no commit record of its own)."""
+        p = subprocess.run([BIN + "pg_waldump", "--path",
+                            os.path.join(self.topo.primary.data, "pg_wal"), "--start", start,
+                            "--end", end, "--rmgr", "Transaction"], capture_output=True,
+                           text=True, stdin=subprocess.DEVNULL, timeout=bound(60))
+        return sum(1 for line in p.stdout.splitlines() if "desc: COMMIT" in line)
 
     def set_sync(self, names):
         p = self.topo.primary
@@ -506,6 +541,8 @@ http {{
     # -------------------------------------------------------------------------------------------
 
     def cleanup(self):
+        if self.nginx_haproxy is not None:
+            self.nginx_haproxy.stop()
         for p in self.children:
             if p.returncode is None and p.poll() is None:
                 stop_process(p)
