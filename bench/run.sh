@@ -27,7 +27,16 @@
 #  13. TLS handshakes: the server's CPU per full handshake with the built-in
 #      CA's ECDSA P-256 material against an RSA-2048 certificate, on two servers
 #      alike but for the certificate, alternated.
+#  14. several servers on PostgreSQL (bench/ha.py): HAProxy in front of two
+#      servers on a primary with a synchronous standby, as
+#      tests/integration/test_failover.py builds it: GET against nginx, durable
+#      SET, cross-server invalidation, leader takeover, write resume after a
+#      failover of the primary.
 # Usage: bench/run.sh [--threads N] [--duration S] [--secrets N] [--steps 1,2,...]
+#                     [--release]
+# --release measures the Release build in build-release, configured as
+# scripts/test.sh configures it (what users and packagers build), instead of
+# RelWithDebInfo in build/. Only the programs the chosen steps run are built.
 # Needs: wrk, nginx-light (installed if missing). Uses loopback only and
 # stops every process it started.
 set -euo pipefail
@@ -36,13 +45,15 @@ cd "$(dirname "$0")/.."
 threads=2
 duration=10
 secrets=100000
-steps=1,2,3,4,5,6,7,8,9,10,11,12,13
+steps=1,2,3,4,5,6,7,8,9,10,11,12,13,14
+build=build
 while (($#)); do
   case $1 in
     --steps) steps=$2; shift 2 ;;
     --threads) threads=$2; shift 2 ;;
     --duration) duration=$2; shift 2 ;;
     --secrets) secrets=$2; shift 2 ;;
+    --release) build=build-release; shift ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -52,8 +63,18 @@ for p in wrk nginx-light; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || {
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$p" >/dev/null; }
 done
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCOFFER_WERROR=ON >/dev/null
-cmake --build build --target coffer token_validation_bench sdk_cache_bench agent_mount_bench >/dev/null
+want() { [[ ",$steps," == *",$1,"* ]]; }
+if [[ $build == build-release ]]; then
+  cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+else
+  cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCOFFER_WERROR=ON >/dev/null
+fi
+targets=(coffer)
+if want 5; then targets+=(token_validation_bench); fi
+if want 6; then targets+=(authz_bench); fi
+if want 10; then targets+=(sdk_cache_bench); fi
+if want 12; then targets+=(agent_mount_bench); fi
+cmake --build "$build" --target "${targets[@]}" >/dev/null
 
 work=$(mktemp -d /tmp/coffer-bench.XXXXXX)
 # nginx workers run unprivileged and must read the static copy of the response.
@@ -72,7 +93,7 @@ port=$(free_port)
 ngx_port=$(free_port)
 
 # Step 9's 2,000 streams are all the dev principal's: raise its cap of watch streams.
-./build/coffer server --dev --data-dir "$work/data" --port "$port" --io-threads "$threads" \
+"$build"/coffer server --dev --data-dir "$work/data" --port "$port" --io-threads "$threads" \
   --watch-streams-per-principal 2100 \
   --log-level warning >"$work/coffer.out" 2>"$work/coffer.err" &
 pids+=($!)
@@ -91,8 +112,7 @@ export TOKEN
 vault="https://dev.vault.localhost:$port"
 auth=(-H "Authorization: Bearer $TOKEN")
 
-echo "== machine: $(nproc) cores; server threads: $threads; wrk duration ${duration}s; steps $steps"
-want() { [[ ",$steps," == *",$1,"* ]]; }
+echo "== machine: $(nproc) cores; server threads: $threads; wrk duration ${duration}s; steps $steps; $build"
 path="/secrets/bench-get/?api-version=7.5"
 curl -sf --cacert "$ca" "${auth[@]}" -X PUT -H 'Content-Type: application/json' \
   -d '{"value":"s3cr3t-value-for-the-benchmark","contentType":"text/plain","tags":{"env":"bench"}}' \
@@ -175,7 +195,7 @@ python3 -c "print('GET ratio coffer/nginx: %.2f (target >= 0.80)' % ($coffer_get
 # The same GET through public names (--authority-host, --dns-suffix) on a
 # second server; *.localhost resolves to loopback, so no DNS is needed.
 named_port=$(free_port)
-./build/coffer server --dev --data-dir "$work/named" --port "$named_port" --io-threads "$threads" \
+"$build"/coffer server --dev --data-dir "$work/named" --port "$named_port" --io-threads "$threads" \
   --authority-host coffer.localhost --dns-suffix vault.coffer.localhost \
   --log-level warning >"$work/named.out" 2>"$work/named.err" &
 pids+=($!)
@@ -239,7 +259,7 @@ fi
 # 5. Token validation on the GET path: its CPU cost per request (measured with
 # the server's own classes) as a share of the server's CPU time per GET in run 1.
 if want 5; then
-./build/bench/token_validation_bench --threads "$threads" --seconds 3 | tee "$work/validation.txt"
+"$build"/bench/token_validation_bench --threads "$threads" --seconds 3 | tee "$work/validation.txt"
 cached_ns=$(sed -E 's/.*cached ([0-9]+) ns.*/\1/' "$work/validation.txt")
 python3 - "$ticks_before" "$ticks_after" "$coffer_get_requests" "$cached_ns" "$(getconf CLK_TCK)" <<'PY'
 import sys
@@ -252,7 +272,7 @@ fi
 
 # 6. Authorization with 1,000 role assignments in the tenant.
 if want 6; then
-./build/bench/authz_bench --benchmark_repetitions=10 --benchmark_report_aggregates_only=true \
+"$build"/bench/authz_bench --benchmark_repetitions=10 --benchmark_report_aggregates_only=true \
   --benchmark_min_time=0.2 2>/dev/null | awk '/_median/ {printf "decision %s: %s %s (median of 10; target p50 < 2 us)\n", $1, $2, $3}'
 curl -sf --cacert "$ca" -X PUT -H "Authorization: Bearer $(curl -sf --cacert "$ca" \
   -d "grant_type=client_credentials&client_id=$AZURE_CLIENT_ID&client_secret=$AZURE_CLIENT_SECRET&scope=$AZURE_AUTHORITY_HOST/.default" \
@@ -284,7 +304,7 @@ if want 7; then
 fresh_server() {  # name audit: starts it; sets <name>_pid, <name>_token, <name>_vault
   local p t
   p=$(free_port)
-  ./build/coffer server --dev --audit "$2" --data-dir "$work/data-$1" --port "$p" \
+  "$build"/coffer server --dev --audit "$2" --data-dir "$work/data-$1" --port "$p" \
     --io-threads "$threads" --log-level warning >"$work/coffer-$1.out" 2>"$work/coffer-$1.err" &
   pids+=($!)
   eval "${1}_pid=$!"
@@ -312,7 +332,7 @@ for pair in 1 2 3; do
   sleep 2
 done
 pair_summary "GET with audit on / off" ">= 0.90" audit_off audit_on
-echo "audit log of the audited server: $(./build/coffer audit verify --data-dir "$work/data-on" | tail -1)"
+echo "audit log of the audited server: $("$build"/coffer audit verify --data-dir "$work/data-on" | tail -1)"
 fi
 
 # 8. SET -> watch event latency (1,000 sequential SETs).
@@ -327,21 +347,21 @@ fi
 
 # 10. SDK: cached GetSecret vs a read from the server.
 if want 10; then
-./build/bench/sdk_cache_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true \
+"$build"/bench/sdk_cache_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true \
   --benchmark_min_time=0.5 2>/dev/null | grep -E '_(median|mean)'
 fi
 
 # 11. coffer exec start-up with 20 references.
 if want 11; then
-python3 bench/exec_start.py ./build/coffer 20 30
+python3 bench/exec_start.py "$build"/coffer 20 30
 fi
 
 # 12. The node agent.
 if want 12; then
 shm=$(mktemp -d /dev/shm/coffer-mount-bench.XXXXXX)
-./build/bench/agent_mount_bench --dir "$shm" --objects 50 --runs 30
+"$build"/bench/agent_mount_bench --dir "$shm" --objects 50 --runs 30
 rm -rf "$shm"
-python3 bench/agent_bench.py ./build/coffer 100 10 30
+python3 bench/agent_bench.py "$build"/coffer 100 10 30
 fi
 
 # 13. TLS handshakes: ECDSA P-256 (the built-in CA's) against RSA-2048.
@@ -355,7 +375,7 @@ printf 'subjectAltName=DNS:localhost,DNS:vault.localhost,DNS:*.vault.localhost\n
 openssl x509 -req -in "$work/rsa.csr" -CA "$work/rsa-ca.pem" -CAkey "$work/rsa-ca.key" \
   -set_serial 1 -days 2 -extfile "$work/rsa.ext" -out "$work/rsa.pem" 2>/dev/null
 cat "$work/rsa.pem" "$work/rsa-ca.pem" >"$work/rsa-chain.pem"
-./build/coffer server --dev --data-dir "$work/rsa-data" --port "$rsa_port" --io-threads "$threads" \
+"$build"/coffer server --dev --data-dir "$work/rsa-data" --port "$rsa_port" --io-threads "$threads" \
   --tls-cert "$work/rsa-chain.pem" --tls-key "$work/rsa.key" \
   --log-level warning >"$work/rsa.out" 2>"$work/rsa.err" &
 pids+=($!)
@@ -384,4 +404,16 @@ for i in 1 2; do
   handshakes "rsa$i" "$rsa_port" "$rsa_pid"
 done
 python3 -c "print('server CPU per handshake, ECDSA/RSA: %.2f' % (($ecdsa1_us + $ecdsa2_us) / ($rsa1_us + $rsa2_us)))"
+fi
+
+# 14. Several servers on PostgreSQL (bench/ha.py; Debian's python3 has the Azure
+# SDK that the failover test's helpers import). It gives up by itself after
+# 200 s; the timeout is a last resort, and its SIGTERM still cleans up.
+if want 14; then
+single=()
+if [[ -n ${coffer_get_rps:-} ]]; then
+  single=(--single-ratio "$(python3 -c "print($coffer_get_rps / $nginx_get_rps)")")
+fi
+COFFER_BIN="$PWD/$build/coffer" timeout -k 10 270 /usr/bin/python3 bench/ha.py \
+  --duration "$duration" --rounds 300 "${single[@]}"
 fi
