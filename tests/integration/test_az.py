@@ -45,8 +45,10 @@ class AzTestCase(ServerTestCase):
         cls.az("cloud", "register", "--name", "Coffer", "--cloud-config", "@" + path)
         cls.az("cloud", "set", "--name", "Coffer")
         env = cls.srv.env
+        # "--password=": a secret may begin with '-', which az would take for an option.
         cls.login = cls.az("login", "--service-principal", "-u", env["AZURE_CLIENT_ID"],
-                           "-p", env["AZURE_CLIENT_SECRET"], "--tenant", env["COFFER_TENANT_ID"])
+                           "--password=" + env["AZURE_CLIENT_SECRET"], "--tenant",
+                           env["COFFER_TENANT_ID"])
         # Two more principals, so that a lookup that took the first one listed would pick the
         # wrong one.
         cls.first = cls.coffer_json("ad", "sp", "create-for-rbac", "--name", "az-first")
@@ -98,7 +100,7 @@ class AzLoginTests(AzTestCase):
         env = {"PATH": "/usr/bin:/bin", "HOME": other, "AZURE_CONFIG_DIR": other,
                "REQUESTS_CA_BUNDLE": self.srv.ca_path}
         p = subprocess.run([AZ, "login", "--service-principal", "-u", self.first["appId"],
-                            "-p", self.first["password"], "--tenant", self.srv.tenant],
+                            "--password=" + self.first["password"], "--tenant", self.srv.tenant],
                            env=env, capture_output=True, timeout=300, stdin=subprocess.DEVNULL)
         self.assertNotEqual(p.returncode, 0, p.stdout)
         self.assertIn("No subscriptions found", p.stderr.decode())
