@@ -114,9 +114,10 @@ Status WebhookDispatcher::Reload() {
   return OkStatus();
 }
 
-void WebhookDispatcher::OnChanges(const std::vector<storage::ChangeRecord>& changes) {
+size_t WebhookDispatcher::OnChanges(const std::vector<storage::ChangeRecord>& changes) {
   int64_t now = Now();
   std::vector<DeadLetterNote> full;
+  size_t matched = 0;
   {
     std::lock_guard<std::mutex> lock(mu_);
     for (const auto& c : changes) {
@@ -124,6 +125,7 @@ void WebhookDispatcher::OnChanges(const std::vector<storage::ChangeRecord>& chan
         if (!lane.subscription->Matches(c)) {
           continue;
         }
+        ++matched;
         Delivery d;
         d.change = c;
         d.due_ms = now;
@@ -144,6 +146,7 @@ void WebhookDispatcher::OnChanges(const std::vector<storage::ChangeRecord>& chan
   for (const auto& note : full) {
     DeadLetter(note);
   }
+  return matched;
 }
 
 Status WebhookDispatcher::CheckTarget(const std::string& url) const {

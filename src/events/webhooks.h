@@ -106,8 +106,9 @@ class WebhookDispatcher {
   // Pending deliveries follow: a deleted (or not validated) subscription
   // gets no more attempts.
   Status Reload();
-  // The hub's listener.
-  void OnChanges(const std::vector<storage::ChangeRecord>& changes);
+  // Queues the changes for the subscriptions they match; returns how many
+  // deliveries that made (queued or dead-lettered at once).
+  size_t OnChanges(const std::vector<storage::ChangeRecord>& changes);
 
   // CheckTarget refuses (kInvalidArgument, saying why and which operator
   // flag would allow it) an endpoint URL whose host is, or resolves to, an

@@ -472,7 +472,8 @@ TEST_F(DispatcherTest, QueuedEventsPerSubscriptionAreBounded) {
   for (int i = 3; i <= 10; ++i) {
     more.push_back(Change(i, "c" + std::to_string(i)));
   }
-  dispatcher_->OnChanges(more);
+  // Every matched change counts, queued or dead-lettered.
+  EXPECT_EQ(dispatcher_->OnChanges(more), 8u);
   EXPECT_EQ(dispatcher_->stats().dead_lettered, 5u) << "3 queued, 5 over the bound";
   EXPECT_EQ(dispatcher_->stats().dead_letter_reasons["DeliveryQueueFull"], 5u);
   {

@@ -157,10 +157,11 @@ void CofferServer::Audit(const http::Request& request, http::Response& response,
   }
 }
 
-void CofferServer::AuditNotifications(const std::vector<storage::ChangeRecord>& changes) {
+size_t CofferServer::AuditNotifications(const std::vector<storage::ChangeRecord>& changes) {
   if (!audit_) {
-    return;
+    return 0;
   }
+  size_t audited = 0;
   for (const auto& c : changes) {
     const char* op = NotificationOperation(c.type);
     if (op == nullptr) {
@@ -177,7 +178,9 @@ void CofferServer::AuditNotifications(const std::vector<storage::ChangeRecord>& 
            (c.object_type == "Secret" ? "/secrets/" + c.name + "/" + c.version : "");
     e.extra.emplace_back("eventId", c.event_id);
     audit_->Append(std::move(e));
+    ++audited;
   }
+  return audited;
 }
 
 http::Response CofferServer::AuditQueryRequest(const Caller& caller, const http::Request& request) {

@@ -443,10 +443,18 @@ void CofferServer::PumpLeaderFeed() {
     if (!changes.ok() || changes->empty()) {
       return;
     }
-    webhooks_->OnChanges(*changes);
-    AuditNotifications(*changes);
+    size_t handed = webhooks_->OnChanges(*changes) + AuditNotifications(*changes);
     int64_t reached = changes->back().seq;
     leader_cursor_ = reached;
+    if (handed == 0) {
+      // Nothing to lose if this leader dies now: a successor that reads
+      // these changes again hands on nothing either. Not storing keeps a
+      // write off every busy round of the feed.
+      if (changes->size() < static_cast<size_t>(kPage)) {
+        return;
+      }
+      continue;
+    }
     // Never backwards: a leader that lost its lease without knowing it yet
     // must not undo the new one's progress.
     auto saved =

@@ -184,7 +184,8 @@ class CofferServer {
   void Audit(const http::Request& request, http::Response& response, const AuditNote& note,
              int64_t start_us, bool durable);
   // The audit of a change notification (SecretNearExpiry, ...).
-  void AuditNotifications(const std::vector<storage::ChangeRecord>& changes);
+  // Returns how many it audited.
+  size_t AuditNotifications(const std::vector<storage::ChangeRecord>& changes);
   http::Response AuditQueryRequest(const Caller& caller, const http::Request& request);
   // accounts.cc: ARM's GET /subscriptions (the subscription, when the
   // caller holds a role in it) and GET /tenants (the tenant), which
