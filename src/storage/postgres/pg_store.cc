@@ -249,7 +249,8 @@ constexpr char kVaultAccessChange[] =
 
 PostgresStore::PostgresStore(std::string conninfo)
     : conninfo_(std::move(conninfo)),
-      writes_([this](const auto& group, auto& results) { RunGroup(group, results); }, kMaxGroup) {}
+      writes_([this](const auto& group, auto& results) { RunGroup(group, results); }, kMaxGroup,
+              [this] { BeginGroup(); }) {}
 
 StatusOr<std::unique_ptr<PostgresStore>> PostgresStore::Open(const std::string& conninfo) {
   std::unique_ptr<PostgresStore> store(new PostgresStore(conninfo));
@@ -359,29 +360,15 @@ bool PostgresStore::TryGroup(const std::vector<const WriteFn*>& group,
       r = s;
     }
   };
-  if (writer_db_ == nullptr || writer_db_->conn().Broken()) {
-    writer_db_.reset();
-    auto db = PgDb::Connect(conninfo_);
-    if (!db.ok()) {
-      fail_all(db.status());
+  if (!begun_) {
+    Status begin = Begin();
+    if (!begin.ok()) {
+      fail_all(begin);
       return false;
     }
-    writer_db_ = std::move(db).value();
   }
+  begun_ = false;
   PgDb& db = *writer_db_;
-  // One group at a time across all servers: the transaction-level lock is
-  // taken first and held until the commit is visible, so groups run one
-  // after the other, each seeing every commit before it (READ COMMITTED
-  // takes a snapshot per statement, after the lock). Serial transactions
-  // cannot lose each other's updates or skew each other's checks, and
-  // nothing is aborted for a conflict, as SERIALIZABLE's false positives
-  // on small tables would.
-  Status begin =
-      db.ExecScript(std::string("BEGIN ISOLATION LEVEL READ COMMITTED; SELECT ") + kWriterLock);
-  if (!begin.ok()) {
-    fail_all(begin);
-    return false;
-  }
   bool retry = false;
   for (size_t i = 0; i < group.size() && !retry; ++i) {
     Status sp = db.ExecScript("SAVEPOINT w");
@@ -429,6 +416,30 @@ bool PostgresStore::TryGroup(const std::vector<const WriteFn*>& group,
     }
   }
   return false;
+}
+
+void PostgresStore::BeginGroup() {
+  begun_ = Begin().ok();
+}
+
+Status PostgresStore::Begin() {
+  if (writer_db_ == nullptr || writer_db_->conn().Broken()) {
+    writer_db_.reset();
+    ASSIGN_OR_RETURN(writer_db_, PgDb::Connect(conninfo_));
+  }
+  // One group at a time across all servers: the transaction-level lock is
+  // taken first and held until the commit is visible, so groups run one
+  // after the other, each seeing every commit before it (READ COMMITTED
+  // takes a snapshot per statement, after the lock). Serial transactions
+  // cannot lose each other's updates or skew each other's checks, and
+  // nothing is aborted for a conflict, as SERIALIZABLE's false positives
+  // on small tables would.
+  Status begin = writer_db_->ExecScript(
+      std::string("BEGIN ISOLATION LEVEL READ COMMITTED; SELECT ") + kWriterLock);
+  if (!begin.ok()) {
+    (void)writer_db_->ExecScript("ROLLBACK");
+  }
+  return begin;
 }
 
 Status PostgresStore::Write(WriteFn fn) {

@@ -76,6 +76,14 @@ class PostgresStore final : public SqlStore {
   Status Init();
   Status ApplySchema(Db& db);
   void RunGroup(const std::vector<const WriteFn*>& group, std::vector<Status>& results);
+  // BeginGroup runs on the writer thread before it takes a group
+  // (WriteQueue's before_group): it begins the group's transaction and waits
+  // for the installation's writer lock, so that the writes arriving while
+  // another server commits join this group. When it fails nothing is open,
+  // and TryGroup begins again and reports why.
+  void BeginGroup();
+  // Connects if need be, begins a transaction and takes the writer lock.
+  Status Begin();
   // One attempt at a group in one transaction; true when it must be retried
   // (aborted by PostgreSQL).
   bool TryGroup(const std::vector<const WriteFn*>& group, std::vector<Status>& results);
@@ -89,6 +97,7 @@ class PostgresStore final : public SqlStore {
 
   const std::string conninfo_;
   std::unique_ptr<PgDb> writer_db_;  // writer thread only; replaced when lost
+  bool begun_ = false;               // writer thread only: BeginGroup's transaction is open
   LatencyHistogram commit_latency_;
   WriteQueue writes_;
 

@@ -9,8 +9,10 @@ struct WriteQueue::Pending {
   std::promise<Status> done;
 };
 
-WriteQueue::WriteQueue(RunGroup run_group, size_t max_group)
-    : run_group_(std::move(run_group)), max_group_(max_group) {}
+WriteQueue::WriteQueue(RunGroup run_group, size_t max_group, std::function<void()> before_group)
+    : run_group_(std::move(run_group)),
+      max_group_(max_group),
+      before_group_(std::move(before_group)) {}
 
 WriteQueue::~WriteQueue() {
   Stop();
@@ -55,6 +57,14 @@ void WriteQueue::Loop() {
       if (queue_.empty()) {
         return;  // stopping and drained
       }
+    }
+    if (before_group_) {
+      // Only this thread takes from the queue, so what is waiting now is
+      // still waiting afterwards, with whatever arrived meanwhile.
+      before_group_();
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
       while (!queue_.empty() && group.size() < max_group_) {
         group.push_back(queue_.front());
         queue_.pop_front();

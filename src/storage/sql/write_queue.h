@@ -22,6 +22,11 @@ namespace coffer::storage {
 // and fills in one status per function; how the group is committed (one
 // transaction with a savepoint per write, retries) is the backend's.
 //
+// `before_group`, when given, runs on the writer thread once a write is
+// waiting and before the group is taken: a backend that must wait for
+// something first (another server's commit) waits there, and the writes
+// that arrive meanwhile join the group instead of waiting for the next one.
+//
 // Thread-safe. Submit blocks until its write is done; call it from worker
 // threads, never from I/O threads.
 class WriteQueue {
@@ -30,7 +35,7 @@ class WriteQueue {
   using RunGroup =
       std::function<void(const std::vector<const WriteFn*>& group, std::vector<Status>& results)>;
 
-  WriteQueue(RunGroup run_group, size_t max_group);
+  WriteQueue(RunGroup run_group, size_t max_group, std::function<void()> before_group = {});
   // Stop()s.
   ~WriteQueue();
   WriteQueue(const WriteQueue&) = delete;
@@ -50,6 +55,7 @@ class WriteQueue {
 
   const RunGroup run_group_;
   const size_t max_group_;
+  const std::function<void()> before_group_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Pending*> queue_;  // guarded by mu_
