@@ -91,7 +91,13 @@ PgConn::~PgConn() {
 }
 
 StatusOr<std::unique_ptr<PgConn>> PgConn::Connect(const std::string& conninfo) {
-  pg_conn* conn = PQconnectdb(conninfo.c_str());
+  // Later entries win, and `conninfo`, expanded in place of dbname, comes
+  // last, so whatever it sets overrides these defaults.
+  const char* const keywords[] = {
+      "connect_timeout",  "keepalives",       "keepalives_idle", "keepalives_interval",
+      "keepalives_count", "tcp_user_timeout", "dbname",          nullptr};
+  const char* const values[] = {"5", "1", "5", "2", "3", "10000", conninfo.c_str(), nullptr};
+  pg_conn* conn = PQconnectdbParams(keywords, values, /*expand_dbname=*/1);
   if (conn == nullptr) {
     return UnavailableError("PostgreSQL: out of memory making a connection");
   }
@@ -107,6 +113,18 @@ StatusOr<std::unique_ptr<PgConn>> PgConn::Connect(const std::string& conninfo) {
   PQsetNoticeProcessor(
       conn, [](void*, const char*) {}, nullptr);
   return std::unique_ptr<PgConn>(new PgConn(conn));
+}
+
+std::string PgConn::Option(const std::string& keyword) const {
+  PQconninfoOption* options = PQconninfo(conn_);
+  std::string value;
+  for (PQconninfoOption* o = options; o != nullptr && o->keyword != nullptr; ++o) {
+    if (keyword == o->keyword && o->val != nullptr) {
+      value = o->val;
+    }
+  }
+  PQconninfoFree(options);
+  return value;
 }
 
 bool PgConn::Broken() const {

@@ -82,7 +82,16 @@ class PgConn {
   // Connect opens a connection (`conninfo`: any libpq connection string or
   // URI). kUnavailable when the server cannot be reached or refuses; the
   // message never repeats the password.
+  //
+  // Options that `conninfo` does not set default to bounds a server needs
+  // to notice a lost or partitioned database in seconds rather than the
+  // kernel's hours: connect_timeout=5, TCP keepalives after 5 s idle, every
+  // 2 s, 3 probes, and tcp_user_timeout=10000 (ms). Over a Unix socket
+  // libpq ignores the TCP ones.
   static StatusOr<std::unique_ptr<PgConn>> Connect(const std::string& conninfo);
+  // Option returns the value libpq uses for a connection option ("" when
+  // unset).
+  std::string Option(const std::string& keyword) const;
 
   // Exec runs one statement with parameters, prepared once per connection
   // and text of SQL.

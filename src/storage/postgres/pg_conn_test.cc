@@ -146,6 +146,36 @@ TEST_F(PgConnTest, ALostConnectionIsUnavailable) {
   EXPECT_TRUE(victim->Broken());
 }
 
+TEST_F(PgConnTest, KeepalivesDefaultUnlessTheConnectionStringSetsThem) {
+  auto conn = Connect();
+  ASSERT_NE(conn, nullptr);
+  EXPECT_EQ(conn->Option("keepalives_idle"), "5");
+  EXPECT_EQ(conn->Option("keepalives_count"), "3");
+  EXPECT_EQ(conn->Option("connect_timeout"), "5");
+  EXPECT_EQ(conn->Option("tcp_user_timeout"), "10000");
+
+  // Both forms of connection string override the defaults.
+  std::string dbname = conn->Option("dbname");
+  std::string keyword_form = conninfo_ + " keepalives_idle=7 connect_timeout=9";
+  auto set = PgConn::Connect(keyword_form);
+  ASSERT_TRUE(set.ok()) << set.status().message();
+  EXPECT_EQ((*set)->Option("keepalives_idle"), "7");
+  EXPECT_EQ((*set)->Option("connect_timeout"), "9");
+  EXPECT_EQ((*set)->Option("keepalives_count"), "3");
+  EXPECT_EQ((*set)->Option("dbname"), dbname);
+
+  std::string host;  // a socket directory: its slashes percent-encoded
+  for (char c : conn->Option("host")) {
+    host += c == '/' ? std::string("%2F") : std::string(1, c);
+  }
+  std::string uri = "postgresql://" + conn->Option("user") + "@" + host + ":" +
+                    conn->Option("port") + "/" + dbname + "?keepalives_count=4";
+  auto from_uri = PgConn::Connect(uri);
+  ASSERT_TRUE(from_uri.ok()) << from_uri.status().message();
+  EXPECT_EQ((*from_uri)->Option("keepalives_count"), "4");
+  EXPECT_EQ((*from_uri)->Option("keepalives_idle"), "5");
+}
+
 TEST(PgConnConnectTest, NoServerIsUnavailableAndThePasswordIsNotRepeated) {
   auto conn = PgConn::Connect(
       "host=/nonexistent-coffer-dir port=5432 user=u password=s3cr3t-pw dbname=d "
