@@ -117,6 +117,11 @@ void AddServerCommand(CLI::App& app) {
                   "Seconds between scans for secrets near expiry or expired")
       ->capture_default_str()
       ->check(CLI::Range(1, 86400));
+  cmd->add_option("--stale-reads", config->stale_read_seconds,
+                  "Seconds a cached vault or secret may still answer reads while the database "
+                  "cannot be reached (0: such reads fail with 503)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 86400));
   cmd->add_option("--change-retention-days", config->change_retention_days,
                   "Days the change feed keeps changes for watch streams to resume from")
       ->capture_default_str()

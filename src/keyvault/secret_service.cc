@@ -50,8 +50,12 @@ constexpr size_t kMaxCacheEntries = 100000;
 }  // namespace
 
 SecretService::SecretService(storage::Store& store, const Envelope& envelope, const Clock& clock,
-                             int64_t cache_ttl_seconds)
-    : store_(store), envelope_(envelope), clock_(clock), cache_ttl_seconds_(cache_ttl_seconds) {}
+                             int64_t cache_ttl_seconds, int64_t stale_seconds)
+    : store_(store),
+      envelope_(envelope),
+      clock_(clock),
+      cache_ttl_seconds_(cache_ttl_seconds),
+      stale_seconds_(stale_seconds) {}
 
 std::string SecretService::CacheKey(const std::string& vault, const std::string& name,
                                     const std::string& version) {
@@ -90,12 +94,19 @@ StatusOr<Secret> SecretService::Finish(const storage::SecretView& view,
 std::optional<StatusOr<Secret>> SecretService::TryGetCached(const Vault& vault,
                                                             const std::string& name,
                                                             const std::string& version) {
+  return FromCache(vault, name, version, cache_ttl_seconds_);
+}
+
+std::optional<StatusOr<Secret>> SecretService::FromCache(const Vault& vault,
+                                                         const std::string& name,
+                                                         const std::string& version,
+                                                         int64_t max_age_seconds) {
   storage::SecretView view;
   {
     std::lock_guard<std::mutex> lock(cache_mu_);
     auto it = cache_.find(CacheKey(vault->record.name, name, version));
     if (it == cache_.end() || it->second.vault != vault ||
-        clock_.NowSeconds() - it->second.fetched >= cache_ttl_seconds_) {
+        clock_.NowSeconds() - it->second.fetched >= max_age_seconds) {
       return std::nullopt;
     }
     view = it->second.view;
@@ -167,6 +178,13 @@ StatusOr<Secret> SecretService::Get(const Vault& vault, const std::string& name,
                                "secret you may be able to recover it using the correct recovery "
                                "command.",
                            "SecretNotFound");
+    }
+    if (view.status().code() == StatusCode::kUnavailable) {
+      // The database cannot be reached: what this server read before is
+      // the best answer it has (SECURITY: docs/ha.md bounds how long).
+      if (auto cached = FromCache(vault, name, version, stale_seconds_)) {
+        return *std::move(cached);
+      }
     }
     return view.status();
   }

@@ -65,13 +65,15 @@ struct SecretList {
 // Reads are cached in memory (values stay sealed there) for at most
 // `cache_ttl_seconds`; every write through this service invalidates the
 // secret's entries at once, so the TTL only bounds how long a change made by
-// another server replica can go unseen.
+// another server replica can go unseen. While the store is unavailable
+// (kUnavailable: the database cannot be reached), Get answers from an entry
+// read at most `stale_seconds` ago rather than fail (0: never).
 //
 // Thread-safe. The referenced objects must outlive it.
 class SecretService {
  public:
   SecretService(storage::Store& store, const Envelope& envelope, const Clock& clock,
-                int64_t cache_ttl_seconds = 5);
+                int64_t cache_ttl_seconds = 5, int64_t stale_seconds = 0);
 
   // `vault` is the open vault the request resolved once (VaultRegistry);
   // every call acts on it.
@@ -110,6 +112,10 @@ class SecretService {
 
  private:
   Secret FromView(const storage::SecretView& view, const OpenVault& vault) const;
+  // FromCache answers Get from an entry read less than `max_age_seconds`
+  // ago, or returns nullopt.
+  std::optional<StatusOr<Secret>> FromCache(const Vault& vault, const std::string& name,
+                                            const std::string& version, int64_t max_age_seconds);
   // FindDeleted reads a soft-deleted secret; kNotFound (DeletedSecret's
   // message) when it is live or absent.
   StatusOr<storage::SecretView> FindDeleted(const OpenVault& vault, const std::string& name);
@@ -132,6 +138,7 @@ class SecretService {
   const Envelope& envelope_;
   const Clock& clock_;
   const int64_t cache_ttl_seconds_;
+  const int64_t stale_seconds_;
 
   std::mutex cache_mu_;
   std::map<std::string, CacheEntry> cache_;  // guarded by cache_mu_

@@ -175,3 +175,105 @@ TEST_F(SecretServiceTest, ListingPages) {
 
 }  // namespace
 }  // namespace coffer::keyvault
+
+namespace coffer::keyvault {
+namespace {
+
+// A server whose database cannot be reached answers reads from what it read
+// before, up to the stale limit, and fails with kUnavailable past it.
+class StaleReadsTest : public ::testing::Test {
+ protected:
+  static constexpr int64_t kTtl = 5;
+  static constexpr int64_t kStale = 60;
+
+  StaleReadsTest()
+      : clock_(1800000000),
+        envelope_(Envelope::Create(crypto::RandomBytes(32)).value()),
+        registry_(store_, *envelope_, clock_, kTtl, kStale),
+        service_(store_, *envelope_, clock_, kTtl, kStale),
+        strict_(store_, *envelope_, clock_, kTtl, 0) {
+    storage::VaultRecord v;
+    v.name = "kv";
+    v.retention_days = 7;
+    v.tags_json = "{}";
+    v.wrapped_data_key = envelope_->NewWrappedDataKey("kv");
+    EXPECT_TRUE(store_.CreateVault(v).ok());
+  }
+
+  SecretInput Input(const std::string& value) {
+    SecretInput in;
+    in.value = value;
+    return in;
+  }
+
+  storage::MemoryStore store_;
+  FakeClock clock_;
+  std::unique_ptr<Envelope> envelope_;
+  VaultRegistry registry_;
+  SecretService service_;
+  SecretService strict_;  // no stale reads
+};
+
+TEST_F(StaleReadsTest, CachedReadsOutliveTheTtlUpToTheStaleLimit) {
+  auto vault = registry_.Get("kv").value();
+  auto first = service_.Set(vault, "db", Input("one"));
+  ASSERT_TRUE(first.ok());
+  ASSERT_TRUE(service_.Set(vault, "never-read", Input("x")).ok());
+  ASSERT_EQ(*service_.Get(vault, "db", "")->value, "one");
+  ASSERT_EQ(*service_.Get(vault, "db", first->record.version)->value, "one");
+  ASSERT_EQ(*strict_.Get(vault, "db", "")->value, "one");
+
+  store_.SetUnreachable(true);
+  clock_.Advance(kTtl + 25);
+  // Past the TTL: not fresh, so TryGetCached declines and Get asks the store.
+  EXPECT_FALSE(service_.TryGetCached(vault, "db", "").has_value());
+  auto stale_vault = registry_.Get("kv");
+  ASSERT_TRUE(stale_vault.ok()) << stale_vault.status().ToString();
+  EXPECT_EQ(*stale_vault, vault);
+  auto got = service_.Get(vault, "db", "");
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(*got->value, "one");
+  EXPECT_EQ(*service_.Get(vault, "db", first->record.version)->value, "one");
+  // What was never read, and a service that serves nothing stale, fail.
+  EXPECT_EQ(service_.Get(vault, "never-read", "").status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(strict_.Get(vault, "db", "").status().code(), StatusCode::kUnavailable);
+  // A name this server never read is a 503, not a 404: the store cannot say.
+  EXPECT_EQ(service_.Get(vault, "absent", "").status().code(), StatusCode::kUnavailable);
+
+  // Past the stale limit every read fails.
+  clock_.Advance(kStale);
+  EXPECT_EQ(registry_.Get("kv").status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(service_.Get(vault, "db", "").status().code(), StatusCode::kUnavailable);
+
+  // Reachable again: fresh reads, and the cache is refilled.
+  store_.SetUnreachable(false);
+  EXPECT_EQ(*service_.Get(vault, "db", "")->value, "one");
+}
+
+TEST_F(StaleReadsTest, AnInvalidatedEntryIsNeverServedStale) {
+  auto vault = registry_.Get("kv").value();
+  ASSERT_TRUE(service_.Set(vault, "db", Input("one")).ok());
+  ASSERT_TRUE(service_.Get(vault, "db", "").ok());
+  // Another server changed it (the change feed said so), then the database went away.
+  service_.Invalidate("kv", "db");
+  store_.SetUnreachable(true);
+  EXPECT_EQ(service_.Get(vault, "db", "").status().code(), StatusCode::kUnavailable);
+  registry_.Invalidate("kv");
+  EXPECT_EQ(registry_.Get("kv").status().code(), StatusCode::kUnavailable);
+}
+
+TEST_F(StaleReadsTest, ADisabledVersionStaysRefusedWhenServedStale) {
+  auto vault = registry_.Get("kv").value();
+  auto made = service_.Set(vault, "db", Input("one"));
+  ASSERT_TRUE(made.ok());
+  SecretPatch patch;
+  patch.enabled = false;
+  ASSERT_TRUE(service_.Update(vault, "db", made->record.version, patch).ok());
+  EXPECT_EQ(service_.Get(vault, "db", "").status().code(), StatusCode::kPermissionDenied);
+  store_.SetUnreachable(true);
+  clock_.Advance(kTtl + 1);
+  EXPECT_EQ(service_.Get(vault, "db", "").status().code(), StatusCode::kPermissionDenied);
+}
+
+}  // namespace
+}  // namespace coffer::keyvault

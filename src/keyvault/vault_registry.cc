@@ -24,8 +24,12 @@ OpenVault::~OpenVault() {
 }
 
 VaultRegistry::VaultRegistry(storage::Store& store, const Envelope& envelope, const Clock& clock,
-                             int64_t ttl_seconds)
-    : store_(store), envelope_(envelope), clock_(clock), ttl_seconds_(ttl_seconds) {}
+                             int64_t ttl_seconds, int64_t stale_seconds)
+    : store_(store),
+      envelope_(envelope),
+      clock_(clock),
+      ttl_seconds_(ttl_seconds),
+      stale_seconds_(stale_seconds) {}
 
 StatusOr<std::shared_ptr<const OpenVault>> VaultRegistry::Get(const std::string& name) {
   std::string key = AsciiLower(name);
@@ -37,7 +41,17 @@ StatusOr<std::shared_ptr<const OpenVault>> VaultRegistry::Get(const std::string&
       return it->second.vault;
     }
   }
-  ASSIGN_OR_RETURN(storage::VaultRecord record, store_.GetVault(name));
+  auto read = store_.GetVault(name);
+  if (read.status().code() == StatusCode::kUnavailable) {
+    // The database cannot be reached: answer from what was read before
+    // (SECURITY: docs/ha.md bounds how long).
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = cache_.find(key);
+    if (it != cache_.end() && now - it->second.fetched < stale_seconds_) {
+      return it->second.vault;
+    }
+  }
+  ASSIGN_OR_RETURN(storage::VaultRecord record, std::move(read));
   if (record.deleted()) {
     return NotFoundError("vault '" + name + "' not found", "VaultNotFound");
   }

@@ -42,13 +42,14 @@ struct OpenVault {
 // VaultRegistry resolves vault names to open vaults, caching them briefly so
 // the hot read path does not unwrap keys or re-read vault rows per request.
 // Writers on this process invalidate at once; the short TTL bounds how long
-// another replica's change can go unseen.
+// another replica's change can go unseen. While the store is unavailable,
+// Get answers from an entry read at most `stale_seconds` ago (0: never).
 //
 // Thread-safe. `store`, `envelope` and `clock` must outlive it.
 class VaultRegistry {
  public:
   VaultRegistry(storage::Store& store, const Envelope& envelope, const Clock& clock,
-                int64_t ttl_seconds = 5);
+                int64_t ttl_seconds = 5, int64_t stale_seconds = 0);
 
   // Get returns the vault. kNotFound (reason "VaultNotFound") if absent;
   // kDataLoss if its data key does not open.
@@ -68,6 +69,7 @@ class VaultRegistry {
   const Envelope& envelope_;
   const Clock& clock_;
   const int64_t ttl_seconds_;
+  const int64_t stale_seconds_;
   std::mutex mu_;
   std::map<std::string, Entry> cache_;  // guarded by mu_; key: lower-case name
 };

@@ -169,8 +169,11 @@ Status CofferServer::Init() {
 
   authorizer_ = std::make_unique<authz::Authorizer>(*store_);
   RETURN_IF_ERROR(authorizer_->Reload());
-  registry_ = std::make_unique<keyvault::VaultRegistry>(*store_, *envelope_, clock_);
-  secrets_ = std::make_unique<keyvault::SecretService>(*store_, *envelope_, clock_);
+  constexpr int64_t kCacheTtlSeconds = 5;
+  registry_ = std::make_unique<keyvault::VaultRegistry>(
+      *store_, *envelope_, clock_, kCacheTtlSeconds, config_.stale_read_seconds);
+  secrets_ = std::make_unique<keyvault::SecretService>(
+      *store_, *envelope_, clock_, kCacheTtlSeconds, config_.stale_read_seconds);
   secrets_api_ = std::make_unique<keyvault::SecretsApi>(*secrets_);
   // The data plane's one route table: every vault API's operations and the
   // watch stream.

@@ -80,6 +80,9 @@ struct ServerConfig {
   size_t max_connections = 16384;
   size_t max_connections_per_address = 4096;
   int purge_interval_seconds = 60;
+  // How long a cached vault or secret may still answer reads while the
+  // database cannot be reached (docs/ha.md); 0: such reads fail with 503.
+  int stale_read_seconds = 300;
   // Audit log (docs/audit.md): on unless turned off.
   bool audit = true;
   uint64_t audit_max_file_bytes = 64ull << 20;

@@ -498,8 +498,16 @@ StatusOr<VaultRecord> MemoryStore::UpdateVault(const std::string& name,
   return updated;
 }
 
+void MemoryStore::SetUnreachable(bool unreachable) {
+  std::lock_guard<std::mutex> lock(mu_);
+  unreachable_ = unreachable;
+}
+
 StatusOr<VaultRecord> MemoryStore::GetVault(const std::string& name) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (unreachable_) {
+    return UnavailableError("storage is unavailable: the database cannot be reached");
+  }
   Vault* v = FindVault(name);
   if (v == nullptr) {
     return VaultNotFound(name);
@@ -632,6 +640,9 @@ Status MemoryStore::UpdateSecretVersion(const std::string& vault, const SecretVe
 StatusOr<SecretView> MemoryStore::GetSecret(const std::string& vault, const std::string& name,
                                             const std::string& version, bool include_deleted) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (unreachable_) {
+    return UnavailableError("storage is unavailable: the database cannot be reached");
+  }
   Vault* v = FindVault(vault);
   if (v == nullptr) {
     return VaultNotFound(vault);

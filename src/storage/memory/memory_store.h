@@ -106,6 +106,11 @@ class MemoryStore final : public Store {
       const std::string& vault) override;
   Status DeleteEventSubscription(const std::string& vault, const std::string& name) override;
 
+  // SetUnreachable(true) makes GetVault and GetSecret fail with
+  // kUnavailable, as a database that cannot be reached does: for unit tests
+  // of what the caches above a store do then. Other calls are unaffected.
+  void SetUnreachable(bool unreachable);
+
  private:
   struct Secret {
     std::string latest;
@@ -131,6 +136,7 @@ class MemoryStore final : public Store {
   bool ErasePrincipalLocked(const std::string& object_id);
 
   std::mutex mu_;
+  bool unreachable_ = false;  // guarded by mu_
   std::map<std::string, std::string> meta_;
   std::map<std::string, PrincipalRecord> principals_;  // key: object id
   std::map<std::string, std::vector<ClientSecretRecord>> client_secrets_;
