@@ -332,9 +332,21 @@ void PostgresStore::StopChanges() {
 
 void PostgresStore::RunGroup(const std::vector<const WriteFn*>& group,
                              std::vector<Status>& results) {
-  for (int attempt = 0; attempt < kGroupAttempts; ++attempt) {
-    if (!TryGroup(group, results)) {
+  // First without a savepoint per write (two round trips each, while every
+  // server waits for the writer lock); only when a write of a larger group
+  // fails is the group run again with them, so that the failure undoes that
+  // write alone.
+  bool savepoints = false;
+  int conflicts = 0;
+  while (conflicts < kGroupAttempts) {
+    GroupOutcome outcome = TryGroup(group, results, savepoints);
+    if (outcome == GroupOutcome::kDone) {
       return;
+    }
+    if (outcome == GroupOutcome::kWriteFailed) {
+      savepoints = true;
+    } else {
+      ++conflicts;
     }
   }
   // Aborted twice together (another server's writes conflict with some of
@@ -343,7 +355,7 @@ void PostgresStore::RunGroup(const std::vector<const WriteFn*>& group,
     std::vector<const WriteFn*> one{group[i]};
     std::vector<Status> result(1);
     for (int attempt = 0; attempt < kSingleAttempts; ++attempt) {
-      if (!TryGroup(one, result)) {
+      if (TryGroup(one, result, false) != GroupOutcome::kConflict) {
         break;
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(2 << attempt));
@@ -352,8 +364,8 @@ void PostgresStore::RunGroup(const std::vector<const WriteFn*>& group,
   }
 }
 
-bool PostgresStore::TryGroup(const std::vector<const WriteFn*>& group,
-                             std::vector<Status>& results) {
+PostgresStore::GroupOutcome PostgresStore::TryGroup(const std::vector<const WriteFn*>& group,
+                                                    std::vector<Status>& results, bool savepoints) {
   const auto started = std::chrono::steady_clock::now();
   auto fail_all = [&](const Status& s) {
     for (auto& r : results) {
@@ -364,47 +376,65 @@ bool PostgresStore::TryGroup(const std::vector<const WriteFn*>& group,
     Status begin = Begin();
     if (!begin.ok()) {
       fail_all(begin);
-      return false;
+      return GroupOutcome::kDone;
     }
   }
   begun_ = false;
   PgDb& db = *writer_db_;
-  bool retry = false;
-  for (size_t i = 0; i < group.size() && !retry; ++i) {
-    Status sp = db.ExecScript("SAVEPOINT w");
-    if (!sp.ok()) {
-      results[i] = sp;
-      retry = ConflictAborted(sp);
-      continue;
+  bool conflict = false;
+  for (size_t i = 0; i < group.size() && !conflict; ++i) {
+    if (savepoints) {
+      Status sp = db.ExecScript("SAVEPOINT w");
+      if (!sp.ok()) {
+        results[i] = sp;
+        conflict = ConflictAborted(sp);
+        continue;
+      }
     }
     results[i] = (*group[i])(db);
     db.ResetAll();
-    if (!results[i].ok()) {
-      // A serialization failure or deadlock dooms the transaction, not only
-      // this write: the whole group runs again.
-      if (ConflictAborted(results[i])) {
-        retry = true;
-        break;
+    if (results[i].ok()) {
+      if (savepoints) {
+        (void)db.ExecScript("RELEASE w");
       }
-      (void)db.ExecScript("ROLLBACK TO w");
+      continue;
     }
-    (void)db.ExecScript("RELEASE w");
+    // A serialization failure or deadlock dooms the transaction, not only
+    // this write: the whole group runs again.
+    if (ConflictAborted(results[i])) {
+      conflict = true;
+      break;
+    }
+    if (savepoints) {
+      (void)db.ExecScript("ROLLBACK TO w");
+      (void)db.ExecScript("RELEASE w");
+      continue;
+    }
+    // Without savepoints the failed write's statements can be undone only
+    // with the whole transaction: a write alone has failed, a larger group
+    // runs again with savepoints.
+    (void)db.ExecScript("ROLLBACK");
+    if (group.size() == 1) {
+      return GroupOutcome::kDone;
+    }
+    fail_all(AbortedError("storage: the group runs again"));
+    return GroupOutcome::kWriteFailed;
   }
-  if (retry) {
+  if (conflict) {
     (void)db.ExecScript("ROLLBACK");
     fail_all(AbortedError("storage: a concurrent write conflicted; try again"));
-    return true;
+    return GroupOutcome::kConflict;
   }
   Status commit = db.ExecScript("COMMIT");
   commit_latency_.Observe(
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
   if (commit.ok()) {
-    return false;
+    return GroupOutcome::kDone;
   }
   if (ConflictAborted(commit)) {
     (void)db.ExecScript("ROLLBACK");
     fail_all(AbortedError("storage: a concurrent write conflicted; try again"));
-    return true;
+    return GroupOutcome::kConflict;
   }
   // SECURITY/durability: a commit whose answer was lost may have landed;
   // it is reported as failed, never retried here.
@@ -415,7 +445,7 @@ bool PostgresStore::TryGroup(const std::vector<const WriteFn*>& group,
       r = commit;
     }
   }
-  return false;
+  return GroupOutcome::kDone;
 }
 
 void PostgresStore::BeginGroup() {

@@ -84,9 +84,16 @@ class PostgresStore final : public SqlStore {
   void BeginGroup();
   // Connects if need be, begins a transaction and takes the writer lock.
   Status Begin();
-  // One attempt at a group in one transaction; true when it must be retried
-  // (aborted by PostgreSQL).
-  bool TryGroup(const std::vector<const WriteFn*>& group, std::vector<Status>& results);
+  enum class GroupOutcome {
+    kDone,         // committed, or failed for good: `results` hold the answers
+    kConflict,     // aborted by PostgreSQL (serialization failure, deadlock): run it again
+    kWriteFailed,  // a write failed without savepoints: run it again with them
+  };
+  // One attempt at a group in one transaction, with a savepoint around each
+  // write or without (then a failed write of a group of several undoes the
+  // whole transaction).
+  GroupOutcome TryGroup(const std::vector<const WriteFn*>& group, std::vector<Status>& results,
+                        bool savepoints);
   Status Write(WriteFn fn) override;
   Status Read(const std::function<Status(Db&)>& fn) override;
   const char* VaultAccessChangeSql() const override;

@@ -220,6 +220,67 @@ TEST_F(PgStoreTest, LostConnectionsFailOneCallAndAreReplaced) {
   EXPECT_EQ(page->items.size(), failed.ok() ? 2u : 1u);
 }
 
+TEST_F(PgStoreTest, WritesThatFailInAGroupUndoOnlyThemselves) {
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(store->CreateVault(Vault("kv")).ok());
+  ASSERT_TRUE(store->AddSecretVersion("kv", Version("gone", "1")).ok());
+  ASSERT_TRUE(store->MarkSecretDeleted("kv", "gone", 1, 2).ok());
+  auto before = store->GetChangeBounds();
+  ASSERT_TRUE(before.ok());
+
+  // Another session holds the writer lock, so the writes below wait
+  // together and are taken as one group once it is let go.
+  auto holder = PgConn::Connect(conninfo_);
+  ASSERT_TRUE(holder.ok()) << holder.status().message();
+  ASSERT_TRUE((*holder)->ExecScript("SELECT pg_advisory_lock(1131374182, 3)").ok());
+  constexpr int kWrites = 12;
+  std::vector<Status> results(kWrites);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kWrites; ++i) {
+    threads.emplace_back([&, i] {
+      if (i % 3 == 0) {  // fails: the secret is deleted and not purged
+        results[i] = store->AddSecretVersion("kv", Version("gone", std::to_string(i))).status();
+      } else if (i % 3 == 1) {  // fails: no such secret
+        results[i] = store->UpdateSecretVersion("kv", Version("absent", "1"));
+      } else {
+        results[i] = store->AddSecretVersion("kv", Version("s" + std::to_string(i), "1")).status();
+      }
+    });
+  }
+  auto watcher = PgConn::Connect(conninfo_);
+  ASSERT_TRUE(watcher.ok());
+  EXPECT_TRUE(test::WaitUntil([&] {
+    auto waiting = (*watcher)->Exec(
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'advisory' "
+        "AND datname = current_database()");
+    return waiting.ok() && waiting->Int(0, 0) >= 1;
+  }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the rest queue meanwhile
+  ASSERT_TRUE((*holder)->ExecScript("SELECT pg_advisory_unlock(1131374182, 3)").ok());
+  for (auto& t : threads) {
+    t.join();
+  }
+
+  for (int i = 0; i < kWrites; ++i) {
+    StatusCode want = i % 3 == 0   ? StatusCode::kFailedPrecondition
+                      : i % 3 == 1 ? StatusCode::kNotFound
+                                   : StatusCode::kOk;
+    EXPECT_EQ(results[i].code(), want) << i << ": " << results[i].ToString();
+  }
+  auto live = store->ListSecrets("kv", false, "", 100);
+  ASSERT_TRUE(live.ok());
+  EXPECT_EQ(live->items.size(), 4u);
+  auto gone = store->GetSecret("kv", "gone", "", /*include_deleted=*/true);
+  ASSERT_TRUE(gone.ok()) << gone.status().ToString();
+  EXPECT_TRUE(gone->deleted);
+  EXPECT_EQ(gone->version.version, "1");
+  // Each write that succeeded committed once: one change each, no more.
+  auto changes = store->ListChanges(before->newest, 100);
+  ASSERT_TRUE(changes.ok());
+  EXPECT_EQ(changes->size(), 4u);
+}
+
 TEST_F(PgStoreTest, ClientsAreNotToldWhereTheDatabaseIs) {
   auto store = Open();
   ASSERT_TRUE(store->CreateVault(Vault("v")).ok());
