@@ -84,6 +84,34 @@ StatusOr<std::optional<SecretRow>> FindSecret(Db& db, const std::string& vault_k
   return std::optional<SecretRow>(r);
 }
 
+// The vault's and the secret's rows in one round trip (a new version is the
+// hot write, and on PostgreSQL every statement of a group is a round trip
+// made while other servers wait for the writer lock). kNotFound
+// (VaultNotFound) if the vault is absent; nullopt if the secret is.
+StatusOr<std::optional<SecretRow>> FindSecretInVault(Db& db, const std::string& vault,
+                                                     const std::string& vault_key,
+                                                     const std::string& name_key) {
+  ASSIGN_OR_RETURN(Stmt * st,
+                   db.Prepare("SELECT s.name, s.latest_version, s.deleted, s.deleted_date, "
+                              "s.scheduled_purge_date FROM vaults v LEFT JOIN secrets s "
+                              "ON s.vault_key = v.name_key AND s.name_key = ? "
+                              "WHERE v.name_key = ?"));
+  st->Bind(1, name_key).Bind(2, vault_key);
+  ASSIGN_OR_RETURN(bool row, st->Step());
+  if (!row) {
+    return NotFoundError("vault '" + vault + "' not found", "VaultNotFound");
+  }
+  std::optional<std::string> name = st->OptText(0);
+  if (!name) {
+    st->Reset();
+    return std::optional<SecretRow>();
+  }
+  SecretRow r{*name, st->Text(1), st->Int(2) != 0, st->OptInt(3).value_or(0),
+              st->OptInt(4).value_or(0)};
+  st->Reset();
+  return std::optional<SecretRow>(r);
+}
+
 }  // namespace
 
 StatusOr<std::string> SqlStore::AddSecretVersion(const std::string& vault,
@@ -92,8 +120,7 @@ StatusOr<std::string> SqlStore::AddSecretVersion(const std::string& vault,
   std::string name_key = AsciiLower(rec.name);
   std::string stored_name = rec.name;
   RETURN_IF_ERROR(Write([&](Db& db) -> Status {
-    RETURN_IF_ERROR(CheckVault(db, vault_key, vault));
-    ASSIGN_OR_RETURN(auto existing, FindSecret(db, vault_key, name_key));
+    ASSIGN_OR_RETURN(auto existing, FindSecretInVault(db, vault, vault_key, name_key));
     if (existing && existing->deleted) {
       return FailedPreconditionError("secret '" + rec.name + "' is deleted but not purged",
                                      "Conflict");
