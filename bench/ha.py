@@ -25,7 +25,7 @@ the keys, and HAProxy in TCP mode in front of them, all on loopback. Then, in on
      probe write failed the standby is promoted (`pg_ctl promote -w`); the time from the
      promotion returning to the probe's first acknowledged write.
 
-  ha.py [--duration S] [--rounds N] [--leader-rounds N] [--single-ratio R]
+  ha.py [--duration S] [--rounds N] [--leader-rounds N] [--single-ratio R] [--parts P,...]
 
 --single-ratio is step 1's Coffer/nginx GET ratio (single server on SQLite) of the same
 invocation, printed next to this step's. The binary is $COFFER_BIN. Every process this script
@@ -552,13 +552,24 @@ http {{
             shutil.rmtree(self.work, ignore_errors=True)
 
 
+# --parts, in the order they run: name -> Bench method.
+PARTS = {"get": "get", "set": "durable_set", "invalidation": "invalidation",
+         "leader": "leader_takeover", "failover": "failover"}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=300)
     parser.add_argument("--leader-rounds", type=int, default=3)
     parser.add_argument("--single-ratio", type=float, default=None)
+    parser.add_argument("--parts", default=",".join(PARTS),
+                        help="which measurements, comma-separated (default: all): "
+                             + ", ".join(PARTS))
     opts = parser.parse_args()
+    parts = opts.parts.split(",")
+    if not parts or any(p not in PARTS for p in parts):
+        parser.error(f"--parts takes some of {', '.join(PARTS)}")
     # Step 1's dev server exported its dev.env into run.sh's environment; these servers make
     # their own, and none of those values may reach them as configuration.
     for key in list(os.environ):
@@ -572,11 +583,9 @@ def main():
     bench = Bench(opts)
     try:
         bench.setup()
-        bench.get()
-        bench.durable_set()
-        bench.invalidation()
-        bench.leader_takeover()
-        bench.failover()
+        for part in PARTS:
+            if part in parts:
+                getattr(bench, PARTS[part])()
     except (Failed, RuntimeError, OSError, http.client.HTTPException, ssl.SSLError) as e:
         print(f"step 14 failed: {type(e).__name__}: {e}", file=sys.stderr)
         if bench.topo is not None and bench.topo.a is not None:
