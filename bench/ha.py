@@ -318,6 +318,12 @@ http {{
                  f"within 10%)")
         self.log(f"GET ratio coffer(HAProxy, 2 servers, PostgreSQL)/nginx behind HAProxy: "
                  f"{ha['rps'] / ngx_ha['rps']:.2f}")
+        # Server A alone, without HAProxy (the Host header names the vault as clients do): which
+        # of the two the tail comes from.
+        direct = run_wrk(self.children, common + [
+            "-H", f"Authorization: Bearer {self.token}", "-H", f"Host: {self.vault_host()}",
+            f"https://127.0.0.1:{self.topo.a.port}{GET_PATH}"], limit=bound(self.opts.duration + 30))
+        self.log(f"direct_get (server A alone, no HAProxy): {describe(direct)}")
 
     # 2 -----------------------------------------------------------------------------------------
 

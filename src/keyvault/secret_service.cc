@@ -47,6 +47,8 @@ Status ValidateTagsJson(const std::string& tags_json) {
 
 namespace {
 constexpr size_t kMaxCacheEntries = 100000;
+// How long an expired entry still answers while one caller refreshes it.
+constexpr int64_t kRefreshGraceSeconds = 2;
 }  // namespace
 
 SecretService::SecretService(storage::Store& store, const Envelope& envelope, const Clock& clock,
@@ -94,7 +96,27 @@ StatusOr<Secret> SecretService::Finish(const storage::SecretView& view,
 std::optional<StatusOr<Secret>> SecretService::TryGetCached(const Vault& vault,
                                                             const std::string& name,
                                                             const std::string& version) {
-  return FromCache(vault, name, version, cache_ttl_seconds_);
+  storage::SecretView view;
+  {
+    std::lock_guard<std::mutex> lock(cache_mu_);
+    auto it = cache_.find(CacheKey(vault->record.name, name, version));
+    if (it == cache_.end() || it->second.vault != vault) {
+      return std::nullopt;
+    }
+    CacheEntry& entry = it->second;
+    int64_t now = clock_.NowSeconds();
+    if (now - entry.fetched >= cache_ttl_seconds_) {
+      // Expired: the first caller refreshes it (Get); the others are
+      // answered from the entry meanwhile, instead of all reading the
+      // store at once.
+      if (entry.refresh_claimed == 0 || now - entry.refresh_claimed >= kRefreshGraceSeconds) {
+        entry.refresh_claimed = now;
+        return std::nullopt;
+      }
+    }
+    view = entry.view;
+  }
+  return Finish(view, *vault);
 }
 
 std::optional<StatusOr<Secret>> SecretService::FromCache(const Vault& vault,
@@ -195,7 +217,7 @@ StatusOr<Secret> SecretService::Get(const Vault& vault, const std::string& name,
         cache_.clear();
       }
       cache_[CacheKey(vault->record.name, name, version)] =
-          CacheEntry{*view, vault, clock_.NowSeconds()};
+          CacheEntry{*view, vault, clock_.NowSeconds(), 0};
     }
   }
   return Finish(*view, *vault);

@@ -83,7 +83,11 @@ class SecretService {
   // `version` empty means the latest. A disabled version is kPermissionDenied.
   StatusOr<Secret> Get(const Vault& vault, const std::string& name, const std::string& version);
   // TryGetCached answers Get from memory without blocking, or returns
-  // nullopt when the answer is not cached.
+  // nullopt when the answer is not cached. Once an entry is older than the
+  // TTL, the first caller gets nullopt and is to refresh it with Get; for
+  // the next two seconds the others are answered from the expired entry, so
+  // that an expiry under load sends one read to the store, not one per
+  // request.
   std::optional<StatusOr<Secret>> TryGetCached(const Vault& vault, const std::string& name,
                                                const std::string& version);
   StatusOr<Secret> Update(const Vault& vault, const std::string& name, const std::string& version,
@@ -132,6 +136,9 @@ class SecretService {
     // The vault as it was when read; a recreated vault never matches.
     std::shared_ptr<const OpenVault> vault;
     int64_t fetched = 0;
+    // When a caller of TryGetCached took on refreshing the expired entry
+    // (0: nobody has).
+    int64_t refresh_claimed = 0;
   };
 
   storage::Store& store_;

@@ -277,3 +277,69 @@ TEST_F(StaleReadsTest, ADisabledVersionStaysRefusedWhenServedStale) {
 
 }  // namespace
 }  // namespace coffer::keyvault
+
+namespace coffer::keyvault {
+namespace {
+
+// An expired entry is refreshed by one caller while the others are answered
+// from it, so an expiry under load is one read of the store.
+using RefreshTest = StaleReadsTest;
+
+TEST_F(RefreshTest, OneCallerRefreshesAnExpiredSecretWhileTheOthersAreAnswered) {
+  auto vault = registry_.Get("kv").value();
+  ASSERT_TRUE(service_.Set(vault, "db", Input("one")).ok());
+  ASSERT_TRUE(service_.Get(vault, "db", "").ok());
+  EXPECT_TRUE(service_.TryGetCached(vault, "db", "").has_value());
+
+  clock_.Advance(kTtl);
+  EXPECT_FALSE(service_.TryGetCached(vault, "db", ""));  // the first refreshes
+  for (int i = 0; i < 3; ++i) {
+    auto again = service_.TryGetCached(vault, "db", "");
+    ASSERT_TRUE(again.has_value());
+    EXPECT_EQ(*(*again)->value, "one");
+  }
+  // Nobody refreshed it within the grace: the next caller is asked to.
+  clock_.Advance(2);
+  EXPECT_FALSE(service_.TryGetCached(vault, "db", ""));
+  ASSERT_TRUE(service_.Get(vault, "db", "").ok());
+  EXPECT_TRUE(service_.TryGetCached(vault, "db", "").has_value());
+  // A change still drops it at once.
+  service_.Invalidate("kv", "db");
+  EXPECT_FALSE(service_.TryGetCached(vault, "db", ""));
+  EXPECT_FALSE(service_.TryGetCached(vault, "db", ""));
+}
+
+TEST_F(RefreshTest, AnUnchangedVaultKeepsItsEntryAndTheSecretsCachedUnderIt) {
+  auto vault = registry_.Get("kv").value();
+  ASSERT_TRUE(service_.Set(vault, "db", Input("one")).ok());
+  ASSERT_TRUE(service_.Get(vault, "db", "").ok());
+  clock_.Advance(kTtl);
+  EXPECT_EQ(registry_.TryGetCached("kv"), nullptr);  // the first refreshes
+  EXPECT_EQ(registry_.TryGetCached("kv"), vault);    // the others get the entry meanwhile
+  auto refreshed = registry_.Get("kv");
+  ASSERT_TRUE(refreshed.ok());
+  EXPECT_EQ(*refreshed, vault);  // unchanged: the same open vault
+  EXPECT_EQ(registry_.TryGetCached("kv"), vault);
+  // So the secret read under it is still the vault's: one refresh, then answered.
+  EXPECT_FALSE(service_.TryGetCached(vault, "db", ""));
+  EXPECT_TRUE(service_.TryGetCached(vault, "db", "").has_value());
+
+  // A vault that changed is opened again, and what was cached under the old
+  // one is not answered under the new.
+  ASSERT_TRUE(store_
+                  .UpdateVault("kv",
+                               [](storage::VaultRecord& v) -> Status {
+                                 v.tags_json = R"({"changed":"yes"})";
+                                 return OkStatus();
+                               })
+                  .ok());
+  clock_.Advance(kTtl);
+  auto changed = registry_.Get("kv");
+  ASSERT_TRUE(changed.ok());
+  EXPECT_NE(*changed, vault);
+  EXPECT_FALSE(service_.TryGetCached(*changed, "db", ""));
+  EXPECT_FALSE(service_.TryGetCached(*changed, "db", ""));
+}
+
+}  // namespace
+}  // namespace coffer::keyvault

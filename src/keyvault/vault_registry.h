@@ -55,7 +55,10 @@ class VaultRegistry {
   // kDataLoss if its data key does not open.
   StatusOr<std::shared_ptr<const OpenVault>> Get(const std::string& name);
   // TryGetCached returns the cached vault if it is fresh, else nullptr.
-  // Never blocks.
+  // Never blocks. Once the entry is older than the TTL, the first caller
+  // gets nullptr and is to refresh it with Get; for the next two seconds the
+  // others get the expired entry, so that an expiry under load sends one
+  // read to the store, not one per request.
   std::shared_ptr<const OpenVault> TryGetCached(const std::string& name);
   void Invalidate(const std::string& name);
   void InvalidateAll();
@@ -64,6 +67,7 @@ class VaultRegistry {
   struct Entry {
     std::shared_ptr<const OpenVault> vault;
     int64_t fetched = 0;
+    int64_t refresh_claimed = 0;  // see TryGetCached; 0: nobody has
   };
   storage::Store& store_;
   const Envelope& envelope_;
