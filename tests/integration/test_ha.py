@@ -21,8 +21,8 @@ import unittest
 import urllib.parse
 import uuid
 
-from harness import (KV_API, CofferServer, coffer_binary, free_port, jwt_parts, read_text,
-                     start_server, wait_until)
+from harness import (KV_API, CofferServer, coffer_binary, free_port, jwt_parts, kid_for_key,
+                     open_signing_keys, read_text, start_server, wait_until)
 from postgres import start_postgres
 from test_events import EG_API, Receiver, events_of, subject_is
 
@@ -249,6 +249,16 @@ class SigningKeysOnEveryServer(unittest.TestCase):
         self.assertEqual(self.read(a, before), 401)
         for srv in (a, b):
             self.assertEqual(self.read(srv, after), 200)
+
+    def test_the_database_holds_the_keys_sealed(self):
+        [value] = self.pg.psql("SELECT value FROM meta WHERE key = 'signing_keys'", "coffer")
+        self.assertTrue(value.startswith("csk1."), value[:8])
+        self.assertNotIn("PRIVATE KEY", value)
+        # Sealed as docs/encryption.md says: it opens with the master key to the key B signs with.
+        path = os.path.join(self.a.root, "opened-current.pem")
+        with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+            f.write(open_signing_keys(value, self.a.master_key())["current"])
+        self.assertEqual(kid_for_key(path), kid_of(self.vault_token(self.b)))
 
 
 class OneLeader(unittest.TestCase):
