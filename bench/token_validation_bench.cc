@@ -73,13 +73,15 @@ int main(int argc, char** argv) {
   auto dir =
       std::filesystem::temp_directory_path() / ("coffer-token-bench-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
-  auto keys = auth::SigningKeySet::LoadOrCreate(dir.string());
+  SystemClock& clock = SystemClock::Get();
+  storage::MemoryStore store;
+  // The keys as a server keeps them: sealed in the store (no key files in `dir`).
+  auto keys = auth::SigningKeySet::Open(
+      store, auth::SigningKeySet::SealingKeyFor(std::string(32, 'm')), dir.string(), clock);
   if (!keys.ok()) {
     std::fprintf(stderr, "signing keys: %s\n", keys.status().ToString().c_str());
     return 1;
   }
-  SystemClock& clock = SystemClock::Get();
-  storage::MemoryStore store;
   const std::string tenant = "00000000-0000-4000-8000-000000000001";
   storage::PrincipalRecord p{"oid-bench", "app-bench", tenant, "bench", "ServicePrincipal",
                              0,           "",          "",     "{}"};

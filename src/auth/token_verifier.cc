@@ -35,7 +35,7 @@ bool IntClaim(const Json& claims, const char* name, int64_t& out) {
 
 }  // namespace
 
-TokenVerifier::TokenVerifier(const SigningKeySet& keys, const Clock& clock,
+TokenVerifier::TokenVerifier(SigningKeySet& keys, const Clock& clock,
                              std::vector<std::string> issuers, std::string tenant_id,
                              int64_t skew_seconds)
     : keys_(keys),
@@ -80,7 +80,7 @@ StatusOr<VerifiedToken> TokenVerifier::Verify(std::string_view token,
   if (!StringClaim(*header, "kid", kid)) {
     return Reject("missing key id");
   }
-  auto key = keys_.Find(kid);
+  auto key = keys_.FindOrReload(kid);
   if (key == nullptr) {
     return Reject("unknown signing key");
   }

@@ -50,7 +50,9 @@ enum class TokenRejection {
 
 // TokenVerifier checks Coffer-issued RS256 access tokens strictly:
 // - exactly three base64url parts; header alg must be "RS256" (never "none"
-//   or HMAC), `kid` must name a key of the set, no `crit`;
+//   or HMAC), `kid` must name a key of the set, no `crit`; a kid the set
+//   does not hold makes it reload from the store first (another server may
+//   have rotated), at most once a second (SigningKeySet::FindOrReload);
 // - the signature verifies with that key;
 // - `iss` is one of the accepted issuers, `aud` one of the given audiences,
 //   `tid` the installation's tenant, `oid` present;
@@ -62,14 +64,14 @@ enum class TokenRejection {
 // Thread-safe. `keys` and `clock` must outlive the verifier.
 class TokenVerifier {
  public:
-  TokenVerifier(const SigningKeySet& keys, const Clock& clock, std::vector<std::string> issuers,
+  TokenVerifier(SigningKeySet& keys, const Clock& clock, std::vector<std::string> issuers,
                 std::string tenant_id, int64_t skew_seconds = 60);
 
   StatusOr<VerifiedToken> Verify(std::string_view token, const std::vector<std::string>& audiences,
                                  TokenRejection* rejection = nullptr) const;
 
  private:
-  const SigningKeySet& keys_;
+  SigningKeySet& keys_;
   const Clock& clock_;
   const std::vector<std::string> issuers_;
   const std::string tenant_id_;

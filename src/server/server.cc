@@ -107,6 +107,8 @@ Status CofferServer::Init() {
   // Webhook deliveries are signed with keys derived from one of their own.
   webhook_root_key_ = crypto::HkdfSha256(master_key, "", "coffer webhook signing v1", 32);
   webhook_url_key_ = crypto::HkdfSha256(master_key, "", "coffer webhook url v1", 32);
+  // The token signing keys are sealed in the store under a key of their own.
+  std::string signing_keys_key = auth::SigningKeySet::SealingKeyFor(master_key);
   // Client secrets are stored as MACs under a key of their own.
   auth::DirectoryOptions directory_options;
   directory_options.secret_hash_key = ClientSecretHashKey(master_key);
@@ -128,7 +130,10 @@ Status CofferServer::Init() {
   info_.authority_host = authority;
   info_.ca_path = tls.ca_path;
 
-  ASSIGN_OR_RETURN(keys_, auth::SigningKeySet::LoadOrCreate(dir + "/keys"));
+  // Every server sharing the store signs with the store's keys; `keys` in
+  // the data directory is read only to adopt an older installation's keys.
+  ASSIGN_OR_RETURN(keys_, auth::SigningKeySet::Open(*store_, std::move(signing_keys_key),
+                                                    dir + "/keys", clock_));
   directory_ =
       std::make_unique<auth::Directory>(*store_, clock_, tenant, std::move(directory_options));
   auth::TokenServiceConfig ts;
@@ -161,6 +166,9 @@ Status CofferServer::Init() {
   verifier_ =
       std::make_unique<auth::TokenVerifier>(*keys_, clock_, token_service_->Issuers(), tenant);
   authenticator_ = std::make_unique<Authenticator>(*verifier_, *store_, clock_);
+  // SECURITY: tokens signed by a retired key must fail at once, not when
+  // they expire, whichever server retired it.
+  keys_->OnRetired([this] { authenticator_->ForgetAll(); });
   graph_api_ = std::make_unique<auth::GraphApi>(
       *directory_, clock_,
       auth::GraphApi::Hooks{
@@ -263,6 +271,13 @@ void CofferServer::ReloadRoles() {
   }
 }
 
+void CofferServer::ReloadSigningKeys() {
+  Status reloaded = keys_->Reload();
+  if (!reloaded.ok()) {
+    COFFER_LOG(kWarning) << "reloading signing keys failed: " << reloaded.ToString();
+  }
+}
+
 void CofferServer::OnStoreChange(const storage::Store::ExternalChange& change) {
   using Kind = storage::Store::ExternalChange::Kind;
   std::lock_guard<std::mutex> lock(store_changes_mu_);
@@ -302,6 +317,11 @@ void CofferServer::OnStoreChange(const storage::Store::ExternalChange& change) {
   }
   if (all || table == "event_subscriptions") {
     ReloadEventSubscriptions();
+  }
+  // A rotation through another server: sign with its new key and publish
+  // it now, not at the first token that names it.
+  if (all || (table == "meta" && change.key == auth::SigningKeySet::kMetaKey)) {
+    ReloadSigningKeys();
   }
   if (all) {
     secrets_->InvalidateAll();
@@ -388,6 +408,8 @@ Status CofferServer::StartEvents() {
   hub_->AddTicker(1000, [this] { PumpLeaderFeed(); });
   hub_->AddTicker(config_.watch_heartbeat_seconds * 1000, [this] { watches_->Tick(); });
   hub_->AddTicker(1000, [this] { watches_->Expire(); });
+  // A backstop for a rotation whose notification was missed.
+  hub_->AddTicker(30 * 1000, [this] { ReloadSigningKeys(); });
   hub_->AddTicker(config_.expiry_scan_seconds * 1000, [this] {
     if (!store_->Leads()) {
       return;
@@ -784,12 +806,12 @@ std::vector<AuthorityRoute> CofferServer::AuthorityRoutes() {
 }
 
 http::Response CofferServer::RotateSigningKeys() {
+  // Stored before it answers; tokens of the retired key are forgotten
+  // (OnRetired), and the other servers hear of it (OnStoreChange).
   Status rotated = keys_->Rotate();
   if (!rotated.ok()) {
     return http::ErrorResponse(rotated);
   }
-  // Tokens signed by the retired key must fail now, not when they expire.
-  authenticator_->ForgetAll();
   COFFER_LOG(kInfo) << "signing keys rotated; current kid " << keys_->current_kid();
   Json kids = Json::array();
   const Json jwks = keys_->Jwks();

@@ -159,6 +159,8 @@ class CofferServer {
   Status StartEvents();
   void ReloadEventSubscriptions();
   void ReloadRoles();
+  // Makes the store's signing keys this server's (another server rotated).
+  void ReloadSigningKeys();
   // What another server sharing the store changed (docs/ha.md): drops the
   // caches it touches. On the store's listener thread.
   void OnStoreChange(const storage::Store::ExternalChange& change);

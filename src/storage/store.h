@@ -242,9 +242,9 @@ class Store {
   //   kRecord  a record of `table` ("principals", "client_secrets",
   //            "client_certificates", "federated_credentials",
   //            "role_definitions", "role_assignments", "vaults",
-  //            "vault_access_policies", "workloads", "event_subscriptions")
-  //            was written (`deleted`: removed), `key` its principal's
-  //            object id, the vault's lower-case name, or its id;
+  //            "vault_access_policies", "workloads", "event_subscriptions", "meta")
+  //            was written (`deleted`: removed), `key` its principal's object id,
+  //            the vault's lower-case name, its id, or the meta key;
   //   kAll     anything may have changed (the store could not hear for a
   //            while): drop every cache and read the feed.
   struct ExternalChange {

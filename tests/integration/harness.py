@@ -46,6 +46,7 @@ import re
 import shutil
 import signal
 import socket
+import sqlite3
 import ssl
 import subprocess
 import tempfile
@@ -443,7 +444,26 @@ class CofferServer:
 
     @property
     def signing_key_path(self):
-        return os.path.join(self.data_dir, "keys", "signing-current.pem")
+        """The server's current token-signing key as a PEM file, opened from the SQLite
+        store's `signing_keys` meta row as docs/encryption.md describes it."""
+        db = sqlite3.connect(f"file:{self.data_dir}/coffer.db?mode=ro", uri=True, timeout=30)
+        try:
+            row = db.execute("SELECT value FROM meta WHERE key = 'signing_keys'").fetchone()
+        finally:
+            db.close()
+        if row is None:
+            raise RuntimeError("the store holds no signing keys")
+        pem = open_signing_keys(row[0], self.master_key())["current"]
+        path = os.path.join(self.root, "signing-current.pem")
+        with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+            f.write(pem)
+        return path
+
+    def master_key(self):
+        """The 32-byte master key the server runs with."""
+        text = self.extra_env.get("COFFER_MASTER_KEY") or read_text(
+            os.path.join(self.data_dir, "master.key"))
+        return base64.b64decode(text.strip())
 
     def forge_token(self, header_changes=None, claim_changes=None, drop_claims=(),
                     key_path=None, signature=None, base_resource=None):
@@ -508,6 +528,23 @@ class CofferServer:
                            stdin=subprocess.DEVNULL)
         return p.returncode, p.stdout.decode("utf-8", "replace"), p.stderr.decode(
             "utf-8", "replace")
+
+
+def open_signing_keys(sealed, master_key):
+    """The token-signing key set (`{"current": PEM, "previous": [PEM]}`) from its sealed form
+    in the store's meta (docs/encryption.md)."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+    prefix = "csk1."
+    if not sealed.startswith(prefix):
+        raise ValueError("not a sealed signing key set")
+    text = sealed[len(prefix):]
+    body = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+               info=b"coffer signing keys v1").derive(master_key)
+    plain = AESGCM(key).decrypt(body[:12], body[12:], b"coffer-signing-keys-v1")
+    return json.loads(plain)
 
 
 def rs256_sign(key_path, data):

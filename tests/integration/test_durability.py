@@ -505,10 +505,9 @@ class FileModeTests(unittest.TestCase):
 
         d = srv.data_dir
         self.assertEqual(oct(mode(d)), oct(0o700), "data dir")
-        expected = ["master.key", "dev.env", "coffer.db", "tls/ca-key.pem", "tls/server-key.pem",
-                    "keys/signing-current.pem"]
-        expected += ["keys/" + f for f in os.listdir(os.path.join(d, "keys"))
-                     if f.endswith(".pem")]
+        expected = ["master.key", "dev.env", "coffer.db", "tls/ca-key.pem", "tls/server-key.pem"]
+        # The token signing keys are sealed in the store, not in files.
+        self.assertFalse(os.path.exists(os.path.join(d, "keys")))
         expected += ["tls/" + f for f in os.listdir(os.path.join(d, "tls"))
                      if f.endswith("-key.pem")]
         expected += [f for f in ("coffer.db-wal", "coffer.db-shm")

@@ -214,13 +214,12 @@ class Topology:
         self.a = CofferServer(extra_args=args)
         self.b = CofferServer(extra_args=args)
         self.a.start()
-        # B gets A's master key, dev.env, signing keys and TLS material (docs/ha.md).
+        # B gets A's master key, dev.env and TLS material (docs/ha.md); the signing keys are
+        # in the database.
         os.makedirs(self.b.data_dir, mode=0o700)
         for name in ("master.key", "dev.env"):
             shutil.copy2(os.path.join(self.a.data_dir, name), self.b.data_dir)
-        for name in ("keys", "tls"):
-            shutil.copytree(os.path.join(self.a.data_dir, name),
-                            os.path.join(self.b.data_dir, name))
+        shutil.copytree(os.path.join(self.a.data_dir, "tls"), os.path.join(self.b.data_dir, "tls"))
         self.b.start()
         self.haproxy.write_config({"a": self.a.port, "b": self.b.port})
         self.haproxy.start()

@@ -1,7 +1,8 @@
 """Several Coffer servers on one PostgreSQL database (docs/ha.md).
 
-Two servers, A and B, share a database (`--store postgresql://...`) and the master key, signing
-keys and TLS material (copied from A's data directory into B's, as an operator distributes them).
+Two servers, A and B, share a database (`--store postgresql://...`), which holds the token
+signing keys, and the master key and TLS material (copied from A's data directory into B's, as an
+operator distributes them).
 Each test makes a change through one server and checks that the other honours it: what was
 written is served, and what was revoked (a role assignment, a secret disabled, a vault deleted)
 stops working there too, without waiting for any cache to expire.  The wait for the other server
@@ -9,16 +10,20 @@ is bounded generously; how fast it happens is measured in bench/ (docs/benchmark
 asserted here.
 """
 
+import http.client
 import json
 import os
 import shutil
 import sqlite3
+import ssl
 import subprocess
 import time
 import unittest
+import urllib.parse
 import uuid
 
-from harness import CofferServer, coffer_binary, jwt_parts, read_text, start_server, wait_until
+from harness import (KV_API, CofferServer, coffer_binary, free_port, jwt_parts, kid_for_key,
+                     open_signing_keys, read_text, start_server, wait_until)
 from postgres import start_postgres
 from test_events import EG_API, Receiver, events_of, subject_is
 
@@ -28,9 +33,10 @@ SECRETS_USER = "4633458b-17de-408a-b874-0445c86b69e6"
 HONOURED_WITHIN_S = 10.0
 
 
-def start_pair(test_class, pg):
-    """A and B on `pg`'s database; B gets A's keys before it starts."""
-    store = ["--store", pg.conninfo()]
+def start_pair(test_class, pg, extra_args=()):
+    """A and B on `pg`'s database; B gets A's master key and TLS material before it starts
+    (the token signing keys are in the database)."""
+    store = ["--store", pg.conninfo()] + list(extra_args)
     a = CofferServer(extra_args=store)
     b = CofferServer(extra_args=store)
     test_class.addClassCleanup(a.cleanup)
@@ -40,8 +46,7 @@ def start_pair(test_class, pg):
     # dev.env too: a dev server without one would issue the administrator a new secret.
     for name in ("master.key", "dev.env"):
         shutil.copy2(os.path.join(a.data_dir, name), b.data_dir)
-    for name in ("keys", "tls"):
-        shutil.copytree(os.path.join(a.data_dir, name), os.path.join(b.data_dir, name))
+    shutil.copytree(os.path.join(a.data_dir, "tls"), os.path.join(b.data_dir, "tls"))
     b.start()
     return a, b
 
@@ -148,6 +153,115 @@ class TwoServersOneDatabase(unittest.TestCase):
         self.assertEqual(t.status, 401, t)
 
 
+def kid_of(token):
+    return jwt_parts(token)[0]["kid"]
+
+
+class SigningKeysOnEveryServer(unittest.TestCase):
+    """The token signing keys live in the database, sealed (docs/encryption.md): a rotation
+    through A is honoured by B. Both servers answer for one public name, as behind a load
+    balancer, so that a token issued by one is meant for the other too (nothing listens on
+    that name's port here: each request names it in its Host header and goes to one server)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.pg = start_postgres(cls)
+        port = free_port()
+        cls.public = f"localhost:{port}"
+        cls.vault_suffix = f"vault.localhost:{port}"
+        cls.a, cls.b = start_pair(cls, cls.pg, ["--authority-host", cls.public,
+                                                "--dns-suffix", cls.vault_suffix])
+
+    def call(self, srv, method, path, host, body=None, token=None, headers=None):
+        conn = http.client.HTTPSConnection(host.split(":")[0], srv.port, timeout=30,
+                                           context=ssl.create_default_context(cafile=srv.ca_path))
+        hdrs = {"Host": host}
+        hdrs.update(headers or {})
+        if token:
+            hdrs["Authorization"] = "Bearer " + token
+        try:
+            conn.request(method, path, body=body, headers=hdrs)
+            resp = conn.getresponse()
+            return resp.status, resp.read()
+        finally:
+            conn.close()
+
+    def token(self, srv, resource):
+        form = urllib.parse.urlencode({
+            "grant_type": "client_credentials", "client_id": srv.env["AZURE_CLIENT_ID"],
+            "client_secret": srv.env["AZURE_CLIENT_SECRET"], "scope": resource + "/.default"})
+        status, body = self.call(srv, "POST", f"/{srv.tenant}/oauth2/v2.0/token", self.public,
+                                 body=form,
+                                 headers={"Content-Type": "application/x-www-form-urlencoded"})
+        self.assertEqual(status, 200, body)
+        return json.loads(body)["access_token"]
+
+    def vault_token(self, srv):
+        return self.token(srv, f"https://{self.vault_suffix}")
+
+    def jwks_kids(self, srv):
+        status, body = self.call(srv, "GET", f"/{srv.tenant}/discovery/v2.0/keys", self.public)
+        self.assertEqual(status, 200, body)
+        return [k["kid"] for k in json.loads(body)["keys"]]
+
+    def read(self, srv, token):
+        status, _ = self.call(srv, "GET", f"/secrets?api-version={KV_API}",
+                              f"dev.{self.vault_suffix}", token=token)
+        return status
+
+    def rotate(self, srv):
+        status, body = self.call(srv, "POST", "/coffer/v1/signing-keys/rotate", self.public,
+                                 body=b"", token=self.token(srv, f"https://{self.public}"))
+        self.assertEqual(status, 200, body)
+        return json.loads(body)["currentKid"]
+
+    def eventually(self, fn, what):
+        if not wait_until(fn, timeout=HONOURED_WITHIN_S):
+            self.fail(f"the other server did not honour it within {HONOURED_WITHIN_S} s: {what}")
+
+    def test_a_rotation_through_one_server_is_honoured_by_the_other(self):
+        a, b = self.a, self.b
+        before = self.vault_token(a)
+        kid0 = kid_of(before)
+        self.assertEqual(self.jwks_kids(a), [kid0])
+        self.assertEqual(self.jwks_kids(b), [kid0], "both servers sign with the stored key")
+        self.assertEqual(self.read(b, before), 200)
+
+        kid1 = self.rotate(a)
+        self.assertNotEqual(kid1, kid0)
+        after = self.vault_token(a)
+        self.assertEqual(kid_of(after), kid1)
+        # Whether or not B has heard of the rotation yet, a token naming the new key makes it
+        # read the keys: accepted at once.
+        self.assertEqual(self.read(b, after), 200)
+        self.eventually(lambda: self.jwks_kids(b) == [kid1, kid0], "B publishes the new key")
+        self.assertEqual(kid_of(self.vault_token(b)), kid1, "B signs with the new key")
+        for srv in (a, b):
+            self.assertEqual(self.read(srv, before), 200,
+                             "a token of the previous key still verifies")
+
+        # No token tells B of this one: the database's notification does (well before the
+        # periodic re-read).
+        kid2 = self.rotate(a)
+        self.eventually(lambda: kid_of(self.vault_token(b)) == kid2, "B signs with the newer key")
+        self.assertEqual(self.jwks_kids(b), [kid2, kid1])
+        # The first key is now retired on both, and its token refused, also where it was cached.
+        self.eventually(lambda: self.read(b, before) == 401, "a retired key's token")
+        self.assertEqual(self.read(a, before), 401)
+        for srv in (a, b):
+            self.assertEqual(self.read(srv, after), 200)
+
+    def test_the_database_holds_the_keys_sealed(self):
+        [value] = self.pg.psql("SELECT value FROM meta WHERE key = 'signing_keys'", "coffer")
+        self.assertTrue(value.startswith("csk1."), value[:8])
+        self.assertNotIn("PRIVATE KEY", value)
+        # Sealed as docs/encryption.md says: it opens with the master key to the key B signs with.
+        path = os.path.join(self.a.root, "opened-current.pem")
+        with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+            f.write(open_signing_keys(value, self.a.master_key())["current"])
+        self.assertEqual(kid_for_key(path), kid_of(self.vault_token(self.b)))
+
+
 class OneLeader(unittest.TestCase):
     """Work done once per installation (here: webhook deliveries) is done by one server, and by
     the other when the first dies."""
@@ -225,6 +339,11 @@ class MigrateFromSqlite(unittest.TestCase):
                            stdin=subprocess.DEVNULL)
         return p.returncode, p.stdout, p.stderr
 
+    @staticmethod
+    def jwks_kids(srv):
+        r = srv.request("GET", f"/{srv.tenant}/discovery/v2.0/keys", host="localhost", auth=False)
+        return [k["kid"] for k in r.json()["keys"]]
+
     def test_an_installation_moves_whole_and_a_second_run_changes_nothing(self):
         srv = start_server(self)
         self.assertEqual(srv.kv("PUT", "/secrets/kept", body={"value": "one"}).status, 200)
@@ -232,6 +351,8 @@ class MigrateFromSqlite(unittest.TestCase):
         self.assertEqual(srv.kv("PUT", "/secrets/gone", body={"value": "x"}).status, 200)
         self.assertEqual(srv.kv("DELETE", "/secrets/gone").status, 200)
         sp = srv.coffer_json("ad", "sp", "create-for-rbac", "--name", "migrated-app")
+        issued = srv.token(srv.vault_resource)
+        kids = self.jwks_kids(srv)
         pg = start_postgres(self)
 
         rc, out, err = self.migrate(srv.data_dir, pg.conninfo())
@@ -262,6 +383,11 @@ class MigrateFromSqlite(unittest.TestCase):
         self.assertEqual({t["table"]: t for t in json.loads(out)}, first)
 
         srv.start(extra_args=["--store", pg.conninfo()])
+        # The signing keys came with the metadata (there are no key files to fall back on): a
+        # token issued before the move still verifies.
+        self.assertFalse(os.path.exists(os.path.join(srv.data_dir, "keys")))
+        self.assertEqual(self.jwks_kids(srv), kids)
+        self.assertEqual(srv.kv("GET", "/secrets", token=issued).status, 200)
         r = srv.kv("GET", "/secrets/kept")
         self.assertEqual(r.json().get("value"), "two", r)
         self.assertEqual(len(srv.kv("GET", "/secrets/kept/versions").json()["value"]), 2)

@@ -2,9 +2,11 @@
 
 import base64
 import json
+import os
 import subprocess
+import unittest
 
-from harness import ServerTestCase, coffer_binary
+from harness import CofferServer, ServerTestCase, coffer_binary, kid_for_key, new_rsa_key
 
 
 def kid_of(token):
@@ -75,3 +77,42 @@ class SigningKeyRotationTests(ServerTestCase):
                              token=self.srv.token(self.srv.mgmt_resource))
         self.assertEqual(r.status, 405, r)
         self.assertEqual(self.jwks_kids(), kids, "refused calls rotate nothing")
+
+
+class KeyFilesOfAnEarlierRelease(unittest.TestCase):
+    """Releases before kept the signing keys as PEM files in DATA_DIR/keys; the store keeps
+    them now (token-service.md). The first start adopts the files: the kid and the tokens
+    issued with it stay valid."""
+
+    def test_the_key_files_are_adopted_once_and_never_written(self):
+        srv = CofferServer()
+        self.addCleanup(srv.cleanup)
+        keys = os.path.join(srv.data_dir, "keys")
+        os.makedirs(keys, mode=0o700)
+        current = new_rsa_key(os.path.join(keys, "signing-current.pem"))
+        previous = new_rsa_key(os.path.join(keys, "signing-previous.pem"))
+        with open(current, "rb") as f:
+            pem = f.read()
+        srv.start()
+
+        def jwks_kids():
+            r = srv.request("GET", f"/{srv.tenant}/discovery/v2.0/keys", host="localhost",
+                            auth=False)
+            return [k["kid"] for k in r.json()["keys"]]
+
+        self.assertEqual(jwks_kids(), [kid_for_key(current), kid_for_key(previous)])
+        token = srv.token(srv.vault_resource)
+        self.assertEqual(kid_of(token), kid_for_key(current))
+        self.assertEqual(srv.kv("GET", "/secrets", token=token).status, 200)
+
+        r = srv.request("POST", "/coffer/v1/signing-keys/rotate", host="localhost",
+                        token=srv.token(srv.mgmt_resource))
+        self.assertEqual(r.status, 200, r)
+        rotated = r.json()["currentKid"]
+        with open(current, "rb") as f:
+            self.assertEqual(f.read(), pem, "the files are not written")
+        # After a restart the store's keys are used, not the files.
+        srv.stop()
+        srv.start()
+        self.assertEqual(jwks_kids(), [rotated, kid_for_key(current)])
+        self.assertEqual(srv.kv("GET", "/secrets", token=token).status, 200)

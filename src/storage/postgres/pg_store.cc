@@ -530,6 +530,12 @@ const char* PostgresStore::ChangeBoundsSql() const {
          "(SELECT MIN(seq) FROM changes)";
 }
 
+const char* PostgresStore::MetaChangedSql() const {
+  // Sent by the write rather than by a trigger, so that no schema change is
+  // needed; delivered at COMMIT like the triggers' notifications.
+  return "SELECT pg_notify('coffer_records', 'meta:UPDATE:' || CAST(? AS text))";
+}
+
 void PostgresStore::OnChange(std::function<void(const ExternalChange&)> fn) {
   std::lock_guard<std::mutex> lock(listen_mu_);
   on_change_.push_back(std::move(fn));

@@ -57,7 +57,8 @@ class PostgresStore final : public SqlStore {
   ~PostgresStore() override;
 
   // OnChange (Store): NOTIFYs on coffer_changes (the feed) and
-  // coffer_records ("table:op:key", written by the schema's triggers), heard
+  // coffer_records ("table:op:key", written by the schema's triggers, and
+  // "meta:UPDATE:<key>" by every meta write in its transaction), heard
   // on a listener connection of its own; kAll after that connection was
   // (re)made. The listener starts with the first OnChange.
   void OnChange(std::function<void(const ExternalChange&)> fn) override;
@@ -98,6 +99,7 @@ class PostgresStore final : public SqlStore {
   Status Read(const std::function<Status(Db&)>& fn) override;
   const char* VaultAccessChangeSql() const override;
   const char* ChangeBoundsSql() const override;
+  const char* MetaChangedSql() const override;
   StatusOr<std::unique_ptr<PgDb>> AcquireReader();
   void ReleaseReader(std::unique_ptr<PgDb> db);
   void ListenLoop();

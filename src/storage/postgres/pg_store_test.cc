@@ -130,6 +130,29 @@ TEST_F(PgStoreTest, RecordChangesAreHeardWithTheirKey) {
   EXPECT_TRUE(has("role_assignments deleted ra-1"));
 }
 
+TEST_F(PgStoreTest, MetaWritesAreHeardWithTheirKey) {
+  auto a = Open();
+  auto b = Open();
+  std::mutex mu;
+  std::vector<std::string> heard;
+  b->OnChange([&](const Store::ExternalChange& c) {
+    std::lock_guard<std::mutex> lock(mu);
+    heard.push_back(c.kind == Store::ExternalChange::Kind::kRecord ? c.table + " " + c.key
+                                                                   : "other");
+  });
+  auto has = [&](const std::string& what) {
+    std::lock_guard<std::mutex> lock(mu);
+    return std::find(heard.begin(), heard.end(), what) != heard.end();
+  };
+  ASSERT_TRUE(test::WaitUntil([&] { return has("other"); }));  // listening
+  ASSERT_TRUE(a->PutMeta("put_key", "1").ok());
+  auto updated = a->UpdateMeta(
+      "updated_key",
+      [](const std::optional<std::string>&) -> StatusOr<std::string> { return std::string("2"); });
+  ASSERT_TRUE(updated.ok());
+  EXPECT_TRUE(test::WaitUntil([&] { return has("meta put_key") && has("meta updated_key"); }));
+}
+
 TEST_F(PgStoreTest, ListeningResumesAfterTheConnectionIsLostAndSaysSo) {
   auto a = Open();
   auto b = Open();

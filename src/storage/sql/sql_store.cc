@@ -23,14 +23,21 @@ StatusOr<std::optional<std::string>> SqlStore::GetMeta(const std::string& key) {
   return out;
 }
 
+Status SqlStore::WriteMeta(Db& db, const std::string& key, const std::string& value) const {
+  ASSIGN_OR_RETURN(Stmt * st, db.Prepare("INSERT INTO meta(key, value) VALUES(?, ?) "
+                                         "ON CONFLICT(key) DO UPDATE SET value = excluded.value"));
+  st->Bind(1, key).Bind(2, value);
+  RETURN_IF_ERROR(st->Exec());
+  if (const char* sql = MetaChangedSql(); sql != nullptr) {
+    ASSIGN_OR_RETURN(Stmt * notify, db.Prepare(sql));
+    notify->Bind(1, key);
+    RETURN_IF_ERROR(notify->Exec());
+  }
+  return OkStatus();
+}
+
 Status SqlStore::PutMeta(const std::string& key, const std::string& value) {
-  return Write([&](Db& db) -> Status {
-    ASSIGN_OR_RETURN(Stmt * st,
-                     db.Prepare("INSERT INTO meta(key, value) VALUES(?, ?) "
-                                "ON CONFLICT(key) DO UPDATE SET value = excluded.value"));
-    st->Bind(1, key).Bind(2, value);
-    return st->Exec();
-  });
+  return Write([&](Db& db) -> Status { return WriteMeta(db, key, value); });
 }
 
 StatusOr<std::string> SqlStore::UpdateMeta(const std::string& key,
@@ -48,11 +55,10 @@ StatusOr<std::string> SqlStore::UpdateMeta(const std::string& key,
     }
     find->Reset();
     ASSIGN_OR_RETURN(value, make(current));
-    ASSIGN_OR_RETURN(Stmt * st,
-                     db.Prepare("INSERT INTO meta(key, value) VALUES(?, ?) "
-                                "ON CONFLICT(key) DO UPDATE SET value = excluded.value"));
-    st->Bind(1, key).Bind(2, value);
-    return st->Exec();
+    if (current && *current == value) {
+      return OkStatus();  // unchanged: nothing to write or announce
+    }
+    return WriteMeta(db, key, value);
   }));
   return value;
 }

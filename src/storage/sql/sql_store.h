@@ -126,6 +126,10 @@ class SqlStore : public Store {
   // A query of one row: the newest change seq ever assigned (NULL when
   // none; pruning does not lower it) and the oldest kept (NULL when none).
   virtual const char* ChangeBoundsSql() const = 0;
+  // A statement run in the transaction of every meta write, with the key as
+  // ?1, that tells the other processes sharing the store (their OnChange);
+  // nullptr when no other process shares it.
+  virtual const char* MetaChangedSql() const { return nullptr; }
 
  private:
   // Statements shared by several writes, run inside a write.
@@ -136,6 +140,8 @@ class SqlStore : public Store {
   static Status DeleteRoleAssignmentsUnder(Db& db, const std::string& scope);
   // Deletes a principal and its credentials; kNotFound if absent.
   static Status DeletePrincipalRows(Db& db, const std::string& object_id);
+  // Writes a meta row and announces it (MetaChangedSql), inside a write.
+  Status WriteMeta(Db& db, const std::string& key, const std::string& value) const;
 };
 
 }  // namespace coffer::storage
