@@ -42,7 +42,8 @@ WebhookDispatcher::WebhookDispatcher(storage::Store& store, VaultNaming naming,
       sender_(std::move(sender)),
       key_for_(std::move(key_for)),
       seal_(std::move(seal)),
-      options_(std::move(options)) {}
+      options_(std::move(options)),
+      leading_(!options_.persist) {}
 
 WebhookDispatcher::~WebhookDispatcher() {
   Stop();
@@ -115,9 +116,17 @@ Status WebhookDispatcher::Reload() {
 }
 
 size_t WebhookDispatcher::OnChanges(const std::vector<storage::ChangeRecord>& changes) {
+  auto matched = OnChanges(changes, nullptr);
+  return matched.ok() ? *matched : 0;
+}
+
+StatusOr<size_t> WebhookDispatcher::OnChanges(const std::vector<storage::ChangeRecord>& changes,
+                                              const PersistDeliveries& persist) {
   int64_t now = Now();
-  std::vector<DeadLetterNote> full;
-  size_t matched = 0;
+  // What the changes make, by lane: decided on the subscriptions as they
+  // are now, queued once `persist` made them durable.
+  std::vector<std::pair<std::string, Delivery>> made;
+  std::vector<storage::PendingDelivery> rows;
   {
     std::lock_guard<std::mutex> lock(mu_);
     for (const auto& c : changes) {
@@ -125,28 +134,153 @@ size_t WebhookDispatcher::OnChanges(const std::vector<storage::ChangeRecord>& ch
         if (!lane.subscription->Matches(c)) {
           continue;
         }
-        ++matched;
         Delivery d;
         d.change = c;
         d.due_ms = now;
         d.first_ms = now;
-        if (lane.queued() >= options_.max_queued_per_subscription || queued_ >= kMaxQueued) {
-          d.last_outcome = "the delivery queue is full";
-          stats_.dead_lettered++;
-          stats_.dead_letter_reasons["DeliveryQueueFull"]++;
-          full.push_back({lane.subscription, std::move(d), "DeliveryQueueFull"});
-          continue;
+        if (persist) {
+          rows.push_back(Row(*lane.subscription, d));
         }
-        lane.ready.push_back(std::move(d));
-        queued_++;
+        made.emplace_back(key, std::move(d));
       }
+    }
+  }
+  int64_t queued_before = 0;
+  if (persist && !made.empty()) {
+    ASSIGN_OR_RETURN(queued_before, persist(rows));
+  }
+  std::vector<DeadLetterNote> full;
+  std::vector<storage::PendingDelivery> unqueued;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& [key, d] : made) {
+      auto it = lanes_.find(key);
+      // At or below the stored position: another leader queued it.
+      if (it == lanes_.end() || d.change.seq <= queued_before) {
+        continue;
+      }
+      Lane& lane = it->second;
+      if (FullLocked(lane)) {
+        d.last_outcome = "the delivery queue is full";
+        stats_.dead_lettered++;
+        stats_.dead_letter_reasons["DeliveryQueueFull"]++;
+        if (persist) {
+          unqueued.push_back(Row(*lane.subscription, d));
+        }
+        full.push_back({lane.subscription, std::move(d), "DeliveryQueueFull"});
+        continue;
+      }
+      if (!leading_) {
+        continue;  // stored: the leader will load it
+      }
+      lane.ready.push_back(std::move(d));
+      queued_++;
     }
   }
   cv_.notify_all();
   for (const auto& note : full) {
     DeadLetter(note);
   }
-  return matched;
+  for (const auto& row : unqueued) {
+    Record(row, true);
+  }
+  return made.size();
+}
+
+bool WebhookDispatcher::FullLocked(const Lane& lane) const {
+  return lane.queued() >= options_.max_queued_per_subscription || queued_ >= kMaxQueued;
+}
+
+void WebhookDispatcher::ClearQueuesLocked() {
+  for (auto& [key, lane] : lanes_) {
+    queued_ -= lane.queued();
+    lane.ready.clear();
+    lane.later = {};
+  }
+}
+
+Status WebhookDispatcher::Lead() {
+  RETURN_IF_ERROR(Reload());
+  constexpr int kPage = 1000;
+  std::vector<storage::PendingDelivery> pending;
+  std::optional<storage::Store::DeliveryCursor> after;
+  while (true) {
+    ASSIGN_OR_RETURN(auto page, store_.ListDeliveries(after, kPage));
+    for (auto& row : page) {
+      pending.push_back(std::move(row));
+    }
+    if (page.size() < static_cast<size_t>(kPage)) {
+      break;
+    }
+    const auto& last = pending.back();
+    after =
+        storage::Store::DeliveryCursor{last.due_ms, last.vault_key, last.name_key, last.change.seq};
+  }
+  size_t loaded = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ClearQueuesLocked();
+    for (auto& row : pending) {
+      auto it = lanes_.find(row.vault_key + "/" + row.name_key);
+      // A subscription not served here (not validated) keeps its rows;
+      // one over the bounds keeps them for a later leader.
+      if (it == lanes_.end() || FullLocked(it->second)) {
+        continue;
+      }
+      Delivery d;
+      d.change = std::move(row.change);
+      d.attempts = row.attempts;
+      d.due_ms = row.due_ms;
+      d.first_ms = row.first_ms;
+      d.last_outcome = std::move(row.last_outcome);
+      d.last_status = row.last_status;
+      it->second.later.push(std::move(d));
+      queued_++;
+      loaded++;
+    }
+    leading_ = true;
+    term_++;
+  }
+  cv_.notify_all();
+  if (loaded > 0) {
+    COFFER_LOG(kInfo) << "webhooks: continuing " << loaded << " pending deliveries";
+  }
+  return OkStatus();
+}
+
+void WebhookDispatcher::Follow() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!options_.persist) {
+    return;  // the deliveries live here only
+  }
+  leading_ = false;
+  ClearQueuesLocked();
+}
+
+storage::PendingDelivery WebhookDispatcher::Row(const Subscription& s, const Delivery& d) {
+  storage::PendingDelivery row;
+  row.vault_key = AsciiLower(s.vault);
+  row.name_key = AsciiLower(s.name);
+  row.change = d.change;
+  row.attempts = d.attempts;
+  row.due_ms = d.due_ms;
+  row.first_ms = d.first_ms;
+  row.last_outcome = d.last_outcome;
+  row.last_status = d.last_status;
+  return row;
+}
+
+void WebhookDispatcher::Record(const storage::PendingDelivery& row, bool done) {
+  if (!options_.persist) {
+    return;
+  }
+  Status s = done ? store_.DeleteDelivery(row.vault_key, row.name_key, row.change.seq)
+                  : store_.UpdateDelivery(row);
+  // Gone already: its subscription was deleted, or another leader ended it.
+  if (!s.ok() && s.code() != StatusCode::kNotFound) {
+    COFFER_LOG(kWarning) << "webhooks: recording the delivery of event " << row.change.event_id
+                         << " failed: " << s.ToString();
+  }
 }
 
 Status WebhookDispatcher::CheckTarget(const std::string& url) const {
@@ -215,6 +349,9 @@ std::string WebhookDispatcher::SignatureHeader(const std::string& key, int64_t u
 
 std::optional<WebhookDispatcher::Picked> WebhookDispatcher::PickLocked(int64_t now,
                                                                        int64_t* wake_ms) {
+  if (!leading_) {
+    return std::nullopt;  // Lead() wakes the threads
+  }
   const int failing_cap = std::max(1, options_.threads / 2);
   Lane* best = nullptr;
   const std::string* best_key = nullptr;
@@ -252,6 +389,7 @@ std::optional<WebhookDispatcher::Picked> WebhookDispatcher::PickLocked(int64_t n
   Picked p;
   p.key = *best_key;
   p.lane_id = best->id;
+  p.term = term_;
   p.subscription = best->subscription;
   p.delivery = std::move(best->ready.front());
   best->ready.pop_front();
@@ -330,6 +468,8 @@ void WebhookDispatcher::Attempt(Picked p) {
   const int64_t spent = Now() - started;
   const bool ok = matches && response.ok() && response->status >= 200 && response->status <= 204;
   std::optional<DeadLetterNote> dead;
+  storage::PendingDelivery row;  // what to record in the store
+  bool done = true;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (p.counted_failing) {
@@ -345,49 +485,67 @@ void WebhookDispatcher::Attempt(Picked p) {
       }
     }
     cv_.notify_all();
-    if (!matches) {
-      return;  // the subscription's filter changed: not for it any more
+    // A change the subscription's filter no longer matches is not for it
+    // any more: done.
+    if (matches) {
+      d.attempts++;
+      if (ok) {
+        stats_.delivered++;
+      } else {
+        done = FailedLocked(p, lane, response, refused, d, dead);
+      }
     }
-    d.attempts++;
-    if (ok) {
-      stats_.delivered++;
-      return;
-    }
-    stats_.failed_attempts++;
-    if (response.ok()) {
-      stats_.rejected++;
-    } else if (refused) {
-      stats_.refused++;
-    } else {
-      stats_.unreachable++;
-    }
-    d.last_status = response.ok() ? response->status : 0;
-    d.last_outcome = response.ok() ? "HTTP " + std::to_string(response->status)
-                                   : std::string(response.status().message());
-    std::string reason;
-    if (response.ok() && (response->status == 400 || response->status == 413)) {
-      reason = "NonRetryableResponse";
-    } else if (d.attempts >= s.max_delivery_attempts) {
-      reason = "MaxDeliveryAttemptsExceeded";
-    } else if (Now() + BackoffMs(d.attempts) - d.first_ms >
-               int64_t{s.event_ttl_minutes} * 60 * 1000) {
-      reason = "TimeToLiveExceeded";
-    }
-    if (!reason.empty()) {
-      stats_.dead_lettered++;
-      stats_.dead_letter_reasons[reason]++;
-      dead = DeadLetterNote{p.subscription, d, reason};
-    } else if (lane != nullptr) {
-      d.due_ms = Now() + BackoffMs(d.attempts);
-      lane->later.push(std::move(d));
-      queued_++;
-    }
-    // else the subscription is gone (deleted, or no longer validated): no
-    // more attempts.
+    row = Row(s, d);
   }
   if (dead) {
     DeadLetter(*dead);
   }
+  Record(row, done);
+}
+
+bool WebhookDispatcher::FailedLocked(const Picked& p, Lane* lane,
+                                     const StatusOr<http::Response>& response, bool refused,
+                                     Delivery& d, std::optional<DeadLetterNote>& dead) {
+  const Subscription& s = *p.subscription;
+  stats_.failed_attempts++;
+  if (response.ok()) {
+    stats_.rejected++;
+  } else if (refused) {
+    stats_.refused++;
+  } else {
+    stats_.unreachable++;
+  }
+  d.last_status = response.ok() ? response->status : 0;
+  d.last_outcome = response.ok() ? "HTTP " + std::to_string(response->status)
+                                 : std::string(response.status().message());
+  std::string reason;
+  if (response.ok() && (response->status == 400 || response->status == 413)) {
+    reason = "NonRetryableResponse";
+  } else if (d.attempts >= s.max_delivery_attempts) {
+    reason = "MaxDeliveryAttemptsExceeded";
+  } else if (Now() + BackoffMs(d.attempts) - d.first_ms >
+             int64_t{s.event_ttl_minutes} * 60 * 1000) {
+    reason = "TimeToLiveExceeded";
+  }
+  if (!reason.empty()) {
+    stats_.dead_lettered++;
+    stats_.dead_letter_reasons[reason]++;
+    dead = DeadLetterNote{p.subscription, d, reason};
+    return true;
+  }
+  if (lane == nullptr) {
+    // The subscription is gone (deleted, or no longer validated): no more
+    // attempts.
+    return true;
+  }
+  d.due_ms = Now() + BackoffMs(d.attempts);
+  // Another term's attempt is recorded, not queued: the leader that
+  // followed it has loaded the row.
+  if (leading_ && p.term == term_) {
+    lane->later.push(d);
+    queued_++;
+  }
+  return false;
 }
 
 void WebhookDispatcher::DeadLetter(const DeadLetterNote& note) {

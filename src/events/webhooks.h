@@ -58,6 +58,12 @@ struct WebhookOptions {
   // Milliseconds since the epoch, for retries, time to live and budgets;
   // empty: the system clock. Tests move it.
   std::function<int64_t()> now_ms;
+  // Whether deliveries live in the store (Store::QueueDeliveries): written
+  // before they are attempted, updated after each failed attempt, removed
+  // when delivered or dead-lettered, and attempted only between Lead() and
+  // Follow(). Without it they live in memory only and are attempted from
+  // Start() on.
+  bool persist = false;
 };
 
 // One request to a webhook endpoint.
@@ -73,6 +79,12 @@ struct WebhookRequest {
   std::string body;
   int timeout_seconds = 30;
 };
+
+// Writes the deliveries one page of the feed made, and the page's position,
+// in one transaction (Store::QueueDeliveries); returns the position stored
+// before, at or below which deliveries were queued already.
+using PersistDeliveries =
+    std::function<StatusOr<int64_t>(const std::vector<storage::PendingDelivery>& deliveries)>;
 
 // Sends one request; returns the response (body bounded), or an error when
 // none came.
@@ -92,6 +104,12 @@ using SigningKeyFor = std::function<std::string(const std::string& vault, const 
 // address is allowed (webhook_target.h), and connects to the address it
 // checked.
 //
+// With WebhookOptions::persist, the deliveries outlive the process: each is a
+// row of the store (PendingDelivery) from the moment it is queued until it
+// is delivered or dead-lettered, so the next process to lead continues its
+// schedule (docs/ha.md). Only the leader attempts: Lead() loads the rows,
+// Follow() stops attempting and leaves them to the next leader.
+//
 // Thread-safe.
 class WebhookDispatcher {
  public:
@@ -109,6 +127,23 @@ class WebhookDispatcher {
   // Queues the changes for the subscriptions they match; returns how many
   // deliveries that made (queued or dead-lettered at once).
   size_t OnChanges(const std::vector<storage::ChangeRecord>& changes);
+  // The same with the deliveries written first: `persist` gets them (when
+  // the changes matched any subscription); only once it succeeded are the
+  // deliveries above the position it returns queued, and the ones over a
+  // queue bound dead-lettered. When it fails, nothing is queued and its
+  // error is returned: the page may be handed on again.
+  StatusOr<size_t> OnChanges(const std::vector<storage::ChangeRecord>& changes,
+                             const PersistDeliveries& persist);
+  // Lead makes this dispatcher the one that attempts (with persist): it
+  // re-reads the subscriptions and queues the store's pending deliveries of
+  // those it serves, in their schedule (their attempts, due times and first
+  // times as stored; at most the queue bounds, the rest stay in the store).
+  // The store's error, attempting nothing, when they cannot be read.
+  Status Lead();
+  // Follow stops attempting (another process leads): queued deliveries are
+  // dropped from memory and stay in the store. Attempts in flight finish
+  // and record their outcome.
+  void Follow();
 
   // CheckTarget refuses (kInvalidArgument, saying why and which operator
   // flag would allow it) an endpoint URL whose host is, or resolves to, an
@@ -166,6 +201,7 @@ class WebhookDispatcher {
   struct Picked {
     std::string key;
     uint64_t lane_id = 0;
+    uint64_t term = 0;
     std::shared_ptr<const Subscription> subscription;
     Delivery delivery;
     bool counted_failing = false;
@@ -180,6 +216,21 @@ class WebhookDispatcher {
   // Picks the next delivery under mu_, or sets `*wake_ms` to when one may be due.
   std::optional<Picked> PickLocked(int64_t now, int64_t* wake_ms);
   void Attempt(Picked p);
+  // Counts a failed attempt of `d` and decides what follows: true when it
+  // ends (`dead` set when dead-lettered, or its lane is gone), false when it
+  // is retried (queued again on `lane` in this term). mu_ held.
+  bool FailedLocked(const Picked& p, Lane* lane, const StatusOr<http::Response>& response,
+                    bool refused, Delivery& d, std::optional<DeadLetterNote>& dead);
+  // The store row of a delivery to `s`.
+  static storage::PendingDelivery Row(const Subscription& s, const Delivery& d);
+  // Records what an attempt ended in (persist only): `row` updated, or
+  // removed when `done`. Not under mu_.
+  void Record(const storage::PendingDelivery& row, bool done);
+  // Whether `lane`, or all lanes together, hold as many as the bounds allow.
+  // mu_ held.
+  bool FullLocked(const Lane& lane) const;
+  // Drops every queued delivery from memory. mu_ held.
+  void ClearQueuesLocked();
   void DeadLetter(const DeadLetterNote& note);
   int64_t BackoffMs(int attempts) const;
   int LimitFor(const Lane& lane) const;
@@ -200,6 +251,8 @@ class WebhookDispatcher {
   size_t queued_ = 0;                  // guarded by mu_; over all lanes
   int failing_in_flight_ = 0;          // guarded by mu_
   bool stopping_ = false;              // guarded by mu_
+  bool leading_ = false;               // guarded by mu_; always true without persist
+  uint64_t term_ = 0;                  // guarded by mu_; one per Lead()
   Stats stats_;                        // guarded by mu_
   std::mutex dead_letter_mu_;
   std::vector<std::thread> threads_;

@@ -586,5 +586,119 @@ TEST_F(DispatcherTest, CloudEventsAbuseProtectionHandshake) {
   EXPECT_EQ(dispatcher_->Validate(s, "u").outcome, HandshakeResult::Outcome::kFailed);
 }
 
+// Deliveries kept in the store (WebhookOptions::persist), as the server
+// keeps them: written before they are attempted, continued by the next
+// dispatcher on the store, removed when they end.
+class PersistentDispatcherTest : public DispatcherTest {
+ protected:
+  void SetUp() override {
+    DispatcherTest::SetUp();
+    options_.persist = true;
+    options_.now_ms = [this] { return now_ms_.load(); };
+    dns_["hooks.example"] = {{"203.0.113.7"}};
+    Subscribe("hook", "https://hooks.example/hook");
+  }
+  // Hands `changes` on as the server's leader does.
+  void Queue(const std::vector<storage::ChangeRecord>& changes) {
+    auto matched =
+        dispatcher_->OnChanges(changes, [&](const std::vector<storage::PendingDelivery>& rows) {
+          return store_.QueueDeliveries("position", changes.back().seq, rows);
+        });
+    ASSERT_TRUE(matched.ok()) << matched.status().ToString();
+  }
+  std::vector<storage::PendingDelivery> Pending() {
+    auto rows = store_.ListDeliveries(std::nullopt, 100);
+    EXPECT_TRUE(rows.ok());
+    return rows.ok() ? *rows : std::vector<storage::PendingDelivery>{};
+  }
+  std::atomic<int64_t> now_ms_{1'000'000};
+};
+
+TEST_F(PersistentDispatcherTest, ARetryPendingAcrossARestartIsDeliveredAfterIt) {
+  options_.base_backoff_ms = 3'600'000;  // the retry is due in an hour
+  Start([](const WebhookRequest&) -> StatusOr<http::Response> { return Answer(500); });
+  ASSERT_TRUE(dispatcher_->Lead().ok());
+  Queue({Change(1, "db")});
+  ASSERT_TRUE(Eventually([&] {
+    auto rows = Pending();
+    return rows.size() == 1 && rows[0].attempts == 1;
+  }));
+  storage::PendingDelivery row = Pending()[0];
+  EXPECT_EQ(row.change.event_id, Change(1, "db").event_id);
+  EXPECT_EQ(row.last_status, 500);
+  EXPECT_EQ(row.last_outcome, "HTTP 500");
+  EXPECT_EQ(row.first_ms, 1'000'000);
+  EXPECT_EQ(row.due_ms, 1'000'000 + 3'600'000);
+  EXPECT_EQ(**store_.GetMeta("position"), "1");
+
+  // The process ends with the retry pending; the next one, an hour later,
+  // continues it.
+  dispatcher_.reset();
+  now_ms_ += 3'600'000;
+  Start([](const WebhookRequest&) -> StatusOr<http::Response> { return Answer(200); });
+  ASSERT_TRUE(dispatcher_->Lead().ok());
+  ASSERT_TRUE(Eventually([&] { return dispatcher_->stats().delivered == 1; }));
+  auto sent = SentTo("/hook");
+  ASSERT_EQ(sent.size(), 2u);
+  auto header = [](const WebhookRequest& r, const std::string& name) {
+    for (const auto& [k, v] : r.headers) {
+      if (k == name) {
+        return v;
+      }
+    }
+    return std::string();
+  };
+  EXPECT_EQ(header(sent[0], "aeg-delivery-count"), "0");
+  EXPECT_EQ(header(sent[1], "aeg-delivery-count"), "1") << "the schedule continues";
+  EXPECT_EQ(sent[1].body, sent[0].body);
+  EXPECT_TRUE(Eventually([&] { return Pending().empty(); })) << "a delivered row is removed";
+}
+
+TEST_F(PersistentDispatcherTest, ADeliveryIsStoredBeforeItsAttemptAndRemovedOnceDelivered) {
+  std::mutex gate_mu;
+  std::condition_variable gate_cv;
+  bool open = false;
+  Start([&](const WebhookRequest&) -> StatusOr<http::Response> {
+    std::unique_lock<std::mutex> lock(gate_mu);
+    gate_cv.wait_for(lock, std::chrono::seconds(60), [&] { return open; });
+    return Answer(200);
+  });
+  ASSERT_TRUE(dispatcher_->Lead().ok());
+  Queue({Change(1, "db")});
+  ASSERT_TRUE(Eventually([&] { return SentTo("/hook").size() == 1; }));
+  EXPECT_EQ(Pending().size(), 1u) << "in flight, and still pending";
+  {
+    std::lock_guard<std::mutex> lock(gate_mu);
+    open = true;
+  }
+  gate_cv.notify_all();
+  ASSERT_TRUE(Eventually([&] { return dispatcher_->stats().delivered == 1; }));
+  EXPECT_TRUE(Eventually([&] { return Pending().empty(); }));
+}
+
+TEST_F(PersistentDispatcherTest, ADeadLetteredDeliveryIsRemoved) {
+  Start([](const WebhookRequest&) -> StatusOr<http::Response> { return Answer(400); });
+  ASSERT_TRUE(dispatcher_->Lead().ok());
+  Queue({Change(1, "db")});
+  ASSERT_TRUE(Eventually([&] { return dispatcher_->stats().dead_lettered == 1; }));
+  EXPECT_EQ(dispatcher_->stats().dead_letter_reasons["NonRetryableResponse"], 1u);
+  EXPECT_TRUE(Eventually([&] { return Pending().empty(); }));
+}
+
+// A dispatcher that does not lead stores what it is handed and attempts
+// nothing; the one that leads next delivers it.
+TEST_F(PersistentDispatcherTest, OnlyTheLeaderAttempts) {
+  Start([](const WebhookRequest&) -> StatusOr<http::Response> { return Answer(200); });
+  ASSERT_TRUE(dispatcher_->Lead().ok());
+  dispatcher_->Follow();
+  Queue({Change(1, "db")});
+  ASSERT_EQ(Pending().size(), 1u);
+  EXPECT_TRUE(SentTo("/hook").empty());
+  ASSERT_TRUE(dispatcher_->Lead().ok());
+  ASSERT_TRUE(Eventually([&] { return dispatcher_->stats().delivered == 1; }));
+  EXPECT_EQ(SentTo("/hook").size(), 1u);
+  EXPECT_TRUE(Eventually([&] { return Pending().empty(); }));
+}
+
 }  // namespace
 }  // namespace coffer::events

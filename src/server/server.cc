@@ -368,6 +368,9 @@ Status CofferServer::StartEvents() {
   };
   events::WebhookOptions wo;
   wo.base_backoff_ms = config_.event_retry_base_ms;
+  // Pending deliveries live in the store, so a restart or the next leader
+  // continues them (docs/ha.md).
+  wo.persist = true;
   RETURN_IF_ERROR(EnsurePrivateDirectory(config_.data_dir + "/events"));
   wo.dead_letter_path = config_.data_dir + "/events/deadletter.jsonl";
   // SECURITY: webhooks reach public addresses only, unless the operator
@@ -446,10 +449,21 @@ bool ParseInt64(const std::string& text, int64_t* out) {
 
 void CofferServer::PumpLeaderFeed() {
   if (!store_->Leads()) {
+    if (leader_cursor_) {
+      // The rows stay for the next leader; this server attempts no more.
+      webhooks_->Follow();
+    }
     leader_cursor_.reset();  // read it again when this server leads again
     return;
   }
   if (!leader_cursor_) {
+    // The deliveries the last leader (or this server before a restart) left
+    // pending continue first.
+    Status led = webhooks_->Lead();
+    if (!led.ok()) {
+      COFFER_LOG(kWarning) << "loading the pending webhook deliveries failed: " << led.ToString();
+      return;
+    }
     auto stored = store_->GetMeta(kLeaderCursorKey);
     if (!stored.ok()) {
       return;
@@ -468,30 +482,30 @@ void CofferServer::PumpLeaderFeed() {
     if (!changes.ok() || changes->empty()) {
       return;
     }
-    size_t handed = webhooks_->OnChanges(*changes) + AuditNotifications(*changes);
     int64_t reached = changes->back().seq;
-    leader_cursor_ = reached;
-    if (handed == 0) {
-      // Nothing to lose if this leader dies now: a successor that reads
-      // these changes again hands on nothing either. Not storing keeps a
-      // write off every busy round of the feed.
-      if (changes->size() < static_cast<size_t>(kPage)) {
-        return;
-      }
-      continue;
+    // The page's deliveries and its position are stored in one write
+    // before any is attempted (never backwards: a leader that lost its lease
+    // without knowing it yet cannot undo the new one's progress).
+    auto queue = [this, reached](const std::vector<storage::PendingDelivery>& rows) {
+      return store_->QueueDeliveries(kLeaderCursorKey, reached, rows);
+    };
+    // Audited first: a leader that dies before the write below leaves the
+    // page to the next one, which audits it again (at least once).
+    size_t audited = AuditNotifications(*changes);
+    auto matched = webhooks_->OnChanges(*changes, queue);
+    if (!matched.ok()) {
+      COFFER_LOG(kWarning) << "queueing webhook deliveries failed: " << matched.status().ToString();
+      return;  // the page is read again at the next round
     }
-    // Never backwards: a leader that lost its lease without knowing it yet
-    // must not undo the new one's progress.
-    auto saved =
-        store_->UpdateMeta(kLeaderCursorKey, [reached](const std::optional<std::string>& current) {
-          int64_t stored = 0;
-          if (current && ParseInt64(*current, &stored) && stored > reached) {
-            return StatusOr<std::string>(*current);
-          }
-          return StatusOr<std::string>(std::to_string(reached));
-        });
-    if (!saved.ok()) {
-      COFFER_LOG(kWarning) << "saving the webhook position failed: " << saved.status().ToString();
+    leader_cursor_ = reached;
+    if (*matched == 0 && audited > 0) {
+      // Stored so that a successor does not audit the page again. A page
+      // that made nothing is not: a successor that reads it again hands on
+      // nothing either, and not storing keeps a write off every busy round.
+      auto saved = queue({});
+      if (!saved.ok()) {
+        COFFER_LOG(kWarning) << "saving the webhook position failed: " << saved.status().ToString();
+      }
     }
     if (changes->size() < static_cast<size_t>(kPage)) {
       return;

@@ -20,9 +20,10 @@ struct MigratedTable {
 // coffer.db) into the PostgreSQL database `conninfo` (`coffer storage
 // migrate`, docs/ha.md): every table (vaults, secrets with all versions and
 // the deleted ones, principals and credentials, identities and workloads,
-// roles and assignments, event subscriptions, notices, the change feed with
-// its seqs, the installation's metadata), in one transaction, with the
-// feed's triggers off so that nothing is renumbered or announced. Values stay
+// roles and assignments, event subscriptions and their pending webhook
+// deliveries, notices, the change feed with its seqs, the installation's
+// metadata), in one transaction, with the feed's triggers off so that
+// nothing is renumbered or announced. Values stay
 // sealed as they are. It then verifies, in the same transaction, that every
 // table holds the same rows on both sides (count and digest, compared in key
 // order) and commits only then.

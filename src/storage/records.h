@@ -214,6 +214,20 @@ struct ChangeRecord {
   std::optional<int64_t> exp;
 };
 
+// A webhook delivery waiting for its first or next attempt (docs/events.md):
+// one per (subscription, change). It carries the change itself, since the
+// feed may be pruned before the delivery ends.
+struct PendingDelivery {
+  std::string vault_key;     // the subscription's vault, lower-case
+  std::string name_key;      // the subscription's name, lower-case
+  ChangeRecord change;       // what is delivered; change.seq is part of the key
+  int attempts = 0;          // made so far
+  int64_t due_ms = 0;        // when the next attempt may start (UTC, milliseconds)
+  int64_t first_ms = 0;      // when it was queued; the time to live runs from it
+  std::string last_outcome;  // of the last attempt ("" before the first)
+  int last_status = 0;       // its HTTP status, 0 when none came
+};
+
 // The current version of a live secret that has an expiry date.
 struct ExpiringSecret {
   std::string vault;

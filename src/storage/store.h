@@ -282,6 +282,46 @@ class Store {
   // exists. Notices go when their secret is purged.
   virtual StatusOr<bool> RecordNotice(const ChangeRecord& change) = 0;
 
+  // --- pending webhook deliveries (docs/events.md, docs/ha.md) ---
+  // The leader's webhook deliveries live in the store from the moment they
+  // are queued until they are delivered or dead-lettered, so that a restart
+  // or the next leader continues their schedule.
+  //
+  // QueueDeliveries, in one write transaction: reads the position stored in
+  // meta `position_key` (a decimal seq; 0 when absent or not a number),
+  // inserts the `deliveries` whose change seq is above it, and stores
+  // max(stored, `position`). Returns the position that was stored before.
+  // A writer that is no longer the leader cannot undo the new leader's
+  // work: the position never moves backwards, a delivery at or below the
+  // stored position is taken as queued already (its leader queued it, and
+  // may have delivered it since), and a (subscription, seq) that is queued
+  // already stays one row, as it is.
+  virtual StatusOr<int64_t> QueueDeliveries(const std::string& position_key, int64_t position,
+                                            const std::vector<PendingDelivery>& deliveries) = 0;
+  // Where a listing of pending deliveries continues: after this row in the
+  // order (due_ms, vault_key, name_key, change seq).
+  struct DeliveryCursor {
+    int64_t due_ms = 0;
+    std::string vault_key;
+    std::string name_key;
+    int64_t seq = 0;
+  };
+  // Pending deliveries in that order, after `after` (from the first when
+  // nullopt), at most `limit`.
+  virtual StatusOr<std::vector<PendingDelivery>> ListDeliveries(
+      const std::optional<DeliveryCursor>& after, int limit) = 0;
+  // Records an attempt that will be retried: attempts, due time and last
+  // outcome of the row (vault_key, name_key, change.seq), and only when
+  // `delivery.attempts` is above the stored count, so that a late writer
+  // never moves a row's schedule back. kNotFound if the row is gone
+  // (delivered, dead-lettered, or its subscription deleted).
+  virtual Status UpdateDelivery(const PendingDelivery& delivery) = 0;
+  // Removes a delivery that ended (delivered, or dead-lettered). kNotFound if
+  // absent. DeleteEventSubscription and PurgeVault remove the deliveries of
+  // the subscriptions they remove.
+  virtual Status DeleteDelivery(const std::string& vault_key, const std::string& name_key,
+                                int64_t seq) = 0;
+
   // --- event subscriptions ---
   // Creates or replaces the subscription `name` of `vault` (any case) with
   // what `make` returns from the current one; `existing` is how many the

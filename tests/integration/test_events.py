@@ -8,7 +8,8 @@ stream.
   the Coffer-Signature HMAC, the filters, retries (aeg-delivery-count), the dead-letter file
   (attempts exhausted, a 400, no listener), and that a receiver that hangs never holds up a
   request.  A deleted subscription gets no more attempts; a purged vault's subscriptions do not
-  pass to a new vault of the same name.
+  pass to a new vault of the same name.  A retry pending when the server is killed is made after
+  it starts again.
 * SecretNearExpiry and SecretExpired, each once; VaultAccessPolicyChanged when the policies or
   the permission model change; each notification audited once.
 * The watch stream: live events, resuming from the last id under concurrent writes with nothing
@@ -26,13 +27,15 @@ import json
 import os
 import re
 import socket
+import sqlite3
 import stat
 import threading
 import time
+import unittest
 import urllib.parse
 import uuid
 
-from harness import b64url_decode, free_port, read_text, wait_until
+from harness import b64url_decode, free_port, read_text, start_server, wait_until
 from test_audit import wait_for_records
 from test_authorization import ROLES, AuthzTestCase
 
@@ -1004,6 +1007,48 @@ class WebhookTests(EventsTestCase):
         self.assertEqual(r.status, 200, r)
         names = [s["name"] for s in self.sub_call("GET", vault).json()["value"]]
         self.assertEqual(names, ["owned"], "the denied requests changed nothing")
+
+
+class RetriesOutliveARestart(unittest.TestCase):
+    """A webhook retry pending when `coffer server` dies is made after it starts again: the
+    delivery is a row of the database (SQLite here, one server), not a place in memory."""
+
+    def pending_attempts(self, srv):
+        db = sqlite3.connect(f"file:{srv.data_dir}/coffer.db?mode=ro", uri=True)
+        try:
+            return [n for (n,) in db.execute("SELECT attempts FROM webhook_deliveries")]
+        finally:
+            db.close()
+
+    def test_a_retry_pending_across_a_restart_is_made_after_it(self):
+        receiver = Receiver()
+        self.addCleanup(receiver.close)
+        # The first retry is due 3 s after the first attempt: the server is killed meanwhile.
+        srv = start_server(self, extra_args=["--event-retry-base-ms", "3000"])
+        vault = "/resourceGroups/rg-restart/providers/Microsoft.KeyVault/vaults/restart"
+        r = srv.arm("PUT", vault, {"location": "local",
+                                   "properties": {"enableRbacAuthorization": True}})
+        self.assertEqual(r.status, 201, r)
+        r = srv.arm("PUT", vault + "/providers/Microsoft.EventGrid/eventSubscriptions/hook",
+                    EventsTestCase.sub_body(receiver.url("/restart"), types=[NEW_VERSION]),
+                    api_version=EG_API)
+        self.assertEqual(r.status, 201, r)
+        receiver.plan("/restart", [500], always=200)  # fails the first attempt, then accepts
+
+        r = srv.kv("PUT", "/secrets/pending", body={"value": "v"}, vault="restart")
+        self.assertEqual(r.status, 200, r)
+        self.assertTrue(receiver.wait("/restart"), "no first attempt")
+        self.assertTrue(wait_until(lambda: self.pending_attempts(srv) == [1], timeout=WAIT_S),
+                        f"pending: {self.pending_attempts(srv)}")
+        srv.kill()
+        srv.start()
+        calls = receiver.wait("/restart", count=2)
+        self.assertEqual(len(calls), 2, "the retry was not made after the restart:\n" +
+                         srv.stderr_text())
+        self.assertEqual([c["headers"].get("aeg-delivery-count") for c in calls], ["0", "1"])
+        self.assertEqual(events_of(calls[0]), events_of(calls[1]))
+        self.assertTrue(wait_until(lambda: self.pending_attempts(srv) == [], timeout=WAIT_S),
+                        "the delivered row stays")
 
 
 class TargetTests(EventsTestCase):

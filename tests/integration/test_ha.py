@@ -329,6 +329,72 @@ class OneLeader(unittest.TestCase):
             self.assertEqual(len(ids), 1, f"{subject}: delivered {len(ids)} times")
 
 
+class PendingRetriesOutliveTheLeader(unittest.TestCase):
+    """A webhook retry the leader had pending when it died is made by the next leader, from the
+    row the dead one left in the database (docs/ha.md)."""
+
+    # The first retry is due 3 s after the first attempt: long enough for the leader to be
+    # killed while it waits, short for the test.
+    RETRY_BASE_MS = "3000"
+
+    @classmethod
+    def setUpClass(cls):
+        cls.pg = start_postgres(cls)
+        cls.a, cls.b = start_pair(cls, cls.pg, ("--event-retry-base-ms", cls.RETRY_BASE_MS))
+        cls.receiver = Receiver()
+        cls.addClassCleanup(cls.receiver.close)
+
+    def pending_attempts(self):
+        return [int(n) for n in self.pg.psql("SELECT attempts FROM webhook_deliveries", "coffer")]
+
+    def test_the_next_leader_makes_the_retry_the_dead_one_had_pending(self):
+        leads = OneLeader.leads
+        self.assertTrue(wait_until(lambda: leads(self.a) or leads(self.b),
+                                   timeout=HONOURED_WITHIN_S), "no server leads")
+        leader, other = (self.a, self.b) if leads(self.a) else (self.b, self.a)
+        r = self.a.arm("PUT", "/resourceGroups/ha/providers/Microsoft.KeyVault/vaults/ha-retry",
+                       {"location": "local", "properties": {"enableRbacAuthorization": True}})
+        self.assertEqual(r.status, 201, r)
+        sub = ("/resourceGroups/ha/providers/Microsoft.KeyVault/vaults/ha-retry/providers/"
+               "Microsoft.EventGrid/eventSubscriptions/retry")
+        r = self.a.arm("PUT", sub, {"properties": {
+            "destination": {"endpointType": "WebHook",
+                            "properties": {"endpointUrl": self.receiver.url("/retry")}},
+            "filter": {"includedEventTypes": ["Microsoft.KeyVault.SecretNewVersionCreated"]}}},
+            api_version=EG_API)
+        self.assertEqual(r.status, 201, r)
+        # The endpoint fails the first attempt, then accepts.
+        self.receiver.plan("/retry", [500], always=200)
+
+        r = other.kv("PUT", "/secrets/retried", body={"value": "1"}, vault="ha-retry")
+        self.assertEqual(r.status, 200, r)
+        self.assertTrue(self.receiver.wait("/retry", subject_is("retried")), "no first attempt")
+        # The failed attempt is recorded in the database, and its retry is pending.
+        self.assertTrue(wait_until(lambda: self.pending_attempts() == [1],
+                                   timeout=HONOURED_WITHIN_S),
+                        f"pending: {self.pending_attempts()}")
+        leader.kill()
+        self.assertTrue(wait_until(lambda: leads(other), timeout=HONOURED_WITHIN_S),
+                        "the other server did not take over:\n" + read_text(other.stderr_path))
+        calls = self.receiver.wait("/retry", subject_is("retried"), count=2, timeout=30)
+        self.assertEqual(len(calls), 2, "the new leader did not make the pending retry")
+        self.assertEqual([c["headers"].get("aeg-delivery-count") for c in calls], ["0", "1"])
+        # The same event (its URLs name the server that sent it: each has its own port here).
+        self.assertEqual([[(e["id"], e["subject"]) for e in events_of(c)] for c in calls[1:]],
+                         [[(e["id"], e["subject"]) for e in events_of(calls[0])]])
+        self.assertTrue(wait_until(lambda: self.pending_attempts() == [],
+                                   timeout=HONOURED_WITHIN_S), "the delivered row stays")
+
+        # A later event, delivered by the new leader, gives a second delivery of the first
+        # every chance to arrive before counting: each is accepted once.
+        r = other.kv("PUT", "/secrets/later", body={"value": "2"}, vault="ha-retry")
+        self.assertEqual(r.status, 200, r)
+        self.assertTrue(self.receiver.wait("/retry", subject_is("later")), "not delivered")
+        for subject, attempts in (("retried", 2), ("later", 1)):
+            calls = [c for c in self.receiver.received("/retry") if subject_is(subject)(c)]
+            self.assertEqual(len(calls), attempts, f"{subject}: {len(calls)} attempts")
+
+
 class MigrateFromSqlite(unittest.TestCase):
     """`coffer storage migrate` copies a stopped SQLite installation into PostgreSQL; a server
     on PostgreSQL with the same data directory then serves what the SQLite one held."""
@@ -359,6 +425,15 @@ class MigrateFromSqlite(unittest.TestCase):
         self.assertNotEqual(rc, 0, "migrated while the server was running")
         self.assertIn("running", err)
         srv.stop()
+        # A webhook retry the stopped server had pending goes along.
+        db = sqlite3.connect(f"{srv.data_dir}/coffer.db")
+        try:
+            with db:
+                db.execute("INSERT INTO webhook_deliveries VALUES('vault', 'hook', 3, 'e-3', 1, "
+                           "'Vault', 'SecretNewVersionCreated', 'Secret', 'kept', 'v', NULL, 9, "
+                           "2, 5000, 1000, 'HTTP 500', 500)")
+        finally:
+            db.close()
 
         rc, out, err = self.migrate(srv.data_dir, pg.conninfo())
         self.assertEqual(rc, 0, err)
@@ -375,6 +450,9 @@ class MigrateFromSqlite(unittest.TestCase):
             db.close()
         self.assertGreater(first["secret_versions"]["rows"], 2)
         self.assertGreater(first["changes"]["rows"], 0)
+        self.assertEqual(first["webhook_deliveries"]["rows"], 1)
+        self.assertEqual(pg.psql("SELECT seq, attempts, due_ms, exp, last_outcome FROM "
+                                 "webhook_deliveries", "coffer"), ["3|2|5000|9|HTTP 500"])
         # The feed keeps its seqs, and the next change follows them.
         self.assertEqual(int(pg.psql("SELECT max(seq) FROM changes", "coffer")[0]), newest)
 

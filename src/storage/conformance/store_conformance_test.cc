@@ -19,6 +19,7 @@
 #include "storage/memory/memory_store.h"
 #include "storage/postgres/pg_store.h"
 #include "storage/postgres/testing/pg_test_server.h"
+#include "storage/sqlite/sqlite_db.h"
 #include "storage/sqlite/sqlite_store.h"
 
 namespace coffer::storage {
@@ -1068,6 +1069,189 @@ TEST_P(StoreConformance, TheFeedIsInCommitOrderAcrossServers) {
   EXPECT_EQ(tailed, all);
 }
 
+PendingDelivery Pending(const std::string& name_key, int64_t seq, int64_t due_ms) {
+  PendingDelivery d;
+  d.vault_key = "main";
+  d.name_key = name_key;
+  d.change.seq = seq;
+  d.change.event_id = "event-" + std::to_string(seq);
+  d.change.time_ms = 1000 + seq;
+  d.change.vault = "Main";
+  d.change.type = "SecretNewVersionCreated";
+  d.change.object_type = "Secret";
+  d.change.name = "s" + std::to_string(seq);
+  d.change.version = "v" + std::to_string(seq);
+  d.change.exp = seq % 2 == 0 ? std::optional<int64_t>(5000 + seq) : std::nullopt;
+  d.due_ms = due_ms;
+  d.first_ms = due_ms;
+  return d;
+}
+
+std::vector<std::string> Keys(const std::vector<PendingDelivery>& list) {
+  std::vector<std::string> out;
+  for (const auto& d : list) {
+    out.push_back(d.name_key + "/" + std::to_string(d.change.seq));
+  }
+  return out;
+}
+
+TEST_P(StoreConformance, PendingDeliveriesAreQueuedWithThePositionAndListedByDueTime) {
+  auto before = store_->QueueDeliveries(
+      "hooks", 12, {Pending("b", 11, 300), Pending("a", 11, 300), Pending("a", 12, 100)});
+  ASSERT_TRUE(before.ok()) << before.status().ToString();
+  EXPECT_EQ(*before, 0);
+  EXPECT_EQ(**store_->GetMeta("hooks"), "12");
+  auto all = store_->ListDeliveries(std::nullopt, 10);
+  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  ASSERT_EQ(Keys(*all), (std::vector<std::string>{"a/12", "a/11", "b/11"}));
+  // The change is kept whole: the feed may be pruned before it is delivered.
+  const PendingDelivery& first = all->front();
+  EXPECT_EQ(first.change.event_id, "event-12");
+  EXPECT_EQ(first.change.time_ms, 1012);
+  EXPECT_EQ(first.change.vault, "Main");
+  EXPECT_EQ(first.change.type, "SecretNewVersionCreated");
+  EXPECT_EQ(first.change.object_type, "Secret");
+  EXPECT_EQ(first.change.name, "s12");
+  EXPECT_EQ(first.change.version, "v12");
+  EXPECT_EQ(first.change.exp, std::optional<int64_t>(5012));
+  EXPECT_EQ((*all)[1].change.exp, std::nullopt);
+  EXPECT_EQ(first.due_ms, 100);
+  EXPECT_EQ(first.first_ms, 100);
+  EXPECT_EQ(first.attempts, 0);
+
+  // Pages continue after the cursor.
+  auto page = store_->ListDeliveries(std::nullopt, 2);
+  ASSERT_TRUE(page.ok());
+  EXPECT_EQ(Keys(*page), (std::vector<std::string>{"a/12", "a/11"}));
+  const PendingDelivery& last = page->back();
+  auto rest = store_->ListDeliveries(
+      Store::DeliveryCursor{last.due_ms, last.vault_key, last.name_key, last.change.seq}, 2);
+  ASSERT_TRUE(rest.ok());
+  EXPECT_EQ(Keys(*rest), (std::vector<std::string>{"b/11"}));
+
+  // An empty queue moves the position alone.
+  before = store_->QueueDeliveries("hooks", 20, {});
+  ASSERT_TRUE(before.ok());
+  EXPECT_EQ(*before, 12);
+  EXPECT_EQ(**store_->GetMeta("hooks"), "20");
+}
+
+// A writer that no longer leads (it read the feed before the new leader
+// stored its position) cannot bring back what the new leader delivered,
+// nor move the position back.
+TEST_P(StoreConformance, ALateQueueWriteUndoesNothing) {
+  ASSERT_TRUE(store_->QueueDeliveries("hooks", 5, {Pending("a", 4, 10), Pending("a", 5, 10)}).ok());
+  ASSERT_TRUE(store_->DeleteDelivery("main", "a", 4).ok());  // delivered
+  auto before = store_->QueueDeliveries("hooks", 6, {Pending("a", 4, 10), Pending("a", 6, 10)});
+  ASSERT_TRUE(before.ok());
+  EXPECT_EQ(*before, 5);
+  EXPECT_EQ(Keys(*store_->ListDeliveries(std::nullopt, 10)),
+            (std::vector<std::string>{"a/5", "a/6"}));
+  before = store_->QueueDeliveries("hooks", 3, {Pending("a", 2, 10), Pending("a", 3, 10)});
+  ASSERT_TRUE(before.ok());
+  EXPECT_EQ(*before, 6);
+  EXPECT_EQ(**store_->GetMeta("hooks"), "6");
+  EXPECT_EQ(store_->ListDeliveries(std::nullopt, 10)->size(), 2u);
+}
+
+TEST_P(StoreConformance, AttemptsMoveADeliveryForwardOnlyAndItsEndRemovesIt) {
+  ASSERT_TRUE(store_->QueueDeliveries("hooks", 2, {Pending("a", 1, 10), Pending("a", 2, 20)}).ok());
+  PendingDelivery retry = Pending("a", 1, 10);
+  retry.attempts = 2;
+  retry.due_ms = 500;
+  retry.last_outcome = "HTTP 500";
+  retry.last_status = 500;
+  ASSERT_TRUE(store_->UpdateDelivery(retry).ok());
+  PendingDelivery late = retry;  // an older attempt's report, arriving after
+  late.attempts = 1;
+  late.due_ms = 50;
+  late.last_outcome = "HTTP 503";
+  late.last_status = 503;
+  ASSERT_TRUE(store_->UpdateDelivery(late).ok());
+  auto all = store_->ListDeliveries(std::nullopt, 10);
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(Keys(*all), (std::vector<std::string>{"a/2", "a/1"}));
+  EXPECT_EQ(all->back().attempts, 2);
+  EXPECT_EQ(all->back().due_ms, 500);
+  EXPECT_EQ(all->back().first_ms, 10);
+  EXPECT_EQ(all->back().last_outcome, "HTTP 500");
+  EXPECT_EQ(all->back().last_status, 500);
+
+  ASSERT_TRUE(store_->DeleteDelivery("main", "a", 1).ok());
+  EXPECT_EQ(store_->DeleteDelivery("main", "a", 1).code(), StatusCode::kNotFound);
+  retry.attempts = 3;
+  EXPECT_EQ(store_->UpdateDelivery(retry).code(), StatusCode::kNotFound);
+  EXPECT_EQ(Keys(*store_->ListDeliveries(std::nullopt, 10)), (std::vector<std::string>{"a/2"}));
+}
+
+TEST_P(StoreConformance, ASubscriptionsPendingDeliveriesGoWithIt) {
+  VaultRecord other;
+  other.name = "Other";
+  other.tags_json = "{}";
+  other.wrapped_data_key = "k";
+  ASSERT_TRUE(store_->CreateVault(other).ok());
+  for (const char* vault : {"Main", "Other"}) {
+    for (const char* name : {"Hook", "Kept"}) {
+      ASSERT_TRUE(
+          store_
+              ->PutEventSubscription(vault, name,
+                                     [&](const auto&, size_t) -> StatusOr<EventSubscriptionRecord> {
+                                       EventSubscriptionRecord r;
+                                       r.properties_json = "{}";
+                                       return r;
+                                     })
+              .ok());
+    }
+  }
+  PendingDelivery in_other = Pending("hook", 3, 10);
+  in_other.vault_key = "other";
+  ASSERT_TRUE(
+      store_
+          ->QueueDeliveries("hooks", 3, {Pending("hook", 1, 10), Pending("kept", 2, 10), in_other})
+          .ok());
+  ASSERT_TRUE(store_->DeleteEventSubscription("MAIN", "HOOK").ok());
+  EXPECT_EQ(Keys(*store_->ListDeliveries(std::nullopt, 10)),
+            (std::vector<std::string>{"kept/2", "hook/3"}));
+  ASSERT_TRUE(store_->MarkVaultDeleted("Other", 1, 2).ok());
+  ASSERT_TRUE(store_->PurgeVault("Other").ok());
+  EXPECT_EQ(Keys(*store_->ListDeliveries(std::nullopt, 10)), (std::vector<std::string>{"kept/2"}));
+}
+
+// Two servers queueing the same pages (a leader and one that no longer
+// knows it lost the lead): every delivery is one row, and the position is
+// the furthest either stored.
+TEST_P(StoreConformance, TwoServersQueueingTheSamePagesMakeOneRowEach) {
+  if (!GetParam().open_again) {
+    GTEST_SKIP() << GetParam().name << " cannot be shared";
+  }
+  std::unique_ptr<Store> other = GetParam().open_again(dir_.path());
+  ASSERT_NE(other, nullptr);
+  constexpr int kPages = 40;
+  std::vector<std::thread> threads;
+  for (Store* s : {store_.get(), other.get()}) {
+    threads.emplace_back([s] {
+      for (int page = 1; page <= kPages; ++page) {
+        std::vector<PendingDelivery> rows;
+        for (int64_t seq = (page - 1) * 3 + 1; seq <= page * 3; ++seq) {
+          rows.push_back(Pending("hook", seq, seq));
+        }
+        auto queued = s->QueueDeliveries("hooks", page * 3, rows);
+        EXPECT_TRUE(queued.ok()) << queued.status().ToString();
+      }
+    });
+  }
+  for (auto& t : threads) {
+    t.join();
+  }
+  auto all = store_->ListDeliveries(std::nullopt, 1000);
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), static_cast<size_t>(kPages * 3));
+  for (size_t i = 0; i < all->size(); ++i) {
+    EXPECT_EQ((*all)[i].change.seq, static_cast<int64_t>(i + 1));
+  }
+  EXPECT_EQ(**other->GetMeta("hooks"), std::to_string(kPages * 3));
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Backends, StoreConformance,
     ::testing::Values(Backend{"Memory",
@@ -1096,6 +1280,42 @@ TEST(SqliteStore, DataSurvivesReopen) {
     ASSERT_TRUE(s.ok());
     EXPECT_TRUE((*s)->GetVault("keep").ok());
   }
+}
+
+// A schema-8 database (before pending webhook deliveries) is brought to
+// version 9 at open, keeping its data.
+TEST(SqliteStore, ASchemaEightDatabaseIsMigrated) {
+  auto dir = test::TempDir::Create("coffer-schema8-");
+  ASSERT_TRUE(dir.ok()) << dir.status().ToString();
+  std::string path = dir->Join("coffer.db");
+  {
+    auto s = SqliteStore::Open(path);
+    ASSERT_TRUE(s.ok());
+    VaultRecord v;
+    v.name = "keep";
+    ASSERT_TRUE((*s)->CreateVault(v).ok());
+  }
+  {
+    auto db = SqliteDb::Open(path, false);
+    ASSERT_TRUE(db.ok());
+    ASSERT_TRUE((*db)->ExecScript("DROP TABLE webhook_deliveries; PRAGMA user_version=8;").ok());
+  }
+  auto s = SqliteStore::Open(path);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_TRUE((*s)->GetVault("keep").ok());
+  PendingDelivery d;
+  d.vault_key = "keep";
+  d.name_key = "hook";
+  d.change.seq = 3;
+  ASSERT_TRUE((*s)->QueueDeliveries("position", 3, {d}).ok());
+  EXPECT_EQ((*s)->ListDeliveries(std::nullopt, 10)->size(), 1u);
+  auto db = SqliteDb::Open(path, true);
+  ASSERT_TRUE(db.ok());
+  auto version = (*db)->Prepare("PRAGMA user_version");
+  ASSERT_TRUE(version.ok());
+  ASSERT_TRUE(*(*version)->Step());
+  EXPECT_EQ((*version)->Int(0), 9);
+  (*version)->Reset();
 }
 
 TEST(SqliteStore, RejectsAFileThatIsNotADatabase) {

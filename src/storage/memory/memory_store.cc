@@ -568,6 +568,9 @@ std::map<std::string, MemoryStore::Vault>::iterator MemoryStore::EraseVaultLocke
     SecretPurgedLocked(it->second, key, secret);
   }
   event_subscriptions_.erase(it->first);
+  for (auto d = deliveries_.begin(); d != deliveries_.end();) {
+    d = std::get<0>(d->first) == it->first ? deliveries_.erase(d) : std::next(d);
+  }
   return vaults_.erase(it);
 }
 
@@ -936,6 +939,11 @@ Status MemoryStore::DeleteEventSubscription(const std::string& vault, const std:
   auto it = event_subscriptions_.find(AsciiLower(vault));
   if (it == event_subscriptions_.end() || it->second.erase(AsciiLower(name)) == 0) {
     return NotFoundError("event subscription '" + name + "' not found", "ResourceNotFound");
+  }
+  for (auto d = deliveries_.begin(); d != deliveries_.end();) {
+    bool its =
+        std::get<0>(d->first) == AsciiLower(vault) && std::get<1>(d->first) == AsciiLower(name);
+    d = its ? deliveries_.erase(d) : std::next(d);
   }
   return OkStatus();
 }

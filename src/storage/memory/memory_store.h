@@ -5,6 +5,7 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "storage/store.h"
@@ -105,6 +106,13 @@ class MemoryStore final : public Store {
   StatusOr<std::vector<EventSubscriptionRecord>> ListEventSubscriptions(
       const std::string& vault) override;
   Status DeleteEventSubscription(const std::string& vault, const std::string& name) override;
+  StatusOr<int64_t> QueueDeliveries(const std::string& position_key, int64_t position,
+                                    const std::vector<PendingDelivery>& deliveries) override;
+  StatusOr<std::vector<PendingDelivery>> ListDeliveries(const std::optional<DeliveryCursor>& after,
+                                                        int limit) override;
+  Status UpdateDelivery(const PendingDelivery& delivery) override;
+  Status DeleteDelivery(const std::string& vault_key, const std::string& name_key,
+                        int64_t seq) override;
 
   // SetUnreachable(true) makes GetVault and GetSecret fail with
   // kUnavailable, as a database that cannot be reached does: for unit tests
@@ -154,6 +162,8 @@ class MemoryStore final : public Store {
       assertion_ids_;  // app id '\0' jti -> expires  // "<vault key>/<name key>/<version>/<type>"
   // key: lower-case vault name, then lower-case subscription name
   std::map<std::string, std::map<std::string, EventSubscriptionRecord>> event_subscriptions_;
+  // Pending webhook deliveries, by (vault key, name key, change seq).
+  std::map<std::tuple<std::string, std::string, int64_t>, PendingDelivery> deliveries_;
 };
 
 }  // namespace coffer::storage

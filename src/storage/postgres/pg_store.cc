@@ -12,7 +12,7 @@
 namespace coffer::storage::postgres {
 namespace {
 
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;
 constexpr size_t kMaxReaders = 16;
 constexpr size_t kMaxGroup = 512;
 // Attempts at a whole group before its writes run one by one, and at each
@@ -51,6 +51,19 @@ Status ForClients(Status s) {
       return InternalError("storage: the database failed the request");
   }
 }
+
+// Pending webhook deliveries: in the schema since version 2, and what the
+// migration from 1 adds.
+#define COFFER_PG_DELIVERIES                                                                    \
+  "CREATE TABLE webhook_deliveries("                                                            \
+  "vault_key text COLLATE \"C\" NOT NULL, name_key text COLLATE \"C\" NOT NULL, "               \
+  "seq bigint NOT NULL, event_id text NOT NULL, time_ms bigint NOT NULL, vault text NOT NULL, " \
+  "type text NOT NULL, object_type text NOT NULL, name text NOT NULL, version text NOT NULL, "  \
+  "nbf bigint, exp bigint, attempts bigint NOT NULL, due_ms bigint NOT NULL, "                  \
+  "first_ms bigint NOT NULL, last_outcome text NOT NULL, last_status bigint NOT NULL, "         \
+  "PRIMARY KEY(vault_key, name_key, seq));"                                                     \
+  "CREATE INDEX webhook_deliveries_by_due ON webhook_deliveries(due_ms, vault_key, name_key, "  \
+  "seq);"
 
 // The schema: SQLite's (sqlite/sqlite_store.cc) in PostgreSQL's types. Text
 // compares byte-wise (COLLATE "C") as SQLite's does, so listings page in the
@@ -143,7 +156,7 @@ CREATE TABLE event_subscriptions(
   name text NOT NULL, properties_json text NOT NULL, key_generation bigint NOT NULL,
   start_seq bigint NOT NULL, created bigint NOT NULL, updated bigint NOT NULL,
   version bigint NOT NULL DEFAULT 1, PRIMARY KEY(vault_key, name_key));
-)sql";
+)sql" COFFER_PG_DELIVERIES;
 
 // The change feed's triggers: the same changes as SQLite's, and the commit
 // order numbering (see pg_store.h). coffer_change() appends one row.
@@ -302,8 +315,16 @@ Status PostgresStore::ApplySchema(Db& db) {
   if (current < 1) {
     return DataLossError("database schema version " + std::to_string(current) + " is not valid");
   }
-  // Migrations from older versions go here, in order, as for SQLite.
-  return OkStatus();
+  // Migrations from older versions, in order, as for SQLite.
+  std::string migrations;
+  if (current < 2) {
+    migrations += COFFER_PG_DELIVERIES;
+  }
+  if (migrations.empty()) {
+    return OkStatus();
+  }
+  return db.ExecScript(
+      migrations + "UPDATE coffer_schema SET version = " + std::to_string(kSchemaVersion) + ";");
 }
 
 PostgresStore::~PostgresStore() {

@@ -340,6 +340,34 @@ TEST_F(PgStoreTest, ANewerSchemaIsRefusedWithItsVersion) {
   EXPECT_NE(store.status().message().find("99"), std::string::npos);
 }
 
+// A schema-1 database (before pending webhook deliveries) is brought to
+// version 2 at open, keeping its data.
+TEST_F(PgStoreTest, ASchemaOneDatabaseIsMigrated) {
+  {
+    auto store = Open();
+    ASSERT_NE(store, nullptr);
+    ASSERT_TRUE(store->CreateVault(Vault("kept")).ok());
+  }
+  Admin("DROP TABLE webhook_deliveries; UPDATE coffer_schema SET version = 1");
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  EXPECT_TRUE(store->GetVault("kept").ok());
+  PendingDelivery d;
+  d.vault_key = "kept";
+  d.name_key = "hook";
+  d.change.seq = 7;
+  auto queued = store->QueueDeliveries("position", 7, {d});
+  ASSERT_TRUE(queued.ok()) << queued.status().ToString();
+  auto pending = store->ListDeliveries(std::nullopt, 10);
+  ASSERT_TRUE(pending.ok()) << pending.status().ToString();
+  EXPECT_EQ(pending->size(), 1u);
+  auto conn = PgConn::Connect(conninfo_);
+  ASSERT_TRUE(conn.ok());
+  auto version = (*conn)->Exec("SELECT version FROM coffer_schema");
+  ASSERT_TRUE(version.ok());
+  EXPECT_EQ(version->Text(0, 0), "2");
+}
+
 TEST_F(PgStoreTest, ADatabaseWithOtherTablesIsNotTakenOver) {
   Admin("CREATE TABLE meta(x int)");
   auto store = PostgresStore::Open(conninfo_);

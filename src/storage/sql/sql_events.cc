@@ -212,7 +212,11 @@ Status SqlStore::DeleteEventSubscription(const std::string& vault, const std::st
     if (db.Changes() == 0) {
       return NotFoundError("event subscription '" + name + "' not found", "ResourceNotFound");
     }
-    return OkStatus();
+    // Its pending deliveries go with it.
+    ASSIGN_OR_RETURN(Stmt * pending, db.Prepare("DELETE FROM webhook_deliveries WHERE "
+                                                "vault_key = ? AND name_key = ?"));
+    pending->Bind(1, AsciiLower(vault)).Bind(2, AsciiLower(name));
+    return pending->Exec();
   });
 }
 

@@ -610,6 +610,7 @@ Status RemoveVault(Db& db, const std::string& key) {
   for (const char* sql : {"DELETE FROM secret_versions WHERE vault_key = ?",
                           "DELETE FROM secrets WHERE vault_key = ?",
                           "DELETE FROM event_subscriptions WHERE vault_key = ?",
+                          "DELETE FROM webhook_deliveries WHERE vault_key = ?",
                           "DELETE FROM vault_access_policies WHERE vault_key = ?",
                           "DELETE FROM vaults WHERE name_key = ?"}) {
     ASSIGN_OR_RETURN(Stmt * st, db.Prepare(sql));

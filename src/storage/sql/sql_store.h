@@ -108,6 +108,13 @@ class SqlStore : public Store {
   StatusOr<std::vector<ExpiringSecret>> ListExpiringSecrets(const std::string& type,
                                                             int64_t exp_before, int limit) override;
   StatusOr<bool> RecordNotice(const ChangeRecord& change) override;
+  StatusOr<int64_t> QueueDeliveries(const std::string& position_key, int64_t position,
+                                    const std::vector<PendingDelivery>& deliveries) override;
+  StatusOr<std::vector<PendingDelivery>> ListDeliveries(const std::optional<DeliveryCursor>& after,
+                                                        int limit) override;
+  Status UpdateDelivery(const PendingDelivery& delivery) override;
+  Status DeleteDelivery(const std::string& vault_key, const std::string& name_key,
+                        int64_t seq) override;
   StatusOr<EventSubscriptionRecord> PutEventSubscription(
       const std::string& vault, const std::string& name,
       const EventSubscriptionUpsert& make) override;

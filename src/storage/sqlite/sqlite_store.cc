@@ -8,7 +8,7 @@
 namespace coffer::storage {
 namespace {
 
-constexpr int kSchemaVersion = 8;
+constexpr int kSchemaVersion = 9;
 constexpr size_t kMaxReaders = 16;
 constexpr size_t kMaxGroup = 512;
 
@@ -94,6 +94,15 @@ CREATE TABLE IF NOT EXISTS event_subscriptions(
   properties_json TEXT NOT NULL, key_generation INTEGER NOT NULL, start_seq INTEGER NOT NULL,
   created INTEGER NOT NULL, updated INTEGER NOT NULL, version INTEGER NOT NULL DEFAULT 1,
   PRIMARY KEY(vault_key, name_key)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS webhook_deliveries(
+  vault_key TEXT NOT NULL, name_key TEXT NOT NULL, seq INTEGER NOT NULL,
+  event_id TEXT NOT NULL, time_ms INTEGER NOT NULL, vault TEXT NOT NULL, type TEXT NOT NULL,
+  object_type TEXT NOT NULL, name TEXT NOT NULL, version TEXT NOT NULL, nbf INTEGER,
+  exp INTEGER, attempts INTEGER NOT NULL, due_ms INTEGER NOT NULL, first_ms INTEGER NOT NULL,
+  last_outcome TEXT NOT NULL, last_status INTEGER NOT NULL,
+  PRIMARY KEY(vault_key, name_key, seq)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS webhook_deliveries_by_due
+  ON webhook_deliveries(due_ms, vault_key, name_key, seq);
 )sql";
 
 // The change feed is written by triggers, so that every path that changes a
@@ -143,6 +152,7 @@ constexpr char kVaultAccessChange[] =
     COFFER_CHANGE_INSERT "?1, 'VaultAccessPolicyChanged', 'Vault', ?1, '', NULL, NULL";
 
 // Migrations from older schema versions, applied in order before kSchema.
+// 8 -> 9 only adds webhook_deliveries, which kSchema creates.
 constexpr char kMigrateFrom1[] = R"sql(
 ALTER TABLE vaults ADD COLUMN deleted_date INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE vaults ADD COLUMN scheduled_purge_date INTEGER NOT NULL DEFAULT 0;
