@@ -108,8 +108,13 @@ void AddServerCommand(CLI::App& app) {
                   "Delete rotated audit files older than this (0 keeps them)")
       ->capture_default_str();
   cmd->add_option("--audit-signing-key", config->audit_signing_key,
-                  "The audit checkpoint signing key (default DATA_DIR/audit/checkpoint.key); "
-                  "keep it where whoever can write the audit directory cannot");
+                  "The audit checkpoint signing key (default "
+                  "DATA_DIR/audit/SERVER_ID/checkpoint.key); keep it where whoever can write the "
+                  "audit directory cannot");
+  cmd->add_option("--server-id", config->server_id,
+                  "This server's id, 1-63 of [a-z0-9-]: its audit log is "
+                  "DATA_DIR/audit/SERVER_ID and every record names it (default: the id kept in "
+                  "DATA_DIR/server-id, made once at random)");
   cmd->add_option("--event-retry-base-ms", config->event_retry_base_ms,
                   "First webhook retry delay; later ones follow Event Grid's schedule")
       ->capture_default_str();
