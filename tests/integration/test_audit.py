@@ -40,7 +40,8 @@ import unittest
 import urllib.parse
 import uuid
 
-from harness import KV_API, ServerTestCase, coffer_binary, jwt_parts, start_server
+from harness import (KV_API, ServerTestCase, coffer_binary, jwt_parts, server_audit_dir,
+                     start_server)
 from test_authorization import ROLES, AuthzTestCase, Principal
 
 VAULT_API = "2023-07-01"
@@ -51,14 +52,15 @@ TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}0Z$")
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
 RECORD_KEYS = ["time", "resourceId", "operationName", "operationVersion", "category",
                "resultType", "resultSignature", "resultDescription", "durationMs",
-               "callerIpAddress", "correlationId", "identity", "properties", "seq", "prev"]
+               "callerIpAddress", "correlationId", "identity", "properties", "serverId", "seq",
+               "prev"]
 CLAIM_URI = "http://schemas.microsoft.com/identity/claims/objectidentifier"
 
 
 # ---- reading the log ------------------------------------------------------------------------
 
 def audit_dir(srv):
-    return os.path.join(srv.data_dir, "audit")
+    return server_audit_dir(srv.data_dir)
 
 
 def audit_files(directory):
@@ -1309,9 +1311,10 @@ def problems_with(report, word):
 
 
 def copy_audit(src_data_dir, root, label):
-    """A copy of a data directory's audit log, as the data directory root/label."""
+    """A copy of a data directory's audit log, as the data directory root/label, in the layout
+    of a log from before server ids (the log in <data-dir>/audit itself), which verify reads."""
     d = os.path.join(root, label)
-    shutil.copytree(os.path.join(src_data_dir, "audit"), os.path.join(d, "audit"))
+    shutil.copytree(server_audit_dir(src_data_dir), os.path.join(d, "audit"))
     return d
 
 
