@@ -55,7 +55,7 @@ Status ValidateServerId(std::string_view id) {
   // A log found in a directory named `audit` is one from before server ids
   // (<data-dir>/audit itself), not the log of a server called so.
   if (id == "audit") {
-    return InvalidArgumentError("'audit' is reserved: it names the audit directory");
+    return InvalidArgumentError("the server id 'audit' is reserved: it names the audit directory");
   }
   return OkStatus();
 }

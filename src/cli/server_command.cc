@@ -5,6 +5,7 @@
 #include <iostream>
 #include <tuple>
 
+#include "audit/servers.h"
 #include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "cli/server_config.h"
@@ -157,6 +158,12 @@ void AddServerCommand(CLI::App& app) {
   cmd->callback([cmd, config, log_level, audit, allow_loopback, loopback_flag, authority_host,
                  dns_suffix, print_config, config_file, log_format] {
     config->audit = *audit == "on";
+    if (!config->server_id.empty()) {
+      // Refused before the data directory is touched.
+      if (Status valid = audit::ValidateServerId(config->server_id); !valid.ok()) {
+        Usage("--server-id: " + std::string(valid.message()));
+      }
+    }
     for (auto [value, flag, name, port] :
          {std::tuple{authority_host.get(), "--authority-host", &config->authority_name,
                      &config->authority_port},
