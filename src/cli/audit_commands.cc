@@ -153,7 +153,11 @@ void PrintVerifyText(const std::vector<audit::ServerVerifyReport>& reports, bool
                      bool without_head) {
   size_t broken = 0;
   for (const auto& r : reports) {
-    std::printf("server %s (%s):\n", r.log.Label().c_str(), r.log.dir.c_str());
+    if (r.log.server_id.empty()) {
+      std::printf("log %s (no server id):\n", r.log.dir.c_str());
+    } else {
+      std::printf("server %s (%s):\n", r.log.server_id.c_str(), r.log.dir.c_str());
+    }
     if (!r.status.ok()) {
       std::printf("FAILED: cannot verify: %s\n", r.status.ToString().c_str());
       ++broken;

@@ -216,6 +216,16 @@ class AuditOfSeveralServers(unittest.TestCase):
         self.assertIn(f"server {ids[self.a]} ", out)
         self.assertIn(f"server {ids[self.b]} ", out)
         self.assertIn("OK: 2 server logs, 0 broken", out)
+        # A public key named for one server: B's log checked with A's key fails, A's passes.
+        a_pub = os.path.join(self.root, ids[self.a], "checkpoint.pub")
+        rc, out, err = coffer_cli("audit", "verify", "--dir", self.root, "--json",
+                                  "--public-key", f"{ids[self.b]}={a_pub}")
+        self.assertEqual(rc, 1, out + err)
+        report = json.loads(out)
+        self.assertEqual([(s["serverId"], s["ok"]) for s in report["servers"]],
+                         sorted([(ids[self.a], True), (ids[self.b], False)]))
+        self.assertTrue([p for p in report["problems"] if "signed by another key" in p["problem"]],
+                        report)
 
         # Every request is in the log of the server that took it, merged in time order.
         rc, out, err = coffer_cli("audit", "query", "--dir", self.root, "--operation", "SecretSet",
