@@ -1,6 +1,7 @@
 #include "audit/servers.h"
 
 #include <algorithm>
+#include <filesystem>
 #include <map>
 #include <optional>
 #include <set>
@@ -26,6 +27,15 @@ bool IsLogDirFile(std::string_view name) {
 std::string Basename(std::string_view path) {
   size_t slash = path.rfind('/');
   return std::string(slash == std::string_view::npos ? path : path.substr(slash + 1));
+}
+
+// Whether two paths name one file, judged by their text (the file may not
+// exist; a symlink is not followed).
+bool SamePath(const std::string& a, const std::string& b) {
+  std::error_code ec;
+  std::filesystem::path pa = std::filesystem::absolute(a, ec).lexically_normal();
+  std::filesystem::path pb = std::filesystem::absolute(b, ec).lexically_normal();
+  return !ec && pa == pb;
 }
 
 std::string StripTrailingSlashes(std::string path) {
@@ -80,7 +90,8 @@ StatusOr<bool> HoldsLog(FileSystem& fs, const std::string& dir) {
   return false;
 }
 
-Status MoveLegacyLog(FileSystem& fs, const std::string& root, const std::string& server_id) {
+Status MoveLegacyLog(FileSystem& fs, const std::string& root, const std::string& server_id,
+                     const std::string& signing_key_path) {
   RETURN_IF_ERROR(ValidateServerId(server_id));
   auto listed = fs.ListDirectory(root);
   if (!listed.ok()) {
@@ -113,8 +124,10 @@ Status MoveLegacyLog(FileSystem& fs, const std::string& root, const std::string&
     }
   }
   RETURN_IF_ERROR(fs.CreateDirectories(staging, 0700));
+  const bool keep_key =
+      !signing_key_path.empty() && SamePath(signing_key_path, DefaultSigningKeyPath(root));
   for (const std::string& name : names) {
-    if (IsLogDirFile(name)) {
+    if (IsLogDirFile(name) && !(keep_key && name == "checkpoint.key")) {
       RETURN_IF_ERROR(fs.Rename(root + "/" + name, staging + "/" + name));
     }
   }

@@ -42,12 +42,15 @@ StatusOr<bool> HoldsLog(FileSystem& fs, const std::string& dir);
 // renamed to root/<server_id>, so a crash part-way is finished by the next
 // call and never leaves two halves of one chain. Nothing is copied or
 // rewritten: the chain, its signatures and its seqs stay as they were.
-// Does nothing when `root` holds no such log.
+// `signing_key_path`, when it names root/checkpoint.key itself (the old
+// default spelled out as --audit-signing-key), stays where it is, since the
+// server will look for it there. Does nothing when `root` holds no such log.
 //
 // kFailedPrecondition if a process holds the old log (its head is locked),
 // or root/<server_id> already holds a log (two logs would claim one id);
 // kInvalidArgument for an invalid id; kUnavailable on I/O errors.
-Status MoveLegacyLog(FileSystem& fs, const std::string& root, const std::string& server_id);
+Status MoveLegacyLog(FileSystem& fs, const std::string& root, const std::string& server_id,
+                     const std::string& signing_key_path = "");
 
 // One server's log as readers find it.
 struct ServerLog {

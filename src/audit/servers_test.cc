@@ -220,6 +220,29 @@ TEST_F(ServerLogsTest, ALogFromBeforeServerIdsMovesUnbrokenAndContinues) {
   EXPECT_TRUE(MoveLegacyLog(FileSystem::Default(), audit_root_, "node-a").ok());
 }
 
+TEST_F(ServerLogsTest, ASigningKeyNamedAtTheOldDefaultPathStaysThere) {
+  dir_ = audit_root_;
+  LogOptions old = Options();
+  old.signing_key_path = audit_root_ + "/checkpoint.key";
+  WriteLog(old, 3);
+  ASSERT_TRUE(
+      MoveLegacyLog(FileSystem::Default(), audit_root_, "node-a", audit_root_ + "/./checkpoint.key")
+          .ok());
+  EXPECT_TRUE(fs::exists(audit_root_ + "/checkpoint.key"));
+  EXPECT_FALSE(fs::exists(audit_root_ + "/node-a/checkpoint.key"));
+  dir_ = ServerLogDir(audit_root_, "node-a");
+  LogOptions moved = Options();
+  moved.server_id = "node-a";
+  moved.signing_key_path = old.signing_key_path;  // the server's flag, unchanged
+  auto log = OpenLog(moved);
+  ASSERT_NE(log, nullptr);
+  EXPECT_EQ(log->recovery_seq(), 0u);
+  log->Close();
+  auto reports = VerifyServerLogs(Logs({audit_root_}));
+  ASSERT_EQ(reports.size(), 1u);
+  EXPECT_TRUE(reports[0].ok()) << Describe(reports[0].report);
+}
+
 TEST_F(ServerLogsTest, AMoveCutShortIsFinishedByTheNextStart) {
   dir_ = audit_root_;
   WriteLog(Options(), 5);

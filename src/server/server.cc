@@ -234,7 +234,8 @@ Status CofferServer::Init() {
     ASSIGN_OR_RETURN(server_id_, ResolveServerId(dir, config_.server_id));
     const std::string audit_root = dir + "/audit";
     // A log from before servers had ids becomes this server's, unbroken.
-    RETURN_IF_ERROR(audit::MoveLegacyLog(FileSystem::Default(), audit_root, server_id_));
+    RETURN_IF_ERROR(audit::MoveLegacyLog(FileSystem::Default(), audit_root, server_id_,
+                                         config_.audit_signing_key));
     audit::LogOptions ao;
     audit_dir_ = audit::ServerLogDir(audit_root, server_id_);
     ao.dir = audit_dir_;
