@@ -206,7 +206,9 @@ std::vector<ServerVerifyReport> VerifyServerLogs(
     ServerVerifyReport r;
     r.log = log;
     std::string key = public_key_for ? public_key_for(log) : PublicKeyPath(log.dir);
-    auto report = Verify(log.dir, key, options);
+    VerifyOptions own = options;
+    own.server_id = log.server_id;
+    auto report = Verify(log.dir, key, own);
     if (report.ok()) {
       r.report = std::move(*report);
     } else {

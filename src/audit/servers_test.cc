@@ -144,6 +144,17 @@ TEST_F(ServerLogsTest, ATamperedLineBreaksOnlyItsServersLog) {
   EXPECT_TRUE(HasProblem(reports[1].report, file, 2, "altered")) << Describe(reports[1].report);
 }
 
+TEST_F(ServerLogsTest, ALogUnderAnotherServersNameIsNoted) {
+  WriteServer("node-a", {0, 1});
+  fs::rename(audit_root_ + "/node-a", audit_root_ + "/node-b");
+  auto reports = VerifyServerLogs(Logs({audit_root_}));
+  ASSERT_EQ(reports.size(), 1u);
+  EXPECT_TRUE(reports[0].ok()) << Describe(reports[0].report);  // the chain holds
+  EXPECT_TRUE(HasNote(reports[0].report, "2 records name another server than node-b"))
+      << Describe(reports[0].report);
+  EXPECT_TRUE(HasNote(reports[0].report, "seq 1 names node-a")) << Describe(reports[0].report);
+}
+
 TEST_F(ServerLogsTest, AnUnreadableLogIsReportedAndTheOthersStillVerified) {
   WriteServer("node-a", {0});
   WriteServer("node-b", {1});
