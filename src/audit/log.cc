@@ -57,7 +57,12 @@ Log::Log(LogOptions options, const Clock& clock)
     : options_(std::move(options)),
       clock_(clock),
       fs_(options_.file_system != nullptr ? *options_.file_system : FileSystem::Default()),
-      last_hash_(kGenesisHash) {}
+      last_hash_(kGenesisHash) {
+  if (!options_.server_id.empty()) {
+    // A valid id (Open checked it) needs no escaping.
+    server_id_field_ = std::string(",\"") + kServerIdField + "\":\"" + options_.server_id + "\"";
+  }
+}
 
 Log::~Log() {
   Close();
@@ -359,11 +364,13 @@ Status Log::Maintain(bool sync) {
 void Log::FormatRecord(const Entry& entry) {
   line_.clear();
   AppendOwnRecordBody(line_, entry);
+  line_ += server_id_field_;
   AppendChainSuffix(line_, next_seq_, last_hash_);
 }
 
 void Log::FormatBody(std::string_view body) {
   line_.assign(body);
+  line_ += server_id_field_;
   AppendChainSuffix(line_, next_seq_, last_hash_);
 }
 

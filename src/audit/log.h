@@ -36,6 +36,9 @@ struct LogOptions {
   // key is kFailedPrecondition. The public key is written to
   // dir/checkpoint.pub (0644), where verifiers look for it.
   std::string signing_key_path;
+  // The id of the server writing the log (servers.h ValidateServerId): every
+  // record line carries it as "serverId" (docs/audit.md). "" writes none.
+  std::string server_id;
   uint64_t max_file_bytes = 64 << 20;    // rotate by size
   int64_t max_file_age_seconds = 86400;  // rotate by age
   int64_t retention_days = 90;           // delete rotated files older than this; 0 = keep
@@ -202,6 +205,7 @@ class Log {
   uint64_t recovery_seq_ = 0;
   std::unique_ptr<crypto::Ed25519Key> key_;
   std::string key_id_;
+  std::string server_id_field_;  // ,"serverId":"<id>" or ""
 
   // Shared between callers and the writer thread. Guarded by mu_.
   std::mutex mu_;

@@ -7,6 +7,7 @@
 
 #include "audit/layout.h"
 #include "audit/log.h"
+#include "audit/servers.h"
 #include "common/files.h"
 #include "common/json.h"
 #include "common/log.h"
@@ -62,6 +63,9 @@ StatusOr<std::unique_ptr<Log>> Log::Open(LogOptions options, const Clock& clock)
       options.checkpoint_interval_seconds <= 0 || options.flush_interval_ms < 0 ||
       options.max_queued == 0 || options.retry_delay_ms < 0) {
     return InvalidArgumentError("audit log options out of range");
+  }
+  if (!options.server_id.empty()) {
+    RETURN_IF_ERROR(ValidateServerId(options.server_id));
   }
   if (options.signing_key_path.empty()) {
     options.signing_key_path = DefaultSigningKeyPath(options.dir);

@@ -21,6 +21,8 @@ inline constexpr std::string_view kAcknowledgementCategory = "CofferAuditAcknowl
 inline constexpr char kAcknowledgedSeqProperty[] = "acknowledgedSeq";
 inline constexpr char kAcknowledgedHashProperty[] = "acknowledgedHash";
 inline constexpr char kOperatorProperty[] = "operator";
+// The record field naming the server that wrote the line (docs/audit.md).
+inline constexpr char kServerIdField[] = "serverId";
 
 // Entry is one operation as the server saw it: plain data in the shape of
 // Azure Key Vault's `AuditEvent` record (docs/audit.md). SECURITY: the server

@@ -128,6 +128,8 @@ class Verifier {
   FileSystem& fs_ = FileSystem::Default();
   VerifyReport report_;
   bool raced_ = false;
+  uint64_t foreign_ids_ = 0;   // records naming another server id
+  std::string first_foreign_;  // the first of them
 
   std::optional<Head> head_;      // the head read first
   std::string head_problem_;      // why there is none (missing or unreadable)
@@ -273,6 +275,12 @@ void Verifier::OnLine(const std::string& file, uint64_t line_no, std::string_vie
     OnCheckpoint(info, *json);
   } else {
     ++report_.records;
+    if (!options_.server_id.empty()) {
+      std::string id = StringMember(*json, kServerIdField);
+      if (!id.empty() && id != options_.server_id && foreign_ids_++ == 0) {
+        first_foreign_ = "seq " + std::to_string(info.seq) + " names " + id;
+      }
+    }
     if (category == kRecoveryCategory) {
       recoveries_.push_back(Recovery{info, StringMember(*json, "resultDescription")});
     } else if (category == kAcknowledgementCategory) {
@@ -453,6 +461,11 @@ Status Verifier::CatchUp() {
 }
 
 void Verifier::Finish(const std::vector<LogFile>& files) {
+  if (foreign_ids_ > 0) {
+    report_.notes.push_back(
+        std::to_string(foreign_ids_) + " records name another server than " + options_.server_id +
+        ", whose log this directory is named as (the first: " + first_foreign_ + ")");
+  }
   if (cursor_.incomplete) {
     report_.notes.push_back(cursor_.name +
                             " ends with an incomplete line (being written now, or torn by a "

@@ -37,6 +37,11 @@ struct VerifyOptions {
   // they are called unvouched (a durable batch's head follows its
   // fdatasync, which a busy disk can hold up).
   int live_writer_wait_ms = 10000;
+  // The server id the log's directory is named after (servers.h). When set,
+  // records whose serverId names another server are noted: the directory was
+  // renamed or filled with another server's log. The chain is not broken by
+  // it, so it is a note, not a problem (a copy may be named anything).
+  std::string server_id{};
 };
 
 // Verify checks the audit log in `dir` against the Ed25519 public key in

@@ -4,96 +4,233 @@
 #include <pwd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <map>
 #include <memory>
 
 #include "audit/layout.h"
 #include "audit/log.h"
+#include "audit/query.h"
+#include "audit/record.h"
+#include "audit/servers.h"
 #include "audit/verify.h"
 #include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "common/clock.h"
 #include "common/encoding.h"
+#include "common/file_system.h"
 #include "common/strings.h"
+#include "common/time_format.h"
 
 namespace coffer::cli {
 namespace {
 
 constexpr char kEventGridApi[] = "2022-06-15";
 
-// Where the audit log of --data-dir or --dir is.
-struct AuditDir {
-  std::string data_dir = ".coffer";
-  std::string dir;
+// The audit logs of --data-dir (all its servers' logs) or of each --dir
+// (one server's log, or a directory holding several), for the readers.
+struct AuditDirs {
+  std::string data_dir;
+  std::vector<std::string> dirs;
 
   void Add(CLI::App* cmd) {
-    cmd->add_option("--data-dir", data_dir, "The server's data directory")->capture_default_str();
-    cmd->add_option("--dir", dir, "The audit directory (default <data-dir>/audit)");
+    cmd->add_option("--data-dir", data_dir,
+                    "A server's data directory: the logs in DATA_DIR/audit (default .coffer)");
+    cmd->add_option("--dir", dirs,
+                    "An audit log directory, or a directory holding several servers' logs "
+                    "(repeat it for more)");
   }
-  std::string Path() const { return dir.empty() ? data_dir + "/audit" : dir; }
+  bool Given() const { return !data_dir.empty() || !dirs.empty(); }
+  std::vector<audit::ServerLog> Logs() const {
+    std::vector<std::string> paths = dirs;
+    if (!data_dir.empty() || paths.empty()) {
+      paths.push_back((data_dir.empty() ? std::string(".coffer") : data_dir) + "/audit");
+    }
+    auto logs = audit::FindServerLogs(FileSystem::Default(), paths);
+    if (!logs.ok()) {
+      Fail(logs.status());
+    }
+    return std::move(logs).value();
+  }
 };
+
+// --public-key PATH for every log, or SERVER_ID=PATH for one server's.
+struct PublicKeys {
+  std::string all;
+  std::map<std::string, std::string> by_server;
+
+  static PublicKeys Parse(const std::vector<std::string>& given) {
+    PublicKeys keys;
+    for (const std::string& g : given) {
+      size_t eq = g.find('=');
+      if (eq != std::string::npos && audit::ValidateServerId(g.substr(0, eq)).ok()) {
+        keys.by_server[g.substr(0, eq)] = g.substr(eq + 1);
+      } else if (keys.all.empty()) {
+        keys.all = g;
+      } else {
+        Usage("--public-key PATH may be given once; name a server's own key as SERVER_ID=PATH");
+      }
+    }
+    return keys;
+  }
+  std::string For(const audit::ServerLog& log) const {
+    if (auto it = by_server.find(log.server_id); it != by_server.end()) {
+      return it->second;
+    }
+    return all.empty() ? audit::PublicKeyPath(log.dir) : all;
+  }
+};
+
+Json ProblemsJson(const audit::ServerVerifyReport& r) {
+  Json problems = Json::array();
+  for (const auto& p : r.report.problems) {
+    problems.push_back({{"serverId", r.log.server_id},
+                        {"file", p.file},
+                        {"line", p.line},
+                        {"seq", p.seq},
+                        {"problem", p.what}});
+  }
+  return problems;
+}
+
+// One object per log under "servers"; the totals at the top, and with a
+// single log its seq range, as the report of one log always had.
+void PrintVerifyJson(const std::vector<audit::ServerVerifyReport>& reports, bool all_ok,
+                     bool without_head) {
+  Json servers = Json::array();
+  Json problems = Json::array();
+  Json notes = Json::array();
+  uint64_t records = 0;
+  uint64_t checkpoints = 0;
+  for (const auto& r : reports) {
+    Json one = {{"serverId", r.log.server_id}, {"dir", r.log.dir}, {"ok", r.ok()}};
+    if (!r.status.ok()) {
+      one["error"] = r.status.ToString();
+      problems.push_back({{"serverId", r.log.server_id},
+                          {"file", ""},
+                          {"line", 0},
+                          {"seq", 0},
+                          {"problem", "cannot verify: " + r.status.ToString()}});
+    } else {
+      Json own = ProblemsJson(r);
+      for (const auto& p : own) {
+        problems.push_back(p);
+      }
+      for (const auto& n : r.report.notes) {
+        notes.push_back(reports.size() == 1 ? n : r.log.Label() + ": " + n);
+      }
+      records += r.report.records;
+      checkpoints += r.report.checkpoints;
+      one.update({{"records", r.report.records},
+                  {"firstSeq", r.report.first_seq},
+                  {"lastSeq", r.report.last_seq},
+                  {"checkpoints", r.report.checkpoints},
+                  {"problems", own},
+                  {"notes", r.report.notes}});
+    }
+    servers.push_back(std::move(one));
+  }
+  Json out = {{"ok", all_ok},
+              {"records", records},
+              {"checkpoints", checkpoints},
+              {"withoutHead", without_head},
+              {"problems", problems},
+              {"notes", notes},
+              {"servers", servers}};
+  if (reports.size() == 1 && reports[0].status.ok()) {
+    out["firstSeq"] = reports[0].report.first_seq;
+    out["lastSeq"] = reports[0].report.last_seq;
+  }
+  Print(out);
+}
+
+// Per log: a "server" line, its findings, its summary; then, for several
+// logs, one line over all of them.
+void PrintVerifyText(const std::vector<audit::ServerVerifyReport>& reports, bool all_ok,
+                     bool without_head) {
+  size_t broken = 0;
+  for (const auto& r : reports) {
+    if (r.log.server_id.empty()) {
+      std::printf("log %s (no server id):\n", r.log.dir.c_str());
+    } else {
+      std::printf("server %s (%s):\n", r.log.server_id.c_str(), r.log.dir.c_str());
+    }
+    if (!r.status.ok()) {
+      std::printf("FAILED: cannot verify: %s\n", r.status.ToString().c_str());
+      ++broken;
+      continue;
+    }
+    const audit::VerifyReport& report = r.report;
+    for (const auto& p : report.problems) {
+      std::printf("TAMPERED: %s line %llu (seq %llu): %s\n", p.file.c_str(),
+                  static_cast<unsigned long long>(p.line), static_cast<unsigned long long>(p.seq),
+                  p.what.c_str());
+    }
+    for (const auto& n : report.notes) {
+      std::printf("note: %s\n", n.c_str());
+    }
+    std::printf("%s: %llu records (seq %llu-%llu), %llu checkpoints%s\n",
+                report.ok ? "OK" : "FAILED", static_cast<unsigned long long>(report.records),
+                static_cast<unsigned long long>(report.first_seq),
+                static_cast<unsigned long long>(report.last_seq),
+                static_cast<unsigned long long>(report.checkpoints),
+                without_head ? ", WITHOUT THE HEAD" : "");
+    broken += report.ok ? 0 : 1;
+  }
+  if (reports.size() > 1) {
+    std::printf("%s: %zu server logs, %zu broken\n", all_ok ? "OK" : "FAILED", reports.size(),
+                broken);
+  }
+}
 
 void AddVerify(CLI::App& audit) {
   auto* cmd = audit.add_subcommand(
-      "verify", "Check the audit log's hash chain, checkpoints and head; say where it breaks");
-  auto where = std::make_shared<AuditDir>();
-  auto key = std::make_shared<std::string>();
+      "verify",
+      "Check audit logs' hash chains, checkpoints and heads, server by server; say where each "
+      "breaks");
+  auto where = std::make_shared<AuditDirs>();
+  auto keys = std::make_shared<std::vector<std::string>>();
   auto json = std::make_shared<bool>(false);
   auto without_head = std::make_shared<bool>(false);
   where->Add(cmd);
-  cmd->add_option("--public-key", *key,
-                  "The checkpoint public key (default <audit dir>/checkpoint.pub); a copy kept "
-                  "apart from the log proves more than the one beside it");
+  cmd->add_option("--public-key", *keys,
+                  "The checkpoint public key (default <log dir>/checkpoint.pub), or "
+                  "SERVER_ID=PATH for one server's; a copy kept apart from the log proves more "
+                  "than the one beside it");
   cmd->add_flag("--without-head", *without_head,
                 "Accept a missing or unreadable head file: the end of the log is then unproven");
   cmd->add_flag("--json", *json, "Print the report as JSON");
   cmd->callback([=] {
-    std::string audit_dir = where->Path();
-    std::string pub = key->empty() ? audit::PublicKeyPath(audit_dir) : *key;
+    PublicKeys public_keys = PublicKeys::Parse(*keys);
+    std::vector<audit::ServerLog> logs = where->Logs();
+    for (const auto& [id, path] : public_keys.by_server) {
+      if (std::none_of(logs.begin(), logs.end(),
+                       [&](const audit::ServerLog& l) { return l.server_id == id; })) {
+        Usage("--public-key names server " + id + ", whose log is not among those verified");
+      }
+    }
     if (*without_head) {
       std::cerr << "WARNING: verifying without the head file: records cut from the end of the "
                    "log after its newest checkpoint cannot be detected.\n";
     }
     audit::VerifyOptions options;
     options.without_head = *without_head;
-    auto report = audit::Verify(audit_dir, pub, options);
-    if (!report.ok()) {
-      Fail(report.status());
+    auto reports = audit::VerifyServerLogs(
+        logs, options, [&](const audit::ServerLog& l) { return public_keys.For(l); });
+    bool all_ok = true;
+    for (const auto& r : reports) {
+      all_ok = all_ok && r.ok();
     }
     if (*json) {
-      Json problems = Json::array();
-      for (const auto& p : report->problems) {
-        problems.push_back(
-            {{"file", p.file}, {"line", p.line}, {"seq", p.seq}, {"problem", p.what}});
-      }
-      Print(Json{{"ok", report->ok},
-                 {"records", report->records},
-                 {"firstSeq", report->first_seq},
-                 {"lastSeq", report->last_seq},
-                 {"checkpoints", report->checkpoints},
-                 {"withoutHead", *without_head},
-                 {"problems", problems},
-                 {"notes", report->notes}});
+      PrintVerifyJson(reports, all_ok, *without_head);
     } else {
-      for (const auto& p : report->problems) {
-        std::printf("TAMPERED: %s line %llu (seq %llu): %s\n", p.file.c_str(),
-                    static_cast<unsigned long long>(p.line), static_cast<unsigned long long>(p.seq),
-                    p.what.c_str());
-      }
-      for (const auto& n : report->notes) {
-        std::printf("note: %s\n", n.c_str());
-      }
-      std::printf("%s: %llu records (seq %llu-%llu), %llu checkpoints%s\n",
-                  report->ok ? "OK" : "FAILED", static_cast<unsigned long long>(report->records),
-                  static_cast<unsigned long long>(report->first_seq),
-                  static_cast<unsigned long long>(report->last_seq),
-                  static_cast<unsigned long long>(report->checkpoints),
-                  *without_head ? ", WITHOUT THE HEAD" : "");
+      PrintVerifyText(reports, all_ok, *without_head);
     }
     std::fflush(stdout);
-    if (!report->ok) {
+    if (!all_ok) {
       std::exit(1);
     }
   });
@@ -116,13 +253,49 @@ std::string OperatorName() {
   return out;
 }
 
+// The one log `coffer audit acknowledge` appends to: --dir itself, or under
+// DATA_DIR/audit the log of --server-id, or the only one there is.
+struct AckTarget {
+  std::string data_dir = ".coffer";
+  std::string dir;
+  std::string server_id;
+
+  void Add(CLI::App* cmd) {
+    cmd->add_option("--data-dir", data_dir, "The server's data directory")->capture_default_str();
+    cmd->add_option("--dir", dir, "The log's directory (default DATA_DIR/audit/SERVER_ID)");
+    cmd->add_option("--server-id", server_id,
+                    "Whose log under DATA_DIR/audit (needed when it holds several)");
+  }
+  audit::ServerLog Log() const {
+    FileSystem& fs = FileSystem::Default();
+    const std::string root = data_dir + "/audit";
+    std::string path = dir;
+    if (path.empty() && !server_id.empty()) {
+      if (Status valid = audit::ValidateServerId(server_id); !valid.ok()) {
+        Fail(valid);
+      }
+      path = audit::ServerLogDir(root, server_id);
+    }
+    // Acknowledging never starts a log: the one named must be there.
+    auto logs = audit::FindServerLogs(fs, {path.empty() ? root : path});
+    if (!logs.ok()) {
+      Fail(logs.status());
+    }
+    if (logs->size() != 1) {
+      Usage(root + " holds the logs of " + std::to_string(logs->size()) +
+            " servers; name one with --server-id");
+    }
+    return (*logs)[0];
+  }
+};
+
 void AddAcknowledge(CLI::App& audit) {
   auto* cmd = audit.add_subcommand(
       "acknowledge",
       "Acknowledge recovery records (what the server found amiss when it opened the log) after "
       "checking them; the acknowledgement is itself a signed record of the log. The server must "
       "be stopped");
-  auto where = std::make_shared<AuditDir>();
+  auto where = std::make_shared<AckTarget>();
   auto key = std::make_shared<std::string>();
   auto seqs = std::make_shared<std::vector<uint64_t>>();
   auto reason = std::make_shared<std::string>();
@@ -135,7 +308,9 @@ void AddAcknowledge(CLI::App& audit) {
   cmd->add_option("--reason", *reason, "Why it is acceptable, up to 512 bytes")->required();
   cmd->callback([=] {
     audit::LogOptions options;
-    options.dir = where->Path();
+    audit::ServerLog target = where->Log();
+    options.dir = target.dir;
+    options.server_id = target.server_id;
     options.signing_key_path = *key;
     options.retention_days = 0;  // retention is the server's business
     auto opened = audit::Log::Open(options, SystemClock::Get());
@@ -172,8 +347,45 @@ std::string Cell(const Json& v, size_t width) {
   return s + std::string(width + 2 - s.size(), ' ');
 }
 
+// An ISO 8601 UTC time as microseconds, as GET /coffer/v1/audit reads it:
+// the log's own form or any form ParseIsoTime takes; 0 for "".
+int64_t TimeOption(const std::string& name, const std::string& text) {
+  if (text.empty()) {
+    return 0;
+  }
+  if (auto us = audit::ParseAuditTime(text)) {
+    return *us;
+  }
+  if (auto t = ParseIsoTime(text)) {
+    return *t * 1000000;
+  }
+  Usage(name + " '" + text.substr(0, 64) +
+        "' is not an ISO 8601 UTC time such as 2026-11-28T10:00:00Z.");
+}
+
+void PrintRecordTable(const Json& records) {
+  std::string out = Cell("time", 28) + Cell("server", 14) + Cell("operation", 24) +
+                    Cell("result", 8) + Cell("status", 6) + Cell("caller (oid)", 36) +
+                    Cell("resource", 24) + "\n";
+  for (const auto& r : records) {
+    std::string rid = StringMember(r, "resourceId");
+    Json claims = r.contains("identity") && r["identity"].is_object()
+                      ? r["identity"].value("claim", Json::object())
+                      : Json::object();
+    out += Cell(r.value("time", Json()), 28) + Cell(r.value(audit::kServerIdField, Json()), 14) +
+           Cell(r.value("operationName", Json()), 24) + Cell(r.value("resultType", Json()), 8) +
+           Cell(r.contains("properties") ? r["properties"].value("httpStatusCode", Json()) : Json(),
+                6) +
+           Cell(claims.value("oid", Json()), 36) + Cell(rid.substr(rid.rfind('/') + 1), 24) + "\n";
+  }
+  std::fputs(out.c_str(), stdout);
+}
+
 void AddQuery(CLI::App& audit) {
-  auto* cmd = audit.add_subcommand("query", "Read audit records you may read (newest last)");
+  auto* cmd = audit.add_subcommand(
+      "query",
+      "Read audit records (newest last): through the server's API, the records you may read; or "
+      "with --data-dir/--dir, from the log files of one or several servers, merged by time");
   auto vault = std::make_shared<std::string>();
   auto operation = std::make_shared<std::string>();
   auto caller = std::make_shared<std::string>();
@@ -182,6 +394,7 @@ void AddQuery(CLI::App& audit) {
   auto to = std::make_shared<std::string>();
   auto top = std::make_shared<int>(100);
   auto output = std::make_shared<std::string>("table");
+  auto where = std::make_shared<AuditDirs>();
   cmd->add_option("--vault-name,--vault", *vault, "Only this vault's records");
   cmd->add_option("--operation", *operation, "operationName, e.g. SecretGet");
   cmd->add_option("--caller", *caller, "Object id or app id of the caller");
@@ -192,42 +405,53 @@ void AddQuery(CLI::App& audit) {
   cmd->add_option("--output,-o", *output, "table or json")
       ->check(CLI::IsMember({"table", "json"}))
       ->capture_default_str();
+  where->Add(cmd);
   cmd->callback([=] {
-    auto c = MakeArmClient();
-    std::string query = "top=" + std::to_string(*top);
-    for (auto [name, value] : {std::pair<const char*, std::string*>{"vault", vault.get()},
-                               {"operation", operation.get()},
-                               {"caller", caller.get()},
-                               {"result", result.get()},
-                               {"from", from.get()},
-                               {"to", to.get()}}) {
-      if (!value->empty()) {
-        query += std::string("&") + name + "=" + PercentEncode(*value);
+    Json records = Json::array();
+    if (where->Given()) {
+      // The files themselves: whoever can read them reads every record, so
+      // no authorization applies (the log files are 0600).
+      if (*top < 1 || *top > 1000) {
+        Usage("--top must be from 1 to 1000.");
       }
+      audit::Filter filter;
+      filter.vault = *vault;
+      filter.operation = *operation;
+      filter.caller = *caller;
+      filter.result = *result;
+      filter.from_us = TimeOption("--from", *from);
+      filter.to_us = TimeOption("--to", *to);
+      filter.top = static_cast<size_t>(*top);
+      auto found = audit::QueryServerLogs(where->Logs(), filter);
+      if (!found.ok()) {
+        Fail(found.status());
+      }
+      for (auto& r : *found) {
+        records.push_back(std::move(r));
+      }
+    } else {
+      auto c = MakeArmClient();
+      std::string query = "top=" + std::to_string(*top);
+      for (auto [name, value] : {std::pair<const char*, std::string*>{"vault", vault.get()},
+                                 {"operation", operation.get()},
+                                 {"caller", caller.get()},
+                                 {"result", result.get()},
+                                 {"from", from.get()},
+                                 {"to", to.get()}}) {
+        if (!value->empty()) {
+          query += std::string("&") + name + "=" + PercentEncode(*value);
+        }
+      }
+      Json body = Expect(
+          c.Call("GET", c.config().authority + "/coffer/v1/audit?" + query, c.config().authority),
+          {200});
+      records = body.value("value", Json::array());
     }
-    Json body = Expect(
-        c.Call("GET", c.config().authority + "/coffer/v1/audit?" + query, c.config().authority),
-        {200});
-    Json records = body.value("value", Json::array());
     if (*output == "json") {
       Print(records);
       return;
     }
-    std::string out = Cell("time", 28) + Cell("operation", 24) + Cell("result", 8) +
-                      Cell("status", 6) + Cell("caller (oid)", 36) + Cell("resource", 24) + "\n";
-    for (const auto& r : records) {
-      std::string rid = StringMember(r, "resourceId");
-      Json claims = r.contains("identity") && r["identity"].is_object()
-                        ? r["identity"].value("claim", Json::object())
-                        : Json::object();
-      out +=
-          Cell(r.value("time", Json()), 28) + Cell(r.value("operationName", Json()), 24) +
-          Cell(r.value("resultType", Json()), 8) +
-          Cell(r.contains("properties") ? r["properties"].value("httpStatusCode", Json()) : Json(),
-               6) +
-          Cell(claims.value("oid", Json()), 36) + Cell(rid.substr(rid.rfind('/') + 1), 24) + "\n";
-    }
-    std::fputs(out.c_str(), stdout);
+    PrintRecordTable(records);
   });
 }
 

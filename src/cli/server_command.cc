@@ -5,6 +5,7 @@
 #include <iostream>
 #include <tuple>
 
+#include "audit/servers.h"
 #include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "cli/server_config.h"
@@ -108,8 +109,13 @@ void AddServerCommand(CLI::App& app) {
                   "Delete rotated audit files older than this (0 keeps them)")
       ->capture_default_str();
   cmd->add_option("--audit-signing-key", config->audit_signing_key,
-                  "The audit checkpoint signing key (default DATA_DIR/audit/checkpoint.key); "
-                  "keep it where whoever can write the audit directory cannot");
+                  "The audit checkpoint signing key (default "
+                  "DATA_DIR/audit/SERVER_ID/checkpoint.key); keep it where whoever can write the "
+                  "audit directory cannot");
+  cmd->add_option("--server-id", config->server_id,
+                  "This server's id, 1-63 of [a-z0-9-]: its audit log is "
+                  "DATA_DIR/audit/SERVER_ID and every record names it (default: the id kept in "
+                  "DATA_DIR/server-id, made once at random)");
   cmd->add_option("--event-retry-base-ms", config->event_retry_base_ms,
                   "First webhook retry delay; later ones follow Event Grid's schedule")
       ->capture_default_str();
@@ -157,6 +163,12 @@ void AddServerCommand(CLI::App& app) {
   cmd->callback([cmd, config, log_level, audit, allow_loopback, loopback_flag, authority_host,
                  dns_suffix, print_config, config_file, log_format] {
     config->audit = *audit == "on";
+    if (!config->server_id.empty()) {
+      // Refused before the data directory is touched.
+      if (Status valid = audit::ValidateServerId(config->server_id); !valid.ok()) {
+        Usage("--server-id: " + std::string(valid.message()));
+      }
+    }
     for (auto [value, flag, name, port] :
          {std::tuple{authority_host.get(), "--authority-host", &config->authority_name,
                      &config->authority_port},

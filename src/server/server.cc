@@ -5,6 +5,8 @@
 #include <chrono>
 #include <cstdio>
 
+#include "audit/servers.h"
+#include "common/file_system.h"
 #include "common/files.h"
 #include "common/json.h"
 #include "common/log.h"
@@ -14,6 +16,7 @@
 #include "mgmt/arm.h"
 #include "net/http_client.h"
 #include "server/admin_recovery.h"
+#include "server/server_id.h"
 #include "server/store_backend.h"
 #include "server/tls_material.h"
 
@@ -239,13 +242,27 @@ Status CofferServer::Init() {
                                  *authenticator_, *authorizer_, std::move(managers));
 
   if (config_.audit) {
+    ASSIGN_OR_RETURN(server_id_, ResolveServerId(dir, config_.server_id));
+    const std::string audit_root = dir + "/audit";
+    // A log from before servers had ids becomes this server's, unbroken.
+    RETURN_IF_ERROR(audit::MoveLegacyLog(FileSystem::Default(), audit_root, server_id_,
+                                         config_.audit_signing_key));
     audit::LogOptions ao;
-    audit_dir_ = dir + "/audit";
+    audit_dir_ = audit::ServerLogDir(audit_root, server_id_);
     ao.dir = audit_dir_;
+    ao.server_id = server_id_;
     ao.max_file_bytes = config_.audit_max_file_bytes;
     ao.max_file_age_seconds = config_.audit_max_file_age_seconds;
     ao.retention_days = config_.audit_retention_days;
     ao.signing_key_path = config_.audit_signing_key;
+    // SECURITY: one writer per chain. Log::Open refuses a log another
+    // process holds; this says why that happens to a second server.
+    auto locked = FileSystem::Default().IsLocked(audit::HeadPath(audit_dir_));
+    if (locked.ok() && *locked) {
+      return FailedPreconditionError(
+          "another running server writes the audit log of server id " + server_id_ + " (" +
+          audit_dir_ + "); every server needs an id of its own: give each --server-id");
+    }
     ASSIGN_OR_RETURN(audit_, audit::Log::Open(std::move(ao), clock_));
   }
   RETURN_IF_ERROR(Bootstrap());

@@ -88,8 +88,11 @@ struct ServerConfig {
   uint64_t audit_max_file_bytes = 64ull << 20;
   int64_t audit_max_file_age_seconds = 86400;
   int64_t audit_retention_days = 90;
-  // The checkpoint signing key; "" = <data_dir>/audit/checkpoint.key.
+  // The checkpoint signing key; "" = <data_dir>/audit/<server id>/checkpoint.key.
   std::string audit_signing_key;
+  // The server's id (server_id.h): names its audit log, <data_dir>/audit/<id>/,
+  // and is in every record it writes. "" = the one kept in <data_dir>/server-id.
+  std::string server_id;
   // Events (docs/events.md).
   int64_t event_retry_base_ms = 10000;
   int expiry_scan_seconds = 60;
@@ -258,7 +261,8 @@ class CofferServer {
   std::unique_ptr<authz::Authorizer> authorizer_;
 
   std::unique_ptr<audit::Log> audit_;
-  std::string audit_dir_;
+  std::string audit_dir_;  // this server's own log: <data_dir>/audit/<server id>
+  std::string server_id_;
   std::string webhook_root_key_;
   std::string webhook_url_key_;
   std::unique_ptr<events::ChangeHub> hub_;

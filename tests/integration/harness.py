@@ -102,6 +102,12 @@ def coffer_binary():
     return path
 
 
+def server_audit_dir(data_dir):
+    """A server's own audit log: <data-dir>/audit/<its server id> (docs/audit.md)."""
+    with open(os.path.join(data_dir, "server-id"), encoding="ascii") as f:
+        return os.path.join(data_dir, "audit", f.read().strip())
+
+
 def free_port():
     """A TCP port free on both loopback addresses the server binds (127.0.0.1 and ::1)."""
     for _ in range(50):

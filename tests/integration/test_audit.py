@@ -40,7 +40,8 @@ import unittest
 import urllib.parse
 import uuid
 
-from harness import KV_API, ServerTestCase, coffer_binary, jwt_parts, start_server
+from harness import (KV_API, ServerTestCase, coffer_binary, jwt_parts, server_audit_dir,
+                     start_server)
 from test_authorization import ROLES, AuthzTestCase, Principal
 
 VAULT_API = "2023-07-01"
@@ -51,14 +52,15 @@ TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}0Z$")
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
 RECORD_KEYS = ["time", "resourceId", "operationName", "operationVersion", "category",
                "resultType", "resultSignature", "resultDescription", "durationMs",
-               "callerIpAddress", "correlationId", "identity", "properties", "seq", "prev"]
+               "callerIpAddress", "correlationId", "identity", "properties", "serverId", "seq",
+               "prev"]
 CLAIM_URI = "http://schemas.microsoft.com/identity/claims/objectidentifier"
 
 
 # ---- reading the log ------------------------------------------------------------------------
 
 def audit_dir(srv):
-    return os.path.join(srv.data_dir, "audit")
+    return server_audit_dir(srv.data_dir)
 
 
 def audit_files(directory):
@@ -1209,12 +1211,13 @@ class AuditQueryTests(AuditTestCase):
         self.assertEqual(rc, 0, out + err)
         lines = out.rstrip("\n").split("\n")
         self.assertEqual(len(lines), 3, out)
-        self.assertEqual(lines[0].split(), ["time", "operation", "result", "status", "caller",
-                                            "(oid)", "resource"])
+        self.assertEqual(lines[0].split(), ["time", "server", "operation", "result", "status",
+                                            "caller", "(oid)", "resource"])
+        server = os.path.basename(audit_dir(self.srv))
         for line in lines[1:]:
             cells = line.split()
             self.assertRegex(cells[0], TIME_RE)
-            self.assertEqual(cells[1:6], ["SecretSet", "Success", "200", self.admin_oid,
+            self.assertEqual(cells[1:7], [server, "SecretSet", "Success", "200", self.admin_oid,
                                           self.V1.upper()], line)
 
     def test_who_may_read_which_records(self):
@@ -1309,9 +1312,13 @@ def problems_with(report, word):
 
 
 def copy_audit(src_data_dir, root, label):
-    """A copy of a data directory's audit log, as the data directory root/label."""
+    """A copy of a data directory's audit log, as the data directory root/label, in the layout
+    of a log from before server ids (the log in <data-dir>/audit itself), which verify reads."""
     d = os.path.join(root, label)
-    shutil.copytree(os.path.join(src_data_dir, "audit"), os.path.join(d, "audit"))
+    server_id = os.path.join(src_data_dir, "server-id")
+    src = (server_audit_dir(src_data_dir) if os.path.exists(server_id)
+           else os.path.join(src_data_dir, "audit"))  # a copy made here
+    shutil.copytree(src, os.path.join(d, "audit"))
     return d
 
 
@@ -1636,3 +1643,64 @@ class AuditSigningKeyTests(unittest.TestCase):
         os.rename(key_path + ".away", key_path)
         srv.start()
         self.assertEqual(srv.kv("PUT", "/secrets/k-after", {"value": "v"}).status, 200)
+
+
+class AuditServerIdTests(unittest.TestCase):
+    """Each server's log is DATA_DIR/audit/<server id>; a log of the layout before server ids
+    (DATA_DIR/audit itself) is moved there by the next start and continued, its chain unbroken;
+    a hostile id is refused before anything is written (docs/audit.md, "Several servers")."""
+
+    def test_a_log_of_the_old_layout_moves_to_the_servers_id_and_goes_on(self):
+        srv = start_server(self)
+        for i in range(3):
+            self.assertEqual(srv.kv("PUT", f"/secrets/old-{i}", {"value": "v"}).status, 200)
+        srv.stop()
+        # The old layout: the log's files in DATA_DIR/audit, no server-id file.
+        root = os.path.join(srv.data_dir, "audit")
+        own = audit_dir(srv)
+        first_id = os.path.basename(own)
+        for name in os.listdir(own):
+            os.rename(os.path.join(own, name), os.path.join(root, name))
+        os.rmdir(own)
+        os.unlink(os.path.join(srv.data_dir, "server-id"))
+        rc, before, _ = verify_json(srv.data_dir)
+        self.assertEqual((rc, before["problems"]), (0, []), before)
+        self.assertEqual(before["servers"][0]["serverId"], "", before)
+
+        srv.start(extra_args=["--server-id", "node-old"])
+        self.assertEqual(srv.kv("PUT", "/secrets/new-0", {"value": "v"}).status, 200)
+        self.assertEqual(sorted(os.listdir(root)), ["node-old"])
+        with open(os.path.join(srv.data_dir, "server-id"), encoding="ascii") as f:
+            self.assertEqual(f.read().strip(), "node-old")
+        srv.stop()
+        rc, after, _ = verify_json(srv.data_dir)
+        self.assertEqual((rc, after["problems"]), (0, []), after)
+        # This binary wrote the "old" records too, under the id it had then: verify notes them.
+        self.assertEqual(len(after["notes"]), 1, after)
+        self.assertIn("name another server than node-old", after["notes"][0])
+        self.assertIn(f"names {first_id}", after["notes"][0])
+        self.assertEqual([s["serverId"] for s in after["servers"]], ["node-old"])
+        self.assertEqual(after["firstSeq"], 1)
+        self.assertGreater(after["lastSeq"], before["lastSeq"])
+        rc, out, err = coffer("audit", "query", "--data-dir", srv.data_dir, "--operation",
+                              "SecretSet", "-o", "json")
+        self.assertEqual(rc, 0, err)
+        names = [r["properties"]["requestUri"].split("/secrets/")[1].split("?")[0]
+                 for r in json.loads(out)]
+        self.assertEqual(names, ["old-0", "old-1", "old-2", "new-0"])
+        # Nothing was rewritten: each record still names the id it was written under (this
+        # binary wrote the "old" ones too; records without the field are the unit tests').
+        self.assertEqual([r["serverId"] for r in json.loads(out)], [first_id] * 3 + ["node-old"])
+
+    def test_a_hostile_server_id_is_refused(self):
+        for bad in ("../escape", "UPPER", "a.b", "audit", "x" * 64, "-a"):
+            d = tempfile.mkdtemp(prefix="coffer-audit-id-")
+            self.addCleanup(shutil.rmtree, d, True)
+            rc, out, err = coffer("server", "--dev", "--data-dir", os.path.join(d, "data"),
+                                  "--port", "0", "--server-id", bad)
+            self.assertNotEqual(rc, 0, bad)
+            self.assertIn("server id", err, bad)
+            self.assertFalse(os.path.exists(os.path.join(d, "escape")), bad)
+            # Refused before the data directory is touched.
+            self.assertFalse(os.path.exists(os.path.join(d, "data", "tls")), (bad, err))
+            self.assertFalse(os.path.exists(os.path.join(d, "data", "audit")), (bad, err))

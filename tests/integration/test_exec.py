@@ -40,7 +40,8 @@ import threading
 import time
 import uuid
 
-from harness import ServerTestCase, coffer_binary, free_port, read_text, stop_process, wait_until
+from harness import (ServerTestCase, coffer_binary, free_port, read_text, server_audit_dir,
+                     stop_process, wait_until)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CHILD = os.path.join(HERE, "exec_child.py")
@@ -424,7 +425,8 @@ class ExecTestCase(ServerTestCase):
 
     def watch_records(self, oid):
         out = []
-        for path in sorted(glob.glob(os.path.join(self.srv.data_dir, "audit", "audit-*.jsonl"))):
+        log_dir = server_audit_dir(self.srv.data_dir)
+        for path in sorted(glob.glob(os.path.join(log_dir, "audit-*.jsonl"))):
             for line in read_text(path).splitlines():
                 try:
                     rec = json.loads(line)

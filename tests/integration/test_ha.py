@@ -33,20 +33,28 @@ SECRETS_USER = "4633458b-17de-408a-b874-0445c86b69e6"
 HONOURED_WITHIN_S = 10.0
 
 
-def start_pair(test_class, pg, extra_args=()):
-    """A and B on `pg`'s database; B gets A's master key and TLS material before it starts
-    (the token signing keys are in the database)."""
+def give_keys(a, b, share_audit=False):
+    """Copies A's master key and TLS material into B's new data directory, as an operator
+    distributes them (the token signing keys are in the database); with `share_audit`, B's audit
+    directory is A's, as on a volume both servers mount."""
+    os.makedirs(b.data_dir, mode=0o700)
+    # dev.env too: a dev server without one would issue the administrator a new secret.
+    for name in ("master.key", "dev.env"):
+        shutil.copy2(os.path.join(a.data_dir, name), b.data_dir)
+    shutil.copytree(os.path.join(a.data_dir, "tls"), os.path.join(b.data_dir, "tls"))
+    if share_audit:
+        os.symlink(os.path.join(a.data_dir, "audit"), os.path.join(b.data_dir, "audit"))
+
+
+def start_pair(test_class, pg, extra_args=(), share_audit=False):
+    """A and B on `pg`'s database; B gets A's master key and TLS material before it starts."""
     store = ["--store", pg.conninfo()] + list(extra_args)
     a = CofferServer(extra_args=store)
     b = CofferServer(extra_args=store)
     test_class.addClassCleanup(a.cleanup)
     test_class.addClassCleanup(b.cleanup)
     a.start()
-    os.makedirs(b.data_dir, mode=0o700)
-    # dev.env too: a dev server without one would issue the administrator a new secret.
-    for name in ("master.key", "dev.env"):
-        shutil.copy2(os.path.join(a.data_dir, name), b.data_dir)
-    shutil.copytree(os.path.join(a.data_dir, "tls"), os.path.join(b.data_dir, "tls"))
+    give_keys(a, b, share_audit)
     b.start()
     return a, b
 
@@ -151,6 +159,118 @@ class TwoServersOneDatabase(unittest.TestCase):
                         "a deleted principal's token")
         t = self.b.token_response(self.b.vault_resource, sp["appId"], sp["password"])
         self.assertEqual(t.status, 401, t)
+
+
+def server_id(srv):
+    with open(os.path.join(srv.data_dir, "server-id"), encoding="ascii") as f:
+        return f.read().strip()
+
+
+def coffer_cli(*args):
+    p = subprocess.run([coffer_binary()] + [str(a) for a in args], capture_output=True, text=True,
+                       timeout=120)
+    return p.returncode, p.stdout, p.stderr
+
+
+class AuditOfSeveralServers(unittest.TestCase):
+    """Each server writes its own hash-chained log, named with its server id, even when both are
+    given one audit directory; `coffer audit verify` and `coffer audit query` read the logs of
+    several servers together (docs/audit.md, "Several servers")."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.pg = start_postgres(cls)
+        cls.a, cls.b = start_pair(cls, cls.pg, share_audit=True)
+        cls.root = os.path.join(cls.a.data_dir, "audit")
+
+    def test_a_second_server_with_the_same_id_is_refused(self):
+        if not self.a.running():
+            self.a.start()
+        c = CofferServer(extra_args=["--store", self.pg.conninfo(), "--server-id",
+                                     server_id(self.a)])
+        self.addCleanup(c.cleanup)
+        give_keys(self.a, c, share_audit=True)
+        with self.assertRaises(RuntimeError):
+            c.start()
+        self.assertIn(f"another running server writes the audit log of server id "
+                      f"{server_id(self.a)}", c.stderr_text())
+        self.assertEqual(sorted(os.listdir(self.root)), sorted([server_id(self.a),
+                                                                server_id(self.b)]))
+
+    def test_each_server_writes_its_own_log_and_the_cli_reads_them_together(self):
+        ids = {self.a: server_id(self.a), self.b: server_id(self.b)}
+        self.assertNotEqual(ids[self.a], ids[self.b])
+        self.assertEqual(sorted(os.listdir(self.root)), sorted(ids.values()))
+        run = uuid.uuid4().hex[:8]
+        made = []
+        for i, srv in enumerate([self.a, self.b, self.a, self.b, self.b, self.a]):
+            name = f"audited-{run}-{i}"
+            self.assertEqual(srv.kv("PUT", f"/secrets/{name}", {"value": "v"}).status, 200)
+            made.append((name, ids[srv]))
+
+        # Both logs, from the shared directory (the servers run: verify reads live logs).
+        rc, out, err = coffer_cli("audit", "verify", "--dir", self.root, "--json")
+        self.assertEqual(rc, 0, out + err)
+        report = json.loads(out)
+        self.assertTrue(report["ok"], report)
+        self.assertEqual([(s["serverId"], s["ok"]) for s in report["servers"]],
+                         sorted((i, True) for i in ids.values()))
+        # The same, each log named on its own.
+        rc, out, err = coffer_cli("audit", "verify", "--dir", os.path.join(self.root, ids[self.a]),
+                                  "--dir", os.path.join(self.root, ids[self.b]))
+        self.assertEqual(rc, 0, out + err)
+        self.assertIn(f"server {ids[self.a]} ", out)
+        self.assertIn(f"server {ids[self.b]} ", out)
+        self.assertIn("OK: 2 server logs, 0 broken", out)
+        # A public key named for one server: B's log checked with A's key fails, A's passes.
+        a_pub = os.path.join(self.root, ids[self.a], "checkpoint.pub")
+        rc, out, err = coffer_cli("audit", "verify", "--dir", self.root, "--json",
+                                  "--public-key", f"{ids[self.b]}={a_pub}")
+        self.assertEqual(rc, 1, out + err)
+        report = json.loads(out)
+        self.assertEqual([(s["serverId"], s["ok"]) for s in report["servers"]],
+                         sorted([(ids[self.a], True), (ids[self.b], False)]))
+        self.assertTrue([p for p in report["problems"] if "signed by another key" in p["problem"]],
+                        report)
+
+        # Every request is in the log of the server that took it, merged in time order.
+        rc, out, err = coffer_cli("audit", "query", "--dir", self.root, "--operation", "SecretSet",
+                                  "--top", "1000", "-o", "json")
+        self.assertEqual(rc, 0, err)
+        ours = [r for r in json.loads(out) if f"/secrets/audited-{run}-" in
+                r["properties"]["requestUri"]]
+        got = [(r["properties"]["requestUri"].split("/secrets/")[1].split("?")[0], r["serverId"])
+               for r in ours]
+        self.assertEqual(got, made)
+        times = [r["time"] for r in ours]
+        self.assertEqual(times, sorted(times))
+
+        # A line edited in B's log: B is reported broken, A still verifies.
+        self.a.stop()
+        self.b.stop()
+        copy = os.path.join(self.a.root, "audit-copy")
+        shutil.copytree(self.root, copy)
+        b_log = os.path.join(copy, ids[self.b])
+        name = sorted(n for n in os.listdir(b_log) if n.startswith("audit-"))[-1]
+        path = os.path.join(b_log, name)
+        with open(path, "rb") as f:
+            data = f.read()
+        target = f"audited-{run}-1".encode()
+        self.assertIn(target, data)
+        with open(path, "wb") as f:
+            f.write(data.replace(target, f"audited-{run}-X".encode(), 1))
+        rc, out, err = coffer_cli("audit", "verify", "--dir", copy, "--json")
+        self.assertEqual(rc, 1, out + err)
+        report = json.loads(out)
+        self.assertEqual([(s["serverId"], s["ok"]) for s in report["servers"]],
+                         sorted([(ids[self.a], True), (ids[self.b], False)]))
+        self.assertTrue(report["problems"])
+        self.assertEqual({p["serverId"] for p in report["problems"]}, {ids[self.b]})
+        # A server log named explicitly must be there.
+        rc, out, err = coffer_cli("audit", "verify", "--dir", copy, "--dir",
+                                  os.path.join(copy, "no-such-server"))
+        self.assertNotEqual(rc, 0)
+        self.assertIn("no-such-server", err)
 
 
 def kid_of(token):

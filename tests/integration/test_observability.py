@@ -15,7 +15,8 @@ import re
 import subprocess
 import time
 
-from harness import ServerTestCase, coffer_binary, free_port, read_text, wait_until
+from harness import (ServerTestCase, coffer_binary, free_port, read_text, server_audit_dir,
+                     wait_until)
 from test_events import EventsTestCase, Receiver
 
 
@@ -159,7 +160,8 @@ class ObservabilityTests(Metered, ServerTestCase):
         root too), 200 once they can again."""
         # A write's record is durable before its answer: the log has a file from then on.
         self.assertEqual(self.srv.kv("PUT", "/secrets/audited-first", {"value": "v"}).status, 200)
-        files = sorted(glob.glob(os.path.join(self.srv.data_dir, "audit", "audit-*.jsonl")))
+        log_dir = server_audit_dir(self.srv.data_dir)
+        files = sorted(glob.glob(os.path.join(log_dir, "audit-*.jsonl")))
         self.assertTrue(files, "no audit log file")
         current = files[-1]
         subprocess.run(["chattr", "+i", current], check=True)

@@ -40,7 +40,8 @@ import unittest
 import urllib.parse
 import uuid
 
-from harness import ServerTestCase, jwt_parts, read_text, stop_process, wait_until
+from harness import (ServerTestCase, jwt_parts, read_text, server_audit_dir, stop_process,
+                     wait_until)
 from oidc_issuer import OidcIssuer
 from test_workloads import ImdsAgent
 
@@ -391,7 +392,7 @@ class SdkTestCase(ServerTestCase):
 
     def audit_records(self, operation):
         out = []
-        pattern = os.path.join(self.srv.data_dir, "audit", "audit-*.jsonl")
+        pattern = os.path.join(server_audit_dir(self.srv.data_dir), "audit-*.jsonl")
         for path in sorted(glob.glob(pattern)):
             for line in read_text(path).splitlines():
                 try:
