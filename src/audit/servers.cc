@@ -90,6 +90,24 @@ StatusOr<bool> HoldsLog(FileSystem& fs, const std::string& dir) {
   return false;
 }
 
+bool AnyLogOpen(FileSystem& fs, const std::string& root) {
+  std::vector<std::string> dirs = {root};
+  if (auto names = fs.ListDirectory(root); names.ok()) {
+    for (const std::string& name : *names) {
+      if (ValidateServerId(name).ok()) {
+        dirs.push_back(ServerLogDir(root, name));
+      }
+    }
+  }
+  for (const std::string& dir : dirs) {
+    auto locked = fs.IsLocked(HeadPath(dir));
+    if (locked.ok() && *locked) {
+      return true;
+    }
+  }
+  return false;
+}
+
 Status MoveLegacyLog(FileSystem& fs, const std::string& root, const std::string& server_id,
                      const std::string& signing_key_path) {
   RETURN_IF_ERROR(ValidateServerId(server_id));

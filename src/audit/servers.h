@@ -35,6 +35,12 @@ std::string ServerLogDir(const std::string& root, std::string_view server_id);
 // kUnavailable on I/O errors.
 StatusOr<bool> HoldsLog(FileSystem& fs, const std::string& dir);
 
+// AnyLogOpen tells whether a process (a running server) holds a log under
+// `root`: a server's own, root/<server id>, or one of the layout before
+// server ids, `root` itself. Offline commands that must not run beside a
+// server ask this.
+bool AnyLogOpen(FileSystem& fs, const std::string& root);
+
 // MoveLegacyLog makes `root` hold the log of server `server_id` in
 // root/<server_id>. A log written before servers had ids lies in `root`
 // itself (log files, head, checkpoint.key, checkpoint.pub); it is moved,

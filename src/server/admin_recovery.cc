@@ -4,7 +4,6 @@
 #include <memory>
 #include <utility>
 
-#include "audit/layout.h"
 #include "audit/servers.h"
 #include "auth/admin_credentials.h"
 #include "auth/directory.h"
@@ -20,26 +19,6 @@ namespace {
 
 constexpr int kAdminSecretDays = 365;
 
-// Whether a server holds an audit log under `root`: its own directory's
-// (<root>/<server id>/head) or one of the layout before server ids.
-bool AuditLogOpen(FileSystem& fs, const std::string& root) {
-  std::vector<std::string> dirs = {root};
-  if (auto names = fs.ListDirectory(root); names.ok()) {
-    for (const std::string& name : *names) {
-      if (audit::ValidateServerId(name).ok()) {
-        dirs.push_back(audit::ServerLogDir(root, name));
-      }
-    }
-  }
-  for (const std::string& dir : dirs) {
-    auto locked = fs.IsLocked(audit::HeadPath(dir));
-    if (locked.ok() && *locked) {
-      return true;
-    }
-  }
-  return false;
-}
-
 }  // namespace
 
 std::string ClientSecretHashKey(std::string_view master_key) {
@@ -53,7 +32,7 @@ StatusOr<OfflineRotation> RotateAdministratorOffline(const std::string& data_dir
   if (store_spec.empty() && !fs.Stat(db_path).ok()) {
     return NotFoundError("no Coffer installation in " + data_dir + " (no coffer.db)");
   }
-  if (store_spec.empty() && AuditLogOpen(fs, data_dir + "/audit")) {
+  if (store_spec.empty() && audit::AnyLogOpen(fs, data_dir + "/audit")) {
     return FailedPreconditionError("a coffer server is running on " + data_dir +
                                    "; stop it first, or rotate through it as the administrator");
   }

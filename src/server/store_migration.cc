@@ -3,7 +3,7 @@
 #include <map>
 #include <memory>
 
-#include "audit/layout.h"
+#include "audit/servers.h"
 #include "common/encoding.h"
 #include "common/file_system.h"
 #include "crypto/primitives.h"
@@ -240,8 +240,7 @@ StatusOr<std::vector<MigratedTable>> MigrateToPostgres(const std::string& data_d
   if (!fs.Stat(path).ok()) {
     return NotFoundError("no Coffer installation in " + data_dir + " (no coffer.db)");
   }
-  auto locked = fs.IsLocked(audit::HeadPath(data_dir + "/audit"));
-  if (locked.ok() && *locked) {
+  if (audit::AnyLogOpen(fs, data_dir + "/audit")) {
     return FailedPreconditionError("a coffer server is running on " + data_dir +
                                    "; stop it before migrating its store");
   }

@@ -519,35 +519,31 @@ class FileModeTests(unittest.TestCase):
 
 class MasterKeyTests(unittest.TestCase):
 
-    def test_wrong_master_key_fails_reads_cleanly_and_right_key_works_again(self):
+    def test_a_wrong_master_key_is_refused_at_start_and_changes_nothing(self):
         srv = start_server(self)
         self.assertEqual(srv.kv("PUT", "/secrets/mk", {"value": "under-the-right-key"}).status,
                          200)
+        issued = srv.token(srv.vault_resource)
         self.assertEqual(srv.stop(), 0)
 
+        # The token signing keys are sealed under the master key in the database: a server given
+        # another key cannot open them, says so, and does not start (nor replace them).
         wrong = base64.b64encode(os.urandom(32)).decode()
-        srv.start(env={"COFFER_MASTER_KEY": wrong})
-        r = srv.kv("GET", "/secrets/mk")
-        self.assertGreaterEqual(r.status, 500, f"read under a wrong master key: {r!r}")
-        self.assertLess(r.status, 600, r)
-        self.assertNotIn(b"under-the-right-key", r.body)
-        body = r.json()
-        self.assertIsInstance(body.get("error", {}).get("code"), str, r)
-        w = srv.kv("PUT", "/secrets/mk2", {"value": "new"})
-        self.assertGreaterEqual(w.status, 500, f"write under a wrong master key: {w!r}")
-        self.assertTrue(srv.running(), "server crashed under a wrong master key")
-        h = srv.request("GET", "/healthz", host="localhost", auth=False)
-        self.assertEqual(h.status, 200, "server stopped serving under a wrong master key")
-        self.assertEqual(srv.kv("GET", "/secrets/mk").status, r.status)
-        self.assertEqual(srv.stop(), 0)
+        with self.assertRaises(RuntimeError) as ctx:
+            srv.start(env={"COFFER_MASTER_KEY": wrong})
+        message = str(ctx.exception)
+        self.assertIn("master key", message)
+        self.assertNotIn("under-the-right-key", message)
+        self.assertNotIn(wrong, message)
+        self.assertFalse(srv.running())
 
         srv.start()
         r = srv.kv("GET", "/secrets/mk")
         self.assertEqual(r.status, 200, r)
         self.assertEqual(r.json()["value"], "under-the-right-key")
-        self.assertEqual(srv.kv("GET", "/secrets/mk2").status, 404,
-                         "a write refused under the wrong key left a secret behind")
-
+        # The keys are the ones from before: a token issued then is still accepted.
+        r = srv.kv("GET", "/secrets/mk", token=issued)
+        self.assertEqual(r.status, 200, r)
 
     def test_group_readable_master_key_file_is_refused_at_startup(self):
         srv = start_server(self)
