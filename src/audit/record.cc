@@ -6,6 +6,7 @@
 
 #include "common/encoding.h"
 #include "common/json.h"
+#include "common/time_format.h"
 #include "crypto/primitives.h"
 
 namespace coffer::audit {
@@ -362,6 +363,16 @@ std::string FormatAuditTime(int64_t time_us) {
   std::string out;
   AppendTime(out, time_us);
   return out;
+}
+
+std::optional<int64_t> ParseTimeFilter(std::string_view text) {
+  if (auto us = ParseAuditTime(text)) {
+    return us;
+  }
+  if (auto t = ParseIsoTime(text)) {
+    return *t * 1000000;
+  }
+  return std::nullopt;
 }
 
 std::optional<int64_t> ParseAuditTime(std::string_view t) {

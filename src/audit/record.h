@@ -123,6 +123,10 @@ std::string FormatAuditTime(int64_t time_us);
 // ParseAuditTime reads that form back (any number of fractional digits,
 // or none). nullopt for anything else.
 std::optional<int64_t> ParseAuditTime(std::string_view text);
+// ParseTimeFilter reads a query's time bound as microseconds: the log's own
+// form or any form ParseIsoTime takes (a date alone, "+00:00"). nullopt for
+// anything else.
+std::optional<int64_t> ParseTimeFilter(std::string_view text);
 
 // ResultSignature is the HTTP reason phrase for `status` ("OK", "Not Found"),
 // or "" for a code not in its table. Records carry the decimal code instead

@@ -23,7 +23,6 @@
 #include "common/encoding.h"
 #include "common/file_system.h"
 #include "common/strings.h"
-#include "common/time_format.h"
 
 namespace coffer::cli {
 namespace {
@@ -348,16 +347,13 @@ std::string Cell(const Json& v, size_t width) {
 }
 
 // An ISO 8601 UTC time as microseconds, as GET /coffer/v1/audit reads it:
-// the log's own form or any form ParseIsoTime takes; 0 for "".
+// audit::ParseTimeFilter's forms; 0 for "".
 int64_t TimeOption(const std::string& name, const std::string& text) {
   if (text.empty()) {
     return 0;
   }
-  if (auto us = audit::ParseAuditTime(text)) {
+  if (auto us = audit::ParseTimeFilter(text)) {
     return *us;
-  }
-  if (auto t = ParseIsoTime(text)) {
-    return *t * 1000000;
   }
   Usage(name + " '" + text.substr(0, 64) +
         "' is not an ISO 8601 UTC time such as 2026-11-28T10:00:00Z.");

@@ -11,7 +11,6 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "common/strings.h"
-#include "common/time_format.h"
 #include "server/server.h"
 
 namespace coffer::server {
@@ -66,16 +65,13 @@ const char* NotificationOperation(const std::string& type) {
 }
 
 // An ISO 8601 UTC time as microseconds: the log's own form (fractional
-// seconds, "Z") or any form ParseIsoTime takes (a date alone, "+00:00").
+// seconds, "Z") or a plainer ISO 8601 form (audit::ParseTimeFilter).
 StatusOr<int64_t> ParseTimeParam(std::string_view text) {
   if (text.empty()) {
     return 0;
   }
-  if (auto us = audit::ParseAuditTime(text)) {
+  if (auto us = audit::ParseTimeFilter(text)) {
     return *us;
-  }
-  if (auto t = ParseIsoTime(text)) {
-    return *t * 1000000;
   }
   return InvalidArgumentError("'" + std::string(text.substr(0, 64)) +
                                   "' is not an ISO 8601 UTC time such as 2026-11-28T10:00:00Z.",
