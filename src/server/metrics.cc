@@ -131,6 +131,11 @@ std::string ServerMetrics::Render(const Figures& f) const {
   out += "# HELP coffer_watch_streams Open watch streams.\n";
   out += "# TYPE coffer_watch_streams gauge\n";
   out += "coffer_watch_streams " + std::to_string(f.watch_streams) + "\n";
+  out +=
+      "# HELP coffer_leader 1 while this server does the installation's once-only work "
+      "(docs/ha.md).\n";
+  out += "# TYPE coffer_leader gauge\n";
+  out += std::string("coffer_leader ") + (f.leader ? "1" : "0") + "\n";
   if (f.audit) {
     out += "# HELP coffer_audit_queued_records Audit records not yet written.\n";
     out += "# TYPE coffer_audit_queued_records gauge\n";

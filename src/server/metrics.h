@@ -36,7 +36,8 @@ class ServerMetrics {
   struct Figures {
     uint64_t tokens_issued = 0;
     uint64_t watch_streams = 0;
-    bool audit = false;  // whether the audit log is on
+    bool leader = false;  // Store::Leads(): this server does the once-per-installation work
+    bool audit = false;   // whether the audit log is on
     uint64_t audit_queued = 0;
     bool audit_write_failing = false;
     LatencyHistogram::Snapshot audit_write_latency;

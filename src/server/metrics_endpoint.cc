@@ -75,6 +75,7 @@ Status CofferServer::StartMetricsListener() {
                            ServerMetrics::Figures f;
                            f.tokens_issued = token_service_->issued();
                            f.watch_streams = watches_->size();
+                           f.leader = store_->Leads();
                            if (audit_) {
                              auto health = audit_->health();
                              f.audit = true;

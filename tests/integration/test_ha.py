@@ -13,6 +13,7 @@ asserted here.
 import http.client
 import json
 import os
+import re
 import shutil
 import sqlite3
 import ssl
@@ -389,13 +390,30 @@ class OneLeader(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.pg = start_postgres(cls)
-        cls.a, cls.b = start_pair(cls, cls.pg)
+        cls.a, cls.b = start_pair(cls, cls.pg, ("--metrics-listen", "127.0.0.1:0"))
         cls.receiver = Receiver()
         cls.addClassCleanup(cls.receiver.close)
 
     @staticmethod
     def leads(srv):
         return "now leads the installation" in srv.stderr_text()
+
+    @staticmethod
+    def leader_gauge(srv):
+        """coffer_leader from the server's metrics listener; None when it cannot be read."""
+        found = re.search(r"Metrics on port (\d+)", read_text(srv.stdout_path))
+        if not found:
+            return None
+        conn = http.client.HTTPConnection("127.0.0.1", int(found.group(1)), timeout=30)
+        try:
+            conn.request("GET", "/metrics")
+            body = conn.getresponse().read().decode()
+        except OSError:
+            return None
+        finally:
+            conn.close()
+        value = re.search(r"^coffer_leader (\d+)$", body, re.M)
+        return int(value.group(1)) if value else None
 
     def deliveries(self, subject):
         return [c for c in self.receiver.received("/hook") if subject_is(subject)(c)]
@@ -405,6 +423,8 @@ class OneLeader(unittest.TestCase):
                                    timeout=HONOURED_WITHIN_S), "no server leads")
         leader, other = (self.a, self.b) if self.leads(self.a) else (self.b, self.a)
         self.assertFalse(self.leads(other), "both servers lead")
+        self.assertTrue(wait_until(lambda: self.leader_gauge(leader) == 1, timeout=30))
+        self.assertEqual(self.leader_gauge(other), 0)
         r = self.a.arm("PUT", "/resourceGroups/ha/providers/Microsoft.KeyVault/vaults/ha-events",
                        {"location": "local", "properties": {"enableRbacAuthorization": True}})
         self.assertEqual(r.status, 201, r)
@@ -437,6 +457,7 @@ class OneLeader(unittest.TestCase):
         leader.kill()
         self.assertTrue(wait_until(lambda: self.leads(other), timeout=HONOURED_WITHIN_S),
                         "the other server did not take over:\n" + read_text(other.stderr_path))
+        self.assertEqual(self.leader_gauge(other), 1)
         r = other.kv("PUT", "/secrets/third", body={"value": "3"}, vault="ha-events")
         self.assertEqual(r.status, 200, r)
         self.assertTrue(self.receiver.wait("/hook", subject_is("third")),
