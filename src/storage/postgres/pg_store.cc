@@ -544,6 +544,24 @@ const char* PostgresStore::VaultAccessChangeSql() const {
   return kVaultAccessChange;
 }
 
+const char* PostgresStore::AddSecretVersionSql() const {
+  // The sub-statements share one snapshot, taken under the writer lock, so
+  // `found` is the state they change. The secrets trigger (a new version's
+  // change) fires at the end of the statement and sees the version row.
+  return "WITH found AS (SELECT s.name, s.deleted FROM vaults v LEFT JOIN secrets s "
+         "ON s.vault_key = v.name_key AND s.name_key = ?2 WHERE v.name_key = ?1), "
+         "ok AS (SELECT 1 FROM found WHERE found.deleted IS DISTINCT FROM 1), "
+         "version AS (INSERT INTO secret_versions(vault_key, name_key, version, sealed_value, "
+         "content_type, tags_json, enabled, nbf, exp, created, updated) "
+         "SELECT ?1, ?2, ?4, ?5::bytea, ?6, ?7, ?8::bigint, ?9::bigint, ?10::bigint, "
+         "?11::bigint, ?12::bigint FROM ok), "
+         "secret AS (INSERT INTO secrets(vault_key, name_key, name, latest_version) "
+         "SELECT ?1, ?2, ?3, ?4 FROM ok ON CONFLICT (vault_key, name_key) "
+         "DO UPDATE SET latest_version = EXCLUDED.latest_version) "
+         "SELECT (SELECT count(*) FROM found), (SELECT name FROM found), "
+         "(SELECT deleted FROM found)";
+}
+
 const char* PostgresStore::ChangeBoundsSql() const {
   // Pruning records the newest seq it removed, so the newest ever assigned
   // survives it.

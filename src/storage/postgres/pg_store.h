@@ -99,6 +99,7 @@ class PostgresStore final : public SqlStore {
   Status Read(const std::function<Status(Db&)>& fn) override;
   const char* VaultAccessChangeSql() const override;
   const char* ChangeBoundsSql() const override;
+  const char* AddSecretVersionSql() const override;
   const char* MetaChangedSql() const override;
   StatusOr<std::unique_ptr<PgDb>> AcquireReader();
   void ReleaseReader(std::unique_ptr<PgDb> db);

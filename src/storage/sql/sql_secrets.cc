@@ -119,6 +119,33 @@ StatusOr<std::string> SqlStore::AddSecretVersion(const std::string& vault,
   std::string vault_key = AsciiLower(vault);
   std::string name_key = AsciiLower(rec.name);
   std::string stored_name = rec.name;
+  if (const char* one = AddSecretVersionSql()) {
+    RETURN_IF_ERROR(Write([&](Db& db) -> Status {
+      ASSIGN_OR_RETURN(Stmt * st, db.Prepare(one));
+      st->Bind(1, vault_key).Bind(2, name_key).Bind(3, rec.name).Bind(4, rec.version);
+      st->BindBlob(5, rec.sealed_value).Bind(6, rec.content_type).Bind(7, rec.tags_json);
+      st->Bind(8, static_cast<int64_t>(rec.enabled)).Bind(9, rec.nbf).Bind(10, rec.exp);
+      st->Bind(11, rec.created).Bind(12, rec.updated);
+      auto row = st->Step();
+      if (row.status().code() == StatusCode::kAlreadyExists) {
+        return AlreadyExistsError("secret version already exists");
+      }
+      RETURN_IF_ERROR(row.status());
+      if (!*row || st->Int(0) == 0) {
+        return NotFoundError("vault '" + vault + "' not found", "VaultNotFound");
+      }
+      if (st->OptInt(2).value_or(0) != 0) {
+        return FailedPreconditionError("secret '" + rec.name + "' is deleted but not purged",
+                                       "Conflict");
+      }
+      if (auto name = st->OptText(1)) {
+        stored_name = *name;
+      }
+      st->Reset();
+      return OkStatus();
+    }));
+    return stored_name;
+  }
   RETURN_IF_ERROR(Write([&](Db& db) -> Status {
     ASSIGN_OR_RETURN(auto existing, FindSecretInVault(db, vault, vault_key, name_key));
     if (existing && existing->deleted) {

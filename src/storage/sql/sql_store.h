@@ -137,6 +137,16 @@ class SqlStore : public Store {
   // ?1, that tells the other processes sharing the store (their OnChange);
   // nullptr when no other process shares it.
   virtual const char* MetaChangedSql() const { return nullptr; }
+  // One statement that adds a secret version, for a backend where every
+  // statement of a write is a round trip made while other servers wait
+  // (nullptr: the portable statements are used). Parameters: ?1 vault key,
+  // ?2 name key, ?3 name, ?4 version, ?5 sealed value, ?6 content type,
+  // ?7 tags, ?8 enabled, ?9 nbf, ?10 exp, ?11 created, ?12 updated. It
+  // inserts the version and makes it the secret's latest only when the
+  // vault exists and the secret is not deleted, and returns one row: how
+  // many vaults matched (0 or 1), the secret's stored name (NULL when new)
+  // and its deleted flag (NULL when new).
+  virtual const char* AddSecretVersionSql() const { return nullptr; }
 
  private:
   // Statements shared by several writes, run inside a write.
