@@ -18,6 +18,13 @@ std::string ValueAad(const std::string& vault, const std::string& name,
   return "coffer-secret-v1|" + AsciiLower(vault) + "|" + AsciiLower(name) + "|" + version;
 }
 
+// SECURITY: a key's private half is bound to the key, not only to its
+// place: a secret and a key may share a name and a version id, and a sealed
+// private key moved into the secret's row must not open as its value.
+std::string KeyAad(const std::string& vault, const std::string& name, const std::string& version) {
+  return "coffer-key-v1|" + AsciiLower(vault) + "|" + AsciiLower(name) + "|" + version;
+}
+
 }  // namespace
 
 Envelope::Envelope(std::string master_key)
@@ -90,6 +97,23 @@ StatusOr<std::string> Envelope::OpenValue(const std::string& data_key, const std
   auto v = crypto::AesGcmOpen(data_key, sealed, ValueAad(vault, name, version));
   if (!v.ok()) {
     return DataLossError("stored value of secret '" + name + "' failed authentication");
+  }
+  return v;
+}
+
+std::string Envelope::SealKeyMaterial(const std::string& data_key, const std::string& vault,
+                                      const std::string& name, const std::string& version,
+                                      const std::string& plaintext) {
+  return crypto::AesGcmSeal(data_key, plaintext, KeyAad(vault, name, version));
+}
+
+StatusOr<std::string> Envelope::OpenKeyMaterial(const std::string& data_key,
+                                                const std::string& vault, const std::string& name,
+                                                const std::string& version,
+                                                const std::string& sealed) {
+  auto v = crypto::AesGcmOpen(data_key, sealed, KeyAad(vault, name, version));
+  if (!v.ok()) {
+    return DataLossError("stored material of key '" + name + "' failed authentication");
   }
   return v;
 }

@@ -40,6 +40,17 @@ class Envelope {
                                          const std::string& name, const std::string& version,
                                          const std::string& sealed);
 
+  // SealKeyMaterial / OpenKeyMaterial do the same for a key's private key,
+  // under associated data of their own (a key and a secret may share a name
+  // and a version id). The caller wipes the plaintext after use.
+  static std::string SealKeyMaterial(const std::string& data_key, const std::string& vault,
+                                     const std::string& name, const std::string& version,
+                                     const std::string& plaintext);
+  static StatusOr<std::string> OpenKeyMaterial(const std::string& data_key,
+                                               const std::string& vault, const std::string& name,
+                                               const std::string& version,
+                                               const std::string& sealed);
+
   // SealBackup / OpenBackup protect backup blobs with a key derived from the
   // master key, so a blob restores only into this installation.
   std::string SealBackup(const std::string& plaintext) const;

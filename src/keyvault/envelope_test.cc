@@ -26,6 +26,21 @@ TEST(Envelope, ValuesAreBoundToVaultNameAndVersion) {
   EXPECT_FALSE(Envelope::OpenValue(*dek, "v1", "name", "ver2", sealed).ok());
 }
 
+TEST(Envelope, KeyMaterialIsBoundToItsKeyAndNeverOpensAsASecret) {
+  auto env = Envelope::Create(crypto::RandomBytes(32));
+  ASSERT_TRUE(env.ok());
+  auto dek = (*env)->UnwrapDataKey("v1", (*env)->NewWrappedDataKey("v1"));
+  ASSERT_TRUE(dek.ok());
+  std::string sealed = Envelope::SealKeyMaterial(*dek, "v1", "Name", "ver1", "private");
+  EXPECT_EQ(*Envelope::OpenKeyMaterial(*dek, "V1", "name", "ver1", sealed), "private");
+  EXPECT_EQ(Envelope::OpenKeyMaterial(*dek, "v1", "name", "ver2", sealed).status().code(),
+            StatusCode::kDataLoss);
+  // A secret of the same name and version id: the rows differ only in kind.
+  EXPECT_FALSE(Envelope::OpenValue(*dek, "v1", "name", "ver1", sealed).ok());
+  std::string secret = Envelope::SealValue(*dek, "v1", "name", "ver1", "value");
+  EXPECT_FALSE(Envelope::OpenKeyMaterial(*dek, "v1", "name", "ver1", secret).ok());
+}
+
 TEST(Envelope, DataKeysOpenOnlyForTheirVaultAndMasterKey) {
   auto env = Envelope::Create(crypto::RandomBytes(32));
   auto other = Envelope::Create(crypto::RandomBytes(32));

@@ -459,7 +459,7 @@ StatusOr<Secret> SecretService::Restore(const Vault& vault, const std::string& b
 }
 
 StatusOr<int> SecretService::PurgeExpired() {
-  auto purged = store_.PurgeExpiredSecrets(clock_.NowSeconds());
+  auto purged = store_.PurgeExpiredObjects(clock_.NowSeconds());
   InvalidateAll();
   return purged;
 }

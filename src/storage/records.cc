@@ -21,4 +21,33 @@ bool AccessModelChanged(const VaultRecord& before, const VaultRecord& after) {
          before.access_policies != after.access_policies;
 }
 
+std::string_view ObjectKindName(ObjectKind kind) {
+  switch (kind) {
+    case ObjectKind::kSecret:
+      return "Secret";
+    case ObjectKind::kKey:
+      return "Key";
+  }
+  return "Secret";
+}
+
+std::optional<ObjectKind> ParseObjectKind(std::string_view name) {
+  for (ObjectKind kind : {ObjectKind::kSecret, ObjectKind::kKey}) {
+    if (name == ObjectKindName(kind)) {
+      return kind;
+    }
+  }
+  return std::nullopt;
+}
+
+Status ObjectNotFoundError(ObjectKind kind, const std::string& name) {
+  return NotFoundError(AsciiLower(ObjectKindName(kind)) + " '" + name + "' not found",
+                       std::string(ObjectKindName(kind)) + "NotFound");
+}
+
+Status DeletedObjectNotFoundError(ObjectKind kind, const std::string& name) {
+  return NotFoundError("deleted " + AsciiLower(ObjectKindName(kind)) + " '" + name + "' not found",
+                       std::string(ObjectKindName(kind)) + "NotFound");
+}
+
 }  // namespace coffer::storage

@@ -6,6 +6,8 @@
 #include <string_view>
 #include <vector>
 
+#include "common/status.h"
+
 namespace coffer::storage {
 
 // Plain records kept by a Store. Secret values arrive here already sealed
@@ -163,11 +165,31 @@ struct VaultRecord {
 // event: the permission model or the access policies differ.
 bool AccessModelChanged(const VaultRecord& before, const VaultRecord& after);
 
+// The kinds of object a vault holds. Each kind has names of its own (a
+// secret and a key may share a name), and the same lifecycle: versions,
+// soft delete, recovery, purge, backup.
+enum class ObjectKind { kSecret, kKey };
+
+// ObjectKindName is the kind as stored and as the change feed's object type
+// names it: "Secret", "Key".
+std::string_view ObjectKindName(ObjectKind kind);
+// ParseObjectKind is its inverse; nullopt for anything else.
+std::optional<ObjectKind> ParseObjectKind(std::string_view name);
+// The stores' kNotFound for an object, live or soft-deleted, with Key
+// Vault's reason for its kind ("SecretNotFound", "KeyNotFound").
+Status ObjectNotFoundError(ObjectKind kind, const std::string& name);
+Status DeletedObjectNotFoundError(ObjectKind kind, const std::string& name);
+
+// One version of a secret or a key.
 struct SecretVersionRecord {
   std::string name;  // display name, case as first created
   std::string version;
+  // A secret's value, or a key's private key, sealed (keyvault/envelope.h).
   std::string sealed_value;
-  std::string content_type;
+  std::string content_type;  // secrets only
+  // Keys only: the public key and its permitted operations, as JSON (the
+  // key service's format, keyvault/key_service.h); "" for secrets.
+  std::string key_json;
   std::string tags_json;  // "{}" when none
   bool enabled = true;
   std::optional<int64_t> nbf;
@@ -204,10 +226,12 @@ struct ChangeRecord {
   std::string vault;     // the vault's name as created
   // Key Vault's event type without the "Microsoft.KeyVault." prefix
   // ("SecretNewVersionCreated", "SecretNearExpiry", "SecretExpired",
-  // "VaultAccessPolicyChanged") or one of Coffer's own ("SecretUpdated",
-  // "SecretDeleted", "SecretRecovered", "SecretPurged").
+  // "KeyNewVersionCreated", ..., "VaultAccessPolicyChanged") or one of
+  // Coffer's own ("SecretUpdated", "SecretDeleted", "SecretRecovered",
+  // "SecretPurged", and the same for keys): an object's events are its
+  // object type followed by what happened.
   std::string type;
-  std::string object_type;  // "Secret" or "Vault"
+  std::string object_type;  // "Secret", "Key" (ObjectKindName) or "Vault"
   std::string name;         // object name, case as stored ("" for the vault)
   std::string version;      // "" when the event is not about one version
   std::optional<int64_t> nbf;
@@ -228,8 +252,9 @@ struct PendingDelivery {
   int last_status = 0;       // its HTTP status, 0 when none came
 };
 
-// The current version of a live secret that has an expiry date.
+// The current version of a live secret or key that has an expiry date.
 struct ExpiringSecret {
+  ObjectKind kind = ObjectKind::kSecret;
   std::string vault;
   std::string name;
   std::string version;

@@ -177,53 +177,98 @@ class Store {
   // Purges every soft-deleted vault whose scheduled purge date is <= now.
   virtual StatusOr<int> PurgeExpiredVaults(int64_t now) = 0;
 
-  // --- secrets ---
-  // Adds a version and makes it the latest, creating the secret if needed.
-  // Returns the secret's stored name, whose case is that of its first
-  // version. kFailedPrecondition (reason "Conflict") if the secret is soft-deleted;
-  // kNotFound if the vault does not exist; kAlreadyExists if the version id is
-  // taken.
-  virtual StatusOr<std::string> AddSecretVersion(const std::string& vault,
+  // --- objects of a vault: secrets and keys ---
+  // Each kind has its own names: every call acts on the objects of `kind`
+  // alone. Errors name the kind ("SecretNotFound", "KeyNotFound").
+  //
+  // Adds a version and makes it the latest, creating the object if needed.
+  // Returns the object's stored name, whose case is that of its first
+  // version. kFailedPrecondition (reason "Conflict") if the object is
+  // soft-deleted; kNotFound if the vault does not exist; kAlreadyExists if
+  // the version id is taken.
+  virtual StatusOr<std::string> AddObjectVersion(ObjectKind kind, const std::string& vault,
                                                  const SecretVersionRecord& rec) = 0;
-  // Replaces the mutable attributes (content type, tags, enabled, nbf, exp,
-  // updated) of one version of a live secret. kNotFound if absent.
-  virtual Status UpdateSecretVersion(const std::string& vault, const SecretVersionRecord& rec) = 0;
-  // `version` empty means the latest. Finds live secrets only unless
+  // Replaces the mutable attributes (content type, key JSON, tags, enabled,
+  // nbf, exp, updated) of one version of a live object. kNotFound if absent.
+  virtual Status UpdateObjectVersion(ObjectKind kind, const std::string& vault,
+                                     const SecretVersionRecord& rec) = 0;
+  // `version` empty means the latest. Finds live objects only unless
   // `include_deleted`. kNotFound if absent.
-  virtual StatusOr<SecretView> GetSecret(const std::string& vault, const std::string& name,
-                                         const std::string& version, bool include_deleted) = 0;
-  // Lists secrets (latest version each) ordered by lower-case name, starting
-  // after `cursor`, at most `limit`. `deleted` selects soft-deleted secrets
+  virtual StatusOr<SecretView> GetObject(ObjectKind kind, const std::string& vault,
+                                         const std::string& name, const std::string& version,
+                                         bool include_deleted) = 0;
+  // Lists objects (latest version each) ordered by lower-case name, starting
+  // after `cursor`, at most `limit`. `deleted` selects soft-deleted objects
   // instead of live ones.
-  virtual StatusOr<SecretPage> ListSecrets(const std::string& vault, bool deleted,
+  virtual StatusOr<SecretPage> ListObjects(ObjectKind kind, const std::string& vault, bool deleted,
                                            const std::string& cursor, int limit) = 0;
-  // Lists the versions of a live secret ordered by version id.
-  virtual StatusOr<VersionPage> ListSecretVersions(const std::string& vault,
+  // Lists the versions of a live object ordered by version id.
+  virtual StatusOr<VersionPage> ListObjectVersions(ObjectKind kind, const std::string& vault,
                                                    const std::string& name,
                                                    const std::string& cursor, int limit) = 0;
-  // Returns every version of a live secret (for backup).
-  virtual StatusOr<std::vector<SecretVersionRecord>> GetAllSecretVersions(
-      const std::string& vault, const std::string& name) = 0;
-  // Soft-deletes a live secret. kNotFound if there is no live secret.
-  virtual Status MarkSecretDeleted(const std::string& vault, const std::string& name,
-                                   int64_t deleted_date, int64_t scheduled_purge_date) = 0;
-  // Undoes a soft delete. kNotFound if the secret is not soft-deleted.
-  virtual Status RecoverSecret(const std::string& vault, const std::string& name) = 0;
-  // Removes a soft-deleted secret and all its versions. kNotFound if it is
+  // Returns every version of a live object (for backup).
+  virtual StatusOr<std::vector<SecretVersionRecord>> GetAllObjectVersions(
+      ObjectKind kind, const std::string& vault, const std::string& name) = 0;
+  // Soft-deletes a live object. kNotFound if there is no live object.
+  virtual Status MarkObjectDeleted(ObjectKind kind, const std::string& vault,
+                                   const std::string& name, int64_t deleted_date,
+                                   int64_t scheduled_purge_date) = 0;
+  // Undoes a soft delete. kNotFound if the object is not soft-deleted.
+  virtual Status RecoverObject(ObjectKind kind, const std::string& vault,
+                               const std::string& name) = 0;
+  // Removes a soft-deleted object and all its versions. kNotFound if it is
   // not soft-deleted.
-  virtual Status PurgeSecret(const std::string& vault, const std::string& name) = 0;
-  // Purges every soft-deleted secret whose scheduled purge date is <= now.
-  // Returns how many were purged.
-  virtual StatusOr<int> PurgeExpiredSecrets(int64_t now) = 0;
-  // Creates a secret from a backup, all versions at once, the last entry of
+  virtual Status PurgeObject(ObjectKind kind, const std::string& vault,
+                             const std::string& name) = 0;
+  // Purges every soft-deleted object, of every kind, whose scheduled purge
+  // date is <= now. Returns how many were purged.
+  virtual StatusOr<int> PurgeExpiredObjects(int64_t now) = 0;
+  // Creates an object from a backup, all versions at once, the last entry of
   // `versions` becoming the latest. kAlreadyExists if the name is taken (live
   // or soft-deleted).
-  virtual Status RestoreSecret(const std::string& vault,
+  virtual Status RestoreObject(ObjectKind kind, const std::string& vault,
                                const std::vector<SecretVersionRecord>& versions) = 0;
 
+  // The calls above for secrets.
+  StatusOr<std::string> AddSecretVersion(const std::string& vault, const SecretVersionRecord& rec) {
+    return AddObjectVersion(ObjectKind::kSecret, vault, rec);
+  }
+  Status UpdateSecretVersion(const std::string& vault, const SecretVersionRecord& rec) {
+    return UpdateObjectVersion(ObjectKind::kSecret, vault, rec);
+  }
+  StatusOr<SecretView> GetSecret(const std::string& vault, const std::string& name,
+                                 const std::string& version, bool include_deleted) {
+    return GetObject(ObjectKind::kSecret, vault, name, version, include_deleted);
+  }
+  StatusOr<SecretPage> ListSecrets(const std::string& vault, bool deleted,
+                                   const std::string& cursor, int limit) {
+    return ListObjects(ObjectKind::kSecret, vault, deleted, cursor, limit);
+  }
+  StatusOr<VersionPage> ListSecretVersions(const std::string& vault, const std::string& name,
+                                           const std::string& cursor, int limit) {
+    return ListObjectVersions(ObjectKind::kSecret, vault, name, cursor, limit);
+  }
+  StatusOr<std::vector<SecretVersionRecord>> GetAllSecretVersions(const std::string& vault,
+                                                                  const std::string& name) {
+    return GetAllObjectVersions(ObjectKind::kSecret, vault, name);
+  }
+  Status MarkSecretDeleted(const std::string& vault, const std::string& name, int64_t deleted_date,
+                           int64_t scheduled_purge_date) {
+    return MarkObjectDeleted(ObjectKind::kSecret, vault, name, deleted_date, scheduled_purge_date);
+  }
+  Status RecoverSecret(const std::string& vault, const std::string& name) {
+    return RecoverObject(ObjectKind::kSecret, vault, name);
+  }
+  Status PurgeSecret(const std::string& vault, const std::string& name) {
+    return PurgeObject(ObjectKind::kSecret, vault, name);
+  }
+  Status RestoreSecret(const std::string& vault, const std::vector<SecretVersionRecord>& versions) {
+    return RestoreObject(ObjectKind::kSecret, vault, versions);
+  }
+
   // --- change feed (docs/events.md) ---
-  // Every change to a secret (new latest version, attributes updated,
-  // deleted, recovered, purged) and to a vault's access model (access
+  // Every change to a secret or key (new latest version, attributes
+  // updated, deleted, recovered, purged) and to a vault's access model (access
   // policies, enableRbacAuthorization) appends a ChangeRecord in the same
   // transaction, so the feed has exactly the committed changes, in commit
   // order.
@@ -272,14 +317,20 @@ class Store {
   // Removes changes committed before `before_ms`, keeping at least the newest
   // `keep`. Returns how many were removed.
   virtual StatusOr<int> PruneChanges(int64_t before_ms, int keep) = 0;
-  // Current versions of live secrets whose exp <= exp_before and that have
-  // no notice of `type` yet, at most `limit`.
-  virtual StatusOr<std::vector<ExpiringSecret>> ListExpiringSecrets(const std::string& type,
+  // Current versions of live objects of `kind` whose exp <= exp_before and
+  // that have no notice of `type` yet, at most `limit`.
+  virtual StatusOr<std::vector<ExpiringSecret>> ListExpiringObjects(ObjectKind kind,
+                                                                    const std::string& type,
                                                                     int64_t exp_before,
                                                                     int limit) = 0;
-  // Records a notice (change.type for change.vault/name/version) and appends
-  // `change` to the feed, once: false, appending nothing, when that notice
-  // exists. Notices go when their secret is purged.
+  StatusOr<std::vector<ExpiringSecret>> ListExpiringSecrets(const std::string& type,
+                                                            int64_t exp_before, int limit) {
+    return ListExpiringObjects(ObjectKind::kSecret, type, exp_before, limit);
+  }
+  // Records a notice (change.type for change.vault/name/version; the type
+  // starts with the object's kind) and appends `change` to the feed, once:
+  // false, appending nothing, when that notice exists. Notices go when
+  // their object is purged.
   virtual StatusOr<bool> RecordNotice(const ChangeRecord& change) = 0;
 
   // --- pending webhook deliveries (docs/events.md, docs/ha.md) ---

@@ -333,7 +333,7 @@ TEST_P(StoreConformance, PurgeExpiredTakesOnlyDueSecrets) {
   ASSERT_TRUE(store_->AddSecretVersion("main", Version("c", "v1")).ok());
   ASSERT_TRUE(store_->MarkSecretDeleted("main", "a", 1, 50).ok());
   ASSERT_TRUE(store_->MarkSecretDeleted("main", "b", 1, 150).ok());
-  EXPECT_EQ(*store_->PurgeExpiredSecrets(100), 1);
+  EXPECT_EQ(*store_->PurgeExpiredObjects(100), 1);
   EXPECT_EQ(store_->GetSecret("main", "a", "", true).status().code(), StatusCode::kNotFound);
   EXPECT_TRUE(store_->GetSecret("main", "b", "", true).ok());
   EXPECT_TRUE(store_->GetSecret("main", "c", "", false).ok());
@@ -899,6 +899,103 @@ TEST_P(StoreConformance, NoticesFireOncePerVersionAndGoWithThePurge) {
   EXPECT_TRUE(*store_->RecordNotice(c));
 }
 
+TEST_P(StoreConformance, SecretsAndKeysHaveNamesOfTheirOwn) {
+  const ObjectKind kKey = ObjectKind::kKey;
+  auto secret = Version("Shared", "s1");
+  auto key = Version("shared", "k1");
+  key.content_type = "";
+  key.key_json = R"({"kty":"EC"})";
+  key.exp = 1000;
+  ASSERT_TRUE(store_->AddSecretVersion("main", secret).ok());
+  EXPECT_EQ(*store_->AddObjectVersion(kKey, "main", key), "shared");
+  // Each kind finds its own object, and lists only its own.
+  EXPECT_EQ(store_->GetSecret("main", "shared", "", false)->version.version, "s1");
+  auto got = store_->GetObject(kKey, "main", "SHARED", "", false);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->version.version, "k1");
+  EXPECT_EQ(got->version.name, "shared");
+  EXPECT_EQ(got->version.key_json, R"({"kty":"EC"})");
+  EXPECT_EQ(store_->GetObject(kKey, "main", "shared", "s1", false).status().reason(),
+            "KeyNotFound");
+  EXPECT_EQ(store_->GetObject(kKey, "main", "other", "", false).status().reason(), "KeyNotFound");
+  ASSERT_EQ(store_->ListSecrets("main", false, "", 10)->items.size(), 1u);
+  auto keys = store_->ListObjects(kKey, "main", false, "", 10);
+  ASSERT_EQ(keys->items.size(), 1u);
+  EXPECT_EQ(keys->items[0].version.version, "k1");
+  EXPECT_TRUE(keys->items[0].version.sealed_value.empty());
+  EXPECT_EQ(store_->ListObjectVersions(kKey, "main", "shared", "", 10)->items.size(), 1u);
+  // The key JSON is one of the attributes an update replaces.
+  key.key_json = R"({"kty":"EC","key_ops":["sign"]})";
+  key.updated = 300;
+  ASSERT_TRUE(store_->UpdateObjectVersion(kKey, "main", key).ok());
+  EXPECT_EQ(store_->GetObject(kKey, "main", "shared", "k1", false)->version.key_json, key.key_json);
+  EXPECT_EQ(store_->GetSecret("main", "shared", "s1", false)->version.key_json, "");
+  // Expiry notices are per kind.
+  EXPECT_TRUE(store_->ListExpiringSecrets("SecretNearExpiry", 2000, 10)->empty());
+  auto due = store_->ListExpiringObjects(kKey, "KeyNearExpiry", 2000, 10);
+  ASSERT_EQ(due->size(), 1u);
+  EXPECT_EQ(due->front().kind, kKey);
+  EXPECT_EQ(due->front().name, "shared");
+  // Deleting, recovering and purging the key leaves the secret alone, and
+  // the feed names the key's events after its kind.
+  int64_t before = store_->GetChangeBounds()->newest;
+  ASSERT_TRUE(store_->MarkObjectDeleted(kKey, "main", "shared", 10, 20).ok());
+  EXPECT_TRUE(store_->GetObject(kKey, "main", "shared", "", false).status().code() ==
+              StatusCode::kNotFound);
+  EXPECT_TRUE(store_->GetSecret("main", "shared", "", false).ok());
+  EXPECT_EQ(store_->ListObjects(kKey, "main", true, "", 10)->items.size(), 1u);
+  EXPECT_TRUE(store_->ListSecrets("main", true, "", 10)->items.empty());
+  EXPECT_EQ(store_->AddObjectVersion(kKey, "main", Version("shared", "k2")).status().reason(),
+            "Conflict");
+  EXPECT_EQ(store_->PurgeSecret("main", "shared").code(), StatusCode::kNotFound);
+  ASSERT_TRUE(store_->RecoverObject(kKey, "main", "shared").ok());
+  ASSERT_TRUE(store_->MarkObjectDeleted(kKey, "main", "shared", 10, 20).ok());
+  ASSERT_TRUE(store_->PurgeObject(kKey, "main", "shared").ok());
+  EXPECT_EQ(store_->GetSecret("main", "shared", "", false)->version.version, "s1");
+  auto changes = store_->ListChanges(before, 10);
+  ASSERT_EQ(changes->size(), 4u);
+  std::vector<std::string> types;
+  for (const auto& c : *changes) {
+    EXPECT_EQ(c.object_type, "Key");
+    EXPECT_EQ(c.name, "shared");
+    types.push_back(c.type);
+  }
+  EXPECT_EQ(types,
+            (std::vector<std::string>{"KeyDeleted", "KeyRecovered", "KeyDeleted", "KeyPurged"}));
+  // Restore and purge-by-schedule work per kind too.
+  ASSERT_TRUE(store_->RestoreObject(kKey, "main", {Version("shared", "k3")}).ok());
+  EXPECT_EQ(store_->RestoreObject(kKey, "main", {Version("shared", "k3")}).code(),
+            StatusCode::kAlreadyExists);
+  ASSERT_TRUE(store_->MarkObjectDeleted(kKey, "main", "shared", 10, 20).ok());
+  EXPECT_EQ(*store_->PurgeExpiredObjects(100), 1);
+  EXPECT_TRUE(store_->GetSecret("main", "shared", "", false).ok());
+}
+
+TEST_P(StoreConformance, KeyNoticesGoWithTheKeyAndSecretNoticesStay) {
+  auto secret = Version("a", "v1");
+  secret.exp = 1000;
+  ASSERT_TRUE(store_->AddSecretVersion("main", secret).ok());
+  ASSERT_TRUE(store_->AddObjectVersion(ObjectKind::kKey, "main", secret).ok());
+  ChangeRecord c;
+  c.event_id = "00000000-0000-4000-8000-000000000002";
+  c.time_ms = 1700000000000;
+  c.vault = "Main";
+  c.name = "a";
+  c.version = "v1";
+  c.type = "SecretNearExpiry";
+  c.object_type = "Secret";
+  ASSERT_TRUE(*store_->RecordNotice(c));
+  c.type = "KeyNearExpiry";
+  c.object_type = "Key";
+  ASSERT_TRUE(*store_->RecordNotice(c));
+  ASSERT_TRUE(store_->MarkObjectDeleted(ObjectKind::kKey, "main", "a", 10, 20).ok());
+  ASSERT_TRUE(store_->PurgeObject(ObjectKind::kKey, "main", "a").ok());
+  // The secret's notice stays; the key's went with the key.
+  EXPECT_TRUE(store_->ListExpiringSecrets("SecretNearExpiry", 2000, 10)->empty());
+  ASSERT_TRUE(store_->AddObjectVersion(ObjectKind::kKey, "main", secret).ok());
+  EXPECT_EQ(store_->ListExpiringObjects(ObjectKind::kKey, "KeyNearExpiry", 2000, 10)->size(), 1u);
+}
+
 TEST_P(StoreConformance, EventSubscriptionsBelongToTheirVault) {
   EventSubscriptionRecord s;
   s.properties_json = R"({"a":1})";
@@ -1294,6 +1391,12 @@ TEST(SqliteStore, ASchemaEightDatabaseIsMigrated) {
     VaultRecord v;
     v.name = "keep";
     ASSERT_TRUE((*s)->CreateVault(v).ok());
+    SecretVersionRecord secret;
+    secret.name = "Old";
+    secret.version = "v1";
+    secret.sealed_value = "x";
+    secret.tags_json = "{}";
+    ASSERT_TRUE((*s)->AddSecretVersion("keep", secret).ok());
   }
   {
     auto db = SqliteDb::Open(path, false);
@@ -1303,6 +1406,13 @@ TEST(SqliteStore, ASchemaEightDatabaseIsMigrated) {
   auto s = SqliteStore::Open(path);
   ASSERT_TRUE(s.ok()) << s.status().ToString();
   EXPECT_TRUE((*s)->GetVault("keep").ok());
+  // Its secrets stay secrets, and their events come back with the triggers.
+  EXPECT_EQ((*s)->GetSecret("keep", "old", "", false)->version.name, "Old");
+  EXPECT_EQ((*s)->GetObject(ObjectKind::kKey, "keep", "old", "", false).status().code(),
+            StatusCode::kNotFound);
+  int64_t before = (*s)->GetChangeBounds()->newest;
+  ASSERT_TRUE((*s)->MarkSecretDeleted("keep", "old", 1, 2).ok());
+  EXPECT_EQ((*s)->ListChanges(before, 10)->front().type, "SecretDeleted");
   PendingDelivery d;
   d.vault_key = "keep";
   d.name_key = "hook";
@@ -1314,7 +1424,7 @@ TEST(SqliteStore, ASchemaEightDatabaseIsMigrated) {
   auto version = (*db)->Prepare("PRAGMA user_version");
   ASSERT_TRUE(version.ok());
   ASSERT_TRUE(*(*version)->Step());
-  EXPECT_EQ((*version)->Int(0), 9);
+  EXPECT_EQ((*version)->Int(0), 10);
   (*version)->Reset();
 }
 

@@ -14,8 +14,9 @@ namespace {
 Status VaultNotFound(const std::string& name) {
   return NotFoundError("vault '" + name + "' not found", "VaultNotFound");
 }
-Status SecretNotFound(const std::string& name) {
-  return NotFoundError("secret '" + name + "' not found", "SecretNotFound");
+// "secret", "key": how messages name the kind.
+std::string KindWord(ObjectKind kind) {
+  return AsciiLower(ObjectKindName(kind));
 }
 
 std::string FakeUuid() {
@@ -51,13 +52,18 @@ void MemoryStore::AppendChangeLocked(const std::string& vault, std::string type,
   changes_.push_back(std::move(c));
 }
 
-void MemoryStore::SecretPurgedLocked(const Vault& v, const std::string& key, const Secret& s) {
+void MemoryStore::SecretPurgedLocked(const Vault& v, ObjectKind kind, const std::string& key,
+                                     const Secret& s) {
   std::string name = s.versions.empty() ? key : s.versions.begin()->second.name;
-  AppendChangeLocked(v.record.name, "SecretPurged", "Secret", name, "", std::nullopt, std::nullopt);
+  const std::string kind_name(ObjectKindName(kind));
+  AppendChangeLocked(v.record.name, kind_name + "Purged", kind_name, name, "", std::nullopt,
+                     std::nullopt);
   std::string prefix = AsciiLower(v.record.name) + "/" + key + "/";
   for (auto it = notices_.lower_bound(prefix);
        it != notices_.end() && it->compare(0, prefix.size(), prefix) == 0;) {
-    it = notices_.erase(it);
+    // The notice's type ends its key and starts with its object's kind.
+    bool of_kind = it->compare(it->rfind('/') + 1, kind_name.size(), kind_name) == 0;
+    it = of_kind ? notices_.erase(it) : std::next(it);
   }
 }
 
@@ -564,8 +570,10 @@ Status MemoryStore::PurgeVault(const std::string& name) {
 
 std::map<std::string, MemoryStore::Vault>::iterator MemoryStore::EraseVaultLocked(
     std::map<std::string, Vault>::iterator it) {
-  for (const auto& [key, secret] : it->second.secrets) {
-    SecretPurgedLocked(it->second, key, secret);
+  for (const auto& [kind, objects] : it->second.objects) {
+    for (const auto& [key, secret] : objects) {
+      SecretPurgedLocked(it->second, kind, key, secret);
+    }
   }
   event_subscriptions_.erase(it->first);
   for (auto d = deliveries_.begin(); d != deliveries_.end();) {
@@ -588,20 +596,20 @@ StatusOr<int> MemoryStore::PurgeExpiredVaults(int64_t now) {
   return count;
 }
 
-StatusOr<std::string> MemoryStore::AddSecretVersion(const std::string& vault,
+StatusOr<std::string> MemoryStore::AddObjectVersion(ObjectKind kind, const std::string& vault,
                                                     const SecretVersionRecord& rec) {
   std::lock_guard<std::mutex> lock(mu_);
   Vault* v = FindVault(vault);
   if (v == nullptr) {
     return VaultNotFound(vault);
   }
-  auto& s = v->secrets[AsciiLower(rec.name)];
+  auto& s = v->objects[kind][AsciiLower(rec.name)];
   if (s.deleted) {
-    return FailedPreconditionError("secret '" + rec.name + "' is deleted but not purged",
+    return FailedPreconditionError(KindWord(kind) + " '" + rec.name + "' is deleted but not purged",
                                    "Conflict");
   }
   if (s.versions.count(rec.version) != 0) {
-    return AlreadyExistsError("secret version already exists");
+    return AlreadyExistsError(KindWord(kind) + " version already exists");
   }
   SecretVersionRecord copy = rec;
   if (!s.versions.empty()) {
@@ -609,39 +617,45 @@ StatusOr<std::string> MemoryStore::AddSecretVersion(const std::string& vault,
   }
   s.versions[rec.version] = copy;
   s.latest = rec.version;
-  AppendChangeLocked(v->record.name, "SecretNewVersionCreated", "Secret", copy.name, rec.version,
-                     rec.nbf, rec.exp);
+  const std::string kind_name(ObjectKindName(kind));
+  AppendChangeLocked(v->record.name, kind_name + "NewVersionCreated", kind_name, copy.name,
+                     rec.version, rec.nbf, rec.exp);
   return copy.name;
 }
 
-Status MemoryStore::UpdateSecretVersion(const std::string& vault, const SecretVersionRecord& rec) {
+Status MemoryStore::UpdateObjectVersion(ObjectKind kind, const std::string& vault,
+                                        const SecretVersionRecord& rec) {
   std::lock_guard<std::mutex> lock(mu_);
   Vault* v = FindVault(vault);
   if (v == nullptr) {
     return VaultNotFound(vault);
   }
-  auto it = v->secrets.find(AsciiLower(rec.name));
-  if (it == v->secrets.end() || it->second.deleted) {
-    return SecretNotFound(rec.name);
+  auto& objects = v->objects[kind];
+  auto it = objects.find(AsciiLower(rec.name));
+  if (it == objects.end() || it->second.deleted) {
+    return ObjectNotFoundError(kind, rec.name);
   }
   auto vit = it->second.versions.find(rec.version);
   if (vit == it->second.versions.end()) {
-    return SecretNotFound(rec.name);
+    return ObjectNotFoundError(kind, rec.name);
   }
   auto& target = vit->second;
   target.content_type = rec.content_type;
+  target.key_json = rec.key_json;
   target.tags_json = rec.tags_json;
   target.enabled = rec.enabled;
   target.nbf = rec.nbf;
   target.exp = rec.exp;
   target.updated = rec.updated;
-  AppendChangeLocked(v->record.name, "SecretUpdated", "Secret", target.name, target.version,
+  const std::string kind_name(ObjectKindName(kind));
+  AppendChangeLocked(v->record.name, kind_name + "Updated", kind_name, target.name, target.version,
                      target.nbf, target.exp);
   return OkStatus();
 }
 
-StatusOr<SecretView> MemoryStore::GetSecret(const std::string& vault, const std::string& name,
-                                            const std::string& version, bool include_deleted) {
+StatusOr<SecretView> MemoryStore::GetObject(ObjectKind kind, const std::string& vault,
+                                            const std::string& name, const std::string& version,
+                                            bool include_deleted) {
   std::lock_guard<std::mutex> lock(mu_);
   if (unreachable_) {
     return UnavailableError("storage is unavailable: the database cannot be reached");
@@ -650,27 +664,29 @@ StatusOr<SecretView> MemoryStore::GetSecret(const std::string& vault, const std:
   if (v == nullptr) {
     return VaultNotFound(vault);
   }
-  auto it = v->secrets.find(AsciiLower(name));
-  if (it == v->secrets.end() || (it->second.deleted && !include_deleted)) {
-    return SecretNotFound(name);
+  auto& objects = v->objects[kind];
+  auto it = objects.find(AsciiLower(name));
+  if (it == objects.end() || (it->second.deleted && !include_deleted)) {
+    return ObjectNotFoundError(kind, name);
   }
   const Secret& s = it->second;
   auto vit = s.versions.find(version.empty() ? s.latest : version);
   if (vit == s.versions.end()) {
-    return SecretNotFound(name);
+    return ObjectNotFoundError(kind, name);
   }
   return SecretView{vit->second, s.deleted, s.deleted_date, s.scheduled_purge_date};
 }
 
-StatusOr<SecretPage> MemoryStore::ListSecrets(const std::string& vault, bool deleted,
-                                              const std::string& cursor, int limit) {
+StatusOr<SecretPage> MemoryStore::ListObjects(ObjectKind kind, const std::string& vault,
+                                              bool deleted, const std::string& cursor, int limit) {
   std::lock_guard<std::mutex> lock(mu_);
   Vault* v = FindVault(vault);
   if (v == nullptr) {
     return VaultNotFound(vault);
   }
   SecretPage page;
-  for (auto it = v->secrets.upper_bound(cursor); it != v->secrets.end(); ++it) {
+  auto& objects = v->objects[kind];
+  for (auto it = objects.upper_bound(cursor); it != objects.end(); ++it) {
     const Secret& s = it->second;
     if (s.deleted != deleted || s.versions.empty()) {
       continue;
@@ -686,7 +702,7 @@ StatusOr<SecretPage> MemoryStore::ListSecrets(const std::string& vault, bool del
   return page;
 }
 
-StatusOr<VersionPage> MemoryStore::ListSecretVersions(const std::string& vault,
+StatusOr<VersionPage> MemoryStore::ListObjectVersions(ObjectKind kind, const std::string& vault,
                                                       const std::string& name,
                                                       const std::string& cursor, int limit) {
   std::lock_guard<std::mutex> lock(mu_);
@@ -694,9 +710,10 @@ StatusOr<VersionPage> MemoryStore::ListSecretVersions(const std::string& vault,
   if (v == nullptr) {
     return VaultNotFound(vault);
   }
-  auto it = v->secrets.find(AsciiLower(name));
-  if (it == v->secrets.end() || it->second.deleted) {
-    return SecretNotFound(name);
+  auto& objects = v->objects[kind];
+  auto it = objects.find(AsciiLower(name));
+  if (it == objects.end() || it->second.deleted) {
+    return ObjectNotFoundError(kind, name);
   }
   VersionPage page;
   const auto& versions = it->second.versions;
@@ -711,16 +728,17 @@ StatusOr<VersionPage> MemoryStore::ListSecretVersions(const std::string& vault,
   return page;
 }
 
-StatusOr<std::vector<SecretVersionRecord>> MemoryStore::GetAllSecretVersions(
-    const std::string& vault, const std::string& name) {
+StatusOr<std::vector<SecretVersionRecord>> MemoryStore::GetAllObjectVersions(
+    ObjectKind kind, const std::string& vault, const std::string& name) {
   std::lock_guard<std::mutex> lock(mu_);
   Vault* v = FindVault(vault);
   if (v == nullptr) {
     return VaultNotFound(vault);
   }
-  auto it = v->secrets.find(AsciiLower(name));
-  if (it == v->secrets.end() || it->second.deleted) {
-    return SecretNotFound(name);
+  auto& objects = v->objects[kind];
+  auto it = objects.find(AsciiLower(name));
+  if (it == objects.end() || it->second.deleted) {
+    return ObjectNotFoundError(kind, name);
   }
   std::vector<SecretVersionRecord> out;
   for (const auto& [ver, rec] : it->second.versions) {
@@ -732,78 +750,88 @@ StatusOr<std::vector<SecretVersionRecord>> MemoryStore::GetAllSecretVersions(
   return out;
 }
 
-Status MemoryStore::MarkSecretDeleted(const std::string& vault, const std::string& name,
-                                      int64_t deleted_date, int64_t scheduled_purge_date) {
+Status MemoryStore::MarkObjectDeleted(ObjectKind kind, const std::string& vault,
+                                      const std::string& name, int64_t deleted_date,
+                                      int64_t scheduled_purge_date) {
   std::lock_guard<std::mutex> lock(mu_);
   Vault* v = FindVault(vault);
   if (v == nullptr) {
     return VaultNotFound(vault);
   }
-  auto it = v->secrets.find(AsciiLower(name));
-  if (it == v->secrets.end() || it->second.deleted) {
-    return SecretNotFound(name);
+  auto& objects = v->objects[kind];
+  auto it = objects.find(AsciiLower(name));
+  if (it == objects.end() || it->second.deleted) {
+    return ObjectNotFoundError(kind, name);
   }
   it->second.deleted = true;
   it->second.deleted_date = deleted_date;
   it->second.scheduled_purge_date = scheduled_purge_date;
-  AppendChangeLocked(v->record.name, "SecretDeleted", "Secret",
+  const std::string kind_name(ObjectKindName(kind));
+  AppendChangeLocked(v->record.name, kind_name + "Deleted", kind_name,
                      it->second.versions.begin()->second.name, it->second.latest, std::nullopt,
                      std::nullopt);
   return OkStatus();
 }
 
-Status MemoryStore::RecoverSecret(const std::string& vault, const std::string& name) {
+Status MemoryStore::RecoverObject(ObjectKind kind, const std::string& vault,
+                                  const std::string& name) {
   std::lock_guard<std::mutex> lock(mu_);
   Vault* v = FindVault(vault);
   if (v == nullptr) {
     return VaultNotFound(vault);
   }
-  auto it = v->secrets.find(AsciiLower(name));
-  if (it == v->secrets.end() || !it->second.deleted) {
-    return NotFoundError("deleted secret '" + name + "' not found", "SecretNotFound");
+  auto& objects = v->objects[kind];
+  auto it = objects.find(AsciiLower(name));
+  if (it == objects.end() || !it->second.deleted) {
+    return DeletedObjectNotFoundError(kind, name);
   }
   it->second.deleted = false;
   it->second.deleted_date = 0;
   it->second.scheduled_purge_date = 0;
-  AppendChangeLocked(v->record.name, "SecretRecovered", "Secret",
+  const std::string kind_name(ObjectKindName(kind));
+  AppendChangeLocked(v->record.name, kind_name + "Recovered", kind_name,
                      it->second.versions.begin()->second.name, it->second.latest, std::nullopt,
                      std::nullopt);
   return OkStatus();
 }
 
-Status MemoryStore::PurgeSecret(const std::string& vault, const std::string& name) {
+Status MemoryStore::PurgeObject(ObjectKind kind, const std::string& vault,
+                                const std::string& name) {
   std::lock_guard<std::mutex> lock(mu_);
   Vault* v = FindVault(vault);
   if (v == nullptr) {
     return VaultNotFound(vault);
   }
-  auto it = v->secrets.find(AsciiLower(name));
-  if (it == v->secrets.end() || !it->second.deleted) {
-    return NotFoundError("deleted secret '" + name + "' not found", "SecretNotFound");
+  auto& objects = v->objects[kind];
+  auto it = objects.find(AsciiLower(name));
+  if (it == objects.end() || !it->second.deleted) {
+    return DeletedObjectNotFoundError(kind, name);
   }
-  SecretPurgedLocked(*v, it->first, it->second);
-  v->secrets.erase(it);
+  SecretPurgedLocked(*v, kind, it->first, it->second);
+  objects.erase(it);
   return OkStatus();
 }
 
-StatusOr<int> MemoryStore::PurgeExpiredSecrets(int64_t now) {
+StatusOr<int> MemoryStore::PurgeExpiredObjects(int64_t now) {
   std::lock_guard<std::mutex> lock(mu_);
   int count = 0;
   for (auto& [vk, v] : vaults_) {
-    for (auto it = v.secrets.begin(); it != v.secrets.end();) {
-      if (it->second.deleted && it->second.scheduled_purge_date <= now) {
-        SecretPurgedLocked(v, it->first, it->second);
-        it = v.secrets.erase(it);
-        ++count;
-      } else {
-        ++it;
+    for (auto& [kind, objects] : v.objects) {
+      for (auto it = objects.begin(); it != objects.end();) {
+        if (it->second.deleted && it->second.scheduled_purge_date <= now) {
+          SecretPurgedLocked(v, kind, it->first, it->second);
+          it = objects.erase(it);
+          ++count;
+        } else {
+          ++it;
+        }
       }
     }
   }
   return count;
 }
 
-Status MemoryStore::RestoreSecret(const std::string& vault,
+Status MemoryStore::RestoreObject(ObjectKind kind, const std::string& vault,
                                   const std::vector<SecretVersionRecord>& versions) {
   std::lock_guard<std::mutex> lock(mu_);
   Vault* v = FindVault(vault);
@@ -814,17 +842,19 @@ Status MemoryStore::RestoreSecret(const std::string& vault,
     return InvalidArgumentError("backup holds no versions");
   }
   std::string key = AsciiLower(versions.back().name);
-  if (v->secrets.count(key) != 0) {
-    return AlreadyExistsError("secret '" + versions.back().name + "' already exists");
+  auto& objects = v->objects[kind];
+  if (objects.count(key) != 0) {
+    return AlreadyExistsError(KindWord(kind) + " '" + versions.back().name + "' already exists");
   }
   Secret s;
   for (const auto& rec : versions) {
     s.versions[rec.version] = rec;
   }
   s.latest = versions.back().version;
-  v->secrets[key] = std::move(s);
+  objects[key] = std::move(s);
   const SecretVersionRecord& latest = versions.back();
-  AppendChangeLocked(v->record.name, "SecretNewVersionCreated", "Secret", latest.name,
+  const std::string kind_name(ObjectKindName(kind));
+  AppendChangeLocked(v->record.name, kind_name + "NewVersionCreated", kind_name, latest.name,
                      latest.version, latest.nbf, latest.exp);
   return OkStatus();
 }
@@ -859,7 +889,8 @@ StatusOr<int> MemoryStore::PruneChanges(int64_t before_ms, int keep) {
   return removed;
 }
 
-StatusOr<std::vector<ExpiringSecret>> MemoryStore::ListExpiringSecrets(const std::string& type,
+StatusOr<std::vector<ExpiringSecret>> MemoryStore::ListExpiringObjects(ObjectKind kind,
+                                                                       const std::string& type,
                                                                        int64_t exp_before,
                                                                        int limit) {
   std::lock_guard<std::mutex> lock(mu_);
@@ -868,13 +899,17 @@ StatusOr<std::vector<ExpiringSecret>> MemoryStore::ListExpiringSecrets(const std
     if (v.record.deleted()) {
       continue;
     }
-    for (const auto& [key, s] : v.secrets) {
+    auto objects = v.objects.find(kind);
+    if (objects == v.objects.end()) {
+      continue;
+    }
+    for (const auto& [key, s] : objects->second) {
       const SecretVersionRecord& latest = s.versions.at(s.latest);
       if (s.deleted || !latest.exp || *latest.exp > exp_before ||
           notices_.count(vk + "/" + key + "/" + s.latest + "/" + type) != 0) {
         continue;
       }
-      out.push_back({v.record.name, latest.name, latest.version, latest.nbf, *latest.exp});
+      out.push_back({kind, v.record.name, latest.name, latest.version, latest.nbf, *latest.exp});
     }
   }
   std::sort(out.begin(), out.end(),

@@ -75,29 +75,33 @@ class MemoryStore final : public Store {
   Status PurgeVault(const std::string& name) override;
   StatusOr<int> PurgeExpiredVaults(int64_t now) override;
 
-  StatusOr<std::string> AddSecretVersion(const std::string& vault,
+  StatusOr<std::string> AddObjectVersion(ObjectKind kind, const std::string& vault,
                                          const SecretVersionRecord& rec) override;
-  Status UpdateSecretVersion(const std::string& vault, const SecretVersionRecord& rec) override;
-  StatusOr<SecretView> GetSecret(const std::string& vault, const std::string& name,
+  Status UpdateObjectVersion(ObjectKind kind, const std::string& vault,
+                             const SecretVersionRecord& rec) override;
+  StatusOr<SecretView> GetObject(ObjectKind kind, const std::string& vault, const std::string& name,
                                  const std::string& version, bool include_deleted) override;
-  StatusOr<SecretPage> ListSecrets(const std::string& vault, bool deleted,
+  StatusOr<SecretPage> ListObjects(ObjectKind kind, const std::string& vault, bool deleted,
                                    const std::string& cursor, int limit) override;
-  StatusOr<VersionPage> ListSecretVersions(const std::string& vault, const std::string& name,
-                                           const std::string& cursor, int limit) override;
-  StatusOr<std::vector<SecretVersionRecord>> GetAllSecretVersions(const std::string& vault,
+  StatusOr<VersionPage> ListObjectVersions(ObjectKind kind, const std::string& vault,
+                                           const std::string& name, const std::string& cursor,
+                                           int limit) override;
+  StatusOr<std::vector<SecretVersionRecord>> GetAllObjectVersions(ObjectKind kind,
+                                                                  const std::string& vault,
                                                                   const std::string& name) override;
-  Status MarkSecretDeleted(const std::string& vault, const std::string& name, int64_t deleted_date,
-                           int64_t scheduled_purge_date) override;
-  Status RecoverSecret(const std::string& vault, const std::string& name) override;
-  Status PurgeSecret(const std::string& vault, const std::string& name) override;
-  StatusOr<int> PurgeExpiredSecrets(int64_t now) override;
-  Status RestoreSecret(const std::string& vault,
+  Status MarkObjectDeleted(ObjectKind kind, const std::string& vault, const std::string& name,
+                           int64_t deleted_date, int64_t scheduled_purge_date) override;
+  Status RecoverObject(ObjectKind kind, const std::string& vault, const std::string& name) override;
+  Status PurgeObject(ObjectKind kind, const std::string& vault, const std::string& name) override;
+  StatusOr<int> PurgeExpiredObjects(int64_t now) override;
+  Status RestoreObject(ObjectKind kind, const std::string& vault,
                        const std::vector<SecretVersionRecord>& versions) override;
 
   StatusOr<std::vector<ChangeRecord>> ListChanges(int64_t after_seq, int limit) override;
   StatusOr<ChangeBounds> GetChangeBounds() override;
   StatusOr<int> PruneChanges(int64_t before_ms, int keep) override;
-  StatusOr<std::vector<ExpiringSecret>> ListExpiringSecrets(const std::string& type,
+  StatusOr<std::vector<ExpiringSecret>> ListExpiringObjects(ObjectKind kind,
+                                                            const std::string& type,
                                                             int64_t exp_before, int limit) override;
   StatusOr<bool> RecordNotice(const ChangeRecord& change) override;
   StatusOr<EventSubscriptionRecord> PutEventSubscription(
@@ -120,6 +124,7 @@ class MemoryStore final : public Store {
   void SetUnreachable(bool unreachable);
 
  private:
+  // An object (secret or key) of a vault.
   struct Secret {
     std::string latest;
     bool deleted = false;
@@ -129,7 +134,8 @@ class MemoryStore final : public Store {
   };
   struct Vault {
     VaultRecord record;
-    std::map<std::string, Secret> secrets;  // key: lower-case name
+    // Per kind, by lower-case name.
+    std::map<ObjectKind, std::map<std::string, Secret>> objects;
   };
 
   Vault* FindVault(const std::string& name);
@@ -137,7 +143,7 @@ class MemoryStore final : public Store {
   void AppendChangeLocked(const std::string& vault, std::string type, std::string object_type,
                           std::string name, std::string version, std::optional<int64_t> nbf,
                           std::optional<int64_t> exp);
-  void SecretPurgedLocked(const Vault& v, const std::string& key, const Secret& s);
+  void SecretPurgedLocked(const Vault& v, ObjectKind kind, const std::string& key, const Secret& s);
   std::map<std::string, Vault>::iterator EraseVaultLocked(
       std::map<std::string, Vault>::iterator it);
   // Erases a principal and its credentials; false if absent. mu_ held.

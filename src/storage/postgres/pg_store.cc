@@ -12,7 +12,7 @@
 namespace coffer::storage::postgres {
 namespace {
 
-constexpr int kSchemaVersion = 2;
+constexpr int kSchemaVersion = 3;
 constexpr size_t kMaxReaders = 16;
 constexpr size_t kMaxGroup = 512;
 // Attempts at a whole group before its writes run one by one, and at each
@@ -123,18 +123,20 @@ CREATE TABLE vault_access_policies(
   object_id text NOT NULL, application_id text NOT NULL, keys text, secrets text,
   certificates text, storage text, PRIMARY KEY(vault_key, position));
 CREATE TABLE secrets(
-  vault_key text COLLATE "C" NOT NULL, name_key text COLLATE "C" NOT NULL, name text NOT NULL,
+  vault_key text COLLATE "C" NOT NULL, kind text COLLATE "C" NOT NULL,
+  name_key text COLLATE "C" NOT NULL, name text NOT NULL,
   latest_version text NOT NULL, deleted bigint NOT NULL DEFAULT 0,
   deleted_date bigint, scheduled_purge_date bigint,
-  PRIMARY KEY(vault_key, name_key));
-CREATE INDEX secrets_listing ON secrets(vault_key, deleted, name_key);
+  PRIMARY KEY(vault_key, kind, name_key));
+CREATE INDEX secrets_listing ON secrets(vault_key, kind, deleted, name_key);
 CREATE INDEX secrets_purge ON secrets(scheduled_purge_date) WHERE deleted = 1;
 CREATE TABLE secret_versions(
-  vault_key text COLLATE "C" NOT NULL, name_key text COLLATE "C" NOT NULL,
+  vault_key text COLLATE "C" NOT NULL, kind text COLLATE "C" NOT NULL,
+  name_key text COLLATE "C" NOT NULL,
   version text COLLATE "C" NOT NULL, sealed_value bytea NOT NULL, content_type text NOT NULL,
   tags_json text NOT NULL, enabled bigint NOT NULL, nbf bigint, exp bigint,
-  created bigint NOT NULL, updated bigint NOT NULL,
-  PRIMARY KEY(vault_key, name_key, version));
+  created bigint NOT NULL, updated bigint NOT NULL, key_json text NOT NULL DEFAULT '',
+  PRIMARY KEY(vault_key, kind, name_key, version));
 CREATE TABLE changes(
   id bigserial PRIMARY KEY, seq bigint UNIQUE, event_id text NOT NULL, time_ms bigint NOT NULL,
   vault text NOT NULL, type text NOT NULL, object_type text NOT NULL, name text NOT NULL,
@@ -158,14 +160,15 @@ CREATE TABLE event_subscriptions(
   version bigint NOT NULL DEFAULT 1, PRIMARY KEY(vault_key, name_key));
 )sql" COFFER_PG_DELIVERIES;
 
-// The change feed's triggers: the same changes as SQLite's, and the commit
-// order numbering (see pg_store.h). coffer_change() appends one row.
-constexpr char kTriggers[] = R"sql(
-CREATE FUNCTION coffer_change(p_vault_key text, p_type text, p_name text, p_version text,
-                              p_nbf bigint, p_exp bigint) RETURNS void LANGUAGE sql AS $$
+// The object tables' change triggers, apart so that the migration to 3 can
+// make them anew. An object's events are named after its kind.
+constexpr char kObjectTriggers[] = R"sql(
+CREATE FUNCTION coffer_change(p_vault_key text, p_type text, p_object_type text, p_name text,
+                              p_version text, p_nbf bigint, p_exp bigint)
+  RETURNS void LANGUAGE sql AS $$
   INSERT INTO changes(event_id, time_ms, vault, type, object_type, name, version, nbf, exp)
   SELECT gen_random_uuid()::text, (extract(epoch FROM clock_timestamp()) * 1000)::bigint,
-         v.name, p_type, 'Secret', p_name, p_version, p_nbf, p_exp
+         v.name, p_type, p_object_type, p_name, p_version, p_nbf, p_exp
   FROM vaults v WHERE v.name_key = p_vault_key;
 $$;
 CREATE FUNCTION coffer_secret_changed() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -173,21 +176,23 @@ DECLARE
   v record;
 BEGIN
   IF TG_OP = 'DELETE' THEN
-    PERFORM coffer_change(OLD.vault_key, 'SecretPurged', OLD.name, '', NULL, NULL);
-    DELETE FROM notices WHERE vault_key = OLD.vault_key AND name_key = OLD.name_key;
+    PERFORM coffer_change(OLD.vault_key, OLD.kind || 'Purged', OLD.kind, OLD.name, '', NULL,
+                          NULL);
+    DELETE FROM notices WHERE vault_key = OLD.vault_key AND name_key = OLD.name_key
+      AND starts_with(type, OLD.kind);
     RETURN NULL;
   END IF;
   IF TG_OP = 'UPDATE' AND NEW.deleted <> OLD.deleted THEN
     PERFORM coffer_change(NEW.vault_key,
-        CASE NEW.deleted WHEN 0 THEN 'SecretRecovered' ELSE 'SecretDeleted' END,
+        NEW.kind || CASE NEW.deleted WHEN 0 THEN 'Recovered' ELSE 'Deleted' END, NEW.kind,
         NEW.name, NEW.latest_version, NULL, NULL);
   END IF;
   IF TG_OP = 'INSERT' OR NEW.latest_version <> OLD.latest_version THEN
     SELECT sv.nbf, sv.exp INTO v FROM secret_versions sv
-      WHERE sv.vault_key = NEW.vault_key AND sv.name_key = NEW.name_key
+      WHERE sv.vault_key = NEW.vault_key AND sv.kind = NEW.kind AND sv.name_key = NEW.name_key
         AND sv.version = NEW.latest_version;
     IF FOUND THEN
-      PERFORM coffer_change(NEW.vault_key, 'SecretNewVersionCreated', NEW.name,
+      PERFORM coffer_change(NEW.vault_key, NEW.kind || 'NewVersionCreated', NEW.kind, NEW.name,
                             NEW.latest_version, v.nbf, v.exp);
     END IF;
   END IF;
@@ -197,12 +202,40 @@ CREATE TRIGGER change_secret AFTER INSERT OR UPDATE OR DELETE ON secrets
   FOR EACH ROW EXECUTE FUNCTION coffer_secret_changed();
 CREATE FUNCTION coffer_secret_version_updated() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-  PERFORM coffer_change(NEW.vault_key, 'SecretUpdated', s.name, NEW.version, NEW.nbf, NEW.exp)
-    FROM secrets s WHERE s.vault_key = NEW.vault_key AND s.name_key = NEW.name_key;
+  PERFORM coffer_change(NEW.vault_key, NEW.kind || 'Updated', NEW.kind, s.name, NEW.version,
+                        NEW.nbf, NEW.exp)
+    FROM secrets s WHERE s.vault_key = NEW.vault_key AND s.kind = NEW.kind
+      AND s.name_key = NEW.name_key;
   RETURN NULL;
 END $$;
 CREATE TRIGGER change_secret_updated AFTER UPDATE ON secret_versions
   FOR EACH ROW EXECUTE FUNCTION coffer_secret_version_updated();
+)sql";
+
+// -> 3: secrets and keys share the object tables, told apart by `kind`,
+// which joins their keys.
+constexpr char kMigrateTo3[] = R"sql(
+DROP TRIGGER IF EXISTS change_secret ON secrets;
+DROP TRIGGER IF EXISTS change_secret_updated ON secret_versions;
+DROP FUNCTION IF EXISTS coffer_secret_changed();
+DROP FUNCTION IF EXISTS coffer_secret_version_updated();
+DROP FUNCTION IF EXISTS coffer_change(text, text, text, text, bigint, bigint);
+ALTER TABLE secrets ADD COLUMN kind text COLLATE "C" NOT NULL DEFAULT 'Secret';
+ALTER TABLE secrets ALTER COLUMN kind DROP DEFAULT;
+ALTER TABLE secrets DROP CONSTRAINT IF EXISTS secrets_pkey;
+ALTER TABLE secrets ADD PRIMARY KEY(vault_key, kind, name_key);
+DROP INDEX IF EXISTS secrets_listing;
+CREATE INDEX secrets_listing ON secrets(vault_key, kind, deleted, name_key);
+ALTER TABLE secret_versions ADD COLUMN kind text COLLATE "C" NOT NULL DEFAULT 'Secret';
+ALTER TABLE secret_versions ALTER COLUMN kind DROP DEFAULT;
+ALTER TABLE secret_versions ADD COLUMN key_json text NOT NULL DEFAULT '';
+ALTER TABLE secret_versions DROP CONSTRAINT IF EXISTS secret_versions_pkey;
+ALTER TABLE secret_versions ADD PRIMARY KEY(vault_key, kind, name_key, version);
+)sql";
+
+// The change feed's triggers: the same changes as SQLite's, and the commit
+// order numbering (see pg_store.h). coffer_change() appends one row.
+constexpr char kTriggers[] = R"sql(
 CREATE FUNCTION coffer_number_change() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
   n bigint;
@@ -298,7 +331,7 @@ Status PostgresStore::ApplySchema(Db& db) {
     if (has_tables == "t") {
       return DataLossError("the database has tables but no Coffer schema version");
     }
-    return db.ExecScript(std::string(kSchema) + kTriggers +
+    return db.ExecScript(std::string(kSchema) + kObjectTriggers + kTriggers +
                          "CREATE TABLE coffer_schema(version bigint NOT NULL);"
                          "INSERT INTO coffer_schema VALUES(" +
                          std::to_string(kSchemaVersion) + ");");
@@ -319,6 +352,9 @@ Status PostgresStore::ApplySchema(Db& db) {
   std::string migrations;
   if (current < 2) {
     migrations += COFFER_PG_DELIVERIES;
+  }
+  if (current < 3) {
+    migrations += std::string(kMigrateTo3) + kObjectTriggers;
   }
   if (migrations.empty()) {
     return OkStatus();
@@ -549,14 +585,15 @@ const char* PostgresStore::AddSecretVersionSql() const {
   // `found` is the state they change. The secrets trigger (a new version's
   // change) fires at the end of the statement and sees the version row.
   return "WITH found AS (SELECT s.name, s.deleted FROM vaults v LEFT JOIN secrets s "
-         "ON s.vault_key = v.name_key AND s.name_key = ?2 WHERE v.name_key = ?1), "
+         "ON s.vault_key = v.name_key AND s.kind = ?13 AND s.name_key = ?2 "
+         "WHERE v.name_key = ?1), "
          "ok AS (SELECT 1 FROM found WHERE found.deleted IS DISTINCT FROM 1), "
-         "version AS (INSERT INTO secret_versions(vault_key, name_key, version, sealed_value, "
-         "content_type, tags_json, enabled, nbf, exp, created, updated) "
-         "SELECT ?1, ?2, ?4, ?5::bytea, ?6, ?7, ?8::bigint, ?9::bigint, ?10::bigint, "
-         "?11::bigint, ?12::bigint FROM ok), "
-         "secret AS (INSERT INTO secrets(vault_key, name_key, name, latest_version) "
-         "SELECT ?1, ?2, ?3, ?4 FROM ok ON CONFLICT (vault_key, name_key) "
+         "version AS (INSERT INTO secret_versions(vault_key, kind, name_key, version, "
+         "sealed_value, content_type, tags_json, enabled, nbf, exp, created, updated, key_json) "
+         "SELECT ?1, ?13, ?2, ?4, ?5::bytea, ?6, ?7, ?8::bigint, ?9::bigint, ?10::bigint, "
+         "?11::bigint, ?12::bigint, ?14 FROM ok), "
+         "secret AS (INSERT INTO secrets(vault_key, kind, name_key, name, latest_version) "
+         "SELECT ?1, ?13, ?2, ?3, ?4 FROM ok ON CONFLICT (vault_key, kind, name_key) "
          "DO UPDATE SET latest_version = EXCLUDED.latest_version) "
          "SELECT (SELECT count(*) FROM found), (SELECT name FROM found), "
          "(SELECT deleted FROM found)";

@@ -340,18 +340,48 @@ TEST_F(PgStoreTest, ANewerSchemaIsRefusedWithItsVersion) {
   EXPECT_NE(store.status().message().find("99"), std::string::npos);
 }
 
-// A schema-1 database (before pending webhook deliveries) is brought to
-// version 2 at open, keeping its data.
+// A schema-1 database (before pending webhook deliveries, and before keys
+// shared the object tables) is brought to the current version at open,
+// keeping its data: its secrets become secrets, and keys of the same names
+// can be added.
 TEST_F(PgStoreTest, ASchemaOneDatabaseIsMigrated) {
   {
     auto store = Open();
     ASSERT_NE(store, nullptr);
     ASSERT_TRUE(store->CreateVault(Vault("kept")).ok());
   }
-  Admin("DROP TABLE webhook_deliveries; UPDATE coffer_schema SET version = 1");
+  // The object tables and their triggers as schema 1 and 2 had them.
+  Admin(
+      "DROP TABLE webhook_deliveries; "
+      "DROP TRIGGER change_secret ON secrets; "
+      "DROP TRIGGER change_secret_updated ON secret_versions; "
+      "DROP FUNCTION coffer_secret_changed(); DROP FUNCTION coffer_secret_version_updated(); "
+      "DROP FUNCTION coffer_change(text, text, text, text, text, bigint, bigint); "
+      "ALTER TABLE secrets DROP COLUMN kind; ALTER TABLE secrets ADD PRIMARY KEY(vault_key, "
+      "name_key); ALTER TABLE secret_versions DROP COLUMN kind; "
+      "ALTER TABLE secret_versions DROP COLUMN key_json; "
+      "ALTER TABLE secret_versions ADD PRIMARY KEY(vault_key, name_key, version); "
+      "INSERT INTO secrets(vault_key, name_key, name, latest_version) "
+      "VALUES('kept', 'old', 'Old', 'v1'); "
+      "INSERT INTO secret_versions(vault_key, name_key, version, sealed_value, content_type, "
+      "tags_json, enabled, created, updated) VALUES('kept', 'old', 'v1', 'x', '', '{}', 1, 1, 1); "
+      "UPDATE coffer_schema SET version = 1");
   auto store = Open();
   ASSERT_NE(store, nullptr);
   EXPECT_TRUE(store->GetVault("kept").ok());
+  auto old = store->GetSecret("kept", "old", "", false);
+  ASSERT_TRUE(old.ok()) << old.status().ToString();
+  EXPECT_EQ(old->version.name, "Old");
+  EXPECT_EQ(store->GetObject(ObjectKind::kKey, "kept", "old", "", false).status().code(),
+            StatusCode::kNotFound);
+  SecretVersionRecord key = Version("old", "k1");
+  key.key_json = "{}";
+  ASSERT_TRUE(store->AddObjectVersion(ObjectKind::kKey, "kept", key).ok());
+  EXPECT_EQ(store->GetSecret("kept", "old", "", false)->version.version, "v1");
+  auto changes = store->ListChanges(0, 100);
+  ASSERT_TRUE(changes.ok());
+  ASSERT_FALSE(changes->empty());
+  EXPECT_EQ(changes->back().type, "KeyNewVersionCreated");
   PendingDelivery d;
   d.vault_key = "kept";
   d.name_key = "hook";
@@ -365,7 +395,7 @@ TEST_F(PgStoreTest, ASchemaOneDatabaseIsMigrated) {
   ASSERT_TRUE(conn.ok());
   auto version = (*conn)->Exec("SELECT version FROM coffer_schema");
   ASSERT_TRUE(version.ok());
-  EXPECT_EQ(version->Text(0, 0), "2");
+  EXPECT_EQ(version->Text(0, 0), "3");
 }
 
 TEST_F(PgStoreTest, ADatabaseWithOtherTablesIsNotTakenOver) {

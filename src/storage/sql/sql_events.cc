@@ -71,26 +71,30 @@ StatusOr<int> SqlStore::PruneChanges(int64_t before_ms, int keep) {
   return removed;
 }
 
-StatusOr<std::vector<ExpiringSecret>> SqlStore::ListExpiringSecrets(const std::string& type,
+StatusOr<std::vector<ExpiringSecret>> SqlStore::ListExpiringObjects(ObjectKind kind,
+                                                                    const std::string& type,
                                                                     int64_t exp_before, int limit) {
   std::vector<ExpiringSecret> out;
   RETURN_IF_ERROR(Read([&](Db& db) -> Status {
     ASSIGN_OR_RETURN(Stmt * st,
                      db.Prepare("SELECT vt.name, s.name, v.version, v.nbf, v.exp FROM secrets s "
                                 "JOIN secret_versions v ON v.vault_key = s.vault_key AND "
-                                "v.name_key = s.name_key AND v.version = s.latest_version "
+                                "v.kind = s.kind AND v.name_key = s.name_key AND "
+                                "v.version = s.latest_version "
                                 "JOIN vaults vt ON vt.name_key = s.vault_key "
-                                "WHERE s.deleted = 0 AND vt.deleted_date = 0 AND v.exp IS NOT NULL "
-                                "AND v.exp <= ? AND NOT EXISTS (SELECT 1 FROM notices n WHERE "
-                                "n.vault_key = s.vault_key AND n.name_key = s.name_key AND "
-                                "n.version = v.version AND n.type = ?) ORDER BY v.exp LIMIT ?"));
-    st->Bind(1, exp_before).Bind(2, type).Bind(3, static_cast<int64_t>(limit));
+                                "WHERE s.kind = ? AND s.deleted = 0 AND vt.deleted_date = 0 AND "
+                                "v.exp IS NOT NULL AND v.exp <= ? AND NOT EXISTS (SELECT 1 FROM "
+                                "notices n WHERE n.vault_key = s.vault_key AND "
+                                "n.name_key = s.name_key AND n.version = v.version AND "
+                                "n.type = ?) ORDER BY v.exp LIMIT ?"));
+    st->Bind(1, std::string(ObjectKindName(kind))).Bind(2, exp_before).Bind(3, type);
+    st->Bind(4, static_cast<int64_t>(limit));
     while (true) {
       ASSIGN_OR_RETURN(bool row, st->Step());
       if (!row) {
         return OkStatus();
       }
-      out.push_back({st->Text(0), st->Text(1), st->Text(2), st->OptInt(3), st->Int(4)});
+      out.push_back({kind, st->Text(0), st->Text(1), st->Text(2), st->OptInt(3), st->Int(4)});
     }
   }));
   return out;

@@ -1,4 +1,4 @@
-// The secret operations of SqlStore.
+// The object operations of SqlStore: secrets and keys, one kind at a time.
 
 #include "common/strings.h"
 #include "storage/sql/sql_store.h"
@@ -9,7 +9,7 @@ namespace {
 // Columns of secret_versions in the order ReadVersion expects, prefixed "v.".
 constexpr char kVersionColumns[] =
     "v.version, v.sealed_value, v.content_type, v.tags_json, v.enabled, v.nbf, v.exp, "
-    "v.created, v.updated";
+    "v.created, v.updated, v.key_json";
 
 SecretVersionRecord ReadVersion(const Stmt& st, int first, const std::string& name) {
   SecretVersionRecord r;
@@ -23,14 +23,17 @@ SecretVersionRecord ReadVersion(const Stmt& st, int first, const std::string& na
   r.exp = st.OptInt(first + 6);
   r.created = st.Int(first + 7);
   r.updated = st.Int(first + 8);
+  r.key_json = st.Text(first + 9);
   return r;
 }
 
-Status SecretNotFound(const std::string& name) {
-  return NotFoundError("secret '" + name + "' not found", "SecretNotFound");
+// "secret", "key": how messages name the kind.
+std::string KindWord(ObjectKind kind) {
+  return AsciiLower(ObjectKindName(kind));
 }
-Status DeletedSecretNotFound(const std::string& name) {
-  return NotFoundError("deleted secret '" + name + "' not found", "SecretNotFound");
+Status DeletedNotPurged(ObjectKind kind, const std::string& name) {
+  return FailedPreconditionError(KindWord(kind) + " '" + name + "' is deleted but not purged",
+                                 "Conflict");
 }
 
 Status CheckVault(Db& db, const std::string& vault_key, const std::string& vault) {
@@ -43,18 +46,19 @@ Status CheckVault(Db& db, const std::string& vault_key, const std::string& vault
   return OkStatus();
 }
 
-Status InsertVersion(Db& db, const std::string& vault_key, const std::string& name_key,
-                     const SecretVersionRecord& r) {
-  ASSIGN_OR_RETURN(Stmt * st, db.Prepare("INSERT INTO secret_versions(vault_key, name_key, "
+Status InsertVersion(Db& db, const std::string& vault_key, ObjectKind kind,
+                     const std::string& name_key, const SecretVersionRecord& r) {
+  ASSIGN_OR_RETURN(Stmt * st, db.Prepare("INSERT INTO secret_versions(vault_key, kind, name_key, "
                                          "version, sealed_value, content_type, tags_json, "
-                                         "enabled, nbf, exp, created, updated) "
-                                         "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
-  st->Bind(1, vault_key).Bind(2, name_key).Bind(3, r.version).BindBlob(4, r.sealed_value);
-  st->Bind(5, r.content_type).Bind(6, r.tags_json).Bind(7, static_cast<int64_t>(r.enabled));
-  st->Bind(8, r.nbf).Bind(9, r.exp).Bind(10, r.created).Bind(11, r.updated);
+                                         "enabled, nbf, exp, created, updated, key_json) "
+                                         "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+  st->Bind(1, vault_key).Bind(2, std::string(ObjectKindName(kind))).Bind(3, name_key);
+  st->Bind(4, r.version).BindBlob(5, r.sealed_value).Bind(6, r.content_type);
+  st->Bind(7, r.tags_json).Bind(8, static_cast<int64_t>(r.enabled)).Bind(9, r.nbf);
+  st->Bind(10, r.exp).Bind(11, r.created).Bind(12, r.updated).Bind(13, r.key_json);
   Status s = st->Exec();
   if (s.code() == StatusCode::kAlreadyExists) {
-    return AlreadyExistsError("secret version already exists");
+    return AlreadyExistsError(KindWord(kind) + " version already exists");
   }
   return s;
 }
@@ -68,12 +72,12 @@ struct SecretRow {
   int64_t scheduled_purge_date = 0;
 };
 
-StatusOr<std::optional<SecretRow>> FindSecret(Db& db, const std::string& vault_key,
+StatusOr<std::optional<SecretRow>> FindSecret(Db& db, const std::string& vault_key, ObjectKind kind,
                                               const std::string& name_key) {
   ASSIGN_OR_RETURN(Stmt * st, db.Prepare("SELECT name, latest_version, deleted, deleted_date, "
                                          "scheduled_purge_date FROM secrets "
-                                         "WHERE vault_key = ? AND name_key = ?"));
-  st->Bind(1, vault_key).Bind(2, name_key);
+                                         "WHERE vault_key = ? AND kind = ? AND name_key = ?"));
+  st->Bind(1, vault_key).Bind(2, std::string(ObjectKindName(kind))).Bind(3, name_key);
   ASSIGN_OR_RETURN(bool row, st->Step());
   if (!row) {
     return std::optional<SecretRow>();
@@ -89,14 +93,14 @@ StatusOr<std::optional<SecretRow>> FindSecret(Db& db, const std::string& vault_k
 // made while other servers wait for the writer lock). kNotFound
 // (VaultNotFound) if the vault is absent; nullopt if the secret is.
 StatusOr<std::optional<SecretRow>> FindSecretInVault(Db& db, const std::string& vault,
-                                                     const std::string& vault_key,
+                                                     const std::string& vault_key, ObjectKind kind,
                                                      const std::string& name_key) {
   ASSIGN_OR_RETURN(Stmt * st,
                    db.Prepare("SELECT s.name, s.latest_version, s.deleted, s.deleted_date, "
                               "s.scheduled_purge_date FROM vaults v LEFT JOIN secrets s "
-                              "ON s.vault_key = v.name_key AND s.name_key = ? "
+                              "ON s.vault_key = v.name_key AND s.kind = ? AND s.name_key = ? "
                               "WHERE v.name_key = ?"));
-  st->Bind(1, name_key).Bind(2, vault_key);
+  st->Bind(1, std::string(ObjectKindName(kind))).Bind(2, name_key).Bind(3, vault_key);
   ASSIGN_OR_RETURN(bool row, st->Step());
   if (!row) {
     return NotFoundError("vault '" + vault + "' not found", "VaultNotFound");
@@ -114,8 +118,9 @@ StatusOr<std::optional<SecretRow>> FindSecretInVault(Db& db, const std::string& 
 
 }  // namespace
 
-StatusOr<std::string> SqlStore::AddSecretVersion(const std::string& vault,
+StatusOr<std::string> SqlStore::AddObjectVersion(ObjectKind kind, const std::string& vault,
                                                  const SecretVersionRecord& rec) {
+  const std::string kind_name(ObjectKindName(kind));
   std::string vault_key = AsciiLower(vault);
   std::string name_key = AsciiLower(rec.name);
   std::string stored_name = rec.name;
@@ -125,18 +130,17 @@ StatusOr<std::string> SqlStore::AddSecretVersion(const std::string& vault,
       st->Bind(1, vault_key).Bind(2, name_key).Bind(3, rec.name).Bind(4, rec.version);
       st->BindBlob(5, rec.sealed_value).Bind(6, rec.content_type).Bind(7, rec.tags_json);
       st->Bind(8, static_cast<int64_t>(rec.enabled)).Bind(9, rec.nbf).Bind(10, rec.exp);
-      st->Bind(11, rec.created).Bind(12, rec.updated);
+      st->Bind(11, rec.created).Bind(12, rec.updated).Bind(13, kind_name).Bind(14, rec.key_json);
       auto row = st->Step();
       if (row.status().code() == StatusCode::kAlreadyExists) {
-        return AlreadyExistsError("secret version already exists");
+        return AlreadyExistsError(KindWord(kind) + " version already exists");
       }
       RETURN_IF_ERROR(row.status());
       if (!*row || st->Int(0) == 0) {
         return NotFoundError("vault '" + vault + "' not found", "VaultNotFound");
       }
       if (st->OptInt(2).value_or(0) != 0) {
-        return FailedPreconditionError("secret '" + rec.name + "' is deleted but not purged",
-                                       "Conflict");
+        return DeletedNotPurged(kind, rec.name);
       }
       if (auto name = st->OptText(1)) {
         stored_name = *name;
@@ -147,52 +151,55 @@ StatusOr<std::string> SqlStore::AddSecretVersion(const std::string& vault,
     return stored_name;
   }
   RETURN_IF_ERROR(Write([&](Db& db) -> Status {
-    ASSIGN_OR_RETURN(auto existing, FindSecretInVault(db, vault, vault_key, name_key));
+    ASSIGN_OR_RETURN(auto existing, FindSecretInVault(db, vault, vault_key, kind, name_key));
     if (existing && existing->deleted) {
-      return FailedPreconditionError("secret '" + rec.name + "' is deleted but not purged",
-                                     "Conflict");
+      return DeletedNotPurged(kind, rec.name);
     }
-    RETURN_IF_ERROR(InsertVersion(db, vault_key, name_key, rec));
+    RETURN_IF_ERROR(InsertVersion(db, vault_key, kind, name_key, rec));
     if (existing) {
       stored_name = existing->name;
       ASSIGN_OR_RETURN(Stmt * st, db.Prepare("UPDATE secrets SET latest_version = ? "
-                                             "WHERE vault_key = ? AND name_key = ?"));
-      st->Bind(1, rec.version).Bind(2, vault_key).Bind(3, name_key);
+                                             "WHERE vault_key = ? AND kind = ? AND name_key = ?"));
+      st->Bind(1, rec.version).Bind(2, vault_key).Bind(3, kind_name).Bind(4, name_key);
       return st->Exec();
     }
-    ASSIGN_OR_RETURN(Stmt * st, db.Prepare("INSERT INTO secrets(vault_key, name_key, name, "
-                                           "latest_version) VALUES(?, ?, ?, ?)"));
-    st->Bind(1, vault_key).Bind(2, name_key).Bind(3, rec.name).Bind(4, rec.version);
+    ASSIGN_OR_RETURN(Stmt * st, db.Prepare("INSERT INTO secrets(vault_key, kind, name_key, name, "
+                                           "latest_version) VALUES(?, ?, ?, ?, ?)"));
+    st->Bind(1, vault_key).Bind(2, kind_name).Bind(3, name_key).Bind(4, rec.name);
+    st->Bind(5, rec.version);
     return st->Exec();
   }));
   return stored_name;
 }
 
-Status SqlStore::UpdateSecretVersion(const std::string& vault, const SecretVersionRecord& rec) {
+Status SqlStore::UpdateObjectVersion(ObjectKind kind, const std::string& vault,
+                                     const SecretVersionRecord& rec) {
   std::string vault_key = AsciiLower(vault);
   std::string name_key = AsciiLower(rec.name);
   return Write([&](Db& db) -> Status {
-    ASSIGN_OR_RETURN(auto existing, FindSecret(db, vault_key, name_key));
+    ASSIGN_OR_RETURN(auto existing, FindSecret(db, vault_key, kind, name_key));
     if (!existing || existing->deleted) {
-      return SecretNotFound(rec.name);
+      return ObjectNotFoundError(kind, rec.name);
     }
     ASSIGN_OR_RETURN(Stmt * st, db.Prepare("UPDATE secret_versions SET content_type = ?, "
                                            "tags_json = ?, enabled = ?, nbf = ?, exp = ?, "
-                                           "updated = ? WHERE vault_key = ? AND name_key = ? "
-                                           "AND version = ?"));
+                                           "updated = ?, key_json = ? WHERE vault_key = ? AND "
+                                           "kind = ? AND name_key = ? AND version = ?"));
     st->Bind(1, rec.content_type).Bind(2, rec.tags_json).Bind(3, static_cast<int64_t>(rec.enabled));
-    st->Bind(4, rec.nbf).Bind(5, rec.exp).Bind(6, rec.updated).Bind(7, vault_key);
-    st->Bind(8, name_key).Bind(9, rec.version);
+    st->Bind(4, rec.nbf).Bind(5, rec.exp).Bind(6, rec.updated).Bind(7, rec.key_json);
+    st->Bind(8, vault_key).Bind(9, std::string(ObjectKindName(kind))).Bind(10, name_key);
+    st->Bind(11, rec.version);
     RETURN_IF_ERROR(st->Exec());
     if (db.Changes() == 0) {
-      return SecretNotFound(rec.name);
+      return ObjectNotFoundError(kind, rec.name);
     }
     return OkStatus();
   });
 }
 
-StatusOr<SecretView> SqlStore::GetSecret(const std::string& vault, const std::string& name,
-                                         const std::string& version, bool include_deleted) {
+StatusOr<SecretView> SqlStore::GetObject(ObjectKind kind, const std::string& vault,
+                                         const std::string& name, const std::string& version,
+                                         bool include_deleted) {
   std::string vault_key = AsciiLower(vault);
   std::string name_key = AsciiLower(name);
   std::optional<SecretView> out;
@@ -204,10 +211,12 @@ StatusOr<SecretView> SqlStore::GetSecret(const std::string& vault, const std::st
                                             "s.scheduled_purge_date, ") +
                                 kVersionColumns +
                                 " FROM secrets s JOIN secret_versions v ON "
-                                "v.vault_key = s.vault_key AND v.name_key = s.name_key AND "
+                                "v.vault_key = s.vault_key AND v.kind = s.kind AND "
+                                "v.name_key = s.name_key AND "
                                 "v.version = CASE WHEN ?3 = '' THEN s.latest_version ELSE ?3 END "
-                                "WHERE s.vault_key = ?1 AND s.name_key = ?2"));
+                                "WHERE s.vault_key = ?1 AND s.kind = ?4 AND s.name_key = ?2"));
     st->Bind(1, vault_key).Bind(2, name_key).Bind(3, version);
+    st->Bind(4, std::string(ObjectKindName(kind)));
     ASSIGN_OR_RETURN(bool row, st->Step());
     if (!row) {
       return OkStatus();
@@ -223,15 +232,15 @@ StatusOr<SecretView> SqlStore::GetSecret(const std::string& vault, const std::st
   if (!out) {
     // Distinguish a missing vault for a clearer error.
     RETURN_IF_ERROR(GetVault(vault).status());
-    return SecretNotFound(name);
+    return ObjectNotFoundError(kind, name);
   }
   if (out->deleted && !include_deleted) {
-    return SecretNotFound(name);
+    return ObjectNotFoundError(kind, name);
   }
   return *out;
 }
 
-StatusOr<SecretPage> SqlStore::ListSecrets(const std::string& vault, bool deleted,
+StatusOr<SecretPage> SqlStore::ListObjects(ObjectKind kind, const std::string& vault, bool deleted,
                                            const std::string& cursor, int limit) {
   std::string vault_key = AsciiLower(vault);
   SecretPage page;
@@ -242,12 +251,13 @@ StatusOr<SecretPage> SqlStore::ListSecrets(const std::string& vault, bool delete
                                             "s.scheduled_purge_date, s.name_key, ") +
                                 kVersionColumns +
                                 " FROM secrets s JOIN secret_versions v ON "
-                                "v.vault_key = s.vault_key AND v.name_key = s.name_key AND "
-                                "v.version = s.latest_version "
-                                "WHERE s.vault_key = ? AND s.deleted = ? AND s.name_key > ? "
-                                "ORDER BY s.name_key LIMIT ?"));
-    st->Bind(1, vault_key).Bind(2, static_cast<int64_t>(deleted)).Bind(3, cursor);
-    st->Bind(4, static_cast<int64_t>(limit) + 1);
+                                "v.vault_key = s.vault_key AND v.kind = s.kind AND "
+                                "v.name_key = s.name_key AND v.version = s.latest_version "
+                                "WHERE s.vault_key = ? AND s.kind = ? AND s.deleted = ? AND "
+                                "s.name_key > ? ORDER BY s.name_key LIMIT ?"));
+    st->Bind(1, vault_key).Bind(2, std::string(ObjectKindName(kind)));
+    st->Bind(3, static_cast<int64_t>(deleted)).Bind(4, cursor);
+    st->Bind(5, static_cast<int64_t>(limit) + 1);
     std::string last_key;
     while (true) {
       ASSIGN_OR_RETURN(bool row, st->Step());
@@ -271,7 +281,7 @@ StatusOr<SecretPage> SqlStore::ListSecrets(const std::string& vault, bool delete
   return page;
 }
 
-StatusOr<VersionPage> SqlStore::ListSecretVersions(const std::string& vault,
+StatusOr<VersionPage> SqlStore::ListObjectVersions(ObjectKind kind, const std::string& vault,
                                                    const std::string& name,
                                                    const std::string& cursor, int limit) {
   std::string vault_key = AsciiLower(vault);
@@ -279,16 +289,16 @@ StatusOr<VersionPage> SqlStore::ListSecretVersions(const std::string& vault,
   VersionPage page;
   RETURN_IF_ERROR(Read([&](Db& db) -> Status {
     RETURN_IF_ERROR(CheckVault(db, vault_key, vault));
-    ASSIGN_OR_RETURN(auto existing, FindSecret(db, vault_key, name_key));
+    ASSIGN_OR_RETURN(auto existing, FindSecret(db, vault_key, kind, name_key));
     if (!existing || existing->deleted) {
-      return SecretNotFound(name);
+      return ObjectNotFoundError(kind, name);
     }
     ASSIGN_OR_RETURN(Stmt * st, db.Prepare(std::string("SELECT ") + kVersionColumns +
                                            " FROM secret_versions v WHERE v.vault_key = ? AND "
-                                           "v.name_key = ? AND v.version > ? "
+                                           "v.kind = ? AND v.name_key = ? AND v.version > ? "
                                            "ORDER BY v.version LIMIT ?"));
-    st->Bind(1, vault_key).Bind(2, name_key).Bind(3, cursor);
-    st->Bind(4, static_cast<int64_t>(limit) + 1);
+    st->Bind(1, vault_key).Bind(2, std::string(ObjectKindName(kind))).Bind(3, name_key);
+    st->Bind(4, cursor).Bind(5, static_cast<int64_t>(limit) + 1);
     while (true) {
       ASSIGN_OR_RETURN(bool row, st->Step());
       if (!row) {
@@ -306,22 +316,25 @@ StatusOr<VersionPage> SqlStore::ListSecretVersions(const std::string& vault,
   return page;
 }
 
-StatusOr<std::vector<SecretVersionRecord>> SqlStore::GetAllSecretVersions(const std::string& vault,
+StatusOr<std::vector<SecretVersionRecord>> SqlStore::GetAllObjectVersions(ObjectKind kind,
+                                                                          const std::string& vault,
                                                                           const std::string& name) {
   std::string vault_key = AsciiLower(vault);
   std::string name_key = AsciiLower(name);
   std::vector<SecretVersionRecord> out;
   RETURN_IF_ERROR(Read([&](Db& db) -> Status {
     RETURN_IF_ERROR(CheckVault(db, vault_key, vault));
-    ASSIGN_OR_RETURN(auto existing, FindSecret(db, vault_key, name_key));
+    ASSIGN_OR_RETURN(auto existing, FindSecret(db, vault_key, kind, name_key));
     if (!existing || existing->deleted) {
-      return SecretNotFound(name);
+      return ObjectNotFoundError(kind, name);
     }
     // The latest version sorts last so that a restore makes it latest again.
     ASSIGN_OR_RETURN(Stmt * st, db.Prepare(std::string("SELECT ") + kVersionColumns +
                                            " FROM secret_versions v WHERE v.vault_key = ? AND "
-                                           "v.name_key = ? ORDER BY (v.version = ?), v.version"));
-    st->Bind(1, vault_key).Bind(2, name_key).Bind(3, existing->latest);
+                                           "v.kind = ? AND v.name_key = ? "
+                                           "ORDER BY (v.version = ?), v.version"));
+    st->Bind(1, vault_key).Bind(2, std::string(ObjectKindName(kind))).Bind(3, name_key);
+    st->Bind(4, existing->latest);
     while (true) {
       ASSIGN_OR_RETURN(bool row, st->Step());
       if (!row) {
@@ -333,34 +346,36 @@ StatusOr<std::vector<SecretVersionRecord>> SqlStore::GetAllSecretVersions(const 
   return out;
 }
 
-Status SqlStore::MarkSecretDeleted(const std::string& vault, const std::string& name,
-                                   int64_t deleted_date, int64_t scheduled_purge_date) {
+Status SqlStore::MarkObjectDeleted(ObjectKind kind, const std::string& vault,
+                                   const std::string& name, int64_t deleted_date,
+                                   int64_t scheduled_purge_date) {
   std::string vault_key = AsciiLower(vault);
   std::string name_key = AsciiLower(name);
   return Write([&](Db& db) -> Status {
     ASSIGN_OR_RETURN(Stmt * st, db.Prepare("UPDATE secrets SET deleted = 1, deleted_date = ?, "
                                            "scheduled_purge_date = ? WHERE vault_key = ? AND "
-                                           "name_key = ? AND deleted = 0"));
-    st->Bind(1, deleted_date).Bind(2, scheduled_purge_date).Bind(3, vault_key).Bind(4, name_key);
+                                           "kind = ? AND name_key = ? AND deleted = 0"));
+    st->Bind(1, deleted_date).Bind(2, scheduled_purge_date).Bind(3, vault_key);
+    st->Bind(4, std::string(ObjectKindName(kind))).Bind(5, name_key);
     RETURN_IF_ERROR(st->Exec());
     if (db.Changes() == 0) {
-      return SecretNotFound(name);
+      return ObjectNotFoundError(kind, name);
     }
     return OkStatus();
   });
 }
 
-Status SqlStore::RecoverSecret(const std::string& vault, const std::string& name) {
+Status SqlStore::RecoverObject(ObjectKind kind, const std::string& vault, const std::string& name) {
   std::string vault_key = AsciiLower(vault);
   std::string name_key = AsciiLower(name);
   return Write([&](Db& db) -> Status {
     ASSIGN_OR_RETURN(Stmt * st, db.Prepare("UPDATE secrets SET deleted = 0, deleted_date = NULL, "
                                            "scheduled_purge_date = NULL WHERE vault_key = ? AND "
-                                           "name_key = ? AND deleted = 1"));
-    st->Bind(1, vault_key).Bind(2, name_key);
+                                           "kind = ? AND name_key = ? AND deleted = 1"));
+    st->Bind(1, vault_key).Bind(2, std::string(ObjectKindName(kind))).Bind(3, name_key);
     RETURN_IF_ERROR(st->Exec());
     if (db.Changes() == 0) {
-      return DeletedSecretNotFound(name);
+      return DeletedObjectNotFoundError(kind, name);
     }
     return OkStatus();
   });
@@ -368,37 +383,44 @@ Status SqlStore::RecoverSecret(const std::string& vault, const std::string& name
 
 namespace {
 
-Status RemoveSecret(Db& db, const std::string& vault_key, const std::string& name_key) {
-  ASSIGN_OR_RETURN(Stmt * v,
-                   db.Prepare("DELETE FROM secret_versions WHERE vault_key = ? AND name_key = ?"));
-  v->Bind(1, vault_key).Bind(2, name_key);
-  RETURN_IF_ERROR(v->Exec());
-  ASSIGN_OR_RETURN(Stmt * s,
-                   db.Prepare("DELETE FROM secrets WHERE vault_key = ? AND name_key = ?"));
-  s->Bind(1, vault_key).Bind(2, name_key);
-  return s->Exec();
+// `kind` as stored (ObjectKindName).
+Status RemoveSecret(Db& db, const std::string& vault_key, const std::string& kind,
+                    const std::string& name_key) {
+  for (const char* sql :
+       {"DELETE FROM secret_versions WHERE vault_key = ? AND kind = ? AND name_key = ?",
+        "DELETE FROM secrets WHERE vault_key = ? AND kind = ? AND name_key = ?"}) {
+    ASSIGN_OR_RETURN(Stmt * st, db.Prepare(sql));
+    st->Bind(1, vault_key).Bind(2, kind).Bind(3, name_key);
+    RETURN_IF_ERROR(st->Exec());
+  }
+  return OkStatus();
 }
 
 }  // namespace
 
-Status SqlStore::PurgeSecret(const std::string& vault, const std::string& name) {
+Status SqlStore::PurgeObject(ObjectKind kind, const std::string& vault, const std::string& name) {
   std::string vault_key = AsciiLower(vault);
   std::string name_key = AsciiLower(name);
   return Write([&](Db& db) -> Status {
-    ASSIGN_OR_RETURN(auto existing, FindSecret(db, vault_key, name_key));
+    ASSIGN_OR_RETURN(auto existing, FindSecret(db, vault_key, kind, name_key));
     if (!existing || !existing->deleted) {
-      return DeletedSecretNotFound(name);
+      return DeletedObjectNotFoundError(kind, name);
     }
-    return RemoveSecret(db, vault_key, name_key);
+    return RemoveSecret(db, vault_key, std::string(ObjectKindName(kind)), name_key);
   });
 }
 
-StatusOr<int> SqlStore::PurgeExpiredSecrets(int64_t now) {
+StatusOr<int> SqlStore::PurgeExpiredObjects(int64_t now) {
   int count = 0;
   RETURN_IF_ERROR(Write([&](Db& db) -> Status {
     count = 0;
-    std::vector<std::pair<std::string, std::string>> due;
-    ASSIGN_OR_RETURN(Stmt * st, db.Prepare("SELECT vault_key, name_key FROM secrets WHERE "
+    struct Due {
+      std::string vault_key;
+      std::string kind;
+      std::string name_key;
+    };
+    std::vector<Due> due;
+    ASSIGN_OR_RETURN(Stmt * st, db.Prepare("SELECT vault_key, kind, name_key FROM secrets WHERE "
                                            "deleted = 1 AND scheduled_purge_date <= ?"));
     st->Bind(1, now);
     while (true) {
@@ -406,11 +428,11 @@ StatusOr<int> SqlStore::PurgeExpiredSecrets(int64_t now) {
       if (!row) {
         break;
       }
-      due.emplace_back(st->Text(0), st->Text(1));
+      due.push_back({st->Text(0), st->Text(1), st->Text(2)});
     }
     st->Reset();
-    for (const auto& [vk, nk] : due) {
-      RETURN_IF_ERROR(RemoveSecret(db, vk, nk));
+    for (const auto& d : due) {
+      RETURN_IF_ERROR(RemoveSecret(db, d.vault_key, d.kind, d.name_key));
       ++count;
     }
     return OkStatus();
@@ -418,7 +440,7 @@ StatusOr<int> SqlStore::PurgeExpiredSecrets(int64_t now) {
   return count;
 }
 
-Status SqlStore::RestoreSecret(const std::string& vault,
+Status SqlStore::RestoreObject(ObjectKind kind, const std::string& vault,
                                const std::vector<SecretVersionRecord>& versions) {
   if (versions.empty()) {
     return InvalidArgumentError("backup holds no versions");
@@ -427,17 +449,17 @@ Status SqlStore::RestoreSecret(const std::string& vault,
   std::string name_key = AsciiLower(versions.back().name);
   return Write([&](Db& db) -> Status {
     RETURN_IF_ERROR(CheckVault(db, vault_key, vault));
-    ASSIGN_OR_RETURN(auto existing, FindSecret(db, vault_key, name_key));
+    ASSIGN_OR_RETURN(auto existing, FindSecret(db, vault_key, kind, name_key));
     if (existing) {
-      return AlreadyExistsError("secret '" + versions.back().name + "' already exists");
+      return AlreadyExistsError(KindWord(kind) + " '" + versions.back().name + "' already exists");
     }
     for (const auto& rec : versions) {
-      RETURN_IF_ERROR(InsertVersion(db, vault_key, name_key, rec));
+      RETURN_IF_ERROR(InsertVersion(db, vault_key, kind, name_key, rec));
     }
-    ASSIGN_OR_RETURN(Stmt * st, db.Prepare("INSERT INTO secrets(vault_key, name_key, name, "
-                                           "latest_version) VALUES(?, ?, ?, ?)"));
-    st->Bind(1, vault_key).Bind(2, name_key).Bind(3, versions.back().name);
-    st->Bind(4, versions.back().version);
+    ASSIGN_OR_RETURN(Stmt * st, db.Prepare("INSERT INTO secrets(vault_key, kind, name_key, name, "
+                                           "latest_version) VALUES(?, ?, ?, ?, ?)"));
+    st->Bind(1, vault_key).Bind(2, std::string(ObjectKindName(kind))).Bind(3, name_key);
+    st->Bind(4, versions.back().name).Bind(5, versions.back().version);
     return st->Exec();
   });
 }

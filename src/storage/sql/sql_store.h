@@ -83,29 +83,33 @@ class SqlStore : public Store {
   Status PurgeVault(const std::string& name) override;
   StatusOr<int> PurgeExpiredVaults(int64_t now) override;
 
-  StatusOr<std::string> AddSecretVersion(const std::string& vault,
+  StatusOr<std::string> AddObjectVersion(ObjectKind kind, const std::string& vault,
                                          const SecretVersionRecord& rec) override;
-  Status UpdateSecretVersion(const std::string& vault, const SecretVersionRecord& rec) override;
-  StatusOr<SecretView> GetSecret(const std::string& vault, const std::string& name,
+  Status UpdateObjectVersion(ObjectKind kind, const std::string& vault,
+                             const SecretVersionRecord& rec) override;
+  StatusOr<SecretView> GetObject(ObjectKind kind, const std::string& vault, const std::string& name,
                                  const std::string& version, bool include_deleted) override;
-  StatusOr<SecretPage> ListSecrets(const std::string& vault, bool deleted,
+  StatusOr<SecretPage> ListObjects(ObjectKind kind, const std::string& vault, bool deleted,
                                    const std::string& cursor, int limit) override;
-  StatusOr<VersionPage> ListSecretVersions(const std::string& vault, const std::string& name,
-                                           const std::string& cursor, int limit) override;
-  StatusOr<std::vector<SecretVersionRecord>> GetAllSecretVersions(const std::string& vault,
+  StatusOr<VersionPage> ListObjectVersions(ObjectKind kind, const std::string& vault,
+                                           const std::string& name, const std::string& cursor,
+                                           int limit) override;
+  StatusOr<std::vector<SecretVersionRecord>> GetAllObjectVersions(ObjectKind kind,
+                                                                  const std::string& vault,
                                                                   const std::string& name) override;
-  Status MarkSecretDeleted(const std::string& vault, const std::string& name, int64_t deleted_date,
-                           int64_t scheduled_purge_date) override;
-  Status RecoverSecret(const std::string& vault, const std::string& name) override;
-  Status PurgeSecret(const std::string& vault, const std::string& name) override;
-  StatusOr<int> PurgeExpiredSecrets(int64_t now) override;
-  Status RestoreSecret(const std::string& vault,
+  Status MarkObjectDeleted(ObjectKind kind, const std::string& vault, const std::string& name,
+                           int64_t deleted_date, int64_t scheduled_purge_date) override;
+  Status RecoverObject(ObjectKind kind, const std::string& vault, const std::string& name) override;
+  Status PurgeObject(ObjectKind kind, const std::string& vault, const std::string& name) override;
+  StatusOr<int> PurgeExpiredObjects(int64_t now) override;
+  Status RestoreObject(ObjectKind kind, const std::string& vault,
                        const std::vector<SecretVersionRecord>& versions) override;
 
   StatusOr<std::vector<ChangeRecord>> ListChanges(int64_t after_seq, int limit) override;
   StatusOr<ChangeBounds> GetChangeBounds() override;
   StatusOr<int> PruneChanges(int64_t before_ms, int keep) override;
-  StatusOr<std::vector<ExpiringSecret>> ListExpiringSecrets(const std::string& type,
+  StatusOr<std::vector<ExpiringSecret>> ListExpiringObjects(ObjectKind kind,
+                                                            const std::string& type,
                                                             int64_t exp_before, int limit) override;
   StatusOr<bool> RecordNotice(const ChangeRecord& change) override;
   StatusOr<int64_t> QueueDeliveries(const std::string& position_key, int64_t position,

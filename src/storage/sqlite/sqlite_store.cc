@@ -8,7 +8,7 @@
 namespace coffer::storage {
 namespace {
 
-constexpr int kSchemaVersion = 9;
+constexpr int kSchemaVersion = 10;
 constexpr size_t kMaxReaders = 16;
 constexpr size_t kMaxGroup = 512;
 
@@ -65,18 +65,18 @@ CREATE TABLE IF NOT EXISTS vault_access_policies(
   object_id TEXT NOT NULL, application_id TEXT NOT NULL, keys TEXT, secrets TEXT,
   certificates TEXT, storage TEXT, PRIMARY KEY(vault_key, position)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS secrets(
-  vault_key TEXT NOT NULL, name_key TEXT NOT NULL, name TEXT NOT NULL,
+  vault_key TEXT NOT NULL, kind TEXT NOT NULL, name_key TEXT NOT NULL, name TEXT NOT NULL,
   latest_version TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0,
   deleted_date INTEGER, scheduled_purge_date INTEGER,
-  PRIMARY KEY(vault_key, name_key)) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS secrets_listing ON secrets(vault_key, deleted, name_key);
+  PRIMARY KEY(vault_key, kind, name_key)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS secrets_listing ON secrets(vault_key, kind, deleted, name_key);
 CREATE INDEX IF NOT EXISTS secrets_purge ON secrets(scheduled_purge_date) WHERE deleted = 1;
 CREATE TABLE IF NOT EXISTS secret_versions(
-  vault_key TEXT NOT NULL, name_key TEXT NOT NULL, version TEXT NOT NULL,
+  vault_key TEXT NOT NULL, kind TEXT NOT NULL, name_key TEXT NOT NULL, version TEXT NOT NULL,
   sealed_value BLOB NOT NULL, content_type TEXT NOT NULL, tags_json TEXT NOT NULL,
   enabled INTEGER NOT NULL, nbf INTEGER, exp INTEGER,
-  created INTEGER NOT NULL, updated INTEGER NOT NULL,
-  PRIMARY KEY(vault_key, name_key, version)) WITHOUT ROWID;
+  created INTEGER NOT NULL, updated INTEGER NOT NULL, key_json TEXT NOT NULL DEFAULT '',
+  PRIMARY KEY(vault_key, kind, name_key, version)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS changes(
   seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL, time_ms INTEGER NOT NULL,
   vault TEXT NOT NULL, type TEXT NOT NULL, object_type TEXT NOT NULL, name TEXT NOT NULL,
@@ -117,34 +117,36 @@ CREATE INDEX IF NOT EXISTS webhook_deliveries_by_due
   "INSERT INTO changes(event_id, time_ms, vault, type, object_type, name, version, nbf, " \
   "exp) SELECT " COFFER_UUID_SQL ", " COFFER_NOW_MS_SQL ", "
 
+// An object's events are named after its kind ("Secret" + "NewVersionCreated").
 constexpr char kTriggers[] =
     "CREATE TRIGGER IF NOT EXISTS change_secret_created AFTER INSERT ON secrets "
     "BEGIN " COFFER_CHANGE_INSERT
-    "(SELECT name FROM vaults WHERE name_key = NEW.vault_key), 'SecretNewVersionCreated', "
-    "'Secret', NEW.name, NEW.latest_version, v.nbf, v.exp FROM secret_versions v "
-    "WHERE v.vault_key = NEW.vault_key AND v.name_key = NEW.name_key "
+    "(SELECT name FROM vaults WHERE name_key = NEW.vault_key), NEW.kind || 'NewVersionCreated', "
+    "NEW.kind, NEW.name, NEW.latest_version, v.nbf, v.exp FROM secret_versions v "
+    "WHERE v.vault_key = NEW.vault_key AND v.kind = NEW.kind AND v.name_key = NEW.name_key "
     "AND v.version = NEW.latest_version; END;"
     "CREATE TRIGGER IF NOT EXISTS change_secret_version AFTER UPDATE OF latest_version ON secrets "
     "WHEN NEW.latest_version <> OLD.latest_version BEGIN " COFFER_CHANGE_INSERT
-    "(SELECT name FROM vaults WHERE name_key = NEW.vault_key), 'SecretNewVersionCreated', "
-    "'Secret', NEW.name, NEW.latest_version, v.nbf, v.exp FROM secret_versions v "
-    "WHERE v.vault_key = NEW.vault_key AND v.name_key = NEW.name_key "
+    "(SELECT name FROM vaults WHERE name_key = NEW.vault_key), NEW.kind || 'NewVersionCreated', "
+    "NEW.kind, NEW.name, NEW.latest_version, v.nbf, v.exp FROM secret_versions v "
+    "WHERE v.vault_key = NEW.vault_key AND v.kind = NEW.kind AND v.name_key = NEW.name_key "
     "AND v.version = NEW.latest_version; END;"
     "CREATE TRIGGER IF NOT EXISTS change_secret_deleted AFTER UPDATE OF deleted ON secrets "
     "WHEN NEW.deleted <> OLD.deleted BEGIN " COFFER_CHANGE_INSERT
     "(SELECT name FROM vaults WHERE name_key = NEW.vault_key), "
-    "CASE NEW.deleted WHEN 0 THEN 'SecretRecovered' ELSE 'SecretDeleted' END, 'Secret', "
+    "NEW.kind || CASE NEW.deleted WHEN 0 THEN 'Recovered' ELSE 'Deleted' END, NEW.kind, "
     "NEW.name, NEW.latest_version, NULL, NULL; END;"
     "CREATE TRIGGER IF NOT EXISTS change_secret_purged AFTER DELETE ON secrets "
     "BEGIN " COFFER_CHANGE_INSERT
-    "(SELECT name FROM vaults WHERE name_key = OLD.vault_key), 'SecretPurged', 'Secret', "
+    "(SELECT name FROM vaults WHERE name_key = OLD.vault_key), OLD.kind || 'Purged', OLD.kind, "
     "OLD.name, '', NULL, NULL; "
-    "DELETE FROM notices WHERE vault_key = OLD.vault_key AND name_key = OLD.name_key; END;"
+    "DELETE FROM notices WHERE vault_key = OLD.vault_key AND name_key = OLD.name_key "
+    "AND substr(type, 1, length(OLD.kind)) = OLD.kind; END;"
     "CREATE TRIGGER IF NOT EXISTS change_secret_updated AFTER UPDATE ON secret_versions "
     "BEGIN " COFFER_CHANGE_INSERT
-    "(SELECT name FROM vaults WHERE name_key = NEW.vault_key), 'SecretUpdated', 'Secret', "
+    "(SELECT name FROM vaults WHERE name_key = NEW.vault_key), NEW.kind || 'Updated', NEW.kind, "
     "s.name, NEW.version, NEW.nbf, NEW.exp FROM secrets s WHERE s.vault_key = NEW.vault_key "
-    "AND s.name_key = NEW.name_key; END;";
+    "AND s.kind = NEW.kind AND s.name_key = NEW.name_key; END;";
 
 // A change to a vault's access model, written by UpdateVault (the rule is
 // AccessModelChanged); the vault's name is bound.
@@ -177,6 +179,36 @@ ALTER TABLE vaults ADD COLUMN retention_days INTEGER NOT NULL DEFAULT 90;
 ALTER TABLE vaults ADD COLUMN purge_protection INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE vaults ADD COLUMN rbac_authorization INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE vaults ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
+)sql";
+
+// -> 10: secrets and keys share the object tables, told apart by `kind`,
+// which joins their keys. SQLite cannot change a primary key, so the tables
+// are set aside before kSchema makes them anew and filled after it
+// (kMigrateTo10Data); the change triggers and indexes go with the old
+// tables, and kTriggers makes them again.
+constexpr char kMigrateTo10[] = R"sql(
+DROP TRIGGER IF EXISTS change_secret_created;
+DROP TRIGGER IF EXISTS change_secret_version;
+DROP TRIGGER IF EXISTS change_secret_deleted;
+DROP TRIGGER IF EXISTS change_secret_purged;
+DROP TRIGGER IF EXISTS change_secret_updated;
+DROP INDEX IF EXISTS secrets_listing;
+DROP INDEX IF EXISTS secrets_purge;
+ALTER TABLE secrets RENAME TO secrets_9;
+ALTER TABLE secret_versions RENAME TO secret_versions_9;
+)sql";
+
+constexpr char kMigrateTo10Data[] = R"sql(
+INSERT INTO secrets(vault_key, kind, name_key, name, latest_version, deleted, deleted_date,
+  scheduled_purge_date)
+  SELECT vault_key, 'Secret', name_key, name, latest_version, deleted, deleted_date,
+  scheduled_purge_date FROM secrets_9;
+INSERT INTO secret_versions(vault_key, kind, name_key, version, sealed_value, content_type,
+  tags_json, enabled, nbf, exp, created, updated)
+  SELECT vault_key, 'Secret', name_key, version, sealed_value, content_type, tags_json, enabled,
+  nbf, exp, created, updated FROM secret_versions_9;
+DROP TABLE secrets_9;
+DROP TABLE secret_versions_9;
 )sql";
 
 #define COFFER_PERMISSIONS_SQL(type)                                     \
@@ -265,6 +297,10 @@ Status SqliteStore::ApplySchema() {
   }
   if (user_version == 7) {
     migrations += "ALTER TABLE event_subscriptions ADD COLUMN version INTEGER NOT NULL DEFAULT 1;";
+  }
+  if (user_version >= 1 && user_version < 10) {
+    migrations += kMigrateTo10;
+    data_migrations += kMigrateTo10Data;
   }
   return writer_db_->ExecScript(migrations + kSchema + data_migrations + kTriggers +
                                 "PRAGMA user_version=" + std::to_string(kSchemaVersion) + ";");
