@@ -116,7 +116,9 @@ SecretBignumPtr JwkInteger(const Json& jwk, const char* name, bool required, Sta
   return bn;
 }
 
-StatusOr<EvpPkeyPtr> FromParams(const char* type, OSSL_PARAM_BLD* bld) {
+// FromParams builds a key pair; `refusal` is the error when OpenSSL refuses
+// the parameters (EC: a point not on the curve).
+StatusOr<EvpPkeyPtr> FromParams(const char* type, OSSL_PARAM_BLD* bld, const char* refusal) {
   OsslParamPtr params(OSSL_PARAM_BLD_to_param(bld));
   EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_name(nullptr, type, nullptr));
   EVP_PKEY* made = nullptr;
@@ -133,7 +135,7 @@ StatusOr<EvpPkeyPtr> FromParams(const char* type, OSSL_PARAM_BLD* bld) {
   }
   if (!ok || !pkey) {
     ERR_clear_error();
-    return Bad(std::string("The JWK is not a valid ") + type + " key.");
+    return Bad(refusal);
   }
   return pkey;
 }
@@ -216,9 +218,10 @@ StatusOr<EvpPkeyPtr> RsaFromJwk(const Json& jwk) {
       OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_RSA_COEFFICIENT1, crt[2].get()) != 1) {
     return InternalError("cannot build RSA parameters");
   }
-  ASSIGN_OR_RETURN(EvpPkeyPtr pkey, FromParams("RSA", bld.get()));
+  constexpr char kInvalid[] = "The RSA JWK is not a valid key ('p' and 'q' must be primes).";
+  ASSIGN_OR_RETURN(EvpPkeyPtr pkey, FromParams("RSA", bld.get(), kInvalid));
   if (!FullCheck(pkey.get())) {
-    return Bad("The RSA JWK is not a valid key ('p' and 'q' must be primes).");
+    return Bad(kInvalid);
   }
   return pkey;
 }
@@ -257,9 +260,11 @@ StatusOr<EvpPkeyPtr> EcFromJwk(const Json& jwk) {
       OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_PRIV_KEY, d.get()) != 1) {
     return InternalError("cannot build EC parameters");
   }
-  ASSIGN_OR_RETURN(EvpPkeyPtr pkey, FromParams("EC", bld.get()));
+  constexpr char kInvalid[] =
+      "The EC JWK is not a valid key: its point is not on the curve or is not d*G.";
+  ASSIGN_OR_RETURN(EvpPkeyPtr pkey, FromParams("EC", bld.get(), kInvalid));
   if (!FullCheck(pkey.get())) {
-    return Bad("The EC JWK is not a valid key: the point is not on the curve or is not d*G.");
+    return Bad(kInvalid);
   }
   return pkey;
 }
