@@ -13,8 +13,9 @@
 
 namespace coffer::crypto {
 
-// The material of a Key Vault key (docs/keys.md): an RSA or EC key pair and
-// every operation the keys API runs on it.
+// The material of a Key Vault key (docs/encryption.md, "Key Vault key
+// material"): an RSA or EC key pair and every operation the keys API runs
+// on it.
 //
 // Errors. Every refusal of caller input is kInvalidArgument with reason
 // "BadParameter" (Key Vault's error code for it); kInternal means OpenSSL
