@@ -156,6 +156,7 @@ TEST(AsymKey, EverySignatureAlgorithmRoundTrips) {
     EXPECT_FALSE(key.Verify(c.alg, digest, *signature + '\0').value());
     EXPECT_FALSE(key.Verify(c.alg, digest, std::string(c.signature, '\xff')).value());
     EXPECT_FALSE(key.Verify(c.alg, digest, std::string(c.signature, '\0')).value());
+    EXPECT_FALSE(key.Verify(c.alg, digest, std::string(1 << 20, 's')).value());
   }
 }
 
@@ -257,9 +258,15 @@ TEST(AsymKey, Rsa15TamperedCiphertextDecryptsToAStableSyntheticMessage) {
   // so repeating a query tells nothing either.
   const AsymKey& key = Rsa2048();
   std::string ciphertext = key.Encrypt("RSA1_5", "a data key").value();
+  const std::string modulus = Base64UrlDecode(StringMember(key.PublicJwk(), "n")).value();
   for (size_t i = 0; i < ciphertext.size(); i += 31) {
     std::string tampered = ciphertext;
     tampered[i] ^= 0x10;
+    if (tampered >= modulus) {
+      // Not below the modulus: a public fact, refused like any bad length.
+      EXPECT_EQ(key.Decrypt("RSA1_5", tampered).status().message(), kDecryptionFailedMessage);
+      continue;
+    }
     auto first = key.Decrypt("RSA1_5", tampered);
     ASSERT_TRUE(first.ok()) << first.status().message();
     EXPECT_NE(first->view(), "a data key");
