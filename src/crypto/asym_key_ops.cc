@@ -14,6 +14,7 @@
 #include <openssl/sha.h>
 
 #include "crypto/asym_key.h"
+#include "crypto/asym_key_internal.h"
 #include "crypto/openssl_ptr.h"
 
 namespace coffer::crypto {
@@ -48,12 +49,10 @@ constexpr Algorithm kAlgorithms[] = {
 
 using EcdsaSigPtr = std::unique_ptr<ECDSA_SIG, OpenSslDeleter<ECDSA_SIG, ECDSA_SIG_free>>;
 
-Status Bad(std::string message) {
-  return InvalidArgumentError(std::move(message), "BadParameter");
-}
+using asym_internal::BadParameter;
 
 Status DecryptionFailed() {
-  return Bad(std::string(kDecryptionFailedMessage));
+  return BadParameter(std::string(kDecryptionFailedMessage));
 }
 
 std::string Quoted(std::string_view alg) {
@@ -69,13 +68,13 @@ StatusOr<const Algorithm*> FindAlgorithm(std::string_view alg, bool encryption) 
   for (const auto& a : kAlgorithms) {
     if (alg == a.name) {
       if (IsEncryption(a.kind) != encryption) {
-        return Bad("The algorithm " + Quoted(alg) +
-                   (encryption ? " does not encrypt." : " does not sign."));
+        return BadParameter("The algorithm " + Quoted(alg) +
+                            (encryption ? " does not encrypt." : " does not sign."));
       }
       return &a;
     }
   }
-  return Bad("The algorithm " + Quoted(alg) + " is not supported.");
+  return BadParameter("The algorithm " + Quoted(alg) + " is not supported.");
 }
 
 const unsigned char* Bytes(std::string_view s) {
@@ -141,20 +140,20 @@ Status CheckSignature(const Algorithm& a, AsymKeyType type, std::optional<EcCurv
                       std::string_view digest) {
   if (a.kind == AlgKind::kEcdsa) {
     if (type != AsymKeyType::kEc) {
-      return Bad("The algorithm " + Quoted(a.name) + " needs an EC key; this key is RSA.");
+      return BadParameter("The algorithm " + Quoted(a.name) + " needs an EC key; this key is RSA.");
     }
     if (curve != a.curve) {
-      return Bad("The algorithm " + Quoted(a.name) + " needs a " +
-                 std::string(EcCurveName(a.curve)) + " key; this key is " +
-                 std::string(EcCurveName(*curve)) + ".");
+      return BadParameter("The algorithm " + Quoted(a.name) + " needs a " +
+                          std::string(EcCurveName(a.curve)) + " key; this key is " +
+                          std::string(EcCurveName(*curve)) + ".");
     }
   } else if (type != AsymKeyType::kRsa) {
-    return Bad("The algorithm " + Quoted(a.name) + " needs an RSA key; this key is EC.");
+    return BadParameter("The algorithm " + Quoted(a.name) + " needs an RSA key; this key is EC.");
   }
   if (digest.size() != a.digest_length) {
-    return Bad("The digest for " + std::string(a.name) + " must be " +
-               std::to_string(a.digest_length) + " bytes, not " + std::to_string(digest.size()) +
-               ".");
+    return BadParameter("The digest for " + std::string(a.name) + " must be " +
+                        std::to_string(a.digest_length) + " bytes, not " +
+                        std::to_string(digest.size()) + ".");
   }
   return OkStatus();
 }
@@ -177,13 +176,13 @@ bool SetRsaSignature(EVP_PKEY_CTX* ctx, const Algorithm& a, int salt_length) {
 StatusOr<std::string> AsymKey::Encrypt(std::string_view alg, std::string_view plaintext) const {
   ASSIGN_OR_RETURN(const Algorithm* a, FindAlgorithm(alg, true));
   if (type_ != AsymKeyType::kRsa) {
-    return Bad("An EC key cannot encrypt; " + Quoted(alg) + " needs an RSA key.");
+    return BadParameter("An EC key cannot encrypt; " + Quoted(alg) + " needs an RSA key.");
   }
   const size_t k = static_cast<size_t>((bits_ + 7) / 8);
   if (plaintext.size() > k - a->overhead) {
-    return Bad("The plaintext is too long: " + std::string(a->name) + " with a " +
-               std::to_string(bits_) + "-bit key takes at most " + std::to_string(k - a->overhead) +
-               " bytes.");
+    return BadParameter("The plaintext is too long: " + std::string(a->name) + " with a " +
+                        std::to_string(bits_) + "-bit key takes at most " +
+                        std::to_string(k - a->overhead) + " bytes.");
   }
   EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_pkey(nullptr, pkey_.get(), nullptr));
   bool ok = ctx && EVP_PKEY_encrypt_init(ctx.get()) == 1;
@@ -209,7 +208,7 @@ StatusOr<std::string> AsymKey::Encrypt(std::string_view alg, std::string_view pl
 StatusOr<SecureBytes> AsymKey::Decrypt(std::string_view alg, std::string_view ciphertext) const {
   ASSIGN_OR_RETURN(const Algorithm* a, FindAlgorithm(alg, true));
   if (type_ != AsymKeyType::kRsa) {
-    return Bad("An EC key cannot decrypt; " + Quoted(alg) + " needs an RSA key.");
+    return BadParameter("An EC key cannot decrypt; " + Quoted(alg) + " needs an RSA key.");
   }
   // The length is public (every valid ciphertext is exactly k bytes), so
   // refusing it early tells an attacker nothing they did not know.
