@@ -70,6 +70,28 @@ std::string BnToBytes(const BIGNUM* bn) {
   return out;
 }
 
+// Encoding a valid key fails only when memory runs out.
+std::string SubjectPublicKeyInfoDer(EVP_PKEY* pkey) {
+  int len = i2d_PUBKEY(pkey, nullptr);
+  if (len <= 0) {
+    std::abort();
+  }
+  std::string out(static_cast<size_t>(len), '\0');
+  unsigned char* p = reinterpret_cast<unsigned char*>(out.data());
+  i2d_PUBKEY(pkey, &p);
+  return out;
+}
+
+std::string SubjectPublicKeyInfoPem(EVP_PKEY* pkey) {
+  BioPtr bio(BIO_new(BIO_s_mem()));
+  if (!bio || PEM_write_bio_PUBKEY(bio.get(), pkey) != 1) {
+    std::abort();
+  }
+  char* data = nullptr;
+  long len = BIO_get_mem_data(bio.get(), &data);
+  return std::string(data, static_cast<size_t>(len));
+}
+
 SecretBignumPtr GetBn(EVP_PKEY* pkey, const char* name) {
   BIGNUM* bn = nullptr;
   if (EVP_PKEY_get_bn_param(pkey, name, &bn) != 1) {
@@ -278,24 +300,21 @@ StatusOr<std::unique_ptr<AsymKey>> AsymKey::FromPrivateDer(std::string_view der)
 }
 
 std::string AsymKey::PublicKeyDer() const {
-  int len = i2d_PUBKEY(pkey_.get(), nullptr);
-  if (len <= 0) {
-    std::abort();
-  }
-  std::string out(static_cast<size_t>(len), '\0');
-  unsigned char* p = reinterpret_cast<unsigned char*>(out.data());
-  i2d_PUBKEY(pkey_.get(), &p);
-  return out;
+  return SubjectPublicKeyInfoDer(pkey_.get());
 }
 
 std::string AsymKey::PublicKeyPem() const {
-  BioPtr bio(BIO_new(BIO_s_mem()));
-  if (!bio || PEM_write_bio_PUBKEY(bio.get(), pkey_.get()) != 1) {
-    std::abort();
-  }
-  char* data = nullptr;
-  long len = BIO_get_mem_data(bio.get(), &data);
-  return std::string(data, static_cast<size_t>(len));
+  return SubjectPublicKeyInfoPem(pkey_.get());
+}
+
+StatusOr<std::string> PublicKeyDerFromJwk(const Json& jwk) {
+  ASSIGN_OR_RETURN(EvpPkeyPtr pkey, asym_internal::PublicFromJwk(jwk));
+  return SubjectPublicKeyInfoDer(pkey.get());
+}
+
+StatusOr<std::string> PublicKeyPemFromJwk(const Json& jwk) {
+  ASSIGN_OR_RETURN(EvpPkeyPtr pkey, asym_internal::PublicFromJwk(jwk));
+  return SubjectPublicKeyInfoPem(pkey.get());
 }
 
 }  // namespace coffer::crypto

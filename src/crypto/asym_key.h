@@ -31,6 +31,16 @@ StatusOr<EcCurve> ParseEcCurve(std::string_view crv);
 // EcCurveName is the JWK name Key Vault returns ("P-256K" for secp256k1).
 std::string_view EcCurveName(EcCurve curve);
 
+// PublicKeyDerFromJwk converts the public half of a JWK - RSA `n`, `e`;
+// EC `crv`, `x`, `y`; kty with or without -HSM; every other member,
+// private ones included, ignored - to SubjectPublicKeyInfo DER, and
+// PublicKeyPemFromJwk to PEM ("PUBLIC KEY"), as `az keyvault key download`
+// and the Azure CSI provider write a key. The same size, curve and encoding
+// rules as AsymKey::FromJwk, and an EC point must be on its curve;
+// kInvalidArgument ("BadParameter") otherwise.
+StatusOr<std::string> PublicKeyDerFromJwk(const Json& jwk);
+StatusOr<std::string> PublicKeyPemFromJwk(const Json& jwk);
+
 // The one message of every failed decryption (kInvalidArgument,
 // "BadParameter"): a wrong length, a value out of range for the modulus or
 // bad OAEP padding all read the same. See AsymKey::Decrypt.

@@ -41,5 +41,8 @@ std::string BnToPadded(const BIGNUM* bn, size_t length);
 // every check AsymKey::FromJwk lists. kInvalidArgument ("BadParameter").
 StatusOr<EvpPkeyPtr> RsaFromJwk(const Json& jwk);
 StatusOr<EvpPkeyPtr> EcFromJwk(const Json& jwk);
+// PublicFromJwk builds the public key of a JWK (RSA n, e; EC crv, x, y);
+// see PublicKeyDerFromJwk.
+StatusOr<EvpPkeyPtr> PublicFromJwk(const Json& jwk);
 
 }  // namespace coffer::crypto::asym_internal

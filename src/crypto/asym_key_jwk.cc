@@ -56,14 +56,30 @@ SecretBignumPtr JwkInteger(const Json& jwk, const char* name, bool required, Sta
   return bn;
 }
 
-// FromParams builds a key pair; `refusal` is the error when OpenSSL refuses
-// the parameters (EC: a point not on the curve).
-StatusOr<EvpPkeyPtr> FromParams(const char* type, OSSL_PARAM_BLD* bld, const char* refusal) {
+// CheckPublicRsa refuses a modulus of another size than Coffer holds and
+// an exponent that is even, 1, or longer than 64 bits.
+Status CheckPublicRsa(const BIGNUM* n, const BIGNUM* e) {
+  int bits = BN_num_bits(n);
+  if (!IsAllowedRsaSize(bits)) {
+    return BadParameter("The RSA key is " + std::to_string(bits) +
+                        " bits; the supported sizes are 2048, 3072 and 4096.");
+  }
+  if (!BN_is_odd(e) || BN_is_one(e) || BN_num_bits(e) > 64) {
+    return BadParameter("The RSA public exponent 'e' must be odd, at least 3 and at most 64 bits.");
+  }
+  return OkStatus();
+}
+
+// FromParams builds a key pair, or a public key when `selection` is
+// EVP_PKEY_PUBLIC_KEY; `refusal` is the error when OpenSSL refuses the
+// parameters (EC: a point not on the curve).
+StatusOr<EvpPkeyPtr> FromParams(const char* type, OSSL_PARAM_BLD* bld, const char* refusal,
+                                int selection = EVP_PKEY_KEYPAIR) {
   OsslParamPtr params(OSSL_PARAM_BLD_to_param(bld));
   EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_name(nullptr, type, nullptr));
   EVP_PKEY* made = nullptr;
   bool ok = params && ctx && EVP_PKEY_fromdata_init(ctx.get()) == 1 &&
-            EVP_PKEY_fromdata(ctx.get(), &made, EVP_PKEY_KEYPAIR, params.get()) == 1;
+            EVP_PKEY_fromdata(ctx.get(), &made, selection, params.get()) == 1;
   EvpPkeyPtr pkey(made);
   if (params) {
     // SECURITY: the parameter array holds copies of the private integers.
@@ -111,14 +127,7 @@ StatusOr<EvpPkeyPtr> RsaFromJwk(const Json& jwk) {
     given[i] = JwkInteger(jwk, crt_names[i], false, status);
     RETURN_IF_ERROR(status);
   }
-  int bits = BN_num_bits(n.get());
-  if (!IsAllowedRsaSize(bits)) {
-    return BadParameter("The RSA key is " + std::to_string(bits) +
-                        " bits; the supported sizes are 2048, 3072 and 4096.");
-  }
-  if (!BN_is_odd(e.get()) || BN_is_one(e.get()) || BN_num_bits(e.get()) > 64) {
-    return BadParameter("The RSA public exponent 'e' must be odd, at least 3 and at most 64 bits.");
-  }
+  RETURN_IF_ERROR(CheckPublicRsa(n.get(), e.get()));
   BnCtxPtr ctx(BN_CTX_new());
   SecretBignumPtr pq(BN_new()), pm1(BN_new()), qm1(BN_new()), de(BN_new()), r(BN_new());
   SecretBignumPtr crt[3] = {SecretBignumPtr(BN_new()), SecretBignumPtr(BN_new()), nullptr};
@@ -211,6 +220,72 @@ StatusOr<EvpPkeyPtr> EcFromJwk(const Json& jwk) {
     return BadParameter(kInvalid);
   }
   return pkey;
+}
+
+StatusOr<EvpPkeyPtr> PublicFromJwk(const Json& jwk) {
+  if (!jwk.is_object()) {
+    return BadParameter("The key is not a JSON object.");
+  }
+  std::string kty = StringMember(jwk, "kty");
+  Status status;
+  OsslParamBldPtr bld(OSSL_PARAM_BLD_new());
+  if (!bld) {
+    return InternalError("cannot build key parameters");
+  }
+  if (kty == "RSA" || kty == "RSA-HSM") {
+    auto n = JwkInteger(jwk, "n", true, status);
+    auto e = n ? JwkInteger(jwk, "e", true, status) : nullptr;
+    if (!e) {
+      return status;
+    }
+    RETURN_IF_ERROR(CheckPublicRsa(n.get(), e.get()));
+    if (OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_RSA_N, n.get()) != 1 ||
+        OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_RSA_E, e.get()) != 1) {
+      return InternalError("cannot build RSA parameters");
+    }
+    return FromParams("RSA", bld.get(), "The RSA JWK is not a valid public key.",
+                      EVP_PKEY_PUBLIC_KEY);
+  }
+  if (kty == "EC" || kty == "EC-HSM") {
+    std::string crv_name = StringMember(jwk, "crv");
+    if (crv_name.empty()) {
+      return BadParameter("The EC JWK has no 'crv'.");
+    }
+    ASSIGN_OR_RETURN(EcCurve curve, ParseEcCurve(crv_name));
+    const CurveInfo& info = CurveInfoOf(curve);
+    auto x = JwkInteger(jwk, "x", true, status);
+    auto y = x ? JwkInteger(jwk, "y", true, status) : nullptr;
+    if (!y) {
+      return status;
+    }
+    const int max_bytes = static_cast<int>(info.coordinate_bytes);
+    if (BN_num_bytes(x.get()) > max_bytes || BN_num_bytes(y.get()) > max_bytes) {
+      return BadParameter(std::string("The EC JWK's 'x' or 'y' is longer than ") + info.jwk_name +
+                          " allows.");
+    }
+    std::string point = "\x04" + BnToPadded(x.get(), info.coordinate_bytes) +
+                        BnToPadded(y.get(), info.coordinate_bytes);
+    if (OSSL_PARAM_BLD_push_utf8_string(bld.get(), OSSL_PKEY_PARAM_GROUP_NAME, info.openssl_name,
+                                        0) != 1 ||
+        OSSL_PARAM_BLD_push_octet_string(bld.get(), OSSL_PKEY_PARAM_PUB_KEY, point.data(),
+                                         point.size()) != 1) {
+      return InternalError("cannot build EC parameters");
+    }
+    constexpr char refusal[] =
+        "The EC JWK is not a valid public key: its point is not on the curve.";
+    ASSIGN_OR_RETURN(EvpPkeyPtr pkey, FromParams("EC", bld.get(), refusal, EVP_PKEY_PUBLIC_KEY));
+    EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_pkey(nullptr, pkey.get(), nullptr));
+    bool on_curve = ctx && EVP_PKEY_public_check(ctx.get()) == 1;
+    ERR_clear_error();
+    if (!on_curve) {
+      return BadParameter(refusal);
+    }
+    return pkey;
+  }
+  if (kty.empty()) {
+    return BadParameter("The JWK has no 'kty'.");
+  }
+  return BadParameter("The key type '" + kty.substr(0, 32) + "' is not supported; use RSA or EC.");
 }
 
 }  // namespace coffer::crypto::asym_internal

@@ -2,6 +2,7 @@
 // origin is written in asym_key_test_vectors.h.
 
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <openssl/core_names.h>
@@ -248,6 +249,53 @@ TEST(AsymKeyJwk, HostileInputGetsClearErrors) {
                 .status()
                 .reason(),
             "BadParameter");
+}
+
+TEST(AsymKeyJwk, PublicKeyOfAJwkIsTheKeysOwnPublicKey) {
+  auto p521 = AsymKey::FromJwk(P521Jwk()).value();
+  auto rsa = AsymKey::FromJwk(RsaJwk()).value();
+  auto p256k = AsymKey::GenerateEc(EcCurve::kP256K).value();
+  for (const AsymKey* key : std::vector<const AsymKey*>{p521.get(), rsa.get(), p256k.get()}) {
+    SCOPED_TRACE(key->PublicJwk().dump());
+    EXPECT_EQ(PublicKeyPemFromJwk(key->PublicJwk()).value(), key->PublicKeyPem());
+    EXPECT_EQ(PublicKeyDerFromJwk(key->PublicJwk()).value(), key->PublicKeyDer());
+  }
+  // A KeyBundle's key: kid, key_ops and an -HSM kty are ignored; so are
+  // private members, and x may come without its leading zero byte.
+  Json bundle_key = P521Jwk();
+  bundle_key["kty"] = "EC-HSM";
+  bundle_key["kid"] = "https://v.vault.localhost/keys/k/1";
+  bundle_key["key_ops"] = Json::array({"sign", "verify"});
+  EXPECT_EQ(PublicKeyPemFromJwk(bundle_key).value(), p521->PublicKeyPem());
+  Json rsa_jwk = RsaJwk();  // n with a leading zero byte
+  rsa_jwk.erase("d");
+  EXPECT_EQ(PublicKeyDerFromJwk(rsa_jwk).value(), rsa->PublicKeyDer());
+}
+
+TEST(AsymKeyJwk, PublicKeyOfAJwkRefusesBadKeys) {
+  Json off_curve = P521Jwk();
+  std::string y = Unb64(tv::kP521JwkY);
+  y.back() ^= 1;
+  off_curve["y"] = B64(y);
+  ExpectRefused(off_curve, "curve");
+  EXPECT_EQ(PublicKeyPemFromJwk(off_curve).status().reason(), "BadParameter");
+  for (Json bad : {Json(), Json::object(), Json{{"kty", "oct"}, {"k", "AAAA"}},
+                   Json{{"kty", "RSA"}, {"n", tv::kRsaJwkN}},
+                   Json{{"kty", "RSA"}, {"n", tv::kRsaJwkN}, {"e", "Ag"}},
+                   Json{{"kty", "RSA"}, {"n", "AQAB"}, {"e", "AQAB"}},
+                   Json{{"kty", "EC"}, {"crv", "P-256"}, {"x", tv::kP521X}, {"y", tv::kP521JwkY}},
+                   Json{{"kty", "EC"}, {"crv", "P-256"}, {"x", "%%%"}, {"y", "AA"}},
+                   Json{{"kty", "EC"}, {"x", "AA"}, {"y", "AA"}}, off_curve}) {
+    SCOPED_TRACE(bad.dump().substr(0, 80));
+    auto der = PublicKeyDerFromJwk(bad);
+    EXPECT_EQ(der.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_EQ(der.status().reason(), "BadParameter");
+  }
+  EXPECT_EQ(
+      PublicKeyDerFromJwk(Json{{"kty", "RSA"}, {"n", std::string(1 << 20, 'A')}, {"e", "AQAB"}})
+          .status()
+          .reason(),
+      "BadParameter");
 }
 
 }  // namespace
