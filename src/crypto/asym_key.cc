@@ -266,7 +266,11 @@ StatusOr<std::unique_ptr<AsymKey>> AsymKey::FromPrivatePem(std::string_view pem)
   if (!pkey) {
     return BadParameter("The text is not an unencrypted PEM private key.");
   }
-  return Wrap(std::move(pkey));
+  ASSIGN_OR_RETURN(std::unique_ptr<AsymKey> key, Wrap(std::move(pkey)));
+  if (!asym_internal::PassesKeyCheck(key->pkey_.get())) {
+    return BadParameter("The PEM private key is not a valid key: its parts do not agree.");
+  }
+  return key;
 }
 
 SecureBytes AsymKey::ToPrivateDer() const {

@@ -97,8 +97,8 @@ class AsymKey {
   static StatusOr<std::unique_ptr<AsymKey>> FromJwk(const Json& jwk);
 
   // FromPrivatePem reads a PEM private key (PKCS#8 or traditional, no
-  // password), as the CLI's import of a PEM file. Same key checks as
-  // FromJwk's size and curve rules; kInvalidArgument otherwise.
+  // password), as the CLI's import of a PEM file. FromJwk's size and curve
+  // rules and OpenSSL's full key check; kInvalidArgument otherwise.
   static StatusOr<std::unique_ptr<AsymKey>> FromPrivatePem(std::string_view pem);
 
   // --- The sealed-at-rest form ----------------------------------------------

@@ -37,6 +37,12 @@ bool IsAllowedRsaSize(int bits);
 // `bn` big-endian, left-padded with zeros to `length` bytes.
 std::string BnToPadded(const BIGNUM* bn, size_t length);
 
+// PassesKeyCheck runs OpenSSL's full key check: for RSA the primality of
+// the factors and the key's arithmetic, for EC the point on the curve and
+// Q = d*G. Slow for large RSA keys (primality tests): for keys that come
+// from outside, not for every load of a sealed one.
+bool PassesKeyCheck(EVP_PKEY* pkey);
+
 // RsaFromJwk and EcFromJwk build the key pair a private JWK describes, with
 // every check AsymKey::FromJwk lists. kInvalidArgument ("BadParameter").
 StatusOr<EvpPkeyPtr> RsaFromJwk(const Json& jwk);

@@ -9,7 +9,10 @@
 #include <string>
 
 #include <gtest/gtest.h>
+#include <openssl/core_names.h>
 #include <openssl/ec.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 
 #include "common/testing/temp_dir.h"
 #include "crypto/asym_key.h"
@@ -222,6 +225,46 @@ TEST_F(OpenSslCli, PemKeysMadeByOpenSslImport) {
   auto small = AsymKey::FromPrivatePem(Read(Path("small.pem")));
   EXPECT_EQ(small.status().reason(), "BadParameter");
   EXPECT_NE(small.status().message().find("1024"), std::string::npos);
+}
+
+TEST_F(OpenSslCli, PemKeysWhosePartsDisagreeAreRefused) {
+  // An EC private key whose public point is another key's: OpenSSL writes
+  // it as PEM without complaint, the import must not take it.
+  auto mine = AsymKey::GenerateEc(EcCurve::kP256).value();
+  auto other = AsymKey::GenerateEc(EcCurve::kP256).value();
+  SecureBytes mine_der = mine->ToPrivateDer();
+  const unsigned char* der = mine_der.data();
+  EvpPkeyPtr mine_pkey(d2i_AutoPrivateKey(nullptr, &der, static_cast<long>(mine_der.size())));
+  ASSERT_TRUE(mine_pkey);
+  BIGNUM* d = nullptr;
+  ASSERT_EQ(EVP_PKEY_get_bn_param(mine_pkey.get(), OSSL_PKEY_PARAM_PRIV_KEY, &d), 1);
+  BignumPtr d_holder(d);
+  std::string other_spki = other->PublicKeyDer();
+  const unsigned char* spki = reinterpret_cast<const unsigned char*>(other_spki.data());
+  EvpPkeyPtr other_pub(d2i_PUBKEY(nullptr, &spki, static_cast<long>(other_spki.size())));
+  unsigned char point[65];
+  size_t point_len = 0;
+  ASSERT_EQ(EVP_PKEY_get_octet_string_param(other_pub.get(), OSSL_PKEY_PARAM_PUB_KEY, point,
+                                            sizeof(point), &point_len),
+            1);
+  OsslParamBldPtr bld(OSSL_PARAM_BLD_new());
+  OSSL_PARAM_BLD_push_utf8_string(bld.get(), OSSL_PKEY_PARAM_GROUP_NAME, "prime256v1", 0);
+  OSSL_PARAM_BLD_push_octet_string(bld.get(), OSSL_PKEY_PARAM_PUB_KEY, point, point_len);
+  OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_PRIV_KEY, d);
+  OsslParamPtr params(OSSL_PARAM_BLD_to_param(bld.get()));
+  EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_name(nullptr, "EC", nullptr));
+  EVP_PKEY* made = nullptr;
+  ASSERT_EQ(EVP_PKEY_fromdata_init(ctx.get()), 1);
+  ASSERT_EQ(EVP_PKEY_fromdata(ctx.get(), &made, EVP_PKEY_KEYPAIR, params.get()), 1);
+  EvpPkeyPtr mixed(made);
+  BioPtr bio(BIO_new(BIO_s_mem()));
+  ASSERT_EQ(PEM_write_bio_PrivateKey(bio.get(), mixed.get(), nullptr, nullptr, 0, nullptr, nullptr),
+            1);
+  char* pem = nullptr;
+  long pem_len = BIO_get_mem_data(bio.get(), &pem);
+  auto imported = AsymKey::FromPrivatePem(std::string_view(pem, static_cast<size_t>(pem_len)));
+  EXPECT_EQ(imported.status().reason(), "BadParameter");
+  EXPECT_NE(imported.status().message().find("do not agree"), std::string::npos);
 }
 
 }  // namespace

@@ -96,16 +96,14 @@ StatusOr<EvpPkeyPtr> FromParams(const char* type, OSSL_PARAM_BLD* bld, const cha
   return pkey;
 }
 
-// FullCheck runs OpenSSL's key check: for RSA the primality of the factors
-// and the key's arithmetic, for EC the point on the curve and Q = d*G.
-bool FullCheck(EVP_PKEY* pkey) {
+}  // namespace
+
+bool PassesKeyCheck(EVP_PKEY* pkey) {
   EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_pkey(nullptr, pkey, nullptr));
   bool ok = ctx && EVP_PKEY_check(ctx.get()) == 1;
   ERR_clear_error();
   return ok;
 }
-
-}  // namespace
 
 StatusOr<EvpPkeyPtr> RsaFromJwk(const Json& jwk) {
   Status status;
@@ -172,7 +170,7 @@ StatusOr<EvpPkeyPtr> RsaFromJwk(const Json& jwk) {
   }
   constexpr char kInvalid[] = "The RSA JWK is not a valid key ('p' and 'q' must be primes).";
   ASSIGN_OR_RETURN(EvpPkeyPtr pkey, FromParams("RSA", bld.get(), kInvalid));
-  if (!FullCheck(pkey.get())) {
+  if (!PassesKeyCheck(pkey.get())) {
     return BadParameter(kInvalid);
   }
   return pkey;
@@ -216,7 +214,7 @@ StatusOr<EvpPkeyPtr> EcFromJwk(const Json& jwk) {
   constexpr char kInvalid[] =
       "The EC JWK is not a valid key: its point is not on the curve or is not d*G.";
   ASSIGN_OR_RETURN(EvpPkeyPtr pkey, FromParams("EC", bld.get(), kInvalid));
-  if (!FullCheck(pkey.get())) {
+  if (!PassesKeyCheck(pkey.get())) {
     return BadParameter(kInvalid);
   }
   return pkey;
