@@ -125,6 +125,10 @@ AsymKey::AsymKey(EvpPkeyPtr pkey, AsymKeyType type, int bits, std::optional<EcCu
 
 AsymKey::~AsymKey() = default;
 
+void AsymKey::CtxFree::operator()(evp_pkey_ctx_st* ctx) const {
+  EVP_PKEY_CTX_free(ctx);
+}
+
 std::string_view AsymKey::kty() const {
   return type_ == AsymKeyType::kRsa ? "RSA" : "EC";
 }
@@ -184,6 +188,15 @@ StatusOr<std::unique_ptr<AsymKey>> AsymKey::Wrap(EvpPkeyPtr pkey) {
     }
     std::unique_ptr<AsymKey> key(
         new AsymKey(std::move(pkey), AsymKeyType::kEc, info->bits, info->curve));
+    key->ecdsa_sign_template_.reset(EVP_PKEY_CTX_new_from_pkey(nullptr, key->pkey_.get(), nullptr));
+    key->ecdsa_verify_template_.reset(
+        EVP_PKEY_CTX_new_from_pkey(nullptr, key->pkey_.get(), nullptr));
+    if (!key->ecdsa_sign_template_ || !key->ecdsa_verify_template_ ||
+        EVP_PKEY_sign_init(key->ecdsa_sign_template_.get()) != 1 ||
+        EVP_PKEY_verify_init(key->ecdsa_verify_template_.get()) != 1) {
+      ERR_clear_error();
+      return InternalError("cannot prepare ECDSA contexts");
+    }
     key->public_jwk_ =
         Json::object({{"kty", "EC"},
                       {"crv", info->jwk_name},

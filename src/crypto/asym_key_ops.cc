@@ -347,10 +347,9 @@ StatusOr<bool> AsymKey::Verify(std::string_view alg, std::string_view digest,
 }
 
 StatusOr<std::string> AsymKey::SignEcdsa(std::string_view digest) const {
-  EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_pkey(nullptr, pkey_.get(), nullptr));
+  EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_dup(ecdsa_sign_template_.get()));
   size_t der_len = 0;
-  bool ok = ctx && EVP_PKEY_sign_init(ctx.get()) == 1 &&
-            EVP_PKEY_sign(ctx.get(), nullptr, &der_len, Bytes(digest), digest.size()) == 1;
+  bool ok = ctx && EVP_PKEY_sign(ctx.get(), nullptr, &der_len, Bytes(digest), digest.size()) == 1;
   std::string der(der_len, '\0');
   ok = ok && EVP_PKEY_sign(ctx.get(), reinterpret_cast<unsigned char*>(der.data()), &der_len,
                            Bytes(digest), digest.size()) == 1;
@@ -386,8 +385,8 @@ bool AsymKey::VerifyEcdsa(std::string_view digest, std::string_view signature) c
   }
   unsigned char* der = nullptr;
   int der_len = i2d_ECDSA_SIG(sig.get(), &der);
-  EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_pkey(nullptr, pkey_.get(), nullptr));
-  bool ok = der_len > 0 && ctx && EVP_PKEY_verify_init(ctx.get()) == 1 &&
+  EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_dup(ecdsa_verify_template_.get()));
+  bool ok = der_len > 0 && ctx &&
             EVP_PKEY_verify(ctx.get(), der, static_cast<size_t>(der_len), Bytes(digest),
                             digest.size()) == 1;
   OPENSSL_free(der);
