@@ -61,15 +61,18 @@ async function rejectsWith(promise, statusCode, code) {
   });
 }
 
-/** Key Vault's 403 for a principal the access policy does not allow. */
-async function accessDenied(promise) {
+/** Key Vault's 403 with this inner error code (AccessDenied: the access policy does not allow it). */
+async function forbidden(promise, inner) {
   await assert.rejects(promise, (err) => {
     assert.equal(err.name, "RestError", `expected a RestError, got ${err.name}: ${err.message}`);
     assert.equal(err.statusCode, 403, `status of ${err.message}`);
     assert.equal(err.code, "Forbidden", `error code of ${err.message}`);
+    assert.equal(err.details?.error?.innerError?.code, inner, `inner error code of ${JSON.stringify(err.details)}`);
     return true;
   });
 }
+
+const accessDenied = (promise) => forbidden(promise, "AccessDenied");
 
 function assertRecent(date, what) {
   assert.ok(date instanceof Date && !Number.isNaN(date.getTime()), `${what} is a Date`);
@@ -291,7 +294,7 @@ describe("@azure/keyvault-keys 4.10.2 against coffer", () => {
       // without `get` is remote-only.
       const remoteOnly = await principalWithKeyPermissions("keys-js-decrypt-only", ["decrypt", "sign"]);
       const crypto1 = new CryptographyClient(updated.id, remoteOnly, { tlsOptions });
-      await rejectsWith(crypto1.decrypt("RSA-OAEP", Buffer.alloc(256, 1)), 403, "Forbidden");
+      await forbidden(crypto1.decrypt("RSA-OAEP", Buffer.alloc(256, 1)), "KeyOperationForbidden");
       const signed = await crypto1.sign("RS256", sha256("narrowed"));
       assert.equal(signed.result.length, 256);
     });
@@ -423,7 +426,7 @@ describe("@azure/keyvault-keys 4.10.2 against coffer", () => {
 
     it("importKey of an EC P-256 JWK signs ES256 that Node verifies", async () => {
       const { privateKey, publicKey } = crypto.generateKeyPairSync("ec", { namedCurve: "P-256" });
-      const imported = await client.importKey("imported-ec", sdkJwkOf(privateKey));
+      const imported = await client.importKey("imported-ec", sdkJwkOf(privateKey, ["sign", "verify"]));
       assert.equal(imported.key.crv, "P-256");
       assertNoPrivateParts(imported);
       const data = Buffer.from("imported EC");

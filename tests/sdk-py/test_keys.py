@@ -238,7 +238,8 @@ class Test02VersionsAndUpdate(KeysTestCase):
         self.assertEqual(sorted(updated.key_operations), ["sign", "verify"])
         cc = CLIENT.get_cryptography_client("py-narrowed", key_version=key.properties.version)
         # decrypt is never local: the server refuses it on this key.
-        self.assertForbidden(cc.decrypt, EncryptionAlgorithm.rsa_oaep, b"\x01" * 256)
+        err = self.assertForbidden(cc.decrypt, EncryptionAlgorithm.rsa_oaep, b"\x01" * 256)
+        self.assertIn("KeyOperationForbidden", err.response.text())
         self.assertEqual(len(cc.sign(SignatureAlgorithm.rs256, sha256(b"ok")).signature), 256)
 
 
@@ -387,8 +388,9 @@ class Test06CryptographyClient(KeysTestCase):
         # The admin's client verifies locally too; the raw route shows the server's answer.
         r = SERVER.request("POST", f"/keys/py-crypto-rsa/{self.key.properties.version}/verify?api-version=7.4",
                            {"alg": "RS256", "digest": "AA", "value": "AA"},
-                           token=self.cred.get_token(f"https://vault.localhost:{SERVER.port}/.default").token)
+                           token=self.cred.get_token(SERVER.vault_resource + "/.default").token)
         self.assertEqual(r.status, 403, repr(r))
+        self.assertEqual(r.error_code(), "Forbidden", repr(r))
 
     def test_decrypt_of_garbage_is_400_bad_parameter(self):
         self.assertHttpError(HttpResponseError, 400, "BadParameter", self.local.decrypt,
