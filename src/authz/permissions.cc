@@ -68,6 +68,13 @@ constexpr PermissionSet Bit(ObjectType type, std::string_view name) {
     name, ObjectType::kSecrets, perm, "Microsoft.KeyVault/vaults/secrets/" action, on_object, \
         Bit(ObjectType::kSecrets, perm)                                                       \
   }
+// The keys operations (docs/keys.md): reading a deleted key needs "list",
+// as for secrets; rotation policies have actions of their own.
+#define COFFER_KEY_OP(name, perm, action, on_object)                               \
+  DataOperation {                                                                  \
+    name, ObjectType::kKeys, perm, "Microsoft.KeyVault/vaults/" action, on_object, \
+        Bit(ObjectType::kKeys, perm)                                               \
+  }
 constexpr DataOperation kOperations[] = {
     COFFER_SECRET_OP("SecretGet", "get", "getSecret/action", true),
     COFFER_SECRET_OP("SecretList", "list", "readMetadata/action", false),
@@ -81,8 +88,34 @@ constexpr DataOperation kOperations[] = {
     COFFER_SECRET_OP("SecretPurge", "purge", "purge/action", true),
     COFFER_SECRET_OP("SecretGetDeleted", "list", "readMetadata/action", true),
     COFFER_SECRET_OP("SecretListDeleted", "list", "readMetadata/action", false),
+    COFFER_KEY_OP("KeyCreate", "create", "keys/create/action", true),
+    COFFER_KEY_OP("KeyImport", "import", "keys/import/action", true),
+    COFFER_KEY_OP("KeyGet", "get", "keys/read", true),
+    COFFER_KEY_OP("KeyList", "list", "keys/read", false),
+    COFFER_KEY_OP("KeyListVersions", "list", "keys/read", true),
+    COFFER_KEY_OP("KeyUpdate", "update", "keys/update/action", true),
+    COFFER_KEY_OP("KeyDelete", "delete", "keys/delete", true),
+    COFFER_KEY_OP("KeyGetDeleted", "list", "keys/read", true),
+    COFFER_KEY_OP("KeyListDeleted", "list", "keys/read", false),
+    COFFER_KEY_OP("KeyRecover", "recover", "keys/recover/action", true),
+    COFFER_KEY_OP("KeyPurge", "purge", "keys/purge/action", true),
+    COFFER_KEY_OP("KeyBackup", "backup", "keys/backup/action", true),
+    COFFER_KEY_OP("KeyRestore", "restore", "keys/restore/action", false),
+    COFFER_KEY_OP("KeyEncrypt", "encrypt", "keys/encrypt/action", true),
+    COFFER_KEY_OP("KeyDecrypt", "decrypt", "keys/decrypt/action", true),
+    COFFER_KEY_OP("KeyWrap", "wrapKey", "keys/wrap/action", true),
+    COFFER_KEY_OP("KeyUnwrap", "unwrapKey", "keys/unwrap/action", true),
+    COFFER_KEY_OP("KeySign", "sign", "keys/sign/action", true),
+    COFFER_KEY_OP("KeyVerify", "verify", "keys/verify/action", true),
+    COFFER_KEY_OP("KeyRotate", "rotate", "keys/rotate/action", true),
+    COFFER_KEY_OP("KeyRotationPolicyGet", "getrotationpolicy", "keyrotationpolicies/read", true),
+    COFFER_KEY_OP("KeyRotationPolicySet", "setrotationpolicy", "keyrotationpolicies/write", true),
+    // Random bytes come from the vault, not a key: any caller who may read
+    // the vault's keys may ask (Key Vault offers it on Managed HSM only).
+    COFFER_KEY_OP("GetRandomBytes", "get", "keys/read", false),
 };
 #undef COFFER_SECRET_OP
+#undef COFFER_KEY_OP
 
 constexpr std::string_view kDataActions[] = {
     // secrets

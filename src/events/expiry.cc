@@ -13,11 +13,22 @@ constexpr int kBatch = 500;
 StatusOr<int> ExpiryScheduler::RunOnce() {
   int64_t now = clock_.NowSeconds();
   int recorded = 0;
-  for (auto [type, horizon] :
-       {std::pair<const char*, int64_t>{"SecretNearExpiry", now + near_seconds_},
-        {"SecretExpired", now}}) {
+  // Secrets and keys alike: "SecretNearExpiry", "KeyExpired", ...
+  for (storage::ObjectKind kind : {storage::ObjectKind::kSecret, storage::ObjectKind::kKey}) {
+    const std::string object_type(storage::ObjectKindName(kind));
+    for (auto [event, horizon] :
+         {std::pair<const char*, int64_t>{"NearExpiry", now + near_seconds_}, {"Expired", now}}) {
+      RETURN_IF_ERROR(Record(kind, object_type + event, horizon, recorded));
+    }
+  }
+  return recorded;
+}
+
+Status ExpiryScheduler::Record(storage::ObjectKind kind, const std::string& type, int64_t horizon,
+                               int& recorded) {
+  {
     while (true) {
-      ASSIGN_OR_RETURN(auto due, store_.ListExpiringSecrets(type, horizon, kBatch));
+      ASSIGN_OR_RETURN(auto due, store_.ListExpiringObjects(kind, type, horizon, kBatch));
       for (const auto& s : due) {
         storage::ChangeRecord c;
         c.event_id = crypto::RandomUuid();
@@ -26,7 +37,7 @@ StatusOr<int> ExpiryScheduler::RunOnce() {
                         .count();
         c.vault = s.vault;
         c.type = type;
-        c.object_type = "Secret";
+        c.object_type = std::string(storage::ObjectKindName(kind));
         c.name = s.name;
         c.version = s.version;
         c.nbf = s.nbf;
@@ -39,7 +50,7 @@ StatusOr<int> ExpiryScheduler::RunOnce() {
       }
     }
   }
-  return recorded;
+  return OkStatus();
 }
 
 }  // namespace coffer::events

@@ -1,28 +1,15 @@
 #include "keyvault/secrets_api.h"
 
-#include <charconv>
-
 #include "common/encoding.h"
 #include "common/json.h"
 #include "common/strings.h"
+#include "keyvault/api_util.h"
 
 namespace coffer::keyvault {
 namespace {
 
-constexpr int kDefaultPageSize = 25;
-constexpr int kMaxPageSize = 25;
-constexpr char kSkipTokenPrefix[] = "c1:";
-
-Status BadParameter(const std::string& message) {
-  return InvalidArgumentError(message, "BadParameter");
-}
-
 http::Response Error(const Status& s) {
   return http::ErrorResponse(s);
-}
-
-std::string Base(const http::Request& r) {
-  return "https://" + r.host;
 }
 
 // RenderSecret writes a bundle or an item as JSON text. `with_version`
@@ -31,7 +18,7 @@ std::string Base(const http::Request& r) {
 // every read. Tags are stored as validated compact JSON and copied as is.
 void RenderSecret(std::string& out, const Secret& s, const http::Request& req, bool with_version) {
   const auto& r = s.record;
-  std::string base = Base(req);
+  std::string base = BaseUrl(req);
   out += "{\"id\":";
   AppendJsonString(out, base + "/secrets/" + r.name + (with_version ? "/" + r.version : ""));
   out += ",\"attributes\":{\"enabled\":";
@@ -83,34 +70,6 @@ http::Response Answer(const StatusOr<Secret>& s, const http::Request& req) {
   return s.ok() ? Ok(*s, req) : Error(s.status());
 }
 
-// Paging: `maxresults` 1-25 and an opaque `$skiptoken`.
-struct Paging {
-  int limit = kDefaultPageSize;
-  std::string cursor;
-};
-
-StatusOr<Paging> ReadPaging(const http::Request& req) {
-  Paging p;
-  std::string_view max = req.Query("maxresults");
-  if (!max.empty()) {
-    int n = 0;
-    auto [ptr, ec] = std::from_chars(max.data(), max.data() + max.size(), n);
-    if (ec != std::errc() || ptr != max.data() + max.size() || n < 1 || n > kMaxPageSize) {
-      return BadParameter("maxresults must be an integer from 1 to 25.");
-    }
-    p.limit = n;
-  }
-  std::string_view token = req.Query("$skiptoken");
-  if (!token.empty()) {
-    auto decoded = Base64UrlDecode(token);
-    if (!decoded || !StartsWith(*decoded, kSkipTokenPrefix)) {
-      return BadParameter("$skiptoken is not valid.");
-    }
-    p.cursor = decoded->substr(sizeof(kSkipTokenPrefix) - 1);
-  }
-  return p;
-}
-
 http::Response ListResponse(const SecretList& list, const http::Request& req,
                             const std::string& path, int limit, bool with_version) {
   std::string body = "{\"value\":[";
@@ -120,50 +79,8 @@ http::Response ListResponse(const SecretList& list, const http::Request& req,
     }
     RenderSecret(body, list.items[i], req, with_version);
   }
-  body += "],\"nextLink\":";
-  if (list.next_cursor.empty()) {
-    body += "null";
-  } else {
-    std::string version(req.Query("api-version"));
-    AppendJsonString(body,
-                     Base(req) + path + "?api-version=" + PercentEncode(version) +
-                         "&$skiptoken=" + Base64UrlEncode(kSkipTokenPrefix + list.next_cursor) +
-                         "&maxresults=" + std::to_string(limit));
-  }
-  body += "}";
+  body += "],\"nextLink\":" + NextLink(req, path, list.next_cursor, limit) + "}";
   return http::JsonResponse(200, std::move(body));
-}
-
-StatusOr<Json> ParseBody(const http::Request& req) {
-  if (req.body.empty()) {
-    return BadParameter("The request body is missing.");
-  }
-  auto body = ParseJson(req.body);
-  if (!body || !body->is_object()) {
-    return BadParameter("The request body is not a valid JSON object.");
-  }
-  return *body;
-}
-
-Status TypeError(const std::string& field, const char* expected) {
-  return BadParameter("Property '" + field + "' must be " + expected + ".");
-}
-
-// Reads nbf/exp: absent -> nullopt; null -> inner nullopt; integer -> value.
-Status ReadTime(const Json& attrs, const char* field, std::optional<std::optional<int64_t>>& out) {
-  auto it = attrs.find(field);
-  if (it == attrs.end()) {
-    return OkStatus();
-  }
-  if (it->is_null()) {
-    out = std::optional<int64_t>();
-    return OkStatus();
-  }
-  if (!it->is_number_integer()) {
-    return TypeError(std::string("attributes.") + field, "an integer (Unix seconds)");
-  }
-  out = std::optional<int64_t>(it->get<int64_t>());
-  return OkStatus();
 }
 
 // Fields shared by set and update.

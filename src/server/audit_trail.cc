@@ -58,6 +58,12 @@ const char* NotificationOperation(const std::string& type) {
   if (type == "SecretExpired") {
     return "SecretExpiredEventGridNotification";
   }
+  if (type == "KeyNearExpiry") {
+    return "KeyNearExpiryEventGridNotification";
+  }
+  if (type == "KeyExpired") {
+    return "KeyExpiredEventGridNotification";
+  }
   if (type == "VaultAccessPolicyChanged") {
     return "VaultAccessPolicyChangedEventGridNotification";
   }
@@ -171,7 +177,9 @@ size_t CofferServer::AuditNotifications(const std::vector<storage::ChangeRecord>
     e.http_status = 200;
     e.id = "https://" + AsciiLower(c.vault) + "." + AsciiLower(config_.dns_suffix) +
            vault_port_suffix_ +
-           (c.object_type == "Secret" ? "/secrets/" + c.name + "/" + c.version : "");
+           (c.object_type == "Secret" ? "/secrets/" + c.name + "/" + c.version
+            : c.object_type == "Key"  ? "/keys/" + c.name + "/" + c.version
+                                      : "");
     e.extra.emplace_back("eventId", c.event_id);
     audit_->Append(std::move(e));
     ++audited;

@@ -186,9 +186,15 @@ Status CofferServer::Init() {
   secrets_ = std::make_unique<keyvault::SecretService>(
       *store_, *envelope_, clock_, kCacheTtlSeconds, config_.stale_read_seconds);
   secrets_api_ = std::make_unique<keyvault::SecretsApi>(*secrets_);
+  vault_keys_ =
+      std::make_unique<keyvault::KeyService>(*store_, *envelope_, clock_, kCacheTtlSeconds);
+  keys_api_ = std::make_unique<keyvault::KeysApi>(*vault_keys_);
   // The data plane's one route table: every vault API's operations and the
   // watch stream.
   std::vector<keyvault::VaultOperation> vault_operations = secrets_api_->Operations();
+  for (auto& op : keys_api_->Operations()) {
+    vault_operations.push_back(std::move(op));
+  }
   vault_operations.push_back(WatchOperation());
   vault_plane_ = std::make_unique<VaultPlane>(
       VaultPlane::Config{authority, tenant, vault_resource_, vault_audiences_,
@@ -342,6 +348,7 @@ void CofferServer::OnStoreChange(const storage::Store::ExternalChange& change) {
   }
   if (all) {
     secrets_->InvalidateAll();
+    vault_keys_->InvalidateAll();
     hub_->Notify();
   }
 }
@@ -350,6 +357,8 @@ void CofferServer::ForgetChanged(const std::vector<storage::ChangeRecord>& chang
   for (const auto& c : changes) {
     if (c.object_type == "Secret") {
       secrets_->Invalidate(c.vault, c.name);
+    } else if (c.object_type == "Key") {
+      vault_keys_->Invalidate(c.vault, c.name);
     } else if (c.type == "VaultAccessPolicyChanged") {
       registry_->Invalidate(c.vault);
     }
@@ -606,11 +615,13 @@ void CofferServer::PurgeLoop() {
       continue;
     }
     lock.unlock();
+    // Secrets and keys alike.
     auto purged = secrets_->PurgeExpired();
+    vault_keys_->InvalidateAll();
     if (!purged.ok()) {
       COFFER_LOG(kWarning) << "scheduled purge failed: " << purged.status().ToString();
     } else if (*purged > 0) {
-      COFFER_LOG(kInfo) << "scheduled purge removed " << *purged << " secret(s)";
+      COFFER_LOG(kInfo) << "scheduled purge removed " << *purged << " secret(s) and key(s)";
     }
     auto vaults = arm_plane_->vaults().PurgeExpired();
     if (!vaults.ok()) {

@@ -24,6 +24,7 @@
 #include "events/expiry.h"
 #include "events/watch.h"
 #include "events/webhooks.h"
+#include "keyvault/keys_api.h"
 #include "keyvault/secret_service.h"
 #include "keyvault/secrets_api.h"
 #include "net/http_server.h"
@@ -255,6 +256,8 @@ class CofferServer {
   std::unique_ptr<Authenticator> authenticator_;
   std::unique_ptr<keyvault::SecretService> secrets_;
   std::unique_ptr<keyvault::SecretsApi> secrets_api_;
+  std::unique_ptr<keyvault::KeyService> vault_keys_;
+  std::unique_ptr<keyvault::KeysApi> keys_api_;
   std::unique_ptr<VaultPlane> vault_plane_;
   std::unique_ptr<ArmPlane> arm_plane_;
   std::unique_ptr<AuthorityPlane> authority_plane_;

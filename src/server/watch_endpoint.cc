@@ -77,23 +77,33 @@ http::Response CofferServer::WatchRequest(const keyvault::VaultCall& call) {
   // Each change is shown only to a caller who may read it now: get on the
   // secret, list for changes of the vault itself.
   const authz::DataOperation* get = authz::FindOperation("SecretGet");
+  const authz::DataOperation* get_key = authz::FindOperation("KeyGet");
   const authz::DataOperation* list = authz::FindOperation("SecretList");
-  watch.may_read =
-      [this, oid = std::string(call.principal.object_id), app = std::string(call.principal.app_id),
-       tenant = std::string(call.principal.tenant_id), get, list](const storage::ChangeRecord& c) {
-        auto open = registry_->Get(c.vault);
-        if (!open.ok()) {
-          return false;
-        }
-        const keyvault::OpenVault& v = **open;
-        authz::VaultContext ctx{v.settings.rbac_authorization, &v.settings.access_policies,
-                                v.resource_id};
-        authz::Principal who{oid, app, tenant};
-        if (c.object_type == "Vault") {
-          return authorizer_->CheckData(who, ctx, *list, "").allowed;
-        }
-        return authorizer_->CheckData(who, ctx, *get, c.name).allowed;
-      };
+  watch.may_read = [this, oid = std::string(call.principal.object_id),
+                    app = std::string(call.principal.app_id),
+                    tenant = std::string(call.principal.tenant_id), get, get_key,
+                    list](const storage::ChangeRecord& c) {
+    auto open = registry_->Get(c.vault);
+    if (!open.ok()) {
+      return false;
+    }
+    const keyvault::OpenVault& v = **open;
+    authz::VaultContext ctx{v.settings.rbac_authorization, &v.settings.access_policies,
+                            v.resource_id};
+    authz::Principal who{oid, app, tenant};
+    if (c.object_type == "Vault") {
+      return authorizer_->CheckData(who, ctx, *list, "").allowed;
+    }
+    // SECURITY: a key's changes need a right to read keys; a secret of
+    // the same name says nothing about them.
+    if (c.object_type == "Key") {
+      return authorizer_->CheckData(who, ctx, *get_key, c.name).allowed;
+    }
+    if (c.object_type != "Secret") {
+      return false;
+    }
+    return authorizer_->CheckData(who, ctx, *get, c.name).allowed;
+  };
   return watches_->Open(std::move(watch));
 }
 

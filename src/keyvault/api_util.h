@@ -1,0 +1,40 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "common/json.h"
+#include "common/status.h"
+#include "http/message.h"
+
+namespace coffer::keyvault {
+
+// What the vault object APIs (secrets, keys) read and write alike.
+
+// Key Vault's 400 for a request it cannot take.
+Status BadParameter(const std::string& message);
+// "Property 'field' must be <expected>."
+Status TypeError(const std::string& field, const char* expected);
+
+// Paging: `maxresults` 1-25 and an opaque `$skiptoken`.
+struct Paging {
+  int limit = 25;
+  std::string cursor;
+};
+StatusOr<Paging> ReadPaging(const http::Request& req);
+// The nextLink of a listing at `path` that continues after `cursor`, or
+// JSON null (as text) when `cursor` is empty.
+std::string NextLink(const http::Request& req, const std::string& path, const std::string& cursor,
+                     int limit);
+
+// The request body as a JSON object.
+StatusOr<Json> ParseBody(const http::Request& req);
+// Reads attributes.nbf / exp: absent -> nullopt; null -> inner nullopt;
+// integer -> value.
+Status ReadTime(const Json& attrs, const char* field, std::optional<std::optional<int64_t>>& out);
+
+// "https://" + the request's Host.
+std::string BaseUrl(const http::Request& req);
+
+}  // namespace coffer::keyvault

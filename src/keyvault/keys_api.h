@@ -1,0 +1,53 @@
+#pragma once
+
+#include <vector>
+
+#include "http/message.h"
+#include "keyvault/key_service.h"
+#include "keyvault/vault_api.h"
+
+namespace coffer::keyvault {
+
+// KeysApi maps Key Vault's keys REST surface (docs/keys.md; reference
+// azure-sdk-compat.md §4.3) onto KeyService: paths under /keys,
+// /deletedkeys and /rng on a vault host, JSON bodies, ids built from the
+// request's Host, status codes exactly as Key Vault's (purge 204, all else
+// 200).
+//
+// Operations() is its route table; the server's vault plane matches,
+// authenticates and authorizes each request before a handler runs.
+// Thread-safe. `service` must outlive it.
+class KeysApi {
+ public:
+  explicit KeysApi(KeyService& service) : service_(service) {}
+
+  std::vector<VaultOperation> Operations();
+
+ private:
+  http::Response List(const VaultCall& call);
+  http::Response ListDeleted(const VaultCall& call);
+  http::Response ListVersions(const VaultCall& call);
+  http::Response Create(const VaultCall& call);
+  http::Response Import(const VaultCall& call);
+  http::Response Get(const VaultCall& call);
+  http::Response Update(const VaultCall& call);
+  http::Response Delete(const VaultCall& call);
+  http::Response GetDeleted(const VaultCall& call);
+  http::Response Recover(const VaultCall& call);
+  http::Response Purge(const VaultCall& call);
+  http::Response Backup(const VaultCall& call);
+  http::Response Restore(const VaultCall& call);
+  http::Response Rotate(const VaultCall& call);
+  http::Response Encrypt(const VaultCall& call);
+  http::Response Decrypt(const VaultCall& call);
+  http::Response WrapKey(const VaultCall& call);
+  http::Response UnwrapKey(const VaultCall& call);
+  http::Response Sign(const VaultCall& call);
+  http::Response Verify(const VaultCall& call);
+  http::Response RandomBytes(const VaultCall& call);
+  http::Response Operate(const VaultCall& call, KeyOperation op);
+
+  KeyService& service_;
+};
+
+}  // namespace coffer::keyvault
