@@ -217,6 +217,16 @@ describe("@azure/keyvault-keys 4.10.2 against coffer", () => {
     it("createKey with an invalid name is refused by the server with 400 BadParameter", async () => {
       await rejectsWith(client.createRsaKey("bad_name!"), 400, "BadParameter");
     });
+
+    it("createRsaKey with hsm: true (kty RSA-HSM) on a standard vault is refused with Key Vault's message", async () => {
+      await assert.rejects(client.createRsaKey("hsm-key", { hsm: true }), (err) => {
+        assert.equal(err.statusCode, 400, err.message);
+        assert.equal(err.code, "BadParameter", err.message);
+        assert.match(err.message, /Hardware key operation not allowed on standard vault/);
+        return true;
+      });
+      await rejectsWith(client.getKey("hsm-key"), 404, "KeyNotFound");
+    });
   });
 
   describe("versions, listing and update", () => {
@@ -313,6 +323,21 @@ describe("@azure/keyvault-keys 4.10.2 against coffer", () => {
       }, async () => {
         const cc = new CryptographyClient(narrowed.id, remoteOnly, { tlsOptions });
         await forbidden(cc.decrypt("RSA-OAEP", Buffer.alloc(256, 1)), "KeyOperationForbidden");
+      });
+
+      it("a client built from a version-less id (POST /keys/{name}//decrypt) uses the latest version, also after rotateKey", async () => {
+        await client.createRsaKey("versionless-rsa");
+        const cc = new CryptographyClient(`${coffer.vaultUrl}/keys/versionless-rsa`, remoteOnly, { tlsOptions });
+        const first = plaintext("versionless-1");
+        const enc = await cc.encrypt({ algorithm: "RSA-OAEP-256", plaintext: first });
+        assert.deepEqual(Buffer.from((await cc.decrypt({ algorithm: "RSA-OAEP-256", ciphertext: enc.result })).result), first);
+        const rotated = await client.rotateKey("versionless-rsa");
+        const pt = plaintext("versionless-2");
+        const ct = crypto.publicEncrypt({
+          key: publicKeyOf(rotated), padding: crypto.constants.RSA_PKCS1_OAEP_PADDING, oaepHash: "sha256",
+        }, pt);
+        assert.deepEqual(Buffer.from((await cc.decrypt({ algorithm: "RSA-OAEP-256", ciphertext: ct })).result), pt,
+          "the same client now decrypts with the rotated version");
       });
 
       it("an expired key: the server refuses sign and encrypt but still decrypts", async () => {
@@ -415,6 +440,7 @@ describe("@azure/keyvault-keys 4.10.2 against coffer", () => {
       await rejectsWith(client.restoreKeyBackup(backup), 409, "Conflict");
 
       await (await client.beginDeleteKey(name, POLL)).pollUntilDone();
+      await rejectsWith(client.restoreKeyBackup(backup), 409, "Conflict"); // soft-deleted: the name is taken
       await client.purgeDeletedKey(name);
       await rejectsWith(client.getKey(name), 404, "KeyNotFound");
 
@@ -451,6 +477,30 @@ describe("@azure/keyvault-keys 4.10.2 against coffer", () => {
       assert.equal(a.length, 32);
       assert.equal(b.length, 32);
       assert.notDeepEqual(Buffer.from(a), Buffer.from(b));
+    });
+
+    it("getRandomBytes outside 1..128 is a 400 BadParameter from the server", async () => {
+      await rejectsWith(client.getRandomBytes(129), 400, "BadParameter");
+      await rejectsWith(client.getRandomBytes(0), 400, "BadParameter");
+      assert.equal((await client.getRandomBytes(128)).length, 128);
+    });
+
+    it("updateKeyRotationPolicy stores a Rotate action, adds the default Notify, and getKeyRotationPolicy returns it", {
+      todo: "the server has no /keys/{name}/rotationpolicy routes yet",
+    }, async () => {
+      const name = "policy-key";
+      await client.createEcKey(name);
+      const set = await client.updateKeyRotationPolicy(name, {
+        lifetimeActions: [{ action: "Rotate", timeAfterCreate: "P90D" }],
+        expiresIn: "P2Y",
+      });
+      assert.equal(set.id, `${coffer.vaultUrl}/keys/${name}/rotationpolicy`);
+      assert.equal(set.expiresIn, "P2Y");
+      assert.deepEqual(set.lifetimeActions.find((a) => a.action === "Rotate"), { action: "Rotate", timeAfterCreate: "P90D" });
+      assert.deepEqual(set.lifetimeActions.find((a) => a.action === "Notify"), { action: "Notify", timeBeforeExpiry: "P30D" });
+      const got = await client.getKeyRotationPolicy(name);
+      assert.deepEqual(got.lifetimeActions, set.lifetimeActions);
+      await rejectsWith(client.getKeyRotationPolicy("no-such-key"), 404, "KeyNotFound");
     });
   });
 
