@@ -19,6 +19,7 @@ import datetime
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import unittest
@@ -96,6 +97,7 @@ def principal_with_key_permissions(name, permissions):
 def plaintext(label):
     text = f"pt-{label}-{uuid.uuid4()}"
     SENSITIVE.add(text)
+    SENSITIVE.add(harness.b64url(text.encode()))  # as the request body carries it
     return text.encode()
 
 
@@ -373,7 +375,7 @@ class Test05Import(KeysTestCase):
                          d=int_bytes(nums.d), p=b"\x00" + int_bytes(nums.p), q=b"\x00" + int_bytes(nums.q),
                          dp=b"\x00" + int_bytes(nums.dmp1), dq=b"\x00" + int_bytes(nums.dmq1),
                          qi=b"\x00" + int_bytes(nums.iqmp))
-        SENSITIVE.add(int_bytes(nums.d).hex())
+        SENSITIVE.update(harness.b64url(x) for x in (int_bytes(nums.d), int_bytes(nums.p), int_bytes(nums.q)))
         imported = CLIENT.import_key("py-imported-rsa", jwk)
         self.assertEqual(imported.key.n, int_bytes(nums.public_numbers.n), "n comes back minimal")
         self.assertPublicOnly(imported)
@@ -422,7 +424,7 @@ class Test06CryptographyClient(KeysTestCase):
 
     def test_local_wrap_then_remote_unwrap(self):
         dek = os.urandom(32)
-        SENSITIVE.add(dek.hex())
+        SENSITIVE.add(harness.b64url(dek))
         wrapped = self.local.wrap_key(KeyWrapAlgorithm.rsa_oaep_256, dek).encrypted_key
         self.assertEqual(self.local.unwrap_key(KeyWrapAlgorithm.rsa_oaep_256, wrapped).key, dek)
 
@@ -511,11 +513,79 @@ class Test07Authorization(KeysTestCase):
         self.assertForbidden(cc.encrypt, EncryptionAlgorithm.rsa_oaep, b"x")
 
 
+class Test08BadInput(KeysTestCase):
+    """Bad input is a 400 BadParameter that changes nothing."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.rsa = CLIENT.create_rsa_key("py-bad-input-rsa")
+        cls.ec = CLIENT.create_ec_key("py-bad-input-ec", curve="P-384")
+        cls.rsa_cc = CLIENT.get_cryptography_client(cls.rsa.name, key_version=cls.rsa.properties.version)
+        cls.ec_cc = CLIENT.get_cryptography_client(cls.ec.name, key_version=cls.ec.properties.version)
+
+    def test_sign_with_a_digest_of_the_wrong_length(self):
+        self.assertHttpError(HttpResponseError, 400, "BadParameter", self.rsa_cc.sign,
+                             SignatureAlgorithm.rs256, b"\x01" * 20)
+
+    def test_sign_with_an_algorithm_of_another_key_type_or_curve(self):
+        self.assertHttpError(HttpResponseError, 400, "BadParameter", self.rsa_cc.sign,
+                             SignatureAlgorithm.es256, sha256(b"x"))
+        self.assertHttpError(HttpResponseError, 400, "BadParameter", self.ec_cc.sign,
+                             SignatureAlgorithm.es256, sha256(b"x"))
+
+    def test_decrypt_with_an_unknown_algorithm_or_a_ciphertext_of_the_wrong_length(self):
+        self.assertHttpError(HttpResponseError, 400, "BadParameter", self.rsa_cc.decrypt, "RSA-OAEP-512", b"\x01" * 256)
+        self.assertHttpError(HttpResponseError, 400, "BadParameter", self.rsa_cc.decrypt,
+                             EncryptionAlgorithm.rsa_oaep, b"\x01" * 255)
+
+    def test_ec_keys_neither_encrypt_nor_wrap(self):
+        r = SERVER.kv("POST", f"/keys/{self.ec.name}/{self.ec.properties.version}/wrapkey",
+                      {"alg": "RSA-OAEP", "value": harness.b64url(b"k" * 32)})
+        self.assertIn(r.status, (400, 403), repr(r))
+
+    def test_import_of_a_jwk_whose_parts_disagree_is_refused_and_creates_nothing(self):
+        a = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_numbers()
+        b = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_numbers()
+        SENSITIVE.update(harness.b64url(int_bytes(x)) for x in (a.d, b.p, b.q))
+        jwk = JsonWebKey(kty="RSA", n=int_bytes(a.public_numbers.n), e=b"\x01\x00\x01", d=int_bytes(a.d),
+                         p=int_bytes(b.p), q=int_bytes(b.q))
+        err = self.assertHttpError(HttpResponseError, 400, "BadParameter", CLIENT.import_key, "py-mismatched", jwk)
+        for part in (a.d, b.p, b.q):
+            self.assertNotIn(harness.b64url(int_bytes(part)), err.message, "the error echoes a private part")
+        self.assertHttpError(ResourceNotFoundError, 404, "KeyNotFound", CLIENT.get_key, "py-mismatched")
+
+    def test_create_with_an_unsupported_size_or_curve(self):
+        self.assertHttpError(HttpResponseError, 400, "BadParameter", CLIENT.create_rsa_key, "py-rsa-1024", size=1024)
+        self.assertHttpError(HttpResponseError, 400, "BadParameter", CLIENT.create_ec_key, "py-ec-bad", curve="P-192")
+        self.assertHttpError(ResourceNotFoundError, 404, "KeyNotFound", CLIENT.get_key, "py-rsa-1024")
+
+    def test_the_keys_still_work_after_the_bad_requests(self):
+        digest = sha256(b"still fine")
+        self.assertTrue(self.rsa_cc.verify(SignatureAlgorithm.rs256, digest,
+                                           self.rsa_cc.sign(SignatureAlgorithm.rs256, digest).signature).is_valid)
+
+
 class Test99ServerProcess(unittest.TestCase):
     def test_1_the_server_exits_with_status_0_on_sigterm(self):
         returncode = SERVER.stop()
         self.assertFalse(SERVER.killed_hard, f"needed SIGKILL, {harness.STOP_TIMEOUT_S:.0f} s after SIGTERM")
         self.assertEqual(returncode, 0, f"exit status after SIGTERM\n--- stderr tail ---\n{SERVER.logs()[-3000:]}")
+
+    def test_3_the_audit_log_names_the_key_operations_and_holds_no_plaintext_or_private_part(self):
+        SERVER.stop()
+        text = ""
+        for root, _, files in os.walk(harness.server_audit_dir(SERVER.data_dir)):
+            for f in files:
+                with open(os.path.join(root, f), "rb") as fh:
+                    text += fh.read().decode("utf-8", "replace")
+        names = set(re.findall(r'"operationName"\s*:\s*"(\w+)"', text))
+        expected = {"KeyCreate", "KeyImport", "KeyGet", "KeyList", "KeyListVersions", "KeyUpdate", "KeyDelete",
+                    "KeyGetDeleted", "KeyListDeleted", "KeyRecover", "KeyPurge", "KeyBackup", "KeyRestore",
+                    "KeyRotate", "KeyEncrypt", "KeyDecrypt", "KeyWrap", "KeyUnwrap", "KeySign", "KeyVerify",
+                    "GetRandomBytes"}
+        self.assertEqual(expected - names, set(), f"operations missing from the audit log (found {sorted(names)})")
+        leaked = sorted(s for s in SENSITIVE if s in text)
+        self.assertFalse(leaked, f"{len(leaked)} sensitive strings found in the audit log")
 
     def test_2_the_server_logs_contain_no_plaintext_unwrapped_key_private_part_or_password(self):
         SERVER.stop()
