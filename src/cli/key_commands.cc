@@ -152,6 +152,7 @@ void AddCreateAndImport(CLI::App* key) {
       std::string text = ReadFileOrUsage(pem_file->empty() ? *jwk_file : *pem_file);
       StatusOr<std::unique_ptr<crypto::AsymKey>> parsed = InvalidArgumentError("");
       Json file_ops;
+      std::string file_kty;
       if (!pem_file->empty()) {
         parsed = crypto::AsymKey::FromPrivatePem(text);
       } else {
@@ -163,6 +164,7 @@ void AddCreateAndImport(CLI::App* key) {
         }
         parsed = crypto::AsymKey::FromJwk(*jwk);
         file_ops = jwk->value("key_ops", Json());
+        file_kty = jwk->value("kty", "");
       }
       crypto::SecureWipe(text);
       if (!parsed.ok()) {
@@ -170,6 +172,9 @@ void AddCreateAndImport(CLI::App* key) {
                                   std::string(parsed.status().reason())));
       }
       body["key"] = (*parsed)->PrivateJwk();
+      if (file_kty == "RSA-HSM" || file_kty == "EC-HSM") {
+        body["key"]["kty"] = file_kty;  // the vault decides whether it may hold one
+      }
       if (body.contains("key_ops")) {
         body["key"]["key_ops"] = body["key_ops"];
         body.erase("key_ops");

@@ -193,6 +193,13 @@ class KeyImportTests(KeyCliTestCase):
         self.assertFalse(from_jwk["attributes"]["enabled"])
         self.assert_public_only(from_jwk)
 
+        # A JWK that asks for an HSM keeps asking: the standard vault refuses it.
+        with open(jwk_path, "w") as f:
+            json.dump(dict(jwk, kty="EC-HSM"), f)
+        err = self.fails("BadParameter", "key", "import", *DEV, "--name", "jwk-hsm",
+                         "--jwk-file", jwk_path)
+        self.assertIn("not allowed on standard vault", err)
+
     def test_bad_key_files_are_refused_before_anything_is_stored(self):
         public = self.path("public-only.pem")
         key = self.path("to-make-public.pem")
@@ -348,6 +355,9 @@ class KeyBadInputTests(KeyCliTestCase):
         self.fails("BadParameter", "key", "create", *DEV, "-n", "rsa-with-curve", "--kty", "RSA",
                    "--curve", "P-256")
         self.fails("BadParameter", "key", "create", *DEV, "-n", "rsa-1024", "--size", "1024")
+        err = self.fails("BadParameter", "key", "create", *DEV, "-n", "rsa-hsm", "--kty",
+                         "RSA-HSM")
+        self.assertIn("not allowed on standard vault", err)
         # An EC key cannot encrypt: its key_ops (sign, verify) refuse it first.
         err = self.fails("Forbidden", "key", "encrypt", *DEV, "-n", "bad-ec", "-a", "RSA-OAEP",
                          "--value", "aGVsbG8=")
@@ -359,7 +369,7 @@ class KeyBadInputTests(KeyCliTestCase):
         self.fails("Forbidden", "key", "sign", *DEV, "-n", "bad-enc-only", "-a", "RS256",
                    "--digest", self.DIGEST)
         self.usage_error("key", "show", "--id", "https://dev.vault.localhost/secrets/bad-rsa")
-        for name in ("dsa-key", "odd-curve", "rsa-with-curve", "rsa-1024"):
+        for name in ("dsa-key", "odd-curve", "rsa-with-curve", "rsa-1024", "rsa-hsm"):
             self.fails("KeyNotFound", "key", "show", *DEV, "-n", name)
         # Nothing was lost: the keys the refusals named still work.
         self.assertTrue(self.key("verify", *DEV, "-n", "bad-rsa", "-a", "RS256", "--digest",
