@@ -11,6 +11,8 @@ void AddServerCommand(CLI::App& app);
 // coffer ca export: the built-in CA's certificate.
 void AddCaCommands(CLI::App& app);
 void AddKeyVaultCommands(CLI::App& app);
+// `keyvault key ...` on the `keyvault` group `kv` (key_commands.cc).
+void AddKeyCommands(CLI::App& kv);
 void AddAdCommands(CLI::App& app);
 void AddIdentityCommands(CLI::App& app);
 void AddWorkloadCommands(CLI::App& app);

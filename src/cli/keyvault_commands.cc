@@ -1,5 +1,5 @@
 // `coffer keyvault ...`: the management and secrets commands, named and
-// flagged as `az keyvault ...`.
+// flagged as `az keyvault ...` (the keys commands are in key_commands.cc).
 
 #include <time.h>
 
@@ -15,6 +15,7 @@
 
 #include "cli/cli_util.h"
 #include "cli/commands.h"
+#include "cli/vault_objects.h"
 #include "client/api_client.h"
 #include "common/encoding.h"
 #include "common/json.h"
@@ -26,39 +27,6 @@ namespace coffer::cli {
 namespace {
 
 constexpr char kArmApiVersion[] = "2023-07-01";
-constexpr char kKvApiVersion[] = "7.5";
-
-bool IsValidUtf8(const std::string& s) {
-  size_t i = 0;
-  while (i < s.size()) {
-    auto c = static_cast<unsigned char>(s[i]);
-    size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
-    if (n == 0 || i + n > s.size()) {
-      return false;
-    }
-    for (size_t k = 1; k < n; ++k) {
-      if ((static_cast<unsigned char>(s[i + k]) >> 6) != 0x2) {
-        return false;
-      }
-    }
-    i += n;
-  }
-  return true;
-}
-
-// ParseTime accepts Unix seconds or ISO 8601 UTC (2027-01-31T00:00:00Z).
-int64_t ParseTime(const std::string& text, const char* flag) {
-  if (!text.empty() && text.size() < 12 &&
-      text.find_first_not_of("0123456789") == std::string::npos) {
-    return std::stoll(text);
-  }
-  auto t = ParseIsoTime(text);
-  if (!t) {
-    Usage(std::string("argument ") + flag +
-          ": expected ISO 8601 UTC time, e.g. 2027-01-31T00:00:00Z");
-  }
-  return *t;
-}
 
 struct VaultTarget {
   std::string name;
@@ -328,73 +296,16 @@ void AddPolicyCommands(CLI::App& kv) {
   }
 }
 
-// Secret commands share --vault-name/--name/--version/--id handling.
-struct SecretArgs {
-  std::string vault;
-  std::string name;
-  std::string version;
-  std::string id;
-};
+// Secret commands share --vault-name/--name/--version/--id handling
+// (vault_objects.h).
+using SecretArgs = ObjectArgs;
 
 void AddSecretTarget(CLI::App* cmd, SecretArgs& a, bool with_version) {
-  cmd->add_option("--vault-name", a.vault, "Vault name");
-  cmd->add_option("--name,-n", a.name, "Secret name");
-  if (with_version) {
-    cmd->add_option("--version,-v", a.version, "Secret version (default: latest)");
-    cmd->add_option("--id", a.id, "Full secret id https://<vault>.../secrets/<name>[/<version>]");
-  }
+  AddObjectTarget(cmd, a, "Secret", "secrets", with_version);
 }
 
-// Resolve returns (vault base URL, vault resource) and fills name/version
-// from --id when given.
 std::pair<std::string, std::string> Resolve(const client::ApiClient& c, SecretArgs& a) {
-  std::string base;
-  std::string host;
-  if (!a.id.empty()) {
-    StatusOr<http::Url> id = http::ParseUrl(a.id);
-    std::string_view path = id.ok() ? id->Path() : "";
-    if (!id.ok() || !id->tls() || id->ipv6 || !StartsWith(path, "/secrets/") ||
-        path.size() != id->path_and_query.size()) {
-      Usage("--id must look like https://<vault>.<suffix>/secrets/<name>[/<version>]");
-    }
-    base = id->Origin();
-    host = id->Authority();
-    auto rest = Split(path.substr(9), '/');
-    a.name = std::string(rest[0]);
-    if (rest.size() > 1)
-      a.version = std::string(rest[1]);
-  } else {
-    if (a.vault.empty())
-      Usage("--vault-name or --id is required");
-    base = c.config().VaultUrl(a.vault);
-    host = base.substr(8);
-  }
-  // The resource is the vault host without its first label.
-  size_t dot = host.find('.');
-  return {base, "https://" + (dot == std::string::npos ? host : host.substr(dot + 1))};
-}
-
-std::string KvUrl(const std::string& base, const std::string& path, const std::string& query = "") {
-  return base + path + "?api-version=" + kKvApiVersion + query;
-}
-
-Json ListAll(client::ApiClient& c, const std::string& url, const std::string& resource) {
-  Json all = Json::array();
-  std::string next = url;
-  while (!next.empty()) {
-    Json page = Expect(c.Call("GET", next, resource), {200});
-    for (const auto& item : page.value("value", Json::array()))
-      all.push_back(item);
-    next = page.contains("nextLink") && page["nextLink"].is_string()
-               ? page["nextLink"].get<std::string>()
-               : "";
-  }
-  return all;
-}
-
-void RequireName(const SecretArgs& a) {
-  if (a.name.empty())
-    Usage("--name is required");
+  return ResolveObject(c, a, "secrets");
 }
 
 void AddSecretCommands(CLI::App& kv) {
@@ -689,11 +600,12 @@ void AddSecretCommands(CLI::App& kv) {
 }  // namespace
 
 void AddKeyVaultCommands(CLI::App& app) {
-  auto* kv = app.add_subcommand("keyvault", "Manage vaults and secrets (as `az keyvault`)");
+  auto* kv = app.add_subcommand("keyvault", "Manage vaults, secrets and keys (as `az keyvault`)");
   kv->require_subcommand(1);
   AddVaultCommands(*kv);
   AddPolicyCommands(*kv);
   AddSecretCommands(*kv);
+  AddKeyCommands(*kv);
 }
 
 }  // namespace coffer::cli

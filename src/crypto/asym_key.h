@@ -132,6 +132,16 @@ class AsymKey {
   // kty is "RSA" or "EC". Never a private member. The service adds kid and
   // key_ops (and its -HSM kty when it has one).
   const Json& PublicJwk() const { return public_jwk_; }
+  // PrivateJwk is the whole key pair as the private JWK Key Vault's import
+  // takes, which FromJwk reads back to the same key: RSA {"kty","n","e","d",
+  // "p","q","dp","dq","qi"}, each integer minimal big-endian; EC {"kty",
+  // "crv","x","y","d"}, each the curve's coordinate length (RFC 7518
+  // §6.2.2.1). kty is "RSA" or "EC"; no kid or key_ops.
+  // SECURITY: the result holds the private key in plain text, in strings
+  // that are not wiped when freed. It exists to send a key to a vault (the
+  // CLI's `key import` of a PEM file, a short-lived process); the server
+  // never calls it, and it must never be logged or printed.
+  Json PrivateJwk() const;
   // The public key as SubjectPublicKeyInfo, DER and PEM ("PUBLIC KEY").
   std::string PublicKeyDer() const;
   std::string PublicKeyPem() const;

@@ -1,5 +1,5 @@
 // AsymKey's import of private JWKs (RFC 7517/7518): every check listed on
-// AsymKey::FromJwk.
+// AsymKey::FromJwk; and the export of one (AsymKey::PrivateJwk).
 
 #include <string>
 #include <utility>
@@ -287,3 +287,51 @@ StatusOr<EvpPkeyPtr> PublicFromJwk(const Json& jwk) {
 }
 
 }  // namespace coffer::crypto::asym_internal
+
+namespace coffer::crypto {
+namespace {
+
+// The base64url of `pkey`'s integer parameter `name`, minimal or left-padded
+// to `length` bytes; the raw bytes are wiped. Empty if the key lacks it.
+std::string JwkMember(EVP_PKEY* pkey, const char* name, size_t length = 0) {
+  BIGNUM* raw = nullptr;
+  if (EVP_PKEY_get_bn_param(pkey, name, &raw) != 1) {
+    ERR_clear_error();
+    return "";
+  }
+  asym_internal::SecretBignumPtr bn(raw);
+  size_t size = length != 0 ? length : static_cast<size_t>(BN_num_bytes(bn.get()));
+  SecureBytes bytes(size);
+  if (BN_bn2binpad(bn.get(), bytes.data(), static_cast<int>(size)) < 0) {
+    return "";
+  }
+  return Base64UrlEncode(bytes.view());
+}
+
+}  // namespace
+
+Json AsymKey::PrivateJwk() const {
+  Json jwk = public_jwk_;
+  EVP_PKEY* pkey = pkey_.get();
+  if (type_ == AsymKeyType::kRsa) {
+    // A key always has d, p and q (Wrap and the imports require them); the
+    // CRT values are left out if a PEM key came without them, and FromJwk
+    // derives them again.
+    for (const auto& [member, param] :
+         {std::pair{"d", OSSL_PKEY_PARAM_RSA_D}, std::pair{"p", OSSL_PKEY_PARAM_RSA_FACTOR1},
+          std::pair{"q", OSSL_PKEY_PARAM_RSA_FACTOR2},
+          std::pair{"dp", OSSL_PKEY_PARAM_RSA_EXPONENT1},
+          std::pair{"dq", OSSL_PKEY_PARAM_RSA_EXPONENT2},
+          std::pair{"qi", OSSL_PKEY_PARAM_RSA_COEFFICIENT1}}) {
+      if (std::string value = JwkMember(pkey, param); !value.empty()) {
+        jwk[member] = std::move(value);
+      }
+    }
+  } else {
+    jwk["d"] = JwkMember(pkey, OSSL_PKEY_PARAM_PRIV_KEY,
+                         asym_internal::CurveInfoOf(*curve_).coordinate_bytes);
+  }
+  return jwk;
+}
+
+}  // namespace coffer::crypto

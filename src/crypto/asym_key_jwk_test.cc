@@ -1,7 +1,9 @@
 // AsymKey's import of JWKs and its known-answer vectors; the vectors'
 // origin is written in asym_key_test_vectors.h.
 
+#include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -296,6 +298,64 @@ TEST(AsymKeyJwk, PublicKeyOfAJwkRefusesBadKeys) {
           .status()
           .reason(),
       "BadParameter");
+}
+
+// `text` (base64url) as the minimal integer: leading zero bytes dropped.
+std::string Minimal(std::string_view text) {
+  std::string bytes = Unb64(text);
+  bytes.erase(0, bytes.find_first_not_of('\0'));
+  return B64(bytes);
+}
+
+TEST(AsymKeyJwk, PrivateJwkOfKnownKeysHasEveryMemberInItsCanonicalForm) {
+  auto rsa = AsymKey::FromJwk(RsaJwk());
+  ASSERT_TRUE(rsa.ok()) << rsa.status().message();
+  EXPECT_EQ((*rsa)->PrivateJwk(), Json({{"kty", "RSA"},
+                                        {"n", tv::kRsaMinimalN},
+                                        {"e", "AQAB"},
+                                        {"d", Minimal(tv::kRsaJwkD)},
+                                        {"p", Minimal(tv::kRsaJwkP)},
+                                        {"q", Minimal(tv::kRsaJwkQ)},
+                                        {"dp", tv::kRsaDp},
+                                        {"dq", tv::kRsaDq},
+                                        {"qi", tv::kRsaQi}}));
+  auto ec = AsymKey::FromJwk(P521Jwk());
+  ASSERT_TRUE(ec.ok()) << ec.status().message();
+  // Every EC member at the curve's full length, leading zeros kept.
+  EXPECT_EQ((*ec)->PrivateJwk(), Json({{"kty", "EC"},
+                                       {"crv", "P-521"},
+                                       {"x", tv::kP521X},
+                                       {"y", tv::kP521JwkY},
+                                       {"d", tv::kP521JwkD}}));
+}
+
+TEST(AsymKeyJwk, PrivateJwkImportsBackToTheSameKeyForEveryTypeAndCurve) {
+  std::vector<std::unique_ptr<AsymKey>> keys;
+  keys.push_back(AsymKey::GenerateRsa(2048).value());
+  for (EcCurve curve : {EcCurve::kP256, EcCurve::kP384, EcCurve::kP521, EcCurve::kP256K}) {
+    keys.push_back(AsymKey::GenerateEc(curve).value());
+  }
+  for (const auto& key : keys) {
+    SCOPED_TRACE(std::string(key->kty()) + " " + StringMember(key->PublicJwk(), "crv"));
+    Json jwk = key->PrivateJwk();
+    for (const auto& [name, value] : key->PublicJwk().items()) {
+      EXPECT_EQ(jwk[name], value) << name;
+    }
+    if (key->curve()) {
+      EXPECT_EQ(Unb64(StringMember(jwk, "d")).size(), Unb64(StringMember(jwk, "x")).size());
+    }
+    auto back = AsymKey::FromJwk(jwk);
+    ASSERT_TRUE(back.ok()) << back.status().message();
+    EXPECT_EQ((*back)->PrivateJwk(), jwk);
+    // The imported key signs what the original verifies.
+    auto [alg, digest_size] = key->type() == AsymKeyType::kRsa  ? std::pair{"RS256", 32}
+                              : key->curve() == EcCurve::kP256K ? std::pair{"ES256K", 32}
+                              : key->curve() == EcCurve::kP256  ? std::pair{"ES256", 32}
+                              : key->curve() == EcCurve::kP384  ? std::pair{"ES384", 48}
+                                                                : std::pair{"ES512", 64};
+    std::string digest = RandomBytes(digest_size);
+    EXPECT_TRUE(key->Verify(alg, digest, (*back)->Sign(alg, digest).value()).value());
+  }
 }
 
 }  // namespace

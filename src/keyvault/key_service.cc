@@ -3,9 +3,11 @@
 #include <algorithm>
 
 #include "common/encoding.h"
+#include "common/log.h"
 #include "common/strings.h"
 #include "crypto/primitives.h"
 #include "keyvault/names.h"
+#include "keyvault/rotation_policy.h"
 #include "keyvault/secret_service.h"
 
 namespace coffer::keyvault {
@@ -547,7 +549,78 @@ StatusOr<Key> KeyService::Rotate(const Vault& vault, const std::string& name) {
   storage::SecretVersionRecord rec;
   rec.tags_json = view->version.tags_json;
   rec.enabled = view->version.enabled;
+  ASSIGN_OR_RETURN(std::string policy, store_.GetObjectPolicy(kKind, vault->record.name, name));
+  if (!policy.empty()) {
+    if (auto parsed = ParseJson(policy, 8)) {
+      rec.exp = RotatedExpiry(*parsed, clock_.NowSeconds());
+    }
+  }
   return Store(vault, current.record.name, *key, ops, std::move(rec));
+}
+
+StatusOr<Json> KeyService::GetRotationPolicy(const Vault& vault, const std::string& name) {
+  RETURN_IF_ERROR(ValidateObjectName(name));
+  auto policy = store_.GetObjectPolicy(kKind, vault->record.name, name);
+  if (!policy.ok()) {
+    return Rename(policy.status(), name, false);
+  }
+  if (policy->empty()) {
+    return DefaultRotationPolicy();
+  }
+  auto parsed = ParseJson(*policy, 8);
+  if (!parsed || !parsed->is_object()) {
+    return DataLossError("stored rotation policy of key '" + name + "' is not valid");
+  }
+  return *parsed;
+}
+
+StatusOr<Json> KeyService::SetRotationPolicy(const Vault& vault, const std::string& name,
+                                             const Json& body) {
+  RETURN_IF_ERROR(ValidateObjectName(name));
+  // Validated against the stored policy inside the store's write, so that
+  // `created` survives concurrent updates.
+  auto stored = store_.UpdateObjectPolicy(
+      kKind, vault->record.name, name,
+      [&](const std::optional<std::string>& current) -> StatusOr<std::string> {
+        std::optional<Json> before;
+        if (current) {
+          if (auto parsed = ParseJson(*current, 8); parsed && parsed->is_object()) {
+            before = *parsed;
+          }
+        }
+        ASSIGN_OR_RETURN(Json policy, ValidateRotationPolicy(body, before, clock_.NowSeconds()));
+        return ToJson(policy);
+      });
+  if (!stored.ok()) {
+    return Rename(stored.status(), name, false);
+  }
+  return *ParseJson(*stored, 8);
+}
+
+StatusOr<int> KeyService::RotateDue(VaultRegistry& registry) {
+  constexpr int kMaxPolicies = 10000;
+  ASSIGN_OR_RETURN(auto policies, store_.ListObjectPolicies(kKind, kMaxPolicies));
+  int rotated = 0;
+  int64_t now = clock_.NowSeconds();
+  for (const auto& p : policies) {
+    auto policy = ParseJson(p.policy_json, 8);
+    if (!policy || !policy->is_object()) {
+      continue;
+    }
+    auto due = RotationDue(*policy, p.latest_created, p.latest_exp);
+    if (!due || *due > now) {
+      continue;
+    }
+    auto vault = registry.Get(p.vault);
+    Status done = vault.ok() ? Rotate(*vault, p.name).status() : vault.status();
+    if (!done.ok()) {
+      COFFER_LOG(kWarning) << "scheduled rotation of key '" << p.name << "' in vault '" << p.vault
+                           << "' failed: " << done.ToString();
+      continue;
+    }
+    ++rotated;
+  }
+  return rotated;
 }
 
 StatusOr<KeyService::Opened> KeyService::Open(const Vault& vault, const std::string& name,

@@ -128,7 +128,18 @@ class KeyService {
   StatusOr<Key> Restore(const Vault& vault, const std::string& blob);
   // Rotate makes a new version with new material of the same type, size
   // or curve, and the latest version's key_ops, tags and enabled flag.
+  // The new version's exp is set by the rotation policy's expiryTime.
   StatusOr<Key> Rotate(const Vault& vault, const std::string& name);
+
+  // The key's rotation policy (rotation_policy.h), or the default one when
+  // it has none. kNotFound (KeyNotFound) without a live key.
+  StatusOr<Json> GetRotationPolicy(const Vault& vault, const std::string& name);
+  // Replaces the policy with `body`, validated; returns the stored policy.
+  StatusOr<Json> SetRotationPolicy(const Vault& vault, const std::string& name, const Json& body);
+  // RotateDue rotates every key whose policy's Rotate action is due now
+  // (the leader's scheduled work); returns how many it rotated. One key's
+  // failure is logged and does not stop the others.
+  StatusOr<int> RotateDue(VaultRegistry& registry);
 
   // Operate runs one cryptographic operation with a version of the key
   // (`version` empty: the latest). `value` is the plaintext, ciphertext or

@@ -237,5 +237,28 @@ TEST_F(KeyServiceTest, BackupRestoresEveryVersionThatStillWorks) {
   EXPECT_FALSE(service_.Restore(V("kv"), "garbage").ok());
 }
 
+TEST_F(KeyServiceTest, TheSchedulerRotatesKeysWhosePolicySaysSo) {
+  auto first = service_.Create(V("kv"), "k", Input("EC"));
+  ASSERT_TRUE(first.ok());
+  ASSERT_TRUE(service_.Create(V("kv"), "still", Input("EC")).ok());
+  EXPECT_EQ(service_.GetRotationPolicy(V("kv"), "k")->at("lifetimeActions").size(), 1u);
+  Json body = {{"lifetimeActions", Json::array({Json{{"trigger", {{"timeAfterCreate", "P7D"}}},
+                                                     {"action", {{"type", "Rotate"}}}}})},
+               {"attributes", {{"expiryTime", "P30D"}}}};
+  ASSERT_TRUE(service_.SetRotationPolicy(V("kv"), "k", body).ok());
+  EXPECT_EQ(service_.SetRotationPolicy(V("kv"), "missing", body).status().reason(), "KeyNotFound");
+  EXPECT_EQ(*service_.RotateDue(registry_), 0);
+  clock_.Advance(8 * 86400);
+  EXPECT_EQ(*service_.RotateDue(registry_), 1);
+  auto latest = service_.Get(V("kv"), "k", "");
+  ASSERT_TRUE(latest.ok());
+  EXPECT_NE(latest->record.version, first->record.version);
+  EXPECT_EQ(latest->record.exp, clock_.NowSeconds() + 30 * 86400);
+  EXPECT_EQ(latest->jwk["crv"], "P-256");
+  // Not due again until its own seven days have passed.
+  EXPECT_EQ(*service_.RotateDue(registry_), 0);
+  EXPECT_EQ(service_.ListVersions(V("kv"), "still", "", 25)->items.size(), 1u);
+}
+
 }  // namespace
 }  // namespace coffer::keyvault

@@ -354,6 +354,31 @@ http::Response KeysApi::Rotate(const VaultCall& call) {
   return Answer(service_.Rotate(call.vault, Name(call)), call.request);
 }
 
+namespace {
+
+http::Response PolicyAnswer(const StatusOr<Json>& policy, const VaultCall& call) {
+  if (!policy.ok()) {
+    return Error(policy.status());
+  }
+  Json out = *policy;
+  out["id"] = BaseUrl(call.request) + "/keys/" + Name(call) + "/rotationpolicy";
+  return http::JsonResponse(200, ToJson(out));
+}
+
+}  // namespace
+
+http::Response KeysApi::GetRotationPolicy(const VaultCall& call) {
+  return PolicyAnswer(service_.GetRotationPolicy(call.vault, Name(call)), call);
+}
+
+http::Response KeysApi::SetRotationPolicy(const VaultCall& call) {
+  auto body = ParseBody(call.request);
+  if (!body.ok()) {
+    return Error(body.status());
+  }
+  return PolicyAnswer(service_.SetRotationPolicy(call.vault, Name(call), *body), call);
+}
+
 http::Response KeysApi::Operate(const VaultCall& call, KeyOperation op) {
   auto body = ParseBody(call.request);
   if (!body.ok()) {
@@ -464,6 +489,10 @@ std::vector<VaultOperation> KeysApi::Operations() {
       op("DELETE", "/keys/{name}", "KeyDelete", "name", &KeysApi::Delete),
       op("POST", "/keys/{name}/backup", "KeyBackup", "name", &KeysApi::Backup),
       op("POST", "/keys/{name}/rotate", "KeyRotate", "name", &KeysApi::Rotate),
+      op("GET", "/keys/{name}/rotationpolicy", "KeyRotationPolicyGet", "name",
+         &KeysApi::GetRotationPolicy),
+      op("PUT", "/keys/{name}/rotationpolicy", "KeyRotationPolicySet", "name",
+         &KeysApi::SetRotationPolicy),
       op("POST", "/keys/{name}/{version?}/encrypt", "KeyEncrypt", "name", &KeysApi::Encrypt),
       op("POST", "/keys/{name}/{version?}/decrypt", "KeyDecrypt", "name", &KeysApi::Decrypt),
       op("POST", "/keys/{name}/{version?}/wrapkey", "KeyWrap", "name", &KeysApi::WrapKey),

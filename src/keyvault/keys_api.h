@@ -38,6 +38,8 @@ class KeysApi {
   http::Response Backup(const VaultCall& call);
   http::Response Restore(const VaultCall& call);
   http::Response Rotate(const VaultCall& call);
+  http::Response GetRotationPolicy(const VaultCall& call);
+  http::Response SetRotationPolicy(const VaultCall& call);
   http::Response Encrypt(const VaultCall& call);
   http::Response Decrypt(const VaultCall& call);
   http::Response WrapKey(const VaultCall& call);

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "crypto/primitives.h"
+#include "keyvault/keys_api.h"
 #include "keyvault/secrets_api.h"
 #include "storage/memory/memory_store.h"
 
@@ -27,13 +28,25 @@ class VaultRoutesTest : public ::testing::Test {
         envelope_(Envelope::Create(crypto::RandomBytes(32)).value()),
         service_(store_, *envelope_, clock_),
         api_(service_),
-        routes_(api_.Operations()) {}
+        keys_(store_, *envelope_, clock_),
+        keys_api_(keys_),
+        routes_(AllOperations()) {}
+
+  std::vector<VaultOperation> AllOperations() {
+    std::vector<VaultOperation> ops = api_.Operations();
+    for (auto& op : keys_api_.Operations()) {
+      ops.push_back(std::move(op));
+    }
+    return ops;
+  }
 
   storage::MemoryStore store_;
   FakeClock clock_;
   std::unique_ptr<Envelope> envelope_;
   SecretService service_;
   SecretsApi api_;
+  KeyService keys_;
+  KeysApi keys_api_;
   VaultRoutes routes_;
 };
 
@@ -47,22 +60,50 @@ TEST_F(VaultRoutesTest, EveryOperationMapsToOnePermissionAndOneDataAction) {
     const char* data_action;
   };
   const Case cases[] = {
-      {"GET", "/secrets", "SecretList", "", "list", "readMetadata/action"},
-      {"GET", "/secrets/", "SecretList", "", "list", "readMetadata/action"},
-      {"GET", "/deletedsecrets", "SecretListDeleted", "", "list", "readMetadata/action"},
-      {"PUT", "/secrets/Db", "SecretSet", "Db", "set", "setSecret/action"},
-      {"GET", "/secrets/a", "SecretGet", "a", "get", "getSecret/action"},
-      {"GET", "/secrets/a/", "SecretGet", "a", "get", "getSecret/action"},
-      {"GET", "/secrets/a/0123", "SecretGet", "a", "get", "getSecret/action"},
-      {"PATCH", "/secrets/a/0123", "SecretUpdate", "a", "set", "update/action"},
-      {"PATCH", "/secrets/a/", "SecretUpdate", "a", "set", "update/action"},
-      {"DELETE", "/secrets/a", "SecretDelete", "a", "delete", "delete"},
-      {"GET", "/secrets/a/versions", "SecretListVersions", "a", "list", "readMetadata/action"},
-      {"POST", "/secrets/a/backup", "SecretBackup", "a", "backup", "backup/action"},
-      {"POST", "/secrets/restore", "SecretRestore", "", "restore", "restore/action"},
-      {"GET", "/deletedsecrets/a", "SecretGetDeleted", "a", "list", "readMetadata/action"},
-      {"DELETE", "/deletedsecrets/a", "SecretPurge", "a", "purge", "purge/action"},
-      {"POST", "/deletedsecrets/a/recover", "SecretRecover", "a", "recover", "recover/action"},
+      {"GET", "/secrets", "SecretList", "", "list", "secrets/readMetadata/action"},
+      {"GET", "/secrets/", "SecretList", "", "list", "secrets/readMetadata/action"},
+      {"GET", "/deletedsecrets", "SecretListDeleted", "", "list", "secrets/readMetadata/action"},
+      {"PUT", "/secrets/Db", "SecretSet", "Db", "set", "secrets/setSecret/action"},
+      {"GET", "/secrets/a", "SecretGet", "a", "get", "secrets/getSecret/action"},
+      {"GET", "/secrets/a/", "SecretGet", "a", "get", "secrets/getSecret/action"},
+      {"GET", "/secrets/a/0123", "SecretGet", "a", "get", "secrets/getSecret/action"},
+      {"PATCH", "/secrets/a/0123", "SecretUpdate", "a", "set", "secrets/update/action"},
+      {"PATCH", "/secrets/a/", "SecretUpdate", "a", "set", "secrets/update/action"},
+      {"DELETE", "/secrets/a", "SecretDelete", "a", "delete", "secrets/delete"},
+      {"GET", "/secrets/a/versions", "SecretListVersions", "a", "list",
+       "secrets/readMetadata/action"},
+      {"POST", "/secrets/a/backup", "SecretBackup", "a", "backup", "secrets/backup/action"},
+      {"POST", "/secrets/restore", "SecretRestore", "", "restore", "secrets/restore/action"},
+      {"GET", "/deletedsecrets/a", "SecretGetDeleted", "a", "list", "secrets/readMetadata/action"},
+      {"DELETE", "/deletedsecrets/a", "SecretPurge", "a", "purge", "secrets/purge/action"},
+      {"POST", "/deletedsecrets/a/recover", "SecretRecover", "a", "recover",
+       "secrets/recover/action"},
+      {"GET", "/keys", "KeyList", "", "list", "keys/read"},
+      {"POST", "/keys/restore", "KeyRestore", "", "restore", "keys/restore/action"},
+      {"POST", "/keys/k/create", "KeyCreate", "k", "create", "keys/create/action"},
+      {"PUT", "/keys/k", "KeyImport", "k", "import", "keys/import/action"},
+      {"GET", "/keys/k", "KeyGet", "k", "get", "keys/read"},
+      {"GET", "/keys/k/0123", "KeyGet", "k", "get", "keys/read"},
+      {"GET", "/keys/k/versions", "KeyListVersions", "k", "list", "keys/read"},
+      {"PATCH", "/keys/k/", "KeyUpdate", "k", "update", "keys/update/action"},
+      {"DELETE", "/keys/k", "KeyDelete", "k", "delete", "keys/delete"},
+      {"POST", "/keys/k/backup", "KeyBackup", "k", "backup", "keys/backup/action"},
+      {"POST", "/keys/k/rotate", "KeyRotate", "k", "rotate", "keys/rotate/action"},
+      {"GET", "/keys/k/rotationpolicy", "KeyRotationPolicyGet", "k", "getrotationpolicy",
+       "keyrotationpolicies/read"},
+      {"PUT", "/keys/k/rotationpolicy", "KeyRotationPolicySet", "k", "setrotationpolicy",
+       "keyrotationpolicies/write"},
+      {"POST", "/keys/k/0123/encrypt", "KeyEncrypt", "k", "encrypt", "keys/encrypt/action"},
+      {"POST", "/keys/k//decrypt", "KeyDecrypt", "k", "decrypt", "keys/decrypt/action"},
+      {"POST", "/keys/k/0123/wrapkey", "KeyWrap", "k", "wrapKey", "keys/wrap/action"},
+      {"POST", "/keys/k//unwrapkey", "KeyUnwrap", "k", "unwrapKey", "keys/unwrap/action"},
+      {"POST", "/keys/k//sign", "KeySign", "k", "sign", "keys/sign/action"},
+      {"POST", "/keys/k/0123/verify", "KeyVerify", "k", "verify", "keys/verify/action"},
+      {"GET", "/deletedkeys", "KeyListDeleted", "", "list", "keys/read"},
+      {"GET", "/deletedkeys/k", "KeyGetDeleted", "k", "list", "keys/read"},
+      {"DELETE", "/deletedkeys/k", "KeyPurge", "k", "purge", "keys/purge/action"},
+      {"POST", "/deletedkeys/k/recover", "KeyRecover", "k", "recover", "keys/recover/action"},
+      {"POST", "/rng", "GetRandomBytes", "", "get", "keys/read"},
   };
   std::set<std::string> seen;
   for (const auto& c : cases) {
@@ -77,7 +118,7 @@ TEST_F(VaultRoutesTest, EveryOperationMapsToOnePermissionAndOneDataAction) {
                                   : found.params.Get(found.operation->object_param);
     EXPECT_EQ(object, c.object) << c.target;
     EXPECT_EQ(op->permission, c.permission) << c.target;
-    EXPECT_EQ(op->data_action, std::string("Microsoft.KeyVault/vaults/secrets/") + c.data_action);
+    EXPECT_EQ(op->data_action, std::string("Microsoft.KeyVault/vaults/") + c.data_action);
     seen.insert(std::string(op->name));
   }
   // Every operation of the permission table is reachable, and every route
@@ -88,7 +129,8 @@ TEST_F(VaultRoutesTest, EveryOperationMapsToOnePermissionAndOneDataAction) {
   }
   for (const auto& [m, t, status] :
        std::vector<std::tuple<const char*, const char*, int>>{{"POST", "/secrets/a", 405},
-                                                              {"GET", "/keys/a", 404},
+                                                              {"GET", "/certificates/a", 404},
+                                                              {"GET", "/keys/a/b/sign", 405},
                                                               {"PUT", "/secrets", 405},
                                                               {"GET", "/secrets/a/b/c", 404},
                                                               {"PUT", "/deletedsecrets/a", 405},

@@ -449,6 +449,14 @@ Status CofferServer::StartEvents() {
     } else if (*found > 0) {
       hub_->Notify();
     }
+    // Keys whose rotation policy says they are due get a new version.
+    auto rotated = vault_keys_->RotateDue(*registry_);
+    if (!rotated.ok()) {
+      COFFER_LOG(kWarning) << "scheduled key rotation failed: " << rotated.status().ToString();
+    } else if (*rotated > 0) {
+      COFFER_LOG(kInfo) << "scheduled key rotation made " << *rotated << " new version(s)";
+      hub_->Notify();
+    }
   });
   hub_->AddTicker(3600 * 1000, [this] {
     if (!store_->Leads()) {

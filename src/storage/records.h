@@ -262,6 +262,17 @@ struct ExpiringSecret {
   int64_t exp = 0;
 };
 
+// A live object that has a policy (a key's rotation policy), with what its
+// schedule needs of its latest version.
+struct ObjectPolicy {
+  std::string vault;  // the vault's name as created
+  std::string name;
+  std::string policy_json;
+  std::string latest_version;
+  int64_t latest_created = 0;
+  std::optional<int64_t> latest_exp;
+};
+
 // An Event Grid subscription on a vault (docs/events.md).
 struct EventSubscriptionRecord {
   std::string vault;            // the vault's name as created

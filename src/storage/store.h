@@ -229,6 +229,20 @@ class Store {
   virtual Status RestoreObject(ObjectKind kind, const std::string& vault,
                                const std::vector<SecretVersionRecord>& versions) = 0;
 
+  // An object's policy (a key's rotation policy, docs/keys.md): JSON the
+  // service owns, kept with the object (not its versions), "" when it has
+  // none. Get: kNotFound when there is no live object. Update stores what
+  // `make` returns given the current policy, in one write transaction
+  // (kNotFound when there is no live object; nothing is written when `make`
+  // fails). Purging the object removes it.
+  virtual StatusOr<std::string> GetObjectPolicy(ObjectKind kind, const std::string& vault,
+                                                const std::string& name) = 0;
+  virtual StatusOr<std::string> UpdateObjectPolicy(ObjectKind kind, const std::string& vault,
+                                                   const std::string& name,
+                                                   const Upsert<std::string>& make) = 0;
+  // Live objects of `kind` in live vaults that have a policy, at most `limit`.
+  virtual StatusOr<std::vector<ObjectPolicy>> ListObjectPolicies(ObjectKind kind, int limit) = 0;
+
   // The calls above for secrets.
   StatusOr<std::string> AddSecretVersion(const std::string& vault, const SecretVersionRecord& rec) {
     return AddObjectVersion(ObjectKind::kSecret, vault, rec);

@@ -971,6 +971,53 @@ TEST_P(StoreConformance, SecretsAndKeysHaveNamesOfTheirOwn) {
   EXPECT_TRUE(store_->GetSecret("main", "shared", "", false).ok());
 }
 
+TEST_P(StoreConformance, APolicyBelongsToItsLiveObjectAndGoesWithThePurge) {
+  const ObjectKind kKey = ObjectKind::kKey;
+  EXPECT_EQ(store_->GetObjectPolicy(kKey, "main", "k").status().code(), StatusCode::kNotFound);
+  auto set = [&](const std::string& policy) {
+    return store_->UpdateObjectPolicy(
+        kKey, "main", "k",
+        [&](const std::optional<std::string>&) -> StatusOr<std::string> { return policy; });
+  };
+  EXPECT_EQ(set("{}").status().code(), StatusCode::kNotFound);
+  auto key = Version("K", "v1", 500);
+  key.exp = 900;
+  ASSERT_TRUE(store_->AddObjectVersion(kKey, "main", key).ok());
+  ASSERT_TRUE(store_->AddSecretVersion("main", Version("k", "s1")).ok());
+  EXPECT_EQ(*store_->GetObjectPolicy(kKey, "main", "k"), "");
+  EXPECT_TRUE(store_->ListObjectPolicies(kKey, 10)->empty());
+  // The function sees the current policy; its error writes nothing.
+  ASSERT_TRUE(set(R"({"p":1})").ok());
+  auto refused = store_->UpdateObjectPolicy(
+      kKey, "main", "k", [](const std::optional<std::string>& current) -> StatusOr<std::string> {
+        EXPECT_EQ(current.value_or(""), R"({"p":1})");
+        return InvalidArgumentError("no");
+      });
+  EXPECT_EQ(refused.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(*store_->GetObjectPolicy(kKey, "main", "K"), R"({"p":1})");
+  EXPECT_EQ(*store_->GetObjectPolicy(ObjectKind::kSecret, "main", "k"), "");
+  // The listing carries what a schedule needs of the latest version.
+  ASSERT_TRUE(store_->AddObjectVersion(kKey, "main", Version("k", "v2", 700)).ok());
+  auto listed = store_->ListObjectPolicies(kKey, 10);
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_EQ(listed->front().vault, "Main");
+  EXPECT_EQ(listed->front().name, "K");
+  EXPECT_EQ(listed->front().latest_version, "v2");
+  EXPECT_EQ(listed->front().latest_created, 700);
+  EXPECT_FALSE(listed->front().latest_exp.has_value());
+  EXPECT_TRUE(store_->ListObjectPolicies(ObjectKind::kSecret, 10)->empty());
+  // Deleted objects have none to show; purged ones keep none.
+  ASSERT_TRUE(store_->MarkObjectDeleted(kKey, "main", "k", 1, 2).ok());
+  EXPECT_TRUE(store_->ListObjectPolicies(kKey, 10)->empty());
+  EXPECT_EQ(store_->GetObjectPolicy(kKey, "main", "k").status().code(), StatusCode::kNotFound);
+  ASSERT_TRUE(store_->RecoverObject(kKey, "main", "k").ok());
+  EXPECT_EQ(*store_->GetObjectPolicy(kKey, "main", "k"), R"({"p":1})");
+  ASSERT_TRUE(store_->MarkObjectDeleted(kKey, "main", "k", 1, 2).ok());
+  ASSERT_TRUE(store_->PurgeObject(kKey, "main", "k").ok());
+  ASSERT_TRUE(store_->AddObjectVersion(kKey, "main", key).ok());
+  EXPECT_EQ(*store_->GetObjectPolicy(kKey, "main", "k"), "");
+}
+
 TEST_P(StoreConformance, KeyNoticesGoWithTheKeyAndSecretNoticesStay) {
   auto secret = Version("a", "v1");
   secret.exp = 1000;

@@ -984,3 +984,61 @@ Status MemoryStore::DeleteEventSubscription(const std::string& vault, const std:
 }
 
 }  // namespace coffer::storage
+
+namespace coffer::storage {
+
+StatusOr<std::string> MemoryStore::GetObjectPolicy(ObjectKind kind, const std::string& vault,
+                                                   const std::string& name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Vault* v = FindVault(vault);
+  if (v == nullptr) {
+    return ObjectNotFoundError(kind, name);
+  }
+  auto& objects = v->objects[kind];
+  auto it = objects.find(AsciiLower(name));
+  if (it == objects.end() || it->second.deleted) {
+    return ObjectNotFoundError(kind, name);
+  }
+  return it->second.policy_json;
+}
+
+StatusOr<std::string> MemoryStore::UpdateObjectPolicy(ObjectKind kind, const std::string& vault,
+                                                      const std::string& name,
+                                                      const Upsert<std::string>& make) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Vault* v = FindVault(vault);
+  if (v == nullptr) {
+    return ObjectNotFoundError(kind, name);
+  }
+  auto& objects = v->objects[kind];
+  auto it = objects.find(AsciiLower(name));
+  if (it == objects.end() || it->second.deleted) {
+    return ObjectNotFoundError(kind, name);
+  }
+  const std::string& current = it->second.policy_json;
+  ASSIGN_OR_RETURN(std::string made,
+                   make(current.empty() ? std::nullopt : std::optional<std::string>(current)));
+  it->second.policy_json = made;
+  return made;
+}
+
+StatusOr<std::vector<ObjectPolicy>> MemoryStore::ListObjectPolicies(ObjectKind kind, int limit) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<ObjectPolicy> out;
+  for (auto& [vk, v] : vaults_) {
+    if (v.record.deleted()) {
+      continue;
+    }
+    for (const auto& [key, s] : v.objects[kind]) {
+      if (s.deleted || s.policy_json.empty() || static_cast<int>(out.size()) >= limit) {
+        continue;
+      }
+      const SecretVersionRecord& latest = s.versions.at(s.latest);
+      out.push_back(
+          {v.record.name, latest.name, s.policy_json, s.latest, latest.created, latest.exp});
+    }
+  }
+  return out;
+}
+
+}  // namespace coffer::storage

@@ -94,6 +94,12 @@ class MemoryStore final : public Store {
   Status RecoverObject(ObjectKind kind, const std::string& vault, const std::string& name) override;
   Status PurgeObject(ObjectKind kind, const std::string& vault, const std::string& name) override;
   StatusOr<int> PurgeExpiredObjects(int64_t now) override;
+  StatusOr<std::string> GetObjectPolicy(ObjectKind kind, const std::string& vault,
+                                        const std::string& name) override;
+  StatusOr<std::string> UpdateObjectPolicy(ObjectKind kind, const std::string& vault,
+                                           const std::string& name,
+                                           const Upsert<std::string>& make) override;
+  StatusOr<std::vector<ObjectPolicy>> ListObjectPolicies(ObjectKind kind, int limit) override;
   Status RestoreObject(ObjectKind kind, const std::string& vault,
                        const std::vector<SecretVersionRecord>& versions) override;
 
@@ -131,6 +137,7 @@ class MemoryStore final : public Store {
     int64_t deleted_date = 0;
     int64_t scheduled_purge_date = 0;
     std::map<std::string, SecretVersionRecord> versions;
+    std::string policy_json;
   };
   struct Vault {
     VaultRecord record;

@@ -126,7 +126,7 @@ CREATE TABLE secrets(
   vault_key text COLLATE "C" NOT NULL, kind text COLLATE "C" NOT NULL,
   name_key text COLLATE "C" NOT NULL, name text NOT NULL,
   latest_version text NOT NULL, deleted bigint NOT NULL DEFAULT 0,
-  deleted_date bigint, scheduled_purge_date bigint,
+  deleted_date bigint, scheduled_purge_date bigint, policy_json text NOT NULL DEFAULT '',
   PRIMARY KEY(vault_key, kind, name_key));
 CREATE INDEX secrets_listing ON secrets(vault_key, kind, deleted, name_key);
 CREATE INDEX secrets_purge ON secrets(scheduled_purge_date) WHERE deleted = 1;
@@ -222,6 +222,7 @@ DROP FUNCTION IF EXISTS coffer_secret_version_updated();
 DROP FUNCTION IF EXISTS coffer_change(text, text, text, text, bigint, bigint);
 ALTER TABLE secrets ADD COLUMN kind text COLLATE "C" NOT NULL DEFAULT 'Secret';
 ALTER TABLE secrets ALTER COLUMN kind DROP DEFAULT;
+ALTER TABLE secrets ADD COLUMN IF NOT EXISTS policy_json text NOT NULL DEFAULT '';
 ALTER TABLE secrets DROP CONSTRAINT IF EXISTS secrets_pkey;
 ALTER TABLE secrets ADD PRIMARY KEY(vault_key, kind, name_key);
 DROP INDEX IF EXISTS secrets_listing;

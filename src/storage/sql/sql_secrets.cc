@@ -465,3 +465,77 @@ Status SqlStore::RestoreObject(ObjectKind kind, const std::string& vault,
 }
 
 }  // namespace coffer::storage
+
+namespace coffer::storage {
+
+StatusOr<std::string> SqlStore::GetObjectPolicy(ObjectKind kind, const std::string& vault,
+                                                const std::string& name) {
+  std::optional<std::string> policy;
+  RETURN_IF_ERROR(Read([&](Db& db) -> Status {
+    ASSIGN_OR_RETURN(Stmt * st, db.Prepare("SELECT policy_json FROM secrets WHERE vault_key = ? "
+                                           "AND kind = ? AND name_key = ? AND deleted = 0"));
+    st->Bind(1, AsciiLower(vault)).Bind(2, std::string(ObjectKindName(kind)));
+    st->Bind(3, AsciiLower(name));
+    ASSIGN_OR_RETURN(bool row, st->Step());
+    if (row) {
+      policy = st->Text(0);
+    }
+    st->Reset();
+    return OkStatus();
+  }));
+  if (!policy) {
+    return ObjectNotFoundError(kind, name);
+  }
+  return *policy;
+}
+
+StatusOr<std::string> SqlStore::UpdateObjectPolicy(ObjectKind kind, const std::string& vault,
+                                                   const std::string& name,
+                                                   const Upsert<std::string>& make) {
+  std::string stored;
+  RETURN_IF_ERROR(Write([&](Db& db) -> Status {
+    const std::string kind_name(ObjectKindName(kind));
+    ASSIGN_OR_RETURN(Stmt * st, db.Prepare("SELECT policy_json FROM secrets WHERE vault_key = ? "
+                                           "AND kind = ? AND name_key = ? AND deleted = 0"));
+    st->Bind(1, AsciiLower(vault)).Bind(2, kind_name).Bind(3, AsciiLower(name));
+    ASSIGN_OR_RETURN(bool row, st->Step());
+    if (!row) {
+      return ObjectNotFoundError(kind, name);
+    }
+    std::string current = st->Text(0);
+    st->Reset();
+    ASSIGN_OR_RETURN(stored,
+                     make(current.empty() ? std::nullopt : std::optional<std::string>(current)));
+    ASSIGN_OR_RETURN(Stmt * up, db.Prepare("UPDATE secrets SET policy_json = ? WHERE "
+                                           "vault_key = ? AND kind = ? AND name_key = ?"));
+    up->Bind(1, stored).Bind(2, AsciiLower(vault)).Bind(3, kind_name).Bind(4, AsciiLower(name));
+    return up->Exec();
+  }));
+  return stored;
+}
+
+StatusOr<std::vector<ObjectPolicy>> SqlStore::ListObjectPolicies(ObjectKind kind, int limit) {
+  std::vector<ObjectPolicy> out;
+  RETURN_IF_ERROR(Read([&](Db& db) -> Status {
+    ASSIGN_OR_RETURN(Stmt * st,
+                     db.Prepare("SELECT vt.name, s.name, s.policy_json, v.version, v.created, "
+                                "v.exp FROM secrets s JOIN secret_versions v ON "
+                                "v.vault_key = s.vault_key AND v.kind = s.kind AND "
+                                "v.name_key = s.name_key AND v.version = s.latest_version "
+                                "JOIN vaults vt ON vt.name_key = s.vault_key "
+                                "WHERE s.kind = ? AND s.deleted = 0 AND vt.deleted_date = 0 AND "
+                                "s.policy_json <> '' ORDER BY s.vault_key, s.name_key LIMIT ?"));
+    st->Bind(1, std::string(ObjectKindName(kind))).Bind(2, static_cast<int64_t>(limit));
+    while (true) {
+      ASSIGN_OR_RETURN(bool row, st->Step());
+      if (!row) {
+        return OkStatus();
+      }
+      out.push_back(
+          {st->Text(0), st->Text(1), st->Text(2), st->Text(3), st->Int(4), st->OptInt(5)});
+    }
+  }));
+  return out;
+}
+
+}  // namespace coffer::storage

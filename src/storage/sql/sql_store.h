@@ -102,6 +102,12 @@ class SqlStore : public Store {
   Status RecoverObject(ObjectKind kind, const std::string& vault, const std::string& name) override;
   Status PurgeObject(ObjectKind kind, const std::string& vault, const std::string& name) override;
   StatusOr<int> PurgeExpiredObjects(int64_t now) override;
+  StatusOr<std::string> GetObjectPolicy(ObjectKind kind, const std::string& vault,
+                                        const std::string& name) override;
+  StatusOr<std::string> UpdateObjectPolicy(ObjectKind kind, const std::string& vault,
+                                           const std::string& name,
+                                           const Upsert<std::string>& make) override;
+  StatusOr<std::vector<ObjectPolicy>> ListObjectPolicies(ObjectKind kind, int limit) override;
   Status RestoreObject(ObjectKind kind, const std::string& vault,
                        const std::vector<SecretVersionRecord>& versions) override;
 

@@ -67,7 +67,7 @@ CREATE TABLE IF NOT EXISTS vault_access_policies(
 CREATE TABLE IF NOT EXISTS secrets(
   vault_key TEXT NOT NULL, kind TEXT NOT NULL, name_key TEXT NOT NULL, name TEXT NOT NULL,
   latest_version TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0,
-  deleted_date INTEGER, scheduled_purge_date INTEGER,
+  deleted_date INTEGER, scheduled_purge_date INTEGER, policy_json TEXT NOT NULL DEFAULT '',
   PRIMARY KEY(vault_key, kind, name_key)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS secrets_listing ON secrets(vault_key, kind, deleted, name_key);
 CREATE INDEX IF NOT EXISTS secrets_purge ON secrets(scheduled_purge_date) WHERE deleted = 1;

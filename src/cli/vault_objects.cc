@@ -1,0 +1,134 @@
+#include "cli/vault_objects.h"
+
+#include <fstream>
+#include <sstream>
+
+#include "cli/cli_util.h"
+#include "common/strings.h"
+#include "common/time_format.h"
+#include "http/url.h"
+
+namespace coffer::cli {
+
+void AddObjectTarget(CLI::App* cmd, ObjectArgs& a, std::string_view noun,
+                     std::string_view collection, bool with_version) {
+  std::string n(noun);
+  std::string lower = n;
+  for (char& ch : lower) {
+    ch = AsciiToLower(ch);
+  }
+  cmd->add_option("--vault-name", a.vault, "Vault name");
+  cmd->add_option("--name,-n", a.name, n + " name");
+  if (with_version) {
+    cmd->add_option("--version,-v", a.version, n + " version (default: latest)");
+    cmd->add_option("--id", a.id,
+                    "Full " + lower + " id https://<vault>.../" + std::string(collection) +
+                        "/<name>[/<version>]");
+  }
+}
+
+std::pair<std::string, std::string> ResolveObject(const client::ApiClient& c, ObjectArgs& a,
+                                                  std::string_view collection) {
+  std::string base;
+  std::string host;
+  if (!a.id.empty()) {
+    std::string prefix = "/" + std::string(collection) + "/";
+    StatusOr<http::Url> id = http::ParseUrl(a.id);
+    std::string_view path = id.ok() ? id->Path() : "";
+    if (!id.ok() || !id->tls() || id->ipv6 || !StartsWith(path, prefix) ||
+        path.size() != id->path_and_query.size()) {
+      Usage("--id must look like https://<vault>.<suffix>" + prefix + "<name>[/<version>]");
+    }
+    base = id->Origin();
+    host = id->Authority();
+    auto rest = Split(path.substr(prefix.size()), '/');
+    a.name = std::string(rest[0]);
+    if (rest.size() > 1) {
+      a.version = std::string(rest[1]);
+    }
+  } else {
+    if (a.vault.empty()) {
+      Usage("--vault-name or --id is required");
+    }
+    base = c.config().VaultUrl(a.vault);
+    host = base.substr(8);
+  }
+  // The resource is the vault host without its first label.
+  size_t dot = host.find('.');
+  return {base, "https://" + (dot == std::string::npos ? host : host.substr(dot + 1))};
+}
+
+void RequireName(const ObjectArgs& a) {
+  if (a.name.empty()) {
+    Usage("--name is required");
+  }
+}
+
+std::string KvUrl(const std::string& base, const std::string& path, const std::string& query) {
+  return base + path + "?api-version=" + kKvApiVersion + query;
+}
+
+Json ListAll(client::ApiClient& c, const std::string& url, const std::string& resource) {
+  Json all = Json::array();
+  std::string next = url;
+  while (!next.empty()) {
+    Json page = Expect(c.Call("GET", next, resource), {200});
+    for (const auto& item : page.value("value", Json::array())) {
+      all.push_back(item);
+    }
+    next = page.contains("nextLink") && page["nextLink"].is_string()
+               ? page["nextLink"].get<std::string>()
+               : "";
+  }
+  return all;
+}
+
+int64_t ParseTime(const std::string& text, const char* flag) {
+  if (!text.empty() && text.size() < 12 &&
+      text.find_first_not_of("0123456789") == std::string::npos) {
+    return std::stoll(text);
+  }
+  auto t = ParseIsoTime(text);
+  if (!t) {
+    Usage(std::string("argument ") + flag +
+          ": expected ISO 8601 UTC time, e.g. 2027-01-31T00:00:00Z");
+  }
+  return *t;
+}
+
+bool ParseBool(const std::string& text, const char* flag) {
+  if (text != "true" && text != "false") {
+    Usage(std::string(flag) + " must be true or false");
+  }
+  return text == "true";
+}
+
+bool IsValidUtf8(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    auto c = static_cast<unsigned char>(s[i]);
+    size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
+    if (n == 0 || i + n > s.size()) {
+      return false;
+    }
+    for (size_t k = 1; k < n; ++k) {
+      if ((static_cast<unsigned char>(s[i + k]) >> 6) != 0x2) {
+        return false;
+      }
+    }
+    i += n;
+  }
+  return true;
+}
+
+std::string ReadFileOrUsage(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    Usage("cannot read " + path);
+  }
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+}  // namespace coffer::cli
