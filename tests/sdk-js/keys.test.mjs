@@ -485,9 +485,7 @@ describe("@azure/keyvault-keys 4.10.2 against coffer", () => {
       assert.equal((await client.getRandomBytes(128)).length, 128);
     });
 
-    it("updateKeyRotationPolicy stores a Rotate action, adds the default Notify, and getKeyRotationPolicy returns it", {
-      todo: "the server has no /keys/{name}/rotationpolicy routes yet",
-    }, async () => {
+    it("updateKeyRotationPolicy stores a Rotate action, adds the default Notify, and getKeyRotationPolicy returns it", async () => {
       const name = "policy-key";
       await client.createEcKey(name);
       const set = await client.updateKeyRotationPolicy(name, {
@@ -496,10 +494,12 @@ describe("@azure/keyvault-keys 4.10.2 against coffer", () => {
       });
       assert.equal(set.id, `${coffer.vaultUrl}/keys/${name}/rotationpolicy`);
       assert.equal(set.expiresIn, "P2Y");
-      assert.deepEqual(set.lifetimeActions.find((a) => a.action === "Rotate"), { action: "Rotate", timeAfterCreate: "P90D" });
-      assert.deepEqual(set.lifetimeActions.find((a) => a.action === "Notify"), { action: "Notify", timeBeforeExpiry: "P30D" });
+      const actions = (policy) => Object.fromEntries(
+        policy.lifetimeActions.map((a) => [a.action, [a.timeAfterCreate, a.timeBeforeExpiry]]));
+      assert.deepEqual(actions(set), { Rotate: ["P90D", undefined], Notify: [undefined, "P30D"] });
       const got = await client.getKeyRotationPolicy(name);
-      assert.deepEqual(got.lifetimeActions, set.lifetimeActions);
+      assert.deepEqual(actions(got), actions(set));
+      assert.equal(got.expiresIn, "P2Y");
       await rejectsWith(client.getKeyRotationPolicy("no-such-key"), 404, "KeyNotFound");
     });
   });

@@ -347,7 +347,6 @@ class Test04BackupRestoreRotateRng(KeysTestCase):
         self.assertIsNotNone(err.response)
         self.assertEqual(len(CLIENT.get_random_bytes(128)), 128)
 
-    @unittest.expectedFailure  # the server has no /keys/{name}/rotationpolicy routes yet
     def test_rotation_policy_round_trips_with_the_default_notify_action(self):
         name = "py-policy"
         CLIENT.create_ec_key(name)
