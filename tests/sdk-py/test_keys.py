@@ -60,6 +60,9 @@ def setUpModule():
 
 
 def tearDownModule():
+    for c in (CLIENT, CREDENTIAL):
+        if c is not None:
+            c.close()
     if SERVER is not None:
         SERVER.cleanup()
 
