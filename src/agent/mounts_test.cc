@@ -26,6 +26,7 @@
 #include "common/json.h"
 #include "common/strings.h"
 #include "common/testing/temp_dir.h"
+#include "crypto/asym_key.h"
 
 #include <sys/wait.h>
 
@@ -97,6 +98,9 @@ class FakeCloud : public HttpTransport {
       return Error(503, "ServiceUnavailable");
     }
     std::string client = auth.substr(std::string("Bearer tok:").size());
+    if (r.url.find("/keys/") != std::string::npos) {
+      return SendKey(r, client);
+    }
     std::string path = r.url.substr(r.url.find("/secrets/") + 9);
     path = path.substr(0, path.find('?'));
     std::vector<std::string_view> parts = Split(path, '/');
@@ -141,6 +145,40 @@ class FakeCloud : public HttpTransport {
     return UnavailableError("no stream in this fake");
   }
 
+  // GET /keys/{name}/{version}: the key bundle, public JWK only.
+  HttpResponse SendKey(const HttpRequest& r, const std::string& client) {
+    std::string path = r.url.substr(r.url.find("/keys/") + 6);
+    path = path.substr(0, path.find('?'));
+    std::vector<std::string_view> parts = Split(path, '/');
+    std::string name(parts[0]);
+    ++reads_;
+    ++key_reads_;
+    if (key_readers_[name].count(client) == 0) {
+      return Error(403, "Forbidden");
+    }
+    auto it = keys_.find(name);
+    if (it == keys_.end() || it->second.empty()) {
+      return Error(404, "KeyNotFound");
+    }
+    const KeyVersion* found = &it->second.back();
+    if (parts.size() == 2 && !parts[1].empty()) {
+      found = nullptr;
+      for (const KeyVersion& v : it->second) {
+        if (v.id == parts[1]) {
+          found = &v;
+        }
+      }
+      if (found == nullptr) {
+        return Error(404, "KeyNotFound");
+      }
+    }
+    Json key = found->jwk;
+    key["kid"] = std::string(kVault) + "/keys/" + name + "/" + found->id;
+    key["key_ops"] = {"sign", "verify"};
+    return HttpResponse{
+        200, {}, ToJson({{"key", key}, {"attributes", {{"enabled", true}, {"created", 1000}}}})};
+  }
+
   void Put(const std::string& name, const std::string& value,
            std::vector<std::string> readers = {"app"}) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -150,6 +188,19 @@ class FakeCloud : public HttpTransport {
     for (auto& r : readers) {
       readers_[name].insert(r);
     }
+  }
+  // PutKey adds a version of a key; a key has readers of its own, apart
+  // from a secret of the same name.
+  std::string PutKey(const std::string& name, const Json& jwk,
+                     std::vector<std::string> readers = {"app"}) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto& versions = keys_[name];
+    std::string id = "k" + HexEncode(name).substr(0, 6) + std::to_string(versions.size());
+    versions.push_back({id, jwk});
+    for (auto& r : readers) {
+      key_readers_[name].insert(r);
+    }
+    return id;
   }
   void Disable(const std::string& name, size_t index) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -163,13 +214,24 @@ class FakeCloud : public HttpTransport {
     std::lock_guard<std::mutex> lock(mu_);
     return reads_;
   }
+  int key_reads() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return key_reads_;
+  }
 
  private:
   std::mutex mu_;
   std::map<std::string, std::vector<Version>> secrets_;
   std::map<std::string, std::set<std::string>> readers_;
+  struct KeyVersion {
+    std::string id;
+    Json jwk;
+  };
+  std::map<std::string, std::vector<KeyVersion>> keys_;
+  std::map<std::string, std::set<std::string>> key_readers_;
   bool down_ = false;
   int reads_ = 0;
+  int key_reads_ = 0;
   int token_requests_ = 0;
 };
 
@@ -322,17 +384,17 @@ TEST_F(MountsTest, OutputRulesOfTheAzureProvider) {
   EXPECT_TRUE(failed.files.empty()) << "all or nothing";
 }
 
-TEST_F(MountsTest, KeysCertificatesAndMissingOrDeniedObjectsFailTheWholeMount) {
+TEST_F(MountsTest, CertificatesAndMissingOrDeniedObjectsFailTheWholeMount) {
   cloud_->Put("ok", "fine");
   cloud_->Put("denied", "x", {"someone-else"});
   VaultReader reader(options_);
   auto round = reader.NewRound();
-  AzureObject key = Secret("signing");
-  key.type = ObjectType::kKey;
-  BuiltMount k = Build(Params({Secret("ok"), key}), Sp("app", "good-app"), *round);
-  EXPECT_EQ(k.status.code(), StatusCode::kUnimplemented);
-  EXPECT_NE(k.status.message().find("objectType key"), std::string::npos) << k.status.ToString();
-  EXPECT_TRUE(k.files.empty());
+  AzureObject cert = Secret("tls");
+  cert.type = ObjectType::kCert;
+  BuiltMount c = Build(Params({Secret("ok"), cert}), Sp("app", "good-app"), *round);
+  EXPECT_EQ(c.status.code(), StatusCode::kUnimplemented);
+  EXPECT_NE(c.status.message().find("objectType cert"), std::string::npos) << c.status.ToString();
+  EXPECT_TRUE(c.files.empty());
   BuiltMount d = Build(Params({Secret("ok"), Secret("denied")}), Sp("app", "good-app"), *round);
   EXPECT_EQ(d.status.code(), StatusCode::kPermissionDenied);
   ASSERT_EQ(d.objects.size(), 2u);
@@ -340,6 +402,104 @@ TEST_F(MountsTest, KeysCertificatesAndMissingOrDeniedObjectsFailTheWholeMount) {
   EXPECT_FALSE(d.objects[1].status.ok());
   BuiltMount m = Build(Params({Secret("missing")}), Sp("app", "good-app"), *round);
   EXPECT_EQ(m.status.code(), StatusCode::kPermissionDenied);  // no reader listed for it
+}
+
+AzureObject KeyObject(const std::string& name, const std::string& alias = "") {
+  AzureObject o;
+  o.name = name;
+  o.type = ObjectType::kKey;
+  o.format = "pem";
+  o.alias = alias;
+  return o;
+}
+
+Json PublicJwkOf(const std::string& kty, int size, const std::string& crv) {
+  auto key = crypto::AsymKey::Generate(kty, size, crv);
+  EXPECT_TRUE(key.ok()) << key.status().ToString();
+  return (*key)->PublicJwk();
+}
+
+TEST_F(MountsTest, KeysAreTheirPublicHalfAsPemWithTheKeyVersion) {
+  Json rsa = PublicJwkOf("RSA", 2048, "");
+  Json ec = PublicJwkOf("EC", 0, "P-384");
+  cloud_->PutKey("signing", PublicJwkOf("RSA", 2048, ""));
+  std::string rsa_version = cloud_->PutKey("signing", rsa);
+  std::string ec_version = cloud_->PutKey("ec", ec);
+  // A secret of the same name as a key is another object.
+  cloud_->Put("signing", "not-a-key");
+  VaultReader reader(options_);
+  auto round = reader.NewRound();
+  std::vector<AzureObject> objects = {KeyObject("signing"), KeyObject("ec", "keys/ec.pem"),
+                                      Secret("signing")};
+  objects[2].alias = "signing-secret";
+  objects[0].file_permission = 0640;
+  std::atomic<int> complete{0};
+  std::vector<std::thread> mounts;
+  for (int m = 0; m < 20; ++m) {
+    mounts.emplace_back([&] {
+      BuiltMount b = Build(Params(objects), Sp("app", "good-app"), *round);
+      if (b.status.ok() && b.files.size() == 3) {
+        ++complete;
+      }
+    });
+  }
+  for (auto& t : mounts) {
+    t.join();
+  }
+  EXPECT_EQ(complete.load(), 20);
+  EXPECT_EQ(cloud_->key_reads(), 2) << "one read per key and round, however many mounts";
+  BuiltMount b = Build(Params(objects), Sp("app", "good-app"), *round);
+  ASSERT_TRUE(b.status.ok()) << b.status.ToString();
+  ASSERT_EQ(b.files.size(), 3u);
+  EXPECT_EQ(b.files[0].path, "signing");
+  EXPECT_EQ(b.files[0].contents, *crypto::PublicKeyPemFromJwk(rsa));
+  EXPECT_TRUE(StartsWith(b.files[0].contents, "-----BEGIN PUBLIC KEY-----\n"));
+  EXPECT_EQ(b.files[0].mode, 0640u);
+  EXPECT_EQ(b.files[1].path, "keys/ec.pem");
+  EXPECT_EQ(b.files[1].contents, *crypto::PublicKeyPemFromJwk(ec));
+  EXPECT_EQ(b.files[2].path, "signing-secret");
+  EXPECT_EQ(b.files[2].contents, "not-a-key");
+  ASSERT_EQ(b.objects.size(), 3u);
+  EXPECT_EQ(b.objects[0].id, "key/signing");
+  EXPECT_EQ(b.objects[0].version, rsa_version);
+  EXPECT_EQ(b.objects[1].id, "key/ec");
+  EXPECT_EQ(b.objects[1].version, ec_version);
+  EXPECT_EQ(b.objects[2].id, "secret/signing");
+
+  // A pinned version reads that version.
+  AzureObject pinned = KeyObject("signing");
+  pinned.version = rsa_version;
+  BuiltMount p = Build(Params({pinned}), Sp("app", "good-app"), *reader.NewRound());
+  ASSERT_TRUE(p.status.ok()) << p.status.ToString();
+  EXPECT_EQ(p.objects[0].version, rsa_version);
+}
+
+TEST_F(MountsTest, AKeyIsReadPerIdentityAndOnlyOfTheTypesTheAzureProviderWrites) {
+  cloud_->PutKey("k", PublicJwkOf("EC", 0, "P-256"), {"app"});
+  cloud_->Put("k", "secret of the same name", {"app", "other"});
+  cloud_->PutKey("k1", PublicJwkOf("EC", 0, "P-256K"));
+  VaultReader reader(options_);
+  auto round = reader.NewRound();
+  ASSERT_TRUE(Build(Params({KeyObject("k")}), Sp("app", "good-app"), *round).status.ok());
+  // "other" may read the secret k, not the key k: neither its read of the
+  // secret nor the key that "app" read serves it the key.
+  ASSERT_TRUE(Build(Params({Secret("k")}), Sp("other", "good-other"), *round).status.ok());
+  BuiltMount other = Build(Params({KeyObject("k")}), Sp("other", "good-other"), *round);
+  EXPECT_EQ(other.status.code(), StatusCode::kPermissionDenied) << other.status.ToString();
+  EXPECT_NE(other.status.message().find("objectType:key, objectName:k"), std::string::npos);
+  EXPECT_TRUE(other.files.empty());
+  BuiltMount forged = Build(Params({KeyObject("k")}), Sp("app", "guess"), *round);
+  EXPECT_EQ(forged.status.code(), StatusCode::kUnauthenticated);
+  // The Azure provider writes RSA and EC on P-256, P-384 and P-521 only.
+  BuiltMount k1 = Build(Params({KeyObject("k1")}), Sp("app", "good-app"), *round);
+  EXPECT_EQ(k1.status.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(k1.status.message().find("P-256K"), std::string::npos) << k1.status.ToString();
+  BuiltMount missing = Build(Params({KeyObject("nope")}), Sp("app", "good-app"), *round);
+  EXPECT_EQ(missing.status.code(), StatusCode::kPermissionDenied);
+  AzureObject history = KeyObject("k");
+  history.version_history = 3;
+  EXPECT_EQ(Build(Params({history}), Sp("app", "good-app"), *round).status.code(),
+            StatusCode::kUnimplemented);
 }
 
 TEST_F(MountsTest, CsiMountAsTheDriverSendsIt) {
