@@ -436,7 +436,9 @@ class StandaloneMountTests(AgentTestCase):
                          "--assignee-object-id", principal,
                          "--scope", vault["id"] + "/secrets/denied")
         self.wait_content(bad, "denied", b, agent)
-        self.assertEqual(agent.status("rbac-bad")["lastError"], "")
+        # The status record is written after the files.
+        self.assertTrue(wait_until(lambda: agent.status("rbac-bad").get("lastError") == "",
+                                   timeout=WAIT_S), agent.status("rbac-bad"))
 
     def test_malformed_spc_and_unsupported_objects_keep_old_files(self):
         v1 = self.value("kept")
