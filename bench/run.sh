@@ -32,6 +32,10 @@
 #      tests/integration/test_failover.py builds it: GET against nginx, durable
 #      SET, cross-server invalidation, leader takeover, write resume after a
 #      failover of the primary.
+#  15. keys: RSA-2048 RS256 and EC P-256 ES256 `sign` over TLS keep-alive with
+#      32 concurrent clients, against `openssl speed -multi 2` on the same
+#      machine in the same run, with the server's CPU per signature; key
+#      creation latency (p50/p99, one client) for RSA-2048 and P-256.
 # Usage: bench/run.sh [--threads N] [--duration S] [--secrets N] [--steps 1,2,...]
 #                     [--release]
 # --release measures the Release build in build-release, configured as
@@ -45,7 +49,7 @@ cd "$(dirname "$0")/.."
 threads=2
 duration=10
 secrets=100000
-steps=1,2,3,4,5,6,7,8,9,10,11,12,13,14
+steps=1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
 build=build
 while (($#)); do
   case $1 in
@@ -416,4 +420,60 @@ if [[ -n ${coffer_get_rps:-} ]]; then
 fi
 COFFER_BIN="$PWD/$build/coffer" timeout -k 10 270 /usr/bin/python3 bench/ha.py \
   --duration "$duration" --rounds 300 "${single[@]}"
+fi
+
+# 15. Keys: sign against openssl speed, and creation latency.
+if want 15; then
+# Signed by version, as a CryptographyClient does (/keys/<name>/<version>/sign).
+create_key() {  # name body: prints <name>/<version>
+  local kid
+  kid=$(curl -sf --cacert "$ca" "${auth[@]}" -X POST -H 'Content-Type: application/json' -d "$2" \
+    "$vault/keys/$1/create?api-version=7.5" |
+    python3 -c 'import sys,json; print(json.load(sys.stdin)["key"]["kid"])')
+  echo "${kid##*/keys/}"
+}
+rsa_key=$(create_key bench-rsa '{"kty":"RSA","key_size":2048}')
+ec_key=$(create_key bench-ec '{"kty":"EC","crv":"P-256"}')
+# openssl's rate with both cores, each process signing on its own (-mr: the
+# last +F line is the sum of the processes' signs per second).
+speed() {  # algorithm field
+  openssl speed -multi 2 -seconds "$duration" -mr "$1" 2>/dev/null |
+    awk -F: -v f="+F$2" '$1 == f {rate = $4} END {print rate}'
+}
+sign_run() {  # label key alg: wrk as in step 1, and the server's CPU ns per signature
+  local before after
+  before=$(cpu_of "$coffer_pid")
+  KEY=$2 ALG=$3 wrk -t2 -c32 -d"${duration}s" --latency -s bench/sign.lua "$vault" >"$work/$1.txt"
+  after=$(cpu_of "$coffer_pid")
+  eval "${1}_rps=$(awk '/Requests\/sec/ {print $2}' "$work/$1.txt")"
+  eval "${1}_cpu=$(python3 -c "print(round(($after - $before) / $(getconf CLK_TCK) / \
+    $(awk '/requests in/ {print $1}' "$work/$1.txt") * 1e9))")"
+  echo "$1: $(eval echo "\$${1}_rps") signs/s, p50 $(awk '$1=="50%" {print $2}' "$work/$1.txt")," \
+    "p99 $(awk '$1=="99%" {print $2}' "$work/$1.txt"), server CPU $(eval echo "\$${1}_cpu") ns" \
+    "per sign; $(grep non-200 "$work/$1.txt")"
+}
+openssl_rsa=$(speed rsa2048 2)
+sign_run sign_rsa "$rsa_key" RS256
+openssl_ec=$(speed ecdsap256 4)
+sign_run sign_ec "$ec_key" ES256
+python3 - "$openssl_rsa" "$sign_rsa_rps" "$sign_rsa_cpu" "$openssl_ec" "$sign_ec_rps" \
+  "$sign_ec_cpu" <<'PY'
+import sys
+o_rsa, rsa, rsa_cpu, o_ec, ec, ec_cpu = (float(x) for x in sys.argv[1:])
+for name, o, c, cpu, target in (("RSA-2048 RS256", o_rsa, rsa, rsa_cpu, 0.8),
+                                ("EC P-256 ES256", o_ec, ec, ec_cpu, 0.5)):
+    # openssl's time per signature in one of its two processes, beside the
+    # server's CPU per signed request (the signature and everything around it).
+    print("%s sign: coffer %.0f/s, openssl speed -multi 2 %.0f/s, ratio %.2f (target >= %.1f); "
+          "server CPU per sign %.0f ns, openssl per sign and process %.0f ns"
+          % (name, c, o, c / o, target, cpu, 2 / o * 1e9))
+PY
+for spec in 'rsa {"kty":"RSA","key_size":2048}' 'ec {"kty":"EC","crv":"P-256"}'; do
+  BODY=${spec#* } PREFIX="create-${spec%% *}-" wrk -t1 -c1 -d"${duration}s" --latency \
+    -s bench/create_key.lua "$vault" >"$work/create.txt"
+  echo "key creation ${spec%% *}: p50 $(awk '$1=="50%" {print $2}' "$work/create.txt")," \
+    "p99 $(awk '$1=="99%" {print $2}' "$work/create.txt")," \
+    "$(awk '/requests in/ {print $1}' "$work/create.txt") keys, one client;" \
+    "$(grep non-200 "$work/create.txt")"
+done
 fi

@@ -91,6 +91,9 @@ struct SecretClientOptions {
 struct SecretChange {
   std::string token;  // resume token (the event id)
   std::string type;
+  // What changed: "Secret", "Key" or "Vault" (the event data's ObjectType);
+  // "" for the stream's own events. A key and a secret may share a name.
+  std::string object_type;
   std::string name;
   std::string version;
 };

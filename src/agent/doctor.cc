@@ -35,8 +35,14 @@ std::string ChallengeResource(std::string_view header) {
 }
 
 std::string GrantHint(const std::string& vault, const MountIdentity& identity,
-                      const std::string& object) {
-  return "grant the identity read access to secret " + object + ": an access policy " +
+                      const AzureObject& object) {
+  if (object.type == ObjectType::kKey) {
+    return "grant the identity read access to key " + object.name +
+           ": an access policy with the key permission get, or the role \"Key Vault Crypto "
+           "User\" on the vault (coffer role assignment create); identity: " +
+           identity.Describe();
+  }
+  return "grant the identity read access to secret " + object.name + ": an access policy " +
          "(coffer keyvault set-policy --name " + vault + " --spn|--object-id … " +
          "--secret-permissions get list) or the role \"Key Vault Secrets User\" on the vault " +
          "(coffer role assignment create); identity: " + identity.Describe();
@@ -131,15 +137,19 @@ std::vector<DoctorCheck> CheckMount(const MountConfig& mount, const DoctorOption
   // 5. Each object (the first read also proves the token).
   bool token_checked = false;
   for (const AzureObject& object : params.objects) {
-    if (object.type != ObjectType::kSecret) {
-      checks.push_back({std::string(object.TypeName()) + " " + object.name, false,
-                        "objectType " + std::string(object.TypeName()) + " is not supported yet",
-                        "Coffer serves secrets: use objectType secret"});
+    if (object.type == ObjectType::kCert) {
+      checks.push_back({"cert " + object.name, false, "objectType cert is not supported yet",
+                        "Coffer serves secrets and keys: use objectType secret or key"});
       continue;
     }
-    Status s = object.version_history > 1
-                   ? round->ListVersions(vault_url, identity, object.name).status()
-                   : round->GetSecret(vault_url, identity, object.name, object.version).status();
+    Status s;
+    if (object.type == ObjectType::kKey) {
+      s = round->GetKey(vault_url, identity, object.name, object.version).status();
+    } else if (object.version_history > 1) {
+      s = round->ListVersions(vault_url, identity, object.name).status();
+    } else {
+      s = round->GetSecret(vault_url, identity, object.name, object.version).status();
+    }
     if (!token_checked) {
       bool token_refused = s.code() == StatusCode::kUnauthenticated ||
                            s.code() == StatusCode::kFailedPrecondition ||
@@ -155,13 +165,14 @@ std::vector<DoctorCheck> CheckMount(const MountConfig& mount, const DoctorOption
           {"token", true, "the vault accepted the token of " + identity.Describe(), ""});
       token_checked = true;
     }
-    DoctorCheck c{"secret " + object.name, s.ok(), s.ok() ? "readable" : std::string(s.message()),
-                  ""};
+    DoctorCheck c{std::string(object.TypeName()) + " " + object.name, s.ok(),
+                  s.ok() ? "readable" : std::string(s.message()), ""};
     if (s.code() == StatusCode::kPermissionDenied) {
-      c.fix = GrantHint(params.keyvault_name, identity, object.name);
+      c.fix = GrantHint(params.keyvault_name, identity, object);
     } else if (s.code() == StatusCode::kNotFound) {
-      c.fix = "create it (coffer keyvault secret set --vault-name " + params.keyvault_name +
-              " --name " + object.name + ") or fix objectName/objectVersion";
+      c.fix = std::string("create it (coffer keyvault ") +
+              (object.type == ObjectType::kKey ? "key create" : "secret set") + " --vault-name " +
+              params.keyvault_name + " --name " + object.name + ") or fix objectName/objectVersion";
     } else if (!s.ok()) {
       c.fix = "look at the server's log and the agent's log for this request";
     }

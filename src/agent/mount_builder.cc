@@ -6,8 +6,11 @@
 #include <thread>
 #include <utility>
 
+#include "agent/spc_yaml.h"
 #include "common/encoding.h"
+#include "common/json.h"
 #include "common/strings.h"
+#include "crypto/asym_key.h"
 
 namespace coffer::agent {
 namespace {
@@ -44,6 +47,27 @@ StatusOr<std::string> Decode(const AzureObject& object, std::string value) {
   return InvalidArgumentError("unknown objectEncoding");
 }
 
+// PublicKeyPem converts what the vault sent to PEM. As the Azure provider:
+// RSA and RSA-HSM from n and e, EC and EC-HSM on P-256, P-384 and P-521 from
+// x and y; anything else is refused, so that a SecretProviderClass that
+// mounts here mounts on Azure too.
+StatusOr<std::string> PublicKeyPem(const JsonWebKey& jwk) {
+  Json j;
+  if (jwk.kty == "RSA" || jwk.kty == "RSA-HSM") {
+    j = {{"kty", "RSA"}, {"n", jwk.n}, {"e", jwk.e}};
+  } else if (jwk.kty == "EC" || jwk.kty == "EC-HSM") {
+    if (jwk.crv != "P-256" && jwk.crv != "P-384" && jwk.crv != "P-521") {
+      return InvalidArgumentError("unsupported curve " + QuoteForError(jwk.crv) +
+                                  ": a key is written for P-256, P-384 or P-521");
+    }
+    j = {{"kty", "EC"}, {"crv", jwk.crv}, {"x", jwk.x}, {"y", jwk.y}};
+  } else {
+    return InvalidArgumentError("unsupported key type " + QuoteForError(jwk.kty) +
+                                ": a key is written for RSA or EC");
+  }
+  return crypto::PublicKeyPemFromJwk(j);
+}
+
 struct Rendered {
   Status status;
   std::vector<PayloadFile> files;
@@ -58,11 +82,20 @@ class Renderer {
 
   Rendered Render(const AzureObject& object) {
     Rendered out;
-    if (object.type != ObjectType::kSecret) {
+    if (object.type == ObjectType::kCert) {
       out.status = UnimplementedError(
-          "objectType " + std::string(object.TypeName()) + " is not supported yet (object " +
-          object.name + "): Coffer serves secrets; keys and certificates follow with their APIs");
+          "objectType cert is not supported yet (object " + object.name +
+          "): Coffer serves secrets and keys; certificates follow with their API");
       out.objects.push_back({object.Id(), "", object.FileName(), out.status});
+      return out;
+    }
+    if (object.type == ObjectType::kKey) {
+      if (object.version_history > 1) {
+        Fail(object, object.FileName(), object.Id(),
+             UnimplementedError("objectVersionHistory is not supported for keys yet"), out);
+        return out;
+      }
+      RenderKey(object, out);
       return out;
     }
     if (object.version_history > 1) {
@@ -92,6 +125,23 @@ class Renderer {
     }
     out.files.push_back({file, *std::move(contents), Mode(object)});
     out.objects.push_back({id, secret->properties.version, file, OkStatus()});
+  }
+
+  // RenderKey writes a key's public half as PEM "PUBLIC KEY"
+  // (SubjectPublicKeyInfo), as the Azure provider does.
+  void RenderKey(const AzureObject& object, Rendered& out) {
+    StatusOr<KeyVaultKey> key = round_.GetKey(vault_url_, identity_, object.name, object.version);
+    if (!key.ok()) {
+      Fail(object, object.FileName(), object.Id(), key.status(), out);
+      return;
+    }
+    StatusOr<std::string> pem = PublicKeyPem(key->key);
+    if (!pem.ok()) {
+      Fail(object, object.FileName(), object.Id(), pem.status(), out);
+      return;
+    }
+    out.files.push_back({object.FileName(), *std::move(pem), Mode(object)});
+    out.objects.push_back({object.Id(), key->properties.version, object.FileName(), OkStatus()});
   }
 
   void RenderHistory(const AzureObject& object, Rendered& out) {

@@ -22,7 +22,7 @@ namespace coffer::agent {
 // The outcome of one file of the mount: an object, or one version of an
 // object in version-history mode.
 struct ObjectResult {
-  std::string id;       // "secret/db-pass", "secret/db-pass/1" (history)
+  std::string id;       // "secret/db-pass", "secret/db-pass/1" (history), "key/signing"
   std::string version;  // the Key Vault version, "" when the read failed
   std::string file;     // the path in the mount
   Status status;        // why this object could not be read
@@ -57,10 +57,13 @@ std::string VaultUrlFor(std::string_view keyvault_name, std::string_view vault_d
 // and renders the files: a secret's value (decoded for objectEncoding hex or
 // base64) under objectAlias or objectName; with objectVersionHistory N > 1,
 // the newest N enabled versions from objectVersion on, as <file>/0 (the
-// newest) … <file>/N-1. Keys and certificates are kUnimplemented (Coffer
-// serves secrets only). Error messages name the object as the Azure provider
-// does ("objectType:secret, objectName:db-pass, objectVersion:") and never
-// carry a value.
+// newest) … <file>/N-1. A key is its public half as PEM "PUBLIC KEY"
+// (RSA, or EC on P-256, P-384 and P-521, as the Azure provider; other types
+// and curves are kInvalidArgument), with the key's version in its
+// ObjectResult; objectVersionHistory on a key and certificates are
+// kUnimplemented. Error messages name the object as the Azure provider does
+// ("objectType:secret, objectName:db-pass, objectVersion:") and never carry
+// a value.
 BuiltMount BuildMount(const AzureMountParameters& params, const MountIdentity& identity,
                       ReadRound& round, const BuildOptions& options);
 

@@ -35,6 +35,12 @@ bool Transient(const Status& s) {
          s.code() == StatusCode::kDeadlineExceeded;
 }
 
+// ChangeKey names an object for the push loop: "secret/db-pass",
+// "key/signing" (lower-case; Key Vault names ignore case).
+std::string ChangeKey(std::string_view type, std::string_view name) {
+  return std::string(type) + "/" + AsciiLower(name);
+}
+
 Status InFile(const std::string& what, const std::string& file, const Status& s) {
   return Status(s.code(), what + " " + file + ": " + std::string(s.message()),
                 std::string(s.reason()));
@@ -111,9 +117,10 @@ struct MountManager::Mount {
   MountConfig config;
   std::mutex refresh_mu;  // one refresh of a mount at a time
   mutable std::mutex mu;
-  MountStatus status;                               // GUARDED_BY(mu)
-  std::string vault_url;                            // GUARDED_BY(mu): "" until the SPC was read
-  std::set<std::string> names;                      // GUARDED_BY(mu): lower-case object names
+  MountStatus status;     // GUARDED_BY(mu)
+  std::string vault_url;  // GUARDED_BY(mu): "" until the SPC was read
+  // GUARDED_BY(mu): the objects, as ChangeKey names them.
+  std::set<std::string> names;
   std::optional<SteadyClock::time_point> retry_at;  // GUARDED_BY(mu)
 };
 
@@ -126,8 +133,9 @@ struct MountManager::Watcher {
 MountManager::MountManager(MountManagerOptions options, AgentMetrics* metrics)
     : options_(std::move(options)), metrics_(metrics), reader_(options_.reader) {
   if (metrics_ != nullptr) {
-    reader_.observe = [m = metrics_](const std::string& object, const Status& s, double secs) {
-      m->KeyvaultRequest("secret", object, s.ok() ? "" : ErrorType(s), secs);
+    reader_.observe = [m = metrics_](const std::string& type, const std::string& object,
+                                     const Status& s, double secs) {
+      m->KeyvaultRequest(type, object, s.ok() ? "" : ErrorType(s), secs);
     };
   }
   for (const MountConfig& c : options_.config.mounts) {
@@ -245,7 +253,7 @@ void MountManager::Refresh(Mount& mount, ReadRound& round) {
       mount.vault_url = vault_url;
       mount.names.clear();
       for (const AzureObject& o : loaded->params.objects) {
-        mount.names.insert(AsciiLower(o.name));
+        mount.names.insert(ChangeKey(o.TypeName(), o.name));
       }
       mount.status.identity = loaded->identity.Describe();
     }
@@ -422,10 +430,10 @@ void MountManager::WatchLoop(Watcher* watcher) {
   if (!client.ok()) {
     return;  // an identity the reader refuses never will be accepted
   }
-  auto push = [this, watcher](const std::string& name) {
+  auto push = [this, watcher](const std::string& object) {
     {
       std::lock_guard<std::mutex> lock(mu_);
-      pushed_[watcher->vault_url].insert(name);
+      pushed_[watcher->vault_url].insert(object);
     }
     cv_.notify_all();
   };
@@ -434,7 +442,10 @@ void MountManager::WatchLoop(Watcher* watcher) {
   // seen: read the vault's mounts once more when the first stream is live.
   follow.resync_on_first_stream = true;
   FollowHandlers handlers;
-  handlers.changed = push;
+  // A secret and a key may share a name: each change reaches only the
+  // mounts of its own kind of object.
+  handlers.changed = [push](const std::string& name) { push(ChangeKey("secret", name)); };
+  handlers.key_changed = [push](const std::string& name) { push(ChangeKey("key", name)); };
   handlers.resync = [push] { push("*"); };
   handlers.error = [watcher](const Status& s) {
     COFFER_LOG(kDebug) << "watch " << watcher->vault_url << ": " << s.ToString();
@@ -464,8 +475,8 @@ void MountManager::PushLoop() {
         continue;
       }
       bool hit = it->second.count("*") != 0;
-      for (const std::string& name : it->second) {
-        hit = hit || m->names.count(name) != 0;
+      for (const std::string& object : it->second) {
+        hit = hit || m->names.count(object) != 0;
       }
       if (hit) {
         due.push_back(m.get());

@@ -122,7 +122,8 @@ class MountManager {
   std::condition_variable cv_;
   bool stopping_ = false;  // GUARDED_BY(mu_)
   bool started_ = false;   // GUARDED_BY(mu_)
-  // Pushed changes waiting for the push loop: vault url -> secret names.
+  // Pushed changes waiting for the push loop: vault url -> objects
+  // ("secret/<name>", "key/<name>", lower-case) or "*" for all.
   std::map<std::string, std::set<std::string>> pushed_;       // GUARDED_BY(mu_)
   bool refresh_all_ = false;                                  // GUARDED_BY(mu_)
   std::map<std::string, std::unique_ptr<Watcher>> watchers_;  // GUARDED_BY(mu_)

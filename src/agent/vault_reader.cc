@@ -195,18 +195,41 @@ StatusOr<std::vector<SecretProperties>> ReadRound::ListVersions(const std::strin
   return Shared<std::vector<SecretProperties>>(lists_, key, read);
 }
 
+StatusOr<KeyVaultKey> ReadRound::GetKey(const std::string& vault_url, const MountIdentity& identity,
+                                        const std::string& name, const std::string& version) {
+  ASSIGN_OR_RETURN(std::shared_ptr<KeyClient> client, reader_.KeyClientFor(vault_url, identity));
+  // Keys have a map of their own: a secret of the same name is another object.
+  std::string key = vault_url + "|" + identity.Principal() + "|" + AsciiLower(name) + "|" + version;
+  auto read = [&]() { return reader_.ReadKey(*client, name, version); };
+  std::optional<StatusOr<KeyVaultKey>> own;
+  bool proven = Proven(vault_url, identity, [&] {
+    own = read();
+    if (TokenAccepted(own->status())) {
+      Offer<KeyVaultKey>(keys_, key, *own);
+    }
+    return own->status();
+  });
+  if (own.has_value()) {
+    return *own;
+  }
+  if (!proven) {
+    return read();
+  }
+  return Shared<KeyVaultKey>(keys_, key, read);
+}
+
 // ---- reader ------------------------------------------------------------------------------
 
 VaultReader::VaultReader(VaultReaderOptions options) : options_(std::move(options)) {}
 
-StatusOr<std::shared_ptr<SecretClient>> VaultReader::Client(const std::string& vault_url,
-                                                            const MountIdentity& identity) {
+StatusOr<VaultReader::Entry> VaultReader::Find(const std::string& vault_url,
+                                               const MountIdentity& identity) {
   std::string key = vault_url + "|" + identity.CredentialKey();
   std::lock_guard<std::mutex> lock(mu_);
   auto it = clients_.find(key);
   if (it != clients_.end()) {
     lru_.splice(lru_.begin(), lru_, it->second.lru);
-    return it->second.client;
+    return it->second;
   }
   std::shared_ptr<TokenCredential> credential;
   switch (identity.mode) {
@@ -234,14 +257,28 @@ StatusOr<std::shared_ptr<SecretClient>> VaultReader::Client(const std::string& v
     default:
       return UnimplementedError(identity.Describe() + " is not supported");
   }
-  auto client = std::make_shared<SecretClient>(vault_url, std::move(credential), options_.client);
+  auto client = std::make_shared<SecretClient>(vault_url, credential, options_.client);
+  auto keys = std::make_shared<KeyClient>(vault_url, std::move(credential), options_.client);
   lru_.push_front(key);
-  clients_.emplace(key, Entry{client, lru_.begin()});
+  Entry entry{std::move(client), std::move(keys), lru_.begin()};
+  clients_.emplace(key, entry);
   while (clients_.size() > options_.max_identities) {
     clients_.erase(lru_.back());
     lru_.pop_back();
   }
-  return client;
+  return entry;
+}
+
+StatusOr<std::shared_ptr<SecretClient>> VaultReader::Client(const std::string& vault_url,
+                                                            const MountIdentity& identity) {
+  ASSIGN_OR_RETURN(Entry entry, Find(vault_url, identity));
+  return entry.client;
+}
+
+StatusOr<std::shared_ptr<KeyClient>> VaultReader::KeyClientFor(const std::string& vault_url,
+                                                               const MountIdentity& identity) {
+  ASSIGN_OR_RETURN(Entry entry, Find(vault_url, identity));
+  return entry.keys;
 }
 
 std::shared_ptr<ReadRound> VaultReader::NewRound() {
@@ -257,15 +294,20 @@ std::shared_ptr<ReadRound> VaultReader::SharedRound(std::chrono::milliseconds ma
   return shared_;
 }
 
+void VaultReader::Observe(const std::string& type, const std::string& object, const Status& status,
+                          std::chrono::steady_clock::time_point start) {
+  if (observe) {
+    observe(type, object, status,
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+}
+
 StatusOr<KeyVaultSecret> VaultReader::ReadSecret(SecretClient& client, const std::string& name,
                                                  const std::string& version) {
   upstream_reads_.fetch_add(1);
   auto start = std::chrono::steady_clock::now();
   StatusOr<KeyVaultSecret> result = client.GetSecret(name, version);
-  if (observe) {
-    observe(name, result.status(),
-            std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-  }
+  Observe("secret", name, result.status(), start);
   return result;
 }
 
@@ -274,10 +316,16 @@ StatusOr<std::vector<SecretProperties>> VaultReader::ReadVersions(SecretClient& 
   upstream_reads_.fetch_add(1);
   auto start = std::chrono::steady_clock::now();
   auto result = client.ListPropertiesOfSecretVersions(name);
-  if (observe) {
-    observe(name, result.status(),
-            std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-  }
+  Observe("secret", name, result.status(), start);
+  return result;
+}
+
+StatusOr<KeyVaultKey> VaultReader::ReadKey(KeyClient& client, const std::string& name,
+                                           const std::string& version) {
+  upstream_reads_.fetch_add(1);
+  auto start = std::chrono::steady_clock::now();
+  StatusOr<KeyVaultKey> result = client.GetKey(name, version);
+  Observe("key", name, result.status(), start);
   return result;
 }
 

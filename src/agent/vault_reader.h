@@ -1,8 +1,8 @@
 #pragma once
 
-// How the node agent reads from vaults: one credential and one SecretClient
-// per (vault, identity), and rounds that share reads between the mounts of a
-// node (docs/agent.md, "Shared reads").
+// How the node agent reads from vaults: one credential, one SecretClient and
+// one KeyClient per (vault, identity), and rounds that share reads between
+// the mounts of a node (docs/agent.md, "Shared reads").
 
 #include <atomic>
 #include <chrono>
@@ -18,6 +18,7 @@
 
 #include "agent/spc.h"
 #include "coffer/credentials.h"
+#include "coffer/key_client.h"
 #include "coffer/secret_client.h"
 #include "common/status.h"
 
@@ -63,7 +64,8 @@ class VaultReader;
 
 // A ReadRound is one sweep of reads: a poll cycle, one push, or (for the CSI
 // provider) the mounts that arrive within a short window. Within a round,
-// each (vault, principal, object, version) is read upstream once, however
+// each (vault, principal, object type, object, version) is read upstream
+// once (a secret and a key of one name are two objects), however
 // many mounts ask, and concurrent askers wait for that one read (single
 // flight). Authorization stays per identity: an identity's first read in a
 // round goes upstream with its own token, and only when the vault accepted
@@ -79,6 +81,9 @@ class ReadRound {
   StatusOr<std::vector<SecretProperties>> ListVersions(const std::string& vault_url,
                                                        const MountIdentity& identity,
                                                        const std::string& name);
+  // GetKey reads a key's public JWK (GET /keys/{name}/{version}).
+  StatusOr<KeyVaultKey> GetKey(const std::string& vault_url, const MountIdentity& identity,
+                               const std::string& name, const std::string& version);
 
   std::chrono::steady_clock::time_point started() const { return started_; }
 
@@ -103,6 +108,7 @@ class ReadRound {
   std::map<std::string, std::shared_future<bool>> proofs_;              // GUARDED_BY(mu_)
   std::map<std::string, Flight<KeyVaultSecret>> secrets_;               // GUARDED_BY(mu_)
   std::map<std::string, Flight<std::vector<SecretProperties>>> lists_;  // GUARDED_BY(mu_)
+  std::map<std::string, Flight<KeyVaultKey>> keys_;                     // GUARDED_BY(mu_)
 };
 
 // VaultReader owns the credentials and clients. Thread-safe.
@@ -114,6 +120,10 @@ class VaultReader {
   // and client on first use. kUnimplemented for modes IdentityOf refuses.
   StatusOr<std::shared_ptr<SecretClient>> Client(const std::string& vault_url,
                                                  const MountIdentity& identity);
+  // KeyClientFor returns the key client of (vault, identity), which shares
+  // the secret client's credential and so its tokens.
+  StatusOr<std::shared_ptr<KeyClient>> KeyClientFor(const std::string& vault_url,
+                                                    const MountIdentity& identity);
 
   // NewRound starts a round of its own (a poll cycle, a push).
   std::shared_ptr<ReadRound> NewRound();
@@ -121,11 +131,14 @@ class VaultReader {
   // older than `max_age` (for CSI mounts, which arrive one by one).
   std::shared_ptr<ReadRound> SharedRound(std::chrono::milliseconds max_age);
 
-  // Upstream reads made (GetSecret and list calls), for metrics and tests.
+  // Upstream reads made (GetSecret, GetKey and list calls), for metrics and
+  // tests.
   uint64_t upstream_reads() const { return upstream_reads_.load(); }
-  // Observe records one upstream call's latency, for the metrics; set
-  // before use.
-  std::function<void(const std::string& object, const Status& status, double seconds)> observe;
+  // Observe records one upstream call's latency, for the metrics: the
+  // object's type ("secret" or "key") and name; set before use.
+  std::function<void(const std::string& type, const std::string& object, const Status& status,
+                     double seconds)>
+      observe;
 
  private:
   friend class ReadRound;
@@ -133,11 +146,18 @@ class VaultReader {
                                       const std::string& version);
   StatusOr<std::vector<SecretProperties>> ReadVersions(SecretClient& client,
                                                        const std::string& name);
+  StatusOr<KeyVaultKey> ReadKey(KeyClient& client, const std::string& name,
+                                const std::string& version);
+  void Observe(const std::string& type, const std::string& object, const Status& status,
+               std::chrono::steady_clock::time_point start);
 
   struct Entry {
     std::shared_ptr<SecretClient> client;
+    std::shared_ptr<KeyClient> keys;
     std::list<std::string>::iterator lru;
   };
+  // Find returns the entry of (vault, identity), made on first use.
+  StatusOr<Entry> Find(const std::string& vault_url, const MountIdentity& identity);
   const VaultReaderOptions options_;
   std::mutex mu_;
   std::map<std::string, Entry> clients_;  // GUARDED_BY(mu_): vault|credential key

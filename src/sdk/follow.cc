@@ -6,14 +6,39 @@
 
 namespace coffer {
 
-bool ChangesValue(std::string_view event_type) {
-  for (std::string_view t : {"SecretNewVersionCreated", "SecretUpdated", "SecretDeleted",
-                             "SecretRecovered", "SecretPurged"}) {
-    if (event_type.find(t) != std::string_view::npos) {
-      return true;
+namespace {
+
+// The event types (Microsoft.KeyVault.<kind>NewVersionCreated,
+// Coffer.KeyVault.<kind>Updated, ...) after which a read of an object of
+// this kind may answer otherwise.
+bool ChangesObject(std::string_view event_type, std::string_view kind) {
+  for (std::string_view prefix : {"Microsoft.KeyVault.", "Coffer.KeyVault.", ""}) {
+    if (!StartsWith(event_type, prefix)) {
+      continue;
+    }
+    std::string_view rest = event_type.substr(prefix.size());
+    if (!StartsWith(rest, kind)) {
+      continue;
+    }
+    rest = rest.substr(kind.size());
+    for (std::string_view what :
+         {"NewVersionCreated", "Updated", "Deleted", "Recovered", "Purged"}) {
+      if (rest == what) {
+        return true;
+      }
     }
   }
   return false;
+}
+
+}  // namespace
+
+bool ChangesValue(std::string_view event_type) {
+  return ChangesObject(event_type, "Secret");
+}
+
+bool ChangesKey(std::string_view event_type) {
+  return ChangesObject(event_type, "Key");
 }
 
 void FollowChanges(SecretClient& client, const FollowOptions& options,
@@ -39,8 +64,12 @@ void FollowChanges(SecretClient& client, const FollowOptions& options,
               }
               resync = false;
             }
-          } else if (ChangesValue(change.type) && !change.name.empty() && handlers.changed) {
-            handlers.changed(AsciiLower(change.name));
+          } else if (!change.name.empty()) {
+            if (ChangesValue(change.type) && handlers.changed) {
+              handlers.changed(AsciiLower(change.name));
+            } else if (ChangesKey(change.type) && handlers.key_changed) {
+              handlers.key_changed(AsciiLower(change.name));
+            }
           }
           if (!change.token.empty()) {
             watch.from = change.token;

@@ -30,6 +30,10 @@ struct FollowHandlers {
   // A secret's value may have changed (a new version, an update, a deletion,
   // a recovery, a purge): its name, lower-cased.
   std::function<void(const std::string& name)> changed;
+  // A key's public half or attributes may have changed (the same events of
+  // a key): its name, lower-cased. Optional; a key change never calls
+  // `changed`, nor a secret change this, whatever their names.
+  std::function<void(const std::string& name)> key_changed;
   // Changes may have been missed: the resume token expired, or the server
   // sent `coffer.resync` because the changes after it were too many to send
   // (and the first stream, with resync_on_first_stream). Called once the
@@ -43,8 +47,9 @@ struct FollowHandlers {
 };
 
 // ChangesValue tells whether an event of this type may change what a read
-// of the secret returns.
+// of the secret returns; ChangesKey the same of a key.
 bool ChangesValue(std::string_view event_type);
+bool ChangesKey(std::string_view event_type);
 
 // FollowChanges follows `client`'s watch stream until `cancel` becomes true
 // or `handlers.wait` returns false. Handlers run on the calling thread.

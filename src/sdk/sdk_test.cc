@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include "coffer/credentials.h"
+#include "coffer/key_client.h"
 #include "coffer/secret_cache.h"
 #include "coffer/secret_client.h"
 #include "common/encoding.h"
@@ -907,6 +908,96 @@ TEST(FollowChanges, BacksOffWhileTheVaultFailsAndResyncsTheFirstStreamWhenAsked)
   EXPECT_EQ(delays,
             (std::vector<std::chrono::milliseconds>{1000ms, 2000ms, 3000ms, 500ms, 1000ms}));
   EXPECT_EQ(t->urls.size(), 5u);
+}
+
+std::string TypedEvent(const std::string& id, const std::string& type, const std::string& kind,
+                       const std::string& name) {
+  return "id: " + id + "\nevent: " + type + "\ndata: {\"subject\":\"" + name +
+         "\",\"data\":{\"ObjectType\":\"" + kind + "\",\"ObjectName\":\"" + name +
+         "\",\"Version\":\"v" + id + "\"}}\n\n";
+}
+
+TEST(FollowChanges, AKeyAndASecretOfOneNameAreToldApart) {
+  auto t = std::make_shared<ScriptedStreams>(std::vector<ScriptedStreams::Session>{
+      {200, Ready("1") +
+                TypedEvent("2", "Microsoft.KeyVault.KeyNewVersionCreated", "Key", "Shared") +
+                TypedEvent("3", "Coffer.KeyVault.KeyDeleted", "Key", "shared") +
+                TypedEvent("4", "Microsoft.KeyVault.SecretNewVersionCreated", "Secret", "shared") +
+                TypedEvent("5", "Microsoft.KeyVault.KeyNearExpiry", "Key", "shared") +
+                TypedEvent("6", "Coffer.KeyVault.KeyUpdated", "Key", "other")},
+  });
+  SecretClientOptions options;
+  options.transport = t;
+  SecretClient client("https://dev.vault.localhost:8443", std::make_shared<FixedCredential>(),
+                      options);
+  std::atomic<bool> cancel{false};
+  std::vector<std::string> seen;
+  FollowHandlers h;
+  h.changed = [&](const std::string& name) { seen.push_back("secret " + name); };
+  h.key_changed = [&](const std::string& name) { seen.push_back("key " + name); };
+  h.wait = [&](std::chrono::milliseconds) { return false; };
+  FollowChanges(client, FollowOptions{}, h, cancel);
+  EXPECT_EQ(seen,
+            (std::vector<std::string>{"key shared", "key shared", "secret shared", "key other"}));
+  // A follower of secrets only (SecretCache) hears nothing of keys.
+  EXPECT_FALSE(ChangesValue("Microsoft.KeyVault.KeyNewVersionCreated"));
+  EXPECT_FALSE(ChangesValue("Coffer.KeyVault.KeyDeleted"));
+  EXPECT_TRUE(ChangesValue("Coffer.KeyVault.SecretPurged"));
+  EXPECT_TRUE(ChangesKey("Coffer.KeyVault.KeyRecovered"));
+  EXPECT_FALSE(ChangesKey("Microsoft.KeyVault.SecretNewVersionCreated"));
+  SseEvent e{"7", "Microsoft.KeyVault.KeyNewVersionCreated",
+             R"({"data":{"ObjectType":"Key","ObjectName":"k","Version":"abc"}})"};
+  SecretChange c = ChangeFromEvent(e);
+  EXPECT_EQ(c.object_type, "Key");
+  EXPECT_EQ(c.name, "k");
+  EXPECT_EQ(c.version, "abc");
+}
+
+TEST(KeyClient, GetKeyReadsThePublicJwkAndNeverAPrivateMember) {
+  auto bundle = ParseKeyBundle(R"({"key":{"kid":"https://dev.vault.localhost:8443/keys/k/0123abcd",
+      "kty":"EC","crv":"P-256","x":"eA","y":"eQ","d":"c2VjcmV0","key_ops":["sign","verify"]},
+      "attributes":{"enabled":false,"created":1700000000,"exp":1900000000},"tags":{"a":"b"}})");
+  ASSERT_TRUE(bundle.ok()) << bundle.status().ToString();
+  EXPECT_EQ(bundle->properties.name, "k");
+  EXPECT_EQ(bundle->properties.version, "0123abcd");
+  EXPECT_EQ(bundle->properties.vault_url, "https://dev.vault.localhost:8443");
+  EXPECT_FALSE(bundle->properties.enabled);
+  EXPECT_EQ(bundle->properties.expires_on, 1900000000);
+  EXPECT_EQ(bundle->properties.tags.at("a"), "b");
+  EXPECT_EQ(bundle->key.crv, "P-256");
+  EXPECT_EQ(bundle->key.key_ops, (std::vector<std::string>{"sign", "verify"}));
+  EXPECT_FALSE(ParseKeyBundle(R"({"id":"https://dev.vault.localhost/secrets/s/1"})").ok());
+  EXPECT_FALSE(ParseKeyBundle("[]").ok());
+
+  // Through the client: the challenge is read on /keys, and a name that
+  // could change the path is refused before anything is sent.
+  auto t = std::make_shared<FakeTransport>([](const HttpRequest& r) -> HttpResponse {
+    if (HeaderOf(r, "Authorization").empty()) {
+      return Challenge();
+    }
+    if (r.url.find("/keys/k/?api-version=7.5") != std::string::npos) {
+      return HttpResponse{200, {}, R"({"key":{"kid":"https://dev.vault.localhost:8443/keys/k/v2",
+          "kty":"RSA","n":"AQAB","e":"AQAB"}})"};
+    }
+    return HttpResponse{404, {}, R"({"error":{"code":"KeyNotFound","message":"no key"}})"};
+  });
+  SecretClientOptions options;
+  options.transport = t;
+  KeyClient client("https://dev.vault.localhost:8443/", std::make_shared<FixedCredential>(),
+                   options);
+  auto key = client.GetKey("k");
+  ASSERT_TRUE(key.ok()) << key.status().ToString();
+  EXPECT_EQ(key->properties.version, "v2");
+  EXPECT_EQ(key->key.kty, "RSA");
+  auto missing = client.GetKey("gone", "v1");
+  EXPECT_EQ(missing.status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(missing.status().reason(), "KeyNotFound");
+  EXPECT_EQ(client.GetKey("../secrets/x").status().code(), StatusCode::kInvalidArgument);
+  for (const HttpRequest& r : t->requests()) {
+    if (HeaderOf(r, "Authorization").empty()) {
+      EXPECT_NE(r.url.find("/keys?api-version="), std::string::npos) << r.url;
+    }
+  }
 }
 
 }  // namespace

@@ -1,12 +1,10 @@
 #include "coffer/secret_client.h"
 
-#include <random>
-#include <thread>
-
 #include "common/encoding.h"
 #include "common/json.h"
 #include "common/strings.h"
 #include "http/url.h"
+#include "sdk/pipeline.h"
 #include "sdk/wire.h"
 
 namespace coffer {
@@ -92,11 +90,6 @@ Json TagsJson(const std::map<std::string, std::string>& tags) {
   return t;
 }
 
-bool Retryable(int status) {
-  return status == 408 || status == 429 || status == 500 || status == 502 || status == 503 ||
-         status == 504;
-}
-
 }  // namespace
 
 StatusOr<KeyVaultSecret> ParseSecretBundle(const std::string& json) {
@@ -153,38 +146,8 @@ StatusOr<HttpResponse> SecretClient::Call(const std::string& method, const std::
   if (!body.empty()) {
     req.headers.emplace_back("Content-Type", "application/json");
   }
-  bool challenged = false;
-  std::mt19937_64 rng(std::random_device{}());
-  for (int attempt = 0;; ++attempt) {
-    ASSIGN_OR_RETURN(std::string authorization, Authorization(challenged));
-    HttpRequest sent = req;
-    sent.headers.emplace_back("Authorization", std::move(authorization));
-    StatusOr<HttpResponse> res = options_.transport->Send(sent);
-    if (res.ok() && res->status == 401 && !challenged) {
-      // The resource may have changed (or the token been revoked): read the
-      // challenge once more and try again, once.
-      challenged = true;
-      --attempt;
-      continue;
-    }
-    challenged = false;
-    bool transient = res.ok() ? Retryable(res->status)
-                              : (res.status().code() == StatusCode::kUnavailable ||
-                                 res.status().code() == StatusCode::kDeadlineExceeded);
-    if (!transient || attempt >= options_.retry.max_retries) {
-      return res;
-    }
-    std::chrono::milliseconds delay =
-        res.ok() ? RetryAfter(*res) : std::chrono::milliseconds::zero();
-    if (delay.count() <= 0) {
-      // Exponential back-off with jitter, as the Azure SDKs' retry policy.
-      auto base = options_.retry.initial_delay.count() << std::min(attempt, 16);
-      std::uniform_real_distribution<double> jitter(0.8, 1.2);
-      delay =
-          std::chrono::milliseconds(static_cast<int64_t>(static_cast<double>(base) * jitter(rng)));
-    }
-    std::this_thread::sleep_for(std::min(delay, options_.retry.max_delay));
-  }
+  return SendAuthorized(*options_.transport, options_.retry, req,
+                        [this](bool refresh) { return Authorization(refresh); });
 }
 
 StatusOr<KeyVaultSecret> SecretClient::GetSecret(const std::string& name,

@@ -278,6 +278,7 @@ SecretChange ChangeFromEvent(const SseEvent& event) {
       change.name = object;
     }
     change.version = StringMember(d, "Version");
+    change.object_type = StringMember(d, "ObjectType");
   }
   return change;
 }

@@ -11,7 +11,8 @@ Standalone mounts (SecretProviderClass files + a target directory each):
 * Rotation by push (the watch stream, with a poll interval of an hour) and by poll (--no-watch):
   the file content changes, the reload hook fires once per change, never when bytes are
   unchanged.
-* 403 on one object (an RBAC vault, a role on one secret), a malformed SecretProviderClass, keys:
+* 403 on one object (an RBAC vault, a role on one secret), a malformed SecretProviderClass, a
+  certificate, a key that is not there (a secret of its name is another object):
   clear errors in the status record and `coffer agent status`, no partial files, old files kept.
 * The vault down then up (its own server): files stay as they were, the error is reported, the
   agent recovers by itself.
@@ -435,7 +436,9 @@ class StandaloneMountTests(AgentTestCase):
                          "--assignee-object-id", principal,
                          "--scope", vault["id"] + "/secrets/denied")
         self.wait_content(bad, "denied", b, agent)
-        self.assertEqual(agent.status("rbac-bad")["lastError"], "")
+        # The status record is written after the files.
+        self.assertTrue(wait_until(lambda: agent.status("rbac-bad").get("lastError") == "",
+                                   timeout=WAIT_S), agent.status("rbac-bad"))
 
     def test_malformed_spc_and_unsupported_objects_keep_old_files(self):
         v1 = self.value("kept")
@@ -451,8 +454,11 @@ class StandaloneMountTests(AgentTestCase):
              "keyvaultName"),
             (spc_yaml([{"objectName": "agent-kept", "objectType": "vault"}],
                       tenant=self.srv.tenant), "objectType"),
-            (spc_yaml(["agent-kept", {"objectName": "signing", "objectType": "key"}],
-                      tenant=self.srv.tenant), "objectType key"),
+            (spc_yaml(["agent-kept", {"objectName": "tls", "objectType": "cert"}],
+                      tenant=self.srv.tenant), "objectType cert"),
+            (spc_yaml(["agent-kept", {"objectName": "agent-kept", "objectType": "key",
+                                      "objectAlias": "k"}], tenant=self.srv.tenant),
+             "objectType:key, objectName:agent-kept"),
             (spc_yaml([{"objectName": "agent-kept", "objectAlias": "../escape"}],
                       tenant=self.srv.tenant), '"../escape"'),
         ]
