@@ -126,8 +126,16 @@ Response EmptyResponse(int http_status) {
 
 Response ErrorResponse(const Status& status) {
   HttpError e = HttpStatusFor(status.code());
-  return ErrorResponse(e.http_status, status.reason().empty() ? e.code : status.reason(),
-                       status.message());
+  std::string_view reason = status.reason();
+  size_t slash = reason.find('/');
+  if (slash == std::string_view::npos) {
+    return ErrorResponse(e.http_status, reason.empty() ? e.code : reason, status.message());
+  }
+  Json body;
+  body["error"]["code"] = std::string(reason.substr(0, slash));
+  body["error"]["message"] = status.message();
+  body["error"]["innererror"]["code"] = std::string(reason.substr(slash + 1));
+  return JsonResponse(e.http_status, ToJson(body));
 }
 
 bool IsTrustworthyUrl(std::string_view url) {

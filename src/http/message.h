@@ -113,7 +113,8 @@ Response EmptyResponse(int http_status);
 
 // ErrorResponse renders `status` in Key Vault's error shape:
 // {"error":{"code":..., "message":...}}. The reason of the status, when
-// set, is the code.
+// set, is the code; a reason "Code/Inner" also gives the error Key Vault's
+// "innererror":{"code":"Inner"}.
 Response ErrorResponse(const Status& status);
 
 }  // namespace coffer::http

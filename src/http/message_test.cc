@@ -38,5 +38,12 @@ TEST(ErrorResponse, UsesReasonAsCodeAndMapsStatus) {
   EXPECT_EQ(ErrorResponse(UnauthenticatedError("no")).status, 401);
 }
 
+TEST(ErrorResponse, AReasonWithASlashCarriesAnInnerError) {
+  Response r = ErrorResponse(PermissionDeniedError("no", "Forbidden/KeyOperationForbidden"));
+  EXPECT_EQ(r.status, 403);
+  EXPECT_EQ(r.body, R"({"error":{"code":"Forbidden","innererror":{"code":"KeyOperationForbidden"},)"
+                    R"("message":"no"}})");
+}
+
 }  // namespace
 }  // namespace coffer::http

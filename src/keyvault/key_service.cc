@@ -678,7 +678,7 @@ StatusOr<KeyOperationResult> KeyService::Operate(const Vault& vault, const std::
   auto jwk = ParseJson(rec.key_json, 4);
   if (!jwk || !jwk->is_object() || !HasOp(*jwk, op_name)) {
     return PermissionDeniedError("Operation " + op_name + " is not permitted on this key.",
-                                 "Forbidden");
+                                 "Forbidden/KeyOperationForbidden");
   }
   // Key Vault's date-time controls bind the operations that make
   // something new; decrypt, unwrap and verify stay allowed so that what

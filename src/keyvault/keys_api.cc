@@ -460,8 +460,9 @@ http::Response KeysApi::RandomBytes(const VaultCall& call) {
 std::vector<VaultOperation> KeysApi::Operations() {
   using Handle = http::Response (KeysApi::*)(const VaultCall&);
   auto op = [this](std::string_view method, std::string_view pattern, std::string_view operation,
-                   std::string_view object, Handle handle) {
+                   std::string_view object, Handle handle, bool changes_nothing = false) {
     VaultOperation o;
+    o.changes_nothing = changes_nothing;
     o.method = method;
     o.pattern = pattern;
     o.operation = operation;
@@ -493,17 +494,18 @@ std::vector<VaultOperation> KeysApi::Operations() {
          &KeysApi::GetRotationPolicy),
       op("PUT", "/keys/{name}/rotationpolicy", "KeyRotationPolicySet", "name",
          &KeysApi::SetRotationPolicy),
-      op("POST", "/keys/{name}/{version?}/encrypt", "KeyEncrypt", "name", &KeysApi::Encrypt),
-      op("POST", "/keys/{name}/{version?}/decrypt", "KeyDecrypt", "name", &KeysApi::Decrypt),
-      op("POST", "/keys/{name}/{version?}/wrapkey", "KeyWrap", "name", &KeysApi::WrapKey),
-      op("POST", "/keys/{name}/{version?}/unwrapkey", "KeyUnwrap", "name", &KeysApi::UnwrapKey),
-      op("POST", "/keys/{name}/{version?}/sign", "KeySign", "name", &KeysApi::Sign),
-      op("POST", "/keys/{name}/{version?}/verify", "KeyVerify", "name", &KeysApi::Verify),
+      op("POST", "/keys/{name}/{version?}/encrypt", "KeyEncrypt", "name", &KeysApi::Encrypt, true),
+      op("POST", "/keys/{name}/{version?}/decrypt", "KeyDecrypt", "name", &KeysApi::Decrypt, true),
+      op("POST", "/keys/{name}/{version?}/wrapkey", "KeyWrap", "name", &KeysApi::WrapKey, true),
+      op("POST", "/keys/{name}/{version?}/unwrapkey", "KeyUnwrap", "name", &KeysApi::UnwrapKey,
+         true),
+      op("POST", "/keys/{name}/{version?}/sign", "KeySign", "name", &KeysApi::Sign, true),
+      op("POST", "/keys/{name}/{version?}/verify", "KeyVerify", "name", &KeysApi::Verify, true),
       op("GET", "/deletedkeys", "KeyListDeleted", "", &KeysApi::ListDeleted),
       op("GET", "/deletedkeys/{name}", "KeyGetDeleted", "name", &KeysApi::GetDeleted),
       op("DELETE", "/deletedkeys/{name}", "KeyPurge", "name", &KeysApi::Purge),
       op("POST", "/deletedkeys/{name}/recover", "KeyRecover", "name", &KeysApi::Recover),
-      op("POST", "/rng", "GetRandomBytes", "", &KeysApi::RandomBytes),
+      op("POST", "/rng", "GetRandomBytes", "", &KeysApi::RandomBytes, true),
   };
 }
 

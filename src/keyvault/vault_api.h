@@ -47,6 +47,10 @@ struct VaultOperation {
   // requests that gate a connection, not an object.
   bool anywhere_in_vault = false;
   std::string_view alternative;
+  // A POST that changes nothing (a key's cryptographic operations, random
+  // bytes): the server audits it as a read, without waiting for the record
+  // to reach the disk, as it does for a GET that returns a secret's value.
+  bool changes_nothing = false;
   // Runs on a worker thread; may block on storage.
   std::function<http::Response(const VaultCall&)> handle;
   // Answers from memory without blocking (the I/O thread's fast path), or

@@ -13,7 +13,10 @@ namespace coffer::server {
 // What a request's audit record needs besides the request and the response,
 // filled in by the plane that handles it.
 struct AuditNote {
-  std::string operation;    // operationName; "" means no record
+  std::string operation;  // operationName; "" means no record
+  // A request that changes nothing whatever its method (a key's sign or
+  // decrypt): audited as reads are, and no change is handed on.
+  bool changes_nothing = false;
   std::string resource_id;  // the vault's (or ARM resource's) id
   std::string object_uri;   // properties.id
   std::optional<Caller> caller;

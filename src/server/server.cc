@@ -745,7 +745,7 @@ http::Response CofferServer::Route(http::Request& request) {
         "This server does not serve the host named in the request. It serves " +
             AsciiLower(config_.authority_name) + " and *." + AsciiLower(config_.dns_suffix) + ".");
   }
-  bool write = request.method != "GET" && request.method != "HEAD";
+  bool write = request.method != "GET" && request.method != "HEAD" && !note.changes_nothing;
   if (write && response.status < 400 && !note.operation.empty()) {
     // A vault or management write may have committed a change: hand it on
     // now (token requests and the like change nothing the feed holds).

@@ -221,6 +221,7 @@ http::Response VaultPlane::Handle(const std::string& vault, const http::Request&
   const keyvault::VaultOperation& route = *match.operation;
   note.operation =
       std::string(route.audit_operation.empty() ? route.operation : route.audit_operation);
+  note.changes_nothing = route.changes_nothing;
   // The vault is resolved once: the same snapshot is authorized and handled.
   auto open = registry_.Get(vault);
   if (!open.ok()) {

@@ -253,7 +253,6 @@ class Test02VersionsAndUpdate(KeysTestCase):
         self.assertIn("Operation decrypt is not permitted on this key.", err.message)
         self.assertEqual(len(cc.sign(SignatureAlgorithm.rs256, sha256(b"ok")).signature), 256)
 
-    @unittest.expectedFailure  # the server sends no innererror for key_ops
     def test_the_key_ops_refusal_carries_the_inner_code_key_operation_forbidden(self):
         key = CLIENT.create_rsa_key("py-narrowed-inner", key_operations=["sign"])
         cc = CLIENT.get_cryptography_client(key.name, key_version=key.properties.version)
