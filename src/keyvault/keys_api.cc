@@ -253,7 +253,8 @@ http::Response KeysApi::Import(const VaultCall& call) {
   if (key == body->end() || !key->is_object()) {
     return Error(BadParameter("Property 'key' is required: a JSON Web Key with its private part."));
   }
-  in.jwk = *key;
+  // Moved, not copied: the one copy of the private key is wiped below.
+  in.jwk = std::move(*key);
   if (auto it = body->find("Hsm"); it != body->end() && !it->is_null()) {
     if (!it->is_boolean()) {
       return Error(TypeError("Hsm", "a boolean"));

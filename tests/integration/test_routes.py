@@ -59,7 +59,8 @@ class RouteTableTests(ServerTestCase):
                   "scope...": self.sub + "/resourceGroups/rg-routes",
                   "resource...": self.sub + "/resourceGroups/rg-routes/providers/"
                                  "Microsoft.KeyVault/vaults/routesrbac",
-                  "id": str(uuid.uuid4()), "credential": "cred-one", "version": "0" * 32}
+                  "id": str(uuid.uuid4()), "credential": "cred-one", "version": "0" * 32,
+                  "version?": "0" * 32}
         if "/roleDefinitions/{id}" in pattern:
             values["id"] = "acdd72a7-3385-48ef-bd42-f606fba81ae7"  # Reader, which exists
 
@@ -73,13 +74,18 @@ class RouteTableTests(ServerTestCase):
         return path if path.startswith("/") else "/" + path
 
     def test_the_tables_list_every_plane(self):
-        # Every operation of the secrets API (docs/authorization.md's table) and the watch
-        # stream are in the vault plane's table.
+        # Every operation of the secrets and keys APIs (docs/authorization.md's table,
+        # docs/keys.md's) and the watch stream are in the vault plane's table.
         self.assertEqual(
             {r["operation"] for r in self.routes["vault"]},
             {"SecretList", "SecretRestore", "SecretSet", "SecretGet", "SecretDelete",
              "SecretListVersions", "SecretBackup", "SecretUpdate", "SecretListDeleted",
-             "SecretGetDeleted", "SecretPurge", "SecretRecover"}, self.routes["vault"])
+             "SecretGetDeleted", "SecretPurge", "SecretRecover",
+             "KeyList", "KeyRestore", "KeyCreate", "KeyImport", "KeyGet", "KeyListVersions",
+             "KeyUpdate", "KeyDelete", "KeyBackup", "KeyRotate", "KeyRotationPolicyGet",
+             "KeyRotationPolicySet", "KeyEncrypt", "KeyDecrypt", "KeyWrap", "KeyUnwrap",
+             "KeySign", "KeyVerify", "KeyListDeleted", "KeyGetDeleted", "KeyPurge",
+             "KeyRecover", "GetRandomBytes"}, self.routes["vault"])
         self.assertIn("/coffer/watch", [r["pattern"] for r in self.routes["vault"]])
         self.assertGreaterEqual(len(self.routes["arm"]), 40, self.routes["arm"])
         for route in self.routes["vault"]:

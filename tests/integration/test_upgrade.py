@@ -60,13 +60,19 @@ class UpgradeFromSchema7Tests(unittest.TestCase):
         db = sqlite3.connect(f"file:{os.path.join(self.srv.data_dir, 'coffer.db')}?mode=ro",
                              uri=True)
         try:
-            self.assertEqual(db.execute("PRAGMA user_version").fetchone()[0], 9)
+            self.assertEqual(db.execute("PRAGMA user_version").fetchone()[0], 10)
             self.assertEqual(db.execute("SELECT count(*) FROM webhook_deliveries").fetchone()[0],
                              0)
             columns = [row[1] for row in db.execute("PRAGMA table_info(vaults)")]
             self.assertNotIn("properties_json", columns)
             self.assertEqual(db.execute("SELECT count(*) FROM vault_access_policies "
                                         "WHERE vault_key = 'fixap'").fetchone()[0], 2)
+            # The release's secrets are secrets in the object tables that keys share.
+            self.assertGreater(db.execute("SELECT count(*) FROM secrets").fetchone()[0], 0)
+            self.assertEqual(db.execute("SELECT DISTINCT kind FROM secrets").fetchall(),
+                             [("Secret",)])
+            self.assertEqual(db.execute("SELECT DISTINCT kind FROM secret_versions").fetchall(),
+                             [("Secret",)])
         finally:
             db.close()
 
