@@ -13,6 +13,9 @@
 namespace coffer::keyvault {
 namespace {
 
+// The most rotation policies one scheduled pass reads.
+constexpr int kMaxPolicies = 10000;
+
 constexpr size_t kMaxCacheEntries = 10000;
 constexpr char kBackupFormat[] = "coffer-key-backup";
 constexpr storage::ObjectKind kKind = storage::ObjectKind::kKey;
@@ -286,34 +289,25 @@ StatusOr<Key> KeyService::Update(const Vault& vault, const std::string& name,
   if (patch.key_ops) {
     ASSIGN_OR_RETURN(ops, CanonicalKeyOps(*patch.key_ops));
   }
-  auto view = store_.GetObject(kKind, vault->record.name, name, AsciiLower(version), false);
+  const int64_t now = clock_.NowSeconds();
+  auto view = store_.UpdateObjectVersion(
+      kKind, vault->record.name, name, AsciiLower(version),
+      [&](storage::SecretVersionRecord& rec) -> Status {
+        if (ops) {
+          auto jwk = ParseJson(rec.key_json, 4);
+          if (!jwk || !jwk->is_object()) {
+            return DataLossError("stored key '" + name + "' is not valid");
+          }
+          (*jwk)["key_ops"] = *ops;
+          rec.key_json = ToJson(*jwk);
+        }
+        ApplyCommonPatch(patch, now, rec);
+        return OkStatus();
+      });
+  Invalidate(vault->record.name, name);
   if (!view.ok()) {
     return Rename(view.status(), name, false);
   }
-  storage::SecretVersionRecord rec = view->version;
-  if (ops) {
-    auto jwk = ParseJson(rec.key_json, 4);
-    if (!jwk || !jwk->is_object()) {
-      return DataLossError("stored key '" + name + "' is not valid");
-    }
-    (*jwk)["key_ops"] = *ops;
-    rec.key_json = ToJson(*jwk);
-  }
-  if (patch.tags_json)
-    rec.tags_json = *patch.tags_json;
-  if (patch.enabled)
-    rec.enabled = *patch.enabled;
-  if (patch.nbf)
-    rec.nbf = *patch.nbf;
-  if (patch.exp)
-    rec.exp = *patch.exp;
-  rec.updated = clock_.NowSeconds();
-  Status updated = store_.UpdateObjectVersion(kKind, vault->record.name, rec);
-  Invalidate(vault->record.name, name);
-  if (!updated.ok()) {
-    return Rename(updated, name, false);
-  }
-  view->version = rec;
   return FromView(*view, *vault);
 }
 
@@ -598,7 +592,6 @@ StatusOr<Json> KeyService::SetRotationPolicy(const Vault& vault, const std::stri
 }
 
 StatusOr<int> KeyService::RotateDue(VaultRegistry& registry) {
-  constexpr int kMaxPolicies = 10000;
   ASSIGN_OR_RETURN(auto policies, store_.ListObjectPolicies(kKind, kMaxPolicies));
   int rotated = 0;
   int64_t now = clock_.NowSeconds();
@@ -623,6 +616,21 @@ StatusOr<int> KeyService::RotateDue(VaultRegistry& registry) {
   return rotated;
 }
 
+StatusOr<std::map<std::string, int64_t>> KeyService::NoticeLeads() {
+  ASSIGN_OR_RETURN(auto policies, store_.ListObjectPolicies(kKind, kMaxPolicies));
+  std::map<std::string, int64_t> out;
+  for (const auto& p : policies) {
+    auto policy = ParseJson(p.policy_json, 8);
+    if (!policy || !policy->is_object()) {
+      continue;
+    }
+    if (auto lead = NotifyLead(*policy)) {
+      out[AsciiLower(p.vault) + "/" + AsciiLower(p.name)] = *lead;
+    }
+  }
+  return out;
+}
+
 StatusOr<KeyService::Opened> KeyService::Open(const Vault& vault, const std::string& name,
                                               const std::string& version) {
   RETURN_IF_ERROR(ValidateObjectName(name));
@@ -631,14 +639,8 @@ StatusOr<KeyService::Opened> KeyService::Open(const Vault& vault, const std::str
   }
   std::string cache_key = CacheKey(vault->record.name, name, version);
   uint64_t generation = 0;
-  {
-    std::lock_guard<std::mutex> lock(cache_mu_);
-    auto it = cache_.find(cache_key);
-    if (it != cache_.end() && it->second.vault == vault &&
-        clock_.NowSeconds() - it->second.fetched < cache_ttl_seconds_) {
-      return it->second.opened;
-    }
-    generation = cache_generation_;
+  if (std::optional<Opened> cached = Cached(vault, cache_key, &generation)) {
+    return *std::move(cached);
   }
   auto view = store_.GetObject(kKind, vault->record.name, name, AsciiLower(version), false);
   if (!view.ok()) {
@@ -652,6 +654,14 @@ StatusOr<KeyService::Opened> KeyService::Open(const Vault& vault, const std::str
   RETURN_IF_ERROR(key.status());
   Opened opened{*std::move(view), std::shared_ptr<const crypto::AsymKey>(std::move(key).value())};
   opened.view.version.sealed_value.clear();
+  if (auto jwk = ParseJson(opened.view.version.key_json, 4); jwk && jwk->is_object()) {
+    for (KeyOperation op : {KeyOperation::kEncrypt, KeyOperation::kDecrypt, KeyOperation::kWrapKey,
+                            KeyOperation::kUnwrapKey, KeyOperation::kSign, KeyOperation::kVerify}) {
+      if (HasOp(*jwk, KeyOperationName(op))) {
+        opened.permitted |= 1u << static_cast<int>(op);
+      }
+    }
+  }
   if (cache_ttl_seconds_ > 0) {
     std::lock_guard<std::mutex> lock(cache_mu_);
     if (generation == cache_generation_) {
@@ -664,19 +674,60 @@ StatusOr<KeyService::Opened> KeyService::Open(const Vault& vault, const std::str
   return opened;
 }
 
+std::optional<KeyService::Opened> KeyService::Cached(const Vault& vault,
+                                                     const std::string& cache_key,
+                                                     uint64_t* generation) {
+  std::lock_guard<std::mutex> lock(cache_mu_);
+  if (generation != nullptr) {
+    *generation = cache_generation_;
+  }
+  auto it = cache_.find(cache_key);
+  if (it == cache_.end() || it->second.vault != vault ||
+      clock_.NowSeconds() - it->second.fetched >= cache_ttl_seconds_) {
+    return std::nullopt;
+  }
+  return it->second.opened;
+}
+
 StatusOr<KeyOperationResult> KeyService::Operate(const Vault& vault, const std::string& name,
                                                  const std::string& version, KeyOperation op,
                                                  const std::string& alg, const std::string& value,
                                                  const std::string& signature) {
   ASSIGN_OR_RETURN(Opened opened, Open(vault, name, version));
+  return Run(opened, op, alg, value, signature);
+}
+
+std::optional<StatusOr<KeyOperationResult>> KeyService::OperateCached(
+    const Vault& vault, const std::string& name, const std::string& version, KeyOperation op,
+    const std::string& alg, const std::string& value, const std::string& signature) {
+  if (!ValidateObjectName(name).ok() || (!version.empty() && !ValidateVersion(version).ok())) {
+    return std::nullopt;  // the worker answers with the error
+  }
+  std::optional<Opened> opened = Cached(vault, CacheKey(vault->record.name, name, version));
+  if (!opened) {
+    return std::nullopt;
+  }
+  // An RSA private-key operation takes a millisecond or more (4096 bits:
+  // several): it runs on a worker, not on the thread serving connections.
+  bool rsa_private =
+      opened->key->kty() == "RSA" &&
+      (op == KeyOperation::kDecrypt || op == KeyOperation::kUnwrapKey || op == KeyOperation::kSign);
+  if (rsa_private) {
+    return std::nullopt;
+  }
+  return Run(*opened, op, alg, value, signature);
+}
+
+StatusOr<KeyOperationResult> KeyService::Run(const Opened& opened, KeyOperation op,
+                                             const std::string& alg, const std::string& value,
+                                             const std::string& signature) const {
   const storage::SecretVersionRecord& rec = opened.view.version;
   const std::string op_name(KeyOperationName(op));
   if (!rec.enabled) {
     return PermissionDeniedError("Operation " + op_name + " is not allowed on a disabled key.",
                                  "Forbidden");
   }
-  auto jwk = ParseJson(rec.key_json, 4);
-  if (!jwk || !jwk->is_object() || !HasOp(*jwk, op_name)) {
+  if ((opened.permitted & (1u << static_cast<int>(op))) == 0) {
     return PermissionDeniedError("Operation " + op_name + " is not permitted on this key.",
                                  "Forbidden/KeyOperationForbidden");
   }

@@ -140,6 +140,10 @@ class KeyService {
   // (the leader's scheduled work); returns how many it rotated. One key's
   // failure is logged and does not stop the others.
   StatusOr<int> RotateDue(VaultRegistry& registry);
+  // How long before expiry each key with a rotation policy is near expiry
+  // (its Notify action's timeBeforeExpiry), in seconds, by
+  // "<vault>/<name>" in lower case (events::ExpiryScheduler).
+  StatusOr<std::map<std::string, int64_t>> NoticeLeads();
 
   // Operate runs one cryptographic operation with a version of the key
   // (`version` empty: the latest). `value` is the plaintext, ciphertext or
@@ -151,6 +155,15 @@ class KeyService {
                                        const std::string& version, KeyOperation op,
                                        const std::string& alg, const std::string& value,
                                        const std::string& signature = "");
+
+  // OperateCached is Operate for the I/O thread's fast path: it answers only
+  // from a key version already opened and cached, and only the operations
+  // that cost about as much as a request (EC keys; RSA encrypt, wrap and
+  // verify), so that it never blocks nor holds the thread for long.
+  // nullopt: not answered here; call Operate.
+  std::optional<StatusOr<KeyOperationResult>> OperateCached(
+      const Vault& vault, const std::string& name, const std::string& version, KeyOperation op,
+      const std::string& alg, const std::string& value, const std::string& signature = "");
 
   // Invalidate drops what is cached of one key (any case), for a change
   // another server made; this service drops its own at once.
@@ -170,8 +183,18 @@ class KeyService {
   struct Opened {
     storage::SecretView view;
     std::shared_ptr<const crypto::AsymKey> key;
+    uint32_t permitted = 0;  // bit (1 << KeyOperation) per operation in key_ops
   };
   StatusOr<Opened> Open(const Vault& vault, const std::string& name, const std::string& version);
+  // The opened version in the cache, fresh and of this vault snapshot; nullopt
+  // when there is none. `generation` (when set) receives the cache's
+  // generation as it was read.
+  std::optional<Opened> Cached(const Vault& vault, const std::string& cache_key,
+                               uint64_t* generation = nullptr);
+  // Checks the operation against the version (enabled, key_ops, nbf/exp) and
+  // runs it.
+  StatusOr<KeyOperationResult> Run(const Opened& opened, KeyOperation op, const std::string& alg,
+                                   const std::string& value, const std::string& signature) const;
   static std::string CacheKey(const std::string& vault, const std::string& name,
                               const std::string& version);
   struct CacheEntry {

@@ -158,6 +158,67 @@ TEST_F(KeyServiceTest, EveryOperationIsCheckedAgainstKeyOpsEnabledAndTime) {
   EXPECT_FALSE(read->record.enabled);
 }
 
+// The I/O thread's fast path answers only from a version already opened
+// and cached, with the same checks as Operate, and never runs an RSA
+// private-key operation.
+TEST_F(KeyServiceTest, TheFastPathAnswersOnlyFromAnOpenedKeyAndNeverWithAnRsaPrivateKey) {
+  KeyService cached(store_, *envelope_, clock_, 5);
+  auto kv = V("kv");  // one snapshot: the cache is per vault snapshot
+  ASSERT_TRUE(cached.Create(kv, "ec", Input("EC", "P-256")).ok());
+  ASSERT_TRUE(cached.Create(kv, "rsa", Input("RSA")).ok());
+  EXPECT_FALSE(cached.OperateCached(kv, "ec", "", KeyOperation::kSign, "ES256", Digest(32)));
+  ASSERT_TRUE(cached.Operate(kv, "ec", "", KeyOperation::kSign, "ES256", Digest(32)).ok());
+  auto fast = cached.OperateCached(kv, "ec", "", KeyOperation::kSign, "ES256", Digest(32));
+  ASSERT_TRUE(fast.has_value());
+  ASSERT_TRUE(fast->ok()) << fast->status().ToString();
+  EXPECT_EQ(fast->value().value.size(), 64u);
+  auto wrong = cached.OperateCached(kv, "ec", "", KeyOperation::kSign, "RS256", Digest(32));
+  ASSERT_TRUE(wrong.has_value());
+  EXPECT_EQ(wrong->status().reason(), "BadParameter");
+  auto not_permitted = cached.OperateCached(kv, "ec", "", KeyOperation::kEncrypt, "RSA-OAEP", "x");
+  ASSERT_TRUE(not_permitted.has_value());
+  EXPECT_EQ(not_permitted->status().code(), StatusCode::kPermissionDenied);
+  // A malformed name or version is the worker's to answer.
+  EXPECT_FALSE(cached.OperateCached(kv, "e c", "", KeyOperation::kSign, "ES256", Digest(32)));
+  EXPECT_FALSE(cached.OperateCached(kv, "ec", "zz", KeyOperation::kSign, "ES256", Digest(32)));
+
+  // A change drops the opened key; once opened again, its new state holds.
+  KeyPatch disable;
+  disable.enabled = false;
+  ASSERT_TRUE(cached.Update(kv, "ec", "", disable).ok());
+  EXPECT_FALSE(cached.OperateCached(kv, "ec", "", KeyOperation::kSign, "ES256", Digest(32)));
+  EXPECT_EQ(cached.Operate(kv, "ec", "", KeyOperation::kSign, "ES256", Digest(32)).status().code(),
+            StatusCode::kPermissionDenied);
+  auto refused = cached.OperateCached(kv, "ec", "", KeyOperation::kSign, "ES256", Digest(32));
+  ASSERT_TRUE(refused.has_value());
+  EXPECT_EQ(refused->status().code(), StatusCode::kPermissionDenied);
+
+  // RSA: signing, decrypting and unwrapping go to a worker; verifying,
+  // encrypting and wrapping are answered here.
+  auto sig = cached.Operate(kv, "rsa", "", KeyOperation::kSign, "RS256", Digest(32));
+  ASSERT_TRUE(sig.ok());
+  EXPECT_FALSE(cached.OperateCached(kv, "rsa", "", KeyOperation::kSign, "RS256", Digest(32)));
+  EXPECT_FALSE(cached.OperateCached(kv, "rsa", "", KeyOperation::kDecrypt, "RSA-OAEP",
+                                    std::string(256, 'x')));
+  EXPECT_FALSE(cached.OperateCached(kv, "rsa", "", KeyOperation::kUnwrapKey, "RSA-OAEP",
+                                    std::string(256, 'x')));
+  auto verified =
+      cached.OperateCached(kv, "rsa", "", KeyOperation::kVerify, "RS256", Digest(32), sig->value);
+  ASSERT_TRUE(verified.has_value() && verified->ok());
+  EXPECT_TRUE(verified->value().verified);
+  auto wrapped = cached.OperateCached(kv, "rsa", "", KeyOperation::kWrapKey, "RSA-OAEP", "dek");
+  ASSERT_TRUE(wrapped.has_value() && wrapped->ok());
+  auto unwrapped =
+      cached.Operate(kv, "rsa", "", KeyOperation::kUnwrapKey, "RSA-OAEP", wrapped->value().value);
+  ASSERT_TRUE(unwrapped.ok());
+  EXPECT_EQ(unwrapped->value, "dek");
+
+  // The opened key lasts the cache's lifetime.
+  clock_.Advance(5);
+  EXPECT_FALSE(
+      cached.OperateCached(kv, "rsa", "", KeyOperation::kVerify, "RS256", Digest(32), sig->value));
+}
+
 TEST_F(KeyServiceTest, EncryptionAndWrappingRoundTrip) {
   ASSERT_TRUE(service_.Create(V("kv"), "k", Input("RSA")).ok());
   for (const char* alg : {"RSA-OAEP", "RSA-OAEP-256", "RSA1_5"}) {

@@ -380,67 +380,71 @@ http::Response KeysApi::SetRotationPolicy(const VaultCall& call) {
   return PolicyAnswer(service_.SetRotationPolicy(call.vault, Name(call), *body), call);
 }
 
-http::Response KeysApi::Operate(const VaultCall& call, KeyOperation op) {
-  auto body = ParseBody(call.request);
-  if (!body.ok()) {
-    return Error(body.status());
-  }
-  auto alg = body->find("alg");
-  if (alg == body->end() || !alg->is_string()) {
-    return Error(BadParameter("Property 'alg' is required."));
+StatusOr<KeysApi::OperationRequest> KeysApi::ReadOperation(const http::Request& request,
+                                                           KeyOperation op) {
+  ASSIGN_OR_RETURN(Json body, ParseBody(request));
+  auto alg = body.find("alg");
+  if (alg == body.end() || !alg->is_string()) {
+    return BadParameter("Property 'alg' is required.");
   }
   for (const char* aes_only : {"iv", "aad", "tag"}) {
-    if (auto it = body->find(aes_only); it != body->end() && !it->is_null()) {
-      return Error(BadParameter(std::string("Property '") + aes_only +
-                                "' applies to AES keys, which this vault does not hold."));
+    if (auto it = body.find(aes_only); it != body.end() && !it->is_null()) {
+      return BadParameter(std::string("Property '") + aes_only +
+                          "' applies to AES keys, which this vault does not hold.");
     }
   }
+  OperationRequest out;
+  out.alg = alg->get<std::string>();
   bool verify = op == KeyOperation::kVerify;
-  auto value = ReadBinary(*body, verify ? "digest" : "value");
-  if (!value.ok()) {
-    return Error(value.status());
-  }
-  std::string signature;
+  ASSIGN_OR_RETURN(out.value, ReadBinary(body, verify ? "digest" : "value"));
   if (verify) {
-    auto sig = ReadBinary(*body, "value");
-    if (!sig.ok()) {
-      return Error(sig.status());
-    }
-    signature = std::move(*sig);
+    ASSIGN_OR_RETURN(out.signature, ReadBinary(body, "value"));
+  }
+  return out;
+}
+
+http::Response KeysApi::Operate(const VaultCall& call, KeyOperation op) {
+  auto in = ReadOperation(call.request, op);
+  if (!in.ok()) {
+    return Error(in.status());
   }
   std::string name = Name(call);
   auto result = service_.Operate(call.vault, name, std::string(call.params.Get("version")), op,
-                                 alg->get<std::string>(), *value, signature);
-  crypto::SecureWipe(*value);
+                                 in->alg, in->value, in->signature);
+  crypto::SecureWipe(in->value);
+  return OperationAnswer(call, name, op, std::move(result));
+}
+
+std::optional<http::Response> KeysApi::OperateCached(const VaultCall& call, KeyOperation op) {
+  if (call.request.Query("api-version").empty()) {
+    return std::nullopt;
+  }
+  auto in = ReadOperation(call.request, op);
+  if (!in.ok()) {
+    return std::nullopt;  // the worker answers with the error
+  }
+  std::string name = Name(call);
+  auto result = service_.OperateCached(call.vault, name, std::string(call.params.Get("version")),
+                                       op, in->alg, in->value, in->signature);
+  crypto::SecureWipe(in->value);
+  if (!result) {
+    return std::nullopt;
+  }
+  return OperationAnswer(call, name, op, *std::move(result));
+}
+
+http::Response KeysApi::OperationAnswer(const VaultCall& call, const std::string& name,
+                                        KeyOperation op, StatusOr<KeyOperationResult> result) {
   if (!result.ok()) {
     return Error(result.status());
   }
-  if (verify) {
+  if (op == KeyOperation::kVerify) {
     return http::JsonResponse(200, ToJson(Json{{"value", result->verified}}));
   }
   std::string body_text = ToJson(Json{{"kid", Kid(call.request, name, result->kid_version)},
                                       {"value", Base64UrlEncode(result->value)}});
   crypto::SecureWipe(result->value);
   return http::JsonResponse(200, std::move(body_text));
-}
-
-http::Response KeysApi::Encrypt(const VaultCall& call) {
-  return Operate(call, KeyOperation::kEncrypt);
-}
-http::Response KeysApi::Decrypt(const VaultCall& call) {
-  return Operate(call, KeyOperation::kDecrypt);
-}
-http::Response KeysApi::WrapKey(const VaultCall& call) {
-  return Operate(call, KeyOperation::kWrapKey);
-}
-http::Response KeysApi::UnwrapKey(const VaultCall& call) {
-  return Operate(call, KeyOperation::kUnwrapKey);
-}
-http::Response KeysApi::Sign(const VaultCall& call) {
-  return Operate(call, KeyOperation::kSign);
-}
-http::Response KeysApi::Verify(const VaultCall& call) {
-  return Operate(call, KeyOperation::kVerify);
 }
 
 http::Response KeysApi::RandomBytes(const VaultCall& call) {
@@ -476,6 +480,24 @@ std::vector<VaultOperation> KeysApi::Operations() {
     };
     return o;
   };
+  // The operations with a key version: they change nothing, and are
+  // answered on the I/O thread when the key is opened and cheap to use.
+  auto crypto = [this](std::string_view path, std::string_view operation, KeyOperation kind) {
+    VaultOperation o;
+    o.changes_nothing = true;
+    o.method = "POST";
+    o.pattern = path;
+    o.operation = operation;
+    o.object_param = "name";
+    o.handle = [this, kind](const VaultCall& call) {
+      if (call.request.Query("api-version").empty()) {
+        return Error(BadParameter("The 'api-version' query parameter is missing."));
+      }
+      return Operate(call, kind);
+    };
+    o.fast = [this, kind](const VaultCall& call) { return OperateCached(call, kind); };
+    return o;
+  };
   // Key Vault's keys REST surface (docs/keys.md). An empty version
   // ("/keys/{name}/", "/keys/{name}//sign") names the latest.
   return {
@@ -495,13 +517,12 @@ std::vector<VaultOperation> KeysApi::Operations() {
          &KeysApi::GetRotationPolicy),
       op("PUT", "/keys/{name}/rotationpolicy", "KeyRotationPolicySet", "name",
          &KeysApi::SetRotationPolicy),
-      op("POST", "/keys/{name}/{version?}/encrypt", "KeyEncrypt", "name", &KeysApi::Encrypt, true),
-      op("POST", "/keys/{name}/{version?}/decrypt", "KeyDecrypt", "name", &KeysApi::Decrypt, true),
-      op("POST", "/keys/{name}/{version?}/wrapkey", "KeyWrap", "name", &KeysApi::WrapKey, true),
-      op("POST", "/keys/{name}/{version?}/unwrapkey", "KeyUnwrap", "name", &KeysApi::UnwrapKey,
-         true),
-      op("POST", "/keys/{name}/{version?}/sign", "KeySign", "name", &KeysApi::Sign, true),
-      op("POST", "/keys/{name}/{version?}/verify", "KeyVerify", "name", &KeysApi::Verify, true),
+      crypto("/keys/{name}/{version?}/encrypt", "KeyEncrypt", KeyOperation::kEncrypt),
+      crypto("/keys/{name}/{version?}/decrypt", "KeyDecrypt", KeyOperation::kDecrypt),
+      crypto("/keys/{name}/{version?}/wrapkey", "KeyWrap", KeyOperation::kWrapKey),
+      crypto("/keys/{name}/{version?}/unwrapkey", "KeyUnwrap", KeyOperation::kUnwrapKey),
+      crypto("/keys/{name}/{version?}/sign", "KeySign", KeyOperation::kSign),
+      crypto("/keys/{name}/{version?}/verify", "KeyVerify", KeyOperation::kVerify),
       op("GET", "/deletedkeys", "KeyListDeleted", "", &KeysApi::ListDeleted),
       op("GET", "/deletedkeys/{name}", "KeyGetDeleted", "name", &KeysApi::GetDeleted),
       op("DELETE", "/deletedkeys/{name}", "KeyPurge", "name", &KeysApi::Purge),

@@ -40,14 +40,20 @@ class KeysApi {
   http::Response Rotate(const VaultCall& call);
   http::Response GetRotationPolicy(const VaultCall& call);
   http::Response SetRotationPolicy(const VaultCall& call);
-  http::Response Encrypt(const VaultCall& call);
-  http::Response Decrypt(const VaultCall& call);
-  http::Response WrapKey(const VaultCall& call);
-  http::Response UnwrapKey(const VaultCall& call);
-  http::Response Sign(const VaultCall& call);
-  http::Response Verify(const VaultCall& call);
   http::Response RandomBytes(const VaultCall& call);
+  // A key operation's request: alg, value (for verify, the digest) and
+  // signature.
+  struct OperationRequest {
+    std::string alg;
+    std::string value;
+    std::string signature;
+  };
+  static StatusOr<OperationRequest> ReadOperation(const http::Request& request, KeyOperation op);
   http::Response Operate(const VaultCall& call, KeyOperation op);
+  // The I/O thread's fast path of Operate (KeyService::OperateCached).
+  std::optional<http::Response> OperateCached(const VaultCall& call, KeyOperation op);
+  http::Response OperationAnswer(const VaultCall& call, const std::string& name, KeyOperation op,
+                                 StatusOr<KeyOperationResult> result);
 
   KeyService& service_;
 };

@@ -194,6 +194,21 @@ std::optional<int64_t> RotationDue(const Json& policy, int64_t created,
   return std::nullopt;
 }
 
+std::optional<int64_t> NotifyLead(const Json& policy) {
+  for (const Json& a : policy.value("lifetimeActions", Json::array())) {
+    if (a["action"].value("type", "") != "Notify") {
+      continue;
+    }
+    auto trigger = TriggerOf(a);
+    if (!trigger || trigger->field != kTimeBeforeExpiry) {
+      return std::nullopt;
+    }
+    auto seconds = ParseIsoDuration(trigger->duration);
+    return seconds.ok() ? std::optional<int64_t>(*seconds) : std::nullopt;
+  }
+  return std::nullopt;
+}
+
 std::optional<int64_t> RotatedExpiry(const Json& policy, int64_t now) {
   const Json& attributes = policy.value("attributes", Json::object());
   if (!attributes.is_object() || !attributes.contains("expiryTime")) {

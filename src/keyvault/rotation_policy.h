@@ -38,6 +38,10 @@ Json DefaultRotationPolicy();
 // no Rotate action, or it rotates before expiry and the version has none.
 std::optional<int64_t> RotationDue(const Json& policy, int64_t created, std::optional<int64_t> exp);
 
+// NotifyLead is how long before expiry the policy's Notify action fires
+// (its timeBeforeExpiry), in seconds; nullopt when it has none.
+std::optional<int64_t> NotifyLead(const Json& policy);
+
 // The expiry a version made by rotation at `now` gets: now + expiryTime, or
 // nullopt when the policy sets none.
 std::optional<int64_t> RotatedExpiry(const Json& policy, int64_t now);

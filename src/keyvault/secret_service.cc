@@ -255,28 +255,19 @@ StatusOr<Secret> SecretService::Update(const Vault& vault, const std::string& na
   if (patch.tags_json) {
     RETURN_IF_ERROR(ValidateTagsJson(*patch.tags_json));
   }
-  auto view = store_.GetSecret(vault->record.name, name, AsciiLower(version), false);
+  const int64_t now = clock_.NowSeconds();
+  auto view = store_.UpdateSecretVersion(vault->record.name, name, AsciiLower(version),
+                                         [&](storage::SecretVersionRecord& rec) -> Status {
+                                           if (patch.content_type) {
+                                             rec.content_type = *patch.content_type;
+                                           }
+                                           ApplyCommonPatch(patch, now, rec);
+                                           return OkStatus();
+                                         });
+  Invalidate(vault->record.name, name);
   if (!view.ok()) {
     return Rename(view.status(), name, false);
   }
-  storage::SecretVersionRecord rec = view->version;
-  if (patch.content_type)
-    rec.content_type = *patch.content_type;
-  if (patch.tags_json)
-    rec.tags_json = *patch.tags_json;
-  if (patch.enabled)
-    rec.enabled = *patch.enabled;
-  if (patch.nbf)
-    rec.nbf = *patch.nbf;
-  if (patch.exp)
-    rec.exp = *patch.exp;
-  rec.updated = clock_.NowSeconds();
-  Status updated = store_.UpdateSecretVersion(vault->record.name, rec);
-  Invalidate(vault->record.name, name);
-  if (!updated.ok()) {
-    return Rename(updated, name, false);
-  }
-  view->version = rec;
   return FromView(*view, *vault);
 }
 

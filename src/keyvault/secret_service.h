@@ -41,6 +41,25 @@ struct SecretPatch {
   std::optional<std::optional<int64_t>> exp;
 };
 
+// Sets what a patch (SecretPatch, KeyPatch) gives of the attributes secrets
+// and keys share (tags, enabled, nbf, exp), and `updated`.
+template <typename Patch>
+void ApplyCommonPatch(const Patch& patch, int64_t now, storage::SecretVersionRecord& rec) {
+  if (patch.tags_json) {
+    rec.tags_json = *patch.tags_json;
+  }
+  if (patch.enabled) {
+    rec.enabled = *patch.enabled;
+  }
+  if (patch.nbf) {
+    rec.nbf = *patch.nbf;
+  }
+  if (patch.exp) {
+    rec.exp = *patch.exp;
+  }
+  rec.updated = now;
+}
+
 struct Secret {
   storage::SecretVersionRecord record;  // sealed_value is always empty here
   std::optional<std::string> value;     // set only by Set and Get

@@ -41,12 +41,12 @@ struct VaultOperation {
   // The audit operationName when it is not `operation` (the watch stream
   // is "SecretWatch").
   std::string_view audit_operation;
-  // Authorized when the caller may perform `operation`, or else
-  // `alternative` (when set), on the vault or on any object in it
+  // Authorized when the caller may perform `operation`, or else one of the
+  // `alternatives`, on the vault or on any object in it
   // (authz::Authorizer::CheckDataInVault) rather than on one object: for
   // requests that gate a connection, not an object.
   bool anywhere_in_vault = false;
-  std::string_view alternative;
+  std::vector<std::string_view> alternatives;
   // A POST that changes nothing (a key's cryptographic operations, random
   // bytes): the server audits it as a read, without waiting for the record
   // to reach the disk, as it does for a GET that returns a secret's value.

@@ -39,6 +39,19 @@ using Mutation = std::function<Status(Record& record)>;
 // there is none yet.
 template <typename Record>
 using Upsert = std::function<StatusOr<Record>(const std::optional<Record>& current)>;
+// Applies a version mutation to a copy of `current`, keeping what is not
+// the mutation's to change (name, version id, value, created); what
+// UpdateObjectVersion stores.
+inline StatusOr<SecretVersionRecord> MutateVersion(const SecretVersionRecord& current,
+                                                   const Mutation<SecretVersionRecord>& mutate) {
+  SecretVersionRecord next = current;
+  RETURN_IF_ERROR(mutate(next));
+  next.name = current.name;
+  next.version = current.version;
+  next.sealed_value = current.sealed_value;
+  next.created = current.created;
+  return next;
+}
 
 // What a workload change writes: the workload, and in the same transaction
 // its new system-assigned principal and the one it dropped.
@@ -188,10 +201,16 @@ class Store {
   // the version id is taken.
   virtual StatusOr<std::string> AddObjectVersion(ObjectKind kind, const std::string& vault,
                                                  const SecretVersionRecord& rec) = 0;
-  // Replaces the mutable attributes (content type, key JSON, tags, enabled,
-  // nbf, exp, updated) of one version of a live object. kNotFound if absent.
-  virtual Status UpdateObjectVersion(ObjectKind kind, const std::string& vault,
-                                     const SecretVersionRecord& rec) = 0;
+  // Changes one version (`version` empty: the latest) of a live object as
+  // `mutate` leaves it, read and written in one write transaction (see
+  // Mutation above): content type, key JSON, tags, enabled, nbf, exp and
+  // updated are the mutation's to change; name, version id, value and
+  // created are kept. Returns the stored version with the object's state.
+  // kNotFound if the object or the version is absent.
+  virtual StatusOr<SecretView> UpdateObjectVersion(ObjectKind kind, const std::string& vault,
+                                                   const std::string& name,
+                                                   const std::string& version,
+                                                   const Mutation<SecretVersionRecord>& mutate) = 0;
   // `version` empty means the latest. Finds live objects only unless
   // `include_deleted`. kNotFound if absent.
   virtual StatusOr<SecretView> GetObject(ObjectKind kind, const std::string& vault,
@@ -247,8 +266,10 @@ class Store {
   StatusOr<std::string> AddSecretVersion(const std::string& vault, const SecretVersionRecord& rec) {
     return AddObjectVersion(ObjectKind::kSecret, vault, rec);
   }
-  Status UpdateSecretVersion(const std::string& vault, const SecretVersionRecord& rec) {
-    return UpdateObjectVersion(ObjectKind::kSecret, vault, rec);
+  StatusOr<SecretView> UpdateSecretVersion(const std::string& vault, const std::string& name,
+                                           const std::string& version,
+                                           const Mutation<SecretVersionRecord>& mutate) {
+    return UpdateObjectVersion(ObjectKind::kSecret, vault, name, version, mutate);
   }
   StatusOr<SecretView> GetSecret(const std::string& vault, const std::string& name,
                                  const std::string& version, bool include_deleted) {

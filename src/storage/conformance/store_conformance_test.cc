@@ -2,8 +2,10 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cctype>
+#include <cstdlib>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -245,13 +247,21 @@ TEST_P(StoreConformance, LatestVersionFollowsTheLastWrite) {
 
 TEST_P(StoreConformance, UpdateChangesAttributesOnly) {
   ASSERT_TRUE(store_->AddSecretVersion("main", Version("a", "v1")).ok());
-  auto rec = Version("a", "v1");
-  rec.sealed_value = "must-not-change";
-  rec.enabled = false;
-  rec.exp = 999;
-  rec.tags_json = R"({"k":"v"})";
-  rec.updated = 200;
-  ASSERT_TRUE(store_->UpdateSecretVersion("main", rec).ok());
+  ASSERT_TRUE(store_->AddSecretVersion("main", Version("a", "v2")).ok());
+  auto updated = store_->UpdateSecretVersion("main", "A", "v1", [](SecretVersionRecord& rec) {
+    rec.sealed_value = "must-not-change";
+    rec.version = "must-not-change";
+    rec.created = 1;
+    rec.enabled = false;
+    rec.exp = 999;
+    rec.tags_json = R"({"k":"v"})";
+    rec.updated = 200;
+    return OkStatus();
+  });
+  ASSERT_TRUE(updated.ok()) << updated.status().message();
+  EXPECT_EQ(updated->version.version, "v1");
+  EXPECT_EQ(updated->version.name, "a");
+  EXPECT_FALSE(updated->version.enabled);
   auto got = store_->GetSecret("main", "a", "v1", false);
   ASSERT_TRUE(got.ok());
   EXPECT_FALSE(got->version.enabled);
@@ -259,8 +269,76 @@ TEST_P(StoreConformance, UpdateChangesAttributesOnly) {
   EXPECT_FALSE(got->version.nbf.has_value());
   EXPECT_EQ(got->version.tags_json, R"({"k":"v"})");
   EXPECT_EQ(got->version.sealed_value, "sealed:v1");
+  EXPECT_EQ(got->version.created, Version("a", "v1").created);
   EXPECT_EQ(got->version.updated, 200);
-  EXPECT_EQ(store_->UpdateSecretVersion("main", Version("a", "zz")).code(), StatusCode::kNotFound);
+  EXPECT_TRUE(store_->GetSecret("main", "a", "v2", false)->version.enabled);
+  // An empty version is the latest.
+  auto latest = store_->UpdateSecretVersion("main", "a", "", [](SecretVersionRecord& rec) {
+    rec.content_type = "application/json";
+    return OkStatus();
+  });
+  ASSERT_TRUE(latest.ok());
+  EXPECT_EQ(latest->version.version, "v2");
+  EXPECT_EQ(store_->GetSecret("main", "a", "v2", false)->version.content_type, "application/json");
+  auto unchanged = [](SecretVersionRecord&) { return OkStatus(); };
+  EXPECT_EQ(store_->UpdateSecretVersion("main", "a", "zz", unchanged).status().code(),
+            StatusCode::kNotFound);
+  EXPECT_EQ(store_->UpdateSecretVersion("main", "b", "", unchanged).status().code(),
+            StatusCode::kNotFound);
+}
+
+TEST_P(StoreConformance, AFailedVersionMutationWritesNothing) {
+  ASSERT_TRUE(store_->AddSecretVersion("main", Version("a", "v1")).ok());
+  size_t before = store_->ListChanges(0, 1000)->size();
+  auto refused = store_->UpdateSecretVersion("main", "a", "v1", [](SecretVersionRecord& rec) {
+    rec.enabled = false;
+    return InvalidArgumentError("no");
+  });
+  EXPECT_EQ(refused.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_TRUE(store_->GetSecret("main", "a", "v1", false)->version.enabled);
+  EXPECT_EQ(store_->ListChanges(0, 1000)->size(), before);
+  // A deleted object is not changed.
+  ASSERT_TRUE(store_->MarkSecretDeleted("main", "a", 10, 20).ok());
+  auto deleted = store_->UpdateSecretVersion("main", "a", "", [](SecretVersionRecord& rec) {
+    rec.enabled = false;
+    return OkStatus();
+  });
+  EXPECT_EQ(deleted.status().code(), StatusCode::kNotFound);
+  EXPECT_TRUE(store_->GetSecret("main", "a", "v1", true)->version.enabled);
+}
+
+// Two writers that each count in an attribute of their own on the same
+// version both reach their count: each mutation sees the other's committed
+// change, so neither writes back a stale copy of the other's attribute.
+TEST_P(StoreConformance, ConcurrentVersionUpdatesLoseNothing) {
+  ASSERT_TRUE(store_->AddSecretVersion("main", Version("a", "v1")).ok());
+  constexpr int kRounds = 40;
+  std::atomic<int> failures{0};
+  auto count_in_content_type = [](SecretVersionRecord& rec) {
+    // "text/plain" at first: atoi reads 0.
+    rec.content_type = std::to_string(std::atoi(rec.content_type.c_str()) + 1);
+    return OkStatus();
+  };
+  auto count_in_nbf = [](SecretVersionRecord& rec) {
+    rec.nbf = rec.nbf.value_or(0) + 1;
+    return OkStatus();
+  };
+  auto writer = [&](const Mutation<SecretVersionRecord>& mutate) {
+    for (int i = 0; i < kRounds; ++i) {
+      if (!store_->UpdateSecretVersion("main", "a", "v1", mutate).ok()) {
+        ++failures;
+      }
+    }
+  };
+  std::thread a(writer, count_in_content_type);
+  std::thread b(writer, count_in_nbf);
+  a.join();
+  b.join();
+  EXPECT_EQ(failures.load(), 0);
+  auto got = store_->GetSecret("main", "a", "v1", false);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->version.content_type, std::to_string(kRounds));
+  EXPECT_EQ(got->version.nbf, kRounds);
 }
 
 TEST_P(StoreConformance, ListingPagesInNameOrderWithoutValues) {
@@ -793,9 +871,13 @@ TEST_P(StoreConformance, EveryCommittedChangeIsInTheFeedInOrder) {
   ASSERT_TRUE(store_->AddSecretVersion("main", Version("db-password", "v2")).ok());
   // A refused write changes nothing, so it records nothing.
   ASSERT_FALSE(store_->AddSecretVersion("main", Version("db-password", "v2")).ok());
-  auto upd = Version("db-password", "v2");
-  upd.enabled = false;
-  ASSERT_TRUE(store_->UpdateSecretVersion("main", upd).ok());
+  ASSERT_TRUE(store_
+                  ->UpdateSecretVersion("main", "db-password", "v2",
+                                        [](SecretVersionRecord& rec) {
+                                          rec.enabled = false;
+                                          return OkStatus();
+                                        })
+                  .ok());
   ASSERT_TRUE(store_->MarkSecretDeleted("main", "db-password", 10, 20).ok());
   ASSERT_TRUE(store_->RecoverSecret("main", "db-password").ok());
   ASSERT_TRUE(store_->MarkSecretDeleted("main", "db-password", 10, 20).ok());
@@ -926,8 +1008,14 @@ TEST_P(StoreConformance, SecretsAndKeysHaveNamesOfTheirOwn) {
   EXPECT_EQ(store_->ListObjectVersions(kKey, "main", "shared", "", 10)->items.size(), 1u);
   // The key JSON is one of the attributes an update replaces.
   key.key_json = R"({"kty":"EC","key_ops":["sign"]})";
-  key.updated = 300;
-  ASSERT_TRUE(store_->UpdateObjectVersion(kKey, "main", key).ok());
+  ASSERT_TRUE(store_
+                  ->UpdateObjectVersion(kKey, "main", "shared", "k1",
+                                        [&](SecretVersionRecord& rec) {
+                                          rec.key_json = key.key_json;
+                                          rec.updated = 300;
+                                          return OkStatus();
+                                        })
+                  .ok());
   EXPECT_EQ(store_->GetObject(kKey, "main", "shared", "k1", false)->version.key_json, key.key_json);
   EXPECT_EQ(store_->GetSecret("main", "shared", "s1", false)->version.key_json, "");
   // Expiry notices are per kind.
@@ -1016,6 +1104,35 @@ TEST_P(StoreConformance, APolicyBelongsToItsLiveObjectAndGoesWithThePurge) {
   ASSERT_TRUE(store_->PurgeObject(kKey, "main", "k").ok());
   ASSERT_TRUE(store_->AddObjectVersion(kKey, "main", key).ok());
   EXPECT_EQ(*store_->GetObjectPolicy(kKey, "main", "k"), "");
+}
+
+// Two writers that each append to the policy their own marks: every mark of
+// both is there at the end, so no update was made from a stale policy.
+TEST_P(StoreConformance, ConcurrentPolicyUpdatesLoseNothing) {
+  const ObjectKind kKey = ObjectKind::kKey;
+  ASSERT_TRUE(store_->AddObjectVersion(kKey, "main", Version("k", "v1")).ok());
+  constexpr int kRounds = 30;
+  std::atomic<int> failures{0};
+  auto writer = [&](char mark) {
+    for (int i = 0; i < kRounds; ++i) {
+      auto r = store_->UpdateObjectPolicy(
+          kKey, "main", "k",
+          [mark](const std::optional<std::string>& current) -> StatusOr<std::string> {
+            return current.value_or("") + mark;
+          });
+      if (!r.ok()) {
+        ++failures;
+      }
+    }
+  };
+  std::thread a(writer, 'a');
+  std::thread b(writer, 'b');
+  a.join();
+  b.join();
+  EXPECT_EQ(failures.load(), 0);
+  std::string policy = *store_->GetObjectPolicy(kKey, "main", "k");
+  EXPECT_EQ(std::count(policy.begin(), policy.end(), 'a'), kRounds);
+  EXPECT_EQ(std::count(policy.begin(), policy.end(), 'b'), kRounds);
 }
 
 TEST_P(StoreConformance, KeyNoticesGoWithTheKeyAndSecretNoticesStay) {

@@ -623,34 +623,30 @@ StatusOr<std::string> MemoryStore::AddObjectVersion(ObjectKind kind, const std::
   return copy.name;
 }
 
-Status MemoryStore::UpdateObjectVersion(ObjectKind kind, const std::string& vault,
-                                        const SecretVersionRecord& rec) {
+StatusOr<SecretView> MemoryStore::UpdateObjectVersion(ObjectKind kind, const std::string& vault,
+                                                      const std::string& name,
+                                                      const std::string& version,
+                                                      const Mutation<SecretVersionRecord>& mutate) {
   std::lock_guard<std::mutex> lock(mu_);
   Vault* v = FindVault(vault);
   if (v == nullptr) {
     return VaultNotFound(vault);
   }
   auto& objects = v->objects[kind];
-  auto it = objects.find(AsciiLower(rec.name));
+  auto it = objects.find(AsciiLower(name));
   if (it == objects.end() || it->second.deleted) {
-    return ObjectNotFoundError(kind, rec.name);
+    return ObjectNotFoundError(kind, name);
   }
-  auto vit = it->second.versions.find(rec.version);
+  auto vit = it->second.versions.find(version.empty() ? it->second.latest : version);
   if (vit == it->second.versions.end()) {
-    return ObjectNotFoundError(kind, rec.name);
+    return ObjectNotFoundError(kind, name);
   }
-  auto& target = vit->second;
-  target.content_type = rec.content_type;
-  target.key_json = rec.key_json;
-  target.tags_json = rec.tags_json;
-  target.enabled = rec.enabled;
-  target.nbf = rec.nbf;
-  target.exp = rec.exp;
-  target.updated = rec.updated;
+  ASSIGN_OR_RETURN(SecretVersionRecord next, MutateVersion(vit->second, mutate));
+  vit->second = next;
   const std::string kind_name(ObjectKindName(kind));
-  AppendChangeLocked(v->record.name, kind_name + "Updated", kind_name, target.name, target.version,
-                     target.nbf, target.exp);
-  return OkStatus();
+  AppendChangeLocked(v->record.name, kind_name + "Updated", kind_name, next.name, next.version,
+                     next.nbf, next.exp);
+  return SecretView{std::move(next), false, 0, 0};
 }
 
 StatusOr<SecretView> MemoryStore::GetObject(ObjectKind kind, const std::string& vault,

@@ -77,8 +77,9 @@ class MemoryStore final : public Store {
 
   StatusOr<std::string> AddObjectVersion(ObjectKind kind, const std::string& vault,
                                          const SecretVersionRecord& rec) override;
-  Status UpdateObjectVersion(ObjectKind kind, const std::string& vault,
-                             const SecretVersionRecord& rec) override;
+  StatusOr<SecretView> UpdateObjectVersion(ObjectKind kind, const std::string& vault,
+                                           const std::string& name, const std::string& version,
+                                           const Mutation<SecretVersionRecord>& mutate) override;
   StatusOr<SecretView> GetObject(ObjectKind kind, const std::string& vault, const std::string& name,
                                  const std::string& version, bool include_deleted) override;
   StatusOr<SecretPage> ListObjects(ObjectKind kind, const std::string& vault, bool deleted,

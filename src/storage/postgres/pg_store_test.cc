@@ -265,7 +265,10 @@ TEST_F(PgStoreTest, WritesThatFailInAGroupUndoOnlyThemselves) {
       if (i % 3 == 0) {  // fails: the secret is deleted and not purged
         results[i] = store->AddSecretVersion("kv", Version("gone", std::to_string(i))).status();
       } else if (i % 3 == 1) {  // fails: no such secret
-        results[i] = store->UpdateSecretVersion("kv", Version("absent", "1"));
+        results[i] = store
+                         ->UpdateSecretVersion("kv", "absent", "1",
+                                               [](SecretVersionRecord&) { return OkStatus(); })
+                         .status();
       } else {
         results[i] = store->AddSecretVersion("kv", Version("s" + std::to_string(i), "1")).status();
       }

@@ -172,29 +172,45 @@ StatusOr<std::string> SqlStore::AddObjectVersion(ObjectKind kind, const std::str
   return stored_name;
 }
 
-Status SqlStore::UpdateObjectVersion(ObjectKind kind, const std::string& vault,
-                                     const SecretVersionRecord& rec) {
+StatusOr<SecretView> SqlStore::UpdateObjectVersion(ObjectKind kind, const std::string& vault,
+                                                   const std::string& name,
+                                                   const std::string& version,
+                                                   const Mutation<SecretVersionRecord>& mutate) {
   std::string vault_key = AsciiLower(vault);
-  std::string name_key = AsciiLower(rec.name);
-  return Write([&](Db& db) -> Status {
+  std::string name_key = AsciiLower(name);
+  const std::string kind_name(ObjectKindName(kind));
+  SecretView out;
+  RETURN_IF_ERROR(Write([&](Db& db) -> Status {
     ASSIGN_OR_RETURN(auto existing, FindSecret(db, vault_key, kind, name_key));
     if (!existing || existing->deleted) {
-      return ObjectNotFoundError(kind, rec.name);
+      return ObjectNotFoundError(kind, name);
     }
+    const std::string& target = version.empty() ? existing->latest : version;
+    ASSIGN_OR_RETURN(Stmt * find,
+                     db.Prepare(std::string("SELECT ") + kVersionColumns +
+                                " FROM secret_versions v WHERE v.vault_key = ? AND v.kind = ? "
+                                "AND v.name_key = ? AND v.version = ?"));
+    find->Bind(1, vault_key).Bind(2, kind_name).Bind(3, name_key).Bind(4, target);
+    ASSIGN_OR_RETURN(bool row, find->Step());
+    if (!row) {
+      return ObjectNotFoundError(kind, name);
+    }
+    SecretVersionRecord current = ReadVersion(*find, 0, existing->name);
+    find->Reset();
+    ASSIGN_OR_RETURN(SecretVersionRecord next, MutateVersion(current, mutate));
     ASSIGN_OR_RETURN(Stmt * st, db.Prepare("UPDATE secret_versions SET content_type = ?, "
                                            "tags_json = ?, enabled = ?, nbf = ?, exp = ?, "
                                            "updated = ?, key_json = ? WHERE vault_key = ? AND "
                                            "kind = ? AND name_key = ? AND version = ?"));
-    st->Bind(1, rec.content_type).Bind(2, rec.tags_json).Bind(3, static_cast<int64_t>(rec.enabled));
-    st->Bind(4, rec.nbf).Bind(5, rec.exp).Bind(6, rec.updated).Bind(7, rec.key_json);
-    st->Bind(8, vault_key).Bind(9, std::string(ObjectKindName(kind))).Bind(10, name_key);
-    st->Bind(11, rec.version);
+    st->Bind(1, next.content_type).Bind(2, next.tags_json);
+    st->Bind(3, static_cast<int64_t>(next.enabled)).Bind(4, next.nbf).Bind(5, next.exp);
+    st->Bind(6, next.updated).Bind(7, next.key_json).Bind(8, vault_key).Bind(9, kind_name);
+    st->Bind(10, name_key).Bind(11, next.version);
     RETURN_IF_ERROR(st->Exec());
-    if (db.Changes() == 0) {
-      return ObjectNotFoundError(kind, rec.name);
-    }
+    out = SecretView{std::move(next), false, 0, 0};
     return OkStatus();
-  });
+  }));
+  return out;
 }
 
 StatusOr<SecretView> SqlStore::GetObject(ObjectKind kind, const std::string& vault,
