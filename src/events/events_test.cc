@@ -1,4 +1,5 @@
 #include <atomic>
+#include <map>
 #include <mutex>
 
 #include <gtest/gtest.h>
@@ -411,6 +412,53 @@ TEST(ExpiryTest, NearExpiryAndExpiryFireOnceEach) {
   EXPECT_EQ((*changes)[1].type, "SecretExpired");
   EXPECT_EQ((*changes)[1].exp, r.exp);
   EXPECT_EQ((*changes)[1].version, "v1");
+}
+
+// A key's notice comes when its policy's Notify lead is reached; keys
+// without one keep the 30 days; a short lead does not hold up the others.
+TEST(ExpiryTest, AKeysNoticeFollowsItsPolicysLead) {
+  storage::MemoryStore store;
+  storage::VaultRecord v;
+  v.name = "Main";
+  ASSERT_TRUE(store.CreateVault(v).ok());
+  FakeClock clock(1000000);
+  auto add = [&](const std::string& name, int64_t exp_days) {
+    storage::SecretVersionRecord r;
+    r.name = name;
+    r.version = "v1";
+    r.exp = 1000000 + exp_days * 86400;
+    ASSERT_TRUE(store.AddObjectVersion(storage::ObjectKind::kKey, "Main", r).ok());
+  };
+  add("late", 50);     // lead 60 days: near at once
+  add("early", 20);    // lead 7 days: near on day 13
+  add("default", 25);  // no policy: 30 days, near at once
+  std::map<std::string, int64_t> leads = {{"main/late", 60 * 86400}, {"main/early", 7 * 86400}};
+  int asked = 0;
+  ExpiryScheduler scheduler(store, clock, 30 * 86400,
+                            [&]() -> StatusOr<std::map<std::string, int64_t>> {
+                              ++asked;
+                              return leads;
+                            });
+  int64_t after = store.GetChangeBounds()->newest;
+  EXPECT_EQ(scheduler.RunOnce().value(), 2);
+  EXPECT_EQ(asked, 1);
+  clock.Advance(12 * 86400);
+  EXPECT_EQ(scheduler.RunOnce().value(), 0);
+  clock.Advance(86400);
+  EXPECT_EQ(scheduler.RunOnce().value(), 1);
+  auto changes = store.ListChanges(after, 10);
+  ASSERT_EQ(changes->size(), 3u);
+  std::vector<std::string> near;
+  for (const auto& c : *changes) {
+    EXPECT_EQ(c.type, "KeyNearExpiry");
+    near.push_back(c.name);
+  }
+  EXPECT_EQ(near, (std::vector<std::string>{"default", "late", "early"}));
+  // A failure to read the policies is the run's error, not a silent skip.
+  ExpiryScheduler failing(
+      store, clock, 30 * 86400,
+      []() -> StatusOr<std::map<std::string, int64_t>> { return UnavailableError("down"); });
+  EXPECT_EQ(failing.RunOnce().status().code(), StatusCode::kUnavailable);
 }
 
 }  // namespace

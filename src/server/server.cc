@@ -427,7 +427,8 @@ Status CofferServer::StartEvents() {
   // A deleted principal's streams end with its tokens.
   authenticator_->OnForgetPrincipal(
       [this](const std::string& oid) { watches_->ClosePrincipal(oid); });
-  expiry_ = std::make_unique<events::ExpiryScheduler>(*store_, clock_);
+  expiry_ = std::make_unique<events::ExpiryScheduler>(
+      *store_, clock_, 30 * 86400, [this] { return vault_keys_->NoticeLeads(); });
   hub_ = std::make_unique<events::ChangeHub>(*store_);
   hub_->AddListener([this](const auto& changes) { ForgetChanged(changes); });
   hub_->AddListener([this](const auto& changes) { watches_->OnChanges(changes); });
@@ -881,8 +882,12 @@ http::Response CofferServer::RoutesRequest() const {
     if (op.anywhere_in_vault) {
       item["anywhereInVault"] = true;
     }
-    if (!op.alternative.empty()) {
-      item["alternative"] = op.alternative;
+    if (!op.alternatives.empty()) {
+      Json alternatives = Json::array();
+      for (std::string_view a : op.alternatives) {
+        alternatives.push_back(std::string(a));
+      }
+      item["alternatives"] = std::move(alternatives);
     }
     vault.push_back(std::move(item));
   }

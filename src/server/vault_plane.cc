@@ -1,5 +1,6 @@
 #include "server/vault_plane.h"
 
+#include <algorithm>
 #include <cstdlib>
 
 #include "common/json.h"
@@ -35,17 +36,21 @@ VaultPlane::VaultPlane(Config config, Authenticator& authenticator,
       routes_(std::move(operations)) {
   for (const auto& op : routes_.operations()) {
     const authz::DataOperation* permission = authz::FindOperation(op.operation);
-    const authz::DataOperation* alternative =
-        op.alternative.empty() ? nullptr : authz::FindOperation(op.alternative);
-    if (permission == nullptr || (!op.alternative.empty() && alternative == nullptr)) {
+    std::vector<const authz::DataOperation*> alternatives;
+    for (std::string_view name : op.alternatives) {
+      alternatives.push_back(authz::FindOperation(name));
+    }
+    bool unknown = permission == nullptr || std::find(alternatives.begin(), alternatives.end(),
+                                                      nullptr) != alternatives.end();
+    if (unknown) {
       // Route tables are code: a route without a permission must never be
       // served (the route test fails on it first).
       COFFER_LOG(kError) << "vault route " << op.method << " " << op.pattern
-                         << " names no data operation '" << op.operation << "'";
+                         << " names an unknown data operation";
       std::abort();
     }
     permissions_.push_back(permission);
-    alternatives_.push_back(alternative);
+    alternatives_.push_back(std::move(alternatives));
   }
 }
 
@@ -113,8 +118,11 @@ std::optional<http::Response> VaultPlane::Authorize(const Caller& caller,
   authz::Decision d;
   if (route.anywhere_in_vault) {
     d = authorizer_.CheckDataInVault(who_is, ctx, op);
-    if (!d.allowed && alternatives_[index] != nullptr) {
-      auto other = authorizer_.CheckDataInVault(who_is, ctx, *alternatives_[index]);
+    for (const authz::DataOperation* alternative : alternatives_[index]) {
+      if (d.allowed) {
+        break;
+      }
+      auto other = authorizer_.CheckDataInVault(who_is, ctx, *alternative);
       if (other.allowed) {
         d = std::move(other);
       }

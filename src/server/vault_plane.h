@@ -77,9 +77,9 @@ class VaultPlane {
   keyvault::VaultRegistry& registry_;
   const authz::Authorizer& authorizer_;
   const keyvault::VaultRoutes routes_;
-  // The operations each route names (and its alternative), resolved once.
+  // The operations each route names (and its alternatives), resolved once.
   std::vector<const authz::DataOperation*> permissions_;
-  std::vector<const authz::DataOperation*> alternatives_;
+  std::vector<std::vector<const authz::DataOperation*>> alternatives_;
 };
 
 }  // namespace coffer::server

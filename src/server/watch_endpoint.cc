@@ -44,10 +44,10 @@ keyvault::VaultOperation CofferServer::WatchOperation() {
   op.pattern = "/coffer/watch";
   // SECURITY: a stream is a connection held open for as long as the caller
   // likes; only a caller who may list or read something in the vault gets
-  // one. Under RBAC a role on a single secret is enough: the stream then
-  // shows that secret's changes only (may_read below).
+  // one. Under RBAC a role on a single secret or key is enough: the stream
+  // then shows that object's changes only (may_read below).
   op.operation = "SecretList";
-  op.alternative = "SecretGet";
+  op.alternatives = {"SecretGet", "KeyList", "KeyGet"};
   op.anywhere_in_vault = true;
   op.audit_operation = "SecretWatch";
   op.handle = [this](const keyvault::VaultCall& call) { return WatchRequest(call); };
@@ -75,14 +75,15 @@ http::Response CofferServer::WatchRequest(const keyvault::VaultCall& call) {
   watch.principal = std::string(call.principal.object_id);
   watch.expires = call.token_expires;
   // Each change is shown only to a caller who may read it now: get on the
-  // secret, list for changes of the vault itself.
+  // secret or key, list of secrets or keys for changes of the vault itself.
   const authz::DataOperation* get = authz::FindOperation("SecretGet");
   const authz::DataOperation* get_key = authz::FindOperation("KeyGet");
   const authz::DataOperation* list = authz::FindOperation("SecretList");
+  const authz::DataOperation* list_keys = authz::FindOperation("KeyList");
   watch.may_read = [this, oid = std::string(call.principal.object_id),
                     app = std::string(call.principal.app_id),
-                    tenant = std::string(call.principal.tenant_id), get, get_key,
-                    list](const storage::ChangeRecord& c) {
+                    tenant = std::string(call.principal.tenant_id), get, get_key, list,
+                    list_keys](const storage::ChangeRecord& c) {
     auto open = registry_->Get(c.vault);
     if (!open.ok()) {
       return false;
@@ -92,7 +93,8 @@ http::Response CofferServer::WatchRequest(const keyvault::VaultCall& call) {
                             v.resource_id};
     authz::Principal who{oid, app, tenant};
     if (c.object_type == "Vault") {
-      return authorizer_->CheckData(who, ctx, *list, "").allowed;
+      return authorizer_->CheckData(who, ctx, *list, "").allowed ||
+             authorizer_->CheckData(who, ctx, *list_keys, "").allowed;
     }
     // SECURITY: a key's changes need a right to read keys; a secret of
     // the same name says nothing about them.
