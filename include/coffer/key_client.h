@@ -1,9 +1,11 @@
 #pragma once
 
-// KeyClient: the Key Vault keys API (api-version 7.5) of one vault, as far
-// as a reader of public keys needs it: a key's public JSON Web Key and its
-// properties. Named as the Azure SDKs name it; the operations that use the
-// private half (sign, decrypt, ...) run in the vault and are not here yet.
+// KeyClient: the Key Vault keys API (api-version 7.5) of one vault, named as
+// the Azure SDKs name it: create and import keys, read their public halves,
+// update, list, delete, recover, purge, back up, restore, rotate, rotation
+// policies and random bytes. The private half of a key never leaves the
+// vault; the operations that use it are CryptographyClient's
+// (cryptography_client.h).
 //
 // Authentication, retries and errors are SecretClient's (secret_client.h):
 // Key Vault's challenge names the token's resource, 429 and 5xx are retried
@@ -13,7 +15,6 @@
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -52,11 +53,53 @@ struct KeyProperties {
   std::map<std::string, std::string> tags;
   std::string recovery_level;
   bool managed = false;
+  bool exportable = false;
 };
 
 struct KeyVaultKey {
   KeyProperties properties;
   JsonWebKey key;
+};
+
+struct DeletedKey {
+  KeyVaultKey key;
+  std::string recovery_id;
+  int64_t deleted_on = 0;
+  int64_t scheduled_purge_date = 0;
+};
+
+struct CreateKeyOptions {
+  std::string kty = "RSA";           // "RSA" or "EC"
+  std::optional<int> key_size;       // RSA: 2048 (the vault's default), 3072, 4096
+  std::string curve;                 // EC: "P-256" (the vault's default), "P-384", ...
+  std::vector<std::string> key_ops;  // empty: every operation the key type allows
+  std::optional<bool> enabled;
+  std::optional<int64_t> not_before;
+  std::optional<int64_t> expires_on;
+  std::map<std::string, std::string> tags;
+};
+
+struct ImportKeyOptions {
+  std::optional<bool> enabled;
+  std::optional<int64_t> not_before;
+  std::optional<int64_t> expires_on;
+  std::map<std::string, std::string> tags;
+};
+
+// A lifetime action of a rotation policy: `action` "Rotate" or "Notify",
+// with one of the ISO 8601 durations set ("P90D", "P1Y2M").
+struct KeyRotationLifetimeAction {
+  std::string action;
+  std::string time_after_create;
+  std::string time_before_expiry;
+};
+
+struct KeyRotationPolicy {
+  std::string id;
+  std::vector<KeyRotationLifetimeAction> lifetime_actions;
+  std::string expires_in;  // the new versions' lifetime ("P2Y"); "" for none
+  int64_t created_on = 0;
+  int64_t updated_on = 0;
 };
 
 class KeyClient {
@@ -66,21 +109,51 @@ class KeyClient {
   KeyClient(std::string vault_url, std::shared_ptr<TokenCredential> credential,
             SecretClientOptions options = {});
 
-  const std::string& vault_url() const { return vault_url_; }
+  const std::string& vault_url() const;
 
+  // CreateKey makes a new key, or a new version of an existing one, in the
+  // vault. kInvalidArgument reason "BadParameter" for a type, size or curve
+  // the vault does not make.
+  StatusOr<KeyVaultKey> CreateKey(const std::string& name, const CreateKeyOptions& options);
+  // ImportKey stores a key from a JWK with its private members, given as
+  // JSON text. The answer, like every read, has only the public half.
+  StatusOr<KeyVaultKey> ImportKey(const std::string& name, const std::string& jwk_json,
+                                  const ImportKeyOptions& options = {});
   // GetKey reads a version ("" means the latest): its public JWK and
   // properties. kNotFound reason "KeyNotFound" when there is no such key or
   // version.
   StatusOr<KeyVaultKey> GetKey(const std::string& name, const std::string& version = "");
+  // UpdateKeyProperties changes enabled, nbf, exp and tags of
+  // properties.name / properties.version ("" is the latest), and the
+  // permitted operations when `key_ops` is given.
+  StatusOr<KeyVaultKey> UpdateKeyProperties(
+      const KeyProperties& properties,
+      const std::optional<std::vector<std::string>>& key_ops = std::nullopt);
+  StatusOr<std::vector<KeyProperties>> ListPropertiesOfKeys();
+  StatusOr<std::vector<KeyProperties>> ListPropertiesOfKeyVersions(const std::string& name);
+
+  StatusOr<DeletedKey> DeleteKey(const std::string& name);
+  StatusOr<DeletedKey> GetDeletedKey(const std::string& name);
+  StatusOr<std::vector<DeletedKey>> ListDeletedKeys();
+  StatusOr<KeyVaultKey> RecoverDeletedKey(const std::string& name);
+  Status PurgeDeletedKey(const std::string& name);
+
+  // BackupKey returns the opaque backup blob (Key Vault's `value`, base64url).
+  StatusOr<std::string> BackupKey(const std::string& name);
+  StatusOr<KeyVaultKey> RestoreKeyBackup(const std::string& backup);
+
+  // RotateKey makes a new version now, of the same type, size or curve.
+  StatusOr<KeyVaultKey> RotateKey(const std::string& name);
+  StatusOr<KeyRotationPolicy> GetKeyRotationPolicy(const std::string& name);
+  StatusOr<KeyRotationPolicy> UpdateKeyRotationPolicy(const std::string& name,
+                                                      const KeyRotationPolicy& policy);
+
+  // GetRandomBytes returns `count` (1 to 128) bytes from the vault's
+  // generator.
+  StatusOr<std::vector<uint8_t>> GetRandomBytes(int count);
 
  private:
-  StatusOr<std::string> Authorization(bool refresh_challenge);
-
-  std::string vault_url_;
-  std::shared_ptr<TokenCredential> credential_;
-  SecretClientOptions options_;
-  std::mutex mu_;
-  std::string scope_;  // GUARDED_BY(mu_): learnt from the first challenge
+  std::shared_ptr<VaultChannel> channel_;
 };
 
 // ParseKeyBundle reads a Key Vault KeyBundle JSON body (`key`, `attributes`,

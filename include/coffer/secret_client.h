@@ -32,6 +32,9 @@
 
 namespace coffer {
 
+// The requests of one vault's clients (internal: src/sdk/pipeline.h).
+class VaultChannel;
+
 struct SecretProperties {
   std::string id;         // https://<vault>/secrets/<name>/<version>
   std::string vault_url;  // https://<vault>
@@ -109,7 +112,7 @@ class SecretClient {
   SecretClient(std::string vault_url, std::shared_ptr<TokenCredential> credential,
                SecretClientOptions options = {});
 
-  const std::string& vault_url() const { return vault_url_; }
+  const std::string& vault_url() const;
 
   // GetSecret reads a version ("" means the latest).
   StatusOr<KeyVaultSecret> GetSecret(const std::string& name, const std::string& version = "");
@@ -144,13 +147,8 @@ class SecretClient {
  private:
   StatusOr<HttpResponse> Call(const std::string& method, const std::string& path,
                               const std::string& body = "", const std::string& query = "");
-  StatusOr<std::string> Authorization(bool refresh_challenge);
 
-  std::string vault_url_;
-  std::shared_ptr<TokenCredential> credential_;
-  SecretClientOptions options_;
-  std::mutex mu_;
-  std::string scope_;  // GUARDED_BY(mu_): learnt from the first challenge
+  std::shared_ptr<VaultChannel> channel_;
 };
 
 // ParseSecretBundle reads a Key Vault SecretBundle JSON body (exposed for

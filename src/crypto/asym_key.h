@@ -51,6 +51,12 @@ StatusOr<std::string> PublicKeyPemFromJwk(const Json& jwk);
 inline constexpr std::string_view kDecryptionFailedMessage =
     "The ciphertext could not be decrypted with this key and algorithm.";
 
+// HashForSigning hashes `data` with the hash of a sign algorithm (RS256,
+// PS256, ES256, ES256K: SHA-256; *384: SHA-384; *512: SHA-512), giving the
+// digest Sign and Verify take. kInvalidArgument ("BadParameter") for an
+// algorithm that does not sign.
+StatusOr<std::string> HashForSigning(std::string_view alg, std::string_view data);
+
 // AsymKey is one key version's key pair. It always holds the private half:
 // Key Vault keys are created or imported with it, and only the public half
 // ever leaves (PublicJwk).

@@ -9,6 +9,7 @@
 
 #include <openssl/ec.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rsa.h>
 #include <openssl/sha.h>
@@ -172,6 +173,21 @@ bool SetRsaSignature(EVP_PKEY_CTX* ctx, const Algorithm& a, int salt_length) {
 }
 
 }  // namespace
+
+StatusOr<std::string> HashForSigning(std::string_view alg, std::string_view data) {
+  ASSIGN_OR_RETURN(const Algorithm* a, FindAlgorithm(alg, false));
+  const EVP_MD* md = a->digest_length == 32   ? EVP_sha256()
+                     : a->digest_length == 48 ? EVP_sha384()
+                                              : EVP_sha512();
+  std::string out(static_cast<size_t>(EVP_MD_get_size(md)), '\0');
+  unsigned int length = 0;
+  if (EVP_Digest(data.data(), data.size(), reinterpret_cast<unsigned char*>(out.data()), &length,
+                 md, nullptr) != 1 ||
+      length != out.size()) {
+    return InternalError("hashing failed");
+  }
+  return out;
+}
 
 StatusOr<std::string> AsymKey::Encrypt(std::string_view alg, std::string_view plaintext) const {
   ASSIGN_OR_RETURN(const Algorithm* a, FindAlgorithm(alg, true));

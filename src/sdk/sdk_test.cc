@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include "coffer/credentials.h"
+#include "coffer/cryptography_client.h"
 #include "coffer/key_client.h"
 #include "coffer/secret_cache.h"
 #include "coffer/secret_client.h"
@@ -16,6 +17,8 @@
 #include "common/strings.h"
 #include "common/testing/temp_dir.h"
 #include "common/testing/wait.h"
+#include "crypto/asym_key.h"
+#include "crypto/primitives.h"
 #include "crypto/rsa_key.h"
 #include "crypto/x509.h"
 #include "sdk/follow.h"
@@ -998,6 +1001,199 @@ TEST(KeyClient, GetKeyReadsThePublicJwkAndNeverAPrivateMember) {
       EXPECT_NE(r.url.find("/keys?api-version="), std::string::npos) << r.url;
     }
   }
+}
+
+TEST(KeyClient, RequestsCarryKeyVaultsShapes) {
+  std::vector<std::pair<std::string, Json>> sent;  // "METHOD path" -> body
+  std::mutex mu;
+  auto t = std::make_shared<FakeTransport>([&](const HttpRequest& r) -> HttpResponse {
+    if (HeaderOf(r, "Authorization").empty()) {
+      return Challenge();
+    }
+    std::string path = r.url.substr(0, r.url.find('?'));
+    path = path.substr(path.find("/keys") != std::string::npos ? path.find("/keys")
+                                                               : path.find("/rng"));
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      sent.emplace_back(r.method + " " + path, ParseJson(r.body).value_or(Json()));
+    }
+    if (path == "/rng") {
+      return Json200({{"value", Base64UrlEncode(std::string(16, 'x'))}});
+    }
+    if (path == "/keys/k/rotationpolicy") {
+      return Json200(
+          {{"id", "https://dev.vault.localhost:8443/keys/k/rotationpolicy"},
+           {"lifetimeActions",
+            {{{"trigger", {{"timeAfterCreate", "P90D"}}}, {"action", {{"type", "Rotate"}}}}}},
+           {"attributes", {{"expiryTime", "P1Y"}, {"created", 5}, {"updated", 6}}}});
+    }
+    if (path == "/keys" && r.url.find("skiptoken") == std::string::npos) {
+      return Json200({{"value", {{{"kid", "https://dev.vault.localhost:8443/keys/a"}}}},
+                      {"nextLink",
+                       "https://dev.vault.localhost:8443/keys?api-version=7.5&"
+                       "maxresults=25&$skiptoken=b"}});
+    }
+    if (path == "/keys") {
+      return Json200({{"value",
+                       {{{"kid", "https://dev.vault.localhost:8443/keys/b"},
+                         {"attributes", {{"exportable", true}}}}}}});
+    }
+    return Json200({{"key", {{"kid", "https://dev.vault.localhost:8443/keys/k/v1"}, {"kty", "EC"}}},
+                    {"attributes", {{"enabled", true}}}});
+  });
+  SecretClientOptions options;
+  options.transport = t;
+  KeyClient client("https://dev.vault.localhost:8443", std::make_shared<FixedCredential>(),
+                   options);
+  CreateKeyOptions create;
+  create.kty = "EC";
+  create.curve = "P-384";
+  create.key_ops = {"sign"};
+  create.expires_on = 1900000000;
+  create.tags = {{"team", "a"}};
+  ASSERT_TRUE(client.CreateKey("k", create).ok());
+  ASSERT_TRUE(
+      client.ImportKey("k", R"({"kty":"EC","crv":"P-256","x":"eA","y":"eQ","d":"ZA"})").ok());
+  KeyProperties props;
+  props.name = "k";
+  props.version = "v1";
+  props.enabled = false;
+  ASSERT_TRUE(client.UpdateKeyProperties(props, std::vector<std::string>{"verify"}).ok());
+  ASSERT_TRUE(client.RotateKey("k").ok());
+  KeyRotationPolicy policy;
+  policy.lifetime_actions = {{"Rotate", "P90D", ""}};
+  policy.expires_in = "P1Y";
+  auto stored = client.UpdateKeyRotationPolicy("k", policy);
+  ASSERT_TRUE(stored.ok());
+  EXPECT_EQ(stored->expires_in, "P1Y");
+  ASSERT_EQ(stored->lifetime_actions.size(), 1u);
+  EXPECT_EQ(stored->lifetime_actions[0].time_after_create, "P90D");
+  auto random = client.GetRandomBytes(16);
+  ASSERT_TRUE(random.ok());
+  EXPECT_EQ(random->size(), 16u);
+  EXPECT_EQ(client.GetRandomBytes(0).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(client.GetRandomBytes(20).status().code(), StatusCode::kInternal);  // 16 came back
+  auto listed = client.ListPropertiesOfKeys();
+  ASSERT_TRUE(listed.ok());
+  ASSERT_EQ(listed->size(), 2u);
+  EXPECT_EQ((*listed)[1].name, "b");
+  EXPECT_TRUE((*listed)[1].exportable);
+  // The private JWK is refused before it is sent when it is not JSON, and
+  // the message does not quote it.
+  auto bad = client.ImportKey("k", "{\"d\":\"c2VjcmV0\"");
+  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(bad.status().message().find("c2VjcmV0"), std::string::npos);
+
+  std::lock_guard<std::mutex> lock(mu);
+  ASSERT_GE(sent.size(), 6u);
+  EXPECT_EQ(sent[0].first, "POST /keys/k/create");
+  EXPECT_EQ(sent[0].second["kty"], "EC");
+  EXPECT_EQ(sent[0].second["crv"], "P-384");
+  EXPECT_FALSE(sent[0].second.contains("key_size"));
+  EXPECT_EQ(sent[0].second["key_ops"], Json::array({"sign"}));
+  EXPECT_EQ(sent[0].second["attributes"]["exp"], 1900000000);
+  EXPECT_EQ(sent[0].second["tags"]["team"], "a");
+  EXPECT_EQ(sent[1].first, "PUT /keys/k");
+  EXPECT_EQ(sent[1].second["key"]["d"], "ZA");
+  EXPECT_EQ(sent[2].first, "PATCH /keys/k/v1");
+  EXPECT_EQ(sent[2].second["attributes"]["enabled"], false);
+  EXPECT_EQ(sent[2].second["key_ops"], Json::array({"verify"}));
+  EXPECT_EQ(sent[3].first, "POST /keys/k/rotate");
+  EXPECT_EQ(sent[4].first, "PUT /keys/k/rotationpolicy");
+  EXPECT_EQ(sent[4].second["lifetimeActions"][0]["trigger"]["timeAfterCreate"], "P90D");
+  EXPECT_EQ(sent[4].second["lifetimeActions"][0]["action"]["type"], "Rotate");
+  EXPECT_EQ(sent[4].second["attributes"]["expiryTime"], "P1Y");
+  EXPECT_EQ(sent[5].first, "POST /rng");
+  EXPECT_EQ(sent[5].second["count"], 16);
+}
+
+TEST(CryptographyClient, OperationsGoToTheKeysPathsWithBase64UrlValues) {
+  std::vector<std::pair<std::string, Json>> sent;
+  std::mutex mu;
+  auto t = std::make_shared<FakeTransport>([&](const HttpRequest& r) -> HttpResponse {
+    if (HeaderOf(r, "Authorization").empty()) {
+      return Challenge();
+    }
+    std::string path = r.url.substr(0, r.url.find('?'));
+    path = path.substr(path.find("/keys"));
+    Json body = ParseJson(r.body).value_or(Json());
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      sent.emplace_back(path, body);
+    }
+    if (EndsWith(path, "/verify")) {
+      return Json200({{"value", body["value"] == Base64UrlEncode("sig")}});
+    }
+    if (EndsWith(path, "/decrypt")) {
+      return Json200({{"kid", "https://dev.vault.localhost:8443/keys/k/v1"},
+                      {"value", Base64UrlEncode("plain")}});
+    }
+    return Json200({{"kid", "https://dev.vault.localhost:8443/keys/k/v1"},
+                    {"value", Base64UrlEncode("out\xff\xfe")}});
+  });
+  SecretClientOptions options;
+  options.transport = t;
+  auto credential = std::make_shared<FixedCredential>();
+  CryptographyClient latest("https://dev.vault.localhost:8443/keys/k", credential, options);
+  CryptographyClient pinned("https://dev.vault.localhost:8443/keys/k/v1", credential, options);
+  std::vector<uint8_t> bytes = {0xfb, 0xff, 'a'};
+  auto enc = latest.Encrypt("RSA-OAEP-256", bytes);
+  ASSERT_TRUE(enc.ok()) << enc.status().ToString();
+  EXPECT_EQ(enc->key_id, "https://dev.vault.localhost:8443/keys/k/v1");
+  EXPECT_EQ(enc->algorithm, "RSA-OAEP-256");
+  EXPECT_EQ(std::string(enc->ciphertext.begin(), enc->ciphertext.end()), "out\xff\xfe");
+  auto dec = pinned.Decrypt("RSA-OAEP-256", enc->ciphertext);
+  ASSERT_TRUE(dec.ok());
+  EXPECT_EQ(std::string(dec->plaintext.begin(), dec->plaintext.end()), "plain");
+  ASSERT_TRUE(pinned.WrapKey("RSA-OAEP", bytes).ok());
+  ASSERT_TRUE(pinned.UnwrapKey("RSA1_5", bytes).ok());
+  std::vector<uint8_t> data = {'h', 'i'};
+  ASSERT_TRUE(pinned.SignData("ES384", data).ok());
+  auto valid = pinned.Verify("RS256", std::vector<uint8_t>(32, 1), {'s', 'i', 'g'});
+  ASSERT_TRUE(valid.ok());
+  EXPECT_TRUE(valid->is_valid);
+  auto invalid = pinned.VerifyData("PS512", data, {'n', 'o'});
+  ASSERT_TRUE(invalid.ok());
+  EXPECT_FALSE(invalid->is_valid);
+  // An algorithm that does not sign has no hash to sign data with.
+  EXPECT_EQ(pinned.SignData("RSA-OAEP", data).status().code(), StatusCode::kInvalidArgument);
+
+  std::lock_guard<std::mutex> lock(mu);
+  ASSERT_EQ(sent.size(), 7u);
+  EXPECT_EQ(sent[0].first, "/keys/k//encrypt");  // no version: the latest
+  EXPECT_EQ(sent[0].second["alg"], "RSA-OAEP-256");
+  EXPECT_EQ(sent[0].second["value"], Base64UrlEncode("\xfb\xff"
+                                                     "a"));
+  EXPECT_EQ(sent[1].first, "/keys/k/v1/decrypt");
+  EXPECT_EQ(sent[2].first, "/keys/k/v1/wrapkey");
+  EXPECT_EQ(sent[3].first, "/keys/k/v1/unwrapkey");
+  EXPECT_EQ(sent[4].first, "/keys/k/v1/sign");
+  EXPECT_EQ(sent[4].second["value"], Base64UrlEncode(*crypto::HashForSigning("ES384", "hi")));
+  EXPECT_EQ(Base64UrlDecode(sent[4].second["value"].get<std::string>())->size(), 48u);
+  EXPECT_EQ(sent[5].first, "/keys/k/v1/verify");
+  EXPECT_EQ(sent[5].second["digest"], Base64UrlEncode(std::string(32, '\1')));
+  EXPECT_EQ(sent[5].second["value"], Base64UrlEncode("sig"));
+  EXPECT_EQ(sent[6].second["digest"], Base64UrlEncode(*crypto::HashForSigning("PS512", "hi")));
+}
+
+TEST(CryptographyClient, WhatIsNotAKeyIdIsRefusedBeforeAnythingIsSent) {
+  auto t = std::make_shared<FakeTransport>([](const HttpRequest&) -> HttpResponse {
+    return Json200({{"value", ""}});
+  });
+  SecretClientOptions options;
+  options.transport = t;
+  auto credential = std::make_shared<FixedCredential>();
+  for (const char* id :
+       {"http://dev.vault.localhost/keys/k", "https://dev.vault.localhost/keys",
+        "https://dev.vault.localhost/secrets/k/v1", "https://dev.vault.localhost/keys/k/v1/sign",
+        "https://dev.vault.localhost/keys/../secrets/s", "https://dev.vault.localhost/keys/k?x=1",
+        "not a url"}) {
+    CryptographyClient client(id, credential, options);
+    EXPECT_EQ(client.Sign("RS256", std::vector<uint8_t>(32)).status().code(),
+              StatusCode::kInvalidArgument)
+        << id;
+  }
+  EXPECT_EQ(t->count(), 0u);
 }
 
 }  // namespace

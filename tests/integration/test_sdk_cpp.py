@@ -20,6 +20,12 @@ code, reason and message.  Every request it makes goes through a counting transp
   off; a deleted secret is no longer served; a vault outage (the server stopped) serves the cached
   value, and after a restart on the same port and data directory the cache recovers by itself and
   sees the newer version.
+* KeyClient and CryptographyClient (`sdk_probe keys`): RSA and EC keys created and imported
+  through the SDK, every lifecycle call (get, list, versions, update, rotate, rotation policy,
+  backup, delete, recover, purge, restore, random bytes), and every cryptographic operation:
+  signatures and ciphertexts the SDK gets verify and decrypt with python3-cryptography on the
+  public key, and what python3-cryptography encrypts and signs, the SDK decrypts and verifies;
+  a tampered signature is false, a refused operation (key_ops, disabled key) an error value.
 * No secret value, client secret, identity header, federated token or access token appears in
   anything the probe prints (checked after every test).
 
@@ -881,5 +887,225 @@ class SdkCacheOutageTests(SdkTestCase):
         self.assertEqual(probe.select("stream"), [])
 
 
-if __name__ == "__main__":
-    unittest.main()
+# ---- keys ---------------------------------------------------------------------------------------
+
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def unb64url(text):
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def public_key(reply):
+    """The python3-cryptography public key of a probe's key reply."""
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+    if reply["kty"].startswith("RSA"):
+        return rsa.RSAPublicNumbers(int.from_bytes(unb64url(reply["e"]), "big"),
+                                    int.from_bytes(unb64url(reply["n"]), "big")).public_key()
+    curve = {"P-256": ec.SECP256R1(), "P-384": ec.SECP384R1(), "P-521": ec.SECP521R1(),
+             "P-256K": ec.SECP256K1()}[reply["crv"]]
+    return ec.EllipticCurvePublicNumbers(int.from_bytes(unb64url(reply["x"]), "big"),
+                                         int.from_bytes(unb64url(reply["y"]), "big"),
+                                         curve).public_key()
+
+
+def der_signature(raw):
+    from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+    half = len(raw) // 2
+    return encode_dss_signature(int.from_bytes(raw[:half], "big"),
+                                int.from_bytes(raw[half:], "big"))
+
+
+class SdkKeyTests(SdkTestCase):
+    """KeyClient and CryptographyClient with the dev service principal, whose access policy on
+    the dev vault grants every key permission."""
+
+    def keys(self, *commands):
+        """Runs `sdk_probe keys` over `commands`; returns one reply per command."""
+        argv = [probe_binary(), "keys", "--credential", "secret", "--vault-url", self.vault_url()]
+        p = subprocess.run(argv, env=self.secret_env(), capture_output=True,
+                           timeout=RUN_TIMEOUT_S, input="\n".join(commands).encode() + b"\n")
+        out, err = p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace")
+        self.probe_outputs.append(("probe keys " + "; ".join(commands), out + err))
+        what = f"probe keys exited {p.returncode}\nstdout: {out}\nstderr: {err[-3000:]}"
+        self.assertEqual(p.returncode, 0, what)
+        self.assertFalse(sanitizer_report(err), what)
+        replies = [json.loads(line) for line in out.splitlines() if line.strip()]
+        self.assertEqual(len(replies), len(commands), what)
+        return replies
+
+    def assertOk(self, reply):
+        self.assertTrue(reply.get("ok"), reply)
+        return reply
+
+    def test_cryptography_both_ways_with_created_keys(self):
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import ec, padding
+        from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+        rsa_name, ec_name = f"sdk-rsa-{uuid.uuid4().hex[:6]}", f"sdk-ec-{uuid.uuid4().hex[:6]}"
+        message = os.urandom(100)
+        digest = hashlib.sha256(message).digest()
+        plain = os.urandom(40)
+        self.secrets["a plaintext"] = b64url(plain)
+        created_rsa, created_ec, sig_rs, sig_ps, sig_es, enc, wrapped = self.keys(
+            f"create {rsa_name} RSA 3072 -",
+            f"create {ec_name} EC P-384 sign,verify",
+            f"sign {rsa_name} - RS256 {b64url(digest)}",
+            f"sign-data {rsa_name} - PS512 {b64url(message)}",
+            f"sign-data {ec_name} - ES384 {b64url(message)}",
+            f"encrypt {rsa_name} - RSA-OAEP-256 {b64url(plain)}",
+            f"wrap {rsa_name} - RSA1_5 {b64url(plain[:32])}")
+        self.assertOk(created_rsa)
+        self.assertEqual((created_rsa["kty"], len(unb64url(created_rsa["n"]))), ("RSA", 384))
+        self.assertEqual(created_ec["crv"], "P-384")
+        self.assertEqual(sorted(created_ec["key_ops"]), ["sign", "verify"])
+        rsa_pub, ec_pub = public_key(created_rsa), public_key(created_ec)
+        # What the vault signed through the SDK verifies here (raises if not).
+        for reply in (sig_rs, sig_ps, sig_es, enc, wrapped):
+            self.assertOk(reply)
+            self.assertEqual(reply["kid"].rsplit("/", 1)[1],
+                             (created_ec if reply is sig_es else created_rsa)["version"], reply)
+        rsa_pub.verify(unb64url(sig_rs["value"]), digest, padding.PKCS1v15(),
+                       Prehashed(hashes.SHA256()))
+        rsa_pub.verify(unb64url(sig_ps["value"]), message,
+                       padding.PSS(padding.MGF1(hashes.SHA512()), padding.PSS.AUTO),
+                       hashes.SHA512())
+        ec_pub.verify(der_signature(unb64url(sig_es["value"])), message,
+                      ec.ECDSA(hashes.SHA384()))
+        self.assertEqual(len(unb64url(enc["value"])), 384)
+
+        # What is encrypted and signed here, the SDK decrypts and verifies; a tampered
+        # signature is false, not an error.
+        mine = rsa_pub.encrypt(plain, padding.OAEP(padding.MGF1(hashes.SHA1()), hashes.SHA1(),
+                                                   None))
+        bad = bytearray(unb64url(sig_es["value"]))
+        bad[5] ^= 1
+        version = created_rsa["version"]
+        dec, dec_mine, unwrapped, ok_rs, ok_es, tampered = self.keys(
+            f"decrypt {rsa_name} {version} RSA-OAEP-256 {enc['value']}",
+            f"decrypt {rsa_name} - RSA-OAEP {b64url(mine)}",
+            f"unwrap {rsa_name} - RSA1_5 {wrapped['value']}",
+            f"verify {rsa_name} - RS256 {b64url(digest)} {sig_rs['value']}",
+            f"verify-data {ec_name} - ES384 {b64url(message)} {sig_es['value']}",
+            f"verify-data {ec_name} - ES384 {b64url(message)} {b64url(bytes(bad))}")
+        for reply, want in ((dec, plain), (dec_mine, plain), (unwrapped, plain[:32])):
+            self.assertOk(reply)
+            self.assertEqual((reply["sha256"], reply["length"]),
+                             (hashlib.sha256(want).hexdigest(), len(want)), reply)
+        self.assertIs(self.assertOk(ok_rs)["value"], True)
+        self.assertIs(self.assertOk(ok_es)["value"], True)
+        self.assertIs(self.assertOk(tampered)["value"], False)
+
+        # Refusals are values: an operation the key does not permit, a disabled key, a digest
+        # of the wrong length, an algorithm of another key type.
+        not_permitted, disabled, sign_disabled, short, wrong_alg = self.keys(
+            f"encrypt {ec_name} - RSA-OAEP {b64url(plain)}",
+            f"update {rsa_name} - disabled -",
+            f"sign {rsa_name} - RS256 {b64url(digest)}",
+            f"sign {ec_name} - ES384 {b64url(digest)}",
+            f"sign {ec_name} - RS256 {b64url(digest)}")
+        self.assertError(not_permitted, "PERMISSION_DENIED", "Forbidden")
+        self.assertIs(self.assertOk(disabled)["enabled"], False)
+        self.assertError(sign_disabled, "PERMISSION_DENIED", "Forbidden")
+        self.assertError(short, "INVALID_ARGUMENT", "BadParameter")
+        self.assertError(wrong_alg, "INVALID_ARGUMENT", "BadParameter")
+
+    def test_an_imported_key_answers_only_with_its_public_half(self):
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import ec
+        private = ec.generate_private_key(ec.SECP256K1())
+        numbers = private.private_numbers()
+        d = b64url(numbers.private_value.to_bytes(32, "big"))
+        self.secrets["the imported key's private member"] = d
+        jwk = {"kty": "EC", "crv": "P-256K", "d": d,
+               "x": b64url(numbers.public_numbers.x.to_bytes(32, "big")),
+               "y": b64url(numbers.public_numbers.y.to_bytes(32, "big"))}
+        path = os.path.join(self.srv.root, f"import-{uuid.uuid4().hex[:6]}.jwk")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(jwk, f)
+        self.addCleanup(os.remove, path)
+        name = f"sdk-imp-{uuid.uuid4().hex[:6]}"
+        message = os.urandom(64)
+        imported, got, signed = self.keys(f"import {name} {path}", f"get {name}",
+                                          f"sign-data {name} - ES256K {b64url(message)}")
+        self.assertOk(imported)
+        self.assertEqual((imported["x"], imported["y"]), (jwk["x"], jwk["y"]))
+        self.assertEqual(got["version"], imported["version"])
+        private.public_key().verify(der_signature(unb64url(self.assertOk(signed)["value"])),
+                                    message, ec.ECDSA(hashes.SHA256()))
+        self.assertNotIn(d, json.dumps([imported, got, signed]))
+        # Not JSON: refused without quoting it.
+        with open(path, "w", encoding="utf-8") as f:
+            f.write('{"kty":"EC","d":"' + d + '"')
+        refused, = self.keys(f"import {name} {path}")
+        self.assertError(refused, "INVALID_ARGUMENT")
+
+    def test_the_lifecycle_of_a_key(self):
+        name = f"sdk-life-{uuid.uuid4().hex[:6]}"
+        (v1, v2, malformed, got1, versions, listed, updated, policy, policy_read, rotated, backup, deleted,
+         deleted_read, deleted_list, gone, recovered, random, too_many) = self.keys(
+            f"create {name} EC P-256 -",
+            f"create {name} EC P-256 -",
+            f"get {name} VERSION1",
+            f"get {name} {'0' * 32}",
+            f"versions {name}",
+            "list",
+            f"update {name} {'0' * 32} disabled verify",
+            f"policy-set {name} P90D P1Y",
+            f"policy-get {name}",
+            f"rotate {name}",
+            f"backup {name}",
+            f"delete {name}",
+            f"deleted {name}",
+            "list-deleted",
+            f"get {name}",
+            f"recover {name}",
+            "rng 32",
+            "rng 129")
+        # A malformed version and a missing one are error values.
+        self.assertOk(v1)
+        self.assertOk(v2)
+        self.assertError(malformed, "INVALID_ARGUMENT", "BadParameter")
+        self.assertError(got1, "NOT_FOUND", "KeyNotFound")
+        self.assertEqual(len(self.assertOk(versions)["items"]), 2)
+        self.assertIn(name, [i["name"] for i in self.assertOk(listed)["items"]])
+        self.assertError(updated, "NOT_FOUND", "KeyNotFound")
+        self.assertEqual(self.assertOk(policy)["expires_in"], "P1Y")
+        self.assertIn({"action": "Rotate", "time_after_create": "P90D", "time_before_expiry": ""},
+                      policy["actions"])
+        self.assertEqual(self.assertOk(policy_read)["actions"], policy["actions"])
+        self.assertTrue(policy_read["id"].endswith(f"/keys/{name}/rotationpolicy"), policy_read)
+        self.assertOk(rotated)
+        self.assertNotIn(rotated["version"], (v1["version"], v2["version"]))
+        self.assertGreater(rotated["expires_on"], time.time() + 300 * 86400, rotated)
+        self.assertGreater(self.assertOk(backup)["length"], 100)
+        self.assertTrue(self.assertOk(deleted)["recovery_id"].endswith(f"/deletedkeys/{name}"))
+        self.assertEqual(self.assertOk(deleted_read)["version"], rotated["version"])
+        self.assertIn(name, [i["name"] for i in self.assertOk(deleted_list)["items"]])
+        self.assertError(gone, "NOT_FOUND", "KeyNotFound")
+        self.assertEqual(self.assertOk(recovered)["version"], rotated["version"])
+        self.assertEqual(len(unb64url(self.assertOk(random)["value"])), 32)
+        self.assertError(too_many, "INVALID_ARGUMENT")
+
+        # Version by version: disable the first, back up, delete, purge and restore; the
+        # restored key has every version as it was backed up.
+        v1_disabled, backup_again, purge_live, delete_again, purge, restored, versions_after = (
+            self.keys(f"update {name} {v1['version']} disabled verify",
+                      f"backup {name}",
+                      f"purge {name}",
+                      f"delete {name}",
+                      f"purge {name}",
+                      f"restore {name}",
+                      f"versions {name}"))
+        self.assertIs(self.assertOk(v1_disabled)["enabled"], False)
+        self.assertEqual(v1_disabled["key_ops"], ["verify"])
+        self.assertOk(backup_again)
+        self.assertIs(purge_live.get("ok"), False, purge_live)  # only a deleted key is purged
+        self.assertOk(delete_again)
+        self.assertOk(purge)
+        self.assertEqual(self.assertOk(restored)["version"], rotated["version"])
+        states = {i["version"]: i["enabled"] for i in self.assertOk(versions_after)["items"]}
+        self.assertEqual(states, {v1["version"]: False, v2["version"]: True,
+                                  rotated["version"]: True})

@@ -4,6 +4,7 @@
 //   sdk_probe token --credential KIND --scope SCOPE [credential flags]
 //   sdk_probe get   --credential KIND --vault-url URL --name N [--version V]
 //   sdk_probe cache --credential KIND --vault-url URL [cache flags]
+//   sdk_probe keys  --credential KIND --vault-url URL
 //
 // Output is one JSON object per line on stdout. It never carries a secret
 // value, a token or an identity header: a value is shown as its SHA-256 and
@@ -35,16 +36,33 @@
 // connection prints {"event":"stream","state":"open"} when its first bytes
 // arrive (the server has registered it by then) and "ended" when it ends.
 //
+// `keys` runs KeyClient and CryptographyClient commands read from stdin, one
+// per line, each answered by one line, until end of input. Bytes are
+// base64url; VERSION "-" is the latest; OPS is a comma-separated list or "-".
+//   create NAME KTY SIZE|CURVE|- OPS      import NAME JWK-FILE
+//   get NAME [VERSION]                    update NAME VERSION enabled|disabled OPS
+//   list      versions NAME               delete NAME     deleted NAME
+//   list-deleted       recover NAME       purge NAME
+//   backup NAME (kept by the probe)       restore NAME (the blob kept for NAME)
+//   rotate NAME        policy-get NAME    policy-set NAME ROTATE-AFTER EXPIRY
+//   rng COUNT
+//   encrypt|decrypt|wrap|unwrap NAME VERSION ALG BYTES
+//   sign|sign-data NAME VERSION ALG BYTES
+//   verify|verify-data NAME VERSION ALG BYTES SIGNATURE
+// Decrypted and unwrapped bytes are printed as their SHA-256 and length.
+//
 // --retries and --retry-delay-ms set the SecretClient's RetryOptions,
 // --timeout-s the transport's timeout. Every request goes through a
 // CountingTransport around the default transport, so that a test can tell a
 // cache hit (no request at all) from a read.
 
 #include <atomic>
+#include <cctype>
 #include <charconv>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -57,7 +75,9 @@
 #include <vector>
 
 #include "coffer/credentials.h"
+#include "coffer/cryptography_client.h"
 #include "coffer/http_transport.h"
+#include "coffer/key_client.h"
 #include "coffer/secret_cache.h"
 #include "coffer/secret_client.h"
 #include "coffer/status.h"
@@ -442,9 +462,270 @@ int RunCache(const Flags& flags, std::shared_ptr<SecretClient> client,
   return 0;
 }
 
+Json KeyFields(const KeyVaultKey& key) {
+  const KeyProperties& p = key.properties;
+  return {{"ok", true},
+          {"kid", key.key.kid},
+          {"name", p.name},
+          {"version", p.version},
+          {"kty", key.key.kty},
+          {"crv", key.key.crv},
+          {"n", key.key.n},
+          {"e", key.key.e},
+          {"x", key.key.x},
+          {"y", key.key.y},
+          {"key_ops", key.key.key_ops},
+          {"enabled", p.enabled},
+          {"exportable", p.exportable},
+          {"tags", p.tags},
+          {"expires_on", p.expires_on.value_or(0)}};
+}
+
+std::vector<std::string> OpsList(const std::string& word) {
+  std::vector<std::string> ops;
+  if (word == "-") {
+    return ops;
+  }
+  size_t start = 0;
+  while (start <= word.size()) {
+    size_t comma = word.find(',', start);
+    ops.push_back(word.substr(start, comma - start));
+    if (comma == std::string::npos) {
+      break;
+    }
+    start = comma + 1;
+  }
+  return ops;
+}
+
+std::vector<uint8_t> Decoded(const std::string& text) {
+  std::string bytes = Base64UrlDecode(text).value_or("");
+  return std::vector<uint8_t>(bytes.begin(), bytes.end());
+}
+
+std::string Encoded(const std::vector<uint8_t>& bytes) {
+  return Base64UrlEncode(std::string(bytes.begin(), bytes.end()));
+}
+
+Json Hidden(const std::vector<uint8_t>& bytes) {
+  return {{"ok", true},
+          {"sha256", HexEncode(crypto::Sha256(std::string(bytes.begin(), bytes.end())))},
+          {"length", bytes.size()}};
+}
+
+// One `keys` command; the answer's fields, or an error for wrong arguments.
+Json RunKeyCommand(const std::vector<std::string>& w, KeyClient& keys,
+                   const std::shared_ptr<TokenCredential>& credential,
+                   const SecretClientOptions& options,
+                   std::map<std::string, std::string>& backups) {
+  const std::string command = w.empty() ? "" : w[0];
+  auto key = [](const StatusOr<KeyVaultKey>& k) {
+    return k.ok() ? KeyFields(*k) : ErrorFields(k.status());
+  };
+  auto names = [](const StatusOr<std::vector<KeyProperties>>& list) {
+    if (!list.ok()) {
+      return ErrorFields(list.status());
+    }
+    Json out = {{"ok", true}, {"items", Json::array()}};
+    for (const KeyProperties& p : *list) {
+      out["items"].push_back({{"name", p.name}, {"version", p.version}, {"enabled", p.enabled}});
+    }
+    return out;
+  };
+  auto deleted = [&](const StatusOr<DeletedKey>& d) {
+    if (!d.ok()) {
+      return ErrorFields(d.status());
+    }
+    Json out = KeyFields(d->key);
+    out["recovery_id"] = d->recovery_id;
+    out["deleted_on"] = d->deleted_on;
+    out["scheduled_purge_date"] = d->scheduled_purge_date;
+    return out;
+  };
+  const size_t n = w.size();
+  if (command == "create" && n == 5) {
+    CreateKeyOptions o;
+    o.kty = w[2];
+    if (w[3] != "-") {
+      if (std::isdigit(static_cast<unsigned char>(w[3][0]))) {
+        o.key_size = std::atoi(w[3].c_str());
+      } else {
+        o.curve = w[3];
+      }
+    }
+    o.key_ops = OpsList(w[4]);
+    return key(keys.CreateKey(w[1], o));
+  }
+  if (command == "import" && n == 3) {
+    std::ifstream in(w[2]);
+    std::stringstream text;
+    text << in.rdbuf();
+    return key(keys.ImportKey(w[1], text.str()));
+  }
+  if (command == "get" && (n == 2 || n == 3)) {
+    return key(keys.GetKey(w[1], n == 3 ? w[2] : ""));
+  }
+  if (command == "update" && n == 5) {
+    KeyProperties p;
+    p.name = w[1];
+    p.version = w[2] == "-" ? "" : w[2];
+    p.enabled = w[3] == "enabled";
+    std::optional<std::vector<std::string>> ops;
+    if (w[4] != "-") {
+      ops = OpsList(w[4]);
+    }
+    return key(keys.UpdateKeyProperties(p, ops));
+  }
+  if (command == "list" && n == 1) {
+    return names(keys.ListPropertiesOfKeys());
+  }
+  if (command == "versions" && n == 2) {
+    return names(keys.ListPropertiesOfKeyVersions(w[1]));
+  }
+  if (command == "delete" && n == 2) {
+    return deleted(keys.DeleteKey(w[1]));
+  }
+  if (command == "deleted" && n == 2) {
+    return deleted(keys.GetDeletedKey(w[1]));
+  }
+  if (command == "list-deleted" && n == 1) {
+    auto list = keys.ListDeletedKeys();
+    if (!list.ok()) {
+      return ErrorFields(list.status());
+    }
+    Json out = {{"ok", true}, {"items", Json::array()}};
+    for (const DeletedKey& d : *list) {
+      out["items"].push_back({{"name", d.key.properties.name}, {"recovery_id", d.recovery_id}});
+    }
+    return out;
+  }
+  if (command == "recover" && n == 2) {
+    return key(keys.RecoverDeletedKey(w[1]));
+  }
+  if (command == "purge" && n == 2) {
+    Status s = keys.PurgeDeletedKey(w[1]);
+    return s.ok() ? Json{{"ok", true}} : ErrorFields(s);
+  }
+  if (command == "backup" && n == 2) {
+    auto blob = keys.BackupKey(w[1]);
+    if (!blob.ok()) {
+      return ErrorFields(blob.status());
+    }
+    backups[w[1]] = *blob;
+    return {{"ok", true}, {"length", blob->size()}};
+  }
+  if (command == "restore" && n == 2) {
+    return key(keys.RestoreKeyBackup(backups[w[1]]));
+  }
+  if (command == "rotate" && n == 2) {
+    return key(keys.RotateKey(w[1]));
+  }
+  if ((command == "policy-get" && n == 2) || (command == "policy-set" && n == 4)) {
+    StatusOr<KeyRotationPolicy> policy = KeyRotationPolicy{};
+    if (command == "policy-get") {
+      policy = keys.GetKeyRotationPolicy(w[1]);
+    } else {
+      KeyRotationPolicy want;
+      want.lifetime_actions = {{"Rotate", w[2], ""}};
+      want.expires_in = w[3];
+      policy = keys.UpdateKeyRotationPolicy(w[1], want);
+    }
+    if (!policy.ok()) {
+      return ErrorFields(policy.status());
+    }
+    Json out = {{"ok", true},
+                {"id", policy->id},
+                {"expires_in", policy->expires_in},
+                {"actions", Json::array()}};
+    for (const auto& a : policy->lifetime_actions) {
+      out["actions"].push_back({{"action", a.action},
+                                {"time_after_create", a.time_after_create},
+                                {"time_before_expiry", a.time_before_expiry}});
+    }
+    return out;
+  }
+  if (command == "rng" && n == 2) {
+    auto bytes = keys.GetRandomBytes(std::atoi(w[1].c_str()));
+    return bytes.ok() ? Json{{"ok", true}, {"value", Encoded(*bytes)}}
+                      : ErrorFields(bytes.status());
+  }
+  const bool crypto_command = command == "encrypt" || command == "decrypt" || command == "wrap" ||
+                              command == "unwrap" || command == "sign" || command == "sign-data";
+  const bool verify_command = command == "verify" || command == "verify-data";
+  if ((crypto_command && n == 5) || (verify_command && n == 6)) {
+    std::string kid = keys.vault_url() + "/keys/" + w[1] + (w[2] == "-" ? "" : "/" + w[2]);
+    CryptographyClient client(kid, credential, options);
+    const std::string& alg = w[3];
+    std::vector<uint8_t> bytes = Decoded(w[4]);
+    auto result = [](const auto& r, auto field) -> Json {
+      if (!r.ok()) {
+        return ErrorFields(r.status());
+      }
+      return {{"ok", true}, {"kid", r->key_id}, {"alg", r->algorithm}, {"value", field(*r)}};
+    };
+    if (command == "encrypt") {
+      return result(client.Encrypt(alg, bytes),
+                    [](const EncryptResult& r) { return Encoded(r.ciphertext); });
+    }
+    if (command == "wrap") {
+      return result(client.WrapKey(alg, bytes),
+                    [](const WrapResult& r) { return Encoded(r.encrypted_key); });
+    }
+    if (command == "decrypt" || command == "unwrap") {
+      StatusOr<std::vector<uint8_t>> out = std::vector<uint8_t>{};
+      std::string kid_out;
+      if (command == "decrypt") {
+        auto r = client.Decrypt(alg, bytes);
+        if (!r.ok()) {
+          return ErrorFields(r.status());
+        }
+        kid_out = r->key_id;
+        out = r->plaintext;
+      } else {
+        auto r = client.UnwrapKey(alg, bytes);
+        if (!r.ok()) {
+          return ErrorFields(r.status());
+        }
+        kid_out = r->key_id;
+        out = r->key;
+      }
+      Json fields = Hidden(*out);
+      fields["kid"] = kid_out;
+      return fields;
+    }
+    if (command == "sign" || command == "sign-data") {
+      auto r = command == "sign" ? client.Sign(alg, bytes) : client.SignData(alg, bytes);
+      return result(r, [](const SignResult& s) { return Encoded(s.signature); });
+    }
+    std::vector<uint8_t> signature = Decoded(w[5]);
+    auto r = command == "verify" ? client.Verify(alg, bytes, signature)
+                                 : client.VerifyData(alg, bytes, signature);
+    return result(r, [](const VerifyResult& v) { return v.is_valid; });
+  }
+  return {{"event", "error"},
+          {"ok", false},
+          {"message", "unknown command or wrong arguments: " + command}};
+}
+
+int RunKeys(KeyClient& keys, const std::shared_ptr<TokenCredential>& credential,
+            const SecretClientOptions& options) {
+  std::map<std::string, std::string> backups;
+  uint64_t number = 0;
+  for (std::string line; std::getline(std::cin, line);) {
+    std::vector<std::string> words = Words(line);
+    if (words.empty()) {
+      continue;
+    }
+    Json out = {{"reply", ++number}, {"event", words[0]}};
+    out.update(RunKeyCommand(words, keys, credential, options, backups));
+    Emit(out);
+  }
+  return 0;
+}
+
 int Main(int argc, char** argv) {
   if (argc < 2) {
-    return UsageError("usage: sdk_probe token|get|cache --credential KIND [flags]");
+    return UsageError("usage: sdk_probe token|get|cache|keys --credential KIND [flags]");
   }
   std::string command = argv[1];
   Flags flags;
@@ -471,7 +752,7 @@ int Main(int argc, char** argv) {
   if (command == "token") {
     return RunToken(flags, *credential, *transport);
   }
-  if (command != "get" && command != "cache") {
+  if (command != "get" && command != "cache" && command != "keys") {
     return UsageError("unknown command " + command);
   }
   if (flags.Get("vault-url").empty()) {
@@ -481,6 +762,10 @@ int Main(int argc, char** argv) {
   client_options.transport = transport;
   client_options.retry.max_retries = static_cast<int>(retries);
   client_options.retry.initial_delay = std::chrono::milliseconds(retry_delay_ms);
+  if (command == "keys") {
+    KeyClient keys(flags.Get("vault-url"), credential, client_options);
+    return RunKeys(keys, credential, client_options);
+  }
   auto client = std::make_shared<SecretClient>(flags.Get("vault-url"), credential, client_options);
   if (command == "get") {
     if (flags.Get("name").empty()) {
