@@ -143,7 +143,9 @@ std::vector<DoctorCheck> CheckMount(const MountConfig& mount, const DoctorOption
       continue;
     }
     Status s;
-    if (object.type == ObjectType::kKey) {
+    if (object.type == ObjectType::kKey && object.version_history > 1) {
+      s = round->ListKeyVersions(vault_url, identity, object.name).status();
+    } else if (object.type == ObjectType::kKey) {
       s = round->GetKey(vault_url, identity, object.name, object.version).status();
     } else if (object.version_history > 1) {
       s = round->ListVersions(vault_url, identity, object.name).status();

@@ -114,10 +114,47 @@ TEST_F(MountsTest, AKeyIsReadPerIdentityAndOnlyOfTheTypesTheAzureProviderWrites)
   EXPECT_NE(k1.status.message().find("P-256K"), std::string::npos) << k1.status.ToString();
   BuiltMount missing = Build(Params({KeyObject("nope")}), Sp("app", "good-app"), *round);
   EXPECT_EQ(missing.status.code(), StatusCode::kPermissionDenied);
+}
+
+// objectVersionHistory of a key: the newest enabled versions, newest first,
+// as <file>/0, <file>/1, ..., each its version's public key.
+TEST_F(MountsTest, AKeysVersionHistoryIsItsNewestEnabledVersions) {
+  std::vector<Json> jwks;
+  std::vector<std::string> versions;
+  for (int i = 0; i < 4; ++i) {
+    jwks.push_back(PublicJwkOf("EC", 0, "P-256"));
+    versions.push_back(cloud_->PutKey("k", jwks.back()));
+  }
+  cloud_->DisableKey("k", 2);
+  VaultReader reader(options_);
   AzureObject history = KeyObject("k");
   history.version_history = 3;
-  EXPECT_EQ(Build(Params({history}), Sp("app", "good-app"), *round).status.code(),
-            StatusCode::kUnimplemented);
+  BuiltMount b = Build(Params({history}), Sp("app", "good-app"), *reader.NewRound());
+  ASSERT_TRUE(b.status.ok()) << b.status.ToString();
+  ASSERT_EQ(b.files.size(), 3u);
+  EXPECT_EQ(b.files[0].path, "k/0");
+  EXPECT_EQ(b.files[0].contents, *crypto::PublicKeyPemFromJwk(jwks[3]));
+  EXPECT_EQ(b.files[1].path, "k/1");
+  EXPECT_EQ(b.files[1].contents, *crypto::PublicKeyPemFromJwk(jwks[1]));  // 2 is disabled
+  EXPECT_EQ(b.files[2].path, "k/2");
+  EXPECT_EQ(b.files[2].contents, *crypto::PublicKeyPemFromJwk(jwks[0]));
+  ASSERT_EQ(b.objects.size(), 3u);
+  EXPECT_EQ(b.objects[0].id, "key/k/0");
+  EXPECT_EQ(b.objects[0].version, versions[3]);
+  EXPECT_EQ(b.objects[2].version, versions[0]);
+  // From a pinned version back; a version that is not among the enabled
+  // ones fails the mount; another identity reads nothing.
+  history.version = versions[1];
+  BuiltMount pinned = Build(Params({history}), Sp("app", "good-app"), *reader.NewRound());
+  ASSERT_TRUE(pinned.status.ok()) << pinned.status.ToString();
+  ASSERT_EQ(pinned.files.size(), 2u);
+  EXPECT_EQ(pinned.objects[0].version, versions[1]);
+  history.version = versions[2];
+  EXPECT_EQ(Build(Params({history}), Sp("app", "good-app"), *reader.NewRound()).status.code(),
+            StatusCode::kNotFound);
+  history.version = "";
+  EXPECT_EQ(Build(Params({history}), Sp("other", "good-other"), *reader.NewRound()).status.code(),
+            StatusCode::kPermissionDenied);
 }
 
 }  // namespace

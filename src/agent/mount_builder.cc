@@ -89,19 +89,21 @@ class Renderer {
       out.objects.push_back({object.Id(), "", object.FileName(), out.status});
       return out;
     }
-    if (object.type == ObjectType::kKey) {
-      if (object.version_history > 1) {
-        Fail(object, object.FileName(), object.Id(),
-             UnimplementedError("objectVersionHistory is not supported for keys yet"), out);
-        return out;
+    const bool key = object.type == ObjectType::kKey;
+    auto render = [&](const std::string& version, const std::string& file, const std::string& id) {
+      if (key) {
+        RenderKey(object, version, file, id, out);
+      } else {
+        RenderOne(object, version, file, id, out);
       }
-      RenderKey(object, out);
-      return out;
-    }
-    if (object.version_history > 1) {
-      RenderHistory(object, out);
+    };
+    if (object.version_history <= 1) {
+      render(object.version, object.FileName(), object.Id());
+    } else if (key) {
+      RenderHistory(object, round_.ListKeyVersions(vault_url_, identity_, object.name), render,
+                    out);
     } else {
-      RenderOne(object, object.version, object.FileName(), object.Id(), out);
+      RenderHistory(object, round_.ListVersions(vault_url_, identity_, object.name), render, out);
     }
     return out;
   }
@@ -129,41 +131,46 @@ class Renderer {
 
   // RenderKey writes a key's public half as PEM "PUBLIC KEY"
   // (SubjectPublicKeyInfo), as the Azure provider does.
-  void RenderKey(const AzureObject& object, Rendered& out) {
-    StatusOr<KeyVaultKey> key = round_.GetKey(vault_url_, identity_, object.name, object.version);
+  void RenderKey(const AzureObject& object, const std::string& version, const std::string& file,
+                 const std::string& id, Rendered& out) {
+    StatusOr<KeyVaultKey> key = round_.GetKey(vault_url_, identity_, object.name, version);
     if (!key.ok()) {
-      Fail(object, object.FileName(), object.Id(), key.status(), out);
+      Fail(object, file, id, key.status(), out);
       return;
     }
     StatusOr<std::string> pem = PublicKeyPem(key->key);
     if (!pem.ok()) {
-      Fail(object, object.FileName(), object.Id(), pem.status(), out);
+      Fail(object, file, id, pem.status(), out);
       return;
     }
-    out.files.push_back({object.FileName(), *std::move(pem), Mode(object)});
-    out.objects.push_back({object.Id(), key->properties.version, object.FileName(), OkStatus()});
+    out.files.push_back({file, *std::move(pem), Mode(object)});
+    out.objects.push_back({id, key->properties.version, file, OkStatus()});
   }
 
-  void RenderHistory(const AzureObject& object, Rendered& out) {
-    StatusOr<std::vector<SecretProperties>> listed =
-        round_.ListVersions(vault_url_, identity_, object.name);
+  // RenderHistory writes the newest objectVersionHistory enabled versions,
+  // from the object's version (or the latest) back, as <file>/0, <file>/1,
+  // ... with `render`, as the Azure provider does.
+  template <typename Properties>
+  void RenderHistory(
+      const AzureObject& object, StatusOr<std::vector<Properties>> listed,
+      const std::function<void(const std::string&, const std::string&, const std::string&)>& render,
+      Rendered& out) {
     if (!listed.ok()) {
       Fail(object, object.FileName(), object.Id(), listed.status(), out);
       return;
     }
-    std::vector<SecretProperties> versions;
-    for (SecretProperties& p : *listed) {
+    std::vector<Properties> versions;
+    for (Properties& p : *listed) {
       if (p.enabled) {
         versions.push_back(std::move(p));
       }
     }
-    std::stable_sort(versions.begin(), versions.end(),
-                     [](const SecretProperties& a, const SecretProperties& b) {
-                       return a.created_on > b.created_on;
-                     });
+    std::stable_sort(
+        versions.begin(), versions.end(),
+        [](const Properties& a, const Properties& b) { return a.created_on > b.created_on; });
     size_t start = 0;
     if (!object.version.empty() && object.version != "latest") {
-      auto it = std::find_if(versions.begin(), versions.end(), [&](const SecretProperties& p) {
+      auto it = std::find_if(versions.begin(), versions.end(), [&](const Properties& p) {
         return EqualsIgnoreCase(p.version, object.version);
       });
       if (it == versions.end()) {
@@ -176,14 +183,13 @@ class Renderer {
     }
     if (start >= versions.size()) {
       Fail(object, object.FileName(), object.Id(),
-           NotFoundError("the secret has no enabled version"), out);
+           NotFoundError("the object has no enabled version"), out);
       return;
     }
     size_t end = std::min(versions.size(), start + static_cast<size_t>(object.version_history));
     for (size_t i = start; i < end; ++i) {
       std::string index = std::to_string(i - start);
-      RenderOne(object, versions[i].version, object.FileName() + "/" + index,
-                object.Id() + "/" + index, out);
+      render(versions[i].version, object.FileName() + "/" + index, object.Id() + "/" + index);
       if (!out.status.ok()) {
         return;
       }

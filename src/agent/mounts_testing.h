@@ -149,6 +149,14 @@ class FakeCloud : public HttpTransport {
     if (it == keys_.end() || it->second.empty()) {
       return Error(404, "KeyNotFound");
     }
+    if (parts.size() == 2 && parts[1] == "versions") {
+      Json items = Json::array();
+      for (const KeyVersion& v : it->second) {
+        items.push_back({{"kid", std::string(kVault) + "/keys/" + name + "/" + v.id},
+                         {"attributes", {{"enabled", v.enabled}, {"created", v.created}}}});
+      }
+      return HttpResponse{200, {}, ToJson({{"value", items}, {"nextLink", nullptr}})};
+    }
     const KeyVersion* found = &it->second.back();
     if (parts.size() == 2 && !parts[1].empty()) {
       found = nullptr;
@@ -165,7 +173,10 @@ class FakeCloud : public HttpTransport {
     key["kid"] = std::string(kVault) + "/keys/" + name + "/" + found->id;
     key["key_ops"] = {"sign", "verify"};
     return HttpResponse{
-        200, {}, ToJson({{"key", key}, {"attributes", {{"enabled", true}, {"created", 1000}}}})};
+        200,
+        {},
+        ToJson({{"key", key},
+                {"attributes", {{"enabled", found->enabled}, {"created", found->created}}}})};
   }
 
   void Put(const std::string& name, const std::string& value,
@@ -185,7 +196,7 @@ class FakeCloud : public HttpTransport {
     std::lock_guard<std::mutex> lock(mu_);
     auto& versions = keys_[name];
     std::string id = "k" + HexEncode(name).substr(0, 6) + std::to_string(versions.size());
-    versions.push_back({id, jwk});
+    versions.push_back({id, jwk, 1000 + static_cast<int64_t>(versions.size()), true});
     for (auto& r : readers) {
       key_readers_[name].insert(r);
     }
@@ -194,6 +205,10 @@ class FakeCloud : public HttpTransport {
   void Disable(const std::string& name, size_t index) {
     std::lock_guard<std::mutex> lock(mu_);
     secrets_[name][index].enabled = false;
+  }
+  void DisableKey(const std::string& name, size_t index) {
+    std::lock_guard<std::mutex> lock(mu_);
+    keys_[name][index].enabled = false;
   }
   void SetDown(bool down) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -215,6 +230,8 @@ class FakeCloud : public HttpTransport {
   struct KeyVersion {
     std::string id;
     Json jwk;
+    int64_t created = 0;
+    bool enabled = true;
   };
   std::map<std::string, std::vector<KeyVersion>> keys_;
   std::map<std::string, std::set<std::string>> key_readers_;

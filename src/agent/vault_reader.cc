@@ -149,17 +149,15 @@ void ReadRound::Offer(std::map<std::string, Flight<T>>& flights, const std::stri
   flights.emplace(key, ready.get_future().share());  // keeps an earlier flight
 }
 
-StatusOr<KeyVaultSecret> ReadRound::GetSecret(const std::string& vault_url,
-                                              const MountIdentity& identity,
-                                              const std::string& name, const std::string& version) {
-  ASSIGN_OR_RETURN(std::shared_ptr<SecretClient> client, reader_.Client(vault_url, identity));
-  std::string key = vault_url + "|" + identity.Principal() + "|" + AsciiLower(name) + "|" + version;
-  auto read = [&]() { return reader_.ReadSecret(*client, name, version); };
-  std::optional<StatusOr<KeyVaultSecret>> own;
+template <typename T>
+StatusOr<T> ReadRound::Read(std::map<std::string, Flight<T>>& flights, const std::string& vault_url,
+                            const MountIdentity& identity, const std::string& key,
+                            const std::function<StatusOr<T>()>& read) {
+  std::optional<StatusOr<T>> own;
   bool proven = Proven(vault_url, identity, [&] {
     own = read();
     if (TokenAccepted(own->status())) {
-      Offer<KeyVaultSecret>(secrets_, key, *own);
+      Offer<T>(flights, key, *own);
     }
     return own->status();
   });
@@ -169,7 +167,16 @@ StatusOr<KeyVaultSecret> ReadRound::GetSecret(const std::string& vault_url,
   if (!proven) {
     return read();  // this identity's token was refused: nothing is shared
   }
-  return Shared<KeyVaultSecret>(secrets_, key, read);
+  return Shared<T>(flights, key, read);
+}
+
+StatusOr<KeyVaultSecret> ReadRound::GetSecret(const std::string& vault_url,
+                                              const MountIdentity& identity,
+                                              const std::string& name, const std::string& version) {
+  ASSIGN_OR_RETURN(std::shared_ptr<SecretClient> client, reader_.Client(vault_url, identity));
+  std::string key = vault_url + "|" + identity.Principal() + "|" + AsciiLower(name) + "|" + version;
+  return Read<KeyVaultSecret>(secrets_, vault_url, identity, key,
+                              [&] { return reader_.ReadSecret(*client, name, version); });
 }
 
 StatusOr<std::vector<SecretProperties>> ReadRound::ListVersions(const std::string& vault_url,
@@ -177,45 +184,26 @@ StatusOr<std::vector<SecretProperties>> ReadRound::ListVersions(const std::strin
                                                                 const std::string& name) {
   ASSIGN_OR_RETURN(std::shared_ptr<SecretClient> client, reader_.Client(vault_url, identity));
   std::string key = vault_url + "|" + identity.Principal() + "|" + AsciiLower(name);
-  auto read = [&]() { return reader_.ReadVersions(*client, name); };
-  std::optional<StatusOr<std::vector<SecretProperties>>> own;
-  bool proven = Proven(vault_url, identity, [&] {
-    own = read();
-    if (TokenAccepted(own->status())) {
-      Offer<std::vector<SecretProperties>>(lists_, key, *own);
-    }
-    return own->status();
-  });
-  if (own.has_value()) {
-    return *own;
-  }
-  if (!proven) {
-    return read();
-  }
-  return Shared<std::vector<SecretProperties>>(lists_, key, read);
+  return Read<std::vector<SecretProperties>>(lists_, vault_url, identity, key,
+                                             [&] { return reader_.ReadVersions(*client, name); });
 }
 
+// Keys have maps of their own: a secret of the same name is another object.
 StatusOr<KeyVaultKey> ReadRound::GetKey(const std::string& vault_url, const MountIdentity& identity,
                                         const std::string& name, const std::string& version) {
   ASSIGN_OR_RETURN(std::shared_ptr<KeyClient> client, reader_.KeyClientFor(vault_url, identity));
-  // Keys have a map of their own: a secret of the same name is another object.
   std::string key = vault_url + "|" + identity.Principal() + "|" + AsciiLower(name) + "|" + version;
-  auto read = [&]() { return reader_.ReadKey(*client, name, version); };
-  std::optional<StatusOr<KeyVaultKey>> own;
-  bool proven = Proven(vault_url, identity, [&] {
-    own = read();
-    if (TokenAccepted(own->status())) {
-      Offer<KeyVaultKey>(keys_, key, *own);
-    }
-    return own->status();
-  });
-  if (own.has_value()) {
-    return *own;
-  }
-  if (!proven) {
-    return read();
-  }
-  return Shared<KeyVaultKey>(keys_, key, read);
+  return Read<KeyVaultKey>(keys_, vault_url, identity, key,
+                           [&] { return reader_.ReadKey(*client, name, version); });
+}
+
+StatusOr<std::vector<KeyProperties>> ReadRound::ListKeyVersions(const std::string& vault_url,
+                                                                const MountIdentity& identity,
+                                                                const std::string& name) {
+  ASSIGN_OR_RETURN(std::shared_ptr<KeyClient> client, reader_.KeyClientFor(vault_url, identity));
+  std::string key = vault_url + "|" + identity.Principal() + "|" + AsciiLower(name);
+  return Read<std::vector<KeyProperties>>(key_lists_, vault_url, identity, key,
+                                          [&] { return reader_.ReadKeyVersions(*client, name); });
 }
 
 // ---- reader ------------------------------------------------------------------------------
@@ -317,6 +305,15 @@ StatusOr<std::vector<SecretProperties>> VaultReader::ReadVersions(SecretClient& 
   auto start = std::chrono::steady_clock::now();
   auto result = client.ListPropertiesOfSecretVersions(name);
   Observe("secret", name, result.status(), start);
+  return result;
+}
+
+StatusOr<std::vector<KeyProperties>> VaultReader::ReadKeyVersions(KeyClient& client,
+                                                                  const std::string& name) {
+  upstream_reads_.fetch_add(1);
+  auto start = std::chrono::steady_clock::now();
+  auto result = client.ListPropertiesOfKeyVersions(name);
+  Observe("key", name, result.status(), start);
   return result;
 }
 

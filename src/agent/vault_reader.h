@@ -84,6 +84,10 @@ class ReadRound {
   // GetKey reads a key's public JWK (GET /keys/{name}/{version}).
   StatusOr<KeyVaultKey> GetKey(const std::string& vault_url, const MountIdentity& identity,
                                const std::string& name, const std::string& version);
+  // ListKeyVersions lists a key's versions' properties.
+  StatusOr<std::vector<KeyProperties>> ListKeyVersions(const std::string& vault_url,
+                                                       const MountIdentity& identity,
+                                                       const std::string& name);
 
   std::chrono::steady_clock::time_point started() const { return started_; }
 
@@ -94,6 +98,12 @@ class ReadRound {
   // Proven waits for (or makes) the identity's first read of the round.
   bool Proven(const std::string& vault_url, const MountIdentity& identity,
               const std::function<Status()>& own_read);
+  // Read makes or shares one read of the round: the identity's first read
+  // goes upstream with its own token, the others share the principal's.
+  template <typename T>
+  StatusOr<T> Read(std::map<std::string, Flight<T>>& flights, const std::string& vault_url,
+                   const MountIdentity& identity, const std::string& key,
+                   const std::function<StatusOr<T>()>& read);
   template <typename T>
   StatusOr<T> Shared(std::map<std::string, Flight<T>>& flights, const std::string& key,
                      const std::function<StatusOr<T>()>& read);
@@ -105,10 +115,11 @@ class ReadRound {
   VaultReader& reader_;
   const std::chrono::steady_clock::time_point started_;
   std::mutex mu_;
-  std::map<std::string, std::shared_future<bool>> proofs_;              // GUARDED_BY(mu_)
-  std::map<std::string, Flight<KeyVaultSecret>> secrets_;               // GUARDED_BY(mu_)
-  std::map<std::string, Flight<std::vector<SecretProperties>>> lists_;  // GUARDED_BY(mu_)
-  std::map<std::string, Flight<KeyVaultKey>> keys_;                     // GUARDED_BY(mu_)
+  std::map<std::string, std::shared_future<bool>> proofs_;               // GUARDED_BY(mu_)
+  std::map<std::string, Flight<KeyVaultSecret>> secrets_;                // GUARDED_BY(mu_)
+  std::map<std::string, Flight<std::vector<SecretProperties>>> lists_;   // GUARDED_BY(mu_)
+  std::map<std::string, Flight<KeyVaultKey>> keys_;                      // GUARDED_BY(mu_)
+  std::map<std::string, Flight<std::vector<KeyProperties>>> key_lists_;  // GUARDED_BY(mu_)
 };
 
 // VaultReader owns the credentials and clients. Thread-safe.
@@ -148,6 +159,7 @@ class VaultReader {
                                                        const std::string& name);
   StatusOr<KeyVaultKey> ReadKey(KeyClient& client, const std::string& name,
                                 const std::string& version);
+  StatusOr<std::vector<KeyProperties>> ReadKeyVersions(KeyClient& client, const std::string& name);
   void Observe(const std::string& type, const std::string& object, const Status& status,
                std::chrono::steady_clock::time_point start);
 

@@ -7,6 +7,8 @@ object version is the key's version. Checked for an RSA-2048 and an EC P-256 key
 * standalone mounts: the files are what `openssl pkey -pubin` reads as those keys, with the
   numbers of the key's JWK; rotation (POST /keys/{name}/rotate) rewrites them, by push from the
   watch stream (Key changes) and by poll (--no-watch);
+* objectVersionHistory on a key: a directory of the newest versions' public halves, moved on by
+  a rotation;
 * a key and a secret of the same name are two objects: a new version of the key refreshes only
   the mounts of the key, and a new version of the secret only those of the secret (the agent's
   per-object read counters tell);
@@ -22,6 +24,7 @@ import os
 import re
 import subprocess
 import tempfile
+import time
 import unittest
 
 from cryptography.hazmat.primitives import serialization
@@ -44,7 +47,7 @@ class KeyMountTestCase(AgentTestCase):
     def setUpClass(cls):
         super().setUpClass()
         entries = [{"tenantId": cls.srv.tenant, "objectId": oid,
-                    "permissions": {"secrets": ["get", "list"], "keys": ["get"]}}
+                    "permissions": {"secrets": ["get", "list"], "keys": ["get", "list"]}}
                    for oid in (cls.vm["identity"]["principalId"], cls.fed["principalId"])]
         r = cls.srv.arm("PUT", f"/resourceGroups/{cls.srv.env['COFFER_RESOURCE_GROUP']}"
                                "/providers/Microsoft.KeyVault/vaults/dev/accessPolicies/add",
@@ -186,6 +189,27 @@ class StandaloneKeyMountTests(KeyMountTestCase):
                         agent.status("poll").get("lastError", ""), timeout=WAIT_S)
         self.assertTrue(ok, agent.status("poll"))
         self.assertPemIsKey(self.read(m, "agent-poll"), rotated)
+
+
+    def test_a_keys_version_history_is_a_directory_of_its_newest_versions(self):
+        first = self.create_key("agent-khist", "EC", crv="P-256")
+        time.sleep(1.1)  # versions are ordered by their creation second
+        second = self.rotate_key("agent-khist")
+        m = self.mount("khist", [{"objectName": "agent-khist", "objectType": "key",
+                                  "objectVersionHistory": 2}],
+                       spc_params={"useVMManagedIdentity": "true"})
+        agent = Agent(self, [m], args=["--no-watch"], poll="1s")
+        self.assertPemIsKey(self.read(m, "agent-khist/0"), second)
+        self.assertPemIsKey(self.read(m, "agent-khist/1"), first)
+        ids = {o["id"]: o["version"] for o in agent.status("khist")["objects"]}
+        self.assertEqual(ids, {"key/agent-khist/0": self.version_of(second),
+                               "key/agent-khist/1": self.version_of(first)})
+        time.sleep(1.1)
+        third = self.rotate_key("agent-khist")
+        self.assertTrue(wait_until(lambda: self.holds(m, "agent-khist/0", third) and
+                                   self.holds(m, "agent-khist/1", second), timeout=WAIT_S),
+                        agent.status("khist"))
+        self.assertFalse(os.path.exists(os.path.join(m["target"], "agent-khist", "2")))
 
 
 class CsiKeyMountTests(KeyMountTestCase):
