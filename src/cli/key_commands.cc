@@ -304,6 +304,49 @@ void AddReadAndLifecycle(CLI::App* key) {
   }
 }
 
+// `key rotation-policy show|update`, as az: the policy's JSON in Key
+// Vault's shape both ways.
+void AddRotationPolicy(CLI::App* key) {
+  auto* policy = key->add_subcommand("rotation-policy", "Show or set a key's rotation policy");
+  policy->require_subcommand(1);
+  {
+    auto* cmd = policy->add_subcommand("show", "Show a key's rotation policy");
+    auto a = std::make_shared<ObjectArgs>();
+    AddKeyTarget(cmd, *a, false);
+    cmd->callback([=] {
+      auto c = MakeClient();
+      auto [base, resource] = ResolveKey(c, *a);
+      Print(Expect(c.Call("GET", KvUrl(base, "/keys/" + a->name + "/rotationpolicy"), resource),
+                   {200}));
+    });
+  }
+  {
+    auto* cmd = policy->add_subcommand("update", "Replace a key's rotation policy");
+    auto a = std::make_shared<ObjectArgs>();
+    auto value = std::make_shared<std::string>();
+    AddKeyTarget(cmd, *a, false);
+    cmd->add_option("--value", *value,
+                    "The policy as JSON, or a file holding it (a leading @ is allowed)")
+        ->required();
+    cmd->callback([=] {
+      std::string text = *value;
+      size_t first = text.find_first_not_of(" \t\r\n");
+      if (first == std::string::npos || text[first] != '{') {
+        text = ReadFileOrUsage(!text.empty() && text[0] == '@' ? text.substr(1) : text);
+      }
+      auto body = ParseJson(text, 16);
+      if (!body || !body->is_object()) {
+        Usage("--value is not a JSON object");
+      }
+      auto c = MakeClient();
+      auto [base, resource] = ResolveKey(c, *a);
+      Print(Expect(c.Call("PUT", KvUrl(base, "/keys/" + a->name + "/rotationpolicy"), resource,
+                          ToJson(*body)),
+                   {200}));
+    });
+  }
+}
+
 }  // namespace
 
 void AddKeyCommands(CLI::App& kv) {
@@ -311,6 +354,7 @@ void AddKeyCommands(CLI::App& kv) {
   key->require_subcommand(1);
   AddCreateAndImport(key);
   AddReadAndLifecycle(key);
+  AddRotationPolicy(key);
   AddKeyCryptoCommands(key);
 }
 

@@ -146,6 +146,42 @@ class KeyLifecycleTests(KeyCliTestCase):
                          sorted([first_kid, rotated["key"]["kid"]]))
 
 
+class KeyRotationPolicyTests(KeyCliTestCase):
+
+    def test_show_the_default_then_update_from_text_and_from_a_file(self):
+        self.key("create", *DEV, "--name", "pol-key", "--kty", "EC")
+        default = self.key("rotation-policy", "show", *DEV, "--name", "pol-key")
+        self.assertEqual(default["lifetimeActions"],
+                         [{"trigger": {"timeBeforeExpiry": "P30D"}, "action": {"type": "Notify"}}])
+        policy = {"lifetimeActions": [{"trigger": {"timeAfterCreate": "P90D"},
+                                       "action": {"type": "Rotate"}}],
+                  "attributes": {"expiryTime": "P1Y"}}
+        stored = self.key("rotation-policy", "update", *DEV, "--name", "pol-key",
+                          "--value", json.dumps(policy))
+        self.assertIn({"trigger": {"timeAfterCreate": "P90D"}, "action": {"type": "Rotate"}},
+                      stored["lifetimeActions"])
+        self.assertEqual(stored["attributes"]["expiryTime"], "P1Y")
+        self.assertEqual(self.key("rotation-policy", "show", *DEV, "--name", "pol-key"), stored)
+        path = self.path("policy.json")
+        policy["attributes"]["expiryTime"] = "P2Y"
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(policy, f)
+        for value in (path, "@" + path):
+            again = self.key("rotation-policy", "update", *DEV, "--name", "pol-key",
+                             "--value", value)
+            self.assertEqual(again["attributes"]["expiryTime"], "P2Y")
+        # The vault's checks hold; what is not JSON is refused before anything is sent.
+        bad = {"lifetimeActions": [{"trigger": {"timeAfterCreate": "P1D"},
+                                    "action": {"type": "Rotate"}}]}
+        self.fails("BadParameter", "key", "rotation-policy", "update", *DEV, "--name", "pol-key",
+                   "--value", json.dumps(bad))
+        self.usage_error("key", "rotation-policy", "update", *DEV, "--name", "pol-key",
+                         "--value", "{not json")
+        self.fails("KeyNotFound", "key", "rotation-policy", "show", *DEV, "--name", "no-such-key")
+        self.assertEqual(self.key("rotation-policy", "show", *DEV, "--name", "pol-key")
+                         ["attributes"]["expiryTime"], "P2Y")
+
+
 class KeyImportTests(KeyCliTestCase):
 
     def test_import_an_openssl_rsa_pem_sends_the_key_and_prints_only_its_public_half(self):

@@ -1478,8 +1478,8 @@ class WatchTests(EventsTestCase):
         r = self.edit_policies(f"rg-{ap}", ap, "add", [self.policy_entry(setter.oid, ["set"])])
         self.assertEqual(r.status, 200, r)
         self.assign_ok(rbac_v["id"], ROLES["Key Vault Crypto Officer"], crypto.oid)
-        for label, vault, p in (("no role", rbac, nobody), ("keys only", rbac, crypto),
-                                ("no policy", ap, nobody), ("set only", ap, setter)):
+        for label, vault, p in (("no role", rbac, nobody), ("no policy", ap, nobody),
+                                ("set only", ap, setter)):
             with self.subTest(label):
                 w = self.watch(vault, token=p.vault_token)
                 self.assertEqual(w.status, 403, w.wire[:500])
@@ -1490,6 +1490,17 @@ class WatchTests(EventsTestCase):
         recs = wait_for_records(self.srv, lambda r: r["operationName"] == "SecretWatch" and
                                 r["properties"]["httpStatusCode"] == 403)
         self.assertTrue(recs, "refusals are audited")
+        # A right to keys only opens a stream that shows the keys' changes, not the secrets'.
+        w = self.watch(rbac, token=crypto.vault_token)
+        self.assertEqual(w.status, 200, w.wire[:500])
+        w.ready()
+        self.set_secret(rbac, "hidden", "hidden-value")
+        r = self.srv.kv("POST", "/keys/shown/create", {"kty": "EC"}, vault=rbac)
+        self.assertEqual(r.status, 200, r)
+        first = w.read_until(lambda f: f.get("event", "").startswith("Microsoft.KeyVault."))
+        self.assertIsNotNone(first, w.wire[-2000:])
+        self.assertEqual((first["event"], first["json"]["subject"]),
+                         ("Microsoft.KeyVault.KeyNewVersionCreated", "shown"))
 
     def test_a_principal_holds_at_most_sixteen_streams(self):
         vault = "evcap"
