@@ -158,8 +158,9 @@ class KeyService {
 
   // OperateCached is Operate for the I/O thread's fast path: it answers only
   // from a key version already opened and cached, and only the operations
-  // that cost about as much as a request (EC keys; RSA encrypt, wrap and
-  // verify), so that it never blocks nor holds the thread for long.
+  // that cost no more than a TLS handshake (EC keys; RSA public-key
+  // operations; private-key ones up to 2048 bits), so that it never blocks
+  // nor holds the thread for long.
   // nullopt: not answered here; call Operate.
   std::optional<StatusOr<KeyOperationResult>> OperateCached(
       const Vault& vault, const std::string& name, const std::string& version, KeyOperation op,

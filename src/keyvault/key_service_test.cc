@@ -161,11 +161,14 @@ TEST_F(KeyServiceTest, EveryOperationIsCheckedAgainstKeyOpsEnabledAndTime) {
 // The I/O thread's fast path answers only from a version already opened
 // and cached, with the same checks as Operate, and never runs an RSA
 // private-key operation.
-TEST_F(KeyServiceTest, TheFastPathAnswersOnlyFromAnOpenedKeyAndNeverWithAnRsaPrivateKey) {
+TEST_F(KeyServiceTest, TheFastPathAnswersOnlyFromAnOpenedKeyAndNeverWithALargeRsaPrivateKey) {
   KeyService cached(store_, *envelope_, clock_, 5);
   auto kv = V("kv");  // one snapshot: the cache is per vault snapshot
   ASSERT_TRUE(cached.Create(kv, "ec", Input("EC", "P-256")).ok());
-  ASSERT_TRUE(cached.Create(kv, "rsa", Input("RSA")).ok());
+  KeyCreateInput large = Input("RSA");
+  large.key_size = 3072;
+  ASSERT_TRUE(cached.Create(kv, "rsa", large).ok());
+  ASSERT_TRUE(cached.Create(kv, "rsa2048", Input("RSA")).ok());
   EXPECT_FALSE(cached.OperateCached(kv, "ec", "", KeyOperation::kSign, "ES256", Digest(32)));
   ASSERT_TRUE(cached.Operate(kv, "ec", "", KeyOperation::kSign, "ES256", Digest(32)).ok());
   auto fast = cached.OperateCached(kv, "ec", "", KeyOperation::kSign, "ES256", Digest(32));
@@ -193,15 +196,23 @@ TEST_F(KeyServiceTest, TheFastPathAnswersOnlyFromAnOpenedKeyAndNeverWithAnRsaPri
   ASSERT_TRUE(refused.has_value());
   EXPECT_EQ(refused->status().code(), StatusCode::kPermissionDenied);
 
-  // RSA: signing, decrypting and unwrapping go to a worker; verifying,
-  // encrypting and wrapping are answered here.
+  // RSA above 2048 bits: signing, decrypting and unwrapping go to a
+  // worker; verifying, encrypting and wrapping are answered here. RSA-2048
+  // signs here too.
+  ASSERT_TRUE(cached
+                  .Operate(kv, "rsa2048", "", KeyOperation::kVerify, "RS256", Digest(32),
+                           std::string(256, 's'))
+                  .ok());
+  auto small = cached.OperateCached(kv, "rsa2048", "", KeyOperation::kSign, "RS256", Digest(32));
+  ASSERT_TRUE(small.has_value() && small->ok());
+  EXPECT_EQ(small->value().value.size(), 256u);
   auto sig = cached.Operate(kv, "rsa", "", KeyOperation::kSign, "RS256", Digest(32));
   ASSERT_TRUE(sig.ok());
   EXPECT_FALSE(cached.OperateCached(kv, "rsa", "", KeyOperation::kSign, "RS256", Digest(32)));
   EXPECT_FALSE(cached.OperateCached(kv, "rsa", "", KeyOperation::kDecrypt, "RSA-OAEP",
-                                    std::string(256, 'x')));
+                                    std::string(384, 'x')));
   EXPECT_FALSE(cached.OperateCached(kv, "rsa", "", KeyOperation::kUnwrapKey, "RSA-OAEP",
-                                    std::string(256, 'x')));
+                                    std::string(384, 'x')));
   auto verified =
       cached.OperateCached(kv, "rsa", "", KeyOperation::kVerify, "RS256", Digest(32), sig->value);
   ASSERT_TRUE(verified.has_value() && verified->ok());
