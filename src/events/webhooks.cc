@@ -151,14 +151,25 @@ StatusOr<size_t> WebhookDispatcher::OnChanges(const std::vector<storage::ChangeR
   }
   std::vector<DeadLetterNote> full;
   std::vector<storage::PendingDelivery> unqueued;
+  // Queued by another leader (a server that led a moment ago and did not
+  // know it had lost the lease) after this one loaded the store: its rows
+  // are taken from the store, or they would wait for the next takeover.
+  std::set<std::pair<std::string, int64_t>> adopt;
   {
     std::lock_guard<std::mutex> lock(mu_);
     for (auto& [key, d] : made) {
       auto it = lanes_.find(key);
       // At or below the stored position: another leader queued it.
-      if (it == lanes_.end() || d.change.seq <= queued_before) {
+      if (it != lanes_.end() && d.change.seq <= queued_before) {
+        if (leading_ && persist && d.change.seq > known_through_) {
+          adopt.insert({key, d.change.seq});
+        }
         continue;
       }
+      if (it == lanes_.end()) {
+        continue;
+      }
+      known_through_ = std::max(known_through_, d.change.seq);
       Lane& lane = it->second;
       if (FullLocked(lane)) {
         d.last_outcome = "the delivery queue is full";
@@ -184,6 +195,14 @@ StatusOr<size_t> WebhookDispatcher::OnChanges(const std::vector<storage::ChangeR
   for (const auto& row : unqueued) {
     Record(row, true);
   }
+  if (!adopt.empty()) {
+    Status adopted = Adopt(adopt);
+    if (!adopted.ok()) {
+      COFFER_LOG(kWarning) << "webhooks: the deliveries another server queued could not be read; "
+                              "the next leader continues them: "
+                           << adopted.ToString();
+    }
+  }
   return made.size();
 }
 
@@ -199,8 +218,7 @@ void WebhookDispatcher::ClearQueuesLocked() {
   }
 }
 
-Status WebhookDispatcher::Lead() {
-  RETURN_IF_ERROR(Reload());
+StatusOr<std::vector<storage::PendingDelivery>> WebhookDispatcher::StoredDeliveries() {
   constexpr int kPage = 1000;
   std::vector<storage::PendingDelivery> pending;
   std::optional<storage::Store::DeliveryCursor> after;
@@ -210,40 +228,77 @@ Status WebhookDispatcher::Lead() {
       pending.push_back(std::move(row));
     }
     if (page.size() < static_cast<size_t>(kPage)) {
-      break;
+      return pending;
     }
     const auto& last = pending.back();
     after =
         storage::Store::DeliveryCursor{last.due_ms, last.vault_key, last.name_key, last.change.seq};
   }
+}
+
+size_t WebhookDispatcher::LoadLocked(std::vector<storage::PendingDelivery>& rows) {
+  size_t loaded = 0;
+  for (auto& row : rows) {
+    known_through_ = std::max(known_through_, row.change.seq);
+    auto it = lanes_.find(row.vault_key + "/" + row.name_key);
+    // A subscription not served here (not validated) keeps its rows;
+    // one over the bounds keeps them for a later leader.
+    if (it == lanes_.end() || FullLocked(it->second)) {
+      continue;
+    }
+    Delivery d;
+    d.change = std::move(row.change);
+    d.attempts = row.attempts;
+    d.due_ms = row.due_ms;
+    d.first_ms = row.first_ms;
+    d.last_outcome = std::move(row.last_outcome);
+    d.last_status = row.last_status;
+    it->second.later.push(std::move(d));
+    queued_++;
+    loaded++;
+  }
+  return loaded;
+}
+
+Status WebhookDispatcher::Lead() {
+  RETURN_IF_ERROR(Reload());
+  ASSIGN_OR_RETURN(auto pending, StoredDeliveries());
   size_t loaded = 0;
   {
     std::lock_guard<std::mutex> lock(mu_);
     ClearQueuesLocked();
-    for (auto& row : pending) {
-      auto it = lanes_.find(row.vault_key + "/" + row.name_key);
-      // A subscription not served here (not validated) keeps its rows;
-      // one over the bounds keeps them for a later leader.
-      if (it == lanes_.end() || FullLocked(it->second)) {
-        continue;
-      }
-      Delivery d;
-      d.change = std::move(row.change);
-      d.attempts = row.attempts;
-      d.due_ms = row.due_ms;
-      d.first_ms = row.first_ms;
-      d.last_outcome = std::move(row.last_outcome);
-      d.last_status = row.last_status;
-      it->second.later.push(std::move(d));
-      queued_++;
-      loaded++;
-    }
+    known_through_ = 0;
+    loaded = LoadLocked(pending);
     leading_ = true;
     term_++;
   }
   cv_.notify_all();
   if (loaded > 0) {
     COFFER_LOG(kInfo) << "webhooks: continuing " << loaded << " pending deliveries";
+  }
+  return OkStatus();
+}
+
+Status WebhookDispatcher::Adopt(const std::set<std::pair<std::string, int64_t>>& wanted) {
+  ASSIGN_OR_RETURN(auto stored, StoredDeliveries());
+  std::vector<storage::PendingDelivery> rows;
+  for (auto& row : stored) {
+    if (wanted.count({row.vault_key + "/" + row.name_key, row.change.seq}) != 0) {
+      rows.push_back(std::move(row));
+    }
+  }
+  size_t loaded = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!leading_) {
+      return OkStatus();
+    }
+    loaded = LoadLocked(rows);
+  }
+  cv_.notify_all();
+  if (loaded > 0) {
+    COFFER_LOG(kInfo) << "webhooks: continuing " << loaded
+                      << " deliveries another server queued while it led";
   }
   return OkStatus();
 }

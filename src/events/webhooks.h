@@ -9,6 +9,7 @@
 #include <mutex>
 #include <optional>
 #include <queue>
+#include <set>
 #include <string>
 #include <thread>
 #include <utility>
@@ -231,6 +232,14 @@ class WebhookDispatcher {
   bool FullLocked(const Lane& lane) const;
   // Drops every queued delivery from memory. mu_ held.
   void ClearQueuesLocked();
+  // Every pending delivery in the store, in its order.
+  StatusOr<std::vector<storage::PendingDelivery>> StoredDeliveries();
+  // Queues stored rows in their lanes' schedules, within the bounds, and
+  // raises known_through_. Returns how many. mu_ held.
+  size_t LoadLocked(std::vector<storage::PendingDelivery>& rows);
+  // Queues the stored rows of `wanted` (lane, change seq): deliveries
+  // another leader queued after this one loaded the store.
+  Status Adopt(const std::set<std::pair<std::string, int64_t>>& wanted);
   void DeadLetter(const DeadLetterNote& note);
   int64_t BackoffMs(int attempts) const;
   int LimitFor(const Lane& lane) const;
@@ -253,7 +262,11 @@ class WebhookDispatcher {
   bool stopping_ = false;              // guarded by mu_
   bool leading_ = false;               // guarded by mu_; always true without persist
   uint64_t term_ = 0;                  // guarded by mu_; one per Lead()
-  Stats stats_;                        // guarded by mu_
+  // The highest change seq of a delivery this leader loaded from the store
+  // or queued itself; one above it that the store says is queued already
+  // was queued by another leader since. Guarded by mu_.
+  int64_t known_through_ = 0;
+  Stats stats_;  // guarded by mu_
   std::mutex dead_letter_mu_;
   std::vector<std::thread> threads_;
 };

@@ -700,5 +700,54 @@ TEST_F(PersistentDispatcherTest, OnlyTheLeaderAttempts) {
   EXPECT_TRUE(Eventually([&] { return Pending().empty(); }));
 }
 
+// A server that led a moment ago and did not know it had lost the lease
+// may queue a page after the new leader loaded the store. The new leader's
+// own pass over that page finds it queued already and takes the rows from
+// the store, so they are delivered now rather than at the next takeover.
+TEST_F(PersistentDispatcherTest, DeliveriesAnotherLeaderQueuedMeanwhileAreTakenFromTheStore) {
+  Start([](const WebhookRequest&) -> StatusOr<http::Response> { return Answer(200); });
+  ASSERT_TRUE(dispatcher_->Lead().ok());
+  Queue({Change(1, "db")});
+  ASSERT_TRUE(Eventually([&] { return dispatcher_->stats().delivered == 1; }));
+  std::vector<storage::PendingDelivery> rows;
+  for (int64_t seq : {2, 3}) {
+    storage::PendingDelivery row;
+    row.vault_key = "main";
+    row.name_key = "hook";
+    row.change = Change(seq, "db");
+    row.due_ms = now_ms_.load();
+    row.first_ms = now_ms_.load();
+    rows.push_back(row);
+  }
+  ASSERT_TRUE(store_.QueueDeliveries("position", 3, rows).ok());
+  Queue({Change(2, "db"), Change(3, "db")});
+  ASSERT_TRUE(Eventually([&] { return dispatcher_->stats().delivered == 3; }));
+  EXPECT_TRUE(Eventually([&] { return Pending().empty(); }));
+  // The same page handed on again (a pass that failed after its write) is
+  // not sent twice: the next change is the only one more.
+  Queue({Change(2, "db"), Change(3, "db")});
+  Queue({Change(4, "db")});
+  ASSERT_TRUE(Eventually([&] { return dispatcher_->stats().delivered == 4; }));
+  EXPECT_EQ(SentTo("/hook").size(), 4u);
+}
+
+// Rows a restarted leader loaded are not taken twice when it reads their
+// page again (the position was stored, its own cursor was not).
+TEST_F(PersistentDispatcherTest, ARestartedLeaderReadingItsLastPageAgainSendsItOnce) {
+  options_.base_backoff_ms = 3'600'000;
+  Start([](const WebhookRequest&) -> StatusOr<http::Response> { return Answer(500); });
+  ASSERT_TRUE(dispatcher_->Lead().ok());
+  Queue({Change(1, "db"), Change(2, "db")});
+  ASSERT_TRUE(Eventually([&] { return SentTo("/hook").size() == 2; }));
+  dispatcher_.reset();
+  now_ms_ += 3'600'000;
+  Start([](const WebhookRequest&) -> StatusOr<http::Response> { return Answer(200); });
+  ASSERT_TRUE(dispatcher_->Lead().ok());
+  Queue({Change(1, "db"), Change(2, "db")});
+  Queue({Change(3, "db")});
+  ASSERT_TRUE(Eventually([&] { return dispatcher_->stats().delivered == 3; }));
+  EXPECT_EQ(SentTo("/hook").size(), 5u) << "two failed attempts, then each change once";
+}
+
 }  // namespace
 }  // namespace coffer::events
