@@ -463,38 +463,38 @@ http::Response KeysApi::RandomBytes(const VaultCall& call) {
 }
 
 std::vector<VaultOperation> KeysApi::Operations() {
-  using Handle = http::Response (KeysApi::*)(const VaultCall&);
-  auto op = [this](std::string_view method, std::string_view pattern, std::string_view operation,
-                   std::string_view object, Handle handle, bool changes_nothing = false) {
+  using Handler = std::function<http::Response(const VaultCall&)>;
+  auto route = [](std::string_view method, std::string_view pattern, std::string_view operation,
+                  std::string_view object, Handler handler, bool changes_nothing) {
     VaultOperation o;
     o.changes_nothing = changes_nothing;
     o.method = method;
     o.pattern = pattern;
     o.operation = operation;
     o.object_param = object;
-    o.handle = [this, handle](const VaultCall& call) {
+    o.handle = [handler = std::move(handler)](const VaultCall& call) {
       if (call.request.Query("api-version").empty()) {
         return Error(BadParameter("The 'api-version' query parameter is missing."));
       }
-      return (this->*handle)(call);
+      return handler(call);
     };
     return o;
   };
+  using Handle = http::Response (KeysApi::*)(const VaultCall&);
+  auto op = [this, route](std::string_view method, std::string_view pattern,
+                          std::string_view operation, std::string_view object, Handle handle,
+                          bool changes_nothing = false) {
+    return route(
+        method, pattern, operation, object,
+        [this, handle](const VaultCall& call) { return (this->*handle)(call); }, changes_nothing);
+  };
   // The operations with a key version: they change nothing, and are
   // answered on the I/O thread when the key is opened and cheap to use.
-  auto crypto = [this](std::string_view path, std::string_view operation, KeyOperation kind) {
-    VaultOperation o;
-    o.changes_nothing = true;
-    o.method = "POST";
-    o.pattern = path;
-    o.operation = operation;
-    o.object_param = "name";
-    o.handle = [this, kind](const VaultCall& call) {
-      if (call.request.Query("api-version").empty()) {
-        return Error(BadParameter("The 'api-version' query parameter is missing."));
-      }
-      return Operate(call, kind);
-    };
+  auto crypto = [this, route](std::string_view path, std::string_view operation,
+                              KeyOperation kind) {
+    VaultOperation o = route(
+        "POST", path, operation, "name",
+        [this, kind](const VaultCall& call) { return Operate(call, kind); }, true);
     o.fast = [this, kind](const VaultCall& call) { return OperateCached(call, kind); };
     return o;
   };

@@ -2,10 +2,8 @@
 
 #include "common/encoding.h"
 #include "common/json.h"
-#include "common/strings.h"
 #include "crypto/asym_key.h"
 #include "crypto/primitives.h"
-#include "http/url.h"
 #include "sdk/pipeline.h"
 #include "sdk/wire.h"
 
@@ -13,36 +11,18 @@ namespace coffer {
 namespace {
 
 // Splits https://host[:port]/keys/name[/version] into the vault's URL and
-// the key's path; false for anything else (another scheme, a query, a name
-// or version that could change the path).
+// the key's path; false for anything else (another collection, a query, a
+// name or version that could change the path).
 bool SplitKeyUrl(const std::string& key_id, std::string* vault_url, std::string* path) {
-  StatusOr<http::Url> url = http::ParseUrl(key_id);
-  if (!url.ok() || !url->tls() || url->Path() != url->path_and_query) {
-    return false;
-  }
-  std::string_view rest = url->path_and_query;
-  while (rest.size() > 1 && rest.back() == '/') {
-    rest.remove_suffix(1);
-  }
-  auto parts = Split(rest.substr(1), '/');
-  if (parts.size() < 2 || parts.size() > 3 || parts[0] != "keys") {
-    return false;
-  }
-  std::string name(parts[1]);
-  if (!CheckName(name).ok()) {
+  std::string name, version;
+  bool deleted = false;
+  if (!SplitObjectId(key_id, "keys", vault_url, &name, &version, &deleted) || deleted ||
+      !CheckName(name).ok() || (!version.empty() && !CheckName(version).ok())) {
     return false;
   }
   // An empty version is the latest: /keys/<name>//sign, as the Azure SDKs
   // send it.
-  *path = "/keys/" + name + "/";
-  if (parts.size() == 3) {
-    std::string version(parts[2]);
-    if (!CheckName(version).ok()) {
-      return false;
-    }
-    *path += version;
-  }
-  *vault_url = url->Origin();
+  *path = "/keys/" + name + "/" + version;
   return true;
 }
 

@@ -2,35 +2,15 @@
 
 #include "common/encoding.h"
 #include "common/json.h"
-#include "common/strings.h"
-#include "http/url.h"
 #include "sdk/pipeline.h"
 #include "sdk/wire.h"
 
 namespace coffer {
 namespace {
 
-// SplitKeyId splits https://host/keys/name[/version]; the outputs stay empty
-// for anything else.
-void SplitKeyId(const std::string& kid, KeyProperties* p) {
-  StatusOr<http::Url> url = http::ParseUrl(kid);
-  if (!url.ok() || !url->tls() || url->Path() != url->path_and_query) {
-    return;
-  }
-  auto parts = Split(std::string_view(url->path_and_query).substr(1), '/');
-  if (parts.size() < 2 || parts.size() > 3 || parts[0] != "keys") {
-    return;
-  }
-  p->vault_url = url->Origin();
-  p->name = std::string(parts[1]);
-  if (parts.size() == 3) {
-    p->version = std::string(parts[2]);
-  }
-}
-
 void ReadKeyProperties(const Json& item, const std::string& kid, KeyProperties* p) {
   p->id = kid;
-  SplitKeyId(kid, p);
+  SplitObjectId(kid, "keys", &p->vault_url, &p->name, &p->version);
   ReadObjectProperties(item, p);
   if (item.contains("attributes") && item["attributes"].is_object()) {
     const Json& a = item["attributes"];

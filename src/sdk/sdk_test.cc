@@ -200,9 +200,9 @@ TEST(Wire, ChallengeResourceIsReadAsTheHttpClientReadsUrls) {
         << resource;
   }
   std::string v, n, ver;
-  SplitObjectId("https://evil.example@dev.vault.localhost/secrets/db", &v, &n, &ver);
+  SplitObjectId("https://evil.example@dev.vault.localhost/secrets/db", "secrets", &v, &n, &ver);
   EXPECT_EQ(v, "");
-  SplitObjectId("https://DEV.vault.localhost:443/secrets/db", &v, &n, &ver);
+  SplitObjectId("https://DEV.vault.localhost:443/secrets/db", "secrets", &v, &n, &ver);
   EXPECT_EQ(v, "https://dev.vault.localhost");
   EXPECT_EQ(n, "db");
 }
@@ -237,14 +237,23 @@ TEST(Wire, NamesThatCouldChangeThePathAreRefused) {
 
 TEST(Wire, ObjectIds) {
   std::string v, n, ver;
-  SplitObjectId("https://dev.vault.localhost:8443/secrets/db/abc", &v, &n, &ver);
+  SplitObjectId("https://dev.vault.localhost:8443/secrets/db/abc", "secrets", &v, &n, &ver);
   EXPECT_EQ(v, "https://dev.vault.localhost:8443");
   EXPECT_EQ(n, "db");
   EXPECT_EQ(ver, "abc");
-  SplitObjectId("https://x/keys/db/abc", &v, &n, &ver);
+  SplitObjectId("https://x/keys/db/abc", "secrets", &v, &n, &ver);
   EXPECT_EQ(n, "");
-  SplitObjectId("garbage", &v, &n, &ver);
+  SplitObjectId("garbage", "secrets", &v, &n, &ver);
   EXPECT_EQ(v, "");
+  bool deleted = false;
+  EXPECT_TRUE(SplitObjectId("https://x/keys/k/v1", "keys", &v, &n, &ver, &deleted));
+  EXPECT_EQ(n, "k");
+  EXPECT_EQ(ver, "v1");
+  EXPECT_FALSE(deleted);
+  EXPECT_TRUE(SplitObjectId("https://x/deletedkeys/k", "keys", &v, &n, &ver, &deleted));
+  EXPECT_TRUE(deleted);
+  EXPECT_FALSE(SplitObjectId("https://x/deletedsecrets/k", "keys", &v, &n, &ver));
+  EXPECT_FALSE(SplitObjectId("https://x/xkeys/k", "keys", &v, &n, &ver));
 }
 
 TEST(Wire, ServerSentEventsInAnyPieces) {
@@ -1187,7 +1196,7 @@ TEST(CryptographyClient, WhatIsNotAKeyIdIsRefusedBeforeAnythingIsSent) {
        {"http://dev.vault.localhost/keys/k", "https://dev.vault.localhost/keys",
         "https://dev.vault.localhost/secrets/k/v1", "https://dev.vault.localhost/keys/k/v1/sign",
         "https://dev.vault.localhost/keys/../secrets/s", "https://dev.vault.localhost/keys/k?x=1",
-        "not a url"}) {
+        "https://dev.vault.localhost/deletedkeys/k", "not a url"}) {
     CryptographyClient client(id, credential, options);
     EXPECT_EQ(client.Sign("RS256", std::vector<uint8_t>(32)).status().code(),
               StatusCode::kInvalidArgument)

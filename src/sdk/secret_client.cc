@@ -13,7 +13,7 @@ namespace {
 SecretProperties ParseProperties(const Json& item) {
   SecretProperties p;
   p.id = StringMember(item, "id");
-  SplitObjectId(p.id, &p.vault_url, &p.name, &p.version);
+  SplitObjectId(p.id, "secrets", &p.vault_url, &p.name, &p.version);
   p.content_type = StringMember(item, "contentType");
   ReadObjectProperties(item, &p);
   return p;

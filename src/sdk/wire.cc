@@ -57,25 +57,33 @@ std::string ChallengeParameter(std::string_view header, std::string_view name) {
 
 }  // namespace
 
-void SplitObjectId(const std::string& id, std::string* vault_url, std::string* name,
-                   std::string* version) {
+bool SplitObjectId(const std::string& id, std::string_view collection, std::string* vault_url,
+                   std::string* name, std::string* version, bool* deleted) {
   vault_url->clear();
   name->clear();
   version->clear();
   StatusOr<http::Url> url = http::ParseUrl(id);
   if (!url.ok() || !url->tls() || url->Path() != url->path_and_query) {
-    return;  // not an https URL, or one with a query
+    return false;  // not an https URL, or one with a query
   }
   auto parts = Split(std::string_view(url->path_and_query).substr(1), '/');
-  if (parts.size() < 2 || parts.size() > 3 ||
-      (parts[0] != "secrets" && parts[0] != "deletedsecrets")) {
-    return;
+  if (parts.size() < 2 || parts.size() > 3) {
+    return false;
+  }
+  bool in_deleted = parts[0].size() == collection.size() + 7 && StartsWith(parts[0], "deleted") &&
+                    parts[0].substr(7) == collection;
+  if (parts[0] != collection && !in_deleted) {
+    return false;
+  }
+  if (deleted != nullptr) {
+    *deleted = in_deleted;
   }
   *vault_url = url->Origin();
   *name = std::string(parts[1]);
   if (parts.size() == 3) {
     *version = std::string(parts[2]);
   }
+  return true;
 }
 
 Status CheckName(const std::string& name) {

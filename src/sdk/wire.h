@@ -14,10 +14,12 @@
 
 namespace coffer {
 
-// SplitObjectId splits https://host/secrets/name[/version] into its parts;
-// the outputs are left empty for anything else.
-void SplitObjectId(const std::string& id, std::string* vault_url, std::string* name,
-                   std::string* version);
+// SplitObjectId splits https://host/<collection>/name[/version] (and the
+// recovery id https://host/deleted<collection>/name, `deleted` then set when
+// given) into its parts, `collection` being "secrets" or "keys". False, with
+// the outputs empty, for anything else.
+bool SplitObjectId(const std::string& id, std::string_view collection, std::string* vault_url,
+                   std::string* name, std::string* version, bool* deleted = nullptr);
 
 // CheckName accepts Key Vault object names (1-127 of [0-9a-zA-Z-]), so that no
 // name can change the path a request goes to. kInvalidArgument otherwise.
