@@ -27,12 +27,14 @@ std::string_view ObjectKindName(ObjectKind kind) {
       return "Secret";
     case ObjectKind::kKey:
       return "Key";
+    case ObjectKind::kCertificate:
+      return "Certificate";
   }
   return "Secret";
 }
 
 std::optional<ObjectKind> ParseObjectKind(std::string_view name) {
-  for (ObjectKind kind : {ObjectKind::kSecret, ObjectKind::kKey}) {
+  for (ObjectKind kind : {ObjectKind::kSecret, ObjectKind::kKey, ObjectKind::kCertificate}) {
     if (name == ObjectKindName(kind)) {
       return kind;
     }

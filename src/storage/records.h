@@ -167,11 +167,12 @@ bool AccessModelChanged(const VaultRecord& before, const VaultRecord& after);
 
 // The kinds of object a vault holds. Each kind has names of its own (a
 // secret and a key may share a name), and the same lifecycle: versions,
-// soft delete, recovery, purge, backup.
-enum class ObjectKind { kSecret, kKey };
+// soft delete, recovery, purge, backup. A certificate owns the key and the
+// secret of its name (Store, "Owned objects").
+enum class ObjectKind { kSecret, kKey, kCertificate };
 
 // ObjectKindName is the kind as stored and as the change feed's object type
-// names it: "Secret", "Key".
+// names it: "Secret", "Key", "Certificate".
 std::string_view ObjectKindName(ObjectKind kind);
 // ParseObjectKind is its inverse; nullopt for anything else.
 std::optional<ObjectKind> ParseObjectKind(std::string_view name);
@@ -180,15 +181,18 @@ std::optional<ObjectKind> ParseObjectKind(std::string_view name);
 Status ObjectNotFoundError(ObjectKind kind, const std::string& name);
 Status DeletedObjectNotFoundError(ObjectKind kind, const std::string& name);
 
-// One version of a secret or a key.
+// One version of a secret, a key or a certificate.
 struct SecretVersionRecord {
   std::string name;  // display name, case as first created
   std::string version;
-  // A secret's value, or a key's private key, sealed (keyvault/envelope.h).
+  // A secret's value, a key's private key, or a certificate's DER, sealed
+  // (keyvault/envelope.h).
   std::string sealed_value;
   std::string content_type;  // secrets only
-  // Keys only: the public key and its permitted operations, as JSON (the
-  // key service's format, keyvault/key_service.h); "" for secrets.
+  // Keys: the public key and its permitted operations, as JSON (the key
+  // service's format, keyvault/key_service.h); certificates: what the
+  // certificate service keeps of the version (keyvault/certificate_service.h);
+  // "" for secrets.
   std::string key_json;
   std::string tags_json;  // "{}" when none
   bool enabled = true;
@@ -205,6 +209,22 @@ struct SecretView {
   bool deleted = false;
   int64_t deleted_date = 0;
   int64_t scheduled_purge_date = 0;
+  // The kind of the object that owns this one (a certificate's key and
+  // secret, Key Vault's managed objects); nullopt when none does.
+  std::optional<ObjectKind> owner;
+};
+
+// A version of an object that another object owns, written with a version
+// of its owner (Store::AddObjectVersion): the object of `kind` with the
+// owner's name.
+struct OwnedVersion {
+  ObjectKind kind = ObjectKind::kSecret;
+  SecretVersionRecord record;
+};
+// Every version of such an object, for a restore; the last is the latest.
+struct OwnedVersions {
+  ObjectKind kind = ObjectKind::kSecret;
+  std::vector<SecretVersionRecord> versions;
 };
 
 struct SecretPage {

@@ -190,17 +190,38 @@ class Store {
   // Purges every soft-deleted vault whose scheduled purge date is <= now.
   virtual StatusOr<int> PurgeExpiredVaults(int64_t now) = 0;
 
-  // --- objects of a vault: secrets and keys ---
+  // --- objects of a vault: secrets, keys and certificates ---
   // Each kind has its own names: every call acts on the objects of `kind`
-  // alone. Errors name the kind ("SecretNotFound", "KeyNotFound").
+  // alone, and on the objects it owns. Errors name the kind
+  // ("SecretNotFound", "KeyNotFound", "CertificateNotFound").
   //
-  // Adds a version and makes it the latest, creating the object if needed.
-  // Returns the object's stored name, whose case is that of its first
-  // version. kFailedPrecondition (reason "Conflict") if the object is
-  // soft-deleted; kNotFound if the vault does not exist; kAlreadyExists if
-  // the version id is taken.
+  // Owned objects. A certificate owns the key and the secret of its name
+  // (Key Vault's managed objects; SecretView::owner). They are written with
+  // their owner's versions (AddObjectVersion's `owned`) and follow it, in
+  // the same transaction: deleting, recovering, purging or restoring the
+  // owner does the same to them, and an update of an owner's version sets
+  // the enabled flag, nbf, exp and updated of their versions of the same
+  // id. On their own they are read-only: AddObjectVersion,
+  // UpdateObjectVersion, MarkObjectDeleted, RecoverObject and PurgeObject
+  // on an owned object return kPermissionDenied (reason "Forbidden"). A
+  // soft-deleted owned object is not listed with the deleted objects of its
+  // kind; GetObject with include_deleted finds it.
+  //
+  // Adds a version and makes it the latest, creating the object if needed,
+  // and in the same transaction each of `owned` (objects of other kinds with
+  // the same name, whose records carry the same version id) as a version of
+  // an object this one owns. Returns the object's stored name, whose case is
+  // that of its first version. kFailedPrecondition (reason "Conflict") if
+  // the object or an owned one is soft-deleted, or if an object `owned`
+  // names exists and is not owned by this kind; kNotFound if the vault does
+  // not exist; kAlreadyExists if the version id is taken.
   virtual StatusOr<std::string> AddObjectVersion(ObjectKind kind, const std::string& vault,
-                                                 const SecretVersionRecord& rec) = 0;
+                                                 const SecretVersionRecord& rec,
+                                                 const std::vector<OwnedVersion>& owned) = 0;
+  StatusOr<std::string> AddObjectVersion(ObjectKind kind, const std::string& vault,
+                                         const SecretVersionRecord& rec) {
+    return AddObjectVersion(kind, vault, rec, {});
+  }
   // Changes one version (`version` empty: the latest) of a live object as
   // `mutate` leaves it, read and written in one write transaction (see
   // Mutation above): content type, key JSON, tags, enabled, nbf, exp and
@@ -243,10 +264,16 @@ class Store {
   // date is <= now. Returns how many were purged.
   virtual StatusOr<int> PurgeExpiredObjects(int64_t now) = 0;
   // Creates an object from a backup, all versions at once, the last entry of
-  // `versions` becoming the latest. kAlreadyExists if the name is taken (live
-  // or soft-deleted).
+  // `versions` becoming the latest, with the objects it owns (`owned`, the
+  // same way). kAlreadyExists if the name is taken (live or soft-deleted)
+  // for the object or one of `owned`.
   virtual Status RestoreObject(ObjectKind kind, const std::string& vault,
-                               const std::vector<SecretVersionRecord>& versions) = 0;
+                               const std::vector<SecretVersionRecord>& versions,
+                               const std::vector<OwnedVersions>& owned) = 0;
+  Status RestoreObject(ObjectKind kind, const std::string& vault,
+                       const std::vector<SecretVersionRecord>& versions) {
+    return RestoreObject(kind, vault, versions, {});
+  }
 
   // An object's policy (a key's rotation policy, docs/keys.md): JSON the
   // service owns, kept with the object (not its versions), "" when it has

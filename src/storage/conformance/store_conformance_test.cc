@@ -981,6 +981,169 @@ TEST_P(StoreConformance, NoticesFireOncePerVersionAndGoWithThePurge) {
   EXPECT_TRUE(*store_->RecordNotice(c));
 }
 
+// A certificate's version with the key and secret versions it owns.
+std::vector<OwnedVersion> CertificateParts(const SecretVersionRecord& cert) {
+  SecretVersionRecord key = cert;
+  key.key_json = R"({"kty":"EC"})";
+  key.sealed_value = "sealed-key-" + cert.version;
+  SecretVersionRecord secret = cert;
+  secret.content_type = "application/x-pem-file";
+  secret.sealed_value = "sealed-pem-" + cert.version;
+  return {{ObjectKind::kKey, key}, {ObjectKind::kSecret, secret}};
+}
+
+TEST_P(StoreConformance, ACertificateWritesItsKeyAndSecretWithIt) {
+  const ObjectKind kCert = ObjectKind::kCertificate;
+  auto c1 = Version("Web", "c1");
+  ASSERT_EQ(*store_->AddObjectVersion(kCert, "main", c1, CertificateParts(c1)), "Web");
+  auto c2 = Version("web", "c2");
+  ASSERT_TRUE(store_->AddObjectVersion(kCert, "main", c2, CertificateParts(c2)).ok());
+  // The owned objects carry the certificate's name and versions, and say who
+  // owns them; the certificate itself has no owner.
+  auto key = store_->GetObject(ObjectKind::kKey, "main", "WEB", "", false);
+  ASSERT_TRUE(key.ok());
+  EXPECT_EQ(key->version.version, "c2");
+  EXPECT_EQ(key->version.name, "Web");
+  EXPECT_EQ(key->owner, kCert);
+  auto secret = store_->GetSecret("main", "web", "c1", false);
+  ASSERT_TRUE(secret.ok());
+  EXPECT_EQ(secret->version.sealed_value, "sealed-pem-c1");
+  EXPECT_EQ(secret->owner, kCert);
+  EXPECT_FALSE(store_->GetObject(kCert, "main", "web", "", false)->owner.has_value());
+  EXPECT_EQ(store_->ListSecrets("main", false, "", 10)->items.at(0).owner, kCert);
+  EXPECT_EQ(store_->ListObjectVersions(ObjectKind::kKey, "main", "web", "", 10)->items.size(), 2u);
+  // The feed has each kind's new versions.
+  auto changes = store_->ListChanges(0, 100);
+  int created = 0;
+  for (const auto& c : *changes) {
+    created += c.type.ends_with("NewVersionCreated") && c.name == "Web";
+  }
+  EXPECT_EQ(created, 6);
+}
+
+TEST_P(StoreConformance, OwnedObjectsAreReadOnlyOnTheirOwn) {
+  const ObjectKind kCert = ObjectKind::kCertificate;
+  auto c1 = Version("web", "c1");
+  ASSERT_TRUE(store_->AddObjectVersion(kCert, "main", c1, CertificateParts(c1)).ok());
+  int64_t before = store_->GetChangeBounds()->newest;
+  for (ObjectKind kind : {ObjectKind::kKey, ObjectKind::kSecret}) {
+    auto refused = [&](const Status& s) {
+      EXPECT_EQ(s.code(), StatusCode::kPermissionDenied) << s.ToString();
+      EXPECT_EQ(s.reason(), "Forbidden");
+    };
+    refused(store_->AddObjectVersion(kind, "main", Version("web", "x1")).status());
+    refused(store_
+                ->UpdateObjectVersion(kind, "main", "web", "",
+                                      [](SecretVersionRecord& rec) {
+                                        rec.enabled = false;
+                                        return OkStatus();
+                                      })
+                .status());
+    refused(store_->MarkObjectDeleted(kind, "main", "web", 10, 20));
+  }
+  EXPECT_EQ(store_->GetChangeBounds()->newest, before);
+  EXPECT_TRUE(store_->GetSecret("main", "web", "", false)->version.enabled);
+  // A certificate may not take over a key or secret it does not own.
+  ASSERT_TRUE(store_->AddSecretVersion("main", Version("api", "s1")).ok());
+  auto c2 = Version("api", "c1");
+  auto taken = store_->AddObjectVersion(kCert, "main", c2, CertificateParts(c2));
+  EXPECT_EQ(taken.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(taken.status().reason(), "Conflict");
+  // ... and nothing of it was written: not the certificate, not its key.
+  EXPECT_EQ(store_->GetObject(kCert, "main", "api", "", false).status().code(),
+            StatusCode::kNotFound);
+  EXPECT_EQ(store_->GetObject(ObjectKind::kKey, "main", "api", "", false).status().code(),
+            StatusCode::kNotFound);
+  EXPECT_EQ(store_->GetSecret("main", "api", "", false)->version.version, "s1");
+}
+
+TEST_P(StoreConformance, OwnedObjectsFollowTheirOwner) {
+  const ObjectKind kCert = ObjectKind::kCertificate;
+  auto c1 = Version("web", "c1");
+  ASSERT_TRUE(store_->AddObjectVersion(kCert, "main", c1, CertificateParts(c1)).ok());
+  auto c2 = Version("web", "c2");
+  ASSERT_TRUE(store_->AddObjectVersion(kCert, "main", c2, CertificateParts(c2)).ok());
+  // An update of the certificate's version sets the same version's enabled
+  // flag, nbf and exp on the key and the secret, and only that version.
+  auto updated = store_->UpdateObjectVersion(kCert, "main", "web", "c1",
+                                             [](SecretVersionRecord& rec) {
+                                               rec.enabled = false;
+                                               rec.exp = 5000;
+                                               rec.updated = 400;
+                                               rec.tags_json = R"({"a":"b"})";
+                                               return OkStatus();
+                                             });
+  ASSERT_TRUE(updated.ok());
+  for (ObjectKind kind : {ObjectKind::kKey, ObjectKind::kSecret}) {
+    auto v1 = store_->GetObject(kind, "main", "web", "c1", false);
+    ASSERT_TRUE(v1.ok());
+    EXPECT_FALSE(v1->version.enabled);
+    EXPECT_EQ(v1->version.exp, 5000);
+    EXPECT_EQ(v1->version.updated, 400);
+    EXPECT_EQ(v1->version.tags_json, "{}");
+    EXPECT_TRUE(store_->GetObject(kind, "main", "web", "c2", false)->version.enabled);
+  }
+  // Deleting the certificate deletes them; they are not listed as deleted
+  // objects of their own kinds, but can be read as deleted.
+  ASSERT_TRUE(store_->MarkObjectDeleted(kCert, "main", "web", 10, 20).ok());
+  for (ObjectKind kind : {ObjectKind::kKey, ObjectKind::kSecret}) {
+    EXPECT_EQ(store_->GetObject(kind, "main", "web", "", false).status().code(),
+              StatusCode::kNotFound);
+    auto deleted = store_->GetObject(kind, "main", "web", "", true);
+    ASSERT_TRUE(deleted.ok());
+    EXPECT_TRUE(deleted->deleted);
+    EXPECT_EQ(deleted->scheduled_purge_date, 20);
+    EXPECT_TRUE(store_->ListObjects(kind, "main", true, "", 10)->items.empty());
+    EXPECT_EQ(store_->RecoverObject(kind, "main", "web").code(), StatusCode::kPermissionDenied);
+    EXPECT_EQ(store_->PurgeObject(kind, "main", "web").code(), StatusCode::kPermissionDenied);
+  }
+  EXPECT_EQ(store_->ListObjects(kCert, "main", true, "", 10)->items.size(), 1u);
+  // A new certificate version cannot be added while its key is deleted.
+  auto c3 = Version("web", "c3");
+  EXPECT_EQ(store_->AddObjectVersion(kCert, "main", c3, CertificateParts(c3)).status().reason(),
+            "Conflict");
+  // Recovering brings all three back; purging removes all three.
+  ASSERT_TRUE(store_->RecoverObject(kCert, "main", "web").ok());
+  EXPECT_EQ(store_->GetSecret("main", "web", "", false)->version.version, "c2");
+  EXPECT_EQ(store_->GetObject(ObjectKind::kKey, "main", "web", "", false)->version.version, "c2");
+  ASSERT_TRUE(store_->MarkObjectDeleted(kCert, "main", "web", 10, 20).ok());
+  ASSERT_TRUE(store_->PurgeObject(kCert, "main", "web").ok());
+  for (ObjectKind kind : {ObjectKind::kKey, ObjectKind::kSecret, kCert}) {
+    EXPECT_EQ(store_->GetObject(kind, "main", "web", "", true).status().code(),
+              StatusCode::kNotFound);
+  }
+  // The name is free for a plain secret again.
+  EXPECT_TRUE(store_->AddSecretVersion("main", Version("web", "s1")).ok());
+  EXPECT_FALSE(store_->GetSecret("main", "web", "", false)->owner.has_value());
+}
+
+TEST_P(StoreConformance, ARestoredCertificateBringsItsKeyAndSecret) {
+  const ObjectKind kCert = ObjectKind::kCertificate;
+  auto parts = CertificateParts(Version("web", "c1"));
+  std::vector<OwnedVersions> owned = {{ObjectKind::kKey, {parts[0].record}},
+                                      {ObjectKind::kSecret, {parts[1].record}}};
+  ASSERT_TRUE(store_->RestoreObject(kCert, "main", {Version("web", "c1")}, owned).ok());
+  EXPECT_EQ(store_->GetSecret("main", "web", "", false)->owner, kCert);
+  EXPECT_EQ(store_->GetObject(ObjectKind::kKey, "main", "web", "", false)->version.sealed_value,
+            "sealed-key-c1");
+  // A name taken by any of the three refuses the whole restore.
+  ASSERT_TRUE(store_->AddObjectVersion(ObjectKind::kKey, "main", Version("api", "k1")).ok());
+  auto api = CertificateParts(Version("api", "c1"));
+  EXPECT_EQ(store_
+                ->RestoreObject(kCert, "main", {Version("api", "c1")},
+                                {{ObjectKind::kKey, {api[0].record}},
+                                 {ObjectKind::kSecret, {api[1].record}}})
+                .code(),
+            StatusCode::kAlreadyExists);
+  EXPECT_EQ(store_->GetObject(kCert, "main", "api", "", true).status().code(),
+            StatusCode::kNotFound);
+  EXPECT_EQ(store_->GetSecret("main", "api", "", true).status().code(), StatusCode::kNotFound);
+  // Purge by schedule takes the three together.
+  ASSERT_TRUE(store_->MarkObjectDeleted(kCert, "main", "web", 10, 20).ok());
+  EXPECT_EQ(*store_->PurgeExpiredObjects(100), 3);
+  EXPECT_EQ(store_->GetSecret("main", "web", "", true).status().code(), StatusCode::kNotFound);
+}
+
 TEST_P(StoreConformance, SecretsAndKeysHaveNamesOfTheirOwn) {
   const ObjectKind kKey = ObjectKind::kKey;
   auto secret = Version("Shared", "s1");

@@ -19,6 +19,17 @@ std::string KindWord(ObjectKind kind) {
   return AsciiLower(ObjectKindName(kind));
 }
 
+Status OwnedByAnother(ObjectKind kind, const std::string& name, ObjectKind owner) {
+  return PermissionDeniedError(KindWord(kind) + " '" + name + "' is managed by the " +
+                                   KindWord(owner) + " of its name and changes only with it",
+                               "Forbidden");
+}
+Status NotOwned(ObjectKind kind, const std::string& name, ObjectKind owner) {
+  return FailedPreconditionError("a " + KindWord(kind) + " named '" + name +
+                                     "' exists that is not managed by a " + KindWord(owner),
+                                 "Conflict");
+}
+
 std::string FakeUuid() {
   thread_local std::mt19937_64 rng{std::random_device{}()};
   uint64_t a = rng();
@@ -597,30 +608,76 @@ StatusOr<int> MemoryStore::PurgeExpiredVaults(int64_t now) {
 }
 
 StatusOr<std::string> MemoryStore::AddObjectVersion(ObjectKind kind, const std::string& vault,
-                                                    const SecretVersionRecord& rec) {
+                                                    const SecretVersionRecord& rec,
+                                                    const std::vector<OwnedVersion>& owned) {
   std::lock_guard<std::mutex> lock(mu_);
   Vault* v = FindVault(vault);
   if (v == nullptr) {
     return VaultNotFound(vault);
   }
-  auto& s = v->objects[kind][AsciiLower(rec.name)];
-  if (s.deleted) {
-    return FailedPreconditionError(KindWord(kind) + " '" + rec.name + "' is deleted but not purged",
-                                   "Conflict");
+  const std::string key = AsciiLower(rec.name);
+  // Everything is checked before anything changes: the call is atomic.
+  auto check = [&](ObjectKind k, const std::string& version,
+                   std::optional<ObjectKind> owner) -> Status {
+    auto& objects = v->objects[k];
+    auto it = objects.find(key);
+    if (it == objects.end()) {
+      return OkStatus();
+    }
+    if (it->second.owner != owner) {
+      return owner ? NotOwned(k, rec.name, *owner)
+                   : OwnedByAnother(k, rec.name, *it->second.owner);
+    }
+    if (it->second.deleted) {
+      return FailedPreconditionError(KindWord(k) + " '" + rec.name + "' is deleted but not purged",
+                                     "Conflict");
+    }
+    if (it->second.versions.count(version) != 0) {
+      return AlreadyExistsError(KindWord(k) + " version already exists");
+    }
+    return OkStatus();
+  };
+  RETURN_IF_ERROR(check(kind, rec.version, std::nullopt));
+  for (const OwnedVersion& o : owned) {
+    RETURN_IF_ERROR(check(o.kind, o.record.version, kind));
   }
-  if (s.versions.count(rec.version) != 0) {
-    return AlreadyExistsError(KindWord(kind) + " version already exists");
+  std::string name = PutVersionLocked(*v, kind, key, rec, std::nullopt);
+  for (const OwnedVersion& o : owned) {
+    SecretVersionRecord r = o.record;
+    r.name = name;
+    PutVersionLocked(*v, o.kind, key, r, kind);
   }
+  return name;
+}
+
+std::string MemoryStore::PutVersionLocked(Vault& v, ObjectKind kind, const std::string& key,
+                                          const SecretVersionRecord& rec,
+                                          std::optional<ObjectKind> owner) {
+  auto& s = v.objects[kind][key];
   SecretVersionRecord copy = rec;
   if (!s.versions.empty()) {
     copy.name = s.versions.begin()->second.name;
+  } else {
+    s.owner = owner;
   }
   s.versions[rec.version] = copy;
   s.latest = rec.version;
   const std::string kind_name(ObjectKindName(kind));
-  AppendChangeLocked(v->record.name, kind_name + "NewVersionCreated", kind_name, copy.name,
+  AppendChangeLocked(v.record.name, kind_name + "NewVersionCreated", kind_name, copy.name,
                      rec.version, rec.nbf, rec.exp);
   return copy.name;
+}
+
+std::vector<std::pair<ObjectKind, MemoryStore::Secret*>> MemoryStore::OwnedLocked(
+    Vault& v, ObjectKind kind, const std::string& key) {
+  std::vector<std::pair<ObjectKind, Secret*>> out;
+  for (auto& [k, objects] : v.objects) {
+    auto it = objects.find(key);
+    if (it != objects.end() && it->second.owner == kind) {
+      out.emplace_back(k, &it->second);
+    }
+  }
+  return out;
 }
 
 StatusOr<SecretView> MemoryStore::UpdateObjectVersion(ObjectKind kind, const std::string& vault,
@@ -633,9 +690,13 @@ StatusOr<SecretView> MemoryStore::UpdateObjectVersion(ObjectKind kind, const std
     return VaultNotFound(vault);
   }
   auto& objects = v->objects[kind];
-  auto it = objects.find(AsciiLower(name));
+  const std::string key = AsciiLower(name);
+  auto it = objects.find(key);
   if (it == objects.end() || it->second.deleted) {
     return ObjectNotFoundError(kind, name);
+  }
+  if (it->second.owner) {
+    return OwnedByAnother(kind, name, *it->second.owner);
   }
   auto vit = it->second.versions.find(version.empty() ? it->second.latest : version);
   if (vit == it->second.versions.end()) {
@@ -646,7 +707,21 @@ StatusOr<SecretView> MemoryStore::UpdateObjectVersion(ObjectKind kind, const std
   const std::string kind_name(ObjectKindName(kind));
   AppendChangeLocked(v->record.name, kind_name + "Updated", kind_name, next.name, next.version,
                      next.nbf, next.exp);
-  return SecretView{std::move(next), false, 0, 0};
+  for (auto& [k, owned] : OwnedLocked(*v, kind, key)) {
+    auto ovit = owned->versions.find(next.version);
+    if (ovit == owned->versions.end()) {
+      continue;
+    }
+    SecretVersionRecord& o = ovit->second;
+    o.enabled = next.enabled;
+    o.nbf = next.nbf;
+    o.exp = next.exp;
+    o.updated = next.updated;
+    const std::string owned_kind(ObjectKindName(k));
+    AppendChangeLocked(v->record.name, owned_kind + "Updated", owned_kind, o.name, o.version,
+                       o.nbf, o.exp);
+  }
+  return SecretView{std::move(next), false, 0, 0, std::nullopt};
 }
 
 StatusOr<SecretView> MemoryStore::GetObject(ObjectKind kind, const std::string& vault,
@@ -670,7 +745,7 @@ StatusOr<SecretView> MemoryStore::GetObject(ObjectKind kind, const std::string& 
   if (vit == s.versions.end()) {
     return ObjectNotFoundError(kind, name);
   }
-  return SecretView{vit->second, s.deleted, s.deleted_date, s.scheduled_purge_date};
+  return SecretView{vit->second, s.deleted, s.deleted_date, s.scheduled_purge_date, s.owner};
 }
 
 StatusOr<SecretPage> MemoryStore::ListObjects(ObjectKind kind, const std::string& vault,
@@ -684,15 +759,15 @@ StatusOr<SecretPage> MemoryStore::ListObjects(ObjectKind kind, const std::string
   auto& objects = v->objects[kind];
   for (auto it = objects.upper_bound(cursor); it != objects.end(); ++it) {
     const Secret& s = it->second;
-    if (s.deleted != deleted || s.versions.empty()) {
+    if (s.deleted != deleted || s.versions.empty() || (deleted && s.owner)) {
       continue;
     }
     if (static_cast<int>(page.items.size()) == limit) {
       page.next_cursor = AsciiLower(page.items.back().version.name);
       break;
     }
-    page.items.push_back(
-        SecretView{s.versions.at(s.latest), s.deleted, s.deleted_date, s.scheduled_purge_date});
+    page.items.push_back(SecretView{s.versions.at(s.latest), s.deleted, s.deleted_date,
+                                    s.scheduled_purge_date, s.owner});
     page.items.back().version.sealed_value.clear();
   }
   return page;
@@ -755,17 +830,28 @@ Status MemoryStore::MarkObjectDeleted(ObjectKind kind, const std::string& vault,
     return VaultNotFound(vault);
   }
   auto& objects = v->objects[kind];
-  auto it = objects.find(AsciiLower(name));
+  const std::string key = AsciiLower(name);
+  auto it = objects.find(key);
   if (it == objects.end() || it->second.deleted) {
     return ObjectNotFoundError(kind, name);
   }
-  it->second.deleted = true;
-  it->second.deleted_date = deleted_date;
-  it->second.scheduled_purge_date = scheduled_purge_date;
-  const std::string kind_name(ObjectKindName(kind));
-  AppendChangeLocked(v->record.name, kind_name + "Deleted", kind_name,
-                     it->second.versions.begin()->second.name, it->second.latest, std::nullopt,
-                     std::nullopt);
+  if (it->second.owner) {
+    return OwnedByAnother(kind, name, *it->second.owner);
+  }
+  auto all = OwnedLocked(*v, kind, key);
+  all.emplace(all.begin(), kind, &it->second);
+  for (auto& [k, object] : all) {
+    if (object->deleted) {
+      continue;
+    }
+    object->deleted = true;
+    object->deleted_date = deleted_date;
+    object->scheduled_purge_date = scheduled_purge_date;
+    const std::string kind_name(ObjectKindName(k));
+    AppendChangeLocked(v->record.name, kind_name + "Deleted", kind_name,
+                       object->versions.begin()->second.name, object->latest, std::nullopt,
+                       std::nullopt);
+  }
   return OkStatus();
 }
 
@@ -777,17 +863,28 @@ Status MemoryStore::RecoverObject(ObjectKind kind, const std::string& vault,
     return VaultNotFound(vault);
   }
   auto& objects = v->objects[kind];
-  auto it = objects.find(AsciiLower(name));
+  const std::string key = AsciiLower(name);
+  auto it = objects.find(key);
   if (it == objects.end() || !it->second.deleted) {
     return DeletedObjectNotFoundError(kind, name);
   }
-  it->second.deleted = false;
-  it->second.deleted_date = 0;
-  it->second.scheduled_purge_date = 0;
-  const std::string kind_name(ObjectKindName(kind));
-  AppendChangeLocked(v->record.name, kind_name + "Recovered", kind_name,
-                     it->second.versions.begin()->second.name, it->second.latest, std::nullopt,
-                     std::nullopt);
+  if (it->second.owner) {
+    return OwnedByAnother(kind, name, *it->second.owner);
+  }
+  auto all = OwnedLocked(*v, kind, key);
+  all.emplace(all.begin(), kind, &it->second);
+  for (auto& [k, object] : all) {
+    if (!object->deleted) {
+      continue;
+    }
+    object->deleted = false;
+    object->deleted_date = 0;
+    object->scheduled_purge_date = 0;
+    const std::string kind_name(ObjectKindName(k));
+    AppendChangeLocked(v->record.name, kind_name + "Recovered", kind_name,
+                       object->versions.begin()->second.name, object->latest, std::nullopt,
+                       std::nullopt);
+  }
   return OkStatus();
 }
 
@@ -799,9 +896,17 @@ Status MemoryStore::PurgeObject(ObjectKind kind, const std::string& vault,
     return VaultNotFound(vault);
   }
   auto& objects = v->objects[kind];
-  auto it = objects.find(AsciiLower(name));
+  const std::string key = AsciiLower(name);
+  auto it = objects.find(key);
   if (it == objects.end() || !it->second.deleted) {
     return DeletedObjectNotFoundError(kind, name);
+  }
+  if (it->second.owner) {
+    return OwnedByAnother(kind, name, *it->second.owner);
+  }
+  for (auto& [k, object] : OwnedLocked(*v, kind, key)) {
+    SecretPurgedLocked(*v, k, key, *object);
+    v->objects[k].erase(key);
   }
   SecretPurgedLocked(*v, kind, it->first, it->second);
   objects.erase(it);
@@ -828,7 +933,8 @@ StatusOr<int> MemoryStore::PurgeExpiredObjects(int64_t now) {
 }
 
 Status MemoryStore::RestoreObject(ObjectKind kind, const std::string& vault,
-                                  const std::vector<SecretVersionRecord>& versions) {
+                                  const std::vector<SecretVersionRecord>& versions,
+                                  const std::vector<OwnedVersions>& owned) {
   std::lock_guard<std::mutex> lock(mu_);
   Vault* v = FindVault(vault);
   if (v == nullptr) {
@@ -837,21 +943,38 @@ Status MemoryStore::RestoreObject(ObjectKind kind, const std::string& vault,
   if (versions.empty()) {
     return InvalidArgumentError("backup holds no versions");
   }
-  std::string key = AsciiLower(versions.back().name);
-  auto& objects = v->objects[kind];
-  if (objects.count(key) != 0) {
+  const std::string key = AsciiLower(versions.back().name);
+  for (const OwnedVersions& o : owned) {
+    if (o.versions.empty()) {
+      return InvalidArgumentError("backup holds no versions of a managed object");
+    }
+    if (v->objects[o.kind].count(key) != 0) {
+      return AlreadyExistsError(KindWord(o.kind) + " '" + versions.back().name +
+                                "' already exists");
+    }
+  }
+  if (v->objects[kind].count(key) != 0) {
     return AlreadyExistsError(KindWord(kind) + " '" + versions.back().name + "' already exists");
   }
-  Secret s;
-  for (const auto& rec : versions) {
-    s.versions[rec.version] = rec;
+  auto restore = [&](ObjectKind k, const std::vector<SecretVersionRecord>& recs,
+                     std::optional<ObjectKind> owner) {
+    Secret s;
+    for (const auto& rec : recs) {
+      s.versions[rec.version] = rec;
+      s.versions[rec.version].name = versions.back().name;
+    }
+    s.latest = recs.back().version;
+    s.owner = owner;
+    const SecretVersionRecord& latest = s.versions.at(s.latest);
+    const std::string kind_name(ObjectKindName(k));
+    AppendChangeLocked(v->record.name, kind_name + "NewVersionCreated", kind_name, latest.name,
+                       latest.version, latest.nbf, latest.exp);
+    v->objects[k][key] = std::move(s);
+  };
+  restore(kind, versions, std::nullopt);
+  for (const OwnedVersions& o : owned) {
+    restore(o.kind, o.versions, kind);
   }
-  s.latest = versions.back().version;
-  objects[key] = std::move(s);
-  const SecretVersionRecord& latest = versions.back();
-  const std::string kind_name(ObjectKindName(kind));
-  AppendChangeLocked(v->record.name, kind_name + "NewVersionCreated", kind_name, latest.name,
-                     latest.version, latest.nbf, latest.exp);
   return OkStatus();
 }
 

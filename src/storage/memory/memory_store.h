@@ -75,8 +75,11 @@ class MemoryStore final : public Store {
   Status PurgeVault(const std::string& name) override;
   StatusOr<int> PurgeExpiredVaults(int64_t now) override;
 
+  using Store::AddObjectVersion;
+  using Store::RestoreObject;
   StatusOr<std::string> AddObjectVersion(ObjectKind kind, const std::string& vault,
-                                         const SecretVersionRecord& rec) override;
+                                         const SecretVersionRecord& rec,
+                                         const std::vector<OwnedVersion>& owned) override;
   StatusOr<SecretView> UpdateObjectVersion(ObjectKind kind, const std::string& vault,
                                            const std::string& name, const std::string& version,
                                            const Mutation<SecretVersionRecord>& mutate) override;
@@ -102,7 +105,8 @@ class MemoryStore final : public Store {
                                            const Upsert<std::string>& make) override;
   StatusOr<std::vector<ObjectPolicy>> ListObjectPolicies(ObjectKind kind, int limit) override;
   Status RestoreObject(ObjectKind kind, const std::string& vault,
-                       const std::vector<SecretVersionRecord>& versions) override;
+                       const std::vector<SecretVersionRecord>& versions,
+                       const std::vector<OwnedVersions>& owned) override;
 
   StatusOr<std::vector<ChangeRecord>> ListChanges(int64_t after_seq, int limit) override;
   StatusOr<ChangeBounds> GetChangeBounds() override;
@@ -131,7 +135,7 @@ class MemoryStore final : public Store {
   void SetUnreachable(bool unreachable);
 
  private:
-  // An object (secret or key) of a vault.
+  // An object (secret, key or certificate) of a vault.
   struct Secret {
     std::string latest;
     bool deleted = false;
@@ -139,6 +143,7 @@ class MemoryStore final : public Store {
     int64_t scheduled_purge_date = 0;
     std::map<std::string, SecretVersionRecord> versions;
     std::string policy_json;
+    std::optional<ObjectKind> owner;  // Store, "Owned objects"
   };
   struct Vault {
     VaultRecord record;
@@ -152,6 +157,13 @@ class MemoryStore final : public Store {
                           std::string name, std::string version, std::optional<int64_t> nbf,
                           std::optional<int64_t> exp);
   void SecretPurgedLocked(const Vault& v, ObjectKind kind, const std::string& key, const Secret& s);
+  // Adds `rec` as the latest version of the object `key` of `kind`, made
+  // with `owner` when new; returns its stored name. Checked by the caller.
+  std::string PutVersionLocked(Vault& v, ObjectKind kind, const std::string& key,
+                               const SecretVersionRecord& rec, std::optional<ObjectKind> owner);
+  // The objects of other kinds, named `key`, that the object of `kind` owns.
+  std::vector<std::pair<ObjectKind, Secret*>> OwnedLocked(Vault& v, ObjectKind kind,
+                                                          const std::string& key);
   std::map<std::string, Vault>::iterator EraseVaultLocked(
       std::map<std::string, Vault>::iterator it);
   // Erases a principal and its credentials; false if absent. mu_ held.

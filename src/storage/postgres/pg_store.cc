@@ -12,7 +12,7 @@
 namespace coffer::storage::postgres {
 namespace {
 
-constexpr int kSchemaVersion = 3;
+constexpr int kSchemaVersion = 4;
 constexpr size_t kMaxReaders = 16;
 constexpr size_t kMaxGroup = 512;
 // Attempts at a whole group before its writes run one by one, and at each
@@ -127,7 +127,7 @@ CREATE TABLE secrets(
   name_key text COLLATE "C" NOT NULL, name text NOT NULL,
   latest_version text NOT NULL, deleted bigint NOT NULL DEFAULT 0,
   deleted_date bigint, scheduled_purge_date bigint, policy_json text NOT NULL DEFAULT '',
-  PRIMARY KEY(vault_key, kind, name_key));
+  owner text COLLATE "C" NOT NULL DEFAULT '', PRIMARY KEY(vault_key, kind, name_key));
 CREATE INDEX secrets_listing ON secrets(vault_key, kind, deleted, name_key);
 CREATE INDEX secrets_purge ON secrets(scheduled_purge_date) WHERE deleted = 1;
 CREATE TABLE secret_versions(
@@ -357,6 +357,10 @@ Status PostgresStore::ApplySchema(Db& db) {
   if (current < 3) {
     migrations += std::string(kMigrateTo3) + kObjectTriggers;
   }
+  if (current < 4) {
+    // -> 4: objects owned by another (a certificate's key and secret).
+    migrations += "ALTER TABLE secrets ADD COLUMN owner text COLLATE \"C\" NOT NULL DEFAULT '';";
+  }
   if (migrations.empty()) {
     return OkStatus();
   }
@@ -585,10 +589,11 @@ const char* PostgresStore::AddSecretVersionSql() const {
   // The sub-statements share one snapshot, taken under the writer lock, so
   // `found` is the state they change. The secrets trigger (a new version's
   // change) fires at the end of the statement and sees the version row.
-  return "WITH found AS (SELECT s.name, s.deleted FROM vaults v LEFT JOIN secrets s "
+  return "WITH found AS (SELECT s.name, s.deleted, s.owner FROM vaults v LEFT JOIN secrets s "
          "ON s.vault_key = v.name_key AND s.kind = ?13 AND s.name_key = ?2 "
          "WHERE v.name_key = ?1), "
-         "ok AS (SELECT 1 FROM found WHERE found.deleted IS DISTINCT FROM 1), "
+         "ok AS (SELECT 1 FROM found WHERE found.deleted IS DISTINCT FROM 1 "
+         "AND coalesce(found.owner, '') = ''), "
          "version AS (INSERT INTO secret_versions(vault_key, kind, name_key, version, "
          "sealed_value, content_type, tags_json, enabled, nbf, exp, created, updated, key_json) "
          "SELECT ?1, ?13, ?2, ?4, ?5::bytea, ?6, ?7, ?8::bigint, ?9::bigint, ?10::bigint, "
@@ -597,7 +602,7 @@ const char* PostgresStore::AddSecretVersionSql() const {
          "SELECT ?1, ?13, ?2, ?3, ?4 FROM ok ON CONFLICT (vault_key, kind, name_key) "
          "DO UPDATE SET latest_version = EXCLUDED.latest_version) "
          "SELECT (SELECT count(*) FROM found), (SELECT name FROM found), "
-         "(SELECT deleted FROM found)";
+         "(SELECT deleted FROM found), (SELECT owner FROM found)";
 }
 
 const char* PostgresStore::ChangeBoundsSql() const {

@@ -1,4 +1,5 @@
-// The object operations of SqlStore: secrets and keys, one kind at a time.
+// The object operations of SqlStore: secrets, keys and certificates, one
+// kind at a time with the objects it owns.
 
 #include "common/strings.h"
 #include "storage/sql/sql_store.h"
@@ -33,6 +34,17 @@ std::string KindWord(ObjectKind kind) {
 }
 Status DeletedNotPurged(ObjectKind kind, const std::string& name) {
   return FailedPreconditionError(KindWord(kind) + " '" + name + "' is deleted but not purged",
+                                 "Conflict");
+}
+// `owner` as stored: "" or the owner's ObjectKindName.
+Status OwnedByAnother(ObjectKind kind, const std::string& name, const std::string& owner) {
+  return PermissionDeniedError(KindWord(kind) + " '" + name + "' is managed by the " +
+                                   AsciiLower(owner) + " of its name and changes only with it",
+                               "Forbidden");
+}
+Status NotOwned(ObjectKind kind, const std::string& name, ObjectKind owner) {
+  return FailedPreconditionError("a " + KindWord(kind) + " named '" + name +
+                                     "' exists that is not managed by a " + KindWord(owner),
                                  "Conflict");
 }
 
@@ -70,20 +82,21 @@ struct SecretRow {
   bool deleted = false;
   int64_t deleted_date = 0;
   int64_t scheduled_purge_date = 0;
+  std::string owner;  // "" or the owner's kind name
 };
 
 StatusOr<std::optional<SecretRow>> FindSecret(Db& db, const std::string& vault_key, ObjectKind kind,
                                               const std::string& name_key) {
   ASSIGN_OR_RETURN(Stmt * st, db.Prepare("SELECT name, latest_version, deleted, deleted_date, "
-                                         "scheduled_purge_date FROM secrets "
+                                         "scheduled_purge_date, owner FROM secrets "
                                          "WHERE vault_key = ? AND kind = ? AND name_key = ?"));
   st->Bind(1, vault_key).Bind(2, std::string(ObjectKindName(kind))).Bind(3, name_key);
   ASSIGN_OR_RETURN(bool row, st->Step());
   if (!row) {
     return std::optional<SecretRow>();
   }
-  SecretRow r{st->Text(0), st->Text(1), st->Int(2) != 0, st->OptInt(3).value_or(0),
-              st->OptInt(4).value_or(0)};
+  SecretRow r{st->Text(0),    st->Text(1), st->Int(2) != 0, st->OptInt(3).value_or(0),
+              st->OptInt(4).value_or(0), st->Text(5)};
   st->Reset();
   return std::optional<SecretRow>(r);
 }
@@ -97,7 +110,7 @@ StatusOr<std::optional<SecretRow>> FindSecretInVault(Db& db, const std::string& 
                                                      const std::string& name_key) {
   ASSIGN_OR_RETURN(Stmt * st,
                    db.Prepare("SELECT s.name, s.latest_version, s.deleted, s.deleted_date, "
-                              "s.scheduled_purge_date FROM vaults v LEFT JOIN secrets s "
+                              "s.scheduled_purge_date, s.owner FROM vaults v LEFT JOIN secrets s "
                               "ON s.vault_key = v.name_key AND s.kind = ? AND s.name_key = ? "
                               "WHERE v.name_key = ?"));
   st->Bind(1, std::string(ObjectKindName(kind))).Bind(2, name_key).Bind(3, vault_key);
@@ -110,21 +123,66 @@ StatusOr<std::optional<SecretRow>> FindSecretInVault(Db& db, const std::string& 
     st->Reset();
     return std::optional<SecretRow>();
   }
-  SecretRow r{*name, st->Text(1), st->Int(2) != 0, st->OptInt(3).value_or(0),
-              st->OptInt(4).value_or(0)};
+  SecretRow r{*name,  st->Text(1), st->Int(2) != 0, st->OptInt(3).value_or(0),
+              st->OptInt(4).value_or(0), st->Text(5)};
   st->Reset();
   return std::optional<SecretRow>(r);
+}
+
+// Makes `rec` the latest version of the object of `kind` that `owner`
+// owns, creating the object when absent; the object's stored name when
+// `stored_name` is given.
+Status AddOwnedVersion(Db& db, const std::string& vault_key, ObjectKind owner, ObjectKind kind,
+                       const std::string& name_key, const SecretVersionRecord& rec) {
+  const std::string kind_name(ObjectKindName(kind));
+  ASSIGN_OR_RETURN(auto existing, FindSecret(db, vault_key, kind, name_key));
+  if (existing && existing->owner != ObjectKindName(owner)) {
+    return NotOwned(kind, rec.name, owner);
+  }
+  if (existing && existing->deleted) {
+    return DeletedNotPurged(kind, rec.name);
+  }
+  RETURN_IF_ERROR(InsertVersion(db, vault_key, kind, name_key, rec));
+  if (existing) {
+    ASSIGN_OR_RETURN(Stmt * st, db.Prepare("UPDATE secrets SET latest_version = ? "
+                                           "WHERE vault_key = ? AND kind = ? AND name_key = ?"));
+    st->Bind(1, rec.version).Bind(2, vault_key).Bind(3, kind_name).Bind(4, name_key);
+    return st->Exec();
+  }
+  ASSIGN_OR_RETURN(Stmt * st, db.Prepare("INSERT INTO secrets(vault_key, kind, name_key, name, "
+                                         "latest_version, owner) VALUES(?, ?, ?, ?, ?, ?)"));
+  st->Bind(1, vault_key).Bind(2, kind_name).Bind(3, name_key).Bind(4, rec.name);
+  st->Bind(5, rec.version).Bind(6, std::string(ObjectKindName(owner)));
+  return st->Exec();
+}
+
+// The kinds of the objects that the object of `kind` and `name_key` owns.
+StatusOr<std::vector<std::string>> OwnedKinds(Db& db, const std::string& vault_key,
+                                              ObjectKind kind, const std::string& name_key) {
+  ASSIGN_OR_RETURN(Stmt * st, db.Prepare("SELECT kind FROM secrets WHERE vault_key = ? AND "
+                                         "name_key = ? AND owner = ?"));
+  st->Bind(1, vault_key).Bind(2, name_key).Bind(3, std::string(ObjectKindName(kind)));
+  std::vector<std::string> kinds;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, st->Step());
+    if (!row) {
+      return kinds;
+    }
+    kinds.push_back(st->Text(0));
+  }
 }
 
 }  // namespace
 
 StatusOr<std::string> SqlStore::AddObjectVersion(ObjectKind kind, const std::string& vault,
-                                                 const SecretVersionRecord& rec) {
+                                                 const SecretVersionRecord& rec,
+                                                 const std::vector<OwnedVersion>& owned) {
   const std::string kind_name(ObjectKindName(kind));
   std::string vault_key = AsciiLower(vault);
   std::string name_key = AsciiLower(rec.name);
   std::string stored_name = rec.name;
-  if (const char* one = AddSecretVersionSql()) {
+  const char* one = owned.empty() ? AddSecretVersionSql() : nullptr;
+  if (one != nullptr) {
     RETURN_IF_ERROR(Write([&](Db& db) -> Status {
       ASSIGN_OR_RETURN(Stmt * st, db.Prepare(one));
       st->Bind(1, vault_key).Bind(2, name_key).Bind(3, rec.name).Bind(4, rec.version);
@@ -142,6 +200,9 @@ StatusOr<std::string> SqlStore::AddObjectVersion(ObjectKind kind, const std::str
       if (st->OptInt(2).value_or(0) != 0) {
         return DeletedNotPurged(kind, rec.name);
       }
+      if (auto owner = st->OptText(3); owner && !owner->empty()) {
+        return OwnedByAnother(kind, rec.name, *owner);
+      }
       if (auto name = st->OptText(1)) {
         stored_name = *name;
       }
@@ -155,19 +216,29 @@ StatusOr<std::string> SqlStore::AddObjectVersion(ObjectKind kind, const std::str
     if (existing && existing->deleted) {
       return DeletedNotPurged(kind, rec.name);
     }
+    if (existing && !existing->owner.empty()) {
+      return OwnedByAnother(kind, rec.name, existing->owner);
+    }
     RETURN_IF_ERROR(InsertVersion(db, vault_key, kind, name_key, rec));
     if (existing) {
       stored_name = existing->name;
       ASSIGN_OR_RETURN(Stmt * st, db.Prepare("UPDATE secrets SET latest_version = ? "
                                              "WHERE vault_key = ? AND kind = ? AND name_key = ?"));
       st->Bind(1, rec.version).Bind(2, vault_key).Bind(3, kind_name).Bind(4, name_key);
-      return st->Exec();
+      RETURN_IF_ERROR(st->Exec());
+    } else {
+      ASSIGN_OR_RETURN(Stmt * st, db.Prepare("INSERT INTO secrets(vault_key, kind, name_key, "
+                                             "name, latest_version) VALUES(?, ?, ?, ?, ?)"));
+      st->Bind(1, vault_key).Bind(2, kind_name).Bind(3, name_key).Bind(4, rec.name);
+      st->Bind(5, rec.version);
+      RETURN_IF_ERROR(st->Exec());
     }
-    ASSIGN_OR_RETURN(Stmt * st, db.Prepare("INSERT INTO secrets(vault_key, kind, name_key, name, "
-                                           "latest_version) VALUES(?, ?, ?, ?, ?)"));
-    st->Bind(1, vault_key).Bind(2, kind_name).Bind(3, name_key).Bind(4, rec.name);
-    st->Bind(5, rec.version);
-    return st->Exec();
+    for (const OwnedVersion& o : owned) {
+      SecretVersionRecord r = o.record;
+      r.name = stored_name;
+      RETURN_IF_ERROR(AddOwnedVersion(db, vault_key, kind, o.kind, name_key, r));
+    }
+    return OkStatus();
   }));
   return stored_name;
 }
@@ -184,6 +255,9 @@ StatusOr<SecretView> SqlStore::UpdateObjectVersion(ObjectKind kind, const std::s
     ASSIGN_OR_RETURN(auto existing, FindSecret(db, vault_key, kind, name_key));
     if (!existing || existing->deleted) {
       return ObjectNotFoundError(kind, name);
+    }
+    if (!existing->owner.empty()) {
+      return OwnedByAnother(kind, name, existing->owner);
     }
     const std::string& target = version.empty() ? existing->latest : version;
     ASSIGN_OR_RETURN(Stmt * find,
@@ -207,7 +281,16 @@ StatusOr<SecretView> SqlStore::UpdateObjectVersion(ObjectKind kind, const std::s
     st->Bind(6, next.updated).Bind(7, next.key_json).Bind(8, vault_key).Bind(9, kind_name);
     st->Bind(10, name_key).Bind(11, next.version);
     RETURN_IF_ERROR(st->Exec());
-    out = SecretView{std::move(next), false, 0, 0};
+    ASSIGN_OR_RETURN(Stmt * follow,
+                     db.Prepare("UPDATE secret_versions SET enabled = ?, nbf = ?, exp = ?, "
+                                "updated = ? WHERE vault_key = ? AND name_key = ? AND "
+                                "version = ? AND kind IN (SELECT kind FROM secrets WHERE "
+                                "vault_key = ? AND name_key = ? AND owner = ?)"));
+    follow->Bind(1, static_cast<int64_t>(next.enabled)).Bind(2, next.nbf).Bind(3, next.exp);
+    follow->Bind(4, next.updated).Bind(5, vault_key).Bind(6, name_key).Bind(7, next.version);
+    follow->Bind(8, vault_key).Bind(9, name_key).Bind(10, kind_name);
+    RETURN_IF_ERROR(follow->Exec());
+    out = SecretView{std::move(next), false, 0, 0, std::nullopt};
     return OkStatus();
   }));
   return out;
@@ -224,7 +307,7 @@ StatusOr<SecretView> SqlStore::GetObject(ObjectKind kind, const std::string& vau
     // path is a single index lookup.
     ASSIGN_OR_RETURN(Stmt * st,
                      db.Prepare(std::string("SELECT s.name, s.deleted, s.deleted_date, "
-                                            "s.scheduled_purge_date, ") +
+                                            "s.scheduled_purge_date, s.owner, ") +
                                 kVersionColumns +
                                 " FROM secrets s JOIN secret_versions v ON "
                                 "v.vault_key = s.vault_key AND v.kind = s.kind AND "
@@ -241,7 +324,8 @@ StatusOr<SecretView> SqlStore::GetObject(ObjectKind kind, const std::string& vau
     view.deleted = st->Int(1) != 0;
     view.deleted_date = st->OptInt(2).value_or(0);
     view.scheduled_purge_date = st->OptInt(3).value_or(0);
-    view.version = ReadVersion(*st, 4, st->Text(0));
+    view.owner = ParseObjectKind(st->Text(4));
+    view.version = ReadVersion(*st, 5, st->Text(0));
     out = std::move(view);
     return OkStatus();
   }));
@@ -264,13 +348,14 @@ StatusOr<SecretPage> SqlStore::ListObjects(ObjectKind kind, const std::string& v
     RETURN_IF_ERROR(CheckVault(db, vault_key, vault));
     ASSIGN_OR_RETURN(Stmt * st,
                      db.Prepare(std::string("SELECT s.name, s.deleted, s.deleted_date, "
-                                            "s.scheduled_purge_date, s.name_key, ") +
+                                            "s.scheduled_purge_date, s.name_key, s.owner, ") +
                                 kVersionColumns +
                                 " FROM secrets s JOIN secret_versions v ON "
                                 "v.vault_key = s.vault_key AND v.kind = s.kind AND "
                                 "v.name_key = s.name_key AND v.version = s.latest_version "
-                                "WHERE s.vault_key = ? AND s.kind = ? AND s.deleted = ? AND "
-                                "s.name_key > ? ORDER BY s.name_key LIMIT ?"));
+                                "WHERE s.vault_key = ?1 AND s.kind = ?2 AND s.deleted = ?3 AND "
+                                "(?3 = 0 OR s.owner = '') AND s.name_key > ?4 "
+                                "ORDER BY s.name_key LIMIT ?5"));
     st->Bind(1, vault_key).Bind(2, std::string(ObjectKindName(kind)));
     st->Bind(3, static_cast<int64_t>(deleted)).Bind(4, cursor);
     st->Bind(5, static_cast<int64_t>(limit) + 1);
@@ -289,7 +374,8 @@ StatusOr<SecretPage> SqlStore::ListObjects(ObjectKind kind, const std::string& v
       view.deleted_date = st->OptInt(2).value_or(0);
       view.scheduled_purge_date = st->OptInt(3).value_or(0);
       last_key = st->Text(4);
-      view.version = ReadVersion(*st, 5, st->Text(0));
+      view.owner = ParseObjectKind(st->Text(5));
+      view.version = ReadVersion(*st, 6, st->Text(0));
       view.version.sealed_value.clear();  // listings never carry values
       page.items.push_back(std::move(view));
     }
@@ -368,16 +454,21 @@ Status SqlStore::MarkObjectDeleted(ObjectKind kind, const std::string& vault,
   std::string vault_key = AsciiLower(vault);
   std::string name_key = AsciiLower(name);
   return Write([&](Db& db) -> Status {
-    ASSIGN_OR_RETURN(Stmt * st, db.Prepare("UPDATE secrets SET deleted = 1, deleted_date = ?, "
-                                           "scheduled_purge_date = ? WHERE vault_key = ? AND "
-                                           "kind = ? AND name_key = ? AND deleted = 0"));
-    st->Bind(1, deleted_date).Bind(2, scheduled_purge_date).Bind(3, vault_key);
-    st->Bind(4, std::string(ObjectKindName(kind))).Bind(5, name_key);
-    RETURN_IF_ERROR(st->Exec());
-    if (db.Changes() == 0) {
+    ASSIGN_OR_RETURN(auto existing, FindSecret(db, vault_key, kind, name_key));
+    if (!existing || existing->deleted) {
       return ObjectNotFoundError(kind, name);
     }
-    return OkStatus();
+    if (!existing->owner.empty()) {
+      return OwnedByAnother(kind, name, existing->owner);
+    }
+    const std::string kind_name(ObjectKindName(kind));
+    ASSIGN_OR_RETURN(Stmt * st, db.Prepare("UPDATE secrets SET deleted = 1, deleted_date = ?, "
+                                           "scheduled_purge_date = ? WHERE vault_key = ? AND "
+                                           "name_key = ? AND (kind = ? OR owner = ?) AND "
+                                           "deleted = 0"));
+    st->Bind(1, deleted_date).Bind(2, scheduled_purge_date).Bind(3, vault_key);
+    st->Bind(4, name_key).Bind(5, kind_name).Bind(6, kind_name);
+    return st->Exec();
   });
 }
 
@@ -385,15 +476,20 @@ Status SqlStore::RecoverObject(ObjectKind kind, const std::string& vault, const 
   std::string vault_key = AsciiLower(vault);
   std::string name_key = AsciiLower(name);
   return Write([&](Db& db) -> Status {
-    ASSIGN_OR_RETURN(Stmt * st, db.Prepare("UPDATE secrets SET deleted = 0, deleted_date = NULL, "
-                                           "scheduled_purge_date = NULL WHERE vault_key = ? AND "
-                                           "kind = ? AND name_key = ? AND deleted = 1"));
-    st->Bind(1, vault_key).Bind(2, std::string(ObjectKindName(kind))).Bind(3, name_key);
-    RETURN_IF_ERROR(st->Exec());
-    if (db.Changes() == 0) {
+    ASSIGN_OR_RETURN(auto existing, FindSecret(db, vault_key, kind, name_key));
+    if (!existing || !existing->deleted) {
       return DeletedObjectNotFoundError(kind, name);
     }
-    return OkStatus();
+    if (!existing->owner.empty()) {
+      return OwnedByAnother(kind, name, existing->owner);
+    }
+    const std::string kind_name(ObjectKindName(kind));
+    ASSIGN_OR_RETURN(Stmt * st, db.Prepare("UPDATE secrets SET deleted = 0, deleted_date = NULL, "
+                                           "scheduled_purge_date = NULL WHERE vault_key = ? AND "
+                                           "name_key = ? AND (kind = ? OR owner = ?) AND "
+                                           "deleted = 1"));
+    st->Bind(1, vault_key).Bind(2, name_key).Bind(3, kind_name).Bind(4, kind_name);
+    return st->Exec();
   });
 }
 
@@ -421,6 +517,13 @@ Status SqlStore::PurgeObject(ObjectKind kind, const std::string& vault, const st
     ASSIGN_OR_RETURN(auto existing, FindSecret(db, vault_key, kind, name_key));
     if (!existing || !existing->deleted) {
       return DeletedObjectNotFoundError(kind, name);
+    }
+    if (!existing->owner.empty()) {
+      return OwnedByAnother(kind, name, existing->owner);
+    }
+    ASSIGN_OR_RETURN(std::vector<std::string> owned, OwnedKinds(db, vault_key, kind, name_key));
+    for (const std::string& owned_kind : owned) {
+      RETURN_IF_ERROR(RemoveSecret(db, vault_key, owned_kind, name_key));
     }
     return RemoveSecret(db, vault_key, std::string(ObjectKindName(kind)), name_key);
   });
@@ -457,26 +560,42 @@ StatusOr<int> SqlStore::PurgeExpiredObjects(int64_t now) {
 }
 
 Status SqlStore::RestoreObject(ObjectKind kind, const std::string& vault,
-                               const std::vector<SecretVersionRecord>& versions) {
+                               const std::vector<SecretVersionRecord>& versions,
+                               const std::vector<OwnedVersions>& owned) {
   if (versions.empty()) {
     return InvalidArgumentError("backup holds no versions");
+  }
+  for (const OwnedVersions& o : owned) {
+    if (o.versions.empty()) {
+      return InvalidArgumentError("backup holds no versions of a managed object");
+    }
   }
   std::string vault_key = AsciiLower(vault);
   std::string name_key = AsciiLower(versions.back().name);
   return Write([&](Db& db) -> Status {
     RETURN_IF_ERROR(CheckVault(db, vault_key, vault));
-    ASSIGN_OR_RETURN(auto existing, FindSecret(db, vault_key, kind, name_key));
-    if (existing) {
-      return AlreadyExistsError(KindWord(kind) + " '" + versions.back().name + "' already exists");
+    // The owner first, then what it owns: each one's versions and row.
+    auto restore = [&](ObjectKind k, const std::vector<SecretVersionRecord>& recs,
+                       const std::string& owner) -> Status {
+      ASSIGN_OR_RETURN(auto existing, FindSecret(db, vault_key, k, name_key));
+      if (existing) {
+        return AlreadyExistsError(KindWord(k) + " '" + recs.back().name + "' already exists");
+      }
+      for (const auto& rec : recs) {
+        RETURN_IF_ERROR(InsertVersion(db, vault_key, k, name_key, rec));
+      }
+      ASSIGN_OR_RETURN(Stmt * st, db.Prepare("INSERT INTO secrets(vault_key, kind, name_key, "
+                                             "name, latest_version, owner) "
+                                             "VALUES(?, ?, ?, ?, ?, ?)"));
+      st->Bind(1, vault_key).Bind(2, std::string(ObjectKindName(k))).Bind(3, name_key);
+      st->Bind(4, versions.back().name).Bind(5, recs.back().version).Bind(6, owner);
+      return st->Exec();
+    };
+    RETURN_IF_ERROR(restore(kind, versions, ""));
+    for (const OwnedVersions& o : owned) {
+      RETURN_IF_ERROR(restore(o.kind, o.versions, std::string(ObjectKindName(kind))));
     }
-    for (const auto& rec : versions) {
-      RETURN_IF_ERROR(InsertVersion(db, vault_key, kind, name_key, rec));
-    }
-    ASSIGN_OR_RETURN(Stmt * st, db.Prepare("INSERT INTO secrets(vault_key, kind, name_key, name, "
-                                           "latest_version) VALUES(?, ?, ?, ?, ?)"));
-    st->Bind(1, vault_key).Bind(2, std::string(ObjectKindName(kind))).Bind(3, name_key);
-    st->Bind(4, versions.back().name).Bind(5, versions.back().version);
-    return st->Exec();
+    return OkStatus();
   });
 }
 

@@ -83,8 +83,11 @@ class SqlStore : public Store {
   Status PurgeVault(const std::string& name) override;
   StatusOr<int> PurgeExpiredVaults(int64_t now) override;
 
+  using Store::AddObjectVersion;
+  using Store::RestoreObject;
   StatusOr<std::string> AddObjectVersion(ObjectKind kind, const std::string& vault,
-                                         const SecretVersionRecord& rec) override;
+                                         const SecretVersionRecord& rec,
+                                         const std::vector<OwnedVersion>& owned) override;
   StatusOr<SecretView> UpdateObjectVersion(ObjectKind kind, const std::string& vault,
                                            const std::string& name, const std::string& version,
                                            const Mutation<SecretVersionRecord>& mutate) override;
@@ -110,7 +113,8 @@ class SqlStore : public Store {
                                            const Upsert<std::string>& make) override;
   StatusOr<std::vector<ObjectPolicy>> ListObjectPolicies(ObjectKind kind, int limit) override;
   Status RestoreObject(ObjectKind kind, const std::string& vault,
-                       const std::vector<SecretVersionRecord>& versions) override;
+                       const std::vector<SecretVersionRecord>& versions,
+                       const std::vector<OwnedVersions>& owned) override;
 
   StatusOr<std::vector<ChangeRecord>> ListChanges(int64_t after_seq, int limit) override;
   StatusOr<ChangeBounds> GetChangeBounds() override;

@@ -8,7 +8,7 @@
 namespace coffer::storage {
 namespace {
 
-constexpr int kSchemaVersion = 10;
+constexpr int kSchemaVersion = 11;
 constexpr size_t kMaxReaders = 16;
 constexpr size_t kMaxGroup = 512;
 
@@ -68,7 +68,7 @@ CREATE TABLE IF NOT EXISTS secrets(
   vault_key TEXT NOT NULL, kind TEXT NOT NULL, name_key TEXT NOT NULL, name TEXT NOT NULL,
   latest_version TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0,
   deleted_date INTEGER, scheduled_purge_date INTEGER, policy_json TEXT NOT NULL DEFAULT '',
-  PRIMARY KEY(vault_key, kind, name_key)) WITHOUT ROWID;
+  owner TEXT NOT NULL DEFAULT '', PRIMARY KEY(vault_key, kind, name_key)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS secrets_listing ON secrets(vault_key, kind, deleted, name_key);
 CREATE INDEX IF NOT EXISTS secrets_purge ON secrets(scheduled_purge_date) WHERE deleted = 1;
 CREATE TABLE IF NOT EXISTS secret_versions(
@@ -301,6 +301,10 @@ Status SqliteStore::ApplySchema() {
   if (user_version >= 1 && user_version < 10) {
     migrations += kMigrateTo10;
     data_migrations += kMigrateTo10Data;
+  }
+  if (user_version == 10) {
+    // -> 11: objects owned by another (a certificate's key and secret).
+    migrations += "ALTER TABLE secrets ADD COLUMN owner TEXT NOT NULL DEFAULT '';";
   }
   return writer_db_->ExecScript(migrations + kSchema + data_migrations + kTriggers +
                                 "PRAGMA user_version=" + std::to_string(kSchemaVersion) + ";");
