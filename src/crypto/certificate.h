@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -8,18 +9,22 @@
 
 #include "common/status.h"
 #include "crypto/asym_key.h"
+#include "crypto/secure_bytes.h"
 
 namespace coffer::crypto {
 
-// X.509 certificates and PKCS#10 requests for Key Vault's certificates API.
+// X.509 certificates, PKCS#10 requests, PKCS#12 and PEM bundles for Key
+// Vault's certificates API.
 //
 // Errors. Every refusal of caller input - a profile, a certificate or a
-// request - is kInvalidArgument with reason "BadParameter" and a message that
-// says what is wrong; kInternal means OpenSSL failed where it should not. No
-// message carries key material or more than a short, sanitised excerpt of
-// the input.
+// request, a PFX or PEM bundle, a password that does not open it - is
+// kInvalidArgument with reason "BadParameter" and a message that says what
+// is wrong; kInternal means OpenSSL failed where it should not. No message
+// carries key material, a password or more than a short, sanitised excerpt
+// of the input.
 //
-// Every function is thread-safe: none keeps state between calls.
+// Every function is thread-safe: none keeps state between calls (the PKCS#12
+// reader's OpenSSL library context is made once and only read after).
 
 // --- Names as Key Vault writes them ------------------------------------------
 //
@@ -175,5 +180,73 @@ StatusOr<CertificateDetails> ReadCertificateDer(std::string_view der);
 // CertificatePem is one certificate (checked as ReadCertificateDer does) as a
 // PEM "CERTIFICATE" block ending in "\n".
 StatusOr<std::string> CertificatePem(std::string_view der);
+
+// --- Key and chain bundles ----------------------------------------------------
+
+// A private key with its certificate chain: the leaf (the certificate whose
+// public key is the key's) first, then its issuer, that one's issuer and so
+// on, as far as the input has them (an issuer is a certificate whose subject
+// is the issuer name and whose key verifies the signature; the walk stops at
+// a self-issued certificate). Certificates of the input that are not on
+// that path are kept, appended after it in input order: Key Vault keeps
+// every certificate of an imported bundle. An exact repeat of a certificate
+// is dropped. When two certificates carry the key, the first is the leaf.
+struct KeyAndChain {
+  std::unique_ptr<AsymKey> key;
+  std::vector<std::string> chain_der;
+};
+
+// ReadPkcs12 opens a PFX (untrusted; at most 1 MiB, at most 20
+// certificates, at most 64 safe bags, nested safe contents at most 3 deep).
+//   - Password: `password` (at most 1 KiB). When it is empty, both the
+//     absent password and the empty one are tried, as PKCS12_parse does.
+//     With a MAC, the password must verify it; without one, the first
+//     password that decrypts every bag is taken. A password that fits
+//     neither is kInvalidArgument with the message "The PFX could not be
+//     opened with this password." - nothing more.
+//   - Encryption: what OpenSSL's default provider reads (PBES2 with AES,
+//     3DES) and, through OpenSSL's legacy provider loaded into a library
+//     context of its own, the RC2 and RC4 of older Windows and `openssl
+//     pkcs12 -legacy`. Where that provider is not installed such a file is
+//     refused with a message that says so. No key derivation may ask for
+//     more than 600000 iterations (.NET's limit), and scrypt is refused,
+//     so a hostile file cannot make the server spin.
+//   - Exactly one private key (RSA or EC, AsymKey's sizes and curves,
+//     passing OpenSSL's key check), at least one certificate, and one of
+//     them must carry the key. Bags of other kinds (CRLs, secrets) are
+//     ignored.
+StatusOr<KeyAndChain> ReadPkcs12(std::string_view pfx, std::string_view password);
+
+// ReadPemBundle reads PEM text (untrusted; at most 1 MiB, at most 20
+// certificates): "PRIVATE KEY" (PKCS#8), "RSA PRIVATE KEY", "EC PRIVATE
+// KEY" and "CERTIFICATE" blocks in any order, with any text between them
+// (the "Bag Attributes" lines `openssl pkcs12 -nodes` writes). "EC
+// PARAMETERS" blocks are skipped. Exactly one private key, and the leaf and
+// chain rules above. An encrypted key ("ENCRYPTED PRIVATE KEY", or a
+// Proc-Type ENCRYPTED header), any other block type, a block without its END
+// line and a block that does not decode are each refused with a message that
+// says so.
+StatusOr<KeyAndChain> ReadPemBundle(std::string_view pem);
+
+// WritePkcs12 writes `key` and `chain` (leaf first; the leaf must carry the
+// key; at most 20 certificates) as a PFX with no password, for Key Vault's
+// "application/x-pkcs12" secrets. SECURITY: without a password the file is
+// protected only by who may read it; its encryption is there for readers
+// that expect some, so it is chosen for reach, not strength: the key in a
+// PKCS#8 shrouded bag under pbeWithSHA1And3-KeyTripleDES-CBC (the scheme
+// Windows and Java have always written, and one OpenSSL 3 reads without its
+// legacy provider; Java ignores an unencrypted key bag), the certificates
+// unencrypted, and a SHA-1 MAC, all keyed with the empty password (a
+// BMPString of just its terminator, which readers try for "no password"),
+// 2048 iterations. certificate_bundle_test.cc checks that OpenSSL's
+// `pkcs12 -passin pass:` (with the default provider only), Python's
+// pkcs12.load_key_and_certificates(data, None) and Node's
+// tls.createSecureContext({pfx}) read it.
+StatusOr<SecureBytes> WritePkcs12(const AsymKey& key, const std::vector<std::string>& chain_der);
+
+// WritePem writes `key` as PKCS#8 "PRIVATE KEY" and then `chain` (leaf
+// first, as for WritePkcs12) as "CERTIFICATE" blocks, each ending in "\n",
+// for Key Vault's "application/x-pem-file" secrets.
+StatusOr<SecureBytes> WritePem(const AsymKey& key, const std::vector<std::string>& chain_der);
 
 }  // namespace coffer::crypto

@@ -1,16 +1,18 @@
 #pragma once
 
 // Shared by the files of the certificate code (certificate.cc,
-// certificate_names.cc, certificate_profile.cc); not for use outside
-// src/crypto.
+// certificate_names.cc, certificate_profile.cc, certificate_bundle.cc,
+// certificate_pkcs12.cc); not for use outside src/crypto.
 
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <openssl/err.h>
+#include <openssl/pkcs12.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
@@ -23,6 +25,8 @@ namespace coffer::crypto::cert_internal {
 
 // Limits on untrusted input.
 inline constexpr size_t kMaxCertificateBytes = 64 * 1024;
+inline constexpr size_t kMaxBundleBytes = 1024 * 1024;
+inline constexpr size_t kMaxBundleCertificates = 20;
 inline constexpr size_t kMaxEntryBytes = 255;  // a SAN, an EKU OID
 
 // Holders for the OpenSSL types only this code uses (openssl_ptr.h has the
@@ -125,5 +129,26 @@ Status AddProfileExtensions(const CertificateProfile& profile,
 // appears twice or does not decode.
 Status ReadProfileExtensions(const STACK_OF(X509_EXTENSION) * extensions,
                              CertificateProfile* profile);
+
+// --- certificate_bundle.cc -------------------------------------------------------
+
+// CarriesKey: `cert`'s public key is `key`'s.
+bool CarriesKey(X509* cert, EVP_PKEY* key);
+// ImportKey reads a private key from outside, in DER: `type` EVP_PKEY_RSA or
+// EVP_PKEY_EC for the traditional forms, EVP_PKEY_NONE for PKCS#8. AsymKey's
+// sizes and curves, and OpenSSL's full key check. `what` names the source in
+// messages ("the PFX"). kInvalidArgument ("BadParameter").
+StatusOr<std::unique_ptr<AsymKey>> ImportKey(std::string_view der, int type,
+                                             const std::string& what);
+// AssembleChain orders `certs` as KeyAndChain says: the leaf, its issuers,
+// then the rest in input order, repeats dropped. kInvalidArgument when there
+// is no certificate or none carries the key.
+StatusOr<KeyAndChain> AssembleChain(std::unique_ptr<AsymKey> key, std::vector<X509Ptr> certs,
+                                    const std::string& what);
+// ParseChainToWrite checks a chain given to WritePkcs12 or WritePem: 1 to 20
+// certificates, each one ReadCertificateDer accepts, the first carrying
+// `key`.
+StatusOr<std::vector<X509Ptr>> ParseChainToWrite(const AsymKey& key,
+                                                 const std::vector<std::string>& chain_der);
 
 }  // namespace coffer::crypto::cert_internal
