@@ -17,6 +17,10 @@ struct evp_pkey_ctx_st;
 
 namespace coffer::crypto {
 
+namespace asym_internal {
+struct KeyAccess;  // asym_key_internal.h
+}  // namespace asym_internal
+
 // The material of a Key Vault key (docs/encryption.md, "Key Vault key
 // material"): an RSA or EC key pair and every operation the keys API runs
 // on it.
@@ -195,6 +199,9 @@ class AsymKey {
                         std::string_view signature) const;
 
  private:
+  // The rest of crypto/ (certificate.cc) reaches the key pair through this.
+  friend struct asym_internal::KeyAccess;
+
   AsymKey(EvpPkeyPtr pkey, AsymKeyType type, int bits, std::optional<EcCurve> curve);
   // Wrap checks that `pkey` is a supported private key (RSA of an allowed
   // size, EC on an allowed curve) and builds the object around it: the

@@ -1,11 +1,13 @@
 #pragma once
 
 // Shared by the files of AsymKey (asym_key.cc, asym_key_jwk.cc,
-// asym_key_ops.cc); not for use outside src/crypto.
+// asym_key_ops.cc) and the code that builds on it (certificate*.cc); not for
+// use outside src/crypto.
 
 #include <cstddef>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include <openssl/bn.h>
 
@@ -15,6 +17,22 @@
 #include "crypto/openssl_ptr.h"
 
 namespace coffer::crypto::asym_internal {
+
+// KeyAccess opens an AsymKey's EVP_PKEY to crypto/'s own code (certificates
+// sign with it and put it in PKCS#12 files) without making OpenSSL part of
+// AsymKey's public interface.
+struct KeyAccess {
+  // The key pair, borrowed for as long as `key` lives. AsymKey is immutable
+  // and shared between threads: callers only read and sign with it.
+  static EVP_PKEY* Pkey(const AsymKey& key) { return key.pkey_.get(); }
+  // AsymKey's own Wrap: the RSA sizes and EC curves it holds, and the object
+  // around `pkey`. kInvalidArgument ("BadParameter") for any other key.
+  // It does not run OpenSSL's key check (PassesKeyCheck): callers with keys
+  // from outside do.
+  static StatusOr<std::unique_ptr<AsymKey>> Wrap(EvpPkeyPtr pkey) {
+    return AsymKey::Wrap(std::move(pkey));
+  }
+};
 
 // BadParameter is a refusal of caller input, Key Vault's "BadParameter".
 Status BadParameter(std::string message);
