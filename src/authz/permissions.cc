@@ -75,6 +75,11 @@ constexpr PermissionSet Bit(ObjectType type, std::string_view name) {
     name, ObjectType::kKeys, perm, "Microsoft.KeyVault/vaults/" action, on_object, \
         Bit(ObjectType::kKeys, perm)                                               \
   }
+#define COFFER_CERT_OP(name, perm, action, on_object)                                        \
+  DataOperation {                                                                            \
+    name, ObjectType::kCertificates, perm, "Microsoft.KeyVault/vaults/certificates/" action, \
+        on_object, Bit(ObjectType::kCertificates, perm)                                      \
+  }
 constexpr DataOperation kOperations[] = {
     COFFER_SECRET_OP("SecretGet", "get", "getSecret/action", true),
     COFFER_SECRET_OP("SecretList", "list", "readMetadata/action", false),
@@ -110,12 +115,30 @@ constexpr DataOperation kOperations[] = {
     COFFER_KEY_OP("KeyRotate", "rotate", "keys/rotate/action", true),
     COFFER_KEY_OP("KeyRotationPolicyGet", "getrotationpolicy", "keyrotationpolicies/read", true),
     COFFER_KEY_OP("KeyRotationPolicySet", "setrotationpolicy", "keyrotationpolicies/write", true),
+    // The certificates operations (docs/certificates.md): reading a deleted
+    // certificate needs "list", as for secrets and keys; the policy is read
+    // with "get" and changed with "update".
+    COFFER_CERT_OP("CertificateCreate", "create", "create/action", true),
+    COFFER_CERT_OP("CertificateImport", "import", "import/action", true),
+    COFFER_CERT_OP("CertificateGet", "get", "read", true),
+    COFFER_CERT_OP("CertificateList", "list", "read", false),
+    COFFER_CERT_OP("CertificateListVersions", "list", "read", true),
+    COFFER_CERT_OP("CertificateUpdate", "update", "update/action", true),
+    COFFER_CERT_OP("CertificatePendingGet", "get", "read", true),
+    COFFER_CERT_OP("CertificatePolicyGet", "get", "read", true),
+    COFFER_CERT_OP("CertificatePolicyUpdate", "update", "update/action", true),
+    COFFER_CERT_OP("CertificateDelete", "delete", "delete", true),
+    COFFER_CERT_OP("CertificateGetDeleted", "list", "read", true),
+    COFFER_CERT_OP("CertificateListDeleted", "list", "read", false),
+    COFFER_CERT_OP("CertificateRecover", "recover", "recover/action", true),
+    COFFER_CERT_OP("CertificatePurge", "purge", "purge/action", true),
     // Random bytes come from the vault, not a key: any caller who may read
     // the vault's keys may ask (Key Vault offers it on Managed HSM only).
     COFFER_KEY_OP("GetRandomBytes", "get", "keys/read", false),
 };
 #undef COFFER_SECRET_OP
 #undef COFFER_KEY_OP
+#undef COFFER_CERT_OP
 
 constexpr std::string_view kDataActions[] = {
     // secrets

@@ -61,8 +61,8 @@ std::string FormatEventTime(int64_t time_ms) {
 
 Json EventData(const storage::ChangeRecord& c, const VaultNaming& naming) {
   std::string id = naming.vault_url(c.vault);
-  if (c.object_type == "Secret" || c.object_type == "Key") {
-    id += (c.object_type == "Key" ? "/keys/" : "/secrets/") + c.name;
+  if (auto kind = storage::ParseObjectKind(c.object_type)) {
+    id += "/" + std::string(storage::ObjectCollectionName(*kind)) + "/" + c.name;
     if (!c.version.empty()) {
       id += "/" + c.version;
     }

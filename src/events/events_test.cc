@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <atomic>
 #include <map>
 #include <mutex>
@@ -459,6 +460,40 @@ TEST(ExpiryTest, AKeysNoticeFollowsItsPolicysLead) {
       store, clock, 30 * 86400,
       []() -> StatusOr<std::map<std::string, int64_t>> { return UnavailableError("down"); });
   EXPECT_EQ(failing.RunOnce().status().code(), StatusCode::kUnavailable);
+}
+
+// A certificate has notices of its own, and its key and secret have
+// theirs, each named after its kind.
+TEST(ExpiryTest, ACertificateAndItsPartsEachGetTheirNotices) {
+  storage::MemoryStore store;
+  storage::VaultRecord v;
+  v.name = "Main";
+  ASSERT_TRUE(store.CreateVault(v).ok());
+  FakeClock clock(1000000);
+  storage::SecretVersionRecord r;
+  r.name = "tls";
+  r.version = "v1";
+  r.exp = 1000000 + 10 * 86400;
+  ASSERT_TRUE(
+      store
+          .AddObjectVersion(storage::ObjectKind::kCertificate, "Main", r,
+                            {{storage::ObjectKind::kKey, r}, {storage::ObjectKind::kSecret, r}})
+          .ok());
+  ExpiryScheduler scheduler(store, clock);
+  int64_t after = store.GetChangeBounds()->newest;
+  EXPECT_EQ(scheduler.RunOnce().value(), 3);
+  clock.Advance(11 * 86400);
+  EXPECT_EQ(scheduler.RunOnce().value(), 3);
+  auto changes = store.ListChanges(after, 10);
+  ASSERT_TRUE(changes.ok());
+  std::vector<std::string> types;
+  for (const auto& c : *changes) {
+    types.push_back(c.type);
+  }
+  std::sort(types.begin(), types.end());
+  EXPECT_EQ(types,
+            (std::vector<std::string>{"CertificateExpired", "CertificateNearExpiry", "KeyExpired",
+                                      "KeyNearExpiry", "SecretExpired", "SecretNearExpiry"}));
 }
 
 }  // namespace

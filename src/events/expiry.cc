@@ -15,7 +15,8 @@ constexpr int kBatch = 500;
 StatusOr<int> ExpiryScheduler::RunOnce() {
   int64_t now = clock_.NowSeconds();
   int recorded = 0;
-  for (storage::ObjectKind kind : {storage::ObjectKind::kSecret, storage::ObjectKind::kKey}) {
+  for (storage::ObjectKind kind : {storage::ObjectKind::kSecret, storage::ObjectKind::kKey,
+                                   storage::ObjectKind::kCertificate}) {
     const std::string object_type(storage::ObjectKindName(kind));
     // A key's rotation policy may move its notice: look as far ahead as
     // the longest lead, and record each when its own lead is reached.

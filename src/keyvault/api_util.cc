@@ -25,6 +25,23 @@ std::string BaseUrl(const http::Request& r) {
   return "https://" + r.host;
 }
 
+VaultOperation ApiRoute(std::string_view method, std::string_view pattern,
+                        std::string_view operation, std::string_view object,
+                        std::function<http::Response(const VaultCall&)> handler) {
+  VaultOperation o;
+  o.method = method;
+  o.pattern = pattern;
+  o.operation = operation;
+  o.object_param = object;
+  o.handle = [handler = std::move(handler)](const VaultCall& call) {
+    if (call.request.Query("api-version").empty()) {
+      return http::ErrorResponse(BadParameter("The 'api-version' query parameter is missing."));
+    }
+    return handler(call);
+  };
+  return o;
+}
+
 StatusOr<Paging> ReadPaging(const http::Request& req) {
   Paging p;
   std::string_view max = req.Query("maxresults");

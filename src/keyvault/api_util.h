@@ -7,6 +7,7 @@
 #include "common/json.h"
 #include "common/status.h"
 #include "http/message.h"
+#include "keyvault/vault_api.h"
 
 namespace coffer::keyvault {
 
@@ -36,5 +37,12 @@ Status ReadTime(const Json& attrs, const char* field, std::optional<std::optiona
 
 // "https://" + the request's Host.
 std::string BaseUrl(const http::Request& req);
+
+// ApiRoute is one row of an object API's route table (secrets, keys,
+// certificates) whose handler first checks that api-version is given, as
+// every Key Vault operation does.
+VaultOperation ApiRoute(std::string_view method, std::string_view pattern,
+                        std::string_view operation, std::string_view object,
+                        std::function<http::Response(const VaultCall&)> handler);
 
 }  // namespace coffer::keyvault

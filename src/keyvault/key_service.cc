@@ -26,33 +26,6 @@ Status BadParameter(const std::string& message) {
   return InvalidArgumentError(message, "BadParameter");
 }
 
-Status NotFoundKey(const std::string& name) {
-  return NotFoundError("A key with (name/id) " + name +
-                           " was not found in this key vault. If you recently deleted this key "
-                           "you may be able to recover it using the correct recovery command.",
-                       "KeyNotFound");
-}
-
-Status NotFoundDeleted(const std::string& name) {
-  return NotFoundError("Deleted Key not found: " + name, "KeyNotFound");
-}
-
-// The store's kNotFound in Key Vault's words.
-Status Rename(const Status& s, const std::string& name, bool deleted) {
-  if (s.code() == StatusCode::kNotFound && s.reason() == "KeyNotFound") {
-    return deleted ? NotFoundDeleted(name) : NotFoundKey(name);
-  }
-  return s;
-}
-
-Status DeletedButRecoverable(const std::string& name) {
-  return FailedPreconditionError(
-      "Key " + name +
-          " is currently in a deleted but recoverable state, and its name cannot be reused; in "
-          "this state, the key can only be recovered or purged.",
-      "Conflict");
-}
-
 // key_ops in Key Vault's spelling (the JS SDK compares them exactly).
 constexpr std::string_view kKeyOps[] = {"encrypt", "decrypt",   "sign",   "verify",
                                         "wrapKey", "unwrapKey", "import", "export"};
@@ -172,34 +145,50 @@ Key KeyService::FromView(const storage::SecretView& view, const OpenVault& vault
   k.deleted = view.deleted;
   k.deleted_date = view.deleted_date;
   k.scheduled_purge_date = view.scheduled_purge_date;
+  k.managed = view.owner == storage::ObjectKind::kCertificate;
   k.recoverable_days = vault.settings.retention_days;
   k.recovery_level = RecoveryLevel(vault.settings);
   return k;
 }
 
-StatusOr<Key> KeyService::Store(const Vault& vault, const std::string& name,
-                                const crypto::AsymKey& key, const std::vector<std::string>& key_ops,
-                                storage::SecretVersionRecord rec) {
+storage::SecretVersionRecord KeyService::SealedVersion(const OpenVault& vault,
+                                                       const std::string& name,
+                                                       const std::string& version,
+                                                       const crypto::AsymKey& key,
+                                                       std::vector<std::string> key_ops) {
+  storage::SecretVersionRecord rec;
   rec.name = name;
-  rec.version = crypto::RandomHex(16);
+  rec.version = version;
   crypto::SecureBytes der = key.ToPrivateDer();
   std::string plain(der.view());
   rec.sealed_value =
-      Envelope::SealKeyMaterial(vault->data_key, vault->record.name, name, rec.version, plain);
+      Envelope::SealKeyMaterial(vault.data_key, vault.record.name, name, version, plain);
   crypto::SecureWipe(plain);
   Json jwk = key.PublicJwk();
-  jwk["key_ops"] = key_ops;
+  jwk["key_ops"] = std::move(key_ops);
   rec.key_json = ToJson(jwk);
+  return rec;
+}
+
+StatusOr<Key> KeyService::Store(const Vault& vault, const std::string& name,
+                                const crypto::AsymKey& key, const std::vector<std::string>& key_ops,
+                                storage::SecretVersionRecord rec) {
+  storage::SecretVersionRecord sealed =
+      SealedVersion(*vault, name, crypto::RandomHex(16), key, key_ops);
+  rec.name = sealed.name;
+  rec.version = sealed.version;
+  rec.sealed_value = std::move(sealed.sealed_value);
+  rec.key_json = std::move(sealed.key_json);
   rec.content_type.clear();
   rec.created = rec.updated = clock_.NowSeconds();
   auto added = store_.AddObjectVersion(kKind, vault->record.name, rec);
   Invalidate(vault->record.name, name);
   if (added.status().code() == StatusCode::kFailedPrecondition) {
-    return DeletedButRecoverable(name);
+    return DeletedButRecoverable(kKind, name);
   }
   RETURN_IF_ERROR(added.status());
   rec.name = std::move(added).value();
-  return FromView(storage::SecretView{std::move(rec), false, 0, 0}, *vault);
+  return FromView(storage::SecretView{std::move(rec), false, 0, 0, std::nullopt}, *vault);
 }
 
 StatusOr<Key> KeyService::Create(const Vault& vault, const std::string& name,
@@ -270,7 +259,7 @@ StatusOr<Key> KeyService::Get(const Vault& vault, const std::string& name,
   }
   auto view = store_.GetObject(kKind, vault->record.name, name, AsciiLower(version), false);
   if (!view.ok()) {
-    return Rename(view.status(), name, false);
+    return InKeyVaultWords(view.status(), kKind, name, false);
   }
   return FromView(*view, *vault);
 }
@@ -308,7 +297,7 @@ StatusOr<Key> KeyService::Update(const Vault& vault, const std::string& name,
       });
   Invalidate(vault->record.name, name);
   if (!view.ok()) {
-    return Rename(view.status(), name, false);
+    return InKeyVaultWords(view.status(), kKind, name, false);
   }
   return FromView(*view, *vault);
 }
@@ -339,11 +328,11 @@ StatusOr<KeyList> KeyService::ListVersions(const Vault& vault, const std::string
   RETURN_IF_ERROR(ValidateObjectName(name));
   auto page = store_.ListObjectVersions(kKind, vault->record.name, name, cursor, limit);
   if (!page.ok()) {
-    return Rename(page.status(), name, false);
+    return InKeyVaultWords(page.status(), kKind, name, false);
   }
   KeyList out;
   for (const auto& rec : page->items) {
-    out.items.push_back(FromView(storage::SecretView{rec, false, 0, 0}, *vault));
+    out.items.push_back(FromView(storage::SecretView{rec, false, 0, 0, std::nullopt}, *vault));
   }
   out.next_cursor = std::move(page->next_cursor);
   return out;
@@ -356,7 +345,7 @@ StatusOr<Key> KeyService::Delete(const Vault& vault, const std::string& name) {
   Status marked = store_.MarkObjectDeleted(kKind, vault->record.name, name, now, purge_at);
   Invalidate(vault->record.name, name);
   if (!marked.ok()) {
-    return Rename(marked, name, false);
+    return InKeyVaultWords(marked, kKind, name, false);
   }
   ASSIGN_OR_RETURN(storage::SecretView view,
                    store_.GetObject(kKind, vault->record.name, name, "", true));
@@ -367,10 +356,10 @@ StatusOr<storage::SecretView> KeyService::FindDeleted(const OpenVault& vault,
                                                       const std::string& name) {
   auto view = store_.GetObject(kKind, vault.record.name, name, "", true);
   if (!view.ok()) {
-    return Rename(view.status(), name, true);
+    return InKeyVaultWords(view.status(), kKind, name, true);
   }
   if (!view->deleted) {
-    return NotFoundDeleted(name);
+    return DeletedObjectNotFound(kKind, name);
   }
   return view;
 }
@@ -386,7 +375,7 @@ StatusOr<Key> KeyService::Recover(const Vault& vault, const std::string& name) {
   Status recovered = store_.RecoverObject(kKind, vault->record.name, name);
   Invalidate(vault->record.name, name);
   if (!recovered.ok()) {
-    return Rename(recovered, name, true);
+    return InKeyVaultWords(recovered, kKind, name, true);
   }
   ASSIGN_OR_RETURN(storage::SecretView view,
                    store_.GetObject(kKind, vault->record.name, name, "", false));
@@ -405,14 +394,14 @@ Status KeyService::Purge(const Vault& vault, const std::string& name) {
   }
   Status purged = store_.PurgeObject(kKind, vault->record.name, name);
   Invalidate(vault->record.name, name);
-  return Rename(purged, name, true);
+  return InKeyVaultWords(purged, kKind, name, true);
 }
 
 StatusOr<std::string> KeyService::Backup(const Vault& vault, const std::string& name) {
   RETURN_IF_ERROR(ValidateObjectName(name));
   auto versions = store_.GetAllObjectVersions(kKind, vault->record.name, name);
   if (!versions.ok()) {
-    return Rename(versions.status(), name, false);
+    return InKeyVaultWords(versions.status(), kKind, name, false);
   }
   if (versions->size() > static_cast<size_t>(kMaxBackupVersions)) {
     return BadParameter("Backup is not allowed for a key with more than 500 versions.");
@@ -524,7 +513,7 @@ StatusOr<Key> KeyService::Rotate(const Vault& vault, const std::string& name) {
   RETURN_IF_ERROR(ValidateObjectName(name));
   auto view = store_.GetObject(kKind, vault->record.name, name, "", false);
   if (!view.ok()) {
-    return Rename(view.status(), name, false);
+    return InKeyVaultWords(view.status(), kKind, name, false);
   }
   Key current = FromView(*view, *vault);
   std::string kty = current.jwk.value("kty", "");
@@ -558,7 +547,7 @@ StatusOr<Json> KeyService::GetRotationPolicy(const Vault& vault, const std::stri
   RETURN_IF_ERROR(ValidateObjectName(name));
   auto policy = store_.GetObjectPolicy(kKind, vault->record.name, name);
   if (!policy.ok()) {
-    return Rename(policy.status(), name, false);
+    return InKeyVaultWords(policy.status(), kKind, name, false);
   }
   if (policy->empty()) {
     return DefaultRotationPolicy();
@@ -588,7 +577,7 @@ StatusOr<Json> KeyService::SetRotationPolicy(const Vault& vault, const std::stri
         return ToJson(policy);
       });
   if (!stored.ok()) {
-    return Rename(stored.status(), name, false);
+    return InKeyVaultWords(stored.status(), kKind, name, false);
   }
   return *ParseJson(*stored, 8);
 }
@@ -646,7 +635,7 @@ StatusOr<KeyService::Opened> KeyService::Open(const Vault& vault, const std::str
   }
   auto view = store_.GetObject(kKind, vault->record.name, name, AsciiLower(version), false);
   if (!view.ok()) {
-    return Rename(view.status(), name, false);
+    return InKeyVaultWords(view.status(), kKind, name, false);
   }
   ASSIGN_OR_RETURN(std::string der, Envelope::OpenKeyMaterial(
                                         vault->data_key, vault->record.name, view->version.name,

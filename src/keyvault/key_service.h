@@ -65,6 +65,7 @@ struct Key {
   int64_t scheduled_purge_date = 0;
   int recoverable_days = 0;
   std::string recovery_level;
+  bool managed = false;  // a certificate's key: read-only through the keys API
 };
 
 struct KeyList {
@@ -165,6 +166,14 @@ class KeyService {
   std::optional<StatusOr<KeyOperationResult>> OperateCached(
       const Vault& vault, const std::string& name, const std::string& version, KeyOperation op,
       const std::string& alg, const std::string& value, const std::string& signature = "");
+
+  // SealedVersion is the stored form of version `version` of key `name`
+  // holding `key`: the private half sealed, the public JWK with `key_ops`.
+  // The caller sets the attributes and writes it (a certificate's key).
+  static storage::SecretVersionRecord SealedVersion(const OpenVault& vault, const std::string& name,
+                                                    const std::string& version,
+                                                    const crypto::AsymKey& key,
+                                                    std::vector<std::string> key_ops);
 
   // Invalidate drops what is cached of one key (any case), for a change
   // another server made; this service drops its own at once.

@@ -51,6 +51,9 @@ Json Render(const Key& k, const http::Request& req, bool bundle, bool versioned)
   if (tags && tags->is_object() && !tags->empty()) {
     out["tags"] = *tags;
   }
+  if (k.managed) {
+    out["managed"] = true;
+  }
   if (k.deleted) {
     out["recoveryId"] = BaseUrl(req) + "/deletedkeys/" + r.name;
     out["deletedDate"] = k.deleted_date;
@@ -466,18 +469,8 @@ std::vector<VaultOperation> KeysApi::Operations() {
   using Handler = std::function<http::Response(const VaultCall&)>;
   auto route = [](std::string_view method, std::string_view pattern, std::string_view operation,
                   std::string_view object, Handler handler, bool changes_nothing) {
-    VaultOperation o;
+    VaultOperation o = ApiRoute(method, pattern, operation, object, std::move(handler));
     o.changes_nothing = changes_nothing;
-    o.method = method;
-    o.pattern = pattern;
-    o.operation = operation;
-    o.object_param = object;
-    o.handle = [handler = std::move(handler)](const VaultCall& call) {
-      if (call.request.Query("api-version").empty()) {
-        return Error(BadParameter("The 'api-version' query parameter is missing."));
-      }
-      return handler(call);
-    };
     return o;
   };
   using Handle = http::Response (KeysApi::*)(const VaultCall&);

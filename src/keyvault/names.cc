@@ -1,5 +1,7 @@
 #include "keyvault/names.h"
 
+#include "common/strings.h"
+
 namespace coffer::keyvault {
 namespace {
 
@@ -64,6 +66,40 @@ Status ValidateVaultName(const std::string& name) {
         "VaultNameNotValid");
   }
   return OkStatus();
+}
+
+Status ObjectNotFound(storage::ObjectKind kind, const std::string& name) {
+  const std::string word = AsciiLower(storage::ObjectKindName(kind));
+  return NotFoundError("A " + word + " with (name/id) " + name +
+                           " was not found in this key vault. If you recently deleted this " +
+                           word +
+                           " you may be able to recover it using the correct recovery command.",
+                       std::string(storage::ObjectKindName(kind)) + "NotFound");
+}
+
+Status DeletedObjectNotFound(storage::ObjectKind kind, const std::string& name) {
+  return NotFoundError(
+      "Deleted " + std::string(storage::ObjectKindName(kind)) + " not found: " + name,
+      std::string(storage::ObjectKindName(kind)) + "NotFound");
+}
+
+Status InKeyVaultWords(const Status& s, storage::ObjectKind kind, const std::string& name,
+                       bool deleted) {
+  if (s.code() == StatusCode::kNotFound &&
+      s.reason() == std::string(storage::ObjectKindName(kind)) + "NotFound") {
+    return deleted ? DeletedObjectNotFound(kind, name) : ObjectNotFound(kind, name);
+  }
+  return s;
+}
+
+Status DeletedButRecoverable(storage::ObjectKind kind, const std::string& name) {
+  const std::string word = AsciiLower(storage::ObjectKindName(kind));
+  return FailedPreconditionError(
+      std::string(storage::ObjectKindName(kind)) + " " + name +
+          " is currently in a deleted but recoverable state, and its name cannot be reused; in "
+          "this state, the " +
+          word + " can only be recovered or purged.",
+      "Conflict");
 }
 
 }  // namespace coffer::keyvault

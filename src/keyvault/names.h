@@ -3,6 +3,7 @@
 #include <string>
 
 #include "common/status.h"
+#include "storage/records.h"
 
 namespace coffer::keyvault {
 
@@ -16,5 +17,16 @@ Status ValidateVersion(const std::string& version);
 // Vault names: 3-24 characters of [0-9a-zA-Z-], starting with a letter,
 // ending with a letter or digit, no consecutive hyphens.
 Status ValidateVaultName(const std::string& name);
+
+// Key Vault's errors about one object, in its words, with the kind's reason
+// ("SecretNotFound", "KeyNotFound", "CertificateNotFound", "Conflict").
+Status ObjectNotFound(storage::ObjectKind kind, const std::string& name);
+Status DeletedObjectNotFound(storage::ObjectKind kind, const std::string& name);
+// `s` in Key Vault's words when it is the store's kNotFound for the object
+// (`deleted`: for a soft-deleted one); any other status as it is.
+Status InKeyVaultWords(const Status& s, storage::ObjectKind kind, const std::string& name,
+                       bool deleted);
+// A new version of a soft-deleted object.
+Status DeletedButRecoverable(storage::ObjectKind kind, const std::string& name);
 
 }  // namespace coffer::keyvault

@@ -9,6 +9,8 @@
 namespace coffer::keyvault {
 namespace {
 
+constexpr storage::ObjectKind kKind = storage::ObjectKind::kSecret;
+
 Status BadParameter(const std::string& message) {
   return InvalidArgumentError(message, "BadParameter");
 }
@@ -143,6 +145,7 @@ Secret SecretService::FromView(const storage::SecretView& view, const OpenVault&
   s.deleted = view.deleted;
   s.deleted_date = view.deleted_date;
   s.scheduled_purge_date = view.scheduled_purge_date;
+  s.managed = view.owner == storage::ObjectKind::kCertificate;
   s.recoverable_days = vault.settings.retention_days;
   s.recovery_level = RecoveryLevel(vault.settings);
   return s;
@@ -175,7 +178,7 @@ StatusOr<Secret> SecretService::Set(const Vault& vault, const std::string& name,
   RETURN_IF_ERROR(added.status());
   // The stored name keeps the case of the secret's first version.
   rec.name = std::move(added).value();
-  Secret s = FromView(storage::SecretView{std::move(rec), false, 0, 0}, *vault);
+  Secret s = FromView(storage::SecretView{std::move(rec), false, 0, 0, std::nullopt}, *vault);
   s.value = std::move(input.value);
   return s;
 }
@@ -194,12 +197,7 @@ StatusOr<Secret> SecretService::Get(const Vault& vault, const std::string& name,
   auto view = store_.GetSecret(vault->record.name, name, AsciiLower(version), false);
   if (!view.ok()) {
     if (view.status().code() == StatusCode::kNotFound) {
-      return NotFoundError("A secret with (name/id) " + name +
-                               (version.empty() ? "" : "/" + version) +
-                               " was not found in this key vault. If you recently deleted this "
-                               "secret you may be able to recover it using the correct recovery "
-                               "command.",
-                           "SecretNotFound");
+      return ObjectNotFound(kKind, version.empty() ? name : name + "/" + version);
     }
     if (view.status().code() == StatusCode::kUnavailable) {
       // The database cannot be reached: what this server read before is
@@ -222,26 +220,6 @@ StatusOr<Secret> SecretService::Get(const Vault& vault, const std::string& name,
   }
   return Finish(*view, *vault);
 }
-
-namespace {
-
-Status NotFoundSecret(const std::string& name) {
-  return NotFoundError("A secret with (name/id) " + name + " was not found in this key vault.",
-                       "SecretNotFound");
-}
-
-Status NotFoundDeleted(const std::string& name) {
-  return NotFoundError("Deleted Secret not found: " + name, "SecretNotFound");
-}
-
-Status Rename(const Status& s, const std::string& name, bool deleted) {
-  if (s.code() == StatusCode::kNotFound && s.reason() == "SecretNotFound") {
-    return deleted ? NotFoundDeleted(name) : NotFoundSecret(name);
-  }
-  return s;
-}
-
-}  // namespace
 
 StatusOr<Secret> SecretService::Update(const Vault& vault, const std::string& name,
                                        const std::string& version, const SecretPatch& patch) {
@@ -266,7 +244,7 @@ StatusOr<Secret> SecretService::Update(const Vault& vault, const std::string& na
                                          });
   Invalidate(vault->record.name, name);
   if (!view.ok()) {
-    return Rename(view.status(), name, false);
+    return InKeyVaultWords(view.status(), kKind, name, false);
   }
   return FromView(*view, *vault);
 }
@@ -292,11 +270,11 @@ StatusOr<SecretList> SecretService::ListVersions(const Vault& vault, const std::
   RETURN_IF_ERROR(ValidateObjectName(name));
   auto page = store_.ListSecretVersions(vault->record.name, name, cursor, limit);
   if (!page.ok()) {
-    return Rename(page.status(), name, false);
+    return InKeyVaultWords(page.status(), kKind, name, false);
   }
   SecretList out;
   for (const auto& rec : page->items) {
-    out.items.push_back(FromView(storage::SecretView{rec, false, 0, 0}, *vault));
+    out.items.push_back(FromView(storage::SecretView{rec, false, 0, 0, std::nullopt}, *vault));
   }
   out.next_cursor = std::move(page->next_cursor);
   return out;
@@ -309,7 +287,7 @@ StatusOr<Secret> SecretService::Delete(const Vault& vault, const std::string& na
   Status marked = store_.MarkSecretDeleted(vault->record.name, name, now, purge_at);
   Invalidate(vault->record.name, name);
   if (!marked.ok()) {
-    return Rename(marked, name, false);
+    return InKeyVaultWords(marked, kKind, name, false);
   }
   ASSIGN_OR_RETURN(storage::SecretView view, store_.GetSecret(vault->record.name, name, "", true));
   return FromView(view, *vault);
@@ -319,10 +297,10 @@ StatusOr<storage::SecretView> SecretService::FindDeleted(const OpenVault& vault,
                                                          const std::string& name) {
   auto view = store_.GetSecret(vault.record.name, name, "", true);
   if (!view.ok()) {
-    return Rename(view.status(), name, true);
+    return InKeyVaultWords(view.status(), kKind, name, true);
   }
   if (!view->deleted) {
-    return NotFoundDeleted(name);
+    return DeletedObjectNotFound(kKind, name);
   }
   return view;
 }
@@ -343,7 +321,7 @@ StatusOr<Secret> SecretService::Recover(const Vault& vault, const std::string& n
   Status recovered = store_.RecoverSecret(vault->record.name, name);
   Invalidate(vault->record.name, name);
   if (!recovered.ok()) {
-    return Rename(recovered, name, true);
+    return InKeyVaultWords(recovered, kKind, name, true);
   }
   ASSIGN_OR_RETURN(storage::SecretView view, store_.GetSecret(vault->record.name, name, "", false));
   return FromView(view, *vault);
@@ -362,14 +340,14 @@ Status SecretService::Purge(const Vault& vault, const std::string& name) {
   }
   Status purged = store_.PurgeSecret(vault->record.name, name);
   Invalidate(vault->record.name, name);
-  return Rename(purged, name, true);
+  return InKeyVaultWords(purged, kKind, name, true);
 }
 
 StatusOr<std::string> SecretService::Backup(const Vault& vault, const std::string& name) {
   RETURN_IF_ERROR(ValidateObjectName(name));
   auto versions = store_.GetAllSecretVersions(vault->record.name, name);
   if (!versions.ok()) {
-    return Rename(versions.status(), name, false);
+    return InKeyVaultWords(versions.status(), kKind, name, false);
   }
   if (versions->size() > static_cast<size_t>(kMaxBackupVersions)) {
     return BadParameter("Backup is not allowed for a secret with more than 500 versions.");

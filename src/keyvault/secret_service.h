@@ -68,6 +68,9 @@ struct Secret {
   int64_t scheduled_purge_date = 0;
   int recoverable_days = 0;
   std::string recovery_level;
+  // The secret of a certificate (Key Vault's managed secret): read-only
+  // through the secrets API, and its bundle names the certificate's key.
+  bool managed = false;
 };
 
 struct SecretList {

@@ -42,6 +42,10 @@ void RenderSecret(std::string& out, const Secret& s, const http::Request& req, b
   if (!r.tags_json.empty() && r.tags_json != "{}") {
     out += ",\"tags\":" + r.tags_json;
   }
+  if (s.managed) {
+    out += ",\"managed\":true,\"kid\":";
+    AppendJsonString(out, base + "/keys/" + r.name + "/" + r.version);
+  }
   if (s.deleted) {
     out += ",\"recoveryId\":";
     AppendJsonString(out, base + "/deletedsecrets/" + r.name);
@@ -242,18 +246,9 @@ std::vector<VaultOperation> SecretsApi::Operations() {
   using Handle = http::Response (SecretsApi::*)(const VaultCall&);
   auto op = [this](std::string_view method, std::string_view pattern, std::string_view operation,
                    std::string_view object, Handle handle, bool cached = false) {
-    VaultOperation o;
-    o.method = method;
-    o.pattern = pattern;
-    o.operation = operation;
-    o.object_param = object;
-    // Every operation needs api-version, as Key Vault's do.
-    o.handle = [this, handle](const VaultCall& call) {
-      if (call.request.Query("api-version").empty()) {
-        return Error(BadParameter("The 'api-version' query parameter is missing."));
-      }
-      return (this->*handle)(call);
-    };
+    VaultOperation o =
+        ApiRoute(method, pattern, operation, object,
+                 [this, handle](const VaultCall& call) { return (this->*handle)(call); });
     if (cached) {
       o.fast = [this](const VaultCall& call) -> std::optional<http::Response> {
         if (call.request.Query("api-version").empty()) {

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "crypto/primitives.h"
+#include "keyvault/certificates_api.h"
 #include "keyvault/keys_api.h"
 #include "keyvault/secrets_api.h"
 #include "storage/memory/memory_store.h"
@@ -30,11 +31,16 @@ class VaultRoutesTest : public ::testing::Test {
         api_(service_),
         keys_(store_, *envelope_, clock_),
         keys_api_(keys_),
+        certificates_(store_, clock_, service_, keys_),
+        certificates_api_(certificates_),
         routes_(AllOperations()) {}
 
   std::vector<VaultOperation> AllOperations() {
     std::vector<VaultOperation> ops = api_.Operations();
     for (auto& op : keys_api_.Operations()) {
+      ops.push_back(std::move(op));
+    }
+    for (auto& op : certificates_api_.Operations()) {
       ops.push_back(std::move(op));
     }
     return ops;
@@ -47,6 +53,8 @@ class VaultRoutesTest : public ::testing::Test {
   SecretsApi api_;
   KeyService keys_;
   KeysApi keys_api_;
+  CertificateService certificates_;
+  CertificatesApi certificates_api_;
   VaultRoutes routes_;
 };
 
@@ -104,6 +112,29 @@ TEST_F(VaultRoutesTest, EveryOperationMapsToOnePermissionAndOneDataAction) {
       {"DELETE", "/deletedkeys/k", "KeyPurge", "k", "purge", "keys/purge/action"},
       {"POST", "/deletedkeys/k/recover", "KeyRecover", "k", "recover", "keys/recover/action"},
       {"POST", "/rng", "GetRandomBytes", "", "get", "keys/read"},
+      {"GET", "/certificates", "CertificateList", "", "list", "certificates/read"},
+      {"POST", "/certificates/c/create", "CertificateCreate", "c", "create",
+       "certificates/create/action"},
+      {"GET", "/certificates/c/pending", "CertificatePendingGet", "c", "get", "certificates/read"},
+      {"POST", "/certificates/c/import", "CertificateImport", "c", "import",
+       "certificates/import/action"},
+      {"GET", "/certificates/c", "CertificateGet", "c", "get", "certificates/read"},
+      {"GET", "/certificates/c/", "CertificateGet", "c", "get", "certificates/read"},
+      {"GET", "/certificates/c/0123", "CertificateGet", "c", "get", "certificates/read"},
+      {"GET", "/certificates/c/versions", "CertificateListVersions", "c", "list",
+       "certificates/read"},
+      {"GET", "/certificates/c/policy", "CertificatePolicyGet", "c", "get", "certificates/read"},
+      {"PATCH", "/certificates/c/policy", "CertificatePolicyUpdate", "c", "update",
+       "certificates/update/action"},
+      {"PATCH", "/certificates/c/0123", "CertificateUpdate", "c", "update",
+       "certificates/update/action"},
+      {"DELETE", "/certificates/c", "CertificateDelete", "c", "delete", "certificates/delete"},
+      {"GET", "/deletedcertificates", "CertificateListDeleted", "", "list", "certificates/read"},
+      {"GET", "/deletedcertificates/c", "CertificateGetDeleted", "c", "list", "certificates/read"},
+      {"DELETE", "/deletedcertificates/c", "CertificatePurge", "c", "purge",
+       "certificates/purge/action"},
+      {"POST", "/deletedcertificates/c/recover", "CertificateRecover", "c", "recover",
+       "certificates/recover/action"},
   };
   std::set<std::string> seen;
   for (const auto& c : cases) {
@@ -129,7 +160,7 @@ TEST_F(VaultRoutesTest, EveryOperationMapsToOnePermissionAndOneDataAction) {
   }
   for (const auto& [m, t, status] :
        std::vector<std::tuple<const char*, const char*, int>>{{"POST", "/secrets/a", 405},
-                                                              {"GET", "/certificates/a", 404},
+                                                              {"GET", "/certificates/a/b/c", 404},
                                                               {"GET", "/keys/a/b/sign", 405},
                                                               {"PUT", "/secrets", 405},
                                                               {"GET", "/secrets/a/b/c", 404},

@@ -52,20 +52,18 @@ std::string ErrorDescription(const http::Response& r) {
 
 // The notifications Key Vault audits, by change type.
 const char* NotificationOperation(const std::string& type) {
-  if (type == "SecretNearExpiry") {
-    return "SecretNearExpiryEventGridNotification";
-  }
-  if (type == "SecretExpired") {
-    return "SecretExpiredEventGridNotification";
-  }
-  if (type == "KeyNearExpiry") {
-    return "KeyNearExpiryEventGridNotification";
-  }
-  if (type == "KeyExpired") {
-    return "KeyExpiredEventGridNotification";
-  }
-  if (type == "VaultAccessPolicyChanged") {
-    return "VaultAccessPolicyChangedEventGridNotification";
+  static constexpr const char* kNotifications[][2] = {
+      {"SecretNearExpiry", "SecretNearExpiryEventGridNotification"},
+      {"SecretExpired", "SecretExpiredEventGridNotification"},
+      {"KeyNearExpiry", "KeyNearExpiryEventGridNotification"},
+      {"KeyExpired", "KeyExpiredEventGridNotification"},
+      {"CertificateNearExpiry", "CertificateNearExpiryEventGridNotification"},
+      {"CertificateExpired", "CertificateExpiredEventGridNotification"},
+      {"VaultAccessPolicyChanged", "VaultAccessPolicyChangedEventGridNotification"}};
+  for (const auto& [event, operation] : kNotifications) {
+    if (type == event) {
+      return operation;
+    }
   }
   return nullptr;
 }
@@ -175,11 +173,13 @@ size_t CofferServer::AuditNotifications(const std::vector<storage::ChangeRecord>
     e.operation_name = op;
     e.operation_version = "";
     e.http_status = 200;
+    std::string path;
+    if (auto kind = storage::ParseObjectKind(c.object_type)) {
+      path =
+          "/" + std::string(storage::ObjectCollectionName(*kind)) + "/" + c.name + "/" + c.version;
+    }
     e.id = "https://" + AsciiLower(c.vault) + "." + AsciiLower(config_.dns_suffix) +
-           vault_port_suffix_ +
-           (c.object_type == "Secret" ? "/secrets/" + c.name + "/" + c.version
-            : c.object_type == "Key"  ? "/keys/" + c.name + "/" + c.version
-                                      : "");
+           vault_port_suffix_ + path;
     e.extra.emplace_back("eventId", c.event_id);
     audit_->Append(std::move(e));
     ++audited;

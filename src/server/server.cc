@@ -189,10 +189,16 @@ Status CofferServer::Init() {
   vault_keys_ =
       std::make_unique<keyvault::KeyService>(*store_, *envelope_, clock_, kCacheTtlSeconds);
   keys_api_ = std::make_unique<keyvault::KeysApi>(*vault_keys_);
+  certificates_ =
+      std::make_unique<keyvault::CertificateService>(*store_, clock_, *secrets_, *vault_keys_);
+  certificates_api_ = std::make_unique<keyvault::CertificatesApi>(*certificates_);
   // The data plane's one route table: every vault API's operations and the
   // watch stream.
   std::vector<keyvault::VaultOperation> vault_operations = secrets_api_->Operations();
   for (auto& op : keys_api_->Operations()) {
+    vault_operations.push_back(std::move(op));
+  }
+  for (auto& op : certificates_api_->Operations()) {
     vault_operations.push_back(std::move(op));
   }
   vault_operations.push_back(WatchOperation());

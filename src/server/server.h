@@ -24,6 +24,7 @@
 #include "events/expiry.h"
 #include "events/watch.h"
 #include "events/webhooks.h"
+#include "keyvault/certificates_api.h"
 #include "keyvault/keys_api.h"
 #include "keyvault/secret_service.h"
 #include "keyvault/secrets_api.h"
@@ -258,6 +259,8 @@ class CofferServer {
   std::unique_ptr<keyvault::SecretsApi> secrets_api_;
   std::unique_ptr<keyvault::KeyService> vault_keys_;
   std::unique_ptr<keyvault::KeysApi> keys_api_;
+  std::unique_ptr<keyvault::CertificateService> certificates_;
+  std::unique_ptr<keyvault::CertificatesApi> certificates_api_;
   std::unique_ptr<VaultPlane> vault_plane_;
   std::unique_ptr<ArmPlane> arm_plane_;
   std::unique_ptr<AuthorityPlane> authority_plane_;

@@ -33,6 +33,18 @@ std::string_view ObjectKindName(ObjectKind kind) {
   return "Secret";
 }
 
+std::string_view ObjectCollectionName(ObjectKind kind) {
+  switch (kind) {
+    case ObjectKind::kSecret:
+      return "secrets";
+    case ObjectKind::kKey:
+      return "keys";
+    case ObjectKind::kCertificate:
+      return "certificates";
+  }
+  return "secrets";
+}
+
 std::optional<ObjectKind> ParseObjectKind(std::string_view name) {
   for (ObjectKind kind : {ObjectKind::kSecret, ObjectKind::kKey, ObjectKind::kCertificate}) {
     if (name == ObjectKindName(kind)) {

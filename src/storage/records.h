@@ -176,6 +176,8 @@ enum class ObjectKind { kSecret, kKey, kCertificate };
 std::string_view ObjectKindName(ObjectKind kind);
 // ParseObjectKind is its inverse; nullopt for anything else.
 std::optional<ObjectKind> ParseObjectKind(std::string_view name);
+// The kind's collection in Key Vault's URLs: "secrets", "keys", "certificates".
+std::string_view ObjectCollectionName(ObjectKind kind);
 // The stores' kNotFound for an object, live or soft-deleted, with Key
 // Vault's reason for its kind ("SecretNotFound", "KeyNotFound").
 Status ObjectNotFoundError(ObjectKind kind, const std::string& name);

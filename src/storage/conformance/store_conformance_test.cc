@@ -1065,14 +1065,14 @@ TEST_P(StoreConformance, OwnedObjectsFollowTheirOwner) {
   ASSERT_TRUE(store_->AddObjectVersion(kCert, "main", c2, CertificateParts(c2)).ok());
   // An update of the certificate's version sets the same version's enabled
   // flag, nbf and exp on the key and the secret, and only that version.
-  auto updated = store_->UpdateObjectVersion(kCert, "main", "web", "c1",
-                                             [](SecretVersionRecord& rec) {
-                                               rec.enabled = false;
-                                               rec.exp = 5000;
-                                               rec.updated = 400;
-                                               rec.tags_json = R"({"a":"b"})";
-                                               return OkStatus();
-                                             });
+  auto updated =
+      store_->UpdateObjectVersion(kCert, "main", "web", "c1", [](SecretVersionRecord& rec) {
+        rec.enabled = false;
+        rec.exp = 5000;
+        rec.updated = 400;
+        rec.tags_json = R"({"a":"b"})";
+        return OkStatus();
+      });
   ASSERT_TRUE(updated.ok());
   for (ObjectKind kind : {ObjectKind::kKey, ObjectKind::kSecret}) {
     auto v1 = store_->GetObject(kind, "main", "web", "c1", false);
@@ -1130,9 +1130,9 @@ TEST_P(StoreConformance, ARestoredCertificateBringsItsKeyAndSecret) {
   ASSERT_TRUE(store_->AddObjectVersion(ObjectKind::kKey, "main", Version("api", "k1")).ok());
   auto api = CertificateParts(Version("api", "c1"));
   EXPECT_EQ(store_
-                ->RestoreObject(kCert, "main", {Version("api", "c1")},
-                                {{ObjectKind::kKey, {api[0].record}},
-                                 {ObjectKind::kSecret, {api[1].record}}})
+                ->RestoreObject(
+                    kCert, "main", {Version("api", "c1")},
+                    {{ObjectKind::kKey, {api[0].record}}, {ObjectKind::kSecret, {api[1].record}}})
                 .code(),
             StatusCode::kAlreadyExists);
   EXPECT_EQ(store_->GetObject(kCert, "main", "api", "", true).status().code(),
@@ -1751,7 +1751,7 @@ TEST(SqliteStore, ASchemaEightDatabaseIsMigrated) {
   auto version = (*db)->Prepare("PRAGMA user_version");
   ASSERT_TRUE(version.ok());
   ASSERT_TRUE(*(*version)->Step());
-  EXPECT_EQ((*version)->Int(0), 10);
+  EXPECT_EQ((*version)->Int(0), 11);
   (*version)->Reset();
 }
 

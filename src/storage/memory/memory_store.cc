@@ -625,8 +625,7 @@ StatusOr<std::string> MemoryStore::AddObjectVersion(ObjectKind kind, const std::
       return OkStatus();
     }
     if (it->second.owner != owner) {
-      return owner ? NotOwned(k, rec.name, *owner)
-                   : OwnedByAnother(k, rec.name, *it->second.owner);
+      return owner ? NotOwned(k, rec.name, *owner) : OwnedByAnother(k, rec.name, *it->second.owner);
     }
     if (it->second.deleted) {
       return FailedPreconditionError(KindWord(k) + " '" + rec.name + "' is deleted but not purged",
@@ -718,8 +717,8 @@ StatusOr<SecretView> MemoryStore::UpdateObjectVersion(ObjectKind kind, const std
     o.exp = next.exp;
     o.updated = next.updated;
     const std::string owned_kind(ObjectKindName(k));
-    AppendChangeLocked(v->record.name, owned_kind + "Updated", owned_kind, o.name, o.version,
-                       o.nbf, o.exp);
+    AppendChangeLocked(v->record.name, owned_kind + "Updated", owned_kind, o.name, o.version, o.nbf,
+                       o.exp);
   }
   return SecretView{std::move(next), false, 0, 0, std::nullopt};
 }

@@ -359,7 +359,9 @@ Status PostgresStore::ApplySchema(Db& db) {
   }
   if (current < 4) {
     // -> 4: objects owned by another (a certificate's key and secret).
-    migrations += "ALTER TABLE secrets ADD COLUMN owner text COLLATE \"C\" NOT NULL DEFAULT '';";
+    migrations +=
+        "ALTER TABLE secrets ADD COLUMN IF NOT EXISTS owner text COLLATE \"C\" NOT NULL DEFAULT "
+        "'';";
   }
   if (migrations.empty()) {
     return OkStatus();

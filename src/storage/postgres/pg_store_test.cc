@@ -360,7 +360,8 @@ TEST_F(PgStoreTest, ASchemaOneDatabaseIsMigrated) {
       "DROP TRIGGER change_secret_updated ON secret_versions; "
       "DROP FUNCTION coffer_secret_changed(); DROP FUNCTION coffer_secret_version_updated(); "
       "DROP FUNCTION coffer_change(text, text, text, text, text, bigint, bigint); "
-      "ALTER TABLE secrets DROP COLUMN kind; ALTER TABLE secrets ADD PRIMARY KEY(vault_key, "
+      "ALTER TABLE secrets DROP COLUMN kind; ALTER TABLE secrets DROP COLUMN owner; "
+      "ALTER TABLE secrets ADD PRIMARY KEY(vault_key, "
       "name_key); ALTER TABLE secret_versions DROP COLUMN kind; "
       "ALTER TABLE secret_versions DROP COLUMN key_json; "
       "ALTER TABLE secret_versions ADD PRIMARY KEY(vault_key, name_key, version); "
@@ -398,7 +399,7 @@ TEST_F(PgStoreTest, ASchemaOneDatabaseIsMigrated) {
   ASSERT_TRUE(conn.ok());
   auto version = (*conn)->Exec("SELECT version FROM coffer_schema");
   ASSERT_TRUE(version.ok());
-  EXPECT_EQ(version->Text(0, 0), "3");
+  EXPECT_EQ(version->Text(0, 0), "4");
 }
 
 TEST_F(PgStoreTest, ADatabaseWithOtherTablesIsNotTakenOver) {

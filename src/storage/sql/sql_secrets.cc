@@ -95,8 +95,12 @@ StatusOr<std::optional<SecretRow>> FindSecret(Db& db, const std::string& vault_k
   if (!row) {
     return std::optional<SecretRow>();
   }
-  SecretRow r{st->Text(0),    st->Text(1), st->Int(2) != 0, st->OptInt(3).value_or(0),
-              st->OptInt(4).value_or(0), st->Text(5)};
+  SecretRow r{st->Text(0),
+              st->Text(1),
+              st->Int(2) != 0,
+              st->OptInt(3).value_or(0),
+              st->OptInt(4).value_or(0),
+              st->Text(5)};
   st->Reset();
   return std::optional<SecretRow>(r);
 }
@@ -123,8 +127,12 @@ StatusOr<std::optional<SecretRow>> FindSecretInVault(Db& db, const std::string& 
     st->Reset();
     return std::optional<SecretRow>();
   }
-  SecretRow r{*name,  st->Text(1), st->Int(2) != 0, st->OptInt(3).value_or(0),
-              st->OptInt(4).value_or(0), st->Text(5)};
+  SecretRow r{*name,
+              st->Text(1),
+              st->Int(2) != 0,
+              st->OptInt(3).value_or(0),
+              st->OptInt(4).value_or(0),
+              st->Text(5)};
   st->Reset();
   return std::optional<SecretRow>(r);
 }
@@ -157,8 +165,8 @@ Status AddOwnedVersion(Db& db, const std::string& vault_key, ObjectKind owner, O
 }
 
 // The kinds of the objects that the object of `kind` and `name_key` owns.
-StatusOr<std::vector<std::string>> OwnedKinds(Db& db, const std::string& vault_key,
-                                              ObjectKind kind, const std::string& name_key) {
+StatusOr<std::vector<std::string>> OwnedKinds(Db& db, const std::string& vault_key, ObjectKind kind,
+                                              const std::string& name_key) {
   ASSIGN_OR_RETURN(Stmt * st, db.Prepare("SELECT kind FROM secrets WHERE vault_key = ? AND "
                                          "name_key = ? AND owner = ?"));
   st->Bind(1, vault_key).Bind(2, name_key).Bind(3, std::string(ObjectKindName(kind)));

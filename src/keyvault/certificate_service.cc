@@ -1,0 +1,524 @@
+#include "keyvault/certificate_service.h"
+
+#include <algorithm>
+#include <ctime>
+
+#include "common/encoding.h"
+#include "common/strings.h"
+#include "crypto/certificate.h"
+#include "crypto/primitives.h"
+#include "keyvault/api_util.h"
+#include "keyvault/names.h"
+
+namespace coffer::keyvault {
+namespace {
+
+constexpr storage::ObjectKind kKind = storage::ObjectKind::kCertificate;
+constexpr char kPkcs12[] = "application/x-pkcs12";
+constexpr char kPem[] = "application/x-pem-file";
+// An imported value's most bytes, as text: PFX and PEM bundles are at most
+// 1 MiB (crypto/certificate.h), base64 adds a third.
+constexpr size_t kMaxImportChars = 1400 * 1024;
+constexpr size_t kMaxPasswordChars = 1024;
+
+// `when` plus `months` calendar months, in UTC.
+int64_t AddMonths(int64_t when, int months) {
+  time_t t = static_cast<time_t>(when);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  tm.tm_mon += months;
+  return static_cast<int64_t>(timegm(&tm));
+}
+
+std::vector<std::string> KeyOpsFor(const crypto::AsymKey& key) {
+  if (key.type() == crypto::AsymKeyType::kRsa) {
+    return {"sign", "verify", "encrypt", "decrypt", "wrapKey", "unwrapKey"};
+  }
+  return {"sign", "verify"};
+}
+
+Json OperationJson(const CertificateOperation& op) {
+  return {{"issuer", op.issuer},
+          {"csr", Base64Encode(op.csr)},
+          {"request_id", op.request_id},
+          {"status", op.status},
+          {"status_details", op.status_details}};
+}
+
+}  // namespace
+
+// The certificate record's key_json: {"cer": base64 DER, "x5t": base64url,
+// "policy": the policy it was made under, "operation": how it was made
+// (absent for an import)}.
+struct CertificateService::Stored {
+  std::string cer;
+  std::string x5t;
+  std::optional<Json> policy;
+  std::optional<Json> operation;
+
+  static StatusOr<Stored> Read(const std::string& key_json) {
+    auto json = ParseJson(key_json, 12);
+    if (!json || !json->is_object()) {
+      return DataLossError("a stored certificate version does not parse");
+    }
+    Stored s;
+    auto cer = Base64Decode(json->value("cer", std::string()));
+    auto x5t = Base64UrlDecode(json->value("x5t", std::string()));
+    if (!cer || !x5t) {
+      return DataLossError("a stored certificate version is corrupt");
+    }
+    s.cer = std::move(*cer);
+    s.x5t = std::move(*x5t);
+    if (auto it = json->find("policy"); it != json->end() && it->is_object()) {
+      s.policy = *it;
+    }
+    if (auto it = json->find("operation"); it != json->end() && it->is_object()) {
+      s.operation = *it;
+    }
+    return s;
+  }
+};
+
+CertificateService::CertificateService(storage::Store& store, const Clock& clock,
+                                       SecretService& secrets, KeyService& keys)
+    : store_(store), clock_(clock), secrets_(secrets), keys_(keys) {}
+
+void CertificateService::Forget(const OpenVault& vault, const std::string& name) {
+  secrets_.Invalidate(vault.record.name, name);
+  keys_.Invalidate(vault.record.name, name);
+}
+
+StatusOr<Certificate> CertificateService::FromView(const storage::SecretView& view,
+                                                   const OpenVault& vault) const {
+  ASSIGN_OR_RETURN(Stored stored, Stored::Read(view.version.key_json));
+  Certificate c;
+  c.record = view.version;
+  c.record.sealed_value.clear();
+  c.cer = std::move(stored.cer);
+  c.x5t = std::move(stored.x5t);
+  c.deleted = view.deleted;
+  c.deleted_date = view.deleted_date;
+  c.scheduled_purge_date = view.scheduled_purge_date;
+  c.recoverable_days = vault.settings.retention_days;
+  c.recovery_level = RecoveryLevel(vault.settings);
+  return c;
+}
+
+StatusOr<Certificate> CertificateService::Write(
+    const Vault& vault, const std::string& name, const crypto::AsymKey& key,
+    const std::vector<std::string>& chain_der, const CertificatePolicy& policy,
+    const std::string& version, const std::optional<CertificateOperation>& operation,
+    const std::string& tags_json, bool enabled) {
+  ASSIGN_OR_RETURN(crypto::CertificateDetails leaf, crypto::ReadCertificateDer(chain_der.at(0)));
+  const int64_t now = clock_.NowSeconds();
+  auto attributes = [&](storage::SecretVersionRecord& rec) {
+    rec.name = name;
+    rec.version = version;
+    rec.enabled = enabled;
+    rec.nbf = leaf.not_before;
+    rec.exp = leaf.not_after;
+    rec.created = rec.updated = now;
+    if (rec.tags_json.empty()) {
+      rec.tags_json = "{}";
+    }
+  };
+  // The certificate.
+  storage::SecretVersionRecord cert;
+  Json stored = {{"cer", Base64Encode(leaf.der)},
+                 {"x5t", Base64UrlEncode(leaf.sha1_thumbprint)},
+                 {"policy", RenderCertificatePolicy(policy, "")}};
+  if (operation) {
+    stored["operation"] = OperationJson(*operation);
+  }
+  cert.key_json = ToJson(stored);
+  cert.tags_json = tags_json;
+  attributes(cert);
+  // Its key.
+  storage::SecretVersionRecord key_rec =
+      KeyService::SealedVersion(*vault, name, version, key, KeyOpsFor(key));
+  attributes(key_rec);
+  // Its secret: key and chain as the policy's content type says.
+  ASSIGN_OR_RETURN(crypto::SecureBytes bundle, policy.content_type == kPem
+                                                   ? crypto::WritePem(key, chain_der)
+                                                   : crypto::WritePkcs12(key, chain_der));
+  std::string value =
+      policy.content_type == kPem ? std::string(bundle.view()) : Base64Encode(bundle.view());
+  storage::SecretVersionRecord secret_rec;
+  secret_rec.sealed_value =
+      Envelope::SealValue(vault->data_key, vault->record.name, name, version, value);
+  crypto::SecureWipe(value);
+  secret_rec.content_type = policy.content_type;
+  attributes(secret_rec);
+
+  auto added = store_.AddObjectVersion(
+      kKind, vault->record.name, cert,
+      {{storage::ObjectKind::kKey, key_rec}, {storage::ObjectKind::kSecret, secret_rec}});
+  Forget(*vault, name);
+  if (!added.ok()) {
+    if (added.status().code() == StatusCode::kFailedPrecondition &&
+        added.status().message().find("deleted but not purged") != std::string::npos) {
+      return DeletedButRecoverable(kKind, name);
+    }
+    return added.status();
+  }
+  cert.name = std::move(added).value();
+  ASSIGN_OR_RETURN(Certificate c,
+                   FromView(storage::SecretView{cert, false, 0, 0, std::nullopt}, *vault));
+  c.policy = policy;
+  return c;
+}
+
+StatusOr<CertificatePolicy> CertificateService::CurrentPolicy(const OpenVault& vault,
+                                                              const std::string& name,
+                                                              const storage::SecretView& latest) {
+  ASSIGN_OR_RETURN(std::string patched, store_.GetObjectPolicy(kKind, vault.record.name, name));
+  if (!patched.empty()) {
+    return LoadCertificatePolicy(patched);
+  }
+  ASSIGN_OR_RETURN(Stored stored, Stored::Read(latest.version.key_json));
+  if (!stored.policy) {
+    return DataLossError("a stored certificate version has no policy");
+  }
+  ASSIGN_OR_RETURN(CertificatePolicy policy, LoadCertificatePolicy(ToJson(*stored.policy)));
+  return policy;
+}
+
+StatusOr<CertificateOperation> CertificateService::Create(const Vault& vault,
+                                                          const std::string& name,
+                                                          const CertificateCreateInput& in) {
+  RETURN_IF_ERROR(ValidateObjectName(name));
+  RETURN_IF_ERROR(ValidateTagsJson(in.tags_json));
+  const int64_t now = clock_.NowSeconds();
+  std::optional<CertificatePolicy> policy;
+  if (in.policy) {
+    CertificatePolicy base;
+    ASSIGN_OR_RETURN(policy, ParseCertificatePolicy(*in.policy, base));
+    policy->created = policy->updated = now;
+  } else {
+    auto latest = store_.GetObject(kKind, vault->record.name, name, "", false);
+    if (!latest.ok()) {
+      if (latest.status().code() == StatusCode::kNotFound) {
+        return BadParameter("Property 'policy' is required to create a new certificate.");
+      }
+      return latest.status();
+    }
+    ASSIGN_OR_RETURN(policy, CurrentPolicy(*vault, name, *latest));
+  }
+  if (policy->issuer != "Self") {
+    return BadParameter("Issuer '" + policy->issuer +
+                        "' is not available in this vault; certificates are issued by Self.");
+  }
+  ASSIGN_OR_RETURN(auto key, crypto::AsymKey::Generate(policy->kty, policy->key_size,
+                                                       policy->kty == "EC" ? policy->crv : ""));
+  crypto::CertificateProfile profile =
+      ProfileOf(*policy, now, AddMonths(now, policy->validity_months));
+  ASSIGN_OR_RETURN(std::string der,
+                   crypto::IssueCertificate(profile, key->PublicKeyDer(), *key, ""));
+  CertificateOperation op;
+  ASSIGN_OR_RETURN(op.csr, crypto::CreateCsr(profile, *key));
+  op.issuer = policy->issuer;
+  op.status = "completed";
+  op.request_id = crypto::RandomUuid();
+  ASSIGN_OR_RETURN(Certificate c, Write(vault, name, *key, {der}, *policy, crypto::RandomHex(16),
+                                        op, in.tags_json, in.enabled));
+  if (in.policy) {
+    // A PATCHed policy no longer applies: the new version's is current.
+    auto cleared = store_.UpdateObjectPolicy(
+        kKind, vault->record.name, name,
+        [](const std::optional<std::string>&) -> StatusOr<std::string> { return std::string(); });
+    RETURN_IF_ERROR(cleared.status());
+  }
+  op.name = c.record.name;
+  return op;
+}
+
+StatusOr<CertificateOperation> CertificateService::GetOperation(const Vault& vault,
+                                                                const std::string& name) {
+  RETURN_IF_ERROR(ValidateObjectName(name));
+  auto latest = store_.GetObject(kKind, vault->record.name, name, "", false);
+  if (!latest.ok()) {
+    return InKeyVaultWords(latest.status(), kKind, name, false);
+  }
+  ASSIGN_OR_RETURN(Stored stored, Stored::Read(latest->version.key_json));
+  if (!stored.operation) {
+    return NotFoundError("Pending certificate not found: " + name, "CertificateOperationNotFound");
+  }
+  const Json& o = *stored.operation;
+  CertificateOperation op;
+  op.name = latest->version.name;
+  op.issuer = o.value("issuer", std::string("Self"));
+  op.csr = Base64Decode(o.value("csr", std::string())).value_or("");
+  op.request_id = o.value("request_id", std::string());
+  op.status = o.value("status", std::string("completed"));
+  op.status_details = o.value("status_details", std::string());
+  return op;
+}
+
+StatusOr<Certificate> CertificateService::Import(const Vault& vault, const std::string& name,
+                                                 const CertificateImportInput& in) {
+  RETURN_IF_ERROR(ValidateObjectName(name));
+  RETURN_IF_ERROR(ValidateTagsJson(in.tags_json));
+  if (in.value.empty() || in.value.size() > kMaxImportChars) {
+    return BadParameter("Property 'value' must hold a PFX or PEM certificate of at most 1 MiB.");
+  }
+  if (in.password.size() > kMaxPasswordChars) {
+    return BadParameter("Property 'pwd' is longer than 1024 characters.");
+  }
+  // PEM text as JS sends it with the PEM content type; otherwise base64 of
+  // PEM text (Python) or of a PFX.
+  constexpr std::string_view kBegin = "-----BEGIN";
+  std::optional<crypto::KeyAndChain> bundle;
+  std::string detected;
+  if (std::string_view(in.value).substr(0, kBegin.size()) == kBegin) {
+    ASSIGN_OR_RETURN(bundle, crypto::ReadPemBundle(in.value));
+    detected = kPem;
+  } else {
+    std::string text = in.value;
+    text.erase(std::remove_if(text.begin(), text.end(),
+                              [](char ch) { return ch == '\r' || ch == '\n' || ch == ' '; }),
+               text.end());
+    auto bytes = Base64Decode(text);
+    if (!bytes) {
+      return BadParameter("Property 'value' must be PEM text or base64 of a PFX or PEM file.");
+    }
+    if (std::string_view(*bytes).substr(0, kBegin.size()) == kBegin) {
+      ASSIGN_OR_RETURN(bundle, crypto::ReadPemBundle(*bytes));
+      detected = kPem;
+    } else {
+      ASSIGN_OR_RETURN(bundle, crypto::ReadPkcs12(*bytes, in.password));
+      detected = kPkcs12;
+    }
+    crypto::SecureWipe(*bytes);
+  }
+  ASSIGN_OR_RETURN(crypto::CertificateDetails leaf,
+                   crypto::ReadCertificateDer(bundle->chain_der[0]));
+  // The policy describes what was imported: the key's type, the leaf's
+  // names and validity, the Unknown issuer; what the request's policy says
+  // about the secret and renewal is kept.
+  CertificatePolicy policy;
+  policy.content_type = detected;
+  policy.issuer = "Unknown";
+  policy.subject = leaf.subject.empty() ? "CN=" : leaf.subject;
+  policy.dns_names = leaf.sans.dns_names;
+  policy.emails = leaf.sans.emails;
+  policy.upns = leaf.sans.upns;
+  policy.uris = leaf.sans.uris;
+  policy.ip_addresses = leaf.sans.ip_addresses;
+  policy.key_usage = leaf.key_usage;
+  policy.ekus = leaf.ekus;
+  policy.kty = std::string(bundle->key->kty());
+  policy.key_size = bundle->key->key_size();
+  policy.crv = bundle->key->curve() ? std::string(crypto::EcCurveName(*bundle->key->curve())) : "";
+  int64_t months = (leaf.not_after - leaf.not_before) / (86400 * 30);
+  policy.validity_months = static_cast<int>(std::clamp<int64_t>(months, 1, 1200));
+  policy.lifetime_actions = {{80, std::nullopt, "EmailContacts"}};
+  if (in.policy && in.policy->is_object()) {
+    Json given = Json::object();
+    for (const char* part : {"secret_props", "lifetime_actions", "attributes"}) {
+      if (auto it = in.policy->find(part); it != in.policy->end()) {
+        given[part] = *it;
+      }
+    }
+    ASSIGN_OR_RETURN(policy, ParseCertificatePolicy(given, policy));
+  }
+  policy.created = policy.updated = clock_.NowSeconds();
+  return Write(vault, name, *bundle->key, bundle->chain_der, policy, crypto::RandomHex(16),
+               std::nullopt, in.tags_json, in.enabled);
+}
+
+StatusOr<Certificate> CertificateService::Get(const Vault& vault, const std::string& name,
+                                              const std::string& version) {
+  RETURN_IF_ERROR(ValidateObjectName(name));
+  if (!version.empty()) {
+    RETURN_IF_ERROR(ValidateVersion(version));
+  }
+  auto view = store_.GetObject(kKind, vault->record.name, name, AsciiLower(version), false);
+  if (!view.ok()) {
+    return InKeyVaultWords(view.status(), kKind, name, false);
+  }
+  ASSIGN_OR_RETURN(Certificate c, FromView(*view, *vault));
+  if (version.empty()) {
+    ASSIGN_OR_RETURN(c.policy, CurrentPolicy(*vault, name, *view));
+  }
+  return c;
+}
+
+StatusOr<Certificate> CertificateService::Update(const Vault& vault, const std::string& name,
+                                                 const std::string& version,
+                                                 const CertificatePatch& patch) {
+  RETURN_IF_ERROR(ValidateObjectName(name));
+  if (!version.empty()) {
+    RETURN_IF_ERROR(ValidateVersion(version));
+  }
+  if (patch.tags_json) {
+    RETURN_IF_ERROR(ValidateTagsJson(*patch.tags_json));
+  }
+  const int64_t now = clock_.NowSeconds();
+  auto view = store_.UpdateObjectVersion(kKind, vault->record.name, name, AsciiLower(version),
+                                         [&](storage::SecretVersionRecord& rec) -> Status {
+                                           if (patch.enabled) {
+                                             rec.enabled = *patch.enabled;
+                                           }
+                                           if (patch.tags_json) {
+                                             rec.tags_json = *patch.tags_json;
+                                           }
+                                           rec.updated = now;
+                                           return OkStatus();
+                                         });
+  Forget(*vault, name);
+  if (!view.ok()) {
+    return InKeyVaultWords(view.status(), kKind, name, false);
+  }
+  ASSIGN_OR_RETURN(Certificate c, FromView(*view, *vault));
+  if (version.empty()) {
+    ASSIGN_OR_RETURN(c.policy, CurrentPolicy(*vault, name, *view));
+  }
+  return c;
+}
+
+StatusOr<CertificateList> CertificateService::ListPage(const Vault& vault, bool deleted,
+                                                       const std::string& cursor, int limit) {
+  ASSIGN_OR_RETURN(storage::SecretPage page,
+                   store_.ListObjects(kKind, vault->record.name, deleted, cursor, limit));
+  CertificateList out;
+  for (const auto& item : page.items) {
+    ASSIGN_OR_RETURN(Certificate c, FromView(item, *vault));
+    out.items.push_back(std::move(c));
+  }
+  out.next_cursor = std::move(page.next_cursor);
+  return out;
+}
+
+StatusOr<CertificateList> CertificateService::List(const Vault& vault, const std::string& cursor,
+                                                   int limit) {
+  return ListPage(vault, false, cursor, limit);
+}
+
+StatusOr<CertificateList> CertificateService::ListVersions(const Vault& vault,
+                                                           const std::string& name,
+                                                           const std::string& cursor, int limit) {
+  RETURN_IF_ERROR(ValidateObjectName(name));
+  auto page = store_.ListObjectVersions(kKind, vault->record.name, name, cursor, limit);
+  if (!page.ok()) {
+    return InKeyVaultWords(page.status(), kKind, name, false);
+  }
+  CertificateList out;
+  for (const auto& rec : page->items) {
+    ASSIGN_OR_RETURN(Certificate c,
+                     FromView(storage::SecretView{rec, false, 0, 0, std::nullopt}, *vault));
+    out.items.push_back(std::move(c));
+  }
+  out.next_cursor = std::move(page->next_cursor);
+  return out;
+}
+
+StatusOr<Certificate> CertificateService::Delete(const Vault& vault, const std::string& name) {
+  RETURN_IF_ERROR(ValidateObjectName(name));
+  const int64_t now = clock_.NowSeconds();
+  const int64_t purge_at = now + int64_t{vault->settings.retention_days} * 86400;
+  Status marked = store_.MarkObjectDeleted(kKind, vault->record.name, name, now, purge_at);
+  Forget(*vault, name);
+  if (!marked.ok()) {
+    return InKeyVaultWords(marked, kKind, name, false);
+  }
+  ASSIGN_OR_RETURN(storage::SecretView view,
+                   store_.GetObject(kKind, vault->record.name, name, "", true));
+  ASSIGN_OR_RETURN(Certificate c, FromView(view, *vault));
+  ASSIGN_OR_RETURN(Stored stored, Stored::Read(view.version.key_json));
+  if (stored.policy) {
+    ASSIGN_OR_RETURN(c.policy, LoadCertificatePolicy(ToJson(*stored.policy)));
+  }
+  return c;
+}
+
+StatusOr<storage::SecretView> CertificateService::FindDeleted(const OpenVault& vault,
+                                                              const std::string& name) {
+  auto view = store_.GetObject(kKind, vault.record.name, name, "", true);
+  if (!view.ok()) {
+    return InKeyVaultWords(view.status(), kKind, name, true);
+  }
+  if (!view->deleted) {
+    return DeletedObjectNotFound(kKind, name);
+  }
+  return view;
+}
+
+StatusOr<Certificate> CertificateService::GetDeleted(const Vault& vault, const std::string& name) {
+  RETURN_IF_ERROR(ValidateObjectName(name));
+  ASSIGN_OR_RETURN(storage::SecretView view, FindDeleted(*vault, name));
+  return FromView(view, *vault);
+}
+
+StatusOr<CertificateList> CertificateService::ListDeleted(const Vault& vault,
+                                                          const std::string& cursor, int limit) {
+  return ListPage(vault, true, cursor, limit);
+}
+
+StatusOr<Certificate> CertificateService::Recover(const Vault& vault, const std::string& name) {
+  RETURN_IF_ERROR(ValidateObjectName(name));
+  Status recovered = store_.RecoverObject(kKind, vault->record.name, name);
+  Forget(*vault, name);
+  if (!recovered.ok()) {
+    return InKeyVaultWords(recovered, kKind, name, true);
+  }
+  return Get(vault, name, "");
+}
+
+Status CertificateService::Purge(const Vault& vault, const std::string& name) {
+  RETURN_IF_ERROR(ValidateObjectName(name));
+  RETURN_IF_ERROR(FindDeleted(*vault, name).status());
+  // SECURITY: purge protection holds until the scheduled purge, as for
+  // secrets.
+  if (vault->settings.purge_protection) {
+    return PermissionDeniedError(
+        "Operation \"purge\" is not allowed because purge protection is enabled for this "
+        "vault. The certificate will be purged automatically on its scheduled purge date.",
+        "Forbidden");
+  }
+  Status purged = store_.PurgeObject(kKind, vault->record.name, name);
+  Forget(*vault, name);
+  return InKeyVaultWords(purged, kKind, name, true);
+}
+
+StatusOr<CertificatePolicy> CertificateService::GetPolicy(const Vault& vault,
+                                                          const std::string& name) {
+  RETURN_IF_ERROR(ValidateObjectName(name));
+  auto latest = store_.GetObject(kKind, vault->record.name, name, "", false);
+  if (!latest.ok()) {
+    return InKeyVaultWords(latest.status(), kKind, name, false);
+  }
+  return CurrentPolicy(*vault, name, *latest);
+}
+
+StatusOr<CertificatePolicy> CertificateService::UpdatePolicy(const Vault& vault,
+                                                             const std::string& name,
+                                                             const Json& patch) {
+  RETURN_IF_ERROR(ValidateObjectName(name));
+  auto latest = store_.GetObject(kKind, vault->record.name, name, "", false);
+  if (!latest.ok()) {
+    return InKeyVaultWords(latest.status(), kKind, name, false);
+  }
+  ASSIGN_OR_RETURN(Stored stored, Stored::Read(latest->version.key_json));
+  const int64_t now = clock_.NowSeconds();
+  CertificatePolicy result;
+  auto written = store_.UpdateObjectPolicy(
+      kKind, vault->record.name, name,
+      [&](const std::optional<std::string>& current) -> StatusOr<std::string> {
+        CertificatePolicy base;
+        if (current) {
+          ASSIGN_OR_RETURN(base, LoadCertificatePolicy(*current));
+        } else if (stored.policy) {
+          ASSIGN_OR_RETURN(base, LoadCertificatePolicy(ToJson(*stored.policy)));
+        }
+        ASSIGN_OR_RETURN(result, ParseCertificatePolicy(patch, base));
+        result.created = base.created;
+        result.updated = now;
+        return ToJson(RenderCertificatePolicy(result, ""));
+      });
+  if (!written.ok()) {
+    return InKeyVaultWords(written.status(), kKind, name, false);
+  }
+  return result;
+}
+
+}  // namespace coffer::keyvault

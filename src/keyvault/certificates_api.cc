@@ -1,0 +1,335 @@
+#include "keyvault/certificates_api.h"
+
+#include "common/encoding.h"
+#include "common/json.h"
+#include "common/strings.h"
+#include "crypto/primitives.h"
+#include "keyvault/api_util.h"
+
+namespace coffer::keyvault {
+namespace {
+
+http::Response Error(const Status& s) {
+  return http::ErrorResponse(s);
+}
+
+std::string Name(const VaultCall& call) {
+  return std::string(call.params.Get("name"));
+}
+
+std::string Url(const http::Request& req, const char* collection, const std::string& name,
+                const std::string& version) {
+  return BaseUrl(req) + "/" + collection + "/" + name + (version.empty() ? "" : "/" + version);
+}
+
+// A CertificateBundle (`bundle`) or a CertificateItem, with Key Vault's
+// deletion fields for deleted certificates.
+Json Render(const Certificate& c, const http::Request& req, bool bundle, bool versioned) {
+  const auto& r = c.record;
+  Json attrs = {{"enabled", r.enabled}, {"created", r.created}, {"updated", r.updated}};
+  if (r.nbf) {
+    attrs["nbf"] = *r.nbf;
+  }
+  if (r.exp) {
+    attrs["exp"] = *r.exp;
+  }
+  if (bundle) {
+    attrs["recoverableDays"] = c.recoverable_days;
+    attrs["recoveryLevel"] = c.recovery_level;
+  }
+  Json out = Json::object();
+  out["id"] = Url(req, "certificates", r.name, versioned ? r.version : "");
+  out["x5t"] = Base64UrlEncode(c.x5t);
+  out["attributes"] = std::move(attrs);
+  auto tags = ParseJson(r.tags_json, 2);
+  if (tags && tags->is_object() && !tags->empty()) {
+    out["tags"] = *tags;
+  }
+  if (bundle) {
+    out["kid"] = Url(req, "keys", r.name, r.version);
+    out["sid"] = Url(req, "secrets", r.name, r.version);
+    out["cer"] = Base64Encode(c.cer);
+    if (c.policy) {
+      out["policy"] =
+          RenderCertificatePolicy(*c.policy, Url(req, "certificates", r.name, "") + "/policy");
+    }
+  }
+  if (c.deleted) {
+    out["recoveryId"] = Url(req, "deletedcertificates", r.name, "");
+    out["deletedDate"] = c.deleted_date;
+    out["scheduledPurgeDate"] = c.scheduled_purge_date;
+  }
+  return out;
+}
+
+http::Response Answer(const StatusOr<Certificate>& c, const http::Request& req) {
+  if (!c.ok()) {
+    return Error(c.status());
+  }
+  return http::JsonResponse(200, ToJson(Render(*c, req, true, true)));
+}
+
+http::Response OperationAnswer(const StatusOr<CertificateOperation>& op, const http::Request& req,
+                               int status) {
+  if (!op.ok()) {
+    return Error(op.status());
+  }
+  Json out = {{"id", Url(req, "certificates", op->name, "") + "/pending"},
+              {"issuer", {{"name", op->issuer}}},
+              {"csr", Base64Encode(op->csr)},
+              {"cancellation_requested", op->cancellation_requested},
+              {"status", op->status},
+              {"status_details", op->status_details},
+              {"target", Url(req, "certificates", op->name, "")},
+              {"request_id", op->request_id}};
+  return http::JsonResponse(status, ToJson(out));
+}
+
+http::Response ListResponse(const StatusOr<CertificateList>& list, const http::Request& req,
+                            const std::string& path, int limit, bool versioned) {
+  if (!list.ok()) {
+    return Error(list.status());
+  }
+  Json items = Json::array();
+  for (const auto& c : list->items) {
+    items.push_back(Render(c, req, false, versioned));
+  }
+  std::string body = "{\"value\":" + ToJson(items) +
+                     ",\"nextLink\":" + NextLink(req, path, list->next_cursor, limit) + "}";
+  return http::JsonResponse(200, std::move(body));
+}
+
+// What create, import and update share: attributes.enabled and tags.
+struct Common {
+  std::optional<bool> enabled;
+  std::optional<std::string> tags_json;
+  std::optional<Json> policy;
+};
+
+StatusOr<Common> ReadCommon(const Json& body) {
+  Common c;
+  if (auto it = body.find("tags"); it != body.end() && !it->is_null()) {
+    if (!it->is_object()) {
+      return TypeError("tags", "an object of strings");
+    }
+    c.tags_json = ToJson(*it);
+  }
+  if (auto it = body.find("attributes"); it != body.end() && !it->is_null()) {
+    if (!it->is_object()) {
+      return TypeError("attributes", "an object");
+    }
+    if (auto e = it->find("enabled"); e != it->end() && !e->is_null()) {
+      if (!e->is_boolean()) {
+        return TypeError("attributes.enabled", "a boolean");
+      }
+      c.enabled = e->get<bool>();
+    }
+  }
+  if (auto it = body.find("policy"); it != body.end() && !it->is_null()) {
+    if (!it->is_object()) {
+      return TypeError("policy", "an object");
+    }
+    c.policy = *it;
+  }
+  return c;
+}
+
+}  // namespace
+
+http::Response CertificatesApi::List(const VaultCall& call) {
+  auto paging = ReadPaging(call.request);
+  if (!paging.ok()) {
+    return Error(paging.status());
+  }
+  return ListResponse(service_.List(call.vault, paging->cursor, paging->limit), call.request,
+                      "/certificates", paging->limit, false);
+}
+
+http::Response CertificatesApi::ListDeleted(const VaultCall& call) {
+  auto paging = ReadPaging(call.request);
+  if (!paging.ok()) {
+    return Error(paging.status());
+  }
+  return ListResponse(service_.ListDeleted(call.vault, paging->cursor, paging->limit), call.request,
+                      "/deletedcertificates", paging->limit, false);
+}
+
+http::Response CertificatesApi::ListVersions(const VaultCall& call) {
+  auto paging = ReadPaging(call.request);
+  if (!paging.ok()) {
+    return Error(paging.status());
+  }
+  std::string name = Name(call);
+  return ListResponse(service_.ListVersions(call.vault, name, paging->cursor, paging->limit),
+                      call.request, "/certificates/" + name + "/versions", paging->limit, true);
+}
+
+http::Response CertificatesApi::Create(const VaultCall& call) {
+  auto body = ParseBody(call.request);
+  if (!body.ok()) {
+    return Error(body.status());
+  }
+  auto common = ReadCommon(*body);
+  if (!common.ok()) {
+    return Error(common.status());
+  }
+  CertificateCreateInput in;
+  in.policy = common->policy;
+  in.tags_json = common->tags_json.value_or("{}");
+  in.enabled = common->enabled.value_or(true);
+  auto op = service_.Create(call.vault, Name(call), in);
+  // The version is written before this answer, but the answer says
+  // "inProgress", as Key Vault's always does: the SDKs' pollers fetch the
+  // certificate only once a poll of the operation finds it finished, and
+  // Python's never polls an operation that starts out finished.
+  if (op.ok()) {
+    op->status = "inProgress";
+  }
+  return OperationAnswer(op, call.request, 202);
+}
+
+http::Response CertificatesApi::GetOperation(const VaultCall& call) {
+  return OperationAnswer(service_.GetOperation(call.vault, Name(call)), call.request, 200);
+}
+
+http::Response CertificatesApi::Import(const VaultCall& call) {
+  auto body = ParseBody(call.request);
+  if (!body.ok()) {
+    return Error(body.status());
+  }
+  auto common = ReadCommon(*body);
+  if (!common.ok()) {
+    return Error(common.status());
+  }
+  CertificateImportInput in;
+  auto value = body->find("value");
+  if (value == body->end() || !value->is_string()) {
+    return Error(
+        BadParameter("Property 'value' is required: a PFX (base64) or PEM certificate "
+                     "with its private key."));
+  }
+  // Moved, not copied: the copies that hold the private key are wiped below.
+  in.value = std::move(value->get_ref<std::string&>());
+  if (auto it = body->find("pwd"); it != body->end() && !it->is_null()) {
+    if (!it->is_string()) {
+      return Error(TypeError("pwd", "a string"));
+    }
+    in.password = std::move(it->get_ref<std::string&>());
+  }
+  in.policy = common->policy;
+  in.tags_json = common->tags_json.value_or("{}");
+  in.enabled = common->enabled.value_or(true);
+  auto made = service_.Import(call.vault, Name(call), in);
+  // SECURITY: the request's key and password are wiped from memory.
+  crypto::SecureWipe(in.value);
+  crypto::SecureWipe(in.password);
+  return Answer(made, call.request);
+}
+
+http::Response CertificatesApi::Get(const VaultCall& call) {
+  return Answer(service_.Get(call.vault, Name(call), std::string(call.params.Get("version"))),
+                call.request);
+}
+
+http::Response CertificatesApi::Update(const VaultCall& call) {
+  auto body = ParseBody(call.request);
+  if (!body.ok()) {
+    return Error(body.status());
+  }
+  auto common = ReadCommon(*body);
+  if (!common.ok()) {
+    return Error(common.status());
+  }
+  CertificatePatch patch;
+  patch.enabled = common->enabled;
+  patch.tags_json = common->tags_json;
+  return Answer(
+      service_.Update(call.vault, Name(call), std::string(call.params.Get("version")), patch),
+      call.request);
+}
+
+namespace {
+
+http::Response PolicyAnswer(const StatusOr<CertificatePolicy>& policy, const VaultCall& call,
+                            const std::string& name) {
+  if (!policy.ok()) {
+    return Error(policy.status());
+  }
+  std::string id = Url(call.request, "certificates", name, "") + "/policy";
+  return http::JsonResponse(200, ToJson(RenderCertificatePolicy(*policy, id)));
+}
+
+}  // namespace
+
+http::Response CertificatesApi::GetPolicy(const VaultCall& call) {
+  std::string name = Name(call);
+  return PolicyAnswer(service_.GetPolicy(call.vault, name), call, name);
+}
+
+http::Response CertificatesApi::UpdatePolicy(const VaultCall& call) {
+  auto body = ParseBody(call.request);
+  if (!body.ok()) {
+    return Error(body.status());
+  }
+  std::string name = Name(call);
+  return PolicyAnswer(service_.UpdatePolicy(call.vault, name, *body), call, name);
+}
+
+http::Response CertificatesApi::Delete(const VaultCall& call) {
+  return Answer(service_.Delete(call.vault, Name(call)), call.request);
+}
+
+http::Response CertificatesApi::GetDeleted(const VaultCall& call) {
+  return Answer(service_.GetDeleted(call.vault, Name(call)), call.request);
+}
+
+http::Response CertificatesApi::Recover(const VaultCall& call) {
+  return Answer(service_.Recover(call.vault, Name(call)), call.request);
+}
+
+http::Response CertificatesApi::Purge(const VaultCall& call) {
+  Status s = service_.Purge(call.vault, Name(call));
+  return s.ok() ? http::EmptyResponse(204) : Error(s);
+}
+
+std::vector<VaultOperation> CertificatesApi::Operations() {
+  using Handle = http::Response (CertificatesApi::*)(const VaultCall&);
+  auto op = [this](std::string_view method, std::string_view pattern, std::string_view operation,
+                   std::string_view object, Handle handle) {
+    return ApiRoute(method, pattern, operation, object,
+                    [this, handle](const VaultCall& call) { return (this->*handle)(call); });
+  };
+  // Key Vault's certificates REST surface (docs/certificates.md). An empty
+  // version ("/certificates/{name}/") names the latest.
+  return {
+      op("GET", "/certificates", "CertificateList", "", &CertificatesApi::List),
+      op("POST", "/certificates/{name}/create", "CertificateCreate", "name",
+         &CertificatesApi::Create),
+      op("GET", "/certificates/{name}/pending", "CertificatePendingGet", "name",
+         &CertificatesApi::GetOperation),
+      op("POST", "/certificates/{name}/import", "CertificateImport", "name",
+         &CertificatesApi::Import),
+      op("GET", "/certificates/{name}", "CertificateGet", "name", &CertificatesApi::Get),
+      op("GET", "/certificates/{name}/versions", "CertificateListVersions", "name",
+         &CertificatesApi::ListVersions),
+      op("GET", "/certificates/{name}/policy", "CertificatePolicyGet", "name",
+         &CertificatesApi::GetPolicy),
+      op("PATCH", "/certificates/{name}/policy", "CertificatePolicyUpdate", "name",
+         &CertificatesApi::UpdatePolicy),
+      op("GET", "/certificates/{name}/{version?}", "CertificateGet", "name", &CertificatesApi::Get),
+      op("PATCH", "/certificates/{name}", "CertificateUpdate", "name", &CertificatesApi::Update),
+      op("PATCH", "/certificates/{name}/{version?}", "CertificateUpdate", "name",
+         &CertificatesApi::Update),
+      op("DELETE", "/certificates/{name}", "CertificateDelete", "name", &CertificatesApi::Delete),
+      op("GET", "/deletedcertificates", "CertificateListDeleted", "",
+         &CertificatesApi::ListDeleted),
+      op("GET", "/deletedcertificates/{name}", "CertificateGetDeleted", "name",
+         &CertificatesApi::GetDeleted),
+      op("DELETE", "/deletedcertificates/{name}", "CertificatePurge", "name",
+         &CertificatesApi::Purge),
+      op("POST", "/deletedcertificates/{name}/recover", "CertificateRecover", "name",
+         &CertificatesApi::Recover),
+  };
+}
+
+}  // namespace coffer::keyvault

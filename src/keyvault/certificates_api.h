@@ -1,0 +1,45 @@
+#pragma once
+
+#include <vector>
+
+#include "http/message.h"
+#include "keyvault/certificate_service.h"
+#include "keyvault/vault_api.h"
+
+namespace coffer::keyvault {
+
+// CertificatesApi maps Key Vault's certificates REST surface
+// (docs/certificates.md; reference azure-sdk-compat.md §4.4) onto
+// CertificateService: paths under /certificates and /deletedcertificates
+// on a vault host, JSON bodies, ids built from the request's Host, status
+// codes exactly as Key Vault's (create 202, purge 204, all else 200).
+//
+// Operations() is its route table; the server's vault plane matches,
+// authenticates and authorizes each request before a handler runs.
+// Thread-safe. `service` must outlive it.
+class CertificatesApi {
+ public:
+  explicit CertificatesApi(CertificateService& service) : service_(service) {}
+
+  std::vector<VaultOperation> Operations();
+
+ private:
+  http::Response List(const VaultCall& call);
+  http::Response ListDeleted(const VaultCall& call);
+  http::Response ListVersions(const VaultCall& call);
+  http::Response Create(const VaultCall& call);
+  http::Response GetOperation(const VaultCall& call);
+  http::Response Import(const VaultCall& call);
+  http::Response Get(const VaultCall& call);
+  http::Response Update(const VaultCall& call);
+  http::Response GetPolicy(const VaultCall& call);
+  http::Response UpdatePolicy(const VaultCall& call);
+  http::Response Delete(const VaultCall& call);
+  http::Response GetDeleted(const VaultCall& call);
+  http::Response Recover(const VaultCall& call);
+  http::Response Purge(const VaultCall& call);
+
+  CertificateService& service_;
+};
+
+}  // namespace coffer::keyvault
