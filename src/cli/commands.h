@@ -13,6 +13,8 @@ void AddCaCommands(CLI::App& app);
 void AddKeyVaultCommands(CLI::App& app);
 // `keyvault key ...` on the `keyvault` group `kv` (key_commands.cc).
 void AddKeyCommands(CLI::App& kv);
+// `keyvault certificate ...` on the `keyvault` group (certificate_commands.cc).
+void AddCertificateCommands(CLI::App& kv);
 void AddAdCommands(CLI::App& app);
 void AddIdentityCommands(CLI::App& app);
 void AddWorkloadCommands(CLI::App& app);

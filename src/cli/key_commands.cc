@@ -203,32 +203,6 @@ void AddReadAndLifecycle(CLI::App* key) {
       Print(Expect(c.Call("GET", KvUrl(base, VersionPath(*a)), resource), {200}));
     });
   }
-  struct List {
-    const char* verb;
-    const char* help;
-    const char* path;  // "{name}" is the key's name
-  };
-  for (const List& l :
-       {List{"list", "List keys", "/keys"},
-        List{"list-versions", "List the versions of a key", "/keys/{name}/versions"},
-        List{"list-deleted", "List deleted keys", "/deletedkeys"}}) {
-    auto* cmd = key->add_subcommand(l.verb, l.help);
-    auto a = std::make_shared<ObjectArgs>();
-    auto max = std::make_shared<int>(0);
-    AddKeyTarget(cmd, *a, false);
-    cmd->add_option("--maxresults", *max, "Page size, 1-25");
-    cmd->callback([=] {
-      auto c = MakeClient();
-      auto [base, resource] = ResolveObject(c, *a, "keys");
-      std::string path = l.path;
-      if (size_t at = path.find("{name}"); at != std::string::npos) {
-        RequireName(*a);
-        path.replace(at, 6, a->name);
-      }
-      std::string q = *max > 0 ? "&maxresults=" + std::to_string(*max) : "";
-      Print(ListAll(c, KvUrl(base, path, q), resource));
-    });
-  }
   {
     auto* cmd = key->add_subcommand("set-attributes", "Update a key's attributes, ops and tags");
     auto a = std::make_shared<ObjectArgs>();
@@ -242,34 +216,17 @@ void AddReadAndLifecycle(CLI::App* key) {
       Print(Expect(c.Call("PATCH", KvUrl(base, VersionPath(*a)), resource, ToJson(body)), {200}));
     });
   }
-  struct Simple {
-    const char* verb;
-    const char* help;
-    const char* method;
-    const char* path_prefix;
-    const char* path_suffix;
-    int ok;
-  };
-  for (const Simple& s :
-       {Simple{"delete", "Delete a key (soft delete)", "DELETE", "/keys/", "", 200},
-        Simple{"show-deleted", "Show a deleted key", "GET", "/deletedkeys/", "", 200},
-        Simple{"recover", "Recover a deleted key", "POST", "/deletedkeys/", "/recover", 200},
-        Simple{"purge", "Permanently delete a deleted key", "DELETE", "/deletedkeys/", "", 204},
-        Simple{"rotate", "Make a new version of a key with new material", "POST", "/keys/",
-               "/rotate", 200}}) {
-    auto* cmd = key->add_subcommand(s.verb, s.help);
-    auto a = std::make_shared<ObjectArgs>();
-    AddKeyTarget(cmd, *a, false);
-    cmd->callback([=] {
-      auto c = MakeClient();
-      auto [base, resource] = ResolveKey(c, *a);
-      Json out = Expect(
-          c.Call(s.method, KvUrl(base, s.path_prefix + a->name + s.path_suffix), resource), {s.ok});
-      if (!out.is_null()) {
-        Print(out);
-      }
-    });
-  }
+  AddObjectCommands(
+      key, "Key", "keys",
+      {{"list", "List keys", "/keys"},
+       {"list-versions", "List the versions of a key", "/keys/{name}/versions"},
+       {"list-deleted", "List deleted keys", "/deletedkeys"}},
+      {{"delete", "Delete a key (soft delete)", "DELETE", "/keys/", "", 200},
+       {"show-deleted", "Show a deleted key", "GET", "/deletedkeys/", "", 200},
+       {"recover", "Recover a deleted key", "POST", "/deletedkeys/", "/recover", 200},
+       {"purge", "Permanently delete a deleted key", "DELETE", "/deletedkeys/", "", 204},
+       {"rotate", "Make a new version of a key with new material", "POST", "/keys/", "/rotate",
+        200}});
   {
     auto* cmd = key->add_subcommand("backup", "Back up a key (every version) to a file");
     auto a = std::make_shared<ObjectArgs>();
@@ -329,19 +286,11 @@ void AddRotationPolicy(CLI::App* key) {
                     "The policy as JSON, or a file holding it (a leading @ is allowed)")
         ->required();
     cmd->callback([=] {
-      std::string text = *value;
-      size_t first = text.find_first_not_of(" \t\r\n");
-      if (first == std::string::npos || text[first] != '{') {
-        text = ReadFileOrUsage(!text.empty() && text[0] == '@' ? text.substr(1) : text);
-      }
-      auto body = ParseJson(text, 16);
-      if (!body || !body->is_object()) {
-        Usage("--value is not a JSON object");
-      }
+      Json body = ReadJsonArg(*value, "--value");
       auto c = MakeClient();
       auto [base, resource] = ResolveKey(c, *a);
       Print(Expect(c.Call("PUT", KvUrl(base, "/keys/" + a->name + "/rotationpolicy"), resource,
-                          ToJson(*body)),
+                          ToJson(body)),
                    {200}));
     });
   }

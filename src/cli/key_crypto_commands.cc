@@ -164,10 +164,7 @@ void AddDownload(CLI::App* key) {
       ->check(CLI::IsMember({"PEM", "DER"}))
       ->capture_default_str();
   cmd->callback([=] {
-    struct stat st;
-    if (::stat(file->c_str(), &st) == 0) {
-      Fail(AlreadyExistsError("File or directory named '" + *file + "' already exists."));
-    }
+    RefuseExisting(*file);
     auto c = MakeClient();
     auto [base, resource] = ResolveKey(c, *a);
     Json bundle = Expect(c.Call("GET", KvUrl(base, VersionPath(*a)), resource), {200});
@@ -177,13 +174,7 @@ void AddDownload(CLI::App* key) {
     if (!written.ok()) {
       Fail(written.status());
     }
-    std::ofstream f(*file, std::ios::binary | std::ios::trunc);
-    f << *written;
-    f.close();
-    if (!f) {
-      std::remove(file->c_str());
-      Usage("cannot write " + *file);
-    }
+    WriteFileOrUsage(*file, *written);
   });
 }
 

@@ -606,6 +606,7 @@ void AddKeyVaultCommands(CLI::App& app) {
   AddPolicyCommands(*kv);
   AddSecretCommands(*kv);
   AddKeyCommands(*kv);
+  AddCertificateCommands(*kv);
 }
 
 }  // namespace coffer::cli

@@ -1,12 +1,16 @@
 #include "cli/vault_objects.h"
 
+#include <cstdio>
 #include <fstream>
+#include <memory>
 #include <sstream>
 
 #include "cli/cli_util.h"
 #include "common/strings.h"
 #include "common/time_format.h"
 #include "http/url.h"
+
+#include <sys/stat.h>
 
 namespace coffer::cli {
 
@@ -129,6 +133,76 @@ std::string ReadFileOrUsage(const std::string& path) {
   std::ostringstream s;
   s << in.rdbuf();
   return s.str();
+}
+
+Json ReadJsonArg(const std::string& value, const char* flag) {
+  std::string text = value;
+  size_t first = text.find_first_not_of(" \t\r\n");
+  if (first == std::string::npos || text[first] != '{') {
+    text = ReadFileOrUsage(!text.empty() && text[0] == '@' ? text.substr(1) : text);
+  }
+  auto json = ParseJson(text, 16);
+  if (!json || !json->is_object()) {
+    Usage(std::string(flag) + " is not a JSON object");
+  }
+  return *json;
+}
+
+void RefuseExisting(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) == 0) {
+    Fail(AlreadyExistsError("File or directory named '" + path + "' already exists."));
+  }
+}
+
+void WriteFileOrUsage(const std::string& path, std::string_view bytes) {
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  f << bytes;
+  f.close();
+  if (!f) {
+    std::remove(path.c_str());
+    Usage("cannot write " + path);
+  }
+}
+
+void AddObjectCommands(CLI::App* group, std::string_view noun, std::string_view collection,
+                       std::initializer_list<ListCommand> lists,
+                       std::initializer_list<ObjectCommand> commands) {
+  const std::string kind(collection);
+  for (const ListCommand& l : lists) {
+    auto* cmd = group->add_subcommand(l.verb, l.help);
+    auto a = std::make_shared<ObjectArgs>();
+    auto max = std::make_shared<int>(0);
+    AddObjectTarget(cmd, *a, noun, collection, false);
+    cmd->add_option("--maxresults", *max, "Page size, 1-25");
+    std::string pattern = l.path;
+    cmd->callback([=] {
+      auto c = MakeClient();
+      auto [base, resource] = ResolveObject(c, *a, kind);
+      std::string path = pattern;
+      if (size_t at = path.find("{name}"); at != std::string::npos) {
+        RequireName(*a);
+        path.replace(at, 6, a->name);
+      }
+      std::string q = *max > 0 ? "&maxresults=" + std::to_string(*max) : "";
+      Print(ListAll(c, KvUrl(base, path, q), resource));
+    });
+  }
+  for (const ObjectCommand& o : commands) {
+    auto* cmd = group->add_subcommand(o.verb, o.help);
+    auto a = std::make_shared<ObjectArgs>();
+    AddObjectTarget(cmd, *a, noun, collection, false);
+    cmd->callback([=] {
+      auto c = MakeClient();
+      auto [base, resource] = ResolveObject(c, *a, kind);
+      RequireName(*a);
+      Json out = Expect(
+          c.Call(o.method, KvUrl(base, o.path_prefix + a->name + o.path_suffix), resource), {o.ok});
+      if (!out.is_null()) {
+        Print(out);
+      }
+    });
+  }
 }
 
 }  // namespace coffer::cli

@@ -51,6 +51,29 @@ std::string KvUrl(const std::string& base, const std::string& path, const std::s
 // all pages as one array.
 Json ListAll(client::ApiClient& c, const std::string& url, const std::string& resource);
 
+// A listing command of an object group: `verb` prints every page of `path`
+// ("{name}" stands for --name, which it then requires), with --maxresults.
+struct ListCommand {
+  const char* verb;
+  const char* help;
+  const char* path;
+};
+// A command that sends `method` to path_prefix + name + path_suffix, expects
+// `ok` and prints the answer (nothing for an empty one).
+struct ObjectCommand {
+  const char* verb;
+  const char* help;
+  const char* method;
+  const char* path_prefix;
+  const char* path_suffix;
+  int ok;
+};
+// AddObjectCommands registers `lists` and `commands` on `group`, whose
+// objects are named as AddObjectTarget says for `noun` and `collection`.
+void AddObjectCommands(CLI::App* group, std::string_view noun, std::string_view collection,
+                       std::initializer_list<ListCommand> lists,
+                       std::initializer_list<ObjectCommand> commands);
+
 // ParseTime reads --expires/--not-before: Unix seconds or ISO 8601 UTC
 // (2027-01-31T00:00:00Z). A usage error naming `flag` otherwise.
 int64_t ParseTime(const std::string& text, const char* flag);
@@ -64,5 +87,16 @@ bool IsValidUtf8(std::string_view s);
 
 // ReadFileOrUsage returns the bytes of `path`, or is a usage error naming it.
 std::string ReadFileOrUsage(const std::string& path);
+
+// RefuseExisting fails (exit 1, as az's downloads) when `path` exists.
+void RefuseExisting(const std::string& path);
+// WriteFileOrUsage writes `bytes` to `path`; a usage error, the file
+// removed, when it cannot.
+void WriteFileOrUsage(const std::string& path, std::string_view bytes);
+
+// ReadJsonArg reads a flag that takes a JSON object as az does: the JSON
+// itself, or a file holding it (a leading @ is allowed). A usage error
+// naming `flag` when it is not a JSON object.
+Json ReadJsonArg(const std::string& value, const char* flag);
 
 }  // namespace coffer::cli

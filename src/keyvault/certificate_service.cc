@@ -168,6 +168,30 @@ StatusOr<Certificate> CertificateService::Write(
   return c;
 }
 
+StatusOr<std::unique_ptr<crypto::AsymKey>> CertificateService::LatestKey(
+    const OpenVault& vault, const std::string& name, const CertificatePolicy& policy) {
+  auto view = store_.GetObject(storage::ObjectKind::kKey, vault.record.name, name, "", false);
+  if (view.status().code() == StatusCode::kNotFound || (view.ok() && !view->owner)) {
+    return std::unique_ptr<crypto::AsymKey>();
+  }
+  RETURN_IF_ERROR(view.status());
+  ASSIGN_OR_RETURN(std::string der,
+                   Envelope::OpenKeyMaterial(vault.data_key, vault.record.name, name,
+                                             view->version.version, view->version.sealed_value));
+  auto key = crypto::AsymKey::FromPrivateDer(der);
+  crypto::SecureWipe(der);
+  RETURN_IF_ERROR(key.status());
+  // A policy that now asks for another type, size or curve gets a new key.
+  const crypto::AsymKey& k = **key;
+  bool fits = k.kty() == policy.kty &&
+              (policy.kty == "RSA" ? k.key_size() == policy.key_size
+                                   : k.curve() && crypto::EcCurveName(*k.curve()) == policy.crv);
+  if (!fits) {
+    return std::unique_ptr<crypto::AsymKey>();
+  }
+  return std::move(key).value();
+}
+
 StatusOr<CertificatePolicy> CertificateService::CurrentPolicy(const OpenVault& vault,
                                                               const std::string& name,
                                                               const storage::SecretView& latest) {
@@ -208,8 +232,14 @@ StatusOr<CertificateOperation> CertificateService::Create(const Vault& vault,
     return BadParameter("Issuer '" + policy->issuer +
                         "' is not available in this vault; certificates are issued by Self.");
   }
-  ASSIGN_OR_RETURN(auto key, crypto::AsymKey::Generate(policy->kty, policy->key_size,
-                                                       policy->kty == "EC" ? policy->crv : ""));
+  std::unique_ptr<crypto::AsymKey> key;
+  if (policy->reuse_key) {
+    ASSIGN_OR_RETURN(key, LatestKey(*vault, name, *policy));
+  }
+  if (key == nullptr) {
+    ASSIGN_OR_RETURN(key, crypto::AsymKey::Generate(policy->kty, policy->key_size,
+                                                    policy->kty == "EC" ? policy->crv : ""));
+  }
   crypto::CertificateProfile profile =
       ProfileOf(*policy, now, AddMonths(now, policy->validity_months));
   ASSIGN_OR_RETURN(std::string der,

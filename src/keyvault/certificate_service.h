@@ -140,6 +140,11 @@ class CertificateService {
                               const CertificatePolicy& policy, const std::string& version,
                               const std::optional<CertificateOperation>& operation,
                               const std::string& tags_json, bool enabled);
+  // The private key of the certificate's latest version when it fits
+  // `policy` (reuse_key); null when there is none or it does not fit.
+  StatusOr<std::unique_ptr<crypto::AsymKey>> LatestKey(const OpenVault& vault,
+                                                       const std::string& name,
+                                                       const CertificatePolicy& policy);
   // The policy of the certificate's latest version, or the one PATCH set.
   StatusOr<CertificatePolicy> CurrentPolicy(const OpenVault& vault, const std::string& name,
                                             const storage::SecretView& latest);

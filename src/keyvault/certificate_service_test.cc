@@ -225,6 +225,30 @@ TEST_F(CertificateServiceTest, CreateWithoutAPolicyUsesTheCurrentOne) {
   EXPECT_EQ(service_.GetPolicy(V(), "np")->subject, "CN=three");
 }
 
+TEST_F(CertificateServiceTest, ReuseKeyKeepsTheKeyOfTheLatestVersionWhileItFits) {
+  auto public_key = [&] {
+    return crypto::ReadCertificateDer(service_.Get(V(), "r", "")->cer)->public_key_der;
+  };
+  const char* reuse = R"({"x509_props":{"subject":"CN=r"},"key_props":{"kty":"EC",
+                          "reuse_key":true}})";
+  ASSERT_TRUE(service_.Create(V(), "r", Input(reuse)).ok());
+  std::string first = public_key();
+  ASSERT_TRUE(service_.Create(V(), "r", Input(reuse)).ok());
+  EXPECT_EQ(public_key(), first);
+  // Another curve cannot reuse it; without reuse_key every version is new.
+  ASSERT_TRUE(service_
+                  .Create(V(), "r", Input(R"({"x509_props":{"subject":"CN=r"},
+                            "key_props":{"kty":"EC","crv":"P-384","reuse_key":true}})"))
+                  .ok());
+  std::string second = public_key();
+  EXPECT_NE(second, first);
+  ASSERT_TRUE(service_
+                  .Create(V(), "r", Input(R"({"x509_props":{"subject":"CN=r"},
+                            "key_props":{"kty":"EC","crv":"P-384"}})"))
+                  .ok());
+  EXPECT_NE(public_key(), second);
+}
+
 TEST_F(CertificateServiceTest, OnlyTheSelfIssuerSignsForNow) {
   auto op = service_.Create(V(), "u", Input(R"({"x509_props":{"subject":"CN=u"},
                                                "issuer":{"name":"Unknown"}})"));

@@ -1544,7 +1544,7 @@ class ExplainApiTests(AuthzTestCase):
                 self.assertErrorBody(ask(q), 400, "BadParameter")
         for name, change, status, code in (
                 ("unknown action", {"action": "SecretFly"}, 400, "BadParameter"),
-                ("a certificate action", {"action": "certificates/get"}, 400, "BadParameter"),
+                ("a storage action", {"action": "storage/get"}, 400, "BadParameter"),
                 ("a hostile action", {"action": "x" * 5000}, 400, "BadParameter"),
                 ("a long assignee", {"assignee": "a" * 200}, 400, "BadParameter"),
                 ("a long object", {"object": "o" * 200}, 400, "BadParameter"),

@@ -74,8 +74,9 @@ class RouteTableTests(ServerTestCase):
         return path if path.startswith("/") else "/" + path
 
     def test_the_tables_list_every_plane(self):
-        # Every operation of the secrets and keys APIs (docs/authorization.md's table,
-        # docs/keys.md's) and the watch stream are in the vault plane's table.
+        # Every operation of the secrets, keys and certificates APIs (docs/authorization.md's
+        # table, docs/keys.md's, docs/certificates.md's) and the watch stream are in the vault
+        # plane's table.
         self.assertEqual(
             {r["operation"] for r in self.routes["vault"]},
             {"SecretList", "SecretRestore", "SecretSet", "SecretGet", "SecretDelete",
@@ -85,7 +86,12 @@ class RouteTableTests(ServerTestCase):
              "KeyUpdate", "KeyDelete", "KeyBackup", "KeyRotate", "KeyRotationPolicyGet",
              "KeyRotationPolicySet", "KeyEncrypt", "KeyDecrypt", "KeyWrap", "KeyUnwrap",
              "KeySign", "KeyVerify", "KeyListDeleted", "KeyGetDeleted", "KeyPurge",
-             "KeyRecover", "GetRandomBytes"}, self.routes["vault"])
+             "KeyRecover", "GetRandomBytes",
+             "CertificateList", "CertificateCreate", "CertificatePendingGet",
+             "CertificateImport", "CertificateGet", "CertificateListVersions",
+             "CertificatePolicyGet", "CertificatePolicyUpdate", "CertificateUpdate",
+             "CertificateDelete", "CertificateListDeleted", "CertificateGetDeleted",
+             "CertificatePurge", "CertificateRecover"}, self.routes["vault"])
         self.assertIn("/coffer/watch", [r["pattern"] for r in self.routes["vault"]])
         self.assertGreaterEqual(len(self.routes["arm"]), 40, self.routes["arm"])
         for route in self.routes["vault"]:
