@@ -930,14 +930,17 @@ std::string TypedEvent(const std::string& id, const std::string& type, const std
          "\",\"Version\":\"v" + id + "\"}}\n\n";
 }
 
-TEST(FollowChanges, AKeyAndASecretOfOneNameAreToldApart) {
+TEST(FollowChanges, AKeyASecretAndACertificateOfOneNameAreToldApart) {
   auto t = std::make_shared<ScriptedStreams>(std::vector<ScriptedStreams::Session>{
-      {200, Ready("1") +
-                TypedEvent("2", "Microsoft.KeyVault.KeyNewVersionCreated", "Key", "Shared") +
-                TypedEvent("3", "Coffer.KeyVault.KeyDeleted", "Key", "shared") +
-                TypedEvent("4", "Microsoft.KeyVault.SecretNewVersionCreated", "Secret", "shared") +
-                TypedEvent("5", "Microsoft.KeyVault.KeyNearExpiry", "Key", "shared") +
-                TypedEvent("6", "Coffer.KeyVault.KeyUpdated", "Key", "other")},
+      {200,
+       Ready("1") + TypedEvent("2", "Microsoft.KeyVault.KeyNewVersionCreated", "Key", "Shared") +
+           TypedEvent("3", "Coffer.KeyVault.KeyDeleted", "Key", "shared") +
+           TypedEvent("4", "Microsoft.KeyVault.SecretNewVersionCreated", "Secret", "shared") +
+           TypedEvent("5", "Microsoft.KeyVault.KeyNearExpiry", "Key", "shared") +
+           TypedEvent("6", "Coffer.KeyVault.KeyUpdated", "Key", "other") +
+           TypedEvent("7", "Microsoft.KeyVault.CertificateNewVersionCreated", "Certificate",
+                      "Shared") +
+           TypedEvent("8", "Microsoft.KeyVault.CertificateNearExpiry", "Certificate", "shared")},
   });
   SecretClientOptions options;
   options.transport = t;
@@ -948,10 +951,14 @@ TEST(FollowChanges, AKeyAndASecretOfOneNameAreToldApart) {
   FollowHandlers h;
   h.changed = [&](const std::string& name) { seen.push_back("secret " + name); };
   h.key_changed = [&](const std::string& name) { seen.push_back("key " + name); };
+  h.certificate_changed = [&](const std::string& name) { seen.push_back("cert " + name); };
   h.wait = [&](std::chrono::milliseconds) { return false; };
   FollowChanges(client, FollowOptions{}, h, cancel);
-  EXPECT_EQ(seen,
-            (std::vector<std::string>{"key shared", "key shared", "secret shared", "key other"}));
+  EXPECT_EQ(seen, (std::vector<std::string>{"key shared", "key shared", "secret shared",
+                                            "key other", "cert shared"}));
+  EXPECT_TRUE(ChangesCertificate("Coffer.KeyVault.CertificateDeleted"));
+  EXPECT_FALSE(ChangesCertificate("Microsoft.KeyVault.SecretNewVersionCreated"));
+  EXPECT_FALSE(ChangesValue("Microsoft.KeyVault.CertificateNewVersionCreated"));
   // A follower of secrets only (SecretCache) hears nothing of keys.
   EXPECT_FALSE(ChangesValue("Microsoft.KeyVault.KeyNewVersionCreated"));
   EXPECT_FALSE(ChangesValue("Coffer.KeyVault.KeyDeleted"));
