@@ -142,7 +142,7 @@ TEST_F(MountsTest, OutputRulesOfTheAzureProvider) {
   EXPECT_TRUE(failed.files.empty()) << "all or nothing";
 }
 
-TEST_F(MountsTest, CertificatesAndMissingOrDeniedObjectsFailTheWholeMount) {
+TEST_F(MountsTest, MissingOrDeniedObjectsFailTheWholeMount) {
   cloud_->Put("ok", "fine");
   cloud_->Put("denied", "x", {"someone-else"});
   VaultReader reader(options_);
@@ -150,8 +150,9 @@ TEST_F(MountsTest, CertificatesAndMissingOrDeniedObjectsFailTheWholeMount) {
   AzureObject cert = Secret("tls");
   cert.type = ObjectType::kCert;
   BuiltMount c = Build(Params({Secret("ok"), cert}), Sp("app", "good-app"), *round);
-  EXPECT_EQ(c.status.code(), StatusCode::kUnimplemented);
-  EXPECT_NE(c.status.message().find("objectType cert"), std::string::npos) << c.status.ToString();
+  EXPECT_EQ(c.status.code(), StatusCode::kPermissionDenied);
+  EXPECT_NE(c.status.message().find("objectType:cert, objectName:tls"), std::string::npos)
+      << c.status.ToString();
   EXPECT_TRUE(c.files.empty());
   BuiltMount d = Build(Params({Secret("ok"), Secret("denied")}), Sp("app", "good-app"), *round);
   EXPECT_EQ(d.status.code(), StatusCode::kPermissionDenied);
