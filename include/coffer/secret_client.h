@@ -48,7 +48,12 @@ struct SecretProperties {
   std::string content_type;
   std::map<std::string, std::string> tags;
   std::string recovery_level;
+  // A certificate's secret (docs/certificates.md): managed, and key_id names
+  // the certificate's key (https://<vault>/keys/<name>/<version>); the value
+  // is the key with its chain, as content_type says (application/x-pkcs12:
+  // base64 of a PFX without a password; application/x-pem-file: PEM).
   bool managed = false;
+  std::string key_id;
 };
 
 struct KeyVaultSecret {

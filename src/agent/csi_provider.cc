@@ -36,6 +36,7 @@ StatusOr<CsiMountResponse> ServeCsiMount(const CsiMountRequest& request, VaultRe
   BuildOptions bo;
   bo.vault_dns_suffix = options.vault_dns_suffix;
   bo.default_mode = mode;
+  bo.write_cert_and_key_in_separate_files = options.write_cert_and_key_in_separate_files;
   std::shared_ptr<ReadRound> round = reader.SharedRound(options.share_window);
   BuiltMount built = BuildMount(params, identity, *round, bo);
   if (!built.status.ok()) {

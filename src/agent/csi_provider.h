@@ -20,6 +20,8 @@ struct CsiProviderOptions {
   // Mounts arriving within this window share one ReadRound (a burst of pod
   // starts or kubelet republishes reads each object once per principal).
   std::chrono::milliseconds share_window{2000};
+  // BuildOptions::write_cert_and_key_in_separate_files.
+  bool write_cert_and_key_in_separate_files = false;
 };
 
 // ServeCsiMount parses the request as the Azure provider does (attributes

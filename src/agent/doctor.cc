@@ -42,6 +42,12 @@ std::string GrantHint(const std::string& vault, const MountIdentity& identity,
            "User\" on the vault (coffer role assignment create); identity: " +
            identity.Describe();
   }
+  if (object.type == ObjectType::kCert) {
+    return "grant the identity read access to certificate " + object.name +
+           ": an access policy with the certificate permission get, or the role \"Key Vault "
+           "Certificate User\" on the vault (coffer role assignment create); identity: " +
+           identity.Describe();
+  }
   return "grant the identity read access to secret " + object.name + ": an access policy " +
          "(coffer keyvault set-policy --name " + vault + " --spn|--object-id … " +
          "--secret-permissions get list) or the role \"Key Vault Secrets User\" on the vault " +
@@ -137,13 +143,12 @@ std::vector<DoctorCheck> CheckMount(const MountConfig& mount, const DoctorOption
   // 5. Each object (the first read also proves the token).
   bool token_checked = false;
   for (const AzureObject& object : params.objects) {
-    if (object.type == ObjectType::kCert) {
-      checks.push_back({"cert " + object.name, false, "objectType cert is not supported yet",
-                        "Coffer serves secrets and keys: use objectType secret or key"});
-      continue;
-    }
     Status s;
-    if (object.type == ObjectType::kKey && object.version_history > 1) {
+    if (object.type == ObjectType::kCert && object.version_history > 1) {
+      s = round->ListCertificateVersions(vault_url, identity, object.name).status();
+    } else if (object.type == ObjectType::kCert) {
+      s = round->GetCertificate(vault_url, identity, object.name, object.version).status();
+    } else if (object.type == ObjectType::kKey && object.version_history > 1) {
       s = round->ListKeyVersions(vault_url, identity, object.name).status();
     } else if (object.type == ObjectType::kKey) {
       s = round->GetKey(vault_url, identity, object.name, object.version).status();
@@ -172,8 +177,10 @@ std::vector<DoctorCheck> CheckMount(const MountConfig& mount, const DoctorOption
     if (s.code() == StatusCode::kPermissionDenied) {
       c.fix = GrantHint(params.keyvault_name, identity, object);
     } else if (s.code() == StatusCode::kNotFound) {
-      c.fix = std::string("create it (coffer keyvault ") +
-              (object.type == ObjectType::kKey ? "key create" : "secret set") + " --vault-name " +
+      const char* create = object.type == ObjectType::kKey    ? "key create"
+                           : object.type == ObjectType::kCert ? "certificate create"
+                                                              : "secret set";
+      c.fix = std::string("create it (coffer keyvault ") + create + " --vault-name " +
               params.keyvault_name + " --name " + object.name + ") or fix objectName/objectVersion";
     } else if (!s.ok()) {
       c.fix = "look at the server's log and the agent's log for this request";

@@ -4,8 +4,6 @@
 // same name. The real server is exercised in
 // tests/integration/test_agent_keys.py.
 
-#include <atomic>
-#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -51,20 +49,7 @@ TEST_F(MountsTest, KeysAreTheirPublicHalfAsPemWithTheKeyVersion) {
                                       Secret("signing")};
   objects[2].alias = "signing-secret";
   objects[0].file_permission = 0640;
-  std::atomic<int> complete{0};
-  std::vector<std::thread> mounts;
-  for (int m = 0; m < 20; ++m) {
-    mounts.emplace_back([&] {
-      BuiltMount b = Build(Params(objects), Sp("app", "good-app"), *round);
-      if (b.status.ok() && b.files.size() == 3) {
-        ++complete;
-      }
-    });
-  }
-  for (auto& t : mounts) {
-    t.join();
-  }
-  EXPECT_EQ(complete.load(), 20);
+  EXPECT_EQ(BuildAtOnce(20, Params(objects), Sp("app", "good-app"), *round, 3), 20);
   EXPECT_EQ(cloud_->key_reads(), 2) << "one read per key and round, however many mounts";
   BuiltMount b = Build(Params(objects), Sp("app", "good-app"), *round);
   ASSERT_TRUE(b.status.ok()) << b.status.ToString();

@@ -11,6 +11,8 @@
 #include "common/json.h"
 #include "common/strings.h"
 #include "crypto/asym_key.h"
+#include "crypto/certificate.h"
+#include "crypto/primitives.h"
 
 namespace coffer::agent {
 namespace {
@@ -31,6 +33,7 @@ StatusOr<std::string> Decode(const AzureObject& object, std::string value) {
       return value;
     case ObjectEncoding::kHex: {
       auto bytes = HexDecode(TrimWhitespace(value));
+      crypto::SecureWipe(value);
       if (!bytes.has_value()) {
         return InvalidArgumentError("objectEncoding is hex but the value is not hex");
       }
@@ -38,6 +41,7 @@ StatusOr<std::string> Decode(const AzureObject& object, std::string value) {
     }
     case ObjectEncoding::kBase64: {
       auto bytes = Base64Decode(TrimWhitespace(value));
+      crypto::SecureWipe(value);
       if (!bytes.has_value()) {
         return InvalidArgumentError("objectEncoding is base64 but the value is not base64");
       }
@@ -68,6 +72,79 @@ StatusOr<std::string> PublicKeyPem(const JsonWebKey& jwk) {
   return crypto::PublicKeyPemFromJwk(j);
 }
 
+// The content types of a certificate's secret (docs/certificates.md).
+constexpr std::string_view kPkcs12 = "application/x-pkcs12";
+constexpr std::string_view kPemFile = "application/x-pem-file";
+
+// CertificateSecretContent is what the Azure provider writes for a
+// certificate's secret: PEM as stored; a PFX as it is for objectFormat pfx,
+// else opened with the empty password and written as PEM, the key (PKCS#8
+// "PRIVATE KEY") first and then the certificates from the leaf to the root
+// (crypto::ReadPkcs12 orders them as the provider's --construct-pem-chain
+// does). Any other content type is refused, as the provider refuses it.
+// SECURITY: the PFX, as text and decoded, is wiped once converted; errors
+// are the crypto layer's, which never carry key material.
+StatusOr<std::string> CertificateSecretContent(const AzureObject& object,
+                                               const SecretProperties& properties,
+                                               std::string value) {
+  const std::string& content_type = properties.content_type;
+  if (content_type == kPemFile || (content_type == kPkcs12 && object.format == "pfx")) {
+    return value;
+  }
+  if (content_type != kPkcs12) {
+    crypto::SecureWipe(value);
+    return InvalidArgumentError("failed to get certificate. unknown content type " +
+                                QuoteForError(content_type));
+  }
+  std::optional<std::string> pfx = Base64Decode(TrimWhitespace(value));
+  crypto::SecureWipe(value);
+  if (!pfx.has_value()) {
+    return InvalidArgumentError("the certificate's secret is not the base64 of a PFX");
+  }
+  StatusOr<crypto::KeyAndChain> bundle = crypto::ReadPkcs12(*pfx, "");
+  crypto::SecureWipe(*pfx);
+  if (!bundle.ok()) {
+    return Status(bundle.status().code(), "the certificate's PFX cannot be read: " +
+                                              std::string(bundle.status().message()));
+  }
+  ASSIGN_OR_RETURN(crypto::SecureBytes pem, crypto::WritePem(*bundle->key, bundle->chain_der));
+  return std::string(pem.view());
+}
+
+// SplitCertificatesAndKey splits PEM text as the Azure provider splits a
+// certificate's secret for --write-cert-and-key-in-separate-files: the
+// CERTIFICATE blocks, and every other block, each as written with a final
+// newline. What is not PEM (a PFX) gives two empty strings.
+std::pair<std::string, std::string> SplitCertificatesAndKey(std::string_view text) {
+  constexpr std::string_view kBegin = "-----BEGIN ";
+  std::string certificates;
+  std::string others;
+  // SECURITY: sized once, so that no reallocation leaves a copy of the key
+  // behind in freed memory.
+  others.reserve(text.size() + 1);
+  for (size_t pos = text.find(kBegin); pos != std::string_view::npos;
+       pos = text.find(kBegin, pos)) {
+    size_t label_start = pos + kBegin.size();
+    size_t label_end = text.find("-----", label_start);
+    size_t line_end = text.find('\n', label_start);
+    if (label_end == std::string_view::npos || label_end > line_end) {
+      break;
+    }
+    std::string_view label = text.substr(label_start, label_end - label_start);
+    std::string end_line = "-----END " + std::string(label) + "-----";
+    size_t end = text.find(end_line, line_end);
+    if (end == std::string_view::npos) {
+      break;
+    }
+    end += end_line.size();
+    std::string& into = label == "CERTIFICATE" ? certificates : others;
+    into.append(text.substr(pos, end - pos));
+    into += '\n';
+    pos = end;
+  }
+  return {std::move(certificates), std::move(others)};
+}
+
 struct Rendered {
   Status status;
   std::vector<PayloadFile> files;
@@ -77,56 +154,75 @@ struct Rendered {
 class Renderer {
  public:
   Renderer(const std::string& vault_url, const MountIdentity& identity, ReadRound& round,
-           uint32_t default_mode)
-      : vault_url_(vault_url), identity_(identity), round_(round), default_mode_(default_mode) {}
+           const BuildOptions& options)
+      : vault_url_(vault_url), identity_(identity), round_(round), options_(options) {}
 
   Rendered Render(const AzureObject& object) {
     Rendered out;
-    if (object.type == ObjectType::kCert) {
-      out.status = UnimplementedError(
-          "objectType cert is not supported yet (object " + object.name +
-          "): Coffer serves secrets and keys; certificates follow with their API");
-      out.objects.push_back({object.Id(), "", object.FileName(), out.status});
-      return out;
-    }
-    const bool key = object.type == ObjectType::kKey;
     auto render = [&](const std::string& version, const std::string& file, const std::string& id) {
-      if (key) {
-        RenderKey(object, version, file, id, out);
-      } else {
-        RenderOne(object, version, file, id, out);
+      switch (object.type) {
+        case ObjectType::kSecret:
+          RenderSecret(object, version, file, id, out);
+          return;
+        case ObjectType::kKey:
+          RenderKey(object, version, file, id, out);
+          return;
+        case ObjectType::kCert:
+          RenderCertificate(object, version, file, id, out);
+          return;
       }
     };
     if (object.version_history <= 1) {
       render(object.version, object.FileName(), object.Id());
-    } else if (key) {
-      RenderHistory(object, round_.ListKeyVersions(vault_url_, identity_, object.name), render,
-                    out);
-    } else {
-      RenderHistory(object, round_.ListVersions(vault_url_, identity_, object.name), render, out);
+      return out;
+    }
+    switch (object.type) {
+      case ObjectType::kSecret:
+        RenderHistory(object, round_.ListVersions(vault_url_, identity_, object.name), render, out);
+        break;
+      case ObjectType::kKey:
+        RenderHistory(object, round_.ListKeyVersions(vault_url_, identity_, object.name), render,
+                      out);
+        break;
+      case ObjectType::kCert:
+        RenderHistory(object, round_.ListCertificateVersions(vault_url_, identity_, object.name),
+                      render, out);
+        break;
     }
     return out;
   }
 
  private:
   uint32_t Mode(const AzureObject& object) const {
-    return object.file_permission.value_or(default_mode_);
+    return object.file_permission.value_or(options_.default_mode);
   }
 
-  void RenderOne(const AzureObject& object, const std::string& version, const std::string& file,
-                 const std::string& id, Rendered& out) {
+  // RenderSecret writes a secret's value, decoded as objectEncoding says.
+  // A certificate's secret (the Azure provider tells one by its kid) is
+  // CertificateSecretContent first, and with
+  // write_cert_and_key_in_separate_files also <file>.crt and <file>.key.
+  void RenderSecret(const AzureObject& object, const std::string& version, const std::string& file,
+                    const std::string& id, Rendered& out) {
     StatusOr<KeyVaultSecret> secret = round_.GetSecret(vault_url_, identity_, object.name, version);
     if (!secret.ok()) {
       Fail(object, file, id, secret.status(), out);
       return;
     }
-    StatusOr<std::string> contents = Decode(object, std::move(secret->value));
-    if (!contents.ok()) {
-      Fail(object, file, id, contents.status(), out);
+    const bool certificate = !secret->properties.key_id.empty();
+    StatusOr<std::string> contents =
+        certificate ? CertificateSecretContent(object, secret->properties, std::move(secret->value))
+                    : StatusOr<std::string>(std::move(secret->value));
+    if (contents.ok()) {
+      contents = Decode(object, std::move(contents).value());
+    }
+    if (!contents.ok() || !certificate || !options_.write_cert_and_key_in_separate_files) {
+      Add(object, file, id, secret->properties.version, std::move(contents), out);
       return;
     }
-    out.files.push_back({file, *std::move(contents), Mode(object)});
-    out.objects.push_back({id, secret->properties.version, file, OkStatus()});
+    auto [certificates, key] = SplitCertificatesAndKey(*contents);
+    Add(object, file, id, secret->properties.version, std::move(contents), out);
+    Add(object, file + ".crt", id, secret->properties.version, std::move(certificates), out);
+    Add(object, file + ".key", id, secret->properties.version, std::move(key), out);
   }
 
   // RenderKey writes a key's public half as PEM "PUBLIC KEY"
@@ -138,13 +234,21 @@ class Renderer {
       Fail(object, file, id, key.status(), out);
       return;
     }
-    StatusOr<std::string> pem = PublicKeyPem(key->key);
-    if (!pem.ok()) {
-      Fail(object, file, id, pem.status(), out);
+    Add(object, file, id, key->properties.version, PublicKeyPem(key->key), out);
+  }
+
+  // RenderCertificate writes the certificate alone, as one PEM
+  // "CERTIFICATE", as the Azure provider does: no key, no chain.
+  void RenderCertificate(const AzureObject& object, const std::string& version,
+                         const std::string& file, const std::string& id, Rendered& out) {
+    StatusOr<KeyVaultCertificate> certificate =
+        round_.GetCertificate(vault_url_, identity_, object.name, version);
+    if (!certificate.ok()) {
+      Fail(object, file, id, certificate.status(), out);
       return;
     }
-    out.files.push_back({file, *std::move(pem), Mode(object)});
-    out.objects.push_back({id, key->properties.version, file, OkStatus()});
+    Add(object, file, id, certificate->properties.version, crypto::CertificatePem(certificate->cer),
+        out);
   }
 
   // RenderHistory writes the newest objectVersionHistory enabled versions,
@@ -196,6 +300,18 @@ class Renderer {
     }
   }
 
+  // Add writes one file of the object, or fails the object when its
+  // contents could not be made.
+  void Add(const AzureObject& object, const std::string& file, const std::string& id,
+           const std::string& version, StatusOr<std::string> contents, Rendered& out) {
+    if (!contents.ok()) {
+      Fail(object, file, id, contents.status(), out);
+      return;
+    }
+    out.files.push_back({file, std::move(contents).value(), Mode(object)});
+    out.objects.push_back({id, version, file, OkStatus()});
+  }
+
   void Fail(const AzureObject& object, const std::string& file, const std::string& id,
             const Status& s, Rendered& out) {
     Status named = Named(object, s);
@@ -208,7 +324,7 @@ class Renderer {
   const std::string& vault_url_;
   const MountIdentity& identity_;
   ReadRound& round_;
-  const uint32_t default_mode_;
+  const BuildOptions& options_;
 };
 
 }  // namespace
@@ -237,7 +353,7 @@ std::string VaultUrlFor(std::string_view keyvault_name, std::string_view vault_d
 BuiltMount BuildMount(const AzureMountParameters& params, const MountIdentity& identity,
                       ReadRound& round, const BuildOptions& options) {
   std::string vault_url = VaultUrlFor(params.keyvault_name, options.vault_dns_suffix);
-  Renderer renderer(vault_url, identity, round, options.default_mode);
+  Renderer renderer(vault_url, identity, round, options);
   std::vector<Rendered> rendered(params.objects.size());
   ParallelFor(params.objects.size(), static_cast<size_t>(std::max(options.max_parallel, 1)),
               [&](size_t i) { rendered[i] = renderer.Render(params.objects[i]); });

@@ -22,7 +22,9 @@ namespace coffer::agent {
 // The outcome of one file of the mount: an object, or one version of an
 // object in version-history mode.
 struct ObjectResult {
-  std::string id;       // "secret/db-pass", "secret/db-pass/1" (history), "key/signing"
+  // "secret/db-pass", "secret/db-pass/1" (history), "key/signing",
+  // "cert/tls"; a certificate's secret's .crt and .key files have its id.
+  std::string id;
   std::string version;  // the Key Vault version, "" when the read failed
   std::string file;     // the path in the mount
   Status status;        // why this object could not be read
@@ -43,6 +45,11 @@ struct BuildOptions {
   uint32_t default_mode = 0644;
   // Objects of one mount read at once.
   int max_parallel = 8;
+  // The Azure provider's --write-cert-and-key-in-separate-files: a
+  // certificate's secret also gives <file>.crt (its CERTIFICATE blocks) and
+  // <file>.key (its other blocks: the private key); both empty for
+  // objectFormat pfx, whose content is not PEM.
+  bool write_cert_and_key_in_separate_files = false;
 };
 
 // ParallelFor calls fn(0) … fn(n-1) on up to `max_threads` threads (the
@@ -54,16 +61,28 @@ void ParallelFor(size_t n, size_t max_threads, const std::function<void(size_t)>
 std::string VaultUrlFor(std::string_view keyvault_name, std::string_view vault_dns_suffix);
 
 // BuildMount reads every object of `params` as `identity` through `round`
-// and renders the files: a secret's value (decoded for objectEncoding hex or
-// base64) under objectAlias or objectName; with objectVersionHistory N > 1,
-// the newest N enabled versions from objectVersion on, as <file>/0 (the
-// newest) … <file>/N-1. A key is its public half as PEM "PUBLIC KEY"
-// (RSA, or EC on P-256, P-384 and P-521, as the Azure provider; other types
-// and curves are kInvalidArgument), with the key's version in its
-// ObjectResult; objectVersionHistory on a key and certificates are
-// kUnimplemented. Error messages name the object as the Azure provider does
-// ("objectType:secret, objectName:db-pass, objectVersion:") and never carry
-// a value.
+// and renders the files as the Azure provider does (csi-driver.md §3.4):
+//   - a secret: its value (decoded for objectEncoding hex or base64) under
+//     objectAlias or objectName. A certificate's secret (one with a kid) is
+//     first made what the provider makes of it: application/x-pem-file as
+//     stored; application/x-pkcs12 with objectFormat pfx as stored (the
+//     base64 text; with objectEncoding base64 the PFX itself), else opened
+//     with the empty password and written as PEM, the key as PKCS#8
+//     "PRIVATE KEY" first, then the certificates from the leaf to the root;
+//     any other content type is kInvalidArgument ("unknown content type");
+//   - a key: its public half as PEM "PUBLIC KEY" (RSA, or EC on P-256, P-384
+//     and P-521, as the Azure provider; other types and curves are
+//     kInvalidArgument);
+//   - a cert: the certificate alone, one PEM "CERTIFICATE".
+// Each with its own version in its ObjectResult. With objectVersionHistory
+// N > 1, the newest N enabled versions from objectVersion on, as <file>/0
+// (the newest) … <file>/N-1. Error messages name the object as the Azure
+// provider does ("objectType:secret, objectName:db-pass, objectVersion:")
+// and never carry a value or key material.
+//
+// SECURITY: the files of a certificate's secret hold its private key; it is
+// in `files` and, on the way there, only in buffers that are wiped. The
+// caller should wipe the files' contents once written.
 BuiltMount BuildMount(const AzureMountParameters& params, const MountIdentity& identity,
                       ReadRound& round, const BuildOptions& options);
 

@@ -12,6 +12,7 @@
 #include "common/files.h"
 #include "common/log.h"
 #include "common/strings.h"
+#include "crypto/primitives.h"
 #include "exec/supervisor.h"
 #include "sdk/follow.h"
 
@@ -36,7 +37,7 @@ bool Transient(const Status& s) {
 }
 
 // ChangeKey names an object for the push loop: "secret/db-pass",
-// "key/signing" (lower-case; Key Vault names ignore case).
+// "key/signing", "cert/tls" (lower-case; Key Vault names ignore case).
 std::string ChangeKey(std::string_view type, std::string_view name) {
   return std::string(type) + "/" + AsciiLower(name);
 }
@@ -254,12 +255,19 @@ void MountManager::Refresh(Mount& mount, ReadRound& round) {
       mount.names.clear();
       for (const AzureObject& o : loaded->params.objects) {
         mount.names.insert(ChangeKey(o.TypeName(), o.name));
+        if (o.type == ObjectType::kCert) {
+          // A new version of a certificate is one of its secret too (the
+          // same name, which no other secret can have), and the stream
+          // sends a certificate's changes only as its secret's.
+          mount.names.insert(ChangeKey("secret", o.name));
+        }
       }
       mount.status.identity = loaded->identity.Describe();
     }
     BuildOptions bo;
     bo.vault_dns_suffix = options_.config.vault_dns_suffix;
     bo.default_mode = config.permission;
+    bo.write_cert_and_key_in_separate_files = options_.write_cert_and_key_in_separate_files;
     built = BuildMount(loaded->params, loaded->identity, round, bo);
     if (options_.watch) {
       EnsureWatcher(vault_url, loaded->identity);
@@ -272,6 +280,11 @@ void MountManager::Refresh(Mount& mount, ReadRound& round) {
       wo.uid = config.uid;
       wo.gid = config.gid;
       StatusOr<WriteResult> written = WritePayload(config.target, built.files, wo);
+      // SECURITY: the files are the secrets (a certificate's private key
+      // among them); from here on they are only on disk.
+      for (PayloadFile& f : built.files) {
+        crypto::SecureWipe(f.contents);
+      }
       if (!written.ok()) {
         result = Status(written.status().code(), "writing " + config.target + ": " +
                                                      std::string(written.status().message()));
@@ -446,6 +459,7 @@ void MountManager::WatchLoop(Watcher* watcher) {
   // mounts of its own kind of object.
   handlers.changed = [push](const std::string& name) { push(ChangeKey("secret", name)); };
   handlers.key_changed = [push](const std::string& name) { push(ChangeKey("key", name)); };
+  handlers.certificate_changed = [push](const std::string& name) { push(ChangeKey("cert", name)); };
   handlers.resync = [push] { push("*"); };
   handlers.error = [watcher](const Status& s) {
     COFFER_LOG(kDebug) << "watch " << watcher->vault_url << ": " << s.ToString();

@@ -70,6 +70,8 @@ struct MountManagerOptions {
   // Back-off after 429, 5xx or an unreachable vault: the first retry after
   // this, doubling up to the poll interval.
   std::chrono::milliseconds initial_backoff{1000};
+  // BuildOptions::write_cert_and_key_in_separate_files.
+  bool write_cert_and_key_in_separate_files = false;
 };
 
 // MountManager runs the mounts. Thread-safe.
@@ -123,7 +125,8 @@ class MountManager {
   bool stopping_ = false;  // GUARDED_BY(mu_)
   bool started_ = false;   // GUARDED_BY(mu_)
   // Pushed changes waiting for the push loop: vault url -> objects
-  // ("secret/<name>", "key/<name>", lower-case) or "*" for all.
+  // ("secret/<name>", "key/<name>", "cert/<name>", lower-case) or "*" for
+  // all.
   std::map<std::string, std::set<std::string>> pushed_;       // GUARDED_BY(mu_)
   bool refresh_all_ = false;                                  // GUARDED_BY(mu_)
   std::map<std::string, std::unique_ptr<Watcher>> watchers_;  // GUARDED_BY(mu_)

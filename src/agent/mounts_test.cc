@@ -36,6 +36,7 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using mounts_testing::kSuffix;
+using mounts_testing::ManagerTest;
 using mounts_testing::MountsTest;
 
 TEST_F(MountsTest, OneReadPerObjectAndPrincipalPerRoundHoweverManyMounts) {
@@ -141,7 +142,7 @@ TEST_F(MountsTest, OutputRulesOfTheAzureProvider) {
   EXPECT_TRUE(failed.files.empty()) << "all or nothing";
 }
 
-TEST_F(MountsTest, CertificatesAndMissingOrDeniedObjectsFailTheWholeMount) {
+TEST_F(MountsTest, MissingOrDeniedObjectsFailTheWholeMount) {
   cloud_->Put("ok", "fine");
   cloud_->Put("denied", "x", {"someone-else"});
   VaultReader reader(options_);
@@ -149,8 +150,9 @@ TEST_F(MountsTest, CertificatesAndMissingOrDeniedObjectsFailTheWholeMount) {
   AzureObject cert = Secret("tls");
   cert.type = ObjectType::kCert;
   BuiltMount c = Build(Params({Secret("ok"), cert}), Sp("app", "good-app"), *round);
-  EXPECT_EQ(c.status.code(), StatusCode::kUnimplemented);
-  EXPECT_NE(c.status.message().find("objectType cert"), std::string::npos) << c.status.ToString();
+  EXPECT_EQ(c.status.code(), StatusCode::kPermissionDenied);
+  EXPECT_NE(c.status.message().find("objectType:cert, objectName:tls"), std::string::npos)
+      << c.status.ToString();
   EXPECT_TRUE(c.files.empty());
   BuiltMount d = Build(Params({Secret("ok"), Secret("denied")}), Sp("app", "good-app"), *round);
   EXPECT_EQ(d.status.code(), StatusCode::kPermissionDenied);
@@ -243,60 +245,6 @@ TEST(AgentMetrics, DriverNamesAndBuckets) {
 }
 
 // ---- standalone mounts ------------------------------------------------------------------
-
-class ManagerTest : public MountsTest {
- protected:
-  void SetUp() override {
-    auto tmp = test::TempDir::Create("coffer-agent-mounts-");
-    ASSERT_TRUE(tmp.ok()) << tmp.status().ToString();
-    tmp_ = std::move(*tmp);
-    dir_ = tmp_.path();
-    std::ofstream(dir_ / "spc.yaml") << Spc({"db"});
-    std::ofstream(dir_ / "sp.yaml") << "apiVersion: v1\nkind: Secret\nmetadata:\n  name: sp\n"
-                                       "stringData:\n  clientid: app\n  clientsecret: good-app\n";
-  }
-  static std::string Spc(const std::vector<std::string>& names) {
-    std::string objects;
-    for (const std::string& n : names) {
-      objects += "        - |\n          objectName: " + n + "\n          objectType: secret\n";
-    }
-    return "apiVersion: secrets-store.csi.x-k8s.io/v1\nkind: SecretProviderClass\n"
-           "metadata:\n  name: app\nspec:\n  provider: azure\n  parameters:\n"
-           "    keyvaultName: dev\n    tenantID: t1\n    objects: |\n      array:\n" +
-           objects;
-  }
-
-  MountManagerOptions Options() {
-    MountManagerOptions o;
-    o.config.poll_interval = 1h;  // cycles are run by the test
-    o.config.vault_dns_suffix = kSuffix;
-    MountConfig m;
-    m.name = "web";
-    m.spc_file = (dir_ / "spc.yaml").string();
-    m.target = (dir_ / "target").string();
-    m.node_publish_secret_ref_file = (dir_ / "sp.yaml").string();
-    m.reload.kind = ReloadAction::Kind::kCommand;
-    m.reload.argv = {"/bin/sh", "-c", "echo x >> " + (dir_ / "reloads").string()};
-    o.config.mounts.push_back(m);
-    o.state_dir = (dir_ / "state").string();
-    o.reader = options_;
-    o.watch = false;
-    return o;
-  }
-
-  std::string Read(const fs::path& p) {
-    std::ifstream in(p);
-    return std::string(std::istreambuf_iterator<char>(in), {});
-  }
-
-  int Reloads() {
-    std::string text = Read(dir_ / "reloads");
-    return static_cast<int>(std::count(text.begin(), text.end(), '\n'));
-  }
-
-  test::TempDir tmp_;
-  fs::path dir_;
-};
 
 TEST_F(ManagerTest, MountsRotatesKeepsLastKnownGoodAndReloadsOncePerChange) {
   cloud_->Put("db", "v1");

@@ -1,11 +1,15 @@
 #pragma once
 
 // The fixture of the mounts layer's tests: an in-process fake of the token
-// service and one vault (the HttpTransport seam) holding secrets and keys,
-// each with the clients that may read it, and helpers to build mounts
-// against it.
+// service and one vault (the HttpTransport seam) holding secrets, keys and
+// certificates, each with the clients that may read it, and helpers to
+// build mounts against it.
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <memory>
@@ -13,15 +17,19 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <thread>
+#include <utility>
 #include <vector>
 
 #include <gtest/gtest.h>
 
 #include "agent/mount_builder.h"
+#include "agent/mount_manager.h"
 #include "agent/vault_reader.h"
 #include "common/encoding.h"
 #include "common/json.h"
 #include "common/strings.h"
+#include "common/testing/temp_dir.h"
 
 namespace coffer::agent::mounts_testing {
 
@@ -51,14 +59,22 @@ inline HttpResponse Error(int status, const std::string& code) {
 }
 
 // The token service (client secret "good-<client>", or an assertion
-// "jwt-<client>") and one vault whose readers are listed per secret.
+// "jwt-<client>") and one vault of secrets, keys and certificates, whose
+// readers are listed per object: a secret, a key and a certificate of one
+// name each have readers of their own.
 class FakeCloud : public HttpTransport {
  public:
+  // One version of an object: a secret's value (with its content type, and
+  // the kid of the certificate's key for a certificate's secret), a key's
+  // public JWK or a certificate's DER.
   struct Version {
     std::string id;
     std::string value;
-    int64_t created;
+    int64_t created = 0;
     bool enabled = true;
+    std::string content_type;
+    std::string kid;
+    Json jwk;
   };
 
   StatusOr<HttpResponse> Send(const HttpRequest& r) override {
@@ -87,46 +103,17 @@ class FakeCloud : public HttpTransport {
       return Error(503, "ServiceUnavailable");
     }
     std::string client = auth.substr(std::string("Bearer tok:").size());
-    if (r.url.find("/keys/") != std::string::npos) {
-      return SendKey(r, client);
-    }
-    std::string path = r.url.substr(r.url.find("/secrets/") + 9);
+    std::string path = r.url.substr(std::string(kVault).size() + 1);
     path = path.substr(0, path.find('?'));
     std::vector<std::string_view> parts = Split(path, '/');
-    std::string name(parts[0]);
+    std::string collection(parts[0]);
     ++reads_;
-    if (readers_[name].count(client) == 0) {
-      return Error(403, "Forbidden");
+    if (collection == "keys") {
+      ++key_reads_;
+    } else if (collection == "certificates") {
+      ++certificate_reads_;
     }
-    auto it = secrets_.find(name);
-    if (it == secrets_.end()) {
-      return Error(404, "SecretNotFound");
-    }
-    if (parts.size() == 2 && parts[1] == "versions") {
-      Json items = Json::array();
-      for (const Version& v : it->second) {
-        items.push_back({{"id", std::string(kVault) + "/secrets/" + name + "/" + v.id},
-                         {"attributes", {{"enabled", v.enabled}, {"created", v.created}}}});
-      }
-      return HttpResponse{200, {}, ToJson({{"value", items}, {"nextLink", nullptr}})};
-    }
-    const Version* found = &it->second.back();
-    if (parts.size() == 2 && !parts[1].empty()) {
-      found = nullptr;
-      for (const Version& v : it->second) {
-        if (v.id == parts[1]) {
-          found = &v;
-        }
-      }
-      if (found == nullptr) {
-        return Error(404, "SecretNotFound");
-      }
-    }
-    return HttpResponse{200,
-                        {},
-                        ToJson({{"id", std::string(kVault) + "/secrets/" + name + "/" + found->id},
-                                {"value", found->value},
-                                {"attributes", {{"enabled", true}, {"created", found->created}}}})};
+    return Answer(collection, std::move(parts), client);
   }
 
   StatusOr<HttpResponse> Stream(const HttpRequest&, const std::function<bool(std::string_view)>&,
@@ -134,81 +121,50 @@ class FakeCloud : public HttpTransport {
     return UnavailableError("no stream in this fake");
   }
 
-  // GET /keys/{name}/{version}: the key bundle, public JWK only.
-  HttpResponse SendKey(const HttpRequest& r, const std::string& client) {
-    std::string path = r.url.substr(r.url.find("/keys/") + 6);
-    path = path.substr(0, path.find('?'));
-    std::vector<std::string_view> parts = Split(path, '/');
-    std::string name(parts[0]);
-    ++reads_;
-    ++key_reads_;
-    if (key_readers_[name].count(client) == 0) {
-      return Error(403, "Forbidden");
-    }
-    auto it = keys_.find(name);
-    if (it == keys_.end() || it->second.empty()) {
-      return Error(404, "KeyNotFound");
-    }
-    if (parts.size() == 2 && parts[1] == "versions") {
-      Json items = Json::array();
-      for (const KeyVersion& v : it->second) {
-        items.push_back({{"kid", std::string(kVault) + "/keys/" + name + "/" + v.id},
-                         {"attributes", {{"enabled", v.enabled}, {"created", v.created}}}});
-      }
-      return HttpResponse{200, {}, ToJson({{"value", items}, {"nextLink", nullptr}})};
-    }
-    const KeyVersion* found = &it->second.back();
-    if (parts.size() == 2 && !parts[1].empty()) {
-      found = nullptr;
-      for (const KeyVersion& v : it->second) {
-        if (v.id == parts[1]) {
-          found = &v;
-        }
-      }
-      if (found == nullptr) {
-        return Error(404, "KeyNotFound");
-      }
-    }
-    Json key = found->jwk;
-    key["kid"] = std::string(kVault) + "/keys/" + name + "/" + found->id;
-    key["key_ops"] = {"sign", "verify"};
-    return HttpResponse{
-        200,
-        {},
-        ToJson({{"key", key},
-                {"attributes", {{"enabled", found->enabled}, {"created", found->created}}}})};
-  }
-
   void Put(const std::string& name, const std::string& value,
            std::vector<std::string> readers = {"app"}) {
     std::lock_guard<std::mutex> lock(mu_);
-    auto& versions = secrets_[name];
-    versions.push_back({HexEncode(name).substr(0, 8) + std::to_string(versions.size()), value,
-                        1000 + static_cast<int64_t>(versions.size())});
-    for (auto& r : readers) {
-      readers_[name].insert(r);
-    }
+    Version v;
+    v.value = value;
+    Add("secrets", name, HexEncode(name).substr(0, 8), std::move(v), readers);
   }
-  // PutKey adds a version of a key; a key has readers of its own, apart
-  // from a secret of the same name.
+  // PutKey adds a version of a key.
   std::string PutKey(const std::string& name, const Json& jwk,
                      std::vector<std::string> readers = {"app"}) {
     std::lock_guard<std::mutex> lock(mu_);
-    auto& versions = keys_[name];
-    std::string id = "k" + HexEncode(name).substr(0, 6) + std::to_string(versions.size());
-    versions.push_back({id, jwk, 1000 + static_cast<int64_t>(versions.size()), true});
+    Version v;
+    v.jwk = jwk;
+    return Add("keys", name, "k" + HexEncode(name).substr(0, 6), std::move(v), readers);
+  }
+  // PutCertificate adds a version of a certificate, as the vault makes one:
+  // the certificate (`der`) and its secret of the same name and version,
+  // `secret_value` of `content_type` with the kid of the certificate's key.
+  // `readers` may read both.
+  std::string PutCertificate(const std::string& name, const std::string& der,
+                             const std::string& secret_value, const std::string& content_type,
+                             std::vector<std::string> readers = {"app"}) {
+    std::lock_guard<std::mutex> lock(mu_);
+    Version certificate;
+    certificate.value = der;
+    std::string id = Add("certificates", name, "c" + HexEncode(name).substr(0, 6),
+                         std::move(certificate), readers);
+    Version secret = objects_["certificates"][name].back();
+    secret.value = secret_value;
+    secret.content_type = content_type;
+    secret.kid = std::string(kVault) + "/keys/" + name + "/" + id;
+    objects_["secrets"][name].push_back(std::move(secret));
     for (auto& r : readers) {
-      key_readers_[name].insert(r);
+      readers_["secrets"][name].insert(r);
     }
     return id;
   }
-  void Disable(const std::string& name, size_t index) {
-    std::lock_guard<std::mutex> lock(mu_);
-    secrets_[name][index].enabled = false;
-  }
-  void DisableKey(const std::string& name, size_t index) {
-    std::lock_guard<std::mutex> lock(mu_);
-    keys_[name][index].enabled = false;
+  void Disable(const std::string& name, size_t index) { Set("secrets", name, index, false); }
+  void DisableKey(const std::string& name, size_t index) { Set("keys", name, index, false); }
+  // DisableCertificate disables a version of a certificate and of its
+  // secret, as the vault does.
+  void DisableCertificate(const std::string& name, size_t index) {
+    Set("certificates", name, index, false);
+    Set("secrets", name, index, false);
   }
   void SetDown(bool down) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -222,22 +178,103 @@ class FakeCloud : public HttpTransport {
     std::lock_guard<std::mutex> lock(mu_);
     return key_reads_;
   }
+  int certificate_reads() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return certificate_reads_;
+  }
 
  private:
+  // Add appends a version of an object of `collection`, named
+  // <prefix><index>, created after the one before.
+  std::string Add(const std::string& collection, const std::string& name, const std::string& prefix,
+                  Version v, const std::vector<std::string>& readers) {
+    auto& versions = objects_[collection][name];
+    v.id = prefix + std::to_string(versions.size());
+    v.created = 1000 + static_cast<int64_t>(versions.size());
+    versions.push_back(v);
+    for (auto& r : readers) {
+      readers_[collection][name].insert(r);
+    }
+    return v.id;
+  }
+
+  void Set(const std::string& collection, const std::string& name, size_t index, bool enabled) {
+    std::lock_guard<std::mutex> lock(mu_);
+    objects_[collection][name][index].enabled = enabled;
+  }
+
+  // Answer serves GET /<collection>/<name>[/<version>|/versions]: the
+  // versions' properties, or the bundle of a version (the latest when none
+  // is named), as Key Vault shapes each kind.
+  HttpResponse Answer(const std::string& collection, std::vector<std::string_view> parts,
+                      const std::string& client) {
+    static const std::map<std::string, std::string> kNotFound = {
+        {"secrets", "SecretNotFound"},
+        {"keys", "KeyNotFound"},
+        {"certificates", "CertificateNotFound"}};
+    std::string name = parts.size() > 1 ? std::string(parts[1]) : "";
+    if (kNotFound.count(collection) == 0 || readers_[collection][name].count(client) == 0) {
+      return Error(403, "Forbidden");
+    }
+    const std::vector<Version>& versions = objects_[collection][name];
+    if (versions.empty()) {
+      return Error(404, kNotFound.at(collection));
+    }
+    std::string base = std::string(kVault) + "/" + collection + "/" + name + "/";
+    const char* id_member = collection == "keys" ? "kid" : "id";
+    if (parts.size() == 3 && parts[2] == "versions") {
+      Json items = Json::array();
+      for (const Version& v : versions) {
+        items.push_back({{id_member, base + v.id},
+                         {"attributes", {{"enabled", v.enabled}, {"created", v.created}}}});
+      }
+      return HttpResponse{200, {}, ToJson({{"value", items}, {"nextLink", nullptr}})};
+    }
+    const Version* found = &versions.back();
+    if (parts.size() == 3 && !parts[2].empty()) {
+      found = nullptr;
+      for (const Version& v : versions) {
+        if (v.id == parts[2]) {
+          found = &v;
+        }
+      }
+      if (found == nullptr) {
+        return Error(404, kNotFound.at(collection));
+      }
+    }
+    Json bundle = {{"attributes", {{"enabled", found->enabled}, {"created", found->created}}}};
+    if (collection == "keys") {
+      bundle["key"] = found->jwk;
+      bundle["key"]["kid"] = base + found->id;
+      bundle["key"]["key_ops"] = {"sign", "verify"};
+    } else if (collection == "certificates") {
+      bundle["id"] = base + found->id;
+      bundle["cer"] = Base64Encode(found->value);
+      bundle["kid"] = std::string(kVault) + "/keys/" + name + "/" + found->id;
+      bundle["sid"] = std::string(kVault) + "/secrets/" + name + "/" + found->id;
+    } else {
+      bundle["id"] = base + found->id;
+      bundle["value"] = found->value;
+      if (!found->content_type.empty()) {
+        bundle["contentType"] = found->content_type;
+      }
+      if (!found->kid.empty()) {
+        bundle["kid"] = found->kid;
+        bundle["managed"] = true;
+      }
+    }
+    return HttpResponse{200, {}, ToJson(bundle)};
+  }
+
   std::mutex mu_;
-  std::map<std::string, std::vector<Version>> secrets_;
-  std::map<std::string, std::set<std::string>> readers_;
-  struct KeyVersion {
-    std::string id;
-    Json jwk;
-    int64_t created = 0;
-    bool enabled = true;
-  };
-  std::map<std::string, std::vector<KeyVersion>> keys_;
-  std::map<std::string, std::set<std::string>> key_readers_;
+  // collection ("secrets", "keys", "certificates") -> name -> versions,
+  // oldest first; and the clients that may read each.
+  std::map<std::string, std::map<std::string, std::vector<Version>>> objects_;
+  std::map<std::string, std::map<std::string, std::set<std::string>>> readers_;
   bool down_ = false;
   int reads_ = 0;
   int key_reads_ = 0;
+  int certificate_reads_ = 0;
   int token_requests_ = 0;
 };
 
@@ -283,8 +320,98 @@ class MountsTest : public ::testing::Test {
     return BuildMount(p, id, round, bo);
   }
 
+  // BuildAtOnce builds `n` mounts of `p` at once in `round` and returns how
+  // many succeeded with `files` files.
+  int BuildAtOnce(int n, const AzureMountParameters& p, const MountIdentity& id, ReadRound& round,
+                  size_t files) {
+    std::atomic<int> complete{0};
+    std::vector<std::thread> mounts;
+    for (int m = 0; m < n; ++m) {
+      mounts.emplace_back([&] {
+        BuiltMount b = Build(p, id, round);
+        if (b.status.ok() && b.files.size() == files) {
+          ++complete;
+        }
+      });
+    }
+    for (auto& t : mounts) {
+      t.join();
+    }
+    return complete.load();
+  }
+
   std::shared_ptr<FakeCloud> cloud_;
   VaultReaderOptions options_;
+};
+
+// ManagerTest runs standalone mounts: mount "web" of spc.yaml (the secret
+// "db" until a test writes another) as the service principal "app", into
+// target/, with a reload command that counts reloads.
+class ManagerTest : public MountsTest {
+ protected:
+  void SetUp() override {
+    auto tmp = test::TempDir::Create("coffer-agent-mounts-");
+    ASSERT_TRUE(tmp.ok()) << tmp.status().ToString();
+    tmp_ = std::move(*tmp);
+    dir_ = tmp_.path();
+    std::ofstream(dir_ / "spc.yaml") << Spc({"db"});
+    std::ofstream(dir_ / "sp.yaml") << "apiVersion: v1\nkind: Secret\nmetadata:\n  name: sp\n"
+                                       "stringData:\n  clientid: app\n  clientsecret: good-app\n";
+  }
+  // Spc is a SecretProviderClass of the secrets `names`; SpcOf of objects
+  // given as their fields, in order.
+  static std::string Spc(const std::vector<std::string>& names) {
+    std::vector<std::vector<std::pair<std::string, std::string>>> objects;
+    for (const std::string& n : names) {
+      objects.push_back({{"objectName", n}, {"objectType", "secret"}});
+    }
+    return SpcOf(objects);
+  }
+  static std::string SpcOf(
+      const std::vector<std::vector<std::pair<std::string, std::string>>>& objects) {
+    std::string text;
+    for (const auto& fields : objects) {
+      text += "        - |\n";
+      for (const auto& [k, v] : fields) {
+        text += "          " + k + ": " + v + "\n";
+      }
+    }
+    return "apiVersion: secrets-store.csi.x-k8s.io/v1\nkind: SecretProviderClass\n"
+           "metadata:\n  name: app\nspec:\n  provider: azure\n  parameters:\n"
+           "    keyvaultName: dev\n    tenantID: t1\n    objects: |\n      array:\n" +
+           text;
+  }
+
+  MountManagerOptions Options() {
+    MountManagerOptions o;
+    o.config.poll_interval = std::chrono::hours(1);  // cycles are run by the test
+    o.config.vault_dns_suffix = kSuffix;
+    MountConfig m;
+    m.name = "web";
+    m.spc_file = (dir_ / "spc.yaml").string();
+    m.target = (dir_ / "target").string();
+    m.node_publish_secret_ref_file = (dir_ / "sp.yaml").string();
+    m.reload.kind = ReloadAction::Kind::kCommand;
+    m.reload.argv = {"/bin/sh", "-c", "echo x >> " + (dir_ / "reloads").string()};
+    o.config.mounts.push_back(m);
+    o.state_dir = (dir_ / "state").string();
+    o.reader = options_;
+    o.watch = false;
+    return o;
+  }
+
+  static std::string Read(const std::filesystem::path& p) {
+    std::ifstream in(p);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }
+
+  int Reloads() {
+    std::string text = Read(dir_ / "reloads");
+    return static_cast<int>(std::count(text.begin(), text.end(), '\n'));
+  }
+
+  test::TempDir tmp_;
+  std::filesystem::path dir_;
 };
 
 }  // namespace coffer::agent::mounts_testing

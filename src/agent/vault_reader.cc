@@ -170,40 +170,93 @@ StatusOr<T> ReadRound::Read(std::map<std::string, Flight<T>>& flights, const std
   return Shared<T>(flights, key, read);
 }
 
+namespace {
+
+// The key of one object's reads in a round. Each kind of object has maps of
+// its own: a secret, a key and a certificate of one name are three objects.
+std::string RoundKey(const std::string& vault_url, const MountIdentity& identity,
+                     const std::string& name, const std::string& version) {
+  return vault_url + "|" + identity.Principal() + "|" + AsciiLower(name) + "|" + version;
+}
+
+}  // namespace
+
+template <typename T>
+StatusOr<T> VaultReader::Upstream(const char* type, const std::string& name,
+                                  const std::function<StatusOr<T>()>& read) {
+  upstream_reads_.fetch_add(1);
+  auto start = std::chrono::steady_clock::now();
+  StatusOr<T> result = read();
+  Observe(type, name, result.status(), start);
+  return result;
+}
+
 StatusOr<KeyVaultSecret> ReadRound::GetSecret(const std::string& vault_url,
                                               const MountIdentity& identity,
                                               const std::string& name, const std::string& version) {
   ASSIGN_OR_RETURN(std::shared_ptr<SecretClient> client, reader_.Client(vault_url, identity));
-  std::string key = vault_url + "|" + identity.Principal() + "|" + AsciiLower(name) + "|" + version;
-  return Read<KeyVaultSecret>(secrets_, vault_url, identity, key,
-                              [&] { return reader_.ReadSecret(*client, name, version); });
+  return Read<KeyVaultSecret>(
+      secrets_, vault_url, identity, RoundKey(vault_url, identity, name, version), [&] {
+        return reader_.Upstream<KeyVaultSecret>("secret", name,
+                                                [&] { return client->GetSecret(name, version); });
+      });
 }
 
 StatusOr<std::vector<SecretProperties>> ReadRound::ListVersions(const std::string& vault_url,
                                                                 const MountIdentity& identity,
                                                                 const std::string& name) {
+  using List = std::vector<SecretProperties>;
   ASSIGN_OR_RETURN(std::shared_ptr<SecretClient> client, reader_.Client(vault_url, identity));
-  std::string key = vault_url + "|" + identity.Principal() + "|" + AsciiLower(name);
-  return Read<std::vector<SecretProperties>>(lists_, vault_url, identity, key,
-                                             [&] { return reader_.ReadVersions(*client, name); });
+  return Read<List>(lists_, vault_url, identity, RoundKey(vault_url, identity, name, ""), [&] {
+    return reader_.Upstream<List>("secret", name,
+                                  [&] { return client->ListPropertiesOfSecretVersions(name); });
+  });
 }
 
-// Keys have maps of their own: a secret of the same name is another object.
 StatusOr<KeyVaultKey> ReadRound::GetKey(const std::string& vault_url, const MountIdentity& identity,
                                         const std::string& name, const std::string& version) {
   ASSIGN_OR_RETURN(std::shared_ptr<KeyClient> client, reader_.KeyClientFor(vault_url, identity));
-  std::string key = vault_url + "|" + identity.Principal() + "|" + AsciiLower(name) + "|" + version;
-  return Read<KeyVaultKey>(keys_, vault_url, identity, key,
-                           [&] { return reader_.ReadKey(*client, name, version); });
+  return Read<KeyVaultKey>(keys_, vault_url, identity, RoundKey(vault_url, identity, name, version),
+                           [&] {
+                             return reader_.Upstream<KeyVaultKey>(
+                                 "key", name, [&] { return client->GetKey(name, version); });
+                           });
 }
 
 StatusOr<std::vector<KeyProperties>> ReadRound::ListKeyVersions(const std::string& vault_url,
                                                                 const MountIdentity& identity,
                                                                 const std::string& name) {
+  using List = std::vector<KeyProperties>;
   ASSIGN_OR_RETURN(std::shared_ptr<KeyClient> client, reader_.KeyClientFor(vault_url, identity));
-  std::string key = vault_url + "|" + identity.Principal() + "|" + AsciiLower(name);
-  return Read<std::vector<KeyProperties>>(key_lists_, vault_url, identity, key,
-                                          [&] { return reader_.ReadKeyVersions(*client, name); });
+  return Read<List>(key_lists_, vault_url, identity, RoundKey(vault_url, identity, name, ""), [&] {
+    return reader_.Upstream<List>("key", name,
+                                  [&] { return client->ListPropertiesOfKeyVersions(name); });
+  });
+}
+
+StatusOr<KeyVaultCertificate> ReadRound::GetCertificate(const std::string& vault_url,
+                                                        const MountIdentity& identity,
+                                                        const std::string& name,
+                                                        const std::string& version) {
+  ASSIGN_OR_RETURN(std::shared_ptr<CertificateClient> client,
+                   reader_.CertificateClientFor(vault_url, identity));
+  return Read<KeyVaultCertificate>(
+      certificates_, vault_url, identity, RoundKey(vault_url, identity, name, version), [&] {
+        return reader_.Upstream<KeyVaultCertificate>(
+            "cert", name, [&] { return client->GetCertificate(name, version); });
+      });
+}
+
+StatusOr<std::vector<CertificateProperties>> ReadRound::ListCertificateVersions(
+    const std::string& vault_url, const MountIdentity& identity, const std::string& name) {
+  using List = std::vector<CertificateProperties>;
+  ASSIGN_OR_RETURN(std::shared_ptr<CertificateClient> client,
+                   reader_.CertificateClientFor(vault_url, identity));
+  return Read<List>(
+      certificate_lists_, vault_url, identity, RoundKey(vault_url, identity, name, ""), [&] {
+        return reader_.Upstream<List>(
+            "cert", name, [&] { return client->ListPropertiesOfCertificateVersions(name); });
+      });
 }
 
 // ---- reader ------------------------------------------------------------------------------
@@ -246,9 +299,11 @@ StatusOr<VaultReader::Entry> VaultReader::Find(const std::string& vault_url,
       return UnimplementedError(identity.Describe() + " is not supported");
   }
   auto client = std::make_shared<SecretClient>(vault_url, credential, options_.client);
-  auto keys = std::make_shared<KeyClient>(vault_url, std::move(credential), options_.client);
+  auto keys = std::make_shared<KeyClient>(vault_url, credential, options_.client);
+  auto certificates =
+      std::make_shared<CertificateClient>(vault_url, std::move(credential), options_.client);
   lru_.push_front(key);
-  Entry entry{std::move(client), std::move(keys), lru_.begin()};
+  Entry entry{std::move(client), std::move(keys), std::move(certificates), lru_.begin()};
   clients_.emplace(key, entry);
   while (clients_.size() > options_.max_identities) {
     clients_.erase(lru_.back());
@@ -267,6 +322,12 @@ StatusOr<std::shared_ptr<KeyClient>> VaultReader::KeyClientFor(const std::string
                                                                const MountIdentity& identity) {
   ASSIGN_OR_RETURN(Entry entry, Find(vault_url, identity));
   return entry.keys;
+}
+
+StatusOr<std::shared_ptr<CertificateClient>> VaultReader::CertificateClientFor(
+    const std::string& vault_url, const MountIdentity& identity) {
+  ASSIGN_OR_RETURN(Entry entry, Find(vault_url, identity));
+  return entry.certificates;
 }
 
 std::shared_ptr<ReadRound> VaultReader::NewRound() {
@@ -288,42 +349,6 @@ void VaultReader::Observe(const std::string& type, const std::string& object, co
     observe(type, object, status,
             std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   }
-}
-
-StatusOr<KeyVaultSecret> VaultReader::ReadSecret(SecretClient& client, const std::string& name,
-                                                 const std::string& version) {
-  upstream_reads_.fetch_add(1);
-  auto start = std::chrono::steady_clock::now();
-  StatusOr<KeyVaultSecret> result = client.GetSecret(name, version);
-  Observe("secret", name, result.status(), start);
-  return result;
-}
-
-StatusOr<std::vector<SecretProperties>> VaultReader::ReadVersions(SecretClient& client,
-                                                                  const std::string& name) {
-  upstream_reads_.fetch_add(1);
-  auto start = std::chrono::steady_clock::now();
-  auto result = client.ListPropertiesOfSecretVersions(name);
-  Observe("secret", name, result.status(), start);
-  return result;
-}
-
-StatusOr<std::vector<KeyProperties>> VaultReader::ReadKeyVersions(KeyClient& client,
-                                                                  const std::string& name) {
-  upstream_reads_.fetch_add(1);
-  auto start = std::chrono::steady_clock::now();
-  auto result = client.ListPropertiesOfKeyVersions(name);
-  Observe("key", name, result.status(), start);
-  return result;
-}
-
-StatusOr<KeyVaultKey> VaultReader::ReadKey(KeyClient& client, const std::string& name,
-                                           const std::string& version) {
-  upstream_reads_.fetch_add(1);
-  auto start = std::chrono::steady_clock::now();
-  StatusOr<KeyVaultKey> result = client.GetKey(name, version);
-  Observe("key", name, result.status(), start);
-  return result;
 }
 
 }  // namespace coffer::agent

@@ -1,8 +1,9 @@
 #pragma once
 
-// How the node agent reads from vaults: one credential, one SecretClient and
-// one KeyClient per (vault, identity), and rounds that share reads between
-// the mounts of a node (docs/agent.md, "Shared reads").
+// How the node agent reads from vaults: one credential, and one
+// SecretClient, KeyClient and CertificateClient, per (vault, identity), and
+// rounds that share reads between the mounts of a node (docs/agent.md,
+// "Shared reads").
 
 #include <atomic>
 #include <chrono>
@@ -17,6 +18,7 @@
 #include <vector>
 
 #include "agent/spc.h"
+#include "coffer/certificate_client.h"
 #include "coffer/credentials.h"
 #include "coffer/key_client.h"
 #include "coffer/secret_client.h"
@@ -65,7 +67,8 @@ class VaultReader;
 // A ReadRound is one sweep of reads: a poll cycle, one push, or (for the CSI
 // provider) the mounts that arrive within a short window. Within a round,
 // each (vault, principal, object type, object, version) is read upstream
-// once (a secret and a key of one name are two objects), however
+// once (a secret, a key and a certificate of one name are three objects),
+// however
 // many mounts ask, and concurrent askers wait for that one read (single
 // flight). Authorization stays per identity: an identity's first read in a
 // round goes upstream with its own token, and only when the vault accepted
@@ -88,6 +91,14 @@ class ReadRound {
   StatusOr<std::vector<KeyProperties>> ListKeyVersions(const std::string& vault_url,
                                                        const MountIdentity& identity,
                                                        const std::string& name);
+  // GetCertificate reads a certificate version, its DER without the key
+  // (GET /certificates/{name}/{version}).
+  StatusOr<KeyVaultCertificate> GetCertificate(const std::string& vault_url,
+                                               const MountIdentity& identity,
+                                               const std::string& name, const std::string& version);
+  // ListCertificateVersions lists a certificate's versions' properties.
+  StatusOr<std::vector<CertificateProperties>> ListCertificateVersions(
+      const std::string& vault_url, const MountIdentity& identity, const std::string& name);
 
   std::chrono::steady_clock::time_point started() const { return started_; }
 
@@ -120,6 +131,9 @@ class ReadRound {
   std::map<std::string, Flight<std::vector<SecretProperties>>> lists_;   // GUARDED_BY(mu_)
   std::map<std::string, Flight<KeyVaultKey>> keys_;                      // GUARDED_BY(mu_)
   std::map<std::string, Flight<std::vector<KeyProperties>>> key_lists_;  // GUARDED_BY(mu_)
+  std::map<std::string, Flight<KeyVaultCertificate>> certificates_;      // GUARDED_BY(mu_)
+  std::map<std::string, Flight<std::vector<CertificateProperties>>>
+      certificate_lists_;  // GUARDED_BY(mu_)
 };
 
 // VaultReader owns the credentials and clients. Thread-safe.
@@ -135,6 +149,10 @@ class VaultReader {
   // the secret client's credential and so its tokens.
   StatusOr<std::shared_ptr<KeyClient>> KeyClientFor(const std::string& vault_url,
                                                     const MountIdentity& identity);
+  // CertificateClientFor returns the certificate client of (vault,
+  // identity), on the same credential.
+  StatusOr<std::shared_ptr<CertificateClient>> CertificateClientFor(const std::string& vault_url,
+                                                                    const MountIdentity& identity);
 
   // NewRound starts a round of its own (a poll cycle, a push).
   std::shared_ptr<ReadRound> NewRound();
@@ -142,30 +160,29 @@ class VaultReader {
   // older than `max_age` (for CSI mounts, which arrive one by one).
   std::shared_ptr<ReadRound> SharedRound(std::chrono::milliseconds max_age);
 
-  // Upstream reads made (GetSecret, GetKey and list calls), for metrics and
-  // tests.
+  // Upstream reads made (GetSecret, GetKey, GetCertificate and list calls),
+  // for metrics and tests.
   uint64_t upstream_reads() const { return upstream_reads_.load(); }
   // Observe records one upstream call's latency, for the metrics: the
-  // object's type ("secret" or "key") and name; set before use.
+  // object's type ("secret", "key" or "cert") and name; set before use.
   std::function<void(const std::string& type, const std::string& object, const Status& status,
                      double seconds)>
       observe;
 
  private:
   friend class ReadRound;
-  StatusOr<KeyVaultSecret> ReadSecret(SecretClient& client, const std::string& name,
-                                      const std::string& version);
-  StatusOr<std::vector<SecretProperties>> ReadVersions(SecretClient& client,
-                                                       const std::string& name);
-  StatusOr<KeyVaultKey> ReadKey(KeyClient& client, const std::string& name,
-                                const std::string& version);
-  StatusOr<std::vector<KeyProperties>> ReadKeyVersions(KeyClient& client, const std::string& name);
+  // Upstream makes one read from the vault, counted and observed as an
+  // object of `type` ("secret", "key", "cert") named `name`.
+  template <typename T>
+  StatusOr<T> Upstream(const char* type, const std::string& name,
+                       const std::function<StatusOr<T>()>& read);
   void Observe(const std::string& type, const std::string& object, const Status& status,
                std::chrono::steady_clock::time_point start);
 
   struct Entry {
     std::shared_ptr<SecretClient> client;
     std::shared_ptr<KeyClient> keys;
+    std::shared_ptr<CertificateClient> certificates;
     std::list<std::string>::iterator lru;
   };
   // Find returns the entry of (vault, identity), made on first use.

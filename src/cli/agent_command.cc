@@ -66,6 +66,7 @@ struct AgentFlags {
   std::string vault_dns_suffix;
   int metrics_port = -1;
   bool no_watch = false;
+  bool write_cert_and_key_in_separate_files = false;
 };
 
 void RunAgent(const AgentFlags& f) {
@@ -136,6 +137,7 @@ void RunAgent(const AgentFlags& f) {
     csi_reader = std::make_unique<agent::VaultReader>(ro);
     agent::CsiProviderOptions po;
     po.vault_dns_suffix = VaultSuffix(f.vault_dns_suffix);
+    po.write_cert_and_key_in_separate_files = f.write_cert_and_key_in_separate_files;
     std::string socket = f.csi_dir + "/" + f.csi_name + ".sock";
     auto server = agent::CsiProviderServer::Start(
         socket, agent::MakeCsiMountHandler(*csi_reader, &metrics, po), "0.1.0");
@@ -153,6 +155,7 @@ void RunAgent(const AgentFlags& f) {
     mo.state_dir = f.state_dir;
     mo.reader = ro;
     mo.watch = !f.no_watch;
+    mo.write_cert_and_key_in_separate_files = f.write_cert_and_key_in_separate_files;
     auto created = agent::MountManager::Create(std::move(mo), &metrics);
     if (!created.ok()) {
       Fail(created.status());
@@ -256,6 +259,10 @@ void AddAgentCommand(CLI::App& app) {
   cmd->add_option("--metrics-port", f->metrics_port,
                   "Serve Prometheus metrics on 127.0.0.1:<port>/metrics (0 picks one)");
   cmd->add_flag("--no-watch", f->no_watch, "Poll only; do not follow the watch stream");
+  cmd->add_flag("--write-cert-and-key-in-separate-files", f->write_cert_and_key_in_separate_files,
+                "As the Azure provider's flag: a certificate's secret also gives <file>.crt "
+                "(its certificates) and <file>.key (its private key), for CSI and standalone "
+                "mounts");
   cmd->add_flag("--imds", f->imds, "Serve /metadata/identity/oauth2/token (plain HTTP, loopback)");
   cmd->add_option("--address", f->imds_options.address, "Loopback address of the IMDS endpoint")
       ->capture_default_str();

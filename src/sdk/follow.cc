@@ -41,6 +41,10 @@ bool ChangesKey(std::string_view event_type) {
   return ChangesObject(event_type, "Key");
 }
 
+bool ChangesCertificate(std::string_view event_type) {
+  return ChangesObject(event_type, "Certificate");
+}
+
 void FollowChanges(SecretClient& client, const FollowOptions& options,
                    const FollowHandlers& handlers, const std::atomic<bool>& cancel) {
   WatchOptions watch = options.watch;
@@ -69,6 +73,8 @@ void FollowChanges(SecretClient& client, const FollowOptions& options,
               handlers.changed(AsciiLower(change.name));
             } else if (ChangesKey(change.type) && handlers.key_changed) {
               handlers.key_changed(AsciiLower(change.name));
+            } else if (ChangesCertificate(change.type) && handlers.certificate_changed) {
+              handlers.certificate_changed(AsciiLower(change.name));
             }
           }
           if (!change.token.empty()) {

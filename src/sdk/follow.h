@@ -34,6 +34,11 @@ struct FollowHandlers {
   // a key): its name, lower-cased. Optional; a key change never calls
   // `changed`, nor a secret change this, whatever their names.
   std::function<void(const std::string& name)> key_changed;
+  // A certificate may have changed (the same events of a certificate): its
+  // name, lower-cased. Optional, and apart from the other two as they are
+  // from each other. A new version of a certificate is also one of its key
+  // and of its secret, each with an event of its own.
+  std::function<void(const std::string& name)> certificate_changed;
   // Changes may have been missed: the resume token expired, or the server
   // sent `coffer.resync` because the changes after it were too many to send
   // (and the first stream, with resync_on_first_stream). Called once the
@@ -47,9 +52,11 @@ struct FollowHandlers {
 };
 
 // ChangesValue tells whether an event of this type may change what a read
-// of the secret returns; ChangesKey the same of a key.
+// of the secret returns; ChangesKey the same of a key, ChangesCertificate of
+// a certificate.
 bool ChangesValue(std::string_view event_type);
 bool ChangesKey(std::string_view event_type);
+bool ChangesCertificate(std::string_view event_type);
 
 // FollowChanges follows `client`'s watch stream until `cancel` becomes true
 // or `handlers.wait` returns false. Handlers run on the calling thread.

@@ -2,8 +2,8 @@
 
 // How every client of a vault sends a request: the bearer token for the
 // scope Key Vault's challenge named, one more try after a 401, the Azure
-// SDKs' retry policy, and paged lists. Shared by SecretClient, KeyClient and
-// CryptographyClient.
+// SDKs' retry policy, and paged lists. Shared by SecretClient, KeyClient,
+// CertificateClient and CryptographyClient.
 
 #include <functional>
 #include <map>
@@ -85,13 +85,11 @@ StatusOr<Json> ParseBody(const HttpResponse& res);
 Json AttributesJson(std::optional<bool> enabled, std::optional<int64_t> nbf,
                     std::optional<int64_t> exp);
 Json TagsJson(const std::map<std::string, std::string>& tags);
-// Reads `managed`, `attributes` (enabled, nbf, exp, created, updated,
-// recoveryLevel) and `tags` of an object bundle into `p`, a SecretProperties
-// or KeyProperties.
+// Reads `attributes` (enabled, nbf, exp, created, updated, recoveryLevel)
+// and `tags` of an object bundle into `p`, a SecretProperties,
+// KeyProperties or CertificateProperties.
 template <typename Properties>
-void ReadObjectProperties(const Json& item, Properties* p) {
-  p->managed =
-      item.contains("managed") && item["managed"].is_boolean() && item["managed"].get<bool>();
+void ReadAttributesAndTags(const Json& item, Properties* p) {
   if (item.contains("attributes") && item["attributes"].is_object()) {
     const Json& a = item["attributes"];
     if (a.contains("enabled") && a["enabled"].is_boolean()) {
@@ -118,6 +116,14 @@ void ReadObjectProperties(const Json& item, Properties* p) {
       }
     }
   }
+}
+// ReadAttributesAndTags, and `managed` (of a secret or key a certificate
+// owns) into a SecretProperties or KeyProperties.
+template <typename Properties>
+void ReadObjectProperties(const Json& item, Properties* p) {
+  p->managed =
+      item.contains("managed") && item["managed"].is_boolean() && item["managed"].get<bool>();
+  ReadAttributesAndTags(item, p);
 }
 // Reads deletedDate and scheduledPurgeDate (0 when absent).
 void ReadDeletion(const Json& item, std::string* recovery_id, int64_t* deleted_on,

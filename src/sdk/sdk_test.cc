@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include "coffer/certificate_client.h"
 #include "coffer/credentials.h"
 #include "coffer/cryptography_client.h"
 #include "coffer/key_client.h"
@@ -929,14 +930,17 @@ std::string TypedEvent(const std::string& id, const std::string& type, const std
          "\",\"Version\":\"v" + id + "\"}}\n\n";
 }
 
-TEST(FollowChanges, AKeyAndASecretOfOneNameAreToldApart) {
+TEST(FollowChanges, AKeyASecretAndACertificateOfOneNameAreToldApart) {
   auto t = std::make_shared<ScriptedStreams>(std::vector<ScriptedStreams::Session>{
-      {200, Ready("1") +
-                TypedEvent("2", "Microsoft.KeyVault.KeyNewVersionCreated", "Key", "Shared") +
-                TypedEvent("3", "Coffer.KeyVault.KeyDeleted", "Key", "shared") +
-                TypedEvent("4", "Microsoft.KeyVault.SecretNewVersionCreated", "Secret", "shared") +
-                TypedEvent("5", "Microsoft.KeyVault.KeyNearExpiry", "Key", "shared") +
-                TypedEvent("6", "Coffer.KeyVault.KeyUpdated", "Key", "other")},
+      {200,
+       Ready("1") + TypedEvent("2", "Microsoft.KeyVault.KeyNewVersionCreated", "Key", "Shared") +
+           TypedEvent("3", "Coffer.KeyVault.KeyDeleted", "Key", "shared") +
+           TypedEvent("4", "Microsoft.KeyVault.SecretNewVersionCreated", "Secret", "shared") +
+           TypedEvent("5", "Microsoft.KeyVault.KeyNearExpiry", "Key", "shared") +
+           TypedEvent("6", "Coffer.KeyVault.KeyUpdated", "Key", "other") +
+           TypedEvent("7", "Microsoft.KeyVault.CertificateNewVersionCreated", "Certificate",
+                      "Shared") +
+           TypedEvent("8", "Microsoft.KeyVault.CertificateNearExpiry", "Certificate", "shared")},
   });
   SecretClientOptions options;
   options.transport = t;
@@ -947,10 +951,14 @@ TEST(FollowChanges, AKeyAndASecretOfOneNameAreToldApart) {
   FollowHandlers h;
   h.changed = [&](const std::string& name) { seen.push_back("secret " + name); };
   h.key_changed = [&](const std::string& name) { seen.push_back("key " + name); };
+  h.certificate_changed = [&](const std::string& name) { seen.push_back("cert " + name); };
   h.wait = [&](std::chrono::milliseconds) { return false; };
   FollowChanges(client, FollowOptions{}, h, cancel);
-  EXPECT_EQ(seen,
-            (std::vector<std::string>{"key shared", "key shared", "secret shared", "key other"}));
+  EXPECT_EQ(seen, (std::vector<std::string>{"key shared", "key shared", "secret shared",
+                                            "key other", "cert shared"}));
+  EXPECT_TRUE(ChangesCertificate("Coffer.KeyVault.CertificateDeleted"));
+  EXPECT_FALSE(ChangesCertificate("Microsoft.KeyVault.SecretNewVersionCreated"));
+  EXPECT_FALSE(ChangesValue("Microsoft.KeyVault.CertificateNewVersionCreated"));
   // A follower of secrets only (SecretCache) hears nothing of keys.
   EXPECT_FALSE(ChangesValue("Microsoft.KeyVault.KeyNewVersionCreated"));
   EXPECT_FALSE(ChangesValue("Coffer.KeyVault.KeyDeleted"));
@@ -1114,6 +1122,139 @@ TEST(KeyClient, RequestsCarryKeyVaultsShapes) {
   EXPECT_EQ(sent[4].second["attributes"]["expiryTime"], "P1Y");
   EXPECT_EQ(sent[5].first, "POST /rng");
   EXPECT_EQ(sent[5].second["count"], 16);
+}
+
+TEST(CertificateClient, GetCertificateReadsTheDerAndTheIdsOfItsKeyAndSecret) {
+  const std::string der("\x30\x82\x01\x0a\x00\xff", 6);
+  const std::string thumbprint(20, '\x5a');
+  auto bundle = ParseCertificateBundle(
+      ToJson({{"id", "https://dev.vault.localhost:8443/certificates/tls/0123abcd"},
+              {"kid", "https://dev.vault.localhost:8443/keys/tls/0123abcd"},
+              {"sid", "https://dev.vault.localhost:8443/secrets/tls/0123abcd"},
+              {"x5t", Base64UrlEncode(thumbprint)},
+              {"cer", Base64Encode(der)},
+              {"attributes",
+               {{"enabled", false},
+                {"created", 1700000000},
+                {"nbf", 1700000000},
+                {"exp", 1731536000},
+                {"recoveryLevel", "Recoverable+Purgeable"}}},
+              {"tags", {{"team", "web"}}},
+              {"policy", {{"id", "https://dev.vault.localhost:8443/certificates/tls/policy"}}}}));
+  ASSERT_TRUE(bundle.ok()) << bundle.status().ToString();
+  EXPECT_EQ(bundle->properties.vault_url, "https://dev.vault.localhost:8443");
+  EXPECT_EQ(bundle->properties.name, "tls");
+  EXPECT_EQ(bundle->properties.version, "0123abcd");
+  EXPECT_EQ(bundle->properties.x509_thumbprint, thumbprint);
+  EXPECT_FALSE(bundle->properties.enabled);
+  EXPECT_EQ(bundle->properties.created_on, 1700000000);
+  EXPECT_EQ(bundle->properties.not_before, 1700000000);
+  EXPECT_EQ(bundle->properties.expires_on, 1731536000);
+  EXPECT_EQ(bundle->properties.recovery_level, "Recoverable+Purgeable");
+  EXPECT_EQ(bundle->properties.tags.at("team"), "web");
+  EXPECT_EQ(bundle->key_id, "https://dev.vault.localhost:8443/keys/tls/0123abcd");
+  EXPECT_EQ(bundle->secret_id, "https://dev.vault.localhost:8443/secrets/tls/0123abcd");
+  EXPECT_EQ(bundle->cer, der);
+  EXPECT_FALSE(ParseCertificateBundle(R"({"cer":"MA=="})").ok());
+  EXPECT_FALSE(ParseCertificateBundle(R"({"id":"https://x/certificates/a/1","cer":"*"})").ok());
+  EXPECT_FALSE(ParseCertificateBundle("[]").ok());
+
+  // A certificate's secret says it is one: managed, and the kid of its key.
+  auto secret = ParseSecretBundle(R"({"id":"https://dev.vault.localhost:8443/secrets/tls/0123abcd",
+      "value":"MIIK","contentType":"application/x-pkcs12","managed":true,
+      "kid":"https://dev.vault.localhost:8443/keys/tls/0123abcd"})");
+  ASSERT_TRUE(secret.ok()) << secret.status().ToString();
+  EXPECT_TRUE(secret->properties.managed);
+  EXPECT_EQ(secret->properties.key_id, "https://dev.vault.localhost:8443/keys/tls/0123abcd");
+  auto plain = ParseSecretBundle(R"({"id":"https://dev.vault.localhost:8443/secrets/db/1"})");
+  ASSERT_TRUE(plain.ok());
+  EXPECT_FALSE(plain->properties.managed);
+  EXPECT_EQ(plain->properties.key_id, "");
+}
+
+TEST(CertificateClient, RequestsCarryKeyVaultsShapes) {
+  std::vector<std::string> sent;  // "METHOD path?query" of the authorized requests
+  std::mutex mu;
+  auto t = std::make_shared<FakeTransport>([&](const HttpRequest& r) -> HttpResponse {
+    if (HeaderOf(r, "Authorization").empty()) {
+      return Challenge();
+    }
+    std::string path = r.url.substr(r.url.find("/certificates"));
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      sent.push_back(r.method + " " + path);
+    }
+    std::string base = "https://dev.vault.localhost:8443/certificates/";
+    if (StartsWith(path, "/certificates/tls/versions") &&
+        path.find("skiptoken") == std::string::npos) {
+      return Json200(
+          {{"value",
+            {{{"id", base + "tls/v1"},
+              {"x5t", Base64UrlEncode("a")},
+              {"attributes", {{"enabled", true}, {"created", 10}}}}}},
+           {"nextLink", base + "tls/versions?api-version=7.5&maxresults=25&$skiptoken=2"}});
+    }
+    if (StartsWith(path, "/certificates/tls/versions")) {
+      return Json200({{"value",
+                       {{{"id", base + "tls/v2"},
+                         {"attributes", {{"enabled", false}, {"created", 20}}},
+                         {"tags", {{"a", "b"}}}}}}});
+    }
+    if (StartsWith(path, "/certificates?")) {
+      return Json200({{"value", {{{"id", base + "tls"}}, {{"id", base + "web"}}}}});
+    }
+    if (StartsWith(path, "/certificates/tls/")) {
+      return Json200({{"id", base + "tls/v2"}, {"cer", Base64Encode("der")}});
+    }
+    return HttpResponse{
+        404, {}, R"({"error":{"code":"CertificateNotFound","message":"no certificate"}})"};
+  });
+  SecretClientOptions options;
+  options.transport = t;
+  CertificateClient client("https://dev.vault.localhost:8443/", std::make_shared<FixedCredential>(),
+                           options);
+  EXPECT_EQ(client.vault_url(), "https://dev.vault.localhost:8443");
+  auto latest = client.GetCertificate("tls");
+  ASSERT_TRUE(latest.ok()) << latest.status().ToString();
+  EXPECT_EQ(latest->properties.version, "v2");
+  EXPECT_EQ(latest->cer, "der");
+  ASSERT_TRUE(client.GetCertificate("tls", "v1").ok());
+  auto missing = client.GetCertificate("gone");
+  EXPECT_EQ(missing.status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(missing.status().reason(), "CertificateNotFound");
+  EXPECT_EQ(client.GetCertificate("../keys/x").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(client.ListPropertiesOfCertificateVersions("a/b").status().code(),
+            StatusCode::kInvalidArgument);
+  auto versions = client.ListPropertiesOfCertificateVersions("tls");
+  ASSERT_TRUE(versions.ok()) << versions.status().ToString();
+  ASSERT_EQ(versions->size(), 2u);
+  EXPECT_EQ((*versions)[0].version, "v1");
+  EXPECT_EQ((*versions)[0].x509_thumbprint, "a");
+  EXPECT_TRUE((*versions)[0].enabled);
+  EXPECT_EQ((*versions)[0].created_on, 10);
+  EXPECT_EQ((*versions)[1].version, "v2");
+  EXPECT_FALSE((*versions)[1].enabled);
+  EXPECT_EQ((*versions)[1].tags.at("a"), "b");
+  auto all = client.ListPropertiesOfCertificates();
+  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  ASSERT_EQ(all->size(), 2u);
+  EXPECT_EQ((*all)[1].name, "web");
+  EXPECT_EQ((*all)[1].version, "");
+
+  // The challenge is read on /certificates; the requests are Key Vault's.
+  for (const HttpRequest& r : t->requests()) {
+    if (HeaderOf(r, "Authorization").empty()) {
+      EXPECT_NE(r.url.find("/certificates?api-version="), std::string::npos) << r.url;
+    }
+  }
+  std::lock_guard<std::mutex> lock(mu);
+  ASSERT_EQ(sent.size(), 6u);
+  EXPECT_EQ(sent[0], "GET /certificates/tls/?api-version=7.5");
+  EXPECT_EQ(sent[1], "GET /certificates/tls/v1?api-version=7.5");
+  EXPECT_EQ(sent[2], "GET /certificates/gone/?api-version=7.5");
+  EXPECT_EQ(sent[3], "GET /certificates/tls/versions?api-version=7.5&maxresults=25");
+  EXPECT_EQ(sent[4], "GET /certificates/tls/versions?api-version=7.5&maxresults=25&$skiptoken=2");
+  EXPECT_EQ(sent[5], "GET /certificates?api-version=7.5&maxresults=25");
 }
 
 TEST(CryptographyClient, OperationsGoToTheKeysPathsWithBase64UrlValues) {

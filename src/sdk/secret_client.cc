@@ -15,6 +15,7 @@ SecretProperties ParseProperties(const Json& item) {
   p.id = StringMember(item, "id");
   SplitObjectId(p.id, "secrets", &p.vault_url, &p.name, &p.version);
   p.content_type = StringMember(item, "contentType");
+  p.key_id = StringMember(item, "kid");
   ReadObjectProperties(item, &p);
   return p;
 }

@@ -16,8 +16,8 @@ namespace coffer {
 
 // SplitObjectId splits https://host/<collection>/name[/version] (and the
 // recovery id https://host/deleted<collection>/name, `deleted` then set when
-// given) into its parts, `collection` being "secrets" or "keys". False, with
-// the outputs empty, for anything else.
+// given) into its parts, `collection` being "secrets", "keys" or
+// "certificates". False, with the outputs empty, for anything else.
 bool SplitObjectId(const std::string& id, std::string_view collection, std::string* vault_url,
                    std::string* name, std::string* version, bool* deleted = nullptr);
 

@@ -12,7 +12,8 @@ Standalone mounts (SecretProviderClass files + a target directory each):
   the file content changes, the reload hook fires once per change, never when bytes are
   unchanged.
 * 403 on one object (an RBAC vault, a role on one secret), a malformed SecretProviderClass, a
-  certificate, a key that is not there (a secret of its name is another object):
+  certificate that is not there, a key that is not there (a secret of its name is another
+  object):
   clear errors in the status record and `coffer agent status`, no partial files, old files kept.
 * The vault down then up (its own server): files stay as they were, the error is reported, the
   agent recovers by itself.
@@ -455,7 +456,7 @@ class StandaloneMountTests(AgentTestCase):
             (spc_yaml([{"objectName": "agent-kept", "objectType": "vault"}],
                       tenant=self.srv.tenant), "objectType"),
             (spc_yaml(["agent-kept", {"objectName": "tls", "objectType": "cert"}],
-                      tenant=self.srv.tenant), "objectType cert"),
+                      tenant=self.srv.tenant), "objectType:cert, objectName:tls"),
             (spc_yaml(["agent-kept", {"objectName": "agent-kept", "objectType": "key",
                                       "objectAlias": "k"}], tenant=self.srv.tenant),
              "objectType:key, objectName:agent-kept"),
