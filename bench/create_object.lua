@@ -1,9 +1,12 @@
--- wrk script: POST /keys/<unique name>/create with the body in $BODY
--- ({"kty":"RSA","key_size":2048} or {"kty":"EC","crv":"P-256"}), a new key
--- per request, with the bearer token from $TOKEN (step 15). Non-200 answers
--- are counted.
+-- wrk script: POST /<collection>/<unique name>/create with the body in $BODY,
+-- a new object per request, with the bearer token from $TOKEN: keys (step 15;
+-- $COLLECTION "keys", {"kty":"RSA","key_size":2048}, answered 200) or
+-- certificates (step 16; "certificates", a policy, answered 202 once the
+-- version is written). Answers other than $STATUS are counted.
 local token = os.getenv("TOKEN")
 local prefix = os.getenv("PREFIX") or "k"
+local collection = os.getenv("COLLECTION") or "keys"
+local expected = tonumber(os.getenv("STATUS") or "200")
 local threads = {}
 local next_id = 0
 
@@ -22,12 +25,13 @@ end
 
 function request()
   counter = counter + 1
-  local path = "/keys/" .. prefix .. tid .. "-" .. counter .. "/create?api-version=7.5"
+  local path = "/" .. collection .. "/" .. prefix .. tid .. "-" .. counter ..
+    "/create?api-version=7.5"
   return wrk.format("POST", path, headers, body)
 end
 
 function response(status, headers, body)
-  if status ~= 200 then
+  if status ~= expected then
     failures = failures + 1
   end
 end
@@ -37,5 +41,5 @@ function done(summary, latency, requests)
   for _, t in ipairs(threads) do
     total_failures = total_failures + t:get("failures")
   end
-  io.write(string.format("non-200 responses: %d\n", total_failures))
+  io.write(string.format("unexpected responses: %d\n", total_failures))
 end
