@@ -461,21 +461,10 @@ StatusOr<Certificate> CertificateService::Delete(const Vault& vault, const std::
   return c;
 }
 
-StatusOr<storage::SecretView> CertificateService::FindDeleted(const OpenVault& vault,
-                                                              const std::string& name) {
-  auto view = store_.GetObject(kKind, vault.record.name, name, "", true);
-  if (!view.ok()) {
-    return InKeyVaultWords(view.status(), kKind, name, true);
-  }
-  if (!view->deleted) {
-    return DeletedObjectNotFound(kKind, name);
-  }
-  return view;
-}
-
 StatusOr<Certificate> CertificateService::GetDeleted(const Vault& vault, const std::string& name) {
   RETURN_IF_ERROR(ValidateObjectName(name));
-  ASSIGN_OR_RETURN(storage::SecretView view, FindDeleted(*vault, name));
+  ASSIGN_OR_RETURN(storage::SecretView view,
+                   FindDeletedObject(store_, kKind, vault->record.name, name));
   return FromView(view, *vault);
 }
 
@@ -496,7 +485,7 @@ StatusOr<Certificate> CertificateService::Recover(const Vault& vault, const std:
 
 Status CertificateService::Purge(const Vault& vault, const std::string& name) {
   RETURN_IF_ERROR(ValidateObjectName(name));
-  RETURN_IF_ERROR(FindDeleted(*vault, name).status());
+  RETURN_IF_ERROR(FindDeletedObject(store_, kKind, vault->record.name, name).status());
   // SECURITY: purge protection holds until the scheduled purge, as for
   // secrets.
   if (vault->settings.purge_protection) {

@@ -148,7 +148,6 @@ class CertificateService {
   // The policy of the certificate's latest version, or the one PATCH set.
   StatusOr<CertificatePolicy> CurrentPolicy(const OpenVault& vault, const std::string& name,
                                             const storage::SecretView& latest);
-  StatusOr<storage::SecretView> FindDeleted(const OpenVault& vault, const std::string& name);
   StatusOr<CertificateList> ListPage(const Vault& vault, bool deleted, const std::string& cursor,
                                      int limit);
   void Forget(const OpenVault& vault, const std::string& name);

@@ -352,21 +352,10 @@ StatusOr<Key> KeyService::Delete(const Vault& vault, const std::string& name) {
   return FromView(view, *vault);
 }
 
-StatusOr<storage::SecretView> KeyService::FindDeleted(const OpenVault& vault,
-                                                      const std::string& name) {
-  auto view = store_.GetObject(kKind, vault.record.name, name, "", true);
-  if (!view.ok()) {
-    return InKeyVaultWords(view.status(), kKind, name, true);
-  }
-  if (!view->deleted) {
-    return DeletedObjectNotFound(kKind, name);
-  }
-  return view;
-}
-
 StatusOr<Key> KeyService::GetDeleted(const Vault& vault, const std::string& name) {
   RETURN_IF_ERROR(ValidateObjectName(name));
-  ASSIGN_OR_RETURN(storage::SecretView view, FindDeleted(*vault, name));
+  ASSIGN_OR_RETURN(storage::SecretView view,
+                   FindDeletedObject(store_, kKind, vault->record.name, name));
   return FromView(view, *vault);
 }
 
@@ -384,7 +373,7 @@ StatusOr<Key> KeyService::Recover(const Vault& vault, const std::string& name) {
 
 Status KeyService::Purge(const Vault& vault, const std::string& name) {
   RETURN_IF_ERROR(ValidateObjectName(name));
-  RETURN_IF_ERROR(FindDeleted(*vault, name).status());
+  RETURN_IF_ERROR(FindDeletedObject(store_, kKind, vault->record.name, name).status());
   // SECURITY: purge protection is absolute until the retention period ends.
   if (vault->settings.purge_protection) {
     return PermissionDeniedError(

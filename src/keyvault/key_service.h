@@ -186,7 +186,6 @@ class KeyService {
   // `rec` as given.
   StatusOr<Key> Store(const Vault& vault, const std::string& name, const crypto::AsymKey& key,
                       const std::vector<std::string>& key_ops, storage::SecretVersionRecord rec);
-  StatusOr<storage::SecretView> FindDeleted(const OpenVault& vault, const std::string& name);
   StatusOr<KeyList> ListPage(const Vault& vault, bool deleted, const std::string& cursor,
                              int limit);
   // The version an operation uses, and the key opened from it.

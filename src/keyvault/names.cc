@@ -102,4 +102,16 @@ Status DeletedButRecoverable(storage::ObjectKind kind, const std::string& name) 
       "Conflict");
 }
 
+StatusOr<storage::SecretView> FindDeletedObject(storage::Store& store, storage::ObjectKind kind,
+                                                const std::string& vault, const std::string& name) {
+  auto view = store.GetObject(kind, vault, name, "", true);
+  if (!view.ok()) {
+    return InKeyVaultWords(view.status(), kind, name, true);
+  }
+  if (!view->deleted) {
+    return DeletedObjectNotFound(kind, name);
+  }
+  return view;
+}
+
 }  // namespace coffer::keyvault

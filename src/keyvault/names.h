@@ -4,6 +4,7 @@
 
 #include "common/status.h"
 #include "storage/records.h"
+#include "storage/store.h"
 
 namespace coffer::keyvault {
 
@@ -26,6 +27,10 @@ Status DeletedObjectNotFound(storage::ObjectKind kind, const std::string& name);
 // (`deleted`: for a soft-deleted one); any other status as it is.
 Status InKeyVaultWords(const Status& s, storage::ObjectKind kind, const std::string& name,
                        bool deleted);
+// FindDeletedObject reads a soft-deleted object's latest version; kNotFound
+// in Key Vault's words when there is none, or when the object is live.
+StatusOr<storage::SecretView> FindDeletedObject(storage::Store& store, storage::ObjectKind kind,
+                                                const std::string& vault, const std::string& name);
 // A new version of a soft-deleted object.
 Status DeletedButRecoverable(storage::ObjectKind kind, const std::string& name);
 

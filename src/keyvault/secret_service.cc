@@ -293,21 +293,10 @@ StatusOr<Secret> SecretService::Delete(const Vault& vault, const std::string& na
   return FromView(view, *vault);
 }
 
-StatusOr<storage::SecretView> SecretService::FindDeleted(const OpenVault& vault,
-                                                         const std::string& name) {
-  auto view = store_.GetSecret(vault.record.name, name, "", true);
-  if (!view.ok()) {
-    return InKeyVaultWords(view.status(), kKind, name, true);
-  }
-  if (!view->deleted) {
-    return DeletedObjectNotFound(kKind, name);
-  }
-  return view;
-}
-
 StatusOr<Secret> SecretService::GetDeleted(const Vault& vault, const std::string& name) {
   RETURN_IF_ERROR(ValidateObjectName(name));
-  ASSIGN_OR_RETURN(storage::SecretView view, FindDeleted(*vault, name));
+  ASSIGN_OR_RETURN(storage::SecretView view,
+                   FindDeletedObject(store_, kKind, vault->record.name, name));
   return FromView(view, *vault);
 }
 
@@ -329,7 +318,7 @@ StatusOr<Secret> SecretService::Recover(const Vault& vault, const std::string& n
 
 Status SecretService::Purge(const Vault& vault, const std::string& name) {
   RETURN_IF_ERROR(ValidateObjectName(name));
-  RETURN_IF_ERROR(FindDeleted(*vault, name).status());
+  RETURN_IF_ERROR(FindDeletedObject(store_, kKind, vault->record.name, name).status());
   // SECURITY: purge protection is absolute until the retention period ends;
   // only the scheduled purge removes the secret earlier than that.
   if (vault->settings.purge_protection) {

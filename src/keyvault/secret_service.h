@@ -142,9 +142,6 @@ class SecretService {
   // ago, or returns nullopt.
   std::optional<StatusOr<Secret>> FromCache(const Vault& vault, const std::string& name,
                                             const std::string& version, int64_t max_age_seconds);
-  // FindDeleted reads a soft-deleted secret; kNotFound (DeletedSecret's
-  // message) when it is live or absent.
-  StatusOr<storage::SecretView> FindDeleted(const OpenVault& vault, const std::string& name);
   // ListPage lists live or soft-deleted secrets.
   StatusOr<SecretList> ListPage(const Vault& vault, bool deleted, const std::string& cursor,
                                 int limit);
