@@ -80,6 +80,13 @@ constexpr PermissionSet Bit(ObjectType type, std::string_view name) {
     name, ObjectType::kCertificates, perm, "Microsoft.KeyVault/vaults/certificates/" action, \
         on_object, Bit(ObjectType::kCertificates, perm)                                      \
   }
+// A vault's certificate contacts and issuers: Key Vault's actions of their
+// own, and "manage..." permissions that also grant each issuer operation.
+#define COFFER_CERT_ADMIN_OP(name, perm, also, action, on_object)                          \
+  DataOperation {                                                                          \
+    name, ObjectType::kCertificates, perm, "Microsoft.KeyVault/vaults/" action, on_object, \
+        Bit(ObjectType::kCertificates, perm) | Bit(ObjectType::kCertificates, also)        \
+  }
 constexpr DataOperation kOperations[] = {
     COFFER_SECRET_OP("SecretGet", "get", "getSecret/action", true),
     COFFER_SECRET_OP("SecretList", "list", "readMetadata/action", false),
@@ -132,6 +139,27 @@ constexpr DataOperation kOperations[] = {
     COFFER_CERT_OP("CertificateListDeleted", "list", "read", false),
     COFFER_CERT_OP("CertificateRecover", "recover", "recover/action", true),
     COFFER_CERT_OP("CertificatePurge", "purge", "purge/action", true),
+    // An operation in progress is cancelled and dropped with "update" and
+    // merged with "create", as in Key Vault.
+    COFFER_CERT_OP("CertificatePendingUpdate", "update", "update/action", true),
+    COFFER_CERT_OP("CertificatePendingDelete", "update", "update/action", true),
+    COFFER_CERT_OP("CertificatePendingMerge", "create", "create/action", true),
+    COFFER_CERT_ADMIN_OP("CertificateContactsGet", "managecontacts", "managecontacts",
+                         "certificatecontacts/write", false),
+    COFFER_CERT_ADMIN_OP("CertificateContactsSet", "managecontacts", "managecontacts",
+                         "certificatecontacts/write", false),
+    COFFER_CERT_ADMIN_OP("CertificateContactsDelete", "managecontacts", "managecontacts",
+                         "certificatecontacts/write", false),
+    COFFER_CERT_ADMIN_OP("CertificateIssuerGet", "getissuers", "manageissuers",
+                         "certificatecas/read", false),
+    COFFER_CERT_ADMIN_OP("CertificateIssuerList", "listissuers", "manageissuers",
+                         "certificatecas/read", false),
+    COFFER_CERT_ADMIN_OP("CertificateIssuerSet", "setissuers", "manageissuers",
+                         "certificatecas/write", false),
+    COFFER_CERT_ADMIN_OP("CertificateIssuerUpdate", "setissuers", "manageissuers",
+                         "certificatecas/write", false),
+    COFFER_CERT_ADMIN_OP("CertificateIssuerDelete", "deleteissuers", "manageissuers",
+                         "certificatecas/delete", false),
     // Random bytes come from the vault, not a key: any caller who may read
     // the vault's keys may ask (Key Vault offers it on Managed HSM only).
     COFFER_KEY_OP("GetRandomBytes", "get", "keys/read", false),
@@ -139,6 +167,7 @@ constexpr DataOperation kOperations[] = {
 #undef COFFER_SECRET_OP
 #undef COFFER_KEY_OP
 #undef COFFER_CERT_OP
+#undef COFFER_CERT_ADMIN_OP
 
 constexpr std::string_view kDataActions[] = {
     // secrets

@@ -80,8 +80,145 @@ struct CertificateService::Stored {
 };
 
 CertificateService::CertificateService(storage::Store& store, const Clock& clock,
-                                       SecretService& secrets, KeyService& keys)
-    : store_(store), clock_(clock), secrets_(secrets), keys_(keys) {}
+                                       SecretService& secrets, KeyService& keys,
+                                       CertificateIssuers& issuers)
+    : store_(store), clock_(clock), secrets_(secrets), keys_(keys), issuers_(issuers) {}
+
+// The operation document (VaultDocumentKey "certificate-operation/<name>"):
+// {"name", "issuer", "csr": base64 DER, "status": "inProgress", "merging"
+// (a merge has claimed it) or "cancelled", "status_details",
+// "cancellation_requested", "request_id", "version": the id the merged
+// version gets, "key": base64 of the new private key sealed for that
+// version, "policy", "tags", "enabled"}.
+struct CertificateService::Pending {
+  CertificateOperation op;
+  std::string version;
+  std::string sealed_key;
+  Json policy;
+  std::string tags_json = "{}";
+  bool enabled = true;
+
+  static std::string Key(const OpenVault& vault, const std::string& name) {
+    return VaultDocumentKey(vault.record, "certificate-operation/" + AsciiLower(name));
+  }
+
+  static StatusOr<std::optional<Pending>> Read(const std::optional<std::string>& doc) {
+    if (!doc || doc->empty()) {
+      return std::optional<Pending>();
+    }
+    auto json = ParseJson(*doc, 12);
+    Status corrupt = DataLossError("a certificate's pending operation is corrupt");
+    if (!json || !json->is_object()) {
+      return corrupt;
+    }
+    Pending p;
+    try {
+      p.op.name = json->at("name").get<std::string>();
+      p.op.issuer = json->at("issuer").get<std::string>();
+      p.op.status = json->at("status").get<std::string>();
+      p.op.status_details = json->value("status_details", std::string());
+      p.op.cancellation_requested = json->value("cancellation_requested", false);
+      p.op.request_id = json->at("request_id").get<std::string>();
+      p.version = json->at("version").get<std::string>();
+      p.policy = json->at("policy");
+      p.tags_json = json->value("tags", std::string("{}"));
+      p.enabled = json->value("enabled", true);
+      auto csr = Base64Decode(json->at("csr").get<std::string>());
+      auto key = Base64Decode(json->at("key").get<std::string>());
+      if (!csr || !key) {
+        return corrupt;
+      }
+      p.op.csr = std::move(*csr);
+      p.sealed_key = std::move(*key);
+    } catch (const std::exception&) {
+      return corrupt;
+    }
+    return std::optional<Pending>(std::move(p));
+  }
+
+  std::string Write() const {
+    return ToJson(Json{{"name", op.name},
+                       {"issuer", op.issuer},
+                       {"csr", Base64Encode(op.csr)},
+                       {"status", op.status},
+                       {"status_details", op.status_details},
+                       {"cancellation_requested", op.cancellation_requested},
+                       {"request_id", op.request_id},
+                       {"version", version},
+                       {"key", Base64Encode(sealed_key)},
+                       {"policy", policy},
+                       {"tags", tags_json},
+                       {"enabled", enabled}});
+  }
+
+  // The operation as GET /pending shows it: a claimed one is still in
+  // progress.
+  CertificateOperation Shown() const {
+    CertificateOperation shown = op;
+    if (shown.status == "merging") {
+      shown.status = "inProgress";
+    }
+    return shown;
+  }
+};
+
+namespace {
+
+// The error a store's UpdateMeta function returns to write nothing.
+Status NoPendingOperation(const std::string& name) {
+  return NotFoundError("Pending certificate not found: " + name, "CertificateOperationNotFound");
+}
+
+// AAD name of a pending operation's sealed key: not a key's name, so that it
+// never opens as a stored key version.
+std::string PendingKeyName(const std::string& name) {
+  return "pending-operation/" + AsciiLower(name);
+}
+
+}  // namespace
+
+StatusOr<std::optional<CertificateService::Pending>> CertificateService::ReadPending(
+    const OpenVault& vault, const std::string& name) {
+  ASSIGN_OR_RETURN(auto doc, store_.GetMeta(Pending::Key(vault, name)));
+  ASSIGN_OR_RETURN(std::optional<Pending> pending, Pending::Read(doc));
+  if (pending && pending->op.status == "merging") {
+    // A merge that wrote its version but stopped before dropping the
+    // operation: the version tells.
+    auto made = store_.GetObject(kKind, vault.record.name, name, pending->version, false);
+    if (made.ok()) {
+      RETURN_IF_ERROR(DropPending(vault, name, pending->op.request_id));
+      return std::optional<Pending>();
+    }
+  }
+  return pending;
+}
+
+Status CertificateService::DropPending(const OpenVault& vault, const std::string& name,
+                                       const std::string& request_id) {
+  auto dropped =
+      store_.UpdateMeta(Pending::Key(vault, name),
+                        [&](const std::optional<std::string>& current) -> StatusOr<std::string> {
+                          ASSIGN_OR_RETURN(std::optional<Pending> p, Pending::Read(current));
+                          if (!p || (!request_id.empty() && p->op.request_id != request_id)) {
+                            return NoPendingOperation(name);  // nothing to drop: write nothing
+                          }
+                          return std::string();
+                        });
+  if (dropped.status().code() == StatusCode::kNotFound) {
+    return OkStatus();
+  }
+  return dropped.status();
+}
+
+Status CertificateService::SetCurrentPolicy(const OpenVault& vault, const std::string& name,
+                                            const CertificatePolicy& policy) {
+  std::string rendered = ToJson(RenderCertificatePolicy(policy, ""));
+  return store_
+      .UpdateObjectPolicy(
+          kKind, vault.record.name, name,
+          [&](const std::optional<std::string>&) -> StatusOr<std::string> { return rendered; })
+      .status();
+}
 
 void CertificateService::Forget(const OpenVault& vault, const std::string& name) {
   secrets_.Invalidate(vault.record.name, name);
@@ -213,24 +350,27 @@ StatusOr<CertificateOperation> CertificateService::Create(const Vault& vault,
   RETURN_IF_ERROR(ValidateObjectName(name));
   RETURN_IF_ERROR(ValidateTagsJson(in.tags_json));
   const int64_t now = clock_.NowSeconds();
+  auto latest = store_.GetObject(kKind, vault->record.name, name, "", false);
+  if (!latest.ok() && latest.status().code() != StatusCode::kNotFound) {
+    return latest.status();
+  }
+  const bool exists = latest.ok();
+  ASSIGN_OR_RETURN(std::optional<Pending> pending, ReadPending(*vault, name));
+  if (pending && pending->op.status != "cancelled") {
+    return FailedPreconditionError("Certificate '" + name +
+                                       "' has an operation in progress; merge, cancel or "
+                                       "delete it (/pending) first.",
+                                   "Conflict");
+  }
   std::optional<CertificatePolicy> policy;
   if (in.policy) {
     CertificatePolicy base;
     ASSIGN_OR_RETURN(policy, ParseCertificatePolicy(*in.policy, base));
     policy->created = policy->updated = now;
-  } else {
-    auto latest = store_.GetObject(kKind, vault->record.name, name, "", false);
-    if (!latest.ok()) {
-      if (latest.status().code() == StatusCode::kNotFound) {
-        return BadParameter("Property 'policy' is required to create a new certificate.");
-      }
-      return latest.status();
-    }
+  } else if (exists) {
     ASSIGN_OR_RETURN(policy, CurrentPolicy(*vault, name, *latest));
-  }
-  if (policy->issuer != "Self") {
-    return BadParameter("Issuer '" + policy->issuer +
-                        "' is not available in this vault; certificates are issued by Self.");
+  } else {
+    return BadParameter("Property 'policy' is required to create a new certificate.");
   }
   std::unique_ptr<crypto::AsymKey> key;
   if (policy->reuse_key) {
@@ -242,36 +382,95 @@ StatusOr<CertificateOperation> CertificateService::Create(const Vault& vault,
   }
   crypto::CertificateProfile profile =
       ProfileOf(*policy, now, AddMonths(now, policy->validity_months));
-  ASSIGN_OR_RETURN(std::string der,
-                   crypto::IssueCertificate(profile, key->PublicKeyDer(), *key, ""));
+  if (policy->issuer == "Unknown") {
+    return StartPending(vault, name, *key, *policy, profile, in, exists);
+  }
+  std::vector<std::string> chain;
+  if (policy->issuer == "Self") {
+    ASSIGN_OR_RETURN(std::string der,
+                     crypto::IssueCertificate(profile, key->PublicKeyDer(), *key, ""));
+    chain.push_back(std::move(der));
+  } else {
+    ASSIGN_OR_RETURN(chain, issuers_.Issue(vault, policy->issuer, policy->validity_months, profile,
+                                           key->PublicKeyDer()));
+  }
   CertificateOperation op;
   ASSIGN_OR_RETURN(op.csr, crypto::CreateCsr(profile, *key));
   op.issuer = policy->issuer;
   op.status = "completed";
   op.request_id = crypto::RandomUuid();
-  ASSIGN_OR_RETURN(Certificate c, Write(vault, name, *key, {der}, *policy, crypto::RandomHex(16),
+  ASSIGN_OR_RETURN(Certificate c, Write(vault, name, *key, chain, *policy, crypto::RandomHex(16),
                                         op, in.tags_json, in.enabled));
+  if (pending) {
+    RETURN_IF_ERROR(DropPending(*vault, name, pending->op.request_id));
+  }
   if (in.policy) {
-    // A PATCHed policy no longer applies: the new version's is current.
-    auto cleared = store_.UpdateObjectPolicy(
-        kKind, vault->record.name, name,
-        [](const std::optional<std::string>&) -> StatusOr<std::string> { return std::string(); });
-    RETURN_IF_ERROR(cleared.status());
+    RETURN_IF_ERROR(SetCurrentPolicy(*vault, name, *policy));
   }
   op.name = c.record.name;
   return op;
 }
 
+StatusOr<CertificateOperation> CertificateService::StartPending(
+    const Vault& vault, const std::string& name, const crypto::AsymKey& key,
+    const CertificatePolicy& policy, const crypto::CertificateProfile& profile,
+    const CertificateCreateInput& in, bool exists) {
+  if (!exists) {
+    auto deleted = store_.GetObject(kKind, vault->record.name, name, "", true);
+    if (deleted.ok() && deleted->deleted) {
+      return DeletedButRecoverable(kKind, name);
+    }
+  }
+  Pending p;
+  p.op.name = name;
+  p.op.issuer = policy.issuer;
+  ASSIGN_OR_RETURN(p.op.csr, crypto::CreateCsr(profile, key));
+  p.op.status = "inProgress";
+  p.op.status_details = "Pending certificate created. Merge the signed certificate to complete it.";
+  p.op.request_id = crypto::RandomUuid();
+  p.version = crypto::RandomHex(16);
+  p.policy = RenderCertificatePolicy(policy, "");
+  p.tags_json = in.tags_json;
+  p.enabled = in.enabled;
+  {
+    crypto::SecureBytes der = key.ToPrivateDer();
+    std::string plain(der.view());
+    p.sealed_key = Envelope::SealKeyMaterial(vault->data_key, vault->record.name,
+                                             PendingKeyName(name), p.version, plain);
+    crypto::SecureWipe(plain);
+  }
+  std::string doc = p.Write();
+  auto written = store_.UpdateMeta(
+      Pending::Key(*vault, name),
+      [&](const std::optional<std::string>& current) -> StatusOr<std::string> {
+        ASSIGN_OR_RETURN(std::optional<Pending> other, Pending::Read(current));
+        if (other && other->op.status != "cancelled") {
+          return FailedPreconditionError("Certificate '" + name + "' has an operation in progress.",
+                                         "Conflict");
+        }
+        return doc;
+      });
+  RETURN_IF_ERROR(written.status());
+  if (exists && in.policy) {
+    RETURN_IF_ERROR(SetCurrentPolicy(*vault, name, policy));
+  }
+  return p.op;
+}
+
 StatusOr<CertificateOperation> CertificateService::GetOperation(const Vault& vault,
                                                                 const std::string& name) {
   RETURN_IF_ERROR(ValidateObjectName(name));
+  ASSIGN_OR_RETURN(std::optional<Pending> pending, ReadPending(*vault, name));
+  if (pending) {
+    return pending->Shown();
+  }
   auto latest = store_.GetObject(kKind, vault->record.name, name, "", false);
   if (!latest.ok()) {
     return InKeyVaultWords(latest.status(), kKind, name, false);
   }
   ASSIGN_OR_RETURN(Stored stored, Stored::Read(latest->version.key_json));
   if (!stored.operation) {
-    return NotFoundError("Pending certificate not found: " + name, "CertificateOperationNotFound");
+    return NoPendingOperation(name);
   }
   const Json& o = *stored.operation;
   CertificateOperation op;
@@ -282,6 +481,159 @@ StatusOr<CertificateOperation> CertificateService::GetOperation(const Vault& vau
   op.status = o.value("status", std::string("completed"));
   op.status_details = o.value("status_details", std::string());
   return op;
+}
+
+StatusOr<CertificateOperation> CertificateService::CancelOperation(const Vault& vault,
+                                                                   const std::string& name) {
+  RETURN_IF_ERROR(ValidateObjectName(name));
+  std::optional<CertificateOperation> cancelled;
+  auto written =
+      store_.UpdateMeta(Pending::Key(*vault, name),
+                        [&](const std::optional<std::string>& current) -> StatusOr<std::string> {
+                          ASSIGN_OR_RETURN(std::optional<Pending> p, Pending::Read(current));
+                          if (!p) {
+                            return NoPendingOperation(name);
+                          }
+                          if (p->op.status == "inProgress") {
+                            p->op.status = "cancelled";
+                            p->op.cancellation_requested = true;
+                            p->op.status_details = "The certificate operation was cancelled.";
+                          }
+                          cancelled = p->Shown();
+                          return p->Write();
+                        });
+  if (written.ok()) {
+    return *cancelled;
+  }
+  if (written.status().code() != StatusCode::kNotFound) {
+    return written.status();
+  }
+  // No operation in progress: a finished one stays as it is.
+  return GetOperation(vault, name);
+}
+
+StatusOr<CertificateOperation> CertificateService::DeleteOperation(const Vault& vault,
+                                                                   const std::string& name) {
+  RETURN_IF_ERROR(ValidateObjectName(name));
+  std::optional<CertificateOperation> dropped;
+  auto written =
+      store_.UpdateMeta(Pending::Key(*vault, name),
+                        [&](const std::optional<std::string>& current) -> StatusOr<std::string> {
+                          ASSIGN_OR_RETURN(std::optional<Pending> p, Pending::Read(current));
+                          if (!p) {
+                            return NoPendingOperation(name);
+                          }
+                          dropped = p->Shown();
+                          return std::string();
+                        });
+  if (written.ok()) {
+    return *dropped;
+  }
+  if (written.status().code() != StatusCode::kNotFound) {
+    return written.status();
+  }
+  // The latest version's record of how it was made.
+  CertificateOperation op;
+  auto view = store_.UpdateObjectVersion(
+      kKind, vault->record.name, name, "", [&](storage::SecretVersionRecord& rec) -> Status {
+        auto json = ParseJson(rec.key_json, 12);
+        if (!json || !json->is_object() || !json->contains("operation")) {
+          return NoPendingOperation(name);
+        }
+        const Json& o = (*json)["operation"];
+        op.issuer = o.value("issuer", std::string("Self"));
+        op.csr = Base64Decode(o.value("csr", std::string())).value_or("");
+        op.request_id = o.value("request_id", std::string());
+        op.status = o.value("status", std::string("completed"));
+        op.status_details = o.value("status_details", std::string());
+        json->erase("operation");
+        rec.key_json = ToJson(*json);
+        return OkStatus();
+      });
+  if (!view.ok()) {
+    return InKeyVaultWords(view.status(), kKind, name, false);
+  }
+  op.name = view->version.name;
+  return op;
+}
+
+StatusOr<Certificate> CertificateService::Merge(const Vault& vault, const std::string& name,
+                                                const CertificateMergeInput& in) {
+  RETURN_IF_ERROR(ValidateObjectName(name));
+  if (in.tags_json) {
+    RETURN_IF_ERROR(ValidateTagsJson(*in.tags_json));
+  }
+  if (in.x5c.empty() || in.x5c.size() > 10) {
+    return BadParameter("Property 'x5c' must hold 1 to 10 certificates, the signed one first.");
+  }
+  // Claimed first, so that a cancel or another merge meanwhile is refused
+  // rather than lost.
+  std::optional<Pending> pending;
+  auto claimed =
+      store_.UpdateMeta(Pending::Key(*vault, name),
+                        [&](const std::optional<std::string>& current) -> StatusOr<std::string> {
+                          ASSIGN_OR_RETURN(std::optional<Pending> p, Pending::Read(current));
+                          if (!p) {
+                            return NoPendingOperation(name);
+                          }
+                          if (p->op.status != "inProgress") {
+                            return FailedPreconditionError(
+                                "The operation of certificate '" + name + "' is " +
+                                    (p->op.status == "merging" ? "being merged" : p->op.status) +
+                                    "; it cannot be merged.",
+                                "Conflict");
+                          }
+                          p->op.status = "merging";
+                          pending = std::move(p);
+                          return pending->Write();
+                        });
+  RETURN_IF_ERROR(claimed.status());
+  auto unclaim = [&]() {
+    (void)store_.UpdateMeta(
+        Pending::Key(*vault, name),
+        [&](const std::optional<std::string>& current) -> StatusOr<std::string> {
+          ASSIGN_OR_RETURN(std::optional<Pending> p, Pending::Read(current));
+          if (!p || p->op.request_id != pending->op.request_id || p->op.status != "merging") {
+            return NoPendingOperation(name);
+          }
+          p->op.status = "inProgress";
+          return p->Write();
+        });
+  };
+  auto made = [&]() -> StatusOr<Certificate> {
+    ASSIGN_OR_RETURN(crypto::CertificateDetails leaf, crypto::ReadCertificateDer(in.x5c[0]));
+    ASSIGN_OR_RETURN(std::string der, Envelope::OpenKeyMaterial(
+                                          vault->data_key, vault->record.name, PendingKeyName(name),
+                                          pending->version, pending->sealed_key));
+    auto key = crypto::AsymKey::FromPrivateDer(der);
+    crypto::SecureWipe(der);
+    RETURN_IF_ERROR(key.status());
+    if (leaf.public_key_der != (*key)->PublicKeyDer()) {
+      return BadParameter(
+          "The certificate in x5c[0] does not carry the public key of the pending request.");
+    }
+    ASSIGN_OR_RETURN(CertificatePolicy policy, LoadCertificatePolicy(ToJson(pending->policy)));
+    CertificateOperation op = pending->op;
+    op.status = "completed";
+    op.status_details = "";
+    ASSIGN_OR_RETURN(Certificate c, Write(vault, name, **key, in.x5c, policy, pending->version, op,
+                                          in.tags_json.value_or(pending->tags_json),
+                                          in.enabled.value_or(pending->enabled)));
+    c.policy = policy;
+    return c;
+  }();
+  if (!made.ok()) {
+    if (made.status().code() == StatusCode::kAlreadyExists) {
+      RETURN_IF_ERROR(DropPending(*vault, name, pending->op.request_id));
+      return FailedPreconditionError("The pending certificate '" + name + "' was merged already.",
+                                     "Conflict");
+    }
+    unclaim();
+    return made.status();
+  }
+  RETURN_IF_ERROR(DropPending(*vault, name, pending->op.request_id));
+  RETURN_IF_ERROR(SetCurrentPolicy(*vault, name, *made->policy));
+  return made;
 }
 
 StatusOr<Certificate> CertificateService::Import(const Vault& vault, const std::string& name,
@@ -352,8 +704,11 @@ StatusOr<Certificate> CertificateService::Import(const Vault& vault, const std::
     ASSIGN_OR_RETURN(policy, ParseCertificatePolicy(given, policy));
   }
   policy.created = policy.updated = clock_.NowSeconds();
-  return Write(vault, name, *bundle->key, bundle->chain_der, policy, crypto::RandomHex(16),
-               std::nullopt, in.tags_json, in.enabled);
+  ASSIGN_OR_RETURN(Certificate c,
+                   Write(vault, name, *bundle->key, bundle->chain_der, policy,
+                         crypto::RandomHex(16), std::nullopt, in.tags_json, in.enabled));
+  RETURN_IF_ERROR(SetCurrentPolicy(*vault, name, policy));
+  return c;
 }
 
 StatusOr<Certificate> CertificateService::Get(const Vault& vault, const std::string& name,
@@ -451,6 +806,8 @@ StatusOr<Certificate> CertificateService::Delete(const Vault& vault, const std::
   if (!marked.ok()) {
     return InKeyVaultWords(marked, kKind, name, false);
   }
+  // An operation in progress goes with the certificate.
+  RETURN_IF_ERROR(DropPending(*vault, name, ""));
   ASSIGN_OR_RETURN(storage::SecretView view,
                    store_.GetObject(kKind, vault->record.name, name, "", true));
   ASSIGN_OR_RETURN(Certificate c, FromView(view, *vault));

@@ -9,6 +9,7 @@
 #include "common/clock.h"
 #include "common/json.h"
 #include "common/status.h"
+#include "keyvault/certificate_issuers.h"
 #include "keyvault/certificate_policy.h"
 #include "keyvault/envelope.h"
 #include "keyvault/key_service.h"
@@ -63,6 +64,13 @@ struct CertificateImportInput {
   bool enabled = true;
 };
 
+// What POST /certificates/{name}/pending/merge takes.
+struct CertificateMergeInput {
+  std::vector<std::string> x5c;  // DER, the signed certificate first
+  std::optional<std::string> tags_json;
+  std::optional<bool> enabled;
+};
+
 // What PATCH /certificates/{name}/{version} changes; absent stays.
 struct CertificatePatch {
   std::optional<bool> enabled;
@@ -79,10 +87,19 @@ struct CertificatePatch {
 // are the certificate's (Store, "Owned objects"): read through the keys and
 // secrets APIs with `managed: true`, changed only with the certificate.
 //
-// Creation with the Self issuer signs at once, so the operation a create
-// returns is already "completed". Authorization is the caller's job. Errors
-// carry Key Vault's codes as reasons ("CertificateNotFound",
-// "BadParameter", "Conflict", "Forbidden").
+// Creation with the Self issuer, or an issuer of the Coffer provider
+// (CertificateIssuers), signs at once, so the operation a create returns is
+// already "completed". With the Unknown issuer it stays "inProgress": the
+// operation holds the request (CSR) and the new private key, sealed, in a
+// document of its own (VaultDocumentKey) until a merge brings the signed
+// certificate, a cancel stops it or a delete drops it; the certificate's
+// versions are untouched meanwhile. The version id is chosen when the
+// operation starts, so two merges cannot both succeed. The current policy
+// is kept in the certificate's policy slot (Store::UpdateObjectPolicy),
+// written after each version a create or import makes.
+//
+// Authorization is the caller's job. Errors carry Key Vault's codes as
+// reasons ("CertificateNotFound", "BadParameter", "Conflict", "Forbidden").
 //
 // SECURITY: private keys exist in memory only while a version is made or
 // imported, in buffers that wipe themselves; nothing here logs or returns
@@ -94,16 +111,31 @@ class CertificateService {
   using Vault = std::shared_ptr<const OpenVault>;
 
   CertificateService(storage::Store& store, const Clock& clock, SecretService& secrets,
-                     KeyService& keys);
+                     KeyService& keys, CertificateIssuers& issuers);
 
-  // Makes a new version under the request's policy (or the current one).
-  // kInvalidArgument for a policy it cannot take, or an issuer other than
-  // Self.
+  // Makes a new version under the request's policy (or the current one), or
+  // for the Unknown issuer starts an operation that a merge completes.
+  // kInvalidArgument for a policy it cannot take or an issuer that cannot
+  // sign it; kFailedPrecondition ("Conflict") while an operation of the
+  // certificate is in progress.
   StatusOr<CertificateOperation> Create(const Vault& vault, const std::string& name,
                                         const CertificateCreateInput& input);
-  // The operation that made the latest version. kNotFound
-  // ("CertificateOperationNotFound") when it was imported.
+  // The operation in progress, or else the one that made the latest
+  // version. kNotFound ("CertificateOperationNotFound") when there is none.
   StatusOr<CertificateOperation> GetOperation(const Vault& vault, const std::string& name);
+  // Cancels the operation in progress (it becomes "cancelled"; a merge is
+  // then refused). A finished operation is returned as it is.
+  StatusOr<CertificateOperation> CancelOperation(const Vault& vault, const std::string& name);
+  // Drops the operation (the one in progress: its key is forgotten and no
+  // version is made; else the record of the latest version's) and returns
+  // it.
+  StatusOr<CertificateOperation> DeleteOperation(const Vault& vault, const std::string& name);
+  // Completes the operation in progress with the signed certificate and its
+  // chain: the certificate must carry the operation's public key.
+  // kNotFound when no operation is in progress; kFailedPrecondition
+  // ("Conflict") when it was cancelled or merged meanwhile.
+  StatusOr<Certificate> Merge(const Vault& vault, const std::string& name,
+                              const CertificateMergeInput& input);
   // Imports a key and its chain (reference azure-sdk-compat.md §4.4 for how
   // the value's format is told).
   StatusOr<Certificate> Import(const Vault& vault, const std::string& name,
@@ -132,6 +164,22 @@ class CertificateService {
  private:
   // What a certificate version stores in its record's key_json.
   struct Stored;
+  // An operation in progress as its document stores it.
+  struct Pending;
+  StatusOr<std::optional<Pending>> ReadPending(const OpenVault& vault, const std::string& name);
+  // Removes the operation document if it still holds `request_id` (any,
+  // when empty).
+  Status DropPending(const OpenVault& vault, const std::string& name,
+                     const std::string& request_id);
+  // Makes `policy` the certificate's current one (its policy slot).
+  Status SetCurrentPolicy(const OpenVault& vault, const std::string& name,
+                          const CertificatePolicy& policy);
+  // Starts an Unknown-issuer operation.
+  StatusOr<CertificateOperation> StartPending(const Vault& vault, const std::string& name,
+                                              const crypto::AsymKey& key,
+                                              const CertificatePolicy& policy,
+                                              const crypto::CertificateProfile& profile,
+                                              const CertificateCreateInput& input, bool exists);
   StatusOr<Certificate> FromView(const storage::SecretView& view, const OpenVault& vault) const;
   // Writes a version: the certificate `chain_der[0]` for `key`, its key
   // and its secret. Returns the certificate version.
@@ -156,6 +204,7 @@ class CertificateService {
   const Clock& clock_;
   SecretService& secrets_;
   KeyService& keys_;
+  CertificateIssuers& issuers_;
 };
 
 }  // namespace coffer::keyvault

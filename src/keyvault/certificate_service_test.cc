@@ -5,6 +5,7 @@
 #include "common/encoding.h"
 #include "crypto/certificate.h"
 #include "crypto/primitives.h"
+#include "keyvault/names.h"
 #include "storage/memory/memory_store.h"
 
 namespace coffer::keyvault {
@@ -119,7 +120,9 @@ class CertificateServiceTest : public ::testing::Test {
         registry_(store_, *envelope_, clock_, 0),
         secrets_(store_, *envelope_, clock_, 0),
         keys_(store_, *envelope_, clock_, 0),
-        service_(store_, clock_, secrets_, keys_) {
+        authority_(store_, *envelope_, clock_),
+        issuers_(store_, clock_, authority_),
+        service_(store_, clock_, secrets_, keys_, issuers_) {
     for (auto [name, protect] : {std::pair{"kv", false}, std::pair{"protected", true}}) {
       storage::VaultRecord v;
       v.name = name;
@@ -147,6 +150,8 @@ class CertificateServiceTest : public ::testing::Test {
   VaultRegistry registry_;
   SecretService secrets_;
   KeyService keys_;
+  CertificateAuthority authority_;
+  CertificateIssuers issuers_;
   CertificateService service_;
 };
 
@@ -249,11 +254,236 @@ TEST_F(CertificateServiceTest, ReuseKeyKeepsTheKeyOfTheLatestVersionWhileItFits)
   EXPECT_NE(public_key(), second);
 }
 
-TEST_F(CertificateServiceTest, OnlyTheSelfIssuerSignsForNow) {
-  auto op = service_.Create(V(), "u", Input(R"({"x509_props":{"subject":"CN=u"},
-                                               "issuer":{"name":"Unknown"}})"));
-  EXPECT_EQ(op.status().code(), StatusCode::kInvalidArgument);
+// Signs a request as a CA outside Coffer would: a CA key of its own.
+struct OutsideCa {
+  std::unique_ptr<crypto::AsymKey> key = crypto::AsymKey::Generate("EC", 0, "P-256").value();
+  std::string der;
+  OutsideCa() {
+    crypto::CertificateProfile ca;
+    ca.subject = "CN=Outside CA";
+    ca.not_before = 1700000000;
+    ca.not_after = 1900000000;
+    ca.is_ca = true;
+    der = crypto::IssueCertificate(ca, key->PublicKeyDer(), *key, "").value();
+  }
+  std::string Sign(const std::string& csr_der) const {
+    auto csr = crypto::ReadCsr(csr_der).value();
+    csr.profile.not_before = 1800000000;
+    csr.profile.not_after = 1810000000;
+    return crypto::IssueCertificate(csr.profile, csr.public_key_der, *key, der).value();
+  }
+};
+
+constexpr char kUnknown[] = R"({"x509_props":{"subject":"CN=u","sans":{"dns_names":
+    ["u.example"]}},"key_props":{"kty":"EC"},"issuer":{"name":"Unknown"}})";
+
+TEST_F(CertificateServiceTest, AnUnknownIssuerWaitsForTheMergeOfTheSignedCertificate) {
+  auto op = service_.Create(V(), "U", Input(kUnknown));
+  ASSERT_TRUE(op.ok()) << op.status().ToString();
+  EXPECT_EQ(op->status, "inProgress");
+  EXPECT_EQ(op->issuer, "Unknown");
+  // Nothing of it is a certificate, a key or a secret yet.
   EXPECT_EQ(service_.Get(V(), "u", "").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(keys_.Get(V(), "u", "").status().code(), StatusCode::kNotFound);
+  auto pending = service_.GetOperation(V(), "u");
+  ASSERT_TRUE(pending.ok()) << pending.status().ToString();
+  EXPECT_EQ(pending->status, "inProgress");
+  EXPECT_EQ(pending->csr, op->csr);
+  // A second create waits its turn.
+  EXPECT_EQ(service_.Create(V(), "u", Input(kUnknown)).status().reason(), "Conflict");
+
+  OutsideCa ca;
+  // A certificate for another key is refused and changes nothing.
+  auto other = crypto::AsymKey::Generate("EC", 0, "P-256").value();
+  auto wrong_csr = crypto::CreateCsr(crypto::ReadCsr(op->csr)->profile, *other).value();
+  CertificateMergeInput wrong;
+  wrong.x5c = {ca.Sign(wrong_csr)};
+  EXPECT_EQ(service_.Merge(V(), "u", wrong).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(service_.GetOperation(V(), "u")->status, "inProgress");
+
+  CertificateMergeInput merge;
+  merge.x5c = {ca.Sign(op->csr), ca.der};
+  auto merged = service_.Merge(V(), "u", merge);
+  ASSERT_TRUE(merged.ok()) << merged.status().ToString();
+  EXPECT_EQ(merged->cer, merge.x5c[0]);
+  EXPECT_TRUE(merged->record.enabled);
+  EXPECT_EQ(merged->record.exp, 1810000000);
+  // The certificate, its key and its secret exist now, with the chain.
+  auto secret = secrets_.Get(V(), "u", "");
+  ASSERT_TRUE(secret.ok()) << secret.status().ToString();
+  auto pfx = crypto::ReadPkcs12(*Base64Decode(*secret->value), "");
+  ASSERT_TRUE(pfx.ok()) << pfx.status().ToString();
+  EXPECT_EQ(pfx->chain_der, merge.x5c);
+  EXPECT_EQ(keys_.Get(V(), "u", "")->record.version, merged->record.version);
+  auto done = service_.GetOperation(V(), "u");
+  ASSERT_TRUE(done.ok());
+  EXPECT_EQ(done->status, "completed");
+  EXPECT_EQ(done->request_id, op->request_id);
+  // It merges once.
+  EXPECT_EQ(service_.Merge(V(), "u", merge).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(service_.GetPolicy(V(), "u")->issuer, "Unknown");
+}
+
+TEST_F(CertificateServiceTest, ACancelledOperationCannotBeMergedAndADeletedOneIsGone) {
+  auto op = service_.Create(V(), "c", Input(kUnknown));
+  ASSERT_TRUE(op.ok());
+  auto cancelled = service_.CancelOperation(V(), "c");
+  ASSERT_TRUE(cancelled.ok());
+  EXPECT_EQ(cancelled->status, "cancelled");
+  EXPECT_TRUE(cancelled->cancellation_requested);
+  OutsideCa ca;
+  CertificateMergeInput merge;
+  merge.x5c = {ca.Sign(op->csr)};
+  EXPECT_EQ(service_.Merge(V(), "c", merge).status().reason(), "Conflict");
+  auto dropped = service_.DeleteOperation(V(), "c");
+  ASSERT_TRUE(dropped.ok());
+  EXPECT_EQ(dropped->request_id, op->request_id);
+  EXPECT_EQ(service_.GetOperation(V(), "c").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(service_.Get(V(), "c", "").status().code(), StatusCode::kNotFound);
+
+  // A completed operation's record can be dropped too; the version stays.
+  ASSERT_TRUE(service_.Create(V(), "s", Input(R"({"x509_props":{"subject":"CN=s"}})")).ok());
+  EXPECT_EQ(service_.CancelOperation(V(), "s")->status, "completed");
+  ASSERT_TRUE(service_.DeleteOperation(V(), "s").ok());
+  EXPECT_EQ(service_.GetOperation(V(), "s").status().code(), StatusCode::kNotFound);
+  EXPECT_TRUE(service_.Get(V(), "s", "").ok());
+}
+
+TEST_F(CertificateServiceTest, APendingRenewalLeavesTheCurrentVersionInPlace) {
+  ASSERT_TRUE(service_
+                  .Create(V(), "r", Input(R"({"x509_props":{"subject":"CN=r"},
+                                                  "key_props":{"kty":"EC"}})"))
+                  .ok());
+  auto first = service_.Get(V(), "r", "");
+  ASSERT_TRUE(first.ok());
+  auto op = service_.Create(V(), "r", Input(kUnknown));
+  ASSERT_TRUE(op.ok()) << op.status().ToString();
+  // The certificate, key and secret still answer with the first version;
+  // the policy is the new one.
+  EXPECT_EQ(service_.Get(V(), "r", "")->record.version, first->record.version);
+  EXPECT_EQ(secrets_.Get(V(), "r", "")->record.version, first->record.version);
+  EXPECT_EQ(service_.GetPolicy(V(), "r")->issuer, "Unknown");
+  OutsideCa ca;
+  CertificateMergeInput merge;
+  merge.x5c = {ca.Sign(op->csr)};
+  auto merged = service_.Merge(V(), "r", merge);
+  ASSERT_TRUE(merged.ok()) << merged.status().ToString();
+  EXPECT_NE(merged->record.version, first->record.version);
+  EXPECT_EQ(service_.Get(V(), "r", "")->record.version, merged->record.version);
+  // Deleting the certificate drops an operation in progress with it.
+  ASSERT_TRUE(service_.Create(V(), "r", Input(kUnknown)).ok());
+  ASSERT_TRUE(service_.Delete(V(), "r").ok());
+  ASSERT_TRUE(service_.Recover(V(), "r").ok());
+  EXPECT_EQ(service_.GetOperation(V(), "r")->status, "completed");
+}
+
+TEST_F(CertificateServiceTest, ACofferIssuerSignsWithinItsRules) {
+  auto issuer = issuers_.SetIssuer(V(), "corp", J(R"({"provider":"Coffer","coffer":{
+      "allowed_dns_suffixes":["corp.example"],"max_validity_months":3}})"),
+                                   true);
+  ASSERT_TRUE(issuer.ok()) << issuer.status().ToString();
+  auto op = service_.Create(V(), "w", Input(R"({"x509_props":{"subject":"CN=w",
+      "sans":{"dns_names":["w.corp.example"]},"validity_months":3},"key_props":{"kty":"EC"},
+      "issuer":{"name":"corp"}})"));
+  ASSERT_TRUE(op.ok()) << op.status().ToString();
+  EXPECT_EQ(op->status, "completed");
+  auto cert = service_.Get(V(), "w", "");
+  ASSERT_TRUE(cert.ok());
+  auto ca = authority_.CertificateDer();
+  ASSERT_TRUE(ca.ok()) << ca.status().ToString();
+  auto leaf = crypto::ReadCertificateDer(cert->cer);
+  auto root = crypto::ReadCertificateDer(*ca);
+  ASSERT_TRUE(leaf.ok() && root.ok());
+  EXPECT_EQ(leaf->issuer, root->subject);
+  EXPECT_TRUE(root->is_ca);
+  // The secret carries the chain up to the CA.
+  auto pfx = crypto::ReadPkcs12(*Base64Decode(*secrets_.Get(V(), "w", "")->value), "");
+  ASSERT_TRUE(pfx.ok());
+  EXPECT_EQ(pfx->chain_der, (std::vector<std::string>{cert->cer, *ca}));
+  // Outside its rules, or disabled, it refuses and nothing is written.
+  for (const char* bad : {
+           R"({"x509_props":{"subject":"CN=x","sans":{"dns_names":["x.other.example"]},
+               "validity_months":3},"issuer":{"name":"corp"}})",
+           R"({"x509_props":{"subject":"CN=x","sans":{"dns_names":["evilcorp.example"]},
+               "validity_months":3},"issuer":{"name":"corp"}})",
+           R"({"x509_props":{"subject":"CN=x","sans":{"dns_names":["x.corp.example"]},
+               "validity_months":4},"issuer":{"name":"corp"}})",
+           R"({"x509_props":{"subject":"CN=x"},"issuer":{"name":"nobody"}})",
+       }) {
+    EXPECT_EQ(service_.Create(V(), "x", Input(bad)).status().code(), StatusCode::kInvalidArgument)
+        << bad;
+  }
+  ASSERT_TRUE(
+      issuers_.SetIssuer(V(), "corp", J(R"({"attributes":{"enabled":false}})"), false).ok());
+  EXPECT_EQ(service_
+                .Create(V(), "x", Input(R"({"x509_props":{"subject":"CN=x",
+      "sans":{"dns_names":["x.corp.example"]},"validity_months":3},"issuer":{"name":"corp"}})"))
+                .status()
+                .code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(service_.Get(V(), "x", "").status().code(), StatusCode::kNotFound);
+  // Another provider is kept but cannot sign from here.
+  ASSERT_TRUE(issuers_.SetIssuer(V(), "dc", J(R"({"provider":"DigiCert"})"), true).ok());
+  EXPECT_EQ(service_
+                .Create(V(), "x", Input(R"({"x509_props":{"subject":"CN=x"},
+      "issuer":{"name":"dc"}})"))
+                .status()
+                .code(),
+            StatusCode::kInvalidArgument);
+}
+
+TEST_F(CertificateServiceTest, IssuersAndContactsAreKeptPerVaultWithTheirPasswordSealed) {
+  auto set = issuers_.SetIssuer(V(), "Dc", J(R"({"provider":"DigiCert","credentials":{
+      "account_id":"acct","pwd":"hunter2-issuer-password"},"org_details":{"id":"o1",
+      "admin_details":[{"first_name":"A","email":"a@example.com"}]}})"),
+                                true);
+  ASSERT_TRUE(set.ok()) << set.status().ToString();
+  EXPECT_TRUE(set->has_password);
+  auto got = issuers_.GetIssuer(V(), "dc");
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->name, "Dc");
+  EXPECT_EQ(got->account_id, "acct");
+  EXPECT_EQ(got->org_details["admin_details"][0]["email"], "a@example.com");
+  // The password is nowhere in the store in the clear.
+  auto doc = store_.GetMeta(VaultDocumentKey(V()->record, "certificate-issuers"));
+  ASSERT_TRUE(doc.ok() && doc->has_value());
+  EXPECT_EQ((*doc)->find("hunter2"), std::string::npos);
+  // A PATCH keeps what it does not name.
+  auto patched = issuers_.SetIssuer(V(), "dc", J(R"({"org_details":{"id":"o2"}})"), false);
+  ASSERT_TRUE(patched.ok());
+  EXPECT_EQ(patched->account_id, "acct");
+  EXPECT_EQ(patched->provider, "DigiCert");
+  EXPECT_EQ(issuers_.SetIssuer(V(), "none", J(R"({"provider":"X"})"), false).status().code(),
+            StatusCode::kNotFound);
+  // Another vault does not see them.
+  EXPECT_EQ(issuers_.GetIssuer(V("protected"), "dc").status().code(), StatusCode::kNotFound);
+  for (const char* bad : {R"({})", R"({"provider":7})", R"({"provider":"X","credentials":[]})",
+                          R"({"provider":"X","coffer":{"max_validity_months":3}})",
+                          R"({"provider":"Coffer","coffer":{"allowed_dns_suffixes":["a b"]}})",
+                          R"({"provider":"Coffer","coffer":{"max_validity_months":-1}})",
+                          R"({"provider":"X","org_details":{"admin_details":[1]}})"}) {
+    EXPECT_EQ(issuers_.SetIssuer(V(), "bad", J(bad), true).status().code(),
+              StatusCode::kInvalidArgument)
+        << bad;
+  }
+  EXPECT_EQ(issuers_.SetIssuer(V(), "Self", J(R"({"provider":"X"})"), true).status().code(),
+            StatusCode::kInvalidArgument);
+  ASSERT_EQ(issuers_.ListIssuers(V())->size(), 1u);
+  ASSERT_TRUE(issuers_.DeleteIssuer(V(), "DC").ok());
+  EXPECT_EQ(issuers_.DeleteIssuer(V(), "dc").status().code(), StatusCode::kNotFound);
+
+  EXPECT_EQ(issuers_.GetContacts(V()).status().code(), StatusCode::kNotFound);
+  auto contacts = issuers_.SetContacts(
+      V(), J(R"({"contacts":[{"email":"ops@example.com","name":"Ops"},{"phone":"1"}]})"));
+  ASSERT_TRUE(contacts.ok()) << contacts.status().ToString();
+  EXPECT_EQ(issuers_.GetContacts(V())->size(), 2u);
+  for (const char* bad : {R"({})", R"({"contacts":[]})", R"({"contacts":[{}]})",
+                          R"({"contacts":[{"email":"nope"}]})", R"({"contacts":[7]})"}) {
+    EXPECT_EQ(issuers_.SetContacts(V(), J(bad)).status().code(), StatusCode::kInvalidArgument)
+        << bad;
+  }
+  EXPECT_EQ(issuers_.DeleteContacts(V())->size(), 2u);
+  EXPECT_EQ(issuers_.GetContacts(V()).status().code(), StatusCode::kNotFound);
 }
 
 TEST_F(CertificateServiceTest, ImportsWhatAnExportedSecretHolds) {

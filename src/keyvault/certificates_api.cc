@@ -192,6 +192,61 @@ http::Response CertificatesApi::GetOperation(const VaultCall& call) {
   return OperationAnswer(service_.GetOperation(call.vault, Name(call)), call.request, 200);
 }
 
+http::Response CertificatesApi::CancelOperation(const VaultCall& call) {
+  auto body = ParseBody(call.request);
+  if (!body.ok()) {
+    return Error(body.status());
+  }
+  auto it = body->find("cancellation_requested");
+  if (it == body->end() || !it->is_boolean()) {
+    return Error(BadParameter("Property 'cancellation_requested' (a boolean) is required."));
+  }
+  if (!it->get<bool>()) {
+    return GetOperation(call);
+  }
+  return OperationAnswer(service_.CancelOperation(call.vault, Name(call)), call.request, 200);
+}
+
+http::Response CertificatesApi::DeleteOperation(const VaultCall& call) {
+  return OperationAnswer(service_.DeleteOperation(call.vault, Name(call)), call.request, 200);
+}
+
+http::Response CertificatesApi::Merge(const VaultCall& call) {
+  auto body = ParseBody(call.request);
+  if (!body.ok()) {
+    return Error(body.status());
+  }
+  auto common = ReadCommon(*body);
+  if (!common.ok()) {
+    return Error(common.status());
+  }
+  CertificateMergeInput in;
+  auto x5c = body->find("x5c");
+  if (x5c == body->end() || !x5c->is_array()) {
+    return Error(BadParameter(
+        "Property 'x5c' is required: the signed certificate and its chain, base64 DER."));
+  }
+  for (size_t i = 0; i < x5c->size() && i < 11; ++i) {
+    const Json& one = (*x5c)[i];
+    auto der = one.is_string() ? Base64Decode(one.get_ref<const std::string&>()) : std::nullopt;
+    if (!der) {
+      return Error(BadParameter("Property 'x5c[" + std::to_string(i) +
+                                "]' must be a certificate in base64 DER."));
+    }
+    in.x5c.push_back(std::move(*der));
+  }
+  if (x5c->size() > 10) {
+    in.x5c.resize(11);  // the service refuses more than 10
+  }
+  in.tags_json = common->tags_json;
+  in.enabled = common->enabled;
+  auto made = service_.Merge(call.vault, Name(call), in);
+  if (!made.ok()) {
+    return Error(made.status());
+  }
+  return http::JsonResponse(201, ToJson(Render(*made, call.request, true, true)));
+}
+
 http::Response CertificatesApi::Import(const VaultCall& call) {
   auto body = ParseBody(call.request);
   if (!body.ok()) {
@@ -292,6 +347,129 @@ http::Response CertificatesApi::Purge(const VaultCall& call) {
   return s.ok() ? http::EmptyResponse(204) : Error(s);
 }
 
+namespace {
+
+http::Response ContactsAnswer(const StatusOr<std::vector<CertificateContact>>& contacts,
+                              const http::Request& req) {
+  if (!contacts.ok()) {
+    return Error(contacts.status());
+  }
+  Json list = Json::array();
+  for (const auto& c : *contacts) {
+    Json one = Json::object();
+    if (!c.email.empty())
+      one["email"] = c.email;
+    if (!c.name.empty())
+      one["name"] = c.name;
+    if (!c.phone.empty())
+      one["phone"] = c.phone;
+    list.push_back(std::move(one));
+  }
+  Json out = {{"id", BaseUrl(req) + "/certificates/contacts"}, {"contacts", std::move(list)}};
+  return http::JsonResponse(200, ToJson(out));
+}
+
+std::string IssuerUrl(const http::Request& req, const std::string& name) {
+  return BaseUrl(req) + "/certificates/issuers/" + name;
+}
+
+// An IssuerBundle. The password is never read back.
+Json RenderIssuer(const CertificateIssuer& i, const http::Request& req) {
+  Json out = {
+      {"id", IssuerUrl(req, i.name)},
+      {"provider", i.provider},
+      {"attributes", {{"enabled", i.enabled}, {"created", i.created}, {"updated", i.updated}}}};
+  if (!i.account_id.empty()) {
+    out["credentials"] = {{"account_id", i.account_id}};
+  }
+  if (!i.org_details.empty()) {
+    out["org_details"] = i.org_details;
+  }
+  if (!i.allowed_dns_suffixes.empty() || i.max_validity_months != 0) {
+    out["coffer"] = {{"allowed_dns_suffixes", i.allowed_dns_suffixes},
+                     {"max_validity_months", i.max_validity_months}};
+  }
+  return out;
+}
+
+http::Response IssuerAnswer(const StatusOr<CertificateIssuer>& issuer, const http::Request& req) {
+  if (!issuer.ok()) {
+    return Error(issuer.status());
+  }
+  return http::JsonResponse(200, ToJson(RenderIssuer(*issuer, req)));
+}
+
+std::string IssuerName(const VaultCall& call) {
+  return std::string(call.params.Get("issuer"));
+}
+
+}  // namespace
+
+http::Response CertificatesApi::GetContacts(const VaultCall& call) {
+  return ContactsAnswer(issuers_.GetContacts(call.vault), call.request);
+}
+
+http::Response CertificatesApi::SetContacts(const VaultCall& call) {
+  auto body = ParseBody(call.request);
+  if (!body.ok()) {
+    return Error(body.status());
+  }
+  return ContactsAnswer(issuers_.SetContacts(call.vault, *body), call.request);
+}
+
+http::Response CertificatesApi::DeleteContacts(const VaultCall& call) {
+  return ContactsAnswer(issuers_.DeleteContacts(call.vault), call.request);
+}
+
+http::Response CertificatesApi::ListIssuers(const VaultCall& call) {
+  auto issuers = issuers_.ListIssuers(call.vault);
+  if (!issuers.ok()) {
+    return Error(issuers.status());
+  }
+  Json items = Json::array();
+  for (const auto& i : *issuers) {
+    items.push_back({{"id", IssuerUrl(call.request, i.name)}, {"provider", i.provider}});
+  }
+  return http::JsonResponse(200, ToJson(Json{{"value", std::move(items)}, {"nextLink", nullptr}}));
+}
+
+http::Response CertificatesApi::GetIssuer(const VaultCall& call) {
+  return IssuerAnswer(issuers_.GetIssuer(call.vault, IssuerName(call)), call.request);
+}
+
+http::Response CertificatesApi::SetIssuer(const VaultCall& call) {
+  auto body = ParseBody(call.request);
+  if (!body.ok()) {
+    return Error(body.status());
+  }
+  auto made = issuers_.SetIssuer(call.vault, IssuerName(call), *body, true);
+  // SECURITY: the request's password is wiped once sealed.
+  if (auto c = body->find("credentials"); c != body->end() && c->is_object()) {
+    if (auto p = c->find("pwd"); p != c->end() && p->is_string()) {
+      crypto::SecureWipe(p->get_ref<std::string&>());
+    }
+  }
+  return IssuerAnswer(made, call.request);
+}
+
+http::Response CertificatesApi::UpdateIssuer(const VaultCall& call) {
+  auto body = ParseBody(call.request);
+  if (!body.ok()) {
+    return Error(body.status());
+  }
+  auto made = issuers_.SetIssuer(call.vault, IssuerName(call), *body, false);
+  if (auto c = body->find("credentials"); c != body->end() && c->is_object()) {
+    if (auto p = c->find("pwd"); p != c->end() && p->is_string()) {
+      crypto::SecureWipe(p->get_ref<std::string&>());
+    }
+  }
+  return IssuerAnswer(made, call.request);
+}
+
+http::Response CertificatesApi::DeleteIssuer(const VaultCall& call) {
+  return IssuerAnswer(issuers_.DeleteIssuer(call.vault, IssuerName(call)), call.request);
+}
+
 std::vector<VaultOperation> CertificatesApi::Operations() {
   using Handle = http::Response (CertificatesApi::*)(const VaultCall&);
   auto op = [this](std::string_view method, std::string_view pattern, std::string_view operation,
@@ -307,6 +485,12 @@ std::vector<VaultOperation> CertificatesApi::Operations() {
          &CertificatesApi::Create),
       op("GET", "/certificates/{name}/pending", "CertificatePendingGet", "name",
          &CertificatesApi::GetOperation),
+      op("PATCH", "/certificates/{name}/pending", "CertificatePendingUpdate", "name",
+         &CertificatesApi::CancelOperation),
+      op("DELETE", "/certificates/{name}/pending", "CertificatePendingDelete", "name",
+         &CertificatesApi::DeleteOperation),
+      op("POST", "/certificates/{name}/pending/merge", "CertificatePendingMerge", "name",
+         &CertificatesApi::Merge),
       op("POST", "/certificates/{name}/import", "CertificateImport", "name",
          &CertificatesApi::Import),
       op("GET", "/certificates/{name}", "CertificateGet", "name", &CertificatesApi::Get),
@@ -329,6 +513,25 @@ std::vector<VaultOperation> CertificatesApi::Operations() {
          &CertificatesApi::Purge),
       op("POST", "/deletedcertificates/{name}/recover", "CertificateRecover", "name",
          &CertificatesApi::Recover),
+      // A vault's contacts and issuers. Their paths outrank a certificate
+      // named "contacts" or "issuers", as in Key Vault; the issuer routes
+      // come after /pending so that an issuer named "pending" is reached.
+      op("GET", "/certificates/contacts", "CertificateContactsGet", "",
+         &CertificatesApi::GetContacts),
+      op("PUT", "/certificates/contacts", "CertificateContactsSet", "",
+         &CertificatesApi::SetContacts),
+      op("DELETE", "/certificates/contacts", "CertificateContactsDelete", "",
+         &CertificatesApi::DeleteContacts),
+      op("GET", "/certificates/issuers", "CertificateIssuerList", "",
+         &CertificatesApi::ListIssuers),
+      op("GET", "/certificates/issuers/{issuer}", "CertificateIssuerGet", "",
+         &CertificatesApi::GetIssuer),
+      op("PUT", "/certificates/issuers/{issuer}", "CertificateIssuerSet", "",
+         &CertificatesApi::SetIssuer),
+      op("PATCH", "/certificates/issuers/{issuer}", "CertificateIssuerUpdate", "",
+         &CertificatesApi::UpdateIssuer),
+      op("DELETE", "/certificates/issuers/{issuer}", "CertificateIssuerDelete", "",
+         &CertificatesApi::DeleteIssuer),
   };
 }
 

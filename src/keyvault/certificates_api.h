@@ -19,7 +19,8 @@ namespace coffer::keyvault {
 // Thread-safe. `service` must outlive it.
 class CertificatesApi {
  public:
-  explicit CertificatesApi(CertificateService& service) : service_(service) {}
+  CertificatesApi(CertificateService& service, CertificateIssuers& issuers)
+      : service_(service), issuers_(issuers) {}
 
   std::vector<VaultOperation> Operations();
 
@@ -29,6 +30,17 @@ class CertificatesApi {
   http::Response ListVersions(const VaultCall& call);
   http::Response Create(const VaultCall& call);
   http::Response GetOperation(const VaultCall& call);
+  http::Response CancelOperation(const VaultCall& call);
+  http::Response DeleteOperation(const VaultCall& call);
+  http::Response Merge(const VaultCall& call);
+  http::Response GetContacts(const VaultCall& call);
+  http::Response SetContacts(const VaultCall& call);
+  http::Response DeleteContacts(const VaultCall& call);
+  http::Response ListIssuers(const VaultCall& call);
+  http::Response GetIssuer(const VaultCall& call);
+  http::Response SetIssuer(const VaultCall& call);
+  http::Response UpdateIssuer(const VaultCall& call);
+  http::Response DeleteIssuer(const VaultCall& call);
   http::Response Import(const VaultCall& call);
   http::Response Get(const VaultCall& call);
   http::Response Update(const VaultCall& call);
@@ -40,6 +52,7 @@ class CertificatesApi {
   http::Response Purge(const VaultCall& call);
 
   CertificateService& service_;
+  CertificateIssuers& issuers_;
 };
 
 }  // namespace coffer::keyvault

@@ -29,11 +29,14 @@ std::string KeyAad(const std::string& vault, const std::string& name, const std:
 
 Envelope::Envelope(std::string master_key)
     : master_key_(std::move(master_key)),
-      backup_key_(crypto::HkdfSha256(master_key_, "coffer", "coffer-backup-key-v1", 32)) {}
+      backup_key_(crypto::HkdfSha256(master_key_, "coffer", "coffer-backup-key-v1", 32)),
+      installation_key_(
+          crypto::HkdfSha256(master_key_, "coffer", "coffer-installation-keys-v1", 32)) {}
 
 Envelope::~Envelope() {
   crypto::SecureWipe(master_key_);
   crypto::SecureWipe(backup_key_);
+  crypto::SecureWipe(installation_key_);
 }
 
 StatusOr<std::unique_ptr<Envelope>> Envelope::Create(std::string master_key) {
@@ -114,6 +117,21 @@ StatusOr<std::string> Envelope::OpenKeyMaterial(const std::string& data_key,
   auto v = crypto::AesGcmOpen(data_key, sealed, KeyAad(vault, name, version));
   if (!v.ok()) {
     return DataLossError("stored material of key '" + name + "' failed authentication");
+  }
+  return v;
+}
+
+std::string Envelope::SealInstallationKey(const std::string& label,
+                                          const std::string& plaintext) const {
+  return crypto::AesGcmSeal(installation_key_, plaintext, "coffer-installation-key-v1|" + label);
+}
+
+StatusOr<std::string> Envelope::OpenInstallationKey(const std::string& label,
+                                                    const std::string& sealed) const {
+  auto v = crypto::AesGcmOpen(installation_key_, sealed, "coffer-installation-key-v1|" + label);
+  if (!v.ok()) {
+    return DataLossError("the installation's key '" + label +
+                         "' does not open with this master key");
   }
   return v;
 }

@@ -51,6 +51,14 @@ class Envelope {
                                                const std::string& version,
                                                const std::string& sealed);
 
+  // SealInstallationKey / OpenInstallationKey seal a private key the
+  // installation itself holds (its certificate authority's), under a key
+  // derived from the master key, bound to `label`. kDataLoss if it does not
+  // open.
+  std::string SealInstallationKey(const std::string& label, const std::string& plaintext) const;
+  StatusOr<std::string> OpenInstallationKey(const std::string& label,
+                                            const std::string& sealed) const;
+
   // SealBackup / OpenBackup protect backup blobs with a key derived from the
   // master key, so a blob restores only into this installation.
   std::string SealBackup(const std::string& plaintext) const;
@@ -60,6 +68,7 @@ class Envelope {
   explicit Envelope(std::string master_key);
   std::string master_key_;
   std::string backup_key_;
+  std::string installation_key_;
 };
 
 }  // namespace coffer::keyvault

@@ -114,4 +114,9 @@ StatusOr<storage::SecretView> FindDeletedObject(storage::Store& store, storage::
   return view;
 }
 
+std::string VaultDocumentKey(const storage::VaultRecord& vault, std::string_view document) {
+  return "vault/" + AsciiLower(vault.name) + "/" + std::to_string(vault.created) + "/" +
+         std::string(document);
+}
+
 }  // namespace coffer::keyvault

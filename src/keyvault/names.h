@@ -1,6 +1,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
 #include "common/status.h"
 #include "storage/records.h"
@@ -33,5 +34,13 @@ StatusOr<storage::SecretView> FindDeletedObject(storage::Store& store, storage::
                                                 const std::string& vault, const std::string& name);
 // A new version of a soft-deleted object.
 Status DeletedButRecoverable(storage::ObjectKind kind, const std::string& name);
+
+// VaultDocumentKey names a small JSON document kept for a vault in the
+// store's metadata (Store::UpdateMeta, read and written atomically): a
+// vault's certificate contacts and issuers, a certificate's pending
+// operation. "vault/<name>/<created>/<document>": the vault's creation
+// time makes the key one vault's alone, so a vault purged and made again
+// under its name never sees its predecessor's documents.
+std::string VaultDocumentKey(const storage::VaultRecord& vault, std::string_view document);
 
 }  // namespace coffer::keyvault

@@ -31,8 +31,10 @@ class VaultRoutesTest : public ::testing::Test {
         api_(service_),
         keys_(store_, *envelope_, clock_),
         keys_api_(keys_),
-        certificates_(store_, clock_, service_, keys_),
-        certificates_api_(certificates_),
+        authority_(store_, *envelope_, clock_),
+        issuers_(store_, clock_, authority_),
+        certificates_(store_, clock_, service_, keys_, issuers_),
+        certificates_api_(certificates_, issuers_),
         routes_(AllOperations()) {}
 
   std::vector<VaultOperation> AllOperations() {
@@ -53,6 +55,8 @@ class VaultRoutesTest : public ::testing::Test {
   SecretsApi api_;
   KeyService keys_;
   KeysApi keys_api_;
+  CertificateAuthority authority_;
+  CertificateIssuers issuers_;
   CertificateService certificates_;
   CertificatesApi certificates_api_;
   VaultRoutes routes_;
@@ -135,6 +139,30 @@ TEST_F(VaultRoutesTest, EveryOperationMapsToOnePermissionAndOneDataAction) {
        "certificates/purge/action"},
       {"POST", "/deletedcertificates/c/recover", "CertificateRecover", "c", "recover",
        "certificates/recover/action"},
+      {"PATCH", "/certificates/c/pending", "CertificatePendingUpdate", "c", "update",
+       "certificates/update/action"},
+      {"DELETE", "/certificates/c/pending", "CertificatePendingDelete", "c", "update",
+       "certificates/update/action"},
+      {"POST", "/certificates/c/pending/merge", "CertificatePendingMerge", "c", "create",
+       "certificates/create/action"},
+      {"GET", "/certificates/contacts", "CertificateContactsGet", "", "managecontacts",
+       "certificatecontacts/write"},
+      {"PUT", "/certificates/contacts", "CertificateContactsSet", "", "managecontacts",
+       "certificatecontacts/write"},
+      {"DELETE", "/certificates/contacts", "CertificateContactsDelete", "", "managecontacts",
+       "certificatecontacts/write"},
+      {"GET", "/certificates/issuers", "CertificateIssuerList", "", "listissuers",
+       "certificatecas/read"},
+      {"GET", "/certificates/issuers/i", "CertificateIssuerGet", "", "getissuers",
+       "certificatecas/read"},
+      {"GET", "/certificates/issuers/pending", "CertificateIssuerGet", "", "getissuers",
+       "certificatecas/read"},
+      {"PUT", "/certificates/issuers/i", "CertificateIssuerSet", "", "setissuers",
+       "certificatecas/write"},
+      {"PATCH", "/certificates/issuers/i", "CertificateIssuerUpdate", "", "setissuers",
+       "certificatecas/write"},
+      {"DELETE", "/certificates/issuers/i", "CertificateIssuerDelete", "", "deleteissuers",
+       "certificatecas/delete"},
   };
   std::set<std::string> seen;
   for (const auto& c : cases) {

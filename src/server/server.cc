@@ -189,9 +189,14 @@ Status CofferServer::Init() {
   vault_keys_ =
       std::make_unique<keyvault::KeyService>(*store_, *envelope_, clock_, kCacheTtlSeconds);
   keys_api_ = std::make_unique<keyvault::KeysApi>(*vault_keys_);
-  certificates_ =
-      std::make_unique<keyvault::CertificateService>(*store_, clock_, *secrets_, *vault_keys_);
-  certificates_api_ = std::make_unique<keyvault::CertificatesApi>(*certificates_);
+  certificate_authority_ =
+      std::make_unique<keyvault::CertificateAuthority>(*store_, *envelope_, clock_);
+  certificate_issuers_ =
+      std::make_unique<keyvault::CertificateIssuers>(*store_, clock_, *certificate_authority_);
+  certificates_ = std::make_unique<keyvault::CertificateService>(
+      *store_, clock_, *secrets_, *vault_keys_, *certificate_issuers_);
+  certificates_api_ =
+      std::make_unique<keyvault::CertificatesApi>(*certificates_, *certificate_issuers_);
   // The data plane's one route table: every vault API's operations and the
   // watch stream.
   std::vector<keyvault::VaultOperation> vault_operations = secrets_api_->Operations();

@@ -259,6 +259,8 @@ class CofferServer {
   std::unique_ptr<keyvault::SecretsApi> secrets_api_;
   std::unique_ptr<keyvault::KeyService> vault_keys_;
   std::unique_ptr<keyvault::KeysApi> keys_api_;
+  std::unique_ptr<keyvault::CertificateAuthority> certificate_authority_;
+  std::unique_ptr<keyvault::CertificateIssuers> certificate_issuers_;
   std::unique_ptr<keyvault::CertificateService> certificates_;
   std::unique_ptr<keyvault::CertificatesApi> certificates_api_;
   std::unique_ptr<VaultPlane> vault_plane_;
