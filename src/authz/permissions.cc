@@ -139,6 +139,8 @@ constexpr DataOperation kOperations[] = {
     COFFER_CERT_OP("CertificateListDeleted", "list", "read", false),
     COFFER_CERT_OP("CertificateRecover", "recover", "recover/action", true),
     COFFER_CERT_OP("CertificatePurge", "purge", "purge/action", true),
+    COFFER_CERT_OP("CertificateBackup", "backup", "backup/action", true),
+    COFFER_CERT_OP("CertificateRestore", "restore", "restore/action", false),
     // An operation in progress is cancelled and dropped with "update" and
     // merged with "create", as in Key Vault.
     COFFER_CERT_OP("CertificatePendingUpdate", "update", "update/action", true),

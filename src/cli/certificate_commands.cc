@@ -2,10 +2,12 @@
 // flagged as `az keyvault certificate ...` (docs/cli.md). Results are the
 // certificates API's JSON.
 
+#include <array>
 #include <chrono>
 #include <memory>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "cli/cli_util.h"
@@ -304,17 +306,237 @@ void AddChanges(CLI::App* cert) {
         200},
        {"purge", "Permanently delete a deleted certificate", "DELETE", "/deletedcertificates/", "",
         204}});
-  auto* pending = cert->add_subcommand("pending", "Show a certificate's creation operation");
+  auto* pending = cert->add_subcommand(
+      "pending", "Show, merge or delete a certificate's operation in progress");
   pending->require_subcommand(1);
+  AddObjectCommands(
+      pending, "Certificate", "certificates", {},
+      {{"show", "Show the creation operation", "GET", "/certificates/", "/pending", 200},
+       {"delete", "Delete the operation in progress (no version is made)", "DELETE",
+        "/certificates/", "/pending", 200}});
   {
-    auto* cmd = pending->add_subcommand("show", "Show the creation operation");
+    auto* cmd = pending->add_subcommand(
+        "merge", "Complete an operation in progress with the certificate a CA signed");
     auto a = std::make_shared<ObjectArgs>();
+    auto s = std::make_shared<Settings>();
+    auto file = std::make_shared<std::string>();
     AddCertificateTarget(cmd, *a, false);
+    cmd->add_option("--file,-f", *file,
+                    "The signed certificate and its chain: PEM (any number) or one DER")
+        ->required();
+    cmd->add_option("--disabled", s->disabled, "Make the version disabled (true or false)");
+    cmd->add_option("--tags", s->tags, "Space-separated key=value tags");
     cmd->callback([=] {
+      std::string bytes = ReadFileOrUsage(*file);
+      Json x5c = Json::array();
+      if (bytes.find("-----BEGIN CERTIFICATE-----") != std::string::npos) {
+        auto chain = crypto::ReadPemCertificates(bytes);
+        if (!chain.ok()) {
+          Usage("--file: " + chain.status().message());
+        }
+        for (const auto& der : *chain) {
+          x5c.push_back(Base64Encode(der));
+        }
+      } else {
+        x5c.push_back(Base64Encode(bytes));
+      }
+      Json body = SettingsBody(*s);
+      body["x5c"] = std::move(x5c);
       auto c = MakeClient();
       auto [base, resource] = ResolveCertificate(c, *a);
-      Print(Expect(c.Call("GET", KvUrl(base, "/certificates/" + a->name + "/pending"), resource),
+      Print(Expect(c.Call("POST", KvUrl(base, "/certificates/" + a->name + "/pending/merge"),
+                          resource, ToJson(body)),
+                   {201}));
+    });
+  }
+}
+
+// The vault a contact or issuer command acts on: --vault-name.
+struct VaultArg {
+  std::string vault;
+};
+
+std::pair<std::string, std::string> ResolveVault(const client::ApiClient& c, VaultArg& v) {
+  ObjectArgs a;
+  a.vault = v.vault;
+  return ResolveObject(c, a, "certificates");
+}
+
+void AddContactCommands(CLI::App* cert) {
+  auto* contact = cert->add_subcommand("contact", "Manage a vault's certificate contacts");
+  contact->require_subcommand(1);
+  {
+    auto* cmd = contact->add_subcommand("list", "List the contacts");
+    auto v = std::make_shared<VaultArg>();
+    cmd->add_option("--vault-name", v->vault, "Name of the Key Vault")->required();
+    cmd->callback([=] {
+      auto c = MakeClient();
+      auto [base, resource] = ResolveVault(c, *v);
+      Print(Expect(c.Call("GET", KvUrl(base, "/certificates/contacts"), resource), {200}));
+    });
+  }
+  {
+    auto* cmd = contact->add_subcommand("add", "Add a contact");
+    auto v = std::make_shared<VaultArg>();
+    auto who = std::make_shared<std::array<std::string, 3>>();
+    cmd->add_option("--vault-name", v->vault, "Name of the Key Vault")->required();
+    cmd->add_option("--email", (*who)[0], "The contact's email address")->required();
+    cmd->add_option("--name", (*who)[1], "The contact's name");
+    cmd->add_option("--phone", (*who)[2], "The contact's phone number");
+    cmd->callback([=] {
+      auto c = MakeClient();
+      auto [base, resource] = ResolveVault(c, *v);
+      // As az: read the list, add to it, write it back.
+      auto current = c.Call("GET", KvUrl(base, "/certificates/contacts"), resource);
+      Json contacts = Json::array();
+      if (current.ok() && current->status == 200) {
+        auto json = ParseJson(current->body, 4);
+        if (json && json->contains("contacts") && (*json)["contacts"].is_array()) {
+          contacts = (*json)["contacts"];
+        }
+      } else if (!current.ok() || current->status != 404) {
+        Expect(current, {200});
+      }
+      Json one = {{"email", (*who)[0]}};
+      if (!(*who)[1].empty())
+        one["name"] = (*who)[1];
+      if (!(*who)[2].empty())
+        one["phone"] = (*who)[2];
+      contacts.push_back(std::move(one));
+      Print(Expect(c.Call("PUT", KvUrl(base, "/certificates/contacts"), resource,
+                          ToJson(Json{{"contacts", contacts}})),
                    {200}));
+    });
+  }
+  {
+    auto* cmd = contact->add_subcommand("delete", "Remove the contact with an email address");
+    auto v = std::make_shared<VaultArg>();
+    auto email = std::make_shared<std::string>();
+    cmd->add_option("--vault-name", v->vault, "Name of the Key Vault")->required();
+    cmd->add_option("--email", *email, "The contact's email address")->required();
+    cmd->callback([=] {
+      auto c = MakeClient();
+      auto [base, resource] = ResolveVault(c, *v);
+      Json current = Expect(c.Call("GET", KvUrl(base, "/certificates/contacts"), resource), {200});
+      Json keep = Json::array();
+      bool found = false;
+      for (const auto& one : current.value("contacts", Json::array())) {
+        if (one.value("email", std::string()) == *email) {
+          found = true;
+        } else {
+          keep.push_back(one);
+        }
+      }
+      if (!found) {
+        Fail(NotFoundError("No contact has the email " + *email, "ContactNotFound"));
+      }
+      if (keep.empty()) {
+        Print(Expect(c.Call("DELETE", KvUrl(base, "/certificates/contacts"), resource), {200}));
+        return;
+      }
+      Print(Expect(c.Call("PUT", KvUrl(base, "/certificates/contacts"), resource,
+                          ToJson(Json{{"contacts", keep}})),
+                   {200}));
+    });
+  }
+}
+
+// What `issuer create|update` set.
+struct IssuerArgs {
+  std::string vault;
+  std::string name;
+  std::string provider;
+  std::string account_id;
+  std::string password;
+  std::string organization_id;
+  std::string disabled;
+  std::vector<std::string> allowed_dns_suffixes;
+  int max_validity_months = -1;
+};
+
+Json IssuerBody(const IssuerArgs& i) {
+  Json body = Json::object();
+  if (!i.provider.empty())
+    body["provider"] = i.provider;
+  if (!i.account_id.empty() || !i.password.empty()) {
+    Json cred = Json::object();
+    if (!i.account_id.empty())
+      cred["account_id"] = i.account_id;
+    if (!i.password.empty())
+      cred["pwd"] = i.password;
+    body["credentials"] = std::move(cred);
+  }
+  if (!i.organization_id.empty())
+    body["org_details"] = {{"id", i.organization_id}};
+  if (!i.disabled.empty()) {
+    body["attributes"] = {{"enabled", !ParseBool(i.disabled, "--disabled")}};
+  }
+  if (!i.allowed_dns_suffixes.empty() || i.max_validity_months >= 0) {
+    Json rules = Json::object();
+    if (!i.allowed_dns_suffixes.empty())
+      rules["allowed_dns_suffixes"] = i.allowed_dns_suffixes;
+    if (i.max_validity_months >= 0)
+      rules["max_validity_months"] = i.max_validity_months;
+    body["coffer"] = std::move(rules);
+  }
+  return body;
+}
+
+void AddIssuerCommands(CLI::App* cert) {
+  auto* issuer = cert->add_subcommand("issuer", "Manage a vault's certificate issuers");
+  issuer->require_subcommand(1);
+  for (bool create : {true, false}) {
+    auto* cmd = issuer->add_subcommand(
+        create ? "create" : "update",
+        create ? "Create (or replace) an issuer; provider Coffer signs with the installation's CA"
+               : "Update an issuer");
+    auto i = std::make_shared<IssuerArgs>();
+    cmd->add_option("--vault-name", i->vault, "Name of the Key Vault")->required();
+    cmd->add_option("--issuer-name", i->name, "Name of the issuer")->required();
+    auto* provider = cmd->add_option("--provider-name", i->provider,
+                                     "The provider: Coffer, or a CA Key Vault knows");
+    if (create) {
+      provider->required();
+    }
+    cmd->add_option("--account-id", i->account_id, "The account id at the provider");
+    cmd->add_option("--password", i->password, "The account's password (stored sealed)");
+    cmd->add_option("--organization-id", i->organization_id, "The organization's id");
+    cmd->add_option("--disabled", i->disabled, "Disable the issuer (true or false)");
+    cmd->add_option("--allowed-dns-suffixes", i->allowed_dns_suffixes,
+                    "Coffer provider: DNS suffixes it may sign names under (space-separated)");
+    cmd->add_option("--max-validity-months", i->max_validity_months,
+                    "Coffer provider: the longest validity it signs, in months (0: any)");
+    cmd->callback([=] {
+      auto c = MakeClient();
+      VaultArg v{i->vault};
+      auto [base, resource] = ResolveVault(c, v);
+      Print(Expect(c.Call(create ? "PUT" : "PATCH", KvUrl(base, "/certificates/issuers/" + i->name),
+                          resource, ToJson(IssuerBody(*i))),
+                   {200}));
+    });
+  }
+  for (const auto& [verb, help, method] : {std::tuple{"show", "Show an issuer", "GET"},
+                                           std::tuple{"delete", "Delete an issuer", "DELETE"}}) {
+    auto* cmd = issuer->add_subcommand(verb, help);
+    auto i = std::make_shared<IssuerArgs>();
+    cmd->add_option("--vault-name", i->vault, "Name of the Key Vault")->required();
+    cmd->add_option("--issuer-name", i->name, "Name of the issuer")->required();
+    std::string m = method;
+    cmd->callback([=] {
+      auto c = MakeClient();
+      VaultArg v{i->vault};
+      auto [base, resource] = ResolveVault(c, v);
+      Print(Expect(c.Call(m, KvUrl(base, "/certificates/issuers/" + i->name), resource), {200}));
+    });
+  }
+  {
+    auto* cmd = issuer->add_subcommand("list", "List the issuers");
+    auto v = std::make_shared<VaultArg>();
+    cmd->add_option("--vault-name", v->vault, "Name of the Key Vault")->required();
+    cmd->callback([=] {
+      auto c = MakeClient();
+      auto [base, resource] = ResolveVault(c, *v);
+      Print(ListAll(c, KvUrl(base, "/certificates/issuers"), resource));
     });
   }
 }
@@ -328,6 +550,9 @@ void AddCertificateCommands(CLI::App& kv) {
   AddCreateAndImport(cert);
   AddReads(cert);
   AddChanges(cert);
+  AddBackupCommands(cert, "Certificate", "certificates");
+  AddContactCommands(cert);
+  AddIssuerCommands(cert);
 }
 
 }  // namespace coffer::cli

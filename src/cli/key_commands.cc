@@ -227,38 +227,7 @@ void AddReadAndLifecycle(CLI::App* key) {
        {"purge", "Permanently delete a deleted key", "DELETE", "/deletedkeys/", "", 204},
        {"rotate", "Make a new version of a key with new material", "POST", "/keys/", "/rotate",
         200}});
-  {
-    auto* cmd = key->add_subcommand("backup", "Back up a key (every version) to a file");
-    auto a = std::make_shared<ObjectArgs>();
-    auto file = std::make_shared<std::string>();
-    AddKeyTarget(cmd, *a, false);
-    cmd->add_option("--file,-f", *file, "Output file")->required();
-    cmd->callback([=] {
-      auto c = MakeClient();
-      auto [base, resource] = ResolveKey(c, *a);
-      Json out =
-          Expect(c.Call("POST", KvUrl(base, "/keys/" + a->name + "/backup"), resource), {200});
-      std::string blob = ResultBytes(out);
-      std::ofstream f(*file, std::ios::binary | std::ios::trunc);
-      f << blob;
-      if (!f) {
-        Usage("cannot write " + *file);
-      }
-    });
-  }
-  {
-    auto* cmd = key->add_subcommand("restore", "Restore a key from a backup file");
-    auto a = std::make_shared<ObjectArgs>();
-    auto file = std::make_shared<std::string>();
-    AddKeyTarget(cmd, *a, false);
-    cmd->add_option("--file,-f", *file, "Backup file")->required();
-    cmd->callback([=] {
-      Json body = {{"value", Base64UrlEncode(ReadFileOrUsage(*file))}};
-      auto c = MakeClient();
-      auto [base, resource] = ResolveObject(c, *a, "keys");
-      Print(Expect(c.Call("POST", KvUrl(base, "/keys/restore"), resource, ToJson(body)), {200}));
-    });
-  }
+  AddBackupCommands(key, "Key", "keys");
 }
 
 // `key rotation-policy show|update`, as az: the policy's JSON in Key

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "cli/cli_util.h"
+#include "common/encoding.h"
 #include "common/strings.h"
 #include "common/time_format.h"
 #include "http/url.h"
@@ -201,6 +202,45 @@ void AddObjectCommands(CLI::App* group, std::string_view noun, std::string_view 
       if (!out.is_null()) {
         Print(out);
       }
+    });
+  }
+}
+
+void AddBackupCommands(CLI::App* group, std::string_view noun, std::string_view collection) {
+  const std::string kind(collection);
+  {
+    auto* cmd = group->add_subcommand(
+        "backup", "Back up a " + AsciiLower(std::string(noun)) + " (every version) to a file");
+    auto a = std::make_shared<ObjectArgs>();
+    auto file = std::make_shared<std::string>();
+    AddObjectTarget(cmd, *a, noun, collection, false);
+    cmd->add_option("--file,-f", *file, "Output file")->required();
+    cmd->callback([=] {
+      auto c = MakeClient();
+      auto [base, resource] = ResolveObject(c, *a, kind);
+      RequireName(*a);
+      Json out = Expect(
+          c.Call("POST", KvUrl(base, "/" + kind + "/" + a->name + "/backup"), resource), {200});
+      auto blob = Base64UrlDecode(out.value("value", ""));
+      if (!blob) {
+        Fail(InternalError("the server returned a malformed backup"));
+      }
+      WriteFileOrUsage(*file, *blob);
+    });
+  }
+  {
+    auto* cmd = group->add_subcommand(
+        "restore", "Restore a " + AsciiLower(std::string(noun)) + " from a backup file");
+    auto a = std::make_shared<ObjectArgs>();
+    auto file = std::make_shared<std::string>();
+    AddObjectTarget(cmd, *a, noun, collection, false);
+    cmd->add_option("--file,-f", *file, "Backup file")->required();
+    cmd->callback([=] {
+      Json body = {{"value", Base64UrlEncode(ReadFileOrUsage(*file))}};
+      auto c = MakeClient();
+      auto [base, resource] = ResolveObject(c, *a, kind);
+      Print(Expect(c.Call("POST", KvUrl(base, "/" + kind + "/restore"), resource, ToJson(body)),
+                   {200}));
     });
   }
 }

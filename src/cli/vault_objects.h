@@ -74,6 +74,10 @@ void AddObjectCommands(CLI::App* group, std::string_view noun, std::string_view 
                        std::initializer_list<ListCommand> lists,
                        std::initializer_list<ObjectCommand> commands);
 
+// AddBackupCommands registers `backup` (every version of an object to
+// --file) and `restore` (an object from --file) on `group`, as az's.
+void AddBackupCommands(CLI::App* group, std::string_view noun, std::string_view collection);
+
 // ParseTime reads --expires/--not-before: Unix seconds or ISO 8601 UTC
 // (2027-01-31T00:00:00Z). A usage error naming `flag` otherwise.
 int64_t ParseTime(const std::string& text, const char* flag);

@@ -228,6 +228,11 @@ StatusOr<KeyAndChain> ReadPkcs12(std::string_view pfx, std::string_view password
 // says so.
 StatusOr<KeyAndChain> ReadPemBundle(std::string_view pem);
 
+// ReadPemCertificates reads "CERTIFICATE" blocks only (untrusted; the
+// limits above), each checked as ReadCertificateDer does, and returns
+// their DER in the order given. Any other block type is refused.
+StatusOr<std::vector<std::string>> ReadPemCertificates(std::string_view pem);
+
 // WritePkcs12 writes `key` and `chain` (leaf first; the leaf must carry the
 // key; at most 20 certificates) as a PFX with no password, for Key Vault's
 // "application/x-pkcs12" secrets. SECURITY: without a password the file is

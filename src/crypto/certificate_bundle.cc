@@ -279,6 +279,29 @@ StatusOr<KeyAndChain> ReadPemBundle(std::string_view pem) {
   return AssembleChain(std::move(key), std::move(certs), "the PEM");
 }
 
+StatusOr<std::vector<std::string>> ReadPemCertificates(std::string_view pem) {
+  if (pem.size() > kMaxBundleBytes) {
+    return BadParameter("The PEM is larger than 1 MiB.");
+  }
+  ASSIGN_OR_RETURN(std::vector<PemBlock> blocks, SplitPem(pem));
+  std::vector<std::string> out;
+  for (size_t i = 0; i < blocks.size(); ++i) {
+    const PemBlock& block = blocks[i];
+    std::string what = "PEM block " + std::to_string(i + 1) + " (" + block.label + ")";
+    if (block.label != "CERTIFICATE") {
+      return BadParameter("The PEM has a block of type " + Excerpt(block.label) +
+                          "; only CERTIFICATE blocks are read here.");
+    }
+    if (out.size() == kMaxBundleCertificates) {
+      return BadParameter("The PEM holds more than 20 certificates.");
+    }
+    ASSIGN_OR_RETURN(PemBody body, DecodePem(block, what));
+    ASSIGN_OR_RETURN(CertificateDetails details, ReadCertificateDer(body.view()));
+    out.push_back(std::move(details.der));
+  }
+  return out;
+}
+
 StatusOr<SecureBytes> WritePem(const AsymKey& key, const std::vector<std::string>& chain_der) {
   RETURN_IF_ERROR(ParseChainToWrite(key, chain_der).status());
   // A memory BIO wipes its buffer as it grows and when freed (BUF_MEM).

@@ -275,6 +275,22 @@ TEST(CertificatePem, ReadsBlocksInAnyOrder) {
   ExpectChain(ReadPemBundle(crlf), *chain.leaf_key, {chain.leaf});
 }
 
+TEST(CertificatePem, ReadsCertificatesAloneInTheirOrder) {
+  Chain chain;
+  std::string text =
+      CertificatePem(chain.leaf).value() + "between\n" + CertificatePem(chain.root).value();
+  auto certs = ReadPemCertificates(text);
+  ASSERT_TRUE(certs.ok()) << certs.status().message();
+  EXPECT_EQ(*certs, (std::vector<std::string>{chain.leaf, chain.root}));
+  for (const std::string& bad :
+       {std::string("no pem here"), KeyPem(*chain.leaf_key) + CertificatePem(chain.leaf).value(),
+        CertificatePem(chain.leaf).value().substr(0, 80),
+        std::string("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")}) {
+    auto refused = ReadPemCertificates(bad);
+    EXPECT_EQ(refused.status().code(), StatusCode::kInvalidArgument) << bad;
+  }
+}
+
 TEST(CertificatePem, ReadsTraditionalKeysAndSkipsEcParameters) {
   for (const AsymKey* key : {&RsaKey(), &EcKey(EcCurve::kP384)}) {
     SCOPED_TRACE(key->kty());

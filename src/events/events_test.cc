@@ -435,11 +435,15 @@ TEST(ExpiryTest, AKeysNoticeFollowsItsPolicysLead) {
   add("default", 25);  // no policy: 30 days, near at once
   std::map<std::string, int64_t> leads = {{"main/late", 60 * 86400}, {"main/early", 7 * 86400}};
   int asked = 0;
-  ExpiryScheduler scheduler(store, clock, 30 * 86400,
-                            [&]() -> StatusOr<std::map<std::string, int64_t>> {
-                              ++asked;
-                              return leads;
-                            });
+  ExpiryScheduler scheduler(
+      store, clock, 30 * 86400,
+      [&](storage::ObjectKind kind) -> StatusOr<std::map<std::string, int64_t>> {
+        if (kind != storage::ObjectKind::kKey) {
+          return std::map<std::string, int64_t>();
+        }
+        ++asked;
+        return leads;
+      });
   int64_t after = store.GetChangeBounds()->newest;
   EXPECT_EQ(scheduler.RunOnce().value(), 2);
   EXPECT_EQ(asked, 1);
@@ -456,9 +460,10 @@ TEST(ExpiryTest, AKeysNoticeFollowsItsPolicysLead) {
   }
   EXPECT_EQ(near, (std::vector<std::string>{"default", "late", "early"}));
   // A failure to read the policies is the run's error, not a silent skip.
-  ExpiryScheduler failing(
-      store, clock, 30 * 86400,
-      []() -> StatusOr<std::map<std::string, int64_t>> { return UnavailableError("down"); });
+  ExpiryScheduler failing(store, clock, 30 * 86400,
+                          [](storage::ObjectKind) -> StatusOr<std::map<std::string, int64_t>> {
+                            return UnavailableError("down");
+                          });
   EXPECT_EQ(failing.RunOnce().status().code(), StatusCode::kUnavailable);
 }
 

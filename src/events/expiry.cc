@@ -18,11 +18,12 @@ StatusOr<int> ExpiryScheduler::RunOnce() {
   for (storage::ObjectKind kind : {storage::ObjectKind::kSecret, storage::ObjectKind::kKey,
                                    storage::ObjectKind::kCertificate}) {
     const std::string object_type(storage::ObjectKindName(kind));
-    // A key's rotation policy may move its notice: look as far ahead as
-    // the longest lead, and record each when its own lead is reached.
+    // A key's rotation policy or a certificate's policy may move its
+    // notice: look as far ahead as the longest lead, and record each when
+    // its own lead is reached.
     std::map<std::string, int64_t> leads;
-    if (kind == storage::ObjectKind::kKey && key_leads_) {
-      ASSIGN_OR_RETURN(leads, key_leads_());
+    if (kind != storage::ObjectKind::kSecret && leads_) {
+      ASSIGN_OR_RETURN(leads, leads_(kind));
     }
     int64_t longest = near_seconds_;
     for (const auto& [key, lead] : leads) {

@@ -104,4 +104,20 @@ Status ReadTime(const Json& attrs, const char* field, std::optional<std::optiona
   return OkStatus();
 }
 
+StatusOr<std::string> ReadBinary(const Json& body, const char* field) {
+  auto it = body.find(field);
+  if (it == body.end() || !it->is_string()) {
+    return BadParameter(std::string("Property '") + field + "' is required and must be base64url.");
+  }
+  std::string text = it->get<std::string>();
+  while (!text.empty() && text.back() == '=') {
+    text.pop_back();
+  }
+  auto decoded = Base64UrlDecode(text);
+  if (!decoded) {
+    return BadParameter(std::string("Content of '") + field + "' is not base64url.");
+  }
+  return *decoded;
+}
+
 }  // namespace coffer::keyvault

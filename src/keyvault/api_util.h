@@ -31,6 +31,10 @@ std::string NextLink(const http::Request& req, const std::string& path, const st
 
 // The request body as a JSON object.
 StatusOr<Json> ParseBody(const http::Request& req);
+
+// ReadBinary reads the binary member `field` of a request body: base64url,
+// with or without padding (backup blobs, cryptographic operands).
+StatusOr<std::string> ReadBinary(const Json& body, const char* field);
 // Reads attributes.nbf / exp: absent -> nullopt; null -> inner nullopt;
 // integer -> value.
 Status ReadTime(const Json& attrs, const char* field, std::optional<std::optional<int64_t>>& out);

@@ -4,6 +4,7 @@
 #include <ctime>
 
 #include "common/encoding.h"
+#include "common/log.h"
 #include "common/strings.h"
 #include "crypto/certificate.h"
 #include "crypto/primitives.h"
@@ -79,10 +80,15 @@ struct CertificateService::Stored {
   }
 };
 
-CertificateService::CertificateService(storage::Store& store, const Clock& clock,
-                                       SecretService& secrets, KeyService& keys,
+CertificateService::CertificateService(storage::Store& store, const Envelope& envelope,
+                                       const Clock& clock, SecretService& secrets, KeyService& keys,
                                        CertificateIssuers& issuers)
-    : store_(store), clock_(clock), secrets_(secrets), keys_(keys), issuers_(issuers) {}
+    : store_(store),
+      envelope_(envelope),
+      clock_(clock),
+      secrets_(secrets),
+      keys_(keys),
+      issuers_(issuers) {}
 
 // The operation document (VaultDocumentKey "certificate-operation/<name>"):
 // {"name", "issuer", "csr": base64 DER, "status": "inProgress", "merging"
@@ -854,6 +860,261 @@ Status CertificateService::Purge(const Vault& vault, const std::string& name) {
   Status purged = store_.PurgeObject(kKind, vault->record.name, name);
   Forget(*vault, name);
   return InKeyVaultWords(purged, kKind, name, true);
+}
+
+namespace {
+
+constexpr char kBackupFormat[] = "coffer-certificate-backup";
+
+// One version in a backup: its record with the opened material (a key's
+// PKCS#8 or a secret's value, base64; "" for the certificate's).
+Json BackupVersion(const storage::SecretVersionRecord& r, const std::string& material) {
+  Json v = {{"version", r.version},   {"content_type", r.content_type},
+            {"tags", r.tags_json},    {"enabled", r.enabled},
+            {"created", r.created},   {"updated", r.updated},
+            {"key_json", r.key_json}, {"material", Base64Encode(material)}};
+  if (r.nbf) {
+    v["nbf"] = *r.nbf;
+  }
+  if (r.exp) {
+    v["exp"] = *r.exp;
+  }
+  return v;
+}
+
+// Wipes the opened material of every version in a backup document.
+void WipeMaterial(Json& doc) {
+  for (const char* part : {"certificate", "key", "secret"}) {
+    if (!doc.is_object() || !doc.contains(part) || !doc[part].is_array()) {
+      continue;
+    }
+    for (auto& v : doc[part]) {
+      if (v.is_object() && v.contains("material") && v["material"].is_string()) {
+        crypto::SecureWipe(v["material"].get_ref<std::string&>());
+      }
+    }
+  }
+}
+
+}  // namespace
+
+StatusOr<std::string> CertificateService::Backup(const Vault& vault, const std::string& name) {
+  RETURN_IF_ERROR(ValidateObjectName(name));
+  const std::string& v = vault->record.name;
+  auto certs = store_.GetAllObjectVersions(kKind, v, name);
+  if (!certs.ok()) {
+    return InKeyVaultWords(certs.status(), kKind, name, false);
+  }
+  if (certs->size() > static_cast<size_t>(kMaxBackupVersions)) {
+    return BadParameter("Backup is not allowed for a certificate with more than 500 versions.");
+  }
+  ASSIGN_OR_RETURN(auto keys, store_.GetAllObjectVersions(storage::ObjectKind::kKey, v, name));
+  ASSIGN_OR_RETURN(auto secrets,
+                   store_.GetAllObjectVersions(storage::ObjectKind::kSecret, v, name));
+  ASSIGN_OR_RETURN(std::string policy, store_.GetObjectPolicy(kKind, v, name));
+  Json doc = {{"format", kBackupFormat},      {"v", 1},
+              {"name", certs->back().name},   {"policy", policy},
+              {"certificate", Json::array()}, {"key", Json::array()},
+              {"secret", Json::array()}};
+  Status failed;
+  for (const auto& r : *certs) {
+    doc["certificate"].push_back(BackupVersion(r, ""));
+  }
+  for (const auto& r : keys) {
+    auto der = Envelope::OpenKeyMaterial(vault->data_key, v, r.name, r.version, r.sealed_value);
+    if (!der.ok()) {
+      failed = der.status();
+      break;
+    }
+    doc["key"].push_back(BackupVersion(r, *der));
+    crypto::SecureWipe(*der);
+  }
+  for (const auto& r : secrets) {
+    if (!failed.ok()) {
+      break;
+    }
+    auto value = Envelope::OpenValue(vault->data_key, v, r.name, r.version, r.sealed_value);
+    if (!value.ok()) {
+      failed = value.status();
+      break;
+    }
+    doc["secret"].push_back(BackupVersion(r, *value));
+    crypto::SecureWipe(*value);
+  }
+  if (!failed.ok()) {
+    WipeMaterial(doc);
+    return failed;
+  }
+  std::string plain = ToJson(doc);
+  // SECURITY: the blob holds private keys; it is sealed under the
+  // installation's backup key, and every plaintext copy is wiped.
+  WipeMaterial(doc);
+  std::string blob = envelope_.SealBackup(plain);
+  crypto::SecureWipe(plain);
+  return blob;
+}
+
+StatusOr<Certificate> CertificateService::Restore(const Vault& vault, const std::string& blob) {
+  ASSIGN_OR_RETURN(std::string plain, envelope_.OpenBackup(blob));
+  auto doc = ParseJson(plain, 8);
+  crypto::SecureWipe(plain);
+  Status unknown =
+      BadParameter("The backup blob is not a certificate backup of this installation.");
+  if (!doc || !doc->is_object() || doc->value("format", "") != kBackupFormat ||
+      !(*doc)["name"].is_string() || !(*doc)["certificate"].is_array() ||
+      (*doc)["certificate"].empty()) {
+    if (doc) {
+      WipeMaterial(*doc);
+    }
+    return unknown;
+  }
+  const std::string name = (*doc)["name"].get<std::string>();
+  const std::string& v = vault->record.name;
+  // Each part's versions, resealed for this vault.
+  auto read = [&](const char* part,
+                  storage::ObjectKind kind) -> StatusOr<std::vector<storage::SecretVersionRecord>> {
+    std::vector<storage::SecretVersionRecord> out;
+    if (!(*doc)[part].is_array()) {
+      return unknown;
+    }
+    for (auto& j : (*doc)[part]) {
+      storage::SecretVersionRecord r;
+      try {
+        r.name = name;
+        r.version = j.at("version").get<std::string>();
+        r.content_type = j.at("content_type").get<std::string>();
+        r.tags_json = j.at("tags").get<std::string>();
+        r.enabled = j.at("enabled").get<bool>();
+        r.created = j.at("created").get<int64_t>();
+        r.updated = j.at("updated").get<int64_t>();
+        r.key_json = j.at("key_json").get<std::string>();
+        if (j.contains("nbf"))
+          r.nbf = j["nbf"].get<int64_t>();
+        if (j.contains("exp"))
+          r.exp = j["exp"].get<int64_t>();
+      } catch (const std::exception&) {
+        return unknown;
+      }
+      RETURN_IF_ERROR(ValidateVersion(r.version));
+      auto material = Base64Decode(j.value("material", std::string()));
+      if (!material) {
+        return unknown;
+      }
+      if (kind == storage::ObjectKind::kKey) {
+        r.sealed_value = Envelope::SealKeyMaterial(vault->data_key, v, name, r.version, *material);
+      } else if (kind == storage::ObjectKind::kSecret) {
+        r.sealed_value = Envelope::SealValue(vault->data_key, v, name, r.version, *material);
+      }
+      crypto::SecureWipe(*material);
+      out.push_back(std::move(r));
+    }
+    return out;
+  };
+  auto certs = read("certificate", kKind);
+  auto keys = read("key", storage::ObjectKind::kKey);
+  auto secrets = read("secret", storage::ObjectKind::kSecret);
+  std::string policy = doc->value("policy", std::string());
+  WipeMaterial(*doc);
+  RETURN_IF_ERROR(ValidateObjectName(name));
+  RETURN_IF_ERROR(certs.status());
+  RETURN_IF_ERROR(keys.status());
+  RETURN_IF_ERROR(secrets.status());
+  Status restored = store_.RestoreObject(kKind, v, *certs,
+                                         {{storage::ObjectKind::kKey, std::move(*keys)},
+                                          {storage::ObjectKind::kSecret, std::move(*secrets)}});
+  Forget(*vault, name);
+  if (restored.code() == StatusCode::kAlreadyExists) {
+    return AlreadyExistsError(
+        "There was a conflict restoring the certificate '" + name +
+            "': a certificate, key or secret of that name exists (perhaps soft-deleted).",
+        "Conflict");
+  }
+  RETURN_IF_ERROR(restored);
+  if (!policy.empty()) {
+    RETURN_IF_ERROR(
+        store_
+            .UpdateObjectPolicy(
+                kKind, v, name,
+                [&](const std::optional<std::string>&) -> StatusOr<std::string> { return policy; })
+            .status());
+  }
+  return Get(vault, name, "");
+}
+
+namespace {
+
+constexpr int kMaxPolicies = 10000;
+
+// When `action` fires for a version created at `created` that expires at
+// `exp`: a percentage of its lifetime from its creation, or days before its
+// expiry.
+std::optional<int64_t> FiresAt(const CertificatePolicy::LifetimeAction& action, int64_t created,
+                               int64_t exp) {
+  if (action.days_before_expiry) {
+    return exp - int64_t{*action.days_before_expiry} * 86400;
+  }
+  if (action.lifetime_percentage) {
+    return created + (exp - created) * *action.lifetime_percentage / 100;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+StatusOr<int> CertificateService::RenewDue(VaultRegistry& registry) {
+  ASSIGN_OR_RETURN(auto policies, store_.ListObjectPolicies(kKind, kMaxPolicies));
+  const int64_t now = clock_.NowSeconds();
+  int renewed = 0;
+  for (const auto& p : policies) {
+    auto policy = LoadCertificatePolicy(p.policy_json);
+    if (!policy.ok() || !p.latest_exp) {
+      continue;
+    }
+    bool due = false;
+    for (const auto& action : policy->lifetime_actions) {
+      auto at = FiresAt(action, p.latest_created, *p.latest_exp);
+      due = due || (action.action_type == "AutoRenew" && at && *at <= now);
+    }
+    if (!due) {
+      continue;
+    }
+    auto vault = registry.Get(p.vault);
+    Status done = vault.status();
+    if (vault.ok()) {
+      // The new version keeps the latest one's tags.
+      auto latest = store_.GetObject(kKind, p.vault, p.name, "", false);
+      CertificateCreateInput in;
+      if (latest.ok()) {
+        in.tags_json = latest->version.tags_json;
+      }
+      done = Create(*vault, p.name, in).status();
+    }
+    if (!done.ok()) {
+      COFFER_LOG(kWarning) << "scheduled renewal of certificate '" << p.name << "' in vault '"
+                           << p.vault << "' failed: " << done.ToString();
+      continue;
+    }
+    ++renewed;
+  }
+  return renewed;
+}
+
+StatusOr<std::map<std::string, int64_t>> CertificateService::NoticeLeads() {
+  ASSIGN_OR_RETURN(auto policies, store_.ListObjectPolicies(kKind, kMaxPolicies));
+  std::map<std::string, int64_t> out;
+  for (const auto& p : policies) {
+    auto policy = LoadCertificatePolicy(p.policy_json);
+    if (!policy.ok() || !p.latest_exp) {
+      continue;
+    }
+    for (const auto& action : policy->lifetime_actions) {
+      auto at = FiresAt(action, p.latest_created, *p.latest_exp);
+      if (action.action_type == "EmailContacts" && at) {
+        out[AsciiLower(p.vault) + "/" + AsciiLower(p.name)] = *p.latest_exp - *at;
+      }
+    }
+  }
+  return out;
 }
 
 StatusOr<CertificatePolicy> CertificateService::GetPolicy(const Vault& vault,

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -110,8 +111,8 @@ class CertificateService {
  public:
   using Vault = std::shared_ptr<const OpenVault>;
 
-  CertificateService(storage::Store& store, const Clock& clock, SecretService& secrets,
-                     KeyService& keys, CertificateIssuers& issuers);
+  CertificateService(storage::Store& store, const Envelope& envelope, const Clock& clock,
+                     SecretService& secrets, KeyService& keys, CertificateIssuers& issuers);
 
   // Makes a new version under the request's policy (or the current one), or
   // for the Unknown issuer starts an operation that a merge completes.
@@ -154,6 +155,27 @@ class CertificateService {
   StatusOr<Certificate> Recover(const Vault& vault, const std::string& name);
   // kPermissionDenied while purge protection holds the certificate.
   Status Purge(const Vault& vault, const std::string& name);
+
+  // Backup returns an encrypted, authenticated blob of every version of the
+  // certificate with its key's and secret's versions and its policy, which
+  // only this installation opens (as for keys and secrets).
+  StatusOr<std::string> Backup(const Vault& vault, const std::string& name);
+  // Restore recreates the certificate, its key and its secret from such a
+  // blob, in one transaction. kAlreadyExists ("Conflict") when the name
+  // is taken by a certificate, key or secret, live or soft-deleted.
+  StatusOr<Certificate> Restore(const Vault& vault, const std::string& blob);
+
+  // RenewDue makes a new version, under the current policy, of every
+  // certificate whose AutoRenew lifetime action is due for its latest
+  // version (a percentage of the version's lifetime from its creation, or
+  // days before its expiry); the scheduler calls it on the leader. Returns
+  // how many it renewed; one that fails is logged and tried again next
+  // time.
+  StatusOr<int> RenewDue(VaultRegistry& registry);
+  // How long before expiry each certificate whose policy has an
+  // EmailContacts action is near expiry (CertificateNearExpiry), by
+  // "<vault>/<name>" in lower case (ExpiryScheduler::NoticeLeads).
+  StatusOr<std::map<std::string, int64_t>> NoticeLeads();
 
   StatusOr<CertificatePolicy> GetPolicy(const Vault& vault, const std::string& name);
   // Merges `patch` (snake_case policy JSON) into the current policy; the
@@ -201,6 +223,7 @@ class CertificateService {
   void Forget(const OpenVault& vault, const std::string& name);
 
   storage::Store& store_;
+  const Envelope& envelope_;
   const Clock& clock_;
   SecretService& secrets_;
   KeyService& keys_;

@@ -122,7 +122,7 @@ class CertificateServiceTest : public ::testing::Test {
         keys_(store_, *envelope_, clock_, 0),
         authority_(store_, *envelope_, clock_),
         issuers_(store_, clock_, authority_),
-        service_(store_, clock_, secrets_, keys_, issuers_) {
+        service_(store_, *envelope_, clock_, secrets_, keys_, issuers_) {
     for (auto [name, protect] : {std::pair{"kv", false}, std::pair{"protected", true}}) {
       storage::VaultRecord v;
       v.name = name;
@@ -484,6 +484,81 @@ TEST_F(CertificateServiceTest, IssuersAndContactsAreKeptPerVaultWithTheirPasswor
   }
   EXPECT_EQ(issuers_.DeleteContacts(V())->size(), 2u);
   EXPECT_EQ(issuers_.GetContacts(V()).status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(CertificateServiceTest, ABackupRestoresTheCertificateWithItsKeySecretAndPolicy) {
+  ASSERT_TRUE(service_
+                  .Create(V(), "b", Input(R"({"x509_props":{"subject":"CN=b"},
+                                                  "key_props":{"kty":"EC"}})"))
+                  .ok());
+  ASSERT_TRUE(service_.Create(V(), "b", CertificateCreateInput()).ok());
+  ASSERT_TRUE(service_.UpdatePolicy(V(), "b", J(R"({"x509_props":{"subject":"CN=b2"}})")).ok());
+  auto before = service_.Get(V(), "b", "");
+  auto secret_before = secrets_.Get(V(), "b", "");
+  ASSERT_TRUE(before.ok() && secret_before.ok());
+  auto blob = service_.Backup(V(), "b");
+  ASSERT_TRUE(blob.ok()) << blob.status().ToString();
+  // The blob shows no private key.
+  EXPECT_EQ(blob->find("PRIVATE"), std::string::npos);
+  // Restoring over the live name is a conflict that writes nothing.
+  EXPECT_EQ(service_.Restore(V(), *blob).status().reason(), "Conflict");
+  ASSERT_TRUE(service_.Delete(V(), "b").ok());
+  EXPECT_EQ(service_.Restore(V(), *blob).status().reason(), "Conflict");
+  ASSERT_TRUE(service_.Purge(V(), "b").ok());
+  // Into another vault as well as into this one.
+  for (const char* vault : {"kv", "protected"}) {
+    auto restored = service_.Restore(V(vault), *blob);
+    ASSERT_TRUE(restored.ok()) << restored.status().ToString();
+    EXPECT_EQ(restored->cer, before->cer);
+    EXPECT_EQ(restored->policy->subject, "CN=b2");
+    EXPECT_EQ(service_.ListVersions(V(vault), "b", "", 25)->items.size(), 2u);
+    auto secret = secrets_.Get(V(vault), "b", "");
+    ASSERT_TRUE(secret.ok()) << secret.status().ToString();
+    EXPECT_EQ(*secret->value, *secret_before->value);
+    EXPECT_TRUE(secret->managed);
+    EXPECT_TRUE(keys_.Get(V(vault), "b", "")->managed);
+  }
+  // A damaged blob is refused.
+  std::string damaged = *blob;
+  damaged[damaged.size() / 2] ^= 1;
+  EXPECT_EQ(service_.Restore(V(), damaged).status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST_F(CertificateServiceTest, AutoRenewMakesTheNextVersionWhenItIsDue) {
+  ASSERT_TRUE(service_
+                  .Create(V(), "auto", Input(R"({"x509_props":{"subject":"CN=auto",
+      "validity_months":2},"key_props":{"kty":"EC"},"lifetime_actions":[
+      {"trigger":{"days_before_expiry":20},"action":{"action_type":"AutoRenew"}},
+      {"trigger":{"days_before_expiry":25},"action":{"action_type":"EmailContacts"}}]})"))
+                  .ok());
+  ASSERT_TRUE(service_
+                  .Create(V(), "manual", Input(R"({"x509_props":{"subject":"CN=m",
+      "validity_months":2},"key_props":{"kty":"EC"},"lifetime_actions":[
+      {"trigger":{"lifetime_percentage":90},"action":{"action_type":"EmailContacts"}}]})"))
+                  .ok());
+  auto first = service_.Get(V(), "auto", "");
+  ASSERT_TRUE(first.ok());
+  auto leads = service_.NoticeLeads();
+  ASSERT_TRUE(leads.ok());
+  EXPECT_EQ(leads->at("kv/auto"), 25 * 86400);
+  const int64_t lifetime = *first->record.exp - first->record.created;
+  EXPECT_EQ(leads->at("kv/manual"), lifetime - lifetime * 90 / 100);
+  EXPECT_EQ(service_.RenewDue(registry_).value(), 0);
+  // Up to the day before the trigger nothing happens; on it, one renewal.
+  clock_.Set(*first->record.exp - 21 * 86400);
+  EXPECT_EQ(service_.RenewDue(registry_).value(), 0);
+  clock_.Set(*first->record.exp - 20 * 86400);
+  EXPECT_EQ(service_.RenewDue(registry_).value(), 1);
+  auto second = service_.Get(V(), "auto", "");
+  ASSERT_TRUE(second.ok());
+  EXPECT_NE(second->record.version, first->record.version);
+  EXPECT_GT(*second->record.exp, *first->record.exp);
+  EXPECT_NE(crypto::ReadCertificateDer(second->cer)->public_key_der,
+            crypto::ReadCertificateDer(first->cer)->public_key_der);
+  EXPECT_EQ(secrets_.Get(V(), "auto", "")->record.version, second->record.version);
+  // The new version is not due; the certificate without AutoRenew never is.
+  EXPECT_EQ(service_.RenewDue(registry_).value(), 0);
+  EXPECT_EQ(service_.ListVersions(V(), "manual", "", 25)->items.size(), 1u);
 }
 
 TEST_F(CertificateServiceTest, ImportsWhatAnExportedSecretHolds) {

@@ -330,6 +330,24 @@ http::Response CertificatesApi::UpdatePolicy(const VaultCall& call) {
   return PolicyAnswer(service_.UpdatePolicy(call.vault, name, *body), call, name);
 }
 
+http::Response CertificatesApi::Backup(const VaultCall& call) {
+  auto blob = service_.Backup(call.vault, Name(call));
+  return blob.ok() ? http::JsonResponse(200, ToJson(Json{{"value", Base64UrlEncode(*blob)}}))
+                   : Error(blob.status());
+}
+
+http::Response CertificatesApi::Restore(const VaultCall& call) {
+  auto body = ParseBody(call.request);
+  if (!body.ok()) {
+    return Error(body.status());
+  }
+  auto blob = ReadBinary(*body, "value");
+  if (!blob.ok()) {
+    return Error(blob.status());
+  }
+  return Answer(service_.Restore(call.vault, *blob), call.request);
+}
+
 http::Response CertificatesApi::Delete(const VaultCall& call) {
   return Answer(service_.Delete(call.vault, Name(call)), call.request);
 }
@@ -493,6 +511,9 @@ std::vector<VaultOperation> CertificatesApi::Operations() {
          &CertificatesApi::Merge),
       op("POST", "/certificates/{name}/import", "CertificateImport", "name",
          &CertificatesApi::Import),
+      op("POST", "/certificates/{name}/backup", "CertificateBackup", "name",
+         &CertificatesApi::Backup),
+      op("POST", "/certificates/restore", "CertificateRestore", "", &CertificatesApi::Restore),
       op("GET", "/certificates/{name}", "CertificateGet", "name", &CertificatesApi::Get),
       op("GET", "/certificates/{name}/versions", "CertificateListVersions", "name",
          &CertificatesApi::ListVersions),

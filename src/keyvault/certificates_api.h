@@ -46,6 +46,8 @@ class CertificatesApi {
   http::Response Update(const VaultCall& call);
   http::Response GetPolicy(const VaultCall& call);
   http::Response UpdatePolicy(const VaultCall& call);
+  http::Response Backup(const VaultCall& call);
+  http::Response Restore(const VaultCall& call);
   http::Response Delete(const VaultCall& call);
   http::Response GetDeleted(const VaultCall& call);
   http::Response Recover(const VaultCall& call);

@@ -80,23 +80,6 @@ http::Response ListResponse(const KeyList& list, const http::Request& req, const
   return http::JsonResponse(200, std::move(body));
 }
 
-// Binary fields are base64url, with or without padding.
-StatusOr<std::string> ReadBinary(const Json& body, const char* field) {
-  auto it = body.find(field);
-  if (it == body.end() || !it->is_string()) {
-    return BadParameter(std::string("Property '") + field + "' is required and must be base64url.");
-  }
-  std::string text = it->get<std::string>();
-  while (!text.empty() && text.back() == '=') {
-    text.pop_back();
-  }
-  auto decoded = Base64UrlDecode(text);
-  if (!decoded) {
-    return BadParameter(std::string("Content of '") + field + "' is not base64url.");
-  }
-  return *decoded;
-}
-
 StatusOr<std::vector<std::string>> ReadStrings(const Json& value, const std::string& field) {
   if (!value.is_array()) {
     return TypeError(field, "an array of strings");

@@ -33,7 +33,7 @@ class VaultRoutesTest : public ::testing::Test {
         keys_api_(keys_),
         authority_(store_, *envelope_, clock_),
         issuers_(store_, clock_, authority_),
-        certificates_(store_, clock_, service_, keys_, issuers_),
+        certificates_(store_, *envelope_, clock_, service_, keys_, issuers_),
         certificates_api_(certificates_, issuers_),
         routes_(AllOperations()) {}
 
@@ -139,6 +139,10 @@ TEST_F(VaultRoutesTest, EveryOperationMapsToOnePermissionAndOneDataAction) {
        "certificates/purge/action"},
       {"POST", "/deletedcertificates/c/recover", "CertificateRecover", "c", "recover",
        "certificates/recover/action"},
+      {"POST", "/certificates/c/backup", "CertificateBackup", "c", "backup",
+       "certificates/backup/action"},
+      {"POST", "/certificates/restore", "CertificateRestore", "", "restore",
+       "certificates/restore/action"},
       {"PATCH", "/certificates/c/pending", "CertificatePendingUpdate", "c", "update",
        "certificates/update/action"},
       {"DELETE", "/certificates/c/pending", "CertificatePendingDelete", "c", "update",

@@ -12,6 +12,7 @@
 #include "common/log.h"
 #include "common/log_context.h"
 #include "common/strings.h"
+#include "crypto/certificate.h"
 #include "crypto/primitives.h"
 #include "mgmt/arm.h"
 #include "net/http_client.h"
@@ -194,7 +195,7 @@ Status CofferServer::Init() {
   certificate_issuers_ =
       std::make_unique<keyvault::CertificateIssuers>(*store_, clock_, *certificate_authority_);
   certificates_ = std::make_unique<keyvault::CertificateService>(
-      *store_, clock_, *secrets_, *vault_keys_, *certificate_issuers_);
+      *store_, *envelope_, clock_, *secrets_, *vault_keys_, *certificate_issuers_);
   certificates_api_ =
       std::make_unique<keyvault::CertificatesApi>(*certificates_, *certificate_issuers_);
   // The data plane's one route table: every vault API's operations and the
@@ -439,7 +440,10 @@ Status CofferServer::StartEvents() {
   authenticator_->OnForgetPrincipal(
       [this](const std::string& oid) { watches_->ClosePrincipal(oid); });
   expiry_ = std::make_unique<events::ExpiryScheduler>(
-      *store_, clock_, 30 * 86400, [this] { return vault_keys_->NoticeLeads(); });
+      *store_, clock_, 30 * 86400, [this](storage::ObjectKind kind) {
+        return kind == storage::ObjectKind::kKey ? vault_keys_->NoticeLeads()
+                                                 : certificates_->NoticeLeads();
+      });
   hub_ = std::make_unique<events::ChangeHub>(*store_);
   hub_->AddListener([this](const auto& changes) { ForgetChanged(changes); });
   hub_->AddListener([this](const auto& changes) { watches_->OnChanges(changes); });
@@ -467,6 +471,15 @@ Status CofferServer::StartEvents() {
       COFFER_LOG(kWarning) << "scheduled key rotation failed: " << rotated.status().ToString();
     } else if (*rotated > 0) {
       COFFER_LOG(kInfo) << "scheduled key rotation made " << *rotated << " new version(s)";
+      hub_->Notify();
+    }
+    // Certificates whose AutoRenew action is due get a new version.
+    auto renewed = certificates_->RenewDue(*registry_);
+    if (!renewed.ok()) {
+      COFFER_LOG(kWarning) << "scheduled certificate renewal failed: "
+                           << renewed.status().ToString();
+    } else if (*renewed > 0) {
+      COFFER_LOG(kInfo) << "scheduled certificate renewal made " << *renewed << " new version(s)";
       hub_->Notify();
     }
   });
@@ -853,6 +866,24 @@ std::vector<AuthorityRoute> CofferServer::AuthorityRoutes() {
       {"POST", "/coffer/v1/administrator/credentials/rotate", Access::kAdministrator,
        "CofferAdministration",
        [this](const AuthorityCall&) { return RotateAdministratorCredentials(); }},
+      // The installation's CA certificate, public like any trust anchor
+      // (certificates.md, "Coffer's own issuer").
+      {"GET", "/coffer/v1/ca", Access::kPublic, "",
+       [this](const AuthorityCall&) {
+         auto der = certificate_authority_->CertificateDer();
+         if (!der.ok()) {
+           return http::ErrorResponse(der.status());
+         }
+         auto pem = crypto::CertificatePem(*der);
+         if (!pem.ok()) {
+           return http::ErrorResponse(pem.status());
+         }
+         http::Response r;
+         r.status = 200;
+         r.headers.emplace_back("Content-Type", "application/x-pem-file");
+         r.body = std::move(*pem);
+         return r;
+       }},
       {"GET", "/coffer/v1/routes", Access::kAdministrator, "CofferAdministration",
        [this](const AuthorityCall&) { return RoutesRequest(); }},
       // Event Grid's manual validation URL: the token in it is the proof
