@@ -332,7 +332,7 @@ void AddChanges(CLI::App* cert) {
       if (bytes.find("-----BEGIN CERTIFICATE-----") != std::string::npos) {
         auto chain = crypto::ReadPemCertificates(bytes);
         if (!chain.ok()) {
-          Usage("--file: " + chain.status().message());
+          Usage("--file: " + std::string(chain.status().message()));
         }
         for (const auto& der : *chain) {
           x5c.push_back(Base64Encode(der));

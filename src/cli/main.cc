@@ -78,7 +78,6 @@ int main(int argc, char** argv) {
   coffer::cli::AddAgentCommand(app);
   coffer::cli::AddExecCommand(app);
   coffer::cli::AddTokenCommands(app);
-  coffer::cli::AddCaCommands(app);
   coffer::cli::AddAdminCommands(app);
   coffer::cli::AddStorageCommands(app);
   coffer::cli::AddRoleCommands(app);

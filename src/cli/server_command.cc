@@ -9,6 +9,7 @@
 #include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "cli/server_config.h"
+#include "cli/vault_objects.h"
 #include "common/files.h"
 #include "common/log.h"
 #include "common/log_context.h"
@@ -280,10 +281,13 @@ void AddServerCommand(CLI::App& app) {
 }
 
 void AddCaCommands(CLI::App& app) {
-  auto* ca = app.add_subcommand("ca", "The server's built-in certificate authority");
+  auto* ca = app.add_subcommand(
+      "ca", "The certificate authorities: the server's TLS CA, and the CA vault issuers sign with");
   ca->require_subcommand(1);
-  auto* exp = ca->add_subcommand("export",
-                                 "Print the built-in CA's certificate (PEM), for clients to trust");
+  auto* exp = ca->add_subcommand(
+      "export",
+      "Print the built-in TLS CA's certificate (PEM) from the data directory, for "
+      "clients of the server to trust");
   auto data_dir = std::make_shared<std::string>(".coffer");
   exp->add_option("--data-dir", *data_dir, "The server's data directory")->capture_default_str();
   exp->callback([data_dir] {
@@ -296,6 +300,26 @@ void AddCaCommands(CLI::App& app) {
     }
     std::cout << *pem;
     std::exit(0);
+  });
+  // The CA of the store (certificates.md), which the server serves.
+  auto* show = ca->add_subcommand(
+      "show",
+      "Print the issuing CA that vault issuers of the Coffer provider sign certificates with "
+      "(PEM, from the server), for trust stores");
+  auto file = std::make_shared<std::string>();
+  show->add_option("-f,--file", *file, "Write it to this file instead (refused if it exists)");
+  show->callback([file] {
+    auto c = MakeClient();
+    auto response = c.Call("GET", c.config().authority + "/coffer/v1/ca", c.config().authority);
+    if (!response.ok() || response->status != 200) {
+      Expect(response, {200});
+    }
+    if (file->empty()) {
+      std::cout << response->body;
+      return;
+    }
+    RefuseExisting(*file);
+    WriteFileOrUsage(*file, response->body);
   });
 }
 

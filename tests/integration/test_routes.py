@@ -59,8 +59,8 @@ class RouteTableTests(ServerTestCase):
                   "scope...": self.sub + "/resourceGroups/rg-routes",
                   "resource...": self.sub + "/resourceGroups/rg-routes/providers/"
                                  "Microsoft.KeyVault/vaults/routesrbac",
-                  "id": str(uuid.uuid4()), "credential": "cred-one", "version": "0" * 32,
-                  "version?": "0" * 32}
+                  "id": str(uuid.uuid4()), "credential": "cred-one", "issuer": "corp",
+                  "version": "0" * 32, "version?": "0" * 32}
         if "/roleDefinitions/{id}" in pattern:
             values["id"] = "acdd72a7-3385-48ef-bd42-f606fba81ae7"  # Reader, which exists
 
@@ -91,7 +91,12 @@ class RouteTableTests(ServerTestCase):
              "CertificateImport", "CertificateGet", "CertificateListVersions",
              "CertificatePolicyGet", "CertificatePolicyUpdate", "CertificateUpdate",
              "CertificateDelete", "CertificateListDeleted", "CertificateGetDeleted",
-             "CertificatePurge", "CertificateRecover"}, self.routes["vault"])
+             "CertificatePurge", "CertificateRecover", "CertificateBackup",
+             "CertificateRestore", "CertificatePendingUpdate", "CertificatePendingDelete",
+             "CertificatePendingMerge", "CertificateContactsGet", "CertificateContactsSet",
+             "CertificateContactsDelete", "CertificateIssuerList", "CertificateIssuerGet",
+             "CertificateIssuerSet", "CertificateIssuerUpdate", "CertificateIssuerDelete"},
+            self.routes["vault"])
         self.assertIn("/coffer/watch", [r["pattern"] for r in self.routes["vault"]])
         self.assertGreaterEqual(len(self.routes["arm"]), 40, self.routes["arm"])
         for route in self.routes["vault"]:
