@@ -11,6 +11,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev clang-format
   libyaml-cpp-dev libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   libpq-dev postgresql-15 haproxy  # haproxy: tests/integration/test_failover.py
+  nginx  # tests/integration/test_agent_certificates.py serves a mounted certificate
   python3 python3-azure python3-cryptography python3-yaml python3-knack python3-tabulate
   libnss-myhostname sqlite3 curl azure-cli ca-certificates systemd util-linux iproute2 dnsmasq-base
   buildah  # packaging/oci/build-image.sh and its test

@@ -13,7 +13,11 @@ one name and version:
 * --write-cert-and-key-in-separate-files: <file>.crt and <file>.key beside the bundle;
 * objectVersionHistory on a cert: a directory of the newest certificates;
 * a new version of the certificate reaches the files by push (the watch stream carries its
-  secret's new version; a poll interval of an hour) and by poll (--no-watch).
+  secret's new version; a poll interval of an hour) and by poll (--no-watch);
+* a renewal the server's scheduler makes (the policy's AutoRenew action, signed by an issuer of
+  the Coffer provider) reaches nginx (Debian's): the agent writes the new key and certificate
+  and signals nginx through its reload hook, and a client that trusts only the installation's
+  CA then verifies the new certificate nginx serves.
 
 The file contents are checked with the `openssl` command. No private key or PFX appears in the
 agent's output or its status records. Every wait is bounded (WAIT_S) and none is a
@@ -22,12 +26,19 @@ performance claim.
 
 import base64
 import os
+import shutil
+import signal
+import socket
+import ssl
 import stat
 import subprocess
+import tempfile
 import time
 import unittest
 
-from harness import read_text, wait_until
+from cryptography import x509
+
+from harness import free_port, read_text, wait_until
 from test_agent import WAIT_S, Agent, AgentTestCase
 
 PKCS12 = "application/x-pkcs12"
@@ -259,6 +270,141 @@ class StandaloneCertificateMountTests(CertificateMountTestCase):
         self.assertEqual(versions["cert/agent-poll/1"], self.version_of(first))
         self.assertEqual(versions["secret/agent-poll"], self.version_of(second))
         status_text = read_text(os.path.join(agent.state, "mounts", "poll.json"))
+        self.assertNoSecrets(agent.output(), status_text)
+
+
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+
+
+def served_certificate(port, cafile):
+    """The certificate the TLS server on `port` presents for "localhost", verified against
+    `cafile`; None when the handshake or the verification fails."""
+    ctx = ssl.create_default_context(cafile=cafile)
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+            with ctx.wrap_socket(raw, server_hostname="localhost") as tls:
+                return x509.load_der_x509_certificate(tls.getpeercert(binary_form=True))
+    except (OSError, ssl.SSLError):
+        return None
+
+
+@unittest.skipUnless(os.path.exists(NGINX), "needs nginx (scripts/setup.sh installs it)")
+class NginxRenewalTests(CertificateMountTestCase):
+    """An AutoRenew renewal, from the scheduler to the certificate nginx serves."""
+
+    SERVER_ARGS = ("--expiry-scan-interval", "1")
+
+    def start_nginx(self, directory, target):
+        port = free_port()
+        conf = os.path.join(directory, "nginx.conf")
+        pid_file = os.path.join(directory, "nginx.pid")
+        temp = "".join(f"{kind}_temp_path {directory}/{kind};\n"
+                       for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+        with open(conf, "w", encoding="utf-8") as f:
+            f.write(f"""daemon off;
+worker_processes 1;
+pid {pid_file};
+error_log {directory}/error.log info;
+events {{ worker_connections 64; }}
+http {{
+  access_log off;
+  {temp}
+  server {{
+    listen 127.0.0.1:{port} ssl;
+    ssl_certificate {target}/tls.pem.crt;
+    ssl_certificate_key {target}/tls.pem.key;
+    location / {{ return 200 "ok"; }}
+  }}
+}}
+""")
+        proc = subprocess.Popen([NGINX, "-c", conf, "-p", directory, "-e",
+                                 os.path.join(directory, "error.log")],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+
+        def stop():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGQUIT)
+                try:
+                    proc.wait(timeout=WAIT_S)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+        self.addCleanup(stop)
+        self.assertTrue(wait_until(lambda: read_text(pid_file).strip() == str(proc.pid),
+                                   timeout=WAIT_S), read_text(os.path.join(directory, "error.log")))
+        return proc, port, pid_file
+
+    def test_an_autorenewed_certificate_reaches_nginx_through_the_mount_and_its_reload_hook(self):
+        d = tempfile.mkdtemp(prefix="nginx-", dir=self.srv.root)
+        # The first version is a certificate made elsewhere, valid for two days, imported.
+        key_path, crt_path = os.path.join(d, "first.key"), os.path.join(d, "first.crt")
+        openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                "-keyout", key_path, "-out", crt_path, "-days", "2", "-subj", "/CN=localhost",
+                "-addext", "subjectAltName=DNS:localhost",
+                "-addext", "keyUsage=critical,digitalSignature",
+                "-addext", "extendedKeyUsage=serverAuth",
+                "-addext", "basicConstraints=critical,CA:FALSE")
+        first_pem = read_text(key_path) + read_text(crt_path)
+        self.remember_keys(read_text(key_path))
+        r = self.srv.kv("POST", "/certificates/web-renew/import",
+                        {"value": first_pem, "policy": {"secret_props": {"contentType": PEM}}})
+        self.assertEqual(r.status, 200, repr(r))
+        first = r.json()
+        # An issuer of the Coffer provider for localhost, and the CA it signs with.
+        r = self.srv.kv("PUT", "/certificates/issuers/corp",
+                        {"provider": "Coffer", "coffer": {"allowed_dns_suffixes": ["localhost"]}})
+        self.assertEqual(r.status, 200, repr(r))
+        ca_path = os.path.join(d, "coffer-ca.pem")
+        rc, out, err = self.run_coffer("ca", "show", "--file", ca_path)
+        self.assertEqual(rc, 0, err)
+        ca = x509.load_pem_x509_certificate(read_text(ca_path).encode())
+
+        m = self.mount("nginx", [{"objectName": "web-renew", "objectType": "secret",
+                                  "objectAlias": "tls.pem"}],
+                       spc_params={"useVMManagedIdentity": "true"},
+                       reload={"signal": "HUP", "pidFile": os.path.join(d, "nginx.pid")})
+        agent = Agent(self, [m], poll="1h", args=["--write-cert-and-key-in-separate-files"])
+        nginx, port, _ = self.start_nginx(d, m["target"])
+        served = served_certificate(port, crt_path)
+        self.assertIsNotNone(served, read_text(os.path.join(d, "error.log")))
+        self.assertEqual(served.serial_number,
+                         x509.load_pem_x509_certificate(read_text(crt_path).encode()).serial_number)
+        self.assertIsNone(served_certificate(port, ca_path), "the first one is not the CA's")
+
+        # The policy now renews through the issuer 20 days before expiry: the version, which
+        # expires in two days, is due at the scheduler's next pass (every second here).
+        r = self.srv.kv("PATCH", "/certificates/web-renew/policy",
+                        {"issuer": {"name": "corp"},
+                         "lifetime_actions": [{"trigger": {"days_before_expiry": 20},
+                                               "action": {"action_type": "AutoRenew"}}]})
+        self.assertEqual(r.status, 200, repr(r))
+        renewed = {}
+
+        def nginx_serves_the_renewal():
+            renewed["cert"] = served_certificate(port, ca_path)
+            return renewed["cert"] is not None
+        self.assertTrue(wait_until(nginx_serves_the_renewal, timeout=WAIT_S),
+                        f"{agent.status('nginx')}\n{agent.output()[-3000:]}\n"
+                        f"{read_text(os.path.join(d, 'error.log'))[-2000:]}")
+        cert = renewed["cert"]
+        self.assertEqual(cert.issuer, ca.subject)
+        self.assertEqual(cert.subject.rfc4514_string(), "CN=localhost")
+        # nginx was reloaded (its master lives on), not restarted.
+        self.assertIsNone(nginx.poll())
+        self.assertGreaterEqual(agent.status("nginx").get("reloads", 0), 1, agent.status("nginx"))
+        # The vault's latest version is the one nginx serves, and the files hold its key.
+        latest = self.srv.kv("GET", "/certificates/web-renew/").json()
+        self.assertNotEqual(self.version_of(latest), self.version_of(first))
+        self.assertEqual(fingerprint(self.read(m, "tls.pem.crt")), self.x5t_hex(latest))
+        self.assertEqual(public_key_of_private_key(self.read(m, "tls.pem.key")),
+                         public_key_of_certificate(self.read(m, "tls.pem.crt")))
+        self.remember_keys(self.read(m, "tls.pem"))
+        # Renewed once: the new version is not due for weeks.
+        time.sleep(2.5)
+        versions = self.srv.kv("GET", "/certificates/web-renew/versions").json()["value"]
+        self.assertEqual(len(versions), 2, versions)
+        status_text = read_text(os.path.join(agent.state, "mounts", "nginx.json"))
         self.assertNoSecrets(agent.output(), status_text)
 
 
