@@ -37,8 +37,12 @@
 #      machine in the same run, with the server's CPU per signature; key
 #      creation latency (p50/p99, one client) for RSA-2048 and P-256.
 #  16. certificates: create to completed (p50/p99, one client) for a
-#      Self-issued RSA-2048 and P-256 certificate, against `openssl genpkey`
-#      making RSA-2048 keys in the same run.
+#      Self-issued RSA-2048 and P-256 certificate and a P-256 one issued by an
+#      issuer of the Coffer provider, against `openssl genpkey` making RSA-2048
+#      keys in the same run.
+#  17. certificate renewal: from the scheduler's AutoRenew renewal (the new
+#      version's event time) to the new file on an agent's mount, 20 rounds on
+#      a server of its own (bench/renewal.py).
 # Usage: bench/run.sh [--threads N] [--duration S] [--secrets N] [--steps 1,2,...]
 #                     [--release]
 # --release measures the Release build in build-release, configured as
@@ -52,7 +56,7 @@ cd "$(dirname "$0")/.."
 threads=2
 duration=10
 secrets=100000
-steps=1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16
+steps=1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17
 build=build
 while (($#)); do
   case $1 in
@@ -486,11 +490,18 @@ if want 16; then
 # the 202's latency is create to completed (the SDKs' pollers then find the
 # operation completed at their first poll). RSA-2048 is mostly key
 # generation: `openssl genpkey` makes the same keys one after another, here.
-for spec in 'rsa {"kty":"RSA","key_size":2048}' 'ec {"kty":"EC","crv":"P-256"}'; do
-  BODY="{\"policy\":{\"key_props\":${spec#* },\"x509_props\":{\"subject\":\"CN=bench\"},\"issuer\":{\"name\":\"Self\"}}}" \
-    COLLECTION=certificates STATUS=202 PREFIX="cert-${spec%% *}-" wrk -t1 -c1 -d"${duration}s" \
+# An issuer of the Coffer provider signs with the installation's CA.
+curl -sf --cacert "$ca" "${auth[@]}" -X PUT -H 'Content-Type: application/json' \
+  -d '{"provider":"Coffer"}' "$vault/certificates/issuers/bench-ca?api-version=7.5" >/dev/null
+for spec in 'rsa Self {"kty":"RSA","key_size":2048}' 'ec Self {"kty":"EC","crv":"P-256"}' \
+  'ec-coffer-issued bench-ca {"kty":"EC","crv":"P-256"}'; do
+  label=${spec%% *}
+  rest=${spec#* }
+  issuer=${rest%% *}
+  BODY="{\"policy\":{\"key_props\":${rest#* },\"x509_props\":{\"subject\":\"CN=bench\"},\"issuer\":{\"name\":\"$issuer\"}}}" \
+    COLLECTION=certificates STATUS=202 PREFIX="cert-$label-" wrk -t1 -c1 -d"${duration}s" \
     --latency -s bench/create_object.lua "$vault" >"$work/cert.txt"
-  echo "certificate create to completed ${spec%% *}: p50 $(awk '$1=="50%" {print $2}' "$work/cert.txt")," \
+  echo "certificate create to completed $label: p50 $(awk '$1=="50%" {print $2}' "$work/cert.txt")," \
     "p99 $(awk '$1=="99%" {print $2}' "$work/cert.txt")," \
     "$(awk '/requests in/ {print $1}' "$work/cert.txt") certificates, one client;" \
     "$(grep unexpected "$work/cert.txt")"
@@ -508,4 +519,9 @@ times.sort()
 print("openssl genpkey RSA-2048: p50 %.1f ms, p99 %.1f ms, %d keys (one process each)"
       % (statistics.median(times), times[min(len(times) - 1, int(len(times) * 0.99))], len(times)))
 PY
+fi
+
+# 17. A renewal by the scheduler reaching a mounted node.
+if want 17; then
+python3 bench/renewal.py "$build"/coffer 20
 fi
