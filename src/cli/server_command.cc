@@ -11,8 +11,10 @@
 #include "cli/server_config.h"
 #include "cli/vault_objects.h"
 #include "common/files.h"
+#include "common/json.h"
 #include "common/log.h"
 #include "common/log_context.h"
+#include "crypto/primitives.h"
 #include "server/public_names.h"
 #include "server/server.h"
 
@@ -321,6 +323,23 @@ void AddCaCommands(CLI::App& app) {
     RefuseExisting(*file);
     WriteFileOrUsage(*file, response->body);
   });
-}
+  auto* import = ca->add_subcommand(
+      "import",
+      "Make a CA of yours (an intermediate of your root) the issuing CA, from a PEM file with "
+      "its unencrypted key and its certificate chain; administrators only");
+  auto bundle = std::make_shared<std::string>();
+  import->add_option("-f,--file", *bundle, "The PEM file")->required();
+  import->callback([bundle] {
+    std::string pem = ReadFileOrUsage(*bundle);
+  auto c = MakeClient();
+  auto response = c.Call("PUT", c.config().authority + "/coffer/v1/ca", c.config().authority,
+                         ToJson(Json{{"value", pem}}));
+  crypto::SecureWipe(pem);
+  if (!response.ok() || response->status != 200) {
+    Expect(response, {200});
+  }
+  std::cout << response->body;
+});
+}  // namespace coffer::cli
 
 }  // namespace coffer::cli

@@ -1,5 +1,7 @@
 #include "keyvault/certificate_authority.h"
 
+#include <algorithm>
+
 #include "common/encoding.h"
 #include "common/json.h"
 #include "crypto/primitives.h"
@@ -7,10 +9,24 @@
 namespace coffer::keyvault {
 namespace {
 
-// The metadata row: {"cer": base64 DER, "key": base64 of the sealed PKCS#8}.
-constexpr char kMetaKey[] = "installation_ca";
+// The metadata row: {"chain": [base64 DER, the CA first], "key": base64 of
+// the sealed PKCS#8}.
 constexpr char kSealLabel[] = "installation-ca";
 constexpr int64_t kValiditySeconds = int64_t{20} * 365 * 86400;
+
+// The metadata row of a CA.
+std::string Record(const Envelope& envelope, const crypto::AsymKey& key,
+                   const std::vector<std::string>& chain) {
+  crypto::SecureBytes pkcs8 = key.ToPrivateDer();
+  std::string plain(pkcs8.view());
+  std::string sealed = envelope.SealInstallationKey(kSealLabel, plain);
+  crypto::SecureWipe(plain);
+  Json ders = Json::array();
+  for (const auto& der : chain) {
+    ders.push_back(Base64Encode(der));
+  }
+  return ToJson(Json{{"chain", std::move(ders)}, {"key", Base64Encode(sealed)}});
+}
 
 // A new CA: its key and certificate as the metadata row stores them.
 StatusOr<std::string> MakeCa(const Envelope& envelope, int64_t now) {
@@ -26,11 +42,7 @@ StatusOr<std::string> MakeCa(const Envelope& envelope, int64_t now) {
   profile.key_usage = {"digitalSignature"};
   ASSIGN_OR_RETURN(std::string der,
                    crypto::IssueCertificate(profile, key->PublicKeyDer(), *key, ""));
-  crypto::SecureBytes pkcs8 = key->ToPrivateDer();
-  std::string plain(pkcs8.view());
-  std::string sealed = envelope.SealInstallationKey(kSealLabel, plain);
-  crypto::SecureWipe(plain);
-  return ToJson(Json{{"cer", Base64Encode(der)}, {"key", Base64Encode(sealed)}});
+  return Record(envelope, *key, {der});
 }
 
 }  // namespace
@@ -64,33 +76,72 @@ StatusOr<std::shared_ptr<const CertificateAuthority::Loaded>> CertificateAuthori
   if (!json || !json->is_object()) {
     return DataLossError("the installation's CA record does not parse");
   }
-  auto der = Base64Decode(json->value("cer", std::string()));
+  auto loaded = std::make_shared<Loaded>();
+  auto chain = json->find("chain");
+  if (chain == json->end() || !chain->is_array() || chain->empty()) {
+    return DataLossError("the installation's CA record is corrupt");
+  }
+  for (const auto& one : *chain) {
+    auto der = one.is_string() ? Base64Decode(one.get<std::string>()) : std::nullopt;
+    if (!der) {
+      return DataLossError("the installation's CA record is corrupt");
+    }
+    loaded->chain.push_back(std::move(*der));
+  }
   auto sealed = Base64Decode(json->value("key", std::string()));
-  if (!der || !sealed) {
+  if (!sealed) {
     return DataLossError("the installation's CA record is corrupt");
   }
   ASSIGN_OR_RETURN(std::string pkcs8, envelope_.OpenInstallationKey(kSealLabel, *sealed));
   auto key = crypto::AsymKey::FromPrivateDer(pkcs8);
   crypto::SecureWipe(pkcs8);
   RETURN_IF_ERROR(key.status());
-  auto loaded = std::make_shared<Loaded>();
-  loaded->der = std::move(*der);
   loaded->key = std::move(key).value();
   loaded_ = std::move(loaded);
   return loaded_;
 }
 
-StatusOr<std::string> CertificateAuthority::CertificateDer() {
+StatusOr<std::vector<std::string>> CertificateAuthority::Chain() {
   ASSIGN_OR_RETURN(std::shared_ptr<const Loaded> ca, Load());
-  return ca->der;
+  return ca->chain;
+}
+
+void CertificateAuthority::Forget() {
+  std::lock_guard<std::mutex> lock(mu_);
+  loaded_.reset();
+}
+
+Status CertificateAuthority::Import(std::string_view pem) {
+  ASSIGN_OR_RETURN(crypto::KeyAndChain bundle, crypto::ReadPemBundle(pem));
+  ASSIGN_OR_RETURN(crypto::CertificateDetails ca, crypto::ReadCertificateDer(bundle.chain_der[0]));
+  if (!ca.is_ca) {
+    return InvalidArgumentError(
+        "The certificate that carries the key is not a CA (basicConstraints CA:TRUE).",
+        "BadParameter");
+  }
+  if (!ca.key_usage.empty() &&
+      std::find(ca.key_usage.begin(), ca.key_usage.end(), "keyCertSign") == ca.key_usage.end()) {
+    return InvalidArgumentError("The CA certificate's key usage does not allow keyCertSign.",
+                                "BadParameter");
+  }
+  const int64_t now = clock_.NowSeconds();
+  if (ca.not_before > now || ca.not_after <= now) {
+    return InvalidArgumentError("The CA certificate is not valid now.", "BadParameter");
+  }
+  std::string record = Record(envelope_, *bundle.key, bundle.chain_der);
+  RETURN_IF_ERROR(store_.PutMeta(kMetaKey, record));
+  Forget();
+  return OkStatus();
 }
 
 StatusOr<std::vector<std::string>> CertificateAuthority::Issue(
     const crypto::CertificateProfile& profile, std::string_view public_key_der) {
   ASSIGN_OR_RETURN(std::shared_ptr<const Loaded> ca, Load());
   ASSIGN_OR_RETURN(std::string leaf,
-                   crypto::IssueCertificate(profile, public_key_der, *ca->key, ca->der));
-  return std::vector<std::string>{std::move(leaf), ca->der};
+                   crypto::IssueCertificate(profile, public_key_der, *ca->key, ca->chain[0]));
+  std::vector<std::string> chain{std::move(leaf)};
+  chain.insert(chain.end(), ca->chain.begin(), ca->chain.end());
+  return chain;
 }
 
 }  // namespace coffer::keyvault

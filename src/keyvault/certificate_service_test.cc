@@ -389,8 +389,10 @@ TEST_F(CertificateServiceTest, ACofferIssuerSignsWithinItsRules) {
   EXPECT_EQ(op->status, "completed");
   auto cert = service_.Get(V(), "w", "");
   ASSERT_TRUE(cert.ok());
-  auto ca = authority_.CertificateDer();
-  ASSERT_TRUE(ca.ok()) << ca.status().ToString();
+  auto chain = authority_.Chain();
+  ASSERT_TRUE(chain.ok()) << chain.status().ToString();
+  ASSERT_EQ(chain->size(), 1u);
+  const std::string* ca = &(*chain)[0];
   auto leaf = crypto::ReadCertificateDer(cert->cer);
   auto root = crypto::ReadCertificateDer(*ca);
   ASSERT_TRUE(leaf.ok() && root.ok());
@@ -430,6 +432,60 @@ TEST_F(CertificateServiceTest, ACofferIssuerSignsWithinItsRules) {
                 .status()
                 .code(),
             StatusCode::kInvalidArgument);
+}
+
+TEST_F(CertificateServiceTest, AnImportedCaSignsWithItsChainFromThenOn) {
+  ASSERT_TRUE(issuers_.SetIssuer(V(), "corp", J(R"({"provider":"Coffer"})"), true).ok());
+  const char* policy = R"({"x509_props":{"subject":"CN=i","sans":{"dns_names":["i.example"]}},
+      "key_props":{"kty":"EC"},"issuer":{"name":"corp"}})";
+  ASSERT_TRUE(service_.Create(V(), "i", Input(policy)).ok());
+  auto made = authority_.Chain();
+  ASSERT_TRUE(made.ok());
+  // The company's root and an intermediate under it, with the
+  // intermediate's key.
+  OutsideCa root;
+  auto key = crypto::AsymKey::Generate("EC", 0, "P-256").value();
+  crypto::CertificateProfile profile;
+  profile.subject = "CN=Corp Intermediate";
+  profile.not_before = 1700000000;
+  profile.not_after = 1900000000;
+  profile.is_ca = true;
+  std::string intermediate =
+      crypto::IssueCertificate(profile, key->PublicKeyDer(), *root.key, root.der).value();
+  std::string pem(crypto::WritePem(*key, {intermediate, root.der}).value().view());
+  ASSERT_TRUE(authority_.Import(pem).ok());
+  EXPECT_EQ(authority_.Chain().value(), (std::vector<std::string>{intermediate, root.der}));
+  ASSERT_TRUE(service_.Create(V(), "i", Input(policy)).ok());
+  auto cert = service_.Get(V(), "i", "");
+  ASSERT_TRUE(cert.ok());
+  EXPECT_EQ(crypto::ReadCertificateDer(cert->cer)->issuer, "CN=Corp Intermediate");
+  auto pfx = crypto::ReadPkcs12(*Base64Decode(*secrets_.Get(V(), "i", "")->value), "");
+  ASSERT_TRUE(pfx.ok());
+  EXPECT_EQ(pfx->chain_der, (std::vector<std::string>{cert->cer, intermediate, root.der}));
+  // The earlier version keeps the chain it was made with.
+  auto versions = service_.ListVersions(V(), "i", "", 25);
+  ASSERT_EQ(versions->items.size(), 2u);
+  // What is not a CA, or not valid now, is refused, and the CA stays.
+  crypto::CertificateProfile leaf_profile = profile;
+  leaf_profile.subject = "CN=not a ca";
+  leaf_profile.is_ca = false;
+  std::string leaf =
+      crypto::IssueCertificate(leaf_profile, key->PublicKeyDer(), *root.key, root.der).value();
+  crypto::CertificateProfile old_profile = profile;
+  old_profile.not_after = 1750000000;
+  std::string expired =
+      crypto::IssueCertificate(old_profile, key->PublicKeyDer(), *root.key, root.der).value();
+  for (const auto& bad : {std::string(crypto::WritePem(*key, {leaf}).value().view()),
+                          std::string(crypto::WritePem(*key, {expired}).value().view()),
+                          std::string("not pem"), crypto::CertificatePem(root.der).value()}) {
+    EXPECT_EQ(authority_.Import(bad).code(), StatusCode::kInvalidArgument);
+  }
+  EXPECT_EQ(authority_.Chain().value()[0], intermediate);
+  // Another authority over the same store (another server) reads the
+  // imported one.
+  CertificateAuthority other(store_, *envelope_, clock_);
+  EXPECT_EQ(other.Chain().value()[0], intermediate);
+  EXPECT_NE((*made)[0], intermediate);
 }
 
 TEST_F(CertificateServiceTest, IssuersAndContactsAreKeptPerVaultWithTheirPasswordSealed) {

@@ -358,6 +358,10 @@ void CofferServer::OnStoreChange(const storage::Store::ExternalChange& change) {
   if (all || (table == "meta" && change.key == auth::SigningKeySet::kMetaKey)) {
     ReloadSigningKeys();
   }
+  // A CA imported through another server signs from now on here too.
+  if (all || (table == "meta" && change.key == keyvault::CertificateAuthority::kMetaKey)) {
+    certificate_authority_->Forget();
+  }
   if (all) {
     secrets_->InvalidateAll();
     vault_keys_->InvalidateAll();
@@ -866,23 +870,29 @@ std::vector<AuthorityRoute> CofferServer::AuthorityRoutes() {
       {"POST", "/coffer/v1/administrator/credentials/rotate", Access::kAdministrator,
        "CofferAdministration",
        [this](const AuthorityCall&) { return RotateAdministratorCredentials(); }},
-      // The installation's CA certificate, public like any trust anchor
+      // The installation's CA certificate (with the chain above an imported
+      // one), public like any trust anchor; an administrator replaces it
       // (certificates.md, "Coffer's own issuer").
       {"GET", "/coffer/v1/ca", Access::kPublic, "",
-       [this](const AuthorityCall&) {
-         auto der = certificate_authority_->CertificateDer();
-         if (!der.ok()) {
-           return http::ErrorResponse(der.status());
+       [this](const AuthorityCall&) { return CaRequest(); }},
+      {"PUT", "/coffer/v1/ca", Access::kAdministrator, "CofferAdministration",
+       [this](const AuthorityCall& c) {
+         auto body = ParseJson(c.request.body, 4);
+         if (!body || !body->is_object() || !body->contains("value") ||
+             !(*body)["value"].is_string()) {
+           return http::ErrorResponse(InvalidArgumentError(
+               "The body must be {\"value\": PEM text of the CA's key and certificate chain}.",
+               "BadParameter"));
          }
-         auto pem = crypto::CertificatePem(*der);
-         if (!pem.ok()) {
-           return http::ErrorResponse(pem.status());
+         std::string& pem = (*body)["value"].get_ref<std::string&>();
+         Status imported = certificate_authority_->Import(pem);
+         // SECURITY: the request's copy of the CA's key is wiped.
+         crypto::SecureWipe(pem);
+         if (!imported.ok()) {
+           return http::ErrorResponse(imported);
          }
-         http::Response r;
-         r.status = 200;
-         r.headers.emplace_back("Content-Type", "application/x-pem-file");
-         r.body = std::move(*pem);
-         return r;
+         COFFER_LOG(kInfo) << "the installation's CA was replaced by an imported one";
+         return CaRequest();
        }},
       {"GET", "/coffer/v1/routes", Access::kAdministrator, "CofferAdministration",
        [this](const AuthorityCall&) { return RoutesRequest(); }},
@@ -896,6 +906,24 @@ std::vector<AuthorityRoute> CofferServer::AuthorityRoutes() {
       {"*", "/subscriptions/{rest...}", Access::kManagement, "", arm},
       {"*", "/providers/{rest...}", Access::kManagement, "", arm},
   };
+}
+
+http::Response CofferServer::CaRequest() {
+  auto chain = certificate_authority_->Chain();
+  if (!chain.ok()) {
+    return http::ErrorResponse(chain.status());
+  }
+  http::Response r;
+  r.status = 200;
+  r.headers.emplace_back("Content-Type", "application/x-pem-file");
+  for (const auto& der : *chain) {
+    auto pem = crypto::CertificatePem(der);
+    if (!pem.ok()) {
+      return http::ErrorResponse(pem.status());
+    }
+    r.body += *pem;
+  }
+  return r;
 }
 
 http::Response CofferServer::RotateSigningKeys() {

@@ -188,6 +188,8 @@ class CofferServer {
   // The authority host's routes (AuthorityPlane).
   std::vector<AuthorityRoute> AuthorityRoutes();
   http::Response RotateSigningKeys();
+  // GET /coffer/v1/ca: the installation's CA chain as PEM.
+  http::Response CaRequest();
   // audit_trail.cc: the audit record of one request. `durable` waits until
   // it is on disk (writes are acknowledged only then); a failure to write it
   // turns the response into a 503.
