@@ -254,6 +254,12 @@ void AddReads(CLI::App* cert) {
           c.Call("GET", KvUrl(base, "/certificates/" + a->name + "/" + a->version), resource),
           {200});
       auto der = Base64Decode(out.is_object() ? out.value("cer", "") : "");
+      if (out.is_object() && out.contains("pending") && !out.contains("cer")) {
+        Fail(FailedPreconditionError("Certificate " + a->name +
+                                         " has no signed version yet: its operation is in "
+                                         "progress (see `pending show` and `pending merge`).",
+                                     "PendingCertificate"));
+      }
       if (!der || der->empty()) {
         Fail(InternalError("the server returned no certificate"));
       }

@@ -103,6 +103,7 @@ struct CertificateService::Pending {
   Json policy;
   std::string tags_json = "{}";
   bool enabled = true;
+  int64_t created = 0;
 
   static std::string Key(const OpenVault& vault, const std::string& name) {
     return VaultDocumentKey(vault.record, "certificate-operation/" + AsciiLower(name));
@@ -129,6 +130,7 @@ struct CertificateService::Pending {
       p.policy = json->at("policy");
       p.tags_json = json->value("tags", std::string("{}"));
       p.enabled = json->value("enabled", true);
+      p.created = json->value("created", int64_t{0});
       auto csr = Base64Decode(json->at("csr").get<std::string>());
       auto key = Base64Decode(json->at("key").get<std::string>());
       if (!csr || !key) {
@@ -154,7 +156,8 @@ struct CertificateService::Pending {
                        {"key", Base64Encode(sealed_key)},
                        {"policy", policy},
                        {"tags", tags_json},
-                       {"enabled", enabled}});
+                       {"enabled", enabled},
+                       {"created", created}});
   }
 
   // The operation as GET /pending shows it: a claimed one is still in
@@ -172,7 +175,15 @@ namespace {
 
 // The error a store's UpdateMeta function returns to write nothing.
 Status NoPendingOperation(const std::string& name) {
-  return NotFoundError("Pending certificate not found: " + name, "CertificateOperationNotFound");
+  return NotFoundError("Pending certificate not found: " + name, "PendingCertificateNotFound");
+}
+
+// A create or import while an operation is in progress, in Key Vault's words.
+Status InProgressConflict() {
+  return FailedPreconditionError(
+      "A new key vault certificate can not be created or imported while a pending key vault "
+      "certificate's status is inProgress. Merge, cancel or delete it (/pending) first.",
+      "Conflict");
 }
 
 // AAD name of a pending operation's sealed key: not a key's name, so that it
@@ -363,10 +374,7 @@ StatusOr<CertificateOperation> CertificateService::Create(const Vault& vault,
   const bool exists = latest.ok();
   ASSIGN_OR_RETURN(std::optional<Pending> pending, ReadPending(*vault, name));
   if (pending && pending->op.status != "cancelled") {
-    return FailedPreconditionError("Certificate '" + name +
-                                       "' has an operation in progress; merge, cancel or "
-                                       "delete it (/pending) first.",
-                                   "Conflict");
+    return InProgressConflict();
   }
   std::optional<CertificatePolicy> policy;
   if (in.policy) {
@@ -438,6 +446,7 @@ StatusOr<CertificateOperation> CertificateService::StartPending(
   p.policy = RenderCertificatePolicy(policy, "");
   p.tags_json = in.tags_json;
   p.enabled = in.enabled;
+  p.created = clock_.NowSeconds();
   {
     crypto::SecureBytes der = key.ToPrivateDer();
     std::string plain(der.view());
@@ -471,9 +480,10 @@ StatusOr<CertificateOperation> CertificateService::GetOperation(const Vault& vau
     return pending->Shown();
   }
   auto latest = store_.GetObject(kKind, vault->record.name, name, "", false);
-  if (!latest.ok()) {
-    return InKeyVaultWords(latest.status(), kKind, name, false);
+  if (latest.status().code() == StatusCode::kNotFound) {
+    return NoPendingOperation(name);
   }
+  RETURN_IF_ERROR(latest.status());
   ASSIGN_OR_RETURN(Stored stored, Stored::Read(latest->version.key_json));
   if (!stored.operation) {
     return NoPendingOperation(name);
@@ -646,6 +656,10 @@ StatusOr<Certificate> CertificateService::Import(const Vault& vault, const std::
                                                  const CertificateImportInput& in) {
   RETURN_IF_ERROR(ValidateObjectName(name));
   RETURN_IF_ERROR(ValidateTagsJson(in.tags_json));
+  ASSIGN_OR_RETURN(std::optional<Pending> pending, ReadPending(*vault, name));
+  if (pending && pending->op.status != "cancelled") {
+    return InProgressConflict();
+  }
   if (in.value.empty() || in.value.size() > kMaxImportChars) {
     return BadParameter("Property 'value' must hold a PFX or PEM certificate of at most 1 MiB.");
   }
@@ -724,13 +738,36 @@ StatusOr<Certificate> CertificateService::Get(const Vault& vault, const std::str
     RETURN_IF_ERROR(ValidateVersion(version));
   }
   auto view = store_.GetObject(kKind, vault->record.name, name, AsciiLower(version), false);
+  if (!version.empty()) {
+    if (!view.ok()) {
+      return InKeyVaultWords(view.status(), kKind, name, false);
+    }
+    return FromView(*view, *vault);
+  }
+  if (!view.ok() && view.status().code() != StatusCode::kNotFound) {
+    return view.status();
+  }
+  ASSIGN_OR_RETURN(std::optional<Pending> pending, ReadPending(*vault, name));
   if (!view.ok()) {
-    return InKeyVaultWords(view.status(), kKind, name, false);
+    if (!pending) {
+      return InKeyVaultWords(view.status(), kKind, name, false);
+    }
+    // The first version, waiting for its merge.
+    Certificate c;
+    c.record.name = pending->op.name;
+    c.record.version = pending->version;
+    c.record.enabled = false;
+    c.record.created = c.record.updated = pending->created;
+    c.record.tags_json = pending->tags_json;
+    c.recoverable_days = vault->settings.retention_days;
+    c.recovery_level = RecoveryLevel(vault->settings);
+    ASSIGN_OR_RETURN(c.policy, LoadCertificatePolicy(ToJson(pending->policy)));
+    c.pending = true;
+    return c;
   }
   ASSIGN_OR_RETURN(Certificate c, FromView(*view, *vault));
-  if (version.empty()) {
-    ASSIGN_OR_RETURN(c.policy, CurrentPolicy(*vault, name, *view));
-  }
+  ASSIGN_OR_RETURN(c.policy, CurrentPolicy(*vault, name, *view));
+  c.pending = pending.has_value();
   return c;
 }
 

@@ -31,6 +31,11 @@ struct Certificate {
   int64_t scheduled_purge_date = 0;
   int recoverable_days = 0;
   std::string recovery_level;
+  // An operation is in progress (its GET is /certificates/{name}/pending).
+  // With no `cer`, this is that operation's version-to-be: a certificate
+  // whose first version is not made yet, read as Key Vault shows it
+  // (disabled, with its policy).
+  bool pending = false;
 };
 
 struct CertificateList {
@@ -122,7 +127,7 @@ class CertificateService {
   StatusOr<CertificateOperation> Create(const Vault& vault, const std::string& name,
                                         const CertificateCreateInput& input);
   // The operation in progress, or else the one that made the latest
-  // version. kNotFound ("CertificateOperationNotFound") when there is none.
+  // version. kNotFound ("PendingCertificateNotFound") when there is none.
   StatusOr<CertificateOperation> GetOperation(const Vault& vault, const std::string& name);
   // Cancels the operation in progress (it becomes "cancelled"; a merge is
   // then refused). A finished operation is returned as it is.
@@ -141,7 +146,9 @@ class CertificateService {
   // the value's format is told).
   StatusOr<Certificate> Import(const Vault& vault, const std::string& name,
                                const CertificateImportInput& input);
-  // `version` empty means the latest; the latest also carries the policy.
+  // `version` empty means the latest; the latest also carries the policy,
+  // and says whether an operation is in progress. A certificate whose first
+  // version waits for a merge reads as that version-to-be (no `cer`).
   StatusOr<Certificate> Get(const Vault& vault, const std::string& name,
                             const std::string& version);
   StatusOr<Certificate> Update(const Vault& vault, const std::string& name,

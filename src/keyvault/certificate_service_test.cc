@@ -282,9 +282,21 @@ TEST_F(CertificateServiceTest, AnUnknownIssuerWaitsForTheMergeOfTheSignedCertifi
   ASSERT_TRUE(op.ok()) << op.status().ToString();
   EXPECT_EQ(op->status, "inProgress");
   EXPECT_EQ(op->issuer, "Unknown");
-  // Nothing of it is a certificate, a key or a secret yet.
-  EXPECT_EQ(service_.Get(V(), "u", "").status().code(), StatusCode::kNotFound);
+  // The certificate reads as its version-to-be, disabled, without a
+  // certificate; there is no key or secret yet, and no version to list.
+  auto waiting = service_.Get(V(), "u", "");
+  ASSERT_TRUE(waiting.ok()) << waiting.status().ToString();
+  EXPECT_TRUE(waiting->pending);
+  EXPECT_TRUE(waiting->cer.empty());
+  EXPECT_FALSE(waiting->record.enabled);
+  EXPECT_EQ(waiting->policy->issuer, "Unknown");
   EXPECT_EQ(keys_.Get(V(), "u", "").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(secrets_.Get(V(), "u", "").status().code(), StatusCode::kNotFound);
+  EXPECT_TRUE(service_.List(V(), "", 25)->items.empty());
+  // Nor is anything imported under its name meanwhile.
+  CertificateImportInput import;
+  import.value = "-----BEGIN garbage";
+  EXPECT_EQ(service_.Import(V(), "u", import).status().reason(), "Conflict");
   auto pending = service_.GetOperation(V(), "u");
   ASSERT_TRUE(pending.ok()) << pending.status().ToString();
   EXPECT_EQ(pending->status, "inProgress");
@@ -307,6 +319,8 @@ TEST_F(CertificateServiceTest, AnUnknownIssuerWaitsForTheMergeOfTheSignedCertifi
   ASSERT_TRUE(merged.ok()) << merged.status().ToString();
   EXPECT_EQ(merged->cer, merge.x5c[0]);
   EXPECT_TRUE(merged->record.enabled);
+  EXPECT_EQ(merged->record.version, waiting->record.version);
+  EXPECT_FALSE(service_.Get(V(), "u", "")->pending);
   EXPECT_EQ(merged->record.exp, 1810000000);
   // The certificate, its key and its secret exist now, with the chain.
   auto secret = secrets_.Get(V(), "u", "");
@@ -338,7 +352,7 @@ TEST_F(CertificateServiceTest, ACancelledOperationCannotBeMergedAndADeletedOneIs
   auto dropped = service_.DeleteOperation(V(), "c");
   ASSERT_TRUE(dropped.ok());
   EXPECT_EQ(dropped->request_id, op->request_id);
-  EXPECT_EQ(service_.GetOperation(V(), "c").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(service_.GetOperation(V(), "c").status().reason(), "PendingCertificateNotFound");
   EXPECT_EQ(service_.Get(V(), "c", "").status().code(), StatusCode::kNotFound);
 
   // A completed operation's record can be dropped too; the version stays.
@@ -361,6 +375,7 @@ TEST_F(CertificateServiceTest, APendingRenewalLeavesTheCurrentVersionInPlace) {
   // The certificate, key and secret still answer with the first version;
   // the policy is the new one.
   EXPECT_EQ(service_.Get(V(), "r", "")->record.version, first->record.version);
+  EXPECT_TRUE(service_.Get(V(), "r", "")->pending);
   EXPECT_EQ(secrets_.Get(V(), "r", "")->record.version, first->record.version);
   EXPECT_EQ(service_.GetPolicy(V(), "r")->issuer, "Unknown");
   OutsideCa ca;

@@ -39,16 +39,23 @@ Json Render(const Certificate& c, const http::Request& req, bool bundle, bool ve
   }
   Json out = Json::object();
   out["id"] = Url(req, "certificates", r.name, versioned ? r.version : "");
-  out["x5t"] = Base64UrlEncode(c.x5t);
+  if (!c.cer.empty()) {
+    out["x5t"] = Base64UrlEncode(c.x5t);
+  }
   out["attributes"] = std::move(attrs);
   auto tags = ParseJson(r.tags_json, 2);
   if (tags && tags->is_object() && !tags->empty()) {
     out["tags"] = *tags;
   }
-  if (bundle) {
+  if (bundle && !c.cer.empty()) {
     out["kid"] = Url(req, "keys", r.name, r.version);
     out["sid"] = Url(req, "secrets", r.name, r.version);
     out["cer"] = Base64Encode(c.cer);
+  }
+  if (bundle && c.pending) {
+    out["pending"] = {{"id", Url(req, "certificates", r.name, "") + "/pending"}};
+  }
+  if (bundle) {
     if (c.policy) {
       out["policy"] =
           RenderCertificatePolicy(*c.policy, Url(req, "certificates", r.name, "") + "/policy");
@@ -192,6 +199,40 @@ http::Response CertificatesApi::GetOperation(const VaultCall& call) {
   return OperationAnswer(service_.GetOperation(call.vault, Name(call)), call.request, 200);
 }
 
+namespace {
+
+// One x5c entry of a merge: base64 of a DER certificate, as Key Vault
+// documents it, or base64 of a certificate's PEM text or of its base64 lines
+// (with or without the armour): what the JS SDK's own merge example sends,
+// the PEM file's lines after BEGIN joined and passed as bytes.
+std::optional<std::string> MergedCertificate(const std::string& entry) {
+  auto bytes = Base64Decode(entry);
+  if (!bytes || bytes->empty() || static_cast<unsigned char>((*bytes)[0]) == 0x30) {
+    return bytes;  // DER starts with a SEQUENCE
+  }
+  std::string text;
+  for (char ch : *bytes) {
+    if (static_cast<unsigned char>(ch) >= 0x80) {
+      return bytes;  // not text: ReadCertificateDer says what is wrong
+    }
+  }
+  std::string stripped = *bytes;
+  for (const char* armour : {"-----BEGIN CERTIFICATE-----", "-----END CERTIFICATE-----"}) {
+    for (size_t at = stripped.find(armour); at != std::string::npos; at = stripped.find(armour)) {
+      stripped.erase(at, std::char_traits<char>::length(armour));
+    }
+  }
+  for (char ch : stripped) {
+    if (ch != '\r' && ch != '\n' && ch != ' ' && ch != '\t') {
+      text += ch;
+    }
+  }
+  auto der = Base64Decode(text);
+  return der ? der : bytes;
+}
+
+}  // namespace
+
 http::Response CertificatesApi::CancelOperation(const VaultCall& call) {
   auto body = ParseBody(call.request);
   if (!body.ok()) {
@@ -228,7 +269,8 @@ http::Response CertificatesApi::Merge(const VaultCall& call) {
   }
   for (size_t i = 0; i < x5c->size() && i < 11; ++i) {
     const Json& one = (*x5c)[i];
-    auto der = one.is_string() ? Base64Decode(one.get_ref<const std::string&>()) : std::nullopt;
+    auto der =
+        one.is_string() ? MergedCertificate(one.get_ref<const std::string&>()) : std::nullopt;
     if (!der) {
       return Error(BadParameter("Property 'x5c[" + std::to_string(i) +
                                 "]' must be a certificate in base64 DER."));

@@ -7,12 +7,19 @@
 // own crypto as well as through the SDK: certificates are parsed with X509Certificate, PFX files are
 // loaded into a TLS context (which refuses a key that does not match its certificate), signatures made
 // with a certificate's key are verified with the certificate's public key.
+//
+// The Unknown issuer: a CA made with the openssl CLI in a temporary directory signs the operation's CSR
+// (Node's crypto cannot sign certificates), and mergeCertificate takes the chain; cancel and delete of
+// an operation; contacts; issuers, including one of Coffer's own provider whose certificates verify
+// against the CA the server serves at /coffer/v1/ca; backup and restore.  Where the SDK drops what the
+// server answered, a client that keeps the responses (capturingClient) shows what the wire said.
 
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import crypto from "node:crypto";
 import fs from "node:fs";
+import https from "node:https";
 import os from "node:os";
 import path from "node:path";
 import tls from "node:tls";
@@ -91,6 +98,119 @@ async function principalWithCertificatePermissions(name, permissions) {
   }
   const cred = credentialFor(sp);
   return { cred, client: new CertificateClient(coffer.vaultUrl, cred, { tlsOptions }) };
+}
+
+/**
+ * A CertificateClient of the dev administrator that keeps every response: `wire` holds
+ * { method, url, status, body } with the body as text, for what the SDK does not pass on.
+ */
+function capturingClient() {
+  const wire = [];
+  const client = new CertificateClient(coffer.vaultUrl, credential, {
+    tlsOptions,
+    additionalPolicies: [{
+      position: "perCall",
+      policy: {
+        name: "coffer-test-capture",
+        async sendRequest(request, next) {
+          const response = await next(request);
+          wire.push({ method: request.method, url: request.url, status: response.status, body: response.bodyAsText });
+          return response;
+        },
+      },
+    }],
+  });
+  /** The JSON body of the last response to `method` on a URL whose path ends with `pathEnd`. */
+  const answer = (method, pathEnd, status) => {
+    const hit = wire.filter((w) => w.method === method && new URL(w.url).pathname.endsWith(pathEnd)).at(-1);
+    assert.ok(hit, `no ${method} ...${pathEnd} on the wire`);
+    assert.equal(hit.status, status, `${method} ...${pathEnd}: ${hit.body}`);
+    return JSON.parse(hit.body);
+  };
+  return { client, wire, answer };
+}
+
+/** An HTTPS request to the server, trusting its CA; `token` adds a bearer token. Resolves to { status, headers, body }. */
+function httpsRequest(url, { method = "GET", token, json } = {}) {
+  return new Promise((resolve, reject) => {
+    const headers = {};
+    if (token) headers.authorization = `Bearer ${token}`;
+    const body = json === undefined ? undefined : JSON.stringify(json);
+    if (body !== undefined) headers["content-type"] = "application/json";
+    const req = https.request(url, { method, headers, ca: coffer.ca, agent: false }, (res) => {
+      const chunks = [];
+      res.on("data", (c) => chunks.push(c));
+      res.on("end", () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks).toString("utf8") }));
+      res.on("error", reject);
+    });
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
+/** A Key Vault request outside the SDK, with the dev administrator's token for the vault. */
+async function vaultRequest(method, pathname, json) {
+  const { token } = await credential.getToken(`https://vault.localhost:${coffer.port}/.default`);
+  return httpsRequest(`${coffer.vaultUrl}${pathname}?api-version=7.5`, { method, token, json });
+}
+
+function openssl(...args) {
+  const r = spawnSync("openssl", args, { encoding: "utf8" });
+  if (r.status !== 0) throw new Error(`openssl ${args.join(" ")} exited with ${r.status}:\n${r.stderr}`);
+  return r;
+}
+
+/** A CA made with the openssl CLI in dir (ca.key, ca.crt): its certificate. */
+function makeCa(dir, cn) {
+  openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+    "-keyout", path.join(dir, "ca.key"), "-out", path.join(dir, "ca.crt"), "-days", "30", "-subj", `/CN=${cn}`,
+    "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign");
+  return new crypto.X509Certificate(fs.readFileSync(path.join(dir, "ca.crt")));
+}
+
+/** A CSR (DER bytes or standard base64) as a PEM file in dir; its path. */
+function csrFile(dir, csr) {
+  const b64 = typeof csr === "string" ? csr : Buffer.from(csr).toString("base64");
+  const file = path.join(dir, `req-${crypto.randomUUID()}.csr`);
+  fs.writeFileSync(file, `-----BEGIN CERTIFICATE REQUEST-----\n${b64.match(/.{1,64}/g).join("\n")}\n-----END CERTIFICATE REQUEST-----\n`);
+  return file;
+}
+
+/** The CSR signed by the CA in dir with `openssl x509 -req`, its extensions copied: the PEM file's path. */
+function signCsrToFile(dir, csr, ...extra) {
+  const out = path.join(dir, `leaf-${crypto.randomUUID()}.crt`);
+  openssl("x509", "-req", "-in", csrFile(dir, csr), "-CA", path.join(dir, "ca.crt"), "-CAkey", path.join(dir, "ca.key"),
+    "-set_serial", `0x${crypto.randomBytes(8).toString("hex")}`, "-days", "30", "-copy_extensions", "copy",
+    "-out", out, ...extra);
+  return out;
+}
+
+function signCsr(dir, csr, ...extra) {
+  return new crypto.X509Certificate(fs.readFileSync(signCsrToFile(dir, csr, ...extra)));
+}
+
+/** What openssl reads in a CSR: its subject line, whether its self-signature verifies, its public key (SPKI DER). */
+function readCsr(dir, csr) {
+  const file = csrFile(dir, csr);
+  const r = openssl("req", "-in", file, "-noout", "-subject", "-verify");
+  const pub = openssl("req", "-in", file, "-noout", "-pubkey").stdout;
+  return {
+    subject: r.stdout.trim(),
+    verified: /verify OK/.test(r.stderr + r.stdout),
+    spki: crypto.createPublicKey(pub).export({ type: "spki", format: "der" }),
+  };
+}
+
+/** The certificates of a password-less PFX (base64), as read by `openssl pkcs12`, each as DER. */
+function pfxCertificates(dir, base64Pfx) {
+  const file = path.join(dir, `s-${crypto.randomUUID()}.pfx`);
+  fs.writeFileSync(file, Buffer.from(base64Pfx, "base64"));
+  const pem = openssl("pkcs12", "-in", file, "-nokeys", "-passin", "pass:").stdout;
+  return pemBlocks(pem, "CERTIFICATE").map((b) => new crypto.X509Certificate(b).raw);
+}
+
+function spkiOf(cer) {
+  return x509(cer).publicKey.export({ type: "spki", format: "der" });
 }
 
 describe("@azure/keyvault-certificates 4.10.3 against coffer", () => {
@@ -459,6 +579,351 @@ describe("@azure/keyvault-certificates 4.10.3 against coffer", () => {
       // Certificate permissions say nothing about the secret that holds the private key.
       const creatorSecrets = new SecretClient(coffer.vaultUrl, creator.cred, { tlsOptions });
       await rejectsWith(creatorSecrets.getSecret("by-creator"), 403, "Forbidden");
+    });
+  });
+
+  describe("the Unknown issuer: operation, merge, cancel and delete", () => {
+    let dir;
+    let ca;
+    // The operation of "unknown-merge" as the create's 202 said it, for the merge that follows.
+    let created;
+
+    before(() => {
+      dir = tmpdir();
+      ca = makeCa(dir, "Coffer JS test merge CA");
+    });
+
+    after(() => {
+      if (dir) fs.rmSync(dir, { recursive: true, force: true });
+    });
+
+    it("beginCreateCertificate with the Unknown issuer answers an operation in progress with a CSR for the policy", async () => {
+      const { client, answer } = capturingClient();
+      const poller = await client.beginCreateCertificate("unknown-merge", {
+        issuerName: "Unknown", subject: "CN=merge.example", subjectAlternativeNames: { dnsNames: ["merge.example"] },
+      }, POLL);
+      const state = poller.getOperationState();
+      assert.equal(state.isStarted, true);
+      assert.ok(!state.isCompleted && !state.isCancelled, "the poller waits for a merge");
+      created = answer("POST", "/certificates/unknown-merge/create", 202);
+      assert.equal(created.status, "inProgress");
+      assert.equal(created.issuer.name, "Unknown");
+      assert.equal(created.id, `${coffer.vaultUrl}/certificates/unknown-merge/pending`);
+      assert.equal(created.cancellation_requested, false);
+      assert.ok(created.request_id);
+      const csr = readCsr(dir, created.csr);
+      assert.equal(csr.subject, "subject=CN = merge.example");
+      assert.ok(csr.verified, "the CSR is signed by its own key");
+      // Nothing holds a private key until the merge; a second create must wait for it.
+      await rejectsWith(secrets.getSecret("unknown-merge"), 404, "SecretNotFound");
+      await rejectsWith(certificates.beginCreateCertificate("unknown-merge", { issuerName: "Unknown", subject: "CN=again" }, POLL), 409, "Conflict");
+    });
+
+    it("getCertificateOperation of an operation in progress has its CSR in the poller's state", async () => {
+      // As the SDK's own example of mergeCertificate starts (CertificateClient.mergeCertificate's doc comment).
+      await certificates.beginCreateCertificate("unknown-operation", { issuerName: "Unknown", subject: "CN=op.example" }, POLL);
+      const poller = await certificates.getCertificateOperation("unknown-operation", POLL);
+      const op = poller.getOperationState().certificateOperation;
+      assert.equal(op.status, "inProgress");
+      assert.equal(op.issuerName, "Unknown");
+      assert.ok(readCsr(dir, op.csr).verified);
+      assert.equal(poller.getOperationState().isCompleted, undefined);
+    });
+
+    it("mergeCertificate with the chain openssl signed makes the certificate, its managed key and secret", async () => {
+      assert.ok(created, "the create test ran");
+      const leaf = signCsr(dir, created.csr);
+      const merged = await certificates.mergeCertificate("unknown-merge", [leaf.raw, ca.raw]);
+      assert.equal(merged.name, "unknown-merge");
+      assert.ok(merged.properties.version);
+      assert.equal(merged.properties.enabled, true);
+      assert.deepEqual(Buffer.from(merged.cer), leaf.raw);
+      assert.ok(x509(merged.cer).verify(ca.publicKey), "signed by the CA");
+      assert.deepEqual(spkiOf(merged.cer), readCsr(dir, created.csr).spki, "the certificate carries the CSR's key");
+      assert.equal(merged.policy.issuerName, "Unknown");
+      assert.equal(merged.keyId, `${coffer.vaultUrl}/keys/unknown-merge/${merged.properties.version}`);
+      assert.deepEqual(Buffer.from((await certificates.getCertificate("unknown-merge")).cer), leaf.raw);
+      // The secret is a PFX of the pending key with the chain, leaf first.
+      const secret = await secrets.getSecret("unknown-merge");
+      sensitive.add(secret.value);
+      assert.equal(secret.properties.managed, true);
+      assert.doesNotThrow(() => tls.createSecureContext({ pfx: Buffer.from(secret.value, "base64") }),
+        "the key in the PFX is the certificate's");
+      assert.deepEqual(pfxCertificates(dir, secret.value), [leaf.raw, ca.raw]);
+      const key = await keys.getKey("unknown-merge");
+      assert.equal(key.properties.managed, true);
+      assert.equal(key.id, merged.keyId);
+      // Now that the certificate exists, the operation reads as completed.
+      const poller = await certificates.getCertificateOperation("unknown-merge", POLL);
+      const op = poller.getOperationState().certificateOperation;
+      assert.equal(op.status, "completed");
+      assert.equal(op.requestId, created.request_id);
+      assert.equal(Buffer.from(op.csr).toString("base64"), created.csr);
+      assert.equal(poller.getOperationState().isCompleted, true);
+      assert.deepEqual(Buffer.from(poller.getResult().cer), leaf.raw);
+    });
+
+    it("a certificate for another key is 400 and leaves the operation mergeable; a second merge is 404", async () => {
+      const { client, answer } = capturingClient();
+      await client.beginCreateCertificate("unknown-refusals", { issuerName: "Unknown", subject: "CN=refusals.example" }, POLL);
+      const op = answer("POST", "/certificates/unknown-refusals/create", 202);
+      const other = path.join(dir, "other.pub");
+      fs.writeFileSync(other, crypto.generateKeyPairSync("ec", { namedCurve: "P-256" }).publicKey.export({ type: "spki", format: "pem" }));
+      const wrong = signCsr(dir, op.csr, "-force_pubkey", other);
+      await rejectsWith(certificates.mergeCertificate("unknown-refusals", [wrong.raw]), 400, "BadParameter");
+      await rejectsWith(secrets.getSecret("unknown-refusals"), 404, "SecretNotFound");
+      const right = signCsr(dir, op.csr);
+      const merged = await certificates.mergeCertificate("unknown-refusals", [right.raw]);
+      assert.deepEqual(Buffer.from(merged.cer), right.raw);
+      await rejectsWith(certificates.mergeCertificate("unknown-refusals", [right.raw]), 404, "PendingCertificateNotFound");
+      assert.equal((await certificates.getCertificate("unknown-refusals")).properties.version, merged.properties.version);
+    });
+
+    it("mergeCertificate as the SDK's own example calls it, with the bytes of the PEM's base64 text", async () => {
+      const { client, answer } = capturingClient();
+      await client.beginCreateCertificate("unknown-merge-text", { issuerName: "Unknown", subject: "CN=text.example" }, POLL);
+      const op = answer("POST", "/certificates/unknown-merge-text/create", 202);
+      const crt = signCsrToFile(dir, op.csr);
+      const base64Crt = fs.readFileSync(crt).toString().split("\n").slice(1, -1).join("");
+      const merged = await certificates.mergeCertificate("unknown-merge-text", [Buffer.from(base64Crt)]);
+      assert.deepEqual(Buffer.from(merged.cer), new crypto.X509Certificate(fs.readFileSync(crt)).raw);
+    });
+
+    it("the create poller's cancelOperation cancels the operation; a merge is then 409 and a new create starts over", async () => {
+      const { client, answer } = capturingClient();
+      const poller = await client.beginCreateCertificate("unknown-cancel", { issuerName: "Unknown", subject: "CN=cancel.example" }, POLL);
+      const op = answer("POST", "/certificates/unknown-cancel/create", 202);
+      await poller.cancelOperation();
+      assert.equal(poller.getOperationState().isCancelled, true);
+      const cancelled = answer("PATCH", "/certificates/unknown-cancel/pending", 200);
+      assert.equal(cancelled.status, "cancelled");
+      assert.equal(cancelled.cancellation_requested, true);
+      assert.equal(cancelled.request_id, op.request_id);
+      const pending = await vaultRequest("GET", "/certificates/unknown-cancel/pending");
+      assert.equal(pending.status, 200, pending.body);
+      assert.equal(JSON.parse(pending.body).status, "cancelled");
+      await rejectsWith(certificates.mergeCertificate("unknown-cancel", [signCsr(dir, op.csr).raw]), 409, "Conflict");
+      // Until a new create or a delete replaces it, the certificate reads as the cancelled
+      // operation's version-to-be: disabled, without a certificate.
+      const waiting = await certificates.getCertificate("unknown-cancel");
+      assert.equal(waiting.properties.enabled, false);
+      assert.equal(waiting.cer, undefined);
+      assert.equal(waiting.policy.issuerName, "Unknown");
+      await client.beginCreateCertificate("unknown-cancel", { issuerName: "Unknown", subject: "CN=cancel.example" }, POLL);
+      const again = answer("POST", "/certificates/unknown-cancel/create", 202);
+      assert.equal(again.status, "inProgress");
+      assert.notEqual(again.request_id, op.request_id);
+    });
+
+    it("deleteCertificateOperation returns the operation in progress and drops it; the name is then free", async () => {
+      const { client, answer } = capturingClient();
+      await client.beginCreateCertificate("unknown-delete", { issuerName: "Unknown", subject: "CN=delete.example" }, POLL);
+      const op = answer("POST", "/certificates/unknown-delete/create", 202);
+      const deleted = await certificates.deleteCertificateOperation("unknown-delete");
+      assert.equal(deleted.status, "inProgress");
+      assert.equal(deleted.issuerName, "Unknown");
+      assert.equal(deleted.requestId, op.request_id);
+      assert.equal(Buffer.from(deleted.csr).toString("base64"), op.csr);
+      const pending = await vaultRequest("GET", "/certificates/unknown-delete/pending");
+      assert.equal(pending.status, 404, pending.body);
+      await rejectsWith(certificates.mergeCertificate("unknown-delete", [signCsr(dir, op.csr).raw]), 404, "PendingCertificateNotFound");
+      const cert = await create("unknown-delete", { issuerName: "Self", subject: "CN=delete.example" });
+      assert.notDeepEqual(spkiOf(cert.cer), readCsr(dir, op.csr).spki, "nothing of the dropped operation is used");
+    });
+
+    it("cancelling or deleting a finished operation leaves the certificate as it is", async () => {
+      const cert = await create("finished-op", { issuerName: "Self", subject: "CN=finished" });
+      const poller = await certificates.getCertificateOperation("finished-op", POLL);
+      await poller.cancelOperation();
+      const op = poller.getOperationState().certificateOperation;
+      assert.equal(op.status, "completed");
+      assert.equal(op.cancellationRequested, false);
+      const deleted = await certificates.deleteCertificateOperation("finished-op");
+      assert.equal(deleted.status, "completed");
+      assert.equal(deleted.issuerName, "Self");
+      const pending = await vaultRequest("GET", "/certificates/finished-op/pending");
+      assert.equal(pending.status, 404, pending.body);
+      assert.deepEqual(JSON.parse(pending.body).error,
+        { code: "PendingCertificateNotFound", message: "Pending certificate not found: finished-op" });
+      const got = await certificates.getCertificate("finished-op");
+      assert.equal(got.properties.version, cert.properties.version);
+      assert.deepEqual(Buffer.from(got.cer), Buffer.from(cert.cer));
+    });
+  });
+
+  describe("contacts", () => {
+    it("setContacts, getContacts and deleteContacts; with none set, 404 ContactsNotFound", async () => {
+      await rejectsWith(certificates.getContacts(), 404, "ContactsNotFound");
+      const contacts = [
+        { email: "ops@example.com", name: "Ops on call", phone: "+1 555 0100" },
+        { email: "pki@example.com", name: undefined, phone: undefined },
+      ];
+      assert.deepEqual(await certificates.setContacts(contacts), contacts);
+      assert.deepEqual(await certificates.getContacts(), contacts);
+      const { client, answer } = capturingClient();
+      const removed = await client.deleteContacts();
+      // deleteContacts (4.10.3) reads the raw response body as if it were deserialized and always
+      // resolves to []; the wire has the removed list.
+      assert.deepEqual(removed, []);
+      assert.deepEqual(answer("DELETE", "/certificates/contacts", 200), {
+        id: `${coffer.vaultUrl}/certificates/contacts`,
+        contacts: [{ email: "ops@example.com", name: "Ops on call", phone: "+1 555 0100" }, { email: "pki@example.com" }],
+      });
+      await rejectsWith(certificates.getContacts(), 404, "ContactsNotFound");
+      await rejectsWith(certificates.setContacts([{ email: "ops.example.com" }]), 400, "BadParameter");
+      await rejectsWith(certificates.getContacts(), 404, "ContactsNotFound");
+    });
+  });
+
+  describe("issuers", () => {
+    const admin = { firstName: "Ada", lastName: "Lovelace", email: "ada@example.com", phone: "+1 555 0101" };
+
+    function assertIssuer(issuer, provider, accountId) {
+      // The SDK's toPublicIssuer parses the issuer's id as a certificate's, so its `name` is
+      // "issuers"; the id is the issuer's.
+      assert.equal(issuer.id, `${coffer.vaultUrl}/certificates/issuers/js-digicert`);
+      assert.equal(issuer.provider, provider);
+      assert.equal(issuer.accountId, accountId);
+      assert.equal(issuer.password, undefined, "the password is never read back");
+      assert.equal(issuer.organizationId, "org-1");
+      assert.deepEqual(issuer.administratorContacts, [admin]);
+      assert.equal(issuer.enabled, true);
+      assertRecentDate(issuer.createdOn);
+      assert.ok(issuer.updatedOn >= issuer.createdOn);
+    }
+
+    it("createIssuer, getIssuer, updateIssuer, listPropertiesOfIssuers and deleteIssuer; the password is never read back", async () => {
+      const password = `issuer-pw-${crypto.randomUUID()}`;
+      sensitive.add(password);
+      const made = await certificates.createIssuer("js-digicert", "DigiCert", {
+        accountId: "acct-1", password, organizationId: "org-1", administratorContacts: [admin], enabled: true,
+      });
+      assertIssuer(made, "DigiCert", "acct-1");
+      assertIssuer(await certificates.getIssuer("js-digicert"), "DigiCert", "acct-1");
+      const raw = await vaultRequest("GET", "/certificates/issuers/js-digicert");
+      assert.equal(raw.status, 200, raw.body);
+      assert.deepEqual(JSON.parse(raw.body).credentials, { account_id: "acct-1" });
+      assert.ok(!raw.body.includes(password));
+      // updateIssuer (4.10.3) sends `enabled` only when it is true, so it cannot disable an issuer.
+      assertIssuer(await certificates.updateIssuer("js-digicert", { accountId: "acct-2" }), "DigiCert", "acct-2");
+      assertIssuer(await certificates.getIssuer("js-digicert"), "DigiCert", "acct-2");
+      await certificates.createIssuer("js-second", "OneCertV2-PrivateCA");
+      const listed = await collect(certificates.listPropertiesOfIssuers());
+      const byId = Object.fromEntries(listed.map((i) => [i.id, i.provider]));
+      assert.equal(byId[`${coffer.vaultUrl}/certificates/issuers/js-digicert`], "DigiCert");
+      assert.equal(byId[`${coffer.vaultUrl}/certificates/issuers/js-second`], "OneCertV2-PrivateCA");
+      // Coffer signs only with its own provider's issuers.
+      await rejectsWith(certificates.beginCreateCertificate("from-digicert",
+        { issuerName: "js-digicert", subject: "CN=public.example" }, POLL), 400, "BadParameter");
+      await rejectsWith(certificates.getCertificate("from-digicert"), 404, "CertificateNotFound");
+      await rejectsWith(certificates.createIssuer("Self", "Coffer"), 400, "BadParameter");
+      await rejectsWith(certificates.createIssuer("Unknown", "Coffer"), 400, "BadParameter");
+      assertIssuer(await certificates.deleteIssuer("js-digicert"), "DigiCert", "acct-2");
+      await rejectsWith(certificates.getIssuer("js-digicert"), 404);
+      const after = (await collect(certificates.listPropertiesOfIssuers())).map((i) => i.id);
+      assert.ok(!after.includes(`${coffer.vaultUrl}/certificates/issuers/js-digicert`));
+      assert.ok(after.includes(`${coffer.vaultUrl}/certificates/issuers/js-second`));
+    });
+
+    /** The installation's CA certificate as GET /coffer/v1/ca serves it, without a token. */
+    async function installationCa() {
+      const served = await httpsRequest(new URL("/coffer/v1/ca", coffer.authorityHost));
+      assert.equal(served.status, 200, served.body);
+      assert.match(served.body, /^-----BEGIN CERTIFICATE-----/);
+      return new crypto.X509Certificate(served.body);
+    }
+
+    it("a certificate of a Coffer-provider issuer is signed by the installation's CA served at /coffer/v1/ca", async () => {
+      const ca = await installationCa();
+      assert.equal(ca.ca, true);
+      assert.ok(ca.verify(ca.publicKey), "self-signed");
+      const issuer = await certificates.createIssuer("js-coffer", "Coffer");
+      assert.equal(issuer.provider, "Coffer");
+      assert.equal(issuer.enabled, true);
+      const cert = await create("coffer-issued", {
+        issuerName: "js-coffer", subject: "CN=svc.internal.example",
+        subjectAlternativeNames: { dnsNames: ["svc.internal.example"] }, validityInMonths: 6,
+      });
+      const leaf = x509(cert.cer);
+      assert.ok(leaf.checkIssued(ca), "the CA's subject is the leaf's issuer");
+      assert.ok(leaf.verify(ca.publicKey), "signed by the installation's CA");
+      assert.equal(leaf.ca, false);
+      assert.match(leaf.subjectAltName, /DNS:svc\.internal\.example/);
+      assert.equal(cert.policy.issuerName, "js-coffer");
+      const secret = await secrets.getSecret("coffer-issued");
+      sensitive.add(secret.value);
+      const dir = tmpdir();
+      try {
+        assert.deepEqual(pfxCertificates(dir, secret.value), [leaf.raw, ca.raw]);
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+      const op = (await certificates.getCertificateOperation("coffer-issued", POLL)).getOperationState().certificateOperation;
+      assert.equal(op.status, "completed");
+      assert.equal(op.issuerName, "js-coffer");
+    });
+
+    it("a Coffer issuer's own rules and a disabled Coffer issuer refuse with 400 and write nothing", async () => {
+      // Coffer's rules are a member the SDK does not know: set outside it.
+      const rules = { allowed_dns_suffixes: ["internal.example"], max_validity_months: 6 };
+      const patched = await vaultRequest("PATCH", "/certificates/issuers/js-coffer", { coffer: rules });
+      assert.equal(patched.status, 200, patched.body);
+      assert.deepEqual(JSON.parse(patched.body).coffer, rules);
+      assert.equal((await certificates.getIssuer("js-coffer")).provider, "Coffer");
+      const refused = [
+        { issuerName: "js-coffer", subject: "CN=svc", subjectAlternativeNames: { dnsNames: ["svc.example.org"] } },
+        { issuerName: "js-coffer", subject: "CN=long", subjectAlternativeNames: { dnsNames: ["long.internal.example"] }, validityInMonths: 12 },
+      ];
+      for (const policy of refused) {
+        await rejectsWith(certificates.beginCreateCertificate("coffer-refused", policy, POLL), 400, "BadParameter");
+      }
+      await rejectsWith(certificates.getCertificate("coffer-refused"), 404, "CertificateNotFound");
+      const within = await create("coffer-within", {
+        issuerName: "js-coffer", subject: "CN=deep", subjectAlternativeNames: { dnsNames: ["a.b.internal.example"] }, validityInMonths: 6,
+      });
+      assert.ok(x509(within.cer).verify((await installationCa()).publicKey), "signed by the installation's CA");
+      // createIssuer replaces the issuer: disabled, and without the rules.
+      assert.equal((await certificates.createIssuer("js-coffer", "Coffer", { enabled: false })).enabled, false);
+      await rejectsWith(certificates.beginCreateCertificate("coffer-disabled", {
+        issuerName: "js-coffer", subject: "CN=off", subjectAlternativeNames: { dnsNames: ["off.internal.example"] },
+      }, POLL), 400, "BadParameter");
+      await rejectsWith(certificates.getCertificate("coffer-disabled"), 404, "CertificateNotFound");
+    });
+  });
+
+  describe("backup and restore", () => {
+    it("backupCertificate, then delete and purge, then restoreCertificateBackup brings back the certificate, its key and its secret", async () => {
+      const cert = await create("backup-me", { issuerName: "Self", subject: "CN=backup.example", keyType: "EC", keyCurveName: "P-256" });
+      const value = (await secrets.getSecret("backup-me")).value;
+      sensitive.add(value);
+      const backup = await certificates.backupCertificate("backup-me");
+      assert.ok(backup instanceof Uint8Array && backup.length > 0);
+      assert.ok(!Buffer.from(backup).includes(Buffer.from(value)), "the blob holds no secret value in the clear");
+      await (await certificates.beginDeleteCertificate("backup-me", POLL)).pollUntilDone();
+      await certificates.purgeDeletedCertificate("backup-me");
+      await rejectsWith(certificates.getCertificate("backup-me"), 404, "CertificateNotFound");
+
+      const restored = await certificates.restoreCertificateBackup(backup);
+      assert.equal(restored.name, "backup-me");
+      assert.equal(restored.properties.version, cert.properties.version);
+      assert.deepEqual(Buffer.from(restored.cer), Buffer.from(cert.cer));
+      assert.equal(restored.policy.subject, "CN=backup.example");
+      const secret = await secrets.getSecret("backup-me");
+      assert.equal(secret.value, value);
+      assert.equal(secret.properties.managed, true);
+      const key = await keys.getKey("backup-me");
+      assert.equal(key.properties.managed, true);
+      assert.equal(key.id, cert.keyId);
+      const digest = crypto.createHash("sha256").update("restored").digest();
+      const signed = await new CryptographyClient(key.id, credential, { tlsOptions }).sign("ES256", digest);
+      assert.ok(crypto.verify(null, Buffer.from("restored"), { key: x509(cert.cer).publicKey, dsaEncoding: "ieee-p1363" },
+        Buffer.from(signed.result)), "the restored key signs for the certificate");
+
+      // The name is taken now: live, then soft-deleted.
+      await rejectsWith(certificates.restoreCertificateBackup(backup), 409, "Conflict");
+      await (await certificates.beginDeleteCertificate("backup-me", POLL)).pollUntilDone();
+      await rejectsWith(certificates.restoreCertificateBackup(backup), 409, "Conflict");
+      await rejectsWith(certificates.restoreCertificateBackup(Buffer.from("not a backup")), 400, "BadParameter");
     });
   });
 

@@ -1,7 +1,11 @@
 """Conformance of the official azure-keyvault-certificates client (Debian python3-azure, 4.7.0b1) with
 Coffer's certificates API: CertificateClient's create (Self issuer), import, policy, versions, update,
 delete/recover/purge and access-policy permissions, and the key and secret a certificate owns as
-KeyClient and SecretClient see them.
+KeyClient and SecretClient see them; the Unknown issuer with get_certificate_operation and
+merge_certificate (and its refusals), cancel_certificate_operation and delete_certificate_operation;
+contacts; issuers, including one of Coffer's own provider that signs with the installation's CA
+(served at /coffer/v1/ca); backup_certificate and restore_certificate_backup; and the access-policy
+permissions of contacts and issuers.
 
 One real `coffer server --dev` process serves the whole module.  The clients are configured as in
 test_secrets.py: the vault URL, the server's CA (connection_verify), the authority and
@@ -9,9 +13,11 @@ instance_discovery=False; nothing is opted out of.
 
 What the server returns is checked independently of the SDK with python3-cryptography: the `cer` is
 parsed as X.509 and its self-signature verified, the operation's `csr` as PKCS#10, the backing secret
-as a password-less PFX or as PEM, and signatures the backing key makes against the certificate's
-public key.  Not covered because the server does not implement them yet: the Unknown issuer and
-merge, cancelling or deleting a pending operation, contacts, issuers, backup and restore.
+as a password-less PFX (with its chain) or as PEM, and signatures the backing key makes against the
+certificate's public key.  A CSR to merge is signed here by a CA made with python3-cryptography; a
+certificate of a Coffer issuer is verified against the CA certificate the server publishes.  Coffer's
+own issuer rules (the `coffer` member, which the SDK has no parameter for) go through the client's
+pipeline with send_request.
 
 Run with Debian's interpreter, which has the azure packages:
     COFFER_BIN=build/coffer /usr/bin/python3 -m unittest -v test_certificates   (in tests/sdk-py)
@@ -30,9 +36,11 @@ import unittest
 import uuid
 
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+from azure.core.rest import HttpRequest
 from azure.identity import ClientSecretCredential
-from azure.keyvault.certificates import (CertificateClient, CertificateContentType, CertificatePolicy,
-                                         CertificatePolicyAction, KeyUsageType, LifetimeAction)
+from azure.keyvault.certificates import (AdministratorContact, CertificateClient, CertificateContact,
+                                         CertificateContentType, CertificatePolicy, CertificatePolicyAction,
+                                         KeyUsageType, LifetimeAction)
 from azure.keyvault.keys import KeyClient
 from azure.keyvault.keys.crypto import SignatureAlgorithm
 from azure.keyvault.secrets import SecretClient
@@ -172,6 +180,63 @@ def new_rsa_key():
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     track_private_key(key)
     return key
+
+
+def new_ca(common_name):
+    """A CA made here (EC P-256): its private key and its self-signed certificate."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = datetime.datetime.utcnow().replace(microsecond=0)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=365))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
+                                         data_encipherment=False, key_agreement=False, key_cert_sign=True,
+                                         crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
+            .sign(key, hashes.SHA256()))
+    return key, cert
+
+
+def sign_csr(csr, ca_key, ca_cert, public_key=None, days=90):
+    """A certificate for the CSR's subject and SANs, issued by the CA, for public_key (the CSR's by default)."""
+    now = datetime.datetime.utcnow().replace(microsecond=0)
+    builder = (x509.CertificateBuilder().subject_name(csr.subject).issuer_name(ca_cert.subject)
+               .public_key(public_key or csr.public_key()).serial_number(x509.random_serial_number())
+               .not_valid_before(now - datetime.timedelta(minutes=5))
+               .not_valid_after(now + datetime.timedelta(days=days))
+               .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True))
+    try:
+        san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        builder = builder.add_extension(san, critical=False)
+    except x509.ExtensionNotFound:
+        pass
+    return builder.sign(ca_key, hashes.SHA256())
+
+
+def der(cert):
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
+def csr_of(operation):
+    return x509.load_der_x509_csr(bytes(operation.csr))
+
+
+def pfx_chain(secret):
+    """The certificates of a PFX secret besides its leaf, as DER."""
+    _, _, extra = pkcs12.load_key_and_certificates(base64.b64decode(secret.value, validate=True), None)
+    return [der(c) for c in extra]
+
+
+def begin_pending(name, subject, **kwargs):
+    """begin_create_certificate with the Unknown issuer, waited for; the operation the server then holds.
+
+    CreateCertificatePoller (4.7.0b1, _polling.py) counts an operation of the Unknown issuer as finished
+    from the start, so wait() returns at once and result() has nothing; the operation is read back."""
+    poller = CLIENT.begin_create_certificate(name, CertificatePolicy("Unknown", subject=subject, **kwargs), **POLL)
+    poller.wait()
+    return CLIENT.get_certificate_operation(name)
 
 
 def pem_block(text, label):
@@ -783,13 +848,16 @@ class Test07DeleteRecoverPurge(CertificatesTestCase):
 
 
 class Test08BadInput(CertificatesTestCase):
-    def test_an_issuer_other_than_self_is_400_bad_parameter_and_creates_nothing(self):
-        for issuer in ("Unknown", "DigiCert"):
-            with self.subTest(issuer=issuer):
-                name = f"py-cert-issuer-{issuer.lower()}"
-                self.assertHttpError(HttpResponseError, 400, "BadParameter", CLIENT.begin_create_certificate, name,
-                                     CertificatePolicy(issuer, subject="CN=issued"), **POLL)
-                self.assertCertificateNotFound(name)
+    def test_an_issuer_the_vault_does_not_have_is_400_bad_parameter_and_creates_nothing(self):
+        # Self, Unknown and the vault's own issuers are known (Test10, Test14, Test15); "DigiCert"
+        # names no issuer of this vault.
+        name = "py-cert-issuer-digicert"
+        self.assertHttpError(HttpResponseError, 400, "BadParameter", CLIENT.begin_create_certificate, name,
+                             CertificatePolicy("DigiCert", subject="CN=issued"), **POLL)
+        self.assertCertificateNotFound(name)
+        self.assertHttpError(ResourceNotFoundError, 404, None, CLIENT.get_certificate_operation, name)
+        self.assertHttpError(ResourceNotFoundError, 404, "KeyNotFound", KEYS.get_key, name)
+        self.assertHttpError(ResourceNotFoundError, 404, "SecretNotFound", SECRETS.get_secret, name)
 
     def test_an_unsupported_key_size_or_curve_is_400_bad_parameter(self):
         for label, policy in (("rsa-1024", CertificatePolicy("Self", subject="CN=x", key_type="RSA", key_size=1024)),
@@ -838,6 +906,493 @@ class Test09Authorization(CertificatesTestCase):
         self.assertIds(cert, "py-cert-creator-made")
         self.assertForbidden(client.update_certificate_properties, "py-cert-creator-made", tags={"a": "b"})
         self.assertForbidden(client.begin_delete_certificate, "py-cert-creator-made", **POLL)
+
+
+class Test10UnknownIssuerAndMerge(CertificatesTestCase):
+    NAME = "py-cert-unknown"
+    SUBJECT = "CN=merge.example.com"
+    DNS = ["merge.example.com", "www.merge.example.com"]
+    ca_key = ca_cert = poller = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.ca_key, cls.ca_cert = new_ca("Coffer SDK test merge CA")
+        cls.poller = CLIENT.begin_create_certificate(
+            cls.NAME, CertificatePolicy("Unknown", subject=cls.SUBJECT, san_dns_names=cls.DNS), **POLL)
+        cls.poller.wait()
+
+    def test_1_create_leaves_an_operation_in_progress_with_a_csr_as_the_policy_asks(self):
+        # The poller keeps the 202's operation: the SDK reports its status in lower case.
+        self.assertEqual(self.poller.status(), "inprogress")
+        op = CLIENT.get_certificate_operation(self.NAME)
+        self.assertEqual(op.status, "inProgress")
+        self.assertEqual(op.issuer_name, "Unknown")
+        self.assertEqual(op.id, f"{SERVER.vault_url}/certificates/{self.NAME}/pending")
+        self.assertEqual(op.target, f"{SERVER.vault_url}/certificates/{self.NAME}")
+        self.assertTrue(op.request_id)
+        self.assertFalse(op.cancellation_requested)
+        self.assertIsNone(op.error)
+        csr = csr_of(op)
+        self.assertTrue(csr.is_signature_valid, "the CSR is signed by its own key")
+        self.assertEqual(csr.subject.rfc4514_string(), self.SUBJECT)
+        self.assertIsInstance(csr.public_key(), rsa.RSAPublicKey)
+        self.assertEqual(csr.public_key().key_size, 2048)
+        san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        self.assertEqual(sorted(san.get_values_for_type(x509.DNSName)), sorted(self.DNS))
+        # Nothing holds a private key yet: the secret comes with the merge.
+        self.assertHttpError(ResourceNotFoundError, 404, "SecretNotFound", SECRETS.get_secret, self.NAME)
+        # The certificate reads as Key Vault shows a pending one: its version-to-be, disabled, with the policy
+        # and no certificate.
+        waiting = CLIENT.get_certificate(self.NAME)
+        self.assertIs(waiting.properties.enabled, False)
+        self.assertIsNone(waiting.cer)
+        self.assertEqual(waiting.policy.issuer_name, "Unknown")
+        self.assertEqual(waiting.policy.subject, self.SUBJECT)
+        raw = CLIENT._client.get_certificate(SERVER.vault_url, self.NAME, "")
+        self.assertIsNone(raw.kid)
+
+    def test_2_a_create_while_the_operation_is_in_progress_is_409_conflict_and_changes_nothing(self):
+        before = CLIENT.get_certificate_operation(self.NAME)
+        for issuer in ("Unknown", "Self"):
+            with self.subTest(issuer=issuer):
+                self.assertHttpError(HttpResponseError, 409, "Conflict", CLIENT.begin_create_certificate, self.NAME,
+                                     CertificatePolicy(issuer, subject="CN=other"), **POLL)
+        after = CLIENT.get_certificate_operation(self.NAME)
+        self.assertEqual((after.status, after.request_id, bytes(after.csr)),
+                         ("inProgress", before.request_id, bytes(before.csr)))
+
+    def test_3_merge_makes_the_certificate_from_the_signed_chain_with_the_pending_key(self):
+        op = CLIENT.get_certificate_operation(self.NAME)
+        csr = csr_of(op)
+        leaf = sign_csr(csr, self.ca_key, self.ca_cert)
+        merged = CLIENT.merge_certificate(self.NAME, [der(leaf), der(self.ca_cert)], tags={"stage": "merged"})
+        self.assertIds(merged, self.NAME)
+        self.assertEqual(bytes(merged.cer), der(leaf))
+        self.assertEqual(merged.properties.tags, {"stage": "merged"})
+        self.assertIs(merged.properties.enabled, True)
+        self.assertAttributesMatch(merged, leaf)
+        verify_signed_by(x509_of(merged), self.ca_cert.public_key())
+        self.assertEqual(spki(x509_of(merged)), spki(csr), "the certificate carries the CSR's key")
+        self.assertIsNotNone(merged.policy)
+        self.assertEqual(merged.policy.issuer_name, "Unknown")
+        self.assertEqual(merged.policy.subject, self.SUBJECT)
+        got = CLIENT.get_certificate(self.NAME)
+        self.assertEqual((got.id, bytes(got.cer)), (merged.id, der(leaf)))
+        # The secret holds the pending key with the whole chain, leaf first.
+        secret = SECRETS.get_secret(self.NAME)
+        self.assertIs(secret.properties.managed, True)
+        self.assertEqual(secret.properties.key_id, merged.key_id)
+        self.assertPfxSecret(secret, merged)
+        self.assertEqual(pfx_chain(secret), [der(self.ca_cert)])
+        key = KEYS.get_key(self.NAME)
+        self.assertEqual(key.id, merged.key_id)
+        self.assertIs(key.properties.managed, True)
+        self.assertEqual(int.from_bytes(key.key.n, "big"), csr.public_key().public_numbers().n)
+        done = CLIENT.get_certificate_operation(self.NAME)
+        self.assertEqual(done.status, "completed")
+        self.assertEqual(done.issuer_name, "Unknown")
+        self.assertEqual(done.request_id, op.request_id)
+        self.assertEqual(bytes(done.csr), bytes(op.csr))
+
+    def test_4_a_second_merge_is_404_certificate_operation_not_found(self):
+        before = CLIENT.get_certificate(self.NAME)
+        leaf = sign_csr(csr_of(CLIENT.get_certificate_operation(self.NAME)), self.ca_key, self.ca_cert)
+        self.assertHttpError(ResourceNotFoundError, 404, "PendingCertificateNotFound", CLIENT.merge_certificate,
+                             self.NAME, [der(leaf)])
+        after = CLIENT.get_certificate(self.NAME)
+        self.assertEqual((after.id, bytes(after.cer)), (before.id, bytes(before.cer)))
+
+
+class Test11MergeRefusals(CertificatesTestCase):
+    def test_a_certificate_for_another_key_is_400_and_the_operation_stays_mergeable(self):
+        name = "py-merge-wrong-key"
+        ca_key, ca_cert = new_ca("Coffer SDK test refusal CA")
+        op = begin_pending(name, "CN=wrong-key.example.com")
+        csr = csr_of(op)
+        wrong = sign_csr(csr, ca_key, ca_cert, public_key=new_rsa_key().public_key())
+        self.assertHttpError(HttpResponseError, 400, "BadParameter", CLIENT.merge_certificate, name, [der(wrong)])
+        self.assertHttpError(HttpResponseError, 400, "BadParameter", CLIENT.merge_certificate, name,
+                             [b"this is not a certificate"])
+        still = CLIENT.get_certificate_operation(name)
+        self.assertEqual((still.status, still.request_id), ("inProgress", op.request_id))
+        self.assertHttpError(ResourceNotFoundError, 404, "SecretNotFound", SECRETS.get_secret, name)
+        right = sign_csr(csr, ca_key, ca_cert)
+        merged = CLIENT.merge_certificate(name, [der(right)])
+        self.assertEqual(bytes(merged.cer), der(right))
+        self.assertEqual(pfx_chain(SECRETS.get_secret(name)), [], "a chain of the leaf alone")
+
+    def test_a_merge_without_an_operation_is_404_certificate_operation_not_found(self):
+        _, ca_cert = new_ca("Coffer SDK test stray CA")
+        stray = self_signed(new_rsa_key(), "stray.example.com")
+        self.assertHttpError(ResourceNotFoundError, 404, "PendingCertificateNotFound", CLIENT.merge_certificate,
+                             "py-merge-nothing-pending", [der(stray), der(ca_cert)])
+        self.assertCertificateNotFound("py-merge-nothing-pending")
+
+
+class Test12CancelAndDeleteOperation(CertificatesTestCase):
+    def test_cancel_marks_an_operation_in_progress_cancelled_and_a_merge_is_then_409(self):
+        name = "py-op-cancel"
+        op = begin_pending(name, "CN=cancel.example.com")
+        cancelled = CLIENT.cancel_certificate_operation(name)
+        self.assertEqual(cancelled.status, "cancelled")
+        self.assertIs(cancelled.cancellation_requested, True)
+        self.assertEqual((cancelled.request_id, bytes(cancelled.csr)), (op.request_id, bytes(op.csr)))
+        got = CLIENT.get_certificate_operation(name)
+        self.assertEqual((got.status, got.cancellation_requested), ("cancelled", True))
+        ca_key, ca_cert = new_ca("Coffer SDK test cancel CA")
+        leaf = sign_csr(csr_of(op), ca_key, ca_cert)
+        self.assertHttpError(HttpResponseError, 409, "Conflict", CLIENT.merge_certificate, name, [der(leaf)])
+        # Until a new create or a delete replaces it, the certificate reads as the cancelled operation's
+        # version-to-be: disabled, with no certificate; there is no secret.
+        waiting = CLIENT.get_certificate(name)
+        self.assertIs(waiting.properties.enabled, False)
+        self.assertIsNone(waiting.cer)
+        self.assertHttpError(ResourceNotFoundError, 404, "SecretNotFound", SECRETS.get_secret, name)
+        # A cancelled operation does not hold the name: a new create starts a new one with a new key.
+        again = begin_pending(name, "CN=cancel.example.com")
+        self.assertEqual(again.status, "inProgress")
+        self.assertFalse(again.cancellation_requested)
+        self.assertNotEqual(again.request_id, op.request_id)
+        self.assertNotEqual(spki(csr_of(again)), spki(csr_of(op)))
+
+    def test_cancel_returns_a_finished_operation_unchanged(self):
+        name = "py-op-cancel-finished"
+        cert = create(name)
+        op = CLIENT.cancel_certificate_operation(name)
+        self.assertEqual(op.status, "completed")
+        self.assertFalse(op.cancellation_requested)
+        self.assertEqual(CLIENT.get_certificate_operation(name).status, "completed")
+        self.assertEqual(bytes(CLIENT.get_certificate(name).cer), bytes(cert.cer))
+
+    def test_delete_drops_an_operation_in_progress_and_frees_the_name(self):
+        name = "py-op-delete"
+        op = begin_pending(name, "CN=delete.example.com")
+        deleted = CLIENT.delete_certificate_operation(name)
+        self.assertEqual(deleted.status, "inProgress")
+        self.assertEqual(deleted.issuer_name, "Unknown")
+        self.assertEqual((deleted.request_id, bytes(deleted.csr)), (op.request_id, bytes(op.csr)))
+        # Which 404 it is: test_after_a_delete_get_pending_says_pending_certificate_not_found.
+        self.assertHttpError(ResourceNotFoundError, 404, None, CLIENT.get_certificate_operation, name)
+        ca_key, ca_cert = new_ca("Coffer SDK test delete CA")
+        self.assertHttpError(ResourceNotFoundError, 404, "PendingCertificateNotFound", CLIENT.merge_certificate,
+                             name, [der(sign_csr(csr_of(op), ca_key, ca_cert))])
+        self.assertCertificateNotFound(name)
+        cert = create(name)
+        self.assertIds(cert, name)
+        self.assertNotEqual(spki(x509_of(cert)), spki(csr_of(op)))
+
+    def test_after_a_delete_get_pending_says_pending_certificate_not_found(self):
+        name = "py-op-delete-msg"
+        begin_pending(name, "CN=delete-msg.example.com")
+        CLIENT.delete_certificate_operation(name)
+        err = self.assertHttpError(ResourceNotFoundError, 404, "PendingCertificateNotFound",
+                                   CLIENT.get_certificate_operation, name)
+        self.assertEqual(err.error.message, f"Pending certificate not found: {name}")
+
+    def test_delete_of_a_finished_operation_drops_the_record_and_keeps_the_certificate(self):
+        name = "py-op-delete-finished"
+        cert = create(name)
+        deleted = CLIENT.delete_certificate_operation(name)
+        self.assertEqual((deleted.status, deleted.issuer_name), ("completed", "Self"))
+        self.assertEqual(spki(csr_of(deleted)), spki(x509_of(cert)))
+        err = self.assertHttpError(ResourceNotFoundError, 404, "PendingCertificateNotFound",
+                                   CLIENT.get_certificate_operation, name)
+        self.assertEqual(err.error.message, f"Pending certificate not found: {name}")
+        got = CLIENT.get_certificate(name)
+        self.assertEqual((got.id, bytes(got.cer)), (cert.id, bytes(cert.cer)))
+        self.assertPfxSecret(SECRETS.get_secret(name), cert)
+
+
+def contact_fields(contacts):
+    return [(c.email, c.name, c.phone) for c in contacts]
+
+
+class Test13Contacts(CertificatesTestCase):
+    CONTACTS = [("ops@example.com", "Ops on call", "+1 555 0100"), ("pki@example.com", None, None)]
+
+    def test_1_with_no_contacts_get_and_delete_are_404_contacts_not_found(self):
+        self.assertHttpError(ResourceNotFoundError, 404, "ContactsNotFound", CLIENT.get_contacts)
+        self.assertHttpError(ResourceNotFoundError, 404, "ContactsNotFound", CLIENT.delete_contacts)
+
+    def test_2_set_get_replace_and_delete(self):
+        made = CLIENT.set_contacts([CertificateContact(email=e, name=n, phone=p) for e, n, p in self.CONTACTS])
+        self.assertEqual(contact_fields(made), self.CONTACTS)
+        self.assertEqual(contact_fields(CLIENT.get_contacts()), self.CONTACTS)
+        r = SERVER.kv("GET", "/certificates/contacts")
+        self.assertEqual(r.status, 200, repr(r))
+        self.assertEqual(r.json(), {"id": f"{SERVER.vault_url}/certificates/contacts", "contacts": [
+            {"email": "ops@example.com", "name": "Ops on call", "phone": "+1 555 0100"},
+            {"email": "pki@example.com"}]})
+        # A set replaces the whole list.
+        replaced = CLIENT.set_contacts([CertificateContact(name="Night desk", phone="+1 555 0199")])
+        self.assertEqual(contact_fields(replaced), [(None, "Night desk", "+1 555 0199")])
+        self.assertEqual(contact_fields(CLIENT.get_contacts()), [(None, "Night desk", "+1 555 0199")])
+        removed = CLIENT.delete_contacts()
+        self.assertEqual(contact_fields(removed), [(None, "Night desk", "+1 555 0199")])
+        self.assertHttpError(ResourceNotFoundError, 404, "ContactsNotFound", CLIENT.get_contacts)
+
+    def test_3_a_contact_whose_email_is_no_address_is_400_and_sets_nothing(self):
+        self.assertHttpError(HttpResponseError, 400, "BadParameter", CLIENT.set_contacts,
+                             [CertificateContact(email="ops.example.com", name="Ops")])
+        self.assertHttpError(ResourceNotFoundError, 404, "ContactsNotFound", CLIENT.get_contacts)
+
+
+class Test14Issuers(CertificatesTestCase):
+    NAME = "py-issuer-digicert"
+    ADMIN = ("Ada", "Lovelace", "ada@example.com", "+1 555 0101")
+    password = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.password = f"issuer-pw-{uuid.uuid4()}"
+        SENSITIVE.add(cls.password)
+
+    def assertIssuer(self, issuer, provider, account_id, enabled):
+        self.assertEqual(issuer.id, f"{SERVER.vault_url}/certificates/issuers/{self.NAME}")
+        self.assertEqual(issuer.name, self.NAME)
+        self.assertEqual(issuer.provider, provider)
+        self.assertEqual(issuer.account_id, account_id)
+        self.assertIsNone(issuer.password, "the password is never read back")
+        self.assertEqual(issuer.organization_id, "org-1")
+        self.assertEqual([(a.first_name, a.last_name, a.email, a.phone) for a in issuer.admin_contacts or []],
+                         [self.ADMIN])
+        self.assertIs(issuer.enabled, enabled)
+        self.assertRecent(issuer.created_on, "created_on")
+        self.assertGreaterEqual(issuer.updated_on, issuer.created_on)
+
+    def test_1_create_issuer_returns_the_issuer_without_its_password(self):
+        first, last, email, phone = self.ADMIN
+        made = CLIENT.create_issuer(
+            self.NAME, "DigiCert", account_id="acct-1", password=self.password, organization_id="org-1",
+            admin_contacts=[AdministratorContact(first_name=first, last_name=last, email=email, phone=phone)],
+            enabled=True)
+        for source, issuer in (("create_issuer", made), ("get_issuer", CLIENT.get_issuer(self.NAME))):
+            with self.subTest(source=source):
+                self.assertIssuer(issuer, "DigiCert", "acct-1", True)
+        r = SERVER.kv("GET", f"/certificates/issuers/{self.NAME}")
+        self.assertEqual(r.status, 200, repr(r))
+        self.assertEqual(r.json().get("credentials"), {"account_id": "acct-1"})
+        self.assertNotIn(self.password, r.body.decode())
+
+    def test_2_update_issuer_changes_what_it_names_and_keeps_the_rest(self):
+        updated = CLIENT.update_issuer(self.NAME, account_id="acct-2", enabled=False)
+        for source, issuer in (("update_issuer", updated), ("get_issuer", CLIENT.get_issuer(self.NAME))):
+            with self.subTest(source=source):
+                self.assertIssuer(issuer, "DigiCert", "acct-2", False)
+
+    def test_3_list_properties_of_issuers_lists_each_with_its_provider(self):
+        CLIENT.create_issuer("py-issuer-second", "OneCertV2-PublicCA")
+        listed = {p.name: p for p in CLIENT.list_properties_of_issuers()}
+        self.assertEqual(listed[self.NAME].provider, "DigiCert")
+        self.assertEqual(listed[self.NAME].id, f"{SERVER.vault_url}/certificates/issuers/{self.NAME}")
+        self.assertEqual(listed["py-issuer-second"].provider, "OneCertV2-PublicCA")
+
+    def test_4_a_certificate_from_an_issuer_coffer_cannot_reach_is_400_and_creates_nothing(self):
+        # py-issuer-second is enabled; its provider is not Coffer's own.
+        for issuer in (self.NAME, "py-issuer-second"):
+            with self.subTest(issuer=issuer):
+                name = f"py-cert-from-{issuer}"
+                self.assertHttpError(HttpResponseError, 400, "BadParameter", CLIENT.begin_create_certificate, name,
+                                     CertificatePolicy(issuer, subject="CN=public.example.com"), **POLL)
+                self.assertCertificateNotFound(name)
+                self.assertHttpError(ResourceNotFoundError, 404, None, CLIENT.get_certificate_operation, name)
+
+    def test_5_self_and_unknown_are_reserved_names(self):
+        for reserved in ("Self", "Unknown"):
+            with self.subTest(name=reserved):
+                self.assertHttpError(HttpResponseError, 400, "BadParameter", CLIENT.create_issuer, reserved, "Coffer")
+
+    def test_6_delete_issuer_returns_it_and_it_is_gone(self):
+        deleted = CLIENT.delete_issuer(self.NAME)
+        self.assertIssuer(deleted, "DigiCert", "acct-2", False)
+        self.assertHttpError(ResourceNotFoundError, 404, None, CLIENT.get_issuer, self.NAME)
+        self.assertHttpError(ResourceNotFoundError, 404, None, CLIENT.delete_issuer, self.NAME)
+        self.assertNotIn(self.NAME, [p.name for p in CLIENT.list_properties_of_issuers()])
+
+
+class Test15CofferIssuer(CertificatesTestCase):
+    ISSUER = "py-coffer-ca"
+    ca = None
+
+    @classmethod
+    def setUpClass(cls):
+        r = SERVER.request("GET", "/coffer/v1/ca", host="localhost", auth=False)
+        if r.status != 200:
+            raise AssertionError(f"GET /coffer/v1/ca: {r!r}")
+        cls.ca_pem = r.body
+        cls.ca = x509.load_pem_x509_certificate(r.body)
+        cls.issuer = CLIENT.create_issuer(cls.ISSUER, "Coffer")
+
+    def test_1_the_installation_ca_is_served_without_a_token_as_the_pem_of_a_ca(self):
+        self.assertTrue(self.ca_pem.startswith(b"-----BEGIN CERTIFICATE-----"), self.ca_pem[:60])
+        self.assertEqual(self.ca.issuer, self.ca.subject)
+        verify_signed_by(self.ca, self.ca.public_key())
+        self.assertIs(self.ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca, True)
+        self.assertEqual((self.issuer.name, self.issuer.provider, self.issuer.enabled), (self.ISSUER, "Coffer", True))
+
+    def test_2_a_certificate_of_a_coffer_issuer_is_signed_by_the_installation_ca(self):
+        name = "py-cert-coffer-issued"
+        dns = ["svc.internal.example"]
+        cert = create(name, CertificatePolicy(self.ISSUER, subject="CN=svc.internal.example", san_dns_names=dns,
+                                              validity_in_months=6))
+        self.assertIds(cert, name)
+        leaf = x509_of(cert)
+        self.assertEqual(leaf.issuer, self.ca.subject)
+        self.assertNotEqual(leaf.issuer, leaf.subject)
+        verify_signed_by(leaf, self.ca.public_key())
+        san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        self.assertEqual(san.get_values_for_type(x509.DNSName), dns)
+        self.assertValidityMonths(leaf, 6)
+        self.assertAttributesMatch(cert, leaf)
+        self.assertEqual(cert.policy.issuer_name, self.ISSUER)
+        secret = SECRETS.get_secret(name)
+        self.assertPfxSecret(secret, cert)
+        self.assertEqual(pfx_chain(secret), [der(self.ca)], "the secret's chain is the leaf and the CA")
+        self.assertIs(KEYS.get_key(name).properties.managed, True)
+        op = CLIENT.get_certificate_operation(name)
+        self.assertEqual((op.status, op.issuer_name), ("completed", self.ISSUER))
+
+    def test_3_the_coffer_members_rules_refuse_other_dns_names_and_longer_validity(self):
+        # The SDK has no parameter for Coffer's own member: it goes through the client's pipeline.
+        rules = {"allowed_dns_suffixes": ["internal.example"], "max_validity_months": 6}
+        resp = CLIENT.send_request(HttpRequest("PATCH", f"/certificates/issuers/{self.ISSUER}",
+                                               json={"coffer": rules}))
+        self.assertEqual(resp.status_code, 200, resp.text())
+        self.assertEqual(resp.json().get("coffer"), rules)
+        self.assertEqual(CLIENT.get_issuer(self.ISSUER).provider, "Coffer")
+        for label, policy in (
+                ("a DNS name outside the suffixes",
+                 CertificatePolicy(self.ISSUER, subject="CN=svc", san_dns_names=["svc.example.org"])),
+                ("a suffix that is only a tail of a label",
+                 CertificatePolicy(self.ISSUER, subject="CN=svc", san_dns_names=["evilinternal.example"])),
+                ("more months than the issuer signs for",
+                 CertificatePolicy(self.ISSUER, subject="CN=long", san_dns_names=["long.internal.example"],
+                                   validity_in_months=12))):
+            with self.subTest(refused=label):
+                name = "py-cert-coffer-refused"
+                self.assertHttpError(HttpResponseError, 400, "BadParameter", CLIENT.begin_create_certificate, name,
+                                     policy, **POLL)
+                self.assertCertificateNotFound(name)
+        within = create("py-cert-coffer-within", CertificatePolicy(
+            self.ISSUER, subject="CN=deep", san_dns_names=["a.b.internal.example", "internal.example"],
+            validity_in_months=6))
+        verify_signed_by(x509_of(within), self.ca.public_key())
+
+    def test_4_a_disabled_coffer_issuer_is_400(self):
+        self.assertIs(CLIENT.update_issuer(self.ISSUER, enabled=False).enabled, False)
+        self.addCleanup(CLIENT.update_issuer, self.ISSUER, enabled=True)
+        name = "py-cert-coffer-disabled"
+        self.assertHttpError(HttpResponseError, 400, "BadParameter", CLIENT.begin_create_certificate, name,
+                             CertificatePolicy(self.ISSUER, subject="CN=off", san_dns_names=["off.internal.example"],
+                                               validity_in_months=6), **POLL)
+        self.assertCertificateNotFound(name)
+
+
+class Test16BackupRestore(CertificatesTestCase):
+    NAME = "py-cert-backup"
+    POLICY = CertificatePolicy("Self", subject="CN=backup.example.com", key_type="EC", key_curve_name="P-256",
+                               content_type=CertificateContentType.pem)
+
+    def test_1_backup_then_purge_then_restore_brings_back_every_version_with_its_key_and_secret(self):
+        versions = [create(self.NAME, self.POLICY, tags={"gen": str(n)}) for n in (1, 2)]
+        values = {}
+        for cert in versions:
+            values[cert.properties.version] = SECRETS.get_secret(self.NAME, cert.properties.version).value
+            SENSITIVE.add(values[cert.properties.version])
+        backup = CLIENT.backup_certificate(self.NAME)
+        self.assertIsInstance(backup, bytes)
+        for value in values.values():
+            for clear in (value.encode(), base64.b64encode(value.encode())):
+                self.assertNotIn(clear, backup, "the blob holds no secret value in the clear")
+        CLIENT.begin_delete_certificate(self.NAME, **POLL).wait()
+        CLIENT.purge_deleted_certificate(self.NAME)
+        self.assertCertificateNotFound(self.NAME)
+
+        restored = CLIENT.restore_certificate_backup(backup)
+        latest = versions[-1]
+        self.assertIds(restored, self.NAME)
+        self.assertEqual(restored.id, latest.id)
+        self.assertEqual(bytes(restored.cer), bytes(latest.cer))
+        self.assertEqual(restored.properties.tags, {"gen": "2"})
+        self.assertEqual(CLIENT.get_certificate_policy(self.NAME).subject, "CN=backup.example.com")
+        listed = sorted(p.version for p in CLIENT.list_properties_of_certificate_versions(self.NAME))
+        self.assertEqual(listed, sorted(values))
+        for cert in versions:
+            version = cert.properties.version
+            with self.subTest(version=version):
+                self.assertEqual(bytes(CLIENT.get_certificate_version(self.NAME, version).cer), bytes(cert.cer))
+                secret = SECRETS.get_secret(self.NAME, version)
+                self.assertIs(secret.properties.managed, True)
+                self.assertEqual(secret.value, values[version])
+                self.assertPemSecret(secret, cert)
+                key = KEYS.get_key(self.NAME, version)
+                self.assertIs(key.properties.managed, True)
+                self.assertEqual(key.id, cert.key_id)
+        # The restored key signs for the certificate.
+        cc = KEYS.get_cryptography_client(self.NAME, key_version=latest.properties.version)
+        signature = cc.sign(SignatureAlgorithm.es256, hashlib.sha256(b"restored").digest()).signature
+        x509_of(latest).public_key().verify(raw_to_der(signature), b"restored", ec.ECDSA(hashes.SHA256()))
+
+    def test_2_restore_over_a_live_or_soft_deleted_certificate_is_409_conflict(self):
+        backup = CLIENT.backup_certificate(self.NAME)
+        self.assertHttpError(HttpResponseError, 409, "Conflict", CLIENT.restore_certificate_backup, backup)
+        CLIENT.begin_delete_certificate(self.NAME, **POLL).wait()
+        self.assertHttpError(HttpResponseError, 409, "Conflict", CLIENT.restore_certificate_backup, backup)
+        self.assertEqual(CLIENT.get_deleted_certificate(self.NAME).name, self.NAME, "the deleted one is untouched")
+        self.assertCertificateNotFound(self.NAME)
+
+    def test_3_a_blob_that_is_no_backup_is_400_and_a_backup_of_nothing_is_404(self):
+        self.assertHttpError(HttpResponseError, 400, "BadParameter", CLIENT.restore_certificate_backup,
+                             b"this is not a certificate backup")
+        self.assertHttpError(ResourceNotFoundError, 404, "CertificateNotFound", CLIENT.backup_certificate,
+                             "py-cert-never-made")
+
+
+class Test17ContactsAndIssuersAuthorization(CertificatesTestCase):
+    GUARDED = "py-issuer-guarded"
+
+    @classmethod
+    def setUpClass(cls):
+        CLIENT.create_issuer(cls.GUARDED, "Coffer")
+
+    def client(self, cred):
+        self.addCleanup(cred.close)
+        client = CertificateClient(SERVER.vault_url, cred, connection_verify=SERVER.ca_path)
+        self.addCleanup(client.close)
+        return client
+
+    def test_with_only_certificate_get_a_principal_can_neither_read_nor_set_contacts_or_issuers(self):
+        client = self.client(principal_with_certificate_permissions("py-certs-get-only", ["get"]))
+        self.assertEqual(client.get_certificate("py-cert-default").name, "py-cert-default")
+        self.assertForbidden(client.set_contacts, [CertificateContact(email="intruder@example.com")])
+        self.assertForbidden(client.get_contacts)
+        self.assertForbidden(client.delete_contacts)
+        self.assertForbidden(client.create_issuer, "py-issuer-by-getter", "Coffer")
+        self.assertForbidden(client.update_issuer, self.GUARDED, enabled=False)
+        self.assertForbidden(client.get_issuer, self.GUARDED)
+        self.assertForbidden(lambda: list(client.list_properties_of_issuers()))
+        self.assertForbidden(client.delete_issuer, self.GUARDED)
+        self.assertHttpError(ResourceNotFoundError, 404, None, CLIENT.get_issuer, "py-issuer-by-getter")
+        self.assertIs(CLIENT.get_issuer(self.GUARDED).enabled, True)
+        try:
+            emails = [c.email for c in CLIENT.get_contacts()]
+        except ResourceNotFoundError:
+            emails = []
+        self.assertNotIn("intruder@example.com", emails)
+
+    def test_managecontacts_and_getissuers_allow_those_and_nothing_else(self):
+        client = self.client(principal_with_certificate_permissions(
+            "py-certs-admin-reader", ["managecontacts", "getissuers", "listissuers"]))
+        made = client.set_contacts([CertificateContact(email="desk@example.com")])
+        self.addCleanup(lambda: CLIENT.delete_contacts())
+        self.assertEqual(contact_fields(made), [("desk@example.com", None, None)])
+        self.assertEqual(contact_fields(client.get_contacts()), [("desk@example.com", None, None)])
+        self.assertEqual(client.get_issuer(self.GUARDED).provider, "Coffer")
+        self.assertIn(self.GUARDED, [p.name for p in client.list_properties_of_issuers()])
+        self.assertForbidden(client.create_issuer, "py-issuer-by-reader", "Coffer")
+        self.assertForbidden(client.delete_issuer, self.GUARDED)
+        self.assertForbidden(client.get_certificate, "py-cert-default")
+        self.assertIs(CLIENT.get_issuer(self.GUARDED).enabled, True)
 
 
 class Test99ServerProcess(unittest.TestCase):
