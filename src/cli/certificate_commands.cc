@@ -15,6 +15,7 @@
 #include "cli/vault_objects.h"
 #include "common/encoding.h"
 #include "common/json.h"
+#include "common/strings.h"
 #include "crypto/certificate.h"
 #include "crypto/primitives.h"
 
@@ -169,8 +170,16 @@ void AddCreateAndImport(CLI::App* cert) {
       Json op = Expect(c.Call("POST", KvUrl(base, "/certificates/" + a->name + "/create"), resource,
                               ToJson(body)),
                        {202});
-      // As az: wait for the operation to finish, then show it.
-      for (int i = 0; i < 600 && op.is_object() && op.value("status", "") == "inProgress"; ++i) {
+      // As az: wait for the operation to finish, then show it; an operation
+      // that waits for a merge (the Unknown issuer) is shown at once.
+      auto waits_for_merge = [](const Json& o) {
+        auto issuer = o.find("issuer");
+        return issuer != o.end() && issuer->is_object() &&
+               EqualsIgnoreCase(issuer->value("name", ""), "Unknown");
+      };
+      for (int i = 0; i < 600 && op.is_object() && op.value("status", "") == "inProgress" &&
+                      !waits_for_merge(op);
+           ++i) {
         std::this_thread::sleep_for(std::chrono::milliseconds(i < 10 ? 50 : 500));
         op = Expect(c.Call("GET", KvUrl(base, "/certificates/" + a->name + "/pending"), resource),
                     {200});
