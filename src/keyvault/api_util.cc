@@ -120,4 +120,14 @@ StatusOr<std::string> ReadBinary(const Json& body, const char* field) {
   return *decoded;
 }
 
+http::Response BackupAnswer(const StatusOr<std::string>& blob) {
+  return blob.ok() ? http::JsonResponse(200, ToJson(Json{{"value", Base64UrlEncode(*blob)}}))
+                   : http::ErrorResponse(blob.status());
+}
+
+StatusOr<std::string> ReadBackupBlob(const http::Request& req) {
+  ASSIGN_OR_RETURN(Json body, ParseBody(req));
+  return ReadBinary(body, "value");
+}
+
 }  // namespace coffer::keyvault

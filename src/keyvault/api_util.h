@@ -32,6 +32,11 @@ std::string NextLink(const http::Request& req, const std::string& path, const st
 // The request body as a JSON object.
 StatusOr<Json> ParseBody(const http::Request& req);
 
+// BackupAnswer is a backup's answer: {"value": the blob in base64url}.
+http::Response BackupAnswer(const StatusOr<std::string>& blob);
+// ReadBackupBlob reads a restore request's blob (`value`, base64url).
+StatusOr<std::string> ReadBackupBlob(const http::Request& req);
+
 // ReadBinary reads the binary member `field` of a request body: base64url,
 // with or without padding (backup blobs, cryptographic operands).
 StatusOr<std::string> ReadBinary(const Json& body, const char* field);

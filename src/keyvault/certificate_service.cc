@@ -186,6 +186,19 @@ Status InProgressConflict() {
       "Conflict");
 }
 
+// The operation a version records (Stored::operation), as GET /pending
+// shows it.
+CertificateOperation RecordedOperation(const Json& o, const std::string& name) {
+  CertificateOperation op;
+  op.name = name;
+  op.issuer = o.value("issuer", std::string("Self"));
+  op.csr = Base64Decode(o.value("csr", std::string())).value_or("");
+  op.request_id = o.value("request_id", std::string());
+  op.status = o.value("status", std::string("completed"));
+  op.status_details = o.value("status_details", std::string());
+  return op;
+}
+
 // AAD name of a pending operation's sealed key: not a key's name, so that it
 // never opens as a stored key version.
 std::string PendingKeyName(const std::string& name) {
@@ -212,19 +225,12 @@ StatusOr<std::optional<CertificateService::Pending>> CertificateService::ReadPen
 
 Status CertificateService::DropPending(const OpenVault& vault, const std::string& name,
                                        const std::string& request_id) {
-  auto dropped =
-      store_.UpdateMeta(Pending::Key(vault, name),
-                        [&](const std::optional<std::string>& current) -> StatusOr<std::string> {
-                          ASSIGN_OR_RETURN(std::optional<Pending> p, Pending::Read(current));
-                          if (!p || (!request_id.empty() && p->op.request_id != request_id)) {
-                            return NoPendingOperation(name);  // nothing to drop: write nothing
-                          }
-                          return std::string();
-                        });
-  if (dropped.status().code() == StatusCode::kNotFound) {
-    return OkStatus();
-  }
-  return dropped.status();
+  return ChangePending(vault, name,
+                       [&](Pending& p) -> StatusOr<std::string> {
+                         bool ours = request_id.empty() || p.op.request_id == request_id;
+                         return ours ? std::string() : p.Write();
+                       })
+      .status();
 }
 
 Status CertificateService::SetCurrentPolicy(const OpenVault& vault, const std::string& name,
@@ -488,41 +494,45 @@ StatusOr<CertificateOperation> CertificateService::GetOperation(const Vault& vau
   if (!stored.operation) {
     return NoPendingOperation(name);
   }
-  const Json& o = *stored.operation;
-  CertificateOperation op;
-  op.name = latest->version.name;
-  op.issuer = o.value("issuer", std::string("Self"));
-  op.csr = Base64Decode(o.value("csr", std::string())).value_or("");
-  op.request_id = o.value("request_id", std::string());
-  op.status = o.value("status", std::string("completed"));
-  op.status_details = o.value("status_details", std::string());
-  return op;
+  return RecordedOperation(*stored.operation, latest->version.name);
+}
+
+StatusOr<std::optional<CertificateOperation>> CertificateService::ChangePending(
+    const OpenVault& vault, const std::string& name,
+    const std::function<StatusOr<std::string>(Pending&)>& change) {
+  std::optional<CertificateOperation> shown;
+  auto written =
+      store_.UpdateMeta(Pending::Key(vault, name),
+                        [&](const std::optional<std::string>& current) -> StatusOr<std::string> {
+                          ASSIGN_OR_RETURN(std::optional<Pending> p, Pending::Read(current));
+                          if (!p) {
+                            return NoPendingOperation(name);  // nothing to change: write nothing
+                          }
+                          ASSIGN_OR_RETURN(std::string next, change(*p));
+                          shown = p->Shown();
+                          return next;
+                        });
+  if (written.status().code() == StatusCode::kNotFound) {
+    return std::optional<CertificateOperation>();
+  }
+  RETURN_IF_ERROR(written.status());
+  return shown;
 }
 
 StatusOr<CertificateOperation> CertificateService::CancelOperation(const Vault& vault,
                                                                    const std::string& name) {
   RETURN_IF_ERROR(ValidateObjectName(name));
-  std::optional<CertificateOperation> cancelled;
-  auto written =
-      store_.UpdateMeta(Pending::Key(*vault, name),
-                        [&](const std::optional<std::string>& current) -> StatusOr<std::string> {
-                          ASSIGN_OR_RETURN(std::optional<Pending> p, Pending::Read(current));
-                          if (!p) {
-                            return NoPendingOperation(name);
-                          }
-                          if (p->op.status == "inProgress") {
-                            p->op.status = "cancelled";
-                            p->op.cancellation_requested = true;
-                            p->op.status_details = "The certificate operation was cancelled.";
-                          }
-                          cancelled = p->Shown();
-                          return p->Write();
-                        });
-  if (written.ok()) {
+  ASSIGN_OR_RETURN(auto cancelled,
+                   ChangePending(*vault, name, [](Pending& p) -> StatusOr<std::string> {
+                     if (p.op.status == "inProgress") {
+                       p.op.status = "cancelled";
+                       p.op.cancellation_requested = true;
+                       p.op.status_details = "The certificate operation was cancelled.";
+                     }
+                     return p.Write();
+                   }));
+  if (cancelled) {
     return *cancelled;
-  }
-  if (written.status().code() != StatusCode::kNotFound) {
-    return written.status();
   }
   // No operation in progress: a finished one stays as it is.
   return GetOperation(vault, name);
@@ -531,22 +541,11 @@ StatusOr<CertificateOperation> CertificateService::CancelOperation(const Vault& 
 StatusOr<CertificateOperation> CertificateService::DeleteOperation(const Vault& vault,
                                                                    const std::string& name) {
   RETURN_IF_ERROR(ValidateObjectName(name));
-  std::optional<CertificateOperation> dropped;
-  auto written =
-      store_.UpdateMeta(Pending::Key(*vault, name),
-                        [&](const std::optional<std::string>& current) -> StatusOr<std::string> {
-                          ASSIGN_OR_RETURN(std::optional<Pending> p, Pending::Read(current));
-                          if (!p) {
-                            return NoPendingOperation(name);
-                          }
-                          dropped = p->Shown();
-                          return std::string();
-                        });
-  if (written.ok()) {
+  ASSIGN_OR_RETURN(auto dropped, ChangePending(*vault, name, [](Pending&) -> StatusOr<std::string> {
+                     return std::string();
+                   }));
+  if (dropped) {
     return *dropped;
-  }
-  if (written.status().code() != StatusCode::kNotFound) {
-    return written.status();
   }
   // The latest version's record of how it was made.
   CertificateOperation op;
@@ -556,12 +555,7 @@ StatusOr<CertificateOperation> CertificateService::DeleteOperation(const Vault& 
         if (!json || !json->is_object() || !json->contains("operation")) {
           return NoPendingOperation(name);
         }
-        const Json& o = (*json)["operation"];
-        op.issuer = o.value("issuer", std::string("Self"));
-        op.csr = Base64Decode(o.value("csr", std::string())).value_or("");
-        op.request_id = o.value("request_id", std::string());
-        op.status = o.value("status", std::string("completed"));
-        op.status_details = o.value("status_details", std::string());
+        op = RecordedOperation((*json)["operation"], rec.name);
         json->erase("operation");
         rec.key_json = ToJson(*json);
         return OkStatus();
@@ -585,36 +579,29 @@ StatusOr<Certificate> CertificateService::Merge(const Vault& vault, const std::s
   // Claimed first, so that a cancel or another merge meanwhile is refused
   // rather than lost.
   std::optional<Pending> pending;
-  auto claimed =
-      store_.UpdateMeta(Pending::Key(*vault, name),
-                        [&](const std::optional<std::string>& current) -> StatusOr<std::string> {
-                          ASSIGN_OR_RETURN(std::optional<Pending> p, Pending::Read(current));
-                          if (!p) {
-                            return NoPendingOperation(name);
-                          }
-                          if (p->op.status != "inProgress") {
-                            return FailedPreconditionError(
-                                "The operation of certificate '" + name + "' is " +
-                                    (p->op.status == "merging" ? "being merged" : p->op.status) +
-                                    "; it cannot be merged.",
-                                "Conflict");
-                          }
-                          p->op.status = "merging";
-                          pending = std::move(p);
-                          return pending->Write();
-                        });
-  RETURN_IF_ERROR(claimed.status());
+  ASSIGN_OR_RETURN(auto claimed,
+                   ChangePending(*vault, name, [&](Pending& p) -> StatusOr<std::string> {
+                     if (p.op.status != "inProgress") {
+                       return FailedPreconditionError(
+                           "The operation of certificate '" + name + "' is " +
+                               (p.op.status == "merging" ? "being merged" : p.op.status) +
+                               "; it cannot be merged.",
+                           "Conflict");
+                     }
+                     p.op.status = "merging";
+                     pending = p;
+                     return p.Write();
+                   }));
+  if (!claimed) {
+    return NoPendingOperation(name);
+  }
   auto unclaim = [&]() {
-    (void)store_.UpdateMeta(
-        Pending::Key(*vault, name),
-        [&](const std::optional<std::string>& current) -> StatusOr<std::string> {
-          ASSIGN_OR_RETURN(std::optional<Pending> p, Pending::Read(current));
-          if (!p || p->op.request_id != pending->op.request_id || p->op.status != "merging") {
-            return NoPendingOperation(name);
-          }
-          p->op.status = "inProgress";
-          return p->Write();
-        });
+    (void)ChangePending(*vault, name, [&](Pending& p) -> StatusOr<std::string> {
+      if (p.op.request_id == pending->op.request_id && p.op.status == "merging") {
+        p.op.status = "inProgress";
+      }
+      return p.Write();
+    });
   };
   auto made = [&]() -> StatusOr<Certificate> {
     ASSIGN_OR_RETURN(crypto::CertificateDetails leaf, crypto::ReadCertificateDer(in.x5c[0]));

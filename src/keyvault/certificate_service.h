@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -196,6 +197,13 @@ class CertificateService {
   // An operation in progress as its document stores it.
   struct Pending;
   StatusOr<std::optional<Pending>> ReadPending(const OpenVault& vault, const std::string& name);
+  // Changes the operation document in one transaction: `change` gets the
+  // operation and returns the document to store ("" drops it; an error
+  // writes nothing). Returns the operation as `change` left it, or nullopt
+  // when there is none.
+  StatusOr<std::optional<CertificateOperation>> ChangePending(
+      const OpenVault& vault, const std::string& name,
+      const std::function<StatusOr<std::string>(Pending&)>& change);
   // Removes the operation document if it still holds `request_id` (any,
   // when empty).
   Status DropPending(const OpenVault& vault, const std::string& name,

@@ -373,17 +373,11 @@ http::Response CertificatesApi::UpdatePolicy(const VaultCall& call) {
 }
 
 http::Response CertificatesApi::Backup(const VaultCall& call) {
-  auto blob = service_.Backup(call.vault, Name(call));
-  return blob.ok() ? http::JsonResponse(200, ToJson(Json{{"value", Base64UrlEncode(*blob)}}))
-                   : Error(blob.status());
+  return BackupAnswer(service_.Backup(call.vault, Name(call)));
 }
 
 http::Response CertificatesApi::Restore(const VaultCall& call) {
-  auto body = ParseBody(call.request);
-  if (!body.ok()) {
-    return Error(body.status());
-  }
-  auto blob = ReadBinary(*body, "value");
+  auto blob = ReadBackupBlob(call.request);
   if (!blob.ok()) {
     return Error(blob.status());
   }
@@ -498,26 +492,20 @@ http::Response CertificatesApi::GetIssuer(const VaultCall& call) {
 }
 
 http::Response CertificatesApi::SetIssuer(const VaultCall& call) {
-  auto body = ParseBody(call.request);
-  if (!body.ok()) {
-    return Error(body.status());
-  }
-  auto made = issuers_.SetIssuer(call.vault, IssuerName(call), *body, true);
-  // SECURITY: the request's password is wiped once sealed.
-  if (auto c = body->find("credentials"); c != body->end() && c->is_object()) {
-    if (auto p = c->find("pwd"); p != c->end() && p->is_string()) {
-      crypto::SecureWipe(p->get_ref<std::string&>());
-    }
-  }
-  return IssuerAnswer(made, call.request);
+  return WriteIssuer(call, true);
 }
 
 http::Response CertificatesApi::UpdateIssuer(const VaultCall& call) {
+  return WriteIssuer(call, false);
+}
+
+http::Response CertificatesApi::WriteIssuer(const VaultCall& call, bool replace) {
   auto body = ParseBody(call.request);
   if (!body.ok()) {
     return Error(body.status());
   }
-  auto made = issuers_.SetIssuer(call.vault, IssuerName(call), *body, false);
+  auto made = issuers_.SetIssuer(call.vault, IssuerName(call), *body, replace);
+  // SECURITY: the request's password is wiped once sealed.
   if (auto c = body->find("credentials"); c != body->end() && c->is_object()) {
     if (auto p = c->find("pwd"); p != c->end() && p->is_string()) {
       crypto::SecureWipe(p->get_ref<std::string&>());

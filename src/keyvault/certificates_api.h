@@ -40,6 +40,8 @@ class CertificatesApi {
   http::Response GetIssuer(const VaultCall& call);
   http::Response SetIssuer(const VaultCall& call);
   http::Response UpdateIssuer(const VaultCall& call);
+  // PUT (`replace`) or PATCH of an issuer.
+  http::Response WriteIssuer(const VaultCall& call, bool replace);
   http::Response DeleteIssuer(const VaultCall& call);
   http::Response Import(const VaultCall& call);
   http::Response Get(const VaultCall& call);

@@ -320,17 +320,11 @@ http::Response KeysApi::Purge(const VaultCall& call) {
 }
 
 http::Response KeysApi::Backup(const VaultCall& call) {
-  auto blob = service_.Backup(call.vault, Name(call));
-  return blob.ok() ? http::JsonResponse(200, ToJson(Json{{"value", Base64UrlEncode(*blob)}}))
-                   : Error(blob.status());
+  return BackupAnswer(service_.Backup(call.vault, Name(call)));
 }
 
 http::Response KeysApi::Restore(const VaultCall& call) {
-  auto body = ParseBody(call.request);
-  if (!body.ok()) {
-    return Error(body.status());
-  }
-  auto blob = ReadBinary(*body, "value");
+  auto blob = ReadBackupBlob(call.request);
   if (!blob.ok()) {
     return Error(blob.status());
   }
