@@ -141,6 +141,18 @@ StatusOr<Common> ReadCommon(const Json& body) {
   return c;
 }
 
+// A create, import, update or merge request: its body and what they share.
+struct ReadBody {
+  Json body;
+  Common common;
+};
+
+StatusOr<ReadBody> ReadRequest(const http::Request& req) {
+  ASSIGN_OR_RETURN(Json body, ParseBody(req));
+  ASSIGN_OR_RETURN(Common common, ReadCommon(body));
+  return ReadBody{std::move(body), std::move(common)};
+}
+
 }  // namespace
 
 http::Response CertificatesApi::List(const VaultCall& call) {
@@ -172,14 +184,11 @@ http::Response CertificatesApi::ListVersions(const VaultCall& call) {
 }
 
 http::Response CertificatesApi::Create(const VaultCall& call) {
-  auto body = ParseBody(call.request);
-  if (!body.ok()) {
-    return Error(body.status());
+  auto read = ReadRequest(call.request);
+  if (!read.ok()) {
+    return Error(read.status());
   }
-  auto common = ReadCommon(*body);
-  if (!common.ok()) {
-    return Error(common.status());
-  }
+  const Common* common = &read->common;
   CertificateCreateInput in;
   in.policy = common->policy;
   in.tags_json = common->tags_json.value_or("{}");
@@ -253,14 +262,12 @@ http::Response CertificatesApi::DeleteOperation(const VaultCall& call) {
 }
 
 http::Response CertificatesApi::Merge(const VaultCall& call) {
-  auto body = ParseBody(call.request);
-  if (!body.ok()) {
-    return Error(body.status());
+  auto read = ReadRequest(call.request);
+  if (!read.ok()) {
+    return Error(read.status());
   }
-  auto common = ReadCommon(*body);
-  if (!common.ok()) {
-    return Error(common.status());
-  }
+  Json* body = &read->body;
+  const Common* common = &read->common;
   CertificateMergeInput in;
   auto x5c = body->find("x5c");
   if (x5c == body->end() || !x5c->is_array()) {
@@ -290,14 +297,12 @@ http::Response CertificatesApi::Merge(const VaultCall& call) {
 }
 
 http::Response CertificatesApi::Import(const VaultCall& call) {
-  auto body = ParseBody(call.request);
-  if (!body.ok()) {
-    return Error(body.status());
+  auto read = ReadRequest(call.request);
+  if (!read.ok()) {
+    return Error(read.status());
   }
-  auto common = ReadCommon(*body);
-  if (!common.ok()) {
-    return Error(common.status());
-  }
+  Json* body = &read->body;
+  const Common* common = &read->common;
   CertificateImportInput in;
   auto value = body->find("value");
   if (value == body->end() || !value->is_string()) {
@@ -329,14 +334,11 @@ http::Response CertificatesApi::Get(const VaultCall& call) {
 }
 
 http::Response CertificatesApi::Update(const VaultCall& call) {
-  auto body = ParseBody(call.request);
-  if (!body.ok()) {
-    return Error(body.status());
+  auto read = ReadRequest(call.request);
+  if (!read.ok()) {
+    return Error(read.status());
   }
-  auto common = ReadCommon(*body);
-  if (!common.ok()) {
-    return Error(common.status());
-  }
+  const Common* common = &read->common;
   CertificatePatch patch;
   patch.enabled = common->enabled;
   patch.tags_json = common->tags_json;
