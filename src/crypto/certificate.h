@@ -254,4 +254,10 @@ StatusOr<SecureBytes> WritePkcs12(const AsymKey& key, const std::vector<std::str
 // for Key Vault's "application/x-pem-file" secrets.
 StatusOr<SecureBytes> WritePem(const AsymKey& key, const std::vector<std::string>& chain_der);
 
+// WriteCertificatesPkcs12 and WriteCertificatesPem write `chain` alone, as
+// the two above but without a private key: the secret of a certificate
+// whose policy says its key is not exportable.
+StatusOr<SecureBytes> WriteCertificatesPkcs12(const std::vector<std::string>& chain_der);
+StatusOr<SecureBytes> WriteCertificatesPem(const std::vector<std::string>& chain_der);
+
 }  // namespace coffer::crypto

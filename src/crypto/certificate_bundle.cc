@@ -105,7 +105,7 @@ StatusOr<KeyAndChain> AssembleChain(std::unique_ptr<AsymKey> key, std::vector<X5
   return out;
 }
 
-StatusOr<std::vector<X509Ptr>> ParseChainToWrite(const AsymKey& key,
+StatusOr<std::vector<X509Ptr>> ParseChainToWrite(const AsymKey* key,
                                                  const std::vector<std::string>& chain_der) {
   if (chain_der.empty()) {
     return BadParameter("The chain is empty; it needs at least the key's certificate.");
@@ -120,7 +120,7 @@ StatusOr<std::vector<X509Ptr>> ParseChainToWrite(const AsymKey& key,
                          chain_der[i], "Certificate " + std::to_string(i + 1) + " of the chain"));
     chain.push_back(std::move(cert));
   }
-  if (!CarriesKey(chain[0].get(), asym_internal::KeyAccess::Pkey(key))) {
+  if (key != nullptr && !CarriesKey(chain[0].get(), asym_internal::KeyAccess::Pkey(*key))) {
     return BadParameter("The chain's first certificate is not the key's.");
   }
   return chain;
@@ -302,12 +302,17 @@ StatusOr<std::vector<std::string>> ReadPemCertificates(std::string_view pem) {
   return out;
 }
 
-StatusOr<SecureBytes> WritePem(const AsymKey& key, const std::vector<std::string>& chain_der) {
+namespace {
+
+// The PEM of WritePem, without the key when `key` is null.
+StatusOr<SecureBytes> PemOf(const AsymKey* key, const std::vector<std::string>& chain_der) {
   RETURN_IF_ERROR(ParseChainToWrite(key, chain_der).status());
   // A memory BIO wipes its buffer as it grows and when freed (BUF_MEM).
   BioPtr bio(BIO_new(BIO_s_mem()));
-  bool written =
-      bio && cert_internal::WritePemBlock(bio.get(), "PRIVATE KEY", key.ToPrivateDer().view());
+  bool written = bio != nullptr;
+  if (written && key != nullptr) {
+    written = cert_internal::WritePemBlock(bio.get(), "PRIVATE KEY", key->ToPrivateDer().view());
+  }
   for (size_t i = 0; written && i < chain_der.size(); ++i) {
     written = cert_internal::WritePemBlock(bio.get(), "CERTIFICATE", chain_der[i]);
   }
@@ -317,6 +322,16 @@ StatusOr<SecureBytes> WritePem(const AsymKey& key, const std::vector<std::string
   char* data = nullptr;
   long length = BIO_get_mem_data(bio.get(), &data);
   return SecureBytes(std::string_view(data, static_cast<size_t>(length)));
+}
+
+}  // namespace
+
+StatusOr<SecureBytes> WritePem(const AsymKey& key, const std::vector<std::string>& chain_der) {
+  return PemOf(&key, chain_der);
+}
+
+StatusOr<SecureBytes> WriteCertificatesPem(const std::vector<std::string>& chain_der) {
+  return PemOf(nullptr, chain_der);
 }
 
 }  // namespace coffer::crypto

@@ -275,6 +275,17 @@ TEST(CertificatePem, ReadsBlocksInAnyOrder) {
   ExpectChain(ReadPemBundle(crlf), *chain.leaf_key, {chain.leaf});
 }
 
+TEST(CertificatePem, WritesCertificatesWithoutTheKey) {
+  Chain chain;
+  std::vector<std::string> certs = {chain.leaf, chain.intermediate, chain.root};
+  auto pem = WriteCertificatesPem(certs);
+  ASSERT_TRUE(pem.ok()) << pem.status().message();
+  std::string text(pem->view());
+  EXPECT_EQ(text.find("PRIVATE KEY"), std::string::npos);
+  EXPECT_EQ(ReadPemCertificates(text).value(), certs);
+  EXPECT_EQ(WriteCertificatesPem({}).status().code(), StatusCode::kInvalidArgument);
+}
+
 TEST(CertificatePem, ReadsCertificatesAloneInTheirOrder) {
   Chain chain;
   std::string text =
@@ -482,6 +493,18 @@ TEST_F(CertificateOpenSsl, TheCommandReadsOurPfx) {
       Run("openssl pkcs12 -in ours.pfx -passin pass: -nodes -provider default -out "
           "dump2.pem"));
   EXPECT_FALSE(Run("openssl pkcs12 -in ours.pfx -passin pass:x -nodes -out wrong.pem"));
+}
+
+TEST_F(CertificateOpenSsl, TheCommandReadsOurKeylessPfx) {
+  auto pfx = WriteCertificatesPkcs12(certs);
+  ASSERT_TRUE(pfx.ok()) << pfx.status().message();
+  Write("certs.pfx", pfx->view());
+  ASSERT_TRUE(Run("openssl pkcs12 -in certs.pfx -passin pass: -nokeys -out certs.pem"));
+  EXPECT_EQ(ReadPemCertificates(Read("certs.pem")).value(), certs);
+  ASSERT_TRUE(Run("openssl pkcs12 -in certs.pfx -passin pass: -nodes -out all.pem"));
+  EXPECT_EQ(Read("all.pem").find("PRIVATE KEY"), std::string::npos);
+  // Not a key with its chain: the reader of secrets says so.
+  EXPECT_EQ(ReadPkcs12(pfx->view(), "").status().code(), StatusCode::kInvalidArgument);
 }
 
 TEST_F(CertificateInterop, PythonAndNodeReadOurPfx) {

@@ -147,8 +147,8 @@ StatusOr<KeyAndChain> AssembleChain(std::unique_ptr<AsymKey> key, std::vector<X5
                                     const std::string& what);
 // ParseChainToWrite checks a chain given to WritePkcs12 or WritePem: 1 to 20
 // certificates, each one ReadCertificateDer accepts, the first carrying
-// `key`.
-StatusOr<std::vector<X509Ptr>> ParseChainToWrite(const AsymKey& key,
+// `key` (when there is one).
+StatusOr<std::vector<X509Ptr>> ParseChainToWrite(const AsymKey* key,
                                                  const std::vector<std::string>& chain_der);
 
 }  // namespace coffer::crypto::cert_internal

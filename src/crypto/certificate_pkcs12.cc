@@ -388,7 +388,10 @@ StatusOr<KeyAndChain> ReadPkcs12(std::string_view pfx, std::string_view password
   return status;
 }
 
-StatusOr<SecureBytes> WritePkcs12(const AsymKey& key, const std::vector<std::string>& chain_der) {
+namespace {
+
+// The PFX of WritePkcs12, without a key bag when `key` is null.
+StatusOr<SecureBytes> Pkcs12Of(const AsymKey* key, const std::vector<std::string>& chain_der) {
   ASSIGN_OR_RETURN(std::vector<X509Ptr> chain, ParseChainToWrite(key, chain_der));
   BorrowedX509StackPtr issuers(sk_X509_new_null());
   for (size_t i = 1; issuers && i < chain.size(); ++i) {
@@ -401,8 +404,9 @@ StatusOr<SecureBytes> WritePkcs12(const AsymKey& key, const std::vector<std::str
   }
   // The settings and why: certificate.h, WritePkcs12. The MAC is set apart
   // from PKCS12_create so that its hash is SHA-1 whatever OpenSSL's default.
-  Pkcs12Ptr p12(PKCS12_create("", nullptr, KeyAccess::Pkey(key), chain[0].get(), issuers.get(),
-                              NID_pbe_WithSHA1And3_Key_TripleDES_CBC, -1, kWriteIterations, -1, 0));
+  Pkcs12Ptr p12(PKCS12_create("", nullptr, key != nullptr ? KeyAccess::Pkey(*key) : nullptr,
+                              chain[0].get(), issuers.get(), NID_pbe_WithSHA1And3_Key_TripleDES_CBC,
+                              -1, kWriteIterations, -1, 0));
   if (!p12 || PKCS12_set_mac(p12.get(), "", -1, nullptr, 0, kWriteIterations, EVP_sha1()) != 1) {
     return OpenSslFailure("cannot build the PFX");
   }
@@ -416,6 +420,16 @@ StatusOr<SecureBytes> WritePkcs12(const AsymKey& key, const std::vector<std::str
     return OpenSslFailure("cannot encode the PFX");
   }
   return out;
+}
+
+}  // namespace
+
+StatusOr<SecureBytes> WritePkcs12(const AsymKey& key, const std::vector<std::string>& chain_der) {
+  return Pkcs12Of(&key, chain_der);
+}
+
+StatusOr<SecureBytes> WriteCertificatesPkcs12(const std::vector<std::string>& chain_der) {
+  return Pkcs12Of(nullptr, chain_der);
 }
 
 }  // namespace coffer::crypto

@@ -297,12 +297,15 @@ StatusOr<Certificate> CertificateService::Write(
   storage::SecretVersionRecord key_rec =
       KeyService::SealedVersion(*vault, name, version, key, KeyOpsFor(key));
   attributes(key_rec);
-  // Its secret: key and chain as the policy's content type says.
-  ASSIGN_OR_RETURN(crypto::SecureBytes bundle, policy.content_type == kPem
-                                                   ? crypto::WritePem(key, chain_der)
-                                                   : crypto::WritePkcs12(key, chain_der));
-  std::string value =
-      policy.content_type == kPem ? std::string(bundle.view()) : Base64Encode(bundle.view());
+  // Its secret: key and chain as the policy's content type says; without
+  // the key when the policy says it is not exportable (as Key Vault's).
+  const bool pem = policy.content_type == kPem;
+  ASSIGN_OR_RETURN(crypto::SecureBytes bundle,
+                   policy.exportable ? (pem ? crypto::WritePem(key, chain_der)
+                                            : crypto::WritePkcs12(key, chain_der))
+                                     : (pem ? crypto::WriteCertificatesPem(chain_der)
+                                            : crypto::WriteCertificatesPkcs12(chain_der)));
+  std::string value = pem ? std::string(bundle.view()) : Base64Encode(bundle.view());
   storage::SecretVersionRecord secret_rec;
   secret_rec.sealed_value =
       Envelope::SealValue(vault->data_key, vault->record.name, name, version, value);
@@ -709,6 +712,17 @@ StatusOr<Certificate> CertificateService::Import(const Vault& vault, const std::
       }
     }
     ASSIGN_OR_RETURN(policy, ParseCertificatePolicy(given, policy));
+    // Of the key's properties only `exportable` is the request's: the rest
+    // is the imported key's.
+    if (auto props = in.policy->find("key_props");
+        props != in.policy->end() && props->is_object()) {
+      if (auto e = props->find("exportable"); e != props->end() && !e->is_null()) {
+        if (!e->is_boolean()) {
+          return BadParameter("Property 'key_props.exportable' must be a boolean.");
+        }
+        policy.exportable = e->get<bool>();
+      }
+    }
   }
   policy.created = policy.updated = clock_.NowSeconds();
   ASSIGN_OR_RETURN(Certificate c,

@@ -632,6 +632,58 @@ TEST_F(CertificateServiceTest, AutoRenewMakesTheNextVersionWhenItIsDue) {
   EXPECT_EQ(service_.ListVersions(V(), "manual", "", 25)->items.size(), 1u);
 }
 
+TEST_F(CertificateServiceTest, ANonExportableKeyStaysOutOfTheSecret) {
+  for (const char* type : {"application/x-pkcs12", "application/x-pem-file"}) {
+    SCOPED_TRACE(type);
+    const bool pfx_type = std::string(type).find("pkcs12") != std::string::npos;
+    std::string name = std::string("ne-") + (pfx_type ? "pfx" : "pem");
+    ASSERT_TRUE(service_
+                    .Create(V(), name,
+                            Input((std::string(R"({"x509_props":{"subject":"CN=ne"},
+                        "key_props":{"kty":"EC","exportable":false},"secret_props":{
+                        "contentType":")") +
+                                   type + R"("}})")
+                                      .c_str()))
+                    .ok());
+    auto cert = service_.Get(V(), name, "");
+    ASSERT_TRUE(cert.ok()) << cert.status().ToString();
+    EXPECT_FALSE(cert->policy->exportable);
+    auto secret = secrets_.Get(V(), name, "");
+    ASSERT_TRUE(secret.ok()) << secret.status().ToString();
+    EXPECT_EQ(secret->value->find("PRIVATE KEY"), std::string::npos);
+    if (pfx_type) {
+      // A PFX of the certificate alone: nothing to open as a key and chain.
+      auto pfx = Base64Decode(*secret->value);
+      ASSERT_TRUE(pfx.has_value());
+      EXPECT_EQ(crypto::ReadPkcs12(*pfx, "").status().code(), StatusCode::kInvalidArgument);
+    } else {
+      auto certs = crypto::ReadPemCertificates(*secret->value);
+      ASSERT_TRUE(certs.ok()) << certs.status().ToString();
+      EXPECT_EQ(*certs, std::vector<std::string>{cert->cer});
+    }
+    // The key still signs in the vault.
+    EXPECT_TRUE(keys_.Get(V(), name, "").ok());
+  }
+  // An import may say so too.
+  ASSERT_TRUE(service_
+                  .Create(V(), "src2", Input(R"({"x509_props":{"subject":"CN=s"},
+      "secret_props":{"contentType":"application/x-pem-file"}})"))
+                  .ok());
+  CertificateImportInput in;
+  auto source = secrets_.Get(V(), "src2", "");
+  ASSERT_TRUE(source.ok()) << source.status().ToString();
+  in.value = *source->value;
+  in.policy = J(R"({"key_props":{"exportable":false},
+                    "secret_props":{"contentType":"application/x-pem-file"}})");
+  auto imported = service_.Import(V(), "imported-ne", in);
+  ASSERT_TRUE(imported.ok()) << imported.status().ToString();
+  auto imported_secret = secrets_.Get(V(), "imported-ne", "");
+  ASSERT_TRUE(imported_secret.ok()) << imported_secret.status().ToString();
+  EXPECT_EQ(imported_secret->value->find("PRIVATE KEY"), std::string::npos);
+  in.policy = J(R"({"key_props":{"exportable":"no"}})");
+  EXPECT_EQ(service_.Import(V(), "imported-bad", in).status().code(), StatusCode::kInvalidArgument);
+}
+
 TEST_F(CertificateServiceTest, ImportsWhatAnExportedSecretHolds) {
   ASSERT_TRUE(service_.Create(V(), "src", Input(R"({"x509_props":{"subject":"CN=src"}})")).ok());
   auto secret = secrets_.Get(V(), "src", "");

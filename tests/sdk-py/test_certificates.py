@@ -521,6 +521,32 @@ class Test02PolicyVariants(CertificatesTestCase):
         self.assertEqual(cert.policy.content_type, PEM)
         self.assertPemSecret(SECRETS.get_secret(name), cert)
 
+    def test_a_non_exportable_key_stays_out_of_the_secret_but_signs_in_the_vault(self):
+        name = "py-cert-non-exportable"
+        cert = create(name, CertificatePolicy("Self", subject="CN=ne", key_type="EC", key_curve_name="P-256",
+                                              exportable=False))
+        self.assertIs(cert.policy.exportable, False)
+        secret = SECRETS.get_secret(name)
+        self.assertEqual(secret.properties.content_type, PKCS12)
+        key, leaf, extra = pkcs12.load_key_and_certificates(base64.b64decode(secret.value), None)
+        self.assertIsNone(key)
+        # With no key, no certificate is "the key's": the PFX holds it among the others.
+        certs = ([leaf] if leaf else []) + extra
+        self.assertEqual([c.public_bytes(serialization.Encoding.DER) for c in certs], [bytes(cert.cer)])
+        # The SDK sends key_props only when one of them is truthy: exportable=False alone would not
+        # reach the server, so the key type goes with it.
+        pem = create(name + "-pem", CertificatePolicy("Self", subject="CN=ne", exportable=False, key_type="RSA",
+                                                      content_type=CertificateContentType.pem))
+        text = SECRETS.get_secret(name + "-pem").value
+        self.assertNotIn("PRIVATE KEY", text)
+        self.assertEqual(x509.load_pem_x509_certificate(text.encode()).public_bytes(serialization.Encoding.DER),
+                         bytes(pem.cer))
+        # The key is the vault's: it signs there.
+        self.assertIs(KEYS.get_key(name).properties.managed, True)
+        cc = KEYS.get_cryptography_client(name, key_version=cert.properties.version)
+        signature = cc.sign(SignatureAlgorithm.es256, hashlib.sha256(b"non-exportable").digest()).signature
+        x509_of(cert).public_key().verify(raw_to_der(signature), b"non-exportable", ec.ECDSA(hashes.SHA256()))
+
 
 class Test03BackingKeyAndSecret(CertificatesTestCase):
     NAME = "py-cert-backed"
