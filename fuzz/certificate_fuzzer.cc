@@ -1,11 +1,13 @@
 // The certificate readers on arbitrary bytes - ReadPkcs12 (no password),
-// ReadPemBundle, ReadCertificateDer and ReadCsr: no crash, no OpenSSL error
-// left behind, and what they accept holds together:
+// ReadPemBundle, ReadPemCertificates, ReadCertificateDer and ReadCsr: no
+// crash, no OpenSSL error left behind, and what they accept holds together:
 // - a certificate is the input itself, with a 20-byte thumbprint, reads the
 //   same again and has a PEM form; its subject and issuer, where they
 //   normalize, normalize to a fixed point;
 // - a bundle has a key and a chain that WritePem writes and ReadPemBundle
-//   reads back as the same key and chain.
+//   reads back as the same key and chain;
+// - certificates alone are what WriteCertificatesPem writes and
+//   ReadPemCertificates reads back the same.
 #include <cstdint>
 #include <cstdlib>
 #include <string>
@@ -73,6 +75,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   CheckBundle(coffer::crypto::ReadPkcs12(input, ""));
   Check(ERR_peek_error() == 0);
   CheckBundle(coffer::crypto::ReadPemBundle(input));
+  Check(ERR_peek_error() == 0);
+  auto certs = coffer::crypto::ReadPemCertificates(input);
+  if (certs.ok()) {
+    Check(!certs->empty() && certs->size() <= 20);
+    auto pem = coffer::crypto::WriteCertificatesPem(*certs);
+    Check(pem.ok());
+    auto again = coffer::crypto::ReadPemCertificates(pem->view());
+    Check(again.ok() && *again == *certs);
+  } else {
+    Check(certs.status().code() == coffer::StatusCode::kInvalidArgument);
+  }
   Check(ERR_peek_error() == 0);
   return 0;
 }
