@@ -847,6 +847,19 @@ StatusOr<Certificate> CertificateService::Delete(const Vault& vault, const std::
   const int64_t purge_at = now + int64_t{vault->settings.retention_days} * 86400;
   Status marked = store_.MarkObjectDeleted(kKind, vault->record.name, name, now, purge_at);
   Forget(*vault, name);
+  if (marked.code() == StatusCode::kNotFound) {
+    // A certificate whose first version waits for its merge has nothing to
+    // delete yet but its operation.
+    ASSIGN_OR_RETURN(std::optional<Pending> pending, ReadPending(*vault, name));
+    if (pending) {
+      return FailedPreconditionError(
+          "Certificate '" + name +
+              "' has no version yet, only an operation in progress: delete the operation "
+              "(DELETE /certificates/" +
+              name + "/pending) instead.",
+          "Conflict");
+    }
+  }
   if (!marked.ok()) {
     return InKeyVaultWords(marked, kKind, name, false);
   }

@@ -293,6 +293,8 @@ TEST_F(CertificateServiceTest, AnUnknownIssuerWaitsForTheMergeOfTheSignedCertifi
   EXPECT_EQ(keys_.Get(V(), "u", "").status().code(), StatusCode::kNotFound);
   EXPECT_EQ(secrets_.Get(V(), "u", "").status().code(), StatusCode::kNotFound);
   EXPECT_TRUE(service_.List(V(), "", 25)->items.empty());
+  // It cannot be deleted as a certificate: only its operation can.
+  EXPECT_EQ(service_.Delete(V(), "u").status().reason(), "Conflict");
   // Nor is anything imported under its name meanwhile.
   CertificateImportInput import;
   import.value = "-----BEGIN garbage";
