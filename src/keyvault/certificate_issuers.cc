@@ -379,7 +379,7 @@ StatusOr<std::vector<CertificateContact>> CertificateIssuers::DeleteContacts(con
 
 StatusOr<CertificateIssuer> CertificateIssuers::SetIssuer(const Vault& vault,
                                                           const std::string& name, const Json& body,
-                                                          bool replace) {
+                                                          bool replace, bool by_administrator) {
   RETURN_IF_ERROR(ValidateIssuerName(name));
   const int64_t now = clock_.NowSeconds();
   const std::string key = AsciiLower(name);
@@ -389,8 +389,10 @@ StatusOr<CertificateIssuer> CertificateIssuers::SetIssuer(const Vault& vault,
                         [&](const std::optional<std::string>& current) -> StatusOr<std::string> {
                           ASSIGN_OR_RETURN(Json issuers, LoadIssuers(current));
                           StoredIssuer s;
+                          bool was_coffer = false;
                           if (auto it = issuers.find(key); it != issuers.end()) {
                             ASSIGN_OR_RETURN(s, LoadStored(*it));
+                            was_coffer = s.issuer.provider == kCoffer;
                           } else if (!replace) {
                             return NoIssuer(name);
                           } else if (issuers.size() >= kMaxIssuers) {
@@ -400,6 +402,13 @@ StatusOr<CertificateIssuer> CertificateIssuers::SetIssuer(const Vault& vault,
                             s.issuer.created = now;
                           }
                           RETURN_IF_ERROR(ApplyIssuer(body, replace, *vault, s));
+                          if ((was_coffer || s.issuer.provider == kCoffer) && !by_administrator) {
+                            return PermissionDeniedError(
+                                "Only an administrator of the installation may create or change "
+                                "an issuer of the Coffer provider: it signs with the "
+                                "installation's CA.",
+                                "Forbidden");
+                          }
                           s.issuer.updated = now;
                           issuers[key] = StoredJson(s);
                           result = s.issuer;

@@ -65,9 +65,14 @@ class CertificateIssuers {
   StatusOr<std::vector<CertificateContact>> DeleteContacts(const Vault& vault);
 
   // `replace`: PUT (create or replace; `provider` required); otherwise
-  // PATCH (members absent from `body` stay).
+  // PATCH (members absent from `body` stay). SECURITY: an issuer of the
+  // `Coffer` provider signs with the installation's CA, which every vault's
+  // clients may trust, so only an installation administrator
+  // (`by_administrator`) creates one, changes one, or makes another issuer
+  // one; anyone else gets kPermissionDenied ("Forbidden"), nothing written.
+  // The vault's own issuer permissions still decide who may delete it.
   StatusOr<CertificateIssuer> SetIssuer(const Vault& vault, const std::string& name,
-                                        const Json& body, bool replace);
+                                        const Json& body, bool replace, bool by_administrator);
   StatusOr<CertificateIssuer> GetIssuer(const Vault& vault, const std::string& name);
   // At most 64 per vault, ordered by name.
   StatusOr<std::vector<CertificateIssuer>> ListIssuers(const Vault& vault);

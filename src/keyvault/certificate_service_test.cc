@@ -397,7 +397,7 @@ TEST_F(CertificateServiceTest, APendingRenewalLeavesTheCurrentVersionInPlace) {
 TEST_F(CertificateServiceTest, ACofferIssuerSignsWithinItsRules) {
   auto issuer = issuers_.SetIssuer(V(), "corp", J(R"({"provider":"Coffer","coffer":{
       "allowed_dns_suffixes":["corp.example"],"max_validity_months":3}})"),
-                                   true);
+                                   true, true);
   ASSERT_TRUE(issuer.ok()) << issuer.status().ToString();
   auto op = service_.Create(V(), "w", Input(R"({"x509_props":{"subject":"CN=w",
       "sans":{"dns_names":["w.corp.example"]},"validity_months":3},"key_props":{"kty":"EC"},
@@ -433,7 +433,7 @@ TEST_F(CertificateServiceTest, ACofferIssuerSignsWithinItsRules) {
         << bad;
   }
   ASSERT_TRUE(
-      issuers_.SetIssuer(V(), "corp", J(R"({"attributes":{"enabled":false}})"), false).ok());
+      issuers_.SetIssuer(V(), "corp", J(R"({"attributes":{"enabled":false}})"), false, true).ok());
   EXPECT_EQ(service_
                 .Create(V(), "x", Input(R"({"x509_props":{"subject":"CN=x",
       "sans":{"dns_names":["x.corp.example"]},"validity_months":3},"issuer":{"name":"corp"}})"))
@@ -441,8 +441,23 @@ TEST_F(CertificateServiceTest, ACofferIssuerSignsWithinItsRules) {
                 .code(),
             StatusCode::kInvalidArgument);
   EXPECT_EQ(service_.Get(V(), "x", "").status().code(), StatusCode::kNotFound);
+  // Only an installation administrator sets issuers of the Coffer provider:
+  // not a new one, not a change to one, not another turned into one.
+  for (auto [name, body] : {std::pair{"mine", R"({"provider":"Coffer"})"},
+                            std::pair{"corp", R"({"attributes":{"enabled":true}})"}}) {
+    auto refused = issuers_.SetIssuer(V(), name, J(body), std::string(name) == "mine", false);
+    EXPECT_EQ(refused.status().code(), StatusCode::kPermissionDenied) << name;
+    EXPECT_EQ(refused.status().reason(), "Forbidden") << name;
+  }
+  EXPECT_EQ(issuers_.GetIssuer(V(), "mine").status().code(), StatusCode::kNotFound);
+  EXPECT_FALSE(issuers_.GetIssuer(V(), "corp")->enabled);
+  ASSERT_TRUE(issuers_.SetIssuer(V(), "other", J(R"({"provider":"DigiCert"})"), true, false).ok());
+  EXPECT_EQ(
+      issuers_.SetIssuer(V(), "other", J(R"({"provider":"Coffer"})"), false, false).status().code(),
+      StatusCode::kPermissionDenied);
+  EXPECT_EQ(issuers_.GetIssuer(V(), "other")->provider, "DigiCert");
   // Another provider is kept but cannot sign from here.
-  ASSERT_TRUE(issuers_.SetIssuer(V(), "dc", J(R"({"provider":"DigiCert"})"), true).ok());
+  ASSERT_TRUE(issuers_.SetIssuer(V(), "dc", J(R"({"provider":"DigiCert"})"), true, false).ok());
   EXPECT_EQ(service_
                 .Create(V(), "x", Input(R"({"x509_props":{"subject":"CN=x"},
       "issuer":{"name":"dc"}})"))
@@ -452,7 +467,7 @@ TEST_F(CertificateServiceTest, ACofferIssuerSignsWithinItsRules) {
 }
 
 TEST_F(CertificateServiceTest, AnImportedCaSignsWithItsChainFromThenOn) {
-  ASSERT_TRUE(issuers_.SetIssuer(V(), "corp", J(R"({"provider":"Coffer"})"), true).ok());
+  ASSERT_TRUE(issuers_.SetIssuer(V(), "corp", J(R"({"provider":"Coffer"})"), true, true).ok());
   const char* policy = R"({"x509_props":{"subject":"CN=i","sans":{"dns_names":["i.example"]}},
       "key_props":{"kty":"EC"},"issuer":{"name":"corp"}})";
   ASSERT_TRUE(service_.Create(V(), "i", Input(policy)).ok());
@@ -509,7 +524,7 @@ TEST_F(CertificateServiceTest, IssuersAndContactsAreKeptPerVaultWithTheirPasswor
   auto set = issuers_.SetIssuer(V(), "Dc", J(R"({"provider":"DigiCert","credentials":{
       "account_id":"acct","pwd":"hunter2-issuer-password"},"org_details":{"id":"o1",
       "admin_details":[{"first_name":"A","email":"a@example.com"}]}})"),
-                                true);
+                                true, false);
   ASSERT_TRUE(set.ok()) << set.status().ToString();
   EXPECT_TRUE(set->has_password);
   auto got = issuers_.GetIssuer(V(), "dc");
@@ -522,11 +537,11 @@ TEST_F(CertificateServiceTest, IssuersAndContactsAreKeptPerVaultWithTheirPasswor
   ASSERT_TRUE(doc.ok() && doc->has_value());
   EXPECT_EQ((*doc)->find("hunter2"), std::string::npos);
   // A PATCH keeps what it does not name.
-  auto patched = issuers_.SetIssuer(V(), "dc", J(R"({"org_details":{"id":"o2"}})"), false);
+  auto patched = issuers_.SetIssuer(V(), "dc", J(R"({"org_details":{"id":"o2"}})"), false, false);
   ASSERT_TRUE(patched.ok());
   EXPECT_EQ(patched->account_id, "acct");
   EXPECT_EQ(patched->provider, "DigiCert");
-  EXPECT_EQ(issuers_.SetIssuer(V(), "none", J(R"({"provider":"X"})"), false).status().code(),
+  EXPECT_EQ(issuers_.SetIssuer(V(), "none", J(R"({"provider":"X"})"), false, false).status().code(),
             StatusCode::kNotFound);
   // Another vault does not see them.
   EXPECT_EQ(issuers_.GetIssuer(V("protected"), "dc").status().code(), StatusCode::kNotFound);
@@ -535,11 +550,11 @@ TEST_F(CertificateServiceTest, IssuersAndContactsAreKeptPerVaultWithTheirPasswor
                           R"({"provider":"Coffer","coffer":{"allowed_dns_suffixes":["a b"]}})",
                           R"({"provider":"Coffer","coffer":{"max_validity_months":-1}})",
                           R"({"provider":"X","org_details":{"admin_details":[1]}})"}) {
-    EXPECT_EQ(issuers_.SetIssuer(V(), "bad", J(bad), true).status().code(),
+    EXPECT_EQ(issuers_.SetIssuer(V(), "bad", J(bad), true, false).status().code(),
               StatusCode::kInvalidArgument)
         << bad;
   }
-  EXPECT_EQ(issuers_.SetIssuer(V(), "Self", J(R"({"provider":"X"})"), true).status().code(),
+  EXPECT_EQ(issuers_.SetIssuer(V(), "Self", J(R"({"provider":"X"})"), true, false).status().code(),
             StatusCode::kInvalidArgument);
   ASSERT_EQ(issuers_.ListIssuers(V())->size(), 1u);
   ASSERT_TRUE(issuers_.DeleteIssuer(V(), "DC").ok());

@@ -506,7 +506,8 @@ http::Response CertificatesApi::WriteIssuer(const VaultCall& call, bool replace)
   if (!body.ok()) {
     return Error(body.status());
   }
-  auto made = issuers_.SetIssuer(call.vault, IssuerName(call), *body, replace);
+  auto made = issuers_.SetIssuer(call.vault, IssuerName(call), *body, replace,
+                                 is_administrator_(call.principal.object_id));
   // SECURITY: the request's password is wiped once sealed.
   if (auto c = body->find("credentials"); c != body->end() && c->is_object()) {
     if (auto p = c->find("pwd"); p != c->end() && p->is_string()) {

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <functional>
+#include <string_view>
 #include <vector>
 
 #include "http/message.h"
@@ -19,8 +21,11 @@ namespace coffer::keyvault {
 // Thread-safe. `service` must outlive it.
 class CertificatesApi {
  public:
-  CertificatesApi(CertificateService& service, CertificateIssuers& issuers)
-      : service_(service), issuers_(issuers) {}
+  // `is_administrator` says whether an object id is an installation
+  // administrator's (issuers of the Coffer provider are theirs to set).
+  CertificatesApi(CertificateService& service, CertificateIssuers& issuers,
+                  std::function<bool(std::string_view object_id)> is_administrator)
+      : service_(service), issuers_(issuers), is_administrator_(std::move(is_administrator)) {}
 
   std::vector<VaultOperation> Operations();
 
@@ -57,6 +62,7 @@ class CertificatesApi {
 
   CertificateService& service_;
   CertificateIssuers& issuers_;
+  std::function<bool(std::string_view object_id)> is_administrator_;
 };
 
 }  // namespace coffer::keyvault

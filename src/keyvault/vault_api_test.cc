@@ -34,7 +34,7 @@ class VaultRoutesTest : public ::testing::Test {
         authority_(store_, *envelope_, clock_),
         issuers_(store_, clock_, authority_),
         certificates_(store_, *envelope_, clock_, service_, keys_, issuers_),
-        certificates_api_(certificates_, issuers_),
+        certificates_api_(certificates_, issuers_, [](std::string_view) { return false; }),
         routes_(AllOperations()) {}
 
   std::vector<VaultOperation> AllOperations() {

@@ -196,8 +196,9 @@ Status CofferServer::Init() {
       std::make_unique<keyvault::CertificateIssuers>(*store_, clock_, *certificate_authority_);
   certificates_ = std::make_unique<keyvault::CertificateService>(
       *store_, *envelope_, clock_, *secrets_, *vault_keys_, *certificate_issuers_);
-  certificates_api_ =
-      std::make_unique<keyvault::CertificatesApi>(*certificates_, *certificate_issuers_);
+  certificates_api_ = std::make_unique<keyvault::CertificatesApi>(
+      *certificates_, *certificate_issuers_,
+      [this](std::string_view object_id) { return IsAdmin(std::string(object_id)); });
   // The data plane's one route table: every vault API's operations and the
   // watch stream.
   std::vector<keyvault::VaultOperation> vault_operations = secrets_api_->Operations();

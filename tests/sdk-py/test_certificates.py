@@ -1421,6 +1421,21 @@ class Test17ContactsAndIssuersAuthorization(CertificatesTestCase):
         self.assertIs(CLIENT.get_issuer(self.GUARDED).enabled, True)
 
 
+    def test_setissuers_sets_other_providers_but_only_an_administrator_sets_a_coffer_issuer(self):
+        # An issuer of the Coffer provider signs with the installation's CA, which every vault's clients may
+        # trust: a vault's own issuer permissions do not reach it.
+        client = self.client(principal_with_certificate_permissions(
+            "py-certs-issuer-setter", ["setissuers", "getissuers", "deleteissuers"]))
+        made = client.create_issuer("py-issuer-digicert-by-setter", "DigiCert")
+        self.assertEqual(made.provider, "DigiCert")
+        self.assertForbidden(client.create_issuer, "py-issuer-coffer-by-setter", "Coffer")
+        self.assertForbidden(client.update_issuer, "py-issuer-digicert-by-setter", provider="Coffer")
+        self.assertForbidden(client.update_issuer, self.GUARDED, account_id="taken-over")
+        self.assertHttpError(ResourceNotFoundError, 404, None, CLIENT.get_issuer, "py-issuer-coffer-by-setter")
+        self.assertEqual(CLIENT.get_issuer("py-issuer-digicert-by-setter").provider, "DigiCert")
+        self.assertIsNone(CLIENT.get_issuer(self.GUARDED).account_id)
+        client.delete_issuer("py-issuer-digicert-by-setter")
+
 class Test99ServerProcess(unittest.TestCase):
     def test_1_the_server_exits_with_status_0_on_sigterm(self):
         returncode = SERVER.stop()
