@@ -225,6 +225,12 @@ StatusOr<std::optional<CertificateService::Pending>> CertificateService::ReadPen
 
 Status CertificateService::DropPending(const OpenVault& vault, const std::string& name,
                                        const std::string& request_id) {
+  // Read first: most certificates have no operation, and a delete should
+  // not take the store's write lock for nothing.
+  ASSIGN_OR_RETURN(auto doc, store_.GetMeta(Pending::Key(vault, name)));
+  if (!doc || doc->empty()) {
+    return OkStatus();
+  }
   return ChangePending(vault, name,
                        [&](Pending& p) -> StatusOr<std::string> {
                          bool ours = request_id.empty() || p.op.request_id == request_id;
