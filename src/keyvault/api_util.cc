@@ -130,4 +130,22 @@ StatusOr<std::string> ReadBackupBlob(const http::Request& req) {
   return ReadBinary(body, "value");
 }
 
+StatusOr<std::optional<bool>> ReadEnabled(const Json& body) {
+  auto it = body.find("attributes");
+  if (it == body.end() || it->is_null()) {
+    return std::optional<bool>();
+  }
+  if (!it->is_object()) {
+    return TypeError("attributes", "an object");
+  }
+  auto e = it->find("enabled");
+  if (e == it->end() || e->is_null()) {
+    return std::optional<bool>();
+  }
+  if (!e->is_boolean()) {
+    return TypeError("attributes.enabled", "a boolean");
+  }
+  return std::optional<bool>(e->get<bool>());
+}
+
 }  // namespace coffer::keyvault

@@ -37,6 +37,11 @@ http::Response BackupAnswer(const StatusOr<std::string>& blob);
 // ReadBackupBlob reads a restore request's blob (`value`, base64url).
 StatusOr<std::string> ReadBackupBlob(const http::Request& req);
 
+// ReadEnabled reads `attributes.enabled` of a request body: nullopt when
+// absent; kInvalidArgument naming the member when it is not an object with
+// a boolean.
+StatusOr<std::optional<bool>> ReadEnabled(const Json& body);
+
 // ReadBinary reads the binary member `field` of a request body: base64url,
 // with or without padding (backup blobs, cryptographic operands).
 StatusOr<std::string> ReadBinary(const Json& body, const char* field);

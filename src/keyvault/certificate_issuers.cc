@@ -249,16 +249,9 @@ Status ApplyIssuer(const Json& body, bool replace, const OpenVault& vault, Store
   } else if (replace) {
     i.org_details = Json::object();
   }
-  if (auto it = body.find("attributes"); it != body.end() && !it->is_null()) {
-    if (!it->is_object()) {
-      return TypeError("attributes", "an object");
-    }
-    if (auto e = it->find("enabled"); e != it->end() && !e->is_null()) {
-      if (!e->is_boolean()) {
-        return TypeError("attributes.enabled", "a boolean");
-      }
-      i.enabled = e->get<bool>();
-    }
+  ASSIGN_OR_RETURN(std::optional<bool> enabled, ReadEnabled(body));
+  if (enabled) {
+    i.enabled = *enabled;
   } else if (replace) {
     i.enabled = true;
   }

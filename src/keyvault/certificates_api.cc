@@ -121,17 +121,7 @@ StatusOr<Common> ReadCommon(const Json& body) {
     }
     c.tags_json = ToJson(*it);
   }
-  if (auto it = body.find("attributes"); it != body.end() && !it->is_null()) {
-    if (!it->is_object()) {
-      return TypeError("attributes", "an object");
-    }
-    if (auto e = it->find("enabled"); e != it->end() && !e->is_null()) {
-      if (!e->is_boolean()) {
-        return TypeError("attributes.enabled", "a boolean");
-      }
-      c.enabled = e->get<bool>();
-    }
-  }
+  ASSIGN_OR_RETURN(c.enabled, ReadEnabled(body));
   if (auto it = body.find("policy"); it != body.end() && !it->is_null()) {
     if (!it->is_object()) {
       return TypeError("policy", "an object");
