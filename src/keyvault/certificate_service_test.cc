@@ -1,5 +1,9 @@
 #include "keyvault/certificate_service.h"
 
+#include <atomic>
+#include <thread>
+#include <vector>
+
 #include <gtest/gtest.h>
 
 #include "common/encoding.h"
@@ -338,6 +342,56 @@ TEST_F(CertificateServiceTest, AnUnknownIssuerWaitsForTheMergeOfTheSignedCertifi
   // It merges once.
   EXPECT_EQ(service_.Merge(V(), "u", merge).status().code(), StatusCode::kNotFound);
   EXPECT_EQ(service_.GetPolicy(V(), "u")->issuer, "Unknown");
+}
+
+TEST_F(CertificateServiceTest, RacingMergesMakeOneVersionAndRacingIssuerWritesLoseNothing) {
+  auto op = service_.Create(V(), "race", Input(kUnknown));
+  ASSERT_TRUE(op.ok());
+  OutsideCa ca;
+  CertificateMergeInput merge;
+  merge.x5c = {ca.Sign(op->csr)};
+  constexpr int kThreads = 8;
+  std::atomic<int> merged{0};
+  std::atomic<int> refused{0};
+  {
+    std::vector<std::thread> threads;
+    for (int i = 0; i < kThreads; ++i) {
+      threads.emplace_back([&] {
+        auto r = service_.Merge(V(), "race", merge);
+        (r.ok() ? merged : refused).fetch_add(1);
+        if (!r.ok()) {
+          // Refused in Key Vault's words: being merged, or no longer pending.
+          EXPECT_TRUE(r.status().reason() == "Conflict" ||
+                      r.status().reason() == "PendingCertificateNotFound")
+              << r.status().ToString();
+        }
+      });
+    }
+    for (auto& t : threads) {
+      t.join();
+    }
+  }
+  EXPECT_EQ(merged.load(), 1);
+  EXPECT_EQ(refused.load(), kThreads - 1);
+  EXPECT_EQ(service_.ListVersions(V(), "race", "", 25)->items.size(), 1u);
+  EXPECT_EQ(service_.GetOperation(V(), "race")->status, "completed");
+
+  // The vault's issuers are one document: writers of different issuers at
+  // once all land.
+  {
+    std::vector<std::thread> threads;
+    for (int i = 0; i < kThreads; ++i) {
+      threads.emplace_back([&, i] {
+        auto r = issuers_.SetIssuer(V(), "racer-" + std::to_string(i),
+                                    J(R"({"provider":"DigiCert"})"), true, false);
+        EXPECT_TRUE(r.ok()) << r.status().ToString();
+      });
+    }
+    for (auto& t : threads) {
+      t.join();
+    }
+  }
+  EXPECT_EQ(issuers_.ListIssuers(V())->size(), static_cast<size_t>(kThreads));
 }
 
 TEST_F(CertificateServiceTest, ACancelledOperationCannotBeMergedAndADeletedOneIsGone) {
