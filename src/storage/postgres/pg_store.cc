@@ -12,7 +12,7 @@
 namespace coffer::storage::postgres {
 namespace {
 
-constexpr int kSchemaVersion = 4;
+constexpr int kSchemaVersion = 5;
 constexpr size_t kMaxReaders = 16;
 constexpr size_t kMaxGroup = 512;
 // Attempts at a whole group before its writes run one by one, and at each
@@ -128,7 +128,8 @@ CREATE TABLE secrets(
   latest_version text NOT NULL, deleted bigint NOT NULL DEFAULT 0,
   deleted_date bigint, scheduled_purge_date bigint, policy_json text NOT NULL DEFAULT '',
   owner text COLLATE "C" NOT NULL DEFAULT '', PRIMARY KEY(vault_key, kind, name_key));
-CREATE INDEX secrets_listing ON secrets(vault_key, kind, deleted, name_key);
+CREATE INDEX secrets_live ON secrets(vault_key, kind, name_key) WHERE deleted = 0;
+CREATE INDEX secrets_deleted ON secrets(vault_key, kind, name_key) WHERE deleted = 1;
 CREATE INDEX secrets_purge ON secrets(scheduled_purge_date) WHERE deleted = 1;
 CREATE TABLE secret_versions(
   vault_key text COLLATE "C" NOT NULL, kind text COLLATE "C" NOT NULL,
@@ -160,17 +161,23 @@ CREATE TABLE event_subscriptions(
   version bigint NOT NULL DEFAULT 1, PRIMARY KEY(vault_key, name_key));
 )sql" COFFER_PG_DELIVERIES;
 
+// coffer_change() appends one change of an object to the feed. In PL/pgSQL,
+// whose statements are planned once per session: a function in SQL is
+// parsed and planned at every call, which took more time than the INSERT
+// (schema 4 and before), while every server waited for the writer lock.
+#define COFFER_PG_CHANGE_FUNCTION                                                                \
+  "CREATE OR REPLACE FUNCTION coffer_change(p_vault_key text, p_type text, p_object_type text, " \
+  "p_name text, p_version text, p_nbf bigint, p_exp bigint) RETURNS void LANGUAGE plpgsql "      \
+  "AS $$ BEGIN "                                                                                 \
+  "INSERT INTO changes(event_id, time_ms, vault, type, object_type, name, version, nbf, exp) "   \
+  "SELECT gen_random_uuid()::text, (extract(epoch FROM clock_timestamp()) * 1000)::bigint, "     \
+  "v.name, p_type, p_object_type, p_name, p_version, p_nbf, p_exp "                              \
+  "FROM vaults v WHERE v.name_key = p_vault_key; "                                               \
+  "END $$;"
+
 // The object tables' change triggers, apart so that the migration to 3 can
 // make them anew. An object's events are named after its kind.
-constexpr char kObjectTriggers[] = R"sql(
-CREATE FUNCTION coffer_change(p_vault_key text, p_type text, p_object_type text, p_name text,
-                              p_version text, p_nbf bigint, p_exp bigint)
-  RETURNS void LANGUAGE sql AS $$
-  INSERT INTO changes(event_id, time_ms, vault, type, object_type, name, version, nbf, exp)
-  SELECT gen_random_uuid()::text, (extract(epoch FROM clock_timestamp()) * 1000)::bigint,
-         v.name, p_type, p_object_type, p_name, p_version, p_nbf, p_exp
-  FROM vaults v WHERE v.name_key = p_vault_key;
-$$;
+constexpr char kObjectTriggers[] = COFFER_PG_CHANGE_FUNCTION R"sql(
 CREATE FUNCTION coffer_secret_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
   v record;
@@ -362,6 +369,18 @@ Status PostgresStore::ApplySchema(Db& db) {
     migrations +=
         "ALTER TABLE secrets ADD COLUMN IF NOT EXISTS owner text COLLATE \"C\" NOT NULL DEFAULT "
         "'';";
+  }
+  if (current < 5) {
+    // -> 5: the listing index split by state. One index over (vault_key,
+    // kind, deleted, name_key) also matched a lookup of one name, which it
+    // answered by reading the vault's whole range (deleted lies between),
+    // and a planner without statistics yet (a new installation) chose it.
+    // And coffer_change() in PL/pgSQL.
+    migrations += COFFER_PG_CHANGE_FUNCTION;
+    migrations +=
+        "DROP INDEX IF EXISTS secrets_listing; "
+        "CREATE INDEX secrets_live ON secrets(vault_key, kind, name_key) WHERE deleted = 0; "
+        "CREATE INDEX secrets_deleted ON secrets(vault_key, kind, name_key) WHERE deleted = 1;";
   }
   if (migrations.empty()) {
     return OkStatus();

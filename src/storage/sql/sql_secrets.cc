@@ -28,6 +28,11 @@ SecretVersionRecord ReadVersion(const Stmt& st, int first, const std::string& na
   return r;
 }
 
+// Every kind the object tables hold. A statement about one name of a vault,
+// whatever its kind, says so: kind is the second column of the primary key,
+// and without it the lookup would read the vault's whole range.
+#define COFFER_ANY_KIND "kind IN ('Certificate', 'Key', 'Secret')"
+
 // "secret", "key": how messages name the kind.
 std::string KindWord(ObjectKind kind) {
   return AsciiLower(ObjectKindName(kind));
@@ -167,8 +172,9 @@ Status AddOwnedVersion(Db& db, const std::string& vault_key, ObjectKind owner, O
 // The kinds of the objects that the object of `kind` and `name_key` owns.
 StatusOr<std::vector<std::string>> OwnedKinds(Db& db, const std::string& vault_key, ObjectKind kind,
                                               const std::string& name_key) {
-  ASSIGN_OR_RETURN(Stmt * st, db.Prepare("SELECT kind FROM secrets WHERE vault_key = ? AND "
-                                         "name_key = ? AND owner = ?"));
+  ASSIGN_OR_RETURN(Stmt * st,
+                   db.Prepare("SELECT kind FROM secrets WHERE vault_key = ? AND " COFFER_ANY_KIND
+                              " AND name_key = ? AND owner = ?"));
   st->Bind(1, vault_key).Bind(2, name_key).Bind(3, std::string(ObjectKindName(kind)));
   std::vector<std::string> kinds;
   while (true) {
@@ -289,15 +295,20 @@ StatusOr<SecretView> SqlStore::UpdateObjectVersion(ObjectKind kind, const std::s
     st->Bind(6, next.updated).Bind(7, next.key_json).Bind(8, vault_key).Bind(9, kind_name);
     st->Bind(10, name_key).Bind(11, next.version);
     RETURN_IF_ERROR(st->Exec());
-    ASSIGN_OR_RETURN(Stmt * follow,
-                     db.Prepare("UPDATE secret_versions SET enabled = ?, nbf = ?, exp = ?, "
-                                "updated = ? WHERE vault_key = ? AND name_key = ? AND "
-                                "version = ? AND kind IN (SELECT kind FROM secrets WHERE "
-                                "vault_key = ? AND name_key = ? AND owner = ?)"));
-    follow->Bind(1, static_cast<int64_t>(next.enabled)).Bind(2, next.nbf).Bind(3, next.exp);
-    follow->Bind(4, next.updated).Bind(5, vault_key).Bind(6, name_key).Bind(7, next.version);
-    follow->Bind(8, vault_key).Bind(9, name_key).Bind(10, kind_name);
-    RETURN_IF_ERROR(follow->Exec());
+    // The objects a certificate owns (its key and secret) follow its
+    // attributes; nothing else owns objects.
+    if (kind == ObjectKind::kCertificate) {
+      ASSIGN_OR_RETURN(Stmt * follow,
+                       db.Prepare("UPDATE secret_versions SET enabled = ?, nbf = ?, exp = ?, "
+                                  "updated = ? WHERE vault_key = ? AND " COFFER_ANY_KIND
+                                  " AND name_key = ? AND version = ? AND kind IN (SELECT kind "
+                                  "FROM secrets WHERE vault_key = ? AND " COFFER_ANY_KIND
+                                  " AND name_key = ? AND owner = ?)"));
+      follow->Bind(1, static_cast<int64_t>(next.enabled)).Bind(2, next.nbf).Bind(3, next.exp);
+      follow->Bind(4, next.updated).Bind(5, vault_key).Bind(6, name_key).Bind(7, next.version);
+      follow->Bind(8, vault_key).Bind(9, name_key).Bind(10, kind_name);
+      RETURN_IF_ERROR(follow->Exec());
+    }
     out = SecretView{std::move(next), false, 0, 0, std::nullopt};
     return OkStatus();
   }));
@@ -354,6 +365,10 @@ StatusOr<SecretPage> SqlStore::ListObjects(ObjectKind kind, const std::string& v
   SecretPage page;
   RETURN_IF_ERROR(Read([&](Db& db) -> Status {
     RETURN_IF_ERROR(CheckVault(db, vault_key, vault));
+    // `deleted` is written into the statement, not bound: PostgreSQL's
+    // listing indexes are partial, one per state (pg_store.cc), and only a
+    // constant matches their predicate. A deleted object owned by another
+    // is listed only with its owner.
     ASSIGN_OR_RETURN(Stmt * st,
                      db.Prepare(std::string("SELECT s.name, s.deleted, s.deleted_date, "
                                             "s.scheduled_purge_date, s.name_key, s.owner, ") +
@@ -361,12 +376,11 @@ StatusOr<SecretPage> SqlStore::ListObjects(ObjectKind kind, const std::string& v
                                 " FROM secrets s JOIN secret_versions v ON "
                                 "v.vault_key = s.vault_key AND v.kind = s.kind AND "
                                 "v.name_key = s.name_key AND v.version = s.latest_version "
-                                "WHERE s.vault_key = ?1 AND s.kind = ?2 AND s.deleted = ?3 AND "
-                                "(?3 = 0 OR s.owner = '') AND s.name_key > ?4 "
-                                "ORDER BY s.name_key LIMIT ?5"));
+                                "WHERE s.vault_key = ?1 AND s.kind = ?2 AND " +
+                                (deleted ? "s.deleted = 1 AND s.owner = ''" : "s.deleted = 0") +
+                                " AND s.name_key > ?3 ORDER BY s.name_key LIMIT ?4"));
     st->Bind(1, vault_key).Bind(2, std::string(ObjectKindName(kind)));
-    st->Bind(3, static_cast<int64_t>(deleted)).Bind(4, cursor);
-    st->Bind(5, static_cast<int64_t>(limit) + 1);
+    st->Bind(3, cursor).Bind(4, static_cast<int64_t>(limit) + 1);
     std::string last_key;
     while (true) {
       ASSIGN_OR_RETURN(bool row, st->Step());
@@ -472,7 +486,8 @@ Status SqlStore::MarkObjectDeleted(ObjectKind kind, const std::string& vault,
     const std::string kind_name(ObjectKindName(kind));
     ASSIGN_OR_RETURN(Stmt * st, db.Prepare("UPDATE secrets SET deleted = 1, deleted_date = ?, "
                                            "scheduled_purge_date = ? WHERE vault_key = ? AND "
-                                           "name_key = ? AND (kind = ? OR owner = ?) AND "
+                                           "name_key = ? AND " COFFER_ANY_KIND
+                                           " AND (kind = ? OR owner = ?) AND "
                                            "deleted = 0"));
     st->Bind(1, deleted_date).Bind(2, scheduled_purge_date).Bind(3, vault_key);
     st->Bind(4, name_key).Bind(5, kind_name).Bind(6, kind_name);
@@ -494,7 +509,8 @@ Status SqlStore::RecoverObject(ObjectKind kind, const std::string& vault, const 
     const std::string kind_name(ObjectKindName(kind));
     ASSIGN_OR_RETURN(Stmt * st, db.Prepare("UPDATE secrets SET deleted = 0, deleted_date = NULL, "
                                            "scheduled_purge_date = NULL WHERE vault_key = ? AND "
-                                           "name_key = ? AND (kind = ? OR owner = ?) AND "
+                                           "name_key = ? AND " COFFER_ANY_KIND
+                                           " AND (kind = ? OR owner = ?) AND "
                                            "deleted = 1"));
     st->Bind(1, vault_key).Bind(2, name_key).Bind(3, kind_name).Bind(4, kind_name);
     return st->Exec();
