@@ -241,21 +241,20 @@ ALTER TABLE secret_versions DROP CONSTRAINT IF EXISTS secret_versions_pkey;
 ALTER TABLE secret_versions ADD PRIMARY KEY(vault_key, kind, name_key, version);
 )sql";
 
+// The change feed's numbering (see pg_store.h): a change takes its seq when
+// it is inserted, and each statement that inserts changes announces the
+// feed (a notification, delivered at COMMIT).
+#define COFFER_PG_CHANGE_NUMBERING                                                            \
+  "ALTER TABLE changes ALTER COLUMN seq SET DEFAULT nextval('change_seq'); "                  \
+  "CREATE OR REPLACE FUNCTION coffer_changes_added() RETURNS trigger LANGUAGE plpgsql AS $$ " \
+  "BEGIN "                                                                                    \
+  "PERFORM pg_notify('coffer_changes', ''); RETURN NULL; END $$; "                            \
+  "CREATE OR REPLACE TRIGGER change_added AFTER INSERT ON changes FOR EACH STATEMENT "        \
+  "EXECUTE FUNCTION coffer_changes_added();"
+
 // The change feed's triggers: the same changes as SQLite's, and the commit
-// order numbering (see pg_store.h). coffer_change() appends one row.
-constexpr char kTriggers[] = R"sql(
-CREATE FUNCTION coffer_number_change() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-  n bigint;
-BEGIN
-  PERFORM pg_advisory_xact_lock(1131374182, 2);
-  n := nextval('change_seq');
-  UPDATE changes SET seq = n WHERE id = NEW.id;
-  PERFORM pg_notify('coffer_changes', n::text);
-  RETURN NULL;
-END $$;
-CREATE CONSTRAINT TRIGGER change_number AFTER INSERT ON changes
-  DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION coffer_number_change();
+// order numbering. coffer_change() appends one row.
+constexpr char kTriggers[] = COFFER_PG_CHANGE_NUMBERING R"sql(
 CREATE FUNCTION coffer_changes_pruned() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   UPDATE changes_pruned SET seq = GREATEST(seq, (SELECT COALESCE(MAX(seq), 0) FROM gone));
@@ -375,8 +374,13 @@ Status PostgresStore::ApplySchema(Db& db) {
     // kind, deleted, name_key) also matched a lookup of one name, which it
     // answered by reading the vault's whole range (deleted lies between),
     // and a planner without statistics yet (a new installation) chose it.
-    // And coffer_change() in PL/pgSQL.
+    // And coffer_change() in PL/pgSQL; and a change's seq taken when it is
+    // inserted, under the writer lock, instead of at COMMIT by a deferred
+    // trigger per change (whose UPDATE wrote every change twice).
     migrations += COFFER_PG_CHANGE_FUNCTION;
+    migrations +=
+        "DROP TRIGGER IF EXISTS change_number ON changes; "
+        "DROP FUNCTION IF EXISTS coffer_number_change(); " COFFER_PG_CHANGE_NUMBERING;
     migrations +=
         "DROP INDEX IF EXISTS secrets_listing; "
         "CREATE INDEX secrets_live ON secrets(vault_key, kind, name_key) WHERE deleted = 0; "

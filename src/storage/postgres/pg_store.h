@@ -30,12 +30,14 @@ namespace coffer::storage::postgres {
 // writes' functions are deterministic, SqlStore's contract), and after that
 // each write alone.
 //
-// The change feed's seq is commit order across servers: rows enter
-// `changes` without a seq, and a deferred trigger numbers them at COMMIT
-// under a transaction-level advisory lock that is released only once the
-// commit is visible; the same trigger NOTIFYs `coffer_changes` with the seq.
-// So a reader that sees seq N sees every seq below it (gaps are possible,
-// from transactions that failed after numbering; order is not).
+// The change feed's seq is commit order across servers: a row of `changes`
+// takes its seq from a sequence when it is inserted, and only writers
+// insert them, each holding the writer lock (released only once its commit
+// is visible); every statement that inserts changes NOTIFYs
+// `coffer_changes`. So a reader that sees seq N sees every seq below it
+// (gaps are possible, from transactions that failed after numbering; out of
+// order is not). `coffer storage migrate` copies rows with their seqs under
+// the same lock.
 //
 // Reads use a pool of connections, each read a REPEATABLE READ READ ONLY
 // transaction (one snapshot).

@@ -353,8 +353,18 @@ TEST_F(PgStoreTest, ASchemaOneDatabaseIsMigrated) {
     ASSERT_NE(store, nullptr);
     ASSERT_TRUE(store->CreateVault(Vault("kept")).ok());
   }
-  // The object tables and their triggers as schema 1 and 2 had them.
+  // The object tables and their triggers as schema 1 and 2 had them, and
+  // the feed's numbering and listing index as schema 1 to 4 had them.
   Admin(
+      "DROP TRIGGER change_added ON changes; DROP FUNCTION coffer_changes_added(); "
+      "ALTER TABLE changes ALTER COLUMN seq DROP DEFAULT; "
+      "CREATE FUNCTION coffer_number_change() RETURNS trigger LANGUAGE plpgsql AS $$ "
+      "DECLARE n bigint; BEGIN PERFORM pg_advisory_xact_lock(1131374182, 2); "
+      "n := nextval('change_seq'); UPDATE changes SET seq = n WHERE id = NEW.id; "
+      "PERFORM pg_notify('coffer_changes', n::text); RETURN NULL; END $$; "
+      "CREATE CONSTRAINT TRIGGER change_number AFTER INSERT ON changes DEFERRABLE INITIALLY "
+      "DEFERRED FOR EACH ROW EXECUTE FUNCTION coffer_number_change(); "
+      "DROP INDEX secrets_live; DROP INDEX secrets_deleted; "
       "DROP TABLE webhook_deliveries; "
       "DROP TRIGGER change_secret ON secrets; "
       "DROP TRIGGER change_secret_updated ON secret_versions; "
@@ -386,6 +396,17 @@ TEST_F(PgStoreTest, ASchemaOneDatabaseIsMigrated) {
   ASSERT_TRUE(changes.ok());
   ASSERT_FALSE(changes->empty());
   EXPECT_EQ(changes->back().type, "KeyNewVersionCreated");
+  {
+    // Numbered when inserted, by the column's default; the old trigger is gone.
+    auto conn = PgConn::Connect(conninfo_);
+    ASSERT_TRUE(conn.ok());
+    auto numbering = (*conn)->Exec(
+        "SELECT (SELECT count(*) FROM changes WHERE seq IS NULL), "
+        "(SELECT count(*) FROM pg_trigger WHERE tgname = 'change_number')");
+    ASSERT_TRUE(numbering.ok());
+    EXPECT_EQ(numbering->Text(0, 0), "0");
+    EXPECT_EQ(numbering->Text(0, 1), "0");
+  }
   PendingDelivery d;
   d.vault_key = "kept";
   d.name_key = "hook";
