@@ -23,7 +23,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         *attributes, secrets.ok() ? *secrets : std::map<std::string, std::string>{}, {});
     if (params.ok()) {
       for (const auto& object : params->objects) {
-        if (!ValidatePayloadPath(object.FileName()).ok()) {
+        // A selection names its files by its template (for a name it could
+        // select).
+        const std::string file =
+            object.selector.has_value()
+                ? object.selector->FileNameFor(object.selector->name_prefix + "x")
+                : object.FileName();
+        if (!ValidatePayloadPath(file).ok()) {
           std::abort();
         }
       }

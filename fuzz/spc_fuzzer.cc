@@ -2,9 +2,11 @@
 // agent reads them from files (standalone mounts): ParseSecretProviderClasses,
 // then ParseAzureProviderParameters for each class, and ParseKubernetesSecret
 // (nodePublishSecretRef files). None may crash, and every object they accept
-// must name a file the atomic writer accepts.
+// must name a file the atomic writer accepts (a selection: for a name it
+// could select).
 #include <cstdint>
 #include <cstdlib>
+#include <string>
 #include <string_view>
 
 #include "agent/atomic_writer.h"
@@ -22,7 +24,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         continue;
       }
       for (const auto& object : params->objects) {
-        if (!coffer::agent::ValidatePayloadPath(object.FileName()).ok() ||
+        // A selection names its files by its template; a selected secret's
+        // name is a Key Vault name that starts with the prefix.
+        const std::string file =
+            object.selector.has_value()
+                ? object.selector->FileNameFor(object.selector->name_prefix + "x")
+                : object.FileName();
+        if (!coffer::agent::ValidatePayloadPath(file).ok() ||
             (object.file_permission && *object.file_permission > 0777)) {
           std::abort();
         }

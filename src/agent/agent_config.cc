@@ -287,7 +287,8 @@ StatusOr<AgentConfig> ParseAgentConfig(std::string_view yaml, const std::string&
   }
   const YamlNode& root = docs->front();
   const std::string where = "config: ";
-  RETURN_IF_ERROR(CheckKeys(root, {"pollInterval", "jitter", "vaultDnsSuffix", "mounts"}, where));
+  RETURN_IF_ERROR(CheckKeys(
+      root, {"pollInterval", "jitter", "vaultDnsSuffix", "expiryWarning", "mounts"}, where));
   AgentConfig config;
   ASSIGN_OR_RETURN(std::string poll, Text(root, "pollInterval", where));
   if (!poll.empty()) {
@@ -300,6 +301,20 @@ StatusOr<AgentConfig> ParseAgentConfig(std::string_view yaml, const std::string&
       return InvalidArgumentError(where + "pollInterval must be at least 1s");
     }
     config.poll_interval = *interval;
+  }
+  ASSIGN_OR_RETURN(std::string horizon, Text(root, "expiryWarning", where));
+  if (!horizon.empty()) {
+    auto parsed = ParseGoDuration(horizon);
+    if (!parsed.ok()) {
+      return InvalidArgumentError(where +
+                                  "expiryWarning: " + std::string(parsed.status().message()));
+    }
+    // Ten years at most: an expiry horizon, and seconds that stay far from
+    // overflow when added to a time.
+    if (*parsed < std::chrono::milliseconds(0) || *parsed > std::chrono::hours(24 * 3660)) {
+      return InvalidArgumentError(where + "expiryWarning must be from 0 to 87840h (ten years)");
+    }
+    config.expiry_warning = std::chrono::duration_cast<std::chrono::seconds>(*parsed);
   }
   ASSIGN_OR_RETURN(std::string jitter, Text(root, "jitter", where));
   if (!jitter.empty()) {

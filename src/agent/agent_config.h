@@ -44,6 +44,9 @@ struct AgentConfig {
   std::chrono::milliseconds poll_interval{120000};
   double jitter = 0.1;           // fraction of poll_interval, 0..1
   std::string vault_dns_suffix;  // "host[:port]" or "" (the default suffix)
+  // Objects that expire within this are warned about (status record, log,
+  // `coffer doctor`).
+  std::chrono::seconds expiry_warning{7 * 24 * 3600};
   std::vector<MountConfig> mounts;
 };
 
@@ -55,6 +58,7 @@ struct AgentConfig {
 //   pollInterval: 2m            # Go duration, >= 1s; default 2m
 //   jitter: 0.1                 # 0..1; default 0.1
 //   vaultDnsSuffix: vault.coffer.localhost:8443   # optional
+//   expiryWarning: 168h         # Go duration, >= 0; default 168h (7 days)
 //   mounts:                     # at least one
 //     - name: web                          # [A-Za-z0-9._-]{1,63}, unique
 //       secretProviderClass: ./spc.yaml    # SPC manifest file (required)

@@ -1,13 +1,34 @@
 #include "agent/csi_provider.h"
 
+#include <ctime>
+#include <string_view>
 #include <utility>
 
 #include "common/log.h"
+#include "common/strings.h"
 
 namespace coffer::agent {
 
+namespace {
+
+// A kubelet CSI volume's mount point, absolute and without "." or ".."
+// segments: the only place an optional object's last content is read from.
+bool IsCsiVolumeTarget(const std::string& path) {
+  static constexpr std::string_view kVolumes = "/volumes/kubernetes.io~csi/";
+  if (path.empty() || path[0] != '/' || !EndsWith(path, "/mount") ||
+      path.find(kVolumes) == std::string::npos) {
+    return false;
+  }
+  // No empty, "." or ".." segment.
+  const std::string padded = path + "/";
+  return padded.find("//") == std::string::npos && padded.find("/./") == std::string::npos &&
+         padded.find("/../") == std::string::npos;
+}
+
+}  // namespace
+
 StatusOr<CsiMountResponse> ServeCsiMount(const CsiMountRequest& request, VaultReader& reader,
-                                         const CsiProviderOptions& options) {
+                                         const CsiProviderOptions& options, AgentMetrics* metrics) {
   auto attributes = ParseStringMapJson(request.attributes, /*allow_null=*/false);
   if (!attributes.ok()) {
     return InvalidArgumentError("failed to unmarshal attributes: " +
@@ -37,6 +58,12 @@ StatusOr<CsiMountResponse> ServeCsiMount(const CsiMountRequest& request, VaultRe
   bo.vault_dns_suffix = options.vault_dns_suffix;
   bo.default_mode = mode;
   bo.write_cert_and_key_in_separate_files = options.write_cert_and_key_in_separate_files;
+  // Deprecated upstream, but still sent: where the driver wrote the volume,
+  // so that an optional object can keep its content (optionalFallback
+  // lastKnown). Only read back, and only below it.
+  if (IsCsiVolumeTarget(request.target_path)) {
+    bo.previous_dir = request.target_path;
+  }
   std::shared_ptr<ReadRound> round = reader.SharedRound(options.share_window);
   BuiltMount built = BuildMount(params, identity, *round, bo);
   if (!built.status.ok()) {
@@ -44,6 +71,19 @@ StatusOr<CsiMountResponse> ServeCsiMount(const CsiMountRequest& request, VaultRe
                   "failed to mount objects for pod " + params.pod_namespace + "/" +
                       params.pod_name + ": " + std::string(built.status.message()),
                   std::string(built.status.reason()));
+  }
+  if (metrics != nullptr) {
+    constexpr int64_t kStaleAfter = 3600;
+    metrics->ObserveMount(params.pod_namespace + "/" + params.pod_name, GaugesOf(built.objects),
+                          static_cast<int64_t>(std::time(nullptr)), kStaleAfter);
+  }
+  for (const ObjectResult& o : built.objects) {
+    if (o.skipped) {
+      COFFER_LOG(kWarning) << "CSI mount for pod " << params.pod_namespace << "/" << params.pod_name
+                           << ": " << o.id << " is optional and "
+                           << (o.kept ? "keeps the content last written" : "is left out") << ": "
+                           << o.status.message();
+    }
   }
   CsiMountResponse response;
   for (const ObjectResult& o : built.objects) {
@@ -63,7 +103,7 @@ StatusOr<CsiMountResponse> ServeCsiMount(const CsiMountRequest& request, VaultRe
 CsiMountHandler MakeCsiMountHandler(VaultReader& reader, AgentMetrics* metrics,
                                     CsiProviderOptions options) {
   return [&reader, metrics, options](const CsiMountRequest& request) -> StatusOr<CsiMountResponse> {
-    StatusOr<CsiMountResponse> response = ServeCsiMount(request, reader, options);
+    StatusOr<CsiMountResponse> response = ServeCsiMount(request, reader, options, metrics);
     if (metrics != nullptr) {
       metrics->NodePublish(response.ok() ? "" : ErrorType(response.status()));
     }

@@ -29,8 +29,15 @@ struct CsiProviderOptions {
 // the objects and returns every file and one object_version per file.
 // Errors: kInvalidArgument for a malformed request or SecretProviderClass
 // parameters, the first object's failure otherwise (all or nothing).
+// With `metrics`, the mount's objects are observed for the per-object gauges
+// under "<namespace>/<pod>", dropped after an hour without a refresh (the
+// driver sends none once the pod is gone). An optional object with
+// optionalFallback lastKnown keeps the content the driver wrote under the
+// request's target path, read back only when that is a kubelet CSI volume
+// (".../volumes/kubernetes.io~csi/<volume>/mount").
 StatusOr<CsiMountResponse> ServeCsiMount(const CsiMountRequest& request, VaultReader& reader,
-                                         const CsiProviderOptions& options);
+                                         const CsiProviderOptions& options,
+                                         AgentMetrics* metrics = nullptr);
 
 // MakeCsiMountHandler wraps ServeCsiMount for CsiProviderServer, counting
 // node_publish_total / node_publish_error_total.

@@ -3,12 +3,14 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <ctime>
 
 #include "agent/mount_builder.h"
 #include "agent/mount_manager.h"
 #include "agent/vault_reader.h"
 #include "coffer/secret_client.h"
 #include "common/strings.h"
+#include "crypto/primitives.h"
 
 namespace coffer::agent {
 namespace {
@@ -48,7 +50,10 @@ std::string GrantHint(const std::string& vault, const MountIdentity& identity,
            "Certificate User\" on the vault (coffer role assignment create); identity: " +
            identity.Describe();
   }
-  return "grant the identity read access to secret " + object.name + ": an access policy " +
+  const std::string what = object.selector.has_value()
+                               ? "list and read the secrets of vault " + vault
+                               : "read access to secret " + object.name;
+  return "grant the identity " + what + ": an access policy " +
          "(coffer keyvault set-policy --name " + vault + " --spn|--object-id … " +
          "--secret-permissions get list) or the role \"Key Vault Secrets User\" on the vault " +
          "(coffer role assignment create); identity: " + identity.Describe();
@@ -142,20 +147,43 @@ std::vector<DoctorCheck> CheckMount(const MountConfig& mount, const DoctorOption
   std::shared_ptr<ReadRound> round = reader.NewRound();
   // 5. Each object (the first read also proves the token).
   bool token_checked = false;
+  const int64_t now = static_cast<int64_t>(std::time(nullptr));
   for (const AzureObject& object : params.objects) {
     Status s;
-    if (object.type == ObjectType::kCert && object.version_history > 1) {
+    std::optional<int64_t> expires_on;  // of the version read (not in history mode)
+    std::string readable = "readable";
+    if (object.selector.has_value()) {
+      auto listed = round->ListSecrets(vault_url, identity);
+      s = listed.status();
+      if (listed.ok()) {
+        size_t n = 0;
+        for (const SecretProperties& p : *listed) {
+          n += p.enabled && object.selector->Matches(p.name, p.tags) ? 1 : 0;
+        }
+        readable = "listable; selects " + std::to_string(n) + " enabled secrets (at most " +
+                   std::to_string(params.selector_limit) + " for the mount)";
+      }
+    } else if (object.type == ObjectType::kCert && object.version_history > 1) {
       s = round->ListCertificateVersions(vault_url, identity, object.name).status();
     } else if (object.type == ObjectType::kCert) {
-      s = round->GetCertificate(vault_url, identity, object.name, object.version).status();
+      auto read = round->GetCertificate(vault_url, identity, object.name, object.version);
+      s = read.status();
+      expires_on = read.ok() ? read->properties.expires_on : std::nullopt;
     } else if (object.type == ObjectType::kKey && object.version_history > 1) {
       s = round->ListKeyVersions(vault_url, identity, object.name).status();
     } else if (object.type == ObjectType::kKey) {
-      s = round->GetKey(vault_url, identity, object.name, object.version).status();
+      auto read = round->GetKey(vault_url, identity, object.name, object.version);
+      s = read.status();
+      expires_on = read.ok() ? read->properties.expires_on : std::nullopt;
     } else if (object.version_history > 1) {
       s = round->ListVersions(vault_url, identity, object.name).status();
     } else {
-      s = round->GetSecret(vault_url, identity, object.name, object.version).status();
+      auto read = round->GetSecret(vault_url, identity, object.name, object.version);
+      s = read.status();
+      if (read.ok()) {
+        expires_on = read->properties.expires_on;
+        crypto::SecureWipe(read->value);
+      }
     }
     if (!token_checked) {
       bool token_refused = s.code() == StatusCode::kUnauthenticated ||
@@ -172,8 +200,23 @@ std::vector<DoctorCheck> CheckMount(const MountConfig& mount, const DoctorOption
           {"token", true, "the vault accepted the token of " + identity.Describe(), ""});
       token_checked = true;
     }
-    DoctorCheck c{std::string(object.TypeName()) + " " + object.name, s.ok(),
-                  s.ok() ? "readable" : std::string(s.message()), ""};
+    DoctorCheck c{object.selector.has_value() ? "objectSelector " + object.Id()
+                                              : std::string(object.TypeName()) + " " + object.name,
+                  s.ok(), s.ok() ? readable : std::string(s.message()), ""};
+    if (s.ok() && expires_on.has_value()) {
+      std::string warning = ExpiryWarning(*expires_on, now, options.expiry_warning_seconds);
+      if (!warning.empty()) {
+        c.detail += "; " + warning;
+        c.warning = true;
+        c.fix = "set a new version (or a later expiry) before it expires";
+      }
+    }
+    if (!s.ok() && object.optional && IsUnavailable(s)) {
+      // Coffer's optional objects: the mount goes on without it.
+      c.ok = true;
+      c.warning = true;
+      c.detail = "optional, and the mount goes without it: " + c.detail;
+    }
     if (s.code() == StatusCode::kPermissionDenied) {
       c.fix = GrantHint(params.keyvault_name, identity, object);
     } else if (s.code() == StatusCode::kNotFound) {

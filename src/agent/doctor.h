@@ -5,6 +5,7 @@
 // identity, the network path to the vault, the token, and the permission on
 // each object — with what is wrong and how to fix it.
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -20,12 +21,17 @@ struct DoctorCheck {
   bool ok = false;
   std::string detail;  // what was found, or what is wrong
   std::string fix;     // how to fix it ("" when ok)
+  // ok, but worth a look: an object that expires within the horizon or has
+  // expired, an optional object the mount goes without.
+  bool warning = false;
 };
 
 struct DoctorOptions {
   std::string vault_dns_suffix = "vault.localhost";
   TransportOptions transport;
   CredentialOptions credential;
+  // Objects that expire within this many seconds are warned about.
+  int64_t expiry_warning_seconds = 7 * 24 * 3600;
 };
 
 // CheckMount runs the checks and stops at the first failure that makes the

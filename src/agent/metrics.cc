@@ -2,6 +2,8 @@
 
 #include <cmath>
 #include <cstdio>
+#include <ctime>
+#include <functional>
 
 #include "common/strings.h"
 #include "net/http_server.h"
@@ -104,7 +106,36 @@ void AgentMetrics::RenderHistogram(std::string& out, const std::string& name,
   out += name + "_count{" + labels + "} " + std::to_string(h.count) + "\n";
 }
 
+void AgentMetrics::ObserveMount(const std::string& mount, const std::vector<ObjectGauge>& objects,
+                                int64_t now, int64_t ttl_seconds) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ObservedMount& m = mounts_[mount];
+  std::map<std::string, ObservedObject> next;
+  for (const ObjectGauge& g : objects) {
+    ObservedObject o{g, now};
+    auto before = m.objects.find(g.file);
+    if (before != m.objects.end() && before->second.gauge.version == g.version) {
+      o.last_change = before->second.last_change;
+    }
+    next[g.file] = std::move(o);
+  }
+  m.objects = std::move(next);
+  m.observed = now;
+  m.ttl = ttl_seconds;
+  for (auto it = mounts_.begin(); it != mounts_.end();) {
+    if (it->second.ttl > 0 && now - it->second.observed > it->second.ttl) {
+      it = mounts_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
 std::string AgentMetrics::Render() const {
+  return Render(static_cast<int64_t>(std::time(nullptr)));
+}
+
+std::string AgentMetrics::Render(int64_t now) const {
   std::lock_guard<std::mutex> lock(mu_);
   std::string out;
   out += "# HELP node_publish_total The number of successful mounts.\n";
@@ -136,7 +167,68 @@ std::string AgentMetrics::Render() const {
   for (const auto& [labels, h] : keyvault_) {
     RenderHistogram(out, "keyvault_request", labels + "," + kCommon, h);
   }
+  RenderObjects(out, now);
   return out;
+}
+
+void AgentMetrics::RenderObjects(std::string& out, int64_t now) const {
+  struct Family {
+    const char* name;
+    const char* help;
+    std::function<std::optional<std::string>(const ObservedObject&, std::string& extra)> value;
+  };
+  const std::vector<Family> families = {
+      {"keyvault_object_expiry_seconds",
+       "Seconds until the mounted version of the object expires (negative: expired).",
+       [now](const ObservedObject& o, std::string&) -> std::optional<std::string> {
+         if (!o.gauge.expires_on.has_value()) {
+           return std::nullopt;
+         }
+         return std::to_string(*o.gauge.expires_on - now);
+       }},
+      {"keyvault_object_version_info", "The version of the object in the mount.",
+       [](const ObservedObject& o, std::string& extra) -> std::optional<std::string> {
+         if (o.gauge.version.empty()) {
+           return std::nullopt;
+         }
+         extra = ",version=\"" + Escape(o.gauge.version) + "\"";
+         return "1";
+       }},
+      {"keyvault_object_last_change_timestamp_seconds",
+       "When the agent last saw the object's version change (Unix seconds).",
+       [](const ObservedObject& o, std::string&) -> std::optional<std::string> {
+         return std::to_string(o.last_change);
+       }},
+      {"keyvault_object_disabled", "1 when the object's version was found disabled.",
+       [](const ObservedObject& o, std::string&) -> std::optional<std::string> {
+         return o.gauge.disabled ? "1" : "0";
+       }},
+      {"keyvault_object_optional_unavailable",
+       "1 when an optional object is left out of its mount (missing, disabled or forbidden).",
+       [](const ObservedObject& o, std::string& extra) -> std::optional<std::string> {
+         if (!o.gauge.optional) {
+           return std::nullopt;
+         }
+         extra = ",reason=\"" + Escape(o.gauge.unavailable) + "\"";
+         return o.gauge.unavailable.empty() ? "0" : "1";
+       }},
+  };
+  for (const Family& f : families) {
+    out += std::string("# HELP ") + f.name + " " + f.help + "\n";
+    out += std::string("# TYPE ") + f.name + " gauge\n";
+    for (const auto& [mount, m] : mounts_) {
+      for (const auto& [file, o] : m.objects) {
+        std::string extra;
+        std::optional<std::string> value = f.value(o, extra);
+        if (!value.has_value()) {
+          continue;
+        }
+        out += std::string(f.name) + "{mount=\"" + Escape(mount) + "\",object_type=\"" +
+               Escape(o.gauge.object_type) + "\",object_name=\"" + Escape(o.gauge.object_name) +
+               "\",file=\"" + Escape(file) + "\"" + extra + "," + kCommon + "} " + *value + "\n";
+      }
+    }
+  }
 }
 
 StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(AgentMetrics& metrics,

@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -32,7 +33,29 @@ class AgentMetrics {
   void KeyvaultRequest(const std::string& object_type, const std::string& object_name,
                        const std::string& error, double seconds);
 
+  // What one mount's objects are, for the per-object gauges (Coffer's,
+  // named in the Azure provider's style). One per file of the mount.
+  struct ObjectGauge {
+    std::string file;  // the path in the mount: the key
+    std::string object_type;
+    std::string object_name;
+    std::string version;                // "" when not read
+    std::optional<int64_t> expires_on;  // Unix seconds
+    bool disabled = false;              // the read found the version disabled
+    bool optional = false;
+    std::string unavailable;  // an optional object left out: why (an error type); "" when read
+  };
+  // ObserveMount replaces what the gauges say of `mount` (a standalone
+  // mount's name, a CSI mount's "<namespace>/<pod>"). An object's last
+  // change is `now` when its version differs from the one observed before.
+  // A mount not observed again within `ttl_seconds` (0: never) is dropped,
+  // so that pods that are gone stop being exported.
+  void ObserveMount(const std::string& mount, const std::vector<ObjectGauge>& objects, int64_t now,
+                    int64_t ttl_seconds);
+
+  // Render at `now` (Unix seconds; the expiry gauges count from it).
   std::string Render() const;
+  std::string Render(int64_t now) const;
 
  private:
   struct Histogram {
@@ -42,6 +65,7 @@ class AgentMetrics {
     double sum = 0;
   };
   static void Observe(Histogram& h, double value);
+  void RenderObjects(std::string& out, int64_t now) const;  // with mu_ held
   static void RenderHistogram(std::string& out, const std::string& name, const std::string& labels,
                               const Histogram& h);
 
@@ -53,6 +77,16 @@ class AgentMetrics {
   Histogram reconcile_duration_;                      // GUARDED_BY(mu_)
   std::map<std::string, Histogram> keyvault_;         // GUARDED_BY(mu_): by label set
   std::vector<double> keyvault_bounds_;
+  struct ObservedObject {
+    ObjectGauge gauge;
+    int64_t last_change = 0;
+  };
+  struct ObservedMount {
+    std::map<std::string, ObservedObject> objects;  // by file
+    int64_t observed = 0;
+    int64_t ttl = 0;
+  };
+  std::map<std::string, ObservedMount> mounts_;  // GUARDED_BY(mu_)
 };
 
 // MetricsServer serves GET /metrics (plain HTTP) on 127.0.0.1.

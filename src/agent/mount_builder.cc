@@ -8,11 +8,15 @@
 
 #include "agent/spc_yaml.h"
 #include "common/encoding.h"
+#include "common/files.h"
 #include "common/json.h"
 #include "common/strings.h"
+#include "common/time_format.h"
 #include "crypto/asym_key.h"
 #include "crypto/certificate.h"
 #include "crypto/primitives.h"
+
+#include <sys/stat.h>
 
 namespace coffer::agent {
 namespace {
@@ -145,6 +149,15 @@ std::pair<std::string, std::string> SplitCertificatesAndKey(std::string_view tex
   return {std::move(certificates), std::move(others)};
 }
 
+ObjectResult Result(std::string id, std::string version, std::string file, Status status) {
+  ObjectResult r;
+  r.id = std::move(id);
+  r.version = std::move(version);
+  r.file = std::move(file);
+  r.status = std::move(status);
+  return r;
+}
+
 struct Rendered {
   Status status;
   std::vector<PayloadFile> files;
@@ -174,8 +187,20 @@ class Renderer {
     };
     if (object.version_history <= 1) {
       render(object.version, object.FileName(), object.Id());
-      return out;
+    } else {
+      RenderAllVersions(object, render, out);
     }
+    if (object.optional) {
+      Optional(object, out);
+    }
+    return out;
+  }
+
+ private:
+  void RenderAllVersions(
+      const AzureObject& object,
+      const std::function<void(const std::string&, const std::string&, const std::string&)>& render,
+      Rendered& out) {
     switch (object.type) {
       case ObjectType::kSecret:
         RenderHistory(object, round_.ListVersions(vault_url_, identity_, object.name), render, out);
@@ -189,10 +214,63 @@ class Renderer {
                       render, out);
         break;
     }
-    return out;
   }
 
- private:
+  // Optional makes an optional object that is missing, disabled or
+  // forbidden one result that says so, with no file or with the file's
+  // content read back from where the mount is now.
+  void Optional(const AzureObject& object, Rendered& out) {
+    for (ObjectResult& o : out.objects) {
+      o.optional = true;
+    }
+    if (out.status.ok() || !IsUnavailable(out.status)) {
+      return;
+    }
+    for (PayloadFile& f : out.files) {
+      crypto::SecureWipe(f.contents);
+    }
+    out.files.clear();
+    ObjectResult result = Result(object.Id(), "", object.FileName(), out.status);
+    result.optional = true;
+    result.skipped = true;
+    out.status = OkStatus();
+    out.objects.clear();
+    if (object.keep_last_known && !options_.previous_dir.empty()) {
+      std::vector<std::string> names{object.FileName()};
+      if (object.type == ObjectType::kSecret && options_.write_cert_and_key_in_separate_files) {
+        names.push_back(object.FileName() + ".crt");
+        names.push_back(object.FileName() + ".key");
+      }
+      for (const std::string& name : names) {
+        std::optional<std::string> contents = ReadPrevious(name);
+        if (contents.has_value()) {
+          out.files.push_back({name, *std::move(contents), Mode(object)});
+          result.kept = true;
+        }
+      }
+    }
+    out.objects.push_back(std::move(result));
+  }
+
+  // ReadPrevious reads a file of the mount as it is now; nullopt when it is
+  // not there (or not a file, or larger than any object can be).
+  std::optional<std::string> ReadPrevious(const std::string& name) const {
+    if (!ValidatePayloadPath(name).ok()) {
+      return std::nullopt;
+    }
+    constexpr off_t kMaxPrevious = 4 << 20;
+    const std::string path = options_.previous_dir + "/" + name;
+    struct stat st;
+    if (stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > kMaxPrevious) {
+      return std::nullopt;
+    }
+    StatusOr<std::string> read = ReadFile(path);
+    if (!read.ok() || static_cast<off_t>(read->size()) > kMaxPrevious) {
+      return std::nullopt;
+    }
+    return *std::move(read);
+  }
+
   uint32_t Mode(const AzureObject& object) const {
     return object.file_permission.value_or(options_.default_mode);
   }
@@ -215,14 +293,33 @@ class Renderer {
     if (contents.ok()) {
       contents = Decode(object, std::move(contents).value());
     }
+    // Coffer's writeTags: the version's tags, as a JSON object, after its
+    // other files.
+    auto add_tags = [&] {
+      if (!object.write_tags || !out.status.ok()) {
+        return;
+      }
+      Json tags = Json::object();
+      for (const auto& [k, v] : secret->properties.tags) {
+        tags[k] = v;
+      }
+      Add(object, file + ".tags.json", id, secret->properties.version,
+          secret->properties.expires_on, tags.dump() + "\n", out);
+    };
     if (!contents.ok() || !certificate || !options_.write_cert_and_key_in_separate_files) {
-      Add(object, file, id, secret->properties.version, std::move(contents), out);
+      Add(object, file, id, secret->properties.version, secret->properties.expires_on,
+          std::move(contents), out);
+      add_tags();
       return;
     }
     auto [certificates, key] = SplitCertificatesAndKey(*contents);
-    Add(object, file, id, secret->properties.version, std::move(contents), out);
-    Add(object, file + ".crt", id, secret->properties.version, std::move(certificates), out);
-    Add(object, file + ".key", id, secret->properties.version, std::move(key), out);
+    Add(object, file, id, secret->properties.version, secret->properties.expires_on,
+        std::move(contents), out);
+    Add(object, file + ".crt", id, secret->properties.version, secret->properties.expires_on,
+        std::move(certificates), out);
+    Add(object, file + ".key", id, secret->properties.version, secret->properties.expires_on,
+        std::move(key), out);
+    add_tags();
   }
 
   // RenderKey writes a key's public half as PEM "PUBLIC KEY"
@@ -234,7 +331,8 @@ class Renderer {
       Fail(object, file, id, key.status(), out);
       return;
     }
-    Add(object, file, id, key->properties.version, PublicKeyPem(key->key), out);
+    Add(object, file, id, key->properties.version, key->properties.expires_on,
+        PublicKeyPem(key->key), out);
   }
 
   // RenderCertificate writes the certificate alone, as one PEM
@@ -247,8 +345,8 @@ class Renderer {
       Fail(object, file, id, certificate.status(), out);
       return;
     }
-    Add(object, file, id, certificate->properties.version, crypto::CertificatePem(certificate->cer),
-        out);
+    Add(object, file, id, certificate->properties.version, certificate->properties.expires_on,
+        crypto::CertificatePem(certificate->cer), out);
   }
 
   // RenderHistory writes the newest objectVersionHistory enabled versions,
@@ -303,19 +401,22 @@ class Renderer {
   // Add writes one file of the object, or fails the object when its
   // contents could not be made.
   void Add(const AzureObject& object, const std::string& file, const std::string& id,
-           const std::string& version, StatusOr<std::string> contents, Rendered& out) {
+           const std::string& version, std::optional<int64_t> expires_on,
+           StatusOr<std::string> contents, Rendered& out) {
     if (!contents.ok()) {
       Fail(object, file, id, contents.status(), out);
       return;
     }
     out.files.push_back({file, std::move(contents).value(), Mode(object)});
-    out.objects.push_back({id, version, file, OkStatus()});
+    ObjectResult result = Result(id, version, file, OkStatus());
+    result.expires_on = expires_on;
+    out.objects.push_back(std::move(result));
   }
 
   void Fail(const AzureObject& object, const std::string& file, const std::string& id,
             const Status& s, Rendered& out) {
     Status named = Named(object, s);
-    out.objects.push_back({id, "", file, named});
+    out.objects.push_back(Result(id, "", file, named));
     if (out.status.ok()) {
       out.status = named;
     }
@@ -328,6 +429,72 @@ class Renderer {
 };
 
 }  // namespace
+
+std::string ExpiryWarning(int64_t expires_on, int64_t now, int64_t horizon_seconds) {
+  const std::string when = FormatIsoTime(expires_on);
+  if (expires_on <= now) {
+    return "expired at " + when + " and is still mounted";
+  }
+  if (expires_on - now > horizon_seconds) {
+    return "";
+  }
+  int64_t left = expires_on - now;
+  std::string in = left >= 2 * 86400 ? std::to_string(left / 86400) + " days"
+                   : left >= 7200    ? std::to_string(left / 3600) + " hours"
+                                     : std::to_string(std::max<int64_t>(left / 60, 1)) + " minutes";
+  return "expires in " + in + " (" + when + ")";
+}
+
+std::vector<std::string> ExpiryWarnings(const std::vector<ObjectResult>& objects, int64_t now,
+                                        int64_t horizon_seconds) {
+  std::vector<std::string> out;
+  std::string last_id;
+  for (const ObjectResult& o : objects) {
+    if (!o.expires_on.has_value() || o.id == last_id) {
+      continue;
+    }
+    std::string warning = ExpiryWarning(*o.expires_on, now, horizon_seconds);
+    if (!warning.empty()) {
+      out.push_back(o.id + " (version " + o.version + ") " + warning);
+      last_id = o.id;
+    }
+  }
+  return out;
+}
+
+std::vector<AgentMetrics::ObjectGauge> GaugesOf(const std::vector<ObjectResult>& objects) {
+  std::vector<AgentMetrics::ObjectGauge> out;
+  for (const ObjectResult& o : objects) {
+    AgentMetrics::ObjectGauge g;
+    g.file = o.file;
+    // ids are "<type>/<name>[/<index>]"
+    size_t slash = o.id.find('/');
+    g.object_type = o.id.substr(0, slash);
+    if (slash != std::string::npos) {
+      g.object_name = o.id.substr(slash + 1, o.id.find('/', slash + 1) - slash - 1);
+    }
+    g.version = o.version;
+    g.expires_on = o.expires_on;
+    g.disabled = IsDisabled(o.status);
+    g.optional = o.optional;
+    if (o.skipped) {
+      g.unavailable = ErrorType(o.status);
+    }
+    out.push_back(std::move(g));
+  }
+  return out;
+}
+
+bool IsDisabled(const Status& status) {
+  // Key Vault's words for a read of a disabled version ("Operation get is
+  // not allowed on a disabled secret."), under a 403 like any refusal.
+  return status.code() == StatusCode::kPermissionDenied &&
+         status.message().find("on a disabled ") != std::string_view::npos;
+}
+
+bool IsUnavailable(const Status& status) {
+  return status.code() == StatusCode::kNotFound || status.code() == StatusCode::kPermissionDenied;
+}
 
 void ParallelFor(size_t n, size_t max_threads, const std::function<void(size_t)>& fn) {
   std::atomic<size_t> next{0};
@@ -350,13 +517,88 @@ std::string VaultUrlFor(std::string_view keyvault_name, std::string_view vault_d
   return "https://" + AsciiLower(keyvault_name) + "." + std::string(vault_dns_suffix);
 }
 
+namespace {
+
+// Expand replaces each objectSelector entry of `params` with a secret entry
+// per enabled secret it matches (in name order, each named by the entry's
+// template), read from the round's listing of the vault. The selections of
+// a mount together may match at most params.selector_limit secrets.
+// Selected secrets are optional: one that vanished since the listing, or
+// that the identity may list but not read, is left out.
+StatusOr<std::vector<AzureObject>> Expand(const AzureMountParameters& params,
+                                          const MountIdentity& identity, ReadRound& round,
+                                          const std::string& vault_url) {
+  std::vector<AzureObject> out;
+  size_t selected = 0;
+  std::optional<StatusOr<std::vector<SecretProperties>>> listed;
+  for (const AzureObject& object : params.objects) {
+    if (!object.selector.has_value()) {
+      out.push_back(object);
+      continue;
+    }
+    if (!listed.has_value()) {
+      listed = round.ListSecrets(vault_url, identity);
+    }
+    if (!listed->ok()) {
+      const Status& s = listed->status();
+      return Status(s.code(),
+                    "failed to list the secrets for objectSelector " + object.Id() + ": " +
+                        std::string(s.message()),
+                    std::string(s.reason()));
+    }
+    std::vector<const SecretProperties*> matches;
+    for (const SecretProperties& p : **listed) {
+      if (p.enabled && object.selector->Matches(p.name, p.tags)) {
+        matches.push_back(&p);
+      }
+    }
+    std::sort(
+        matches.begin(), matches.end(),
+        [](const SecretProperties* a, const SecretProperties* b) { return a->name < b->name; });
+    selected += matches.size();
+    if (selected > static_cast<size_t>(params.selector_limit)) {
+      return FailedPreconditionError(
+          "objectSelector " + object.Id() + " brings the secrets selected for this mount to " +
+          std::to_string(selected) + ", more than objectSelectorLimit (" +
+          std::to_string(params.selector_limit) +
+          "): narrow the selection or raise objectSelectorLimit");
+    }
+    for (const SecretProperties* p : matches) {
+      AzureObject one = object;
+      one.selector.reset();
+      one.name = p->name;
+      one.alias = object.selector->FileNameFor(p->name);
+      one.optional = true;
+      if (Status valid = ValidatePayloadPath(one.alias); !valid.ok()) {
+        return InvalidArgumentError("objectSelector " + object.Id() + ": secret " + p->name + ": " +
+                                    std::string(valid.message()));
+      }
+      out.push_back(std::move(one));
+    }
+  }
+  if (selected > 0) {
+    if (Status conflicts = CheckFileNameConflicts(out); !conflicts.ok()) {
+      return InvalidArgumentError("objectSelector: " + std::string(conflicts.message()));
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
 BuiltMount BuildMount(const AzureMountParameters& params, const MountIdentity& identity,
                       ReadRound& round, const BuildOptions& options) {
   std::string vault_url = VaultUrlFor(params.keyvault_name, options.vault_dns_suffix);
+  StatusOr<std::vector<AzureObject>> objects = Expand(params, identity, round, vault_url);
+  if (!objects.ok()) {
+    BuiltMount failed;
+    failed.status = objects.status();
+    return failed;
+  }
   Renderer renderer(vault_url, identity, round, options);
-  std::vector<Rendered> rendered(params.objects.size());
-  ParallelFor(params.objects.size(), static_cast<size_t>(std::max(options.max_parallel, 1)),
-              [&](size_t i) { rendered[i] = renderer.Render(params.objects[i]); });
+  std::vector<Rendered> rendered(objects->size());
+  ParallelFor(objects->size(), static_cast<size_t>(std::max(options.max_parallel, 1)),
+              [&](size_t i) { rendered[i] = renderer.Render((*objects)[i]); });
   BuiltMount out;
   for (Rendered& r : rendered) {
     if (out.status.ok() && !r.status.ok()) {

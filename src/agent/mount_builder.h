@@ -8,11 +8,13 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "agent/atomic_writer.h"
+#include "agent/metrics.h"
 #include "agent/spc.h"
 #include "agent/vault_reader.h"
 #include "common/status.h"
@@ -28,6 +30,15 @@ struct ObjectResult {
   std::string version;  // the Key Vault version, "" when the read failed
   std::string file;     // the path in the mount
   Status status;        // why this object could not be read
+  // The version's expiry (Unix seconds), when it has one.
+  std::optional<int64_t> expires_on;
+  // Coffer's optional objects: `optional` as the SPC says; `skipped` when
+  // the object was missing, disabled or forbidden and the mount went on
+  // without it (`status` says why), `kept` when its file kept the content
+  // last written (optionalFallback lastKnown).
+  bool optional = false;
+  bool skipped = false;
+  bool kept = false;
 };
 
 struct BuiltMount {
@@ -50,7 +61,31 @@ struct BuildOptions {
   // <file>.key (its other blocks: the private key); both empty for
   // objectFormat pfx, whose content is not PEM.
   bool write_cert_and_key_in_separate_files = false;
+  // Where the mount's files are now (the target directory), for optional
+  // objects with optionalFallback lastKnown; "" when unknown (they are then
+  // absent).
+  std::string previous_dir;
 };
+
+// ExpiryWarning is what operators are told of a version that expires at
+// `expires_on` (Unix seconds): "" when that is more than `horizon_seconds`
+// after `now`, else that it expires soon or has expired.
+std::string ExpiryWarning(int64_t expires_on, int64_t now, int64_t horizon_seconds);
+
+// ExpiryWarnings names each object of a mount that ExpiryWarning warns of,
+// once per object.
+std::vector<std::string> ExpiryWarnings(const std::vector<ObjectResult>& objects, int64_t now,
+                                        int64_t horizon_seconds);
+
+// GaugesOf is what the metrics say of a mount's objects.
+std::vector<AgentMetrics::ObjectGauge> GaugesOf(const std::vector<ObjectResult>& objects);
+
+// IsUnavailable tells a missing, disabled or forbidden object (404, 403)
+// from every other failure (the vault unreachable, throttled, the identity
+// refused): only the first kind leaves an optional object out of a mount.
+bool IsUnavailable(const Status& status);
+// IsDisabled: the read found the version disabled.
+bool IsDisabled(const Status& status);
 
 // ParallelFor calls fn(0) … fn(n-1) on up to `max_threads` threads (the
 // caller's among them) and returns when all have returned.
@@ -74,6 +109,10 @@ std::string VaultUrlFor(std::string_view keyvault_name, std::string_view vault_d
 //     and P-521, as the Azure provider; other types and curves are
 //     kInvalidArgument);
 //   - a cert: the certificate alone, one PEM "CERTIFICATE".
+// An optional object that IsUnavailable leaves its file out (or, with
+// optionalFallback lastKnown, in with the content it has under
+// options.previous_dir, read back) and its ObjectResult says so; any other
+// failure fails the mount as for any object.
 // Each with its own version in its ObjectResult. With objectVersionHistory
 // N > 1, the newest N enabled versions from objectVersion on, as <file>/0
 // (the newest) … <file>/N-1. Error messages name the object as the Azure

@@ -36,6 +36,10 @@ bool Transient(const Status& s) {
          s.code() == StatusCode::kDeadlineExceeded;
 }
 
+// What a mount with an objectSelector entry has in its names: every secret
+// of the vault.
+constexpr std::string_view kAnySecret = "secret/*";
+
 // ChangeKey names an object for the push loop: "secret/db-pass",
 // "key/signing", "cert/tls" (lower-case; Key Vault names ignore case).
 std::string ChangeKey(std::string_view type, std::string_view name) {
@@ -98,6 +102,15 @@ Json MountStatus::ToJson() const {
     if (!o.status.ok()) {
       j["error"] = std::string(o.status.message());
     }
+    if (o.expires_on.has_value()) {
+      j["expiresOn"] = *o.expires_on;
+    }
+    if (o.optional) {
+      j["optional"] = true;
+      // present: read and written; absent: left out; kept: the content
+      // last written stays.
+      j["state"] = !o.skipped ? "present" : o.kept ? "kept" : "absent";
+    }
     objs.push_back(std::move(j));
   }
   return {{"name", name},
@@ -106,6 +119,7 @@ Json MountStatus::ToJson() const {
           {"identity", identity},
           {"mounted", mounted},
           {"objects", std::move(objs)},
+          {"warnings", warnings},
           {"lastError", last_error},
           {"lastAttempt", last_attempt},
           {"lastSuccess", last_success},
@@ -254,7 +268,10 @@ void MountManager::Refresh(Mount& mount, ReadRound& round) {
       mount.vault_url = vault_url;
       mount.names.clear();
       for (const AzureObject& o : loaded->params.objects) {
-        mount.names.insert(ChangeKey(o.TypeName(), o.name));
+        // A selection changes with any secret of the vault (one may come to
+        // match or stop matching).
+        mount.names.insert(o.selector.has_value() ? std::string(kAnySecret)
+                                                  : ChangeKey(o.TypeName(), o.name));
         if (o.type == ObjectType::kCert) {
           // A new version of a certificate is one of its secret too (the
           // same name, which no other secret can have), and the stream
@@ -268,6 +285,7 @@ void MountManager::Refresh(Mount& mount, ReadRound& round) {
     bo.vault_dns_suffix = options_.config.vault_dns_suffix;
     bo.default_mode = config.permission;
     bo.write_cert_and_key_in_separate_files = options_.write_cert_and_key_in_separate_files;
+    bo.previous_dir = config.target;
     built = BuildMount(loaded->params, loaded->identity, round, bo);
     if (options_.watch) {
       EnsureWatcher(vault_url, loaded->identity);
@@ -308,6 +326,21 @@ void MountManager::Refresh(Mount& mount, ReadRound& round) {
     st.last_attempt = now;
     st.objects = built.objects;
     if (result.ok()) {
+      std::vector<std::string> warnings =
+          ExpiryWarnings(built.objects, now, options_.config.expiry_warning.count());
+      for (const ObjectResult& o : built.objects) {
+        if (o.skipped) {
+          warnings.push_back(o.id + " is optional and " +
+                             (o.kept ? "keeps the content last written" : "is left out") + ": " +
+                             std::string(o.status.message()));
+        }
+      }
+      if (warnings != st.warnings) {
+        for (const std::string& w : warnings) {
+          COFFER_LOG(kWarning) << "mount " << config.name << ": " << w;
+        }
+      }
+      st.warnings = std::move(warnings);
       st.mounted = true;
       st.last_success = now;
       st.last_error.clear();
@@ -349,6 +382,9 @@ void MountManager::Refresh(Mount& mount, ReadRound& round) {
                          << (snapshot.mounted ? " (the files in place are kept)" : "");
   }
   if (metrics_ != nullptr) {
+    if (result.ok()) {
+      metrics_->ObserveMount(config.name, GaugesOf(built.objects), now, 0);
+    }
     std::string error = result.ok() ? "" : ErrorType(result);
     if (first) {
       metrics_->NodePublish(error);
@@ -489,8 +525,9 @@ void MountManager::PushLoop() {
         continue;
       }
       bool hit = it->second.count("*") != 0;
+      const bool any_secret = m->names.count(std::string(kAnySecret)) != 0;
       for (const std::string& object : it->second) {
-        hit = hit || m->names.count(object) != 0;
+        hit = hit || m->names.count(object) != 0 || (any_secret && StartsWith(object, "secret/"));
       }
       if (hit) {
         due.push_back(m.get());

@@ -39,8 +39,11 @@ struct MountStatus {
   std::string identity;               // MountIdentity::Describe, "" until known
   bool mounted = false;               // files from a successful refresh are in place
   std::vector<ObjectResult> objects;  // from the last attempt
-  std::string last_error;             // "" after a success
-  int64_t last_attempt = 0;           // Unix seconds
+  // Objects that expire within the agent's expiryWarning or have expired,
+  // and optional objects the mount goes without (from the last success).
+  std::vector<std::string> warnings;
+  std::string last_error;    // "" after a success
+  int64_t last_attempt = 0;  // Unix seconds
   int64_t last_success = 0;
   int64_t last_change = 0;  // files last changed
   int consecutive_failures = 0;

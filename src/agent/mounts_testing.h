@@ -14,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -72,6 +73,8 @@ class FakeCloud : public HttpTransport {
     std::string value;
     int64_t created = 0;
     bool enabled = true;
+    std::optional<int64_t> exp;  // Unix seconds
+    std::map<std::string, std::string> tags;
     std::string content_type;
     std::string kid;
     Json jwk;
@@ -166,6 +169,41 @@ class FakeCloud : public HttpTransport {
     Set("certificates", name, index, false);
     Set("secrets", name, index, false);
   }
+  // PutTagged adds a version of a secret with tags.
+  void PutTagged(const std::string& name, const std::string& value,
+                 std::map<std::string, std::string> tags,
+                 std::vector<std::string> readers = {"app"}) {
+    std::lock_guard<std::mutex> lock(mu_);
+    Version v;
+    v.value = value;
+    v.tags = std::move(tags);
+    Add("secrets", name, HexEncode(name).substr(0, 8), std::move(v), readers);
+  }
+  // Remove deletes a secret (its versions and readers stay listed as
+  // readers, so that a read of it is a 404).
+  void Remove(const std::string& name) {
+    std::lock_guard<std::mutex> lock(mu_);
+    objects_["secrets"][name].clear();
+  }
+  // AllowList lets `client` list the vault's secrets.
+  void AllowList(const std::string& client) {
+    std::lock_guard<std::mutex> lock(mu_);
+    listers_.insert(client);
+  }
+  int lists() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return lists_;
+  }
+  // SetExpiry sets the exp of a version of a secret.
+  void SetExpiry(const std::string& name, size_t index, std::optional<int64_t> exp) {
+    std::lock_guard<std::mutex> lock(mu_);
+    objects_["secrets"][name][index].exp = exp;
+  }
+  // Allow lets `client` read the secret `name` (which may not exist yet).
+  void Allow(const std::string& name, const std::string& client) {
+    std::lock_guard<std::mutex> lock(mu_);
+    readers_["secrets"][name].insert(client);
+  }
   void SetDown(bool down) {
     std::lock_guard<std::mutex> lock(mu_);
     down_ = down;
@@ -213,6 +251,27 @@ class FakeCloud : public HttpTransport {
         {"keys", "KeyNotFound"},
         {"certificates", "CertificateNotFound"}};
     std::string name = parts.size() > 1 ? std::string(parts[1]) : "";
+    if (collection == "secrets" && name.empty()) {
+      // GET /secrets: every secret's latest version's properties, one page.
+      if (listers_.count(client) == 0) {
+        return Error(403, "Forbidden");
+      }
+      ++lists_;
+      Json items = Json::array();
+      for (const auto& [secret, versions] : objects_["secrets"]) {
+        if (versions.empty()) {
+          continue;
+        }
+        const Version& v = versions.back();
+        Json item = {{"id", std::string(kVault) + "/secrets/" + secret},
+                     {"attributes", {{"enabled", v.enabled}, {"created", v.created}}}};
+        if (!v.tags.empty()) {
+          item["tags"] = v.tags;
+        }
+        items.push_back(std::move(item));
+      }
+      return HttpResponse{200, {}, ToJson({{"value", items}, {"nextLink", nullptr}})};
+    }
     if (kNotFound.count(collection) == 0 || readers_[collection][name].count(client) == 0) {
       return Error(403, "Forbidden");
     }
@@ -242,7 +301,25 @@ class FakeCloud : public HttpTransport {
         return Error(404, kNotFound.at(collection));
       }
     }
+    if (!found->enabled) {
+      // Key Vault's answer to a read of a disabled version.
+      std::string kind = collection == "keys"           ? "key"
+                         : collection == "certificates" ? "certificate"
+                                                        : "secret";
+      return HttpResponse{
+          403,
+          {},
+          ToJson({{"error",
+                   {{"code", "Forbidden"},
+                    {"message", "Operation get is not allowed on a disabled " + kind + "."}}}})};
+    }
     Json bundle = {{"attributes", {{"enabled", found->enabled}, {"created", found->created}}}};
+    if (found->exp.has_value()) {
+      bundle["attributes"]["exp"] = *found->exp;
+    }
+    if (!found->tags.empty()) {
+      bundle["tags"] = found->tags;
+    }
     if (collection == "keys") {
       bundle["key"] = found->jwk;
       bundle["key"]["kid"] = base + found->id;
@@ -271,6 +348,8 @@ class FakeCloud : public HttpTransport {
   // oldest first; and the clients that may read each.
   std::map<std::string, std::map<std::string, std::vector<Version>>> objects_;
   std::map<std::string, std::map<std::string, std::set<std::string>>> readers_;
+  std::set<std::string> listers_;  // may list the secrets
+  int lists_ = 0;
   bool down_ = false;
   int reads_ = 0;
   int key_reads_ = 0;

@@ -99,12 +99,17 @@ Status ValidateFileName(std::string_view path) {
   return OkStatus();
 }
 
+}  // namespace
+
 // Two objects may not write the same path, and one object's file may not be
 // a directory of another's (`a` and `a/b`, or `a` with version history and
 // `a/0`).
 Status CheckFileNameConflicts(const std::vector<AzureObject>& objects) {
   std::map<std::string, size_t> leaves;
   for (size_t i = 0; i < objects.size(); ++i) {
+    if (objects[i].selector.has_value()) {
+      continue;
+    }
     auto [it, inserted] = leaves.emplace(objects[i].FileName(), i);
     if (!inserted) {
       return InvalidArgumentError(ObjectPrefix(i) + "file name " + QuoteForError(it->first) +
@@ -126,77 +131,66 @@ Status CheckFileNameConflicts(const std::vector<AzureObject>& objects) {
   return OkStatus();
 }
 
-StatusOr<AzureObject> ParseObject(const std::string& text, size_t index) {
-  const std::string prefix = ObjectPrefix(index);
-  YamlLimits limits;
-  limits.max_bytes = 64 << 10;
-  limits.max_documents = 1;
-  limits.max_depth = 4;
-  limits.max_nodes = 256;
-  limits.max_scalar_bytes = 64 << 10;
-  auto docs = ParseYamlDocuments(text, limits);
-  if (!docs.ok()) {
-    return InvalidArgumentError(prefix + std::string(docs.status().message()));
+namespace {
+
+// Coffer's `objectSelector` of one objects entry (a map), validated.
+StatusOr<ObjectSelector> ParseSelector(const YamlNode& node, const std::string& prefix) {
+  if (!node.IsMap()) {
+    return InvalidArgumentError(prefix + "objectSelector must be a mapping (namePrefix, tags)");
   }
-  if (docs->empty() || docs->front().IsNull()) {
-    return InvalidArgumentError(prefix + "is empty");
-  }
-  const YamlNode& doc = docs->front();
-  if (!doc.IsMap()) {
-    return InvalidArgumentError(prefix + "must be a YAML mapping, not a " +
-                                std::string(KindName(doc.kind)));
-  }
-  // Go's yaml.Unmarshal ignores unknown fields, so the Azure provider does
-  // too; so do we, for SPCs that carry newer fields.
-  std::map<std::string_view, std::string> fields;
-  for (const char* name : {"objectName", "objectType", "objectVersion", "objectVersionHistory",
-                           "objectAlias", "objectFormat", "objectEncoding", "filePermission"}) {
-    const YamlNode* node = doc.Find(name);
-    if (node == nullptr) {
-      continue;
+  ObjectSelector selector;
+  for (const YamlMember& m : node.members) {
+    if (m.key == "namePrefix") {
+      auto value = ScalarText(m.value, "objectSelector.namePrefix");
+      if (!value.ok()) {
+        return InvalidArgumentError(prefix + std::string(value.status().message()));
+      }
+      selector.name_prefix = Trimmed(*value);
+      if (!IsToken(selector.name_prefix, 0, 127, "-")) {
+        return InvalidArgumentError(prefix + "objectSelector.namePrefix " +
+                                    QuoteForError(selector.name_prefix) +
+                                    " is not the start of a Key Vault name (0-127 of "
+                                    "[0-9A-Za-z-])");
+      }
+    } else if (m.key == "tags") {
+      if (!m.value.IsMap()) {
+        return InvalidArgumentError(prefix +
+                                    "objectSelector.tags must be a mapping of tag "
+                                    "names to values");
+      }
+      if (m.value.members.size() > kMaxSelectorTags) {
+        return InvalidArgumentError(
+            prefix + "objectSelector.tags has " + std::to_string(m.value.members.size()) +
+            " tags; a secret has at most " + std::to_string(kMaxSelectorTags));
+      }
+      for (const YamlMember& tag : m.value.members) {
+        auto value = ScalarText(tag.value, "objectSelector.tags." + tag.key);
+        if (!value.ok()) {
+          return InvalidArgumentError(prefix + std::string(value.status().message()));
+        }
+        if (tag.key.empty() || tag.key.size() > kMaxTagNameBytes) {
+          return InvalidArgumentError(prefix + "objectSelector.tags: a tag name must have 1 to " +
+                                      std::to_string(kMaxTagNameBytes) + " characters");
+        }
+        if (value->size() > kMaxTagValueBytes) {
+          return InvalidArgumentError(prefix + "objectSelector.tags." + tag.key +
+                                      ": a tag value has at most " +
+                                      std::to_string(kMaxTagValueBytes) + " characters");
+        }
+        selector.tags[tag.key] = *value;
+      }
+    } else {
+      return InvalidArgumentError(prefix + "objectSelector has an unknown key " +
+                                  QuoteForError(m.key) + " (namePrefix, tags)");
     }
-    auto value = ScalarText(*node, name);
-    if (!value.ok()) {
-      return InvalidArgumentError(prefix + std::string(value.status().message()));
-    }
-    fields[name] = Trimmed(*value);
   }
-  AzureObject object;
-  object.name = fields["objectName"];
-  if (object.name.empty()) {
-    return InvalidArgumentError(prefix + "objectName is not set");
-  }
-  // SECURITY: names and versions become URL path segments; Key Vault's own
-  // alphabet leaves nothing to escape or traverse.
-  if (!IsToken(object.name, 1, 127, "-")) {
-    return InvalidArgumentError(prefix + "objectName " + QuoteForError(object.name) +
-                                " is not a Key Vault name (1-127 of [0-9A-Za-z-])");
-  }
-  const std::string& type = fields["objectType"];
-  if (type == "secret") {
-    object.type = ObjectType::kSecret;
-  } else if (type == "key") {
-    object.type = ObjectType::kKey;
-  } else if (type == "cert") {
-    object.type = ObjectType::kCert;
-  } else {
-    return InvalidArgumentError(prefix + "Invalid vaultObjectTypes: objectType " +
-                                QuoteForError(type) + " should be secret, key or cert");
-  }
-  object.version = fields["objectVersion"];
-  if (!IsToken(object.version, 0, 127, "-")) {
-    return InvalidArgumentError(prefix + "objectVersion " + QuoteForError(object.version) +
-                                " is not a version id ([0-9A-Za-z-]{0,127})");
-  }
-  if (const std::string& history = fields["objectVersionHistory"]; !history.empty()) {
-    std::optional<int32_t> n = ParseInt32(history);
-    if (!n) {
-      return InvalidArgumentError(prefix + "objectVersionHistory " + QuoteForError(history) +
-                                  " is not an int32");
-    }
-    object.version_history = *n;
-  }
-  object.alias = fields["objectAlias"];
+  return selector;
+}
+
+// objectFormat, objectEncoding and filePermission, for an object whose
+// type is known.
+Status ParseOutputFields(AzureObject& object, std::map<std::string_view, std::string>& fields,
+                         const std::string& prefix) {
   object.format = AsciiLower(fields["objectFormat"]);
   if (object.format.empty()) {
     object.format = "pem";
@@ -232,6 +226,175 @@ StatusOr<AzureObject> ParseObject(const std::string& text, size_t index) {
     }
     object.file_permission = *mode;
   }
+  return OkStatus();
+}
+
+Status ParseWriteTags(AzureObject& object, std::map<std::string_view, std::string>& fields,
+                      const std::string& prefix) {
+  if (const std::string& write_tags = fields["writeTags"]; !write_tags.empty()) {
+    auto parsed = ParseGoBool(write_tags, "writeTags");
+    if (!parsed.ok()) {
+      return InvalidArgumentError(prefix + std::string(parsed.status().message()));
+    }
+    if (*parsed && object.type != ObjectType::kSecret) {
+      return InvalidArgumentError(prefix + "writeTags is only supported for objectType secret");
+    }
+    object.write_tags = *parsed;
+  }
+  return OkStatus();
+}
+
+// The rest of an objectSelector entry: a secret of no name, and only the
+// fields that apply to each selected secret.
+StatusOr<AzureObject> SelectorObject(AzureObject object,
+                                     std::map<std::string_view, std::string>& fields,
+                                     const std::string& prefix) {
+  if (!object.name.empty()) {
+    return InvalidArgumentError(prefix + "objectSelector and objectName exclude each other");
+  }
+  if (fields["objectType"] != "secret") {
+    return InvalidArgumentError(prefix +
+                                "objectSelector selects secrets: objectType must be "
+                                "secret");
+  }
+  for (const char* field : {"objectVersion", "objectVersionHistory", "objectAlias"}) {
+    if (!fields[field].empty()) {
+      return InvalidArgumentError(prefix + field + " cannot be used with objectSelector (" +
+                                  "it names one object)");
+    }
+  }
+  object.type = ObjectType::kSecret;
+  RETURN_IF_ERROR(ParseOutputFields(object, fields, prefix));
+  if (!fields["optional"].empty() || !fields["optionalFallback"].empty()) {
+    return InvalidArgumentError(prefix +
+                                "optional does not apply to objectSelector (a selection "
+                                "of nothing is not an error)");
+  }
+  if (const std::string& tmpl = fields["objectFileTemplate"]; !tmpl.empty()) {
+    if (tmpl.find("{{name}}") == std::string::npos &&
+        tmpl.find("{{suffix}}") == std::string::npos) {
+      return InvalidArgumentError(prefix + "objectFileTemplate " + QuoteForError(tmpl) +
+                                  " names every secret alike: use {{name}} or {{suffix}}");
+    }
+    object.selector->file_template = tmpl;
+  }
+  // The template with a name put in must make a file name.
+  if (Status s = ValidateFileName(object.selector->FileNameFor(object.selector->name_prefix + "x"));
+      !s.ok()) {
+    return InvalidArgumentError(prefix + "objectFileTemplate: " + std::string(s.message()));
+  }
+  RETURN_IF_ERROR(ParseWriteTags(object, fields, prefix));
+  return object;
+}
+
+StatusOr<AzureObject> ParseObject(const std::string& text, size_t index) {
+  const std::string prefix = ObjectPrefix(index);
+  YamlLimits limits;
+  limits.max_bytes = 64 << 10;
+  limits.max_documents = 1;
+  limits.max_depth = 4;
+  limits.max_nodes = 256;
+  limits.max_scalar_bytes = 64 << 10;
+  auto docs = ParseYamlDocuments(text, limits);
+  if (!docs.ok()) {
+    return InvalidArgumentError(prefix + std::string(docs.status().message()));
+  }
+  if (docs->empty() || docs->front().IsNull()) {
+    return InvalidArgumentError(prefix + "is empty");
+  }
+  const YamlNode& doc = docs->front();
+  if (!doc.IsMap()) {
+    return InvalidArgumentError(prefix + "must be a YAML mapping, not a " +
+                                std::string(KindName(doc.kind)));
+  }
+  // Go's yaml.Unmarshal ignores unknown fields, so the Azure provider does
+  // too; so do we, for SPCs that carry newer fields.
+  std::map<std::string_view, std::string> fields;
+  for (const char* name : {"objectName", "objectType", "objectVersion", "objectVersionHistory",
+                           "objectAlias", "objectFormat", "objectEncoding", "filePermission",
+                           "optional", "optionalFallback", "objectFileTemplate", "writeTags"}) {
+    const YamlNode* node = doc.Find(name);
+    if (node == nullptr) {
+      continue;
+    }
+    auto value = ScalarText(*node, name);
+    if (!value.ok()) {
+      return InvalidArgumentError(prefix + std::string(value.status().message()));
+    }
+    fields[name] = Trimmed(*value);
+  }
+  AzureObject object;
+  object.name = fields["objectName"];
+  if (const YamlNode* selector = doc.Find("objectSelector"); selector != nullptr) {
+    ASSIGN_OR_RETURN(object.selector, ParseSelector(*selector, prefix));
+    return SelectorObject(std::move(object), fields, prefix);
+  }
+  if (object.name.empty()) {
+    return InvalidArgumentError(prefix + "objectName is not set");
+  }
+  // SECURITY: names and versions become URL path segments; Key Vault's own
+  // alphabet leaves nothing to escape or traverse.
+  if (!IsToken(object.name, 1, 127, "-")) {
+    return InvalidArgumentError(prefix + "objectName " + QuoteForError(object.name) +
+                                " is not a Key Vault name (1-127 of [0-9A-Za-z-])");
+  }
+  const std::string& type = fields["objectType"];
+  if (type == "secret") {
+    object.type = ObjectType::kSecret;
+  } else if (type == "key") {
+    object.type = ObjectType::kKey;
+  } else if (type == "cert") {
+    object.type = ObjectType::kCert;
+  } else {
+    return InvalidArgumentError(prefix + "Invalid vaultObjectTypes: objectType " +
+                                QuoteForError(type) + " should be secret, key or cert");
+  }
+  object.version = fields["objectVersion"];
+  if (!IsToken(object.version, 0, 127, "-")) {
+    return InvalidArgumentError(prefix + "objectVersion " + QuoteForError(object.version) +
+                                " is not a version id ([0-9A-Za-z-]{0,127})");
+  }
+  if (const std::string& history = fields["objectVersionHistory"]; !history.empty()) {
+    std::optional<int32_t> n = ParseInt32(history);
+    if (!n) {
+      return InvalidArgumentError(prefix + "objectVersionHistory " + QuoteForError(history) +
+                                  " is not an int32");
+    }
+    object.version_history = *n;
+  }
+  object.alias = fields["objectAlias"];
+  RETURN_IF_ERROR(ParseOutputFields(object, fields, prefix));
+  // Coffer's extensions (docs/agent.md); the Azure provider ignores them.
+  if (const std::string& optional = fields["optional"]; !optional.empty()) {
+    auto parsed = ParseGoBool(optional, "optional");
+    if (!parsed.ok()) {
+      return InvalidArgumentError(prefix + std::string(parsed.status().message()));
+    }
+    object.optional = *parsed;
+  }
+  if (const std::string& fallback = fields["optionalFallback"]; !fallback.empty()) {
+    if (!object.optional) {
+      return InvalidArgumentError(prefix +
+                                  "optionalFallback is set but the object is not "
+                                  "optional (optional: \"true\")");
+    }
+    if (fallback == "lastKnown") {
+      object.keep_last_known = true;
+    } else if (fallback != "absent") {
+      return InvalidArgumentError(prefix + "invalid optionalFallback " + QuoteForError(fallback) +
+                                  ", should be absent or lastKnown");
+    }
+    if (object.keep_last_known && object.version_history > 1) {
+      return InvalidArgumentError(
+          prefix + "optionalFallback lastKnown cannot be combined with objectVersionHistory");
+    }
+  }
+  if (!fields["objectFileTemplate"].empty()) {
+    return InvalidArgumentError(prefix +
+                                "objectFileTemplate is for objectSelector entries; "
+                                "name one object's file with objectAlias");
+  }
+  RETURN_IF_ERROR(ParseWriteTags(object, fields, prefix));
   if (Status s = ValidateFileName(object.FileName()); !s.ok()) {
     return InvalidArgumentError(prefix + std::string(s.message()));
   }
@@ -344,7 +507,42 @@ std::string_view AzureObject::TypeName() const {
 }
 
 std::string AzureObject::Id() const {
+  if (selector.has_value()) {
+    return std::string(TypeName()) + "/" + selector->name_prefix + "*";
+  }
   return std::string(TypeName()) + "/" + name;
+}
+
+std::string ObjectSelector::FileNameFor(std::string_view name) const {
+  std::string suffix(name.substr(std::min(name.size(), name_prefix.size())));
+  std::string out;
+  for (size_t i = 0; i < file_template.size();) {
+    if (file_template.compare(i, 8, "{{name}}") == 0) {
+      out += name;
+      i += 8;
+    } else if (file_template.compare(i, 10, "{{suffix}}") == 0) {
+      out += suffix;
+      i += 10;
+    } else {
+      out += file_template[i++];
+    }
+  }
+  return out;
+}
+
+bool ObjectSelector::Matches(std::string_view name,
+                             const std::map<std::string, std::string>& object_tags) const {
+  if (name.size() < name_prefix.size() ||
+      !EqualsIgnoreCase(name.substr(0, name_prefix.size()), name_prefix)) {
+    return false;
+  }
+  for (const auto& [tag, value] : tags) {
+    auto it = object_tags.find(tag);
+    if (it == object_tags.end() || it->second != value) {
+      return false;
+    }
+  }
+  return true;
 }
 
 StatusOr<bool> ParseGoBool(std::string_view text, std::string_view field) {
@@ -680,6 +878,16 @@ StatusOr<AzureMountParameters> ParseAzureProviderParameters(
     return InvalidArgumentError("objects is not set");
   }
   ASSIGN_OR_RETURN(out.objects, ParseObjects(objects));
+  // Coffer's: how many secrets the mount's objectSelector entries may match.
+  if (std::string limit = get("objectSelectorLimit"); !limit.empty()) {
+    std::optional<int32_t> n = ParseInt32(limit);
+    if (!n || *n < 1 || *n > kMaxSelectorLimit) {
+      return InvalidArgumentError("objectSelectorLimit " + QuoteForError(limit) +
+                                  " must be a number from 1 to " +
+                                  std::to_string(kMaxSelectorLimit));
+    }
+    out.selector_limit = *n;
+  }
   return out;
 }
 

@@ -33,6 +33,32 @@ enum class IdentityMode {
   kTokenProxy
 };
 
+// Coffer's extension `objectSelector`: the enabled secrets of the vault whose
+// names start with `name_prefix` (ignoring case, as Key Vault names do) and
+// that carry every tag of `tags` (name and value equal).
+struct ObjectSelector {
+  std::string name_prefix;
+  std::map<std::string, std::string> tags;
+  // `objectFileTemplate`: each selected secret's file name, with
+  // "{{name}}" (the secret's name) and "{{suffix}}" (its name without the
+  // prefix) replaced.
+  std::string file_template = "{{name}}";
+
+  // FileNameFor is the file of the selected secret `name`.
+  std::string FileNameFor(std::string_view name) const;
+  bool Matches(std::string_view name, const std::map<std::string, std::string>& tags) const;
+};
+
+// Limits of a selector (Key Vault's own limits on tags: 15 per object,
+// names of 512 and values of 256 characters).
+inline constexpr size_t kMaxSelectorTags = 15;
+inline constexpr size_t kMaxTagNameBytes = 512;
+inline constexpr size_t kMaxTagValueBytes = 256;
+// How many secrets the selectors of one mount may match: the default of
+// the SPC parameter `objectSelectorLimit`, and its largest value.
+inline constexpr int kDefaultSelectorLimit = 100;
+inline constexpr int kMaxSelectorLimit = 1000;
+
 // One entry of the `objects` parameter, validated.
 struct AzureObject {
   std::string name;  // objectName: 1-127 of [0-9A-Za-z-], as Key Vault names
@@ -43,6 +69,20 @@ struct AzureObject {
   std::string format;  // "pem" (default) or "pfx", lower-cased
   ObjectEncoding encoding = ObjectEncoding::kUtf8;
   std::optional<uint32_t> file_permission;  // filePermission; nullopt = request default
+  // Coffer's extension `optional: "true"`: when the object is missing,
+  // disabled or forbidden, the mount goes on without it (docs/agent.md).
+  bool optional = false;
+  // Coffer's extension `optionalFallback: lastKnown` (with `optional`): such
+  // an object keeps the content last written for it instead of being
+  // absent. The default, `absent`, leaves its file out.
+  bool keep_last_known = false;
+  // Coffer's extension `objectSelector` (then `name` is empty and the type
+  // a secret): the entry stands for every secret it matches, each written
+  // as a secret entry of that name would be.
+  std::optional<ObjectSelector> selector;
+  // Coffer's extension `writeTags: "true"` (secrets): the version's tags
+  // also as <file>.tags.json, a JSON object.
+  bool write_tags = false;
 
   // The file (or, with version_history > 1, the directory) written for this
   // object, relative to the mount: the alias when set, else the name.
@@ -77,7 +117,15 @@ struct AzureMountParameters {
   std::string pod_uid;
   std::string service_account;
   std::vector<AzureObject> objects;
+  // Coffer's `objectSelectorLimit`: at most this many secrets matched by the
+  // mount's selectors together (1 to kMaxSelectorLimit).
+  int selector_limit = kDefaultSelectorLimit;
 };
+
+// CheckFileNameConflicts: no two objects write the same path, and no
+// object's file is a directory of another's. Selector entries are skipped
+// (their files are known once they are expanded).
+Status CheckFileNameConflicts(const std::vector<AzureObject>& objects);
 
 struct AzureParseOptions {
   // The CSI path requires csi.storage.k8s.io/pod.name and pod.namespace (the

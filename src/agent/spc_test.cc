@@ -1,6 +1,7 @@
 #include "agent/spc.h"
 
 #include <csignal>
+#include <map>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -1191,6 +1192,137 @@ TEST(ConfigTest, StandaloneAttributesFeedTheAzureParser) {
   Map b = StandaloneAttributes(mount, spc);
   EXPECT_EQ(b.at("csi.storage.k8s.io/pod.name"), "web-1");
   EXPECT_EQ(b.at("secretProviderClass"), "app-spc");
+}
+
+// Coffer's optional objects: `optional` and `optionalFallback`.
+TEST(AzureTest, OptionalObjects) {
+  auto objects = ParseObjectsOnly(Objects({
+      "objectName: a\nobjectType: secret\noptional: \"true\"",
+      "objectName: b\nobjectType: key\noptional: true\noptionalFallback: lastKnown",
+      "objectName: c\nobjectType: secret\noptional: \"false\"",
+      "objectName: d\nobjectType: cert\noptional: \"1\"\noptionalFallback: absent",
+      "objectName: e\nobjectType: secret",
+  }));
+  ASSERT_TRUE(objects.ok()) << objects.status().ToString();
+  ASSERT_EQ(objects->size(), 5u);
+  EXPECT_TRUE((*objects)[0].optional);
+  EXPECT_FALSE((*objects)[0].keep_last_known);
+  EXPECT_TRUE((*objects)[1].optional);
+  EXPECT_TRUE((*objects)[1].keep_last_known);
+  EXPECT_FALSE((*objects)[2].optional);
+  EXPECT_TRUE((*objects)[3].optional);
+  EXPECT_FALSE((*objects)[3].keep_last_known);
+  EXPECT_FALSE((*objects)[4].optional);
+
+  ExpectError(ObjectError("objectName: a\nobjectType: secret\noptional: maybe"),
+              "objects[0]: optional \"maybe\" is not a boolean");
+  ExpectError(ObjectError("objectName: a\nobjectType: secret\noptionalFallback: lastKnown"),
+              "objects[0]: optionalFallback is set but the object is not optional");
+  ExpectError(ObjectError("objectName: a\nobjectType: secret\noptional: true\n"
+                          "optionalFallback: lastknown"),
+              "objects[0]: invalid optionalFallback \"lastknown\", should be absent or lastKnown");
+  ExpectError(ObjectError("objectName: a\nobjectType: secret\noptional: true\n"
+                          "optionalFallback: lastKnown\nobjectVersionHistory: 3"),
+              "cannot be combined with objectVersionHistory");
+  ExpectError(ObjectError("objectName: a\nobjectType: secret\noptional: [true]"),
+              "objects[0]: optional must be a string, not a sequence");
+  ExpectError(ObjectError("objectName: a\nobjectType: secret\noptional: \"" +
+                          std::string(70000, 't') + "\""),
+              "objects[0]");
+}
+
+TEST(AzureTest, ObjectSelectors) {
+  auto objects = ParseObjectsOnly(Objects({
+      "objectSelector:\n  namePrefix: app-\n  tags:\n    app: web\n    tier: \"1\"\n"
+      "objectType: secret\nobjectFileTemplate: \"env/{{suffix}}\"\nwriteTags: \"true\"\n"
+      "filePermission: \"0600\"",
+      "objectSelector: {}\nobjectType: secret",
+      "objectName: app-db\nobjectType: secret\nobjectAlias: db",
+  }));
+  ASSERT_TRUE(objects.ok()) << objects.status().ToString();
+  ASSERT_EQ(objects->size(), 3u);
+  const AzureObject& sel = (*objects)[0];
+  ASSERT_TRUE(sel.selector.has_value());
+  EXPECT_EQ(sel.selector->name_prefix, "app-");
+  EXPECT_EQ(sel.selector->tags,
+            (std::map<std::string, std::string>{{"app", "web"}, {"tier", "1"}}));
+  EXPECT_EQ(sel.selector->file_template, "env/{{suffix}}");
+  EXPECT_TRUE(sel.write_tags);
+  EXPECT_EQ(sel.file_permission, 0600u);
+  EXPECT_EQ(sel.Id(), "secret/app-*");
+  EXPECT_EQ((*objects)[1].selector->file_template, "{{name}}");
+  EXPECT_EQ((*objects)[1].Id(), "secret/*");
+
+  auto selector = [](const std::string& body) {
+    return ObjectError("objectSelector:\n" + body + "\nobjectType: secret");
+  };
+  ExpectError(selector("  namePrefix: a/b"), "objects[0]: objectSelector.namePrefix \"a/b\"");
+  ExpectError(selector("  namePrefix: " + std::string(128, 'a')),
+              "objects[0]: objectSelector.namePrefix");
+  ExpectError(selector("  nameSuffix: x"), "objectSelector has an unknown key \"nameSuffix\"");
+  ExpectError(selector("  tags: [a]"), "objectSelector.tags must be a mapping");
+  ExpectError(selector("  tags:\n    a: [b]"), "objectSelector.tags.a must be a string");
+  ExpectError(selector("  tags:\n    a: " + std::string(257, 'v')),
+              "objectSelector.tags.a: a tag value has at most 256 characters");
+  ExpectError(selector("  tags:\n    " + std::string(513, 'k') + ": v"),
+              "a tag name must have 1 to 512 characters");
+  std::string many = "  tags:\n";
+  for (int i = 0; i < 16; ++i) {
+    many += "    t" + std::to_string(i) + ": v\n";
+  }
+  ExpectError(selector(many), "objectSelector.tags has 16 tags; a secret has at most 15");
+  ExpectError(ObjectError("objectSelector: app-\nobjectType: secret"),
+              "objectSelector must be a mapping");
+  ExpectError(ObjectError("objectSelector: {}\nobjectType: key"),
+              "objectSelector selects secrets: objectType must be secret");
+  ExpectError(ObjectError("objectSelector: {}\nobjectType: secret\nobjectName: a"),
+              "objectSelector and objectName exclude each other");
+  ExpectError(ObjectError("objectSelector: {}\nobjectType: secret\nobjectAlias: a"),
+              "objectAlias cannot be used with objectSelector");
+  ExpectError(ObjectError("objectSelector: {}\nobjectType: secret\nobjectVersionHistory: 2"),
+              "objectVersionHistory cannot be used with objectSelector");
+  ExpectError(ObjectError("objectSelector: {}\nobjectType: secret\noptional: true"),
+              "optional does not apply to objectSelector");
+  ExpectError(ObjectError("objectSelector: {}\nobjectType: secret\nobjectFileTemplate: x"),
+              "objectFileTemplate \"x\" names every secret alike");
+  ExpectError(ObjectError("objectSelector: {}\nobjectType: secret\n"
+                          "objectFileTemplate: \"../{{name}}\""),
+              "objectFileTemplate: ");
+  ExpectError(ObjectError("objectName: a\nobjectType: secret\nobjectFileTemplate: \"{{name}}\""),
+              "objectFileTemplate is for objectSelector entries");
+  ExpectError(ObjectError("objectName: a\nobjectType: key\nwriteTags: true"),
+              "writeTags is only supported for objectType secret");
+
+  Map a = BaseAttributes();
+  a["objects"] = Objects({"objectSelector: {}\nobjectType: secret"});
+  a["objectSelectorLimit"] = "250";
+  auto p = Parse(a);
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  EXPECT_EQ(p->selector_limit, 250);
+  a.erase("objectSelectorLimit");
+  EXPECT_EQ(Parse(a)->selector_limit, 100);
+  for (const char* bad : {"0", "1001", "-1", "many"}) {
+    a["objectSelectorLimit"] = bad;
+    ExpectError(Parse(a).status(), "objectSelectorLimit");
+  }
+}
+
+TEST(ConfigTest, ExpiryWarning) {
+  const std::string mounts = "mounts:\n  - {name: a, secretProviderClass: /s.yaml, target: /t}\n";
+  auto c = ParseAgentConfig(mounts, "");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->expiry_warning, std::chrono::hours(168));
+  c = ParseAgentConfig("expiryWarning: 36h\n" + mounts, "");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->expiry_warning, std::chrono::hours(36));
+  c = ParseAgentConfig("expiryWarning: 0s\n" + mounts, "");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->expiry_warning.count(), 0);
+  ExpectError(ParseAgentConfig("expiryWarning: -1h\n" + mounts, "").status(),
+              "expiryWarning must be from 0 to 87840h");
+  ExpectError(ParseAgentConfig("expiryWarning: 100000h\n" + mounts, "").status(),
+              "expiryWarning must be from 0 to 87840h");
+  ExpectError(ParseAgentConfig("expiryWarning: soon\n" + mounts, "").status(), "expiryWarning: ");
 }
 
 }  // namespace

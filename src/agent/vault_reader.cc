@@ -213,6 +213,15 @@ StatusOr<std::vector<SecretProperties>> ReadRound::ListVersions(const std::strin
   });
 }
 
+StatusOr<std::vector<SecretProperties>> ReadRound::ListSecrets(const std::string& vault_url,
+                                                               const MountIdentity& identity) {
+  using List = std::vector<SecretProperties>;
+  ASSIGN_OR_RETURN(std::shared_ptr<SecretClient> client, reader_.Client(vault_url, identity));
+  return Read<List>(secret_lists_, vault_url, identity, RoundKey(vault_url, identity, "", ""), [&] {
+    return reader_.Upstream<List>("secret", "", [&] { return client->ListPropertiesOfSecrets(); });
+  });
+}
+
 StatusOr<KeyVaultKey> ReadRound::GetKey(const std::string& vault_url, const MountIdentity& identity,
                                         const std::string& name, const std::string& version) {
   ASSIGN_OR_RETURN(std::shared_ptr<KeyClient> client, reader_.KeyClientFor(vault_url, identity));

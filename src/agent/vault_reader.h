@@ -84,6 +84,11 @@ class ReadRound {
   StatusOr<std::vector<SecretProperties>> ListVersions(const std::string& vault_url,
                                                        const MountIdentity& identity,
                                                        const std::string& name);
+  // ListSecrets lists the properties (names, tags, enabled; no values) of
+  // the vault's secrets, every page: what objectSelector entries choose
+  // from. One listing per (vault, principal) per round.
+  StatusOr<std::vector<SecretProperties>> ListSecrets(const std::string& vault_url,
+                                                      const MountIdentity& identity);
   // GetKey reads a key's public JWK (GET /keys/{name}/{version}).
   StatusOr<KeyVaultKey> GetKey(const std::string& vault_url, const MountIdentity& identity,
                                const std::string& name, const std::string& version);
@@ -126,12 +131,13 @@ class ReadRound {
   VaultReader& reader_;
   const std::chrono::steady_clock::time_point started_;
   std::mutex mu_;
-  std::map<std::string, std::shared_future<bool>> proofs_;               // GUARDED_BY(mu_)
-  std::map<std::string, Flight<KeyVaultSecret>> secrets_;                // GUARDED_BY(mu_)
-  std::map<std::string, Flight<std::vector<SecretProperties>>> lists_;   // GUARDED_BY(mu_)
-  std::map<std::string, Flight<KeyVaultKey>> keys_;                      // GUARDED_BY(mu_)
-  std::map<std::string, Flight<std::vector<KeyProperties>>> key_lists_;  // GUARDED_BY(mu_)
-  std::map<std::string, Flight<KeyVaultCertificate>> certificates_;      // GUARDED_BY(mu_)
+  std::map<std::string, std::shared_future<bool>> proofs_;                     // GUARDED_BY(mu_)
+  std::map<std::string, Flight<KeyVaultSecret>> secrets_;                      // GUARDED_BY(mu_)
+  std::map<std::string, Flight<std::vector<SecretProperties>>> lists_;         // GUARDED_BY(mu_)
+  std::map<std::string, Flight<std::vector<SecretProperties>>> secret_lists_;  // GUARDED_BY(mu_)
+  std::map<std::string, Flight<KeyVaultKey>> keys_;                            // GUARDED_BY(mu_)
+  std::map<std::string, Flight<std::vector<KeyProperties>>> key_lists_;        // GUARDED_BY(mu_)
+  std::map<std::string, Flight<KeyVaultCertificate>> certificates_;            // GUARDED_BY(mu_)
   std::map<std::string, Flight<std::vector<CertificateProperties>>>
       certificate_lists_;  // GUARDED_BY(mu_)
 };

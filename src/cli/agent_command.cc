@@ -230,6 +230,13 @@ void PrintStatus(const std::string& state_dir, bool json) {
                   << (oe.empty() ? StringMember(o, "version") : "error: " + oe) << "\n";
       }
     }
+    if (r.contains("warnings") && r["warnings"].is_array()) {
+      for (const Json& w : r["warnings"]) {
+        if (w.is_string()) {
+          std::cout << "  warning: " << w.get<std::string>() << "\n";
+        }
+      }
+    }
     if (!error.empty()) {
       std::cout << "  last error: " << error << "\n";
     }
@@ -301,6 +308,7 @@ void AddAgentCommand(CLI::App& app) {
     agent::DoctorOptions opts;
     opts.vault_dns_suffix = config.vault_dns_suffix;
     opts.transport.timeout_seconds = 10;
+    opts.expiry_warning_seconds = config.expiry_warning.count();
     bool all_ok = true;
     bool found = false;
     for (const agent::MountConfig& m : config.mounts) {
@@ -310,7 +318,11 @@ void AddAgentCommand(CLI::App& app) {
       found = true;
       std::cout << "mount " << m.name << " (" << m.target << ")\n";
       for (const agent::DoctorCheck& c : agent::CheckMount(m, opts)) {
-        std::cout << "  [" << (c.ok ? "ok" : "FAIL") << "] " << c.what << ": " << c.detail << "\n";
+        std::cout << "  ["
+                  << (!c.ok       ? "FAIL"
+                      : c.warning ? "WARN"
+                                  : "ok")
+                  << "] " << c.what << ": " << c.detail << "\n";
         if (!c.fix.empty()) {
           std::cout << "         fix: " << c.fix << "\n";
         }
