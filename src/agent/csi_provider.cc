@@ -60,7 +60,8 @@ StatusOr<CsiMountResponse> ServeCsiMount(const CsiMountRequest& request, VaultRe
   bo.write_cert_and_key_in_separate_files = options.write_cert_and_key_in_separate_files;
   // Deprecated upstream, but still sent: where the driver wrote the volume,
   // so that an optional object can keep its content (optionalFallback
-  // lastKnown). Only read back, and only below it.
+  // lastKnown). Only read back, only below it, following no link but the
+  // volume's own ..data.
   if (IsCsiVolumeTarget(request.target_path)) {
     bo.previous_dir = request.target_path;
   }
@@ -87,6 +88,9 @@ StatusOr<CsiMountResponse> ServeCsiMount(const CsiMountRequest& request, VaultRe
   }
   CsiMountResponse response;
   for (const ObjectResult& o : built.objects) {
+    if (o.skipped && !o.kept) {
+      continue;  // not in the volume
+    }
     response.object_version.push_back({o.id, o.version});
   }
   for (PayloadFile& f : built.files) {

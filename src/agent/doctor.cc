@@ -147,11 +147,13 @@ std::vector<DoctorCheck> CheckMount(const MountConfig& mount, const DoctorOption
   std::shared_ptr<ReadRound> round = reader.NewRound();
   // 5. Each object (the first read also proves the token).
   bool token_checked = false;
+  size_t selected = 0;  // by the mount's selectors so far
   const int64_t now = static_cast<int64_t>(std::time(nullptr));
   for (const AzureObject& object : params.objects) {
     Status s;
     std::optional<int64_t> expires_on;  // of the version read (not in history mode)
     std::string readable = "readable";
+    bool over_limit = false;
     if (object.selector.has_value()) {
       auto listed = round->ListSecrets(vault_url, identity);
       s = listed.status();
@@ -160,8 +162,10 @@ std::vector<DoctorCheck> CheckMount(const MountConfig& mount, const DoctorOption
         for (const SecretProperties& p : *listed) {
           n += p.enabled && object.selector->Matches(p.name, p.tags) ? 1 : 0;
         }
+        selected += n;
         readable = "listable; selects " + std::to_string(n) + " enabled secrets (at most " +
                    std::to_string(params.selector_limit) + " for the mount)";
+        over_limit = selected > static_cast<size_t>(params.selector_limit);
       }
     } else if (object.type == ObjectType::kCert && object.version_history > 1) {
       s = round->ListCertificateVersions(vault_url, identity, object.name).status();
@@ -217,7 +221,23 @@ std::vector<DoctorCheck> CheckMount(const MountConfig& mount, const DoctorOption
       c.warning = true;
       c.detail = "optional, and the mount goes without it: " + c.detail;
     }
-    if (s.code() == StatusCode::kPermissionDenied) {
+    if (IsDisabled(s)) {
+      c.fix = "enable it, or point objectVersion at an enabled version (coffer keyvault " +
+              std::string(object.type == ObjectType::kKey    ? "key"
+                          : object.type == ObjectType::kCert ? "certificate"
+                                                             : "secret") +
+              " set-attributes --vault-name " + params.keyvault_name + " --name " + object.name +
+              " --enabled true)";
+    } else if (over_limit) {
+      c.ok = false;
+      c.detail = "the mount's selectors select " + std::to_string(selected) +
+                 " secrets, more than objectSelectorLimit (" +
+                 std::to_string(params.selector_limit) + ")";
+      c.fix =
+          "narrow the selection (namePrefix, tags) or raise the SPC parameter "
+          "objectSelectorLimit (at most " +
+          std::to_string(kMaxSelectorLimit) + ")";
+    } else if (s.code() == StatusCode::kPermissionDenied) {
       c.fix = GrantHint(params.keyvault_name, identity, object);
     } else if (s.code() == StatusCode::kNotFound) {
       const char* create = object.type == ObjectType::kKey    ? "key create"

@@ -5,9 +5,9 @@
 // real server is exercised in tests/integration/test_agent_extensions.py.
 
 #include <ctime>
-#include <map>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -115,8 +115,19 @@ TEST_F(MountsTest, AnOptionalObjectKeepsItsLastContentOnlyFromWhereTheMountIs) {
   ASSERT_NE(gone, nullptr);
   EXPECT_TRUE(gone->skipped && gone->kept);
 
+  // With writeTags its tags file stays too.
+  std::ofstream(dir / "gone.tags.json") << "{\"a\":\"b\"}\n";
+  AzureObject tagged = Optional(Secret("gone"), true);
+  tagged.write_tags = true;
+  BuiltMount with_tags = BuildMount(Params({tagged}), Sp("app", "good-app"), *round, bo);
+  ASSERT_TRUE(with_tags.status.ok());
+  ASSERT_EQ(with_tags.files.size(), 2u);
+  EXPECT_EQ(with_tags.files[1].path, "gone.tags.json");
+  EXPECT_EQ(with_tags.files[1].contents, "{\"a\":\"b\"}\n");
+
   // Nothing there yet (or no previous directory): absent.
   fs::remove(dir / "gone");
+  fs::remove(dir / "gone.tags.json");
   BuiltMount none = BuildMount(Params({Secret("db"), Optional(Secret("gone"), true)}),
                                Sp("app", "good-app"), *round, bo);
   ASSERT_TRUE(none.status.ok());
@@ -127,6 +138,60 @@ TEST_F(MountsTest, AnOptionalObjectKeepsItsLastContentOnlyFromWhereTheMountIs) {
   none = BuildMount(Params({Optional(Secret("gone"), true)}), Sp("app", "good-app"), *round, bo);
   ASSERT_TRUE(none.status.ok());
   EXPECT_TRUE(none.files.empty());
+}
+
+// The mount's files may belong to its consumer: a link it plants, to a file
+// or a directory outside the mount, is never followed; the atomic writer's
+// own ..data is.
+TEST_F(MountsTest, AnOptionalObjectsLastContentIsNeverReadThroughALinkOutOfTheMount) {
+  auto tmp = test::TempDir::Create("coffer-agent-optional-links-");
+  ASSERT_TRUE(tmp.ok());
+  fs::path root = tmp->path();
+  std::ofstream(root / "outside") << "root only";
+  fs::create_directory(root / "outdir");
+  std::ofstream(root / "outdir" / "f") << "root only too";
+  fs::path target = root / "target";
+  fs::create_directories(target / "..2026_12_07");
+  fs::create_directory_symlink("..2026_12_07", target / "..data");
+  std::ofstream(target / "..2026_12_07" / "kept") << "last";
+  fs::create_symlink("..data/kept", target / "kept");
+  fs::create_symlink(root / "outside", target / "..2026_12_07" / "evil");
+  fs::create_symlink("..data/evil", target / "evil");
+  fs::create_directory_symlink(root / "outdir", target / "..2026_12_07" / "dir");
+  for (const char* name : {"kept", "evil", "dir-file"}) {
+    cloud_->Allow(name, "app");
+  }
+  VaultReader reader(options_);
+  auto round = reader.NewRound();
+  BuildOptions bo;
+  bo.vault_dns_suffix = mounts_testing::kSuffix;
+  bo.previous_dir = target.string();
+  AzureObject in_dir = Optional(Secret("dir-file"), true);
+  in_dir.alias = "dir/f";
+  BuiltMount b =
+      BuildMount(Params({Optional(Secret("kept"), true), Optional(Secret("evil"), true), in_dir}),
+                 Sp("app", "good-app"), *round, bo);
+  ASSERT_TRUE(b.status.ok()) << b.status.ToString();
+  ASSERT_EQ(b.files.size(), 1u);
+  EXPECT_EQ(b.files[0].path, "kept");
+  EXPECT_EQ(b.files[0].contents, "last");
+  EXPECT_FALSE(Find(b, "secret/evil")->kept);
+  EXPECT_FALSE(Find(b, "secret/dir-file")->kept);
+
+  // ..data itself may not lead out of the mount either.
+  fs::remove(target / "..data");
+  fs::create_directory_symlink(root / "outdir", target / "..data");
+  cloud_->Allow("f", "app");
+  BuiltMount through =
+      BuildMount(Params({Optional(Secret("f"), true)}), Sp("app", "good-app"), *round, bo);
+  ASSERT_TRUE(through.status.ok());
+  EXPECT_TRUE(through.files.empty());
+  // Nor may a plain mount's top-level link.
+  fs::remove(target / "..data");
+  BuiltMount plain =
+      BuildMount(Params({Optional(Secret("evil"), true)}), Sp("app", "good-app"), *round, bo);
+  ASSERT_TRUE(plain.status.ok());
+  EXPECT_TRUE(plain.files.empty());
 }
 
 TEST_F(MountsTest, CsiMountsKeepLastContentOnlyUnderAKubeletVolume) {
@@ -239,8 +304,8 @@ TEST_F(MountsTest, ASelectorMountsEveryEnabledSecretThatMatches) {
   // A selected file that a named object also writes.
   AzureObject named = Secret("web-db");
   named.alias = "app-db";
-  BuiltMount clash = Build(Params({Selector("app-", {{"app", "web"}}), named}),
-                           Sp("app", "good-app"), *round);
+  BuiltMount clash =
+      Build(Params({Selector("app-", {{"app", "web"}}), named}), Sp("app", "good-app"), *round);
   EXPECT_EQ(clash.status.code(), StatusCode::kInvalidArgument);
   EXPECT_NE(clash.status.message().find("app-db"), std::string::npos) << clash.status.ToString();
 }

@@ -1,17 +1,21 @@
 #include "agent/mount_builder.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <optional>
 #include <thread>
 #include <utility>
 
 #include "agent/spc_yaml.h"
 #include "common/encoding.h"
-#include "common/files.h"
 #include "common/json.h"
 #include "common/strings.h"
 #include "common/time_format.h"
+#include "common/unique_fd.h"
 #include "crypto/asym_key.h"
 #include "crypto/certificate.h"
 #include "crypto/primitives.h"
@@ -241,6 +245,9 @@ class Renderer {
         names.push_back(object.FileName() + ".crt");
         names.push_back(object.FileName() + ".key");
       }
+      if (object.write_tags) {
+        names.push_back(object.FileName() + ".tags.json");
+      }
       for (const std::string& name : names) {
         std::optional<std::string> contents = ReadPrevious(name);
         if (contents.has_value()) {
@@ -253,22 +260,61 @@ class Renderer {
   }
 
   // ReadPrevious reads a file of the mount as it is now; nullopt when it is
-  // not there (or not a file, or larger than any object can be).
+  // not there, not a regular file, or larger than any object can be.
+  // SECURITY: the agent runs as root and the mount's files may belong to
+  // its consumer, who could plant links in them: no link is followed but
+  // the atomic-writer layout's own "..data" (read with readlinkat, one
+  // name starting with ".."); every other component is opened with
+  // O_NOFOLLOW below the mount, so nothing outside it is ever read.
   std::optional<std::string> ReadPrevious(const std::string& name) const {
     if (!ValidatePayloadPath(name).ok()) {
       return std::nullopt;
     }
+    UniqueFd dir(open(options_.previous_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (dir.get() < 0) {
+      return std::nullopt;
+    }
+    char link[256];
+    ssize_t n = readlinkat(dir.get(), "..data", link, sizeof(link));
+    if (n > 0 && static_cast<size_t>(n) < sizeof(link)) {
+      std::string target(link, static_cast<size_t>(n));
+      if (target.find('/') != std::string::npos || target.rfind("..", 0) != 0 || target == "..") {
+        return std::nullopt;
+      }
+      dir = UniqueFd(
+          openat(dir.get(), target.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    }
+    std::vector<std::string_view> parts = Split(name, '/');
+    for (size_t i = 0; dir.get() >= 0 && i + 1 < parts.size(); ++i) {
+      dir = UniqueFd(openat(dir.get(), std::string(parts[i]).c_str(),
+                            O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    }
+    if (dir.get() < 0) {
+      return std::nullopt;
+    }
+    // O_NONBLOCK: a FIFO planted there must not hold the refresh.
+    UniqueFd file(openat(dir.get(), std::string(parts.back()).c_str(),
+                         O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
     constexpr off_t kMaxPrevious = 4 << 20;
-    const std::string path = options_.previous_dir + "/" + name;
     struct stat st;
-    if (stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > kMaxPrevious) {
+    if (file.get() < 0 || fstat(file.get(), &st) != 0 || !S_ISREG(st.st_mode) ||
+        st.st_size > kMaxPrevious) {
       return std::nullopt;
     }
-    StatusOr<std::string> read = ReadFile(path);
-    if (!read.ok() || static_cast<off_t>(read->size()) > kMaxPrevious) {
-      return std::nullopt;
+    std::string contents(static_cast<size_t>(st.st_size), '\0');
+    size_t got = 0;
+    while (got < contents.size()) {
+      ssize_t r = read(file.get(), contents.data() + got, contents.size() - got);
+      if (r <= 0) {
+        if (r < 0 && errno == EINTR) {
+          continue;
+        }
+        crypto::SecureWipe(contents);
+        return std::nullopt;
+      }
+      got += static_cast<size_t>(r);
     }
-    return *std::move(read);
+    return contents;
   }
 
   uint32_t Mode(const AzureObject& object) const {
@@ -439,9 +485,11 @@ std::string ExpiryWarning(int64_t expires_on, int64_t now, int64_t horizon_secon
     return "";
   }
   int64_t left = expires_on - now;
-  std::string in = left >= 2 * 86400 ? std::to_string(left / 86400) + " days"
-                   : left >= 7200    ? std::to_string(left / 3600) + " hours"
-                                     : std::to_string(std::max<int64_t>(left / 60, 1)) + " minutes";
+  // Rounded to the nearest unit: 2 days and 23 hours read as 3 days.
+  std::string in = left >= 2 * 86400 ? std::to_string((left + 43200) / 86400) + " days"
+                   : left >= 7200
+                       ? std::to_string((left + 1800) / 3600) + " hours"
+                       : std::to_string(std::max<int64_t>((left + 30) / 60, 1)) + " minutes";
   return "expires in " + in + " (" + when + ")";
 }
 
