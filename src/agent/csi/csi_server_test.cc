@@ -619,8 +619,13 @@ TEST_F(CsiServerTest, CallsBeyondTheWaitingBoundAreRefused) {
   EXPECT_EQ(answered, kAccepted);
   EXPECT_EQ(refused + answered, kCalls);
   EXPECT_EQ(calls.load(), kAccepted);
-  pb::MountResponse response;
-  EXPECT_TRUE(client.Mount(pb::MountRequest(), &response).ok());
+  // Served again once the calls are done. A call's place is given back when
+  // its handler has returned and its answer is written, which may be just
+  // after the client has read that answer: wait for it rather than race it.
+  EXPECT_TRUE(test::WaitUntil([&] {
+    pb::MountResponse response;
+    return client.Mount(pb::MountRequest(), &response).ok();
+  }));
 }
 
 TEST_F(CsiServerTest, ShutdownRemovesTheSocketAndIsIdempotent) {
