@@ -22,6 +22,7 @@ void AddAgentCommand(CLI::App& app);
 // coffer exec: @Microsoft.KeyVault(...) references for a child process.
 void AddExecCommand(CLI::App& app);
 void AddTokenCommands(CLI::App& app);
+void AddLimitsCommands(CLI::App& app);
 // coffer admin credentials rotate: the administrator's client secret.
 void AddAdminCommands(CLI::App& app);
 // coffer storage migrate: a SQLite installation into PostgreSQL.

@@ -78,6 +78,7 @@ int main(int argc, char** argv) {
   coffer::cli::AddAgentCommand(app);
   coffer::cli::AddExecCommand(app);
   coffer::cli::AddTokenCommands(app);
+  coffer::cli::AddLimitsCommands(app);
   coffer::cli::AddAdminCommands(app);
   coffer::cli::AddStorageCommands(app);
   coffer::cli::AddRoleCommands(app);

@@ -98,6 +98,12 @@ void AddServerCommand(CLI::App& app) {
   cmd->add_option("--purge-interval", config->purge_interval_seconds,
                   "Seconds between scheduled purges of expired deleted secrets")
       ->capture_default_str();
+  cmd->add_option("--service-limits", config->service_limits,
+                  "off or azure: Key Vault's service limits, 429 with Retry-After beyond them, "
+                  "until an administrator sets them (coffer limits set; "
+                  "docs/service-limits.md)")
+      ->check(CLI::IsMember({"off", "azure"}))
+      ->capture_default_str();
   auto audit = std::make_shared<std::string>("on");
   cmd->add_option("--audit", *audit, "on or off: the audit log (docs/audit.md)")
       ->check(CLI::IsMember({"on", "off"}))

@@ -209,10 +209,13 @@ Status CofferServer::Init() {
     vault_operations.push_back(std::move(op));
   }
   vault_operations.push_back(WatchOperation());
+  service_limits_ = std::make_unique<ServiceLimits>(clock_);
+  RETURN_IF_ERROR(LoadServiceLimits());
   vault_plane_ = std::make_unique<VaultPlane>(
       VaultPlane::Config{authority, tenant, vault_resource_, vault_audiences_,
                          token_service_->CanonicalIssuer(), subscription},
-      *authenticator_, *registry_, *authorizer_, std::move(vault_operations));
+      *authenticator_, *registry_, *authorizer_, std::move(vault_operations),
+      service_limits_.get());
   mgmt::ManagementConfig mc;
   mc.subscription_id = subscription;
   mc.tenant_id = tenant;
@@ -358,6 +361,13 @@ void CofferServer::OnStoreChange(const storage::Store::ExternalChange& change) {
   // it now, not at the first token that names it.
   if (all || (table == "meta" && change.key == auth::SigningKeySet::kMetaKey)) {
     ReloadSigningKeys();
+  }
+  // Limits set through another server apply here too.
+  if (all || (table == "meta" && change.key == kServiceLimitsMetaKey)) {
+    Status loaded = LoadServiceLimits();
+    if (!loaded.ok()) {
+      COFFER_LOG(kWarning) << "service limits: " << loaded.ToString();
+    }
   }
   // A CA imported through another server signs from now on here too.
   if (all || (table == "meta" && change.key == keyvault::CertificateAuthority::kMetaKey)) {
@@ -752,6 +762,34 @@ bool CofferServer::IsAdmin(const std::string& object_id) {
   return false;
 }
 
+Status CofferServer::LoadServiceLimits() {
+  ASSIGN_OR_RETURN(std::optional<std::string> stored, store_->GetMeta(kServiceLimitsMetaKey));
+  LimitSettings settings;
+  if (stored.has_value()) {
+    ASSIGN_OR_RETURN(settings, LimitSettings::Parse(*stored));
+  } else {
+    ASSIGN_OR_RETURN(settings.mode, LimitSettings::ParseMode(config_.service_limits));
+  }
+  service_limits_->Apply(settings);
+  return OkStatus();
+}
+
+http::Response CofferServer::ServiceLimitsRequest(const http::Request& request) {
+  if (request.method == "PUT") {
+    auto settings = LimitSettings::Parse(request.body);
+    if (!settings.ok()) {
+      return http::ErrorResponse(settings.status());
+    }
+    Status stored = store_->PutMeta(kServiceLimitsMetaKey, settings->ToJson());
+    if (!stored.ok()) {
+      return http::ErrorResponse(stored);
+    }
+    service_limits_->Apply(*settings);
+    COFFER_LOG(kInfo) << "service limits set: " << settings->ToJson();
+  }
+  return http::JsonResponse(200, service_limits_->settings().ToJson());
+}
+
 http::Response CofferServer::Route(http::Request& request) {
   int64_t start = NowMicros();
   const std::string request_id = RequestId();
@@ -895,6 +933,13 @@ std::vector<AuthorityRoute> CofferServer::AuthorityRoutes() {
          COFFER_LOG(kInfo) << "the installation's CA was replaced by an imported one";
          return CaRequest();
        }},
+      // Key Vault's service limits (service-limits.md): anyone may read
+      // them (a client's back-off is its own business); an administrator
+      // sets them, for every server of the installation.
+      {"GET", "/coffer/v1/service-limits", Access::kCaller, "",
+       [this](const AuthorityCall& c) { return ServiceLimitsRequest(c.request); }},
+      {"PUT", "/coffer/v1/service-limits", Access::kAdministrator, "CofferAdministration",
+       [this](const AuthorityCall& c) { return ServiceLimitsRequest(c.request); }},
       {"GET", "/coffer/v1/routes", Access::kAdministrator, "CofferAdministration",
        [this](const AuthorityCall&) { return RoutesRequest(); }},
       // Event Grid's manual validation URL: the token in it is the proof

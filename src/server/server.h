@@ -34,6 +34,7 @@
 #include "server/authority_plane.h"
 #include "server/metrics.h"
 #include "server/pipeline.h"
+#include "server/service_limits.h"
 #include "server/tls_material.h"
 #include "server/vault_plane.h"
 #include "storage/store.h"
@@ -85,6 +86,10 @@ struct ServerConfig {
   // How long a cached vault or secret may still answer reads while the
   // database cannot be reached (docs/ha.md); 0: such reads fail with 503.
   int stale_read_seconds = 300;
+  // Key Vault's service limits (docs/service-limits.md): "off" or "azure",
+  // until an administrator sets them (GET/PUT /coffer/v1/service-limits,
+  // kept in the store for every server).
+  std::string service_limits = "off";
   // Audit log (docs/audit.md): on unless turned off.
   bool audit = true;
   uint64_t audit_max_file_bytes = 64ull << 20;
@@ -190,6 +195,10 @@ class CofferServer {
   http::Response RotateSigningKeys();
   // GET /coffer/v1/ca: the installation's CA chain as PEM.
   http::Response CaRequest();
+  // The service limits as the store holds them (the config's mode while it
+  // holds none), applied; and GET/PUT /coffer/v1/service-limits.
+  Status LoadServiceLimits();
+  http::Response ServiceLimitsRequest(const http::Request& request);
   // audit_trail.cc: the audit record of one request. `durable` waits until
   // it is on disk (writes are acknowledged only then); a failure to write it
   // turns the response into a 503.
@@ -265,6 +274,7 @@ class CofferServer {
   std::unique_ptr<keyvault::CertificateIssuers> certificate_issuers_;
   std::unique_ptr<keyvault::CertificateService> certificates_;
   std::unique_ptr<keyvault::CertificatesApi> certificates_api_;
+  std::unique_ptr<ServiceLimits> service_limits_;
   std::unique_ptr<VaultPlane> vault_plane_;
   std::unique_ptr<ArmPlane> arm_plane_;
   std::unique_ptr<AuthorityPlane> authority_plane_;

@@ -28,12 +28,13 @@ http::Response Forbidden(const std::string& message, const char* inner) {
 
 VaultPlane::VaultPlane(Config config, Authenticator& authenticator,
                        keyvault::VaultRegistry& registry, const authz::Authorizer& authorizer,
-                       std::vector<keyvault::VaultOperation> operations)
+                       std::vector<keyvault::VaultOperation> operations, ServiceLimits* limits)
     : config_(std::move(config)),
       authenticator_(authenticator),
       registry_(registry),
       authorizer_(authorizer),
-      routes_(std::move(operations)) {
+      routes_(std::move(operations)),
+      limits_(limits) {
   for (const auto& op : routes_.operations()) {
     const authz::DataOperation* permission = authz::FindOperation(op.operation);
     std::vector<const authz::DataOperation*> alternatives;
@@ -169,6 +170,21 @@ std::optional<http::Response> VaultPlane::Authorize(const Caller& caller,
       "ForbiddenByRbac");
 }
 
+std::optional<http::Response> VaultPlane::Throttle(const std::string& vault,
+                                                   const keyvault::VaultOperation& route) const {
+  if (limits_ == nullptr || !limits_->on()) {
+    return std::nullopt;
+  }
+  // The watch stream is a connection, not a transaction.
+  if (route.anywhere_in_vault) {
+    return std::nullopt;
+  }
+  if (auto wait = limits_->Charge(vault, route.operation)) {
+    return ServiceLimits::Throttled(*wait);
+  }
+  return std::nullopt;
+}
+
 std::optional<http::Response> VaultPlane::Fast(const std::string& vault,
                                                const http::Request& request,
                                                AuditNote& note) const {
@@ -193,6 +209,9 @@ std::optional<http::Response> VaultPlane::Fast(const std::string& vault,
   attempt.operation =
       std::string(route.audit_operation.empty() ? route.operation : route.audit_operation);
   auto response = Authorize(*caller, *open, route, match.params, attempt);
+  if (!response) {
+    response = Throttle(vault, route);
+  }
   if (!response) {
     authz::Principal who = PrincipalOf(*caller);
     response = route.fast(keyvault::VaultCall{open, request, match.params, who, caller->expires});
@@ -239,6 +258,9 @@ http::Response VaultPlane::Handle(const std::string& vault, const http::Request&
   note.resource_id = (*open)->resource_id;
   if (auto denied = Authorize(*caller, **open, route, match.params, note)) {
     return *denied;
+  }
+  if (auto throttled = Throttle(vault, route)) {
+    return *throttled;
   }
   authz::Principal who = PrincipalOf(*caller);
   return route.handle(keyvault::VaultCall{*open, request, match.params, who, caller->expires});

@@ -11,6 +11,7 @@
 #include "keyvault/vault_registry.h"
 #include "server/authenticator.h"
 #include "server/pipeline.h"
+#include "server/service_limits.h"
 
 namespace coffer::server {
 
@@ -22,7 +23,8 @@ namespace coffer::server {
 //
 //   match the route (404/405: nothing runs) -> authenticate -> resolve the
 //   vault once -> authorize the route's operation on that snapshot ->
-//   handle with the same snapshot
+//   count it against the vault's service limits (429) -> handle with the
+//   same snapshot
 //
 // and fills the request's AuditNote. The fast path runs the same stages
 // from caches only and answers only what they can answer; anything else
@@ -40,8 +42,11 @@ class VaultPlane {
     std::string subscription_id;
   };
 
+  // `limits` (nullable) counts each authorized request against the vault's
+  // service limits before it is handled.
   VaultPlane(Config config, Authenticator& authenticator, keyvault::VaultRegistry& registry,
-             const authz::Authorizer& authorizer, std::vector<keyvault::VaultOperation> operations);
+             const authz::Authorizer& authorizer, std::vector<keyvault::VaultOperation> operations,
+             ServiceLimits* limits = nullptr);
   VaultPlane(const VaultPlane&) = delete;
   VaultPlane& operator=(const VaultPlane&) = delete;
 
@@ -64,6 +69,10 @@ class VaultPlane {
   std::optional<http::Response> Authorize(const Caller& caller, const keyvault::OpenVault& vault,
                                           const keyvault::VaultOperation& route,
                                           const http::PathParams& params, AuditNote& note) const;
+  // A 429 when the request is over the vault's service limits, else nullopt
+  // (and it is counted).
+  std::optional<http::Response> Throttle(const std::string& vault,
+                                         const keyvault::VaultOperation& route) const;
   http::Response Challenge(const Status& why) const;
   // The vault's ARM id for the audit record: from the registry (reading the
   // store when it is not cached), or for a vault that does not exist its
@@ -77,6 +86,7 @@ class VaultPlane {
   keyvault::VaultRegistry& registry_;
   const authz::Authorizer& authorizer_;
   const keyvault::VaultRoutes routes_;
+  ServiceLimits* const limits_;
   // The operations each route names (and its alternatives), resolved once.
   std::vector<const authz::DataOperation*> permissions_;
   std::vector<std::vector<const authz::DataOperation*>> alternatives_;

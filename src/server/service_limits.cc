@@ -1,0 +1,250 @@
+#include "server/service_limits.h"
+
+#include <algorithm>
+#include <functional>
+
+#include "common/json.h"
+#include "common/strings.h"
+
+namespace coffer::server {
+namespace {
+
+constexpr int64_t kWindowMicros = 10'000'000;
+constexpr int64_t kMaxLimit = 1'000'000;
+constexpr size_t kMaxVaults = 1000;
+
+constexpr std::array<std::string_view, kLimitClasses> kClassKeys = {"secretCreate", "secretOther",
+                                                                    "keyCreate", "keyOther"};
+
+// A caller's text in an error: quoted, at most 64 characters, printable
+// ASCII only.
+std::string Quoted(std::string_view text) {
+  std::string out = "\"";
+  for (char c : text.substr(0, 64)) {
+    out += (c >= 0x20 && c < 0x7f) ? c : '?';
+  }
+  if (text.size() > 64) {
+    out += "...";
+  }
+  return out + "\"";
+}
+
+std::string_view ModeName(LimitSettings::Mode mode) {
+  switch (mode) {
+    case LimitSettings::Mode::kOff:
+      return "off";
+    case LimitSettings::Mode::kAzure:
+      return "azure";
+    case LimitSettings::Mode::kCustom:
+      return "custom";
+  }
+  return "off";
+}
+
+int64_t& Slot(VaultLimits& l, size_t i) {
+  switch (i) {
+    case 0:
+      return l.secret_create;
+    case 1:
+      return l.secret_other;
+    case 2:
+      return l.key_create;
+    default:
+      return l.key_other;
+  }
+}
+
+Json LimitsJson(VaultLimits l) {
+  Json j = Json::object();
+  for (size_t i = 0; i < kLimitClasses; ++i) {
+    j[std::string(kClassKeys[i])] = Slot(l, i);
+  }
+  return j;
+}
+
+StatusOr<VaultLimits> ParseLimits(const Json& j, const std::string& where) {
+  if (!j.is_object()) {
+    return InvalidArgumentError(where + " must be an object of limits per 10 seconds",
+                                "BadParameter");
+  }
+  VaultLimits out;
+  for (const auto& [key, value] : j.items()) {
+    size_t i = 0;
+    while (i < kLimitClasses && kClassKeys[i] != key) {
+      ++i;
+    }
+    if (i == kLimitClasses) {
+      return InvalidArgumentError(where + " has an unknown key " + Quoted(key) +
+                                      " (secretCreate, secretOther, keyCreate, keyOther)",
+                                  "BadParameter");
+    }
+    if (!value.is_number_integer() || value.get<int64_t>() < 1 ||
+        value.get<int64_t>() > kMaxLimit) {
+      return InvalidArgumentError(
+          where + "." + key + " must be a whole number from 1 to " + std::to_string(kMaxLimit),
+          "BadParameter");
+    }
+    Slot(out, i) = value.get<int64_t>();
+  }
+  return out;
+}
+
+}  // namespace
+
+int64_t VaultLimits::Of(LimitClass c) const {
+  switch (c) {
+    case LimitClass::kSecretCreate:
+      return secret_create;
+    case LimitClass::kSecretOther:
+      return secret_other;
+    case LimitClass::kKeyCreate:
+      return key_create;
+    case LimitClass::kKeyOther:
+      return key_other;
+  }
+  return secret_other;
+}
+
+StatusOr<LimitSettings::Mode> LimitSettings::ParseMode(std::string_view mode) {
+  for (Mode m : {Mode::kOff, Mode::kAzure, Mode::kCustom}) {
+    if (mode == ModeName(m)) {
+      return m;
+    }
+  }
+  return InvalidArgumentError("mode " + Quoted(mode) + " is not off, azure or custom",
+                              "BadParameter");
+}
+
+std::string LimitSettings::ToJson() const {
+  Json vault_limits = Json::object();
+  for (const auto& [name, limits] : vaults) {
+    vault_limits[name] = LimitsJson(limits);
+  }
+  return coffer::ToJson(Json{{"mode", std::string(ModeName(mode))},
+                             {"limits", LimitsJson(custom)},
+                             {"vaults", std::move(vault_limits)}});
+}
+
+StatusOr<LimitSettings> LimitSettings::Parse(std::string_view json) {
+  std::optional<Json> j = ParseJson(json, 4);
+  if (!j || !j->is_object()) {
+    return InvalidArgumentError(
+        "The body must be a JSON object: {\"mode\": \"off\" | \"azure\" | \"custom\", "
+        "\"limits\": {...}, \"vaults\": {...}}.",
+        "BadParameter");
+  }
+  LimitSettings out;
+  for (const auto& [key, value] : j->items()) {
+    if (key == "mode") {
+      if (!value.is_string()) {
+        return InvalidArgumentError("mode must be a string", "BadParameter");
+      }
+      ASSIGN_OR_RETURN(out.mode, ParseMode(value.get<std::string>()));
+    } else if (key == "limits") {
+      ASSIGN_OR_RETURN(out.custom, ParseLimits(value, "limits"));
+    } else if (key == "vaults") {
+      if (!value.is_object() || value.size() > kMaxVaults) {
+        return InvalidArgumentError(
+            "vaults must be an object of at most " + std::to_string(kMaxVaults) + " vaults",
+            "BadParameter");
+      }
+      for (const auto& [vault, limits] : value.items()) {
+        bool name = !vault.empty() && vault.size() <= 24;
+        for (char c : vault) {
+          name = name && ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
+                          (c >= 'A' && c <= 'Z') || c == '-');
+        }
+        if (!name) {
+          return InvalidArgumentError("vaults: " + Quoted(vault) + " is not a vault name",
+                                      "BadParameter");
+        }
+        ASSIGN_OR_RETURN(out.vaults[AsciiLower(vault)], ParseLimits(limits, "vaults." + vault));
+      }
+    } else {
+      return InvalidArgumentError("unknown key " + Quoted(key) + " (mode, limits, vaults)",
+                                  "BadParameter");
+    }
+  }
+  return out;
+}
+
+ServiceLimits::ServiceLimits(const Clock& clock) : clock_(clock) {}
+
+LimitClass ServiceLimits::ClassOf(std::string_view operation) {
+  if (operation == "SecretSet" || operation == "SecretRestore") {
+    return LimitClass::kSecretCreate;
+  }
+  if (operation == "KeyCreate" || operation == "KeyImport" || operation == "KeyRestore" ||
+      operation == "KeyRotate") {
+    return LimitClass::kKeyCreate;
+  }
+  if (StartsWith(operation, "Key") || operation == "GetRandomBytes") {
+    return LimitClass::kKeyOther;
+  }
+  return LimitClass::kSecretOther;
+}
+
+void ServiceLimits::Apply(const LimitSettings& settings) {
+  {
+    std::lock_guard<std::mutex> lock(settings_mu_);
+    settings_ = settings;
+  }
+  for (Shard& shard : shards_) {
+    std::lock_guard<std::mutex> lock(shard.mu);
+    shard.settings = settings;
+  }
+  on_.store(settings.mode != LimitSettings::Mode::kOff);
+}
+
+LimitSettings ServiceLimits::settings() const {
+  std::lock_guard<std::mutex> lock(settings_mu_);
+  return settings_;
+}
+
+std::optional<int64_t> ServiceLimits::Charge(std::string_view vault, std::string_view operation) {
+  if (!on()) {
+    return std::nullopt;
+  }
+  const std::string key = AsciiLower(vault);
+  const LimitClass cls = ClassOf(operation);
+  const int64_t now = clock_.NowMicros();
+  const int64_t index = now / kWindowMicros;
+  Shard& shard = shards_[std::hash<std::string>{}(key) % shards_.size()];
+  std::lock_guard<std::mutex> lock(shard.mu);
+  const LimitSettings& s = shard.settings;
+  int64_t limit = 0;
+  switch (s.mode) {
+    case LimitSettings::Mode::kOff:
+      return std::nullopt;
+    case LimitSettings::Mode::kAzure:
+      limit = VaultLimits{}.Of(cls);
+      break;
+    case LimitSettings::Mode::kCustom: {
+      auto it = s.vaults.find(key);
+      limit = (it == s.vaults.end() ? s.custom : it->second).Of(cls);
+      break;
+    }
+  }
+  Window& w = shard.vaults[key][static_cast<size_t>(cls)];
+  if (w.index != index) {
+    w.index = index;
+    w.used = 0;
+  }
+  if (w.used >= limit) {
+    int64_t left = (index + 1) * kWindowMicros - now;
+    return std::max<int64_t>(1, (left + 999'999) / 1'000'000);
+  }
+  ++w.used;
+  return std::nullopt;
+}
+
+http::Response ServiceLimits::Throttled(int64_t retry_after_seconds) {
+  http::Response r = http::ErrorResponse(
+      429, "Throttled",
+      "Request was not processed because too many requests were received. Reason: "
+      "VaultRequestTypeLimitReached");
+  r.SetHeader("Retry-After", std::to_string(retry_after_seconds));
+  return r;
+}
+
+}  // namespace coffer::server

@@ -1,0 +1,107 @@
+#pragma once
+
+// Key Vault's service limits (docs/service-limits.md): per vault, per
+// 10-second window, a budget of transactions by type, and 429 with
+// Retry-After beyond it, as Key Vault answers. Off by default; `azure` applies
+// Key Vault's published numbers, `custom` numbers of one's own (for every
+// vault, and per vault).
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "common/clock.h"
+#include "common/status.h"
+#include "http/message.h"
+
+namespace coffer::server {
+
+// The store's meta key of the installation's settings (LimitSettings JSON).
+inline constexpr char kServiceLimitsMetaKey[] = "service_limits";
+
+// The transaction types Key Vault counts apart.
+enum class LimitClass {
+  kSecretCreate,  // SecretSet, SecretRestore
+  kSecretOther,   // every other operation on secrets and certificates, and the vault's
+  kKeyCreate,     // KeyCreate, KeyImport, KeyRestore, KeyRotate
+  kKeyOther,      // every other key operation, GetRandomBytes
+};
+inline constexpr size_t kLimitClasses = 4;
+
+// Transactions per 10 seconds, by class.
+struct VaultLimits {
+  int64_t secret_create = 300;
+  int64_t secret_other = 4000;
+  int64_t key_create = 20;
+  int64_t key_other = 4000;
+
+  int64_t Of(LimitClass c) const;
+};
+
+struct LimitSettings {
+  enum class Mode { kOff, kAzure, kCustom };
+  Mode mode = Mode::kOff;
+  // kCustom: the limits of every vault not named in `vaults`.
+  VaultLimits custom;
+  // kCustom: per vault (lower-case names).
+  std::map<std::string, VaultLimits> vaults;
+
+  // The JSON of GET/PUT /coffer/v1/service-limits:
+  //   {"mode": "off" | "azure" | "custom",
+  //    "limits": {"secretCreate": n, "secretOther": n, "keyCreate": n, "keyOther": n},
+  //    "vaults": {"<vault>": {...the same keys...}}}
+  // Omitted numbers are Key Vault's; each is 1 to 1,000,000; at most 1,000 vaults.
+  std::string ToJson() const;
+  static StatusOr<LimitSettings> Parse(std::string_view json);
+  static StatusOr<Mode> ParseMode(std::string_view mode);
+};
+
+// ServiceLimits counts transactions per vault and class in 10-second
+// windows (aligned to the clock: the window of a request is its time
+// divided by 10 s). Thread-safe. The hot path takes no lock while off, and
+// when on only the lock of the vault's shard (one of 32).
+class ServiceLimits {
+ public:
+  explicit ServiceLimits(const Clock& clock);
+
+  // ClassOf names an operation's class ("SecretSet": kSecretCreate).
+  static LimitClass ClassOf(std::string_view operation);
+
+  void Apply(const LimitSettings& settings);
+  LimitSettings settings() const;
+  bool on() const { return on_.load(std::memory_order_relaxed); }
+
+  // Charge counts one transaction of `operation` on `vault`: nullopt when
+  // it is within the budget, else the whole seconds until the window ends
+  // (at least 1), and then it is not counted (Key Vault does not count
+  // throttled requests).
+  std::optional<int64_t> Charge(std::string_view vault, std::string_view operation);
+
+  // Key Vault's answer to a throttled request.
+  static http::Response Throttled(int64_t retry_after_seconds);
+
+ private:
+  struct Window {
+    int64_t index = -1;  // time / 10 s
+    int64_t used = 0;
+  };
+  struct Shard {
+    std::mutex mu;
+    LimitSettings settings;                                                     // GUARDED_BY(mu)
+    std::unordered_map<std::string, std::array<Window, kLimitClasses>> vaults;  // GUARDED_BY(mu)
+  };
+
+  const Clock& clock_;
+  std::atomic<bool> on_{false};
+  mutable std::mutex settings_mu_;
+  LimitSettings settings_;  // GUARDED_BY(settings_mu_)
+  std::array<Shard, 32> shards_;
+};
+
+}  // namespace coffer::server
