@@ -43,6 +43,9 @@
 #  17. certificate renewal: from the scheduler's AutoRenew renewal (the new
 #      version's event time) to the new file on an agent's mount, 20 rounds on
 #      a server of its own (bench/renewal.py).
+#  18. service limits: GET on a server counting every request against its
+#      vault's limits (a budget the run does not reach) against a server with
+#      the limits off, alternated as step 7 (target: within 5%).
 # Usage: bench/run.sh [--threads N] [--duration S] [--secrets N] [--steps 1,2,...]
 #                     [--release]
 # --release measures the Release build in build-release, configured as
@@ -56,7 +59,7 @@ cd "$(dirname "$0")/.."
 threads=2
 duration=10
 secrets=100000
-steps=1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17
+steps=1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18
 build=build
 while (($#)); do
   case $1 in
@@ -311,12 +314,14 @@ pair_summary "GET on an RBAC vault, with/without 1,000 assignments" ">= 0.95" rb
 fi
 
 # 7. Audit on vs off: two fresh servers, alike but for --audit, alternated.
-if want 7; then
-fresh_server() {  # name audit: starts it; sets <name>_pid, <name>_token, <name>_vault
+# fresh_server name audit [server flags...]: starts a dev server of its own; sets <name>_pid,
+# <name>_token, <name>_vault, <name>_port.
+fresh_server() {
   local p t
   p=$(free_port)
   "$build"/coffer server --dev --audit "$2" --data-dir "$work/data-$1" --port "$p" \
-    --io-threads "$threads" --log-level warning >"$work/coffer-$1.out" 2>"$work/coffer-$1.err" &
+    --io-threads "$threads" --log-level warning "${@:3}" >"$work/coffer-$1.out" \
+    2>"$work/coffer-$1.err" &
   pids+=($!)
   eval "${1}_pid=$!"
   for _ in $(seq 100); do
@@ -329,11 +334,14 @@ fresh_server() {  # name audit: starts it; sets <name>_pid, <name>_token, <name>
     python3 -c 'import sys,json; print(json.load(sys.stdin)["access_token"])')
   eval "${1}_token=$t"
   eval "${1}_vault=https://dev.vault.localhost:$p"
+  eval "${1}_port=$p"
   curl -sf --cacert "$work/data-$1/tls/ca.pem" -H "Authorization: Bearer $t" -X PUT \
     -H 'Content-Type: application/json' \
     -d '{"value":"s3cr3t-value-for-the-benchmark","contentType":"text/plain","tags":{"env":"bench"}}' \
     "https://dev.vault.localhost:$p/secrets/bench-get?api-version=7.5" >/dev/null
 }
+
+if want 7; then
 fresh_server on on
 fresh_server off off
 for pair in 1 2 3; do
@@ -524,4 +532,25 @@ fi
 # 17. A renewal by the scheduler reaching a mounted node.
 if want 17; then
 python3 bench/renewal.py "$build"/coffer 20
+fi
+
+# 18. Service limits counted vs off: two fresh servers, alike but for the limits, alternated.
+# The counted one has a budget far above what the benchmark reaches (1,000,000 reads per 10 s
+# on its vault), so every request is counted and none refused: the cost of the counting alone.
+if want 18; then
+fresh_server lim_off on --service-limits off
+fresh_server lim_on on --service-limits azure
+(set -a; source "$work/data-lim_on/dev.env"; set +a
+ COFFER_CA_FILE="$work/data-lim_on/tls/ca.pem" "$build"/coffer limits set --mode custom \
+   --vault dev --secret-other 1000000 >/dev/null)
+for pair in 1 2 3; do
+  cpu_get "limits_off$pair" "$lim_off_pid" "$lim_off_vault$path" "$lim_off_token"
+  sleep 2
+  cpu_get "limits_on$pair" "$lim_on_pid" "$lim_on_vault$path" "$lim_on_token"
+  sleep 2
+done
+pair_summary "GET with service limits counted / off" ">= 0.95" limits_off limits_on
+throttled=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$work/data-lim_on/tls/ca.pem" \
+  -H "Authorization: Bearer $lim_on_token" "$lim_on_vault$path")
+echo "a GET on the counted server after the runs: HTTP $throttled (200: no request was refused)"
 fi
