@@ -47,30 +47,6 @@ StatusOr<std::string> ScalarText(const YamlNode& node, std::string_view what) {
   return node.scalar;
 }
 
-std::string QuoteForError(std::string_view text) {
-  static constexpr size_t kMax = 64;
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out = "\"";
-  for (size_t i = 0; i < text.size() && i < kMax; ++i) {
-    auto c = static_cast<unsigned char>(text[i]);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c < 0x20 || c >= 0x7f) {
-      out += "\\x";
-      out += kHex[c >> 4];
-      out += kHex[c & 0xf];
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  out += '"';
-  if (text.size() > kMax) {
-    out += "...";
-  }
-  return out;
-}
-
 namespace {
 
 // Copies yaml-cpp's node graph into YamlNode trees. yaml-cpp shares the node

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "common/strings.h"  // QuoteForError, for the parsers built on this
 
 namespace coffer::agent {
 
@@ -85,11 +86,6 @@ StatusOr<std::vector<YamlNode>> ParseYamlDocuments(std::string_view text, const 
 // map[string]string, but the meaning of `usePodIdentity: true` is not in doubt
 // and refusing it would only make hand-written files fail.
 StatusOr<std::string> ScalarText(const YamlNode& node, std::string_view what);
-
-// QuoteForError returns `text` double-quoted for an error message, with
-// control and non-ASCII bytes escaped and at most 64 bytes kept. Only for
-// values that are not secret (names, types, flags).
-std::string QuoteForError(std::string_view text);
 
 // KindName returns "null", "scalar", "sequence" or "map".
 std::string_view KindName(YamlNode::Kind kind);

@@ -100,7 +100,7 @@ StatusOr<std::map<std::string, FileValue>> ReadConfigFile(const CLI::App& server
     std::string where = path + ": line " + std::to_string(member.value.line) + ": ";
     const CLI::Option* opt = LongOption(server, member.key);
     if (opt == nullptr || IsMeta(member.key)) {
-      return InvalidArgumentError(where + "unknown key " + agent::QuoteForError(member.key) +
+      return InvalidArgumentError(where + "unknown key " + QuoteForError(member.key) +
                                   " (the keys are coffer server's flags without dashes; see "
                                   "coffer server --help)");
     }

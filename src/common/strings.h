@@ -18,5 +18,9 @@ bool StartsWithIgnoreCase(std::string_view s, std::string_view prefix);
 // Splits on every occurrence of `sep`; keeps empty pieces.
 std::vector<std::string_view> Split(std::string_view s, char sep);
 std::string_view TrimWhitespace(std::string_view s);
+// QuoteForError returns `text` double-quoted for an error message, with
+// control and non-ASCII bytes escaped and at most 64 bytes kept. Only for
+// values that are not secret (names, keys, types, flags).
+std::string QuoteForError(std::string_view text);
 
 }  // namespace coffer

@@ -16,19 +16,6 @@ constexpr size_t kMaxVaults = 1000;
 constexpr std::array<std::string_view, kLimitClasses> kClassKeys = {"secretCreate", "secretOther",
                                                                     "keyCreate", "keyOther"};
 
-// A caller's text in an error: quoted, at most 64 characters, printable
-// ASCII only.
-std::string Quoted(std::string_view text) {
-  std::string out = "\"";
-  for (char c : text.substr(0, 64)) {
-    out += (c >= 0x20 && c < 0x7f) ? c : '?';
-  }
-  if (text.size() > 64) {
-    out += "...";
-  }
-  return out + "\"";
-}
-
 std::string_view ModeName(LimitSettings::Mode mode) {
   switch (mode) {
     case LimitSettings::Mode::kOff:
@@ -74,7 +61,7 @@ StatusOr<VaultLimits> ParseLimits(const Json& j, const std::string& where) {
       ++i;
     }
     if (i == kLimitClasses) {
-      return InvalidArgumentError(where + " has an unknown key " + Quoted(key) +
+      return InvalidArgumentError(where + " has an unknown key " + QuoteForError(key) +
                                       " (secretCreate, secretOther, keyCreate, keyOther)",
                                   "BadParameter");
     }
@@ -111,7 +98,7 @@ StatusOr<LimitSettings::Mode> LimitSettings::ParseMode(std::string_view mode) {
       return m;
     }
   }
-  return InvalidArgumentError("mode " + Quoted(mode) + " is not off, azure or custom",
+  return InvalidArgumentError("mode " + QuoteForError(mode) + " is not off, azure or custom",
                               "BadParameter");
 }
 
@@ -155,17 +142,40 @@ StatusOr<LimitSettings> LimitSettings::Parse(std::string_view json) {
                           (c >= 'A' && c <= 'Z') || c == '-');
         }
         if (!name) {
-          return InvalidArgumentError("vaults: " + Quoted(vault) + " is not a vault name",
+          return InvalidArgumentError("vaults: " + QuoteForError(vault) + " is not a vault name",
                                       "BadParameter");
         }
         ASSIGN_OR_RETURN(out.vaults[AsciiLower(vault)], ParseLimits(limits, "vaults." + vault));
       }
     } else {
-      return InvalidArgumentError("unknown key " + Quoted(key) + " (mode, limits, vaults)",
+      return InvalidArgumentError("unknown key " + QuoteForError(key) + " (mode, limits, vaults)",
                                   "BadParameter");
     }
   }
   return out;
+}
+
+StatusOr<LimitSettings> LimitSettings::Patch(const LimitSettings& base, std::string_view json) {
+  std::optional<Json> patch = ParseJson(json, 4);
+  if (!patch || !patch->is_object()) {
+    return InvalidArgumentError(
+        "The body must be a JSON object with some of mode, limits and vaults.", "BadParameter");
+  }
+  std::optional<Json> merged = ParseJson(base.ToJson(), 4);
+  for (const auto& [key, value] : patch->items()) {
+    if (key != "vaults" || !value.is_object()) {
+      (*merged)[key] = value;  // Parse refuses what does not belong
+      continue;
+    }
+    for (const auto& [vault, limits] : value.items()) {
+      if (limits.is_null()) {
+        (*merged)["vaults"].erase(AsciiLower(vault));
+      } else {
+        (*merged)["vaults"][vault] = limits;
+      }
+    }
+  }
+  return Parse(coffer::ToJson(*merged));
 }
 
 ServiceLimits::ServiceLimits(const Clock& clock) : clock_(clock) {}
@@ -185,12 +195,12 @@ LimitClass ServiceLimits::ClassOf(std::string_view operation) {
 }
 
 void ServiceLimits::Apply(const LimitSettings& settings) {
-  {
-    std::lock_guard<std::mutex> lock(settings_mu_);
-    settings_ = settings;
-  }
+  // settings_mu_ is held throughout, so that two Applies cannot leave the
+  // shards with each other's settings; Charge takes only a shard's lock.
+  std::lock_guard<std::mutex> lock(settings_mu_);
+  settings_ = settings;
   for (Shard& shard : shards_) {
-    std::lock_guard<std::mutex> lock(shard.mu);
+    std::lock_guard<std::mutex> shard_lock(shard.mu);
     shard.settings = settings;
   }
   on_.store(settings.mode != LimitSettings::Mode::kOff);
