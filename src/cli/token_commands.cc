@@ -54,8 +54,9 @@ void AddLimitsCommands(CLI::App& app) {
   set->callback([mode, vault, numbers] {
     auto c = MakeClient();
     const std::string url = c.config().authority + "/coffer/v1/service-limits";
-    // The current settings, with this command's changes.
-    Json current = Expect(c.Call("GET", url, c.config().authority), {200});
+    // Only this command's changes: the server merges them into the current
+    // settings in one step (PATCH), so concurrent changes all land.
+    Json change = Json::object();
     Json chosen = Json::object();
     for (const auto& [key, n] : *numbers) {
       std::string name = key == "secret-create"  ? "secretCreate"
@@ -64,13 +65,13 @@ void AddLimitsCommands(CLI::App& app) {
                                                  : "keyOther";
       chosen[name] = n;
     }
-    current["mode"] = *mode;
+    change["mode"] = *mode;
     if (!vault->empty()) {
-      current["vaults"][*vault] = chosen;
+      change["vaults"][*vault] = chosen;
     } else if (!numbers->empty()) {
-      current["limits"] = chosen;
+      change["limits"] = chosen;
     }
-    Print(Expect(c.Call("PUT", url, c.config().authority, ToJson(current)), {200}));
+    Print(Expect(c.Call("PATCH", url, c.config().authority, ToJson(change)), {200}));
   });
 }
 

@@ -775,19 +775,39 @@ Status CofferServer::LoadServiceLimits() {
 }
 
 http::Response CofferServer::ServiceLimitsRequest(const http::Request& request) {
-  if (request.method == "PUT") {
-    auto settings = LimitSettings::Parse(request.body);
-    if (!settings.ok()) {
-      return http::ErrorResponse(settings.status());
-    }
-    Status stored = store_->PutMeta(kServiceLimitsMetaKey, settings->ToJson());
-    if (!stored.ok()) {
-      return http::ErrorResponse(stored);
-    }
-    service_limits_->Apply(*settings);
-    COFFER_LOG(kInfo) << "service limits set: " << settings->ToJson();
+  if (request.method == "GET") {
+    return http::JsonResponse(200, service_limits_->settings().ToJson());
   }
-  return http::JsonResponse(200, service_limits_->settings().ToJson());
+  // PUT replaces the settings, PATCH changes what it names; either is one
+  // read-modify-write of the stored settings (UpdateMeta), so that two
+  // administrators changing two vaults at once both land.
+  std::lock_guard<std::mutex> lock(service_limits_write_mu_);
+  auto stored = store_->UpdateMeta(
+      kServiceLimitsMetaKey,
+      [&](const std::optional<std::string>& current) -> StatusOr<std::string> {
+        if (request.method == "PUT") {
+          ASSIGN_OR_RETURN(LimitSettings next, LimitSettings::Parse(request.body));
+          return next.ToJson();
+        }
+        LimitSettings base;
+        if (current.has_value()) {
+          ASSIGN_OR_RETURN(base, LimitSettings::Parse(*current));
+        } else {
+          base = service_limits_->settings();
+        }
+        ASSIGN_OR_RETURN(LimitSettings next, LimitSettings::Patch(base, request.body));
+        return next.ToJson();
+      });
+  if (!stored.ok()) {
+    return http::ErrorResponse(stored.status());
+  }
+  auto settings = LimitSettings::Parse(*stored);
+  if (!settings.ok()) {
+    return http::ErrorResponse(settings.status());
+  }
+  service_limits_->Apply(*settings);
+  COFFER_LOG(kInfo) << "service limits set: " << *stored;
+  return http::JsonResponse(200, *stored);
 }
 
 http::Response CofferServer::Route(http::Request& request) {
@@ -939,6 +959,8 @@ std::vector<AuthorityRoute> CofferServer::AuthorityRoutes() {
       {"GET", "/coffer/v1/service-limits", Access::kCaller, "",
        [this](const AuthorityCall& c) { return ServiceLimitsRequest(c.request); }},
       {"PUT", "/coffer/v1/service-limits", Access::kAdministrator, "CofferAdministration",
+       [this](const AuthorityCall& c) { return ServiceLimitsRequest(c.request); }},
+      {"PATCH", "/coffer/v1/service-limits", Access::kAdministrator, "CofferAdministration",
        [this](const AuthorityCall& c) { return ServiceLimitsRequest(c.request); }},
       {"GET", "/coffer/v1/routes", Access::kAdministrator, "CofferAdministration",
        [this](const AuthorityCall&) { return RoutesRequest(); }},

@@ -199,6 +199,9 @@ class CofferServer {
   // holds none), applied; and GET/PUT /coffer/v1/service-limits.
   Status LoadServiceLimits();
   http::Response ServiceLimitsRequest(const http::Request& request);
+  // A change of the limits is one UpdateMeta, then applied here; held
+  // across both, so that this server applies its changes in their order.
+  std::mutex service_limits_write_mu_;
   // audit_trail.cc: the audit record of one request. `durable` waits until
   // it is on disk (writes are acknowledged only then); a failure to write it
   // turns the response into a 503.

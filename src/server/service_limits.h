@@ -59,6 +59,11 @@ struct LimitSettings {
   // Omitted numbers are Key Vault's; each is 1 to 1,000,000; at most 1,000 vaults.
   std::string ToJson() const;
   static StatusOr<LimitSettings> Parse(std::string_view json);
+  // Patch is `base` with the members `json` has (PATCH
+  // /coffer/v1/service-limits): mode and limits replaced when given, and
+  // each vault under `vaults` replaced, or removed when its value is null;
+  // the result is checked as Parse checks.
+  static StatusOr<LimitSettings> Patch(const LimitSettings& base, std::string_view json);
   static StatusOr<Mode> ParseMode(std::string_view mode);
 };
 
@@ -73,6 +78,8 @@ class ServiceLimits {
   // ClassOf names an operation's class ("SecretSet": kSecretCreate).
   static LimitClass ClassOf(std::string_view operation);
 
+  // Apply replaces the settings; concurrent calls apply one after the other
+  // (no vault sees a mix).
   void Apply(const LimitSettings& settings);
   LimitSettings settings() const;
   bool on() const { return on_.load(std::memory_order_relaxed); }

@@ -86,6 +86,36 @@ TEST(ServiceLimits, ClassesFollowKeyVault) {
   EXPECT_EQ(ServiceLimits::ClassOf("GetRandomBytes"), LimitClass::kKeyOther);
 }
 
+// Applies racing each other leave every vault with one of them, whole.
+TEST(ServiceLimits, RacingAppliesNeverMixSettings) {
+  FakeClock clock(1'800'000'000);
+  ServiceLimits limits(clock);
+  VaultLimits one, two;
+  one.secret_other = 1;
+  two.secret_other = 2;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 200; ++i) {
+        limits.Apply(Custom((t + i) % 2 ? one : two));
+      }
+    });
+  }
+  for (auto& t : threads) {
+    t.join();
+  }
+  const int64_t last = limits.settings().custom.secret_other;
+  // Every vault (each hashed to some shard) has the budget of the last Apply.
+  for (int v = 0; v < 64; ++v) {
+    std::string vault = "v" + std::to_string(v);
+    int admitted = 0;
+    while (!limits.Charge(vault, "SecretGet").has_value()) {
+      ++admitted;
+    }
+    EXPECT_EQ(admitted, last) << vault;
+  }
+}
+
 // Many threads at once never admit more than the budget.
 TEST(ServiceLimits, RacingRequestsNeverExceedTheBudget) {
   FakeClock clock(1'800'000'000);
@@ -149,6 +179,21 @@ TEST(LimitSettings, JsonRoundTripAndRefusals) {
     auto s = LimitSettings::Parse(bad);
     EXPECT_EQ(s.status().code(), StatusCode::kInvalidArgument) << bad;
   }
+  // A patch changes what it names: a vault replaced or removed (null),
+  // the rest kept; a bad patch is refused whole.
+  auto patched = LimitSettings::Patch(
+      *parsed, R"({"vaults":{"Dev":null,"ops":{"keyCreate":5}},"limits":{"secretOther":60}})");
+  ASSERT_TRUE(patched.ok()) << patched.status().ToString();
+  EXPECT_EQ(patched->mode, LimitSettings::Mode::kCustom);
+  EXPECT_EQ(patched->vaults.count("dev"), 0u);
+  EXPECT_EQ(patched->vaults.at("ops").key_create, 5);
+  EXPECT_EQ(patched->custom.secret_other, 60);
+  EXPECT_EQ(LimitSettings::Patch(*parsed, R"({"vaults":{"ops":{"keyCreate":0}}})").status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(LimitSettings::Patch(*parsed, "[1]").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(LimitSettings::Patch(*parsed, R"({"speed":1})").status().code(),
+            StatusCode::kInvalidArgument);
+
   std::string many = "{\"vaults\":{";
   for (int i = 0; i < 1001; ++i) {
     many += (i ? "," : "") + std::string("\"v") + std::to_string(i) + "\":{}";

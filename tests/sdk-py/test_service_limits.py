@@ -109,5 +109,29 @@ class ServiceLimitsTests(unittest.TestCase):
                          "nothing")
 
 
+class ConcurrentChangesTests(unittest.TestCase):
+    def tearDown(self):
+        SERVER.coffer_json("limits", "set", "--mode", "off")
+
+    def test_administrators_changing_several_vaults_at_once_all_land(self):
+        import threading
+        results = []
+
+        def change(i):
+            results.append(SERVER.run_coffer("limits", "set", "--mode", "custom", "--vault",
+                                             f"conc{i}", "--secret-other", str(10 + i)))
+
+        threads = [threading.Thread(target=change, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual([rc for rc, _, _ in results], [0] * 8, results)
+        shown = SERVER.coffer_json("limits", "show")
+        for i in range(8):
+            self.assertEqual(shown["vaults"].get(f"conc{i}", {}).get("secretOther"), 10 + i,
+                             shown)
+
+
 if __name__ == "__main__":
     unittest.main()
