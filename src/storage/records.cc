@@ -1,5 +1,6 @@
 #include "storage/records.h"
 
+#include "common/json.h"
 #include "common/strings.h"
 
 namespace coffer::storage {
@@ -14,6 +15,36 @@ std::string RoleScopeKey(std::string_view scope) {
 std::string VaultRecord::ResourceId() const {
   return "/subscriptions/" + subscription_id + "/resourceGroups/" + resource_group +
          "/providers/Microsoft.KeyVault/vaults/" + name;
+}
+
+StatusOr<std::string> AddTimeShift(const std::optional<std::string>& current,
+                                   const std::vector<std::string>& vault_keys, int64_t seconds) {
+  if (seconds < 1 || seconds > kMaxTimeShiftSeconds) {
+    return InvalidArgumentError("A time shift is 1 to " + std::to_string(kMaxTimeShiftSeconds) +
+                                    " seconds forward.",
+                                "BadParameter");
+  }
+  Json totals = Json::object();
+  if (current.has_value()) {
+    auto parsed = ParseJson(*current, 2);
+    if (!parsed || !parsed->is_object()) {
+      return InternalError("the stored time shifts are not a JSON object");
+    }
+    totals = *std::move(parsed);
+  }
+  for (const std::string& key : vault_keys) {
+    int64_t total = totals.contains(key) && totals[key].is_number_integer()
+                        ? totals[key].get<int64_t>()
+                        : 0;
+    if (total + seconds > kMaxTimeShiftSeconds) {
+      return InvalidArgumentError("Vault '" + key + "' is already " + std::to_string(total) +
+                                      " seconds ahead; its clock goes at most " +
+                                      std::to_string(kMaxTimeShiftSeconds) + " seconds ahead.",
+                                  "BadParameter");
+    }
+    totals[key] = total + seconds;
+  }
+  return totals.dump();
 }
 
 bool AccessModelChanged(const VaultRecord& before, const VaultRecord& after) {

@@ -180,6 +180,17 @@ std::optional<ObjectKind> ParseObjectKind(std::string_view name);
 std::string_view ObjectCollectionName(ObjectKind kind);
 // The stores' kNotFound for an object, live or soft-deleted, with Key
 // Vault's reason for its kind ("SecretNotFound", "KeyNotFound").
+// Where Store::ShiftTime keeps each vault's total shift, and the most any vault's
+// total may reach (ten years of 365.25 days).
+inline constexpr char kTimeShiftMetaKey[] = "time_shift";
+inline constexpr int64_t kMaxTimeShiftSeconds = 315576000;
+
+// The time-shift totals (Store::ShiftTime) after `seconds` more for each of
+// `vault_keys`, from the stored totals `current` (absent: none yet), as the
+// JSON meta value. kInvalidArgument when `seconds` is out of range or a
+// total would pass kMaxTimeShiftSeconds.
+StatusOr<std::string> AddTimeShift(const std::optional<std::string>& current,
+                                   const std::vector<std::string>& vault_keys, int64_t seconds);
 Status ObjectNotFoundError(ObjectKind kind, const std::string& name);
 Status DeletedObjectNotFoundError(ObjectKind kind, const std::string& name);
 

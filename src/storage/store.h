@@ -263,6 +263,18 @@ class Store {
   // Purges every soft-deleted object, of every kind, whose scheduled purge
   // date is <= now. Returns how many were purged.
   virtual StatusOr<int> PurgeExpiredObjects(int64_t now) = 0;
+  // ShiftTime moves the clock of vault `vault` (of every vault, deleted ones
+  // too, when `vault` is empty) `seconds` forward, as far as anything stored
+  // can tell: each object version's created, updated, nbf and exp, each
+  // deleted object's deletion and scheduled purge dates, and a deleted
+  // vault's, move `seconds` into the past. Each version moved is an update
+  // in the change feed. The total shift of each vault moved is kept in meta
+  // key kTimeShiftMetaKey ({"<lower-case vault name>": seconds, ...}), in the
+  // same transaction. Returns how many versions moved. kNotFound
+  // (VaultNotFound) when `vault` names no vault, live or deleted;
+  // kInvalidArgument when `seconds` is not in 1..kMaxTimeShiftSeconds or a
+  // vault's total would pass it (nothing moves then).
+  virtual StatusOr<int64_t> ShiftTime(const std::string& vault, int64_t seconds) = 0;
   // Creates an object from a backup, all versions at once, the last entry of
   // `versions` becoming the latest, with the objects it owns (`owned`, the
   // same way). kAlreadyExists if the name is taken (live or soft-deleted)

@@ -417,6 +417,79 @@ TEST_P(StoreConformance, PurgeExpiredTakesOnlyDueSecrets) {
   EXPECT_TRUE(store_->GetSecret("main", "c", "", false).ok());
 }
 
+TEST_P(StoreConformance, ShiftTimeMovesOneVaultsTimesIntoThePastAtomically) {
+  VaultRecord other;
+  other.name = "Other";
+  other.subscription_id = "sub";
+  other.resource_group = "rg";
+  other.location = "local";
+  other.tenant_id = "t";
+  other.tags_json = "{}";
+  other.wrapped_data_key = "k";
+  ASSERT_TRUE(store_->CreateVault(other).ok());
+  SecretVersionRecord a = Version("a", "v1", 1000);
+  a.nbf = 1100;
+  a.exp = 5000;
+  ASSERT_TRUE(store_->AddSecretVersion("main", a).ok());
+  ASSERT_TRUE(store_->AddSecretVersion("main", Version("a", "v2", 1200)).ok());
+  ASSERT_TRUE(store_->AddObjectVersion(ObjectKind::kKey, "main", Version("k", "v1", 1000)).ok());
+  ASSERT_TRUE(store_->AddSecretVersion("main", Version("gone", "v1", 1000)).ok());
+  ASSERT_TRUE(store_->MarkSecretDeleted("main", "gone", 2000, 9000).ok());
+  ASSERT_TRUE(store_->AddSecretVersion("other", Version("a", "v1", 1000)).ok());
+  const int64_t before = store_->GetChangeBounds()->newest;
+
+  auto moved = store_->ShiftTime("MAIN", 600);
+  ASSERT_TRUE(moved.ok()) << moved.status().ToString();
+  EXPECT_EQ(*moved, 4);
+  auto v1 = store_->GetSecret("main", "a", "v1", false);
+  ASSERT_TRUE(v1.ok());
+  EXPECT_EQ(v1->version.created, 400);
+  EXPECT_EQ(v1->version.updated, 400);
+  EXPECT_EQ(v1->version.nbf, 500);
+  EXPECT_EQ(v1->version.exp, 4400);
+  EXPECT_EQ(store_->GetSecret("main", "a", "v2", false)->version.nbf, std::nullopt);
+  EXPECT_EQ(store_->GetObject(ObjectKind::kKey, "main", "k", "", false)->version.created, 400);
+  auto gone = store_->GetSecret("main", "gone", "", true);
+  ASSERT_TRUE(gone.ok());
+  EXPECT_EQ(gone->deleted_date, 1400);
+  EXPECT_EQ(gone->scheduled_purge_date, 8400);
+  EXPECT_EQ(store_->GetSecret("other", "a", "", false)->version.created, 1000);
+  // Each moved version is an update in the feed.
+  auto changes = store_->ListChanges(before, 100);
+  ASSERT_TRUE(changes.ok());
+  EXPECT_EQ(changes->size(), 4u);
+  for (const auto& c : *changes) {
+    EXPECT_TRUE(c.type == "SecretUpdated" || c.type == "KeyUpdated") << c.type;
+  }
+  // What is due after the shift is purged by the ordinary rule.
+  EXPECT_EQ(*store_->PurgeExpiredObjects(8500), 1);
+  EXPECT_EQ(**store_->GetMeta(kTimeShiftMetaKey), R"({"main":600})");
+
+  // Every vault, a deleted one too, and the totals add up.
+  ASSERT_TRUE(store_->MarkVaultDeleted("other", 3000, 7000).ok());
+  ASSERT_TRUE(store_->ShiftTime("", 100).ok());
+  EXPECT_EQ(store_->GetSecret("main", "a", "v1", false)->version.created, 300);
+  auto deleted_vault = store_->GetVault("other");
+  ASSERT_TRUE(deleted_vault.ok());
+  EXPECT_EQ(deleted_vault->deleted_date, 2900);
+  EXPECT_EQ(deleted_vault->scheduled_purge_date, 6900);
+  EXPECT_EQ(**store_->GetMeta(kTimeShiftMetaKey), R"({"main":700,"other":100})");
+}
+
+TEST_P(StoreConformance, ShiftTimeRefusesWithoutMovingAnything) {
+  ASSERT_TRUE(store_->AddSecretVersion("main", Version("a", "v1", 1000)).ok());
+  EXPECT_EQ(store_->ShiftTime("nowhere", 10).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_->ShiftTime("main", 0).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->ShiftTime("main", -5).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->ShiftTime("main", kMaxTimeShiftSeconds + 1).status().code(),
+            StatusCode::kInvalidArgument);
+  ASSERT_TRUE(store_->ShiftTime("main", kMaxTimeShiftSeconds - 10).ok());
+  // A total past the limit: refused whole.
+  EXPECT_EQ(store_->ShiftTime("main", 11).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->GetSecret("main", "a", "", false)->version.created,
+            1000 - (kMaxTimeShiftSeconds - 10));
+}
+
 TEST_P(StoreConformance, BackupVersionsRestoreWithTheSameLatest) {
   ASSERT_TRUE(store_->AddSecretVersion("main", Version("a", "zz")).ok());
   ASSERT_TRUE(store_->AddSecretVersion("main", Version("a", "aa")).ok());

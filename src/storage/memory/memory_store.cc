@@ -931,6 +931,57 @@ StatusOr<int> MemoryStore::PurgeExpiredObjects(int64_t now) {
   return count;
 }
 
+StatusOr<int64_t> MemoryStore::ShiftTime(const std::string& vault, int64_t seconds) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<std::string> keys;
+  for (const auto& [vk, v] : vaults_) {
+    if (vault.empty() || vk == AsciiLower(vault)) {
+      keys.push_back(vk);
+    }
+  }
+  if (!vault.empty() && keys.empty()) {
+    return VaultNotFound(vault);
+  }
+  auto it = meta_.find(kTimeShiftMetaKey);
+  ASSIGN_OR_RETURN(std::string totals,
+                   AddTimeShift(it == meta_.end() ? std::optional<std::string>()
+                                                  : std::optional<std::string>(it->second),
+                                keys, seconds));
+  auto earlier = [seconds](std::optional<int64_t>& t) {
+    if (t.has_value()) {
+      *t -= seconds;
+    }
+  };
+  int64_t moved = 0;
+  for (const std::string& key : keys) {
+    Vault& v = vaults_[key];
+    if (v.record.deleted()) {
+      v.record.deleted_date -= seconds;
+      v.record.scheduled_purge_date -= seconds;
+    }
+    for (auto& [kind, objects] : v.objects) {
+      const std::string kind_name(ObjectKindName(kind));
+      for (auto& [name_key, object] : objects) {
+        if (object.deleted) {
+          object.deleted_date -= seconds;
+          object.scheduled_purge_date -= seconds;
+        }
+        for (auto& [version, rec] : object.versions) {
+          rec.created -= seconds;
+          rec.updated -= seconds;
+          earlier(rec.nbf);
+          earlier(rec.exp);
+          AppendChangeLocked(v.record.name, kind_name + "Updated", kind_name, rec.name,
+                             rec.version, rec.nbf, rec.exp);
+          ++moved;
+        }
+      }
+    }
+  }
+  meta_[kTimeShiftMetaKey] = std::move(totals);
+  return moved;
+}
+
 Status MemoryStore::RestoreObject(ObjectKind kind, const std::string& vault,
                                   const std::vector<SecretVersionRecord>& versions,
                                   const std::vector<OwnedVersions>& owned) {

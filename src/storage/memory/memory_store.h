@@ -98,6 +98,7 @@ class MemoryStore final : public Store {
   Status RecoverObject(ObjectKind kind, const std::string& vault, const std::string& name) override;
   Status PurgeObject(ObjectKind kind, const std::string& vault, const std::string& name) override;
   StatusOr<int> PurgeExpiredObjects(int64_t now) override;
+  StatusOr<int64_t> ShiftTime(const std::string& vault, int64_t seconds) override;
   StatusOr<std::string> GetObjectPolicy(ObjectKind kind, const std::string& vault,
                                         const std::string& name) override;
   StatusOr<std::string> UpdateObjectPolicy(ObjectKind kind, const std::string& vault,

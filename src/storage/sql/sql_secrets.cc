@@ -583,6 +583,64 @@ StatusOr<int> SqlStore::PurgeExpiredObjects(int64_t now) {
   return count;
 }
 
+StatusOr<int64_t> SqlStore::ShiftTime(const std::string& vault, int64_t seconds) {
+  int64_t moved = 0;
+  RETURN_IF_ERROR(Write([&](Db& db) -> Status {
+    moved = 0;
+    std::vector<std::string> vaults;
+    ASSIGN_OR_RETURN(Stmt * find, db.Prepare(vault.empty() ? "SELECT name_key FROM vaults"
+                                                           : "SELECT name_key FROM vaults "
+                                                             "WHERE name_key = ?"));
+    if (!vault.empty()) {
+      find->Bind(1, AsciiLower(vault));
+    }
+    while (true) {
+      ASSIGN_OR_RETURN(bool row, find->Step());
+      if (!row) {
+        break;
+      }
+      vaults.push_back(find->Text(0));
+    }
+    find->Reset();
+    if (!vault.empty() && vaults.empty()) {
+      return NotFoundError("vault '" + vault + "' not found", "VaultNotFound");
+    }
+    // The totals first: a shift past the limit moves nothing.
+    ASSIGN_OR_RETURN(Stmt * meta, db.Prepare("SELECT value FROM meta WHERE key = ?"));
+    meta->Bind(1, std::string(kTimeShiftMetaKey));
+    ASSIGN_OR_RETURN(bool has_meta, meta->Step());
+    std::optional<std::string> current;
+    if (has_meta) {
+      current = meta->Text(0);
+    }
+    meta->Reset();
+    ASSIGN_OR_RETURN(std::string totals, AddTimeShift(current, vaults, seconds));
+    for (const std::string& key : vaults) {
+      ASSIGN_OR_RETURN(Stmt * versions,
+                       db.Prepare("UPDATE secret_versions SET created = created - ?, "
+                                  "updated = updated - ?, nbf = nbf - ?, exp = exp - ? "
+                                  "WHERE vault_key = ?"));
+      versions->Bind(1, seconds).Bind(2, seconds).Bind(3, seconds).Bind(4, seconds).Bind(5, key);
+      RETURN_IF_ERROR(versions->Exec());
+      moved += db.Changes();
+      ASSIGN_OR_RETURN(Stmt * deleted,
+                       db.Prepare("UPDATE secrets SET deleted_date = deleted_date - ?, "
+                                  "scheduled_purge_date = scheduled_purge_date - ? "
+                                  "WHERE vault_key = ? AND deleted = 1"));
+      deleted->Bind(1, seconds).Bind(2, seconds).Bind(3, key);
+      RETURN_IF_ERROR(deleted->Exec());
+      ASSIGN_OR_RETURN(Stmt * gone,
+                       db.Prepare("UPDATE vaults SET deleted_date = deleted_date - ?, "
+                                  "scheduled_purge_date = scheduled_purge_date - ? "
+                                  "WHERE name_key = ? AND deleted_date <> 0"));
+      gone->Bind(1, seconds).Bind(2, seconds).Bind(3, key);
+      RETURN_IF_ERROR(gone->Exec());
+    }
+    return WriteMeta(db, kTimeShiftMetaKey, totals);
+  }));
+  return moved;
+}
+
 Status SqlStore::RestoreObject(ObjectKind kind, const std::string& vault,
                                const std::vector<SecretVersionRecord>& versions,
                                const std::vector<OwnedVersions>& owned) {
