@@ -597,6 +597,43 @@ void AddSecretCommands(CLI::App& kv) {
   }
 }
 
+// `coffer keyvault time-shift`: time travel (docs/testing-with-coffer.md).
+void AddTimeShiftCommand(CLI::App& kv) {
+  auto* cmd = kv.add_subcommand(
+      "time-shift",
+      "Move a vault's clock (or every vault's) forward: expiry, rotation, renewal, retention "
+      "and purges behave as if that much time had passed (administrators; dev servers, or "
+      "servers started with --allow-time-shift)");
+  auto name = std::make_shared<std::string>();
+  auto all = std::make_shared<bool>(false);
+  auto seconds = std::make_shared<int64_t>(0);
+  auto show = std::make_shared<bool>(false);
+  auto* name_opt = cmd->add_option("--name,-n", *name, "The vault");
+  auto* all_opt = cmd->add_flag("--all", *all, "Every vault, deleted ones too");
+  name_opt->excludes(all_opt);
+  auto* seconds_opt = cmd->add_option("--seconds", *seconds, "How far forward, in seconds")
+                          ->check(CLI::Range(int64_t{1}, int64_t{315576000}));
+  auto* show_opt = cmd->add_flag("--show", *show, "Show how far each vault's clock has moved");
+  show_opt->excludes(name_opt)->excludes(all_opt)->excludes(seconds_opt);
+  cmd->callback([=] {
+    auto c = MakeClient();
+    const std::string url = c.config().authority + "/coffer/v1/time-shift";
+    if (*show) {
+      Print(Expect(c.Call("GET", url, c.config().authority), {200}));
+      return;
+    }
+    if (name->empty() && !*all) {
+      Usage("name a vault (--name) or every vault (--all)");
+    }
+    if (*seconds <= 0) {
+      Usage("--seconds is required");
+    }
+    std::string query = *all ? "all=true" : "vault=" + PercentEncode(*name);
+    query += "&seconds=" + std::to_string(*seconds);
+    Print(Expect(c.Call("POST", url + "?" + query, c.config().authority), {200}));
+  });
+}
+
 }  // namespace
 
 void AddKeyVaultCommands(CLI::App& app) {
@@ -607,6 +644,7 @@ void AddKeyVaultCommands(CLI::App& app) {
   AddSecretCommands(*kv);
   AddKeyCommands(*kv);
   AddCertificateCommands(*kv);
+  AddTimeShiftCommand(*kv);
 }
 
 }  // namespace coffer::cli

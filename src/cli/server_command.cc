@@ -104,6 +104,9 @@ void AddServerCommand(CLI::App& app) {
                   "docs/service-limits.md)")
       ->check(CLI::IsMember({"off", "azure"}))
       ->capture_default_str();
+  cmd->add_flag("--allow-time-shift", config->allow_time_shift,
+                "Let administrators move vaults' clocks forward (coffer keyvault time-shift); "
+                "always allowed with --dev");
   auto audit = std::make_shared<std::string>("on");
   cmd->add_option("--audit", *audit, "on or off: the audit log (docs/audit.md)")
       ->check(CLI::IsMember({"on", "off"}))

@@ -369,6 +369,10 @@ void CofferServer::OnStoreChange(const storage::Store::ExternalChange& change) {
       COFFER_LOG(kWarning) << "service limits: " << loaded.ToString();
     }
   }
+  // A vault's clock moved through another server.
+  if (table == "meta" && change.key == storage::kTimeShiftMetaKey) {
+    AfterTimeShift();
+  }
   // A CA imported through another server signs from now on here too.
   if (all || (table == "meta" && change.key == keyvault::CertificateAuthority::kMetaKey)) {
     certificate_authority_->Forget();
@@ -470,34 +474,7 @@ Status CofferServer::StartEvents() {
   hub_->AddTicker(1000, [this] { watches_->Expire(); });
   // A backstop for a rotation whose notification was missed.
   hub_->AddTicker(30 * 1000, [this] { ReloadSigningKeys(); });
-  hub_->AddTicker(config_.expiry_scan_seconds * 1000, [this] {
-    if (!store_->Leads()) {
-      return;
-    }
-    auto found = expiry_->RunOnce();
-    if (!found.ok()) {
-      COFFER_LOG(kWarning) << "expiry scan failed: " << found.status().ToString();
-    } else if (*found > 0) {
-      hub_->Notify();
-    }
-    // Keys whose rotation policy says they are due get a new version.
-    auto rotated = vault_keys_->RotateDue(*registry_);
-    if (!rotated.ok()) {
-      COFFER_LOG(kWarning) << "scheduled key rotation failed: " << rotated.status().ToString();
-    } else if (*rotated > 0) {
-      COFFER_LOG(kInfo) << "scheduled key rotation made " << *rotated << " new version(s)";
-      hub_->Notify();
-    }
-    // Certificates whose AutoRenew action is due get a new version.
-    auto renewed = certificates_->RenewDue(*registry_);
-    if (!renewed.ok()) {
-      COFFER_LOG(kWarning) << "scheduled certificate renewal failed: "
-                           << renewed.status().ToString();
-    } else if (*renewed > 0) {
-      COFFER_LOG(kInfo) << "scheduled certificate renewal made " << *renewed << " new version(s)";
-      hub_->Notify();
-    }
-  });
+  hub_->AddTicker(config_.expiry_scan_seconds * 1000, [this] { RunSchedules(); });
   hub_->AddTicker(3600 * 1000, [this] {
     if (!store_->Leads()) {
       return;
@@ -652,17 +629,53 @@ void CofferServer::Stop() {
   crypto::SecureWipe(webhook_url_key_);
 }
 
+void CofferServer::RunSchedules() {
+  if (!store_->Leads()) {
+    return;
+  }
+  // The ticker and a time shift's wake-up may both call: one run at a time,
+  // so that a due key is rotated once.
+  std::lock_guard<std::mutex> lock(schedules_mu_);
+  auto found = expiry_->RunOnce();
+  if (!found.ok()) {
+    COFFER_LOG(kWarning) << "expiry scan failed: " << found.status().ToString();
+  } else if (*found > 0) {
+    hub_->Notify();
+  }
+  // Keys whose rotation policy says they are due get a new version.
+  auto rotated = vault_keys_->RotateDue(*registry_);
+  if (!rotated.ok()) {
+    COFFER_LOG(kWarning) << "scheduled key rotation failed: " << rotated.status().ToString();
+  } else if (*rotated > 0) {
+    COFFER_LOG(kInfo) << "scheduled key rotation made " << *rotated << " new version(s)";
+    hub_->Notify();
+  }
+  // Certificates whose AutoRenew action is due get a new version.
+  auto renewed = certificates_->RenewDue(*registry_);
+  if (!renewed.ok()) {
+    COFFER_LOG(kWarning) << "scheduled certificate renewal failed: " << renewed.status().ToString();
+  } else if (*renewed > 0) {
+    COFFER_LOG(kInfo) << "scheduled certificate renewal made " << *renewed << " new version(s)";
+    hub_->Notify();
+  }
+}
+
 void CofferServer::PurgeLoop() {
   std::unique_lock<std::mutex> lock(purge_mu_);
   while (!stopping_) {
-    purge_cv_.wait_for(lock, std::chrono::seconds(config_.purge_interval_seconds));
+    purge_cv_.wait_for(lock, std::chrono::seconds(config_.purge_interval_seconds),
+                       [this] { return stopping_ || schedules_due_; });
     if (stopping_) {
       return;
     }
+    const bool schedules_due = std::exchange(schedules_due_, false);
     if (!store_->Leads()) {
       continue;
     }
     lock.unlock();
+    if (schedules_due) {
+      RunSchedules();
+    }
     // Secrets and keys alike.
     auto purged = secrets_->PurgeExpired();
     vault_keys_->InvalidateAll();
@@ -962,6 +975,12 @@ std::vector<AuthorityRoute> CofferServer::AuthorityRoutes() {
        [this](const AuthorityCall& c) { return ServiceLimitsRequest(c.request); }},
       {"PATCH", "/coffer/v1/service-limits", Access::kAdministrator, "CofferAdministration",
        [this](const AuthorityCall& c) { return ServiceLimitsRequest(c.request); }},
+      // Time travel (testing-with-coffer.md): administrators only, and a
+      // shift only where the server allows it.
+      {"GET", "/coffer/v1/time-shift", Access::kAdministrator, "CofferAdministration",
+       [this](const AuthorityCall& c) { return TimeShiftRequest(c.request, c.note); }},
+      {"POST", "/coffer/v1/time-shift", Access::kAdministrator, "TimeShift",
+       [this](const AuthorityCall& c) { return TimeShiftRequest(c.request, c.note); }},
       {"GET", "/coffer/v1/routes", Access::kAdministrator, "CofferAdministration",
        [this](const AuthorityCall&) { return RoutesRequest(); }},
       // Event Grid's manual validation URL: the token in it is the proof

@@ -90,6 +90,9 @@ struct ServerConfig {
   // until an administrator sets them (GET/PUT /coffer/v1/service-limits,
   // kept in the store for every server).
   std::string service_limits = "off";
+  // Time travel (docs/testing-with-coffer.md): an administrator may move a
+  // vault's clock forward. On in dev mode; elsewhere only when allowed.
+  bool allow_time_shift = false;
   // Audit log (docs/audit.md): on unless turned off.
   bool audit = true;
   uint64_t audit_max_file_bytes = 64ull << 20;
@@ -202,6 +205,14 @@ class CofferServer {
   // A change of the limits is one UpdateMeta, then applied here; held
   // across both, so that this server applies its changes in their order.
   std::mutex service_limits_write_mu_;
+  // time_travel.cc: GET/POST /coffer/v1/time-shift, and what a shift
+  // through any server means here (caches dropped, schedules run now).
+  http::Response TimeShiftRequest(const http::Request& request, AuditNote& note);
+  void AfterTimeShift();
+  // The scheduled work on expiry: notices, key rotations, certificate
+  // renewals (once per installation, by the leader). One run at a time.
+  void RunSchedules();
+  std::mutex schedules_mu_;
   // audit_trail.cc: the audit record of one request. `durable` waits until
   // it is on disk (writes are acknowledged only then); a failure to write it
   // turns the response into a 503.
@@ -300,6 +311,9 @@ class CofferServer {
   std::mutex purge_mu_;
   std::condition_variable purge_cv_;
   bool stopping_ = false;  // guarded by purge_mu_
+  // A time shift asks the purge thread for a purge and a run of the
+  // schedules now. Guarded by purge_mu_.
+  bool schedules_due_ = false;
   // Whether OnStoreChange may run: from Start to Stop. Held while it runs,
   // so that Stop waits for a call in progress.
   // The feed's newest seq when this server started: where the first leader

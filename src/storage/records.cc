@@ -20,9 +20,9 @@ std::string VaultRecord::ResourceId() const {
 StatusOr<std::string> AddTimeShift(const std::optional<std::string>& current,
                                    const std::vector<std::string>& vault_keys, int64_t seconds) {
   if (seconds < 1 || seconds > kMaxTimeShiftSeconds) {
-    return InvalidArgumentError("A time shift is 1 to " + std::to_string(kMaxTimeShiftSeconds) +
-                                    " seconds forward.",
-                                "BadParameter");
+    return InvalidArgumentError(
+        "A time shift is 1 to " + std::to_string(kMaxTimeShiftSeconds) + " seconds forward.",
+        "BadParameter");
   }
   Json totals = Json::object();
   if (current.has_value()) {
@@ -33,9 +33,8 @@ StatusOr<std::string> AddTimeShift(const std::optional<std::string>& current,
     totals = *std::move(parsed);
   }
   for (const std::string& key : vault_keys) {
-    int64_t total = totals.contains(key) && totals[key].is_number_integer()
-                        ? totals[key].get<int64_t>()
-                        : 0;
+    int64_t total =
+        totals.contains(key) && totals[key].is_number_integer() ? totals[key].get<int64_t>() : 0;
     if (total + seconds > kMaxTimeShiftSeconds) {
       return InvalidArgumentError("Vault '" + key + "' is already " + std::to_string(total) +
                                       " seconds ahead; its clock goes at most " +

@@ -971,8 +971,8 @@ StatusOr<int64_t> MemoryStore::ShiftTime(const std::string& vault, int64_t secon
           rec.updated -= seconds;
           earlier(rec.nbf);
           earlier(rec.exp);
-          AppendChangeLocked(v.record.name, kind_name + "Updated", kind_name, rec.name,
-                             rec.version, rec.nbf, rec.exp);
+          AppendChangeLocked(v.record.name, kind_name + "Updated", kind_name, rec.name, rec.version,
+                             rec.nbf, rec.exp);
           ++moved;
         }
       }

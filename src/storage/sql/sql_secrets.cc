@@ -629,10 +629,9 @@ StatusOr<int64_t> SqlStore::ShiftTime(const std::string& vault, int64_t seconds)
                                   "WHERE vault_key = ? AND deleted = 1"));
       deleted->Bind(1, seconds).Bind(2, seconds).Bind(3, key);
       RETURN_IF_ERROR(deleted->Exec());
-      ASSIGN_OR_RETURN(Stmt * gone,
-                       db.Prepare("UPDATE vaults SET deleted_date = deleted_date - ?, "
-                                  "scheduled_purge_date = scheduled_purge_date - ? "
-                                  "WHERE name_key = ? AND deleted_date <> 0"));
+      ASSIGN_OR_RETURN(Stmt * gone, db.Prepare("UPDATE vaults SET deleted_date = deleted_date - ?, "
+                                               "scheduled_purge_date = scheduled_purge_date - ? "
+                                               "WHERE name_key = ? AND deleted_date <> 0"));
       gone->Bind(1, seconds).Bind(2, seconds).Bind(3, key);
       RETURN_IF_ERROR(gone->Exec());
     }
