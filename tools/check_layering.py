@@ -38,7 +38,8 @@ ALLOWED = {
     "server": {"common", "crypto", "storage", "http", "auth", "authz", "events", "keyvault", "mgmt",
                "net", "audit", "server"},
     "agent": {"common", "crypto", "http", "net", "sdk", "client", "exec", "agent"},
-    "cli": {"common", "crypto", "audit", "http", "server", "sdk", "client", "exec", "agent", "cli"},
+    "cli": {"common", "crypto", "audit", "http", "authz", "keyvault", "server", "sdk", "client",
+            "exec", "agent", "cli"},
 }
 THIRD_PARTY = {
     "boost/": {"net"},

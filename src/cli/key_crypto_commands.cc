@@ -13,6 +13,7 @@
 #include "cli/key_commands.h"
 #include "common/encoding.h"
 #include "common/json.h"
+#include "common/strings.h"
 #include "crypto/asym_key.h"
 #include "crypto/primitives.h"
 

@@ -15,9 +15,11 @@
 
 #include "cli/cli_util.h"
 #include "cli/commands.h"
+#include "cli/seed_apply.h"
 #include "cli/vault_objects.h"
 #include "client/api_client.h"
 #include "common/encoding.h"
+#include "common/files.h"
 #include "common/json.h"
 #include "common/strings.h"
 #include "common/time_format.h"
@@ -597,6 +599,65 @@ void AddSecretCommands(CLI::App& kv) {
   }
 }
 
+// `coffer keyvault import` / `export`: seed files (docs/testing-with-coffer.md).
+void AddSeedCommands(CLI::App& kv) {
+  {
+    auto* cmd = kv.add_subcommand(
+        "import",
+        "Create the vaults, secrets, identities and access a seed file declares, all or nothing");
+    auto file = std::make_shared<std::string>();
+    cmd->add_option("--file,-f", *file, "The seed file (YAML)")->required();
+    cmd->callback([=] {
+      std::string text = ReadFileOrUsage(*file);
+      auto c = MakeArmClient();
+      auto seed = ParseSeed(text, *file, SeedContextFor(c.config()));
+      if (!seed.ok()) {
+        Fail(seed.status());
+      }
+      auto imported = ImportSeed(c, *seed);
+      if (!imported.ok()) {
+        Fail(imported.status());
+      }
+      Print(*imported);
+    });
+  }
+  {
+    auto* cmd = kv.add_subcommand(
+        "export", "Write vaults, their secrets, identities and access as a seed file (mode 0600)");
+    auto file = std::make_shared<std::string>();
+    auto vaults = std::make_shared<std::vector<std::string>>();
+    auto values = std::make_shared<bool>(false);
+    cmd->add_option("--file,-f", *file, "The file to write")->required();
+    cmd->add_option("--vault-name,--name,-n", *vaults, "Only these vaults (default: every vault)");
+    cmd->add_flag("--include-values", *values,
+                  "Write the secrets' values too (without it, the file holds no value)");
+    cmd->callback([=] {
+      auto c = MakeArmClient();
+      auto seed = ExportSeed(c, *vaults, *values);
+      if (!seed.ok()) {
+        Fail(seed.status());
+      }
+      std::string text = RenderSeed(*seed);
+      // SECURITY: owner-only whether or not it holds values.
+      Status written = WriteFileAtomic(*file, text, 0600);
+      std::fill(text.begin(), text.end(), '\0');
+      if (!written.ok()) {
+        Fail(written);
+      }
+      size_t secrets = 0;
+      for (const auto& v : seed->vaults) {
+        secrets += v.secrets.size();
+      }
+      Print(Json{{"file", *file},
+                 {"vaults", seed->vaults.size()},
+                 {"secrets", secrets},
+                 {"identities", seed->identities.size()},
+                 {"access", seed->access.size()},
+                 {"values", *values}});
+    });
+  }
+}
+
 // `coffer keyvault time-shift`: time travel (docs/testing-with-coffer.md).
 void AddTimeShiftCommand(CLI::App& kv) {
   auto* cmd = kv.add_subcommand(
@@ -645,6 +706,7 @@ void AddKeyVaultCommands(CLI::App& app) {
   AddKeyCommands(*kv);
   AddCertificateCommands(*kv);
   AddTimeShiftCommand(*kv);
+  AddSeedCommands(*kv);
 }
 
 }  // namespace coffer::cli

@@ -8,6 +8,7 @@
 #include "audit/servers.h"
 #include "cli/cli_util.h"
 #include "cli/commands.h"
+#include "cli/seed_apply.h"
 #include "cli/server_config.h"
 #include "cli/vault_objects.h"
 #include "common/files.h"
@@ -107,6 +108,10 @@ void AddServerCommand(CLI::App& app) {
   cmd->add_flag("--allow-time-shift", config->allow_time_shift,
                 "Let administrators move vaults' clocks forward (coffer keyvault time-shift); "
                 "always allowed with --dev");
+  auto seed = std::make_shared<std::string>();
+  cmd->add_option("--seed", *seed,
+                  "With --dev: a seed file (YAML) of vaults, secrets, identities and access to "
+                  "create at start, all or nothing (docs/testing-with-coffer.md)");
   auto audit = std::make_shared<std::string>("on");
   cmd->add_option("--audit", *audit, "on or off: the audit log (docs/audit.md)")
       ->check(CLI::IsMember({"on", "off"}))
@@ -172,7 +177,7 @@ void AddServerCommand(CLI::App& app) {
                   "the lines of a request")
       ->check(CLI::IsMember({"text", "json"}))
       ->capture_default_str();
-  cmd->callback([cmd, config, log_level, audit, allow_loopback, loopback_flag, authority_host,
+  cmd->callback([cmd, config, seed, log_level, audit, allow_loopback, loopback_flag, authority_host,
                  dns_suffix, print_config, config_file, log_format] {
     config->audit = *audit == "on";
     if (!config->server_id.empty()) {
@@ -196,6 +201,11 @@ void AddServerCommand(CLI::App& app) {
     if (config->dev && config->admin_credentials_file == "-") {
       std::cerr << "coffer server: --admin-credentials-file - (print) is for servers without "
                    "--dev; the dev server always writes its file\n";
+      std::exit(2);
+    }
+    if (!seed->empty() && !config->dev) {
+      std::cerr << "coffer server: --seed is for dev servers (--dev); elsewhere use coffer "
+                   "keyvault import\n";
       std::exit(2);
     }
     if (config->tls_cert.empty() != config->tls_key.empty()) {
@@ -232,8 +242,19 @@ void AddServerCommand(CLI::App& app) {
       std::exit(1);
     }
     auto& srv = **created;
+    srv.SetSeeding(!seed->empty());
     srv.Start();
     const auto& info = srv.connection_info();
+    if (!seed->empty()) {
+      auto seeded = SeedServer(*seed, info, config->data_dir);
+      if (!seeded.ok()) {
+        std::cerr << "coffer server: --seed " << seeded.status().message() << "\n";
+        srv.Stop();
+        std::exit(1);
+      }
+      std::cout << *seeded << "\n";
+      srv.SetSeeding(false);
+    }
     std::cout << "Coffer is listening on port " << srv.port() << " as " << info.authority_host
               << "\n";
     if (!info.vault_url.empty()) {

@@ -108,24 +108,6 @@ bool ParseBool(const std::string& text, const char* flag) {
   return text == "true";
 }
 
-bool IsValidUtf8(std::string_view s) {
-  size_t i = 0;
-  while (i < s.size()) {
-    auto c = static_cast<unsigned char>(s[i]);
-    size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
-    if (n == 0 || i + n > s.size()) {
-      return false;
-    }
-    for (size_t k = 1; k < n; ++k) {
-      if ((static_cast<unsigned char>(s[i + k]) >> 6) != 0x2) {
-        return false;
-      }
-    }
-    i += n;
-  }
-  return true;
-}
-
 std::string ReadFileOrUsage(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {

@@ -86,9 +86,6 @@ int64_t ParseTime(const std::string& text, const char* flag);
 // otherwise.
 bool ParseBool(const std::string& text, const char* flag);
 
-// IsValidUtf8 is true when `s` is well-formed UTF-8.
-bool IsValidUtf8(std::string_view s);
-
 // ReadFileOrUsage returns the bytes of `path`, or is a usage error naming it.
 std::string ReadFileOrUsage(const std::string& path);
 

@@ -19,19 +19,25 @@ std::string Env(const char* name) {
 }  // namespace
 
 StatusOr<ClientConfig> ClientConfig::FromEnvironment() {
+  return FromVariables([](const char* name) { return Env(name); });
+}
+
+StatusOr<ClientConfig> ClientConfig::FromVariables(
+    const std::function<std::string(const char*)>& variable) {
   ClientConfig c;
-  c.tenant_id = Env("AZURE_TENANT_ID");
-  c.tenant_guid = Env("COFFER_TENANT_ID");
-  c.client_id = Env("AZURE_CLIENT_ID");
-  c.client_secret = Env("AZURE_CLIENT_SECRET");
-  c.authority = Env("AZURE_AUTHORITY_HOST");
-  c.ca_file = Env("COFFER_CA_FILE");
+  c.tenant_id = variable("AZURE_TENANT_ID");
+  c.tenant_guid = variable("COFFER_TENANT_ID");
+  c.client_id = variable("AZURE_CLIENT_ID");
+  c.client_secret = variable("AZURE_CLIENT_SECRET");
+  c.authority = variable("AZURE_AUTHORITY_HOST");
+  c.ca_file = variable("COFFER_CA_FILE");
   if (c.ca_file.empty()) {
-    c.ca_file = Env("REQUESTS_CA_BUNDLE");
+    c.ca_file = variable("REQUESTS_CA_BUNDLE");
   }
-  c.subscription_id = Env("COFFER_SUBSCRIPTION_ID");
-  if (!Env("COFFER_VAULT_DNS_SUFFIX").empty()) {
-    c.vault_dns_suffix = Env("COFFER_VAULT_DNS_SUFFIX");
+  c.subscription_id = variable("COFFER_SUBSCRIPTION_ID");
+  c.resource_group = variable("COFFER_RESOURCE_GROUP");
+  if (!variable("COFFER_VAULT_DNS_SUFFIX").empty()) {
+    c.vault_dns_suffix = variable("COFFER_VAULT_DNS_SUFFIX");
   }
   for (const auto& [name, value] :
        {std::pair{"AZURE_TENANT_ID", c.tenant_id}, std::pair{"AZURE_CLIENT_ID", c.client_id},

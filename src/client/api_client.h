@@ -22,12 +22,17 @@ struct ClientConfig {
   std::string authority;        // AZURE_AUTHORITY_HOST, e.g. https://localhost:8443
   std::string ca_file;          // COFFER_CA_FILE or REQUESTS_CA_BUNDLE
   std::string subscription_id;  // COFFER_SUBSCRIPTION_ID
+  std::string resource_group;   // COFFER_RESOURCE_GROUP (optional): the dev resource group
   // COFFER_VAULT_DNS_SUFFIX: SUFFIX or SUFFIX:PORT.
   std::string vault_dns_suffix = "vault.localhost";
 
   // FromEnvironment reads the variables above. kFailedPrecondition naming
   // the first missing required variable.
   static StatusOr<ClientConfig> FromEnvironment();
+  // FromVariables is FromEnvironment with the variables looked up by
+  // `variable` ("" when unset), e.g. from a dev.env file's lines.
+  static StatusOr<ClientConfig> FromVariables(
+      const std::function<std::string(const char*)>& variable);
   // VaultUrl builds https://<vault>.<suffix>[:port]: the suffix's own port
   // when it names one (none for 443), else the authority's.
   std::string VaultUrl(const std::string& vault) const;

@@ -102,4 +102,37 @@ std::string QuoteForError(std::string_view text) {
   return out;
 }
 
+bool IsValidUtf8(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    auto c = static_cast<unsigned char>(s[i]);
+    size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
+    if (n == 0 || i + n > s.size()) {
+      return false;
+    }
+    for (size_t k = 1; k < n; ++k) {
+      if ((static_cast<unsigned char>(s[i + k]) >> 6) != 0x2) {
+        return false;
+      }
+    }
+    i += n;
+  }
+  return true;
+}
+
+std::map<std::string, std::string> ParseEnvLines(std::string_view text) {
+  std::map<std::string, std::string> out;
+  for (std::string_view line : Split(text, '\n')) {
+    line = TrimWhitespace(line);
+    if (StartsWith(line, "export ")) {
+      line.remove_prefix(7);
+    }
+    size_t eq = line.find('=');
+    if (eq != std::string_view::npos) {
+      out.emplace(std::string(line.substr(0, eq)), std::string(line.substr(eq + 1)));
+    }
+  }
+  return out;
+}
+
 }  // namespace coffer

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -22,5 +23,13 @@ std::string_view TrimWhitespace(std::string_view s);
 // control and non-ASCII bytes escaped and at most 64 bytes kept. Only for
 // values that are not secret (names, keys, types, flags).
 std::string QuoteForError(std::string_view text);
+
+// ParseEnvLines reads "[export ]NAME=VALUE" lines (a dev.env file); other
+// lines are skipped, and the first of two lines naming one NAME counts.
+std::map<std::string, std::string> ParseEnvLines(std::string_view text);
+
+// IsValidUtf8 is true when `s` is well-formed UTF-8 (by lead and
+// continuation bytes).
+bool IsValidUtf8(std::string_view s);
 
 }  // namespace coffer

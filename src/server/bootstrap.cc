@@ -22,22 +22,8 @@ constexpr char kOwnerRole[] = "8e3af657-a8ff-443c-a75c-2fe8c4bcb635";
 constexpr char kKeyVaultAdministratorRole[] = "00482a5a-887f-4fb3-b363-3b7fe8e74483";
 
 std::map<std::string, std::string> ReadEnvFile(const std::string& path) {
-  std::map<std::string, std::string> out;
   auto text = ReadFile(path);
-  if (!text.ok()) {
-    return out;
-  }
-  for (std::string_view line : Split(*text, '\n')) {
-    line = TrimWhitespace(line);
-    if (StartsWith(line, "export ")) {
-      line.remove_prefix(7);
-    }
-    size_t eq = line.find('=');
-    if (eq != std::string_view::npos) {
-      out.emplace(std::string(line.substr(0, eq)), std::string(line.substr(eq + 1)));
-    }
-  }
-  return out;
+  return text.ok() ? ParseEnvLines(*text) : std::map<std::string, std::string>();
 }
 
 }  // namespace

@@ -24,10 +24,16 @@ http::Response CofferServer::Readiness() {
   // otherwise be refused (docs/audit.md).
   Status storage = store_->GetMeta("tenant_id").status();
   Status audit = audit_ ? audit_->health().last_write : OkStatus();
-  Json body = {{"status", storage.ok() && audit.ok() ? "ready" : "not ready"},
+  // A server applying its seed is not ready: clients would see half of it.
+  const bool seeding = seeding_.load();
+  const bool ready = storage.ok() && audit.ok() && !seeding;
+  Json body = {{"status", ready ? "ready" : "not ready"},
                {"storage", storage.ok() ? "ok" : "unavailable"},
                {"audit", !audit_ ? "off" : (audit.ok() ? "ok" : "failing")}};
-  return http::JsonResponse(storage.ok() && audit.ok() ? 200 : 503, body.dump());
+  if (seeding) {
+    body["seed"] = "applying";
+  }
+  return http::JsonResponse(ready ? 200 : 503, body.dump());
 }
 
 uint16_t CofferServer::metrics_port() const {

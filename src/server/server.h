@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
@@ -158,6 +159,10 @@ class CofferServer {
   // established ones keep theirs. On failure the certificate in use stays
   // and the error is logged and returned.
   Status ReloadTls();
+  // SetSeeding(true) makes /readyz answer 503 ("seed": "applying") until
+  // SetSeeding(false): `coffer server --seed` applies its file through the
+  // server's own API after Start.
+  void SetSeeding(bool seeding) { seeding_.store(seeding); }
   // The metrics listener's port (0 when there is none).
   uint16_t metrics_port() const;
   uint16_t port() const { return port_; }
@@ -330,6 +335,7 @@ class CofferServer {
   int64_t tls_not_after_ = 0;           // GUARDED_BY(tls_mu_)
   std::thread tls_thread_;
 
+  std::atomic<bool> seeding_{false};
   std::unique_ptr<ServerMetrics> metrics_;
   std::unique_ptr<net::HttpServer> metrics_http_;
 };

@@ -62,12 +62,14 @@ http::Response CofferServer::TimeShiftRequest(const http::Request& request, Audi
     return http::ErrorResponse(400, "BadParameter",
                                "seconds must be a whole number of seconds forward.");
   }
+  std::string vault_name;
   if (!vault.empty()) {
     auto record = store_->GetVault(vault);
     if (!record.ok()) {
       return http::ErrorResponse(record.status());
     }
     note.resource_id = record->ResourceId();
+    vault_name = record->name;
   }
   auto moved = store_->ShiftTime(vault, seconds);
   if (!moved.ok()) {
@@ -81,7 +83,7 @@ http::Response CofferServer::TimeShiftRequest(const http::Request& request, Audi
   COFFER_LOG(kInfo) << "time shift: " << (vault.empty() ? "every vault" : "vault '" + vault + "'")
                     << " moved " << seconds << " s forward (" << *moved << " version(s))";
   Json out = {{"seconds", seconds}, {"versionsMoved", *moved}, {"vaults", *totals}};
-  out["vault"] = vault.empty() ? Json(nullptr) : Json(vault);
+  out["vault"] = vault.empty() ? Json(nullptr) : Json(vault_name);
   return http::JsonResponse(200, out.dump());
 }
 

@@ -46,6 +46,16 @@ StatusOr<std::string> AddTimeShift(const std::optional<std::string>& current,
   return totals.dump();
 }
 
+std::optional<std::string> RemoveTimeShift(const std::string& current,
+                                           const std::string& vault_key) {
+  auto totals = ParseJson(current, 2);
+  if (!totals || !totals->is_object() || !totals->contains(vault_key)) {
+    return std::nullopt;
+  }
+  totals->erase(vault_key);
+  return totals->dump();
+}
+
 bool AccessModelChanged(const VaultRecord& before, const VaultRecord& after) {
   return before.rbac_authorization != after.rbac_authorization ||
          before.access_policies != after.access_policies;

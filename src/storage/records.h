@@ -191,6 +191,10 @@ inline constexpr int64_t kMaxTimeShiftSeconds = 315576000;
 // total would pass kMaxTimeShiftSeconds.
 StatusOr<std::string> AddTimeShift(const std::optional<std::string>& current,
                                    const std::vector<std::string>& vault_keys, int64_t seconds);
+// The time-shift totals without vault `vault_key`'s (a purged vault's: a
+// new vault of its name starts with none), or nullopt when it has none.
+std::optional<std::string> RemoveTimeShift(const std::string& current,
+                                           const std::string& vault_key);
 Status ObjectNotFoundError(ObjectKind kind, const std::string& name);
 Status DeletedObjectNotFoundError(ObjectKind kind, const std::string& name);
 

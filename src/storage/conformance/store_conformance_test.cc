@@ -474,6 +474,14 @@ TEST_P(StoreConformance, ShiftTimeMovesOneVaultsTimesIntoThePastAtomically) {
   EXPECT_EQ(deleted_vault->deleted_date, 2900);
   EXPECT_EQ(deleted_vault->scheduled_purge_date, 6900);
   EXPECT_EQ(**store_->GetMeta(kTimeShiftMetaKey), R"({"main":700,"other":100})");
+  // A purged vault's total goes with it: a new vault of its name starts at 0.
+  EXPECT_EQ(*store_->PurgeExpiredVaults(7000), 1);
+  EXPECT_EQ(**store_->GetMeta(kTimeShiftMetaKey), R"({"main":700})");
+  ASSERT_TRUE(store_->CreateVault(other).ok());
+  ASSERT_TRUE(store_->ShiftTime("other", 5).ok());
+  ASSERT_TRUE(store_->MarkVaultDeleted("other", 3000, 7000).ok());
+  ASSERT_TRUE(store_->PurgeVault("other").ok());
+  EXPECT_EQ(**store_->GetMeta(kTimeShiftMetaKey), R"({"main":700})");
 }
 
 TEST_P(StoreConformance, ShiftTimeRefusesWithoutMovingAnything) {

@@ -587,6 +587,11 @@ std::map<std::string, MemoryStore::Vault>::iterator MemoryStore::EraseVaultLocke
     }
   }
   event_subscriptions_.erase(it->first);
+  if (auto shifts = meta_.find(kTimeShiftMetaKey); shifts != meta_.end()) {
+    if (auto rest = RemoveTimeShift(shifts->second, it->first)) {
+      shifts->second = *rest;
+    }
+  }
   for (auto d = deliveries_.begin(); d != deliveries_.end();) {
     d = std::get<0>(d->first) == it->first ? deliveries_.erase(d) : std::next(d);
   }

@@ -607,6 +607,20 @@ Status SqlStore::RecoverVault(const std::string& name) {
 namespace {
 
 Status RemoveVault(Db& db, const std::string& key) {
+  // A new vault of this name starts with its own clock.
+  ASSIGN_OR_RETURN(Stmt * shifts, db.Prepare("SELECT value FROM meta WHERE key = ?"));
+  shifts->Bind(1, std::string(kTimeShiftMetaKey));
+  ASSIGN_OR_RETURN(bool shifted, shifts->Step());
+  std::optional<std::string> rest;
+  if (shifted) {
+    rest = RemoveTimeShift(shifts->Text(0), key);
+  }
+  shifts->Reset();
+  if (rest.has_value()) {
+    ASSIGN_OR_RETURN(Stmt * put, db.Prepare("UPDATE meta SET value = ? WHERE key = ?"));
+    put->Bind(1, *rest).Bind(2, std::string(kTimeShiftMetaKey));
+    RETURN_IF_ERROR(put->Exec());
+  }
   for (const char* sql : {"DELETE FROM secret_versions WHERE vault_key = ?",
                           "DELETE FROM secrets WHERE vault_key = ?",
                           "DELETE FROM event_subscriptions WHERE vault_key = ?",
