@@ -669,6 +669,21 @@ std::optional<KeyService::Opened> KeyService::Cached(const Vault& vault,
   return it->second.opened;
 }
 
+std::optional<int> KeyService::KeySize(const Vault& vault, const std::string& name,
+                                       const std::string& version, bool may_open) {
+  if (auto cached = Cached(vault, CacheKey(vault->record.name, name, version))) {
+    return cached->key->key_size();
+  }
+  if (!may_open) {
+    return std::nullopt;
+  }
+  auto opened = Open(vault, name, version);
+  if (!opened.ok()) {
+    return std::nullopt;
+  }
+  return opened->key->key_size();
+}
+
 StatusOr<KeyOperationResult> KeyService::Operate(const Vault& vault, const std::string& name,
                                                  const std::string& version, KeyOperation op,
                                                  const std::string& alg, const std::string& value,

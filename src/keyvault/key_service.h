@@ -175,6 +175,15 @@ class KeyService {
                                                     const crypto::AsymKey& key,
                                                     std::vector<std::string> key_ops);
 
+  // KeySize is the RSA modulus size of key `name` (`version`; "" for the
+  // latest), 0 for an EC key, for the weight of an operation against the
+  // service limits: from the cache, or with `may_open` by opening the
+  // version as the operation is about to (the operation then finds it
+  // cached); nullopt when it cannot tell without opening, or the key cannot
+  // be opened (the operation reports why).
+  std::optional<int> KeySize(const Vault& vault, const std::string& name,
+                             const std::string& version, bool may_open);
+
   // Invalidate drops what is cached of one key (any case), for a change
   // another server made; this service drops its own at once.
   void Invalidate(const std::string& vault, const std::string& name);

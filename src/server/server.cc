@@ -216,6 +216,20 @@ Status CofferServer::Init() {
                          token_service_->CanonicalIssuer(), subscription},
       *authenticator_, *registry_, *authorizer_, std::move(vault_operations),
       service_limits_.get());
+  // Key Vault weighs a key's operations by its size (service-limits.md).
+  vault_plane_->SetWeigher([this](const std::shared_ptr<const keyvault::OpenVault>& vault,
+                                  const keyvault::VaultOperation& route,
+                                  const http::PathParams& params, bool may_block) -> int64_t {
+    if (ServiceLimits::ClassOf(route.operation) != LimitClass::kKeyOther ||
+        route.object_param.empty() || vault == nullptr) {
+      return 1;
+    }
+    // Only an operation that opens the key anyway may open it here.
+    const bool opens = route.changes_nothing && route.method == "POST";
+    auto bits = vault_keys_->KeySize(vault, std::string(params.Get(route.object_param)),
+                                     std::string(params.Get("version")), may_block && opens);
+    return ServiceLimits::KeyWeight(bits.value_or(0));
+  });
   mgmt::ManagementConfig mc;
   mc.subscription_id = subscription;
   mc.tenant_id = tenant;

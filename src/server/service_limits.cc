@@ -211,40 +211,77 @@ LimitSettings ServiceLimits::settings() const {
   return settings_;
 }
 
-std::optional<int64_t> ServiceLimits::Charge(std::string_view vault, std::string_view operation) {
+int64_t ServiceLimits::KeyWeight(int rsa_bits) {
+  if (rsa_bits > 3072) {
+    return 8;
+  }
+  return rsa_bits > 2048 ? 4 : 1;
+}
+
+bool ServiceLimits::ChargeSubscription(size_t cls, int64_t index, int64_t weight, int64_t limit) {
+  const uint64_t window = static_cast<uint64_t>(index) & 0xffffffffu;
+  std::atomic<uint64_t>& slot = subscription_[cls];
+  uint64_t seen = slot.load(std::memory_order_relaxed);
+  while (true) {
+    uint64_t used = (seen >> 32) == window ? (seen & 0xffffffffu) : 0;
+    if (used > 0 && used + static_cast<uint64_t>(weight) > static_cast<uint64_t>(limit)) {
+      return false;
+    }
+    uint64_t next = (window << 32) | (used + static_cast<uint64_t>(weight));
+    if (slot.compare_exchange_weak(seen, next, std::memory_order_relaxed)) {
+      return true;
+    }
+  }
+}
+
+std::optional<int64_t> ServiceLimits::Charge(std::string_view vault, std::string_view operation,
+                                             int64_t weight) {
   if (!on()) {
     return std::nullopt;
   }
+  weight = std::max<int64_t>(1, weight);
   const std::string key = AsciiLower(vault);
   const LimitClass cls = ClassOf(operation);
+  const size_t c = static_cast<size_t>(cls);
   const int64_t now = clock_.NowMicros();
   const int64_t index = now / kWindowMicros;
+  const auto wait = [&] {
+    int64_t left = (index + 1) * kWindowMicros - now;
+    return std::max<int64_t>(1, (left + 999'999) / 1'000'000);
+  };
   Shard& shard = shards_[std::hash<std::string>{}(key) % shards_.size()];
   std::lock_guard<std::mutex> lock(shard.mu);
   const LimitSettings& s = shard.settings;
   int64_t limit = 0;
+  int64_t subscription_limit = 0;
   switch (s.mode) {
     case LimitSettings::Mode::kOff:
       return std::nullopt;
     case LimitSettings::Mode::kAzure:
       limit = VaultLimits{}.Of(cls);
+      subscription_limit = 5 * limit;
       break;
     case LimitSettings::Mode::kCustom: {
       auto it = s.vaults.find(key);
       limit = (it == s.vaults.end() ? s.custom : it->second).Of(cls);
+      subscription_limit = 5 * s.custom.Of(cls);
       break;
     }
   }
-  Window& w = shard.vaults[key][static_cast<size_t>(cls)];
+  Window& w = shard.vaults[key][c];
   if (w.index != index) {
     w.index = index;
     w.used = 0;
   }
-  if (w.used >= limit) {
-    int64_t left = (index + 1) * kWindowMicros - now;
-    return std::max<int64_t>(1, (left + 999'999) / 1'000'000);
+  if (w.used > 0 && w.used + weight > limit) {
+    return wait();
   }
-  ++w.used;
+  // The vault's budget holds it (this shard's lock keeps it so); now the
+  // installation's.
+  if (!ChargeSubscription(c, index, weight, subscription_limit)) {
+    return wait();
+  }
+  w.used += weight;
   return std::nullopt;
 }
 

@@ -84,11 +84,21 @@ class ServiceLimits {
   LimitSettings settings() const;
   bool on() const { return on_.load(std::memory_order_relaxed); }
 
-  // Charge counts one transaction of `operation` on `vault`: nullopt when
-  // it is within the budget, else the whole seconds until the window ends
-  // (at least 1), and then it is not counted (Key Vault does not count
-  // throttled requests).
-  std::optional<int64_t> Charge(std::string_view vault, std::string_view operation);
+  // Charge counts one transaction of `operation` on `vault`, weighing
+  // `weight` (Key Vault's weights by key size: KeyWeight): nullopt when it
+  // is within the vault's budget and the installation's (the subscription's,
+  // five times a vault's), else the whole seconds until the window ends (at
+  // least 1), and then it is not counted (Key Vault does not count throttled
+  // requests). A transaction that weighs more than a whole budget passes
+  // alone in an otherwise unused window.
+  std::optional<int64_t> Charge(std::string_view vault, std::string_view operation,
+                                int64_t weight = 1);
+
+  // KeyWeight is what one operation with an RSA key of `rsa_bits` weighs
+  // against Key Vault's budget of RSA-2048 operations (4,000 / 1,000 / 500
+  // per 10 s for 2,048, 3,072 and 4,096 bits: 1, 4, 8); 0 bits (an EC key)
+  // weighs 1.
+  static int64_t KeyWeight(int rsa_bits);
 
   // Key Vault's answer to a throttled request.
   static http::Response Throttled(int64_t retry_after_seconds);
@@ -109,6 +119,13 @@ class ServiceLimits {
   mutable std::mutex settings_mu_;
   LimitSettings settings_;  // GUARDED_BY(settings_mu_)
   std::array<Shard, 32> shards_;
+  // The installation's use per class in the current window, for the
+  // subscription-wide cap: (window index mod 2^32) << 32 | used, changed by
+  // compare-and-swap, so that no request takes a lock shared by every vault.
+  std::array<std::atomic<uint64_t>, kLimitClasses> subscription_{};
+  // Counts `weight` in the subscription's window `index` for class `cls`,
+  // unless that passes `limit` (then false, and nothing is counted).
+  bool ChargeSubscription(size_t cls, int64_t index, int64_t weight, int64_t limit);
 };
 
 }  // namespace coffer::server

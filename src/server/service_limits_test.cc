@@ -108,6 +108,7 @@ TEST(ServiceLimits, RacingAppliesNeverMixSettings) {
   // Every vault (each hashed to some shard) has the budget of the last Apply.
   for (int v = 0; v < 64; ++v) {
     std::string vault = "v" + std::to_string(v);
+    clock.Advance(10);  // a window of its own: the subscription's cap is not what is tested
     int admitted = 0;
     while (!limits.Charge(vault, "SecretGet").has_value()) {
       ++admitted;
@@ -138,6 +139,78 @@ TEST(ServiceLimits, RacingRequestsNeverExceedTheBudget) {
     t.join();
   }
   EXPECT_EQ(admitted.load(), 1000);
+}
+
+TEST(ServiceLimits, KeyOperationsWeighByKeySize) {
+  EXPECT_EQ(ServiceLimits::KeyWeight(0), 1);  // EC
+  EXPECT_EQ(ServiceLimits::KeyWeight(2048), 1);
+  EXPECT_EQ(ServiceLimits::KeyWeight(3072), 4);
+  EXPECT_EQ(ServiceLimits::KeyWeight(4096), 8);
+  FakeClock clock(1'800'000'000);
+  ServiceLimits limits(clock);
+  LimitSettings azure;
+  azure.mode = LimitSettings::Mode::kAzure;
+  limits.Apply(azure);
+  // 4,000 per 10 s of RSA-2048 weight: 500 RSA-4096 signatures.
+  for (int i = 0; i < 500; ++i) {
+    ASSERT_FALSE(limits.Charge("dev", "KeySign", ServiceLimits::KeyWeight(4096)).has_value()) << i;
+  }
+  EXPECT_TRUE(limits.Charge("dev", "KeySign", 8).has_value());
+  EXPECT_TRUE(limits.Charge("dev", "KeySign", 1).has_value());
+  // A weight beyond a whole budget passes alone in an unused window.
+  VaultLimits l;
+  l.key_other = 4;
+  limits.Apply(Custom(l));
+  clock.Advance(10);
+  EXPECT_FALSE(limits.Charge("dev", "KeySign", 8).has_value());
+  EXPECT_TRUE(limits.Charge("dev", "KeySign", 1).has_value());
+}
+
+TEST(ServiceLimits, TheSubscriptionHoldsFiveVaultsWorth) {
+  FakeClock clock(1'800'000'000);
+  ServiceLimits limits(clock);
+  VaultLimits l;
+  l.secret_other = 10;
+  limits.Apply(Custom(l, {{"big", VaultLimits{300, 100, 20, 4000}}}));
+  // Five vaults use the subscription's 50; a sixth is refused though its
+  // own budget is untouched, and so is a vault with a budget of its own.
+  for (int v = 0; v < 5; ++v) {
+    for (int i = 0; i < 10; ++i) {
+      ASSERT_FALSE(limits.Charge("v" + std::to_string(v), "SecretGet").has_value());
+    }
+  }
+  EXPECT_EQ(limits.Charge("v5", "SecretGet"), std::optional<int64_t>(10));
+  EXPECT_TRUE(limits.Charge("big", "SecretGet").has_value());
+  // Other classes have their own, and the next window starts fresh; the
+  // refused requests were not counted against their vaults.
+  EXPECT_FALSE(limits.Charge("v5", "SecretSet").has_value());
+  clock.Advance(10);
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_FALSE(limits.Charge("v5", "SecretGet").has_value()) << i;
+  }
+}
+
+TEST(ServiceLimits, RacingVaultsNeverExceedTheSubscription) {
+  FakeClock clock(1'800'000'000);
+  ServiceLimits limits(clock);
+  VaultLimits l;
+  l.secret_other = 100;
+  limits.Apply(Custom(l));
+  std::atomic<int> admitted{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 200; ++i) {
+        if (!limits.Charge("vault" + std::to_string(t), "SecretGet").has_value()) {
+          ++admitted;
+        }
+      }
+    });
+  }
+  for (auto& t : threads) {
+    t.join();
+  }
+  EXPECT_EQ(admitted.load(), 500);
 }
 
 TEST(ServiceLimits, TheAnswerIsKeyVaults) {

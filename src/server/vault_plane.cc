@@ -170,8 +170,9 @@ std::optional<http::Response> VaultPlane::Authorize(const Caller& caller,
       "ForbiddenByRbac");
 }
 
-std::optional<http::Response> VaultPlane::Throttle(const std::string& vault,
-                                                   const keyvault::VaultOperation& route) const {
+std::optional<http::Response> VaultPlane::Throttle(
+    const std::string& vault, const std::shared_ptr<const keyvault::OpenVault>& open,
+    const keyvault::VaultOperation& route, const http::PathParams& params, bool may_block) const {
   if (limits_ == nullptr || !limits_->on()) {
     return std::nullopt;
   }
@@ -179,7 +180,8 @@ std::optional<http::Response> VaultPlane::Throttle(const std::string& vault,
   if (route.anywhere_in_vault) {
     return std::nullopt;
   }
-  if (auto wait = limits_->Charge(vault, route.operation)) {
+  const int64_t weight = weigher_ ? weigher_(open, route, params, may_block) : 1;
+  if (auto wait = limits_->Charge(vault, route.operation, weight)) {
     return ServiceLimits::Throttled(*wait);
   }
   return std::nullopt;
@@ -210,11 +212,16 @@ std::optional<http::Response> VaultPlane::Fast(const std::string& vault,
       std::string(route.audit_operation.empty() ? route.operation : route.audit_operation);
   auto response = Authorize(*caller, *open, route, match.params, attempt);
   if (!response) {
-    response = Throttle(vault, route);
-  }
-  if (!response) {
     authz::Principal who = PrincipalOf(*caller);
     response = route.fast(keyvault::VaultCall{open, request, match.params, who, caller->expires});
+    // Counted only when answered here: a request the fast path passes on
+    // is counted once, by Handle. A fast answer is a read from memory, so
+    // one over the limit is dropped for the 429.
+    if (response) {
+      if (auto throttled = Throttle(vault, open, route, match.params, false)) {
+        response = std::move(throttled);
+      }
+    }
   }
   if (response) {
     attempt.caller = std::move(*caller);
@@ -259,7 +266,7 @@ http::Response VaultPlane::Handle(const std::string& vault, const http::Request&
   if (auto denied = Authorize(*caller, **open, route, match.params, note)) {
     return *denied;
   }
-  if (auto throttled = Throttle(vault, route)) {
+  if (auto throttled = Throttle(vault, *open, route, match.params, true)) {
     return *throttled;
   }
   authz::Principal who = PrincipalOf(*caller);

@@ -61,6 +61,14 @@ class VaultPlane {
   http::Response Handle(const std::string& vault, const http::Request& request,
                         AuditNote& note) const;
 
+  // What a request weighs against the service limits (Key Vault weighs
+  // key operations by key size; ServiceLimits::KeyWeight); 1 when unset.
+  // Called after authorization. `may_block`: it may read storage.
+  using Weigher = std::function<int64_t(const std::shared_ptr<const keyvault::OpenVault>& vault,
+                                        const keyvault::VaultOperation& route,
+                                        const http::PathParams& params, bool may_block)>;
+  void SetWeigher(Weigher weigher) { weigher_ = std::move(weigher); }
+
   // The routes, for the route listing and the tests that walk them.
   const keyvault::VaultRoutes& routes() const { return routes_; }
 
@@ -70,9 +78,12 @@ class VaultPlane {
                                           const keyvault::VaultOperation& route,
                                           const http::PathParams& params, AuditNote& note) const;
   // A 429 when the request is over the vault's service limits, else nullopt
-  // (and it is counted).
+  // (and it is counted, with the weight `weigher_` gives it; `may_block`:
+  // the weigher may read storage).
   std::optional<http::Response> Throttle(const std::string& vault,
-                                         const keyvault::VaultOperation& route) const;
+                                         const std::shared_ptr<const keyvault::OpenVault>& open,
+                                         const keyvault::VaultOperation& route,
+                                         const http::PathParams& params, bool may_block) const;
   http::Response Challenge(const Status& why) const;
   // The vault's ARM id for the audit record: from the registry (reading the
   // store when it is not cached), or for a vault that does not exist its
@@ -87,6 +98,7 @@ class VaultPlane {
   const authz::Authorizer& authorizer_;
   const keyvault::VaultRoutes routes_;
   ServiceLimits* const limits_;
+  Weigher weigher_;  // set before the first request
   // The operations each route names (and its alternatives), resolved once.
   std::vector<const authz::DataOperation*> permissions_;
   std::vector<std::vector<const authz::DataOperation*>> alternatives_;

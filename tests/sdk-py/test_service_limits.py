@@ -109,6 +109,37 @@ class ServiceLimitsTests(unittest.TestCase):
                          "nothing")
 
 
+class KeyWeightTests(unittest.TestCase):
+    def tearDown(self):
+        SERVER.coffer_json("limits", "set", "--mode", "off")
+
+    def test_key_operations_weigh_by_key_size(self):
+        import base64
+        digest = base64.urlsafe_b64encode(os.urandom(32)).rstrip(b"=").decode()
+        big = SERVER.kv("POST", "/keys/weigh-rsa4096/create", {"kty": "RSA", "key_size": 4096})
+        self.assertEqual(big.status, 200, big.body)
+        small = SERVER.kv("POST", "/keys/weigh-ec/create", {"kty": "EC", "crv": "P-256"})
+        self.assertEqual(small.status, 200, small.body)
+        SERVER.coffer_json("limits", "set", "--mode", "custom", "--vault", "dev",
+                           "--key-other", "16")
+
+        def signs(name, alg, n):
+            return [SERVER.kv("POST", f"/keys/{name}//sign", {"alg": alg, "value": digest}).status
+                    for _ in range(n)]
+
+        # An RSA-4096 operation weighs 8 RSA-2048 ones: two fit in 16.
+        early_in_a_window()
+        statuses = signs("weigh-rsa4096", "RS256", 3)
+        self.assertEqual(statuses, [200, 200, 429], statuses)
+        # An EC operation weighs 1: sixteen fit, in the next window.
+        while time.time() % 10 < 9.5:
+            time.sleep(0.1)
+        early_in_a_window()
+        statuses = signs("weigh-ec", "ES256", 17)
+        self.assertEqual(statuses.count(200), 16, statuses)
+        self.assertEqual(statuses[-1], 429, statuses)
+
+
 class ConcurrentChangesTests(unittest.TestCase):
     def tearDown(self):
         SERVER.coffer_json("limits", "set", "--mode", "off")
