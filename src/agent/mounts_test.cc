@@ -69,6 +69,48 @@ TEST_F(MountsTest, OneReadPerObjectAndPrincipalPerRoundHoweverManyMounts) {
   EXPECT_EQ(cloud_->reads(), 20);
 }
 
+// A throttled or failing vault gets no more reads from a round than a
+// healthy one: the round's failure is shared, not retried per mount.
+TEST_F(MountsTest, AThrottledOrFailingVaultIsReadOncePerObjectPerRound) {
+  std::vector<AzureObject> objects;
+  for (int i = 0; i < 10; ++i) {
+    cloud_->Put("s" + std::to_string(i), "v" + std::to_string(i));
+    objects.push_back(Secret("s" + std::to_string(i)));
+  }
+  VaultReader reader(options_);
+  for (bool throttled : {true, false}) {
+    SCOPED_TRACE(throttled ? "throttled" : "down");
+    cloud_->SetThrottled(throttled);
+    cloud_->SetDown(!throttled);
+    const int before = cloud_->attempts();
+    auto round = reader.NewRound();
+    std::vector<std::thread> mounts;
+    std::atomic<int> failed{0};
+    for (int m = 0; m < 100; ++m) {
+      mounts.emplace_back([&] {
+        BuiltMount b = Build(Params(objects), Sp("app", "good-app"), *round);
+        if (b.status.code() ==
+                (throttled ? StatusCode::kResourceExhausted : StatusCode::kUnavailable) &&
+            b.files.empty()) {
+          ++failed;
+        }
+      });
+    }
+    for (auto& t : mounts) {
+      t.join();
+    }
+    EXPECT_EQ(failed.load(), 100);
+    // Throttled: the token was accepted, so each object is read once and
+    // its 429 shared. Down: the first read's failure is the round's.
+    EXPECT_LE(cloud_->attempts() - before, throttled ? 10 : 1);
+  }
+  // Once the vault answers, the next round reads and mounts.
+  cloud_->SetDown(false);
+  cloud_->SetThrottled(false);
+  auto round = reader.NewRound();
+  EXPECT_TRUE(Build(Params(objects), Sp("app", "good-app"), *round).status.ok());
+}
+
 TEST_F(MountsTest, AuthorizationStaysPerIdentity) {
   cloud_->Put("db", "hunter2", {"app"});
   VaultReader reader(options_);

@@ -102,8 +102,12 @@ class FakeCloud : public HttpTransport {
                             "resource=\"https://vault.localhost:8443\""}},
                           ""};
     }
+    ++attempts_;
     if (down_) {
       return Error(503, "ServiceUnavailable");
+    }
+    if (throttled_) {
+      return Error(429, "Throttled");
     }
     std::string client = auth.substr(std::string("Bearer tok:").size());
     std::string path = r.url.substr(std::string(kVault).size() + 1);
@@ -208,9 +212,20 @@ class FakeCloud : public HttpTransport {
     std::lock_guard<std::mutex> lock(mu_);
     down_ = down;
   }
+  // SetThrottled answers every vault request 429, as a vault over its
+  // service limits does.
+  void SetThrottled(bool throttled) {
+    std::lock_guard<std::mutex> lock(mu_);
+    throttled_ = throttled;
+  }
   int reads() {
     std::lock_guard<std::mutex> lock(mu_);
     return reads_;
+  }
+  // Vault requests with a token, answered or refused.
+  int attempts() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return attempts_;
   }
   int key_reads() {
     std::lock_guard<std::mutex> lock(mu_);
@@ -351,6 +366,8 @@ class FakeCloud : public HttpTransport {
   std::set<std::string> listers_;  // may list the secrets
   int lists_ = 0;
   bool down_ = false;
+  bool throttled_ = false;
+  int attempts_ = 0;
   int reads_ = 0;
   int key_reads_ = 0;
   int certificate_reads_ = 0;

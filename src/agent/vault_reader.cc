@@ -26,9 +26,18 @@ std::string ModeName(IdentityMode mode) {
 }
 
 // The vault looked at the token: the read succeeded, or was refused for
-// what the identity may do rather than for who it is.
+// what the identity may do rather than for who it is, or was throttled
+// (Key Vault counts a request against its limits only once it is
+// authenticated; a token it refuses is a 401).
 bool TokenAccepted(const Status& s) {
-  return s.ok() || s.code() == StatusCode::kPermissionDenied || s.code() == StatusCode::kNotFound;
+  return s.ok() || s.code() == StatusCode::kPermissionDenied || s.code() == StatusCode::kNotFound ||
+         s.code() == StatusCode::kResourceExhausted;
+}
+
+// The vault, or the way to it, failed: nothing was learnt of the token, and
+// more reads now would only add to the load of a vault in trouble.
+bool VaultFailed(const Status& s) {
+  return s.code() == StatusCode::kUnavailable || s.code() == StatusCode::kDeadlineExceeded;
 }
 
 }  // namespace
@@ -96,11 +105,11 @@ StatusOr<MountIdentity> IdentityOf(const AzureMountParameters& params) {
 ReadRound::ReadRound(VaultReader& reader, std::chrono::steady_clock::time_point started)
     : reader_(reader), started_(started) {}
 
-bool ReadRound::Proven(const std::string& vault_url, const MountIdentity& identity,
-                       const std::function<Status()>& own_read) {
+Status ReadRound::Proof(const std::string& vault_url, const MountIdentity& identity,
+                        const std::function<Status()>& own_read) {
   std::string key = vault_url + "|" + identity.CredentialKey();
-  std::promise<bool> promise;
-  std::shared_future<bool> proof;
+  std::promise<Status> promise;
+  std::shared_future<Status> proof;
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = proofs_.find(key);
@@ -113,9 +122,9 @@ bool ReadRound::Proven(const std::string& vault_url, const MountIdentity& identi
   if (proof.valid()) {
     return proof.get();
   }
-  bool accepted = TokenAccepted(own_read());
-  promise.set_value(accepted);
-  return accepted;
+  Status first = own_read();
+  promise.set_value(first);
+  return first;
 }
 
 template <typename T>
@@ -154,7 +163,7 @@ StatusOr<T> ReadRound::Read(std::map<std::string, Flight<T>>& flights, const std
                             const MountIdentity& identity, const std::string& key,
                             const std::function<StatusOr<T>()>& read) {
   std::optional<StatusOr<T>> own;
-  bool proven = Proven(vault_url, identity, [&] {
+  Status proof = Proof(vault_url, identity, [&] {
     own = read();
     if (TokenAccepted(own->status())) {
       Offer<T>(flights, key, *own);
@@ -164,10 +173,15 @@ StatusOr<T> ReadRound::Read(std::map<std::string, Flight<T>>& flights, const std
   if (own.has_value()) {
     return *own;
   }
-  if (!proven) {
-    return read();  // this identity's token was refused: nothing is shared
+  if (TokenAccepted(proof)) {
+    return Shared<T>(flights, key, read);
   }
-  return Shared<T>(flights, key, read);
+  if (VaultFailed(proof)) {
+    // The round's failure for every read of this identity: one read per
+    // mount would multiply the load on a vault that is already failing.
+    return proof;
+  }
+  return read();  // this identity's token was refused: nothing is shared
 }
 
 namespace {

@@ -72,8 +72,11 @@ class VaultReader;
 // many mounts ask, and concurrent askers wait for that one read (single
 // flight). Authorization stays per identity: an identity's first read in a
 // round goes upstream with its own token, and only when the vault accepted
-// that token (the read succeeded, or was refused as 403/404) does it share
-// the round's other reads of its principal. Thread-safe.
+// that token (the read succeeded, was refused as 403/404, or was throttled
+// with a 429) does it share the round's other reads of its principal. When
+// that first read found the vault failing (unreachable, 5xx, timed out),
+// the identity's other reads of the round fail with it without going
+// upstream. Thread-safe.
 class ReadRound {
  public:
   ReadRound(VaultReader& reader, std::chrono::steady_clock::time_point started);
@@ -111,9 +114,10 @@ class ReadRound {
   template <typename T>
   using Flight = std::shared_future<StatusOr<T>>;
 
-  // Proven waits for (or makes) the identity's first read of the round.
-  bool Proven(const std::string& vault_url, const MountIdentity& identity,
-              const std::function<Status()>& own_read);
+  // Proof waits for (or makes) the identity's first read of the round and
+  // returns how it ended.
+  Status Proof(const std::string& vault_url, const MountIdentity& identity,
+               const std::function<Status()>& own_read);
   // Read makes or shares one read of the round: the identity's first read
   // goes upstream with its own token, the others share the principal's.
   template <typename T>
@@ -131,7 +135,7 @@ class ReadRound {
   VaultReader& reader_;
   const std::chrono::steady_clock::time_point started_;
   std::mutex mu_;
-  std::map<std::string, std::shared_future<bool>> proofs_;                     // GUARDED_BY(mu_)
+  std::map<std::string, std::shared_future<Status>> proofs_;                   // GUARDED_BY(mu_)
   std::map<std::string, Flight<KeyVaultSecret>> secrets_;                      // GUARDED_BY(mu_)
   std::map<std::string, Flight<std::vector<SecretProperties>>> lists_;         // GUARDED_BY(mu_)
   std::map<std::string, Flight<std::vector<SecretProperties>>> secret_lists_;  // GUARDED_BY(mu_)

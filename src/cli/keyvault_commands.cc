@@ -614,7 +614,7 @@ void AddSeedCommands(CLI::App& kv) {
       if (!seed.ok()) {
         Fail(seed.status());
       }
-      auto imported = ImportSeed(c, *seed);
+      auto imported = ImportSeed(c, *seed, *file);
       if (!imported.ok()) {
         Fail(imported.status());
       }

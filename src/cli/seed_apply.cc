@@ -148,7 +148,8 @@ class Importer {
     if (s_.client().config().subscription_id.empty()) {
       return FailedPreconditionError(
           "COFFER_SUBSCRIPTION_ID is not set (source the server's "
-          "dev.env)");
+          "dev.env)",
+          "BadParameter");
     }
     auto listed =
         s_.Arm("GET", s_.Subscription() + "/providers/Microsoft.KeyVault/vaults", kVaultApi);
@@ -172,8 +173,9 @@ class Importer {
         for (const auto& d : deleted) {
           if (EqualsIgnoreCase(StringMember(d, "name"), v.name)) {
             return FailedPreconditionError(v.where +
-                                           ": a deleted vault of this name exists; "
-                                           "recover or purge it first");
+                                               ": a deleted vault of this name exists; "
+                                               "recover or purge it first",
+                                           "Conflict");
           }
         }
         std::string rg = DefaultGroup(v.resource_group);
@@ -195,24 +197,28 @@ class Importer {
       const auto& [st, props] = it->second;
       if (!v.resource_group.empty() && !EqualsIgnoreCase(v.resource_group, st.resource_group)) {
         return FailedPreconditionError(v.where + ": the vault exists in resource group '" +
-                                       st.resource_group + "', not '" + v.resource_group + "'");
+                                           st.resource_group + "', not '" + v.resource_group + "'",
+                                       "Conflict");
       }
       if (v.rbac && *v.rbac != st.rbac) {
         return FailedPreconditionError(v.where +
-                                       ": the vault exists with "
-                                       "enableRbacAuthorization " +
-                                       (st.rbac ? "true" : "false"));
+                                           ": the vault exists with "
+                                           "enableRbacAuthorization " +
+                                           (st.rbac ? "true" : "false"),
+                                       "Conflict");
       }
       if (v.retention_days && *v.retention_days != props.value("softDeleteRetentionInDays", 90)) {
         return FailedPreconditionError(
             v.where + ": the vault exists with softDeleteRetentionInDays " +
-            std::to_string(props.value("softDeleteRetentionInDays", 90)));
+                std::to_string(props.value("softDeleteRetentionInDays", 90)),
+            "Conflict");
       }
       if (v.purge_protection &&
           *v.purge_protection != props.value("enablePurgeProtection", false)) {
         return FailedPreconditionError(
             v.where + ": the vault exists with enablePurgeProtection " +
-            (props.value("enablePurgeProtection", false) ? "true" : "false"));
+                (props.value("enablePurgeProtection", false) ? "true" : "false"),
+            "Conflict");
       }
       states_[AsciiLower(v.name)] = st;
       for (const SeedSecret& secret : v.secrets) {
@@ -266,11 +272,13 @@ class Importer {
       }
       if (!a.role.empty() && !it->second.rbac) {
         return FailedPreconditionError(a.where + ": vault '" + a.vault +
-                                       "' uses access policies: give permissions, not a role");
+                                           "' uses access policies: give permissions, not a role",
+                                       "BadParameter");
       }
       if (a.role.empty() && it->second.rbac) {
-        return FailedPreconditionError(a.where + ": vault '" + a.vault +
-                                       "' uses Azure RBAC: give a role, not permissions");
+        return FailedPreconditionError(
+            a.where + ": vault '" + a.vault + "' uses Azure RBAC: give a role, not permissions",
+            "BadParameter");
       }
       if (!a.role.empty() && !roles_.count(a.role)) {
         ASSIGN_OR_RETURN(roles_[a.role], RoleId(a));
@@ -505,16 +513,33 @@ class Importer {
       permissions[type] = names;
     }
     Json entry = {{"tenantId", Tenant()}, {"objectId", principal}, {"permissions", permissions}};
+    // The principal's entry as it is, so that an undo gives back exactly it
+    // (a `remove` would also take permissions it held before).
+    auto current = s_.Arm("GET", st.id, kVaultApi);
+    if (!current.ok() || current->status != 200) {
+      return Session::Failed(a.where, "reading the vault's access policies", current);
+    }
+    Json before;
+    for (const auto& p :
+         Body(current).value("properties", Json::object()).value("accessPolicies", Json::array())) {
+      if (EqualsIgnoreCase(StringMember(p, "objectId"), principal)) {
+        before = p;
+      }
+    }
     Json body = {{"properties", {{"accessPolicies", Json::array({entry})}}}};
     auto r = s_.Arm("PUT", st.id + "/accessPolicies/add", kVaultApi, ToJson(body));
     if (!r.ok() || (r->status != 200 && r->status != 201)) {
       return Session::Failed(a.where, "adding the access policy", r);
     }
-    undo_.push_back([this, id = st.id, body, where = a.where]() {
-      auto d = s_.Arm("PUT", id + "/accessPolicies/remove", kVaultApi, ToJson(body));
+    undo_.push_back([this, id = st.id, body, before, where = a.where]() {
+      StatusOr<http::Response> d =
+          before.is_null()
+              ? s_.Arm("PUT", id + "/accessPolicies/remove", kVaultApi, ToJson(body))
+              : s_.Arm("PUT", id + "/accessPolicies/replace", kVaultApi,
+                       ToJson(Json{{"properties", {{"accessPolicies", Json::array({before})}}}}));
       return d.ok() && (d->status == 200 || d->status == 201)
                  ? OkStatus()
-                 : Session::Failed(where, "removing the access policy", d);
+                 : Session::Failed(where, "undoing the access policy", d);
     });
     return OkStatus();
   }
@@ -751,8 +776,13 @@ SeedContext SeedContextFor(const client::ClientConfig& config) {
   return context;
 }
 
-StatusOr<Json> ImportSeed(client::ApiClient& c, const Seed& seed) {
-  return Importer(c, seed).Run();
+StatusOr<Json> ImportSeed(client::ApiClient& c, const Seed& seed, const std::string& file) {
+  auto imported = Importer(c, seed).Run();
+  if (imported.ok()) {
+    return imported;
+  }
+  const Status& s = imported.status();
+  return Status(s.code(), file + ": " + std::string(s.message()), std::string(s.reason()));
 }
 
 StatusOr<std::string> SeedServer(const std::string& path, const server::ConnectionInfo& info,
@@ -771,7 +801,7 @@ StatusOr<std::string> SeedServer(const std::string& path, const server::Connecti
                    }));
   ASSIGN_OR_RETURN(Seed seed, ParseSeed(text, path, SeedContextFor(config)));
   client::ApiClient c(std::move(config));
-  ASSIGN_OR_RETURN(Json summary, ImportSeed(c, seed));
+  ASSIGN_OR_RETURN(Json summary, ImportSeed(c, seed, path));
   RETURN_IF_ERROR(WriteFileAtomic(marker, digest + "\n", 0600));
   return "Seeded from " + path + ": " + summary.dump();
 }

@@ -34,11 +34,14 @@ SeedContext SeedContextFor(const client::ClientConfig& config);
 // Errors name the entry (SeedVault::where, ...). Returns a summary of what
 // was created and what existed already. The caller's credentials need the
 // rights the steps need (the dev administrator has them).
-StatusOr<Json> ImportSeed(client::ApiClient& c, const Seed& seed);
+// `file` names the seed in errors, as ParseSeed's do.
+StatusOr<Json> ImportSeed(client::ApiClient& c, const Seed& seed, const std::string& file);
 
 // ExportSeed reads the vaults named (every vault when `vaults` is empty;
 // kNotFound for a name that is not a vault) with their secrets (every
-// version; secrets a certificate manages are left out), every user-assigned
+// version, oldest first by `created` and the current one last; versions
+// of one second are in no particular order; secrets a certificate manages
+// are left out), every user-assigned
 // identity, and each vault's access: the role assignments made at its
 // scope, or its access policies. Values are read only when
 // `include_values`; a disabled version's value cannot be read and is left

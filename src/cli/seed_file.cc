@@ -458,10 +458,12 @@ class Parser {
                                 "permissions, not a role");
       }
     } else {
-      if (vault != nullptr && vault->rbac != false) {
+      // A vault that does not say is decided on import: an existing one
+      // has its model, a new one uses RBAC.
+      if (vault != nullptr && vault->rbac == true) {
         return Error(where, "vault '" + vault->name +
-                                "' uses Azure RBAC (enableRbacAuthorization is true unless set "
-                                "false): give a role, not permissions");
+                                "' uses Azure RBAC (enableRbacAuthorization: true): give a role, "
+                                "not permissions");
       }
       RETURN_IF_ERROR(
           Keys(*permissions, where + ".permissions", {"secrets", "keys", "certificates"}));

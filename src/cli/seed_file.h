@@ -6,9 +6,10 @@
 // `coffer keyvault export`. This is its parser and writer; applying one is
 // seed_apply.h.
 //
-// The parser reads untrusted text. It checks everything a server would
-// refuse before anything is applied, so that a file that is wrong anywhere
-// changes nothing; each error names the file, the line and the entry, e.g.
+// The parser reads untrusted text. It checks all it can without a server
+// (ImportSeed checks the rest before it changes anything), so that a file
+// that is wrong anywhere changes nothing; each error names the file, the
+// line and the entry, e.g.
 //   seed.yaml: line 14: vaults[0].secrets[2] (db-password): unknown key 'valeu'
 // and never a secret's value.
 

@@ -190,8 +190,8 @@ TEST(SeedFileTest, ErrorsNameTheFileTheLineAndTheEntry) {
        "value must be a scalar"},
       {"access:\n  - vault: app\n    principal: nobody\n    role: Reader\n",
        "principal \"nobody\" is neither"},
-      {"vaults:\n  - name: app\naccess:\n  - vault: app\n    principal: "
-       "0b9f0a43-5b8e-4bd2-9a3e-1d6f7a0c1e11\n    permissions: {secrets: [get]}\n",
+      {"vaults:\n  - name: app\n    enableRbacAuthorization: true\naccess:\n  - vault: app\n"
+       "    principal: 0b9f0a43-5b8e-4bd2-9a3e-1d6f7a0c1e11\n    permissions: {secrets: [get]}\n",
        "uses Azure RBAC"},
       {"vaults:\n  - name: app\n    enableRbacAuthorization: false\naccess:\n  - vault: app\n"
        "    principal: 0b9f0a43-5b8e-4bd2-9a3e-1d6f7a0c1e11\n    role: Reader\n",

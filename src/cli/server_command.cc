@@ -248,7 +248,10 @@ void AddServerCommand(CLI::App& app) {
     if (!seed->empty()) {
       auto seeded = SeedServer(*seed, info, config->data_dir);
       if (!seeded.ok()) {
-        std::cerr << "coffer server: --seed " << seeded.status().message() << "\n";
+        const Status& failed = seeded.status();
+        std::cerr << "coffer server: --seed "
+                  << (failed.reason().empty() ? "" : "(" + std::string(failed.reason()) + ") ")
+                  << failed.message() << "\n";
         srv.Stop();
         std::exit(1);
       }
