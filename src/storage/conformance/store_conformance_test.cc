@@ -1509,6 +1509,30 @@ TEST_P(StoreConformance, TwoServersOnOneStoreLoseNoUpdate) {
   EXPECT_EQ(**other->GetMeta("n"), std::to_string(4 * kEach));
 }
 
+// Shifts racing each other, from one handle or two, all land: the times
+// and the total each move by the sum.
+TEST_P(StoreConformance, RacingTimeShiftsAllLand) {
+  ASSERT_TRUE(store_->AddSecretVersion("main", Version("a", "v1", 100000)).ok());
+  std::unique_ptr<Store> other =
+      GetParam().open_again ? GetParam().open_again(dir_.path()) : nullptr;
+  Store* second = other ? other.get() : store_.get();
+  constexpr int kEach = 10;
+  std::vector<std::thread> threads;
+  for (Store* s : {store_.get(), store_.get(), second, second}) {
+    threads.emplace_back([s] {
+      for (int i = 0; i < kEach; ++i) {
+        auto shifted = s->ShiftTime("main", 1);
+        EXPECT_TRUE(shifted.ok()) << shifted.status().ToString();
+      }
+    });
+  }
+  for (auto& t : threads) {
+    t.join();
+  }
+  EXPECT_EQ(store_->GetSecret("main", "a", "", false)->version.created, 100000 - 4 * kEach);
+  EXPECT_EQ(**store_->GetMeta(kTimeShiftMetaKey), R"({"main":40})");
+}
+
 // Two servers writing while a third tails the feed: the tail, which moves
 // its cursor to the last seq it saw, must end up with exactly the feed read
 // afterwards; a change that became visible after a higher seq would be

@@ -51,13 +51,10 @@ StatusOr<int64_t> SqlStore::QueueDeliveries(const std::string& position_key, int
   int64_t before = 0;
   RETURN_IF_ERROR(Write([&](Db& db) -> Status {
     before = 0;
-    ASSIGN_OR_RETURN(Stmt * get, db.Prepare("SELECT value FROM meta WHERE key = ?"));
-    get->Bind(1, position_key);
-    ASSIGN_OR_RETURN(bool row, get->Step());
-    if (row) {
-      before = ParsePosition(get->Text(0));
+    ASSIGN_OR_RETURN(std::optional<std::string> stored, ReadMeta(db, position_key));
+    if (stored.has_value()) {
+      before = ParsePosition(*stored);
     }
-    get->Reset();
     ASSIGN_OR_RETURN(
         Stmt * ins,
         db.Prepare("INSERT INTO webhook_deliveries(vault_key, name_key, seq, event_id, time_ms, "

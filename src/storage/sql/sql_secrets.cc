@@ -606,14 +606,7 @@ StatusOr<int64_t> SqlStore::ShiftTime(const std::string& vault, int64_t seconds)
       return NotFoundError("vault '" + vault + "' not found", "VaultNotFound");
     }
     // The totals first: a shift past the limit moves nothing.
-    ASSIGN_OR_RETURN(Stmt * meta, db.Prepare("SELECT value FROM meta WHERE key = ?"));
-    meta->Bind(1, std::string(kTimeShiftMetaKey));
-    ASSIGN_OR_RETURN(bool has_meta, meta->Step());
-    std::optional<std::string> current;
-    if (has_meta) {
-      current = meta->Text(0);
-    }
-    meta->Reset();
+    ASSIGN_OR_RETURN(std::optional<std::string> current, ReadMeta(db, kTimeShiftMetaKey));
     ASSIGN_OR_RETURN(std::string totals, AddTimeShift(current, vaults, seconds));
     for (const std::string& key : vaults) {
       ASSIGN_OR_RETURN(Stmt * versions,

@@ -9,15 +9,22 @@ namespace coffer::storage {
 
 // ---------------------------------------------------------------- meta
 
+StatusOr<std::optional<std::string>> SqlStore::ReadMeta(Db& db, const std::string& key) {
+  ASSIGN_OR_RETURN(Stmt * st, db.Prepare("SELECT value FROM meta WHERE key = ?"));
+  st->Bind(1, key);
+  ASSIGN_OR_RETURN(bool row, st->Step());
+  std::optional<std::string> out;
+  if (row) {
+    out = st->Text(0);
+  }
+  st->Reset();
+  return out;
+}
+
 StatusOr<std::optional<std::string>> SqlStore::GetMeta(const std::string& key) {
   std::optional<std::string> out;
   RETURN_IF_ERROR(Read([&](Db& db) -> Status {
-    ASSIGN_OR_RETURN(Stmt * st, db.Prepare("SELECT value FROM meta WHERE key = ?"));
-    st->Bind(1, key);
-    ASSIGN_OR_RETURN(bool row, st->Step());
-    if (row) {
-      out = st->Text(0);
-    }
+    ASSIGN_OR_RETURN(out, ReadMeta(db, key));
     return OkStatus();
   }));
   return out;
@@ -46,14 +53,7 @@ StatusOr<std::string> SqlStore::UpdateMeta(const std::string& key,
   // Read and written inside the writer's BEGIN IMMEDIATE transaction, which
   // holds the database's write lock: other processes on the same file wait.
   RETURN_IF_ERROR(Write([&](Db& db) -> Status {
-    ASSIGN_OR_RETURN(Stmt * find, db.Prepare("SELECT value FROM meta WHERE key = ?"));
-    find->Bind(1, key);
-    ASSIGN_OR_RETURN(bool row, find->Step());
-    std::optional<std::string> current;
-    if (row) {
-      current = find->Text(0);
-    }
-    find->Reset();
+    ASSIGN_OR_RETURN(std::optional<std::string> current, ReadMeta(db, key));
     ASSIGN_OR_RETURN(value, make(current));
     if (current && *current == value) {
       return OkStatus();  // unchanged: nothing to write or announce
@@ -604,18 +604,13 @@ Status SqlStore::RecoverVault(const std::string& name) {
   });
 }
 
-namespace {
-
-Status RemoveVault(Db& db, const std::string& key) {
+Status SqlStore::RemoveVault(Db& db, const std::string& key) {
   // A new vault of this name starts with its own clock.
-  ASSIGN_OR_RETURN(Stmt * shifts, db.Prepare("SELECT value FROM meta WHERE key = ?"));
-  shifts->Bind(1, std::string(kTimeShiftMetaKey));
-  ASSIGN_OR_RETURN(bool shifted, shifts->Step());
+  ASSIGN_OR_RETURN(std::optional<std::string> shifts, ReadMeta(db, kTimeShiftMetaKey));
   std::optional<std::string> rest;
-  if (shifted) {
-    rest = RemoveTimeShift(shifts->Text(0), key);
+  if (shifts.has_value()) {
+    rest = RemoveTimeShift(*shifts, key);
   }
-  shifts->Reset();
   if (rest.has_value()) {
     ASSIGN_OR_RETURN(Stmt * put, db.Prepare("UPDATE meta SET value = ? WHERE key = ?"));
     put->Bind(1, *rest).Bind(2, std::string(kTimeShiftMetaKey));
@@ -633,8 +628,6 @@ Status RemoveVault(Db& db, const std::string& key) {
   }
   return OkStatus();
 }
-
-}  // namespace
 
 Status SqlStore::PurgeVault(const std::string& name) {
   std::string key = AsciiLower(name);

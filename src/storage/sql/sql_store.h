@@ -173,6 +173,10 @@ class SqlStore : public Store {
   static Status DeleteRoleAssignmentsUnder(Db& db, const std::string& scope);
   // Deletes a principal and its credentials; kNotFound if absent.
   static Status DeletePrincipalRows(Db& db, const std::string& object_id);
+  // Removes a vault and everything in it (and its time-shift total).
+  static Status RemoveVault(Db& db, const std::string& key);
+  // Reads a meta row inside a read or write; nullopt when there is none.
+  static StatusOr<std::optional<std::string>> ReadMeta(Db& db, const std::string& key);
   // Writes a meta row and announces it (MetaChangedSql), inside a write.
   Status WriteMeta(Db& db, const std::string& key, const std::string& value) const;
 };
