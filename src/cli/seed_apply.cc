@@ -412,24 +412,22 @@ class Importer {
     if (!r.ok() || (r->status != 200 && r->status != 201)) {
       return Session::Failed(v.where, "creating the vault", r);
     }
-    undo_.push_back([this, name = v.name, id = st.id, where = v.where]() -> Status {
-      auto d = s_.Arm("DELETE", id, kVaultApi);
-      if (!d.ok() || (d->status != 200 && d->status != 204)) {
-        return Session::Failed(where, "removing the vault", d);
-      }
-      auto p = s_.Arm("POST",
-                      s_.Subscription() + "/providers/Microsoft.KeyVault/locations/" +
-                          Location(name) + "/deletedVaults/" + name + "/purge",
-                      kVaultApi);
-      return p.ok() && (p->status == 200 || p->status == 202)
-                 ? OkStatus()
-                 : Session::Failed(where, "purging the vault", p);
-    });
-    locations_[AsciiLower(v.name)] = v.location;
+    undo_.push_back(
+        [this, name = v.name, location = v.location, id = st.id, where = v.where]() -> Status {
+          auto d = s_.Arm("DELETE", id, kVaultApi);
+          if (!d.ok() || (d->status != 200 && d->status != 204)) {
+            return Session::Failed(where, "removing the vault", d);
+          }
+          auto p = s_.Arm("POST",
+                          s_.Subscription() + "/providers/Microsoft.KeyVault/locations/" +
+                              location + "/deletedVaults/" + name + "/purge",
+                          kVaultApi);
+          return p.ok() && (p->status == 200 || p->status == 202)
+                     ? OkStatus()
+                     : Session::Failed(where, "purging the vault", p);
+        });
     return OkStatus();
   }
-
-  std::string Location(const std::string& vault) { return locations_[AsciiLower(vault)]; }
 
   std::string Tenant() {
     if (tenant_.empty()) {
@@ -566,7 +564,6 @@ class Importer {
   std::map<std::string, VaultState> states_;                     // the vaults the file touches
   std::map<std::string, std::string> principals_;                // identity name -> object id
   std::map<std::string, std::string> roles_;                     // role -> definition id
-  std::map<std::string, std::string> locations_;
   std::vector<std::function<Status()>> undo_;
   std::string tenant_;
   Json service_principals_;
@@ -650,17 +647,16 @@ class Exporter {
                  s_.client().Call("GET", KvUrl(base, "/secrets/" + secret.name + "/versions"),
                                   resource),
                  resource));
-      // Oldest first, as the file lists them.
-      std::stable_sort(versions.begin(), versions.end(), [](const Json& a, const Json& b) {
-        return a.value("attributes", Json::object()).value("created", int64_t{0}) <
-               b.value("attributes", Json::object()).value("created", int64_t{0});
-      });
-      // The current version is last, whatever the clock said.
+      // The current version last, the others oldest first, as the file lists them.
       auto current = s_.client().Call("GET", KvUrl(base, "/secrets/" + secret.name), resource);
-      std::string current_id;
-      if (current.ok() && current->status == 200) {
-        current_id = StringMember(Body(current), "id");
-      }
+      Json current_body = current.ok() && current->status == 200 ? Body(current) : Json();
+      const std::string current_id = StringMember(current_body, "id");
+      auto order = [&](const Json& listed) {
+        return std::pair{StringMember(listed, "id") == current_id,
+                         listed.value("attributes", Json::object()).value("created", int64_t{0})};
+      };
+      std::stable_sort(versions.begin(), versions.end(),
+                       [&](const Json& a, const Json& b) { return order(a) < order(b); });
       for (const auto& ver : versions) {
         SeedVersion out_version;
         Json attributes = ver.value("attributes", Json::object());
@@ -673,8 +669,10 @@ class Exporter {
         }
         out_version.content_type = StringMember(ver, "contentType");
         out_version.tags = ver.value("tags", Json::object());
-        std::string version_id = StringMember(ver, "id");
-        if (include_values_ && out_version.enabled) {
+        const std::string version_id = StringMember(ver, "id");
+        if (include_values_ && out_version.enabled && version_id == current_id) {
+          out_version.value = StringMember(current_body, "value");  // read above
+        } else if (include_values_ && out_version.enabled) {
           std::string version = version_id.substr(version_id.rfind('/') + 1);
           auto got = s_.client().Call("GET", KvUrl(base, "/secrets/" + secret.name + "/" + version),
                                       resource);
@@ -684,15 +682,7 @@ class Exporter {
           }
           out_version.value = StringMember(Body(got), "value");
         }
-        if (!current_id.empty() && version_id == current_id) {
-          pending_current_ = std::move(out_version);
-          continue;
-        }
         secret.versions.push_back(std::move(out_version));
-      }
-      if (pending_current_) {
-        secret.versions.push_back(std::move(*pending_current_));
-        pending_current_.reset();
       }
       out.secrets.push_back(std::move(secret));
     }
@@ -760,7 +750,6 @@ class Exporter {
   Session s_;
   bool include_values_;
   Seed seed_;
-  std::optional<SeedVersion> pending_current_;
   std::map<std::string, std::string> role_names_;
 };
 

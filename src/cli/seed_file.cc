@@ -163,8 +163,7 @@ class Parser {
                          const std::string& key) const {
     ASSIGN_OR_RETURN(std::string t, Text(n, where, key));
     int64_t value = 0;
-    auto [ptr, ec] = std::from_chars(t.data(), t.data() + t.size(), value);
-    if (!t.empty() && ec == std::errc() && ptr == t.data() + t.size()) {
+    if (ParseInt64(t, &value)) {
       return value;
     }
     if (auto iso = ParseIsoTime(t)) {
@@ -253,12 +252,11 @@ class Parser {
     }
     if (const YamlNode* days = n.Find("softDeleteRetentionInDays")) {
       ASSIGN_OR_RETURN(std::string t, Text(*days, v.where, "softDeleteRetentionInDays"));
-      int d = 0;
-      auto [ptr, ec] = std::from_chars(t.data(), t.data() + t.size(), d);
-      if (t.empty() || ec != std::errc() || ptr != t.data() + t.size() || d < 7 || d > 90) {
+      int64_t d = 0;
+      if (!ParseInt64(t, &d) || d < 7 || d > 90) {
         return Error(v.where, "softDeleteRetentionInDays must be a whole number from 7 to 90");
       }
-      v.retention_days = d;
+      v.retention_days = static_cast<int>(d);
     }
     if (const YamlNode* tags = n.Find("tags")) {
       ASSIGN_OR_RETURN(v.tags, Tags(*tags, v.where));

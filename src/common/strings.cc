@@ -1,5 +1,7 @@
 #include "common/strings.h"
 
+#include <charconv>
+
 namespace coffer {
 
 std::string AsciiUpper(std::string_view s) {
@@ -133,6 +135,11 @@ std::map<std::string, std::string> ParseEnvLines(std::string_view text) {
     }
   }
   return out;
+}
+
+bool ParseInt64(std::string_view text, int64_t* out) {
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), *out);
+  return ec == std::errc() && end == text.data() + text.size() && !text.empty();
 }
 
 }  // namespace coffer

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <string>
 #include <string_view>
@@ -23,6 +24,10 @@ std::string_view TrimWhitespace(std::string_view s);
 // control and non-ASCII bytes escaped and at most 64 bytes kept. Only for
 // values that are not secret (names, keys, types, flags).
 std::string QuoteForError(std::string_view text);
+
+// ParseInt64 parses a whole decimal int64 (an optional '-', digits,
+// nothing else); false for anything else or out of range.
+bool ParseInt64(std::string_view text, int64_t* out);
 
 // ParseEnvLines reads "[export ]NAME=VALUE" lines (a dev.env file); other
 // lines are skipped, and the first of two lines naming one NAME counts.

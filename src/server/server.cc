@@ -1,7 +1,6 @@
 #include "server/server.h"
 
 #include <atomic>
-#include <charconv>
 #include <chrono>
 #include <cstdio>
 
@@ -501,16 +500,6 @@ Status CofferServer::StartEvents() {
   });
   return OkStatus();
 }
-
-namespace {
-
-// A whole decimal int64, nothing else.
-bool ParseInt64(const std::string& text, int64_t* out) {
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), *out);
-  return ec == std::errc() && end == text.data() + text.size() && !text.empty();
-}
-
-}  // namespace
 
 void CofferServer::PumpLeaderFeed() {
   if (!store_->Leads()) {

@@ -4,21 +4,15 @@
 // renewal, retention and purges all follow by their ordinary rules, while
 // tokens, TLS and the audit log keep real time.
 
-#include <charconv>
 #include <string>
 
 #include "common/json.h"
 #include "common/log.h"
+#include "common/strings.h"
 #include "server/server.h"
 
 namespace coffer::server {
 namespace {
-
-// A whole decimal number of seconds, nothing else.
-bool ParseSeconds(std::string_view text, int64_t* out) {
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), *out);
-  return ec == std::errc() && end == text.data() + text.size() && !text.empty();
-}
 
 StatusOr<Json> StoredTotals(storage::Store& store) {
   ASSIGN_OR_RETURN(std::optional<std::string> stored, store.GetMeta(storage::kTimeShiftMetaKey));
@@ -58,7 +52,7 @@ http::Response CofferServer::TimeShiftRequest(const http::Request& request, Audi
                                "Name one vault (vault=NAME) or every vault (all=true).");
   }
   int64_t seconds = 0;
-  if (!ParseSeconds(seconds_text, &seconds)) {
+  if (!ParseInt64(seconds_text, &seconds)) {
     return http::ErrorResponse(400, "BadParameter",
                                "seconds must be a whole number of seconds forward.");
   }
