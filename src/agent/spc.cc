@@ -401,48 +401,6 @@ StatusOr<AzureObject> ParseObject(const std::string& text, size_t index) {
   return object;
 }
 
-StatusOr<std::vector<AzureObject>> ParseObjects(std::string_view text) {
-  YamlLimits limits;
-  limits.max_bytes = kMaxAttributesBytes;
-  limits.max_documents = 1;
-  limits.max_depth = 8;
-  limits.max_nodes = 4 * kMaxObjects + 16;
-  auto docs = ParseYamlDocuments(text, limits);
-  if (!docs.ok()) {
-    return InvalidArgumentError("objects: " + std::string(docs.status().message()));
-  }
-  const YamlNode* array = nullptr;
-  if (!docs->empty() && docs->front().IsMap()) {
-    array = docs->front().Find("array");
-  }
-  if (array == nullptr) {
-    return InvalidArgumentError("objects must be a YAML mapping with the key \"array\"");
-  }
-  std::vector<AzureObject> objects;
-  if (array->IsNull()) {
-    return objects;
-  }
-  if (!array->IsSequence()) {
-    return InvalidArgumentError("objects: \"array\" must be a list, not a " +
-                                std::string(KindName(array->kind)));
-  }
-  if (array->items.size() > kMaxObjects) {
-    return InvalidArgumentError("objects: more than " + std::to_string(kMaxObjects) + " objects");
-  }
-  for (size_t i = 0; i < array->items.size(); ++i) {
-    const YamlNode& item = array->items[i];
-    if (!item.IsScalar()) {
-      return InvalidArgumentError(ObjectPrefix(i) + "must be a string holding a YAML mapping " +
-                                  "(write `- |` before the mapping), not a " +
-                                  std::string(KindName(item.kind)));
-    }
-    ASSIGN_OR_RETURN(AzureObject object, ParseObject(item.scalar, i));
-    objects.push_back(std::move(object));
-  }
-  RETURN_IF_ERROR(CheckFileNameConflicts(objects));
-  return objects;
-}
-
 // Finds the token for `audience` in the tokens attribute (or, with
 // serviceAccountTokenInSecrets, in the secrets), else falls back to the
 // standalone token file.
@@ -489,6 +447,48 @@ std::string SecretLookup(const std::map<std::string, std::string>& secrets, std:
 }
 
 }  // namespace
+
+StatusOr<std::vector<AzureObject>> ParseAzureObjects(std::string_view text) {
+  YamlLimits limits;
+  limits.max_bytes = kMaxAttributesBytes;
+  limits.max_documents = 1;
+  limits.max_depth = 8;
+  limits.max_nodes = 4 * kMaxObjects + 16;
+  auto docs = ParseYamlDocuments(text, limits);
+  if (!docs.ok()) {
+    return InvalidArgumentError("objects: " + std::string(docs.status().message()));
+  }
+  const YamlNode* array = nullptr;
+  if (!docs->empty() && docs->front().IsMap()) {
+    array = docs->front().Find("array");
+  }
+  if (array == nullptr) {
+    return InvalidArgumentError("objects must be a YAML mapping with the key \"array\"");
+  }
+  std::vector<AzureObject> objects;
+  if (array->IsNull()) {
+    return objects;
+  }
+  if (!array->IsSequence()) {
+    return InvalidArgumentError("objects: \"array\" must be a list, not a " +
+                                std::string(KindName(array->kind)));
+  }
+  if (array->items.size() > kMaxObjects) {
+    return InvalidArgumentError("objects: more than " + std::to_string(kMaxObjects) + " objects");
+  }
+  for (size_t i = 0; i < array->items.size(); ++i) {
+    const YamlNode& item = array->items[i];
+    if (!item.IsScalar()) {
+      return InvalidArgumentError(ObjectPrefix(i) + "must be a string holding a YAML mapping " +
+                                  "(write `- |` before the mapping), not a " +
+                                  std::string(KindName(item.kind)));
+    }
+    ASSIGN_OR_RETURN(AzureObject object, ParseObject(item.scalar, i));
+    objects.push_back(std::move(object));
+  }
+  RETURN_IF_ERROR(CheckFileNameConflicts(objects));
+  return objects;
+}
 
 std::string AzureObject::FileName() const {
   return alias.empty() ? name : alias;
@@ -877,7 +877,7 @@ StatusOr<AzureMountParameters> ParseAzureProviderParameters(
   if (objects.empty()) {
     return InvalidArgumentError("objects is not set");
   }
-  ASSIGN_OR_RETURN(out.objects, ParseObjects(objects));
+  ASSIGN_OR_RETURN(out.objects, ParseAzureObjects(objects));
   // Coffer's: how many secrets the mount's objectSelector entries may match.
   if (std::string limit = get("objectSelectorLimit"); !limit.empty()) {
     std::optional<int32_t> n = ParseInt32(limit);

@@ -136,6 +136,11 @@ struct AzureParseOptions {
   std::string service_account_token_file;
 };
 
+// ParseAzureObjects reads the `objects` parameter (a YAML mapping whose
+// "array" lists one YAML mapping per object, as text), with the rules of
+// ParseAzureProviderParameters.
+StatusOr<std::vector<AzureObject>> ParseAzureObjects(std::string_view text);
+
 // Limits that make hostile input cheap to refuse.
 inline constexpr size_t kMaxAttributesBytes = 1 << 20;  // keys + values
 inline constexpr size_t kMaxAttributes = 1024;

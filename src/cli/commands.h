@@ -31,6 +31,8 @@ void AddStorageCommands(CLI::App& app);
 void AddRoleCommands(CLI::App& app);
 // coffer audit ... and coffer eventgrid event-subscription ...
 void AddAuditCommands(CLI::App& app);
+// coffer env plan|apply|check|diff|promote (env_commands.cc).
+void AddEnvCommands(CLI::App& app);
 // coffer cloud az-config: the custom cloud for azure-cli.
 void AddCloudCommands(CLI::App& app);
 

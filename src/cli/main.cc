@@ -84,6 +84,7 @@ int main(int argc, char** argv) {
   coffer::cli::AddRoleCommands(app);
   coffer::cli::AddAuditCommands(app);
   coffer::cli::AddCloudCommands(app);
+  coffer::cli::AddEnvCommands(app);
   try {
     if (argc >= 2 && std::string(argv[1]) == "server") {
       // The server's flags may also come from COFFER_* variables and a

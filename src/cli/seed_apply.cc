@@ -6,6 +6,7 @@
 #include <map>
 #include <set>
 
+#include "cli/api_session.h"
 #include "cli/vault_objects.h"
 #include "common/encoding.h"
 #include "common/files.h"
@@ -16,92 +17,6 @@
 
 namespace coffer::cli {
 namespace {
-
-constexpr char kVaultApi[] = "2023-07-01";
-constexpr char kIdentityApi[] = "2023-01-31";
-constexpr char kAuthorizationApi[] = "2022-04-01";
-
-// One conversation with the server: requests, their errors in a form that
-// names the entry, and the undo log of an import.
-class Session {
- public:
-  explicit Session(client::ApiClient& c) : c_(c) {}
-
-  std::string Subscription() const { return "/subscriptions/" + c_.config().subscription_id; }
-
-  // An ARM request to an absolute path; the body when the status is one of
-  // `ok`, an error naming `where` otherwise.
-  StatusOr<http::Response> Arm(const std::string& method, const std::string& path,
-                               const std::string& api, const std::string& body = "",
-                               const std::string& query = "") {
-    std::string url =
-        c_.config().authority + path + "?api-version=" + api + (query.empty() ? "" : "&" + query);
-    return c_.Call(method, url, c_.config().authority, body);
-  }
-
-  // A data-plane request to vault `vault`.
-  StatusOr<http::Response> Vault(const std::string& method, const std::string& vault,
-                                 const std::string& path, const std::string& body = "") {
-    ObjectArgs args;
-    args.vault = vault;
-    auto [base, resource] = ResolveObject(c_, args, "secrets");
-    return c_.Call(method, KvUrl(base, path), resource, body);
-  }
-
-  static Status Failed(const std::string& where, const std::string& what,
-                       const StatusOr<http::Response>& r) {
-    Status s = r.ok() ? client::ErrorFromResponse(*r) : r.status();
-    return Status(s.code() == StatusCode::kOk ? StatusCode::kUnknown : s.code(),
-                  where + ": " + what + ": " + std::string(s.message()), std::string(s.reason()));
-  }
-
-  // Every page of a list.
-  StatusOr<Json> All(const std::string& where, StatusOr<http::Response> first,
-                     const std::string& resource) {
-    Json all = Json::array();
-    while (true) {
-      if (!first.ok() || first->status != 200) {
-        return Failed(where, "listing", first);
-      }
-      auto page = ParseJson(first->body);
-      if (!page || !page->is_object()) {
-        return InternalError(where + ": the server's list is not JSON");
-      }
-      for (const auto& item : page->value("value", Json::array())) {
-        all.push_back(item);
-      }
-      std::string next = StringMember(*page, "nextLink");
-      if (next.empty()) {
-        return all;
-      }
-      first = c_.Call("GET", next, resource);
-    }
-  }
-
-  client::ApiClient& client() { return c_; }
-
- private:
-  client::ApiClient& c_;
-};
-
-Json Body(const StatusOr<http::Response>& r) {
-  auto parsed = ParseJson(r->body);
-  return parsed ? *parsed : Json();
-}
-
-std::string VaultPath(const std::string& rg, const std::string& name) {
-  return "/resourceGroups/" + rg + "/providers/Microsoft.KeyVault/vaults/" + name;
-}
-
-std::string IdentityPath(const std::string& rg, const std::string& name) {
-  return "/resourceGroups/" + rg + "/providers/Microsoft.ManagedIdentity/userAssignedIdentities/" +
-         name;
-}
-
-std::string ResourceGroupOf(const std::string& id) {
-  auto parts = Split(id, '/');
-  return parts.size() > 4 ? std::string(parts[4]) : "";
-}
 
 class Importer {
  public:
@@ -281,7 +196,7 @@ class Importer {
             "BadParameter");
       }
       if (!a.role.empty() && !roles_.count(a.role)) {
-        ASSIGN_OR_RETURN(roles_[a.role], RoleId(a));
+        ASSIGN_OR_RETURN(roles_[a.role], s_.RoleDefinitionId(a.where, a.role));
       }
     }
     return OkStatus();
@@ -297,30 +212,6 @@ class Importer {
       }
     }
     return OkStatus();
-  }
-
-  StatusOr<std::string> RoleId(const SeedAccess& a) {
-    std::string last =
-        a.role.substr(a.role.rfind('/') == std::string::npos ? 0 : a.role.rfind('/') + 1);
-    std::string path = s_.Subscription() + "/providers/Microsoft.Authorization/roleDefinitions";
-    if (last.size() == 36 && last[8] == '-') {
-      auto r = s_.Arm("GET", path + "/" + AsciiLower(last), kAuthorizationApi);
-      if (r.ok() && r->status == 200) {
-        return s_.Subscription() + "/providers/Microsoft.Authorization/roleDefinitions/" +
-               AsciiLower(last);
-      }
-    } else {
-      auto r = s_.Arm("GET", path, kAuthorizationApi, "",
-                      "$filter=" + PercentEncode("roleName eq '" + a.role + "'"));
-      if (!r.ok() || r->status != 200) {
-        return Session::Failed(a.where, "looking up the role", r);
-      }
-      for (const auto& role : Body(r).value("value", Json::array())) {
-        return StringMember(role, "id");
-      }
-    }
-    return Status(StatusCode::kNotFound, a.where + ": role '" + a.role + "' does not exist",
-                  "RoleDefinitionDoesNotExist");
   }
 
   Status Apply() {
@@ -483,7 +374,7 @@ class Importer {
     if (auto it = principals_.find(a.principal); it != principals_.end()) {
       principal = it->second;
     } else {
-      principal = ObjectIdOf(a.principal);
+      principal = s_.ObjectIdOf(a.principal);
     }
     if (!a.role.empty()) {
       std::string path =
@@ -542,22 +433,6 @@ class Importer {
     return OkStatus();
   }
 
-  // An app id names its service principal's object; anything else is taken
-  // as an object id.
-  std::string ObjectIdOf(const std::string& id) {
-    if (service_principals_.is_null()) {
-      auto r = s_.client().Call("GET", s_.client().config().authority + "/v1.0/servicePrincipals",
-                                "https://graph.microsoft.com");
-      service_principals_ = r.ok() && r->status == 200 ? Body(r) : Json::object();
-    }
-    for (const auto& sp : service_principals_.value("value", Json::array())) {
-      if (EqualsIgnoreCase(StringMember(sp, "appId"), id)) {
-        return StringMember(sp, "id");
-      }
-    }
-    return id;
-  }
-
   Session s_;
   const Seed& seed_;
   std::map<std::string, std::pair<VaultState, Json>> existing_;  // by lower-case name
@@ -566,7 +441,6 @@ class Importer {
   std::map<std::string, std::string> roles_;                     // role -> definition id
   std::vector<std::function<Status()>> undo_;
   std::string tenant_;
-  Json service_principals_;
   Json summary_;
 };
 

@@ -7,6 +7,7 @@
 
 #include "agent/spc_yaml.h"
 #include "authz/permissions.h"
+#include "cli/yaml_fields.h"
 #include "common/strings.h"
 #include "common/time_format.h"
 #include "keyvault/names.h"
@@ -20,27 +21,31 @@ using agent::YamlNode;
 // One parse: the file's name and the placeholders' values.
 class Parser {
  public:
-  Parser(const std::string& file, const SeedContext& context) : file_(file), context_(context) {}
+  Parser(const std::string& file, const SeedContext& context)
+      : context_(context),
+        f_(file, [this](const std::string& name, const std::string& where, const std::string& key) {
+          return Placeholder(name, where, key);
+        }) {}
 
   StatusOr<Seed> Parse(const YamlNode& root) {
     Seed seed;
     if (root.IsNull()) {
       return seed;  // an empty file seeds nothing
     }
-    RETURN_IF_ERROR(Keys(root, "line " + std::to_string(root.line) + ": the document",
-                         {"vaults", "identities", "access"}));
+    RETURN_IF_ERROR(f_.Keys(root, "line " + std::to_string(root.line) + ": the document",
+                            {"vaults", "identities", "access"}));
     if (const YamlNode* vaults = root.Find("vaults")) {
-      RETURN_IF_ERROR(List(*vaults, "vaults", [&](const YamlNode& n, const std::string& at) {
+      RETURN_IF_ERROR(f_.List(*vaults, "vaults", [&](const YamlNode& n, const std::string& at) {
         return ParseVault(n, at, seed);
       }));
     }
     if (const YamlNode* identities = root.Find("identities")) {
-      RETURN_IF_ERROR(List(
+      RETURN_IF_ERROR(f_.List(
           *identities, "identities",
           [&](const YamlNode& n, const std::string& at) { return ParseIdentity(n, at, seed); }));
     }
     if (const YamlNode* access = root.Find("access")) {
-      RETURN_IF_ERROR(List(*access, "access", [&](const YamlNode& n, const std::string& at) {
+      RETURN_IF_ERROR(f_.List(*access, "access", [&](const YamlNode& n, const std::string& at) {
         return ParseAccess(n, at, seed);
       }));
     }
@@ -48,74 +53,8 @@ class Parser {
   }
 
  private:
-  Status Error(const std::string& where, const std::string& message) const {
-    return InvalidArgumentError(file_ + ": " + where + ": " + message, "BadParameter");
-  }
-
   static std::string At(const YamlNode& n, const std::string& path) {
-    return "line " + std::to_string(n.line) + ": " + path;
-  }
-
-  // Every member of map `n` is one of `allowed`.
-  Status Keys(const YamlNode& n, const std::string& where,
-              std::initializer_list<std::string_view> allowed) const {
-    if (!n.IsMap()) {
-      return Error(where, "must be a map, not a " + std::string(agent::KindName(n.kind)));
-    }
-    for (const auto& m : n.members) {
-      if (std::find(allowed.begin(), allowed.end(), m.key) == allowed.end()) {
-        std::string known;
-        for (std::string_view k : allowed) {
-          known += (known.empty() ? "" : ", ") + std::string(k);
-        }
-        return Error(where, "unknown key " + QuoteForError(m.key) + " (known: " + known + ")");
-      }
-    }
-    return OkStatus();
-  }
-
-  template <typename Fn>
-  Status List(const YamlNode& n, const std::string& path, const Fn& each) const {
-    if (n.IsNull()) {
-      return OkStatus();
-    }
-    if (!n.IsSequence()) {
-      return Error(At(n, path), "must be a list");
-    }
-    for (size_t i = 0; i < n.items.size(); ++i) {
-      RETURN_IF_ERROR(each(n.items[i], path + "[" + std::to_string(i) + "]"));
-    }
-    return OkStatus();
-  }
-
-  // The text of a scalar with its placeholders expanded.
-  StatusOr<std::string> Text(const YamlNode& n, const std::string& where,
-                             const std::string& key) const {
-    if (!n.IsScalar()) {
-      return Error(where, key + " must be a scalar, not a " + std::string(agent::KindName(n.kind)));
-    }
-    std::string out;
-    const std::string& in = n.scalar;
-    for (size_t i = 0; i < in.size(); ++i) {
-      if (in.compare(i, 3, "$${") == 0) {
-        out += "${";
-        i += 2;
-        continue;
-      }
-      if (in.compare(i, 2, "${") != 0) {
-        out += in[i];
-        continue;
-      }
-      size_t end = in.find('}', i);
-      if (end == std::string::npos) {
-        return Error(where, key + ": a placeholder \"${\" is not closed (write $${ for \"${\")");
-      }
-      std::string name = in.substr(i + 2, end - i - 2);
-      ASSIGN_OR_RETURN(std::string value, Placeholder(name, where, key));
-      out += value;
-      i = end;
-    }
-    return out;
+    return FieldReader::At(n, path);
   }
 
   StatusOr<std::string> Placeholder(const std::string& name, const std::string& where,
@@ -130,38 +69,18 @@ class Parser {
       return std::to_string(context_.now);
     }
     if (name.size() > 5 && name.compare(0, 3, "now") == 0 && (name[3] == '+' || name[3] == '-')) {
-      static const std::map<char, int64_t> kUnits = {
-          {'s', 1}, {'m', 60}, {'h', 3600}, {'d', 86400}, {'w', 7 * 86400}};
-      auto unit = kUnits.find(name.back());
-      int64_t n = 0;
-      const char* first = name.data() + 4;
-      const char* last = name.data() + name.size() - 1;
-      auto [ptr, ec] = std::from_chars(first, last, n);
-      // At most 100 years either way.
-      if (unit != kUnits.end() && ec == std::errc() && ptr == last && first != last &&
-          n <= int64_t{100} * 366 * 86400 / unit->second) {
-        return std::to_string(context_.now + (name[3] == '+' ? 1 : -1) * n * unit->second);
+      if (auto seconds = ParseDuration(name.substr(4))) {
+        return std::to_string(context_.now + (name[3] == '+' ? 1 : -1) * *seconds);
       }
     }
-    return Error(where, key + ": unknown placeholder " + QuoteForError("${" + name + "}") +
-                            " (known: ${host}, ${port}, ${now}, ${now+30d}, ${now-2h}; units s, "
-                            "m, h, d, w)");
-  }
-
-  StatusOr<bool> Bool(const YamlNode& n, const std::string& where, const std::string& key) const {
-    ASSIGN_OR_RETURN(std::string t, Text(n, where, key));
-    if (t == "true") {
-      return true;
-    }
-    if (t == "false") {
-      return false;
-    }
-    return Error(where, key + " must be true or false");
+    return f_.Error(where, key + ": unknown placeholder " + QuoteForError("${" + name + "}") +
+                               " (known: ${host}, ${port}, ${now}, ${now+30d}, ${now-2h}; units "
+                               "s, m, h, d, w)");
   }
 
   StatusOr<int64_t> Time(const YamlNode& n, const std::string& where,
                          const std::string& key) const {
-    ASSIGN_OR_RETURN(std::string t, Text(n, where, key));
+    ASSIGN_OR_RETURN(std::string t, f_.Text(n, where, key));
     int64_t value = 0;
     if (ParseInt64(t, &value)) {
       return value;
@@ -169,102 +88,37 @@ class Parser {
     if (auto iso = ParseIsoTime(t)) {
       return *iso;
     }
-    return Error(where, key +
-                            " must be a time: RFC 3339 UTC (2027-01-31T00:00:00Z), Unix seconds "
-                            "or ${now+30d}");
-  }
-
-  StatusOr<Json> Tags(const YamlNode& n, const std::string& where) const {
-    if (n.IsNull()) {
-      return Json::object();
-    }
-    if (!n.IsMap()) {
-      return Error(where, "tags must be a map of names to text");
-    }
-    Json tags = Json::object();
-    for (const auto& m : n.members) {
-      ASSIGN_OR_RETURN(std::string v, Text(m.value, where, "tags." + m.key));
-      tags[m.key] = v;
-    }
-    if (Status valid =
-            keyvault::ValidateTagsJson(tags.dump(-1, ' ', false, Json::error_handler_t::replace));
-        !valid.ok()) {
-      return Error(where, "tags: " + std::string(valid.message()));
-    }
-    return tags;
-  }
-
-  // The name of entry `n`, which must be a map that has one.
-  StatusOr<std::string> Name(const YamlNode& n, const std::string& where) const {
-    if (!n.IsMap()) {
-      return Error(where, "must be a map, not a " + std::string(agent::KindName(n.kind)));
-    }
-    const YamlNode* name = n.Find("name");
-    if (name == nullptr) {
-      return Error(where, "name is required");
-    }
-    return Text(*name, where, "name");
-  }
-
-  Status ResourceGroup(const std::string& where, const std::string& rg) const {
-    bool ok = !rg.empty() && rg.size() <= 90 && rg.back() != '.';
-    for (char c : rg) {
-      ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.' ||
-                  c == '(' || c == ')');
-    }
-    return ok ? OkStatus()
-              : Error(where, "resourceGroup " + QuoteForError(rg) +
-                                 " is not a resource group name (1-90 letters, digits, - _ . ( ))");
+    return f_.Error(where, key +
+                               " must be a time: RFC 3339 UTC (2027-01-31T00:00:00Z), Unix "
+                               "seconds or ${now+30d}");
   }
 
   Status ParseVault(const YamlNode& n, const std::string& path, Seed& seed) {
     std::string where = At(n, path);
     SeedVault v;
-    ASSIGN_OR_RETURN(v.name, Name(n, where));
+    ASSIGN_OR_RETURN(v.name, f_.Name(n, where));
     if (Status valid = keyvault::ValidateVaultName(v.name); !valid.ok()) {
-      return Error(where, std::string(valid.message()));
+      return f_.Error(where, std::string(valid.message()));
     }
     v.where = where + " (" + v.name + ")";
     RETURN_IF_ERROR(
-        Keys(n, v.where,
-             {"name", "resourceGroup", "location", "enableRbacAuthorization",
-              "softDeleteRetentionInDays", "enablePurgeProtection", "tags", "secrets"}));
+        f_.Keys(n, v.where,
+                {"name", "resourceGroup", "location", "enableRbacAuthorization",
+                 "softDeleteRetentionInDays", "enablePurgeProtection", "tags", "secrets"}));
     for (const auto& other : seed.vaults) {
       if (EqualsIgnoreCase(other.name, v.name)) {
-        return Error(v.where, "the vault is named twice (also at " + other.where + ")");
+        return f_.Error(v.where, "the vault is named twice (also at " + other.where + ")");
       }
     }
     if (seed.vaults.size() >= kMaxSeedVaults) {
-      return Error(v.where, "a seed holds at most " + std::to_string(kMaxSeedVaults) + " vaults");
+      return f_.Error(v.where,
+                      "a seed holds at most " + std::to_string(kMaxSeedVaults) + " vaults");
     }
-    if (const YamlNode* rg = n.Find("resourceGroup")) {
-      ASSIGN_OR_RETURN(v.resource_group, Text(*rg, v.where, "resourceGroup"));
-      RETURN_IF_ERROR(ResourceGroup(v.where, v.resource_group));
-    }
-    if (const YamlNode* loc = n.Find("location")) {
-      ASSIGN_OR_RETURN(v.location, Text(*loc, v.where, "location"));
-    }
-    if (const YamlNode* rbac = n.Find("enableRbacAuthorization")) {
-      ASSIGN_OR_RETURN(v.rbac, Bool(*rbac, v.where, "enableRbacAuthorization"));
-    }
-    if (const YamlNode* purge = n.Find("enablePurgeProtection")) {
-      ASSIGN_OR_RETURN(v.purge_protection, Bool(*purge, v.where, "enablePurgeProtection"));
-    }
-    if (const YamlNode* days = n.Find("softDeleteRetentionInDays")) {
-      ASSIGN_OR_RETURN(std::string t, Text(*days, v.where, "softDeleteRetentionInDays"));
-      int64_t d = 0;
-      if (!ParseInt64(t, &d) || d < 7 || d > 90) {
-        return Error(v.where, "softDeleteRetentionInDays must be a whole number from 7 to 90");
-      }
-      v.retention_days = static_cast<int>(d);
-    }
-    if (const YamlNode* tags = n.Find("tags")) {
-      ASSIGN_OR_RETURN(v.tags, Tags(*tags, v.where));
-    }
+    RETURN_IF_ERROR(f_.VaultSettings(n, v));
     if (const YamlNode* secrets = n.Find("secrets")) {
       RETURN_IF_ERROR(
-          List(*secrets, path + ".secrets",
-               [&](const YamlNode& s, const std::string& at) { return ParseSecret(s, at, v); }));
+          f_.List(*secrets, path + ".secrets",
+                  [&](const YamlNode& s, const std::string& at) { return ParseSecret(s, at, v); }));
     }
     seed.vaults.push_back(std::move(v));
     return OkStatus();
@@ -275,30 +129,30 @@ class Parser {
   Status ParseVersion(const YamlNode& n, const std::string& where, SeedVersion& out) const {
     if (const YamlNode* value = n.Find("value")) {
       if (!value->IsScalar()) {
-        return Error(where, "value must be a scalar");
+        return f_.Error(where, "value must be a scalar");
       }
-      ASSIGN_OR_RETURN(std::string text, Text(*value, where, "value"));
+      ASSIGN_OR_RETURN(std::string text, f_.Text(*value, where, "value"));
       // SECURITY: the value itself is never in a message.
       if (!IsValidUtf8(text)) {
-        return Error(where, "value is not valid UTF-8");
+        return f_.Error(where, "value is not valid UTF-8");
       }
       if (text.size() > keyvault::kMaxSecretValueBytes) {
-        return Error(where, "value is longer than " +
-                                std::to_string(keyvault::kMaxSecretValueBytes) + " bytes");
+        return f_.Error(where, "value is longer than " +
+                                   std::to_string(keyvault::kMaxSecretValueBytes) + " bytes");
       }
       out.value = std::move(text);
     }
     if (const YamlNode* ct = n.Find("contentType")) {
-      ASSIGN_OR_RETURN(out.content_type, Text(*ct, where, "contentType"));
+      ASSIGN_OR_RETURN(out.content_type, f_.Text(*ct, where, "contentType"));
       if (out.content_type.size() > 255) {
-        return Error(where, "contentType is longer than 255 characters");
+        return f_.Error(where, "contentType is longer than 255 characters");
       }
     }
     if (const YamlNode* tags = n.Find("tags")) {
-      ASSIGN_OR_RETURN(out.tags, Tags(*tags, where));
+      ASSIGN_OR_RETURN(out.tags, f_.Tags(*tags, where));
     }
     if (const YamlNode* enabled = n.Find("enabled")) {
-      ASSIGN_OR_RETURN(out.enabled, Bool(*enabled, where, "enabled"));
+      ASSIGN_OR_RETURN(out.enabled, f_.Bool(*enabled, where, "enabled"));
     }
     if (const YamlNode* nbf = n.Find("notBefore")) {
       ASSIGN_OR_RETURN(out.nbf, Time(*nbf, where, "notBefore"));
@@ -312,45 +166,46 @@ class Parser {
   Status ParseSecret(const YamlNode& n, const std::string& path, SeedVault& vault) {
     std::string where = At(n, path);
     SeedSecret s;
-    ASSIGN_OR_RETURN(s.name, Name(n, where));
+    ASSIGN_OR_RETURN(s.name, f_.Name(n, where));
     if (Status valid = keyvault::ValidateObjectName(s.name); !valid.ok()) {
-      return Error(where, std::string(valid.message()));
+      return f_.Error(where, std::string(valid.message()));
     }
     s.where = where + " (" + s.name + ")";
-    RETURN_IF_ERROR(Keys(
+    RETURN_IF_ERROR(f_.Keys(
         n, s.where,
         {"name", "value", "contentType", "tags", "enabled", "notBefore", "expires", "versions"}));
     for (const auto& other : vault.secrets) {
       if (EqualsIgnoreCase(other.name, s.name)) {
-        return Error(s.where, "the secret is named twice in vault '" + vault.name + "' (also at " +
-                                  other.where + ")");
+        return f_.Error(s.where, "the secret is named twice in vault '" + vault.name +
+                                     "' (also at " + other.where + ")");
       }
     }
     secrets_ += 1;
     if (secrets_ > kMaxSeedSecrets) {
-      return Error(s.where, "a seed holds at most " + std::to_string(kMaxSeedSecrets) + " secrets");
+      return f_.Error(s.where,
+                      "a seed holds at most " + std::to_string(kMaxSeedSecrets) + " secrets");
     }
     const YamlNode* versions = n.Find("versions");
     if (versions != nullptr) {
       for (const char* own : {"value", "contentType", "tags", "enabled", "notBefore", "expires"}) {
         if (n.Find(own) != nullptr) {
-          return Error(s.where, std::string("give either versions or ") + own +
-                                    " (the attributes of a single version), not both");
+          return f_.Error(s.where, std::string("give either versions or ") + own +
+                                       " (the attributes of a single version), not both");
         }
       }
       if (!versions->IsSequence() || versions->items.empty()) {
-        return Error(s.where, "versions must be a list of at least one version");
+        return f_.Error(s.where, "versions must be a list of at least one version");
       }
       if (versions->items.size() > kMaxSeedVersions) {
-        return Error(s.where, "a secret holds at most " + std::to_string(kMaxSeedVersions) +
-                                  " versions in a seed");
+        return f_.Error(s.where, "a secret holds at most " + std::to_string(kMaxSeedVersions) +
+                                     " versions in a seed");
       }
       for (size_t i = 0; i < versions->items.size(); ++i) {
         const YamlNode& item = versions->items[i];
         std::string at =
             At(item, path + ".versions[" + std::to_string(i) + "]") + " (" + s.name + ")";
         RETURN_IF_ERROR(
-            Keys(item, at, {"value", "contentType", "tags", "enabled", "notBefore", "expires"}));
+            f_.Keys(item, at, {"value", "contentType", "tags", "enabled", "notBefore", "expires"}));
         SeedVersion v;
         RETURN_IF_ERROR(ParseVersion(item, at, v));
         s.versions.push_back(std::move(v));
@@ -367,128 +222,55 @@ class Parser {
   Status ParseIdentity(const YamlNode& n, const std::string& path, Seed& seed) const {
     std::string where = At(n, path);
     SeedIdentity id;
-    ASSIGN_OR_RETURN(id.name, Name(n, where));
-    bool ok = id.name.size() >= 3 && id.name.size() <= 128 &&
-              std::isalnum(static_cast<unsigned char>(id.name[0]));
-    for (char c : id.name) {
-      ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_');
-    }
-    if (!ok) {
-      return Error(where, "name " + QuoteForError(id.name) +
-                              " is not an identity name (3-128 letters, digits, - and _, "
-                              "starting with a letter or digit)");
-    }
+    ASSIGN_OR_RETURN(id.name, f_.Name(n, where));
+    RETURN_IF_ERROR(f_.IdentityName(where, id.name));
     id.where = where + " (" + id.name + ")";
-    RETURN_IF_ERROR(Keys(n, id.where, {"name", "resourceGroup", "location", "tags"}));
+    RETURN_IF_ERROR(f_.Keys(n, id.where, {"name", "resourceGroup", "location", "tags"}));
     for (const auto& other : seed.identities) {
       if (EqualsIgnoreCase(other.name, id.name)) {
-        return Error(id.where, "the identity is named twice (also at " + other.where + ")");
+        return f_.Error(id.where, "the identity is named twice (also at " + other.where + ")");
       }
     }
     if (const YamlNode* rg = n.Find("resourceGroup")) {
-      ASSIGN_OR_RETURN(id.resource_group, Text(*rg, id.where, "resourceGroup"));
-      RETURN_IF_ERROR(ResourceGroup(id.where, id.resource_group));
+      ASSIGN_OR_RETURN(id.resource_group, f_.Text(*rg, id.where, "resourceGroup"));
+      RETURN_IF_ERROR(f_.ResourceGroup(id.where, id.resource_group));
     }
     if (const YamlNode* loc = n.Find("location")) {
-      ASSIGN_OR_RETURN(id.location, Text(*loc, id.where, "location"));
+      ASSIGN_OR_RETURN(id.location, f_.Text(*loc, id.where, "location"));
     }
     if (const YamlNode* tags = n.Find("tags")) {
-      ASSIGN_OR_RETURN(id.tags, Tags(*tags, id.where));
+      ASSIGN_OR_RETURN(id.tags, f_.Tags(*tags, id.where));
     }
     seed.identities.push_back(std::move(id));
     return OkStatus();
   }
 
-  static bool IsGuid(const std::string& s) {
-    if (s.size() != 36) {
-      return false;
-    }
-    for (size_t i = 0; i < s.size(); ++i) {
-      bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-      if (dash ? s[i] != '-' : !std::isxdigit(static_cast<unsigned char>(s[i]))) {
-        return false;
-      }
-    }
-    return true;
-  }
-
   Status ParseAccess(const YamlNode& n, const std::string& path, Seed& seed) const {
     std::string where = At(n, path);
-    RETURN_IF_ERROR(Keys(n, where, {"vault", "principal", "role", "permissions"}));
+    RETURN_IF_ERROR(f_.Keys(n, where, {"vault", "principal", "role", "permissions"}));
     SeedAccess a;
-    a.where = where;
-    for (auto [key, out] : {std::pair{"vault", &a.vault}, std::pair{"principal", &a.principal}}) {
-      const YamlNode* node = n.Find(key);
-      if (node == nullptr) {
-        return Error(where, std::string(key) + " is required");
-      }
-      ASSIGN_OR_RETURN(*out, Text(*node, where, key));
-    }
-    if (Status valid = keyvault::ValidateVaultName(a.vault); !valid.ok()) {
-      return Error(where, std::string(valid.message()));
-    }
-    const SeedVault* vault = nullptr;
+    RETURN_IF_ERROR(f_.AccessTarget(n, where, a));
+    std::optional<bool> rbac;
     for (const auto& v : seed.vaults) {
       if (EqualsIgnoreCase(v.name, a.vault)) {
-        vault = &v;
+        // A vault that does not say is decided on import: an existing one
+        // has its model, a new one uses RBAC.
+        rbac = v.rbac;
       }
     }
     bool named = std::any_of(seed.identities.begin(), seed.identities.end(),
                              [&](const SeedIdentity& id) { return id.name == a.principal; });
-    if (!named && !IsGuid(a.principal)) {
-      return Error(where, "principal " + QuoteForError(a.principal) +
-                              " is neither an identity of this file nor an object id or app id");
+    if (!named && !FieldReader::IsGuid(a.principal)) {
+      return f_.Error(where, "principal " + QuoteForError(a.principal) +
+                                 " is neither an identity of this file nor an object id or app id");
     }
-    const YamlNode* role = n.Find("role");
-    const YamlNode* permissions = n.Find("permissions");
-    if ((role == nullptr) == (permissions == nullptr)) {
-      return Error(where,
-                   "give a role (RBAC vaults) or permissions (access-policy vaults), one of them");
-    }
-    if (role != nullptr) {
-      ASSIGN_OR_RETURN(a.role, Text(*role, where, "role"));
-      if (a.role.empty() || a.role.size() > 256) {
-        return Error(where, "role must name a role (its name or id)");
-      }
-      if (vault != nullptr && vault->rbac == false) {
-        return Error(where, "vault '" + vault->name +
-                                "' uses access policies (enableRbacAuthorization: false): give "
-                                "permissions, not a role");
-      }
-    } else {
-      // A vault that does not say is decided on import: an existing one
-      // has its model, a new one uses RBAC.
-      if (vault != nullptr && vault->rbac == true) {
-        return Error(where, "vault '" + vault->name +
-                                "' uses Azure RBAC (enableRbacAuthorization: true): give a role, "
-                                "not permissions");
-      }
-      RETURN_IF_ERROR(
-          Keys(*permissions, where + ".permissions", {"secrets", "keys", "certificates"}));
-      for (const auto& m : permissions->members) {
-        authz::ObjectType type = m.key == "secrets" ? authz::ObjectType::kSecrets
-                                 : m.key == "keys"  ? authz::ObjectType::kKeys
-                                                    : authz::ObjectType::kCertificates;
-        if (!m.value.IsSequence()) {
-          return Error(where, "permissions." + m.key + " must be a list");
-        }
-        std::vector<std::string>& names = a.permissions[m.key];
-        for (const auto& item : m.value.items) {
-          ASSIGN_OR_RETURN(std::string p, Text(item, where, "permissions." + m.key));
-          if (!authz::ParsePermission(type, p)) {
-            return Error(where, "permissions." + m.key + ": Key Vault has no permission " +
-                                    QuoteForError(p));
-          }
-          names.push_back(AsciiLower(p));
-        }
-      }
-    }
+    RETURN_IF_ERROR(f_.AccessGrant(n, where, rbac, a));
     seed.access.push_back(std::move(a));
     return OkStatus();
   }
 
-  const std::string& file_;
   const SeedContext& context_;
+  FieldReader f_;
   size_t secrets_ = 0;
 };
 

@@ -1,0 +1,118 @@
+#include "cli/api_session.h"
+
+#include "cli/vault_objects.h"
+#include "common/encoding.h"
+#include "common/strings.h"
+
+namespace coffer::cli {
+
+StatusOr<http::Response> Session::Arm(const std::string& method, const std::string& path,
+                                      const std::string& api, const std::string& body,
+                                      const std::string& query) {
+  std::string url =
+      c_.config().authority + path + "?api-version=" + api + (query.empty() ? "" : "&" + query);
+  return c_.Call(method, url, c_.config().authority, body);
+}
+
+StatusOr<http::Response> Session::Vault(const std::string& method, const std::string& vault,
+                                        const std::string& path, const std::string& body) {
+  ObjectArgs args;
+  args.vault = vault;
+  auto [base, resource] = ResolveObject(c_, args, "secrets");
+  return c_.Call(method, KvUrl(base, path), resource, body);
+}
+
+StatusOr<http::Response> Session::Graph(const std::string& method, const std::string& path,
+                                        const std::string& body) {
+  return c_.Call(method, c_.config().authority + path, "https://graph.microsoft.com", body);
+}
+
+Status Session::Failed(const std::string& where, const std::string& what,
+                       const StatusOr<http::Response>& r) {
+  Status s = r.ok() ? client::ErrorFromResponse(*r) : r.status();
+  return Status(s.code() == StatusCode::kOk ? StatusCode::kUnknown : s.code(),
+                where + ": " + what + ": " + std::string(s.message()), std::string(s.reason()));
+}
+
+StatusOr<Json> Session::All(const std::string& where, StatusOr<http::Response> first,
+                            const std::string& resource) {
+  Json all = Json::array();
+  while (true) {
+    if (!first.ok() || first->status != 200) {
+      return Failed(where, "listing", first);
+    }
+    auto page = ParseJson(first->body);
+    if (!page || !page->is_object()) {
+      return InternalError(where + ": the server's list is not JSON");
+    }
+    for (const auto& item : page->value("value", Json::array())) {
+      all.push_back(item);
+    }
+    std::string next = StringMember(*page, "nextLink");
+    if (next.empty()) {
+      return all;
+    }
+    first = c_.Call("GET", next, resource);
+  }
+}
+
+StatusOr<std::string> Session::RoleDefinitionId(const std::string& where, const std::string& role) {
+  std::string last = role.substr(role.rfind('/') == std::string::npos ? 0 : role.rfind('/') + 1);
+  std::string path = Subscription() + "/providers/Microsoft.Authorization/roleDefinitions";
+  if (last.size() == 36 && last[8] == '-') {
+    auto r = Arm("GET", path + "/" + AsciiLower(last), kAuthorizationApi);
+    if (r.ok() && r->status == 200) {
+      return path + "/" + AsciiLower(last);
+    }
+  } else {
+    auto r = Arm("GET", path, kAuthorizationApi, "",
+                 "$filter=" + PercentEncode("roleName eq '" + role + "'"));
+    if (!r.ok() || r->status != 200) {
+      return Failed(where, "looking up the role", r);
+    }
+    for (const auto& found : Body(r).value("value", Json::array())) {
+      return StringMember(found, "id");
+    }
+  }
+  return Status(StatusCode::kNotFound, where + ": role '" + role + "' does not exist",
+                "RoleDefinitionDoesNotExist");
+}
+
+const Json& Session::ServicePrincipals() {
+  if (service_principals_.is_null()) {
+    auto r = Graph("GET", "/v1.0/servicePrincipals");
+    service_principals_ =
+        r.ok() && r->status == 200 ? Body(r).value("value", Json::array()) : Json::array();
+  }
+  return service_principals_;
+}
+
+std::string Session::ObjectIdOf(const std::string& id) {
+  for (const auto& sp : ServicePrincipals()) {
+    if (EqualsIgnoreCase(StringMember(sp, "appId"), id)) {
+      return StringMember(sp, "id");
+    }
+  }
+  return id;
+}
+
+Json Body(const StatusOr<http::Response>& r) {
+  auto parsed = ParseJson(r->body);
+  return parsed ? *parsed : Json();
+}
+
+std::string VaultPath(const std::string& rg, const std::string& name) {
+  return "/resourceGroups/" + rg + "/providers/Microsoft.KeyVault/vaults/" + name;
+}
+
+std::string IdentityPath(const std::string& rg, const std::string& name) {
+  return "/resourceGroups/" + rg + "/providers/Microsoft.ManagedIdentity/userAssignedIdentities/" +
+         name;
+}
+
+std::string ResourceGroupOf(const std::string& id) {
+  auto parts = Split(id, '/');
+  return parts.size() > 4 ? std::string(parts[4]) : "";
+}
+
+}  // namespace coffer::cli
