@@ -223,6 +223,10 @@ TEST(EnvFileTest, RefusesWhatCannotBeRight) {
        "is not an identity kind"},
       {envs + "vaults: [{name: 'a-${env}'}]\nsecrets: []\n", "unknown key \"secrets\""},
       {"environments: [{name: dev, variables: {env: x}}]\n", "is not a variable name"},
+      {envs + "vaults: [{name: 'a-${env}', enableRbacAuthorization: false}]\naccess: [{vault: "
+              "'a-${env}', principal: 0b9f0a43-5b8e-4bd2-9a3e-1d6f7a0c1e11, permissions: "
+              "{secrets: []}}]\n",
+       "permissions grant nothing"},
       {"environments: [{name: dev}]\nvaults: &a [*a]\n", "YAML"},
   };
   for (const Case& c : cases) {

@@ -269,6 +269,12 @@ Status FieldReader::AccessGrant(const YamlNode& n, const std::string& where,
       }
       names.push_back(AsciiLower(p));
     }
+    if (names.empty()) {
+      a.permissions.erase(m.key);
+    }
+  }
+  if (a.permissions.empty()) {
+    return Error(where, "permissions grant nothing (list secrets, keys or certificates ones)");
   }
   return OkStatus();
 }
