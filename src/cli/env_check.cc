@@ -4,6 +4,7 @@
 #include <map>
 #include <set>
 
+#include "cli/vault_objects.h"
 #include "common/encoding.h"
 #include "common/strings.h"
 #include "common/time_format.h"
@@ -34,8 +35,15 @@ StatusOr<std::string> SecretHash(Session& s, const std::string& vault, const std
 
 namespace {
 
+// A duration as the file would write it: whole days, else hours, minutes
+// or seconds.
 std::string Days(int64_t seconds) {
-  return std::to_string(seconds / 86400) + " days";
+  for (auto [unit, n] : {std::pair{"d", 86400}, {"h", 3600}, {"m", 60}}) {
+    if (seconds % n == 0) {
+      return std::to_string(seconds / n) + unit;
+    }
+  }
+  return std::to_string(seconds) + "s";
 }
 
 class Checker {
@@ -169,7 +177,9 @@ class Checker {
           Find("MISSING", env, subject,
                std::string(it == secrets->end() ? "the secret does not exist"
                                                 : "the secret is deleted") +
-                   "; create it (coffer env apply -f FILE --set " + secret.name + "=FILE)");
+                   (it == secrets->end() ? "; create it (coffer env apply -f FILE --set " +
+                                               env.name + ":" + secret.name + "=FILE)"
+                                         : "; recover it (coffer env apply -f FILE)"));
           reported.insert(AsciiLower(secret.vault + "/" + secret.name));
           continue;
         }
@@ -212,33 +222,65 @@ class Checker {
       if (it == secrets->end() || it->second.deleted) {
         if (reported.insert(key).second) {
           Find("MISSING", env, subject,
-               "the secret does not exist; create it (coffer env apply -f FILE --set " + read.name +
-                   "=FILE)");
+               "the secret does not exist; create it (coffer env apply -f FILE --set " + env.name +
+                   ":" + read.name + "=FILE)");
         }
         return OkStatus();
       }
       EnvSecret plain;
       CheckSecretState(env, plain, it->second, subject);
     } else {
-      auto r = s_.Vault(
-          "GET", read.vault,
-          "/" + collection + "/" + read.name + (read.version.empty() ? "" : "/" + read.version));
-      if (r.ok() && r->status == 404) {
+      // A pinned version is looked for in the versions' list, which holds
+      // no value (a secret's GET would return it).
+      ASSIGN_OR_RETURN(std::optional<Json> found, Attributes(read, collection));
+      if (!found) {
         Find("MISSING", env, subject,
              "the " + read.type + (read.version.empty() ? "" : " version " + read.version) +
                  " does not exist");
         return OkStatus();
       }
-      if (!r.ok() || r->status != 200) {
-        return Session::Failed(subject, "reading the object", r);
-      }
-      if (!Body(r).value("attributes", Json::object()).value("enabled", true)) {
+      if (!found->value("enabled", true)) {
         Find("DISABLED", env, subject, "the " + read.type + " is disabled");
       }
     }
     std::string who = app.identity.empty() ? read.client_id : app.identity;
     return CheckReadable(env, who, app.where, read.vault,
-                         read.type == "key" ? "KeyGet" : "SecretGet", read.name, subject);
+                         read.type == "key"    ? "KeyGet"
+                         : read.type == "cert" ? "CertificateGet"
+                                               : "SecretGet",
+                         read.name, subject);
+  }
+
+  // The attributes of the object (or its pinned version) `read` names;
+  // nothing when it does not exist.
+  StatusOr<std::optional<Json>> Attributes(const EnvReadObject& read,
+                                           const std::string& collection) {
+    std::string base = "/" + collection + "/" + read.name;
+    if (read.version.empty()) {
+      auto r = s_.Vault("GET", read.vault, base);
+      if (r.ok() && r->status == 404) {
+        return std::optional<Json>();
+      }
+      if (!r.ok() || r->status != 200) {
+        return Session::Failed(read.where, "reading the object", r);
+      }
+      return std::optional<Json>(Body(r).value("attributes", Json::object()));
+    }
+    auto first = s_.Vault("GET", read.vault, base + "/versions");
+    if (first.ok() && first->status == 404) {
+      return std::optional<Json>();
+    }
+    ObjectArgs args;
+    args.vault = read.vault;
+    ASSIGN_OR_RETURN(Json versions,
+                     s_.All(read.where, first, ResolveObject(s_.client(), args, "secrets").second));
+    for (const auto& v : versions) {
+      std::string id = StringMember(v, "id");
+      if (EqualsIgnoreCase(id.substr(id.rfind('/') + 1), read.version)) {
+        return std::optional<Json>(v.value("attributes", Json::object()));
+      }
+    }
+    return std::optional<Json>();
   }
 
   // Every identity of another environment that can read this one's vaults.

@@ -199,6 +199,13 @@ void AddApplyCommand(CLI::App& env) {
     for (const Environment* e : Selected(file, args->environments)) {
       auto plan = PlanEnvironment(inst, *e, values[e->name]);
       if (!plan.ok()) {
+        // What the environments before this one had done is said first.
+        if (args->json) {
+          Print(all);
+        } else {
+          std::fputs(text.c_str(), stdout);
+        }
+        std::fflush(stdout);
         Fail(plan.status());
       }
       Json result = ApplyPlan(*plan);
@@ -436,8 +443,12 @@ void AddPromoteCommand(CLI::App& env) {
     }
     Json body = {
         {"value", StringMember(secret, "value")}, {"tags", tags}, {"attributes", attributes}};
-    if (!StringMember(secret, "contentType").empty()) {
-      body["contentType"] = StringMember(secret, "contentType");
+    // The target's declared content type, else the source's.
+    std::string content_type = rule != nullptr && !rule->content_type.empty()
+                                   ? rule->content_type
+                                   : StringMember(secret, "contentType");
+    if (!content_type.empty()) {
+      body["contentType"] = content_type;
     }
     std::string text = ToJson(body);
     // SECURITY: the value is wiped from every copy once sent.

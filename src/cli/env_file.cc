@@ -26,15 +26,15 @@ namespace {
 using agent::YamlNode;
 
 const std::initializer_list<std::string_view> kVaultKeys = {"name",
-                                                                "resourceGroup",
-                                                                "location",
-                                                                "enableRbacAuthorization",
-                                                                "softDeleteRetentionInDays",
-                                                                "enablePurgeProtection",
-                                                                "tags",
-                                                                "environments"};
+                                                            "resourceGroup",
+                                                            "location",
+                                                            "enableRbacAuthorization",
+                                                            "softDeleteRetentionInDays",
+                                                            "enablePurgeProtection",
+                                                            "tags",
+                                                            "environments"};
 const std::initializer_list<std::string_view> kIdentityKeys = {"name", "kind", "resourceGroup",
-                                                                   "location", "environments"};
+                                                               "location", "environments"};
 
 // The name of an environment: what ${env} becomes in names of vaults,
 // groups and identities, so letters, digits and '-'.
@@ -76,6 +76,16 @@ class Parser {
       env_ = &env;
       const YamlNode& n = envs->items[i];
       std::string path = "environments[" + std::to_string(i) + "]";
+      for (const char* list : {"vaults", "identities"}) {
+        if (const YamlNode* entries = n.Find(list); entries != nullptr && entries->IsSequence()) {
+          for (const auto& entry : entries->items) {
+            if (entry.IsMap() && entry.Find("environments") != nullptr) {
+              return f_.Error(FieldReader::At(entry, path + "." + list),
+                              "an environment's own entry takes no environments");
+            }
+          }
+        }
+      }
       if (const YamlNode* vaults = n.Find("vaults")) {
         RETURN_IF_ERROR(f_.List(
             *vaults, path + ".vaults",
@@ -221,8 +231,9 @@ class Parser {
   }
 
   bool IsIdentity(const Environment& env, const std::string& name) const {
+    // Azure resource names ignore case.
     return std::any_of(env.identities.begin(), env.identities.end(),
-                       [&](const EnvIdentity& id) { return id.name == name; });
+                       [&](const EnvIdentity& id) { return EqualsIgnoreCase(id.name, name); });
   }
 
   Status ParseVault(const YamlNode& n, const std::string& path, Environment& env) {
@@ -371,6 +382,20 @@ class Parser {
         return f_.Error(s.where, "expiry.minRemaining must be shorter than expiry.maxAhead");
       }
     }
+    // Two applications may need one secret, but it is one secret: what
+    // they say of it must agree.
+    for (const auto& other_app : env.applications) {
+      for (const auto& other : other_app.secrets) {
+        if (EqualsIgnoreCase(other.name, s.name) && EqualsIgnoreCase(other.vault, s.vault) &&
+            (other.content_type != s.content_type || other.shareable != s.shareable ||
+             other.expiry_required != s.expiry_required || other.max_ahead != s.max_ahead ||
+             other.min_remaining != s.min_remaining)) {
+          return f_.Error(s.where, "application '" + other_app.name +
+                                       "' declares this secret differently (at " + other.where +
+                                       "): contentType, shareable and expiry must agree");
+        }
+      }
+    }
     app.secrets.push_back(std::move(s));
     return OkStatus();
   }
@@ -389,7 +414,7 @@ class Parser {
     }
     for (const auto& spc : *classes) {
       std::string at = where + ": " + path + " (" + spc.name + ")";
-      if (spc.provider != "azure") {
+      if (spc.provider != "azure" && spc.provider != "coffer") {
         continue;  // another provider's class reads nothing of ours
       }
       auto param = [&](const char* key) {
@@ -498,7 +523,12 @@ class Parser {
           return f_.Error(app.where, "referenceFiles: " + QuoteForError(p) + ": " +
                                          std::string(text.status().message()));
         }
-        for (const auto& [key, value] : ParseEnvLines(*text)) {
+        for (auto [key, value] : ParseEnvLines(*text)) {
+          // A quoted value (KEY="@Microsoft.KeyVault(...)") as a shell reads it.
+          if (value.size() >= 2 && (value.front() == '"' || value.front() == '\'') &&
+              value.back() == value.front()) {
+            value = value.substr(1, value.size() - 2);
+          }
           if (value.rfind("@Microsoft.KeyVault(", 0) == 0) {
             RETURN_IF_ERROR(AddReference(value, app.where + ": " + p + " " + key, app));
           }

@@ -223,6 +223,11 @@ TEST(EnvFileTest, RefusesWhatCannotBeRight) {
        "is not an identity kind"},
       {envs + "vaults: [{name: 'a-${env}'}]\nsecrets: []\n", "unknown key \"secrets\""},
       {"environments: [{name: dev, variables: {env: x}}]\n", "is not a variable name"},
+      {"environments: [{name: dev, vaults: [{name: a, environments: [dev]}]}]\n",
+       "an environment's own entry takes no environments"},
+      {envs + "vaults: [{name: 'a-${env}'}]\napplications: [{name: x, secrets: [{name: s}]}, "
+              "{name: y, secrets: [{name: S, shareable: true}]}]\n",
+       "application 'x' declares this secret differently"},
       {envs + "vaults: [{name: 'a-${env}', enableRbacAuthorization: false}]\naccess: [{vault: "
               "'a-${env}', principal: 0b9f0a43-5b8e-4bd2-9a3e-1d6f7a0c1e11, permissions: "
               "{secrets: []}}]\n",

@@ -143,7 +143,7 @@ StatusOr<const std::map<std::string, SecretState>*> Installation::Secrets(
 
 StatusOr<std::optional<std::string>> Installation::Identity(const EnvIdentity& id,
                                                             bool* exists_without_principal) {
-  if (auto it = made_.find(id.name); it != made_.end()) {
+  if (auto it = made_.find(AsciiLower(id.name)); it != made_.end()) {
     return std::optional<std::string>(it->second);
   }
   if (exists_without_principal != nullptr) {
@@ -196,7 +196,7 @@ StatusOr<std::optional<std::string>> Installation::Principal(const Environment& 
                                                              const std::string& who,
                                                              const std::string& where) {
   for (const auto& id : env.identities) {
-    if (id.name == who) {
+    if (EqualsIgnoreCase(id.name, who)) {
       return Identity(id);
     }
   }
@@ -337,6 +337,9 @@ class Planner {
   Status PlanVaults() {
     for (const SeedVault& v : env_.vaults) {
       ASSIGN_OR_RETURN(VaultState st, inst_.Vault(v.name, v.resource_group));
+      if (!st.exists) {
+        st.rbac = v.rbac.value_or(true);
+      }
       states_[AsciiLower(v.name)] = st;
       if (!st.exists) {
         ASSIGN_OR_RETURN(bool deleted, inst_.DeletedVault(v.name));
@@ -351,8 +354,7 @@ class Planner {
               v.where + ": resourceGroup is required (COFFER_RESOURCE_GROUP is not set)",
               "BadParameter");
         }
-        bool rbac = v.rbac.value_or(true);
-        states_[AsciiLower(v.name)].rbac = rbac;
+        bool rbac = st.rbac;
         Step("+ vault " + v.name + " (group " + st.resource_group + ", " +
                  (rbac ? "Azure RBAC" : "access policies") + ", retention " +
                  std::to_string(v.retention_days.value_or(90)) + " days)",
@@ -483,9 +485,9 @@ class Planner {
         }
         const std::string* value = ValueFor(secret.vault, secret.name);
         if (value == nullptr) {
-          plan_.steps.push_back(EnvStep{
-              "+ secret " + target + ": needs a value (apply --set " + secret.name + "=FILE)",
-              target, nullptr});
+          plan_.steps.push_back(EnvStep{"+ secret " + target + ": needs a value (apply --set " +
+                                            env_.name + ":" + secret.name + "=FILE)",
+                                        target, nullptr});
           continue;
         }
         Step("+ secret " + target + " (value from --set)",
@@ -544,14 +546,16 @@ class Planner {
           entries.push_back(&a);
         }
       }
+      bool conflicting = false;
       for (const SeedAccess* a : entries) {
         if (!a->role.empty() != st.rbac) {
           plan_.conflicts.push_back(a->where + ": vault '" + v.name + "' uses " +
                                     (st.rbac ? "Azure RBAC: give a role, not permissions"
                                              : "access policies: give permissions, not a role"));
+          conflicting = true;
         }
       }
-      if (!plan_.conflicts.empty()) {
+      if (conflicting) {
         continue;
       }
       if (st.rbac) {
@@ -615,8 +619,13 @@ class Planner {
                                       : Session::Failed(a->where, "assigning the role", r);
            });
     }
+    std::string caller;
+    if (!existing.empty()) {
+      ASSIGN_OR_RETURN(caller, Caller());
+    }
     for (const auto& [id, key] : existing) {
-      if (wanted.count(key)) {
+      // The caller's own grants are how coffer env works in the vault.
+      if (wanted.count(key) || EqualsIgnoreCase(key.first, caller)) {
         continue;
       }
       Step("- role assignment '" + RoleName(key.second) + "' of " + Who(key.first) + " on vault " +
@@ -707,7 +716,14 @@ class Planner {
       }
       Step(line, [this, st, want, resolve, w = where[who]]() -> Status {
         ASSIGN_OR_RETURN(std::string object_id, resolve());
-        Json entry = {{"tenantId", Tenant()}, {"objectId", object_id}, {"permissions", want}};
+        // Every list, empty ones too: `replace` keeps a list it is not given.
+        Json lists = want;
+        for (const char* type : {"secrets", "keys", "certificates"}) {
+          if (!lists.contains(type)) {
+            lists[type] = Json::array();
+          }
+        }
+        Json entry = {{"tenantId", Tenant()}, {"objectId", object_id}, {"permissions", lists}};
         auto r = s_.Arm("PUT", st.id + "/accessPolicies/replace", kVaultApi,
                         ToJson(Json{{"properties", {{"accessPolicies", Json::array({entry})}}}}));
         return Ok(r, {200, 201}) ? OkStatus() : Session::Failed(w, "setting the access policy", r);

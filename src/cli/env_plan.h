@@ -15,6 +15,7 @@
 #include "cli/env_file.h"
 #include "common/json.h"
 #include "common/status.h"
+#include "common/strings.h"
 
 namespace coffer::cli {
 
@@ -72,7 +73,7 @@ class Installation {
   StatusOr<std::optional<std::string>> Identity(const EnvIdentity& id,
                                                 bool* exists_without_principal = nullptr);
   void Remember(const std::string& identity, const std::string& object_id) {
-    made_[identity] = object_id;
+    made_[AsciiLower(identity)] = object_id;
   }
 
   // The resource group of an entry: its own, else the installation's.

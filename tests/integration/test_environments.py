@@ -177,9 +177,9 @@ class EnvironmentsTests(EnvCase):
         self.assertEqual(changes["dev"], [
             "+ identity envt-shop-dev (user-assigned, group rg-envt-dev)",
             "+ vault envt-shop-dev (group rg-envt-dev, Azure RBAC, retention 7 days)",
-            "+ secret envt-shop-dev/db-password: needs a value (apply --set db-password=FILE)",
-            "+ secret envt-shop-dev/flags: needs a value (apply --set flags=FILE)",
-            "+ secret envt-shop-dev/api-key: needs a value (apply --set api-key=FILE)",
+            "+ secret envt-shop-dev/db-password: needs a value (apply --set dev:db-password=FILE)",
+            "+ secret envt-shop-dev/flags: needs a value (apply --set dev:flags=FILE)",
+            "+ secret envt-shop-dev/api-key: needs a value (apply --set dev:api-key=FILE)",
             "+ role assignment 'Key Vault Secrets User' to envt-shop-dev on vault envt-shop-dev",
         ])
         self.assertIn("+ service principal envt-ci-prod", changes["prod"])
@@ -266,7 +266,7 @@ class EnvironmentsTests(EnvCase):
         self.assertEqual(changes["dev"], [])
         self.assertEqual(changes["staging"][0],
                          "+ secret envt-shop-staging/api-key: needs a value (apply --set "
-                         "api-key=FILE)")
+                         "staging:api-key=FILE)")
         self.assertEqual(len(changes["staging"]), 2)
         self.assertRegex(changes["staging"][1],
                          r"^- role assignment 'Key Vault Secrets Officer' of envt-shop-staging "
@@ -398,6 +398,34 @@ class EnvironmentsTests(EnvCase):
                               "--secret", "no-such-secret")
         self.assertEqual(rc, 1)
         self.assertIn("SecretNotFound", err)
+
+    def test_7_access_policies_changed_by_hand_are_put_back(self):
+        srv = self.srv
+        path = "/resourceGroups/rg-envt-prod/providers/Microsoft.KeyVault/vaults/envt-audit-prod"
+        vault = ok(srv.arm("GET", path))
+        tenant = vault["properties"]["tenantId"]
+        ci = next(p["objectId"] for p in vault["properties"]["accessPolicies"]
+                  if p["permissions"].get("secrets") == ["get", "list"])
+        dev = self.principal_of("rg-envt-dev", "envt-shop-dev")
+        ok(srv.arm("PUT", path + "/accessPolicies/add", {"properties": {"accessPolicies": [
+            {"tenantId": tenant, "objectId": ci,
+             "permissions": {"keys": ["get"], "secrets": ["delete"]}},
+            {"tenantId": tenant, "objectId": dev, "permissions": {"secrets": ["get"]}}]}}),
+           200, 201)
+        changes = self.changes(self.env_json("plan", "-f", self.file, "-e", "prod", rc=2))
+        self.assertEqual(len(changes["prod"]), 2, changes)
+        self.assertEqual(changes["prod"][0],
+                         "~ access policy for envt-ci-prod on vault envt-audit-prod: "
+                         '{"secrets":["get","list"]} (now {"keys":["get"],'
+                         '"secrets":["delete","get","list"]})')
+        self.assertRegex(changes["prod"][1], r"^- access policy of envt-shop-dev \([0-9a-f-]{36}\) "
+                                             r"on vault envt-audit-prod \(not in the file\)$")
+        self.env_json("apply", "-f", self.file, "-e", "prod", rc=0)
+        policies = {p["objectId"]: {k: sorted(v) for k, v in p["permissions"].items() if v}
+                    for p in ok(srv.arm("GET", path))["properties"]["accessPolicies"]}
+        self.assertEqual(policies[ci], {"secrets": ["get", "list"]})
+        self.assertNotIn(dev, policies)
+        self.assertEqual(len(policies), 2)  # and the caller's own entry
 
 
 SPC = """\
