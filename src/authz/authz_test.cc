@@ -18,6 +18,7 @@ constexpr char kOwner[] = "8e3af657-a8ff-443c-a75c-2fe8c4bcb635";
 constexpr char kContributor[] = "b24988ac-6180-42a0-ab88-20f7382dd24c";
 constexpr char kSecretsUser[] = "4633458b-17de-408a-b874-0445c86b69e6";
 constexpr char kSecretsOfficer[] = "b86a8fe4-44ce-4948-aee5-eccb2c155cd7";
+constexpr char kKeyVaultReader[] = "21090545-7ca7-4776-b22c-e363652d74d2";
 constexpr char kCertificateUser[] = "db79e9a7-68ee-4b58-9aeb-b90e7c24fcba";
 constexpr char kDataAccessAdmin[] = "8b54135c-b56d-4d72-a534-26097cfdc8d8";
 
@@ -150,6 +151,34 @@ TEST(AccessPolicyTest, CompoundIdentityAppliesOnlyThroughItsApplication) {
   EXPECT_EQ(other_tenant.reason, Reason::kNoAccessPolicy);
 }
 
+TEST(AccessPolicyTest, SecretHashNeedsWhatReadingTheValueNeeds) {
+  // An HMAC under the caller's key is an oracle for the value: list, or
+  // every other permission but get, does not grant it.
+  const DataOperation* hash = FindOperation("SecretHash");
+  ASSERT_NE(hash, nullptr);
+  const DataOperation& get = *FindOperation("SecretGet");
+  EXPECT_EQ(hash->permission, get.permission);
+  EXPECT_EQ(hash->data_action, get.data_action);
+  EXPECT_EQ(hash->bit, get.bit);
+  EXPECT_TRUE(hash->on_object);
+  auto policies = *CompileAccessPolicies(ParseJson(R"([
+      {"tenantId":"tenant-1","objectId":"lister","permissions":{"secrets":["list"]}},
+      {"tenantId":"tenant-1","objectId":"most","permissions":{"secrets":
+          ["list","set","delete","recover","backup","restore","purge"]}},
+      {"tenantId":"tenant-1","objectId":"getter","permissions":{"secrets":["get"]}}])")
+                                             .value());
+  storage::MemoryStore store;
+  Authorizer authz(store);
+  VaultContext vault{false, &policies, kVault};
+  auto lister = authz.CheckData({"lister", "app", kTenant}, vault, *hash, "db");
+  EXPECT_FALSE(lister.allowed);
+  EXPECT_EQ(lister.reason, Reason::kAccessPolicyLacksPermission);
+  EXPECT_TRUE(
+      authz.CheckData({"lister", "app", kTenant}, vault, *FindOperation("SecretList"), "").allowed);
+  EXPECT_FALSE(authz.CheckData({"most", "app", kTenant}, vault, *hash, "db").allowed);
+  EXPECT_TRUE(authz.CheckData({"getter", "app", kTenant}, vault, *hash, "db").allowed);
+}
+
 class RbacTest : public ::testing::Test {
  protected:
   void Assign(const std::string& id, const std::string& principal, const std::string& role,
@@ -186,6 +215,21 @@ TEST_F(RbacTest, AssignmentsApplyAtTheirScopeAndBelow) {
   Assign("vault", "p1", kSecretsOfficer, kVault);
   EXPECT_FALSE(authz_.CheckData(p, sibling, set, "db").allowed);
   EXPECT_TRUE(authz_.CheckData(p, vault_, set, "db").allowed);
+}
+
+TEST_F(RbacTest, SecretHashNeedsGetSecret) {
+  const DataOperation& hash = *FindOperation("SecretHash");
+  Principal reader{"reader", "app", kTenant};
+  Principal user{"user", "app", kTenant};
+  Assign("r", "reader", kKeyVaultReader, kVault);
+  Assign("u", "user", kSecretsUser, std::string(kVault) + "/secrets/db");
+  // Key Vault Reader reads metadata, never values.
+  EXPECT_TRUE(authz_.CheckData(reader, vault_, *FindOperation("SecretListVersions"), "db").allowed);
+  auto denied = authz_.CheckData(reader, vault_, hash, "db");
+  EXPECT_FALSE(denied.allowed);
+  EXPECT_EQ(denied.reason, Reason::kRoleLacksAction);
+  EXPECT_TRUE(authz_.CheckData(user, vault_, hash, "db").allowed);
+  EXPECT_FALSE(authz_.CheckData(user, vault_, hash, "db2").allowed) << "object scope applies";
 }
 
 TEST_F(RbacTest, HoldsRoleWithinCountsAssignmentsAboveAtAndBelow) {

@@ -89,6 +89,10 @@ constexpr PermissionSet Bit(ObjectType type, std::string_view name) {
   }
 constexpr DataOperation kOperations[] = {
     COFFER_SECRET_OP("SecretGet", "get", "getSecret/action", true),
+    // SECURITY: a keyed hash of the value under a key the caller picks
+    // lets the caller test guesses of the value offline, so it needs what
+    // reading the value needs (keyvault/secrets_api.cc, docs/secrets.md).
+    COFFER_SECRET_OP("SecretHash", "get", "getSecret/action", true),
     COFFER_SECRET_OP("SecretList", "list", "readMetadata/action", false),
     COFFER_SECRET_OP("SecretListVersions", "list", "readMetadata/action", true),
     COFFER_SECRET_OP("SecretSet", "set", "setSecret/action", true),

@@ -3,6 +3,7 @@
 #include "common/encoding.h"
 #include "common/json.h"
 #include "common/strings.h"
+#include "crypto/primitives.h"
 #include "keyvault/api_util.h"
 
 namespace coffer::keyvault {
@@ -111,6 +112,33 @@ Status ReadCommon(const Json& body, SecretPatch& patch) {
     RETURN_IF_ERROR(ReadTime(*it, "exp", patch.exp));
   }
   return OkStatus();
+}
+
+// The sizes of a hash request's key: at least SHA-256's output, at most
+// its block (a longer key would be hashed down first, RFC 2104).
+constexpr size_t kHashKeyMinBytes = 32;
+constexpr size_t kHashKeyMaxBytes = 64;
+
+// ReadHashKey reads a hash request's `key`: base64url, padding optional, of
+// 32 to 64 bytes. Other members are ignored, as in Key Vault's bodies.
+// SECURITY: no message quotes the key, and a key of the wrong size is wiped
+// before it is dropped.
+StatusOr<std::string> ReadHashKey(const Json& body) {
+  auto it = body.find("key");
+  if (it == body.end() || !it->is_string()) {
+    return TypeError("key", "a base64url string");
+  }
+  auto key = Base64UrlDecode(it->get_ref<const std::string&>());
+  if (!key) {
+    return BadParameter("Property 'key' is not valid base64url.");
+  }
+  if (key->size() < kHashKeyMinBytes || key->size() > kHashKeyMaxBytes) {
+    const size_t size = key->size();
+    crypto::SecureWipe(*key);
+    return BadParameter("Property 'key' must be 32 to 64 bytes; it is " + std::to_string(size) +
+                        ".");
+  }
+  return std::move(*key);
 }
 
 }  // namespace
@@ -224,6 +252,40 @@ http::Response SecretsApi::Backup(const VaultCall& call) {
   return blob.ok() ? Ok(Json{{"value", Base64UrlEncode(*blob)}}) : Error(blob.status());
 }
 
+// SECURITY: an HMAC under a key the caller chooses is an oracle for the
+// value: whoever may ask can test guesses of a low-entropy value (a PIN, a
+// word) offline against the answer. So SecretHash needs what reading the
+// value needs (secrets get, getSecret/action; authz/permissions.cc), and is
+// a convenience for comparing values without moving them, not a weaker
+// right. The key and the HMAC go to no log, and the value read here never
+// leaves this function.
+http::Response SecretsApi::Hash(const VaultCall& call) {
+  auto body = ParseBody(call.request);
+  if (!body.ok()) {
+    return Error(body.status());
+  }
+  auto key = ReadHashKey(*body);
+  if (!key.ok()) {
+    return Error(key.status());
+  }
+  // The same read as Get: disabled versions, certificates' secrets and
+  // missing versions answer as Get answers them.
+  auto secret = service_.Get(call.vault, std::string(call.params.Get("name")),
+                             std::string(call.params.Get("version")));
+  if (!secret.ok() || !secret->value) {
+    crypto::SecureWipe(*key);
+    return Error(secret.ok() ? InternalError("The secret's value could not be read.")
+                             : secret.status());
+  }
+  std::string mac = crypto::HmacSha256(*key, *secret->value);
+  crypto::SecureWipe(*key);
+  crypto::SecureWipe(*secret->value);
+  const auto& r = secret->record;
+  return Ok(Json{{"id", BaseUrl(call.request) + "/secrets/" + r.name + "/" + r.version},
+                 {"alg", "HS256"},
+                 {"value", Base64UrlEncode(mac)}});
+}
+
 http::Response SecretsApi::Delete(const VaultCall& call) {
   return Answer(service_.Delete(call.vault, std::string(call.params.Get("name"))), call.request);
 }
@@ -259,6 +321,13 @@ std::vector<VaultOperation> SecretsApi::Operations() {
     }
     return o;
   };
+  // A hash reads and changes nothing: audited as a read, as a key's
+  // cryptographic operations are.
+  auto hash = [&op](std::string_view pattern) {
+    VaultOperation o = op("POST", pattern, "SecretHash", "name", &SecretsApi::Hash);
+    o.changes_nothing = true;
+    return o;
+  };
   // Key Vault's secrets REST surface (reference azure-sdk-compat.md §4.1).
   return {
       op("GET", "/secrets", "SecretList", "", &SecretsApi::ListLive),
@@ -269,6 +338,10 @@ std::vector<VaultOperation> SecretsApi::Operations() {
       op("GET", "/secrets/{name}/versions", "SecretListVersions", "name",
          &SecretsApi::ListVersions),
       op("POST", "/secrets/{name}/backup", "SecretBackup", "name", &SecretsApi::Backup),
+      // Coffer's own (docs/secrets.md): literal last segments, so they never
+      // meet GET/PATCH /secrets/{name}/{version}, whose versions are hex.
+      hash("/secrets/{name}/hash"),
+      hash("/secrets/{name}/{version?}/hash"),
       op("GET", "/secrets/{name}/{version}", "SecretGet", "name", &SecretsApi::Get, true),
       // An empty version ("/secrets/{name}/") names the latest.
       op("PATCH", "/secrets/{name}", "SecretUpdate", "name", &SecretsApi::Update),

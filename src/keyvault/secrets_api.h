@@ -13,6 +13,10 @@ namespace coffer::keyvault {
 // /deletedsecrets on a vault host, JSON bodies, ids built from the request's
 // Host, status codes exactly as Key Vault's (purge 204, all else 200).
 //
+// Beyond Key Vault's surface, POST /secrets/{name}[/{version}]/hash answers
+// an HMAC-SHA256 of a version's value under a key the caller sends, never
+// the value (docs/secrets.md).
+//
 // Operations() is its route table; the server's vault plane matches,
 // authenticates and authorizes each request before a handler runs.
 // Thread-safe. `service` must outlive it.
@@ -35,6 +39,7 @@ class SecretsApi {
   http::Response Update(const VaultCall& call);
   http::Response ListVersions(const VaultCall& call);
   http::Response Backup(const VaultCall& call);
+  http::Response Hash(const VaultCall& call);
   http::Response Delete(const VaultCall& call);
   http::Response GetDeleted(const VaultCall& call);
   http::Response Purge(const VaultCall& call);

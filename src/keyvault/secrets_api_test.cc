@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "common/encoding.h"
 #include "common/json.h"
 #include "crypto/primitives.h"
 #include "storage/memory/memory_store.h"
@@ -166,6 +167,181 @@ TEST_F(SecretsApiTest, BackupRestoreRoundTrip) {
       Call("POST", "/secrets/restore?api-version=7.3", ToJson(Json{{"value", backup["value"]}}));
   EXPECT_EQ(restored.status, 200) << restored.body;
   EXPECT_EQ(J(Call("GET", "/secrets/db/?api-version=7.3"))["value"], "x");
+}
+
+// HMAC-SHA256 (RFC 2104) built here from SHA-256 alone, so that the hash
+// operation is checked against a computation that does not share its code.
+std::string ReferenceHmacSha256(std::string key, std::string_view data) {
+  constexpr size_t kBlock = 64;
+  if (key.size() > kBlock) {
+    key = crypto::Sha256(key);
+  }
+  key.resize(kBlock, '\0');
+  std::string inner(kBlock, '\0');
+  std::string outer(kBlock, '\0');
+  for (size_t i = 0; i < kBlock; ++i) {
+    inner[i] = static_cast<char>(key[i] ^ 0x36);
+    outer[i] = static_cast<char>(key[i] ^ 0x5c);
+  }
+  return crypto::Sha256(outer + crypto::Sha256(inner + std::string(data)));
+}
+
+TEST(ReferenceHmacTest, MatchesRfc4231) {
+  // RFC 4231 test case 2.
+  EXPECT_EQ(HexEncode(ReferenceHmacSha256("Jefe", "what do ya want for nothing?")),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+}
+
+class SecretHashTest : public SecretsApiTest {
+ protected:
+  // Sets `name` to `value`; returns the new version.
+  std::string Put(const std::string& name, const std::string& value) {
+    auto r = Call("PUT", "/secrets/" + name + "?api-version=7.3", ToJson(Json{{"value", value}}));
+    EXPECT_EQ(r.status, 200) << r.body;
+    std::string id = J(r)["id"];
+    return id.substr(id.rfind('/') + 1);
+  }
+  http::Response Hash(const std::string& path, const std::string& key) {
+    return Call("POST", path + "/hash?api-version=7.3", ToJson(Json{{"key", key}}));
+  }
+  // The base64url HMAC the hash of `path` answers under `key`, "" on error.
+  std::string Mac(const std::string& path, const std::string& key) {
+    auto r = Hash(path, key);
+    EXPECT_EQ(r.status, 200) << path << " " << r.body;
+    return J(r).value("value", "");
+  }
+
+  const std::string key_ = Base64UrlEncode(crypto::RandomBytes(32));
+};
+
+TEST_F(SecretHashTest, AnswersHmacSha256OfTheValue) {
+  std::string version = Put("db", "correct horse battery staple");
+  // A fixed vector, computed apart (Python's hmac): key bytes 0..31.
+  auto r = Call("POST", "/secrets/db/hash?api-version=7.3",
+                R"({"key":"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto j = J(r);
+  EXPECT_EQ(j["value"], "G54Alds-qQwgqrTIT2q-nG2rVk_LAiDk3Lkqj11L6YA");
+  EXPECT_EQ(j["alg"], "HS256");
+  EXPECT_EQ(j["id"], "https://kv.vault.localhost:8443/secrets/db/" + version);
+  EXPECT_EQ(j.size(), 3u) << r.body;
+  EXPECT_EQ(r.body.find("correct horse"), std::string::npos);
+  // Keys of every size allowed, against the reference.
+  for (size_t size : {32, 33, 48, 63, 64}) {
+    std::string key = crypto::RandomBytes(size);
+    EXPECT_EQ(Mac("/secrets/db", Base64UrlEncode(key)),
+              Base64UrlEncode(ReferenceHmacSha256(key, "correct horse battery staple")))
+        << size;
+  }
+}
+
+TEST_F(SecretHashTest, EqualValuesHashEquallyAndAnythingElseDoesNot) {
+  std::string v1 = Put("db", "same");
+  std::string v2 = Put("db", "same");
+  Put("other", "same");
+  Put("different", "Same");
+  ASSERT_NE(v1, v2);
+  std::string mac = Mac("/secrets/db/" + v1, key_);
+  ASSERT_FALSE(mac.empty());
+  EXPECT_EQ(Mac("/secrets/db/" + v2, key_), mac);
+  EXPECT_EQ(Mac("/secrets/other", key_), mac);
+  EXPECT_NE(Mac("/secrets/different", key_), mac);
+  EXPECT_NE(Mac("/secrets/db/" + v1, Base64UrlEncode(crypto::RandomBytes(32))), mac);
+}
+
+TEST_F(SecretHashTest, NamesTheVersionItHashed) {
+  std::string v1 = Put("db", "one");
+  std::string v2 = Put("db", "two");
+  auto current = J(Hash("/secrets/db", key_));
+  EXPECT_EQ(current["id"], "https://kv.vault.localhost:8443/secrets/db/" + v2);
+  EXPECT_EQ(J(Hash("/secrets/db/" + v2, key_)), current);
+  // An empty version names the latest, as for Get.
+  EXPECT_EQ(J(Hash("/secrets/db/", key_)), current);
+  auto old = J(Hash("/secrets/db/" + v1, key_));
+  EXPECT_EQ(old["id"], "https://kv.vault.localhost:8443/secrets/db/" + v1);
+  EXPECT_NE(old["value"], current["value"]);
+  // The name's case is the caller's; the id's is the secret's.
+  EXPECT_EQ(J(Hash("/secrets/DB", key_)), current);
+}
+
+TEST_F(SecretHashTest, RefusesAnyKeyButOneOf32To64BytesWithoutQuotingIt) {
+  Put("db", "v");
+  const std::string k31 = Base64UrlEncode(crypto::RandomBytes(31));
+  const std::string k65 = Base64UrlEncode(crypto::RandomBytes(65));
+  // A 32-byte key whose standard base64 has '+' or '/': base64url refuses it.
+  std::string plus_slash = Base64Encode(std::string(32, '\xfb'));
+  ASSERT_NE(plus_slash.find_first_of("+/"), std::string::npos);
+  // Base64url of 32 bytes whose last character has stray low bits.
+  std::string stray = Base64UrlEncode(std::string(32, '\0'));
+  stray.back() = 'B';
+  const std::string long_text(4096, 'A');
+  struct Case {
+    std::string body;
+    std::string secret_text;  // what must not come back ("" when nothing)
+  };
+  for (const auto& c : std::vector<Case>{
+           {"", ""},
+           {"{", ""},
+           {"[]", ""},
+           {"\"" + key_ + "\"", key_},
+           {"[\"" + key_ + "\"]", key_},
+           {"{}", ""},
+           {R"({"Key":")" + key_ + "\"}", key_},
+           {R"({"value":")" + key_ + "\"}", key_},
+           {R"({"key":null})", ""},
+           {R"({"key":5})", ""},
+           {R"({"key":[")" + key_ + "\"]}", key_},
+           {R"({"key":{"k":")" + key_ + "\"}}", key_},
+           {R"({"key":""})", ""},
+           {R"({"key":")" + k31 + "\"}", k31},
+           {R"({"key":")" + k65 + "\"}", k65},
+           {R"({"key":")" + long_text + "\"}", long_text},
+           {R"({"key":")" + plus_slash + "\"}", plus_slash},
+           {R"({"key":")" + stray + "\"}", stray},
+           {R"({"key":")" + key_ + "*\"}", key_},
+           {R"({"key":")" + key_.substr(0, 20) + "=" + key_.substr(20) + "\"}", key_.substr(20)},
+       }) {
+    auto r = Call("POST", "/secrets/db/hash?api-version=7.3", c.body);
+    EXPECT_EQ(r.status, 400) << c.body;
+    EXPECT_EQ(J(r)["error"]["code"], "BadParameter") << c.body;
+    std::string message = J(r)["error"]["message"];
+    EXPECT_FALSE(message.empty()) << c.body;
+    if (!c.secret_text.empty()) {
+      EXPECT_EQ(r.body.find(c.secret_text), std::string::npos) << r.body;
+    }
+  }
+  // Padding is optional; other members are ignored.
+  std::string padded = Base64UrlEncode(std::string(32, '\x01')) + "=";
+  EXPECT_EQ(Mac("/secrets/db", padded), Mac("/secrets/db", padded.substr(0, padded.size() - 1)));
+  auto extra = Call("POST", "/secrets/db/hash?api-version=7.3",
+                    ToJson(Json{{"key", key_}, {"alg", "HS512"}, {"x", {1, 2}}}));
+  EXPECT_EQ(extra.status, 200) << extra.body;
+  EXPECT_EQ(J(extra)["alg"], "HS256");
+  EXPECT_EQ(Call("POST", "/secrets/db/hash", ToJson(Json{{"key", key_}})).status, 400);
+}
+
+TEST_F(SecretHashTest, AnswersAsGetForMissingAndDisabledVersions) {
+  std::string v1 = Put("db", "v");
+  auto missing = Hash("/secrets/nope", key_);
+  EXPECT_EQ(missing.status, 404);
+  EXPECT_EQ(J(missing)["error"]["code"], "SecretNotFound");
+  auto no_version = Hash("/secrets/db/" + std::string(32, '0'), key_);
+  EXPECT_EQ(no_version.status, 404);
+  EXPECT_EQ(J(no_version)["error"]["code"], "SecretNotFound");
+  EXPECT_EQ(Hash("/secrets/db/zz", key_).status,
+            Call("GET", "/secrets/db/zz?api-version=7.3").status);
+  ASSERT_EQ(
+      Call("PATCH", "/secrets/db/" + v1 + "?api-version=7.3", R"({"attributes":{"enabled":false}})")
+          .status,
+      200);
+  auto get = Call("GET", "/secrets/db/" + v1 + "?api-version=7.3");
+  auto hash = Hash("/secrets/db/" + v1, key_);
+  EXPECT_EQ(get.status, 403);
+  EXPECT_EQ(hash.status, get.status);
+  EXPECT_EQ(J(hash)["error"]["code"], J(get)["error"]["code"]);
+  EXPECT_EQ(Hash("/secrets/db", key_).status, get.status) << "the latest is the disabled one";
+  ASSERT_EQ(Call("DELETE", "/secrets/db?api-version=7.3").status, 200);
+  EXPECT_EQ(Hash("/secrets/db", key_).status, 404);
 }
 
 }  // namespace

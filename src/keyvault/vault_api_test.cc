@@ -85,6 +85,9 @@ TEST_F(VaultRoutesTest, EveryOperationMapsToOnePermissionAndOneDataAction) {
       {"GET", "/secrets/a/versions", "SecretListVersions", "a", "list",
        "secrets/readMetadata/action"},
       {"POST", "/secrets/a/backup", "SecretBackup", "a", "backup", "secrets/backup/action"},
+      {"POST", "/secrets/a/hash", "SecretHash", "a", "get", "secrets/getSecret/action"},
+      {"POST", "/secrets/a/0123/hash", "SecretHash", "a", "get", "secrets/getSecret/action"},
+      {"POST", "/secrets/a//hash", "SecretHash", "a", "get", "secrets/getSecret/action"},
       {"POST", "/secrets/restore", "SecretRestore", "", "restore", "secrets/restore/action"},
       {"GET", "/deletedsecrets/a", "SecretGetDeleted", "a", "list", "secrets/readMetadata/action"},
       {"DELETE", "/deletedsecrets/a", "SecretPurge", "a", "purge", "secrets/purge/action"},
@@ -198,6 +201,10 @@ TEST_F(VaultRoutesTest, EveryOperationMapsToOnePermissionAndOneDataAction) {
                                                               {"GET", "/secrets/a/b/c", 404},
                                                               {"PUT", "/deletedsecrets/a", 405},
                                                               {"GET", "/secrets/restore", 405},
+                                                              {"GET", "/secrets/a/hash", 405},
+                                                              {"PATCH", "/secrets/a/hash", 405},
+                                                              {"GET", "/secrets/a/b/hash", 405},
+                                                              {"POST", "/secrets/a/b/c/hash", 404},
                                                               {"GET", "/", 404}}) {
     auto found = routes_.Find(Req(m, t));
     EXPECT_EQ(found.operation, nullptr) << m << " " << t;

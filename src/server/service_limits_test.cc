@@ -79,6 +79,7 @@ TEST(ServiceLimits, ClassesFollowKeyVault) {
   EXPECT_EQ(ServiceLimits::ClassOf("SecretSet"), LimitClass::kSecretCreate);
   EXPECT_EQ(ServiceLimits::ClassOf("SecretRestore"), LimitClass::kSecretCreate);
   EXPECT_EQ(ServiceLimits::ClassOf("SecretGet"), LimitClass::kSecretOther);
+  EXPECT_EQ(ServiceLimits::ClassOf("SecretHash"), LimitClass::kSecretOther);  // a read
   EXPECT_EQ(ServiceLimits::ClassOf("CertificateCreate"), LimitClass::kSecretOther);
   EXPECT_EQ(ServiceLimits::ClassOf("KeyCreate"), LimitClass::kKeyCreate);
   EXPECT_EQ(ServiceLimits::ClassOf("KeyRotate"), LimitClass::kKeyCreate);

@@ -250,6 +250,7 @@ class DataPlaneRecordTests(AuditTestCase):
         version = step("SecretSet", "PUT", f"/secrets/{name}", {"value": "audited-1"}) \
             .json()["id"].rsplit("/", 1)[1]
         step("SecretGet", "GET", f"/secrets/{name}/{version}")
+        step("SecretHash", "POST", f"/secrets/{name}/{version}/hash", {"key": "A" * 43})
         step("SecretList", "GET", "/secrets")
         step("SecretListVersions", "GET", f"/secrets/{name}/versions")
         step("SecretUpdate", "PATCH", f"/secrets/{name}/{version}", {"tags": {"a": "b"}})
@@ -267,7 +268,7 @@ class DataPlaneRecordTests(AuditTestCase):
                          {"SecretSet", "SecretGet", "SecretList", "SecretListVersions",
                           "SecretUpdate", "SecretDelete", "SecretGetDeleted",
                           "SecretListDeleted", "SecretRecover", "SecretPurge", "SecretBackup",
-                          "SecretRestore"})
+                          "SecretRestore", "SecretHash"})
         reasons = {200: "OK", 204: "No Content", 404: "Not Found"}
         for op, r, corr, ua, target, status in steps:
             with self.subTest(op=op, status=status):
@@ -293,6 +294,8 @@ class DataPlaneRecordTests(AuditTestCase):
     DENIABLE = (
         ("SecretSet", "PUT", "/secrets/{live}", {"value": "denied"}, "set", "setSecret/action"),
         ("SecretGet", "GET", "/secrets/{live}", None, "get", "getSecret/action"),
+        ("SecretHash", "POST", "/secrets/{live}/hash", {"key": "A" * 43}, "get",
+         "getSecret/action"),
         ("SecretList", "GET", "/secrets", None, "list", "readMetadata/action"),
         ("SecretListVersions", "GET", "/secrets/{live}/versions", None, "list",
          "readMetadata/action"),

@@ -22,6 +22,8 @@
 
 """
 
+import hashlib
+import hmac
 import http.client
 import json
 import ssl
@@ -30,7 +32,7 @@ import threading
 import urllib.parse
 import uuid
 
-from harness import KV_API, ServerTestCase, coffer_binary, jwt_parts
+from harness import KV_API, ServerTestCase, b64url, coffer_binary, jwt_parts
 
 AUTHZ_API = "2022-04-01"
 VAULT_API = "2023-07-01"
@@ -63,6 +65,7 @@ KV_DATA_ROLES = ("Key Vault Administrator", "Key Vault Certificates Officer",
 # (operation, access-policy permission, data action after SECRETS, applies at object scope)
 OPERATIONS = (
     ("SecretGet", "get", "getSecret/action", True),
+    ("SecretHash", "get", "getSecret/action", True),
     ("SecretList", "list", "readMetadata/action", False),
     ("SecretListVersions", "list", "readMetadata/action", True),
     ("SecretSet", "set", "setSecret/action", True),
@@ -88,6 +91,7 @@ NEIGHBOUR_ACTION = {"getSecret/action": "readMetadata/action",
 WHERES = ("access policy", "vault", "secret", "resource group")
 GRANTS = ("none", "exact", "neighbouring", "wildcard")
 LIVE = "live"          # the secret every non-destructive cell works on
+HASH_KEY = bytes(range(32))  # SecretHash's HMAC key in the matrix
 RESTORED = "restored"  # the name the backup blob restores to
 
 
@@ -473,8 +477,8 @@ class DataPlaneMatrixTests(AuthzTestCase):
 
         # State, part one: what must exist before an object-scope grant can name it.
         target = None
-        if name in ("SecretGet", "SecretListVersions", "SecretSet", "SecretUpdate",
-                    "SecretBackup"):
+        if name in ("SecretGet", "SecretHash", "SecretListVersions", "SecretSet",
+                    "SecretUpdate", "SecretBackup"):
             target = LIVE
         elif name in ("SecretDelete", "SecretRecover", "SecretPurge", "SecretGetDeleted"):
             target = self.fresh_name(name)
@@ -513,6 +517,8 @@ class DataPlaneMatrixTests(AuthzTestCase):
 
         if name == "SecretGet":
             return kv("GET", f"/secrets/{target}"), 200
+        if name == "SecretHash":
+            return kv("POST", f"/secrets/{target}/hash", {"key": b64url(HASH_KEY)}), 200
         if name == "SecretList":
             return kv("GET", "/secrets"), 200
         if name == "SecretListVersions":
@@ -545,6 +551,9 @@ class DataPlaneMatrixTests(AuthzTestCase):
         kv = lambda method, path: self.http.kv(method, vault, path)  # noqa: E731 (admin)
         if name == "SecretGet" and allowed:
             self.assertEqual(r.json()["value"], st["value"], cell)
+        elif name == "SecretHash" and allowed:
+            digest = hmac.new(HASH_KEY, st["value"].encode(), hashlib.sha256).digest()
+            self.assertEqual(r.json()["value"], b64url(digest), cell)
         elif name in ("SecretList", "SecretListDeleted", "SecretListVersions") and allowed:
             self.assertIsInstance(r.json()["value"], list, cell)
             self.assertNotIn("value", (r.json()["value"] or [{}])[0], cell)

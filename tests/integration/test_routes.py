@@ -80,8 +80,8 @@ class RouteTableTests(ServerTestCase):
         self.assertEqual(
             {r["operation"] for r in self.routes["vault"]},
             {"SecretList", "SecretRestore", "SecretSet", "SecretGet", "SecretDelete",
-             "SecretListVersions", "SecretBackup", "SecretUpdate", "SecretListDeleted",
-             "SecretGetDeleted", "SecretPurge", "SecretRecover",
+             "SecretListVersions", "SecretBackup", "SecretHash", "SecretUpdate",
+             "SecretListDeleted", "SecretGetDeleted", "SecretPurge", "SecretRecover",
              "KeyList", "KeyRestore", "KeyCreate", "KeyImport", "KeyGet", "KeyListVersions",
              "KeyUpdate", "KeyDelete", "KeyBackup", "KeyRotate", "KeyRotationPolicyGet",
              "KeyRotationPolicySet", "KeyEncrypt", "KeyDecrypt", "KeyWrap", "KeyUnwrap",
