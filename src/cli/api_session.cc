@@ -96,6 +96,42 @@ std::string Session::ObjectIdOf(const std::string& id) {
   return id;
 }
 
+std::string Session::Tenant() {
+  if (tenant_.empty()) {
+    auto t = c_.TenantId();
+    tenant_ = t.ok() ? *t : c_.config().tenant_guid;
+  }
+  return tenant_;
+}
+
+StatusOr<std::string> Session::Caller() {
+  if (caller_.empty()) {
+    ASSIGN_OR_RETURN(caller_, c_.SignedInObjectId(c_.config().authority));
+  }
+  return caller_;
+}
+
+StatusOr<Json> Session::NewVaultBody(const SeedVault& v, bool rbac) {
+  Json policies = Json::array();
+  if (!rbac) {
+    auto oid = Caller();
+    if (!oid.ok()) {
+      return Status(oid.status().code(), v.where + ": " + std::string(oid.status().message()),
+                    std::string(oid.status().reason()));
+    }
+    Json all = Json::array({"all"});
+    policies.push_back({{"tenantId", Tenant()},
+                        {"objectId", *oid},
+                        {"permissions", {{"secrets", all}, {"keys", all}, {"certificates", all}}}});
+  }
+  Json props = {{"tenantId", Tenant()},
+                {"sku", {{"family", "A"}, {"name", "standard"}}},
+                {"softDeleteRetentionInDays", v.retention_days.value_or(90)},
+                {"enableRbacAuthorization", rbac},
+                {"accessPolicies", policies}};
+  return Json{{"location", v.location}, {"properties", props}, {"tags", v.tags}};
+}
+
 Json Body(const StatusOr<http::Response>& r) {
   auto parsed = ParseJson(r->body);
   return parsed ? *parsed : Json();

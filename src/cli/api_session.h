@@ -8,6 +8,7 @@
 
 #include <string>
 
+#include "cli/seed_file.h"
 #include "client/api_client.h"
 #include "common/json.h"
 #include "common/status.h"
@@ -61,11 +62,23 @@ class Session {
   // else is taken as an object id.
   std::string ObjectIdOf(const std::string& id);
 
+  // Tenant is the tenant's id (read once).
+  std::string Tenant();
+  // Caller is the signed-in principal's object id (read once).
+  StatusOr<std::string> Caller();
+  // NewVaultBody is the ARM body that makes vault `v` with model `rbac`:
+  // standard SKU, its retention (90 days unless given), its location and
+  // tags; an access-policy vault gives its creator every permission, as
+  // `az keyvault create` does. Errors name v.where.
+  StatusOr<Json> NewVaultBody(const SeedVault& v, bool rbac);
+
   client::ApiClient& client() { return c_; }
 
  private:
   client::ApiClient& c_;
   Json service_principals_;
+  std::string tenant_;
+  std::string caller_;
 };
 
 // Body is the response's JSON body (null when it has none or it is not

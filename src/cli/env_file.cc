@@ -601,21 +601,12 @@ class Parser {
 
 StatusOr<EnvFile> ParseEnvFile(std::string_view text, const std::string& file,
                                const ReadFileFn& read) {
-  agent::YamlLimits limits;
-  limits.max_bytes = kMaxEnvFileBytes;
-  limits.max_documents = 1;
-  limits.max_depth = 12;
-  limits.max_nodes = 200000;
-  limits.max_scalar_bytes = kMaxEnvFileBytes;
-  auto docs = agent::ParseYamlDocuments(text, limits);
-  if (!docs.ok()) {
-    return InvalidArgumentError(file + ": " + std::string(docs.status().message()), "BadParameter");
-  }
-  if (docs->empty() || docs->front().IsNull()) {
+  ASSIGN_OR_RETURN(YamlNode root, ReadYamlDocument(text, file, kMaxEnvFileBytes, 200000));
+  if (root.IsNull()) {
     return InvalidArgumentError(file + ": the file is empty (it must list environments)",
                                 "BadParameter");
   }
-  return Parser(file, read).Parse(docs->front());
+  return Parser(file, read).Parse(root);
 }
 
 }  // namespace coffer::cli

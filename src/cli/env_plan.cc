@@ -326,14 +326,6 @@ class Planner {
     return OkStatus();
   }
 
-  std::string Tenant() {
-    if (tenant_.empty()) {
-      auto t = s_.client().TenantId();
-      tenant_ = t.ok() ? *t : s_.client().config().tenant_guid;
-    }
-    return tenant_;
-  }
-
   Status PlanVaults() {
     for (const SeedVault& v : env_.vaults) {
       ASSIGN_OR_RETURN(VaultState st, inst_.Vault(v.name, v.resource_group));
@@ -402,25 +394,10 @@ class Planner {
   }
 
   Status CreateVault(const SeedVault& v, const VaultState& st, bool rbac) {
-    Json policies = Json::array();
-    if (!rbac) {
-      // As `az keyvault create`: the creator may use what it creates (and
-      // coffer env keeps that entry; docs/environments.md).
-      ASSIGN_OR_RETURN(std::string oid, Caller());
-      Json all = Json::array({"all"});
-      policies.push_back(
-          {{"tenantId", Tenant()},
-           {"objectId", oid},
-           {"permissions", {{"secrets", all}, {"keys", all}, {"certificates", all}}}});
-    }
-    Json props = {{"tenantId", Tenant()},
-                  {"sku", {{"family", "A"}, {"name", "standard"}}},
-                  {"softDeleteRetentionInDays", v.retention_days.value_or(90)},
-                  {"enableRbacAuthorization", rbac},
-                  {"accessPolicies", policies}};
-    auto r =
-        s_.Arm("PUT", st.id, kVaultApi,
-               ToJson(Json{{"location", v.location}, {"properties", props}, {"tags", v.tags}}));
+    // An access-policy vault gives its creator every permission (and
+    // coffer env keeps that entry; docs/environments.md).
+    ASSIGN_OR_RETURN(Json body, s_.NewVaultBody(v, rbac));
+    auto r = s_.Arm("PUT", st.id, kVaultApi, ToJson(body));
     if (!Ok(r, {200, 201})) {
       return Session::Failed(v.where, "creating the vault", r);
     }
@@ -436,13 +413,6 @@ class Planner {
   Status EnablePurgeProtection(const SeedVault& v, const VaultState& st) {
     return Patch(v, st, Json{{"properties", {{"enablePurgeProtection", true}}}},
                  "turning on purge protection");
-  }
-
-  StatusOr<std::string> Caller() {
-    if (caller_.empty()) {
-      ASSIGN_OR_RETURN(caller_, s_.client().SignedInObjectId(s_.client().config().authority));
-    }
-    return caller_;
   }
 
   // The value given for `vault`/`name`, by "vault/name" or by "name".
@@ -621,7 +591,7 @@ class Planner {
     }
     std::string caller;
     if (!existing.empty()) {
-      ASSIGN_OR_RETURN(caller, Caller());
+      ASSIGN_OR_RETURN(caller, s_.Caller());
     }
     for (const auto& [id, key] : existing) {
       // The caller's own grants are how coffer env works in the vault.
@@ -689,7 +659,7 @@ class Planner {
     }
     std::string caller;
     if (st.exists) {
-      ASSIGN_OR_RETURN(caller, Caller());
+      ASSIGN_OR_RETURN(caller, s_.Caller());
     }
     std::set<std::string> declared;
     for (const auto& [who, permissions] : wanted) {
@@ -723,7 +693,7 @@ class Planner {
             lists[type] = Json::array();
           }
         }
-        Json entry = {{"tenantId", Tenant()}, {"objectId", object_id}, {"permissions", lists}};
+        Json entry = {{"tenantId", s_.Tenant()}, {"objectId", object_id}, {"permissions", lists}};
         auto r = s_.Arm("PUT", st.id + "/accessPolicies/replace", kVaultApi,
                         ToJson(Json{{"properties", {{"accessPolicies", Json::array({entry})}}}}));
         return Ok(r, {200, 201}) ? OkStatus() : Session::Failed(w, "setting the access policy", r);
@@ -753,8 +723,6 @@ class Planner {
   std::map<std::string, VaultState> states_;  // by lower-case vault name
   std::map<std::string, std::string> roles_;
   std::vector<EnvStep> purge_protection_;
-  std::string tenant_;
-  std::string caller_;
 };
 
 }  // namespace

@@ -279,26 +279,7 @@ class Importer {
   }
 
   Status CreateVault(const SeedVault& v, const VaultState& st) {
-    Json policies = Json::array();
-    if (!st.rbac) {
-      // As `az keyvault create`: the creator may use what it creates.
-      auto oid = s_.client().SignedInObjectId(s_.client().config().authority);
-      if (!oid.ok()) {
-        return Status(oid.status().code(), v.where + ": " + std::string(oid.status().message()),
-                      std::string(oid.status().reason()));
-      }
-      Json all = Json::array({"all"});
-      policies.push_back(
-          {{"tenantId", Tenant()},
-           {"objectId", *oid},
-           {"permissions", {{"secrets", all}, {"keys", all}, {"certificates", all}}}});
-    }
-    Json props = {{"tenantId", Tenant()},
-                  {"sku", {{"family", "A"}, {"name", "standard"}}},
-                  {"softDeleteRetentionInDays", v.retention_days.value_or(90)},
-                  {"enableRbacAuthorization", st.rbac},
-                  {"accessPolicies", policies}};
-    Json body = {{"location", v.location}, {"properties", props}, {"tags", v.tags}};
+    ASSIGN_OR_RETURN(Json body, s_.NewVaultBody(v, st.rbac));
     auto r = s_.Arm("PUT", st.id, kVaultApi, ToJson(body));
     if (!r.ok() || (r->status != 200 && r->status != 201)) {
       return Session::Failed(v.where, "creating the vault", r);
@@ -318,14 +299,6 @@ class Importer {
                      : Session::Failed(where, "purging the vault", p);
         });
     return OkStatus();
-  }
-
-  std::string Tenant() {
-    if (tenant_.empty()) {
-      auto t = s_.client().TenantId();
-      tenant_ = t.ok() ? *t : s_.client().config().tenant_guid;
-    }
-    return tenant_;
   }
 
   Status CreateSecret(const SeedVault& v, const SeedSecret& secret, bool vault_existed) {
@@ -401,7 +374,7 @@ class Importer {
     for (const auto& [type, names] : a.permissions) {
       permissions[type] = names;
     }
-    Json entry = {{"tenantId", Tenant()}, {"objectId", principal}, {"permissions", permissions}};
+    Json entry = {{"tenantId", s_.Tenant()}, {"objectId", principal}, {"permissions", permissions}};
     // The principal's entry as it is, so that an undo gives back exactly it
     // (a `remove` would also take permissions it held before).
     auto current = s_.Arm("GET", st.id, kVaultApi);
@@ -440,7 +413,6 @@ class Importer {
   std::map<std::string, std::string> principals_;                // identity name -> object id
   std::map<std::string, std::string> roles_;                     // role -> definition id
   std::vector<std::function<Status()>> undo_;
-  std::string tenant_;
   Json summary_;
 };
 

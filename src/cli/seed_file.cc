@@ -342,20 +342,8 @@ void WriteVersion(Writer& w, int indent, const SeedVersion& v, bool first_is_das
 
 StatusOr<Seed> ParseSeed(std::string_view text, const std::string& file,
                          const SeedContext& context) {
-  agent::YamlLimits limits;
-  limits.max_bytes = kMaxSeedBytes;
-  limits.max_documents = 1;
-  limits.max_depth = 12;
-  limits.max_nodes = 1000000;
-  limits.max_scalar_bytes = kMaxSeedBytes;
-  auto docs = agent::ParseYamlDocuments(text, limits);
-  if (!docs.ok()) {
-    return InvalidArgumentError(file + ": " + std::string(docs.status().message()), "BadParameter");
-  }
-  if (docs->empty()) {
-    return Seed{};
-  }
-  return Parser(file, context).Parse(docs->front());
+  ASSIGN_OR_RETURN(YamlNode root, ReadYamlDocument(text, file, kMaxSeedBytes, 1000000));
+  return Parser(file, context).Parse(root);
 }
 
 std::string RenderSeed(const Seed& seed) {

@@ -34,6 +34,21 @@ std::optional<int64_t> ParseDuration(std::string_view text) {
   return std::nullopt;
 }
 
+StatusOr<YamlNode> ReadYamlDocument(std::string_view text, const std::string& file,
+                                    size_t max_bytes, size_t max_nodes) {
+  agent::YamlLimits limits;
+  limits.max_bytes = max_bytes;
+  limits.max_documents = 1;
+  limits.max_depth = 12;
+  limits.max_nodes = max_nodes;
+  limits.max_scalar_bytes = max_bytes;
+  auto docs = agent::ParseYamlDocuments(text, limits);
+  if (!docs.ok()) {
+    return InvalidArgumentError(file + ": " + std::string(docs.status().message()), "BadParameter");
+  }
+  return docs->empty() ? YamlNode() : std::move(docs->front());
+}
+
 Status FieldReader::Error(const std::string& where, const std::string& message) const {
   return InvalidArgumentError(file_ + ": " + where + ": " + message, "BadParameter");
 }

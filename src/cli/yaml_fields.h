@@ -26,6 +26,12 @@ namespace coffer::cli {
 // seconds; nothing for anything else or more than 100 years.
 std::optional<int64_t> ParseDuration(std::string_view text);
 
+// ReadYamlDocument parses a file that is one YAML document of at most
+// `max_bytes` and `max_nodes` (aliases expanded, 12 levels deep); an empty
+// file is a null node. Errors start with "FILE: ".
+StatusOr<agent::YamlNode> ReadYamlDocument(std::string_view text, const std::string& file,
+                                           size_t max_bytes, size_t max_nodes);
+
 class FieldReader {
  public:
   // Expander returns what placeholder `name` stands for, or an error made
