@@ -78,17 +78,20 @@ StatusOr<std::string> Session::RoleDefinitionId(const std::string& where, const 
                 "RoleDefinitionDoesNotExist");
 }
 
-const Json& Session::ServicePrincipals() {
+StatusOr<Json> Session::ServicePrincipals() {
   if (service_principals_.is_null()) {
     auto r = Graph("GET", "/v1.0/servicePrincipals");
-    service_principals_ =
-        r.ok() && r->status == 200 ? Body(r).value("value", Json::array()) : Json::array();
+    if (!r.ok() || r->status != 200) {
+      return Failed("the directory", "listing service principals", r);
+    }
+    service_principals_ = Body(r).value("value", Json::array());
   }
   return service_principals_;
 }
 
 std::string Session::ObjectIdOf(const std::string& id) {
-  for (const auto& sp : ServicePrincipals()) {
+  auto all = ServicePrincipals();
+  for (const auto& sp : all.ok() ? *all : Json::array()) {
     if (EqualsIgnoreCase(StringMember(sp, "appId"), id)) {
       return StringMember(sp, "id");
     }

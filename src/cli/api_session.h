@@ -55,11 +55,11 @@ class Session {
   StatusOr<std::string> RoleDefinitionId(const std::string& where, const std::string& role);
 
   // ServicePrincipals is the directory's service principals (read once;
-  // Forget() reads them again next time). Empty when they cannot be read.
-  const Json& ServicePrincipals();
+  // Forget() reads them again next time), or the error of reading them.
+  StatusOr<Json> ServicePrincipals();
   void Forget() { service_principals_ = Json(); }
   // ObjectIdOf: an app id names its service principal's object; anything
-  // else is taken as an object id.
+  // else (also when the directory cannot be read) is taken as an object id.
   std::string ObjectIdOf(const std::string& id);
 
   // Tenant is the tenant's id (read once).

@@ -151,13 +151,15 @@ StatusOr<std::optional<std::string>> Installation::Identity(const EnvIdentity& i
   }
   std::string rg = Group(id.resource_group);
   switch (id.kind) {
-    case EnvIdentityKind::kServicePrincipal:
-      for (const auto& sp : s_.ServicePrincipals()) {
+    case EnvIdentityKind::kServicePrincipal: {
+      ASSIGN_OR_RETURN(Json principals, s_.ServicePrincipals());
+      for (const auto& sp : principals) {
         if (StringMember(sp, "displayName") == id.name) {
           return std::optional<std::string>(StringMember(sp, "id"));
         }
       }
       return std::optional<std::string>();
+    }
     case EnvIdentityKind::kUserAssigned: {
       auto r = s_.Arm("GET", s_.Subscription() + IdentityPath(rg, id.name), kIdentityApi);
       if (Ok(r, {200})) {

@@ -28,6 +28,7 @@ import unittest
 import uuid
 
 from harness import launch_server
+from test_audit import by_correlation, new_correlation, wait_for_records
 
 SECRETS_OFFICER = "b86a8fe4-44ce-4948-aee5-eccb2c155cd7"
 SECRETS_USER = "4633458b-17de-408a-b874-0445c86b69e6"
@@ -363,11 +364,26 @@ class EnvironmentsTests(EnvCase):
 
     def test_6_promote_copies_a_shareable_value_and_refuses_the_others(self):
         srv = self.srv
-        ok(srv.kv("PUT", "/secrets/flags", {"value": "ENVT-flags-v2", "tags": {"team": "a"}},
-                  vault="envt-shop-staging"))
-        source = ok(srv.kv("GET", "/secrets/flags", vault="envt-shop-staging"))["id"]
+        marker = new_correlation("promote")
+        source = ok(srv.kv("PUT", "/secrets/flags", {"value": "ENVT-flags-v2",
+                                                     "tags": {"team": "a"}},
+                           vault="envt-shop-staging",
+                           headers={"x-ms-client-request-id": marker}))["id"]
+        by_correlation(srv, marker)  # the log holds every record before it
+
+        def audited(operation, vault):
+            return lambda r: (r.get("operationName") == operation and
+                              r["properties"]["requestUri"].startswith(
+                                  f"https://{vault}.vault.localhost:{srv.port}/secrets/flags?"))
+        read, wrote = audited("SecretGet", "envt-shop-staging"), audited("SecretSet",
+                                                                         "envt-shop-prod")
+        reads = len(wait_for_records(srv, read, count=1 << 30, timeout=0))
+        writes = len(wait_for_records(srv, wrote, count=1 << 30, timeout=0))
         rc, out, err = self.env("promote", "--from", "staging", "--to", "prod", "--secret",
                                 "flags", "-f", self.file)
+        # Both the read and the write are audited, as the caller's.
+        self.assertEqual(len(wait_for_records(srv, read, count=reads + 1)), reads + 1)
+        self.assertEqual(len(wait_for_records(srv, wrote, count=writes + 1)), writes + 1)
         self.assertEqual(rc, 0, err)
         self.assertNotIn("ENVT-", out + err)
         made = json.loads(out)
@@ -568,6 +584,21 @@ vaults:
         self.assertIn("envt-qf-one", names)
         self.assertNotIn("envt-qf-two", names)
         self.assertNotIn("envt-qf-three", names)
+
+    def test_vaults_that_do_not_exist(self):
+        rc, out, err = self.env("diff", "envt-no-such", "dev")
+        self.assertEqual((rc, out), (1, ""))
+        self.assertIn("(VaultNotFound) vault 'envt-no-such' does not exist", err)
+        path = write(os.path.join(self.srv.root, "qh.yaml"), """\
+environments: [{name: qh}]
+vaults: [{name: envt-qh-kv}]
+applications: [{name: app, secrets: [{name: s}]}]
+""")
+        found = self.env_json("check", "-f", path, rc=2)
+        self.assertEqual([(f["kind"], f["subject"]) for f in found],
+                         [("MISSING-VAULT", "app: envt-qh-kv/s")])
+        rc, _, err = self.env("promote", "--from", "envt-no-such", "--to", "dev", "--secret", "s")
+        self.assertEqual(rc, 1)
 
     def test_set_naming_no_environment_is_a_usage_error(self):
         path = write(os.path.join(self.srv.root, "qg.yaml"),
