@@ -47,13 +47,14 @@ std::string ArmOperationName(std::string_view method, std::string_view action, b
 }
 
 ArmPlane::ArmPlane(Config config, Authenticator& authenticator, const authz::Authorizer& authorizer,
-                   Managers managers)
+                   Managers managers, ArmLimits* limits)
     : config_(std::move(config)),
       authenticator_(authenticator),
       authorizer_(authorizer),
       managers_(std::move(managers)),
       routes_(RoutesOf(managers_)),
-      table_(http::RouteTable::EntriesOf(routes_), true) {}
+      table_(http::RouteTable::EntriesOf(routes_), true),
+      limits_(limits) {}
 
 http::Response ArmPlane::InvalidToken(const Status& why) const {
   if (why.code() != StatusCode::kUnauthenticated) {
@@ -128,8 +129,6 @@ http::Response ArmPlane::Handle(const http::Request& request, AuditNote& note) c
   if (match.status != 200) {
     return NoRouteResponse(match, request);
   }
-  const mgmt::ArmRoute& route = routes_[match.index];
-  authz::Principal who = PrincipalOf(*caller);
   if (request.Query("api-version").empty()) {
     return http::ErrorResponse(
         400, "MissingApiVersionParameter",
@@ -148,6 +147,27 @@ http::Response ArmPlane::Handle(const http::Request& request, AuditNote& note) c
         404, "SubscriptionNotFound",
         "The subscription '" + std::string(path[1].substr(0, 64)) + "' could not be found.");
   }
+  // Resource Manager's throttling comes before the provider sees the
+  // request, and every answer after it says what is left.
+  const ArmKind kind = ArmLimits::KindOf(request.method);
+  std::optional<ArmLimits::Charge> charge;
+  if (limits_ != nullptr) {
+    charge = limits_->Take(caller->object_id, kind);
+  }
+  if (charge && charge->retry_after) {
+    return ArmLimits::Throttled(kind, config_.subscription_id, *charge->retry_after);
+  }
+  http::Response r = Route(request, note, *caller, match);
+  if (charge) {
+    r.SetHeader(std::string(ArmLimits::HeaderOf(kind)), std::to_string(charge->remaining));
+  }
+  return r;
+}
+
+http::Response ArmPlane::Route(const http::Request& request, AuditNote& note, const Caller& caller,
+                               const http::RouteTable::Match& match) const {
+  const mgmt::ArmRoute& route = routes_[match.index];
+  authz::Principal who = PrincipalOf(caller);
   bool filter = false;
   std::string scope = "/";
   if (!route.action.empty()) {
@@ -177,7 +197,7 @@ http::Response ArmPlane::Handle(const http::Request& request, AuditNote& note) c
       bool condition = d.reason == authz::Reason::kConditionNotMet;
       return http::ErrorResponse(
           403, "AuthorizationFailed",
-          "The client '" + caller->object_id + "' with object id '" + caller->object_id +
+          "The client '" + caller.object_id + "' with object id '" + caller.object_id +
               "' does not have authorization " +
               (condition ? "or an ABAC condition not fulfilled " : "") + "to perform action '" +
               std::string(route.action) + "' over scope '" + scope +
@@ -190,7 +210,7 @@ http::Response ArmPlane::Handle(const http::Request& request, AuditNote& note) c
     note.operation = "Microsoft.Authorization/roleDefinitions/read";
   }
   bool linked_denied = false;
-  mgmt::LinkedCheck linked = LinkedFor(*caller, std::string(route.action), scope, &linked_denied);
+  mgmt::LinkedCheck linked = LinkedFor(caller, std::string(route.action), scope, &linked_denied);
   http::Response r = route.handle(mgmt::ArmCall{request, match.params, who, linked});
   if (linked_denied && r.status == 403) {
     note.denial = Denial::kLinkedScope;

@@ -14,6 +14,7 @@
 #include "mgmt/tags_api.h"
 #include "mgmt/vault_manager.h"
 #include "mgmt/workload_manager.h"
+#include "server/arm_limits.h"
 #include "server/authenticator.h"
 #include "server/pipeline.h"
 
@@ -49,8 +50,10 @@ class ArmPlane {
     std::unique_ptr<mgmt::TagsApi> tags;
   };
 
+  // `limits` (Resource Manager's throttling; may be null) must outlive
+  // the plane.
   ArmPlane(Config config, Authenticator& authenticator, const authz::Authorizer& authorizer,
-           Managers managers);
+           Managers managers, ArmLimits* limits = nullptr);
   ArmPlane(const ArmPlane&) = delete;
   ArmPlane& operator=(const ArmPlane&) = delete;
 
@@ -73,6 +76,10 @@ class ArmPlane {
   mgmt::LinkedCheck LinkedFor(const Caller& caller, std::string action, std::string scope,
                               bool* denied) const;
   void FilterList(const authz::Principal& who, http::Response& response) const;
+  // Route answers a request whose caller, route and subscription are
+  // known, from authorization on.
+  http::Response Route(const http::Request& request, AuditNote& note, const Caller& caller,
+                       const http::RouteTable::Match& match) const;
   // 401 InvalidAuthenticationToken with ARM's challenge, or the failure
   // itself when it is not the token's (storage unavailable: 503).
   http::Response InvalidToken(const Status& why) const;
@@ -83,6 +90,7 @@ class ArmPlane {
   const Managers managers_;
   const std::vector<mgmt::ArmRoute> routes_;
   const http::RouteTable table_;
+  ArmLimits* const limits_;
 };
 
 // The audit operationName of an ARM request: Key Vault's names for vault

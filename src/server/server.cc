@@ -209,6 +209,7 @@ Status CofferServer::Init() {
   }
   vault_operations.push_back(WatchOperation());
   service_limits_ = std::make_unique<ServiceLimits>(clock_);
+  arm_limits_ = std::make_unique<ArmLimits>(clock_, *service_limits_);
   RETURN_IF_ERROR(LoadServiceLimits());
   vault_plane_ = std::make_unique<VaultPlane>(
       VaultPlane::Config{authority, tenant, vault_resource_, vault_audiences_,
@@ -272,9 +273,9 @@ Status CofferServer::Init() {
           },
           authority});
   managers.tags = std::make_unique<mgmt::TagsApi>(subscription, *store_, *registry_);
-  arm_plane_ =
-      std::make_unique<ArmPlane>(ArmPlane::Config{subscription, arm_audiences_, authority, tenant},
-                                 *authenticator_, *authorizer_, std::move(managers));
+  arm_plane_ = std::make_unique<ArmPlane>(
+      ArmPlane::Config{subscription, arm_audiences_, authority, tenant}, *authenticator_,
+      *authorizer_, std::move(managers), arm_limits_.get());
 
   if (config_.audit) {
     ASSIGN_OR_RETURN(server_id_, ResolveServerId(dir, config_.server_id));

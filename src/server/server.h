@@ -294,6 +294,7 @@ class CofferServer {
   std::unique_ptr<keyvault::CertificateService> certificates_;
   std::unique_ptr<keyvault::CertificatesApi> certificates_api_;
   std::unique_ptr<ServiceLimits> service_limits_;
+  std::unique_ptr<ArmLimits> arm_limits_;  // Resource Manager's (reads service_limits_)
   std::unique_ptr<VaultPlane> vault_plane_;
   std::unique_ptr<ArmPlane> arm_plane_;
   std::unique_ptr<AuthorityPlane> authority_plane_;

@@ -204,6 +204,7 @@ void ServiceLimits::Apply(const LimitSettings& settings) {
     shard.settings = settings;
   }
   on_.store(settings.mode != LimitSettings::Mode::kOff);
+  azure_.store(settings.mode == LimitSettings::Mode::kAzure);
 }
 
 LimitSettings ServiceLimits::settings() const {

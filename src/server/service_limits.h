@@ -83,6 +83,9 @@ class ServiceLimits {
   void Apply(const LimitSettings& settings);
   LimitSettings settings() const;
   bool on() const { return on_.load(std::memory_order_relaxed); }
+  // azure: the mode is `azure` (Resource Manager's limits apply too;
+  // arm_limits.h).
+  bool azure() const { return azure_.load(std::memory_order_relaxed); }
 
   // Charge counts one transaction of `operation` on `vault`, weighing
   // `weight` (Key Vault's weights by key size: KeyWeight): nullopt when it
@@ -116,6 +119,7 @@ class ServiceLimits {
 
   const Clock& clock_;
   std::atomic<bool> on_{false};
+  std::atomic<bool> azure_{false};
   mutable std::mutex settings_mu_;
   LimitSettings settings_;  // GUARDED_BY(settings_mu_)
   std::array<Shard, 32> shards_;
