@@ -14,7 +14,8 @@ env_check.h; docs/environments.md).
 * `diff` compares values by keyed hashes: equal and different values are told apart without
   any value in the output; `promote` copies a shareable secret as a new version tagged with its
   origin and refuses one that is not shareable.
-* `check` follows SecretProviderClass manifests and @Microsoft.KeyVault references.
+* `check` follows SecretProviderClass manifests and @Microsoft.KeyVault references; apply takes
+  a value from stdin (`--set NAME=-`).
 * Bad input: malformed files and unknown keys (naming the line), a principal or role that does
   not resolve, a vault setting that cannot change (conflict): clear errors and nothing
   applied for that environment; a write the server refuses half-way stops apply, which reports
@@ -23,11 +24,12 @@ env_check.h; docs/environments.md).
 
 import json
 import os
+import subprocess
 import time
 import unittest
 import uuid
 
-from harness import launch_server
+from harness import coffer_binary, launch_server
 from test_audit import by_correlation, new_correlation, wait_for_records
 
 SECRETS_OFFICER = "b86a8fe4-44ce-4948-aee5-eccb2c155cd7"
@@ -486,8 +488,16 @@ applications:
     referenceFiles: [qc.env]
 access: [{vault: envt-qc-kv, principal: envt-qc-app, role: Key Vault Secrets User}]
 """)
-        value = write(os.path.join(root, "v"), "ENVT-present")
-        self.env_json("apply", "-f", path, "--set", f"present={value}", rc=0)
+        # The value comes from stdin (`--set NAME=-`), never from the file or the command line.
+        env = self.srv.cli_env()
+        env["COFFER_CA_FILE"] = self.srv.ca_path
+        p = subprocess.run([coffer_binary(), "env", "apply", "-f", path, "--set", "present=-",
+                            "--json"], env=env, input=b"ENVT-present\n", capture_output=True,
+                           timeout=180)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertNotIn(b"ENVT-", p.stdout + p.stderr)
+        self.assertEqual(ok(self.srv.kv("GET", "/secrets/present", vault="envt-qc-kv"))["value"],
+                         "ENVT-present")
         found = self.env_json("check", "-f", path, rc=2)
         got = sorted((f["kind"], f["subject"]) for f in found)
         self.assertEqual(got, [
