@@ -155,6 +155,15 @@ http::Response ArmPlane::Handle(const http::Request& request, AuditNote& note) c
     charge = limits_->Take(caller->object_id, kind);
   }
   if (charge && charge->retry_after) {
+    // Audited with its 429 under the operation it would have been.
+    const mgmt::ArmRoute& route = routes_[match.index];
+    if (!route.action.empty()) {
+      note.operation = ArmOperationName(request.method, route.action, route.collection);
+      if (auto op = authz::ArmOperationOf(request.method, request.segments)) {
+        note.resource_id = op->scope;
+        note.object_uri = op->scope;
+      }
+    }
     return ArmLimits::Throttled(kind, config_.subscription_id, *charge->retry_after);
   }
   http::Response r = Route(request, note, *caller, match);

@@ -3,7 +3,7 @@ docs/service-limits.md): with the service limits in `azure` mode, each principal
 of request (reads 250 refilled at 25/s, writes and deletes 200 at 10/s), every management answer
 says what is left in x-ms-ratelimit-remaining-subscription-{reads,writes,deletes}, and a request
 beyond them is answered 429 SubscriptionRequestsThrottled with Retry-After, before anything is
-done; another principal's buckets are its own.  They are the `azure` mode's: with the limits off
+done, and audited with its 429; another principal's buckets are its own.  They are the `azure` mode's: with the limits off
 or custom there is neither header nor 429.  The floods are bounded in count and stop by themselves.
 """
 
@@ -12,6 +12,7 @@ import time
 import unittest
 
 from harness import launch_server
+from test_audit import wait_for_records
 
 VAULT_API = "2023-07-01"
 FLOOD = 2000  # at most this many requests per flood
@@ -60,6 +61,13 @@ class ArmLimitsTests(unittest.TestCase):
         error = throttled.json()["error"]
         self.assertEqual(error["code"], "SubscriptionRequestsThrottled")
         self.assertIn(f"'read' requests for subscription '{self.sub}'", error["message"])
+        # Audited with its 429, under the operation it would have been.
+        audited = wait_for_records(
+            self.srv, lambda r: r["properties"].get("httpStatusCode") == 429 and
+            r.get("operationName") == "VaultGet")
+        self.assertTrue(audited, "the throttled read is not in the audit log")
+        self.assertEqual(audited[0]["resourceId"].lower(), self.vault.lower())
+        self.assertEqual(audited[0]["resultSignature"], "Too Many Requests")
 
         # Writes have their own bucket; a throttled write changes nothing.
         patch = f"{self.vault}?api-version={VAULT_API}"
