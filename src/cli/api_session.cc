@@ -22,6 +22,12 @@ StatusOr<http::Response> Session::Vault(const std::string& method, const std::st
   return c_.Call(method, KvUrl(base, path), resource, body);
 }
 
+std::string Session::VaultResource(const std::string& vault) const {
+  ObjectArgs args;
+  args.vault = vault;
+  return ResolveObject(c_, args, "secrets").second;
+}
+
 StatusOr<http::Response> Session::Graph(const std::string& method, const std::string& path,
                                         const std::string& body) {
   return c_.Call(method, c_.config().authority + path, "https://graph.microsoft.com", body);

@@ -36,6 +36,8 @@ class Session {
   // client's DNS suffix); `path` starts with '/'.
   StatusOr<http::Response> Vault(const std::string& method, const std::string& vault,
                                  const std::string& path, const std::string& body = "");
+  // VaultResource is the token resource of vault `vault`'s data plane.
+  std::string VaultResource(const std::string& vault) const;
   // A request to the directory (/v1.0/...).
   StatusOr<http::Response> Graph(const std::string& method, const std::string& path,
                                  const std::string& body = "");

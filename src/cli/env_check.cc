@@ -4,7 +4,6 @@
 #include <map>
 #include <set>
 
-#include "cli/vault_objects.h"
 #include "common/encoding.h"
 #include "common/strings.h"
 #include "common/time_format.h"
@@ -37,7 +36,7 @@ namespace {
 
 // A duration as the file would write it: whole days, else hours, minutes
 // or seconds.
-std::string Days(int64_t seconds) {
+std::string FormatDuration(int64_t seconds) {
   for (auto [unit, n] : {std::pair{"d", 86400}, {"h", 3600}, {"m", 60}}) {
     if (seconds % n == 0) {
       return std::to_string(seconds / n) + unit;
@@ -107,7 +106,7 @@ class Checker {
     } else if (st.exp && want.min_remaining && *st.exp - now_ < *want.min_remaining) {
       Find("EXPIRES-SOON", env, subject,
            "the secret expires " + FormatIsoTime(*st.exp) + ", within expiry.minRemaining (" +
-               Days(*want.min_remaining) + "); set a new value");
+               FormatDuration(*want.min_remaining) + "); set a new value");
     }
     if (st.nbf && *st.nbf > now_) {
       Find("NOT-YET-VALID", env, subject,
@@ -116,12 +115,12 @@ class Checker {
     if (want.expiry_required && !st.exp) {
       Find("NO-EXPIRY", env, subject,
            "the secret must have an expiry (expiry.required); set one within " +
-               Days(*want.max_ahead));
+               FormatDuration(*want.max_ahead));
     }
     if (st.exp && want.max_ahead && *st.exp - now_ > *want.max_ahead) {
       Find("EXPIRY-TOO-FAR", env, subject,
            "the secret expires " + FormatIsoTime(*st.exp) + ", more than expiry.maxAhead (" +
-               Days(*want.max_ahead) + ") ahead");
+               FormatDuration(*want.max_ahead) + ") ahead");
     }
     if (!want.content_type.empty() && want.content_type != st.content_type) {
       Find("CONTENT-TYPE", env, subject,
@@ -270,10 +269,7 @@ class Checker {
     if (first.ok() && first->status == 404) {
       return std::optional<Json>();
     }
-    ObjectArgs args;
-    args.vault = read.vault;
-    ASSIGN_OR_RETURN(Json versions,
-                     s_.All(read.where, first, ResolveObject(s_.client(), args, "secrets").second));
+    ASSIGN_OR_RETURN(Json versions, s_.All(read.where, first, s_.VaultResource(read.vault)));
     for (const auto& v : versions) {
       std::string id = StringMember(v, "id");
       if (EqualsIgnoreCase(id.substr(id.rfind('/') + 1), read.version)) {

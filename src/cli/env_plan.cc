@@ -5,7 +5,6 @@
 #include <memory>
 #include <set>
 
-#include "cli/vault_objects.h"
 #include "common/strings.h"
 #include "crypto/primitives.h"
 
@@ -69,10 +68,22 @@ Status Installation::LoadVaults() {
 
 void Installation::Forget(const std::string& vault) {
   loaded_ = false;
+  vault_states_.erase(AsciiLower(vault));
   secrets_.erase(AsciiLower(vault));
 }
 
 StatusOr<VaultState> Installation::Vault(const std::string& name, const std::string& rg) {
+  if (auto it = vault_states_.find(AsciiLower(name)); it != vault_states_.end()) {
+    return it->second;
+  }
+  ASSIGN_OR_RETURN(VaultState st, ReadVault(name, rg));
+  if (st.exists) {
+    vault_states_[AsciiLower(name)] = st;  // one that does not exist depends on `rg`
+  }
+  return st;
+}
+
+StatusOr<VaultState> Installation::ReadVault(const std::string& name, const std::string& rg) {
   RETURN_IF_ERROR(LoadVaults());
   VaultState st;
   for (const auto& v : vaults_) {
@@ -116,14 +127,8 @@ StatusOr<const std::map<std::string, SecretState>*> Installation::Secrets(
   }
   std::map<std::string, SecretState> out;
   for (const char* path : {"/deletedsecrets", "/secrets"}) {
-    auto first = s_.Vault("GET", vault, path);
-    std::string resource;
-    {
-      ObjectArgs args;
-      args.vault = vault;
-      resource = ResolveObject(s_.client(), args, "secrets").second;
-    }
-    ASSIGN_OR_RETURN(Json items, s_.All("vault '" + vault + "'", first, resource));
+    ASSIGN_OR_RETURN(Json items, s_.All("vault '" + vault + "'", s_.Vault("GET", vault, path),
+                                        s_.VaultResource(vault)));
     for (const auto& item : items) {
       SecretState st;
       std::string id = StringMember(item, "id");
@@ -143,12 +148,20 @@ StatusOr<const std::map<std::string, SecretState>*> Installation::Secrets(
 
 StatusOr<std::optional<std::string>> Installation::Identity(const EnvIdentity& id,
                                                             bool* exists_without_principal) {
-  if (auto it = made_.find(AsciiLower(id.name)); it != made_.end()) {
-    return std::optional<std::string>(it->second);
+  auto it = identities_.find(AsciiLower(id.name));
+  if (it == identities_.end()) {
+    bool bare = false;
+    ASSIGN_OR_RETURN(auto found, ReadIdentity(id, &bare));
+    it = identities_.emplace(AsciiLower(id.name), KnownIdentity{found, bare}).first;
   }
   if (exists_without_principal != nullptr) {
-    *exists_without_principal = false;
+    *exists_without_principal = it->second.bare;
   }
+  return it->second.object_id;
+}
+
+StatusOr<std::optional<std::string>> Installation::ReadIdentity(const EnvIdentity& id,
+                                                                bool* exists_without_principal) {
   std::string rg = Group(id.resource_group);
   switch (id.kind) {
     case EnvIdentityKind::kServicePrincipal: {
@@ -409,6 +422,7 @@ class Planner {
 
   Status Patch(const SeedVault& v, const VaultState& st, const Json& body, const char* what) {
     auto r = s_.Arm("PATCH", st.id, kVaultApi, ToJson(body));
+    inst_.Forget(v.name);
     return Ok(r, {200}) ? OkStatus() : Session::Failed(v.where, what, r);
   }
 
@@ -486,22 +500,25 @@ class Planner {
     return Ok(r, {200}) ? OkStatus() : Session::Failed(secret.where, "setting the secret", r);
   }
 
-  // The object id of `who` now, or (for an identity still to be made) a
-  // function that finds it when the step runs.
-  StatusOr<std::function<StatusOr<std::string>()>> Resolver(const std::string& who,
-                                                            const std::string& where) {
+  // Who an access entry names: its object id now (lower case; "" for an
+  // identity still to be made), and a function that finds it when the step
+  // runs.
+  struct Grantee {
+    std::string now;
+    std::function<StatusOr<std::string>()> resolve;
+  };
+  StatusOr<Grantee> Resolve(const std::string& who, const std::string& where) {
     ASSIGN_OR_RETURN(auto id, inst_.Principal(env_, who, where));
     if (id) {
-      return std::function<StatusOr<std::string>()>(
-          [id]() -> StatusOr<std::string> { return *id; });
+      return Grantee{AsciiLower(*id), [id]() -> StatusOr<std::string> { return *id; }};
     }
-    return std::function<StatusOr<std::string>()>([this, who, where]() -> StatusOr<std::string> {
-      ASSIGN_OR_RETURN(auto later, inst_.Principal(env_, who, where));
-      if (!later) {
-        return NotFoundError(where + ": identity '" + who + "' was not made");
-      }
-      return *later;
-    });
+    return Grantee{"", [this, who, where]() -> StatusOr<std::string> {
+                     ASSIGN_OR_RETURN(auto later, inst_.Principal(env_, who, where));
+                     if (!later) {
+                       return NotFoundError(where + ": identity '" + who + "' was not made");
+                     }
+                     return *later;
+                   }};
   }
 
   std::string Who(const std::string& object_id) {
@@ -561,9 +578,8 @@ class Planner {
     std::set<std::pair<std::string, std::string>> wanted;
     for (const SeedAccess* a : entries) {
       ASSIGN_OR_RETURN(std::string role, RoleId(a->where, a->role));
-      ASSIGN_OR_RETURN(auto resolve, Resolver(a->principal, a->where));
-      auto now = inst_.Principal(env_, a->principal, a->where);
-      std::string principal = now.ok() && *now ? AsciiLower(**now) : "";
+      ASSIGN_OR_RETURN(Grantee grantee, Resolve(a->principal, a->where));
+      const std::string& principal = grantee.now;
       if (!principal.empty()) {
         if (!wanted.insert({principal, AsciiLower(role)}).second) {
           continue;
@@ -576,7 +592,7 @@ class Planner {
         }
       }
       Step("+ role assignment '" + a->role + "' to " + a->principal + " on vault " + v.name,
-           [this, a, st, role, resolve]() -> Status {
+           [this, a, st, role, resolve = grantee.resolve]() -> Status {
              ASSIGN_OR_RETURN(std::string object_id, resolve());
              std::string path = st.id + "/providers/Microsoft.Authorization/roleAssignments/" +
                                 crypto::RandomUuid();
@@ -666,9 +682,8 @@ class Planner {
     std::set<std::string> declared;
     for (const auto& [who, permissions] : wanted) {
       Json want = SortedPermissions(permissions);
-      ASSIGN_OR_RETURN(auto resolve, Resolver(who, where[who]));
-      auto now = inst_.Principal(env_, who, where[who]);
-      std::string principal = now.ok() && *now ? AsciiLower(**now) : "";
+      ASSIGN_OR_RETURN(Grantee grantee, Resolve(who, where[who]));
+      const std::string& principal = grantee.now;
       Json have;
       for (const auto& p : st.access_policies) {
         if (!principal.empty() && EqualsIgnoreCase(StringMember(p, "objectId"), principal)) {
@@ -686,7 +701,7 @@ class Planner {
       if (!have.is_null()) {
         line += " (now " + ToJson(have) + ")";
       }
-      Step(line, [this, st, want, resolve, w = where[who]]() -> Status {
+      Step(line, [this, st, want, resolve = grantee.resolve, w = where[who]]() -> Status {
         ASSIGN_OR_RETURN(std::string object_id, resolve());
         // Every list, empty ones too: `replace` keeps a list it is not given.
         Json lists = want;

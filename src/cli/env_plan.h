@@ -73,7 +73,7 @@ class Installation {
   StatusOr<std::optional<std::string>> Identity(const EnvIdentity& id,
                                                 bool* exists_without_principal = nullptr);
   void Remember(const std::string& identity, const std::string& object_id) {
-    made_[AsciiLower(identity)] = object_id;
+    identities_[AsciiLower(identity)] = KnownIdentity{object_id, false};
   }
 
   // The resource group of an entry: its own, else the installation's.
@@ -84,13 +84,24 @@ class Installation {
 
  private:
   Status LoadVaults();
+  StatusOr<VaultState> ReadVault(const std::string& name, const std::string& rg);
+  StatusOr<std::optional<std::string>> ReadIdentity(const EnvIdentity& id,
+                                                    bool* exists_without_principal);
+
+  struct KnownIdentity {
+    std::optional<std::string> object_id;
+    bool bare = false;  // a workload without a system-assigned identity
+  };
 
   Session& s_;
   bool loaded_ = false;
   Json vaults_;          // ARM list of vaults
   Json deleted_vaults_;  // ARM list of deleted vaults
   std::map<std::string, std::map<std::string, SecretState>> secrets_;
-  std::map<std::string, std::string> made_;   // identity name -> object id
+  // Read once each, by lower-case name; what apply makes or changes is
+  // remembered or forgotten.
+  std::map<std::string, VaultState> vault_states_;
+  std::map<std::string, KnownIdentity> identities_;
   std::map<std::string, std::string> names_;  // object id -> display name
 };
 
