@@ -64,7 +64,10 @@ std::optional<ArmLimits::Charge> ArmLimits::Take(std::string_view principal, Arm
   const size_t k = static_cast<size_t>(kind);
   const int64_t now = clock_.NowMicros();
   std::lock_guard<std::mutex> lock(mu_);
-  if (principals_.size() >= kMaxPrincipals) {
+  // At most once a second: when many principals are busy at once, a scan
+  // on every request would cost more than the buckets save.
+  if (principals_.size() >= kMaxPrincipals && now - forgot_at_us_ >= 1'000'000) {
+    forgot_at_us_ = now;
     Forget(now);
   }
   Bucket& own = principals_[AsciiLower(principal)][k];

@@ -42,7 +42,8 @@ class ArmLimits {
       ArmBucketSize{250, 25}, ArmBucketSize{200, 10}, ArmBucketSize{200, 10}};
   static constexpr int64_t kGlobalFactor = 15;
   // Principals whose buckets are kept; beyond it, full buckets (principals
-  // idle long enough to be back at the start) are forgotten.
+  // idle long enough to be back at the start) are forgotten, at most once a
+  // second.
   static constexpr size_t kMaxPrincipals = 10000;
 
   // `limits` says whether they apply; both must outlive this.
@@ -83,6 +84,7 @@ class ArmLimits {
   std::mutex mu_;
   std::unordered_map<std::string, std::array<Bucket, 3>> principals_;  // GUARDED_BY(mu_)
   std::array<Bucket, 3> subscription_{};                               // GUARDED_BY(mu_)
+  int64_t forgot_at_us_ = 0;                                           // GUARDED_BY(mu_)
 };
 
 }  // namespace coffer::server
