@@ -14,6 +14,13 @@ ArmBucketSize Global(ArmBucketSize s) {
   return {s.tokens * ArmLimits::kGlobalFactor, s.per_second * ArmLimits::kGlobalFactor};
 }
 
+// This server's part of a bucket when `servers` share the installation's:
+// as much as each, refilled as fast (at least one token).
+ArmLimits::Size Part(ArmBucketSize s, int servers) {
+  return {std::max(1.0, static_cast<double>(s.tokens) / servers),
+          static_cast<double>(s.per_second) / servers};
+}
+
 }  // namespace
 
 ArmKind ArmLimits::KindOf(std::string_view method) {
@@ -35,23 +42,24 @@ std::string_view ArmLimits::HeaderOf(ArmKind kind) {
   return "";
 }
 
-void ArmLimits::Refill(Bucket& b, ArmBucketSize size, int64_t now_us) {
+void ArmLimits::Refill(Bucket& b, Size size, int64_t now_us) {
   if (b.tokens < 0) {
-    b.tokens = static_cast<double>(size.tokens);
+    b.tokens = size.tokens;
   } else if (now_us > b.at_us) {
-    b.tokens = std::min(static_cast<double>(size.tokens),
-                        b.tokens + static_cast<double>(now_us - b.at_us) *
-                                       static_cast<double>(size.per_second) / 1e6);
+    b.tokens = std::min(size.tokens,
+                        b.tokens + static_cast<double>(now_us - b.at_us) * size.per_second / 1e6);
   }
+  b.tokens = std::min(b.tokens, size.tokens);
   b.at_us = std::max(b.at_us, now_us);
 }
 
-void ArmLimits::Forget(int64_t now_us) {
+void ArmLimits::Forget(int64_t now_us, int servers) {
   for (auto it = principals_.begin(); it != principals_.end();) {
     bool full = true;
     for (size_t k = 0; k < 3; ++k) {
-      Refill(it->second[k], kPrincipal[k], now_us);
-      full = full && it->second[k].tokens >= static_cast<double>(kPrincipal[k].tokens);
+      const Size size = Part(kPrincipal[k], servers);
+      Refill(it->second[k], size, now_us);
+      full = full && it->second[k].tokens >= size.tokens;
     }
     it = full ? principals_.erase(it) : std::next(it);
   }
@@ -63,23 +71,26 @@ std::optional<ArmLimits::Charge> ArmLimits::Take(std::string_view principal, Arm
   }
   const size_t k = static_cast<size_t>(kind);
   const int64_t now = clock_.NowMicros();
+  // Behind a load balancer each of n servers holds a bucket n times smaller.
+  const int servers = limits_.servers();
+  const Size own_size = Part(kPrincipal[k], servers);
+  const Size all_size = Part(Global(kPrincipal[k]), servers);
   std::lock_guard<std::mutex> lock(mu_);
   // At most once a second: when many principals are busy at once, a scan
   // on every request would cost more than the buckets save.
   if (principals_.size() >= kMaxPrincipals && now - forgot_at_us_ >= 1'000'000) {
     forgot_at_us_ = now;
-    Forget(now);
+    Forget(now, servers);
   }
   Bucket& own = principals_[AsciiLower(principal)][k];
   Bucket& all = subscription_[k];
-  Refill(own, kPrincipal[k], now);
-  Refill(all, Global(kPrincipal[k]), now);
+  Refill(own, own_size, now);
+  Refill(all, all_size, now);
   Charge out;
   if (own.tokens < 1 || all.tokens < 1) {
     // The wait until both have a whole token again.
     double wait =
-        std::max((1 - own.tokens) / static_cast<double>(kPrincipal[k].per_second),
-                 (1 - all.tokens) / static_cast<double>(Global(kPrincipal[k]).per_second));
+        std::max((1 - own.tokens) / own_size.per_second, (1 - all.tokens) / all_size.per_second);
     out.retry_after = std::max<int64_t>(1, static_cast<int64_t>(std::ceil(wait)));
   } else {
     own.tokens -= 1;

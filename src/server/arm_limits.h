@@ -9,7 +9,8 @@
 // every other management response says what the principal has left in
 // x-ms-ratelimit-remaining-subscription-{reads,writes,deletes}. They apply
 // in the service limits' `azure` mode (Azure's numbers; `custom` sets only
-// the vaults').
+// the vaults'). Several servers divide each bucket evenly among them
+// (ServiceLimits::servers()).
 
 #include <array>
 #include <cstdint>
@@ -70,14 +71,19 @@ class ArmLimits {
   static http::Response Throttled(ArmKind kind, std::string_view subscription,
                                   int64_t retry_after_seconds);
 
+  struct Size {
+    double tokens;
+    double per_second;
+  };
+
  private:
   struct Bucket {
     double tokens = -1;  // < 0: never used (full)
     int64_t at_us = 0;
   };
   // Refill brings `b` to now for a bucket of `size`.
-  static void Refill(Bucket& b, ArmBucketSize size, int64_t now_us);
-  void Forget(int64_t now_us);  // REQUIRES(mu_)
+  static void Refill(Bucket& b, Size size, int64_t now_us);
+  void Forget(int64_t now_us, int servers);  // REQUIRES(mu_)
 
   const Clock& clock_;
   const ServiceLimits& limits_;

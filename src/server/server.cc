@@ -590,6 +590,7 @@ void CofferServer::Start() {
   }
   purge_thread_ = std::thread([this] { PurgeLoop(); });
   tls_thread_ = std::thread([this] { TlsLoop(); });
+  shares_thread_ = std::thread([this] { ShareLoop(); });
 }
 
 void CofferServer::Stop() {
@@ -613,6 +614,9 @@ void CofferServer::Stop() {
   }
   if (tls_thread_.joinable()) {
     tls_thread_.join();
+  }
+  if (shares_thread_.joinable()) {
+    shares_thread_.join();
   }
   if (https_) {
     https_->Stop();

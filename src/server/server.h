@@ -253,6 +253,11 @@ class CofferServer {
   // reloads it when its files change or it is due for renewal.
   StatusOr<TlsMaterial> LoadTls();
   void TlsLoop();
+  // shared_limits.cc: every half second, this server's share of the
+  // service limits agreed with the other servers (limit_shares.h), and its
+  // heartbeat; on stopping, its shares given back.
+  void ShareLoop();
+  void SyncShares();
   // metrics_endpoint.cc: what a request adds to the metrics, the /readyz
   // answer, and the metrics listener.
   void Observe(const http::Request& request, const http::Response& response, const AuditNote& note,
@@ -335,6 +340,8 @@ class CofferServer {
   std::string tls_stamp_;               // GUARDED_BY(tls_mu_): the files as last loaded
   int64_t tls_not_after_ = 0;           // GUARDED_BY(tls_mu_)
   std::thread tls_thread_;
+  std::thread shares_thread_;
+  int64_t shares_written_ms_ = 0;  // the share thread's only
 
   std::atomic<bool> seeding_{false};
   std::unique_ptr<ServerMetrics> metrics_;

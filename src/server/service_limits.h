@@ -12,13 +12,18 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
+#include <vector>
 
 #include "common/clock.h"
 #include "common/status.h"
 #include "http/message.h"
+#include "server/limit_shares.h"
+#include "storage/store.h"
 
 namespace coffer::server {
 
@@ -106,10 +111,47 @@ class ServiceLimits {
   // Key Vault's answer to a throttled request.
   static http::Response Throttled(int64_t retry_after_seconds);
 
+  // --- several servers (limit_shares.h): each budget above is the
+  // installation's, and this server admits up to its share of it. Alone, a
+  // server's share is the whole budget. ---
+
+  // WindowAt is the window of `micros` (Unix microseconds).
+  static int64_t WindowAt(int64_t micros);
+  // SetSplit says how windows begin divided: `now` and `next` for the
+  // windows they name, the newest of them for any later one.
+  void SetSplit(const ShareSplit& now, const ShareSplit& next);
+  // SetServers is how many servers are live (Resource Manager's buckets are
+  // divided among them: arm_limits.h).
+  void SetServers(int live) { servers_.store(std::max(1, live), std::memory_order_relaxed); }
+  int servers() const { return servers_.load(std::memory_order_relaxed); }
+  // Claims is what this server has to tell the others about window
+  // `window`: the budgets it was refused requests for since the last call
+  // (hungry), and those `wanted` by another server of which it can spare
+  // some -- their share is lowered here, before the others hear of it, to
+  // what was used plus a reserve (what it used since the last call, and at
+  // least a tenth of an even share).
+  std::vector<ShareClaim> Claims(int64_t window, const std::set<std::string>& wanted);
+  // Grant raises the shares of `claims` (from Claims(window)) to what the
+  // document granted (`view`, from MergeShares).
+  void Grant(int64_t window, const std::vector<ShareClaim>& claims, const ShareView& view);
+
+  // Sync is one round of agreeing with the other servers of `store` (run
+  // every half second): while the limits are on, it reads the document,
+  // spares what others want, claims what it was refused for, and takes what
+  // it is granted; on or off, it writes this server's heartbeat (`self`)
+  // every 5 s. `written_ms` is when this server last wrote (Sync's alone).
+  Status Sync(storage::Store& store, const std::string& self, int64_t& written_ms);
+  // Leave gives this server's shares back (a server that stops).
+  Status Leave(storage::Store& store, const std::string& self);
+
  private:
   struct Window {
     int64_t index = -1;  // time / 10 s
     int64_t used = 0;
+    int64_t share = 0;       // this server's share of the budget in the window
+    int64_t prev = 0;        // `used` at the last Claims
+    int64_t refused = 0;     // refused for want of share since the last Claims
+    bool exhausted = false;  // no other server has any to spare
   };
   struct Shard {
     std::mutex mu;
@@ -124,12 +166,29 @@ class ServiceLimits {
   LimitSettings settings_;  // GUARDED_BY(settings_mu_)
   std::array<Shard, 32> shards_;
   // The installation's use per class in the current window, for the
-  // subscription-wide cap: (window index mod 2^32) << 32 | used, changed by
-  // compare-and-swap, so that no request takes a lock shared by every vault.
+  // subscription-wide cap: (window index mod 2^16) << 48 | this server's
+  // share << 24 | used (a share of kNoShare: the window's even share),
+  // changed by compare-and-swap, so that no request takes a lock shared by
+  // every vault.
   std::array<std::atomic<uint64_t>, kLimitClasses> subscription_{};
+  std::array<std::atomic<int64_t>, kLimitClasses> subscription_refused_{};
+  std::array<std::atomic<int64_t>, kLimitClasses> subscription_prev_{};
+  std::array<std::atomic<int64_t>, kLimitClasses> subscription_exhausted_{};  // a window index
+  // The split of windows: (window mod 2^32) << 32 | members << 1 | member.
+  std::atomic<uint64_t> split_now_{0};
+  std::atomic<uint64_t> split_next_{0};
+  std::atomic<int> servers_{1};
+  // Even is this server's share of `budget` at the start of window `index`.
+  int64_t Even(int64_t index, int64_t budget) const;
   // Counts `weight` in the subscription's window `index` for class `cls`,
-  // unless that passes `limit` (then false, and nothing is counted).
-  bool ChargeSubscription(size_t cls, int64_t index, int64_t weight, int64_t limit);
+  // unless that passes `limit` or this server's share of it (then the
+  // seconds to wait, and nothing is counted).
+  std::optional<int64_t> ChargeSubscription(size_t cls, int64_t index, int64_t weight,
+                                            int64_t limit, int64_t now);
+  // The budgets of `vault` (lower case) for class `cls` under `s`: the
+  // vault's and the installation's.
+  static std::pair<int64_t, int64_t> Budgets(const LimitSettings& s, const std::string& vault,
+                                             LimitClass cls);
 };
 
 }  // namespace coffer::server
