@@ -342,6 +342,7 @@ class CofferServer {
   std::thread tls_thread_;
   std::thread shares_thread_;
   int64_t shares_written_ms_ = 0;  // the share thread's only
+  bool shares_failing_ = false;    // the share thread's only
 
   std::atomic<bool> seeding_{false};
   std::unique_ptr<ServerMetrics> metrics_;

@@ -521,15 +521,16 @@ Status ServiceLimits::Sync(storage::Store& store, const std::string& self, int64
     return OkStatus();
   }
   ShareView view;
-  // When the write fails, what was spared stays spared, and what was
-  // wanted is asked for again when refused again.
+  // When the write fails, what was spared stays spared, what was wanted is
+  // asked for again when refused again, and the heartbeat is tried again in
+  // 5 s.
+  written_ms = now_ms;
   ASSIGN_OR_RETURN(
       std::string written,
       store.UpdateMeta(kLimitSharesMetaKey,
                        [&](const std::optional<std::string>& doc) -> StatusOr<std::string> {
                          return MergeShares(doc, self, now_ms, window, claims, &view);
                        }));
-  written_ms = now_ms;
   if (!view.stale) {
     SetSplit(view.now, view.next);
   }

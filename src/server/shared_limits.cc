@@ -32,9 +32,14 @@ void CofferServer::ShareLoop() {
 
 void CofferServer::SyncShares() {
   Status synced = service_limits_->Sync(*store_, server_id_, shares_written_ms_);
-  if (!synced.ok()) {
+  // Said once when it begins to fail and once when it works again, not
+  // every half second while the store is away.
+  if (!synced.ok() && !shares_failing_) {
     COFFER_LOG(kWarning) << "agreeing on the service limits' shares failed: " << synced.ToString();
+  } else if (synced.ok() && shares_failing_) {
+    COFFER_LOG(kInfo) << "agreeing on the service limits' shares works again";
   }
+  shares_failing_ = !synced.ok();
 }
 
 }  // namespace coffer::server
