@@ -9,6 +9,7 @@ packages=(
   build-essential cmake ninja-build ccache pkg-config
   libboost-dev libssl-dev libsqlite3-dev nlohmann-json3-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev clang-format
+  libsodium-dev  # Argon2id password hashes (src/crypto/password_hash.cc)
   libyaml-cpp-dev libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   libpq-dev postgresql-15 haproxy  # haproxy: tests/integration/test_failover.py
   nginx  # tests/integration/test_agent_certificates.py serves a mounted certificate

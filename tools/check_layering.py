@@ -44,6 +44,7 @@ ALLOWED = {
 THIRD_PARTY = {
     "boost/": {"net"},
     "openssl/": {"crypto", "net"},
+    "sodium.h": {"crypto/password_hash.cc"},
     "sqlite3.h": {"storage/sqlite"},
     "libpq-fe.h": {"storage/postgres"},
     "grpcpp/": {"agent/csi"},
