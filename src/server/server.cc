@@ -347,13 +347,14 @@ void CofferServer::OnStoreChange(const storage::Store::ExternalChange& change) {
   // soon as it is committed elsewhere; the caches below are the only places
   // it could outlive the commit.
   if (all || table == "principals" || table == "client_secrets" || table == "client_certificates" ||
-      table == "federated_credentials") {
+      table == "federated_credentials" || table == "users") {
     if (all) {
       directory_->ForgetAll();
       authenticator_->ForgetAll();
     } else {
       directory_->Forget(change.key);
-      if (table == "principals" && change.deleted) {
+      // A user disabled or signed out elsewhere: its tokens stop here too.
+      if ((table == "principals" && change.deleted) || table == "users") {
         authenticator_->ForgetPrincipal(change.key);
       }
     }

@@ -18,7 +18,9 @@ struct PrincipalRecord {
   std::string app_id;     // client id, `appid` claim
   std::string tenant_id;
   std::string display_name;
-  // "ServicePrincipal", "UserAssignedIdentity" or "SystemAssignedIdentity".
+  // "ServicePrincipal", "UserAssignedIdentity", "SystemAssignedIdentity" or
+  // "User" (a person: its UserRecord has the rest; its app id is
+  // "user:<object id>", which no client authenticates as).
   std::string kind;
   int64_t created = 0;
   // A user-assigned identity is an ARM resource: its resource id (as
@@ -28,6 +30,30 @@ struct PrincipalRecord {
   std::string location;
   std::string tags_json = "{}";
   // 1 when created, incremented by every update; the ARM etag.
+  int64_t version = 0;
+};
+
+// A person in the directory (docs/users.md): a principal of kind "User"
+// and this record, under the same object id.
+struct UserRecord {
+  std::string object_id;
+  std::string user_principal_name;  // as created; unique in any case
+  std::string mail_nickname;
+  std::string given_name;
+  std::string surname;
+  bool account_enabled = true;
+  std::string password_hash;  // Argon2id (crypto/password_hash.h); never the password
+  int64_t password_changed = 0;
+  bool force_change_password = false;
+  // Tokens issued before this time (Unix seconds) are refused.
+  int64_t sessions_valid_from = 0;
+  // Sign-in failures since the last success or lockout, the time a lockout
+  // ends, and the lockouts in a row (each lasts twice the one before).
+  int64_t failed_sign_ins = 0;
+  int64_t locked_until = 0;
+  int64_t lockouts = 0;
+  int64_t created = 0;
+  // 1 when created, incremented by every update.
   int64_t version = 0;
 };
 

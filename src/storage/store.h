@@ -80,7 +80,8 @@ class Store {
   // kAlreadyExists if the object id or app id is taken, or a user-assigned
   // identity with the same resource id (any case) exists.
   virtual Status CreatePrincipal(const PrincipalRecord& principal) = 0;
-  // kNotFound if no principal has that app (client) id.
+  // kNotFound if no principal has that app (client) id. Never a user: no
+  // client authenticates as a person.
   virtual StatusOr<PrincipalRecord> GetPrincipalByAppId(const std::string& app_id) = 0;
   virtual StatusOr<PrincipalRecord> GetPrincipal(const std::string& object_id) = 0;
   virtual StatusOr<std::vector<PrincipalRecord>> ListPrincipals() = 0;
@@ -88,8 +89,26 @@ class Store {
   // `mutate` leaves them. kNotFound if absent.
   virtual StatusOr<PrincipalRecord> UpdatePrincipal(const std::string& object_id,
                                                     const Mutation<PrincipalRecord>& mutate) = 0;
-  // Deletes the principal and its credentials. kNotFound if absent.
+  // Deletes the principal and its credentials (a user's record too).
+  // kNotFound if absent.
   virtual Status DeletePrincipal(const std::string& object_id) = 0;
+
+  // --- users: a principal of kind "User" and its UserRecord ---
+  // CreateUser writes both in one transaction. kAlreadyExists if the object
+  // id or app id is taken, or another user has the user principal name (in
+  // any case).
+  virtual Status CreateUser(const PrincipalRecord& principal, const UserRecord& user) = 0;
+  // kNotFound if absent.
+  virtual StatusOr<UserRecord> GetUser(const std::string& object_id) = 0;
+  // By user principal name, in any case. kNotFound if absent.
+  virtual StatusOr<UserRecord> GetUserByName(const std::string& user_principal_name) = 0;
+  // Every user, by user principal name (lower case).
+  virtual StatusOr<std::vector<UserRecord>> ListUsers() = 0;
+  // UpdateUser stores what `mutate` leaves (the object id and creation time
+  // kept) and increments `version`. kNotFound if absent; kAlreadyExists if
+  // the new user principal name is another user's.
+  virtual StatusOr<UserRecord> UpdateUser(const std::string& object_id,
+                                          const Mutation<UserRecord>& mutate) = 0;
   // kNotFound if the principal does not exist.
   virtual Status AddClientSecret(const ClientSecretRecord& secret) = 0;
   virtual StatusOr<std::vector<ClientSecretRecord>> ListClientSecrets(

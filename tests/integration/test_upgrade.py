@@ -60,7 +60,8 @@ class UpgradeFromSchema7Tests(unittest.TestCase):
         db = sqlite3.connect(f"file:{os.path.join(self.srv.data_dir, 'coffer.db')}?mode=ro",
                              uri=True)
         try:
-            self.assertEqual(db.execute("PRAGMA user_version").fetchone()[0], 11)
+            self.assertEqual(db.execute("PRAGMA user_version").fetchone()[0], 12)
+            self.assertEqual(db.execute("SELECT count(*) FROM users").fetchone()[0], 0)
             self.assertEqual(db.execute("SELECT count(*) FROM webhook_deliveries").fetchone()[0],
                              0)
             columns = [row[1] for row in db.execute("PRAGMA table_info(vaults)")]

@@ -873,6 +873,137 @@ TEST_P(StoreConformance, ConcurrentMutationsOfOneRecordAllLand) {
   }
 }
 
+PrincipalRecord UserPrincipal(const std::string& oid, const std::string& name) {
+  return {oid, "user:" + oid, "t", name, "User", 10, "", "", "{}"};
+}
+
+UserRecord User(const std::string& upn) {
+  UserRecord u;
+  u.user_principal_name = upn;
+  u.mail_nickname = upn.substr(0, upn.find('@'));
+  u.given_name = "Ada";
+  u.surname = "Lovelace";
+  u.password_hash = "$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2g";
+  u.password_changed = 10;
+  u.created = 10;
+  return u;
+}
+
+TEST_P(StoreConformance, AUserIsAPrincipalAndARecordWrittenTogether) {
+  ASSERT_TRUE(store_->CreateUser(UserPrincipal("u1", "Ada"), User("Ada@Example.test")).ok());
+  auto user = store_->GetUser("u1");
+  ASSERT_TRUE(user.ok());
+  EXPECT_EQ(user->object_id, "u1");
+  EXPECT_EQ(user->user_principal_name, "Ada@Example.test");
+  EXPECT_EQ(user->mail_nickname, "Ada");
+  EXPECT_EQ(user->password_hash, User("x").password_hash);
+  EXPECT_TRUE(user->account_enabled);
+  EXPECT_EQ(user->version, 1);
+  EXPECT_EQ(store_->GetUserByName("ada@EXAMPLE.test")->object_id, "u1");
+  EXPECT_EQ(store_->GetPrincipal("u1")->kind, "User");
+  EXPECT_EQ(store_->GetPrincipalByAppId("user:u1").status().code(), StatusCode::kNotFound)
+      << "no client authenticates as a person";
+  // A name taken in another case, or an object id taken by any principal:
+  // neither half is written.
+  Status taken = store_->CreateUser(UserPrincipal("u2", "Ada 2"), User("ADA@example.TEST"));
+  EXPECT_EQ(taken.code(), StatusCode::kAlreadyExists);
+  EXPECT_EQ(store_->GetPrincipal("u2").status().code(), StatusCode::kNotFound);
+  ASSERT_TRUE(store_->CreatePrincipal({"sp", "app-sp", "t", "sp", "ServicePrincipal", 1}).ok());
+  EXPECT_EQ(store_->CreateUser(UserPrincipal("sp", "x"), User("x@example.test")).code(),
+            StatusCode::kAlreadyExists);
+  EXPECT_EQ(store_->GetUserByName("x@example.test").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_->GetUser("sp").status().code(), StatusCode::kNotFound);
+  // Listed by name, in any case.
+  ASSERT_TRUE(store_->CreateUser(UserPrincipal("u3", "Bob"), User("bob@example.test")).ok());
+  ASSERT_TRUE(store_->CreateUser(UserPrincipal("u4", "Al"), User("AL@example.test")).ok());
+  auto all = store_->ListUsers();
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), 3u);
+  EXPECT_EQ((*all)[0].object_id, "u1");  // "ada@" < "al@" < "bob@"
+  EXPECT_EQ((*all)[1].object_id, "u4");
+  EXPECT_EQ((*all)[2].object_id, "u3");
+  // Deleting the principal deletes the user; the name is free again.
+  ASSERT_TRUE(store_->DeletePrincipal("u1").ok());
+  EXPECT_EQ(store_->GetUser("u1").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_->GetUserByName("ada@example.test").status().code(), StatusCode::kNotFound);
+  EXPECT_TRUE(store_->CreateUser(UserPrincipal("u5", "Ada"), User("ada@example.test")).ok());
+}
+
+TEST_P(StoreConformance, AUserChangesAsItsMutationSaysOrNotAtAll) {
+  ASSERT_TRUE(store_->CreateUser(UserPrincipal("u1", "Ada"), User("ada@example.test")).ok());
+  ASSERT_TRUE(store_->CreateUser(UserPrincipal("u2", "Bob"), User("bob@example.test")).ok());
+  auto changed = store_->UpdateUser("u1", [](UserRecord& u) {
+    u.user_principal_name = "ada.l@example.test";
+    u.account_enabled = false;
+    u.force_change_password = true;
+    u.sessions_valid_from = 77;
+    u.failed_sign_ins = 3;
+    u.locked_until = 99;
+    u.lockouts = 2;
+    u.object_id = "elsewhere";  // not the mutation's to change
+    u.created = 1;
+    return OkStatus();
+  });
+  ASSERT_TRUE(changed.ok()) << changed.status().ToString();
+  auto got = store_->GetUser("u1");
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->user_principal_name, "ada.l@example.test");
+  EXPECT_FALSE(got->account_enabled);
+  EXPECT_TRUE(got->force_change_password);
+  EXPECT_EQ(got->sessions_valid_from, 77);
+  EXPECT_EQ(got->failed_sign_ins, 3);
+  EXPECT_EQ(got->locked_until, 99);
+  EXPECT_EQ(got->lockouts, 2);
+  EXPECT_EQ(got->object_id, "u1");
+  EXPECT_EQ(got->created, 10);
+  EXPECT_EQ(got->version, 2);
+  EXPECT_EQ(store_->GetUserByName("ada@example.test").status().code(), StatusCode::kNotFound);
+  // Another user's name, or a mutation that fails: nothing changes.
+  auto rename = [](UserRecord& u) {
+    u.user_principal_name = "BOB@example.test";
+    u.surname = "changed";
+    return OkStatus();
+  };
+  EXPECT_EQ(store_->UpdateUser("u1", rename).status().code(), StatusCode::kAlreadyExists);
+  EXPECT_EQ(store_
+                ->UpdateUser("u1",
+                             [](UserRecord& u) {
+                               u.surname = "changed";
+                               return InvalidArgumentError("no");
+                             })
+                .status()
+                .code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->GetUser("u1")->surname, "Lovelace");
+  EXPECT_EQ(store_->GetUser("u1")->version, 2);
+  EXPECT_EQ(store_->UpdateUser("missing", rename).status().code(), StatusCode::kNotFound);
+}
+
+TEST_P(StoreConformance, ConcurrentSignInCountsOfAUserAreAllKept) {
+  ASSERT_TRUE(store_->CreateUser(UserPrincipal("u1", "Ada"), User("ada@example.test")).ok());
+  std::vector<std::thread> threads;
+  std::atomic<int> failed{0};
+  for (int t = 0; t < 6; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 10; ++i) {
+        auto r = store_->UpdateUser("u1", [](UserRecord& u) {
+          ++u.failed_sign_ins;
+          return OkStatus();
+        });
+        if (!r.ok()) {
+          failed.fetch_add(1);
+        }
+      }
+    });
+  }
+  for (std::thread& t : threads) {
+    t.join();
+  }
+  EXPECT_EQ(failed.load(), 0);
+  EXPECT_EQ(store_->GetUser("u1")->failed_sign_ins, 60);
+  EXPECT_EQ(store_->GetUser("u1")->version, 61);
+}
+
 TEST_P(StoreConformance, RoleAssignmentsAreUniquePerScopeRoleAndPrincipal) {
   RoleAssignmentRecord a{"a1",
                          "/subscriptions/sub/resourceGroups/RG/",
@@ -1833,7 +1964,10 @@ TEST(SqliteStore, ASchemaEightDatabaseIsMigrated) {
   {
     auto db = SqliteDb::Open(path, false);
     ASSERT_TRUE(db.ok());
-    ASSERT_TRUE((*db)->ExecScript("DROP TABLE webhook_deliveries; PRAGMA user_version=8;").ok());
+    ASSERT_TRUE(
+        (*db)
+            ->ExecScript("DROP TABLE webhook_deliveries; DROP TABLE users; PRAGMA user_version=8;")
+            .ok());
   }
   auto s = SqliteStore::Open(path);
   ASSERT_TRUE(s.ok()) << s.status().ToString();
@@ -1856,8 +1990,14 @@ TEST(SqliteStore, ASchemaEightDatabaseIsMigrated) {
   auto version = (*db)->Prepare("PRAGMA user_version");
   ASSERT_TRUE(version.ok());
   ASSERT_TRUE(*(*version)->Step());
-  EXPECT_EQ((*version)->Int(0), 11);
+  EXPECT_EQ((*version)->Int(0), 12);
   (*version)->Reset();
+  // 11 -> 12: users have a table.
+  PrincipalRecord user{"u1", "user:u1", "t", "Ada", "User", 1, "", "", "{}"};
+  UserRecord record;
+  record.user_principal_name = "ada@example.test";
+  EXPECT_TRUE((*s)->CreateUser(user, record).ok());
+  EXPECT_EQ((*s)->GetUserByName("ADA@example.test")->object_id, "u1");
 }
 
 TEST(SqliteStore, RejectsAFileThatIsNotADatabase) {

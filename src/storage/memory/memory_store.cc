@@ -128,7 +128,7 @@ Status MemoryStore::CreatePrincipal(const PrincipalRecord& principal) {
 StatusOr<PrincipalRecord> MemoryStore::GetPrincipalByAppId(const std::string& app_id) {
   std::lock_guard<std::mutex> lock(mu_);
   for (const auto& [id, p] : principals_) {
-    if (p.app_id == app_id) {
+    if (p.app_id == app_id && p.kind != "User") {
       return p;
     }
   }
@@ -176,6 +176,7 @@ bool MemoryStore::ErasePrincipalLocked(const std::string& object_id) {
   client_secrets_.erase(object_id);
   client_certificates_.erase(object_id);
   federated_.erase(object_id);
+  users_.erase(object_id);
   return true;
 }
 
@@ -185,6 +186,78 @@ Status MemoryStore::DeletePrincipal(const std::string& object_id) {
     return NotFoundError("principal not found");
   }
   return OkStatus();
+}
+
+Status MemoryStore::CreateUser(const PrincipalRecord& principal, const UserRecord& user) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& [id, p] : principals_) {
+    if (id == principal.object_id || p.app_id == principal.app_id) {
+      return AlreadyExistsError("principal already exists");
+    }
+  }
+  for (const auto& [id, u] : users_) {
+    if (EqualsIgnoreCase(u.user_principal_name, user.user_principal_name)) {
+      return AlreadyExistsError("a user with this user principal name exists");
+    }
+  }
+  principals_[principal.object_id] = principal;
+  principals_[principal.object_id].version = 1;
+  UserRecord& stored = users_[principal.object_id] = user;
+  stored.object_id = principal.object_id;
+  stored.version = 1;
+  return OkStatus();
+}
+
+StatusOr<UserRecord> MemoryStore::GetUser(const std::string& object_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = users_.find(object_id);
+  if (it == users_.end()) {
+    return NotFoundError("user not found");
+  }
+  return it->second;
+}
+
+StatusOr<UserRecord> MemoryStore::GetUserByName(const std::string& user_principal_name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& [id, u] : users_) {
+    if (EqualsIgnoreCase(u.user_principal_name, user_principal_name)) {
+      return u;
+    }
+  }
+  return NotFoundError("user not found");
+}
+
+StatusOr<std::vector<UserRecord>> MemoryStore::ListUsers() {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<UserRecord> out;
+  for (const auto& [id, u] : users_) {
+    out.push_back(u);
+  }
+  std::sort(out.begin(), out.end(), [](const UserRecord& a, const UserRecord& b) {
+    return AsciiLower(a.user_principal_name) < AsciiLower(b.user_principal_name);
+  });
+  return out;
+}
+
+StatusOr<UserRecord> MemoryStore::UpdateUser(const std::string& object_id,
+                                             const Mutation<UserRecord>& mutate) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = users_.find(object_id);
+  if (it == users_.end()) {
+    return NotFoundError("user not found");
+  }
+  UserRecord changed = it->second;
+  RETURN_IF_ERROR(mutate(changed));
+  for (const auto& [id, u] : users_) {
+    if (id != object_id && EqualsIgnoreCase(u.user_principal_name, changed.user_principal_name)) {
+      return AlreadyExistsError("a user with this user principal name exists");
+    }
+  }
+  changed.object_id = it->second.object_id;
+  changed.created = it->second.created;
+  changed.version = it->second.version + 1;
+  it->second = changed;
+  return changed;
 }
 
 StatusOr<FederatedCredentialRecord> MemoryStore::PutFederatedCredential(

@@ -29,6 +29,12 @@ class MemoryStore final : public Store {
   StatusOr<PrincipalRecord> UpdatePrincipal(const std::string& object_id,
                                             const Mutation<PrincipalRecord>& mutate) override;
   Status DeletePrincipal(const std::string& object_id) override;
+  Status CreateUser(const PrincipalRecord& principal, const UserRecord& user) override;
+  StatusOr<UserRecord> GetUser(const std::string& object_id) override;
+  StatusOr<UserRecord> GetUserByName(const std::string& user_principal_name) override;
+  StatusOr<std::vector<UserRecord>> ListUsers() override;
+  StatusOr<UserRecord> UpdateUser(const std::string& object_id,
+                                  const Mutation<UserRecord>& mutate) override;
   Status AddClientSecret(const ClientSecretRecord& secret) override;
   StatusOr<std::vector<ClientSecretRecord>> ListClientSecrets(
       const std::string& principal_object_id) override;
@@ -174,6 +180,7 @@ class MemoryStore final : public Store {
   bool unreachable_ = false;  // guarded by mu_
   std::map<std::string, std::string> meta_;
   std::map<std::string, PrincipalRecord> principals_;  // key: object id
+  std::map<std::string, UserRecord> users_;            // key: object id
   std::map<std::string, std::vector<ClientSecretRecord>> client_secrets_;
   std::map<std::string, std::vector<ClientCertificateRecord>> client_certificates_;
   // key: object id, then lower-case name

@@ -12,7 +12,7 @@
 namespace coffer::storage::postgres {
 namespace {
 
-constexpr int kSchemaVersion = 5;
+constexpr int kSchemaVersion = 6;
 constexpr size_t kMaxReaders = 16;
 constexpr size_t kMaxGroup = 512;
 // Attempts at a whole group before its writes run one by one, and at each
@@ -293,6 +293,21 @@ CREATE TRIGGER record_event_subscription AFTER INSERT OR UPDATE OR DELETE
   FOR EACH ROW EXECUTE FUNCTION coffer_record_changed('vault_key');
 )sql";
 
+// -> 6: users (a principal of kind "User" has the rest of it here), and
+// their changes told to the other servers as the principals' are.
+constexpr char kUsers[] = R"sql(
+CREATE TABLE users(
+  object_id text COLLATE "C" PRIMARY KEY, upn_key text COLLATE "C" NOT NULL UNIQUE,
+  user_principal_name text NOT NULL, mail_nickname text NOT NULL, given_name text NOT NULL,
+  surname text NOT NULL, account_enabled bigint NOT NULL, password_hash text NOT NULL,
+  password_changed bigint NOT NULL, force_change_password bigint NOT NULL,
+  sessions_valid_from bigint NOT NULL, failed_sign_ins bigint NOT NULL,
+  locked_until bigint NOT NULL, lockouts bigint NOT NULL, created bigint NOT NULL,
+  version bigint NOT NULL);
+CREATE TRIGGER record_user AFTER INSERT OR UPDATE OR DELETE ON users
+  FOR EACH ROW EXECUTE FUNCTION coffer_record_changed('object_id');
+)sql";
+
 constexpr char kVaultAccessChange[] =
     "INSERT INTO changes(event_id, time_ms, vault, type, object_type, name, version, nbf, exp) "
     "VALUES(gen_random_uuid()::text, (extract(epoch FROM clock_timestamp()) * 1000)::bigint, "
@@ -338,7 +353,7 @@ Status PostgresStore::ApplySchema(Db& db) {
     if (has_tables == "t") {
       return DataLossError("the database has tables but no Coffer schema version");
     }
-    return db.ExecScript(std::string(kSchema) + kObjectTriggers + kTriggers +
+    return db.ExecScript(std::string(kSchema) + kObjectTriggers + kTriggers + kUsers +
                          "CREATE TABLE coffer_schema(version bigint NOT NULL);"
                          "INSERT INTO coffer_schema VALUES(" +
                          std::to_string(kSchemaVersion) + ");");
@@ -385,6 +400,9 @@ Status PostgresStore::ApplySchema(Db& db) {
         "DROP INDEX IF EXISTS secrets_listing; "
         "CREATE INDEX secrets_live ON secrets(vault_key, kind, name_key) WHERE deleted = 0; "
         "CREATE INDEX secrets_deleted ON secrets(vault_key, kind, name_key) WHERE deleted = 1;";
+  }
+  if (current < 6) {
+    migrations += kUsers;
   }
   if (migrations.empty()) {
     return OkStatus();

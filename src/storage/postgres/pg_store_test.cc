@@ -353,8 +353,9 @@ TEST_F(PgStoreTest, ASchemaOneDatabaseIsMigrated) {
     ASSERT_NE(store, nullptr);
     ASSERT_TRUE(store->CreateVault(Vault("kept")).ok());
   }
-  // The object tables and their triggers as schema 1 and 2 had them, and
-  // the feed's numbering and listing index as schema 1 to 4 had them.
+  // The object tables and their triggers as schema 1 and 2 had them, the
+  // feed's numbering and listing index as schema 1 to 4 had them, and no
+  // users (before 6).
   Admin(
       "DROP TRIGGER change_added ON changes; DROP FUNCTION coffer_changes_added(); "
       "ALTER TABLE changes ALTER COLUMN seq DROP DEFAULT; "
@@ -365,7 +366,7 @@ TEST_F(PgStoreTest, ASchemaOneDatabaseIsMigrated) {
       "CREATE CONSTRAINT TRIGGER change_number AFTER INSERT ON changes DEFERRABLE INITIALLY "
       "DEFERRED FOR EACH ROW EXECUTE FUNCTION coffer_number_change(); "
       "DROP INDEX secrets_live; DROP INDEX secrets_deleted; "
-      "DROP TABLE webhook_deliveries; "
+      "DROP TABLE webhook_deliveries; DROP TABLE users; "
       "DROP TRIGGER change_secret ON secrets; "
       "DROP TRIGGER change_secret_updated ON secret_versions; "
       "DROP FUNCTION coffer_secret_changed(); DROP FUNCTION coffer_secret_version_updated(); "
@@ -420,7 +421,16 @@ TEST_F(PgStoreTest, ASchemaOneDatabaseIsMigrated) {
   ASSERT_TRUE(conn.ok());
   auto version = (*conn)->Exec("SELECT version FROM coffer_schema");
   ASSERT_TRUE(version.ok());
-  EXPECT_EQ(version->Text(0, 0), "5");
+  EXPECT_EQ(version->Text(0, 0), "6");
+  // 5 -> 6: users have a table, and their changes are told.
+  PrincipalRecord user{"u1", "user:u1", "t", "Ada", "User", 1, "", "", "{}"};
+  UserRecord record;
+  record.user_principal_name = "ada@example.test";
+  EXPECT_TRUE(store->CreateUser(user, record).ok());
+  EXPECT_EQ(store->GetUserByName("ADA@example.test")->object_id, "u1");
+  auto told = (*conn)->Exec("SELECT count(*) FROM pg_trigger WHERE tgname = 'record_user'");
+  ASSERT_TRUE(told.ok());
+  EXPECT_EQ(told->Text(0, 0), "1");
   // 4 -> 5: the listing index is split by state.
   auto indexes = (*conn)->Exec(
       "SELECT string_agg(indexname, ',' ORDER BY indexname) FROM pg_indexes "

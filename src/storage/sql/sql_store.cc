@@ -112,7 +112,8 @@ Status SqlStore::CreatePrincipal(const PrincipalRecord& p) {
 StatusOr<PrincipalRecord> SqlStore::GetPrincipalByAppId(const std::string& app_id) {
   std::optional<PrincipalRecord> out;
   RETURN_IF_ERROR(Read([&](Db& db) -> Status {
-    ASSIGN_OR_RETURN(Stmt * st, db.Prepare(std::string(kPrincipalColumns) + "WHERE app_id = ?"));
+    ASSIGN_OR_RETURN(Stmt * st, db.Prepare(std::string(kPrincipalColumns) +
+                                           "WHERE app_id = ? AND kind <> 'User'"));
     st->Bind(1, app_id);
     ASSIGN_OR_RETURN(bool row, st->Step());
     if (row) {
@@ -209,7 +210,8 @@ Status SqlStore::DeletePrincipalRows(Db& db, const std::string& object_id) {
   }
   for (const char* sql : {"DELETE FROM client_secrets WHERE principal_object_id = ?",
                           "DELETE FROM client_certificates WHERE principal_object_id = ?",
-                          "DELETE FROM federated_credentials WHERE principal_object_id = ?"}) {
+                          "DELETE FROM federated_credentials WHERE principal_object_id = ?",
+                          "DELETE FROM users WHERE object_id = ?"}) {
     ASSIGN_OR_RETURN(Stmt * del, db.Prepare(sql));
     del->Bind(1, object_id);
     RETURN_IF_ERROR(del->Exec());
@@ -219,6 +221,153 @@ Status SqlStore::DeletePrincipalRows(Db& db, const std::string& object_id) {
 
 Status SqlStore::DeletePrincipal(const std::string& object_id) {
   return Write([&](Db& db) { return DeletePrincipalRows(db, object_id); });
+}
+
+// --------------------------------------------------------------------- users
+
+namespace {
+
+constexpr char kUserColumns[] =
+    "SELECT object_id, user_principal_name, mail_nickname, given_name, surname, "
+    "account_enabled, password_hash, password_changed, force_change_password, "
+    "sessions_valid_from, failed_sign_ins, locked_until, lockouts, created, version FROM users ";
+
+UserRecord ReadUser(const Stmt& st) {
+  UserRecord u;
+  u.object_id = st.Text(0);
+  u.user_principal_name = st.Text(1);
+  u.mail_nickname = st.Text(2);
+  u.given_name = st.Text(3);
+  u.surname = st.Text(4);
+  u.account_enabled = st.Int(5) != 0;
+  u.password_hash = st.Text(6);
+  u.password_changed = st.Int(7);
+  u.force_change_password = st.Int(8) != 0;
+  u.sessions_valid_from = st.Int(9);
+  u.failed_sign_ins = st.Int(10);
+  u.locked_until = st.Int(11);
+  u.lockouts = st.Int(12);
+  u.created = st.Int(13);
+  u.version = st.Int(14);
+  return u;
+}
+
+// Binds what a write of `u` stores to ?1..?15: its columns in kUserColumns'
+// order, with the lower-case name (the uniqueness key) in place of the id's.
+void BindUser(Stmt& st, const UserRecord& u) {
+  st.Bind(1, AsciiLower(u.user_principal_name)).Bind(2, u.user_principal_name);
+  st.Bind(3, u.mail_nickname).Bind(4, u.given_name).Bind(5, u.surname);
+  st.Bind(6, int64_t{u.account_enabled ? 1 : 0}).Bind(7, u.password_hash);
+  st.Bind(8, u.password_changed).Bind(9, int64_t{u.force_change_password ? 1 : 0});
+  st.Bind(10, u.sessions_valid_from).Bind(11, u.failed_sign_ins).Bind(12, u.locked_until);
+  st.Bind(13, u.lockouts).Bind(14, u.version).Bind(15, u.object_id);
+}
+
+Status NameTaken(Status s) {
+  if (s.code() == StatusCode::kAlreadyExists) {
+    return AlreadyExistsError("a user with this user principal name exists");
+  }
+  return s;
+}
+
+StatusOr<std::optional<UserRecord>> FindUser(Db& db, const std::string& where,
+                                             const std::string& key) {
+  ASSIGN_OR_RETURN(Stmt * st, db.Prepare(std::string(kUserColumns) + where));
+  st->Bind(1, key);
+  ASSIGN_OR_RETURN(bool row, st->Step());
+  std::optional<UserRecord> out;
+  if (row) {
+    out = ReadUser(*st);
+  }
+  st->Reset();
+  return out;
+}
+
+}  // namespace
+
+Status SqlStore::CreateUser(const PrincipalRecord& principal, const UserRecord& user) {
+  return Write([&](Db& db) -> Status {
+    RETURN_IF_ERROR(InsertPrincipal(db, principal));
+    UserRecord u = user;
+    u.object_id = principal.object_id;
+    u.version = 1;
+    ASSIGN_OR_RETURN(
+        Stmt * st,
+        db.Prepare("INSERT INTO users(upn_key, user_principal_name, mail_nickname, given_name, "
+                   "surname, account_enabled, password_hash, password_changed, "
+                   "force_change_password, sessions_valid_from, failed_sign_ins, locked_until, "
+                   "lockouts, version, object_id, created) "
+                   "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+    BindUser(*st, u);
+    st->Bind(16, u.created);
+    return NameTaken(st->Exec());
+  });
+}
+
+StatusOr<UserRecord> SqlStore::GetUser(const std::string& object_id) {
+  std::optional<UserRecord> out;
+  RETURN_IF_ERROR(Read([&](Db& db) -> Status {
+    ASSIGN_OR_RETURN(out, FindUser(db, "WHERE object_id = ?", object_id));
+    return OkStatus();
+  }));
+  if (!out) {
+    return NotFoundError("user not found");
+  }
+  return *out;
+}
+
+StatusOr<UserRecord> SqlStore::GetUserByName(const std::string& user_principal_name) {
+  std::optional<UserRecord> out;
+  RETURN_IF_ERROR(Read([&](Db& db) -> Status {
+    ASSIGN_OR_RETURN(out, FindUser(db, "WHERE upn_key = ?", AsciiLower(user_principal_name)));
+    return OkStatus();
+  }));
+  if (!out) {
+    return NotFoundError("user not found");
+  }
+  return *out;
+}
+
+StatusOr<std::vector<UserRecord>> SqlStore::ListUsers() {
+  std::vector<UserRecord> out;
+  RETURN_IF_ERROR(Read([&](Db& db) -> Status {
+    ASSIGN_OR_RETURN(Stmt * st, db.Prepare(std::string(kUserColumns) + "ORDER BY upn_key"));
+    while (true) {
+      ASSIGN_OR_RETURN(bool row, st->Step());
+      if (!row) {
+        return OkStatus();
+      }
+      out.push_back(ReadUser(*st));
+    }
+  }));
+  return out;
+}
+
+StatusOr<UserRecord> SqlStore::UpdateUser(const std::string& object_id,
+                                          const Mutation<UserRecord>& mutate) {
+  UserRecord u;
+  RETURN_IF_ERROR(Write([&](Db& db) -> Status {
+    ASSIGN_OR_RETURN(std::optional<UserRecord> current,
+                     FindUser(db, "WHERE object_id = ?", object_id));
+    if (!current) {
+      return NotFoundError("user not found");
+    }
+    u = *current;
+    RETURN_IF_ERROR(mutate(u));
+    u.object_id = current->object_id;
+    u.created = current->created;
+    u.version = current->version + 1;
+    ASSIGN_OR_RETURN(
+        Stmt * st,
+        db.Prepare("UPDATE users SET upn_key = ?, user_principal_name = ?, mail_nickname = ?, "
+                   "given_name = ?, surname = ?, account_enabled = ?, password_hash = ?, "
+                   "password_changed = ?, force_change_password = ?, sessions_valid_from = ?, "
+                   "failed_sign_ins = ?, locked_until = ?, lockouts = ?, version = ? "
+                   "WHERE object_id = ?"));
+    BindUser(*st, u);
+    return NameTaken(st->Exec());
+  }));
+  return u;
 }
 
 Status SqlStore::AddClientSecret(const ClientSecretRecord& c) {

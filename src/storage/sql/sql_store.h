@@ -35,6 +35,12 @@ class SqlStore : public Store {
   StatusOr<PrincipalRecord> UpdatePrincipal(const std::string& object_id,
                                             const Mutation<PrincipalRecord>& mutate) override;
   Status DeletePrincipal(const std::string& object_id) override;
+  Status CreateUser(const PrincipalRecord& principal, const UserRecord& user) override;
+  StatusOr<UserRecord> GetUser(const std::string& object_id) override;
+  StatusOr<UserRecord> GetUserByName(const std::string& user_principal_name) override;
+  StatusOr<std::vector<UserRecord>> ListUsers() override;
+  StatusOr<UserRecord> UpdateUser(const std::string& object_id,
+                                  const Mutation<UserRecord>& mutate) override;
   Status AddClientSecret(const ClientSecretRecord& secret) override;
   StatusOr<std::vector<ClientSecretRecord>> ListClientSecrets(
       const std::string& principal_object_id) override;

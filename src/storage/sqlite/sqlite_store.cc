@@ -8,7 +8,7 @@
 namespace coffer::storage {
 namespace {
 
-constexpr int kSchemaVersion = 11;
+constexpr int kSchemaVersion = 12;
 constexpr size_t kMaxReaders = 16;
 constexpr size_t kMaxGroup = 512;
 
@@ -21,6 +21,14 @@ CREATE TABLE IF NOT EXISTS principals(
   display_name TEXT NOT NULL, kind TEXT NOT NULL, created INTEGER NOT NULL,
   resource_id TEXT NOT NULL DEFAULT '', location TEXT NOT NULL DEFAULT '',
   tags_json TEXT NOT NULL DEFAULT '{}', version INTEGER NOT NULL DEFAULT 1) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS users(
+  object_id TEXT PRIMARY KEY, upn_key TEXT NOT NULL UNIQUE, user_principal_name TEXT NOT NULL,
+  mail_nickname TEXT NOT NULL, given_name TEXT NOT NULL, surname TEXT NOT NULL,
+  account_enabled INTEGER NOT NULL, password_hash TEXT NOT NULL,
+  password_changed INTEGER NOT NULL, force_change_password INTEGER NOT NULL,
+  sessions_valid_from INTEGER NOT NULL, failed_sign_ins INTEGER NOT NULL,
+  locked_until INTEGER NOT NULL, lockouts INTEGER NOT NULL, created INTEGER NOT NULL,
+  version INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS client_secrets(
   key_id TEXT PRIMARY KEY, principal_object_id TEXT NOT NULL, salt BLOB NOT NULL,
   hash BLOB NOT NULL, iterations INTEGER NOT NULL, hint TEXT NOT NULL,
@@ -306,6 +314,7 @@ Status SqliteStore::ApplySchema() {
     // -> 11: objects owned by another (a certificate's key and secret).
     migrations += "ALTER TABLE secrets ADD COLUMN owner TEXT NOT NULL DEFAULT '';";
   }
+  // -> 12: users, a table of their own (made by kSchema).
   return writer_db_->ExecScript(migrations + kSchema + data_migrations + kTriggers +
                                 "PRAGMA user_version=" + std::to_string(kSchemaVersion) + ";");
 }
