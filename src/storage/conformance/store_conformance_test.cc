@@ -908,7 +908,9 @@ TEST_P(StoreConformance, AUserIsAPrincipalAndARecordWrittenTogether) {
   Status taken = store_->CreateUser(UserPrincipal("u2", "Ada 2"), User("ADA@example.TEST"));
   EXPECT_EQ(taken.code(), StatusCode::kAlreadyExists);
   EXPECT_EQ(store_->GetPrincipal("u2").status().code(), StatusCode::kNotFound);
-  ASSERT_TRUE(store_->CreatePrincipal({"sp", "app-sp", "t", "sp", "ServicePrincipal", 1}).ok());
+  ASSERT_TRUE(
+      store_->CreatePrincipal({"sp", "app-sp", "t", "sp", "ServicePrincipal", 1, "", "", "{}"})
+          .ok());
   EXPECT_EQ(store_->CreateUser(UserPrincipal("sp", "x"), User("x@example.test")).code(),
             StatusCode::kAlreadyExists);
   EXPECT_EQ(store_->GetUserByName("x@example.test").status().code(), StatusCode::kNotFound);
