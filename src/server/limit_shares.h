@@ -42,8 +42,6 @@ struct ShareSplit {
   int64_t window = -1;
   int members = 1;     // the servers that split it evenly
   bool member = true;  // this server is one of them
-
-  int64_t Even(int64_t budget) const { return member ? budget / members : 0; }
 };
 
 // One budget a server tells the others about.

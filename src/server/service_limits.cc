@@ -247,6 +247,24 @@ std::string ShareKey(std::string_view vault, size_t cls) {
   return std::string(vault) + "/" + std::to_string(cls);
 }
 
+// The vault ("*": the installation) and class ShareKey made `key` of;
+// nullopt for a key it could not have made.
+std::optional<std::pair<std::string, size_t>> ParseShareKey(const std::string& key) {
+  const size_t slash = key.rfind('/');
+  if (slash == std::string::npos || slash == 0 || slash + 2 != key.size() || key[slash + 1] < '0' ||
+      key[slash + 1] >= '0' + static_cast<char>(kLimitClasses)) {
+    return std::nullopt;
+  }
+  return std::make_pair(key.substr(0, slash), static_cast<size_t>(key[slash + 1] - '0'));
+}
+
+// The whole seconds from `now` to the end of window `index` (at least 1):
+// a refusal's Retry-After when nothing more may come in the window.
+int64_t SecondsLeft(int64_t index, int64_t now) {
+  const int64_t left = (index + 1) * kWindowMicros - now;
+  return std::max<int64_t>(1, (left + 999'999) / 1'000'000);
+}
+
 }  // namespace
 
 int64_t ServiceLimits::WindowAt(int64_t micros) {
@@ -309,8 +327,7 @@ std::optional<int64_t> ServiceLimits::ChargeSubscription(size_t cls, int64_t ind
         subscription_refused_[cls].fetch_add(1, std::memory_order_relaxed);
         return 1;  // another server may spare some: soon
       }
-      int64_t left = (index + 1) * kWindowMicros - now;
-      return std::max<int64_t>(1, (left + 999'999) / 1'000'000);
+      return SecondsLeft(index, now);
     }
     const uint64_t next = PackUse(index, field, static_cast<uint64_t>(used + weight));
     if (slot.compare_exchange_weak(seen, next, std::memory_order_relaxed)) {
@@ -330,10 +347,6 @@ std::optional<int64_t> ServiceLimits::Charge(std::string_view vault, std::string
   const size_t c = static_cast<size_t>(cls);
   const int64_t now = clock_.NowMicros();
   const int64_t index = now / kWindowMicros;
-  const auto wait = [&] {
-    int64_t left = (index + 1) * kWindowMicros - now;
-    return std::max<int64_t>(1, (left + 999'999) / 1'000'000);
-  };
   Shard& shard = shards_[std::hash<std::string>{}(key) % shards_.size()];
   std::lock_guard<std::mutex> lock(shard.mu);
   if (shard.settings.mode == LimitSettings::Mode::kOff) {
@@ -352,7 +365,7 @@ std::optional<int64_t> ServiceLimits::Charge(std::string_view vault, std::string
       ++w.refused;
       return 1;  // another server may spare some: soon
     }
-    return wait();
+    return SecondsLeft(index, now);
   }
   // The vault's budget holds it (this shard's lock keeps it so); now the
   // installation's.
@@ -440,13 +453,11 @@ std::vector<ShareClaim> ServiceLimits::Claims(int64_t window, const std::set<std
   // Budgets another server wants that this one has not used in the window:
   // all of its share but the reserve is spared.
   for (const std::string& key : wanted) {
-    size_t slash = key.rfind('/');
-    if (known.count(key) || slash == std::string::npos || slash + 2 != key.size() ||
-        key[slash + 1] < '0' || key[slash + 1] >= '0' + static_cast<char>(kLimitClasses)) {
+    auto parsed = ParseShareKey(key);
+    if (known.count(key) || !parsed) {
       continue;
     }
-    const std::string vault = key.substr(0, slash);
-    const size_t c = static_cast<size_t>(key[slash + 1] - '0');
+    const auto& [vault, c] = *parsed;
     Shard& shard = shards_[std::hash<std::string>{}(vault) % shards_.size()];
     std::lock_guard<std::mutex> lock(shard.mu);
     if (shard.settings.mode == LimitSettings::Mode::kOff) {
@@ -471,9 +482,11 @@ void ServiceLimits::Grant(int64_t window, const std::vector<ShareClaim>& claims,
     const std::string& key = claims[i].key;
     const int64_t granted = std::max(view.granted[i], claims[i].held);
     const bool exhausted = i < view.exhausted.size() && view.exhausted[i];
-    size_t slash = key.rfind('/');
-    const std::string vault = key.substr(0, slash);
-    const size_t c = static_cast<size_t>(key[slash + 1] - '0');
+    auto parsed = ParseShareKey(key);
+    if (!parsed) {
+      continue;
+    }
+    const auto& [vault, c] = *parsed;
     if (vault == "*") {
       std::atomic<uint64_t>& slot = subscription_[c];
       uint64_t seen = slot.load(std::memory_order_relaxed);
