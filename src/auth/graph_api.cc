@@ -1,5 +1,6 @@
 #include "auth/graph_api.h"
 
+#include "auth/odata_filter.h"
 #include "common/json.h"
 #include "common/strings.h"
 #include "common/time_format.h"
@@ -83,27 +84,6 @@ Json IdentityJson(const storage::PrincipalRecord& p) {
               {"createdDateTime", FormatIsoTime(p.created)},
               {"passwordCredentials", Json::array()},
               {"keyCredentials", Json::array()}};
-}
-
-// The OData string literal at the start of `s` ('it''s' is "it's"); the
-// rest of `s` after it is left in `s`. nullopt if `s` holds none.
-std::optional<std::string> TakeODataString(std::string_view& s) {
-  if (s.empty() || s.front() != '\'') {
-    return std::nullopt;
-  }
-  std::string out;
-  for (size_t i = 1; i < s.size(); ++i) {
-    if (s[i] != '\'') {
-      out.push_back(s[i]);
-    } else if (i + 1 < s.size() && s[i + 1] == '\'') {
-      out.push_back('\'');
-      ++i;
-    } else {
-      s.remove_prefix(i + 1);
-      return out;
-    }
-  }
-  return std::nullopt;
 }
 
 // Takes `word` (ignoring case) and the spaces after it from the start of `s`.

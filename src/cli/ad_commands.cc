@@ -1,16 +1,22 @@
-// `coffer ad sp ...`: service principals, named and flagged as `az ad sp`.
-// They talk to the Graph-shaped directory API (/v1.0/servicePrincipals).
+// `coffer ad sp ...` and `coffer ad user ...`: service principals and
+// users, named and flagged as `az ad sp` and `az ad user`. They talk to the
+// Graph-shaped directory API (/v1.0/servicePrincipals, /v1.0/users).
 
 #include <cstdlib>
 #include <iostream>
+#include <iterator>
+#include <optional>
 
 #include "cli/cli_util.h"
 #include "cli/commands.h"
+#include "cli/vault_objects.h"
 #include "client/api_client.h"
+#include "common/encoding.h"
 #include "common/files.h"
 #include "common/json.h"
 #include "common/strings.h"
 #include "common/time_format.h"
+#include "crypto/primitives.h"
 #include "crypto/rsa_key.h"
 #include "crypto/x509.h"
 
@@ -83,11 +89,217 @@ void AddCredentialOptions(CLI::App* cmd, CredentialChoice& c) {
                   "an existing certificate (PEM or DER) to register");
 }
 
+// A password from --password, or --password-file ("-" is stdin; one
+// trailing newline dropped). Empty when neither is given.
+std::string PasswordOf(const std::string& password, const std::string& file) {
+  if (!password.empty() && !file.empty()) {
+    Usage("give --password or --password-file, not both");
+  }
+  if (file.empty()) {
+    return password;
+  }
+  std::string value;
+  if (file == "-") {
+    value.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+  } else {
+    value = ReadFileOrUsage(file);
+  }
+  if (!value.empty() && value.back() == '\n') {
+    value.pop_back();
+  }
+  if (value.empty()) {
+    Usage("--password-file: the password is empty");
+  }
+  return value;
+}
+
+// A generated password that meets the policy: 18 random bytes of base64url
+// (24 characters) with a fixed class suffix, so all four classes appear.
+std::string GeneratedPassword() {
+  return Base64UrlEncode(crypto::RandomBytes(18)) + "a-A1";
+}
+
+// The path of a user, named by object id or user principal name.
+std::string UserPath(const std::string& id) {
+  return "/v1.0/users/" + PercentEncode(id);
+}
+
+std::optional<bool> ParseBool(const std::string& flag, const std::string& value) {
+  if (value.empty()) {
+    return std::nullopt;
+  }
+  if (value == "true") {
+    return true;
+  }
+  if (value == "false") {
+    return false;
+  }
+  Usage(flag + " takes true or false");
+}
+
+void AddUserCommands(CLI::App* ad) {
+  auto* user = ad->add_subcommand("user", "Manage users (people who sign in)");
+  user->require_subcommand(1);
+  {
+    auto* cmd = user->add_subcommand("create", "Create a user");
+    struct Args {
+      std::string name, upn, nickname, password, password_file, given, surname;
+      bool force_change = false;
+    };
+    auto a = std::make_shared<Args>();
+    cmd->add_option("--display-name", a->name, "Display name")->required();
+    cmd->add_option("--user-principal-name", a->upn, "Sign-in name, alias@domain")->required();
+    cmd->add_option("--mail-nickname", a->nickname, "Mail alias (default: the name's alias)");
+    cmd->add_option("--password", a->password,
+                    "Password (visible to other local users; prefer --password-file)");
+    cmd->add_option("--password-file", a->password_file,
+                    "Read the password from a file, - for stdin");
+    cmd->add_option("--given-name", a->given, "Given name");
+    cmd->add_option("--surname", a->surname, "Surname");
+    cmd->add_flag("--force-change-password-next-sign-in", a->force_change,
+                  "The user must choose a new password at the first sign-in");
+    cmd->callback([a] {
+      std::string password = PasswordOf(a->password, a->password_file);
+      bool generated = password.empty();
+      if (generated) {
+        password = GeneratedPassword();
+      }
+      Json body = {
+          {"accountEnabled", true},
+          {"displayName", a->name},
+          {"userPrincipalName", a->upn},
+          {"mailNickname", a->nickname.empty() ? a->upn.substr(0, a->upn.find('@')) : a->nickname},
+          {"passwordProfile",
+           {{"password", password}, {"forceChangePasswordNextSignIn", a->force_change}}}};
+      if (!a->given.empty()) {
+        body["givenName"] = a->given;
+      }
+      if (!a->surname.empty()) {
+        body["surname"] = a->surname;
+      }
+      auto c = MakeClient();
+      Json created = Call(c, "POST", "/v1.0/users", {201}, ToJson(body));
+      if (generated) {
+        // Shown this once, as the only place it exists.
+        created["password"] = password;
+      }
+      Print(created);
+    });
+  }
+  {
+    auto* cmd = user->add_subcommand("list", "List users (all pages)");
+    auto upn = std::make_shared<std::string>();
+    auto prefix = std::make_shared<std::string>();
+    auto filter = std::make_shared<std::string>();
+    cmd->add_option("--upn", *upn, "Only the user with this user principal name");
+    cmd->add_option("--display-name", *prefix, "Only users whose display name starts so");
+    cmd->add_option("--filter", *filter, "An OData filter (Graph's subset, docs/users.md)");
+    cmd->callback([=] {
+      auto quote = [](const std::string& s) {
+        std::string out = "'";
+        for (char ch : s) {
+          out += ch == '\'' ? std::string("''") : std::string(1, ch);
+        }
+        return out + "'";
+      };
+      std::vector<std::string> clauses;
+      if (!filter->empty()) {
+        clauses.push_back(*filter);
+      }
+      if (!upn->empty()) {
+        clauses.push_back("userPrincipalName eq " + quote(*upn));
+      }
+      if (!prefix->empty()) {
+        clauses.push_back("startswith(displayName," + quote(*prefix) + ")");
+      }
+      std::string joined;
+      for (const auto& clause : clauses) {
+        joined += (joined.empty() ? "" : " and ") + clause;
+      }
+      auto c = MakeClient();
+      std::string url = c.config().authority + "/v1.0/users";
+      if (!joined.empty()) {
+        url += "?$filter=" + PercentEncode(joined);
+      }
+      Json all = Json::array();
+      // Follow @odata.nextLink, at most 10,000 pages.
+      for (int page = 0; !url.empty() && page < 10000; ++page) {
+        Json got = Expect(c.Call("GET", url, c.config().authority), {200});
+        for (auto& u : got.value("value", Json::array())) {
+          all.push_back(std::move(u));
+        }
+        url = StringMember(got, "@odata.nextLink");
+      }
+      Print(all);
+    });
+  }
+  for (const char* verb : {"show", "delete"}) {
+    std::string v = verb;
+    auto* cmd = user->add_subcommand(
+        verb, v == "show" ? "Show a user" : "Delete a user; their tokens stop working at once");
+    auto id = std::make_shared<std::string>();
+    cmd->add_option("--id", *id, "Object id or user principal name")->required();
+    cmd->callback([=] {
+      auto c = MakeClient();
+      if (v == "show") {
+        Print(Call(c, "GET", UserPath(*id), {200}));
+      } else {
+        Call(c, "DELETE", UserPath(*id), {204});
+      }
+    });
+  }
+  {
+    auto* cmd = user->add_subcommand("update", "Change a user's properties or reset the password");
+    struct Args {
+      std::string id, name, password, password_file, force_change, enabled, upn;
+    };
+    auto a = std::make_shared<Args>();
+    cmd->add_option("--id", a->id, "Object id or user principal name")->required();
+    cmd->add_option("--display-name", a->name, "New display name");
+    cmd->add_option("--user-principal-name", a->upn, "New user principal name");
+    cmd->add_option("--password", a->password, "New password (a reset; ends the user's sessions)");
+    cmd->add_option("--password-file", a->password_file,
+                    "Read the new password from a file, - for stdin");
+    cmd->add_option("--force-change-password-next-sign-in", a->force_change,
+                    "true or false: the user must choose a new password at the next sign-in");
+    cmd->add_option("--account-enabled", a->enabled,
+                    "true or false: whether the user may sign in (false ends their sessions)");
+    cmd->callback([a] {
+      Json body = Json::object();
+      std::string password = PasswordOf(a->password, a->password_file);
+      std::optional<bool> force =
+          ParseBool("--force-change-password-next-sign-in", a->force_change);
+      std::optional<bool> enabled = ParseBool("--account-enabled", a->enabled);
+      if (!password.empty()) {
+        body["passwordProfile"] = {{"password", password},
+                                   {"forceChangePasswordNextSignIn", force.value_or(false)}};
+      } else if (force) {
+        Usage("--force-change-password-next-sign-in goes with a new password");
+      }
+      if (!a->name.empty()) {
+        body["displayName"] = a->name;
+      }
+      if (!a->upn.empty()) {
+        body["userPrincipalName"] = a->upn;
+      }
+      if (enabled) {
+        body["accountEnabled"] = *enabled;
+      }
+      if (body.empty()) {
+        Usage("nothing to update");
+      }
+      auto c = MakeClient();
+      Call(c, "PATCH", UserPath(a->id), {204}, ToJson(body));
+    });
+  }
+}
+
 }  // namespace
 
 void AddAdCommands(CLI::App& app) {
   auto* ad = app.add_subcommand("ad", "Manage the directory (as `az ad`)");
   ad->require_subcommand(1);
+  AddUserCommands(ad);
   auto* sp = ad->add_subcommand("sp", "Manage service principals");
   sp->require_subcommand(1);
 

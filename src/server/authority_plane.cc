@@ -49,6 +49,7 @@ http::Response AuthorityPlane::Handle(http::Request& request, AuditNote& note) c
     caller = std::move(*authenticated);
     note.caller = *caller;
     note.operation = std::string(route.operation);
+    note.resource_id = "/subscriptions/" + config_.subscription_id;
     if (route.access != Access::kCaller && !is_admin_(caller->object_id)) {
       note.denial = Denial::kNotAdministrator;
       if (route.access == Access::kDirectory) {

@@ -177,6 +177,14 @@ Status CofferServer::Init() {
       auth::GraphApi::Hooks{
           [this](const std::string& oid) { authenticator_->ForgetPrincipal(oid); },
           [this](const std::string& oid) { return IsAdmin(oid); }});
+  auth::UserOptions user_options;
+  user_options.hash_slots = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  users_ = std::make_unique<auth::Users>(*store_, clock_, tenant, user_options);
+  // SECURITY: a reset, a disable, a revocation or a deletion drops the
+  // user's cached principal, so that its tokens are checked afresh.
+  graph_users_ = std::make_unique<auth::GraphUsers>(
+      *users_, auth::GraphUsers::Hooks{
+                   [this](const std::string& oid) { authenticator_->ForgetPrincipal(oid); }});
 
   authorizer_ = std::make_unique<authz::Authorizer>(*store_);
   RETURN_IF_ERROR(authorizer_->Reload());
@@ -878,6 +886,11 @@ std::vector<AuthorityRoute> CofferServer::AuthorityRoutes() {
       return graph_api_->Handle(call.request, std::string(call.params.Get("id")), verb);
     };
   };
+  auto users = [this](std::string_view verb) {
+    return [this, verb](const AuthorityCall& call) {
+      return graph_users_->Handle(call.request, std::string(call.params.Get("id")), verb);
+    };
+  };
   auto arm = [this](const AuthorityCall& call) {
     return arm_plane_->Handle(call.request, call.note);
   };
@@ -925,6 +938,14 @@ std::vector<AuthorityRoute> CofferServer::AuthorityRoutes() {
       {"POST", "/v1.0/servicePrincipals/{id}/addKey", Access::kDirectory, "", graph("addKey")},
       {"POST", "/v1.0/servicePrincipals/{id}/removeKey", Access::kDirectory, "",
        graph("removeKey")},
+      // The directory's people (users.md): administrators only.
+      {"GET", "/v1.0/users", Access::kDirectory, "", users("")},
+      {"POST", "/v1.0/users", Access::kDirectory, "UserCreate", users("")},
+      {"GET", "/v1.0/users/{id}", Access::kDirectory, "", users("")},
+      {"PATCH", "/v1.0/users/{id}", Access::kDirectory, "UserUpdate", users("")},
+      {"DELETE", "/v1.0/users/{id}", Access::kDirectory, "UserDelete", users("")},
+      {"POST", "/v1.0/users/{id}/revokeSignInSessions", Access::kDirectory, "UserRevokeSessions",
+       users("revokeSignInSessions")},
       {"POST", "/v1.0/directoryObjects/getByIds", Access::kDirectory, "",
        [this](const AuthorityCall& c) { return graph_api_->GetByIds(c.request); }},
       // Graph's answer to an application's token, for any caller (az tries

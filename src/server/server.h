@@ -15,10 +15,12 @@
 #include "auth/directory.h"
 #include "auth/federation.h"
 #include "auth/graph_api.h"
+#include "auth/graph_users.h"
 #include "auth/managed_identity.h"
 #include "auth/signing_keys.h"
 #include "auth/token_service.h"
 #include "auth/token_verifier.h"
+#include "auth/users.h"
 #include "authz/authorizer.h"
 #include "common/clock.h"
 #include "events/change_hub.h"
@@ -288,6 +290,8 @@ class CofferServer {
   std::unique_ptr<auth::TokenService> token_service_;
   std::unique_ptr<auth::ManagedIdentityEndpoint> managed_identity_;
   std::unique_ptr<auth::GraphApi> graph_api_;
+  std::unique_ptr<auth::Users> users_;
+  std::unique_ptr<auth::GraphUsers> graph_users_;
   std::unique_ptr<auth::TokenVerifier> verifier_;
   std::unique_ptr<Authenticator> authenticator_;
   std::unique_ptr<keyvault::SecretService> secrets_;

@@ -38,6 +38,8 @@ struct PrincipalRecord {
 struct UserRecord {
   std::string object_id;
   std::string user_principal_name;  // as created; unique in any case
+  // The principal's display name, read and written with the user.
+  std::string display_name;
   std::string mail_nickname;
   std::string given_name;
   std::string surname;
@@ -45,7 +47,9 @@ struct UserRecord {
   std::string password_hash;  // Argon2id (crypto/password_hash.h); never the password
   int64_t password_changed = 0;
   bool force_change_password = false;
-  // Tokens issued before this time (Unix seconds) are refused.
+  // Tokens issued before this time (Unix seconds) are refused, and refresh
+  // tokens issued under another value. Each change increases it, by at
+  // least one, so that a change is seen even within a second.
   int64_t sessions_valid_from = 0;
   // Sign-in failures since the last success or lockout, the time a lockout
   // ends, and the lockouts in a row (each lasts twice the one before).

@@ -186,7 +186,7 @@ class RouteTableTests(ServerTestCase):
                 ("GET", f"{self.sub}/resourceGroups/rg/providers/Microsoft.Web/sites/a/nope", 404),
                 ("PUT", "/providers/Microsoft.Authorization/roleDefinitions/x", 405),
                 ("GET", "/coffer/v1/nothing", 404), ("POST", "/coffer/v1/routes", 405),
-                ("GET", "/v1.0/users", 404), ("GET", "/no/such/path", 404)):
+                ("GET", "/v1.0/groups", 404), ("GET", "/no/such/path", 404)):
             with self.subTest(method=method, path=path):
                 r = self.srv.arm_raw(method, f"{path}?api-version={ARM_API}")
                 self.assertErrorBody(r, status)

@@ -899,6 +899,7 @@ TEST_P(StoreConformance, AUserIsAPrincipalAndARecordWrittenTogether) {
   EXPECT_EQ(user->password_hash, User("x").password_hash);
   EXPECT_TRUE(user->account_enabled);
   EXPECT_EQ(user->version, 1);
+  EXPECT_EQ(user->display_name, "Ada") << "the principal's name";
   EXPECT_EQ(store_->GetUserByName("ada@EXAMPLE.test")->object_id, "u1");
   EXPECT_EQ(store_->GetPrincipal("u1")->kind, "User");
   EXPECT_EQ(store_->GetPrincipalByAppId("user:u1").status().code(), StatusCode::kNotFound)
@@ -942,6 +943,7 @@ TEST_P(StoreConformance, AUserChangesAsItsMutationSaysOrNotAtAll) {
     u.failed_sign_ins = 3;
     u.locked_until = 99;
     u.lockouts = 2;
+    u.display_name = "Ada L.";
     u.object_id = "elsewhere";  // not the mutation's to change
     u.created = 1;
     return OkStatus();
@@ -959,11 +961,14 @@ TEST_P(StoreConformance, AUserChangesAsItsMutationSaysOrNotAtAll) {
   EXPECT_EQ(got->object_id, "u1");
   EXPECT_EQ(got->created, 10);
   EXPECT_EQ(got->version, 2);
+  EXPECT_EQ(got->display_name, "Ada L.");
+  EXPECT_EQ(store_->GetPrincipal("u1")->display_name, "Ada L.") << "written with the user";
   EXPECT_EQ(store_->GetUserByName("ada@example.test").status().code(), StatusCode::kNotFound);
   // Another user's name, or a mutation that fails: nothing changes.
   auto rename = [](UserRecord& u) {
     u.user_principal_name = "BOB@example.test";
     u.surname = "changed";
+    u.display_name = "changed";
     return OkStatus();
   };
   EXPECT_EQ(store_->UpdateUser("u1", rename).status().code(), StatusCode::kAlreadyExists);
@@ -977,6 +982,7 @@ TEST_P(StoreConformance, AUserChangesAsItsMutationSaysOrNotAtAll) {
                 .code(),
             StatusCode::kInvalidArgument);
   EXPECT_EQ(store_->GetUser("u1")->surname, "Lovelace");
+  EXPECT_EQ(store_->GetPrincipal("u1")->display_name, "Ada L.");
   EXPECT_EQ(store_->GetUser("u1")->version, 2);
   EXPECT_EQ(store_->UpdateUser("missing", rename).status().code(), StatusCode::kNotFound);
 }

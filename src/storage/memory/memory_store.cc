@@ -204,8 +204,16 @@ Status MemoryStore::CreateUser(const PrincipalRecord& principal, const UserRecor
   principals_[principal.object_id].version = 1;
   UserRecord& stored = users_[principal.object_id] = user;
   stored.object_id = principal.object_id;
+  stored.display_name.clear();  // the principal's is the one
   stored.version = 1;
   return OkStatus();
+}
+
+UserRecord MemoryStore::NamedLocked(const UserRecord& user) const {
+  UserRecord out = user;
+  auto p = principals_.find(user.object_id);
+  out.display_name = p == principals_.end() ? std::string() : p->second.display_name;
+  return out;
 }
 
 StatusOr<UserRecord> MemoryStore::GetUser(const std::string& object_id) {
@@ -214,14 +222,14 @@ StatusOr<UserRecord> MemoryStore::GetUser(const std::string& object_id) {
   if (it == users_.end()) {
     return NotFoundError("user not found");
   }
-  return it->second;
+  return NamedLocked(it->second);
 }
 
 StatusOr<UserRecord> MemoryStore::GetUserByName(const std::string& user_principal_name) {
   std::lock_guard<std::mutex> lock(mu_);
   for (const auto& [id, u] : users_) {
     if (EqualsIgnoreCase(u.user_principal_name, user_principal_name)) {
-      return u;
+      return NamedLocked(u);
     }
   }
   return NotFoundError("user not found");
@@ -231,7 +239,7 @@ StatusOr<std::vector<UserRecord>> MemoryStore::ListUsers() {
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<UserRecord> out;
   for (const auto& [id, u] : users_) {
-    out.push_back(u);
+    out.push_back(NamedLocked(u));
   }
   std::sort(out.begin(), out.end(), [](const UserRecord& a, const UserRecord& b) {
     return AsciiLower(a.user_principal_name) < AsciiLower(b.user_principal_name);
@@ -246,7 +254,7 @@ StatusOr<UserRecord> MemoryStore::UpdateUser(const std::string& object_id,
   if (it == users_.end()) {
     return NotFoundError("user not found");
   }
-  UserRecord changed = it->second;
+  UserRecord changed = NamedLocked(it->second);
   RETURN_IF_ERROR(mutate(changed));
   for (const auto& [id, u] : users_) {
     if (id != object_id && EqualsIgnoreCase(u.user_principal_name, changed.user_principal_name)) {
@@ -256,7 +264,13 @@ StatusOr<UserRecord> MemoryStore::UpdateUser(const std::string& object_id,
   changed.object_id = it->second.object_id;
   changed.created = it->second.created;
   changed.version = it->second.version + 1;
+  PrincipalRecord& principal = principals_[object_id];
+  if (principal.display_name != changed.display_name) {
+    principal.display_name = changed.display_name;
+    ++principal.version;
+  }
   it->second = changed;
+  it->second.display_name.clear();
   return changed;
 }
 

@@ -175,6 +175,8 @@ class MemoryStore final : public Store {
       std::map<std::string, Vault>::iterator it);
   // Erases a principal and its credentials; false if absent. mu_ held.
   bool ErasePrincipalLocked(const std::string& object_id);
+  // `user` with its principal's display name. mu_ held.
+  UserRecord NamedLocked(const UserRecord& user) const;
 
   std::mutex mu_;
   bool unreachable_ = false;  // guarded by mu_

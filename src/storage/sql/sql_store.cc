@@ -228,9 +228,10 @@ Status SqlStore::DeletePrincipal(const std::string& object_id) {
 namespace {
 
 constexpr char kUserColumns[] =
-    "SELECT object_id, user_principal_name, mail_nickname, given_name, surname, "
-    "account_enabled, password_hash, password_changed, force_change_password, "
-    "sessions_valid_from, failed_sign_ins, locked_until, lockouts, created, version FROM users ";
+    "SELECT u.object_id, u.user_principal_name, u.mail_nickname, u.given_name, u.surname, "
+    "u.account_enabled, u.password_hash, u.password_changed, u.force_change_password, "
+    "u.sessions_valid_from, u.failed_sign_ins, u.locked_until, u.lockouts, u.created, u.version, "
+    "p.display_name FROM users u JOIN principals p ON p.object_id = u.object_id ";
 
 UserRecord ReadUser(const Stmt& st) {
   UserRecord u;
@@ -249,6 +250,7 @@ UserRecord ReadUser(const Stmt& st) {
   u.lockouts = st.Int(12);
   u.created = st.Int(13);
   u.version = st.Int(14);
+  u.display_name = st.Text(15);
   return u;
 }
 
@@ -290,6 +292,7 @@ Status SqlStore::CreateUser(const PrincipalRecord& principal, const UserRecord& 
     RETURN_IF_ERROR(InsertPrincipal(db, principal));
     UserRecord u = user;
     u.object_id = principal.object_id;
+    u.display_name = principal.display_name;
     u.version = 1;
     ASSIGN_OR_RETURN(
         Stmt * st,
@@ -307,7 +310,7 @@ Status SqlStore::CreateUser(const PrincipalRecord& principal, const UserRecord& 
 StatusOr<UserRecord> SqlStore::GetUser(const std::string& object_id) {
   std::optional<UserRecord> out;
   RETURN_IF_ERROR(Read([&](Db& db) -> Status {
-    ASSIGN_OR_RETURN(out, FindUser(db, "WHERE object_id = ?", object_id));
+    ASSIGN_OR_RETURN(out, FindUser(db, "WHERE u.object_id = ?", object_id));
     return OkStatus();
   }));
   if (!out) {
@@ -319,7 +322,7 @@ StatusOr<UserRecord> SqlStore::GetUser(const std::string& object_id) {
 StatusOr<UserRecord> SqlStore::GetUserByName(const std::string& user_principal_name) {
   std::optional<UserRecord> out;
   RETURN_IF_ERROR(Read([&](Db& db) -> Status {
-    ASSIGN_OR_RETURN(out, FindUser(db, "WHERE upn_key = ?", AsciiLower(user_principal_name)));
+    ASSIGN_OR_RETURN(out, FindUser(db, "WHERE u.upn_key = ?", AsciiLower(user_principal_name)));
     return OkStatus();
   }));
   if (!out) {
@@ -331,7 +334,7 @@ StatusOr<UserRecord> SqlStore::GetUserByName(const std::string& user_principal_n
 StatusOr<std::vector<UserRecord>> SqlStore::ListUsers() {
   std::vector<UserRecord> out;
   RETURN_IF_ERROR(Read([&](Db& db) -> Status {
-    ASSIGN_OR_RETURN(Stmt * st, db.Prepare(std::string(kUserColumns) + "ORDER BY upn_key"));
+    ASSIGN_OR_RETURN(Stmt * st, db.Prepare(std::string(kUserColumns) + "ORDER BY u.upn_key"));
     while (true) {
       ASSIGN_OR_RETURN(bool row, st->Step());
       if (!row) {
@@ -348,7 +351,7 @@ StatusOr<UserRecord> SqlStore::UpdateUser(const std::string& object_id,
   UserRecord u;
   RETURN_IF_ERROR(Write([&](Db& db) -> Status {
     ASSIGN_OR_RETURN(std::optional<UserRecord> current,
-                     FindUser(db, "WHERE object_id = ?", object_id));
+                     FindUser(db, "WHERE u.object_id = ?", object_id));
     if (!current) {
       return NotFoundError("user not found");
     }
@@ -365,7 +368,14 @@ StatusOr<UserRecord> SqlStore::UpdateUser(const std::string& object_id,
                    "failed_sign_ins = ?, locked_until = ?, lockouts = ?, version = ? "
                    "WHERE object_id = ?"));
     BindUser(*st, u);
-    return NameTaken(st->Exec());
+    RETURN_IF_ERROR(NameTaken(st->Exec()));
+    if (u.display_name == current->display_name) {
+      return OkStatus();
+    }
+    ASSIGN_OR_RETURN(Stmt * named, db.Prepare("UPDATE principals SET display_name = ?, version = "
+                                              "version + 1 WHERE object_id = ?"));
+    named->Bind(1, u.display_name).Bind(2, u.object_id);
+    return named->Exec();
   }));
   return u;
 }
