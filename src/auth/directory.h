@@ -147,6 +147,10 @@ class Directory {
   StatusOr<storage::PrincipalRecord> FindPrincipalByAppId(const std::string& app_id) {
     return store_.GetPrincipalByAppId(app_id);
   }
+  // FindUser returns the user record of a principal of kind User.
+  StatusOr<storage::UserRecord> FindUser(const std::string& object_id) {
+    return store_.GetUser(object_id);
+  }
 
   // Forget drops cached verifications for a principal (after deletion or a
   // credential change).

@@ -1,5 +1,6 @@
 #include "auth/graph_api.h"
 
+#include "auth/graph_users.h"
 #include "auth/odata_filter.h"
 #include "common/json.h"
 #include "common/strings.h"
@@ -327,16 +328,16 @@ http::Response GraphApi::GetByIds(const http::Request& req) {
     return http::ErrorResponse(400, "Request_BadRequest",
                                "At most 1000 ids may be given in one request.");
   }
-  // Every principal Coffer keeps is a service principal to Graph; a types
-  // list without it asks for nothing Coffer has.
+  // Coffer's principals are users or, to Graph, service principals (apps
+  // and managed identities); a types list names which are wanted.
+  bool want_principals = true;
+  bool want_users = true;
   if (body->contains("types") && (*body)["types"].is_array()) {
-    bool wanted = false;
+    want_principals = want_users = false;
     for (const auto& t : (*body)["types"]) {
-      wanted =
-          wanted || (t.is_string() && EqualsIgnoreCase(t.get<std::string>(), "servicePrincipal"));
-    }
-    if (!wanted) {
-      return http::JsonResponse(200, ToJson(Json{{"value", Json::array()}}));
+      std::string type = t.is_string() ? t.get<std::string>() : "";
+      want_principals = want_principals || EqualsIgnoreCase(type, "servicePrincipal");
+      want_users = want_users || EqualsIgnoreCase(type, "user");
     }
   }
   Json items = Json::array();
@@ -352,7 +353,25 @@ http::Response GraphApi::GetByIds(const http::Request& req) {
       return GraphError(p.status());
     }
     Json item;
-    if (p->kind == "ServicePrincipal") {
+    if (p->kind == "User") {
+      if (!want_users) {
+        continue;
+      }
+      auto user = directory_.FindUser(p->object_id);
+      if (!user.ok()) {
+        if (user.status().code() == StatusCode::kNotFound) {
+          continue;
+        }
+        return GraphError(user.status());
+      }
+      item = *GraphUsers::UserJson(*user, "");
+      item["@odata.type"] = "#microsoft.graph.user";
+      items.push_back(std::move(item));
+      continue;
+    }
+    if (!want_principals) {
+      continue;
+    } else if (p->kind == "ServicePrincipal") {
       auto sp = directory_.GetServicePrincipal(p->object_id);
       if (!sp.ok()) {
         return GraphError(sp.status());

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "auth/oauth.h"
+#include "auth/user_grants.h"
 #include "common/encoding.h"
 #include "common/json.h"
 #include "common/log.h"
@@ -13,44 +15,6 @@ namespace coffer::auth {
 namespace {
 
 constexpr std::string_view kAdfsAlias = "adfs";
-
-// Entra's `timestamp`: ISO 8601 with a space for the "T".
-std::string EntraTimestamp(int64_t now) {
-  std::string t = FormatIsoTime(now);
-  t[10] = ' ';
-  return t;
-}
-
-// Entra's OAuth error body: {"error","error_description","error_codes",...}.
-http::Response OAuthError(int status, const std::string& error, int aadsts,
-                          const std::string& description, int64_t now) {
-  std::string trace = crypto::RandomUuid();
-  Json body = {{"error", error},
-               {"error_description",
-                "AADSTS" + std::to_string(aadsts) + ": " + description + " Trace ID: " + trace},
-               {"error_codes", Json::array({aadsts})},
-               {"timestamp", EntraTimestamp(now)},
-               {"trace_id", trace},
-               {"correlation_id", crypto::RandomUuid()}};
-  return http::JsonResponse(status, ToJson(body));
-}
-
-StatusOr<std::map<std::string, std::string>> ParseForm(std::string_view body) {
-  std::map<std::string, std::string> out;
-  for (std::string_view pair : Split(body, '&')) {
-    if (pair.empty()) {
-      continue;
-    }
-    size_t eq = pair.find('=');
-    auto name = PercentDecode(pair.substr(0, eq), true);
-    auto value = PercentDecode(eq == std::string_view::npos ? "" : pair.substr(eq + 1), true);
-    if (!name || !value) {
-      return InvalidArgumentError("malformed form body");
-    }
-    out.emplace(std::move(*name), std::move(*value));
-  }
-  return out;
-}
 
 }  // namespace
 
@@ -98,13 +62,16 @@ std::vector<std::string> TokenService::Issuers() const {
   return out;
 }
 
-std::string TokenService::BaseFor(const http::Request& request, const std::string& tenant) const {
-  std::string host = request.host;
-  if (std::find(config_.authority_hosts.begin(), config_.authority_hosts.end(), host) ==
+std::string TokenService::HostFor(const http::Request& request) const {
+  if (std::find(config_.authority_hosts.begin(), config_.authority_hosts.end(), request.host) ==
       config_.authority_hosts.end()) {
-    host = config_.authority_hosts.front();
+    return config_.authority_hosts.front();
   }
-  return "https://" + host + "/" + tenant;
+  return request.host;
+}
+
+std::string TokenService::BaseFor(const http::Request& request, const std::string& tenant) const {
+  return "https://" + HostFor(request) + "/" + tenant;
 }
 
 http::Response TokenService::UnknownTenant(const std::string& tenant) const {
@@ -154,12 +121,7 @@ http::Response TokenService::TokenEndpoint(const http::Request& request,
   if (!IsTenant(tenant)) {
     return UnknownTenant(tenant);
   }
-  std::string host = request.host;
-  if (std::find(config_.authority_hosts.begin(), config_.authority_hosts.end(), host) ==
-      config_.authority_hosts.end()) {
-    host = config_.authority_hosts.front();
-  }
-  return Token(request, IssuerFor(host));
+  return Token(request, IssuerFor(HostFor(request)));
 }
 
 http::Response TokenService::OpenIdConfiguration(const std::string& base) const {
@@ -167,14 +129,17 @@ http::Response TokenService::OpenIdConfiguration(const std::string& base) const 
       {"issuer", base + "/v2.0"},
       {"authorization_endpoint", base + "/oauth2/v2.0/authorize"},
       {"token_endpoint", base + "/oauth2/v2.0/token"},
+      {"device_authorization_endpoint", base + "/oauth2/v2.0/devicecode"},
       {"jwks_uri", base + "/discovery/v2.0/keys"},
       {"token_endpoint_auth_methods_supported",
        Json::array({"client_secret_post", "private_key_jwt"})},
       {"response_types_supported", Json::array({"token"})},
-      {"grant_types_supported", Json::array({"client_credentials"})},
+      {"grant_types_supported",
+       Json::array({"client_credentials", "urn:ietf:params:oauth:grant-type:device_code",
+                    "refresh_token"})},
       {"subject_types_supported", Json::array({"pairwise"})},
       {"id_token_signing_alg_values_supported", Json::array({"RS256"})},
-      {"scopes_supported", Json::array({"openid"})},
+      {"scopes_supported", Json::array({"openid", "profile", "email", "offline_access"})},
       {"tenant_region_scope", nullptr},
       {"cloud_instance_name", "coffer"},
   };
@@ -200,6 +165,9 @@ http::Response TokenService::Token(const http::Request& request, const std::stri
   if (grant.empty()) {
     return OAuthError(400, "invalid_request", 900144,
                       "The request body must contain the following parameter: 'grant_type'.", now);
+  }
+  if (user_grants_ != nullptr && UserGrants::IsUserGrant(grant)) {
+    return user_grants_->Token(*form, issuer);
   }
   if (grant != "client_credentials") {
     return OAuthError(400, "unsupported_grant_type", 70003,

@@ -29,7 +29,8 @@ struct TokenServiceConfig {
 //   GET  /{tenant}/v2.0/.well-known/openid-configuration
 //   GET  /adfs/.well-known/openid-configuration  (the same document)
 //   GET  /{tenant}/discovery/v2.0/keys
-//   POST /{tenant}/oauth2/v2.0/token   (client_credentials)
+//   POST /{tenant}/oauth2/v2.0/token   (client_credentials; a person's
+//        grants, device_code and refresh_token, go to UserGrants)
 // The tenant is the tenant's id or its alias "adfs" (lower case only): the
 // authority https://<host>/adfs is one MSAL and the Azure SDKs treat as
 // known to the developer, so they make no instance-discovery call to
@@ -68,6 +69,15 @@ class TokenService {
   http::Response Keys(const std::string& tenant);
   http::Response TokenEndpoint(const http::Request& request, const std::string& tenant);
 
+  // SetUserGrants hands the token endpoint's user grants (device code,
+  // refresh token) to `grants`. Before serving; null turns them off.
+  void SetUserGrants(class UserGrants* grants) { user_grants_ = grants; }
+  // The tenant's id or its alias "adfs".
+  bool IsTenant(const std::string& tenant) const;
+  // The canonical authority host, or the request's when it is one of the
+  // authority's names.
+  std::string HostFor(const http::Request& request) const;
+
   // Issuers lists every issuer string this service puts in tokens.
   std::vector<std::string> Issuers() const;
 
@@ -94,8 +104,6 @@ class TokenService {
   // https://<the request's authority host, or the canonical one>/<tenant>
   std::string BaseFor(const http::Request& request, const std::string& tenant) const;
   http::Response UnknownTenant(const std::string& tenant) const;
-  // The tenant's id or its alias "adfs".
-  bool IsTenant(const std::string& tenant) const;
   http::Response Token(const http::Request& request, const std::string& issuer);
   std::string IssuerFor(const std::string& host) const;
 
@@ -104,6 +112,7 @@ class TokenService {
   const SigningKeySet& keys_;
   const Clock& clock_;
   FederatedTrust* const federation_;
+  class UserGrants* user_grants_ = nullptr;
   mutable std::atomic<uint64_t> issued_{0};
 };
 

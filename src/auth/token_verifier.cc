@@ -112,6 +112,14 @@ StatusOr<VerifiedToken> TokenVerifier::Verify(std::string_view token,
   StringClaim(*claims, "idtyp", t.identity_type_);
   StringClaim(*claims, "xms_mirid", t.mi_resource_id_);
   StringClaim(*claims, "appidacr", t.app_id_acr_);
+  StringClaim(*claims, "upn", t.upn_);
+  StringClaim(*claims, "name", t.name_);
+  if (claims->contains("iat")) {
+    IntClaim(*claims, "iat", t.issued_at_);
+  }
+  if (claims->contains("xms_svf")) {
+    IntClaim(*claims, "xms_svf", t.sessions_valid_from_);
+  }
   int64_t now = clock_.NowSeconds();
   if (!IntClaim(*claims, "exp", t.expires_)) {
     return Reject("missing expiry");

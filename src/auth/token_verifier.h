@@ -25,6 +25,13 @@ class VerifiedToken {
   const std::string& mi_resource_id() const { return mi_resource_id_; }
   const std::string& app_id_acr() const { return app_id_acr_; }  // appidacr
   int64_t expires() const { return expires_; }
+  int64_t issued_at() const { return issued_at_; }  // iat; 0 if absent
+  // A user's token: the user's sessions_valid_from when it was issued
+  // (xms_svf, Coffer's claim); -1 if absent.
+  int64_t sessions_valid_from() const { return sessions_valid_from_; }
+  // A user's token: its user principal name and display name.
+  const std::string& upn() const { return upn_; }
+  const std::string& name() const { return name_; }
 
  private:
   friend class TokenVerifier;
@@ -38,6 +45,10 @@ class VerifiedToken {
   std::string mi_resource_id_;
   std::string app_id_acr_;
   int64_t expires_ = 0;
+  int64_t issued_at_ = 0;
+  int64_t sessions_valid_from_ = -1;
+  std::string upn_;
+  std::string name_;
 };
 
 // Why Verify refused a token, in a word (the status message says it in

@@ -235,7 +235,9 @@ StatusOr<storage::RoleAssignmentRecord> RoleManager::Validate(const Target& targ
                                     ". Check that you have the correct principal ID.",
                                 "PrincipalNotFound");
   }
-  std::string type = "ServicePrincipal";
+  // A person is a User to ARM; every other principal (apps and managed
+  // identities) a ServicePrincipal, as in Entra.
+  const std::string type = principal->kind == "User" ? "User" : "ServicePrincipal";
   if (auto it = in.find("principalType"); it != in.end() && !it->is_null()) {
     bool known = false;
     for (auto t : kPrincipalTypes) {
@@ -246,9 +248,9 @@ StatusOr<storage::RoleAssignmentRecord> RoleManager::Validate(const Target& targ
           "properties.principalType must be User, Group, ServicePrincipal, ForeignGroup or Device.",
           "InvalidPrincipalType");
     }
-    if (!EqualsIgnoreCase(it->get<std::string>(), "ServicePrincipal")) {
-      return InvalidArgumentError("The PrincipalId '" + principal_id +
-                                      "' has type 'ServicePrincipal', which is different from "
+    if (!EqualsIgnoreCase(it->get<std::string>(), type)) {
+      return InvalidArgumentError("The PrincipalId '" + principal_id + "' has type '" + type +
+                                      "', which is different from "
                                       "specified PrincipalType '" +
                                       it->get<std::string>() + "'.",
                                   "UnmatchedPrincipalType");
@@ -295,7 +297,7 @@ StatusOr<storage::RoleAssignmentRecord> RoleManager::Validate(const Target& targ
   a.scope = target.scope;
   a.role_definition_id = role_id;
   a.principal_id = principal->object_id;
-  a.principal_type = "ServicePrincipal";
+  a.principal_type = type;
   a.description = description;
   a.created_by = created_by;
   a.created = a.updated = now;

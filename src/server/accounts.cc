@@ -1,6 +1,9 @@
-// ARM's subscription and tenant listings (docs/management-api.md).
+// ARM's subscription and tenant listings (docs/management-api.md), and a
+// user's own password change (docs/users.md).
 
 #include "common/json.h"
+#include "crypto/primitives.h"
+#include "http/client_address.h"
 #include "server/server.h"
 
 namespace coffer::server {
@@ -34,6 +37,55 @@ http::Response CofferServer::TenantsRequest() const {
                  {"displayName", "Coffer"},
                  {"domains", Json::array()}};
   return http::JsonResponse(200, ToJson(Json{{"value", Json::array({tenant})}}));
+}
+
+http::Response CofferServer::ChangePasswordRequest(const Caller& caller,
+                                                   const http::Request& request) {
+  if (caller.identity_type != "user") {
+    return auth::GraphApi::Me();
+  }
+  auto body = ParseJson(request.body.empty() ? "{}" : request.body);
+  if (!body || !body->is_object() || !body->value("currentPassword", Json()).is_string() ||
+      !body->value("newPassword", Json()).is_string()) {
+    return http::ErrorResponse(400, "Request_BadRequest",
+                               "currentPassword and newPassword are required strings.");
+  }
+  std::string& current = (*body)["currentPassword"].get_ref<std::string&>();
+  std::string& replacement = (*body)["newPassword"].get_ref<std::string&>();
+  auto changed = users_->ChangePassword(caller.object_id, current, replacement,
+                                        http::ClientAddressKey(request.remote_address));
+  crypto::SecureWipe(current);
+  crypto::SecureWipe(replacement);
+  if (!changed.ok()) {
+    return auth::GraphUserError(changed.status());
+  }
+  switch (changed->failure) {
+    case auth::SignInFailure::kNone:
+      // The user's other tokens end here; other servers learn it from the
+      // store.
+      authenticator_->ForgetPrincipal(caller.object_id);
+      return http::EmptyResponse(204);
+    case auth::SignInFailure::kBadCredentials:
+      return http::ErrorResponse(400, "Request_BadRequest", "The current password is incorrect.");
+    case auth::SignInFailure::kLocked: {
+      http::Response r = http::ErrorResponse(
+          400, "Request_BadRequest",
+          "The account is locked after too many failed sign-ins; try again in " +
+              std::to_string(changed->retry_after) + " seconds.");
+      r.SetHeader("Retry-After", std::to_string(changed->retry_after));
+      return r;
+    }
+    case auth::SignInFailure::kDisabled:
+      return http::ErrorResponse(403, "Authorization_RequestDenied",
+                                 "The user account is disabled.");
+    case auth::SignInFailure::kThrottled:
+    case auth::SignInFailure::kBusy:
+      break;
+  }
+  http::Response r = http::ErrorResponse(429, "TooManyRequests",
+                                         "Too many sign-ins are being checked; try again shortly.");
+  r.SetHeader("Retry-After", std::to_string(std::max<int64_t>(1, changed->retry_after)));
+  return r;
 }
 
 }  // namespace coffer::server

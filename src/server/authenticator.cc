@@ -22,6 +22,10 @@ std::string AuditClaims(const Caller& c) {
   if (!c.mi_resource_id.empty()) {
     claims.emplace_back("xms_mirid", c.mi_resource_id);
   }
+  if (!c.upn.empty()) {
+    claims.emplace_back("http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn", c.upn);
+    claims.emplace_back("upn", c.upn);
+  }
   std::string out;
   audit::AppendClaimsJson(out, claims);
   return out;
@@ -79,6 +83,27 @@ StatusOr<Caller> Authenticator::Authenticate(std::string_view authorization,
     }
     return principal.status();
   }
+  if (principal->kind == "User") {
+    // SECURITY: a user's token ends with the user's session: disabling the
+    // account, a password change or reset, or a revocation refuses every
+    // token issued before it, on every server (the store says so).
+    auto user = store_.GetUser(principal->object_id);
+    if (!user.ok()) {
+      if (user.status().code() == StatusCode::kNotFound) {
+        why = Denial::kUnknownPrincipal;
+        return UnauthenticatedError("the access token's principal no longer exists",
+                                    "Unauthorized");
+      }
+      return user.status();
+    }
+    if (!user->account_enabled || verified.sessions_valid_from() != user->sessions_valid_from) {
+      why = Denial::kSessionRevoked;
+      return UnauthenticatedError(
+          "the access token's session has ended: the user was disabled, changed their password "
+          "or had their sessions revoked; sign in again",
+          "Unauthorized");
+    }
+  }
   Caller caller{verified.object_id(),
                 verified.app_id(),
                 verified.tenant_id(),
@@ -86,7 +111,9 @@ StatusOr<Caller> Authenticator::Authenticate(std::string_view authorization,
                 verified.mi_resource_id(),
                 verified.app_id_acr(),
                 nullptr,
-                verified.expires()};
+                verified.expires(),
+                principal->kind == "User" ? verified.upn() : std::string(),
+                principal->kind == "User" ? verified.name() : std::string()};
   caller.audit_claims = std::make_shared<const std::string>(AuditClaims(caller));
   std::lock_guard<std::shared_mutex> lock(mu_);
   if (cache_.size() >= kMaxCachedTokens) {

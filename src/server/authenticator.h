@@ -31,14 +31,20 @@ struct Caller {
   std::shared_ptr<const std::string> audit_claims;
   // When the token expires (its `exp`, Unix seconds).
   int64_t expires = 0;
+  // A user's (identity_type "user"): the user principal name and name.
+  std::string upn;
+  std::string name;
 };
 
 // AuditClaims formats a caller's claims as audit records carry them:
-// identity.claim.{oid, its URI form, appid, tid, appidacr, idtyp, xms_mirid}.
+// identity.claim.{oid, its URI form, appid, tid, appidacr, idtyp, xms_mirid,
+// and a user's upn and its URI form}.
 std::string AuditClaims(const Caller& caller);
 
 // Authenticator turns an Authorization header into a Caller: a Bearer token
-// verified by TokenVerifier, whose principal still exists. Successful
+// verified by TokenVerifier, whose principal still exists (and, for a user,
+// is enabled and has not ended the token's session since it was issued:
+// a password change, reset or revocation). Successful
 // verifications are cached, keyed by the whole token, until the token
 // expires (bounded), so the RSA check and the principal lookup run once per
 // token; a hit costs one hash of the token and one comparison.

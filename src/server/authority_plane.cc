@@ -33,14 +33,13 @@ http::Response AuthorityPlane::Handle(http::Request& request, AuditNote& note) c
   const AuthorityRoute& route = routes_[match.index];
   using Access = AuthorityRoute::Access;
   std::optional<Caller> caller;
-  if (route.access == Access::kCaller || route.access == Access::kAdministrator ||
-      route.access == Access::kDirectory) {
-    if (route.access != Access::kDirectory) {
+  bool directory = route.access == Access::kDirectory || route.access == Access::kDirectoryCaller;
+  if (route.access == Access::kCaller || route.access == Access::kAdministrator || directory) {
+    if (!directory) {
       note.operation = "Authentication";
       note.resource_id = "/subscriptions/" + config_.subscription_id;
     }
-    const auto& audiences = route.access == Access::kDirectory ? config_.directory_audiences
-                                                               : config_.management_audiences;
+    const auto& audiences = directory ? config_.directory_audiences : config_.management_audiences;
     auto authenticated =
         authenticator_.Authenticate(request.Header("authorization"), audiences, &note.denial);
     if (!authenticated.ok()) {
@@ -50,7 +49,8 @@ http::Response AuthorityPlane::Handle(http::Request& request, AuditNote& note) c
     note.caller = *caller;
     note.operation = std::string(route.operation);
     note.resource_id = "/subscriptions/" + config_.subscription_id;
-    if (route.access != Access::kCaller && !is_admin_(caller->object_id)) {
+    if (route.access != Access::kCaller && route.access != Access::kDirectoryCaller &&
+        !is_admin_(caller->object_id)) {
       note.denial = Denial::kNotAdministrator;
       if (route.access == Access::kDirectory) {
         return http::ErrorResponse(403, "Authorization_RequestDenied",

@@ -33,12 +33,14 @@ struct AuthorityCall {
 //                   caller may see
 //   kAdministrator  a management-plane token of an administrator
 //   kDirectory      a Graph (or management) token of an administrator
+//   kDirectoryCaller  a Graph (or management) token of anyone; the handler
+//                   decides
 //   kManagement     handed to the management plane, which authenticates and
 //                   authorizes each of its own routes
 // A method of "*" takes every method: the endpoint answers the others in
 // its protocol's words (OAuth's 405 at the token endpoint).
 struct AuthorityRoute {
-  enum class Access { kPublic, kCaller, kAdministrator, kDirectory, kManagement };
+  enum class Access { kPublic, kCaller, kAdministrator, kDirectory, kDirectoryCaller, kManagement };
   std::string_view method;
   std::string_view pattern;
   Access access;

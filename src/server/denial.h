@@ -18,6 +18,7 @@ enum class Denial {
   kExpiredToken,      // past its expiry, or not yet valid
   kWrongAudience,     // issued for another resource (e.g. the management plane's)
   kUnknownPrincipal,  // its principal was deleted
+  kSessionRevoked,    // a user's: disabled, or issued before a password change or revocation
   // Authorization (403), with the decision reasons of authz::Reason.
   kNoAccessPolicy,
   kAccessPolicyLacksPermission,
@@ -28,18 +29,14 @@ enum class Denial {
   kLinkedScope,       // allowed on the resource, not on a scope it links (ARM)
 };
 
-inline constexpr std::array<Denial, 12> kDenials = {Denial::kMissingToken,
-                                                    Denial::kInvalidToken,
-                                                    Denial::kExpiredToken,
-                                                    Denial::kWrongAudience,
-                                                    Denial::kUnknownPrincipal,
-                                                    Denial::kNoAccessPolicy,
-                                                    Denial::kAccessPolicyLacksPermission,
-                                                    Denial::kNoRoleAssignment,
-                                                    Denial::kRoleLacksAction,
-                                                    Denial::kConditionNotMet,
-                                                    Denial::kNotAdministrator,
-                                                    Denial::kLinkedScope};
+inline constexpr std::array<Denial, 13> kDenials = {
+    Denial::kMissingToken,     Denial::kInvalidToken,
+    Denial::kExpiredToken,     Denial::kWrongAudience,
+    Denial::kUnknownPrincipal, Denial::kSessionRevoked,
+    Denial::kNoAccessPolicy,   Denial::kAccessPolicyLacksPermission,
+    Denial::kNoRoleAssignment, Denial::kRoleLacksAction,
+    Denial::kConditionNotMet,  Denial::kNotAdministrator,
+    Denial::kLinkedScope};
 
 // The metric label of a denial ("" for kNone).
 inline std::string_view DenialName(Denial d) {
@@ -56,6 +53,8 @@ inline std::string_view DenialName(Denial d) {
       return "wrong_audience";
     case Denial::kUnknownPrincipal:
       return "unknown_principal";
+    case Denial::kSessionRevoked:
+      return "session_revoked";
     case Denial::kNoAccessPolicy:
       return "no_access_policy";
     case Denial::kAccessPolicyLacksPermission:

@@ -182,6 +182,20 @@ Status CofferServer::Init() {
   users_ = std::make_unique<auth::Users>(*store_, clock_, tenant, user_options);
   // SECURITY: a reset, a disable, a revocation or a deletion drops the
   // user's cached principal, so that its tokens are checked afresh.
+  device_flows_ = std::make_unique<auth::DeviceFlows>(*store_, clock_);
+  // Refresh tokens are sealed under a key derived from the master key, so
+  // that any server of the installation opens them and none stores them.
+  user_grants_ = std::make_unique<auth::UserGrants>(
+      auth::UserGrantsConfig{tenant, ts.token_lifetime_seconds}, *keys_, *users_, *device_flows_,
+      clock_, [this](std::string_view scope) { return token_service_->Resource(scope); },
+      [this](const std::string& plain) {
+        return envelope_->SealInstallationKey("refresh-token", plain);
+      },
+      [this](const std::string& sealed) {
+        return envelope_->OpenInstallationKey("refresh-token", sealed);
+      });
+  token_service_->SetUserGrants(user_grants_.get());
+  device_pages_ = std::make_unique<auth::DeviceLoginPages>(*users_, *device_flows_, clock_);
   graph_users_ = std::make_unique<auth::GraphUsers>(
       *users_, auth::GraphUsers::Hooks{
                    [this](const std::string& oid) { authenticator_->ForgetPrincipal(oid); }});
@@ -922,6 +936,20 @@ std::vector<AuthorityRoute> CofferServer::AuthorityRoutes() {
        [this, tenant](const AuthorityCall& c) {
          return token_service_->TokenEndpoint(c.request, tenant(c));
        }},
+      // A person's sign-in from a device (users.md): the flow starts here and
+      // is finished on the page.
+      {"*", "/{tenant}/oauth2/v2.0/devicecode", Access::kPublic, "",
+       [this, tenant](const AuthorityCall& c) {
+         if (!token_service_->IsTenant(tenant(c))) {
+           return token_service_->Keys(tenant(c));  // AADSTS90002, as every endpoint
+         }
+         return user_grants_->DeviceCode(
+             c.request, "https://" + token_service_->HostFor(c.request) + "/devicelogin");
+       }},
+      {"GET", "/devicelogin", Access::kPublic, "",
+       [this](const AuthorityCall& c) { return device_pages_->Handle(c.request); }},
+      {"POST", "/devicelogin", Access::kPublic, "",
+       [this](const AuthorityCall& c) { return device_pages_->Handle(c.request); }},
       // App Service's managed-identity endpoint: the identity header is its
       // credential (identities.md).
       {"*", "/msi/token", Access::kPublic, "",
@@ -948,10 +976,17 @@ std::vector<AuthorityRoute> CofferServer::AuthorityRoutes() {
        users("revokeSignInSessions")},
       {"POST", "/v1.0/directoryObjects/getByIds", Access::kDirectory, "",
        [this](const AuthorityCall& c) { return graph_api_->GetByIds(c.request); }},
-      // Graph's answer to an application's token, for any caller (az tries
+      // A user's own record; Graph's 400 to an application's token (az tries
       // /me before it looks up a service principal).
-      {"GET", "/v1.0/me", Access::kCaller, "",
-       [](const AuthorityCall&) { return auth::GraphApi::Me(); }},
+      {"GET", "/v1.0/me", Access::kDirectoryCaller, "",
+       [this](const AuthorityCall& c) {
+         if (c.caller->identity_type != "user") {
+           return auth::GraphApi::Me();
+         }
+         return graph_users_->Handle(c.request, c.caller->object_id, "");
+       }},
+      {"POST", "/v1.0/me/changePassword", Access::kDirectoryCaller, "UserChangePassword",
+       [this](const AuthorityCall& c) { return ChangePasswordRequest(*c.caller, c.request); }},
       // ARM's account listings, which az login reads: each caller sees only
       // what it may (accounts.cc).
       {"GET", "/subscriptions", Access::kCaller, "",
@@ -1083,11 +1118,12 @@ http::Response CofferServer::RoutesRequest() const {
     using Access = AuthorityRoute::Access;
     authority.push_back({{"method", r.method},
                          {"pattern", r.pattern},
-                         {"access", r.access == Access::kPublic          ? "public"
-                                    : r.access == Access::kCaller        ? "caller"
-                                    : r.access == Access::kAdministrator ? "administrator"
-                                    : r.access == Access::kDirectory     ? "directory"
-                                                                         : "management"}});
+                         {"access", r.access == Access::kPublic            ? "public"
+                                    : r.access == Access::kCaller          ? "caller"
+                                    : r.access == Access::kAdministrator   ? "administrator"
+                                    : r.access == Access::kDirectory       ? "directory"
+                                    : r.access == Access::kDirectoryCaller ? "directory-caller"
+                                                                           : "management"}});
   }
   Json arm = Json::array();
   for (const auto& r : arm_plane_->routes()) {

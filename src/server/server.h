@@ -17,9 +17,11 @@
 #include "auth/graph_api.h"
 #include "auth/graph_users.h"
 #include "auth/managed_identity.h"
+#include "auth/sign_in_pages.h"
 #include "auth/signing_keys.h"
 #include "auth/token_service.h"
 #include "auth/token_verifier.h"
+#include "auth/user_grants.h"
 #include "auth/users.h"
 #include "authz/authorizer.h"
 #include "common/clock.h"
@@ -234,6 +236,9 @@ class CofferServer {
   // az login reads.
   http::Response SubscriptionsRequest(const Caller& caller) const;
   http::Response TenantsRequest() const;
+  // POST /v1.0/me/changePassword: a user changes their own password
+  // (users.md); Graph's 400 for an application's token.
+  http::Response ChangePasswordRequest(const Caller& caller, const http::Request& request);
   // watch_endpoint.cc: the watch stream's route of the vault plane.
   keyvault::VaultOperation WatchOperation();
   http::Response WatchRequest(const keyvault::VaultCall& call);
@@ -292,6 +297,9 @@ class CofferServer {
   std::unique_ptr<auth::GraphApi> graph_api_;
   std::unique_ptr<auth::Users> users_;
   std::unique_ptr<auth::GraphUsers> graph_users_;
+  std::unique_ptr<auth::DeviceFlows> device_flows_;
+  std::unique_ptr<auth::UserGrants> user_grants_;
+  std::unique_ptr<auth::DeviceLoginPages> device_pages_;
   std::unique_ptr<auth::TokenVerifier> verifier_;
   std::unique_ptr<Authenticator> authenticator_;
   std::unique_ptr<keyvault::SecretService> secrets_;

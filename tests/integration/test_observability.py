@@ -236,7 +236,8 @@ class DenialAndDeliveryMetricsTests(Metered, EventsTestCase):
                    if k[0] == "coffer_authorization_denials_total"}
         self.assertEqual(reasons, {
             "missing_token", "invalid_token", "expired_token", "wrong_audience",
-            "unknown_principal", "no_access_policy", "access_policy_lacks_permission",
+            "unknown_principal", "session_revoked", "no_access_policy",
+            "access_policy_lacks_permission",
             "no_role_assignment", "role_lacks_action", "condition_not_met", "not_administrator",
             "linked_scope"}, "a closed set, every reason from the start")
         for reason in reasons:
