@@ -10,6 +10,7 @@
 // secret, an assertion or a token.
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -77,6 +78,47 @@ class ClientSecretCredential : public CachingCredential {
  private:
   StatusOr<AccessToken> FetchToken(const std::string& scope) override;
   std::string tenant_id_, client_id_, client_secret_;
+};
+
+// What a device-code sign-in shows the person (Entra's device authorization
+// answer).
+struct DeviceCodeInfo {
+  std::string user_code;
+  std::string verification_uri;
+  std::string message;  // names both, for a terminal
+  int64_t expires_in = 0;
+};
+
+// DeviceCodeCredential signs a person in as `az login --use-device-code`
+// does: the prompt shows a code, the person enters it on the verification
+// page, and the credential polls until they have. Its refresh token then
+// serves every scope without another sign-in. A credential made with a
+// refresh token (from an earlier sign-in) and no prompt never prompts: when
+// the refresh token is refused, GetToken is kUnauthenticated.
+class DeviceCodeCredential : public CachingCredential {
+ public:
+  // The Azure CLI's public client id, the default of az and the Azure SDKs.
+  static constexpr char kAzureCliClientId[] = "04b07795-8ddb-461a-bbee-02f9e1bf7b46";
+  using Prompt = std::function<void(const DeviceCodeInfo&)>;
+
+  DeviceCodeCredential(std::string tenant_id, Prompt prompt, CredentialOptions options = {},
+                       std::string client_id = kAzureCliClientId, std::string refresh_token = "");
+
+  // The refresh token of the last sign-in or refresh ("" before any): a
+  // secret, to be kept as one.
+  std::string refresh_token() const;
+
+ private:
+  StatusOr<AccessToken> FetchToken(const std::string& scope) override;
+  StatusOr<AccessToken> SignIn(const std::string& scope);
+  // Keeps the answer's refresh token and returns its access token.
+  StatusOr<AccessToken> Take(const HttpResponse& response);
+  HttpResponse Post(const std::string& path, const std::string& form, Status& error);
+
+  std::string tenant_id_, client_id_;
+  Prompt prompt_;
+  mutable std::mutex rt_mu_;
+  std::string refresh_token_;  // GUARDED_BY(rt_mu_)
 };
 
 // ClientCertificateCredential: a service principal with a certificate. The

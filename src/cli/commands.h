@@ -16,6 +16,8 @@ void AddKeyCommands(CLI::App& kv);
 // `keyvault certificate ...` on the `keyvault` group (certificate_commands.cc).
 void AddCertificateCommands(CLI::App& kv);
 void AddAdCommands(CLI::App& app);
+// login_commands.cc: `coffer login` and `coffer logout`.
+void AddLoginCommands(CLI::App& app);
 void AddIdentityCommands(CLI::App& app);
 void AddWorkloadCommands(CLI::App& app);
 void AddAgentCommand(CLI::App& app);

@@ -73,6 +73,7 @@ int main(int argc, char** argv) {
   coffer::cli::AddCaCommands(app);
   coffer::cli::AddKeyVaultCommands(app);
   coffer::cli::AddAdCommands(app);
+  coffer::cli::AddLoginCommands(app);
   coffer::cli::AddIdentityCommands(app);
   coffer::cli::AddWorkloadCommands(app);
   coffer::cli::AddAgentCommand(app);

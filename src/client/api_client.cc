@@ -3,6 +3,7 @@
 #include <cstdlib>
 
 #include "common/encoding.h"
+#include "common/files.h"
 #include "common/json.h"
 #include "common/strings.h"
 #include "http/url.h"
@@ -39,19 +40,49 @@ StatusOr<ClientConfig> ClientConfig::FromVariables(
   if (!variable("COFFER_VAULT_DNS_SUFFIX").empty()) {
     c.vault_dns_suffix = variable("COFFER_VAULT_DNS_SUFFIX");
   }
+  if (c.client_id.empty() || c.client_secret.empty()) {
+    // No application credentials: a person's sign-in, if there is one.
+    auto text = ReadFile(LoginFile(variable));
+    auto login = text.ok() ? ParseJson(*text) : std::nullopt;
+    if (login && login->is_object() && !StringMember(*login, "refreshToken").empty()) {
+      c.refresh_token = StringMember(*login, "refreshToken");
+      c.client_id = StringMember(*login, "clientId");
+      c.client_secret.clear();
+      if (c.authority.empty()) {
+        c.authority = StringMember(*login, "authority");
+      }
+      if (c.tenant_id.empty()) {
+        c.tenant_id = StringMember(*login, "tenantId");
+      }
+      if (c.ca_file.empty()) {
+        c.ca_file = StringMember(*login, "caFile");
+      }
+    }
+  }
   for (const auto& [name, value] :
        {std::pair{"AZURE_TENANT_ID", c.tenant_id}, std::pair{"AZURE_CLIENT_ID", c.client_id},
-        std::pair{"AZURE_CLIENT_SECRET", c.client_secret},
+        std::pair{"AZURE_CLIENT_SECRET", c.refresh_token.empty() ? c.client_secret : "-"},
         std::pair{"AZURE_AUTHORITY_HOST", c.authority}}) {
     if (value.empty()) {
       return FailedPreconditionError(std::string(name) +
-                                     " is not set (source the server's dev.env)");
+                                     " is not set (source the server's dev.env, or sign in "
+                                     "with coffer login)");
     }
   }
   while (!c.authority.empty() && c.authority.back() == '/') {
     c.authority.pop_back();
   }
   return c;
+}
+
+std::string ClientConfig::LoginFile(const std::function<std::string(const char*)>& variable) {
+  if (std::string dir = variable("COFFER_CONFIG_DIR"); !dir.empty()) {
+    return dir + "/login.json";
+  }
+  if (std::string dir = variable("XDG_CONFIG_HOME"); !dir.empty()) {
+    return dir + "/coffer/login.json";
+  }
+  return variable("HOME") + "/.config/coffer/login.json";
 }
 
 std::string ClientConfig::VaultUrl(const std::string& vault) const {
@@ -103,6 +134,12 @@ ApiClient::ApiClient(ClientConfig config) : config_(std::move(config)) {
   CredentialOptions options;
   options.authority_host = config_.authority;
   options.transport_options.ca_file = config_.ca_file;
+  if (!config_.refresh_token.empty()) {
+    // A person signed in with `coffer login`: never prompts here.
+    credential_ = std::make_shared<DeviceCodeCredential>(config_.tenant_id, nullptr, options,
+                                                         config_.client_id, config_.refresh_token);
+    return;
+  }
   credential_ = std::make_shared<ClientSecretCredential>(config_.tenant_id, config_.client_id,
                                                          config_.client_secret, options);
 }

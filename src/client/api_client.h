@@ -25,6 +25,9 @@ struct ClientConfig {
   std::string resource_group;   // COFFER_RESOURCE_GROUP (optional): the dev resource group
   // COFFER_VAULT_DNS_SUFFIX: SUFFIX or SUFFIX:PORT.
   std::string vault_dns_suffix = "vault.localhost";
+  // A person's sign-in (`coffer login`), used when no client secret is set:
+  // the refresh token (a secret) of the public client `client_id`.
+  std::string refresh_token;
 
   // FromEnvironment reads the variables above. kFailedPrecondition naming
   // the first missing required variable.
@@ -33,13 +36,18 @@ struct ClientConfig {
   // `variable` ("" when unset), e.g. from a dev.env file's lines.
   static StatusOr<ClientConfig> FromVariables(
       const std::function<std::string(const char*)>& variable);
+  // LoginFile is where `coffer login` keeps a person's sign-in:
+  // $COFFER_CONFIG_DIR/login.json, else $XDG_CONFIG_HOME/coffer/login.json,
+  // else $HOME/.config/coffer/login.json.
+  static std::string LoginFile(const std::function<std::string(const char*)>& variable);
   // VaultUrl builds https://<vault>.<suffix>[:port]: the suffix's own port
   // when it names one (none for 443), else the authority's.
   std::string VaultUrl(const std::string& vault) const;
 };
 
 // ApiClient calls Coffer with client-credentials tokens from the SDK's
-// ClientSecretCredential (cached per resource, refreshed before expiry).
+// ClientSecretCredential, or a signed-in person's from its
+// DeviceCodeCredential (cached per resource, refreshed before expiry).
 // Not thread-safe.
 class ApiClient {
  public:
@@ -75,7 +83,7 @@ class ApiClient {
   StatusOr<std::string> Claim(const std::string& resource, const std::string& name);
 
   ClientConfig config_;
-  std::shared_ptr<ClientSecretCredential> credential_;
+  std::shared_ptr<TokenCredential> credential_;
 };
 
 // ErrorFromResponse turns a non-2xx response into a Status whose reason is

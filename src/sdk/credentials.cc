@@ -1,8 +1,10 @@
 #include "coffer/credentials.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "common/encoding.h"
 #include "common/json.h"
@@ -175,6 +177,129 @@ StatusOr<AccessToken> ClientSecretCredential::FetchToken(const std::string& scop
                           "grant_type=client_credentials&client_id=" + PercentEncode(client_id_) +
                               "&client_secret=" + PercentEncode(client_secret_) +
                               "&scope=" + PercentEncode(scope));
+}
+
+// ---- device code -------------------------------------------------------------------------
+
+namespace {
+
+// The OpenID scopes a person's sign-in adds, so that a refresh token and
+// the user's name come back.
+std::string WithOpenIdScopes(const std::string& scope) {
+  return scope + " offline_access openid profile";
+}
+
+}  // namespace
+
+DeviceCodeCredential::DeviceCodeCredential(std::string tenant_id, Prompt prompt,
+                                           CredentialOptions options, std::string client_id,
+                                           std::string refresh_token)
+    : CachingCredential(std::move(options)),
+      tenant_id_(std::move(tenant_id)),
+      client_id_(std::move(client_id)),
+      prompt_(std::move(prompt)),
+      refresh_token_(std::move(refresh_token)) {}
+
+std::string DeviceCodeCredential::refresh_token() const {
+  std::lock_guard<std::mutex> lock(rt_mu_);
+  return refresh_token_;
+}
+
+HttpResponse DeviceCodeCredential::Post(const std::string& path, const std::string& form,
+                                        Status& error) {
+  HttpRequest req;
+  req.method = "POST";
+  req.url = options().authority_host + "/" + PercentEncode(tenant_id_) + path;
+  req.headers = {{"Content-Type", "application/x-www-form-urlencoded"},
+                 {"Accept", "application/json"}};
+  req.body = form;
+  auto res = transport().Send(req);
+  if (!res.ok()) {
+    error = res.status();
+    return HttpResponse{};
+  }
+  error = OkStatus();
+  return *res;
+}
+
+StatusOr<AccessToken> DeviceCodeCredential::Take(const HttpResponse& response) {
+  ASSIGN_OR_RETURN(AccessToken token, ParseTokenResponse(response, "the token service at " +
+                                                                       options().authority_host));
+  auto body = ParseJson(response.body);
+  std::string rt = body ? StringMember(*body, "refresh_token") : "";
+  if (!rt.empty()) {
+    std::lock_guard<std::mutex> lock(rt_mu_);
+    refresh_token_ = std::move(rt);
+  }
+  return token;
+}
+
+StatusOr<AccessToken> DeviceCodeCredential::FetchToken(const std::string& scope) {
+  std::string rt = refresh_token();
+  if (!rt.empty()) {
+    Status error;
+    HttpResponse res = Post("/oauth2/v2.0/token",
+                            "grant_type=refresh_token&client_id=" + PercentEncode(client_id_) +
+                                "&refresh_token=" + PercentEncode(rt) +
+                                "&scope=" + PercentEncode(WithOpenIdScopes(scope)),
+                            error);
+    RETURN_IF_ERROR(error);
+    auto token = Take(res);
+    if (token.ok() || token.status().code() != StatusCode::kUnauthenticated || !prompt_) {
+      return token;
+    }
+    // The refresh token was refused (a password change, its age): sign in.
+  }
+  if (!prompt_) {
+    return FailedPreconditionError("nobody is signed in: sign in first (coffer login)");
+  }
+  return SignIn(scope);
+}
+
+StatusOr<AccessToken> DeviceCodeCredential::SignIn(const std::string& scope) {
+  Status error;
+  HttpResponse started = Post(
+      "/oauth2/v2.0/devicecode",
+      "client_id=" + PercentEncode(client_id_) + "&scope=" + PercentEncode(WithOpenIdScopes(scope)),
+      error);
+  RETURN_IF_ERROR(error);
+  auto flow = ParseJson(started.body);
+  if (started.status != 200 || !flow || !flow->is_object() ||
+      StringMember(*flow, "device_code").empty()) {
+    std::string why = flow && flow->is_object() ? StringMember(*flow, "error_description") : "";
+    return UnauthenticatedError("the token service at " + options().authority_host +
+                                " refused the device sign-in: " +
+                                (why.empty() ? "HTTP " + std::to_string(started.status) : why));
+  }
+  DeviceCodeInfo info;
+  info.user_code = StringMember(*flow, "user_code");
+  info.verification_uri = StringMember(*flow, "verification_uri");
+  info.message = StringMember(*flow, "message");
+  info.expires_in = NumberMember(*flow, "expires_in").value_or(900);
+  int64_t interval = std::max<int64_t>(1, NumberMember(*flow, "interval").value_or(5));
+  prompt_(info);
+  std::string poll =
+      "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code"
+      "&client_id=" +
+      PercentEncode(client_id_) +
+      "&device_code=" + PercentEncode(StringMember(*flow, "device_code"));
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(info.expires_in);
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::seconds(interval));
+    HttpResponse res = Post("/oauth2/v2.0/token", poll, error);
+    RETURN_IF_ERROR(error);
+    auto body = ParseJson(res.body);
+    std::string answer = body && body->is_object() ? StringMember(*body, "error") : "";
+    if (answer == "authorization_pending") {
+      continue;
+    }
+    if (answer == "slow_down") {
+      interval += 5;  // RFC 8628 §3.5
+      continue;
+    }
+    return Take(res);
+  }
+  return UnauthenticatedError("the device sign-in expired before it was completed");
 }
 
 // ---- client certificate ------------------------------------------------------------------

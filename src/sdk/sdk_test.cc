@@ -320,6 +320,61 @@ TEST(Credentials, ClientSecretTokensAreCachedAndRefreshedBeforeExpiry) {
   EXPECT_EQ(c.GetToken("https://localhost/.default")->token, "t3");
 }
 
+TEST(Credentials, DeviceCodeSignsInOnceThenRefreshesForEveryScope) {
+  int polls = 0;
+  std::vector<std::string> refreshed_with;
+  auto t = std::make_shared<FakeTransport>([&](const HttpRequest& r) {
+    if (r.url == "https://localhost:8443/t1/oauth2/v2.0/devicecode") {
+      EXPECT_NE(r.body.find("client_id=04b07795"), std::string::npos) << r.body;
+      EXPECT_NE(r.body.find("offline_access"), std::string::npos) << r.body;
+      return Json200({{"device_code", "dc"},
+                      {"user_code", "BCDF-GHJK"},
+                      {"verification_uri", "https://localhost:8443/devicelogin"},
+                      {"expires_in", 900},
+                      {"interval", 1},
+                      {"message", "enter BCDF-GHJK"}});
+    }
+    EXPECT_EQ(r.url, "https://localhost:8443/t1/oauth2/v2.0/token");
+    if (r.body.find("grant_type=refresh_token") != std::string::npos) {
+      refreshed_with.push_back(r.body.substr(r.body.find("refresh_token=") + 14, 3));
+      return Json200(
+          {{"access_token", "at-refreshed"}, {"expires_in", 3600}, {"refresh_token", "rt2"}});
+    }
+    EXPECT_NE(r.body.find("device_code=dc"), std::string::npos) << r.body;
+    if (++polls == 1) {
+      return HttpResponse{400, {}, "{\"error\":\"authorization_pending\"}"};
+    }
+    return Json200(
+        {{"access_token", "at-signed-in"}, {"expires_in", 3600}, {"refresh_token", "rt1"}});
+  });
+  CredentialOptions o;
+  o.authority_host = "https://localhost:8443";
+  o.transport = t;
+  std::vector<DeviceCodeInfo> prompts;
+  DeviceCodeCredential c(
+      "t1", [&](const DeviceCodeInfo& info) { prompts.push_back(info); }, o);
+  EXPECT_EQ(c.GetToken("https://vault.localhost/.default")->token, "at-signed-in");
+  ASSERT_EQ(prompts.size(), 1u);
+  EXPECT_EQ(prompts[0].user_code, "BCDF-GHJK");
+  EXPECT_EQ(prompts[0].verification_uri, "https://localhost:8443/devicelogin");
+  EXPECT_EQ(polls, 2) << "polled again after authorization_pending";
+  EXPECT_EQ(c.refresh_token(), "rt1");
+  EXPECT_EQ(c.GetToken("https://localhost/.default")->token, "at-refreshed");
+  EXPECT_EQ(prompts.size(), 1u) << "another scope needs no second sign-in";
+  EXPECT_EQ(refreshed_with, std::vector<std::string>{"rt1"});
+  EXPECT_EQ(c.refresh_token(), "rt2");
+
+  // A saved sign-in without a prompt never prompts: a refused refresh token
+  // is an error, and no refresh token is a precondition.
+  t->set_handler([](const HttpRequest&) {
+    return HttpResponse{400, {}, "{\"error\":\"invalid_grant\",\"error_description\":\"revoked\"}"};
+  });
+  DeviceCodeCredential saved("t1", nullptr, o, DeviceCodeCredential::kAzureCliClientId, "old");
+  EXPECT_EQ(saved.GetToken("s").status().code(), StatusCode::kUnauthenticated);
+  DeviceCodeCredential none("t1", nullptr, o);
+  EXPECT_EQ(none.GetToken("s").status().code(), StatusCode::kFailedPrecondition);
+}
+
 TEST(Credentials, RefusalsCarryTheServicesReasonButNoSecret) {
   auto t = std::make_shared<FakeTransport>([](const HttpRequest&) {
     return HttpResponse{

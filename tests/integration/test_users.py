@@ -176,3 +176,173 @@ class CliUsersTests(UsersTestCase):
         self.ad_user("delete", "--id", "grace@coffer.test")
         err = self.ad_user("show", "--id", "grace@coffer.test", expect=1)
         self.assertIn("Request_ResourceNotFound", err)
+
+
+CLI_APP = "04b07795-8ddb-461a-bbee-02f9e1bf7b46"
+
+
+class DeviceSignInTests(UsersTestCase):
+    """The device-code endpoint and the /devicelogin page against hostile and wrong input."""
+
+    def start_flow(self, client_id=CLI_APP, scope="openid offline_access"):
+        return self.srv.request("POST", f"/{self.srv.tenant}/oauth2/v2.0/devicecode",
+                                urllib.parse.urlencode({"client_id": client_id, "scope": scope}),
+                                headers={"Content-Type": "application/x-www-form-urlencoded"},
+                                host="localhost", auth=False)
+
+    def page(self, form, headers=None):
+        hdrs = {"Content-Type": "application/x-www-form-urlencoded"}
+        hdrs.update(headers or {})
+        body = form if isinstance(form, str) else urllib.parse.urlencode(form)
+        return self.srv.request("POST", "/devicelogin", body, headers=hdrs, host="localhost",
+                                auth=False)
+
+    def test_the_endpoint_refuses_unknown_clients_tenants_and_scopes(self):
+        r = self.start_flow()
+        self.assertEqual(r.status, 200, r)
+        flow = r.json()
+        self.assertEqual(set(flow), {"device_code", "user_code", "verification_uri", "expires_in",
+                                     "interval", "message"})
+        self.assertEqual(r.headers.get("cache-control"), "no-store, no-cache")
+        r = self.start_flow(client_id="11111111-1111-1111-1111-111111111111")
+        self.assertEqual((r.status, r.json()["error"]), (400, "unauthorized_client"), r)
+        r = self.start_flow(scope="https://a.test/.default https://b.test/.default")
+        self.assertEqual((r.status, r.json()["error"]), (400, "invalid_scope"), r)
+        r = self.srv.request("POST", "/no-such-tenant/oauth2/v2.0/devicecode",
+                             f"client_id={CLI_APP}", host="localhost", auth=False)
+        self.assertEqual(r.status, 400, r)
+        self.assertIn("AADSTS90002", r.json()["error_description"])
+        doc = self.srv.request("GET", f"/{self.srv.tenant}/v2.0/.well-known/openid-configuration",
+                               host="localhost", auth=False).json()
+        self.assertTrue(doc["device_authorization_endpoint"].endswith("/oauth2/v2.0/devicecode"))
+
+    def test_the_page_is_locked_down_and_escapes_what_it_echoes(self):
+        r = self.srv.request("GET", "/devicelogin", host="localhost", auth=False)
+        self.assertEqual(r.status, 200, r)
+        self.assertIn("default-src 'none'", r.headers["content-security-policy"])
+        self.assertIn("frame-ancestors 'none'", r.headers["content-security-policy"])
+        self.assertEqual(r.headers["x-frame-options"], "DENY")
+        self.assertEqual(r.headers["cache-control"], "no-store")
+        self.assertNotIn("<script", r.body.decode())
+        code = self.start_flow().json()["user_code"]
+        # Another site's form is refused; so is an oversized one.
+        r = self.page({"code": code}, {"Origin": "https://evil.test"})
+        self.assertEqual(r.status, 403, r)
+        r = self.page({"code": code, "login": "x" * 20000})
+        self.assertEqual(r.status, 413, r)
+        r = self.page("code=%zz")
+        self.assertEqual(r.status, 400, r)
+        # What the page echoes is escaped.
+        r = self.page({"code": code, "login": '"><script>alert(1)</script>', "passwd": "x",
+                       "action": "continue"}, {"Origin": self.srv.authority_host})
+        self.assertEqual(r.status, 400, r)
+        text = r.body.decode()
+        self.assertNotIn("<script>", text)
+        self.assertIn("&quot;&gt;&lt;script&gt;", text)
+        self.assertIn("AADSTS50126", text)
+
+    def test_unknown_codes_are_limited_per_address(self):
+        statuses = [self.page({"code": "BBBB-BBBB"}).status for _ in range(11)]
+        self.assertEqual(statuses[:10], [400] * 10)
+        self.assertEqual(statuses[10], 429)
+
+    def test_ten_wrong_passwords_lock_the_user_out_even_with_the_right_one(self):
+        self.assertEqual(self.new_user("locked@coffer.test").status, 201)
+        flow = self.start_flow().json()
+        for i in range(10):
+            r = self.page({"code": flow["user_code"], "login": "locked@coffer.test",
+                           "passwd": f"Wrong-Pass-{i}", "action": "continue"})
+            self.assertIn("AADSTS50126", r.body.decode(), i)
+        r = self.page({"code": flow["user_code"], "login": "locked@coffer.test",
+                       "passwd": PASSWORD, "action": "continue"})
+        self.assertIn("AADSTS50053", r.body.decode())
+        poll = self.srv.request(
+            "POST", f"/{self.srv.tenant}/oauth2/v2.0/token",
+            urllib.parse.urlencode({"grant_type": "device_code", "client_id": CLI_APP,
+                                    "device_code": flow["device_code"]}),
+            headers={"Content-Type": "application/x-www-form-urlencoded"}, host="localhost",
+            auth=False)
+        self.assertEqual((poll.status, poll.json()["error"]), (400, "authorization_pending"))
+        # An administrator's reset lifts the lockout.
+        user = self.graph("GET", "/locked@coffer.test").json()
+        self.assertEqual(self.graph("PATCH", "/" + user["id"],
+                                    {"passwordProfile": {"password": "Reset-Pass-11"}}).status, 204)
+        r = self.page({"code": flow["user_code"], "login": "locked@coffer.test",
+                       "passwd": "Reset-Pass-11", "action": "continue"})
+        self.assertEqual(r.status, 200, r)
+        self.assertIn("You have signed in", r.body.decode())
+
+
+class LoginTests(UsersTestCase):
+    """`coffer login`: a person signs in from a terminal and the other commands act as them."""
+
+    def person_env(self, config_dir):
+        env = self.srv.cli_env()
+        for k in ("AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET"):
+            env.pop(k, None)
+        env["COFFER_CA_FILE"] = self.srv.ca_path
+        env["COFFER_CONFIG_DIR"] = config_dir
+        return env
+
+    def test_login_signs_a_person_in_and_logout_forgets_them(self):
+        import os
+        import re
+        import tempfile
+        self.assertEqual(self.new_user("pat@coffer.test").status, 201)
+        oid = self.graph("GET", "/pat@coffer.test").json()["id"]
+        self.coffer_json("keyvault", "create", "-n", "pats", "-g", "rg-people",
+                         "--enable-rbac-authorization", "false")
+        self.coffer_json("keyvault", "secret", "set", "--vault-name", "pats", "--name", "note",
+                         "--value", "for-pat")
+        self.coffer_json("keyvault", "set-policy", "--name", "pats", "--object-id", oid,
+                         "--secret-permissions", "get")
+        config = tempfile.mkdtemp(prefix="coffer-login-")
+        env = self.person_env(os.path.join(config, "coffer"))
+        p = subprocess.Popen([coffer_binary(), "login", "--use-device-code"], env=env,
+                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+        try:
+            line = p.stderr.readline().decode()
+            m = re.search(r"open the page (\S+) and enter the code (\S+) ", line)
+            self.assertIsNotNone(m, line)
+            r = self.srv.request("POST", "/devicelogin", urllib.parse.urlencode(
+                {"code": m.group(2), "login": "pat@coffer.test", "passwd": PASSWORD,
+                 "action": "continue"}),
+                headers={"Content-Type": "application/x-www-form-urlencoded"}, host="localhost",
+                auth=False)
+            self.assertEqual(r.status, 200, r)
+            out, err = p.communicate(timeout=60)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        self.assertEqual(p.returncode, 0, err.decode())
+        account = json.loads(out)
+        self.assertEqual(account[0]["user"], {"name": "pat@coffer.test", "type": "user"})
+        self.assertEqual(account[0]["tenantId"], self.srv.tenant)
+        login_file = os.path.join(config, "coffer", "login.json")
+        self.assertEqual(os.stat(login_file).st_mode & 0o777, 0o600)
+        with open(login_file) as f:
+            saved = f.read()
+        self.assertNotIn(PASSWORD, saved)
+
+        show = subprocess.run([coffer_binary(), "keyvault", "secret", "show", "--vault-name", "pats",
+                               "--name", "note"], env=env, capture_output=True, timeout=60,
+                              stdin=subprocess.DEVNULL)
+        self.assertEqual(show.returncode, 0, show.stderr.decode())
+        self.assertEqual(json.loads(show.stdout)["value"], "for-pat")
+        denied = subprocess.run([coffer_binary(), "keyvault", "secret", "set", "--vault-name",
+                                 "pats", "--name", "note", "--value", "x"], env=env,
+                                capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
+        self.assertEqual(denied.returncode, 1)
+        self.assertIn("pat@coffer.test".split("@")[0], denied.stderr.decode() + oid)
+
+        logout = subprocess.run([coffer_binary(), "logout"], env=env, capture_output=True,
+                                timeout=60, stdin=subprocess.DEVNULL)
+        self.assertEqual(logout.returncode, 0, logout.stderr.decode())
+        self.assertFalse(os.path.exists(login_file))
+        after = subprocess.run([coffer_binary(), "keyvault", "secret", "show", "--vault-name",
+                                "pats", "--name", "note"], env=env, capture_output=True,
+                               timeout=60, stdin=subprocess.DEVNULL)
+        self.assertNotEqual(after.returncode, 0)
+        self.assertIn("coffer login", after.stderr.decode())
