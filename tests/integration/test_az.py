@@ -106,6 +106,59 @@ class AzLoginTests(AzTestCase):
         self.assertIn("No subscriptions found", p.stderr.decode())
 
 
+class AzUserLoginTests(AzTestCase):
+    """A person signs in with `az login --use-device-code` and az then acts as them."""
+
+    def test_device_code_login_lists_the_subscription_and_names_the_user(self):
+        import re
+        import urllib.parse
+        password = "Az-Device-Pass-3"
+        user = self.coffer_json("ad", "user", "create", "--display-name", "Ada Az",
+                                "--user-principal-name", "ada.az@coffer.test",
+                                "--password", password)
+        self.coffer_json("role", "assignment", "create", "--assignee", user["id"], "--role",
+                         "Reader", "--scope", f"/subscriptions/{self.srv.subscription}")
+        other = tempfile.mkdtemp(prefix="coffer-az-user-", dir=self.config_dir)
+        shutil.copy(os.path.join(self.config_dir, "config"), other)
+        shutil.copy(os.path.join(self.config_dir, "clouds.config"), other)
+        env = {"PATH": "/usr/bin:/bin", "HOME": other, "AZURE_CONFIG_DIR": other,
+               "REQUESTS_CA_BUNDLE": self.srv.ca_path, "AZURE_CORE_COLLECT_TELEMETRY": "false",
+               "LANG": "C.UTF-8"}
+        p = subprocess.Popen([AZ, "login", "--use-device-code", "-o", "json"], env=env,
+                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+        try:
+            seen = ""
+            for _ in range(50):
+                line = p.stderr.readline().decode()
+                seen += line
+                m = re.search(r"open the page (\S+) and enter the code (\S+) ", line)
+                if m or not line:
+                    break
+            self.assertIsNotNone(m, seen)
+            self.assertEqual(m.group(1), self.srv.authority_host + "/devicelogin")
+            r = self.srv.request("POST", "/devicelogin", urllib.parse.urlencode(
+                {"code": m.group(2), "login": "ada.az@coffer.test", "passwd": password,
+                 "action": "continue"}),
+                headers={"Content-Type": "application/x-www-form-urlencoded"}, host="localhost",
+                auth=False)
+            self.assertEqual(r.status, 200, r)
+            out, err = p.communicate(timeout=120)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        self.assertEqual(p.returncode, 0, err.decode())
+        login = json.loads(out)
+        self.assertEqual([(s["id"], s["tenantId"]) for s in login],
+                         [(self.srv.subscription, self.srv.tenant)])
+        self.assertEqual(login[0]["user"], {"name": "ada.az@coffer.test", "type": "user"})
+        me = subprocess.run([AZ, "ad", "signed-in-user", "show", "-o", "json"], env=env,
+                            capture_output=True, timeout=300, stdin=subprocess.DEVNULL)
+        self.assertEqual(me.returncode, 0, me.stderr.decode())
+        self.assertEqual(json.loads(me.stdout)["id"], user["id"])
+
+
 class AzKeyVaultTests(AzTestCase):
 
     def test_vault_lifecycle_and_access_policy(self):

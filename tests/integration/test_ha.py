@@ -161,6 +161,57 @@ class TwoServersOneDatabase(unittest.TestCase):
         t = self.b.token_response(self.b.vault_resource, sp["appId"], sp["password"])
         self.assertEqual(t.status, 401, t)
 
+    def test_a_person_signs_in_across_servers_and_a_password_change_ends_it_on_both(self):
+        password, cli_app = "Ha-Device-Pass-4", "04b07795-8ddb-461a-bbee-02f9e1bf7b46"
+        made = self.a.request("POST", "/v1.0/users", json.dumps(
+            {"accountEnabled": True, "displayName": "Hal", "mailNickname": "hal",
+             "userPrincipalName": "hal@coffer.test",
+             "passwordProfile": {"password": password}}),
+            host="localhost", token=self.a.token(self.a.mgmt_resource))
+        self.assertEqual(made.status, 201, made)
+        form = {"Content-Type": "application/x-www-form-urlencoded"}
+
+        def post(srv, path, fields):
+            return srv.request("POST", path, urllib.parse.urlencode(fields), headers=form,
+                               host="localhost", auth=False)
+        # Started on A, finished on B's page, polled on A.
+        flow = post(self.a, f"/{self.a.tenant}/oauth2/v2.0/devicecode",
+                    {"client_id": cli_app, "scope": f"{self.a.mgmt_resource}/.default "
+                                                    "offline_access openid"}).json()
+        page = post(self.b, "/devicelogin", {"code": flow["user_code"], "login": "hal@coffer.test",
+                                             "passwd": password, "action": "continue"})
+        self.assertEqual(page.status, 200, page)
+        poll = {"grant_type": "device_code", "client_id": cli_app,
+                "device_code": flow["device_code"]}
+        got = post(self.a, f"/{self.a.tenant}/oauth2/v2.0/token", poll)
+        self.assertEqual(got.status, 200, got)
+        again = post(self.b, f"/{self.b.tenant}/oauth2/v2.0/token", poll)
+        self.assertEqual(again.json()["error"], "bad_verification_code", "redeemed once, anywhere")
+        token, refresh = got.json()["access_token"], got.json()["refresh_token"]
+        me = self.a.request("GET", "/v1.0/me", host="localhost", token=token)
+        self.assertEqual(me.json().get("userPrincipalName"), "hal@coffer.test", me)
+        # A's refresh token is B's too (each server here has its own name, so its own audience).
+        refreshed = post(self.b, f"/{self.b.tenant}/oauth2/v2.0/token",
+                         {"grant_type": "refresh_token", "client_id": cli_app,
+                          "refresh_token": refresh, "scope": f"{self.b.mgmt_resource}/.default"})
+        self.assertEqual(refreshed.status, 200, refreshed)
+        me = self.b.request("GET", "/v1.0/me", host="localhost",
+                            token=refreshed.json()["access_token"])
+        self.assertEqual(me.json().get("userPrincipalName"), "hal@coffer.test", me)
+        # The password changes on B: A refuses the token it has verified and cached, and the
+        # refresh token, at once.
+        changed = self.b.request("POST", "/v1.0/me/changePassword", json.dumps(
+            {"currentPassword": password, "newPassword": "Ha-Changed-Pass-5"}), host="localhost",
+            token=refreshed.json()["access_token"])
+        self.assertEqual(changed.status, 204, changed)
+        self.eventually(lambda: self.a.request("GET", "/v1.0/me", host="localhost",
+                                               token=token).status == 401,
+                        "a changed password's old token")
+        stale = post(self.a, f"/{self.a.tenant}/oauth2/v2.0/token",
+                     {"grant_type": "refresh_token", "client_id": cli_app,
+                      "refresh_token": refresh})
+        self.assertEqual(stale.json()["error_codes"], [50173], stale)
+
 
 def server_id(srv):
     with open(os.path.join(srv.data_dir, "server-id"), encoding="ascii") as f:
