@@ -8,12 +8,15 @@
 #include "common/log.h"
 #include "common/strings.h"
 #include "crypto/primitives.h"
+#include "http/client_address.h"
 
 namespace coffer::auth {
 namespace {
 
 constexpr char kDeviceCodeGrant[] = "urn:ietf:params:oauth:grant-type:device_code";
 constexpr char kRefreshPrefix[] = "crt1.";
+constexpr size_t kMaxScopeBytes = 1024;
+constexpr size_t kMaxScopeNames = 16;
 
 bool IsOpenIdScope(std::string_view s) {
   return s == "openid" || s == "profile" || s == "offline_access" || s == "email";
@@ -64,7 +67,8 @@ UserGrants::UserGrants(UserGrantsConfig config, const SigningKeySet& keys, Users
       clock_(clock),
       resolve_(std::move(resolve)),
       seal_(std::move(seal)),
-      open_(std::move(open)) {}
+      open_(std::move(open)),
+      starts_(clock, FailureLimit{20, 3}, 16384) {}
 
 bool UserGrants::IsUserGrant(const std::string& grant_type) {
   return IsDeviceCodeGrant(grant_type) || grant_type == "refresh_token";
@@ -74,6 +78,12 @@ std::variant<UserGrants::Scope, http::Response> UserGrants::ParseScope(
     const std::string& scope) const {
   int64_t now = clock_.NowSeconds();
   Scope out;
+  // SECURITY: a scope is kept with a device flow; a few names of bounded
+  // length are all any client sends.
+  if (scope.size() > kMaxScopeBytes || Split(scope, ' ').size() > kMaxScopeNames) {
+    return OAuthError(400, "invalid_scope", 70011,
+                      "The provided value for the input parameter 'scope' is too long.", now);
+  }
   for (std::string_view s : Split(scope, ' ')) {
     if (s.empty()) {
       continue;
@@ -144,7 +154,23 @@ http::Response UserGrants::DeviceCode(const http::Request& request,
     return std::move(*error);
   }
   const Scope& s = std::get<Scope>(parsed);
-  auto started = flows_.Start(client_id, s.resource, scope);
+  // Starts are limited per client address, so that no one address fills
+  // the pending flows that everyone's sign-ins share.
+  std::string address = http::ClientAddressKey(request.remote_address);
+  if (int64_t wait = starts_.RetryAfter(address); wait > 0) {
+    http::Response r = OAuthError(429, "temporarily_unavailable", 90033,
+                                  "Too many device sign-ins were started from this address.", now);
+    r.SetHeader("Retry-After", std::to_string(wait));
+    return r;
+  }
+  starts_.RecordFailure(address);
+  // What is kept is the scope as understood, not as sent.
+  std::string kept;
+  for (const auto& asked : s.asked) {
+    kept += asked + " ";
+  }
+  kept += std::string(s.openid ? "openid " : "") + (s.offline ? "offline_access" : "");
+  auto started = flows_.Start(client_id, s.resource, kept);
   if (!started.ok()) {
     if (started.status().code() == StatusCode::kResourceExhausted) {
       http::Response r = OAuthError(429, "temporarily_unavailable", 90033,
@@ -222,6 +248,10 @@ http::Response UserGrants::DevicePoll(const std::map<std::string, std::string>& 
       break;
   }
   auto user = users_.Find(flow->object_id);
+  if (!user.ok() && user.status().code() != StatusCode::kNotFound) {
+    return OAuthError(503, "temporarily_unavailable", 90033,
+                      "The token service is temporarily unavailable.", now);
+  }
   if (!user.ok() || !user->account_enabled ||
       flow->sessions_valid_from != user->sessions_valid_from) {
     // Deleted, disabled or its password changed since it approved.

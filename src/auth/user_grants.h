@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "auth/device_flows.h"
+#include "auth/failure_limiter.h"
 #include "auth/signing_keys.h"
 #include "auth/users.h"
 #include "common/clock.h"
@@ -100,6 +101,8 @@ class UserGrants {
   const ResolveResource resolve_;
   const Seal seal_;
   const Open open_;
+  // Device flows started per client address (20 at once, one more every 3 s).
+  FailureLimiter starts_;
 };
 
 }  // namespace coffer::auth

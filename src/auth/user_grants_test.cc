@@ -310,6 +310,37 @@ TEST_F(UserGrantsTest, AnApprovalEndsWhenTheUserIsDisabledBeforeThePoll) {
   EXPECT_EQ(BodyOf(Poll(started["device_code"].get<std::string>()))["error"], "invalid_grant");
 }
 
+TEST_F(UserGrantsTest, ScopesAreBoundedAndStartsAreLimitedPerAddress) {
+  std::string many;
+  for (int i = 0; i < 17; ++i) {
+    many += "openid ";
+  }
+  for (const std::string& scope : {std::string(2000, 'o'), many}) {
+    http::Response r = grants_.DeviceCode(
+        Form("client_id=" + std::string(kCli) + "&scope=" + PercentEncode(scope)), "https://x/d");
+    EXPECT_EQ(BodyOf(r)["error"], "invalid_scope") << scope.size();
+  }
+  DeviceFlows roomy(store_, clock_, 1000);
+  UserGrants grants(
+      UserGrantsConfig{"t1"}, *keys_, users_, roomy, clock_,
+      [](std::string_view) { return std::optional<std::string>("https://vault.azure.net"); },
+      [](const std::string& p) { return p; },
+      [](const std::string& s) -> StatusOr<std::string> { return s; });
+  auto start = [&](const std::string& address) {
+    http::Request r = Form("client_id=" + std::string(kCli) + "&scope=openid");
+    r.remote_address = address;
+    return grants.DeviceCode(r, "https://x/d").status;
+  };
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_EQ(start("192.0.2.1"), 200) << i;
+  }
+  EXPECT_EQ(start("192.0.2.1"), 429);
+  EXPECT_EQ(start("192.0.2.2"), 200) << "other addresses go on";
+  // What is kept is the scope as understood.
+  std::string doc = store_.GetMeta(DeviceFlows::kMetaKey).value().value();
+  EXPECT_NE(doc.find("https://graph.microsoft.com/.default openid"), std::string::npos) << doc;
+}
+
 TEST_F(UserGrantsTest, OpenIdScopesAloneGetAGraphToken) {
   auto scope = grants_.ParseScope("openid profile");
   ASSERT_TRUE(std::holds_alternative<UserGrants::Scope>(scope));

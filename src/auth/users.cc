@@ -416,7 +416,15 @@ StatusOr<SignInResult> Users::ChangePassword(const std::string& object_id,
   }
   ASSIGN_OR_RETURN(std::string hash, HashNew(replacement));
   int64_t now = clock_.NowSeconds();
+  const std::string checked_hash = checked.user.password_hash;
+  const int64_t checked_sessions = checked.user.sessions_valid_from;
   ASSIGN_OR_RETURN(checked.user, store_.UpdateUser(object_id, [&](storage::UserRecord& u) {
+    // SECURITY: only over the password that was checked. A reset or a
+    // revocation that landed meanwhile (an administrator locking out
+    // whoever knew the old one) wins.
+    if (u.password_hash != checked_hash || u.sessions_valid_from != checked_sessions) {
+      return AbortedError("The password was changed or reset meanwhile; sign in again.");
+    }
     u.password_hash = hash;
     u.password_changed = now;
     u.force_change_password = false;

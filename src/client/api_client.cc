@@ -44,7 +44,15 @@ StatusOr<ClientConfig> ClientConfig::FromVariables(
     // No application credentials: a person's sign-in, if there is one.
     auto text = ReadFile(LoginFile(variable));
     auto login = text.ok() ? ParseJson(*text) : std::nullopt;
-    if (login && login->is_object() && !StringMember(*login, "refreshToken").empty()) {
+    // SECURITY: the refresh token goes only to the authority that issued it;
+    // an environment naming another one does not get it.
+    std::string issued_by = login && login->is_object() ? StringMember(*login, "authority") : "";
+    std::string asked = c.authority;
+    while (!asked.empty() && asked.back() == '/') {
+      asked.pop_back();
+    }
+    if (login && login->is_object() && !StringMember(*login, "refreshToken").empty() &&
+        (asked.empty() || asked == issued_by)) {
       c.refresh_token = StringMember(*login, "refreshToken");
       c.client_id = StringMember(*login, "clientId");
       c.client_secret.clear();

@@ -64,6 +64,7 @@ StatusOr<Caller> Authenticator::Authenticate(std::string_view authorization,
       }
     }
   }
+  const uint64_t forgets_before = forgets_.load();
   auth::TokenRejection rejection = auth::TokenRejection::kInvalid;
   auto checked = verifier_.Verify(token, audiences, &rejection);
   if (!checked.ok()) {
@@ -116,6 +117,9 @@ StatusOr<Caller> Authenticator::Authenticate(std::string_view authorization,
                 principal->kind == "User" ? verified.name() : std::string()};
   caller.audit_claims = std::make_shared<const std::string>(AuditClaims(caller));
   std::lock_guard<std::shared_mutex> lock(mu_);
+  if (forgets_.load() != forgets_before) {
+    return caller;  // something was forgotten meanwhile: check again next time
+  }
   if (cache_.size() >= kMaxCachedTokens) {
     cache_.clear();
   }
@@ -146,12 +150,14 @@ std::optional<Caller> Authenticator::TryCached(std::string_view authorization,
 
 void Authenticator::ForgetAll() {
   std::lock_guard<std::shared_mutex> lock(mu_);
+  forgets_.fetch_add(1);
   cache_.clear();
 }
 
 void Authenticator::ForgetPrincipal(const std::string& object_id) {
   {
     std::lock_guard<std::shared_mutex> lock(mu_);
+    forgets_.fetch_add(1);
     for (auto it = cache_.begin(); it != cache_.end();) {
       if (it->second.caller.object_id == object_id) {
         it = cache_.erase(it);

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -92,6 +93,10 @@ class Authenticator {
   };
   std::unordered_map<std::string, Entry, TokenHash, std::equal_to<>> cache_;  // guarded by mu_
   std::vector<std::function<void(const std::string&)>> forget_listeners_;     // set before serving
+  // Counts ForgetPrincipal and ForgetAll calls: a verification that began
+  // before one is answered but not cached, so that it cannot put back what
+  // was just forgotten (a revoked user's session). Changed under mu_.
+  std::atomic<uint64_t> forgets_{0};
 };
 
 }  // namespace coffer::server
