@@ -48,4 +48,9 @@ StatusOr<std::map<std::string, std::string>> ParseForm(std::string_view body) {
   return out;
 }
 
+std::string FormField(const std::map<std::string, std::string>& form, const char* name) {
+  auto it = form.find(name);
+  return it == form.end() ? std::string() : it->second;
+}
+
 }  // namespace coffer::auth

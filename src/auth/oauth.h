@@ -19,4 +19,7 @@ http::Response OAuthError(int status, const std::string& error, int aadsts,
 // name keeps its first value. kInvalidArgument for a bad percent escape.
 StatusOr<std::map<std::string, std::string>> ParseForm(std::string_view body);
 
+// FormField is a parsed form's value of `name`, or "" when absent.
+std::string FormField(const std::map<std::string, std::string>& form, const char* name);
+
 }  // namespace coffer::auth

@@ -83,11 +83,6 @@ std::string SignInForm(const DeviceFlow& flow, const std::string& code, const st
   return out;
 }
 
-std::string Field(const std::map<std::string, std::string>& form, const char* name) {
-  auto it = form.find(name);
-  return it == form.end() ? std::string() : it->second;
-}
-
 }  // namespace
 
 DeviceLoginPages::DeviceLoginPages(Users& users, DeviceFlows& flows, const Clock& clock)
@@ -147,7 +142,7 @@ http::Response DeviceLoginPages::Post(const http::Request& request) {
     return Page(400, "Enter code", CodeForm("The form could not be read."));
   }
   std::string address = http::ClientAddressKey(request.remote_address);
-  std::string code = Field(*form, "code");
+  std::string code = FormField(*form, "code");
   if (int64_t wait = code_failures_.RetryAfter(address); wait > 0) {
     http::Response r = Page(
         429, "Too many attempts",
@@ -165,11 +160,11 @@ http::Response DeviceLoginPages::Post(const http::Request& request) {
                 CodeForm("That code was not recognized, or it has expired. Check it and try "
                          "again."));
   }
-  std::string login = Field(*form, "login");
+  std::string login = FormField(*form, "login");
   if (login.empty() && !form->count("action")) {
     return Page(200, "Sign in", SignInForm(*flow, code, "", "", false));
   }
-  if (Field(*form, "action") == "cancel") {
+  if (FormField(*form, "action") == "cancel") {
     Status declined = flows_.Decide(code, false, "", 0);
     if (!declined.ok() && declined.code() != StatusCode::kNotFound) {
       return Page(503, "Unavailable", "<p>Sign-in is unavailable; try again shortly.</p>");
@@ -177,8 +172,8 @@ http::Response DeviceLoginPages::Post(const http::Request& request) {
     return Page(200, "Sign-in cancelled",
                 "<p>You declined the sign-in. You may close this window.</p>");
   }
-  std::string password = Field(*form, "passwd");
-  std::string replacement = Field(*form, "newpasswd");
+  std::string password = FormField(*form, "passwd");
+  std::string replacement = FormField(*form, "newpasswd");
   struct Wipe {
     std::string& a;
     std::string& b;

@@ -22,11 +22,6 @@ bool IsOpenIdScope(std::string_view s) {
   return s == "openid" || s == "profile" || s == "offline_access" || s == "email";
 }
 
-std::string Field(const std::map<std::string, std::string>& form, const char* name) {
-  auto it = form.find(name);
-  return it == form.end() ? std::string() : it->second;
-}
-
 // msal-node sends "device_code", MSAL Python the RFC 8628 URN; Entra takes
 // either.
 bool IsDeviceCodeGrant(const std::string& grant_type) {
@@ -136,7 +131,7 @@ http::Response UserGrants::DeviceCode(const http::Request& request,
   if (!form.ok()) {
     return OAuthError(400, "invalid_request", 900144, "The request body is malformed.", now);
   }
-  std::string client_id = Field(*form, "client_id");
+  std::string client_id = FormField(*form, "client_id");
   if (client_id.empty()) {
     return OAuthError(400, "invalid_request", 900144,
                       "The request body must contain the following parameter: 'client_id'.", now);
@@ -148,7 +143,7 @@ http::Response UserGrants::DeviceCode(const http::Request& request,
                           "' was not found among the public clients of this directory.",
                       now);
   }
-  std::string scope = Field(*form, "scope");
+  std::string scope = FormField(*form, "scope");
   auto parsed = ParseScope(scope);
   if (auto* error = std::get_if<http::Response>(&parsed)) {
     return std::move(*error);
@@ -193,22 +188,22 @@ http::Response UserGrants::DeviceCode(const http::Request& request,
 
 http::Response UserGrants::Token(const std::map<std::string, std::string>& form,
                                  const std::string& issuer) {
-  if (Field(form, "client_secret").size() + Field(form, "client_assertion").size() > 0) {
+  if (FormField(form, "client_secret").size() + FormField(form, "client_assertion").size() > 0) {
     return OAuthError(401, "invalid_client", 700025,
                       "Client is public so neither 'client_assertion' nor 'client_secret' should "
                       "be presented.",
                       clock_.NowSeconds());
   }
-  return IsDeviceCodeGrant(Field(form, "grant_type")) ? DevicePoll(form, issuer)
-                                                      : Refresh(form, issuer);
+  return IsDeviceCodeGrant(FormField(form, "grant_type")) ? DevicePoll(form, issuer)
+                                                          : Refresh(form, issuer);
 }
 
 http::Response UserGrants::DevicePoll(const std::map<std::string, std::string>& form,
                                       const std::string& issuer) {
   int64_t now = clock_.NowSeconds();
-  std::string client_id = Field(form, "client_id");
+  std::string client_id = FormField(form, "client_id");
   // MSAL Python sends the device code as `device_code` and as `code`.
-  std::string device_code = Field(form, "device_code");
+  std::string device_code = FormField(form, "device_code");
   if (client_id.empty() || device_code.empty()) {
     return OAuthError(400, "invalid_request", 900144,
                       "The request body must contain the following parameters: 'client_id' and "
@@ -264,14 +259,14 @@ http::Response UserGrants::DevicePoll(const std::map<std::string, std::string>& 
     return std::move(*error);
   }
   return Issue(*user, client_id, std::get<Scope>(scope), flow->auth_time,
-               Field(form, "client_info") == "1", issuer);
+               FormField(form, "client_info") == "1", issuer);
 }
 
 http::Response UserGrants::Refresh(const std::map<std::string, std::string>& form,
                                    const std::string& issuer) {
   int64_t now = clock_.NowSeconds();
-  std::string client_id = Field(form, "client_id");
-  std::string token = Field(form, "refresh_token");
+  std::string client_id = FormField(form, "client_id");
+  std::string token = FormField(form, "refresh_token");
   if (client_id.empty() || token.empty()) {
     return OAuthError(400, "invalid_request", 900144,
                       "The request body must contain the following parameters: 'client_id' and "
@@ -324,7 +319,7 @@ http::Response UserGrants::Refresh(const std::map<std::string, std::string>& for
   }
   // A refresh token serves any resource of the installation (as Entra's
   // serve any the client was consented for).
-  std::string scope = Field(form, "scope");
+  std::string scope = FormField(form, "scope");
   auto parsed = ParseScope(scope.empty() ? StringMember(*claims, "scope") : scope);
   if (auto* error = std::get_if<http::Response>(&parsed)) {
     return std::move(*error);
@@ -332,7 +327,7 @@ http::Response UserGrants::Refresh(const std::map<std::string, std::string>& for
   Scope s = std::get<Scope>(parsed);
   s.offline = true;  // a refresh keeps its refresh token
   return Issue(*user, client_id, s, claims->value("authTime", int64_t{0}),
-               Field(form, "client_info") == "1", issuer);
+               FormField(form, "client_info") == "1", issuer);
 }
 
 http::Response UserGrants::Issue(const storage::UserRecord& user, const std::string& client_id,
